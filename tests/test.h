@@ -1,0 +1,33 @@
+/* test.h - the smallest test harness that can fail loudly.
+ *
+ * Each test program includes this once, defines tests as plain functions that
+ * call CHECK, runs them with RUN, and ends main with `return test_summary();`.
+ * The summary's last line is "N passed, N failed"; tests/run.sh adds these up
+ * over all programs. A test passes when none of its CHECKs failed. */
+#ifndef DL_TEST_H
+#define DL_TEST_H
+#include <stdio.h>
+#include <math.h>
+
+static int test__passed, test__failed, test__cur_failed;
+
+/* CHECK(cond, printf-args): report and count a failure, keep going. */
+#define CHECK(cond, ...) do { if (!(cond)) { \
+    if (test__cur_failed++ < 5) { printf("    FAIL %s:%d: ", __FILE__, __LINE__); \
+    printf(__VA_ARGS__); printf("\n"); } } } while (0)
+
+#define RUN(fn) do { test__cur_failed = 0; fn(); \
+    if (test__cur_failed) { test__failed++; printf("FAIL %s (%d checks failed)\n", #fn, test__cur_failed); } \
+    else { test__passed++; printf("ok   %s\n", #fn); } fflush(stdout); } while (0)
+
+static int test_summary(void) {
+    printf("%d passed, %d failed\n", test__passed, test__failed);
+    return test__failed ? 1 : 0;
+}
+
+/* Closeness used by every numeric comparison: |a-b| <= atol + rtol*|b|. NaN never passes. */
+static int test_close(double a, double b, double atol, double rtol) {
+    double d = fabs(a - b);
+    return d == d && d <= atol + rtol * fabs(b);
+}
+#endif
