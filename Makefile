@@ -1,0 +1,40 @@
+# dl.h - `make test` runs the suite, `make demo` trains the Fashion-MNIST CNN.
+CC      ?= cc
+CXX     ?= c++
+CFLAGS  ?= -O2 -g
+WARN     = -Wall -Wextra -pedantic -Werror
+LDLIBS   = -lm
+B        = build
+
+# Every test is one C file that includes dl.h with its implementation.
+TESTS    = $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
+
+.PHONY: all test test-sanitize valgrind demo bench fuzz cuda clean
+all: $(TESTS)
+
+$(B)/%: tests/%.c dl.h tests/test.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+# The header must also compile as C++ (implementation included).
+$(B)/cxx_check: tests/test_core.c dl.h
+	@mkdir -p $(B)
+	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
+
+test: $(TESTS) $(B)/cxx_check
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check
+
+# ASan + UBSan with clang: any report fails the run.
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-sanitize:
+	@mkdir -p $(B)/san
+	@for t in $(notdir $(TESTS)); do \
+	  clang -std=c99 $(WARN) -O1 -g $(SAN) -I. tests/$$t.c -o $(B)/san/$$t $(LDLIBS) || exit 1; done
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
+
+valgrind: $(TESTS)
+	@for t in $(TESTS); do printf '#!/bin/sh\nexec valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' $$t > $$t.vg; chmod +x $$t.vg; done
+	@sh tests/run.sh $(addsuffix .vg,$(TESTS))
+
+clean:
+	rm -rf $(B)

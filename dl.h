@@ -1,0 +1,2968 @@
+/* dl.h - v0.1.0 - small convolutional networks in one C header. Public domain or MIT, see end.
+
+   Define, train and run small CNNs in-process, on the CPU, with an optional
+   CUDA backend (dl_cuda.cu). Dependencies: libc and libm.
+
+   Do this:
+      #define DL_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+
+   QUICK START (compiles as-is; see README.md and examples/ for more)
+
+      dl_net   *net = dl_net_new();
+      dl_layer *x   = dl_input(net, 1, 28, 28);            // C, H, W; the batch is dynamic
+      dl_layer *h   = dl_conv2d(x, 32, 3, 1, 1);            // filters, kernel, stride, pad
+      h = dl_maxpool2d(dl_prelu(dl_batchnorm(h)), 2, 2);
+      dl_layer *logits = dl_dense(dl_flatten(h), 10);
+      dl_layer *probs  = dl_softmax(logits);               // used for inference only
+      dl_optim *opt = dl_adam(net, 1e-3f);
+      float loss;
+      dl_train_step(net, opt, logits, images, labels, n, &loss);   // softmax cross-entropy
+      const float *p = dl_predict(net, probs, images, n);           // n x 10
+      dl_net_save(net, "model.dl");
+      dl_net *again = dl_net_load("model.dl", NULL);
+      dl_net_free(net); dl_net_free(again);                        // frees layers, optimizers, buffers
+
+   CONCEPTS
+      A net is a DAG of layers. A layer is made from the layer(s) it reads and
+      belongs to their net; layers are kept in creation order, which is a
+      topological order. Training and inference run the same graph: a forward
+      pass computes exactly the ancestors of the layer you ask for, so a
+      softmax placed after the logits costs nothing during training.
+
+      Per-sample shapes have 1 to 3 dimensions (C, H, W); the batch size n is
+      given at each call. Data is float32, NCHW, row-major.
+
+      Parameters (weights, biases, batchnorm statistics) live in one flat
+      buffer owned by the net, gradients in a second one of the same layout;
+      dl_param views give name, shape and pointers. Activations and
+      workspaces live in an execution context (dl_ctx), planned once per
+      graph and largest batch size. The net owns one context used by
+      dl_train_step / dl_forward / dl_predict; dl_ctx_new makes more, one per
+      thread, for concurrent inference on one shared, read-only net.
+
+   ERRORS
+      Calls that can fail return a status (DL_OK == 0, or a DL_ERR_* code) or
+      NULL, and leave a message in the net: dl_net_error(net). Messages name
+      the call, the layer and the shapes. A layer constructor that fails
+      returns NULL and records why; constructors given NULL return NULL, so a
+      whole graph can be built and checked once at the end. Calls that make a
+      net from a file take an optional dl_status* for their message.
+      Allocation failure is an error, never a crash.
+
+   THREAD SAFETY
+      Different nets share nothing: any calls on different nets may run at
+      the same time. On one net, dl_ctx_predict may run concurrently on
+      distinct contexts, as long as no thread changes the net meanwhile
+      (training, adding layers, loading weights, writing parameters, moving
+      it to or from a GPU). Every other call on a net needs exclusive access.
+      dl_ctx objects are not thread-safe themselves: one per thread.
+
+   CONFIGURATION (define before including the implementation)
+      DL_MALLOC(sz), DL_FREE(p)  allocator; define both or neither
+      DL_ASSERT(x)               the library's own invariants (default assert)
+      DL_STATIC                  make all functions static
+      DL_NO_THREADS              (reserved) build without POSIX threads
+
+   LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
+                 dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
+                 softmax add concat mul matmul custom
+   LOSSES        softmax cross-entropy (integer labels), mean squared error;
+                 L2 weight decay through the optimizer
+   OPTIMIZERS    SGD (momentum, Nesterov), Adam, AdamW, RMSProp (momentum,
+                 centered); clipping by global norm; settable learning rate
+   FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
+                 dl_checkpoint_load (model + optimizer + generator state)
+*/
+#ifndef DL_H_INCLUDED
+#define DL_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DL_VERSION_MAJOR 0
+#define DL_VERSION_MINOR 1
+#define DL_VERSION_PATCH 0
+
+#ifndef DLDEF
+#ifdef DL_STATIC
+#define DLDEF static
+#else
+#define DLDEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ------------------------------------------------------------ */
+typedef enum dl_code {
+    DL_OK = 0,
+    DL_ERR_ARG = 1,         /* a bad argument: NULL, out of range, wrong net */
+    DL_ERR_SHAPE = 2,       /* shapes that do not fit together */
+    DL_ERR_NOMEM = 3,       /* an allocation failed */
+    DL_ERR_IO = 4,          /* a file could not be read or written */
+    DL_ERR_FORMAT = 5,      /* a model file is truncated, corrupt or foreign */
+    DL_ERR_NUMERIC = 6,     /* a non-finite loss or gradient; nothing was changed */
+    DL_ERR_BACKEND = 7,     /* the GPU backend failed; its message is kept */
+    DL_ERR_UNSUPPORTED = 8  /* valid, but not implemented for this case */
+} dl_code;
+
+/* Where a call that creates a net leaves its outcome (may be NULL). */
+typedef struct dl_status {
+    int code;               /* dl_code */
+    char msg[256];
+} dl_status;
+
+/* ---- op kinds: written into files, so append-only with explicit values -- */
+typedef enum dl_op {
+    DL_OP_INPUT = 0,
+    DL_OP_DENSE = 1,
+    DL_OP_CONV2D = 2,
+    DL_OP_MAXPOOL2D = 3,
+    DL_OP_AVGPOOL2D = 4,
+    DL_OP_GLOBAL_AVGPOOL = 5,
+    DL_OP_BATCHNORM = 6,
+    DL_OP_DROPOUT = 7,
+    DL_OP_RESHAPE = 8,
+    DL_OP_RELU = 9,
+    DL_OP_LEAKY_RELU = 10,
+    DL_OP_ELU = 11,
+    DL_OP_PRELU = 12,
+    DL_OP_SIGMOID = 13,
+    DL_OP_TANH = 14,
+    DL_OP_SOFTMAX = 15,
+    DL_OP_ADD = 16,
+    DL_OP_CONCAT = 17,
+    DL_OP_MUL = 18,
+    DL_OP_MATMUL = 19,
+    DL_OP_CUSTOM = 20,
+    DL_OP_COUNT
+} dl_op;
+
+typedef enum dl_init {
+    DL_INIT_DEFAULT = 0,        /* He uniform */
+    DL_INIT_HE_UNIFORM = 1,     /* U(-b, b), b = sqrt(6 / fan_in) */
+    DL_INIT_HE_NORMAL = 2,      /* N(0, 2 / fan_in) */
+    DL_INIT_GLOROT_UNIFORM = 3, /* U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
+    DL_INIT_GLOROT_NORMAL = 4,  /* N(0, 2 / (fan_in + fan_out)) */
+    DL_INIT_ZEROS = 5
+} dl_init;
+
+typedef struct dl_net dl_net;
+typedef struct dl_layer dl_layer;
+typedef struct dl_optim dl_optim;
+typedef struct dl_ctx dl_ctx;
+typedef struct dl_backend dl_backend;
+
+/* ---- net ---------------------------------------------------------------- */
+DLDEF dl_net     *dl_net_new(void);                       /* NULL only when out of memory */
+DLDEF void        dl_net_free(dl_net *net);               /* frees layers, optimizers, contexts' net state */
+DLDEF void        dl_net_seed(dl_net *net, uint64_t seed);/* the net's generator: init, dropout */
+DLDEF const char *dl_net_error(const dl_net *net);        /* last error message, "" if none */
+DLDEF int         dl_net_layer_count(const dl_net *net);
+DLDEF dl_layer   *dl_net_layer(const dl_net *net, int i); /* creation order; -1 is the last */
+DLDEF dl_layer   *dl_net_find(const dl_net *net, const char *name);
+DLDEF void        dl_net_set_input_grad(dl_net *net, int on); /* backward also computes d/d input */
+
+/* ---- layers: each returns NULL on error (see dl_net_error) --------------- */
+typedef struct dl_conv_desc {  /* zero means default */
+    int filters;               /* output channels (required) */
+    int kernel_h, kernel_w;    /* kernel_w 0: = kernel_h */
+    int stride_h, stride_w;    /* 0: 1; stride_w 0: = stride_h */
+    int pad_h, pad_w;          /* 0: no padding; pad_w 0: = pad_h */
+    int dilation_h, dilation_w;/* 0: 1 */
+    int groups;                /* 0: 1; = in channels for depthwise */
+    int no_bias;               /* 1: no bias */
+    int init;                  /* dl_init for the weights; biases start at 0 */
+} dl_conv_desc;
+
+typedef struct dl_pool_desc {  /* zero means default */
+    int kernel_h, kernel_w;    /* kernel_w 0: = kernel_h */
+    int stride_h, stride_w;    /* 0: = kernel */
+    int pad_h, pad_w;          /* max pooling pads with -inf, average with zeros (counted) */
+} dl_pool_desc;
+
+typedef struct dl_dense_desc { int units; int no_bias; int init; } dl_dense_desc;
+
+DLDEF dl_layer *dl_input(dl_net *net, int c, int h, int w);  /* h, w 0 for fewer dims: (c) or (c,h) */
+DLDEF dl_layer *dl_dense(dl_layer *x, int units);             /* flattens x per sample */
+DLDEF dl_layer *dl_dense_ex(dl_layer *x, const dl_dense_desc *d);
+DLDEF dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad);
+DLDEF dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d);
+DLDEF dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride);
+DLDEF dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride);
+DLDEF dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d);
+DLDEF dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d);
+DLDEF dl_layer *dl_global_avgpool(dl_layer *x);               /* (C,H,W) -> (C) */
+DLDEF dl_layer *dl_batchnorm(dl_layer *x);                    /* per channel (dim 0); eps 1e-5, momentum 0.1 */
+DLDEF dl_layer *dl_batchnorm_ex(dl_layer *x, float eps, float momentum);
+DLDEF dl_layer *dl_dropout(dl_layer *x, float p);             /* inverted dropout, training only */
+DLDEF dl_layer *dl_reshape(dl_layer *x, int ndim, const int *shape); /* a view; -1 infers one dim */
+DLDEF dl_layer *dl_flatten(dl_layer *x);                      /* (C,H,W) -> (C*H*W), a view */
+DLDEF dl_layer *dl_relu(dl_layer *x);
+DLDEF dl_layer *dl_leaky_relu(dl_layer *x, float slope);
+DLDEF dl_layer *dl_elu(dl_layer *x, float alpha);
+DLDEF dl_layer *dl_prelu(dl_layer *x);                        /* one slope per channel, starts at 0.25 */
+DLDEF dl_layer *dl_sigmoid(dl_layer *x);
+DLDEF dl_layer *dl_tanh(dl_layer *x);
+DLDEF dl_layer *dl_softmax(dl_layer *x);                      /* over channels (dim 0) */
+DLDEF dl_layer *dl_add(dl_layer *a, dl_layer *b);
+DLDEF dl_layer *dl_add_n(dl_layer *const *xs, int n);
+DLDEF dl_layer *dl_concat(dl_layer *const *xs, int n);        /* along channels (dim 0) */
+DLDEF dl_layer *dl_mul(dl_layer *a, dl_layer *b);             /* elementwise */
+DLDEF dl_layer *dl_matmul(dl_layer *a, dl_layer *b);          /* per sample: (..,M,K) x (..,K,P) */
+
+/* A user-defined layer. Callbacks run on the CPU with the batch laid out as
+   everywhere else; backward must ADD into din[i] (when not NULL) and into
+   dparams[j] (when not NULL). Return 0 on success, non-zero to fail the call. */
+typedef struct dl_custom_args {
+    int n;                              /* batch size */
+    int train;                          /* forward was in training mode */
+    int n_in;
+    const float *const *in;             /* n_in inputs, n * in_size[i] floats each */
+    const int *in_size;                 /* per-sample sizes */
+    float *out;                         /* n * out_size */
+    int out_size;
+    float *const *din;                  /* backward only; entries may be NULL */
+    const float *dout;                  /* backward only */
+    float *const *params;               /* the layer's parameters */
+    float *const *dparams;              /* their gradients (backward; NULL when frozen) */
+    void *user;
+} dl_custom_args;
+
+typedef struct dl_custom_desc {
+    const char *name;                   /* optional layer name */
+    int ndim, shape[3];                 /* per-sample output shape */
+    int (*forward)(const dl_custom_args *a);
+    int (*backward)(const dl_custom_args *a);
+    void *user;
+    int n_params;                       /* up to 4 */
+    struct { const char *name; int size; float init_value; } params[4];
+} dl_custom_desc;
+DLDEF dl_layer *dl_custom(dl_layer *const *inputs, int n_in, const dl_custom_desc *d);
+
+/* Layer introspection. Names are unique in a net; defaults are "conv2d_3". */
+DLDEF int         dl_layer_set_name(dl_layer *l, const char *name);
+DLDEF const char *dl_layer_name(const dl_layer *l);
+DLDEF int         dl_layer_op(const dl_layer *l);
+DLDEF int         dl_layer_shape(const dl_layer *l, int shape[3]); /* returns ndim */
+DLDEF int         dl_layer_size(const dl_layer *l);                /* floats per sample */
+DLDEF const float *dl_layer_output(const dl_layer *l);  /* last forward's output on the net's context */
+DLDEF const float *dl_layer_grad(const dl_layer *l);    /* last backward's gradient wrt its output */
+
+/* ---- parameters ----------------------------------------------------------- */
+/* A view of one parameter tensor. Trainable parameters live in one flat
+   buffer with a gradient buffer of the same layout; statistics (batchnorm
+   running mean and variance) live in a second flat buffer and have no
+   gradient. data and grad point into them (host memory) and stay valid until
+   a layer with parameters is added or the net is freed. Users may read
+   everything, write through data, and set frozen (the optimizer then skips
+   it). On a GPU net call dl_net_sync first. */
+typedef struct dl_param {
+    char name[48];          /* "conv2d_1.weight", "batchnorm_1.running_mean", ... */
+    dl_layer *layer;
+    int ndim, shape[4], size;
+    float *data, *grad;     /* grad NULL for statistics */
+    int trainable;          /* 0 for batchnorm running statistics */
+    int frozen;
+    size_t offset;          /* in floats, into its flat buffer */
+} dl_param;
+
+DLDEF int       dl_net_param_count(const dl_net *net);
+DLDEF dl_param *dl_net_param(dl_net *net, int i);
+DLDEF dl_param *dl_net_find_param(dl_net *net, const char *name);   /* "layer.weight" */
+DLDEF size_t    dl_net_param_floats(const dl_net *net);  /* trainable floats */
+DLDEF float    *dl_net_params(dl_net *net);     /* the flat host buffers */
+DLDEF float    *dl_net_grads(dl_net *net);
+DLDEF int       dl_param_init(dl_net *net, dl_param *p, int init);  /* refill from the generator */
+
+/* ---- optimizers ----------------------------------------------------------- */
+typedef enum dl_optim_kind { DL_SGD = 0, DL_ADAM = 1, DL_ADAMW = 2, DL_RMSPROP = 3 } dl_optim_kind;
+
+typedef struct dl_optim_desc {  /* zero means default; semantics follow PyTorch */
+    int kind;                   /* dl_optim_kind */
+    float lr;                   /* 0: 0.01 for SGD and RMSProp, 0.001 for Adam(W) */
+    float momentum;             /* SGD and RMSProp */
+    int nesterov;               /* SGD */
+    float beta1, beta2;         /* Adam(W): 0.9, 0.999 */
+    float eps;                  /* Adam(W), RMSProp: 1e-8 */
+    float alpha;                /* RMSProp smoothing: 0.99 */
+    int centered;               /* RMSProp */
+    float weight_decay;         /* L2 added to the gradient; AdamW: decoupled, default 0.01 */
+    float clip_norm;            /* clip the global gradient norm to this; 0: off */
+} dl_optim_desc;
+
+DLDEF dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *d);  /* owned by the net */
+DLDEF dl_optim *dl_sgd(dl_net *net, float lr, float momentum);
+DLDEF dl_optim *dl_adam(dl_net *net, float lr);
+DLDEF dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay);
+DLDEF dl_optim *dl_rmsprop(dl_net *net, float lr);
+DLDEF void      dl_optim_set_lr(dl_optim *opt, float lr);
+DLDEF float     dl_optim_lr(const dl_optim *opt);
+DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
+DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
+
+/* ---- training and inference on the net's own context --------------------- */
+/* x: n samples of the (single) input layer's size. labels: n ints in
+   [0, classes). loss (may be NULL) receives the mean loss of the batch.
+   On any error, including a non-finite loss or gradient, no parameter,
+   statistic or optimizer state is changed. */
+DLDEF int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits,
+                        const float *x, const int *labels, int n, float *loss);
+DLDEF int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out,
+                            const float *x, const float *targets, int n, float *loss);
+
+/* Returns n * dl_layer_size(out) floats owned by the net, valid until the
+   next call on the net; NULL on error. out NULL means the last layer added. */
+DLDEF const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n);
+
+/* The pieces of a step, for custom losses and loops: forward (train 1 for
+   training mode), then backward from a gradient wrt out (host memory,
+   n * size floats), which ADDS into the parameter gradients. */
+DLDEF const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train);
+DLDEF int          dl_backward(dl_net *net, dl_layer *out, const float *dout);
+DLDEF void         dl_zero_grad(dl_net *net);
+
+/* Loss functions on host arrays: return the mean loss, and when dlogits is
+   not NULL write its gradient (n * classes floats). */
+DLDEF float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits);
+DLDEF float dl_mse(const float *out, const float *targets, int n, int size, float *dout);
+
+/* ---- execution contexts for concurrent inference ------------------------- */
+DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net_error) */
+DLDEF void         dl_ctx_free(dl_ctx *ctx);
+DLDEF const float *dl_ctx_predict(dl_ctx *ctx, dl_layer *out, const float *x, int n); /* owned by ctx */
+DLDEF const char  *dl_ctx_error(const dl_ctx *ctx);
+
+/* ---- files: little-endian, versioned, checksummed, written atomically ---- */
+DLDEF int     dl_net_save(dl_net *net, const char *path);
+DLDEF dl_net *dl_net_load(const char *path, dl_status *st);
+DLDEF dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st);
+DLDEF int     dl_net_load_weights(dl_net *net, const char *path); /* into an identical graph */
+DLDEF int     dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path);
+DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st);
+DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
+DLDEF const char *dl_op_name(int op);
+
+/* ---- backends ------------------------------------------------------------- */
+/* The interface a compute backend implements (dl_cuda.cu is one). The CPU
+   backend built into dl.h implements the same table. Everything below is for
+   backend writers; applications call dl_net_to_backend (or dl_cuda_use). */
+
+/* Layer hyperparameters; which fields an op uses is said at each op. */
+typedef struct dl_attrs {
+    int units;              /* dense: outputs; conv2d: filters */
+    int kernel[2], stride[2], pad[2], dilation[2];
+    int groups;
+    int bias;               /* dense, conv2d: 1 if a bias is added */
+    int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
+    float alpha;            /* leaky_relu slope, elu alpha, dropout p */
+    float eps, momentum;    /* batchnorm */
+} dl_attrs;
+
+struct dl_layer {           /* read-only outside dl.h */
+    dl_net *net;
+    int op;                 /* dl_op */
+    int index;              /* position in creation (= topological) order */
+    char name[32];
+    int n_in;
+    dl_layer **in;
+    int ndim, shape[3], size;  /* per-sample output shape, size = product */
+    dl_attrs a;
+    int first_param, n_params; /* range in the net's parameter table */
+    dl_custom_desc custom;  /* DL_OP_CUSTOM only */
+};
+
+/* One layer's buffers for one forward or backward call. Pointers are in the
+   backend's memory. in/out are n * size floats, din/dout likewise (din[i]
+   NULL when that input needs no gradient). w are the layer's parameters in
+   declaration order (forward in training mode updates batchnorm running
+   statistics in place), dw their gradients (NULL when frozen or not
+   trainable); both backward passes ADD into din and dw. saved carries what
+   forward leaves for backward; ws is scratch space. */
+typedef struct dl_exec {
+    int n, train;
+    const float *const *in;
+    float *out;
+    float *const *din;
+    const float *dout;
+    float *const *w;
+    float *const *dw;
+    float *saved;
+    float *ws;
+    uint64_t seed;          /* dropout: mask bit i = dl_dropout_keep(seed, i, p) */
+} dl_exec;
+
+/* One optimizer step as a backend sees it: flat buffers in its memory and
+   the ranges of floats to update (trainable, not frozen). */
+typedef struct dl_optim_job {
+    const dl_optim_desc *d;
+    float lr;
+    long step;              /* 1 for the first step */
+    float *w, *g;           /* parameters and gradients */
+    float *s[3];            /* optimizer state: SGD momentum; Adam m, v; RMSProp v, momentum, mean grad */
+    int n_ranges;
+    const size_t *range_off, *range_len;   /* host arrays */
+    size_t n_floats;        /* all trainable floats */
+} dl_optim_job;
+
+typedef enum dl_copy_dir { DL_TO_DEVICE = 0, DL_TO_HOST = 1, DL_ON_DEVICE = 2 } dl_copy_dir;
+typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1 } dl_loss_kind;
+
+struct dl_backend {
+    const char *name;
+    void *(*alloc)(dl_backend *b, size_t bytes);                   /* NULL on failure */
+    void  (*release)(dl_backend *b, void *p);
+    int   (*copy)(dl_backend *b, void *dst, const void *src, size_t bytes, int dir);
+    int   (*zero)(dl_backend *b, void *p, size_t bytes);
+    int   (*forward)(dl_backend *b, const dl_layer *l, const dl_exec *e);
+    int   (*backward)(dl_backend *b, const dl_layer *l, const dl_exec *e);
+    /* mean loss of out against targets (int labels or floats, already on the
+       device); writes dout; *loss is valid after the next sync */
+    int   (*loss)(dl_backend *b, int kind, const float *out, const void *targets,
+                  int n, int size, float *dout, float *loss);
+    /* one optimizer step (see dl_optim_job); DL_ERR_NUMERIC and no change
+       when a gradient is not finite */
+    int   (*optim_step)(dl_backend *b, const dl_optim_job *job);
+    int   (*sync)(dl_backend *b);                                  /* may be NULL */
+    void  (*destroy)(dl_backend *b);                               /* may be NULL */
+    char  error[256];       /* the message behind the last failure */
+    void *user;
+};
+
+/* Moves the net's parameters, gradients and optimizer state to a backend
+   (NULL: back to the CPU). The net takes ownership of the backend. */
+DLDEF int dl_net_to_backend(dl_net *net, dl_backend *b);
+DLDEF int dl_net_sync(dl_net *net);               /* device parameters -> host views */
+DLDEF dl_backend *dl_net_backend(const dl_net *net);
+
+/* What backends need from the core, so every backend computes the same thing. */
+DLDEF int  dl_dropout_keep(uint64_t seed, uint64_t i, float p);   /* 1 if element i is kept */
+DLDEF size_t dl_layer_saved_floats(const dl_layer *l, int n);
+DLDEF size_t dl_layer_ws_floats(const dl_layer *l, int n);
+DLDEF int  dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w); /* output as C,H,W */
+DLDEF int  dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w);
+/* The CPU optimizer step, which backends can use as their reference. */
+DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DL_H_INCLUDED */
+
+/* ======================================================================== */
+/*                             IMPLEMENTATION                               */
+/* ======================================================================== */
+#ifdef DL_IMPLEMENTATION
+#ifndef DL_IMPLEMENTATION_INCLUDED
+#define DL_IMPLEMENTATION_INCLUDED
+
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <math.h>
+#include <float.h>
+#include <limits.h>
+
+#if defined(DL_MALLOC) != defined(DL_FREE)
+#error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
+#endif
+#ifndef DL_MALLOC
+#define DL_MALLOC(sz) malloc(sz)
+#define DL_FREE(p) free(p)
+#endif
+#ifndef DL_ASSERT
+#include <assert.h>
+#define DL_ASSERT(x) assert(x)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- private types ------------------------------------------------------- */
+struct dl_optim {
+    dl_net *net;
+    dl_optim *next;         /* the net's list of optimizers */
+    dl_optim_desc d;
+    long step;
+    float *s[3];            /* state in the backend's memory, n floats each */
+    size_t n;
+};
+
+struct dl_ctx {
+    dl_net *net;
+    dl_backend *b;          /* backend the plan was made for */
+    int version, cap_n, train_plan;
+    float *arena;           /* one backend allocation holding every buffer */
+    float **out, **dout, **saved; /* per layer */
+    float *ws, *targets, *stats_backup;
+    uint64_t *seed;         /* per layer: dropout seed of the last forward */
+    unsigned char *needed, *rg;   /* per layer: computed by the last forward; gets a gradient */
+    int n, train;           /* the last forward */
+    dl_layer *last;
+    float *host_out;        /* GPU nets: the downloaded output */
+    size_t host_out_cap;
+    char *err;              /* where messages go: the net's for its own context */
+    char own_err[256];
+    dl_ctx *next;           /* the net's list of user contexts */
+};
+
+struct dl_net {
+    dl_layer **layers;
+    int n_layers, cap_layers;
+    dl_param *params;
+    int n_params, cap_params;
+    float *w, *g, *s;       /* host: trainable, their gradients, statistics */
+    size_t nw, ns, capw, caps;
+    float *dw, *dg, *ds;    /* working copies: the host ones on the CPU, else the backend's */
+    uint64_t rng;
+    char err[256];
+    int version;            /* bumped by anything that invalidates a plan */
+    int input_grad;
+    int name_count[DL_OP_COUNT];
+    dl_ctx *ctx;            /* the net's own context */
+    dl_ctx *ctxs;           /* contexts made by dl_ctx_new */
+    size_t param_limit;     /* loaders: most floats the file can hold; 0 = none */
+    dl_optim *optims;
+    dl_backend cpu;         /* the built-in backend, one per net: no global state */
+    dl_backend *b;          /* the backend in use: &cpu or one given by the user */
+};
+
+/* ---- small helpers --------------------------------------------------------- */
+static void dl__vfail(char *err, const char *fmt, va_list ap) {
+    if (err) vsnprintf(err, 256, fmt, ap);
+}
+static int dl__fail(char *err, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    dl__vfail(err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+static void *dl__calloc(size_t n, size_t sz) {   /* zeroed, overflow-checked */
+    void *p;
+    size_t bytes;
+    if (sz && n > (size_t)-1 / sz) return NULL;
+    bytes = n * sz;
+    p = DL_MALLOC(bytes ? bytes : 1);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+/* Grows *p from old to new elements of sz bytes; the tail is zeroed. */
+static int dl__grow(void **p, size_t old_n, size_t new_n, size_t sz) {
+    void *q = dl__calloc(new_n, sz);
+    if (!q) return 0;
+    if (*p && old_n) memcpy(q, *p, old_n * sz);
+    DL_FREE(*p);
+    *p = q;
+    return 1;
+}
+static void dl__shape_str(char *buf, size_t len, int ndim, const int *shape) {
+    int i, k = 0;
+    buf[0] = 0;
+    for (i = 0; i < ndim && k < (int)len; i++)
+        k += snprintf(buf + k, len - (size_t)k, i ? "x%d" : "%d", shape[i]);
+}
+
+/* ---- the generator: PCG-style 64-bit LCG with an output permutation ------ */
+static uint32_t dl__rand32(dl_net *net) {
+    uint64_t x = net->rng;
+    uint32_t r;
+    net->rng = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    r = (uint32_t)(((x >> 18) ^ x) >> 27);
+    return (r >> (uint32_t)(x >> 59)) | (r << ((32u - (uint32_t)(x >> 59)) & 31u));
+}
+static uint64_t dl__rand64(dl_net *net) {
+    uint64_t hi = dl__rand32(net);
+    return (hi << 32) | dl__rand32(net);
+}
+static float dl__uniform(dl_net *net) {     /* [0, 1) */
+    return (float)(dl__rand32(net) >> 8) * (1.0f / 16777216.0f);
+}
+static float dl__normal(dl_net *net) {      /* Box-Muller */
+    float u = dl__uniform(net), v = dl__uniform(net);
+    return (float)(sqrt(-2.0 * log(1.0 - (double)u)) * cos(6.283185307179586 * (double)v));
+}
+void dl_net_seed(dl_net *net, uint64_t seed) {
+    if (!net) return;
+    net->rng = 0;
+    dl__rand32(net);
+    net->rng += seed;
+    dl__rand32(net);
+}
+
+/* Dropout masks are a hash of (seed, element), not a stream: every backend
+   and every thread count draws the same mask, and backward needs no copy. */
+int dl_dropout_keep(uint64_t seed, uint64_t i, float p) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
+}
+
+/* ---- net ------------------------------------------------------------------- */
+static void dl__cpu_init(dl_backend *b);
+static void dl__ctx_release(dl_ctx *c);
+
+dl_net *dl_net_new(void) {
+    dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
+    if (!net) return NULL;
+    dl__cpu_init(&net->cpu);
+    net->b = &net->cpu;
+    dl_net_seed(net, 42);
+    return net;
+}
+
+void dl_net_free(dl_net *net) {
+    int i;
+    if (!net) return;
+    while (net->optims) dl_optim_free(net->optims);
+    if (net->ctx) { dl__ctx_release(net->ctx); DL_FREE(net->ctx); }
+    while (net->ctxs) {                 /* the user frees them; they no longer work */
+        dl_ctx *c = net->ctxs;
+        dl__ctx_release(c);
+        net->ctxs = c->next;
+        c->net = NULL;
+    }
+    if (net->b != &net->cpu) {
+        net->b->release(net->b, net->dw); net->b->release(net->b, net->dg); net->b->release(net->b, net->ds);
+        if (net->b->destroy) net->b->destroy(net->b);
+    }
+    for (i = 0; i < net->n_layers; i++) { DL_FREE(net->layers[i]->in); DL_FREE(net->layers[i]); }
+    DL_FREE(net->layers);
+    DL_FREE(net->params);
+    DL_FREE(net->w); DL_FREE(net->g); DL_FREE(net->s);
+    DL_FREE(net);
+}
+
+const char *dl_net_error(const dl_net *net) { return net ? net->err : "net is NULL"; }
+int dl_net_layer_count(const dl_net *net) { return net ? net->n_layers : 0; }
+dl_layer *dl_net_layer(const dl_net *net, int i) {
+    if (!net) return NULL;
+    if (i < 0) i += net->n_layers;
+    return i >= 0 && i < net->n_layers ? net->layers[i] : NULL;
+}
+dl_layer *dl_net_find(const dl_net *net, const char *name) {
+    int i;
+    if (!net || !name) return NULL;
+    for (i = 0; i < net->n_layers; i++)
+        if (!strcmp(net->layers[i]->name, name)) return net->layers[i];
+    return NULL;
+}
+void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
+
+static const char *const dl__op_names[DL_OP_COUNT] = {
+    "input", "dense", "conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm",
+    "dropout", "reshape", "relu", "leaky_relu", "elu", "prelu", "sigmoid", "tanh",
+    "softmax", "add", "concat", "mul", "matmul", "custom"
+};
+const char *dl_op_name(int op) { return op >= 0 && op < DL_OP_COUNT ? dl__op_names[op] : "unknown"; }
+
+/* ---- parameters ------------------------------------------------------------ */
+static void dl__param_views(dl_net *net) {   /* after the flat buffers move */
+    int i;
+    for (i = 0; i < net->n_params; i++) {
+        dl_param *p = &net->params[i];
+        p->data = (p->trainable ? net->w : net->s) + p->offset;
+        p->grad = p->trainable ? net->g + p->offset : NULL;
+    }
+    if (net->b == &net->cpu) { net->dw = net->w; net->dg = net->g; net->ds = net->s; }
+}
+
+/* Appends a parameter of the given shape; its data starts at zero. */
+static int dl__add_param(dl_net *net, dl_layer *l, const char *name, int ndim, const int *shape, int trainable) {
+    dl_param *p;
+    size_t size = 1, *used = trainable ? &net->nw : &net->ns, *cap = trainable ? &net->capw : &net->caps;
+    int i;
+    for (i = 0; i < ndim; i++) {
+        size *= (size_t)shape[i];
+        if (size > INT_MAX) return dl__fail(net->err, DL_ERR_ARG, "%s '%s': parameter %s is too large", dl_op_name(l->op), l->name, name);
+    }
+    if (net->param_limit && net->nw + net->ns + size > net->param_limit)
+        return dl__fail(net->err, DL_ERR_FORMAT, "%s '%s': parameter %s needs more floats than the file holds",
+                        dl_op_name(l->op), l->name, name);
+    if (net->n_params == net->cap_params) {
+        int nc = net->cap_params ? 2 * net->cap_params : 16;
+        if (!dl__grow((void **)&net->params, (size_t)net->cap_params, (size_t)nc, sizeof(dl_param))) goto nomem;
+        net->cap_params = nc;
+    }
+    if (*used + size > *cap) {
+        size_t nc = *cap ? *cap : 1024;
+        while (nc < *used + size) nc *= 2;
+        if (trainable) {
+            if (!dl__grow((void **)&net->w, *used, nc, sizeof(float))) goto nomem;
+            if (!dl__grow((void **)&net->g, *used, nc, sizeof(float))) goto nomem;
+        } else if (!dl__grow((void **)&net->s, *used, nc, sizeof(float))) goto nomem;
+        *cap = nc;
+    }
+    p = &net->params[net->n_params++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s.%s", l->name, name);
+    p->layer = l;
+    p->ndim = ndim;
+    for (i = 0; i < ndim; i++) p->shape[i] = shape[i];
+    p->size = (int)size;
+    p->trainable = trainable;
+    p->offset = *used;
+    *used += size;
+    l->n_params++;
+    dl__param_views(net);
+    return DL_OK;
+nomem:
+    dl__param_views(net);
+    return dl__fail(net->err, DL_ERR_NOMEM, "%s '%s': out of memory for parameter %s", dl_op_name(l->op), l->name, name);
+}
+
+/* Fan-in and fan-out as PyTorch counts them: dims 1.. and dim 0 times the receptive field. */
+int dl_param_init(dl_net *net, dl_param *p, int init) {
+    int i, fan_in = 1, fan_out = p ? p->shape[0] : 1;
+    double scale;
+    if (!net || !p) return DL_ERR_ARG;
+    if (p->ndim > 1) for (i = 1; i < p->ndim; i++) fan_in *= p->shape[i];
+    for (i = 2; i < p->ndim; i++) fan_out *= p->shape[i];
+    if (init == DL_INIT_DEFAULT) init = DL_INIT_HE_UNIFORM;
+    switch (init) {
+    case DL_INIT_HE_UNIFORM:     scale = sqrt(6.0 / fan_in); break;
+    case DL_INIT_HE_NORMAL:      scale = sqrt(2.0 / fan_in); break;
+    case DL_INIT_GLOROT_UNIFORM: scale = sqrt(6.0 / (fan_in + fan_out)); break;
+    case DL_INIT_GLOROT_NORMAL:  scale = sqrt(2.0 / (fan_in + fan_out)); break;
+    case DL_INIT_ZEROS:          scale = 0; break;
+    default: return dl__fail(net->err, DL_ERR_ARG, "dl_param_init: unknown init %d for %s", init, p->name);
+    }
+    for (i = 0; i < p->size; i++)
+        p->data[i] = (float)(scale * (init == DL_INIT_HE_NORMAL || init == DL_INIT_GLOROT_NORMAL
+                                      ? dl__normal(net) : 2.0f * dl__uniform(net) - 1.0f));
+    return DL_OK;
+}
+
+int dl_net_param_count(const dl_net *net) { return net ? net->n_params : 0; }
+dl_param *dl_net_param(dl_net *net, int i) { return net && i >= 0 && i < net->n_params ? &net->params[i] : NULL; }
+dl_param *dl_net_find_param(dl_net *net, const char *name) {
+    int i;
+    if (!net || !name) return NULL;
+    for (i = 0; i < net->n_params; i++) if (!strcmp(net->params[i].name, name)) return &net->params[i];
+    return NULL;
+}
+size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
+float *dl_net_params(dl_net *net) { return net ? net->w : NULL; }
+float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
+
+/* ---- shapes ---------------------------------------------------------------- */
+/* Spatial ops read a per-sample shape as (C, H, W), missing dims being 1. */
+static void dl__chw(int ndim, const int *shape, int *c, int *h, int *w) {
+    *c = shape[0];
+    *h = ndim > 1 ? shape[1] : 1;
+    *w = ndim > 2 ? shape[2] : 1;
+}
+int dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w) { dl__chw(l->ndim, l->shape, c, h, w); return l->ndim; }
+int dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w) {
+    const dl_layer *x = l->in[i];
+    dl__chw(x->ndim, x->shape, c, h, w);
+    return x->ndim;
+}
+static int dl__conv_out(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+/* Computes the output shape of op on its inputs, or says why it cannot. */
+static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *ndim, int *shape, char *why) {
+    const dl_layer *x = in[0];
+    int c, h, w, i;
+    char s0[48], s1[48];
+    dl__shape_str(s0, sizeof s0, x->ndim, x->shape);
+    *ndim = x->ndim;
+    memcpy(shape, x->shape, sizeof x->shape);
+    dl__chw(x->ndim, x->shape, &c, &h, &w);
+    switch (op) {
+    case DL_OP_DENSE:
+        if (a->units <= 0) return dl__fail(why, DL_ERR_ARG, "units must be positive, got %d", a->units);
+        *ndim = 1; shape[0] = a->units; shape[1] = shape[2] = 0;
+        return DL_OK;
+    case DL_OP_CONV2D: {
+        int oh, ow, kh = a->kernel[0], kw = a->kernel[1];
+        if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+        if (a->units <= 0 || kh <= 0 || kw <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 ||
+            a->pad[1] < 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0 || a->groups <= 0)
+            return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, pad %dx%d, dilation %dx%d, groups %d: "
+                            "all must be positive (pad may be 0)", a->units, kh, kw, a->stride[0], a->stride[1],
+                            a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
+        if (c % a->groups || a->units % a->groups)
+            return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
+        oh = dl__conv_out(h, kh, a->stride[0], a->pad[0], a->dilation[0]);
+        ow = dl__conv_out(w, kw, a->stride[1], a->pad[1], a->dilation[1]);
+        if (oh <= 0 || ow <= 0)
+            return dl__fail(why, DL_ERR_SHAPE, "input %s is too small for kernel %dx%d, dilation %dx%d, padding %dx%d",
+                            s0, kh, kw, a->dilation[0], a->dilation[1], a->pad[0], a->pad[1]);
+        shape[0] = a->units; shape[1] = oh; shape[2] = ow;
+        return DL_OK;
+    }
+    case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D: {
+        int oh, ow;
+        if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+        if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 || a->pad[1] < 0)
+            return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d must be positive, pad %dx%d not negative",
+                            a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
+        if (2 * a->pad[0] > a->kernel[0] || 2 * a->pad[1] > a->kernel[1])
+            return dl__fail(why, DL_ERR_ARG, "pad %dx%d must be at most half the kernel %dx%d",
+                            a->pad[0], a->pad[1], a->kernel[0], a->kernel[1]);
+        oh = dl__conv_out(h, a->kernel[0], a->stride[0], a->pad[0], 1);
+        ow = dl__conv_out(w, a->kernel[1], a->stride[1], a->pad[1], 1);
+        if (oh <= 0 || ow <= 0)
+            return dl__fail(why, DL_ERR_SHAPE, "input %s is smaller than the %dx%d window", s0, a->kernel[0], a->kernel[1]);
+        shape[1] = oh; shape[2] = ow;
+        return DL_OK;
+    }
+    case DL_OP_GLOBAL_AVGPOOL:
+        if (x->ndim < 2) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW or CxL input, got %s", s0);
+        *ndim = 1; shape[1] = shape[2] = 0;
+        return DL_OK;
+    case DL_OP_BATCHNORM:
+        if (!(a->eps > 0) || !(a->momentum >= 0 && a->momentum <= 1))
+            return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and momentum %g in [0,1]", a->eps, a->momentum);
+        return DL_OK;
+    case DL_OP_DROPOUT:
+        if (!(a->alpha >= 0 && a->alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", a->alpha);
+        return DL_OK;
+    case DL_OP_RESHAPE: {
+        int infer = -1;
+        long prod = 1, size = (long)x->size;
+        if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "ndim %d must be 1..3", a->ndim);
+        for (i = 0; i < a->ndim; i++) {
+            if (a->shape[i] == -1 && infer < 0) infer = i;
+            else if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "dim %d is %d; dims must be positive or one -1", i, a->shape[i]);
+            else prod *= a->shape[i];
+        }
+        if (infer >= 0) {
+            if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%ld floats) with -1 and the rest %ld", s0, size, prod);
+            a->shape[infer] = (int)(size / prod);
+            prod = size;
+        }
+        if (prod != size) {
+            dl__shape_str(s1, sizeof s1, a->ndim, a->shape);
+            return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s into %s", s0, s1);
+        }
+        *ndim = a->ndim;
+        for (i = 0; i < 3; i++) shape[i] = i < a->ndim ? a->shape[i] : 0;
+        return DL_OK;
+    }
+    case DL_OP_LEAKY_RELU: case DL_OP_ELU:
+        if (!(a->alpha == a->alpha) || isinf(a->alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
+        return DL_OK;
+    case DL_OP_RELU: case DL_OP_PRELU: case DL_OP_SIGMOID: case DL_OP_TANH: case DL_OP_SOFTMAX:
+        return DL_OK;
+    case DL_OP_ADD: case DL_OP_MUL:
+        for (i = 1; i < n_in; i++)
+            if (in[i]->ndim != x->ndim || memcmp(in[i]->shape, x->shape, sizeof x->shape)) {
+                dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
+                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match",
+                                x->name, s0, in[i]->name, s1);
+            }
+        return DL_OK;
+    case DL_OP_CONCAT:
+        for (i = 1; i < n_in; i++) {
+            if (in[i]->ndim != x->ndim || memcmp(in[i]->shape + 1, x->shape + 1, 2 * sizeof(int))) {
+                dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
+                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; all dims but the first must match",
+                                x->name, s0, in[i]->name, s1);
+            }
+            shape[0] += in[i]->shape[0];
+        }
+        return DL_OK;
+    case DL_OP_MATMUL: {
+        const dl_layer *y = in[1];
+        int r = x->ndim;
+        dl__shape_str(s1, sizeof s1, y->ndim, y->shape);
+        if (r < 2 || y->ndim != r || (r == 3 && x->shape[0] != y->shape[0]) || x->shape[r - 1] != y->shape[r - 2])
+            return dl__fail(why, DL_ERR_SHAPE, "cannot multiply %s by %s: need (..,M,K) x (..,K,P) with equal leading dims", s0, s1);
+        shape[r - 1] = y->shape[r - 1];
+        return DL_OK;
+    }
+    case DL_OP_CUSTOM:
+        if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "output ndim %d must be 1..3", a->ndim);
+        for (i = 0; i < a->ndim; i++)
+            if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "output dim %d is %d", i, a->shape[i]);
+        *ndim = a->ndim;
+        for (i = 0; i < 3; i++) shape[i] = i < a->ndim ? a->shape[i] : 0;
+        return DL_OK;
+    default:
+        return dl__fail(why, DL_ERR_ARG, "unknown op %d", op);
+    }
+}
+
+/* Declares op's parameters in order (the order is part of the file format). */
+static int dl__declare_params(dl_net *net, dl_layer *l, int init) {
+    int c = l->n_in ? l->in[0]->shape[0] : 0, rc = DL_OK, shp[4], i;
+    switch (l->op) {
+    case DL_OP_DENSE:
+        shp[0] = l->a.units; shp[1] = l->in[0]->size;
+        if ((rc = dl__add_param(net, l, "weight", 2, shp, 1))) return rc;
+        if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+        if (l->a.bias) rc = dl__add_param(net, l, "bias", 1, shp, 1);
+        return rc;
+    case DL_OP_CONV2D:
+        shp[0] = l->a.units; shp[1] = c / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
+        if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
+        if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+        if (l->a.bias) rc = dl__add_param(net, l, "bias", 1, shp, 1);
+        return rc;
+    case DL_OP_BATCHNORM:
+        if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
+        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
+        if ((rc = dl__add_param(net, l, "bias", 1, &c, 1))) return rc;
+        if ((rc = dl__add_param(net, l, "running_mean", 1, &c, 0))) return rc;
+        if ((rc = dl__add_param(net, l, "running_var", 1, &c, 0))) return rc;
+        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
+        return DL_OK;
+    case DL_OP_PRELU:
+        if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
+        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 0.25f;
+        return DL_OK;
+    case DL_OP_CUSTOM: {
+        int j;
+        for (j = 0; j < l->custom.n_params; j++) {
+            dl_param *p;
+            if ((rc = dl__add_param(net, l, l->custom.params[j].name ? l->custom.params[j].name : "param", 1,
+                                    &l->custom.params[j].size, 1))) return rc;
+            p = &net->params[net->n_params - 1];
+            for (i = 0; i < p->size; i++) p->data[i] = l->custom.params[j].init_value;
+        }
+        return DL_OK;
+    }
+    default:
+        return DL_OK;
+    }
+}
+
+/* The one way a layer enters a net: checks, infers its shape, names it,
+   declares its parameters. On failure the net is as it was. */
+static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, const dl_attrs *attrs, int init,
+                         const dl_custom_desc *custom, const char *name) {
+    dl_layer *l;
+    char why[256], auto_name[32];
+    int i, rc, np0;
+    size_t nw0, ns0;
+    if (!net) return NULL;
+    for (i = 0; i < n_in; i++) {
+        if (!in[i]) return NULL;                      /* an earlier error, already recorded */
+        if (in[i]->net != net) {
+            dl__fail(net->err, DL_ERR_ARG, "%s: input '%s' belongs to another net", dl_op_name(op), in[i]->name);
+            return NULL;
+        }
+    }
+    if (net->b != &net->cpu) {
+        dl__fail(net->err, DL_ERR_UNSUPPORTED, "%s: add layers before moving the net to the %s backend", dl_op_name(op), net->b->name);
+        return NULL;
+    }
+    snprintf(auto_name, sizeof auto_name, "%s_%d", dl_op_name(op), net->name_count[op] + 1);
+    if (!name) name = auto_name;
+    if (net->n_layers == net->cap_layers) {
+        int nc = net->cap_layers ? 2 * net->cap_layers : 16;
+        if (!dl__grow((void **)&net->layers, (size_t)net->cap_layers, (size_t)nc, sizeof(dl_layer *))) l = NULL;
+        else net->cap_layers = nc;
+    }
+    l = net->n_layers < net->cap_layers ? (dl_layer *)dl__calloc(1, sizeof(dl_layer)) : NULL;
+    if (l) l->in = (dl_layer **)dl__calloc((size_t)n_in, sizeof(dl_layer *));
+    if (!l || !l->in) {
+        if (l) DL_FREE(l->in);
+        DL_FREE(l);
+        dl__fail(net->err, DL_ERR_NOMEM, "%s '%s': out of memory", dl_op_name(op), name);
+        return NULL;
+    }
+    l->net = net;
+    l->op = op;
+    l->index = net->n_layers;
+    l->n_in = n_in;
+    for (i = 0; i < n_in; i++) l->in[i] = in[i];
+    l->a = *attrs;
+    if (custom) l->custom = *custom;
+    if (strlen(name) >= sizeof l->name || dl_net_find(net, name)) {
+        dl__fail(net->err, DL_ERR_ARG, "%s: layer name '%s' is %s", dl_op_name(op), name,
+                 strlen(name) >= sizeof l->name ? "longer than 31 characters" : "already taken");
+        rc = DL_ERR_ARG;
+        goto fail;
+    }
+    strcpy(l->name, name);
+    if (op == DL_OP_INPUT) {            /* no inputs: the attrs give the shape */
+        l->ndim = attrs->ndim;
+        memcpy(l->shape, attrs->shape, sizeof l->shape);
+    } else if ((rc = dl__infer(op, in, n_in, &l->a, &l->ndim, l->shape, why)) != DL_OK) {
+        char s0[48];
+        dl__shape_str(s0, sizeof s0, in[0]->ndim, in[0]->shape);   /* every op but input has inputs */
+        dl__fail(net->err, rc, "%s '%s' on '%s' (%s): %s", dl_op_name(op), l->name, in[0]->name, s0, why);
+        goto fail;
+    }
+    {
+        long size = 1;
+        for (i = 0; i < l->ndim; i++) {
+            size *= l->shape[i];
+            if (size > INT_MAX / 4) {
+                dl__fail(net->err, DL_ERR_SHAPE, "%s '%s': output too large", dl_op_name(op), l->name);
+                rc = DL_ERR_SHAPE;
+                goto fail;
+            }
+        }
+        l->size = (int)size;
+    }
+    np0 = net->n_params; nw0 = net->nw; ns0 = net->ns;
+    l->first_param = net->n_params;
+    if ((rc = dl__declare_params(net, l, init)) != DL_OK) {
+        net->n_params = np0; net->nw = nw0; net->ns = ns0;
+        goto fail;
+    }
+    net->layers[net->n_layers++] = l;
+    if (name == auto_name) net->name_count[op]++;
+    net->version++;
+    return l;
+fail:
+    DL_FREE(l->in);
+    DL_FREE(l);
+    return NULL;
+}
+
+static dl_attrs dl__attrs0(void) { dl_attrs a; memset(&a, 0, sizeof a); return a; }
+
+dl_layer *dl_input(dl_net *net, int c, int h, int w) {
+    dl_attrs a = dl__attrs0();
+    if (!net) return NULL;
+    if (c <= 0 || h < 0 || w < 0 || (h == 0 && w > 0)) {
+        dl__fail(net->err, DL_ERR_ARG, "input: shape %dx%dx%d: channels must be positive; h, w positive or 0 to drop them", c, h, w);
+        return NULL;
+    }
+    a.ndim = w > 0 ? 3 : h > 0 ? 2 : 1;
+    a.shape[0] = c; a.shape[1] = h; a.shape[2] = w;
+    return dl__add(net, DL_OP_INPUT, NULL, 0, &a, 0, NULL, NULL);
+}
+
+dl_layer *dl_dense_ex(dl_layer *x, const dl_dense_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "dense: desc is NULL"); return NULL; }
+    a.units = d->units;
+    a.bias = !d->no_bias;
+    return dl__add(x->net, DL_OP_DENSE, &x, 1, &a, d->init, NULL, NULL);
+}
+dl_layer *dl_dense(dl_layer *x, int units) {
+    dl_dense_desc d;
+    memset(&d, 0, sizeof d);
+    d.units = units;
+    return dl_dense_ex(x, &d);
+}
+
+dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d: desc is NULL"); return NULL; }
+    a.units = d->filters;
+    a.kernel[0] = d->kernel_h; a.kernel[1] = d->kernel_w ? d->kernel_w : d->kernel_h;
+    a.stride[0] = d->stride_h ? d->stride_h : 1; a.stride[1] = d->stride_w ? d->stride_w : a.stride[0];
+    a.pad[0] = d->pad_h; a.pad[1] = d->pad_w ? d->pad_w : d->pad_h;
+    a.dilation[0] = d->dilation_h ? d->dilation_h : 1; a.dilation[1] = d->dilation_w ? d->dilation_w : a.dilation[0];
+    a.groups = d->groups ? d->groups : 1;
+    a.bias = !d->no_bias;
+    return dl__add(x->net, DL_OP_CONV2D, &x, 1, &a, d->init, NULL, NULL);
+}
+dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad) {
+    dl_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.filters = filters; d.kernel_h = kernel; d.stride_h = stride; d.pad_h = pad;
+    if (x && stride <= 0) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d on '%s': stride %d must be positive", x->name, stride); return NULL; }
+    return dl_conv2d_ex(x, &d);
+}
+
+static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
+    a.kernel[0] = d->kernel_h; a.kernel[1] = d->kernel_w ? d->kernel_w : d->kernel_h;
+    a.stride[0] = d->stride_h ? d->stride_h : a.kernel[0];
+    a.stride[1] = d->stride_w ? d->stride_w : d->stride_h ? d->stride_h : a.kernel[1];
+    a.pad[0] = d->pad_h; a.pad[1] = d->pad_w ? d->pad_w : d->pad_h;
+    return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d); }
+dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_AVGPOOL2D, x, d); }
+static dl_layer *dl__pool_short(int op, dl_layer *x, int kernel, int stride) {
+    dl_pool_desc d;
+    memset(&d, 0, sizeof d);
+    d.kernel_h = kernel; d.stride_h = stride;
+    if (x && (kernel <= 0 || stride <= 0)) {
+        dl__fail(x->net->err, DL_ERR_ARG, "%s on '%s': kernel %d and stride %d must be positive", dl_op_name(op), x->name, kernel, stride);
+        return NULL;
+    }
+    return dl__pool(op, x, &d);
+}
+dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride) { return dl__pool_short(DL_OP_MAXPOOL2D, x, kernel, stride); }
+dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride) { return dl__pool_short(DL_OP_AVGPOOL2D, x, kernel, stride); }
+
+static dl_layer *dl__unary(int op, dl_layer *x, float alpha) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    a.alpha = alpha;
+    return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_global_avgpool(dl_layer *x) { return dl__unary(DL_OP_GLOBAL_AVGPOOL, x, 0); }
+dl_layer *dl_batchnorm_ex(dl_layer *x, float eps, float momentum) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    a.eps = eps; a.momentum = momentum;
+    return dl__add(x->net, DL_OP_BATCHNORM, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_batchnorm(dl_layer *x) { return dl_batchnorm_ex(x, 1e-5f, 0.1f); }
+dl_layer *dl_dropout(dl_layer *x, float p) { return dl__unary(DL_OP_DROPOUT, x, p); }
+dl_layer *dl_relu(dl_layer *x) { return dl__unary(DL_OP_RELU, x, 0); }
+dl_layer *dl_leaky_relu(dl_layer *x, float slope) { return dl__unary(DL_OP_LEAKY_RELU, x, slope); }
+dl_layer *dl_elu(dl_layer *x, float alpha) { return dl__unary(DL_OP_ELU, x, alpha); }
+dl_layer *dl_prelu(dl_layer *x) { return dl__unary(DL_OP_PRELU, x, 0); }
+dl_layer *dl_sigmoid(dl_layer *x) { return dl__unary(DL_OP_SIGMOID, x, 0); }
+dl_layer *dl_tanh(dl_layer *x) { return dl__unary(DL_OP_TANH, x, 0); }
+dl_layer *dl_softmax(dl_layer *x) { return dl__unary(DL_OP_SOFTMAX, x, 0); }
+
+dl_layer *dl_reshape(dl_layer *x, int ndim, const int *shape) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!x) return NULL;
+    if (!shape || ndim < 1 || ndim > 3) {
+        dl__fail(x->net->err, DL_ERR_ARG, "reshape on '%s': need 1 to 3 dims, got %d%s", x->name, ndim, shape ? "" : " (shape NULL)");
+        return NULL;
+    }
+    a.ndim = ndim;
+    for (i = 0; i < ndim; i++) a.shape[i] = shape[i];
+    return dl__add(x->net, DL_OP_RESHAPE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_flatten(dl_layer *x) {
+    int shape[1] = { -1 };
+    return dl_reshape(x, 1, shape);
+}
+
+static dl_layer *dl__nary(int op, dl_layer *const *xs, int n, int min_n, int max_n) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!xs || n < 1) return NULL;
+    for (i = 0; i < n; i++) if (!xs[i]) return NULL;
+    if (n < min_n || n > max_n) {
+        dl__fail(xs[0]->net->err, DL_ERR_ARG, "%s: takes %d to %d inputs, got %d", dl_op_name(op), min_n, max_n, n);
+        return NULL;
+    }
+    return dl__add(xs[0]->net, op, xs, n, &a, 0, NULL, NULL);
+}
+dl_layer *dl_add_n(dl_layer *const *xs, int n) { return dl__nary(DL_OP_ADD, xs, n, 2, 64); }
+dl_layer *dl_concat(dl_layer *const *xs, int n) { return dl__nary(DL_OP_CONCAT, xs, n, 1, 64); }
+dl_layer *dl_add(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_ADD, xs, 2, 2, 2); }
+dl_layer *dl_mul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MUL, xs, 2, 2, 2); }
+dl_layer *dl_matmul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MATMUL, xs, 2, 2, 2); }
+
+dl_layer *dl_custom(dl_layer *const *inputs, int n_in, const dl_custom_desc *d) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!inputs || n_in < 1 || !inputs[0]) return NULL;
+    if (!d || !d->forward || d->n_params < 0 || d->n_params > 4) {
+        dl__fail(inputs[0]->net->err, DL_ERR_ARG, "custom: need a desc with a forward callback and 0..4 params");
+        return NULL;
+    }
+    for (i = 0; i < d->n_params; i++)
+        if (d->params[i].size <= 0) {
+            dl__fail(inputs[0]->net->err, DL_ERR_ARG, "custom: param %d has size %d", i, d->params[i].size);
+            return NULL;
+        }
+    a.ndim = d->ndim;
+    for (i = 0; i < 3; i++) a.shape[i] = d->shape[i];
+    return dl__add(inputs[0]->net, DL_OP_CUSTOM, inputs, n_in, &a, 0, d, d->name);
+}
+
+int dl_layer_set_name(dl_layer *l, const char *name) {
+    int i;
+    if (!l) return DL_ERR_ARG;
+    if (!name || !*name || strlen(name) >= sizeof l->name || strchr(name, '.'))
+        return dl__fail(l->net->err, DL_ERR_ARG, "dl_layer_set_name: '%s' must be 1 to 31 characters without '.'", name ? name : "(null)");
+    if (dl_net_find(l->net, name) && dl_net_find(l->net, name) != l)
+        return dl__fail(l->net->err, DL_ERR_ARG, "dl_layer_set_name: name '%s' is already taken", name);
+    strcpy(l->name, name);
+    for (i = 0; i < l->n_params; i++) {
+        dl_param *p = &l->net->params[l->first_param + i];
+        const char *dot = strchr(p->name, '.');
+        char suffix[16];        /* "weight", "running_mean", ...: all short */
+        snprintf(suffix, sizeof suffix, "%s", dot ? dot + 1 : "");
+        snprintf(p->name, sizeof p->name, "%s.%s", name, suffix);
+    }
+    return DL_OK;
+}
+const char *dl_layer_name(const dl_layer *l) { return l ? l->name : ""; }
+int dl_layer_op(const dl_layer *l) { return l ? l->op : -1; }
+int dl_layer_shape(const dl_layer *l, int shape[3]) {
+    if (!l) return 0;
+    if (shape) memcpy(shape, l->shape, sizeof l->shape);
+    return l->ndim;
+}
+int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
+
+/* ======================================================================== */
+/*  CPU kernels. Each layer: forward and backward side by side, formula and */
+/*  shapes in a comment. Backward ADDS into din and dw.                     */
+/* ======================================================================== */
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) KxN.
+   beta 0 overwrites C. Sums run over k in order, so results do not depend
+   on how callers split M or N. */
+static void dl__sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0) for (j = 0; j < N; j++) c[j] = 0;
+        else if (beta != 1) for (j = 0; j < N; j++) c[j] *= beta;
+    }
+    if (!tb) {
+        for (i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            for (k = 0; k < K; k++) {
+                float a = alpha * (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+                const float *b = B + (size_t)k * ldb;
+                for (j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    } else {
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float s = 0;
+                if (ta) for (k = 0; k < K; k++) s += A[(size_t)k * lda + i] * b[k];
+                else { const float *a = A + (size_t)i * lda; for (k = 0; k < K; k++) s += a[k] * b[k]; }
+                C[(size_t)i * ldc + j] += alpha * s;
+            }
+    }
+}
+
+/* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O) ---- */
+static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
+    int O = l->a.units, I = l->in[0]->size, n, o;
+    dl__sgemm(0, 1, e->n, O, I, 1.0f, e->in[0], I, e->w[0], I, 0.0f, e->out, O);
+    if (l->a.bias)
+        for (n = 0; n < e->n; n++) for (o = 0; o < O; o++) e->out[(size_t)n * O + o] += e->w[1][o];
+    return DL_OK;
+}
+static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
+    int O = l->a.units, I = l->in[0]->size, n, o;
+    if (e->din[0]) dl__sgemm(0, 0, e->n, I, O, 1.0f, e->dout, O, e->w[0], I, 1.0f, e->din[0], I); /* dx += dy W */
+    if (e->dw[0]) dl__sgemm(1, 0, O, I, e->n, 1.0f, e->dout, O, e->in[0], I, 1.0f, e->dw[0], I); /* dW += dy^T x */
+    if (l->a.bias && e->dw[1])
+        for (n = 0; n < e->n; n++) for (o = 0; o < O; o++) e->dw[1][o] += e->dout[(size_t)n * O + o];
+    return DL_OK;
+}
+
+/* ---- conv2d: y[n,m,oh,ow] = b[m] + sum_{c,kh,kw} W[m,c,kh,kw] x[n,g*C/G+c, oh*s-p+kh*d, ow*s-p+kw*d]
+   x (N,C,H,W), W (M,C/G,KH,KW), y (N,M,OH,OW). Lowered to GEMM per sample and
+   group: Y_g (M/G x OH*OW) = W_g (M/G x C/G*KH*KW) * col (C/G*KH*KW x OH*OW). */
+typedef struct dl__conv {
+    int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
+} dl__conv;
+
+static dl__conv dl__conv_geom(const dl_layer *l) {
+    dl__conv g;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
+    g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
+    g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
+    g.sh = l->a.stride[0]; g.sw = l->a.stride[1];
+    g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
+    g.dh = l->a.dilation[0]; g.dw = l->a.dilation[1];
+    g.G = l->a.groups; g.Cg = g.C / g.G; g.Mg = g.M / g.G;
+    g.K = g.Cg * g.KH * g.KW;       /* GEMM inner dimension */
+    g.P = g.OH * g.OW;              /* output pixels */
+    return g;
+}
+/* A 1x1, stride-1, unpadded convolution reads x as its own col matrix. */
+static int dl__conv_is_pointwise(const dl__conv *g) {
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+/* col[(c*KH+kh)*KW+kw][oh*OW+ow] = x[c][oh*sh-ph+kh*dh][ow*sw-pw+kw*dw], 0 outside */
+static void dl__im2col(const dl__conv *g, const float *x, float *col) {
+    int c, kh, kw, oh, ow;
+    for (c = 0; c < g->Cg; c++)
+        for (kh = 0; kh < g->KH; kh++)
+            for (kw = 0; kw < g->KW; kw++) {
+                float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * g->P;
+                for (oh = 0; oh < g->OH; oh++) {
+                    int ih = oh * g->sh - g->ph + kh * g->dh;
+                    float *r = row + (size_t)oh * g->OW;
+                    if (ih < 0 || ih >= g->H) { for (ow = 0; ow < g->OW; ow++) r[ow] = 0; continue; }
+                    for (ow = 0; ow < g->OW; ow++) {
+                        int iw = ow * g->sw - g->pw + kw * g->dw;
+                        r[ow] = iw >= 0 && iw < g->W ? x[((size_t)c * g->H + ih) * g->W + iw] : 0.0f;
+                    }
+                }
+            }
+}
+/* The adjoint of im2col: x += col scattered back. */
+static void dl__col2im(const dl__conv *g, const float *col, float *x) {
+    int c, kh, kw, oh, ow;
+    for (c = 0; c < g->Cg; c++)
+        for (kh = 0; kh < g->KH; kh++)
+            for (kw = 0; kw < g->KW; kw++) {
+                const float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * g->P;
+                for (oh = 0; oh < g->OH; oh++) {
+                    int ih = oh * g->sh - g->ph + kh * g->dh;
+                    const float *r = row + (size_t)oh * g->OW;
+                    if (ih < 0 || ih >= g->H) continue;
+                    for (ow = 0; ow < g->OW; ow++) {
+                        int iw = ow * g->sw - g->pw + kw * g->dw;
+                        if (iw >= 0 && iw < g->W) x[((size_t)c * g->H + ih) * g->W + iw] += r[ow];
+                    }
+                }
+            }
+}
+
+static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
+    dl__conv g = dl__conv_geom(l);
+    int n, grp, m, p;
+    for (n = 0; n < e->n; n++)
+        for (grp = 0; grp < g.G; grp++) {
+            const float *x = e->in[0] + ((size_t)n * g.C + (size_t)grp * g.Cg) * g.H * g.W;
+            float *y = e->out + ((size_t)n * g.M + (size_t)grp * g.Mg) * g.P;
+            const float *col = x;
+            if (!dl__conv_is_pointwise(&g)) { dl__im2col(&g, x, e->ws); col = e->ws; }
+            dl__sgemm(0, 0, g.Mg, g.P, g.K, 1.0f, e->w[0] + (size_t)grp * g.Mg * g.K, g.K, col, g.P, 0.0f, y, g.P);
+            if (l->a.bias)
+                for (m = 0; m < g.Mg; m++) for (p = 0; p < g.P; p++) y[(size_t)m * g.P + p] += e->w[1][grp * g.Mg + m];
+        }
+    return DL_OK;
+}
+static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
+    dl__conv g = dl__conv_geom(l);
+    int n, grp, m, p, pointwise = dl__conv_is_pointwise(&g);
+    float *col = e->ws, *dcol = e->ws + (size_t)g.K * g.P;
+    for (n = 0; n < e->n; n++)
+        for (grp = 0; grp < g.G; grp++) {
+            size_t xoff = ((size_t)n * g.C + (size_t)grp * g.Cg) * g.H * g.W;
+            const float *x = e->in[0] + xoff, *dy = e->dout + ((size_t)n * g.M + (size_t)grp * g.Mg) * g.P;
+            const float *w = e->w[0] + (size_t)grp * g.Mg * g.K;
+            if (e->dw[0]) {             /* dW_g += dY_g col^T */
+                const float *c = x;
+                if (!pointwise) { dl__im2col(&g, x, col); c = col; }
+                dl__sgemm(0, 1, g.Mg, g.K, g.P, 1.0f, dy, g.P, c, g.P, 1.0f, e->dw[0] + (size_t)grp * g.Mg * g.K, g.K);
+            }
+            if (e->din[0]) {            /* dcol = W_g^T dY_g, scattered into dx */
+                if (pointwise) dl__sgemm(1, 0, g.K, g.P, g.Mg, 1.0f, w, g.K, dy, g.P, 1.0f, e->din[0] + xoff, g.P);
+                else {
+                    dl__sgemm(1, 0, g.K, g.P, g.Mg, 1.0f, w, g.K, dy, g.P, 0.0f, dcol, g.P);
+                    dl__col2im(&g, dcol, e->din[0] + xoff);
+                }
+            }
+            if (l->a.bias && e->dw[1])
+                for (m = 0; m < g.Mg; m++) {
+                    float s = 0;
+                    for (p = 0; p < g.P; p++) s += dy[(size_t)m * g.P + p];
+                    e->dw[1][grp * g.Mg + m] += s;
+                }
+        }
+    return DL_OK;
+}
+
+/* ---- maxpool2d: y[n,c,oh,ow] = max over the window of x (padding is -inf);
+   saved: the index in x of each output's maximum. (N,C,H,W) -> (N,C,OH,OW) ---- */
+static int dl__maxpool2d_forward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, j;
+    int32_t *arg = (int32_t *)e->saved;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    for (nc = 0; nc < e->n * C; nc++) {
+        const float *x = e->in[0] + (size_t)nc * H * W;
+        for (oh = 0; oh < OH; oh++)
+            for (ow = 0; ow < OW; ow++) {
+                int h0 = oh * l->a.stride[0] - l->a.pad[0], w0 = ow * l->a.stride[1] - l->a.pad[1], best = -1;
+                float m = -INFINITY;
+                size_t o = ((size_t)nc * OH + oh) * OW + ow;
+                for (i = h0 < 0 ? 0 : h0; i < h0 + l->a.kernel[0] && i < H; i++)
+                    for (j = w0 < 0 ? 0 : w0; j < w0 + l->a.kernel[1] && j < W; j++)
+                        if (best < 0 || x[i * W + j] > m || x[i * W + j] != x[i * W + j]) { m = x[i * W + j]; best = i * W + j; }
+                e->out[o] = m;
+                if (arg) arg[o] = best;
+            }
+    }
+    return DL_OK;
+}
+static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W;
+    size_t i, per = (size_t)l->size;
+    const int32_t *arg = (const int32_t *)e->saved;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    if (!e->din[0]) return DL_OK;
+    for (i = 0; i < (size_t)e->n * per; i++) {
+        size_t plane = i / ((size_t)l->shape[1] * l->shape[2]);   /* n*C + c */
+        e->din[0][plane * H * W + (size_t)arg[i]] += e->dout[i];
+    }
+    return DL_OK;
+}
+
+/* ---- avgpool2d: y = mean over the window, zero padding counted (PyTorch's
+   count_include_pad); windows are clipped to the padded input. ---- */
+static int dl__avgpool_window(const dl_layer *l, int H, int W, int oh, int ow, int *h0, int *h1, int *w0, int *w1) {
+    int hs = oh * l->a.stride[0] - l->a.pad[0], ws = ow * l->a.stride[1] - l->a.pad[1];
+    int he = hs + l->a.kernel[0], we = ws + l->a.kernel[1], count;
+    if (he > H + l->a.pad[0]) he = H + l->a.pad[0];
+    if (we > W + l->a.pad[1]) we = W + l->a.pad[1];
+    count = (he - hs) * (we - ws);
+    *h0 = hs < 0 ? 0 : hs; *w0 = ws < 0 ? 0 : ws;
+    *h1 = he > H ? H : he; *w1 = we > W ? W : we;
+    return count;
+}
+static int dl__avgpool2d_forward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, j, h0, h1, w0, w1;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    for (nc = 0; nc < e->n * C; nc++) {
+        const float *x = e->in[0] + (size_t)nc * H * W;
+        for (oh = 0; oh < OH; oh++)
+            for (ow = 0; ow < OW; ow++) {
+                int count = dl__avgpool_window(l, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                float s = 0;
+                for (i = h0; i < h1; i++) for (j = w0; j < w1; j++) s += x[i * W + j];
+                e->out[((size_t)nc * OH + oh) * OW + ow] = s / (float)count;
+            }
+    }
+    return DL_OK;
+}
+static int dl__avgpool2d_backward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, j, h0, h1, w0, w1;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    if (!e->din[0]) return DL_OK;
+    for (nc = 0; nc < e->n * C; nc++) {
+        float *dx = e->din[0] + (size_t)nc * H * W;
+        for (oh = 0; oh < OH; oh++)
+            for (ow = 0; ow < OW; ow++) {
+                int count = dl__avgpool_window(l, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                float d = e->dout[((size_t)nc * OH + oh) * OW + ow] / (float)count;
+                for (i = h0; i < h1; i++) for (j = w0; j < w1; j++) dx[i * W + j] += d;
+            }
+    }
+    return DL_OK;
+}
+
+/* ---- global_avgpool: y[n,c] = mean_s x[n,c,s]; (N,C,S) -> (N,C) ---- */
+static int dl__global_avgpool_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C, i, s;
+    for (i = 0; i < e->n * C; i++) {
+        float acc = 0;
+        for (s = 0; s < S; s++) acc += e->in[0][(size_t)i * S + s];
+        e->out[i] = acc / (float)S;
+    }
+    return DL_OK;
+}
+static int dl__global_avgpool_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C, i, s;
+    if (!e->din[0]) return DL_OK;
+    for (i = 0; i < e->n * C; i++)
+        for (s = 0; s < S; s++) e->din[0][(size_t)i * S + s] += e->dout[i] / (float)S;
+    return DL_OK;
+}
+
+/* ---- batchnorm over channel c (dim 0) of (N,C,S):
+   training: y = gamma (x - mean_c) / sqrt(var_c + eps) + beta with the batch's
+   biased variance; running = (1-momentum) running + momentum batch (the
+   running variance unbiased). Eval: the running statistics.
+   w = gamma, beta, running_mean, running_var; saved = mean[C], invstd[C]. ---- */
+static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    size_t M = (size_t)e->n * S;
+    for (c = 0; c < C; c++) {
+        double mean, var, sum = 0, sq = 0;
+        float inv, sc, sh;
+        if (e->train) {
+            for (n = 0; n < e->n; n++) {
+                const float *x = e->in[0] + ((size_t)n * C + c) * S;
+                for (s = 0; s < S; s++) sum += x[s];
+            }
+            mean = sum / (double)M;
+            for (n = 0; n < e->n; n++) {
+                const float *x = e->in[0] + ((size_t)n * C + c) * S;
+                for (s = 0; s < S; s++) sq += ((double)x[s] - mean) * ((double)x[s] - mean);
+            }
+            var = sq / (double)M;
+            e->w[2][c] = (float)((1.0 - l->a.momentum) * e->w[2][c] + l->a.momentum * mean);
+            e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * (double)M / (double)(M - 1));
+        } else {
+            mean = e->w[2][c];
+            var = e->w[3][c];
+        }
+        inv = (float)(1.0 / sqrt(var + l->a.eps));
+        if (e->saved) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
+        sc = e->w[0][c] * inv;
+        sh = e->w[1][c] - (float)mean * sc;
+        for (n = 0; n < e->n; n++) {
+            const float *x = e->in[0] + ((size_t)n * C + c) * S;
+            float *y = e->out + ((size_t)n * C + c) * S;
+            for (s = 0; s < S; s++) y[s] = x[s] * sc + sh;
+        }
+    }
+    return DL_OK;
+}
+/* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
+   gamma*invstd*dy in eval; dgamma = sum dy*xhat, dbeta = sum dy. */
+static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    size_t M = (size_t)e->n * S;
+    for (c = 0; c < C; c++) {
+        float mean = e->saved[c], inv = e->saved[C + c], g = e->w[0][c];
+        double sdy = 0, sdyx = 0;
+        float k1, k2;
+        for (n = 0; n < e->n; n++) {
+            const float *x = e->in[0] + ((size_t)n * C + c) * S, *dy = e->dout + ((size_t)n * C + c) * S;
+            for (s = 0; s < S; s++) { sdy += dy[s]; sdyx += (double)dy[s] * ((x[s] - mean) * inv); }
+        }
+        if (e->dw[0]) e->dw[0][c] += (float)sdyx;
+        if (e->dw[1]) e->dw[1][c] += (float)sdy;
+        if (!e->din[0]) continue;
+        k1 = e->train ? (float)(sdy / (double)M) : 0.0f;
+        k2 = e->train ? (float)(sdyx / (double)M) : 0.0f;
+        for (n = 0; n < e->n; n++) {
+            const float *x = e->in[0] + ((size_t)n * C + c) * S, *dy = e->dout + ((size_t)n * C + c) * S;
+            float *dx = e->din[0] + ((size_t)n * C + c) * S;
+            for (s = 0; s < S; s++) dx[s] += g * inv * (dy[s] - k1 - (x[s] - mean) * inv * k2);
+        }
+    }
+    return DL_OK;
+}
+
+/* ---- dropout: y = x * keep / (1 - p) in training, y = x in eval ---- */
+static int dl__dropout_forward(const dl_layer *l, const dl_exec *e) {
+    size_t i, total = (size_t)e->n * l->size;
+    float p = l->a.alpha, scale = 1.0f / (1.0f - p);
+    for (i = 0; i < total; i++)
+        e->out[i] = !e->train ? e->in[0][i] : dl_dropout_keep(e->seed, i, p) ? e->in[0][i] * scale : 0.0f;
+    return DL_OK;
+}
+static int dl__dropout_backward(const dl_layer *l, const dl_exec *e) {
+    size_t i, total = (size_t)e->n * l->size;
+    float p = l->a.alpha, scale = 1.0f / (1.0f - p);
+    if (!e->din[0]) return DL_OK;
+    for (i = 0; i < total; i++)
+        e->din[0][i] += !e->train ? e->dout[i] : dl_dropout_keep(e->seed, i, p) ? e->dout[i] * scale : 0.0f;
+    return DL_OK;
+}
+
+/* ---- reshape: a view; the executor aliases its buffers to its input's ---- */
+static int dl__reshape_forward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
+static int dl__reshape_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
+
+/* ---- elementwise activations: forward from x, backward from x or y ---- */
+#define DL__ELEMENTWISE(name, fwd, bwd)                                               \
+    static int dl__##name##_forward(const dl_layer *l, const dl_exec *e) {            \
+        size_t i, total = (size_t)e->n * l->size;                                     \
+        float a = l->a.alpha;                                                         \
+        (void)a;                                                                      \
+        for (i = 0; i < total; i++) { float x = e->in[0][i]; e->out[i] = (fwd); }     \
+        return DL_OK;                                                                 \
+    }                                                                                 \
+    static int dl__##name##_backward(const dl_layer *l, const dl_exec *e) {           \
+        size_t i, total = (size_t)e->n * l->size;                                     \
+        float a = l->a.alpha;                                                         \
+        (void)a;                                                                      \
+        if (!e->din[0]) return DL_OK;                                                 \
+        for (i = 0; i < total; i++) {                                                 \
+            float x = e->in[0][i], y = e->out[i], dy = e->dout[i];                    \
+            (void)x; (void)y;                                                         \
+            e->din[0][i] += (bwd);                                                    \
+        }                                                                             \
+        return DL_OK;                                                                 \
+    }
+DL__ELEMENTWISE(relu, x > 0 ? x : 0.0f, x > 0 ? dy : 0.0f)                    /* max(0, x) */
+DL__ELEMENTWISE(leaky_relu, x > 0 ? x : a * x, x > 0 ? dy : a * dy)           /* x > 0 ? x : a x */
+DL__ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /* x > 0 ? x : a (e^x - 1) */
+DL__ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */
+DL__ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /* tanh x */
+
+/* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
+static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    for (n = 0; n < e->n; n++)
+        for (c = 0; c < C; c++) {
+            const float *x = e->in[0] + ((size_t)n * C + c) * S;
+            float *y = e->out + ((size_t)n * C + c) * S, a = e->w[0][c];
+            for (s = 0; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
+        }
+    return DL_OK;
+}
+static int dl__prelu_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    for (c = 0; c < C; c++) {
+        float a = e->w[0][c], da = 0;
+        for (n = 0; n < e->n; n++) {
+            const float *x = e->in[0] + ((size_t)n * C + c) * S, *dy = e->dout + ((size_t)n * C + c) * S;
+            float *dx = e->din[0] ? e->din[0] + ((size_t)n * C + c) * S : NULL;
+            for (s = 0; s < S; s++) {
+                if (x[s] > 0) { if (dx) dx[s] += dy[s]; }
+                else { if (dx) dx[s] += a * dy[s]; da += dy[s] * x[s]; }
+            }
+        }
+        if (e->dw[0]) e->dw[0][c] += da;
+    }
+    return DL_OK;
+}
+
+/* ---- softmax over channels: y_c = e^(x_c - max) / sum_k e^(x_k - max) at each
+   position s of (N,C,S); dx_c = y_c (dy_c - sum_k dy_k y_k) ---- */
+static int dl__softmax_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    for (n = 0; n < e->n; n++)
+        for (s = 0; s < S; s++) {
+            const float *x = e->in[0] + (size_t)n * l->size + s;
+            float *y = e->out + (size_t)n * l->size + s, m = x[0], sum = 0;
+            for (c = 1; c < C; c++) if (x[(size_t)c * S] > m) m = x[(size_t)c * S];
+            for (c = 0; c < C; c++) { y[(size_t)c * S] = expf(x[(size_t)c * S] - m); sum += y[(size_t)c * S]; }
+            for (c = 0; c < C; c++) y[(size_t)c * S] /= sum;
+        }
+    return DL_OK;
+}
+static int dl__softmax_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++)
+        for (s = 0; s < S; s++) {
+            size_t o = (size_t)n * l->size + s;
+            float dot = 0;
+            for (c = 0; c < C; c++) dot += e->dout[o + (size_t)c * S] * e->out[o + (size_t)c * S];
+            for (c = 0; c < C; c++) e->din[0][o + (size_t)c * S] += e->out[o + (size_t)c * S] * (e->dout[o + (size_t)c * S] - dot);
+        }
+    return DL_OK;
+}
+
+/* ---- add: y = sum_i x_i;  dx_i += dy ---- */
+static int dl__add_forward(const dl_layer *l, const dl_exec *e) {
+    size_t j, total = (size_t)e->n * l->size;
+    int i;
+    for (j = 0; j < total; j++) e->out[j] = e->in[0][j] + e->in[1][j];
+    for (i = 2; i < l->n_in; i++) for (j = 0; j < total; j++) e->out[j] += e->in[i][j];
+    return DL_OK;
+}
+static int dl__add_backward(const dl_layer *l, const dl_exec *e) {
+    size_t j, total = (size_t)e->n * l->size;
+    int i;
+    for (i = 0; i < l->n_in; i++)
+        if (e->din[i]) for (j = 0; j < total; j++) e->din[i][j] += e->dout[j];
+    return DL_OK;
+}
+
+/* ---- mul: y = a * b;  da += dy b, db += dy a ---- */
+static int dl__mul_forward(const dl_layer *l, const dl_exec *e) {
+    size_t j, total = (size_t)e->n * l->size;
+    for (j = 0; j < total; j++) e->out[j] = e->in[0][j] * e->in[1][j];
+    return DL_OK;
+}
+static int dl__mul_backward(const dl_layer *l, const dl_exec *e) {
+    size_t j, total = (size_t)e->n * l->size;
+    if (e->din[0]) for (j = 0; j < total; j++) e->din[0][j] += e->dout[j] * e->in[1][j];
+    if (e->din[1]) for (j = 0; j < total; j++) e->din[1][j] += e->dout[j] * e->in[0][j];
+    return DL_OK;
+}
+
+/* ---- concat along channels: per sample, the inputs' blocks one after another ---- */
+static int dl__concat_forward(const dl_layer *l, const dl_exec *e) {
+    int n, i;
+    for (n = 0; n < e->n; n++) {
+        float *y = e->out + (size_t)n * l->size;
+        for (i = 0; i < l->n_in; i++) {
+            size_t k = (size_t)l->in[i]->size;
+            memcpy(y, e->in[i] + (size_t)n * k, k * sizeof(float));
+            y += k;
+        }
+    }
+    return DL_OK;
+}
+static int dl__concat_backward(const dl_layer *l, const dl_exec *e) {
+    int n, i;
+    size_t j;
+    for (n = 0; n < e->n; n++) {
+        const float *dy = e->dout + (size_t)n * l->size;
+        for (i = 0; i < l->n_in; i++) {
+            size_t k = (size_t)l->in[i]->size;
+            if (e->din[i]) for (j = 0; j < k; j++) e->din[i][(size_t)n * k + j] += dy[j];
+            dy += k;
+        }
+    }
+    return DL_OK;
+}
+
+/* ---- matmul per sample: C (B,M,P) = A (B,M,K) x B (B,K,P); dA += dC B^T, dB += A^T dC ---- */
+static void dl__matmul_dims(const dl_layer *l, int *batch, int *M, int *K, int *P) {
+    int r = l->ndim;
+    *batch = r == 3 ? l->shape[0] : 1;
+    *M = l->shape[r - 2]; *P = l->shape[r - 1]; *K = l->in[0]->shape[r - 1];
+}
+static int dl__matmul_forward(const dl_layer *l, const dl_exec *e) {
+    int batch, M, K, P, i;
+    dl__matmul_dims(l, &batch, &M, &K, &P);
+    for (i = 0; i < e->n * batch; i++)
+        dl__sgemm(0, 0, M, P, K, 1.0f, e->in[0] + (size_t)i * M * K, K, e->in[1] + (size_t)i * K * P, P,
+                  0.0f, e->out + (size_t)i * M * P, P);
+    return DL_OK;
+}
+static int dl__matmul_backward(const dl_layer *l, const dl_exec *e) {
+    int batch, M, K, P, i;
+    dl__matmul_dims(l, &batch, &M, &K, &P);
+    for (i = 0; i < e->n * batch; i++) {
+        const float *dc = e->dout + (size_t)i * M * P;
+        if (e->din[0]) dl__sgemm(0, 1, M, K, P, 1.0f, dc, P, e->in[1] + (size_t)i * K * P, P, 1.0f, e->din[0] + (size_t)i * M * K, K);
+        if (e->din[1]) dl__sgemm(1, 0, K, P, M, 1.0f, e->in[0] + (size_t)i * M * K, K, dc, P, 1.0f, e->din[1] + (size_t)i * K * P, P);
+    }
+    return DL_OK;
+}
+
+/* ---- custom: the user's callbacks ---- */
+static int dl__custom_call(const dl_layer *l, const dl_exec *e, int backward) {
+    dl_custom_args a;
+    int sizes[64], i;
+    if (l->n_in > 64) return DL_ERR_UNSUPPORTED;
+    if (backward && !l->custom.backward) return DL_OK;   /* nothing flows back through it */
+    for (i = 0; i < l->n_in; i++) sizes[i] = l->in[i]->size;
+    memset(&a, 0, sizeof a);
+    a.n = e->n; a.train = e->train; a.n_in = l->n_in; a.in = e->in; a.in_size = sizes;
+    a.out = e->out; a.out_size = l->size; a.din = e->din; a.dout = e->dout;
+    a.params = e->w; a.dparams = e->dw; a.user = l->custom.user;
+    return (backward ? l->custom.backward(&a) : l->custom.forward(&a)) ? DL_ERR_ARG : DL_OK;
+}
+static int dl__custom_forward(const dl_layer *l, const dl_exec *e) { return dl__custom_call(l, e, 0); }
+static int dl__custom_backward(const dl_layer *l, const dl_exec *e) { return dl__custom_call(l, e, 1); }
+
+static int dl__input_forward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
+static int dl__input_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
+
+typedef int (*dl__kernel)(const dl_layer *l, const dl_exec *e);
+static const struct { dl__kernel forward, backward; } dl__cpu_ops[DL_OP_COUNT] = {
+    { dl__input_forward, dl__input_backward },
+    { dl__dense_forward, dl__dense_backward },
+    { dl__conv2d_forward, dl__conv2d_backward },
+    { dl__maxpool2d_forward, dl__maxpool2d_backward },
+    { dl__avgpool2d_forward, dl__avgpool2d_backward },
+    { dl__global_avgpool_forward, dl__global_avgpool_backward },
+    { dl__batchnorm_forward, dl__batchnorm_backward },
+    { dl__dropout_forward, dl__dropout_backward },
+    { dl__reshape_forward, dl__reshape_backward },
+    { dl__relu_forward, dl__relu_backward },
+    { dl__leaky_relu_forward, dl__leaky_relu_backward },
+    { dl__elu_forward, dl__elu_backward },
+    { dl__prelu_forward, dl__prelu_backward },
+    { dl__sigmoid_forward, dl__sigmoid_backward },
+    { dl__tanh_forward, dl__tanh_backward },
+    { dl__softmax_forward, dl__softmax_backward },
+    { dl__add_forward, dl__add_backward },
+    { dl__concat_forward, dl__concat_backward },
+    { dl__mul_forward, dl__mul_backward },
+    { dl__matmul_forward, dl__matmul_backward },
+    { dl__custom_forward, dl__custom_backward },
+};
+
+/* What each op keeps from forward for backward, and its scratch space. */
+size_t dl_layer_saved_floats(const dl_layer *l, int n) {
+    switch (l->op) {
+    case DL_OP_MAXPOOL2D: return (size_t)n * l->size;     /* argmax indices */
+    case DL_OP_BATCHNORM: return 2 * (size_t)l->shape[0]; /* mean, invstd */
+    default: return 0;
+    }
+}
+size_t dl_layer_ws_floats(const dl_layer *l, int n) {
+    (void)n;
+    if (l->op == DL_OP_CONV2D) {
+        dl__conv g = dl__conv_geom(l);
+        return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
+    }
+    return 0;
+}
+
+/* ======================================================================== */
+/*  Losses                                                                  */
+/* ======================================================================== */
+/* loss = mean_n -log softmax(logits_n)[label_n];  dlogits = (softmax - onehot) / n */
+float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits) {
+    double total = 0;
+    int i, c;
+    for (i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * classes;
+        float m = z[0];
+        double sum = 0;
+        for (c = 1; c < classes; c++) if (z[c] > m) m = z[c];
+        for (c = 0; c < classes; c++) sum += exp((double)z[c] - m);
+        total += log(sum) - ((double)z[labels[i]] - m);
+        if (dlogits)
+            for (c = 0; c < classes; c++)
+                dlogits[(size_t)i * classes + c] = (float)((exp((double)z[c] - m) / sum - (c == labels[i])) / n);
+    }
+    return (float)(total / n);
+}
+/* loss = mean over all elements of (out - target)^2;  dout = 2 (out - target) / (n * size) */
+float dl_mse(const float *out, const float *targets, int n, int size, float *dout) {
+    double total = 0;
+    size_t i, count = (size_t)n * size;
+    for (i = 0; i < count; i++) {
+        float d = out[i] - targets[i];
+        total += (double)d * d;
+        if (dout) dout[i] = 2.0f * d / (float)count;
+    }
+    return (float)(total / (double)count);
+}
+
+/* ======================================================================== */
+/*  Optimizers (PyTorch's update rules)                                     */
+/* ======================================================================== */
+static int dl__optim_state_count(const dl_optim_desc *d) {
+    switch (d->kind) {
+    case DL_SGD: return d->momentum > 0 ? 1 : 0;            /* momentum buffer */
+    case DL_ADAM: case DL_ADAMW: return 2;                  /* m, v */
+    default: return 1 + (d->momentum > 0) + (d->centered != 0);  /* v, momentum buffer, mean gradient */
+    }
+}
+
+int dl_optim_step_cpu(const dl_optim_job *job) {
+    const dl_optim_desc *d = job->d;
+    float lr = job->lr, wd = d->weight_decay, clip = 1.0f;
+    double sq = 0;
+    int r, has_mom = d->momentum > 0;
+    size_t i;
+    float *mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1];
+    float *mean_g = job->s[has_mom ? 2 : 1];
+    /* A non-finite gradient anywhere stops the step before anything changes. */
+    for (r = 0; r < job->n_ranges; r++) {
+        const float *g = job->g + job->range_off[r];
+        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
+    }
+    if (!(sq <= DBL_MAX)) return DL_ERR_NUMERIC;
+    if (d->clip_norm > 0 && sqrt(sq) > d->clip_norm) clip = (float)(d->clip_norm / (sqrt(sq) + 1e-6));
+    for (r = 0; r < job->n_ranges; r++) {
+        size_t off = job->range_off[r], len = job->range_len[r];
+        float *w = job->w + off, *g = job->g + off;
+        if (clip != 1.0f) for (i = 0; i < len; i++) g[i] *= clip;
+        switch (d->kind) {
+        case DL_SGD: {      /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
+            float *b = has_mom ? mom_buf + off : NULL;
+            for (i = 0; i < len; i++) {
+                float gi = g[i] + wd * w[i];
+                if (b) { b[i] = d->momentum * b[i] + gi; gi = d->nesterov ? gi + d->momentum * b[i] : b[i]; }
+                w[i] -= lr * gi;
+            }
+            break;
+        }
+        case DL_ADAM: case DL_ADAMW: { /* m, v moments; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
+            float *m = job->s[0] + off, *v = job->s[1] + off;
+            float b1 = d->beta1, b2 = d->beta2;
+            float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
+            float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
+            for (i = 0; i < len; i++) {
+                float gi = g[i];
+                if (d->kind == DL_ADAMW) w[i] *= 1.0f - lr * wd;
+                else gi += wd * w[i];
+                m[i] = b1 * m[i] + (1.0f - b1) * gi;
+                v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+                w[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + d->eps);
+            }
+            break;
+        }
+        default: {          /* RMSProp: v = a v + (1-a) g^2;  w -= lr g / (sqrt(v [- mean_g^2]) + eps) */
+            float *v = job->s[0] + off, *b = has_mom ? mom_buf + off : NULL;
+            float *mg = d->centered ? mean_g + off : NULL, a = d->alpha;
+            for (i = 0; i < len; i++) {
+                float gi = g[i] + wd * w[i], avg;
+                v[i] = a * v[i] + (1.0f - a) * gi * gi;
+                if (mg) { mg[i] = a * mg[i] + (1.0f - a) * gi; avg = sqrtf(v[i] - mg[i] * mg[i]) + d->eps; }
+                else avg = sqrtf(v[i]) + d->eps;
+                if (b) { b[i] = d->momentum * b[i] + gi / avg; w[i] -= lr * b[i]; }
+                else w[i] -= lr * gi / avg;
+            }
+            break;
+        }
+        }
+    }
+    return DL_OK;
+}
+
+/* ======================================================================== */
+/*  The CPU backend                                                         */
+/* ======================================================================== */
+static void *dl__cpu_alloc(dl_backend *b, size_t bytes) { (void)b; return DL_MALLOC(bytes ? bytes : 1); }
+static void dl__cpu_release(dl_backend *b, void *p) { (void)b; DL_FREE(p); }
+static int dl__cpu_copy(dl_backend *b, void *dst, const void *src, size_t bytes, int dir) {
+    (void)b; (void)dir;
+    if (bytes) memmove(dst, src, bytes);
+    return DL_OK;
+}
+static int dl__cpu_zero(dl_backend *b, void *p, size_t bytes) { (void)b; if (bytes) memset(p, 0, bytes); return DL_OK; }
+static int dl__cpu_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].forward(l, e); }
+static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].backward(l, e); }
+static int dl__cpu_loss(dl_backend *b, int kind, const float *out, const void *targets, int n, int size, float *dout, float *loss) {
+    (void)b;
+    *loss = kind == DL_LOSS_SOFTMAX_CE ? dl_softmax_cross_entropy(out, (const int *)targets, n, size, dout)
+                                       : dl_mse(out, (const float *)targets, n, size, dout);
+    return DL_OK;
+}
+static int dl__cpu_optim_step(dl_backend *b, const dl_optim_job *job) { (void)b; return dl_optim_step_cpu(job); }
+
+static void dl__cpu_init(dl_backend *b) {
+    memset(b, 0, sizeof *b);
+    b->name = "cpu";
+    b->alloc = dl__cpu_alloc;
+    b->release = dl__cpu_release;
+    b->copy = dl__cpu_copy;
+    b->zero = dl__cpu_zero;
+    b->forward = dl__cpu_forward;
+    b->backward = dl__cpu_backward;
+    b->loss = dl__cpu_loss;
+    b->optim_step = dl__cpu_optim_step;
+}
+
+/* ======================================================================== */
+/*  Execution contexts: buffers planned once, then forward and backward      */
+/* ======================================================================== */
+static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
+
+static void dl__ctx_release(dl_ctx *c) {
+    if (c->arena) c->b->release(c->b, c->arena);
+    DL_FREE(c->out);
+    DL_FREE(c->host_out);
+    c->arena = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
+    c->cap_n = 0; c->last = NULL;
+}
+
+/* Lays out every buffer for batches of up to n in one backend allocation.
+   Reshape layers share their input's buffers. Training plans also hold
+   gradients, what forward saves for backward, targets and a copy of the
+   statistics to restore after a failed step. */
+static int dl__plan(dl_ctx *c, int n, int train) {
+    dl_net *net = c->net;
+    int i, L = net->n_layers;
+    size_t total = 0, ws = 0, max_size = 1, *off;
+    char *host;
+    if (c->arena && c->version == net->version && c->b == net->b && n <= c->cap_n && (!train || c->train_plan))
+        return DL_OK;
+    if (c->arena && c->version == net->version && c->b == net->b && n < c->cap_n) n = c->cap_n;
+    if (c->train_plan && c->version == net->version) train = 1;
+    dl__ctx_release(c);
+    /* host side: 3 pointer tables, seeds, 2 flag arrays, then offsets (freed below) */
+    host = (char *)dl__calloc((size_t)L, 3 * sizeof(float *) + sizeof(uint64_t) + 2 + 4 * sizeof(size_t));
+    if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
+    c->out = (float **)host;
+    c->dout = c->out + L;
+    c->saved = c->dout + L;
+    c->seed = (uint64_t *)(c->saved + L);
+    c->needed = (unsigned char *)(c->seed + L);
+    c->rg = c->needed + L;
+    off = (size_t *)(void *)(host + (size_t)L * (3 * sizeof(float *) + sizeof(uint64_t) + 2));
+    for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
+        const dl_layer *l = net->layers[i];
+        size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
+        if ((size_t)l->size > max_size) max_size = (size_t)l->size;
+        if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
+        if (l->op == DL_OP_RESHAPE) {
+            off[4 * i] = off[4 * l->in[0]->index];
+            off[4 * i + 1] = off[4 * l->in[0]->index + 1];
+            k = 0;
+        } else {
+            off[4 * i] = total; total += k;
+            off[4 * i + 1] = total; total += train ? k : 0;
+        }
+        off[4 * i + 2] = total; total += s;
+    }
+    {
+        size_t ws_off = total, t_off = ws_off + dl__align(ws), b_off = t_off + (train ? dl__align((size_t)n * max_size) : 0);
+        total = b_off + (train ? dl__align(net->ns) : 0);
+        c->arena = (float *)net->b->alloc(net->b, (total ? total : 1) * sizeof(float));
+        if (!c->arena) {
+            DL_FREE(c->out);
+            c->out = NULL;
+            return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
+                            (unsigned long)(total * sizeof(float) >> 20), n, net->b->name);
+        }
+        c->ws = c->arena + ws_off;
+        c->targets = train ? c->arena + t_off : NULL;
+        c->stats_backup = train ? c->arena + b_off : NULL;
+    }
+    for (i = 0; i < L; i++) {
+        c->out[i] = c->arena + off[4 * i];
+        c->dout[i] = train ? c->arena + off[4 * i + 1] : NULL;
+        c->saved[i] = train && dl_layer_saved_floats(net->layers[i], n) ? c->arena + off[4 * i + 2] : NULL;
+    }
+    c->b = net->b;
+    c->version = net->version;
+    c->cap_n = n;
+    c->train_plan = train;
+    return DL_OK;
+}
+
+/* The buffers of layer l for one call, in the working memory. */
+typedef struct dl__bind {
+    dl_exec e;
+    const float *in[64];
+    float *din[64], *w[8], *dw[8];
+} dl__bind;
+
+static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind *b) {
+    dl_net *net = c->net;
+    int i;
+    memset(&b->e, 0, sizeof b->e);
+    for (i = 0; i < l->n_in; i++) {
+        b->in[i] = c->out[l->in[i]->index];
+        b->din[i] = backward && c->rg[l->in[i]->index] ? c->dout[l->in[i]->index] : NULL;
+    }
+    for (i = 0; i < l->n_params; i++) {
+        const dl_param *p = &net->params[l->first_param + i];
+        b->w[i] = (p->trainable ? net->dw : net->ds) + p->offset;
+        b->dw[i] = backward && p->trainable && !p->frozen ? net->dg + p->offset : NULL;
+    }
+    b->e.n = c->n;
+    b->e.train = c->train;
+    b->e.in = b->in;
+    b->e.out = c->out[l->index];
+    b->e.din = b->din;
+    b->e.dout = backward ? c->dout[l->index] : NULL;
+    b->e.w = b->w;
+    b->e.dw = b->dw;
+    b->e.saved = c->saved[l->index];
+    b->e.ws = c->ws;
+    b->e.seed = c->seed[l->index];
+}
+
+static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, char *err) {
+    if (!l) return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did building it fail? %s)", call, net->err);
+    if (l->net != net) return dl__fail(err, DL_ERR_ARG, "%s: layer '%s' belongs to another net", call, l->name);
+    return DL_OK;
+}
+
+static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train) {
+    dl_net *net = c->net;
+    dl_layer *input = NULL;
+    int i, j, rc;
+    if (!out) out = dl_net_layer(net, -1);
+    if ((rc = dl__check_layer(net, out, "forward", c->err))) return rc;
+    if (!x) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': input data is NULL", out->name);
+    if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': batch size %d must be positive", out->name, n);
+    if ((rc = dl__plan(c, n, train))) return rc;
+    memset(c->needed, 0, (size_t)net->n_layers);
+    c->needed[out->index] = 1;
+    for (i = out->index; i >= 0; i--)
+        if (c->needed[i]) {
+            dl_layer *l = net->layers[i];
+            for (j = 0; j < l->n_in; j++) c->needed[l->in[j]->index] = 1;
+            if (l->op == DL_OP_INPUT) {
+                if (input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "forward to '%s': it reads two inputs, '%s' and '%s'; "
+                                           "one input layer per graph is supported", out->name, l->name, input->name);
+                input = l;
+            }
+        }
+    DL_ASSERT(input);                  /* every layer descends from an input */
+    c->n = n;
+    c->train = train;
+    c->last = NULL;
+    if ((rc = net->b->copy(net->b, c->out[input->index], x, (size_t)n * input->size * sizeof(float), DL_TO_DEVICE)))
+        return dl__fail(c->err, rc, "forward: copying the input to %s failed: %s", net->b->name, net->b->error);
+    for (i = 0; i <= out->index; i++) {
+        dl_layer *l = net->layers[i];
+        dl__bind b;
+        if (!c->needed[i] || l->op == DL_OP_INPUT) continue;
+        if (l->op == DL_OP_BATCHNORM && train && (size_t)n * (l->size / l->shape[0]) < 2)
+            return dl__fail(c->err, DL_ERR_SHAPE, "batchnorm '%s': training needs more than one value per channel, "
+                            "got batch %d of %d values per sample", l->name, n, l->size / l->shape[0]);
+        if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
+        dl__bind_layer(c, l, 0, &b);
+        if ((rc = net->b->forward(net->b, l, &b.e)))
+            return dl__fail(c->err, rc, "forward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
+                            net->b->error[0] ? ": " : "", net->b->error);
+    }
+    c->last = out;
+    return DL_OK;
+}
+
+/* Marks which layers get a gradient and zeroes those gradients. */
+static int dl__backward_prepare(dl_ctx *c) {
+    dl_net *net = c->net;
+    int i, j, rc;
+    for (i = 0; i <= c->last->index; i++) {
+        dl_layer *l = net->layers[i];
+        c->rg[i] = 0;
+        if (!c->needed[i]) continue;
+        if (l->op == DL_OP_INPUT) c->rg[i] = (unsigned char)net->input_grad;
+        for (j = 0; j < l->n_params; j++) {
+            const dl_param *p = &net->params[l->first_param + j];
+            if (p->trainable && !p->frozen) c->rg[i] = 1;
+        }
+        for (j = 0; j < l->n_in; j++) if (c->rg[l->in[j]->index]) c->rg[i] = 1;
+    }
+    for (i = 0; i <= c->last->index; i++)
+        if (c->rg[i] && net->layers[i]->op != DL_OP_RESHAPE &&
+            (rc = net->b->zero(net->b, c->dout[i], (size_t)c->n * net->layers[i]->size * sizeof(float))))
+            return dl__fail(c->err, rc, "backward: %s", net->b->error);
+    return DL_OK;
+}
+
+static int dl__backward(dl_ctx *c) {
+    dl_net *net = c->net;
+    int i, rc;
+    for (i = c->last->index; i >= 0; i--) {
+        dl_layer *l = net->layers[i];
+        dl__bind b;
+        if (!c->needed[i] || !c->rg[i] || l->op == DL_OP_INPUT) continue;
+        dl__bind_layer(c, l, 1, &b);
+        if ((rc = net->b->backward(net->b, l, &b.e)))
+            return dl__fail(c->err, rc, "backward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
+                            net->b->error[0] ? ": " : "", net->b->error);
+    }
+    return DL_OK;
+}
+
+static dl_ctx *dl__ctx_init(dl_ctx *c, dl_net *net, char *err) {
+    memset(c, 0, sizeof *c);
+    c->net = net;
+    c->b = net->b;
+    c->err = err ? err : c->own_err;
+    return c;
+}
+static dl_ctx *dl__own_ctx(dl_net *net) {
+    if (!net->ctx) {
+        dl_ctx *c = (dl_ctx *)DL_MALLOC(sizeof(dl_ctx));
+        if (!c) { dl__fail(net->err, DL_ERR_NOMEM, "out of memory for the net's context"); return NULL; }
+        net->ctx = dl__ctx_init(c, net, net->err);
+    }
+    return net->ctx;
+}
+
+/* Brings the output of the last forward to the host. */
+static const float *dl__host_output(dl_ctx *c) {
+    dl_net *net = c->net;
+    size_t bytes = (size_t)c->n * c->last->size * sizeof(float);
+    if (c->b == &net->cpu) return c->out[c->last->index];
+    if (c->host_out_cap < bytes) {
+        DL_FREE(c->host_out);
+        c->host_out = (float *)DL_MALLOC(bytes);
+        c->host_out_cap = c->host_out ? bytes : 0;
+        if (!c->host_out) { dl__fail(c->err, DL_ERR_NOMEM, "out of memory for the output"); return NULL; }
+    }
+    if (c->b->copy(c->b, c->host_out, c->out[c->last->index], bytes, DL_TO_HOST)) {
+        dl__fail(c->err, DL_ERR_BACKEND, "copying the output from %s failed: %s", c->b->name, c->b->error);
+        return NULL;
+    }
+    return c->host_out;
+}
+
+const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
+    dl_ctx *c;
+    if (!net || !(c = dl__own_ctx(net))) return NULL;
+    if (dl__forward(c, out, x, n, train != 0)) return NULL;
+    return dl__host_output(c);
+}
+const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) { return dl_forward(net, out, x, n, 0); }
+
+int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
+    dl_ctx *c;
+    int rc;
+    if (!net) return DL_ERR_ARG;
+    if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
+    if (!out) out = dl_net_layer(net, -1);
+    if ((rc = dl__check_layer(net, out, "dl_backward", net->err))) return rc;
+    if (!c->last || c->last != out || !c->train_plan || c->version != net->version)
+        return dl__fail(net->err, DL_ERR_ARG, "dl_backward: call dl_forward to '%s' first", out->name);
+    if (!dout) return dl__fail(net->err, DL_ERR_ARG, "dl_backward: dout is NULL");
+    if ((rc = dl__backward_prepare(c))) return rc;
+    if (!c->rg[out->index]) return DL_OK;          /* nothing trainable behind out */
+    if ((rc = net->b->copy(net->b, c->dout[out->index], dout, (size_t)c->n * out->size * sizeof(float), DL_TO_DEVICE)))
+        return dl__fail(net->err, rc, "dl_backward: copy to %s failed: %s", net->b->name, net->b->error);
+    return dl__backward(c);
+}
+
+void dl_zero_grad(dl_net *net) {
+    if (net && net->nw) net->b->zero(net->b, net->dg, net->nw * sizeof(float));
+}
+
+const float *dl_layer_output(const dl_layer *l) {
+    dl_ctx *c = l ? l->net->ctx : NULL;
+    if (!c || !c->last || c->version != l->net->version || !c->needed[l->index] || c->b != &l->net->cpu) return NULL;
+    return c->out[l->index];
+}
+const float *dl_layer_grad(const dl_layer *l) {
+    dl_ctx *c = l ? l->net->ctx : NULL;
+    if (!c || !c->last || !c->train_plan || c->version != l->net->version || !c->rg[l->index] || c->b != &l->net->cpu) return NULL;
+    return c->dout[l->index];
+}
+
+/* ---- user contexts ---- */
+dl_ctx *dl_ctx_new(dl_net *net) {
+    dl_ctx *c;
+    if (!net) return NULL;
+    c = (dl_ctx *)DL_MALLOC(sizeof(dl_ctx));
+    if (!c) { dl__fail(net->err, DL_ERR_NOMEM, "dl_ctx_new: out of memory"); return NULL; }
+    dl__ctx_init(c, net, NULL);
+    c->next = net->ctxs;
+    net->ctxs = c;
+    return c;
+}
+void dl_ctx_free(dl_ctx *c) {
+    dl_ctx **pp;
+    if (!c) return;
+    if (c->net)
+        for (pp = &c->net->ctxs; *pp; pp = &(*pp)->next)
+            if (*pp == c) { *pp = c->next; break; }
+    dl__ctx_release(c);
+    DL_FREE(c);
+}
+const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
+    if (!c) return NULL;
+    if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
+    if (dl__forward(c, out, x, n, 0)) return NULL;
+    return dl__host_output(c);
+}
+const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
+
+/* ======================================================================== */
+/*  Training                                                                */
+/* ======================================================================== */
+static int dl__optim_fit(dl_optim *opt) {   /* state covers every trainable float */
+    dl_net *net = opt->net;
+    dl_backend *b = net->b;
+    int k, count = dl__optim_state_count(&opt->d);
+    if (opt->n >= net->nw) return DL_OK;
+    for (k = 0; k < count; k++) {
+        float *s = (float *)b->alloc(b, net->nw * sizeof(float));
+        if (!s || b->zero(b, s, net->nw * sizeof(float)) ||
+            (opt->n && b->copy(b, s, opt->s[k], opt->n * sizeof(float), DL_ON_DEVICE))) {
+            if (s) b->release(b, s);
+            return dl__fail(net->err, DL_ERR_NOMEM, "optimizer: out of memory for its state (%lu floats)", (unsigned long)net->nw);
+        }
+        if (opt->s[k]) b->release(b, opt->s[k]);
+        opt->s[k] = s;
+    }
+    opt->n = net->nw;
+    return DL_OK;
+}
+
+int dl_optim_step(dl_optim *opt) {
+    dl_net *net;
+    dl_optim_job job;
+    size_t *ranges;
+    int i, rc;
+    if (!opt) return DL_ERR_ARG;
+    net = opt->net;
+    if ((rc = dl__optim_fit(opt))) return rc;
+    ranges = (size_t *)dl__calloc(2 * (size_t)(net->n_params + 1), sizeof(size_t));
+    if (!ranges) return dl__fail(net->err, DL_ERR_NOMEM, "optimizer: out of memory");
+    memset(&job, 0, sizeof job);
+    job.range_off = ranges;
+    job.range_len = ranges + net->n_params + 1;
+    for (i = 0; i < net->n_params; i++) {   /* contiguous runs of trainable, unfrozen floats */
+        const dl_param *p = &net->params[i];
+        if (!p->trainable || p->frozen) continue;
+        if (job.n_ranges && ranges[job.n_ranges - 1] + ranges[net->n_params + 1 + job.n_ranges - 1] == p->offset)
+            ranges[net->n_params + 1 + job.n_ranges - 1] += (size_t)p->size;
+        else { ranges[job.n_ranges] = p->offset; ranges[net->n_params + 1 + job.n_ranges] = (size_t)p->size; job.n_ranges++; }
+    }
+    job.d = &opt->d;
+    job.lr = opt->d.lr;
+    job.step = opt->step + 1;
+    job.w = net->dw;
+    job.g = net->dg;
+    for (i = 0; i < 3; i++) job.s[i] = opt->s[i];
+    job.n_floats = net->nw;
+    rc = net->b->optim_step(net->b, &job);
+    DL_FREE(ranges);
+    if (rc == DL_ERR_NUMERIC) return dl__fail(net->err, rc, "optimizer step: a gradient is not finite; no parameter was changed");
+    if (rc) return dl__fail(net->err, rc, "optimizer step failed on %s: %s", net->b->name, net->b->error);
+    opt->step++;
+    return DL_OK;
+}
+
+static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const void *targets,
+                          int kind, int n, float *loss_out) {
+    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : "dl_train_step_mse";
+    dl_backend *b;
+    dl_ctx *c;
+    float loss = 0;
+    int rc, i;
+    if (!net) return DL_ERR_ARG;
+    b = net->b;
+    if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
+    if (!out) out = dl_net_layer(net, -1);
+    if ((rc = dl__check_layer(net, out, call, net->err))) return rc;
+    if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
+    if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, kind == DL_LOSS_SOFTMAX_CE ? "labels are" : "targets are");
+    if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
+    if (kind == DL_LOSS_SOFTMAX_CE)
+        for (i = 0; i < n; i++)
+            if (((const int *)targets)[i] < 0 || ((const int *)targets)[i] >= out->size)
+                return dl__fail(net->err, DL_ERR_ARG, "%s: label %d of sample %d is out of range for '%s' with %d classes",
+                                call, ((const int *)targets)[i], i, out->name, out->size);
+    if ((rc = dl__plan(c, n, 1))) return rc;
+    if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
+        return dl__fail(net->err, rc, "%s: %s", call, b->error);
+    dl_zero_grad(net);
+    if ((rc = dl__forward(c, out, x, n, 1)) || (rc = dl__backward_prepare(c))) goto fail;
+    if ((rc = b->copy(b, c->targets, targets, (size_t)n * (kind == DL_LOSS_SOFTMAX_CE ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
+        (rc = b->loss(b, kind, c->out[out->index], c->targets, n, out->size, c->dout[out->index], &loss))) {
+        dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
+        goto fail;
+    }
+    if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+    if (!(loss == loss) || isinf(loss)) {
+        rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss is %g; no parameter was changed", call, loss);
+        goto fail;
+    }
+    if (c->rg[out->index] && (rc = dl__backward(c))) goto fail;
+    if ((rc = dl_optim_step(opt))) goto fail;
+    if (loss_out) *loss_out = loss;
+    return DL_OK;
+fail:
+    if (net->ns) b->copy(b, net->ds, c->stats_backup, net->ns * sizeof(float), DL_ON_DEVICE);
+    return rc;
+}
+
+int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, const int *labels, int n, float *loss) {
+    return dl__train_step(net, opt, logits, x, labels, DL_LOSS_SOFTMAX_CE, n, loss);
+}
+int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const float *targets, int n, float *loss) {
+    return dl__train_step(net, opt, out, x, targets, DL_LOSS_MSE, n, loss);
+}
+
+/* ---- optimizer objects ---- */
+dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
+    dl_optim *opt;
+    dl_optim_desc d;
+    if (!net) return NULL;
+    if (!desc) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: desc is NULL"); return NULL; }
+    d = *desc;
+    if (d.kind < DL_SGD || d.kind > DL_RMSPROP) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: unknown kind %d", d.kind); return NULL; }
+    if (d.lr == 0) d.lr = d.kind == DL_ADAM || d.kind == DL_ADAMW ? 1e-3f : 1e-2f;
+    if (d.beta1 == 0) d.beta1 = 0.9f;
+    if (d.beta2 == 0) d.beta2 = 0.999f;
+    if (d.eps == 0) d.eps = 1e-8f;
+    if (d.alpha == 0) d.alpha = 0.99f;
+    if (d.kind == DL_ADAMW && d.weight_decay == 0) d.weight_decay = 1e-2f;
+    if (!(d.lr > 0) || !(d.momentum >= 0 && d.momentum < 1) || !(d.beta1 >= 0 && d.beta1 < 1) || !(d.beta2 >= 0 && d.beta2 < 1) ||
+        !(d.eps > 0) || !(d.alpha > 0 && d.alpha < 1) || !(d.weight_decay >= 0) || !(d.clip_norm >= 0) ||
+        (d.nesterov && !(d.momentum > 0))) {
+        dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: lr %g must be positive; momentum %g, betas %g %g in [0,1); eps %g positive; "
+                 "alpha %g in (0,1); weight decay %g, clip %g not negative; Nesterov needs momentum",
+                 d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay, d.clip_norm);
+        return NULL;
+    }
+    opt = (dl_optim *)dl__calloc(1, sizeof(dl_optim));
+    if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_new: out of memory"); return NULL; }
+    opt->net = net;
+    opt->d = d;
+    if (dl__optim_fit(opt)) { DL_FREE(opt); return NULL; }
+    opt->next = net->optims;
+    net->optims = opt;
+    return opt;
+}
+static dl_optim *dl__optim_short(dl_net *net, int kind, float lr, float momentum, float wd) {
+    dl_optim_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = kind; d.lr = lr; d.momentum = momentum; d.weight_decay = wd;
+    if (net && !(lr > 0)) { dl__fail(net->err, DL_ERR_ARG, "optimizer: learning rate %g must be positive", lr); return NULL; }
+    return dl_optim_new(net, &d);
+}
+dl_optim *dl_sgd(dl_net *net, float lr, float momentum) { return dl__optim_short(net, DL_SGD, lr, momentum, 0); }
+dl_optim *dl_adam(dl_net *net, float lr) { return dl__optim_short(net, DL_ADAM, lr, 0, 0); }
+dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay) { return dl__optim_short(net, DL_ADAMW, lr, 0, weight_decay); }
+dl_optim *dl_rmsprop(dl_net *net, float lr) { return dl__optim_short(net, DL_RMSPROP, lr, 0, 0); }
+void dl_optim_set_lr(dl_optim *opt, float lr) { if (opt && lr > 0) opt->d.lr = lr; }
+float dl_optim_lr(const dl_optim *opt) { return opt ? opt->d.lr : 0; }
+void dl_optim_free(dl_optim *opt) {
+    dl_optim **pp;
+    int k;
+    if (!opt) return;
+    for (pp = &opt->net->optims; *pp; pp = &(*pp)->next)
+        if (*pp == opt) { *pp = opt->next; break; }
+    for (k = 0; k < 3; k++) if (opt->s[k]) opt->net->b->release(opt->net->b, opt->s[k]);
+    DL_FREE(opt);
+}
+
+/* ======================================================================== */
+/*  Backends: moving a net                                                  */
+/* ======================================================================== */
+dl_backend *dl_net_backend(const dl_net *net) { return net ? net->b : NULL; }
+
+/* A copy of n floats: to_host 1 from the device b to a new host buffer,
+   0 from the host to a new buffer on b. NULL on failure. */
+static float *dl__clone(dl_backend *b, const float *src, size_t n, int to_host) {
+    float *dst = to_host ? (float *)DL_MALLOC((n ? n : 1) * sizeof(float)) : (float *)b->alloc(b, (n ? n : 1) * sizeof(float));
+    if (dst && n && b->copy(b, dst, src, n * sizeof(float), to_host ? DL_TO_HOST : DL_TO_DEVICE)) {
+        if (to_host) DL_FREE(dst); else b->release(b, dst);
+        return NULL;
+    }
+    return dst;
+}
+
+/* Moving is two-phase: every buffer is copied first, and only when all
+   copies succeed are the old ones released, so a failure leaves the net
+   where it was. */
+int dl_net_to_backend(dl_net *net, dl_backend *b) {
+    dl_backend *dev;
+    dl_optim *o;
+    float *w, *g, *s, **moved;
+    int n_opt = 0, i, k, ok, to_host;
+    if (!net) return DL_ERR_ARG;
+    if (!b) b = &net->cpu;
+    if (b == net->b) return DL_OK;
+    if (net->b != &net->cpu && b != &net->cpu)
+        return dl__fail(net->err, DL_ERR_ARG, "dl_net_to_backend: move the net back to the CPU before moving it to %s", b->name);
+    to_host = b == &net->cpu;
+    dev = to_host ? net->b : b;
+    for (o = net->optims; o; o = o->next) n_opt++;
+    moved = (float **)dl__calloc((size_t)n_opt * 3 + 1, sizeof(float *));
+    if (to_host) {      /* the host views exist already: refresh them */
+        w = net->w; g = net->g; s = net->s;
+        ok = moved && !(net->nw && (dev->copy(dev, w, net->dw, net->nw * sizeof(float), DL_TO_HOST) ||
+                                    dev->copy(dev, g, net->dg, net->nw * sizeof(float), DL_TO_HOST))) &&
+             !(net->ns && dev->copy(dev, s, net->ds, net->ns * sizeof(float), DL_TO_HOST));
+    } else {
+        w = dl__clone(dev, net->w, net->nw, 0);
+        g = dl__clone(dev, net->g, net->nw, 0);
+        s = dl__clone(dev, net->s, net->ns, 0);
+        ok = moved && w && g && s;
+    }
+    for (o = net->optims, i = 0; o; o = o->next, i++)
+        for (k = 0; k < 3 && ok; k++)
+            if (o->s[k] && !(moved[3 * i + k] = dl__clone(dev, o->s[k], o->n, to_host))) ok = 0;
+    if (!ok) {          /* release the copies; the net stays where it was */
+        for (o = net->optims, i = 0; moved && o; o = o->next, i++)
+            for (k = 0; k < 3; k++)
+                if (moved[3 * i + k]) { if (to_host) DL_FREE(moved[3 * i + k]); else dev->release(dev, moved[3 * i + k]); }
+        if (!to_host) {
+            if (w) dev->release(dev, w);
+            if (g) dev->release(dev, g);
+            if (s) dev->release(dev, s);
+        }
+        DL_FREE(moved);
+        dl__fail(net->err, moved ? DL_ERR_BACKEND : DL_ERR_NOMEM, "dl_net_to_backend: moving the net %s %s failed%s%s; it stays on %s",
+                 to_host ? "back from" : "to", dev->name, dev->error[0] ? ": " : "", dev->error, net->b->name);
+        if (!to_host && b->destroy) b->destroy(b);
+        return moved ? DL_ERR_BACKEND : DL_ERR_NOMEM;
+    }
+    if (net->ctx) dl__ctx_release(net->ctx);
+    {
+        dl_ctx *c;
+        for (c = net->ctxs; c; c = c->next) dl__ctx_release(c);
+    }
+    for (o = net->optims, i = 0; o; o = o->next, i++)
+        for (k = 0; k < 3; k++)
+            if (o->s[k]) {
+                net->b->release(net->b, o->s[k]);
+                o->s[k] = moved[3 * i + k];
+            }
+    DL_FREE(moved);
+    if (to_host) {
+        dev->release(dev, net->dw); dev->release(dev, net->dg); dev->release(dev, net->ds);
+        net->b = &net->cpu;
+        dl__param_views(net);
+        if (dev->destroy) dev->destroy(dev);
+    } else {
+        net->dw = w; net->dg = g; net->ds = s;
+        net->b = b;
+    }
+    net->version++;
+    return DL_OK;
+}
+
+int dl_net_sync(dl_net *net) {
+    dl_backend *b;
+    if (!net) return DL_ERR_ARG;
+    b = net->b;
+    if (b == &net->cpu) return DL_OK;
+    if ((net->nw && (b->copy(b, net->w, net->dw, net->nw * sizeof(float), DL_TO_HOST) ||
+                     b->copy(b, net->g, net->dg, net->nw * sizeof(float), DL_TO_HOST))) ||
+        (net->ns && b->copy(b, net->s, net->ds, net->ns * sizeof(float), DL_TO_HOST)))
+        return dl__fail(net->err, DL_ERR_BACKEND, "dl_net_sync: %s", b->error);
+    return DL_OK;
+}
+
+/* ======================================================================== */
+/*  Files. Layout, all little-endian:                                       */
+/*    magic 89 'D' 'L' 'H' 0d 0a 1a 0a | u32 format | u32 kind (0 model,     */
+/*    1 checkpoint) | u64 body bytes | body | u32 CRC-32 of all before it    */
+/*  body: u32 layers, each: u32 op, name[32], u32 n_in, u32 in[n_in],       */
+/*        16 x i32 attrs, 3 x f32 attrs;  u32 params, each: name[48],       */
+/*        u32 ndim, u32 shape[4], u32 trainable, u32 frozen, f32 data[size] */
+/*  checkpoint adds: u64 generator, u32 has_optim, and if 1: the optimizer  */
+/*        desc (u32 kind, f32 lr momentum, u32 nesterov, f32 beta1 beta2 eps */
+/*        alpha, u32 centered, f32 weight_decay clip_norm), u64 step,       */
+/*        u64 floats, u32 buffers, f32 state[buffers][floats]               */
+/* ======================================================================== */
+#define DL__FORMAT 1
+static const unsigned char dl__magic[8] = { 0x89, 'D', 'L', 'H', 0x0d, 0x0a, 0x1a, 0x0a };
+
+static uint32_t dl__crc32(uint32_t crc, const unsigned char *p, size_t n) {   /* IEEE, 4 bits at a time */
+    static const uint32_t t[16] = {
+        0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
+        0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c };
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        crc = (crc >> 4) ^ t[crc & 15];
+        crc = (crc >> 4) ^ t[crc & 15];
+    }
+    return ~crc;
+}
+
+/* ---- writing: into a growing memory buffer ---- */
+typedef struct dl__wbuf { unsigned char *p; size_t len, cap; int oom; } dl__wbuf;
+static void dl__put(dl__wbuf *w, const void *src, size_t n) {
+    if (w->oom) return;
+    if (w->len + n > w->cap) {
+        size_t nc = w->cap ? w->cap : 4096;
+        while (nc < w->len + n) nc *= 2;
+        if (!dl__grow((void **)&w->p, w->len, nc, 1)) { w->oom = 1; return; }
+        w->cap = nc;
+    }
+    memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+static void dl__put_u32(dl__wbuf *w, uint32_t v) {
+    unsigned char b[4];
+    b[0] = (unsigned char)v; b[1] = (unsigned char)(v >> 8); b[2] = (unsigned char)(v >> 16); b[3] = (unsigned char)(v >> 24);
+    dl__put(w, b, 4);
+}
+static void dl__put_u64(dl__wbuf *w, uint64_t v) { dl__put_u32(w, (uint32_t)v); dl__put_u32(w, (uint32_t)(v >> 32)); }
+static void dl__put_f32(dl__wbuf *w, float f) { uint32_t v; memcpy(&v, &f, 4); dl__put_u32(w, v); }
+static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; for (i = 0; i < n; i++) dl__put_f32(w, f[i]); }
+
+static void dl__put_attrs(dl__wbuf *w, const dl_attrs *a) {
+    int32_t v[16];
+    int i;
+    v[0] = a->units; v[1] = a->kernel[0]; v[2] = a->kernel[1]; v[3] = a->stride[0]; v[4] = a->stride[1];
+    v[5] = a->pad[0]; v[6] = a->pad[1]; v[7] = a->dilation[0]; v[8] = a->dilation[1]; v[9] = a->groups;
+    v[10] = a->bias; v[11] = a->ndim; v[12] = a->shape[0]; v[13] = a->shape[1]; v[14] = a->shape[2]; v[15] = 0;
+    for (i = 0; i < 16; i++) dl__put_u32(w, (uint32_t)v[i]);
+    dl__put_f32(w, a->alpha); dl__put_f32(w, a->eps); dl__put_f32(w, a->momentum);
+}
+
+int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
+    dl__wbuf w;
+    int i, j, k, rc;
+    uint32_t crc;
+    if (!net) return DL_ERR_ARG;
+    if (!data || !len) return dl__fail(net->err, DL_ERR_ARG, "save: data or len is NULL");
+    if (opt && opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "save: the optimizer belongs to another net");
+    if ((rc = dl_net_sync(net))) return rc;
+    memset(&w, 0, sizeof w);
+    dl__put(&w, dl__magic, 8);
+    dl__put_u32(&w, DL__FORMAT);
+    dl__put_u32(&w, opt ? 1 : 0);
+    dl__put_u64(&w, 0);                 /* body length, patched below */
+    dl__put_u32(&w, (uint32_t)net->n_layers);
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        dl__put_u32(&w, (uint32_t)l->op);
+        dl__put(&w, l->name, sizeof l->name);
+        dl__put_u32(&w, (uint32_t)l->n_in);
+        for (j = 0; j < l->n_in; j++) dl__put_u32(&w, (uint32_t)l->in[j]->index);
+        if (l->op == DL_OP_INPUT) {     /* its shape is its attribute */
+            dl_attrs a = l->a;
+            a.ndim = l->ndim;
+            memcpy(a.shape, l->shape, sizeof a.shape);
+            dl__put_attrs(&w, &a);
+        } else dl__put_attrs(&w, &l->a);
+    }
+    dl__put_u32(&w, (uint32_t)net->n_params);
+    for (i = 0; i < net->n_params; i++) {
+        const dl_param *p = &net->params[i];
+        dl__put(&w, p->name, sizeof p->name);
+        dl__put_u32(&w, (uint32_t)p->ndim);
+        for (j = 0; j < 4; j++) dl__put_u32(&w, (uint32_t)(j < p->ndim ? p->shape[j] : 0));
+        dl__put_u32(&w, (uint32_t)p->trainable);
+        dl__put_u32(&w, (uint32_t)p->frozen);
+        dl__put_floats(&w, p->data, (size_t)p->size);
+    }
+    if (opt) {
+        int count = dl__optim_state_count(&opt->d);
+        const dl_optim_desc *d = &opt->d;
+        if ((rc = dl__optim_fit(opt))) { DL_FREE(w.p); return rc; }
+        dl__put_u64(&w, net->rng);
+        dl__put_u32(&w, 1);
+        dl__put_u32(&w, (uint32_t)d->kind); dl__put_f32(&w, d->lr); dl__put_f32(&w, d->momentum);
+        dl__put_u32(&w, (uint32_t)d->nesterov); dl__put_f32(&w, d->beta1); dl__put_f32(&w, d->beta2);
+        dl__put_f32(&w, d->eps); dl__put_f32(&w, d->alpha); dl__put_u32(&w, (uint32_t)d->centered);
+        dl__put_f32(&w, d->weight_decay); dl__put_f32(&w, d->clip_norm);
+        dl__put_u64(&w, (uint64_t)opt->step);
+        dl__put_u64(&w, (uint64_t)opt->n);
+        dl__put_u32(&w, (uint32_t)count);
+        for (k = 0; k < count; k++) {
+            float *h = net->b == &net->cpu ? opt->s[k] : dl__clone(net->b, opt->s[k], opt->n, 1);
+            if (!h) { w.oom = 1; break; }
+            dl__put_floats(&w, h, opt->n);
+            if (h != opt->s[k]) DL_FREE(h);
+        }
+    }
+    if (!w.oom) {                       /* patch the body length, then the checksum */
+        uint64_t body = w.len - 24;
+        for (k = 0; k < 8; k++) w.p[16 + k] = (unsigned char)(body >> (8 * k));
+        crc = dl__crc32(0, w.p, w.len);
+        dl__put_u32(&w, crc);
+    }
+    if (w.oom) { DL_FREE(w.p); return dl__fail(net->err, DL_ERR_NOMEM, "save: out of memory"); }
+    *data = w.p;
+    *len = w.len;
+    return DL_OK;
+}
+
+/* Writes to path.tmp, flushes it to disk, then renames it over path, so the
+   old file survives any crash before the rename. */
+static int dl__write_atomic(char *err, const char *path, const void *data, size_t len);
+
+static int dl__save(dl_net *net, dl_optim *opt, const char *path) {
+    void *data;
+    size_t len;
+    int rc;
+    if (!net) return DL_ERR_ARG;
+    if (!path) return dl__fail(net->err, DL_ERR_ARG, "save: path is NULL");
+    if ((rc = dl_net_save_mem(net, opt, &data, &len))) return rc;
+    rc = dl__write_atomic(net->err, path, data, len);
+    DL_FREE(data);
+    return rc;
+}
+int dl_net_save(dl_net *net, const char *path) { return dl__save(net, NULL, path); }
+int dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path) {
+    if (net && !opt) return dl__fail(net->err, DL_ERR_ARG, "dl_checkpoint_save: the optimizer is NULL");
+    return dl__save(net, opt, path);
+}
+
+/* ---- reading: every length checked against what is left ---- */
+typedef struct dl__rbuf { const unsigned char *p, *end; } dl__rbuf;
+static int dl__get(dl__rbuf *r, void *dst, size_t n) {
+    if ((size_t)(r->end - r->p) < n) return 0;
+    memcpy(dst, r->p, n);
+    r->p += n;
+    return 1;
+}
+static int dl__get_u32(dl__rbuf *r, uint32_t *v) {
+    unsigned char b[4];
+    if (!dl__get(r, b, 4)) return 0;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 1;
+}
+static int dl__get_u64(dl__rbuf *r, uint64_t *v) {
+    uint32_t lo, hi;
+    if (!dl__get_u32(r, &lo) || !dl__get_u32(r, &hi)) return 0;
+    *v = (uint64_t)hi << 32 | lo;
+    return 1;
+}
+static int dl__get_f32(dl__rbuf *r, float *f) { uint32_t v; if (!dl__get_u32(r, &v)) return 0; memcpy(f, &v, 4); return 1; }
+static int dl__get_i32(dl__rbuf *r, int *v) { uint32_t u; if (!dl__get_u32(r, &u)) return 0; *v = (int)(int32_t)u; return 1; }
+static int dl__get_floats(dl__rbuf *r, float *f, size_t n) {
+    size_t i;
+    if ((size_t)(r->end - r->p) / 4 < n) return 0;
+    for (i = 0; i < n; i++) dl__get_f32(r, &f[i]);
+    return 1;
+}
+static int dl__get_attrs(dl__rbuf *r, dl_attrs *a) {
+    int v[16], i;
+    for (i = 0; i < 16; i++) if (!dl__get_i32(r, &v[i])) return 0;
+    memset(a, 0, sizeof *a);
+    a->units = v[0]; a->kernel[0] = v[1]; a->kernel[1] = v[2]; a->stride[0] = v[3]; a->stride[1] = v[4];
+    a->pad[0] = v[5]; a->pad[1] = v[6]; a->dilation[0] = v[7]; a->dilation[1] = v[8]; a->groups = v[9];
+    a->bias = v[10]; a->ndim = v[11]; a->shape[0] = v[12]; a->shape[1] = v[13]; a->shape[2] = v[14];
+    return dl__get_f32(r, &a->alpha) && dl__get_f32(r, &a->eps) && dl__get_f32(r, &a->momentum);
+}
+
+/* Parses a file image. With into NULL it builds a new net through the same
+   constructors the API uses (so every check applies); with into given it
+   requires the same graph and loads the parameters into it. */
+static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net **out, dl_optim **opt_out, char *err) {
+    dl__rbuf r;
+    dl_net *net = into;
+    uint32_t format = 0, kind = 0, n_layers, n_params, u, i, j;
+    uint64_t body = 0;
+    int rc = DL_ERR_FORMAT;
+    float *tmp = NULL;
+#define DL__BAD(...) do { rc = dl__fail(err, DL_ERR_FORMAT, __VA_ARGS__); goto fail; } while (0)
+    if (out) *out = NULL;
+    if (opt_out) *opt_out = NULL;
+    if (!data) return dl__fail(err, DL_ERR_ARG, "load: data is NULL");
+    r.p = data; r.end = data + len;
+    if (len < 28 || memcmp(data, dl__magic, 8)) return dl__fail(err, DL_ERR_FORMAT, "not a dl.h model file (bad magic)");
+    r.p += 8;
+    dl__get_u32(&r, &format); dl__get_u32(&r, &kind); dl__get_u64(&r, &body);
+    if (format > DL__FORMAT || format == 0)
+        return dl__fail(err, DL_ERR_FORMAT, "model file format %u; this dl.h reads format %d", format, DL__FORMAT);
+    if (kind > 1) return dl__fail(err, DL_ERR_FORMAT, "unknown file kind %u", kind);
+    if (body != len - 28) return dl__fail(err, DL_ERR_FORMAT, "file is %lu bytes but its header says %lu: truncated or extended",
+                                          (unsigned long)len, (unsigned long)(body + 28));
+    {
+        uint32_t want = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 | (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
+        if (dl__crc32(0, data, len - 4) != want) return dl__fail(err, DL_ERR_FORMAT, "checksum mismatch: the file is corrupt");
+    }
+    r.end = data + len - 4;
+    if (!net) {
+        if (!(net = dl_net_new())) return dl__fail(err, DL_ERR_NOMEM, "load: out of memory");
+        net->param_limit = len / 4;
+    }
+    if (!dl__get_u32(&r, &n_layers)) DL__BAD("truncated layer count");
+    if (into && n_layers != (uint32_t)into->n_layers) DL__BAD("the file has %u layers, the net %d", n_layers, into->n_layers);
+    if (n_layers > len / 32) DL__BAD("implausible layer count %u", n_layers);
+    for (i = 0; i < n_layers; i++) {
+        uint32_t op, n_in, idx[64];
+        char name[33];
+        dl_attrs a;
+        dl_layer *ins[64], *l;
+        name[32] = 0;
+        if (!dl__get_u32(&r, &op) || !dl__get(&r, name, 32) || !dl__get_u32(&r, &n_in)) DL__BAD("layer %u: truncated", i);
+        if (op >= DL_OP_COUNT) DL__BAD("layer %u: unknown op %u (a newer dl.h?)", i, op);
+        if (!memchr(name, 0, 32) || !name[0]) DL__BAD("layer %u: bad name", i);
+        if (n_in > 64 || (op == DL_OP_INPUT) != (n_in == 0)) DL__BAD("layer %u '%s': %u inputs", i, name, n_in);
+        for (j = 0; j < n_in; j++) {
+            if (!dl__get_u32(&r, &idx[j])) DL__BAD("layer %u '%s': truncated", i, name);
+            if (idx[j] >= i) DL__BAD("layer %u '%s': input %u is not an earlier layer", i, name, idx[j]);
+            ins[j] = net->layers[idx[j]];
+        }
+        if (!dl__get_attrs(&r, &a)) DL__BAD("layer %u '%s': truncated attributes", i, name);
+        if (into) {
+            l = into->layers[i];
+            if ((uint32_t)l->op != op || (uint32_t)l->n_in != n_in) DL__BAD("layer %u: the file has %s '%s', the net %s '%s'",
+                                                                        i, dl_op_name((int)op), name, dl_op_name(l->op), l->name);
+            for (j = 0; j < n_in; j++) if ((uint32_t)l->in[j]->index != idx[j]) DL__BAD("layer %u '%s': inputs differ", i, name);
+            continue;
+        }
+        if (op == DL_OP_CUSTOM) {
+            rc = dl__fail(err, DL_ERR_UNSUPPORTED, "layer %u '%s' is a custom layer: build the net in code and use dl_net_load_weights", i, name);
+            goto fail;
+        }
+        if (op == DL_OP_INPUT) {
+            if (a.ndim < 1 || a.ndim > 3) DL__BAD("layer %u '%s': input with %d dims", i, name, a.ndim);
+            l = dl_input(net, a.shape[0], a.ndim > 1 ? a.shape[1] : 0, a.ndim > 2 ? a.shape[2] : 0);
+            if (l && dl_layer_set_name(l, name)) l = NULL;
+        } else {
+            if (op == DL_OP_RESHAPE && a.ndim >= 1 && a.ndim <= 3) for (j = 0; j < (uint32_t)a.ndim; j++) if (a.shape[j] == -1) a.shape[j] = 0;
+            l = dl__add(net, (int)op, ins, (int)n_in, &a, DL_INIT_ZEROS, NULL, name);
+        }
+        if (!l) { rc = dl__fail(err, DL_ERR_FORMAT, "layer %u: %s", i, net->err); goto fail; }
+    }
+    if (!dl__get_u32(&r, &n_params)) DL__BAD("truncated parameter count");
+    if (n_params != (uint32_t)net->n_params) DL__BAD("the file has %u parameters, the graph %d", n_params, net->n_params);
+    for (i = 0; i < n_params; i++) {
+        dl_param *p = &net->params[i];
+        char name[49];
+        uint32_t ndim, shape[4], trainable, frozen;
+        name[48] = 0;
+        if (!dl__get(&r, name, 48) || !dl__get_u32(&r, &ndim)) DL__BAD("parameter %u: truncated", i);
+        for (j = 0; j < 4; j++) if (!dl__get_u32(&r, &shape[j])) DL__BAD("parameter %u: truncated", i);
+        if (!dl__get_u32(&r, &trainable) || !dl__get_u32(&r, &frozen)) DL__BAD("parameter %u: truncated", i);
+        if (ndim != (uint32_t)p->ndim || trainable != (uint32_t)p->trainable) DL__BAD("parameter %u '%.48s' does not match '%s'", i, name, p->name);
+        for (j = 0; j < ndim; j++) if (shape[j] != (uint32_t)p->shape[j]) DL__BAD("parameter '%s': shapes differ", p->name);
+        if (!dl__get_floats(&r, p->data, (size_t)p->size)) DL__BAD("parameter '%s': truncated data", p->name);
+        p->frozen = frozen != 0;
+    }
+    if (kind == 1 && opt_out) {
+        uint32_t has, count, k;
+        uint64_t step, n;
+        dl_optim_desc d;
+        dl_optim *opt;
+        memset(&d, 0, sizeof d);
+        if (!dl__get_u64(&r, &net->rng) || !dl__get_u32(&r, &has)) DL__BAD("checkpoint: truncated");
+        if (has) {
+            if (!dl__get_u32(&r, &u)) DL__BAD("optimizer: truncated");
+            d.kind = (int)u;
+            if (!dl__get_f32(&r, &d.lr) || !dl__get_f32(&r, &d.momentum) || !dl__get_u32(&r, &u)) DL__BAD("optimizer: truncated");
+            d.nesterov = (int)u;
+            if (!dl__get_f32(&r, &d.beta1) || !dl__get_f32(&r, &d.beta2) || !dl__get_f32(&r, &d.eps) ||
+                !dl__get_f32(&r, &d.alpha) || !dl__get_u32(&r, &u)) DL__BAD("optimizer: truncated");
+            d.centered = (int)u;
+            if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) || !dl__get_u64(&r, &step) ||
+                !dl__get_u64(&r, &n) || !dl__get_u32(&r, &count)) DL__BAD("optimizer: truncated");
+            if (!(opt = dl_optim_new(net, &d))) { rc = dl__fail(err, DL_ERR_FORMAT, "optimizer: %s", net->err); goto fail; }
+            if (n != net->nw || count != (uint32_t)dl__optim_state_count(&opt->d) || step > (uint64_t)LONG_MAX)
+                DL__BAD("optimizer: state of %lu x %u floats does not fit the net", (unsigned long)n, count);
+            opt->step = (long)step;
+            for (k = 0; k < count; k++) {
+                if (net->b == &net->cpu) { if (!dl__get_floats(&r, opt->s[k], net->nw)) DL__BAD("optimizer: truncated state"); }
+                else {
+                    if (!tmp && !(tmp = (float *)dl__calloc(net->nw, sizeof(float)))) { rc = dl__fail(err, DL_ERR_NOMEM, "load: out of memory"); goto fail; }
+                    if (!dl__get_floats(&r, tmp, net->nw)) DL__BAD("optimizer: truncated state");
+                    if (net->b->copy(net->b, opt->s[k], tmp, net->nw * sizeof(float), DL_TO_DEVICE)) DL__BAD("optimizer: %s", net->b->error);
+                }
+            }
+            *opt_out = opt;
+        }
+    }
+    if (!opt_out && kind == 1) r.p = r.end;       /* a checkpoint read as a model */
+    if (r.p != r.end) DL__BAD("%lu unexpected bytes after the data", (unsigned long)(r.end - r.p));
+    if (into && into->b != &into->cpu) {           /* refresh the device copies */
+        if ((into->nw && into->b->copy(into->b, into->dw, into->w, into->nw * sizeof(float), DL_TO_DEVICE)) ||
+            (into->ns && into->b->copy(into->b, into->ds, into->s, into->ns * sizeof(float), DL_TO_DEVICE)))
+            { rc = dl__fail(err, DL_ERR_BACKEND, "load: %s", into->b->error); goto fail; }
+    }
+    DL_FREE(tmp);
+    net->param_limit = 0;
+    net->err[0] = 0;
+    if (!into) dl_net_seed(net, 42 ^ (uint64_t)net->rng);
+    if (out) *out = net;
+    return DL_OK;
+fail:
+    DL_FREE(tmp);
+    if (!into) dl_net_free(net);
+    if (opt_out) *opt_out = NULL;
+    return rc;
+#undef DL__BAD
+}
+
+static dl_net *dl__load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st) {
+    dl_net *net = NULL;
+    char err[256];
+    int rc = dl__parse((const unsigned char *)data, len, NULL, &net, opt, err);
+    if (st) { st->code = rc; if (rc) snprintf(st->msg, sizeof st->msg, "%s", err); else st->msg[0] = 0; }
+    return net;
+}
+dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st) { return dl__load_mem(data, len, NULL, st); }
+
+/* Reads a whole file into memory; the caller frees *data. */
+static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err) {
+    FILE *f;
+    long size;
+    *data = NULL;
+    if (!path) return dl__fail(err, DL_ERR_ARG, "load: path is NULL");
+    if (!(f = fopen(path, "rb"))) return dl__fail(err, DL_ERR_IO, "%s: cannot open for reading", path);
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        return dl__fail(err, DL_ERR_IO, "%s: cannot find its size", path);
+    }
+    if (!(*data = (unsigned char *)DL_MALLOC((size_t)size + 1))) { fclose(f); return dl__fail(err, DL_ERR_NOMEM, "%s: out of memory", path); }
+    if (fread(*data, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        DL_FREE(*data);
+        *data = NULL;
+        return dl__fail(err, DL_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *len = (size_t)size;
+    return DL_OK;
+}
+
+static dl_net *dl__load_path(const char *path, dl_optim **opt, dl_status *st) {
+    unsigned char *data;
+    size_t len = 0;
+    char err[256];
+    dl_net *net;
+    int rc = dl__read_file(path, &data, &len, err);
+    if (rc) {
+        if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", err); }
+        return NULL;
+    }
+    net = dl__load_mem(data, len, opt, st);
+    DL_FREE(data);
+    if (!net && st) {           /* name the file in the message */
+        char msg[256];
+        snprintf(msg, sizeof msg, "%.80s: %.170s", path, st->msg);
+        memcpy(st->msg, msg, sizeof msg);
+    }
+    return net;
+}
+dl_net *dl_net_load(const char *path, dl_status *st) { return dl__load_path(path, NULL, st); }
+dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st) {
+    dl_optim *dummy;
+    return dl__load_path(path, opt ? opt : &dummy, st);
+}
+
+int dl_net_load_weights(dl_net *net, const char *path) {
+    unsigned char *data;
+    size_t len = 0;
+    char err[256];
+    float *backup;
+    int rc;
+    if (!net) return DL_ERR_ARG;
+    if ((rc = dl__read_file(path, &data, &len, net->err))) return rc;
+    /* parse into the live net, restoring the old values if the file is bad */
+    if (!(backup = (float *)dl__calloc(net->nw + net->ns + 1, sizeof(float)))) {
+        DL_FREE(data);
+        return dl__fail(net->err, DL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (net->nw) memcpy(backup, net->w, net->nw * sizeof(float));
+    if (net->ns) memcpy(backup + net->nw, net->s, net->ns * sizeof(float));
+    rc = dl__parse(data, len, net, NULL, NULL, err);
+    if (rc) {
+        if (net->nw) memcpy(net->w, backup, net->nw * sizeof(float));
+        if (net->ns) memcpy(net->s, backup + net->nw, net->ns * sizeof(float));
+        dl__fail(net->err, rc, "%s: %s", path, err);
+    }
+    DL_FREE(backup);
+    DL_FREE(data);
+    return rc;
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+/* POSIX: write, fsync the file, rename, fsync the folder, so that after a
+   crash or power loss path holds either the old or the new file. */
+static int dl__write_file(const char *tmp, const void *data, size_t len) {
+    const char *p = (const char *)data;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644), ok = fd >= 0;
+    while (ok && len) {
+        ssize_t k = write(fd, p, len);
+        if (k <= 0) ok = 0;
+        else { p += k; len -= (size_t)k; }
+    }
+    if (ok && fsync(fd)) ok = 0;
+    if (fd >= 0 && close(fd)) ok = 0;
+    return ok;
+}
+static void dl__sync_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int fd;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if ((fd = open(dir, O_RDONLY)) >= 0) { fsync(fd); close(fd); }
+}
+#else
+static int dl__write_file(const char *tmp, const void *data, size_t len) {
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL;
+    if (!f) return 0;
+    ok = fwrite(data, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+    return fclose(f) == 0 && ok;
+}
+static void dl__sync_dir(const char *path) { (void)path; }
+#endif
+static int dl__write_atomic(char *err, const char *path, const void *data, size_t len) {
+    char tmp[4096];
+    if (strlen(path) + 5 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "save: path too long");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!dl__write_file(tmp, data, len)) {
+        remove(tmp);
+        return dl__fail(err, DL_ERR_IO, "%s: cannot write (missing folder, no permission or disk full?)", tmp);
+    }
+#ifdef _WIN32
+    remove(path);               /* rename does not replace on Windows */
+#endif
+    if (rename(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
+    dl__sync_dir(path);
+    return DL_OK;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DL_IMPLEMENTATION_INCLUDED */
+#endif /* DL_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the dl.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+------------------------------------------------------------------------------
+*/
