@@ -2032,7 +2032,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     if ((rc = dl__check_layer(net, out, "forward", c->err))) return rc;
     if (!x) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': input data is NULL", out->name);
     if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': batch size %d must be positive", out->name, n);
-    if ((rc = dl__plan(c, n, train))) return rc;
+    if ((rc = dl__plan(c, n, train || c == net->ctx))) return rc;   /* the net's own context can always go backward */
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
     for (i = out->index; i >= 0; i--)

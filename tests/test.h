@@ -20,13 +20,13 @@ static int test__passed, test__failed, test__cur_failed;
     if (test__cur_failed) { test__failed++; printf("FAIL %s (%d checks failed)\n", #fn, test__cur_failed); } \
     else { test__passed++; printf("ok   %s\n", #fn); } fflush(stdout); } while (0)
 
-static int test_summary(void) {
+static inline int test_summary(void) {
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
 
 /* Closeness used by every numeric comparison: |a-b| <= atol + rtol*|b|. NaN never passes. */
-static int test_close(double a, double b, double atol, double rtol) {
+static inline int test_close(double a, double b, double atol, double rtol) {
     double d = fabs(a - b);
     return d == d && d <= atol + rtol * fabs(b);
 }
