@@ -3,7 +3,7 @@ CC      ?= cc
 CXX     ?= c++
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -pedantic -Werror
-LDLIBS   = -lm
+LDLIBS   = -lm -pthread
 B        = build
 
 # Every test is one C file that includes dl.h with its implementation.

@@ -2785,7 +2785,6 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
     DL_FREE(tmp);
     net->param_limit = 0;
     net->err[0] = 0;
-    if (!into) dl_net_seed(net, 42 ^ (uint64_t)net->rng);
     if (out) *out = net;
     return DL_OK;
 fail:
