@@ -765,7 +765,10 @@ int dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w) {
     dl__chw(x->ndim, x->shape, c, h, w);
     return x->ndim;
 }
-static int dl__conv_out(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+/* Output size along one axis; 64-bit so absurd attributes cannot overflow. */
+static long long dl__conv_out(int in, int k, int s, int p, int d) {
+    return ((long long)in + 2LL * p - (long long)d * (k - 1) - 1) / s + 1;
+}
 
 /* Computes the output shape of op on its inputs, or says why it cannot. */
 static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *ndim, int *shape, char *why) {
@@ -782,7 +785,8 @@ static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *nd
         *ndim = 1; shape[0] = a->units; shape[1] = shape[2] = 0;
         return DL_OK;
     case DL_OP_CONV2D: {
-        int oh, ow, kh = a->kernel[0], kw = a->kernel[1];
+        long long oh, ow;
+        int kh = a->kernel[0], kw = a->kernel[1];
         if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
         if (a->units <= 0 || kh <= 0 || kw <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 ||
             a->pad[1] < 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0 || a->groups <= 0)
@@ -793,26 +797,26 @@ static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *nd
             return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
         oh = dl__conv_out(h, kh, a->stride[0], a->pad[0], a->dilation[0]);
         ow = dl__conv_out(w, kw, a->stride[1], a->pad[1], a->dilation[1]);
-        if (oh <= 0 || ow <= 0)
-            return dl__fail(why, DL_ERR_SHAPE, "input %s is too small for kernel %dx%d, dilation %dx%d, padding %dx%d",
+        if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+            return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, padding %dx%d",
                             s0, kh, kw, a->dilation[0], a->dilation[1], a->pad[0], a->pad[1]);
-        shape[0] = a->units; shape[1] = oh; shape[2] = ow;
+        shape[0] = a->units; shape[1] = (int)oh; shape[2] = (int)ow;
         return DL_OK;
     }
     case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D: {
-        int oh, ow;
+        long long oh, ow;
         if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
         if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 || a->pad[1] < 0)
             return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d must be positive, pad %dx%d not negative",
                             a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
-        if (2 * a->pad[0] > a->kernel[0] || 2 * a->pad[1] > a->kernel[1])
+        if (a->pad[0] > a->kernel[0] / 2 || a->pad[1] > a->kernel[1] / 2)
             return dl__fail(why, DL_ERR_ARG, "pad %dx%d must be at most half the kernel %dx%d",
                             a->pad[0], a->pad[1], a->kernel[0], a->kernel[1]);
         oh = dl__conv_out(h, a->kernel[0], a->stride[0], a->pad[0], 1);
         ow = dl__conv_out(w, a->kernel[1], a->stride[1], a->pad[1], 1);
-        if (oh <= 0 || ow <= 0)
+        if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
             return dl__fail(why, DL_ERR_SHAPE, "input %s is smaller than the %dx%d window", s0, a->kernel[0], a->kernel[1]);
-        shape[1] = oh; shape[2] = ow;
+        shape[1] = (int)oh; shape[2] = (int)ow;
         return DL_OK;
     }
     case DL_OP_GLOBAL_AVGPOOL:
@@ -1934,16 +1938,16 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     if (c->arena && c->version == net->version && c->b == net->b && n < c->cap_n) n = c->cap_n;
     if (c->train_plan && c->version == net->version) train = 1;
     dl__ctx_release(c);
-    /* host side: 3 pointer tables, seeds, 2 flag arrays, then offsets (freed below) */
-    host = (char *)dl__calloc((size_t)L, 3 * sizeof(float *) + sizeof(uint64_t) + 2 + 4 * sizeof(size_t));
+    /* host side, widest first: 3 pointer tables, seeds, 4 offsets a layer, 2 flag arrays */
+    host = (char *)dl__calloc((size_t)L, 3 * sizeof(float *) + sizeof(uint64_t) + 4 * sizeof(size_t) + 2);
     if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
-    c->out = (float **)host;
+    c->out = (float **)(void *)host;
     c->dout = c->out + L;
     c->saved = c->dout + L;
-    c->seed = (uint64_t *)(c->saved + L);
-    c->needed = (unsigned char *)(c->seed + L);
+    c->seed = (uint64_t *)(void *)(c->saved + L);
+    off = (size_t *)(void *)(c->seed + L);
+    c->needed = (unsigned char *)(off + 4 * (size_t)L);
     c->rg = c->needed + L;
-    off = (size_t *)(void *)(host + (size_t)L * (3 * sizeof(float *) + sizeof(uint64_t) + 2));
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
         const dl_layer *l = net->layers[i];
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
@@ -2656,6 +2660,15 @@ static int dl__get_attrs(dl__rbuf *r, dl_attrs *a) {
     return dl__get_f32(r, &a->alpha) && dl__get_f32(r, &a->eps) && dl__get_f32(r, &a->momentum);
 }
 
+/* No real layer has a dimension, kernel or stride beyond 2^24. */
+static int dl__attrs_sane(const dl_attrs *a) {
+    const int v[15] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+                        a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2] };
+    int i;
+    for (i = 0; i < 15; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
+    return a->alpha == a->alpha && a->eps == a->eps && a->momentum == a->momentum;
+}
+
 /* Parses a file image. With into NULL it builds a new net through the same
    constructors the API uses (so every check applies); with into given it
    requires the same graph and loads the parameters into it. */
@@ -2707,6 +2720,7 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             ins[j] = net->layers[idx[j]];
         }
         if (!dl__get_attrs(&r, &a)) DL__BAD("layer %u '%s': truncated attributes", i, name);
+        if (!dl__attrs_sane(&a)) DL__BAD("layer %u '%s': attribute out of range", i, name);
         if (into) {
             l = into->layers[i];
             if ((uint32_t)l->op != op || (uint32_t)l->n_in != n_in) DL__BAD("layer %u: the file has %s '%s', the net %s '%s'",
