@@ -1915,9 +1915,9 @@ static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }  
 
 static void dl__ctx_release(dl_ctx *c) {
     if (c->arena) c->b->release(c->b, c->arena);
-    DL_FREE(c->out);
+    DL_FREE(c->seed);                   /* the host tables' one block */
     DL_FREE(c->host_out);
-    c->arena = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
+    c->arena = NULL; c->seed = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
     c->cap_n = 0; c->last = NULL;
 }
 
@@ -1935,16 +1935,17 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     if (c->arena && c->version == net->version && c->b == net->b && n < c->cap_n) n = c->cap_n;
     if (c->train_plan && c->version == net->version) train = 1;
     dl__ctx_release(c);
-    /* host side: 3 pointer tables, seeds, 2 flag arrays, then offsets (freed below) */
-    host = (char *)dl__calloc((size_t)L, 3 * sizeof(float *) + sizeof(uint64_t) + 2 + 4 * sizeof(size_t));
+    /* host side, one block, strictest alignment first so every table is
+       aligned: seeds, 3 pointer tables, offsets, 2 flag arrays */
+    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + 2);
     if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
-    c->out = (float **)host;
+    c->seed = (uint64_t *)(void *)host;
+    c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
-    c->seed = (uint64_t *)(c->saved + L);
-    c->needed = (unsigned char *)(c->seed + L);
+    off = (size_t *)(void *)(c->saved + L);
+    c->needed = (unsigned char *)(off + 4 * (size_t)L);
     c->rg = c->needed + L;
-    off = (size_t *)(void *)(host + (size_t)L * (3 * sizeof(float *) + sizeof(uint64_t) + 2));
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
         const dl_layer *l = net->layers[i];
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
@@ -1965,8 +1966,8 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         total = b_off + (train ? dl__align(net->ns) : 0);
         c->arena = (float *)net->b->alloc(net->b, (total ? total : 1) * sizeof(float));
         if (!c->arena) {
-            DL_FREE(c->out);
-            c->out = NULL;
+            DL_FREE(c->seed);
+            c->seed = NULL; c->out = NULL;
             return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
                             (unsigned long)(total * sizeof(float) >> 20), n, net->b->name);
         }
