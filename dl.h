@@ -319,8 +319,9 @@ DLDEF int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out,
 DLDEF const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n);
 
 /* The pieces of a step, for custom losses and loops: forward (train 1 for
-   training mode), then backward from a gradient wrt out (host memory,
-   n * size floats), which ADDS into the parameter gradients. */
+   training mode, 0 for eval mode), then backward from a gradient wrt out
+   (host memory, n * size floats), which ADDS into the parameter gradients.
+   Backward may follow a forward in either mode. */
 DLDEF const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train);
 DLDEF int          dl_backward(dl_net *net, dl_layer *out, const float *dout);
 DLDEF void         dl_zero_grad(dl_net *net);
@@ -1918,9 +1919,9 @@ static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }  
 
 static void dl__ctx_release(dl_ctx *c) {
     if (c->arena) c->b->release(c->b, c->arena);
-    DL_FREE(c->out);
+    DL_FREE(c->seed);                   /* the host tables' one block */
     DL_FREE(c->host_out);
-    c->arena = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
+    c->arena = NULL; c->seed = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
     c->cap_n = 0; c->last = NULL;
 }
 
@@ -1938,14 +1939,15 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     if (c->arena && c->version == net->version && c->b == net->b && n < c->cap_n) n = c->cap_n;
     if (c->train_plan && c->version == net->version) train = 1;
     dl__ctx_release(c);
-    /* host side, widest first: 3 pointer tables, seeds, 4 offsets a layer, 2 flag arrays */
-    host = (char *)dl__calloc((size_t)L, 3 * sizeof(float *) + sizeof(uint64_t) + 4 * sizeof(size_t) + 2);
+    /* host side, one block, strictest alignment first so every table is
+       aligned: seeds, 3 pointer tables, offsets, 2 flag arrays */
+    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + 2);
     if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
-    c->out = (float **)(void *)host;
+    c->seed = (uint64_t *)(void *)host;
+    c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
-    c->seed = (uint64_t *)(void *)(c->saved + L);
-    off = (size_t *)(void *)(c->seed + L);
+    off = (size_t *)(void *)(c->saved + L);
     c->needed = (unsigned char *)(off + 4 * (size_t)L);
     c->rg = c->needed + L;
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
@@ -1968,8 +1970,8 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         total = b_off + (train ? dl__align(net->ns) : 0);
         c->arena = (float *)net->b->alloc(net->b, (total ? total : 1) * sizeof(float));
         if (!c->arena) {
-            DL_FREE(c->out);
-            c->out = NULL;
+            DL_FREE(c->seed);
+            c->seed = NULL; c->out = NULL;
             return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
                             (unsigned long)(total * sizeof(float) >> 20), n, net->b->name);
         }
@@ -2028,7 +2030,9 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
     return DL_OK;
 }
 
-static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train) {
+/* grad: plan gradient buffers too, so that dl_backward may follow even an
+   eval-mode forward (train 0). */
+static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad) {
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc;
@@ -2036,7 +2040,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     if ((rc = dl__check_layer(net, out, "forward", c->err))) return rc;
     if (!x) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': input data is NULL", out->name);
     if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': batch size %d must be positive", out->name, n);
-    if ((rc = dl__plan(c, n, train || c == net->ctx))) return rc;   /* the net's own context can always go backward */
+    if ((rc = dl__plan(c, n, train || grad))) return rc;
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
     for (i = out->index; i >= 0; i--)
@@ -2146,10 +2150,15 @@ static const float *dl__host_output(dl_ctx *c) {
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, train != 0)) return NULL;
+    if (dl__forward(c, out, x, n, train != 0, 1)) return NULL;
     return dl__host_output(c);
 }
-const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) { return dl_forward(net, out, x, n, 0); }
+const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
+    dl_ctx *c;
+    if (!net || !(c = dl__own_ctx(net))) return NULL;
+    if (dl__forward(c, out, x, n, 0, 0)) return NULL;
+    return dl__host_output(c);
+}
 
 int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
     dl_ctx *c;
@@ -2206,7 +2215,7 @@ void dl_ctx_free(dl_ctx *c) {
 const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c) return NULL;
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
-    if (dl__forward(c, out, x, n, 0)) return NULL;
+    if (dl__forward(c, out, x, n, 0, 0)) return NULL;
     return dl__host_output(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
@@ -2292,7 +2301,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
-    if ((rc = dl__forward(c, out, x, n, 1)) || (rc = dl__backward_prepare(c))) goto fail;
+    if ((rc = dl__forward(c, out, x, n, 1, 1)) || (rc = dl__backward_prepare(c))) goto fail;
     if ((rc = b->copy(b, c->targets, targets, (size_t)n * (kind == DL_LOSS_SOFTMAX_CE ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
         (rc = b->loss(b, kind, c->out[out->index], c->targets, n, out->size, c->dout[out->index], &loss))) {
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
