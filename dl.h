@@ -347,6 +347,14 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
 
+/* ---- CUDA: defined in dl_cuda.cu, so only when you link dl_cuda.o ---------- */
+/* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
+   is no such device or it cannot start, with the CUDA message in st (may be
+   NULL). dl_cuda_use does both steps; when it fails the net stays where it
+   was, usable, and dl_net_error says why. */
+DLDEF dl_backend *dl_cuda_backend_new(int device, dl_status *st);
+DLDEF int         dl_cuda_use(dl_net *net, int device);
+
 /* ---- backends ------------------------------------------------------------- */
 /* The interface a compute backend implements (dl_cuda.cu is one). The CPU
    backend built into dl.h implements the same table. Everything below is for
