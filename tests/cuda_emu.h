@@ -17,7 +17,8 @@
    N-th device allocation after the variable was set to N (counting from 1).
 
    What it cannot check: multi-thread block sums and shuffles, shared memory,
-   real asynchrony, the real cuBLAS. */
+   real asynchrony, the real cuBLAS (its GEMM only sums in another order than
+   dl.h's, as cuBLAS does). */
 #ifndef DL_CUDA_EMU_H
 #define DL_CUDA_EMU_H
 #include <stdio.h>
@@ -258,13 +259,16 @@ static inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasO
             fprintf(stderr, "cuda_emu: cublasSgemmStridedBatched: batch %d reads or writes outside device memory\n", b);
             return CUBLAS_STATUS_INVALID_VALUE;
         }
+        /* summed like a tiled kernel, not like dl.h's loop: 4 interleaved fused
+           multiply-add accumulators, so the tests' tolerances meet reordering */
         for (j = 0; j < n; j++)
             for (i = 0; i < m; i++) {
-                float s = 0;
+                float acc[4] = { 0, 0, 0, 0 };
                 for (l = 0; l < k; l++)
-                    s += (ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda]) *
-                         (tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb]);
-                c[i + (size_t)j * ldc] = *alpha * s + (*beta == 0 ? 0.0f : *beta * c[i + (size_t)j * ldc]);
+                    acc[l & 3] = fmaf(ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda],
+                                      tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb], acc[l & 3]);
+                c[i + (size_t)j * ldc] = *alpha * ((acc[0] + acc[2]) + (acc[1] + acc[3])) +
+                                         (*beta == 0 ? 0.0f : *beta * c[i + (size_t)j * ldc]);
             }
     }
     return CUBLAS_STATUS_SUCCESS;

@@ -74,7 +74,7 @@ if [ ! -x examples/fashion ] && [ -f examples/fashion.c ]; then
     make examples/fashion > "$LOG/fashion.log" 2>&1 ||
     { cc -std=c99 -O2 -I. -Iexamples -c examples/fashion.c -o build/fashion.o &&
       "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" build/fashion.o build/dl_cuda.o -o examples/fashion -lcublas -lm -lpthread \
-          -lz -Xlinker -rpath="$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../lib64"; } >> "$LOG/fashion.log" 2>&1
+          -Xlinker -rpath="$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../lib64"; } >> "$LOG/fashion.log" 2>&1
 fi
 if [ ! -x examples/fashion ]; then
     echo "skipped: no examples/fashion yet"

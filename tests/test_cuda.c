@@ -15,6 +15,8 @@
    ulps of the tensor's scale, not of each element. Parameters and their
    gradients get a floor from a wider scale (see layer_scale, term_scale),
    since a bias feeding batchnorm has a true gradient of zero and holds noise.
+   Results of several training steps get 10 times these tolerances, since
+   differences compound from step to step; single steps get them as they are.
 
    Options: --require-gpu (no GPU is a failure), --bench (only measure the
    reference CNN's throughput, GPU and CPU), --quick (smaller cases). Built with -DDLC_EMULATE
@@ -33,6 +35,7 @@
 #define ATOL_SCALE 1e-5
 
 static int quick;
+static double loose = 1;            /* x tolerance: 10 where differences compound over several steps */
 
 static uint64_t rng_state = 1;
 static float frand(void) {          /* uniform in [-1, 1) */
@@ -67,10 +70,10 @@ static int compare_tol(const char *label, const char *what, const float *gpu, co
     double maxabs = 0, atol;
     size_t i, bad = 0, first = 0;
     for (i = 0; i < n; i++) if (fabs(cpu[i]) > maxabs) maxabs = fabs(cpu[i]);
-    atol = ATOL_SCALE * maxabs + 1e-7 + extra;
+    atol = loose * (ATOL_SCALE * maxabs + 1e-7 + extra);
     for (i = 0; i < n; i++) {
         double d = fabs((double)gpu[i] - cpu[i]);
-        if (!(d <= atol + RTOL * fabs(cpu[i]))) { if (!bad) first = i; bad++; }
+        if (!(d <= atol + loose * RTOL * fabs(cpu[i]))) { if (!bad) first = i; bad++; }
     }
     CHECK(!bad, "%s: %s: %lu of %lu differ; first [%lu]: gpu %.9g cpu %.9g (max |cpu| %.3g, extra tolerance %.3g)", label, what,
           (unsigned long)bad, (unsigned long)n, (unsigned long)first, bad ? gpu[first] : 0.0, bad ? cpu[first] : 0.0, maxabs, extra);
@@ -513,13 +516,16 @@ static void loss_case(const char *label, int mse, int kind, int n) {
     t = random_floats((size_t)n * classes);
     labels = (int *)malloc((size_t)n * sizeof(int));
     for (i = 0; i < n; i++) labels[i] = (int)((frand() + 1.0f) * 0.5f * classes) % classes;
-    for (s = 0; s < 3; s++) {
+    for (s = 0; s < 3; s++) {       /* the first step strictly; then differences compound */
         int ra = mse ? dl_train_step_mse(a, pa, oa, x, t, n, &la) : dl_train_step(a, pa, oa, x, labels, n, &la);
         int rb = mse ? dl_train_step_mse(b, pb, ob, x, t, n, &lb) : dl_train_step(b, pb, ob, x, labels, n, &lb);
         CHECK(ra == DL_OK && rb == DL_OK, "%s: step %d: %s / %s", label, s, dl_net_error(a), dl_net_error(b));
-        CHECK(test_close(lb, la, 1e-6, 1e-5), "%s: step %d: loss gpu %.9g cpu %.9g", label, s, lb, la);
+        CHECK(test_close(lb, la, 1e-6, s ? 1e-4 : 1e-5), "%s: step %d: loss gpu %.9g cpu %.9g", label, s, lb, la);
+        if (s == 0) compare_params(label, a, b, 1);
     }
+    loose = 10;
     compare_params(label, a, b, 1);
+    loose = 1;
     free(x); free(t); free(labels);
 done:
     dl_net_free(a); dl_net_free(b);
@@ -679,7 +685,9 @@ static void test_files_and_moving(void) {
         CHECK(dl_train_step(a, pa, la, x, y, N, NULL) == DL_OK, "cpu: %s", dl_net_error(a));
         CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "gpu: %s", dl_net_error(b));
     }
+    loose = 10;
     compare_params("3 steps with dropout and batchnorm", a, b, 0);
+    loose = 1;
 
     CHECK(dl_net_save(b, "build/t_cuda.dl") == DL_OK, "save a GPU net: %s", dl_net_error(b));
     p = dl_predict(b, lb, x, N);
