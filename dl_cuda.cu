@@ -179,7 +179,7 @@ static int dlc__reserve(dlc *c, void **buf, size_t *cap, size_t bytes) {
     if (bytes <= *cap) return DL_OK;
     bytes += bytes / 2;
     DLC_CHECK(cudaStreamSynchronize(c->stream));
-    DLC_CHECK(cudaFree(*buf));
+    if (*buf) DLC_CHECK(cudaFree(*buf));
     *buf = NULL;
     *cap = 0;
     DLC_CHECK(cudaMalloc(&p, bytes));
@@ -1196,7 +1196,7 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     DLC_TRY(dlc__reserve_small(c, (((2 * (size_t)R * sizeof(size_t)) + 255) & ~(size_t)255) + (size_t)R * X * sizeof(double)));
     if (c->host_ranges_cap < 2 * (size_t)R) {       /* no copy reads it: every step ends waiting */
         void *p = NULL;
-        DLC_CHECK(cudaFreeHost(c->host_ranges));
+        if (c->host_ranges) DLC_CHECK(cudaFreeHost(c->host_ranges));
         c->host_ranges = NULL;
         c->host_ranges_cap = 0;
         DLC_CHECK(cudaMallocHost(&p, 2 * (size_t)R * sizeof(size_t)));
@@ -1226,11 +1226,11 @@ static void dlc__destroy(dl_backend *b) {
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
-    cudaFree(c->big);
-    cudaFree(c->small);
-    cudaFree(c->dev_v);
-    cudaFreeHost(c->host_v);
-    cudaFreeHost(c->host_ranges);
+    if (c->big) cudaFree(c->big);
+    if (c->small) cudaFree(c->small);
+    if (c->dev_v) cudaFree(c->dev_v);
+    if (c->host_v) cudaFreeHost(c->host_v);
+    if (c->host_ranges) cudaFreeHost(c->host_ranges);
     cudaGetLastError();
     delete c;
 }

@@ -152,8 +152,7 @@ static inline cudaError_t cudaMallocHost(void **p, size_t bytes) {
 static inline cudaError_t cudaFreeHost(void *p) {
     dlc_emu_state &s = dlc_emu();
     std::lock_guard<std::mutex> hold(s.m);
-    if (!p) return cudaSuccess;
-    if (!s.pinned.count((const char *)p)) return dlc_emu_err(cudaErrorInvalidValue);
+    if (!p || !s.pinned.count((const char *)p)) return dlc_emu_err(cudaErrorInvalidValue);   /* NULL too: not documented as allowed */
     s.pinned.erase((const char *)p);
     free(p);
     return cudaSuccess;
