@@ -166,6 +166,21 @@ DLDEF dl_layer   *dl_net_layer(const dl_net *net, int i); /* creation order; -1 
 DLDEF dl_layer   *dl_net_find(const dl_net *net, const char *name);
 DLDEF void        dl_net_set_input_grad(dl_net *net, int on); /* backward also computes d/d input */
 
+/* Threads. A net starts with as many threads as the machine has cores (or
+   the environment variable DL_THREADS); they split the batch and the GEMMs
+   of training and dl_predict. Results are bit-identical for any count.
+   Contexts from dl_ctx_new run single-threaded: parallelism comes from the
+   threads that call them. With DL_NO_THREADS the library has no threads. */
+DLDEF int dl_net_set_threads(dl_net *net, int n);          /* 0: the default */
+DLDEF int dl_net_threads(const dl_net *net);
+/* Your own job system instead of the built-in pool: run must call
+   task(arg, i, thread) once for every i in [0, n_tasks), with thread in
+   [0, n_threads) and no two concurrent calls sharing a thread, and return
+   when all are done. fn NULL goes back to the built-in pool. */
+typedef void (*dl_task)(void *arg, int i, int thread);
+typedef void (*dl_parallel_for)(void *user, int n_tasks, dl_task task, void *arg);
+DLDEF int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int n_threads);
+
 /* ---- layers: each returns NULL on error (see dl_net_error) --------------- */
 typedef struct dl_conv_desc {  /* zero means default */
     int filters;               /* output channels (required) */
@@ -402,6 +417,7 @@ typedef struct dl_exec {
     float *saved;
     float *ws;
     uint64_t seed;          /* dropout: mask bit i = dl_dropout_keep(seed, i, p) */
+    const void *cpu;        /* the CPU backend's threads and scratch; NULL elsewhere */
 } dl_exec;
 
 /* One optimizer step as a backend sees it: flat buffers in its memory and
@@ -493,6 +509,17 @@ extern "C" {
 #endif
 
 /* ---- private types ------------------------------------------------------- */
+/* What CPU kernels get besides their buffers: the kernel table, how to run
+   tasks in parallel, and scratch (shared, and one slice per thread). */
+typedef struct dl__cpu {
+    const struct dl__simd *simd;
+    dl_net *net;                /* for its pool or parallel hook */
+    int threads;
+    float *shared;
+    float *thread_ws;
+    size_t thread_floats;
+} dl__cpu;
+
 struct dl_optim {
     dl_net *net;
     dl_optim *next;         /* the net's list of optimizers */
@@ -518,6 +545,7 @@ struct dl_ctx {
     char *err;              /* where messages go: the net's for its own context */
     char own_err[256];
     dl_ctx *next;           /* the net's list of user contexts */
+    dl__cpu cpu;            /* CPU backend: threads (the net's for its own context, 1 for others) and scratch */
 };
 
 struct dl_net {
@@ -539,6 +567,11 @@ struct dl_net {
     dl_optim *optims;
     dl_backend cpu;         /* the built-in backend, one per net: no global state */
     dl_backend *b;          /* the backend in use: &cpu or one given by the user */
+    const struct dl__simd *simd;   /* the CPU's micro-kernels, found at dl_net_new */
+    int threads;
+    struct dl__pool *pool;  /* made at the first parallel region */
+    dl_parallel_for par_fn; /* or the user's job system */
+    void *par_user;
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -617,14 +650,44 @@ int dl_dropout_keep(uint64_t seed, uint64_t i, float p) {
 /* ---- net ------------------------------------------------------------------- */
 static void dl__cpu_init(dl_backend *b);
 static void dl__ctx_release(dl_ctx *c);
+static const struct dl__simd *dl__simd_detect(void);
+static int dl__default_threads(void);
+static void dl__pool_free(struct dl__pool *p);
 
 dl_net *dl_net_new(void) {
     dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
     if (!net) return NULL;
     dl__cpu_init(&net->cpu);
     net->b = &net->cpu;
+    net->simd = dl__simd_detect();
+    net->threads = dl__default_threads();
     dl_net_seed(net, 42);
     return net;
+}
+
+int dl_net_set_threads(dl_net *net, int n) {
+    if (!net) return DL_ERR_ARG;
+    if (n < 0 || n > 256) return dl__fail(net->err, DL_ERR_ARG, "dl_net_set_threads: %d is not in 0..256", n);
+    if (n == 0) n = dl__default_threads();
+#ifndef DL__THREADS
+    if (!net->par_fn) n = 1;
+#endif
+    if (n != net->threads) {
+        dl__pool_free(net->pool);
+        net->pool = NULL;
+        net->threads = n;
+        net->version++;             /* scratch is planned per thread */
+    }
+    return DL_OK;
+}
+int dl_net_threads(const dl_net *net) { return net ? net->threads : 0; }
+int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int n_threads) {
+    if (!net) return DL_ERR_ARG;
+    if (run && (n_threads < 1 || n_threads > 256))
+        return dl__fail(net->err, DL_ERR_ARG, "dl_net_set_parallel: %d threads is not in 1..256", n_threads);
+    net->par_fn = run;
+    net->par_user = user;
+    return dl_net_set_threads(net, run ? n_threads : 0);
 }
 
 void dl_net_free(dl_net *net) {
@@ -632,6 +695,7 @@ void dl_net_free(dl_net *net) {
     if (!net) return;
     while (net->optims) dl_optim_free(net->optims);
     if (net->ctx) { dl__ctx_release(net->ctx); DL_FREE(net->ctx); }
+    dl__pool_free(net->pool);
     while (net->ctxs) {                 /* the user frees them; they no longer work */
         dl_ctx *c = net->ctxs;
         dl__ctx_release(c);
@@ -1212,66 +1276,472 @@ int dl_layer_shape(const dl_layer *l, int shape[3]) {
 int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
 
 /* ======================================================================== */
+/*  CPU compute: SIMD micro-kernels chosen at run time, a thread pool, and  */
+/*  a packed GEMM. Work is split into tasks fixed by the shapes and every   */
+/*  sum runs in an order fixed by the shapes, so results are bit-identical  */
+/*  whatever the number of threads.                                         */
+/* ======================================================================== */
+
+/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
+typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load);
+typedef struct dl__simd { const char *name; int mr, nr; dl__ukernel kernel; } dl__simd;
+#define DL__MAX_MR 8
+#define DL__MAX_NR 32
+
+static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
+    float acc[4][8];
+    int i, j, k;
+    memset(acc, 0, sizeof acc);
+    for (k = 0; k < kc; k++, a += 4, b += 8)
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 8; j++) acc[i][j] += a[i] * b[j];
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
+}
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar };
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DL_NO_SIMD)
+#define DL__X86 1
+#include <immintrin.h>
+/* AVX2 + FMA, 6 x 16: 12 accumulators, 2 loads of b and 6 broadcasts of a per k. */
+__attribute__((target("avx2,fma")))
+static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
+    __m256 acc[6][2];
+    int i, k;
+    for (i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        for (i = 0; i < 6; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    for (i = 0; i < 6; i++) {
+        float *ci = c + i * ldc;
+        if (load) { acc[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]); acc[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]); }
+        _mm256_storeu_ps(ci, acc[i][0]);
+        _mm256_storeu_ps(ci + 8, acc[i][1]);
+    }
+}
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2 };
+
+/* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
+__attribute__((target("avx512f")))
+static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
+    __m512 acc[8][2];
+    int i, k;
+    for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (k = 0; k < kc; k++, a += 8, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (i = 0; i < 8; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    for (i = 0; i < 8; i++) {
+        float *ci = c + i * ldc;
+        if (load) { acc[i][0] = _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]); acc[i][1] = _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]); }
+        _mm512_storeu_ps(ci, acc[i][0]);
+        _mm512_storeu_ps(ci + 16, acc[i][1]);
+    }
+}
+static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512 };
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
+#define DL__NEON 1
+#include <arm_neon.h>
+/* NEON, 8 x 8: 16 accumulators. */
+static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
+    float32x4_t acc[8][2];
+    int i, k;
+    for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(0.0f);
+    for (k = 0; k < kc; k++, a += 8, b += 8) {
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
+        for (i = 0; i < 8; i++) {
+            acc[i][0] = vfmaq_n_f32(acc[i][0], b0, a[i]);
+            acc[i][1] = vfmaq_n_f32(acc[i][1], b1, a[i]);
+        }
+    }
+    for (i = 0; i < 8; i++) {
+        float *ci = c + i * ldc;
+        if (load) { acc[i][0] = vaddq_f32(vld1q_f32(ci), acc[i][0]); acc[i][1] = vaddq_f32(vld1q_f32(ci + 4), acc[i][1]); }
+        vst1q_f32(ci, acc[i][0]);
+        vst1q_f32(ci + 4, acc[i][1]);
+    }
+}
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon };
+#endif
+
+/* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
+static const dl__simd *dl__simd_detect(void) {
+#if defined(DL__X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return &dl__simd_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &dl__simd_avx2;
+#elif defined(DL__NEON)
+    return &dl__simd_neon;
+#endif
+    return &dl__simd_scalar;
+}
+
+/* ---- threads ---- */
+#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#define DL__THREADS 1
+#include <pthread.h>
+#include <unistd.h>
+#endif
+
+typedef void (*dl__task_fn)(void *arg, int task, int thread);
+
+#ifdef DL__THREADS
+struct dl__worker { struct dl__pool *pool; int id; };
+struct dl__pool {
+    int n;                          /* threads, the caller included */
+    pthread_t *tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dl__task_fn fn;
+    void *arg;
+    int n_tasks;
+    int next;                       /* the next task to take (atomic) */
+    int gen;                        /* bumped per job; workers wait for a change */
+    int busy;                       /* workers not done with the current job */
+    int stop;
+    struct dl__worker *workers;
+};
+static void dl__pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+static void dl__pool_work(struct dl__pool *p, int id) {
+    int t;
+    while ((t = __atomic_fetch_add(&p->next, 1, __ATOMIC_ACQ_REL)) < p->n_tasks) p->fn(p->arg, t, id);
+}
+/* Workers spin briefly between jobs (a training step runs many short
+   parallel regions back to back), then sleep on the condition variable. */
+static void *dl__pool_main(void *arg) {
+    struct dl__worker *w = (struct dl__worker *)arg;
+    struct dl__pool *p = w->pool;
+    int seen = 0;
+    for (;;) {
+        int g, spins = 0;
+        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000) dl__pause();
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p->cv, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        seen = g;
+        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) return NULL;
+        dl__pool_work(p, w->id);
+        __atomic_fetch_sub(&p->busy, 1, __ATOMIC_ACQ_REL);
+    }
+}
+static void dl__pool_free(struct dl__pool *p) {
+    int i;
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (i = 1; i < p->n; i++) pthread_join(p->tid[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    DL_FREE(p->tid);
+    DL_FREE(p->workers);
+    DL_FREE(p);
+}
+static struct dl__pool *dl__pool_new(int n) {
+    struct dl__pool *p = (struct dl__pool *)dl__calloc(1, sizeof(struct dl__pool));
+    int i;
+    if (!p) return NULL;
+    p->tid = (pthread_t *)dl__calloc((size_t)n, sizeof(pthread_t));
+    p->workers = (struct dl__worker *)dl__calloc((size_t)n, sizeof(struct dl__worker));
+    if (!p->tid || !p->workers || pthread_mutex_init(&p->mu, NULL)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (pthread_cond_init(&p->cv, NULL)) { pthread_mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    p->n = 1;
+    for (i = 1; i < n; i++) {
+        p->workers[i].pool = p;
+        p->workers[i].id = i;
+        if (pthread_create(&p->tid[i], NULL, dl__pool_main, &p->workers[i])) break;
+        p->n++;
+    }
+    if (p->n < n) { dl__pool_free(p); return NULL; }
+    return p;
+}
+static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *arg) {
+    p->fn = fn;
+    p->arg = arg;
+    p->n_tasks = n_tasks;
+    __atomic_store_n(&p->next, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->busy, p->n - 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&p->mu);
+    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    dl__pool_work(p, 0);
+    while (__atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0) dl__pause();
+}
+static int dl__default_threads(void) {
+    const char *s = getenv("DL_THREADS");
+    long n = s ? strtol(s, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+#else
+struct dl__pool { int unused; };
+static void dl__pool_free(struct dl__pool *p) { (void)p; }
+static int dl__default_threads(void) { return 1; }
+#endif
+
+
+static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
+static float *dl__scratch(const dl__cpu *cpu, int thread) { return cpu->thread_ws + (size_t)thread * cpu->thread_floats; }
+
+/* ---- GEMM ---- */
+#define DL__KC 256              /* depth of one packed block: part of the sum order */
+#define DL__NC 192              /* most columns in one task's packed B panel */
+#define DL__BPACK ((size_t)DL__KC * DL__NC)
+
+typedef struct dl__conv {
+    int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
+} dl__conv;
+
+/* An operand: element (i, j) is p[i*rs + (j / P)*bs + (j % P)*cs]. P splits
+   the column index into batches (the samples of an NCHW tensor); a plain
+   matrix has P = INT_MAX. With conv set it is instead the im2col matrix of a
+   convolution input: rows (c, kh, kw), columns (n, oh, ow), or the transpose. */
+typedef struct dl__mat {
+    const float *p;
+    size_t rs, cs, bs;
+    int P;
+    const dl__conv *conv;
+    int conv_t;
+} dl__mat;
+
+static dl__mat dl__plain(const float *p, size_t rs, size_t cs) {
+    dl__mat m;
+    memset(&m, 0, sizeof m);
+    m.p = p; m.rs = rs; m.cs = cs; m.P = INT_MAX;
+    return m;
+}
+static dl__mat dl__batched(const float *p, size_t rs, int P, size_t bs) {
+    dl__mat m = dl__plain(p, rs, 1);
+    m.P = P; m.bs = bs;
+    return m;
+}
+static size_t dl__at(const dl__mat *m, int i, int j) {
+    return (size_t)i * m->rs + (size_t)(j / m->P) * m->bs + (size_t)(j % m->P) * m->cs;
+}
+
+/* C (M x N) = A (M x K) B (K x N) (+ C when accumulate), then + bias[i] per row. */
+typedef struct dl__gemm {
+    int M, N, K, accumulate;
+    dl__mat A, B, C;            /* C.p is written through */
+    const float *bias;
+} dl__gemm;
+
+static int dl__round_up(int x, int m) { return (x + m - 1) / m * m; }
+static size_t dl__apack_floats(const dl__simd *s, int M, int K) { return (size_t)dl__round_up(M, s->mr) * (size_t)K; }
+/* Columns per task: fixed by N alone, so the split never depends on threads. */
+static int dl__gemm_nc(const dl__simd *s, int N) {
+    int nc = dl__round_up((N + 7) / 8, s->nr);
+    return nc > DL__NC / s->nr * s->nr ? DL__NC / s->nr * s->nr : nc;
+}
+
+/* Packs rows i0..i0+mr, columns k0..k0+kc of A as dst[k][mr], zeros past M. */
+static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, float *dst) {
+    size_t koff[DL__KC];
+    int ii, kk;
+    for (kk = 0; kk < kc; kk++) koff[kk] = dl__at(A, 0, k0 + kk);
+    for (ii = 0; ii < mr; ii++) {
+        const float *row = A->p + (size_t)(i0 + ii) * A->rs;
+        if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; continue; }
+        for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = row[koff[kk]];
+    }
+}
+
+/* Packs rows k0..k0+kc, columns j0..j0+nr of the im2col matrix as dst[k][nr]:
+   the lowering of convolution to GEMM happens here, in cache, never in memory. */
+static void dl__pack_im2col(const dl__mat *B, int N, int k0, int kc, int j0, int nr, float *dst) {
+    const dl__conv *g = B->conv;
+    int jj, kk, valid = N - j0 < nr ? N - j0 : nr, KK = g->KH * g->KW;
+    size_t base[DL__MAX_NR];
+    int y0[DL__MAX_NR], x0[DL__MAX_NR];
+    if (!B->conv_t) {           /* rows (c, kh, kw), columns (n, oh, ow) */
+        for (jj = 0; jj < valid; jj++) {
+            int j = j0 + jj, p = j % g->P;
+            base[jj] = (size_t)(j / g->P) * B->bs;
+            y0[jj] = p / g->OW * g->sh - g->ph;
+            x0[jj] = p % g->OW * g->sw - g->pw;
+        }
+        for (kk = 0; kk < kc; kk++) {
+            int k = k0 + kk, c = k / KK, dy = k % KK / g->KW * g->dh, dx = k % g->KW * g->dw;
+            const float *xc = B->p + (size_t)c * g->H * g->W;
+            float *d = dst + (size_t)kk * nr;
+            for (jj = 0; jj < valid; jj++) {
+                int y = y0[jj] + dy, x = x0[jj] + dx;
+                d[jj] = (unsigned)y < (unsigned)g->H && (unsigned)x < (unsigned)g->W ? xc[base[jj] + (size_t)y * g->W + x] : 0.0f;
+            }
+            for (; jj < nr; jj++) d[jj] = 0.0f;
+        }
+    } else {                    /* the transpose: rows (n, oh, ow), columns (c, kh, kw) */
+        for (jj = 0; jj < valid; jj++) {
+            int j = j0 + jj;
+            base[jj] = (size_t)(j / KK) * g->H * g->W;
+            y0[jj] = j % KK / g->KW * g->dh;
+            x0[jj] = j % g->KW * g->dw;
+        }
+        for (kk = 0; kk < kc; kk++) {
+            int k = k0 + kk, p = k % g->P, y = p / g->OW * g->sh - g->ph, x = p % g->OW * g->sw - g->pw;
+            const float *xn = B->p + (size_t)(k / g->P) * B->bs;
+            float *d = dst + (size_t)kk * nr;
+            for (jj = 0; jj < valid; jj++) {
+                int yy = y + y0[jj], xx = x + x0[jj];
+                d[jj] = (unsigned)yy < (unsigned)g->H && (unsigned)xx < (unsigned)g->W ? xn[base[jj] + (size_t)yy * g->W + xx] : 0.0f;
+            }
+            for (; jj < nr; jj++) d[jj] = 0.0f;
+        }
+    }
+}
+
+/* Packs rows k0..k0+kc, columns j0..j0+nr of B as dst[k][nr], zeros past N. */
+static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nr, float *dst) {
+    int jj, kk, valid = N - j0 < nr ? N - j0 : nr;
+    size_t joff[DL__MAX_NR];
+    if (B->conv) { dl__pack_im2col(B, N, k0, kc, j0, nr, dst); return; }
+    if (B->cs == 1 && j0 % B->P + valid <= B->P) {      /* contiguous rows */
+        size_t off = dl__at(B, 0, j0);
+        for (kk = 0; kk < kc; kk++) {
+            memcpy(dst + (size_t)kk * nr, B->p + (size_t)(k0 + kk) * B->rs + off, (size_t)valid * sizeof(float));
+            for (jj = valid; jj < nr; jj++) dst[(size_t)kk * nr + jj] = 0.0f;
+        }
+        return;
+    }
+    for (jj = 0; jj < valid; jj++) joff[jj] = dl__at(B, 0, j0 + jj);
+    for (kk = 0; kk < kc; kk++) {
+        const float *row = B->p + (size_t)(k0 + kk) * B->rs;
+        for (jj = 0; jj < nr; jj++) dst[(size_t)kk * nr + jj] = jj < valid ? row[joff[jj]] : 0.0f;
+    }
+}
+
+/* Packs all of A: per block of DL__KC columns, its MR-row slivers in turn. */
+static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
+    int pc, ir;
+    for (pc = 0; pc < g->K; pc += DL__KC) {
+        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC;
+        for (ir = 0; ir < g->M; ir += s->mr, ap += (size_t)kc * s->mr) dl__pack_a(&g->A, g->M, ir, pc, kc, s->mr, ap);
+    }
+}
+
+/* One MR x NR tile of C. Tiles that are partial or not contiguous in C go
+   through a local copy, so every element sees the same arithmetic. */
+static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, const float *b, int kc, int i0, int j0,
+                          int load, int last) {
+    const dl__mat *C = &g->C;
+    int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
+    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR];
+    if (m == mr && n == nr && C->cs == 1 && j0 % C->P + nr <= C->P) {
+        s->kernel(kc, a, b, c, C->rs, load);
+        if (last && g->bias) for (i = 0; i < m; i++) for (j = 0; j < n; j++) c[(size_t)i * C->rs + j] += g->bias[i0 + i];
+        return;
+    }
+    if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = C->p[dl__at(C, i0 + i, j0 + j)];
+    s->kernel(kc, a, b, t, (size_t)nr, load);
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) ((float *)C->p)[dl__at(C, i0 + i, j0 + j)] = t[i * nr + j] + (last && g->bias ? g->bias[i0 + i] : 0.0f);
+}
+
+/* Columns j0..j0+nc of C, all rows, the whole sum: k blocks in order. */
+static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap, int j0, int nc, float *bp) {
+    int mp = dl__round_up(g->M, s->mr), pc, ir, jr;
+    for (pc = 0; pc < g->K; pc += DL__KC) {
+        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
+        for (jr = 0; jr < nc; jr += s->nr) dl__pack_b(&g->B, g->N, pc, kc, j0 + jr, s->nr, bp + (size_t)jr * kc);
+        for (ir = 0; ir < g->M; ir += s->mr) {
+            const float *a = ap + (size_t)pc * mp + (size_t)ir * kc;
+            for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
+                dl__gemm_tile(s, g, a, bp + (size_t)jr * kc, kc, ir, j0 + jr, pc > 0 || g->accumulate, last);
+        }
+    }
+}
+
+/* In one thread: scratch holds DL__BPACK floats, then the packed A unless ap is given. */
+static void dl__gemm_serial(const dl__simd *s, const dl__gemm *g, const float *ap, float *scratch) {
+    int nc = dl__gemm_nc(s, g->N), j0;
+    if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
+    if (!ap) { dl__pack_a_all(s, g, scratch + DL__BPACK); ap = scratch + DL__BPACK; }
+    for (j0 = 0; j0 < g->N; j0 += nc) dl__gemm_block(s, g, ap, j0, g->N - j0 < nc ? g->N - j0 : nc, scratch);
+}
+
+typedef struct { const dl__cpu *cpu; const dl__gemm *g; const float *ap; int nc; } dl__gemm_job;
+static void dl__gemm_task(void *arg, int t, int thread) {
+    const dl__gemm_job *j = (const dl__gemm_job *)arg;
+    int j0 = t * j->nc;
+    dl__gemm_block(j->cpu->simd, j->g, j->ap, j0, j->g->N - j0 < j->nc ? j->g->N - j0 : j->nc, dl__scratch(j->cpu, thread));
+}
+/* On all threads, column blocks as tasks; A is packed once into ap (shared scratch). */
+static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) {
+    dl__gemm_job j;
+    if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
+    dl__pack_a_all(cpu->simd, g, ap);
+    j.cpu = cpu; j.g = g; j.ap = ap; j.nc = dl__gemm_nc(cpu->simd, g->N);
+    dl__parallel(cpu, (g->N + j.nc - 1) / j.nc, dl__gemm_task, &j);
+}
+
+/* ======================================================================== */
 /*  CPU kernels. Each layer: forward and backward side by side, formula and */
 /*  shapes in a comment. Backward ADDS into din and dw.                     */
 /* ======================================================================== */
 
-/* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) KxN.
-   beta 0 overwrites C. Sums run over k in order, so results do not depend
-   on how callers split M or N. */
-static void dl__sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
-    int i, j, k;
-    for (i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0) for (j = 0; j < N; j++) c[j] = 0;
-        else if (beta != 1) for (j = 0; j < N; j++) c[j] *= beta;
-    }
-    if (!tb) {
-        for (i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (k = 0; k < K; k++) {
-                float a = alpha * (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
-                const float *b = B + (size_t)k * ldb;
-                for (j = 0; j < N; j++) c[j] += a * b[j];
-            }
-        }
-    } else {
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) {
-                const float *b = B + (size_t)j * ldb;
-                float s = 0;
-                if (ta) for (k = 0; k < K; k++) s += A[(size_t)k * lda + i] * b[k];
-                else { const float *a = A + (size_t)i * lda; for (k = 0; k < K; k++) s += a[k] * b[k]; }
-                C[(size_t)i * ldc + j] += alpha * s;
-            }
-    }
-}
-
-/* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O) ---- */
+/* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O).
+   Computed as Y^T = W X^T so the long side (the batch) is GEMM's N. ---- */
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
-    int O = l->a.units, I = l->in[0]->size, n, o;
-    dl__sgemm(0, 1, e->n, O, I, 1.0f, e->in[0], I, e->w[0], I, 0.0f, e->out, O);
-    if (l->a.bias)
-        for (n = 0; n < e->n; n++) for (o = 0; o < O; o++) e->out[(size_t)n * O + o] += e->w[1][o];
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
+    int O = l->a.units, I = l->in[0]->size;
+    dl__gemm g;
+    memset(&g, 0, sizeof g);
+    g.M = O; g.N = e->n; g.K = I;
+    g.A = dl__plain(e->w[0], (size_t)I, 1);
+    g.B = dl__plain(e->in[0], 1, (size_t)I);
+    g.C = dl__plain(e->out, 1, (size_t)O);
+    g.bias = l->a.bias ? e->w[1] : NULL;
+    dl__gemm_parallel(cpu, &g, cpu->shared);
     return DL_OK;
 }
 static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     int O = l->a.units, I = l->in[0]->size, n, o;
-    if (e->din[0]) dl__sgemm(0, 0, e->n, I, O, 1.0f, e->dout, O, e->w[0], I, 1.0f, e->din[0], I); /* dx += dy W */
-    if (e->dw[0]) dl__sgemm(1, 0, O, I, e->n, 1.0f, e->dout, O, e->in[0], I, 1.0f, e->dw[0], I); /* dW += dy^T x */
+    dl__gemm g;
+    memset(&g, 0, sizeof g);
+    g.accumulate = 1;
+    if (e->din[0]) {            /* dx (N,I) += dy (N,O) W (O,I) */
+        g.M = e->n; g.N = I; g.K = O;
+        g.A = dl__plain(e->dout, (size_t)O, 1);
+        g.B = dl__plain(e->w[0], (size_t)I, 1);
+        g.C = dl__plain(e->din[0], (size_t)I, 1);
+        dl__gemm_parallel(cpu, &g, cpu->shared);
+    }
+    if (e->dw[0]) {             /* dW (O,I) += dy^T (O,N) x (N,I) */
+        g.M = O; g.N = I; g.K = e->n;
+        g.A = dl__plain(e->dout, 1, (size_t)O);
+        g.B = dl__plain(e->in[0], (size_t)I, 1);
+        g.C = dl__plain(e->dw[0], (size_t)I, 1);
+        dl__gemm_parallel(cpu, &g, cpu->shared);
+    }
     if (l->a.bias && e->dw[1])
         for (n = 0; n < e->n; n++) for (o = 0; o < O; o++) e->dw[1][o] += e->dout[(size_t)n * O + o];
     return DL_OK;
 }
 
 /* ---- conv2d: y[n,m,oh,ow] = b[m] + sum_{c,kh,kw} W[m,c,kh,kw] x[n,g*C/G+c, oh*s-p+kh*d, ow*s-p+kw*d]
-   x (N,C,H,W), W (M,C/G,KH,KW), y (N,M,OH,OW). Lowered to GEMM per sample and
-   group: Y_g (M/G x OH*OW) = W_g (M/G x C/G*KH*KW) * col (C/G*KH*KW x OH*OW). */
-typedef struct dl__conv {
-    int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
-} dl__conv;
-
+   x (N,C,H,W), W (M,C/G,KH,KW), y (N,M,OH,OW). Per group, one GEMM over the
+   whole batch: Y_g (M/G x N*OH*OW) = W_g (M/G x C/G*KH*KW) im2col(x_g),
+   with im2col done while packing. ---- */
 static dl__conv dl__conv_geom(const dl_layer *l) {
     dl__conv g;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
@@ -1281,34 +1751,52 @@ static dl__conv dl__conv_geom(const dl_layer *l) {
     g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
     g.dh = l->a.dilation[0]; g.dw = l->a.dilation[1];
     g.G = l->a.groups; g.Cg = g.C / g.G; g.Mg = g.M / g.G;
-    g.K = g.Cg * g.KH * g.KW;       /* GEMM inner dimension */
-    g.P = g.OH * g.OW;              /* output pixels */
+    g.K = g.Cg * g.KH * g.KW;       /* GEMM depth */
+    g.P = g.OH * g.OW;              /* output pixels per sample */
     return g;
 }
 /* A 1x1, stride-1, unpadded convolution reads x as its own col matrix. */
 static int dl__conv_is_pointwise(const dl__conv *g) {
     return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
 }
-
-/* col[(c*KH+kh)*KW+kw][oh*OW+ow] = x[c][oh*sh-ph+kh*dh][ow*sw-pw+kw*dw], 0 outside */
-static void dl__im2col(const dl__conv *g, const float *x, float *col) {
-    int c, kh, kw, oh, ow;
-    for (c = 0; c < g->Cg; c++)
-        for (kh = 0; kh < g->KH; kh++)
-            for (kw = 0; kw < g->KW; kw++) {
-                float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * g->P;
-                for (oh = 0; oh < g->OH; oh++) {
-                    int ih = oh * g->sh - g->ph + kh * g->dh;
-                    float *r = row + (size_t)oh * g->OW;
-                    if (ih < 0 || ih >= g->H) { for (ow = 0; ow < g->OW; ow++) r[ow] = 0; continue; }
-                    for (ow = 0; ow < g->OW; ow++) {
-                        int iw = ow * g->sw - g->pw + kw * g->dw;
-                        r[ow] = iw >= 0 && iw < g->W ? x[((size_t)c * g->H + ih) * g->W + iw] : 0.0f;
-                    }
-                }
-            }
+/* Samples per chunk of the weight gradient: its partial sums are added in
+   chunk order, and the chunk size depends on the shapes only. */
+static int dl__conv_chunk(const dl__conv *g, int n) {
+    int ch = (1024 + g->P - 1) / g->P;
+    return ch > n ? n : ch;
 }
-/* The adjoint of im2col: x += col scattered back. */
+static dl__mat dl__conv_input(const dl__conv *g, const float *x, int grp, int transposed) {
+    dl__mat m = dl__plain(x + (size_t)grp * g->Cg * g->H * g->W, 0, 0);
+    m.bs = (size_t)g->C * g->H * g->W;
+    m.P = g->P;
+    m.conv = g;
+    m.conv_t = transposed;
+    if (dl__conv_is_pointwise(g) && !transposed) {  /* x itself: rows c, columns (n, p) */
+        m.conv = NULL;
+        m.rs = (size_t)g->H * g->W;
+        m.cs = 1;
+    }
+    return m;
+}
+
+static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
+    dl__conv cg = dl__conv_geom(l);
+    int grp;
+    for (grp = 0; grp < cg.G; grp++) {
+        dl__gemm g;
+        memset(&g, 0, sizeof g);
+        g.M = cg.Mg; g.N = e->n * cg.P; g.K = cg.K;
+        g.A = dl__plain(e->w[0] + (size_t)grp * cg.Mg * cg.K, (size_t)cg.K, 1);
+        g.B = dl__conv_input(&cg, e->in[0], grp, 0);
+        g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
+        g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
+        dl__gemm_parallel(cpu, &g, cpu->shared);
+    }
+    return DL_OK;
+}
+
+/* The adjoint of im2col for one sample and group: x += col scattered back. */
 static void dl__col2im(const dl__conv *g, const float *col, float *x) {
     int c, kh, kw, oh, ow;
     for (c = 0; c < g->Cg; c++)
@@ -1318,58 +1806,100 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
                 for (oh = 0; oh < g->OH; oh++) {
                     int ih = oh * g->sh - g->ph + kh * g->dh;
                     const float *r = row + (size_t)oh * g->OW;
+                    float *xr = x + ((size_t)c * g->H + ih) * g->W;
                     if (ih < 0 || ih >= g->H) continue;
                     for (ow = 0; ow < g->OW; ow++) {
                         int iw = ow * g->sw - g->pw + kw * g->dw;
-                        if (iw >= 0 && iw < g->W) x[((size_t)c * g->H + ih) * g->W + iw] += r[ow];
+                        if (iw >= 0 && iw < g->W) xr[iw] += r[ow];
                     }
                 }
             }
 }
 
-static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
-    dl__conv g = dl__conv_geom(l);
-    int n, grp, m, p;
-    for (n = 0; n < e->n; n++)
-        for (grp = 0; grp < g.G; grp++) {
-            const float *x = e->in[0] + ((size_t)n * g.C + (size_t)grp * g.Cg) * g.H * g.W;
-            float *y = e->out + ((size_t)n * g.M + (size_t)grp * g.Mg) * g.P;
-            const float *col = x;
-            if (!dl__conv_is_pointwise(&g)) { dl__im2col(&g, x, e->ws); col = e->ws; }
-            dl__sgemm(0, 0, g.Mg, g.P, g.K, 1.0f, e->w[0] + (size_t)grp * g.Mg * g.K, g.K, col, g.P, 0.0f, y, g.P);
-            if (l->a.bias)
-                for (m = 0; m < g.Mg; m++) for (p = 0; p < g.P; p++) y[(size_t)m * g.P + p] += e->w[1][grp * g.Mg + m];
+typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const float *ap; int chunk; float *partial; } dl__conv_job;
+
+/* dx_n = col2im(W_g^T dy_n,g), one sample per task; W^T is packed once. */
+static void dl__conv2d_dx_task(void *arg, int n, int thread) {
+    const dl__conv_job *j = (const dl__conv_job *)arg;
+    const dl__conv *cg = &j->cg;
+    float *scratch = dl__scratch(j->cpu, thread), *dcol = scratch + DL__BPACK;
+    int grp, pointwise = dl__conv_is_pointwise(cg);
+    for (grp = 0; grp < cg->G; grp++) {
+        float *dx = j->e->din[0] + ((size_t)n * cg->C + (size_t)grp * cg->Cg) * cg->H * cg->W;
+        dl__gemm g;
+        memset(&g, 0, sizeof g);
+        g.M = cg->K; g.N = cg->P; g.K = cg->Mg;
+        g.A = dl__plain(j->e->w[0] + (size_t)grp * cg->Mg * cg->K, 1, (size_t)cg->K);
+        g.B = dl__plain(j->e->dout + ((size_t)n * cg->M + (size_t)grp * cg->Mg) * cg->P, (size_t)cg->P, 1);
+        g.C = dl__plain(pointwise ? dx : dcol, (size_t)cg->P, 1);
+        g.accumulate = pointwise;
+        dl__gemm_serial(j->cpu->simd, &g, j->ap + (size_t)grp * dl__apack_floats(j->cpu->simd, cg->K, cg->Mg), scratch);
+        if (!pointwise) dl__col2im(cg, dcol, dx);
+    }
+}
+/* Partial dW and db of one chunk of samples: dW_g += dy_g im2col(x_g)^T. */
+static void dl__conv2d_dw_task(void *arg, int t, int thread) {
+    const dl__conv_job *j = (const dl__conv_job *)arg;
+    const dl__conv *cg = &j->cg;
+    int n0 = t * j->chunk, nn = j->e->n - n0 < j->chunk ? j->e->n - n0 : j->chunk, grp, m, i;
+    float *part = j->partial + (size_t)t * ((size_t)cg->M * cg->K + cg->M);
+    for (grp = 0; grp < cg->G; grp++) {
+        dl__gemm g;
+        memset(&g, 0, sizeof g);
+        g.M = cg->Mg; g.N = cg->K; g.K = nn * cg->P;
+        g.A = dl__batched(j->e->dout + ((size_t)n0 * cg->M + (size_t)grp * cg->Mg) * cg->P, (size_t)cg->P, cg->P, (size_t)cg->M * cg->P);
+        g.B = dl__conv_input(cg, j->e->in[0] + (size_t)n0 * cg->C * cg->H * cg->W, grp, 1);
+        g.C = dl__plain(part + (size_t)grp * cg->Mg * cg->K, (size_t)cg->K, 1);
+        dl__gemm_serial(j->cpu->simd, &g, NULL, dl__scratch(j->cpu, thread));
+    }
+    for (m = 0; m < cg->M; m++) {       /* db partial */
+        float s = 0;
+        for (i = 0; i < nn; i++) {
+            const float *dy = j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P;
+            int p;
+            for (p = 0; p < cg->P; p++) s += dy[p];
         }
-    return DL_OK;
+        part[(size_t)cg->M * cg->K + m] = s;
+    }
+}
+/* Adds the chunks' partials in chunk order, one slice of dW per task. */
+static void dl__conv2d_reduce_task(void *arg, int t, int thread) {
+    const dl__conv_job *j = (const dl__conv_job *)arg;
+    size_t per = (size_t)j->cg.M * j->cg.K + j->cg.M, lo = (size_t)t * 4096, hi = lo + 4096 < per ? lo + 4096 : per, i;
+    int c, chunks = (j->e->n + j->chunk - 1) / j->chunk;
+    (void)thread;
+    for (i = lo; i < hi; i++) {
+        float s = 0;
+        for (c = 0; c < chunks; c++) s += j->partial[(size_t)c * per + i];
+        if (i < (size_t)j->cg.M * j->cg.K) { if (j->e->dw[0]) j->e->dw[0][i] += s; }
+        else if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][i - (size_t)j->cg.M * j->cg.K] += s;
+    }
 }
 static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
-    dl__conv g = dl__conv_geom(l);
-    int n, grp, m, p, pointwise = dl__conv_is_pointwise(&g);
-    float *col = e->ws, *dcol = e->ws + (size_t)g.K * g.P;
-    for (n = 0; n < e->n; n++)
-        for (grp = 0; grp < g.G; grp++) {
-            size_t xoff = ((size_t)n * g.C + (size_t)grp * g.Cg) * g.H * g.W;
-            const float *x = e->in[0] + xoff, *dy = e->dout + ((size_t)n * g.M + (size_t)grp * g.Mg) * g.P;
-            const float *w = e->w[0] + (size_t)grp * g.Mg * g.K;
-            if (e->dw[0]) {             /* dW_g += dY_g col^T */
-                const float *c = x;
-                if (!pointwise) { dl__im2col(&g, x, col); c = col; }
-                dl__sgemm(0, 1, g.Mg, g.K, g.P, 1.0f, dy, g.P, c, g.P, 1.0f, e->dw[0] + (size_t)grp * g.Mg * g.K, g.K);
-            }
-            if (e->din[0]) {            /* dcol = W_g^T dY_g, scattered into dx */
-                if (pointwise) dl__sgemm(1, 0, g.K, g.P, g.Mg, 1.0f, w, g.K, dy, g.P, 1.0f, e->din[0] + xoff, g.P);
-                else {
-                    dl__sgemm(1, 0, g.K, g.P, g.Mg, 1.0f, w, g.K, dy, g.P, 0.0f, dcol, g.P);
-                    dl__col2im(&g, dcol, e->din[0] + xoff);
-                }
-            }
-            if (l->a.bias && e->dw[1])
-                for (m = 0; m < g.Mg; m++) {
-                    float s = 0;
-                    for (p = 0; p < g.P; p++) s += dy[(size_t)m * g.P + p];
-                    e->dw[1][grp * g.Mg + m] += s;
-                }
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
+    dl__conv_job j;
+    memset(&j, 0, sizeof j);
+    j.cpu = cpu; j.l = l; j.e = e; j.cg = dl__conv_geom(l);
+    if (e->din[0]) {
+        int grp;
+        size_t per = dl__apack_floats(cpu->simd, j.cg.K, j.cg.Mg);
+        for (grp = 0; grp < j.cg.G; grp++) {     /* pack W_g^T once for all samples */
+            dl__gemm g;
+            memset(&g, 0, sizeof g);
+            g.M = j.cg.K; g.K = j.cg.Mg;
+            g.A = dl__plain(e->w[0] + (size_t)grp * j.cg.Mg * j.cg.K, 1, (size_t)j.cg.K);
+            dl__pack_a_all(cpu->simd, &g, cpu->shared + grp * per);
         }
+        j.ap = cpu->shared;
+        dl__parallel(cpu, e->n, dl__conv2d_dx_task, &j);
+    }
+    if (e->dw[0] || (l->a.bias && e->dw[1])) {
+        size_t per = (size_t)j.cg.M * j.cg.K + j.cg.M;
+        j.chunk = dl__conv_chunk(&j.cg, e->n);
+        j.partial = cpu->shared;
+        dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
+        dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
+    }
     return DL_OK;
 }
 
@@ -1695,30 +2225,55 @@ static int dl__concat_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
-/* ---- matmul per sample: C (B,M,P) = A (B,M,K) x B (B,K,P); dA += dC B^T, dB += A^T dC ---- */
+/* ---- matmul per sample: C (B,M,P) = A (B,M,K) x B (B,K,P); dA += dC B^T, dB += A^T dC.
+   One small GEMM per sample and batch entry, those as tasks. ---- */
 static void dl__matmul_dims(const dl_layer *l, int *batch, int *M, int *K, int *P) {
     int r = l->ndim;
     *batch = r == 3 ? l->shape[0] : 1;
     *M = l->shape[r - 2]; *P = l->shape[r - 1]; *K = l->in[0]->shape[r - 1];
 }
-static int dl__matmul_forward(const dl_layer *l, const dl_exec *e) {
-    int batch, M, K, P, i;
-    dl__matmul_dims(l, &batch, &M, &K, &P);
-    for (i = 0; i < e->n * batch; i++)
-        dl__sgemm(0, 0, M, P, K, 1.0f, e->in[0] + (size_t)i * M * K, K, e->in[1] + (size_t)i * K * P, P,
-                  0.0f, e->out + (size_t)i * M * P, P);
-    return DL_OK;
-}
-static int dl__matmul_backward(const dl_layer *l, const dl_exec *e) {
-    int batch, M, K, P, i;
-    dl__matmul_dims(l, &batch, &M, &K, &P);
-    for (i = 0; i < e->n * batch; i++) {
-        const float *dc = e->dout + (size_t)i * M * P;
-        if (e->din[0]) dl__sgemm(0, 1, M, K, P, 1.0f, dc, P, e->in[1] + (size_t)i * K * P, P, 1.0f, e->din[0] + (size_t)i * M * K, K);
-        if (e->din[1]) dl__sgemm(1, 0, K, P, M, 1.0f, e->in[0] + (size_t)i * M * K, K, dc, P, 1.0f, e->din[1] + (size_t)i * K * P, P);
+typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; int backward; } dl__matmul_job;
+static void dl__matmul_task(void *arg, int i, int thread) {
+    const dl__matmul_job *j = (const dl__matmul_job *)arg;
+    const dl_exec *e = j->e;
+    float *scratch = dl__scratch(j->cpu, thread);
+    int batch, M, K, P;
+    const float *a, *b;
+    dl__gemm g;
+    dl__matmul_dims(j->l, &batch, &M, &K, &P);
+    a = e->in[0] + (size_t)i * M * K;
+    b = e->in[1] + (size_t)i * K * P;
+    memset(&g, 0, sizeof g);
+    if (!j->backward) {
+        g.M = M; g.N = P; g.K = K;
+        g.A = dl__plain(a, (size_t)K, 1); g.B = dl__plain(b, (size_t)P, 1); g.C = dl__plain(e->out + (size_t)i * M * P, (size_t)P, 1);
+        dl__gemm_serial(j->cpu->simd, &g, NULL, scratch);
+        return;
     }
+    g.accumulate = 1;
+    if (e->din[0]) {            /* dA (M,K) += dC (M,P) B^T (P,K) */
+        g.M = M; g.N = K; g.K = P;
+        g.A = dl__plain(e->dout + (size_t)i * M * P, (size_t)P, 1); g.B = dl__plain(b, 1, (size_t)P);
+        g.C = dl__plain(e->din[0] + (size_t)i * M * K, (size_t)K, 1);
+        dl__gemm_serial(j->cpu->simd, &g, NULL, scratch);
+    }
+    if (e->din[1]) {            /* dB (K,P) += A^T (K,M) dC (M,P) */
+        g.M = K; g.N = P; g.K = M;
+        g.A = dl__plain(a, 1, (size_t)K); g.B = dl__plain(e->dout + (size_t)i * M * P, (size_t)P, 1);
+        g.C = dl__plain(e->din[1] + (size_t)i * K * P, (size_t)P, 1);
+        dl__gemm_serial(j->cpu->simd, &g, NULL, scratch);
+    }
+}
+static int dl__matmul_run(const dl_layer *l, const dl_exec *e, int backward) {
+    dl__matmul_job j;
+    int batch, M, K, P;
+    dl__matmul_dims(l, &batch, &M, &K, &P);
+    j.cpu = (const dl__cpu *)e->cpu; j.l = l; j.e = e; j.backward = backward;
+    dl__parallel(j.cpu, e->n * batch, dl__matmul_task, &j);
     return DL_OK;
 }
+static int dl__matmul_forward(const dl_layer *l, const dl_exec *e) { return dl__matmul_run(l, e, 0); }
+static int dl__matmul_backward(const dl_layer *l, const dl_exec *e) { return dl__matmul_run(l, e, 1); }
 
 /* ---- custom: the user's callbacks ---- */
 static int dl__custom_call(const dl_layer *l, const dl_exec *e, int backward) {
@@ -1772,6 +2327,7 @@ size_t dl_layer_saved_floats(const dl_layer *l, int n) {
     default: return 0;
     }
 }
+/* Scratch for backends that lower convolution to an explicit im2col. */
 size_t dl_layer_ws_floats(const dl_layer *l, int n) {
     (void)n;
     if (l->op == DL_OP_CONV2D) {
@@ -1779,6 +2335,41 @@ size_t dl_layer_ws_floats(const dl_layer *l, int n) {
         return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
     }
     return 0;
+}
+
+/* Scratch of the CPU kernels: shared by all threads, and per thread. */
+static size_t dl__max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    *shared = *thread = 0;
+    if (l->op == DL_OP_DENSE) {
+        int O = l->a.units, I = l->in[0]->size;
+        *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
+        *thread = DL__BPACK;
+    } else if (l->op == DL_OP_CONV2D) {
+        dl__conv g = dl__conv_geom(l);
+        int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
+        *shared = dl__max3(dl__apack_floats(s, g.Mg, g.K), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
+                           (size_t)chunks * ((size_t)g.M * g.K + g.M));
+        *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.Mg, ch * g.P), 0);
+    } else if (l->op == DL_OP_MATMUL) {
+        int batch, M, K, P;
+        dl__matmul_dims(l, &batch, &M, &K, &P);
+        *thread = DL__BPACK + dl__max3(dl__apack_floats(s, M, K), dl__apack_floats(s, M, P), dl__apack_floats(s, K, M));
+    }
+}
+
+/* Runs fn for tasks 0..n_tasks-1 on the net's threads (or the caller's job
+   system); thread ids index the per-thread scratch. */
+static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg) {
+    dl_net *net = cpu->net;
+    int t;
+    if (cpu->threads > 1 && n_tasks > 1) {
+        if (net->par_fn) { net->par_fn(net->par_user, n_tasks, fn, arg); return; }
+#ifdef DL__THREADS
+        if (net->pool || (net->pool = dl__pool_new(cpu->threads)) != NULL) { dl__pool_run(net->pool, n_tasks, fn, arg); return; }
+#endif
+    }
+    for (t = 0; t < n_tasks; t++) fn(arg, t, 0);
 }
 
 /* ======================================================================== */
@@ -1940,7 +2531,8 @@ static void dl__ctx_release(dl_ctx *c) {
 static int dl__plan(dl_ctx *c, int n, int train) {
     dl_net *net = c->net;
     int i, L = net->n_layers;
-    size_t total = 0, ws = 0, max_size = 1, *off;
+    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0;
+    int threads;
     char *host;
     if (c->arena && c->version == net->version && c->b == net->b && n <= c->cap_n && (!train || c->train_plan))
         return DL_OK;
@@ -1958,11 +2550,17 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     off = (size_t *)(void *)(c->saved + L);
     c->needed = (unsigned char *)(off + 4 * (size_t)L);
     c->rg = c->needed + L;
+    threads = c == net->ctx ? net->threads : 1;
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
         const dl_layer *l = net->layers[i];
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
-        if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
+        if (net->b == &net->cpu) {
+            size_t sh, th;
+            dl__cpu_ws(net->simd, l, n, &sh, &th);
+            if (sh > ws_shared) ws_shared = sh;
+            if (th > ws_thread) ws_thread = th;
+        } else if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
         if (l->op == DL_OP_RESHAPE) {
             off[4 * i] = off[4 * l->in[0]->index];
             off[4 * i + 1] = off[4 * l->in[0]->index + 1];
@@ -1972,6 +2570,11 @@ static int dl__plan(dl_ctx *c, int n, int train) {
             off[4 * i + 1] = total; total += train ? k : 0;
         }
         off[4 * i + 2] = total; total += s;
+    }
+    if (net->b == &net->cpu) {
+        ws_shared = dl__align(ws_shared);
+        ws_thread = dl__align(ws_thread);
+        ws = ws_shared + (size_t)threads * ws_thread;
     }
     {
         size_t ws_off = total, t_off = ws_off + dl__align(ws), b_off = t_off + (train ? dl__align((size_t)n * max_size) : 0);
@@ -1996,6 +2599,12 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     c->version = net->version;
     c->cap_n = n;
     c->train_plan = train;
+    c->cpu.simd = net->simd;
+    c->cpu.net = net;
+    c->cpu.threads = threads;
+    c->cpu.shared = c->ws;
+    c->cpu.thread_ws = c->ws + ws_shared;
+    c->cpu.thread_floats = ws_thread;
     return DL_OK;
 }
 
@@ -2030,6 +2639,7 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
     b->e.saved = c->saved[l->index];
     b->e.ws = c->ws;
     b->e.seed = c->seed[l->index];
+    b->e.cpu = c->b == &net->cpu ? &c->cpu : NULL;
 }
 
 static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, char *err) {

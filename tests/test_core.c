@@ -449,8 +449,25 @@ static int fake_copy(dl_backend *b, void *dst, const void *src, size_t n, int di
     return 0;
 }
 static int fake_zero(dl_backend *b, void *p, size_t n) { (void)b; memset(p, 0, n); return 0; }
-static int fake_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].forward(l, e); }
-static int fake_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].backward(l, e); }
+/* The fake device runs the CPU kernels single-threaded, with scratch of its own. */
+static int fake_run(const dl_layer *l, const dl_exec *e, int backward) {
+    size_t shared, per_thread;
+    dl__cpu cpu;
+    dl_exec e2 = *e;
+    float *scratch;
+    int rc;
+    dl__cpu_ws(l->net->simd, l, e->n, &shared, &per_thread);
+    scratch = (float *)malloc((shared + per_thread + 1) * sizeof(float));
+    if (!scratch) return DL_ERR_NOMEM;
+    cpu.simd = l->net->simd; cpu.net = l->net; cpu.threads = 1;
+    cpu.shared = scratch; cpu.thread_ws = scratch + shared; cpu.thread_floats = per_thread;
+    e2.cpu = &cpu;
+    rc = backward ? dl__cpu_ops[l->op].backward(l, &e2) : dl__cpu_ops[l->op].forward(l, &e2);
+    free(scratch);
+    return rc;
+}
+static int fake_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return fake_run(l, e, 0); }
+static int fake_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return fake_run(l, e, 1); }
 static int fake_loss(dl_backend *b, int kind, const float *out, const void *t, int n, int size, float *dout, float *loss) {
     return dl__cpu_loss(b, kind, out, t, n, size, dout, loss);
 }
