@@ -1806,8 +1806,9 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
                 for (oh = 0; oh < g->OH; oh++) {
                     int ih = oh * g->sh - g->ph + kh * g->dh;
                     const float *r = row + (size_t)oh * g->OW;
-                    float *xr = x + ((size_t)c * g->H + ih) * g->W;
+                    float *xr;
                     if (ih < 0 || ih >= g->H) continue;
+                    xr = x + ((size_t)c * g->H + ih) * g->W;   /* only in range: a negative ih would wrap */
                     for (ow = 0; ow < g->OW; ow++) {
                         int iw = ow * g->sw - g->pw + kw * g->dw;
                         if (iw >= 0 && iw < g->W) xr[iw] += r[ow];
