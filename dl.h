@@ -366,9 +366,12 @@ DLDEF const char *dl_op_name(int op);
 /* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
    is no such device or it cannot start, with the CUDA message in st (may be
    NULL). dl_cuda_use does both steps; when it fails the net stays where it
-   was, usable, and dl_net_error says why. */
+   was, usable, and dl_net_error says why. (dl_cuda.o calls dl.h's functions,
+   so it needs them extern: not with DL_STATIC.) */
+#ifndef DL_STATIC
 DLDEF dl_backend *dl_cuda_backend_new(int device, dl_status *st);
 DLDEF int         dl_cuda_use(dl_net *net, int device);
+#endif
 
 /* ---- backends ------------------------------------------------------------- */
 /* The interface a compute backend implements (dl_cuda.cu is one). The CPU
