@@ -362,6 +362,17 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
 
+/* ---- CUDA: defined in dl_cuda.cu, so only when you link dl_cuda.o ---------- */
+/* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
+   is no such device or it cannot start, with the CUDA message in st (may be
+   NULL). dl_cuda_use does both steps; when it fails the net stays where it
+   was, usable, and dl_net_error says why. (dl_cuda.o calls dl.h's functions,
+   so it needs them extern: not with DL_STATIC.) */
+#ifndef DL_STATIC
+DLDEF dl_backend *dl_cuda_backend_new(int device, dl_status *st);
+DLDEF int         dl_cuda_use(dl_net *net, int device);
+#endif
+
 /* ---- backends ------------------------------------------------------------- */
 /* The interface a compute backend implements (dl_cuda.cu is one). The CPU
    backend built into dl.h implements the same table. Everything below is for
@@ -1978,8 +1989,9 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
                 for (oh = 0; oh < g->OH; oh++) {
                     int ih = oh * g->sh - g->ph + kh * g->dh;
                     const float *r = row + (size_t)oh * g->OW;
-                    float *xr = x + ((size_t)c * g->H + ih) * g->W;
+                    float *xr;
                     if (ih < 0 || ih >= g->H) continue;
+                    xr = x + ((size_t)c * g->H + ih) * g->W;   /* only in range: a negative ih would wrap */
                     for (ow = 0; ow < g->OW; ow++) {
                         int iw = ow * g->sw - g->pw + kw * g->dw;
                         if (iw >= 0 && iw < g->W) xr[iw] += r[ow];
