@@ -1238,6 +1238,10 @@ dl_layer *dl_custom(dl_layer *const *inputs, int n_in, const dl_custom_desc *d) 
     dl_attrs a = dl__attrs0();
     int i;
     if (!inputs || n_in < 1 || !inputs[0]) return NULL;
+    if (n_in > 64) {        /* the executor binds at most 64 inputs per layer */
+        dl__fail(inputs[0]->net->err, DL_ERR_ARG, "custom: takes 1 to 64 inputs, got %d", n_in);
+        return NULL;
+    }
     if (!d || !d->forward || d->n_params < 0 || d->n_params > 4) {
         dl__fail(inputs[0]->net->err, DL_ERR_ARG, "custom: need a desc with a forward callback and 0..4 params");
         return NULL;
