@@ -908,15 +908,15 @@ static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *nd
         return DL_OK;
     case DL_OP_RESHAPE: {
         int infer = -1;
-        long prod = 1, size = (long)x->size;
+        long long prod = 1, size = x->size;     /* dims <= INT_MAX, prod <= size: no overflow */
         if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "ndim %d must be 1..3", a->ndim);
         for (i = 0; i < a->ndim; i++) {
             if (a->shape[i] == -1 && infer < 0) infer = i;
             else if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "dim %d is %d; dims must be positive or one -1", i, a->shape[i]);
-            else prod *= a->shape[i];
+            else if ((prod *= a->shape[i]) > size) break;
         }
-        if (infer >= 0) {
-            if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%ld floats) with -1 and the rest %ld", s0, size, prod);
+        if (infer >= 0 && prod <= size) {
+            if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%lld floats) with -1 and the rest %lld", s0, size, prod);
             a->shape[infer] = (int)(size / prod);
             prod = size;
         }
@@ -943,6 +943,7 @@ static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *nd
         return DL_OK;
     case DL_OP_CONCAT:
         for (i = 1; i < n_in; i++) {
+            if (shape[0] > INT_MAX - in[i]->shape[0]) return dl__fail(why, DL_ERR_SHAPE, "too many channels");
             if (in[i]->ndim != x->ndim || memcmp(in[i]->shape + 1, x->shape + 1, 2 * sizeof(int))) {
                 dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
                 return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; all dims but the first must match",
