@@ -561,6 +561,7 @@ struct dl_net {
     float *dw, *dg, *ds;    /* working copies: the host ones on the CPU, else the backend's */
     uint64_t rng;
     char err[256];
+    int last_rc;            /* the code behind err when a layer or optimizer failed (loaders pass NOMEM on) */
     int version;            /* bumped by anything that invalidates a plan */
     int input_grad;
     int name_count[DL_OP_COUNT];
@@ -1018,23 +1019,27 @@ static int dl__declare_params(dl_net *net, dl_layer *l, int init) {
 }
 
 /* The one way a layer enters a net: checks, infers its shape, names it,
-   declares its parameters. On failure the net is as it was. */
+   declares its parameters. On failure the net is as it was, generator
+   included, and last_rc says why. */
 static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, const dl_attrs *attrs, int init,
                          const dl_custom_desc *custom, const char *name) {
     dl_layer *l;
     char why[256], auto_name[32];
     int i, rc, np0;
     size_t nw0, ns0;
+    uint64_t rng0;
     if (!net) return NULL;
+    rng0 = net->rng;
     for (i = 0; i < n_in; i++) {
         if (!in[i]) return NULL;                      /* an earlier error, already recorded */
         if (in[i]->net != net) {
-            dl__fail(net->err, DL_ERR_ARG, "%s: input '%s' belongs to another net", dl_op_name(op), in[i]->name);
+            net->last_rc = dl__fail(net->err, DL_ERR_ARG, "%s: input '%s' belongs to another net", dl_op_name(op), in[i]->name);
             return NULL;
         }
     }
     if (net->b != &net->cpu) {
-        dl__fail(net->err, DL_ERR_UNSUPPORTED, "%s: add layers before moving the net to the %s backend", dl_op_name(op), net->b->name);
+        net->last_rc = dl__fail(net->err, DL_ERR_UNSUPPORTED, "%s: add layers before moving the net to the %s backend",
+                                dl_op_name(op), net->b->name);
         return NULL;
     }
     snprintf(auto_name, sizeof auto_name, "%s_%d", dl_op_name(op), net->name_count[op] + 1);
@@ -1049,7 +1054,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     if (!l || !l->in) {
         if (l) DL_FREE(l->in);
         DL_FREE(l);
-        dl__fail(net->err, DL_ERR_NOMEM, "%s '%s': out of memory", dl_op_name(op), name);
+        net->last_rc = dl__fail(net->err, DL_ERR_NOMEM, "%s '%s': out of memory", dl_op_name(op), name);
         return NULL;
     }
     l->net = net;
@@ -1098,6 +1103,8 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     net->version++;
     return l;
 fail:
+    net->last_rc = rc;
+    net->rng = rng0;
     DL_FREE(l->in);
     DL_FREE(l);
     return NULL;
@@ -3189,6 +3196,7 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
     dl_optim *opt;
     dl_optim_desc d;
     if (!net) return NULL;
+    net->last_rc = DL_ERR_ARG;
     if (!desc) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: desc is NULL"); return NULL; }
     d = *desc;
     if (d.kind < DL_SGD || d.kind > DL_RMSPROP) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: unknown kind %d", d.kind); return NULL; }
@@ -3206,6 +3214,7 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
                  d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay, d.clip_norm);
         return NULL;
     }
+    net->last_rc = DL_ERR_NOMEM;
     opt = (dl_optim *)dl__calloc(1, sizeof(dl_optim));
     if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_new: out of memory"); return NULL; }
     opt->net = net;
@@ -3605,7 +3614,10 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             if (op == DL_OP_RESHAPE && a.ndim >= 1 && a.ndim <= 3) for (j = 0; j < (uint32_t)a.ndim; j++) if (a.shape[j] == -1) a.shape[j] = 0;
             l = dl__add(net, (int)op, ins, (int)n_in, &a, DL_INIT_ZEROS, NULL, name);
         }
-        if (!l) { rc = dl__fail(err, DL_ERR_FORMAT, "layer %u: %s", i, net->err); goto fail; }
+        if (!l) {           /* out of memory is not a corrupt file */
+            rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "layer %u: %s", i, net->err);
+            goto fail;
+        }
     }
     if (!dl__get_u32(&r, &n_params)) DL__BAD("truncated parameter count");
     if (n_params != (uint32_t)net->n_params) DL__BAD("the file has %u parameters, the graph %d", n_params, net->n_params);
@@ -3639,7 +3651,10 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             d.centered = (int)u;
             if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) || !dl__get_u64(&r, &step) ||
                 !dl__get_u64(&r, &n) || !dl__get_u32(&r, &count)) DL__BAD("optimizer: truncated");
-            if (!(opt = dl_optim_new(net, &d))) { rc = dl__fail(err, DL_ERR_FORMAT, "optimizer: %s", net->err); goto fail; }
+            if (!(opt = dl_optim_new(net, &d))) {
+                rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "optimizer: %s", net->err);
+                goto fail;
+            }
             if (n != net->nw || count != (uint32_t)dl__optim_state_count(&opt->d) || step > (uint64_t)LONG_MAX)
                 DL__BAD("optimizer: state of %lu x %u floats does not fit the net", (unsigned long)n, count);
             opt->step = (long)step;
