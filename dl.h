@@ -3751,20 +3751,23 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     size_t len = 0;
     char err[256];
     float *backup;
-    int rc;
+    int rc, i;
     if (!net) return DL_ERR_ARG;
     if ((rc = dl__read_file(path, &data, &len, net->err))) return rc;
-    /* parse into the live net, restoring the old values if the file is bad */
-    if (!(backup = (float *)dl__calloc(net->nw + net->ns + 1, sizeof(float)))) {
+    /* parse into the live net, restoring the old values (and frozen flags,
+       kept as 0/1 after them) if the file is bad */
+    if (!(backup = (float *)dl__calloc(net->nw + net->ns + (size_t)net->n_params + 1, sizeof(float)))) {
         DL_FREE(data);
         return dl__fail(net->err, DL_ERR_NOMEM, "%s: out of memory", path);
     }
     if (net->nw) memcpy(backup, net->w, net->nw * sizeof(float));
     if (net->ns) memcpy(backup + net->nw, net->s, net->ns * sizeof(float));
+    for (i = 0; i < net->n_params; i++) backup[net->nw + net->ns + (size_t)i] = (float)net->params[i].frozen;
     rc = dl__parse(data, len, net, NULL, NULL, err);
     if (rc) {
         if (net->nw) memcpy(net->w, backup, net->nw * sizeof(float));
         if (net->ns) memcpy(net->s, backup + net->nw, net->ns * sizeof(float));
+        for (i = 0; i < net->n_params; i++) net->params[i].frozen = backup[net->nw + net->ns + (size_t)i] != 0;
         dl__fail(net->err, rc, "%s: %s", path, err);
     }
     DL_FREE(backup);
