@@ -314,7 +314,7 @@ DLDEF dl_optim *dl_sgd(dl_net *net, float lr, float momentum);
 DLDEF dl_optim *dl_adam(dl_net *net, float lr);
 DLDEF dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay);
 DLDEF dl_optim *dl_rmsprop(dl_net *net, float lr);
-DLDEF void      dl_optim_set_lr(dl_optim *opt, float lr);
+DLDEF int       dl_optim_set_lr(dl_optim *opt, float lr);   /* DL_ERR_ARG unless finite and > 0 */
 DLDEF float     dl_optim_lr(const dl_optim *opt);
 DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
 DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
@@ -3206,11 +3206,11 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
     if (d.eps == 0) d.eps = 1e-8f;
     if (d.alpha == 0) d.alpha = 0.99f;
     if (d.kind == DL_ADAMW && d.weight_decay == 0) d.weight_decay = 1e-2f;
-    if (!(d.lr > 0) || !(d.momentum >= 0 && d.momentum < 1) || !(d.beta1 >= 0 && d.beta1 < 1) || !(d.beta2 >= 0 && d.beta2 < 1) ||
-        !(d.eps > 0) || !(d.alpha > 0 && d.alpha < 1) || !(d.weight_decay >= 0) || !(d.clip_norm >= 0) ||
-        (d.nesterov && !(d.momentum > 0))) {
+    if (!(d.lr > 0 && d.lr <= FLT_MAX) || !(d.momentum >= 0 && d.momentum < 1) || !(d.beta1 >= 0 && d.beta1 < 1) ||
+        !(d.beta2 >= 0 && d.beta2 < 1) || !(d.eps > 0 && d.eps <= FLT_MAX) || !(d.alpha > 0 && d.alpha < 1) ||
+        !(d.weight_decay >= 0 && d.weight_decay <= FLT_MAX) || !(d.clip_norm >= 0) || (d.nesterov && !(d.momentum > 0))) {
         dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: lr %g must be positive; momentum %g, betas %g %g in [0,1); eps %g positive; "
-                 "alpha %g in (0,1); weight decay %g, clip %g not negative; Nesterov needs momentum",
+                 "alpha %g in (0,1); weight decay %g, clip %g not negative; all finite but clip; Nesterov needs momentum",
                  d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay, d.clip_norm);
         return NULL;
     }
@@ -3228,14 +3228,23 @@ static dl_optim *dl__optim_short(dl_net *net, int kind, float lr, float momentum
     dl_optim_desc d;
     memset(&d, 0, sizeof d);
     d.kind = kind; d.lr = lr; d.momentum = momentum; d.weight_decay = wd;
-    if (net && !(lr > 0)) { dl__fail(net->err, DL_ERR_ARG, "optimizer: learning rate %g must be positive", lr); return NULL; }
+    if (net && !(lr > 0 && lr <= FLT_MAX)) {
+        dl__fail(net->err, DL_ERR_ARG, "%s: learning rate %g must be positive and finite",
+                 kind == DL_SGD ? "dl_sgd" : kind == DL_ADAM ? "dl_adam" : kind == DL_ADAMW ? "dl_adamw" : "dl_rmsprop", lr);
+        return NULL;
+    }
     return dl_optim_new(net, &d);
 }
 dl_optim *dl_sgd(dl_net *net, float lr, float momentum) { return dl__optim_short(net, DL_SGD, lr, momentum, 0); }
 dl_optim *dl_adam(dl_net *net, float lr) { return dl__optim_short(net, DL_ADAM, lr, 0, 0); }
 dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay) { return dl__optim_short(net, DL_ADAMW, lr, 0, weight_decay); }
 dl_optim *dl_rmsprop(dl_net *net, float lr) { return dl__optim_short(net, DL_RMSPROP, lr, 0, 0); }
-void dl_optim_set_lr(dl_optim *opt, float lr) { if (opt && lr > 0) opt->d.lr = lr; }
+int dl_optim_set_lr(dl_optim *opt, float lr) {
+    if (!opt) return DL_ERR_ARG;
+    if (!(lr > 0 && lr <= FLT_MAX)) return dl__fail(opt->net->err, DL_ERR_ARG, "dl_optim_set_lr: %g must be positive and finite; the rate stays %g", lr, opt->d.lr);
+    opt->d.lr = lr;
+    return DL_OK;
+}
 float dl_optim_lr(const dl_optim *opt) { return opt ? opt->d.lr : 0; }
 void dl_optim_free(dl_optim *opt) {
     dl_optim **pp;
