@@ -342,7 +342,9 @@ DLDEF int          dl_backward(dl_net *net, dl_layer *out, const float *dout);
 DLDEF void         dl_zero_grad(dl_net *net);
 
 /* Loss functions on host arrays: return the mean loss, and when dlogits is
-   not NULL write its gradient (n * classes floats). */
+   not NULL write its gradient (n * classes floats). They return NaN, and
+   write nothing, for NULL inputs, n or size not positive, or a label
+   outside [0, classes). */
 DLDEF float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits);
 DLDEF float dl_mse(const float *out, const float *targets, int n, int size, float *dout);
 
@@ -799,7 +801,10 @@ nomem:
 int dl_param_init(dl_net *net, dl_param *p, int init) {
     int i, fan_in = 1, fan_out = p ? p->shape[0] : 1;
     double scale;
-    if (!net || !p) return DL_ERR_ARG;
+    if (!net) return DL_ERR_ARG;
+    if (!p) return dl__fail(net->err, DL_ERR_ARG, "dl_param_init: the parameter is NULL");
+    if ((uintptr_t)p < (uintptr_t)net->params || (uintptr_t)p >= (uintptr_t)(net->params + net->n_params))
+        return dl__fail(net->err, DL_ERR_ARG, "dl_param_init: parameter '%s' belongs to another net", p->name);
     if (p->ndim > 1) for (i = 1; i < p->ndim; i++) fan_in *= p->shape[i];
     for (i = 2; i < p->ndim; i++) fan_out *= p->shape[i];
     if (init == DL_INIT_DEFAULT) init = DL_INIT_HE_UNIFORM;
@@ -836,9 +841,15 @@ static void dl__chw(int ndim, const int *shape, int *c, int *h, int *w) {
     *h = ndim > 1 ? shape[1] : 1;
     *w = ndim > 2 ? shape[2] : 1;
 }
-int dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w) { dl__chw(l->ndim, l->shape, c, h, w); return l->ndim; }
+int dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w) {
+    if (!l || !c || !h || !w) return 0;
+    dl__chw(l->ndim, l->shape, c, h, w);
+    return l->ndim;
+}
 int dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w) {
-    const dl_layer *x = l->in[i];
+    const dl_layer *x;
+    if (!l || i < 0 || i >= l->n_in || !c || !h || !w) return 0;
+    x = l->in[i];
     dl__chw(x->ndim, x->shape, c, h, w);
     return x->ndim;
 }
@@ -2566,6 +2577,7 @@ static const struct { dl__kernel forward, backward; } dl__cpu_ops[DL_OP_COUNT] =
 
 /* What each op keeps from forward for backward, and its scratch space. */
 size_t dl_layer_saved_floats(const dl_layer *l, int n) {
+    if (!l || n < 0) return 0;
     switch (l->op) {
     case DL_OP_MAXPOOL2D: return (size_t)n * l->size;     /* argmax indices */
     case DL_OP_BATCHNORM: return 2 * (size_t)l->shape[0]; /* mean, invstd */
@@ -2575,7 +2587,7 @@ size_t dl_layer_saved_floats(const dl_layer *l, int n) {
 /* Scratch for backends that lower convolution to an explicit im2col. */
 size_t dl_layer_ws_floats(const dl_layer *l, int n) {
     (void)n;
-    if (l->op == DL_OP_CONV2D) {
+    if (l && l->op == DL_OP_CONV2D) {
         dl__conv g = dl__conv_geom(l);
         return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
     }
@@ -2624,6 +2636,8 @@ static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *
 float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits) {
     double total = 0;
     int i, c;
+    if (!logits || !labels || n <= 0 || classes <= 0) return NAN;
+    for (i = 0; i < n; i++) if (labels[i] < 0 || labels[i] >= classes) return NAN;    /* before writing anything */
     for (i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * classes;
         float m = z[0];
@@ -2641,6 +2655,7 @@ float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, in
 float dl_mse(const float *out, const float *targets, int n, int size, float *dout) {
     double total = 0;
     size_t i, count = (size_t)n * size;
+    if (!out || !targets || n <= 0 || size <= 0) return NAN;
     for (i = 0; i < count; i++) {
         float d = out[i] - targets[i];
         total += (double)d * d;
@@ -2661,13 +2676,16 @@ static int dl__optim_state_count(const dl_optim_desc *d) {
 }
 
 int dl_optim_step_cpu(const dl_optim_job *job) {
-    const dl_optim_desc *d = job->d;
-    float lr = job->lr, wd = d->weight_decay, clip = 1.0f;
+    const dl_optim_desc *d;
+    float lr, wd, clip = 1.0f;
     double sq = 0;
-    int r, has_mom = d->momentum > 0;
+    int r, has_mom;
     size_t i;
-    float *mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1];
-    float *mean_g = job->s[has_mom ? 2 : 1];
+    float *mom_buf, *mean_g;
+    if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
+    d = job->d; lr = job->lr; wd = d->weight_decay; has_mom = d->momentum > 0;
+    mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1];
+    mean_g = job->s[has_mom ? 2 : 1];
     /* A non-finite gradient anywhere stops the step before anything changes. */
     for (r = 0; r < job->n_ranges; r++) {
         const float *g = job->g + job->range_off[r];
