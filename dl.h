@@ -2935,6 +2935,14 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
             }
         }
     DL_ASSERT(input);                  /* every layer descends from an input */
+    if (train) {                        /* NaN would reach the batchnorm statistics; eval mode passes it on */
+        size_t k, count = (size_t)n * input->size;
+        for (k = 0; k < count; k++)
+            if (!(x[k] >= -FLT_MAX && x[k] <= FLT_MAX))
+                return dl__fail(c->err, DL_ERR_NUMERIC, "forward to '%s' in training mode: input sample %lu holds %g at "
+                                "index %lu; nothing was changed", out->name, (unsigned long)(k / (size_t)input->size),
+                                (double)x[k], (unsigned long)(k % (size_t)input->size));
+    }
     c->n = n;
     c->train = train;
     c->last = NULL;
@@ -3152,7 +3160,18 @@ int dl_optim_step(dl_optim *opt) {
     job.n_floats = net->nw;
     rc = net->b->optim_step(net->b, &job);
     DL_FREE(ranges);
-    if (rc == DL_ERR_NUMERIC) return dl__fail(net->err, rc, "optimizer step: a gradient is not finite; no parameter was changed");
+    if (rc == DL_ERR_NUMERIC) {
+        const char *where = "";         /* name it where the gradients are at hand */
+        size_t k;
+        for (i = 0; i < net->n_params && net->b == &net->cpu && !where[0]; i++)
+            for (k = 0; k < (size_t)net->params[i].size && net->params[i].trainable; k++)
+                if (!(net->g[net->params[i].offset + k] >= -FLT_MAX && net->g[net->params[i].offset + k] <= FLT_MAX)) {
+                    where = net->params[i].name;
+                    break;
+                }
+        return dl__fail(net->err, rc, "optimizer step: a gradient%s%s is not finite (or their norm overflows); "
+                        "no parameter was changed", where[0] ? " of " : "", where);
+    }
     if (rc) return dl__fail(net->err, rc, "optimizer step failed on %s: %s", net->b->name, net->b->error);
     opt->step++;
     return DL_OK;
@@ -3164,8 +3183,10 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
-    int rc, i;
+    int rc, i, trainable = 0;
+    uint64_t rng0;
     if (!net) return DL_ERR_ARG;
+    rng0 = net->rng;
     b = net->b;
     if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
     if (!out) out = dl_net_layer(net, -1);
@@ -3173,6 +3194,15 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
     if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, kind == DL_LOSS_SOFTMAX_CE ? "labels are" : "targets are");
     if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
+    if (!x) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
+    if (kind == DL_LOSS_MSE) {
+        const float *t = (const float *)targets;
+        size_t k, count = (size_t)n * out->size;
+        for (k = 0; k < count; k++)
+            if (!(t[k] >= -FLT_MAX && t[k] <= FLT_MAX))
+                return dl__fail(net->err, DL_ERR_NUMERIC, "%s: target %lu of sample %lu for '%s' is %g; nothing was changed", call,
+                                (unsigned long)(k % (size_t)out->size), (unsigned long)(k / (size_t)out->size), out->name, (double)t[k]);
+    }
     if (kind == DL_LOSS_SOFTMAX_CE)
         for (i = 0; i < n; i++)
             if (((const int *)targets)[i] < 0 || ((const int *)targets)[i] >= out->size)
@@ -3183,6 +3213,17 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
     if ((rc = dl__forward(c, out, x, n, 1, 1)) || (rc = dl__backward_prepare(c))) goto fail;
+    for (i = 0; i <= out->index && !trainable; i++) {
+        const dl_layer *l = net->layers[i];
+        int j;
+        for (j = 0; j < l->n_params && c->needed[i]; j++)
+            if (net->params[l->first_param + j].trainable && !net->params[l->first_param + j].frozen) trainable = 1;
+    }
+    if (!trainable) {   /* an inference-only graph: a step would only move statistics */
+        rc = dl__fail(net->err, DL_ERR_ARG, "%s: no trainable, unfrozen parameter leads to '%s'; nothing to train "
+                      "(dl_forward with train 1 updates batchnorm statistics alone)", call, out->name);
+        goto fail;
+    }
     if ((rc = b->copy(b, c->targets, targets, (size_t)n * (kind == DL_LOSS_SOFTMAX_CE ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
         (rc = b->loss(b, kind, c->out[out->index], c->targets, n, out->size, c->dout[out->index], &loss))) {
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
@@ -3190,7 +3231,8 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     }
     if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
     if (!(loss == loss) || isinf(loss)) {
-        rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss is %g; no parameter was changed", call, loss);
+        rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
+                      "rate may help); no parameter was changed", call, out->name, loss);
         goto fail;
     }
     if (c->rg[out->index] && (rc = dl__backward(c))) goto fail;
@@ -3199,6 +3241,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     return DL_OK;
 fail:
     if (net->ns) b->copy(b, net->ds, c->stats_backup, net->ns * sizeof(float), DL_ON_DEVICE);
+    net->rng = rng0;        /* so a retried step draws the same dropout masks */
     return rc;
 }
 
