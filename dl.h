@@ -3545,8 +3545,8 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
     return DL_OK;
 }
 
-/* Writes to path.tmp, flushes it to disk, then renames it over path, so the
-   old file survives any crash before the rename. */
+/* Writes a temporary file next to path, flushes it to disk, then renames
+   it over path, so the old file survives any crash before the rename. */
 static int dl__write_atomic(char *err, const char *path, const void *data, size_t len);
 
 static int dl__save(dl_net *net, dl_optim *opt, const char *path) {
@@ -3768,28 +3768,9 @@ static dl_net *dl__load_mem(const void *data, size_t len, dl_optim **opt, dl_sta
 }
 dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st) { return dl__load_mem(data, len, NULL, st); }
 
-/* Reads a whole file into memory; the caller frees *data. */
-static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err) {
-    FILE *f;
-    long size;
-    *data = NULL;
-    if (!path) return dl__fail(err, DL_ERR_ARG, "load: path is NULL");
-    if (!(f = fopen(path, "rb"))) return dl__fail(err, DL_ERR_IO, "%s: cannot open for reading", path);
-    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-        fclose(f);
-        return dl__fail(err, DL_ERR_IO, "%s: cannot find its size", path);
-    }
-    if (!(*data = (unsigned char *)DL_MALLOC((size_t)size + 1))) { fclose(f); return dl__fail(err, DL_ERR_NOMEM, "%s: out of memory", path); }
-    if (fread(*data, 1, (size_t)size, f) != (size_t)size) {
-        fclose(f);
-        DL_FREE(*data);
-        *data = NULL;
-        return dl__fail(err, DL_ERR_IO, "%s: read error", path);
-    }
-    fclose(f);
-    *len = (size_t)size;
-    return DL_OK;
-}
+/* Reads a whole file into memory (the caller frees *data); defined with
+   the platform's file calls at the end. */
+static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err);
 
 static dl_net *dl__load_path(const char *path, dl_optim **opt, dl_status *st) {
     unsigned char *data;
@@ -3845,16 +3826,58 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     return rc;
 }
 
+/* ---- the platform's file calls ---- */
 #if defined(__unix__) || defined(__APPLE__)
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
-/* POSIX: write, fsync the file, rename, fsync the folder, so that after a
-   crash or power loss path holds either the old or the new file. */
-static int dl__write_file(const char *tmp, const void *data, size_t len) {
+#include <sys/stat.h>
+#ifdef O_CLOEXEC
+#define DL__O_CLOEXEC O_CLOEXEC
+#else
+#define DL__O_CLOEXEC 0
+#endif
+/* The size comes from fstat, and only regular files qualify: a folder or a
+   device has no size to trust. A file that changes while it is read is
+   caught by the length and checksum checks. */
+static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err) {
+    struct stat st;
+    size_t size, got = 0;
+    int fd;
+    *data = NULL;
+    *len = 0;
+    if (!path) return dl__fail(err, DL_ERR_ARG, "load: path is NULL");
+    if ((fd = open(path, O_RDONLY | DL__O_CLOEXEC)) < 0) return dl__fail(err, DL_ERR_IO, "%s: cannot open for reading", path);
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < 0 || (unsigned long long)st.st_size >= (size_t)-1) {
+        close(fd);
+        return dl__fail(err, DL_ERR_IO, "%s: not a regular file", path);
+    }
+    size = (size_t)st.st_size;
+    if (!(*data = (unsigned char *)DL_MALLOC(size + 1))) { close(fd); return dl__fail(err, DL_ERR_NOMEM, "%s: out of memory", path); }
+    while (got < size) {
+        ssize_t k = read(fd, *data + got, size - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    if (got != size) {
+        DL_FREE(*data);
+        *data = NULL;
+        return dl__fail(err, DL_ERR_IO, "%s: read error", path);
+    }
+    *len = size;
+    return DL_OK;
+}
+/* Creates tmp (never an existing file: 0 then, with *exists set), writes
+   it and flushes it to the disk. */
+static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
     const char *p = (const char *)data;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644), ok = fd >= 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | DL__O_CLOEXEC, 0644), ok = fd >= 0;
+    *exists = fd < 0 && errno == EEXIST;
     while (ok && len) {
         ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR) continue;
         if (k <= 0) ok = 0;
         else { p += k; len -= (size_t)k; }
     }
@@ -3868,27 +3891,61 @@ static void dl__sync_dir(const char *path) {
     int fd;
     if (!slash) snprintf(dir, sizeof dir, ".");
     else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    if ((fd = open(dir, O_RDONLY)) >= 0) { fsync(fd); close(fd); }
+    if ((fd = open(dir, O_RDONLY | DL__O_CLOEXEC)) >= 0) { fsync(fd); close(fd); }
 }
+static unsigned long dl__pid(void) { return (unsigned long)getpid(); }
 #else
-static int dl__write_file(const char *tmp, const void *data, size_t len) {
+static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err) {
+    FILE *f;
+    long size;
+    *data = NULL;
+    *len = 0;
+    if (!path) return dl__fail(err, DL_ERR_ARG, "load: path is NULL");
+    if (!(f = fopen(path, "rb"))) return dl__fail(err, DL_ERR_IO, "%s: cannot open for reading", path);
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || size == LONG_MAX || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        return dl__fail(err, DL_ERR_IO, "%s: cannot find its size", path);
+    }
+    if (!(*data = (unsigned char *)DL_MALLOC((size_t)size + 1))) { fclose(f); return dl__fail(err, DL_ERR_NOMEM, "%s: out of memory", path); }
+    if (fread(*data, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        DL_FREE(*data);
+        *data = NULL;
+        return dl__fail(err, DL_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *len = (size_t)size;
+    return DL_OK;
+}
+static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
     FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL;
+    int ok;
+    *exists = 0;
     if (!f) return 0;
     ok = fwrite(data, 1, len, f) == len;
     ok = fflush(f) == 0 && ok;
     return fclose(f) == 0 && ok;
 }
 static void dl__sync_dir(const char *path) { (void)path; }
+static unsigned long dl__pid(void) { return 0; }
 #endif
+/* The temporary file is named after the process and the buffer being
+   written, so concurrent saves to one path (threads or processes) never
+   share it: each renames a complete file of its own over path. A process
+   killed mid-save may leave a "path.*.tmp" behind; path itself is intact. */
 static int dl__write_atomic(char *err, const char *path, const void *data, size_t len) {
     char tmp[4096];
-    if (strlen(path) + 5 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "save: path too long");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!dl__write_file(tmp, data, len)) {
-        remove(tmp);
-        return dl__fail(err, DL_ERR_IO, "%s: cannot write (missing folder, no permission or disk full?)", tmp);
+    int attempt, exists = 1;
+    if (strlen(path) + 64 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "save: path too long");
+    for (attempt = 0; exists && attempt < 16; attempt++) {
+        snprintf(tmp, sizeof tmp, "%s.%lu-%lx-%d.tmp", path, dl__pid(), (unsigned long)(uintptr_t)data, attempt);
+        if (dl__write_file(tmp, data, len, &exists)) break;
+        if (!exists) {
+            remove(tmp);
+            return dl__fail(err, DL_ERR_IO, "%s: cannot write (missing folder, no permission or disk full?)", tmp);
+        }
     }
+    if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to it", path);
 #ifdef _WIN32
     remove(path);               /* rename does not replace on Windows */
 #endif
