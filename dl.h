@@ -3465,6 +3465,13 @@ static void dl__put_u32(dl__wbuf *w, uint32_t v) {
 static void dl__put_u64(dl__wbuf *w, uint64_t v) { dl__put_u32(w, (uint32_t)v); dl__put_u32(w, (uint32_t)(v >> 32)); }
 static void dl__put_f32(dl__wbuf *w, float f) { uint32_t v; memcpy(&v, &f, 4); dl__put_u32(w, v); }
 static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; for (i = 0; i < n; i++) dl__put_f32(w, f[i]); }
+/* Index of the first NaN or infinity in f, or n. Files hold finite numbers
+   only: a diverged net must not replace the last good file. */
+static size_t dl__nonfinite(const float *f, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) if (!(f[i] >= -FLT_MAX && f[i] <= FLT_MAX)) break;
+    return i;
+}
 
 static void dl__put_attrs(dl__wbuf *w, const dl_attrs *a) {
     int32_t v[16];
@@ -3506,6 +3513,12 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
     dl__put_u32(&w, (uint32_t)net->n_params);
     for (i = 0; i < net->n_params; i++) {
         const dl_param *p = &net->params[i];
+        size_t bad = dl__nonfinite(p->data, (size_t)p->size);
+        if (bad < (size_t)p->size) {
+            DL_FREE(w.p);
+            return dl__fail(net->err, DL_ERR_NUMERIC, "save: parameter '%s' holds %g at index %lu; nothing was written",
+                            p->name, (double)p->data[bad], (unsigned long)bad);
+        }
         dl__put(&w, p->name, sizeof p->name);
         dl__put_u32(&w, (uint32_t)p->ndim);
         for (j = 0; j < 4; j++) dl__put_u32(&w, (uint32_t)(j < p->ndim ? p->shape[j] : 0));
@@ -3528,7 +3541,15 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
         dl__put_u32(&w, (uint32_t)count);
         for (k = 0; k < count; k++) {
             float *h = net->b == &net->cpu ? opt->s[k] : dl__clone(net->b, opt->s[k], opt->n, 1);
+            size_t bad;
             if (!h) { w.oom = 1; break; }
+            if ((bad = dl__nonfinite(h, opt->n)) < opt->n) {
+                float v = h[bad];
+                if (h != opt->s[k]) DL_FREE(h);
+                DL_FREE(w.p);
+                return dl__fail(net->err, DL_ERR_NUMERIC, "save: optimizer state %d holds %g at index %lu; nothing was written",
+                                k, (double)v, (unsigned long)bad);
+            }
             dl__put_floats(&w, h, opt->n);
             if (h != opt->s[k]) DL_FREE(h);
         }
@@ -3702,6 +3723,7 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
         if (ndim != (uint32_t)p->ndim || trainable != (uint32_t)p->trainable) DL__BAD("parameter %u '%.48s' does not match '%s'", i, name, p->name);
         for (j = 0; j < ndim; j++) if (shape[j] != (uint32_t)p->shape[j]) DL__BAD("parameter '%s': shapes differ", p->name);
         if (!dl__get_floats(&r, p->data, (size_t)p->size)) DL__BAD("parameter '%s': truncated data", p->name);
+        if (dl__nonfinite(p->data, (size_t)p->size) < (size_t)p->size) DL__BAD("parameter '%s': a value is not finite", p->name);
         p->frozen = frozen != 0;
     }
     if (kind == 1 && opt_out) {
@@ -3729,10 +3751,13 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
                 DL__BAD("optimizer: state of %lu x %u floats does not fit the net", (unsigned long)n, count);
             opt->step = (long)step;
             for (k = 0; k < count; k++) {
-                if (net->b == &net->cpu) { if (!dl__get_floats(&r, opt->s[k], net->nw)) DL__BAD("optimizer: truncated state"); }
-                else {
+                if (net->b == &net->cpu) {
+                    if (!dl__get_floats(&r, opt->s[k], net->nw)) DL__BAD("optimizer: truncated state");
+                    if (dl__nonfinite(opt->s[k], net->nw) < net->nw) DL__BAD("optimizer: a state value is not finite");
+                } else {
                     if (!tmp && !(tmp = (float *)dl__calloc(net->nw, sizeof(float)))) { rc = dl__fail(err, DL_ERR_NOMEM, "load: out of memory"); goto fail; }
                     if (!dl__get_floats(&r, tmp, net->nw)) DL__BAD("optimizer: truncated state");
+                    if (dl__nonfinite(tmp, net->nw) < net->nw) DL__BAD("optimizer: a state value is not finite");
                     if (net->b->copy(net->b, opt->s[k], tmp, net->nw * sizeof(float), DL_TO_DEVICE)) DL__BAD("optimizer: %s", net->b->error);
                 }
             }
