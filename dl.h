@@ -361,6 +361,7 @@ DLDEF dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st);
 DLDEF int     dl_net_load_weights(dl_net *net, const char *path); /* into an identical graph */
 DLDEF int     dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path);
 DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st);
+DLDEF dl_net *dl_checkpoint_load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st);
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
 
@@ -3792,6 +3793,10 @@ static dl_net *dl__load_mem(const void *data, size_t len, dl_optim **opt, dl_sta
     return net;
 }
 dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st) { return dl__load_mem(data, len, NULL, st); }
+dl_net *dl_checkpoint_load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st) {
+    dl_optim *dummy;
+    return dl__load_mem(data, len, opt ? opt : &dummy, st);
+}
 
 /* Reads a whole file into memory (the caller frees *data); defined with
    the platform's file calls at the end. */
