@@ -22,8 +22,14 @@ $(B)/cxx_check: tests/test_core.c dl.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
 
-test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
+# The portable build: scalar kernels, no threads (no pthreads needed at all).
+$(B)/portable_%: tests/test_%.c dl.h tests/test.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
+
+PORTABLE = $(B)/portable_grad $(B)/portable_torch
+test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.

@@ -495,6 +495,14 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <float.h>
 #include <limits.h>
 
+/* POSIX threads where they exist; DL_NO_THREADS builds without them. */
+#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#define DL__THREADS 1
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#endif
+
 #if defined(DL_MALLOC) != defined(DL_FREE)
 #error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
 #endif
@@ -1402,12 +1410,6 @@ static const dl__simd *dl__simd_detect(void) {
 }
 
 /* ---- threads ---- */
-#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
-#define DL__THREADS 1
-#include <pthread.h>
-#include <sched.h>
-#include <unistd.h>
-#endif
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
