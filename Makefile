@@ -60,5 +60,15 @@ valgrind: $(TESTS)
 	@for t in $(TESTS); do printf '#!/bin/sh\nexec valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' $$t > $$t.vg; chmod +x $$t.vg; done
 	@sh tests/run.sh $(addsuffix .vg,$(TESTS))
 
+# Numbers, never pass/fail: dl.h next to the machine's FMA peak, PyTorch
+# (python3-torch) and ONNX Runtime (npm onnxruntime-node) in the same run.
+bench: $(B)/bench
+	@[ -d $(B)/node_modules/onnxruntime-node ] || ! command -v npm >/dev/null || \
+	  ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --prefix $(B) onnxruntime-node >/dev/null 2>&1 || true
+	@$(B)/bench $(BENCH_ARGS)
+$(B)/bench: bench/bench.c dl.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) -O2 -I. $< -o $@ $(LDLIBS)
+
 clean:
 	rm -rf $(B)
