@@ -182,21 +182,21 @@ typedef void (*dl_parallel_for)(void *user, int n_tasks, dl_task task, void *arg
 DLDEF int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int n_threads);
 
 /* ---- layers: each returns NULL on error (see dl_net_error) --------------- */
-typedef struct dl_conv_desc {  /* zero means default */
+/* Options structs: zero means default. Each geometry field has a both-axes
+   form (kernel, stride, pad, dilation) and per-axis forms (_h, _w) that
+   override it when non-zero, so any combination can be written. */
+typedef struct dl_conv_desc {
     int filters;               /* output channels (required) */
-    int kernel_h, kernel_w;    /* kernel_w 0: = kernel_h */
-    int stride_h, stride_w;    /* 0: 1; stride_w 0: = stride_h */
-    int pad_h, pad_w;          /* 0: no padding; pad_w 0: = pad_h */
-    int dilation_h, dilation_w;/* 0: 1 */
+    int kernel, stride, pad, dilation;          /* both axes; stride and dilation default to 1 */
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
     int groups;                /* 0: 1; = in channels for depthwise */
     int no_bias;               /* 1: no bias */
     int init;                  /* dl_init for the weights; biases start at 0 */
 } dl_conv_desc;
 
-typedef struct dl_pool_desc {  /* zero means default */
-    int kernel_h, kernel_w;    /* kernel_w 0: = kernel_h */
-    int stride_h, stride_w;    /* 0: = kernel */
-    int pad_h, pad_w;          /* max pooling pads with -inf, average with zeros (counted) */
+typedef struct dl_pool_desc {
+    int kernel, stride, pad;   /* both axes; stride defaults to the kernel. Max pooling pads with -inf, average with zeros (counted) */
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
 } dl_pool_desc;
 
 typedef struct dl_dense_desc { int units; int no_bias; int init; } dl_dense_desc;
@@ -1139,15 +1139,18 @@ dl_layer *dl_dense(dl_layer *x, int units) {
     return dl_dense_ex(x, &d);
 }
 
+/* One axis of a geometry field: its own value if set, else the both-axes one, else def. */
+static int dl__axis(int axis, int both, int def) { return axis ? axis : both ? both : def; }
+
 dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d: desc is NULL"); return NULL; }
     a.units = d->filters;
-    a.kernel[0] = d->kernel_h; a.kernel[1] = d->kernel_w ? d->kernel_w : d->kernel_h;
-    a.stride[0] = d->stride_h ? d->stride_h : 1; a.stride[1] = d->stride_w ? d->stride_w : a.stride[0];
-    a.pad[0] = d->pad_h; a.pad[1] = d->pad_w ? d->pad_w : d->pad_h;
-    a.dilation[0] = d->dilation_h ? d->dilation_h : 1; a.dilation[1] = d->dilation_w ? d->dilation_w : a.dilation[0];
+    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
+    a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
+    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
+    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
     a.groups = d->groups ? d->groups : 1;
     a.bias = !d->no_bias;
     return dl__add(x->net, DL_OP_CONV2D, &x, 1, &a, d->init, NULL, NULL);
@@ -1155,7 +1158,7 @@ dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
 dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad) {
     dl_conv_desc d;
     memset(&d, 0, sizeof d);
-    d.filters = filters; d.kernel_h = kernel; d.stride_h = stride; d.pad_h = pad;
+    d.filters = filters; d.kernel = kernel; d.stride = stride; d.pad = pad;
     if (x && stride <= 0) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d on '%s': stride %d must be positive", x->name, stride); return NULL; }
     return dl_conv2d_ex(x, &d);
 }
@@ -1164,10 +1167,9 @@ static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
-    a.kernel[0] = d->kernel_h; a.kernel[1] = d->kernel_w ? d->kernel_w : d->kernel_h;
-    a.stride[0] = d->stride_h ? d->stride_h : a.kernel[0];
-    a.stride[1] = d->stride_w ? d->stride_w : d->stride_h ? d->stride_h : a.kernel[1];
-    a.pad[0] = d->pad_h; a.pad[1] = d->pad_w ? d->pad_w : d->pad_h;
+    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
+    a.stride[0] = dl__axis(d->stride_h, d->stride, a.kernel[0]); a.stride[1] = dl__axis(d->stride_w, d->stride, a.kernel[1]);
+    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
 dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d); }
@@ -1175,7 +1177,7 @@ dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(
 static dl_layer *dl__pool_short(int op, dl_layer *x, int kernel, int stride) {
     dl_pool_desc d;
     memset(&d, 0, sizeof d);
-    d.kernel_h = kernel; d.stride_h = stride;
+    d.kernel = kernel; d.stride = stride;
     if (x && (kernel <= 0 || stride <= 0)) {
         dl__fail(x->net->err, DL_ERR_ARG, "%s on '%s': kernel %d and stride %d must be positive", dl_op_name(op), x->name, kernel, stride);
         return NULL;

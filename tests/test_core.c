@@ -291,7 +291,7 @@ static void test_build_errors(void) {
     {
         dl_conv_desc d;
         memset(&d, 0, sizeof d);
-        d.filters = 4; d.kernel_h = 3; d.groups = 2;
+        d.filters = 4; d.kernel = 3; d.groups = 2;
         CHECK(!dl_conv2d_ex(x, &d) && strstr(dl_net_error(net), "groups 2"), "groups: %s", dl_net_error(net));
     }
     xs[0] = x; xs[1] = o;
