@@ -22,8 +22,14 @@ $(B)/cxx_check: tests/test_core.c dl.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
 
-test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
+# The portable build: scalar kernels, no threads (no pthreads needed at all).
+$(B)/portable_%: tests/test_%.c dl.h tests/test.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
+
+PORTABLE = $(B)/portable_grad $(B)/portable_torch
+test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
@@ -53,6 +59,16 @@ test-sanitize:
 valgrind: $(TESTS)
 	@for t in $(TESTS); do printf '#!/bin/sh\nexec valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' $$t > $$t.vg; chmod +x $$t.vg; done
 	@sh tests/run.sh $(addsuffix .vg,$(TESTS))
+
+# Numbers, never pass/fail: dl.h next to the machine's FMA peak, PyTorch
+# (python3-torch) and ONNX Runtime (npm onnxruntime-node) in the same run.
+bench: $(B)/bench
+	@[ -d $(B)/node_modules/onnxruntime-node ] || ! command -v npm >/dev/null || \
+	  ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --prefix $(B) onnxruntime-node >/dev/null 2>&1 || true
+	@$(B)/bench $(BENCH_ARGS)
+$(B)/bench: bench/bench.c dl.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) -O2 -I. $< -o $@ $(LDLIBS)
 
 clean:
 	rm -rf $(B)

@@ -182,21 +182,21 @@ typedef void (*dl_parallel_for)(void *user, int n_tasks, dl_task task, void *arg
 DLDEF int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int n_threads);
 
 /* ---- layers: each returns NULL on error (see dl_net_error) --------------- */
-typedef struct dl_conv_desc {  /* zero means default */
+/* Options structs: zero means default. Each geometry field has a both-axes
+   form (kernel, stride, pad, dilation) and per-axis forms (_h, _w) that
+   override it when non-zero, so any combination can be written. */
+typedef struct dl_conv_desc {
     int filters;               /* output channels (required) */
-    int kernel_h, kernel_w;    /* kernel_w 0: = kernel_h */
-    int stride_h, stride_w;    /* 0: 1; stride_w 0: = stride_h */
-    int pad_h, pad_w;          /* 0: no padding; pad_w 0: = pad_h */
-    int dilation_h, dilation_w;/* 0: 1 */
+    int kernel, stride, pad, dilation;          /* both axes; stride and dilation default to 1 */
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
     int groups;                /* 0: 1; = in channels for depthwise */
     int no_bias;               /* 1: no bias */
     int init;                  /* dl_init for the weights; biases start at 0 */
 } dl_conv_desc;
 
-typedef struct dl_pool_desc {  /* zero means default */
-    int kernel_h, kernel_w;    /* kernel_w 0: = kernel_h */
-    int stride_h, stride_w;    /* 0: = kernel */
-    int pad_h, pad_w;          /* max pooling pads with -inf, average with zeros (counted) */
+typedef struct dl_pool_desc {
+    int kernel, stride, pad;   /* both axes; stride defaults to the kernel. Max pooling pads with -inf, average with zeros (counted) */
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
 } dl_pool_desc;
 
 typedef struct dl_dense_desc { int units; int no_bias; int init; } dl_dense_desc;
@@ -497,6 +497,14 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
+
+/* POSIX threads where they exist; DL_NO_THREADS builds without them. */
+#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#define DL__THREADS 1
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#endif
 
 #if defined(DL_MALLOC) != defined(DL_FREE)
 #error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
@@ -1151,15 +1159,18 @@ dl_layer *dl_dense(dl_layer *x, int units) {
     return dl_dense_ex(x, &d);
 }
 
+/* One axis of a geometry field: its own value if set, else the both-axes one, else def. */
+static int dl__axis(int axis, int both, int def) { return axis ? axis : both ? both : def; }
+
 dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d: desc is NULL"); return NULL; }
     a.units = d->filters;
-    a.kernel[0] = d->kernel_h; a.kernel[1] = d->kernel_w ? d->kernel_w : d->kernel_h;
-    a.stride[0] = d->stride_h ? d->stride_h : 1; a.stride[1] = d->stride_w ? d->stride_w : a.stride[0];
-    a.pad[0] = d->pad_h; a.pad[1] = d->pad_w ? d->pad_w : d->pad_h;
-    a.dilation[0] = d->dilation_h ? d->dilation_h : 1; a.dilation[1] = d->dilation_w ? d->dilation_w : a.dilation[0];
+    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
+    a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
+    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
+    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
     a.groups = d->groups ? d->groups : 1;
     a.bias = !d->no_bias;
     return dl__add(x->net, DL_OP_CONV2D, &x, 1, &a, d->init, NULL, NULL);
@@ -1167,7 +1178,7 @@ dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
 dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad) {
     dl_conv_desc d;
     memset(&d, 0, sizeof d);
-    d.filters = filters; d.kernel_h = kernel; d.stride_h = stride; d.pad_h = pad;
+    d.filters = filters; d.kernel = kernel; d.stride = stride; d.pad = pad;
     if (x && stride <= 0) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d on '%s': stride %d must be positive", x->name, stride); return NULL; }
     return dl_conv2d_ex(x, &d);
 }
@@ -1176,10 +1187,9 @@ static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
-    a.kernel[0] = d->kernel_h; a.kernel[1] = d->kernel_w ? d->kernel_w : d->kernel_h;
-    a.stride[0] = d->stride_h ? d->stride_h : a.kernel[0];
-    a.stride[1] = d->stride_w ? d->stride_w : d->stride_h ? d->stride_h : a.kernel[1];
-    a.pad[0] = d->pad_h; a.pad[1] = d->pad_w ? d->pad_w : d->pad_h;
+    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
+    a.stride[0] = dl__axis(d->stride_h, d->stride, a.kernel[0]); a.stride[1] = dl__axis(d->stride_w, d->stride, a.kernel[1]);
+    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
 dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d); }
@@ -1187,7 +1197,7 @@ dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(
 static dl_layer *dl__pool_short(int op, dl_layer *x, int kernel, int stride) {
     dl_pool_desc d;
     memset(&d, 0, sizeof d);
-    d.kernel_h = kernel; d.stride_h = stride;
+    d.kernel = kernel; d.stride = stride;
     if (x && (kernel <= 0 || stride <= 0)) {
         dl__fail(x->net->err, DL_ERR_ARG, "%s on '%s': kernel %d and stride %d must be positive", dl_op_name(op), x->name, kernel, stride);
         return NULL;
@@ -1311,7 +1321,13 @@ int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
 
 /* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
 typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias);
-typedef struct dl__simd { const char *name; int mr, nr; dl__ukernel kernel; } dl__simd;
+typedef struct dl__simd {
+    const char *name;
+    int mr, nr;
+    dl__ukernel kernel;
+    void (*pairs_max)(float *m, int32_t *odd, const float *x, int k);   /* see dl__pairs_max_c */
+} dl__simd;
+static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 #define DL__MAX_MR 16
 #define DL__MAX_NR 64
 
@@ -1325,7 +1341,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar };
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c };
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DL_NO_SIMD)
 #define DL__X86 1
@@ -1354,7 +1370,7 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2 };
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -1378,7 +1394,8 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512 };
+static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
+static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512 };
 #endif
 
 #if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
@@ -1403,7 +1420,7 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon };
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -1419,11 +1436,6 @@ static const dl__simd *dl__simd_detect(void) {
 }
 
 /* ---- threads ---- */
-#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
-#define DL__THREADS 1
-#include <pthread.h>
-#include <unistd.h>
-#endif
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
@@ -1460,7 +1472,9 @@ static void *dl__pool_main(void *arg) {
     int seen = 0;
     for (;;) {
         int g, spins = 0;
-        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000) dl__pause();
+        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000)
+            if (spins < 4000) dl__pause();
+            else sched_yield();
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
             while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p->cv, &p->mu);
@@ -1506,6 +1520,7 @@ static struct dl__pool *dl__pool_new(int n) {
     return p;
 }
 static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *arg) {
+    int spins;
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
@@ -1516,7 +1531,11 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
-    while (__atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0) dl__pause();
+    /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
+    for (spins = 0; __atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0; spins++) {
+        if (spins < 2000) dl__pause();
+        else sched_yield();
+    }
 }
 static int dl__default_threads(void) {
     const char *s = getenv("DL_THREADS");
@@ -1651,53 +1670,56 @@ DL__CLONES static void dl__row_bn_dx(float *dx, const float *dy, const float *x,
     for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
 }
 
-/* One output row of a 2x2, stride-2 max pool: y[i] = max of r0[2i], r0[2i+1],
-   r1[2i], r1[2i+1], arg[i] = its index (base + offset; the first maximum in
-   scan order; a NaN, once met, wins). */
-#if defined(DL__VEC) && (defined(__clang__) || __GNUC__ >= 12)
-#define DL__SHUFFLE 1
-#endif
-DL__CLONES static void dl__row_maxpool2(float *y, int32_t *arg, const float *r0, const float *r1, int OW, int base, int W) {
-    int i = 0;
-#ifdef DL__SHUFFLE
-    const dl__vi lane = { 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 };
-    for (; i + 16 <= OW; i += 16) {
-        dl__vf a0, a1, b0, b1, m, v;
-        dl__vi at = lane + (base + 2 * i), t;
-        memcpy(&a0, r0 + 2 * i, 64); memcpy(&a1, r0 + 2 * i + 16, 64);
-        memcpy(&b0, r1 + 2 * i, 64); memcpy(&b1, r1 + 2 * i + 16, 64);
-        m = __builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-#define DL__TAKE(vec, off) t = ((vec > m) | (vec != vec)) & (m == m); \
-        m = (dl__vf)(((dl__vi)vec & t) | ((dl__vi)m & ~t)); at = ((lane + (base + 2 * i + off)) & t) | (at & ~t);
-        v = __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        DL__TAKE(v, 1)
-        v = __builtin_shufflevector(b0, b1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        DL__TAKE(v, W)
-        v = __builtin_shufflevector(b0, b1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        DL__TAKE(v, W + 1)
-#undef DL__TAKE
-        memcpy(y + i, &m, 64);
-        if (arg) memcpy(arg + i, &at, 64);
+/* Horizontal half of a 2x2 max pool over k pairs: m[i] = max(x[2i], x[2i+1]),
+   odd[i] = 1 where the second won (only when strictly greater, or a NaN the
+   first is not): the first maximum in scan order. */
+static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k) {
+    int i;
+    for (i = 0; i < k; i++) {
+        float e = x[2 * i], o = x[2 * i + 1];
+        int t = !(o <= e) & (e == e);
+        m[i] = t ? o : e;
+        odd[i] = t;
     }
+}
+#ifdef DL__X86
+/* Written with intrinsics: GCC scalarizes vector-extension compares of shuffles. */
+__attribute__((target("avx512f")))
+static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 a = _mm512_loadu_ps(x + 2 * i), b = _mm512_loadu_ps(x + 2 * i + 16);
+        __m512 e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
+        __mmask16 t = _mm512_cmp_ps_mask(o, e, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(e, e, _CMP_EQ_OQ);
+        _mm512_storeu_ps(m + i, _mm512_mask_blend_ps(t, e, o));
+        _mm512_storeu_si512((void *)(odd + i), _mm512_maskz_mov_epi32(t, _mm512_set1_epi32(1)));
+    }
+    dl__pairs_max_c(m + i, odd + i, x + 2 * i, k - i);
+}
 #endif
-    for (; i < OW; i++) {       /* bit-mask selects: compilers keep them free of branches */
-        float v[4];
-        uint32_t m, vk, take;
-        int32_t best = base + 2 * i, at[4];
-        int k;
-        v[0] = r0[2 * i]; v[1] = r0[2 * i + 1]; v[2] = r1[2 * i]; v[3] = r1[2 * i + 1];
-        at[1] = best + 1; at[2] = best + W; at[3] = best + W + 1;
-        memcpy(&m, &v[0], 4);
-        for (k = 1; k < 4; k++) {
-            float mf;
-            memcpy(&mf, &m, 4);
-            take = 0u - (uint32_t)(((v[k] > mf) | (v[k] != v[k])) & (mf == mf));
-            memcpy(&vk, &v[k], 4);
-            m = (m & ~take) | (vk & take);
-            best = (int32_t)(((uint32_t)best & ~take) | ((uint32_t)at[k] & take));
+
+/* A 2x2, stride-2 max pool of one H x W plane with W even: the horizontal
+   pairs of all rows in one flat pass, then the rows two by two. */
+static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const float *x, int W, int OH) {
+    float hm[2048];
+    int32_t odd[2048];
+    int OW = W / 2, rows = 2048 / W, r0, oh, ow;           /* row pairs per block */
+    if (rows < 1) rows = 1;
+    for (r0 = 0; r0 < OH; r0 += rows) {
+        int nr = OH - r0 < rows ? OH - r0 : rows;
+        s->pairs_max(hm, odd, x + (size_t)2 * r0 * W, nr * W);      /* nr row pairs: nr * W input pairs */
+        for (oh = 0; oh < nr; oh++) {
+            const float *a = hm + (size_t)2 * oh * OW, *b = a + OW;
+            const int32_t *oa = odd + (size_t)2 * oh * OW, *ob = oa + OW;
+            float *yo = y + (size_t)(r0 + oh) * OW;
+            for (ow = 0; ow < OW; ow++) {
+                int t = ((b[ow] > a[ow]) | (b[ow] != b[ow])) & (a[ow] == a[ow]);
+                yo[ow] = t ? b[ow] : a[ow];
+                if (arg) arg[(size_t)(r0 + oh) * OW + ow] = (2 * (r0 + oh) + t) * W + 2 * ow + (t ? ob[ow] : oa[ow]);
+            }
         }
-        memcpy(&y[i], &m, 4);
-        if (arg) arg[i] = best;
     }
 }
 
@@ -2143,10 +2165,8 @@ static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
         const float *x = e->in[0] + (size_t)nc * H * W;
         float *y = e->out + (size_t)nc * OH * OW;
         int32_t *arg = arg0 ? arg0 + (size_t)nc * OH * OW : NULL;
-        if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && l->a.pad[0] == 0 && l->a.pad[1] == 0) {
-            for (oh = 0; oh < OH; oh++)         /* the common case, vectorized */
-                dl__row_maxpool2(y + (size_t)oh * OW, arg ? arg + (size_t)oh * OW : NULL, x + (size_t)2 * oh * W,
-                                 x + (size_t)(2 * oh + 1) * W, OW, 2 * oh * W, W);
+        if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && l->a.pad[0] == 0 && l->a.pad[1] == 0 && W % 2 == 0 && W <= 2048) {
+            dl__plane_maxpool2(((const dl__cpu *)e->cpu)->simd, y, arg, x, W, OH);    /* the common case, vectorized */
             continue;
         }
         for (oh = 0; oh < OH; oh++)

@@ -291,7 +291,7 @@ static void test_build_errors(void) {
     {
         dl_conv_desc d;
         memset(&d, 0, sizeof d);
-        d.filters = 4; d.kernel_h = 3; d.groups = 2;
+        d.filters = 4; d.kernel = 3; d.groups = 2;
         CHECK(!dl_conv2d_ex(x, &d) && strstr(dl_net_error(net), "groups 2"), "groups: %s", dl_net_error(net));
     }
     xs[0] = x; xs[1] = o;
@@ -532,6 +532,40 @@ static void test_load_weights_custom(void) {
     dl_net_free(a); dl_net_free(b); dl_net_free(c);
 }
 
+
+/* The same training on 1, 2, 3 and 16 threads, and through a user job
+   system, gives bit-identical weights: work splits by shape, never by thread. */
+static void serial_for(void *user, int n_tasks, dl_task task, void *arg) {
+    int i;
+    (*(int *)user)++;
+    for (i = n_tasks - 1; i >= 0; i--) task(arg, i, i % 3);    /* backwards, on 3 "threads" */
+}
+static void test_threads_bit_identical(void) {
+    static float x[128 * 144];
+    static int y[128];
+    int counts[4] = { 1, 2, 3, 16 }, k, calls = 0;
+    dl_net *ref = NULL;
+    make_patterns(x, y, 128);
+    for (k = 0; k <= 4; k++) {
+        dl_net *net = dl_net_new();
+        dl_layer *logits;
+        dl_optim *opt;
+        dl_net_seed(net, 11);
+        logits = pattern_cnn(net);
+        opt = dl_adam(net, 1e-3f);
+        if (k < 4) CHECK(dl_net_set_threads(net, counts[k]) == DL_OK && dl_net_threads(net) == counts[k], "set %d threads", counts[k]);
+        else CHECK(dl_net_set_parallel(net, serial_for, &calls, 3) == DL_OK, "job system");
+        train_some(net, opt, logits, x, y, 128, 6, 0);
+        if (!ref) ref = net;
+        else {
+            CHECK(same_params(ref, net), "%s gives different weights than 1 thread", k < 4 ? "a thread count" : "the job system");
+            dl_net_free(net);
+        }
+    }
+    CHECK(calls > 0, "the job system was never called");
+    dl_net_free(ref);
+}
+
 int main(void) {
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
@@ -545,6 +579,7 @@ int main(void) {
     RUN(test_nonfinite_changes_nothing);
     RUN(test_freeze_and_lr);
     RUN(test_threads_share_one_net);
+    RUN(test_threads_bit_identical);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
     return test_summary();

@@ -248,8 +248,8 @@ static dl_layer *build_conv(dl_net *net, const void *p) {
     dl_layer *x = dl_input(net, a->c, a->h, a->w);
     dl_conv_desc d;
     memset(&d, 0, sizeof d);
-    d.filters = a->filters; d.kernel_h = a->kh; d.kernel_w = a->kw; d.stride_h = a->stride; d.pad_h = a->pad;
-    d.dilation_h = a->dil; d.groups = a->groups; d.no_bias = !a->bias;
+    d.filters = a->filters; d.kernel = a->kh; d.kernel_w = a->kw; d.stride = a->stride; d.pad = a->pad;
+    d.dilation = a->dil; d.groups = a->groups; d.no_bias = !a->bias;
     d.stride_w = a->stride_w; d.pad_w = a->pad_w; d.dilation_w = a->dil_w;
     return dl_conv2d_ex(x, &d);
 }
@@ -259,7 +259,7 @@ static dl_layer *build_pool(dl_net *net, const void *p) {
     dl_layer *x = dl_input(net, a->c, a->h, a->w);
     dl_pool_desc d;
     memset(&d, 0, sizeof d);
-    d.kernel_h = a->k; d.stride_h = a->s; d.pad_h = a->pad;
+    d.kernel = a->k; d.stride = a->s; d.pad = a->pad;
     d.kernel_w = a->kw; d.stride_w = a->sw; d.pad_w = a->pw;
     return a->max ? dl_maxpool2d_ex(x, &d) : dl_avgpool2d_ex(x, &d);
 }
@@ -381,7 +381,7 @@ static dl_layer *build_net(dl_net *net, const void *p) {
     case N_POOL_AFTER_CONV: {
         dl_pool_desc pd;
         memset(&pd, 0, sizeof pd);
-        pd.kernel_h = 3; pd.stride_h = 2; pd.pad_h = 1;
+        pd.kernel = 3; pd.stride = 2; pd.pad = 1;
         x = dl_input(net, 3, 11, 9);
         return dl_global_avgpool(dl_avgpool2d_ex(dl_maxpool2d_ex(dl_relu(dl_conv2d(x, 5, 3, 1, 1)), &pd), &pd));
     }

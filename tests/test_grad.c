@@ -94,8 +94,8 @@ static void conv_case(int n, int c, int h, int w, int filters, int kh, int kw, i
     dl_layer *x = dl_input(net, c, h, w);
     dl_conv_desc d;
     memset(&d, 0, sizeof d);
-    d.filters = filters; d.kernel_h = kh; d.kernel_w = kw; d.stride_h = stride; d.pad_h = pad;
-    d.dilation_h = dil; d.groups = groups; d.no_bias = !bias;
+    d.filters = filters; d.kernel_h = kh; d.kernel_w = kw; d.stride = stride; d.pad = pad;
+    d.dilation = dil; d.groups = groups; d.no_bias = !bias;
     gradcheck(net, x, dl_conv2d_ex(x, &d), n, 1, label);
 }
 static void test_conv2d(void) {
@@ -108,6 +108,14 @@ static void test_conv2d(void) {
     conv_case(3, 6, 4, 5, 7, 1, 1, 1, 0, 1, 1, 1, "conv 1x1 pointwise");
     conv_case(1, 3, 7, 6, 4, 3, 2, 1, 1, 1, 1, 0, "conv 3x2 kernel no bias");
     conv_case(2, 4, 5, 5, 6, 1, 1, 2, 0, 1, 2, 1, "conv 1x1 stride2 groups2");
+    {   /* padding and stride per axis: (1, 0) and (2, 1) */
+        dl_net *net = dl_net_new();
+        dl_layer *x = dl_input(net, 3, 6, 7);
+        dl_conv_desc d;
+        memset(&d, 0, sizeof d);
+        d.filters = 4; d.kernel = 3; d.pad_h = 1; d.stride_h = 2;
+        gradcheck(net, x, dl_conv2d_ex(x, &d), 2, 1, "conv pad (1,0) stride (2,1)");
+    }
 }
 
 static void test_dense(void) {
@@ -130,7 +138,7 @@ static void pool_case(int op, int n, int c, int h, int w, int k, int s, int pad,
     dl_layer *x = dl_input(net, c, h, w);
     dl_pool_desc d;
     memset(&d, 0, sizeof d);
-    d.kernel_h = k; d.stride_h = s; d.pad_h = pad;
+    d.kernel = k; d.stride = s; d.pad = pad;
     gradcheck(net, x, op == DL_OP_MAXPOOL2D ? dl_maxpool2d_ex(x, &d) : dl_avgpool2d_ex(x, &d), n, 1, label);
 }
 static void test_pool(void) {

@@ -243,19 +243,19 @@ static void test_dense(void) {
 /* ---- conv2d: the same table as CONVS in gen_fixtures.py --------------------- */
 typedef struct conv_case { const char *name; int c, h, w; dl_conv_desc d; } conv_case;
 static const conv_case convs[] = {
-    { "conv_k3_p1_b1",     3, 7, 9,    { .filters = 5, .kernel_h = 3, .pad_h = 1 } },
-    { "conv_k3_p0_b3",     5, 9, 7,    { .filters = 7, .kernel_h = 3 } },
-    { "conv_k5_s2_p2",     3, 11, 9,   { .filters = 6, .kernel_h = 5, .stride_h = 2, .pad_h = 2 } },
-    { "conv_dil2",         4, 9, 11,   { .filters = 5, .kernel_h = 3, .dilation_h = 2, .pad_h = 2 } },
-    { "conv_groups2",      6, 7, 5,    { .filters = 10, .kernel_h = 3, .pad_h = 1, .groups = 2 } },
-    { "conv_depthwise",    5, 8, 7,    { .filters = 5, .kernel_h = 3, .pad_h = 1, .groups = 5 } },
-    { "conv_depthwise_x2", 3, 7, 6,    { .filters = 6, .kernel_h = 3, .stride_h = 2, .pad_h = 1, .groups = 3 } },
-    { "conv_1x1",          9, 5, 7,    { .filters = 11, .kernel_h = 1 } },
-    { "conv_1x1_s2",       9, 5, 7,    { .filters = 4, .kernel_h = 1, .stride_h = 2 } },
-    { "conv_nobias",       3, 6, 5,    { .filters = 4, .kernel_h = 3, .pad_h = 1, .no_bias = 1 } },
-    { "conv_rect",         2, 9, 8,    { .filters = 3, .kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1,
+    { "conv_k3_p1_b1",     3, 7, 9,    { .filters = 5, .kernel = 3, .pad = 1 } },
+    { "conv_k3_p0_b3",     5, 9, 7,    { .filters = 7, .kernel = 3 } },
+    { "conv_k5_s2_p2",     3, 11, 9,   { .filters = 6, .kernel = 5, .stride = 2, .pad = 2 } },
+    { "conv_dil2",         4, 9, 11,   { .filters = 5, .kernel = 3, .dilation = 2, .pad = 2 } },
+    { "conv_groups2",      6, 7, 5,    { .filters = 10, .kernel = 3, .pad = 1, .groups = 2 } },
+    { "conv_depthwise",    5, 8, 7,    { .filters = 5, .kernel = 3, .pad = 1, .groups = 5 } },
+    { "conv_depthwise_x2", 3, 7, 6,    { .filters = 6, .kernel = 3, .stride = 2, .pad = 1, .groups = 3 } },
+    { "conv_1x1",          9, 5, 7,    { .filters = 11, .kernel = 1 } },
+    { "conv_1x1_s2",       9, 5, 7,    { .filters = 4, .kernel = 1, .stride = 2 } },
+    { "conv_nobias",       3, 6, 5,    { .filters = 4, .kernel = 3, .pad = 1, .no_bias = 1 } },
+    { "conv_rect",         2, 9, 8,    { .filters = 3, .kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride = 1,
                                          .pad_h = 2, .pad_w = 1 } },
-    { "conv_wide",         16, 12, 12, { .filters = 12, .kernel_h = 3, .pad_h = 1 } },
+    { "conv_wide",         16, 12, 12, { .filters = 12, .kernel = 3, .pad = 1 } },
 };
 static dl_layer *mk_conv(dl_layer *x, const void *a) { return dl_conv2d_ex(x, (const dl_conv_desc *)a); }
 
@@ -268,12 +268,12 @@ static void test_conv2d(void) {
 /* ---- pooling ---------------------------------------------------------------- */
 typedef struct pool_case { const char *name; int max, c, h, w; dl_pool_desc d; } pool_case;
 static const pool_case pools[] = {
-    { "maxpool_k2",       1, 3, 8, 6, { .kernel_h = 2, .stride_h = 2 } },
-    { "maxpool_k3_s2_p1", 1, 3, 9, 7, { .kernel_h = 3, .stride_h = 2, .pad_h = 1 } },
-    { "maxpool_rect",     1, 2, 7, 8, { .kernel_h = 3, .kernel_w = 2, .stride_h = 1, .stride_w = 2, .pad_h = 1 } },
-    { "avgpool_k2",       0, 3, 8, 6, { .kernel_h = 2, .stride_h = 2 } },
-    { "avgpool_k3_s2_p1", 0, 3, 9, 7, { .kernel_h = 3, .stride_h = 2, .pad_h = 1 } },
-    { "avgpool_k3_s1_p1", 0, 2, 5, 6, { .kernel_h = 3, .stride_h = 1, .pad_h = 1 } },
+    { "maxpool_k2",       1, 3, 8, 6, { .kernel = 2, .stride = 2 } },
+    { "maxpool_k3_s2_p1", 1, 3, 9, 7, { .kernel = 3, .stride = 2, .pad = 1 } },
+    { "maxpool_rect",     1, 2, 7, 8, { .kernel_h = 3, .kernel_w = 2, .stride_h = 1, .stride_w = 2, .pad = 1 } },
+    { "avgpool_k2",       0, 3, 8, 6, { .kernel = 2, .stride = 2 } },
+    { "avgpool_k3_s2_p1", 0, 3, 9, 7, { .kernel = 3, .stride = 2, .pad = 1 } },
+    { "avgpool_k3_s1_p1", 0, 2, 5, 6, { .kernel = 3, .stride = 1, .pad = 1 } },
 };
 static dl_layer *mk_maxpool(dl_layer *x, const void *a) { return dl_maxpool2d_ex(x, (const dl_pool_desc *)a); }
 static dl_layer *mk_avgpool(dl_layer *x, const void *a) { return dl_avgpool2d_ex(x, (const dl_pool_desc *)a); }
