@@ -1801,7 +1801,7 @@ static void dl__im2col_row(const dl__mat *B, int r, const dl__run *runs, int n_r
     for (k = 0; k < n_runs; k++) {
         const dl__run *u = &runs[k];
         int y = u->oy + dy, x0 = u->ox + dx;
-        const float *row = xc + (size_t)u->n * B->cbs + (size_t)y * g->W;
+        const float *row = xc + (size_t)u->n * B->cbs + (size_t)((unsigned)y < (unsigned)g->H ? y : 0) * g->W;  /* never before the input (UB) */
         float *d = dst + (size_t)u->at * stride;
         if ((unsigned)y >= (unsigned)g->H) for (t = 0; t < u->len; t++) d[t * stride] = 0.0f;
         else if (g->sw == 1) {          /* zeros left of x = 0, a copy, zeros right of W */
