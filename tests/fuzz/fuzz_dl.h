@@ -39,9 +39,9 @@ static dl_layer *fuzz_dl_graph(dl_net *net, int which) {
     case 1:         /* CNN: conv, grouped conv without bias, pools, dropout */
         x = dl_input(net, 1, 8, 8);
         h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(x, 4, 3, 1, 1))), 2, 2);
-        c.filters = 4; c.kernel_h = 3; c.pad_h = 1; c.groups = 2; c.no_bias = 1;
+        c.filters = 4; c.kernel = 3; c.pad = 1; c.groups = 2; c.no_bias = 1;
         h = dl_relu(dl_conv2d_ex(h, &c));
-        pd.kernel_h = 3; pd.stride_h = 1; pd.pad_h = 1;
+        pd.kernel = 3; pd.stride = 1; pd.pad = 1;
         h = dl_dropout(dl_avgpool2d_ex(h, &pd), 0.2f);
         return dl_dense(dl_global_avgpool(h), 3);
     case 2:         /* a DAG: activations, add, mul, concat, reshape, matmul */
@@ -56,9 +56,9 @@ static dl_layer *fuzz_dl_graph(dl_net *net, int which) {
         return dl_softmax(dl_dense(dl_flatten(h), 2));
     default:        /* strided, padded and rectangular windows, dilation */
         x = dl_input(net, 3, 7, 9);
-        pd.kernel_h = 3; pd.kernel_w = 2; pd.stride_h = 2; pd.stride_w = 1; pd.pad_h = 1;
+        pd.kernel_h = 3; pd.kernel_w = 2; pd.stride_h = 2; pd.stride_w = 1; pd.pad_h = 1;   /* pad_w 0 */
         h = dl_maxpool2d_ex(x, &pd);
-        c.filters = 3; c.kernel_h = 2; c.kernel_w = 3; c.dilation_h = 2; c.stride_w = 2; c.groups = 3;
+        c.filters = 3; c.kernel_h = 2; c.kernel_w = 3; c.dilation_h = 2; c.stride_w = 2; c.pad_w = 1; c.groups = 3;
         h = dl_batchnorm_ex(dl_conv2d_ex(h, &c), 1e-3f, 0.2f);
         return dl_dense(dl_flatten(dl_avgpool2d(h, 2, 1)), 2);
     }
