@@ -1038,6 +1038,18 @@ static int dl__declare_params(dl_net *net, dl_layer *l, int init) {
     }
 }
 
+/* How many inputs each op reads: the constructors pass the right count, a
+   file may not. */
+static int dl__arity_ok(int op, int n_in) {
+    switch (op) {
+    case DL_OP_INPUT: return n_in == 0;
+    case DL_OP_ADD: return n_in >= 2 && n_in <= 64;
+    case DL_OP_CONCAT: case DL_OP_CUSTOM: return n_in >= 1 && n_in <= 64;
+    case DL_OP_MUL: case DL_OP_MATMUL: return n_in == 2;
+    default: return op > DL_OP_INPUT && op < DL_OP_COUNT && n_in == 1;
+    }
+}
+
 /* The one way a layer enters a net: checks, infers its shape, names it,
    declares its parameters. On failure the net is as it was, generator
    included, and last_rc says why. */
@@ -1050,6 +1062,10 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     uint64_t rng0;
     if (!net) return NULL;
     rng0 = net->rng;
+    if (!dl__arity_ok(op, n_in)) {
+        net->last_rc = dl__fail(net->err, DL_ERR_ARG, "%s: %d inputs is not a valid count for this op", dl_op_name(op), n_in);
+        return NULL;
+    }
     for (i = 0; i < n_in; i++) {
         if (!in[i]) return NULL;                      /* an earlier error, already recorded */
         if (in[i]->net != net) {
