@@ -10,7 +10,7 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize valgrind demo bench fuzz cuda clean
+.PHONY: all test test-sanitize valgrind demo bench fuzz fuzz-smoke cuda clean
 all: $(TESTS)
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -59,6 +59,29 @@ test-sanitize:
 valgrind: $(TESTS)
 	@for t in $(TESTS); do printf '#!/bin/sh\nexec valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' $$t > $$t.vg; chmod +x $$t.vg; done
 	@sh tests/run.sh $(addsuffix .vg,$(TESTS))
+
+# libFuzzer targets (clang): `make fuzz FUZZ_SECONDS=600` runs each for that
+# long and merges what grew into tests/fuzz/corpus_*; fuzz-smoke (CI) replays
+# every corpus file, then fuzzes each target for SMOKE_SECONDS. Crashes land
+# in build/ as crash-*: make each a regression file in the corpus.
+FUZZERS       = model checkpoint idx
+FUZZ_SECONDS ?= 60
+SMOKE_SECONDS ?= 15
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_dl.h dl.h examples/idx.h
+	@mkdir -p $(B)
+	clang -std=c99 $(WARN) -g -O1 -fsanitize=fuzzer $(SAN) -I. $< -o $@ $(LDLIBS)
+fuzz: $(FUZZERS:%=$(B)/fuzz_%)
+	@for f in $(FUZZERS); do mkdir -p $(B)/corpus_$$f && echo "fuzz_$$f: $(FUZZ_SECONDS) s" && \
+	  $(B)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(B)/ \
+	    $(B)/corpus_$$f tests/fuzz/corpus_$$f 2>$(B)/fuzz_$$f.log || { tail -40 $(B)/fuzz_$$f.log; exit 1; }; \
+	  grep -h 'stat::number_of_executed_units\|stat::peak_rss_mb' $(B)/fuzz_$$f.log; \
+	  $(B)/fuzz_$$f -merge=1 tests/fuzz/corpus_$$f $(B)/corpus_$$f 2>>$(B)/fuzz_$$f.log || exit 1; done
+fuzz-smoke: $(FUZZERS:%=$(B)/fuzz_%)
+	@for f in $(FUZZERS); do rm -rf $(B)/smoke_$$f && mkdir -p $(B)/smoke_$$f && \
+	  $(B)/fuzz_$$f -runs=0 tests/fuzz/corpus_$$f 2>$(B)/smoke_$$f.log && \
+	  $(B)/fuzz_$$f -max_total_time=$(SMOKE_SECONDS) -artifact_prefix=$(B)/ $(B)/smoke_$$f tests/fuzz/corpus_$$f \
+	    2>>$(B)/smoke_$$f.log || { tail -40 $(B)/smoke_$$f.log; exit 1; }; \
+	  echo "fuzz_$$f: $$(ls tests/fuzz/corpus_$$f | wc -l) corpus files replayed, $$(grep -o 'Done [0-9]* runs' $(B)/smoke_$$f.log | tail -1) in $(SMOKE_SECONDS) s, no crash"; done
 
 # Numbers, never pass/fail: dl.h next to the machine's FMA peak, PyTorch
 # (python3-torch) and ONNX Runtime (npm onnxruntime-node) in the same run.
