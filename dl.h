@@ -2950,14 +2950,14 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
 
 /* grad: plan gradient buffers too, so that dl_backward may follow even an
    eval-mode forward (train 0). */
-static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad) {
+static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad, const char *call) {
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc;
     if (!out) out = dl_net_layer(net, -1);
-    if ((rc = dl__check_layer(net, out, "forward", c->err))) return rc;
-    if (!x) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': input data is NULL", out->name);
-    if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': batch size %d must be positive", out->name, n);
+    if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
+    if (!x) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
+    if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
     if ((rc = dl__plan(c, n, train || grad))) return rc;
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
@@ -2966,36 +2966,36 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
             dl_layer *l = net->layers[i];
             for (j = 0; j < l->n_in; j++) c->needed[l->in[j]->index] = 1;
             if (l->op == DL_OP_INPUT) {
-                if (input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "forward to '%s': it reads two inputs, '%s' and '%s'; "
-                                           "one input layer per graph is supported", out->name, l->name, input->name);
+                if (input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
+                                           "one input layer per graph is supported", call, out->name, l->name, input->name);
                 input = l;
             }
+            if (l->op == DL_OP_BATCHNORM && train && (size_t)n * (l->size / l->shape[0]) < 2)   /* before anything runs */
+                return dl__fail(c->err, DL_ERR_SHAPE, "%s: batchnorm '%s': training needs more than one value per channel, "
+                                "got batch %d of %d values per sample", call, l->name, n, l->size / l->shape[0]);
         }
     DL_ASSERT(input);                  /* every layer descends from an input */
     if (train) {                        /* NaN would reach the batchnorm statistics; eval mode passes it on */
         size_t k, count = (size_t)n * input->size;
         for (k = 0; k < count; k++)
             if (!(x[k] >= -FLT_MAX && x[k] <= FLT_MAX))
-                return dl__fail(c->err, DL_ERR_NUMERIC, "forward to '%s' in training mode: input sample %lu holds %g at "
-                                "index %lu; nothing was changed", out->name, (unsigned long)(k / (size_t)input->size),
+                return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input sample %lu holds %g at "
+                                "index %lu; nothing was changed", call, out->name, (unsigned long)(k / (size_t)input->size),
                                 (double)x[k], (unsigned long)(k % (size_t)input->size));
     }
     c->n = n;
     c->train = train;
     c->last = NULL;
     if ((rc = net->b->copy(net->b, c->out[input->index], x, (size_t)n * input->size * sizeof(float), DL_TO_DEVICE)))
-        return dl__fail(c->err, rc, "forward: copying the input to %s failed: %s", net->b->name, net->b->error);
+        return dl__fail(c->err, rc, "%s: copying the input to %s failed: %s", call, net->b->name, net->b->error);
     for (i = 0; i <= out->index; i++) {
         dl_layer *l = net->layers[i];
         dl__bind b;
         if (!c->needed[i] || l->op == DL_OP_INPUT) continue;
-        if (l->op == DL_OP_BATCHNORM && train && (size_t)n * (l->size / l->shape[0]) < 2)
-            return dl__fail(c->err, DL_ERR_SHAPE, "batchnorm '%s': training needs more than one value per channel, "
-                            "got batch %d of %d values per sample", l->name, n, l->size / l->shape[0]);
         if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
         if ((rc = net->b->forward(net->b, l, &b.e)))
-            return dl__fail(c->err, rc, "forward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
+            return dl__fail(c->err, rc, "%s: forward: %s '%s' failed on %s%s%s", call, dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);
     }
     c->last = out;
@@ -3076,13 +3076,13 @@ static const float *dl__host_output(dl_ctx *c) {
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, train != 0, 1)) return NULL;
+    if (dl__forward(c, out, x, n, train != 0, 1, "dl_forward")) return NULL;
     return dl__host_output(c);
 }
 const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, 0, 0)) return NULL;
+    if (dl__forward(c, out, x, n, 0, 0, "dl_predict")) return NULL;
     return dl__host_output(c);
 }
 
@@ -3141,7 +3141,7 @@ void dl_ctx_free(dl_ctx *c) {
 const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c) return NULL;
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
-    if (dl__forward(c, out, x, n, 0, 0)) return NULL;
+    if (dl__forward(c, out, x, n, 0, 0, "dl_ctx_predict")) return NULL;
     return dl__host_output(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
@@ -3249,7 +3249,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
-    if ((rc = dl__forward(c, out, x, n, 1, 1)) || (rc = dl__backward_prepare(c))) goto fail;
+    if ((rc = dl__forward(c, out, x, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
     for (i = 0; i <= out->index && !trainable; i++) {
         const dl_layer *l = net->layers[i];
         int j;
