@@ -3317,7 +3317,12 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
     if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_new: out of memory"); return NULL; }
     opt->net = net;
     opt->d = d;
-    if (dl__optim_fit(opt)) { DL_FREE(opt); return NULL; }
+    if (dl__optim_fit(opt)) {       /* the buffers made before the one that failed */
+        int k;
+        for (k = 0; k < 3; k++) if (opt->s[k]) net->b->release(net->b, opt->s[k]);
+        DL_FREE(opt);
+        return NULL;
+    }
     opt->next = net->optims;
     net->optims = opt;
     return opt;
@@ -3781,7 +3786,7 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) || !dl__get_u64(&r, &step) ||
                 !dl__get_u64(&r, &n) || !dl__get_u32(&r, &count)) DL__BAD("optimizer: truncated");
             if (!(opt = dl_optim_new(net, &d))) {
-                rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "optimizer: %s", net->err);
+                rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "%s", net->err);
                 goto fail;
             }
             if (n != net->nw || count != (uint32_t)dl__optim_state_count(&opt->d) || step > (uint64_t)LONG_MAX)
