@@ -3365,9 +3365,11 @@ void dl_optim_free(dl_optim *opt) {
 dl_backend *dl_net_backend(const dl_net *net) { return net ? net->b : NULL; }
 
 /* A copy of n floats: to_host 1 from the device b to a new host buffer,
-   0 from the host to a new buffer on b. NULL on failure. */
-static float *dl__clone(dl_backend *b, const float *src, size_t n, int to_host) {
+   0 from the host to a new buffer on b. NULL on failure, counted in
+   *nomem when it was the allocation. */
+static float *dl__clone(dl_backend *b, const float *src, size_t n, int to_host, int *nomem) {
     float *dst = to_host ? (float *)DL_MALLOC((n ? n : 1) * sizeof(float)) : (float *)b->alloc(b, (n ? n : 1) * sizeof(float));
+    if (!dst) (*nomem)++;
     if (dst && n && b->copy(b, dst, src, n * sizeof(float), to_host ? DL_TO_HOST : DL_TO_DEVICE)) {
         if (to_host) DL_FREE(dst); else b->release(b, dst);
         return NULL;
@@ -3382,7 +3384,7 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     dl_backend *dev;
     dl_optim *o;
     float *w, *g, *s, **moved;
-    int n_opt = 0, i, k, ok, to_host;
+    int n_opt = 0, i, k, ok, to_host, nomem = 0, rc;
     if (!net) return DL_ERR_ARG;
     if (!b) b = &net->cpu;
     if (b == net->b) return DL_OK;
@@ -3392,20 +3394,21 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     dev = to_host ? net->b : b;
     for (o = net->optims; o; o = o->next) n_opt++;
     moved = (float **)dl__calloc((size_t)n_opt * 3 + 1, sizeof(float *));
+    if (!moved) nomem++;
     if (to_host) {      /* the host views exist already: refresh them */
         w = net->w; g = net->g; s = net->s;
         ok = moved && !(net->nw && (dev->copy(dev, w, net->dw, net->nw * sizeof(float), DL_TO_HOST) ||
                                     dev->copy(dev, g, net->dg, net->nw * sizeof(float), DL_TO_HOST))) &&
              !(net->ns && dev->copy(dev, s, net->ds, net->ns * sizeof(float), DL_TO_HOST));
     } else {
-        w = dl__clone(dev, net->w, net->nw, 0);
-        g = dl__clone(dev, net->g, net->nw, 0);
-        s = dl__clone(dev, net->s, net->ns, 0);
+        w = dl__clone(dev, net->w, net->nw, 0, &nomem);
+        g = dl__clone(dev, net->g, net->nw, 0, &nomem);
+        s = dl__clone(dev, net->s, net->ns, 0, &nomem);
         ok = moved && w && g && s;
     }
     for (o = net->optims, i = 0; o; o = o->next, i++)
         for (k = 0; k < 3 && ok; k++)
-            if (o->s[k] && !(moved[3 * i + k] = dl__clone(dev, o->s[k], o->n, to_host))) ok = 0;
+            if (o->s[k] && !(moved[3 * i + k] = dl__clone(dev, o->s[k], o->n, to_host, &nomem))) ok = 0;
     if (!ok) {          /* release the copies; the net stays where it was */
         for (o = net->optims, i = 0; moved && o; o = o->next, i++)
             for (k = 0; k < 3; k++)
@@ -3416,10 +3419,12 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
             if (s) dev->release(dev, s);
         }
         DL_FREE(moved);
-        dl__fail(net->err, moved ? DL_ERR_BACKEND : DL_ERR_NOMEM, "dl_net_to_backend: moving the net %s %s failed%s%s; it stays on %s",
-                 to_host ? "back from" : "to", dev->name, dev->error[0] ? ": " : "", dev->error, net->b->name);
+        rc = nomem ? DL_ERR_NOMEM : DL_ERR_BACKEND;
+        dl__fail(net->err, rc, "dl_net_to_backend: moving the net %s %s failed: %s%s%s%s; it stays on %s", to_host ? "back from" : "to",
+                 dev->name, nomem ? "out of memory" : "a copy failed", dev->error[0] ? " (" : "", dev->error, dev->error[0] ? ")" : "",
+                 net->b->name);
         if (!to_host && b->destroy) b->destroy(b);
-        return moved ? DL_ERR_BACKEND : DL_ERR_NOMEM;
+        return rc;
     }
     if (net->ctx) dl__ctx_release(net->ctx);
     {
@@ -3582,7 +3587,8 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
         dl__put_u64(&w, (uint64_t)opt->n);
         dl__put_u32(&w, (uint32_t)count);
         for (k = 0; k < count; k++) {
-            float *h = net->b == &net->cpu ? opt->s[k] : dl__clone(net->b, opt->s[k], opt->n, 1);
+            int nomem = 0;
+            float *h = net->b == &net->cpu ? opt->s[k] : dl__clone(net->b, opt->s[k], opt->n, 1, &nomem);
             size_t bad;
             if (!h) { w.oom = 1; break; }
             if ((bad = dl__nonfinite(h, opt->n)) < opt->n) {
