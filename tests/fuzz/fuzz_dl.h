@@ -72,7 +72,7 @@ static int fuzz_dl__small(dl_net *net) {
         const dl_layer *l = dl_net_layer(net, i);
         acts += (size_t)dl_layer_size(l);
         if (l->op == DL_OP_CONV2D) {       /* im2col: K x P floats */
-            int c, h, w;
+            int c = 0, h, w;
             dl_layer_in_hw(l, 0, &c, &h, &w);
             if ((size_t)c * l->a.kernel[0] * l->a.kernel[1] * (size_t)l->shape[1] * l->shape[2] > (1u << 18)) return 0;
         }
