@@ -17,6 +17,8 @@ $(B)/%: tests/%.c dl.h tests/test.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
+$(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
+
 # The header must also compile as C++ (implementation included).
 $(B)/cxx_check: tests/test_core.c dl.h
 	@mkdir -p $(B)
