@@ -48,15 +48,72 @@
       returns NULL and records why; constructors given NULL return NULL, so a
       whole graph can be built and checked once at the end. Calls that make a
       net from a file take an optional dl_status* for their message.
-      Allocation failure is an error, never a crash.
+
+      A caller's mistake never aborts and never writes out of bounds. What
+      can fail, and how:
+      - dl_net_new, dl_ctx_new: NULL only when out of memory.
+      - layer constructors: NULL for a NULL input (its error stands), sizes
+        not positive or too large (2^29 floats per sample, 2^31 per
+        parameter), shapes that do not fit, the wrong number of inputs,
+        inputs from another net, a net already on a GPU. The net is as it
+        was, generator included.
+      - dl_optim_new and its short forms: NULL for an unknown kind, lr, eps
+        or weight decay not finite and positive (weight decay: >= 0),
+        momentum or betas outside [0,1), alpha outside (0,1), clip < 0.
+      - dl_train_step, dl_train_step_mse: DL_ERR_ARG for NULLs, batch < 1,
+        a label outside [0, classes), an optimizer or layer of another net,
+        and a graph with no trainable, unfrozen parameter behind the output
+        (inference only: use dl_forward with train 1 to update batchnorm
+        statistics alone); DL_ERR_NUMERIC for a NaN or infinite input,
+        target, loss or gradient; DL_ERR_SHAPE for batchnorm training on one
+        value per channel; DL_ERR_UNSUPPORTED for two input layers;
+        DL_ERR_NOMEM. After any error no parameter, statistic, optimizer
+        state or generator state has changed: the step can be retried.
+      - dl_predict, dl_forward, dl_ctx_predict: NULL, as above. Inference
+        passes NaN and infinity on (outputs that depend on them are NaN or
+        infinite, though relu and max pooling can drop a NaN); training mode
+        refuses them before anything runs. x must hold n samples: the one
+        thing no call can check.
+      - dl_backward: DL_ERR_ARG without a dl_forward to the same layer.
+        dl_optim_step: DL_ERR_NUMERIC, and nothing changed, when a gradient
+        is not finite. dl_optim_set_lr: DL_ERR_ARG unless finite and > 0.
+      - dl_softmax_cross_entropy, dl_mse: NaN, writing nothing, for NULLs,
+        n or size < 1, or a label out of range.
+      - dl_net_save, dl_checkpoint_save: DL_ERR_ARG, DL_ERR_IO, DL_ERR_NOMEM,
+        and DL_ERR_NUMERIC for a NaN or infinite parameter or optimizer state
+        (files hold finite numbers only, so a diverged net never replaces
+        the last good file). path is replaced atomically: killed at any
+        moment, it holds the old or the new file, whole. A killed save can
+        leave a "path.<pid>-<id>-<n>.tmp" file behind, safe to delete.
+      - dl_net_load(_mem), dl_checkpoint_load(_mem), dl_net_load_weights:
+        DL_ERR_IO (missing, not a regular file), DL_ERR_FORMAT (truncated,
+        corrupt: every length and offset is checked against the size and a
+        CRC-32 covers the file; any value out of range or not finite; a
+        newer format), DL_ERR_UNSUPPORTED (custom layers: build the net and
+        use dl_net_load_weights), DL_ERR_NOMEM. Files from anyone are safe to
+        try: the loaders are fuzzed. dl_net_load_weights leaves the net as it
+        was (values and frozen flags) when it fails.
+      - dl_net_to_backend: DL_ERR_NOMEM or DL_ERR_BACKEND; the net stays where
+        it was.
+      Allocation failure is an error, never a crash: every allocation goes
+      through DL_MALLOC and a failed one leaves the object usable. The one
+      silent case: without memory for the thread pool, work runs on the
+      calling thread, with the same results.
 
    THREAD SAFETY
-      Different nets share nothing: any calls on different nets may run at
-      the same time. On one net, dl_ctx_predict may run concurrently on
-      distinct contexts, as long as no thread changes the net meanwhile
-      (training, adding layers, loading weights, writing parameters, moving
-      it to or from a GPU). Every other call on a net needs exclusive access.
-      dl_ctx objects are not thread-safe themselves: one per thread.
+      Different nets share nothing (no global state: generator, errors,
+      thread pool and backend live in the net): any calls on different nets
+      may run at the same time, saves to the same path included (each
+      writes its own temporary file; the file is always one of them, whole).
+      On one net, dl_ctx_predict may run concurrently on distinct contexts,
+      as long as no thread changes the net meanwhile (training, adding
+      layers, loading weights, writing parameters, moving it to or from a
+      GPU). Every other call on a net needs exclusive access, and its
+      message (dl_net_error) belongs to the thread that made the call.
+      dl_ctx objects are not thread-safe themselves: one per thread. fork()
+      copies a net but not its pool's threads: a child may use (and free)
+      an inherited net only if it never ran multi-threaded in the parent
+      (dl_net_set_threads(net, 1) before its first step or prediction).
 
    CONFIGURATION (define before including the implementation)
       DL_MALLOC(sz), DL_FREE(p)  allocator; define both or neither
