@@ -2251,7 +2251,7 @@ static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
                         if (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj]) {
                             m = x[i * W + jj];
                             best = i * W + jj;
-                            if (m != m) i = H;      /* NaN: stop */
+                            if (m != m) { i = H; break; }   /* NaN: stop (both loops: row H is not in the plane) */
                         }
                 y[oh * OW + ow] = m;
                 if (arg) arg[oh * OW + ow] = best;
@@ -3000,7 +3000,11 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
 }
 
 static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, char *err) {
-    if (!l) return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did building it fail? %s)", call, net->err);
+    if (!l) {           /* err may be net->err: copy the earlier message first */
+        char prev[200];
+        snprintf(prev, sizeof prev, "%s", net->err);
+        return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did building it fail? %s)", call, prev);
+    }
     if (l->net != net) return dl__fail(err, DL_ERR_ARG, "%s: layer '%s' belongs to another net", call, l->name);
     return DL_OK;
 }
