@@ -655,6 +655,37 @@ static void test_nonfinite(void) {
     }
 }
 
+/* Max pooling stopped its window scan at a NaN by setting the row past the
+   plane but kept scanning that row: it read beyond the plane and could save
+   an argmax outside it, where backward then wrote. Run on buffers of exactly
+   the plane's size, so that ASan and valgrind see any stray access. */
+static void test_maxpool_nan_stays_in_plane(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *l = dl_maxpool2d(dl_input(net, 1, 3, 3), 2, 1);      /* 2x2 windows, stride 1: the scalar path */
+    float *x = (float *)malloc(9 * sizeof(float)), *y = (float *)malloc(4 * sizeof(float));
+    float *dx = (float *)calloc(9, sizeof(float)), dy[4] = { 1, 1, 1, 1 };
+    int32_t *arg = (int32_t *)malloc(4 * sizeof(int32_t));
+    const float *in[1];
+    float *din[1];
+    dl__cpu cpu;
+    dl_exec e;
+    int i, pos;
+    for (pos = 0; pos < 9; pos++) {
+        for (i = 0; i < 9; i++) x[i] = (float)i;
+        x[pos] = NAN;
+        memset(&cpu, 0, sizeof cpu);
+        cpu.simd = net->simd; cpu.net = net; cpu.threads = 1;
+        memset(&e, 0, sizeof e);
+        in[0] = x; din[0] = dx;
+        e.n = 1; e.train = 1; e.in = in; e.out = y; e.din = din; e.dout = dy; e.saved = (float *)(void *)arg; e.cpu = &cpu;
+        dl__cpu_ops[DL_OP_MAXPOOL2D].forward(l, &e);
+        for (i = 0; i < 4; i++) CHECK(arg[i] >= 0 && arg[i] < 9, "NaN at %d: window %d argmax %d is outside the plane", pos, i, arg[i]);
+        dl__cpu_ops[DL_OP_MAXPOOL2D].backward(l, &e);
+    }
+    free(x); free(y); free(dx); free(arg);
+    dl_net_free(net);
+}
+
 /* ======================================================================== */
 /*  Allocation failure                                                      */
 /* ======================================================================== */
@@ -1079,6 +1110,7 @@ static void test_fuzz_corpora(void) {
 int main(void) {
     RUN(test_bad_inputs);
     RUN(test_nonfinite);
+    RUN(test_maxpool_nan_stays_in_plane);
     RUN(test_allocation_failures);
     RUN(test_allocation_failures_idx);
     RUN(test_kill_during_save);
