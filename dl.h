@@ -3002,7 +3002,7 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
 static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, char *err) {
     if (!l) {           /* err may be net->err: copy the earlier message first */
         char prev[200];
-        snprintf(prev, sizeof prev, "%s", net->err);
+        snprintf(prev, sizeof prev, "%.199s", net->err);
         return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did building it fail? %s)", call, prev);
     }
     if (l->net != net) return dl__fail(err, DL_ERR_ARG, "%s: layer '%s' belongs to another net", call, l->name);
@@ -3856,7 +3856,7 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
                 rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "%s", net->err);
                 goto fail;
             }
-            if (n != net->nw || count != (uint32_t)dl__optim_state_count(&opt->d) || step > (uint64_t)LONG_MAX)
+            if (n != net->nw || count != (uint32_t)dl__optim_state_count(&opt->d) || step >= (uint64_t)LONG_MAX)
                 DL__BAD("optimizer: state of %lu x %u floats does not fit the net", (unsigned long)n, count);
             opt->step = (long)step;
             for (k = 0; k < count; k++) {
