@@ -515,6 +515,13 @@ static void bad_input_files(dl_net *net, dl_net *other) {
     }
     DL_FREE(buf);
 
+    /* a step count that the next step would overflow */
+    opt->step = LONG_MAX;
+    BAD_IS(dl_net_save_mem(net, opt, &buf, &len) == DL_OK);
+    BAD_IS(!dl_checkpoint_load_mem(buf, len, NULL, &st) && st.code == DL_ERR_FORMAT && strstr(st.msg, "optimizer"));
+    DL_FREE(buf);
+    opt->step = 0;
+
     /* load_weights: a bad file changes nothing, frozen flags included */
     {
         dl_net *diff = dl_net_new();
