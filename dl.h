@@ -605,6 +605,7 @@ struct dl_ctx {
     dl_backend *b;          /* backend the plan was made for */
     int version, cap_n, train_plan;
     float *arena;           /* one backend allocation holding every buffer */
+    size_t arena_floats;
     float **out, **dout, **saved; /* per layer */
     float *ws, *targets, *stats_backup;
     uint64_t *seed;         /* per layer: dropout seed of the last forward */
@@ -2873,7 +2874,29 @@ static void dl__cpu_init(dl_backend *b) {
 /* ======================================================================== */
 static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 
+/* Under AddressSanitizer every buffer of a plan is followed by a poisoned
+   red zone and only the floats a buffer was planned for are addressable,
+   so a kernel that strays out of its buffer is caught even though all of
+   them share one allocation. Other builds lay out exactly as before. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DL__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DL__ASAN 1
+#endif
+#endif
+#ifdef DL__ASAN
+#include <sanitizer/asan_interface.h>
+#define DL__RZ ((size_t)16)
+#define DL__POISON(p, floats, on) do { if (on) ASAN_POISON_MEMORY_REGION(p, (floats) * sizeof(float)); \
+                                       else ASAN_UNPOISON_MEMORY_REGION(p, (floats) * sizeof(float)); } while (0)
+#else
+#define DL__RZ ((size_t)0)
+#define DL__POISON(p, floats, on) ((void)0)
+#endif
+
 static void dl__ctx_release(dl_ctx *c) {
+    if (c->arena && c->b == &c->net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
     if (c->arena) c->b->release(c->b, c->arena);
     DL_FREE(c->seed);                   /* the host tables' one block */
     DL_FREE(c->host_out);
@@ -2888,7 +2911,8 @@ static void dl__ctx_release(dl_ctx *c) {
 static int dl__plan(dl_ctx *c, int n, int train) {
     dl_net *net = c->net;
     int i, L = net->n_layers;
-    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0;
+    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0, sh_used = 0, th_used = 0;
+    double need = 0;        /* the same sum in floating point: sizes that wrap size_t are refused */
     int threads;
     char *host;
     if (c->arena && c->version == net->version && c->b == net->b && n <= c->cap_n && (!train || c->train_plan))
@@ -2911,6 +2935,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
         const dl_layer *l = net->layers[i];
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
+        need += (double)n * l->size * (train ? 3 : 1) + 64;
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
         if (net->b == &net->cpu) {
             size_t sh, th;
@@ -2923,18 +2948,26 @@ static int dl__plan(dl_ctx *c, int n, int train) {
             off[4 * i + 1] = off[4 * l->in[0]->index + 1];
             k = 0;
         } else {
-            off[4 * i] = total; total += k;
-            off[4 * i + 1] = total; total += train ? k : 0;
+            off[4 * i] = total; total += k + DL__RZ;
+            off[4 * i + 1] = total; total += train ? k + DL__RZ : 0;
         }
-        off[4 * i + 2] = total; total += s;
+        off[4 * i + 2] = total; total += s ? s + DL__RZ : 0;
     }
     if (net->b == &net->cpu) {
-        ws_shared = dl__align(ws_shared);
-        ws_thread = dl__align(ws_thread);
+        sh_used = ws_shared; th_used = ws_thread;
+        ws_shared = dl__align(ws_shared) + DL__RZ;
+        ws_thread = dl__align(ws_thread) + DL__RZ;
         ws = ws_shared + (size_t)threads * ws_thread;
     }
+    need += (double)ws + (double)n * max_size + (double)net->ns;
+    if (need > (double)((size_t)-1 / 8)) {
+        DL_FREE(c->seed);
+        c->seed = NULL; c->out = NULL;
+        return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: batch %d needs more buffer space than can be addressed", n);
+    }
     {
-        size_t ws_off = total, t_off = ws_off + dl__align(ws), b_off = t_off + (train ? dl__align((size_t)n * max_size) : 0);
+        size_t ws_off = total, t_off = ws_off + dl__align(ws) + DL__RZ;
+        size_t b_off = t_off + (train ? dl__align((size_t)n * max_size) + DL__RZ : 0);
         total = b_off + (train ? dl__align(net->ns) : 0);
         c->arena = (float *)net->b->alloc(net->b, (total ? total : 1) * sizeof(float));
         if (!c->arena) {
@@ -2943,6 +2976,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
             return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
                             (unsigned long)(total * sizeof(float) >> 20), n, net->b->name);
         }
+        c->arena_floats = total ? total : 1;
         c->ws = c->arena + ws_off;
         c->targets = train ? c->arena + t_off : NULL;
         c->stats_backup = train ? c->arena + b_off : NULL;
@@ -2951,6 +2985,18 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         c->out[i] = c->arena + off[4 * i];
         c->dout[i] = train ? c->arena + off[4 * i + 1] : NULL;
         c->saved[i] = train && dl_layer_saved_floats(net->layers[i], n) ? c->arena + off[4 * i + 2] : NULL;
+    }
+    if (DL__RZ && net->b == &net->cpu) {       /* poison all, then open each buffer as planned */
+        DL__POISON(c->arena, c->arena_floats, 1);
+        for (i = 0; i < L; i++) {
+            const dl_layer *l = net->layers[i];
+            DL__POISON(c->out[i], (size_t)n * l->size, 0);
+            if (train) DL__POISON(c->dout[i], (size_t)n * l->size, 0);
+            if (c->saved[i]) DL__POISON(c->saved[i], dl_layer_saved_floats(l, n), 0);
+        }
+        DL__POISON(c->ws, sh_used, 0);
+        for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, th_used, 0);
+        if (train) { DL__POISON(c->targets, (size_t)n * max_size, 0); DL__POISON(c->stats_backup, net->ns, 0); }
     }
     c->b = net->b;
     c->version = net->version;
