@@ -920,9 +920,12 @@ int dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w) {
     dl__chw(x->ndim, x->shape, c, h, w);
     return x->ndim;
 }
-/* Output size along one axis; 64-bit so absurd attributes cannot overflow. */
+/* Output size along one axis; 64-bit so absurd attributes cannot overflow.
+   0 when the window does not fit once: C division truncates toward zero,
+   which made a window up to a stride larger than the input give size 1. */
 static long long dl__conv_out(int in, int k, int s, int p, int d) {
-    return ((long long)in + 2LL * p - (long long)d * (k - 1) - 1) / s + 1;
+    long long last = (long long)in + 2LL * p - (long long)d * (k - 1) - 1;     /* last window start */
+    return last < 0 ? 0 : last / s + 1;
 }
 
 /* Computes the output shape of op on its inputs, or says why it cannot. */
