@@ -2895,7 +2895,7 @@ static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }  
                                        else ASAN_UNPOISON_MEMORY_REGION(p, (floats) * sizeof(float)); } while (0)
 #else
 #define DL__RZ ((size_t)0)
-#define DL__POISON(p, floats, on) ((void)0)
+#define DL__POISON(p, floats, on) ((void)(p), (void)(floats), (void)(on))
 #endif
 
 static void dl__ctx_release(dl_ctx *c) {
