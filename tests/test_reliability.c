@@ -167,6 +167,8 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_conv2d(x, 4, 0, 1, 1), "conv2d|kernel 0x0");
     BAD_NULL(net, dl_conv2d(v, 4, 3, 1, 1), "conv2d|input_2|CxHxW");
     BAD_NULL(net, dl_conv2d(x, 4, INT_MAX, 1, 1), "conv2d|does not fit");
+    BAD_NULL(net, dl_conv2d(x, 4, 9, 2, 0), "conv2d|input_1|does not fit kernel 9x9");      /* too big by less than a stride */
+    BAD_NULL(net, dl_maxpool2d(dl_input(net, 1, 1, 8), 2, 2), "maxpool2d|1x1x8|smaller than the 2x2 window");
     BAD_NULL(net, dl_conv2d(x, 4, 3, 1, INT_MAX), "conv2d|does not fit");
     BAD_NULL(net, dl_conv2d(x, INT_MAX, 3, 1, 1), "conv2d|too large");
     BAD_NULL(net, dl_conv2d_ex(x, NULL), "conv2d|desc is NULL");
