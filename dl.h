@@ -1777,10 +1777,11 @@ static void dl__im2col_row(const dl__mat *B, int r, const dl__run *runs, int n_r
     for (k = 0; k < n_runs; k++) {
         const dl__run *u = &runs[k];
         int y = u->oy + dy, x0 = u->ox + dx;
-        const float *row = xc + (size_t)u->n * B->cbs + (size_t)y * g->W;
+        const float *row;
         float *d = dst + (size_t)u->at * stride;
-        if ((unsigned)y >= (unsigned)g->H) for (t = 0; t < u->len; t++) d[t * stride] = 0.0f;
-        else if (g->sw == 1) {          /* zeros left of x = 0, a copy, zeros right of W */
+        if ((unsigned)y >= (unsigned)g->H) { for (t = 0; t < u->len; t++) d[t * stride] = 0.0f; continue; }
+        row = xc + (size_t)u->n * B->cbs + (size_t)y * g->W;    /* formed only when y is inside */
+        if (g->sw == 1) {          /* zeros left of x = 0, a copy, zeros right of W */
             int a = x0 < 0 ? (-x0 < u->len ? -x0 : u->len) : 0, b = g->W - x0 < u->len ? g->W - x0 : u->len;
             if (b < a) b = a;
             for (t = 0; t < a; t++) d[t * stride] = 0.0f;
