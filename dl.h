@@ -522,9 +522,20 @@ extern "C" {
 /* ---- private types ------------------------------------------------------- */
 /* What CPU kernels get besides their buffers: the kernel table, how to run
    tasks in parallel, and scratch (shared, and one slice per thread). */
+/* Inference fusion: what a GEMM applies to each finished row i of its
+   output, while the tile is in L1: y = act(y * scale[i] + shift[i]). */
+enum { DL__ACT_NONE, DL__ACT_RELU, DL__ACT_LEAKY, DL__ACT_PRELU };
+typedef struct dl__epilogue {
+    const float *scale, *shift;     /* NULL: 1 and 0 */
+    int act;
+    float alpha;                    /* leaky slope */
+    const float *slope;             /* prelu: per row */
+} dl__epilogue;
+
 typedef struct dl__cpu {
     const struct dl__simd *simd;
     dl_net *net;                /* for its pool or parallel hook */
+    const dl__epilogue *epi;    /* set while a fused layer runs */
     int threads;
     float *shared;
     float *thread_ws;
@@ -548,7 +559,9 @@ struct dl_ctx {
     float **out, **dout, **saved; /* per layer */
     float *ws, *targets, *stats_backup;
     uint64_t *seed;         /* per layer: dropout seed of the last forward */
-    unsigned char *needed, *rg;   /* per layer: computed by the last forward; gets a gradient */
+    unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient */
+    int *cons;              /* per layer: how many needed layers read it */
+    float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
     int n, train;           /* the last forward */
     dl_layer *last;
     float *host_out;        /* GPU nets: the downloaded output */
@@ -1699,6 +1712,34 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
     }
 }
 
+/* y = act(y sc + sh) over one row of a finished GEMM tile */
+DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= n; s += 16) {
+        dl__vf v;
+        dl__vi m;
+        memcpy(&v, y + s, 64);
+        v = v * sc + sh;
+        if (act != DL__ACT_NONE) {
+            m = v > 0;
+            v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * (act == DL__ACT_RELU ? 0.0f : slope)) & ~m));
+        }
+        memcpy(y + s, &v, 64);
+    }
+#endif
+    for (; s < n; s++) {
+        float v = y[s] * sc + sh;
+        y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
+    }
+}
+static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i0, int m, int n) {
+    int i;
+    for (i = 0; i < m; i++)
+        dl__row_epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
+                         e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha);
+}
+
 /* ---- GEMM ---- */
 #define DL__KC 256              /* depth of one packed block: part of the sum order */
 #define DL__NC 192              /* most columns in one task's packed B panel */
@@ -1741,6 +1782,7 @@ typedef struct dl__gemm {
     int M, N, K, accumulate;
     dl__mat A, B, C;            /* C.p is written through */
     const float *bias;
+    const dl__epilogue *epi;    /* rows indexed from 0, like bias */
 } dl__gemm;
 
 static int dl__round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -1852,18 +1894,20 @@ static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
    through a local copy, so every element sees the same arithmetic. The
    bias starts the sum of the first k block. */
 static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, const float *b, int kc, int i0, int j0,
-                          int load, int first) {
+                          int load, int first, int last) {
     const dl__mat *C = &g->C;
     int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
     float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR];
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
     if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
         s->kernel(kc, a, b, c, C->rs, load, bp);
+        if (last && g->epi) dl__epilogue_rows(g->epi, c, C->rs, i0, m, n);
         return;
     }
     if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
     if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = C->p[dl__at(C, i0 + i, j0 + j)];
     s->kernel(kc, a, b, t, (size_t)nr, load, bp);
+    if (last && g->epi) dl__epilogue_rows(g->epi, t, (size_t)nr, i0, m, n);
     for (i = 0; i < m; i++)
         for (j = 0; j < n; j++) ((float *)C->p)[dl__at(C, i0 + i, j0 + j)] = t[i * nr + j];
 }
@@ -1872,14 +1916,14 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
 static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap, int j0, int nc, float *bp) {
     int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr;
     for (pc = 0; pc < g->K; pc += DL__KC) {
-        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC;
+        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
         for (jr = 0; jr < nc; jr += s->nr) dl__pack_b(&g->B, g->N, pc, kc, j0 + jr, s->nr, bp + (size_t)jr * kc);
         /* a B sliver stays in L1 while a block of A slivers streams from L2 */
         for (ic = 0; ic < g->M; ic += mc)
             for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
                 for (ir = ic; ir < ic + mc && ir < g->M; ir += s->mr)
                     dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j0 + jr,
-                                  pc > 0 || g->accumulate, pc == 0);
+                                  pc > 0 || g->accumulate, pc == 0, last);
     }
 }
 
@@ -1923,6 +1967,7 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     g.B = dl__plain(e->in[0], 1, (size_t)I);
     g.C = dl__plain(e->out, 1, (size_t)O);
     g.bias = l->a.bias ? e->w[1] : NULL;
+    g.epi = cpu->epi;
     dl__gemm_parallel(cpu, &g, cpu->shared);
     return DL_OK;
 }
@@ -1988,6 +2033,7 @@ static dl__mat dl__conv_input(const dl__conv *g, const float *x, int grp) {
 static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv cg = dl__conv_geom(l);
+    dl__epilogue epi;
     int grp;
     for (grp = 0; grp < cg.G; grp++) {
         dl__gemm g;
@@ -1997,6 +2043,13 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
         g.B = dl__conv_input(&cg, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
         g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
+        if (cpu->epi) {                 /* the group's rows of the epilogue */
+            epi = *cpu->epi;
+            if (epi.scale) epi.scale += grp * cg.Mg;
+            if (epi.shift) epi.shift += grp * cg.Mg;
+            if (epi.slope) epi.slope += grp * cg.Mg;
+            g.epi = &epi;
+        }
         dl__gemm_parallel(cpu, &g, cpu->shared);
     }
     return DL_OK;
@@ -2785,7 +2838,7 @@ static void dl__ctx_release(dl_ctx *c) {
 static int dl__plan(dl_ctx *c, int n, int train) {
     dl_net *net = c->net;
     int i, L = net->n_layers;
-    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0;
+    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0, fuse_floats = 0;
     int threads;
     char *host;
     if (c->arena && c->version == net->version && c->b == net->b && n <= c->cap_n && (!train || c->train_plan))
@@ -2795,20 +2848,22 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     dl__ctx_release(c);
     /* host side, one block, strictest alignment first so every table is
        aligned: seeds, 3 pointer tables, offsets, 2 flag arrays */
-    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + 2);
+    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + sizeof(int) + 2);
     if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
     c->seed = (uint64_t *)(void *)host;
     c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
     off = (size_t *)(void *)(c->saved + L);
-    c->needed = (unsigned char *)(off + 4 * (size_t)L);
+    c->cons = (int *)(void *)(off + 4 * (size_t)L);
+    c->needed = (unsigned char *)(c->cons + L);
     c->rg = c->needed + L;
     threads = c == net->ctx ? net->threads : 1;
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
         const dl_layer *l = net->layers[i];
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
+        if (l->op == DL_OP_BATCHNORM && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
         if (net->b == &net->cpu) {
             size_t sh, th;
             dl__cpu_ws(net->simd, l, n, &sh, &th);
@@ -2828,7 +2883,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     if (net->b == &net->cpu) {
         ws_shared = dl__align(ws_shared);
         ws_thread = dl__align(ws_thread);
-        ws = ws_shared + (size_t)threads * ws_thread;
+        ws = ws_shared + (size_t)threads * ws_thread + dl__align(fuse_floats);
     }
     {
         size_t ws_off = total, t_off = ws_off + dl__align(ws), b_off = t_off + (train ? dl__align((size_t)n * max_size) : 0);
@@ -2859,6 +2914,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     c->cpu.shared = c->ws;
     c->cpu.thread_ws = c->ws + ws_shared;
     c->cpu.thread_floats = ws_thread;
+    c->fuse = net->b == &net->cpu ? c->ws + ws_shared + (size_t)threads * ws_thread : NULL;
     return DL_OK;
 }
 
@@ -2904,10 +2960,54 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
 
 /* grad: plan gradient buffers too, so that dl_backward may follow even an
    eval-mode forward (train 0). */
+/* The one needed layer that reads l, when l has exactly one reader, is not
+   the requested output, and is that reader's only input; else NULL. */
+static dl_layer *dl__sole_reader(dl_ctx *c, const dl_layer *l, const dl_layer *out) {
+    int i;
+    if (l == out || c->cons[l->index] != 1) return NULL;
+    for (i = l->index + 1; i <= out->index; i++) {
+        dl_layer *r = c->net->layers[i];
+        if (c->needed[i] && r->n_in == 1 && r->in[0] == l) return r;
+    }
+    return NULL;
+}
+/* Inference fusion on the CPU: a conv or dense layer absorbs a following
+   batchnorm (eval: a per-channel scale and shift) and activation, which
+   then never touch memory. Returns the last layer of the chain, whose
+   buffer receives the result; the absorbed layers are marked 2. */
+static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl__epilogue *epi) {
+    dl_net *net = c->net;
+    dl_layer *last = l, *r = dl__sole_reader(c, l, out);
+    int C = l->shape[0], k;
+    memset(epi, 0, sizeof *epi);
+    if (r && r->op == DL_OP_BATCHNORM) {
+        const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
+        const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
+        for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
+            float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
+            c->fuse[k] = sc;
+            c->fuse[C + k] = b[k] - mean[k] * sc;
+        }
+        epi->scale = c->fuse;
+        epi->shift = c->fuse + C;
+        c->needed[r->index] = 2;
+        last = r;
+        r = dl__sole_reader(c, r, out);
+    }
+    if (r && (r->op == DL_OP_RELU || r->op == DL_OP_LEAKY_RELU || r->op == DL_OP_PRELU)) {
+        epi->act = r->op == DL_OP_RELU ? DL__ACT_RELU : r->op == DL_OP_LEAKY_RELU ? DL__ACT_LEAKY : DL__ACT_PRELU;
+        epi->alpha = r->a.alpha;
+        if (r->op == DL_OP_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
+        c->needed[r->index] = 2;
+        last = r;
+    }
+    return last;
+}
+
 static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad) {
     dl_net *net = c->net;
     dl_layer *input = NULL;
-    int i, j, rc;
+    int i, j, rc, fuse;
     if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, "forward", c->err))) return rc;
     if (!x) return dl__fail(c->err, DL_ERR_ARG, "forward to '%s': input data is NULL", out->name);
@@ -2926,6 +3026,12 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
             }
         }
     DL_ASSERT(input);                  /* every layer descends from an input */
+    fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
+    if (fuse) {
+        memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
+        for (i = 0; i <= out->index; i++)
+            if (c->needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) c->cons[net->layers[i]->in[j]->index]++;
+    }
     c->n = n;
     c->train = train;
     c->last = NULL;
@@ -2934,13 +3040,20 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     for (i = 0; i <= out->index; i++) {
         dl_layer *l = net->layers[i];
         dl__bind b;
-        if (!c->needed[i] || l->op == DL_OP_INPUT) continue;
+        dl__epilogue epi;
+        if (c->needed[i] != 1 || l->op == DL_OP_INPUT) continue;
         if (l->op == DL_OP_BATCHNORM && train && (size_t)n * (l->size / l->shape[0]) < 2)
             return dl__fail(c->err, DL_ERR_SHAPE, "batchnorm '%s': training needs more than one value per channel, "
                             "got batch %d of %d values per sample", l->name, n, l->size / l->shape[0]);
         if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
-        if ((rc = net->b->forward(net->b, l, &b.e)))
+        if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
+            b.e.out = c->out[dl__fuse_chain(c, l, out, &epi)->index];
+            c->cpu.epi = &epi;
+        }
+        rc = net->b->forward(net->b, l, &b.e);
+        c->cpu.epi = NULL;
+        if (rc)
             return dl__fail(c->err, rc, "forward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);
     }
@@ -3055,7 +3168,7 @@ void dl_zero_grad(dl_net *net) {
 
 const float *dl_layer_output(const dl_layer *l) {
     dl_ctx *c = l ? l->net->ctx : NULL;
-    if (!c || !c->last || c->version != l->net->version || !c->needed[l->index] || c->b != &l->net->cpu) return NULL;
+    if (!c || !c->last || c->version != l->net->version || c->needed[l->index] != 1 || c->b != &l->net->cpu) return NULL;
     return c->out[l->index];
 }
 const float *dl_layer_grad(const dl_layer *l) {
