@@ -1810,15 +1810,25 @@ static int dl__im2col_runs(const dl__conv *g, int j0, int len, dl__run *runs) {
     }
     return k;
 }
-/* Row r = (c, kh, kw) of the im2col matrix over the given runs, to dst with
-   the given stride. A stride-1 convolution reads each run contiguously. */
-static void dl__im2col_row(const dl__mat *B, int r, const dl__run *runs, int n_runs, float *dst, int stride) {
+/* Row r = (c, kh, kw) of the im2col matrix: where it starts in x and its offsets. */
+typedef struct dl__krow { size_t base; int dy, dx; } dl__krow;
+static dl__krow dl__im2col_krow(const dl__conv *g, int r) {
+    dl__krow k;
+    int KK = g->KH * g->KW;
+    k.base = (size_t)(r / KK) * g->H * g->W;
+    k.dy = r % KK / g->KW * g->dh - g->ph;
+    k.dx = r % g->KW * g->dw - g->pw;
+    return k;
+}
+/* One row of the im2col matrix over the given runs, to dst with the given
+   stride. A stride-1 convolution reads each run contiguously. */
+static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, int n_runs, float *dst, int stride) {
     const dl__conv *g = B->conv;
-    int KK = g->KH * g->KW, dy = r % KK / g->KW * g->dh - g->ph, dx = r % g->KW * g->dw - g->pw, k, t;
-    const float *xc = B->p + (size_t)(r / KK) * g->H * g->W;
+    const float *xc = B->p + kr.base;
+    int k, t;
     for (k = 0; k < n_runs; k++) {
         const dl__run *u = &runs[k];
-        int y = u->oy + dy, x0 = u->ox + dx;
+        int y = u->oy + kr.dy, x0 = u->ox + kr.dx;
         const float *row;
         float *d = dst + (size_t)u->at * stride;
         if ((unsigned)y >= (unsigned)g->H) { for (t = 0; t < u->len; t++) d[t * stride] = 0.0f; continue; }
@@ -1827,8 +1837,11 @@ static void dl__im2col_row(const dl__mat *B, int r, const dl__run *runs, int n_r
             int a = x0 < 0 ? (-x0 < u->len ? -x0 : u->len) : 0, b = g->W - x0 < u->len ? g->W - x0 : u->len;
             if (b < a) b = a;
             for (t = 0; t < a; t++) d[t * stride] = 0.0f;
-            if (stride == 1) for (t = a; t < b; t++) d[t] = row[x0 + t];
-            else for (t = a; t < b; t++) d[t * stride] = row[x0 + t];
+            if (stride == 1) {
+                for (t = a; t + 8 <= b; t += 8) memcpy(d + t, row + x0 + t, 8 * sizeof(float));   /* one vector move */
+                for (; t < b; t++) d[t] = row[x0 + t];
+            } else
+                for (t = a; t < b; t++) d[t * stride] = row[x0 + t];
             for (t = b; t < u->len; t++) d[t * stride] = 0.0f;
         } else
             for (t = 0; t < u->len; t++) {
@@ -1847,7 +1860,7 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
     int n_runs = A->conv ? dl__im2col_runs(A->conv, k0, kc, runs) : 0;
     for (ii = 0; ii < mr; ii++) {
         if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; row[ii] = NULL; }
-        else if (A->conv) dl__im2col_row(A, i0 + ii, runs, n_runs, dst + ii, mr);
+        else if (A->conv) dl__im2col_row(A, dl__im2col_krow(A->conv, i0 + ii), runs, n_runs, dst + ii, mr);
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
     if (A->conv) return;
@@ -1862,22 +1875,44 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
         for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][koff[kk]];
 }
 
-/* Packs rows k0..k0+kc, columns j0..j0+nr of B as dst[k][nr], zeros past N. */
-static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nr, float *dst) {
-    int jj, kk, valid = N - j0 < nr ? N - j0 : nr, n_runs = 0;
+/* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
+   zeros past N. For im2col the row table and the runs are found once. */
+static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+    int jj, kk, jr;
     size_t joff[DL__MAX_NR];
-    dl__run runs[DL__MAX_NR];
-    if (B->conv) n_runs = dl__im2col_runs(B->conv, j0, valid, runs);
-    for (kk = 0; kk < kc; kk++, dst += nr) {
-        if (B->conv) dl__im2col_row(B, k0 + kk, runs, n_runs, dst, 1);
-        else if (B->cs == 1 && j0 % B->Pc + valid <= B->Pc)        /* contiguous */
-            memcpy(dst, B->p + dl__at(B, k0 + kk, j0), (size_t)valid * sizeof(float));
-        else {
-            const float *row = B->p + dl__row_at(B, k0 + kk);
-            if (kk == 0) for (jj = 0; jj < valid; jj++) joff[jj] = dl__col_at(B, j0 + jj);
-            for (jj = 0; jj < valid; jj++) dst[jj] = row[joff[jj]];
+    if (B->conv) {
+        dl__run runs[DL__NC / 8][DL__MAX_NR];           /* slivers are at least 8 wide */
+        int n_runs[DL__NC / 8], slivers = (nc + nr - 1) / nr, sv;
+        for (sv = 0; sv < slivers; sv++) {
+            int j = j0 + sv * nr, valid = N - j < nr ? N - j : nr;
+            n_runs[sv] = valid > 0 ? dl__im2col_runs(B->conv, j, valid, runs[sv]) : 0;
         }
-        for (jj = valid; jj < nr; jj++) dst[jj] = 0.0f;
+        for (kk = 0; kk < kc; kk++) {
+            dl__krow kr = dl__im2col_krow(B->conv, k0 + kk);
+            for (sv = 0; sv < slivers; sv++) {
+                int valid = N - (j0 + sv * nr) < nr ? N - (j0 + sv * nr) : nr;
+                float *d = dst + (size_t)sv * nr * kc + (size_t)kk * nr;
+                if (valid < 0) valid = 0;
+                dl__im2col_row(B, kr, runs[sv], n_runs[sv], d, 1);
+                for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (jr = 0; jr < nc; jr += nr) {
+        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr;
+        float *d = dst + (size_t)jr * kc;
+        if (valid < 0) valid = 0;
+        for (kk = 0; kk < kc; kk++, d += nr) {
+            if (valid && B->cs == 1 && (j0 + jr) % B->Pc + valid <= B->Pc)        /* contiguous */
+                memcpy(d, B->p + dl__at(B, k0 + kk, j0 + jr), (size_t)valid * sizeof(float));
+            else if (valid) {
+                const float *row = B->p + dl__row_at(B, k0 + kk);
+                if (kk == 0) for (jj = 0; jj < valid; jj++) joff[jj] = dl__col_at(B, j0 + jr + jj);
+                for (jj = 0; jj < valid; jj++) d[jj] = row[joff[jj]];
+            }
+            for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
+        }
     }
 }
 
@@ -1917,7 +1952,7 @@ static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap
     int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr;
     for (pc = 0; pc < g->K; pc += DL__KC) {
         int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
-        for (jr = 0; jr < nc; jr += s->nr) dl__pack_b(&g->B, g->N, pc, kc, j0 + jr, s->nr, bp + (size_t)jr * kc);
+        dl__pack_b(&g->B, g->N, pc, kc, j0, nc, s->nr, bp);
         /* a B sliver stays in L1 while a block of A slivers streams from L2 */
         for (ic = 0; ic < g->M; ic += mc)
             for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
@@ -2665,6 +2700,21 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
     }
 }
 
+/* Zeroes a buffer in 16K-float tasks. */
+typedef struct { float *p; size_t n; } dl__zero_job;
+static void dl__zero_task(void *arg, int t, int thread) {
+    const dl__zero_job *j = (const dl__zero_job *)arg;
+    size_t lo = (size_t)t << 14, n = j->n - lo < ((size_t)1 << 14) ? j->n - lo : ((size_t)1 << 14);
+    (void)thread;
+    memset(j->p + lo, 0, n * sizeof(float));
+}
+static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
+static void dl__zero_parallel(const dl__cpu *cpu, float *p, size_t n) {
+    dl__zero_job j;
+    j.p = p; j.n = n;
+    if (n) dl__parallel(cpu, (int)((n + ((size_t)1 << 14) - 1) >> 14), dl__zero_task, &j);
+}
+
 /* Runs fn for tasks 0..n_tasks-1 on the net's threads (or the caller's job
    system); thread ids index the per-thread scratch. */
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg) {
@@ -3076,10 +3126,13 @@ static int dl__backward_prepare(dl_ctx *c) {
         }
         for (j = 0; j < l->n_in; j++) if (c->rg[l->in[j]->index]) c->rg[i] = 1;
     }
-    for (i = 0; i <= c->last->index; i++)
-        if (c->rg[i] && net->layers[i]->op != DL_OP_RESHAPE &&
-            (rc = net->b->zero(net->b, c->dout[i], (size_t)c->n * net->layers[i]->size * sizeof(float))))
+    for (i = 0; i <= c->last->index; i++) {
+        size_t floats = (size_t)c->n * net->layers[i]->size;
+        if (!c->rg[i] || net->layers[i]->op == DL_OP_RESHAPE) continue;
+        if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[i], floats);   /* tens of MB a step */
+        else if ((rc = net->b->zero(net->b, c->dout[i], floats * sizeof(float))))
             return dl__fail(c->err, rc, "backward: %s", net->b->error);
+    }
     return DL_OK;
 }
 
