@@ -627,6 +627,7 @@ static int dl__grow(void **p, size_t old_n, size_t new_n, size_t sz) {
     *p = q;
     return 1;
 }
+static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 static void dl__shape_str(char *buf, size_t len, int ndim, const int *shape) {
     int i, k = 0;
     buf[0] = 0;
@@ -1712,6 +1713,23 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
     }
 }
 
+/* sum w[i] x[i], in 16 lanes added in a fixed order */
+DL__CLONES static float dl__row_dot(const float *w, const float *x, int n) {
+    float lane[16] = { 0 }, total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf acc = { 0 };
+    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= n; s += 16)
+        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
+#endif
+    for (; s < n; s++) total += w[s] * x[s];
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+
 /* y = act(y sc + sh) over one row of a finished GEMM tile */
 DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
     int s = 0;
@@ -1746,8 +1764,10 @@ static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i
 #define DL__MC 128              /* rows of packed A swept per B sliver */
 #define DL__BPACK ((size_t)DL__KC * DL__NC)
 
+typedef struct dl__krow { size_t base; int dy, dx; } dl__krow;
 typedef struct dl__conv {
     int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
+    const dl__krow *krows;      /* per im2col row: found once per call (see dl__conv_krows) */
 } dl__conv;
 
 /* An operand: element (i, j) is at p + off(i, Pr, rs, rbs) + off(j, Pc, cs, cbs)
@@ -1810,16 +1830,18 @@ static int dl__im2col_runs(const dl__conv *g, int j0, int len, dl__run *runs) {
     }
     return k;
 }
-/* Row r = (c, kh, kw) of the im2col matrix: where it starts in x and its offsets. */
-typedef struct dl__krow { size_t base; int dy, dx; } dl__krow;
-static dl__krow dl__im2col_krow(const dl__conv *g, int r) {
-    dl__krow k;
-    int KK = g->KH * g->KW;
-    k.base = (size_t)(r / KK) * g->H * g->W;
-    k.dy = r % KK / g->KW * g->dh - g->ph;
-    k.dx = r % g->KW * g->dw - g->pw;
-    return k;
+/* Row r = (c, kh, kw) of the im2col matrix: where it starts in x and its
+   offsets. Found for all rows once per call, into scratch (K entries). */
+static void dl__conv_krows(dl__conv *g, dl__krow *table) {
+    int r, KK = g->KH * g->KW;
+    for (r = 0; r < g->K; r++) {
+        table[r].base = (size_t)(r / KK) * g->H * g->W;
+        table[r].dy = r % KK / g->KW * g->dh - g->ph;
+        table[r].dx = r % g->KW * g->dw - g->pw;
+    }
+    g->krows = table;
 }
+static size_t dl__krows_floats(const dl__conv *g) { return ((size_t)g->K * sizeof(dl__krow) + sizeof(float) - 1) / sizeof(float); }
 /* One row of the im2col matrix over the given runs, to dst with the given
    stride. A stride-1 convolution reads each run contiguously. */
 static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, int n_runs, float *dst, int stride) {
@@ -1860,7 +1882,7 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
     int n_runs = A->conv ? dl__im2col_runs(A->conv, k0, kc, runs) : 0;
     for (ii = 0; ii < mr; ii++) {
         if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; row[ii] = NULL; }
-        else if (A->conv) dl__im2col_row(A, dl__im2col_krow(A->conv, i0 + ii), runs, n_runs, dst + ii, mr);
+        else if (A->conv) dl__im2col_row(A, A->conv->krows[i0 + ii], runs, n_runs, dst + ii, mr);
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
     if (A->conv) return;
@@ -1888,7 +1910,7 @@ static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, 
             n_runs[sv] = valid > 0 ? dl__im2col_runs(B->conv, j, valid, runs[sv]) : 0;
         }
         for (kk = 0; kk < kc; kk++) {
-            dl__krow kr = dl__im2col_krow(B->conv, k0 + kk);
+            dl__krow kr = B->conv->krows[k0 + kk];
             for (sv = 0; sv < slivers; sv++) {
                 int valid = N - (j0 + sv * nr) < nr ? N - (j0 + sv * nr) : nr;
                 float *d = dst + (size_t)sv * nr * kc + (size_t)kk * nr;
@@ -1992,10 +2014,26 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
 
 /* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O).
    Computed as Y^T = W X^T so the long side (the batch) is GEMM's N. ---- */
+/* A few samples: dot products (a GEMM would pad the batch to a whole tile). */
+typedef struct { const dl_layer *l; const dl_exec *e; const dl__epilogue *epi; } dl__dense_job;
+static void dl__dense_dot_task(void *arg, int t, int thread) {
+    const dl__dense_job *j = (const dl__dense_job *)arg;
+    int O = j->l->a.units, I = j->l->in[0]->size, n = t / O, o = t % O;
+    float *y = j->e->out + (size_t)n * O + o;
+    (void)thread;
+    *y = dl__row_dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
+    if (j->epi) dl__epilogue_rows(j->epi, y, 1, o, 1, 1);
+}
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     int O = l->a.units, I = l->in[0]->size;
     dl__gemm g;
+    if (e->n < 4) {                     /* fixed by the batch size, never by the threads */
+        dl__dense_job j;
+        j.l = l; j.e = e; j.epi = cpu->epi;
+        dl__parallel(cpu, e->n * O, dl__dense_dot_task, &j);
+        return DL_OK;
+    }
     memset(&g, 0, sizeof g);
     g.M = O; g.N = e->n; g.K = I;
     g.A = dl__plain(e->w[0], (size_t)I, 1);
@@ -2070,6 +2108,7 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
     dl__conv cg = dl__conv_geom(l);
     dl__epilogue epi;
     int grp;
+    dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
     for (grp = 0; grp < cg.G; grp++) {
         dl__gemm g;
         memset(&g, 0, sizeof g);
@@ -2197,7 +2236,8 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         size_t per = (size_t)j.cg.M * j.cg.K + j.cg.M;
         j.chunk = dl__conv_chunk(&j.cg, e->n);
-        j.partial = cpu->shared;
+        dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
+        j.partial = cpu->shared + dl__align(dl__krows_floats(&j.cg));
         dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
         dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
     }
@@ -2690,8 +2730,8 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
     } else if (l->op == DL_OP_CONV2D) {
         dl__conv g = dl__conv_geom(l);
         int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
-        *shared = dl__max3(dl__apack_floats(s, g.Mg, g.K), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
-                           (size_t)chunks * ((size_t)g.M * g.K + g.M));
+        *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
+                           dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
         *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
     } else if (l->op == DL_OP_MATMUL) {
         int batch, M, K, P;
@@ -2871,7 +2911,6 @@ static void dl__cpu_init(dl_backend *b) {
 /* ======================================================================== */
 /*  Execution contexts: buffers planned once, then forward and backward      */
 /* ======================================================================== */
-static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 
 static void dl__ctx_release(dl_ctx *c) {
     if (c->arena) c->b->release(c->b, c->arena);
