@@ -10,7 +10,7 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize valgrind demo bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-sanitize test-arm valgrind demo bench fuzz fuzz-smoke cuda clean
 all: $(TESTS)
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -49,6 +49,14 @@ $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_em
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
 	$(CXX) $@.o $@.backend.o -o $@ $(LDLIBS)
+
+# The NEON kernels, cross-compiled and run under qemu (Debian: gcc-aarch64-linux-gnu qemu-user).
+ARM_CC = aarch64-linux-gnu-gcc
+test-arm:
+	@mkdir -p $(B)/arm
+	@for t in grad torch core; do $(ARM_CC) -std=c99 $(WARN) -O2 -I. tests/test_$$t.c -o $(B)/arm/test_$$t $(LDLIBS) || exit 1; \
+	  printf '#!/bin/sh\nexec qemu-aarch64 -L /usr/aarch64-linux-gnu %s "$$@"\n' $(B)/arm/test_$$t > $(B)/arm/run_$$t; chmod +x $(B)/arm/run_$$t; done
+	@sh tests/run.sh $(B)/arm/run_grad $(B)/arm/run_torch $(B)/arm/run_core
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -582,9 +582,20 @@ extern "C" {
 /* ---- private types ------------------------------------------------------- */
 /* What CPU kernels get besides their buffers: the kernel table, how to run
    tasks in parallel, and scratch (shared, and one slice per thread). */
+/* Inference fusion: what a GEMM applies to each finished row i of its
+   output, while the tile is in L1: y = act(y * scale[i] + shift[i]). */
+enum { DL__ACT_NONE, DL__ACT_RELU, DL__ACT_LEAKY, DL__ACT_PRELU };
+typedef struct dl__epilogue {
+    const float *scale, *shift;     /* NULL: 1 and 0 */
+    int act;
+    float alpha;                    /* leaky slope */
+    const float *slope;             /* prelu: per row */
+} dl__epilogue;
+
 typedef struct dl__cpu {
     const struct dl__simd *simd;
     dl_net *net;                /* for its pool or parallel hook */
+    const dl__epilogue *epi;    /* set while a fused layer runs */
     int threads;
     float *shared;
     float *thread_ws;
@@ -609,7 +620,9 @@ struct dl_ctx {
     float **out, **dout, **saved; /* per layer */
     float *ws, *targets, *stats_backup;
     uint64_t *seed;         /* per layer: dropout seed of the last forward */
-    unsigned char *needed, *rg;   /* per layer: computed by the last forward; gets a gradient */
+    unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient */
+    int *cons;              /* per layer: how many needed layers read it */
+    float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
     int n, train;           /* the last forward */
     dl_layer *last;
     float *host_out;        /* GPU nets: the downloaded output */
@@ -676,6 +689,7 @@ static int dl__grow(void **p, size_t old_n, size_t new_n, size_t sz) {
     *p = q;
     return 1;
 }
+static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 static void dl__shape_str(char *buf, size_t len, int ndim, const int *shape) {
     int i, k = 0;
     buf[0] = 0;
@@ -1800,14 +1814,61 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
     }
 }
 
+/* sum w[i] x[i], in 16 lanes added in a fixed order */
+DL__CLONES static float dl__row_dot(const float *w, const float *x, int n) {
+    float lane[16] = { 0 }, total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf acc = { 0 };
+    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= n; s += 16)
+        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
+#endif
+    for (; s < n; s++) total += w[s] * x[s];
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+
+/* y = act(y sc + sh) over one row of a finished GEMM tile */
+DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= n; s += 16) {
+        dl__vf v;
+        dl__vi m;
+        memcpy(&v, y + s, 64);
+        v = v * sc + sh;
+        if (act != DL__ACT_NONE) {
+            m = v > 0;
+            v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * (act == DL__ACT_RELU ? 0.0f : slope)) & ~m));
+        }
+        memcpy(y + s, &v, 64);
+    }
+#endif
+    for (; s < n; s++) {
+        float v = y[s] * sc + sh;
+        y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
+    }
+}
+static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i0, int m, int n) {
+    int i;
+    for (i = 0; i < m; i++)
+        dl__row_epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
+                         e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha);
+}
+
 /* ---- GEMM ---- */
 #define DL__KC 256              /* depth of one packed block: part of the sum order */
 #define DL__NC 192              /* most columns in one task's packed B panel */
 #define DL__MC 128              /* rows of packed A swept per B sliver */
 #define DL__BPACK ((size_t)DL__KC * DL__NC)
 
+typedef struct dl__krow { size_t base; int dy, dx; } dl__krow;
 typedef struct dl__conv {
     int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
+    const dl__krow *krows;      /* per im2col row: found once per call (see dl__conv_krows) */
 } dl__conv;
 
 /* An operand: element (i, j) is at p + off(i, Pr, rs, rbs) + off(j, Pc, cs, cbs)
@@ -1842,6 +1903,7 @@ typedef struct dl__gemm {
     int M, N, K, accumulate;
     dl__mat A, B, C;            /* C.p is written through */
     const float *bias;
+    const dl__epilogue *epi;    /* rows indexed from 0, like bias */
 } dl__gemm;
 
 static int dl__round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -1869,24 +1931,40 @@ static int dl__im2col_runs(const dl__conv *g, int j0, int len, dl__run *runs) {
     }
     return k;
 }
-/* Row r = (c, kh, kw) of the im2col matrix over the given runs, to dst with
-   the given stride. A stride-1 convolution reads each run contiguously. */
-static void dl__im2col_row(const dl__mat *B, int r, const dl__run *runs, int n_runs, float *dst, int stride) {
+/* Row r = (c, kh, kw) of the im2col matrix: where it starts in x and its
+   offsets. Found for all rows once per call, into scratch (K entries). */
+static void dl__conv_krows(dl__conv *g, dl__krow *table) {
+    int r, KK = g->KH * g->KW;
+    for (r = 0; r < g->K; r++) {
+        table[r].base = (size_t)(r / KK) * g->H * g->W;
+        table[r].dy = r % KK / g->KW * g->dh - g->ph;
+        table[r].dx = r % g->KW * g->dw - g->pw;
+    }
+    g->krows = table;
+}
+static size_t dl__krows_floats(const dl__conv *g) { return ((size_t)g->K * sizeof(dl__krow) + sizeof(float) - 1) / sizeof(float); }
+/* One row of the im2col matrix over the given runs, to dst with the given
+   stride. A stride-1 convolution reads each run contiguously. */
+static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, int n_runs, float *dst, int stride) {
     const dl__conv *g = B->conv;
-    int KK = g->KH * g->KW, dy = r % KK / g->KW * g->dh - g->ph, dx = r % g->KW * g->dw - g->pw, k, t;
-    const float *xc = B->p + (size_t)(r / KK) * g->H * g->W;
+    const float *xc = B->p + kr.base;
+    int k, t;
     for (k = 0; k < n_runs; k++) {
         const dl__run *u = &runs[k];
-        int y = u->oy + dy, x0 = u->ox + dx;
-        const float *row = xc + (size_t)u->n * B->cbs + (size_t)((unsigned)y < (unsigned)g->H ? y : 0) * g->W;  /* never before the input (UB) */
+        int y = u->oy + kr.dy, x0 = u->ox + kr.dx;
+        const float *row;
         float *d = dst + (size_t)u->at * stride;
-        if ((unsigned)y >= (unsigned)g->H) for (t = 0; t < u->len; t++) d[t * stride] = 0.0f;
-        else if (g->sw == 1) {          /* zeros left of x = 0, a copy, zeros right of W */
+        if ((unsigned)y >= (unsigned)g->H) { for (t = 0; t < u->len; t++) d[t * stride] = 0.0f; continue; }
+        row = xc + (size_t)u->n * B->cbs + (size_t)y * g->W;    /* formed only when y is inside */
+        if (g->sw == 1) {          /* zeros left of x = 0, a copy, zeros right of W */
             int a = x0 < 0 ? (-x0 < u->len ? -x0 : u->len) : 0, b = g->W - x0 < u->len ? g->W - x0 : u->len;
             if (b < a) b = a;
             for (t = 0; t < a; t++) d[t * stride] = 0.0f;
-            if (stride == 1) for (t = a; t < b; t++) d[t] = row[x0 + t];
-            else for (t = a; t < b; t++) d[t * stride] = row[x0 + t];
+            if (stride == 1) {
+                for (t = a; t + 8 <= b; t += 8) memcpy(d + t, row + x0 + t, 8 * sizeof(float));   /* one vector move */
+                for (; t < b; t++) d[t] = row[x0 + t];
+            } else
+                for (t = a; t < b; t++) d[t * stride] = row[x0 + t];
             for (t = b; t < u->len; t++) d[t * stride] = 0.0f;
         } else
             for (t = 0; t < u->len; t++) {
@@ -1905,7 +1983,7 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
     int n_runs = A->conv ? dl__im2col_runs(A->conv, k0, kc, runs) : 0;
     for (ii = 0; ii < mr; ii++) {
         if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; row[ii] = NULL; }
-        else if (A->conv) dl__im2col_row(A, i0 + ii, runs, n_runs, dst + ii, mr);
+        else if (A->conv) dl__im2col_row(A, A->conv->krows[i0 + ii], runs, n_runs, dst + ii, mr);
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
     if (A->conv) return;
@@ -1920,22 +1998,44 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
         for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][koff[kk]];
 }
 
-/* Packs rows k0..k0+kc, columns j0..j0+nr of B as dst[k][nr], zeros past N. */
-static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nr, float *dst) {
-    int jj, kk, valid = N - j0 < nr ? N - j0 : nr, n_runs = 0;
+/* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
+   zeros past N. For im2col the row table and the runs are found once. */
+static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+    int jj, kk, jr;
     size_t joff[DL__MAX_NR];
-    dl__run runs[DL__MAX_NR];
-    if (B->conv) n_runs = dl__im2col_runs(B->conv, j0, valid, runs);
-    for (kk = 0; kk < kc; kk++, dst += nr) {
-        if (B->conv) dl__im2col_row(B, k0 + kk, runs, n_runs, dst, 1);
-        else if (B->cs == 1 && j0 % B->Pc + valid <= B->Pc)        /* contiguous */
-            memcpy(dst, B->p + dl__at(B, k0 + kk, j0), (size_t)valid * sizeof(float));
-        else {
-            const float *row = B->p + dl__row_at(B, k0 + kk);
-            if (kk == 0) for (jj = 0; jj < valid; jj++) joff[jj] = dl__col_at(B, j0 + jj);
-            for (jj = 0; jj < valid; jj++) dst[jj] = row[joff[jj]];
+    if (B->conv) {
+        dl__run runs[DL__NC / 8][DL__MAX_NR];           /* slivers are at least 8 wide */
+        int n_runs[DL__NC / 8], slivers = (nc + nr - 1) / nr, sv;
+        for (sv = 0; sv < slivers; sv++) {
+            int j = j0 + sv * nr, valid = N - j < nr ? N - j : nr;
+            n_runs[sv] = valid > 0 ? dl__im2col_runs(B->conv, j, valid, runs[sv]) : 0;
         }
-        for (jj = valid; jj < nr; jj++) dst[jj] = 0.0f;
+        for (kk = 0; kk < kc; kk++) {
+            dl__krow kr = B->conv->krows[k0 + kk];
+            for (sv = 0; sv < slivers; sv++) {
+                int valid = N - (j0 + sv * nr) < nr ? N - (j0 + sv * nr) : nr;
+                float *d = dst + (size_t)sv * nr * kc + (size_t)kk * nr;
+                if (valid < 0) valid = 0;
+                dl__im2col_row(B, kr, runs[sv], n_runs[sv], d, 1);
+                for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (jr = 0; jr < nc; jr += nr) {
+        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr;
+        float *d = dst + (size_t)jr * kc;
+        if (valid < 0) valid = 0;
+        for (kk = 0; kk < kc; kk++, d += nr) {
+            if (valid && B->cs == 1 && (j0 + jr) % B->Pc + valid <= B->Pc)        /* contiguous */
+                memcpy(d, B->p + dl__at(B, k0 + kk, j0 + jr), (size_t)valid * sizeof(float));
+            else if (valid) {
+                const float *row = B->p + dl__row_at(B, k0 + kk);
+                if (kk == 0) for (jj = 0; jj < valid; jj++) joff[jj] = dl__col_at(B, j0 + jr + jj);
+                for (jj = 0; jj < valid; jj++) d[jj] = row[joff[jj]];
+            }
+            for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
+        }
     }
 }
 
@@ -1952,18 +2052,20 @@ static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
    through a local copy, so every element sees the same arithmetic. The
    bias starts the sum of the first k block. */
 static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, const float *b, int kc, int i0, int j0,
-                          int load, int first) {
+                          int load, int first, int last) {
     const dl__mat *C = &g->C;
     int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
     float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR];
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
     if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
         s->kernel(kc, a, b, c, C->rs, load, bp);
+        if (last && g->epi) dl__epilogue_rows(g->epi, c, C->rs, i0, m, n);
         return;
     }
     if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
     if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = C->p[dl__at(C, i0 + i, j0 + j)];
     s->kernel(kc, a, b, t, (size_t)nr, load, bp);
+    if (last && g->epi) dl__epilogue_rows(g->epi, t, (size_t)nr, i0, m, n);
     for (i = 0; i < m; i++)
         for (j = 0; j < n; j++) ((float *)C->p)[dl__at(C, i0 + i, j0 + j)] = t[i * nr + j];
 }
@@ -1972,14 +2074,14 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
 static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap, int j0, int nc, float *bp) {
     int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr;
     for (pc = 0; pc < g->K; pc += DL__KC) {
-        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC;
-        for (jr = 0; jr < nc; jr += s->nr) dl__pack_b(&g->B, g->N, pc, kc, j0 + jr, s->nr, bp + (size_t)jr * kc);
+        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
+        dl__pack_b(&g->B, g->N, pc, kc, j0, nc, s->nr, bp);
         /* a B sliver stays in L1 while a block of A slivers streams from L2 */
         for (ic = 0; ic < g->M; ic += mc)
             for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
                 for (ir = ic; ir < ic + mc && ir < g->M; ir += s->mr)
                     dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j0 + jr,
-                                  pc > 0 || g->accumulate, pc == 0);
+                                  pc > 0 || g->accumulate, pc == 0, last);
     }
 }
 
@@ -2013,16 +2115,33 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
 
 /* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O).
    Computed as Y^T = W X^T so the long side (the batch) is GEMM's N. ---- */
+/* A few samples: dot products (a GEMM would pad the batch to a whole tile). */
+typedef struct { const dl_layer *l; const dl_exec *e; const dl__epilogue *epi; } dl__dense_job;
+static void dl__dense_dot_task(void *arg, int t, int thread) {
+    const dl__dense_job *j = (const dl__dense_job *)arg;
+    int O = j->l->a.units, I = j->l->in[0]->size, n = t / O, o = t % O;
+    float *y = j->e->out + (size_t)n * O + o;
+    (void)thread;
+    *y = dl__row_dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
+    if (j->epi) dl__epilogue_rows(j->epi, y, 1, o, 1, 1);
+}
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     int O = l->a.units, I = l->in[0]->size;
     dl__gemm g;
+    if (e->n < 4) {                     /* fixed by the batch size, never by the threads */
+        dl__dense_job j;
+        j.l = l; j.e = e; j.epi = cpu->epi;
+        dl__parallel(cpu, e->n * O, dl__dense_dot_task, &j);
+        return DL_OK;
+    }
     memset(&g, 0, sizeof g);
     g.M = O; g.N = e->n; g.K = I;
     g.A = dl__plain(e->w[0], (size_t)I, 1);
     g.B = dl__plain(e->in[0], 1, (size_t)I);
     g.C = dl__plain(e->out, 1, (size_t)O);
     g.bias = l->a.bias ? e->w[1] : NULL;
+    g.epi = cpu->epi;
     dl__gemm_parallel(cpu, &g, cpu->shared);
     return DL_OK;
 }
@@ -2088,7 +2207,9 @@ static dl__mat dl__conv_input(const dl__conv *g, const float *x, int grp) {
 static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv cg = dl__conv_geom(l);
+    dl__epilogue epi;
     int grp;
+    dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
     for (grp = 0; grp < cg.G; grp++) {
         dl__gemm g;
         memset(&g, 0, sizeof g);
@@ -2097,6 +2218,13 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
         g.B = dl__conv_input(&cg, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
         g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
+        if (cpu->epi) {                 /* the group's rows of the epilogue */
+            epi = *cpu->epi;
+            if (epi.scale) epi.scale += grp * cg.Mg;
+            if (epi.shift) epi.shift += grp * cg.Mg;
+            if (epi.slope) epi.slope += grp * cg.Mg;
+            g.epi = &epi;
+        }
         dl__gemm_parallel(cpu, &g, cpu->shared);
     }
     return DL_OK;
@@ -2209,7 +2337,8 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         size_t per = (size_t)j.cg.M * j.cg.K + j.cg.M;
         j.chunk = dl__conv_chunk(&j.cg, e->n);
-        j.partial = cpu->shared;
+        dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
+        j.partial = cpu->shared + dl__align(dl__krows_floats(&j.cg));
         dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
         dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
     }
@@ -2703,14 +2832,29 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
     } else if (l->op == DL_OP_CONV2D) {
         dl__conv g = dl__conv_geom(l);
         int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
-        *shared = dl__max3(dl__apack_floats(s, g.Mg, g.K), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
-                           (size_t)chunks * ((size_t)g.M * g.K + g.M));
+        *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
+                           dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
         *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
     } else if (l->op == DL_OP_MATMUL) {
         int batch, M, K, P;
         dl__matmul_dims(l, &batch, &M, &K, &P);
         *thread = DL__BPACK + dl__max3(dl__apack_floats(s, M, K), dl__apack_floats(s, M, P), dl__apack_floats(s, K, M));
     }
+}
+
+/* Zeroes a buffer in 16K-float tasks. */
+typedef struct { float *p; size_t n; } dl__zero_job;
+static void dl__zero_task(void *arg, int t, int thread) {
+    const dl__zero_job *j = (const dl__zero_job *)arg;
+    size_t lo = (size_t)t << 14, n = j->n - lo < ((size_t)1 << 14) ? j->n - lo : ((size_t)1 << 14);
+    (void)thread;
+    memset(j->p + lo, 0, n * sizeof(float));
+}
+static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
+static void dl__zero_parallel(const dl__cpu *cpu, float *p, size_t n) {
+    dl__zero_job j;
+    j.p = p; j.n = n;
+    if (n) dl__parallel(cpu, (int)((n + ((size_t)1 << 14) - 1) >> 14), dl__zero_task, &j);
 }
 
 /* Runs fn for tasks 0..n_tasks-1 on the net's threads (or the caller's job
@@ -2875,7 +3019,6 @@ static void dl__cpu_init(dl_backend *b) {
 /* ======================================================================== */
 /*  Execution contexts: buffers planned once, then forward and backward      */
 /* ======================================================================== */
-static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 
 /* Under AddressSanitizer every buffer of a plan is followed by a poisoned
    red zone and only the floats a buffer was planned for are addressable,
@@ -2914,7 +3057,7 @@ static void dl__ctx_release(dl_ctx *c) {
 static int dl__plan(dl_ctx *c, int n, int train) {
     dl_net *net = c->net;
     int i, L = net->n_layers;
-    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0, sh_used = 0, th_used = 0;
+    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0, fuse_floats = 0, sh_used = 0, th_used = 0;
     double need = 0;        /* the same sum in floating point: sizes that wrap size_t are refused */
     int threads;
     char *host;
@@ -2925,14 +3068,15 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     dl__ctx_release(c);
     /* host side, one block, strictest alignment first so every table is
        aligned: seeds, 3 pointer tables, offsets, 2 flag arrays */
-    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + 2);
+    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + sizeof(int) + 2);
     if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
     c->seed = (uint64_t *)(void *)host;
     c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
     off = (size_t *)(void *)(c->saved + L);
-    c->needed = (unsigned char *)(off + 4 * (size_t)L);
+    c->cons = (int *)(void *)(off + 4 * (size_t)L);
+    c->needed = (unsigned char *)(c->cons + L);
     c->rg = c->needed + L;
     threads = c == net->ctx ? net->threads : 1;
     for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
@@ -2940,6 +3084,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
         need += (double)n * l->size * (train ? 3 : 1) + 64;
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
+        if (l->op == DL_OP_BATCHNORM && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
         if (net->b == &net->cpu) {
             size_t sh, th;
             dl__cpu_ws(net->simd, l, n, &sh, &th);
@@ -2960,7 +3105,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         sh_used = ws_shared; th_used = ws_thread;
         ws_shared = dl__align(ws_shared) + DL__RZ;
         ws_thread = dl__align(ws_thread) + DL__RZ;
-        ws = ws_shared + (size_t)threads * ws_thread;
+        ws = ws_shared + (size_t)threads * ws_thread + dl__align(fuse_floats);
     }
     need += (double)ws + (double)n * max_size + (double)net->ns;
     if (need > (double)((size_t)-1 / 8)) {
@@ -2999,6 +3144,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         }
         DL__POISON(c->ws, sh_used, 0);
         for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, th_used, 0);
+        DL__POISON(c->ws + ws_shared + (size_t)threads * ws_thread, fuse_floats, 0);
         if (train) { DL__POISON(c->targets, (size_t)n * max_size, 0); DL__POISON(c->stats_backup, net->ns, 0); }
     }
     c->b = net->b;
@@ -3011,6 +3157,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     c->cpu.shared = c->ws;
     c->cpu.thread_ws = c->ws + ws_shared;
     c->cpu.thread_floats = ws_thread;
+    c->fuse = net->b == &net->cpu ? c->ws + ws_shared + (size_t)threads * ws_thread : NULL;
     return DL_OK;
 }
 
@@ -3060,10 +3207,54 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
 
 /* grad: plan gradient buffers too, so that dl_backward may follow even an
    eval-mode forward (train 0). */
+/* The one needed layer that reads l, when l has exactly one reader, is not
+   the requested output, and is that reader's only input; else NULL. */
+static dl_layer *dl__sole_reader(dl_ctx *c, const dl_layer *l, const dl_layer *out) {
+    int i;
+    if (l == out || c->cons[l->index] != 1) return NULL;
+    for (i = l->index + 1; i <= out->index; i++) {
+        dl_layer *r = c->net->layers[i];
+        if (c->needed[i] && r->n_in == 1 && r->in[0] == l) return r;
+    }
+    return NULL;
+}
+/* Inference fusion on the CPU: a conv or dense layer absorbs a following
+   batchnorm (eval: a per-channel scale and shift) and activation, which
+   then never touch memory. Returns the last layer of the chain, whose
+   buffer receives the result; the absorbed layers are marked 2. */
+static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl__epilogue *epi) {
+    dl_net *net = c->net;
+    dl_layer *last = l, *r = dl__sole_reader(c, l, out);
+    int C = l->shape[0], k;
+    memset(epi, 0, sizeof *epi);
+    if (r && r->op == DL_OP_BATCHNORM) {
+        const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
+        const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
+        for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
+            float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
+            c->fuse[k] = sc;
+            c->fuse[C + k] = b[k] - mean[k] * sc;
+        }
+        epi->scale = c->fuse;
+        epi->shift = c->fuse + C;
+        c->needed[r->index] = 2;
+        last = r;
+        r = dl__sole_reader(c, r, out);
+    }
+    if (r && (r->op == DL_OP_RELU || r->op == DL_OP_LEAKY_RELU || r->op == DL_OP_PRELU)) {
+        epi->act = r->op == DL_OP_RELU ? DL__ACT_RELU : r->op == DL_OP_LEAKY_RELU ? DL__ACT_LEAKY : DL__ACT_PRELU;
+        epi->alpha = r->a.alpha;
+        if (r->op == DL_OP_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
+        c->needed[r->index] = 2;
+        last = r;
+    }
+    return last;
+}
+
 static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad, const char *call) {
     dl_net *net = c->net;
     dl_layer *input = NULL;
-    int i, j, rc;
+    int i, j, rc, fuse;
     if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if (!x) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
@@ -3093,6 +3284,12 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
                                 "index %lu; nothing was changed", call, out->name, (unsigned long)(k / (size_t)input->size),
                                 (double)x[k], (unsigned long)(k % (size_t)input->size));
     }
+    fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
+    if (fuse) {
+        memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
+        for (i = 0; i <= out->index; i++)
+            if (c->needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) c->cons[net->layers[i]->in[j]->index]++;
+    }
     c->n = n;
     c->train = train;
     c->last = NULL;
@@ -3101,10 +3298,17 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     for (i = 0; i <= out->index; i++) {
         dl_layer *l = net->layers[i];
         dl__bind b;
-        if (!c->needed[i] || l->op == DL_OP_INPUT) continue;
+        dl__epilogue epi;
+        if (c->needed[i] != 1 || l->op == DL_OP_INPUT) continue;
         if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
-        if ((rc = net->b->forward(net->b, l, &b.e)))
+        if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
+            b.e.out = c->out[dl__fuse_chain(c, l, out, &epi)->index];
+            c->cpu.epi = &epi;
+        }
+        rc = net->b->forward(net->b, l, &b.e);
+        c->cpu.epi = NULL;
+        if (rc)
             return dl__fail(c->err, rc, "%s: forward: %s '%s' failed on %s%s%s", call, dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);
     }
@@ -3127,10 +3331,13 @@ static int dl__backward_prepare(dl_ctx *c) {
         }
         for (j = 0; j < l->n_in; j++) if (c->rg[l->in[j]->index]) c->rg[i] = 1;
     }
-    for (i = 0; i <= c->last->index; i++)
-        if (c->rg[i] && net->layers[i]->op != DL_OP_RESHAPE &&
-            (rc = net->b->zero(net->b, c->dout[i], (size_t)c->n * net->layers[i]->size * sizeof(float))))
+    for (i = 0; i <= c->last->index; i++) {
+        size_t floats = (size_t)c->n * net->layers[i]->size;
+        if (!c->rg[i] || net->layers[i]->op == DL_OP_RESHAPE) continue;
+        if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[i], floats);   /* tens of MB a step */
+        else if ((rc = net->b->zero(net->b, c->dout[i], floats * sizeof(float))))
             return dl__fail(c->err, rc, "backward: %s", net->b->error);
+    }
     return DL_OK;
 }
 
@@ -3219,7 +3426,7 @@ void dl_zero_grad(dl_net *net) {
 
 const float *dl_layer_output(const dl_layer *l) {
     dl_ctx *c = l ? l->net->ctx : NULL;
-    if (!c || !c->last || c->version != l->net->version || !c->needed[l->index] || c->b != &l->net->cpu) return NULL;
+    if (!c || !c->last || c->version != l->net->version || c->needed[l->index] != 1 || c->b != &l->net->cpu) return NULL;
     return c->out[l->index];
 }
 const float *dl_layer_grad(const dl_layer *l) {

@@ -459,6 +459,7 @@ static int fake_run(const dl_layer *l, const dl_exec *e, int backward) {
     dl__cpu_ws(l->net->simd, l, e->n, &shared, &per_thread);
     scratch = (float *)malloc((shared + per_thread + 1) * sizeof(float));
     if (!scratch) return DL_ERR_NOMEM;
+    memset(&cpu, 0, sizeof cpu);
     cpu.simd = l->net->simd; cpu.net = l->net; cpu.threads = 1;
     cpu.shared = scratch; cpu.thread_ws = scratch + shared; cpu.thread_floats = per_thread;
     e2.cpu = &cpu;
@@ -566,6 +567,40 @@ static void test_threads_bit_identical(void) {
     dl_net_free(ref);
 }
 
+/* dl_predict fuses conv/dense + batchnorm + activation; dl_forward in eval
+   mode (which may be followed by dl_backward) does not. Same numbers. */
+static void test_inference_fusion(void) {
+    static float x[64 * 144];
+    static int y[64];
+    dl_net *net = dl_net_new();
+    dl_layer *in = dl_input(net, 1, 12, 12), *h, *logits;
+    dl_optim *opt;
+    float *a = (float *)malloc(64 * 4 * sizeof(float));
+    const float *b;
+    int i, identical = 1;
+    double worst = 0;
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(in, 8, 3, 1, 1))), 2, 2);          /* conv+bn+prelu */
+    h = dl_leaky_relu(dl_conv2d(h, 12, 3, 1, 1), 0.2f);                                 /* conv+leaky */
+    h = dl_relu(dl_batchnorm(dl_dense(dl_flatten(h), 16)));                             /* dense+bn+relu */
+    logits = dl_dense(h, 4);
+    opt = dl_adam(net, 1e-2f);
+    make_patterns(x, y, 64);
+    train_some(net, opt, logits, x, y, 64, 8, 0);               /* non-trivial statistics */
+    memcpy(a, dl_forward(net, logits, x, 64, 0), 64 * 4 * sizeof(float));
+    b = dl_predict(net, logits, x, 64);
+    CHECK(b != NULL, "%s", dl_net_error(net));
+    for (i = 0; b && i < 64 * 4; i++) {
+        double d = fabs((double)a[i] - b[i]) / (fabs(a[i]) + 1e-3);
+        if (d > worst) worst = d;
+        if (a[i] != b[i]) identical = 0;
+    }
+    printf("     fused vs unfused inference: worst relative difference %.2e%s\n", worst, identical ? " (bit-identical)" : "");
+    CHECK(worst < 1e-5, "fused inference differs by %g", worst);
+    CHECK(dl_layer_output(dl_net_layer(net, 2)) == NULL, "an absorbed layer's output must not be offered");
+    free(a);
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
@@ -580,6 +615,7 @@ int main(void) {
     RUN(test_freeze_and_lr);
     RUN(test_threads_share_one_net);
     RUN(test_threads_bit_identical);
+    RUN(test_inference_fusion);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
     return test_summary();

@@ -717,6 +717,7 @@ static int sd_run(dl_backend *b, const dl_layer *l, const dl_exec *e, int backwa
         return DL_ERR_NOMEM;
     }
     b->error[0] = 0;
+    memset(&cpu, 0, sizeof cpu);
     cpu.simd = l->net->simd; cpu.net = l->net; cpu.threads = 1;
     cpu.shared = scratch; cpu.thread_ws = scratch + shared; cpu.thread_floats = per;
     e2.cpu = &cpu;
