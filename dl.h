@@ -531,6 +531,15 @@ DLDEF int  dl_dropout_keep(uint64_t seed, uint64_t i, float p);   /* 1 if elemen
 DLDEF size_t dl_layer_saved_floats(const dl_layer *l, int n);
 DLDEF size_t dl_layer_ws_floats(const dl_layer *l, int n);
 DLDEF int  dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w); /* output as C,H,W */
+/* A convolution's geometry, as every backend lowers it to GEMM. */
+typedef struct dl_conv_geom {
+    int C, H, W;            /* input channels and size */
+    int M, OH, OW;          /* filters and output size */
+    int KH, KW, sh, sw, ph, pw, dh, dw;   /* kernel, stride, padding, dilation */
+    int G, Cg, Mg;          /* groups; input channels and filters per group */
+    int K, P;               /* GEMM depth Cg*KH*KW; output pixels OH*OW */
+} dl_conv_geom;
+DLDEF dl_conv_geom dl_layer_conv_geom(const dl_layer *l);
 DLDEF int  dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w);
 /* The CPU optimizer step, which backends can use as their reference. */
 DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
@@ -1866,10 +1875,7 @@ static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i
 #define DL__BPACK ((size_t)DL__KC * DL__NC)
 
 typedef struct dl__krow { size_t base; int dy, dx; } dl__krow;
-typedef struct dl__conv {
-    int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
-    const dl__krow *krows;      /* per im2col row: found once per call (see dl__conv_krows) */
-} dl__conv;
+typedef dl_conv_geom dl__conv;
 
 /* An operand: element (i, j) is at p + off(i, Pr, rs, rbs) + off(j, Pc, cs, cbs)
    with off(i, P, s, bs) = (i / P) bs + (i % P) s. P splits an index into
@@ -1881,6 +1887,7 @@ typedef struct dl__mat {
     size_t rs, cs, rbs, cbs;
     int Pr, Pc;
     const dl__conv *conv;
+    const dl__krow *krows;      /* im2col: per row, found once per call (dl__conv_krows) */
 } dl__mat;
 
 static dl__mat dl__plain(const float *p, size_t rs, size_t cs) {
@@ -1933,14 +1940,14 @@ static int dl__im2col_runs(const dl__conv *g, int j0, int len, dl__run *runs) {
 }
 /* Row r = (c, kh, kw) of the im2col matrix: where it starts in x and its
    offsets. Found for all rows once per call, into scratch (K entries). */
-static void dl__conv_krows(dl__conv *g, dl__krow *table) {
+static const dl__krow *dl__conv_krows(const dl__conv *g, dl__krow *table) {
     int r, KK = g->KH * g->KW;
     for (r = 0; r < g->K; r++) {
         table[r].base = (size_t)(r / KK) * g->H * g->W;
         table[r].dy = r % KK / g->KW * g->dh - g->ph;
         table[r].dx = r % g->KW * g->dw - g->pw;
     }
-    g->krows = table;
+    return table;
 }
 static size_t dl__krows_floats(const dl__conv *g) { return ((size_t)g->K * sizeof(dl__krow) + sizeof(float) - 1) / sizeof(float); }
 /* One row of the im2col matrix over the given runs, to dst with the given
@@ -1983,7 +1990,7 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
     int n_runs = A->conv ? dl__im2col_runs(A->conv, k0, kc, runs) : 0;
     for (ii = 0; ii < mr; ii++) {
         if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; row[ii] = NULL; }
-        else if (A->conv) dl__im2col_row(A, A->conv->krows[i0 + ii], runs, n_runs, dst + ii, mr);
+        else if (A->conv) dl__im2col_row(A, A->krows[i0 + ii], runs, n_runs, dst + ii, mr);
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
     if (A->conv) return;
@@ -2011,7 +2018,7 @@ static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, 
             n_runs[sv] = valid > 0 ? dl__im2col_runs(B->conv, j, valid, runs[sv]) : 0;
         }
         for (kk = 0; kk < kc; kk++) {
-            dl__krow kr = B->conv->krows[k0 + kk];
+            dl__krow kr = B->krows[k0 + kk];
             for (sv = 0; sv < slivers; sv++) {
                 int valid = N - (j0 + sv * nr) < nr ? N - (j0 + sv * nr) : nr;
                 float *d = dst + (size_t)sv * nr * kc + (size_t)kk * nr;
@@ -2174,8 +2181,10 @@ static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
    x (N,C,H,W), W (M,C/G,KH,KW), y (N,M,OH,OW). Per group, one GEMM over the
    whole batch: Y_g (M/G x N*OH*OW) = W_g (M/G x C/G*KH*KW) im2col(x_g),
    with im2col done while packing. ---- */
-static dl__conv dl__conv_geom(const dl_layer *l) {
-    dl__conv g;
+dl_conv_geom dl_layer_conv_geom(const dl_layer *l) {
+    dl_conv_geom g;
+    memset(&g, 0, sizeof g);
+    if (!l || l->op != DL_OP_CONV2D) return g;      /* all zero: not a convolution */
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
     g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
     g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
@@ -2183,8 +2192,8 @@ static dl__conv dl__conv_geom(const dl_layer *l) {
     g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
     g.dh = l->a.dilation[0]; g.dw = l->a.dilation[1];
     g.G = l->a.groups; g.Cg = g.C / g.G; g.Mg = g.M / g.G;
-    g.K = g.Cg * g.KH * g.KW;       /* GEMM depth */
-    g.P = g.OH * g.OW;              /* output pixels per sample */
+    g.K = g.Cg * g.KH * g.KW;
+    g.P = g.OH * g.OW;
     return g;
 }
 /* A 1x1, stride-1, unpadded convolution reads x as its own col matrix. */
@@ -2198,24 +2207,24 @@ static int dl__conv_chunk(const dl__conv *g, int n) {
     return ch > n ? n : ch;
 }
 /* x of one group as the im2col operand; a pointwise conv reads x directly. */
-static dl__mat dl__conv_input(const dl__conv *g, const float *x, int grp) {
+static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const float *x, int grp) {
     dl__mat m = dl__batched(x + (size_t)grp * g->Cg * g->H * g->W, (size_t)g->H * g->W, g->P, (size_t)g->C * g->H * g->W);
-    if (!dl__conv_is_pointwise(g)) m.conv = g;
+    if (!dl__conv_is_pointwise(g)) { m.conv = g; m.krows = krows; }
     return m;
 }
 
 static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
-    dl__conv cg = dl__conv_geom(l);
+    dl__conv cg = dl_layer_conv_geom(l);
     dl__epilogue epi;
     int grp;
-    dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
+    const dl__krow *krows = dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
     for (grp = 0; grp < cg.G; grp++) {
         dl__gemm g;
         memset(&g, 0, sizeof g);
         g.M = cg.Mg; g.N = e->n * cg.P; g.K = cg.K;
         g.A = dl__plain(e->w[0] + (size_t)grp * cg.Mg * cg.K, (size_t)cg.K, 1);
-        g.B = dl__conv_input(&cg, e->in[0], grp);
+        g.B = dl__conv_input(&cg, krows, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
         g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
         if (cpu->epi) {                 /* the group's rows of the epilogue */
@@ -2251,7 +2260,7 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
             }
 }
 
-typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const float *ap; int chunk; float *partial; } dl__conv_job;
+typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const float *ap; int chunk; float *partial; const dl__krow *krows; } dl__conv_job;
 
 /* dx_n = col2im(W_g^T dy_n,g), one sample per task; W^T is packed once. */
 static void dl__conv2d_dx_task(void *arg, int n, int thread) {
@@ -2283,7 +2292,7 @@ static void dl__conv2d_dw_task(void *arg, int t, int thread) {
         dl__gemm g;
         memset(&g, 0, sizeof g);
         g.M = cg->K; g.N = cg->Mg; g.K = nn * cg->P;
-        g.A = dl__conv_input(cg, j->e->in[0] + (size_t)n0 * cg->C * cg->H * cg->W, grp);
+        g.A = dl__conv_input(cg, j->krows, j->e->in[0] + (size_t)n0 * cg->C * cg->H * cg->W, grp);
         if (!g.A.conv) { g.A.rs = (size_t)cg->H * cg->W; }       /* pointwise: rows c, columns (n, p) */
         g.B = dl__plain(j->e->dout + ((size_t)n0 * cg->M + (size_t)grp * cg->Mg) * cg->P, 1, (size_t)cg->P);
         g.B.Pr = cg->P; g.B.rbs = (size_t)cg->M * cg->P;      /* rows (n, p), columns m */
@@ -2320,7 +2329,7 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv_job j;
     memset(&j, 0, sizeof j);
-    j.cpu = cpu; j.l = l; j.e = e; j.cg = dl__conv_geom(l);
+    j.cpu = cpu; j.l = l; j.e = e; j.cg = dl_layer_conv_geom(l);
     if (e->din[0]) {
         int grp;
         size_t per = dl__apack_floats(cpu->simd, j.cg.K, j.cg.Mg);
@@ -2337,7 +2346,7 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         size_t per = (size_t)j.cg.M * j.cg.K + j.cg.M;
         j.chunk = dl__conv_chunk(&j.cg, e->n);
-        dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
+        j.krows = dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
         j.partial = cpu->shared + dl__align(dl__krows_floats(&j.cg));
         dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
         dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
@@ -2815,7 +2824,7 @@ size_t dl_layer_saved_floats(const dl_layer *l, int n) {
 size_t dl_layer_ws_floats(const dl_layer *l, int n) {
     (void)n;
     if (l && l->op == DL_OP_CONV2D) {
-        dl__conv g = dl__conv_geom(l);
+        dl__conv g = dl_layer_conv_geom(l);
         return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
     }
     return 0;
@@ -2830,7 +2839,7 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
         *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
         *thread = DL__BPACK;
     } else if (l->op == DL_OP_CONV2D) {
-        dl__conv g = dl__conv_geom(l);
+        dl__conv g = dl_layer_conv_geom(l);
         int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
         *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
                            dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));

@@ -266,25 +266,8 @@ static int dlc__dense_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
 /* ---- conv2d: y[n,m,oh,ow] = b[m] + sum_{c,kh,kw} W[m,c,kh,kw] x[n,g*C/G+c, oh*s-p+kh*d, ow*s-p+kw*d]
    x (N,C,H,W), W (M,C/G,KH,KW), y (N,M,OH,OW). For a chunk of nb samples:
    col [C*KH*KW][nb*P] (group g's K rows start at row g*K), Yt [M][nb*P]. ---- */
-typedef struct dlc_conv {
-    int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
-} dlc_conv;
+typedef dl_conv_geom dlc_conv;                           /* dl.h's, shared by every backend */
 
-static dlc_conv dlc__conv_geom(const dl_layer *l) {     /* dl.h's dl__conv_geom */
-    dlc_conv g;
-    dlc__chw(l->in[0], &g.C, &g.H, &g.W);
-    g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
-    g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
-    g.sh = l->a.stride[0]; g.sw = l->a.stride[1];
-    g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
-    g.dh = l->a.dilation[0]; g.dw = l->a.dilation[1];
-    g.G = l->a.groups; g.Cg = g.C / g.G; g.Mg = g.M / g.G;
-    g.K = g.Cg * g.KH * g.KW;
-    g.P = g.OH * g.OW;
-    return g;
-}
-
-/* col[(c*KH+kh)*KW+kw][nl*P + oh*OW+ow] = x[nl][c][oh*sh-ph+kh*dh][ow*sw-pw+kw*dw], 0 outside */
 static __global__ void dlk__conv2d_im2col(dlc_conv g, const float *x, int nb, size_t total, float *col) {
     DLC_FOR(i, total) {
         size_t t = i / g.P;
@@ -349,7 +332,7 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
 }
 
 static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
-    dlc_conv g = dlc__conv_geom(l);
+    dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
     float *col, *yt;
@@ -368,7 +351,7 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
-    dlc_conv g = dlc__conv_geom(l);
+    dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0, dbias = l->a.bias && e->dw[1];
     float *col, *dyt;

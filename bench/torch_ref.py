@@ -34,7 +34,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--onnx", default="")
     ap.add_argument("--train-only", type=int, default=0, help="(internal) train with N threads, print peak RSS")
+    ap.add_argument("--device", default="cpu", help="cuda: GPU throughput at batch 64 and 256 (cuDNN autotuned)")
     a = ap.parse_args()
+    if a.device != "cpu":
+        return gpu(a)
     secs = 0.5 if a.quick else 2.0
     torch.manual_seed(0)
     x = torch.rand(64, 1, 28, 28)
@@ -82,6 +85,42 @@ def main():
         m = reference_cnn().eval()
         torch.onnx.export(m, torch.zeros(1, 1, 28, 28), a.onnx, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=13)
+
+
+def gpu(a):
+    """Training and inference images/s on the GPU, random data, as build/test_cuda --bench measures dl.h."""
+    torch.backends.cudnn.benchmark = True
+    dev = torch.device(a.device)
+    secs = 1.0 if a.quick else 3.0
+    if dev.type == "cuda":
+        print("gpu", torch.cuda.get_device_name(dev).replace(" ", "_"))
+    for batch in (64, 256):
+        x = torch.rand(batch, 1, 28, 28, device=dev)
+        y = torch.randint(0, 10, (batch,), device=dev)
+        m = reference_cnn().to(dev)
+        opt = torch.optim.Adam(m.parameters(), 1e-3)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+
+        def synced(fn):
+            def run():
+                fn()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+            return run
+        for _ in range(20):
+            step()
+        n, t = timed(synced(step), secs)
+        print("cuda_train_ips_%d" % batch, n * batch / t)
+        m.eval()
+        with torch.no_grad():
+            for _ in range(20):
+                m(x)
+            n, t = timed(synced(lambda: m(x)), secs)
+            print("cuda_infer_ips_%d" % batch, n * batch / t)
 
 
 if __name__ == "__main__":
