@@ -297,6 +297,7 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_IS(!dl_layer_output(NULL) && !dl_layer_grad(NULL) && !dl_layer_output(x));
     BAD_IS(!strcmp(dl_op_name(-1), "unknown") && !strcmp(dl_op_name(DL_OP_COUNT), "unknown"));
     BAD_IS(dl_layer_saved_floats(NULL, 1) == 0 && dl_layer_ws_floats(NULL, 1) == 0);
+    BAD_IS(dl_layer_conv_geom(NULL).K == 0 && dl_layer_conv_geom(x).K == 0);      /* not a convolution: all zero */
     BAD_IS(dl_layer_out_hw(NULL, &shp[0], &shp[1], &shp[2]) == 0 && dl_layer_in_hw(x, 0, &shp[0], &shp[1], &shp[2]) == 0);
     BAD_IS(dl_layer_in_hw(NULL, 0, &shp[0], &shp[1], &shp[2]) == 0 && dl_layer_out_hw(x, NULL, NULL, NULL) == 0);
 }
