@@ -618,6 +618,8 @@ struct dl_optim {
     long step;
     float *s[3];            /* state in the backend's memory, n floats each */
     size_t n;
+    size_t *ranges;         /* host: offsets then lengths of the runs to update, kept between steps */
+    int ranges_cap;         /* parameters the table was sized for */
 };
 
 struct dl_ctx {
@@ -3502,8 +3504,14 @@ int dl_optim_step(dl_optim *opt) {
     if (!opt) return DL_ERR_ARG;
     net = opt->net;
     if ((rc = dl__optim_fit(opt))) return rc;
-    ranges = (size_t *)dl__calloc(2 * (size_t)(net->n_params + 1), sizeof(size_t));
-    if (!ranges) return dl__fail(net->err, DL_ERR_NOMEM, "optimizer: out of memory");
+    if (opt->ranges_cap < net->n_params + 1) {         /* no allocation per step once sized */
+        size_t *r = (size_t *)dl__calloc(2 * (size_t)(net->n_params + 1), sizeof(size_t));
+        if (!r) return dl__fail(net->err, DL_ERR_NOMEM, "optimizer: out of memory");
+        DL_FREE(opt->ranges);
+        opt->ranges = r;
+        opt->ranges_cap = net->n_params + 1;
+    }
+    ranges = opt->ranges;
     memset(&job, 0, sizeof job);
     job.range_off = ranges;
     job.range_len = ranges + net->n_params + 1;
@@ -3522,7 +3530,6 @@ int dl_optim_step(dl_optim *opt) {
     for (i = 0; i < 3; i++) job.s[i] = opt->s[i];
     job.n_floats = net->nw;
     rc = net->b->optim_step(net->b, &job);
-    DL_FREE(ranges);
     if (rc == DL_ERR_NUMERIC) {
         const char *where = "";         /* name it where the gradients are at hand */
         size_t k;
@@ -3682,6 +3689,7 @@ void dl_optim_free(dl_optim *opt) {
     for (pp = &opt->net->optims; *pp; pp = &(*pp)->next)
         if (*pp == opt) { *pp = opt->next; break; }
     for (k = 0; k < 3; k++) if (opt->s[k]) opt->net->b->release(opt->net->b, opt->s[k]);
+    DL_FREE(opt->ranges);
     DL_FREE(opt);
 }
 
