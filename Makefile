@@ -9,12 +9,24 @@ B        = build
 # Every test is one C file that includes dl.h with its implementation.
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test test-sanitize valgrind demo bench fuzz cuda clean
-all: $(TESTS)
+.PHONY: all test test-sanitize valgrind demo examples bench fuzz cuda clean
+all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+# The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
+EXAMPLES = $(B)/fashion $(B)/classify
+examples: $(EXAMPLES)
+$(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+demo: $(EXAMPLES)
+	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
+
+$(B)/test_fashion: examples/fashion.c examples/idx.h
 
 # The header must also compile as C++ (implementation included).
 $(B)/cxx_check: tests/test_core.c dl.h

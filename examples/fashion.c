@@ -214,9 +214,11 @@ static void fashion_usage(FILE *f) {
 
 /* Returns 0, or 2 after printing why the command line is wrong. */
 static int fashion_parse(int argc, char **argv, fashion_opts *o) {
+    const char *opt = NULL;
     int i;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
+        opt = a;
         char name[32];
         char *end = NULL;
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
@@ -275,7 +277,7 @@ static int fashion_parse(int argc, char **argv, fashion_opts *o) {
     }
     return 0;
 bad:
-    fprintf(stderr, "fashion: unknown option '%s'\n", argv[i]);
+    fprintf(stderr, "fashion: unknown option '%s'\n", opt);
     fashion_usage(stderr);
     return 2;
 }
