@@ -6,8 +6,9 @@ WARN     = -Wall -Wextra -pedantic -Werror
 LDLIBS   = -lm -pthread
 B        = build
 
-# Every test is one C file that includes dl.h with its implementation.
-TESTS    = $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
+# Every test is one C file that includes dl.h with its implementation
+# (test_cuda.c also needs the CUDA backend: see below).
+TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
 .PHONY: all test test-sanitize valgrind demo examples bench fuzz cuda clean
 all: $(TESTS) examples
@@ -33,8 +34,25 @@ $(B)/cxx_check: tests/test_core.c dl.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
 
-test: $(TESTS) $(B)/cxx_check
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check
+test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
+
+# The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
+# test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
+NVCC    ?= $(shell command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+NVFLAGS ?= -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
+cuda: $(B)/test_cuda
+$(B)/dl_cuda.o: dl_cuda.cu dl.h
+	@mkdir -p $(B)
+	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
+$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
+	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
+$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_emu.h
+	@mkdir -p $(B)
+	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
+	$(CXX) $@.o $@.backend.o -o $@ $(LDLIBS)
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

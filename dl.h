@@ -362,6 +362,17 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
 
+/* ---- CUDA: defined in dl_cuda.cu, so only when you link dl_cuda.o ---------- */
+/* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
+   is no such device or it cannot start, with the CUDA message in st (may be
+   NULL). dl_cuda_use does both steps; when it fails the net stays where it
+   was, usable, and dl_net_error says why. (dl_cuda.o calls dl.h's functions,
+   so it needs them extern: not with DL_STATIC.) */
+#ifndef DL_STATIC
+DLDEF dl_backend *dl_cuda_backend_new(int device, dl_status *st);
+DLDEF int         dl_cuda_use(dl_net *net, int device);
+#endif
+
 /* ---- backends ------------------------------------------------------------- */
 /* The interface a compute backend implements (dl_cuda.cu is one). The CPU
    backend built into dl.h implements the same table. Everything below is for
@@ -1274,82 +1285,93 @@ int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
 /*  whatever the number of threads.                                         */
 /* ======================================================================== */
 
-/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
-typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load);
-typedef struct dl__simd { const char *name; int mr, nr; dl__ukernel kernel; } dl__simd;
-#define DL__MAX_MR 8
-#define DL__MAX_NR 32
+/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
+typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias);
+typedef struct dl__simd {
+    const char *name;
+    int mr, nr;
+    dl__ukernel kernel;
+    void (*pairs_max)(float *m, int32_t *odd, const float *x, int k);   /* see dl__pairs_max_c */
+} dl__simd;
+static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
+#define DL__MAX_MR 16
+#define DL__MAX_NR 64
 
-static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
+static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
     float acc[4][8];
     int i, j, k;
-    memset(acc, 0, sizeof acc);
+    for (i = 0; i < 4; i++) for (j = 0; j < 8; j++) acc[i][j] = bias ? bias[i] : 0.0f;
     for (k = 0; k < kc; k++, a += 4, b += 8)
         for (i = 0; i < 4; i++)
             for (j = 0; j < 8; j++) acc[i][j] += a[i] * b[j];
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar };
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c };
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DL_NO_SIMD)
 #define DL__X86 1
 #include <immintrin.h>
+/* The accumulators are named, not an array: compilers at -O2 keep an array
+   of vectors in memory. ROW(i) is one row of the tile. */
 /* AVX2 + FMA, 6 x 16: 12 accumulators, 2 loads of b and 6 broadcasts of a per k. */
 __attribute__((target("avx2,fma")))
-static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
-    __m256 acc[6][2];
-    int i, k;
-    for (i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, b0, b1, ai;
+    int k;
+#define DL__ROW(i) c##i##0 = c##i##1 = _mm256_set1_ps(bias[i]);
+    if (bias) { DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) }
+#undef DL__ROW
+#define DL__ROW(i) ai = _mm256_broadcast_ss(a + i); c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);
     for (k = 0; k < kc; k++, a += 6, b += 16) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        for (i = 0; i < 6; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
-            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-        }
+        b0 = _mm256_loadu_ps(b);
+        b1 = _mm256_loadu_ps(b + 8);
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
     }
-    for (i = 0; i < 6; i++) {
-        float *ci = c + i * ldc;
-        if (load) { acc[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]); acc[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]); }
-        _mm256_storeu_ps(ci, acc[i][0]);
-        _mm256_storeu_ps(ci + 8, acc[i][1]);
-    }
+#undef DL__ROW
+#define DL__ROW(i) if (load) { c##i##0 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc), c##i##0); \
+                              c##i##1 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc + 8), c##i##1); } \
+                   _mm256_storeu_ps(c + i * ldc, c##i##0); _mm256_storeu_ps(c + i * ldc + 8, c##i##1);
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
+#undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2 };
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
-static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
-    __m512 acc[8][2];
-    int i, k;
-    for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00, b0, b1, ai;
+    int k;
+#define DL__ROW(i) c##i##0 = c##i##1 = _mm512_set1_ps(bias[i]);
+    if (bias) { DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7) }
+#undef DL__ROW
+#define DL__ROW(i) ai = _mm512_set1_ps(a[i]); c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);
     for (k = 0; k < kc; k++, a += 8, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        for (i = 0; i < 8; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-        }
+        b0 = _mm512_loadu_ps(b);
+        b1 = _mm512_loadu_ps(b + 16);
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
     }
-    for (i = 0; i < 8; i++) {
-        float *ci = c + i * ldc;
-        if (load) { acc[i][0] = _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]); acc[i][1] = _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]); }
-        _mm512_storeu_ps(ci, acc[i][0]);
-        _mm512_storeu_ps(ci + 16, acc[i][1]);
-    }
+#undef DL__ROW
+#define DL__ROW(i) if (load) { c##i##0 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc), c##i##0); \
+                              c##i##1 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16), c##i##1); } \
+                   _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
+#undef DL__ROW
 }
-static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512 };
+static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
+static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512 };
 #endif
 
 #if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
 #define DL__NEON 1
 #include <arm_neon.h>
 /* NEON, 8 x 8: 16 accumulators. */
-static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load) {
+static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
     float32x4_t acc[8][2];
     int i, k;
-    for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(0.0f);
+    for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(bias ? bias[i] : 0.0f);
     for (k = 0; k < kc; k++, a += 8, b += 8) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
         for (i = 0; i < 8; i++) {
@@ -1364,7 +1386,7 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon };
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -1383,6 +1405,7 @@ static const dl__simd *dl__simd_detect(void) {
 #if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #define DL__THREADS 1
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #endif
 
@@ -1421,7 +1444,9 @@ static void *dl__pool_main(void *arg) {
     int seen = 0;
     for (;;) {
         int g, spins = 0;
-        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000) dl__pause();
+        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000)
+            if (spins < 4000) dl__pause();
+            else sched_yield();
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
             while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p->cv, &p->mu);
@@ -1467,6 +1492,7 @@ static struct dl__pool *dl__pool_new(int n) {
     return p;
 }
 static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *arg) {
+    int spins;
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
@@ -1477,7 +1503,11 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
-    while (__atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0) dl__pause();
+    /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
+    for (spins = 0; __atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0; spins++) {
+        if (spins < 2000) dl__pause();
+        else sched_yield();
+    }
 }
 static int dl__default_threads(void) {
     const char *s = getenv("DL_THREADS");
@@ -1494,43 +1524,215 @@ static int dl__default_threads(void) { return 1; }
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
 static float *dl__scratch(const dl__cpu *cpu, int thread) { return cpu->thread_ws + (size_t)thread * cpu->thread_floats; }
 
+/* ---- row kernels: the hot elementwise loops of batchnorm and activations.
+   Compilers at -O2 leave such loops scalar, so they are written with vector
+   extensions (16 floats; each ISA splits them as it can) and, where ifunc
+   exists, compiled for AVX-512, AVX2 and the baseline with dispatch at load.
+   Sums use 16 lanes added in a fixed order, so every path gives the same bits. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(DL_NO_SIMD)
+#define DL__VEC 1
+typedef float dl__vf __attribute__((vector_size(64)));
+typedef int32_t dl__vi __attribute__((vector_size(64)));
+#if defined(__x86_64__) && defined(__linux__)
+#define DL__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef DL__CLONES
+#define DL__CLONES
+#endif
+
+/* y = x sc + sh */
+DL__CLONES static void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * sc + sh; memcpy(y + s, &v, 64); }
+#endif
+    for (; s < S; s++) y[s] = x[s] * sc + sh;
+}
+/* y = x > 0 ? x : a x */
+DL__CLONES static void dl__row_prelu(float *y, const float *x, int S, float a) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, r;
+        dl__vi m;
+        memcpy(&v, x + s, 64);
+        m = v > 0;
+        r = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * a) & ~m));
+        memcpy(y + s, &r, 64);
+    }
+#endif
+    for (; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
+}
+/* dx += x > 0 ? dy : a dy (dx may be NULL); returns sum over x <= 0 of dy x */
+DL__CLONES static double dl__row_prelu_back(float *dx, const float *dy, const float *x, int S, float a) {
+    float lane[16] = { 0 };
+    double total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf acc = { 0 };
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, g, d;
+        dl__vi m;
+        memcpy(&v, x + s, 64);
+        memcpy(&g, dy + s, 64);
+        m = v > 0;
+        acc += (dl__vf)((dl__vi)(g * v) & ~m);
+        if (dx) { memcpy(&d, dx + s, 64); d += (dl__vf)(((dl__vi)g & m) | ((dl__vi)(g * a) & ~m)); memcpy(dx + s, &d, 64); }
+    }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) {
+            lane[k] += x[s + k] > 0 ? 0.0f : dy[s + k] * x[s + k];
+            if (dx) dx[s + k] += x[s + k] > 0 ? dy[s + k] : a * dy[s + k];
+        }
+#endif
+    for (; s < S; s++) {
+        total += x[s] > 0 ? 0.0 : (double)(dy[s] * x[s]);
+        if (dx) dx[s] += x[s] > 0 ? dy[s] : a * dy[s];
+    }
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+/* sum of (x - m), or of (x - m)^2 */
+DL__CLONES static double dl__row_sum(const float *x, int S, float m, int squares) {
+    float lane[16] = { 0 };
+    double total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf acc = { 0 };
+    for (; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= m; acc += squares ? d * d : d; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
+#endif
+    for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+/* sums of dy and of dy (x - m) */
+DL__CLONES static void dl__row_sums2(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) {
+    float l1[16] = { 0 }, l2[16] = { 0 };
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf a1 = { 0 }, a2 = { 0 };
+    for (; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - m); }
+    memcpy(l1, &a1, 64);
+    memcpy(l2, &a2, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
+#endif
+    for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
+    for (k = 0; k < 16; k++) { *sdy += l1[k]; *sdyx += l2[k]; }
+}
+/* dx += g (dy - k1 - (x - m) k2) */
+DL__CLONES static void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) {
+        dl__vf d, gy, v;
+        memcpy(&d, dx + s, 64); memcpy(&gy, dy + s, 64); memcpy(&v, x + s, 64);
+        d += g * (gy - k1 - (v - m) * k2);
+        memcpy(dx + s, &d, 64);
+    }
+#endif
+    for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
+}
+
+/* Horizontal half of a 2x2 max pool over k pairs: m[i] = max(x[2i], x[2i+1]),
+   odd[i] = 1 where the second won (only when strictly greater, or a NaN the
+   first is not): the first maximum in scan order. */
+static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k) {
+    int i;
+    for (i = 0; i < k; i++) {
+        float e = x[2 * i], o = x[2 * i + 1];
+        int t = !(o <= e) & (e == e);
+        m[i] = t ? o : e;
+        odd[i] = t;
+    }
+}
+#ifdef DL__X86
+/* Written with intrinsics: GCC scalarizes vector-extension compares of shuffles. */
+__attribute__((target("avx512f")))
+static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 a = _mm512_loadu_ps(x + 2 * i), b = _mm512_loadu_ps(x + 2 * i + 16);
+        __m512 e = _mm512_permutex2var_ps(a, ie, b), o = _mm512_permutex2var_ps(a, io, b);
+        __mmask16 t = _mm512_cmp_ps_mask(o, e, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(e, e, _CMP_EQ_OQ);
+        _mm512_storeu_ps(m + i, _mm512_mask_blend_ps(t, e, o));
+        _mm512_storeu_si512((void *)(odd + i), _mm512_maskz_mov_epi32(t, _mm512_set1_epi32(1)));
+    }
+    dl__pairs_max_c(m + i, odd + i, x + 2 * i, k - i);
+}
+#endif
+
+/* A 2x2, stride-2 max pool of one H x W plane with W even: the horizontal
+   pairs of all rows in one flat pass, then the rows two by two. */
+static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const float *x, int W, int OH) {
+    float hm[2048];
+    int32_t odd[2048];
+    int OW = W / 2, rows = 2048 / W, r0, oh, ow;           /* row pairs per block */
+    if (rows < 1) rows = 1;
+    for (r0 = 0; r0 < OH; r0 += rows) {
+        int nr = OH - r0 < rows ? OH - r0 : rows;
+        s->pairs_max(hm, odd, x + (size_t)2 * r0 * W, nr * W);      /* nr row pairs: nr * W input pairs */
+        for (oh = 0; oh < nr; oh++) {
+            const float *a = hm + (size_t)2 * oh * OW, *b = a + OW;
+            const int32_t *oa = odd + (size_t)2 * oh * OW, *ob = oa + OW;
+            float *yo = y + (size_t)(r0 + oh) * OW;
+            for (ow = 0; ow < OW; ow++) {
+                int t = ((b[ow] > a[ow]) | (b[ow] != b[ow])) & (a[ow] == a[ow]);
+                yo[ow] = t ? b[ow] : a[ow];
+                if (arg) arg[(size_t)(r0 + oh) * OW + ow] = (2 * (r0 + oh) + t) * W + 2 * ow + (t ? ob[ow] : oa[ow]);
+            }
+        }
+    }
+}
+
 /* ---- GEMM ---- */
 #define DL__KC 256              /* depth of one packed block: part of the sum order */
 #define DL__NC 192              /* most columns in one task's packed B panel */
+#define DL__MC 128              /* rows of packed A swept per B sliver */
 #define DL__BPACK ((size_t)DL__KC * DL__NC)
 
 typedef struct dl__conv {
     int C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G, Cg, Mg, K, P;
 } dl__conv;
 
-/* An operand: element (i, j) is p[i*rs + (j / P)*bs + (j % P)*cs]. P splits
-   the column index into batches (the samples of an NCHW tensor); a plain
-   matrix has P = INT_MAX. With conv set it is instead the im2col matrix of a
-   convolution input: rows (c, kh, kw), columns (n, oh, ow), or the transpose. */
+/* An operand: element (i, j) is at p + off(i, Pr, rs, rbs) + off(j, Pc, cs, cbs)
+   with off(i, P, s, bs) = (i / P) bs + (i % P) s. P splits an index into
+   batches (the samples of an NCHW tensor); a plain matrix has P = INT_MAX.
+   With conv set it is instead the im2col matrix of a convolution input:
+   rows (c, kh, kw), columns (n, oh, ow), samples cbs apart. */
 typedef struct dl__mat {
     const float *p;
-    size_t rs, cs, bs;
-    int P;
+    size_t rs, cs, rbs, cbs;
+    int Pr, Pc;
     const dl__conv *conv;
-    int conv_t;
 } dl__mat;
 
 static dl__mat dl__plain(const float *p, size_t rs, size_t cs) {
     dl__mat m;
     memset(&m, 0, sizeof m);
-    m.p = p; m.rs = rs; m.cs = cs; m.P = INT_MAX;
+    m.p = p; m.rs = rs; m.cs = cs; m.Pr = m.Pc = INT_MAX;
     return m;
 }
-static dl__mat dl__batched(const float *p, size_t rs, int P, size_t bs) {
+static dl__mat dl__batched(const float *p, size_t rs, int P, size_t bs) {   /* columns in batches of P */
     dl__mat m = dl__plain(p, rs, 1);
-    m.P = P; m.bs = bs;
+    m.Pc = P; m.cbs = bs;
     return m;
 }
-static size_t dl__at(const dl__mat *m, int i, int j) {
-    return (size_t)i * m->rs + (size_t)(j / m->P) * m->bs + (size_t)(j % m->P) * m->cs;
-}
+static size_t dl__row_at(const dl__mat *m, int i) { return (size_t)(i / m->Pr) * m->rbs + (size_t)(i % m->Pr) * m->rs; }
+static size_t dl__col_at(const dl__mat *m, int j) { return (size_t)(j / m->Pc) * m->cbs + (size_t)(j % m->Pc) * m->cs; }
+static size_t dl__at(const dl__mat *m, int i, int j) { return dl__row_at(m, i) + dl__col_at(m, j); }
 
-/* C (M x N) = A (M x K) B (K x N) (+ C when accumulate), then + bias[i] per row. */
+/* C (M x N) = A (M x K) B (K x N) (+ C when accumulate, or + bias[i] per row when not). */
 typedef struct dl__gemm {
     int M, N, K, accumulate;
     dl__mat A, B, C;            /* C.p is written through */
@@ -1545,79 +1747,90 @@ static int dl__gemm_nc(const dl__simd *s, int N) {
     return nc > DL__NC / s->nr * s->nr ? DL__NC / s->nr * s->nr : nc;
 }
 
+/* The columns j0..j0+len of the im2col matrix are output pixels; they split
+   into runs along one output row of one sample. Every row of the matrix
+   shares the runs, so they are found once per packed block. */
+typedef struct dl__run { int at, len, n, oy, ox; } dl__run;
+static int dl__im2col_runs(const dl__conv *g, int j0, int len, dl__run *runs) {
+    int p = j0 % g->P, n = j0 / g->P, oh = p / g->OW, ow = p % g->OW, at = 0, k = 0;
+    while (at < len) {
+        int run = g->OW - ow < len - at ? g->OW - ow : len - at;
+        runs[k].at = at; runs[k].len = run; runs[k].n = n;
+        runs[k].oy = oh * g->sh; runs[k].ox = ow * g->sw;
+        k++;
+        at += run;
+        ow = 0;
+        if (++oh == g->OH) { oh = 0; n++; }
+    }
+    return k;
+}
+/* Row r = (c, kh, kw) of the im2col matrix over the given runs, to dst with
+   the given stride. A stride-1 convolution reads each run contiguously. */
+static void dl__im2col_row(const dl__mat *B, int r, const dl__run *runs, int n_runs, float *dst, int stride) {
+    const dl__conv *g = B->conv;
+    int KK = g->KH * g->KW, dy = r % KK / g->KW * g->dh - g->ph, dx = r % g->KW * g->dw - g->pw, k, t;
+    const float *xc = B->p + (size_t)(r / KK) * g->H * g->W;
+    for (k = 0; k < n_runs; k++) {
+        const dl__run *u = &runs[k];
+        int y = u->oy + dy, x0 = u->ox + dx;
+        const float *row = xc + (size_t)u->n * B->cbs + (size_t)y * g->W;
+        float *d = dst + (size_t)u->at * stride;
+        if ((unsigned)y >= (unsigned)g->H) for (t = 0; t < u->len; t++) d[t * stride] = 0.0f;
+        else if (g->sw == 1) {          /* zeros left of x = 0, a copy, zeros right of W */
+            int a = x0 < 0 ? (-x0 < u->len ? -x0 : u->len) : 0, b = g->W - x0 < u->len ? g->W - x0 : u->len;
+            if (b < a) b = a;
+            for (t = 0; t < a; t++) d[t * stride] = 0.0f;
+            if (stride == 1) for (t = a; t < b; t++) d[t] = row[x0 + t];
+            else for (t = a; t < b; t++) d[t * stride] = row[x0 + t];
+            for (t = b; t < u->len; t++) d[t * stride] = 0.0f;
+        } else
+            for (t = 0; t < u->len; t++) {
+                int x = x0 + t * g->sw;
+                d[t * stride] = (unsigned)x < (unsigned)g->W ? row[x] : 0.0f;
+            }
+    }
+}
+
 /* Packs rows i0..i0+mr, columns k0..k0+kc of A as dst[k][mr], zeros past M. */
 static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, float *dst) {
     size_t koff[DL__KC];
     int ii, kk;
-    for (kk = 0; kk < kc; kk++) koff[kk] = dl__at(A, 0, k0 + kk);
+    const float *row[DL__MAX_MR];
+    dl__run runs[DL__KC];
+    int n_runs = A->conv ? dl__im2col_runs(A->conv, k0, kc, runs) : 0;
     for (ii = 0; ii < mr; ii++) {
-        const float *row = A->p + (size_t)(i0 + ii) * A->rs;
-        if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; continue; }
-        for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = row[koff[kk]];
+        if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; row[ii] = NULL; }
+        else if (A->conv) dl__im2col_row(A, i0 + ii, runs, n_runs, dst + ii, mr);
+        else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
-}
-
-/* Packs rows k0..k0+kc, columns j0..j0+nr of the im2col matrix as dst[k][nr]:
-   the lowering of convolution to GEMM happens here, in cache, never in memory. */
-static void dl__pack_im2col(const dl__mat *B, int N, int k0, int kc, int j0, int nr, float *dst) {
-    const dl__conv *g = B->conv;
-    int jj, kk, valid = N - j0 < nr ? N - j0 : nr, KK = g->KH * g->KW;
-    size_t base[DL__MAX_NR];
-    int y0[DL__MAX_NR], x0[DL__MAX_NR];
-    if (!B->conv_t) {           /* rows (c, kh, kw), columns (n, oh, ow) */
-        for (jj = 0; jj < valid; jj++) {
-            int j = j0 + jj, p = j % g->P;
-            base[jj] = (size_t)(j / g->P) * B->bs;
-            y0[jj] = p / g->OW * g->sh - g->ph;
-            x0[jj] = p % g->OW * g->sw - g->pw;
-        }
-        for (kk = 0; kk < kc; kk++) {
-            int k = k0 + kk, c = k / KK, dy = k % KK / g->KW * g->dh, dx = k % g->KW * g->dw;
-            const float *xc = B->p + (size_t)c * g->H * g->W;
-            float *d = dst + (size_t)kk * nr;
-            for (jj = 0; jj < valid; jj++) {
-                int y = y0[jj] + dy, x = x0[jj] + dx;
-                d[jj] = (unsigned)y < (unsigned)g->H && (unsigned)x < (unsigned)g->W ? xc[base[jj] + (size_t)y * g->W + x] : 0.0f;
-            }
-            for (; jj < nr; jj++) d[jj] = 0.0f;
-        }
-    } else {                    /* the transpose: rows (n, oh, ow), columns (c, kh, kw) */
-        for (jj = 0; jj < valid; jj++) {
-            int j = j0 + jj;
-            base[jj] = (size_t)(j / KK) * g->H * g->W;
-            y0[jj] = j % KK / g->KW * g->dh;
-            x0[jj] = j % g->KW * g->dw;
-        }
-        for (kk = 0; kk < kc; kk++) {
-            int k = k0 + kk, p = k % g->P, y = p / g->OW * g->sh - g->ph, x = p % g->OW * g->sw - g->pw;
-            const float *xn = B->p + (size_t)(k / g->P) * B->bs;
-            float *d = dst + (size_t)kk * nr;
-            for (jj = 0; jj < valid; jj++) {
-                int yy = y + y0[jj], xx = x + x0[jj];
-                d[jj] = (unsigned)yy < (unsigned)g->H && (unsigned)xx < (unsigned)g->W ? xn[base[jj] + (size_t)yy * g->W + xx] : 0.0f;
-            }
-            for (; jj < nr; jj++) d[jj] = 0.0f;
-        }
+    if (A->conv) return;
+    if (A->cs == 1 && k0 % A->Pc + kc <= A->Pc) {          /* rows contiguous in k */
+        size_t off = dl__col_at(A, k0);
+        for (kk = 0; kk < kc; kk++, dst += mr)
+            for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][off + kk];
+        return;
     }
+    for (kk = 0; kk < kc; kk++) koff[kk] = dl__col_at(A, k0 + kk);
+    for (kk = 0; kk < kc; kk++, dst += mr)
+        for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][koff[kk]];
 }
 
 /* Packs rows k0..k0+kc, columns j0..j0+nr of B as dst[k][nr], zeros past N. */
 static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nr, float *dst) {
-    int jj, kk, valid = N - j0 < nr ? N - j0 : nr;
+    int jj, kk, valid = N - j0 < nr ? N - j0 : nr, n_runs = 0;
     size_t joff[DL__MAX_NR];
-    if (B->conv) { dl__pack_im2col(B, N, k0, kc, j0, nr, dst); return; }
-    if (B->cs == 1 && j0 % B->P + valid <= B->P) {      /* contiguous rows */
-        size_t off = dl__at(B, 0, j0);
-        for (kk = 0; kk < kc; kk++) {
-            memcpy(dst + (size_t)kk * nr, B->p + (size_t)(k0 + kk) * B->rs + off, (size_t)valid * sizeof(float));
-            for (jj = valid; jj < nr; jj++) dst[(size_t)kk * nr + jj] = 0.0f;
+    dl__run runs[DL__MAX_NR];
+    if (B->conv) n_runs = dl__im2col_runs(B->conv, j0, valid, runs);
+    for (kk = 0; kk < kc; kk++, dst += nr) {
+        if (B->conv) dl__im2col_row(B, k0 + kk, runs, n_runs, dst, 1);
+        else if (B->cs == 1 && j0 % B->Pc + valid <= B->Pc)        /* contiguous */
+            memcpy(dst, B->p + dl__at(B, k0 + kk, j0), (size_t)valid * sizeof(float));
+        else {
+            const float *row = B->p + dl__row_at(B, k0 + kk);
+            if (kk == 0) for (jj = 0; jj < valid; jj++) joff[jj] = dl__col_at(B, j0 + jj);
+            for (jj = 0; jj < valid; jj++) dst[jj] = row[joff[jj]];
         }
-        return;
-    }
-    for (jj = 0; jj < valid; jj++) joff[jj] = dl__at(B, 0, j0 + jj);
-    for (kk = 0; kk < kc; kk++) {
-        const float *row = B->p + (size_t)(k0 + kk) * B->rs;
-        for (jj = 0; jj < nr; jj++) dst[(size_t)kk * nr + jj] = jj < valid ? row[joff[jj]] : 0.0f;
+        for (jj = valid; jj < nr; jj++) dst[jj] = 0.0f;
     }
 }
 
@@ -1631,34 +1844,37 @@ static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
 }
 
 /* One MR x NR tile of C. Tiles that are partial or not contiguous in C go
-   through a local copy, so every element sees the same arithmetic. */
+   through a local copy, so every element sees the same arithmetic. The
+   bias starts the sum of the first k block. */
 static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, const float *b, int kc, int i0, int j0,
-                          int load, int last) {
+                          int load, int first) {
     const dl__mat *C = &g->C;
     int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
-    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR];
-    if (m == mr && n == nr && C->cs == 1 && j0 % C->P + nr <= C->P) {
-        s->kernel(kc, a, b, c, C->rs, load);
-        if (last && g->bias) for (i = 0; i < m; i++) for (j = 0; j < n; j++) c[(size_t)i * C->rs + j] += g->bias[i0 + i];
+    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR];
+    const float *bp = first && g->bias ? g->bias + i0 : NULL;
+    if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
+        s->kernel(kc, a, b, c, C->rs, load, bp);
         return;
     }
+    if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
     if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = C->p[dl__at(C, i0 + i, j0 + j)];
-    s->kernel(kc, a, b, t, (size_t)nr, load);
+    s->kernel(kc, a, b, t, (size_t)nr, load, bp);
     for (i = 0; i < m; i++)
-        for (j = 0; j < n; j++) ((float *)C->p)[dl__at(C, i0 + i, j0 + j)] = t[i * nr + j] + (last && g->bias ? g->bias[i0 + i] : 0.0f);
+        for (j = 0; j < n; j++) ((float *)C->p)[dl__at(C, i0 + i, j0 + j)] = t[i * nr + j];
 }
 
 /* Columns j0..j0+nc of C, all rows, the whole sum: k blocks in order. */
 static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap, int j0, int nc, float *bp) {
-    int mp = dl__round_up(g->M, s->mr), pc, ir, jr;
+    int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr;
     for (pc = 0; pc < g->K; pc += DL__KC) {
-        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
+        int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC;
         for (jr = 0; jr < nc; jr += s->nr) dl__pack_b(&g->B, g->N, pc, kc, j0 + jr, s->nr, bp + (size_t)jr * kc);
-        for (ir = 0; ir < g->M; ir += s->mr) {
-            const float *a = ap + (size_t)pc * mp + (size_t)ir * kc;
+        /* a B sliver stays in L1 while a block of A slivers streams from L2 */
+        for (ic = 0; ic < g->M; ic += mc)
             for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
-                dl__gemm_tile(s, g, a, bp + (size_t)jr * kc, kc, ir, j0 + jr, pc > 0 || g->accumulate, last);
-        }
+                for (ir = ic; ir < ic + mc && ir < g->M; ir += s->mr)
+                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j0 + jr,
+                                  pc > 0 || g->accumulate, pc == 0);
     }
 }
 
@@ -1757,17 +1973,10 @@ static int dl__conv_chunk(const dl__conv *g, int n) {
     int ch = (1024 + g->P - 1) / g->P;
     return ch > n ? n : ch;
 }
-static dl__mat dl__conv_input(const dl__conv *g, const float *x, int grp, int transposed) {
-    dl__mat m = dl__plain(x + (size_t)grp * g->Cg * g->H * g->W, 0, 0);
-    m.bs = (size_t)g->C * g->H * g->W;
-    m.P = g->P;
-    m.conv = g;
-    m.conv_t = transposed;
-    if (dl__conv_is_pointwise(g) && !transposed) {  /* x itself: rows c, columns (n, p) */
-        m.conv = NULL;
-        m.rs = (size_t)g->H * g->W;
-        m.cs = 1;
-    }
+/* x of one group as the im2col operand; a pointwise conv reads x directly. */
+static dl__mat dl__conv_input(const dl__conv *g, const float *x, int grp) {
+    dl__mat m = dl__batched(x + (size_t)grp * g->Cg * g->H * g->W, (size_t)g->H * g->W, g->P, (size_t)g->C * g->H * g->W);
+    if (!dl__conv_is_pointwise(g)) m.conv = g;
     return m;
 }
 
@@ -1780,7 +1989,7 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
         memset(&g, 0, sizeof g);
         g.M = cg.Mg; g.N = e->n * cg.P; g.K = cg.K;
         g.A = dl__plain(e->w[0] + (size_t)grp * cg.Mg * cg.K, (size_t)cg.K, 1);
-        g.B = dl__conv_input(&cg, e->in[0], grp, 0);
+        g.B = dl__conv_input(&cg, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
         g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
         dl__gemm_parallel(cpu, &g, cpu->shared);
@@ -1798,8 +2007,9 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
                 for (oh = 0; oh < g->OH; oh++) {
                     int ih = oh * g->sh - g->ph + kh * g->dh;
                     const float *r = row + (size_t)oh * g->OW;
-                    float *xr = x + ((size_t)c * g->H + ih) * g->W;
+                    float *xr;
                     if (ih < 0 || ih >= g->H) continue;
+                    xr = x + ((size_t)c * g->H + ih) * g->W;   /* only in range: a negative ih would wrap */
                     for (ow = 0; ow < g->OW; ow++) {
                         int iw = ow * g->sw - g->pw + kw * g->dw;
                         if (iw >= 0 && iw < g->W) xr[iw] += r[ow];
@@ -1829,7 +2039,8 @@ static void dl__conv2d_dx_task(void *arg, int n, int thread) {
         if (!pointwise) dl__col2im(cg, dcol, dx);
     }
 }
-/* Partial dW and db of one chunk of samples: dW_g += dy_g im2col(x_g)^T. */
+/* Partial dW and db of one chunk of samples, as dW_g^T (K x M/G) = im2col(x_g) dy_g^T:
+   im2col is read along its rows, where stride-1 convolutions are contiguous. */
 static void dl__conv2d_dw_task(void *arg, int t, int thread) {
     const dl__conv_job *j = (const dl__conv_job *)arg;
     const dl__conv *cg = &j->cg;
@@ -1838,33 +2049,38 @@ static void dl__conv2d_dw_task(void *arg, int t, int thread) {
     for (grp = 0; grp < cg->G; grp++) {
         dl__gemm g;
         memset(&g, 0, sizeof g);
-        g.M = cg->Mg; g.N = cg->K; g.K = nn * cg->P;
-        g.A = dl__batched(j->e->dout + ((size_t)n0 * cg->M + (size_t)grp * cg->Mg) * cg->P, (size_t)cg->P, cg->P, (size_t)cg->M * cg->P);
-        g.B = dl__conv_input(cg, j->e->in[0] + (size_t)n0 * cg->C * cg->H * cg->W, grp, 1);
-        g.C = dl__plain(part + (size_t)grp * cg->Mg * cg->K, (size_t)cg->K, 1);
+        g.M = cg->K; g.N = cg->Mg; g.K = nn * cg->P;
+        g.A = dl__conv_input(cg, j->e->in[0] + (size_t)n0 * cg->C * cg->H * cg->W, grp);
+        if (!g.A.conv) { g.A.rs = (size_t)cg->H * cg->W; }       /* pointwise: rows c, columns (n, p) */
+        g.B = dl__plain(j->e->dout + ((size_t)n0 * cg->M + (size_t)grp * cg->Mg) * cg->P, 1, (size_t)cg->P);
+        g.B.Pr = cg->P; g.B.rbs = (size_t)cg->M * cg->P;      /* rows (n, p), columns m */
+        g.C = dl__plain(part + (size_t)grp * cg->Mg * cg->K, (size_t)cg->Mg, 1);
         dl__gemm_serial(j->cpu->simd, &g, NULL, dl__scratch(j->cpu, thread));
     }
     for (m = 0; m < cg->M; m++) {       /* db partial */
-        float s = 0;
-        for (i = 0; i < nn; i++) {
-            const float *dy = j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P;
-            int p;
-            for (p = 0; p < cg->P; p++) s += dy[p];
-        }
-        part[(size_t)cg->M * cg->K + m] = s;
+        double s = 0;
+        for (i = 0; i < nn; i++) s += dl__row_sum(j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P, cg->P, 0.0f, 0);
+        part[(size_t)cg->M * cg->K + m] = (float)s;
     }
 }
-/* Adds the chunks' partials in chunk order, one slice of dW per task. */
+/* Adds the chunks' partials in chunk order, one slice of dW per task;
+   partials hold dW_g transposed. */
 static void dl__conv2d_reduce_task(void *arg, int t, int thread) {
     const dl__conv_job *j = (const dl__conv_job *)arg;
-    size_t per = (size_t)j->cg.M * j->cg.K + j->cg.M, lo = (size_t)t * 4096, hi = lo + 4096 < per ? lo + 4096 : per, i;
+    const dl__conv *cg = &j->cg;
+    size_t MK = (size_t)cg->M * cg->K, per = MK + cg->M, lo = (size_t)t * 4096, hi = lo + 4096 < per ? lo + 4096 : per, i;
     int c, chunks = (j->e->n + j->chunk - 1) / j->chunk;
     (void)thread;
     for (i = lo; i < hi; i++) {
         float s = 0;
-        for (c = 0; c < chunks; c++) s += j->partial[(size_t)c * per + i];
-        if (i < (size_t)j->cg.M * j->cg.K) { if (j->e->dw[0]) j->e->dw[0][i] += s; }
-        else if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][i - (size_t)j->cg.M * j->cg.K] += s;
+        size_t src = i;
+        if (i < MK) {                   /* W index (g, m, k) -> partial index (g, k, m) */
+            size_t grp = i / ((size_t)cg->Mg * cg->K), r = i % ((size_t)cg->Mg * cg->K);
+            src = grp * cg->Mg * cg->K + (r % cg->K) * cg->Mg + r / cg->K;
+        }
+        for (c = 0; c < chunks; c++) s += j->partial[(size_t)c * per + src];
+        if (i < MK) { if (j->e->dw[0]) j->e->dw[0][i] += s; }
+        else if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][i - MK] += s;
     }
 }
 static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
@@ -1895,38 +2111,73 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* Per-plane ops run as tasks over blocks of (sample, channel) planes. */
+typedef struct { const dl_layer *l; const dl_exec *e; int planes_per_task; } dl__plane_job;
+static void dl__planes(const dl_layer *l, const dl_exec *e, int planes, dl__task_fn fn) {
+    dl__plane_job j;
+    j.l = l; j.e = e;
+    j.planes_per_task = planes < 64 ? 1 : planes / 64;      /* fixed by the shape */
+    dl__parallel((const dl__cpu *)e->cpu, (planes + j.planes_per_task - 1) / j.planes_per_task, fn, &j);
+}
+
 /* ---- maxpool2d: y[n,c,oh,ow] = max over the window of x (padding is -inf);
-   saved: the index in x of each output's maximum. (N,C,H,W) -> (N,C,OH,OW) ---- */
-static int dl__maxpool2d_forward(const dl_layer *l, const dl_exec *e) {
-    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, j;
-    int32_t *arg = (int32_t *)e->saved;
+   saved: the index in x's plane of each output's maximum (the first, in scan
+   order; NaN wins). (N,C,H,W) -> (N,C,OH,OW) ---- */
+static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
+    const dl__plane_job *j = (const dl__plane_job *)arg;
+    const dl_layer *l = j->l;
+    const dl_exec *e = j->e;
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, jj, hi = (t + 1) * j->planes_per_task;
+    int kh = l->a.kernel[0], kw = l->a.kernel[1], sh = l->a.stride[0], sw = l->a.stride[1];
+    int32_t *arg0 = (int32_t *)e->saved;
+    (void)thread;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
-    for (nc = 0; nc < e->n * C; nc++) {
+    if (hi > e->n * C) hi = e->n * C;
+    for (nc = t * j->planes_per_task; nc < hi; nc++) {
         const float *x = e->in[0] + (size_t)nc * H * W;
+        float *y = e->out + (size_t)nc * OH * OW;
+        int32_t *arg = arg0 ? arg0 + (size_t)nc * OH * OW : NULL;
+        if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && l->a.pad[0] == 0 && l->a.pad[1] == 0 && W % 2 == 0 && W <= 2048) {
+            dl__plane_maxpool2(((const dl__cpu *)e->cpu)->simd, y, arg, x, W, OH);    /* the common case, vectorized */
+            continue;
+        }
         for (oh = 0; oh < OH; oh++)
             for (ow = 0; ow < OW; ow++) {
-                int h0 = oh * l->a.stride[0] - l->a.pad[0], w0 = ow * l->a.stride[1] - l->a.pad[1], best = -1;
+                int h0 = oh * sh - l->a.pad[0], w0 = ow * sw - l->a.pad[1], best = -1;
                 float m = -INFINITY;
-                size_t o = ((size_t)nc * OH + oh) * OW + ow;
-                for (i = h0 < 0 ? 0 : h0; i < h0 + l->a.kernel[0] && i < H; i++)
-                    for (j = w0 < 0 ? 0 : w0; j < w0 + l->a.kernel[1] && j < W; j++)
-                        if (best < 0 || x[i * W + j] > m || x[i * W + j] != x[i * W + j]) { m = x[i * W + j]; best = i * W + j; }
-                e->out[o] = m;
-                if (arg) arg[o] = best;
+                for (i = h0 < 0 ? 0 : h0; i < h0 + kh && i < H; i++)
+                    for (jj = w0 < 0 ? 0 : w0; jj < w0 + kw && jj < W; jj++)
+                        if (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj]) {
+                            m = x[i * W + jj];
+                            best = i * W + jj;
+                            if (m != m) i = H;      /* NaN: stop */
+                        }
+                y[oh * OW + ow] = m;
+                if (arg) arg[oh * OW + ow] = best;
             }
     }
+}
+static int dl__maxpool2d_forward(const dl_layer *l, const dl_exec *e) {
+    dl__planes(l, e, e->n * l->shape[0], dl__maxpool2d_forward_task);
     return DL_OK;
 }
-static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
-    int C, H, W;
-    size_t i, per = (size_t)l->size;
-    const int32_t *arg = (const int32_t *)e->saved;
+static void dl__maxpool2d_backward_task(void *arg, int t, int thread) {
+    const dl__plane_job *j = (const dl__plane_job *)arg;
+    const dl_layer *l = j->l;
+    const dl_exec *e = j->e;
+    int C, H, W, P = l->shape[1] * l->shape[2], nc, p, hi = (t + 1) * j->planes_per_task;
+    (void)thread;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
-    if (!e->din[0]) return DL_OK;
-    for (i = 0; i < (size_t)e->n * per; i++) {
-        size_t plane = i / ((size_t)l->shape[1] * l->shape[2]);   /* n*C + c */
-        e->din[0][plane * H * W + (size_t)arg[i]] += e->dout[i];
+    if (hi > e->n * C) hi = e->n * C;
+    for (nc = t * j->planes_per_task; nc < hi; nc++) {
+        const int32_t *arg = (const int32_t *)e->saved + (size_t)nc * P;
+        const float *dy = e->dout + (size_t)nc * P;
+        float *dx = e->din[0] + (size_t)nc * H * W;
+        for (p = 0; p < P; p++) dx[arg[p]] += dy[p];
     }
+}
+static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
+    if (e->din[0]) dl__planes(l, e, e->n * l->shape[0], dl__maxpool2d_backward_task);
     return DL_OK;
 }
 
@@ -1991,70 +2242,75 @@ static int dl__global_avgpool_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* Per-channel ops run as tasks over channels: a channel's sums stay in one task. */
+typedef struct { const dl_layer *l; const dl_exec *e; } dl__chan_job;
+static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
+    dl__chan_job j;
+    j.l = l; j.e = e;
+    dl__parallel((const dl__cpu *)e->cpu, l->shape[0], fn, &j);
+}
+
 /* ---- batchnorm over channel c (dim 0) of (N,C,S):
    training: y = gamma (x - mean_c) / sqrt(var_c + eps) + beta with the batch's
    biased variance; running = (1-momentum) running + momentum batch (the
    running variance unbiased). Eval: the running statistics.
    w = gamma, beta, running_mean, running_var; saved = mean[C], invstd[C]. ---- */
-static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
-    int C = l->shape[0], S = l->size / C, n, c, s;
+static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const dl_layer *l = j->l;
+    const dl_exec *e = j->e;
+    int C = l->shape[0], S = l->size / C, n;
     size_t M = (size_t)e->n * S;
-    for (c = 0; c < C; c++) {
-        double mean, var, sum = 0, sq = 0;
-        float inv, sc, sh;
-        if (e->train) {
-            for (n = 0; n < e->n; n++) {
-                const float *x = e->in[0] + ((size_t)n * C + c) * S;
-                for (s = 0; s < S; s++) sum += x[s];
-            }
-            mean = sum / (double)M;
-            for (n = 0; n < e->n; n++) {
-                const float *x = e->in[0] + ((size_t)n * C + c) * S;
-                for (s = 0; s < S; s++) sq += ((double)x[s] - mean) * ((double)x[s] - mean);
-            }
-            var = sq / (double)M;
-            e->w[2][c] = (float)((1.0 - l->a.momentum) * e->w[2][c] + l->a.momentum * mean);
-            e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * (double)M / (double)(M - 1));
-        } else {
-            mean = e->w[2][c];
-            var = e->w[3][c];
-        }
-        inv = (float)(1.0 / sqrt(var + l->a.eps));
-        if (e->saved) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
-        sc = e->w[0][c] * inv;
-        sh = e->w[1][c] - (float)mean * sc;
-        for (n = 0; n < e->n; n++) {
-            const float *x = e->in[0] + ((size_t)n * C + c) * S;
-            float *y = e->out + ((size_t)n * C + c) * S;
-            for (s = 0; s < S; s++) y[s] = x[s] * sc + sh;
-        }
+    double mean, var, sum = 0, sq = 0;
+    float inv, sc, sh;
+    (void)thread;
+    if (e->train) {
+        for (n = 0; n < e->n; n++) sum += dl__row_sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
+        mean = sum / (double)M;
+        for (n = 0; n < e->n; n++) sq += dl__row_sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
+        var = sq / (double)M;
+        e->w[2][c] = (float)((1.0 - l->a.momentum) * e->w[2][c] + l->a.momentum * mean);
+        e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * (double)M / (double)(M - 1));
+    } else {
+        mean = e->w[2][c];
+        var = e->w[3][c];
     }
+    inv = (float)(1.0 / sqrt(var + l->a.eps));
+    if (e->saved) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
+    sc = e->w[0][c] * inv;
+    sh = e->w[1][c] - (float)mean * sc;
+    for (n = 0; n < e->n; n++)
+        dl__row_affine(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, sc, sh);
+}
+static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
+    dl__channels(l, e, dl__batchnorm_forward_task);
     return DL_OK;
 }
 /* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
    gamma*invstd*dy in eval; dgamma = sum dy*xhat, dbeta = sum dy. */
-static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
-    int C = l->shape[0], S = l->size / C, n, c, s;
+static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const dl_layer *l = j->l;
+    const dl_exec *e = j->e;
+    int C = l->shape[0], S = l->size / C, n;
     size_t M = (size_t)e->n * S;
-    for (c = 0; c < C; c++) {
-        float mean = e->saved[c], inv = e->saved[C + c], g = e->w[0][c];
-        double sdy = 0, sdyx = 0;
-        float k1, k2;
-        for (n = 0; n < e->n; n++) {
-            const float *x = e->in[0] + ((size_t)n * C + c) * S, *dy = e->dout + ((size_t)n * C + c) * S;
-            for (s = 0; s < S; s++) { sdy += dy[s]; sdyx += (double)dy[s] * ((x[s] - mean) * inv); }
-        }
-        if (e->dw[0]) e->dw[0][c] += (float)sdyx;
-        if (e->dw[1]) e->dw[1][c] += (float)sdy;
-        if (!e->din[0]) continue;
-        k1 = e->train ? (float)(sdy / (double)M) : 0.0f;
-        k2 = e->train ? (float)(sdyx / (double)M) : 0.0f;
-        for (n = 0; n < e->n; n++) {
-            const float *x = e->in[0] + ((size_t)n * C + c) * S, *dy = e->dout + ((size_t)n * C + c) * S;
-            float *dx = e->din[0] + ((size_t)n * C + c) * S;
-            for (s = 0; s < S; s++) dx[s] += g * inv * (dy[s] - k1 - (x[s] - mean) * inv * k2);
-        }
-    }
+    float mean = e->saved[c], inv = e->saved[C + c], k1, k2;
+    double sdy = 0, sdyx = 0;
+    (void)thread;
+    for (n = 0; n < e->n; n++)
+        dl__row_sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, mean, &sdy, &sdyx);
+    sdyx *= inv;                        /* sum dy * xhat */
+    if (e->dw[0]) e->dw[0][c] += (float)sdyx;
+    if (e->dw[1]) e->dw[1][c] += (float)sdy;
+    if (!e->din[0]) return;
+    k1 = e->train ? (float)(sdy / (double)M) : 0.0f;
+    k2 = e->train ? (float)(sdyx / (double)M) * inv : 0.0f;
+    for (n = 0; n < e->n; n++)
+        dl__row_bn_dx(e->din[0] + ((size_t)n * C + c) * S, e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S,
+                      S, e->w[0][c] * inv, k1, mean, k2);
+}
+static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
+    dl__channels(l, e, dl__batchnorm_backward_task);
     return DL_OK;
 }
 
@@ -2107,30 +2363,31 @@ DL__ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /*
 DL__ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /* tanh x */
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
+static void dl__prelu_forward_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const dl_exec *e = j->e;
+    int C = j->l->shape[0], S = j->l->size / C, n;
+    (void)thread;
+    for (n = 0; n < e->n; n++) dl__row_prelu(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->w[0][c]);
+}
 static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
-    int C = l->shape[0], S = l->size / C, n, c, s;
-    for (n = 0; n < e->n; n++)
-        for (c = 0; c < C; c++) {
-            const float *x = e->in[0] + ((size_t)n * C + c) * S;
-            float *y = e->out + ((size_t)n * C + c) * S, a = e->w[0][c];
-            for (s = 0; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
-        }
+    dl__channels(l, e, dl__prelu_forward_task);
     return DL_OK;
 }
-static int dl__prelu_backward(const dl_layer *l, const dl_exec *e) {
-    int C = l->shape[0], S = l->size / C, n, c, s;
-    for (c = 0; c < C; c++) {
-        float a = e->w[0][c], da = 0;
-        for (n = 0; n < e->n; n++) {
-            const float *x = e->in[0] + ((size_t)n * C + c) * S, *dy = e->dout + ((size_t)n * C + c) * S;
-            float *dx = e->din[0] ? e->din[0] + ((size_t)n * C + c) * S : NULL;
-            for (s = 0; s < S; s++) {
-                if (x[s] > 0) { if (dx) dx[s] += dy[s]; }
-                else { if (dx) dx[s] += a * dy[s]; da += dy[s] * x[s]; }
-            }
-        }
-        if (e->dw[0]) e->dw[0][c] += da;
+static void dl__prelu_backward_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const dl_exec *e = j->e;
+    int C = j->l->shape[0], S = j->l->size / C, n;
+    double da = 0;
+    (void)thread;
+    for (n = 0; n < e->n; n++) {
+        size_t o = ((size_t)n * C + c) * S;
+        da += dl__row_prelu_back(e->din[0] ? e->din[0] + o : NULL, e->dout + o, e->in[0] + o, S, e->w[0][c]);
     }
+    if (e->dw[0]) e->dw[0][c] += (float)da;
+}
+static int dl__prelu_backward(const dl_layer *l, const dl_exec *e) {
+    dl__channels(l, e, dl__prelu_backward_task);
     return DL_OK;
 }
 
@@ -2342,7 +2599,7 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
         int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
         *shared = dl__max3(dl__apack_floats(s, g.Mg, g.K), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
                            (size_t)chunks * ((size_t)g.M * g.K + g.M));
-        *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.Mg, ch * g.P), 0);
+        *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
     } else if (l->op == DL_OP_MATMUL) {
         int batch, M, K, P;
         dl__matmul_dims(l, &batch, &M, &K, &P);

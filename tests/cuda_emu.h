@@ -1,0 +1,275 @@
+/* cuda_emu.h - the part of the CUDA runtime and cuBLAS that dl_cuda.cu uses,
+   emulated on the CPU, so that its host code and its kernels' indexing can be
+   tested on machines without a GPU (make test-cuda-emu).
+
+   dl_cuda.cu includes this instead of the CUDA headers when built with
+   -DDLC_EMULATE by a C++ compiler. Kernels become plain functions run once
+   per block with ONE thread per block (grid-stride loops then cover every
+   index, and block sums are the identity); everything is synchronous.
+
+   It is stricter than a real device where that finds bugs: "device" memory is
+   registered, filled with NaN bytes when allocated and fenced by guard bytes
+   (checked when freed; left out under AddressSanitizer, which sees overruns
+   itself); copies check their direction and bounds; the GEMM checks its
+   leading dimensions as cuBLAS does and that every matrix lies inside one
+   allocation; a zero grid is an invalid launch. Environment:
+   DLC_EMU_NO_DEVICE=1 reports no device; DLC_EMU_FAIL_MALLOC=N fails the
+   N-th device allocation after the variable was set to N (counting from 1).
+
+   What it cannot check: multi-thread block sums and shuffles, shared memory,
+   real asynchrony, the real cuBLAS (its GEMM only sums in another order than
+   dl.h's, as cuBLAS does). */
+#ifndef DL_CUDA_EMU_H
+#define DL_CUDA_EMU_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <map>
+#include <mutex>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+
+/* ---- errors ---- */
+typedef enum cudaError {
+    cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101
+} cudaError_t;
+static thread_local cudaError_t dlc_emu_last = cudaSuccess;
+static cudaError_t dlc_emu_err(cudaError_t e) { if (e != cudaSuccess) dlc_emu_last = e; return e; }
+static inline cudaError_t cudaGetLastError(void) { cudaError_t e = dlc_emu_last; dlc_emu_last = cudaSuccess; return e; }
+static inline const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    default: return "cudaErrorInvalidDevice";
+    }
+}
+static inline const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected (emulated)";
+    default: return "invalid device ordinal";
+    }
+}
+
+/* ---- launches: one thread per block ---- */
+struct dlc_emu_dim3 { unsigned x, y, z; };
+static thread_local dlc_emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+template <class F> static void dlc_emu_launch(unsigned grid, F f) {
+    if (grid == 0) { dlc_emu_err(cudaErrorInvalidConfiguration); return; }
+    gridDim.x = grid; gridDim.y = gridDim.z = 1;
+    blockDim.x = blockDim.y = blockDim.z = 1;
+    threadIdx.x = threadIdx.y = threadIdx.z = 0;
+    blockIdx.y = blockIdx.z = 0;
+    for (unsigned b = 0; b < grid; b++) { blockIdx.x = b; f(); }
+}
+
+/* ---- memory: a registry of device and pinned blocks ---- */
+#if defined(__SANITIZE_ADDRESS__)
+#define DLC_EMU_GUARD 0
+#else
+#define DLC_EMU_GUARD 64
+#endif
+struct dlc_emu_state {
+    std::mutex m;
+    std::map<const char *, size_t> dev, pinned;     /* start -> bytes */
+    long mallocs;
+};
+static dlc_emu_state &dlc_emu(void) { static dlc_emu_state s; return s; }
+/* Is [p, p+bytes) inside one live device block? */
+static bool dlc_emu_on_device(const void *p, size_t bytes) {
+    dlc_emu_state &s = dlc_emu();
+    std::lock_guard<std::mutex> hold(s.m);
+    const char *q = (const char *)p;
+    std::map<const char *, size_t>::iterator it = s.dev.upper_bound(q);
+    if (it == s.dev.begin()) return false;
+    --it;
+    return q >= it->first && q + bytes <= it->first + it->second;
+}
+static bool dlc_emu_is_pinned(const void *p) {
+    dlc_emu_state &s = dlc_emu();
+    std::lock_guard<std::mutex> hold(s.m);
+    return s.pinned.count((const char *)p) != 0;
+}
+static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
+    dlc_emu_state &s = dlc_emu();
+    const char *fail = getenv("DLC_EMU_FAIL_MALLOC");
+    static char counting[32];           /* the value the count started from */
+    unsigned char *q;
+    std::lock_guard<std::mutex> hold(s.m);
+    *p = NULL;
+    if (fail && strcmp(fail, counting)) { snprintf(counting, sizeof counting, "%s", fail); s.mallocs = 0; }
+    if (++s.mallocs == (fail ? atol(fail) : -1) || !(q = (unsigned char *)malloc(bytes + 2 * DLC_EMU_GUARD + 1)))
+        return dlc_emu_err(cudaErrorMemoryAllocation);
+#if DLC_EMU_GUARD
+    memset(q, 0xA5, DLC_EMU_GUARD);
+    memset(q + DLC_EMU_GUARD + bytes, 0x5A, DLC_EMU_GUARD);
+#endif
+    memset(q + DLC_EMU_GUARD, 0xFF, bytes);                 /* NaN floats: reading before writing shows */
+    *p = q + DLC_EMU_GUARD;
+    s.dev[(const char *)*p] = bytes;
+    return cudaSuccess;
+}
+template <class T> static cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
+static inline cudaError_t cudaFree(void *p) {
+    dlc_emu_state &s = dlc_emu();
+    std::lock_guard<std::mutex> hold(s.m);
+    unsigned char *q = (unsigned char *)p;
+    size_t bytes, i;
+    if (!p) return cudaSuccess;
+    if (!s.dev.count((const char *)p)) return dlc_emu_err(cudaErrorInvalidValue);
+    bytes = s.dev[(const char *)p];
+#if DLC_EMU_GUARD
+    for (i = 0; i < DLC_EMU_GUARD; i++)
+        if (q[(long)i - DLC_EMU_GUARD] != 0xA5 || q[bytes + i] != 0x5A) {
+            fprintf(stderr, "cuda_emu: guard bytes around a device block of %lu bytes were overwritten\n", (unsigned long)bytes);
+            abort();
+        }
+#else
+    (void)i; (void)bytes;
+#endif
+    s.dev.erase((const char *)p);
+    free(q - DLC_EMU_GUARD);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    dlc_emu_state &s = dlc_emu();
+    std::lock_guard<std::mutex> hold(s.m);
+    if (!(*p = malloc(bytes ? bytes : 1))) return dlc_emu_err(cudaErrorMemoryAllocation);
+    s.pinned[(const char *)*p] = bytes;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaFreeHost(void *p) {
+    dlc_emu_state &s = dlc_emu();
+    std::lock_guard<std::mutex> hold(s.m);
+    if (!p || !s.pinned.count((const char *)p)) return dlc_emu_err(cudaErrorInvalidValue);   /* NULL too: not documented as allowed */
+    s.pinned.erase((const char *)p);
+    free(p);
+    return cudaSuccess;
+}
+
+enum cudaMemoryType { cudaMemoryTypeUnregistered = 0, cudaMemoryTypeHost = 1, cudaMemoryTypeDevice = 2, cudaMemoryTypeManaged = 3 };
+struct cudaPointerAttributes { enum cudaMemoryType type; int device; void *devicePointer, *hostPointer; };
+static inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
+    memset(a, 0, sizeof *a);
+    a->type = dlc_emu_on_device(p, 1) ? cudaMemoryTypeDevice : dlc_emu_is_pinned(p) ? cudaMemoryTypeHost : cudaMemoryTypeUnregistered;
+    return cudaSuccess;
+}
+
+/* ---- streams, devices ---- */
+typedef struct dlc_emu_stream { int magic; } *cudaStream_t;
+#define cudaStreamNonBlocking 0x01
+static inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    (void)flags;
+    *s = new dlc_emu_stream;
+    (*s)->magic = 0x5717ea;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamDestroy(cudaStream_t s) { if (!s || s->magic != 0x5717ea) return dlc_emu_err(cudaErrorInvalidValue); s->magic = 0; delete s; return cudaSuccess; }
+static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) { return s && s->magic == 0x5717ea ? cudaSuccess : dlc_emu_err(cudaErrorInvalidValue); }
+static inline cudaError_t cudaGetDeviceCount(int *n) {
+    const char *none = getenv("DLC_EMU_NO_DEVICE");
+    *n = none && *none && *none != '0' ? 0 : 1;
+    return *n ? cudaSuccess : dlc_emu_err(cudaErrorNoDevice);
+}
+static inline cudaError_t cudaSetDevice(int d) { int n; return cudaGetDeviceCount(&n) == cudaSuccess && d >= 0 && d < n ? cudaSuccess : dlc_emu_err(cudaErrorInvalidDevice); }
+
+/* ---- copies: synchronous; directions and bounds checked ---- */
+enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
+static bool dlc_emu_side_ok(const void *p, size_t bytes, bool device) {
+    return device ? dlc_emu_on_device(p, bytes) : !dlc_emu_on_device(p, 1);
+}
+static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+    if (cudaStreamSynchronize(s) != cudaSuccess || kind == cudaMemcpyHostToHost ||
+        !dlc_emu_side_ok(dst, bytes, kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice) ||
+        !dlc_emu_side_ok(src, bytes, kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice)) {
+        fprintf(stderr, "cuda_emu: bad cudaMemcpyAsync of %lu bytes, kind %d\n", (unsigned long)bytes, (int)kind);
+        return dlc_emu_err(cudaErrorInvalidValue);
+    }
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                                            size_t height, cudaMemcpyKind kind, cudaStream_t s) {
+    size_t r;
+    if (kind != cudaMemcpyDeviceToDevice || width > dpitch || width > spitch || cudaStreamSynchronize(s) != cudaSuccess ||
+        (height && (!dlc_emu_on_device(dst, (height - 1) * dpitch + width) || !dlc_emu_on_device(src, (height - 1) * spitch + width)))) {
+        fprintf(stderr, "cuda_emu: bad cudaMemcpy2DAsync %lu x %lu\n", (unsigned long)width, (unsigned long)height);
+        return dlc_emu_err(cudaErrorInvalidValue);
+    }
+    for (r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
+    if (cudaStreamSynchronize(s) != cudaSuccess || !dlc_emu_on_device(p, bytes)) {
+        fprintf(stderr, "cuda_emu: bad cudaMemsetAsync of %lu bytes\n", (unsigned long)bytes);
+        return dlc_emu_err(cudaErrorInvalidValue);
+    }
+    memset(p, v, bytes);
+    return cudaSuccess;
+}
+
+/* ---- cuBLAS: column-major SGEMM with cuBLAS's argument rules ---- */
+typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_INITIALIZED = 1, CUBLAS_STATUS_ALLOC_FAILED = 3,
+               CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
+typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
+typedef enum { CUBLAS_DEFAULT_MATH = 0 } cublasMath_t;
+typedef struct dlc_emu_blas { cudaStream_t s; } *cublasHandle_t;
+static inline cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new dlc_emu_blas; (*h)->s = NULL; return CUBLAS_STATUS_SUCCESS; }
+static inline cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
+static inline cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { h->s = s; return CUBLAS_STATUS_SUCCESS; }
+static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { (void)h; (void)m; return CUBLAS_STATUS_SUCCESS; }
+static inline const char *cublasGetStatusString(cublasStatus_t s) {
+    return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : s == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE"
+         : s == CUBLAS_STATUS_ALLOC_FAILED ? "CUBLAS_STATUS_ALLOC_FAILED" : "CUBLAS_STATUS_NOT_INITIALIZED";
+}
+/* A rows x cols column-major matrix with leading dimension ld, inside one device block? */
+static bool dlc_emu_matrix_ok(const float *p, int rows, int cols, int ld) {
+    return dlc_emu_on_device(p, (((size_t)cols - 1) * ld + rows) * sizeof(float));
+}
+static inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                                       int k, const float *alpha, const float *A, int lda, long long sA,
+                                                       const float *B, int ldb, long long sB, const float *beta, float *C,
+                                                       int ldc, long long sC, int batch) {
+    int b, i, j, l;
+    if (!h || !h->s) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
+        ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1)) {
+        fprintf(stderr, "cuda_emu: cublasSgemmStridedBatched: bad dimensions m %d n %d k %d lda %d ldb %d ldc %d\n", m, n, k, lda, ldb, ldc);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    for (b = 0; b < batch; b++) {
+        const float *a = A + b * sA, *bb = B + b * sB;
+        float *c = C + b * sC;
+        if (!m || !n) continue;
+        if ((k && (!(ta == CUBLAS_OP_N ? dlc_emu_matrix_ok(a, m, k, lda) : dlc_emu_matrix_ok(a, k, m, lda)) ||
+                   !(tb == CUBLAS_OP_N ? dlc_emu_matrix_ok(bb, k, n, ldb) : dlc_emu_matrix_ok(bb, n, k, ldb)))) ||
+            !dlc_emu_matrix_ok(c, m, n, ldc)) {
+            fprintf(stderr, "cuda_emu: cublasSgemmStridedBatched: batch %d reads or writes outside device memory\n", b);
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+        /* summed like a tiled kernel, not like dl.h's loop: 4 interleaved fused
+           multiply-add accumulators, so the tests' tolerances meet reordering */
+        for (j = 0; j < n; j++)
+            for (i = 0; i < m; i++) {
+                float acc[4] = { 0, 0, 0, 0 };
+                for (l = 0; l < k; l++)
+                    acc[l & 3] = fmaf(ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda],
+                                      tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb], acc[l & 3]);
+                c[i + (size_t)j * ldc] = *alpha * ((acc[0] + acc[2]) + (acc[1] + acc[3])) +
+                                         (*beta == 0 ? 0.0f : *beta * c[i + (size_t)j * ldc]);
+            }
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+#endif

@@ -1,0 +1,135 @@
+#!/bin/sh
+# gpu_check.sh - everything to run on a machine with an NVIDIA GPU (H100/H200),
+# nvcc and PyTorch, offline, in about 5 minutes:
+#   1. make cuda                        dl_cuda.cu (sm_90 + PTX) and build/test_cuda
+#   2. build/test_cuda --require-gpu    every op, loss and optimizer against the CPU
+#   3. build/test_cuda --bench          reference CNN images/s, batch 64 and 256
+#   4. examples/fashion --gpu --epochs 1 --data DIR         (skipped if absent)
+#   5. python3 bench/torch_fashion.py --device cuda         (skipped if absent)
+#   6. compute-sanitizer memcheck, then racecheck, on build/test_cuda --quick
+#      (skipped if absent or out of time)
+# DIR is the first argument, default .gpu/fashion-mnist (the four .gz files).
+# Six files go to $OUT when it is set, else to build/gpu_check: summary.txt,
+# build.log, test_cuda.log (tests and bench), fashion.log, torch.log,
+# sanitizer.log. Exit status 0 when every step that ran passed.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+LOG=${OUT:-build/gpu_check}
+DATA=${1:-.gpu/fashion-mnist}
+mkdir -p "$LOG" build
+SUM=$LOG/summary.txt
+: > "$SUM"
+status=0
+START=$(date +%s)
+secs() { echo $(( $(date +%s) - START )); }
+row() { printf '%-30s %-8s %s\n' "$1" "$2" "$3" >> "$SUM"; }
+step() { printf '\n== %s (at %ss)\n' "$1" "$(secs)"; }
+export PYTHONUNBUFFERED=1
+
+step "machine"
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+nv=$(nvcc --version 2>/dev/null | grep release)
+echo "GPU: ${gpu:-none found}"; echo "nvcc: ${nv:-not on PATH}"; cc --version | head -1
+req=""
+[ -n "$gpu" ] && req=--require-gpu              # a GPU is there: not using it is a failure
+row "machine" "-" "GPU: ${gpu:-none}; nvcc: ${nv:-none}"
+
+step "1. make cuda"
+# -Werror off: a newer compiler's new warning must not cost the GPU run
+if timeout 240 make cuda WARN='-Wall -Wextra -pedantic' > "$LOG/build.log" 2>&1; then
+    row "1 build (make cuda)" "PASS" "$(grep -c warning "$LOG/build.log") warnings, $(secs)s"
+else
+    tail -30 "$LOG/build.log"
+    row "1 build (make cuda)" "FAIL" "see build.log"
+    status=1
+fi
+tail -3 "$LOG/build.log"
+
+if [ -x build/test_cuda ]; then
+    step "2. build/test_cuda $req"
+    timeout 180 build/test_cuda $req > "$LOG/test_cuda.log" 2>&1
+    rc=$?
+    grep -E '^(FAIL|    FAIL|GPU tests)' "$LOG/test_cuda.log" | head -40
+    last=$(tail -1 "$LOG/test_cuda.log")
+    ran=$(grep '^GPU tests:' "$LOG/test_cuda.log" | tail -1)
+    if [ $rc -eq 0 ]; then row "2 GPU vs CPU parity" "PASS" "$last; $ran"
+    else row "2 GPU vs CPU parity" "FAIL" "exit $rc: $last; $ran"; status=1; fi
+
+    step "3. build/test_cuda --bench"
+    echo "== build/test_cuda --bench" >> "$LOG/test_cuda.log"
+    timeout 60 build/test_cuda --bench > "$LOG/bench.tmp" 2>&1
+    cat "$LOG/bench.tmp" >> "$LOG/test_cuda.log"
+    grep '^bench' "$LOG/bench.tmp"
+    grep '^bench: reference' "$LOG/bench.tmp" | while IFS= read -r l; do
+        row "3 bench (random data)" "-" "$(echo "$l" | sed 's/^bench: reference CNN, //')"
+    done
+    rm -f "$LOG/bench.tmp"
+else
+    row "2 GPU vs CPU parity" "SKIP" "no build/test_cuda"
+fi
+
+step "4. Fashion-MNIST demo on the GPU"
+if [ ! -x examples/fashion ] && [ -f examples/fashion.c ]; then
+    # its own rule if the Makefile has one, else compiled here against dl_cuda.o
+    make examples/fashion > "$LOG/fashion.log" 2>&1 ||
+    { cc -std=c99 -O2 -I. -Iexamples -c examples/fashion.c -o build/fashion.o &&
+      "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" build/fashion.o build/dl_cuda.o -o examples/fashion -lcublas -lm -lpthread \
+          -Xlinker -rpath="$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../lib64"; } >> "$LOG/fashion.log" 2>&1
+fi
+if [ ! -x examples/fashion ]; then
+    echo "skipped: no examples/fashion yet"
+    row "4 fashion demo (1 epoch)" "SKIP" "examples/fashion does not exist yet"
+elif [ ! -d "$DATA" ]; then
+    echo "skipped: no data folder $DATA"
+    row "4 fashion demo (1 epoch)" "SKIP" "no data in $DATA"
+else
+    timeout 240 examples/fashion --gpu --epochs 1 --data "$DATA" >> "$LOG/fashion.log" 2>&1
+    rc=$?
+    tail -8 "$LOG/fashion.log"
+    acc=$(grep 'test accuracy' "$LOG/fashion.log" | tail -1)
+    ips=$(grep -i 'img/s\|images/s' "$LOG/fashion.log" | tail -1)
+    if [ $rc -eq 0 ] && [ -n "$acc" ]; then row "4 fashion demo (1 epoch)" "PASS" "$acc; $ips"
+    else row "4 fashion demo (1 epoch)" "FAIL" "exit $rc: $(tail -1 "$LOG/fashion.log")"; status=1; fi
+fi
+
+step "5. PyTorch baseline"
+if [ ! -f bench/torch_fashion.py ]; then
+    echo "skipped: no bench/torch_fashion.py yet"
+    row "5 torch baseline" "SKIP" "bench/torch_fashion.py does not exist yet"
+else
+    args="--device cuda"
+    python3 bench/torch_fashion.py --help 2>/dev/null | grep -q -- '--data' && args="$args --data $DATA"
+    timeout 240 python3 bench/torch_fashion.py $args > "$LOG/torch.log" 2>&1
+    rc=$?
+    tail -8 "$LOG/torch.log"
+    res=$(grep -i 'img/s\|images/s\|accuracy' "$LOG/torch.log" | tail -2 | tr '\n' ' ')
+    if [ $rc -eq 0 ]; then row "5 torch baseline" "ran" "$res"
+    else row "5 torch baseline" "error" "exit $rc: $(tail -1 "$LOG/torch.log")"; fi
+fi
+
+# 6. memory and shared-memory race checks of every kernel (cuBLAS's too), as time allows
+for tool in memcheck racecheck; do
+    step "6. compute-sanitizer --tool $tool"
+    left=$(( 330 - $(secs) ))
+    if ! command -v compute-sanitizer > /dev/null 2>&1 || [ ! -x build/test_cuda ]; then
+        row "6 sanitizer $tool" "SKIP" "no compute-sanitizer or no build"; continue
+    fi
+    if [ $left -lt 45 ]; then row "6 sanitizer $tool" "SKIP" "out of time"; continue; fi
+    timeout $left compute-sanitizer --tool $tool --print-limit 20 --error-exitcode 9 build/test_cuda --quick > "$LOG/san.tmp" 2>&1
+    rc=$?
+    { echo "== compute-sanitizer --tool $tool: exit $rc"; cat "$LOG/san.tmp"; } >> "$LOG/sanitizer.log"
+    tail -4 "$LOG/san.tmp"
+    verdict=$(grep 'ERROR SUMMARY\|RACECHECK SUMMARY' "$LOG/san.tmp" | tail -1)
+    rm -f "$LOG/san.tmp"
+    case $rc in
+    0) row "6 sanitizer $tool" "PASS" "$verdict" ;;
+    9) row "6 sanitizer $tool" "FAIL" "$verdict"; status=1 ;;
+    124) row "6 sanitizer $tool" "TIMEOUT" "no verdict in ${left}s" ;;
+    *) row "6 sanitizer $tool" "error" "exit $rc: $verdict" ;;
+    esac
+done
+
+{ printf '%-30s %-8s %s\n' "step" "result" "details"; cat "$SUM"; } > "$SUM.tmp" && mv "$SUM.tmp" "$SUM"
+printf '\n== summary (%ss, logs in %s)\n' "$(secs)" "$LOG"
+cat "$SUM"
+exit $status

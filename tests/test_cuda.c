@@ -1,0 +1,1018 @@
+/* test_cuda.c - the CUDA backend (dl_cuda.cu) against the CPU.
+
+   Without a usable GPU it checks that dl_cuda_backend_new and dl_cuda_use
+   fail cleanly, with a message, and that the net keeps training on the CPU.
+   With one, every op runs on two nets built alike (same seed), one moved to
+   the GPU, over the shapes of test_grad.c: outputs in eval and training mode,
+   every layer's activation and gradient (the input's too), what forward saves
+   for backward (maxpool's argmax exactly), running statistics, parameter
+   gradients and the parameters after an optimizer step. Then every loss,
+   every optimizer (from identical gradients), files, moving back to the CPU,
+   contexts and threads, and the error paths of a training step.
+
+   GPU and CPU agree when |gpu - cpu| <= 1e-4 |cpu| + 1e-5 max|cpu| + 1e-7,
+   max over the tensor compared: float sums in another order differ by a few
+   ulps of the tensor's scale, not of each element. Parameters and their
+   gradients get a floor from a wider scale (see layer_scale, term_scale),
+   since a bias feeding batchnorm has a true gradient of zero and holds noise.
+   Results of several training steps get 10 times these tolerances, since
+   differences compound from step to step; single steps get them as they are.
+
+   Options: --require-gpu (no GPU is a failure), --bench (only measure the
+   reference CNN's throughput, GPU and CPU), --quick (smaller cases). Built with -DDLC_EMULATE
+   the GPU half runs on the CPU against tests/cuda_emu.h. The line starting
+   "GPU tests:" says whether the GPU half ran. */
+#define _POSIX_C_SOURCE 200809L
+#define DL_IMPLEMENTATION
+#include "../dl.h"
+#include "test.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <pthread.h>
+
+#define RTOL 1e-4
+#define ATOL_SCALE 1e-5
+
+static int quick;
+static double loose = 1;            /* x tolerance: 10 where differences compound over several steps */
+
+static uint64_t rng_state = 1;
+static float frand(void) {          /* uniform in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((rng_state >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f;
+}
+static float *random_floats(size_t n) {
+    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+static float *copy_floats(const float *src, size_t n) {
+    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+    if (src && n) memcpy(p, src, n * sizeof(float));
+    return p;
+}
+
+/* A host copy of n floats of a net's working memory (device or host). */
+static float *fetch(dl_net *net, const float *src, size_t n) {
+    float *h = (float *)malloc((n ? n : 1) * sizeof(float));
+    if (n && net->b->copy(net->b, h, src, n * sizeof(float), DL_TO_HOST)) {
+        CHECK(0, "copy to host failed: %s", net->b->error);
+        memset(h, 0, n * sizeof(float));
+    }
+    return h;
+}
+
+/* gpu against cpu, n floats, with an extra absolute tolerance; one CHECK
+   naming the first difference. */
+static int compare_tol(const char *label, const char *what, const float *gpu, const float *cpu, size_t n, double extra) {
+    double maxabs = 0, atol;
+    size_t i, bad = 0, first = 0;
+    for (i = 0; i < n; i++) if (fabs(cpu[i]) > maxabs) maxabs = fabs(cpu[i]);
+    atol = loose * (ATOL_SCALE * maxabs + 1e-7 + extra);
+    for (i = 0; i < n; i++) {
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (!(d <= atol + loose * RTOL * fabs(cpu[i]))) { if (!bad) first = i; bad++; }
+    }
+    CHECK(!bad, "%s: %s: %lu of %lu differ; first [%lu]: gpu %.9g cpu %.9g (max |cpu| %.3g, extra tolerance %.3g)", label, what,
+          (unsigned long)bad, (unsigned long)n, (unsigned long)first, bad ? gpu[first] : 0.0, bad ? cpu[first] : 0.0, maxabs, extra);
+    return !bad;
+}
+static int compare(const char *label, const char *what, const float *gpu, const float *cpu, size_t n) {
+    return compare_tol(label, what, gpu, cpu, n, 0);
+}
+
+/* A parameter gradient is a sum over the batch of terms the size of the
+   layer's output gradient; float rounding of such a sum is relative to the
+   terms, not to the result, which for a bias feeding batchnorm is zero but for
+   noise. So its floor is TERM_TOL x (sum of |dout| per output channel). */
+#define TERM_TOL 1e-6
+static double term_scale(dl_net *net, const dl_layer *l) {
+    dl_ctx *c = net->ctx;
+    size_t k, i;
+    float *h;
+    double s = 0;
+    if (!c || !c->last || !c->train_plan || c->version != net->version || !c->rg[l->index]) return 0;
+    k = (size_t)c->n * l->size;
+    h = fetch(net, c->dout[l->index], k);
+    for (i = 0; i < k; i++) s += fabs(h[i]);
+    free(h);
+    return s / l->shape[0];
+}
+/* Every computed layer's output (grads 0) or gradient (grads 1) of the last
+   forward or backward on the nets' own contexts. */
+static void compare_layers(const char *label, dl_net *a, dl_net *b, int n, int grads) {
+    dl_ctx *ca = a->ctx, *cb = b->ctx;
+    int i;
+    char what[96];
+    if (!ca || !cb) { CHECK(0, "%s: no context", label); return; }
+    for (i = 0; i < a->n_layers; i++) {
+        const dl_layer *l = a->layers[i];
+        size_t k = (size_t)n * l->size;
+        float *h;
+        if (!ca->needed[i] || (grads && !ca->rg[i])) continue;
+        CHECK(cb->needed[i] && (!grads || cb->rg[i]), "%s: layer %s is not computed on the GPU", label, l->name);
+        h = fetch(b, grads ? cb->dout[i] : cb->out[i], k);
+        snprintf(what, sizeof what, "%s of %s", grads ? "gradient" : "output", l->name);
+        compare(label, what, h, grads ? ca->dout[i] : ca->out[i], k);
+        free(h);
+    }
+}
+/* What forward saved: batchnorm mean and invstd, maxpool argmax (exactly). */
+static void compare_saved(const char *label, dl_net *a, dl_net *b, int n) {
+    int i;
+    char what[96];
+    for (i = 0; i < a->n_layers; i++) {
+        const dl_layer *l = a->layers[i];
+        size_t k = dl_layer_saved_floats(l, n), j, bad = 0;
+        float *h;
+        if (!k || !a->ctx->needed[i] || !a->ctx->saved[i]) continue;
+        h = fetch(b, b->ctx->saved[i], k);
+        snprintf(what, sizeof what, "saved buffer of %s", l->name);
+        if (l->op == DL_OP_MAXPOOL2D) {
+            const int32_t *ga = (const int32_t *)(void *)h, *ca = (const int32_t *)(void *)a->ctx->saved[i];
+            for (j = 0; j < k; j++) bad += ga[j] != ca[j];
+            CHECK(!bad, "%s: %s: %lu of %lu argmax indices differ", label, what, (unsigned long)bad, (unsigned long)k);
+        } else compare(label, what, h, a->ctx->saved[i], k);
+        free(h);
+    }
+}
+/* The largest |value| among the parameters of l: the scale of a bias that
+   has only moved by noise. */
+static double layer_scale(dl_net *net, const dl_layer *l) {
+    double m = 0;
+    int i, j;
+    for (i = 0; i < l->n_params; i++) {
+        dl_param *p = dl_net_param(net, l->first_param + i);
+        for (j = 0; j < p->size; j++) if (fabs(p->data[j]) > m) m = fabs(p->data[j]);
+    }
+    return m;
+}
+/* Parameters (and gradients when grads) of two nets, by name; b on the GPU
+   (a may be too). */
+static void compare_params(const char *label, dl_net *a, dl_net *b, int grads) {
+    int i;
+    char what[96];
+    CHECK(dl_net_sync(a) == DL_OK && dl_net_sync(b) == DL_OK, "%s: sync: %s %s", label, dl_net_error(a), dl_net_error(b));
+    for (i = 0; i < dl_net_param_count(a); i++) {
+        dl_param *pa = dl_net_param(a, i), *pb = dl_net_param(b, i);
+        snprintf(what, sizeof what, "%s", pa->name);
+        compare_tol(label, what, pb->data, pa->data, (size_t)pa->size, ATOL_SCALE * layer_scale(a, pa->layer));
+        if (grads && pa->grad) {
+            snprintf(what, sizeof what, "gradient of %s", pa->name);
+            compare_tol(label, what, pb->grad, pa->grad, (size_t)pa->size, TERM_TOL * term_scale(a, pa->layer));
+        }
+    }
+}
+
+static dl_optim_desc sgd_desc(float lr, float momentum, float wd) {
+    dl_optim_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = DL_SGD; d.lr = lr; d.momentum = momentum; d.weight_decay = wd;
+    return d;
+}
+
+/* ---- the core check: one net, CPU against GPU ---- */
+typedef dl_layer *(*build_fn)(dl_net *net, const void *arg);
+
+static void parity(const char *label, build_fn build, const void *arg, int n) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *oa, *ob;
+    float *x = NULL, *R = NULL, *ya = NULL;
+    const float *y;
+    dl_optim_desc d = sgd_desc(0.05f, 0.9f, 1e-3f);
+    dl_optim *pa, *pb;
+    size_t in_n, out_n;
+    dl_net_seed(a, 5); dl_net_seed(b, 5);
+    oa = build(a, arg); ob = build(b, arg);
+    if (!oa || !ob) { CHECK(0, "%s: building failed: %s", label, dl_net_error(a)); goto done; }
+    if (dl_cuda_use(b, 0) != DL_OK) { CHECK(0, "%s: dl_cuda_use: %s", label, dl_net_error(b)); goto done; }
+    CHECK(!strcmp(dl_net_backend(b)->name, "cuda"), "%s: on %s", label, dl_net_backend(b)->name);
+    in_n = (size_t)n * dl_layer_size(dl_net_layer(a, 0));
+    out_n = (size_t)n * dl_layer_size(oa);
+    x = random_floats(in_n);
+    R = random_floats(out_n);
+    dl_net_set_input_grad(a, 1); dl_net_set_input_grad(b, 1);
+
+    /* inference */
+    y = dl_forward(a, oa, x, n, 0);
+    CHECK(y != NULL, "%s: cpu eval forward: %s", label, dl_net_error(a));
+    if (!y) goto done;
+    ya = copy_floats(y, out_n);
+    y = dl_forward(b, ob, x, n, 0);
+    CHECK(y != NULL, "%s: gpu eval forward: %s", label, dl_net_error(b));
+    if (!y) goto done;
+    compare(label, "eval output", y, ya, out_n);
+
+    /* training: the same generator state draws the same dropout masks */
+    dl_net_seed(a, 7); dl_net_seed(b, 7);
+    free(ya);
+    ya = NULL;
+    y = dl_forward(a, oa, x, n, 1);
+    CHECK(y != NULL, "%s: cpu train forward: %s", label, dl_net_error(a));
+    if (!y) goto done;
+    ya = copy_floats(y, out_n);
+    y = dl_forward(b, ob, x, n, 1);
+    CHECK(y != NULL, "%s: gpu train forward: %s", label, dl_net_error(b));
+    if (!y) goto done;
+    compare(label, "train output", y, ya, out_n);
+    compare_layers(label, a, b, n, 0);
+    compare_saved(label, a, b, n);
+
+    /* backward from R, adding into zeroed gradients */
+    dl_zero_grad(a); dl_zero_grad(b);
+    CHECK(dl_backward(a, oa, R) == DL_OK, "%s: cpu backward: %s", label, dl_net_error(a));
+    CHECK(dl_backward(b, ob, R) == DL_OK, "%s: gpu backward: %s", label, dl_net_error(b));
+    compare_layers(label, a, b, n, 1);          /* includes the input's gradient */
+    compare_params(label, a, b, 1);             /* running statistics and gradients */
+
+    /* one optimizer step: SGD is linear in the gradient, so differences stay small */
+    pa = dl_optim_new(a, &d); pb = dl_optim_new(b, &d);
+    CHECK(pa && pb, "%s: optimizer: %s", label, dl_net_error(b));
+    if (pa && pb) {
+        CHECK(dl_optim_step(pa) == DL_OK, "%s: cpu step: %s", label, dl_net_error(a));
+        CHECK(dl_optim_step(pb) == DL_OK, "%s: gpu step: %s", label, dl_net_error(b));
+        compare_params(label, a, b, 0);
+    }
+done:
+    free(x); free(R); free(ya);
+    dl_net_free(a); dl_net_free(b);
+}
+
+/* ---- builders ---- */
+/* the _w fields: 0 for the same as along h */
+typedef struct conv_arg { int c, h, w, filters, kh, kw, stride, pad, dil, groups, bias, stride_w, pad_w, dil_w; } conv_arg;
+static dl_layer *build_conv(dl_net *net, const void *p) {
+    const conv_arg *a = (const conv_arg *)p;
+    dl_layer *x = dl_input(net, a->c, a->h, a->w);
+    dl_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.filters = a->filters; d.kernel_h = a->kh; d.kernel_w = a->kw; d.stride_h = a->stride; d.pad_h = a->pad;
+    d.dilation_h = a->dil; d.groups = a->groups; d.no_bias = !a->bias;
+    d.stride_w = a->stride_w; d.pad_w = a->pad_w; d.dilation_w = a->dil_w;
+    return dl_conv2d_ex(x, &d);
+}
+typedef struct pool_arg { int max, c, h, w, k, s, pad, kw, sw, pw; } pool_arg;
+static dl_layer *build_pool(dl_net *net, const void *p) {
+    const pool_arg *a = (const pool_arg *)p;
+    dl_layer *x = dl_input(net, a->c, a->h, a->w);
+    dl_pool_desc d;
+    memset(&d, 0, sizeof d);
+    d.kernel_h = a->k; d.stride_h = a->s; d.pad_h = a->pad;
+    d.kernel_w = a->kw; d.stride_w = a->sw; d.pad_w = a->pw;
+    return a->max ? dl_maxpool2d_ex(x, &d) : dl_avgpool2d_ex(x, &d);
+}
+
+/* Small nets named by an int, one per case of test_grad.c and more. */
+enum {
+    N_DENSE, N_DENSE_FLAT, N_DENSE_NOBIAS, N_GAP, N_BN_CHW, N_BN_DENSE, N_BN_1, N_RELU, N_LEAKY, N_ELU, N_PRELU,
+    N_SIGMOID, N_TANH, N_SOFTMAX_CH, N_DROPOUT, N_SOFTMAX_FEAT, N_PRELU_DENSE, N_ADD3, N_MUL, N_CONCAT, N_MATMUL,
+    N_MATMUL3, N_RESIDUAL, N_FLATTEN, N_SAME_INPUT, N_CUSTOM, N_REFERENCE, N_POOL_AFTER_CONV, N_BN_DROPOUT_EVAL
+};
+
+/* A user-defined layer: y = scale * x^2 + shift (test_grad.c's) */
+static int square_forward(const dl_custom_args *a) {
+    int i;
+    for (i = 0; i < a->n * a->out_size; i++) a->out[i] = a->params[0][0] * a->in[0][i] * a->in[0][i] + a->params[1][i % a->out_size];
+    return 0;
+}
+static int square_backward(const dl_custom_args *a) {
+    int i;
+    for (i = 0; i < a->n * a->out_size; i++) {
+        float x = a->in[0][i];
+        if (a->din[0]) a->din[0][i] += a->dout[i] * 2.0f * a->params[0][0] * x;
+        if (a->dparams[0]) a->dparams[0][0] += a->dout[i] * x * x;
+        if (a->dparams[1]) a->dparams[1][i % a->out_size] += a->dout[i];
+    }
+    return 0;
+}
+static int failing_forward(const dl_custom_args *a) { (void)a; return 3; }
+static dl_layer *square_layer(dl_layer *x, int fail) {
+    dl_custom_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = "square";
+    d.ndim = 1; d.shape[0] = dl_layer_size(x);
+    d.forward = fail ? failing_forward : square_forward; d.backward = square_backward;
+    d.n_params = 2;
+    d.params[0].name = "scale"; d.params[0].size = 1; d.params[0].init_value = 0.5f;
+    d.params[1].name = "shift"; d.params[1].size = d.shape[0]; d.params[1].init_value = 0.1f;
+    return dl_custom(&x, 1, &d);
+}
+
+/* conv 3x3 32 -> bn -> prelu -> maxpool -> conv 3x3 64 -> bn -> prelu -> maxpool -> dense 10 */
+static dl_layer *reference_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 1, 28, 28);
+    dl_layer *h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(x, 32, 3, 1, 1))), 2, 2);
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 64, 3, 1, 1))), 2, 2);
+    return dl_dense(dl_flatten(h), 10);
+}
+
+static dl_layer *build_net(dl_net *net, const void *p) {
+    int kind = *(const int *)p;
+    dl_layer *x, *xs[3];
+    dl_dense_desc dd;
+    switch (kind) {
+    case N_DENSE: return dl_dense(dl_input(net, 7, 0, 0), 5);
+    case N_DENSE_FLAT: return dl_dense(dl_input(net, 3, 4, 5), 9);
+    case N_DENSE_NOBIAS:
+        memset(&dd, 0, sizeof dd);
+        dd.units = 3; dd.no_bias = 1;
+        return dl_dense_ex(dl_input(net, 6, 0, 0), &dd);
+    case N_GAP: return dl_global_avgpool(dl_input(net, 5, 3, 4));
+    case N_BN_CHW: return dl_batchnorm(dl_input(net, 3, 5, 4));
+    case N_BN_DENSE: return dl_batchnorm(dl_dense(dl_input(net, 6, 0, 0), 5));
+    case N_BN_1: return dl_batchnorm(dl_input(net, 2, 3, 3));
+    case N_RELU: return dl_relu(dl_input(net, 3, 5, 3));
+    case N_LEAKY: return dl_leaky_relu(dl_input(net, 3, 5, 3), 0.1f);
+    case N_ELU: return dl_elu(dl_input(net, 3, 5, 3), 0.7f);
+    case N_PRELU: return dl_prelu(dl_input(net, 3, 5, 3));
+    case N_SIGMOID: return dl_sigmoid(dl_input(net, 3, 5, 3));
+    case N_TANH: return dl_tanh(dl_input(net, 3, 5, 3));
+    case N_SOFTMAX_CH: return dl_softmax(dl_input(net, 3, 5, 3));
+    case N_DROPOUT: return dl_dropout(dl_input(net, 3, 5, 3), 0.3f);
+    case N_SOFTMAX_FEAT: return dl_softmax(dl_input(net, 7, 0, 0));
+    case N_PRELU_DENSE: return dl_prelu(dl_dense(dl_input(net, 4, 0, 0), 5));
+    case N_ADD3:
+        x = dl_input(net, 6, 0, 0);
+        xs[0] = dl_dense(x, 4); xs[1] = dl_dense(x, 4); xs[2] = dl_tanh(dl_dense(x, 4));
+        return dl_add_n(xs, 3);
+    case N_MUL:
+        x = dl_input(net, 6, 0, 0);
+        return dl_mul(dl_dense(x, 5), dl_dense(x, 5));
+    case N_CONCAT:
+        x = dl_input(net, 2, 5, 3);
+        xs[0] = dl_conv2d(x, 3, 3, 1, 1); xs[1] = x; xs[2] = dl_conv2d(x, 1, 1, 1, 0);
+        return dl_concat(xs, 3);
+    case N_MATMUL: {
+        int sa[2] = { 3, 4 }, sb[2] = { 4, 2 };
+        x = dl_input(net, 12, 0, 0);
+        return dl_matmul(dl_reshape(x, 2, sa), dl_reshape(dl_dense(x, 8), 2, sb));
+    }
+    case N_MATMUL3: {
+        int sa[3] = { 2, 3, 4 }, sb[3] = { 2, 4, 5 };
+        x = dl_input(net, 24, 0, 0);
+        return dl_matmul(dl_reshape(x, 3, sa), dl_reshape(dl_dense(x, 40), 3, sb));
+    }
+    case N_RESIDUAL: {
+        dl_layer *h;
+        x = dl_input(net, 2, 3, 4);
+        h = dl_conv2d(dl_tanh(dl_batchnorm(dl_conv2d(x, 2, 3, 1, 1))), 2, 3, 1, 1);
+        return dl_add(x, h);
+    }
+    case N_FLATTEN:
+        x = dl_input(net, 2, 3, 4);
+        return dl_dense(dl_flatten(dl_elu(x, 1.0f)), 3);
+    case N_SAME_INPUT: {    /* one layer as several inputs of a layer: they share one gradient buffer */
+        dl_layer *h, *m, *parts[4];
+        int sq[2] = { 3, 3 };
+        x = dl_input(net, 9, 0, 0);
+        h = dl_tanh(dl_dense(x, 9));
+        m = dl_reshape(h, 2, sq);
+        xs[0] = h; xs[1] = h;
+        parts[0] = dl_add(h, h);
+        parts[1] = dl_mul(h, h);
+        parts[2] = dl_concat(xs, 2);
+        parts[3] = dl_flatten(dl_matmul(m, m));
+        return dl_dense(dl_concat(parts, 4), 4);
+    }
+    case N_CUSTOM: return dl_dense(square_layer(dl_input(net, 5, 0, 0), 0), 3);
+    case N_REFERENCE: return reference_cnn(net);
+    case N_POOL_AFTER_CONV: {
+        dl_pool_desc pd;
+        memset(&pd, 0, sizeof pd);
+        pd.kernel_h = 3; pd.stride_h = 2; pd.pad_h = 1;
+        x = dl_input(net, 3, 11, 9);
+        return dl_global_avgpool(dl_avgpool2d_ex(dl_maxpool2d_ex(dl_relu(dl_conv2d(x, 5, 3, 1, 1)), &pd), &pd));
+    }
+    case N_BN_DROPOUT_EVAL: {   /* statistics carried from a training forward into eval */
+        x = dl_input(net, 4, 6, 5);
+        return dl_dropout(dl_prelu(dl_batchnorm(dl_conv2d(x, 6, 3, 2, 1))), 0.25f);
+    }
+    }
+    return NULL;
+}
+static void net_case(int kind, int n, const char *label) { parity(label, build_net, &kind, n); }
+
+/* ---- op tests ---- */
+static void test_dense(void) {
+    net_case(N_DENSE, 3, "dense 7->5 batch3");
+    net_case(N_DENSE, 1, "dense 7->5 batch1");
+    net_case(N_DENSE_FLAT, 1, "dense flattening 3x4x5->9 batch1");
+    net_case(N_DENSE_NOBIAS, 2, "dense no bias");
+}
+
+static void conv_case(int n, int c, int h, int w, int filters, int kh, int kw, int stride, int pad, int dil, int groups,
+                      int bias, const char *label) {
+    conv_arg a;
+    memset(&a, 0, sizeof a);
+    a.c = c; a.h = h; a.w = w; a.filters = filters; a.kh = kh; a.kw = kw; a.stride = stride; a.pad = pad;
+    a.dil = dil; a.groups = groups; a.bias = bias;
+    parity(label, build_conv, &a, n);
+}
+static void test_conv2d(void) {
+    conv_case(1, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1, "conv 3x3 pad1 batch1 7x5");
+    conv_case(3, 3, 7, 5, 6, 3, 3, 2, 0, 1, 1, 1, "conv 3x3 stride2 pad0 batch3");
+    conv_case(2, 5, 6, 7, 3, 3, 3, 1, 2, 1, 1, 1, "conv 3x3 pad2 5->3 channels");
+    conv_case(2, 3, 9, 8, 4, 3, 3, 1, 2, 2, 1, 1, "conv dilation2 pad2");
+    conv_case(3, 6, 5, 5, 4, 3, 3, 1, 1, 1, 2, 1, "conv groups2");
+    conv_case(2, 5, 6, 5, 5, 3, 3, 2, 1, 1, 5, 1, "conv depthwise stride2");
+    conv_case(3, 4, 7, 6, 8, 3, 3, 1, 1, 1, 4, 0, "conv depthwise x2 multiplier, no bias");
+    conv_case(3, 6, 4, 5, 7, 1, 1, 1, 0, 1, 1, 1, "conv 1x1 pointwise");
+    conv_case(1, 3, 7, 6, 4, 3, 2, 1, 1, 1, 1, 0, "conv 3x2 kernel no bias");
+    conv_case(2, 4, 5, 5, 6, 1, 1, 2, 0, 1, 2, 1, "conv 1x1 stride2 groups2");
+    conv_case(3, 16, 15, 13, 24, 3, 3, 1, 1, 1, 1, 1, "conv 16->24 on 15x13 batch3");
+    conv_case(2, 3, 12, 11, 5, 5, 5, 2, 2, 1, 1, 1, "conv 5x5 stride2 pad2");
+    {   /* every attribute different along h and w */
+        conv_arg a = { 4, 11, 13, 6, 3, 2, 2, 2, 2, 2, 1, 1, 1, 1 };
+        parity("conv 3x2, stride 2x1, pad 2x1, dilation 2x1, groups 2", build_conv, &a, 3);
+    }
+    {   /* a scratch limit of a few samples: the batch runs in chunks, the last one short */
+        conv_arg a = { 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0 };
+        setenv("DL_CUDA_CONV_SCRATCH", "2700", 1);   /* 1344 floats a sample */
+        parity("conv in chunks of 2 samples, batch 5", build_conv, &a, 5);
+        unsetenv("DL_CUDA_CONV_SCRATCH");
+    }
+}
+
+static void pool_case(int max, int n, int c, int h, int w, int k, int s, int pad, const char *label) {
+    pool_arg a;
+    memset(&a, 0, sizeof a);
+    a.max = max; a.c = c; a.h = h; a.w = w; a.k = k; a.s = s; a.pad = pad;
+    parity(label, build_pool, &a, n);
+}
+static void test_pool(void) {
+    pool_case(1, 3, 3, 7, 5, 2, 2, 0, "maxpool 2x2 on 7x5 batch3");
+    pool_case(1, 1, 2, 7, 6, 3, 2, 1, "maxpool 3x3 stride2 pad1");
+    pool_case(1, 2, 3, 8, 9, 3, 1, 1, "maxpool 3x3 stride1 pad1 (overlapping)");
+    pool_case(0, 3, 3, 7, 5, 2, 2, 0, "avgpool 2x2 on 7x5");
+    pool_case(0, 2, 2, 6, 7, 3, 2, 1, "avgpool 3x3 stride2 pad1");
+    pool_case(0, 1, 2, 9, 8, 4, 3, 2, "avgpool 4x4 stride3 pad2 (clipped windows)");
+    {   /* kernel, stride and padding different along h and w */
+        pool_arg a = { 1, 2, 9, 10, 3, 2, 1, 4, 3, 2 };
+        parity("maxpool 3x4, stride 2x3, pad 1x2", build_pool, &a, 2);
+        a.max = 0;
+        parity("avgpool 3x4, stride 2x3, pad 1x2", build_pool, &a, 2);
+    }
+    net_case(N_GAP, 3, "global avgpool 5x3x4");
+    net_case(N_POOL_AFTER_CONV, 2, "conv, relu, maxpool, avgpool, global avgpool");
+}
+
+static void test_batchnorm(void) {
+    net_case(N_BN_CHW, 3, "batchnorm CxHxW");
+    net_case(N_BN_DENSE, 4, "batchnorm after dense");
+    net_case(N_BN_1, 1, "batchnorm batch1");
+    net_case(N_BN_DROPOUT_EVAL, 3, "conv, batchnorm, prelu, dropout");
+}
+
+static void test_activations(void) {
+    net_case(N_RELU, 3, "relu");
+    net_case(N_LEAKY, 3, "leaky relu");
+    net_case(N_ELU, 3, "elu");
+    net_case(N_PRELU, 3, "prelu");
+    net_case(N_SIGMOID, 3, "sigmoid");
+    net_case(N_TANH, 3, "tanh");
+    net_case(N_SOFTMAX_CH, 3, "softmax over channels");
+    net_case(N_DROPOUT, 3, "dropout");
+    net_case(N_DROPOUT, 1, "dropout batch1");
+    net_case(N_SOFTMAX_FEAT, 2, "softmax over features");
+    net_case(N_PRELU_DENSE, 3, "prelu after dense");
+}
+
+static void test_graph_ops(void) {
+    net_case(N_ADD3, 3, "add of 3 branches");
+    net_case(N_MUL, 2, "mul of 2 branches");
+    net_case(N_CONCAT, 3, "concat conv3x3, identity, conv1x1");
+    net_case(N_MATMUL, 3, "matmul 3x4 by 4x2");
+    net_case(N_MATMUL3, 2, "batched matmul 2x(3x4 by 4x5)");
+    net_case(N_RESIDUAL, 3, "residual block");
+    net_case(N_FLATTEN, 2, "flatten view between elu and dense");
+    net_case(N_SAME_INPUT, 3, "one layer as both inputs of add, mul, matmul, concat");
+}
+
+static void test_custom(void) {
+    net_case(N_CUSTOM, 3, "custom layer on host copies");
+}
+
+static void test_reference_cnn(void) {
+    net_case(N_REFERENCE, quick ? 2 : 5, "reference CNN");
+}
+
+/* ---- losses: whole training steps ---- */
+static void loss_case(const char *label, int mse, int kind, int n) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *oa, *ob;
+    dl_optim_desc d = sgd_desc(0.1f, 0.9f, 0);
+    dl_optim *pa, *pb;
+    float *x, *t, la = -1, lb = -2;
+    int *labels, i, s, classes;
+    dl_net_seed(a, 3); dl_net_seed(b, 3);
+    oa = build_net(a, &kind); ob = build_net(b, &kind);
+    pa = dl_optim_new(a, &d);
+    if (!oa || !ob || !pa || dl_cuda_use(b, 0)) { CHECK(0, "%s: setup: %s %s", label, dl_net_error(a), dl_net_error(b)); goto done; }
+    pb = dl_optim_new(b, &d);               /* made on the GPU */
+    classes = dl_layer_size(oa);
+    x = random_floats((size_t)n * dl_layer_size(dl_net_layer(a, 0)));
+    t = random_floats((size_t)n * classes);
+    labels = (int *)malloc((size_t)n * sizeof(int));
+    for (i = 0; i < n; i++) labels[i] = (int)((frand() + 1.0f) * 0.5f * classes) % classes;
+    for (s = 0; s < 3; s++) {       /* the first step strictly; then differences compound */
+        int ra = mse ? dl_train_step_mse(a, pa, oa, x, t, n, &la) : dl_train_step(a, pa, oa, x, labels, n, &la);
+        int rb = mse ? dl_train_step_mse(b, pb, ob, x, t, n, &lb) : dl_train_step(b, pb, ob, x, labels, n, &lb);
+        CHECK(ra == DL_OK && rb == DL_OK, "%s: step %d: %s / %s", label, s, dl_net_error(a), dl_net_error(b));
+        CHECK(test_close(lb, la, 1e-6, s ? 1e-4 : 1e-5), "%s: step %d: loss gpu %.9g cpu %.9g", label, s, lb, la);
+        if (s == 0) compare_params(label, a, b, 1);
+    }
+    loose = 10;
+    compare_params(label, a, b, 1);
+    loose = 1;
+    free(x); free(t); free(labels);
+done:
+    dl_net_free(a); dl_net_free(b);
+}
+static void test_losses(void) {
+    loss_case("cross-entropy, dense 7->5, batch 3", 0, N_DENSE, 3);
+    loss_case("cross-entropy, batch 1", 0, N_DENSE, 1);
+    loss_case("cross-entropy, batch 300 (more samples than threads)", 0, N_ADD3, 300);
+    loss_case("cross-entropy through batchnorm, batch 6", 0, N_BN_DENSE, 6);
+    loss_case("mse, dense, batch 3", 1, N_DENSE, 3);
+    loss_case("mse over 1050 values (several blocks)", 1, N_MATMUL3, 35);
+    loss_case("cross-entropy on the reference CNN, batch 8", 0, N_REFERENCE, quick ? 4 : 8);
+}
+
+/* ---- optimizers: the same gradients in, the same parameters and state out ---- */
+static dl_layer *optim_net(dl_net *net) {
+    dl_layer *x = dl_input(net, 3, 6, 5);
+    return dl_dense(dl_prelu(dl_batchnorm(dl_conv2d(x, 4, 3, 1, 1))), 7);
+}
+static void set_grads(dl_net *net, uint64_t seed, float bad) {
+    float *g = dl_net_grads(net);
+    size_t i;
+    rng_state = seed;
+    for (i = 0; i < dl_net_param_floats(net); i++) {     /* well away from 0: no division by tiny numbers */
+        float u = frand();
+        g[i] = u < 0 ? u - 0.05f : u + 0.05f;
+    }
+    if (bad != 0) g[dl_net_param_floats(net) / 2] = bad;
+}
+static void optim_case(const char *label, dl_optim_desc d) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_optim *pa, *pb;
+    dl_param *frozen;
+    float *w0 = NULL;
+    int s, k;
+    char what[64];
+    optim_net(a); optim_net(b);
+    dl_net_find_param(a, "batchnorm_1.weight")->frozen = 1;     /* two ranges around it */
+    dl_net_find_param(b, "batchnorm_1.weight")->frozen = 1;
+    set_grads(a, 99, 0); set_grads(b, 99, 0);
+    w0 = copy_floats(dl_net_params(a), dl_net_param_floats(a));
+    pa = dl_optim_new(a, &d);
+    if (!pa || dl_cuda_use(b, 0) || !(pb = dl_optim_new(b, &d))) { CHECK(0, "%s: setup: %s", label, dl_net_error(b)); goto done; }
+    for (s = 0; s < 3; s++) {
+        CHECK(dl_optim_step(pa) == DL_OK, "%s: cpu step %d: %s", label, s, dl_net_error(a));
+        CHECK(dl_optim_step(pb) == DL_OK, "%s: gpu step %d: %s", label, s, dl_net_error(b));
+    }
+    CHECK(dl_net_sync(b) == DL_OK, "%s: sync", label);
+    compare(label, "parameters", dl_net_params(b), dl_net_params(a), dl_net_param_floats(a));
+    compare(label, "gradients (clipped in place)", dl_net_grads(b), dl_net_grads(a), dl_net_param_floats(a));
+    for (k = 0; k < 3; k++) {
+        float *h;
+        CHECK((pa->s[k] == NULL) == (pb->s[k] == NULL), "%s: state %d exists on one side only", label, k);
+        if (!pa->s[k] || !pb->s[k]) continue;
+        h = fetch(b, pb->s[k], pb->n);
+        snprintf(what, sizeof what, "state buffer %d", k);
+        compare(label, what, h, pa->s[k], pa->n);
+        free(h);
+    }
+    frozen = dl_net_find_param(b, "batchnorm_1.weight");
+    CHECK(!memcmp(frozen->data, w0 + frozen->offset, (size_t)frozen->size * sizeof(float)), "%s: a frozen parameter changed", label);
+done:
+    free(w0);
+    dl_net_free(a); dl_net_free(b);
+}
+static void test_optimizers(void) {
+    dl_optim_desc d;
+#define OPT(label, ...) do { memset(&d, 0, sizeof d); __VA_ARGS__; optim_case(label, d); } while (0)
+    OPT("sgd", d.kind = DL_SGD; d.lr = 0.1f);
+    OPT("sgd momentum, weight decay", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.weight_decay = 0.01f);
+    OPT("sgd nesterov", d.kind = DL_SGD; d.lr = 0.05f; d.momentum = 0.8f; d.nesterov = 1);
+    OPT("sgd clipped to norm 0.5", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.5f; d.clip_norm = 0.5f);
+    OPT("sgd, clip norm not reached", d.kind = DL_SGD; d.lr = 0.1f; d.clip_norm = 1e6f);
+    OPT("adam", d.kind = DL_ADAM);
+    OPT("adam, L2 weight decay", d.kind = DL_ADAM; d.lr = 3e-3f; d.weight_decay = 0.01f);
+    OPT("adam clipped to norm 1", d.kind = DL_ADAM; d.clip_norm = 1.0f);
+    OPT("adamw", d.kind = DL_ADAMW; d.lr = 2e-3f; d.weight_decay = 0.05f);
+    OPT("adamw betas 0.5 0.9", d.kind = DL_ADAMW; d.beta1 = 0.5f; d.beta2 = 0.9f; d.eps = 1e-6f);
+    OPT("rmsprop", d.kind = DL_RMSPROP);
+    OPT("rmsprop momentum", d.kind = DL_RMSPROP; d.momentum = 0.9f);
+    OPT("rmsprop centered", d.kind = DL_RMSPROP; d.centered = 1);
+    OPT("rmsprop centered, momentum, decay", d.kind = DL_RMSPROP; d.centered = 1; d.momentum = 0.7f; d.weight_decay = 0.01f; d.alpha = 0.9f);
+#undef OPT
+}
+/* A NaN or inf gradient: DL_ERR_NUMERIC, and no parameter, gradient or state changes. */
+static void test_optim_nonfinite(void) {
+    float bads[2];
+    int i, k;
+    bads[0] = NAN; bads[1] = INFINITY;
+    for (i = 0; i < 2; i++) {
+        dl_net *b = dl_net_new();
+        dl_optim_desc d;
+        dl_optim *p;
+        float *w0, *g0;
+        size_t nw;
+        optim_net(b);
+        set_grads(b, 5, bads[i]);
+        nw = dl_net_param_floats(b);
+        w0 = copy_floats(dl_net_params(b), nw);
+        g0 = copy_floats(dl_net_grads(b), nw);
+        memset(&d, 0, sizeof d);
+        d.kind = i ? DL_RMSPROP : DL_ADAM; d.clip_norm = 0.5f; d.momentum = i ? 0.9f : 0;
+        p = dl_optim_new(b, &d);
+        if (!p || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s", dl_net_error(b)); dl_net_free(b); free(w0); free(g0); continue; }
+        CHECK(dl_optim_step(p) == DL_ERR_NUMERIC, "%s gradient: step did not fail: %s", i ? "inf" : "NaN", dl_net_error(b));
+        CHECK(strstr(dl_net_error(b), "not finite") != NULL, "message: %s", dl_net_error(b));
+        CHECK(dl_net_sync(b) == DL_OK, "sync");
+        CHECK(!memcmp(dl_net_params(b), w0, nw * sizeof(float)), "parameters changed");
+        CHECK(!memcmp(dl_net_grads(b), g0, nw * sizeof(float)), "gradients changed (clipping ran?)");
+        for (k = 0; k < 3; k++)
+            if (p->s[k]) {
+                float *h = fetch(b, p->s[k], p->n);
+                size_t j, nz = 0;
+                for (j = 0; j < p->n; j++) nz += h[j] != 0;
+                CHECK(nz == 0, "optimizer state %d changed in %lu places", k, (unsigned long)nz);
+                free(h);
+            }
+        CHECK(p->step == 0, "the step count moved");
+        dl_net_free(b);
+        free(w0); free(g0);
+    }
+}
+
+/* ---- files, moving back, contexts ---- */
+static dl_layer *small_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 1, 12, 12);
+    dl_layer *h = dl_maxpool2d(dl_relu(dl_batchnorm(dl_conv2d(x, 8, 3, 1, 1))), 2, 2);
+    h = dl_maxpool2d(dl_relu(dl_conv2d(h, 16, 3, 1, 1)), 2, 2);
+    return dl_dense(dl_dropout(dl_flatten(h), 0.1f), 4);
+}
+static void make_batch(float *x, int *y, int n) {
+    int i;
+    for (i = 0; i < n * 144; i++) x[i] = frand();
+    for (i = 0; i < n; i++) y[i] = (int)((frand() + 1.0f) * 2.0f) % 4;
+}
+static void test_files_and_moving(void) {
+    enum { N = 16 };
+    static float x[N * 144];
+    static int y[N];
+    dl_net *a = dl_net_new(), *b = dl_net_new(), *c = NULL, *d = NULL, *e = NULL;
+    dl_layer *la, *lb, *lc, *ld, *le;
+    dl_optim_desc od = sgd_desc(0.05f, 0.9f, 1e-4f);
+    dl_optim *pa, *pb, *pd = NULL, *pe = NULL;
+    dl_status st;
+    dl_backend *gpu;
+    float *pred_b = NULL;
+    const float *p;
+    int s;
+    make_batch(x, y, N);
+    dl_net_seed(a, 21); dl_net_seed(b, 21);
+    la = small_cnn(a); lb = small_cnn(b);
+    pa = dl_optim_new(a, &od); pb = dl_optim_new(b, &od);
+    gpu = dl_cuda_backend_new(0, &st);          /* the long way round: backend, then move */
+    CHECK(gpu != NULL, "dl_cuda_backend_new: %s", st.msg);
+    if (!gpu || dl_net_to_backend(b, gpu)) { CHECK(0, "move: %s", dl_net_error(b)); goto done; }
+    for (s = 0; s < 3; s++) {
+        CHECK(dl_train_step(a, pa, la, x, y, N, NULL) == DL_OK, "cpu: %s", dl_net_error(a));
+        CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "gpu: %s", dl_net_error(b));
+    }
+    loose = 10;
+    compare_params("3 steps with dropout and batchnorm", a, b, 0);
+    loose = 1;
+
+    CHECK(dl_net_save(b, "build/t_cuda.dl") == DL_OK, "save a GPU net: %s", dl_net_error(b));
+    p = dl_predict(b, lb, x, N);
+    CHECK(p != NULL, "predict: %s", dl_net_error(b));
+    if (!p) goto done;
+    pred_b = copy_floats(p, N * 4);
+    c = dl_net_load("build/t_cuda.dl", &st);
+    CHECK(c != NULL, "load: %s", st.msg);
+    if (c && (lc = dl_net_layer(c, -1)) && (p = dl_predict(c, lc, x, N)))
+        compare("saved from the GPU, loaded on the CPU", "predictions", pred_b, p, N * 4);
+
+    /* a checkpoint continues alike on the CPU and, moved again, on the GPU */
+    CHECK(dl_checkpoint_save(b, pb, "build/t_cuda.ckpt") == DL_OK, "checkpoint: %s", dl_net_error(b));
+    d = dl_checkpoint_load("build/t_cuda.ckpt", &pd, &st);
+    e = dl_checkpoint_load("build/t_cuda.ckpt", &pe, &st);
+    CHECK(d && e && pd && pe, "checkpoint load: %s", st.msg);
+    if (!d || !e || !pd || !pe) goto done;
+    CHECK(dl_cuda_use(e, 0) == DL_OK, "checkpoint to the GPU: %s", dl_net_error(e));
+    ld = dl_net_layer(d, -1); le = dl_net_layer(e, -1);
+    dl_net_seed(b, 8); dl_net_seed(d, 8); dl_net_seed(e, 8);
+    CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "b: %s", dl_net_error(b));
+    CHECK(dl_train_step(d, pd, ld, x, y, N, NULL) == DL_OK, "d: %s", dl_net_error(d));
+    CHECK(dl_train_step(e, pe, le, x, y, N, NULL) == DL_OK, "e: %s", dl_net_error(e));
+    compare_params("checkpoint resumed on the CPU vs the GPU", d, e, 1);
+    compare_params("checkpoint resumed on the GPU vs the original", b, e, 1);
+
+    /* weights from a CPU file into a GPU net */
+    CHECK(dl_net_save(a, "build/t_cuda_a.dl") == DL_OK, "save: %s", dl_net_error(a));
+    CHECK(dl_net_load_weights(b, "build/t_cuda_a.dl") == DL_OK, "load weights into a GPU net: %s", dl_net_error(b));
+    free(pred_b);
+    pred_b = NULL;
+    if ((p = dl_predict(a, la, x, N)) != NULL) {
+        pred_b = copy_floats(p, N * 4);
+        p = dl_predict(b, lb, x, N);
+        CHECK(p != NULL, "predict: %s", dl_net_error(b));
+        if (p) compare("weights loaded into a GPU net", "predictions", p, pred_b, N * 4);
+    }
+
+    /* back to the CPU: the same predictions, and training goes on */
+    free(pred_b);
+    p = dl_predict(b, lb, x, N);
+    pred_b = p ? copy_floats(p, N * 4) : NULL;
+    CHECK(dl_net_to_backend(b, NULL) == DL_OK, "back to the CPU: %s", dl_net_error(b));
+    CHECK(!strcmp(dl_net_backend(b)->name, "cpu"), "still on %s", dl_net_backend(b)->name);
+    p = dl_predict(b, lb, x, N);
+    if (p && pred_b) compare("moved back to the CPU", "predictions", p, pred_b, N * 4);
+    CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "training after moving back: %s", dl_net_error(b));
+    CHECK(dl_dense(lb, 2) != NULL, "adding a layer after moving back: %s", dl_net_error(b));
+done:
+    free(pred_b);
+    dl_net_free(a); dl_net_free(b); dl_net_free(c); dl_net_free(d); dl_net_free(e);
+    remove("build/t_cuda.dl"); remove("build/t_cuda.ckpt"); remove("build/t_cuda_a.dl");
+}
+
+/* ---- contexts and threads on one GPU net ---- */
+/* Within float rounding of want: each context has its own buffers, and cuBLAS
+   may choose its kernels by alignment; a race would give garbage. */
+static int near(const float *y, const float *want, int count) {
+    int i;
+    for (i = 0; i < count; i++) if (!(fabs(y[i] - want[i]) <= 1e-5 * (1 + fabs(want[i])))) return 0;
+    return 1;
+}
+typedef struct pred_job { dl_net *net; dl_layer *out; const float *x, *want; int n, rounds, bad; } pred_job;
+static void *predict_thread(void *p) {
+    pred_job *j = (pred_job *)p;
+    dl_ctx *c = dl_ctx_new(j->net);
+    int r;
+    for (r = 0; r < j->rounds; r++) {
+        const float *y = c ? dl_ctx_predict(c, j->out, j->x, j->n) : NULL;
+        if (!y || !near(y, j->want, j->n * 4)) j->bad++;
+    }
+    dl_ctx_free(c);
+    return NULL;
+}
+static void test_contexts_and_threads(void) {
+    enum { N = 8, T = 4 };
+    static float x[N * 144];
+    static int y[N];
+    dl_net *b = dl_net_new();
+    dl_layer *lb;
+    dl_ctx *ctx;
+    const float *p;
+    float *want = NULL;
+    pthread_t th[T];
+    pred_job jobs[T];
+    int i;
+    make_batch(x, y, N);
+    lb = small_cnn(b);
+    if (!lb || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    p = dl_predict(b, lb, x, N);
+    CHECK(p != NULL, "predict: %s", dl_net_error(b));
+    if (!p) goto done;
+    want = copy_floats(p, N * 4);
+    ctx = dl_ctx_new(b);
+    p = ctx ? dl_ctx_predict(ctx, lb, x, N) : NULL;
+    CHECK(p && near(p, want, N * 4), "a user context predicts differently: %s", ctx ? dl_ctx_error(ctx) : "");
+    dl_ctx_free(ctx);
+    for (i = 0; i < T; i++) {
+        jobs[i].net = b; jobs[i].out = lb; jobs[i].x = x; jobs[i].want = want;
+        jobs[i].n = N; jobs[i].rounds = quick ? 3 : 10; jobs[i].bad = 0;
+        CHECK(pthread_create(&th[i], NULL, predict_thread, &jobs[i]) == 0, "pthread_create");
+    }
+    for (i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].bad == 0, "thread %d: %d of %d predictions differ or failed", i, jobs[i].bad, jobs[i].rounds);
+    }
+done:
+    free(want);
+    dl_net_free(b);
+}
+
+/* ---- the error paths of a training step on the GPU ---- */
+static void test_train_errors(void) {
+    enum { N = 6 };
+    static float x[N * 144];
+    static int y[N];
+    dl_net *b = dl_net_new(), *c = dl_net_new(), *f = dl_net_new();
+    dl_layer *lb, *lc, *lf;
+    dl_optim *pb, *pc;
+    dl_status st;
+    float *w0 = NULL, *s0 = NULL, loss = 0;
+    int bad[N];
+    size_t nw, ns;
+    make_batch(x, y, N);
+    lb = small_cnn(b);
+    pb = dl_adam(b, 1e-3f);
+    if (!lb || !pb || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    CHECK(dl_train_step(b, pb, lb, x, y, N, &loss) == DL_OK && loss > 0, "first step: %s", dl_net_error(b));
+    CHECK(dl_net_sync(b) == DL_OK, "sync");
+    nw = dl_net_param_floats(b);
+    ns = b->ns;
+    w0 = copy_floats(dl_net_params(b), nw);
+    s0 = copy_floats(b->s, ns);
+
+    memcpy(bad, y, sizeof bad);
+    bad[3] = 4;                                 /* 4 classes: out of range */
+    CHECK(dl_train_step(b, pb, lb, x, bad, N, NULL) == DL_ERR_ARG, "a bad label was accepted");
+    CHECK(strstr(dl_net_error(b), "out of range") != NULL, "message: %s", dl_net_error(b));
+    x[7] = NAN;                                 /* a NaN loss: nothing changes, statistics included */
+    CHECK(dl_train_step(b, pb, lb, x, y, N, &loss) == DL_ERR_NUMERIC, "a NaN input trained: %s", dl_net_error(b));
+    x[7] = 0.5f;
+    CHECK(dl_net_sync(b) == DL_OK, "sync");
+    CHECK(!memcmp(dl_net_params(b), w0, nw * sizeof(float)), "parameters changed by failed steps");
+    CHECK(!memcmp(b->s, s0, ns * sizeof(float)), "running statistics changed by failed steps");
+    CHECK(dl_train_step(b, pb, lb, x, y, N, &loss) == DL_OK && loss == loss, "training after errors: %s", dl_net_error(b));
+
+    CHECK(dl_dense(lb, 3) == NULL && strstr(dl_net_error(b), "cuda"), "adding a layer to a GPU net: %s", dl_net_error(b));
+    CHECK(dl_cuda_use(b, 0) == DL_ERR_ARG, "moving a GPU net to a GPU again");
+    CHECK(!strcmp(dl_net_backend(b)->name, "cuda"), "the net left the GPU");
+    CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "training after the refused move: %s", dl_net_error(b));
+    CHECK(dl_cuda_backend_new(-1, &st) == NULL && st.code == DL_ERR_ARG && st.msg[0], "device -1: %d %s", st.code, st.msg);
+    CHECK(dl_cuda_backend_new(1 << 20, &st) == NULL && st.code == DL_ERR_ARG, "device 2^20: %d %s", st.code, st.msg);
+
+    /* batchnorm needs two values per channel; backward needs a forward */
+    lc = dl_batchnorm(dl_dense(dl_input(c, 4, 0, 0), 3));
+    pc = dl_sgd(c, 0.1f, 0);
+    if (!lc || !pc || dl_cuda_use(c, 0)) { CHECK(0, "setup: %s", dl_net_error(c)); goto done; }
+    CHECK(dl_backward(c, lc, x) == DL_ERR_ARG, "backward before forward");
+    CHECK(dl_train_step(c, pc, lc, x, y, 1, NULL) == DL_ERR_SHAPE, "batchnorm on one value: %s", dl_net_error(c));
+    CHECK(dl_train_step(c, pc, lc, x, y, 2, NULL) == DL_OK, "then batch 2: %s", dl_net_error(c));
+
+    /* a custom layer whose callback fails */
+    lf = dl_dense(square_layer(dl_input(f, 5, 0, 0), 1), 2);
+    if (!lf || dl_cuda_use(f, 0)) { CHECK(0, "setup: %s", dl_net_error(f)); goto done; }
+    CHECK(dl_predict(f, lf, x, 2) == NULL && strstr(dl_net_error(f), "callback"), "failing callback: %s", dl_net_error(f));
+done:
+    free(w0); free(s0);
+    dl_net_free(b); dl_net_free(c); dl_net_free(f);
+}
+
+/* ---- no GPU: clean failures, and the net trains on the CPU ---- */
+static void test_no_gpu(void) {
+    dl_status st;
+    dl_net *net = dl_net_new();
+    dl_layer *x = dl_input(net, 2, 0, 0), *out = dl_dense(dl_tanh(dl_dense(x, 8)), 2);
+    dl_optim *opt = dl_adam(net, 0.05f);
+    float xs[8] = { 0, 0, 0, 1, 1, 0, 1, 1 }, first = 0, loss = 0;
+    int ys[4] = { 0, 1, 1, 0 }, i, rc;
+    const float *p;
+    st.code = 0; st.msg[0] = 0;
+    CHECK(dl_cuda_backend_new(0, &st) == NULL, "a backend without a GPU");
+    CHECK(st.code == DL_ERR_BACKEND && strstr(st.msg, "CUDA"), "status %d: %s", st.code, st.msg);
+    printf("     dl_cuda_backend_new says: %s\n", st.msg);
+    CHECK(dl_cuda_backend_new(0, NULL) == NULL, "with a NULL status");
+    CHECK(dl_cuda_use(NULL, 0) == DL_ERR_ARG, "a NULL net");
+    CHECK(dl_train_step(net, opt, out, xs, ys, 4, &first) == DL_OK, "a CPU step before: %s", dl_net_error(net));
+    rc = dl_cuda_use(net, 0);
+    CHECK(rc == DL_ERR_BACKEND, "dl_cuda_use returned %d", rc);
+    CHECK(strstr(dl_net_error(net), "CUDA") && strstr(dl_net_error(net), "cpu"), "the net's message: %s", dl_net_error(net));
+    printf("     dl_cuda_use says: %s\n", dl_net_error(net));
+    CHECK(!strcmp(dl_net_backend(net)->name, "cpu"), "the net is on %s", dl_net_backend(net)->name);
+    for (i = 0; i < 300; i++) CHECK(dl_train_step(net, opt, out, xs, ys, 4, &loss) == DL_OK, "%s", dl_net_error(net));
+    CHECK(loss < first && loss < 0.05f, "training on the CPU after the failed move: loss %g from %g", loss, first);
+    p = dl_predict(net, out, xs, 4);
+    CHECK(p != NULL, "predict after the failed move: %s", dl_net_error(net));
+    for (i = 0; p && i < 4; i++) CHECK((p[2 * i + 1] > p[2 * i]) == ys[i], "XOR sample %d after the failed move", i);
+    CHECK(dl_dense(out, 3) != NULL, "adding layers after the failed move: %s", dl_net_error(net));
+    dl_net_free(net);
+}
+
+#ifdef DLC_EMULATE
+/* Emulated allocation failures at every point of a move and of a step. */
+static void test_emu_alloc_failures(void) {
+    enum { N = 4 };
+    static float x[N * 144];
+    static int y[N];
+    int k, moved = 0;
+    char v[16];
+    make_batch(x, y, N);
+    for (k = 1; k <= 12; k++) {
+        dl_net *net = dl_net_new();
+        dl_layer *out = small_cnn(net);
+        dl_optim *opt = dl_adam(net, 1e-3f);
+        int rc;
+        snprintf(v, sizeof v, "%d", k);
+        setenv("DLC_EMU_FAIL_MALLOC", v, 1);
+        rc = dl_cuda_use(net, 0);
+        if (rc == DL_OK) {      /* the k-th allocation comes later: in the first training step */
+            moved++;
+            rc = dl_train_step(net, opt, out, x, y, N, NULL);
+            CHECK(rc == DL_OK || (rc == DL_ERR_NOMEM && strstr(dl_net_error(net), "out of memory")),
+                  "allocation %d failing in a step: %d %s", k, rc, dl_net_error(net));
+        } else {
+            CHECK(rc == DL_ERR_BACKEND || rc == DL_ERR_NOMEM, "allocation %d: %d", k, rc);
+            CHECK(!strcmp(dl_net_backend(net)->name, "cpu") && dl_net_error(net)[0], "allocation %d: %s", k, dl_net_error(net));
+        }
+        unsetenv("DLC_EMU_FAIL_MALLOC");
+        CHECK(dl_train_step(net, opt, out, x, y, N, NULL) == DL_OK, "allocation %d: training afterwards: %s", k, dl_net_error(net));
+        dl_net_free(net);
+    }
+    CHECK(moved > 0 && moved < 12, "%d of 12 moves succeeded", moved);
+}
+#endif
+
+/* ---- throughput of the reference CNN ---- */
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static void bench_one(int gpu, int batch, double seconds) {
+    dl_net *net = dl_net_new();
+    dl_layer *out = reference_cnn(net);
+    dl_optim *opt = dl_adam(net, 1e-3f);
+    float *x = random_floats((size_t)batch * 784);
+    int *y = (int *)malloc((size_t)batch * sizeof(int)), i, steps;
+    double t0, train, infer;
+    for (i = 0; i < batch; i++) y[i] = i % 10;
+    if (!out || !opt || (gpu && dl_cuda_use(net, 0))) { printf("bench: setup failed: %s\n", dl_net_error(net)); goto done; }
+    for (i = 0; i < 3; i++) dl_train_step(net, opt, out, x, y, batch, NULL);      /* plans, scratch, clocks */
+    t0 = now();
+    for (steps = 0; steps < 5 || now() - t0 < seconds; steps++)
+        if (dl_train_step(net, opt, out, x, y, batch, NULL)) { printf("bench: %s\n", dl_net_error(net)); goto done; }
+    train = steps * (double)batch / (now() - t0);
+    t0 = now();
+    for (steps = 0; steps < 5 || now() - t0 < seconds; steps++)
+        if (!dl_predict(net, out, x, batch)) { printf("bench: %s\n", dl_net_error(net)); goto done; }
+    infer = steps * (double)batch / (now() - t0);
+    printf("bench: reference CNN, %s, batch %3d: train %9.0f img/s (%7.3f ms/step), inference %9.0f img/s\n",
+           gpu ? "GPU" : "CPU", batch, train, 1e3 * batch / train, infer);
+done:
+    free(x); free(y);
+    dl_net_free(net);
+}
+static void bench(int gpu) {
+    if (gpu) { bench_one(1, 64, 1.0); bench_one(1, 256, 1.0); }
+    bench_one(0, 64, 0.5);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    int i, require = 0, do_bench = 0, have_gpu;
+    dl_status st;
+    dl_backend *probe;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--require-gpu")) require = 1;
+        else if (!strcmp(argv[i], "--bench")) do_bench = 1;
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else { fprintf(stderr, "usage: %s [--require-gpu] [--bench] [--quick]\n", argv[0]); return 2; }
+    }
+#ifdef DLC_EMULATE
+    setenv("DLC_EMU_NO_DEVICE", "1", 1);        /* first the emulated machine without a GPU */
+    RUN(test_no_gpu);
+    unsetenv("DLC_EMU_NO_DEVICE");
+#endif
+    probe = dl_cuda_backend_new(0, &st);
+    have_gpu = probe != NULL;
+    if (probe) probe->destroy(probe);
+    if (do_bench) {                             /* the benchmark alone */
+        if (!have_gpu) printf("bench: no GPU (%s)\n", st.msg);
+#ifdef DLC_EMULATE
+        have_gpu = 0;                           /* its timings would mean nothing */
+#endif
+        bench(have_gpu);
+        if (require && !have_gpu) test__failed++;
+        return test_summary();
+    }
+    if (!have_gpu) {
+        printf("GPU tests: NOT RUN (%s)\n", st.msg);
+        RUN(test_no_gpu);
+        if (require) { printf("FAIL --require-gpu: %s\n", st.msg); test__failed++; }
+        return test_summary();
+    }
+#ifdef DLC_EMULATE
+    printf("GPU tests: running on an EMULATED device (tests/cuda_emu.h), not a GPU\n");
+#else
+    printf("GPU tests: running on CUDA device 0\n");
+#endif
+    RUN(test_dense);
+    RUN(test_conv2d);
+    RUN(test_pool);
+    RUN(test_batchnorm);
+    RUN(test_activations);
+    RUN(test_graph_ops);
+    RUN(test_custom);
+    RUN(test_reference_cnn);
+    RUN(test_losses);
+    RUN(test_optimizers);
+    RUN(test_optim_nonfinite);
+    RUN(test_files_and_moving);
+    RUN(test_contexts_and_threads);
+    RUN(test_train_errors);
+#ifdef DLC_EMULATE
+    RUN(test_emu_alloc_failures);
+#endif
+    printf("GPU tests: %s\n", test__failed ? "ran, with failures" : "ran, all passed");
+    return test_summary();
+}
