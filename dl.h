@@ -494,6 +494,13 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
+/* Decided before any code reads it (dl_net_set_threads does). */
+#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#define DL__THREADS 1
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#endif
 
 #if defined(DL_MALLOC) != defined(DL_FREE)
 #error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
@@ -1401,13 +1408,7 @@ static const dl__simd *dl__simd_detect(void) {
     return &dl__simd_scalar;
 }
 
-/* ---- threads ---- */
-#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
-#define DL__THREADS 1
-#include <pthread.h>
-#include <sched.h>
-#include <unistd.h>
-#endif
+/* ---- threads (DL__THREADS is decided with the includes) ---- */
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
