@@ -41,12 +41,15 @@ test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
 NVCC    ?= $(shell command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 NVFLAGS ?= -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
-cuda: $(B)/test_cuda
+cuda: $(B)/test_cuda $(B)/fashion_gpu
 $(B)/dl_cuda.o: dl_cuda.cu dl.h
 	@mkdir -p $(B)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
 $(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
+	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
+$(B)/fashion_gpu: examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
 $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_emu.h
 	@mkdir -p $(B)
