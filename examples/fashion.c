@@ -382,8 +382,12 @@ static int fashion_train(dl_net *net, dl_optim *opt, dl_layer *logits, dl_layer 
         train_secs += secs;
         run->train_loss = loss_sum / done;
         run->images_per_s += done;
+        if (o->progress) {
+            printf("\r%-79s", "testing...");
+            fflush(stdout);
+        }
         if (fashion_evaluate(net, probs, &d->test, B, x, y, idx, &run->last)) goto done;
-        if (o->progress) printf("\r%*s\r", 79, "");
+        if (o->progress) printf("\r%79s\r", "");
         printf("epoch %d/%d: %d images in %.1f s, %.0f img/s, train loss %.4f, test accuracy %.4f, test loss %.4f\n",
                epoch, o->epochs, done, secs, done / secs, run->train_loss, run->last.accuracy, run->last.loss);
         fflush(stdout);
