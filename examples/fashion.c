@@ -474,7 +474,7 @@ static int fashion_main(int argc, char **argv) {
     if (o.cosine < 0) o.cosine = res;
     if (!o.epochs) o.epochs = res ? 15 : d.train.count >= 20000 ? 3 : 12;
     printf("data: %s (%s): %d training, %d test images\n", d.dir,
-           d.shipped ? "the subset shipped with dl.h; --data DIR or DATA=DIR for the full set"
+           d.shipped ? "the subset shipped with dl.h; for all of it: apt-get install dataset-fashion-mnist, or --data DIR"
                      : d.train.count >= 60000 ? "the full Fashion-MNIST" : "Fashion-MNIST files",
            o.limit && o.limit < d.train.count ? o.limit : d.train.count, d.test.count);
 
