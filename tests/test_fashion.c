@@ -281,7 +281,7 @@ done:
 /* Options the program must refuse before it touches any data. */
 static void test_bad_options(void) {
     static const char *const bad[][2] = {{"--epochs", "0"}, {"--batch", "x"}, {"--optim", "adagrad"},
-                                         {"--lr", "-1"}, {"--model", "vgg"}, {"--bogus", "1"}};
+                                         {"--lr", "-1"}, {"--model", "resnet"}, {"--bogus", "1"}};
     int i;
     for (i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
         char *argv[4];
