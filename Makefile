@@ -10,14 +10,26 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo bench fuzz fuzz-smoke cuda clean
-all: $(TESTS)
+.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
+
+# The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
+EXAMPLES = $(B)/fashion $(B)/classify
+examples: $(EXAMPLES)
+$(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+demo: $(EXAMPLES)
+	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
+
+$(B)/test_fashion: examples/fashion.c examples/idx.h
 
 # The header must also compile as C++ (implementation included).
 $(B)/cxx_check: tests/test_core.c dl.h
@@ -37,12 +49,15 @@ test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
 NVCC    ?= $(shell command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 NVFLAGS ?= -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
-cuda: $(B)/test_cuda
+cuda: $(B)/test_cuda $(B)/fashion_gpu
 $(B)/dl_cuda.o: dl_cuda.cu dl.h
 	@mkdir -p $(B)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
 $(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
+	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
+$(B)/fashion_gpu: examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
 $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_emu.h
 	@mkdir -p $(B)

@@ -563,7 +563,6 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
-
 /* POSIX threads where they exist; DL_NO_THREADS builds without them. */
 #if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #define DL__THREADS 1

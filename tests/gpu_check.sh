@@ -4,7 +4,7 @@
 #   1. make cuda                        dl_cuda.cu (sm_90 + PTX) and build/test_cuda
 #   2. build/test_cuda --require-gpu    every op, loss and optimizer against the CPU
 #   3. build/test_cuda --bench          reference CNN images/s, batch 64 and 256
-#   4. examples/fashion --gpu --epochs 1 --data DIR         (skipped if absent)
+#   4. build/fashion_gpu --gpu --epochs 1 --data DIR       (the demo on the GPU)
 #   5. python3 bench/torch_fashion.py --device cuda         (skipped if absent)
 #   6. compute-sanitizer memcheck, then racecheck, on build/test_cuda --quick
 #      (skipped if absent or out of time)
@@ -69,21 +69,16 @@ else
 fi
 
 step "4. Fashion-MNIST demo on the GPU"
-if [ ! -x examples/fashion ] && [ -f examples/fashion.c ]; then
-    # its own rule if the Makefile has one, else compiled here against dl_cuda.o
-    make examples/fashion > "$LOG/fashion.log" 2>&1 ||
-    { cc -std=c99 -O2 -I. -Iexamples -c examples/fashion.c -o build/fashion.o &&
-      "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" build/fashion.o build/dl_cuda.o -o examples/fashion -lcublas -lm -lpthread \
-          -Xlinker -rpath="$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../lib64"; } >> "$LOG/fashion.log" 2>&1
-fi
-if [ ! -x examples/fashion ]; then
-    echo "skipped: no examples/fashion yet"
-    row "4 fashion demo (1 epoch)" "SKIP" "examples/fashion does not exist yet"
+# build/fashion_gpu: examples/fashion.c with -DDL_CUDA, linked with dl_cuda.o (made by make cuda)
+[ -f examples/fashion.c ] && make build/fashion_gpu WARN='-Wall -Wextra -pedantic' > "$LOG/fashion.log" 2>&1
+if [ ! -x build/fashion_gpu ]; then
+    echo "skipped: no build/fashion_gpu"
+    row "4 fashion demo (1 epoch)" "SKIP" "build/fashion_gpu was not built (see fashion.log)"
 elif [ ! -d "$DATA" ]; then
     echo "skipped: no data folder $DATA"
     row "4 fashion demo (1 epoch)" "SKIP" "no data in $DATA"
 else
-    timeout 240 examples/fashion --gpu --epochs 1 --data "$DATA" >> "$LOG/fashion.log" 2>&1
+    timeout 240 build/fashion_gpu --gpu --epochs 1 --data "$DATA" --save build/fashion_gpu.dl >> "$LOG/fashion.log" 2>&1
     rc=$?
     tail -8 "$LOG/fashion.log"
     acc=$(grep 'test accuracy' "$LOG/fashion.log" | tail -1)

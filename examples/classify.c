@@ -1,0 +1,84 @@
+/* classify.c - classify 28x28 grayscale images with a model saved by fashion.c.
+ *
+ *   build/classify fashion.dl image.pgm...      (make demo writes some to build/samples)
+ *
+ * The pattern to copy into your own program: load the model once, then call
+ * dl_predict for each input; after its first call it allocates nothing.
+ * Images are binary PGM (P5), 8-bit, light object on a dark background like
+ * Fashion-MNIST.
+ */
+#define DL_IMPLEMENTATION
+#include "dl.h"
+#include <ctype.h>
+#include <stdio.h>
+
+static const char *const names[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+
+/* Reads a w x h binary PGM into x, scaled to [0,1]; -1 if it is anything else. */
+static int read_pgm(const char *path, float *x, int w, int h) {
+    FILE *f = fopen(path, "rb");
+    int v[3], k = 0, c, i;
+    if (!f) return -1;
+    if (fgetc(f) != 'P' || fgetc(f) != '5') goto bad;
+    while (k < 3) {                             /* width, height, maxval; # starts a comment */
+        c = fgetc(f);
+        if (c == '#') while (c != '\n' && c != EOF) c = fgetc(f);
+        else if (isdigit(c)) { ungetc(c, f); if (fscanf(f, "%d", &v[k++]) != 1) goto bad; }
+        else if (!isspace(c)) goto bad;
+    }
+    if (!isspace(fgetc(f)) || v[0] != w || v[1] != h || v[2] < 1 || v[2] > 255) goto bad;
+    for (i = 0; i < w * h; i++) {
+        if ((c = fgetc(f)) == EOF) goto bad;
+        x[i] = (float)c / (float)v[2];
+    }
+    fclose(f);
+    return 0;
+bad:
+    fclose(f);
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    dl_status st;
+    dl_net *net;
+    float x[28 * 28];
+    int i, shape[3], rc = 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s model.dl image.pgm...\n", argv[0]);
+        return 2;
+    }
+    if (!(net = dl_net_load(argv[1], &st))) {
+        fprintf(stderr, "%s\n", st.msg);
+        return 1;
+    }
+    /* The model must read 1x28x28 and end in 10 class probabilities (a softmax). */
+    if (dl_layer_shape(dl_net_layer(net, 0), shape) != 3 || shape[0] != 1 || shape[1] != 28 || shape[2] != 28 ||
+        dl_layer_op(dl_net_layer(net, -1)) != DL_OP_SOFTMAX || dl_layer_size(dl_net_layer(net, -1)) != 10) {
+        fprintf(stderr, "%s: not a Fashion-MNIST model (1x28x28 in, 10 probabilities out)\n", argv[1]);
+        dl_net_free(net);
+        return 1;
+    }
+    for (i = 2; i < argc; i++) {
+        const float *p;
+        int top[10], k, c;
+        if (read_pgm(argv[i], x, 28, 28)) {
+            fprintf(stderr, "%s: not a 28x28 8-bit binary PGM (P5)\n", argv[i]);
+            rc = 1;
+            continue;
+        }
+        if (!(p = dl_predict(net, NULL, x, 1))) {   /* the last layer: 10 probabilities */
+            fprintf(stderr, "%s: %s\n", argv[i], dl_net_error(net));
+            rc = 1;
+            break;
+        }
+        for (c = 0; c < 10; c++) {                   /* classes by probability, most likely first */
+            for (k = c; k > 0 && p[top[k - 1]] < p[c]; k--) top[k] = top[k - 1];
+            top[k] = c;
+        }
+        printf("%s: %s %.3f, %s %.3f, %s %.3f\n", argv[i], names[top[0]], p[top[0]], names[top[1]], p[top[1]],
+               names[top[2]], p[top[2]]);
+    }
+    dl_net_free(net);
+    return rc;
+}
