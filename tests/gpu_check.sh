@@ -92,7 +92,7 @@ if [ ! -f bench/torch_fashion.py ]; then
     echo "skipped: no bench/torch_fashion.py yet"
     row "5 torch baseline" "SKIP" "bench/torch_fashion.py does not exist yet"
 else
-    args="--device cuda"
+    args="--device cuda --epochs 1"
     python3 bench/torch_fashion.py --help 2>/dev/null | grep -q -- '--data' && args="$args --data $DATA"
     timeout 240 python3 bench/torch_fashion.py $args > "$LOG/torch.log" 2>&1
     rc=$?
@@ -100,6 +100,15 @@ else
     res=$(grep -i 'img/s\|images/s\|accuracy' "$LOG/torch.log" | tail -2 | tr '\n' ' ')
     if [ $rc -eq 0 ]; then row "5 torch baseline" "ran" "$res"
     else row "5 torch baseline" "error" "exit $rc: $(tail -1 "$LOG/torch.log")"; fi
+fi
+
+step "5b. PyTorch throughput on this GPU (bench/torch_ref.py --device cuda)"
+if [ -f bench/torch_ref.py ]; then
+    timeout 120 python3 bench/torch_ref.py --device cuda > "$LOG/torch_ref.log" 2>&1
+    cat "$LOG/torch_ref.log" | tail -6
+    for b in 64 256; do
+        row "5b torch (random data) b$b" "-" "train $(grep "^cuda_train_ips_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1) img/s, inference $(grep "^cuda_infer_ips_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1) img/s"
+    done
 fi
 
 # 6. memory and shared-memory race checks of every kernel (cuBLAS's too), as time allows
