@@ -79,11 +79,11 @@ test-sanitize:
 	@mkdir -p $(B)/san
 	@for t in $(notdir $(TESTS)); do \
 	  clang -std=c99 $(WARN) -O1 -g $(SAN) -I. tests/$$t.c -o $(B)/san/$$t $(LDLIBS) || exit 1; done
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
+	@DL_TEST_FULL_DATA=0 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
 
 valgrind: $(TESTS)
 	@for t in $(TESTS); do printf '#!/bin/sh\nexec valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' $$t > $$t.vg; chmod +x $$t.vg; done
-	@sh tests/run.sh $(addsuffix .vg,$(TESTS))
+	@DL_TEST_FULL_DATA=0 sh tests/run.sh $(addsuffix .vg,$(TESTS))
 
 # libFuzzer targets (clang): `make fuzz FUZZ_SECONDS=600` runs each for that
 # long and merges what grew into tests/fuzz/corpus_*; fuzz-smoke (CI) replays

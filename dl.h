@@ -204,7 +204,8 @@ typedef enum dl_init {
     DL_INIT_HE_NORMAL = 2,      /* N(0, 2 / fan_in) */
     DL_INIT_GLOROT_UNIFORM = 3, /* U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
     DL_INIT_GLOROT_NORMAL = 4,  /* N(0, 2 / (fan_in + fan_out)) */
-    DL_INIT_ZEROS = 5
+    DL_INIT_ZEROS = 5,
+    DL_INIT_TORCH_UNIFORM = 6   /* U(-b, b), b = sqrt(1 / fan_in): PyTorch's default for conv and linear */
 } dl_init;
 
 typedef struct dl_net dl_net;
@@ -905,6 +906,7 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
     case DL_INIT_GLOROT_UNIFORM: scale = sqrt(6.0 / (fan_in + fan_out)); break;
     case DL_INIT_GLOROT_NORMAL:  scale = sqrt(2.0 / (fan_in + fan_out)); break;
     case DL_INIT_ZEROS:          scale = 0; break;
+    case DL_INIT_TORCH_UNIFORM:  scale = sqrt(1.0 / fan_in); break;
     default: return dl__fail(net->err, DL_ERR_ARG, "dl_param_init: unknown init %d for %s", init, p->name);
     }
     for (i = 0; i < p->size; i++)

@@ -7,7 +7,7 @@ Same model, initialisation, data, optimizer, batch and per-epoch shuffling as
   input 1x28x28 in [0,1] -> conv 3x3 32 pad 1 -> batchnorm -> PReLU -> maxpool 2
   -> conv 3x3 64 pad 1 -> batchnorm -> PReLU -> maxpool 2 -> flatten -> dense 10
   -> softmax cross-entropy; Adam lr 1e-3, batch 64 (last batch partial).
-  Weights He-uniform U(+-sqrt(6/fan_in)), biases 0, PReLU 0.25 per channel,
+  Weights PyTorch's default U(+-1/sqrt(fan_in)), biases 0, PReLU 0.25 per channel,
   batchnorm eps 1e-5 momentum 0.1.
 
 Run with Debian's python3-torch:
@@ -18,7 +18,6 @@ generator), so runs agree in distribution, not bit for bit.
 """
 import argparse
 import gzip
-import math
 import os
 import struct
 import sys
@@ -61,10 +60,7 @@ class Net(nn.Module):
         self.conv1, self.bn1, self.act1 = nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.PReLU(32, 0.25)
         self.conv2, self.bn2, self.act2 = nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.PReLU(64, 0.25)
         self.fc = nn.Linear(64 * 7 * 7, 10)
-        for m in (self.conv1, self.conv2, self.fc):   # dl.h's default: He uniform, zero bias
-            fan_in = m.weight[0].numel()
-            bound = math.sqrt(6.0 / fan_in)
-            nn.init.uniform_(m.weight, -bound, bound)
+        for m in (self.conv1, self.conv2, self.fc):   # weights as PyTorch's default, biases 0 as in dl.h
             nn.init.zeros_(m.bias)
 
     def forward(self, x):

@@ -101,6 +101,40 @@ static void test_mse_regression(void) {
     dl_net_free(net);
 }
 
+/* Each initializer fills a 100x200 dense weight (fan_in 200, fan_out 100) from
+   its distribution: uniform ones reach close to their bound and never past it,
+   normal ones have the right standard deviation, and the mean is near 0. */
+static void test_initializers(void) {
+    static const struct { int init; double bound, sd; } k[] = {
+        {DL_INIT_DEFAULT, 0.17320508, 0}, {DL_INIT_HE_UNIFORM, 0.17320508, 0}, {DL_INIT_HE_NORMAL, 0, 0.1},
+        {DL_INIT_GLOROT_UNIFORM, 0.14142136, 0}, {DL_INIT_GLOROT_NORMAL, 0, 0.08164966},
+        {DL_INIT_TORCH_UNIFORM, 0.07071068, 0}, {DL_INIT_ZEROS, 0, 0}};
+    int t, i;
+    for (t = 0; t < (int)(sizeof k / sizeof k[0]); t++) {
+        dl_net *net = dl_net_new();
+        dl_dense_desc d;
+        dl_param *p;
+        double sum = 0, sq = 0, peak = 0;
+        memset(&d, 0, sizeof d);
+        d.units = 100, d.init = k[t].init;
+        CHECK(dl_dense_ex(dl_input(net, 200, 0, 0), &d) != NULL, "%s", dl_net_error(net));
+        p = dl_net_find_param(net, "dense_1.weight");
+        CHECK(p && p->size == 20000, "no 100x200 weight");
+        if (!p || p->size != 20000) { dl_net_free(net); continue; }
+        for (i = 0; i < p->size; i++) {
+            sum += p->data[i], sq += (double)p->data[i] * p->data[i];
+            if (fabs(p->data[i]) > peak) peak = fabs(p->data[i]);
+        }
+        if (k[t].bound > 0) CHECK(peak <= k[t].bound && peak > 0.99 * k[t].bound, "init %d: largest |w| %g, bound %g",
+                                  k[t].init, peak, k[t].bound);
+        else if (k[t].sd > 0) CHECK(fabs(sqrt(sq / p->size) - k[t].sd) < 0.03 * k[t].sd, "init %d: sd %g, want %g",
+                                    k[t].init, sqrt(sq / p->size), k[t].sd);
+        else CHECK(peak == 0, "init %d: zeros gave %g", k[t].init, peak);
+        CHECK(fabs(sum / p->size) < 0.02 * (k[t].bound + k[t].sd) + 1e-12, "init %d: mean %g", k[t].init, sum / p->size);
+        dl_net_free(net);
+    }
+}
+
 /* ---- determinism and files ---- */
 /* Steps first.. over batches of 16 drawn in turn from n samples. */
 static void train_some(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, const int *y, int n, int steps, int first) {
@@ -605,6 +639,7 @@ int main(void) {
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
     RUN(test_mse_regression);
+    RUN(test_initializers);
     RUN(test_same_seed_same_training);
     RUN(test_save_load_identical);
     RUN(test_checkpoint_resume);

@@ -1,9 +1,10 @@
 /* The Fashion-MNIST demo (examples/fashion.c) as a test: the reference CNN
  * learns from real data, and broken data files give an error naming the file.
  *
- * With DL_TEST_FULL_DATA=1 in the environment (.ci/run sets it) it also trains
- * one epoch on the full data set from Debian's dataset-fashion-mnist package
- * and asserts at least 0.87 test accuracy; that takes about a minute. */
+ * When Debian's dataset-fashion-mnist is installed it also trains one epoch on
+ * the full data set and asserts at least 0.87 test accuracy (about 20 s);
+ * DL_TEST_FULL_DATA=1 in the environment makes a missing data set a failure
+ * instead of a test left out; DL_TEST_FULL_DATA=0 leaves it out. */
 #define FASHION_NO_MAIN
 #include "examples/fashion.c"
 #include "tests/test.h"
@@ -41,11 +42,14 @@ static int one_epoch(const char *dir, fashion_run *run) {
     return rc;
 }
 
-/* One epoch on the shipped 5000 images. Correct code lands at 0.74-0.82
-   test accuracy and 0.73-0.78 mean training loss, depending on the seed and
-   the kernels' rounding. A logistic regression on the pixels, trained the
-   same way, gets 0.70 and 1.24; a net whose convolutions do not learn
-   (frozen) about 0.78 and 0.81; wrong gradients diverge or stall above 1. */
+/* One epoch on the shipped 5000 images. Correct code (seed 1) lands at 0.776
+   test accuracy, 0.71 mean training loss, 0.61 test loss. A logistic
+   regression on the pixels, trained the same way, gets 0.70 and 1.24 training
+   loss; wrong gradients diverge or stall above 1; a broken forward (pooling,
+   batchnorm, PReLU) drops far lower. What this cannot see: convolutions that
+   do not learn at all. Frozen random 3x3 filters followed by batchnorm are
+   good features for one epoch (0.784, 0.74, 0.59: slightly better), so a
+   zero weight gradient is left to test_grad and test_torch. */
 static void test_reference_cnn_learns_subset(void) {
     fashion_run run;
     if (one_epoch(SUBSET, &run)) return;
@@ -56,15 +60,10 @@ static void test_reference_cnn_learns_subset(void) {
 
 static void test_reference_cnn_full_data(void) {
     fashion_run run;
-    const char *on = getenv("DL_TEST_FULL_DATA");
     idx_paths p;
     char err[1200];
-    if (!on || strcmp(on, "1")) {
-        printf("    (skipped: DL_TEST_FULL_DATA=1 trains one epoch on the full data set)\n");
-        return;
-    }
     if (idx_find(FASHION_FULL_DIR, &p, err, sizeof err)) {
-        CHECK(0, "DL_TEST_FULL_DATA=1 but the full data set is missing: %s (apt-get install dataset-fashion-mnist)", err);
+        CHECK(0, "the full data set is missing: %s (apt-get install dataset-fashion-mnist)", err);
         return;
     }
     if (one_epoch(FASHION_FULL_DIR, &run)) return;
@@ -294,6 +293,16 @@ int main(void) {
     RUN(test_bad_options);
     RUN(test_broken_files);
     RUN(test_reference_cnn_learns_subset);
-    RUN(test_reference_cnn_full_data);
+    /* Runs when the full set is installed; DL_TEST_FULL_DATA=1 makes its absence
+       a failure, =0 leaves it out (the sanitizer and valgrind runs: the subset
+       test runs the same code). Not run is not passed: it is left out of the count. */
+    {
+        const char *on = getenv("DL_TEST_FULL_DATA");
+        idx_paths p;
+        char err[1200];
+        if (on && !strcmp(on, "0")) printf("not run: test_reference_cnn_full_data (DL_TEST_FULL_DATA=0)\n");
+        else if ((on && !strcmp(on, "1")) || !idx_find(FASHION_FULL_DIR, &p, err, sizeof err)) RUN(test_reference_cnn_full_data);
+        else printf("not run: test_reference_cnn_full_data (needs %s: apt-get install dataset-fashion-mnist)\n", FASHION_FULL_DIR);
+    }
     return test_summary();
 }
