@@ -1959,6 +1959,38 @@ static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, i
     const dl__conv *g = B->conv;
     const float *xc = B->p + kr.base;
     int k, t;
+    if (g->sh == 1 && g->sw == 1 && g->OW == g->W) {
+        /* Output width = input width: the row's values for consecutive output
+           pixels of one sample are consecutive in the input plane (the next
+           output row reads the next input row). One copy per sample, clipped to
+           the plane, then zeros where a column wrapped around an edge. */
+        long HW = (long)g->H * g->W;
+        for (k = 0; k < n_runs;) {
+            const dl__run *u = &runs[k];
+            long s = (long)(u->oy + kr.dy) * g->W + u->ox + kr.dx, lo, hi;
+            int len = 0, first = k;
+            float *d = dst + (size_t)u->at * stride;
+            while (k < n_runs && runs[k].n == u->n) len += runs[k++].len;
+            lo = s < 0 ? (-s < len ? -s : len) : 0;
+            hi = HW - s < len ? HW - s : len;
+            if (hi < lo) hi = lo;
+            for (t = 0; t < lo; t++) d[(size_t)t * stride] = 0.0f;
+            if (hi > lo) {
+                const float *src = xc + (size_t)u->n * B->cbs + (size_t)(s + lo);   /* inside the plane */
+                if (stride == 1) memcpy(d + lo, src, (size_t)(hi - lo) * sizeof(float));
+                else for (t = (int)lo; t < hi; t++) d[(size_t)t * stride] = src[t - lo];
+            }
+            for (t = (int)hi; t < len; t++) d[(size_t)t * stride] = 0.0f;
+            for (; first < k; first++) {              /* columns outside 0..W-1 */
+                const dl__run *r = &runs[first];
+                int a = -(r->ox + kr.dx), b = g->W - r->ox - kr.dx;   /* valid t: a <= t < b */
+                float *e = dst + (size_t)r->at * stride;
+                for (t = 0; t < a && t < r->len; t++) e[(size_t)t * stride] = 0.0f;
+                for (t = b < 0 ? 0 : b; t < r->len; t++) e[(size_t)t * stride] = 0.0f;
+            }
+        }
+        return;
+    }
     for (k = 0; k < n_runs; k++) {
         const dl__run *u = &runs[k];
         int y = u->oy + kr.dy, x0 = u->ox + kr.dx;
@@ -2010,9 +2042,56 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
 
 /* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
    zeros past N. For im2col the row table and the runs are found once. */
+/* pack_b for an im2col B whose output width is the input width, stride 1:
+   row (c, ky, kx) over the pixels of one sample is that sample's plane shifted
+   by dy*W + dx, so each sliver row is a plain copy, then zeros where the shift
+   left the plane or wrapped a column around an edge. */
+static void dl__pack_b_same(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+    const dl__conv *g = B->conv;
+    struct { int p, col, len; size_t x, d; } pc[DL__NC];   /* pieces: within one sliver and one sample */
+    int HW = g->H * g->W, W = g->W, end = j0 + nc < N ? j0 + nc : N, n_pc = 0, i, kk, j;
+    for (j = j0; j < end; n_pc++) {              /* the split is the same for every row: found once */
+        int jj = j - j0, p = j % g->P, q = jj % nr, len = nr - q;
+        if (len > end - j) len = end - j;
+        if (len > g->P - p) len = g->P - p;
+        pc[n_pc].p = p; pc[n_pc].col = p % W; pc[n_pc].len = len;
+        pc[n_pc].x = (size_t)(j / g->P) * B->cbs;
+        pc[n_pc].d = (size_t)(jj / nr) * nr * kc + (size_t)q;
+        j += len;
+    }
+    for (kk = 0; kk < kc; kk++) {
+        dl__krow kr = B->krows[k0 + kk];
+        int shift = kr.dy * W + kr.dx, a = kr.dx < 0 ? 0 : W - kr.dx, b = kr.dx < 0 ? -kr.dx : W;
+        const float *xk = B->p + kr.base;
+        float *dk = dst + (size_t)kk * nr;
+        if (a < 0) a = 0;
+        if (b > W) b = W;
+        for (i = 0; i < n_pc; i++) {
+            int s0 = pc[i].p + shift, len = pc[i].len, lo = s0 < 0 ? (-s0 < len ? -s0 : len) : 0,
+                hi = HW - s0 < len ? HW - s0 : len, t, t0;
+            float *d = dk + pc[i].d;
+            const float *x = xk + pc[i].x + s0;     /* read only at lo..hi-1: inside the plane */
+            if (hi < lo) hi = lo;
+            for (t = 0; t < lo; t++) d[t] = 0.0f;
+            for (t = lo; t + 8 <= hi; t += 8) memcpy(d + t, x + t, 8 * sizeof(float));   /* one vector move */
+            for (; t < hi; t++) d[t] = x[t];
+            for (t = hi; t < len; t++) d[t] = 0.0f;
+            if (kr.dx)                           /* output columns a..b-1 read x = ox + dx outside 0..W-1 */
+                for (t0 = a - pc[i].col; t0 < len; t0 += W)   /* where this row's column a falls */
+                    for (t = t0 < 0 ? 0 : t0; t < t0 + b - a && t < len; t++) d[t] = 0.0f;
+        }
+    }
+    for (j = end - j0; j < (nc + nr - 1) / nr * nr; j++)    /* past N: zeros */
+        for (kk = 0; kk < kc; kk++) dst[(size_t)(j / nr) * nr * kc + (size_t)kk * nr + j % nr] = 0.0f;
+}
+
 static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     int jj, kk, jr;
     size_t joff[DL__MAX_NR];
+    if (B->conv && B->conv->sh == 1 && B->conv->sw == 1 && B->conv->OW == B->conv->W) {
+        dl__pack_b_same(B, N, k0, kc, j0, nc, nr, dst);
+        return;
+    }
     if (B->conv) {
         dl__run runs[DL__NC / 8][DL__MAX_NR];           /* slivers are at least 8 wide */
         int n_runs[DL__NC / 8], slivers = (nc + nr - 1) / nr, sv;
@@ -2072,12 +2151,19 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
         if (last && g->epi) dl__epilogue_rows(g->epi, c, C->rs, i0, m, n);
         return;
     }
-    if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
-    if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = C->p[dl__at(C, i0 + i, j0 + j)];
-    s->kernel(kc, a, b, t, (size_t)nr, load, bp);
-    if (last && g->epi) dl__epilogue_rows(g->epi, t, (size_t)nr, i0, m, n);
-    for (i = 0; i < m; i++)
-        for (j = 0; j < n; j++) ((float *)C->p)[dl__at(C, i0 + i, j0 + j)] = t[i * nr + j];
+    /* An edge tile, or one that straddles two samples of a batched C: through
+       t, with the offsets found once (no divisions per element). */
+    {
+        size_t ro[DL__MAX_MR], co[DL__MAX_NR];
+        float *cp = (float *)C->p;
+        for (i = 0; i < m; i++) ro[i] = dl__row_at(C, i0 + i);
+        for (j = 0; j < n; j++) co[j] = dl__col_at(C, j0 + j);
+        if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
+        if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = cp[ro[i] + co[j]];
+        s->kernel(kc, a, b, t, (size_t)nr, load, bp);
+        if (last && g->epi) dl__epilogue_rows(g->epi, t, (size_t)nr, i0, m, n);
+        for (i = 0; i < m; i++) for (j = 0; j < n; j++) cp[ro[i] + co[j]] = t[i * nr + j];
+    }
 }
 
 /* Columns j0..j0+nc of C, all rows, the whole sum: k blocks in order. */
