@@ -1429,8 +1429,10 @@ typedef struct dl__simd {
     int mr, nr;
     dl__ukernel kernel;
     void (*pairs_max)(float *m, int32_t *odd, const float *x, int k);   /* see dl__pairs_max_c */
+    void (*rows_max)(float *y, const float *a, const float *b, int n);  /* see dl__rows_max_c */
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
+static void dl__rows_max_c(float *y, const float *a, const float *b, int n);
 #define DL__MAX_MR 16
 #define DL__MAX_NR 64
 
@@ -1444,7 +1446,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c };
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c };
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DL_NO_SIMD)
 #define DL__X86 1
@@ -1473,7 +1475,7 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c };
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -1498,7 +1500,8 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 #undef DL__ROW
 }
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
-static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512 };
+static void dl__rows_max_avx512(float *y, const float *a, const float *b, int n);
+static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512 };
 #endif
 
 #if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
@@ -1523,7 +1526,7 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c };
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -1785,7 +1788,25 @@ static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k) {
         odd[i] = t;
     }
 }
+/* Vertical half of a 2x2 max pool, in inference (no index): y[i] = the
+   first of a[i], b[i] in the same sense as dl__pairs_max_c. */
+static void dl__rows_max_c(float *y, const float *a, const float *b, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] = !(b[i] <= a[i]) & (a[i] == a[i]) ? b[i] : a[i];
+}
 #ifdef DL__X86
+/* Masked, so a row of any length (the reference CNN's are 14 and 7) is one or
+   two vector operations instead of a scalar loop with a branch per element. */
+__attribute__((target("avx512f")))
+static void dl__rows_max_avx512(float *y, const float *a, const float *b, int n) {
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 u = _mm512_maskz_loadu_ps(k, a + i), v = _mm512_maskz_loadu_ps(k, b + i);
+        __mmask16 t = _mm512_cmp_ps_mask(v, u, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(u, u, _CMP_EQ_OQ);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mask_blend_ps(t, u, v));
+    }
+}
 /* Written with intrinsics: GCC scalarizes vector-extension compares of shuffles. */
 __attribute__((target("avx512f")))
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k) {
@@ -1817,6 +1838,7 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
             const float *a = hm + (size_t)2 * oh * OW, *b = a + OW;
             const int32_t *oa = odd + (size_t)2 * oh * OW, *ob = oa + OW;
             float *yo = y + (size_t)(r0 + oh) * OW;
+            if (!arg) { s->rows_max(yo, a, b, OW); continue; }   /* inference: no index to keep */
             for (ow = 0; ow < OW; ow++) {
                 int t = ((b[ow] > a[ow]) | (b[ow] != b[ow])) & (a[ow] == a[ow]);
                 yo[ow] = t ? b[ow] : a[ow];
