@@ -1792,7 +1792,7 @@ static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k) {
    first of a[i], b[i] in the same sense as dl__pairs_max_c. */
 static void dl__rows_max_c(float *y, const float *a, const float *b, int n) {
     int i;
-    for (i = 0; i < n; i++) y[i] = !(b[i] <= a[i]) & (a[i] == a[i]) ? b[i] : a[i];
+    for (i = 0; i < n; i++) y[i] = (!(b[i] <= a[i]) & (a[i] == a[i])) ? b[i] : a[i];
 }
 #ifdef DL__X86
 /* Masked, so a row of any length (the reference CNN's are 14 and 7) is one or
