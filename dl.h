@@ -1429,10 +1429,12 @@ typedef struct dl__simd {
     int mr, nr;
     dl__ukernel kernel;
     void (*pairs_max)(float *m, int32_t *odd, const float *x, int k);   /* see dl__pairs_max_c */
-    void (*rows_max)(float *y, const float *a, const float *b, int n);  /* see dl__rows_max_c */
+    void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
+                     int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
-static void dl__rows_max_c(float *y, const float *a, const float *b, int n);
+static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
+                           const int32_t *ob, int n, int32_t at, int32_t W);
 #define DL__MAX_MR 16
 #define DL__MAX_NR 64
 
@@ -1500,7 +1502,8 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 #undef DL__ROW
 }
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
-static void dl__rows_max_avx512(float *y, const float *a, const float *b, int n);
+static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
+                                const int32_t *ob, int n, int32_t at, int32_t W);
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512 };
 #endif
 
@@ -1788,23 +1791,36 @@ static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k) {
         odd[i] = t;
     }
 }
-/* Vertical half of a 2x2 max pool, in inference (no index): y[i] = the
-   first of a[i], b[i] in the same sense as dl__pairs_max_c. */
-static void dl__rows_max_c(float *y, const float *a, const float *b, int n) {
+/* Vertical half of a 2x2 max pool: y[i] = the first of a[i], b[i] in the
+   same sense as dl__pairs_max_c; with arg, also the input index of the
+   winner: rows a and b start at at and at + W, oa/ob say which of a pair won. */
+static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
+                           const int32_t *ob, int n, int32_t at, int32_t W) {
     int i;
-    for (i = 0; i < n; i++) y[i] = (!(b[i] <= a[i]) & (a[i] == a[i])) ? b[i] : a[i];
+    for (i = 0; i < n; i++) {
+        int t = !(b[i] <= a[i]) & (a[i] == a[i]);
+        y[i] = t ? b[i] : a[i];
+        if (arg) arg[i] = at + t * W + 2 * i + (t ? ob[i] : oa[i]);
+    }
 }
 #ifdef DL__X86
 /* Masked, so a row of any length (the reference CNN's are 14 and 7) is one or
    two vector operations instead of a scalar loop with a branch per element. */
 __attribute__((target("avx512f")))
-static void dl__rows_max_avx512(float *y, const float *a, const float *b, int n) {
+static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
+                                const int32_t *ob, int n, int32_t at, int32_t W) {
+    const __m512i two_i = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int i;
     for (i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 u = _mm512_maskz_loadu_ps(k, a + i), v = _mm512_maskz_loadu_ps(k, b + i);
         __mmask16 t = _mm512_cmp_ps_mask(v, u, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(u, u, _CMP_EQ_OQ);
         _mm512_mask_storeu_ps(y + i, k, _mm512_mask_blend_ps(t, u, v));
+        if (arg) {
+            __m512i odd = _mm512_mask_blend_epi32(t, _mm512_maskz_loadu_epi32(k, oa + i), _mm512_maskz_loadu_epi32(k, ob + i));
+            __m512i base = _mm512_mask_blend_epi32(t, _mm512_set1_epi32(at + 2 * i), _mm512_set1_epi32(at + W + 2 * i));
+            _mm512_mask_storeu_epi32(arg + i, k, _mm512_add_epi32(_mm512_add_epi32(base, two_i), odd));
+        }
     }
 }
 /* Written with intrinsics: GCC scalarizes vector-extension compares of shuffles. */
@@ -1829,7 +1845,7 @@ static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k) 
 static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const float *x, int W, int OH) {
     float hm[2048];
     int32_t odd[2048];
-    int OW = W / 2, rows = 2048 / W, r0, oh, ow;           /* row pairs per block */
+    int OW = W / 2, rows = 2048 / W, r0, oh;               /* row pairs per block */
     if (rows < 1) rows = 1;
     for (r0 = 0; r0 < OH; r0 += rows) {
         int nr = OH - r0 < rows ? OH - r0 : rows;
@@ -1838,12 +1854,7 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
             const float *a = hm + (size_t)2 * oh * OW, *b = a + OW;
             const int32_t *oa = odd + (size_t)2 * oh * OW, *ob = oa + OW;
             float *yo = y + (size_t)(r0 + oh) * OW;
-            if (!arg) { s->rows_max(yo, a, b, OW); continue; }   /* inference: no index to keep */
-            for (ow = 0; ow < OW; ow++) {
-                int t = ((b[ow] > a[ow]) | (b[ow] != b[ow])) & (a[ow] == a[ow]);
-                yo[ow] = t ? b[ow] : a[ow];
-                if (arg) arg[(size_t)(r0 + oh) * OW + ow] = (2 * (r0 + oh) + t) * W + 2 * ow + (t ? ob[ow] : oa[ow]);
-            }
+            s->rows_max(yo, arg ? arg + (size_t)(r0 + oh) * OW : NULL, a, b, oa, ob, OW, 2 * (r0 + oh) * W, W);
         }
     }
 }
