@@ -83,7 +83,10 @@ else
     tail -8 "$LOG/fashion.log"
     acc=$(grep 'test accuracy' "$LOG/fashion.log" | tail -1)
     ips=$(grep -i 'img/s\|images/s' "$LOG/fashion.log" | tail -1)
-    if [ $rc -eq 0 ] && [ -n "$acc" ]; then row "4 fashion demo (1 epoch)" "PASS" "$acc; $ips"
+    # the issue asks for 0.90 after one epoch; PyTorch itself reaches about 0.89 (see bench/torch_fashion.py)
+    if [ $rc -eq 0 ] && [ -n "$acc" ]; then
+        if awk -v a="${acc##* }" 'BEGIN { exit !(a >= 0.90) }'; then row "4 fashion demo (1 epoch)" "PASS" "$acc; $ips"
+        else row "4 fashion demo (1 epoch)" "BELOW 0.90" "$acc; $ips"; status=1; fi
     else row "4 fashion demo (1 epoch)" "FAIL" "exit $rc: $(tail -1 "$LOG/fashion.log")"; status=1; fi
 fi
 
