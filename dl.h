@@ -1686,6 +1686,14 @@ DL__CLONES static void dl__row_affine(float *y, const float *x, int S, float sc,
 #endif
     for (; s < S; s++) y[s] = x[s] * sc + sh;
 }
+/* y += x */
+DL__CLONES static void dl__row_add(float *y, const float *x, int S) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += v; memcpy(y + s, &u, 64); }
+#endif
+    for (; s < S; s++) y[s] += x[s];
+}
 /* y = x > 0 ? x : a x */
 DL__CLONES static void dl__row_prelu(float *y, const float *x, int S, float a) {
     int s = 0;
@@ -2368,14 +2376,25 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
         for (kh = 0; kh < g->KH; kh++)
             for (kw = 0; kw < g->KW; kw++) {
                 const float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * g->P;
+                int dx = kw * g->dw - g->pw, lo = dx < 0 ? -dx : 0, hi = g->W - dx < g->OW ? g->W - dx : g->OW;
+                if (g->sh == 1 && g->sw == 1 && g->OW == g->W && dx == 0) {
+                    /* the centre column of a same-width convolution: whole rows line up, one long add */
+                    int dy = kh * g->dh - g->ph, o0 = dy < 0 ? -dy : 0, o1 = g->H - dy < g->OH ? g->H - dy : g->OH;
+                    if (o1 > o0) dl__row_add(x + ((size_t)c * g->H + o0 + dy) * g->W, row + (size_t)o0 * g->OW, (o1 - o0) * g->OW);
+                    continue;
+                }
                 for (oh = 0; oh < g->OH; oh++) {
                     int ih = oh * g->sh - g->ph + kh * g->dh;
                     const float *r = row + (size_t)oh * g->OW;
                     float *xr;
                     if (ih < 0 || ih >= g->H) continue;
                     xr = x + ((size_t)c * g->H + ih) * g->W;   /* only in range: a negative ih would wrap */
+                    if (g->sw == 1) {                          /* the valid columns, found once */
+                        for (ow = lo; ow < hi; ow++) xr[ow + dx] += r[ow];
+                        continue;
+                    }
                     for (ow = 0; ow < g->OW; ow++) {
-                        int iw = ow * g->sw - g->pw + kw * g->dw;
+                        int iw = ow * g->sw + dx;
                         if (iw >= 0 && iw < g->W) xr[iw] += r[ow];
                     }
                 }
