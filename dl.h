@@ -1994,41 +1994,47 @@ static const dl__krow *dl__conv_krows(const dl__conv *g, dl__krow *table) {
     return table;
 }
 static size_t dl__krows_floats(const dl__conv *g) { return ((size_t)g->K * sizeof(dl__krow) + sizeof(float) - 1) / sizeof(float); }
+/* A piece of one im2col row (c, ky, kx) of a stride-1 convolution whose output
+   is as wide as its input: len outputs from plane position p (column col) of
+   the sample's plane x read x[p + shift], shift = dy*W + dx, because the next
+   output row reads the next input row. So: a copy, zeros where p + shift left
+   the plane, and zeros where the column x = col + dx wrapped around an edge. */
+static inline void dl__im2col_same(float *d, size_t stride, const float *x, int p, int col, int len, int shift, int dx,
+                                   int HW, int W) {
+    int s0 = p + shift, lo = s0 < 0 ? (-s0 < len ? -s0 : len) : 0, hi = HW - s0 < len ? HW - s0 : len, t, t0;
+    int a = dx < 0 ? 0 : W - dx, b = dx < 0 ? -dx : W;   /* the output columns a..b-1 wrap */
+    if (hi < lo) hi = lo;
+    if (stride == 1) {
+        for (t = 0; t < lo; t++) d[t] = 0.0f;
+        if (hi > lo) {                            /* formed only when inside the plane */
+            const float *src = x + s0 + lo;
+            float *dd = d + lo;
+            for (t = 0; t + 8 <= hi - lo; t += 8) memcpy(dd + t, src + t, 8 * sizeof(float));   /* one vector move */
+            for (; t < hi - lo; t++) dd[t] = src[t];
+        }
+        for (t = hi; t < len; t++) d[t] = 0.0f;
+    } else
+        for (t = 0; t < len; t++) d[(size_t)t * stride] = t >= lo && t < hi ? x[s0 + t] : 0.0f;
+    if (!dx) return;
+    if (a < 0) a = 0;
+    if (b > W) b = W;
+    for (t0 = a - col; t0 < len; t0 += W)         /* where each output row's column a falls */
+        for (t = t0 < 0 ? 0 : t0; t < t0 + b - a && t < len; t++) d[(size_t)t * stride] = 0.0f;
+}
+
 /* One row of the im2col matrix over the given runs, to dst with the given
    stride. A stride-1 convolution reads each run contiguously. */
 static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, int n_runs, float *dst, int stride) {
     const dl__conv *g = B->conv;
     const float *xc = B->p + kr.base;
     int k, t;
-    if (g->sh == 1 && g->sw == 1 && g->OW == g->W) {
-        /* Output width = input width: the row's values for consecutive output
-           pixels of one sample are consecutive in the input plane (the next
-           output row reads the next input row). One copy per sample, clipped to
-           the plane, then zeros where a column wrapped around an edge. */
-        long HW = (long)g->H * g->W;
+    if (g->sh == 1 && g->sw == 1 && g->OW == g->W) {      /* consecutive runs of one sample: one piece */
         for (k = 0; k < n_runs;) {
             const dl__run *u = &runs[k];
-            long s = (long)(u->oy + kr.dy) * g->W + u->ox + kr.dx, lo, hi;
-            int len = 0, first = k;
-            float *d = dst + (size_t)u->at * stride;
+            int len = 0;
             while (k < n_runs && runs[k].n == u->n) len += runs[k++].len;
-            lo = s < 0 ? (-s < len ? -s : len) : 0;
-            hi = HW - s < len ? HW - s : len;
-            if (hi < lo) hi = lo;
-            for (t = 0; t < lo; t++) d[(size_t)t * stride] = 0.0f;
-            if (hi > lo) {
-                const float *src = xc + (size_t)u->n * B->cbs + (size_t)(s + lo);   /* inside the plane */
-                if (stride == 1) memcpy(d + lo, src, (size_t)(hi - lo) * sizeof(float));
-                else for (t = (int)lo; t < hi; t++) d[(size_t)t * stride] = src[t - lo];
-            }
-            for (t = (int)hi; t < len; t++) d[(size_t)t * stride] = 0.0f;
-            for (; first < k; first++) {              /* columns outside 0..W-1 */
-                const dl__run *r = &runs[first];
-                int a = -(r->ox + kr.dx), b = g->W - r->ox - kr.dx;   /* valid t: a <= t < b */
-                float *e = dst + (size_t)r->at * stride;
-                for (t = 0; t < a && t < r->len; t++) e[(size_t)t * stride] = 0.0f;
-                for (t = b < 0 ? 0 : b; t < r->len; t++) e[(size_t)t * stride] = 0.0f;
-            }
+            dl__im2col_same(dst + (size_t)u->at * stride, (size_t)stride, xc + (size_t)u->n * B->cbs,
+                            u->oy * g->W + u->ox, u->ox, len, kr.dy * g->W + kr.dx, kr.dx, g->H * g->W, g->W);
         }
         return;
     }
@@ -2081,51 +2087,35 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
         for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][koff[kk]];
 }
 
-/* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
-   zeros past N. For im2col the row table and the runs are found once. */
-/* pack_b for an im2col B whose output width is the input width, stride 1:
-   row (c, ky, kx) over the pixels of one sample is that sample's plane shifted
-   by dy*W + dx, so each sliver row is a plain copy, then zeros where the shift
-   left the plane or wrapped a column around an edge. */
+/* pack_b for an im2col B of a stride-1, same-width convolution: each sliver
+   row is dl__im2col_same pieces, split at slivers and samples once per call. */
 static void dl__pack_b_same(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     const dl__conv *g = B->conv;
     struct { int p, col, len; size_t x, d; } pc[DL__NC];   /* pieces: within one sliver and one sample */
-    int HW = g->H * g->W, W = g->W, end = j0 + nc < N ? j0 + nc : N, n_pc = 0, i, kk, j;
+    int end = j0 + nc < N ? j0 + nc : N, n_pc = 0, i, kk, j;
     for (j = j0; j < end; n_pc++) {              /* the split is the same for every row: found once */
         int jj = j - j0, p = j % g->P, q = jj % nr, len = nr - q;
         if (len > end - j) len = end - j;
         if (len > g->P - p) len = g->P - p;
-        pc[n_pc].p = p; pc[n_pc].col = p % W; pc[n_pc].len = len;
+        pc[n_pc].p = p; pc[n_pc].col = p % g->W; pc[n_pc].len = len;
         pc[n_pc].x = (size_t)(j / g->P) * B->cbs;
         pc[n_pc].d = (size_t)(jj / nr) * nr * kc + (size_t)q;
         j += len;
     }
     for (kk = 0; kk < kc; kk++) {
         dl__krow kr = B->krows[k0 + kk];
-        int shift = kr.dy * W + kr.dx, a = kr.dx < 0 ? 0 : W - kr.dx, b = kr.dx < 0 ? -kr.dx : W;
         const float *xk = B->p + kr.base;
         float *dk = dst + (size_t)kk * nr;
-        if (a < 0) a = 0;
-        if (b > W) b = W;
-        for (i = 0; i < n_pc; i++) {
-            int s0 = pc[i].p + shift, len = pc[i].len, lo = s0 < 0 ? (-s0 < len ? -s0 : len) : 0,
-                hi = HW - s0 < len ? HW - s0 : len, t, t0;
-            float *d = dk + pc[i].d;
-            const float *x = xk + pc[i].x + s0;     /* read only at lo..hi-1: inside the plane */
-            if (hi < lo) hi = lo;
-            for (t = 0; t < lo; t++) d[t] = 0.0f;
-            for (t = lo; t + 8 <= hi; t += 8) memcpy(d + t, x + t, 8 * sizeof(float));   /* one vector move */
-            for (; t < hi; t++) d[t] = x[t];
-            for (t = hi; t < len; t++) d[t] = 0.0f;
-            if (kr.dx)                           /* output columns a..b-1 read x = ox + dx outside 0..W-1 */
-                for (t0 = a - pc[i].col; t0 < len; t0 += W)   /* where this row's column a falls */
-                    for (t = t0 < 0 ? 0 : t0; t < t0 + b - a && t < len; t++) d[t] = 0.0f;
-        }
+        int W = g->W, HW = g->H * g->W, shift = kr.dy * W + kr.dx;
+        for (i = 0; i < n_pc; i++)
+            dl__im2col_same(dk + pc[i].d, 1, xk + pc[i].x, pc[i].p, pc[i].col, pc[i].len, shift, kr.dx, HW, W);
     }
     for (j = end - j0; j < (nc + nr - 1) / nr * nr; j++)    /* past N: zeros */
         for (kk = 0; kk < kc; kk++) dst[(size_t)(j / nr) * nr * kc + (size_t)kk * nr + j % nr] = 0.0f;
 }
 
+/* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
+   zeros past N. For im2col the row table and the runs are found once. */
 static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     int jj, kk, jr;
     size_t joff[DL__MAX_NR];
