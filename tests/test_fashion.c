@@ -147,17 +147,24 @@ static const char *const file_names[4] = {"train-images-idx3-ubyte", "train-labe
                                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
 /* Writes a valid 200/100-image data set into tmpdir as .gz files. */
+/* Writes file f of tmpdir (even f: images, odd: labels) holding count items of
+   s under the given magic and header count. */
+static int write_idx(int f, const idx_set *s, int count, uint32_t magic, uint32_t header_count) {
+    char path[256];
+    size_t len;
+    unsigned char *b = make_idx(s, count, f % 2 == 0, magic, header_count, &len);
+    int rc = -1;
+    snprintf(path, sizeof path, "%s/%s.gz", tmpdir, file_names[f]);
+    if (b) rc = write_gz(path, b, len);
+    free(b);
+    return rc;
+}
+
 static int write_good_set(const fashion_data *src) {
     int f;
     for (f = 0; f < 4; f++) {
-        char path[256];
-        const idx_set *s = f < 2 ? &src->train : &src->test;
-        int n = f < 2 ? 200 : 100, images = f % 2 == 0;
-        size_t len;
-        unsigned char *b = make_idx(s, n, images, images ? 0x803 : 0x801, (uint32_t)n, &len);
-        snprintf(path, sizeof path, "%s/%s.gz", tmpdir, file_names[f]);
-        if (!b || write_gz(path, b, len)) { free(b); return -1; }
-        free(b);
+        int n = f < 2 ? 200 : 100;
+        if (write_idx(f, f < 2 ? &src->train : &src->test, n, f % 2 == 0 ? 0x803 : 0x801, (uint32_t)n)) return -1;
     }
     return 0;
 }
@@ -203,32 +210,20 @@ static void test_broken_files(void) {
     }
 
     /* wrong magic: a labels file where the images belong */
-    b = make_idx(&src.train, 200, 0, 0x801, 200, &len);
-    snprintf(path, sizeof path, "%s/%s.gz", tmpdir, file_names[0]);
-    write_gz(path, b, len);
-    free(b);
+    write_idx(0, &src.train, 200, 0x801, 200);
     expect_error(0, "wrong magic", "magic");
-    b = make_idx(&src.train, 200, 1, 0x12345678, 200, &len);
-    write_gz(path, b, len);
-    free(b);
+    write_idx(0, &src.train, 200, 0x12345678, 200);
     expect_error(0, "foreign magic", "magic");
 
     /* a header that promises more images than follow, or fewer */
-    b = make_idx(&src.train, 200, 1, 0x803, 201, &len);
-    write_gz(path, b, len);
-    free(b);
+    write_idx(0, &src.train, 200, 0x803, 201);
     expect_error(0, "count too high", "truncated");
-    b = make_idx(&src.train, 200, 1, 0x803, 150, &len);
-    write_gz(path, b, len);
-    free(b);
+    write_idx(0, &src.train, 200, 0x803, 150);
     expect_error(0, "count too low", "unexpected data");
 
     /* labels that do not match the images in number */
     write_good_set(&src);
-    b = make_idx(&src.test, 99, 0, 0x801, 99, &len);
-    snprintf(path, sizeof path, "%s/%s.gz", tmpdir, file_names[3]);
-    write_gz(path, b, len);
-    free(b);
+    write_idx(3, &src.test, 99, 0x801, 99);
     expect_error(2, "99 labels for 100 images", "labels");
 
     /* a gzip stream cut short, and one with a flipped bit */
