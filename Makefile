@@ -27,7 +27,7 @@ $(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 demo: $(EXAMPLES)
-	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
+	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples --report $(B)/report.html $(ARGS)
 
 $(B)/test_fashion: examples/fashion.c examples/idx.h
 
@@ -43,7 +43,7 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+	@sh tests/run.sh $(TESTS) tests/test_report.sh $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.

@@ -5646,6 +5646,9 @@ static void dl__png_img(dl__fout *o, const float *v, int w, int h, float lo, flo
     DL_FREE(png);
 }
 
+/* images about 84 pixels wide */
+static int dl__scale(int w) { return w > 0 && w < 84 ? 84 / w : 1; }
+
 static void dl__minmax(const float *v, size_t n, float *lo, float *hi) {
     size_t i;
     *lo = *hi = n ? v[0] : 0;
@@ -5785,11 +5788,11 @@ static void dl__report_conv(dl__fout *o, dl__fit *F) {
         size_t in_plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
         dl__fputs(o, "<div class=grid>");
         dl__minmax(img, in_plane, &lo, &hi);
-        dl__png_img(o, img, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, 3, "input");
+        dl__png_img(o, img, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, dl__scale(F->val.w), "input");
         for (j = 0; j < M; j++) {
             const float *map = z + (size_t)C * H * W * i + (size_t)H * W * j;
             dl__minmax(map, (size_t)H * W, &lo, &hi);
-            dl__png_img(o, map, W, H, lo, hi, 84 / (W > 0 ? W : 1) > 0 ? 84 / W : 1, "channel");
+            dl__png_img(o, map, W, H, lo, hi, dl__scale(W), "channel");
         }
         dl__fputs(o, "</div>\n");
     }
@@ -5806,7 +5809,7 @@ static void dl__report_mistakes(dl__fout *o, dl__fit *F) {
         if (m->index < 0 || dl_dataset_batch(&F->val, &m->index, 1, NULL, NULL, F->b.x, NULL, NULL)) continue;
         dl__minmax(F->b.x, plane, &lo, &hi);
         dl__fputs(o, "<figure>");
-        dl__png_img(o, F->b.x, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, 3, "sample");
+        dl__png_img(o, F->b.x, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, dl__scale(F->val.w), "sample");
         dl__fprintf(o, "<figcaption>#%d, true <b>", m->index);
         dl__html_text(o, dl__class_name(F->o, m->label, nb));
         dl__fputs(o, "</b>");

@@ -34,7 +34,7 @@ static int one_epoch(const char *dir, fashion_run *run) {
     opt = dl_adam(net, 1e-3f);
     CHECK(probs && opt, "building the model: %s", dl_net_error(net));
     if (probs && opt) {
-        rc = fashion_train(net, opt, logits, probs, &d, &o, run);
+        rc = fashion_train(net, opt, logits, &d, &o, run);
         CHECK(rc == 0, "training: %s", dl_net_error(net));
     }
     dl_net_free(net);

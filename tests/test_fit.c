@@ -476,7 +476,7 @@ static void test_report_content(void) {
     FILE *f;
     make_images(tx, ty, NTRAIN, 1);
     make_images(vx, vy, NVAL, 2);
-    o.report = "build/test_fit_report.html";
+    o.report = "build/report.html";
     o.class_names = names;
     memset(&h, 0, sizeof h);
     CHECK(dl_fit(net, opt, l, &tr, &va, &o, &h) == DL_OK, "%s", dl_net_error(net));
