@@ -120,6 +120,8 @@
       DL_ASSERT(x)               the library's own invariants (default assert)
       DL_STATIC                  make all functions static
       DL_NO_THREADS              (reserved) build without POSIX threads
+      DL_NO_FIT                  leave out the fit zone (summary, schedules,
+                                 datasets, dl_fit, the HTML report)
 
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
@@ -130,6 +132,13 @@
                  centered); clipping by global norm; settable learning rate
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   FIT           (search ">>fit") dl_net_summary; dl_schedule: step, multi-step,
+                 exponential, cosine with restarts, one-cycle, plateau, linear
+                 warm-up; dl_dataset views with augmentation (shift, flip,
+                 cutout, brightness, contrast); dl_fit: epochs, validation,
+                 top-k and confusion matrix, early stopping, checkpoints that
+                 resume bit for bit, callbacks, progress bar, an HTML report;
+                 dl_evaluate and dl_predict_dataset in bounded memory
 */
 #ifndef DL_H_INCLUDED
 #define DL_H_INCLUDED
@@ -4708,8 +4717,8 @@ typedef struct dl__fout { FILE *f; char *buf; size_t cap, len; int err; } dl__fo
 static void dl__fwrite(dl__fout *o, const char *s, size_t k) {
     if (o->f) {
         if (k && fwrite(s, 1, k, o->f) != k) o->err = 1;
-    } else if (o->buf && o->cap) {
-        size_t room = o->len < o->cap - 1 ? o->cap - 1 - o->len : 0, m = k < room ? k : room;
+    } else if (o->buf && o->len + 1 < o->cap) {   /* the part that fits, always terminated */
+        size_t room = o->cap - 1 - o->len, m = k < room ? k : room;
         memcpy(o->buf + o->len, s, m);
         o->buf[o->len + m] = '\0';
     }
@@ -4912,7 +4921,7 @@ static float dl__unit(uint64_t u) { return (float)(u & 0xffffff) * (1.0f / 16777
 static void dl__shift_plane(float *p, int H, int W, int dy, int dx, int flip) {
     int r, c;
     if (dy > 0) memmove(p + (size_t)dy * W, p, sizeof(float) * (size_t)(H - dy) * W);
-    if (dy < 0) memmove(p, p - (size_t)dy * W, sizeof(float) * (size_t)(H + dy) * W);
+    if (dy < 0) memmove(p, p + (size_t)(-dy) * W, sizeof(float) * (size_t)(H + dy) * W);
     for (r = 0; r < (dy > 0 ? dy : -dy) && r < H; r++) memset(p + (size_t)(dy > 0 ? r : H - 1 - r) * W, 0, sizeof(float) * W);
     for (r = 0; r < H; r++) {
         float *row = p + (size_t)r * W;

@@ -62,8 +62,9 @@ static int weights_equal(dl_net *a, dl_net *b) {
 static void test_net_summary(void) {
     dl_net *net = dl_net_new();
     dl_layer *h = dl_input(net, 1, 28, 28);
-    char buf[8192], tiny[16];
-    int len, len2;
+    char buf[8192];
+    struct { char tiny[16], guard[2048]; } g;   /* nothing may be written past tiny */
+    int len, len2, i;
     h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 32, 3, 1, 1))), 2, 2);
     h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 64, 3, 1, 1))), 2, 2);
     h = dl_dense(dl_flatten(h), 10);
@@ -81,8 +82,10 @@ static void test_net_summary(void) {
     CHECK(strstr(buf, "Non-trainable params (statistics): 192"), "statistics");
     /* 225,792 + 32*784 (bn) + 64*196*288 + 64*196 (bn) + 31,360 */
     CHECK(strstr(buf, "Multiply-adds per sample: 3,907,456"), "MACs total");
-    len2 = dl_net_summary_str(net, tiny, sizeof tiny);
-    CHECK(len2 == len && strlen(tiny) == sizeof tiny - 1 && !strncmp(tiny, buf, sizeof tiny - 1), "truncated copy");
+    memset(g.guard, 0x5a, sizeof g.guard);
+    len2 = dl_net_summary_str(net, g.tiny, sizeof g.tiny);
+    CHECK(len2 == len && strlen(g.tiny) == sizeof g.tiny - 1 && !strncmp(g.tiny, buf, sizeof g.tiny - 1), "truncated copy");
+    for (i = 0; i < (int)sizeof g.guard; i++) CHECK(g.guard[i] == 0x5a, "written past the buffer at %d", 16 + i);
     CHECK(dl_net_summary_str(NULL, buf, sizeof buf) == -1 && dl_net_summary(net, NULL) == DL_ERR_ARG, "NULLs");
     dl_net_free(net);
 }
