@@ -711,6 +711,7 @@ typedef struct dl_fit_history {
     int *confusion;             /* the last validation's, classes*classes */
     double *class_acc;
     void *pos;                  /* fit's position: private, from dl_fit_load or a run */
+    char error[256];            /* why dl_fit failed ("" after success) */
 } dl_fit_history;
 
 enum { DL_FIT_TRAINING = 0, DL_FIT_EVALUATING = 1, DL_FIT_EPOCH_DONE = 2 };
@@ -746,8 +747,14 @@ typedef struct dl_fit_options {     /* zero means default */
 } dl_fit_options;
 
 /* DL_OK; DL_ERR_ARG (NULLs, a dataset that does not fit the net, a history
-   from another run), a step's or a file's error. The history is the caller's:
-   zero it, or fill it with dl_fit_load; dl_fit_history_free releases it. */
+   from another run), a step's or a file's error, with the message in
+   h->error. The history is the caller's: zero it, or fill it with
+   dl_fit_load; dl_fit_history_free releases it. A history that went through
+   a run (or dl_fit_load) continues from where it stopped: more epochs train
+   on. Early stopping keeps the best weights on the host: on a net on
+   another backend (GPU) they are not restored. The checkpoint's own fields
+   are in the host's byte order and sizes: resume on the same kind of
+   machine. */
 DLDEF int  dl_fit(dl_net *net, dl_optim *opt, dl_layer *logits, const dl_dataset *train, const dl_dataset *val,
                   const dl_fit_options *o, dl_fit_history *h);
 DLDEF void dl_fit_history_free(dl_fit_history *h);
@@ -4709,6 +4716,7 @@ static int dl__write_atomic(char *err, const char *path, const void *data, size_
 /* ==== >>fit: summary, schedules, datasets, fit, checkpoints, report ========= */
 /* Built only on the public API above, so the core can change underneath. */
 #ifndef DL_NO_FIT
+#include <float.h>
 #include <time.h>
 
 /* ---- output to a FILE or a caller's buffer (snprintf-like length) ---- */
@@ -4830,7 +4838,8 @@ static float dl__sched_cosine(const dl_schedule *s, float base, long t) {
     long T = s->period, tc = t;
     float c;
     if (T < 1) return DL__NAN;
-    if (s->restart_mult >= 1)
+    if (s->restart_mult == 1) tc %= T;
+    else if (s->restart_mult > 1)
         while (tc >= T) tc -= T, T *= s->restart_mult;
     c = 0.5f * (1.0f + (float)cos(DL__PI * (double)tc / (double)T));
     return s->min_lr + (base - s->min_lr) * c;
@@ -4847,10 +4856,17 @@ static float dl__sched_onecycle(const dl_schedule *s, double base, long t) {
     return (float)(b + (a - b) / 2 * (cos(DL__PI * x) + 1));
 }
 
+/* Lengths and factors in range (also for a schedule read from a file). */
+static int dl__sched_ok(const dl_schedule *s) {
+    return s->kind >= DL_SCHED_CONSTANT && s->kind <= DL_SCHED_PLATEAU && s->step_size >= 0 && s->period >= 0 &&
+           s->restart_mult >= 0 && s->restart_mult <= 1000 && s->total >= 0 && s->warmup >= 0 && s->lr >= 0 &&
+           s->gamma >= 0 && s->min_lr >= 0 && s->pct_start >= 0 && s->pct_start < 1 && s->div >= 0 && s->final_div >= 0;
+}
+
 float dl_schedule_lr(const dl_schedule *s, long t) {
     double g, base;
     int k = 0;
-    if (!s || t < 0) return DL__NAN;
+    if (!s || t < 0 || !dl__sched_ok(s)) return DL__NAN;
     base = s->lr > 0 ? s->lr : 1;
     g = s->gamma > 0 ? s->gamma : 0.1;
     if (s->warmup > 0) {
@@ -5373,6 +5389,14 @@ typedef struct dl__fit {
     double t0, last_draw;
 } dl__fit;
 
+static int dl__fit_err(dl_fit_history *h, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->error, sizeof h->error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
     dl_fit_progress pr;
     double now = dl__fit_now();
@@ -5395,7 +5419,7 @@ static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
 /* The rate for the next step (or epoch), given to the optimizer. */
 static int dl__fit_set_lr(dl__fit *F, long t) {
     float lr = dl_schedule_lr(&F->p->sched, t);
-    return dl_optim_set_lr(F->opt, lr);
+    return dl_optim_set_lr(F->opt, lr == 0 ? FLT_MIN : lr);   /* a cosine's end is 0; optimizers want > 0 */
 }
 
 /* One optimizer step on the next batch of the epoch. */
@@ -5461,7 +5485,9 @@ static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
         memset(&ev, 0, sizeof ev);
         ev.k = F->o->topk;
         ev.confusion = h->confusion, ev.class_acc = h->class_acc;
-        if ((rc = dl__eval(F->net, F->logits, &F->val, &F->b, F->eval_batch, &ev, p->mist))) return rc;
+        if ((rc = dl__eval(F->net, F->logits, &F->val, &F->b, F->eval_batch, &ev, p->mist)))
+            return dl__fit_err(h, rc, "dl_fit: validation after epoch %d: a label out of range, the fill callback or dl_predict failed (%s)",
+                               p->epoch + 1, dl_net_error(F->net));
         e->val_loss = ev.loss, e->val_acc = ev.accuracy, e->val_topk = ev.topk;
     }
     h->n_epochs++;
@@ -5477,8 +5503,9 @@ static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
     p->epoch++;
     p->done = 0;
     if (p->sched.per_epoch && p->epoch < F->epochs && (rc = dl__fit_set_lr(F, p->epoch))) return rc;
-    if (F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, h, F->o->checkpoint))) return rc;
-    if (F->o->report && (rc = dl__fit_report(F))) return rc;
+    if (F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, h, F->o->checkpoint)))
+        return dl__fit_err(h, rc, "dl_fit: cannot write the checkpoint %s", F->o->checkpoint);
+    if (F->o->report && (rc = dl__fit_report(F))) return dl__fit_err(h, rc, "dl_fit: cannot write the report %s", F->o->report);
     dl__fit_progress(F, DL_FIT_EPOCH_DONE, e);
     if (F->o->on_epoch && F->o->on_epoch(F->o->user, h)) h->stopped_early = 2, *stop = 1;
     return DL_OK;
@@ -5498,12 +5525,14 @@ static int dl__fit_epoch(dl__fit *F, int *stop) {
         int n = p->count - p->done < F->batch ? p->count - p->done : F->batch;
         float loss;
         if (n < 2 && F->batch > 1) break;   /* batchnorm needs two samples */
-        if ((rc = dl__fit_step(F, n, &loss))) return rc;
+        if ((rc = dl__fit_step(F, n, &loss)))
+            return dl__fit_err(F->h, rc, "dl_fit: epoch %d, step %ld: %s", p->epoch + 1, F->h->step + 1,
+                               *dl_net_error(F->net) ? dl_net_error(F->net) : "a label out of range, or the fill callback failed");
         if (!F->o->quiet && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
             dl__fit_progress(F, DL_FIT_TRAINING, NULL);
         if (F->o->checkpoint_every > 0 && F->h->step % F->o->checkpoint_every == 0 && p->done < p->count &&
             F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, F->h, F->o->checkpoint)))
-            return rc;
+            return dl__fit_err(F->h, rc, "dl_fit: cannot write the checkpoint %s", F->o->checkpoint);
         if (F->o->on_step && F->o->on_step(F->o->user, F->h, loss)) {
             F->h->stopped_early = 2, *stop = 1;
             return DL_OK;
@@ -5522,7 +5551,9 @@ static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *
     int nval = 0, i, cap;
     F->train = dl__shaped(F->net, train);
     if (val) F->val = dl__shaped(F->net, val);
-    else if (o->val_split > 0 && o->val_split < 1 && train->x) {
+    else if (o->val_split > 0 && !(o->val_split < 1 && train->x))
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: val_split needs a fraction below 1 and samples in memory (x), not a fill callback");
+    else if (o->val_split > 0) {
         size_t sz = dl__sample_floats(&F->train);
         nval = (int)(train->count * (double)o->val_split);
         F->train.count -= nval;
@@ -5548,7 +5579,10 @@ static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *
         memset(h->confusion, 0, sizeof(int) * (size_t)F->classes * F->classes);
         for (i = 0; i < F->classes; i++) h->class_acc[i] = DL__NAN;
     }
-    if (p) return p->count == F->train.count && (!p->best_n || p->best_n == dl__params_copy(F->net, NULL, 0)) ? DL_OK : DL_ERR_ARG;
+    if (p && (p->count != F->train.count || (p->best_n && p->best_n != dl__params_copy(F->net, NULL, 0))))
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: the history continues a run on %d training samples, not %d, or on another net",
+                           p->count, F->train.count);
+    if (p) return DL_OK;
     if (!(p = (dl__fit_pos *)DL_MALLOC(sizeof *p))) return DL_ERR_NOMEM;
     memset(p, 0, sizeof *p);
     h->pos = p;
@@ -5556,12 +5590,13 @@ static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *
     p->rng = o->seed * 0x2545f4914f6cdd1dull + 1;
     if (!(p->order = (int *)DL_MALLOC(sizeof(int) * (size_t)p->count + 1))) return DL_ERR_NOMEM;
     for (i = 0; i < p->count; i++) p->order[i] = i;
-    if (o->patience > 0) {
+    if (o->patience > 0 && !strcmp(dl_net_backend(F->net)->name, "cpu")) {
         p->best_n = dl__params_copy(F->net, NULL, 0);
         if (!(p->best = (float *)DL_MALLOC(sizeof(float) * p->best_n + 1))) return DL_ERR_NOMEM;
     }
     for (i = 0; i < DL__MISTAKES; i++) p->mist[i].index = -1;
     p->sched = o->schedule;
+    if (!dl__sched_ok(&p->sched)) return dl__fit_err(h, DL_ERR_ARG, "dl_fit: a schedule field is out of range");
     if (!(p->sched.lr > 0)) p->sched.lr = dl_optim_lr(F->opt);
     {   /* lengths 0: the whole run, after the warm-up */
         long run = (p->sched.per_epoch ? F->epochs : (long)F->epochs * F->steps_per_epoch) - p->sched.warmup;
@@ -5576,17 +5611,20 @@ int dl_fit(dl_net *net, dl_optim *opt, dl_layer *logits, const dl_dataset *train
     dl_fit_options defaults;
     dl__fit F;
     int rc, stop = 0;
-    if (!net || !opt || !logits || !h) return DL_ERR_ARG;
+    if (!net || !opt || !logits || !h) return h ? dl__fit_err(h, DL_ERR_ARG, "dl_fit: NULL net, optimizer or logits") : DL_ERR_ARG;
     memset(&defaults, 0, sizeof defaults);
     if (!o) o = &defaults;
+    h->error[0] = '\0';
     if (dl__check_data(net, logits, train, 1) || (val && dl__check_data(net, logits, val, 1)) ||
         (val && (val->target_size > 0) != (train->target_size > 0)) || train->count < 1)
-        return DL_ERR_ARG;
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: a dataset does not fit: it needs samples (x or fill) of the input "
+                                          "layer's size (c*h*w), and labels, or targets of the logits' size");
     memset(&F, 0, sizeof F);
     F.net = net, F.opt = opt, F.logits = logits, F.o = o, F.h = h;
-    rc = dl__fit_setup(&F, train, val);
+    if ((rc = dl__fit_setup(&F, train, val)) && !h->error[0]) dl__fit_err(h, rc, "dl_fit: out of memory");
     F.p = (dl__fit_pos *)h->pos;
-    if (!rc && F.p->sched.per_epoch) rc = dl__fit_set_lr(&F, F.p->epoch);
+    if (!rc && F.p->sched.per_epoch && (rc = dl__fit_set_lr(&F, F.p->epoch)))
+        dl__fit_err(h, rc, "dl_fit: the schedule gives %g for epoch %d", (double)dl_schedule_lr(&F.p->sched, F.p->epoch), F.p->epoch + 1);
     h->stopped_early = 0;
     while (!rc && !stop && F.p->epoch < F.epochs) rc = dl__fit_epoch(&F, &stop);
     dl__bufs_free(&F.b);

@@ -508,8 +508,34 @@ static void test_bad_arguments(void) {
     CHECK(dl_fit(NULL, opt, l, &tr, NULL, NULL, &h) == DL_ERR_ARG, "NULL net");
     tr.c = 2;
     CHECK(dl_fit(net, opt, l, &tr, NULL, NULL, &h) == DL_ERR_ARG, "wrong sample size");
+    CHECK(strstr(h.error, "input layer's size") != NULL, "message: %s", h.error);
     tr.c = 1, tr.labels = NULL;
     CHECK(dl_fit(net, opt, l, &tr, NULL, NULL, &h) == DL_ERR_ARG, "no labels");
+    tr.labels = ty;
+    {
+        dl_fit_options o = base_options();
+        int rc;
+        o.epochs = 1;
+        make_images(tx, ty, NTRAIN, 1);
+        CHECK(dl_fit(net, opt, l, &tr, NULL, &o, &h) == DL_OK && !h.error[0], "one epoch: %s", h.error);
+        tr.count = 100;
+        CHECK(dl_fit(net, opt, l, &tr, NULL, &o, &h) == DL_ERR_ARG && strstr(h.error, "150 training samples"),
+              "continuing on another set: %s", h.error);
+        tr.count = NTRAIN, o.epochs = 2;
+        rc = dl_fit(net, opt, l, &tr, NULL, &o, &h);
+        CHECK(rc == DL_OK && h.n_epochs == 2, "one more epoch: %d %d %s", rc, h.n_epochs, h.error);
+        o.val_split = 0.2f, tr.x = NULL, tr.fill = fill_targets;
+        dl_fit_history_free(&h);
+        CHECK(dl_fit(net, opt, l, &tr, NULL, &o, &h) == DL_ERR_ARG && strstr(h.error, "val_split"), "val_split without x: %s", h.error);
+        o.val_split = 0, o.schedule.kind = 42;
+        tr.x = tx, tr.fill = NULL;
+        dl_fit_history_free(&h);
+        CHECK(dl_fit(net, opt, l, &tr, NULL, &o, &h) == DL_ERR_ARG && strstr(h.error, "schedule"), "bad schedule: %s", h.error);
+        o.schedule.kind = 0, ty[3] = 7;
+        dl_fit_history_free(&h);
+        CHECK(dl_fit(net, opt, l, &tr, NULL, &o, &h) != DL_OK && strstr(h.error, "step"), "bad label: %s", h.error);
+        ty[3] = 0;
+    }
     dl_fit_history_free(&h);
     dl_net_free(net);
 }
