@@ -466,6 +466,28 @@ static void test_fit_mse_callback_data(void) {
     dl_net_free(net);
 }
 
+/* val_split: the last fifth of the training set validates, the rest trains */
+static void test_val_split(void) {
+    dl_layer *l;
+    dl_net *net = small_net(&l);
+    dl_optim *opt = dl_adam(net, 0.01f);
+    dl_fit_options o = base_options();
+    dl_fit_history h;
+    dl_dataset tr = train_set(), last = train_set();
+    dl_eval ev;
+    make_images(tx, ty, NTRAIN, 1);
+    o.val_split = 0.2f, o.epochs = 1, o.eval_batch = 7;
+    memset(&h, 0, sizeof h);
+    CHECK(dl_fit(net, opt, l, &tr, NULL, &o, &h) == DL_OK, "%s", h.error);
+    CHECK(h.epochs[0].images == 120, "trained on %ld samples", h.epochs[0].images);
+    last.x = tx + 120 * S * S, last.labels = ty + 120, last.count = 30;
+    memset(&ev, 0, sizeof ev);
+    CHECK(dl_evaluate(net, l, &last, 7, &ev) == DL_OK && ev.loss == h.epochs[0].val_loss && ev.accuracy == h.epochs[0].val_acc,
+          "validation is the last 30: %g vs %g", ev.loss, h.epochs[0].val_loss);
+    dl_fit_history_free(&h);
+    dl_net_free(net);
+}
+
 static void test_report_content(void) {
     static const char *names[3] = { "top bar", "bottom <bar>", "left bar" };
     dl_layer *l;
@@ -550,6 +572,7 @@ int main(void) {
     RUN(test_resume_bit_identical);
     RUN(test_evaluate_predict);
     RUN(test_fit_mse_callback_data);
+    RUN(test_val_split);
     RUN(test_report_content);
     RUN(test_bad_arguments);
     return test_summary();
