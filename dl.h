@@ -5313,11 +5313,14 @@ dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_stat
     if (!path || !opt || !h) return dl__fit_fail(st, DL_ERR_ARG, path, "a NULL argument");
     dl_fit_history_free(h);
     if (!(f = fopen(path, "rb"))) return dl__fit_fail(st, DL_ERR_IO, path, "cannot open for reading");
-    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 24 || fseek(f, 0, SEEK_SET) ||
-        !(data = (unsigned char *)DL_MALLOC((size_t)size)) || fread(data, 1, (size_t)size, f) != (size_t)size) {
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 24 || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        return dl__fit_fail(st, DL_ERR_FORMAT, path, "too short for a dl_fit checkpoint");
+    }
+    if (!(data = (unsigned char *)DL_MALLOC((size_t)size)) || fread(data, 1, (size_t)size, f) != (size_t)size) {
         fclose(f);
         DL_FREE(data);
-        return dl__fit_fail(st, data ? DL_ERR_IO : DL_ERR_FORMAT, path, "cannot read it, or too short");
+        return dl__fit_fail(st, data ? DL_ERR_IO : DL_ERR_NOMEM, path, data ? "read error" : "out of memory");
     }
     fclose(f);
     memcpy(&sum, data + size - 8, 8);
@@ -5514,8 +5517,8 @@ static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
 static int dl__fit_epoch(dl__fit *F, int *stop) {
     dl__fit_pos *p = F->p;
     double t0 = dl__fit_now();
-    int rc, i;
-    F->t0 = t0 - 0;   /* a resumed epoch's speed counts from here */
+    int rc;
+    F->t0 = t0;   /* a resumed epoch's speed counts from here */
     F->last_draw = 0;
     if (p->done == 0) {
         dl_shuffle(p->order, p->count, &p->rng);
@@ -5538,7 +5541,6 @@ static int dl__fit_epoch(dl__fit *F, int *stop) {
             return DL_OK;
         }
     }
-    (void)i;
     return dl__fit_epoch_end(F, dl__fit_now() - t0, stop);
 }
 
@@ -5848,7 +5850,7 @@ static void dl__report_conv(dl__fout *o, dl__fit *F) {
 static void dl__report_mistakes(dl__fout *o, dl__fit *F) {
     int i, k, n = 0;
     char nb[16];
-    size_t sz = dl__sample_floats(&F->val), plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
+    size_t plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
     float lo, hi;
     dl__fputs(o, "<h2>Most confident mistakes</h2><div class=grid>");
     for (i = 0; i < DL__MISTAKES; i++) {
@@ -5868,7 +5870,6 @@ static void dl__report_mistakes(dl__fout *o, dl__fit *F) {
         dl__fputs(o, "</figcaption></figure>");
         n++;
     }
-    (void)sz;
     dl__fprintf(o, "</div>%s\n", n ? "" : "<p>none</p>");
 }
 
