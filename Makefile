@@ -5,6 +5,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -pedantic -Werror
 LDLIBS   = -lm -pthread
 B        = build
+comma    = ,
 
 # Every test is one C file that includes dl.h with its implementation
 # (test_cuda.c also needs the CUDA backend: see below).
@@ -80,6 +81,27 @@ install: lib
 	install -m 644 $(B)/libdlh.a $(DESTDIR)$(LIBDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' \
 	  lib/dlh.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/dlh.pc
+
+# The classifier in a web page: dl.h as WebAssembly (Debian's emscripten; WASM
+# SIMD carries the row kernels' vector code, the GEMM takes the portable path),
+# the page from examples/web, and a model trained quickly on the shipped subset
+# with one test image per class. Serve build/web with any static file server.
+EMCC    ?= emcc
+WEB_FNS  = malloc free dl_net_load_mem dl_predict dl_net_error dl_net_layer dl_layer_size
+WEB      = $(B)/web/dlh.js $(B)/web/index.html $(B)/web/app.js $(B)/web/fashion.dl
+web: $(WEB)
+$(B)/web/dlh.js: lib/dlh.c dl.h
+	@mkdir -p $(B)/web
+	NODE_PATH=/usr/share/nodejs $(EMCC) -std=c99 $(WARN) -O3 -msimd128 -DDL_NO_THREADS -I. $< -o $@ \
+	  -sMODULARIZE=1 -sEXPORT_NAME=createDlh -sENVIRONMENT=web -sALLOW_MEMORY_GROWTH=1 -sFILESYSTEM=0 \
+	  -sEXPORTED_FUNCTIONS=$(subst $(eval) ,$(comma),$(WEB_FNS:%=_%)) -sEXPORTED_RUNTIME_METHODS=UTF8ToString
+$(B)/web/index.html $(B)/web/app.js: $(B)/web/%: examples/web/%
+	@mkdir -p $(B)/web
+	cp $< $@
+$(B)/web/fashion.dl: $(B)/fashion
+	@mkdir -p $(B)/web
+	$(B)/fashion --data examples/data/fashion-mnist-subset --epochs 3 --progress 0 --save $@ \
+	  --dump-samples $(B)/web/samples > $(B)/web/train.log
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.

@@ -1,0 +1,77 @@
+'use strict';
+/* web_check.js - drives headless Chromium over the DevTools protocol on a pipe
+   (--remote-debugging-pipe: no port, no npm package) for tests/test_web.sh.
+
+     node tests/web_check.js URL SCREENSHOT.png PROFILE_DIR
+
+   Opens URL, waits for the page's #test element to end in "done" or start
+   with "error", saves a screenshot, and prints one JSON line: the element's
+   text and every URL the page requested. Exits 1 on a timeout. */
+const { spawn } = require('child_process');
+const fs = require('fs');
+
+const [url, shot, profile] = process.argv.slice(2);
+const chrome = spawn(process.env.CHROMIUM || '/usr/bin/chromium', [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--window-size=900,700',
+  '--remote-debugging-pipe', 'about:blank',
+], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+let stderr = '';
+chrome.stderr.on('data', (d) => { stderr += d; });
+
+/* Messages are JSON, each ended by a NUL byte, out on fd 3 and in on fd 4. */
+const pending = new Map(), requests = [];
+let nextId = 1, inbox = Buffer.alloc(0);
+chrome.stdio[4].on('data', (chunk) => {
+  inbox = Buffer.concat([inbox, chunk]);
+  for (let end; (end = inbox.indexOf(0)) >= 0; inbox = inbox.subarray(end + 1)) {
+    const msg = JSON.parse(inbox.subarray(0, end).toString());
+    if (msg.id && pending.has(msg.id)) {
+      const { resolve, reject } = pending.get(msg.id);
+      pending.delete(msg.id);
+      if (msg.error) reject(new Error(JSON.stringify(msg.error)));
+      else resolve(msg.result);
+    } else if (msg.method === 'Network.requestWillBeSent') {
+      requests.push(msg.params.request.url);
+    }
+  }
+});
+function send(method, params = {}, sessionId) {
+  const id = nextId++;
+  chrome.stdio[3].write(JSON.stringify({ id, method, params, sessionId }) + '\0');
+  return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
+  const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
+  await send('Network.enable', {}, sessionId);
+  await send('Page.enable', {}, sessionId);
+  await send('Page.navigate', { url }, sessionId);
+  let text = '';
+  for (const t0 = Date.now(); Date.now() - t0 < 60000; await sleep(200)) {
+    const r = await send('Runtime.evaluate', {
+      expression: "(document.getElementById('test') || {}).textContent || ''", returnByValue: true,
+    }, sessionId);
+    text = r.result.value;
+    if (/(^error|done\n$)/.test(text)) break;
+  }
+  const png = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
+  fs.writeFileSync(shot, Buffer.from(png.data, 'base64'));
+  console.log(JSON.stringify({ text, requests }));
+  return /done\n$/.test(text) ? 0 : 1;
+}
+
+const kill = setTimeout(() => { console.error('web_check: timed out\n' + stderr); chrome.kill('SIGKILL'); process.exit(1); }, 90000);
+main().then((rc) => {
+  clearTimeout(kill);
+  send('Browser.close').catch(() => {});
+  const hard = setTimeout(() => chrome.kill('SIGKILL'), 5000);
+  chrome.on('exit', () => { clearTimeout(hard); process.exit(rc); });
+}, (e) => {
+  console.error(`web_check: ${e.message}\n${stderr}`);
+  chrome.kill('SIGKILL');
+  process.exit(1);
+});
