@@ -226,6 +226,7 @@ def main():
             failed += 1
     if not torch:
         print(f"torch comparison: not run (no python3-torch): {', '.join(t.__name__ for t in TORCH_TESTS)}")
+        failed += bool(os.environ.get("DL_TEST_REQUIRE_ALL"))   # CI: missing is a failure
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.." || exit 1
 PY=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 if [ -z "$PY" ] || ! "$PY" -c 'import numpy' 2>/dev/null; then
     echo "python tests: not run (no python3/numpy)"
+    [ -n "$DL_TEST_REQUIRE_ALL" ] && { echo "0 passed, 1 failed"; exit 1; }   # CI: missing is a failure
     echo "0 passed, 0 failed"
     exit 0
 fi

@@ -11,6 +11,7 @@ for t in "${EMCC:-emcc}" "${CHROMIUM:-/usr/bin/chromium}" node "$PY"; do
 done
 if [ -n "$missing" ]; then
     echo "web tests: not run (missing:$missing)"
+    [ -n "$DL_TEST_REQUIRE_ALL" ] && { echo "0 passed, 1 failed"; exit 1; }   # CI: missing is a failure
     echo "0 passed, 0 failed"
     exit 0
 fi
