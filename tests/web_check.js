@@ -2,15 +2,17 @@
 /* web_check.js - drives headless Chromium over the DevTools protocol on a pipe
    (--remote-debugging-pipe: no port, no npm package) for tests/test_web.sh.
 
-     node tests/web_check.js URL SCREENSHOT.png PROFILE_DIR
+     node tests/web_check.js URL SCREENSHOT.png PROFILE_DIR [UPLOAD_IMAGE]
 
    Opens URL, waits for the page's #test element to end in "done" or start
-   with "error", saves a screenshot, and prints one JSON line: the element's
-   text and every URL the page requested. Exits 1 on a timeout. */
+   with "error", then uploads UPLOAD_IMAGE through the page's file input (as
+   a visitor would) and waits for its classification, saves a screenshot,
+   and prints one JSON line: the test text, the upload's top classes and
+   invert box, and every URL the page requested. Exits 1 on a timeout. */
 const { spawn } = require('child_process');
 const fs = require('fs');
 
-const [url, shot, profile] = process.argv.slice(2);
+const [url, shot, profile, upload] = process.argv.slice(2);
 const chrome = spawn(process.env.CHROMIUM || '/usr/bin/chromium', [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -58,10 +60,26 @@ async function main() {
     text = r.result.value;
     if (/(^error|done\n$)/.test(text)) break;
   }
+  const evaluate = async (expression) =>
+    (await send('Runtime.evaluate', { expression, returnByValue: true }, sessionId)).result.value;
+  let uploaded = null;
+  if (upload && /done\n$/.test(text)) {
+    await evaluate("document.getElementById('status').textContent = 'uploading'");
+    const { root } = await send('DOM.getDocument', {}, sessionId);
+    const { nodeId } = await send('DOM.querySelector', { nodeId: root.nodeId, selector: '#file' }, sessionId);
+    await send('DOM.setFileInputFiles', { nodeId, files: [upload] }, sessionId);
+    for (const t0 = Date.now(); Date.now() - t0 < 20000; await sleep(200)) {
+      if ((await evaluate("document.getElementById('status').textContent")).startsWith('dl_predict')) {
+        uploaded = await evaluate(`({ top: [...document.querySelectorAll('#top li')].map((li) => li.textContent),
+                                      invert: document.getElementById('invert').checked })`);
+        break;
+      }
+    }
+  }
   const png = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
   fs.writeFileSync(shot, Buffer.from(png.data, 'base64'));
-  console.log(JSON.stringify({ text, requests }));
-  return /done\n$/.test(text) ? 0 : 1;
+  console.log(JSON.stringify({ text, uploaded, requests }));
+  return /done\n$/.test(text) && (!upload || uploaded) ? 0 : 1;
 }
 
 const kill = setTimeout(() => { console.error('web_check: timed out\n' + stderr); chrome.kill('SIGKILL'); process.exit(1); }, 90000);

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,20 @@ def serve():
     return srv, int(m.group(1))
 
 
+def write_upload(pgm, path, scale=8):
+    """The sample as a visitor's photo: a BMP, scaled up, dark on light (the page must invert it)."""
+    with open(pgm, "rb") as f:
+        pixels = f.read()[-784:]
+    side = 28 * scale
+    rows = [b"".join(bytes([255 - pixels[(y // scale) * 28 + x // scale]]) * 3 for x in range(side))
+            for y in reversed(range(side))]            # BMP rows run bottom-up; 224 * 3 bytes need no padding
+    data = b"".join(rows)
+    header = b"BM" + struct.pack("<IHHI", 54 + len(data), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, side, side, 1, 24, 0, len(data), 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(header + info + data)
+
+
 def main():
     samples = sorted(glob.glob("build/web/samples/*.pgm"))
     check("make web wrote samples", len(samples) == 10, f"{len(samples)} files")
@@ -46,12 +61,16 @@ def main():
         cls, prob = re.match(r"(.+?) ([0-9.]+),", rest).groups()
         want[os.path.relpath(path, "build/web")] = (cls, float(prob))
     check("build/classify classified every sample", len(want) == len(samples))
+    # the upload: the sample build/classify is surest about, so cropping and resampling keep its class
+    sure = max(want, key=lambda k: want[k][1])
+    write_upload(os.path.join("build/web", sure), "build/web_upload.bmp")
     srv, port = serve()
     profile = tempfile.mkdtemp(prefix="dl-chromium-")
     try:
         rel = ",".join(os.path.relpath(s, "build/web") for s in samples)
         run = subprocess.run(["node", "tests/web_check.js", f"http://127.0.0.1:{port}/index.html?test={rel}",
-                              "build/web_test.png", profile], capture_output=True, text=True, timeout=120)
+                              "build/web_test.png", profile, os.path.abspath("build/web_upload.bmp")],
+                             capture_output=True, text=True, timeout=120)
     finally:
         srv.kill()
         srv.wait()
@@ -65,9 +84,12 @@ def main():
         w = want.get(path, ("?", -1))
         check(f"{path}: {cls} {prob} in the page, {w[0]} {w[1]:.3f} from build/classify",
               cls == w[0] and abs(float(prob) - w[1]) <= 0.0015)
+    up = result.get("uploaded") or {"top": [], "invert": False}
+    check(f"upload {sure}, scaled and inverted as a BMP: {up['top'][:1]}, invert box {up['invert']}",
+          len(up["top"]) == 3 and up["top"][0].startswith(want[sure][0] + " ") and up["invert"])
     check("a result for every sample", len(times) == len(samples), f"{len(times)} of {len(samples)}")
     local = f"http://127.0.0.1:{port}/"
-    outside = [u for u in result["requests"] if not u.startswith(local)]
+    outside = [u for u in result["requests"] if not u.startswith((local, "blob:" + local))]  # blob: the upload
     check("no request leaves the static server", result["requests"] and not outside, " ".join(outside))
     with open("build/web_test.png", "rb") as f:
         check("screenshot build/web_test.png", f.read(8) == b"\x89PNG\r\n\x1a\n")
