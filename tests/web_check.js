@@ -6,9 +6,9 @@
 
    Opens URL, waits for the page's #test element to end in "done" or start
    with "error", then uploads UPLOAD_IMAGE through the page's file input (as
-   a visitor would) and waits for its classification, saves a screenshot,
-   and prints one JSON line: the test text, the upload's top classes and
-   invert box, and every URL the page requested. Exits 1 on a timeout. */
+   a visitor would) and waits for its classification, draws a stroke with
+   the mouse, saves a screenshot, and prints one JSON line: the test text,
+   the upload's and the drawing's results, and every URL the page requested. Exits 1 on a timeout. */
 const { spawn } = require('child_process');
 const fs = require('fs');
 
@@ -21,6 +21,26 @@ const chrome = spawn(process.env.CHROMIUM || '/usr/bin/chromium', [
 ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
 let stderr = '';
 chrome.stderr.on('data', (d) => { stderr += d; });
+
+/* Draws a stroke on the canvas with the mouse, as a visitor would, and returns
+   the classes shown and how much ink the 28x28 image the model saw holds. */
+async function draw(evaluate, sessionId) {
+  await evaluate("document.getElementById('clear').click(); document.getElementById('status').textContent = 'drawing'");
+  const r = await evaluate("(({ x, y }) => ({ x, y }))(document.getElementById('draw').getBoundingClientRect())");
+  const mouse = (type, dx, dy) => send('Input.dispatchMouseEvent',
+    { type, x: r.x + dx, y: r.y + dy, button: 'left', buttons: type === 'mouseReleased' ? 0 : 1, clickCount: 1 }, sessionId);
+  await mouse('mousePressed', 100, 40);
+  for (let i = 1; i <= 10; i++) await mouse('mouseMoved', 100 + 8 * i, 40 + 20 * i);
+  await mouse('mouseReleased', 180, 240);
+  for (const t0 = Date.now(); Date.now() - t0 < 20000; await sleep(200)) {
+    if ((await evaluate("document.getElementById('status').textContent")).startsWith('dl_predict')) {
+      return evaluate(`({ top: [...document.querySelectorAll('#top li')].map((li) => li.textContent),
+        ink: document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data
+               .filter((v, i) => i % 4 === 0).reduce((a, v) => a + v / 255, 0) })`);
+    }
+  }
+  return null;
+}
 
 /* Messages are JSON, each ended by a NUL byte, out on fd 3 and in on fd 4. */
 const pending = new Map(), requests = [];
@@ -76,9 +96,10 @@ async function main() {
       }
     }
   }
+  const drawn = /done\n$/.test(text) ? await draw(evaluate, sessionId) : null;
   const png = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
   fs.writeFileSync(shot, Buffer.from(png.data, 'base64'));
-  console.log(JSON.stringify({ text, uploaded, requests }));
+  console.log(JSON.stringify({ text, uploaded, drawn, requests }));
   return /done\n$/.test(text) && (!upload || uploaded) ? 0 : 1;
 }
 

@@ -87,6 +87,9 @@ def main():
     up = result.get("uploaded") or {"top": [], "invert": False}
     check(f"upload {sure}, scaled and inverted as a BMP: {up['top'][:1]}, invert box {up['invert']}",
           len(up["top"]) == 3 and up["top"][0].startswith(want[sure][0] + " ") and up["invert"])
+    drawn = result.get("drawn") or {"top": [], "ink": 0}
+    check(f"a stroke drawn with the mouse: {drawn['top'][:1]}, {drawn['ink']:.0f} pixels of ink seen",
+          len(drawn["top"]) == 3 and 20 < drawn["ink"] < 300)   # a thin light stroke on dark
     check("a result for every sample", len(times) == len(samples), f"{len(times)} of {len(samples)}")
     local = f"http://127.0.0.1:{port}/"
     outside = [u for u in result["requests"] if not u.startswith((local, "blob:" + local))]  # blob: the upload

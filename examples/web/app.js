@@ -161,7 +161,7 @@ function setupDrawing(model) {
   });
   canvas.addEventListener('pointermove', (e) => { if (drawing) { ctx.lineTo(...at(e)); ctx.stroke(); later(); } });
   canvas.addEventListener('pointerup', () => { drawing = false; later(); });
-  $('clear').addEventListener('click', () => { clear(); later(); });
+  $('clear').addEventListener('click', () => { clear(); $('invert').checked = false; later(); });   /* back to drawing */
   $('invert').addEventListener('change', later);
   $('file').addEventListener('change', () => {
     const f = $('file').files[0];
