@@ -4,7 +4,6 @@ compiled here against the same libdlh.so). A number, not a test.
 
     make lib && /usr/bin/python3 python/bench_predict.py
 """
-import ctypes
 import os
 import subprocess
 import sys

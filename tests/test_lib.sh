@@ -61,13 +61,13 @@ check "libdlh.a defines only dl_ globals" only_dl -g --defined-only "$P/lib/libd
 export PKG_CONFIG_PATH="$P/lib/pkgconfig"
 check "pkg-config --modversion dlh is $version" test "$(pkg-config --modversion dlh)" = "$version"
 CC=${CC:-cc}
-# shellcheck disable=SC2046  # pkg-config's output is meant to be split
+# shellcheck disable=SC2046,SC2086  # $CC and pkg-config's output are meant to be split
 check "build against the installed library (shared)" \
     $CC -std=c99 -Wall -Wextra -pedantic -Werror tests/lib_check.c -o "$B/lib_check" $(pkg-config --cflags --libs dlh)
 needs() { readelf -d "$B/lib_check" | grep -q "NEEDED.*\[libdlh.so.$sover\]"; }
 check "the program needs libdlh.so.$sover" needs
 [ -x "$B/lib_check" ] && LD_LIBRARY_PATH="$P/lib" run_prog "$B/lib_check"
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2086
 check "build against the installed library (static)" \
     $CC -static -std=c99 -Wall -Wextra -pedantic -Werror tests/lib_check.c -o "$B/lib_check_static" \
     $(pkg-config --static --cflags --libs dlh)
