@@ -377,10 +377,10 @@ class Net:
             self._ends_at = (count, ins[0], ins[0].size, layers[-1], layers[-1].shape)
         return self._ends_at
 
-    def _batch(self, x):
+    def _batch(self, x, ends=None):
         """x as float32 (n, ...) holding n samples of the input layer."""
         x = _floats(x, "x")
-        _, inp, size = self._ends()[:3]
+        _, inp, size = (ends or self._ends())[:3]
         if x.size != x.shape[0] * size:
             raise ValueError(f"x has shape {x.shape}: not n samples of the input's {inp.shape}")
         return x
@@ -444,8 +444,9 @@ class Net:
 
     def predict(self, x, out=None):
         """out's values (the last layer when None) for x in eval mode, as a new (n, *shape) array."""
-        x = self._batch(x)
-        last, shape = self._ends()[3:]
+        ends = self._ends()
+        x = self._batch(x, ends)
+        last, shape = ends[3:]
         if out is not None and out is not last:
             last, shape = out, out.shape
         p = _lib.dl_predict(self._ptr, last._ptr, x.ctypes.data, x.shape[0])
