@@ -83,9 +83,10 @@ install: lib
 	  lib/dlh.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/dlh.pc
 
 # The classifier in a web page: dl.h as WebAssembly (Debian's emscripten; WASM
-# SIMD carries the row kernels' vector code, the GEMM takes the portable path),
-# the page from examples/web, and a model trained quickly on the shipped subset
-# with one test image per class. Serve build/web with any static file server.
+# SIMD carries the row kernels' vector code and the auto-vectorized portable
+# GEMM), the page from examples/web, and a model trained quickly on the shipped
+# subset with one test image per class. Serve build/web with any static server.
+# NODE_PATH: emcc's JS optimizer needs Debian's acorn, also under another node.
 EMCC    ?= emcc
 WEB_FNS  = malloc free dl_net_load_mem dl_predict dl_net_error dl_net_layer dl_layer_size
 WEB      = $(B)/web/dlh.js $(B)/web/index.html $(B)/web/app.js $(B)/web/fashion.dl
