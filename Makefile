@@ -10,7 +10,7 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-dist dist-mpi dist-nccl test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -64,6 +64,16 @@ $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_em
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
 	$(CXX) $@.o $@.backend.o -o $@ $(LDLIBS)
+
+# Data-parallel training (docs/SCALING.md): the MPI adapter needs Open MPI
+# (Debian: openmpi-bin libopenmpi-dev); tests/dist_mpi.sh runs it with mpirun.
+MPICC ?= mpicc
+dist-mpi: $(B)/dist_mpi
+$(B)/dist_mpi: examples/dist/mpi.c examples/fashion.c examples/idx.h dl.h
+	@mkdir -p $(B)
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+test-dist: $(B)/dist_mpi
+	@sh tests/dist_mpi.sh $(B)/dist_mpi
 
 # The NEON kernels, cross-compiled and run under qemu (Debian: gcc-aarch64-linux-gnu qemu-user).
 ARM_CC = aarch64-linux-gnu-gcc

@@ -375,6 +375,7 @@ DLDEF dl_optim *dl_rmsprop(dl_net *net, float lr);
 DLDEF int       dl_optim_set_lr(dl_optim *opt, float lr);   /* DL_ERR_ARG unless finite and > 0 */
 DLDEF float     dl_optim_lr(const dl_optim *opt);
 DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
+DLDEF long      dl_optim_steps(const dl_optim *opt); /* steps taken (a checkpoint keeps it) */
 DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
 
 /* ---- training and inference on the net's own context --------------------- */
@@ -3670,6 +3671,8 @@ int dl_net_broadcast_params(dl_net *net) {
         return rc;
     return DL_OK;
 }
+
+long dl_optim_steps(const dl_optim *opt) { return opt ? opt->step : 0; }
 
 static int dl__optim_fit(dl_optim *opt) {   /* state covers every trainable float */
     dl_net *net = opt->net;
