@@ -72,6 +72,14 @@ dist-mpi: $(B)/dist_mpi
 $(B)/dist_mpi: examples/dist/mpi.c examples/fashion.c examples/idx.h dl.h
 	@mkdir -p $(B)
 	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+# The NCCL build: the same program with --gpu, gradients all-reduced on the
+# GPUs by examples/dist/nccl.cu (NCCL ships with the CUDA Toolkit here).
+CUDA_LIB = $(dir $(NVCC))../lib64
+dist-nccl: $(B)/dist_nccl
+$(B)/dist_nccl: examples/dist/mpi.c examples/dist/nccl.cu examples/dist/dist_nccl.h examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
+	$(NVCC) $(NVFLAGS) -I. -c examples/dist/nccl.cu -o $@.nccl.o
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -DDIST_NCCL -I. -c examples/dist/mpi.c -o $@.o
+	$(MPICC) $@.o $@.nccl.o $(B)/dl_cuda.o -o $@ -L$(CUDA_LIB) -lnccl -lcublas -lcudart -lstdc++ -lm -lpthread -Wl,-rpath=$(CUDA_LIB)
 test-dist: $(B)/dist_mpi
 	@sh tests/dist_mpi.sh $(B)/dist_mpi
 

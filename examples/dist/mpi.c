@@ -43,6 +43,13 @@
  * --resume PATH (a path every rank can read) restarts at the next global
  * batch, with any rank count that divides --micro.
  *
+ * GPUs (`make dist-nccl`: this file with -DDL_CUDA -DDIST_NCCL, linked with
+ * nccl.cu and dl_cuda.o): --gpu trains each rank on GPU <rank on its
+ * machine> and exchanges gradients with NCCL in GPU memory (--reduce fast
+ * only); MPI still starts the ranks, hands out NCCL's id and checks hashes.
+ * --solo (1 rank) trains with no collective at all: the plain run that the
+ * others are compared with.
+ *
  * Test hooks: --die-at N makes rank --fail-rank (default 1) kill itself with
  * SIGKILL at step N; --hang-at N makes it stop taking part (sleep) at step N.
  * The last line on rank 0 is "final step N hash 0x...".
@@ -51,6 +58,9 @@
 #include "../fashion.c"
 #include <mpi.h>
 #include <signal.h>
+#ifdef DIST_NCCL
+#include "dist_nccl.h"
+#endif
 
 typedef struct dist {
     MPI_Comm comm;
@@ -85,7 +95,10 @@ static int dist_collective(float *buf, size_t count, int op, int on_device, void
     dist *d = (dist *)user;
     MPI_Request req;
     size_t i;
-    if (on_device || count > INT_MAX) return 2;     /* a GPU net: examples/dist/nccl.cu */
+    if (on_device || count > INT_MAX) {
+        fprintf(stderr, "dist_mpi: rank %d: a GPU buffer needs the NCCL build (make dist-nccl)\n", d->rank);
+        return 2;
+    }
     if (op == DL_BROADCAST) {
         if (MPI_Ibcast(buf, (int)count, MPI_FLOAT, 0, d->comm, &req) != MPI_SUCCESS) return 1;
         dist_wait(d, &req, "broadcast");
@@ -143,7 +156,7 @@ static void exact_reduce(exact *e, dist *d) {
 
 /* ---- the run ---------------------------------------------------------------- */
 typedef struct dopts {
-    int batch, micro, threads, print_every, ckpt_every, fail_rank, exact, nobn;
+    int batch, micro, threads, print_every, ckpt_every, fail_rank, exact, nobn, gpu, solo;
     long steps, die_at, hang_at;
     unsigned long seed;
     double timeout;
@@ -163,9 +176,11 @@ static uint64_t dist_hash(dl_net *net) {        /* FNV-1a over every parameter a
 }
 
 static void dist_check_hash(dist *d, dl_net *net, uint64_t *all) {
-    uint64_t h = dist_hash(net);
+    uint64_t h;
     MPI_Request req;
     int r;
+    if (dl_net_sync(net)) { fprintf(stderr, "dist_mpi: rank %d: %s\n", d->rank, dl_net_error(net)); MPI_Abort(d->comm, 3); }
+    h = dist_hash(net);
     MPI_Iallgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, d->comm, &req);
     dist_wait(d, &req, "all-gather of the parameter hashes");
     for (r = 1; r < d->size; r++)
@@ -236,10 +251,44 @@ static int exact_step(dist *d, exact *e, dl_net *net, dl_optim *opt, dl_layer *l
     return j;
 }
 
+/* --gpu: this rank's GPU is its rank on its machine; with NCCL, gradients
+   are exchanged on the GPUs (rank 0's NCCL id goes to all over MPI). */
+static int dist_gpu(dist *d, dl_net *net, const dopts *o, dl_collective *fn, void **user) {
+#ifdef DL_CUDA
+    MPI_Comm local;
+    int lrank;
+    MPI_Comm_split_type(d->comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &lrank);
+    MPI_Comm_free(&local);
+    if (dl_cuda_use(net, lrank)) { fprintf(stderr, "dist_mpi: rank %d: GPU %d: %s\n", d->rank, lrank, dl_net_error(net)); return -1; }
+#ifdef DIST_NCCL
+    if (!o->solo) {
+        unsigned char id[DIST_NCCL_ID_BYTES];
+        char err[300];
+        MPI_Request req;
+        if (d->rank == 0 && dist_nccl_unique_id(id, err, sizeof err)) { fprintf(stderr, "dist_mpi: %s\n", err); return -1; }
+        MPI_Ibcast(id, DIST_NCCL_ID_BYTES, MPI_BYTE, 0, d->comm, &req);
+        dist_wait(d, &req, "broadcast of the NCCL id");
+        if (!(*user = dist_nccl_new(id, d->rank, d->size, lrank, d->timeout, err, sizeof err))) {
+            fprintf(stderr, "dist_mpi: rank %d: %s\n", d->rank, err);
+            return -1;
+        }
+        *fn = dist_nccl_collective;
+    }
+#endif
+    (void)o; (void)fn; (void)user;
+    return 0;
+#else
+    (void)net; (void)o; (void)fn; (void)user;
+    fprintf(stderr, "dist_mpi: rank %d: --gpu: this build has no CUDA backend (make dist-nccl)\n", d->rank);
+    return -1;
+#endif
+}
+
 static void dist_usage(void) {
     fprintf(stderr, "usage: dist_mpi [--batch B] [--micro K] [--steps N] [--reduce exact|fast] [--model ref|ref-nobn]\n"
                     "  [--lr LR] [--seed S] [--threads T] [--data DIR] [--ckpt PATH] [--ckpt-every N] [--resume PATH]\n"
-                    "  [--timeout SECONDS] [--print-every N] [--die-at N] [--hang-at N] [--fail-rank R]\n");
+                    "  [--timeout SECONDS] [--print-every N] [--die-at N] [--hang-at N] [--fail-rank R] [--gpu] [--solo]\n");
 }
 
 static int dist_parse(int argc, char **argv, dopts *o) {
@@ -250,6 +299,8 @@ static int dist_parse(int argc, char **argv, dopts *o) {
     o->data = getenv("DATA");
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--gpu")) { o->gpu = 1; continue; }
+        if (!strcmp(a, "--solo")) { o->solo = 1; continue; }
         if (!v) { dist_usage(); return -1; }
         i++;
         if (!strcmp(a, "--batch")) o->batch = atoi(v);
@@ -271,6 +322,7 @@ static int dist_parse(int argc, char **argv, dopts *o) {
         else if (!strcmp(a, "--fail-rank")) o->fail_rank = atoi(v);
         else { dist_usage(); return -1; }
     }
+    if ((o->gpu || o->solo) && o->exact > 0) o->exact = 0;     /* both step with dl_train_step */
     if (o->exact < 0 || o->nobn < 0 || o->batch < 1 || o->steps < 0 || o->timeout <= 0 || o->print_every < 1 ||
         o->ckpt_every < 1) {
         dist_usage();
@@ -295,6 +347,13 @@ static int dist_run(dist *d, const dopts *o) {
     long step;
     memset(&e, 0, sizeof e);
     memset(&bs, 0, sizeof bs);
+    dl_collective coll = dist_collective;
+    void *coll_user = d;
+    if (o->solo && d->size != 1) {
+        fprintf(stderr, "dist_mpi: --solo trains without a collective: one rank only\n");
+        free(hashes);
+        return 1;
+    }
     if (o->batch % K || K % d->size || (o->exact ? m : local) < (o->nobn ? 1 : 2)) {
         if (d->rank == 0)
             fprintf(stderr, "dist_mpi: --batch %d, --micro %d and %d ranks: the rank count must divide the microbatch "
@@ -319,8 +378,9 @@ static int dist_run(dist *d, const dopts *o) {
     if (!logits || !opt) { fprintf(stderr, "dist_mpi: rank %d: %s\n", d->rank, dl_net_error(net)); goto done; }
     has_bn = dl_net_find(net, "batchnorm_1") != NULL;
     if (o->threads) dl_net_set_threads(net, o->threads);
-    dl_net_set_collective(net, dist_collective, d);
-    if (!o->resume && dl_net_broadcast_params(net)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
+    if (o->gpu && dist_gpu(d, net, o, &coll, &coll_user)) goto done;
+    if (!o->solo) dl_net_set_collective(net, coll, coll_user);
+    if (!o->resume && !o->solo && dl_net_broadcast_params(net)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
     bs.count = data.train.count / o->batch * o->batch;
     bs.epoch = -1; bs.seed = o->seed;
     bs.order = (int *)malloc(sizeof(int) * (size_t)data.train.count);
@@ -334,8 +394,9 @@ static int dist_run(dist *d, const dopts *o) {
     d->step = step;
     dist_check_hash(d, net, hashes);
     if (d->rank == 0)
-        printf("dist_mpi: %d ranks, global batch %d (%s), %s, %lu parameters, %s, steps %ld..%ld, hash 0x%016llx\n",
-               d->size, o->batch, o->exact ? "exact: microbatches in a fixed order" : "fast: MPI_Allreduce",
+        printf("dist_mpi: %d ranks%s, global batch %d (%s), %s, %lu parameters, %s, steps %ld..%ld, hash 0x%016llx\n",
+               d->size, o->gpu ? " on GPUs" : "", o->batch, o->exact ? "exact: microbatches in a fixed order"
+               : o->solo ? "solo: no collective" : coll == dist_collective ? "fast: MPI_Allreduce" : "fast: ncclAllReduce",
                has_bn ? "reference CNN" : "reference CNN without batchnorm", (unsigned long)dl_net_param_floats(net),
                o->resume ? "resumed" : "new", step + 1, o->steps, (unsigned long long)hashes[0]);
     for (; step < o->steps; step++) {
@@ -355,7 +416,7 @@ static int dist_run(dist *d, const dopts *o) {
                 goto done;
             }
         }
-        if (has_bn && dl_net_broadcast_params(net)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
+        if (has_bn && !o->solo && dl_net_broadcast_params(net)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
         dist_check_hash(d, net, hashes);
         if (d->rank == 0 && ((step + 1) % o->print_every == 0 || step + 1 == o->steps)) {
             printf("step %ld loss %.4f hash 0x%016llx\n", step + 1, (double)loss, (unsigned long long)hashes[0]);
@@ -369,6 +430,9 @@ static int dist_run(dist *d, const dopts *o) {
     rc = 0;
 done:
     if (o->exact) exact_free(&e);
+#ifdef DIST_NCCL
+    if (coll_user != d) dist_nccl_free((dist_nccl *)coll_user);
+#endif
     free(bs.order); free(x); free(y); free(hashes);
     dl_net_free(net);
     fashion_free(&data);
