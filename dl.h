@@ -438,8 +438,9 @@ typedef enum dl_collective_op { DL_ALLREDUCE_MEAN = 0, DL_BROADCAST = 1 } dl_col
 typedef int (*dl_collective)(float *buf, size_t count, int op, int on_device, void *user);
 DLDEF int dl_net_set_collective(dl_net *net, dl_collective fn, void *user);
 /* Rank 0's parameters and statistics to every rank (DL_BROADCAST on each
-   flat buffer): call once after building or loading, before training. */
-DLDEF int dl_net_broadcast_params(dl_net *net);
+   flat buffer): call once after building, before training. stats_only 1:
+   the batchnorm running statistics alone, e.g. after each step. */
+DLDEF int dl_net_broadcast_params(dl_net *net, int stats_only);
 
 /* ---- execution contexts for concurrent inference ------------------------- */
 DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net_error) */
@@ -3661,12 +3662,12 @@ static int dl__collective(dl_net *net, float *buf, size_t count, int op, int on_
                         op == DL_BROADCAST ? "broadcast" : "all-reduce", what, (unsigned long)count, r);
     return DL_OK;
 }
-int dl_net_broadcast_params(dl_net *net) {
+int dl_net_broadcast_params(dl_net *net, int stats_only) {
     int rc, dev;
     if (!net) return DL_ERR_ARG;
     if (!net->coll) return dl__fail(net->err, DL_ERR_ARG, "dl_net_broadcast_params: no collective (dl_net_set_collective)");
     dev = net->b != &net->cpu;
-    if ((rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters")) ||
+    if ((!stats_only && (rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters"))) ||
         (rc = dl__collective(net, net->ds, net->ns, DL_BROADCAST, dev, "statistics")))
         return rc;
     return DL_OK;

@@ -24,6 +24,7 @@ typedef struct rank_ctx {
     int rank, calls[2];             /* per op */
     int fail_after;                 /* test hooks: fail (return 5) once calls reach this; 0 never */
     int poison;                     /* write a NaN into the next gradient all-reduce */
+    size_t counts;                  /* floats handed over, all calls */
 } rank_ctx;
 
 /* The reference collective: every rank sums all buffers in rank order. */
@@ -54,6 +55,7 @@ static int solo_collective(float *buf, size_t count, int op, int on_device, void
     rank_ctx *r = (rank_ctx *)user;
     (void)on_device;
     r->calls[op]++;
+    r->counts += count;
     if (r->fail_after && r->calls[0] + r->calls[1] >= r->fail_after) return 5;
     if (r->poison && op == DL_ALLREDUCE_MEAN && count > 1) { buf[count / 2] = NAN; r->poison = 0; }
     return 0;
@@ -89,7 +91,7 @@ static void *rank_main(void *arg) {
     opt = dl_sgd(net, 0.1f, 0.9f);
     w->rc = !out || !opt;
     dl_net_set_collective(net, thread_collective, &w->r);
-    if (!w->rc) w->rc = dl_net_broadcast_params(net);
+    if (!w->rc) w->rc = dl_net_broadcast_params(net, 0);
     for (s = 0; s < STEPS && !w->rc; s++)
         w->rc = dl_train_step(net, opt, out, w->x + (size_t)s * RANKS * LOCAL * 64 + (size_t)w->r.rank * LOCAL * 64,
                               w->y + s * RANKS * LOCAL + w->r.rank * LOCAL, LOCAL, &w->loss[s]);
@@ -139,7 +141,7 @@ static void test_failures_change_nothing(void) {
     size_t n = dl_net_param_floats(net);
     make_data(x, y, 4, 3);
     memset(&r, 0, sizeof r);
-    CHECK(dl_net_broadcast_params(net) == DL_ERR_ARG, "broadcast without a collective");
+    CHECK(dl_net_broadcast_params(net, 0) == DL_ERR_ARG, "broadcast without a collective");
     dl_net_set_collective(net, solo_collective, &r);
     CHECK(n <= 400, "%lu floats", (unsigned long)n);
     memcpy(before, dl_net_params(net), n * sizeof(float));
@@ -169,8 +171,27 @@ static void test_failures_change_nothing(void) {
     dl_net_free(net);
 }
 
+/* The broadcast covers parameters and batchnorm statistics, or the statistics alone. */
+static void test_broadcast_stats(void) {
+    rank_ctx r;
+    dl_net *net = dl_net_new();
+    dl_layer *out = dl_dense(dl_batchnorm(dl_conv2d(dl_input(net, 1, 8, 8), 4, 3, 1, 1)), 3);
+    size_t nw = dl_net_param_floats(net), ns = 0;
+    int i;
+    CHECK(out != NULL, "%s", dl_net_error(net));
+    for (i = 0; i < dl_net_param_count(net); i++) if (!dl_net_param(net, i)->trainable) ns += (size_t)dl_net_param(net, i)->size;
+    memset(&r, 0, sizeof r);
+    dl_net_set_collective(net, solo_collective, &r);
+    CHECK(ns == 8, "%lu statistics", (unsigned long)ns);
+    CHECK(dl_net_broadcast_params(net, 0) == DL_OK && r.calls[DL_BROADCAST] == 2 && r.counts == nw + ns, "all: %d calls, %lu floats", r.calls[DL_BROADCAST], (unsigned long)r.counts);
+    r.counts = 0;
+    CHECK(dl_net_broadcast_params(net, 1) == DL_OK && r.calls[DL_BROADCAST] == 3 && r.counts == ns, "stats: %d calls, %lu floats", r.calls[DL_BROADCAST], (unsigned long)r.counts);
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_threads_as_ranks);
+    RUN(test_broadcast_stats);
     RUN(test_failures_change_nothing);
     return test_summary();
 }

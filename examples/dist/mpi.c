@@ -28,7 +28,7 @@
  *      each other, but MPI fixes no summation order, so results change with the
  *      rank count (not for 1 or 2 ranks: a sum of two floats is commutative).
  * With batchnorm (--model ref) each microbatch (exact) or rank (fast) uses its
- * own batch statistics; the running statistics are broadcast from rank 0
+ * own batch statistics; the running statistics (only they) are broadcast from rank 0
  * after every step so all ranks stay identical (they then depend on the rank
  * count; the weights in exact mode do not). There is no synchronised
  * batchnorm. --model ref-nobn drops the batchnorm layers.
@@ -67,11 +67,12 @@ typedef struct dist {
     int rank, size;
     double timeout;         /* seconds a collective may take */
     long step;              /* for messages */
+    double wait_s;          /* time spent in collectives (MPI only) */
 } dist;
 
 /* Polls a non-blocking collective; past the deadline the whole job stops. */
 static void dist_wait(dist *d, MPI_Request *req, const char *what) {
-    double deadline = MPI_Wtime() + d->timeout;
+    double t0 = MPI_Wtime(), deadline = t0 + d->timeout;
     struct timespec pause_ = {0, 200000};   /* 0.2 ms: leave the core to the others */
     int done = 0;
     for (;;) {
@@ -79,7 +80,7 @@ static void dist_wait(dist *d, MPI_Request *req, const char *what) {
             fprintf(stderr, "dist_mpi: rank %d: %s at step %ld failed; aborting the job\n", d->rank, what, d->step);
             MPI_Abort(d->comm, 3);
         }
-        if (done) return;
+        if (done) { d->wait_s += MPI_Wtime() - t0; return; }
         if (MPI_Wtime() > deadline) {
             fprintf(stderr, "dist_mpi: rank %d: %s at step %ld timed out after %.0f s: another rank died or hangs; "
                     "aborting the job (resume from the last checkpoint)\n", d->rank, what, d->step, d->timeout);
@@ -344,7 +345,8 @@ static int dist_run(dist *d, const dopts *o) {
     int K = o->micro ? o->micro : d->size, local = o->batch / d->size, m = o->batch / K, rc = 1, has_bn;
     float *x = NULL, loss = 0;
     int *y = NULL;
-    long step;
+    long step, first;
+    double t_start;
     memset(&e, 0, sizeof e);
     memset(&bs, 0, sizeof bs);
     dl_collective coll = dist_collective;
@@ -380,7 +382,7 @@ static int dist_run(dist *d, const dopts *o) {
     if (o->threads) dl_net_set_threads(net, o->threads);
     if (o->gpu && dist_gpu(d, net, o, &coll, &coll_user)) goto done;
     if (!o->solo) dl_net_set_collective(net, coll, coll_user);
-    if (!o->resume && !o->solo && dl_net_broadcast_params(net)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
+    if (!o->resume && !o->solo && dl_net_broadcast_params(net, 0)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
     bs.count = data.train.count / o->batch * o->batch;
     bs.epoch = -1; bs.seed = o->seed;
     bs.order = (int *)malloc(sizeof(int) * (size_t)data.train.count);
@@ -390,7 +392,8 @@ static int dist_run(dist *d, const dopts *o) {
         fprintf(stderr, "dist_mpi: rank %d: out of memory (or fewer images than one batch)\n", d->rank);
         goto done;
     }
-    step = dl_optim_steps(opt);
+    first = step = dl_optim_steps(opt);
+    t_start = MPI_Wtime();
     d->step = step;
     dist_check_hash(d, net, hashes);
     if (d->rank == 0)
@@ -416,7 +419,7 @@ static int dist_run(dist *d, const dopts *o) {
                 goto done;
             }
         }
-        if (has_bn && !o->solo && dl_net_broadcast_params(net)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
+        if (has_bn && !o->solo && dl_net_broadcast_params(net, 1)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
         dist_check_hash(d, net, hashes);
         if (d->rank == 0 && ((step + 1) % o->print_every == 0 || step + 1 == o->steps)) {
             printf("step %ld loss %.4f hash 0x%016llx\n", step + 1, (double)loss, (unsigned long long)hashes[0]);
@@ -426,7 +429,12 @@ static int dist_run(dist *d, const dopts *o) {
             if (dl_checkpoint_save(net, opt, o->ckpt)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
         }
     }
-    if (d->rank == 0) printf("final step %ld hash 0x%016llx\n", o->steps, (unsigned long long)hashes[0]);
+    if (d->rank == 0) {
+        double secs = MPI_Wtime() - t_start, n = (double)(o->steps > first ? o->steps - first : 1);
+        printf("time: %ld steps in %.2f s, %.1f ms per step, %.1f ms of it waiting in collectives (rank 0)\n",
+               o->steps - first, secs, 1e3 * secs / n, 1e3 * d->wait_s / n);
+        printf("final step %ld hash 0x%016llx\n", o->steps, (unsigned long long)hashes[0]);
+    }
     rc = 0;
 done:
     if (o->exact) exact_free(&e);
