@@ -77,6 +77,9 @@
       - dl_backward: DL_ERR_ARG without a dl_forward to the same layer.
         dl_optim_step: DL_ERR_NUMERIC, and nothing changed, when a gradient
         is not finite. dl_optim_set_lr: DL_ERR_ARG unless finite and > 0.
+      - With a collective (dl_net_set_collective): DL_ERR_BACKEND, and
+        nothing changed, when it returns non-zero in dl_optim_step or
+        dl_train_step; dl_net_broadcast_params: DL_ERR_ARG without one.
       - dl_softmax_cross_entropy, dl_mse: NaN, writing nothing, for NULLs,
         n or size < 1, or a label out of range.
       - dl_net_save, dl_checkpoint_save: DL_ERR_ARG, DL_ERR_IO, DL_ERR_NOMEM,
@@ -130,6 +133,8 @@
                  centered); clipping by global norm; settable learning rate
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
+                 all-reduce (examples/dist, docs/SCALING.md)
 */
 #ifndef DL_H_INCLUDED
 #define DL_H_INCLUDED
