@@ -232,6 +232,8 @@ static int exact_step(dist *d, exact *e, dl_net *net, dl_optim *opt, dl_layer *l
         float *slot = e->slots + (size_t)j * e->L;
         const float *out;
         fashion_batch(train, gbatch + (size_t)mb * m, m, x, y, NULL, 0);
+        /* dropout masks from (step, microbatch), not from how many forwards this rank ran */
+        dl_net_seed(net, ((uint64_t)d->step << 20) ^ (uint64_t)mb);
         dl_zero_grad(net);
         if (!(out = dl_forward(net, logits, x, m, 1))) return -1;
         slot[nw] = dl_softmax_cross_entropy(out, y, m, FASHION_CLASSES, e->dout);
@@ -414,6 +416,7 @@ static int dist_run(dist *d, const dopts *o) {
             }
         } else {
             fashion_batch(&data.train, gb + (size_t)d->rank * local, local, x, y, NULL, 0);
+            dl_net_seed(net, ((uint64_t)d->step << 20) ^ (uint64_t)d->rank);   /* each rank its own dropout masks */
             if (dl_train_step(net, opt, logits, x, y, local, &loss)) {
                 fprintf(stderr, "dist_mpi: rank %d: step %ld: %s\n", d->rank, step + 1, dl_net_error(net));
                 goto done;
