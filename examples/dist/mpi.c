@@ -12,7 +12,8 @@
  *
  * Two ways to add up the gradients (--reduce):
  *   exact (default)  The global batch is split into --micro K microbatches of
- *      batch/K samples, K fixed for the run and a multiple of the rank count.
+ *      batch/K samples, K fixed for the run and a multiple of the rank count
+ *      (default: the rank count; give it to compare or resume across counts).
  *      Rank r computes the gradients of microbatches r*K/P .. (r+1)*K/P-1,
  *      each on its own (dl_forward, dl_backward), and the microbatch
  *      gradients are added in microbatch order: an all-to-all hands each rank
@@ -73,7 +74,7 @@ typedef struct dist {
 /* Polls a non-blocking collective; past the deadline the whole job stops. */
 static void dist_wait(dist *d, MPI_Request *req, const char *what) {
     double t0 = MPI_Wtime(), deadline = t0 + d->timeout;
-    struct timespec pause_ = {0, 200000};   /* 0.2 ms: leave the core to the others */
+    struct timespec pause_ = {0, 200000};   /* after 2 ms, poll every 0.2 ms: leave the core to the others */
     int done = 0;
     for (;;) {
         if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
@@ -87,7 +88,7 @@ static void dist_wait(dist *d, MPI_Request *req, const char *what) {
             fflush(stderr);
             MPI_Abort(d->comm, 3);
         }
-        nanosleep(&pause_, NULL);
+        if (MPI_Wtime() > t0 + 2e-3) nanosleep(&pause_, NULL);
     }
 }
 
