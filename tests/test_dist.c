@@ -5,7 +5,7 @@
    loss and the gradients exactly once, and that a failing collective or a
    non-finite gradient from another rank changes nothing.
    The MPI tests (several processes, rank-count independence, a killed rank,
-   resume) are tests/dist_mpi.sh. */
+   resume) are tests/test_mpi.sh. */
 #define _POSIX_C_SOURCE 200809L     /* pthread_barrier_t */
 #define DL_IMPLEMENTATION
 #include "../dl.h"

@@ -21,7 +21,7 @@
  *      its slice over microbatches 0, 1, ..., K-1, divides by K, and an
  *      all-gather returns the whole mean. Every float is the same sum in the
  *      same order for any rank count dividing K, so the run is bit-identical
- *      for 1, 2, ... K ranks (tests/dist_mpi.sh checks 1, 2 and 4). Traffic
+ *      for 1, 2, ... K ranks (tests/test_mpi.sh checks 1, 2 and 4). Traffic
  *      per rank: (K/P + 1)(P-1)/P gradient sizes, the same as a ring
  *      all-reduce's 2(P-1)/P when K = P.
  *   fast   dl_train_step on the rank's batch/P samples with a collective that
