@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "dl.h"
@@ -91,24 +92,36 @@ static int dist_nccl_wait(dist_nccl *c, const char *what) {
     }
 }
 
+/* The failure's reason goes to stderr too: dl.h only sees the code. */
+static int dist_nccl_fail(dist_nccl *c, int code, const char *what, const char *why) {
+    if (why) snprintf(c->err, sizeof c->err, "%s: %s", what, why);
+    fprintf(stderr, "dist_nccl: %s\n", c->err);
+    return code;
+}
+
 int dist_nccl_collective(float *buf, size_t count, int op, int on_device, void *user) {
     dist_nccl *c = (dist_nccl *)user;
+    const char *what = op == DL_BROADCAST ? "ncclBroadcast" : "ncclAllReduce";
     float *d = buf;
+    cudaError_t e;
     ncclResult_t r;
-    if (!c->comm) return 1;                 /* aborted earlier */
+    if (!c->comm) return dist_nccl_fail(c, 1, what, "the communicator was aborted earlier");
     if (!on_device) {
-        if (count != 1) return 2;           /* dl.h hands only the loss from the host */
-        if (cudaMemcpy(c->scratch, buf, sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess) return 3;
+        if (count != 1) return dist_nccl_fail(c, 2, what, "a host buffer of more than one float");   /* dl.h hands only the loss */
+        if ((e = cudaMemcpy(c->scratch, buf, sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess)
+            return dist_nccl_fail(c, 3, what, cudaGetErrorString(e));
         d = c->scratch;
     }
-    if (cudaDeviceSynchronize() != cudaSuccess) return 3;     /* the backend's stream wrote buf */
+    if ((e = cudaDeviceSynchronize()) != cudaSuccess)        /* the backend's stream wrote buf */
+        return dist_nccl_fail(c, 3, what, cudaGetErrorString(e));
     r = op == DL_BROADCAST ? ncclBroadcast(d, d, count, ncclFloat, 0, c->comm, c->stream)
                            : ncclAllReduce(d, d, count, ncclFloat, ncclSum, c->comm, c->stream);
-    if (r != ncclSuccess) { snprintf(c->err, sizeof c->err, "%s", ncclGetErrorString(r)); return 4; }
+    if (r != ncclSuccess) return dist_nccl_fail(c, 4, what, ncclGetErrorString(r));
     if (op != DL_BROADCAST && c->size > 1)
         dist_nccl_divide<<<(unsigned)((count + 255) / 256), 256, 0, c->stream>>>(d, count, (float)c->size);
-    if (dist_nccl_wait(c, op == DL_BROADCAST ? "ncclBroadcast" : "ncclAllReduce")) return 5;
-    if (!on_device && cudaMemcpy(buf, c->scratch, sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) return 3;
+    if (dist_nccl_wait(c, what)) return dist_nccl_fail(c, 5, what, NULL);
+    if (!on_device && (e = cudaMemcpy(buf, c->scratch, sizeof(float), cudaMemcpyDeviceToHost)) != cudaSuccess)
+        return dist_nccl_fail(c, 3, what, cudaGetErrorString(e));
     return 0;
 }
 
