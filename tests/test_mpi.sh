@@ -10,6 +10,7 @@
 #    rank with 2 microbatches (a sum of two floats does not depend on order),
 #    and on 1 rank equals plain dl_train_step with no collective set;
 #  - the reference CNN with batchnorm trains on 2 ranks with the ranks identical;
+#  - a rank whose weights are changed after step 20 stops the job at that step;
 #  - a rank killed (SIGKILL) at step 120 fails the job, and a rank that hangs
 #    makes the others time out with a clear message: both exit non-zero well
 #    before the outer timeout, never hang;
@@ -78,6 +79,13 @@ r=$(rc kill)
 if [ "$r" != 0 ] && [ "$r" != 124 ] && grep -q 'signal 9\|timed out' "$T/kill.err" && ! grep -q '^final' "$T/kill.out"; then
     ok "a rank killed at step 120 fails the job (exit $r): $(grep -o 'process rank [0-9]* .*signal 9[^.]*\|rank 0: .*timed out' "$T/kill.err" | head -1)"
 else bad "killed rank: exit $r"; tail -5 "$T/kill.err"; fi
+
+# A rank whose weights drift: the per-step hash comparison stops the job.
+run corrupt 2 --model ref-nobn --steps 40 --corrupt-at 20
+r=$(rc corrupt)
+if [ "$r" != 0 ] && [ "$r" != 124 ] && grep -q 'after step 20 rank 1 holds parameters with hash' "$T/corrupt.err"; then
+    ok "a rank whose weights differ after step 20 stops the job (exit $r)"
+else bad "corrupted rank: exit $r"; tail -5 "$T/corrupt.err"; fi
 
 # A hanging rank: only the collective timeout can notice it.
 run hang 2 --model ref-nobn --steps $STEPS --hang-at 30 --timeout 5

@@ -52,7 +52,8 @@
  * others are compared with.
  *
  * Test hooks: --die-at N makes rank --fail-rank (default 1) kill itself with
- * SIGKILL at step N; --hang-at N makes it stop taking part (sleep) at step N.
+ * SIGKILL at step N; --hang-at N makes it stop taking part (sleep) at step N;
+ * --corrupt-at N changes one of its weights after step N (the hash check must stop the job).
  * The last line on rank 0 is "final step N hash 0x...".
  */
 #define FASHION_NO_MAIN
@@ -159,7 +160,7 @@ static void exact_reduce(exact *e, dist *d) {
 /* ---- the run ---------------------------------------------------------------- */
 typedef struct dopts {
     int batch, micro, threads, print_every, ckpt_every, fail_rank, exact, nobn, gpu, solo;
-    long steps, die_at, hang_at;
+    long steps, die_at, hang_at, corrupt_at;
     unsigned long seed;
     double timeout;
     float lr;
@@ -292,14 +293,15 @@ static int dist_gpu(dist *d, dl_net *net, const dopts *o, dl_collective *fn, voi
 static void dist_usage(void) {
     fprintf(stderr, "usage: dist_mpi [--batch B] [--micro K] [--steps N] [--reduce exact|fast] [--model ref|ref-nobn]\n"
                     "  [--lr LR] [--seed S] [--threads T] [--data DIR] [--ckpt PATH] [--ckpt-every N] [--resume PATH]\n"
-                    "  [--timeout SECONDS] [--print-every N] [--die-at N] [--hang-at N] [--fail-rank R] [--gpu] [--solo]\n");
+                    "  [--timeout SECONDS] [--print-every N] [--die-at N] [--hang-at N] [--corrupt-at N] [--fail-rank R]\n"
+                    "  [--gpu] [--solo]\n");
 }
 
 static int dist_parse(int argc, char **argv, dopts *o) {
     int i;
     memset(o, 0, sizeof *o);
     o->batch = 64; o->micro = 0; o->steps = 300; o->exact = 1; o->seed = 1; o->timeout = 60;
-    o->print_every = 50; o->ckpt_every = 50; o->fail_rank = 1; o->die_at = o->hang_at = -1; o->lr = 1e-3f;
+    o->print_every = 50; o->ckpt_every = 50; o->fail_rank = 1; o->die_at = o->hang_at = o->corrupt_at = -1; o->lr = 1e-3f;
     o->data = getenv("DATA");
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -323,6 +325,7 @@ static int dist_parse(int argc, char **argv, dopts *o) {
         else if (!strcmp(a, "--print-every")) o->print_every = atoi(v);
         else if (!strcmp(a, "--die-at")) o->die_at = atol(v);
         else if (!strcmp(a, "--hang-at")) o->hang_at = atol(v);
+        else if (!strcmp(a, "--corrupt-at")) o->corrupt_at = atol(v);
         else if (!strcmp(a, "--fail-rank")) o->fail_rank = atoi(v);
         else { dist_usage(); return -1; }
     }
@@ -424,6 +427,7 @@ static int dist_run(dist *d, const dopts *o) {
             }
         }
         if (has_bn && !o->solo && dl_net_broadcast_params(net, 1)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
+        if (d->rank == o->fail_rank && step + 1 == o->corrupt_at) dl_net_params(net)[0] += 1e-3f;   /* CPU nets */
         dist_check_hash(d, net, hashes);
         if (d->rank == 0 && ((step + 1) % o->print_every == 0 || step + 1 == o->steps)) {
             printf("step %ld loss %.4f hash 0x%016llx\n", step + 1, (double)loss, (unsigned long long)hashes[0]);
