@@ -438,7 +438,8 @@ DLDEF float dl_mse(const float *out, const float *targets, int n, int size, floa
    order (MPI does not fix it; see docs/SCALING.md for an exact scheme).
    Batchnorm uses each rank's local batch statistics (there is no
    synchronised batchnorm); running statistics stay per rank until
-   dl_net_broadcast_params. fn NULL turns exchange off. */
+   dl_net_broadcast_params. Each dl_optim_step averages the whole gradient
+   buffer, so use one optimizer per net. fn NULL turns exchange off. */
 typedef enum dl_collective_op { DL_ALLREDUCE_MEAN = 0, DL_BROADCAST = 1 } dl_collective_op;
 typedef int (*dl_collective)(float *buf, size_t count, int op, int on_device, void *user);
 DLDEF int dl_net_set_collective(dl_net *net, dl_collective fn, void *user);
