@@ -10,7 +10,7 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-embed test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -42,8 +42,33 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+EMBED    = $(B)/embed_c $(B)/embed_cxx
+test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
+
+# Embedding (dl.h's >>emit zone): `test_embed --emit` writes the reference CNN
+# as C into build/embed/; tests/embed_main.c runs it with an allocator that
+# aborts, built as C99 and with the generated file compiled as C++.
+# `make test-embed` also cross-compiles it for 32-bit ARM without threads and
+# runs it under qemu-arm (Debian: gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+# qemu-user), then prints the program's size.
+$(B)/embed/ref_cnn.c: $(B)/test_embed
+	@mkdir -p $(B)/embed
+	$(B)/test_embed --emit $(B)/embed
+$(B)/embed_c: tests/embed_main.c $(B)/embed/ref_cnn.c
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn.c -o $@ $(LDLIBS)
+$(B)/embed_cxx: tests/embed_main.c $(B)/embed/ref_cnn.c
+	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -x c++ -I. -c $(B)/embed/ref_cnn.c -o $@.o
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed -c tests/embed_main.c -o $@.main.o
+	$(CXX) $@.main.o $@.o -o $@ $(LDLIBS)
+ARM32_CC = arm-linux-gnueabihf-gcc
+test-embed: $(EMBED)
+	$(ARM32_CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS -ffunction-sections -fdata-sections -Wl,--gc-sections -static \
+	  -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn.c -o $(B)/embed_arm -lm
+	@printf '#!/bin/sh\nexec qemu-arm -L /usr/arm-linux-gnueabihf %s "$$@"\n' $(B)/embed_arm > $(B)/embed_arm.run
+	@chmod +x $(B)/embed_arm.run
+	@sh tests/run.sh $(EMBED) $(B)/embed_arm.run
+	@arm-linux-gnueabihf-size $(B)/embed_arm
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.

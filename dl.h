@@ -120,6 +120,7 @@
       DL_ASSERT(x)               the library's own invariants (default assert)
       DL_STATIC                  make all functions static
       DL_NO_THREADS              (reserved) build without POSIX threads
+      DL_NO_EMIT                 leave out freezing and the C emitter (>>emit)
 
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
@@ -422,6 +423,74 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF dl_net *dl_checkpoint_load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st);
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
+
+/* ---- embedding: frozen nets, exact memory, C source (zone >>emit) -------- */
+#ifndef DL_NO_EMIT
+/* A frozen net is an inference-only program: the steps (kernel calls) of
+   one forward pass to one output layer, over the weights they read. It is
+   a separate object, not a dl_net: a dl_net is a training graph (gradients,
+   optimizers, contexts), a frozen net is what remains for inference, and it
+   is exactly what dl_emit_c writes out as C.
+   dl_freeze makes the same fusion decisions as dl_predict (a conv or dense
+   layer absorbs a following batchnorm as a per-channel scale and shift,
+   and a following relu, leaky relu or prelu), drops dropout and views
+   (reshape, flatten), and plans one arena for the activations and the
+   kernels' scratch, reusing memory once a value is dead. Batchnorm is kept
+   as the conv's scale-and-shift epilogue rather than multiplied into the
+   weights: that keeps the result bit-identical to dl_predict (folding into
+   the weights changes the rounding). dl_frozen_run calls no allocator,
+   opens no file and starts no thread: it runs on the caller's memory. */
+typedef struct dl_frozen {
+    const int32_t *code; size_t code_len;   /* the steps (format: >>emit) */
+    const float *w; size_t w_len;           /* every float the steps read */
+    const int8_t *q; size_t q_len;          /* int8 weights (none yet) */
+    void *owned;                            /* dl_freeze's allocation; NULL in emitted C */
+} dl_frozen;
+
+/* What a frozen net needs at batch n. work_bytes is exact: the arena that
+   dl_frozen_run lays out (and NAME_WORK_BYTES in emitted C for n = 1). */
+typedef struct dl_memory {
+    size_t weight_bytes;    /* const data: weights (floats and int8) */
+    size_t code_bytes;      /* const data: the step table */
+    size_t work_bytes;      /* read-write arena = act_bytes + scratch_bytes */
+    size_t act_bytes;       /* activations between steps (input and output are the caller's) */
+    size_t scratch_bytes;   /* the kernels' scratch (GEMM packing) */
+    int in_size, out_size;  /* floats per sample */
+    int steps;
+} dl_memory;
+
+/* NULL on failure, with the reason in st: DL_ERR_ARG (NULL net, a layer of
+   another net), DL_ERR_UNSUPPORTED (custom layers, two input layers, a net
+   on a GPU backend, more than 16 inputs to one layer), DL_ERR_NUMERIC (a
+   parameter not finite), DL_ERR_NOMEM. out NULL: the last layer. The net is
+   not changed; the result owns its memory (dl_frozen_free). */
+DLDEF dl_frozen *dl_freeze(const dl_net *net, dl_layer *out, dl_status *st);
+DLDEF void       dl_frozen_free(dl_frozen *f);
+DLDEF int        dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m);
+/* The same numbers for a net: freezes it (allocating) and measures. */
+DLDEF int        dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memory *m);
+/* y = the output for n samples x (n * in_size floats; y n * out_size, not
+   overlapping x). work: dl_frozen_memory(f, n).work_bytes, float-aligned.
+   Single-threaded; bit-identical to dl_predict on the net it came from.
+   DL_ERR_ARG for NULLs, n < 1 or unaligned work, DL_ERR_FORMAT for a step
+   table from another version of dl.h. */
+DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work);
+
+/* Writes dir/name.h and dir/name.c (name a C identifier): the weights and
+   steps as const arrays, NAME_IN_SIZE, NAME_OUT_SIZE, NAME_WORK_BYTES (the
+   exact arena for one sample), NAME_WORK_BYTES_N(n) (enough for n; NAME is
+   name in capitals), and
+     void name_predict(const float *in, float *out, void *work);
+     int  name_predict_n(const float *in, float *out, int n, void *work);
+   which call dl_frozen_run: link dl.h's implementation (DL_IMPLEMENTATION
+   in one file of the program; -DDL_NO_THREADS needs no pthreads). The
+   files compile warning-free as C99 and C++. Zero options mean default. */
+typedef struct dl_emit_desc {
+    const char *include;    /* how NAME.c includes the header: default "dl.h" */
+    int implementation;     /* 1: NAME.c also defines DL_IMPLEMENTATION (one-file builds) */
+} dl_emit_desc;
+DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_emit_desc *d, dl_status *st);
+#endif /* DL_NO_EMIT */
 
 /* ---- CUDA: defined in dl_cuda.cu, so only when you link dl_cuda.o ---------- */
 /* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
@@ -3349,22 +3418,26 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
    eval-mode forward (train 0). */
 /* The one needed layer that reads l, when l has exactly one reader, is not
    the requested output, and is that reader's only input; else NULL. */
-static dl_layer *dl__sole_reader(dl_ctx *c, const dl_layer *l, const dl_layer *out) {
+static dl_layer *dl__sole_reader(const dl_net *net, const unsigned char *needed, const int *cons, const dl_layer *l,
+                                 const dl_layer *out) {
     int i;
-    if (l == out || c->cons[l->index] != 1) return NULL;
+    if (l == out || cons[l->index] != 1) return NULL;
     for (i = l->index + 1; i <= out->index; i++) {
-        dl_layer *r = c->net->layers[i];
-        if (c->needed[i] && r->n_in == 1 && r->in[0] == l) return r;
+        dl_layer *r = net->layers[i];
+        if (needed[i] && r->n_in == 1 && r->in[0] == l) return r;
     }
     return NULL;
 }
 /* Inference fusion on the CPU: a conv or dense layer absorbs a following
-   batchnorm (eval: a per-channel scale and shift) and activation, which
-   then never touch memory. Returns the last layer of the chain, whose
-   buffer receives the result; the absorbed layers are marked 2. */
-static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl__epilogue *epi) {
-    dl_net *net = c->net;
-    dl_layer *last = l, *r = dl__sole_reader(c, l, out);
+   batchnorm (eval: a per-channel scale and shift, written to fuse[0..2C))
+   and activation, which then never touch memory. needed and cons describe
+   the pass (dl__forward); absorbed layers are marked 2 in needed. Returns
+   the last layer of the chain, whose buffer receives the result. dl_freeze
+   makes the same decisions through this function, so a frozen net computes
+   what dl_predict does, bit for bit. */
+static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const int *cons, dl_layer *l,
+                                const dl_layer *out, float *fuse, dl__epilogue *epi) {
+    dl_layer *last = l, *r = dl__sole_reader(net, needed, cons, l, out);
     int C = l->shape[0], k;
     memset(epi, 0, sizeof *epi);
     if (r && r->op == DL_OP_BATCHNORM) {
@@ -3372,20 +3445,20 @@ static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl_
         const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
         for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
             float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
-            c->fuse[k] = sc;
-            c->fuse[C + k] = b[k] - mean[k] * sc;
+            fuse[k] = sc;
+            fuse[C + k] = b[k] - mean[k] * sc;
         }
-        epi->scale = c->fuse;
-        epi->shift = c->fuse + C;
-        c->needed[r->index] = 2;
+        epi->scale = fuse;
+        epi->shift = fuse + C;
+        needed[r->index] = 2;
         last = r;
-        r = dl__sole_reader(c, r, out);
+        r = dl__sole_reader(net, needed, cons, r, out);
     }
     if (r && (r->op == DL_OP_RELU || r->op == DL_OP_LEAKY_RELU || r->op == DL_OP_PRELU)) {
         epi->act = r->op == DL_OP_RELU ? DL__ACT_RELU : r->op == DL_OP_LEAKY_RELU ? DL__ACT_LEAKY : DL__ACT_PRELU;
         epi->alpha = r->a.alpha;
         if (r->op == DL_OP_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
-        c->needed[r->index] = 2;
+        needed[r->index] = 2;
         last = r;
     }
     return last;
@@ -3443,7 +3516,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
         if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
         if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
-            b.e.out = c->out[dl__fuse_chain(c, l, out, &epi)->index];
+            b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, c->fuse, &epi)->index];
             c->cpu.epi = &epi;
         }
         rc = net->b->forward(net->b, l, &b.e);
@@ -4493,6 +4566,495 @@ static int dl__write_atomic(char *err, const char *path, const void *data, size_
     dl__sync_dir(path);
     return DL_OK;
 }
+
+/* ======================================================================== */
+/*  >>emit: frozen nets, exact memory, C source. Off with DL_NO_EMIT.       */
+/*  It reuses the executor's fusion decisions (dl__fuse_chain) and the CPU  */
+/*  kernels (dl__cpu_ops) on single-threaded, caller-owned memory.          */
+/* ======================================================================== */
+#ifndef DL_NO_EMIT
+/* The step table, int32 throughout (floats as their bits):
+     head: magic, version, steps, values, in_size, out_size, arena floats
+           per sample; then per value its offset in floats per sample
+           (DL__FZ_X: the caller's input, DL__FZ_Y: the caller's output)
+     step: the fields DL__R_*, then n_w weight offsets into w, then per
+           input its value and the shape it is read with (ndim, 3 dims). */
+#define DL__FZ_MAGIC 0x5A464C44
+#define DL__FZ_VERSION 1
+#define DL__FZ_MAX_IN 16
+enum { DL__FZ_X = -1, DL__FZ_Y = -2, DL__FZ_HEAD = 7 };
+enum { DL__R_LEN, DL__R_OP, DL__R_OUT, DL__R_NDIM, DL__R_SHAPE, DL__R_NIN = DL__R_SHAPE + 3,
+       DL__R_ATTR, DL__R_ACT = DL__R_ATTR + 13, DL__R_ALPHA, DL__R_SCALE, DL__R_SHIFT, DL__R_SLOPE, DL__R_NW, DL__R_W };
+typedef char dl__krow_fits_4_floats[sizeof(dl__krow) <= 4 * sizeof(float) ? 1 : -1];
+
+static int32_t dl__f2i(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
+static float dl__i2f(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+
+/* A step as the kernels see it: a layer whose inputs are shapes only. */
+typedef struct dl__fz_layer { dl_layer l, in[DL__FZ_MAX_IN]; dl_layer *inp[DL__FZ_MAX_IN]; } dl__fz_layer;
+static void dl__fz_shape(dl_layer *l, const int32_t *dims) {   /* ndim, 3 dims */
+    int i;
+    l->ndim = dims[0];
+    l->size = 1;
+    for (i = 0; i < 3; i++) { l->shape[i] = i < l->ndim ? dims[1 + i] : 0; if (i < l->ndim) l->size *= l->shape[i]; }
+}
+static const int32_t *dl__fz_inputs(const int32_t *r) { return r + DL__R_W + r[DL__R_NW]; }
+static void dl__fz_decode(const int32_t *r, dl__fz_layer *z) {
+    const int32_t *a = r + DL__R_ATTR, *in = dl__fz_inputs(r);
+    int i;
+    memset(&z->l, 0, sizeof z->l);
+    z->l.op = r[DL__R_OP];
+    dl__fz_shape(&z->l, r + DL__R_NDIM);
+    z->l.a.units = a[0];
+    z->l.a.kernel[0] = a[1]; z->l.a.kernel[1] = a[2]; z->l.a.stride[0] = a[3]; z->l.a.stride[1] = a[4];
+    z->l.a.pad[0] = a[5]; z->l.a.pad[1] = a[6]; z->l.a.dilation[0] = a[7]; z->l.a.dilation[1] = a[8];
+    z->l.a.groups = a[9]; z->l.a.bias = a[10]; z->l.a.alpha = dl__i2f(a[11]); z->l.a.eps = dl__i2f(a[12]);
+    z->l.n_in = r[DL__R_NIN];
+    z->l.in = z->inp;
+    for (i = 0; i < z->l.n_in; i++) {
+        memset(&z->in[i], 0, sizeof z->in[i]);
+        dl__fz_shape(&z->in[i], in + 5 * i + 1);
+        z->inp[i] = &z->in[i];
+    }
+}
+static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
+    a[0] = x->units; a[1] = x->kernel[0]; a[2] = x->kernel[1]; a[3] = x->stride[0]; a[4] = x->stride[1];
+    a[5] = x->pad[0]; a[6] = x->pad[1]; a[7] = x->dilation[0]; a[8] = x->dilation[1];
+    a[9] = x->groups; a[10] = x->bias; a[11] = dl__f2i(x->alpha); a[12] = dl__f2i(x->eps);
+}
+
+/* ---- memory: one arena, activations then the scratch of the largest step ---- */
+/* The scratch bounds hold for every micro-kernel dl.h has (tiles 4, 6 or 8
+   rows by 8 to 32 columns), so one number fits the x86 and the ARM build. */
+static size_t dl__fz_apack(int M, int K) {
+    int r4 = dl__round_up(M, 4), r6 = dl__round_up(M, 6), r8 = dl__round_up(M, 8);
+    int r = r4 > r6 ? r4 : r6;
+    return (size_t)(r > r8 ? r : r8) * (size_t)K;
+}
+static size_t dl__fz_bpack(int K, long long N) {        /* one packed B panel (dl__gemm_block) */
+    long long nc = ((N + 7) / 8 + 31) / 32 * 32;
+    return (size_t)(K < DL__KC ? K : DL__KC) * (size_t)(nc < DL__NC ? nc : DL__NC);
+}
+/* A step's forward scratch at batch n: shared (packed A, convolution row
+   table) and the one thread's (packed B). Mirrors the kernels' use. */
+static void dl__fz_scratch(const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    *shared = *thread = 0;
+    if (l->op == DL_OP_DENSE && n >= 4) {       /* below 4 samples: dot products, no scratch */
+        *shared = dl__fz_apack(l->a.units, l->in[0]->size);
+        *thread = dl__fz_bpack(l->in[0]->size, n);
+    } else if (l->op == DL_OP_CONV2D) {
+        dl__conv g = dl_layer_conv_geom(l);
+        *shared = dl__align(dl__fz_apack(g.Mg, g.K)) + 4 * (size_t)g.K;
+        *thread = dl__fz_bpack(g.K, (long long)n * g.P);
+    } else if (l->op == DL_OP_MATMUL) {
+        int batch, M, K, P;
+        dl__matmul_dims(l, &batch, &M, &K, &P);
+        *thread = DL__BPACK + dl__fz_apack(M, K);
+    }
+}
+
+/* Checks the table's framing; *steps points at the first step. */
+static int dl__fz_check(const dl_frozen *f, const int32_t **steps) {
+    const int32_t *c = f->code, *r;
+    size_t at, len = f->code_len;
+    int i, k, vals;
+    if (len < DL__FZ_HEAD || c[0] != DL__FZ_MAGIC || c[1] != DL__FZ_VERSION) return DL_ERR_FORMAT;
+    vals = c[3];
+    if (vals < 1 || (size_t)vals > len - DL__FZ_HEAD || c[2] < 0) return DL_ERR_FORMAT;
+    *steps = c + DL__FZ_HEAD + vals;
+    for (i = 0, at = DL__FZ_HEAD + (size_t)vals; i < c[2]; i++) {
+        if (at + DL__R_W > len) return DL_ERR_FORMAT;
+        r = c + at;
+        if (r[DL__R_LEN] < DL__R_W || at + (size_t)r[DL__R_LEN] > len || r[DL__R_OP] <= 0 || r[DL__R_OP] >= DL_OP_COUNT ||
+            r[DL__R_NIN] < 1 || r[DL__R_NIN] > DL__FZ_MAX_IN || r[DL__R_NW] < 0 || r[DL__R_NW] > 8 ||
+            r[DL__R_LEN] != DL__R_W + r[DL__R_NW] + 5 * r[DL__R_NIN] || r[DL__R_OUT] < 0 || r[DL__R_OUT] >= vals)
+            return DL_ERR_FORMAT;
+        for (k = 0; k < r[DL__R_NW]; k++) if (r[DL__R_W + k] < 0 || (size_t)r[DL__R_W + k] >= f->w_len) return DL_ERR_FORMAT;
+        for (k = 0; k < r[DL__R_NIN]; k++) if (dl__fz_inputs(r)[5 * k] < 0 || dl__fz_inputs(r)[5 * k] >= vals) return DL_ERR_FORMAT;
+        at += (size_t)r[DL__R_LEN];
+    }
+    return at == len ? DL_OK : DL_ERR_FORMAT;
+}
+
+int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
+    const int32_t *r;
+    dl__fz_layer z;
+    size_t sh, th, scratch = 0;
+    int i, rc;
+    if (!f || !m || n < 1) return DL_ERR_ARG;
+    if ((rc = dl__fz_check(f, &r))) return rc;
+    memset(m, 0, sizeof *m);
+    for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) {
+        dl__fz_decode(r, &z);
+        dl__fz_scratch(&z.l, n, &sh, &th);
+        if (dl__align(sh) + th > scratch) scratch = dl__align(sh) + th;
+    }
+    m->steps = f->code[2];
+    m->in_size = f->code[4];
+    m->out_size = f->code[5];
+    m->act_bytes = (size_t)n * (size_t)f->code[6] * sizeof(float);
+    m->scratch_bytes = scratch * sizeof(float);
+    m->work_bytes = m->act_bytes + m->scratch_bytes;
+    m->weight_bytes = f->w_len * sizeof(float) + f->q_len;
+    m->code_bytes = f->code_len * sizeof(int32_t);
+    return DL_OK;
+}
+
+/* ---- the executor: the steps in order, each one kernel call ---- */
+int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work) {
+    const int32_t *r, *head;
+    float *arena = (float *)work, *scratch;
+    dl__cpu cpu;
+    dl_memory m;
+    int i, k, rc;
+    if (!f || !x || !y || n < 1 || (uintptr_t)work % sizeof(float)) return DL_ERR_ARG;
+    if ((rc = dl_frozen_memory(f, n, &m))) return rc;
+    if (!work && m.work_bytes) return DL_ERR_ARG;
+    dl__fz_check(f, &r);
+    head = f->code;
+    if (head[2] == 0) { memcpy(y, x, (size_t)n * (size_t)head[5] * sizeof(float)); return DL_OK; }
+    scratch = arena + (size_t)n * (size_t)head[6];
+    memset(&cpu, 0, sizeof cpu);
+    cpu.simd = dl__simd_detect();
+    cpu.threads = 1;                            /* dl__parallel then runs every task here */
+    DL_ASSERT(cpu.simd->mr <= 8 && 24 % cpu.simd->mr == 0 && cpu.simd->nr <= 32);   /* dl__fz_apack's bounds */
+    for (i = 0; i < head[2]; i++, r += r[DL__R_LEN]) {
+        dl__fz_layer z;
+        dl_exec e;
+        dl__epilogue epi;
+        const float *in[DL__FZ_MAX_IN];
+        float *w[8];
+        size_t sh, th;
+        int32_t v;
+        dl__fz_decode(r, &z);
+        for (k = 0; k < z.l.n_in; k++) {
+            v = head[DL__FZ_HEAD + dl__fz_inputs(r)[5 * k]];
+            in[k] = v == DL__FZ_X ? x : arena + (size_t)n * (size_t)v;
+        }
+        /* the kernels take w as writable (training updates batchnorm
+           statistics); in eval mode nothing writes through it */
+        for (k = 0; k < r[DL__R_NW]; k++) w[k] = (float *)(uintptr_t)(f->w + r[DL__R_W + k]);
+        v = head[DL__FZ_HEAD + r[DL__R_OUT]];
+        memset(&e, 0, sizeof e);
+        e.n = n;
+        e.in = in;
+        e.out = v == DL__FZ_Y ? y : arena + (size_t)n * (size_t)v;
+        e.w = w;
+        e.cpu = &cpu;
+        memset(&epi, 0, sizeof epi);
+        epi.act = r[DL__R_ACT];
+        epi.alpha = dl__i2f(r[DL__R_ALPHA]);
+        epi.scale = r[DL__R_SCALE] >= 0 ? f->w + r[DL__R_SCALE] : NULL;
+        epi.shift = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
+        epi.slope = r[DL__R_SLOPE] >= 0 ? f->w + r[DL__R_SLOPE] : NULL;
+        cpu.epi = epi.scale || epi.act ? &epi : NULL;
+        dl__fz_scratch(&z.l, n, &sh, &th);
+        cpu.shared = scratch;
+        cpu.thread_ws = scratch + dl__align(sh);
+        cpu.thread_floats = th;
+        if ((rc = dl__cpu_ops[z.l.op].forward(&z.l, &e))) return rc;
+    }
+    return DL_OK;
+}
+
+/* ---- freezing ---- */
+typedef struct dl__fz_build {
+    const dl_net *net;
+    dl__wbuf code, w;               /* the steps, the weights */
+    int *val, n_vals;               /* per layer: its value; values are step outputs (0: the input) */
+    int *vsize, *def, *last;        /* per value: floats per sample, defining and last reading step */
+    int steps;
+    char *err;
+} dl__fz_build;
+
+static int32_t dl__fz_put_floats(dl__fz_build *b, const float *p, int count, const char *what, int *bad) {
+    int32_t at = (int32_t)(b->w.len / sizeof(float));
+    int i;
+    for (i = 0; i < count; i++) if (!(p[i] >= -FLT_MAX && p[i] <= FLT_MAX)) *bad = 1;
+    if (*bad) dl__fail(b->err, DL_ERR_NUMERIC, "dl_freeze: %s holds a value that is not finite", what);
+    dl__put(&b->w, p, (size_t)count * sizeof(float));
+    return at;
+}
+static void dl__fz_put_i32(dl__wbuf *w, int32_t v) { dl__put(w, &v, sizeof v); }
+
+/* One step: layer l computes value `last`'s output (a fused chain when
+   l != last), with the epilogue's scale and shift in fuse. */
+static int dl__fz_step(dl__fz_build *b, const dl_layer *l, const dl_layer *last, const dl__epilogue *epi) {
+    int32_t rec[DL__R_W + 8];
+    int k, v = b->n_vals++, bad = 0, C = l->shape[0];
+    memset(rec, 0, sizeof rec);
+    if (l->n_in > DL__FZ_MAX_IN)
+        return dl__fail(b->err, DL_ERR_UNSUPPORTED, "dl_freeze: %s '%s' reads %d layers; at most %d can be frozen",
+                        dl_op_name(l->op), l->name, l->n_in, DL__FZ_MAX_IN);
+    rec[DL__R_OP] = l->op;
+    rec[DL__R_OUT] = v;
+    rec[DL__R_NDIM] = l->ndim;
+    for (k = 0; k < 3; k++) rec[DL__R_SHAPE + k] = l->shape[k];
+    rec[DL__R_NIN] = l->n_in;
+    dl__fz_encode_attrs(rec + DL__R_ATTR, &l->a);
+    rec[DL__R_ACT] = epi->act;
+    rec[DL__R_ALPHA] = dl__f2i(epi->alpha);
+    rec[DL__R_SCALE] = epi->scale ? dl__fz_put_floats(b, epi->scale, C, "a batchnorm's statistics", &bad) : -1;
+    rec[DL__R_SHIFT] = epi->shift ? dl__fz_put_floats(b, epi->shift, C, "a batchnorm's statistics", &bad) : -1;
+    rec[DL__R_SLOPE] = epi->slope ? dl__fz_put_floats(b, epi->slope, C, "a prelu's slope", &bad) : -1;
+    rec[DL__R_NW] = l->n_params;
+    for (k = 0; k < l->n_params; k++) {
+        const dl_param *p = &b->net->params[l->first_param + k];
+        rec[DL__R_W + k] = dl__fz_put_floats(b, p->data, p->size, p->name, &bad);
+    }
+    rec[DL__R_LEN] = DL__R_W + l->n_params + 5 * l->n_in;
+    if (bad) return DL_ERR_NUMERIC;
+    dl__put(&b->code, rec, (size_t)(DL__R_W + l->n_params) * sizeof(int32_t));
+    for (k = 0; k < l->n_in; k++) {
+        const dl_layer *x = l->in[k];
+        int u = b->val[x->index], d;
+        dl__fz_put_i32(&b->code, u);
+        dl__fz_put_i32(&b->code, x->ndim);
+        for (d = 0; d < 3; d++) dl__fz_put_i32(&b->code, x->shape[d]);
+        b->last[u] = b->steps;
+    }
+    b->vsize[v] = last->size;
+    b->def[v] = b->last[v] = b->steps++;
+    b->val[last->index] = v;
+    return DL_OK;
+}
+
+/* First fit: each value at the lowest offset (floats per sample, 64-byte
+   aligned) that no value alive at the same time uses. Returns the arena. */
+static int32_t dl__fz_layout(const dl__fz_build *b, int32_t *off, int out_val) {
+    int32_t arena = 0;
+    int v, u, moved;
+    for (v = 1; v < b->n_vals; v++) {
+        int32_t at = 0, size = (int32_t)dl__align((size_t)b->vsize[v]);
+        if (v == out_val) { off[v] = DL__FZ_Y; continue; }
+        do {
+            moved = 0;
+            for (u = 1; u < v; u++)
+                if (u != out_val && b->def[u] <= b->last[v] && b->def[v] <= b->last[u] &&
+                    at < off[u] + (int32_t)dl__align((size_t)b->vsize[u]) && off[u] < at + size) {
+                    at = off[u] + (int32_t)dl__align((size_t)b->vsize[u]);
+                    moved = 1;
+                }
+        } while (moved);
+        off[v] = at;
+        if (at + size > arena) arena = at + size;
+    }
+    off[0] = DL__FZ_X;
+    return arena;
+}
+
+/* The layers the forward pass to out computes (dl__forward's rule), checked. */
+static int dl__fz_mark(const dl_net *net, const dl_layer *out, unsigned char *needed, int *cons, char *err) {
+    const dl_layer *input = NULL;
+    int i, j;
+    needed[out->index] = 1;
+    for (i = out->index; i >= 0; i--) {
+        const dl_layer *l = net->layers[i];
+        if (!needed[i]) continue;
+        for (j = 0; j < l->n_in; j++) { needed[l->in[j]->index] = 1; cons[l->in[j]->index]++; }
+        if (l->op == DL_OP_CUSTOM)
+            return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: custom layer '%s' cannot be frozen: its callbacks are "
+                            "code that dl.h cannot copy into a frozen net or C source", l->name);
+        if (l->op == DL_OP_INPUT) {
+            if (input) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: '%s' reads two inputs, '%s' and '%s'",
+                                       out->name, l->name, input->name);
+            input = l;
+        }
+    }
+    return DL_OK;
+}
+
+static int dl__fz_build_steps(dl__fz_build *b, const dl_layer *out, unsigned char *needed, int *cons, float *fuse) {
+    const dl_net *net = b->net;
+    int i, rc;
+    for (i = 0; i <= out->index; i++) {
+        dl_layer *l = net->layers[i];
+        dl__epilogue epi;
+        memset(&epi, 0, sizeof epi);
+        if (needed[i] != 1) continue;
+        if (l->op == DL_OP_INPUT) b->val[i] = 0;
+        else if (l->op == DL_OP_RESHAPE || l->op == DL_OP_DROPOUT) b->val[i] = b->val[l->in[0]->index];  /* eval: identity */
+        else if ((rc = dl__fz_step(b, l, l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE
+                                   ? dl__fuse_chain(net, needed, cons, l, out, fuse, &epi) : l, &epi)))
+            return rc;
+    }
+    return DL_OK;
+}
+
+dl_frozen *dl_freeze(const dl_net *net, dl_layer *out, dl_status *st) {
+    dl__fz_build b;
+    dl_status local;
+    dl_frozen *f = NULL;
+    unsigned char *needed = NULL;
+    int *cons = NULL, rc = DL_OK, i, L, C = 1;
+    float *fuse = NULL;
+    char *err = st ? st->msg : local.msg;
+    memset(&b, 0, sizeof b);
+    if (st) { st->code = DL_OK; st->msg[0] = 0; }
+    if (!net) { rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: net is NULL"); goto done; }
+    if (!out) out = dl_net_layer(net, -1);
+    if (!out || out->net != net) { rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: the output layer is %s", out ? "of another net" : "NULL"); goto done; }
+    if (net->b != &net->cpu) {
+        rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: the net is on %s; move it to the CPU first (dl_net_to_backend(net, NULL))", net->b->name);
+        goto done;
+    }
+    L = net->n_layers;
+    for (i = 0; i < L; i++) if (net->layers[i]->shape[0] > C) C = net->layers[i]->shape[0];
+    needed = (unsigned char *)dl__calloc((size_t)L, 1);
+    cons = (int *)dl__calloc((size_t)L * 5 + 1, sizeof(int));       /* cons, val, vsize, def, last */
+    fuse = (float *)dl__calloc(2 * (size_t)C, sizeof(float));
+    if (!needed || !cons || !fuse) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_freeze: out of memory"); goto done; }
+    b.net = net; b.err = err;
+    b.val = cons + L; b.vsize = b.val + L; b.def = b.vsize + L; b.last = b.def + L;
+    b.n_vals = 1;
+    if ((rc = dl__fz_mark(net, out, needed, cons, err)) || (rc = dl__fz_build_steps(&b, out, needed, cons, fuse))) goto done;
+    {   /* head, value offsets, steps in one block with the weights and the dl_frozen */
+        int32_t head[DL__FZ_HEAD], *off;
+        size_t code_len, wbytes = b.w.len;
+        char *blk;
+        int out_val = b.val[out->index];
+        if (b.code.oom || b.w.oom) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_freeze: out of memory"); goto done; }
+        code_len = DL__FZ_HEAD + (size_t)b.n_vals + b.code.len / sizeof(int32_t);
+        blk = (char *)DL_MALLOC(sizeof(dl_frozen) + code_len * sizeof(int32_t) + wbytes + 1);
+        if (!blk) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_freeze: out of memory"); goto done; }
+        f = (dl_frozen *)(void *)blk;
+        memset(f, 0, sizeof *f);
+        off = (int32_t *)(void *)(blk + sizeof(dl_frozen));
+        head[0] = DL__FZ_MAGIC; head[1] = DL__FZ_VERSION; head[2] = b.steps; head[3] = b.n_vals;
+        head[4] = 0;
+        for (i = 0; i <= out->index; i++) if (needed[i] && net->layers[i]->op == DL_OP_INPUT) head[4] = net->layers[i]->size;
+        head[5] = out->size;
+        head[6] = dl__fz_layout(&b, off + DL__FZ_HEAD, out_val == 0 ? -1 : out_val);
+        memcpy(off, head, sizeof head);
+        if (b.code.len) memcpy(off + DL__FZ_HEAD + b.n_vals, b.code.p, b.code.len);
+        f->code = off; f->code_len = code_len;
+        f->w = (const float *)(void *)(off + code_len); f->w_len = wbytes / sizeof(float);
+        if (wbytes) memcpy((void *)(off + code_len), b.w.p, wbytes);
+        f->owned = blk;
+    }
+done:
+    DL_FREE(needed); DL_FREE(cons); DL_FREE(fuse); DL_FREE(b.code.p); DL_FREE(b.w.p);
+    if (st) st->code = rc;
+    return rc ? NULL : f;
+}
+void dl_frozen_free(dl_frozen *f) { if (f && f->owned) DL_FREE(f->owned); }
+
+int dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memory *m) {
+    dl_frozen *f;
+    dl_status st;
+    int rc;
+    if (!net || !m || n < 1) return DL_ERR_ARG;
+    if (!(f = dl_freeze(net, out, &st))) return st.code;
+    rc = dl_frozen_memory(f, n, m);
+    dl_frozen_free(f);
+    return rc;
+}
+
+/* ---- C source ---- */
+static void dl__putf(dl__wbuf *w, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    int k;
+    va_start(ap, fmt);
+    k = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (k > 0) dl__put(w, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
+}
+static int dl__is_ident(const char *s) {
+    int i;
+    if (!s || !*s || strlen(s) > 64 || (*s >= '0' && *s <= '9')) return 0;
+    for (i = 0; s[i]; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) return 0;
+    return 1;
+}
+/* The scratch of a large batch, and the first batch that needs it: the
+   scratch grows with the batch until every packed panel is full. */
+static size_t dl__fz_scratch_max(const dl_frozen *f, int *n_full) {
+    dl_memory m, big;
+    int lo = 1, hi = 4096;
+    dl_frozen_memory(f, hi, &big);
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        dl_frozen_memory(f, mid, &m);
+        if (m.scratch_bytes >= big.scratch_bytes) hi = mid; else lo = mid + 1;
+    }
+    *n_full = lo;
+    return big.scratch_bytes;
+}
+static void dl__emit_header(dl__wbuf *w, const dl_frozen *f, const char *name) {
+    char up[72];
+    dl_memory m;
+    int n_full;
+    size_t smax = dl__fz_scratch_max(f, &n_full);
+    int i;
+    dl_frozen_memory(f, 1, &m);
+    for (i = 0; name[i]; i++) up[i] = name[i] >= 'a' && name[i] <= 'z' ? (char)(name[i] - 'a' + 'A') : name[i];
+    up[i] = 0;
+    dl__putf(w, "/* %s.h: a frozen dl.h net, written by dl_emit_c (dl.h %d.%d.%d). Do not edit.\n", name,
+             DL_VERSION_MAJOR, DL_VERSION_MINOR, DL_VERSION_PATCH);
+    dl__putf(w, "   %d steps; const data: %lu bytes of weights, %lu bytes of step table. */\n", m.steps,
+             (unsigned long)m.weight_bytes, (unsigned long)m.code_bytes);
+    dl__putf(w, "#ifndef %s_H\n#define %s_H\n#include <stddef.h>\n\n", up, up);
+    dl__putf(w, "#define %s_IN_SIZE %d     /* floats per sample */\n#define %s_OUT_SIZE %d\n", up, m.in_size, up, m.out_size);
+    dl__putf(w, "/* The work memory of %s_predict (float-aligned: declare it as a float array):\n"
+                "   exact for one sample (activations %lu + kernel scratch %lu bytes). */\n", name,
+             (unsigned long)m.act_bytes, (unsigned long)m.scratch_bytes);
+    dl__putf(w, "#define %s_WORK_BYTES ((size_t)%lu)\n", up, (unsigned long)m.work_bytes);
+    dl__putf(w, "/* Enough for n samples (%s_predict_n); exact from n = %d on, below that at most\n"
+                "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n. */\n", name, n_full,
+             (unsigned long)(smax - m.scratch_bytes));
+    dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
+    dl__putf(w, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
+    dl__putf(w, "/* out = the net's output for in; no allocation, no files, no threads. */\n");
+    dl__putf(w, "void %s_predict(const float *in, float *out, void *work);\n", name);
+    dl__putf(w, "/* n samples; returns 0, or a dl.h status (DL_ERR_ARG: NULL, n < 1, unaligned work). */\n");
+    dl__putf(w, "int %s_predict_n(const float *in, float *out, int n, void *work);\n", name);
+    dl__putf(w, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+}
+static void dl__emit_source(dl__wbuf *w, const dl_frozen *f, const char *name, const dl_emit_desc *d) {
+    size_t i;
+    dl__putf(w, "/* %s.c: a frozen dl.h net, written by dl_emit_c. Do not edit. */\n", name);
+    if (d->implementation) dl__putf(w, "#define DL_IMPLEMENTATION\n");
+    dl__putf(w, "#include \"%s\"\n#include \"%s.h\"\n\n", d->include ? d->include : "dl.h", name);
+    dl__putf(w, "static const int32_t %s_code[%lu] = {", name, (unsigned long)f->code_len);
+    for (i = 0; i < f->code_len; i++) dl__putf(w, "%s%ld", i % 12 ? ", " : i ? ",\n    " : "\n    ", (long)f->code[i]);
+    dl__putf(w, "\n};\nstatic const float %s_w[%lu] = {", name, (unsigned long)(f->w_len ? f->w_len : 1));
+    if (!f->w_len) dl__putf(w, " 0.0f");
+    for (i = 0; i < f->w_len; i++) dl__putf(w, "%s%.9ef", i % 6 ? ", " : i ? ",\n    " : "\n    ", (double)f->w[i]);
+    dl__putf(w, "\n};\nstatic const dl_frozen %s_net = { %s_code, %lu, %s_w, %lu, NULL, 0, NULL };\n\n", name, name,
+             (unsigned long)f->code_len, name, (unsigned long)f->w_len);
+    dl__putf(w, "void %s_predict(const float *in, float *out, void *work) {\n"
+                "    (void)dl_frozen_run(&%s_net, in, out, 1, work);\n}\n", name, name);
+    dl__putf(w, "int %s_predict_n(const float *in, float *out, int n, void *work) {\n"
+                "    return dl_frozen_run(&%s_net, in, out, n, work);\n}\n", name, name);
+}
+int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_emit_desc *d, dl_status *st) {
+    dl_emit_desc d0;
+    dl_status local;
+    dl__wbuf w;
+    char path[4096], *err = st ? st->msg : local.msg;
+    const int32_t *r;
+    int rc = DL_OK, k;
+    memset(&d0, 0, sizeof d0);
+    if (!d) d = &d0;
+    if (!dir) dir = ".";
+    if (st) { st->code = DL_OK; st->msg[0] = 0; }
+    if (!f) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the frozen net is NULL");
+    else if (!dl__is_ident(name)) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the name must be a C identifier of at most 64 characters");
+    else if (strlen(dir) + 80 > sizeof path) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the folder name is too long");
+    else if (dl__fz_check(f, &r)) rc = dl__fail(err, DL_ERR_FORMAT, "dl_emit_c: not a frozen net of this dl.h version");
+    else if (f->q_len) rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_emit_c: int8 weights are not supported yet");
+    for (k = 0; !rc && k < 2; k++) {
+        memset(&w, 0, sizeof w);
+        if (k == 0) dl__emit_header(&w, f, name); else dl__emit_source(&w, f, name, d);
+        snprintf(path, sizeof path, "%s/%s.%s", dir, name, k == 0 ? "h" : "c");
+        rc = w.oom ? dl__fail(err, DL_ERR_NOMEM, "dl_emit_c: out of memory") : dl__write_atomic(err, path, w.p, w.len);
+        DL_FREE(w.p);
+    }
+    if (st) st->code = rc;
+    return rc;
+}
+#endif /* DL_NO_EMIT */
 
 #ifdef __cplusplus
 }
