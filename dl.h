@@ -443,7 +443,7 @@ DLDEF const char *dl_op_name(int op);
 typedef struct dl_frozen {
     const int32_t *code; size_t code_len;   /* the steps (format: >>emit) */
     const float *w; size_t w_len;           /* every float the steps read */
-    const int8_t *q; size_t q_len;          /* int8 weights (none yet) */
+    const int8_t *q; size_t q_len;          /* int8 weights (dl_quantize) */
     void *owned;                            /* dl_freeze's allocation; NULL in emitted C */
 } dl_frozen;
 
@@ -475,6 +475,29 @@ DLDEF int        dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memor
    DL_ERR_ARG for NULLs, n < 1 or unaligned work, DL_ERR_FORMAT for a step
    table from another version of dl.h. */
 DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work);
+
+/* int8 post-training quantization of a frozen float net: each conv and
+   dense step gets int8 weights (batchnorm folded in; per output channel by
+   default) and a u8 input with one range per tensor, found by running the
+   n calibration samples x (a few hundred are plenty) through the net. The
+   other steps stay float; int8 steps take and give floats. Integer sums are
+   exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
+   NULL on failure (st): DL_ERR_ARG (NULLs, n < 1, an already quantized
+   net, a keep_float index out of range), DL_ERR_NUMERIC (non-finite
+   calibration output), DL_ERR_NOMEM. Zero options mean default. */
+typedef enum dl_calib {
+    DL_CALIB_MINMAX = 0,        /* the range of the calibration values */
+    DL_CALIB_PERCENTILE = 1,    /* |x| clipped at a percentile */
+    DL_CALIB_ENTROPY = 2        /* |x| clipped where the KL divergence of the quantized histogram is least (TensorRT's method) */
+} dl_calib;
+typedef struct dl_quant_desc {
+    int calib;                  /* dl_calib */
+    float percentile;           /* DL_CALIB_PERCENTILE: share of |x| kept, in percent; default 99.99 */
+    int per_tensor_weights;     /* 1: one weight scale per layer instead of per output channel */
+    const int *keep_float;      /* conv and dense layers to leave in float, counted in net order */
+    int n_keep_float;           /* from 0 (the first); negative counts from the end (-1: the last) */
+} dl_quant_desc;
+DLDEF dl_frozen *dl_quantize(const dl_frozen *f, const float *x, int n, const dl_quant_desc *d, dl_status *st);
 
 /* Writes dir/name.h and dir/name.c (name a C identifier): the weights and
    steps as const arrays, NAME_IN_SIZE, NAME_OUT_SIZE, NAME_WORK_BYTES (the
@@ -4577,14 +4600,15 @@ static int dl__write_atomic(char *err, const char *path, const void *data, size_
      head: magic, version, steps, values, in_size, out_size, arena floats
            per sample; then per value its offset in floats per sample
            (DL__FZ_X: the caller's input, DL__FZ_Y: the caller's output)
-     step: the fields DL__R_*, then n_w weight offsets into w, then per
-           input its value and the shape it is read with (ndim, 3 dims). */
+     step: the fields DL__R_*, then n_w weights as (offset into w, floats),
+           then per input its value and the shape it is read with (ndim, 3
+           dims). Q >= 0 makes a conv or dense step int8 (>>emit's int8 part). */
 #define DL__FZ_MAGIC 0x5A464C44
 #define DL__FZ_VERSION 1
 #define DL__FZ_MAX_IN 16
 enum { DL__FZ_X = -1, DL__FZ_Y = -2, DL__FZ_HEAD = 7 };
 enum { DL__R_LEN, DL__R_OP, DL__R_OUT, DL__R_NDIM, DL__R_SHAPE, DL__R_NIN = DL__R_SHAPE + 3,
-       DL__R_ATTR, DL__R_ACT = DL__R_ATTR + 13, DL__R_ALPHA, DL__R_SCALE, DL__R_SHIFT, DL__R_SLOPE, DL__R_NW, DL__R_W };
+       DL__R_ATTR, DL__R_ACT = DL__R_ATTR + 13, DL__R_ALPHA, DL__R_SCALE, DL__R_SHIFT, DL__R_SLOPE, DL__R_Q, DL__R_NW, DL__R_W };
 typedef char dl__krow_fits_4_floats[sizeof(dl__krow) <= 4 * sizeof(float) ? 1 : -1];
 
 static int32_t dl__f2i(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
@@ -4598,7 +4622,7 @@ static void dl__fz_shape(dl_layer *l, const int32_t *dims) {   /* ndim, 3 dims *
     l->size = 1;
     for (i = 0; i < 3; i++) { l->shape[i] = i < l->ndim ? dims[1 + i] : 0; if (i < l->ndim) l->size *= l->shape[i]; }
 }
-static const int32_t *dl__fz_inputs(const int32_t *r) { return r + DL__R_W + r[DL__R_NW]; }
+static const int32_t *dl__fz_inputs(const int32_t *r) { return r + DL__R_W + 2 * r[DL__R_NW]; }
 static void dl__fz_decode(const int32_t *r, dl__fz_layer *z) {
     const int32_t *a = r + DL__R_ATTR, *in = dl__fz_inputs(r);
     int i;
@@ -4623,6 +4647,174 @@ static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
     a[9] = x->groups; a[10] = x->bias; a[11] = dl__f2i(x->alpha); a[12] = dl__f2i(x->eps);
 }
 
+/* ---- int8 steps (made by dl_quantize) ----
+   The input is quantized per tensor to u8 with a zero point z,
+     u = clamp(floor(x / s + z + 1/2), 0, 255)   (x times the stored 1/s);
+   the weights, batchnorm folded in, per output channel to int8 in
+   [-127, 127], in rows of K4 = ceil(K/4) words (zeros past K); the sums are
+   exact in int32, acc[c] = sum_k q[c,k] u[k], so every kernel below and
+   any split of the work give the same bits; the output is float:
+     y = act((acc[c] - z wsum[c]) * scale[c] + bias[c]),  wsum[c] = sum_k q[c,k],
+   scale[c] = s s_w[c], applied by dl__row_epilogue like a float step's.
+   Weights of the step: scale[M], bias[M], wsum[M], then (1/s, z).
+   Convolutions lower to GEMM per sample and group: B[k4][p][4] holds the
+   im2col matrix in groups of 4 k (padding reads as z, which is x = 0). */
+#define DL__Q8_NB 64            /* columns of one tile */
+typedef void (*dl__q8_tile_fn)(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c);
+/* c[i][j] = sum over k < 4 K4 of w[i][k] b[k/4][j][k%4], 4 rows, 64 columns */
+static void dl__q8_tile_c(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
+    int i, j, k, t;
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < DL__Q8_NB; j++) {
+            int32_t acc = 0;
+            for (k = 0; k < K4; k++)
+                for (t = 0; t < 4; t++) acc += (int32_t)w[i][4 * k + t] * (int32_t)b[(size_t)k * ldb + 4 * (size_t)j + t];
+            c[i * DL__Q8_NB + j] = acc;
+        }
+}
+#if defined(DL__X86)
+/* AVX-512 VNNI: vpdpbusd adds 4 u8 x s8 products into each int32 lane. */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void dl__q8_tile_vnni(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00,
+            c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00, b0, b1, b2, b3, a;
+    int k;
+    int32_t wv;
+#define DL__ROW(i) memcpy(&wv, w[i] + 4 * k, 4); a = _mm512_set1_epi32(wv); \
+    c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, a); c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, a); \
+    c##i##2 = _mm512_dpbusd_epi32(c##i##2, b2, a); c##i##3 = _mm512_dpbusd_epi32(c##i##3, b3, a);
+    for (k = 0; k < K4; k++, b += ldb) {
+        b0 = _mm512_loadu_si512((const void *)b); b1 = _mm512_loadu_si512((const void *)(b + 64));
+        b2 = _mm512_loadu_si512((const void *)(b + 128)); b3 = _mm512_loadu_si512((const void *)(b + 192));
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
+    }
+#undef DL__ROW
+#define DL__ROW(i) _mm512_storeu_si512((void *)(c + i * 64), c##i##0); _mm512_storeu_si512((void *)(c + i * 64 + 16), c##i##1); \
+    _mm512_storeu_si512((void *)(c + i * 64 + 32), c##i##2); _mm512_storeu_si512((void *)(c + i * 64 + 48), c##i##3);
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
+#undef DL__ROW
+}
+/* AVX2: u8 and s8 widened to int16, vpmaddwd pairs them into int32 (exact,
+   unlike vpmaddubsw, which saturates), vphaddd adds the pairs; the lanes
+   come out as columns 0 1 4 5 2 3 6 7 and are put back in order. */
+__attribute__((target("avx2")))
+static void dl__q8_tile_avx2(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    int i, j, k;
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < DL__Q8_NB; j += 8) {
+            __m256i acc = _mm256_setzero_si256();
+            for (k = 0; k < K4; k++) {
+                const int8_t *q = w[i] + 4 * k;
+                uint64_t pack = (uint64_t)(uint16_t)q[0] | (uint64_t)(uint16_t)q[1] << 16 | (uint64_t)(uint16_t)q[2] << 32 |
+                                (uint64_t)(uint16_t)q[3] << 48;
+                __m256i wv = _mm256_set1_epi64x((long long)pack);
+                __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(b + (size_t)k * ldb + 4 * (size_t)j));
+                __m256i m0 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)), wv);
+                __m256i m1 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(x, 1)), wv);
+                acc = _mm256_add_epi32(acc, _mm256_hadd_epi32(m0, m1));
+            }
+            _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j), _mm256_permutevar8x32_epi32(acc, order));
+        }
+}
+#endif
+/* The fastest int8 tile this CPU runs, and its name. */
+static dl__q8_tile_fn dl__q8_detect(const char **name) {
+#if defined(DL__X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) { if (name) *name = "avx512vnni"; return dl__q8_tile_vnni; }
+    if (__builtin_cpu_supports("avx2")) { if (name) *name = "avx2"; return dl__q8_tile_avx2; }
+#endif
+    if (name) *name = "c";
+    return dl__q8_tile_c;
+}
+
+static void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
+    size_t i;
+    for (i = 0; i < count; i++) {
+        float v = x[i] * inv + z + 0.5f;
+        u[i] = (uint8_t)(v >= 1.0f ? (v < 255.0f ? (int)v : 255) : 0);     /* NaN: 0 */
+    }
+}
+/* out[i rs + j cs] = acc[i][j] - z wsum[i] as float, for M rows and N columns
+   of A (M rows of K4 words) times B ([K4][ldb/4 columns][4] bytes). */
+static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, const uint8_t *B, size_t ldb, int N,
+                        const float *wsum, float z, float *out, size_t rs, size_t cs) {
+    int32_t c[4 * DL__Q8_NB];
+    int i0, j0, i, j;
+    for (i0 = 0; i0 < M; i0 += 4)
+        for (j0 = 0; j0 < N; j0 += DL__Q8_NB) {
+            const int8_t *rows[4];
+            int m = M - i0 < 4 ? M - i0 : 4, n = N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB;
+            for (i = 0; i < 4; i++) rows[i] = A + (size_t)(i0 + (i < m ? i : 0)) * K4 * 4;   /* past M: row i0 again, unused */
+            tile(K4, rows, B + 4 * (size_t)j0, ldb, c);
+            for (i = 0; i < m; i++)
+                for (j = 0; j < n; j++)
+                    out[(size_t)(i0 + i) * rs + (size_t)(j0 + j) * cs] =
+                        (float)(c[i * DL__Q8_NB + j] - (int32_t)z * (int32_t)wsum[i0 + i]);
+        }
+}
+/* Scratch bytes: the quantized input, then (64-byte aligned) B. */
+static size_t dl__q8_scratch(const dl_layer *l, int n) {
+    size_t u, k4, cols;
+    if (l->op == DL_OP_DENSE) { u = (size_t)n * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4; cols = (size_t)n; }
+    else { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
+    return ((u + 63) & ~(size_t)63) + k4 * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
+}
+/* im2col of one group of one quantized sample into B, k in groups of 4 */
+static void dl__q8_im2col(const dl__conv *g, const uint8_t *u, int grp, uint8_t *B, size_t ldb, int z) {
+    int K4 = (g->K + 3) / 4, k, p, KK = g->KH * g->KW;
+    for (k = 0; k < 4 * K4; k++) {
+        uint8_t *d = B + (size_t)(k / 4) * ldb + k % 4;
+        int c = grp * g->Cg + k / KK, dy = k % KK / g->KW * g->dh - g->ph, dx = k % g->KW * g->dw - g->pw;
+        const uint8_t *plane = u + (size_t)c * g->H * g->W;
+        for (p = 0; p < (int)(ldb / 4); p++) {
+            int y = p / g->OW * g->sh + dy, x = p % g->OW * g->sw + dx;
+            d[4 * (size_t)p] = (uint8_t)(k >= g->K || p >= g->P ? 0 : (unsigned)y < (unsigned)g->H && (unsigned)x < (unsigned)g->W
+                                         ? plane[(size_t)y * g->W + x] : z);
+        }
+    }
+}
+static void dl__q8_epilogue(float *y, size_t count, float sc, float sh, const dl__epilogue *epi, int c) {
+    dl__row_epilogue(y, (int)count, sc, sh, epi->act, epi->act == DL__ACT_PRELU ? epi->slope[c] : epi->alpha);
+}
+static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, const dl__epilogue *epi, void *scratch) {
+    const float *scale = e->w[0], *bias = e->w[1], *wsum = e->w[2], inv = e->w[3][0], z = e->w[3][1];
+    dl__q8_tile_fn tile = dl__q8_detect(NULL);
+    uint8_t *u = (uint8_t *)scratch, *B;
+    int i, c;
+    if (l->op == DL_OP_DENSE) {
+        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, N = e->n, k, j;
+        size_t ldb = 4 * (size_t)((N + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
+        B = u + (((size_t)N * K + 63) & ~(size_t)63);
+        dl__q8_quantize(u, e->in[0], (size_t)N * K, inv, z);
+        for (k = 0; k < 4 * K4; k++)
+            for (j = 0; j < (int)(ldb / 4); j++)
+                B[(size_t)(k / 4) * ldb + 4 * (size_t)j + k % 4] = k < K && j < N ? u[(size_t)j * K + k] : 0;
+        dl__q8_gemm(tile, q, M, K4, B, ldb, N, wsum, z, e->out, 1, (size_t)M);
+        for (j = 0; j < N; j++)
+            for (c = 0; c < M; c++) dl__q8_epilogue(e->out + (size_t)j * M + c, 1, scale[c], bias[c], epi, c);
+        return DL_OK;
+    }
+    {
+        dl__conv g = dl_layer_conv_geom(l);
+        int K4 = (g.K + 3) / 4, grp;
+        size_t ldb = 4 * (size_t)((g.P + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB), plane = (size_t)g.C * g.H * g.W;
+        B = u + ((plane + 63) & ~(size_t)63);
+        for (i = 0; i < e->n; i++) {
+            float *y = e->out + (size_t)i * g.M * g.P;
+            dl__q8_quantize(u, e->in[0] + (size_t)i * plane, plane, inv, z);
+            for (grp = 0; grp < g.G; grp++) {
+                dl__q8_im2col(&g, u, grp, B, ldb, (int)z);
+                dl__q8_gemm(tile, q + (size_t)grp * g.Mg * K4 * 4, g.Mg, K4, B, ldb, g.P, wsum + grp * g.Mg, z,
+                            y + (size_t)grp * g.Mg * g.P, (size_t)g.P, 1);
+            }
+            for (c = 0; c < g.M; c++) dl__q8_epilogue(y + (size_t)c * g.P, (size_t)g.P, scale[c], bias[c], epi, c);
+        }
+    }
+    return DL_OK;
+}
+
 /* ---- memory: one arena, activations then the scratch of the largest step ---- */
 /* The scratch bounds hold for every micro-kernel dl.h has (tiles 4, 6 or 8
    rows by 8 to 32 columns), so one number fits the x86 and the ARM build. */
@@ -4637,9 +4829,10 @@ static size_t dl__fz_bpack(int K, long long N) {        /* one packed B panel (d
 }
 /* A step's forward scratch at batch n: shared (packed A, convolution row
    table) and the one thread's (packed B). Mirrors the kernels' use. */
-static void dl__fz_scratch(const dl_layer *l, int n, size_t *shared, size_t *thread) {
+static void dl__fz_scratch(const int32_t *r, const dl_layer *l, int n, size_t *shared, size_t *thread) {
     *shared = *thread = 0;
-    if (l->op == DL_OP_DENSE && n >= 4) {       /* below 4 samples: dot products, no scratch */
+    if (r[DL__R_Q] >= 0) *shared = (dl__q8_scratch(l, n) + sizeof(float) - 1) / sizeof(float);
+    else if (l->op == DL_OP_DENSE && n >= 4) {       /* below 4 samples: dot products, no scratch */
         *shared = dl__fz_apack(l->a.units, l->in[0]->size);
         *thread = dl__fz_bpack(l->in[0]->size, n);
     } else if (l->op == DL_OP_CONV2D) {
@@ -4651,6 +4844,19 @@ static void dl__fz_scratch(const dl_layer *l, int n, size_t *shared, size_t *thr
         dl__matmul_dims(l, &batch, &M, &K, &P);
         *thread = DL__BPACK + dl__fz_apack(M, K);
     }
+}
+
+/* An int8 step's weights are where and as large as its shape says. */
+static int dl__q8_step_ok(const dl_frozen *f, const int32_t *r) {
+    dl__fz_layer z;
+    size_t M, K, k;
+    if (r[DL__R_OP] != DL_OP_CONV2D && r[DL__R_OP] != DL_OP_DENSE) return 0;
+    if (r[DL__R_NW] != 4 || r[DL__R_SCALE] >= 0 || r[DL__R_SHIFT] >= 0 || r[DL__R_NIN] != 1) return 0;
+    dl__fz_decode(r, &z);
+    if (z.l.op == DL_OP_DENSE) { M = (size_t)z.l.a.units; K = (size_t)z.in[0].size; }
+    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; K = (size_t)g.K; if (g.G < 1) return 0; }
+    for (k = 0; k < 3; k++) if ((size_t)r[DL__R_W + 2 * k + 1] != M) return 0;
+    return r[DL__R_W + 7] == 2 && (size_t)r[DL__R_Q] + M * ((K + 3) / 4) * 4 <= f->q_len;
 }
 
 /* Checks the table's framing; *steps points at the first step. */
@@ -4667,9 +4873,12 @@ static int dl__fz_check(const dl_frozen *f, const int32_t **steps) {
         r = c + at;
         if (r[DL__R_LEN] < DL__R_W || at + (size_t)r[DL__R_LEN] > len || r[DL__R_OP] <= 0 || r[DL__R_OP] >= DL_OP_COUNT ||
             r[DL__R_NIN] < 1 || r[DL__R_NIN] > DL__FZ_MAX_IN || r[DL__R_NW] < 0 || r[DL__R_NW] > 8 ||
-            r[DL__R_LEN] != DL__R_W + r[DL__R_NW] + 5 * r[DL__R_NIN] || r[DL__R_OUT] < 0 || r[DL__R_OUT] >= vals)
+            r[DL__R_LEN] != DL__R_W + 2 * r[DL__R_NW] + 5 * r[DL__R_NIN] || r[DL__R_OUT] < 0 || r[DL__R_OUT] >= vals ||
+            r[DL__R_OP] == DL_OP_CUSTOM || (r[DL__R_Q] >= 0 && !dl__q8_step_ok(f, r)))
             return DL_ERR_FORMAT;
-        for (k = 0; k < r[DL__R_NW]; k++) if (r[DL__R_W + k] < 0 || (size_t)r[DL__R_W + k] >= f->w_len) return DL_ERR_FORMAT;
+        for (k = 0; k < r[DL__R_NW]; k++)
+            if (r[DL__R_W + 2 * k] < 0 || r[DL__R_W + 2 * k + 1] < 0 || (size_t)r[DL__R_W + 2 * k] + (size_t)r[DL__R_W + 2 * k + 1] > f->w_len)
+                return DL_ERR_FORMAT;
         for (k = 0; k < r[DL__R_NIN]; k++) if (dl__fz_inputs(r)[5 * k] < 0 || dl__fz_inputs(r)[5 * k] >= vals) return DL_ERR_FORMAT;
         at += (size_t)r[DL__R_LEN];
     }
@@ -4686,7 +4895,7 @@ int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
     memset(m, 0, sizeof *m);
     for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) {
         dl__fz_decode(r, &z);
-        dl__fz_scratch(&z.l, n, &sh, &th);
+        dl__fz_scratch(r, &z.l, n, &sh, &th);
         if (dl__align(sh) + th > scratch) scratch = dl__align(sh) + th;
     }
     m->steps = f->code[2];
@@ -4701,7 +4910,9 @@ int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
 }
 
 /* ---- the executor: the steps in order, each one kernel call ---- */
-int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work) {
+/* hook (calibration) sees each step's first input before the step runs */
+typedef void (*dl__fz_hook)(void *user, int step, const float *in, size_t count);
+static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void *work, dl__fz_hook hook, void *user) {
     const int32_t *r, *head;
     float *arena = (float *)work, *scratch;
     dl__cpu cpu;
@@ -4733,7 +4944,7 @@ int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *wor
         }
         /* the kernels take w as writable (training updates batchnorm
            statistics); in eval mode nothing writes through it */
-        for (k = 0; k < r[DL__R_NW]; k++) w[k] = (float *)(uintptr_t)(f->w + r[DL__R_W + k]);
+        for (k = 0; k < r[DL__R_NW]; k++) w[k] = (float *)(uintptr_t)(f->w + r[DL__R_W + 2 * k]);
         v = head[DL__FZ_HEAD + r[DL__R_OUT]];
         memset(&e, 0, sizeof e);
         e.n = n;
@@ -4748,13 +4959,19 @@ int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *wor
         epi.shift = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
         epi.slope = r[DL__R_SLOPE] >= 0 ? f->w + r[DL__R_SLOPE] : NULL;
         cpu.epi = epi.scale || epi.act ? &epi : NULL;
-        dl__fz_scratch(&z.l, n, &sh, &th);
+        dl__fz_scratch(r, &z.l, n, &sh, &th);
         cpu.shared = scratch;
         cpu.thread_ws = scratch + dl__align(sh);
         cpu.thread_floats = th;
-        if ((rc = dl__cpu_ops[z.l.op].forward(&z.l, &e))) return rc;
+        if (hook) hook(user, i, in[0], (size_t)n * (size_t)z.in[0].size);
+        rc = r[DL__R_Q] >= 0 ? dl__q8_forward(&z.l, &e, f->q + r[DL__R_Q], &epi, scratch) : dl__cpu_ops[z.l.op].forward(&z.l, &e);
+        if (rc) return rc;
     }
     return DL_OK;
+}
+
+int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work) {
+    return dl__fz_run(f, x, y, n, work, NULL, NULL);
 }
 
 /* ---- freezing ---- */
@@ -4797,14 +5014,16 @@ static int dl__fz_step(dl__fz_build *b, const dl_layer *l, const dl_layer *last,
     rec[DL__R_SCALE] = epi->scale ? dl__fz_put_floats(b, epi->scale, C, "a batchnorm's statistics", &bad) : -1;
     rec[DL__R_SHIFT] = epi->shift ? dl__fz_put_floats(b, epi->shift, C, "a batchnorm's statistics", &bad) : -1;
     rec[DL__R_SLOPE] = epi->slope ? dl__fz_put_floats(b, epi->slope, C, "a prelu's slope", &bad) : -1;
+    rec[DL__R_Q] = -1;
     rec[DL__R_NW] = l->n_params;
     for (k = 0; k < l->n_params; k++) {
         const dl_param *p = &b->net->params[l->first_param + k];
-        rec[DL__R_W + k] = dl__fz_put_floats(b, p->data, p->size, p->name, &bad);
+        rec[DL__R_W + 2 * k] = dl__fz_put_floats(b, p->data, p->size, p->name, &bad);
+        rec[DL__R_W + 2 * k + 1] = p->size;
     }
-    rec[DL__R_LEN] = DL__R_W + l->n_params + 5 * l->n_in;
+    rec[DL__R_LEN] = DL__R_W + 2 * l->n_params + 5 * l->n_in;
     if (bad) return DL_ERR_NUMERIC;
-    dl__put(&b->code, rec, (size_t)(DL__R_W + l->n_params) * sizeof(int32_t));
+    dl__put(&b->code, rec, (size_t)(DL__R_W + 2 * l->n_params) * sizeof(int32_t));
     for (k = 0; k < l->n_in; k++) {
         const dl_layer *x = l->in[k];
         int u = b->val[x->index], d;
@@ -4948,6 +5167,233 @@ int dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memory *m) {
     rc = dl_frozen_memory(f, n, m);
     dl_frozen_free(f);
     return rc;
+}
+
+/* ---- quantization: calibrate, fold, quantize ---- */
+#define DL__HIST 2048
+typedef struct dl__calib {
+    int *slot;                  /* per step: its index among the steps calibrated, or -1 */
+    double *lo, *hi;            /* per calibrated step: range of its input */
+    double *hist;               /* per calibrated step: DL__HIST bins of |x| over [0, max |x|] */
+    int pass, bad;
+} dl__calib;
+static void dl__calib_hook(void *user, int step, const float *in, size_t count) {
+    dl__calib *c = (dl__calib *)user;
+    int s = c->slot[step];
+    size_t i;
+    if (s < 0) return;
+    for (i = 0; i < count; i++) {
+        double v = in[i];
+        if (!(v >= -FLT_MAX && v <= FLT_MAX)) { c->bad = 1; return; }
+        if (c->pass == 0) { if (v < c->lo[s]) c->lo[s] = v; if (v > c->hi[s]) c->hi[s] = v; }
+        else {
+            double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s];
+            int bin = amax > 0 ? (int)(fabs(v) / amax * DL__HIST) : 0;
+            c->hist[(size_t)s * DL__HIST + (bin < DL__HIST ? bin : DL__HIST - 1)] += 1;
+        }
+    }
+}
+/* KL(p || q) of histogram h cut at i bins (the rest folded into the last)
+   against its quantization to 128 levels. */
+static double dl__kl(const double *h, int i) {
+    double p[DL__HIST], total = 0, qtotal = 0, kl = 0;
+    int j, b;
+    for (j = 0; j < i; j++) { p[j] = h[j]; qtotal += h[j]; }
+    for (j = i; j < DL__HIST; j++) p[i - 1] += h[j];
+    for (j = 0; j < i; j++) total += p[j];
+    if (qtotal <= 0) return 0;
+    for (b = 0; b < 128; b++) {
+        int a = b * i / 128, e = (b + 1) * i / 128, nz = 0;
+        double sum = 0;
+        for (j = a; j < e; j++) { sum += h[j]; nz += h[j] > 0; }
+        for (j = a; j < e; j++)
+            if (p[j] > 0) {
+                double q = nz ? sum / nz : 0;
+                kl += p[j] / total * log((p[j] / total) / (q > 0 ? q / qtotal : 1e-12));
+            }
+    }
+    return kl;
+}
+/* The clipping threshold for |x| of one calibrated step. */
+static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) {
+    const double *h = c->hist + (size_t)s * DL__HIST;
+    double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = -1, bk = 0;
+    float pct = d->percentile > 0 ? d->percentile : 99.99f;
+    int j;
+    if (d->calib == DL_CALIB_MINMAX || amax <= 0) return amax;
+    for (j = 0; j < DL__HIST; j++) total += h[j];
+    if (d->calib == DL_CALIB_PERCENTILE) {
+        for (j = 0; j < DL__HIST && run < total * pct / 100.0; j++) run += h[j];
+        return amax * j / DL__HIST;
+    }
+    for (j = 128; j <= DL__HIST; j++) {
+        double kl = dl__kl(h, j);
+        if (best < 0 || kl < best) { best = kl; bk = j; }
+    }
+    return amax * (bk + 0.5) / DL__HIST;
+}
+/* Runs the calibration samples through f in batches of 32, twice: ranges, then histograms. */
+static int dl__calibrate(const dl_frozen *f, const float *x, int n, dl__calib *c, char *err) {
+    dl_memory m;
+    int b = n < 32 ? n : 32, i, rc = DL_OK;
+    float *work, *y;
+    dl_frozen_memory(f, b, &m);
+    work = (float *)DL_MALLOC(m.work_bytes + (size_t)b * m.out_size * sizeof(float) + sizeof(float));
+    if (!work) return dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory");
+    y = work + m.work_bytes / sizeof(float);
+    for (c->pass = 0; c->pass < 2 && !rc; c->pass++)
+        for (i = 0; i < n && !rc; i += b)
+            rc = dl__fz_run(f, x + (size_t)i * m.in_size, y, n - i < b ? n - i : b, work, dl__calib_hook, c);
+    DL_FREE(work);
+    if (!rc && c->bad) rc = dl__fail(err, DL_ERR_NUMERIC, "dl_quantize: a calibration sample gives a value that is not finite");
+    return rc;
+}
+
+typedef struct dl__qbuild { dl__wbuf code, w, q; } dl__qbuild;
+static int32_t dl__qput(dl__wbuf *w, const float *p, size_t count) {
+    int32_t at = (int32_t)(w->len / sizeof(float));
+    dl__put(w, p, count * sizeof(float));
+    return at;
+}
+/* A float step copied, its weights moved into the new table. */
+static void dl__q_copy_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r) {
+    int32_t rec[DL__R_W + 8];
+    int k, C = r[DL__R_SHAPE];
+    memcpy(rec, r, sizeof(int32_t) * (size_t)(DL__R_W + 2 * r[DL__R_NW]));
+    if (r[DL__R_SCALE] >= 0) rec[DL__R_SCALE] = dl__qput(&qb->w, f->w + r[DL__R_SCALE], (size_t)C);
+    if (r[DL__R_SHIFT] >= 0) rec[DL__R_SHIFT] = dl__qput(&qb->w, f->w + r[DL__R_SHIFT], (size_t)C);
+    if (r[DL__R_SLOPE] >= 0) rec[DL__R_SLOPE] = dl__qput(&qb->w, f->w + r[DL__R_SLOPE], (size_t)C);
+    for (k = 0; k < r[DL__R_NW]; k++) rec[DL__R_W + 2 * k] = dl__qput(&qb->w, f->w + r[DL__R_W + 2 * k], (size_t)r[DL__R_W + 2 * k + 1]);
+    dl__put(&qb->code, rec, sizeof(int32_t) * (size_t)(DL__R_W + 2 * r[DL__R_NW]));
+    dl__put(&qb->code, dl__fz_inputs(r), sizeof(int32_t) * 5 * (size_t)r[DL__R_NIN]);
+}
+/* A conv or dense step as int8: batchnorm folded into W and b, W quantized
+   per row (or per tensor), the input range [lo, hi] (0 inside) to u8. */
+static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r, double lo, double hi, int per_tensor) {
+    dl__fz_layer z;
+    int32_t rec[DL__R_W + 8];
+    size_t M, K, K4, m, k;
+    const float *W = f->w + r[DL__R_W], *bias = r[DL__R_NW] > 1 ? f->w + r[DL__R_W + 2] : NULL;
+    const float *sc = r[DL__R_SCALE] >= 0 ? f->w + r[DL__R_SCALE] : NULL, *sh = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
+    float *out, xq[2];
+    double s, all = 0;
+    int8_t *q;
+    dl__fz_decode(r, &z);
+    if (z.l.op == DL_OP_DENSE) { M = (size_t)z.l.a.units; K = (size_t)z.in[0].size; }
+    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; K = (size_t)g.K; }
+    K4 = (K + 3) / 4;
+    out = (float *)dl__calloc(3 * M + K, sizeof(float));      /* scale, bias, wsum, one folded row */
+    q = (int8_t *)dl__calloc(M * K4 * 4, 1);
+    if (!out || !q) { DL_FREE(out); DL_FREE(q); return DL_ERR_NOMEM; }
+    if (lo > 0) lo = 0;
+    if (hi < 0) hi = 0;
+    if (hi - lo <= 0) hi = 1;
+    s = (hi - lo) / 255.0;
+    xq[0] = (float)(1.0 / s);
+    xq[1] = (float)floor(-lo / s + 0.5);
+    for (m = 0; m < M && per_tensor; m++)
+        for (k = 0; k < K; k++) { double v = fabs((double)W[m * K + k] * (sc ? sc[m] : 1.0f)); if (v > all) all = v; }
+    for (m = 0; m < M; m++) {
+        float *row = out + 3 * M;
+        double amax = all, sw, sum = 0;
+        for (k = 0; k < K; k++) {
+            row[k] = (float)((double)W[m * K + k] * (sc ? sc[m] : 1.0f));
+            if (!per_tensor && fabs(row[k]) > amax) amax = fabs(row[k]);
+        }
+        sw = amax > 0 ? amax / 127.0 : 1.0;
+        for (k = 0; k < K; k++) {
+            double v = floor(row[k] / sw + 0.5);
+            q[m * K4 * 4 + k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            sum += q[m * K4 * 4 + k];
+        }
+        out[m] = (float)(s * sw);
+        out[M + m] = (float)((bias ? (double)bias[m] : 0.0) * (sc ? sc[m] : 1.0f) + (sh ? sh[m] : 0.0f));
+        out[2 * M + m] = (float)sum;
+    }
+    memcpy(rec, r, sizeof(int32_t) * DL__R_W);
+    rec[DL__R_SCALE] = rec[DL__R_SHIFT] = -1;
+    if (r[DL__R_SLOPE] >= 0) rec[DL__R_SLOPE] = dl__qput(&qb->w, f->w + r[DL__R_SLOPE], M);
+    rec[DL__R_Q] = (int32_t)qb->q.len;
+    rec[DL__R_NW] = 4;
+    for (k = 0; k < 3; k++) { rec[DL__R_W + 2 * k] = dl__qput(&qb->w, out + k * M, M); rec[DL__R_W + 2 * k + 1] = (int32_t)M; }
+    rec[DL__R_W + 6] = dl__qput(&qb->w, xq, 2); rec[DL__R_W + 7] = 2;
+    rec[DL__R_LEN] = DL__R_W + 8 + 5;
+    dl__put(&qb->q, q, M * K4 * 4);
+    dl__put(&qb->code, rec, sizeof(int32_t) * (DL__R_W + 8));
+    dl__put(&qb->code, dl__fz_inputs(r), sizeof(int32_t) * 5);
+    DL_FREE(out); DL_FREE(q);
+    return DL_OK;
+}
+/* Which steps become int8: conv and dense ones, less keep_float. */
+static int dl__q_select(const dl_frozen *f, const dl_quant_desc *d, int *slot, char *err) {
+    const int32_t *r;
+    int i, k, count = 0, cand = 0;
+    dl__fz_check(f, &r);
+    for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) {
+        slot[i] = -1;
+        if (r[DL__R_Q] >= 0) return dl__fail(err, DL_ERR_ARG, "dl_quantize: the net is quantized already");
+        if (r[DL__R_OP] == DL_OP_CONV2D || r[DL__R_OP] == DL_OP_DENSE) slot[i] = cand++;
+    }
+    for (k = 0; k < d->n_keep_float; k++) {
+        int want = d->keep_float[k] < 0 ? cand + d->keep_float[k] : d->keep_float[k];
+        if (want < 0 || want >= cand)
+            return dl__fail(err, DL_ERR_ARG, "dl_quantize: keep_float[%d] = %d, but the net has %d conv and dense layers",
+                            k, d->keep_float[k], cand);
+        for (i = 0; i < f->code[2]; i++) if (slot[i] == want) slot[i] = -2;
+    }
+    for (i = 0; i < f->code[2]; i++) slot[i] = slot[i] >= 0 ? count++ : -1;
+    return DL_OK;
+}
+dl_frozen *dl_quantize(const dl_frozen *f, const float *x, int n, const dl_quant_desc *d, dl_status *st) {
+    dl_quant_desc d0;
+    dl_status local;
+    dl__calib c;
+    dl__qbuild qb;
+    dl_frozen *out = NULL;
+    const int32_t *r;
+    char *err = st ? st->msg : local.msg;
+    int rc = DL_OK, i, steps, vals;
+    memset(&d0, 0, sizeof d0);
+    memset(&c, 0, sizeof c);
+    memset(&qb, 0, sizeof qb);
+    if (!d) d = &d0;
+    if (st) { st->code = DL_OK; st->msg[0] = 0; }
+    if (!f || !x || n < 1 || (d->n_keep_float > 0 && !d->keep_float)) { rc = dl__fail(err, DL_ERR_ARG, "dl_quantize: NULL or n < 1"); goto done; }
+    if (dl__fz_check(f, &r)) { rc = dl__fail(err, DL_ERR_FORMAT, "dl_quantize: not a frozen net of this dl.h version"); goto done; }
+    steps = f->code[2];
+    vals = f->code[3];
+    c.slot = (int *)dl__calloc((size_t)steps + 1, sizeof(int));
+    c.lo = (double *)dl__calloc(2 * (size_t)steps + 2, sizeof(double));
+    c.hist = (double *)dl__calloc((size_t)steps * DL__HIST + 1, sizeof(double));
+    if (!c.slot || !c.lo || !c.hist) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory"); goto done; }
+    c.hi = c.lo + steps + 1;
+    if ((rc = dl__q_select(f, d, c.slot, err)) || (rc = dl__calibrate(f, x, n, &c, err))) goto done;
+    dl__put(&qb.code, f->code, sizeof(int32_t) * (size_t)(DL__FZ_HEAD + vals));
+    for (i = 0; i < steps && !rc; i++, r += r[DL__R_LEN]) {
+        int s = c.slot[i];
+        double clip = s >= 0 ? dl__calib_clip(&c, s, d) : 0;
+        if (s < 0) dl__q_copy_step(&qb, f, r);
+        else rc = dl__q_int8_step(&qb, f, r, c.lo[s] > -clip ? c.lo[s] : -clip, c.hi[s] < clip ? c.hi[s] : clip, d->per_tensor_weights);
+    }
+    if (rc || qb.code.oom || qb.w.oom || qb.q.oom) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory"); goto done; }
+    {
+        size_t cb = qb.code.len, wb = qb.w.len, bytes = sizeof(dl_frozen) + cb + wb + qb.q.len;
+        char *blk = (char *)DL_MALLOC(bytes);
+        if (!blk) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory"); goto done; }
+        out = (dl_frozen *)(void *)blk;
+        memset(out, 0, sizeof *out);
+        memcpy(blk + sizeof(dl_frozen), qb.code.p, cb);
+        if (wb) memcpy(blk + sizeof(dl_frozen) + cb, qb.w.p, wb);
+        if (qb.q.len) memcpy(blk + sizeof(dl_frozen) + cb + wb, qb.q.p, qb.q.len);
+        out->code = (const int32_t *)(void *)(blk + sizeof(dl_frozen)); out->code_len = cb / sizeof(int32_t);
+        out->w = (const float *)(void *)(blk + sizeof(dl_frozen) + cb); out->w_len = wb / sizeof(float);
+        out->q = (const int8_t *)(blk + sizeof(dl_frozen) + cb + wb); out->q_len = qb.q.len;
+        out->owned = blk;
+    }
+done:
+    DL_FREE(c.slot); DL_FREE(c.lo); DL_FREE(c.hist); DL_FREE(qb.code.p); DL_FREE(qb.w.p); DL_FREE(qb.q.p);
+    if (st) st->code = rc;
+    return rc ? NULL : out;
 }
 
 /* ---- C source ---- */

@@ -234,6 +234,178 @@ static void test_freeze_errors(void) {
     dl_net_free(other);
 }
 
+
+/* ---- int8 ---- */
+/* The int8 tiles agree on every path this CPU has, at the extremes too
+   (255 x -127 sums that a saturating vpmaddubsw would clip). */
+static void test_int8_kernels_agree(void) {
+    enum { K4 = 37, LDB = 4 * 64 };
+    int8_t w[4][4 * K4];
+    const int8_t *rows[4] = { w[0], w[1], w[2], w[3] };
+    uint8_t b[K4 * LDB];
+    int32_t ref[4 * 64], got[4 * 64];
+    int i, k, trial;
+    const char *name;
+    dl__q8_tile_fn fast = dl__q8_detect(&name);
+    for (trial = 0; trial < 2; trial++) {
+        for (i = 0; i < 4; i++) for (k = 0; k < 4 * K4; k++) w[i][k] = (int8_t)(trial ? (i % 2 ? -127 : 127) : (int)urand(-127.9f, 127.9f));
+        for (k = 0; k < K4 * LDB; k++) b[k] = (uint8_t)(trial ? 255 : (int)urand(0, 255.9f));
+        dl__q8_tile_c(K4, rows, b, LDB, ref);
+        CHECK(!trial || ref[0] == 127 * 255 * 4 * K4, "the C tile sums 255 x 127 exactly: %d", ref[0]);
+        dl__q8_tile_fn paths[2] = { fast, NULL };
+#if defined(DL__X86)
+        paths[1] = __builtin_cpu_supports("avx2") ? dl__q8_tile_avx2 : NULL;
+#endif
+        for (i = 0; i < 2; i++) {
+            if (!paths[i]) continue;
+            paths[i](K4, rows, b, LDB, got);
+            CHECK(!memcmp(ref, got, sizeof ref), "trial %d: the %s tile differs from the C one", trial, i ? "avx2" : name);
+        }
+    }
+    printf("    int8 kernel on this CPU: %s\n", name);
+}
+
+/* The int8 reference CNN against a plain implementation of the same
+   arithmetic, written from the step table: bit for bit. */
+static void ref_quantize(unsigned char *u, const float *x, int count, float inv, float z) {
+    int i;
+    for (i = 0; i < count; i++) {
+        double v = floor((double)(x[i] * inv + z + 0.5f));
+        u[i] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+static float ref_act(float t, float scale, float bias, float slope) {
+    float v = t * scale + bias;
+    return v > 0 ? v : slope * v;
+}
+static const int32_t *step_at(const dl_frozen *f, int i) {
+    const int32_t *r = f->code + DL__FZ_HEAD + f->code[3];
+    while (i--) r += r[DL__R_LEN];
+    return r;
+}
+/* conv 3x3 pad 1 (C -> M, HxW) in int8, then prelu; out M x H x W */
+static void ref_conv(const dl_frozen *f, const int32_t *r, const float *x, int C, int H, int W, float *out) {
+    int M = r[DL__R_SHAPE], K = C * 9, K4 = (K + 3) / 4, m, y, xx, c, ky, kx;
+    const float *scale = f->w + r[DL__R_W], *bias = f->w + r[DL__R_W + 2], *wsum = f->w + r[DL__R_W + 4];
+    const float *xq = f->w + r[DL__R_W + 6], *slope = f->w + r[DL__R_SLOPE];
+    const int8_t *q = f->q + r[DL__R_Q];
+    unsigned char *u = (unsigned char *)malloc((size_t)C * H * W);
+    ref_quantize(u, x, C * H * W, xq[0], xq[1]);
+    for (m = 0; m < M; m++)
+        for (y = 0; y < H; y++)
+            for (xx = 0; xx < W; xx++) {
+                int32_t acc = 0;
+                for (c = 0; c < C; c++)
+                    for (ky = 0; ky < 3; ky++)
+                        for (kx = 0; kx < 3; kx++) {
+                            int iy = y + ky - 1, ix = xx + kx - 1;
+                            int v = iy >= 0 && iy < H && ix >= 0 && ix < W ? u[(c * H + iy) * W + ix] : (int)xq[1];
+                            acc += q[m * K4 * 4 + c * 9 + ky * 3 + kx] * v;
+                        }
+                out[(m * H + y) * W + xx] = ref_act((float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]), scale[m], bias[m], slope[m]);
+            }
+    free(u);
+}
+static void ref_pool(const float *x, int C, int H, int W, float *out) {
+    int c, y, xx;
+    for (c = 0; c < C; c++)
+        for (y = 0; y < H / 2; y++)
+            for (xx = 0; xx < W / 2; xx++) {
+                const float *p = x + (c * H + 2 * y) * W + 2 * xx;
+                float m = p[0];
+                if (p[1] > m) m = p[1];
+                if (p[W] > m) m = p[W];
+                if (p[W + 1] > m) m = p[W + 1];
+                out[(c * (H / 2) + y) * (W / 2) + xx] = m;
+            }
+}
+static void ref_dense(const dl_frozen *f, const int32_t *r, const float *x, int K, float *out) {
+    int M = r[DL__R_SHAPE], K4 = (K + 3) / 4, m, k;
+    const float *scale = f->w + r[DL__R_W], *bias = f->w + r[DL__R_W + 2], *wsum = f->w + r[DL__R_W + 4], *xq = f->w + r[DL__R_W + 6];
+    unsigned char *u = (unsigned char *)malloc((size_t)K);
+    ref_quantize(u, x, K, xq[0], xq[1]);
+    for (m = 0; m < M; m++) {
+        int32_t acc = 0;
+        for (k = 0; k < K; k++) acc += f->q[r[DL__R_Q] + m * K4 * 4 + k] * u[k];
+        out[m] = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]) * scale[m] + bias[m];
+    }
+    free(u);
+}
+static float *calibration_set(int n) { return random_floats((size_t)n * 784, 0.0f, 1.0f); }
+static void test_int8_matches_reference_arithmetic(void) {
+    static const int calibs[3] = { DL_CALIB_MINMAX, DL_CALIB_PERCENTILE, DL_CALIB_ENTROPY };
+    dl_layer *logits, *probs;
+    dl_net *net = make_net(reference_cnn, &logits, &probs);
+    dl_frozen *f = dl_freeze(net, logits, NULL), *q;
+    float *cal = calibration_set(100), *x = calibration_set(5), a[32 * 784], b[32 * 196], c2[64 * 196], d[64 * 49];
+    float want[5 * 10], got[5 * 10], fl[5 * 10], *work;
+    dl_quant_desc qd;
+    dl_status st;
+    dl_memory m;
+    int i, k, diff;
+    double err = 0;
+    for (k = 0; k < 3; k++) {
+        memset(&qd, 0, sizeof qd);
+        qd.calib = calibs[k];
+        q = dl_quantize(f, cal, 100, &qd, &st);
+        CHECK(q != NULL, "dl_quantize: %s", st.msg);
+        if (!q) continue;
+        CHECK(q->q_len == 32 * 12 + 64 * 288 + 10 * 3136, "int8 weights: %lu bytes", (unsigned long)q->q_len);
+        for (i = 0; i < 5; i++) {
+            ref_conv(q, step_at(q, 0), x + i * 784, 1, 28, 28, a);
+            ref_pool(a, 32, 28, 28, b);
+            ref_conv(q, step_at(q, 2), b, 32, 14, 14, c2);
+            ref_pool(c2, 64, 14, 14, d);
+            ref_dense(q, step_at(q, 4), d, 3136, want + i * 10);
+        }
+        dl_frozen_memory(q, 5, &m);
+        work = (float *)malloc(m.work_bytes);
+        CHECK(dl_frozen_run(q, x, got, 5, work) == DL_OK, "int8 run");
+        for (i = diff = 0; i < 50; i++) diff += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+        CHECK(diff == 0, "calibration %d: %d of 50 int8 logits differ from the plain implementation", k, diff);
+        free(work);
+        dl_frozen_memory(f, 5, &m);
+        work = (float *)malloc(m.work_bytes);
+        CHECK(dl_frozen_run(f, x, fl, 5, work) == DL_OK, "float run");
+        for (i = 0; i < 50; i++) if (fabs(fl[i] - got[i]) > err) err = fabs(fl[i] - got[i]);
+        CHECK(err < 0.5, "int8 logits within 0.5 of float, got %g", err);
+        free(work);
+        dl_frozen_free(q);
+    }
+    free(cal); free(x);
+    dl_frozen_free(f);
+    dl_net_free(net);
+}
+
+/* keep_float leaves the chosen layers in float; the rest of the errors. */
+static void test_int8_options(void) {
+    dl_layer *logits, *probs;
+    dl_net *net = make_net(reference_cnn, &logits, &probs);
+    dl_frozen *f = dl_freeze(net, probs, NULL), *q;
+    float *cal = calibration_set(20);
+    int keep[2] = { 0, -1 }, bad = 3;
+    dl_quant_desc qd;
+    dl_status st;
+    memset(&qd, 0, sizeof qd);
+    qd.keep_float = keep; qd.n_keep_float = 2;
+    q = dl_quantize(f, cal, 20, &qd, &st);
+    CHECK(q && q->q_len == 64 * 288, "first and last kept in float: %lu int8 bytes (%s)", q ? (unsigned long)q->q_len : 0UL, st.msg);
+    CHECK(q && step_at(q, 0)[DL__R_Q] < 0 && step_at(q, 2)[DL__R_Q] >= 0 && step_at(q, 4)[DL__R_Q] < 0, "which steps are int8");
+    CHECK(!dl_quantize(q, cal, 20, NULL, &st) && st.code == DL_ERR_ARG, "quantizing twice");
+    dl_frozen_free(q);
+    qd.keep_float = &bad; qd.n_keep_float = 1;
+    CHECK(!dl_quantize(f, cal, 20, &qd, &st) && st.code == DL_ERR_ARG && strstr(st.msg, "keep_float"), "index out of range: %s", st.msg);
+    qd.n_keep_float = 0; qd.per_tensor_weights = 1;
+    q = dl_quantize(f, cal, 20, &qd, &st);
+    CHECK(q != NULL, "per-tensor weights: %s", st.msg);
+    dl_frozen_free(q);
+    cal[5] = NAN;
+    CHECK(!dl_quantize(f, cal, 20, NULL, &st) && st.code == DL_ERR_NUMERIC, "NaN in calibration: %d", st.code);
+    free(cal);
+    dl_frozen_free(f);
+    dl_net_free(net);
+}
+
 static char *read_all(const char *path) {
     FILE *fp = fopen(path, "rb");
     char *s;
@@ -314,5 +486,8 @@ int main(int argc, char **argv) {
     RUN(test_memory_reference_cnn);
     RUN(test_freeze_errors);
     RUN(test_emit_constants);
+    RUN(test_int8_kernels_agree);
+    RUN(test_int8_matches_reference_arithmetic);
+    RUN(test_int8_options);
     return test_summary();
 }
