@@ -4655,7 +4655,7 @@ static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
    exact in int32, acc[c] = sum_k q[c,k] u[k], so every kernel below and
    any split of the work give the same bits; the output is float:
      y = act((acc[c] - z wsum[c]) * scale[c] + bias[c]),  wsum[c] = sum_k q[c,k],
-   scale[c] = s s_w[c], applied by dl__row_epilogue like a float step's.
+   scale[c] = s s_w[c] (dl__q8_epilogue).
    Weights of the step: scale[M], bias[M], wsum[M], then (1/s, z).
    Convolutions lower to GEMM per sample and group: B[k4][p][4] holds the
    im2col matrix in groups of 4 k (padding reads as z, which is x = 0). */
@@ -4775,8 +4775,18 @@ static void dl__q8_im2col(const dl__conv *g, const uint8_t *u, int grp, uint8_t 
         }
     }
 }
+/* y = act(y sc + sh) for channel c. Two statements, not dl__row_epilogue:
+   clang contracts a*b+c into one FMA wherever the target has it (its
+   default -ffp-contract=on, inside the AVX2/AVX-512 clones), which would
+   make the result depend on the compiler and the CPU. */
 static void dl__q8_epilogue(float *y, size_t count, float sc, float sh, const dl__epilogue *epi, int c) {
-    dl__row_epilogue(y, (int)count, sc, sh, epi->act, epi->act == DL__ACT_PRELU ? epi->slope[c] : epi->alpha);
+    float slope = epi->act == DL__ACT_RELU ? 0.0f : epi->act == DL__ACT_PRELU ? epi->slope[c] : epi->alpha;
+    size_t i;
+    for (i = 0; i < count; i++) {
+        float v = y[i] * sc;
+        v = v + sh;
+        y[i] = epi->act == DL__ACT_NONE || v > 0 ? v : slope * v;
+    }
 }
 static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, const dl__epilogue *epi, void *scratch) {
     const float *scale = e->w[0], *bias = e->w[1], *wsum = e->w[2], inv = e->w[3][0], z = e->w[3][1];

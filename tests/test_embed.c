@@ -275,7 +275,8 @@ static void ref_quantize(unsigned char *u, const float *x, int count, float inv,
     }
 }
 static float ref_act(float t, float scale, float bias, float slope) {
-    float v = t * scale + bias;
+    float v = t * scale;        /* two statements: no FMA contraction (clang) */
+    v = v + bias;
     return v > 0 ? v : slope * v;
 }
 static const int32_t *step_at(const dl_frozen *f, int i) {
@@ -327,7 +328,8 @@ static void ref_dense(const dl_frozen *f, const int32_t *r, const float *x, int 
     for (m = 0; m < M; m++) {
         int32_t acc = 0;
         for (k = 0; k < K; k++) acc += f->q[r[DL__R_Q] + m * K4 * 4 + k] * u[k];
-        out[m] = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]) * scale[m] + bias[m];
+        out[m] = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]) * scale[m];
+        out[m] = out[m] + bias[m];
     }
     free(u);
 }
