@@ -5184,7 +5184,7 @@ int dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memory *m) {
 typedef struct dl__calib {
     int *slot;                  /* per step: its index among the steps calibrated, or -1 */
     double *lo, *hi;            /* per calibrated step: range of its input */
-    double *hist;               /* per calibrated step: DL__HIST bins of |x| over [0, max |x|] */
+    double *hist;               /* per calibrated step: DL__HIST bins of |x| over [0, max |x|], zeros left out */
     int pass, bad;
 } dl__calib;
 static void dl__calib_hook(void *user, int step, const float *in, size_t count) {
@@ -5196,7 +5196,7 @@ static void dl__calib_hook(void *user, int step, const float *in, size_t count) 
         double v = in[i];
         if (!(v >= -FLT_MAX && v <= FLT_MAX)) { c->bad = 1; return; }
         if (c->pass == 0) { if (v < c->lo[s]) c->lo[s] = v; if (v > c->hi[s]) c->hi[s] = v; }
-        else {
+        else if (v != 0) {      /* exact zeros (relu, padding) quantize exactly whatever the range: left out */
             double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s];
             int bin = amax > 0 ? (int)(fabs(v) / amax * DL__HIST) : 0;
             c->hist[(size_t)s * DL__HIST + (bin < DL__HIST ? bin : DL__HIST - 1)] += 1;
@@ -5204,16 +5204,16 @@ static void dl__calib_hook(void *user, int step, const float *in, size_t count) 
     }
 }
 /* KL(p || q) of histogram h cut at i bins (the rest folded into the last)
-   against its quantization to 128 levels. */
-static double dl__kl(const double *h, int i) {
+   against its quantization to `levels` levels. */
+static double dl__kl(const double *h, int i, int levels) {
     double p[DL__HIST], total = 0, qtotal = 0, kl = 0;
     int j, b;
     for (j = 0; j < i; j++) { p[j] = h[j]; qtotal += h[j]; }
     for (j = i; j < DL__HIST; j++) p[i - 1] += h[j];
     for (j = 0; j < i; j++) total += p[j];
     if (qtotal <= 0) return 0;
-    for (b = 0; b < 128; b++) {
-        int a = b * i / 128, e = (b + 1) * i / 128, nz = 0;
+    for (b = 0; b < levels; b++) {
+        int a = b * i / levels, e = (b + 1) * i / levels, nz = 0;
         double sum = 0;
         for (j = a; j < e; j++) { sum += h[j]; nz += h[j] > 0; }
         for (j = a; j < e; j++)
@@ -5229,15 +5229,15 @@ static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) 
     const double *h = c->hist + (size_t)s * DL__HIST;
     double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = -1, bk = 0;
     float pct = d->percentile > 0 ? d->percentile : 99.99f;
-    int j;
+    int j, levels = c->lo[s] < 0 ? 128 : 255;      /* u8 spends all its levels on [0, T] when nothing is negative */
     if (d->calib == DL_CALIB_MINMAX || amax <= 0) return amax;
     for (j = 0; j < DL__HIST; j++) total += h[j];
     if (d->calib == DL_CALIB_PERCENTILE) {
         for (j = 0; j < DL__HIST && run < total * pct / 100.0; j++) run += h[j];
         return amax * j / DL__HIST;
     }
-    for (j = 128; j <= DL__HIST; j++) {
-        double kl = dl__kl(h, j);
+    for (j = levels; j <= DL__HIST; j++) {
+        double kl = dl__kl(h, j, levels);
         if (best < 0 || kl < best) { best = kl; bk = j; }
     }
     return amax * (bk + 0.5) / DL__HIST;
