@@ -30,6 +30,7 @@ demo: $(EXAMPLES)
 	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
 
 $(B)/test_fashion: examples/fashion.c examples/idx.h
+$(B)/test_quant: examples/fashion.c examples/idx.h
 
 # The header must also compile as C++ (implementation included).
 $(B)/cxx_check: tests/test_core.c dl.h
@@ -42,7 +43,7 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-EMBED    = $(B)/embed_c $(B)/embed_cxx
+EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 
@@ -57,18 +58,22 @@ $(B)/embed/ref_cnn.c: $(B)/test_embed
 	$(B)/test_embed --emit $(B)/embed
 $(B)/embed_c: tests/embed_main.c $(B)/embed/ref_cnn.c
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn.c -o $@ $(LDLIBS)
+$(B)/embed_q8: tests/embed_main.c $(B)/embed/ref_cnn.c
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -DEMBED_Q8 -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn_q8.c -o $@ $(LDLIBS)
 $(B)/embed_cxx: tests/embed_main.c $(B)/embed/ref_cnn.c
 	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -x c++ -I. -c $(B)/embed/ref_cnn.c -o $@.o
+	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -x c++ -I. -c $(B)/embed/ref_cnn_q8.c -o $@.q8.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed -c tests/embed_main.c -o $@.main.o
-	$(CXX) $@.main.o $@.o -o $@ $(LDLIBS)
+	$(CXX) $@.main.o $@.o $@.q8.o -o $@ $(LDLIBS)
 ARM32_CC = arm-linux-gnueabihf-gcc
 test-embed: $(EMBED)
-	$(ARM32_CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS -ffunction-sections -fdata-sections -Wl,--gc-sections -static \
-	  -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn.c -o $(B)/embed_arm -lm
-	@printf '#!/bin/sh\nexec qemu-arm -L /usr/arm-linux-gnueabihf %s "$$@"\n' $(B)/embed_arm > $(B)/embed_arm.run
-	@chmod +x $(B)/embed_arm.run
-	@sh tests/run.sh $(EMBED) $(B)/embed_arm.run
-	@arm-linux-gnueabihf-size $(B)/embed_arm
+	@for v in float q8; do d=$$([ $$v = q8 ] && echo -DEMBED_Q8); f=$$([ $$v = q8 ] && echo ref_cnn_q8 || echo ref_cnn); \
+	  $(ARM32_CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS $$d -ffunction-sections -fdata-sections -Wl,--gc-sections -static \
+	    -I. -I$(B)/embed tests/embed_main.c $(B)/embed/$$f.c -o $(B)/embed_arm_$$v -lm || exit 1; \
+	  printf '#!/bin/sh\nexec qemu-arm -L /usr/arm-linux-gnueabihf %s "$$@"\n' $(B)/embed_arm_$$v > $(B)/embed_arm_$$v.run; \
+	  chmod +x $(B)/embed_arm_$$v.run; done
+	@sh tests/run.sh $(EMBED) $(B)/embed_arm_float.run $(B)/embed_arm_q8.run
+	@arm-linux-gnueabihf-size $(B)/embed_arm_float $(B)/embed_arm_q8
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.

@@ -505,7 +505,8 @@ DLDEF dl_frozen *dl_quantize(const dl_frozen *f, const float *x, int n, const dl
    name in capitals), and
      void name_predict(const float *in, float *out, void *work);
      int  name_predict_n(const float *in, float *out, int n, void *work);
-   which call dl_frozen_run: link dl.h's implementation (DL_IMPLEMENTATION
+   which call dl_frozen_run (float or int8, as dl_quantize left it): link
+   dl.h's implementation (DL_IMPLEMENTATION
    in one file of the program; -DDL_NO_THREADS needs no pthreads). The
    files compile warning-free as C99 and C++. Zero options mean default. */
 typedef struct dl_emit_desc {
@@ -4757,7 +4758,10 @@ static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, con
 /* Scratch bytes: the quantized input, then (64-byte aligned) B. */
 static size_t dl__q8_scratch(const dl_layer *l, int n) {
     size_t u, k4, cols;
-    if (l->op == DL_OP_DENSE) { u = (size_t)n * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4; cols = (size_t)n; }
+    if (l->op == DL_OP_DENSE) {
+        cols = (size_t)(n < DL__Q8_NB ? n : DL__Q8_NB);
+        u = cols * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4; cols = DL__Q8_NB;
+    }
     else { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
     return ((u + 63) & ~(size_t)63) + k4 * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
 }
@@ -4793,17 +4797,21 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
     dl__q8_tile_fn tile = dl__q8_detect(NULL);
     uint8_t *u = (uint8_t *)scratch, *B;
     int i, c;
-    if (l->op == DL_OP_DENSE) {
-        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, N = e->n, k, j;
-        size_t ldb = 4 * (size_t)((N + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
-        B = u + (((size_t)N * K + 63) & ~(size_t)63);
-        dl__q8_quantize(u, e->in[0], (size_t)N * K, inv, z);
-        for (k = 0; k < 4 * K4; k++)
-            for (j = 0; j < (int)(ldb / 4); j++)
-                B[(size_t)(k / 4) * ldb + 4 * (size_t)j + k % 4] = k < K && j < N ? u[(size_t)j * K + k] : 0;
-        dl__q8_gemm(tile, q, M, K4, B, ldb, N, wsum, z, e->out, 1, (size_t)M);
-        for (j = 0; j < N; j++)
-            for (c = 0; c < M; c++) dl__q8_epilogue(e->out + (size_t)j * M + c, 1, scale[c], bias[c], epi, c);
+    if (l->op == DL_OP_DENSE) {         /* DL__Q8_NB samples at a time, so the scratch stays bounded */
+        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0;
+        size_t ldb = 4 * DL__Q8_NB;
+        B = u + (((size_t)(e->n < DL__Q8_NB ? e->n : DL__Q8_NB) * K + 63) & ~(size_t)63);   /* as dl__q8_scratch */
+        for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
+            int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
+            float *y = e->out + (size_t)j0 * M;
+            dl__q8_quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, z);
+            for (k = 0; k < 4 * K4; k++)
+                for (j = 0; j < DL__Q8_NB; j++)
+                    B[(size_t)(k / 4) * ldb + 4 * (size_t)j + k % 4] = k < K && j < N ? u[(size_t)j * K + k] : 0;
+            dl__q8_gemm(tile, q, M, K4, B, ldb, N, wsum, z, y, 1, (size_t)M);
+            for (j = 0; j < N; j++)
+                for (c = 0; c < M; c++) dl__q8_epilogue(y + (size_t)j * M + c, 1, scale[c], bias[c], epi, c);
+        }
         return DL_OK;
     }
     {
@@ -5477,8 +5485,15 @@ static void dl__emit_source(dl__wbuf *w, const dl_frozen *f, const char *name, c
     dl__putf(w, "\n};\nstatic const float %s_w[%lu] = {", name, (unsigned long)(f->w_len ? f->w_len : 1));
     if (!f->w_len) dl__putf(w, " 0.0f");
     for (i = 0; i < f->w_len; i++) dl__putf(w, "%s%.9ef", i % 6 ? ", " : i ? ",\n    " : "\n    ", (double)f->w[i]);
-    dl__putf(w, "\n};\nstatic const dl_frozen %s_net = { %s_code, %lu, %s_w, %lu, NULL, 0, NULL };\n\n", name, name,
-             (unsigned long)f->code_len, name, (unsigned long)f->w_len);
+    dl__putf(w, "\n};\n");
+    if (f->q_len) {
+        dl__putf(w, "static const int8_t %s_q[%lu] = {", name, (unsigned long)f->q_len);
+        for (i = 0; i < f->q_len; i++) dl__putf(w, "%s%d", i % 24 ? ", " : i ? ",\n    " : "\n    ", (int)f->q[i]);
+        dl__putf(w, "\n};\nstatic const dl_frozen %s_net = { %s_code, %lu, %s_w, %lu, %s_q, %lu, NULL };\n\n", name, name,
+                 (unsigned long)f->code_len, name, (unsigned long)f->w_len, name, (unsigned long)f->q_len);
+    } else
+        dl__putf(w, "static const dl_frozen %s_net = { %s_code, %lu, %s_w, %lu, NULL, 0, NULL };\n\n", name, name,
+                 (unsigned long)f->code_len, name, (unsigned long)f->w_len);
     dl__putf(w, "void %s_predict(const float *in, float *out, void *work) {\n"
                 "    (void)dl_frozen_run(&%s_net, in, out, 1, work);\n}\n", name, name);
     dl__putf(w, "int %s_predict_n(const float *in, float *out, int n, void *work) {\n"
@@ -5499,7 +5514,6 @@ int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_em
     else if (!dl__is_ident(name)) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the name must be a C identifier of at most 64 characters");
     else if (strlen(dir) + 80 > sizeof path) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the folder name is too long");
     else if (dl__fz_check(f, &r)) rc = dl__fail(err, DL_ERR_FORMAT, "dl_emit_c: not a frozen net of this dl.h version");
-    else if (f->q_len) rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_emit_c: int8 weights are not supported yet");
     for (k = 0; !rc && k < 2; k++) {
         memset(&w, 0, sizeof w);
         if (k == 0) dl__emit_header(&w, f, name); else dl__emit_source(&w, f, name, d);

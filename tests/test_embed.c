@@ -400,6 +400,21 @@ static void test_int8_options(void) {
     qd.n_keep_float = 0; qd.per_tensor_weights = 1;
     q = dl_quantize(f, cal, 20, &qd, &st);
     CHECK(q != NULL, "per-tensor weights: %s", st.msg);
+    if (q) {        /* past one 64-sample block of the int8 dense step, in exactly the memory reported */
+        float *x = calibration_set(130), *y = (float *)malloc(130 * 10 * sizeof(float)), *y1 = (float *)malloc(10 * sizeof(float));
+        dl_memory m;
+        unsigned char *work;
+        int i;
+        dl_frozen_memory(q, 130, &m);
+        work = (unsigned char *)malloc(m.work_bytes + 64);
+        memset(work + m.work_bytes, 0xA5, 64);
+        CHECK(dl_frozen_run(q, x, y, 130, work) == DL_OK, "int8 at batch 130");
+        for (i = 0; i < 64 && work[m.work_bytes + i] == 0xA5; i++) {}
+        CHECK(i == 64, "int8 at batch 130 wrote past its work memory");
+        CHECK(dl_frozen_run(q, x + 129 * 784, y1, 1, work) == DL_OK && !memcmp(y1, y + 1290, 10 * sizeof(float)),
+              "int8: sample 129 alone gives the same bits as in a batch of 130");
+        free(x); free(y); free(y1); free(work);
+    }
     dl_frozen_free(q);
     cal[5] = NAN;
     CHECK(!dl_quantize(f, cal, 20, NULL, &st) && st.code == DL_ERR_NUMERIC, "NaN in calibration: %d", st.code);
@@ -443,41 +458,68 @@ static void test_emit_constants(void) {
     CHECK(h && strstr(h, want), "the header says '%s'", want);
     snprintf(want, sizeof want, "static const float dl_test_emit_w[%lu]", (unsigned long)(m.weight_bytes / 4));
     CHECK(c && strstr(c, want), "the source has '%s'", want);
+    {   /* NAME_WORK_BYTES_N(n) = n * activations + the largest scratch: enough for every n */
+        dl_memory mn;
+        int n, n_full, short_at = 0;
+        size_t smax = dl__fz_scratch_max(f, &n_full);
+        for (n = 1; n <= 2000; n += n < 100 ? 1 : 37) {
+            dl_frozen_memory(f, n, &mn);
+            if ((size_t)n * m.act_bytes + smax < mn.work_bytes || (n >= n_full && (size_t)n * m.act_bytes + smax != mn.work_bytes))
+                short_at = n;
+        }
+        CHECK(short_at == 0, "NAME_WORK_BYTES_N is wrong at n = %d", short_at);
+    }
     free(h); free(c);
     dl_frozen_free(f);
     dl_net_free(net);
 }
 
-/* --emit DIR: the reference CNN as C, with inputs and dl_predict's outputs
-   for tests/embed_main.c: each sample alone (batch 1) and all 8 together. */
+/* --emit DIR: the reference CNN as C, float (ref_cnn) and int8 (ref_cnn_q8),
+   each with inputs and expected outputs in NAME_check.h for
+   tests/embed_main.c: each sample alone (batch 1) and all 8 together. The
+   float net's are dl_predict's, the int8 net's dl_frozen_run's. */
+static void write_floats(FILE *fp, const char *name, const float *p, int count) {
+    int i;
+    fprintf(fp, "static const float %s[%d] = {\n", name, count);
+    for (i = 0; i < count; i++) fprintf(fp, "%.9ef,%s", (double)p[i], i % 8 == 7 ? "\n" : " ");
+    fprintf(fp, "};\n");
+}
+static int emit_one(const dl_frozen *f, const char *name, const char *dir, const float *x, int n, const float *out1,
+                    const float *outn) {
+    char path[1024];
+    dl_status st;
+    FILE *fp;
+    if (dl_emit_c(f, name, dir, NULL, &st)) { fprintf(stderr, "test_embed --emit: %s\n", st.msg); return 1; }
+    snprintf(path, sizeof path, "%s/%s_check.h", dir, name);
+    if (!(fp = fopen(path, "w"))) { fprintf(stderr, "test_embed --emit: cannot write %s\n", path); return 1; }
+    fprintf(fp, "/* Written by test_embed --emit: inputs and the outputs to expect. */\n#define CHECK_N %d\n", n);
+    write_floats(fp, "check_in", x, n * 784);
+    write_floats(fp, "check_out1", out1, n * 10);
+    write_floats(fp, "check_outn", outn, n * 10);
+    return fclose(fp) != 0;
+}
 static int emit(const char *dir) {
     enum { N = 8 };
     dl_layer *logits, *probs;
     dl_net *net = make_net(reference_cnn, &logits, &probs);
-    dl_frozen *f = dl_freeze(net, probs, NULL);
-    float *x = random_floats((size_t)N * 784, 0.0f, 1.0f), out1[N * 10], outn[N * 10];
-    char path[1024];
-    dl_status st;
-    FILE *fp;
-    int i;
-    if (!f || dl_emit_c(f, "ref_cnn", dir, NULL, &st)) { fprintf(stderr, "test_embed --emit: %s\n", st.msg); return 1; }
+    dl_frozen *f = dl_freeze(net, probs, NULL), *q;
+    float *x = random_floats((size_t)N * 784, 0.0f, 1.0f), *cal = calibration_set(64), out1[N * 10], outn[N * 10], *work;
+    dl_memory m;
+    int i, rc;
     for (i = 0; i < N; i++) memcpy(out1 + i * 10, dl_predict(net, probs, x + (size_t)i * 784, 1), 10 * sizeof(float));
     memcpy(outn, dl_predict(net, probs, x, N), sizeof outn);
-    snprintf(path, sizeof path, "%s/ref_cnn_check.h", dir);
-    if (!(fp = fopen(path, "w"))) { fprintf(stderr, "test_embed --emit: cannot write %s\n", path); return 1; }
-    fprintf(fp, "/* Written by test_embed --emit: inputs and dl_predict's outputs. */\n#define CHECK_N %d\n", N);
-    fprintf(fp, "static const float check_in[%d] = {\n", N * 784);
-    for (i = 0; i < N * 784; i++) fprintf(fp, "%.9ef,%s", (double)x[i], i % 8 == 7 ? "\n" : " ");
-    fprintf(fp, "};\nstatic const float check_out1[%d] = {\n", N * 10);
-    for (i = 0; i < N * 10; i++) fprintf(fp, "%.9ef,%s", (double)out1[i], i % 8 == 7 ? "\n" : " ");
-    fprintf(fp, "};\nstatic const float check_outn[%d] = {\n", N * 10);
-    for (i = 0; i < N * 10; i++) fprintf(fp, "%.9ef,%s", (double)outn[i], i % 8 == 7 ? "\n" : " ");
-    fprintf(fp, "};\n");
-    fclose(fp);
-    free(x);
+    rc = emit_one(f, "ref_cnn", dir, x, N, out1, outn);
+    q = dl_quantize(f, cal, 64, NULL, NULL);
+    dl_frozen_memory(q, N, &m);
+    work = (float *)malloc(m.work_bytes);
+    for (i = 0; i < N; i++) dl_frozen_run(q, x + (size_t)i * 784, out1 + i * 10, 1, work);
+    dl_frozen_run(q, x, outn, N, work);
+    rc = rc || emit_one(q, "ref_cnn_q8", dir, x, N, out1, outn);
+    free(work); free(x); free(cal);
+    dl_frozen_free(q);
     dl_frozen_free(f);
     dl_net_free(net);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {
