@@ -4656,7 +4656,7 @@ static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
    exact in int32, acc[c] = sum_k q[c,k] u[k], so every kernel below and
    any split of the work give the same bits; the output is float:
      y = act((acc[c] - z wsum[c]) * scale[c] + bias[c]),  wsum[c] = sum_k q[c,k],
-   scale[c] = s s_w[c] (dl__q8_epilogue).
+   scale[c] = s s_w[c] (dl__q8_row_out).
    Weights of the step: scale[M], bias[M], wsum[M], then (1/s, z).
    Convolutions lower to GEMM per sample and group: B[k4][p][4] holds the
    im2col matrix in groups of 4 k (padding reads as z, which is x = 0). */
@@ -4730,32 +4730,80 @@ static dl__q8_tile_fn dl__q8_detect(const char **name) {
     return dl__q8_tile_c;
 }
 
-static void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
-    size_t i;
-    for (i = 0; i < count; i++) {
-        float v = x[i] * inv + z + 0.5f;
-        u[i] = (uint8_t)(v >= 1.0f ? (v < 255.0f ? (int)v : 255) : 0);     /* NaN: 0 */
+/* u = clamp(floor(x / s + z + 1/2), 0, 255), x times the stored 1/s; NaN gives 0 */
+DL__CLONES static void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
+    size_t i = 0;
+#ifdef DL__VEC
+    dl__vf top = { 0 };
+    top += 255.0f;
+    for (; i + 16 <= count; i += 16) {     /* the same steps as below, 16 at a time */
+        dl__vf v;
+        dl__vi q;
+        int t;
+        memcpy(&v, x + i, 64);
+        v = v * inv;
+        v = v + (z + 0.5f);
+        v = (dl__vf)((dl__vi)v & (v >= 1.0f));                        /* below 1 and NaN: 0 */
+        v = (dl__vf)(((dl__vi)v & (v < 255.0f)) | ((dl__vi)top & ~(v < 255.0f)));
+        q = __builtin_convertvector(v, dl__vi);
+        for (t = 0; t < 16; t++) u[i + (size_t)t] = (uint8_t)q[t];
+    }
+#endif
+    for (; i < count; i++) {
+        float v = x[i] * inv;
+        v = v + (z + 0.5f);
+        u[i] = (uint8_t)(v >= 1.0f ? (v < 255.0f ? (int)v : 255) : 0);
     }
 }
-/* out[i rs + j cs] = acc[i][j] - z wsum[i] as float, for M rows and N columns
-   of A (M rows of K4 words) times B ([K4][ldb/4 columns][4] bytes). */
+/* y[j cs] = act((acc[j] - zw) sc + sh) for j < n: the int8 output row.
+   Two statements, not one expression: clang contracts a*b+c into an FMA
+   wherever the target has one (its default -ffp-contract=on, inside the
+   AVX2/AVX-512 clones), which would make results depend on the compiler. */
+DL__CLONES static void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
+                                      float slope) {
+    int j = 0;
+    if (act == DL__ACT_RELU) slope = 0.0f;
+#ifdef DL__VEC
+    if (cs == 1)
+        for (; j + 16 <= n; j += 16) {
+            dl__vi a;
+            dl__vf v, t;
+            memcpy(&a, acc + j, 64);
+            v = __builtin_convertvector(a - zw, dl__vf) * sc;
+            v = v + sh;
+            if (act != DL__ACT_NONE) { t = v * slope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
+            memcpy(y + j, &v, 64);
+        }
+#endif
+    for (; j < n; j++) {
+        float v = (float)(acc[j] - zw) * sc;
+        v = v + sh;
+        y[(size_t)j * cs] = act == DL__ACT_NONE || v > 0 ? v : slope * v;
+    }
+}
+/* out[i rs + j cs] = the output of row i (channel c0 + i), column j, for M
+   rows and N columns of A (M rows of K4 words) times B ([K4][ldb/4][4]). */
+typedef struct dl__q8_out { const float *scale, *bias, *wsum; float z; const dl__epilogue *epi; } dl__q8_out;
 static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, const uint8_t *B, size_t ldb, int N,
-                        const float *wsum, float z, float *out, size_t rs, size_t cs) {
+                        const dl__q8_out *o, int c0, float *out, size_t rs, size_t cs) {
     int32_t c[4 * DL__Q8_NB];
-    int i0, j0, i, j;
+    int i0, j0, i;
     for (i0 = 0; i0 < M; i0 += 4)
         for (j0 = 0; j0 < N; j0 += DL__Q8_NB) {
             const int8_t *rows[4];
             int m = M - i0 < 4 ? M - i0 : 4, n = N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB;
             for (i = 0; i < 4; i++) rows[i] = A + (size_t)(i0 + (i < m ? i : 0)) * K4 * 4;   /* past M: row i0 again, unused */
             tile(K4, rows, B + 4 * (size_t)j0, ldb, c);
-            for (i = 0; i < m; i++)
-                for (j = 0; j < n; j++)
-                    out[(size_t)(i0 + i) * rs + (size_t)(j0 + j) * cs] =
-                        (float)(c[i * DL__Q8_NB + j] - (int32_t)z * (int32_t)wsum[i0 + i]);
+            for (i = 0; i < m; i++) {
+                int ch = c0 + i0 + i;
+                dl__q8_row_out(out + (size_t)(i0 + i) * rs + (size_t)j0 * cs, cs, c + i * DL__Q8_NB, n,
+                               (int32_t)o->z * (int32_t)o->wsum[ch], o->scale[ch], o->bias[ch], o->epi->act,
+                               o->epi->act == DL__ACT_PRELU ? o->epi->slope[ch] : o->epi->alpha);
+            }
         }
 }
-/* Scratch bytes: the quantized input, then (64-byte aligned) B. */
+/* Scratch bytes: the quantized input, then (64-byte aligned) B, then
+   (convolutions) four im2col rows. */
 static size_t dl__q8_scratch(const dl_layer *l, int n) {
     size_t u, k4, cols;
     if (l->op == DL_OP_DENSE) {
@@ -4763,54 +4811,65 @@ static size_t dl__q8_scratch(const dl_layer *l, int n) {
         u = cols * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4; cols = DL__Q8_NB;
     }
     else { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
-    return ((u + 63) & ~(size_t)63) + k4 * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
+    return ((u + 63) & ~(size_t)63) + (k4 + (l->op == DL_OP_CONV2D)) * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
 }
-/* im2col of one group of one quantized sample into B, k in groups of 4 */
-static void dl__q8_im2col(const dl__conv *g, const uint8_t *u, int grp, uint8_t *B, size_t ldb, int z) {
-    int K4 = (g->K + 3) / 4, k, p, KK = g->KH * g->KW;
-    for (k = 0; k < 4 * K4; k++) {
-        uint8_t *d = B + (size_t)(k / 4) * ldb + k % 4;
-        int c = grp * g->Cg + k / KK, dy = k % KK / g->KW * g->dh - g->ph, dx = k % g->KW * g->dw - g->pw;
-        const uint8_t *plane = u + (size_t)c * g->H * g->W;
-        for (p = 0; p < (int)(ldb / 4); p++) {
-            int y = p / g->OW * g->sh + dy, x = p % g->OW * g->sw + dx;
-            d[4 * (size_t)p] = (uint8_t)(k >= g->K || p >= g->P ? 0 : (unsigned)y < (unsigned)g->H && (unsigned)x < (unsigned)g->W
-                                         ? plane[(size_t)y * g->W + x] : z);
+/* Row k of one group's im2col matrix, P bytes: padding reads as z. The
+   outputs whose x falls inside are found once per row: no test per byte. */
+static void dl__q8_im2col_row(const dl__conv *g, const uint8_t *u, int grp, int k, uint8_t *d, int z) {
+    int KK = g->KH * g->KW, oy, ox, c = grp * g->Cg + k / KK, dy = k % KK / g->KW * g->dh - g->ph, dx = k % g->KW * g->dw - g->pw;
+    int lo = dx >= 0 ? 0 : (-dx + g->sw - 1) / g->sw, hi = g->W - dx <= 0 ? 0 : (g->W - dx - 1) / g->sw + 1;
+    const uint8_t *plane = u + (size_t)c * g->H * g->W;
+    if (hi > g->OW) hi = g->OW;
+    if (lo > hi) lo = hi;
+    for (oy = 0; oy < g->OH; oy++, d += g->OW) {
+        int y = oy * g->sh + dy;
+        const uint8_t *row;
+        if ((unsigned)y >= (unsigned)g->H) { for (ox = 0; ox < g->OW; ox++) d[ox] = (uint8_t)z; continue; }
+        row = plane + (size_t)y * g->W;       /* formed only when y is inside; x = ox sw + dx, ox in [lo, hi) */
+        for (ox = 0; ox < lo; ox++) d[ox] = (uint8_t)z;
+        if (g->sw == 1) for (; ox < hi; ox++) d[ox] = row[ox + dx];
+        else for (; ox < hi; ox++) d[ox] = row[ox * g->sw + dx];
+        for (; ox < g->OW; ox++) d[ox] = (uint8_t)z;
+    }
+}
+/* im2col of one group of one quantized sample into B, k in groups of 4:
+   four rows at a time, then interleaved. Columns past P and rows past K
+   are zeros (their weights are zero). tmp: ldb bytes. */
+static void dl__q8_im2col(const dl__conv *g, const uint8_t *u, int grp, uint8_t *B, size_t ldb, int z, uint8_t *tmp) {
+    int K4 = (g->K + 3) / 4, k4, t, p, cols = (int)(ldb / 4);
+    for (k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = B + (size_t)k4 * ldb;
+        for (t = 0; t < 4; t++) {
+            uint8_t *r = tmp + (size_t)t * cols;
+            if (4 * k4 + t < g->K) dl__q8_im2col_row(g, u, grp, 4 * k4 + t, r, z);
+            else memset(r, 0, (size_t)g->P);
+            memset(r + g->P, 0, (size_t)(cols - g->P));
+        }
+        for (p = 0; p < cols; p++) {
+            d[4 * p] = tmp[p]; d[4 * p + 1] = tmp[cols + p]; d[4 * p + 2] = tmp[2 * cols + p]; d[4 * p + 3] = tmp[3 * cols + p];
         }
     }
 }
-/* y = act(y sc + sh) for channel c. Two statements, not dl__row_epilogue:
-   clang contracts a*b+c into one FMA wherever the target has it (its
-   default -ffp-contract=on, inside the AVX2/AVX-512 clones), which would
-   make the result depend on the compiler and the CPU. */
-static void dl__q8_epilogue(float *y, size_t count, float sc, float sh, const dl__epilogue *epi, int c) {
-    float slope = epi->act == DL__ACT_RELU ? 0.0f : epi->act == DL__ACT_PRELU ? epi->slope[c] : epi->alpha;
-    size_t i;
-    for (i = 0; i < count; i++) {
-        float v = y[i] * sc;
-        v = v + sh;
-        y[i] = epi->act == DL__ACT_NONE || v > 0 ? v : slope * v;
-    }
-}
 static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, const dl__epilogue *epi, void *scratch) {
-    const float *scale = e->w[0], *bias = e->w[1], *wsum = e->w[2], inv = e->w[3][0], z = e->w[3][1];
+    dl__q8_out o;
     dl__q8_tile_fn tile = dl__q8_detect(NULL);
     uint8_t *u = (uint8_t *)scratch, *B;
-    int i, c;
+    float inv = e->w[3][0];
+    int i;
+    o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = e->w[3][1]; o.epi = epi;
     if (l->op == DL_OP_DENSE) {         /* DL__Q8_NB samples at a time, so the scratch stays bounded */
         int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0;
         size_t ldb = 4 * DL__Q8_NB;
         B = u + (((size_t)(e->n < DL__Q8_NB ? e->n : DL__Q8_NB) * K + 63) & ~(size_t)63);   /* as dl__q8_scratch */
         for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
             int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
-            float *y = e->out + (size_t)j0 * M;
-            dl__q8_quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, z);
-            for (k = 0; k < 4 * K4; k++)
-                for (j = 0; j < DL__Q8_NB; j++)
-                    B[(size_t)(k / 4) * ldb + 4 * (size_t)j + k % 4] = k < K && j < N ? u[(size_t)j * K + k] : 0;
-            dl__q8_gemm(tile, q, M, K4, B, ldb, N, wsum, z, y, 1, (size_t)M);
-            for (j = 0; j < N; j++)
-                for (c = 0; c < M; c++) dl__q8_epilogue(y + (size_t)j * M + c, 1, scale[c], bias[c], epi, c);
+            dl__q8_quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, o.z);
+            for (k = 0; k < K4; k++) {          /* sample j's k..k+3 are column j of row k / 4; zeros past K and N */
+                uint8_t *d = B + (size_t)k * ldb;
+                memset(d, 0, ldb);
+                for (j = 0; j < N; j++) memcpy(d + 4 * (size_t)j, u + (size_t)j * K + 4 * k, 4 * k + 4 <= K ? 4 : (size_t)(K - 4 * k));
+            }
+            dl__q8_gemm(tile, q, M, K4, B, ldb, N, &o, 0, e->out + (size_t)j0 * M, 1, (size_t)M);
         }
         return DL_OK;
     }
@@ -4821,13 +4880,12 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
         B = u + ((plane + 63) & ~(size_t)63);
         for (i = 0; i < e->n; i++) {
             float *y = e->out + (size_t)i * g.M * g.P;
-            dl__q8_quantize(u, e->in[0] + (size_t)i * plane, plane, inv, z);
+            dl__q8_quantize(u, e->in[0] + (size_t)i * plane, plane, inv, o.z);
             for (grp = 0; grp < g.G; grp++) {
-                dl__q8_im2col(&g, u, grp, B, ldb, (int)z);
-                dl__q8_gemm(tile, q + (size_t)grp * g.Mg * K4 * 4, g.Mg, K4, B, ldb, g.P, wsum + grp * g.Mg, z,
+                dl__q8_im2col(&g, u, grp, B, ldb, (int)o.z, B + (size_t)K4 * ldb);
+                dl__q8_gemm(tile, q + (size_t)grp * g.Mg * K4 * 4, g.Mg, K4, B, ldb, g.P, &o, grp * g.Mg,
                             y + (size_t)grp * g.Mg * g.P, (size_t)g.P, 1);
             }
-            for (c = 0; c < g.M; c++) dl__q8_epilogue(y + (size_t)c * g.P, (size_t)g.P, scale[c], bias[c], epi, c);
         }
     }
     return DL_OK;
