@@ -11,7 +11,7 @@ comma    = ,
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-embed test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
+.PHONY: all test test-embed embed-example test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -23,7 +23,7 @@ $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
 # The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
 EXAMPLES = $(B)/fashion $(B)/classify
 examples: $(EXAMPLES)
-$(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h
+$(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h examples/pgm.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
@@ -124,6 +124,19 @@ $(B)/embed_cxx: tests/embed_main.c $(B)/embed/ref_cnn.c
 	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -x c++ -I. -c $(B)/embed/ref_cnn_q8.c -o $@.q8.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed -c tests/embed_main.c -o $@.main.o
 	$(CXX) $@.main.o $@.o $@.q8.o -o $@ $(LDLIBS)
+# The embedding example: train (one epoch on the shipped subset, or
+# ARGS="--model build/fashion.dl") -> freeze -> quantize -> emit C, then the
+# program that includes the generated file classifies the test images.
+$(B)/embed_model: examples/embed/embed_model.c examples/fashion.c examples/idx.h dl.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+embed-example: $(B)/embed_model
+	$(B)/embed_model --out $(B)/embed_example $(ARGS)
+	$(CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS -I. -I$(B)/embed_example/q8 examples/embed/classify_pgm.c \
+	  $(B)/embed_example/q8/fashion_net.c -o $(B)/classify_q8 -lm
+	$(CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS -I. -I$(B)/embed_example/f32 examples/embed/classify_pgm.c \
+	  $(B)/embed_example/f32/fashion_net.c -o $(B)/classify_f32 -lm
+	$(B)/classify_q8 $(B)/embed_example/*.pgm
 ARM32_CC = arm-linux-gnueabihf-gcc
 test-embed: $(EMBED)
 	@for v in float q8; do d=$$([ $$v = q8 ] && echo -DEMBED_Q8); f=$$([ $$v = q8 ] && echo ref_cnn_q8 || echo ref_cnn); \

@@ -4650,7 +4650,7 @@ static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
 
 /* ---- int8 steps (made by dl_quantize) ----
    The input is quantized per tensor to u8 with a zero point z,
-     u = clamp(floor(x / s + z + 1/2), 0, 255)   (x times the stored 1/s);
+     u = clamp(floor(x / s + (z + 1/2)), 0, 255)   (x times the stored 1/s);
    the weights, batchnorm folded in, per output channel to int8 in
    [-127, 127], in rows of K4 = ceil(K/4) words (zeros past K); the sums are
    exact in int32, acc[c] = sum_k q[c,k] u[k], so every kernel below and
@@ -4730,7 +4730,7 @@ static dl__q8_tile_fn dl__q8_detect(const char **name) {
     return dl__q8_tile_c;
 }
 
-/* u = clamp(floor(x / s + z + 1/2), 0, 255), x times the stored 1/s; NaN gives 0 */
+/* u = clamp(floor(x / s + (z + 1/2)), 0, 255), x times the stored 1/s; NaN gives 0 */
 DL__CLONES static void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
     size_t i = 0;
 #ifdef DL__VEC

@@ -270,7 +270,8 @@ static void test_int8_kernels_agree(void) {
 static void ref_quantize(unsigned char *u, const float *x, int count, float inv, float z) {
     int i;
     for (i = 0; i < count; i++) {
-        double v = floor((double)(x[i] * inv + z + 0.5f));
+        float s = x[i] * inv;        /* two roundings, as the library: x / s, then + (z + 1/2) */
+        double v = floor((double)(s + (z + 0.5f)));
         u[i] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
 }
