@@ -4806,11 +4806,12 @@ static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, con
    (convolutions) four im2col rows. */
 static size_t dl__q8_scratch(const dl_layer *l, int n) {
     size_t u, k4, cols;
-    if (l->op == DL_OP_DENSE) {
+    if (l->op == DL_OP_DENSE) {         /* rows of 4 min(n, 64) bytes, and the slack the last row's tile reads */
         cols = (size_t)(n < DL__Q8_NB ? n : DL__Q8_NB);
-        u = cols * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4; cols = DL__Q8_NB;
+        u = cols * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4;
+        return ((u + 63) & ~(size_t)63) + k4 * 4 * cols + 4 * DL__Q8_NB;
     }
-    else { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
+    { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
     return ((u + 63) & ~(size_t)63) + (k4 + (l->op == DL_OP_CONV2D)) * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
 }
 /* Row k of one group's im2col matrix, P bytes: padding reads as z. The
@@ -4858,9 +4859,13 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
     int i;
     o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = e->w[3][1]; o.epi = epi;
     if (l->op == DL_OP_DENSE) {         /* DL__Q8_NB samples at a time, so the scratch stays bounded */
-        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0;
-        size_t ldb = 4 * DL__Q8_NB;
-        B = u + (((size_t)(e->n < DL__Q8_NB ? e->n : DL__Q8_NB) * K + 63) & ~(size_t)63);   /* as dl__q8_scratch */
+        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0, nb = e->n < DL__Q8_NB ? e->n : DL__Q8_NB;
+        /* B rows hold just the nb samples: a tile reads 64 columns, those
+           past nb from the next row (or the slack after the last), and
+           their sums are never stored; as dl__q8_scratch */
+        size_t ldb = 4 * (size_t)nb;
+        B = u + (((size_t)nb * K + 63) & ~(size_t)63);
+        memset(B + (size_t)K4 * ldb, 0, 4 * DL__Q8_NB);
         for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
             int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
             dl__q8_quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, o.z);
