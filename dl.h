@@ -4979,7 +4979,8 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
 
 /* ---- memory: one arena, activations then the scratch of the largest step ---- */
 /* The scratch bounds hold for every micro-kernel dl.h has (tiles 4, 6 or 8
-   rows by 8 to 32 columns), so one number fits the x86 and the ARM build. */
+   rows by 8 to 32 columns), so one number fits the x86 and the ARM build;
+   a new micro-kernel must fit them too (dl__fz_run refuses one that does not). */
 static size_t dl__fz_apack(int M, int K) {
     int r4 = dl__round_up(M, 4), r6 = dl__round_up(M, 6), r8 = dl__round_up(M, 8);
     int r = r4 > r6 ? r4 : r6;
@@ -5090,7 +5091,7 @@ static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void 
     memset(&cpu, 0, sizeof cpu);
     cpu.simd = dl__simd_detect();
     cpu.threads = 1;                            /* dl__parallel then runs every task here */
-    DL_ASSERT(cpu.simd->mr <= 8 && 24 % cpu.simd->mr == 0 && cpu.simd->nr <= 32);   /* dl__fz_apack's bounds */
+    if (cpu.simd->mr > 8 || 24 % cpu.simd->mr || cpu.simd->nr > 32) return DL_ERR_UNSUPPORTED;   /* beyond dl__fz_apack's bounds */
     for (i = 0; i < head[2]; i++, r += r[DL__R_LEN]) {
         dl__fz_layer z;
         dl_exec e;
