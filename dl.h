@@ -522,7 +522,8 @@ DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int
    dense step gets int8 weights (batchnorm folded in; per output channel by
    default) and a u8 input with one range per tensor, found by running the
    n calibration samples x (a few hundred are plenty) through the net. The
-   other steps stay float; int8 steps take and give floats. Integer sums are
+   other steps stay float (and conv or dense layers summing over more than
+   32768 inputs); int8 steps take and give floats. Integer sums are
    exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
    NULL on failure (st): DL_ERR_ARG (NULLs, n < 1, an already quantized
    net, a keep_float index out of range), DL_ERR_NUMERIC (non-finite
@@ -5487,7 +5488,13 @@ static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r,
     DL_FREE(out); DL_FREE(q);
     return DL_OK;
 }
-/* Which steps become int8: conv and dense ones, less keep_float. */
+/* int32 sums of 255 x 127 products stay exact up to 2^31: longer rows stay float. */
+static int dl__q_fits(const int32_t *r) {
+    dl__fz_layer z;
+    dl__fz_decode(r, &z);
+    return (r[DL__R_OP] == DL_OP_DENSE ? z.in[0].size : dl_layer_conv_geom(&z.l).K) <= 32768;
+}
+/* Which steps become int8: conv and dense ones, less keep_float and dl__q_fits. */
 static int dl__q_select(const dl_frozen *f, const dl_quant_desc *d, int *slot, char *err) {
     const int32_t *r;
     int i, k, count = 0, cand = 0;
@@ -5504,7 +5511,8 @@ static int dl__q_select(const dl_frozen *f, const dl_quant_desc *d, int *slot, c
                             k, d->keep_float[k], cand);
         for (i = 0; i < f->code[2]; i++) if (slot[i] == want) slot[i] = -2;
     }
-    for (i = 0; i < f->code[2]; i++) slot[i] = slot[i] >= 0 ? count++ : -1;
+    dl__fz_check(f, &r);
+    for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) slot[i] = slot[i] >= 0 && dl__q_fits(r) ? count++ : -1;
     return DL_OK;
 }
 dl_frozen *dl_quantize(const dl_frozen *f, const float *x, int n, const dl_quant_desc *d, dl_status *st) {
