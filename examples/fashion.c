@@ -287,15 +287,17 @@ static void fashion_progress(void *user, const dl_fit_progress *p) {
 }
 
 /* Trains net for o->epochs (already resolved), evaluating on the test set
-   after each epoch. Returns 0 or -1 with dl_net_error(net) saying why. */
-static int fashion_train(dl_net *net, dl_optim *opt, dl_layer *logits, const fashion_data *d, const fashion_opts *o,
-                         fashion_run *run) {
+   after each epoch. Returns 0 or -1 with dl_net_error(net) saying why.
+   probs is not used (dl_fit evaluates from the logits); callers keep it. */
+static int fashion_train(dl_net *net, dl_optim *opt, dl_layer *logits, dl_layer *probs, const fashion_data *d,
+                         const fashion_opts *o, fashion_run *run) {
     dl_fit_options fo = {0};
     dl_fit_history h = {0};
     float *tx, *vx;
     int *ty, *vy, rc = -1, e;
     dl_dataset train = fashion_dataset(&d->train, o->limit && o->limit < d->train.count ? o->limit : d->train.count, &tx, &ty);
     dl_dataset test = fashion_dataset(&d->test, d->test.count, &vx, &vy);
+    (void)probs;
     memset(run, 0, sizeof *run);
     fo.epochs = o->epochs, fo.batch = o->batch, fo.seed = o->seed;
     fo.augment.shift = o->augment ? 2 : 0, fo.augment.flip = o->augment;
@@ -419,7 +421,7 @@ static int fashion_main(int argc, char **argv) {
     printf(" (build/fashion --help lists the options)\n");
     fflush(stdout);
 
-    if (fashion_train(net, opt, logits, &d, &o, &run)) {
+    if (fashion_train(net, opt, logits, probs, &d, &o, &run)) {
         fprintf(stderr, "fashion: training failed: %s\n", dl_net_error(net));
         goto done;
     }

@@ -34,7 +34,7 @@ static int one_epoch(const char *dir, fashion_run *run) {
     opt = dl_adam(net, 1e-3f);
     CHECK(probs && opt, "building the model: %s", dl_net_error(net));
     if (probs && opt) {
-        rc = fashion_train(net, opt, logits, &d, &o, run);
+        rc = fashion_train(net, opt, logits, probs, &d, &o, run);
         CHECK(rc == 0, "training: %s", dl_net_error(net));
     }
     dl_net_free(net);
@@ -150,7 +150,7 @@ static void test_fit_matches_old_loop(void) {
     dl_net_seed(a, o.seed), dl_net_seed(b, o.seed);
     la = fashion_reference(a, &probs), lb = fashion_reference(b, &probs);
     oa = dl_adam(a, 1e-3f), ob = dl_adam(b, 1e-3f);
-    CHECK(fashion_train(a, oa, la, &d, &o, &run) == 0, "fit: %s", dl_net_error(a));
+    CHECK(fashion_train(a, oa, la, probs, &d, &o, &run) == 0, "fit: %s", dl_net_error(a));
     old_loss = old_train(b, ob, lb, &d.train, 961, 2, 64, 3);
     CHECK(run.train_loss == old_loss, "last epoch's loss: fit %.17g, old loop %.17g", run.train_loss, old_loss);
     for (i = 0; i < dl_net_param_count(a); i++)
