@@ -601,6 +601,42 @@ typedef struct dl__epilogue {
     const float *slope;             /* prelu: per row */
 } dl__epilogue;
 
+/* The op table (>>ops): everything about an op except its kernels' insides. */
+typedef int (*dl__kernel)(const dl_layer *l, const dl_exec *e);
+enum { DL__A_INT = 1, DL__A_FLOAT = 2 };
+typedef struct dl__attr_spec {
+    const char *name;           /* ONNX's where the meaning is the same; NULL ends a list */
+    int type, count;            /* DL__A_*; values */
+    size_t offset;              /* into dl_attrs */
+    float def;                  /* the value when a file does not have it */
+} dl__attr_spec;
+enum {
+    DL__F_SOURCE = 1,           /* input: data comes from the caller */
+    DL__F_VIEW = 2,             /* reshape: shares its input's buffers */
+    DL__F_RNG = 4,              /* dropout: draws a seed per training forward */
+    DL__F_BATCH_STATS = 8,      /* batchnorm: batch statistics in training; folds into a GEMM in inference */
+    DL__F_FUSE_HEAD = 16,       /* conv, dense: a GEMM whose epilogue can absorb what follows */
+    DL__F_FUSE_ACT = 32,        /* an activation that epilogue can apply (act says which) */
+    DL__F_USER = 64             /* custom: callbacks, so not loadable from a file */
+};
+struct dl__simd;
+typedef struct dl__op_info {
+    int op;
+    const char *name;
+    int min_in, max_in;
+    unsigned flags;             /* DL__F_* */
+    int act;                    /* DL__F_FUSE_ACT: the DL__ACT_* it is */
+    int (*infer)(dl_layer *l, char *why);                /* check attributes, set the output shape */
+    int (*params)(dl_net *net, dl_layer *l, int init);   /* declare parameters; order = file order */
+    size_t (*saved)(const dl_layer *l, int n);           /* floats forward keeps for backward */
+    size_t (*ws)(const dl_layer *l, int n);              /* scratch for an im2col backend */
+    void (*cpu_ws)(const struct dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread);
+    const dl__attr_spec *attrs;
+    dl__kernel forward, backward;
+} dl__op_info;
+static const dl__op_info *dl__op(int op);   /* the table sits after the kernels */
+#define DL__HAS(l, f) ((dl__op((l)->op)->flags & (f)) != 0)
+
 typedef struct dl__cpu {
     const struct dl__simd *simd;
     dl_net *net;                /* for its pool or parallel hook */
@@ -827,13 +863,6 @@ dl_layer *dl_net_find(const dl_net *net, const char *name) {
 }
 void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
 
-static const char *const dl__op_names[DL_OP_COUNT] = {
-    "input", "dense", "conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm",
-    "dropout", "reshape", "relu", "leaky_relu", "elu", "prelu", "sigmoid", "tanh",
-    "softmax", "add", "concat", "mul", "matmul", "custom"
-};
-const char *dl_op_name(int op) { return op >= 0 && op < DL_OP_COUNT ? dl__op_names[op] : "unknown"; }
-
 /* ---- parameters ------------------------------------------------------------ */
 static void dl__param_views(dl_net *net) {   /* after the flat buffers move */
     int i;
@@ -954,187 +983,222 @@ static long long dl__conv_out(int in, int k, int s, int p, int d) {
     return last < 0 ? 0 : last / s + 1;
 }
 
-/* Computes the output shape of op on its inputs, or says why it cannot. */
-static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *ndim, int *shape, char *why) {
-    const dl_layer *x = in[0];
-    int c, h, w, i;
+/* ---- per-op hooks: shape inference and parameters --------------------------
+   infer: l->in, l->n_in and l->a are set and l's shape starts as its first
+   input's; the hook checks the attributes, writes the output shape, or says
+   why it cannot (the caller adds the layer's name and input shape).
+   params: declares the parameters in order (the order is part of the file). */
+static void dl__in_str(const dl_layer *l, int i, char *buf) { dl__shape_str(buf, 48, l->in[i]->ndim, l->in[i]->shape); }
+static void dl__set_shape(dl_layer *l, int ndim, const int *shape) {
+    int i;
+    l->ndim = ndim;
+    for (i = 0; i < 3; i++) l->shape[i] = i < ndim ? shape[i] : 0;
+}
+
+static int dl__input_infer(dl_layer *l, char *why) {
+    int i;
+    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "input with %d dims", l->a.ndim);
+    for (i = 0; i < l->a.ndim; i++)
+        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "input dim %d is %d", i, l->a.shape[i]);
+    dl__set_shape(l, l->a.ndim, l->a.shape);
+    return DL_OK;
+}
+
+static int dl__dense_infer(dl_layer *l, char *why) {
+    if (l->a.units <= 0) return dl__fail(why, DL_ERR_ARG, "units must be positive, got %d", l->a.units);
+    dl__set_shape(l, 1, &l->a.units);
+    return DL_OK;
+}
+static int dl__dense_params(dl_net *net, dl_layer *l, int init) {
+    int rc, shp[2];
+    shp[0] = l->a.units; shp[1] = l->in[0]->size;
+    if ((rc = dl__add_param(net, l, "weight", 2, shp, 1))) return rc;
+    if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+    return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
+}
+
+static int dl__conv2d_infer(dl_layer *l, char *why) {
+    const dl_attrs *a = &l->a;
+    long long oh, ow;
+    int kh = a->kernel[0], kw = a->kernel[1], c, h, w;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->units <= 0 || kh <= 0 || kw <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 ||
+        a->pad[1] < 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0 || a->groups <= 0)
+        return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, pad %dx%d, dilation %dx%d, groups %d: "
+                        "all must be positive (pad may be 0)", a->units, kh, kw, a->stride[0], a->stride[1],
+                        a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
+    if (c % a->groups || a->units % a->groups)
+        return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
+    oh = dl__conv_out(h, kh, a->stride[0], a->pad[0], a->dilation[0]);
+    ow = dl__conv_out(w, kw, a->stride[1], a->pad[1], a->dilation[1]);
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+        return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, padding %dx%d",
+                        s0, kh, kw, a->dilation[0], a->dilation[1], a->pad[0], a->pad[1]);
+    l->shape[0] = a->units; l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    return DL_OK;
+}
+static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
+    int rc, shp[4];
+    shp[0] = l->a.units; shp[1] = l->in[0]->shape[0] / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
+    if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
+    if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+    return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
+}
+
+static int dl__pool_infer(dl_layer *l, char *why) {      /* maxpool2d, avgpool2d */
+    const dl_attrs *a = &l->a;
+    long long oh, ow;
+    int c, h, w;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 || a->pad[1] < 0)
+        return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d must be positive, pad %dx%d not negative",
+                        a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
+    if (a->pad[0] > a->kernel[0] / 2 || a->pad[1] > a->kernel[1] / 2)
+        return dl__fail(why, DL_ERR_ARG, "pad %dx%d must be at most half the kernel %dx%d",
+                        a->pad[0], a->pad[1], a->kernel[0], a->kernel[1]);
+    oh = dl__conv_out(h, a->kernel[0], a->stride[0], a->pad[0], 1);
+    ow = dl__conv_out(w, a->kernel[1], a->stride[1], a->pad[1], 1);
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+        return dl__fail(why, DL_ERR_SHAPE, "input %s is smaller than the %dx%d window", s0, a->kernel[0], a->kernel[1]);
+    l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    return DL_OK;
+}
+
+static int dl__global_avgpool_infer(dl_layer *l, char *why) {
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    if (l->in[0]->ndim < 2) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW or CxL input, got %s", s0);
+    dl__set_shape(l, 1, l->in[0]->shape);
+    return DL_OK;
+}
+
+static int dl__batchnorm_infer(dl_layer *l, char *why) {
+    if (!(l->a.eps > 0) || !(l->a.momentum >= 0 && l->a.momentum <= 1))
+        return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and momentum %g in [0,1]", l->a.eps, l->a.momentum);
+    return DL_OK;
+}
+static int dl__batchnorm_params(dl_net *net, dl_layer *l, int init) {
+    int rc, c = l->in[0]->shape[0], i;
+    (void)init;
+    if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
+    for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
+    if ((rc = dl__add_param(net, l, "bias", 1, &c, 1))) return rc;
+    if ((rc = dl__add_param(net, l, "running_mean", 1, &c, 0))) return rc;
+    if ((rc = dl__add_param(net, l, "running_var", 1, &c, 0))) return rc;
+    for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
+    return DL_OK;
+}
+
+static int dl__dropout_infer(dl_layer *l, char *why) {
+    if (!(l->a.alpha >= 0 && l->a.alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", l->a.alpha);
+    return DL_OK;
+}
+
+/* reshape: one dim may be -1, inferred from the size; it is stored resolved. */
+static int dl__reshape_infer(dl_layer *l, char *why) {
+    dl_attrs *a = &l->a;
+    int infer = -1, i;
+    long long prod = 1, size = l->in[0]->size;     /* dims <= INT_MAX, prod <= size: no overflow */
     char s0[48], s1[48];
-    dl__shape_str(s0, sizeof s0, x->ndim, x->shape);
-    *ndim = x->ndim;
-    memcpy(shape, x->shape, sizeof x->shape);
-    dl__chw(x->ndim, x->shape, &c, &h, &w);
-    switch (op) {
-    case DL_OP_DENSE:
-        if (a->units <= 0) return dl__fail(why, DL_ERR_ARG, "units must be positive, got %d", a->units);
-        *ndim = 1; shape[0] = a->units; shape[1] = shape[2] = 0;
-        return DL_OK;
-    case DL_OP_CONV2D: {
-        long long oh, ow;
-        int kh = a->kernel[0], kw = a->kernel[1];
-        if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
-        if (a->units <= 0 || kh <= 0 || kw <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 ||
-            a->pad[1] < 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0 || a->groups <= 0)
-            return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, pad %dx%d, dilation %dx%d, groups %d: "
-                            "all must be positive (pad may be 0)", a->units, kh, kw, a->stride[0], a->stride[1],
-                            a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
-        if (c % a->groups || a->units % a->groups)
-            return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
-        oh = dl__conv_out(h, kh, a->stride[0], a->pad[0], a->dilation[0]);
-        ow = dl__conv_out(w, kw, a->stride[1], a->pad[1], a->dilation[1]);
-        if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-            return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, padding %dx%d",
-                            s0, kh, kw, a->dilation[0], a->dilation[1], a->pad[0], a->pad[1]);
-        shape[0] = a->units; shape[1] = (int)oh; shape[2] = (int)ow;
-        return DL_OK;
+    dl__in_str(l, 0, s0);
+    if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "ndim %d must be 1..3", a->ndim);
+    for (i = 0; i < a->ndim; i++) {
+        if (a->shape[i] == -1 && infer < 0) infer = i;
+        else if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "dim %d is %d; dims must be positive or one -1", i, a->shape[i]);
+        else if ((prod *= a->shape[i]) > size) break;
     }
-    case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D: {
-        long long oh, ow;
-        if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
-        if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 || a->pad[1] < 0)
-            return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d must be positive, pad %dx%d not negative",
-                            a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
-        if (a->pad[0] > a->kernel[0] / 2 || a->pad[1] > a->kernel[1] / 2)
-            return dl__fail(why, DL_ERR_ARG, "pad %dx%d must be at most half the kernel %dx%d",
-                            a->pad[0], a->pad[1], a->kernel[0], a->kernel[1]);
-        oh = dl__conv_out(h, a->kernel[0], a->stride[0], a->pad[0], 1);
-        ow = dl__conv_out(w, a->kernel[1], a->stride[1], a->pad[1], 1);
-        if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-            return dl__fail(why, DL_ERR_SHAPE, "input %s is smaller than the %dx%d window", s0, a->kernel[0], a->kernel[1]);
-        shape[1] = (int)oh; shape[2] = (int)ow;
-        return DL_OK;
+    if (infer >= 0 && prod <= size) {
+        if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%lld floats) with -1 and the rest %lld", s0, size, prod);
+        a->shape[infer] = (int)(size / prod);
+        prod = size;
     }
-    case DL_OP_GLOBAL_AVGPOOL:
-        if (x->ndim < 2) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW or CxL input, got %s", s0);
-        *ndim = 1; shape[1] = shape[2] = 0;
-        return DL_OK;
-    case DL_OP_BATCHNORM:
-        if (!(a->eps > 0) || !(a->momentum >= 0 && a->momentum <= 1))
-            return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and momentum %g in [0,1]", a->eps, a->momentum);
-        return DL_OK;
-    case DL_OP_DROPOUT:
-        if (!(a->alpha >= 0 && a->alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", a->alpha);
-        return DL_OK;
-    case DL_OP_RESHAPE: {
-        int infer = -1;
-        long long prod = 1, size = x->size;     /* dims <= INT_MAX, prod <= size: no overflow */
-        if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "ndim %d must be 1..3", a->ndim);
-        for (i = 0; i < a->ndim; i++) {
-            if (a->shape[i] == -1 && infer < 0) infer = i;
-            else if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "dim %d is %d; dims must be positive or one -1", i, a->shape[i]);
-            else if ((prod *= a->shape[i]) > size) break;
-        }
-        if (infer >= 0 && prod <= size) {
-            if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%lld floats) with -1 and the rest %lld", s0, size, prod);
-            a->shape[infer] = (int)(size / prod);
-            prod = size;
-        }
-        if (prod != size) {
-            dl__shape_str(s1, sizeof s1, a->ndim, a->shape);
-            return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s into %s", s0, s1);
-        }
-        *ndim = a->ndim;
-        for (i = 0; i < 3; i++) shape[i] = i < a->ndim ? a->shape[i] : 0;
-        return DL_OK;
+    if (prod != size) {
+        dl__shape_str(s1, sizeof s1, a->ndim, a->shape);
+        return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s into %s", s0, s1);
     }
-    case DL_OP_LEAKY_RELU: case DL_OP_ELU:
-        if (!(a->alpha == a->alpha) || isinf(a->alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
-        return DL_OK;
-    case DL_OP_RELU: case DL_OP_PRELU: case DL_OP_SIGMOID: case DL_OP_TANH: case DL_OP_SOFTMAX:
-        return DL_OK;
-    case DL_OP_ADD: case DL_OP_MUL:
-        for (i = 1; i < n_in; i++)
-            if (in[i]->ndim != x->ndim || memcmp(in[i]->shape, x->shape, sizeof x->shape)) {
-                dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
-                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match",
-                                x->name, s0, in[i]->name, s1);
-            }
-        return DL_OK;
-    case DL_OP_CONCAT:
-        for (i = 1; i < n_in; i++) {
-            if (shape[0] > INT_MAX - in[i]->shape[0]) return dl__fail(why, DL_ERR_SHAPE, "too many channels");
-            if (in[i]->ndim != x->ndim || memcmp(in[i]->shape + 1, x->shape + 1, 2 * sizeof(int))) {
-                dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
-                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; all dims but the first must match",
-                                x->name, s0, in[i]->name, s1);
-            }
-            shape[0] += in[i]->shape[0];
-        }
-        return DL_OK;
-    case DL_OP_MATMUL: {
-        const dl_layer *y = in[1];
-        int r = x->ndim;
-        dl__shape_str(s1, sizeof s1, y->ndim, y->shape);
-        if (r < 2 || y->ndim != r || (r == 3 && x->shape[0] != y->shape[0]) || x->shape[r - 1] != y->shape[r - 2])
-            return dl__fail(why, DL_ERR_SHAPE, "cannot multiply %s by %s: need (..,M,K) x (..,K,P) with equal leading dims", s0, s1);
-        shape[r - 1] = y->shape[r - 1];
-        return DL_OK;
-    }
-    case DL_OP_CUSTOM:
-        if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "output ndim %d must be 1..3", a->ndim);
-        for (i = 0; i < a->ndim; i++)
-            if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "output dim %d is %d", i, a->shape[i]);
-        *ndim = a->ndim;
-        for (i = 0; i < 3; i++) shape[i] = i < a->ndim ? a->shape[i] : 0;
-        return DL_OK;
-    default:
-        return dl__fail(why, DL_ERR_ARG, "unknown op %d", op);
-    }
+    dl__set_shape(l, a->ndim, a->shape);
+    return DL_OK;
 }
 
-/* Declares op's parameters in order (the order is part of the file format). */
-static int dl__declare_params(dl_net *net, dl_layer *l, int init) {
-    int c = l->n_in ? l->in[0]->shape[0] : 0, rc = DL_OK, shp[4], i;
-    switch (l->op) {
-    case DL_OP_DENSE:
-        shp[0] = l->a.units; shp[1] = l->in[0]->size;
-        if ((rc = dl__add_param(net, l, "weight", 2, shp, 1))) return rc;
-        if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
-        if (l->a.bias) rc = dl__add_param(net, l, "bias", 1, shp, 1);
-        return rc;
-    case DL_OP_CONV2D:
-        shp[0] = l->a.units; shp[1] = c / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
-        if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
-        if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
-        if (l->a.bias) rc = dl__add_param(net, l, "bias", 1, shp, 1);
-        return rc;
-    case DL_OP_BATCHNORM:
-        if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
-        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
-        if ((rc = dl__add_param(net, l, "bias", 1, &c, 1))) return rc;
-        if ((rc = dl__add_param(net, l, "running_mean", 1, &c, 0))) return rc;
-        if ((rc = dl__add_param(net, l, "running_var", 1, &c, 0))) return rc;
-        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
-        return DL_OK;
-    case DL_OP_PRELU:
-        if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
-        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 0.25f;
-        return DL_OK;
-    case DL_OP_CUSTOM: {
-        int j;
-        for (j = 0; j < l->custom.n_params; j++) {
-            dl_param *p;
-            if ((rc = dl__add_param(net, l, l->custom.params[j].name ? l->custom.params[j].name : "param", 1,
-                                    &l->custom.params[j].size, 1))) return rc;
-            p = &net->params[net->n_params - 1];
-            for (i = 0; i < p->size; i++) p->data[i] = l->custom.params[j].init_value;
-        }
-        return DL_OK;
-    }
-    default:
-        return DL_OK;
-    }
+static int dl__alpha_infer(dl_layer *l, char *why) {    /* leaky_relu, elu */
+    if (!(l->a.alpha == l->a.alpha) || isinf(l->a.alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
+    return DL_OK;
 }
 
-/* How many inputs each op reads: the constructors pass the right count, a
-   file may not. */
-static int dl__arity_ok(int op, int n_in) {
-    switch (op) {
-    case DL_OP_INPUT: return n_in == 0;
-    case DL_OP_ADD: return n_in >= 2 && n_in <= 64;
-    case DL_OP_CONCAT: case DL_OP_CUSTOM: return n_in >= 1 && n_in <= 64;
-    case DL_OP_MUL: case DL_OP_MATMUL: return n_in == 2;
-    default: return op > DL_OP_INPUT && op < DL_OP_COUNT && n_in == 1;
+static int dl__prelu_params(dl_net *net, dl_layer *l, int init) {
+    int rc, c = l->in[0]->shape[0], i;
+    (void)init;
+    if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
+    for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 0.25f;
+    return DL_OK;
+}
+
+static int dl__same_shape_infer(dl_layer *l, char *why) {   /* add, mul */
+    int i;
+    char s0[48], s1[48];
+    dl__in_str(l, 0, s0);
+    for (i = 1; i < l->n_in; i++)
+        if (l->in[i]->ndim != l->in[0]->ndim || memcmp(l->in[i]->shape, l->in[0]->shape, sizeof l->shape)) {
+            dl__in_str(l, i, s1);
+            return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match",
+                            l->in[0]->name, s0, l->in[i]->name, s1);
+        }
+    return DL_OK;
+}
+
+static int dl__concat_infer(dl_layer *l, char *why) {
+    int i;
+    char s0[48], s1[48];
+    dl__in_str(l, 0, s0);
+    for (i = 1; i < l->n_in; i++) {
+        if (l->shape[0] > INT_MAX - l->in[i]->shape[0]) return dl__fail(why, DL_ERR_SHAPE, "too many channels");
+        if (l->in[i]->ndim != l->in[0]->ndim || memcmp(l->in[i]->shape + 1, l->in[0]->shape + 1, 2 * sizeof(int))) {
+            dl__in_str(l, i, s1);
+            return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; all dims but the first must match",
+                            l->in[0]->name, s0, l->in[i]->name, s1);
+        }
+        l->shape[0] += l->in[i]->shape[0];
     }
+    return DL_OK;
+}
+
+static int dl__matmul_infer(dl_layer *l, char *why) {
+    const dl_layer *x = l->in[0], *y = l->in[1];
+    int r = x->ndim;
+    char s0[48], s1[48];
+    dl__in_str(l, 0, s0);
+    dl__in_str(l, 1, s1);
+    if (r < 2 || y->ndim != r || (r == 3 && x->shape[0] != y->shape[0]) || x->shape[r - 1] != y->shape[r - 2])
+        return dl__fail(why, DL_ERR_SHAPE, "cannot multiply %s by %s: need (..,M,K) x (..,K,P) with equal leading dims", s0, s1);
+    l->shape[r - 1] = y->shape[r - 1];
+    return DL_OK;
+}
+
+static int dl__custom_infer(dl_layer *l, char *why) {
+    int i;
+    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "output ndim %d must be 1..3", l->a.ndim);
+    for (i = 0; i < l->a.ndim; i++)
+        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "output dim %d is %d", i, l->a.shape[i]);
+    dl__set_shape(l, l->a.ndim, l->a.shape);
+    return DL_OK;
+}
+static int dl__custom_params(dl_net *net, dl_layer *l, int init) {
+    int rc, i, j;
+    (void)init;
+    for (j = 0; j < l->custom.n_params; j++) {
+        dl_param *p;
+        if ((rc = dl__add_param(net, l, l->custom.params[j].name ? l->custom.params[j].name : "param", 1,
+                                &l->custom.params[j].size, 1))) return rc;
+        p = &net->params[net->n_params - 1];
+        for (i = 0; i < p->size; i++) p->data[i] = l->custom.params[j].init_value;
+    }
+    return DL_OK;
 }
 
 /* The one way a layer enters a net: checks, infers its shape, names it,
@@ -1149,7 +1213,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     uint64_t rng0;
     if (!net) return NULL;
     rng0 = net->rng;
-    if (!dl__arity_ok(op, n_in)) {
+    if (op < 0 || op >= DL_OP_COUNT || n_in < dl__op(op)->min_in || n_in > dl__op(op)->max_in) {
         net->last_rc = dl__fail(net->err, DL_ERR_ARG, "%s: %d inputs is not a valid count for this op", dl_op_name(op), n_in);
         return NULL;
     }
@@ -1194,13 +1258,12 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
         goto fail;
     }
     strcpy(l->name, name);
-    if (op == DL_OP_INPUT) {            /* no inputs: the attrs give the shape */
-        l->ndim = attrs->ndim;
-        memcpy(l->shape, attrs->shape, sizeof l->shape);
-    } else if ((rc = dl__infer(op, in, n_in, &l->a, &l->ndim, l->shape, why)) != DL_OK) {
+    if (n_in) { l->ndim = in[0]->ndim; memcpy(l->shape, in[0]->shape, sizeof l->shape); }
+    if (dl__op(op)->infer && (rc = dl__op(op)->infer(l, why)) != DL_OK) {
         char s0[48];
-        dl__shape_str(s0, sizeof s0, in[0]->ndim, in[0]->shape);   /* every op but input has inputs */
-        dl__fail(net->err, rc, "%s '%s' on '%s' (%s): %s", dl_op_name(op), l->name, in[0]->name, s0, why);
+        if (n_in) dl__shape_str(s0, sizeof s0, in[0]->ndim, in[0]->shape);
+        if (n_in) dl__fail(net->err, rc, "%s '%s' on '%s' (%s): %s", dl_op_name(op), l->name, in[0]->name, s0, why);
+        else dl__fail(net->err, rc, "%s '%s': %s", dl_op_name(op), l->name, why);
         goto fail;
     }
     {
@@ -1217,7 +1280,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     }
     np0 = net->n_params; nw0 = net->nw; ns0 = net->ns;
     l->first_param = net->n_params;
-    if ((rc = dl__declare_params(net, l, init)) != DL_OK) {
+    if (dl__op(op)->params && (rc = dl__op(op)->params(net, l, init)) != DL_OK) {
         net->n_params = np0; net->nw = nw0; net->ns = ns0;
         goto fail;
     }
@@ -2917,69 +2980,122 @@ static int dl__custom_backward(const dl_layer *l, const dl_exec *e) { return dl_
 static int dl__input_forward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 static int dl__input_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 
-typedef int (*dl__kernel)(const dl_layer *l, const dl_exec *e);
-static const struct { dl__kernel forward, backward; } dl__cpu_ops[DL_OP_COUNT] = {
-    { dl__input_forward, dl__input_backward },
-    { dl__dense_forward, dl__dense_backward },
-    { dl__conv2d_forward, dl__conv2d_backward },
-    { dl__maxpool2d_forward, dl__maxpool2d_backward },
-    { dl__avgpool2d_forward, dl__avgpool2d_backward },
-    { dl__global_avgpool_forward, dl__global_avgpool_backward },
-    { dl__batchnorm_forward, dl__batchnorm_backward },
-    { dl__dropout_forward, dl__dropout_backward },
-    { dl__reshape_forward, dl__reshape_backward },
-    { dl__relu_forward, dl__relu_backward },
-    { dl__leaky_relu_forward, dl__leaky_relu_backward },
-    { dl__elu_forward, dl__elu_backward },
-    { dl__prelu_forward, dl__prelu_backward },
-    { dl__sigmoid_forward, dl__sigmoid_backward },
-    { dl__tanh_forward, dl__tanh_backward },
-    { dl__softmax_forward, dl__softmax_backward },
-    { dl__add_forward, dl__add_backward },
-    { dl__concat_forward, dl__concat_backward },
-    { dl__mul_forward, dl__mul_backward },
-    { dl__matmul_forward, dl__matmul_backward },
-    { dl__custom_forward, dl__custom_backward },
-};
-
-/* What each op keeps from forward for backward, and its scratch space. */
-size_t dl_layer_saved_floats(const dl_layer *l, int n) {
-    if (!l || n < 0) return 0;
-    switch (l->op) {
-    case DL_OP_MAXPOOL2D: return (size_t)n * l->size;     /* argmax indices */
-    case DL_OP_BATCHNORM: return 2 * (size_t)l->shape[0]; /* mean, invstd */
-    default: return 0;
-    }
-}
+/* ---- what ops keep from forward for backward, and their scratch ---- */
+static size_t dl__maxpool2d_saved(const dl_layer *l, int n) { return (size_t)n * l->size; }   /* argmax indices */
+static size_t dl__batchnorm_saved(const dl_layer *l, int n) { (void)n; return 2 * (size_t)l->shape[0]; }  /* mean, invstd */
 /* Scratch for backends that lower convolution to an explicit im2col. */
-size_t dl_layer_ws_floats(const dl_layer *l, int n) {
+static size_t dl__conv2d_ws(const dl_layer *l, int n) {
+    dl__conv g = dl_layer_conv_geom(l);
     (void)n;
-    if (l && l->op == DL_OP_CONV2D) {
-        dl__conv g = dl_layer_conv_geom(l);
-        return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
-    }
-    return 0;
+    return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
 }
-
 /* Scratch of the CPU kernels: shared by all threads, and per thread. */
 static size_t dl__max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+static void dl__dense_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    int O = l->a.units, I = l->in[0]->size;
+    *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
+    *thread = DL__BPACK;
+}
+static void dl__conv2d_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    dl__conv g = dl_layer_conv_geom(l);
+    int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
+    *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
+                       dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
+    *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
+}
+static void dl__matmul_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    int batch, M, K, P;
+    (void)n;
+    dl__matmul_dims(l, &batch, &M, &K, &P);
+    *shared = 0;
+    *thread = DL__BPACK + dl__max3(dl__apack_floats(s, M, K), dl__apack_floats(s, M, P), dl__apack_floats(s, K, M));
+}
+
+/* ---- attributes: each op's list, by ONNX's name where the meaning is the
+   same. The file (format 2), its range check and the importers walk these. */
+#define DL__ATTR(name, type, count, field, def) { name, type, count, offsetof(dl_attrs, field), def }
+#define DL__ATTR_END { NULL, 0, 0, 0, 0 }
+static const dl__attr_spec dl__no_attrs[] = { DL__ATTR_END };
+static const dl__attr_spec dl__shape_attrs[] = {        /* input, reshape, custom */
+    DL__ATTR("ndim", DL__A_INT, 1, ndim, 0), DL__ATTR("shape", DL__A_INT, 3, shape, 0), DL__ATTR_END };
+static const dl__attr_spec dl__dense_attrs[] = {
+    DL__ATTR("units", DL__A_INT, 1, units, 0), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__conv2d_attrs[] = {
+    DL__ATTR("filters", DL__A_INT, 1, units, 0), DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0),
+    DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 2, pad, 0),
+    DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR("group", DL__A_INT, 1, groups, 1),
+    DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__pool_attrs[] = {
+    DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
+    DL__ATTR("pads", DL__A_INT, 2, pad, 0), DL__ATTR_END };
+static const dl__attr_spec dl__batchnorm_attrs[] = {
+    DL__ATTR("epsilon", DL__A_FLOAT, 1, eps, 1e-5f), DL__ATTR("momentum", DL__A_FLOAT, 1, momentum, 0.1f), DL__ATTR_END };
+static const dl__attr_spec dl__dropout_attrs[] = { DL__ATTR("ratio", DL__A_FLOAT, 1, alpha, 0.5f), DL__ATTR_END };
+static const dl__attr_spec dl__alpha_attrs[] = { DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 0), DL__ATTR_END };
+
+/* ---- the op table: one row per op, in DL_OP order --------------------------
+   Everything the core knows about an op but its kernels' insides: inputs,
+   flags for the planner and executor, hooks (NULL: nothing to do), the
+   attribute list, the CPU kernels. dl_cuda.cu's dlc__ops[] mirrors it. */
+static const dl__op_info dl__ops[] = {
+    { DL_OP_INPUT, "input", 0, 0, DL__F_SOURCE, 0, dl__input_infer, NULL, NULL, NULL, NULL,
+      dl__shape_attrs, dl__input_forward, dl__input_backward },
+    { DL_OP_DENSE, "dense", 1, 1, DL__F_FUSE_HEAD, 0, dl__dense_infer, dl__dense_params, NULL, NULL, dl__dense_cpu_ws,
+      dl__dense_attrs, dl__dense_forward, dl__dense_backward },
+    { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
+      dl__conv2d_cpu_ws, dl__conv2d_attrs, dl__conv2d_forward, dl__conv2d_backward },
+    { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
+      dl__pool_attrs, dl__maxpool2d_forward, dl__maxpool2d_backward },
+    { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
+      dl__pool_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
+    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, 0, 0, dl__global_avgpool_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
+    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS, 0, dl__batchnorm_infer, dl__batchnorm_params,
+      dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
+    { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
+      dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
+    { DL_OP_RESHAPE, "reshape", 1, 1, DL__F_VIEW, 0, dl__reshape_infer, NULL, NULL, NULL, NULL,
+      dl__shape_attrs, dl__reshape_forward, dl__reshape_backward },
+    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__relu_forward, dl__relu_backward },
+    { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
+      dl__alpha_attrs, dl__leaky_relu_forward, dl__leaky_relu_backward },
+    { DL_OP_ELU, "elu", 1, 1, 0, 0, dl__alpha_infer, NULL, NULL, NULL, NULL,
+      dl__alpha_attrs, dl__elu_forward, dl__elu_backward },
+    { DL_OP_PRELU, "prelu", 1, 1, DL__F_FUSE_ACT, DL__ACT_PRELU, NULL, dl__prelu_params, NULL, NULL, NULL,
+      dl__no_attrs, dl__prelu_forward, dl__prelu_backward },
+    { DL_OP_SIGMOID, "sigmoid", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__sigmoid_forward, dl__sigmoid_backward },
+    { DL_OP_TANH, "tanh", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__tanh_forward, dl__tanh_backward },
+    { DL_OP_SOFTMAX, "softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__softmax_forward, dl__softmax_backward },
+    { DL_OP_ADD, "add", 2, 64, 0, 0, dl__same_shape_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__add_forward, dl__add_backward },
+    { DL_OP_CONCAT, "concat", 1, 64, 0, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__concat_forward, dl__concat_backward },
+    { DL_OP_MUL, "mul", 2, 2, 0, 0, dl__same_shape_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__mul_forward, dl__mul_backward },
+    { DL_OP_MATMUL, "matmul", 2, 2, 0, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
+      dl__no_attrs, dl__matmul_forward, dl__matmul_backward },
+    { DL_OP_CUSTOM, "custom", 1, 64, DL__F_USER, 0, dl__custom_infer, dl__custom_params, NULL, NULL, NULL,
+      dl__shape_attrs, dl__custom_forward, dl__custom_backward },
+};
+/* A forgotten row stops the build; test_core checks each row's op is its index. */
+typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
+
+static const dl__op_info *dl__op(int op) { return &dl__ops[op]; }   /* op checked by the caller */
+const char *dl_op_name(int op) { return op >= 0 && op < DL_OP_COUNT ? dl__ops[op].name : "unknown"; }
+
+size_t dl_layer_saved_floats(const dl_layer *l, int n) {
+    return l && n >= 0 && dl__op(l->op)->saved ? dl__op(l->op)->saved(l, n) : 0;
+}
+size_t dl_layer_ws_floats(const dl_layer *l, int n) {
+    return l && dl__op(l->op)->ws ? dl__op(l->op)->ws(l, n) : 0;
+}
 static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
     *shared = *thread = 0;
-    if (l->op == DL_OP_DENSE) {
-        int O = l->a.units, I = l->in[0]->size;
-        *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
-        *thread = DL__BPACK;
-    } else if (l->op == DL_OP_CONV2D) {
-        dl__conv g = dl_layer_conv_geom(l);
-        int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
-        *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
-                           dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
-        *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
-    } else if (l->op == DL_OP_MATMUL) {
-        int batch, M, K, P;
-        dl__matmul_dims(l, &batch, &M, &K, &P);
-        *thread = DL__BPACK + dl__max3(dl__apack_floats(s, M, K), dl__apack_floats(s, M, P), dl__apack_floats(s, K, M));
-    }
+    if (dl__op(l->op)->cpu_ws) dl__op(l->op)->cpu_ws(s, l, n, shared, thread);
 }
 
 /* Zeroes a buffer in 16K-float tasks. */
@@ -3133,8 +3249,8 @@ static int dl__cpu_copy(dl_backend *b, void *dst, const void *src, size_t bytes,
     return DL_OK;
 }
 static int dl__cpu_zero(dl_backend *b, void *p, size_t bytes) { (void)b; if (bytes) memset(p, 0, bytes); return DL_OK; }
-static int dl__cpu_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].forward(l, e); }
-static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].backward(l, e); }
+static int dl__cpu_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__op(l->op)->forward(l, e); }
+static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__op(l->op)->backward(l, e); }
 static int dl__cpu_loss(dl_backend *b, int kind, const float *out, const void *targets, int n, int size, float *dout, float *loss) {
     (void)b;
     *loss = kind == DL_LOSS_SOFTMAX_CE ? dl_softmax_cross_entropy(out, (const int *)targets, n, size, dout)
@@ -3224,14 +3340,14 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
         need += (double)n * l->size * (train ? 3 : 1) + 64;
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
-        if (l->op == DL_OP_BATCHNORM && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
+        if (DL__HAS(l, DL__F_BATCH_STATS) && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
         if (net->b == &net->cpu) {
             size_t sh, th;
             dl__cpu_ws(net->simd, l, n, &sh, &th);
             if (sh > ws_shared) ws_shared = sh;
             if (th > ws_thread) ws_thread = th;
         } else if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
-        if (l->op == DL_OP_RESHAPE) {
+        if (DL__HAS(l, DL__F_VIEW)) {
             off[4 * i] = off[4 * l->in[0]->index];
             off[4 * i + 1] = off[4 * l->in[0]->index + 1];
             k = 0;
@@ -3367,7 +3483,7 @@ static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl_
     dl_layer *last = l, *r = dl__sole_reader(c, l, out);
     int C = l->shape[0], k;
     memset(epi, 0, sizeof *epi);
-    if (r && r->op == DL_OP_BATCHNORM) {
+    if (r && DL__HAS(r, DL__F_BATCH_STATS)) {
         const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
         const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
         for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
@@ -3381,10 +3497,10 @@ static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl_
         last = r;
         r = dl__sole_reader(c, r, out);
     }
-    if (r && (r->op == DL_OP_RELU || r->op == DL_OP_LEAKY_RELU || r->op == DL_OP_PRELU)) {
-        epi->act = r->op == DL_OP_RELU ? DL__ACT_RELU : r->op == DL_OP_LEAKY_RELU ? DL__ACT_LEAKY : DL__ACT_PRELU;
+    if (r && DL__HAS(r, DL__F_FUSE_ACT)) {
+        epi->act = dl__op(r->op)->act;
         epi->alpha = r->a.alpha;
-        if (r->op == DL_OP_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
+        if (epi->act == DL__ACT_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
         c->needed[r->index] = 2;
         last = r;
     }
@@ -3406,12 +3522,12 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
         if (c->needed[i]) {
             dl_layer *l = net->layers[i];
             for (j = 0; j < l->n_in; j++) c->needed[l->in[j]->index] = 1;
-            if (l->op == DL_OP_INPUT) {
+            if (DL__HAS(l, DL__F_SOURCE)) {
                 if (input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
                                            "one input layer per graph is supported", call, out->name, l->name, input->name);
                 input = l;
             }
-            if (l->op == DL_OP_BATCHNORM && train && (size_t)n * (l->size / l->shape[0]) < 2)   /* before anything runs */
+            if (DL__HAS(l, DL__F_BATCH_STATS) && train && (size_t)n * (l->size / l->shape[0]) < 2)   /* before anything runs */
                 return dl__fail(c->err, DL_ERR_SHAPE, "%s: batchnorm '%s': training needs more than one value per channel, "
                                 "got batch %d of %d values per sample", call, l->name, n, l->size / l->shape[0]);
         }
@@ -3439,10 +3555,10 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
         dl_layer *l = net->layers[i];
         dl__bind b;
         dl__epilogue epi;
-        if (c->needed[i] != 1 || l->op == DL_OP_INPUT) continue;
-        if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
+        if (c->needed[i] != 1 || DL__HAS(l, DL__F_SOURCE)) continue;
+        if (DL__HAS(l, DL__F_RNG) && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
-        if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
+        if (fuse && DL__HAS(l, DL__F_FUSE_HEAD)) {
             b.e.out = c->out[dl__fuse_chain(c, l, out, &epi)->index];
             c->cpu.epi = &epi;
         }
@@ -3464,7 +3580,7 @@ static int dl__backward_prepare(dl_ctx *c) {
         dl_layer *l = net->layers[i];
         c->rg[i] = 0;
         if (!c->needed[i]) continue;
-        if (l->op == DL_OP_INPUT) c->rg[i] = (unsigned char)net->input_grad;
+        if (DL__HAS(l, DL__F_SOURCE)) c->rg[i] = (unsigned char)net->input_grad;
         for (j = 0; j < l->n_params; j++) {
             const dl_param *p = &net->params[l->first_param + j];
             if (p->trainable && !p->frozen) c->rg[i] = 1;
@@ -3473,7 +3589,7 @@ static int dl__backward_prepare(dl_ctx *c) {
     }
     for (i = 0; i <= c->last->index; i++) {
         size_t floats = (size_t)c->n * net->layers[i]->size;
-        if (!c->rg[i] || net->layers[i]->op == DL_OP_RESHAPE) continue;
+        if (!c->rg[i] || DL__HAS(net->layers[i], DL__F_VIEW)) continue;
         if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[i], floats);   /* tens of MB a step */
         else if ((rc = net->b->zero(net->b, c->dout[i], floats * sizeof(float))))
             return dl__fail(c->err, rc, "backward: %s", net->b->error);
@@ -3487,7 +3603,7 @@ static int dl__backward(dl_ctx *c) {
     for (i = c->last->index; i >= 0; i--) {
         dl_layer *l = net->layers[i];
         dl__bind b;
-        if (!c->needed[i] || !c->rg[i] || l->op == DL_OP_INPUT) continue;
+        if (!c->needed[i] || !c->rg[i] || DL__HAS(l, DL__F_SOURCE)) continue;
         dl__bind_layer(c, l, 1, &b);
         if ((rc = net->b->backward(net->b, l, &b.e)))
             return dl__fail(c->err, rc, "backward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
@@ -3931,14 +4047,17 @@ int dl_net_sync(dl_net *net) {
 /*    magic 89 'D' 'L' 'H' 0d 0a 1a 0a | u32 format | u32 kind (0 model,     */
 /*    1 checkpoint) | u64 body bytes | body | u32 CRC-32 of all before it    */
 /*  body: u32 layers, each: u32 op, name[32], u32 n_in, u32 in[n_in],       */
-/*        16 x i32 attrs, 3 x f32 attrs;  u32 params, each: name[48],       */
+/*        u32 attrs, each: u32 length, name, u32 type (1 int, 2 float),     */
+/*        u32 count, count x (i32 or f32);  u32 params, each: name[48],     */
 /*        u32 ndim, u32 shape[4], u32 trainable, u32 frozen, f32 data[size] */
 /*  checkpoint adds: u64 generator, u32 has_optim, and if 1: the optimizer  */
 /*        desc (u32 kind, f32 lr momentum, u32 nesterov, f32 beta1 beta2 eps */
 /*        alpha, u32 centered, f32 weight_decay clip_norm), u64 step,       */
 /*        u64 floats, u32 buffers, f32 state[buffers][floats]               */
+/*  Format 1 stored 16 x i32 and 3 x f32 per layer in place of the named    */
+/*  attributes; it is still read (dl__get_attrs_v1).                        */
 /* ======================================================================== */
-#define DL__FORMAT 1
+#define DL__FORMAT 2
 static const unsigned char dl__magic[8] = { 0x89, 'D', 'L', 'H', 0x0d, 0x0a, 0x1a, 0x0a };
 
 static uint32_t dl__crc32(uint32_t crc, const unsigned char *p, size_t n) {   /* IEEE, 4 bits at a time */
@@ -3983,14 +4102,24 @@ static size_t dl__nonfinite(const float *f, size_t n) {
     return i;
 }
 
-static void dl__put_attrs(dl__wbuf *w, const dl_attrs *a) {
-    int32_t v[16];
-    int i;
-    v[0] = a->units; v[1] = a->kernel[0]; v[2] = a->kernel[1]; v[3] = a->stride[0]; v[4] = a->stride[1];
-    v[5] = a->pad[0]; v[6] = a->pad[1]; v[7] = a->dilation[0]; v[8] = a->dilation[1]; v[9] = a->groups;
-    v[10] = a->bias; v[11] = a->ndim; v[12] = a->shape[0]; v[13] = a->shape[1]; v[14] = a->shape[2]; v[15] = 0;
-    for (i = 0; i < 16; i++) dl__put_u32(w, (uint32_t)v[i]);
-    dl__put_f32(w, a->alpha); dl__put_f32(w, a->eps); dl__put_f32(w, a->momentum);
+/* A layer's attributes by name, as its op's list declares them. */
+static void dl__put_attrs(dl__wbuf *w, int op, const dl_attrs *a) {
+    const dl__attr_spec *s;
+    uint32_t n = 0;
+    int k;
+    for (s = dl__op(op)->attrs; s->name; s++) n++;
+    dl__put_u32(w, n);
+    for (s = dl__op(op)->attrs; s->name; s++) {
+        const char *p = (const char *)a + s->offset;
+        dl__put_u32(w, (uint32_t)strlen(s->name));
+        dl__put(w, s->name, strlen(s->name));
+        dl__put_u32(w, (uint32_t)s->type);
+        dl__put_u32(w, (uint32_t)s->count);
+        for (k = 0; k < s->count; k++) {
+            if (s->type == DL__A_INT) { int v; memcpy(&v, p + k * sizeof(int), sizeof v); dl__put_u32(w, (uint32_t)v); }
+            else { float v; memcpy(&v, p + k * sizeof(float), sizeof v); dl__put_f32(w, v); }
+        }
+    }
 }
 
 int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
@@ -4013,12 +4142,7 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
         dl__put(&w, l->name, sizeof l->name);
         dl__put_u32(&w, (uint32_t)l->n_in);
         for (j = 0; j < l->n_in; j++) dl__put_u32(&w, (uint32_t)l->in[j]->index);
-        if (l->op == DL_OP_INPUT) {     /* its shape is its attribute */
-            dl_attrs a = l->a;
-            a.ndim = l->ndim;
-            memcpy(a.shape, l->shape, sizeof a.shape);
-            dl__put_attrs(&w, &a);
-        } else dl__put_attrs(&w, &l->a);
+        dl__put_attrs(&w, l->op, &l->a);
     }
     dl__put_u32(&w, (uint32_t)net->n_params);
     for (i = 0; i < net->n_params; i++) {
@@ -4126,7 +4250,7 @@ static int dl__get_floats(dl__rbuf *r, float *f, size_t n) {
     for (i = 0; i < n; i++) dl__get_f32(r, &f[i]);
     return 1;
 }
-static int dl__get_attrs(dl__rbuf *r, dl_attrs *a) {
+static int dl__get_attrs_v1(dl__rbuf *r, dl_attrs *a) {
     int v[16], i;
     for (i = 0; i < 16; i++) if (!dl__get_i32(r, &v[i])) return 0;
     memset(a, 0, sizeof *a);
@@ -4134,6 +4258,37 @@ static int dl__get_attrs(dl__rbuf *r, dl_attrs *a) {
     a->pad[0] = v[5]; a->pad[1] = v[6]; a->dilation[0] = v[7]; a->dilation[1] = v[8]; a->groups = v[9];
     a->bias = v[10]; a->ndim = v[11]; a->shape[0] = v[12]; a->shape[1] = v[13]; a->shape[2] = v[14];
     return dl__get_f32(r, &a->alpha) && dl__get_f32(r, &a->eps) && dl__get_f32(r, &a->momentum);
+}
+
+/* Format 2: attributes by name. Those the file lacks keep their defaults; a
+   name the op does not declare, or another type or count, is an error. */
+static int dl__get_attrs(dl__rbuf *r, int op, dl_attrs *a, char *why) {
+    const dl__attr_spec *s;
+    uint32_t n, i, len, type, count, k;
+    memset(a, 0, sizeof *a);
+    for (s = dl__op(op)->attrs; s->name; s++)
+        for (k = 0; k < (uint32_t)s->count; k++) {
+            char *p = (char *)a + s->offset;
+            if (s->type == DL__A_INT) { int v = (int)s->def; memcpy(p + k * sizeof(int), &v, sizeof v); }
+            else memcpy(p + k * sizeof(float), &s->def, sizeof(float));
+        }
+    if (!dl__get_u32(r, &n) || n > 64) return dl__fail(why, DL_ERR_FORMAT, "truncated attributes");
+    for (i = 0; i < n; i++) {
+        char name[32];
+        if (!dl__get_u32(r, &len) || len == 0 || len > 31 || !dl__get(r, name, len)) return dl__fail(why, DL_ERR_FORMAT, "truncated attribute");
+        name[len] = 0;
+        for (s = dl__op(op)->attrs; s->name && strcmp(s->name, name); s++) {}
+        if (!s->name) return dl__fail(why, DL_ERR_FORMAT, "attribute '%s' is unknown to %s (a newer dl.h?)", name, dl_op_name(op));
+        if (!dl__get_u32(r, &type) || !dl__get_u32(r, &count)) return dl__fail(why, DL_ERR_FORMAT, "truncated attribute '%s'", name);
+        if (type != (uint32_t)s->type || count != (uint32_t)s->count)
+            return dl__fail(why, DL_ERR_FORMAT, "attribute '%s' has type %u and %u values, not %d and %d", name, type, count, s->type, s->count);
+        for (k = 0; k < count; k++) {
+            uint32_t v;
+            if (!dl__get_u32(r, &v)) return dl__fail(why, DL_ERR_FORMAT, "truncated attribute '%s'", name);
+            memcpy((char *)a + s->offset + k * 4, &v, 4);       /* int and float are both 4 bytes here */
+        }
+    }
+    return DL_OK;
 }
 
 /* No real layer has a dimension, kernel or stride beyond 2^24. */
@@ -4182,20 +4337,21 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
     if (n_layers > len / 32) DL__BAD("implausible layer count %u", n_layers);
     for (i = 0; i < n_layers; i++) {
         uint32_t op, n_in, idx[64];
-        char name[33];
+        char name[33], why[256];
         dl_attrs a;
         dl_layer *ins[64], *l;
         name[32] = 0;
         if (!dl__get_u32(&r, &op) || !dl__get(&r, name, 32) || !dl__get_u32(&r, &n_in)) DL__BAD("layer %u: truncated", i);
         if (op >= DL_OP_COUNT) DL__BAD("layer %u: unknown op %u (a newer dl.h?)", i, op);
         if (!memchr(name, 0, 32) || !name[0]) DL__BAD("layer %u: bad name", i);
-        if (n_in > 64 || (op == DL_OP_INPUT) != (n_in == 0)) DL__BAD("layer %u '%s': %u inputs", i, name, n_in);
+        if (n_in < (uint32_t)dl__op((int)op)->min_in || n_in > (uint32_t)dl__op((int)op)->max_in) DL__BAD("layer %u '%s': %u inputs", i, name, n_in);
         for (j = 0; j < n_in; j++) {
             if (!dl__get_u32(&r, &idx[j])) DL__BAD("layer %u '%s': truncated", i, name);
             if (idx[j] >= i) DL__BAD("layer %u '%s': input %u is not an earlier layer", i, name, idx[j]);
             ins[j] = net->layers[idx[j]];
         }
-        if (!dl__get_attrs(&r, &a)) DL__BAD("layer %u '%s': truncated attributes", i, name);
+        if (format == 1 ? !dl__get_attrs_v1(&r, &a) : dl__get_attrs(&r, (int)op, &a, why) != DL_OK)
+            DL__BAD("layer %u '%s': %s", i, name, format == 1 ? "truncated attributes" : why);
         if (!dl__attrs_sane(&a)) DL__BAD("layer %u '%s': attribute out of range", i, name);
         if (into) {
             l = into->layers[i];
@@ -4204,16 +4360,16 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             for (j = 0; j < n_in; j++) if ((uint32_t)l->in[j]->index != idx[j]) DL__BAD("layer %u '%s': inputs differ", i, name);
             continue;
         }
-        if (op == DL_OP_CUSTOM) {
+        if (dl__op((int)op)->flags & DL__F_USER) {
             rc = dl__fail(err, DL_ERR_UNSUPPORTED, "layer %u '%s' is a custom layer: build the net in code and use dl_net_load_weights", i, name);
             goto fail;
         }
-        if (op == DL_OP_INPUT) {
+        if (dl__op((int)op)->flags & DL__F_SOURCE) {
             if (a.ndim < 1 || a.ndim > 3) DL__BAD("layer %u '%s': input with %d dims", i, name, a.ndim);
             l = dl_input(net, a.shape[0], a.ndim > 1 ? a.shape[1] : 0, a.ndim > 2 ? a.shape[2] : 0);
             if (l && dl_layer_set_name(l, name)) l = NULL;
         } else {
-            if (op == DL_OP_RESHAPE && a.ndim >= 1 && a.ndim <= 3) for (j = 0; j < (uint32_t)a.ndim; j++) if (a.shape[j] == -1) a.shape[j] = 0;
+            if ((dl__op((int)op)->flags & DL__F_VIEW) && a.ndim >= 1 && a.ndim <= 3) for (j = 0; j < (uint32_t)a.ndim; j++) if (a.shape[j] == -1) a.shape[j] = 0;
             l = dl__add(net, (int)op, ins, (int)n_in, &a, DL_INIT_ZEROS, NULL, name);
         }
         if (!l) {           /* out of memory is not a corrupt file */

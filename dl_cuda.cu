@@ -937,29 +937,32 @@ static int dlc__custom_forward(dlc *c, const dl_layer *l, const dl_exec *e) { re
 static int dlc__custom_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__custom(c, l, e, 1); }
 
 typedef int (*dlc__kernel)(dlc *c, const dl_layer *l, const dl_exec *e);
-static const struct { dlc__kernel forward, backward; } dlc__ops[DL_OP_COUNT] = {   /* dl.h's dl__cpu_ops */
-    { dlc__input_forward, dlc__input_backward },
-    { dlc__dense_forward, dlc__dense_backward },
-    { dlc__conv2d_forward, dlc__conv2d_backward },
-    { dlc__maxpool2d_forward, dlc__maxpool2d_backward },
-    { dlc__avgpool2d_forward, dlc__avgpool2d_backward },
-    { dlc__global_avgpool_forward, dlc__global_avgpool_backward },
-    { dlc__batchnorm_forward, dlc__batchnorm_backward },
-    { dlc__dropout_forward, dlc__dropout_backward },
-    { dlc__reshape_forward, dlc__reshape_backward },
-    { dlc__relu_forward, dlc__relu_backward },
-    { dlc__leaky_relu_forward, dlc__leaky_relu_backward },
-    { dlc__elu_forward, dlc__elu_backward },
-    { dlc__prelu_forward, dlc__prelu_backward },
-    { dlc__sigmoid_forward, dlc__sigmoid_backward },
-    { dlc__tanh_forward, dlc__tanh_backward },
-    { dlc__softmax_forward, dlc__softmax_backward },
-    { dlc__add_forward, dlc__add_backward },
-    { dlc__concat_forward, dlc__concat_backward },
-    { dlc__mul_forward, dlc__mul_backward },
-    { dlc__matmul_forward, dlc__matmul_backward },
-    { dlc__custom_forward, dlc__custom_backward },
+/* dl.h's dl__ops[], row for row: a forgotten row stops the build, a misplaced
+   one stops dl_cuda_backend_new. */
+static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
+    { DL_OP_INPUT, dlc__input_forward, dlc__input_backward },
+    { DL_OP_DENSE, dlc__dense_forward, dlc__dense_backward },
+    { DL_OP_CONV2D, dlc__conv2d_forward, dlc__conv2d_backward },
+    { DL_OP_MAXPOOL2D, dlc__maxpool2d_forward, dlc__maxpool2d_backward },
+    { DL_OP_AVGPOOL2D, dlc__avgpool2d_forward, dlc__avgpool2d_backward },
+    { DL_OP_GLOBAL_AVGPOOL, dlc__global_avgpool_forward, dlc__global_avgpool_backward },
+    { DL_OP_BATCHNORM, dlc__batchnorm_forward, dlc__batchnorm_backward },
+    { DL_OP_DROPOUT, dlc__dropout_forward, dlc__dropout_backward },
+    { DL_OP_RESHAPE, dlc__reshape_forward, dlc__reshape_backward },
+    { DL_OP_RELU, dlc__relu_forward, dlc__relu_backward },
+    { DL_OP_LEAKY_RELU, dlc__leaky_relu_forward, dlc__leaky_relu_backward },
+    { DL_OP_ELU, dlc__elu_forward, dlc__elu_backward },
+    { DL_OP_PRELU, dlc__prelu_forward, dlc__prelu_backward },
+    { DL_OP_SIGMOID, dlc__sigmoid_forward, dlc__sigmoid_backward },
+    { DL_OP_TANH, dlc__tanh_forward, dlc__tanh_backward },
+    { DL_OP_SOFTMAX, dlc__softmax_forward, dlc__softmax_backward },
+    { DL_OP_ADD, dlc__add_forward, dlc__add_backward },
+    { DL_OP_CONCAT, dlc__concat_forward, dlc__concat_backward },
+    { DL_OP_MUL, dlc__mul_forward, dlc__mul_backward },
+    { DL_OP_MATMUL, dlc__matmul_forward, dlc__matmul_backward },
+    { DL_OP_CUSTOM, dlc__custom_forward, dlc__custom_backward },
 };
+typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 
 /* ======================================================================== */
 /*  Losses                                                                  */
@@ -1267,6 +1270,11 @@ extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) {
         dlc__status(st, DL_ERR_ARG, "dl_cuda_backend_new: there is no CUDA device %d (found %d)", device, count);
         return NULL;
     }
+    for (rc = 0; rc < DL_OP_COUNT; rc++)
+        if (dlc__ops[rc].op != rc) {
+            dlc__status(st, DL_ERR_BACKEND, "dl_cuda_backend_new: dlc__ops row %d holds op %d", rc, dlc__ops[rc].op);
+            return NULL;
+        }
     if (!(c = new (std::nothrow) dlc())) {
         dlc__status(st, DL_ERR_NOMEM, "dl_cuda_backend_new: out of memory");
         return NULL;

@@ -688,9 +688,9 @@ static void test_maxpool_nan_stays_in_plane(void) {
         memset(&e, 0, sizeof e);
         in[0] = x; din[0] = dx;
         e.n = 1; e.train = 1; e.in = in; e.out = y; e.din = din; e.dout = dy; e.saved = (float *)(void *)arg; e.cpu = &cpu;
-        dl__cpu_ops[DL_OP_MAXPOOL2D].forward(l, &e);
+        dl__op(DL_OP_MAXPOOL2D)->forward(l, &e);
         for (i = 0; i < 4; i++) CHECK(arg[i] >= 0 && arg[i] < 9, "NaN at %d: window %d argmax %d is outside the plane", pos, i, arg[i]);
-        dl__cpu_ops[DL_OP_MAXPOOL2D].backward(l, &e);
+        dl__op(DL_OP_MAXPOOL2D)->backward(l, &e);
     }
     free(x); free(y); free(dx); free(arg);
     dl_net_free(net);
@@ -722,7 +722,7 @@ static int sd_run(dl_backend *b, const dl_layer *l, const dl_exec *e, int backwa
     cpu.simd = l->net->simd; cpu.net = l->net; cpu.threads = 1;
     cpu.shared = scratch; cpu.thread_ws = scratch + shared; cpu.thread_floats = per;
     e2.cpu = &cpu;
-    rc = backward ? dl__cpu_ops[l->op].backward(l, &e2) : dl__cpu_ops[l->op].forward(l, &e2);
+    rc = backward ? dl__op(l->op)->backward(l, &e2) : dl__op(l->op)->forward(l, &e2);
     ta_free(scratch);
     return rc;
 }
