@@ -234,6 +234,16 @@ def combine_cases():
     layer_case("flatten", M(lambda s, x: torch.softmax(x.flatten(1), 1)), torch.randn(3, 2, 3, 4))
 
 
+def custom_cases():
+    """dl_custom with tests/ops.h's square layer, y = scale * x^2 + shift, then a dense "fc"."""
+    seed("custom_square")
+    sq = nn.Module()
+    sq.scale = nn.Parameter(torch.tensor([0.5]))
+    sq.shift = nn.Parameter(0.1 + 0.2 * torch.randn(5))
+    model = M(lambda s, x: s.fc(s.square.scale * x * x + s.square.shift), square=sq, fc=nn.Linear(5, 3))
+    layer_case("custom_square", model, torch.randn(3, 5))
+
+
 # ---- dropout: dl.h's documented mask hash, reproduced ---------------------------
 MASK64 = (1 << 64) - 1
 
@@ -376,6 +386,7 @@ def main():
     batchnorm_cases()
     activation_cases()
     combine_cases()
+    custom_cases()
     dropout_cases()
     loss_cases()
     optim_cases()
