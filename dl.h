@@ -1,4 +1,5 @@
 /* dl.h - v0.1.0 - small convolutional networks in one C header. Public domain or MIT, see end.
+   >>docs
 
    Define, train and run small CNNs in-process, on the CPU, with an optional
    CUDA backend (dl_cuda.cu). Dependencies: libc and libm.
@@ -6,6 +7,20 @@
    Do this:
       #define DL_IMPLEMENTATION
    before you include this file in *one* C or C++ file to create the implementation.
+
+   CONTENTS (search for ">>name")
+      >>docs     this block: quick start, concepts, errors, threads, configuration
+      >>api      status, ops, net, layers, params, optim, train, ctx, files, backend
+      >>impl     the implementation, in this order:
+      >>types    private types and helpers    >>net      nets and parameters
+      >>layers   shapes, infer/params hooks, constructors
+      >>compute  SIMD, threads, GEMM          >>ops      one page per op, in DL_OP order
+      >>optable  the op table dl__ops[] and attribute lists
+      >>losses   >>optim   >>cpu (the CPU backend)   >>exec (plan, forward, backward)
+      >>train    >>backend (moving a net)     >>files (format 2 reader and writer)
+      >>platform file calls
+   A new op is a DL_OP value, a row in dl__ops[] (and dlc__ops[] in dl_cuda.cu),
+   its hooks and kernels, a constructor, and a row in tests/ops.h.
 
    QUICK START (compiles as-is; see README.md and examples/ for more)
 
@@ -153,6 +168,7 @@
 extern "C" {
 #endif
 
+/* ==== >>api: status, ops, net, layers, params, optim, train, ctx, files, backend ==== */
 /* ---- status ------------------------------------------------------------ */
 typedef enum dl_code {
     DL_OK = 0,
@@ -551,7 +567,7 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #endif /* DL_H_INCLUDED */
 
 /* ======================================================================== */
-/*                             IMPLEMENTATION                               */
+/*                   >>impl  IMPLEMENTATION                                 */
 /* ======================================================================== */
 #ifdef DL_IMPLEMENTATION
 #ifndef DL_IMPLEMENTATION_INCLUDED
@@ -588,6 +604,7 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 extern "C" {
 #endif
 
+/* ==== >>types: private types and small helpers ============================ */
 /* ---- private types ------------------------------------------------------- */
 /* What CPU kernels get besides their buffers: the kernel table, how to run
    tasks in parallel, and scratch (shared, and one slice per thread). */
@@ -781,6 +798,7 @@ int dl_dropout_keep(uint64_t seed, uint64_t i, float p) {
     return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
 }
 
+/* ==== >>net: nets, parameters ============================================= */
 /* ---- net ------------------------------------------------------------------- */
 static void dl__cpu_init(dl_backend *b);
 static void dl__ctx_release(dl_ctx *c);
@@ -956,6 +974,7 @@ size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
 float *dl_net_params(dl_net *net) { return net ? net->w : NULL; }
 float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
 
+/* ==== >>layers: shapes, each op's infer and params hooks, constructors ===== */
 /* ---- shapes ---------------------------------------------------------------- */
 /* Spatial ops read a per-sample shape as (C, H, W), missing dims being 1. */
 static void dl__chw(int ndim, const int *shape, int *c, int *h, int *w) {
@@ -1479,7 +1498,7 @@ int dl_layer_shape(const dl_layer *l, int shape[3]) {
 int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
 
 /* ======================================================================== */
-/*  CPU compute: SIMD micro-kernels chosen at run time, a thread pool, and  */
+/*  >>compute  CPU compute: SIMD micro-kernels chosen at run time, a thread pool, and  */
 /*  a packed GEMM. Work is split into tasks fixed by the shapes and every   */
 /*  sum runs in an order fixed by the shapes, so results are bit-identical  */
 /*  whatever the number of threads.                                         */
@@ -2299,7 +2318,7 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
 }
 
 /* ======================================================================== */
-/*  CPU kernels. Each layer: forward and backward side by side, formula and */
+/*  >>ops  CPU kernels. Each layer: forward and backward side by side, formula and */
 /*  shapes in a comment. Backward ADDS into din and dw.                     */
 /* ======================================================================== */
 
@@ -3033,6 +3052,7 @@ static const dl__attr_spec dl__batchnorm_attrs[] = {
 static const dl__attr_spec dl__dropout_attrs[] = { DL__ATTR("ratio", DL__A_FLOAT, 1, alpha, 0.5f), DL__ATTR_END };
 static const dl__attr_spec dl__alpha_attrs[] = { DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 0), DL__ATTR_END };
 
+/* ==== >>optable =========================================================== */
 /* ---- the op table: one row per op, in DL_OP order --------------------------
    Everything the core knows about an op but its kernels' insides: inputs,
    flags for the planner and executor, hooks (NULL: nothing to do), the
@@ -3128,7 +3148,7 @@ static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *
 }
 
 /* ======================================================================== */
-/*  Losses                                                                  */
+/*  >>losses                                                                */
 /* ======================================================================== */
 /* loss = mean_n -log softmax(logits_n)[label_n];  dlogits = (softmax - onehot) / n */
 float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits) {
@@ -3163,7 +3183,7 @@ float dl_mse(const float *out, const float *targets, int n, int size, float *dou
 }
 
 /* ======================================================================== */
-/*  Optimizers (PyTorch's update rules)                                     */
+/*  >>optim  Optimizers (PyTorch's update rules)                            */
 /* ======================================================================== */
 static int dl__optim_state_count(const dl_optim_desc *d) {
     switch (d->kind) {
@@ -3239,7 +3259,7 @@ int dl_optim_step_cpu(const dl_optim_job *job) {
 }
 
 /* ======================================================================== */
-/*  The CPU backend                                                         */
+/*  >>cpu  The CPU backend                                                  */
 /* ======================================================================== */
 static void *dl__cpu_alloc(dl_backend *b, size_t bytes) { (void)b; return DL_MALLOC(bytes ? bytes : 1); }
 static void dl__cpu_release(dl_backend *b, void *p) { (void)b; DL_FREE(p); }
@@ -3273,7 +3293,7 @@ static void dl__cpu_init(dl_backend *b) {
 }
 
 /* ======================================================================== */
-/*  Execution contexts: buffers planned once, then forward and backward      */
+/*  >>exec  Execution contexts: buffers planned once, then forward, backward */
 /* ======================================================================== */
 
 /* Under AddressSanitizer every buffer of a plan is followed by a poisoned
@@ -3720,7 +3740,7 @@ const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
 
 /* ======================================================================== */
-/*  Training                                                                */
+/*  >>train  Training                                                       */
 /* ======================================================================== */
 static int dl__optim_fit(dl_optim *opt) {   /* state covers every trainable float */
     dl_net *net = opt->net;
@@ -3939,7 +3959,7 @@ void dl_optim_free(dl_optim *opt) {
 }
 
 /* ======================================================================== */
-/*  Backends: moving a net                                                  */
+/*  >>backend  Backends: moving a net                                       */
 /* ======================================================================== */
 dl_backend *dl_net_backend(const dl_net *net) { return net ? net->b : NULL; }
 
@@ -4043,7 +4063,7 @@ int dl_net_sync(dl_net *net) {
 }
 
 /* ======================================================================== */
-/*  Files. Layout, all little-endian:                                       */
+/*  >>files  Files. Layout, all little-endian:                              */
 /*    magic 89 'D' 'L' 'H' 0d 0a 1a 0a | u32 format | u32 kind (0 model,     */
 /*    1 checkpoint) | u64 body bytes | body | u32 CRC-32 of all before it    */
 /*  body: u32 layers, each: u32 op, name[32], u32 n_in, u32 in[n_in],       */
@@ -4522,7 +4542,7 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     return rc;
 }
 
-/* ---- the platform's file calls ---- */
+/* ==== >>platform: the platform's file calls ================================ */
 #if defined(__unix__) || defined(__APPLE__)
 #include <errno.h>
 #include <fcntl.h>
