@@ -211,6 +211,7 @@ typedef enum dl_op {
     DL_OP_MUL = 18,
     DL_OP_MATMUL = 19,
     DL_OP_CUSTOM = 20,
+    DL_OP_GLOBAL_MAXPOOL = 21,
     DL_OP_COUNT
 } dl_op;
 
@@ -258,7 +259,14 @@ DLDEF int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int 
 /* ---- layers: each returns NULL on error (see dl_net_error) --------------- */
 /* Options structs: zero means default. Each geometry field has a both-axes
    form (kernel, stride, pad, dilation) and per-axis forms (_h, _w) that
-   override it when non-zero, so any combination can be written. */
+   override it when non-zero, so any combination can be written. Padding
+   may also be given per side (pad_top .. pad_right: when any is non-zero,
+   all four are used as given), or computed from the input size by
+   auto_pad: DL_PAD_SAME_UPPER / SAME_LOWER (TensorFlow's "same", ONNX's
+   auto_pad) give an output of ceil(input / stride) with the odd extra
+   padding at the end / the start. */
+typedef enum dl_pad_mode { DL_PAD_EXPLICIT = 0, DL_PAD_SAME_UPPER = 1, DL_PAD_SAME_LOWER = 2 } dl_pad_mode;
+
 typedef struct dl_conv_desc {
     int filters;               /* output channels (required) */
     int kernel, stride, pad, dilation;          /* both axes; stride and dilation default to 1 */
@@ -266,11 +274,18 @@ typedef struct dl_conv_desc {
     int groups;                /* 0: 1; = in channels for depthwise */
     int no_bias;               /* 1: no bias */
     int init;                  /* dl_init for the weights; biases start at 0 */
+    int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric padding */
+    int auto_pad;              /* dl_pad_mode */
 } dl_conv_desc;
 
 typedef struct dl_pool_desc {
-    int kernel, stride, pad;   /* both axes; stride defaults to the kernel. Max pooling pads with -inf, average with zeros (counted) */
+    int kernel, stride, pad;   /* both axes; stride defaults to the kernel. Max pooling pads with -inf, average with zeros */
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric padding; each side less than the kernel */
+    int auto_pad;              /* dl_pad_mode */
+    int ceil_mode;             /* 1: PyTorch's ceil_mode (a last, partial window that starts inside the input or left padding) */
+    int exclude_pad;           /* average: divide by the input cells only (ONNX's default; PyTorch's count_include_pad=False) */
+    int dilation, dilation_h, dilation_w;           /* max pooling only; default 1 */
 } dl_pool_desc;
 
 typedef struct dl_dense_desc { int units; int no_bias; int init; } dl_dense_desc;
@@ -285,6 +300,7 @@ DLDEF dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d);
 DLDEF dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d);
 DLDEF dl_layer *dl_global_avgpool(dl_layer *x);               /* (C,H,W) -> (C) */
+DLDEF dl_layer *dl_global_maxpool(dl_layer *x);               /* (C,H,W) -> (C) */
 DLDEF dl_layer *dl_batchnorm(dl_layer *x);                    /* per channel (dim 0); eps 1e-5, momentum 0.1 */
 DLDEF dl_layer *dl_batchnorm_ex(dl_layer *x, float eps, float momentum);
 DLDEF dl_layer *dl_dropout(dl_layer *x, float p);             /* inverted dropout, training only */
@@ -458,7 +474,11 @@ DLDEF int         dl_cuda_use(dl_net *net, int device);
 /* Layer hyperparameters; which fields an op uses is said at each op. */
 typedef struct dl_attrs {
     int units;              /* dense: outputs; conv2d: filters */
-    int kernel[2], stride[2], pad[2], dilation[2];
+    int kernel[2], stride[2], dilation[2];
+    int pad[4];             /* top, left, bottom, right (ONNX's order); resolved when auto_pad is set */
+    int auto_pad;           /* dl_pad_mode */
+    int ceil_mode;          /* pooling */
+    int count_include_pad;  /* average pooling */
     int groups;
     int bias;               /* dense, conv2d: 1 if a bias is added */
     int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
@@ -552,7 +572,7 @@ DLDEF int  dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w); /* output
 typedef struct dl_conv_geom {
     int C, H, W;            /* input channels and size */
     int M, OH, OW;          /* filters and output size */
-    int KH, KW, sh, sw, ph, pw, dh, dw;   /* kernel, stride, padding, dilation */
+    int KH, KW, sh, sw, ph, pw, dh, dw;   /* kernel, stride, padding before (top, left), dilation */
     int G, Cg, Mg;          /* groups; input channels and filters per group */
     int K, P;               /* GEMM depth Cg*KH*KW; output pixels OH*OW */
 } dl_conv_geom;
@@ -994,19 +1014,6 @@ int dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w) {
     dl__chw(x->ndim, x->shape, c, h, w);
     return x->ndim;
 }
-/* Output size along one axis; 64-bit so absurd attributes cannot overflow.
-   0 when the window does not fit once: C division truncates toward zero,
-   which made a window up to a stride larger than the input give size 1. */
-static long long dl__conv_out(int in, int k, int s, int p, int d) {
-    long long last = (long long)in + 2LL * p - (long long)d * (k - 1) - 1;     /* last window start */
-    return last < 0 ? 0 : last / s + 1;
-}
-
-/* ---- per-op hooks: shape inference and parameters --------------------------
-   infer: l->in, l->n_in and l->a are set and l's shape starts as its first
-   input's; the hook checks the attributes, writes the output shape, or says
-   why it cannot (the caller adds the layer's name and input shape).
-   params: declares the parameters in order (the order is part of the file). */
 static void dl__in_str(const dl_layer *l, int i, char *buf) { dl__shape_str(buf, 48, l->in[i]->ndim, l->in[i]->shape); }
 static void dl__set_shape(dl_layer *l, int ndim, const int *shape) {
     int i;
@@ -1014,6 +1021,61 @@ static void dl__set_shape(dl_layer *l, int ndim, const int *shape) {
     for (i = 0; i < 3; i++) l->shape[i] = i < ndim ? shape[i] : 0;
 }
 
+/* Output size along one axis; 64-bit so absurd attributes cannot overflow.
+   0 when the window does not fit once (C division truncates toward zero,
+   which made a window up to a stride larger than the input give size 1).
+   ceil: PyTorch's ceil_mode, whose last window must start inside the input
+   or the padding before it. */
+static long long dl__window_out(int in, int k, int s, int p0, int p1, int d, int ceil) {
+    long long span = (long long)in + p0 + p1 - (long long)d * (k - 1) - 1, out;   /* last window start */
+    if (span < 0) return 0;
+    out = (ceil ? (span + s - 1) / s : span / s) + 1;
+    if (ceil && (out - 1) * s >= (long long)in + p0) out--;
+    return out;
+}
+/* SAME_UPPER / SAME_LOWER: the pads that give ceil(in / s) outputs. */
+static void dl__same_pads(int in, int k, int s, int d, int mode, int *p0, int *p1) {
+    long long out = ((long long)in + s - 1) / s, total = (out - 1) * s + (long long)d * (k - 1) + 1 - in;
+    if (total < 0) total = 0;
+    if (total > INT_MAX / 2) total = INT_MAX / 2;
+    *p0 = (int)(mode == DL_PAD_SAME_UPPER ? total / 2 : total - total / 2);
+    *p1 = (int)total - *p0;
+}
+/* Resolves auto_pad into the pads, then checks the spatial attributes shared
+   by convolution and pooling and computes the output size. */
+static int dl__window_infer(dl_layer *l, int ceil, char *why) {
+    dl_attrs *a = &l->a;
+    long long oh, ow;
+    int c, h, w, i;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0)
+        return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d, dilation %dx%d must be positive", a->kernel[0], a->kernel[1],
+                        a->stride[0], a->stride[1], a->dilation[0], a->dilation[1]);
+    if (a->auto_pad < 0 || a->auto_pad > DL_PAD_SAME_LOWER) return dl__fail(why, DL_ERR_ARG, "auto_pad %d is not a dl_pad_mode", a->auto_pad);
+    if (a->auto_pad) {
+        dl__same_pads(h, a->kernel[0], a->stride[0], a->dilation[0], a->auto_pad, &a->pad[0], &a->pad[2]);
+        dl__same_pads(w, a->kernel[1], a->stride[1], a->dilation[1], a->auto_pad, &a->pad[1], &a->pad[3]);
+    }
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] < 0) return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative",
+                                           a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    oh = dl__window_out(h, a->kernel[0], a->stride[0], a->pad[0], a->pad[2], a->dilation[0], ceil);
+    ow = dl__window_out(w, a->kernel[1], a->stride[1], a->pad[1], a->pad[3], a->dilation[1], ceil);
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+        return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, pads (top %d, left %d, bottom %d, right %d)",
+                        s0, a->kernel[0], a->kernel[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    return DL_OK;
+}
+
+/* ---- per-op hooks: shape inference and parameters --------------------------
+   infer: l->in, l->n_in and l->a are set and l's shape starts as its first
+   input's; the hook checks the attributes, writes the output shape, or says
+   why it cannot (the caller adds the layer's name and input shape).
+   params: declares the parameters in order (the order is part of the file). */
 static int dl__input_infer(dl_layer *l, char *why) {
     int i;
     if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "input with %d dims", l->a.ndim);
@@ -1038,25 +1100,13 @@ static int dl__dense_params(dl_net *net, dl_layer *l, int init) {
 
 static int dl__conv2d_infer(dl_layer *l, char *why) {
     const dl_attrs *a = &l->a;
-    long long oh, ow;
-    int kh = a->kernel[0], kw = a->kernel[1], c, h, w;
-    char s0[48];
-    dl__in_str(l, 0, s0);
-    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
-    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
-    if (a->units <= 0 || kh <= 0 || kw <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 ||
-        a->pad[1] < 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0 || a->groups <= 0)
-        return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, pad %dx%d, dilation %dx%d, groups %d: "
-                        "all must be positive (pad may be 0)", a->units, kh, kw, a->stride[0], a->stride[1],
-                        a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
+    int rc, c = l->in[0]->shape[0];
+    if ((rc = dl__window_infer(l, 0, why))) return rc;
+    if (a->units <= 0 || a->groups <= 0)
+        return dl__fail(why, DL_ERR_ARG, "filters %d and groups %d must be positive", a->units, a->groups);
     if (c % a->groups || a->units % a->groups)
         return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
-    oh = dl__conv_out(h, kh, a->stride[0], a->pad[0], a->dilation[0]);
-    ow = dl__conv_out(w, kw, a->stride[1], a->pad[1], a->dilation[1]);
-    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-        return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, padding %dx%d",
-                        s0, kh, kw, a->dilation[0], a->dilation[1], a->pad[0], a->pad[1]);
-    l->shape[0] = a->units; l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    l->shape[0] = a->units;
     return DL_OK;
 }
 static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
@@ -1067,29 +1117,25 @@ static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
     return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
 }
 
+/* Pooling: a window may hang over the padding but must touch the input, so
+   each pad is less than the (dilated) kernel; average pooling is not dilated. */
 static int dl__pool_infer(dl_layer *l, char *why) {      /* maxpool2d, avgpool2d */
     const dl_attrs *a = &l->a;
-    long long oh, ow;
-    int c, h, w;
-    char s0[48];
-    dl__in_str(l, 0, s0);
-    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
-    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
-    if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 || a->pad[1] < 0)
-        return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d must be positive, pad %dx%d not negative",
-                        a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
-    if (a->pad[0] > a->kernel[0] / 2 || a->pad[1] > a->kernel[1] / 2)
-        return dl__fail(why, DL_ERR_ARG, "pad %dx%d must be at most half the kernel %dx%d",
-                        a->pad[0], a->pad[1], a->kernel[0], a->kernel[1]);
-    oh = dl__conv_out(h, a->kernel[0], a->stride[0], a->pad[0], 1);
-    ow = dl__conv_out(w, a->kernel[1], a->stride[1], a->pad[1], 1);
-    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-        return dl__fail(why, DL_ERR_SHAPE, "input %s is smaller than the %dx%d window", s0, a->kernel[0], a->kernel[1]);
-    l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    int rc, i;
+    if ((rc = dl__window_infer(l, a->ceil_mode, why))) return rc;
+    if (a->ceil_mode < 0 || a->ceil_mode > 1 || a->count_include_pad < 0 || a->count_include_pad > 1)
+        return dl__fail(why, DL_ERR_ARG, "ceil_mode %d and count_include_pad %d must be 0 or 1", a->ceil_mode, a->count_include_pad);
+    if (l->op == DL_OP_AVGPOOL2D && (a->dilation[0] != 1 || a->dilation[1] != 1))
+        return dl__fail(why, DL_ERR_ARG, "dilation %dx%d: average pooling is not dilated", a->dilation[0], a->dilation[1]);
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] > a->dilation[i & 1] * (a->kernel[i & 1] - 1))
+            return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must be less than the %dx%d window",
+                            a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->dilation[0] * (a->kernel[0] - 1) + 1,
+                            a->dilation[1] * (a->kernel[1] - 1) + 1);
     return DL_OK;
 }
 
-static int dl__global_avgpool_infer(dl_layer *l, char *why) {
+static int dl__global_pool_infer(dl_layer *l, char *why) {   /* global avg and max pooling */
     char s0[48];
     dl__in_str(l, 0, s0);
     if (l->in[0]->ndim < 2) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW or CxL input, got %s", s0);
@@ -1346,6 +1392,12 @@ dl_layer *dl_dense(dl_layer *x, int units) {
 
 /* One axis of a geometry field: its own value if set, else the both-axes one, else def. */
 static int dl__axis(int axis, int both, int def) { return axis ? axis : both ? both : def; }
+/* The four pads of an options struct: per side when any side is set, else per axis. */
+static void dl__pads(dl_attrs *a, int both, int ph, int pw, int top, int left, int bottom, int right, int mode) {
+    if (top || left || bottom || right) { a->pad[0] = top; a->pad[1] = left; a->pad[2] = bottom; a->pad[3] = right; }
+    else { a->pad[0] = a->pad[2] = dl__axis(ph, both, 0); a->pad[1] = a->pad[3] = dl__axis(pw, both, 0); }
+    a->auto_pad = mode;
+}
 
 dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     dl_attrs a = dl__attrs0();
@@ -1354,7 +1406,7 @@ dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     a.units = d->filters;
     a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
     a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
-    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
+    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
     a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
     a.groups = d->groups ? d->groups : 1;
     a.bias = !d->no_bias;
@@ -1374,7 +1426,10 @@ static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
     a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
     a.stride[0] = dl__axis(d->stride_h, d->stride, a.kernel[0]); a.stride[1] = dl__axis(d->stride_w, d->stride, a.kernel[1]);
-    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
+    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
+    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
+    a.ceil_mode = d->ceil_mode;
+    a.count_include_pad = !d->exclude_pad;
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
 dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d); }
@@ -1399,6 +1454,7 @@ static dl_layer *dl__unary(int op, dl_layer *x, float alpha) {
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
 dl_layer *dl_global_avgpool(dl_layer *x) { return dl__unary(DL_OP_GLOBAL_AVGPOOL, x, 0); }
+dl_layer *dl_global_maxpool(dl_layer *x) { return dl__unary(DL_OP_GLOBAL_MAXPOOL, x, 0); }
 dl_layer *dl_batchnorm_ex(dl_layer *x, float eps, float momentum) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
@@ -2400,7 +2456,7 @@ dl_conv_geom dl_layer_conv_geom(const dl_layer *l) {
 }
 /* A 1x1, stride-1, unpadded convolution reads x as its own col matrix. */
 static int dl__conv_is_pointwise(const dl__conv *g) {
-    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->OH == g->H && g->OW == g->W;
 }
 /* Samples per chunk of the weight gradient: its partial sums are added in
    chunk order, and the chunk size depends on the shapes only. */
@@ -2585,29 +2641,37 @@ static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
     const dl_exec *e = j->e;
     int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, jj, hi = (t + 1) * j->planes_per_task;
     int kh = l->a.kernel[0], kw = l->a.kernel[1], sh = l->a.stride[0], sw = l->a.stride[1];
+    int dh = l->a.dilation[0], dw = l->a.dilation[1], fast;
     int32_t *arg0 = (int32_t *)e->saved;
     (void)thread;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
     if (hi > e->n * C) hi = e->n * C;
+    fast = kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && !l->a.pad[0] && !l->a.pad[1] &&
+           2 * OH <= H && 2 * OW == W && W <= 2048;
     for (nc = t * j->planes_per_task; nc < hi; nc++) {
         const float *x = e->in[0] + (size_t)nc * H * W;
         float *y = e->out + (size_t)nc * OH * OW;
         int32_t *arg = arg0 ? arg0 + (size_t)nc * OH * OW : NULL;
-        if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && l->a.pad[0] == 0 && l->a.pad[1] == 0 && W % 2 == 0 && W <= 2048) {
+        if (fast) {
             dl__plane_maxpool2(((const dl__cpu *)e->cpu)->simd, y, arg, x, W, OH);    /* the common case, vectorized */
             continue;
         }
         for (oh = 0; oh < OH; oh++)
             for (ow = 0; ow < OW; ow++) {
-                int h0 = oh * sh - l->a.pad[0], w0 = ow * sw - l->a.pad[1], best = -1;
+                int h0 = oh * sh - l->a.pad[0], w0 = ow * sw - l->a.pad[1], best = -1, a, b;
                 float m = -INFINITY;
-                for (i = h0 < 0 ? 0 : h0; i < h0 + kh && i < H; i++)
-                    for (jj = w0 < 0 ? 0 : w0; jj < w0 + kw && jj < W; jj++)
-                        if (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj]) {
+                for (a = 0; a < kh && m == m; a++) {
+                    i = h0 + a * dh;
+                    if (i < 0 || i >= H) continue;
+                    for (b = 0; b < kw; b++) {
+                        jj = w0 + b * dw;
+                        if (jj >= 0 && jj < W && (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj])) {
                             m = x[i * W + jj];
                             best = i * W + jj;
-                            if (m != m) { i = H; break; }   /* NaN: stop (both loops: row H is not in the plane) */
+                            if (m != m) break;      /* NaN: stop (the outer loop tests m too) */
                         }
+                    }
+                }
                 y[oh * OW + ow] = m;
                 if (arg) arg[oh * OW + ow] = best;
             }
@@ -2637,17 +2701,18 @@ static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
-/* ---- avgpool2d: y = mean over the window, zero padding counted (PyTorch's
-   count_include_pad); windows are clipped to the padded input. ---- */
+/* ---- avgpool2d: y = mean over the window. Windows are clipped to the padded
+   input (a ceil_mode window can hang over it); the divisor counts the padding
+   inside (count_include_pad, PyTorch's default) or only the input cells. ---- */
 static int dl__avgpool_window(const dl_layer *l, int H, int W, int oh, int ow, int *h0, int *h1, int *w0, int *w1) {
     int hs = oh * l->a.stride[0] - l->a.pad[0], ws = ow * l->a.stride[1] - l->a.pad[1];
     int he = hs + l->a.kernel[0], we = ws + l->a.kernel[1], count;
-    if (he > H + l->a.pad[0]) he = H + l->a.pad[0];
-    if (we > W + l->a.pad[1]) we = W + l->a.pad[1];
+    if (he > H + l->a.pad[2]) he = H + l->a.pad[2];
+    if (we > W + l->a.pad[3]) we = W + l->a.pad[3];
     count = (he - hs) * (we - ws);
     *h0 = hs < 0 ? 0 : hs; *w0 = ws < 0 ? 0 : ws;
     *h1 = he > H ? H : he; *w1 = we > W ? W : we;
-    return count;
+    return l->a.count_include_pad ? count : (*h1 - *h0) * (*w1 - *w0);
 }
 static int dl__avgpool2d_forward(const dl_layer *l, const dl_exec *e) {
     int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, j, h0, h1, w0, w1;
@@ -2697,6 +2762,29 @@ static int dl__global_avgpool_backward(const dl_layer *l, const dl_exec *e) {
         for (s = 0; s < S; s++) e->din[0][(size_t)i * S + s] += e->dout[i] / (float)S;
     return DL_OK;
 }
+
+/* ---- global_maxpool: y[n,c] = max_s x[n,c,s]; saved: the index s of the
+   maximum (the first; NaN wins, as in maxpool2d). (N,C,S) -> (N,C) ---- */
+static int dl__global_maxpool_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C, nc, s;
+    int32_t *arg = (int32_t *)e->saved;
+    for (nc = 0; nc < e->n * C; nc++) {
+        const float *x = e->in[0] + (size_t)nc * S;
+        int best = 0;
+        for (s = 1; s < S && x[best] == x[best]; s++) if (x[s] > x[best] || x[s] != x[s]) best = s;
+        e->out[nc] = x[best];
+        if (arg) arg[nc] = best;
+    }
+    return DL_OK;
+}
+static int dl__global_maxpool_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C, nc;
+    const int32_t *arg = (const int32_t *)e->saved;
+    if (!e->din[0]) return DL_OK;
+    for (nc = 0; nc < e->n * C; nc++) e->din[0][(size_t)nc * S + arg[nc]] += e->dout[nc];
+    return DL_OK;
+}
+/* CUDA: dlc__global_maxpool_*, dlk__global_maxpool_* */
 
 /* Per-channel ops run as tasks over channels: a channel's sums stay in one task. */
 typedef struct { const dl_layer *l; const dl_exec *e; } dl__chan_job;
@@ -3001,6 +3089,7 @@ static int dl__input_backward(const dl_layer *l, const dl_exec *e) { (void)l; (v
 
 /* ---- what ops keep from forward for backward, and their scratch ---- */
 static size_t dl__maxpool2d_saved(const dl_layer *l, int n) { return (size_t)n * l->size; }   /* argmax indices */
+static size_t dl__global_maxpool_saved(const dl_layer *l, int n) { return (size_t)n * l->size; }   /* argmax */
 static size_t dl__batchnorm_saved(const dl_layer *l, int n) { (void)n; return 2 * (size_t)l->shape[0]; }  /* mean, invstd */
 /* Scratch for backends that lower convolution to an explicit im2col. */
 static size_t dl__conv2d_ws(const dl_layer *l, int n) {
@@ -3041,12 +3130,18 @@ static const dl__attr_spec dl__dense_attrs[] = {
     DL__ATTR("units", DL__A_INT, 1, units, 0), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
 static const dl__attr_spec dl__conv2d_attrs[] = {
     DL__ATTR("filters", DL__A_INT, 1, units, 0), DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0),
-    DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 2, pad, 0),
-    DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR("group", DL__A_INT, 1, groups, 1),
-    DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
-static const dl__attr_spec dl__pool_attrs[] = {
+    DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 4, pad, 0),
+    DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
+    DL__ATTR("group", DL__A_INT, 1, groups, 1), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__maxpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
-    DL__ATTR("pads", DL__A_INT, 2, pad, 0), DL__ATTR_END };
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
+    DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR_END };
+static const dl__attr_spec dl__avgpool2d_attrs[] = {
+    DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
+    DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("count_include_pad", DL__A_INT, 1, count_include_pad, 1),
+    DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR_END };
 static const dl__attr_spec dl__batchnorm_attrs[] = {
     DL__ATTR("epsilon", DL__A_FLOAT, 1, eps, 1e-5f), DL__ATTR("momentum", DL__A_FLOAT, 1, momentum, 0.1f), DL__ATTR_END };
 static const dl__attr_spec dl__dropout_attrs[] = { DL__ATTR("ratio", DL__A_FLOAT, 1, alpha, 0.5f), DL__ATTR_END };
@@ -3065,10 +3160,10 @@ static const dl__op_info dl__ops[] = {
     { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
       dl__conv2d_cpu_ws, dl__conv2d_attrs, dl__conv2d_forward, dl__conv2d_backward },
     { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
-      dl__pool_attrs, dl__maxpool2d_forward, dl__maxpool2d_backward },
+      dl__maxpool2d_attrs, dl__maxpool2d_forward, dl__maxpool2d_backward },
     { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
-      dl__pool_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
-    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, 0, 0, dl__global_avgpool_infer, NULL, NULL, NULL, NULL,
+      dl__avgpool2d_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
+    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
     { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS, 0, dl__batchnorm_infer, dl__batchnorm_params,
       dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
@@ -3100,6 +3195,8 @@ static const dl__op_info dl__ops[] = {
       dl__no_attrs, dl__matmul_forward, dl__matmul_backward },
     { DL_OP_CUSTOM, "custom", 1, 64, DL__F_USER, 0, dl__custom_infer, dl__custom_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__custom_forward, dl__custom_backward },
+    { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
+      dl__no_attrs, dl__global_maxpool_forward, dl__global_maxpool_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -4270,12 +4367,15 @@ static int dl__get_floats(dl__rbuf *r, float *f, size_t n) {
     for (i = 0; i < n; i++) dl__get_f32(r, &f[i]);
     return 1;
 }
-static int dl__get_attrs_v1(dl__rbuf *r, dl_attrs *a) {
+/* Format 1's fixed record: symmetric pads, pooling undilated and counting
+   the padding, no later attribute. */
+static int dl__get_attrs_v1(dl__rbuf *r, int op, dl_attrs *a) {
     int v[16], i;
     for (i = 0; i < 16; i++) if (!dl__get_i32(r, &v[i])) return 0;
     memset(a, 0, sizeof *a);
     a->units = v[0]; a->kernel[0] = v[1]; a->kernel[1] = v[2]; a->stride[0] = v[3]; a->stride[1] = v[4];
-    a->pad[0] = v[5]; a->pad[1] = v[6]; a->dilation[0] = v[7]; a->dilation[1] = v[8]; a->groups = v[9];
+    a->pad[0] = a->pad[2] = v[5]; a->pad[1] = a->pad[3] = v[6]; a->dilation[0] = v[7]; a->dilation[1] = v[8]; a->groups = v[9];
+    if (op == DL_OP_MAXPOOL2D || op == DL_OP_AVGPOOL2D) { a->dilation[0] = a->dilation[1] = 1; a->count_include_pad = 1; }
     a->bias = v[10]; a->ndim = v[11]; a->shape[0] = v[12]; a->shape[1] = v[13]; a->shape[2] = v[14];
     return dl__get_f32(r, &a->alpha) && dl__get_f32(r, &a->eps) && dl__get_f32(r, &a->momentum);
 }
@@ -4313,10 +4413,11 @@ static int dl__get_attrs(dl__rbuf *r, int op, dl_attrs *a, char *why) {
 
 /* No real layer has a dimension, kernel or stride beyond 2^24. */
 static int dl__attrs_sane(const dl_attrs *a) {
-    const int v[15] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
-                        a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2] };
+    const int v[20] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+                        a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2],
+                        a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad };
     int i;
-    for (i = 0; i < 15; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
+    for (i = 0; i < 20; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
     return a->alpha == a->alpha && a->eps == a->eps && a->momentum == a->momentum;
 }
 
@@ -4370,7 +4471,7 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             if (idx[j] >= i) DL__BAD("layer %u '%s': input %u is not an earlier layer", i, name, idx[j]);
             ins[j] = net->layers[idx[j]];
         }
-        if (format == 1 ? !dl__get_attrs_v1(&r, &a) : dl__get_attrs(&r, (int)op, &a, why) != DL_OK)
+        if (format == 1 ? !dl__get_attrs_v1(&r, (int)op, &a) : dl__get_attrs(&r, (int)op, &a, why) != DL_OK)
             DL__BAD("layer %u '%s': %s", i, name, format == 1 ? "truncated attributes" : why);
         if (!dl__attrs_sane(&a)) DL__BAD("layer %u '%s': attribute out of range", i, name);
         if (into) {

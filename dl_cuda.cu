@@ -378,7 +378,7 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
 }
 
 /* ---- pooling geometry ---- */
-typedef struct dlc_pool { int H, W, OH, OW, KH, KW, sh, sw, ph, pw; } dlc_pool;
+typedef struct dlc_pool { int H, W, OH, OW, KH, KW, sh, sw, ph, pw, ph1, pw1, dh, dw, count_pad; } dlc_pool;
 static dlc_pool dlc__pool_geom(const dl_layer *l) {
     dlc_pool g;
     int C;
@@ -386,7 +386,9 @@ static dlc_pool dlc__pool_geom(const dl_layer *l) {
     g.OH = l->shape[1]; g.OW = l->shape[2];
     g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
     g.sh = l->a.stride[0]; g.sw = l->a.stride[1];
-    g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
+    g.ph = l->a.pad[0]; g.pw = l->a.pad[1]; g.ph1 = l->a.pad[2]; g.pw1 = l->a.pad[3];
+    g.dh = l->a.dilation[0]; g.dw = l->a.dilation[1];
+    g.count_pad = l->a.count_include_pad;
     return g;
 }
 /* The outputs whose (unclipped) window holds input row ih: oh*s - p <= ih < oh*s - p + k. */
@@ -397,19 +399,25 @@ static __device__ void dlc__pool_range(int ih, int k, int s, int p, int on, int 
     if (*hi > on - 1) *hi = on - 1;
 }
 
-/* ---- maxpool2d: y = max over the window (padding is -inf); saved: int32
-   index in the input plane of each output's maximum. (N,C,H,W) -> (N,C,OH,OW) ---- */
+/* ---- maxpool2d: y = max over the (dilated) window (padding is -inf); saved:
+   int32 index in the input plane of each output's maximum (the first in scan
+   order; NaN wins). (N,C,H,W) -> (N,C,OH,OW) ---- */
 static __global__ void dlk__maxpool2d_forward(dlc_pool g, const float *x, size_t total, float *y, int *arg) {
     DLC_FOR(o, total) {
-        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), i, j, best = -1;
+        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), i, j, a, b, best = -1;
         const float *xp = x + o / ((size_t)g.OW * g.OH) * g.H * g.W;
         int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
         float m = -INFINITY;
-        for (i = h0 < 0 ? 0 : h0; i < h0 + g.KH && i < g.H; i++)
-            for (j = w0 < 0 ? 0 : w0; j < w0 + g.KW && j < g.W; j++) {
-                float v = xp[i * g.W + j];
+        for (a = 0; a < g.KH && m == m; a++) {
+            if ((i = h0 + a * g.dh) < 0 || i >= g.H) continue;
+            for (b = 0; b < g.KW; b++) {
+                float v;
+                if ((j = w0 + b * g.dw) < 0 || j >= g.W) continue;
+                v = xp[i * g.W + j];
                 if (best < 0 || v > m || v != v) { m = v; best = i * g.W + j; }
+                if (m != m) break;
             }
+        }
         y[o] = m;
         if (arg) arg[o] = best;
     }
@@ -420,8 +428,8 @@ static __global__ void dlk__maxpool2d_backward(dlc_pool g, const float *dy, cons
         int iw = (int)(i % g.W), ih = (int)(i / g.W % g.H), self = ih * g.W + iw, oh0, oh1, ow0, ow1, oh, ow;
         size_t plane = i / ((size_t)g.W * g.H) * g.OH * g.OW;
         float acc = dx[i];
-        dlc__pool_range(ih, g.KH, g.sh, g.ph, g.OH, &oh0, &oh1);
-        dlc__pool_range(iw, g.KW, g.sw, g.pw, g.OW, &ow0, &ow1);
+        dlc__pool_range(ih, (g.KH - 1) * g.dh + 1, g.sh, g.ph, g.OH, &oh0, &oh1);   /* the dilated extent: a superset */
+        dlc__pool_range(iw, (g.KW - 1) * g.dw + 1, g.sw, g.pw, g.OW, &ow0, &ow1);
         for (oh = oh0; oh <= oh1; oh++)
             for (ow = ow0; ow <= ow1; ow++) {
                 size_t o = plane + (size_t)oh * g.OW + ow;
@@ -442,16 +450,16 @@ static int dlc__maxpool2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) 
     return DL_OK;
 }
 
-/* ---- avgpool2d: y = mean over the window, zero padding counted; windows are
-   clipped to the padded input (dl.h's dl__avgpool_window) ---- */
+/* ---- avgpool2d: y = mean over the window, clipped to the padded input; the
+   divisor counts the padding or not (dl.h's dl__avgpool_window) ---- */
 static __device__ int dlc__avgpool_window(const dlc_pool *g, int oh, int ow, int *h0, int *h1, int *w0, int *w1) {
     int hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
     int he = hs + g->KH, we = ws + g->KW;
-    if (he > g->H + g->ph) he = g->H + g->ph;
-    if (we > g->W + g->pw) we = g->W + g->pw;
+    if (he > g->H + g->ph1) he = g->H + g->ph1;
+    if (we > g->W + g->pw1) we = g->W + g->pw1;
     *h0 = hs < 0 ? 0 : hs; *w0 = ws < 0 ? 0 : ws;
     *h1 = he > g->H ? g->H : he; *w1 = we > g->W ? g->W : we;
-    return (he - hs) * (we - ws);
+    return g->count_pad ? (he - hs) * (we - ws) : (*h1 - *h0) * (*w1 - *w0);
 }
 static __global__ void dlk__avgpool2d_forward(dlc_pool g, const float *x, size_t total, float *y) {
     DLC_FOR(o, total) {
@@ -511,6 +519,34 @@ static int dlc__global_avgpool_backward(dlc *c, const dl_layer *l, const dl_exec
     size_t total = (size_t)e->n * l->in[0]->size;
     if (!e->din[0]) return DL_OK;
     DLC_EACH(dlk__global_avgpool_backward, total, e->dout, S, total, e->din[0]);
+    return DL_OK;
+}
+
+/* ---- global_maxpool: y[n,c] = max_s x[n,c,s]; saved: int32 index s of the
+   maximum (the first; NaN wins). One thread per (n,c). ---- */
+static __global__ void dlk__global_maxpool_forward(const float *x, int S, size_t total, float *y, int *arg) {
+    DLC_FOR(o, total) {
+        const float *r = x + o * S;
+        int best = 0, s;
+        for (s = 1; s < S && r[best] == r[best]; s++) if (r[s] > r[best] || r[s] != r[s]) best = s;
+        y[o] = r[best];
+        if (arg) arg[o] = best;
+    }
+}
+static __global__ void dlk__global_maxpool_backward(const float *dy, const int *arg, int S, size_t total, float *dx) {
+    DLC_FOR(o, total) dx[o * S + arg[o]] += dy[o];
+}
+static int dlc__global_maxpool_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C;
+    size_t total = (size_t)e->n * C;
+    DLC_EACH(dlk__global_maxpool_forward, total, e->in[0], S, total, e->out, (int *)e->saved);
+    return DL_OK;
+}
+static int dlc__global_maxpool_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C;
+    size_t total = (size_t)e->n * C;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__global_maxpool_backward, total, e->dout, (const int *)e->saved, S, total, e->din[0]);
     return DL_OK;
 }
 
@@ -961,6 +997,7 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_MUL, dlc__mul_forward, dlc__mul_backward },
     { DL_OP_MATMUL, dlc__matmul_forward, dlc__matmul_backward },
     { DL_OP_CUSTOM, dlc__custom_forward, dlc__custom_backward },
+    { DL_OP_GLOBAL_MAXPOOL, dlc__global_maxpool_forward, dlc__global_maxpool_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

@@ -234,6 +234,64 @@ def combine_cases():
     layer_case("flatten", M(lambda s, x: torch.softmax(x.flatten(1), 1)), torch.randn(3, 2, 3, 4))
 
 
+def same_pads(n, k, s, d, upper):
+    """TensorFlow's / ONNX's SAME_UPPER and SAME_LOWER: the (begin, end) pads for ceil(n / s) outputs."""
+    out = -(-n // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    begin = total // 2 if upper else total - total // 2
+    return begin, total - begin
+
+
+def padding_cases():
+    """Asymmetric and "same" padding, ceil_mode, count_include_pad off, dilated
+    max pooling, global max pooling. PyTorch pads one amount per axis, so
+    each asymmetric case is an explicit F.pad (-inf for max pooling) in front
+    of an unpadded layer: the SAME cases are checked against the explicit
+    pads TensorFlow and ONNX define. pads are (top, left, bottom, right)."""
+    def tblr(t, l, b, r):
+        return (l, r, t, b)             # F.pad's order
+    def maxpool_padded(name, chw, k, s, pads):
+        seed(name)
+        f = lambda s_, x: F.max_pool2d(F.pad(x, tblr(*pads), value=float("-inf")), k, s)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    def avgpool_padded_excl(name, chw, k, s, pads):
+        seed(name)
+        def f(s_, x):                   # the mean over the input cells of each window
+            ones = torch.ones_like(x[:1, :1])
+            return F.avg_pool2d(F.pad(x, tblr(*pads)), k, s) / F.avg_pool2d(F.pad(ones, tblr(*pads)), k, s)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    def conv_padded(name, chw, filters, k, s, pads):
+        seed(name)
+        model = M(lambda s_, x: s_.conv(F.pad(x, tblr(*pads))), conv=nn.Conv2d(chw[0], filters, k, s))
+        layer_case(name, model, torch.randn(3, *chw))
+    maxpool_padded("maxpool_pads_asym", (3, 7, 6), 2, 2, (0, 1, 1, 0))
+    th, bh = same_pads(7, 2, 2, 1, True); tw, bw = same_pads(5, 2, 2, 1, True)
+    maxpool_padded("maxpool_same_upper", (2, 7, 5), 2, 2, (th, tw, bh, bw))
+    th, bh = same_pads(8, 3, 2, 1, False); tw, bw = same_pads(6, 3, 2, 1, False)
+    maxpool_padded("maxpool_same_lower", (2, 8, 6), 3, 2, (th, tw, bh, bw))
+    seed("maxpool_ceil")
+    layer_case("maxpool_ceil", M(lambda s_, x: F.max_pool2d(x, 3, 2, ceil_mode=True)), torch.randn(3, 2, 8, 8))
+    seed("maxpool_dil2")
+    layer_case("maxpool_dil2", M(lambda s_, x: F.max_pool2d(x, 3, 2, 1, dilation=2)), torch.randn(3, 2, 9, 8))
+    seed("avgpool_ceil")
+    layer_case("avgpool_ceil", M(lambda s_, x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True)),
+               torch.randn(3, 2, 8, 8))
+    seed("avgpool_excl_pad")
+    layer_case("avgpool_excl_pad", M(lambda s_, x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)), torch.randn(3, 3, 9, 7))
+    seed("avgpool_ceil_excl")
+    layer_case("avgpool_ceil_excl", M(lambda s_, x: F.avg_pool2d(x, 2, 2, 1, ceil_mode=True, count_include_pad=False)),
+               torch.randn(3, 2, 7, 6))
+    th, bh = same_pads(7, 2, 2, 1, True); tw, bw = same_pads(5, 2, 2, 1, True)
+    avgpool_padded_excl("avgpool_same_upper", (2, 7, 5), 2, 2, (th, tw, bh, bw))
+    seed("global_maxpool")
+    layer_case("global_maxpool", M(lambda s_, x: x.amax((2, 3))), torch.randn(3, 5, 4, 6))
+    conv_padded("conv_pads_asym", (3, 7, 6), 4, 3, 1, (0, 2, 1, 1))
+    th, bh = same_pads(9, 4, 2, 1, True); tw, bw = same_pads(8, 4, 2, 1, True)
+    conv_padded("conv_same_upper_k4_s2", (3, 9, 8), 5, 4, 2, (th, tw, bh, bw))
+    th, bh = same_pads(6, 2, 1, 1, False); tw, bw = same_pads(5, 2, 1, 1, False)
+    conv_padded("conv_same_lower_k2", (2, 6, 5), 3, 2, 1, (th, tw, bh, bw))
+
+
 def custom_cases():
     """dl_custom with tests/ops.h's square layer, y = scale * x^2 + shift, then a dense "fc"."""
     seed("custom_square")
@@ -387,6 +445,7 @@ def main():
     activation_cases()
     combine_cases()
     custom_cases()
+    padding_cases()
     dropout_cases()
     loss_cases()
     optim_cases()

@@ -61,6 +61,7 @@ static dl_layer *mk_conv(dl_layer *x, const void *a) { return dl_conv2d_ex(x, (c
 static dl_layer *mk_maxpool(dl_layer *x, const void *a) { return dl_maxpool2d_ex(x, (const dl_pool_desc *)a); }
 static dl_layer *mk_avgpool(dl_layer *x, const void *a) { return dl_avgpool2d_ex(x, (const dl_pool_desc *)a); }
 static dl_layer *mk_gap(dl_layer *x, const void *a) { (void)a; return dl_global_avgpool(x); }
+static dl_layer *mk_gmp(dl_layer *x, const void *a) { (void)a; return dl_global_maxpool(x); }
 static dl_layer *mk_bn(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(x); }
 static dl_layer *mk_bn_ex(dl_layer *x, const void *a) { (void)a; return dl_batchnorm_ex(x, 1e-3f, 0.3f); }
 static dl_layer *mk_bn_dense(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(ops_named(dl_dense(x, 6), "fc")); }
@@ -151,10 +152,6 @@ static dl_layer *mk_same_input(dl_layer *x, const void *a) {  /* one layer as se
     parts[0] = dl_add(h, h); parts[1] = dl_mul(h, h); parts[2] = dl_concat(xs, 2); parts[3] = dl_flatten(dl_matmul(m, m));
     return dl_dense(dl_concat(parts, 4), 4);
 }
-static dl_layer *mk_pool_chain(dl_layer *x, const void *a) {  /* conv, relu, maxpool, avgpool, global avgpool */
-    return dl_global_avgpool(dl_avgpool2d_ex(dl_maxpool2d_ex(dl_relu(dl_conv2d(x, 5, 3, 1, 1)), (const dl_pool_desc *)a),
-                                             (const dl_pool_desc *)a));
-}
 static dl_layer *mk_bn_dropout(dl_layer *x, const void *a) {  /* statistics carried from a training forward into eval */
     (void)a;
     return dl_dropout(dl_prelu(dl_batchnorm(dl_conv2d(x, 6, 3, 2, 1))), 0.25f);
@@ -186,7 +183,23 @@ static const dl_pool_desc
     pl_k2 = { .kernel = 2, .stride = 2 }, pl_k3_s2_p1 = { .kernel = 3, .stride = 2, .pad = 1 },
     pl_k3_s1_p1 = { .kernel = 3, .stride = 1, .pad = 1 }, pl_k4_s3_p2 = { .kernel = 4, .stride = 3, .pad = 2 },
     pl_rect = { .kernel_h = 3, .kernel_w = 2, .stride_h = 1, .stride_w = 2, .pad = 1 },
-    pl_rect2 = { .kernel = 3, .kernel_w = 4, .stride = 2, .stride_w = 3, .pad = 1, .pad_w = 2 };
+    pl_rect2 = { .kernel = 3, .kernel_w = 4, .stride = 2, .stride_w = 3, .pad = 1, .pad_w = 2 },
+    pl_pads_asym = { .kernel = 2, .stride = 2, .pad_top = 0, .pad_left = 1, .pad_bottom = 1, .pad_right = 0 },
+    pl_same_upper = { .kernel = 2, .stride = 2, .auto_pad = DL_PAD_SAME_UPPER },
+    pl_same_lower = { .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER },
+    pl_ceil = { .kernel = 3, .stride = 2, .ceil_mode = 1 }, pl_ceil_k2 = { .kernel = 2, .stride = 2, .ceil_mode = 1 },
+    pl_dil2 = { .kernel = 3, .stride = 2, .pad = 1, .dilation = 2 },
+    pl_dil_rect = { .kernel = 2, .stride = 1, .dilation_h = 3, .dilation_w = 2, .pad_top = 2, .pad_right = 1 },
+    pl_avg_ceil = { .kernel = 3, .stride = 2, .pad = 1, .ceil_mode = 1 },
+    pl_avg_excl = { .kernel = 3, .stride = 2, .pad = 1, .exclude_pad = 1 },
+    pl_avg_ceil_excl = { .kernel = 2, .stride = 2, .pad = 1, .ceil_mode = 1, .exclude_pad = 1 },
+    pl_avg_same = { .kernel = 2, .stride = 2, .auto_pad = DL_PAD_SAME_UPPER, .exclude_pad = 1 };
+static const dl_conv_desc
+    cv_pads_asym = { .filters = 4, .kernel = 3, .pad_top = 0, .pad_left = 2, .pad_bottom = 1, .pad_right = 1 },
+    cv_same_k4_s2 = { .filters = 5, .kernel = 4, .stride = 2, .auto_pad = DL_PAD_SAME_UPPER },
+    cv_same_lower_k2 = { .filters = 3, .kernel = 2, .auto_pad = DL_PAD_SAME_LOWER },
+    cv_same_k4_s1 = { .filters = 3, .kernel = 4, .auto_pad = DL_PAD_SAME_UPPER },
+    cv_1x1_asym = { .filters = 3, .kernel = 1, .pad_bottom = 1, .pad_right = 2 };
 
 #define OPS_CONV(label, n, c, h, w, d, fx) { DL_OP_CONV2D, label, n, c, h, w, mk_conv, &d, "conv", fx, 1 }
 #define OPS_POOL(op, label, n, c, h, w, mk, d, fx) { op, label, n, c, h, w, mk, &d, NULL, fx, 1 }
@@ -226,6 +239,11 @@ static const op_case op_cases[] = {
     OPS_CONV("conv_nobias", 2, 3, 6, 5, fx_nobias, "conv_nobias"),
     OPS_CONV("conv_rect", 2, 2, 9, 8, fx_rect, "conv_rect"),
     OPS_CONV("conv_wide", 2, 16, 12, 12, fx_wide, "conv_wide"),
+    OPS_CONV("conv_pads_asym", 2, 3, 7, 6, cv_pads_asym, "conv_pads_asym"),
+    OPS_CONV("conv_same_upper_k4_s2", 2, 3, 9, 8, cv_same_k4_s2, "conv_same_upper_k4_s2"),
+    OPS_CONV("conv_same_lower_k2", 1, 2, 6, 5, cv_same_lower_k2, "conv_same_lower_k2"),
+    OPS_CONV("conv 4x4 same_upper stride1 (pads 1, 2)", 2, 3, 6, 7, cv_same_k4_s1, NULL),
+    OPS_CONV("conv 1x1 padded bottom 1, right 2", 2, 4, 5, 6, cv_1x1_asym, NULL),
 
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 2x2 on 7x5", 3, 3, 7, 5, mk_maxpool, pl_k2, NULL),
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 3x3 stride2 pad1", 1, 2, 7, 6, mk_maxpool, pl_k3_s2_p1, NULL),
@@ -241,7 +259,19 @@ static const op_case op_cases[] = {
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_k2", 2, 3, 8, 6, mk_avgpool, pl_k2, "avgpool_k2"),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_k3_s2_p1", 2, 3, 9, 7, mk_avgpool, pl_k3_s2_p1, "avgpool_k3_s2_p1"),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_k3_s1_p1", 2, 2, 5, 6, mk_avgpool, pl_k3_s1_p1, "avgpool_k3_s1_p1"),
-    OPS_POOL(DL_OP_AVGPOOL2D, "conv, relu, maxpool, avgpool, global avgpool", 2, 3, 11, 9, mk_pool_chain, pl_k3_s2_p1, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool_pads_asym", 2, 3, 7, 6, mk_maxpool, pl_pads_asym, "maxpool_pads_asym"),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool_same_upper", 2, 2, 7, 5, mk_maxpool, pl_same_upper, "maxpool_same_upper"),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool_same_lower", 2, 2, 8, 6, mk_maxpool, pl_same_lower, "maxpool_same_lower"),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool_ceil", 2, 2, 8, 8, mk_maxpool, pl_ceil, "maxpool_ceil"),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool_dil2", 2, 2, 9, 8, mk_maxpool, pl_dil2, "maxpool_dil2"),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 2x2 ceil on 7x5 batch1", 1, 3, 7, 5, mk_maxpool, pl_ceil_k2, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool dilation 3x2, pads top 2 right 1", 2, 2, 8, 7, mk_maxpool, pl_dil_rect, NULL),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_ceil", 2, 2, 8, 8, mk_avgpool, pl_avg_ceil, "avgpool_ceil"),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_excl_pad", 2, 3, 9, 7, mk_avgpool, pl_avg_excl, "avgpool_excl_pad"),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_ceil_excl", 1, 2, 7, 6, mk_avgpool, pl_avg_ceil_excl, "avgpool_ceil_excl"),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_same_upper", 2, 2, 7, 5, mk_avgpool, pl_avg_same, "avgpool_same_upper"),
+    OPS_UNARY(DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 3, 5, 4, 6, mk_gmp, NULL, NULL, "global_maxpool"),
+    OPS_UNARY(DL_OP_GLOBAL_MAXPOOL, "global maxpool over (C, L) batch1", 1, 4, 7, 0, mk_gmp, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 3, 5, 4, 6, mk_gap, NULL, NULL, "global_avgpool"),
     OPS_UNARY(DL_OP_GLOBAL_AVGPOOL, "global_avgpool_cl", 2, 5, 6, 0, mk_gap, NULL, NULL, "global_avgpool_cl"),
 

@@ -131,7 +131,7 @@ static void compare_saved(const char *label, dl_net *a, dl_net *b, int n) {
         if (!k || !a->ctx->needed[i] || !a->ctx->saved[i]) continue;
         h = fetch(b, b->ctx->saved[i], k);
         snprintf(what, sizeof what, "saved buffer of %s", l->name);
-        if (l->op == DL_OP_MAXPOOL2D) {
+        if (l->op == DL_OP_MAXPOOL2D || l->op == DL_OP_GLOBAL_MAXPOOL) {   /* int32 indices */
             const int32_t *ga = (const int32_t *)(void *)h, *ca = (const int32_t *)(void *)a->ctx->saved[i];
             for (j = 0; j < k; j++) bad += ga[j] != ca[j];
             CHECK(!bad, "%s: %s: %lu of %lu argmax indices differ", label, what, (unsigned long)bad, (unsigned long)k);
@@ -288,6 +288,17 @@ static void test_op_cases(void) {
     }
     op_cases_cover("test_cuda", ran, NULL);
 }
+
+/* conv, relu, maxpool, avgpool, global avgpool: argmax switches everywhere in
+   weight space, so no finite-difference case (tests/ops.h) but a parity one */
+static dl_layer *build_pool_chain(dl_net *net, const void *p) {
+    dl_pool_desc pd;
+    (void)p;
+    memset(&pd, 0, sizeof pd);
+    pd.kernel = 3; pd.stride = 2; pd.pad = 1;
+    return dl_global_avgpool(dl_avgpool2d_ex(dl_maxpool2d_ex(dl_relu(dl_conv2d(dl_input(net, 3, 11, 9), 5, 3, 1, 1)), &pd), &pd));
+}
+static void test_pool_chain(void) { parity("conv, relu, maxpool, avgpool, global avgpool", build_pool_chain, NULL, 2); }
 
 static void test_conv_chunks(void) {   /* a scratch limit of a few samples: the batch runs in chunks, the last one short */
     conv_arg a = { 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0 };
@@ -800,6 +811,7 @@ int main(int argc, char **argv) {
 #endif
     RUN(test_op_cases);
     RUN(test_conv_chunks);
+    RUN(test_pool_chain);
     RUN(test_reference_cnn);
     RUN(test_losses);
     RUN(test_optimizers);

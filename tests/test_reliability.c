@@ -163,12 +163,12 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_conv2d(x, 0, 3, 1, 1), "conv2d|input_1|filters 0");
     BAD_NULL(net, dl_conv2d(x, 4, 3, 0, 1), "conv2d|input_1|stride 0");
     BAD_NULL(net, dl_conv2d(x, 4, 3, -1, 1), "conv2d|stride -1");
-    BAD_NULL(net, dl_conv2d(x, 4, 3, 1, -1), "conv2d|pad -1x-1");
+    BAD_NULL(net, dl_conv2d(x, 4, 3, 1, -1), "conv2d|pads (top -1, left -1, bottom -1, right -1)|not be negative");
     BAD_NULL(net, dl_conv2d(x, 4, 0, 1, 1), "conv2d|kernel 0x0");
     BAD_NULL(net, dl_conv2d(v, 4, 3, 1, 1), "conv2d|input_2|CxHxW");
     BAD_NULL(net, dl_conv2d(x, 4, INT_MAX, 1, 1), "conv2d|does not fit");
     BAD_NULL(net, dl_conv2d(x, 4, 9, 2, 0), "conv2d|input_1|does not fit kernel 9x9");      /* too big by less than a stride */
-    BAD_NULL(net, dl_maxpool2d(dl_input(net, 1, 1, 8), 2, 2), "maxpool2d|1x1x8|smaller than the 2x2 window");
+    BAD_NULL(net, dl_maxpool2d(dl_input(net, 1, 1, 8), 2, 2), "maxpool2d|1x1x8|does not fit kernel 2x2");
     BAD_NULL(net, dl_conv2d(x, 4, 3, 1, INT_MAX), "conv2d|does not fit");
     BAD_NULL(net, dl_conv2d(x, INT_MAX, 3, 1, 1), "conv2d|too large");
     BAD_NULL(net, dl_conv2d_ex(x, NULL), "conv2d|desc is NULL");
@@ -180,19 +180,39 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|groups -1");
     memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel_h = 3; cd.kernel_w = -3;
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|kernel 3x-3");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.pad_bottom = -2;
+    BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|input_1|pads (top 0, left 0, bottom -2, right 0)");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.auto_pad = -1;
+    BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|auto_pad -1");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 9; cd.pad_top = 1;
+    BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|3x8x8|does not fit kernel 9x9|top 1, left 0, bottom 0");
 
     /* pooling */
     BAD_NULL(net, dl_maxpool2d(x, 0, 2), "maxpool2d|input_1|kernel 0");
     BAD_NULL(net, dl_maxpool2d(x, 2, 0), "maxpool2d|stride 0");
-    BAD_NULL(net, dl_maxpool2d(x, 9, 1), "maxpool2d|input_1|3x8x8|smaller than the 9x9 window");
+    BAD_NULL(net, dl_maxpool2d(x, 9, 1), "maxpool2d|input_1|3x8x8|does not fit kernel 9x9");
     BAD_NULL(net, dl_maxpool2d(v, 2, 2), "maxpool2d|input_2|CxHxW");
     BAD_NULL(net, dl_maxpool2d_ex(x, NULL), "maxpool2d|desc is NULL");
     memset(&pd, 0, sizeof pd); pd.kernel = 2; pd.pad = 2;
-    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|pad 2x2|at most half");
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|pads (top 2, left 2, bottom 2, right 2)|less than the 2x2 window");
     BAD_NULL(net, dl_avgpool2d(x, 0, 1), "avgpool2d|kernel 0");
     BAD_NULL(net, dl_avgpool2d(x, 2, -1), "avgpool2d|stride -1");
     memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.pad = -1;
-    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|pad -1x-1");
+    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|pads (top -1, left -1, bottom -1, right -1)");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.pad_top = 1; pd.pad_right = 3;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|input_1|pads (top 1, left 0, bottom 0, right 3)|less than the 3x3 window");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.auto_pad = 3;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|auto_pad 3");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.ceil_mode = 2;
+    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|ceil_mode 2");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.dilation = 2;
+    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|dilation 2x2|not dilated");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.dilation_w = -1;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|dilation 1x-1");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.dilation = 4;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|3x8x8|does not fit kernel 3x3, dilation 4x4");
+    BAD_NULL(net, dl_global_maxpool(v), "global_maxpool|input_2|CxHxW or CxL");
+    BAD_IS(!dl_global_maxpool(NULL));
     BAD_NULL(net, dl_avgpool2d(v, 2, 2), "avgpool2d|input_2|CxHxW");
     BAD_NULL(net, dl_global_avgpool(v), "global_avgpool|input_2|CxHxW or CxL");
     BAD_IS(!dl_global_avgpool(NULL));
