@@ -5,12 +5,13 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -pedantic -Werror
 LDLIBS   = -lm -pthread
 B        = build
+comma    = ,
 
 # Every test is one C file that includes dl.h with its implementation
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
@@ -42,8 +43,66 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
+# The library, Python and browser tests are scripts that install, build and
+# serve what they test; each says "not run" when its tools are missing.
+SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(SCRIPTS)
+
+# The library: `make lib`, then `make install PREFIX=/usr/local` (DESTDIR too).
+# Named libdlh (dlh.pc), not libdl: -ldl is glibc's dynamic-loading library.
+# The file name carries the header's version; the soname, what breaks the ABI:
+# the major version, or major.minor before 1.0 (0.x minors may change structs).
+V_MAJOR := $(shell sed -n 's/^\#define DL_VERSION_MAJOR //p' dl.h)
+V_MINOR := $(shell sed -n 's/^\#define DL_VERSION_MINOR //p' dl.h)
+V_PATCH := $(shell sed -n 's/^\#define DL_VERSION_PATCH //p' dl.h)
+VERSION  = $(V_MAJOR).$(V_MINOR).$(V_PATCH)
+SOVER    = $(if $(filter 0,$(V_MAJOR)),0.$(V_MINOR),$(V_MAJOR))
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+LIBS     = $(B)/libdlh.so.$(VERSION) $(B)/libdlh.so.$(SOVER) $(B)/libdlh.so $(B)/libdlh.a
+lib: $(LIBS)
+$(B)/lib/dlh.o: lib/dlh.c dl.h
+	@mkdir -p $(B)/lib
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -I. -c $< -o $@
+$(B)/libdlh.so.$(VERSION): $(B)/lib/dlh.o
+	$(CC) -shared -Wl,-soname,libdlh.so.$(SOVER) $(LDFLAGS) $< -o $@ $(LDLIBS)
+$(B)/libdlh.so.$(SOVER) $(B)/libdlh.so: $(B)/libdlh.so.$(VERSION)
+	ln -sf libdlh.so.$(VERSION) $@
+$(B)/libdlh.a: $(B)/lib/dlh.o
+	rm -f $@ && $(AR) rcs $@ $<
+install: lib
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 dl.h $(DESTDIR)$(INCDIR)/dl.h
+	install -m 755 $(B)/libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdlh.so.$(SOVER)
+	ln -sf libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdlh.so
+	install -m 644 $(B)/libdlh.a $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' \
+	  lib/dlh.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/dlh.pc
+
+# The classifier in a web page: dl.h as WebAssembly (Debian's emscripten; WASM
+# SIMD carries the row kernels' vector code and the auto-vectorized portable
+# GEMM), the page from examples/web, and a model trained quickly on the shipped
+# subset with one test image per class. Serve build/web with any static server.
+# NODE_PATH: emcc's JS optimizer needs Debian's acorn, also under another node.
+EMCC    ?= emcc
+WEB_FNS  = malloc free dl_net_load_mem dl_predict dl_net_error dl_net_layer dl_layer_size
+WEB      = $(B)/web/dlh.js $(B)/web/index.html $(B)/web/app.js $(B)/web/fashion.dl
+web: $(WEB)
+$(B)/web/dlh.js: lib/dlh.c dl.h
+	@mkdir -p $(B)/web
+	NODE_PATH=/usr/share/nodejs $(EMCC) -std=c99 $(WARN) -O3 -msimd128 -DDL_NO_THREADS -I. $< -o $@ \
+	  -sMODULARIZE=1 -sEXPORT_NAME=createDlh -sENVIRONMENT=web -sALLOW_MEMORY_GROWTH=1 -sFILESYSTEM=0 \
+	  -sEXPORTED_FUNCTIONS=$(subst $(eval) ,$(comma),$(WEB_FNS:%=_%)) -sEXPORTED_RUNTIME_METHODS=UTF8ToString
+$(B)/web/index.html $(B)/web/app.js: $(B)/web/%: examples/web/%
+	@mkdir -p $(B)/web
+	cp $< $@
+$(B)/web/fashion.dl: $(B)/fashion
+	@mkdir -p $(B)/web
+	$(B)/fashion --data examples/data/fashion-mnist-subset --epochs 3 --progress 0 --save $@ \
+	  --dump-samples $(B)/web/samples > $(B)/web/train.log
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
