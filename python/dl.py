@@ -68,12 +68,14 @@ class _OptimDesc(ctypes.Structure):
 class _ConvDesc(ctypes.Structure):
     _fields_ = [(f, _I) for f in ("filters", "kernel", "stride", "pad", "dilation", "kernel_h", "kernel_w",
                                   "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w",
-                                  "groups", "no_bias", "init")]
+                                  "groups", "no_bias", "init", "pad_top", "pad_bottom", "pad_left", "pad_right",
+                                  "auto_pad")]
 
 
 class _PoolDesc(ctypes.Structure):
     _fields_ = [(f, _I) for f in ("kernel", "stride", "pad", "kernel_h", "kernel_w", "stride_h", "stride_w",
-                                  "pad_h", "pad_w")]
+                                  "pad_h", "pad_w", "pad_top", "pad_bottom", "pad_left", "pad_right", "auto_pad",
+                                  "ceil_mode", "exclude_pad", "dilation", "dilation_h", "dilation_w")]
 
 
 class _DenseDesc(ctypes.Structure):
