@@ -212,6 +212,14 @@ typedef enum dl_op {
     DL_OP_MATMUL = 19,
     DL_OP_CUSTOM = 20,
     DL_OP_GLOBAL_MAXPOOL = 21,
+    DL_OP_CLIP = 22,
+    DL_OP_HARD_SIGMOID = 23,
+    DL_OP_HARD_SWISH = 24,
+    DL_OP_SELU = 25,
+    DL_OP_GELU = 26,
+    DL_OP_SILU = 27,
+    DL_OP_SOFTPLUS = 28,
+    DL_OP_LOG_SOFTMAX = 29,
     DL_OP_COUNT
 } dl_op;
 
@@ -313,6 +321,14 @@ DLDEF dl_layer *dl_prelu(dl_layer *x);                        /* one slope per c
 DLDEF dl_layer *dl_sigmoid(dl_layer *x);
 DLDEF dl_layer *dl_tanh(dl_layer *x);
 DLDEF dl_layer *dl_softmax(dl_layer *x);                      /* over channels (dim 0) */
+DLDEF dl_layer *dl_log_softmax(dl_layer *x);                  /* log of softmax over channels, computed stably */
+DLDEF dl_layer *dl_clip(dl_layer *x, float lo, float hi);     /* min(max(x, lo), hi); ReLU6 is dl_clip(x, 0, 6) */
+DLDEF dl_layer *dl_hard_sigmoid(dl_layer *x, float alpha, float beta); /* clip(alpha x + beta, 0, 1): PyTorch 1/6, 1/2; ONNX 0.2, 0.5 */
+DLDEF dl_layer *dl_hard_swish(dl_layer *x);                   /* x hard_sigmoid(x) with 1/6, 1/2 */
+DLDEF dl_layer *dl_selu(dl_layer *x);                         /* 1.0507 (x > 0 ? x : 1.6733 (e^x - 1)) */
+DLDEF dl_layer *dl_gelu(dl_layer *x, int tanh_approx);        /* x Phi(x); 1: PyTorch's approximate='tanh' */
+DLDEF dl_layer *dl_silu(dl_layer *x);                         /* x sigmoid(x), also called swish */
+DLDEF dl_layer *dl_softplus(dl_layer *x);                     /* log(1 + e^x) (x past 20: x, as PyTorch) */
 DLDEF dl_layer *dl_add(dl_layer *a, dl_layer *b);
 DLDEF dl_layer *dl_add_n(dl_layer *const *xs, int n);
 DLDEF dl_layer *dl_concat(dl_layer *const *xs, int n);        /* along channels (dim 0) */
@@ -482,7 +498,9 @@ typedef struct dl_attrs {
     int groups;
     int bias;               /* dense, conv2d: 1 if a bias is added */
     int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
-    float alpha;            /* leaky_relu slope, elu alpha, dropout p */
+    float alpha;            /* leaky_relu slope, elu alpha, dropout p, clip min, hard_sigmoid alpha, selu alpha */
+    float beta;             /* clip max, hard_sigmoid beta, selu gamma */
+    int approximate;        /* gelu: 1 for the tanh form */
     float eps, momentum;    /* batchnorm */
 } dl_attrs;
 
@@ -630,11 +648,11 @@ extern "C" {
    tasks in parallel, and scratch (shared, and one slice per thread). */
 /* Inference fusion: what a GEMM applies to each finished row i of its
    output, while the tile is in L1: y = act(y * scale[i] + shift[i]). */
-enum { DL__ACT_NONE, DL__ACT_RELU, DL__ACT_LEAKY, DL__ACT_PRELU };
+enum { DL__ACT_NONE, DL__ACT_RELU, DL__ACT_LEAKY, DL__ACT_PRELU, DL__ACT_CLIP, DL__ACT_HARD_SWISH };
 typedef struct dl__epilogue {
     const float *scale, *shift;     /* NULL: 1 and 0 */
     int act;
-    float alpha;                    /* leaky slope */
+    float alpha, beta;              /* leaky slope; clip min, max; hard swish alpha, beta */
     const float *slope;             /* prelu: per row */
 } dl__epilogue;
 
@@ -1196,6 +1214,18 @@ static int dl__alpha_infer(dl_layer *l, char *why) {    /* leaky_relu, elu */
     return DL_OK;
 }
 
+static int dl__alpha_beta_infer(dl_layer *l, char *why) {   /* clip, hard_sigmoid, hard_swish, selu */
+    if (!(l->a.alpha == l->a.alpha) || isinf(l->a.alpha) || !(l->a.beta == l->a.beta) || isinf(l->a.beta))
+        return dl__fail(why, DL_ERR_ARG, "alpha %g and beta %g must be finite", l->a.alpha, l->a.beta);
+    if (l->op == DL_OP_CLIP && !(l->a.alpha <= l->a.beta))
+        return dl__fail(why, DL_ERR_ARG, "min %g is above max %g", l->a.alpha, l->a.beta);
+    return DL_OK;
+}
+static int dl__gelu_infer(dl_layer *l, char *why) {
+    if (l->a.approximate != 0 && l->a.approximate != 1) return dl__fail(why, DL_ERR_ARG, "approximate %d must be 0 or 1", l->a.approximate);
+    return DL_OK;
+}
+
 static int dl__prelu_params(dl_net *net, dl_layer *l, int init) {
     int rc, c = l->in[0]->shape[0], i;
     (void)init;
@@ -1469,6 +1499,20 @@ dl_layer *dl_elu(dl_layer *x, float alpha) { return dl__unary(DL_OP_ELU, x, alph
 dl_layer *dl_prelu(dl_layer *x) { return dl__unary(DL_OP_PRELU, x, 0); }
 dl_layer *dl_sigmoid(dl_layer *x) { return dl__unary(DL_OP_SIGMOID, x, 0); }
 dl_layer *dl_tanh(dl_layer *x) { return dl__unary(DL_OP_TANH, x, 0); }
+static dl_layer *dl__unary2(int op, dl_layer *x, float alpha, float beta, int approximate) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    a.alpha = alpha; a.beta = beta; a.approximate = approximate;
+    return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_clip(dl_layer *x, float lo, float hi) { return dl__unary2(DL_OP_CLIP, x, lo, hi, 0); }
+dl_layer *dl_hard_sigmoid(dl_layer *x, float alpha, float beta) { return dl__unary2(DL_OP_HARD_SIGMOID, x, alpha, beta, 0); }
+dl_layer *dl_hard_swish(dl_layer *x) { return dl__unary2(DL_OP_HARD_SWISH, x, 1.0f / 6.0f, 0.5f, 0); }
+dl_layer *dl_selu(dl_layer *x) { return dl__unary2(DL_OP_SELU, x, 1.67326324235437728f, 1.05070098735548049f, 0); }
+dl_layer *dl_gelu(dl_layer *x, int tanh_approx) { return dl__unary2(DL_OP_GELU, x, 0, 0, tanh_approx); }
+dl_layer *dl_silu(dl_layer *x) { return dl__unary(DL_OP_SILU, x, 0); }
+dl_layer *dl_softplus(dl_layer *x) { return dl__unary(DL_OP_SOFTPLUS, x, 0); }
+dl_layer *dl_log_softmax(dl_layer *x) { return dl__unary(DL_OP_LOG_SOFTMAX, x, 0); }
 dl_layer *dl_softmax(dl_layer *x) { return dl__unary(DL_OP_SOFTMAX, x, 0); }
 
 dl_layer *dl_reshape(dl_layer *x, int ndim, const int *shape) {
@@ -2022,9 +2066,24 @@ DL__CLONES static float dl__row_dot(const float *w, const float *x, int n) {
     return total;
 }
 
+/* Clip and hard swish, shared by their kernels and the GEMM epilogue so fused
+   inference computes the same thing. */
+static float dl__clip_value(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+static float dl__hard_swish_value(float x, float a, float b) {
+    float t = a * x + b;
+    return t <= 0.0f ? 0.0f : t >= 1.0f ? x : x * t;
+}
+
 /* y = act(y sc + sh) over one row of a finished GEMM tile */
-DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
+DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope, float beta) {
     int s = 0;
+    if (act == DL__ACT_CLIP || act == DL__ACT_HARD_SWISH) {     /* rare: plain C */
+        for (; s < n; s++) {
+            float v = y[s] * sc + sh;
+            y[s] = act == DL__ACT_CLIP ? dl__clip_value(v, slope, beta) : dl__hard_swish_value(v, slope, beta);
+        }
+        return;
+    }
 #ifdef DL__VEC
     for (; s + 16 <= n; s += 16) {
         dl__vf v;
@@ -2047,7 +2106,7 @@ static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i
     int i;
     for (i = 0; i < m; i++)
         dl__row_epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
-                         e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha);
+                         e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha, e->beta);
 }
 
 /* ---- GEMM ---- */
@@ -2883,15 +2942,15 @@ static int dl__reshape_backward(const dl_layer *l, const dl_exec *e) { (void)l; 
 #define DL__ELEMENTWISE(name, fwd, bwd)                                               \
     static int dl__##name##_forward(const dl_layer *l, const dl_exec *e) {            \
         size_t i, total = (size_t)e->n * l->size;                                     \
-        float a = l->a.alpha;                                                         \
-        (void)a;                                                                      \
+        float a = l->a.alpha, b = l->a.beta;                                          \
+        (void)a; (void)b;                                                             \
         for (i = 0; i < total; i++) { float x = e->in[0][i]; e->out[i] = (fwd); }     \
         return DL_OK;                                                                 \
     }                                                                                 \
     static int dl__##name##_backward(const dl_layer *l, const dl_exec *e) {           \
         size_t i, total = (size_t)e->n * l->size;                                     \
-        float a = l->a.alpha;                                                         \
-        (void)a;                                                                      \
+        float a = l->a.alpha, b = l->a.beta;                                          \
+        (void)a; (void)b;                                                             \
         if (!e->din[0]) return DL_OK;                                                 \
         for (i = 0; i < total; i++) {                                                 \
             float x = e->in[0][i], y = e->out[i], dy = e->dout[i];                    \
@@ -2905,6 +2964,33 @@ DL__ELEMENTWISE(leaky_relu, x > 0 ? x : a * x, x > 0 ? dy : a * dy)           /*
 DL__ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /* x > 0 ? x : a (e^x - 1) */
 DL__ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */
 DL__ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /* tanh x */
+/* CUDA: dlk__<name>_forward / _backward from the same formulas (DLC_ELEMENTWISE). */
+
+/* ---- the activations of exported models (op 22 on): a = alpha, b = beta ---- */
+/* Constants of the smooth ones, as float so every backend rounds alike. */
+#define DL__SQRT1_2 0.70710678118654752f            /* 1 / sqrt(2) */
+#define DL__INV_SQRT_2PI 0.39894228040143268f       /* 1 / sqrt(2 pi) */
+#define DL__SQRT_2_PI 0.79788456080286536f          /* sqrt(2 / pi) */
+#define DL__GELU_C 0.044715f
+static float dl__gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * DL__SQRT1_2)); }
+static float dl__gelu_erf_grad(float x) { return 0.5f * (1.0f + erff(x * DL__SQRT1_2)) + x * DL__INV_SQRT_2PI * expf(-0.5f * x * x); }
+static float dl__gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(DL__SQRT_2_PI * (x + DL__GELU_C * x * x * x))); }
+static float dl__gelu_tanh_grad(float x) {
+    float t = tanhf(DL__SQRT_2_PI * (x + DL__GELU_C * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * DL__SQRT_2_PI * (1.0f + 3.0f * DL__GELU_C * x * x);
+}
+static float dl__sigmoid_value(float x) { return 1.0f / (1.0f + expf(-x)); }
+DL__ELEMENTWISE(clip, dl__clip_value(x, a, b), x > a && x < b ? dy : 0.0f)    /* min(max(x, a), b) */
+DL__ELEMENTWISE(hard_sigmoid, dl__clip_value(a * x + b, 0.0f, 1.0f),           /* clip(a x + b, 0, 1) */
+                a * x + b > 0.0f && a * x + b < 1.0f ? a * dy : 0.0f)
+DL__ELEMENTWISE(hard_swish, dl__hard_swish_value(x, a, b),                     /* x clip(a x + b, 0, 1) */
+                a * x + b <= 0.0f ? 0.0f : a * x + b >= 1.0f ? dy : dy * (2.0f * a * x + b))
+DL__ELEMENTWISE(selu, x > 0 ? b * x : b * a * expm1f(x), x > 0 ? b * dy : dy * (y + b * a))   /* b (x > 0 ? x : a (e^x - 1)) */
+DL__ELEMENTWISE(gelu, l->a.approximate ? dl__gelu_tanh(x) : dl__gelu_erf(x),   /* x Phi(x), or its tanh form */
+                dy * (l->a.approximate ? dl__gelu_tanh_grad(x) : dl__gelu_erf_grad(x)))
+DL__ELEMENTWISE(silu, x * dl__sigmoid_value(x),                                 /* x sigmoid(x) */
+                dy * dl__sigmoid_value(x) * (1.0f + x * (1.0f - dl__sigmoid_value(x))))
+DL__ELEMENTWISE(softplus, x > 20.0f ? x : log1pf(expf(x)), dy * dl__sigmoid_value(x))   /* log(1 + e^x) */
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
 static void dl__prelu_forward_task(void *arg, int c, int thread) {
@@ -2958,6 +3044,35 @@ static int dl__softmax_backward(const dl_layer *l, const dl_exec *e) {
             float dot = 0;
             for (c = 0; c < C; c++) dot += e->dout[o + (size_t)c * S] * e->out[o + (size_t)c * S];
             for (c = 0; c < C; c++) e->din[0][o + (size_t)c * S] += e->out[o + (size_t)c * S] * (e->dout[o + (size_t)c * S] - dot);
+        }
+    return DL_OK;
+}
+
+/* ---- log_softmax over channels: y_c = x_c - max - log sum_k e^(x_k - max) at
+   each position s of (N,C,S); dx_c = dy_c - e^(y_c) sum_k dy_k.
+   CUDA: dlc__log_softmax_*, dlk__log_softmax_* ---- */
+static int dl__log_softmax_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    for (n = 0; n < e->n; n++)
+        for (s = 0; s < S; s++) {
+            const float *x = e->in[0] + (size_t)n * l->size + s;
+            float *y = e->out + (size_t)n * l->size + s, m = x[0], sum = 0, lse;
+            for (c = 1; c < C; c++) if (x[(size_t)c * S] > m) m = x[(size_t)c * S];
+            for (c = 0; c < C; c++) sum += expf(x[(size_t)c * S] - m);
+            lse = m + logf(sum);
+            for (c = 0; c < C; c++) y[(size_t)c * S] = x[(size_t)c * S] - lse;
+        }
+    return DL_OK;
+}
+static int dl__log_softmax_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++)
+        for (s = 0; s < S; s++) {
+            size_t o = (size_t)n * l->size + s;
+            float sum = 0;
+            for (c = 0; c < C; c++) sum += e->dout[o + (size_t)c * S];
+            for (c = 0; c < C; c++) e->din[0][o + (size_t)c * S] += e->dout[o + (size_t)c * S] - expf(e->out[o + (size_t)c * S]) * sum;
         }
     return DL_OK;
 }
@@ -3146,6 +3261,13 @@ static const dl__attr_spec dl__batchnorm_attrs[] = {
     DL__ATTR("epsilon", DL__A_FLOAT, 1, eps, 1e-5f), DL__ATTR("momentum", DL__A_FLOAT, 1, momentum, 0.1f), DL__ATTR_END };
 static const dl__attr_spec dl__dropout_attrs[] = { DL__ATTR("ratio", DL__A_FLOAT, 1, alpha, 0.5f), DL__ATTR_END };
 static const dl__attr_spec dl__alpha_attrs[] = { DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 0), DL__ATTR_END };
+static const dl__attr_spec dl__clip_attrs[] = {
+    DL__ATTR("min", DL__A_FLOAT, 1, alpha, 0), DL__ATTR("max", DL__A_FLOAT, 1, beta, 6), DL__ATTR_END };
+static const dl__attr_spec dl__hard_sigmoid_attrs[] = {      /* hard_swish too */
+    DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 0.2f), DL__ATTR("beta", DL__A_FLOAT, 1, beta, 0.5f), DL__ATTR_END };
+static const dl__attr_spec dl__selu_attrs[] = {
+    DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 1.67326324f), DL__ATTR("gamma", DL__A_FLOAT, 1, beta, 1.05070098f), DL__ATTR_END };
+static const dl__attr_spec dl__gelu_attrs[] = { DL__ATTR("approximate", DL__A_INT, 1, approximate, 0), DL__ATTR_END };
 
 /* ==== >>optable =========================================================== */
 /* ---- the op table: one row per op, in DL_OP order --------------------------
@@ -3197,6 +3319,22 @@ static const dl__op_info dl__ops[] = {
       dl__shape_attrs, dl__custom_forward, dl__custom_backward },
     { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
       dl__no_attrs, dl__global_maxpool_forward, dl__global_maxpool_backward },
+    { DL_OP_CLIP, "clip", 1, 1, DL__F_FUSE_ACT, DL__ACT_CLIP, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__clip_attrs, dl__clip_forward, dl__clip_backward },
+    { DL_OP_HARD_SIGMOID, "hard_sigmoid", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__hard_sigmoid_attrs, dl__hard_sigmoid_forward, dl__hard_sigmoid_backward },
+    { DL_OP_HARD_SWISH, "hard_swish", 1, 1, DL__F_FUSE_ACT, DL__ACT_HARD_SWISH, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__hard_sigmoid_attrs, dl__hard_swish_forward, dl__hard_swish_backward },
+    { DL_OP_SELU, "selu", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__selu_attrs, dl__selu_forward, dl__selu_backward },
+    { DL_OP_GELU, "gelu", 1, 1, 0, 0, dl__gelu_infer, NULL, NULL, NULL, NULL,
+      dl__gelu_attrs, dl__gelu_forward, dl__gelu_backward },
+    { DL_OP_SILU, "silu", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__silu_forward, dl__silu_backward },
+    { DL_OP_SOFTPLUS, "softplus", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__softplus_forward, dl__softplus_backward },
+    { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__log_softmax_forward, dl__log_softmax_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -3617,6 +3755,7 @@ static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl_
     if (r && DL__HAS(r, DL__F_FUSE_ACT)) {
         epi->act = dl__op(r->op)->act;
         epi->alpha = r->a.alpha;
+        epi->beta = r->a.beta;
         if (epi->act == DL__ACT_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
         c->needed[r->index] = 2;
         last = r;
@@ -4418,7 +4557,8 @@ static int dl__attrs_sane(const dl_attrs *a) {
                         a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad };
     int i;
     for (i = 0; i < 20; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
-    return a->alpha == a->alpha && a->eps == a->eps && a->momentum == a->momentum;
+    return a->alpha == a->alpha && a->beta == a->beta && a->eps == a->eps && a->momentum == a->momentum &&
+           a->approximate >= 0 && a->approximate <= 1;
 }
 
 /* Parses a file image. With into NULL it builds a new net through the same

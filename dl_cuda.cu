@@ -679,16 +679,17 @@ static int dlc__dropout_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
 /* ---- reshape: a view; the executor aliases its buffers to its input's ---- */
 
 /* ---- elementwise activations: forward from x, backward from x or y ---- */
-static __device__ void dlc__unused(float, float, float) {}   /* each formula reads only some of a, x, y */
+static __device__ void dlc__unused(float, float, float, float, int) {}   /* each formula reads only some of a, b, m, x, y */
+/* a, b: the layer's alpha and beta; m: gelu's approximate */
 #define DLC_ELEMENTWISE(name, fwd, bwd)                                                               \
-    static __global__ void dlk__##name##_forward(const float *in, size_t total, float a, float *out) {  \
-        DLC_FOR(i, total) { float x = in[i]; dlc__unused(a, x, x); out[i] = (fwd); }                   \
+    static __global__ void dlk__##name##_forward(const float *in, size_t total, float a, float b, int m, float *out) { \
+        DLC_FOR(i, total) { float x = in[i]; dlc__unused(a, b, x, x, m); out[i] = (fwd); }             \
     }                                                                                                 \
     static __global__ void dlk__##name##_backward(const float *in, const float *out, const float *dout, \
-                                                  size_t total, float a, float *din) {                \
+                                                  size_t total, float a, float b, int m, float *din) { \
         DLC_FOR(i, total) {                                                                           \
             float x = in[i], y = out[i], dy = dout[i];                                                \
-            dlc__unused(a, x, y);                                                                     \
+            dlc__unused(a, b, x, y, m);                                                               \
             din[i] += (bwd);                                                                          \
         }                                                                                             \
     }
@@ -698,16 +699,42 @@ DLC_ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /*
 DLC_ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */
 DLC_ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /* tanh x */
 
+/* ---- the activations of exported models: dl.h's formulas and constants ---- */
+static __device__ float dlc__clip_value(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+static __device__ float dlc__hard_swish_value(float x, float a, float b) {
+    float t = a * x + b;
+    return t <= 0.0f ? 0.0f : t >= 1.0f ? x : x * t;
+}
+static __device__ float dlc__gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static __device__ float dlc__gelu_erf_grad(float x) {
+    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+static __device__ float dlc__gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x))); }
+static __device__ float dlc__gelu_tanh_grad(float x) {
+    float t = tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * 0.79788456080286536f * (1.0f + 3.0f * 0.044715f * x * x);
+}
+static __device__ float dlc__sigmoid_value(float x) { return 1.0f / (1.0f + expf(-x)); }
+DLC_ELEMENTWISE(clip, dlc__clip_value(x, a, b), x > a && x < b ? dy : 0.0f)
+DLC_ELEMENTWISE(hard_sigmoid, dlc__clip_value(a * x + b, 0.0f, 1.0f), a * x + b > 0.0f && a * x + b < 1.0f ? a * dy : 0.0f)
+DLC_ELEMENTWISE(hard_swish, dlc__hard_swish_value(x, a, b),
+                a * x + b <= 0.0f ? 0.0f : a * x + b >= 1.0f ? dy : dy * (2.0f * a * x + b))
+DLC_ELEMENTWISE(selu, x > 0 ? b * x : b * a * expm1f(x), x > 0 ? b * dy : dy * (y + b * a))
+DLC_ELEMENTWISE(gelu, m ? dlc__gelu_tanh(x) : dlc__gelu_erf(x), dy * (m ? dlc__gelu_tanh_grad(x) : dlc__gelu_erf_grad(x)))
+DLC_ELEMENTWISE(silu, x * dlc__sigmoid_value(x), dy * dlc__sigmoid_value(x) * (1.0f + x * (1.0f - dlc__sigmoid_value(x))))
+DLC_ELEMENTWISE(softplus, x > 20.0f ? x : log1pf(expf(x)), dy * dlc__sigmoid_value(x))
+
 #define DLC_ELEMENTWISE_HOST(name)                                                                    \
     static int dlc__##name##_forward(dlc *c, const dl_layer *l, const dl_exec *e) {                   \
         size_t total = (size_t)e->n * l->size;                                                        \
-        DLC_EACH(dlk__##name##_forward, total, e->in[0], total, l->a.alpha, e->out);                  \
+        DLC_EACH(dlk__##name##_forward, total, e->in[0], total, l->a.alpha, l->a.beta, l->a.approximate, e->out); \
         return DL_OK;                                                                                 \
     }                                                                                                 \
     static int dlc__##name##_backward(dlc *c, const dl_layer *l, const dl_exec *e) {                  \
         size_t total = (size_t)e->n * l->size;                                                        \
         if (!e->din[0]) return DL_OK;                                                                 \
-        DLC_EACH(dlk__##name##_backward, total, e->in[0], e->out, e->dout, total, l->a.alpha, e->din[0]); \
+        DLC_EACH(dlk__##name##_backward, total, e->in[0], e->out, e->dout, total, l->a.alpha, l->a.beta,  \
+                 l->a.approximate, e->din[0]);                                                        \
         return DL_OK;                                                                                 \
     }
 DLC_ELEMENTWISE_HOST(relu)
@@ -715,6 +742,13 @@ DLC_ELEMENTWISE_HOST(leaky_relu)
 DLC_ELEMENTWISE_HOST(elu)
 DLC_ELEMENTWISE_HOST(sigmoid)
 DLC_ELEMENTWISE_HOST(tanh)
+DLC_ELEMENTWISE_HOST(clip)
+DLC_ELEMENTWISE_HOST(hard_sigmoid)
+DLC_ELEMENTWISE_HOST(hard_swish)
+DLC_ELEMENTWISE_HOST(selu)
+DLC_ELEMENTWISE_HOST(gelu)
+DLC_ELEMENTWISE_HOST(silu)
+DLC_ELEMENTWISE_HOST(softplus)
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
 static __global__ void dlk__prelu_forward(const float *x, const float *a, int C, int S, size_t total, float *y) {
@@ -786,6 +820,43 @@ static int dlc__softmax_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * S;
     if (!e->din[0]) return DL_OK;
     DLC_EACH(dlk__softmax_backward, total, e->out, e->dout, C, S, total, e->din[0]);
+    return DL_OK;
+}
+
+/* ---- log_softmax over channels: y_c = x_c - max - log sum_k e^(x_k - max);
+   dx_c += dy_c - e^(y_c) sum_k dy_k ---- */
+static __global__ void dlk__log_softmax_forward(const float *x, int C, int S, size_t total, float *y) {
+    DLC_FOR(t, total) {
+        size_t o = t / S * (size_t)C * S + t % S;
+        const float *xi = x + o;
+        float *yi = y + o, m = xi[0], sum = 0, lse;
+        int c;
+        for (c = 1; c < C; c++) if (xi[(size_t)c * S] > m) m = xi[(size_t)c * S];
+        for (c = 0; c < C; c++) sum += expf(xi[(size_t)c * S] - m);
+        lse = m + logf(sum);
+        for (c = 0; c < C; c++) yi[(size_t)c * S] = xi[(size_t)c * S] - lse;
+    }
+}
+static __global__ void dlk__log_softmax_backward(const float *y, const float *dy, int C, int S, size_t total, float *dx) {
+    DLC_FOR(t, total) {
+        size_t o = t / S * (size_t)C * S + t % S;
+        float sum = 0;
+        int c;
+        for (c = 0; c < C; c++) sum += dy[o + (size_t)c * S];
+        for (c = 0; c < C; c++) dx[o + (size_t)c * S] += dy[o + (size_t)c * S] - expf(y[o + (size_t)c * S]) * sum;
+    }
+}
+static int dlc__log_softmax_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C;
+    size_t total = (size_t)e->n * S;
+    DLC_EACH(dlk__log_softmax_forward, total, e->in[0], C, S, total, e->out);
+    return DL_OK;
+}
+static int dlc__log_softmax_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C;
+    size_t total = (size_t)e->n * S;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__log_softmax_backward, total, e->out, e->dout, C, S, total, e->din[0]);
     return DL_OK;
 }
 
@@ -998,6 +1069,14 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_MATMUL, dlc__matmul_forward, dlc__matmul_backward },
     { DL_OP_CUSTOM, dlc__custom_forward, dlc__custom_backward },
     { DL_OP_GLOBAL_MAXPOOL, dlc__global_maxpool_forward, dlc__global_maxpool_backward },
+    { DL_OP_CLIP, dlc__clip_forward, dlc__clip_backward },
+    { DL_OP_HARD_SIGMOID, dlc__hard_sigmoid_forward, dlc__hard_sigmoid_backward },
+    { DL_OP_HARD_SWISH, dlc__hard_swish_forward, dlc__hard_swish_backward },
+    { DL_OP_SELU, dlc__selu_forward, dlc__selu_backward },
+    { DL_OP_GELU, dlc__gelu_forward, dlc__gelu_backward },
+    { DL_OP_SILU, dlc__silu_forward, dlc__silu_backward },
+    { DL_OP_SOFTPLUS, dlc__softplus_forward, dlc__softplus_backward },
+    { DL_OP_LOG_SOFTMAX, dlc__log_softmax_forward, dlc__log_softmax_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

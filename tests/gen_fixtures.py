@@ -199,6 +199,24 @@ def activation_cases():
         with torch.no_grad():
             act.weight.copy_(0.05 + 0.45 * torch.rand(shape[1]))
         layer_case(name, M(lambda s, x: s.act(x), act=act), 2 * torch.randn(*shape))
+    B = [                           # the activations of exported models (dl.h ops 22 on)
+        ("clip", lambda s, x: torch.clamp(x, f32(-0.5), f32(1.2))),
+        ("relu6", lambda s, x: F.relu6(x)),
+        ("hard_sigmoid", lambda s, x: F.hardsigmoid(x)),
+        ("hard_sigmoid_onnx", lambda s, x: torch.clamp(f32(0.2) * x + f32(0.5), 0, 1)),
+        ("hard_swish", lambda s, x: F.hardswish(x)),
+        ("selu", lambda s, x: F.selu(x)),
+        ("gelu", lambda s, x: F.gelu(x)),
+        ("gelu_tanh", lambda s, x: F.gelu(x, approximate="tanh")),
+        ("silu", lambda s, x: F.silu(x)),
+        ("softplus", lambda s, x: F.softplus(x)),
+        ("log_softmax_nchw", lambda s, x: F.log_softmax(x, 1)),
+    ]
+    for name, f in B:
+        seed(name)
+        layer_case(name, M(f), 3 * torch.randn(3, 3, 4, 5))
+    seed("log_softmax_1d")
+    layer_case("log_softmax_1d", M(lambda s, x: F.log_softmax(x, 1)), 3 * torch.randn(4, 9))
     seed("softmax_nchw")
     layer_case("softmax_nchw", M(lambda s, x: torch.softmax(x, 1)), 2 * torch.randn(3, 5, 3, 4))
     seed("softmax_1d")

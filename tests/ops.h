@@ -74,6 +74,16 @@ static dl_layer *mk_prelu_dense(dl_layer *x, const void *a) { (void)a; return dl
 static dl_layer *mk_sigmoid(dl_layer *x, const void *a) { (void)a; return dl_sigmoid(x); }
 static dl_layer *mk_tanh(dl_layer *x, const void *a) { (void)a; return dl_tanh(x); }
 static dl_layer *mk_softmax(dl_layer *x, const void *a) { (void)a; return dl_softmax(x); }
+static dl_layer *mk_clip(dl_layer *x, const void *a) { return dl_clip(x, ((const float *)a)[0], ((const float *)a)[1]); }
+static dl_layer *mk_hard_sigmoid(dl_layer *x, const void *a) { return dl_hard_sigmoid(x, ((const float *)a)[0], ((const float *)a)[1]); }
+static dl_layer *mk_hard_swish(dl_layer *x, const void *a) { (void)a; return dl_hard_swish(x); }
+static dl_layer *mk_selu(dl_layer *x, const void *a) { (void)a; return dl_selu(x); }
+static dl_layer *mk_gelu(dl_layer *x, const void *a) { return dl_gelu(x, a != NULL); }
+static dl_layer *mk_silu(dl_layer *x, const void *a) { (void)a; return dl_silu(x); }
+static dl_layer *mk_softplus(dl_layer *x, const void *a) { (void)a; return dl_softplus(x); }
+static dl_layer *mk_log_softmax(dl_layer *x, const void *a) { (void)a; return dl_log_softmax(x); }
+static dl_layer *mk_conv_clip(dl_layer *x, const void *a) { (void)a; return dl_clip(dl_conv2d(x, 4, 3, 1, 1), 0, 6); }
+static dl_layer *mk_dense_hard_swish(dl_layer *x, const void *a) { (void)a; return dl_hard_swish(dl_dense(x, 6)); }
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
@@ -160,7 +170,8 @@ static dl_layer *mk_bn_dropout(dl_layer *x, const void *a) {  /* statistics carr
 /* ---- options the rows point to ---- */
 static const dl_dense_desc ops_d7 = { 7, 0, 0 }, ops_d5nb = { 5, 1, 0 }, ops_d6 = { 6, 0, 0 }, ops_d5 = { 5, 0, 0 },
                            ops_d9 = { 9, 0, 0 }, ops_d3nb = { 3, 1, 0 };
-static const float ops_p03 = 0.3f, ops_slope = 0.1f, ops_alpha = 0.7f;
+static const float ops_p03 = 0.3f, ops_slope = 0.1f, ops_alpha = 0.7f, ops_clip[2] = { -0.5f, 1.2f }, ops_relu6[2] = { 0, 6 },
+                   ops_hsig_torch[2] = { 1.0f / 6.0f, 0.5f }, ops_hsig_onnx[2] = { 0.2f, 0.5f };
 static const dl_conv_desc
     cv_a = { .filters = 5, .kernel = 3, .pad = 1 },                     cv_b = { .filters = 6, .kernel = 3, .stride = 2 },
     cv_c = { .filters = 3, .kernel = 3, .pad = 2 },                     cv_d = { .filters = 4, .kernel = 3, .pad = 2, .dilation = 2 },
@@ -300,6 +311,21 @@ static const op_case op_cases[] = {
     OPS_UNARY(DL_OP_TANH, "tanh", 3, 3, 4, 5, mk_tanh, NULL, NULL, "tanh"),
     OPS_UNARY(DL_OP_SOFTMAX, "softmax_nchw", 3, 5, 3, 4, mk_softmax, NULL, NULL, "softmax_nchw"),
     OPS_UNARY(DL_OP_SOFTMAX, "softmax_1d", 2, 9, 0, 0, mk_softmax, NULL, NULL, "softmax_1d"),
+
+    OPS_UNARY(DL_OP_CLIP, "clip", 3, 3, 4, 5, mk_clip, ops_clip, NULL, "clip"),
+    OPS_UNARY(DL_OP_CLIP, "relu6", 3, 3, 4, 5, mk_clip, ops_relu6, NULL, "relu6"),
+    OPS_UNARY(DL_OP_CLIP, "conv then relu6 (fusable)", 2, 3, 5, 6, mk_conv_clip, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_HARD_SIGMOID, "hard_sigmoid", 3, 3, 4, 5, mk_hard_sigmoid, ops_hsig_torch, NULL, "hard_sigmoid"),
+    OPS_UNARY(DL_OP_HARD_SIGMOID, "hard_sigmoid_onnx", 3, 3, 4, 5, mk_hard_sigmoid, ops_hsig_onnx, NULL, "hard_sigmoid_onnx"),
+    OPS_UNARY(DL_OP_HARD_SWISH, "hard_swish", 3, 3, 4, 5, mk_hard_swish, NULL, NULL, "hard_swish"),
+    OPS_UNARY(DL_OP_HARD_SWISH, "dense then hard swish (fusable)", 2, 7, 0, 0, mk_dense_hard_swish, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_SELU, "selu", 3, 3, 4, 5, mk_selu, NULL, NULL, "selu"),
+    OPS_UNARY(DL_OP_GELU, "gelu", 3, 3, 4, 5, mk_gelu, NULL, NULL, "gelu"),
+    OPS_UNARY(DL_OP_GELU, "gelu_tanh", 3, 3, 4, 5, mk_gelu, &ops_p03, NULL, "gelu_tanh"),
+    OPS_UNARY(DL_OP_SILU, "silu", 3, 3, 4, 5, mk_silu, NULL, NULL, "silu"),
+    OPS_UNARY(DL_OP_SOFTPLUS, "softplus", 3, 3, 4, 5, mk_softplus, NULL, NULL, "softplus"),
+    OPS_UNARY(DL_OP_LOG_SOFTMAX, "log_softmax_nchw", 3, 3, 4, 5, mk_log_softmax, NULL, NULL, "log_softmax_nchw"),
+    OPS_UNARY(DL_OP_LOG_SOFTMAX, "log_softmax_1d", 2, 9, 0, 0, mk_log_softmax, NULL, NULL, "log_softmax_1d"),
 
     OPS_UNARY(DL_OP_ADD, "add2", 3, 3, 5, 4, mk_add2, NULL, NULL, "add2"),
     OPS_UNARY(DL_OP_ADD, "add3", 3, 6, 0, 0, mk_add3, NULL, NULL, "add3"),

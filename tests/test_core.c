@@ -684,6 +684,34 @@ static void test_format1_still_loads(void) {
     }
 }
 
+/* Clip (ReLU6) and hard swish are GEMM epilogues in inference, like relu:
+   fused and unfused agree and the absorbed layers are not computed. */
+static void test_fusion_clip_hard_swish(void) {
+    static float x[16 * 3 * 6 * 6];
+    dl_net *net = dl_net_new();
+    dl_layer *in = dl_input(net, 3, 6, 6), *c1, *h, *out;
+    float *a = (float *)malloc(16 * 5 * sizeof(float));
+    const float *b;
+    int i;
+    double worst = 0;
+    c1 = dl_clip(dl_conv2d(in, 4, 3, 1, 1), 0, 6);
+    h = dl_hard_swish(dl_batchnorm(dl_conv2d(c1, 5, 3, 2, 1)));
+    out = dl_clip(dl_dense(dl_flatten(h), 5), -0.3f, 0.4f);
+    for (i = 0; i < 16 * 3 * 6 * 6; i++) x[i] = (float)((i * 7919) % 1000) / 250.0f - 2.0f;
+    memcpy(a, dl_forward(net, out, x, 16, 0), 16 * 5 * sizeof(float));
+    b = dl_predict(net, out, x, 16);
+    CHECK(b != NULL, "%s", dl_net_error(net));
+    for (i = 0; b && i < 16 * 5; i++) {
+        double d = fabs((double)a[i] - b[i]) / (fabs(a[i]) + 1e-3);
+        if (d > worst) worst = d;
+    }
+    printf("     clip and hard swish fused vs unfused: worst relative difference %.2e\n", worst);
+    CHECK(worst < 1e-5, "fused inference differs by %g", worst);
+    CHECK(dl_layer_output(c1) == NULL && dl_layer_output(h) == NULL, "absorbed clip / hard swish outputs must not be offered");
+    free(a);
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
@@ -702,6 +730,7 @@ int main(void) {
     RUN(test_threads_share_one_net);
     RUN(test_threads_bit_identical);
     RUN(test_inference_fusion);
+    RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
     return test_summary();

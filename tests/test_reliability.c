@@ -232,6 +232,12 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_leaky_relu(x, INFINITY), "leaky_relu|finite");
     BAD_NULL(net, dl_elu(x, NAN), "elu|finite");
     BAD_NULL(net, dl_elu(x, -INFINITY), "elu|finite");
+    BAD_NULL(net, dl_clip(x, 1, -1), "clip|input_1|min 1 is above max -1");
+    BAD_NULL(net, dl_clip(x, NAN, 1), "clip|alpha nan");
+    BAD_NULL(net, dl_hard_sigmoid(x, 0.2f, INFINITY), "hard_sigmoid|input_1|beta inf");
+    BAD_NULL(net, dl_gelu(x, 2), "gelu|input_1|approximate 2");
+    BAD_IS(!dl_clip(NULL, 0, 6) && !dl_hard_sigmoid(NULL, 0.2f, 0.5f) && !dl_hard_swish(NULL) && !dl_selu(NULL));
+    BAD_IS(!dl_gelu(NULL, 0) && !dl_silu(NULL) && !dl_softplus(NULL) && !dl_log_softmax(NULL));
     BAD_IS(!dl_relu(NULL) && !dl_sigmoid(NULL) && !dl_tanh(NULL) && !dl_softmax(NULL) && !dl_prelu(NULL) && !dl_flatten(NULL));
 
     /* reshape */
