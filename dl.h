@@ -139,7 +139,8 @@
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
                  softmax add concat mul matmul custom
-   LOSSES        softmax cross-entropy (integer labels), mean squared error;
+   LOSSES        softmax cross-entropy (integer labels), negative log-likelihood
+                 of log-probabilities (integer labels), mean squared error;
                  L2 weight decay through the optimizer
    OPTIMIZERS    SGD (momentum, Nesterov), Adam, AdamW, RMSProp (momentum,
                  centered); clipping by global norm; settable learning rate
@@ -434,6 +435,11 @@ DLDEF int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits,
                         const float *x, const int *labels, int n, float *loss);
 DLDEF int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out,
                             const float *x, const float *targets, int n, float *loss);
+/* Negative log-likelihood of labels under log-probabilities (a dl_log_softmax
+   output): with log_softmax in front it is the cross-entropy of
+   dl_train_step, computed in two layers. */
+DLDEF int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp,
+                            const float *x, const int *labels, int n, float *loss);
 
 /* Returns n * dl_layer_size(out) floats owned by the net, valid until the
    next call on the net; NULL on error. out NULL means the last layer added. */
@@ -453,6 +459,7 @@ DLDEF void         dl_zero_grad(dl_net *net);
    outside [0, classes). */
 DLDEF float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits);
 DLDEF float dl_mse(const float *out, const float *targets, int n, int size, float *dout);
+DLDEF float dl_nll(const float *logp, const int *labels, int n, int classes, float *dlogp);   /* -mean logp[label] */
 
 /* ---- execution contexts for concurrent inference ------------------------- */
 DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net_error) */
@@ -552,7 +559,7 @@ typedef struct dl_optim_job {
 } dl_optim_job;
 
 typedef enum dl_copy_dir { DL_TO_DEVICE = 0, DL_TO_HOST = 1, DL_ON_DEVICE = 2 } dl_copy_dir;
-typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1 } dl_loss_kind;
+typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1, DL_LOSS_NLL = 2 } dl_loss_kind;
 
 struct dl_backend {
     const char *name;
@@ -3404,6 +3411,19 @@ float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, in
     }
     return (float)(total / n);
 }
+/* loss = -mean_i logp[i, label_i];  dlogp[i, c] = -(c == label_i) / n */
+float dl_nll(const float *logp, const int *labels, int n, int classes, float *dlogp) {
+    double total = 0;
+    int i, c;
+    if (!logp || !labels || n <= 0 || classes <= 0) return NAN;
+    for (i = 0; i < n; i++) if (labels[i] < 0 || labels[i] >= classes) return NAN;    /* before writing anything */
+    for (i = 0; i < n; i++) {
+        total -= logp[(size_t)i * classes + labels[i]];
+        if (dlogp)
+            for (c = 0; c < classes; c++) dlogp[(size_t)i * classes + c] = c == labels[i] ? -1.0f / (float)n : 0.0f;
+    }
+    return (float)(total / n);
+}
 /* loss = mean over all elements of (out - target)^2;  dout = 2 (out - target) / (n * size) */
 float dl_mse(const float *out, const float *targets, int n, int size, float *dout) {
     double total = 0;
@@ -3509,7 +3529,8 @@ static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) 
 static int dl__cpu_loss(dl_backend *b, int kind, const float *out, const void *targets, int n, int size, float *dout, float *loss) {
     (void)b;
     *loss = kind == DL_LOSS_SOFTMAX_CE ? dl_softmax_cross_entropy(out, (const int *)targets, n, size, dout)
-                                       : dl_mse(out, (const float *)targets, n, size, dout);
+          : kind == DL_LOSS_NLL ? dl_nll(out, (const int *)targets, n, size, dout)
+                                : dl_mse(out, (const float *)targets, n, size, dout);
     return DL_OK;
 }
 static int dl__cpu_optim_step(dl_backend *b, const dl_optim_job *job) { (void)b; return dl_optim_step_cpu(job); }
@@ -4050,7 +4071,8 @@ int dl_optim_step(dl_optim *opt) {
 
 static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const void *targets,
                           int kind, int n, float *loss_out) {
-    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : "dl_train_step_mse";
+    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : kind == DL_LOSS_NLL ? "dl_train_step_nll" : "dl_train_step_mse";
+    int labeled = kind != DL_LOSS_MSE;
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
@@ -4063,7 +4085,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, net->err))) return rc;
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
-    if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, kind == DL_LOSS_SOFTMAX_CE ? "labels are" : "targets are");
+    if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, labeled ? "labels are" : "targets are");
     if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
     if (!x) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
     if (kind == DL_LOSS_MSE) {
@@ -4074,7 +4096,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                 return dl__fail(net->err, DL_ERR_NUMERIC, "%s: target %lu of sample %lu for '%s' is %g; nothing was changed", call,
                                 (unsigned long)(k % (size_t)out->size), (unsigned long)(k / (size_t)out->size), out->name, (double)t[k]);
     }
-    if (kind == DL_LOSS_SOFTMAX_CE)
+    if (labeled)
         for (i = 0; i < n; i++)
             if (((const int *)targets)[i] < 0 || ((const int *)targets)[i] >= out->size)
                 return dl__fail(net->err, DL_ERR_ARG, "%s: label %d of sample %d is out of range for '%s' with %d classes",
@@ -4095,7 +4117,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                       "(dl_forward with train 1 updates batchnorm statistics alone)", call, out->name);
         goto fail;
     }
-    if ((rc = b->copy(b, c->targets, targets, (size_t)n * (kind == DL_LOSS_SOFTMAX_CE ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
+    if ((rc = b->copy(b, c->targets, targets, (size_t)n * (labeled ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
         (rc = b->loss(b, kind, c->out[out->index], c->targets, n, out->size, c->dout[out->index], &loss))) {
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
         goto fail;
@@ -4121,6 +4143,9 @@ int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, 
 }
 int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const float *targets, int n, float *loss) {
     return dl__train_step(net, opt, out, x, targets, DL_LOSS_MSE, n, loss);
+}
+int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp, const float *x, const int *labels, int n, float *loss) {
+    return dl__train_step(net, opt, logp, x, labels, DL_LOSS_NLL, n, loss);
 }
 
 /* ---- optimizer objects ---- */

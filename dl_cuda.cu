@@ -1102,6 +1102,17 @@ static __global__ void dlk__softmax_cross_entropy(const float *z, const int *lab
     total = dlc__block_sum(total);
     if (threadIdx.x == 0) *loss = (float)(total / n);
 }
+/* loss = -mean_i logp[i, label_i];  dlogp[i, c] = -(c == label_i) / n (dl.h's dl_nll) */
+static __global__ void dlk__nll(const float *logp, const int *labels, int n, int classes, float *dz, float *loss) {
+    double total = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        total -= logp[(size_t)i * classes + labels[i]];
+        if (dz)
+            for (int c = 0; c < classes; c++) dz[(size_t)i * classes + c] = c == labels[i] ? -1.0f / (float)n : 0.0f;
+    }
+    total = dlc__block_sum(total);
+    if (threadIdx.x == 0) *loss = (float)(total / n);
+}
 /* loss = mean of (out - target)^2;  dout = 2 (out - target) / count; part[block] = its sum */
 static __global__ void dlk__mse(const float *out, const float *t, size_t count, float fcount, float *dout, double *part) {
     double s = 0;
@@ -1275,6 +1286,8 @@ static int dlc__loss(dl_backend *b, int kind, const float *out, const void *targ
     DLC_ENTER(b);
     if (kind == DL_LOSS_SOFTMAX_CE) {
         DLC_LAUNCH(dlk__softmax_cross_entropy, 1, out, (const int *)targets, n, size, dout, &c->dev_v->loss);
+    } else if (kind == DL_LOSS_NLL) {
+        DLC_LAUNCH(dlk__nll, 1, out, (const int *)targets, n, size, dout, &c->dev_v->loss);
     } else if (kind == DL_LOSS_MSE) {
         size_t count = (size_t)n * size;
         unsigned parts = dlc__grid(count) < 1024 ? dlc__grid(count) : 1024;

@@ -353,6 +353,12 @@ def loss_cases():
     loss = F.cross_entropy(z, labels)
     loss.backward()
     write("loss_ce", [("logits", logits), ("labels", labels.float()), ("loss", loss), ("dlogits", z.grad)])
+    seed("loss_nll")                # "logp" (log_softmax of random logits), "labels", "loss", "dlogp"
+    logp, labels = F.log_softmax(2 * torch.randn(5, 7), 1), torch.randint(0, 7, (5,))
+    z = logp.double().requires_grad_(True)
+    loss = F.nll_loss(z, labels)
+    loss.backward()
+    write("loss_nll", [("logp", logp), ("labels", labels.float()), ("loss", loss), ("dlogp", z.grad)])
     seed("loss_mse")
     out, target = torch.randn(4, 6), torch.randn(4, 6)
     o = out.double().requires_grad_(True)

@@ -404,6 +404,8 @@ static void bad_input_train(dl_net *net, dl_net *other) {
     BAD_RC(net, dl_train_step(net, opt, out, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step|label -1 of sample 1|dense_1|3 classes");
     y[1] = 3;
     BAD_RC(net, dl_train_step(net, opt, out, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step|label 3 of sample 1");
+    BAD_RC(net, dl_train_step_nll(net, opt, out, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step_nll|label 3 of sample 1|dense_1");
+    BAD_RC(net, dl_train_step_nll(net, opt, out, x, NULL, 4, NULL), DL_ERR_ARG, "dl_train_step_nll|labels are NULL");
     y[1] = 1;
     BAD_RC(empty, dl_train_step(empty, dl_adam(empty, 1e-3f), NULL, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step|layer is NULL");
     x[6] = NAN;
@@ -472,6 +474,8 @@ static void bad_input_train(dl_net *net, dl_net *other) {
         BAD_IS(isnan(dl_softmax_cross_entropy(logits, lab, 0, 3, NULL)));
         BAD_IS(isnan(dl_softmax_cross_entropy(logits, lab, 4, 0, NULL)));
         BAD_IS(isnan(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);
+        BAD_IS(isnan(dl_nll(NULL, lab, 4, 3, NULL)) && isnan(dl_nll(logits, NULL, 4, 3, NULL)) && isnan(dl_nll(logits, lab, 0, 3, NULL)));
+        BAD_IS(isnan(dl_nll(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);      /* label 3 of 3 classes */
         lab[3] = -1;
         BAD_IS(isnan(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7);
         BAD_IS(isnan(dl_mse(NULL, logits, 4, 3, NULL)) && isnan(dl_mse(logits, NULL, 4, 3, NULL)));

@@ -332,6 +332,21 @@ static void test_losses(void) {
         err_print("loss_ce");
     }
     err_reset();
+    if (fx_load(&f, "loss_nll")) {
+        if ((t = fx_get(&f, "logp")) && (lab = fx_get(&f, "labels")) && (loss = fx_get(&f, "loss")) && t->ndim == 2) {
+            int n = t->dims[0], classes = t->dims[1], i, *labels = (int *)malloc((size_t)n * sizeof(int));
+            float *d = (float *)malloc(t->size * sizeof(float)), l;
+            for (i = 0; i < n; i++) labels[i] = (int)lab->data[i];
+            l = dl_nll(t->data, labels, n, classes, d);
+            cmp("loss_nll", "loss", &l, loss->data, 1, 0);
+            cmp_fx(&f, "dlogp", "dlogp", d, t->size, 1);
+            free(labels);
+            free(d);
+        }
+        fx_free(&f);
+        err_print("loss_nll");
+    }
+    err_reset();
     if (fx_load(&f, "loss_mse")) {
         if ((t = fx_get(&f, "out")) && (tg = fx_get(&f, "target")) && (loss = fx_get(&f, "loss")) && t->ndim == 2) {
             float *d = (float *)malloc(t->size * sizeof(float)), l;
@@ -409,7 +424,8 @@ static void test_optimizers(void) {
     for (i = 0; i < sizeof optims / sizeof optims[0]; i++) optim_case_run(&optims[i]);
 }
 
-/* ---- end to end: dl_train_step and dl_train_step_mse, 3 steps ---------------- */
+/* ---- end to end: dl_train_step, _nll and _mse, 3 steps ------------------------ */
+/* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood */
 static void train_case(const char *name, dl_net *net, dl_layer *out, dl_optim *opt, int mse) {
     fx f;
     const fx_tensor *x, *target;
@@ -419,15 +435,16 @@ static void train_case(const char *name, dl_net *net, dl_layer *out, dl_optim *o
     CHECK(out && opt, "%s: building failed: %s", name, dl_net_error(net));
     if (!out || !opt || !fx_load(&f, name)) { dl_net_free(net); return; }
     x = fx_get(&f, "x");
-    target = fx_get(&f, mse ? "target" : "labels");
+    target = fx_get(&f, mse == 1 ? "target" : "labels");
     if (x && target && load_params(net, &f)) {
         int n = x->dims[0];
         labels = (int *)calloc((size_t)n, sizeof(int));
-        for (i = 0; !mse && i < n; i++) labels[i] = (int)target->data[i];
+        for (i = 0; mse != 1 && i < n; i++) labels[i] = (int)target->data[i];
         for (step = 1; step <= 3; step++) {
             float loss = 0;
-            rc = mse ? dl_train_step_mse(net, opt, out, x->data, target->data, n, &loss)
-                     : dl_train_step(net, opt, out, x->data, labels, n, &loss);
+            rc = mse == 1 ? dl_train_step_mse(net, opt, out, x->data, target->data, n, &loss)
+               : mse == 2 ? dl_train_step_nll(net, opt, out, x->data, labels, n, &loss)
+                          : dl_train_step(net, opt, out, x->data, labels, n, &loss);
             CHECK(rc == DL_OK, "%s: step %d failed: %s", name, step, dl_net_error(net));
             snprintf(key, sizeof key, "loss%d", step);
             cmp_fx(&f, key, key, &loss, 1, 0);
@@ -453,6 +470,12 @@ static void test_train_step(void) {
     h = dl_relu(named(dl_batchnorm(named(dl_dense(x, 10), "fc1")), "bn"));
     h = named(dl_dense(h, 4), "fc2");
     train_case("train_ce", net, h, dl_sgd(net, 0.1f, 0.9f), 0);
+
+    net = dl_net_new();                 /* the same, as log_softmax and NLL: the same steps as the fused CE */
+    x = dl_input(net, 8, 0, 0);
+    h = dl_relu(named(dl_batchnorm(named(dl_dense(x, 10), "fc1")), "bn"));
+    h = dl_log_softmax(named(dl_dense(h, 4), "fc2"));
+    train_case("train_ce", net, h, dl_sgd(net, 0.1f, 0.9f), 2);
 
     net = dl_net_new();                 /* conv -> relu -> flatten -> dense, MSE, Adam */
     x = dl_input(net, 2, 4, 5);
