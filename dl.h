@@ -221,6 +221,9 @@ typedef enum dl_op {
     DL_OP_SILU = 27,
     DL_OP_SOFTPLUS = 28,
     DL_OP_LOG_SOFTMAX = 29,
+    DL_OP_SUB = 30,
+    DL_OP_DIV = 31,
+    DL_OP_CONSTANT = 32,
     DL_OP_COUNT
 } dl_op;
 
@@ -330,10 +333,19 @@ DLDEF dl_layer *dl_selu(dl_layer *x);                         /* 1.0507 (x > 0 ?
 DLDEF dl_layer *dl_gelu(dl_layer *x, int tanh_approx);        /* x Phi(x); 1: PyTorch's approximate='tanh' */
 DLDEF dl_layer *dl_silu(dl_layer *x);                         /* x sigmoid(x), also called swish */
 DLDEF dl_layer *dl_softplus(dl_layer *x);                     /* log(1 + e^x) (x past 20: x, as PyTorch) */
+/* Elementwise add, sub, mul, div broadcast their inputs along NumPy's rule
+   (shapes aligned at the last dim; a dim of 1 repeats): a per-channel
+   (C,1,1), a scalar (1) or a (1,H,W) operand against (C,H,W). Gradients sum
+   over the repeated positions. */
 DLDEF dl_layer *dl_add(dl_layer *a, dl_layer *b);
 DLDEF dl_layer *dl_add_n(dl_layer *const *xs, int n);
+DLDEF dl_layer *dl_sub(dl_layer *a, dl_layer *b);             /* a - b */
+DLDEF dl_layer *dl_mul(dl_layer *a, dl_layer *b);
+DLDEF dl_layer *dl_div(dl_layer *a, dl_layer *b);             /* a / b */
 DLDEF dl_layer *dl_concat(dl_layer *const *xs, int n);        /* along channels (dim 0) */
-DLDEF dl_layer *dl_mul(dl_layer *a, dl_layer *b);             /* elementwise */
+/* A constant per-sample tensor (the same for every sample): a non-trainable
+   parameter "<name>.value" saved with the net. data: the product of shape floats. */
+DLDEF dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data);
 DLDEF dl_layer *dl_matmul(dl_layer *a, dl_layer *b);          /* per sample: (..,M,K) x (..,K,P) */
 
 /* A user-defined layer. Callbacks run on the CPU with the batch laid out as
@@ -1110,6 +1122,11 @@ static int dl__input_infer(dl_layer *l, char *why) {
     return DL_OK;
 }
 
+static int dl__constant_params(dl_net *net, dl_layer *l, int init) {
+    (void)init;
+    return dl__add_param(net, l, "value", l->ndim, l->shape, 0);
+}
+
 static int dl__dense_infer(dl_layer *l, char *why) {
     if (l->a.units <= 0) return dl__fail(why, DL_ERR_ARG, "units must be positive, got %d", l->a.units);
     dl__set_shape(l, 1, &l->a.units);
@@ -1241,16 +1258,23 @@ static int dl__prelu_params(dl_net *net, dl_layer *l, int init) {
     return DL_OK;
 }
 
-static int dl__same_shape_infer(dl_layer *l, char *why) {   /* add, mul */
-    int i;
+/* add, sub, mul, div: NumPy broadcasting, shapes aligned at their last dim. */
+static int dl__broadcast_infer(dl_layer *l, char *why) {
+    int i, d, nd = 0, shape[3] = { 1, 1, 1 };
     char s0[48], s1[48];
-    dl__in_str(l, 0, s0);
-    for (i = 1; i < l->n_in; i++)
-        if (l->in[i]->ndim != l->in[0]->ndim || memcmp(l->in[i]->shape, l->in[0]->shape, sizeof l->shape)) {
-            dl__in_str(l, i, s1);
-            return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match",
-                            l->in[0]->name, s0, l->in[i]->name, s1);
+    for (i = 0; i < l->n_in; i++) if (l->in[i]->ndim > nd) nd = l->in[i]->ndim;
+    for (i = 0; i < l->n_in; i++)
+        for (d = 0; d < l->in[i]->ndim; d++) {
+            int at = nd - l->in[i]->ndim + d, v = l->in[i]->shape[d];
+            if (v != 1 && shape[at] != 1 && v != shape[at]) {
+                dl__in_str(l, 0, s0);
+                dl__in_str(l, i, s1);
+                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match or broadcast "
+                                "(a dim of 1 repeats)", l->in[0]->name, s0, l->in[i]->name, s1);
+            }
+            if (v != 1) shape[at] = v;
         }
+    dl__set_shape(l, nd, shape);
     return DL_OK;
 }
 
@@ -1554,6 +1578,24 @@ dl_layer *dl_add_n(dl_layer *const *xs, int n) { return dl__nary(DL_OP_ADD, xs, 
 dl_layer *dl_concat(dl_layer *const *xs, int n) { return dl__nary(DL_OP_CONCAT, xs, n, 1, 64); }
 dl_layer *dl_add(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_ADD, xs, 2, 2, 2); }
 dl_layer *dl_mul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MUL, xs, 2, 2, 2); }
+dl_layer *dl_sub(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_SUB, xs, 2, 2, 2); }
+dl_layer *dl_div(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_DIV, xs, 2, 2, 2); }
+dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data) {
+    dl_attrs a = dl__attrs0();
+    dl_layer *l;
+    int i;
+    if (!net) return NULL;
+    if (!shape || !data || ndim < 1 || ndim > 3) {
+        dl__fail(net->err, DL_ERR_ARG, "constant: need 1 to 3 dims, a shape and data, got %d dims%s%s", ndim,
+                 shape ? "" : ", shape NULL", data ? "" : ", data NULL");
+        return NULL;
+    }
+    a.ndim = ndim;
+    for (i = 0; i < ndim; i++) a.shape[i] = shape[i];
+    if (!(l = dl__add(net, DL_OP_CONSTANT, NULL, 0, &a, 0, NULL, NULL))) return NULL;
+    memcpy(net->params[l->first_param].data, data, (size_t)l->size * sizeof(float));
+    return l;
+}
 dl_layer *dl_matmul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MATMUL, xs, 2, 2, 2); }
 
 dl_layer *dl_custom(dl_layer *const *inputs, int n_in, const dl_custom_desc *d) {
@@ -3085,9 +3127,13 @@ static int dl__log_softmax_backward(const dl_layer *l, const dl_exec *e) {
 }
 
 /* ---- add: y = sum_i x_i;  dx_i += dy ---- */
+static int dl__bcast_forward(const dl_layer *l, const dl_exec *e);
+static int dl__bcast_backward(const dl_layer *l, const dl_exec *e);
+static int dl__same_shapes(const dl_layer *l);
 static int dl__add_forward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
     int i;
+    if (!dl__same_shapes(l)) return dl__bcast_forward(l, e);
     for (j = 0; j < total; j++) e->out[j] = e->in[0][j] + e->in[1][j];
     for (i = 2; i < l->n_in; i++) for (j = 0; j < total; j++) e->out[j] += e->in[i][j];
     return DL_OK;
@@ -3095,6 +3141,7 @@ static int dl__add_forward(const dl_layer *l, const dl_exec *e) {
 static int dl__add_backward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
     int i;
+    if (!dl__same_shapes(l)) return dl__bcast_backward(l, e);
     for (i = 0; i < l->n_in; i++)
         if (e->din[i]) for (j = 0; j < total; j++) e->din[i][j] += e->dout[j];
     return DL_OK;
@@ -3103,15 +3150,97 @@ static int dl__add_backward(const dl_layer *l, const dl_exec *e) {
 /* ---- mul: y = a * b;  da += dy b, db += dy a ---- */
 static int dl__mul_forward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
+    if (!dl__same_shapes(l)) return dl__bcast_forward(l, e);
     for (j = 0; j < total; j++) e->out[j] = e->in[0][j] * e->in[1][j];
     return DL_OK;
 }
 static int dl__mul_backward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
+    if (!dl__same_shapes(l)) return dl__bcast_backward(l, e);
     if (e->din[0]) for (j = 0; j < total; j++) e->din[0][j] += e->dout[j] * e->in[1][j];
     if (e->din[1]) for (j = 0; j < total; j++) e->din[1][j] += e->dout[j] * e->in[0][j];
     return DL_OK;
 }
+
+/* ---- broadcasting add, sub, mul, div: y = a op b with a and b read at the
+   output position, a broadcast (size-1) axis at index 0; backward adds each
+   output's gradient into the position it read (so repeated positions sum).
+   Inputs of the output's shape take the plain loops above.
+   CUDA: dlc__bcast_*, dlk__bcast_* ---- */
+/* Input i's (C,H,W) in the output's frame: its shape aligned at the last dim. */
+static void dl__bcast_dims(const dl_layer *l, int i, int d[3]) {
+    int full[3] = { 1, 1, 1 }, k, off = l->ndim - l->in[i]->ndim;
+    for (k = 0; k < l->in[i]->ndim; k++) full[off + k] = l->in[i]->shape[k];
+    dl__chw(l->ndim, full, &d[0], &d[1], &d[2]);
+}
+static size_t dl__bcast_at(const int d[3], int c, int h, int w) {
+    return ((size_t)(d[0] > 1 ? c : 0) * d[1] + (d[1] > 1 ? h : 0)) * d[2] + (d[2] > 1 ? w : 0);
+}
+static int dl__same_shapes(const dl_layer *l) {
+    int i;
+    for (i = 0; i < l->n_in; i++) if (l->in[i]->size != l->size) return 0;
+    return 1;
+}
+static float dl__binary(int op, float a, float b) {
+    return op == DL_OP_SUB ? a - b : op == DL_OP_MUL ? a * b : op == DL_OP_DIV ? a / b : a + b;
+}
+/* d(a op b)/da and /db times dy */
+static float dl__binary_grad(int op, int which, float a, float b, float dy) {
+    if (op == DL_OP_ADD) return dy;
+    if (op == DL_OP_SUB) return which ? -dy : dy;
+    if (op == DL_OP_MUL) return which ? dy * a : dy * b;
+    return which ? -dy * a / (b * b) : dy / b;
+}
+static int dl__bcast_forward(const dl_layer *l, const dl_exec *e) {
+    int d[64][3], C, H, W, n, c, h, w, i;
+    size_t o = 0;
+    dl__chw(l->ndim, l->shape, &C, &H, &W);
+    for (i = 0; i < l->n_in; i++) dl__bcast_dims(l, i, d[i]);
+    for (n = 0; n < e->n; n++)
+        for (c = 0; c < C; c++)
+            for (h = 0; h < H; h++)
+                for (w = 0; w < W; w++, o++) {
+                    float y = e->in[0][(size_t)n * l->in[0]->size + dl__bcast_at(d[0], c, h, w)];
+                    for (i = 1; i < l->n_in; i++)
+                        y = dl__binary(l->op, y, e->in[i][(size_t)n * l->in[i]->size + dl__bcast_at(d[i], c, h, w)]);
+                    e->out[o] = y;
+                }
+    return DL_OK;
+}
+static int dl__bcast_backward(const dl_layer *l, const dl_exec *e) {   /* add (any inputs) or a binary op */
+    int d[64][3], C, H, W, n, c, h, w, i;
+    size_t o = 0;
+    dl__chw(l->ndim, l->shape, &C, &H, &W);
+    for (i = 0; i < l->n_in; i++) dl__bcast_dims(l, i, d[i]);
+    for (n = 0; n < e->n; n++)
+        for (c = 0; c < C; c++)
+            for (h = 0; h < H; h++)
+                for (w = 0; w < W; w++, o++) {
+                    size_t ia = (size_t)n * l->in[0]->size + dl__bcast_at(d[0], c, h, w);
+                    size_t ib = l->n_in > 1 ? (size_t)n * l->in[1]->size + dl__bcast_at(d[1], c, h, w) : 0;
+                    float a = e->in[0][ia], b = l->n_in > 1 ? e->in[1][ib] : 0.0f;
+                    if (l->op == DL_OP_ADD) {
+                        for (i = 0; i < l->n_in; i++)
+                            if (e->din[i]) e->din[i][(size_t)n * l->in[i]->size + dl__bcast_at(d[i], c, h, w)] += e->dout[o];
+                        continue;
+                    }
+                    if (e->din[0]) e->din[0][ia] += dl__binary_grad(l->op, 0, a, b, e->dout[o]);
+                    if (e->din[1]) e->din[1][ib] += dl__binary_grad(l->op, 1, a, b, e->dout[o]);
+                }
+    return DL_OK;
+}
+static int dl__sub_forward(const dl_layer *l, const dl_exec *e) { return dl__bcast_forward(l, e); }
+static int dl__sub_backward(const dl_layer *l, const dl_exec *e) { return dl__bcast_backward(l, e); }
+static int dl__div_forward(const dl_layer *l, const dl_exec *e) { return dl__bcast_forward(l, e); }
+static int dl__div_backward(const dl_layer *l, const dl_exec *e) { return dl__bcast_backward(l, e); }
+
+/* ---- constant: every sample's output is the value parameter ---- */
+static int dl__constant_forward(const dl_layer *l, const dl_exec *e) {
+    int n;
+    for (n = 0; n < e->n; n++) memcpy(e->out + (size_t)n * l->size, e->w[0], (size_t)l->size * sizeof(float));
+    return DL_OK;
+}
+static int dl__constant_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 
 /* ---- concat along channels: per sample, the inputs' blocks one after another ---- */
 static int dl__concat_forward(const dl_layer *l, const dl_exec *e) {
@@ -3314,11 +3443,11 @@ static const dl__op_info dl__ops[] = {
       dl__no_attrs, dl__tanh_forward, dl__tanh_backward },
     { DL_OP_SOFTMAX, "softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__softmax_forward, dl__softmax_backward },
-    { DL_OP_ADD, "add", 2, 64, 0, 0, dl__same_shape_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_ADD, "add", 2, 64, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__add_forward, dl__add_backward },
     { DL_OP_CONCAT, "concat", 1, 64, 0, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__concat_forward, dl__concat_backward },
-    { DL_OP_MUL, "mul", 2, 2, 0, 0, dl__same_shape_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_MUL, "mul", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__mul_forward, dl__mul_backward },
     { DL_OP_MATMUL, "matmul", 2, 2, 0, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
       dl__no_attrs, dl__matmul_forward, dl__matmul_backward },
@@ -3342,6 +3471,12 @@ static const dl__op_info dl__ops[] = {
       dl__no_attrs, dl__softplus_forward, dl__softplus_backward },
     { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__log_softmax_forward, dl__log_softmax_backward },
+    { DL_OP_SUB, "sub", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__sub_forward, dl__sub_backward },
+    { DL_OP_DIV, "div", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__div_forward, dl__div_backward },
+    { DL_OP_CONSTANT, "constant", 0, 0, 0, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
+      dl__shape_attrs, dl__constant_forward, dl__constant_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -3808,7 +3943,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
                 return dl__fail(c->err, DL_ERR_SHAPE, "%s: batchnorm '%s': training needs more than one value per channel, "
                                 "got batch %d of %d values per sample", call, l->name, n, l->size / l->shape[0]);
         }
-    DL_ASSERT(input);                  /* every layer descends from an input */
+    if (!input) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': it reads no input layer (only constants)", call, out->name);
     if (train) {                        /* NaN would reach the batchnorm statistics; eval mode passes it on */
         size_t k, count = (size_t)n * input->size;
         for (k = 0; k < count; k++)

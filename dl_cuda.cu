@@ -870,10 +870,14 @@ static __global__ void dlk__add_forward(dlc_inputs in, int n_in, size_t total, f
     }
 }
 static __global__ void dlk__accumulate(const float *dy, size_t total, float *dx) { DLC_FOR(j, total) dx[j] += dy[j]; }
+static int dlc__bcast_forward(dlc *c, const dl_layer *l, const dl_exec *e);
+static int dlc__bcast_backward(dlc *c, const dl_layer *l, const dl_exec *e);
+static int dlc__same_shapes(const dl_layer *l);
 static int dlc__add_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
     dlc_inputs in;
     int i;
+    if (!dlc__same_shapes(l)) return dlc__bcast_forward(c, l, e);
     if (l->n_in > 64) return dlc__fail(c, DL_ERR_UNSUPPORTED, "add: %d inputs; at most 64", l->n_in);
     for (i = 0; i < l->n_in; i++) in.p[i] = e->in[i];
     DLC_EACH(dlk__add_forward, total, in, l->n_in, total, e->out);
@@ -882,6 +886,7 @@ static int dlc__add_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
 static int dlc__add_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
     int i;
+    if (!dlc__same_shapes(l)) return dlc__bcast_backward(c, l, e);
     for (i = 0; i < l->n_in; i++)       /* one launch each: two inputs may share a gradient buffer */
         if (e->din[i]) DLC_EACH(dlk__accumulate, total, e->dout, total, e->din[i]);
     return DL_OK;
@@ -899,15 +904,108 @@ static __global__ void dlk__mul_backward(const float *a, const float *b, const f
 }
 static int dlc__mul_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
+    if (!dlc__same_shapes(l)) return dlc__bcast_forward(c, l, e);
     DLC_EACH(dlk__mul_forward, total, e->in[0], e->in[1], total, e->out);
     return DL_OK;
 }
 static int dlc__mul_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
+    if (!dlc__same_shapes(l)) return dlc__bcast_backward(c, l, e);
     if (!e->din[0] && !e->din[1]) return DL_OK;
     DLC_EACH(dlk__mul_backward, total, e->in[0], e->in[1], e->dout, total, e->din[0], e->din[1]);
     return DL_OK;
 }
+
+/* ---- broadcasting add, sub, mul, div (dl.h's dl__bcast_*): inputs read at
+   the output position, a size-1 axis at index 0. Backward gathers: one thread
+   per element of an input sums the gradient of every output that read it. ---- */
+typedef struct dlc_bcast { const float *p[64]; int d[64][3]; int size[64]; int C, H, W, size_out, n_in, op; } dlc_bcast;
+static dlc_bcast dlc__bcast_geom(const dl_layer *l, const dl_exec *e) {
+    dlc_bcast g;
+    int i, k;
+    memset(&g, 0, sizeof g);
+    dlc__chw(l, &g.C, &g.H, &g.W);
+    g.size_out = l->size; g.n_in = l->n_in; g.op = l->op;
+    for (i = 0; i < l->n_in; i++) {
+        int full[3] = { 1, 1, 1 }, off = l->ndim - l->in[i]->ndim;
+        for (k = 0; k < l->in[i]->ndim; k++) full[off + k] = l->in[i]->shape[k];
+        g.d[i][0] = full[0];
+        g.d[i][1] = l->ndim > 1 ? full[1] : 1;
+        g.d[i][2] = l->ndim > 2 ? full[2] : 1;
+        g.p[i] = e->in[i];
+        g.size[i] = l->in[i]->size;
+    }
+    return g;
+}
+static __device__ size_t dlc__bcast_at(const int *d, int c, int h, int w) {
+    return ((size_t)(d[0] > 1 ? c : 0) * d[1] + (d[1] > 1 ? h : 0)) * d[2] + (d[2] > 1 ? w : 0);
+}
+static __device__ float dlc__binary(int op, float a, float b) {
+    return op == DL_OP_SUB ? a - b : op == DL_OP_MUL ? a * b : op == DL_OP_DIV ? a / b : a + b;
+}
+static __device__ float dlc__binary_grad(int op, int which, float a, float b, float dy) {
+    if (op == DL_OP_ADD) return dy;
+    if (op == DL_OP_SUB) return which ? -dy : dy;
+    if (op == DL_OP_MUL) return which ? dy * a : dy * b;
+    return which ? -dy * a / (b * b) : dy / b;
+}
+static __global__ void dlk__bcast_forward(dlc_bcast g, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int w = (int)(o % g.W), h = (int)(o / g.W % g.H), c = (int)(o / ((size_t)g.W * g.H) % g.C);
+        size_t n = o / g.size_out;
+        float v = g.p[0][n * g.size[0] + dlc__bcast_at(g.d[0], c, h, w)];
+        for (int i = 1; i < g.n_in; i++) v = dlc__binary(g.op, v, g.p[i][n * g.size[i] + dlc__bcast_at(g.d[i], c, h, w)]);
+        y[o] = v;
+    }
+}
+/* din_i[j] += the gradient through every output position that read element j of input `which` */
+static __global__ void dlk__bcast_backward(dlc_bcast g, int which, const float *dy, size_t total, float *dx) {
+    DLC_FOR(j, total) {
+        const int *d = g.d[which];
+        int wi = (int)(j % d[2]), hi = (int)(j / d[2] % d[1]), ci = (int)(j / ((size_t)d[2] * d[1]) % d[0]);
+        size_t n = j / g.size[which];
+        float acc = dx[j];
+        for (int c = d[0] > 1 ? ci : 0; c < (d[0] > 1 ? ci + 1 : g.C); c++)
+            for (int h = d[1] > 1 ? hi : 0; h < (d[1] > 1 ? hi + 1 : g.H); h++)
+                for (int w = d[2] > 1 ? wi : 0; w < (d[2] > 1 ? wi + 1 : g.W); w++) {
+                    size_t o = n * g.size_out + ((size_t)c * g.H + h) * g.W + w;
+                    float a = g.p[0][n * g.size[0] + dlc__bcast_at(g.d[0], c, h, w)];
+                    float b = g.n_in > 1 ? g.p[1][n * g.size[1] + dlc__bcast_at(g.d[1], c, h, w)] : 0.0f;
+                    acc += dlc__binary_grad(g.op, which, a, b, dy[o]);
+                }
+        dx[j] = acc;
+    }
+}
+static int dlc__same_shapes(const dl_layer *l) {
+    for (int i = 0; i < l->n_in; i++) if (l->in[i]->size != l->size) return 0;
+    return 1;
+}
+static int dlc__bcast_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__bcast_forward, total, dlc__bcast_geom(l, e), total, e->out);
+    return DL_OK;
+}
+static int dlc__bcast_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    dlc_bcast g = dlc__bcast_geom(l, e);
+    for (int i = 0; i < l->n_in; i++) {     /* one launch each: two inputs may share a gradient buffer */
+        size_t total = (size_t)e->n * l->in[i]->size;
+        if (e->din[i]) DLC_EACH(dlk__bcast_backward, total, g, i, e->dout, total, e->din[i]);
+    }
+    return DL_OK;
+}
+static int dlc__sub_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_forward(c, l, e); }
+static int dlc__sub_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_backward(c, l, e); }
+static int dlc__div_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_forward(c, l, e); }
+static int dlc__div_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_backward(c, l, e); }
+
+/* ---- constant: every sample's output is the value parameter ---- */
+static __global__ void dlk__constant_forward(const float *v, int size, size_t total, float *y) { DLC_FOR(o, total) y[o] = v[o % size]; }
+static int dlc__constant_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__constant_forward, total, e->w[0], l->size, total, e->out);
+    return DL_OK;
+}
+static int dlc__constant_backward(dlc *c, const dl_layer *l, const dl_exec *e) { (void)c; (void)l; (void)e; return DL_OK; }
 
 /* ---- concat along channels: per sample, the inputs' blocks one after another ---- */
 static __global__ void dlk__concat_backward(const float *dy, int size, int off, int k, size_t total, float *dx) {
@@ -1077,6 +1175,9 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_SILU, dlc__silu_forward, dlc__silu_backward },
     { DL_OP_SOFTPLUS, dlc__softplus_forward, dlc__softplus_backward },
     { DL_OP_LOG_SOFTMAX, dlc__log_softmax_forward, dlc__log_softmax_backward },
+    { DL_OP_SUB, dlc__sub_forward, dlc__sub_backward },
+    { DL_OP_DIV, dlc__div_forward, dlc__div_backward },
+    { DL_OP_CONSTANT, dlc__constant_forward, dlc__constant_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

@@ -310,6 +310,29 @@ def padding_cases():
     conv_padded("conv_same_lower_k2", (2, 6, 5), 3, 2, 1, (th, tw, bh, bw))
 
 
+def const(t):
+    """A dl_constant as PyTorch sees it: a submodule whose buffer "value" is the tensor."""
+    m = nn.Module()
+    m.register_buffer("value", t)
+    return m
+
+
+def broadcast_cases():
+    """Broadcasting add, sub, mul, div and constants (dl_constant: "<name>.value")."""
+    seed("bcast_affine")            # x * scale (3,1,1) + shift (1,4,5), both constants
+    model = M(lambda s, x: x * s.scale.value + s.shift.value, scale=const(torch.randn(3, 1, 1)), shift=const(torch.randn(1, 4, 5)))
+    layer_case("bcast_affine", model, torch.randn(3, 3, 4, 5))
+    seed("bcast_div")               # x / (softplus(mean over H, W of x) + 1): per channel, the 1 a scalar constant
+    model = M(lambda s, x: x / (F.softplus(x.mean((2, 3)).view(-1, 3, 1, 1)) + s.one.value), one=const(torch.ones(1)))
+    layer_case("bcast_div", model, torch.randn(3, 3, 4, 5))
+    seed("bcast_sub")               # x - conv(x) with one filter: (3,4,5) - (1,4,5)
+    model = M(lambda s, x: x - s.conv(x), conv=nn.Conv2d(3, 1, 1))
+    layer_case("bcast_sub", model, torch.randn(3, 3, 4, 5))
+    seed("bcast_mul_scalar")        # x * fc(x): (3,4,5) times a per-sample scalar
+    model = M(lambda s, x: x * s.fc(x.flatten(1)).view(-1, 1, 1, 1), fc=nn.Linear(60, 1))
+    layer_case("bcast_mul_scalar", model, torch.randn(3, 3, 4, 5))
+
+
 def custom_cases():
     """dl_custom with tests/ops.h's square layer, y = scale * x^2 + shift, then a dense "fc"."""
     seed("custom_square")
@@ -469,6 +492,7 @@ def main():
     activation_cases()
     combine_cases()
     custom_cases()
+    broadcast_cases()
     padding_cases()
     dropout_cases()
     loss_cases()

@@ -84,6 +84,27 @@ static dl_layer *mk_softplus(dl_layer *x, const void *a) { (void)a; return dl_so
 static dl_layer *mk_log_softmax(dl_layer *x, const void *a) { (void)a; return dl_log_softmax(x); }
 static dl_layer *mk_conv_clip(dl_layer *x, const void *a) { (void)a; return dl_clip(dl_conv2d(x, 4, 3, 1, 1), 0, 6); }
 static dl_layer *mk_dense_hard_swish(dl_layer *x, const void *a) { (void)a; return dl_hard_swish(dl_dense(x, 6)); }
+/* x * scale + shift from constants: per channel (3,1,1) and (1,4,5); the values are the fixture's */
+static dl_layer *mk_bcast_affine(dl_layer *x, const void *a) {
+    static const int s311[3] = { 3, 1, 1 }, s145[3] = { 1, 4, 5 };
+    static const float zeros[20] = { 0 };
+    float scale[3] = { 0.5f, -1.5f, 2.0f };
+    (void)a;
+    return dl_add(dl_mul(x, ops_named(dl_constant(x->net, 3, s311, scale), "scale")),
+                  ops_named(dl_constant(x->net, 3, s145, zeros), "shift"));
+}
+static dl_layer *mk_bcast_div(dl_layer *x, const void *a) {    /* x / (softplus(mean_hw x) + 1) */
+    static const int s311[3] = { 3, 1, 1 }, s1[1] = { 1 };
+    static const float one[1] = { 1 };
+    (void)a;
+    return dl_div(x, dl_add(dl_softplus(dl_reshape(dl_global_avgpool(x), 3, s311)), ops_named(dl_constant(x->net, 1, s1, one), "one")));
+}
+static dl_layer *mk_bcast_sub(dl_layer *x, const void *a) { (void)a; return dl_sub(x, ops_named(dl_conv2d(x, 1, 1, 1, 0), "conv")); }
+static dl_layer *mk_bcast_mul_scalar(dl_layer *x, const void *a) { (void)a; return dl_mul(x, ops_named(dl_dense(x, 1), "fc")); }
+static dl_layer *mk_bcast_hw(dl_layer *x, const void *a) {     /* (1,H,W) - x and the same-shape sub and div */
+    (void)a;
+    return dl_div(dl_sub(dl_conv2d(x, 1, 3, 1, 1), x), dl_add(dl_sigmoid(x), dl_sigmoid(dl_conv2d(x, 3, 1, 1, 0))));
+}
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
@@ -331,6 +352,12 @@ static const op_case op_cases[] = {
     OPS_UNARY(DL_OP_ADD, "add3", 3, 6, 0, 0, mk_add3, NULL, NULL, "add3"),
     OPS_UNARY(DL_OP_ADD, "add of 3 branches", 3, 6, 0, 0, mk_add3_dense, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_ADD, "residual block", 3, 2, 3, 4, mk_residual, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_MUL, "bcast_affine", 3, 3, 4, 5, mk_bcast_affine, NULL, NULL, "bcast_affine"),
+    OPS_UNARY(DL_OP_CONSTANT, "constants (3,1,1) and (1,4,5)", 2, 3, 4, 5, mk_bcast_affine, NULL, NULL, "bcast_affine"),
+    OPS_UNARY(DL_OP_DIV, "bcast_div", 3, 3, 4, 5, mk_bcast_div, NULL, NULL, "bcast_div"),
+    OPS_UNARY(DL_OP_SUB, "bcast_sub", 3, 3, 4, 5, mk_bcast_sub, NULL, NULL, "bcast_sub"),
+    OPS_UNARY(DL_OP_MUL, "bcast_mul_scalar", 3, 3, 4, 5, mk_bcast_mul_scalar, NULL, NULL, "bcast_mul_scalar"),
+    OPS_UNARY(DL_OP_SUB, "(1,H,W) minus x, over a sum of sigmoids", 2, 3, 5, 4, mk_bcast_hw, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_CONCAT, "concat", 3, 3, 5, 4, mk_concat, NULL, NULL, "concat"),
     OPS_UNARY(DL_OP_CONCAT, "concat_1d", 3, 5, 0, 0, mk_concat_1d, NULL, NULL, "concat_1d"),
     OPS_UNARY(DL_OP_CONCAT, "concat conv3x3, identity, conv1x1", 3, 2, 5, 3, mk_concat_conv, NULL, NULL, NULL),

@@ -712,9 +712,40 @@ static void test_fusion_clip_hard_swish(void) {
     dl_net_free(net);
 }
 
+/* A net with constants and broadcasting round-trips through a file: the
+   constants are parameters ("scale.value"), saved and loaded with it. */
+static void test_constants_saved(void) {
+    static const int s311[3] = { 3, 1, 1 }, s1[1] = { 1 };
+    static const float scale[3] = { 0.5f, -2.0f, 3.0f }, shift[1] = { 0.25f };
+    float x[2 * 3 * 4 * 5], ya[2 * 3 * 4 * 5];
+    dl_net *a = dl_net_new(), *b;
+    dl_layer *in = dl_input(a, 3, 4, 5), *c = dl_constant(a, 3, s311, scale), *out;
+    void *buf = NULL;
+    size_t len = 0;
+    dl_status st;
+    const float *y;
+    int i;
+    dl_layer_set_name(c, "scale");
+    out = dl_sub(dl_mul(in, c), dl_constant(a, 1, s1, shift));
+    CHECK(out != NULL, "%s", dl_net_error(a));
+    for (i = 0; i < 2 * 3 * 4 * 5; i++) x[i] = (float)i / 7.0f - 3.0f;
+    y = dl_predict(a, out, x, 2);
+    CHECK(y && y[0] == x[0] * 0.5f - 0.25f && y[20] == x[20] * -2.0f - 0.25f && y[119] == x[119] * 3.0f - 0.25f, "broadcast values");
+    if (y) memcpy(ya, y, sizeof ya);
+    CHECK(dl_net_find_param(a, "scale.value") && !dl_net_find_param(a, "scale.value")->trainable, "the constant is a statistic-like parameter");
+    CHECK(dl_net_save_mem(a, NULL, &buf, &len) == DL_OK, "%s", dl_net_error(a));
+    b = buf ? dl_net_load_mem(buf, len, &st) : NULL;
+    CHECK(b != NULL, "load: %s", b ? "" : st.msg);
+    y = b ? dl_predict(b, NULL, x, 2) : NULL;
+    CHECK(y && !memcmp(y, ya, sizeof ya), "the loaded net predicts other values");
+    DL_FREE(buf);
+    dl_net_free(a); dl_net_free(b);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
+    RUN(test_constants_saved);
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
     RUN(test_mse_regression);

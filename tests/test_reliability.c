@@ -259,6 +259,7 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_reshape(x, 2, shp), "reshape|dim 0 is -2");
 
     /* graph ops */
+    static const float xs_data[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
     BAD_NULL(net, dl_add(x, v), "add|input_1|3x8x8|input_2|5");
     BAD_NULL(net, dl_add(x, ox), "add|input_1|another net");
     BAD_IS(!dl_add(x, NULL) && !dl_add(NULL, x));
@@ -276,6 +277,19 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_mul(x, v), "mul|3x8x8|5|shapes must match");
     BAD_NULL(other, dl_mul(ox, x), "mul|input_1|another net");
     BAD_NULL(net, dl_matmul(v, v), "matmul|cannot multiply 5 by 5");
+    BAD_NULL(net, dl_sub(x, v), "sub|input_1|3x8x8|input_2|5|broadcast");
+    BAD_NULL(net, dl_div(v, x), "div|input_2|5|input_1|3x8x8");
+    BAD_IS(!dl_sub(x, NULL) && !dl_div(NULL, x));
+    BAD_NULL(net, dl_constant(net, 0, shp, xs_data), "constant|0 dims");
+    BAD_NULL(net, dl_constant(net, 1, NULL, xs_data), "constant|shape NULL");
+    BAD_NULL(net, dl_constant(net, 1, shp, NULL), "constant|data NULL");
+    BAD_IS(!dl_constant(NULL, 1, shp, xs_data));
+    {
+        int neg[2] = { 2, -3 };
+        BAD_NULL(net, dl_constant(net, 2, neg, xs_data), "constant|dim 1 is -3");
+        neg[1] = 1;
+        BAD_NULL(net, dl_predict(net, dl_constant(net, 2, neg, xs_data), xs_data, 1), "dl_predict|reads no input layer");
+    }
     shp[0] = 24; shp[1] = 8;
     {
         dl_layer *a = dl_reshape(x, 2, shp);
