@@ -224,6 +224,7 @@ typedef enum dl_op {
     DL_OP_SUB = 30,
     DL_OP_DIV = 31,
     DL_OP_CONSTANT = 32,
+    DL_OP_CONV2D_TRANSPOSE = 33,
     DL_OP_COUNT
 } dl_op;
 
@@ -287,7 +288,8 @@ typedef struct dl_conv_desc {
     int no_bias;               /* 1: no bias */
     int init;                  /* dl_init for the weights; biases start at 0 */
     int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric padding */
-    int auto_pad;              /* dl_pad_mode */
+    int auto_pad;              /* dl_pad_mode (conv2d only) */
+    int output_padding, output_padding_h, output_padding_w;   /* conv2d_transpose: added at the end, < stride or dilation */
 } dl_conv_desc;
 
 typedef struct dl_pool_desc {
@@ -307,6 +309,11 @@ DLDEF dl_layer *dl_dense(dl_layer *x, int units);             /* flattens x per 
 DLDEF dl_layer *dl_dense_ex(dl_layer *x, const dl_dense_desc *d);
 DLDEF dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad);
 DLDEF dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d);
+/* The adjoint of conv2d (PyTorch's ConvTranspose2d): weight (in, filters/groups,
+   kH, kW); output (H-1) stride - pad_top - pad_bottom + dilation (k-1) + 1 +
+   output_padding along H, the same along W. */
+DLDEF dl_layer *dl_conv2d_transpose(dl_layer *x, int filters, int kernel, int stride, int pad);
+DLDEF dl_layer *dl_conv2d_transpose_ex(dl_layer *x, const dl_conv_desc *d);
 DLDEF dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d);
@@ -514,6 +521,7 @@ typedef struct dl_attrs {
     int auto_pad;           /* dl_pad_mode */
     int ceil_mode;          /* pooling */
     int count_include_pad;  /* average pooling */
+    int output_padding[2];  /* conv2d_transpose */
     int groups;
     int bias;               /* dense, conv2d: 1 if a bias is added */
     int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
@@ -605,7 +613,10 @@ DLDEF int  dl_dropout_keep(uint64_t seed, uint64_t i, float p);   /* 1 if elemen
 DLDEF size_t dl_layer_saved_floats(const dl_layer *l, int n);
 DLDEF size_t dl_layer_ws_floats(const dl_layer *l, int n);
 DLDEF int  dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w); /* output as C,H,W */
-/* A convolution's geometry, as every backend lowers it to GEMM. */
+/* A convolution's geometry, as every backend lowers it to GEMM. For
+   conv2d_transpose it is the geometry of the convolution it is the adjoint
+   of: that convolution's input (C, H, W) is the layer's output and its
+   output (M, OH, OW) the layer's input. */
 typedef struct dl_conv_geom {
     int C, H, W;            /* input channels and size */
     int M, OH, OW;          /* filters and output size */
@@ -1151,6 +1162,46 @@ static int dl__conv2d_infer(dl_layer *l, char *why) {
     l->shape[0] = a->units;
     return DL_OK;
 }
+/* Output (H-1) s - pads + d (k-1) + 1 + output_padding per axis. */
+static int dl__conv2d_transpose_infer(dl_layer *l, char *why) {
+    dl_attrs *a = &l->a;
+    int c, h, w, i;
+    long long oh, ow;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->units <= 0 || a->groups <= 0 || a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 ||
+        a->dilation[0] <= 0 || a->dilation[1] <= 0)
+        return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, dilation %dx%d, groups %d must be positive",
+                        a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->groups);
+    if (a->auto_pad) return dl__fail(why, DL_ERR_UNSUPPORTED, "auto_pad %d: give the pads", a->auto_pad);
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] < 0) return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative",
+                                           a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    for (i = 0; i < 2; i++)
+        if (a->output_padding[i] < 0 || (a->output_padding[i] >= a->stride[i] && a->output_padding[i] >= a->dilation[i]))
+            return dl__fail(why, DL_ERR_ARG, "output_padding %dx%d must be less than the stride %dx%d or the dilation %dx%d",
+                            a->output_padding[0], a->output_padding[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1]);
+    if (c % a->groups || a->units % a->groups)
+        return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
+    oh = (long long)(h - 1) * a->stride[0] - a->pad[0] - a->pad[2] + (long long)a->dilation[0] * (a->kernel[0] - 1) + 1 + a->output_padding[0];
+    ow = (long long)(w - 1) * a->stride[1] - a->pad[1] - a->pad[3] + (long long)a->dilation[1] * (a->kernel[1] - 1) + 1 + a->output_padding[1];
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX / 4 || ow > INT_MAX / 4)
+        return dl__fail(why, DL_ERR_SHAPE, "input %s with kernel %dx%d, stride %dx%d, pads (top %d, left %d, bottom %d, right %d) "
+                        "gives an output of %lldx%lld", s0, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1],
+                        a->pad[0], a->pad[1], a->pad[2], a->pad[3], oh, ow);
+    l->shape[0] = a->units; l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    return DL_OK;
+}
+static int dl__conv2d_transpose_params(dl_net *net, dl_layer *l, int init) {
+    int rc, shp[4];
+    shp[0] = l->in[0]->shape[0]; shp[1] = l->a.units / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
+    if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
+    if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+    shp[0] = l->a.units;
+    return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
+}
 static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
     int rc, shp[4];
     shp[0] = l->a.units; shp[1] = l->in[0]->shape[0] / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
@@ -1472,6 +1523,28 @@ dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     a.groups = d->groups ? d->groups : 1;
     a.bias = !d->no_bias;
     return dl__add(x->net, DL_OP_CONV2D, &x, 1, &a, d->init, NULL, NULL);
+}
+dl_layer *dl_conv2d_transpose_ex(dl_layer *x, const dl_conv_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d_transpose: desc is NULL"); return NULL; }
+    a.units = d->filters;
+    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
+    a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
+    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
+    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
+    a.output_padding[0] = dl__axis(d->output_padding_h, d->output_padding, 0);
+    a.output_padding[1] = dl__axis(d->output_padding_w, d->output_padding, 0);
+    a.groups = d->groups ? d->groups : 1;
+    a.bias = !d->no_bias;
+    return dl__add(x->net, DL_OP_CONV2D_TRANSPOSE, &x, 1, &a, d->init, NULL, NULL);
+}
+dl_layer *dl_conv2d_transpose(dl_layer *x, int filters, int kernel, int stride, int pad) {
+    dl_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.filters = filters; d.kernel = kernel; d.stride = stride; d.pad = pad;
+    if (x && stride <= 0) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d_transpose on '%s': stride %d must be positive", x->name, stride); return NULL; }
+    return dl_conv2d_transpose_ex(x, &d);
 }
 dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad) {
     dl_conv_desc d;
@@ -2550,9 +2623,14 @@ static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
 dl_conv_geom dl_layer_conv_geom(const dl_layer *l) {
     dl_conv_geom g;
     memset(&g, 0, sizeof g);
-    if (!l || l->op != DL_OP_CONV2D) return g;      /* all zero: not a convolution */
-    dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
-    g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
+    if (!l || (l->op != DL_OP_CONV2D && l->op != DL_OP_CONV2D_TRANSPOSE)) return g;   /* all zero: not a convolution */
+    if (l->op == DL_OP_CONV2D) {
+        dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
+        g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
+    } else {                                        /* the adjoint: input and output swap */
+        dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.M, &g.OH, &g.OW);
+        g.C = l->shape[0]; g.H = l->shape[1]; g.W = l->shape[2];
+    }
     g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
     g.sh = l->a.stride[0]; g.sw = l->a.stride[1];
     g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
@@ -2579,7 +2657,10 @@ static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const fl
     return m;
 }
 
-static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
+static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumulate);
+static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) { return dl__conv_forward_run(l, e, 0); }
+/* accumulate: out += the convolution (no bias, no epilogue), for conv2d_transpose's backward */
+static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumulate) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv cg = dl_layer_conv_geom(l);
     dl__epilogue epi;
@@ -2592,8 +2673,9 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
         g.A = dl__plain(e->w[0] + (size_t)grp * cg.Mg * cg.K, (size_t)cg.K, 1);
         g.B = dl__conv_input(&cg, krows, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
-        g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
-        if (cpu->epi) {                 /* the group's rows of the epilogue */
+        g.bias = l->a.bias && !accumulate ? e->w[1] + grp * cg.Mg : NULL;
+        g.accumulate = accumulate;
+        if (cpu->epi && !accumulate) {  /* the group's rows of the epilogue */
             epi = *cpu->epi;
             if (epi.scale) epi.scale += grp * cg.Mg;
             if (epi.shift) epi.shift += grp * cg.Mg;
@@ -2728,6 +2810,56 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
         dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
         dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
     }
+    return DL_OK;
+}
+
+/* ---- conv2d_transpose: the adjoint of conv2d on the geometry
+   dl_layer_conv_geom gives (that convolution's input is this layer's output):
+   forward = conv2d's input gradient of x, then the bias; backward: dx =
+   conv2d's forward of dy, dW = conv2d's weight gradient with x and dy in
+   each other's place, db = dy summed per output channel.
+   x (N,Cin,H,W), W (Cin,Cout/G,KH,KW), y (N,Cout,OH,OW).
+   CUDA: dlc__conv2d_transpose_* ---- */
+static void dl__zero_parallel(const dl__cpu *cpu, float *p, size_t n);
+static void dl__bias_planes(float *y, const float *b, int n, int C, size_t P) {
+    int i, c;
+    size_t p;
+    for (i = 0; i < n; i++)
+        for (c = 0; c < C; c++) for (p = 0; p < P; p++) y[((size_t)i * C + c) * P + p] += b[c];
+}
+static int dl__conv2d_transpose_forward(const dl_layer *l, const dl_exec *e) {
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
+    float *din[1], *dw[2] = { NULL, NULL };
+    dl_exec a = *e;
+    int C = l->shape[0];
+    size_t P = (size_t)l->shape[1] * l->shape[2];
+    din[0] = e->out;
+    a.dout = e->in[0]; a.din = din; a.dw = dw;
+    dl__zero_parallel(cpu, e->out, (size_t)e->n * l->size);
+    dl__conv2d_backward(l, &a);
+    if (l->a.bias) dl__bias_planes(e->out, e->w[1], e->n, C, P);
+    return DL_OK;
+}
+static int dl__conv2d_transpose_backward(const dl_layer *l, const dl_exec *e) {
+    const float *in[1];
+    float *din[1] = { NULL }, *dw[2];
+    dl_exec a = *e;
+    int C = l->shape[0], i, c;
+    size_t P = (size_t)l->shape[1] * l->shape[2];
+    in[0] = e->dout;
+    if (e->din[0]) { a.in = in; a.out = e->din[0]; dl__conv_forward_run(l, &a, 1); }
+    if (e->dw[0]) {
+        a = *e;
+        dw[0] = e->dw[0]; dw[1] = NULL;
+        a.in = in; a.dout = e->in[0]; a.din = din; a.dw = dw;
+        dl__conv2d_backward(l, &a);
+    }
+    if (l->a.bias && e->dw[1])
+        for (c = 0; c < C; c++) {
+            double s = 0;
+            for (i = 0; i < e->n; i++) s += dl__row_sum(e->dout + ((size_t)i * C + c) * P, (int)P, 0.0f, 0);
+            e->dw[1][c] += (float)s;
+        }
     return DL_OK;
 }
 
@@ -3384,6 +3516,11 @@ static const dl__attr_spec dl__conv2d_attrs[] = {
     DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 4, pad, 0),
     DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
     DL__ATTR("group", DL__A_INT, 1, groups, 1), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__conv2d_transpose_attrs[] = {
+    DL__ATTR("filters", DL__A_INT, 1, units, 0), DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0),
+    DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 4, pad, 0),
+    DL__ATTR("output_padding", DL__A_INT, 2, output_padding, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
+    DL__ATTR("group", DL__A_INT, 1, groups, 1), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
 static const dl__attr_spec dl__maxpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
@@ -3477,6 +3614,8 @@ static const dl__op_info dl__ops[] = {
       dl__no_attrs, dl__div_forward, dl__div_backward },
     { DL_OP_CONSTANT, "constant", 0, 0, 0, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__constant_forward, dl__constant_backward },
+    { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, 0, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
+      dl__conv2d_ws, dl__conv2d_cpu_ws, dl__conv2d_transpose_attrs, dl__conv2d_transpose_forward, dl__conv2d_transpose_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -4712,11 +4851,12 @@ static int dl__get_attrs(dl__rbuf *r, int op, dl_attrs *a, char *why) {
 
 /* No real layer has a dimension, kernel or stride beyond 2^24. */
 static int dl__attrs_sane(const dl_attrs *a) {
-    const int v[20] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+    const int v[22] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
                         a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2],
-                        a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad };
+                        a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad, a->output_padding[0],
+                        a->output_padding[1] };
     int i;
-    for (i = 0; i < 20; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
+    for (i = 0; i < 22; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
     return a->alpha == a->alpha && a->beta == a->beta && a->eps == a->eps && a->momentum == a->momentum &&
            a->approximate >= 0 && a->approximate <= 1;
 }

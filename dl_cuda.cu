@@ -298,11 +298,11 @@ static __global__ void dlk__conv2d_col2im(dlc_conv g, const float *col, int nb, 
     }
 }
 /* y[nl][m][p] = Yt[m][nl*P + p] + b[m]: back to NCHW with the bias fused in */
-static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, size_t total, float *y) {
+static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, int acc, size_t total, float *y) {
     DLC_FOR(i, total) {
         int p = (int)(i % P), m = (int)(i / P % M), nl = (int)(i / ((size_t)P * M));
         float v = yt[((size_t)m * nb + nl) * P + p];
-        y[i] = b ? v + b[m] : v;
+        y[i] = acc ? y[i] + v : b ? v + b[m] : v;
     }
 }
 /* dYt[m][nl*P + p] = dy[nl][m][p] */
@@ -331,7 +331,8 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     return dlc__reserve_big(c, (size_t)*nb * per);
 }
 
-static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+/* acc: out += the convolution, no bias (conv2d_transpose's backward) */
+static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
@@ -345,11 +346,12 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
         /* Yt_g (Mg x kP) = W_g (Mg x K) col_g (K x kP), every group in one call */
         DLC_TRY(dlc__sgemm(c, 0, 0, g.Mg, kP, g.K, 1.0f, e->w[0], g.K, (long long)g.Mg * g.K, col, kP, (long long)g.K * kP,
                            0.0f, yt, kP, (long long)g.Mg * kP, g.G));
-        DLC_EACH(dlk__conv2d_output, k * out_per, yt, l->a.bias ? e->w[1] : NULL, g.M, g.P, k, k * out_per,
+        DLC_EACH(dlk__conv2d_output, k * out_per, yt, l->a.bias && !acc ? e->w[1] : NULL, g.M, g.P, k, acc, k * out_per,
                  e->out + n0 * out_per);
     }
     return DL_OK;
 }
+static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__conv_forward_run(c, l, e, 0); }
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
@@ -374,6 +376,48 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
             DLC_EACH(dlk__conv2d_col2im, k * in_per, g, col, k, k * in_per, e->din[0] + n0 * in_per);
         }
     }
+    return DL_OK;
+}
+
+/* ---- conv2d_transpose: the adjoint of conv2d on dl_layer_conv_geom's geometry
+   (dl.h's dl__conv2d_transpose_*): forward = conv2d's input gradient of x plus
+   the bias; dx = conv2d's forward of dy; dW = conv2d's weight gradient with x
+   and dy in each other's place; db = dy summed per output channel. ---- */
+static __global__ void dlk__bias_planes(const float *b, int C, size_t P, size_t total, float *y) {
+    DLC_FOR(i, total) y[i] += b[i / P % C];
+}
+/* db[c] += sum over samples and positions of dy[n][c][p]; one block per c */
+static __global__ void dlk__bias_planes_backward(const float *dy, int N, int C, size_t P, float *db) {
+    double s = 0;
+    for (size_t k = threadIdx.x; k < (size_t)N * P; k += blockDim.x) s += dy[(k / P * C + blockIdx.x) * P + k % P];
+    s = dlc__block_sum(s);
+    if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
+}
+static int dlc__conv2d_transpose_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    float *din[1], *dw[2] = { NULL, NULL };
+    dl_exec a = *e;
+    size_t P = (size_t)l->shape[1] * l->shape[2], total = (size_t)e->n * l->size;
+    din[0] = e->out;
+    a.dout = e->in[0]; a.din = din; a.dw = dw;
+    DLC_CHECK(cudaMemsetAsync(e->out, 0, total * sizeof(float), c->stream));
+    DLC_TRY(dlc__conv2d_backward(c, l, &a));
+    if (l->a.bias) DLC_EACH(dlk__bias_planes, total, e->w[1], l->shape[0], P, total, e->out);
+    return DL_OK;
+}
+static int dlc__conv2d_transpose_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    const float *in[1];
+    float *din[1] = { NULL }, *dw[2];
+    dl_exec a = *e;
+    in[0] = e->dout;
+    if (e->din[0]) { a.in = in; a.out = e->din[0]; DLC_TRY(dlc__conv_forward_run(c, l, &a, 1)); }
+    if (e->dw[0]) {
+        a = *e;
+        dw[0] = e->dw[0]; dw[1] = NULL;
+        a.in = in; a.dout = e->in[0]; a.din = din; a.dw = dw;
+        DLC_TRY(dlc__conv2d_backward(c, l, &a));
+    }
+    if (l->a.bias && e->dw[1])
+        DLC_LAUNCH(dlk__bias_planes_backward, (unsigned)l->shape[0], e->dout, e->n, l->shape[0], (size_t)l->shape[1] * l->shape[2], e->dw[1]);
     return DL_OK;
 }
 
@@ -1178,6 +1222,7 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_SUB, dlc__sub_forward, dlc__sub_backward },
     { DL_OP_DIV, dlc__div_forward, dlc__div_backward },
     { DL_OP_CONSTANT, dlc__constant_forward, dlc__constant_backward },
+    { DL_OP_CONV2D_TRANSPOSE, dlc__conv2d_transpose_forward, dlc__conv2d_transpose_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

@@ -333,6 +333,22 @@ def broadcast_cases():
     layer_case("bcast_mul_scalar", model, torch.randn(3, 3, 4, 5))
 
 
+# name, batch, (C, H, W), ConvTranspose2d kwargs. tests/ops.h repeats these shapes.
+CONVTS = [
+    ("convT_k3_s2_p1_op1", 3, (4, 5, 4), dict(out_channels=3, kernel_size=3, stride=2, padding=1, output_padding=1)),
+    ("convT_groups2_dil2", 2, (4, 6, 5), dict(out_channels=6, kernel_size=3, padding=2, dilation=2, groups=2)),
+    ("convT_k2_s2_nobias", 3, (3, 4, 3), dict(out_channels=5, kernel_size=2, stride=2, bias=False)),
+    ("convT_rect", 2, (2, 5, 6), dict(out_channels=4, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0))),
+]
+
+
+def conv_transpose_cases():
+    for name, n, (c, h, w), kw in CONVTS:
+        seed(name)
+        model = M(lambda s, x: s.conv(x), conv=nn.ConvTranspose2d(c, **kw))
+        layer_case(name, model, torch.randn(n, c, h, w))
+
+
 def custom_cases():
     """dl_custom with tests/ops.h's square layer, y = scale * x^2 + shift, then a dense "fc"."""
     seed("custom_square")
@@ -492,6 +508,7 @@ def main():
     activation_cases()
     combine_cases()
     custom_cases()
+    conv_transpose_cases()
     broadcast_cases()
     padding_cases()
     dropout_cases()

@@ -82,7 +82,7 @@ static dl_layer *mk_gelu(dl_layer *x, const void *a) { return dl_gelu(x, a != NU
 static dl_layer *mk_silu(dl_layer *x, const void *a) { (void)a; return dl_silu(x); }
 static dl_layer *mk_softplus(dl_layer *x, const void *a) { (void)a; return dl_softplus(x); }
 static dl_layer *mk_log_softmax(dl_layer *x, const void *a) { (void)a; return dl_log_softmax(x); }
-static dl_layer *mk_conv_clip(dl_layer *x, const void *a) { (void)a; return dl_clip(dl_conv2d(x, 4, 3, 1, 1), 0, 6); }
+static dl_layer *mk_conv_clip(dl_layer *x, const void *a) { (void)a; return dl_clip(dl_conv2d(x, 2, 1, 1, 0), 0, 6); }   /* few outputs: few kinks */
 static dl_layer *mk_dense_hard_swish(dl_layer *x, const void *a) { (void)a; return dl_hard_swish(dl_dense(x, 6)); }
 /* x * scale + shift from constants: per channel (3,1,1) and (1,4,5); the values are the fixture's */
 static dl_layer *mk_bcast_affine(dl_layer *x, const void *a) {
@@ -105,6 +105,7 @@ static dl_layer *mk_bcast_hw(dl_layer *x, const void *a) {     /* (1,H,W) - x an
     (void)a;
     return dl_div(dl_sub(dl_conv2d(x, 1, 3, 1, 1), x), dl_add(dl_sigmoid(x), dl_sigmoid(dl_conv2d(x, 3, 1, 1, 0))));
 }
+static dl_layer *mk_convT(dl_layer *x, const void *a) { return dl_conv2d_transpose_ex(x, (const dl_conv_desc *)a); }
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
@@ -231,7 +232,15 @@ static const dl_conv_desc
     cv_same_k4_s2 = { .filters = 5, .kernel = 4, .stride = 2, .auto_pad = DL_PAD_SAME_UPPER },
     cv_same_lower_k2 = { .filters = 3, .kernel = 2, .auto_pad = DL_PAD_SAME_LOWER },
     cv_same_k4_s1 = { .filters = 3, .kernel = 4, .auto_pad = DL_PAD_SAME_UPPER },
-    cv_1x1_asym = { .filters = 3, .kernel = 1, .pad_bottom = 1, .pad_right = 2 };
+    cv_1x1_asym = { .filters = 3, .kernel = 1, .pad_bottom = 1, .pad_right = 2 },
+    /* conv2d_transpose: the CONVTS table of gen_fixtures.py, then more */
+    ct_a = { .filters = 3, .kernel = 3, .stride = 2, .pad = 1, .output_padding = 1 },
+    ct_b = { .filters = 6, .kernel = 3, .pad = 2, .dilation = 2, .groups = 2 },
+    ct_c = { .filters = 5, .kernel = 2, .stride = 2, .no_bias = 1 },
+    ct_d = { .filters = 4, .kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1, .pad_h = 1, .output_padding_h = 1 },
+    ct_e = { .filters = 3, .kernel = 3, .stride = 2, .pad_top = 1, .pad_left = 0, .pad_bottom = 0, .pad_right = 2 },
+    ct_f = { .filters = 4, .kernel = 1 },
+    ct_g = { .filters = 4, .kernel = 3, .groups = 4 };
 
 #define OPS_CONV(label, n, c, h, w, d, fx) { DL_OP_CONV2D, label, n, c, h, w, mk_conv, &d, "conv", fx, 1 }
 #define OPS_POOL(op, label, n, c, h, w, mk, d, fx) { op, label, n, c, h, w, mk, &d, NULL, fx, 1 }
@@ -276,6 +285,14 @@ static const op_case op_cases[] = {
     OPS_CONV("conv_same_lower_k2", 1, 2, 6, 5, cv_same_lower_k2, "conv_same_lower_k2"),
     OPS_CONV("conv 4x4 same_upper stride1 (pads 1, 2)", 2, 3, 6, 7, cv_same_k4_s1, NULL),
     OPS_CONV("conv 1x1 padded bottom 1, right 2", 2, 4, 5, 6, cv_1x1_asym, NULL),
+
+    { DL_OP_CONV2D_TRANSPOSE, "convT_k3_s2_p1_op1", 3, 4, 5, 4, mk_convT, &ct_a, "conv", "convT_k3_s2_p1_op1", 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "convT_groups2_dil2", 2, 4, 6, 5, mk_convT, &ct_b, "conv", "convT_groups2_dil2", 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "convT_k2_s2_nobias", 3, 3, 4, 3, mk_convT, &ct_c, "conv", "convT_k2_s2_nobias", 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "convT_rect", 2, 2, 5, 6, mk_convT, &ct_d, "conv", "convT_rect", 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose, asymmetric pads, batch 1", 1, 2, 4, 5, mk_convT, &ct_e, NULL, NULL, 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose 1x1", 2, 3, 4, 5, mk_convT, &ct_f, NULL, NULL, 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose depthwise", 2, 4, 5, 5, mk_convT, &ct_g, NULL, NULL, 1 },
 
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 2x2 on 7x5", 3, 3, 7, 5, mk_maxpool, pl_k2, NULL),
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 3x3 stride2 pad1", 1, 2, 7, 6, mk_maxpool, pl_k3_s2_p1, NULL),
@@ -335,7 +352,7 @@ static const op_case op_cases[] = {
 
     OPS_UNARY(DL_OP_CLIP, "clip", 3, 3, 4, 5, mk_clip, ops_clip, NULL, "clip"),
     OPS_UNARY(DL_OP_CLIP, "relu6", 3, 3, 4, 5, mk_clip, ops_relu6, NULL, "relu6"),
-    OPS_UNARY(DL_OP_CLIP, "conv then relu6 (fusable)", 2, 3, 5, 6, mk_conv_clip, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_CLIP, "conv then relu6 (fusable)", 2, 3, 2, 2, mk_conv_clip, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_HARD_SIGMOID, "hard_sigmoid", 3, 3, 4, 5, mk_hard_sigmoid, ops_hsig_torch, NULL, "hard_sigmoid"),
     OPS_UNARY(DL_OP_HARD_SIGMOID, "hard_sigmoid_onnx", 3, 3, 4, 5, mk_hard_sigmoid, ops_hsig_onnx, NULL, "hard_sigmoid_onnx"),
     OPS_UNARY(DL_OP_HARD_SWISH, "hard_swish", 3, 3, 4, 5, mk_hard_swish, NULL, NULL, "hard_swish"),

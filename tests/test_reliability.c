@@ -182,6 +182,17 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|kernel 3x-3");
     memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.pad_bottom = -2;
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|input_1|pads (top 0, left 0, bottom -2, right 0)");
+    BAD_NULL(net, dl_conv2d_transpose(x, 4, 3, 0, 1), "conv2d_transpose|input_1|stride 0");
+    BAD_NULL(net, dl_conv2d_transpose(v, 4, 3, 1, 1), "conv2d_transpose|input_2|CxHxW");
+    BAD_NULL(net, dl_conv2d_transpose(x, 4, 3, 1, 9), "conv2d_transpose|3x8x8|gives an output of -8x-8");
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, NULL), "conv2d_transpose|desc is NULL");
+    BAD_IS(!dl_conv2d_transpose(NULL, 4, 3, 1, 1));
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.stride = 2; cd.output_padding = 2;
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, &cd), "conv2d_transpose|output_padding 2x2|stride 2x2");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.groups = 2;
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, &cd), "conv2d_transpose|groups 2|channels 3");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.auto_pad = DL_PAD_SAME_UPPER;
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, &cd), "conv2d_transpose|auto_pad 1|give the pads");
     memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.auto_pad = -1;
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|auto_pad -1");
     memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 9; cd.pad_top = 1;
