@@ -230,6 +230,10 @@ typedef enum dl_op {
     DL_OP_DIV = 31,
     DL_OP_CONSTANT = 32,
     DL_OP_CONV2D_TRANSPOSE = 33,
+    DL_OP_PAD = 34,
+    DL_OP_TRANSPOSE = 35,
+    DL_OP_UPSAMPLE = 36,
+    DL_OP_SLICE = 37,
     DL_OP_COUNT
 } dl_op;
 
@@ -355,6 +359,21 @@ DLDEF dl_layer *dl_sub(dl_layer *a, dl_layer *b);             /* a - b */
 DLDEF dl_layer *dl_mul(dl_layer *a, dl_layer *b);
 DLDEF dl_layer *dl_div(dl_layer *a, dl_layer *b);             /* a / b */
 DLDEF dl_layer *dl_concat(dl_layer *const *xs, int n);        /* along channels (dim 0) */
+/* Shape ops on a per-sample (C,H,W). dl_pad pads H and W: with a constant,
+   by reflection (no edge repeated; each pad less than the size) or by
+   repeating the edge. dl_transpose permutes the per-sample axes: output
+   dim i is input dim perm[i] (perm has x's ndim entries). dl_upsample
+   scales H and W by integer factors, nearest or bilinear (align_corners as
+   PyTorch's). dl_slice_channels keeps channels start..end-1. */
+typedef enum dl_pad_kind { DL_PAD_CONSTANT = 0, DL_PAD_REFLECT = 1, DL_PAD_EDGE = 2 } dl_pad_kind;
+typedef struct dl_pad_desc { int top, bottom, left, right; int mode; float value; } dl_pad_desc;   /* mode: dl_pad_kind */
+typedef struct dl_upsample_desc { int scale_h, scale_w; int bilinear; int align_corners; } dl_upsample_desc;
+DLDEF dl_layer *dl_pad(dl_layer *x, int pad, int mode);      /* every side, value 0 */
+DLDEF dl_layer *dl_pad_ex(dl_layer *x, const dl_pad_desc *d);
+DLDEF dl_layer *dl_transpose(dl_layer *x, const int *perm);
+DLDEF dl_layer *dl_upsample(dl_layer *x, int scale, int bilinear);   /* align_corners off */
+DLDEF dl_layer *dl_upsample_ex(dl_layer *x, const dl_upsample_desc *d);
+DLDEF dl_layer *dl_slice_channels(dl_layer *x, int start, int end);
 /* A constant per-sample tensor (the same for every sample): a non-trainable
    parameter "<name>.value" saved with the net. data: the product of shape floats. */
 DLDEF dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data);
@@ -564,6 +583,12 @@ typedef struct dl_attrs {
     int ceil_mode;          /* pooling */
     int count_include_pad;  /* average pooling */
     int output_padding[2];  /* conv2d_transpose */
+    int mode;               /* pad: dl_pad_kind; upsample: 1 bilinear */
+    float value;            /* pad: the constant */
+    int perm[3];            /* transpose */
+    int scale[2];           /* upsample */
+    int align_corners;      /* upsample */
+    int range[2];           /* slice: start, end */
     int groups;
     int bias;               /* dense, conv2d: 1 if a bias is added */
     int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
@@ -1246,6 +1271,59 @@ static int dl__conv2d_transpose_params(dl_net *net, dl_layer *l, int init) {
     shp[0] = l->a.units;
     return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
 }
+static int dl__pad_infer(dl_layer *l, char *why) {
+    const dl_attrs *a = &l->a;
+    int c, h, w, i;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->mode < 0 || a->mode > DL_PAD_EDGE) return dl__fail(why, DL_ERR_ARG, "mode %d is not a dl_pad_kind", a->mode);
+    if (!(a->value == a->value) || isinf(a->value)) return dl__fail(why, DL_ERR_ARG, "value must be finite");
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] < 0 || a->pad[i] > (1 << 20) || (a->mode == DL_PAD_REFLECT && a->pad[i] >= (i & 1 ? w : h)))
+            return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative%s on %s",
+                            a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->mode == DL_PAD_REFLECT ? " and, to reflect, less than the size" : "", s0);
+    l->shape[1] = h + a->pad[0] + a->pad[2]; l->shape[2] = w + a->pad[1] + a->pad[3];
+    return DL_OK;
+}
+static int dl__transpose_infer(dl_layer *l, char *why) {
+    int i, seen = 0;
+    for (i = 0; i < l->in[0]->ndim; i++) {
+        int p = l->a.perm[i];
+        if (p < 0 || p >= l->in[0]->ndim || (seen & (1 << p)))
+            return dl__fail(why, DL_ERR_ARG, "perm (%d, %d, %d) is not a permutation of the input's %d dims",
+                            l->a.perm[0], l->a.perm[1], l->a.perm[2], l->in[0]->ndim);
+        seen |= 1 << p;
+        l->shape[i] = l->in[0]->shape[p];
+    }
+    for (; i < 3; i++) if (l->a.perm[i]) return dl__fail(why, DL_ERR_ARG, "perm entry %d is %d past the input's %d dims", i, l->a.perm[i], l->in[0]->ndim);
+    return DL_OK;
+}
+static int dl__upsample_infer(dl_layer *l, char *why) {
+    const dl_attrs *a = &l->a;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->scale[0] <= 0 || a->scale[1] <= 0 || a->scale[0] > 4096 || a->scale[1] > 4096 || a->mode < 0 || a->mode > 1 ||
+        a->align_corners < 0 || a->align_corners > 1)
+        return dl__fail(why, DL_ERR_ARG, "scale %dx%d must be 1..4096, bilinear %d and align_corners %d 0 or 1",
+                        a->scale[0], a->scale[1], a->mode, a->align_corners);
+    if ((long long)l->in[0]->shape[1] * a->scale[0] > INT_MAX / 4 || (long long)l->in[0]->shape[2] * a->scale[1] > INT_MAX / 4)
+        return dl__fail(why, DL_ERR_SHAPE, "%s scaled %dx%d is too large", s0, a->scale[0], a->scale[1]);
+    l->shape[1] = l->in[0]->shape[1] * a->scale[0]; l->shape[2] = l->in[0]->shape[2] * a->scale[1];
+    return DL_OK;
+}
+static int dl__slice_infer(dl_layer *l, char *why) {
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    if (l->a.range[0] < 0 || l->a.range[1] <= l->a.range[0] || l->a.range[1] > l->in[0]->shape[0])
+        return dl__fail(why, DL_ERR_ARG, "channels %d..%d are not a range of the %d channels of %s",
+                        l->a.range[0], l->a.range[1], l->in[0]->shape[0], s0);
+    l->shape[0] = l->a.range[1] - l->a.range[0];
+    return DL_OK;
+}
+
 static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
     int rc, shp[4];
     shp[0] = l->a.units; shp[1] = l->in[0]->shape[0] / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
@@ -1697,6 +1775,47 @@ dl_layer *dl_add(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] =
 dl_layer *dl_mul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MUL, xs, 2, 2, 2); }
 dl_layer *dl_sub(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_SUB, xs, 2, 2, 2); }
 dl_layer *dl_div(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_DIV, xs, 2, 2, 2); }
+dl_layer *dl_pad_ex(dl_layer *x, const dl_pad_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "pad: desc is NULL"); return NULL; }
+    a.pad[0] = d->top; a.pad[1] = d->left; a.pad[2] = d->bottom; a.pad[3] = d->right;
+    a.mode = d->mode; a.value = d->value;
+    return dl__add(x->net, DL_OP_PAD, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_pad(dl_layer *x, int pad, int mode) {
+    dl_pad_desc d;
+    memset(&d, 0, sizeof d);
+    d.top = d.bottom = d.left = d.right = pad; d.mode = mode;
+    return dl_pad_ex(x, &d);
+}
+dl_layer *dl_transpose(dl_layer *x, const int *perm) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!x) return NULL;
+    if (!perm) { dl__fail(x->net->err, DL_ERR_ARG, "transpose on '%s': perm is NULL", x->name); return NULL; }
+    for (i = 0; i < x->ndim; i++) a.perm[i] = perm[i];
+    return dl__add(x->net, DL_OP_TRANSPOSE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_upsample_ex(dl_layer *x, const dl_upsample_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "upsample: desc is NULL"); return NULL; }
+    a.scale[0] = d->scale_h; a.scale[1] = d->scale_w; a.mode = d->bilinear; a.align_corners = d->align_corners;
+    return dl__add(x->net, DL_OP_UPSAMPLE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_upsample(dl_layer *x, int scale, int bilinear) {
+    dl_upsample_desc d;
+    memset(&d, 0, sizeof d);
+    d.scale_h = d.scale_w = scale; d.bilinear = bilinear;
+    return dl_upsample_ex(x, &d);
+}
+dl_layer *dl_slice_channels(dl_layer *x, int start, int end) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    a.range[0] = start; a.range[1] = end;
+    return dl__add(x->net, DL_OP_SLICE, &x, 1, &a, 0, NULL, NULL);
+}
 dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data) {
     dl_attrs a = dl__attrs0();
     dl_layer *l;
@@ -3410,6 +3529,137 @@ static int dl__sub_backward(const dl_layer *l, const dl_exec *e) { return dl__bc
 static int dl__div_forward(const dl_layer *l, const dl_exec *e) { return dl__bcast_forward(l, e); }
 static int dl__div_backward(const dl_layer *l, const dl_exec *e) { return dl__bcast_backward(l, e); }
 
+/* ---- pad: y[c, oh, ow] = x[c, src(oh - top), src(ow - left)], src by the mode;
+   outside the input a constant pad reads value. Backward adds dy into the
+   position it read, outputs in order. CUDA: dlc__pad_*, one thread a plane. ---- */
+static int dl__pad_src(int i, int n, int mode) {      /* -1: the constant */
+    if (i >= 0 && i < n) return i;
+    if (mode == DL_PAD_CONSTANT) return -1;
+    if (mode == DL_PAD_EDGE) return i < 0 ? 0 : n - 1;
+    return i < 0 ? -i : 2 * (n - 1) - i;               /* reflect: pads < n */
+}
+static int dl__pad_forward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    for (nc = 0; nc < e->n * C; nc++) {
+        const float *x = e->in[0] + (size_t)nc * H * W;
+        float *y = e->out + (size_t)nc * OH * OW;
+        for (oh = 0; oh < OH; oh++) {
+            int ih = dl__pad_src(oh - l->a.pad[0], H, l->a.mode);
+            for (ow = 0; ow < OW; ow++) {
+                int iw = dl__pad_src(ow - l->a.pad[1], W, l->a.mode);
+                y[oh * OW + ow] = ih < 0 || iw < 0 ? l->a.value : x[ih * W + iw];
+            }
+        }
+    }
+    return DL_OK;
+}
+static int dl__pad_backward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow;
+    if (!e->din[0]) return DL_OK;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    for (nc = 0; nc < e->n * C; nc++) {
+        float *dx = e->din[0] + (size_t)nc * H * W;
+        const float *dy = e->dout + (size_t)nc * OH * OW;
+        for (oh = 0; oh < OH; oh++) {
+            int ih = dl__pad_src(oh - l->a.pad[0], H, l->a.mode);
+            for (ow = 0; ow < OW; ow++) {
+                int iw = dl__pad_src(ow - l->a.pad[1], W, l->a.mode);
+                if (ih >= 0 && iw >= 0) dx[ih * W + iw] += dy[oh * OW + ow];
+            }
+        }
+    }
+    return DL_OK;
+}
+
+/* ---- transpose: y[i0, i1, i2] = x at the index whose dim perm[k] is i_k ---- */
+static size_t dl__transpose_src(const dl_layer *l, size_t o) {
+    int idx[3] = { 0, 0, 0 }, in_idx[3] = { 0, 0, 0 }, k, nd = l->ndim;
+    size_t s = 0;
+    for (k = nd - 1; k >= 0; k--) { idx[k] = (int)(o % (size_t)l->shape[k]); o /= (size_t)l->shape[k]; }
+    for (k = 0; k < nd; k++) in_idx[l->a.perm[k]] = idx[k];
+    for (k = 0; k < nd; k++) s = s * (size_t)l->in[0]->shape[k] + (size_t)in_idx[k];
+    return s;
+}
+static int dl__transpose_forward(const dl_layer *l, const dl_exec *e) {
+    size_t o, S = (size_t)l->size;
+    int n;
+    for (n = 0; n < e->n; n++)
+        for (o = 0; o < S; o++) e->out[n * S + o] = e->in[0][n * S + dl__transpose_src(l, o)];
+    return DL_OK;
+}
+static int dl__transpose_backward(const dl_layer *l, const dl_exec *e) {
+    size_t o, S = (size_t)l->size;
+    int n;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++)
+        for (o = 0; o < S; o++) e->din[0][n * S + dl__transpose_src(l, o)] += e->dout[n * S + o];
+    return DL_OK;
+}
+
+/* ---- upsample by integer factors: nearest reads x[oh / s]; bilinear
+   interpolates from src = (oh + 0.5) / s - 0.5 clamped at 0, or with
+   align_corners src = oh (H - 1) / (OH - 1): PyTorch's rules. Backward
+   adds each output's gradient into what it read, outputs in order. ---- */
+static void dl__lerp_src(int o, int in, int out, int s, const dl_attrs *a, int *i0, int *i1, float *t) {
+    float src;
+    if (!a->mode) { *i0 = *i1 = o / s; *t = 0; return; }
+    src = a->align_corners ? (out > 1 ? (float)o * (float)(in - 1) / (float)(out - 1) : 0.0f) : ((float)o + 0.5f) / (float)s - 0.5f;
+    if (src < 0) src = 0;
+    *i0 = (int)src;
+    if (*i0 > in - 1) *i0 = in - 1;
+    *i1 = *i0 + 1 < in ? *i0 + 1 : in - 1;
+    *t = src - (float)*i0;
+}
+static int dl__upsample_run(const dl_layer *l, const dl_exec *e, int backward) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, h0, h1, w0, w1;
+    float th, tw;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    if (backward && !e->din[0]) return DL_OK;
+    for (nc = 0; nc < e->n * C; nc++)
+        for (oh = 0; oh < OH; oh++) {
+            dl__lerp_src(oh, H, OH, l->a.scale[0], &l->a, &h0, &h1, &th);
+            for (ow = 0; ow < OW; ow++) {
+                size_t o = ((size_t)nc * OH + oh) * OW + ow, b = (size_t)nc * H * W;
+                dl__lerp_src(ow, W, OW, l->a.scale[1], &l->a, &w0, &w1, &tw);
+                if (!backward) {
+                    const float *x = e->in[0] + b;
+                    float top = x[h0 * W + w0] + tw * (x[h0 * W + w1] - x[h0 * W + w0]);
+                    float bot = x[h1 * W + w0] + tw * (x[h1 * W + w1] - x[h1 * W + w0]);
+                    e->out[o] = top + th * (bot - top);
+                } else {
+                    float *dx = e->din[0] + b, g = e->dout[o];
+                    dx[h0 * W + w0] += g * (1 - th) * (1 - tw);
+                    dx[h0 * W + w1] += g * (1 - th) * tw;
+                    dx[h1 * W + w0] += g * th * (1 - tw);
+                    dx[h1 * W + w1] += g * th * tw;
+                }
+            }
+        }
+    return DL_OK;
+}
+static int dl__upsample_forward(const dl_layer *l, const dl_exec *e) { return dl__upsample_run(l, e, 0); }
+static int dl__upsample_backward(const dl_layer *l, const dl_exec *e) { return dl__upsample_run(l, e, 1); }
+
+/* ---- slice along channels: y = x[start:end] per sample ---- */
+static int dl__slice_forward(const dl_layer *l, const dl_exec *e) {
+    size_t S = (size_t)(l->in[0]->size / l->in[0]->shape[0]);
+    int n;
+    for (n = 0; n < e->n; n++)
+        memcpy(e->out + (size_t)n * l->size, e->in[0] + (size_t)n * l->in[0]->size + l->a.range[0] * S, (size_t)l->size * sizeof(float));
+    return DL_OK;
+}
+static int dl__slice_backward(const dl_layer *l, const dl_exec *e) {
+    size_t S = (size_t)(l->in[0]->size / l->in[0]->shape[0]), j;
+    int n;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++) {
+        float *dx = e->din[0] + (size_t)n * l->in[0]->size + l->a.range[0] * S;
+        for (j = 0; j < (size_t)l->size; j++) dx[j] += e->dout[(size_t)n * l->size + j];
+    }
+    return DL_OK;
+}
+
 /* ---- constant: every sample's output is the value parameter ---- */
 static int dl__constant_forward(const dl_layer *l, const dl_exec *e) {
     int n;
@@ -3565,6 +3815,14 @@ static const dl__attr_spec dl__conv2d_transpose_attrs[] = {
     DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 4, pad, 0),
     DL__ATTR("output_padding", DL__A_INT, 2, output_padding, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
     DL__ATTR("group", DL__A_INT, 1, groups, 1), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__pad_attrs[] = {
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("mode", DL__A_INT, 1, mode, 0), DL__ATTR("value", DL__A_FLOAT, 1, value, 0),
+    DL__ATTR_END };
+static const dl__attr_spec dl__transpose_attrs[] = { DL__ATTR("perm", DL__A_INT, 3, perm, 0), DL__ATTR_END };
+static const dl__attr_spec dl__upsample_attrs[] = {
+    DL__ATTR("scales", DL__A_INT, 2, scale, 1), DL__ATTR("mode", DL__A_INT, 1, mode, 0),
+    DL__ATTR("align_corners", DL__A_INT, 1, align_corners, 0), DL__ATTR_END };
+static const dl__attr_spec dl__slice_attrs[] = { DL__ATTR("range", DL__A_INT, 2, range, 0), DL__ATTR_END };
 static const dl__attr_spec dl__maxpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
@@ -3660,6 +3918,12 @@ static const dl__op_info dl__ops[] = {
       dl__shape_attrs, dl__constant_forward, dl__constant_backward },
     { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, 0, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
       dl__conv2d_ws, dl__conv2d_cpu_ws, dl__conv2d_transpose_attrs, dl__conv2d_transpose_forward, dl__conv2d_transpose_backward },
+    { DL_OP_PAD, "pad", 1, 1, 0, 0, dl__pad_infer, NULL, NULL, NULL, NULL, dl__pad_attrs, dl__pad_forward, dl__pad_backward },
+    { DL_OP_TRANSPOSE, "transpose", 1, 1, 0, 0, dl__transpose_infer, NULL, NULL, NULL, NULL,
+      dl__transpose_attrs, dl__transpose_forward, dl__transpose_backward },
+    { DL_OP_UPSAMPLE, "upsample", 1, 1, 0, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
+      dl__upsample_attrs, dl__upsample_forward, dl__upsample_backward },
+    { DL_OP_SLICE, "slice", 1, 1, 0, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -4932,13 +5196,14 @@ static int dl__get_attrs(dl__rbuf *r, int op, dl_attrs *a, char *why) {
 
 /* No real layer has a dimension, kernel or stride beyond 2^24. */
 static int dl__attrs_sane(const dl_attrs *a) {
-    const int v[22] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+    const int v[31] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
                         a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2],
                         a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad, a->output_padding[0],
-                        a->output_padding[1] };
+                        a->output_padding[1], a->mode, a->perm[0], a->perm[1], a->perm[2], a->scale[0], a->scale[1],
+                        a->align_corners, a->range[0], a->range[1] };
     int i;
-    for (i = 0; i < 22; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
-    return a->alpha == a->alpha && a->beta == a->beta && a->eps == a->eps && a->momentum == a->momentum &&
+    for (i = 0; i < 31; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
+    return a->alpha == a->alpha && a->beta == a->beta && a->value == a->value && a->eps == a->eps && a->momentum == a->momentum &&
            a->approximate >= 0 && a->approximate <= 1;
 }
 

@@ -1042,6 +1042,155 @@ static int dlc__sub_backward(dlc *c, const dl_layer *l, const dl_exec *e) { retu
 static int dlc__div_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_forward(c, l, e); }
 static int dlc__div_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_backward(c, l, e); }
 
+/* ---- pad, transpose, upsample, slice (dl.h's formulas). Backward of pad and
+   upsample: one thread per plane adds each output's gradient into what it
+   read, outputs in order, as the CPU does. ---- */
+typedef struct dlc_shape_op { int C, H, W, OH, OW, mode, pad_top, pad_left, sh, sw, align, nd, perm[3], in_shape[3], out_shape[3]; float value; } dlc_shape_op;
+static dlc_shape_op dlc__shape_geom(const dl_layer *l) {
+    dlc_shape_op g;
+    int k;
+    memset(&g, 0, sizeof g);
+    dlc__chw(l->in[0], &g.C, &g.H, &g.W);
+    g.OH = l->ndim > 1 ? l->shape[1] : 1; g.OW = l->ndim > 2 ? l->shape[2] : 1;
+    g.mode = l->a.mode; g.value = l->a.value; g.pad_top = l->a.pad[0]; g.pad_left = l->a.pad[1];
+    g.sh = l->a.scale[0]; g.sw = l->a.scale[1]; g.align = l->a.align_corners; g.nd = l->ndim;
+    for (k = 0; k < 3; k++) { g.perm[k] = l->a.perm[k]; g.in_shape[k] = l->in[0]->shape[k]; g.out_shape[k] = l->shape[k]; }
+    return g;
+}
+static __device__ int dlc__pad_src(int i, int n, int mode) {
+    if (i >= 0 && i < n) return i;
+    if (mode == DL_PAD_CONSTANT) return -1;
+    if (mode == DL_PAD_EDGE) return i < 0 ? 0 : n - 1;
+    return i < 0 ? -i : 2 * (n - 1) - i;
+}
+static __global__ void dlk__pad_forward(dlc_shape_op g, const float *x, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH);
+        size_t plane = o / ((size_t)g.OW * g.OH);
+        int ih = dlc__pad_src(oh - g.pad_top, g.H, g.mode), iw = dlc__pad_src(ow - g.pad_left, g.W, g.mode);
+        y[o] = ih < 0 || iw < 0 ? g.value : x[(plane * g.H + ih) * g.W + iw];
+    }
+}
+static __global__ void dlk__pad_backward(dlc_shape_op g, const float *dy, size_t planes, float *dx) {
+    DLC_FOR(p, planes) {
+        for (int oh = 0; oh < g.OH; oh++) {
+            int ih = dlc__pad_src(oh - g.pad_top, g.H, g.mode);
+            for (int ow = 0; ow < g.OW; ow++) {
+                int iw = dlc__pad_src(ow - g.pad_left, g.W, g.mode);
+                if (ih >= 0 && iw >= 0) dx[(p * g.H + ih) * g.W + iw] += dy[(p * g.OH + oh) * g.OW + ow];
+            }
+        }
+    }
+}
+static int dlc__pad_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__pad_forward, total, dlc__shape_geom(l), e->in[0], total, e->out);
+    return DL_OK;
+}
+static int dlc__pad_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t planes = (size_t)e->n * l->shape[0];
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__pad_backward, planes, dlc__shape_geom(l), e->dout, planes, e->din[0]);
+    return DL_OK;
+}
+
+static __device__ size_t dlc__transpose_src(const dlc_shape_op *g, size_t o) {
+    int idx[3] = { 0, 0, 0 }, in_idx[3] = { 0, 0, 0 }, k;
+    size_t s = 0;
+    for (k = g->nd - 1; k >= 0; k--) { idx[k] = (int)(o % (size_t)g->out_shape[k]); o /= (size_t)g->out_shape[k]; }
+    for (k = 0; k < g->nd; k++) in_idx[g->perm[k]] = idx[k];
+    for (k = 0; k < g->nd; k++) s = s * (size_t)g->in_shape[k] + (size_t)in_idx[k];
+    return s;
+}
+static __global__ void dlk__transpose_run(dlc_shape_op g, const float *src, size_t S, size_t total, float *dst, int backward) {
+    DLC_FOR(o, total) {         /* a bijection: one thread per element either way */
+        size_t i = o / S * S + dlc__transpose_src(&g, o % S);
+        if (backward) dst[i] += src[o]; else dst[o] = src[i];
+    }
+}
+static int dlc__transpose_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__transpose_run, total, dlc__shape_geom(l), e->in[0], (size_t)l->size, total, e->out, 0);
+    return DL_OK;
+}
+static int dlc__transpose_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__transpose_run, total, dlc__shape_geom(l), e->dout, (size_t)l->size, total, e->din[0], 1);
+    return DL_OK;
+}
+
+static __device__ void dlc__lerp_src(int o, int in, int out, int s, int bilinear, int align, int *i0, int *i1, float *t) {
+    float src;
+    if (!bilinear) { *i0 = *i1 = o / s; *t = 0; return; }
+    src = align ? (out > 1 ? (float)o * (float)(in - 1) / (float)(out - 1) : 0.0f) : ((float)o + 0.5f) / (float)s - 0.5f;
+    if (src < 0) src = 0;
+    *i0 = (int)src;
+    if (*i0 > in - 1) *i0 = in - 1;
+    *i1 = *i0 + 1 < in ? *i0 + 1 : in - 1;
+    *t = src - (float)*i0;
+}
+static __global__ void dlk__upsample_forward(dlc_shape_op g, const float *x, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), h0, h1, w0, w1;
+        const float *xp = x + o / ((size_t)g.OW * g.OH) * g.H * g.W;
+        float th, tw, top, bot;
+        dlc__lerp_src(oh, g.H, g.OH, g.sh, g.mode, g.align, &h0, &h1, &th);
+        dlc__lerp_src(ow, g.W, g.OW, g.sw, g.mode, g.align, &w0, &w1, &tw);
+        top = xp[h0 * g.W + w0] + tw * (xp[h0 * g.W + w1] - xp[h0 * g.W + w0]);
+        bot = xp[h1 * g.W + w0] + tw * (xp[h1 * g.W + w1] - xp[h1 * g.W + w0]);
+        y[o] = top + th * (bot - top);
+    }
+}
+static __global__ void dlk__upsample_backward(dlc_shape_op g, const float *dy, size_t planes, float *dx) {
+    DLC_FOR(p, planes) {
+        float *d = dx + p * g.H * g.W;
+        for (int oh = 0; oh < g.OH; oh++) {
+            int h0, h1;
+            float th;
+            dlc__lerp_src(oh, g.H, g.OH, g.sh, g.mode, g.align, &h0, &h1, &th);
+            for (int ow = 0; ow < g.OW; ow++) {
+                int w0, w1;
+                float tw, v = dy[(p * g.OH + oh) * g.OW + ow];
+                dlc__lerp_src(ow, g.W, g.OW, g.sw, g.mode, g.align, &w0, &w1, &tw);
+                d[h0 * g.W + w0] += v * (1 - th) * (1 - tw);
+                d[h0 * g.W + w1] += v * (1 - th) * tw;
+                d[h1 * g.W + w0] += v * th * (1 - tw);
+                d[h1 * g.W + w1] += v * th * tw;
+            }
+        }
+    }
+}
+static int dlc__upsample_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__upsample_forward, total, dlc__shape_geom(l), e->in[0], total, e->out);
+    return DL_OK;
+}
+static int dlc__upsample_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t planes = (size_t)e->n * l->shape[0];
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__upsample_backward, planes, dlc__shape_geom(l), e->dout, planes, e->din[0]);
+    return DL_OK;
+}
+
+static __global__ void dlk__slice_run(const float *src, int size_in, int size_out, size_t off, size_t total, float *dst, int backward) {
+    DLC_FOR(o, total) {
+        size_t i = o / size_out * size_in + off + o % size_out;
+        if (backward) dst[i] += src[o]; else dst[o] = src[i];
+    }
+}
+static int dlc__slice_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size, off = (size_t)l->a.range[0] * (l->in[0]->size / l->in[0]->shape[0]);
+    DLC_EACH(dlk__slice_run, total, e->in[0], l->in[0]->size, l->size, off, total, e->out, 0);
+    return DL_OK;
+}
+static int dlc__slice_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size, off = (size_t)l->a.range[0] * (l->in[0]->size / l->in[0]->shape[0]);
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__slice_run, total, e->dout, l->in[0]->size, l->size, off, total, e->din[0], 1);
+    return DL_OK;
+}
+
 /* ---- constant: every sample's output is the value parameter ---- */
 static __global__ void dlk__constant_forward(const float *v, int size, size_t total, float *y) { DLC_FOR(o, total) y[o] = v[o % size]; }
 static int dlc__constant_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
@@ -1223,6 +1372,10 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_DIV, dlc__div_forward, dlc__div_backward },
     { DL_OP_CONSTANT, dlc__constant_forward, dlc__constant_backward },
     { DL_OP_CONV2D_TRANSPOSE, dlc__conv2d_transpose_forward, dlc__conv2d_transpose_backward },
+    { DL_OP_PAD, dlc__pad_forward, dlc__pad_backward },
+    { DL_OP_TRANSPOSE, dlc__transpose_forward, dlc__transpose_backward },
+    { DL_OP_UPSAMPLE, dlc__upsample_forward, dlc__upsample_backward },
+    { DL_OP_SLICE, dlc__slice_forward, dlc__slice_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

@@ -349,6 +349,25 @@ def conv_transpose_cases():
         layer_case(name, model, torch.randn(n, c, h, w))
 
 
+def shape_cases():
+    """pad (constant, reflect, edge), transpose, upsample (nearest, bilinear), channel slice."""
+    S = [
+        ("pad_constant", (3, 4, 5), lambda s, x: F.pad(x, (1, 2, 0, 1), value=f32(0.5))),
+        ("pad_reflect", (2, 5, 6), lambda s, x: F.pad(x, (2, 1, 1, 2), mode="reflect")),
+        ("pad_edge", (2, 4, 3), lambda s, x: F.pad(x, (1, 3, 2, 0), mode="replicate")),
+        ("transpose_hwc", (3, 4, 5), lambda s, x: x.permute(0, 2, 3, 1)),
+        ("upsample_nearest2", (2, 3, 4), lambda s, x: F.interpolate(x, scale_factor=2, mode="nearest")),
+        ("upsample_bilinear", (2, 3, 4), lambda s, x: F.interpolate(x, scale_factor=(2, 3), mode="bilinear", align_corners=False)),
+        ("upsample_bilinear_ac", (2, 4, 3), lambda s, x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)),
+        ("slice_channels", (5, 3, 4), lambda s, x: x[:, 1:4]),
+    ]
+    for name, chw, f in S:
+        seed(name)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    seed("transpose_2d")
+    layer_case("transpose_2d", M(lambda s, x: x.transpose(1, 2)), torch.randn(3, 4, 6))
+
+
 def custom_cases():
     """dl_custom with tests/ops.h's square layer, y = scale * x^2 + shift, then a dense "fc"."""
     seed("custom_square")
@@ -508,6 +527,7 @@ def main():
     activation_cases()
     combine_cases()
     custom_cases()
+    shape_cases()
     conv_transpose_cases()
     broadcast_cases()
     padding_cases()

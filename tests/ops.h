@@ -106,6 +106,17 @@ static dl_layer *mk_bcast_hw(dl_layer *x, const void *a) {     /* (1,H,W) - x an
     return dl_div(dl_sub(dl_conv2d(x, 1, 3, 1, 1), x), dl_add(dl_sigmoid(x), dl_sigmoid(dl_conv2d(x, 3, 1, 1, 0))));
 }
 static dl_layer *mk_convT(dl_layer *x, const void *a) { return dl_conv2d_transpose_ex(x, (const dl_conv_desc *)a); }
+static dl_layer *mk_pad(dl_layer *x, const void *a) { return dl_pad_ex(x, (const dl_pad_desc *)a); }
+static dl_layer *mk_transpose(dl_layer *x, const void *a) { return dl_transpose(x, (const int *)a); }
+static dl_layer *mk_upsample(dl_layer *x, const void *a) { return dl_upsample_ex(x, (const dl_upsample_desc *)a); }
+static dl_layer *mk_slice(dl_layer *x, const void *a) { return dl_slice_channels(x, ((const int *)a)[0], ((const int *)a)[1]); }
+static dl_layer *mk_channel_split(dl_layer *x, const void *a) {     /* channel shuffle of 2 groups: split, interleave by transpose */
+    static const int s[3] = { 2, 2, 12 }, p[3] = { 1, 0, 2 }, back[3] = { 4, 3, 4 };
+    dl_layer *xs[2];
+    (void)a;
+    xs[0] = dl_slice_channels(x, 0, 2); xs[1] = dl_slice_channels(x, 2, 4);
+    return dl_reshape(dl_transpose(dl_reshape(dl_concat(xs, 2), 3, s), p), 3, back);
+}
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
@@ -192,6 +203,11 @@ static dl_layer *mk_bn_dropout(dl_layer *x, const void *a) {  /* statistics carr
 /* ---- options the rows point to ---- */
 static const dl_dense_desc ops_d7 = { 7, 0, 0 }, ops_d5nb = { 5, 1, 0 }, ops_d6 = { 6, 0, 0 }, ops_d5 = { 5, 0, 0 },
                            ops_d9 = { 9, 0, 0 }, ops_d3nb = { 3, 1, 0 };
+static const dl_pad_desc pad_const = { 0, 1, 1, 2, DL_PAD_CONSTANT, 0.5f }, pad_reflect = { 1, 2, 2, 1, DL_PAD_REFLECT, 0 },
+                         pad_edge = { 2, 0, 1, 3, DL_PAD_EDGE, 0 };
+static const int perm_hwc[3] = { 1, 2, 0 }, perm_2d[3] = { 1, 0, 0 }, slice_1_4[2] = { 1, 4 };
+static const dl_upsample_desc up_nearest2 = { 2, 2, 0, 0 }, up_bilinear = { 2, 3, 1, 0 }, up_bilinear_ac = { 2, 2, 1, 1 },
+                              up_nearest_13 = { 1, 3, 0, 0 };
 static const float ops_p03 = 0.3f, ops_slope = 0.1f, ops_alpha = 0.7f, ops_clip[2] = { -0.5f, 1.2f }, ops_relu6[2] = { 0, 6 },
                    ops_hsig_torch[2] = { 1.0f / 6.0f, 0.5f }, ops_hsig_onnx[2] = { 0.2f, 0.5f };
 static const dl_conv_desc
@@ -375,6 +391,17 @@ static const op_case op_cases[] = {
     OPS_UNARY(DL_OP_SUB, "bcast_sub", 3, 3, 4, 5, mk_bcast_sub, NULL, NULL, "bcast_sub"),
     OPS_UNARY(DL_OP_MUL, "bcast_mul_scalar", 3, 3, 4, 5, mk_bcast_mul_scalar, NULL, NULL, "bcast_mul_scalar"),
     OPS_UNARY(DL_OP_SUB, "(1,H,W) minus x, over a sum of sigmoids", 2, 3, 5, 4, mk_bcast_hw, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad_constant", 2, 3, 4, 5, mk_pad, &pad_const, NULL, "pad_constant"),
+    OPS_UNARY(DL_OP_PAD, "pad_reflect", 2, 2, 5, 6, mk_pad, &pad_reflect, NULL, "pad_reflect"),
+    OPS_UNARY(DL_OP_PAD, "pad_edge", 1, 2, 4, 3, mk_pad, &pad_edge, NULL, "pad_edge"),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose_hwc", 2, 3, 4, 5, mk_transpose, perm_hwc, NULL, "transpose_hwc"),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose_2d", 2, 4, 6, 0, mk_transpose, perm_2d, NULL, "transpose_2d"),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample_nearest2", 2, 2, 3, 4, mk_upsample, &up_nearest2, NULL, "upsample_nearest2"),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample_bilinear", 2, 2, 3, 4, mk_upsample, &up_bilinear, NULL, "upsample_bilinear"),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample_bilinear_ac", 1, 2, 4, 3, mk_upsample, &up_bilinear_ac, NULL, "upsample_bilinear_ac"),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample nearest 1x3", 2, 2, 3, 3, mk_upsample, &up_nearest_13, NULL, NULL),
+    OPS_UNARY(DL_OP_SLICE, "slice_channels", 2, 5, 3, 4, mk_slice, slice_1_4, NULL, "slice_channels"),
+    OPS_UNARY(DL_OP_SLICE, "channel shuffle: slices, concat, transpose", 2, 4, 3, 4, mk_channel_split, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_CONCAT, "concat", 3, 3, 5, 4, mk_concat, NULL, NULL, "concat"),
     OPS_UNARY(DL_OP_CONCAT, "concat_1d", 3, 5, 0, 0, mk_concat_1d, NULL, NULL, "concat_1d"),
     OPS_UNARY(DL_OP_CONCAT, "concat conv3x3, identity, conv1x1", 3, 2, 5, 3, mk_concat_conv, NULL, NULL, NULL),

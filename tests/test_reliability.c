@@ -288,6 +288,24 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_mul(x, v), "mul|3x8x8|5|shapes must match");
     BAD_NULL(other, dl_mul(ox, x), "mul|input_1|another net");
     BAD_NULL(net, dl_matmul(v, v), "matmul|cannot multiply 5 by 5");
+    BAD_NULL(net, dl_pad(x, -1, DL_PAD_CONSTANT), "pad|input_1|pads (top -1, left -1, bottom -1, right -1)");
+    BAD_NULL(net, dl_pad(x, 8, DL_PAD_REFLECT), "pad|less than the size|3x8x8");
+    BAD_NULL(net, dl_pad(x, 1, 7), "pad|mode 7");
+    BAD_NULL(net, dl_pad(v, 1, 0), "pad|input_2|CxHxW");
+    BAD_NULL(net, dl_pad_ex(x, NULL), "pad|desc is NULL");
+    {
+        int bad_perm[3] = { 0, 0, 1 };
+        BAD_NULL(net, dl_transpose(x, bad_perm), "transpose|input_1|perm (0, 0, 1)");
+        BAD_NULL(net, dl_transpose(x, NULL), "transpose|perm is NULL");
+    }
+    BAD_NULL(net, dl_upsample(x, 0, 0), "upsample|input_1|scale 0x0");
+    BAD_NULL(net, dl_upsample(x, 2, 3), "upsample|bilinear 3");
+    BAD_NULL(net, dl_upsample(v, 2, 0), "upsample|input_2|CxHxW");
+    BAD_NULL(net, dl_upsample_ex(x, NULL), "upsample|desc is NULL");
+    BAD_NULL(net, dl_slice_channels(x, 2, 2), "slice|channels 2..2|3 channels of 3x8x8");
+    BAD_NULL(net, dl_slice_channels(x, -1, 2), "slice|channels -1..2");
+    BAD_NULL(net, dl_slice_channels(x, 0, 4), "slice|channels 0..4");
+    BAD_IS(!dl_pad(NULL, 1, 0) && !dl_transpose(NULL, NULL) && !dl_upsample(NULL, 2, 0) && !dl_slice_channels(NULL, 0, 1));
     BAD_NULL(net, dl_sub(x, v), "sub|input_1|3x8x8|input_2|5|broadcast");
     BAD_NULL(net, dl_div(v, x), "div|input_2|5|input_1|3x8x8");
     BAD_IS(!dl_sub(x, NULL) && !dl_div(NULL, x));
