@@ -234,6 +234,7 @@ typedef enum dl_op {
     DL_OP_TRANSPOSE = 35,
     DL_OP_UPSAMPLE = 36,
     DL_OP_SLICE = 37,
+    DL_OP_REDUCE = 38,
     DL_OP_COUNT
 } dl_op;
 
@@ -374,6 +375,10 @@ DLDEF dl_layer *dl_transpose(dl_layer *x, const int *perm);
 DLDEF dl_layer *dl_upsample(dl_layer *x, int scale, int bilinear);   /* align_corners off */
 DLDEF dl_layer *dl_upsample_ex(dl_layer *x, const dl_upsample_desc *d);
 DLDEF dl_layer *dl_slice_channels(dl_layer *x, int start, int end);
+/* Sum or mean over the per-sample axes listed (n_axes 0: all of them). keepdims
+   1 keeps them as 1s; else they go, and reducing every axis leaves (1). */
+DLDEF dl_layer *dl_reduce_sum(dl_layer *x, const int *axes, int n_axes, int keepdims);
+DLDEF dl_layer *dl_reduce_mean(dl_layer *x, const int *axes, int n_axes, int keepdims);
 /* A constant per-sample tensor (the same for every sample): a non-trainable
    parameter "<name>.value" saved with the net. data: the product of shape floats. */
 DLDEF dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data);
@@ -484,6 +489,10 @@ DLDEF int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out,
    dl_train_step, computed in two layers. */
 DLDEF int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp,
                             const float *x, const int *labels, int n, float *loss);
+/* Minimises the batch mean of a scalar (size 1 per sample) output: a loss
+   written with layers (dl_reduce_mean of a layer-built error, a weighted sum
+   of two heads) is differentiated like any other layer. */
+DLDEF int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss);
 
 /* Returns n * dl_layer_size(out) floats owned by the net, valid until the
    next call on the net; NULL on error. out NULL means the last layer added. */
@@ -589,6 +598,8 @@ typedef struct dl_attrs {
     int scale[2];           /* upsample */
     int align_corners;      /* upsample */
     int range[2];           /* slice: start, end */
+    int axes[3];            /* reduce: 1 for each per-sample axis reduced */
+    int keepdims;           /* reduce */
     int groups;
     int bias;               /* dense, conv2d: 1 if a bias is added */
     int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
@@ -646,7 +657,7 @@ typedef struct dl_optim_job {
 } dl_optim_job;
 
 typedef enum dl_copy_dir { DL_TO_DEVICE = 0, DL_TO_HOST = 1, DL_ON_DEVICE = 2 } dl_copy_dir;
-typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1, DL_LOSS_NLL = 2 } dl_loss_kind;
+typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1, DL_LOSS_NLL = 2, DL_LOSS_MEAN = 3 } dl_loss_kind;   /* MEAN: no targets */
 
 struct dl_backend {
     const char *name;
@@ -1324,6 +1335,22 @@ static int dl__slice_infer(dl_layer *l, char *why) {
     return DL_OK;
 }
 
+/* reduce: mode 0 sum, 1 mean over the axes flagged in axes[] */
+static int dl__reduce_infer(dl_layer *l, char *why) {
+    int i, nd = 0, shape[3];
+    if (l->a.mode < 0 || l->a.mode > 1 || l->a.keepdims < 0 || l->a.keepdims > 1)
+        return dl__fail(why, DL_ERR_ARG, "mode %d and keepdims %d must be 0 or 1", l->a.mode, l->a.keepdims);
+    for (i = 0; i < 3; i++) {
+        if (l->a.axes[i] != 0 && l->a.axes[i] != 1) return dl__fail(why, DL_ERR_ARG, "axes flags must be 0 or 1");
+        if (i >= l->in[0]->ndim) { if (l->a.axes[i]) return dl__fail(why, DL_ERR_ARG, "axis %d is past the input's %d dims", i, l->in[0]->ndim); continue; }
+        if (!l->a.axes[i]) shape[nd++] = l->in[0]->shape[i];
+        else if (l->a.keepdims) shape[nd++] = 1;
+    }
+    if (!nd) shape[nd++] = 1;
+    dl__set_shape(l, nd, shape);
+    return DL_OK;
+}
+
 static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
     int rc, shp[4];
     shp[0] = l->a.units; shp[1] = l->in[0]->shape[0] / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
@@ -1816,6 +1843,27 @@ dl_layer *dl_slice_channels(dl_layer *x, int start, int end) {
     a.range[0] = start; a.range[1] = end;
     return dl__add(x->net, DL_OP_SLICE, &x, 1, &a, 0, NULL, NULL);
 }
+static dl_layer *dl__reduce(dl_layer *x, const int *axes, int n_axes, int keepdims, int mean) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!x) return NULL;
+    if (n_axes < 0 || n_axes > 3 || (n_axes && !axes)) {
+        dl__fail(x->net->err, DL_ERR_ARG, "reduce on '%s': %d axes%s; give 0 to 3", x->name, n_axes, n_axes && !axes ? " but axes NULL" : "");
+        return NULL;
+    }
+    for (i = 0; i < 3; i++) a.axes[i] = n_axes == 0 && i < x->ndim;
+    for (i = 0; i < n_axes; i++) {
+        if (axes[i] < 0 || axes[i] >= x->ndim) {
+            dl__fail(x->net->err, DL_ERR_ARG, "reduce on '%s': axis %d is not one of its %d dims", x->name, axes[i], x->ndim);
+            return NULL;
+        }
+        a.axes[axes[i]] = 1;
+    }
+    a.keepdims = keepdims != 0; a.mode = mean;
+    return dl__add(x->net, DL_OP_REDUCE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_reduce_sum(dl_layer *x, const int *axes, int n_axes, int keepdims) { return dl__reduce(x, axes, n_axes, keepdims, 0); }
+dl_layer *dl_reduce_mean(dl_layer *x, const int *axes, int n_axes, int keepdims) { return dl__reduce(x, axes, n_axes, keepdims, 1); }
 dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data) {
     dl_attrs a = dl__attrs0();
     dl_layer *l;
@@ -3660,6 +3708,50 @@ static int dl__slice_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- reduce: y = sum (or mean) of x over the flagged axes; dx += dy (/count).
+   Each output sums its inputs in index order. CUDA: dlc__reduce_* ---- */
+static void dl__reduce_dims(const dl_layer *l, int d[3], int r[3], int *count) {   /* input dims, 1 if reduced */
+    int k;
+    *count = 1;
+    for (k = 0; k < 3; k++) {
+        d[k] = k < l->in[0]->ndim ? l->in[0]->shape[k] : 1;
+        r[k] = l->a.axes[k];
+        if (r[k]) *count *= d[k];
+    }
+}
+static int dl__reduce_forward(const dl_layer *l, const dl_exec *e) {
+    int d[3], r[3], count, n, i0, i1, i2;
+    dl__reduce_dims(l, d, r, &count);
+    memset(e->out, 0, (size_t)e->n * l->size * sizeof(float));
+    for (n = 0; n < e->n; n++) {
+        const float *x = e->in[0] + (size_t)n * l->in[0]->size;
+        float *y = e->out + (size_t)n * l->size;
+        for (i0 = 0; i0 < d[0]; i0++)
+            for (i1 = 0; i1 < d[1]; i1++)
+                for (i2 = 0; i2 < d[2]; i2++)
+                    y[((size_t)(r[0] ? 0 : i0) * (r[1] ? 1 : d[1]) + (r[1] ? 0 : i1)) * (r[2] ? 1 : d[2]) + (r[2] ? 0 : i2)] +=
+                        x[((size_t)i0 * d[1] + i1) * d[2] + i2];
+        if (l->a.mode) for (i0 = 0; i0 < l->size; i0++) y[i0] /= (float)count;
+    }
+    return DL_OK;
+}
+static int dl__reduce_backward(const dl_layer *l, const dl_exec *e) {
+    int d[3], r[3], count, n, i0, i1, i2;
+    if (!e->din[0]) return DL_OK;
+    dl__reduce_dims(l, d, r, &count);
+    for (n = 0; n < e->n; n++) {
+        float *dx = e->din[0] + (size_t)n * l->in[0]->size;
+        const float *dy = e->dout + (size_t)n * l->size;
+        for (i0 = 0; i0 < d[0]; i0++)
+            for (i1 = 0; i1 < d[1]; i1++)
+                for (i2 = 0; i2 < d[2]; i2++) {
+                    float g = dy[((size_t)(r[0] ? 0 : i0) * (r[1] ? 1 : d[1]) + (r[1] ? 0 : i1)) * (r[2] ? 1 : d[2]) + (r[2] ? 0 : i2)];
+                    dx[((size_t)i0 * d[1] + i1) * d[2] + i2] += l->a.mode ? g / (float)count : g;
+                }
+    }
+    return DL_OK;
+}
+
 /* ---- constant: every sample's output is the value parameter ---- */
 static int dl__constant_forward(const dl_layer *l, const dl_exec *e) {
     int n;
@@ -3823,6 +3915,9 @@ static const dl__attr_spec dl__upsample_attrs[] = {
     DL__ATTR("scales", DL__A_INT, 2, scale, 1), DL__ATTR("mode", DL__A_INT, 1, mode, 0),
     DL__ATTR("align_corners", DL__A_INT, 1, align_corners, 0), DL__ATTR_END };
 static const dl__attr_spec dl__slice_attrs[] = { DL__ATTR("range", DL__A_INT, 2, range, 0), DL__ATTR_END };
+static const dl__attr_spec dl__reduce_attrs[] = {
+    DL__ATTR("mode", DL__A_INT, 1, mode, 0), DL__ATTR("axes", DL__A_INT, 3, axes, 0),
+    DL__ATTR("keepdims", DL__A_INT, 1, keepdims, 0), DL__ATTR_END };
 static const dl__attr_spec dl__maxpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
@@ -3924,6 +4019,7 @@ static const dl__op_info dl__ops[] = {
     { DL_OP_UPSAMPLE, "upsample", 1, 1, 0, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
       dl__upsample_attrs, dl__upsample_forward, dl__upsample_backward },
     { DL_OP_SLICE, "slice", 1, 1, 0, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
+    { DL_OP_REDUCE, "reduce", 1, 1, 0, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -4110,6 +4206,14 @@ static int dl__cpu_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) {
 static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__op(l->op)->backward(l, e); }
 static int dl__cpu_loss(dl_backend *b, int kind, const float *out, const void *targets, int n, int size, float *dout, float *loss) {
     (void)b;
+    if (kind == DL_LOSS_MEAN) {          /* the batch mean of a scalar output */
+        double s = 0;
+        int i;
+        for (i = 0; i < n; i++) { s += out[i]; dout[i] = 1.0f / (float)n; }
+        *loss = (float)(s / n);
+        (void)size;
+        return DL_OK;
+    }
     *loss = kind == DL_LOSS_SOFTMAX_CE ? dl_softmax_cross_entropy(out, (const int *)targets, n, size, dout)
           : kind == DL_LOSS_NLL ? dl_nll(out, (const int *)targets, n, size, dout)
                                 : dl_mse(out, (const float *)targets, n, size, dout);
@@ -4688,8 +4792,9 @@ int dl_optim_step(dl_optim *opt) {
 
 static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const void *targets,
                           int kind, int n, float *loss_out) {
-    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : kind == DL_LOSS_NLL ? "dl_train_step_nll" : "dl_train_step_mse";
-    int labeled = kind != DL_LOSS_MSE;
+    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : kind == DL_LOSS_NLL ? "dl_train_step_nll"
+                     : kind == DL_LOSS_MEAN ? "dl_train_step_scalar" : "dl_train_step_mse";
+    int labeled = kind == DL_LOSS_SOFTMAX_CE || kind == DL_LOSS_NLL;
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
@@ -4702,7 +4807,10 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, net->err))) return rc;
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
-    if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, labeled ? "labels are" : "targets are");
+    if (!targets && kind != DL_LOSS_MEAN) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, labeled ? "labels are" : "targets are");
+    if (kind == DL_LOSS_MEAN && out->size != 1)
+        return dl__fail(net->err, DL_ERR_SHAPE, "%s: '%s' has %d values per sample; the loss must be one (dl_reduce_sum or _mean)",
+                        call, out->name, out->size);
     if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
     if (!x) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
     if (kind == DL_LOSS_MSE) {
@@ -4734,7 +4842,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                       "(dl_forward with train 1 updates batchnorm statistics alone)", call, out->name);
         goto fail;
     }
-    if ((rc = b->copy(b, c->targets, targets, (size_t)n * (labeled ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
+    if ((targets && (rc = b->copy(b, c->targets, targets, (size_t)n * (labeled ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE))) ||
         (rc = b->loss(b, kind, c->out[out->index], c->targets, n, out->size, c->dout[out->index], &loss))) {
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
         goto fail;
@@ -4765,6 +4873,9 @@ int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x,
 }
 int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp, const float *x, const int *labels, int n, float *loss) {
     return dl__train_step(net, opt, logp, x, labels, DL_LOSS_NLL, n, loss);
+}
+int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss) {
+    return dl__train_step(net, opt, loss_layer, x, NULL, DL_LOSS_MEAN, n, loss);
 }
 
 /* ---- optimizer objects ---- */
@@ -5196,13 +5307,13 @@ static int dl__get_attrs(dl__rbuf *r, int op, dl_attrs *a, char *why) {
 
 /* No real layer has a dimension, kernel or stride beyond 2^24. */
 static int dl__attrs_sane(const dl_attrs *a) {
-    const int v[31] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+    const int v[35] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
                         a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2],
                         a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad, a->output_padding[0],
                         a->output_padding[1], a->mode, a->perm[0], a->perm[1], a->perm[2], a->scale[0], a->scale[1],
-                        a->align_corners, a->range[0], a->range[1] };
+                        a->align_corners, a->range[0], a->range[1], a->axes[0], a->axes[1], a->axes[2], a->keepdims };
     int i;
-    for (i = 0; i < 31; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
+    for (i = 0; i < 35; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
     return a->alpha == a->alpha && a->beta == a->beta && a->value == a->value && a->eps == a->eps && a->momentum == a->momentum &&
            a->approximate >= 0 && a->approximate <= 1;
 }

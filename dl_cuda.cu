@@ -1191,6 +1191,54 @@ static int dlc__slice_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- reduce (dl.h's dl__reduce_*): one thread per output sums its inputs in
+   index order; backward gathers dy per input element. ---- */
+typedef struct dlc_reduce { int d[3], r[3], count, size_in, size_out, mean; } dlc_reduce;
+static dlc_reduce dlc__reduce_geom(const dl_layer *l) {
+    dlc_reduce g;
+    int k;
+    g.count = 1;
+    for (k = 0; k < 3; k++) {
+        g.d[k] = k < l->in[0]->ndim ? l->in[0]->shape[k] : 1;
+        g.r[k] = l->a.axes[k];
+        if (g.r[k]) g.count *= g.d[k];
+    }
+    g.size_in = l->in[0]->size; g.size_out = l->size; g.mean = l->a.mode;
+    return g;
+}
+static __global__ void dlk__reduce_forward(dlc_reduce g, const float *x, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int e0 = g.r[0] ? 1 : g.d[0], e1 = g.r[1] ? 1 : g.d[1], e2 = g.r[2] ? 1 : g.d[2], q = (int)(o % g.size_out);
+        int o2 = q % e2, o1 = q / e2 % e1, o0 = q / (e2 * e1) % e0;
+        const float *xp = x + o / g.size_out * g.size_in;
+        float s = 0;
+        (void)e0;
+        for (int i0 = g.r[0] ? 0 : o0; i0 < (g.r[0] ? g.d[0] : o0 + 1); i0++)
+            for (int i1 = g.r[1] ? 0 : o1; i1 < (g.r[1] ? g.d[1] : o1 + 1); i1++)
+                for (int i2 = g.r[2] ? 0 : o2; i2 < (g.r[2] ? g.d[2] : o2 + 1); i2++) s += xp[((size_t)i0 * g.d[1] + i1) * g.d[2] + i2];
+        y[o] = g.mean ? s / (float)g.count : s;
+    }
+}
+static __global__ void dlk__reduce_backward(dlc_reduce g, const float *dy, size_t total, float *dx) {
+    DLC_FOR(i, total) {
+        int q = (int)(i % g.size_in), i2 = q % g.d[2], i1 = q / g.d[2] % g.d[1], i0 = q / (g.d[2] * g.d[1]);
+        size_t o = ((size_t)(g.r[0] ? 0 : i0) * (g.r[1] ? 1 : g.d[1]) + (g.r[1] ? 0 : i1)) * (g.r[2] ? 1 : g.d[2]) + (g.r[2] ? 0 : i2);
+        float v = dy[i / g.size_in * g.size_out + o];
+        dx[i] += g.mean ? v / (float)g.count : v;
+    }
+}
+static int dlc__reduce_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__reduce_forward, total, dlc__reduce_geom(l), e->in[0], total, e->out);
+    return DL_OK;
+}
+static int dlc__reduce_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->in[0]->size;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__reduce_backward, total, dlc__reduce_geom(l), e->dout, total, e->din[0]);
+    return DL_OK;
+}
+
 /* ---- constant: every sample's output is the value parameter ---- */
 static __global__ void dlk__constant_forward(const float *v, int size, size_t total, float *y) { DLC_FOR(o, total) y[o] = v[o % size]; }
 static int dlc__constant_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
@@ -1376,6 +1424,7 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_TRANSPOSE, dlc__transpose_forward, dlc__transpose_backward },
     { DL_OP_UPSAMPLE, dlc__upsample_forward, dlc__upsample_backward },
     { DL_OP_SLICE, dlc__slice_forward, dlc__slice_backward },
+    { DL_OP_REDUCE, dlc__reduce_forward, dlc__reduce_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 
@@ -1398,6 +1447,13 @@ static __global__ void dlk__softmax_cross_entropy(const float *z, const int *lab
             for (c = 0; c < classes; c++)
                 dz[(size_t)i * classes + c] = (float)((exp((double)r[c] - m) / sum - (c == labels[i])) / n);
     }
+    total = dlc__block_sum(total);
+    if (threadIdx.x == 0) *loss = (float)(total / n);
+}
+/* loss = mean_i out[i] of a scalar output; dout = 1 / n */
+static __global__ void dlk__batch_mean(const float *out, int n, float *dout, float *loss) {
+    double total = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { total += out[i]; dout[i] = 1.0f / (float)n; }
     total = dlc__block_sum(total);
     if (threadIdx.x == 0) *loss = (float)(total / n);
 }
@@ -1585,6 +1641,8 @@ static int dlc__loss(dl_backend *b, int kind, const float *out, const void *targ
     DLC_ENTER(b);
     if (kind == DL_LOSS_SOFTMAX_CE) {
         DLC_LAUNCH(dlk__softmax_cross_entropy, 1, out, (const int *)targets, n, size, dout, &c->dev_v->loss);
+    } else if (kind == DL_LOSS_MEAN) {
+        DLC_LAUNCH(dlk__batch_mean, 1, out, n, dout, &c->dev_v->loss);
     } else if (kind == DL_LOSS_NLL) {
         DLC_LAUNCH(dlk__nll, 1, out, (const int *)targets, n, size, dout, &c->dev_v->loss);
     } else if (kind == DL_LOSS_MSE) {

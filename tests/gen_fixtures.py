@@ -364,6 +364,14 @@ def shape_cases():
     for name, chw, f in S:
         seed(name)
         layer_case(name, M(f), torch.randn(3, *chw))
+    R = [
+        ("reduce_sum_hw_keep", (3, 4, 5), lambda s, x: x.sum((2, 3), keepdim=True)),
+        ("reduce_mean_all", (3, 4, 5), lambda s, x: x.mean((1, 2, 3)).view(-1, 1)),
+        ("reduce_sum_c", (4, 3, 5), lambda s, x: x.sum(1)),
+    ]
+    for name, chw, f in R:
+        seed(name)
+        layer_case(name, M(f), torch.randn(3, *chw))
     seed("transpose_2d")
     layer_case("transpose_2d", M(lambda s, x: x.transpose(1, 2)), torch.randn(3, 4, 6))
 

@@ -117,6 +117,11 @@ static dl_layer *mk_channel_split(dl_layer *x, const void *a) {     /* channel s
     xs[0] = dl_slice_channels(x, 0, 2); xs[1] = dl_slice_channels(x, 2, 4);
     return dl_reshape(dl_transpose(dl_reshape(dl_concat(xs, 2), 3, s), p), 3, back);
 }
+static dl_layer *mk_reduce_sum(dl_layer *x, const void *a) {  /* a: { keepdims, n_axes, axes... } */
+    const int *v = (const int *)a;
+    return dl_reduce_sum(x, v + 2, v[1], v[0]);
+}
+static dl_layer *mk_reduce_mean(dl_layer *x, const void *a) { const int *v = (const int *)a; return dl_reduce_mean(x, v + 2, v[1], v[0]); }
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
@@ -208,6 +213,7 @@ static const dl_pad_desc pad_const = { 0, 1, 1, 2, DL_PAD_CONSTANT, 0.5f }, pad_
 static const int perm_hwc[3] = { 1, 2, 0 }, perm_2d[3] = { 1, 0, 0 }, slice_1_4[2] = { 1, 4 };
 static const dl_upsample_desc up_nearest2 = { 2, 2, 0, 0 }, up_bilinear = { 2, 3, 1, 0 }, up_bilinear_ac = { 2, 2, 1, 1 },
                               up_nearest_13 = { 1, 3, 0, 0 };
+static const int red_hw_keep[4] = { 1, 2, 1, 2 }, red_all[2] = { 0, 0 }, red_c[3] = { 0, 1, 0 }, red_w[3] = { 0, 1, 1 };
 static const float ops_p03 = 0.3f, ops_slope = 0.1f, ops_alpha = 0.7f, ops_clip[2] = { -0.5f, 1.2f }, ops_relu6[2] = { 0, 6 },
                    ops_hsig_torch[2] = { 1.0f / 6.0f, 0.5f }, ops_hsig_onnx[2] = { 0.2f, 0.5f };
 static const dl_conv_desc
@@ -402,6 +408,10 @@ static const op_case op_cases[] = {
     OPS_UNARY(DL_OP_UPSAMPLE, "upsample nearest 1x3", 2, 2, 3, 3, mk_upsample, &up_nearest_13, NULL, NULL),
     OPS_UNARY(DL_OP_SLICE, "slice_channels", 2, 5, 3, 4, mk_slice, slice_1_4, NULL, "slice_channels"),
     OPS_UNARY(DL_OP_SLICE, "channel shuffle: slices, concat, transpose", 2, 4, 3, 4, mk_channel_split, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_sum_hw_keep", 2, 3, 4, 5, mk_reduce_sum, red_hw_keep, NULL, "reduce_sum_hw_keep"),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_mean_all", 2, 3, 4, 5, mk_reduce_mean, red_all, NULL, "reduce_mean_all"),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_sum_c", 2, 4, 3, 5, mk_reduce_sum, red_c, NULL, "reduce_sum_c"),
+    OPS_UNARY(DL_OP_REDUCE, "reduce mean over L of (C, L), batch 1", 1, 4, 6, 0, mk_reduce_mean, red_w, NULL, NULL),
     OPS_UNARY(DL_OP_CONCAT, "concat", 3, 3, 5, 4, mk_concat, NULL, NULL, "concat"),
     OPS_UNARY(DL_OP_CONCAT, "concat_1d", 3, 5, 0, 0, mk_concat_1d, NULL, NULL, "concat_1d"),
     OPS_UNARY(DL_OP_CONCAT, "concat conv3x3, identity, conv1x1", 3, 2, 5, 3, mk_concat_conv, NULL, NULL, NULL),

@@ -742,10 +742,41 @@ static void test_constants_saved(void) {
     dl_net_free(a); dl_net_free(b);
 }
 
+/* A loss written with layers: mean((out - t)^2) with the target a constant,
+   minimised by dl_train_step_scalar, takes the same steps as
+   dl_train_step_mse with that target repeated. */
+static void test_train_step_scalar(void) {
+    static const int s3[1] = { 3 };
+    static const float t[3] = { 0.5f, -1.0f, 2.0f };
+    float x[4 * 6], tt[4 * 3], la = 0, lb = 0;
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *oa = dl_dense(dl_tanh(dl_dense(dl_input(a, 6, 0, 0), 5)), 3), *ob = dl_dense(dl_tanh(dl_dense(dl_input(b, 6, 0, 0), 5)), 3);
+    dl_layer *d = dl_sub(oa, dl_constant(a, 1, s3, t)), *loss = dl_reduce_mean(dl_mul(d, d), NULL, 0, 0);
+    dl_optim *pa = dl_adam(a, 0.01f), *pb = dl_adam(b, 0.01f);
+    int i, s;
+    double worst = 0;
+    for (i = 0; i < 24; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    for (i = 0; i < 12; i++) tt[i] = t[i % 3];
+    CHECK(loss && dl_layer_size(loss) == 1, "%s", dl_net_error(a));
+    for (s = 0; s < 3; s++) {
+        CHECK(dl_train_step_scalar(a, pa, loss, x, 4, &la) == DL_OK, "%s", dl_net_error(a));
+        CHECK(dl_train_step_mse(b, pb, ob, x, tt, 4, &lb) == DL_OK, "%s", dl_net_error(b));
+        CHECK(test_close(la, lb, 1e-6, 1e-5), "step %d: loss %.9g, mse %.9g", s, la, lb);
+    }
+    for (i = 0; i < (int)dl_net_param_floats(b); i++) {
+        double e = fabs(dl_net_params(a)[i] - dl_net_params(b)[i]);
+        if (e > worst) worst = e;
+    }
+    CHECK(worst < 1e-5, "parameters differ by %g", worst);
+    CHECK(dl_train_step_scalar(a, pa, oa, x, 4, &la) == DL_ERR_SHAPE && strstr(dl_net_error(a), "3 values per sample"), "%s", dl_net_error(a));
+    dl_net_free(a); dl_net_free(b);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
     RUN(test_constants_saved);
+    RUN(test_train_step_scalar);
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
     RUN(test_mse_regression);

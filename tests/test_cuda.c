@@ -255,7 +255,7 @@ static dl_layer *build_conv(dl_net *net, const void *p) {
     return dl_conv2d_ex(x, &d);
 }
 /* Nets for the loss checks, named by an int. */
-enum { N_DENSE, N_BN_DENSE, N_ADD3, N_MATMUL3, N_REFERENCE, N_LOG_SOFTMAX };
+enum { N_DENSE, N_BN_DENSE, N_ADD3, N_MATMUL3, N_REFERENCE, N_LOG_SOFTMAX, N_SCALAR };
 
 /* conv 3x3 32 -> bn -> prelu -> maxpool -> conv 3x3 64 -> bn -> prelu -> maxpool -> dense 10 */
 static dl_layer *reference_cnn(dl_net *net) {
@@ -269,6 +269,7 @@ static dl_layer *build_net(dl_net *net, const void *p) {
     switch (*(const int *)p) {
     case N_DENSE: return dl_dense(dl_input(net, 7, 0, 0), 5);
     case N_BN_DENSE: return dl_batchnorm(dl_dense(dl_input(net, 6, 0, 0), 5));
+    case N_SCALAR: return dl_reduce_mean(dl_tanh(dl_dense(dl_input(net, 7, 0, 0), 5)), NULL, 0, 0);
     case N_LOG_SOFTMAX: return dl_log_softmax(dl_dense(dl_input(net, 7, 0, 0), 5));
     case N_ADD3: return mk_add3_dense(dl_input(net, 6, 0, 0), NULL);
     case N_MATMUL3: return mk_matmul3(dl_input(net, 24, 0, 0), NULL);
@@ -313,7 +314,7 @@ static void test_reference_cnn(void) {
 }
 
 /* ---- losses: whole training steps ---- */
-/* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood */
+/* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood, 3 a scalar output's mean */
 static void loss_case(const char *label, int mse, int kind, int n) {
     dl_net *a = dl_net_new(), *b = dl_net_new();
     dl_layer *oa, *ob;
@@ -333,9 +334,9 @@ static void loss_case(const char *label, int mse, int kind, int n) {
     for (i = 0; i < n; i++) labels[i] = (int)((frand() + 1.0f) * 0.5f * classes) % classes;
     for (s = 0; s < 3; s++) {       /* the first step strictly; then differences compound */
         int ra = mse == 1 ? dl_train_step_mse(a, pa, oa, x, t, n, &la) : mse == 2 ? dl_train_step_nll(a, pa, oa, x, labels, n, &la)
-                          : dl_train_step(a, pa, oa, x, labels, n, &la);
+               : mse == 3 ? dl_train_step_scalar(a, pa, oa, x, n, &la) : dl_train_step(a, pa, oa, x, labels, n, &la);
         int rb = mse == 1 ? dl_train_step_mse(b, pb, ob, x, t, n, &lb) : mse == 2 ? dl_train_step_nll(b, pb, ob, x, labels, n, &lb)
-                          : dl_train_step(b, pb, ob, x, labels, n, &lb);
+               : mse == 3 ? dl_train_step_scalar(b, pb, ob, x, n, &lb) : dl_train_step(b, pb, ob, x, labels, n, &lb);
         CHECK(ra == DL_OK && rb == DL_OK, "%s: step %d: %s / %s", label, s, dl_net_error(a), dl_net_error(b));
         CHECK(test_close(lb, la, 1e-6, s ? 1e-4 : 1e-5), "%s: step %d: loss gpu %.9g cpu %.9g", label, s, lb, la);
         if (s == 0) compare_params(label, a, b, 1);
@@ -350,6 +351,7 @@ done:
 static void test_losses(void) {
     loss_case("cross-entropy, dense 7->5, batch 3", 0, N_DENSE, 3);
     loss_case("nll of log_softmax, dense 7->5, batch 4", 2, N_LOG_SOFTMAX, 4);
+    loss_case("a scalar output's mean (dl_train_step_scalar), batch 5", 3, N_SCALAR, 5);
     loss_case("cross-entropy, batch 1", 0, N_DENSE, 1);
     loss_case("cross-entropy, batch 300 (more samples than threads)", 0, N_ADD3, 300);
     loss_case("cross-entropy through batchnorm, batch 6", 0, N_BN_DENSE, 6);

@@ -305,6 +305,13 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_slice_channels(x, 2, 2), "slice|channels 2..2|3 channels of 3x8x8");
     BAD_NULL(net, dl_slice_channels(x, -1, 2), "slice|channels -1..2");
     BAD_NULL(net, dl_slice_channels(x, 0, 4), "slice|channels 0..4");
+    {
+        int ax[2] = { 0, 3 };
+        BAD_NULL(net, dl_reduce_sum(x, ax, 2, 0), "reduce|input_1|axis 3|3 dims");
+        BAD_NULL(net, dl_reduce_mean(x, NULL, 2, 0), "reduce|2 axes but axes NULL");
+        BAD_NULL(net, dl_reduce_mean(x, ax, 4, 0), "reduce|4 axes");
+        BAD_IS(!dl_reduce_sum(NULL, NULL, 0, 0) && !dl_reduce_mean(NULL, NULL, 0, 0));
+    }
     BAD_IS(!dl_pad(NULL, 1, 0) && !dl_transpose(NULL, NULL) && !dl_upsample(NULL, 2, 0) && !dl_slice_channels(NULL, 0, 1));
     BAD_NULL(net, dl_sub(x, v), "sub|input_1|3x8x8|input_2|5|broadcast");
     BAD_NULL(net, dl_div(v, x), "div|input_2|5|input_1|3x8x8");
