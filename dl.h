@@ -81,7 +81,8 @@
         (inference only: use dl_forward with train 1 to update batchnorm
         statistics alone); DL_ERR_NUMERIC for a NaN or infinite input,
         target, loss or gradient; DL_ERR_SHAPE for batchnorm training on one
-        value per channel; DL_ERR_UNSUPPORTED for two input layers;
+        value per channel; DL_ERR_UNSUPPORTED for two input layers
+        (use the _multi calls);
         DL_ERR_NOMEM. After any error no parameter, statistic, optimizer
         state or generator state has changed: the step can be retried.
       - dl_predict, dl_forward, dl_ctx_predict: NULL, as above. Inference
@@ -497,6 +498,18 @@ DLDEF int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer,
 /* Returns n * dl_layer_size(out) floats owned by the net, valid until the
    next call on the net; NULL on error. out NULL means the last layer added. */
 DLDEF const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n);
+
+/* Graphs with several input layers (two-stream and siamese nets, a target
+   fed as an input of a layer-built loss): input layers[k] reads xs[k]
+   (n samples of its size); every input the output depends on must be
+   given. loss_kind is a dl_loss_kind with its targets (labels for SOFTMAX_CE
+   and NLL, floats for MSE, NULL for MEAN, the scalar-output step). */
+DLDEF const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs,
+                                    const float *const *xs, int n);
+DLDEF const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs,
+                                    const float *const *xs, int n, int train);
+DLDEF int dl_train_step_multi(dl_net *net, dl_optim *opt, dl_layer *out, int n_inputs, dl_layer *const *inputs,
+                              const float *const *xs, int loss_kind, const void *targets, int n, float *loss);
 
 /* The pieces of a step, for custom losses and loops: forward (train 1 for
    training mode, 0 for eval mode), then backward from a gradient wrt out
@@ -4470,13 +4483,48 @@ static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl_
     return last;
 }
 
-static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad, const char *call) {
+/* What a forward reads: n == 0 means the graph's one input layer reads
+   xs[0]; else input layers[k] reads xs[k]. */
+typedef struct dl__feed { int n; dl_layer *const *layers; const float *const *xs; } dl__feed;
+static const float *dl__feed_data(const dl__feed *f, const dl_layer *l) {
+    int k;
+    if (!f->n) return f->xs[0];
+    for (k = 0; k < f->n; k++) if (f->layers[k] == l) return f->xs[k];
+    return NULL;
+}
+/* Checks what the caller passed: layers of this net that are inputs, data not NULL. */
+static int dl__feed_check(dl_ctx *c, const dl__feed *f, const dl_layer *out, const char *call) {
+    int k;
+    if (f->n < 0 || (f->n && (!f->layers || !f->xs)) || !f->xs)
+        return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': %d inputs%s", call, out->name, f->n, f->xs ? ", layers NULL" : ", data NULL");
+    if (!f->n && !f->xs[0]) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
+    for (k = 0; k < f->n; k++) {
+        const dl_layer *l = f->layers[k];
+        if (!l || l->net != c->net || !DL__HAS(l, DL__F_SOURCE))
+            return dl__fail(c->err, DL_ERR_ARG, "%s: input %d %s%s%s", call, k, !l ? "is NULL" : l->net != c->net ? "belongs to another net: '" :
+                            "is not an input layer: '", l ? l->name : "", l ? "'" : "");
+        if (!f->xs[k]) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': data of input '%s' is NULL", call, out->name, l->name);
+    }
+    return DL_OK;
+}
+/* In training mode a NaN would reach the batchnorm statistics: refused before anything runs. */
+static int dl__feed_finite(dl_ctx *c, const dl_layer *in, const float *x, int n, const dl_layer *out, const char *call) {
+    size_t k, count = (size_t)n * in->size;
+    for (k = 0; k < count; k++)
+        if (!(x[k] >= -FLT_MAX && x[k] <= FLT_MAX))
+            return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input '%s' sample %lu holds %g at "
+                            "index %lu; nothing was changed", call, out->name, in->name, (unsigned long)(k / (size_t)in->size),
+                            (double)x[k], (unsigned long)(k % (size_t)in->size));
+    return DL_OK;
+}
+
+static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int train, int grad, const char *call) {
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc, fuse;
     if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
-    if (!x) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
+    if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
     if ((rc = dl__plan(c, n, train || grad))) return rc;
     memset(c->needed, 0, (size_t)net->n_layers);
@@ -4486,8 +4534,11 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
             dl_layer *l = net->layers[i];
             for (j = 0; j < l->n_in; j++) c->needed[l->in[j]->index] = 1;
             if (DL__HAS(l, DL__F_SOURCE)) {
-                if (input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
-                                           "one input layer per graph is supported", call, out->name, l->name, input->name);
+                if (!f->n && input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
+                                                    "give each its data with the _multi calls", call, out->name, l->name, input->name);
+                if (!dl__feed_data(f, l)) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s' reads input '%s', which was not given",
+                                                          call, out->name, l->name);
+                if (train && (rc = dl__feed_finite(c, l, dl__feed_data(f, l), n, out, call))) return rc;
                 input = l;
             }
             if (DL__HAS(l, DL__F_BATCH_STATS) && train && (size_t)n * (l->size / l->shape[0]) < 2)   /* before anything runs */
@@ -4495,14 +4546,6 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
                                 "got batch %d of %d values per sample", call, l->name, n, l->size / l->shape[0]);
         }
     if (!input) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': it reads no input layer (only constants)", call, out->name);
-    if (train) {                        /* NaN would reach the batchnorm statistics; eval mode passes it on */
-        size_t k, count = (size_t)n * input->size;
-        for (k = 0; k < count; k++)
-            if (!(x[k] >= -FLT_MAX && x[k] <= FLT_MAX))
-                return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input sample %lu holds %g at "
-                                "index %lu; nothing was changed", call, out->name, (unsigned long)(k / (size_t)input->size),
-                                (double)x[k], (unsigned long)(k % (size_t)input->size));
-    }
     fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
     if (fuse) {
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
@@ -4512,8 +4555,12 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     c->n = n;
     c->train = train;
     c->last = NULL;
-    if ((rc = net->b->copy(net->b, c->out[input->index], x, (size_t)n * input->size * sizeof(float), DL_TO_DEVICE)))
-        return dl__fail(c->err, rc, "%s: copying the input to %s failed: %s", call, net->b->name, net->b->error);
+    for (i = 0; i <= out->index; i++) {
+        const dl_layer *l = net->layers[i];
+        if (c->needed[i] && DL__HAS(l, DL__F_SOURCE) &&
+            (rc = net->b->copy(net->b, c->out[i], dl__feed_data(f, l), (size_t)n * l->size * sizeof(float), DL_TO_DEVICE)))
+            return dl__fail(c->err, rc, "%s: copying input '%s' to %s failed: %s", call, l->name, net->b->name, net->b->error);
+    }
     for (i = 0; i <= out->index; i++) {
         dl_layer *l = net->layers[i];
         dl__bind b;
@@ -4609,16 +4656,40 @@ static const float *dl__host_output(dl_ctx *c) {
     return c->host_out;
 }
 
+static dl__feed dl__feed1(const float *const *x) { dl__feed f; f.n = 0; f.layers = NULL; f.xs = x; return f; }
+static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *const *xs) {
+    dl__feed f;
+    f.n = n_inputs; f.layers = inputs; f.xs = xs;
+    return f;
+}
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
+    dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, train != 0, 1, "dl_forward")) return NULL;
+    if (dl__forward(c, out, &f, n, train != 0, 1, "dl_forward")) return NULL;
     return dl__host_output(c);
 }
 const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
+    dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, 0, 0, "dl_predict")) return NULL;
+    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict")) return NULL;
+    return dl__host_output(c);
+}
+const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n, int train) {
+    dl__feed f = dl__feedn(n_inputs, inputs, xs);
+    dl_ctx *c;
+    if (!net || !(c = dl__own_ctx(net))) return NULL;
+    if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_forward_multi: %d inputs", n_inputs); return NULL; }
+    if (dl__forward(c, out, &f, n, train != 0, 1, "dl_forward_multi")) return NULL;
+    return dl__host_output(c);
+}
+const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n) {
+    dl__feed f = dl__feedn(n_inputs, inputs, xs);
+    dl_ctx *c;
+    if (!net || !(c = dl__own_ctx(net))) return NULL;
+    if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_predict_multi: %d inputs", n_inputs); return NULL; }
+    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict_multi")) return NULL;
     return dl__host_output(c);
 }
 
@@ -4677,7 +4748,10 @@ void dl_ctx_free(dl_ctx *c) {
 const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c) return NULL;
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
-    if (dl__forward(c, out, x, n, 0, 0, "dl_ctx_predict")) return NULL;
+    {
+        dl__feed f = dl__feed1(&x);
+        if (dl__forward(c, out, &f, n, 0, 0, "dl_ctx_predict")) return NULL;
+    }
     return dl__host_output(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
@@ -4790,7 +4864,7 @@ int dl_optim_step(dl_optim *opt) {
     return DL_OK;
 }
 
-static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const void *targets,
+static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__feed *f, const void *targets,
                           int kind, int n, float *loss_out) {
     const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : kind == DL_LOSS_NLL ? "dl_train_step_nll"
                      : kind == DL_LOSS_MEAN ? "dl_train_step_scalar" : "dl_train_step_mse";
@@ -4812,7 +4886,8 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
         return dl__fail(net->err, DL_ERR_SHAPE, "%s: '%s' has %d values per sample; the loss must be one (dl_reduce_sum or _mean)",
                         call, out->name, out->size);
     if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
-    if (!x) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
+    if (!f->n && !f->xs[0]) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
+    if (kind < DL_LOSS_SOFTMAX_CE || kind > DL_LOSS_MEAN) return dl__fail(net->err, DL_ERR_ARG, "%s: loss kind %d is not a dl_loss_kind", call, kind);
     if (kind == DL_LOSS_MSE) {
         const float *t = (const float *)targets;
         size_t k, count = (size_t)n * out->size;
@@ -4830,7 +4905,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
-    if ((rc = dl__forward(c, out, x, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
+    if ((rc = dl__forward(c, out, f, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
     for (i = 0; i <= out->index && !trainable; i++) {
         const dl_layer *l = net->layers[i];
         int j;
@@ -4866,16 +4941,26 @@ fail:
 }
 
 int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, const int *labels, int n, float *loss) {
-    return dl__train_step(net, opt, logits, x, labels, DL_LOSS_SOFTMAX_CE, n, loss);
+    dl__feed f = dl__feed1(&x);
+    return dl__train_step(net, opt, logits, &f, labels, DL_LOSS_SOFTMAX_CE, n, loss);
 }
 int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const float *targets, int n, float *loss) {
-    return dl__train_step(net, opt, out, x, targets, DL_LOSS_MSE, n, loss);
+    dl__feed f = dl__feed1(&x);
+    return dl__train_step(net, opt, out, &f, targets, DL_LOSS_MSE, n, loss);
 }
 int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp, const float *x, const int *labels, int n, float *loss) {
-    return dl__train_step(net, opt, logp, x, labels, DL_LOSS_NLL, n, loss);
+    dl__feed f = dl__feed1(&x);
+    return dl__train_step(net, opt, logp, &f, labels, DL_LOSS_NLL, n, loss);
 }
 int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss) {
-    return dl__train_step(net, opt, loss_layer, x, NULL, DL_LOSS_MEAN, n, loss);
+    dl__feed f = dl__feed1(&x);
+    return dl__train_step(net, opt, loss_layer, &f, NULL, DL_LOSS_MEAN, n, loss);
+}
+int dl_train_step_multi(dl_net *net, dl_optim *opt, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs,
+                        int loss_kind, const void *targets, int n, float *loss) {
+    dl__feed f = dl__feedn(n_inputs, inputs, xs);
+    if (net && n_inputs < 1) return dl__fail(net->err, DL_ERR_ARG, "dl_train_step_multi: %d inputs", n_inputs);
+    return dl__train_step(net, opt, out, &f, targets, loss_kind, n, loss);
 }
 
 /* ---- optimizer objects ---- */

@@ -772,11 +772,68 @@ static void test_train_step_scalar(void) {
     dl_net_free(a); dl_net_free(b);
 }
 
+/* Two input layers: the net reading (a, b) computes and trains exactly as
+   one reading their concatenation x through two channel slices; a target
+   fed as an input drives a layer-built loss like dl_train_step_mse. */
+static dl_layer *two_stream(dl_net *net, dl_layer *a, dl_layer *b) {
+    dl_layer *xs[2];
+    xs[0] = dl_tanh(dl_dense(a, 5)); xs[1] = dl_tanh(dl_dense(b, 5));
+    (void)net;
+    return dl_dense(dl_concat(xs, 2), 2);
+}
+static void test_multi_input(void) {
+    float a[3 * 4], b[3 * 3], x[3 * 7], t[3 * 2], p1[128], p2[128];   /* 67 parameters */
+    const float *xs[3];
+    dl_net *m = dl_net_new(), *s = dl_net_new();
+    dl_layer *ia = dl_input(m, 4, 0, 0), *ib = dl_input(m, 3, 0, 0), *om = two_stream(m, ia, ib), *ins[3], *it, *d;
+    dl_layer *ix = dl_input(s, 7, 0, 0), *os = two_stream(s, dl_slice_channels(ix, 0, 4), dl_slice_channels(ix, 4, 7));
+    dl_optim *pm = dl_sgd(m, 0.1f, 0.9f), *ps = dl_sgd(s, 0.1f, 0.9f);
+    const float *y;
+    float lm = 0, ls = 0;
+    int i, k;
+    for (i = 0; i < 3; i++) {
+        for (k = 0; k < 4; k++) x[i * 7 + k] = a[i * 4 + k] = (float)((i * 7 + k) % 5) / 5.0f - 0.4f;
+        for (k = 0; k < 3; k++) x[i * 7 + 4 + k] = b[i * 3 + k] = (float)((i * 3 + k) % 7) / 7.0f - 0.3f;
+        t[i * 2] = 0.5f; t[i * 2 + 1] = -0.25f * (float)i;
+    }
+    ins[0] = ia; ins[1] = ib; xs[0] = a; xs[1] = b;
+    y = dl_predict_multi(m, om, 2, ins, xs, 3);
+    CHECK(y != NULL, "%s", dl_net_error(m));
+    if (y) memcpy(p1, y, 6 * sizeof(float));
+    y = dl_predict(s, os, x, 3);
+    CHECK(y && !memcmp(p1, y, 6 * sizeof(float)), "two inputs and one sliced input predict differently");
+    for (i = 0; i < 2; i++) {
+        CHECK(dl_train_step_multi(m, pm, om, 2, ins, xs, DL_LOSS_MSE, t, 3, &lm) == DL_OK, "%s", dl_net_error(m));
+        CHECK(dl_train_step_mse(s, ps, os, x, t, 3, &ls) == DL_OK, "%s", dl_net_error(s));
+        CHECK(lm == ls, "step %d: loss %.9g vs %.9g", i, lm, ls);
+    }
+    memcpy(p1, dl_net_params(m), dl_net_param_floats(m) * sizeof(float));
+    memcpy(p2, dl_net_params(s), dl_net_param_floats(s) * sizeof(float));
+    CHECK(dl_net_param_floats(m) == dl_net_param_floats(s) && !memcmp(p1, p2, dl_net_param_floats(m) * sizeof(float)),
+          "training on two inputs differs from the sliced single input");
+    /* errors: an input not given, not an input layer, two inputs through the single-input call */
+    CHECK(!dl_predict_multi(m, om, 1, ins, xs, 3) && strstr(dl_net_error(m), "reads input 'input_2', which was not given"), "%s", dl_net_error(m));
+    ins[1] = om;
+    CHECK(!dl_predict_multi(m, om, 2, ins, xs, 3) && strstr(dl_net_error(m), "is not an input layer"), "%s", dl_net_error(m));
+    ins[1] = ib; xs[1] = NULL;
+    CHECK(!dl_predict_multi(m, om, 2, ins, xs, 3) && strstr(dl_net_error(m), "data of input 'input_2' is NULL"), "%s", dl_net_error(m));
+    CHECK(!dl_predict(m, om, a, 3) && strstr(dl_net_error(m), "_multi"), "%s", dl_net_error(m));
+    /* a target as an input of the loss: mean((y - t)^2) = dl_train_step_mse's loss */
+    it = dl_input(m, 2, 0, 0);
+    d = dl_sub(om, it);
+    ins[1] = ib; ins[2] = it; xs[1] = b; xs[2] = t;
+    CHECK(dl_train_step_multi(m, pm, dl_reduce_mean(dl_mul(d, d), NULL, 0, 0), 3, ins, xs, DL_LOSS_MEAN, NULL, 3, &lm) == DL_OK,
+          "%s", dl_net_error(m));
+    CHECK(dl_train_step_mse(s, ps, os, x, t, 3, &ls) == DL_OK && test_close(lm, ls, 1e-7, 1e-5), "layer-built loss %.9g vs mse %.9g", lm, ls);
+    dl_net_free(m); dl_net_free(s);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
     RUN(test_constants_saved);
     RUN(test_train_step_scalar);
+    RUN(test_multi_input);
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
     RUN(test_mse_regression);

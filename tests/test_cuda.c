@@ -302,6 +302,41 @@ static dl_layer *build_pool_chain(dl_net *net, const void *p) {
 }
 static void test_pool_chain(void) { parity("conv, relu, maxpool, avgpool, global avgpool", build_pool_chain, NULL, 2); }
 
+/* Two input layers on the GPU: dl_train_step_multi with a target fed as an
+   input of a layer-built loss, against the CPU. */
+static void test_multi_input(void) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_net *nets[2];
+    dl_optim *opt[2];
+    dl_layer *outs[2], *ins[2][3];
+    float *xa = random_floats(4 * 6), *xb = random_floats(4 * 5), *t = random_floats(4 * 3), loss[2] = { 0, 0 };
+    const float *xs[3];
+    int k, s;
+    nets[0] = a; nets[1] = b;
+    xs[0] = xa; xs[1] = xb; xs[2] = t;
+    for (k = 0; k < 2; k++) {
+        dl_layer *h[2], *d;
+        dl_net_seed(nets[k], 9);
+        ins[k][0] = dl_input(nets[k], 6, 0, 0); ins[k][1] = dl_input(nets[k], 5, 0, 0); ins[k][2] = dl_input(nets[k], 3, 0, 0);
+        h[0] = dl_tanh(dl_dense(ins[k][0], 4)); h[1] = dl_tanh(dl_dense(ins[k][1], 4));
+        d = dl_sub(dl_dense(dl_concat(h, 2), 3), ins[k][2]);
+        outs[k] = dl_reduce_mean(dl_mul(d, d), NULL, 0, 0);
+        opt[k] = dl_sgd(nets[k], 0.1f, 0.9f);
+    }
+    if (!outs[0] || !outs[1] || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s %s", dl_net_error(a), dl_net_error(b)); goto done; }
+    opt[1] = dl_optim_new(b, &opt[0]->d);
+    for (s = 0; s < 2; s++) {
+        for (k = 0; k < 2; k++)
+            CHECK(dl_train_step_multi(nets[k], opt[k], outs[k], 3, ins[k], xs, DL_LOSS_MEAN, NULL, 4, &loss[k]) == DL_OK,
+                  "step %d on %s: %s", s, k ? "gpu" : "cpu", dl_net_error(nets[k]));
+        CHECK(test_close(loss[1], loss[0], 1e-6, 1e-5), "step %d: loss gpu %.9g cpu %.9g", s, loss[1], loss[0]);
+    }
+    compare_params("two inputs, layer-built loss", a, b, 1);
+done:
+    free(xa); free(xb); free(t);
+    dl_net_free(a); dl_net_free(b);
+}
+
 static void test_conv_chunks(void) {   /* a scratch limit of a few samples: the batch runs in chunks, the last one short */
     conv_arg a = { 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0 };
     setenv("DL_CUDA_CONV_SCRATCH", "2700", 1);   /* 1344 floats a sample */
@@ -863,6 +898,7 @@ int main(int argc, char **argv) {
 #endif
     RUN(test_op_cases);
     RUN(test_conv_chunks);
+    RUN(test_multi_input);
     RUN(test_pool_chain);
     RUN(test_reference_cnn);
     RUN(test_losses);
