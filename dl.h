@@ -463,6 +463,7 @@ typedef struct dl_optim_desc {  /* zero means default; semantics follow PyTorch 
     int centered;               /* RMSProp */
     float weight_decay;         /* L2 added to the gradient; AdamW: decoupled, default 0.01 */
     float clip_norm;            /* clip the global gradient norm to this; 0: off */
+    float dampening;            /* SGD momentum: b = mu b + (1 - dampening) g after the first step */
 } dl_optim_desc;
 
 DLDEF dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *d);  /* owned by the net */
@@ -475,6 +476,15 @@ DLDEF float     dl_optim_lr(const dl_optim *opt);
 DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
 DLDEF long      dl_optim_steps(const dl_optim *opt); /* steps taken (a checkpoint keeps it) */
 DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
+/* Reading an optimizer's state, for inspection or transfer. Slot k of
+   parameter p (p->size floats, in p's order): SGD 0 the momentum buffer;
+   Adam(W) 0 the first moment, 1 the second; RMSProp 0 the square average,
+   then the momentum buffer (with momentum), then the mean gradient
+   (centered). NULL for a slot the optimizer does not keep or a parameter
+   not trainable. The floats are host memory owned by the optimizer, valid
+   until its next step or call. */
+DLDEF int          dl_optim_state_slots(const dl_optim *opt);
+DLDEF const float *dl_optim_state(dl_optim *opt, const dl_param *p, int slot);
 
 /* ---- training and inference on the net's own context --------------------- */
 /* x: n samples of the (single) input layer's size. labels: n ints in
@@ -832,6 +842,8 @@ struct dl_optim {
     size_t n;
     size_t *ranges;         /* host: offsets then lengths of the runs to update, kept between steps */
     int ranges_cap;         /* parameters the table was sized for */
+    float *host;            /* dl_optim_state on a GPU net: a host copy */
+    size_t host_cap;
 };
 
 struct dl_ctx {
@@ -4162,11 +4174,11 @@ int dl_optim_step_cpu(const dl_optim_job *job) {
         float *w = job->w + off, *g = job->g + off;
         if (clip != 1.0f) for (i = 0; i < len; i++) g[i] *= clip;
         switch (d->kind) {
-        case DL_SGD: {      /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
-            float *b = has_mom ? mom_buf + off : NULL;
+        case DL_SGD: {      /* b = mu b + (1 - dampening) g (g at step 1);  w -= lr (nesterov ? g + mu b : b) */
+            float *b = has_mom ? mom_buf + off : NULL, keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
             for (i = 0; i < len; i++) {
                 float gi = g[i] + wd * w[i];
-                if (b) { b[i] = d->momentum * b[i] + gi; gi = d->nesterov ? gi + d->momentum * b[i] : b[i]; }
+                if (b) { b[i] = d->momentum * b[i] + keep * gi; gi = d->nesterov ? gi + d->momentum * b[i] : b[i]; }
                 w[i] -= lr * gi;
             }
             break;
@@ -4980,10 +4992,12 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
     if (d.kind == DL_ADAMW && d.weight_decay == 0) d.weight_decay = 1e-2f;
     if (!(d.lr > 0 && d.lr <= FLT_MAX) || !(d.momentum >= 0 && d.momentum < 1) || !(d.beta1 >= 0 && d.beta1 < 1) ||
         !(d.beta2 >= 0 && d.beta2 < 1) || !(d.eps > 0 && d.eps <= FLT_MAX) || !(d.alpha > 0 && d.alpha < 1) ||
-        !(d.weight_decay >= 0 && d.weight_decay <= FLT_MAX) || !(d.clip_norm >= 0) || (d.nesterov && !(d.momentum > 0))) {
+        !(d.weight_decay >= 0 && d.weight_decay <= FLT_MAX) || !(d.clip_norm >= 0) || (d.nesterov && !(d.momentum > 0)) ||
+        !(d.dampening >= 0 && d.dampening <= 1) || (d.nesterov && d.dampening != 0)) {
         dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: lr %g must be positive; momentum %g, betas %g %g in [0,1); eps %g positive; "
-                 "alpha %g in (0,1); weight decay %g, clip %g not negative; all finite but clip; Nesterov needs momentum",
-                 d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay, d.clip_norm);
+                 "alpha %g in (0,1); weight decay %g, clip %g not negative; all finite but clip; dampening %g in [0,1]; "
+                 "Nesterov needs momentum and no dampening", d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay,
+                 d.clip_norm, d.dampening);
         return NULL;
     }
     net->last_rc = DL_ERR_NOMEM;
@@ -5031,7 +5045,35 @@ void dl_optim_free(dl_optim *opt) {
         if (*pp == opt) { *pp = opt->next; break; }
     for (k = 0; k < 3; k++) if (opt->s[k]) opt->net->b->release(opt->net->b, opt->s[k]);
     DL_FREE(opt->ranges);
+    DL_FREE(opt->host);
     DL_FREE(opt);
+}
+
+int dl_optim_state_slots(const dl_optim *opt) { return opt ? dl__optim_state_count(&opt->d) : 0; }
+const float *dl_optim_state(dl_optim *opt, const dl_param *p, int slot) {
+    dl_net *net;
+    size_t bytes;
+    if (!opt || !p) return NULL;
+    net = opt->net;
+    if ((uintptr_t)p < (uintptr_t)net->params || (uintptr_t)p >= (uintptr_t)(net->params + net->n_params) || !p->trainable ||
+        slot < 0 || slot >= dl__optim_state_count(&opt->d)) {
+        dl__fail(net->err, DL_ERR_ARG, "dl_optim_state: %s slot %d: not a trainable parameter of this net or not one of the %d slots",
+                 p->name, slot, dl__optim_state_count(&opt->d));
+        return NULL;
+    }
+    if (dl__optim_fit(opt)) return NULL;
+    if (net->b == &net->cpu) return opt->s[slot] + p->offset;
+    bytes = (size_t)p->size * sizeof(float);
+    if (opt->host_cap < bytes) {
+        DL_FREE(opt->host);
+        opt->host_cap = (opt->host = (float *)DL_MALLOC(bytes)) ? bytes : 0;
+        if (!opt->host) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_state: out of memory"); return NULL; }
+    }
+    if (net->b->copy(net->b, opt->host, opt->s[slot] + p->offset, bytes, DL_TO_HOST) || (net->b->sync && net->b->sync(net->b))) {
+        dl__fail(net->err, DL_ERR_BACKEND, "dl_optim_state: %s", net->b->error);
+        return NULL;
+    }
+    return opt->host;
 }
 
 /* ======================================================================== */
@@ -5148,7 +5190,8 @@ int dl_net_sync(dl_net *net) {
 /*        u32 ndim, u32 shape[4], u32 trainable, u32 frozen, f32 data[size] */
 /*  checkpoint adds: u64 generator, u32 has_optim, and if 1: the optimizer  */
 /*        desc (u32 kind, f32 lr momentum, u32 nesterov, f32 beta1 beta2 eps */
-/*        alpha, u32 centered, f32 weight_decay clip_norm), u64 step,       */
+/*        alpha, u32 centered, f32 weight_decay clip_norm dampening (not in */
+/*        format 1)), u64 step,                                             */
 /*        u64 floats, u32 buffers, f32 state[buffers][floats]               */
 /*  Format 1 stored 16 x i32 and 3 x f32 per layer in place of the named    */
 /*  attributes; it is still read (dl__get_attrs_v1).                        */
@@ -5266,6 +5309,7 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
         dl__put_u32(&w, (uint32_t)d->nesterov); dl__put_f32(&w, d->beta1); dl__put_f32(&w, d->beta2);
         dl__put_f32(&w, d->eps); dl__put_f32(&w, d->alpha); dl__put_u32(&w, (uint32_t)d->centered);
         dl__put_f32(&w, d->weight_decay); dl__put_f32(&w, d->clip_norm);
+        dl__put_f32(&w, d->dampening);      /* format 2 on */
         dl__put_u64(&w, (uint64_t)opt->step);
         dl__put_u64(&w, (uint64_t)opt->n);
         dl__put_u32(&w, (uint32_t)count);
@@ -5511,7 +5555,8 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             if (!dl__get_f32(&r, &d.beta1) || !dl__get_f32(&r, &d.beta2) || !dl__get_f32(&r, &d.eps) ||
                 !dl__get_f32(&r, &d.alpha) || !dl__get_u32(&r, &u)) DL__BAD("optimizer: truncated");
             d.centered = (int)u;
-            if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) || !dl__get_u64(&r, &step) ||
+            if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) ||
+                (format >= 2 && !dl__get_f32(&r, &d.dampening)) || !dl__get_u64(&r, &step) ||
                 !dl__get_u64(&r, &n) || !dl__get_u32(&r, &count)) DL__BAD("optimizer: truncated");
             if (!(opt = dl_optim_new(net, &d))) {
                 rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "%s", net->err);

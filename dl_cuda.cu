@@ -1491,7 +1491,7 @@ static __global__ void dlk__mse_total(const double *part, int parts, double coun
 /* ======================================================================== */
 typedef struct dlc_optim {
     int kind, nesterov, has_mom, centered;
-    float lr, wd, momentum, beta1, beta2, eps, alpha, step_size, bc2_sqrt;
+    float lr, wd, momentum, beta1, beta2, eps, alpha, step_size, bc2_sqrt, keep;   /* keep: 1 - dampening after step 1 */
 } dlc_optim;
 
 /* part[b] = sum of g^2 over block b's share of range b / X */
@@ -1526,7 +1526,7 @@ static __global__ void dlk__optim_update(dlc_optim o, float *w, float *g, float 
         if (o.kind == DL_SGD) {         /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
             float gi = g[i] + o.wd * w[i];
             if (o.has_mom) {
-                mom_buf[i] = o.momentum * mom_buf[i] + gi;
+                mom_buf[i] = o.momentum * mom_buf[i] + o.keep * gi;
                 gi = o.nesterov ? gi + o.momentum * mom_buf[i] : mom_buf[i];
             }
             w[i] -= o.lr * gi;
@@ -1561,6 +1561,7 @@ static int dlc__optim_queue(dlc *c, const dl_optim_job *job, int X) {
     memset(&o, 0, sizeof o);
     o.kind = d->kind; o.nesterov = d->nesterov; o.has_mom = d->momentum > 0; o.centered = d->centered;
     o.lr = job->lr; o.wd = d->weight_decay; o.momentum = d->momentum;
+    o.keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
     o.beta1 = d->beta1; o.beta2 = d->beta2; o.eps = d->eps; o.alpha = d->alpha;
     o.step_size = (float)(job->lr / (1.0 - pow(d->beta1, (double)job->step)));
     o.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)job->step));

@@ -62,7 +62,8 @@ class _Param(ctypes.Structure):
 
 class _OptimDesc(ctypes.Structure):
     _fields_ = [("kind", _I), ("lr", _F), ("momentum", _F), ("nesterov", _I), ("beta1", _F), ("beta2", _F),
-                ("eps", _F), ("alpha", _F), ("centered", _I), ("weight_decay", _F), ("clip_norm", _F)]
+                ("eps", _F), ("alpha", _F), ("centered", _I), ("weight_decay", _F), ("clip_norm", _F),
+                ("dampening", _F)]
 
 
 class _ConvDesc(ctypes.Structure):

@@ -462,6 +462,7 @@ OPTIMS = [
     ("sgd_momentum_lr",  lambda p: torch.optim.SGD(p, lr=f32(0.1), momentum=f32(0.9)), 0, f32(0.03), f32(0.2), (1, 1, 1)),
     ("adam_lr",          lambda p: torch.optim.Adam(p, lr=f32(0.01)), 0, f32(0.003), f32(0.02), (1, 1, 1)),
     ("rmsprop_lr",       lambda p: torch.optim.RMSprop(p, lr=f32(0.01), momentum=f32(0.9)), 0, f32(0.05), None, (1, 1, 1)),
+    ("sgd_dampening",    lambda p: torch.optim.SGD(p, lr=f32(0.1), momentum=f32(0.9), dampening=f32(0.3)), 0, None, None, (1, 1, 1)),
 ]
 
 

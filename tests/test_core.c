@@ -828,12 +828,53 @@ static void test_multi_input(void) {
     dl_net_free(m); dl_net_free(s);
 }
 
+/* Optimizer state by parameter: after one step SGD's momentum buffer is the
+   gradient and Adam's first moment (1 - beta1) times it; a checkpoint keeps
+   SGD's dampening. */
+static void test_optim_state(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *out = dl_dense(dl_input(net, 3, 0, 0), 2);
+    dl_optim_desc d;
+    dl_optim *sgd, *adam, *back = NULL;
+    dl_param *w = dl_net_find_param(net, "dense_1.weight");
+    const float *s;
+    float g[6];
+    void *buf = NULL;
+    size_t len = 0;
+    int i;
+    memset(&d, 0, sizeof d);
+    d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.dampening = 0.25f;
+    sgd = dl_optim_new(net, &d);
+    adam = dl_adam(net, 0.01f);
+    CHECK(out && sgd && adam && dl_optim_state_slots(sgd) == 1 && dl_optim_state_slots(adam) == 2, "%s", dl_net_error(net));
+    for (i = 0; i < 6; i++) w->grad[i] = g[i] = 0.1f * (float)(i + 1);
+    CHECK(dl_optim_step(sgd) == DL_OK && dl_optim_step(adam) == DL_OK, "%s", dl_net_error(net));
+    s = dl_optim_state(sgd, w, 0);
+    CHECK(s && !memcmp(s, g, sizeof g), "SGD's first buffer is the gradient (no dampening at step 1)");
+    s = dl_optim_state(adam, w, 0);
+    for (i = 0; s && i < 6; i++) CHECK(s[i] == (1.0f - 0.9f) * g[i], "adam m[%d] = %g", i, s[i]);
+    CHECK(!dl_optim_state(adam, w, 2) && strstr(dl_net_error(net), "slot 2"), "%s", dl_net_error(net));
+    CHECK(!dl_optim_state(sgd, NULL, 0) && dl_optim_steps(sgd) == 1, "steps");
+    CHECK(dl_net_save_mem(net, sgd, &buf, &len) == DL_OK, "%s", dl_net_error(net));
+    if (buf) {
+        dl_status st;
+        dl_net *again = dl_checkpoint_load_mem(buf, len, &back, &st);
+        CHECK(again && back && back->d.dampening == 0.25f, "the checkpoint lost the dampening: %s", again ? "" : st.msg);
+        dl_net_free(again);
+        DL_FREE(buf);
+    }
+    d.nesterov = 1;
+    CHECK(!dl_optim_new(net, &d) && strstr(dl_net_error(net), "no dampening"), "%s", dl_net_error(net));
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
     RUN(test_constants_saved);
     RUN(test_train_step_scalar);
     RUN(test_multi_input);
+    RUN(test_optim_state);
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
     RUN(test_mse_regression);

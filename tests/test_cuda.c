@@ -452,6 +452,7 @@ static void test_optimizers(void) {
     OPT("sgd", d.kind = DL_SGD; d.lr = 0.1f);
     OPT("sgd momentum, weight decay", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.weight_decay = 0.01f);
     OPT("sgd nesterov", d.kind = DL_SGD; d.lr = 0.05f; d.momentum = 0.8f; d.nesterov = 1);
+    OPT("sgd momentum, dampening 0.3", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.dampening = 0.3f);
     OPT("sgd clipped to norm 0.5", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.5f; d.clip_norm = 0.5f);
     OPT("sgd, clip norm not reached", d.kind = DL_SGD; d.lr = 0.1f; d.clip_norm = 1e6f);
     OPT("adam", d.kind = DL_ADAM);

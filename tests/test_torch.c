@@ -382,6 +382,7 @@ static const optim_case optims[] = {
     { "sgd_momentum_lr",  { .kind = DL_SGD, .lr = 0.1f, .momentum = 0.9f }, 0.03f, 0.2f },
     { "adam_lr",          { .kind = DL_ADAM, .lr = 0.01f }, 0.003f, 0.02f },
     { "rmsprop_lr",       { .kind = DL_RMSPROP, .lr = 0.01f, .momentum = 0.9f }, 0.05f, 0 },
+    { "sgd_dampening",    { .kind = DL_SGD, .lr = 0.1f, .momentum = 0.9f, .dampening = 0.3f }, 0, 0 },
 };
 
 static void optim_case_run(const optim_case *oc) {
