@@ -696,7 +696,7 @@ static void test_nonfinite(void) {
     static float x[4 * 256];
     int g, i, k;
     /* dl_predict passes NaN and infinity on through every op, without crashing */
-    for (g = 0; g < 4; g++)
+    for (g = 0; g < 5; g++)
         for (k = 0; k < 3; k++) {
             dl_net *net = dl_net_new();
             dl_layer *out = fuzz_dl_graph(net, g);
