@@ -140,14 +140,22 @@
       DL_STATIC                  make all functions static
       DL_NO_THREADS              (reserved) build without POSIX threads
 
-   LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
-                 dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
-                 softmax add concat mul matmul custom
+   LAYERS        input constant dense conv2d (asymmetric or "same" pads)
+                 conv2d_transpose maxpool2d avgpool2d (asymmetric or "same" pads,
+                 ceil mode, padding counted or not, dilated max) global_avgpool
+                 global_maxpool batchnorm dropout reshape flatten transpose pad
+                 (constant, reflect, edge) upsample (nearest, bilinear) slice
+                 (channels) relu leaky_relu elu prelu sigmoid tanh clip (ReLU6)
+                 hard_sigmoid hard_swish selu gelu silu softplus softmax
+                 log_softmax add sub mul div (broadcasting) concat matmul
+                 reduce_sum reduce_mean custom; several input layers (_multi)
    LOSSES        softmax cross-entropy (integer labels), negative log-likelihood
-                 of log-probabilities (integer labels), mean squared error;
+                 of log-probabilities (integer labels), mean squared error, the
+                 mean of any scalar output (a loss built from layers);
                  L2 weight decay through the optimizer
-   OPTIMIZERS    SGD (momentum, Nesterov), Adam, AdamW, RMSProp (momentum,
-                 centered); clipping by global norm; settable learning rate
+   OPTIMIZERS    SGD (momentum, dampening, Nesterov), Adam, AdamW, RMSProp
+                 (momentum, centered); clipping by global norm; settable learning
+                 rate; state readable by parameter (dl_optim_state)
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
