@@ -231,9 +231,11 @@ static void test_op_cases(void) {
     for (i = 0; i < OP_CASES; i++) {
         const op_case *k = &op_cases[i];
         dl_net *net;
+        dl_layer *out;
         if (!k->fixture) continue;
         net = dl_net_new();
-        layer_case(k->fixture, net, dl_net_layer(net, 0), op_case_build(net, k), k->train);
+        out = op_case_build(net, k);          /* before dl_net_layer(net, 0): it makes the input */
+        layer_case(k->fixture, net, dl_net_layer(net, 0), out, k->train);
         ran[k->op]++;
         if (err.fwd_frac > worst[k->op]) worst[k->op] = err.fwd_frac;
         if (err.grad_frac > worst[k->op]) worst[k->op] = err.grad_frac;
