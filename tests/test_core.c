@@ -868,6 +868,45 @@ static void test_optim_state(void) {
     dl_net_free(net);
 }
 
+/* dl_freeze carries every attribute and the clip / hard swish epilogues: a
+   frozen net of the new layers computes dl_predict's bits. */
+static void test_freeze_new_layers(void) {
+    static const int s311[3] = { 4, 1, 1 }, ax[2] = { 1, 2 };
+    static const float scale[4] = { 0.5f, 1.5f, -1.0f, 2.0f };
+    dl_net *net = dl_net_new();
+    dl_layer *x = dl_input(net, 2, 7, 6), *h;
+    dl_conv_desc c;
+    dl_pool_desc pd;
+    dl_memory m;
+    dl_frozen *f;
+    dl_status st;
+    float in[3 * 2 * 7 * 6], y[3 * 3];
+    void *work;
+    const float *p;
+    int i;
+    memset(&c, 0, sizeof c); memset(&pd, 0, sizeof pd);
+    c.filters = 4; c.kernel = 2; c.stride = 2; c.auto_pad = DL_PAD_SAME_UPPER;
+    h = dl_clip(dl_conv2d_ex(x, &c), 0, 6);
+    h = dl_mul(dl_hard_swish(dl_conv2d(h, 4, 1, 1, 0)), dl_constant(net, 3, s311, scale));
+    pd.kernel = 2; pd.stride = 2; pd.ceil_mode = 1; pd.exclude_pad = 1; pd.pad_bottom = 1;
+    h = dl_avgpool2d_ex(dl_pad(h, 1, DL_PAD_REFLECT), &pd);
+    memset(&c, 0, sizeof c);
+    c.filters = 3; c.kernel = 3; c.stride = 2; c.pad = 1; c.output_padding = 1;
+    h = dl_upsample(dl_conv2d_transpose_ex(h, &c), 2, 1);
+    h = dl_log_softmax(dl_dense(dl_reduce_mean(h, ax, 2, 0), 3));
+    for (i = 0; i < 3 * 2 * 7 * 6; i++) in[i] = (float)((i * 31) % 17) / 8.0f - 1.0f;
+    f = dl_freeze(net, h, &st);
+    CHECK(f && dl_frozen_memory(f, 3, &m) == DL_OK, "freeze: %s", f ? "" : st.msg);
+    p = dl_predict(net, h, in, 3);
+    if (f && p) {
+        work = malloc(m.work_bytes + 64);
+        CHECK(dl_frozen_run(f, in, y, 3, work) == DL_OK && !memcmp(y, p, sizeof y), "the frozen net computes other values");
+        free(work);
+    }
+    dl_frozen_free(f);
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
@@ -875,6 +914,7 @@ int main(void) {
     RUN(test_train_step_scalar);
     RUN(test_multi_input);
     RUN(test_optim_state);
+    RUN(test_freeze_new_layers);
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
     RUN(test_mse_regression);
