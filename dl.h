@@ -19,6 +19,8 @@
       >>losses   >>optim   >>cpu (the CPU backend)   >>exec (plan, forward, backward)
       >>train    >>backend (moving a net)     >>files (format 2 reader and writer)
       >>platform file calls
+      >>fit      optional: summary, schedules, datasets, dl_fit, report (DL_NO_FIT)
+      >>emit     optional: frozen nets, exact memory, C source (DL_NO_EMIT)
    A new op is a DL_OP value, a row in dl__ops[] (and dlc__ops[] in dl_cuda.cu),
    its hooks and kernels, a constructor, and a row in tests/ops.h.
 
