@@ -564,12 +564,25 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
-/* POSIX threads where they exist; DL_NO_THREADS builds without them. */
-#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+/* Threads: Win32 on Windows, POSIX elsewhere where they exist, with any
+   compiler; DL_NO_THREADS builds without them. */
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#define DL__WIN32 1
+#endif
+#if !defined(DL_NO_THREADS) && (defined(DL__WIN32) || defined(__unix__) || defined(__APPLE__))
 #define DL__THREADS 1
+#ifndef DL__WIN32
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
+#endif
 #endif
 
 #if defined(DL_MALLOC) != defined(DL_FREE)
@@ -1764,68 +1777,135 @@ static const dl__simd *dl__simd_detect(void) {
     return &dl__simd_scalar;
 }
 
-/* ---- threads ---- */
+/* ---- threads: the few calls the pool needs, on POSIX or Win32 ---- */
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
 #ifdef DL__THREADS
+#ifdef DL__WIN32
+typedef SRWLOCK dl__mutex;
+typedef CONDITION_VARIABLE dl__cond;
+typedef HANDLE dl__thread;
+static int dl__mutex_init(dl__mutex *m) { InitializeSRWLock(m); return 0; }
+static void dl__mutex_destroy(dl__mutex *m) { (void)m; }
+static void dl__mutex_lock(dl__mutex *m) { AcquireSRWLockExclusive(m); }
+static void dl__mutex_unlock(dl__mutex *m) { ReleaseSRWLockExclusive(m); }
+static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0; }
+static void dl__cond_destroy(dl__cond *c) { (void)c; }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
+static void dl__yield(void) { SwitchToThread(); }
+static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
+static void dl__pool_main(void *arg);
+static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
+static int dl__thread_start(dl__thread *t, void *arg) { return (*t = CreateThread(NULL, 0, dl__thread_main, arg, 0, NULL)) ? 0 : -1; }
+static void dl__thread_join(dl__thread t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
+#else
+typedef pthread_mutex_t dl__mutex;
+typedef pthread_cond_t dl__cond;
+typedef pthread_t dl__thread;
+static int dl__mutex_init(dl__mutex *m) { return pthread_mutex_init(m, NULL); }
+static void dl__mutex_destroy(dl__mutex *m) { pthread_mutex_destroy(m); }
+static void dl__mutex_lock(dl__mutex *m) { pthread_mutex_lock(m); }
+static void dl__mutex_unlock(dl__mutex *m) { pthread_mutex_unlock(m); }
+static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
+static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
+static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
+static void dl__yield(void) { sched_yield(); }
+static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
+static void dl__pool_main(void *arg);
+static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
+static int dl__thread_start(dl__thread *t, void *arg) { return pthread_create(t, NULL, dl__thread_main, arg); }
+static void dl__thread_join(dl__thread t) { pthread_join(t, NULL); }
+#endif
+
 struct dl__worker { struct dl__pool *pool; int id; };
 struct dl__pool {
     int n;                          /* threads, the caller included */
-    pthread_t *tid;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    dl__thread *tid;
+    dl__mutex mu;
+    dl__cond cv;
     dl__task_fn fn;
     void *arg;
     int n_tasks;
-    int next;                       /* the next task to take (atomic) */
-    int gen;                        /* bumped per job; workers wait for a change */
-    int busy;                       /* workers not done with the current job */
-    int stop;
+    long next;                      /* the next task to take (atomic) */
+    long gen;                       /* bumped per job; workers wait for a change */
+    long busy;                      /* workers not done with the current job */
+    long stop;
     struct dl__worker *workers;
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    dl__mutex amu;                  /* stands in for atomic instructions */
+#endif
 };
+/* Atomic longs in the pool: GNU builtins (gcc, clang, mingw), Interlocked
+   calls on MSVC; any other compiler (tcc) takes a lock for each access. */
+#if defined(__GNUC__) || defined(__clang__)
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return __atomic_fetch_add(x, v, __ATOMIC_ACQ_REL); }
+static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return __atomic_load_n(x, __ATOMIC_ACQUIRE); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; __atomic_store_n(x, v, __ATOMIC_RELEASE); }
+#elif defined(_MSC_VER)
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return InterlockedExchangeAdd(x, v); }
+static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return InterlockedCompareExchange(x, 0, 0); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; InterlockedExchange(x, v); }
+#else
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
+    long old;
+    dl__mutex_lock(&p->amu);
+    old = *x;
+    *x += v;
+    dl__mutex_unlock(&p->amu);
+    return old;
+}
+static long dl__atomic_load(struct dl__pool *p, long *x) { return dl__atomic_add(p, x, 0); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { dl__mutex_lock(&p->amu); *x = v; dl__mutex_unlock(&p->amu); }
+#endif
 static void dl__pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     __builtin_ia32_pause();
 #endif
 }
 static void dl__pool_work(struct dl__pool *p, int id) {
-    int t;
-    while ((t = __atomic_fetch_add(&p->next, 1, __ATOMIC_ACQ_REL)) < p->n_tasks) p->fn(p->arg, t, id);
+    long t;
+    while ((t = dl__atomic_add(p, &p->next, 1)) < p->n_tasks) p->fn(p->arg, (int)t, id);
 }
 /* Workers spin briefly between jobs (a training step runs many short
    parallel regions back to back), then sleep on the condition variable. */
-static void *dl__pool_main(void *arg) {
+static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
-    int seen = 0;
+    long seen = 0;
     for (;;) {
-        int g, spins = 0;
-        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000)
+        long g;
+        int spins = 0;
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 20000)
             if (spins < 4000) dl__pause();
-            else sched_yield();
+            else dl__yield();
         if (g == seen) {
-            pthread_mutex_lock(&p->mu);
-            while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p->cv, &p->mu);
-            pthread_mutex_unlock(&p->mu);
+            dl__mutex_lock(&p->mu);
+            while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
+            dl__mutex_unlock(&p->mu);
         }
         seen = g;
-        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) return NULL;
+        if (dl__atomic_load(p, &p->stop)) return;
         dl__pool_work(p, w->id);
-        __atomic_fetch_sub(&p->busy, 1, __ATOMIC_ACQ_REL);
+        dl__atomic_add(p, &p->busy, -1);
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
     int i;
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
-    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (i = 1; i < p->n; i++) pthread_join(p->tid[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
+    dl__mutex_lock(&p->mu);
+    dl__atomic_store(p, &p->stop, 1);
+    dl__atomic_add(p, &p->gen, 1);
+    dl__cond_broadcast(&p->cv);
+    dl__mutex_unlock(&p->mu);
+    for (i = 1; i < p->n; i++) dl__thread_join(p->tid[i]);
+    dl__cond_destroy(&p->cv);
+    dl__mutex_destroy(&p->mu);
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    dl__mutex_destroy(&p->amu);
+#endif
     DL_FREE(p->tid);
     DL_FREE(p->workers);
     DL_FREE(p);
@@ -1834,15 +1914,21 @@ static struct dl__pool *dl__pool_new(int n) {
     struct dl__pool *p = (struct dl__pool *)dl__calloc(1, sizeof(struct dl__pool));
     int i;
     if (!p) return NULL;
-    p->tid = (pthread_t *)dl__calloc((size_t)n, sizeof(pthread_t));
+    p->tid = (dl__thread *)dl__calloc((size_t)n, sizeof(dl__thread));
     p->workers = (struct dl__worker *)dl__calloc((size_t)n, sizeof(struct dl__worker));
-    if (!p->tid || !p->workers || pthread_mutex_init(&p->mu, NULL)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
-    if (pthread_cond_init(&p->cv, NULL)) { pthread_mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (!p->tid || !p->workers || dl__mutex_init(&p->mu)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (dl__cond_init(&p->cv)) { dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    if (dl__mutex_init(&p->amu)) {
+        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        return NULL;
+    }
+#endif
     p->n = 1;
     for (i = 1; i < n; i++) {
         p->workers[i].pool = p;
         p->workers[i].id = i;
-        if (pthread_create(&p->tid[i], NULL, dl__pool_main, &p->workers[i])) break;
+        if (dl__thread_start(&p->tid[i], &p->workers[i])) break;
         p->n++;
     }
     if (p->n < n) { dl__pool_free(p); return NULL; }
@@ -1853,22 +1939,22 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    __atomic_store_n(&p->next, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->busy, p->n - 1, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&p->mu);
-    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    dl__atomic_store(p, &p->next, 0);
+    dl__atomic_store(p, &p->busy, p->n - 1);
+    dl__mutex_lock(&p->mu);
+    dl__atomic_add(p, &p->gen, 1);
+    dl__cond_broadcast(&p->cv);
+    dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
     /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
-    for (spins = 0; __atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0; spins++) {
+    for (spins = 0; dl__atomic_load(p, &p->busy) > 0; spins++) {
         if (spins < 2000) dl__pause();
-        else sched_yield();
+        else dl__yield();
     }
 }
 static int dl__default_threads(void) {
     const char *s = getenv("DL_THREADS");
-    long n = s ? strtol(s, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = s ? strtol(s, NULL, 10) : dl__cpu_count();
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 #else
