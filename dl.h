@@ -4605,6 +4605,30 @@ static int dl__read_file(const char *path, unsigned char **data, size_t *len, ch
     *len = (size_t)size;
     return DL_OK;
 }
+#ifdef DL__WIN32
+/* CREATE_NEW never opens an existing file; FlushFileBuffers puts the data
+   on the disk before the rename can make it the file. */
+static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
+    HANDLE h = CreateFileA(tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    const char *p = (const char *)data;
+    int ok = h != INVALID_HANDLE_VALUE;
+    *exists = !ok && GetLastError() == ERROR_FILE_EXISTS;
+    while (ok && len) {
+        DWORD done = 0;
+        if (!WriteFile(h, p, len > 0x40000000 ? 0x40000000 : (DWORD)len, &done, NULL) || !done) ok = 0;
+        else { p += done; len -= done; }
+    }
+    if (ok && !FlushFileBuffers(h)) ok = 0;
+    if (h != INVALID_HANDLE_VALUE && !CloseHandle(h)) ok = 0;
+    return ok;
+}
+/* rename does not replace a file on Windows; MoveFileEx does, in one step,
+   and with write-through returns only once the move is on the disk. */
+static int dl__replace(const char *tmp, const char *path) {
+    return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+}
+static unsigned long dl__pid(void) { return (unsigned long)GetCurrentProcessId(); }
+#else
 static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
     FILE *f = fopen(tmp, "wb");
     int ok;
@@ -4614,8 +4638,12 @@ static int dl__write_file(const char *tmp, const void *data, size_t len, int *ex
     ok = fflush(f) == 0 && ok;
     return fclose(f) == 0 && ok;
 }
-static void dl__sync_dir(const char *path) { (void)path; }
 static unsigned long dl__pid(void) { return 0; }
+#endif
+static void dl__sync_dir(const char *path) { (void)path; }
+#endif
+#ifndef DL__WIN32
+static int dl__replace(const char *tmp, const char *path) { return rename(tmp, path) == 0; }
 #endif
 /* The temporary file is named after the process and the buffer being
    written, so concurrent saves to one path (threads or processes) never
@@ -4634,10 +4662,7 @@ static int dl__write_atomic(char *err, const char *path, const void *data, size_
         }
     }
     if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to it", path);
-#ifdef _WIN32
-    remove(path);               /* rename does not replace on Windows */
-#endif
-    if (rename(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
+    if (!dl__replace(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
     dl__sync_dir(path);
     return DL_OK;
 }

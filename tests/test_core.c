@@ -6,7 +6,6 @@
 #include "../dl.h"
 #include "test.h"
 #include <stdlib.h>
-#include <pthread.h>
 
 static uint64_t rng_state = 12345;
 static float frand(void) {          /* uniform in [0, 1) */
@@ -414,7 +413,7 @@ static void test_freeze_and_lr(void) {
 
 /* ---- one net, several threads ---- */
 typedef struct { dl_net *net; dl_layer *out; const float *x; const float *ref; int ok; } job_t;
-static void *infer_thread(void *arg) {
+static void infer_thread(void *arg) {
     job_t *j = (job_t *)arg;
     dl_ctx *c = dl_ctx_new(j->net);
     int it;
@@ -424,7 +423,6 @@ static void *infer_thread(void *arg) {
         j->ok = p && !memcmp(p, j->ref, 32 * 4 * sizeof(float));
     }
     dl_ctx_free(c);
-    return NULL;
 }
 static void test_threads_share_one_net(void) {
     static float x[32 * 144];
@@ -432,7 +430,7 @@ static void test_threads_share_one_net(void) {
     dl_net *net = dl_net_new();
     dl_layer *logits = pattern_cnn(net), *probs = dl_softmax(logits);
     dl_optim *opt = dl_adam(net, 1e-3f);
-    pthread_t th[4];
+    test_thread th[4];
     job_t jobs[4];
     float *ref = (float *)malloc(32 * 4 * sizeof(float));
     int i;
@@ -441,9 +439,9 @@ static void test_threads_share_one_net(void) {
     memcpy(ref, dl_predict(net, probs, x, 32), 32 * 4 * sizeof(float));
     for (i = 0; i < 4; i++) {
         jobs[i].net = net; jobs[i].out = probs; jobs[i].x = x; jobs[i].ref = ref; jobs[i].ok = 0;
-        pthread_create(&th[i], NULL, infer_thread, &jobs[i]);
+        CHECK(test_thread_start(&th[i], infer_thread, &jobs[i]), "cannot start thread %d", i);
     }
-    for (i = 0; i < 4; i++) { pthread_join(th[i], NULL); CHECK(jobs[i].ok, "thread %d got a different answer", i); }
+    for (i = 0; i < 4; i++) { test_thread_join(&th[i]); CHECK(jobs[i].ok, "thread %d got a different answer", i); }
     free(ref);
     dl_net_free(net);
 }
