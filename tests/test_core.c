@@ -390,7 +390,8 @@ static void test_freeze_and_lr(void) {
     int y[4] = { 0, 1, 0, 1 };
     dl_net *net = dl_net_new();
     dl_layer *in = dl_input(net, 2, 0, 0), *h = dl_dense(in, 3), *out = dl_dense(h, 2);
-    dl_optim *opt = dl_sgd(net, 0.1f, 0);
+    const float lr = 0.1f;          /* a float: the constant 0.1f may be evaluated wider (i686, s390x) */
+    dl_optim *opt = dl_sgd(net, lr, 0);
     dl_param *w1 = dl_net_find_param(net, "dense_1.weight"), *w2 = dl_net_find_param(net, "dense_2.weight");
     float before1[6], before2[6], after2[6];
     int i;
@@ -403,7 +404,7 @@ static void test_freeze_and_lr(void) {
     /* the step is proportional to the learning rate */
     memcpy(before2, w2->data, sizeof before2);
     dl_optim_set_lr(opt, 0.0f);     /* ignored: must stay positive */
-    CHECK(dl_optim_lr(opt) == 0.1f, "lr %g", dl_optim_lr(opt));
+    CHECK(dl_optim_lr(opt) == lr, "lr %g", dl_optim_lr(opt));
     dl_optim_set_lr(opt, 1e-9f);
     CHECK(dl_train_step(net, opt, out, x, y, 4, NULL) == DL_OK, "%s", dl_net_error(net));
     memcpy(after2, w2->data, sizeof after2);
