@@ -119,7 +119,30 @@
       DL_MALLOC(sz), DL_FREE(p)  allocator; define both or neither
       DL_ASSERT(x)               the library's own invariants (default assert)
       DL_STATIC                  make all functions static
-      DL_NO_THREADS              (reserved) build without POSIX threads
+      DL_NO_THREADS              build without threads (dl_net_threads is then 1)
+      DL_NO_SIMD                 the portable C kernels only
+
+   PLATFORMS (what each compiler gets; tested in CI as noted)
+      SIMD kernels, chosen at run time: gcc and clang on x86-64 get AVX-512
+      and AVX2+FMA micro-kernels and vector row kernels (target attributes and
+      __builtin_cpu_supports; no ifuncs, so sanitizers and static linking
+      work), on aarch64 NEON. Everywhere else (i686, s390x, other CPUs, tcc,
+      MSVC, or DL_NO_SIMD): portable C, which compiles as plain C99 - every
+      GNU extension is behind a check for __GNUC__. Results agree across
+      kernels within float rounding; on one machine they are bit-identical
+      whatever the thread count.
+      Threads: Win32 (CreateThread, SRWLOCK, CONDITION_VARIABLE) on Windows,
+      POSIX (link with -pthread) on Unix, with any compiler: gcc, clang,
+      mingw-w64, tcc (atomics are GNU builtins or Interlocked calls, or a lock
+      where the compiler has neither); none with DL_NO_THREADS or on other
+      systems. dl_net_threads says how many the pool uses.
+      Files: POSIX open/fsync/rename, or on Windows CreateFile,
+      FlushFileBuffers and MoveFileEx (replace, write-through); stdio
+      elsewhere. The format is little-endian on every machine.
+      CI builds and runs the tests on x86-64 (gcc, clang, C++, tcc, ASan,
+      UBSan, TSan), aarch64, i686 and s390x (qemu) and Windows (mingw-w64 and
+      wine): make test, test-arm, test-i686, test-s390x, test-win, test-tcc,
+      test-tsan.
 
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
