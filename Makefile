@@ -174,8 +174,7 @@ WINE = WINEPREFIX=$(abspath $(B))/wine WINEDEBUG=-all WINEDLLOVERRIDES=mscoree,m
 test-win:
 	@mkdir -p $(B)/win
 	@for e in fashion classify; do x86_64-w64-mingw32-gcc -std=c99 $(WARN) -O2 -I. examples/$$e.c -o $(B)/win/$$e.exe -lm || exit 1; done
-	@$(WINE) $(MAKE) -s --no-print-directory win-run || { $(WINE) wineserver -k; exit 1; }
-	@$(WINE) wineserver -k
+	@$(WINE) $(MAKE) -s --no-print-directory win-run; rc=$$?; $(WINE) wineserver -k 2>/dev/null; exit $$rc
 win-run:
 	$(call cross,win,x86_64-w64-mingw32-gcc,,sh tests/wine.sh,.exe)
 

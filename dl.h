@@ -1531,7 +1531,11 @@ typedef int32_t dl__vi __attribute__((vector_size(64)));
    GEMM epilogues. Compilers at -O2 leave such loops scalar, so they are
    written with vector extensions (16 floats; each ISA splits them as it can)
    and compiled once per ISA into a table, chosen with the micro-kernels.
-   Sums use 16 lanes added in a fixed order, so every path gives the same bits. */
+   Sums use 16 lanes added in a fixed order, so every path gives the same bits.
+   Where floats are evaluated wider (i686, s390x in ISO C mode) a scalar
+   x * sc + sh rounds once, a vector one twice; the cast rounds the product,
+   so a row gives the same bits however it splits into vectors and a tail
+   (a fused epilogue's rows are tile-wide, batchnorm's are planes). */
 /* y = x sc + sh */
 DL__INLINE void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
     int s = 0;
@@ -1539,7 +1543,7 @@ DL__INLINE void dl__row_affine(float *y, const float *x, int S, float sc, float 
     const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh);
     for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * vsc + vsh; memcpy(y + s, &v, 64); }
 #endif
-    for (; s < S; s++) y[s] = x[s] * sc + sh;
+    for (; s < S; s++) y[s] = (float)(x[s] * sc) + sh;
 }
 /* y += x */
 DL__INLINE void dl__row_add(float *y, const float *x, int S) {
@@ -1683,7 +1687,7 @@ DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, f
     }
 #endif
     for (; s < n; s++) {
-        float v = y[s] * sc + sh;
+        float v = (float)(y[s] * sc) + sh;
         y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
     }
 }
