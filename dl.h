@@ -649,6 +649,46 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <unistd.h>
 #endif
 #endif
+/* The few thread calls the pool (and anything else) needs, on Win32 or POSIX. */
+#ifdef DL__THREADS
+#ifdef DL__WIN32
+typedef SRWLOCK dl__mutex;
+typedef CONDITION_VARIABLE dl__cond;
+typedef HANDLE dl__thread;
+static int dl__mutex_init(dl__mutex *m) { InitializeSRWLock(m); return 0; }
+static void dl__mutex_destroy(dl__mutex *m) { (void)m; }
+static void dl__mutex_lock(dl__mutex *m) { AcquireSRWLockExclusive(m); }
+static void dl__mutex_unlock(dl__mutex *m) { ReleaseSRWLockExclusive(m); }
+static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0; }
+static void dl__cond_destroy(dl__cond *c) { (void)c; }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
+static void dl__yield(void) { SwitchToThread(); }
+static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
+static void dl__pool_main(void *arg);
+static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
+static int dl__thread_start(dl__thread *t, void *arg) { return (*t = CreateThread(NULL, 0, dl__thread_main, arg, 0, NULL)) ? 0 : -1; }
+static void dl__thread_join(dl__thread t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
+#else
+typedef pthread_mutex_t dl__mutex;
+typedef pthread_cond_t dl__cond;
+typedef pthread_t dl__thread;
+static int dl__mutex_init(dl__mutex *m) { return pthread_mutex_init(m, NULL); }
+static void dl__mutex_destroy(dl__mutex *m) { pthread_mutex_destroy(m); }
+static void dl__mutex_lock(dl__mutex *m) { pthread_mutex_lock(m); }
+static void dl__mutex_unlock(dl__mutex *m) { pthread_mutex_unlock(m); }
+static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
+static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
+static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
+static void dl__yield(void) { sched_yield(); }
+static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
+static void dl__pool_main(void *arg);
+static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
+static int dl__thread_start(dl__thread *t, void *arg) { return pthread_create(t, NULL, dl__thread_main, arg); }
+static void dl__thread_join(dl__thread t) { pthread_join(t, NULL); }
+#endif
+#endif
 
 #if defined(DL_MALLOC) != defined(DL_FREE)
 #error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
@@ -1848,49 +1888,11 @@ static const dl__simd *dl__simd_detect(void) {
     return &dl__simd_scalar;
 }
 
-/* ---- threads: the few calls the pool needs, on POSIX or Win32 ---- */
+/* ---- the thread pool ---- */
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
 #ifdef DL__THREADS
-#ifdef DL__WIN32
-typedef SRWLOCK dl__mutex;
-typedef CONDITION_VARIABLE dl__cond;
-typedef HANDLE dl__thread;
-static int dl__mutex_init(dl__mutex *m) { InitializeSRWLock(m); return 0; }
-static void dl__mutex_destroy(dl__mutex *m) { (void)m; }
-static void dl__mutex_lock(dl__mutex *m) { AcquireSRWLockExclusive(m); }
-static void dl__mutex_unlock(dl__mutex *m) { ReleaseSRWLockExclusive(m); }
-static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0; }
-static void dl__cond_destroy(dl__cond *c) { (void)c; }
-static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
-static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
-static void dl__yield(void) { SwitchToThread(); }
-static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
-static void dl__pool_main(void *arg);
-static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
-static int dl__thread_start(dl__thread *t, void *arg) { return (*t = CreateThread(NULL, 0, dl__thread_main, arg, 0, NULL)) ? 0 : -1; }
-static void dl__thread_join(dl__thread t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
-#else
-typedef pthread_mutex_t dl__mutex;
-typedef pthread_cond_t dl__cond;
-typedef pthread_t dl__thread;
-static int dl__mutex_init(dl__mutex *m) { return pthread_mutex_init(m, NULL); }
-static void dl__mutex_destroy(dl__mutex *m) { pthread_mutex_destroy(m); }
-static void dl__mutex_lock(dl__mutex *m) { pthread_mutex_lock(m); }
-static void dl__mutex_unlock(dl__mutex *m) { pthread_mutex_unlock(m); }
-static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
-static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
-static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
-static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
-static void dl__yield(void) { sched_yield(); }
-static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
-static void dl__pool_main(void *arg);
-static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
-static int dl__thread_start(dl__thread *t, void *arg) { return pthread_create(t, NULL, dl__thread_main, arg); }
-static void dl__thread_join(dl__thread t) { pthread_join(t, NULL); }
-#endif
-
 struct dl__worker { struct dl__pool *pool; int id; };
 struct dl__pool {
     int n;                          /* threads, the caller included */
