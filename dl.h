@@ -649,6 +649,22 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <unistd.h>
 #endif
 #endif
+#if defined(DL_MALLOC) != defined(DL_FREE)
+#error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
+#endif
+#ifndef DL_MALLOC
+#define DL_MALLOC(sz) malloc(sz)
+#define DL_FREE(p) free(p)
+#endif
+#ifndef DL_ASSERT
+#include <assert.h>
+#define DL_ASSERT(x) assert(x)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The few thread calls the pool (and anything else) needs, on Win32 or POSIX. */
 #ifdef DL__THREADS
 #ifdef DL__WIN32
@@ -688,22 +704,6 @@ static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
 static int dl__thread_start(dl__thread *t, void *arg) { return pthread_create(t, NULL, dl__thread_main, arg); }
 static void dl__thread_join(dl__thread t) { pthread_join(t, NULL); }
 #endif
-#endif
-
-#if defined(DL_MALLOC) != defined(DL_FREE)
-#error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
-#endif
-#ifndef DL_MALLOC
-#define DL_MALLOC(sz) malloc(sz)
-#define DL_FREE(p) free(p)
-#endif
-#ifndef DL_ASSERT
-#include <assert.h>
-#define DL_ASSERT(x) assert(x)
-#endif
-
-#ifdef __cplusplus
-extern "C" {
 #endif
 
 /* ---- private types ------------------------------------------------------- */
