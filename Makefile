@@ -230,7 +230,7 @@ TSAN_TESTS = threads core portable
 test-tsan:
 	@mkdir -p $(B)/tsan
 	@for t in $(TSAN_TESTS); do clang -std=c99 $(WARN) -O1 -g -fsanitize=thread -I. tests/test_$$t.c -o $(B)/tsan/test_$$t $(LDLIBS) || exit 1; done
-	@DL_THREADS=2 TSAN_OPTIONS=halt_on_error=1 sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
+	@DL_THREADS=2 TSAN_OPTIONS="halt_on_error=1 suppressions=$(abspath tests/tsan.supp)" sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
