@@ -29,6 +29,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <direct.h>
+#include <windows.h>                             /* GetTickCount64: no clock_gettime there */
+#define fashion_mkdir(dir) _mkdir(dir)          /* one argument there */
+#else
+#define fashion_mkdir(dir) mkdir(dir, 0755)
+#endif
 
 #define DL_IMPLEMENTATION
 #include "dl.h"
@@ -338,7 +345,7 @@ static void fashion_report(const fashion_eval *ev) {
 /* One test image per class, as binary PGM (0 = background, as in the data). */
 static int fashion_dump(const char *dir, const idx_set *s) {
     int c, i;
-    if (mkdir(dir, 0755) && errno != EEXIST) {
+    if (fashion_mkdir(dir) && errno != EEXIST) {
         fprintf(stderr, "fashion: %s: %s\n", dir, strerror(errno));
         return -1;
     }
