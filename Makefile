@@ -28,7 +28,7 @@ $(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h examples/pgm.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 demo: $(EXAMPLES)
-	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
+	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples --report $(B)/report.html $(ARGS)
 
 $(B)/test_fashion: examples/fashion.c examples/idx.h
 $(B)/test_quant: examples/fashion.c examples/idx.h
@@ -44,9 +44,10 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-# The library, Python, browser and MPI tests are scripts that install, build
-# and serve what they test; each says "not run" when its tools are missing.
-SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
+# The report, library, Python, browser and MPI tests are scripts that install,
+# build and serve what they test; each says "not run" when its tools are
+# missing. test_report.sh renders the report build/test_fit wrote.
+SCRIPTS  = tests/test_report.sh tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
 EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED) $(SCRIPTS)

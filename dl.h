@@ -19,6 +19,8 @@
       >>losses   >>optim   >>cpu (the CPU backend)   >>exec (plan, forward, backward)
       >>train    >>backend (moving a net)     >>files (format 2 reader and writer)
       >>platform file calls
+      >>fit      optional: summary, schedules, datasets, dl_fit, report (DL_NO_FIT)
+      >>emit     optional: frozen nets, exact memory, C source (DL_NO_EMIT)
    A new op is a DL_OP value, a row in dl__ops[] (and dlc__ops[] in dl_cuda.cu),
    its hooks and kernels, a constructor, and a row in tests/ops.h.
 
@@ -140,6 +142,8 @@
       DL_STATIC                  make all functions static
       DL_NO_THREADS              build without threads (dl_net_threads is then 1)
       DL_NO_SIMD                 the portable C kernels only
+      DL_NO_FIT                  leave out the fit zone (summary, schedules,
+                                 datasets, dl_fit, the HTML report)
       DL_NO_EMIT                 leave out freezing and the C emitter (>>emit)
 
    PLATFORMS (what each compiler gets; tested in CI as noted)
@@ -182,6 +186,13 @@
                  rate; state readable by parameter (dl_optim_state)
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   FIT           (search ">>fit") dl_net_summary; dl_schedule: step, multi-step,
+                 exponential, cosine with restarts, one-cycle, plateau, linear
+                 warm-up; dl_dataset views with augmentation (shift, flip,
+                 cutout, brightness, contrast); dl_fit: epochs, validation,
+                 top-k and confusion matrix, early stopping, checkpoints that
+                 resume bit for bit, callbacks, progress bar, an HTML report;
+                 dl_evaluate and dl_predict_dataset in bounded memory
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
                  all-reduce (examples/dist, docs/SCALING.md)
 */
@@ -621,6 +632,216 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF dl_net *dl_checkpoint_load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st);
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
+
+/* ---- fit: summary, schedules, datasets, the training loop (>>fit) ---------- */
+/* Everything here is built on the calls above; DL_NO_FIT leaves it out.
+
+   SUMMARY: dl_net_summary writes a table like Keras's model.summary(): per
+   layer its name, op, output shape, parameters (trainable, frozen), multiply-
+   adds per sample (dense, conv2d, matmul; batchnorm counts one per value,
+   other ops none) and output memory per sample (views cost nothing), then
+   totals. The _str form writes into buf (always terminated when cap > 0) and
+   returns the length the whole table needs, like snprintf; -1 for NULLs. */
+#ifndef DL_NO_FIT
+#include <stdio.h>
+DLDEF int dl_net_summary(dl_net *net, FILE *f);                    /* DL_OK, DL_ERR_ARG, DL_ERR_IO */
+DLDEF int dl_net_summary_str(dl_net *net, char *buf, size_t cap);
+
+/* SCHEDULES: a learning rate as data. dl_schedule_lr gives the rate for step
+   or epoch t (counted from 0: the rate used during t); the values follow
+   torch.optim.lr_scheduler (tests/fixtures/sched_*.txt compare them):
+     CONSTANT     lr
+     STEP         lr * gamma^(t / step_size)                         StepLR
+     MULTISTEP    lr * gamma^(milestones <= t)                       MultiStepLR
+     EXPONENTIAL  lr * gamma^t                                       ExponentialLR
+     COSINE       min_lr + (lr - min_lr)(1 + cos(pi t / period)) / 2 CosineAnnealingLR
+                  restart_mult >= 1: restarts (SGDR) after period,
+                  period * mult, ...                                 CosineAnnealingWarmRestarts
+     ONECYCLE     lr / div up to lr at pct_start, down to
+                  lr / div / final_div at total - 1 (cosine)         OneCycleLR
+     PLATEAU      lr, times gamma (not below min_lr) when the metric
+                  given to dl_schedule_observe has not improved by a
+                  relative threshold for more than patience calls    ReduceLROnPlateau
+   warmup > 0 puts a linear ramp in front of any of them: from
+   lr * warmup_start to lr over `warmup` steps, then the schedule starts at
+   its t = 0 (LinearLR then SequentialLR). Zero means default: gamma 0.1,
+   step_size 1, warmup_start 1/3, pct_start 0.3, div 25, final_div 1e4,
+   patience 10, threshold 1e-4. lr 0 gives multipliers (lr 1); dl_fit puts in
+   the optimizer's rate, and for period and total 0 the whole run. The
+   plateau fields at the end are state (zero to start); fit's checkpoint
+   keeps them. */
+typedef enum dl_schedule_kind {
+    DL_SCHED_CONSTANT = 0, DL_SCHED_STEP = 1, DL_SCHED_MULTISTEP = 2, DL_SCHED_EXPONENTIAL = 3,
+    DL_SCHED_COSINE = 4, DL_SCHED_ONECYCLE = 5, DL_SCHED_PLATEAU = 6
+} dl_schedule_kind;
+
+typedef struct dl_schedule {
+    int kind;                   /* dl_schedule_kind */
+    int per_epoch;              /* dl_fit: t counts epochs (1) or optimizer steps (0) */
+    float lr;                   /* base rate; the peak for one-cycle */
+    float gamma;                /* step, multistep, exponential, plateau factor */
+    int step_size;              /* step */
+    int milestones[8];          /* multistep: ascending, unused entries 0 */
+    int period;                 /* cosine: T_max, or T_0 with restarts */
+    int restart_mult;           /* cosine: 0 no restarts, else T_mult */
+    float min_lr;               /* cosine eta_min, plateau min_lr */
+    int total;                  /* one-cycle: total steps */
+    float pct_start, div, final_div;   /* one-cycle */
+    int patience, cooldown;     /* plateau */
+    float threshold;            /* plateau: relative */
+    int maximize;               /* plateau: 1 when a larger metric is better (accuracy) */
+    int warmup;                 /* linear warm-up steps (or epochs) before the schedule */
+    float warmup_start;         /* warm-up's first factor */
+    /* plateau state */
+    int seen, bad, cool_left, reductions;
+    double best, plateau_lr;    /* plateau_lr 0: not reduced yet */
+} dl_schedule;
+
+DLDEF float dl_schedule_lr(const dl_schedule *s, long t);          /* NaN for NULL or a bad field */
+DLDEF int   dl_schedule_observe(dl_schedule *s, double metric);   /* plateau: 1 when it lowered the rate */
+
+/* DATASETS: a view of samples in memory (nothing is copied): count samples of
+   c*h*w floats, NCHW, with integer labels (softmax cross-entropy) or
+   target_size floats each (MSE). c 0 takes the shape of the net's input
+   layer in dl_fit. Instead of x, fill(user, index, n, x, labels, targets)
+   may write the n samples index[0..n) itself (0 on success): for data that
+   does not fit in memory. Augmentation is done per batch while it is
+   filled, from a generator state (dl_rand): same state, same images.
+     shift       translate by up to shift pixels each way, zeros coming in
+                 (= a random crop of the image padded by shift)
+     flip        mirror left-right half of the time
+     contrast    scale around the sample's mean by U(1-c, 1+c)
+     brightness  add U(-b, b)
+     cutout      zero a cutout x cutout square centred anywhere (clipped)
+   in that order. One draw per sample does shift and flip (dy, dx from bits
+   0 and 16, flip bit 32), one more each for the jitter and for cutout, only
+   when they are on. */
+typedef struct dl_dataset {
+    const float *x;
+    const int *labels;          /* or NULL */
+    const float *targets;       /* or NULL */
+    int target_size;
+    int count;
+    int c, h, w;                /* per-sample shape */
+    int (*fill)(void *user, const int *index, int n, float *x, int *labels, float *targets);
+    void *user;
+} dl_dataset;
+
+typedef struct dl_augment {
+    int shift, flip, cutout;
+    float brightness, contrast;
+} dl_augment;
+
+DLDEF uint64_t dl_rand(uint64_t *state);                       /* splitmix64 */
+DLDEF void     dl_shuffle(int *order, int n, uint64_t *state); /* Fisher-Yates from the end */
+/* Samples index[0..n) into x (n*c*h*w floats) and labels or targets (either
+   may be NULL); aug NULL or all zero: plain copies. DL_ERR_ARG for a bad
+   index or dataset, or a fill callback that failed. */
+DLDEF int dl_dataset_batch(const dl_dataset *d, const int *index, int n, const dl_augment *aug, uint64_t *rng,
+                           float *x, int *labels, float *targets);
+
+/* EVALUATION over a whole dataset, batch samples at a time (0: 64), so the
+   memory needed is fixed. confusion (classes*classes ints, [true][predicted])
+   and class_acc (classes doubles) are the caller's, or NULL. */
+typedef struct dl_eval {
+    double loss;                /* mean: cross-entropy of the softmax of logits, or MSE */
+    double accuracy, topk;      /* NaN for MSE */
+    int k;                      /* top-k's k: 0 asks for 5 (at most classes) */
+    long count;
+    int *confusion;
+    double *class_acc;
+} dl_eval;
+DLDEF int dl_evaluate(dl_net *net, dl_layer *logits, const dl_dataset *d, int batch, dl_eval *ev);
+/* out's outputs for every sample into dst (count * dl_layer_size(out)). */
+DLDEF int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batch, float *dst);
+
+/* FIT: epochs of shuffled, augmented batches through dl_train_step (labels)
+   or dl_train_step_mse (targets) with any optimizer, the schedule applied
+   before each step (or epoch), evaluation after each epoch, a history, early
+   stopping, checkpoints, callbacks and progress. Nothing is allocated per
+   step. A last batch of a single sample is dropped (batchnorm needs two).
+   Data order and augmentation come from fit's own generator, seeded by
+   seed (state seed * 0x2545f4914f6cdd1d + 1) and saved in its checkpoints.
+
+   Checkpoints (every checkpoint_every steps and after each epoch, written
+   atomically) hold dl_net_save_mem's checkpoint plus fit's position: epoch,
+   step in it, running loss, generator, order, schedule state, history and
+   best weights. dl_fit_load gives the net, its optimizer and a history that
+   makes dl_fit continue exactly where the file was written: the same data
+   and options then give the same weights, bit for bit, as a run never
+   stopped. */
+typedef struct dl_fit_epoch {
+    int epoch;                  /* from 1 */
+    double train_loss;          /* mean over the epoch's samples */
+    double train_acc;           /* from the training batches' logits (NaN: MSE or a GPU net) */
+    double val_loss, val_acc, val_topk;   /* NaN without validation data */
+    float lr;                   /* the last step's */
+    long images;
+    double seconds;             /* training time (not reproducible) */
+} dl_fit_epoch;
+
+typedef struct dl_fit_history {
+    dl_fit_epoch *epochs;       /* n_epochs records */
+    int n_epochs, cap_epochs;
+    int best_epoch;             /* by the monitored metric; 0: none */
+    long step;                  /* optimizer steps so far */
+    int stopped_early;          /* 1 by patience, 2 by a callback */
+    int classes;
+    int *confusion;             /* the last validation's, classes*classes */
+    double *class_acc;
+    void *pos;                  /* fit's position: private, from dl_fit_load or a run */
+    char error[256];            /* why dl_fit failed ("" after success) */
+} dl_fit_history;
+
+enum { DL_FIT_TRAINING = 0, DL_FIT_EVALUATING = 1, DL_FIT_EPOCH_DONE = 2 };
+typedef struct dl_fit_progress {
+    int phase;                  /* DL_FIT_* */
+    int epoch, epochs;
+    long done, total;           /* samples this epoch */
+    double seconds, img_per_s, eta, loss;   /* loss: the epoch's running mean */
+    const dl_fit_epoch *last;   /* EPOCH_DONE: the record just added */
+} dl_fit_progress;
+
+typedef struct dl_fit_options {     /* zero means default */
+    int epochs;                 /* 10 */
+    int batch;                  /* 32 */
+    uint64_t seed;
+    dl_schedule schedule;       /* constant at the optimizer's rate */
+    dl_augment augment;
+    float val_split;            /* no val set: this fraction of train, from its end */
+    int topk;                   /* 5 */
+    int eval_batch;             /* batch */
+    int patience;               /* early stopping after this many epochs without a better
+                                   validation metric, restoring the best weights; 0 off */
+    int monitor_acc;            /* the metric: 0 validation loss, 1 validation accuracy */
+    const char *checkpoint;     /* path or NULL */
+    int checkpoint_every;       /* steps; 0: only at epoch ends */
+    const char *report;         /* HTML report path, rewritten after each epoch; NULL none */
+    const char *const *class_names;   /* for the report; NULL: numbers */
+    int quiet;                  /* 1: no progress at all */
+    void (*progress)(void *user, const dl_fit_progress *p);   /* NULL: dl_fit_print_progress */
+    int (*on_step)(void *user, const dl_fit_history *h, float loss);  /* non-zero stops */
+    int (*on_epoch)(void *user, const dl_fit_history *h);             /* non-zero stops */
+    void *user;
+} dl_fit_options;
+
+/* DL_OK; DL_ERR_ARG (NULLs, a dataset that does not fit the net, a history
+   from another run), a step's or a file's error, with the message in
+   h->error. The history is the caller's: zero it, or fill it with
+   dl_fit_load; dl_fit_history_free releases it. A history that went through
+   a run (or dl_fit_load) continues from where it stopped: more epochs train
+   on. Early stopping keeps the best weights on the host: on a net on
+   another backend (GPU) they are not restored. The checkpoint's own fields
+   are in the host's byte order and sizes: resume on the same kind of
+   machine. */
+DLDEF int  dl_fit(dl_net *net, dl_optim *opt, dl_layer *logits, const dl_dataset *train, const dl_dataset *val,
+                  const dl_fit_options *o, dl_fit_history *h);
+DLDEF void dl_fit_history_free(dl_fit_history *h);
+DLDEF dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_status *st);
+/* The default progress: the bar on stdout ("epoch 1/3 [====>   ] ... img/s
+   loss ETA"), then one line per epoch. */
+DLDEF void dl_fit_print_progress(void *user, const dl_fit_progress *p);
+#endif /* DL_NO_FIT */
 
 /* ---- embedding: frozen nets, exact memory, C source (zone >>emit) -------- */
 #ifndef DL_NO_EMIT
@@ -6106,6 +6327,1239 @@ static int dl__write_atomic(char *err, const char *path, const void *data, size_
     return DL_OK;
 }
 
+/* ==== >>fit: summary, schedules, datasets, fit, checkpoints, report ========= */
+/* Built only on the public API above, so the core can change underneath. */
+#ifndef DL_NO_FIT
+#include <float.h>
+#include <time.h>
+
+/* ---- output to a FILE or a caller's buffer (snprintf-like length) ---- */
+typedef struct dl__fout { FILE *f; char *buf; size_t cap, len; int err; } dl__fout;
+
+static void dl__fwrite(dl__fout *o, const char *s, size_t k) {
+    if (o->f) {
+        if (k && fwrite(s, 1, k, o->f) != k) o->err = 1;
+    } else if (o->buf && o->len + 1 < o->cap) {   /* the part that fits, always terminated */
+        size_t room = o->cap - 1 - o->len, m = k < room ? k : room;
+        memcpy(o->buf + o->len, s, m);
+        o->buf[o->len + m] = '\0';
+    }
+    o->len += k;
+}
+static void dl__fputs(dl__fout *o, const char *s) { dl__fwrite(o, s, strlen(s)); }
+static void dl__fprintf(dl__fout *o, const char *fmt, ...) {
+    char tmp[1024];
+    va_list ap;
+    int k;
+    va_start(ap, fmt);
+    k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0) { o->err = 1; return; }
+    dl__fwrite(o, tmp, (size_t)k < sizeof tmp ? (size_t)k : sizeof tmp - 1);
+}
+
+/* ---- summary ---- */
+/* 1234567 -> "1,234,567" */
+static const char *dl__commas(double v, char *out) {
+    char d[32];
+    int n, i, k = 0;
+    n = snprintf(d, sizeof d, "%.0f", v);
+    for (i = 0; i < n; i++) {
+        out[k++] = d[i];
+        if (d[i] != '-' && (n - 1 - i) % 3 == 0 && i < n - 1) out[k++] = ',';
+    }
+    out[k] = '\0';
+    return out;
+}
+static const char *dl__bytes(double b, char *out) {
+    if (b < 1024) snprintf(out, 24, "%.0f B", b);
+    else if (b < 1048576) snprintf(out, 24, "%.1f KB", b / 1024);
+    else snprintf(out, 24, "%.1f MB", b / 1048576);
+    return out;
+}
+
+/* multiply-adds per sample: the GEMM ops, and batchnorm's scale and shift */
+static double dl__layer_macs(const dl_layer *l) {
+    if (l->op == DL_OP_DENSE) return (double)l->in[0]->size * l->size;
+    if (l->op == DL_OP_CONV2D) {
+        dl_conv_geom g = dl_layer_conv_geom(l);
+        return (double)g.M * g.P * g.K;
+    }
+    if (l->op == DL_OP_MATMUL) return (double)l->size * l->in[0]->shape[l->in[0]->ndim - 1];
+    if (l->op == DL_OP_BATCHNORM) return l->size;
+    return 0;
+}
+
+static void dl__summary(dl_net *net, dl__fout *o) {
+    double tot_p = 0, tot_t = 0, tot_f = 0, tot_m = 0, tot_a = 0;
+    char a[32], b[32], c[32], d[32], e[32], shape[32];
+    int i, j, np = dl_net_param_count(net);
+    dl__fprintf(o, "%-26s %-14s %12s %12s %10s %14s %12s\n", "Layer (op)", "Output shape", "Params", "Trainable", "Frozen",
+                "MACs/sample", "Memory/sample");
+    for (i = 0; i < 104; i++) dl__fwrite(o, "=", 1);
+    dl__fwrite(o, "\n", 1);
+    for (i = 0; i < dl_net_layer_count(net); i++) {
+        dl_layer *l = dl_net_layer(net, i);
+        double p = 0, t = 0, f = 0, m = dl__layer_macs(l), mem = l->op == DL_OP_RESHAPE ? 0 : 4.0 * l->size;
+        int dims[3], nd = dl_layer_shape(l, dims), k = 0;
+        char name[64];
+        for (j = 0; j < np; j++) {
+            dl_param *q = dl_net_param(net, j);
+            if (q->layer != l) continue;
+            p += q->size;
+            if (q->trainable && !q->frozen) t += q->size;
+            if (q->trainable && q->frozen) f += q->size;
+        }
+        for (j = 0; j < nd; j++) k += snprintf(shape + k, sizeof shape - (size_t)k, j ? "x%d" : "%d", dims[j]);
+        snprintf(name, sizeof name, "%s (%s)", dl_layer_name(l), dl_op_name(l->op));
+        dl__fprintf(o, "%-26s %-14s %12s %12s %10s %14s %12s\n", name, shape, dl__commas(p, a), dl__commas(t, b),
+                    dl__commas(f, c), dl__commas(m, d), dl__bytes(mem, e));
+        tot_p += p, tot_t += t, tot_f += f, tot_m += m, tot_a += mem;
+    }
+    for (i = 0; i < 104; i++) dl__fwrite(o, "=", 1);
+    dl__fprintf(o, "\nTotal params: %s (%s)\n", dl__commas(tot_p, a), dl__bytes(4 * tot_p, b));
+    dl__fprintf(o, "Trainable params: %s\nFrozen params: %s\nNon-trainable params (statistics): %s\n",
+                dl__commas(tot_t, a), dl__commas(tot_f, b), dl__commas(tot_p - tot_t - tot_f, c));
+    dl__fprintf(o, "Multiply-adds per sample: %s\nActivation memory per sample: %s\n", dl__commas(tot_m, a),
+                dl__bytes(tot_a, b));
+}
+
+int dl_net_summary(dl_net *net, FILE *f) {
+    dl__fout o;
+    if (!net || !f) return DL_ERR_ARG;
+    memset(&o, 0, sizeof o);
+    o.f = f;
+    dl__summary(net, &o);
+    return o.err ? DL_ERR_IO : DL_OK;
+}
+int dl_net_summary_str(dl_net *net, char *buf, size_t cap) {
+    dl__fout o;
+    if (!net || (!buf && cap)) return -1;
+    memset(&o, 0, sizeof o);
+    o.buf = buf, o.cap = cap;
+    if (cap) buf[0] = '\0';
+    dl__summary(net, &o);
+    return (int)o.len;
+}
+
+/* ---- schedules ---- */
+#define DL__PI 3.14159265358979323846
+#define DL__NAN (0.0f / 0.0f)
+
+/* Computed in float, as (lr - min) times the factor, so that a cosine from
+   lr to 0 is lr * 0.5f * (1 + (float)cos(...)) exactly. */
+static float dl__sched_cosine(const dl_schedule *s, float base, long t) {
+    long T = s->period, tc = t;
+    float c;
+    if (T < 1) return DL__NAN;
+    if (s->restart_mult == 1) tc %= T;
+    else if (s->restart_mult > 1)
+        while (tc >= T) tc -= T, T *= s->restart_mult;
+    c = 0.5f * (1.0f + (float)cos(DL__PI * (double)tc / (double)T));
+    return s->min_lr + (base - s->min_lr) * c;
+}
+
+static float dl__sched_onecycle(const dl_schedule *s, double base, long t) {
+    double pct = s->pct_start > 0 ? s->pct_start : 0.3, div = s->div > 0 ? s->div : 25;
+    double fdiv = s->final_div > 0 ? s->final_div : 1e4, lo = base / div, end1, a, b, x;
+    if (s->total < 2) return DL__NAN;
+    end1 = pct * s->total - 1;
+    if (t > s->total - 1) t = s->total - 1;
+    if (t <= end1) a = lo, b = base, x = t / end1;
+    else a = base, b = lo / fdiv, x = (t - end1) / (s->total - 1 - end1);
+    return (float)(b + (a - b) / 2 * (cos(DL__PI * x) + 1));
+}
+
+/* Lengths and factors in range (also for a schedule read from a file). */
+static int dl__sched_ok(const dl_schedule *s) {
+    return s->kind >= DL_SCHED_CONSTANT && s->kind <= DL_SCHED_PLATEAU && s->step_size >= 0 && s->period >= 0 &&
+           s->restart_mult >= 0 && s->restart_mult <= 1000 && s->total >= 0 && s->warmup >= 0 && s->lr >= 0 &&
+           s->gamma >= 0 && s->min_lr >= 0 && s->pct_start >= 0 && s->pct_start < 1 && s->div >= 0 && s->final_div >= 0;
+}
+
+float dl_schedule_lr(const dl_schedule *s, long t) {
+    double g, base;
+    int k = 0;
+    if (!s || t < 0 || !dl__sched_ok(s)) return DL__NAN;
+    base = s->lr > 0 ? s->lr : 1;
+    g = s->gamma > 0 ? s->gamma : 0.1;
+    if (s->warmup > 0) {
+        double f0 = s->warmup_start > 0 ? s->warmup_start : 1.0 / 3;
+        if (t < s->warmup) return (float)(base * (f0 + (1 - f0) * (double)t / s->warmup));
+        t -= s->warmup;
+    }
+    switch (s->kind) {
+    case DL_SCHED_CONSTANT: return (float)base;
+    case DL_SCHED_STEP: return (float)(base * pow(g, (double)(t / (s->step_size > 0 ? s->step_size : 1))));
+    case DL_SCHED_MULTISTEP:
+        while (k < 8 && s->milestones[k] > 0 && s->milestones[k] <= t) k++;
+        return (float)(base * pow(g, k));
+    case DL_SCHED_EXPONENTIAL: return (float)(base * pow(g, (double)t));
+    case DL_SCHED_COSINE: return dl__sched_cosine(s, (float)base, t);
+    case DL_SCHED_ONECYCLE: return dl__sched_onecycle(s, base, t);
+    case DL_SCHED_PLATEAU: return (float)(s->plateau_lr > 0 ? s->plateau_lr : base);
+    default: return DL__NAN;
+    }
+}
+
+/* ReduceLROnPlateau.step(metric), relative threshold */
+int dl_schedule_observe(dl_schedule *s, double m) {
+    double thr, old, lo;
+    int better;
+    if (!s || s->kind != DL_SCHED_PLATEAU || m != m) return 0;
+    thr = s->threshold > 0 ? s->threshold : 1e-4;
+    better = !s->seen || (s->maximize ? m > s->best * (1 + thr) : m < s->best * (1 - thr));
+    if (better) s->best = m, s->seen = 1, s->bad = 0;
+    else s->bad++;
+    if (s->cool_left > 0) s->cool_left--, s->bad = 0;
+    if (s->bad <= (s->patience > 0 ? s->patience : 10)) return 0;
+    old = s->plateau_lr > 0 ? s->plateau_lr : (s->lr > 0 ? s->lr : 1);
+    lo = old * (s->gamma > 0 ? s->gamma : 0.1);
+    if (lo < s->min_lr) lo = s->min_lr;
+    s->cool_left = s->cooldown;
+    s->bad = 0;
+    if (old - lo <= 1e-8) return 0;
+    s->plateau_lr = lo;
+    s->reductions++;
+    return 1;
+}
+
+/* ---- data ---- */
+uint64_t dl_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void dl_shuffle(int *order, int n, uint64_t *s) {
+    int i;
+    if (!order || !s) return;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)(dl_rand(s) % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static size_t dl__sample_floats(const dl_dataset *d) {
+    return (size_t)d->c * (size_t)(d->h > 0 ? d->h : 1) * (size_t)(d->w > 0 ? d->w : 1);
+}
+static float dl__unit(uint64_t u) { return (float)(u & 0xffffff) * (1.0f / 16777216.0f); }
+
+/* dst[r][c] = src[r - dy][c - dx], zeros coming in; in place, per plane */
+static void dl__shift_plane(float *p, int H, int W, int dy, int dx, int flip) {
+    int r, c;
+    if (dy > 0) memmove(p + (size_t)dy * W, p, sizeof(float) * (size_t)(H - dy) * W);
+    if (dy < 0) memmove(p, p + (size_t)(-dy) * W, sizeof(float) * (size_t)(H + dy) * W);
+    for (r = 0; r < (dy > 0 ? dy : -dy) && r < H; r++) memset(p + (size_t)(dy > 0 ? r : H - 1 - r) * W, 0, sizeof(float) * W);
+    for (r = 0; r < H; r++) {
+        float *row = p + (size_t)r * W;
+        int s = flip ? -dx : dx;   /* mirrored first: src[W-1-c-dx] is the mirror's [c+dx] */
+        for (c = 0; flip && c < W / 2; c++) { float t = row[c]; row[c] = row[W - 1 - c]; row[W - 1 - c] = t; }
+        if (s > 0) memmove(row + s, row, sizeof(float) * (size_t)(W - s > 0 ? W - s : 0));
+        if (s < 0) memmove(row, row - s, sizeof(float) * (size_t)(W + s > 0 ? W + s : 0));
+        for (c = 0; c < (s > 0 ? s : -s) && c < W; c++) row[s > 0 ? c : W - 1 - c] = 0;
+    }
+}
+
+static void dl__augment(float *x, int C, int H, int W, const dl_augment *a, uint64_t *rng) {
+    size_t plane = (size_t)H * W, n = plane * C, i;
+    int ch;
+    if (a->shift > 0 || a->flip) {
+        uint64_t u = dl_rand(rng);
+        int s = a->shift > 0 ? a->shift : 0, span = 2 * s + 1;
+        int dy = (int)(u % (unsigned)span) - s, dx = (int)((u >> 16) % (unsigned)span) - s;
+        int flip = a->flip ? (int)(u >> 32) & 1 : 0;
+        for (ch = 0; ch < C; ch++) dl__shift_plane(x + plane * ch, H, W, dy, dx, flip);
+    }
+    if (a->contrast > 0 || a->brightness != 0) {
+        uint64_t u = dl_rand(rng);
+        float cf = 1 + a->contrast * (2 * dl__unit(u >> 40) - 1), br = a->brightness * (2 * dl__unit(u >> 16) - 1);
+        double mean = 0;
+        for (i = 0; i < n; i++) mean += x[i];
+        mean /= (double)n;
+        for (i = 0; i < n; i++) x[i] = ((x[i] - (float)mean) * cf + (float)mean) + br;
+    }
+    if (a->cutout > 0) {
+        uint64_t u = dl_rand(rng);
+        int cy = (int)(u % (unsigned)H) - a->cutout / 2, cx = (int)((u >> 32) % (unsigned)W) - a->cutout / 2, r, c;
+        for (ch = 0; ch < C; ch++)
+            for (r = cy < 0 ? 0 : cy; r < cy + a->cutout && r < H; r++)
+                for (c = cx < 0 ? 0 : cx; c < cx + a->cutout && c < W; c++) x[plane * ch + (size_t)r * W + c] = 0;
+    }
+}
+
+int dl_dataset_batch(const dl_dataset *d, const int *index, int n, const dl_augment *aug, uint64_t *rng, float *x,
+                     int *labels, float *targets) {
+    size_t sz;
+    int i;
+    if (!d || !index || n < 0 || !x || d->c < 1 || d->count < 0 || (!d->x && !d->fill)) return DL_ERR_ARG;
+    sz = dl__sample_floats(d);
+    for (i = 0; i < n; i++)
+        if (index[i] < 0 || index[i] >= d->count) return DL_ERR_ARG;
+    if (d->fill) {
+        if (d->fill(d->user, index, n, x, labels, targets)) return DL_ERR_ARG;
+    } else {
+        for (i = 0; i < n; i++) {
+            memcpy(x + sz * i, d->x + sz * (size_t)index[i], sz * sizeof(float));
+            if (labels && d->labels) labels[i] = d->labels[index[i]];
+            if (targets && d->targets)
+                memcpy(targets + (size_t)d->target_size * i, d->targets + (size_t)d->target_size * index[i],
+                       sizeof(float) * (size_t)d->target_size);
+        }
+    }
+    if (aug && rng && (aug->shift > 0 || aug->flip || aug->cutout > 0 || aug->contrast > 0 || aug->brightness != 0))
+        for (i = 0; i < n; i++)
+            dl__augment(x + sz * i, d->c, d->h > 0 ? d->h : 1, d->w > 0 ? d->w : 1, aug, rng);
+    return DL_OK;
+}
+
+/* ---- evaluation ---- */
+/* Buffers sized once, for fit (no allocation per step) and dl_evaluate. */
+typedef struct dl__fit_bufs { float *x, *t; int *y, *idx; int cap; } dl__fit_bufs;
+
+static int dl__bufs_new(dl__fit_bufs *b, int cap, size_t sample, int tsize) {
+    b->cap = cap;
+    b->x = (float *)DL_MALLOC(sizeof(float) * sample * (size_t)cap + 1);
+    b->t = (float *)DL_MALLOC(sizeof(float) * (size_t)tsize * (size_t)cap + 1);
+    b->y = (int *)DL_MALLOC(sizeof(int) * (size_t)cap);
+    b->idx = (int *)DL_MALLOC(sizeof(int) * (size_t)cap);
+    return b->x && b->t && b->y && b->idx ? DL_OK : DL_ERR_NOMEM;
+}
+static void dl__bufs_free(dl__fit_bufs *b) {
+    DL_FREE(b->x); DL_FREE(b->t); DL_FREE(b->y); DL_FREE(b->idx);
+    memset(b, 0, sizeof *b);
+}
+
+/* The most confident mistakes, for the report */
+#define DL__MISTAKES 8
+typedef struct dl__mistake { int index, label, top[3]; float p[3]; } dl__mistake;
+
+static void dl__note_mistake(dl__mistake *m, const float *z, int classes, int index, int label) {
+    double mx = z[0], sum = 0;
+    int c, k, j, slot = -1;
+    dl__mistake cand;
+    for (c = 1; c < classes; c++) if (z[c] > mx) mx = z[c];
+    for (c = 0; c < classes; c++) sum += exp(z[c] - mx);
+    cand.index = index, cand.label = label;
+    for (k = 0; k < 3; k++) cand.top[k] = -1, cand.p[k] = -1;
+    for (c = 0; c < classes; c++) {
+        float p = (float)(exp(z[c] - mx) / sum);
+        for (k = 0; k < 3 && !(p > cand.p[k]); k++) {}
+        if (k == 3) continue;
+        for (j = 2; j > k; j--) cand.top[j] = cand.top[j - 1], cand.p[j] = cand.p[j - 1];
+        cand.top[k] = c, cand.p[k] = p;
+    }
+    for (k = 0; k < DL__MISTAKES; k++)
+        if (m[k].index < 0 || cand.p[0] > m[k].p[0]) { slot = k; break; }
+    if (slot < 0) return;
+    for (j = DL__MISTAKES - 1; j > slot; j--) m[j] = m[j - 1];
+    m[slot] = cand;
+}
+
+/* one batch of predictions into ev's sums */
+static void dl__eval_batch(const float *z, int n, int classes, const int *y, const float *t, dl_eval *ev,
+                           double *loss, long *top1, long *topk, int first, dl__mistake *mist) {
+    int i, c;
+    for (i = 0; i < n; i++, z += classes) {
+        if (t) {
+            for (c = 0; c < classes; c++) *loss += ((double)z[c] - t[(size_t)i * classes + c]) * ((double)z[c] - t[(size_t)i * classes + c]) / classes;
+        } else {
+            double mx = z[0], s = 0;
+            int best = 0, above = 0;
+            for (c = 1; c < classes; c++) if (z[c] > z[best]) best = c;
+            mx = z[best];
+            for (c = 0; c < classes; c++) {
+                s += exp((double)z[c] - mx);
+                above += z[c] > z[y[i]];
+            }
+            *loss += log(s) + mx - z[y[i]];
+            *top1 += best == y[i];
+            *topk += above < ev->k;
+            if (ev->confusion) ev->confusion[y[i] * classes + best]++;
+            if (mist && best != y[i]) dl__note_mistake(mist, z, classes, first + i, y[i]);
+        }
+    }
+}
+
+static int dl__eval(dl_net *net, dl_layer *logits, const dl_dataset *d, dl__fit_bufs *b, int batch, dl_eval *ev,
+                    dl__mistake *mist) {
+    int classes = dl_layer_size(logits), mse = d->target_size > 0, i, j, n, rc;
+    double loss = 0;
+    long top1 = 0, topk = 0;
+    if (!ev->k) ev->k = 5;
+    if (ev->k > classes) ev->k = classes;
+    if (ev->confusion) memset(ev->confusion, 0, sizeof(int) * (size_t)classes * classes);
+    if (mist) for (i = 0; i < DL__MISTAKES; i++) mist[i].index = -1;
+    for (i = 0; i < d->count; i += n) {
+        const float *z;
+        n = d->count - i < batch ? d->count - i : batch;
+        for (j = 0; j < n; j++) b->idx[j] = i + j;
+        if ((rc = dl_dataset_batch(d, b->idx, n, NULL, NULL, b->x, mse ? NULL : b->y, mse ? b->t : NULL)))
+            return rc;
+        if (!mse) for (j = 0; j < n; j++) if (b->y[j] < 0 || b->y[j] >= classes) return DL_ERR_ARG;
+        if (!(z = dl_predict(net, logits, b->x, n))) return DL_ERR_ARG;
+        dl__eval_batch(z, n, classes, b->y, mse ? b->t : NULL, ev, &loss, &top1, &topk, i, mist);
+    }
+    ev->count = d->count;
+    ev->loss = d->count ? loss / d->count : DL__NAN;
+    ev->accuracy = mse || !d->count ? DL__NAN : (double)top1 / d->count;
+    ev->topk = mse || !d->count ? DL__NAN : (double)topk / d->count;
+    if (ev->class_acc && ev->confusion)
+        for (i = 0; i < classes; i++) {
+            long row = 0;
+            for (j = 0; j < classes; j++) row += ev->confusion[i * classes + j];
+            ev->class_acc[i] = row ? (double)ev->confusion[i * classes + i] / row : DL__NAN;
+        }
+    return DL_OK;
+}
+
+static int dl__check_data(dl_net *net, dl_layer *out, const dl_dataset *d, int need_labels) {
+    int i;
+    dl_layer *in = NULL;
+    for (i = 0; i < dl_net_layer_count(net) && !in; i++)
+        if (dl_layer_op(dl_net_layer(net, i)) == DL_OP_INPUT) in = dl_net_layer(net, i);
+    if (!d || !in || !out || d->count < 0 || (!d->x && !d->fill) || (d->c && dl__sample_floats(d) != (size_t)dl_layer_size(in)))
+        return DL_ERR_ARG;
+    if (need_labels && !d->fill && (d->target_size > 0 ? !d->targets || d->target_size != dl_layer_size(out) : !d->labels))
+        return DL_ERR_ARG;
+    return DL_OK;
+}
+
+/* the dataset with c, h, w filled in from the input layer */
+static dl_dataset dl__shaped(dl_net *net, const dl_dataset *d) {
+    dl_dataset s = *d;
+    int i;
+    for (i = 0; i < dl_net_layer_count(net) && !s.c; i++)
+        if (dl_layer_op(dl_net_layer(net, i)) == DL_OP_INPUT) dl_layer_out_hw(dl_net_layer(net, i), &s.c, &s.h, &s.w);
+    return s;
+}
+
+int dl_evaluate(dl_net *net, dl_layer *logits, const dl_dataset *d, int batch, dl_eval *ev) {
+    dl__fit_bufs b;
+    dl_dataset s;
+    int rc;
+    if (!net || !ev || dl__check_data(net, logits, d, 1)) return DL_ERR_ARG;
+    s = dl__shaped(net, d);
+    if (batch < 1) batch = 64;
+    if (dl__bufs_new(&b, batch, dl__sample_floats(&s), s.target_size) == DL_OK) rc = dl__eval(net, logits, &s, &b, batch, ev, NULL);
+    else rc = DL_ERR_NOMEM;
+    dl__bufs_free(&b);
+    return rc;
+}
+
+int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batch, float *dst) {
+    dl__fit_bufs b;
+    dl_dataset s;
+    int rc = DL_OK, i, j, n, size;
+    if (!net || !dst || dl__check_data(net, out, d, 0)) return DL_ERR_ARG;
+    s = dl__shaped(net, d);
+    size = dl_layer_size(out);
+    if (batch < 1) batch = 64;
+    if (dl__bufs_new(&b, batch, dl__sample_floats(&s), 0)) rc = DL_ERR_NOMEM;
+    for (i = 0; !rc && i < s.count; i += n) {
+        const float *z;
+        n = s.count - i < batch ? s.count - i : batch;
+        for (j = 0; j < n; j++) b.idx[j] = i + j;
+        if ((rc = dl_dataset_batch(&s, b.idx, n, NULL, NULL, b.x, NULL, NULL))) break;
+        if (!(z = dl_predict(net, out, b.x, n))) rc = DL_ERR_ARG;
+        else memcpy(dst + (size_t)i * size, z, sizeof(float) * (size_t)n * size);
+    }
+    dl__bufs_free(&b);
+    return rc;
+}
+
+/* ---- fit's position: what a checkpoint adds to dl_net_save_mem's file ---- */
+typedef struct dl__fit_pos {
+    int count, epoch, done;     /* training samples; the epoch in progress (from 0); samples done in it */
+    double loss_sum, correct;   /* the epoch so far */
+    int acc_ok;                 /* 0 once a batch's logits could not be read */
+    uint64_t rng;
+    int *order;
+    dl_schedule sched;          /* lr and lengths filled in */
+    double best_metric;
+    int bad_epochs, has_best;
+    size_t best_n;
+    float *best;                /* every parameter, statistics included; NULL without early stopping */
+    dl__mistake mist[DL__MISTAKES];   /* the last validation's, for the report */
+} dl__fit_pos;
+
+static void dl__pos_free(dl__fit_pos *p) {
+    if (!p) return;
+    DL_FREE(p->order);
+    DL_FREE(p->best);
+    DL_FREE(p);
+}
+
+void dl_fit_history_free(dl_fit_history *h) {
+    if (!h) return;
+    DL_FREE(h->epochs);
+    DL_FREE(h->confusion);
+    DL_FREE(h->class_acc);
+    dl__pos_free((dl__fit_pos *)h->pos);
+    memset(h, 0, sizeof *h);
+}
+
+/* Every parameter's values (statistics included), to or from buf. */
+static size_t dl__params_copy(dl_net *net, float *buf, int restore) {
+    size_t k = 0;
+    int i;
+    for (i = 0; i < dl_net_param_count(net); i++) {
+        dl_param *p = dl_net_param(net, i);
+        if (buf && restore) memcpy(p->data, buf + k, sizeof(float) * (size_t)p->size);
+        else if (buf) memcpy(buf + k, p->data, sizeof(float) * (size_t)p->size);
+        k += (size_t)p->size;
+    }
+    return k;
+}
+
+/* ---- the checkpoint file: "DLFIT\r\n\x1a", u32 version, fields, the net's
+   checkpoint (length + bytes), then a 64-bit FNV-1a of all before it ---- */
+typedef struct dl__wr { unsigned char *p; size_t len, cap; int bad; } dl__wr;  /* p NULL: reading (cap = size) */
+
+static void dl__io(dl__wr *w, void *v, size_t n) {   /* little-endian hosts write their bytes as they are */
+    if (w->bad) return;
+    if (w->len + n > w->cap) { w->bad = 1; return; }
+    if (w->p) memcpy(w->p + w->len, v, n);
+    w->len += n;
+}
+static void dl__io_rd(dl__wr *w, const unsigned char *src, void *v, size_t n) {
+    if (w->bad || w->len + n > w->cap) { w->bad = 1; return; }
+    memcpy(v, src + w->len, n);
+    w->len += n;
+}
+static uint64_t dl__fnv(const unsigned char *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    while (n--) h = (h ^ *p++) * 0x100000001b3ull;
+    return h;
+}
+static const char dl__fit_magic[8] = { 'D', 'L', 'F', 'I', 'T', '\r', '\n', 0x1a };
+
+/* One list of fields for writing, sizing and reading: dir 0 writes into w
+   (or counts, p NULL), 1 reads from src. */
+static void dl__pos_fields(dl__wr *w, const unsigned char *src, int rd, dl__fit_pos *p, dl_fit_history *h) {
+#define DL__F(ptr, n) (rd ? dl__io_rd(w, src, (ptr), (n)) : dl__io(w, (ptr), (n)))
+    uint32_t version = 1;
+    int32_t ne = h->n_epochs;
+    uint64_t bn = p->best_n;
+    DL__F(&version, 4);
+    DL__F(&p->count, sizeof(int)); DL__F(&p->epoch, sizeof(int)); DL__F(&p->done, sizeof(int));
+    DL__F(&p->loss_sum, 8); DL__F(&p->correct, 8); DL__F(&p->acc_ok, sizeof(int));
+    DL__F(&p->rng, 8);
+    DL__F(&p->sched, sizeof p->sched);
+    DL__F(&p->best_metric, 8); DL__F(&p->bad_epochs, sizeof(int)); DL__F(&p->has_best, sizeof(int));
+    DL__F(&p->mist, sizeof p->mist);
+    DL__F(&h->best_epoch, sizeof(int)); DL__F(&h->step, sizeof(long)); DL__F(&h->classes, sizeof(int));
+    DL__F(&ne, 4);
+    DL__F(&bn, 8);
+    if (rd && !w->bad) {
+        if (version != 1 || ne < 0 || ne > 1 << 24 || p->count < 0 || bn > (w->cap - w->len) / 4 ||
+            (size_t)p->count > (w->cap - w->len) / sizeof(int) || h->classes < 0 || h->classes > 1 << 15) { w->bad = 1; return; }
+        p->best_n = (size_t)bn;
+        h->n_epochs = h->cap_epochs = ne;
+        h->epochs = (dl_fit_epoch *)DL_MALLOC(sizeof(dl_fit_epoch) * (size_t)ne + 1);
+        p->order = (int *)DL_MALLOC(sizeof(int) * (size_t)p->count + 1);
+        p->best = bn ? (float *)DL_MALLOC(sizeof(float) * (size_t)bn) : NULL;
+        if (!h->epochs || !p->order || (bn && !p->best)) { w->bad = 2; return; }
+    }
+    if (ne) DL__F(h->epochs, sizeof(dl_fit_epoch) * (size_t)ne);
+    if (p->count) DL__F(p->order, sizeof(int) * (size_t)p->count);
+    if (bn) DL__F(p->best, sizeof(float) * (size_t)bn);
+#undef DL__F
+}
+
+static int dl__fit_write_file(const char *path, const void *data, size_t len) {
+    char tmp[1100];
+    FILE *f;
+    int ok;
+    if (strlen(path) > 1000) return DL_ERR_ARG;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!(f = fopen(tmp, "wb"))) return DL_ERR_IO;
+    ok = fwrite(data, 1, len, f) == len;
+    if (fclose(f) || !ok || rename(tmp, path)) { remove(tmp); return DL_ERR_IO; }
+    return DL_OK;
+}
+
+static int dl__fit_save(dl_net *net, dl_optim *opt, dl_fit_history *h, const char *path) {
+    dl__fit_pos *p = (dl__fit_pos *)h->pos;
+    dl__wr w;
+    void *blob = NULL;
+    size_t blen = 0;
+    uint64_t b64, sum;
+    int rc = dl_net_save_mem(net, opt, &blob, &blen);
+    if (rc) return rc;
+    memset(&w, 0, sizeof w);
+    w.cap = (size_t)-1;
+    dl__pos_fields(&w, NULL, 0, p, h);
+    w.cap = 8 + w.len + 8 + blen + 8;
+    w.len = 0;
+    if (!(w.p = (unsigned char *)DL_MALLOC(w.cap))) { DL_FREE(blob); return DL_ERR_NOMEM; }
+    dl__io(&w, (void *)dl__fit_magic, 8);
+    dl__pos_fields(&w, NULL, 0, p, h);
+    b64 = blen;
+    dl__io(&w, &b64, 8);
+    dl__io(&w, blob, blen);
+    sum = dl__fnv(w.p, w.len);
+    dl__io(&w, &sum, 8);
+    rc = w.bad ? DL_ERR_ARG : dl__fit_write_file(path, w.p, w.len);
+    DL_FREE(w.p);
+    DL_FREE(blob);
+    return rc;
+}
+
+static dl_net *dl__fit_fail(dl_status *st, int code, const char *path, const char *why) {
+    if (st) {
+        st->code = code;
+        snprintf(st->msg, sizeof st->msg, "dl_fit_load: %.150s: %s", path ? path : "(null)", why);
+    }
+    return NULL;
+}
+
+dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_status *st) {
+    FILE *f;
+    unsigned char *data = NULL;
+    long size;
+    uint64_t blen = 0, sum;
+    dl__wr w;
+    dl__fit_pos *p;
+    dl_net *net = NULL;
+    if (!path || !opt || !h) return dl__fit_fail(st, DL_ERR_ARG, path, "a NULL argument");
+    dl_fit_history_free(h);
+    if (!(f = fopen(path, "rb"))) return dl__fit_fail(st, DL_ERR_IO, path, "cannot open for reading");
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 24 || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        return dl__fit_fail(st, DL_ERR_FORMAT, path, "too short for a dl_fit checkpoint");
+    }
+    if (!(data = (unsigned char *)DL_MALLOC((size_t)size)) || fread(data, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        DL_FREE(data);
+        return dl__fit_fail(st, data ? DL_ERR_IO : DL_ERR_NOMEM, path, data ? "read error" : "out of memory");
+    }
+    fclose(f);
+    memcpy(&sum, data + size - 8, 8);
+    if (memcmp(data, dl__fit_magic, 8) || dl__fnv(data, (size_t)size - 8) != sum) {
+        DL_FREE(data);
+        return dl__fit_fail(st, DL_ERR_FORMAT, path, "not a dl_fit checkpoint, or corrupt");
+    }
+    if (!(p = (dl__fit_pos *)DL_MALLOC(sizeof *p))) { DL_FREE(data); return dl__fit_fail(st, DL_ERR_NOMEM, path, "out of memory"); }
+    memset(p, 0, sizeof *p);
+    h->pos = p;
+    memset(&w, 0, sizeof w);
+    w.cap = (size_t)size - 8;
+    w.len = 8;
+    dl__pos_fields(&w, data, 1, p, h);
+    dl__io_rd(&w, data, &blen, 8);
+    if (!w.bad && blen == w.cap - w.len) net = dl_checkpoint_load_mem(data + w.len, (size_t)blen, opt, st);
+    else dl__fit_fail(st, w.bad == 2 ? DL_ERR_NOMEM : DL_ERR_FORMAT, path, w.bad == 2 ? "out of memory" : "a field out of range");
+    DL_FREE(data);
+    if (!net) dl_fit_history_free(h);
+    else if (st) st->code = DL_OK, st->msg[0] = '\0';
+    return net;
+}
+
+/* ---- progress ---- */
+static double dl__fit_now(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC;   /* without POSIX: processor time */
+#endif
+}
+
+void dl_fit_print_progress(void *user, const dl_fit_progress *p) {
+    (void)user;
+    if (p->phase == DL_FIT_TRAINING) {
+        char bar[21];
+        int k, fill = p->total ? (int)(20.0 * p->done / p->total) : 0;
+        for (k = 0; k < 20; k++) bar[k] = k < fill ? '=' : k == fill ? '>' : ' ';
+        bar[20] = '\0';
+        printf("\repoch %d/%d [%s] %ld/%ld  %.0f img/s  loss %.4f  ETA %d:%02d  ", p->epoch, p->epochs, bar, p->done,
+               p->total, p->img_per_s, p->loss, (int)p->eta / 60, (int)p->eta % 60);
+    } else if (p->phase == DL_FIT_EVALUATING) {
+        printf("\r%-79s", "validating...");
+    } else if (p->last) {
+        const dl_fit_epoch *e = p->last;
+        printf("\r%79s\r", "");
+        printf("epoch %d/%d: %ld images in %.1f s, %.0f img/s, train loss %.4f", e->epoch, p->epochs, e->images,
+               e->seconds, e->images / (e->seconds > 1e-9 ? e->seconds : 1e-9), e->train_loss);
+        if (e->val_loss == e->val_loss) printf(", val accuracy %.4f, val loss %.4f", e->val_acc, e->val_loss);
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+/* ---- fit ---- */
+typedef struct dl__fit {
+    dl_net *net;
+    dl_optim *opt;
+    dl_layer *logits;
+    const dl_fit_options *o;
+    dl_fit_history *h;
+    dl__fit_pos *p;
+    dl_dataset train, val;      /* shaped; val.count 0: none */
+    dl__fit_bufs b;
+    int epochs, batch, eval_batch, classes, mse;
+    long steps_per_epoch;
+    double t0, last_draw;
+} dl__fit;
+
+static int dl__fit_err(dl_fit_history *h, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->error, sizeof h->error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
+    dl_fit_progress pr;
+    double now = dl__fit_now();
+    if (F->o->quiet) return;
+    memset(&pr, 0, sizeof pr);
+    pr.phase = phase;
+    pr.epoch = F->p->epoch + 1 - (phase == DL_FIT_EPOCH_DONE);
+    pr.epochs = F->epochs;
+    pr.done = F->p->done;
+    pr.total = F->train.count;
+    pr.seconds = now - F->t0;
+    pr.img_per_s = pr.done / (pr.seconds > 1e-9 ? pr.seconds : 1e-9);
+    pr.eta = (pr.total - pr.done) / (pr.img_per_s > 0 ? pr.img_per_s : 1);
+    pr.loss = F->p->done ? F->p->loss_sum / F->p->done : 0;
+    pr.last = last;
+    (F->o->progress ? F->o->progress : dl_fit_print_progress)(F->o->user, &pr);
+    F->last_draw = now;
+}
+
+/* The rate for the next step (or epoch), given to the optimizer. */
+static int dl__fit_set_lr(dl__fit *F, long t) {
+    float lr = dl_schedule_lr(&F->p->sched, t);
+    return dl_optim_set_lr(F->opt, lr == 0 ? FLT_MIN : lr);   /* a cosine's end is 0; optimizers want > 0 */
+}
+
+/* One optimizer step on the next batch of the epoch. */
+static int dl__fit_step(dl__fit *F, int n, float *loss) {
+    dl__fit_pos *p = F->p;
+    const float *z;
+    int rc, i, c;
+    if (!p->sched.per_epoch && (rc = dl__fit_set_lr(F, F->h->step))) return rc;
+    if ((rc = dl_dataset_batch(&F->train, p->order + p->done, n, &F->o->augment, &p->rng, F->b.x,
+                               F->mse ? NULL : F->b.y, F->mse ? F->b.t : NULL)))
+        return rc;
+    rc = F->mse ? dl_train_step_mse(F->net, F->opt, F->logits, F->b.x, F->b.t, n, loss)
+                : dl_train_step(F->net, F->opt, F->logits, F->b.x, F->b.y, n, loss);
+    if (rc) return rc;
+    p->loss_sum += (double)*loss * n;
+    if (!F->mse && (z = dl_layer_output(F->logits)) != NULL) {
+        for (i = 0; i < n; i++, z += F->classes) {
+            int best = 0;
+            for (c = 1; c < F->classes; c++) if (z[c] > z[best]) best = c;
+            p->correct += best == F->b.y[i];
+        }
+    } else p->acc_ok = 0;
+    p->done += n;
+    F->h->step++;
+    return DL_OK;
+}
+
+static int dl__fit_grow(dl_fit_history *h) {
+    if (h->n_epochs == h->cap_epochs) {
+        int cap = h->cap_epochs ? 2 * h->cap_epochs : 16;
+        dl_fit_epoch *e = (dl_fit_epoch *)DL_MALLOC(sizeof *e * (size_t)cap);
+        if (!e) return DL_ERR_NOMEM;
+        if (h->n_epochs) memcpy(e, h->epochs, sizeof *e * (size_t)h->n_epochs);
+        DL_FREE(h->epochs);
+        h->epochs = e, h->cap_epochs = cap;
+    }
+    return DL_OK;
+}
+
+static int dl__fit_report(dl__fit *F);
+
+/* After the last batch: the record, validation, schedule, early stopping,
+   checkpoint and report. Returns a status; *stop 1 to end training. */
+static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
+    dl__fit_pos *p = F->p;
+    dl_fit_history *h = F->h;
+    dl_fit_epoch *e;
+    dl_eval ev;
+    double metric;
+    int rc;
+    if ((rc = dl__fit_grow(h))) return rc;
+    e = &h->epochs[h->n_epochs];
+    memset(e, 0, sizeof *e);
+    e->epoch = p->epoch + 1;
+    e->images = p->done;
+    e->train_loss = p->done ? p->loss_sum / p->done : DL__NAN;
+    e->train_acc = p->acc_ok && p->done && !F->mse ? p->correct / p->done : DL__NAN;
+    e->lr = dl_optim_lr(F->opt);
+    e->seconds = secs;
+    e->val_loss = e->val_acc = e->val_topk = DL__NAN;
+    if (F->val.count) {
+        dl__fit_progress(F, DL_FIT_EVALUATING, NULL);
+        memset(&ev, 0, sizeof ev);
+        ev.k = F->o->topk;
+        ev.confusion = h->confusion, ev.class_acc = h->class_acc;
+        if ((rc = dl__eval(F->net, F->logits, &F->val, &F->b, F->eval_batch, &ev, p->mist)))
+            return dl__fit_err(h, rc, "dl_fit: validation after epoch %d: a label out of range, the fill callback or dl_predict failed (%s)",
+                               p->epoch + 1, dl_net_error(F->net));
+        e->val_loss = ev.loss, e->val_acc = ev.accuracy, e->val_topk = ev.topk;
+    }
+    h->n_epochs++;
+    metric = F->val.count ? (F->o->monitor_acc ? -e->val_acc : e->val_loss) : e->train_loss;
+    dl_schedule_observe(&p->sched, F->val.count ? (p->sched.maximize ? e->val_acc : e->val_loss) : e->train_loss);
+    if (!h->best_epoch || metric < p->best_metric) {
+        p->best_metric = metric, p->bad_epochs = 0, h->best_epoch = e->epoch;
+        if (p->best && !dl_net_sync(F->net)) dl__params_copy(F->net, p->best, 0), p->has_best = 1;
+    } else if (++p->bad_epochs >= F->o->patience && F->o->patience > 0) {
+        if (p->has_best) dl__params_copy(F->net, p->best, 1);
+        h->stopped_early = 1, *stop = 1;
+    }
+    p->epoch++;
+    p->done = 0;
+    if (p->sched.per_epoch && p->epoch < F->epochs && (rc = dl__fit_set_lr(F, p->epoch))) return rc;
+    if (F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, h, F->o->checkpoint)))
+        return dl__fit_err(h, rc, "dl_fit: cannot write the checkpoint %s", F->o->checkpoint);
+    if (F->o->report && (rc = dl__fit_report(F))) return dl__fit_err(h, rc, "dl_fit: cannot write the report %s", F->o->report);
+    dl__fit_progress(F, DL_FIT_EPOCH_DONE, e);
+    if (F->o->on_epoch && F->o->on_epoch(F->o->user, h)) h->stopped_early = 2, *stop = 1;
+    return DL_OK;
+}
+
+static int dl__fit_epoch(dl__fit *F, int *stop) {
+    dl__fit_pos *p = F->p;
+    double t0 = dl__fit_now();
+    int rc;
+    F->t0 = t0;   /* a resumed epoch's speed counts from here */
+    F->last_draw = 0;
+    if (p->done == 0) {
+        dl_shuffle(p->order, p->count, &p->rng);
+        p->loss_sum = p->correct = 0, p->acc_ok = 1;
+    }
+    while (p->done < p->count) {
+        int n = p->count - p->done < F->batch ? p->count - p->done : F->batch;
+        float loss;
+        if (n < 2 && F->batch > 1) break;   /* batchnorm needs two samples */
+        if ((rc = dl__fit_step(F, n, &loss)))
+            return dl__fit_err(F->h, rc, "dl_fit: epoch %d, step %ld: %s", p->epoch + 1, F->h->step + 1,
+                               *dl_net_error(F->net) ? dl_net_error(F->net) : "a label out of range, or the fill callback failed");
+        if (!F->o->quiet && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
+            dl__fit_progress(F, DL_FIT_TRAINING, NULL);
+        if (F->o->checkpoint_every > 0 && F->h->step % F->o->checkpoint_every == 0 && p->done < p->count &&
+            F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, F->h, F->o->checkpoint)))
+            return dl__fit_err(F->h, rc, "dl_fit: cannot write the checkpoint %s", F->o->checkpoint);
+        if (F->o->on_step && F->o->on_step(F->o->user, F->h, loss)) {
+            F->h->stopped_early = 2, *stop = 1;
+            return DL_OK;
+        }
+    }
+    return dl__fit_epoch_end(F, dl__fit_now() - t0, stop);
+}
+
+/* Resolves the options, allocates everything the run needs, and makes or
+   checks the position. */
+static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *val) {
+    const dl_fit_options *o = F->o;
+    dl_fit_history *h = F->h;
+    dl__fit_pos *p = (dl__fit_pos *)h->pos;
+    int nval = 0, i, cap;
+    F->train = dl__shaped(F->net, train);
+    if (val) F->val = dl__shaped(F->net, val);
+    else if (o->val_split > 0 && !(o->val_split < 1 && train->x))
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: val_split needs a fraction below 1 and samples in memory (x), not a fill callback");
+    else if (o->val_split > 0) {
+        size_t sz = dl__sample_floats(&F->train);
+        nval = (int)(train->count * (double)o->val_split);
+        F->train.count -= nval;
+        F->val = F->train;
+        F->val.count = nval;
+        F->val.x = train->x + sz * (size_t)F->train.count;
+        if (train->labels) F->val.labels = train->labels + F->train.count;
+        if (train->targets) F->val.targets = train->targets + (size_t)train->target_size * F->train.count;
+    }
+    F->epochs = o->epochs > 0 ? o->epochs : 10;
+    F->batch = o->batch > 0 ? o->batch : 32;
+    F->eval_batch = o->eval_batch > 0 ? o->eval_batch : F->batch;
+    F->classes = dl_layer_size(F->logits);
+    F->mse = train->target_size > 0;
+    F->steps_per_epoch = (F->train.count + F->batch - 1) / F->batch;
+    cap = F->batch > F->eval_batch ? F->batch : F->eval_batch;
+    if (dl__bufs_new(&F->b, cap, dl__sample_floats(&F->train), F->mse ? F->classes : 0)) return DL_ERR_NOMEM;
+    if (!h->confusion && !F->mse) {
+        h->classes = F->classes;
+        h->confusion = (int *)DL_MALLOC(sizeof(int) * (size_t)F->classes * F->classes);
+        h->class_acc = (double *)DL_MALLOC(sizeof(double) * (size_t)F->classes);
+        if (!h->confusion || !h->class_acc) return DL_ERR_NOMEM;
+        memset(h->confusion, 0, sizeof(int) * (size_t)F->classes * F->classes);
+        for (i = 0; i < F->classes; i++) h->class_acc[i] = DL__NAN;
+    }
+    if (p && (p->count != F->train.count || (p->best_n && p->best_n != dl__params_copy(F->net, NULL, 0))))
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: the history continues a run on %d training samples, not %d, or on another net",
+                           p->count, F->train.count);
+    if (p) return DL_OK;
+    if (!(p = (dl__fit_pos *)DL_MALLOC(sizeof *p))) return DL_ERR_NOMEM;
+    memset(p, 0, sizeof *p);
+    h->pos = p;
+    p->count = F->train.count;
+    p->rng = o->seed * 0x2545f4914f6cdd1dull + 1;
+    if (!(p->order = (int *)DL_MALLOC(sizeof(int) * (size_t)p->count + 1))) return DL_ERR_NOMEM;
+    for (i = 0; i < p->count; i++) p->order[i] = i;
+    if (o->patience > 0 && !strcmp(dl_net_backend(F->net)->name, "cpu")) {
+        p->best_n = dl__params_copy(F->net, NULL, 0);
+        if (!(p->best = (float *)DL_MALLOC(sizeof(float) * p->best_n + 1))) return DL_ERR_NOMEM;
+    }
+    for (i = 0; i < DL__MISTAKES; i++) p->mist[i].index = -1;
+    p->sched = o->schedule;
+    if (!dl__sched_ok(&p->sched)) return dl__fit_err(h, DL_ERR_ARG, "dl_fit: a schedule field is out of range");
+    if (!(p->sched.lr > 0)) p->sched.lr = dl_optim_lr(F->opt);
+    {   /* lengths 0: the whole run, after the warm-up */
+        long run = (p->sched.per_epoch ? F->epochs : (long)F->epochs * F->steps_per_epoch) - p->sched.warmup;
+        if (p->sched.period <= 0) p->sched.period = run > 0 ? (int)run : 1;
+        if (p->sched.total <= 0) p->sched.total = run > 1 ? (int)run : 2;
+    }
+    return DL_OK;
+}
+
+int dl_fit(dl_net *net, dl_optim *opt, dl_layer *logits, const dl_dataset *train, const dl_dataset *val,
+           const dl_fit_options *o, dl_fit_history *h) {
+    dl_fit_options defaults;
+    dl__fit F;
+    int rc, stop = 0;
+    if (!net || !opt || !logits || !h) return h ? dl__fit_err(h, DL_ERR_ARG, "dl_fit: NULL net, optimizer or logits") : DL_ERR_ARG;
+    memset(&defaults, 0, sizeof defaults);
+    if (!o) o = &defaults;
+    h->error[0] = '\0';
+    if (dl__check_data(net, logits, train, 1) || (val && dl__check_data(net, logits, val, 1)) ||
+        (val && (val->target_size > 0) != (train->target_size > 0)) || train->count < 1)
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: a dataset does not fit: it needs samples (x or fill) of the input "
+                                          "layer's size (c*h*w), and labels, or targets of the logits' size");
+    memset(&F, 0, sizeof F);
+    F.net = net, F.opt = opt, F.logits = logits, F.o = o, F.h = h;
+    if ((rc = dl__fit_setup(&F, train, val)) && !h->error[0]) dl__fit_err(h, rc, "dl_fit: out of memory");
+    F.p = (dl__fit_pos *)h->pos;
+    if (!rc && F.p->sched.per_epoch && (rc = dl__fit_set_lr(&F, F.p->epoch)))
+        dl__fit_err(h, rc, "dl_fit: the schedule gives %g for epoch %d", (double)dl_schedule_lr(&F.p->sched, F.p->epoch), F.p->epoch + 1);
+    h->stopped_early = 0;
+    while (!rc && !stop && F.p->epoch < F.epochs) rc = dl__fit_epoch(&F, &stop);
+    dl__bufs_free(&F.b);
+    return rc;
+}
+
+/* ---- the HTML report: one self-contained file (inline SVG and data: PNGs,
+   no script, and a policy that forbids any request) ---- */
+static uint32_t dl__png_crc(uint32_t c, const unsigned char *p, size_t n) {
+    int k;
+    c = ~c;
+    while (n--) for (c ^= *p++, k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    return ~c;
+}
+static void dl__be32(unsigned char *p, uint32_t v) { p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v; }
+
+static void dl__base64(dl__fout *o, const unsigned char *p, size_t n) {
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char q[4];
+    size_t i;
+    for (i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        q[0] = t[v >> 18], q[1] = t[(v >> 12) & 63];
+        q[2] = i + 1 < n ? t[(v >> 6) & 63] : '=', q[3] = i + 2 < n ? t[v & 63] : '=';
+        dl__fwrite(o, q, 4);
+    }
+}
+
+/* A grayscale <img> of w x h floats mapped from [lo, hi] to [0, 255], shown
+   `scale` times larger: a PNG whose zlib stream uses stored blocks. */
+static void dl__png_img(dl__fout *o, const float *v, int w, int h, float lo, float hi, int scale, const char *title) {
+    size_t raw = (size_t)h * (w + 1), blocks = raw / 65535 + 1, size = 8 + 25 + 12 + 2 + raw + 5 * blocks + 4 + 12, k = 0, i;
+    unsigned char *png = (unsigned char *)DL_MALLOC(size), *idat;
+    uint32_t a = 1, b = 0;
+    int r, c;
+    if (!png) { o->err = 1; return; }
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8), k = 8;
+    dl__be32(png + k, 13), memcpy(png + k + 4, "IHDR", 4);
+    dl__be32(png + k + 8, (uint32_t)w), dl__be32(png + k + 12, (uint32_t)h);
+    png[k + 16] = 8, png[k + 17] = 0, png[k + 18] = png[k + 19] = png[k + 20] = 0;
+    dl__be32(png + k + 21, dl__png_crc(0, png + k + 4, 17)), k += 25;
+    idat = png + k;
+    dl__be32(idat, (uint32_t)(2 + raw + 5 * blocks + 4)), memcpy(idat + 4, "IDAT", 4), k += 8;
+    png[k++] = 0x78, png[k++] = 0x01;
+    for (i = 0; i < raw; i++) {
+        if (i % 65535 == 0) {
+            size_t len = raw - i < 65535 ? raw - i : 65535;
+            png[k++] = (unsigned char)(raw - i <= 65535);
+            png[k++] = (unsigned char)len, png[k++] = (unsigned char)(len >> 8);
+            png[k++] = (unsigned char)~len, png[k++] = (unsigned char)(~len >> 8);
+        }
+        r = (int)(i / (size_t)(w + 1)), c = (int)(i % (size_t)(w + 1)) - 1;
+        if (c < 0) png[k] = 0;
+        else {
+            float t = hi > lo ? (v[(size_t)r * w + c] - lo) / (hi - lo) : 0.5f;
+            png[k] = (unsigned char)(t != t || t < 0 ? 0 : t > 1 ? 255 : (int)(t * 255 + 0.5f));
+        }
+        a = (a + png[k]) % 65521, b = (b + a) % 65521, k++;
+    }
+    dl__be32(png + k, b << 16 | a), k += 4;
+    dl__be32(png + k, dl__png_crc(0, idat + 4, (size_t)(png + k - idat - 4))), k += 4;
+    dl__be32(png + k, 0), memcpy(png + k + 4, "IEND", 4), dl__be32(png + k + 8, dl__png_crc(0, png + k + 4, 4)), k += 12;
+    dl__fprintf(o, "<img width=%d height=%d title=\"%s\" src=\"data:image/png;base64,", w * scale, h * scale, title);
+    dl__base64(o, png, k);
+    dl__fputs(o, "\">");
+    DL_FREE(png);
+}
+
+/* images about 84 pixels wide */
+static int dl__scale(int w) { return w > 0 && w < 84 ? 84 / w : 1; }
+
+static void dl__minmax(const float *v, size_t n, float *lo, float *hi) {
+    size_t i;
+    *lo = *hi = n ? v[0] : 0;
+    for (i = 1; i < n; i++) { if (v[i] < *lo) *lo = v[i]; if (v[i] > *hi) *hi = v[i]; }
+}
+
+static void dl__html_text(dl__fout *o, const char *s) {
+    for (; s && *s; s++) {
+        if (*s == '<') dl__fputs(o, "&lt;");
+        else if (*s == '>') dl__fputs(o, "&gt;");
+        else if (*s == '&') dl__fputs(o, "&amp;");
+        else if (*s == '"') dl__fputs(o, "&quot;");
+        else dl__fwrite(o, s, 1);
+    }
+}
+static const char *dl__class_name(const dl_fit_options *o, int c, char *buf) {
+    if (o->class_names && o->class_names[c]) return o->class_names[c];
+    snprintf(buf, 16, "%d", c);
+    return buf;
+}
+
+static double dl__ep(const dl_fit_epoch *e, int which) {
+    switch (which) {
+    case 0: return e->train_loss;
+    case 1: return e->val_loss;
+    case 2: return e->train_acc;
+    case 3: return e->val_acc;
+    default: return e->lr;
+    }
+}
+
+/* A line chart of history fields a (and b, when >= 0) over the epochs. */
+static void dl__svg_chart(dl__fout *o, const dl_fit_history *h, const char *title, int a, int b) {
+    const int W = 540, H = 220, L = 60, R = 20, T = 30, B = 30;
+    const char *colors[2] = { "#1f77b4", "#d62728" }, *names[5] = { "train loss", "validation loss", "train accuracy", "validation accuracy", "learning rate" };
+    double lo = 1e300, hi = -1e300;
+    int s, i, n = h->n_epochs;
+    for (s = 0; s < 2; s++)
+        for (i = 0; i < n && (s ? b : a) >= 0; i++) {
+            double v = dl__ep(&h->epochs[i], s ? b : a);
+            if (v == v) { if (v < lo) lo = v; if (v > hi) hi = v; }
+        }
+    if (lo > hi) lo = 0, hi = 1;
+    if (hi - lo < 1e-12) hi = lo + (lo ? fabs(lo) * 0.1 : 1);
+    dl__fprintf(o, "<svg class=chart width=%d height=%d viewBox=\"0 0 %d %d\"><text x=%d y=18 class=t>%s</text>", W, H, W, H, L, title);
+    dl__fprintf(o, "<rect x=%d y=%d width=%d height=%d fill=none stroke=#999 />", L, T, W - L - R, H - T - B);
+    dl__fprintf(o, "<text x=%d y=%d class=a text-anchor=end>%.4g</text><text x=%d y=%d class=a text-anchor=end>%.4g</text>",
+                L - 4, T + 10, hi, L - 4, H - B, lo);
+    dl__fprintf(o, "<text x=%d y=%d class=a>epoch 1</text><text x=%d y=%d class=a text-anchor=end>%d</text>", L, H - 10, W - R, H - 10, n);
+    for (s = 0; s < 2; s++) {
+        int which = s ? b : a;
+        if (which < 0) continue;
+        dl__fprintf(o, "<text x=%d y=18 fill=\"%s\" class=a>&#9632; %s</text>", L + 150 + 150 * s, colors[s], names[which]);
+        dl__fprintf(o, "<polyline fill=none stroke=\"%s\" stroke-width=2 points=\"", colors[s]);
+        for (i = 0; i < n; i++) {
+            double v = dl__ep(&h->epochs[i], which);
+            double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
+            if (v == v) dl__fprintf(o, "%.1f,%.1f ", x, y);
+        }
+        dl__fputs(o, "\"/>");
+        for (i = 0; i < n; i++) {
+            double v = dl__ep(&h->epochs[i], which);
+            double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
+            if (v == v) dl__fprintf(o, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>epoch %d: %.5g</title></circle>", x, y, colors[s], i + 1, v);
+        }
+    }
+    dl__fputs(o, "</svg>\n");
+}
+
+static void dl__svg_confusion(dl__fout *o, const dl__fit *F) {
+    const dl_fit_history *h = F->h;
+    int C = h->classes, t, p, cell = C <= 12 ? 36 : 420 / C, L = 110, T = 100;
+    char nb[16];
+    dl__fprintf(o, "<svg width=%d height=%d>", L + C * cell + 10, T + C * cell + 10);
+    for (p = 0; p < C; p++) {
+        dl__fprintf(o, "<text class=a transform=\"translate(%d,%d) rotate(-60)\">", L + p * cell + cell / 2, T - 4);
+        dl__html_text(o, dl__class_name(F->o, p, nb));
+        dl__fputs(o, "</text>");
+    }
+    for (t = 0; t < C; t++) {
+        long row = 0;
+        for (p = 0; p < C; p++) row += h->confusion[t * C + p];
+        dl__fprintf(o, "<text class=a x=%d y=%d text-anchor=end>", L - 4, T + t * cell + cell / 2 + 4);
+        dl__html_text(o, dl__class_name(F->o, t, nb));
+        dl__fputs(o, "</text>");
+        for (p = 0; p < C; p++) {
+            int n = h->confusion[t * C + p];
+            double f = row ? (double)n / row : 0;
+            int shade = (int)(255 - 200 * f);
+            dl__fprintf(o, "<rect x=%d y=%d width=%d height=%d fill=\"rgb(%d,%d,255)\" stroke=#fff><title>true %d, predicted %d: %d</title></rect>",
+                        L + p * cell, T + t * cell, cell, cell, shade, shade, t, p, n);
+            if (cell >= 24) dl__fprintf(o, "<text class=a x=%d y=%d text-anchor=middle fill=\"%s\">%d</text>", L + p * cell + cell / 2,
+                                        T + t * cell + cell / 2 + 4, f > 0.5 ? "#fff" : "#000", n);
+        }
+    }
+    dl__fputs(o, "</svg>\n");
+}
+
+static dl_layer *dl__first_conv(dl_net *net) {
+    int i;
+    for (i = 0; i < dl_net_layer_count(net); i++)
+        if (dl_layer_op(dl_net_layer(net, i)) == DL_OP_CONV2D) return dl_net_layer(net, i);
+    return NULL;
+}
+
+/* The first convolution's filters (first input channel), and its outputs for
+   the first validation samples. */
+static void dl__report_conv(dl__fout *o, dl__fit *F) {
+    dl_layer *conv = dl__first_conv(F->net);
+    dl_param *w = NULL;
+    int i, j, n, M, C, H, W;
+    float lo, hi;
+    const float *z;
+    if (!conv) return;
+    for (i = 0; i < dl_net_param_count(F->net) && !w; i++)
+        if (dl_net_param(F->net, i)->layer == conv && dl_net_param(F->net, i)->ndim == 4) w = dl_net_param(F->net, i);
+    if (w && !dl_net_sync(F->net)) {
+        size_t per = (size_t)w->shape[1] * w->shape[2] * w->shape[3];
+        dl__fprintf(o, "<h2>First layer's filters</h2><p>%s: %d filters, input channel 0; gray is 0</p><div class=grid>", dl_layer_name(conv), w->shape[0]);
+        for (i = 0; i < w->shape[0]; i++) {
+            dl__minmax(w->data + per * i, (size_t)w->shape[2] * w->shape[3], &lo, &hi);
+            hi = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
+            dl__png_img(o, w->data + per * i, w->shape[3], w->shape[2], -hi, hi, 48 / (w->shape[3] > 0 ? w->shape[3] : 1), "filter");
+        }
+        dl__fputs(o, "</div>\n");
+    }
+    n = F->val.count < 3 ? F->val.count : 3;
+    if (n > F->b.cap) n = F->b.cap;
+    for (i = 0; i < n; i++) F->b.idx[i] = i;
+    if (!n || dl_dataset_batch(&F->val, F->b.idx, n, NULL, NULL, F->b.x, NULL, NULL) ||
+        !(z = dl_predict(F->net, conv, F->b.x, n)) || !dl_layer_out_hw(conv, &C, &H, &W))
+        return;
+    M = C < 8 ? C : 8;
+    dl__fprintf(o, "<h2>Activation maps</h2><p>%s's first %d channels for the first %d validation samples</p>", dl_layer_name(conv), M, n);
+    for (i = 0; i < n; i++) {
+        const float *img = F->b.x + dl__sample_floats(&F->val) * i;
+        size_t in_plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
+        dl__fputs(o, "<div class=grid>");
+        dl__minmax(img, in_plane, &lo, &hi);
+        dl__png_img(o, img, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, dl__scale(F->val.w), "input");
+        for (j = 0; j < M; j++) {
+            const float *map = z + (size_t)C * H * W * i + (size_t)H * W * j;
+            dl__minmax(map, (size_t)H * W, &lo, &hi);
+            dl__png_img(o, map, W, H, lo, hi, dl__scale(W), "channel");
+        }
+        dl__fputs(o, "</div>\n");
+    }
+}
+
+static void dl__report_mistakes(dl__fout *o, dl__fit *F) {
+    int i, k, n = 0;
+    char nb[16];
+    size_t plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
+    float lo, hi;
+    dl__fputs(o, "<h2>Most confident mistakes</h2><div class=grid>");
+    for (i = 0; i < DL__MISTAKES; i++) {
+        const dl__mistake *m = &F->p->mist[i];
+        if (m->index < 0 || dl_dataset_batch(&F->val, &m->index, 1, NULL, NULL, F->b.x, NULL, NULL)) continue;
+        dl__minmax(F->b.x, plane, &lo, &hi);
+        dl__fputs(o, "<figure>");
+        dl__png_img(o, F->b.x, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, dl__scale(F->val.w), "sample");
+        dl__fprintf(o, "<figcaption>#%d, true <b>", m->index);
+        dl__html_text(o, dl__class_name(F->o, m->label, nb));
+        dl__fputs(o, "</b>");
+        for (k = 0; k < 3 && m->top[k] >= 0; k++) {
+            dl__fputs(o, "<br>");
+            dl__html_text(o, dl__class_name(F->o, m->top[k], nb));
+            dl__fprintf(o, " %.3f", m->p[k]);
+        }
+        dl__fputs(o, "</figcaption></figure>");
+        n++;
+    }
+    dl__fprintf(o, "</div>%s\n", n ? "" : "<p>none</p>");
+}
+
+static void dl__report_settings(dl__fout *o, dl__fit *F) {
+    static const char *kinds[] = { "constant", "step", "multistep", "exponential", "cosine", "one-cycle", "plateau" };
+    const dl_fit_options *x = F->o;
+    const dl_schedule *s = &F->p->sched;
+    dl__fprintf(o, "<h2>Settings</h2><table><tr><td>epochs<td>%d<tr><td>batch<td>%d<tr><td>seed<td>%llu", F->epochs, F->batch,
+                (unsigned long long)x->seed);
+    dl__fprintf(o, "<tr><td>training samples<td>%d<tr><td>validation samples<td>%d<tr><td>loss<td>%s", F->train.count,
+                F->val.count, F->mse ? "mean squared error" : "softmax cross-entropy");
+    dl__fprintf(o, "<tr><td>schedule<td>%s from %g%s, per %s%s", s->kind >= 0 && s->kind <= 6 ? kinds[s->kind] : "?",
+                (double)s->lr, s->warmup ? " after a linear warm-up" : "", s->per_epoch ? "epoch" : "step",
+                s->restart_mult ? " (restarts)" : "");
+    dl__fprintf(o, "<tr><td>augmentation<td>shift %d, flip %d, cutout %d, brightness %g, contrast %g", x->augment.shift,
+                x->augment.flip, x->augment.cutout, (double)x->augment.brightness, (double)x->augment.contrast);
+    dl__fprintf(o, "<tr><td>early stopping<td>%s patience %d<tr><td>optimizer steps<td>%ld<tr><td>threads<td>%d</table>\n",
+                x->monitor_acc ? "validation accuracy," : "validation loss,", x->patience, F->h->step, dl_net_threads(F->net));
+}
+
+static void dl__report(dl__fout *o, dl__fit *F) {
+    const dl_fit_history *h = F->h;
+    const dl_fit_epoch *e = h->n_epochs ? &h->epochs[h->n_epochs - 1] : NULL;
+    int len = dl_net_summary_str(F->net, NULL, 0);
+    char *sum = len >= 0 ? (char *)DL_MALLOC((size_t)len + 1) : NULL;
+    dl__fputs(o, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
+                  "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\n"
+                  "<title>dl.h training report</title><style>body{font:14px sans-serif;margin:20px;max-width:1150px}"
+                  "img{image-rendering:pixelated;border:1px solid #ccc;margin:2px}.grid{display:flex;flex-wrap:wrap;align-items:flex-start}"
+                  "figure{margin:4px;font-size:12px}.t{font-size:14px;font-weight:bold}.a{font-size:11px}"
+                  "td{padding:2px 10px}pre{font-size:11px;background:#f6f6f6;padding:8px}</style></head><body>\n");
+    dl__fputs(o, "");
+    {
+        static const char head[] = "<!DOCTYPE html>\n";
+        (void)head;
+    }
+    dl__fprintf(o, "<h1>Training report</h1><p>epoch %d of %d, %ld steps", h->n_epochs, F->epochs, h->step);
+    if (e) dl__fprintf(o, "; last epoch: train loss %.4f, validation loss %.4f, accuracy %.4f, top-%d %.4f; best epoch %d%s",
+                       e->train_loss, e->val_loss, e->val_acc, F->o->topk > 0 ? F->o->topk : 5, e->val_topk, h->best_epoch,
+                       h->stopped_early == 1 ? " (stopped early, best weights restored)" : "");
+    dl__fputs(o, "</p>\n<div class=grid>");
+    dl__svg_chart(o, h, "Loss", 0, 1);
+    dl__svg_chart(o, h, "Accuracy", 2, 3);
+    dl__svg_chart(o, h, "Learning rate", 4, -1);
+    dl__fputs(o, "</div>\n");
+    if (h->confusion && F->val.count) {
+        dl__fputs(o, "<h2>Confusion matrix</h2><p>rows: true class, columns: predicted; shade: share of the row</p>");
+        dl__svg_confusion(o, F);
+    }
+    if (F->val.count) dl__report_conv(o, F);
+    if (F->val.count && !F->mse) dl__report_mistakes(o, F);
+    if (sum) {
+        dl_net_summary_str(F->net, sum, (size_t)len + 1);
+        dl__fputs(o, "<h2>Model</h2><pre>");
+        dl__html_text(o, sum);
+        dl__fputs(o, "</pre>\n");
+        DL_FREE(sum);
+    }
+    dl__report_settings(o, F);
+    dl__fputs(o, "</body></html>\n");
+}
+
+/* Written to path.tmp, then renamed over path: a reader sees a whole page. */
+static int dl__fit_report(dl__fit *F) {
+    char tmp[1100];
+    dl__fout o;
+    const char *path = F->o->report;
+    if (strlen(path) > 1000) return DL_ERR_ARG;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    memset(&o, 0, sizeof o);
+    if (!(o.f = fopen(tmp, "wb"))) return DL_ERR_IO;
+    dl__report(&o, F);
+    if (fclose(o.f) || o.err || rename(tmp, path)) { remove(tmp); return DL_ERR_IO; }
+    return DL_OK;
+}
+#endif /* DL_NO_FIT */
 /* ======================================================================== */
 /*  >>emit: frozen nets, exact memory, C source. Off with DL_NO_EMIT.       */
 /*  It reuses the executor's fusion decisions (dl__fuse_chain) and the CPU  */
