@@ -5765,6 +5765,21 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
+/* Pad: only all-zero pads (the identity PyTorch emits before average pooling) */
+static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    const dl__ox_t *p = dl__ox_cin(ox, 1);
+    int64_t v[2 * DL__OX_MAXR];
+    int c, k;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    if (n->n_in > 1 && n->in[1].n) {
+        if (!p || !p->isint) return dl__ox_unsup(ox, "pads that are not constant");
+        for (k = 0; k < (int)p->count; k++) if (p->i[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
+    } else if ((c = dl__ox_aints(n, "pads", v, 2 * DL__OX_MAXR)) >= 0)
+        for (k = 0; k < c && k < 2 * DL__OX_MAXR; k++) if (v[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
+    return dl__ox_alias(ox, 0, x);
+}
+
 /* One row per ONNX op; a new op is one row and one function. Where opsets
    differ the function asks ox->opset, or the older form's attributes are
    missing from the row (so refused). */
@@ -5792,6 +5807,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides", dl__ox_pool },
     { "Mul", "", dl__ox_binary },
     { "PRelu", "", dl__ox_prelu },
+    { "Pad", "mode pads value", dl__ox_pad },
     { "Relu", "", dl__ox_unary },
     { "Reshape", "allowzero", dl__ox_reshape },
     { "Shape", "end start", dl__ox_shape },

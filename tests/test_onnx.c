@@ -306,7 +306,39 @@ static void test_node_tests(void) {
     if (getenv("DL_ONNX_COVERAGE")) write_coverage(getenv("DL_ONNX_COVERAGE"), total, passed, unsup);
 }
 
+/* ---- 2. round trips with PyTorch (tests/gen_onnx.py) ---- */
+static void test_pytorch_fixtures(void) {
+    static const char *const models[] = { "ref_cnn", "residual", "mlp", "mixed" };
+    static const int opsets[] = { 13, 17 };
+    int m, o;
+    for (m = 0; m < 4; m++)
+        for (o = 0; o < 2; o++) {
+            char path[256], why[256] = "";
+            dl__ox_t x, y;
+            dl__str out;
+            dl_status st;
+            dl_net *net;
+            double err = -1;
+            memset(&x, 0, sizeof x); memset(&y, 0, sizeof y);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.in.pb", models[m]);
+            CHECK(read_tensor(path, &x, NULL) == 0, "%s unreadable", path);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.out.pb", models[m]);
+            CHECK(read_tensor(path, &y, NULL) == 0, "%s unreadable", path);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s_op%d.onnx", models[m], opsets[o]);
+            net = dl_onnx_load(path, &st);
+            CHECK(net != NULL, "%s: %s", path, st.msg);
+            if (net && x.f && y.f) {
+                out.p = "y"; out.n = 1;
+                CHECK(compare_outputs(net, &x, &out, &y, 1, 1e-4, 0, &err, why, sizeof why) == 0, "%s: %s", path, why);
+                printf("    %-20s opset %d: %d layers, max |error| %.2e\n", models[m], opsets[o], dl_net_layer_count(net), err);
+            }
+            dl_net_free(net);
+            dl__ox_t_free(&x); dl__ox_t_free(&y);
+        }
+}
+
 int main(void) {
     RUN(test_node_tests);
+    RUN(test_pytorch_fixtures);
     return test_summary();
 }
