@@ -5126,15 +5126,21 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, l, x->rank);
 }
 
-/* Identity, Dropout (inference: the identity) */
+/* Identity; Dropout becomes a dropout layer (the identity in inference), so
+   fine-tuning here trains with it as the original did */
 static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
-    const dl__ox_t *train = dl__ox_cin(ox, 2);
+    const dl__ox_t *ratio = dl__ox_cin(ox, 1), *train = dl__ox_cin(ox, 2);
+    float p;
     if (!x) return dl__ox_unsup(ox, "no input");
+    if (!dl__str_is(n->op, "Dropout")) return dl__ox_alias(ox, 0, x);
     if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the dropout mask output");
     if (n->n_in > 2 && n->in[2].n && (!train || (train->count && dl__ox_get(train, 0) != 0)))
         return dl__ox_unsup(ox, "training_mode not constant false");
-    return dl__ox_alias(ox, 0, x);
+    if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
+    p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
+    if (x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
+    return dl__ox_out_layer(ox, 0, dl_dropout(x->l, p), x->rank);
 }
 
 /* (C,L) as (C,1,L), so 1-d convolution and pooling run as 2-d */

@@ -16,6 +16,7 @@
 #define DL_IMPLEMENTATION
 #include "dl.h"
 #include "tests/test.h"
+#include "tests/fuzz/fuzz_dl.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,8 +338,141 @@ static void test_pytorch_fixtures(void) {
         }
 }
 
+/* ---- 3. export: nets built here, out to ONNX and back ---- */
+static dl_layer *ref_cnn(dl_net *net) {     /* the README's reference CNN */
+    dl_layer *h = dl_input(net, 1, 28, 28);
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 32, 3, 1, 1))), 2, 2);
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 64, 3, 1, 1))), 2, 2);
+    return dl_softmax(dl_dense(dl_flatten(h), 10));
+}
+/* Every parameter and statistic set to a deterministic non-trivial value. */
+static void scramble(dl_net *net) {
+    int i, j;
+    uint32_t s = 12345;
+    for (i = 0; i < dl_net_param_count(net); i++) {
+        dl_param *p = dl_net_param(net, i);
+        int var = strstr(p->name, "running_var") != NULL;
+        for (j = 0; j < p->size; j++) {
+            float u;
+            s = s * 1664525u + 1013904223u;
+            u = (float)(s >> 8) / 16777216.0f;
+            p->data[j] = var ? 0.5f + u : (u - 0.5f) * (p->trainable ? 0.6f : 0.2f);
+        }
+    }
+}
+static void write_floats(const char *path, const float *f, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return;
+    fwrite(f, sizeof(float), n, fp);
+    fclose(fp);
+}
+
+static void export_one(const char *name, dl_net *net, dl_layer *out) {
+    static float x[3 * 4096];
+    float *y;
+    void *data = NULL;
+    size_t len = 0, i, ny;
+    dl_status st;
+    dl_net *back;
+    dl_layer *in = dl_net_layer(net, 0), *out2;
+    const float *p;
+    double maxerr = 0;
+    int k, n_missing = 0, rc;
+    CHECK(out != NULL && dl_layer_size(in) <= 4096, "%s: built (%s)", name, dl_net_error(net));
+    if (!out) return;
+    scramble(net);
+    for (i = 0; i < (size_t)3 * dl_layer_size(in); i++) x[i] = (float)sin(0.37 * (double)i) * 1.5f;
+    ny = (size_t)3 * dl_layer_size(out);
+    y = (float *)malloc(ny * sizeof(float));
+    p = dl_predict(net, out, x, 3);
+    CHECK(p != NULL, "%s: %s", name, dl_net_error(net));
+    if (!p || !y) { free(y); return; }
+    memcpy(y, p, ny * sizeof(float));
+    rc = dl_onnx_save_mem(net, &out, 1, &data, &len);
+    CHECK(rc == DL_OK, "%s: save: %s", name, dl_net_error(net));
+    if (rc) { free(y); return; }
+    back = dl_onnx_load_mem(data, len, &st);
+    CHECK(back != NULL, "%s: load: %s", name, st.msg);
+    if (back) {
+        out2 = dl_onnx_output(back, dl_layer_name(out));
+        CHECK(out2 != NULL, "%s: no layer '%s' after the round trip", name, dl_layer_name(out));
+        p = out2 ? dl_predict(back, out2, x, 3) : NULL;
+        CHECK(p != NULL, "%s: %s", name, dl_net_error(back));
+        for (i = 0; p && i < ny; i++) {
+            double e = fabs((double)p[i] - y[i]);
+            if (e > maxerr) maxerr = e;
+            CHECK(test_close(p[i], y[i], 1e-6, 1e-5), "%s[%lu]: %g after the round trip, %g before", name, (unsigned long)i, p[i], y[i]);
+        }
+        for (k = 0; k < dl_net_layer_count(net); k++)       /* names round-trip */
+            if (!dl_net_find(back, dl_layer_name(dl_net_layer(net, k)))) n_missing++;
+        CHECK(n_missing == 0, "%s: %d layer names lost", name, n_missing);
+        {   /* an imported net trains like any other */
+            dl_optim *opt = dl_sgd(back, 0.01f, 0.9f);
+            float loss;
+            CHECK(opt && dl_train_step_mse(back, opt, out2, x, y, 3, &loss) == DL_OK, "%s: training the import: %s", name, dl_net_error(back));
+        }
+        printf("    %-10s %2d layers -> %6lu bytes of ONNX -> %2d layers, max |error| %.1e\n", name, dl_net_layer_count(net),
+               (unsigned long)len, dl_net_layer_count(back), maxerr);
+        dl_net_free(back);
+    }
+    {   /* for tests/onnx_ort.js and gen_onnx.py --check */
+        char path[256];
+        FILE *f;
+        int shp[3], nd = dl_layer_shape(in, shp);
+        mkdir("build", 0777); mkdir("build/onnx_export", 0777);
+        snprintf(path, sizeof path, "build/onnx_export/%s.onnx", name);
+        if ((f = fopen(path, "wb"))) { fwrite(data, 1, len, f); fclose(f); }
+        snprintf(path, sizeof path, "build/onnx_export/%s.in.f32", name);
+        write_floats(path, x, (size_t)3 * dl_layer_size(in));
+        snprintf(path, sizeof path, "build/onnx_export/%s.out.f32", name);
+        write_floats(path, y, ny);
+        snprintf(path, sizeof path, "build/onnx_export/%s.json", name);
+        if ((f = fopen(path, "w"))) {
+            fprintf(f, "{\"input\": \"%s\", \"output\": \"%s\", \"shape\": [3", dl_layer_name(in), dl_layer_name(out));
+            for (k = 0; k < nd; k++) fprintf(f, ", %d", shp[k]);
+            fprintf(f, "]}\n");
+            fclose(f);
+        }
+    }
+    DL_FREE(data);
+    free(y);
+}
+
+static int square_fwd(const dl_custom_args *a) { int i; for (i = 0; i < a->n * a->out_size; i++) a->out[i] = a->in[0][i] * a->in[0][i]; return 0; }
+
+static void test_export(void) {
+    int g;
+    dl_net *net = dl_net_new();
+    export_one("ref_cnn", net, ref_cnn(net));
+    dl_net_free(net);
+    for (g = 0; g < 4; g++) {       /* between them every op a net can hold (fuzz_dl.h) */
+        char name[32];
+        net = dl_net_new();
+        snprintf(name, sizeof name, "graph%d", g);
+        export_one(name, net, fuzz_dl_graph(net, g));
+        dl_net_free(net);
+    }
+    {   /* a custom layer has no ONNX form: a clear error */
+        dl_custom_desc cd;
+        dl_layer *x, *c;
+        void *data = (void *)1;
+        size_t len = 1;
+        memset(&cd, 0, sizeof cd);
+        cd.name = "square"; cd.ndim = 1; cd.shape[0] = 4; cd.forward = square_fwd;
+        net = dl_net_new();
+        x = dl_input(net, 4, 0, 0);
+        c = dl_custom(&x, 1, &cd);
+        CHECK(dl_onnx_save_mem(net, &c, 1, &data, &len) == DL_ERR_UNSUPPORTED && !data && !len, "custom layer exported");
+        CHECK(strstr(dl_net_error(net), "square") != NULL, "message: %s", dl_net_error(net));
+        CHECK(dl_onnx_save_mem(net, NULL, 1, &data, &len) == DL_ERR_ARG, "NULL outputs");
+        dl_net_free(net);
+    }
+}
+
 int main(void) {
+    (void)fuzz_dl_one;              /* only fuzz_dl_graph is used here */
     RUN(test_node_tests);
     RUN(test_pytorch_fixtures);
+    RUN(test_export);
     return test_summary();
 }
