@@ -10,7 +10,7 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean onnx-coverage onnx-ort
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -18,6 +18,20 @@ $(B)/%: tests/%.c dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
+$(B)/test_onnx: tests/fuzz/fuzz_dl.h tests/fuzz/fuzz_onnx.h
+
+# ONNX: docs/ONNX_COVERAGE.md from libonnx-testdata's node tests, and ONNX
+# Runtime (npm onnxruntime-node, as for make bench) on what dl.h exports
+# (build/onnx_export, written by test_onnx). gen_onnx.py --check runs
+# onnx.checker (python3-onnx) on the same files when it is installed.
+onnx-coverage: $(B)/test_onnx
+	DL_ONNX_COVERAGE=docs/ONNX_COVERAGE.md $(B)/test_onnx | tail -1
+onnx-ort: $(B)/test_onnx
+	@$(B)/test_onnx >/dev/null || true
+	@[ -d $(B)/node_modules/onnxruntime-node ] || ! command -v npm >/dev/null || \
+	  ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --prefix $(B) onnxruntime-node >/dev/null 2>&1 || true
+	@! /usr/bin/python3 -c 'import onnx' 2>/dev/null || /usr/bin/python3 tests/gen_onnx.py --check $(B)/onnx_export | tail -1
+	NODE_PATH=$(B)/node_modules node tests/onnx_ort.js $(B)/onnx_export
 
 # The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
 EXAMPLES = $(B)/fashion $(B)/classify
@@ -89,9 +103,10 @@ valgrind: $(TESTS)
 # long and merges what grew into tests/fuzz/corpus_*; fuzz-smoke (CI) replays
 # every corpus file, then fuzzes each target for SMOKE_SECONDS. Crashes land
 # in build/ as crash-*: make each a regression file in the corpus.
-FUZZERS       = model checkpoint idx
+FUZZERS       = model checkpoint idx onnx
 FUZZ_SECONDS ?= 60
 SMOKE_SECONDS ?= 15
+$(B)/fuzz_onnx: tests/fuzz/fuzz_onnx.h
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_dl.h dl.h examples/idx.h
 	@mkdir -p $(B)
 	clang -std=c99 $(WARN) -g -O1 -fsanitize=fuzzer $(SAN) -I. $< -o $@ $(LDLIBS)

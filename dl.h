@@ -4748,6 +4748,10 @@ static int dl__ox_external(dl__ox *ox, const unsigned char *m, size_t n, size_t 
     if (len != want) return dl__ox_failf(ox, DL_ERR_FORMAT, "external data of %llu bytes for a tensor of %lu", len, (unsigned long)want);
     snprintf(path, sizeof path, "%s/%s", ox->dir, loc);
     if (!(fp = fopen(path, "rb"))) return dl__ox_failf(ox, DL_ERR_IO, "cannot open external data %s", path);
+    if (fseek(fp, 0, SEEK_END) || ftell(fp) < 0 || off > (unsigned long long)ftell(fp) || len > (unsigned long long)ftell(fp) - off) {
+        fclose(fp);
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "external data %s is shorter than offset %llu + %llu", path, off, len);
+    }
     if (!(*out = (unsigned char *)DL_MALLOC(want ? want : 1))) { fclose(fp); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
     ok = off <= (unsigned long long)LONG_MAX && !fseek(fp, (long)off, SEEK_SET) && fread(*out, 1, want, fp) == want;
     fclose(fp);
@@ -4764,9 +4768,10 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     int64_t dims[DL__OX_MAXR];
     const unsigned char *raw = NULL;
     unsigned char *ext = NULL;
-    size_t rawn = 0, k;
-    long nd = dl__pb_repeated(m, n, 1, 0, NULL), nv;
-    int dtype = 0, external = 0, r, rc, isint, es;
+    size_t rawn = 0, k, cnt;
+    long nd = dl__pb_repeated(m, n, 1, 0, NULL), nv = 0;
+    int dtype = 0, external = 0, r, rc, isint, es, kind;
+    uint32_t field;
     memset(t, 0, sizeof *t);
     if (name) { name->p = ""; name->n = 0; }
     while ((r = dl__pb_next(&b, &f)) > 0) {
@@ -4782,18 +4787,25 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     if (dtype < 1 || dtype > 13 || !esize[dtype]) return dl__ox_unsup(ox, "tensor data type %d", dtype);
     isint = dtype != DL__OX_FLOAT && dtype != DL__OX_FLOAT16 && dtype != DL__OX_DOUBLE;
     es = esize[dtype];
-    if ((rc = dl__ox_t_alloc(t, isint, (int)nd, dims)) != DL_OK)
-        return dl__ox_failf(ox, rc, rc == DL_ERR_NOMEM ? "out of memory" : "tensor dims negative or over 2^31 elements");
-    if (external) {
-        if ((rc = dl__ox_external(ox, m, n, t->count * (size_t)es, &ext)) != DL_OK) { dl__ox_t_free(t); return rc; }
-        raw = ext; rawn = t->count * (size_t)es;
+    for (k = 0, cnt = 1; k < (size_t)nd; k++) {     /* sizes are checked before anything is allocated */
+        if (dims[k] < 0 || (dims[k] && cnt > (size_t)DL__OX_MAXCOUNT / (size_t)dims[k]))
+            return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor dims negative or over 2^31 elements");
+        cnt *= (size_t)dims[k];
     }
+    if (external) {
+        if ((rc = dl__ox_external(ox, m, n, cnt * (size_t)es, &ext)) != DL_OK) return rc;
+        raw = ext; rawn = cnt * (size_t)es;
+    }
+    if (raw && rawn != cnt * (size_t)es)
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "raw_data holds %lu bytes for %lu elements of %d bytes",
+                            (unsigned long)rawn, (unsigned long)cnt, es);
+    field = dtype == DL__OX_FLOAT ? 4 : dtype == DL__OX_DOUBLE ? 10 : dtype == DL__OX_INT64 ? 7 :
+            dtype == DL__OX_UINT32 || dtype == DL__OX_UINT64 ? 11 : 5;
+    kind = dtype == DL__OX_FLOAT ? 4 : dtype == DL__OX_DOUBLE ? 8 : 0;
+    if (!raw && ((nv = dl__pb_repeated(m, n, field, kind, NULL)) < 0 || (size_t)nv != cnt))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor holds %ld values for %lu elements", nv, (unsigned long)cnt);
+    if ((rc = dl__ox_t_alloc(t, isint, (int)nd, dims)) != DL_OK) { DL_FREE(ext); return dl__ox_failf(ox, rc, "out of memory"); }
     if (raw) {
-        if (rawn != t->count * (size_t)es) {
-            dl__ox_t_free(t);
-            return dl__ox_failf(ox, DL_ERR_FORMAT, "raw_data holds %lu bytes for %lu elements of %d bytes",
-                                (unsigned long)rawn, (unsigned long)t->count, es);
-        }
         for (k = 0; k < t->count; k++) {
             uint64_t u = dl__pb_le(raw + k * (size_t)es, es);
             switch (dtype) {
@@ -4810,15 +4822,7 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
         return DL_OK;
     }
     {   /* the typed field of each data type */
-        uint32_t field = dtype == DL__OX_FLOAT ? 4 : dtype == DL__OX_DOUBLE ? 10 : dtype == DL__OX_INT64 ? 7 :
-                         dtype == DL__OX_UINT32 || dtype == DL__OX_UINT64 ? 11 : 5;
-        int kind = dtype == DL__OX_FLOAT ? 4 : dtype == DL__OX_DOUBLE ? 8 : 0;
         void *tmp;
-        nv = dl__pb_repeated(m, n, field, kind, NULL);
-        if (nv < 0 || (size_t)nv != t->count) {
-            dl__ox_t_free(t);
-            return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor holds %ld values for %lu elements", nv, (unsigned long)t->count);
-        }
         if (dtype == DL__OX_FLOAT) { dl__pb_repeated(m, n, field, kind, t->f); return DL_OK; }
         if (isint && dtype != DL__OX_INT32 && dtype != DL__OX_INT16 && dtype != DL__OX_INT8) { dl__pb_repeated(m, n, field, kind, t->i); return DL_OK; }
         if (!(tmp = dl__calloc(t->count ? t->count : 1, 8))) { dl__ox_t_free(t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }

@@ -17,6 +17,7 @@
 #include "dl.h"
 #include "tests/test.h"
 #include "tests/fuzz/fuzz_dl.h"
+#include "tests/fuzz/fuzz_onnx.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,12 @@ static int run_case(const char *dir, char *op, size_t oplen, char *why, size_t w
     }
     bind_inputs(model, mlen, bound + 1, n_in - 1, blen + 1, &bm);
     net = dl_onnx_load_mem(bm.p, bm.len, &st);
+    if (getenv("DL_ONNX_SEEDS") && bm.len <= 4096) {  /* fuzzing seeds: the models as this test runs them */
+        const char *base = strrchr(dir, '/');
+        FILE *f;
+        snprintf(path, sizeof path, "%s/%s.onnx", getenv("DL_ONNX_SEEDS"), base ? base + 1 : dir);
+        if ((f = fopen(path, "wb"))) { fwrite(bm.p, 1, bm.len, f); fclose(f); }
+    }
     free(bm.p);
     if (!net) {
         snprintf(why, whylen, "%s", st.msg);
@@ -469,10 +476,202 @@ static void test_export(void) {
     }
 }
 
+/* ---- 4. bad input ---- */
+/* A graph input or output [N, c] named name. */
+static void mk_valinfo(dl__wbuf *g, uint32_t field, const char *name, int c) {
+    dl__wbuf vi, tp, tt, sh, dim;
+    memset(&vi, 0, sizeof vi); memset(&tp, 0, sizeof tp); memset(&tt, 0, sizeof tt);
+    memset(&sh, 0, sizeof sh); memset(&dim, 0, sizeof dim);
+    dl__pw_str(&dim, 2, "N"); dl__pw_msg(&sh, 1, &dim);
+    dl__pw_int(&dim, 1, c); dl__pw_msg(&sh, 1, &dim);
+    dl__pw_int(&tt, 1, DL__OX_FLOAT); dl__pw_msg(&tt, 2, &sh);
+    dl__pw_msg(&tp, 1, &tt);
+    dl__pw_str(&vi, 1, name); dl__pw_msg(&vi, 2, &tp);
+    dl__pw_msg(g, field, &vi);
+}
+static void mk_node(dl__wbuf *g, const char *op, const char *in0, const char *in1, const char *out) {
+    dl__wbuf node;
+    const char *in[3];
+    in[0] = in0; in[1] = in1; in[2] = NULL;
+    dl__pw_node(&node, op, out, out, in);
+    dl__pw_msg(g, 1, &node);
+}
+/* The model around graph g (freed): IR 7, opset 13. */
+static void mk_model(dl__wbuf *m, dl__wbuf *g) {
+    dl__wbuf op;
+    memset(m, 0, sizeof *m); memset(&op, 0, sizeof op);
+    dl__pw_int(m, 1, 7);
+    dl__pw_msg(m, 7, g);
+    dl__pw_str(&op, 1, ""); dl__pw_int(&op, 2, 13);
+    dl__pw_msg(m, 8, &op);
+}
+static int load_code(const dl__wbuf *m, char *msg) {
+    dl_status st;
+    dl_net *net = dl_onnx_load_mem(m->p, m->len, &st);
+    dl_net_free(net);
+    if (msg) snprintf(msg, 256, "%s", st.msg);
+    return net ? DL_OK : st.code;
+}
+
+static void test_bad_input(void) {
+    dl__wbuf g, m;
+    char msg[256];
+    int rc;
+    size_t cut;
+    static const unsigned char past_end[] = { 0x08, 0x07, 0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x0a, 0x00 };
+    static const unsigned char long_varint[] = { 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+    dl_status st;
+    {   /* a working model first: x -> Relu -> y */
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4); mk_node(&g, "Relu", "x", NULL, "y"); mk_valinfo(&g, 12, "y", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_OK, "relu model: %s", msg);
+        for (cut = 0; cut < m.len; cut++) {     /* every truncation: an error or a net, never a crash */
+            dl_net *net = dl_onnx_load_mem(m.p, cut, &st);
+            CHECK(net || (st.code != DL_OK && st.msg[0]), "cut at %lu: no net and no message", (unsigned long)cut);
+            dl_net_free(net);
+        }
+        free(m.p);
+    }
+    CHECK(dl_onnx_load_mem(past_end, sizeof past_end, &st) == NULL && st.code == DL_ERR_FORMAT, "length past the end: %s", st.msg);
+    CHECK(dl_onnx_load_mem(long_varint, sizeof long_varint, &st) == NULL && st.code == DL_ERR_FORMAT, "11-byte varint: %s", st.msg);
+    CHECK(dl_onnx_load_mem(NULL, 0, &st) == NULL && st.code == DL_ERR_ARG, "NULL data");
+    CHECK(dl_onnx_load_mem("", 0, &st) == NULL && st.code == DL_ERR_FORMAT, "empty: %s", st.msg);
+    {   /* huge dims with 4 bytes of data: refused before any allocation */
+        static const int64_t dims[2][2] = { { (int64_t)1 << 40, (int64_t)1 << 40 }, { 1000000, 1000 } };
+        int k;
+        for (k = 0; k < 2; k++) {
+            dl__wbuf t;
+            float one = 1;
+            memset(&g, 0, sizeof g); memset(&t, 0, sizeof t);
+            dl__pw_int(&t, 1, dims[k][0]); dl__pw_int(&t, 1, dims[k][1]); dl__pw_int(&t, 2, DL__OX_FLOAT);
+            dl__pw_str(&t, 8, "w"); dl__pw_bytes(&t, 9, &one, 4);
+            dl__pw_msg(&g, 5, &t);
+            mk_valinfo(&g, 11, "x", 4); mk_node(&g, "MatMul", "x", "w", "y"); mk_valinfo(&g, 12, "y", 4);
+            mk_model(&m, &g);
+            CHECK(load_code(&m, msg) == DL_ERR_FORMAT, "huge dims %d: %s", k, msg);
+            free(m.p);
+        }
+    }
+    {   /* a cycle: a = Relu(b), b = Relu(a) */
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4); mk_node(&g, "Relu", "b", NULL, "a"); mk_node(&g, "Relu", "a", NULL, "b");
+        mk_valinfo(&g, 12, "a", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_ERR_FORMAT && strstr(msg, "cyclic"), "cycle: %s", msg);
+        free(m.p);
+    }
+    {   /* a self-loop, and an output nothing makes */
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4); mk_node(&g, "Relu", "a", NULL, "a"); mk_valinfo(&g, 12, "a", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_ERR_FORMAT, "self-loop: %s", msg);
+        free(m.p);
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4); mk_node(&g, "Relu", "x", NULL, "a"); mk_valinfo(&g, 12, "zz", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_ERR_FORMAT, "missing output: %s", msg);
+        free(m.p);
+    }
+    {   /* every unsupported node listed at once, with its name */
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4);
+        mk_node(&g, "Foo", "x", NULL, "a"); mk_node(&g, "Relu", "a", NULL, "b"); mk_node(&g, "Bar", "b", NULL, "c");
+        mk_node(&g, "Softmax", "x", NULL, "d"); mk_node(&g, "Sub", "x", "x", "e");
+        mk_valinfo(&g, 12, "c", 4);
+        mk_model(&m, &g);
+        rc = load_code(&m, msg);
+        CHECK(rc == DL_ERR_UNSUPPORTED && strstr(msg, "3 unsupported") && strstr(msg, "Foo 'a'") && strstr(msg, "Bar 'c'") &&
+              strstr(msg, "Sub 'e'") && strstr(msg, "opset 13"), "unsupported list: %s", msg);
+        free(m.p);
+    }
+    {   /* two graph inputs */
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4); mk_valinfo(&g, 11, "x2", 4); mk_node(&g, "Add", "x", "x2", "y"); mk_valinfo(&g, 12, "y", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_ERR_UNSUPPORTED, "two inputs: %s", msg);
+        free(m.p);
+    }
+}
+
+/* float16, double and external weights: a MatMul by a 4x2 matrix */
+static void test_weights(void) {
+    static const float w[8] = { 1.5f, -2, 0.25f, 3, -0.5f, 1, 2, -1 };
+    static const unsigned short h[8] = { 0x3e00, 0xc000, 0x3400, 0x4200, 0xb800, 0x3c00, 0x4000, 0xbc00 };  /* w as halves */
+    static const float x[4] = { 1, 2, 3, 4 };
+    const float want[2] = { 1.5f + 0.5f - 1.5f + 8, -2 + 6 + 3 - 4 };
+    int kind;
+    for (kind = 0; kind < 5; kind++) {      /* half raw, half typed, double, external, external through ".." */
+        dl__wbuf g, m, t;
+        dl_status st;
+        dl_net *net;
+        char side[] = "build/onnx_side.bin";
+        int k;
+        memset(&g, 0, sizeof g); memset(&t, 0, sizeof t);
+        dl__pw_int(&t, 1, 4); dl__pw_int(&t, 1, 2);
+        dl__pw_int(&t, 2, kind == 0 || kind == 1 ? DL__OX_FLOAT16 : kind == 2 ? DL__OX_DOUBLE : DL__OX_FLOAT);
+        dl__pw_str(&t, 8, "w");
+        if (kind == 0) dl__pw_bytes(&t, 9, h, sizeof h);       /* little-endian host assumed by this test */
+        else if (kind == 1) for (k = 0; k < 8; k++) dl__pw_int(&t, 5, h[k]);
+        else if (kind == 2) { double dd[8]; for (k = 0; k < 8; k++) dd[k] = w[k]; dl__pw_bytes(&t, 9, dd, sizeof dd); }
+        else {
+            dl__wbuf e;
+            FILE *f = fopen(side, "wb");
+            if (f) { fwrite("pad.", 1, 4, f); fwrite(w, 4, 8, f); fclose(f); }
+            memset(&e, 0, sizeof e); dl__pw_str(&e, 1, "location"); dl__pw_str(&e, 2, kind == 3 ? "onnx_side.bin" : "../build/onnx_side.bin"); dl__pw_msg(&t, 13, &e);
+            memset(&e, 0, sizeof e); dl__pw_str(&e, 1, "offset"); dl__pw_str(&e, 2, "4"); dl__pw_msg(&t, 13, &e);
+            dl__pw_int(&t, 14, 1);
+        }
+        dl__pw_msg(&g, 5, &t);
+        mk_valinfo(&g, 11, "x", 4); mk_node(&g, "MatMul", "x", "w", "y"); mk_valinfo(&g, 12, "y", 2);
+        mk_model(&m, &g);
+        if (kind >= 3) {
+            FILE *f = fopen("build/onnx_ext.onnx", "wb");
+            if (f) { fwrite(m.p, 1, m.len, f); fclose(f); }
+            net = dl_onnx_load_mem(m.p, m.len, &st);
+            CHECK(!net && st.code == DL_ERR_UNSUPPORTED, "external data from memory: %s", st.msg);
+            net = dl_onnx_load("build/onnx_ext.onnx", &st);
+            if (kind == 4) CHECK(!net && st.code == DL_ERR_FORMAT && strstr(st.msg, "relative"), "path traversal: %s", st.msg);
+        } else net = dl_onnx_load_mem(m.p, m.len, &st);
+        if (kind < 4) {
+            const float *y = net ? dl_predict(net, dl_onnx_output(net, "y"), x, 1) : NULL;
+            CHECK(y && y[0] == want[0] && y[1] == want[1], "weights kind %d: %s", kind, net ? dl_net_error(net) : st.msg);
+        }
+        dl_net_free(net);
+        free(m.p);
+    }
+}
+
+/* The fuzzing corpus, replayed in every build (sanitizers, valgrind). */
+static void test_fuzz_corpus(void) {
+    DIR *d = opendir("tests/fuzz/corpus_onnx");
+    struct dirent *e;
+    int n = 0;
+    CHECK(d != NULL, "tests/fuzz/corpus_onnx missing");
+    while (d && (e = readdir(d))) {
+        char path[512];
+        unsigned char *p;
+        size_t len;
+        int line;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "tests/fuzz/corpus_onnx/%s", e->d_name);
+        if (!(p = read_all(path, &len))) continue;
+        line = fuzz_onnx_one(p, len);
+        CHECK(line == 0, "%s: fuzz_onnx.h:%d", path, line);
+        free(p);
+        n++;
+    }
+    if (d) closedir(d);
+    printf("    %d corpus files replayed\n", n);
+}
+
 int main(void) {
     (void)fuzz_dl_one;              /* only fuzz_dl_graph is used here */
     RUN(test_node_tests);
     RUN(test_pytorch_fixtures);
     RUN(test_export);
+    RUN(test_bad_input);
+    RUN(test_weights);
+    RUN(test_fuzz_corpus);
     return test_summary();
 }
