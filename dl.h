@@ -120,6 +120,7 @@
       DL_ASSERT(x)               the library's own invariants (default assert)
       DL_STATIC                  make all functions static
       DL_NO_THREADS              (reserved) build without POSIX threads
+      DL_NO_ONNX                 leave out ONNX import and export (the >>onnx zone)
 
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
@@ -130,6 +131,9 @@
                  centered); clipping by global norm; settable learning rate
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   ONNX          dl_onnx_load / dl_onnx_save: models from PyTorch, Keras, ... run
+                 here, nets trained here run anywhere (opset 13 out, 1-21 in;
+                 docs/ONNX_COVERAGE.md lists what imports)
 */
 #ifndef DL_H_INCLUDED
 #define DL_H_INCLUDED
@@ -4699,8 +4703,8 @@ static int dl__ox_t_alloc(dl__ox_t *t, int isint, int ndim, const int64_t *dims)
         c *= (size_t)dims[k];
     }
     t->count = c;
-    if (isint) t->i = (int64_t *)dl__calloc(c ? c : 1, sizeof(int64_t));
-    else t->f = (float *)dl__calloc(c ? c : 1, sizeof(float));
+    if (isint) t->i = (int64_t *)DL_MALLOC((c ? c : 1) * sizeof(int64_t));   /* every element is written next */
+    else t->f = (float *)DL_MALLOC((c ? c : 1) * sizeof(float));
     return (isint ? (void *)t->i : (void *)t->f) ? DL_OK : DL_ERR_NOMEM;
 }
 static double dl__ox_get(const dl__ox_t *t, size_t k) { return t->isint ? (double)t->i[k] : (double)t->f[k]; }
@@ -4771,7 +4775,7 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     size_t rawn = 0, k, cnt;
     long nd = dl__pb_repeated(m, n, 1, 0, NULL), nv = 0;
     int dtype = 0, external = 0, r, rc, isint, es, kind;
-    uint32_t field;
+    uint32_t field, one = 1;
     memset(t, 0, sizeof *t);
     if (name) { name->p = ""; name->n = 0; }
     while ((r = dl__pb_next(&b, &f)) > 0) {
@@ -4805,6 +4809,11 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     if (!raw && ((nv = dl__pb_repeated(m, n, field, kind, NULL)) < 0 || (size_t)nv != cnt))
         return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor holds %ld values for %lu elements", nv, (unsigned long)cnt);
     if ((rc = dl__ox_t_alloc(t, isint, (int)nd, dims)) != DL_OK) { DL_FREE(ext); return dl__ox_failf(ox, rc, "out of memory"); }
+    if (raw && dtype == DL__OX_FLOAT && *(const unsigned char *)&one) {
+        memcpy(t->f, raw, cnt * 4);     /* a little-endian host: the bytes are the floats */
+        DL_FREE(ext);
+        return DL_OK;
+    }
     if (raw) {
         for (k = 0; k < t->count; k++) {
             uint64_t u = dl__pb_le(raw + k * (size_t)es, es);
@@ -5032,13 +5041,21 @@ static int dl__ox_view(dl__ox *ox, dl_layer **l, int r, const int64_t *d) {
     *l = dl_reshape(*l, nd, s);
     return dl__ox_take(ox, *l);
 }
-static int dl__ox_setp(dl__ox *ox, dl_layer *l, const char *what, const float *src, size_t count) {
+/* Layer l's parameter `what`, which must hold count floats; NULL (and ox->err) if not. */
+static float *dl__ox_param(dl__ox *ox, dl_layer *l, const char *what, size_t count) {
     char nm[64];
     dl_param *p;
     snprintf(nm, sizeof nm, "%s.%s", dl_layer_name(l), what);
-    if (!(p = dl_net_find_param(ox->net, nm)) || (size_t)p->size != count)
-        return dl__ox_failf(ox, DL_ERR_SHAPE, "parameter %s: %d floats for %lu", nm, p ? p->size : 0, (unsigned long)count);
-    memcpy(p->data, src, count * sizeof(float));
+    if (!(p = dl_net_find_param(ox->net, nm)) || (size_t)p->size != count) {
+        dl__ox_failf(ox, DL_ERR_SHAPE, "parameter %s: %d floats for %lu", nm, p ? p->size : 0, (unsigned long)count);
+        return NULL;
+    }
+    return p->data;
+}
+static int dl__ox_setp(dl__ox *ox, dl_layer *l, const char *what, const float *src, size_t count) {
+    float *p = dl__ox_param(ox, l, what, count);
+    if (!p) return DL_ERR_SHAPE;
+    memcpy(p, src, count * sizeof(float));
     return DL_OK;
 }
 static int64_t dl__ox_norm_axis(int64_t a, int r) { return a < 0 ? a + r : a; }
@@ -5222,6 +5239,7 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     cd.kernel_h = k[0]; cd.kernel_w = k[1]; cd.stride_h = s[0]; cd.stride_w = s[1];
     cd.pad_h = p[0]; cd.pad_w = p[1]; cd.dilation_h = dil[0]; cd.dilation_w = dil[1];
     cd.no_bias = !b;
+    cd.init = DL_INIT_ZEROS;        /* the weights are set below */
     if (cd.groups < 1 || x->l->shape[0] % cd.groups || w->dims[1] * cd.groups != x->l->shape[0])
         return dl__ox_failf(ox, DL_ERR_FORMAT, "group %d does not fit %d channels and weights of %lld", cd.groups, x->l->shape[0], (long long)w->dims[1]);
     if (b && (b->count != (size_t)cd.filters)) return dl__ox_failf(ox, DL_ERR_FORMAT, "bias of %lu for %d filters", (unsigned long)b->count, cd.filters);
@@ -5397,21 +5415,20 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
             return dl__ox_unsup(ox, "C that is not a float [N] or [1,N] initializer");
     }
     memset(&dd, 0, sizeof dd);
-    dd.units = (int)N; dd.no_bias = !c;
+    dd.units = (int)N; dd.no_bias = !c; dd.init = DL_INIT_ZEROS;   /* every weight is set below */
     l = dl_dense_ex(a->l, &dd);
     if ((rc = dl__ox_take(ox, l))) return rc;
-    if (!(w = (float *)dl__calloc((size_t)(N * K), sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    if (!(w = dl__ox_param(ox, l, "weight", (size_t)(N * K)))) return DL_ERR_SHAPE;
     for (i = 0; i < N; i++)
-        for (j = 0; j < K; j++) w[i * K + j] = alpha * b->f[tb ? i * K + j : j * N + i];
-    rc = dl__ox_setp(ox, l, "weight", w, (size_t)(N * K));
-    if (!rc && c) {
+        if (tb && alpha == 1.0f) memcpy(w + i * K, b->f + i * K, (size_t)K * sizeof *w);
+        else for (j = 0; j < K; j++) w[i * K + j] = alpha * b->f[tb ? i * K + j : j * N + i];
+    if (c) {
         int64_t d2[2];
         d2[0] = 1; d2[1] = N;
+        if (!(w = dl__ox_param(ox, l, "bias", (size_t)N))) return DL_ERR_SHAPE;
         for (i = 0; i < N; i++) w[i] = beta * c->f[dl__ox_bcast(d2, 2, c, (size_t)i)];
-        rc = dl__ox_setp(ox, l, "bias", w, (size_t)N);
     }
-    DL_FREE(w);
-    return rc ? rc : dl__ox_out_layer(ox, 0, l, 2);
+    return dl__ox_out_layer(ox, 0, l, 2);
 }
 
 /* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */

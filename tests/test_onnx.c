@@ -260,8 +260,8 @@ static void write_coverage(const char *path, int total, int passed, int unsup) {
                "within |a-b| <= 1e-4 + 1e-3|b|. A case is *unsupported* when the importer refuses it with\n"
                "DL_ERR_UNSUPPORTED (the reason is the importer's own message); it is *failed* otherwise.\n"
                "Node tests give every operand as a graph input; inputs after the first are bound as\n"
-               "initializers (dl.h nets have one input). \"(expanded)\" rows are the same tests written as\n"
-               "several nodes.\n\n"
+               "initializers (dl.h nets have one input). \"Models of several nodes\" are the function-expanded\n"
+               "tests, grouped in one row.\n\n"
                "Total: %d cases, %d ran and passed, %d unsupported, %d failed.\n\n"
                "| op | cases | passed | unsupported | failed | why unsupported or failed |\n"
                "|---|---:|---:|---:|---:|---|\n", testdata_dir(), total, passed, unsup, total - passed - unsup);
