@@ -5156,6 +5156,7 @@ static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     if (!x) return dl__ox_unsup(ox, "no input");
     if (!dl__str_is(n->op, "Dropout")) return dl__ox_alias(ox, 0, x);
     if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the dropout mask output");
+    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode)");
     if (n->n_in > 2 && n->in[2].n && (!train || (train->count && dl__ox_get(train, 0) != 0)))
         return dl__ox_unsup(ox, "training_mode not constant false");
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
@@ -5312,6 +5313,7 @@ static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     for (k = 1; k < n->n_out; k++) if (n->out[k].n) return dl__ox_unsup(ox, "training outputs (running statistics)");
     if (dl__ox_ai(n, "training_mode", 0)) return dl__ox_unsup(ox, "training_mode 1");
     if (!dl__ox_ai(n, "spatial", 1)) return dl__ox_unsup(ox, "spatial 0 (statistics per activation)");
+    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode)");
     for (k = 0; k < 4; k++) {
         t[k] = dl__ox_cin(ox, k + 1);
         if (!t[k] || t[k]->isint) return dl__ox_unsup(ox, "%s that is not a float initializer", names[k]);
@@ -5398,6 +5400,7 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     int64_t K, N, i, j;
     if ((rc = dl__ox_layer_in(ox, 0, &a))) return rc;
     if (!mm && dl__ox_ai(n, "transA", 0)) return dl__ox_unsup(ox, "transA on a batch input");
+    if (!mm && n->n_in > 2 && n->in[2].n && !c) return dl__ox_unsup(ox, "C that is not an initializer");
     if (!b || b->isint || b->ndim != 2) {
         dl__ox_val *bv = dl__ox_in(ox, 1);
         if (mm && bv && bv->kind == DL__OX_LAYER && a->rank >= 3 && bv->rank == a->rank)
@@ -5596,7 +5599,7 @@ static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
 static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
     int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], perm[DL__OX_MAXR];
-    int r, k, c, last = -1;
+    int r, k, c, last = -1, moves = 0;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
     r = dl__ox_dims(ox, x, d);
     c = dl__ox_aints(n, "perm", perm, DL__OX_MAXR);
@@ -5606,11 +5609,27 @@ static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
         if (perm[k] < 0 || perm[k] >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "perm out of range");
         o[k] = d[perm[k]];
         if (o[k] != 1 || (x->kind == DL__OX_LAYER && perm[k] == 0)) {
-            if (perm[k] < last) return dl__ox_unsup(ox, "a transpose that moves data (waiting for the layers issue)");
+            if (perm[k] < last) {
+                if (x->kind == DL__OX_LAYER) return dl__ox_unsup(ox, "a transpose that moves data (waiting for the layers issue)");
+                moves = 1;
+            }
             last = (int)perm[k];
         }
     }
     if (x->kind == DL__OX_LAYER && perm[0] != 0) return dl__ox_unsup(ox, "a transpose that moves the batch dim");
+    if (x->kind == DL__OX_CONST && moves) {    /* folded: out[e] = in[e's index under perm] */
+        dl__ox_t t;
+        size_t e, st[DL__OX_MAXR];
+        int rc;
+        if ((rc = dl__ox_t_alloc(&t, x->t.isint, r, o))) return dl__ox_failf(ox, rc, "too large");
+        for (k = r - 1, e = 1; k >= 0; k--) { st[k] = e; e *= (size_t)d[k]; }
+        for (e = 0; e < t.count; e++) {
+            size_t rem = e, src = 0;
+            for (k = r - 1; k >= 0; k--) { src += (rem % (size_t)o[k]) * st[perm[k]]; rem /= (size_t)o[k]; }
+            if (t.isint) t.i[e] = x->t.i[src]; else t.f[e] = x->t.f[src];
+        }
+        return dl__ox_out_const(ox, 0, &t);
+    }
     return dl__ox_reshape_to(ox, x, o, r);
 }
 
@@ -5813,19 +5832,19 @@ static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
 static const dl__ox_op dl__ox_ops[] = {
     { "Add", "", dl__ox_binary },
     { "AveragePool", "auto_pad ceil_mode count_include_pad kernel_shape pads strides", dl__ox_pool },
-    { "BatchNormalization", "epsilon momentum training_mode spatial", dl__ox_batchnorm },
+    { "BatchNormalization", "epsilon is_test momentum training_mode spatial", dl__ox_batchnorm },
     { "Cast", "to saturate", dl__ox_cast },
     { "Concat", "axis", dl__ox_concat },
     { "Constant", "value value_float value_floats value_int value_ints", dl__ox_constant },
     { "ConstantOfShape", "value", dl__ox_constofshape },
     { "Conv", "auto_pad dilations group kernel_shape pads strides", dl__ox_conv },
     { "Div", "", dl__ox_binary },
-    { "Dropout", "ratio seed", dl__ox_identity },
+    { "Dropout", "is_test ratio seed", dl__ox_identity },
     { "Elu", "alpha", dl__ox_unary },
     { "Expand", "", dl__ox_expand },
     { "Flatten", "axis", dl__ox_flatten },
     { "Gather", "axis", dl__ox_gather },
-    { "Gemm", "alpha beta transA transB", dl__ox_gemm },
+    { "Gemm", "alpha beta broadcast transA transB", dl__ox_gemm },
     { "GlobalAveragePool", "", dl__ox_global },
     { "GlobalMaxPool", "", dl__ox_global },
     { "Identity", "", dl__ox_identity },
