@@ -5898,11 +5898,13 @@ static void dl__ox_note(dl__ox *ox, const dl__ox_node *n) {
 }
 
 /* ---- names: an ONNX name that is not a valid layer name (over 31
-   characters, a '.' or '~') becomes its first 22 characters, '~' and a hash ---- */
+   characters or a '.') or starts with '~' (the importer's own helper
+   layers are "~1", "~2", ...) becomes its first 22 characters, '~' and a
+   hash. Such names export as they are, so they round-trip from then on. ---- */
 static void dl__ox_layer_name(const char *p, size_t n, char out[32]) {
     size_t k;
-    int ok = n >= 1 && n <= 31;
-    for (k = 0; k < n && ok; k++) ok = p[k] != '.' && p[k] != '~' && p[k] != 0;
+    int ok = n >= 1 && n <= 31 && p[0] != '~';
+    for (k = 0; k < n && ok; k++) ok = p[k] != '.' && p[k] != 0;
     if (ok) { memcpy(out, p, n); out[n] = 0; return; }
     for (k = 0; k < n && k < 22; k++) out[k] = p[k] == '.' || p[k] == '~' || p[k] == 0 ? '_' : p[k];
     snprintf(out + k, 32 - k, "~%08lx", (unsigned long)dl__fnv(p, n));

@@ -417,7 +417,7 @@ static void write_floats(const char *path, const float *f, size_t n) {
     fclose(fp);
 }
 
-static void export_one(const char *name, dl_net *net, dl_layer *out) {
+static void export_one(const char *name, dl_net *net, dl_layer *out, int keep_params) {
     static float x[3 * 4096];
     float *y;
     void *data = NULL;
@@ -430,7 +430,7 @@ static void export_one(const char *name, dl_net *net, dl_layer *out) {
     int k, n_missing = 0, rc;
     CHECK(out != NULL && dl_layer_size(in) <= 4096, "%s: built (%s)", name, dl_net_error(net));
     if (!out) return;
-    scramble(net);
+    if (!keep_params) scramble(net);
     for (i = 0; i < (size_t)3 * dl_layer_size(in); i++) x[i] = (float)sin(0.37 * (double)i) * 1.5f;
     ny = (size_t)3 * dl_layer_size(out);
     y = (float *)malloc(ny * sizeof(float));
@@ -493,13 +493,24 @@ static int square_fwd(const dl_custom_args *a) { int i; for (i = 0; i < a->n * a
 static void test_export(void) {
     int g;
     dl_net *net = dl_net_new();
-    export_one("ref_cnn", net, ref_cnn(net));
+    export_one("ref_cnn", net, ref_cnn(net), 0);
     dl_net_free(net);
     for (g = 0; g < 4; g++) {       /* between them every op a net can hold (fuzz_dl.h) */
         char name[32];
         net = dl_net_new();
         snprintf(name, sizeof name, "graph%d", g);
-        export_one(name, net, fuzz_dl_graph(net, g));
+        export_one(name, net, fuzz_dl_graph(net, g), 0);
+        dl_net_free(net);
+    }
+    {   /* PyTorch's export, imported, exported again (ONNX Runtime checks it too) */
+        dl_status st;
+        net = dl_onnx_load("tests/fixtures/onnx/ref_cnn_op17.onnx", &st);
+        CHECK(net != NULL, "%s", st.msg);
+        if (net) export_one("torch_ref_cnn", net, dl_onnx_output(net, "y"), 1);
+        dl_net_free(net);
+        net = dl_onnx_load("tests/fixtures/onnx/mixed_op13.onnx", &st);
+        CHECK(net != NULL, "%s", st.msg);
+        if (net) export_one("torch_mixed", net, dl_onnx_output(net, "y"), 1);
         dl_net_free(net);
     }
     {   /* a custom layer has no ONNX form: a clear error */
