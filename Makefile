@@ -5,12 +5,13 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -pedantic -Werror
 LDLIBS   = -lm -pthread
 B        = build
+comma    = ,
 
 # Every test is one C file that includes dl.h with its implementation
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean onnx-coverage onnx-ort
+.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -20,18 +21,12 @@ $(B)/%: tests/%.c dl.h tests/test.h
 $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
 $(B)/test_onnx: tests/fuzz/fuzz_dl.h tests/fuzz/fuzz_onnx.h
 
-# ONNX: docs/ONNX_COVERAGE.md from libonnx-testdata's node tests, and ONNX
-# Runtime (npm onnxruntime-node, as for make bench) on what dl.h exports
-# (build/onnx_export, written by test_onnx). gen_onnx.py --check runs
-# onnx.checker (python3-onnx) on the same files when it is installed.
+# ONNX: docs/ONNX_COVERAGE.md from libonnx-testdata's node tests; onnx-ort
+# is the ONNX Runtime and onnx.checker part of make test on its own.
 onnx-coverage: $(B)/test_onnx
 	DL_ONNX_COVERAGE=docs/ONNX_COVERAGE.md $(B)/test_onnx | tail -1
-onnx-ort: $(B)/test_onnx
-	@$(B)/test_onnx >/dev/null || true
-	@[ -d $(B)/node_modules/onnxruntime-node ] || ! command -v npm >/dev/null || \
-	  ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --prefix $(B) onnxruntime-node >/dev/null 2>&1 || true
-	@! /usr/bin/python3 -c 'import onnx' 2>/dev/null || /usr/bin/python3 tests/gen_onnx.py --check $(B)/onnx_export | tail -1
-	NODE_PATH=$(B)/node_modules node tests/onnx_ort.js $(B)/onnx_export
+onnx-ort:
+	@sh tests/test_onnx_ort.sh
 
 # The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
 EXAMPLES = $(B)/fashion $(B)/classify
@@ -56,8 +51,66 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
+# The library, Python, browser and ONNX Runtime tests are scripts that install, build and
+# serve what they test; each says "not run" when its tools are missing.
+SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_onnx_ort.sh
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(SCRIPTS)
+
+# The library: `make lib`, then `make install PREFIX=/usr/local` (DESTDIR too).
+# Named libdlh (dlh.pc), not libdl: -ldl is glibc's dynamic-loading library.
+# The file name carries the header's version; the soname, what breaks the ABI:
+# the major version, or major.minor before 1.0 (0.x minors may change structs).
+V_MAJOR := $(shell sed -n 's/^\#define DL_VERSION_MAJOR //p' dl.h)
+V_MINOR := $(shell sed -n 's/^\#define DL_VERSION_MINOR //p' dl.h)
+V_PATCH := $(shell sed -n 's/^\#define DL_VERSION_PATCH //p' dl.h)
+VERSION  = $(V_MAJOR).$(V_MINOR).$(V_PATCH)
+SOVER    = $(if $(filter 0,$(V_MAJOR)),0.$(V_MINOR),$(V_MAJOR))
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+LIBS     = $(B)/libdlh.so.$(VERSION) $(B)/libdlh.so.$(SOVER) $(B)/libdlh.so $(B)/libdlh.a
+lib: $(LIBS)
+$(B)/lib/dlh.o: lib/dlh.c dl.h
+	@mkdir -p $(B)/lib
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -I. -c $< -o $@
+$(B)/libdlh.so.$(VERSION): $(B)/lib/dlh.o
+	$(CC) -shared -Wl,-soname,libdlh.so.$(SOVER) $(LDFLAGS) $< -o $@ $(LDLIBS)
+$(B)/libdlh.so.$(SOVER) $(B)/libdlh.so: $(B)/libdlh.so.$(VERSION)
+	ln -sf libdlh.so.$(VERSION) $@
+$(B)/libdlh.a: $(B)/lib/dlh.o
+	rm -f $@ && $(AR) rcs $@ $<
+install: lib
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 dl.h $(DESTDIR)$(INCDIR)/dl.h
+	install -m 755 $(B)/libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdlh.so.$(SOVER)
+	ln -sf libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdlh.so
+	install -m 644 $(B)/libdlh.a $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' \
+	  lib/dlh.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/dlh.pc
+
+# The classifier in a web page: dl.h as WebAssembly (Debian's emscripten; WASM
+# SIMD carries the row kernels' vector code and the auto-vectorized portable
+# GEMM), the page from examples/web, and a model trained quickly on the shipped
+# subset with one test image per class. Serve build/web with any static server.
+# NODE_PATH: emcc's JS optimizer needs Debian's acorn, also under another node.
+EMCC    ?= emcc
+WEB_FNS  = malloc free dl_net_load_mem dl_predict dl_net_error dl_net_layer dl_layer_size
+WEB      = $(B)/web/dlh.js $(B)/web/index.html $(B)/web/app.js $(B)/web/fashion.dl
+web: $(WEB)
+$(B)/web/dlh.js: lib/dlh.c dl.h
+	@mkdir -p $(B)/web
+	NODE_PATH=/usr/share/nodejs $(EMCC) -std=c99 $(WARN) -O3 -msimd128 -DDL_NO_THREADS -I. $< -o $@ \
+	  -sMODULARIZE=1 -sEXPORT_NAME=createDlh -sENVIRONMENT=web -sALLOW_MEMORY_GROWTH=1 -sFILESYSTEM=0 \
+	  -sEXPORTED_FUNCTIONS=$(subst $(eval) ,$(comma),$(WEB_FNS:%=_%)) -sEXPORTED_RUNTIME_METHODS=UTF8ToString
+$(B)/web/index.html $(B)/web/app.js: $(B)/web/%: examples/web/%
+	@mkdir -p $(B)/web
+	cp $< $@
+$(B)/web/fashion.dl: $(B)/fashion
+	@mkdir -p $(B)/web
+	$(B)/fashion --data examples/data/fashion-mnist-subset --epochs 3 --progress 0 --save $@ \
+	  --dump-samples $(B)/web/samples > $(B)/web/train.log
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
