@@ -431,7 +431,8 @@ DLDEF const char *dl_op_name(int op);
 /* Import: an ordinary net. Layers are named after the ONNX values they
    compute (dl_onnx_output finds one by its ONNX name, graph outputs
    included), parameters come from the initializers, the one graph input is
-   the input layer (batch dim symbolic or fixed). Opsets 1 to 21. A model
+   the input layer (batch dim symbolic or fixed). Opsets 1 to 21; local
+   functions are inlined. A model
    with ops, attributes or cases dl.h cannot compute exactly fails with
    DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
    the file) only by dl_onnx_load. Export: opset 13, IR version 7, of the
@@ -4675,7 +4676,23 @@ typedef struct dl__ox {
     char unsup[1024];           /* every unsupported node so far */
     int n_unsup;
     char err[256];
+    const unsigned char **fn;   /* local functions (FunctionProto), for inlining */
+    size_t *fn_len;
+    int n_fn;
+    void *arena;                /* names made while inlining, freed at the end */
+    unsigned calls;
 } dl__ox;
+
+/* A call of a local function being inlined: its formal inputs and outputs
+   are the caller's, its other values are renamed "~f<id>/name". */
+typedef struct dl__ox_call {
+    const dl__ox_node *caller;
+    const unsigned char *fn;
+    size_t fn_len;
+    dl__str in[DL__OX_MAXIO], out[DL__OX_MAXIO];
+    int n_in, n_out, depth;
+    unsigned id;
+} dl__ox_call;
 
 static int dl__ox_failf(dl__ox *ox, int code, const char *fmt, ...) {
     va_list ap;
@@ -4847,9 +4864,49 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     return DL_OK;
 }
 
-/* A NodeProto into n (strings point into the model bytes); every attribute
-   message is checked here, so the getters below can trust them. */
-static int dl__ox_node_parse(dl__ox *ox, const unsigned char *m, size_t len, dl__ox_node *n) {
+static dl__str dl__ox_intern(dl__ox *ox, const char *a, unsigned id, dl__str s) {
+    dl__str r = { NULL, 0 };
+    size_t len = s.n + 24;
+    char *blk = (char *)DL_MALLOC(sizeof(void *) + len);
+    if (!blk) return r;
+    memcpy(blk, &ox->arena, sizeof(void *));
+    ox->arena = blk;
+    blk += sizeof(void *);
+    snprintf(blk, len, "%s%u/%.*s", a, id, (int)s.n, s.p);
+    r.p = blk; r.n = strlen(blk);
+    return r;
+}
+/* A name inside an inlined function, as the graph knows it. */
+static dl__str dl__ox_rename(dl__ox *ox, const dl__ox_call *c, dl__str s) {
+    dl__str none = { "", 0 };
+    int k;
+    if (!c || !s.n) return s;
+    for (k = 0; k < c->n_in; k++) if (c->in[k].n == s.n && !memcmp(c->in[k].p, s.p, s.n)) return k < c->caller->n_in ? c->caller->in[k] : none;
+    for (k = 0; k < c->n_out; k++) if (c->out[k].n == s.n && !memcmp(c->out[k].p, s.p, s.n)) return k < c->caller->n_out ? c->caller->out[k] : none;
+    return dl__ox_intern(ox, "~f", c->id, s);
+}
+/* An attribute that refers to the caller's (ref_attr_name): the caller's
+   attribute, else the function's default, else none (NULL). */
+static const unsigned char *dl__ox_ref_attr(const dl__ox_call *c, dl__str ref, size_t *len) {
+    dl__pb b;
+    dl__pbf f;
+    int k;
+    for (k = 0; k < c->caller->n_attr; k++)
+        if (c->caller->attr_name[k].n == ref.n && !memcmp(c->caller->attr_name[k].p, ref.p, ref.n)) { *len = c->caller->attr_len[k]; return c->caller->attr[k]; }
+    for (b = dl__pb_of(c->fn, c->fn_len); dl__pb_next(&b, &f) > 0;)
+        if (f.field == 11 && f.wire == 2) {
+            dl__pb a = dl__pb_of(f.s, f.n);
+            dl__pbf g;
+            while (dl__pb_next(&a, &g) > 0)
+                if (g.field == 1 && g.wire == 2 && g.n == ref.n && !memcmp(g.s, ref.p, ref.n)) { *len = f.n; return f.s; }
+        }
+    return NULL;
+}
+
+/* A NodeProto into n (strings point into the model bytes, or the arena when
+   inlined through call); every attribute message is checked here, so the
+   getters below can trust them. */
+static int dl__ox_node_parse(dl__ox *ox, const unsigned char *m, size_t len, dl__ox_node *n, const dl__ox_call *call) {
     dl__pb b = dl__pb_of(m, len);
     dl__pbf f;
     int r;
@@ -4862,6 +4919,8 @@ static int dl__ox_node_parse(dl__ox *ox, const unsigned char *m, size_t len, dl_
         if (f.field == 1 || f.field == 2) {
             int *cnt = f.field == 1 ? &n->n_in : &n->n_out;
             if (*cnt == DL__OX_MAXIO) return dl__ox_unsup(ox, "more than %d inputs or outputs", DL__OX_MAXIO);
+            s = dl__ox_rename(ox, call, s);
+            if (!s.p) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
             (f.field == 1 ? n->in : n->out)[(*cnt)++] = s;
         } else if (f.field == 3) n->name = s;
         else if (f.field == 4) n->op = s;
@@ -4869,15 +4928,21 @@ static int dl__ox_node_parse(dl__ox *ox, const unsigned char *m, size_t len, dl_
         else if (f.field == 5) {
             dl__pb a = dl__pb_of(f.s, f.n);
             dl__pbf g;
+            dl__str ref = { NULL, 0 };
+            const unsigned char *am = f.s;
+            size_t alen = f.n;
             if (n->n_attr == DL__OX_MAXIO) return dl__ox_unsup(ox, "more than %d attributes", DL__OX_MAXIO);
             n->attr_name[n->n_attr].p = "";
             while ((r = dl__pb_next(&a, &g)) > 0) {
                 if (g.field == 1 && g.wire == 2) { n->attr_name[n->n_attr].p = (const char *)g.s; n->attr_name[n->n_attr].n = g.n; }
-                if (g.field == 21) return dl__ox_unsup(ox, "attribute references (ref_attr_name) outside a function");
+                if (g.field == 21 && g.wire == 2) { ref.p = (const char *)g.s; ref.n = g.n; }
             }
-            if (r < 0 || dl__pb_repeated(f.s, f.n, 8, 0, NULL) < 0 || dl__pb_repeated(f.s, f.n, 7, 4, NULL) < 0)
+            if (r < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "malformed attribute");
+            if (ref.p && !call) return dl__ox_failf(ox, DL_ERR_FORMAT, "an attribute reference (ref_attr_name) outside a function");
+            if (ref.p && !(am = dl__ox_ref_attr(call, ref, &alen))) continue;     /* not given, no default: absent */
+            if (dl__pb_repeated(am, alen, 8, 0, NULL) < 0 || dl__pb_repeated(am, alen, 7, 4, NULL) < 0)
                 return dl__ox_failf(ox, DL_ERR_FORMAT, "malformed attribute");
-            n->attr[n->n_attr] = f.s; n->attr_len[n->n_attr++] = f.n;
+            n->attr[n->n_attr] = am; n->attr_len[n->n_attr++] = alen;
         }
     }
     return r < 0 ? dl__ox_failf(ox, DL_ERR_FORMAT, "malformed node") : DL_OK;
@@ -5944,7 +6009,12 @@ static int dl__ox_model(dl__ox *ox, const unsigned char *data, size_t size, dl__
             }
             if (r < 0) break;
             if ((dom.n == 0 || dl__str_is(dom, "ai.onnx")) && ver > 0) ox->opset = (int)(ver > 1000 ? 1000 : ver);
-        }   /* local functions (field 25) are not inlined: nodes that call them are reported */
+        } else if (f.field == 25 && f.wire == 2) {     /* a local function, inlined where it is called */
+            if (!dl__grow((void **)&ox->fn, (size_t)ox->n_fn, (size_t)ox->n_fn + 1, sizeof *ox->fn) ||
+                !dl__grow((void **)&ox->fn_len, (size_t)ox->n_fn, (size_t)ox->n_fn + 1, sizeof *ox->fn_len))
+                return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+            ox->fn[ox->n_fn] = f.s; ox->fn_len[ox->n_fn++] = f.n;
+        }
     }
     if (r < 0 || !g->m) return dl__ox_failf(ox, DL_ERR_FORMAT, "not an ONNX model (malformed protobuf or no graph)");
     if (ir < 3) return dl__ox_failf(ox, DL_ERR_FORMAT, "IR version %d (3 or newer expected)", ir);
@@ -6035,15 +6105,58 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
     return n_rt ? DL_OK : dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "no graph input besides initializers");
 }
 
-/* One node: its row, or an UNSUPPORTED note; values it cannot make are NONE. */
-static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len) {
+/* The local function a node calls, or NULL. */
+static int dl__ox_function(const dl__ox *ox, const dl__ox_node *n) {
+    int k;
+    for (k = 0; k < ox->n_fn; k++) {
+        dl__pb b = dl__pb_of(ox->fn[k], ox->fn_len[k]);
+        dl__pbf f;
+        dl__str name = { "", 0 }, dom = { "", 0 };
+        while (dl__pb_next(&b, &f) > 0) {
+            if (f.field == 1 && f.wire == 2) { name.p = (const char *)f.s; name.n = f.n; }
+            if (f.field == 10 && f.wire == 2) { dom.p = (const char *)f.s; dom.n = f.n; }
+        }
+        if (name.n == n->op.n && !memcmp(name.p, n->op.p, name.n) && dom.n == n->domain.n && !memcmp(dom.p, n->domain.p, dom.n)) return k;
+    }
+    return -1;
+}
+
+static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__ox_call *call);
+
+/* Inlines function k called by n: its nodes, renamed, in place of n. */
+static int dl__ox_inline(dl__ox *ox, const dl__ox_node *n, int k, const dl__ox_call *up) {
+    dl__ox_call *c = (dl__ox_call *)DL_MALLOC(sizeof(dl__ox_call));
+    dl__pb b;
+    dl__pbf f;
+    int rc = DL_OK;
+    if (!c) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    memset(c, 0, sizeof *c);
+    c->caller = n; c->fn = ox->fn[k]; c->fn_len = ox->fn_len[k];
+    c->depth = up ? up->depth + 1 : 1;
+    c->id = ++ox->calls;
+    if (c->depth > 16) { DL_FREE(c); return dl__ox_unsup(ox, "functions nested over 16 deep (recursive?)"); }
+    for (b = dl__pb_of(c->fn, c->fn_len); dl__pb_next(&b, &f) > 0;)
+        if ((f.field == 4 || f.field == 5) && f.wire == 2) {
+            int *cnt = f.field == 4 ? &c->n_in : &c->n_out;
+            if (*cnt == DL__OX_MAXIO) { DL_FREE(c); return dl__ox_unsup(ox, "a function with over %d inputs or outputs", DL__OX_MAXIO); }
+            (f.field == 4 ? c->in : c->out)[*cnt].p = (const char *)f.s;
+            (f.field == 4 ? c->in : c->out)[(*cnt)++].n = f.n;
+        }
+    for (b = dl__pb_of(c->fn, c->fn_len); dl__pb_next(&b, &f) > 0 && (!rc || rc == DL_ERR_UNSUPPORTED);)
+        if (f.field == 7 && f.wire == 2) rc = dl__ox_one(ox, f.s, f.n, c);
+    DL_FREE(c);
+    return rc && rc != DL_ERR_UNSUPPORTED ? rc : DL_OK;      /* unsupported nodes inside are noted already */
+}
+
+/* One node: its row (or a local function's nodes), or an UNSUPPORTED note;
+   values it cannot make are NONE. */
+static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__ox_call *call) {
     dl__ox_node *n = (dl__ox_node *)DL_MALLOC(sizeof(dl__ox_node));
     const dl__ox_op *row;
-    int rc, k, none = 0;
+    int rc, k, none = 0, fn = -1;
     if (!n) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
-    ox->node = n;
     ox->why[0] = 0;
-    rc = dl__ox_node_parse(ox, m, len, n);
+    rc = dl__ox_node_parse(ox, m, len, n, call);
     for (k = 0; !rc && k < n->n_in; k++)
         if (n->in[k].n) {
             dl__ox_val *v = dl__ox_find(ox, n->in[k]);
@@ -6051,8 +6164,17 @@ static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len) {
                                       (int)(n->name.n > 60 ? 60 : n->name.n), n->name.p, (int)(n->in[k].n > 60 ? 60 : n->in[k].n), n->in[k].p);
             else if (v->kind == DL__OX_NONE) none = 1;
         }
+    ox->node = n;
     row = dl__ox_lookup(n->op);
-    if (!rc && (n->domain.n && !dl__str_is(n->domain, "ai.onnx"))) rc = dl__ox_unsup(ox, "domain '%.*s' (local functions are not inlined yet)", (int)(n->domain.n > 40 ? 40 : n->domain.n), n->domain.p);
+    if (!rc && (fn = dl__ox_function(ox, n)) >= 0) {
+        if (none) rc = DL_OK;
+        else if ((rc = dl__ox_inline(ox, n, fn, call)) != DL_ERR_UNSUPPORTED) {   /* its nodes made the outputs */
+            ox->node = NULL;
+            DL_FREE(n);
+            return rc;
+        }
+        ox->node = n;
+    } else if (!rc && (n->domain.n && !dl__str_is(n->domain, "ai.onnx"))) rc = dl__ox_unsup(ox, "domain '%.*s'", (int)(n->domain.n > 40 ? 40 : n->domain.n), n->domain.p);
     else if (!rc && !row) rc = dl__ox_unsup(ox, "no mapping for this op");
     else if (!rc && none) rc = DL_OK;           /* after an unsupported node: skipped */
     else if (!rc && !(rc = dl__ox_attrs_known(ox, row, n))) {
@@ -6080,7 +6202,7 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
     dl__pbf f;
     int rc;
     while (dl__pb_next(&b, &f) > 0)
-        if (f.field == 1 && f.wire == 2 && (rc = dl__ox_one(ox, f.s, f.n)) && rc != DL_ERR_UNSUPPORTED) return rc;
+        if (f.field == 1 && f.wire == 2 && (rc = dl__ox_one(ox, f.s, f.n, NULL)) && rc != DL_ERR_UNSUPPORTED) return rc;
     b = dl__pb_of(g->m, g->n);
     while (dl__pb_next(&b, &f) > 0) {
         dl__str name;
@@ -6142,6 +6264,14 @@ static dl_net *dl__ox_load(const void *data, size_t size, const char *dir, dl_st
     for (k = 0; k < ox.nv; k++) dl__ox_t_free(&ox.v[k].t);
     DL_FREE(ox.v);
     DL_FREE(ox.hash);
+    DL_FREE(ox.fn);
+    DL_FREE(ox.fn_len);
+    while (ox.arena) {
+        void *next;
+        memcpy(&next, ox.arena, sizeof next);
+        DL_FREE(ox.arena);
+        ox.arena = next;
+    }
     if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", rc ? ox.err : ""); }
     if (rc) { dl_net_free(ox.net); return NULL; }
     return ox.net;

@@ -5,12 +5,13 @@ Run with Debian's python3-torch and python3-onnx:
     /usr/bin/python3 tests/gen_onnx.py              # writes tests/fixtures/onnx/
     /usr/bin/python3 tests/gen_onnx.py --check DIR  # onnx.checker on every .onnx in DIR
                                                     # (dl.h's exports: build/onnx_export)
-Each model is exported with torch.onnx.export at opsets 13 and 17 with a
-symbolic batch dim: NAME_opK.onnx. NAME.in.pb and NAME.out.pb are the input
+Each model is exported with torch.onnx.export at opsets 13 and 17 (15 and
+17 for the one exported with local functions) with a symbolic batch dim: NAME_opK.onnx. NAME.in.pb and NAME.out.pb are the input
 (batch 3) and PyTorch's output as TensorProto files, which the C test reads
 with dl.h's own protobuf reader. Batchnorm statistics are set to non-trivial
 values and models are exported in eval mode.
 """
+import copy
 import os
 import sys
 
@@ -99,12 +100,40 @@ class Mixed(nn.Module):
         return self.fc(h.flatten(1))
 
 
+class Block(nn.Module):
+    """conv-bn-relu with a skip: exported as an ONNX local function (see FUNCTIONS)."""
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+        self.slope = nn.LeakyReLU(0.1)
+
+    def forward(self, x):
+        return self.slope(self.bn(self.conv(x)) + x)
+
+
+class Blocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, padding=1)
+        self.b1 = Block(6)
+        self.b2 = Block(6)
+        self.fc = nn.Linear(6 * 6 * 6, 4)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.b2(self.b1(self.stem(x))), 1))
+
+
 MODELS = {
     "ref_cnn": (RefCNN, (1, 28, 28)),
     "residual": (Residual, (8, 8, 8)),
     "mlp": (MLP, (4, 5)),
     "mixed": (Mixed, (4, 16, 16)),
+    "blocks": (Blocks, (3, 6, 6)),
 }
+# Models whose submodules are exported as ONNX local functions (opset 15 on),
+# which the importer inlines.
+FUNCTIONS = {"blocks": {Block}}
 
 
 def save_tensor(a, path, name):
@@ -117,7 +146,7 @@ def generate():
     os.makedirs(OUT, exist_ok=True)
     gen = torch.Generator().manual_seed(12)
     for name, (cls, shape) in MODELS.items():
-        torch.manual_seed(hash(name) % 1000)
+        torch.manual_seed(sum(name.encode()))       # not hash(): that changes per run
         model = cls()
         randomize_bn(model, gen)
         model.eval()
@@ -126,11 +155,14 @@ def generate():
             y = model(x)
         save_tensor(x.numpy(), os.path.join(OUT, name + ".in.pb"), "x")
         save_tensor(y.numpy(), os.path.join(OUT, name + ".out.pb"), "y")
-        for opset in OPSETS:
+        for opset in ((15, 17) if name in FUNCTIONS else OPSETS):
             path = os.path.join(OUT, "%s_op%d.onnx" % (name, opset))
-            torch.onnx.export(model, x, path, opset_version=opset, input_names=["x"], output_names=["y"],
+            torch.onnx.export(copy.deepcopy(model), x, path, opset_version=opset,   # a fresh copy: exporting
+                              # with functions leaves hooks behind that trip a second export
+                              input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=False,
-                              training=torch.onnx.TrainingMode.PRESERVE)   # keeps batchnorm unfused
+                              training=torch.onnx.TrainingMode.PRESERVE,   # keeps batchnorm unfused
+                              export_modules_as_functions=FUNCTIONS.get(name, False))
             onnx.checker.check_model(onnx.load(path), full_check=True)
             print("%-22s %7d bytes  ops %s" % (os.path.basename(path), os.path.getsize(path),
                   sorted({n.op_type for n in onnx.load(path).graph.node})))

@@ -7,7 +7,8 @@
  *    DL_ONNX_COVERAGE=file also writes it as markdown (make onnx-coverage).
  *    A node test's inputs after the first are bound as initializers: dl.h
  *    nets have one input.
- * 2. Round trips with PyTorch: tests/fixtures/onnx/ (tests/gen_onnx.py).
+ * 2. Round trips with PyTorch: tests/fixtures/onnx/ (tests/gen_onnx.py), one
+ *    model with ONNX local functions (inlined), and hand-made functions.
  * 3. Export: nets built here, saved as ONNX, loaded back, same outputs and
  *    names; the files (and inputs and outputs) go to build/onnx_export/ for
  *    tests/onnx_ort.js (ONNX Runtime, make onnx-ort).
@@ -100,7 +101,7 @@ static void model_ops(const unsigned char *m, size_t n, char *ops, size_t cap) {
                     dl__ox ox;
                     dl__ox_node node;
                     memset(&ox, 0, sizeof ox);
-                    if (dl__ox_node_parse(&ox, gf.s, gf.n, &node)) continue;
+                    if (dl__ox_node_parse(&ox, gf.s, gf.n, &node, NULL)) continue;
                     if (count++ == 0) snprintf(ops, cap, "%.*s", (int)node.op.n, node.op.p);
                     else { snprintf(ops, cap, "(models of several nodes)"); return; }
                 }
@@ -279,7 +280,7 @@ static void test_other_suites(void) {
                 case_row *c = &cases[n_cases++];
                 snprintf(c->name, sizeof c->name, "%s/%s", suites[s], names[k]);
                 c->rc = rc;
-                snprintf(c->why, sizeof c->why, "%s", rc ? (strstr(why, "): ") ? strstr(why, "): ") + 3 : why) : "");
+                snprintf(c->why, sizeof c->why, "%.199s", rc ? (strstr(why, "): ") ? strstr(why, "): ") + 3 : why) : "");
             }
             if (rc == 0) passed++; else if (rc == 1) unsup++; else { failed++; printf("    FAILED %s: %s\n", names[k], why); }
             CHECK(rc != 2, "%s/%s: %s", suites[s], names[k], why);
@@ -363,10 +364,10 @@ static void test_node_tests(void) {
 
 /* ---- 2. round trips with PyTorch (tests/gen_onnx.py) ---- */
 static void test_pytorch_fixtures(void) {
-    static const char *const models[] = { "ref_cnn", "residual", "mlp", "mixed" };
-    static const int opsets[] = { 13, 17 };
+    static const char *const models[] = { "ref_cnn", "residual", "mlp", "mixed", "blocks" };   /* blocks: local functions */
+    static const int opsets[2][2] = { { 13, 17 }, { 15, 17 } };
     int m, o;
-    for (m = 0; m < 4; m++)
+    for (m = 0; m < 5; m++)
         for (o = 0; o < 2; o++) {
             char path[256], why[256] = "";
             dl__ox_t x, y;
@@ -379,13 +380,13 @@ static void test_pytorch_fixtures(void) {
             CHECK(read_tensor(path, &x, NULL) == 0, "%s unreadable", path);
             snprintf(path, sizeof path, "tests/fixtures/onnx/%s.out.pb", models[m]);
             CHECK(read_tensor(path, &y, NULL) == 0, "%s unreadable", path);
-            snprintf(path, sizeof path, "tests/fixtures/onnx/%s_op%d.onnx", models[m], opsets[o]);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s_op%d.onnx", models[m], opsets[m == 4][o]);
             net = dl_onnx_load(path, &st);
             CHECK(net != NULL, "%s: %s", path, st.msg);
             if (net && x.f && y.f) {
                 out.p = "y"; out.n = 1;
                 CHECK(compare_outputs(net, &x, &out, &y, 1, 1e-4, 0, &err, why, sizeof why) == 0, "%s: %s", path, why);
-                printf("    %-20s opset %d: %d layers, max |error| %.2e\n", models[m], opsets[o], dl_net_layer_count(net), err);
+                printf("    %-20s opset %d: %d layers, max |error| %.2e\n", models[m], opsets[m == 4][o], dl_net_layer_count(net), err);
             }
             dl_net_free(net);
             dl__ox_t_free(&x); dl__ox_t_free(&y);
@@ -717,6 +718,46 @@ static void test_weights(void) {
     }
 }
 
+/* Local functions: an attribute passed by reference (ref_attr_name), and a
+   function that calls itself. */
+static void test_functions(void) {
+    int self;
+    for (self = 0; self < 2; self++) {
+        dl__wbuf g, m, fn, node, a, op;
+        const char *in[2];
+        dl_status st;
+        dl_net *net;
+        static const float x[4] = { -1, 2, -4, 8 };
+        memset(&g, 0, sizeof g); memset(&fn, 0, sizeof fn); memset(&a, 0, sizeof a); memset(&op, 0, sizeof op);
+        dl__pw_str(&fn, 1, "Leaky"); dl__pw_str(&fn, 10, "my");
+        dl__pw_str(&fn, 4, "X"); dl__pw_str(&fn, 5, "Y"); dl__pw_str(&fn, 6, "a");
+        in[0] = "X"; in[1] = NULL;
+        dl__pw_node(&node, self ? "Leaky" : "LeakyRelu", "inner", "Y", in);
+        if (self) dl__pw_str(&node, 7, "my");
+        dl__pw_str(&a, 1, "alpha"); dl__pw_str(&a, 21, "a"); dl__pw_int(&a, 20, 1);
+        dl__pw_msg(&node, 5, &a);
+        dl__pw_msg(&fn, 7, &node);
+        dl__pw_str(&op, 1, ""); dl__pw_int(&op, 2, 13);
+        dl__pw_msg(&fn, 9, &op);
+        mk_valinfo(&g, 11, "x", 4);
+        in[0] = "x";
+        dl__pw_node(&node, "Leaky", "call", "y", in);
+        dl__pw_str(&node, 7, "my");
+        dl__pw_attr_float(&node, "a", 0.25f);
+        dl__pw_msg(&g, 1, &node);
+        mk_valinfo(&g, 12, "y", 4);
+        mk_model(&m, &g);
+        dl__pw_msg(&m, 25, &fn);
+        net = dl_onnx_load_mem(m.p, m.len, &st);
+        if (!self) {
+            const float *y = net ? dl_predict(net, dl_onnx_output(net, "y"), x, 1) : NULL;
+            CHECK(y && y[0] == -0.25f && y[1] == 2 && y[2] == -1 && y[3] == 8, "inlined LeakyRelu(alpha = a): %s", st.msg);
+        } else CHECK(!net && st.code == DL_ERR_UNSUPPORTED && strstr(st.msg, "16 deep"), "a function calling itself: %s", st.msg);
+        dl_net_free(net);
+        free(m.p);
+    }
+}
+
 /* The fuzzing corpus, replayed in every build (sanitizers, valgrind). */
 static void test_fuzz_corpus(void) {
     DIR *d = opendir("tests/fuzz/corpus_onnx");
@@ -749,6 +790,7 @@ int main(void) {
     RUN(test_export);
     RUN(test_bad_input);
     RUN(test_weights);
+    RUN(test_functions);
     RUN(test_fuzz_corpus);
     return test_summary();
 }
