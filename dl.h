@@ -4673,8 +4673,8 @@ typedef struct dl__ox {
     int helpers;                /* layers named "~k" until the end */
     const dl__ox_node *node;    /* the node being imported */
     char why[160];              /* why the node is unsupported */
-    char unsup[1024];           /* every unsupported node so far */
-    int n_unsup;
+    struct { char op[24], first[24], why[96]; int count; } ug[16];   /* unsupported nodes, by op and reason */
+    int n_ug, n_unsup;
     char err[256];
     const unsigned char **fn;   /* local functions (FunctionProto), for inlining */
     size_t *fn_len;
@@ -5954,12 +5954,32 @@ static int dl__ox_attrs_known(dl__ox *ox, const dl__ox_op *row, const dl__ox_nod
     }
     return DL_OK;
 }
-static void dl__ox_note(dl__ox *ox, const dl__ox_node *n) {
-    size_t len = strlen(ox->unsup);
-    if (ox->n_unsup++) snprintf(ox->unsup + len, sizeof ox->unsup - len, "; ");
-    len = strlen(ox->unsup);
-    snprintf(ox->unsup + len, sizeof ox->unsup - len, "%.*s '%.*s': %s", (int)(n->op.n > 40 ? 40 : n->op.n), n->op.p,
-             (int)(n->name.n > 40 ? 40 : n->name.n), n->name.p, ox->why);
+/* Notes an unsupported node; nodes of one op refused for one reason share a line. */
+static void dl__ox_note_as(dl__ox *ox, dl__str op, dl__str name, const char *why) {
+    char o[24];
+    int k;
+    ox->n_unsup++;
+    snprintf(o, sizeof o, "%.*s", (int)(op.n > 23 ? 23 : op.n), op.p);
+    for (k = 0; k < ox->n_ug; k++)
+        if (!strcmp(ox->ug[k].op, o) && !strncmp(ox->ug[k].why, why, sizeof ox->ug[k].why - 1)) { ox->ug[k].count++; return; }
+    if (ox->n_ug == 16) return;     /* counted in the total */
+    memcpy(ox->ug[k].op, o, sizeof o);
+    snprintf(ox->ug[k].first, sizeof ox->ug[k].first, "%.*s", (int)(name.n > 23 ? 23 : name.n), name.p);
+    snprintf(ox->ug[k].why, sizeof ox->ug[k].why, "%s", why);
+    ox->ug[k].count = 1;
+    ox->n_ug++;
+}
+static void dl__ox_note(dl__ox *ox, const dl__ox_node *n) { dl__ox_note_as(ox, n->op, n->name, ox->why); }
+/* "N unsupported (opset K): Op 'first' (+2 more): why; ..." as far as it fits */
+static void dl__ox_unsup_msg(dl__ox *ox) {
+    int k;
+    size_t len;
+    snprintf(ox->err, sizeof ox->err, "%d unsupported (opset %d): ", ox->n_unsup, ox->opset);
+    for (k = 0; k < ox->n_ug && (len = strlen(ox->err)) < sizeof ox->err - 1; k++) {
+        char more[24] = "";
+        if (ox->ug[k].count > 1) snprintf(more, sizeof more, " (+%d more)", ox->ug[k].count - 1);
+        snprintf(ox->err + len, sizeof ox->err - len, "%s%s '%s'%s: %s", k ? "; " : "", ox->ug[k].op, ox->ug[k].first, more, ox->ug[k].why);
+    }
 }
 
 /* ---- names: an ONNX name that is not a valid layer name (over 31
@@ -6213,9 +6233,8 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank)) && rc != DL_ERR_UNSUPPORTED) return rc;
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
         if (v->kind == DL__OX_CONST) {
-            size_t len = strlen(ox->unsup);
-            snprintf(ox->unsup + len, sizeof ox->unsup - len, "%sgraph output '%.*s': a constant (dl.h has no constant layer yet)",
-                     ox->n_unsup++ ? "; " : "", (int)(name.n > 40 ? 40 : name.n), name.p);
+            dl__str what = { "graph output", 12 };
+            dl__ox_note_as(ox, what, name, "a constant (dl.h has no constant layer yet)");
         }
     }
     return DL_OK;
@@ -6258,8 +6277,10 @@ static dl_net *dl__ox_load(const void *data, size_t size, const char *dir, dl_st
     if (!data) rc = dl__ox_failf(&ox, DL_ERR_ARG, "data is NULL");
     else if (!(ox.net = dl_net_new())) rc = dl__ox_failf(&ox, DL_ERR_NOMEM, "out of memory");
     else if (!(rc = dl__ox_model(&ox, (const unsigned char *)data, size, &g)) && !(rc = dl__ox_inputs(&ox, &g)) &&
-             !(rc = dl__ox_nodes(&ox, &g)) && ox.n_unsup)
-        rc = dl__ox_failf(&ox, DL_ERR_UNSUPPORTED, "%d unsupported (opset %d): %.200s", ox.n_unsup, ox.opset, ox.unsup);
+             !(rc = dl__ox_nodes(&ox, &g)) && ox.n_unsup) {
+        dl__ox_unsup_msg(&ox);
+        rc = DL_ERR_UNSUPPORTED;
+    }
     if (!rc) dl__ox_names(&ox, &g);
     for (k = 0; k < ox.nv; k++) dl__ox_t_free(&ox.v[k].t);
     DL_FREE(ox.v);
