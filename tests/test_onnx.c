@@ -393,6 +393,44 @@ static void test_pytorch_fixtures(void) {
         }
 }
 
+/* An imported net is an ordinary net: freeze it, put a new classifier on
+   its features, train that, save it in dl.h's format and load it back. */
+static void test_fine_tune(void) {
+    dl_status st;
+    dl_net *net = dl_onnx_load("tests/fixtures/onnx/ref_cnn_op13.onnx", &st), *again;
+    dl_layer *feat, *head;
+    dl_optim *opt;
+    static float x[8 * 784];
+    int labels[8], i, k;
+    float first = 0, loss = 0;
+    const float *p, *q;
+    CHECK(net != NULL, "%s", st.msg);
+    if (!net) return;
+    feat = dl_onnx_output(net, "/Flatten_output_0");
+    CHECK(feat != NULL && dl_layer_size(feat) == 64 * 7 * 7, "the flattened features by their ONNX name");
+    if (!feat) { dl_net_free(net); return; }
+    for (i = 0; i < dl_net_param_count(net); i++) dl_net_param(net, i)->frozen = 1;
+    head = dl_dense(feat, 3);
+    opt = dl_adam(net, 1e-2f);
+    for (i = 0; i < 8 * 784; i++) x[i] = (float)((i * 2654435761u) >> 24) / 255.0f;
+    for (i = 0; i < 8; i++) labels[i] = i % 3;
+    for (k = 0; k < 20; k++) {
+        CHECK(dl_train_step(net, opt, head, x, labels, 8, &loss) == DL_OK, "step %d: %s", k, dl_net_error(net));
+        if (!k) first = loss;
+    }
+    CHECK(loss < 0.5f * first, "the new head learns: loss %g -> %g", first, loss);
+    CHECK(dl_net_save(net, "build/onnx_finetuned.dl") == DL_OK, "save: %s", dl_net_error(net));
+    again = dl_net_load("build/onnx_finetuned.dl", &st);
+    CHECK(again != NULL, "load: %s", st.msg);
+    if (again) {
+        p = dl_predict(net, head, x, 8);
+        q = dl_predict(again, dl_net_find(again, dl_layer_name(head)), x, 8);
+        CHECK(p && q && !memcmp(p, q, 8 * 3 * sizeof(float)), "the reloaded net predicts the same");
+        dl_net_free(again);
+    }
+    dl_net_free(net);
+}
+
 /* ---- 3. export: nets built here, out to ONNX and back ---- */
 static dl_layer *ref_cnn(dl_net *net) {     /* the README's reference CNN */
     dl_layer *h = dl_input(net, 1, 28, 28);
@@ -787,6 +825,7 @@ int main(void) {
     RUN(test_other_suites);
     if (getenv("DL_ONNX_COVERAGE")) write_coverage(getenv("DL_ONNX_COVERAGE"), cov_total, cov_passed, cov_unsup);
     RUN(test_pytorch_fixtures);
+    RUN(test_fine_tune);
     RUN(test_export);
     RUN(test_bad_input);
     RUN(test_weights);
