@@ -6310,6 +6310,7 @@ dl_net *dl_onnx_load(const char *path, dl_status *st) {
         return NULL;
     }
     slash = strrchr(path, '/');
+    if (strrchr(path, '\\') > slash) slash = strrchr(path, '\\');     /* Windows paths */
     if (!slash) snprintf(dir, sizeof dir, ".");
     else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path > 1000 ? 1000 : slash - path), path);
     net = dl__ox_load(data, len, dir, st);
