@@ -5404,6 +5404,11 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
     if (!sl || sl->isint) return dl__ox_unsup(ox, "a slope that is not a float initializer");
     r = dl__ox_dims(ox, x, d);
+    if (ox->opset < 7 && sl->ndim == 1 && r > 1 && sl->dims[0] == x->l->shape[0]) {   /* before opset 7: one slope per channel */
+        l = dl_prelu(x->l);
+        if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_setp(ox, l, "weight", sl->f, sl->count))) return rc;
+        return dl__ox_out_layer(ox, 0, l, x->rank);
+    }
     d[0] = 1;                   /* the slope may not vary along the batch */
     if (dl__ox_bdims(d, r, sl->dims, sl->ndim, o) != r || memcmp(d, o, (size_t)r * sizeof *d))
         return dl__ox_unsup(ox, "a slope that does not broadcast to the input per sample");
