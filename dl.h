@@ -5588,9 +5588,9 @@ static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
 /* Reshape to dims d of rank r: a view of a layer (the first dim stays the
    batch) or a copy of a constant */
 static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r) {
-    int64_t xd[DL__OX_MAXR];
-    int xr = dl__ox_dims(ox, x, xd), rc;
+    int rc;
     dl_layer *l;
+    dl__ox_val *v;
     if (x->kind == DL__OX_CONST) {
         dl__ox_t t;
         if ((rc = dl__ox_t_alloc(&t, x->t.isint, r, d))) return dl__ox_failf(ox, rc, "too large");
@@ -5598,12 +5598,13 @@ static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r)
         if (t.isint) memcpy(t.i, x->t.i, t.count * sizeof *t.i); else memcpy(t.f, x->t.f, t.count * sizeof *t.f);
         return dl__ox_out_const(ox, 0, &t);
     }
-    (void)xr;
     if (r < 1 || d[0] != ox->batch) return dl__ox_unsup(ox, "a reshape that moves the batch dim");
     l = x->l;
     if ((rc = dl__ox_view(ox, &l, r, d))) return rc;
-    if (l == x->l) return dl__ox_alias(ox, 0, x);   /* a view of the same per-sample shape */
-    return dl__ox_out_layer(ox, 0, l, r);
+    if (l != x->l) return dl__ox_out_layer(ox, 0, l, r);
+    if (!(v = dl__ox_new(ox, ox->node->out[0]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    v->kind = DL__OX_LAYER; v->l = l; v->rank = r;     /* the same layer (as [N] and [N,1] are) at the new rank */
+    return DL_OK;
 }
 
 static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
