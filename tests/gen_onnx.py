@@ -124,12 +124,65 @@ class Blocks(nn.Module):
         return self.fc(torch.flatten(self.b2(self.b1(self.stem(x))), 1))
 
 
+class MobileBlock(nn.Module):
+    """MobileNetV2/V3-style: expand 1x1, depthwise 3x3, ReLU6, hard-swish,
+    squeeze-excite (global pool, 1x1 convs, hard-sigmoid, broadcast mul), project, residual."""
+    def __init__(self, c=8, e=16):
+        super().__init__()
+        self.expand = nn.Conv2d(c, e, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(e)
+        self.dw = nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False)
+        self.bn2 = nn.BatchNorm2d(e)
+        self.se1 = nn.Conv2d(e, 4, 1)
+        self.se2 = nn.Conv2d(4, e, 1)
+        self.project = nn.Conv2d(e, c, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c)
+        self.fc = nn.Linear(c, 5)
+
+    def forward(self, x):
+        h = nn.functional.relu6(self.bn1(self.expand(x)))
+        h = nn.functional.hardswish(self.bn2(self.dw(h)))
+        s = nn.functional.hardsigmoid(self.se2(torch.relu(self.se1(nn.functional.adaptive_avg_pool2d(h, 1)))))
+        h = self.bn3(self.project(h * s)) + x
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+class UNetDecoder(nn.Module):
+    """A small U-Net decoder step: transposed convolution up, skip concat, nearest upsampling."""
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.mix = nn.Conv2d(7, 4, 3, padding=1)
+        self.out = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        d = torch.relu(self.down(x))
+        h = torch.relu(self.mix(torch.cat([self.up(d), x], 1)))
+        return self.out(nn.functional.interpolate(h, scale_factor=2, mode="nearest"))
+
+
+class LogSoftmaxMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1 = nn.Linear(12, 16)
+        self.l2 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return torch.log_softmax(self.l2(torch.relu(self.l1(x))), dim=1)
+
+
 MODELS = {
     "ref_cnn": (RefCNN, (1, 28, 28)),
     "residual": (Residual, (8, 8, 8)),
     "mlp": (MLP, (4, 5)),
     "mixed": (Mixed, (4, 16, 16)),
     "blocks": (Blocks, (3, 6, 6)),
+    # waiting for issue 11's layers (clip, hard-swish, broadcasting, transposed
+    # convolution, upsampling, log-softmax): the C test accepts UNSUPPORTED
+    "mobile": (MobileBlock, (8, 8, 8)),
+    "unet": (UNetDecoder, (3, 8, 8)),
+    "logsoftmax_mlp": (LogSoftmaxMLP, (12,)),
 }
 # Models whose submodules are exported as ONNX local functions (opset 15 on),
 # which the importer inlines.

@@ -364,10 +364,15 @@ static void test_node_tests(void) {
 
 /* ---- 2. round trips with PyTorch (tests/gen_onnx.py) ---- */
 static void test_pytorch_fixtures(void) {
-    static const char *const models[] = { "ref_cnn", "residual", "mlp", "mixed", "blocks" };   /* blocks: local functions */
-    static const int opsets[2][2] = { { 13, 17 }, { 15, 17 } };
+    /* blocks: exported with local functions; the last three wait for issue 11's
+       layers (clip, hard-swish, broadcasting, transposed convolution, resize,
+       log-softmax) and may be refused, naming what is missing, but never wrong */
+    static const struct { const char *name; int opset[2], may_refuse; } models[] = {
+        { "ref_cnn", { 13, 17 }, 0 }, { "residual", { 13, 17 }, 0 }, { "mlp", { 13, 17 }, 0 },
+        { "mixed", { 13, 17 }, 0 }, { "blocks", { 15, 17 }, 0 },
+        { "mobile", { 13, 17 }, 1 }, { "unet", { 13, 17 }, 1 }, { "logsoftmax_mlp", { 13, 17 }, 1 } };
     int m, o;
-    for (m = 0; m < 5; m++)
+    for (m = 0; m < (int)(sizeof models / sizeof models[0]); m++)
         for (o = 0; o < 2; o++) {
             char path[256], why[256] = "";
             dl__ox_t x, y;
@@ -376,17 +381,19 @@ static void test_pytorch_fixtures(void) {
             dl_net *net;
             double err = -1;
             memset(&x, 0, sizeof x); memset(&y, 0, sizeof y);
-            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.in.pb", models[m]);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.in.pb", models[m].name);
             CHECK(read_tensor(path, &x, NULL) == 0, "%s unreadable", path);
-            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.out.pb", models[m]);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.out.pb", models[m].name);
             CHECK(read_tensor(path, &y, NULL) == 0, "%s unreadable", path);
-            snprintf(path, sizeof path, "tests/fixtures/onnx/%s_op%d.onnx", models[m], opsets[m == 4][o]);
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s_op%d.onnx", models[m].name, models[m].opset[o]);
             net = dl_onnx_load(path, &st);
-            CHECK(net != NULL, "%s: %s", path, st.msg);
+            if (!net && models[m].may_refuse && st.code == DL_ERR_UNSUPPORTED)
+                printf("    %-20s opset %d: unsupported: %.150s\n", models[m].name, models[m].opset[o], st.msg);
+            else CHECK(net != NULL, "%s: %s", path, st.msg);
             if (net && x.f && y.f) {
                 out.p = "y"; out.n = 1;
                 CHECK(compare_outputs(net, &x, &out, &y, 1, 1e-4, 0, &err, why, sizeof why) == 0, "%s: %s", path, why);
-                printf("    %-20s opset %d: %d layers, max |error| %.2e\n", models[m], opsets[m == 4][o], dl_net_layer_count(net), err);
+                printf("    %-20s opset %d: %d layers, max |error| %.2e\n", models[m].name, models[m].opset[o], dl_net_layer_count(net), err);
             }
             dl_net_free(net);
             dl__ox_t_free(&x); dl__ox_t_free(&y);
