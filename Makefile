@@ -11,7 +11,7 @@ comma    = ,
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
+.PHONY: all test test-dist dist-mpi dist-nccl test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -51,9 +51,9 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-# The library, Python, browser and ONNX Runtime tests are scripts that install, build and
-# serve what they test; each says "not run" when its tools are missing.
-SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_onnx_ort.sh
+# The library, Python, browser, MPI and ONNX Runtime tests are scripts that install, build
+# and serve what they test; each says "not run" when its tools are missing.
+SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh tests/test_onnx_ort.sh
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(SCRIPTS)
 
@@ -131,6 +131,24 @@ $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_em
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
 	$(CXX) $@.o $@.backend.o -o $@ $(LDLIBS)
+
+# Data-parallel training (docs/SCALING.md): the MPI adapter needs Open MPI
+# (Debian: openmpi-bin libopenmpi-dev); tests/test_mpi.sh (in make test) runs it.
+MPICC ?= mpicc
+dist-mpi: $(B)/dist_mpi
+$(B)/dist_mpi: examples/dist/mpi.c examples/fashion.c examples/idx.h dl.h
+	@mkdir -p $(B)
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+# The NCCL build: the same program with --gpu, gradients all-reduced on the
+# GPUs by examples/dist/nccl.cu (NCCL ships with the CUDA Toolkit here).
+CUDA_LIB = $(dir $(NVCC))../lib64
+dist-nccl: $(B)/dist_nccl
+$(B)/dist_nccl: examples/dist/mpi.c examples/dist/nccl.cu examples/dist/dist_nccl.h examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
+	$(NVCC) $(NVFLAGS) -I. -c examples/dist/nccl.cu -o $@.nccl.o
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -DDIST_NCCL -I. -c examples/dist/mpi.c -o $@.o
+	$(MPICC) $@.o $@.nccl.o $(B)/dl_cuda.o -o $@ -L$(CUDA_LIB) -lnccl -lcublas -lcudart -lstdc++ -lm -lpthread -Wl,-rpath=$(CUDA_LIB)
+test-dist:
+	@sh tests/test_mpi.sh
 
 # The NEON kernels, cross-compiled and run under qemu (Debian: gcc-aarch64-linux-gnu qemu-user).
 ARM_CC = aarch64-linux-gnu-gcc

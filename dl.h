@@ -77,6 +77,9 @@
       - dl_backward: DL_ERR_ARG without a dl_forward to the same layer.
         dl_optim_step: DL_ERR_NUMERIC, and nothing changed, when a gradient
         is not finite. dl_optim_set_lr: DL_ERR_ARG unless finite and > 0.
+      - With a collective (dl_net_set_collective): DL_ERR_BACKEND, and
+        nothing changed, when it returns non-zero in dl_optim_step or
+        dl_train_step; dl_net_broadcast_params: DL_ERR_ARG without one.
       - dl_softmax_cross_entropy, dl_mse: NaN, writing nothing, for NULLs,
         n or size < 1, or a label out of range.
       - dl_net_save, dl_checkpoint_save: DL_ERR_ARG, DL_ERR_IO, DL_ERR_NOMEM,
@@ -131,6 +134,8 @@
                  centered); clipping by global norm; settable learning rate
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
+                 all-reduce (examples/dist, docs/SCALING.md)
    ONNX          dl_onnx_load / dl_onnx_save: models from PyTorch, Keras, ... run
                  here, nets trained here run anywhere (opset 13 out, 1-21 in;
                  docs/ONNX_COVERAGE.md lists what imports)
@@ -379,6 +384,7 @@ DLDEF dl_optim *dl_rmsprop(dl_net *net, float lr);
 DLDEF int       dl_optim_set_lr(dl_optim *opt, float lr);   /* DL_ERR_ARG unless finite and > 0 */
 DLDEF float     dl_optim_lr(const dl_optim *opt);
 DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
+DLDEF long      dl_optim_steps(const dl_optim *opt); /* steps taken (a checkpoint keeps it) */
 DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
 
 /* ---- training and inference on the net's own context --------------------- */
@@ -409,6 +415,42 @@ DLDEF void         dl_zero_grad(dl_net *net);
    outside [0, classes). */
 DLDEF float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits);
 DLDEF float dl_mse(const float *out, const float *targets, int n, int size, float *dout);
+
+/* ---- data-parallel training: one process (or GPU) per rank --------------- */
+/* dl.h links no MPI or NCCL: the application hands it a collective, which
+   must run the same operation on the same count on every rank and leave the
+   same values on all of them (examples/dist/mpi.c and nccl.cu are adapters;
+   docs/SCALING.md has the scheme).
+     op DL_ALLREDUCE_MEAN: replace buf[0..count) by its element-wise mean
+       over the ranks (sum, then divide by the rank count).
+     op DL_BROADCAST: replace buf by rank 0's values.
+   on_device is 1 when buf is the backend's memory (a CUDA pointer for
+   dl_cuda), 0 for host memory. Return 0 on success; anything else fails the
+   call with DL_ERR_BACKEND (in dl_optim_step and dl_train_step, with no
+   parameter changed).
+   With a collective set, dl_optim_step first replaces the gradients by their
+   mean over the ranks (so dl_train_step(_mse) and loops that call
+   dl_backward themselves all exchange gradients exactly once per step),
+   then checks them and clips: every rank decides the same. dl_train_step
+   also averages the loss (count 1, host) before checking it, so a
+   non-finite loss on one rank fails the step on all. An argument error is
+   found before any collective, on that rank only: the adapter's timeout
+   must turn the others' wait into a failure. Each rank's gradient is the
+   mean over its local batch, so with equal local batches the result is the
+   global-batch mean, bit-identical on every rank; whether it is also
+   identical for every rank count depends on the collective's summation
+   order (MPI does not fix it; see docs/SCALING.md for an exact scheme).
+   Batchnorm uses each rank's local batch statistics (there is no
+   synchronised batchnorm); running statistics stay per rank until
+   dl_net_broadcast_params. Each dl_optim_step averages the whole gradient
+   buffer, so use one optimizer per net. fn NULL turns exchange off. */
+typedef enum dl_collective_op { DL_ALLREDUCE_MEAN = 0, DL_BROADCAST = 1 } dl_collective_op;
+typedef int (*dl_collective)(float *buf, size_t count, int op, int on_device, void *user);
+DLDEF int dl_net_set_collective(dl_net *net, dl_collective fn, void *user);
+/* Rank 0's parameters and statistics to every rank (DL_BROADCAST on each
+   flat buffer): call once after building, before training. stats_only 1:
+   the batchnorm running statistics alone, e.g. after each step. */
+DLDEF int dl_net_broadcast_params(dl_net *net, int stats_only);
 
 /* ---- execution contexts for concurrent inference ------------------------- */
 DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net_error) */
@@ -689,6 +731,8 @@ struct dl_net {
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
+    dl_collective coll;     /* data-parallel exchange, NULL when alone */
+    void *coll_user;
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -3626,6 +3670,37 @@ const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL
 /* ======================================================================== */
 /*  Training                                                                */
 /* ======================================================================== */
+/* ---- data-parallel exchange ---- */
+int dl_net_set_collective(dl_net *net, dl_collective fn, void *user) {
+    if (!net) return DL_ERR_ARG;
+    net->coll = fn;
+    net->coll_user = fn ? user : NULL;
+    return DL_OK;
+}
+/* Runs the application's collective on one of the net's buffers; on_device
+   follows from where the buffer lives. An empty buffer is skipped on every
+   rank alike, since all ranks hold the same graph. */
+static int dl__collective(dl_net *net, float *buf, size_t count, int op, int on_device, const char *what) {
+    int r;
+    if (!count) return DL_OK;
+    if ((r = net->coll(buf, count, op, on_device, net->coll_user)) != 0)
+        return dl__fail(net->err, DL_ERR_BACKEND, "%s of the %s (%lu floats): the collective returned %d",
+                        op == DL_BROADCAST ? "broadcast" : "all-reduce", what, (unsigned long)count, r);
+    return DL_OK;
+}
+int dl_net_broadcast_params(dl_net *net, int stats_only) {
+    int rc, dev;
+    if (!net) return DL_ERR_ARG;
+    if (!net->coll) return dl__fail(net->err, DL_ERR_ARG, "dl_net_broadcast_params: no collective (dl_net_set_collective)");
+    dev = net->b != &net->cpu;
+    if ((!stats_only && (rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters"))) ||
+        (rc = dl__collective(net, net->ds, net->ns, DL_BROADCAST, dev, "statistics")))
+        return rc;
+    return DL_OK;
+}
+
+long dl_optim_steps(const dl_optim *opt) { return opt ? opt->step : 0; }
+
 static int dl__optim_fit(dl_optim *opt) {   /* state covers every trainable float */
     dl_net *net = opt->net;
     dl_backend *b = net->b;
@@ -3678,6 +3753,10 @@ int dl_optim_step(dl_optim *opt) {
     job.g = net->dg;
     for (i = 0; i < 3; i++) job.s[i] = opt->s[i];
     job.n_floats = net->nw;
+    /* Last, after everything that can fail on one rank alone: every rank then
+       checks and clips the same mean gradient. */
+    if (net->coll && (rc = dl__collective(net, net->dg, net->nw, DL_ALLREDUCE_MEAN, net->b != &net->cpu, "gradients")))
+        return rc;
     rc = net->b->optim_step(net->b, &job);
     if (rc == DL_ERR_NUMERIC) {
         const char *where = "";         /* name it where the gradients are at hand */
@@ -3749,6 +3828,8 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
         goto fail;
     }
     if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+    /* The mean over the ranks, so that a NaN on one fails the step on all. */
+    if (net->coll && (rc = dl__collective(net, &loss, 1, DL_ALLREDUCE_MEAN, 0, "loss"))) goto fail;
     if (!(loss == loss) || isinf(loss)) {
         rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
                       "rate may help); no parameter was changed", call, out->name, loss);
