@@ -21,7 +21,7 @@ NODE_PATH=$B/node_modules node -e "require('onnxruntime-node')" 2>/dev/null || n
 ${MAKE:-make} -s $B/test_onnx >/dev/null || { echo "building test_onnx failed"; echo "0 passed, 1 failed"; exit 1; }
 $B/test_onnx >/dev/null 2>&1             # writes $B/onnx_export (its own failures count in make test)
 extra=0
-if /usr/bin/python3 -c 'import onnx' 2>/dev/null; then
+if /usr/bin/python3 -c 'import onnx, torch' 2>/dev/null; then     # gen_onnx.py imports both
     /usr/bin/python3 tests/gen_onnx.py --check $B/onnx_export || extra=1
 fi
 out=$(NODE_PATH=$B/node_modules node tests/onnx_ort.js $B/onnx_export); rc=$?
