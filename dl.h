@@ -5554,8 +5554,10 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     if (!mm && n->n_in > 2 && n->in[2].n && !c) return dl__ox_unsup(ox, "C that is not an initializer");
     if (!b || b->isint || b->ndim != 2) {
         dl__ox_val *bv = dl__ox_in(ox, 1);
-        if (mm && bv && bv->kind == DL__OX_LAYER && a->rank >= 3 && bv->rank == a->rank)
+        if (mm && bv && bv->kind == DL__OX_LAYER && a->rank >= 3 && bv->rank == a->rank) {
+            if (a->rank == 4 && a->l->shape[0] != bv->l->shape[0]) return dl__ox_unsup(ox, "broadcasting batch dims of a MatMul");
             return dl__ox_out_layer(ox, 0, dl_matmul(a->l, bv->l), a->rank);
+        }
         return dl__ox_unsup(ox, "B that is not a 2-d float initializer");
     }
     if (a->rank != 2) return dl__ox_unsup(ox, "a constant B with an input of rank %d (only [N,K])", a->rank);
