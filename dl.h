@@ -4861,6 +4861,45 @@ static int dl__ox_external(dl__ox *ox, const unsigned char *m, size_t n, size_t 
     return DL_OK;
 }
 
+/* raw_data (little-endian, es bytes each) into t's floats or ints. */
+static void dl__ox_decode_raw(dl__ox_t *t, int dtype, const unsigned char *raw, int es) {
+    uint32_t one = 1;
+    size_t k;
+    if (dtype == DL__OX_FLOAT && *(const unsigned char *)&one) {
+        memcpy(t->f, raw, t->count * 4);   /* a little-endian host: the bytes are the floats */
+        return;
+    }
+    for (k = 0; k < t->count; k++) {
+        uint64_t u = dl__pb_le(raw + k * (size_t)es, es);
+        switch (dtype) {
+        case DL__OX_FLOAT: { uint32_t w = (uint32_t)u; memcpy(&t->f[k], &w, 4); break; }
+        case DL__OX_FLOAT16: t->f[k] = dl__half((unsigned)u); break;
+        case DL__OX_DOUBLE: { double d; memcpy(&d, &u, 8); t->f[k] = (float)d; break; }
+        case DL__OX_INT8: t->i[k] = (int8_t)u; break;
+        case DL__OX_INT16: t->i[k] = (int16_t)u; break;
+        case DL__OX_INT32: t->i[k] = (int32_t)u; break;
+        default: t->i[k] = (int64_t)u; break;
+        }
+    }
+}
+/* The typed field (already counted) into t; DL_ERR_NOMEM for the scratch copy. */
+static int dl__ox_decode_typed(dl__ox_t *t, int dtype, const unsigned char *m, size_t n, uint32_t field, int kind) {
+    void *tmp;
+    size_t k;
+    if (dtype == DL__OX_FLOAT) { dl__pb_repeated(m, n, field, kind, t->f); return DL_OK; }
+    if (t->isint && dtype != DL__OX_INT32 && dtype != DL__OX_INT16 && dtype != DL__OX_INT8) { dl__pb_repeated(m, n, field, kind, t->i); return DL_OK; }
+    if (!(tmp = dl__calloc(t->count ? t->count : 1, 8))) return DL_ERR_NOMEM;
+    dl__pb_repeated(m, n, field, kind, tmp);
+    for (k = 0; k < t->count; k++) {    /* narrower types travel as varints or doubles */
+        int64_t v = ((int64_t *)tmp)[k];
+        if (dtype == DL__OX_DOUBLE) t->f[k] = (float)((double *)tmp)[k];
+        else if (dtype == DL__OX_FLOAT16) t->f[k] = dl__half((unsigned)v & 0xffff);
+        else t->i[k] = dtype == DL__OX_INT32 ? (int32_t)v : dtype == DL__OX_INT16 ? (int16_t)v : (int8_t)v;
+    }
+    DL_FREE(tmp);
+    return DL_OK;
+}
+
 /* Decodes a TensorProto: sizes checked against dims and type; float16 and
    double become float, every integer type int64. */
 static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t *t, dl__str *name) {
@@ -4873,7 +4912,7 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     size_t rawn = 0, k, cnt;
     long nd = dl__pb_repeated(m, n, 1, 0, NULL), nv = 0;
     int dtype = 0, external = 0, r, rc, isint, es, kind;
-    uint32_t field, one = 1;
+    uint32_t field;
     memset(t, 0, sizeof *t);
     if (name) { name->p = ""; name->n = 0; }
     while ((r = dl__pb_next(&b, &f)) > 0) {
@@ -4907,41 +4946,9 @@ static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t 
     if (!raw && ((nv = dl__pb_repeated(m, n, field, kind, NULL)) < 0 || (size_t)nv != cnt))
         return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor holds %ld values for %lu elements", nv, (unsigned long)cnt);
     if ((rc = dl__ox_t_alloc(t, isint, (int)nd, dims)) != DL_OK) { DL_FREE(ext); return dl__ox_failf(ox, rc, "out of memory"); }
-    if (raw && dtype == DL__OX_FLOAT && *(const unsigned char *)&one) {
-        memcpy(t->f, raw, cnt * 4);     /* a little-endian host: the bytes are the floats */
-        DL_FREE(ext);
-        return DL_OK;
-    }
-    if (raw) {
-        for (k = 0; k < t->count; k++) {
-            uint64_t u = dl__pb_le(raw + k * (size_t)es, es);
-            switch (dtype) {
-            case DL__OX_FLOAT: { uint32_t w = (uint32_t)u; memcpy(&t->f[k], &w, 4); break; }
-            case DL__OX_FLOAT16: t->f[k] = dl__half((unsigned)u); break;
-            case DL__OX_DOUBLE: { double d; memcpy(&d, &u, 8); t->f[k] = (float)d; break; }
-            case DL__OX_INT8: t->i[k] = (int8_t)u; break;
-            case DL__OX_INT16: t->i[k] = (int16_t)u; break;
-            case DL__OX_INT32: t->i[k] = (int32_t)u; break;
-            default: t->i[k] = (int64_t)u; break;
-            }
-        }
-        DL_FREE(ext);
-        return DL_OK;
-    }
-    {   /* the typed field of each data type */
-        void *tmp;
-        if (dtype == DL__OX_FLOAT) { dl__pb_repeated(m, n, field, kind, t->f); return DL_OK; }
-        if (isint && dtype != DL__OX_INT32 && dtype != DL__OX_INT16 && dtype != DL__OX_INT8) { dl__pb_repeated(m, n, field, kind, t->i); return DL_OK; }
-        if (!(tmp = dl__calloc(t->count ? t->count : 1, 8))) { dl__ox_t_free(t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
-        dl__pb_repeated(m, n, field, kind, tmp);
-        for (k = 0; k < t->count; k++) {
-            int64_t v = ((int64_t *)tmp)[k];
-            if (dtype == DL__OX_DOUBLE) t->f[k] = (float)((double *)tmp)[k];
-            else if (dtype == DL__OX_FLOAT16) t->f[k] = dl__half((unsigned)v & 0xffff);
-            else t->i[k] = dtype == DL__OX_INT32 ? (int32_t)v : dtype == DL__OX_INT16 ? (int16_t)v : (int8_t)v;
-        }
-        DL_FREE(tmp);
-    }
+    if (raw) dl__ox_decode_raw(t, dtype, raw, es);
+    else if ((rc = dl__ox_decode_typed(t, dtype, m, n, field, kind)) != DL_OK) { dl__ox_t_free(t); return dl__ox_failf(ox, rc, "out of memory"); }
+    DL_FREE(ext);
     return DL_OK;
 }
 
