@@ -14,7 +14,7 @@ TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard
 .PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
 all: $(TESTS) examples
 
-$(B)/%: tests/%.c dl.h tests/test.h
+$(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
@@ -47,7 +47,7 @@ $(B)/cxx_check: tests/test_core.c dl.h
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
 
 # The portable build: scalar kernels, no threads (no pthreads needed at all).
-$(B)/portable_%: tests/test_%.c dl.h tests/test.h
+$(B)/portable_%: tests/test_%.c dl.h tests/test.h tests/ops.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
@@ -163,13 +163,13 @@ cuda: $(B)/test_cuda $(B)/fashion_gpu
 $(B)/dl_cuda.o: dl_cuda.cu dl.h
 	@mkdir -p $(B)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
-$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h
+$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
 $(B)/fashion_gpu: examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
-$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_emu.h
+$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/ops.h tests/cuda_emu.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
