@@ -8855,7 +8855,7 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_node(&node, "Conv", l->name, l->name, in);
         dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
         dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[0], l->a.pad[1]);
+        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
         dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
         dl__pw_attr_int(&node, "group", l->a.groups);
         break;
@@ -8863,8 +8863,11 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_node(&node, l->op == DL_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", l->name, l->name, in);
         dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
         dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[0], l->a.pad[1]);
-        if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", 1);
+        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
+        dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
+        if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
+            dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+        if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
         break;
     case DL_OP_GLOBAL_AVGPOOL:          /* [N,C,1,1], then [N,C] */
         snprintf(tmp, sizeof tmp, "%s/pool", l->name);
