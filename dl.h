@@ -352,6 +352,12 @@ DLDEF int       dl_net_param_count(const dl_net *net);
 DLDEF dl_param *dl_net_param(dl_net *net, int i);
 DLDEF dl_param *dl_net_find_param(dl_net *net, const char *name);   /* "layer.weight" */
 DLDEF size_t    dl_net_param_floats(const dl_net *net);  /* trainable floats */
+/* dl_predict keeps its weights prepared (packed, batchnorm folded) between
+   calls and prepares them again after any call that changes parameters,
+   including the three that hand out writable pointers (dl_net_param,
+   dl_net_find_param, dl_net_params). Writing through a pointer kept from
+   before the last prediction needs this call first. */
+DLDEF void      dl_net_params_changed(dl_net *net);
 DLDEF float    *dl_net_params(dl_net *net);     /* the flat host buffers */
 DLDEF float    *dl_net_grads(dl_net *net);
 DLDEF int       dl_param_init(dl_net *net, dl_param *p, int init);  /* refill from the generator */
@@ -647,6 +653,7 @@ typedef struct dl__cpu {
     const struct dl__simd *simd;
     dl_net *net;                /* for its pool or parallel hook */
     const dl__epilogue *epi;    /* set while a fused layer runs */
+    const float *wpack;         /* set while a layer with prepared (packed) weights runs */
     int threads;
     float *shared;
     float *thread_ws;
@@ -676,6 +683,10 @@ struct dl_ctx {
     unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient */
     int *cons;              /* per layer: how many needed layers read it */
     float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
+    float **prep;           /* per layer, prepared for inference once per parameter change: a conv or
+                               dense layer's packed weights, a batchnorm's folded scale and shift */
+    int prep_version;       /* the net's version and pgen prep was made for */
+    unsigned prep_pgen;
     int n, train;           /* the last forward */
     dl_layer *last;
     float *host_out;        /* GPU nets: the downloaded output */
@@ -698,6 +709,7 @@ struct dl_net {
     char err[256];
     int last_rc;            /* the code behind err when a layer or optimizer failed (loaders pass NOMEM on) */
     int version;            /* bumped by anything that invalidates a plan */
+    unsigned pgen;          /* bumped by anything that may change parameter values (prepared inference follows it) */
     int input_grad;
     int name_count[DL_OP_COUNT];
     dl_ctx *ctx;            /* the net's own context */
@@ -944,6 +956,7 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
     if (p->ndim > 1) for (i = 1; i < p->ndim; i++) fan_in *= p->shape[i];
     for (i = 2; i < p->ndim; i++) fan_out *= p->shape[i];
     if (init == DL_INIT_DEFAULT) init = DL_INIT_HE_UNIFORM;
+    net->pgen++;
     switch (init) {
     case DL_INIT_HE_UNIFORM:     scale = sqrt(6.0 / fan_in); break;
     case DL_INIT_HE_NORMAL:      scale = sqrt(2.0 / fan_in); break;
@@ -960,15 +973,22 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
 }
 
 int dl_net_param_count(const dl_net *net) { return net ? net->n_params : 0; }
-dl_param *dl_net_param(dl_net *net, int i) { return net && i >= 0 && i < net->n_params ? &net->params[i] : NULL; }
+/* The calls that hand out writable parameters count as changing them:
+   dl_predict prepares its weights again after any of them. */
+dl_param *dl_net_param(dl_net *net, int i) {
+    if (!net || i < 0 || i >= net->n_params) return NULL;
+    net->pgen++;
+    return &net->params[i];
+}
 dl_param *dl_net_find_param(dl_net *net, const char *name) {
     int i;
     if (!net || !name) return NULL;
-    for (i = 0; i < net->n_params; i++) if (!strcmp(net->params[i].name, name)) return &net->params[i];
+    for (i = 0; i < net->n_params; i++) if (!strcmp(net->params[i].name, name)) { net->pgen++; return &net->params[i]; }
     return NULL;
 }
+void dl_net_params_changed(dl_net *net) { if (net) net->pgen++; }
 size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
-float *dl_net_params(dl_net *net) { return net ? net->w : NULL; }
+float *dl_net_params(dl_net *net) { if (net) net->pgen++; return net ? net->w : NULL; }
 float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
 
 /* ---- shapes ---------------------------------------------------------------- */
@@ -1999,6 +2019,7 @@ typedef struct dl__gemm {
     dl__mat A, B, C;            /* C.p is written through */
     const float *bias;
     const dl__epilogue *epi;    /* rows indexed from 0, like bias */
+    const float *apacked;       /* A already packed (dl__pack_a_all's layout), or NULL */
 } dl__gemm;
 
 static int dl__round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -2274,7 +2295,8 @@ static void dl__gemm_task(void *arg, int t, int thread) {
 static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) {
     dl__gemm_job j;
     if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
-    dl__pack_a_all(cpu->simd, g, ap);
+    if (g->apacked) ap = (float *)(uintptr_t)g->apacked;
+    else dl__pack_a_all(cpu->simd, g, ap);
     j.cpu = cpu; j.g = g; j.ap = ap; j.nc = dl__gemm_nc(cpu->simd, g->N);
     dl__parallel(cpu, (g->N + j.nc - 1) / j.nc, dl__gemm_task, &j);
 }
@@ -2313,6 +2335,7 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     g.C = dl__plain(e->out, 1, (size_t)O);
     g.bias = l->a.bias ? e->w[1] : NULL;
     g.epi = cpu->epi;
+    g.apacked = cpu->wpack;
     dl__gemm_parallel(cpu, &g, cpu->shared);
     return DL_OK;
 }
@@ -2391,6 +2414,7 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
         g.B = dl__conv_input(&cg, krows, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
         g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
+        if (cpu->wpack) g.apacked = cpu->wpack + (size_t)grp * dl__apack_floats(cpu->simd, cg.Mg, cg.K);
         if (cpu->epi) {                 /* the group's rows of the epilogue */
             epi = *cpu->epi;
             if (epi.scale) epi.scale += grp * cg.Mg;
@@ -3229,6 +3253,8 @@ static void dl__ctx_release(dl_ctx *c) {
     if (c->arena && c->b == &c->net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
     if (c->arena) c->b->release(c->b, c->arena);
     DL_FREE(c->seed);                   /* the host tables' one block */
+    DL_FREE(c->prep);                   /* the prepared weights' one block */
+    c->prep = NULL;
     DL_FREE(c->host_out);
     c->arena = NULL; c->seed = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
     c->cap_n = 0; c->last = NULL;
@@ -3402,6 +3428,68 @@ static dl_layer *dl__sole_reader(dl_ctx *c, const dl_layer *l, const dl_layer *o
     }
     return NULL;
 }
+/* An eval-mode batchnorm as a per-channel scale and shift (C each, in to). */
+static void dl__bn_fold(const dl_net *net, const dl_layer *r, float *to) {
+    const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
+    const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
+    int C = r->shape[0], k;
+    for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
+        float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
+        to[k] = sc;
+        to[C + k] = b[k] - mean[k] * sc;
+    }
+}
+/* Inference on the CPU prepares once per parameter change (net->pgen) and
+   graph (net->version), not per call: every conv and dense layer's weights
+   packed as its forward GEMM's A (what dl__pack_a_all would write each
+   call: the same floats, so the same results), every batchnorm folded. One
+   block; without memory for it the kernels pack per call, as before. */
+static void dl__prepare(dl_ctx *c) {
+    dl_net *net = c->net;
+    size_t floats = 0, at;
+    int i;
+    if (c->prep && c->prep_version == net->version && c->prep_pgen == net->pgen) return;
+    DL_FREE(c->prep);
+    c->prep = NULL;
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        dl__conv g = dl_layer_conv_geom(l);
+        if (l->op == DL_OP_CONV2D) floats += dl__align((size_t)g.G * dl__apack_floats(net->simd, g.Mg, g.K));
+        else if (l->op == DL_OP_DENSE) floats += dl__align(dl__apack_floats(net->simd, l->a.units, l->in[0]->size));
+        else if (l->op == DL_OP_BATCHNORM) floats += dl__align(2 * (size_t)l->shape[0]);
+    }
+    at = dl__align((size_t)net->n_layers * sizeof(float *) / sizeof(float) + 1);
+    if (!(c->prep = (float **)dl__calloc(at + floats, sizeof(float)))) return;
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        float *p = (float *)(void *)c->prep + at;
+        dl__gemm gm;
+        int grp;
+        memset(&gm, 0, sizeof gm);
+        if (l->op == DL_OP_CONV2D) {
+            dl__conv g = dl_layer_conv_geom(l);
+            size_t per = dl__apack_floats(net->simd, g.Mg, g.K);
+            gm.M = g.Mg; gm.K = g.K;
+            for (grp = 0; grp < g.G; grp++) {
+                gm.A = dl__plain(net->dw + net->params[l->first_param].offset + (size_t)grp * g.Mg * g.K, (size_t)g.K, 1);
+                dl__pack_a_all(net->simd, &gm, p + (size_t)grp * per);
+            }
+            at += dl__align((size_t)g.G * per);
+        } else if (l->op == DL_OP_DENSE) {
+            gm.M = l->a.units; gm.K = l->in[0]->size;
+            gm.A = dl__plain(net->dw + net->params[l->first_param].offset, (size_t)gm.K, 1);
+            dl__pack_a_all(net->simd, &gm, p);
+            at += dl__align(dl__apack_floats(net->simd, gm.M, gm.K));
+        } else if (l->op == DL_OP_BATCHNORM) {
+            dl__bn_fold(net, l, p);
+            at += dl__align(2 * (size_t)l->shape[0]);
+        } else continue;
+        c->prep[i] = p;
+    }
+    c->prep_version = net->version;
+    c->prep_pgen = net->pgen;
+}
+
 /* Inference fusion on the CPU: a conv or dense layer absorbs a following
    batchnorm (eval: a per-channel scale and shift) and activation, which
    then never touch memory. Returns the last layer of the chain, whose
@@ -3409,18 +3497,13 @@ static dl_layer *dl__sole_reader(dl_ctx *c, const dl_layer *l, const dl_layer *o
 static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl__epilogue *epi) {
     dl_net *net = c->net;
     dl_layer *last = l, *r = dl__sole_reader(c, l, out);
-    int C = l->shape[0], k;
+    int C = l->shape[0];
     memset(epi, 0, sizeof *epi);
     if (r && r->op == DL_OP_BATCHNORM) {
-        const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
-        const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
-        for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
-            float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
-            c->fuse[k] = sc;
-            c->fuse[C + k] = b[k] - mean[k] * sc;
-        }
-        epi->scale = c->fuse;
-        epi->shift = c->fuse + C;
+        const float *f = c->prep ? c->prep[r->index] : c->fuse;
+        if (!c->prep) dl__bn_fold(net, r, c->fuse);
+        epi->scale = f;
+        epi->shift = f + C;
         c->needed[r->index] = 2;
         last = r;
         r = dl__sole_reader(c, r, out);
@@ -3469,7 +3552,9 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
                                 (double)x[k], (unsigned long)(k % (size_t)input->size));
     }
     fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
+    if (train) net->pgen++;                             /* batchnorm statistics move */
     if (fuse) {
+        dl__prepare(c);
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
         for (i = 0; i <= out->index; i++)
             if (c->needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) c->cons[net->layers[i]->in[j]->index]++;
@@ -3489,9 +3574,11 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
         if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
             b.e.out = c->out[dl__fuse_chain(c, l, out, &epi)->index];
             c->cpu.epi = &epi;
+            c->cpu.wpack = c->prep ? c->prep[i] : NULL;
         }
         rc = net->b->forward(net->b, l, &b.e);
         c->cpu.epi = NULL;
+        c->cpu.wpack = NULL;
         if (rc)
             return dl__fail(c->err, rc, "%s: forward: %s '%s' failed on %s%s%s", call, dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);
@@ -3673,6 +3760,7 @@ int dl_net_broadcast_params(dl_net *net, int stats_only) {
     if (!net) return DL_ERR_ARG;
     if (!net->coll) return dl__fail(net->err, DL_ERR_ARG, "dl_net_broadcast_params: no collective (dl_net_set_collective)");
     dev = net->b != &net->cpu;
+    net->pgen++;
     if ((!stats_only && (rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters"))) ||
         (rc = dl__collective(net, net->ds, net->ns, DL_BROADCAST, dev, "statistics")))
         return rc;
@@ -3738,6 +3826,7 @@ int dl_optim_step(dl_optim *opt) {
     if (net->coll && (rc = dl__collective(net, net->dg, net->nw, DL_ALLREDUCE_MEAN, net->b != &net->cpu, "gradients")))
         return rc;
     rc = net->b->optim_step(net->b, &job);
+    net->pgen++;
     if (rc == DL_ERR_NUMERIC) {
         const char *where = "";         /* name it where the gradients are at hand */
         size_t k;
@@ -4436,6 +4525,7 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     if (net->ns) memcpy(backup + net->nw, net->s, net->ns * sizeof(float));
     for (i = 0; i < net->n_params; i++) backup[net->nw + net->ns + (size_t)i] = (float)net->params[i].frozen;
     rc = dl__parse(data, len, net, NULL, NULL, err);
+    net->pgen++;
     if (rc) {
         if (net->nw) memcpy(net->w, backup, net->nw * sizeof(float));
         if (net->ns) memcpy(net->s, backup + net->nw, net->ns * sizeof(float));

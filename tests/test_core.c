@@ -635,6 +635,69 @@ static void test_inference_fusion(void) {
     dl_net_free(net);
 }
 
+/* dl_predict's weights are prepared once (packed, batchnorm folded) and again
+   after each change to the parameters: every kind of change, checked against
+   a fresh copy of the net (save, load) that prepares from scratch, and on 1
+   and 3 threads. */
+static int predicts_like_a_fresh_copy(dl_net *net, const float *x, int n) {
+    void *data = NULL;
+    size_t len = 0;
+    dl_net *copy;
+    const float *a, *b;
+    int same = 0, outs = n * dl_layer_size(dl_net_layer(net, -1));
+    float *keep = (float *)malloc((size_t)outs * sizeof(float));
+    if (dl_net_save_mem(net, NULL, &data, &len) != DL_OK || !(copy = dl_net_load_mem(data, len, NULL))) { free(keep); DL_FREE(data); return 0; }
+    a = dl_predict(net, dl_net_layer(net, -1), x, n);
+    if (a) memcpy(keep, a, (size_t)outs * sizeof(float));
+    b = dl_predict(copy, dl_net_layer(copy, -1), x, n);
+    same = a && b && !memcmp(keep, b, (size_t)outs * sizeof(float));
+    dl_net_free(copy);
+    DL_FREE(data);
+    free(keep);
+    return same;
+}
+static void test_prepared_inference(void) {
+    static float x[64 * 144];
+    static int y[64];
+    dl_net *net = dl_net_new();
+    dl_layer *h;
+    dl_optim *opt;
+    dl_param *w, *gamma;
+    float *flat;
+    int t;
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(dl_input(net, 1, 12, 12), 8, 3, 1, 1))), 2, 2);
+    h = dl_relu(dl_batchnorm(dl_dense(dl_flatten(h), 16)));
+    dl_dense(h, 4);
+    opt = dl_adam(net, 1e-2f);
+    make_patterns(x, y, 64);
+    for (t = 1; t <= 3; t += 2) {
+        int version;
+        CHECK(dl_net_set_threads(net, t) == DL_OK, "threads");
+        /* the plan, made for training at the largest batch first, stays: only the preparation can go stale */
+        CHECK(dl_forward(net, dl_net_layer(net, -1), x, 64, 1) != NULL, "%s", dl_net_error(net));
+        version = net->version;
+        train_some(net, opt, dl_net_layer(net, -1), x, y, 64, 2, 0);
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after training, %d threads", t);
+        CHECK(predicts_like_a_fresh_copy(net, x, 3), "batch 3 (dot products), %d threads", t);
+        CHECK(dl_forward(net, dl_net_layer(net, -1), x, 64, 1) != NULL, "%s", dl_net_error(net));   /* statistics move */
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after a training-mode forward, %d threads", t);
+        w = dl_net_find_param(net, "conv2d_1.weight");
+        gamma = dl_net_find_param(net, "batchnorm_2.weight");
+        CHECK(w && gamma, "parameters by name");
+        if (!w || !gamma) break;
+        w->data[0] += 0.5f;             /* through a pointer just handed out */
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing a weight, %d threads", t);
+        gamma->data[1] *= 2.0f;         /* through a kept pointer: announced */
+        dl_net_params_changed(net);
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing a batchnorm scale, %d threads", t);
+        flat = dl_net_params(net);
+        flat[net->nw - 1] += 1.0f;      /* the last dense layer's bias */
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing the flat buffer, %d threads", t);
+        CHECK(net->version == version && net->ctx->train_plan, "the plan was remade: the test checks nothing");
+    }
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
@@ -651,6 +714,7 @@ int main(void) {
     RUN(test_threads_share_one_net);
     RUN(test_threads_bit_identical);
     RUN(test_inference_fusion);
+    RUN(test_prepared_inference);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
     return test_summary();
