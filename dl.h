@@ -720,6 +720,7 @@ struct dl_net {
     dl_backend *b;          /* the backend in use: &cpu or one given by the user */
     const struct dl__simd *simd;   /* the CPU's micro-kernels, found at dl_net_new */
     int threads;
+    double par_min_work;    /* ops with less work run on the calling thread (tests set 0 to split everything) */
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
@@ -808,6 +809,8 @@ static const struct dl__simd *dl__simd_detect(void);
 static int dl__default_threads(void);
 static void dl__pool_free(struct dl__pool *p);
 
+#define DL__PAR_MIN_WORK 4e6           /* about 20 us on one core */
+#define DL__PER_FLOAT 16.0
 dl_net *dl_net_new(void) {
     dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
     if (!net) return NULL;
@@ -815,6 +818,7 @@ dl_net *dl_net_new(void) {
     net->b = &net->cpu;
     net->simd = dl__simd_detect();
     net->threads = dl__default_threads();
+    net->par_min_work = DL__PAR_MIN_WORK;
     dl_net_seed(net, 42);
     return net;
 }
@@ -1723,6 +1727,16 @@ static int dl__default_threads(void) { return 1; }
 
 
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
+/* Splitting pays only when an op's work is well above the cost of waking
+   another thread: below net->par_min_work (DL__PAR_MIN_WORK FLOPs; a
+   memory-bound op counts DL__PER_FLOAT per float it touches) all tasks run
+   on the calling thread. The decision comes from the shapes and the tasks
+   are the same either way, so results do not depend on it. */
+static void dl__parallel_if(const dl__cpu *cpu, double work, int n_tasks, dl__task_fn fn, void *arg) {
+    int t;
+    if (work >= cpu->net->par_min_work) { dl__parallel(cpu, n_tasks, fn, arg); return; }
+    for (t = 0; t < n_tasks; t++) fn(arg, t, 0);
+}
 static float *dl__scratch(const dl__cpu *cpu, int thread) { return cpu->thread_ws + (size_t)thread * cpu->thread_floats; }
 
 /* ---- row kernels: the hot elementwise loops of batchnorm and activations.
@@ -2298,7 +2312,7 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
     if (g->apacked) ap = (float *)(uintptr_t)g->apacked;
     else dl__pack_a_all(cpu->simd, g, ap);
     j.cpu = cpu; j.g = g; j.ap = ap; j.nc = dl__gemm_nc(cpu->simd, g->N);
-    dl__parallel(cpu, (g->N + j.nc - 1) / j.nc, dl__gemm_task, &j);
+    dl__parallel_if(cpu, 2.0 * g->M * g->N * g->K, (g->N + j.nc - 1) / j.nc, dl__gemm_task, &j);
 }
 
 /* ======================================================================== */
@@ -2325,7 +2339,7 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     if (e->n < 4) {                     /* fixed by the batch size, never by the threads */
         dl__dense_job j;
         j.l = l; j.e = e; j.epi = cpu->epi;
-        dl__parallel(cpu, e->n * O, dl__dense_dot_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * O * I, e->n * O, dl__dense_dot_task, &j);
         return DL_OK;
     }
     memset(&g, 0, sizeof g);
@@ -2540,15 +2554,16 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
             dl__pack_a_all(cpu->simd, &g, cpu->shared + grp * per);
         }
         j.ap = cpu->shared;
-        dl__parallel(cpu, e->n, dl__conv2d_dx_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * j.cg.M * j.cg.K * j.cg.P, e->n, dl__conv2d_dx_task, &j);
     }
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         size_t per = (size_t)j.cg.M * j.cg.K + j.cg.M;
         j.chunk = dl__conv_chunk(&j.cg, e->n);
         j.krows = dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
         j.partial = cpu->shared + dl__align(dl__krows_floats(&j.cg));
-        dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
-        dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * j.cg.M * j.cg.K * j.cg.P, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
+        dl__parallel_if(cpu, DL__PER_FLOAT * (double)per * ((e->n + j.chunk - 1) / j.chunk), (int)((per + 4095) / 4096),
+                        dl__conv2d_reduce_task, &j);
     }
     return DL_OK;
 }
@@ -2559,7 +2574,8 @@ static void dl__planes(const dl_layer *l, const dl_exec *e, int planes, dl__task
     dl__plane_job j;
     j.l = l; j.e = e;
     j.planes_per_task = planes < 64 ? 1 : planes / 64;      /* fixed by the shape */
-    dl__parallel((const dl__cpu *)e->cpu, (planes + j.planes_per_task - 1) / j.planes_per_task, fn, &j);
+    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * e->n * l->in[0]->size, (planes + j.planes_per_task - 1) / j.planes_per_task,
+                    fn, &j);
 }
 
 /* ---- maxpool2d: y[n,c,oh,ow] = max over the window of x (padding is -inf);
@@ -2689,7 +2705,7 @@ typedef struct { const dl_layer *l; const dl_exec *e; } dl__chan_job;
 static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
     dl__chan_job j;
     j.l = l; j.e = e;
-    dl__parallel((const dl__cpu *)e->cpu, l->shape[0], fn, &j);
+    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * e->n * l->size, l->shape[0], fn, &j);
 }
 
 /* ---- batchnorm over channel c (dim 0) of (N,C,S):
@@ -2960,7 +2976,7 @@ static int dl__matmul_run(const dl_layer *l, const dl_exec *e, int backward) {
     int batch, M, K, P;
     dl__matmul_dims(l, &batch, &M, &K, &P);
     j.cpu = (const dl__cpu *)e->cpu; j.l = l; j.e = e; j.backward = backward;
-    dl__parallel(j.cpu, e->n * batch, dl__matmul_task, &j);
+    dl__parallel_if(j.cpu, 2.0 * (backward ? 2 : 1) * e->n * batch * M * K * P, e->n * batch, dl__matmul_task, &j);
     return DL_OK;
 }
 static int dl__matmul_forward(const dl_layer *l, const dl_exec *e) { return dl__matmul_run(l, e, 0); }
@@ -3062,7 +3078,7 @@ static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *
 static void dl__zero_parallel(const dl__cpu *cpu, float *p, size_t n) {
     dl__zero_job j;
     j.p = p; j.n = n;
-    if (n) dl__parallel(cpu, (int)((n + ((size_t)1 << 14) - 1) >> 14), dl__zero_task, &j);
+    if (n) dl__parallel_if(cpu, 4.0 * (double)n, (int)((n + ((size_t)1 << 14) - 1) >> 14), dl__zero_task, &j);
 }
 
 /* Runs fn for tasks 0..n_tasks-1 on the net's threads (or the caller's job

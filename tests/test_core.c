@@ -588,6 +588,7 @@ static void test_threads_bit_identical(void) {
         dl_net_seed(net, 11);
         logits = pattern_cnn(net);
         opt = dl_adam(net, 1e-3f);
+        net->par_min_work = 0;          /* split every op, however small */
         if (k < 4) CHECK(dl_net_set_threads(net, counts[k]) == DL_OK && dl_net_threads(net) == counts[k], "set %d threads", counts[k]);
         else CHECK(dl_net_set_parallel(net, serial_for, &calls, 3) == DL_OK, "job system");
         train_some(net, opt, logits, x, y, 128, 6, 0);
@@ -670,6 +671,7 @@ static void test_prepared_inference(void) {
     dl_dense(h, 4);
     opt = dl_adam(net, 1e-2f);
     make_patterns(x, y, 64);
+    net->par_min_work = 0;              /* 3 threads split every op */
     for (t = 1; t <= 3; t += 2) {
         int version;
         CHECK(dl_net_set_threads(net, t) == DL_OK, "threads");
