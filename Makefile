@@ -11,7 +11,7 @@ comma    = ,
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-dist dist-mpi dist-nccl test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
+.PHONY: all test test-dist dist-mpi dist-nccl test-sanitize test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -142,13 +142,53 @@ $(B)/dist_nccl: examples/dist/mpi.c examples/dist/nccl.cu examples/dist/dist_ncc
 test-dist:
 	@sh tests/test_mpi.sh
 
-# The NEON kernels, cross-compiled and run under qemu (Debian: gcc-aarch64-linux-gnu qemu-user).
-ARM_CC = aarch64-linux-gnu-gcc
+# Other platforms: XTESTS cross-compiled with -std=c99 and run through an
+# emulator, each as a wrapper script for tests/run.sh.
+# $(call cross,DIR,CC,FLAGS,RUNNER,SUFFIX) builds build/DIR/test_* and runs them.
+XTESTS = portable threads grad torch core
+define cross
+	@mkdir -p $(B)/$(1)
+	@for t in $(XTESTS); do $(2) -std=c99 $(WARN) -O2 $(3) -I. tests/test_$$t.c -o $(B)/$(1)/test_$$t$(5) $(LDLIBS) || exit 1; \
+	  printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(4)' $(B)/$(1)/test_$$t$(5) > $(B)/$(1)/run_$$t; chmod +x $(B)/$(1)/run_$$t; done
+	@sh tests/run.sh $(addprefix $(B)/$(1)/run_,$(XTESTS))
+endef
+
+# The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user).
 test-arm:
-	@mkdir -p $(B)/arm
-	@for t in grad torch core; do $(ARM_CC) -std=c99 $(WARN) -O2 -I. tests/test_$$t.c -o $(B)/arm/test_$$t $(LDLIBS) || exit 1; \
-	  printf '#!/bin/sh\nexec qemu-aarch64 -L /usr/aarch64-linux-gnu %s "$$@"\n' $(B)/arm/test_$$t > $(B)/arm/run_$$t; chmod +x $(B)/arm/run_$$t; done
-	@sh tests/run.sh $(B)/arm/run_grad $(B)/arm/run_torch $(B)/arm/run_core
+	$(call cross,arm,aarch64-linux-gnu-gcc,,qemu-aarch64 -L /usr/aarch64-linux-gnu)
+
+# 32-bit x87 floats (statically linked: qemu-i386 7.2 hangs in a dynamically
+# linked pthread_create) and big-endian s390x, both with the portable kernels.
+# test_portable loads the model saved on x86-64 (tests/fixtures) there; the
+# s390x run also saves one that the x86-64 build then loads and checks.
+test-i686:
+	$(call cross,i686,i686-linux-gnu-gcc,-static,qemu-i386)
+test-s390x: $(B)/test_portable
+	$(call cross,s390x,s390x-linux-gnu-gcc,,qemu-s390x -L /usr/s390x-linux-gnu)
+	@$(B)/s390x/run_portable --save $(B)/s390x | tail -n 1
+	@echo "x86-64 loads the model saved on s390x:" && $(B)/test_portable --check $(B)/s390x | tail -n 1
+
+# Windows: mingw-w64 (Win32 threads and files), run under wine in a prefix of
+# our own; wineserver -k stops what wine started. The examples must build too.
+WINE = WINEPREFIX=$(abspath $(B))/wine WINEDEBUG=-all WINEDLLOVERRIDES=mscoree,mshtml=
+test-win:
+	@mkdir -p $(B)/win
+	@for e in fashion classify; do x86_64-w64-mingw32-gcc -std=c99 $(WARN) -O2 -I. examples/$$e.c -o $(B)/win/$$e.exe -lm || exit 1; done
+	@$(WINE) $(MAKE) -s --no-print-directory win-run || { $(WINE) wineserver -k; exit 1; }
+	@$(WINE) wineserver -k
+win-run:
+	$(call cross,win,x86_64-w64-mingw32-gcc,,sh tests/wine.sh,.exe)
+
+# tcc: no GNU C, so the portable kernels and POSIX threads with a lock for atomics.
+test-tcc:
+	$(call cross,tcc,tcc,,)
+
+# ThreadSanitizer (clang) on the tests that run threads, two in each pool.
+TSAN_TESTS = threads core portable
+test-tsan:
+	@mkdir -p $(B)/tsan
+	@for t in $(TSAN_TESTS); do clang -std=c99 $(WARN) -O1 -g -fsanitize=thread -I. tests/test_$$t.c -o $(B)/tsan/test_$$t $(LDLIBS) || exit 1; done
+	@DL_THREADS=2 TSAN_OPTIONS=halt_on_error=1 sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -612,12 +612,25 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
-/* POSIX threads where they exist; DL_NO_THREADS builds without them. */
-#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+/* Threads: Win32 on Windows, POSIX elsewhere where they exist, with any
+   compiler; DL_NO_THREADS builds without them. */
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#define DL__WIN32 1
+#endif
+#if !defined(DL_NO_THREADS) && (defined(DL__WIN32) || defined(__unix__) || defined(__APPLE__))
 #define DL__THREADS 1
+#ifndef DL__WIN32
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
+#endif
 #endif
 
 #if defined(DL_MALLOC) != defined(DL_FREE)
@@ -1490,6 +1503,228 @@ int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
 /*  whatever the number of threads.                                         */
 /* ======================================================================== */
 
+/* ---- what this compiler can build. GNU C (gcc, clang) gets vector
+   extensions and, on x86-64, AVX2 and AVX-512 code behind target
+   attributes, chosen at run time with __builtin_cpu_supports; aarch64 gets
+   NEON. Every other compiler (tcc, MSVC), and DL_NO_SIMD, gets portable C. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(DL_NO_SIMD)
+#define DL__VEC 1
+typedef float dl__vf __attribute__((vector_size(64)));
+typedef int32_t dl__vi __attribute__((vector_size(64)));
+/* A vector of 16 copies of x, as an initializer: mixing a scalar into vector
+   arithmetic fails where floats are evaluated wider (i686, s390x). */
+#define DL__SPLAT(x) { x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x }
+/* The row kernels are written once and inlined into one wrapper per ISA. */
+#define DL__INLINE static inline __attribute__((always_inline))
+#if defined(__x86_64__)
+#define DL__X86 1
+#include <immintrin.h>
+#endif
+#else
+#define DL__INLINE static
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
+#define DL__NEON 1
+#include <arm_neon.h>
+#endif
+
+/* ---- row kernels: the hot elementwise loops of batchnorm, activations and
+   GEMM epilogues. Compilers at -O2 leave such loops scalar, so they are
+   written with vector extensions (16 floats; each ISA splits them as it can)
+   and compiled once per ISA into a table, chosen with the micro-kernels.
+   Sums use 16 lanes added in a fixed order, so every path gives the same bits. */
+/* y = x sc + sh */
+DL__INLINE void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh);
+    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * vsc + vsh; memcpy(y + s, &v, 64); }
+#endif
+    for (; s < S; s++) y[s] = x[s] * sc + sh;
+}
+/* y += x */
+DL__INLINE void dl__row_add(float *y, const float *x, int S) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += v; memcpy(y + s, &u, 64); }
+#endif
+    for (; s < S; s++) y[s] += x[s];
+}
+/* y = x > 0 ? x : a x */
+DL__INLINE void dl__row_prelu(float *y, const float *x, int S, float a) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf va = DL__SPLAT(a);
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, r;
+        dl__vi m;
+        memcpy(&v, x + s, 64);
+        m = v > 0;
+        r = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * va) & ~m));
+        memcpy(y + s, &r, 64);
+    }
+#endif
+    for (; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
+}
+/* dx += x > 0 ? dy : a dy (dx may be NULL); returns sum over x <= 0 of dy x */
+DL__INLINE double dl__row_prelu_back(float *dx, const float *dy, const float *x, int S, float a) {
+    float lane[16] = { 0 };
+    double total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    const dl__vf va = DL__SPLAT(a);
+    dl__vf acc = { 0 };
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, g, d;
+        dl__vi m;
+        memcpy(&v, x + s, 64);
+        memcpy(&g, dy + s, 64);
+        m = v > 0;
+        acc += (dl__vf)((dl__vi)(g * v) & ~m);
+        if (dx) { memcpy(&d, dx + s, 64); d += (dl__vf)(((dl__vi)g & m) | ((dl__vi)(g * va) & ~m)); memcpy(dx + s, &d, 64); }
+    }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) {
+            lane[k] += x[s + k] > 0 ? 0.0f : dy[s + k] * x[s + k];
+            if (dx) dx[s + k] += x[s + k] > 0 ? dy[s + k] : a * dy[s + k];
+        }
+#endif
+    for (; s < S; s++) {
+        total += x[s] > 0 ? 0.0 : (double)(dy[s] * x[s]);
+        if (dx) dx[s] += x[s] > 0 ? dy[s] : a * dy[s];
+    }
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+/* sum of (x - m), or of (x - m)^2 */
+DL__INLINE double dl__row_sum(const float *x, int S, float m, int squares) {
+    float lane[16] = { 0 };
+    double total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    const dl__vf vm = DL__SPLAT(m);
+    dl__vf acc = { 0 };
+    for (; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= vm; acc += squares ? d * d : d; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
+#endif
+    for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+/* sums of dy and of dy (x - m) */
+DL__INLINE void dl__row_sums2(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) {
+    float l1[16] = { 0 }, l2[16] = { 0 };
+    int s = 0, k;
+#ifdef DL__VEC
+    const dl__vf vm = DL__SPLAT(m);
+    dl__vf a1 = { 0 }, a2 = { 0 };
+    for (; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - vm); }
+    memcpy(l1, &a1, 64);
+    memcpy(l2, &a2, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
+#endif
+    for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
+    for (k = 0; k < 16; k++) { *sdy += l1[k]; *sdyx += l2[k]; }
+}
+/* dx += g (dy - k1 - (x - m) k2) */
+DL__INLINE void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf vg = DL__SPLAT(g), vk1 = DL__SPLAT(k1), vm = DL__SPLAT(m), vk2 = DL__SPLAT(k2);
+    for (; s + 16 <= S; s += 16) {
+        dl__vf d, gy, v;
+        memcpy(&d, dx + s, 64); memcpy(&gy, dy + s, 64); memcpy(&v, x + s, 64);
+        d += vg * (gy - vk1 - (v - vm) * vk2);
+        memcpy(dx + s, &d, 64);
+    }
+#endif
+    for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
+}
+
+/* sum w[i] x[i], in 16 lanes added in a fixed order */
+DL__INLINE float dl__row_dot(const float *w, const float *x, int n) {
+    float lane[16] = { 0 }, total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf acc = { 0 };
+    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= n; s += 16)
+        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
+#endif
+    for (; s < n; s++) total += w[s] * x[s];
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+
+/* y = act(y sc + sh) over one row of a finished GEMM tile */
+DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
+    int s = 0;
+#ifdef DL__VEC
+    const float neg = act == DL__ACT_RELU ? 0.0f : slope;
+    const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh), vneg = DL__SPLAT(neg);
+    for (; s + 16 <= n; s += 16) {
+        dl__vf v;
+        dl__vi m;
+        memcpy(&v, y + s, 64);
+        v = v * vsc + vsh;
+        if (act != DL__ACT_NONE) {
+            m = v > 0;
+            v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * vneg) & ~m));
+        }
+        memcpy(y + s, &v, 64);
+    }
+#endif
+    for (; s < n; s++) {
+        float v = y[s] * sc + sh;
+        y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
+    }
+}
+
+typedef struct dl__rowk {
+    void (*affine)(float *y, const float *x, int S, float sc, float sh);
+    void (*add)(float *y, const float *x, int S);
+    void (*prelu)(float *y, const float *x, int S, float a);
+    double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
+    double (*sum)(const float *x, int S, float m, int squares);
+    void (*sums2)(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx);
+    void (*bn_dx)(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2);
+    float (*dot)(const float *w, const float *x, int n);
+    void (*epilogue)(float *y, int n, float sc, float sh, int act, float slope);
+} dl__rowk;
+/* The table for one ISA: wrappers that inline the kernels above, compiled
+   with the given target attribute (empty: the compiler's baseline). */
+#define DL__ROWK(isa, target) \
+    target static void dl__row_affine_##isa(float *y, const float *x, int S, float sc, float sh) { dl__row_affine(y, x, S, sc, sh); } \
+    target static void dl__row_add_##isa(float *y, const float *x, int S) { dl__row_add(y, x, S); } \
+    target static void dl__row_prelu_##isa(float *y, const float *x, int S, float a) { dl__row_prelu(y, x, S, a); } \
+    target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
+        return dl__row_prelu_back(dx, dy, x, S, a); } \
+    target static double dl__row_sum_##isa(const float *x, int S, float m, int squares) { return dl__row_sum(x, S, m, squares); } \
+    target static void dl__row_sums2_##isa(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) { \
+        dl__row_sums2(dy, x, S, m, sdy, sdyx); } \
+    target static void dl__row_bn_dx_##isa(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) { \
+        dl__row_bn_dx(dx, dy, x, S, g, k1, m, k2); } \
+    target static float dl__row_dot_##isa(const float *w, const float *x, int n) { return dl__row_dot(w, x, n); } \
+    target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope) { \
+        dl__row_epilogue(y, n, sc, sh, act, slope); } \
+    static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
+        dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__row_dot_##isa, \
+        dl__row_epilogue_##isa };
+DL__ROWK(base, )
+#ifdef DL__X86
+DL__ROWK(avx2, __attribute__((target("avx2"))))
+DL__ROWK(avx512, __attribute__((target("avx512f"))))
+#endif
+
 /* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
 typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias);
 typedef struct dl__simd {
@@ -1499,6 +1734,7 @@ typedef struct dl__simd {
     void (*pairs_max)(float *m, int32_t *odd, const float *x, int k);   /* see dl__pairs_max_c */
     void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
+    const dl__rowk *row;
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -1516,11 +1752,9 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c };
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DL_NO_SIMD)
-#define DL__X86 1
-#include <immintrin.h>
+#ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
    of vectors in memory. ROW(i) is one row of the tile. */
 /* AVX2 + FMA, 6 x 16: 12 accumulators, 2 loads of b and 6 broadcasts of a per k. */
@@ -1545,7 +1779,7 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c };
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -1572,12 +1806,11 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
-static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512 };
+static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
+                                         &dl__rowk_avx512 };
 #endif
 
-#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
-#define DL__NEON 1
-#include <arm_neon.h>
+#ifdef DL__NEON
 /* NEON, 8 x 8: 16 accumulators. */
 static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
     float32x4_t acc[8][2];
@@ -1597,7 +1830,7 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c };
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -1612,68 +1845,135 @@ static const dl__simd *dl__simd_detect(void) {
     return &dl__simd_scalar;
 }
 
-/* ---- threads ---- */
+/* ---- threads: the few calls the pool needs, on POSIX or Win32 ---- */
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
 #ifdef DL__THREADS
+#ifdef DL__WIN32
+typedef SRWLOCK dl__mutex;
+typedef CONDITION_VARIABLE dl__cond;
+typedef HANDLE dl__thread;
+static int dl__mutex_init(dl__mutex *m) { InitializeSRWLock(m); return 0; }
+static void dl__mutex_destroy(dl__mutex *m) { (void)m; }
+static void dl__mutex_lock(dl__mutex *m) { AcquireSRWLockExclusive(m); }
+static void dl__mutex_unlock(dl__mutex *m) { ReleaseSRWLockExclusive(m); }
+static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0; }
+static void dl__cond_destroy(dl__cond *c) { (void)c; }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
+static void dl__yield(void) { SwitchToThread(); }
+static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
+static void dl__pool_main(void *arg);
+static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
+static int dl__thread_start(dl__thread *t, void *arg) { return (*t = CreateThread(NULL, 0, dl__thread_main, arg, 0, NULL)) ? 0 : -1; }
+static void dl__thread_join(dl__thread t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
+#else
+typedef pthread_mutex_t dl__mutex;
+typedef pthread_cond_t dl__cond;
+typedef pthread_t dl__thread;
+static int dl__mutex_init(dl__mutex *m) { return pthread_mutex_init(m, NULL); }
+static void dl__mutex_destroy(dl__mutex *m) { pthread_mutex_destroy(m); }
+static void dl__mutex_lock(dl__mutex *m) { pthread_mutex_lock(m); }
+static void dl__mutex_unlock(dl__mutex *m) { pthread_mutex_unlock(m); }
+static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
+static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
+static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
+static void dl__yield(void) { sched_yield(); }
+static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
+static void dl__pool_main(void *arg);
+static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
+static int dl__thread_start(dl__thread *t, void *arg) { return pthread_create(t, NULL, dl__thread_main, arg); }
+static void dl__thread_join(dl__thread t) { pthread_join(t, NULL); }
+#endif
+
 struct dl__worker { struct dl__pool *pool; int id; };
 struct dl__pool {
     int n;                          /* threads, the caller included */
-    pthread_t *tid;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    dl__thread *tid;
+    dl__mutex mu;
+    dl__cond cv;
     dl__task_fn fn;
     void *arg;
     int n_tasks;
-    int next;                       /* the next task to take (atomic) */
-    int gen;                        /* bumped per job; workers wait for a change */
-    int busy;                       /* workers not done with the current job */
-    int stop;
+    long next;                      /* the next task to take (atomic) */
+    long gen;                       /* bumped per job; workers wait for a change */
+    long busy;                      /* workers not done with the current job */
+    long stop;
     struct dl__worker *workers;
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    dl__mutex amu;                  /* stands in for atomic instructions */
+#endif
 };
+/* Atomic longs in the pool: GNU builtins (gcc, clang, mingw), Interlocked
+   calls on MSVC; any other compiler (tcc) takes a lock for each access. */
+#if defined(__GNUC__) || defined(__clang__)
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return __atomic_fetch_add(x, v, __ATOMIC_ACQ_REL); }
+static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return __atomic_load_n(x, __ATOMIC_ACQUIRE); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; __atomic_store_n(x, v, __ATOMIC_RELEASE); }
+#elif defined(_MSC_VER)
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return InterlockedExchangeAdd(x, v); }
+static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return InterlockedCompareExchange(x, 0, 0); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; InterlockedExchange(x, v); }
+#else
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
+    long old;
+    dl__mutex_lock(&p->amu);
+    old = *x;
+    *x += v;
+    dl__mutex_unlock(&p->amu);
+    return old;
+}
+static long dl__atomic_load(struct dl__pool *p, long *x) { return dl__atomic_add(p, x, 0); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { dl__mutex_lock(&p->amu); *x = v; dl__mutex_unlock(&p->amu); }
+#endif
 static void dl__pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     __builtin_ia32_pause();
 #endif
 }
 static void dl__pool_work(struct dl__pool *p, int id) {
-    int t;
-    while ((t = __atomic_fetch_add(&p->next, 1, __ATOMIC_ACQ_REL)) < p->n_tasks) p->fn(p->arg, t, id);
+    long t;
+    while ((t = dl__atomic_add(p, &p->next, 1)) < p->n_tasks) p->fn(p->arg, (int)t, id);
 }
 /* Workers spin briefly between jobs (a training step runs many short
    parallel regions back to back), then sleep on the condition variable. */
-static void *dl__pool_main(void *arg) {
+static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
-    int seen = 0;
+    long seen = 0;
     for (;;) {
-        int g, spins = 0;
-        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000)
+        long g;
+        int spins = 0;
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 20000)
             if (spins < 4000) dl__pause();
-            else sched_yield();
+            else dl__yield();
         if (g == seen) {
-            pthread_mutex_lock(&p->mu);
-            while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p->cv, &p->mu);
-            pthread_mutex_unlock(&p->mu);
+            dl__mutex_lock(&p->mu);
+            while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
+            dl__mutex_unlock(&p->mu);
         }
         seen = g;
-        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) return NULL;
+        if (dl__atomic_load(p, &p->stop)) return;
         dl__pool_work(p, w->id);
-        __atomic_fetch_sub(&p->busy, 1, __ATOMIC_ACQ_REL);
+        dl__atomic_add(p, &p->busy, -1);
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
     int i;
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
-    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (i = 1; i < p->n; i++) pthread_join(p->tid[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
+    dl__mutex_lock(&p->mu);
+    dl__atomic_store(p, &p->stop, 1);
+    dl__atomic_add(p, &p->gen, 1);
+    dl__cond_broadcast(&p->cv);
+    dl__mutex_unlock(&p->mu);
+    for (i = 1; i < p->n; i++) dl__thread_join(p->tid[i]);
+    dl__cond_destroy(&p->cv);
+    dl__mutex_destroy(&p->mu);
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    dl__mutex_destroy(&p->amu);
+#endif
     DL_FREE(p->tid);
     DL_FREE(p->workers);
     DL_FREE(p);
@@ -1682,15 +1982,21 @@ static struct dl__pool *dl__pool_new(int n) {
     struct dl__pool *p = (struct dl__pool *)dl__calloc(1, sizeof(struct dl__pool));
     int i;
     if (!p) return NULL;
-    p->tid = (pthread_t *)dl__calloc((size_t)n, sizeof(pthread_t));
+    p->tid = (dl__thread *)dl__calloc((size_t)n, sizeof(dl__thread));
     p->workers = (struct dl__worker *)dl__calloc((size_t)n, sizeof(struct dl__worker));
-    if (!p->tid || !p->workers || pthread_mutex_init(&p->mu, NULL)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
-    if (pthread_cond_init(&p->cv, NULL)) { pthread_mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (!p->tid || !p->workers || dl__mutex_init(&p->mu)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (dl__cond_init(&p->cv)) { dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    if (dl__mutex_init(&p->amu)) {
+        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        return NULL;
+    }
+#endif
     p->n = 1;
     for (i = 1; i < n; i++) {
         p->workers[i].pool = p;
         p->workers[i].id = i;
-        if (pthread_create(&p->tid[i], NULL, dl__pool_main, &p->workers[i])) break;
+        if (dl__thread_start(&p->tid[i], &p->workers[i])) break;
         p->n++;
     }
     if (p->n < n) { dl__pool_free(p); return NULL; }
@@ -1701,22 +2007,22 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    __atomic_store_n(&p->next, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->busy, p->n - 1, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&p->mu);
-    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    dl__atomic_store(p, &p->next, 0);
+    dl__atomic_store(p, &p->busy, p->n - 1);
+    dl__mutex_lock(&p->mu);
+    dl__atomic_add(p, &p->gen, 1);
+    dl__cond_broadcast(&p->cv);
+    dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
     /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
-    for (spins = 0; __atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0; spins++) {
+    for (spins = 0; dl__atomic_load(p, &p->busy) > 0; spins++) {
         if (spins < 2000) dl__pause();
-        else sched_yield();
+        else dl__yield();
     }
 }
 static int dl__default_threads(void) {
     const char *s = getenv("DL_THREADS");
-    long n = s ? strtol(s, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = s ? strtol(s, NULL, 10) : dl__cpu_count();
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 #else
@@ -1738,132 +2044,7 @@ static void dl__parallel_if(const dl__cpu *cpu, double work, int n_tasks, dl__ta
     for (t = 0; t < n_tasks; t++) fn(arg, t, 0);
 }
 static float *dl__scratch(const dl__cpu *cpu, int thread) { return cpu->thread_ws + (size_t)thread * cpu->thread_floats; }
-
-/* ---- row kernels: the hot elementwise loops of batchnorm and activations.
-   Compilers at -O2 leave such loops scalar, so they are written with vector
-   extensions (16 floats; each ISA splits them as it can) and, where ifunc
-   exists, compiled for AVX-512, AVX2 and the baseline with dispatch at load.
-   Sums use 16 lanes added in a fixed order, so every path gives the same bits. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(DL_NO_SIMD)
-#define DL__VEC 1
-typedef float dl__vf __attribute__((vector_size(64)));
-typedef int32_t dl__vi __attribute__((vector_size(64)));
-#if defined(__x86_64__) && defined(__linux__)
-#define DL__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef DL__CLONES
-#define DL__CLONES
-#endif
-
-/* y = x sc + sh */
-DL__CLONES static void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * sc + sh; memcpy(y + s, &v, 64); }
-#endif
-    for (; s < S; s++) y[s] = x[s] * sc + sh;
-}
-/* y += x */
-DL__CLONES static void dl__row_add(float *y, const float *x, int S) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += v; memcpy(y + s, &u, 64); }
-#endif
-    for (; s < S; s++) y[s] += x[s];
-}
-/* y = x > 0 ? x : a x */
-DL__CLONES static void dl__row_prelu(float *y, const float *x, int S, float a) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) {
-        dl__vf v, r;
-        dl__vi m;
-        memcpy(&v, x + s, 64);
-        m = v > 0;
-        r = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * a) & ~m));
-        memcpy(y + s, &r, 64);
-    }
-#endif
-    for (; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
-}
-/* dx += x > 0 ? dy : a dy (dx may be NULL); returns sum over x <= 0 of dy x */
-DL__CLONES static double dl__row_prelu_back(float *dx, const float *dy, const float *x, int S, float a) {
-    float lane[16] = { 0 };
-    double total = 0;
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= S; s += 16) {
-        dl__vf v, g, d;
-        dl__vi m;
-        memcpy(&v, x + s, 64);
-        memcpy(&g, dy + s, 64);
-        m = v > 0;
-        acc += (dl__vf)((dl__vi)(g * v) & ~m);
-        if (dx) { memcpy(&d, dx + s, 64); d += (dl__vf)(((dl__vi)g & m) | ((dl__vi)(g * a) & ~m)); memcpy(dx + s, &d, 64); }
-    }
-    memcpy(lane, &acc, 64);
-#else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) {
-            lane[k] += x[s + k] > 0 ? 0.0f : dy[s + k] * x[s + k];
-            if (dx) dx[s + k] += x[s + k] > 0 ? dy[s + k] : a * dy[s + k];
-        }
-#endif
-    for (; s < S; s++) {
-        total += x[s] > 0 ? 0.0 : (double)(dy[s] * x[s]);
-        if (dx) dx[s] += x[s] > 0 ? dy[s] : a * dy[s];
-    }
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
-}
-/* sum of (x - m), or of (x - m)^2 */
-DL__CLONES static double dl__row_sum(const float *x, int S, float m, int squares) {
-    float lane[16] = { 0 };
-    double total = 0;
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= m; acc += squares ? d * d : d; }
-    memcpy(lane, &acc, 64);
-#else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
-#endif
-    for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
-}
-/* sums of dy and of dy (x - m) */
-DL__CLONES static void dl__row_sums2(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) {
-    float l1[16] = { 0 }, l2[16] = { 0 };
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf a1 = { 0 }, a2 = { 0 };
-    for (; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - m); }
-    memcpy(l1, &a1, 64);
-    memcpy(l2, &a2, 64);
-#else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
-#endif
-    for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
-    for (k = 0; k < 16; k++) { *sdy += l1[k]; *sdyx += l2[k]; }
-}
-/* dx += g (dy - k1 - (x - m) k2) */
-DL__CLONES static void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) {
-        dl__vf d, gy, v;
-        memcpy(&d, dx + s, 64); memcpy(&gy, dy + s, 64); memcpy(&v, x + s, 64);
-        d += g * (gy - k1 - (v - m) * k2);
-        memcpy(dx + s, &d, 64);
-    }
-#endif
-    for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
-}
+static const dl__rowk *dl__rows(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->simd->row; }
 
 /* Horizontal half of a 2x2 max pool over k pairs: m[i] = max(x[2i], x[2i+1]),
    odd[i] = 1 where the second won (only when strictly greater, or a NaN the
@@ -1945,48 +2126,10 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
     }
 }
 
-/* sum w[i] x[i], in 16 lanes added in a fixed order */
-DL__CLONES static float dl__row_dot(const float *w, const float *x, int n) {
-    float lane[16] = { 0 }, total = 0;
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
-    memcpy(lane, &acc, 64);
-#else
-    for (; s + 16 <= n; s += 16)
-        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
-#endif
-    for (; s < n; s++) total += w[s] * x[s];
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
-}
-
-/* y = act(y sc + sh) over one row of a finished GEMM tile */
-DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= n; s += 16) {
-        dl__vf v;
-        dl__vi m;
-        memcpy(&v, y + s, 64);
-        v = v * sc + sh;
-        if (act != DL__ACT_NONE) {
-            m = v > 0;
-            v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * (act == DL__ACT_RELU ? 0.0f : slope)) & ~m));
-        }
-        memcpy(y + s, &v, 64);
-    }
-#endif
-    for (; s < n; s++) {
-        float v = y[s] * sc + sh;
-        y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
-    }
-}
-static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i0, int m, int n) {
+static void dl__epilogue_rows(const dl__simd *s, const dl__epilogue *e, float *c, size_t ldc, int i0, int m, int n) {
     int i;
     for (i = 0; i < m; i++)
-        dl__row_epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
+        s->row->epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
                          e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha);
 }
 
@@ -2258,7 +2401,7 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
     if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
         s->kernel(kc, a, b, c, C->rs, load, bp);
-        if (last && g->epi) dl__epilogue_rows(g->epi, c, C->rs, i0, m, n);
+        if (last && g->epi) dl__epilogue_rows(s, g->epi, c, C->rs, i0, m, n);
         return;
     }
     /* An edge tile, or one that straddles two samples of a batched C: through
@@ -2271,7 +2414,7 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
         if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
         if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = cp[ro[i] + co[j]];
         s->kernel(kc, a, b, t, (size_t)nr, load, bp);
-        if (last && g->epi) dl__epilogue_rows(g->epi, t, (size_t)nr, i0, m, n);
+        if (last && g->epi) dl__epilogue_rows(s, g->epi, t, (size_t)nr, i0, m, n);
         for (i = 0; i < m; i++) for (j = 0; j < n; j++) cp[ro[i] + co[j]] = t[i * nr + j];
     }
 }
@@ -2328,9 +2471,10 @@ static void dl__dense_dot_task(void *arg, int t, int thread) {
     const dl__dense_job *j = (const dl__dense_job *)arg;
     int O = j->l->a.units, I = j->l->in[0]->size, n = t / O, o = t % O;
     float *y = j->e->out + (size_t)n * O + o;
+    const dl__simd *s = ((const dl__cpu *)j->e->cpu)->simd;
     (void)thread;
-    *y = dl__row_dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
-    if (j->epi) dl__epilogue_rows(j->epi, y, 1, o, 1, 1);
+    *y = s->row->dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
+    if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, 1, 1);
 }
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
@@ -2442,7 +2586,7 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
 }
 
 /* The adjoint of im2col for one sample and group: x += col scattered back. */
-static void dl__col2im(const dl__conv *g, const float *col, float *x) {
+static void dl__col2im(const dl__rowk *rk, const dl__conv *g, const float *col, float *x) {
     int c, kh, kw, oh, ow;
     for (c = 0; c < g->Cg; c++)
         for (kh = 0; kh < g->KH; kh++)
@@ -2452,7 +2596,7 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
                 if (g->sh == 1 && g->sw == 1 && g->OW == g->W && dx == 0) {
                     /* the centre column of a same-width convolution: whole rows line up, one long add */
                     int dy = kh * g->dh - g->ph, o0 = dy < 0 ? -dy : 0, o1 = g->H - dy < g->OH ? g->H - dy : g->OH;
-                    if (o1 > o0) dl__row_add(x + ((size_t)c * g->H + o0 + dy) * g->W, row + (size_t)o0 * g->OW, (o1 - o0) * g->OW);
+                    if (o1 > o0) rk->add(x + ((size_t)c * g->H + o0 + dy) * g->W, row + (size_t)o0 * g->OW, (o1 - o0) * g->OW);
                     continue;
                 }
                 for (oh = 0; oh < g->OH; oh++) {
@@ -2491,7 +2635,7 @@ static void dl__conv2d_dx_task(void *arg, int n, int thread) {
         g.C = dl__plain(pointwise ? dx : dcol, (size_t)cg->P, 1);
         g.accumulate = pointwise;
         dl__gemm_serial(j->cpu->simd, &g, j->ap + (size_t)grp * dl__apack_floats(j->cpu->simd, cg->K, cg->Mg), scratch);
-        if (!pointwise) dl__col2im(cg, dcol, dx);
+        if (!pointwise) dl__col2im(j->cpu->simd->row, cg, dcol, dx);
     }
 }
 /* Partial dW and db of one chunk of samples, as dW_g^T (K x M/G) = im2col(x_g) dy_g^T:
@@ -2514,7 +2658,7 @@ static void dl__conv2d_dw_task(void *arg, int t, int thread) {
     }
     for (m = 0; m < cg->M; m++) {       /* db partial */
         double s = 0;
-        for (i = 0; i < nn; i++) s += dl__row_sum(j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P, cg->P, 0.0f, 0);
+        for (i = 0; i < nn; i++) s += j->cpu->simd->row->sum(j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P, cg->P, 0.0f, 0);
         part[(size_t)cg->M * cg->K + m] = (float)s;
     }
 }
@@ -2717,15 +2861,16 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
     size_t M = (size_t)e->n * S;
     double mean, var, sum = 0, sq = 0;
     float inv, sc, sh;
     (void)thread;
     if (e->train) {
-        for (n = 0; n < e->n; n++) sum += dl__row_sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
+        for (n = 0; n < e->n; n++) sum += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
         mean = sum / (double)M;
-        for (n = 0; n < e->n; n++) sq += dl__row_sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
+        for (n = 0; n < e->n; n++) sq += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
         var = sq / (double)M;
         e->w[2][c] = (float)((1.0 - l->a.momentum) * e->w[2][c] + l->a.momentum * mean);
         e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * (double)M / (double)(M - 1));
@@ -2738,7 +2883,7 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     sc = e->w[0][c] * inv;
     sh = e->w[1][c] - (float)mean * sc;
     for (n = 0; n < e->n; n++)
-        dl__row_affine(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, sc, sh);
+        rk->affine(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, sc, sh);
 }
 static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
     dl__channels(l, e, dl__batchnorm_forward_task);
@@ -2750,13 +2895,14 @@ static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
     size_t M = (size_t)e->n * S;
     float mean = e->saved[c], inv = e->saved[C + c], k1, k2;
     double sdy = 0, sdyx = 0;
     (void)thread;
     for (n = 0; n < e->n; n++)
-        dl__row_sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, mean, &sdy, &sdyx);
+        rk->sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, mean, &sdy, &sdyx);
     sdyx *= inv;                        /* sum dy * xhat */
     if (e->dw[0]) e->dw[0][c] += (float)sdyx;
     if (e->dw[1]) e->dw[1][c] += (float)sdy;
@@ -2764,7 +2910,7 @@ static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
     k1 = e->train ? (float)(sdy / (double)M) : 0.0f;
     k2 = e->train ? (float)(sdyx / (double)M) * inv : 0.0f;
     for (n = 0; n < e->n; n++)
-        dl__row_bn_dx(e->din[0] + ((size_t)n * C + c) * S, e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S,
+        rk->bn_dx(e->din[0] + ((size_t)n * C + c) * S, e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S,
                       S, e->w[0][c] * inv, k1, mean, k2);
 }
 static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
@@ -2824,9 +2970,10 @@ DL__ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /*
 static void dl__prelu_forward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = j->l->shape[0], S = j->l->size / C, n;
     (void)thread;
-    for (n = 0; n < e->n; n++) dl__row_prelu(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->w[0][c]);
+    for (n = 0; n < e->n; n++) rk->prelu(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->w[0][c]);
 }
 static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
     dl__channels(l, e, dl__prelu_forward_task);
@@ -2835,12 +2982,13 @@ static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
 static void dl__prelu_backward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = j->l->shape[0], S = j->l->size / C, n;
     double da = 0;
     (void)thread;
     for (n = 0; n < e->n; n++) {
         size_t o = ((size_t)n * C + c) * S;
-        da += dl__row_prelu_back(e->din[0] ? e->din[0] + o : NULL, e->dout + o, e->in[0] + o, S, e->w[0][c]);
+        da += rk->prelu_back(e->din[0] ? e->din[0] + o : NULL, e->dout + o, e->in[0] + o, S, e->w[0][c]);
     }
     if (e->dw[0]) e->dw[0][c] += (float)da;
 }
@@ -4644,6 +4792,30 @@ static int dl__read_file(const char *path, unsigned char **data, size_t *len, ch
     *len = (size_t)size;
     return DL_OK;
 }
+#ifdef DL__WIN32
+/* CREATE_NEW never opens an existing file; FlushFileBuffers puts the data
+   on the disk before the rename can make it the file. */
+static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
+    HANDLE h = CreateFileA(tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    const char *p = (const char *)data;
+    int ok = h != INVALID_HANDLE_VALUE;
+    *exists = !ok && GetLastError() == ERROR_FILE_EXISTS;
+    while (ok && len) {
+        DWORD done = 0;
+        if (!WriteFile(h, p, len > 0x40000000 ? 0x40000000 : (DWORD)len, &done, NULL) || !done) ok = 0;
+        else { p += done; len -= done; }
+    }
+    if (ok && !FlushFileBuffers(h)) ok = 0;
+    if (h != INVALID_HANDLE_VALUE && !CloseHandle(h)) ok = 0;
+    return ok;
+}
+/* rename does not replace a file on Windows; MoveFileEx does, in one step,
+   and with write-through returns only once the move is on the disk. */
+static int dl__replace(const char *tmp, const char *path) {
+    return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+}
+static unsigned long dl__pid(void) { return (unsigned long)GetCurrentProcessId(); }
+#else
 static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
     FILE *f = fopen(tmp, "wb");
     int ok;
@@ -4653,8 +4825,12 @@ static int dl__write_file(const char *tmp, const void *data, size_t len, int *ex
     ok = fflush(f) == 0 && ok;
     return fclose(f) == 0 && ok;
 }
-static void dl__sync_dir(const char *path) { (void)path; }
 static unsigned long dl__pid(void) { return 0; }
+#endif
+static void dl__sync_dir(const char *path) { (void)path; }
+#endif
+#ifndef DL__WIN32
+static int dl__replace(const char *tmp, const char *path) { return rename(tmp, path) == 0; }
 #endif
 /* The temporary file is named after the process and the buffer being
    written, so concurrent saves to one path (threads or processes) never
@@ -4673,10 +4849,7 @@ static int dl__write_atomic(char *err, const char *path, const void *data, size_
         }
     }
     if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to it", path);
-#ifdef _WIN32
-    remove(path);               /* rename does not replace on Windows */
-#endif
-    if (rename(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
+    if (!dl__replace(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
     dl__sync_dir(path);
     return DL_OK;
 }

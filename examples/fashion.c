@@ -29,6 +29,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <direct.h>
+#include <windows.h>                             /* GetTickCount64: no clock_gettime there */
+#define fashion_mkdir(dir) _mkdir(dir)          /* one argument there */
+#else
+#define fashion_mkdir(dir) mkdir(dir, 0755)
+#endif
 
 #define DL_IMPLEMENTATION
 #include "dl.h"
@@ -287,9 +294,13 @@ bad:
 
 /* ---- training and evaluation ------------------------------------------------ */
 static double fashion_now(void) {
+#ifdef _WIN32
+    return 1e-3 * (double)GetTickCount64();
+#else
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#endif
 }
 
 typedef struct fashion_eval {
@@ -424,7 +435,7 @@ static void fashion_report(const fashion_eval *ev) {
 /* One test image per class, as binary PGM (0 = background, as in the data). */
 static int fashion_dump(const char *dir, const idx_set *s) {
     int c, i;
-    if (mkdir(dir, 0755) && errno != EEXIST) {
+    if (fashion_mkdir(dir) && errno != EEXIST) {
         fprintf(stderr, "fashion: %s: %s\n", dir, strerror(errno));
         return -1;
     }

@@ -6,7 +6,6 @@
 #include "../dl.h"
 #include "test.h"
 #include <stdlib.h>
-#include <pthread.h>
 
 static uint64_t rng_state = 12345;
 static float frand(void) {          /* uniform in [0, 1) */
@@ -391,7 +390,8 @@ static void test_freeze_and_lr(void) {
     int y[4] = { 0, 1, 0, 1 };
     dl_net *net = dl_net_new();
     dl_layer *in = dl_input(net, 2, 0, 0), *h = dl_dense(in, 3), *out = dl_dense(h, 2);
-    dl_optim *opt = dl_sgd(net, 0.1f, 0);
+    const float lr = 0.1f;          /* a float: the constant 0.1f may be evaluated wider (i686, s390x) */
+    dl_optim *opt = dl_sgd(net, lr, 0);
     dl_param *w1 = dl_net_find_param(net, "dense_1.weight"), *w2 = dl_net_find_param(net, "dense_2.weight");
     float before1[6], before2[6], after2[6];
     int i;
@@ -404,7 +404,7 @@ static void test_freeze_and_lr(void) {
     /* the step is proportional to the learning rate */
     memcpy(before2, w2->data, sizeof before2);
     dl_optim_set_lr(opt, 0.0f);     /* ignored: must stay positive */
-    CHECK(dl_optim_lr(opt) == 0.1f, "lr %g", dl_optim_lr(opt));
+    CHECK(dl_optim_lr(opt) == lr, "lr %g", dl_optim_lr(opt));
     dl_optim_set_lr(opt, 1e-9f);
     CHECK(dl_train_step(net, opt, out, x, y, 4, NULL) == DL_OK, "%s", dl_net_error(net));
     memcpy(after2, w2->data, sizeof after2);
@@ -414,7 +414,7 @@ static void test_freeze_and_lr(void) {
 
 /* ---- one net, several threads ---- */
 typedef struct { dl_net *net; dl_layer *out; const float *x; const float *ref; int ok; } job_t;
-static void *infer_thread(void *arg) {
+static void infer_thread(void *arg) {
     job_t *j = (job_t *)arg;
     dl_ctx *c = dl_ctx_new(j->net);
     int it;
@@ -424,7 +424,6 @@ static void *infer_thread(void *arg) {
         j->ok = p && !memcmp(p, j->ref, 32 * 4 * sizeof(float));
     }
     dl_ctx_free(c);
-    return NULL;
 }
 static void test_threads_share_one_net(void) {
     static float x[32 * 144];
@@ -432,7 +431,7 @@ static void test_threads_share_one_net(void) {
     dl_net *net = dl_net_new();
     dl_layer *logits = pattern_cnn(net), *probs = dl_softmax(logits);
     dl_optim *opt = dl_adam(net, 1e-3f);
-    pthread_t th[4];
+    test_thread th[4];
     job_t jobs[4];
     float *ref = (float *)malloc(32 * 4 * sizeof(float));
     int i;
@@ -441,9 +440,9 @@ static void test_threads_share_one_net(void) {
     memcpy(ref, dl_predict(net, probs, x, 32), 32 * 4 * sizeof(float));
     for (i = 0; i < 4; i++) {
         jobs[i].net = net; jobs[i].out = probs; jobs[i].x = x; jobs[i].ref = ref; jobs[i].ok = 0;
-        pthread_create(&th[i], NULL, infer_thread, &jobs[i]);
+        CHECK(test_thread_start(&th[i], infer_thread, &jobs[i]), "cannot start thread %d", i);
     }
-    for (i = 0; i < 4; i++) { pthread_join(th[i], NULL); CHECK(jobs[i].ok, "thread %d got a different answer", i); }
+    for (i = 0; i < 4; i++) { test_thread_join(&th[i]); CHECK(jobs[i].ok, "thread %d got a different answer", i); }
     free(ref);
     dl_net_free(net);
 }
