@@ -1899,7 +1899,7 @@ struct dl__pool {
     int n_tasks;
     long next;                      /* the next task to take (atomic) */
     long gen;                       /* bumped per job; workers wait for a change */
-    long busy;                      /* workers not done with the current job */
+    long joined;                    /* workers inside the current job, plus DL__CLOSED once the caller is done */
     long stop;
     struct dl__worker *workers;
 #if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
@@ -1912,10 +1912,15 @@ struct dl__pool {
 static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return __atomic_fetch_add(x, v, __ATOMIC_ACQ_REL); }
 static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return __atomic_load_n(x, __ATOMIC_ACQUIRE); }
 static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; __atomic_store_n(x, v, __ATOMIC_RELEASE); }
+static int dl__atomic_cas(struct dl__pool *p, long *x, long old, long v) {
+    (void)p;
+    return __atomic_compare_exchange_n(x, &old, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 #elif defined(_MSC_VER)
 static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return InterlockedExchangeAdd(x, v); }
 static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return InterlockedCompareExchange(x, 0, 0); }
 static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; InterlockedExchange(x, v); }
+static int dl__atomic_cas(struct dl__pool *p, long *x, long old, long v) { (void)p; return InterlockedCompareExchange(x, v, old) == old; }
 #else
 static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
     long old;
@@ -1927,6 +1932,13 @@ static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
 }
 static long dl__atomic_load(struct dl__pool *p, long *x) { return dl__atomic_add(p, x, 0); }
 static void dl__atomic_store(struct dl__pool *p, long *x, long v) { dl__mutex_lock(&p->amu); *x = v; dl__mutex_unlock(&p->amu); }
+static int dl__atomic_cas(struct dl__pool *p, long *x, long old, long v) {
+    int ok;
+    dl__mutex_lock(&p->amu);
+    if ((ok = *x == old)) *x = v;
+    dl__mutex_unlock(&p->amu);
+    return ok;
+}
 #endif
 static void dl__pause(void) {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -1937,8 +1949,22 @@ static void dl__pool_work(struct dl__pool *p, int id) {
     long t;
     while ((t = dl__atomic_add(p, &p->next, 1)) < p->n_tasks) p->fn(p->arg, (int)t, id);
 }
+/* A job never waits for a worker that has not started on it: a worker
+   joins (joined + 1) only while the job is open, and the caller closes it
+   (DL__CLOSED) when no task is left, then waits only for the joined. So a
+   worker descheduled on a busy machine, or still waking up, costs the
+   caller nothing: it runs the tasks itself. Only the claim of a task in
+   dl__pool_work and the task ids decide what runs where, never timing. */
+#define DL__CLOSED (1L << 20)
+static int dl__pool_join(struct dl__pool *p) {
+    long j;
+    while (!((j = dl__atomic_load(p, &p->joined)) & DL__CLOSED))
+        if (dl__atomic_cas(p, &p->joined, j, j + 1)) return 1;
+    return 0;
+}
 /* Workers spin briefly between jobs (a training step runs many short
-   parallel regions back to back), then sleep on the condition variable. */
+   parallel regions back to back), then sleep on the condition variable:
+   no yielding loop, which on an oversubscribed machine is spinning. */
 static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
@@ -1946,9 +1972,7 @@ static void dl__pool_main(void *arg) {
     for (;;) {
         long g;
         int spins = 0;
-        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 20000)
-            if (spins < 4000) dl__pause();
-            else dl__yield();
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 4000) dl__pause();
         if (g == seen) {
             dl__mutex_lock(&p->mu);
             while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
@@ -1956,8 +1980,9 @@ static void dl__pool_main(void *arg) {
         }
         seen = g;
         if (dl__atomic_load(p, &p->stop)) return;
+        if (!dl__pool_join(p)) continue;
         dl__pool_work(p, w->id);
-        dl__atomic_add(p, &p->busy, -1);
+        dl__atomic_add(p, &p->joined, -1);
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
@@ -1992,6 +2017,7 @@ static struct dl__pool *dl__pool_new(int n) {
         return NULL;
     }
 #endif
+    p->joined = DL__CLOSED;         /* no job yet */
     p->n = 1;
     for (i = 1; i < n; i++) {
         p->workers[i].pool = p;
@@ -2008,14 +2034,15 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     p->arg = arg;
     p->n_tasks = n_tasks;
     dl__atomic_store(p, &p->next, 0);
-    dl__atomic_store(p, &p->busy, p->n - 1);
+    dl__atomic_store(p, &p->joined, 0);            /* open: the fields above are what joiners see */
     dl__mutex_lock(&p->mu);
     dl__atomic_add(p, &p->gen, 1);
     dl__cond_broadcast(&p->cv);
     dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
-    /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
-    for (spins = 0; dl__atomic_load(p, &p->busy) > 0; spins++) {
+    dl__atomic_add(p, &p->joined, DL__CLOSED);     /* no task left: nobody joins any more */
+    /* the joined are running their last task: spin briefly, then yield (on a busy machine one may wait for this core) */
+    for (spins = 0; dl__atomic_load(p, &p->joined) != DL__CLOSED; spins++) {
         if (spins < 2000) dl__pause();
         else dl__yield();
     }
