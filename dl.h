@@ -2503,9 +2503,21 @@ static void dl__dense_dot_task(void *arg, int t, int thread) {
     *y = s->row->dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
     if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, 1, 1);
 }
+/* y (n x O) = the transpose of yt (O x n), in 16 x 16 blocks, a block row of y per task. */
+typedef struct { float *y; const float *yt; int n, O; } dl__transpose_job;
+static void dl__transpose_task(void *arg, int t, int thread) {
+    const dl__transpose_job *j = (const dl__transpose_job *)arg;
+    int i0 = t * 16, i1 = i0 + 16 < j->n ? i0 + 16 : j->n, o0, i, o;
+    (void)thread;
+    for (o0 = 0; o0 < j->O; o0 += 16)
+        for (i = i0; i < i1; i++)
+            for (o = o0; o < o0 + 16 && o < j->O; o++) j->y[(size_t)i * j->O + o] = j->yt[(size_t)o * j->n + i];
+}
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     int O = l->a.units, I = l->in[0]->size;
+    float *yt = cpu->shared + dl__align(dl__apack_floats(cpu->simd, O, I));
+    dl__transpose_job t;
     dl__gemm g;
     if (e->n < 4) {                     /* fixed by the batch size, never by the threads */
         dl__dense_job j;
@@ -2517,11 +2529,13 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     g.M = O; g.N = e->n; g.K = I;
     g.A = dl__plain(e->w[0], (size_t)I, 1);
     g.B = dl__plain(e->in[0], 1, (size_t)I);
-    g.C = dl__plain(e->out, 1, (size_t)O);
+    g.C = dl__plain(yt, (size_t)e->n, 1);        /* contiguous rows: whole tiles go straight to C */
     g.bias = l->a.bias ? e->w[1] : NULL;
     g.epi = cpu->epi;
     g.apacked = cpu->wpack;
     dl__gemm_parallel(cpu, &g, cpu->shared);
+    t.y = e->out; t.yt = yt; t.n = e->n; t.O = O;
+    dl__parallel_if(cpu, 2 * DL__PER_FLOAT * e->n * O, (e->n + 15) / 16, dl__transpose_task, &t);
     return DL_OK;
 }
 static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
@@ -3226,7 +3240,7 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
     *shared = *thread = 0;
     if (l->op == DL_OP_DENSE) {
         int O = l->a.units, I = l->in[0]->size;
-        *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
+        *shared = dl__max3(dl__align(dl__apack_floats(s, O, I)) + (size_t)O * n, dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
         *thread = DL__BPACK;
     } else if (l->op == DL_OP_CONV2D) {
         dl__conv g = dl_layer_conv_geom(l);
