@@ -1648,21 +1648,39 @@ DL__INLINE void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S,
     for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
 }
 
-/* sum w[i] x[i], in 16 lanes added in a fixed order */
-DL__INLINE float dl__row_dot(const float *w, const float *x, int n) {
-    float lane[16] = { 0 }, total = 0;
-    int s = 0, k;
+/* out[r] = sum_i w[r ldw + i] x[i] for the rows r < rows (at most 4), each
+   in 16 lanes added in a fixed order. Rows go side by side only so their
+   chains overlap: a row's arithmetic is the same whatever its neighbours. */
+DL__INLINE void dl__rows_dot(const float *w, size_t ldw, int rows, const float *x, int n, float *out) {
+    float lane[4][16], total;
+    const float *wr[4];
+    int s = 0, k, r;
+    memset(lane, 0, sizeof lane);
+    for (r = 0; r < 4; r++) wr[r] = w + (r < rows ? (size_t)r * ldw : 0);      /* missing rows repeat row 0 */
 #ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
-    memcpy(lane, &acc, 64);
+    {
+        dl__vf acc0 = { 0 }, acc1 = { 0 }, acc2 = { 0 }, acc3 = { 0 };
+        for (; s + 16 <= n; s += 16) {
+            dl__vf a, b;
+            memcpy(&b, x + s, 64);
+            memcpy(&a, wr[0] + s, 64); acc0 += a * b;
+            memcpy(&a, wr[1] + s, 64); acc1 += a * b;
+            memcpy(&a, wr[2] + s, 64); acc2 += a * b;
+            memcpy(&a, wr[3] + s, 64); acc3 += a * b;
+        }
+        memcpy(lane[0], &acc0, 64); memcpy(lane[1], &acc1, 64); memcpy(lane[2], &acc2, 64); memcpy(lane[3], &acc3, 64);
+    }
 #else
     for (; s + 16 <= n; s += 16)
-        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
+        for (r = 0; r < 4; r++)
+            for (k = 0; k < 16; k++) lane[r][k] += wr[r][s + k] * x[s + k];
 #endif
-    for (; s < n; s++) total += w[s] * x[s];
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
+    for (r = 0; r < rows; r++) {
+        total = 0;
+        for (k = s; k < n; k++) total += wr[r][k] * x[k];
+        for (k = 0; k < 16; k++) total += lane[r][k];
+        out[r] = total;
+    }
 }
 
 /* y = act(y sc + sh) over one row of a finished GEMM tile */
@@ -1697,7 +1715,7 @@ typedef struct dl__rowk {
     double (*sum)(const float *x, int S, float m, int squares);
     void (*sums2)(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx);
     void (*bn_dx)(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2);
-    float (*dot)(const float *w, const float *x, int n);
+    void (*dot)(const float *w, size_t ldw, int rows, const float *x, int n, float *out);
     void (*epilogue)(float *y, int n, float sc, float sh, int act, float slope);
 } dl__rowk;
 /* The table for one ISA: wrappers that inline the kernels above, compiled
@@ -1713,11 +1731,12 @@ typedef struct dl__rowk {
         dl__row_sums2(dy, x, S, m, sdy, sdyx); } \
     target static void dl__row_bn_dx_##isa(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) { \
         dl__row_bn_dx(dx, dy, x, S, g, k1, m, k2); } \
-    target static float dl__row_dot_##isa(const float *w, const float *x, int n) { return dl__row_dot(w, x, n); } \
+    target static void dl__rows_dot_##isa(const float *w, size_t ldw, int rows, const float *x, int n, float *out) { \
+        dl__rows_dot(w, ldw, rows, x, n, out); } \
     target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope) { \
         dl__row_epilogue(y, n, sc, sh, act, slope); } \
     static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
-        dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__row_dot_##isa, \
+        dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__rows_dot_##isa, \
         dl__row_epilogue_##isa };
 DL__ROWK(base, )
 #ifdef DL__X86
@@ -2494,14 +2513,16 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
    Computed as Y^T = W X^T so the long side (the batch) is GEMM's N. ---- */
 /* A few samples: dot products (a GEMM would pad the batch to a whole tile). */
 typedef struct { const dl_layer *l; const dl_exec *e; const dl__epilogue *epi; } dl__dense_job;
-static void dl__dense_dot_task(void *arg, int t, int thread) {
+static void dl__dense_dot_task(void *arg, int t, int thread) {            /* 4 outputs of one sample */
     const dl__dense_job *j = (const dl__dense_job *)arg;
-    int O = j->l->a.units, I = j->l->in[0]->size, n = t / O, o = t % O;
+    int O = j->l->a.units, I = j->l->in[0]->size, blocks = (O + 3) / 4, n = t / blocks, o = t % blocks * 4, r;
+    int rows = O - o < 4 ? O - o : 4;
     float *y = j->e->out + (size_t)n * O + o;
     const dl__simd *s = ((const dl__cpu *)j->e->cpu)->simd;
     (void)thread;
-    *y = s->row->dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
-    if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, 1, 1);
+    s->row->dot(j->e->w[0] + (size_t)o * I, (size_t)I, rows, j->e->in[0] + (size_t)n * I, I, y);
+    for (r = 0; r < rows; r++) y[r] += j->l->a.bias ? j->e->w[1][o + r] : 0.0f;
+    if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, rows, 1);
 }
 /* y (n x O) = the transpose of yt (O x n), in 16 x 16 blocks, a block row of y per task. */
 typedef struct { float *y; const float *yt; int n, O; } dl__transpose_job;
@@ -2522,7 +2543,7 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     if (e->n < 4) {                     /* fixed by the batch size, never by the threads */
         dl__dense_job j;
         j.l = l; j.e = e; j.epi = cpu->epi;
-        dl__parallel_if(cpu, 2.0 * e->n * O * I, e->n * O, dl__dense_dot_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * O * I, e->n * ((O + 3) / 4), dl__dense_dot_task, &j);
         return DL_OK;
     }
     memset(&g, 0, sizeof g);
