@@ -3,7 +3,9 @@
    same way in all three, and next to the machine's measured FMA peak.
    Prints numbers and ratios, never pass/fail.
 
-   Usage: build/bench [--quick] [--reps N] [--net NAME] [--kernels]
+   Usage: build/bench [--quick] [--reps N] [--secs S] [--net NAME] [--kernels]
+   (--quick: 0.25 s per figure instead of 1, about 5 minutes for all; --secs
+   sets it; --net runs one of reference, cifar, mlp, mobile, resnet)
    Internal: build/bench --train-rss NAME (the fresh process whose peak RSS
    is the training memory figure).
 
@@ -516,22 +518,24 @@ int main(int argc, char **argv) {
     dl_net *net = dl_net_new();
     const char *simd = net->simd->name, *only = NULL;
     int cores = dl__default_threads(), i, r, a, with_kernels = 0;
+    double secs_arg = 0;
     char self[600];
     double flops[8][2];
     for (a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--quick")) quick = 1;
         else if (!strcmp(argv[a], "--kernels")) with_kernels = 1;
         else if (!strcmp(argv[a], "--reps") && a + 1 < argc) reps = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--secs") && a + 1 < argc) secs_arg = atof(argv[++a]);
         else if (!strcmp(argv[a], "--net") && a + 1 < argc) only = argv[++a];
         else if (!strcmp(argv[a], "--train-rss") && a + 1 < argc) { dl_net_free(net); return train_rss_child(argv[a + 1]); }
-        else { fprintf(stderr, "usage: %s [--quick] [--reps N] [--net NAME] [--kernels]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--quick] [--reps N] [--secs S] [--net NAME] [--kernels]\n", argv[0]); return 2; }
     }
     if (reps < 1) reps = 1;
     if (reps > MAX_REPS) reps = MAX_REPS;
-    secs = quick ? 0.25 : 1.0;
+    secs = secs_arg > 0 ? secs_arg : quick ? 0.25 : 1.0;
     snprintf(self, sizeof self, "%s", argv[0]);
-    printf("dl.h %d.%d.%d benchmark: %s kernels, %d cores, %d repetitions%s\n", DL_VERSION_MAJOR, DL_VERSION_MINOR,
-           DL_VERSION_PATCH, simd, cores, reps, quick ? " (quick)" : "");
+    printf("dl.h %d.%d.%d benchmark: %s kernels, %d cores, %d repetitions, %.2f s per figure\n", DL_VERSION_MAJOR,
+           DL_VERSION_MINOR, DL_VERSION_PATCH, simd, cores, reps, secs);
     {
         FILE *p = popen("cat /proc/loadavg", "r");
         char line[128];
