@@ -111,7 +111,8 @@
       On one net, dl_ctx_predict may run concurrently on distinct contexts,
       as long as no thread changes the net meanwhile (training, adding
       layers, loading weights, writing parameters, moving it to or from a
-      GPU). Every other call on a net needs exclusive access, and its
+      GPU; dl_net_param, dl_net_find_param and dl_net_params count as
+      writing). Every other call on a net needs exclusive access, and its
       message (dl_net_error) belongs to the thread that made the call.
       dl_ctx objects are not thread-safe themselves: one per thread. fork()
       copies a net but not its pool's threads: a child may use (and free)
