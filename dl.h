@@ -1554,6 +1554,15 @@ DL__INLINE void dl__row_add(float *y, const float *x, int S) {
 #endif
     for (; s < S; s++) y[s] += x[s];
 }
+/* y += a x */
+DL__INLINE void dl__row_axpy(float *y, const float *x, int S, float a) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf va = DL__SPLAT(a);
+    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += va * v; memcpy(y + s, &u, 64); }
+#endif
+    for (; s < S; s++) y[s] += a * x[s];
+}
 /* y = x > 0 ? x : a x */
 DL__INLINE void dl__row_prelu(float *y, const float *x, int S, float a) {
     int s = 0;
@@ -1714,6 +1723,7 @@ DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, f
 typedef struct dl__rowk {
     void (*affine)(float *y, const float *x, int S, float sc, float sh);
     void (*add)(float *y, const float *x, int S);
+    void (*axpy)(float *y, const float *x, int S, float a);
     void (*prelu)(float *y, const float *x, int S, float a);
     double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
     double (*sum)(const float *x, int S, float m, int squares);
@@ -1727,6 +1737,7 @@ typedef struct dl__rowk {
 #define DL__ROWK(isa, target) \
     target static void dl__row_affine_##isa(float *y, const float *x, int S, float sc, float sh) { dl__row_affine(y, x, S, sc, sh); } \
     target static void dl__row_add_##isa(float *y, const float *x, int S) { dl__row_add(y, x, S); } \
+    target static void dl__row_axpy_##isa(float *y, const float *x, int S, float a) { dl__row_axpy(y, x, S, a); } \
     target static void dl__row_prelu_##isa(float *y, const float *x, int S, float a) { dl__row_prelu(y, x, S, a); } \
     target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
         return dl__row_prelu_back(dx, dy, x, S, a); } \
@@ -1739,7 +1750,7 @@ typedef struct dl__rowk {
         dl__rows_dot(w, ldw, rows, x, n, out); } \
     target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope) { \
         dl__row_epilogue(y, n, sc, sh, act, slope); } \
-    static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
+    static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_axpy_##isa, dl__row_prelu_##isa, \
         dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__rows_dot_##isa, \
         dl__row_epilogue_##isa };
 DL__ROWK(base, )
@@ -2624,12 +2635,42 @@ static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const fl
     return m;
 }
 
+/* A depthwise convolution (one filter per channel) directly, one (sample,
+   channel) plane per task: per tap, its im2col row of the plane (the values
+   the GEMM would pack) and one vector y += w t over the whole plane; a GEMM
+   per channel would pad its single row to a whole tile. */
+typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const dl__krow *krows; } dl__dw_job;
+static void dl__depthwise_task(void *arg, int t, int thread) {
+    const dl__dw_job *j = (const dl__dw_job *)arg;
+    const dl__conv *cg = &j->cg;
+    const dl__simd *s = j->cpu->simd;
+    int n = t / cg->C, c = t % cg->C, k, n_runs;
+    float *tmp = dl__scratch(j->cpu, thread), *y = j->e->out + ((size_t)n * cg->C + c) * cg->P;
+    dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));
+    const float *w = j->e->w[0] + (size_t)c * cg->K;
+    dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
+    n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
+    for (k = 0; k < cg->K; k++) {
+        dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
+        if (k) s->row->axpy(y, tmp, cg->P, w[k]);
+        else s->row->affine(y, tmp, cg->P, w[0], j->l->a.bias ? j->e->w[1][c] : 0.0f);
+    }
+    if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y, (size_t)cg->P, c, 1, cg->P);
+}
+static int dl__conv_is_depthwise(const dl__conv *g) { return g->G == g->C && g->Mg == 1 && !dl__conv_is_pointwise(g); }
+
 static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv cg = dl_layer_conv_geom(l);
     dl__epilogue epi;
     int grp;
     const dl__krow *krows = dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
+    if (dl__conv_is_depthwise(&cg)) {
+        dl__dw_job j;
+        j.cpu = cpu; j.l = l; j.e = e; j.cg = cg; j.krows = krows;
+        dl__parallel_if(cpu, 2.0 * e->n * cg.M * cg.K * cg.P, e->n * cg.C, dl__depthwise_task, &j);
+        return DL_OK;
+    }
     for (grp = 0; grp < cg.G; grp++) {
         dl__gemm g;
         memset(&g, 0, sizeof g);

@@ -699,6 +699,56 @@ static void test_prepared_inference(void) {
     dl_net_free(net);
 }
 
+/* Depthwise convolutions run as a direct kernel (not a GEMM per channel):
+   against a plain loop, with stride, padding and dilation, fused with a
+   batchnorm and relu in dl_predict, and bit-identical on 1 and 3 threads. */
+static void test_depthwise_direct(void) {
+    static const int cfg[4][4] = { { 3, 1, 1, 1 }, { 3, 2, 1, 1 }, { 5, 1, 4, 2 }, { 3, 2, 0, 1 } };   /* kernel, stride, pad, dilation */
+    int k;
+    for (k = 0; k < 4; k++) {
+        dl_net *net = dl_net_new();
+        dl_conv_desc d;
+        dl_layer *in = dl_input(net, 5, 9, 8), *cv, *out;
+        static float x[3 * 5 * 9 * 8], ref[3 * 5 * 9 * 8], one[3 * 5 * 9 * 8];
+        const float *y, *w, *b;
+        int i, n, c, oh, ow, kh, kw, OH, OW, size;
+        double worst = 0;
+        memset(&d, 0, sizeof d);
+        d.filters = 5; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 5;
+        cv = dl_conv2d_ex(in, &d);
+        out = dl_relu(dl_batchnorm(cv));
+        CHECK(cv && out, "%s", dl_net_error(net));
+        if (!cv || !out) { dl_net_free(net); continue; }
+        OH = cv->shape[1]; OW = cv->shape[2]; size = 5 * OH * OW;
+        for (i = 0; i < 3 * 5 * 72; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        w = dl_net_find_param(net, "conv2d_1.weight")->data;
+        b = dl_net_find_param(net, "conv2d_1.bias")->data;
+        dl_net_find_param(net, "conv2d_1.bias")->data[2] = 0.25f;
+        for (n = 0; n < 3; n++) for (c = 0; c < 5; c++) for (oh = 0; oh < OH; oh++) for (ow = 0; ow < OW; ow++) {
+            double sum = b[c];
+            for (kh = 0; kh < d.kernel; kh++) for (kw = 0; kw < d.kernel; kw++) {
+                int ih = oh * d.stride - d.pad + kh * d.dilation, iw = ow * d.stride - d.pad + kw * d.dilation;
+                if (ih >= 0 && ih < 9 && iw >= 0 && iw < 8) sum += (double)w[(c * d.kernel + kh) * d.kernel + kw] * x[((n * 5 + c) * 9 + ih) * 8 + iw];
+            }
+            ref[((n * 5 + c) * OH + oh) * OW + ow] = (float)sum;
+        }
+        y = dl_forward(net, cv, x, 3, 0);
+        for (i = 0; y && i < 3 * size; i++) if (fabs(y[i] - ref[i]) > worst) worst = fabs(y[i] - ref[i]);
+        CHECK(y && worst < 1e-5, "case %d: forward differs from the plain loop by %g", k, worst);
+        net->par_min_work = 0;
+        dl_net_set_threads(net, 1);
+        y = dl_predict(net, out, x, 3);
+        if (y) memcpy(one, y, (size_t)3 * size * sizeof(float));
+        for (i = 0, worst = 0; y && i < 3 * size; i++) if (fabs(y[i] - (ref[i] > 0 ? ref[i] : 0) / sqrt(1 + 1e-5)) > worst)
+            worst = fabs(y[i] - (ref[i] > 0 ? ref[i] : 0) / sqrt(1 + 1e-5));
+        CHECK(y && worst < 1e-5, "case %d: fused with batchnorm and relu: off by %g", k, worst);
+        dl_net_set_threads(net, 3);
+        y = dl_predict(net, out, x, 3);
+        CHECK(y && !memcmp(y, one, (size_t)3 * size * sizeof(float)), "case %d: 3 threads differ from 1", k);
+        dl_net_free(net);
+    }
+}
+
 int main(void) {
     RUN(test_xor_mlp);
     RUN(test_pattern_cnn);
@@ -716,6 +766,7 @@ int main(void) {
     RUN(test_threads_bit_identical);
     RUN(test_inference_fusion);
     RUN(test_prepared_inference);
+    RUN(test_depthwise_direct);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
     return test_summary();
