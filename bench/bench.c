@@ -3,7 +3,7 @@
    same way in all three, and next to the machine's measured FMA peak.
    Prints numbers and ratios, never pass/fail.
 
-   Usage: build/bench [--quick] [--reps N] [--secs S] [--net NAME] [--kernels]
+   Usage: build/bench [--quick] [--reps N] [--secs S] [--net NAME] [--kernels] | --embed
    (--quick: 0.25 s per figure instead of 1, about 5 minutes for all; --secs
    sets it; --net runs one of reference, cifar, mlp, mobile, resnet)
    Internal: build/bench --train-rss NAME (the fresh process whose peak RSS
@@ -396,6 +396,60 @@ static void kernels(dl_net *net, double peak1, double peak2) {
     }
 }
 
+/* ---- embedding: dl_freeze and int8 on the reference CNN ----
+   Inference images/s on one thread at a batch size: 0 dl_predict, 1 the
+   frozen float net (dl_frozen_run), 2 the same net in int8 (dl_quantize,
+   min/max ranges from 256 of the images). */
+static double embed_ips(int mode, int batch) {
+    dl_net *net = dl_net_new();
+    dl_layer *logits = net_reference(net);
+    float *x = data(batch < 256 ? 256 : batch, 784), *y = (float *)malloc(sizeof(float) * 10 * (size_t)batch);
+    dl_frozen *f = dl_freeze(net, logits, NULL), *q = mode == 2 ? dl_quantize(f, x, 256, NULL, NULL) : NULL;
+    const dl_frozen *run = mode == 2 ? q : f;
+    dl_memory m;
+    void *work;
+    int steps = 0;
+    double t0, t;
+    dl_net_set_threads(net, 1);
+    dl_frozen_memory(run, batch, &m);
+    work = malloc(m.work_bytes);
+    if (mode == 0) dl_predict(net, logits, x, batch); else dl_frozen_run(run, x, y, batch, work);
+    t0 = now();
+    do {
+        if (mode == 0) dl_predict(net, logits, x, batch); else dl_frozen_run(run, x, y, batch, work);
+        steps++;
+    } while ((t = now() - t0) < secs);
+    free(x); free(y); free(work);
+    dl_frozen_free(q); dl_frozen_free(f);
+    dl_net_free(net);
+    return steps * batch / t;
+}
+/* The embedding table (also alone: build/bench --embed). */
+static void embed_table(void) {
+    static const int eb[3] = { 1, 64, 256 };
+    const char *q8;
+    int i;
+    dl__q8_detect(&q8);
+    printf("\nEmbedding: the reference CNN frozen (dl_frozen_run) and in int8 (dl_quantize; %s kernel), images/s on 1 thread\n\n", q8);
+    printf("| %-10s | %12s | %12s | %12s | %10s |\n", "batch", "dl_predict", "frozen float", "int8", "int8/float");
+    printf("|------------|--------------|--------------|--------------|------------|\n");
+    for (i = 0; i < 3; i++) {
+        double a = embed_ips(0, eb[i]), b = embed_ips(1, eb[i]), c = embed_ips(2, eb[i]);
+        printf("| %-10d | %12.0f | %12.0f | %12.0f | %9.2fx |\n", eb[i], a, b, c, c / a);
+        fflush(stdout);
+    }
+}
+static double compile_seconds(void) {
+    FILE *f = fopen("build/bench_compile.c", "w");
+    double t;
+    if (!f) return 0;
+    fprintf(f, "#define DL_IMPLEMENTATION\n#include \"../dl.h\"\nint main(void) { dl_net_free(dl_net_new()); return 0; }\n");
+    fclose(f);
+    t = now();
+    if (system("cc -std=c99 -O2 -c build/bench_compile.c -o build/bench_compile.o")) return 0;
+    return now() - t;
+}
+
 /* ---- the report ---- */
 static int reps = 3;
 static double peak[3];      /* by threads */
@@ -528,6 +582,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--secs") && a + 1 < argc) secs_arg = atof(argv[++a]);
         else if (!strcmp(argv[a], "--net") && a + 1 < argc) only = argv[++a];
         else if (!strcmp(argv[a], "--train-rss") && a + 1 < argc) { dl_net_free(net); return train_rss_child(argv[a + 1]); }
+        else if (!strcmp(argv[a], "--embed")) { secs = 1.0; embed_table(); dl_net_free(net); return 0; }
         else { fprintf(stderr, "usage: %s [--quick] [--reps N] [--secs S] [--net NAME] [--kernels]\n", argv[0]); return 2; }
     }
     if (reps < 1) reps = 1;
@@ -598,6 +653,8 @@ int main(int argc, char **argv) {
         }
     }
     if (with_kernels) kernels(net, peak[1], peak[2]);
+    embed_table();
+    printf("\ncompile time of a program with the implementation, cc -O2: %.2f s\n", compile_seconds());
     {
         FILE *p = popen("cat /proc/loadavg", "r");
         char line[128];
