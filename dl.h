@@ -1648,15 +1648,6 @@ DL__INLINE void dl__row_add(float *y, const float *x, int S) {
 #endif
     for (; s < S; s++) y[s] += x[s];
 }
-/* y += a x */
-DL__INLINE void dl__row_axpy(float *y, const float *x, int S, float a) {
-    int s = 0;
-#ifdef DL__VEC
-    const dl__vf va = DL__SPLAT(a);
-    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += va * v; memcpy(y + s, &u, 64); }
-#endif
-    for (; s < S; s++) y[s] += a * x[s];
-}
 /* y = x > 0 ? x : a x */
 DL__INLINE void dl__row_prelu(float *y, const float *x, int S, float a) {
     int s = 0;
@@ -1817,7 +1808,6 @@ DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, f
 typedef struct dl__rowk {
     void (*affine)(float *y, const float *x, int S, float sc, float sh);
     void (*add)(float *y, const float *x, int S);
-    void (*axpy)(float *y, const float *x, int S, float a);
     void (*prelu)(float *y, const float *x, int S, float a);
     double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
     double (*sum)(const float *x, int S, float m, int squares);
@@ -1831,7 +1821,6 @@ typedef struct dl__rowk {
 #define DL__ROWK(isa, target) \
     target static void dl__row_affine_##isa(float *y, const float *x, int S, float sc, float sh) { dl__row_affine(y, x, S, sc, sh); } \
     target static void dl__row_add_##isa(float *y, const float *x, int S) { dl__row_add(y, x, S); } \
-    target static void dl__row_axpy_##isa(float *y, const float *x, int S, float a) { dl__row_axpy(y, x, S, a); } \
     target static void dl__row_prelu_##isa(float *y, const float *x, int S, float a) { dl__row_prelu(y, x, S, a); } \
     target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
         return dl__row_prelu_back(dx, dy, x, S, a); } \
@@ -1844,7 +1833,7 @@ typedef struct dl__rowk {
         dl__rows_dot(w, ldw, rows, x, n, out); } \
     target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope) { \
         dl__row_epilogue(y, n, sc, sh, act, slope); } \
-    static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_axpy_##isa, dl__row_prelu_##isa, \
+    static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
         dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__rows_dot_##isa, \
         dl__row_epilogue_##isa };
 DL__ROWK(base, )
@@ -1863,6 +1852,9 @@ typedef struct dl__simd {
     void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
     const dl__rowk *row;
+    /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
+       a direct kernel built on it computes what the GEMM would */
+    void (*axpy)(float *y, const float *x, int n, float a);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -1880,7 +1872,9 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
+static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
+                                         dl__axpy_scalar };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -1907,7 +1901,15 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2 };
+__attribute__((target("avx2,fma")))
+static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
+    __m256 va = _mm256_set1_ps(a);
+    int s = 0;
+    for (; s + 8 <= n; s += 8) _mm256_storeu_ps(y + s, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + s), _mm256_loadu_ps(y + s)));
+    for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
+}
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
+                                       dl__axpy_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -1934,8 +1936,18 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
+__attribute__((target("avx512f")))
+static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
+    __m512 va = _mm512_set1_ps(a);
+    int s = 0;
+    for (; s + 16 <= n; s += 16) _mm512_storeu_ps(y + s, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + s), _mm512_loadu_ps(y + s)));
+    if (s < n) {
+        __mmask16 m = (__mmask16)((1u << (n - s)) - 1);
+        _mm512_mask_storeu_ps(y + s, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + s), _mm512_maskz_loadu_ps(m, y + s)));
+    }
+}
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512 };
+                                         &dl__rowk_avx512, dl__axpy_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -1958,7 +1970,19 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
+static void dl__axpy_neon(float *y, const float *x, int n, float a) {
+    int s = 0;
+    for (; s + 4 <= n; s += 4) vst1q_f32(y + s, vfmaq_n_f32(vld1q_f32(y + s), vld1q_f32(x + s), a));
+    if (s < n) {                        /* the tail through a padded vector: fused like the rest */
+        float ty[4] = { 0 }, tx[4] = { 0 };
+        memcpy(ty, y + s, (size_t)(n - s) * sizeof(float));
+        memcpy(tx, x + s, (size_t)(n - s) * sizeof(float));
+        vst1q_f32(ty, vfmaq_n_f32(vld1q_f32(ty), vld1q_f32(tx), a));
+        memcpy(y + s, ty, (size_t)(n - s) * sizeof(float));
+    }
+}
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
+                                       dl__axpy_neon };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -2730,9 +2754,11 @@ static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const fl
 }
 
 /* A depthwise convolution (one filter per channel) directly, one (sample,
-   channel) plane per task: per tap, its im2col row of the plane (the values
-   the GEMM would pack) and one vector y += w t over the whole plane; a GEMM
-   per channel would pad its single row to a whole tile. */
+   channel) plane per task: the bias, then per tap its im2col row of the
+   plane (the values the GEMM would pack) and y += w t over the whole plane
+   with the micro-kernel's arithmetic, in the GEMM's order: the same bits
+   as a GEMM per channel, which would pad its single row to a whole tile.
+   (K <= DL__KC: one block, as the GEMM sums it.) */
 typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const dl__krow *krows; } dl__dw_job;
 static void dl__depthwise_task(void *arg, int t, int thread) {
     const dl__dw_job *j = (const dl__dw_job *)arg;
@@ -2744,14 +2770,14 @@ static void dl__depthwise_task(void *arg, int t, int thread) {
     const float *w = j->e->w[0] + (size_t)c * cg->K;
     dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
     n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
+    for (k = 0; k < cg->P; k++) y[k] = j->l->a.bias ? j->e->w[1][c] : 0.0f;
     for (k = 0; k < cg->K; k++) {
         dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
-        if (k) s->row->axpy(y, tmp, cg->P, w[k]);
-        else s->row->affine(y, tmp, cg->P, w[0], j->l->a.bias ? j->e->w[1][c] : 0.0f);
+        s->axpy(y, tmp, cg->P, w[k]);
     }
     if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y, (size_t)cg->P, c, 1, cg->P);
 }
-static int dl__conv_is_depthwise(const dl__conv *g) { return g->G == g->C && g->Mg == 1 && !dl__conv_is_pointwise(g); }
+static int dl__conv_is_depthwise(const dl__conv *g) { return g->G == g->C && g->Mg == 1 && g->K <= DL__KC && !dl__conv_is_pointwise(g); }
 static size_t dl__depthwise_floats(const dl__conv *g) {        /* per thread: a plane and its runs */
     return dl__align((size_t)g->P) + ((size_t)g->OH * sizeof(dl__run) + sizeof(float) - 1) / sizeof(float);
 }
