@@ -14,7 +14,7 @@ TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard
 .PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
-$(B)/%: tests/%.c dl.h tests/test.h
+$(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
@@ -28,7 +28,7 @@ $(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h examples/pgm.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 demo: $(EXAMPLES)
-	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
+	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples --report $(B)/report.html $(ARGS)
 
 $(B)/test_fashion: examples/fashion.c examples/idx.h
 $(B)/test_quant: examples/fashion.c examples/idx.h
@@ -39,14 +39,15 @@ $(B)/cxx_check: tests/test_core.c dl.h
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
 
 # The portable build: scalar kernels, no threads (no pthreads needed at all).
-$(B)/portable_%: tests/test_%.c dl.h tests/test.h
+$(B)/portable_%: tests/test_%.c dl.h tests/test.h tests/ops.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-# The library, Python, browser and MPI tests are scripts that install, build
-# and serve what they test; each says "not run" when its tools are missing.
-SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
+# The report, library, Python, browser and MPI tests are scripts that install,
+# build and serve what they test; each says "not run" when its tools are
+# missing. test_report.sh renders the report build/test_fit wrote.
+SCRIPTS  = tests/test_report.sh tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
 EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED) $(SCRIPTS)
@@ -155,13 +156,13 @@ cuda: $(B)/test_cuda $(B)/fashion_gpu
 $(B)/dl_cuda.o: dl_cuda.cu dl.h
 	@mkdir -p $(B)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
-$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h
+$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
 $(B)/fashion_gpu: examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
-$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_emu.h
+$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/ops.h tests/cuda_emu.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
@@ -217,8 +218,7 @@ WINE = WINEPREFIX=$(abspath $(B))/wine WINEDEBUG=-all WINEDLLOVERRIDES=mscoree,m
 test-win:
 	@mkdir -p $(B)/win
 	@for e in fashion classify; do x86_64-w64-mingw32-gcc -std=c99 $(WARN) -O2 -I. examples/$$e.c -o $(B)/win/$$e.exe -lm || exit 1; done
-	@$(WINE) $(MAKE) -s --no-print-directory win-run || { $(WINE) wineserver -k; exit 1; }
-	@$(WINE) wineserver -k
+	@$(WINE) $(MAKE) -s --no-print-directory win-run; rc=$$?; $(WINE) wineserver -k 2>/dev/null; exit $$rc
 win-run:
 	$(call cross,win,x86_64-w64-mingw32-gcc,,sh tests/wine.sh,.exe)
 
@@ -231,7 +231,7 @@ TSAN_TESTS = threads core portable
 test-tsan:
 	@mkdir -p $(B)/tsan
 	@for t in $(TSAN_TESTS); do clang -std=c99 $(WARN) -O1 -g -fsanitize=thread -I. tests/test_$$t.c -o $(B)/tsan/test_$$t $(LDLIBS) || exit 1; done
-	@DL_THREADS=2 TSAN_OPTIONS=halt_on_error=1 sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
+	@DL_THREADS=2 TSAN_OPTIONS="halt_on_error=1 suppressions=$(abspath tests/tsan.supp)" sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
