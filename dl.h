@@ -129,7 +129,8 @@
       On one net, dl_ctx_predict may run concurrently on distinct contexts,
       as long as no thread changes the net meanwhile (training, adding
       layers, loading weights, writing parameters, moving it to or from a
-      GPU). Every other call on a net needs exclusive access, and its
+      GPU; dl_net_param, dl_net_find_param and dl_net_params count as
+      writing). Every other call on a net needs exclusive access, and its
       message (dl_net_error) belongs to the thread that made the call.
       dl_ctx objects are not thread-safe themselves: one per thread. fork()
       copies a net but not its pool's threads: a child may use (and free)
@@ -314,7 +315,10 @@ DLDEF void        dl_net_set_input_grad(dl_net *net, int on); /* backward also c
 
 /* Threads. A net starts with as many threads as the machine has cores (or
    the environment variable DL_THREADS); they split the batch and the GEMMs
-   of training and dl_predict. Results are bit-identical for any count.
+   of training and dl_predict, each op only when its work pays for another
+   thread (small ops, and batch-1 inference of small nets, stay on the
+   calling thread), and never wait for a thread another process holds up.
+   Results are bit-identical for any count.
    Contexts from dl_ctx_new run single-threaded: parallelism comes from the
    threads that call them. With DL_NO_THREADS the library has no threads. */
 DLDEF int dl_net_set_threads(dl_net *net, int n);          /* 0: the default */
@@ -492,6 +496,12 @@ DLDEF int       dl_net_param_count(const dl_net *net);
 DLDEF dl_param *dl_net_param(dl_net *net, int i);
 DLDEF dl_param *dl_net_find_param(dl_net *net, const char *name);   /* "layer.weight" */
 DLDEF size_t    dl_net_param_floats(const dl_net *net);  /* trainable floats */
+/* dl_predict keeps its weights prepared (packed, batchnorm folded) between
+   calls and prepares them again after any call that changes parameters,
+   including the three that hand out writable pointers (dl_net_param,
+   dl_net_find_param, dl_net_params). Writing through a pointer kept from
+   before the last prediction needs this call first. */
+DLDEF void      dl_net_params_changed(dl_net *net);
 DLDEF float    *dl_net_params(dl_net *net);     /* the flat host buffers */
 DLDEF float    *dl_net_grads(dl_net *net);
 DLDEF int       dl_param_init(dl_net *net, dl_param *p, int init);  /* refill from the generator */
@@ -1246,6 +1256,7 @@ typedef struct dl__cpu {
     const struct dl__simd *simd;
     dl_net *net;                /* for its pool or parallel hook */
     const dl__epilogue *epi;    /* set while a fused layer runs */
+    const float *wpack;         /* set while a layer with prepared (packed) weights runs */
     int threads;
     float *shared;
     float *thread_ws;
@@ -1277,6 +1288,10 @@ struct dl_ctx {
     unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient */
     int *cons;              /* per layer: how many needed layers read it */
     float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
+    float **prep;           /* per layer, prepared for inference once per parameter change: a conv or
+                               dense layer's packed weights, a batchnorm's folded scale and shift */
+    int prep_version;       /* the net's version and pgen prep was made for */
+    unsigned prep_pgen;
     int n, train;           /* the last forward */
     dl_layer *last;
     float *host_out;        /* GPU nets: the downloaded output */
@@ -1299,6 +1314,7 @@ struct dl_net {
     char err[256];
     int last_rc;            /* the code behind err when a layer or optimizer failed (loaders pass NOMEM on) */
     int version;            /* bumped by anything that invalidates a plan */
+    unsigned pgen;          /* bumped by anything that may change parameter values (prepared inference follows it) */
     int input_grad;
     int name_count[DL_OP_COUNT];
     dl_ctx *ctx;            /* the net's own context */
@@ -1309,6 +1325,7 @@ struct dl_net {
     dl_backend *b;          /* the backend in use: &cpu or one given by the user */
     const struct dl__simd *simd;   /* the CPU's micro-kernels, found at dl_net_new */
     int threads;
+    double par_min_work;    /* ops with less work run on the calling thread (tests set 0 to split everything) */
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
@@ -1398,6 +1415,8 @@ static const struct dl__simd *dl__simd_detect(void);
 static int dl__default_threads(void);
 static void dl__pool_free(struct dl__pool *p);
 
+#define DL__PAR_MIN_WORK 4e6           /* about 20 us on one core */
+#define DL__PER_FLOAT 16.0
 dl_net *dl_net_new(void) {
     dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
     if (!net) return NULL;
@@ -1405,6 +1424,7 @@ dl_net *dl_net_new(void) {
     net->b = &net->cpu;
     net->simd = dl__simd_detect();
     net->threads = dl__default_threads();
+    net->par_min_work = DL__PAR_MIN_WORK;
     dl_net_seed(net, 42);
     return net;
 }
@@ -1539,6 +1559,7 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
     if (p->ndim > 1) for (i = 1; i < p->ndim; i++) fan_in *= p->shape[i];
     for (i = 2; i < p->ndim; i++) fan_out *= p->shape[i];
     if (init == DL_INIT_DEFAULT) init = DL_INIT_HE_UNIFORM;
+    net->pgen++;
     switch (init) {
     case DL_INIT_HE_UNIFORM:     scale = sqrt(6.0 / fan_in); break;
     case DL_INIT_HE_NORMAL:      scale = sqrt(2.0 / fan_in); break;
@@ -1555,15 +1576,22 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
 }
 
 int dl_net_param_count(const dl_net *net) { return net ? net->n_params : 0; }
-dl_param *dl_net_param(dl_net *net, int i) { return net && i >= 0 && i < net->n_params ? &net->params[i] : NULL; }
+/* The calls that hand out writable parameters count as changing them:
+   dl_predict prepares its weights again after any of them. */
+dl_param *dl_net_param(dl_net *net, int i) {
+    if (!net || i < 0 || i >= net->n_params) return NULL;
+    net->pgen++;
+    return &net->params[i];
+}
 dl_param *dl_net_find_param(dl_net *net, const char *name) {
     int i;
     if (!net || !name) return NULL;
-    for (i = 0; i < net->n_params; i++) if (!strcmp(net->params[i].name, name)) return &net->params[i];
+    for (i = 0; i < net->n_params; i++) if (!strcmp(net->params[i].name, name)) { net->pgen++; return &net->params[i]; }
     return NULL;
 }
+void dl_net_params_changed(dl_net *net) { if (net) net->pgen++; }
 size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
-float *dl_net_params(dl_net *net) { return net ? net->w : NULL; }
+float *dl_net_params(dl_net *net) { if (net) net->pgen++; return net ? net->w : NULL; }
 float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
 
 /* ==== >>layers: shapes, each op's infer and params hooks, constructors ===== */
@@ -2538,21 +2566,39 @@ DL__INLINE void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S,
     for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
 }
 
-/* sum w[i] x[i], in 16 lanes added in a fixed order */
-DL__INLINE float dl__row_dot(const float *w, const float *x, int n) {
-    float lane[16] = { 0 }, total = 0;
-    int s = 0, k;
+/* out[r] = sum_i w[r ldw + i] x[i] for the rows r < rows (at most 4), each
+   in 16 lanes added in a fixed order. Rows go side by side only so their
+   chains overlap: a row's arithmetic is the same whatever its neighbours. */
+DL__INLINE void dl__rows_dot(const float *w, size_t ldw, int rows, const float *x, int n, float *out) {
+    float lane[4][16], total;
+    const float *wr[4];
+    int s = 0, k, r;
+    memset(lane, 0, sizeof lane);
+    for (r = 0; r < 4; r++) wr[r] = w + (r < rows ? (size_t)r * ldw : 0);      /* missing rows repeat row 0 */
 #ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
-    memcpy(lane, &acc, 64);
+    {
+        dl__vf acc0 = { 0 }, acc1 = { 0 }, acc2 = { 0 }, acc3 = { 0 };
+        for (; s + 16 <= n; s += 16) {
+            dl__vf a, b;
+            memcpy(&b, x + s, 64);
+            memcpy(&a, wr[0] + s, 64); acc0 += a * b;
+            memcpy(&a, wr[1] + s, 64); acc1 += a * b;
+            memcpy(&a, wr[2] + s, 64); acc2 += a * b;
+            memcpy(&a, wr[3] + s, 64); acc3 += a * b;
+        }
+        memcpy(lane[0], &acc0, 64); memcpy(lane[1], &acc1, 64); memcpy(lane[2], &acc2, 64); memcpy(lane[3], &acc3, 64);
+    }
 #else
     for (; s + 16 <= n; s += 16)
-        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
+        for (r = 0; r < 4; r++)
+            for (k = 0; k < 16; k++) lane[r][k] += wr[r][s + k] * x[s + k];
 #endif
-    for (; s < n; s++) total += w[s] * x[s];
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
+    for (r = 0; r < rows; r++) {
+        total = 0;
+        for (k = s; k < n; k++) total += wr[r][k] * x[k];
+        for (k = 0; k < 16; k++) total += lane[r][k];
+        out[r] = total;
+    }
 }
 
 /* y = act(y sc + sh) over one row of a finished GEMM tile */
@@ -2594,7 +2640,7 @@ typedef struct dl__rowk {
     double (*sum)(const float *x, int S, float m, int squares);
     void (*sums2)(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx);
     void (*bn_dx)(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2);
-    float (*dot)(const float *w, const float *x, int n);
+    void (*dot)(const float *w, size_t ldw, int rows, const float *x, int n, float *out);
     void (*epilogue)(float *y, int n, float sc, float sh, int act, float slope, float beta);
 } dl__rowk;
 /* The table for one ISA: wrappers that inline the kernels above, compiled
@@ -2610,11 +2656,12 @@ typedef struct dl__rowk {
         dl__row_sums2(dy, x, S, m, sdy, sdyx); } \
     target static void dl__row_bn_dx_##isa(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) { \
         dl__row_bn_dx(dx, dy, x, S, g, k1, m, k2); } \
-    target static float dl__row_dot_##isa(const float *w, const float *x, int n) { return dl__row_dot(w, x, n); } \
+    target static void dl__rows_dot_##isa(const float *w, size_t ldw, int rows, const float *x, int n, float *out) { \
+        dl__rows_dot(w, ldw, rows, x, n, out); } \
     target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope, float beta) { \
         dl__row_epilogue(y, n, sc, sh, act, slope, beta); } \
     static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
-        dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__row_dot_##isa, \
+        dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__rows_dot_##isa, \
         dl__row_epilogue_##isa };
 DL__ROWK(base, )
 #ifdef DL__X86
@@ -2632,6 +2679,9 @@ typedef struct dl__simd {
     void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
     const dl__rowk *row;
+    /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
+       a direct kernel built on it computes what the GEMM would */
+    void (*axpy)(float *y, const float *x, int n, float a);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -2649,7 +2699,9 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
+static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
+                                         dl__axpy_scalar };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -2676,7 +2728,15 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2 };
+__attribute__((target("avx2,fma")))
+static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
+    __m256 va = _mm256_set1_ps(a);
+    int s = 0;
+    for (; s + 8 <= n; s += 8) _mm256_storeu_ps(y + s, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + s), _mm256_loadu_ps(y + s)));
+    for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
+}
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
+                                       dl__axpy_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -2703,8 +2763,18 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
+__attribute__((target("avx512f")))
+static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
+    __m512 va = _mm512_set1_ps(a);
+    int s = 0;
+    for (; s + 16 <= n; s += 16) _mm512_storeu_ps(y + s, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + s), _mm512_loadu_ps(y + s)));
+    if (s < n) {
+        __mmask16 m = (__mmask16)((1u << (n - s)) - 1);
+        _mm512_mask_storeu_ps(y + s, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + s), _mm512_maskz_loadu_ps(m, y + s)));
+    }
+}
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512 };
+                                         &dl__rowk_avx512, dl__axpy_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -2727,7 +2797,19 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
+static void dl__axpy_neon(float *y, const float *x, int n, float a) {
+    int s = 0;
+    for (; s + 4 <= n; s += 4) vst1q_f32(y + s, vfmaq_n_f32(vld1q_f32(y + s), vld1q_f32(x + s), a));
+    if (s < n) {                        /* the tail through a padded vector: fused like the rest */
+        float ty[4] = { 0 }, tx[4] = { 0 };
+        memcpy(ty, y + s, (size_t)(n - s) * sizeof(float));
+        memcpy(tx, x + s, (size_t)(n - s) * sizeof(float));
+        vst1q_f32(ty, vfmaq_n_f32(vld1q_f32(ty), vld1q_f32(tx), a));
+        memcpy(y + s, ty, (size_t)(n - s) * sizeof(float));
+    }
+}
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
+                                       dl__axpy_neon };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -2758,7 +2840,7 @@ struct dl__pool {
     int n_tasks;
     long next;                      /* the next task to take (atomic) */
     long gen;                       /* bumped per job; workers wait for a change */
-    long busy;                      /* workers not done with the current job */
+    long joined;                    /* workers inside the current job, plus DL__CLOSED once the caller is done */
     long stop;
     struct dl__worker *workers;
 #if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
@@ -2771,10 +2853,15 @@ struct dl__pool {
 static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return __atomic_fetch_add(x, v, __ATOMIC_ACQ_REL); }
 static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return __atomic_load_n(x, __ATOMIC_ACQUIRE); }
 static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; __atomic_store_n(x, v, __ATOMIC_RELEASE); }
+static int dl__atomic_cas(struct dl__pool *p, long *x, long old, long v) {
+    (void)p;
+    return __atomic_compare_exchange_n(x, &old, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 #elif defined(_MSC_VER)
 static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return InterlockedExchangeAdd(x, v); }
 static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return InterlockedCompareExchange(x, 0, 0); }
 static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; InterlockedExchange(x, v); }
+static int dl__atomic_cas(struct dl__pool *p, long *x, long old, long v) { (void)p; return InterlockedCompareExchange(x, v, old) == old; }
 #else
 static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
     long old;
@@ -2786,6 +2873,13 @@ static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
 }
 static long dl__atomic_load(struct dl__pool *p, long *x) { return dl__atomic_add(p, x, 0); }
 static void dl__atomic_store(struct dl__pool *p, long *x, long v) { dl__mutex_lock(&p->amu); *x = v; dl__mutex_unlock(&p->amu); }
+static int dl__atomic_cas(struct dl__pool *p, long *x, long old, long v) {
+    int ok;
+    dl__mutex_lock(&p->amu);
+    if ((ok = *x == old)) *x = v;
+    dl__mutex_unlock(&p->amu);
+    return ok;
+}
 #endif
 static void dl__pause(void) {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -2796,8 +2890,22 @@ static void dl__pool_work(struct dl__pool *p, int id) {
     long t;
     while ((t = dl__atomic_add(p, &p->next, 1)) < p->n_tasks) p->fn(p->arg, (int)t, id);
 }
+/* A job never waits for a worker that has not started on it: a worker
+   joins (joined + 1) only while the job is open, and the caller closes it
+   (DL__CLOSED) when no task is left, then waits only for the joined. So a
+   worker descheduled on a busy machine, or still waking up, costs the
+   caller nothing: it runs the tasks itself. Only the claim of a task in
+   dl__pool_work and the task ids decide what runs where, never timing. */
+#define DL__CLOSED (1L << 20)
+static int dl__pool_join(struct dl__pool *p) {
+    long j;
+    while (!((j = dl__atomic_load(p, &p->joined)) & DL__CLOSED))
+        if (dl__atomic_cas(p, &p->joined, j, j + 1)) return 1;
+    return 0;
+}
 /* Workers spin briefly between jobs (a training step runs many short
-   parallel regions back to back), then sleep on the condition variable. */
+   parallel regions back to back), then sleep on the condition variable:
+   no yielding loop, which on an oversubscribed machine is spinning. */
 static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
@@ -2805,9 +2913,7 @@ static void dl__pool_main(void *arg) {
     for (;;) {
         long g;
         int spins = 0;
-        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 20000)
-            if (spins < 4000) dl__pause();
-            else dl__yield();
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 4000) dl__pause();
         if (g == seen) {
             dl__mutex_lock(&p->mu);
             while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
@@ -2815,8 +2921,9 @@ static void dl__pool_main(void *arg) {
         }
         seen = g;
         if (dl__atomic_load(p, &p->stop)) return;
+        if (!dl__pool_join(p)) continue;
         dl__pool_work(p, w->id);
-        dl__atomic_add(p, &p->busy, -1);
+        dl__atomic_add(p, &p->joined, -1);
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
@@ -2851,6 +2958,7 @@ static struct dl__pool *dl__pool_new(int n) {
         return NULL;
     }
 #endif
+    p->joined = DL__CLOSED;         /* no job yet */
     p->n = 1;
     for (i = 1; i < n; i++) {
         p->workers[i].pool = p;
@@ -2867,14 +2975,15 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     p->arg = arg;
     p->n_tasks = n_tasks;
     dl__atomic_store(p, &p->next, 0);
-    dl__atomic_store(p, &p->busy, p->n - 1);
+    dl__atomic_store(p, &p->joined, 0);            /* open: the fields above are what joiners see */
     dl__mutex_lock(&p->mu);
     dl__atomic_add(p, &p->gen, 1);
     dl__cond_broadcast(&p->cv);
     dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
-    /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
-    for (spins = 0; dl__atomic_load(p, &p->busy) > 0; spins++) {
+    dl__atomic_add(p, &p->joined, DL__CLOSED);     /* no task left: nobody joins any more */
+    /* the joined are running their last task: spin briefly, then yield (on a busy machine one may wait for this core) */
+    for (spins = 0; dl__atomic_load(p, &p->joined) != DL__CLOSED; spins++) {
         if (spins < 2000) dl__pause();
         else dl__yield();
     }
@@ -2892,6 +3001,16 @@ static int dl__default_threads(void) { return 1; }
 
 
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
+/* Splitting pays only when an op's work is well above the cost of waking
+   another thread: below net->par_min_work (DL__PAR_MIN_WORK FLOPs; a
+   memory-bound op counts DL__PER_FLOAT per float it touches) all tasks run
+   on the calling thread. The decision comes from the shapes and the tasks
+   are the same either way, so results do not depend on it. */
+static void dl__parallel_if(const dl__cpu *cpu, double work, int n_tasks, dl__task_fn fn, void *arg) {
+    int t;
+    if (cpu->threads > 1 && work >= cpu->net->par_min_work) { dl__parallel(cpu, n_tasks, fn, arg); return; }
+    for (t = 0; t < n_tasks; t++) fn(arg, t, 0);
+}
 static float *dl__scratch(const dl__cpu *cpu, int thread) { return cpu->thread_ws + (size_t)thread * cpu->thread_floats; }
 static const dl__rowk *dl__rows(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->simd->row; }
 
@@ -3025,6 +3144,7 @@ typedef struct dl__gemm {
     dl__mat A, B, C;            /* C.p is written through */
     const float *bias;
     const dl__epilogue *epi;    /* rows indexed from 0, like bias */
+    const float *apacked;       /* A already packed (dl__pack_a_all's layout), or NULL */
 } dl__gemm;
 
 static int dl__round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -3300,9 +3420,10 @@ static void dl__gemm_task(void *arg, int t, int thread) {
 static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) {
     dl__gemm_job j;
     if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
-    dl__pack_a_all(cpu->simd, g, ap);
+    if (g->apacked) ap = (float *)(uintptr_t)g->apacked;
+    else dl__pack_a_all(cpu->simd, g, ap);
     j.cpu = cpu; j.g = g; j.ap = ap; j.nc = dl__gemm_nc(cpu->simd, g->N);
-    dl__parallel(cpu, (g->N + j.nc - 1) / j.nc, dl__gemm_task, &j);
+    dl__parallel_if(cpu, 2.0 * g->M * g->N * g->K, (g->N + j.nc - 1) / j.nc, dl__gemm_task, &j);
 }
 
 /* ======================================================================== */
@@ -3314,33 +3435,50 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
    Computed as Y^T = W X^T so the long side (the batch) is GEMM's N. ---- */
 /* A few samples: dot products (a GEMM would pad the batch to a whole tile). */
 typedef struct { const dl_layer *l; const dl_exec *e; const dl__epilogue *epi; } dl__dense_job;
-static void dl__dense_dot_task(void *arg, int t, int thread) {
+static void dl__dense_dot_task(void *arg, int t, int thread) {            /* 4 outputs of one sample */
     const dl__dense_job *j = (const dl__dense_job *)arg;
-    int O = j->l->a.units, I = j->l->in[0]->size, n = t / O, o = t % O;
+    int O = j->l->a.units, I = j->l->in[0]->size, blocks = (O + 3) / 4, n = t / blocks, o = t % blocks * 4, r;
+    int rows = O - o < 4 ? O - o : 4;
     float *y = j->e->out + (size_t)n * O + o;
     const dl__simd *s = ((const dl__cpu *)j->e->cpu)->simd;
     (void)thread;
-    *y = s->row->dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
-    if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, 1, 1);
+    s->row->dot(j->e->w[0] + (size_t)o * I, (size_t)I, rows, j->e->in[0] + (size_t)n * I, I, y);
+    for (r = 0; r < rows; r++) y[r] += j->l->a.bias ? j->e->w[1][o + r] : 0.0f;
+    if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, rows, 1);
+}
+/* y (n x O) = the transpose of yt (O x n), in 16 x 16 blocks, a block row of y per task. */
+typedef struct { float *y; const float *yt; int n, O; } dl__transpose_job;
+static void dl__transpose_task(void *arg, int t, int thread) {
+    const dl__transpose_job *j = (const dl__transpose_job *)arg;
+    int i0 = t * 16, i1 = i0 + 16 < j->n ? i0 + 16 : j->n, o0, i, o;
+    (void)thread;
+    for (o0 = 0; o0 < j->O; o0 += 16)
+        for (i = i0; i < i1; i++)
+            for (o = o0; o < o0 + 16 && o < j->O; o++) j->y[(size_t)i * j->O + o] = j->yt[(size_t)o * j->n + i];
 }
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     int O = l->a.units, I = l->in[0]->size;
+    float *yt = cpu->shared + dl__align(dl__apack_floats(cpu->simd, O, I));
+    dl__transpose_job t;
     dl__gemm g;
     if (e->n < 4) {                     /* fixed by the batch size, never by the threads */
         dl__dense_job j;
         j.l = l; j.e = e; j.epi = cpu->epi;
-        dl__parallel(cpu, e->n * O, dl__dense_dot_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * O * I, e->n * ((O + 3) / 4), dl__dense_dot_task, &j);
         return DL_OK;
     }
     memset(&g, 0, sizeof g);
     g.M = O; g.N = e->n; g.K = I;
     g.A = dl__plain(e->w[0], (size_t)I, 1);
     g.B = dl__plain(e->in[0], 1, (size_t)I);
-    g.C = dl__plain(e->out, 1, (size_t)O);
+    g.C = dl__plain(yt, (size_t)e->n, 1);        /* contiguous rows: whole tiles go straight to C */
     g.bias = l->a.bias ? e->w[1] : NULL;
     g.epi = cpu->epi;
+    g.apacked = cpu->wpack;
     dl__gemm_parallel(cpu, &g, cpu->shared);
+    t.y = e->out; t.yt = yt; t.n = e->n; t.O = O;
+    dl__parallel_if(cpu, 2 * DL__PER_FLOAT * e->n * O, (e->n + 15) / 16, dl__transpose_task, &t);
     return DL_OK;
 }
 static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
@@ -3409,6 +3547,35 @@ static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const fl
     return m;
 }
 
+/* A depthwise convolution (one filter per channel) directly, one (sample,
+   channel) plane per task: the bias, then per tap its im2col row of the
+   plane (the values the GEMM would pack) and y += w t over the whole plane
+   with the micro-kernel's arithmetic, in the GEMM's order: the same bits
+   as a GEMM per channel, which would pad its single row to a whole tile.
+   (K <= DL__KC: one block, as the GEMM sums it.) */
+typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const dl__krow *krows; } dl__dw_job;
+static void dl__depthwise_task(void *arg, int t, int thread) {
+    const dl__dw_job *j = (const dl__dw_job *)arg;
+    const dl__conv *cg = &j->cg;
+    const dl__simd *s = j->cpu->simd;
+    int n = t / cg->C, c = t % cg->C, k, n_runs;
+    float *tmp = dl__scratch(j->cpu, thread), *y = j->e->out + ((size_t)n * cg->C + c) * cg->P;
+    dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));     /* dl__depthwise_floats in all */
+    const float *w = j->e->w[0] + (size_t)c * cg->K;
+    dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
+    n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
+    for (k = 0; k < cg->P; k++) y[k] = j->l->a.bias ? j->e->w[1][c] : 0.0f;
+    for (k = 0; k < cg->K; k++) {
+        dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
+        s->axpy(y, tmp, cg->P, w[k]);
+    }
+    if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y, (size_t)cg->P, c, 1, cg->P);
+}
+static int dl__conv_is_depthwise(const dl__conv *g) { return g->G == g->C && g->Mg == 1 && g->K <= DL__KC && !dl__conv_is_pointwise(g); }
+static size_t dl__depthwise_floats(const dl__conv *g) {        /* per thread: a plane and its runs */
+    return dl__align((size_t)g->P) + ((size_t)g->OH * sizeof(dl__run) + sizeof(float) - 1) / sizeof(float);
+}
+
 static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumulate);
 static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) { return dl__conv_forward_run(l, e, 0); }
 /* accumulate: out += the convolution (no bias, no epilogue), for conv2d_transpose's backward */
@@ -3418,6 +3585,12 @@ static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumul
     dl__epilogue epi;
     int grp;
     const dl__krow *krows = dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
+    if (!accumulate && dl__conv_is_depthwise(&cg)) {
+        dl__dw_job j;
+        j.cpu = cpu; j.l = l; j.e = e; j.cg = cg; j.krows = krows;
+        dl__parallel_if(cpu, 2.0 * e->n * cg.M * cg.K * cg.P, e->n * cg.C, dl__depthwise_task, &j);
+        return DL_OK;
+    }
     for (grp = 0; grp < cg.G; grp++) {
         dl__gemm g;
         memset(&g, 0, sizeof g);
@@ -3427,6 +3600,7 @@ static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumul
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
         g.bias = l->a.bias && !accumulate ? e->w[1] + grp * cg.Mg : NULL;
         g.accumulate = accumulate;
+        if (cpu->wpack && !accumulate) g.apacked = cpu->wpack + (size_t)grp * dl__apack_floats(cpu->simd, cg.Mg, cg.K);
         if (cpu->epi && !accumulate) {  /* the group's rows of the epilogue */
             epi = *cpu->epi;
             if (epi.scale) epi.scale += grp * cg.Mg;
@@ -3552,15 +3726,16 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
             dl__pack_a_all(cpu->simd, &g, cpu->shared + grp * per);
         }
         j.ap = cpu->shared;
-        dl__parallel(cpu, e->n, dl__conv2d_dx_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * j.cg.M * j.cg.K * j.cg.P, e->n, dl__conv2d_dx_task, &j);
     }
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         size_t per = (size_t)j.cg.M * j.cg.K + j.cg.M;
         j.chunk = dl__conv_chunk(&j.cg, e->n);
         j.krows = dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
         j.partial = cpu->shared + dl__align(dl__krows_floats(&j.cg));
-        dl__parallel(cpu, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
-        dl__parallel(cpu, (int)((per + 4095) / 4096), dl__conv2d_reduce_task, &j);
+        dl__parallel_if(cpu, 2.0 * e->n * j.cg.M * j.cg.K * j.cg.P, (e->n + j.chunk - 1) / j.chunk, dl__conv2d_dw_task, &j);
+        dl__parallel_if(cpu, DL__PER_FLOAT * (double)per * ((e->n + j.chunk - 1) / j.chunk), (int)((per + 4095) / 4096),
+                        dl__conv2d_reduce_task, &j);
     }
     return DL_OK;
 }
@@ -3621,7 +3796,8 @@ static void dl__planes(const dl_layer *l, const dl_exec *e, int planes, dl__task
     dl__plane_job j;
     j.l = l; j.e = e;
     j.planes_per_task = planes < 64 ? 1 : planes / 64;      /* fixed by the shape */
-    dl__parallel((const dl__cpu *)e->cpu, (planes + j.planes_per_task - 1) / j.planes_per_task, fn, &j);
+    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * e->n * l->in[0]->size, (planes + j.planes_per_task - 1) / j.planes_per_task,
+                    fn, &j);
 }
 
 /* ---- maxpool2d: y[n,c,oh,ow] = max over the window of x (padding is -inf);
@@ -3783,7 +3959,7 @@ typedef struct { const dl_layer *l; const dl_exec *e; } dl__chan_job;
 static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
     dl__chan_job j;
     j.l = l; j.e = e;
-    dl__parallel((const dl__cpu *)e->cpu, l->shape[0], fn, &j);
+    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * e->n * l->size, l->shape[0], fn, &j);
 }
 
 /* ---- batchnorm over channel c (dim 0) of (N,C,S):
@@ -4376,7 +4552,7 @@ static int dl__matmul_run(const dl_layer *l, const dl_exec *e, int backward) {
     int batch, M, K, P;
     dl__matmul_dims(l, &batch, &M, &K, &P);
     j.cpu = (const dl__cpu *)e->cpu; j.l = l; j.e = e; j.backward = backward;
-    dl__parallel(j.cpu, e->n * batch, dl__matmul_task, &j);
+    dl__parallel_if(j.cpu, 2.0 * (backward ? 2 : 1) * e->n * batch * M * K * P, e->n * batch, dl__matmul_task, &j);
     return DL_OK;
 }
 static int dl__matmul_forward(const dl_layer *l, const dl_exec *e) { return dl__matmul_run(l, e, 0); }
@@ -4415,7 +4591,7 @@ static size_t dl__conv2d_ws(const dl_layer *l, int n) {
 static size_t dl__max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 static void dl__dense_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
     int O = l->a.units, I = l->in[0]->size;
-    *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
+    *shared = dl__max3(dl__align(dl__apack_floats(s, O, I)) + (size_t)O * n, dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
     *thread = DL__BPACK;
 }
 static void dl__conv2d_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
@@ -4423,7 +4599,7 @@ static void dl__conv2d_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_
     int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
     *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
                        dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
-    *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
+    *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), dl__depthwise_floats(&g));
 }
 static void dl__matmul_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
     int batch, M, K, P;
@@ -4595,7 +4771,7 @@ static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *
 static void dl__zero_parallel(const dl__cpu *cpu, float *p, size_t n) {
     dl__zero_job j;
     j.p = p; j.n = n;
-    if (n) dl__parallel(cpu, (int)((n + ((size_t)1 << 14) - 1) >> 14), dl__zero_task, &j);
+    if (n) dl__parallel_if(cpu, 4.0 * (double)n, (int)((n + ((size_t)1 << 14) - 1) >> 14), dl__zero_task, &j);
 }
 
 /* Runs fn for tasks 0..n_tasks-1 on the net's threads (or the caller's job
@@ -4808,6 +4984,8 @@ static void dl__ctx_release(dl_ctx *c) {
     if (c->arena && c->b == &c->net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
     if (c->arena) c->b->release(c->b, c->arena);
     DL_FREE(c->seed);                   /* the host tables' one block */
+    DL_FREE(c->prep);                   /* the prepared weights' one block */
+    c->prep = NULL;
     DL_FREE(c->host_out);
     c->arena = NULL; c->seed = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
     c->cap_n = 0; c->last = NULL;
@@ -4982,28 +5160,86 @@ static dl_layer *dl__sole_reader(const dl_net *net, const unsigned char *needed,
     }
     return NULL;
 }
+/* An eval-mode batchnorm as a per-channel scale and shift (C each, in to). */
+static void dl__bn_fold(const dl_net *net, const dl_layer *r, float *to) {
+    const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
+    const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
+    int C = r->shape[0], k;
+    for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
+        float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
+        to[k] = sc;
+        to[C + k] = b[k] - mean[k] * sc;
+    }
+}
+/* Inference on the CPU prepares once per parameter change (net->pgen) and
+   graph (net->version), not per call: every conv and dense layer's weights
+   packed as its forward GEMM's A (what dl__pack_a_all would write each
+   call: the same floats, so the same results), every batchnorm folded. One
+   block; 0 when out of memory for it. */
+static int dl__prepare(dl_ctx *c) {
+    dl_net *net = c->net;
+    size_t floats = 0, at;
+    int i;
+    if (c->prep && c->prep_version == net->version && c->prep_pgen == net->pgen) return 1;
+    DL_FREE(c->prep);
+    c->prep = NULL;
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        dl__conv g = dl_layer_conv_geom(l);
+        if (l->op == DL_OP_CONV2D) floats += dl__align((size_t)g.G * dl__apack_floats(net->simd, g.Mg, g.K));
+        else if (l->op == DL_OP_DENSE) floats += dl__align(dl__apack_floats(net->simd, l->a.units, l->in[0]->size));
+        else if (DL__HAS(l, DL__F_BATCH_STATS)) floats += dl__align(2 * (size_t)l->shape[0]);
+    }
+    at = dl__align((size_t)net->n_layers * sizeof(float *) / sizeof(float) + 1);
+    if (!(c->prep = (float **)dl__calloc(at + floats, sizeof(float)))) return 0;
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        float *p = (float *)(void *)c->prep + at;
+        dl__gemm gm;
+        int grp;
+        memset(&gm, 0, sizeof gm);
+        if (l->op == DL_OP_CONV2D) {
+            dl__conv g = dl_layer_conv_geom(l);
+            size_t per = dl__apack_floats(net->simd, g.Mg, g.K);
+            gm.M = g.Mg; gm.K = g.K;
+            for (grp = 0; grp < g.G; grp++) {
+                gm.A = dl__plain(net->dw + net->params[l->first_param].offset + (size_t)grp * g.Mg * g.K, (size_t)g.K, 1);
+                dl__pack_a_all(net->simd, &gm, p + (size_t)grp * per);
+            }
+            at += dl__align((size_t)g.G * per);
+        } else if (l->op == DL_OP_DENSE) {
+            gm.M = l->a.units; gm.K = l->in[0]->size;
+            gm.A = dl__plain(net->dw + net->params[l->first_param].offset, (size_t)gm.K, 1);
+            dl__pack_a_all(net->simd, &gm, p);
+            at += dl__align(dl__apack_floats(net->simd, gm.M, gm.K));
+        } else if (DL__HAS(l, DL__F_BATCH_STATS)) {
+            dl__bn_fold(net, l, p);
+            at += dl__align(2 * (size_t)l->shape[0]);
+        } else continue;
+        c->prep[i] = p;
+    }
+    c->prep_version = net->version;
+    c->prep_pgen = net->pgen;
+    return 1;
+}
+
 /* Inference fusion on the CPU: a conv or dense layer absorbs a following
-   batchnorm (eval: a per-channel scale and shift, written to fuse[0..2C))
-   and activation, which then never touch memory. needed and cons describe
-   the pass (dl__forward); absorbed layers are marked 2 in needed. Returns
-   the last layer of the chain, whose buffer receives the result. dl_freeze
-   makes the same decisions through this function, so a frozen net computes
-   what dl_predict does, bit for bit. */
+   batchnorm (eval: a per-channel scale and shift: prep's fold when given,
+   else folded into fuse[0..2C)) and activation, which then never touch
+   memory. needed and cons describe the pass (dl__forward); absorbed layers
+   are marked 2 in needed. Returns the last layer of the chain, whose buffer
+   receives the result. dl_freeze makes the same decisions through this
+   function, so a frozen net computes what dl_predict does, bit for bit. */
 static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const int *cons, dl_layer *l,
-                                const dl_layer *out, float *fuse, dl__epilogue *epi) {
+                                const dl_layer *out, float *const *prep, float *fuse, dl__epilogue *epi) {
     dl_layer *last = l, *r = dl__sole_reader(net, needed, cons, l, out);
-    int C = l->shape[0], k;
+    int C = l->shape[0];
     memset(epi, 0, sizeof *epi);
     if (r && DL__HAS(r, DL__F_BATCH_STATS)) {
-        const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
-        const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
-        for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
-            float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
-            fuse[k] = sc;
-            fuse[C + k] = b[k] - mean[k] * sc;
-        }
-        epi->scale = fuse;
-        epi->shift = fuse + C;
+        const float *f = prep ? prep[r->index] : fuse;
+        if (!prep) dl__bn_fold(net, r, fuse);
+        epi->scale = f;
+        epi->shift = f + C;
         needed[r->index] = 2;
         last = r;
         r = dl__sole_reader(net, needed, cons, r, out);
@@ -5083,7 +5319,10 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
         }
     if (!input) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': it reads no input layer (only constants)", call, out->name);
     fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
+    if (train) net->pgen++;                             /* batchnorm statistics move */
     if (fuse) {
+        if (!dl__prepare(c))
+            return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", call);
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
         for (i = 0; i <= out->index; i++)
             if (c->needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) c->cons[net->layers[i]->in[j]->index]++;
@@ -5105,11 +5344,13 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
         if (DL__HAS(l, DL__F_RNG) && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
         if (fuse && DL__HAS(l, DL__F_FUSE_HEAD)) {
-            b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, c->fuse, &epi)->index];
+            b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, c->prep, c->fuse, &epi)->index];
             c->cpu.epi = &epi;
+            c->cpu.wpack = c->prep ? c->prep[i] : NULL;
         }
         rc = net->b->forward(net->b, l, &b.e);
         c->cpu.epi = NULL;
+        c->cpu.wpack = NULL;
         if (rc)
             return dl__fail(c->err, rc, "%s: forward: %s '%s' failed on %s%s%s", call, dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);
@@ -5318,6 +5559,7 @@ int dl_net_broadcast_params(dl_net *net, int stats_only) {
     if (!net) return DL_ERR_ARG;
     if (!net->coll) return dl__fail(net->err, DL_ERR_ARG, "dl_net_broadcast_params: no collective (dl_net_set_collective)");
     dev = net->b != &net->cpu;
+    net->pgen++;
     if ((!stats_only && (rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters"))) ||
         (rc = dl__collective(net, net->ds, net->ns, DL_BROADCAST, dev, "statistics")))
         return rc;
@@ -5383,6 +5625,7 @@ int dl_optim_step(dl_optim *opt) {
     if (net->coll && (rc = dl__collective(net, net->dg, net->nw, DL_ALLREDUCE_MEAN, net->b != &net->cpu, "gradients")))
         return rc;
     rc = net->b->optim_step(net->b, &job);
+    net->pgen++;
     if (rc == DL_ERR_NUMERIC) {
         const char *where = "";         /* name it where the gradients are at hand */
         size_t k;
@@ -6183,6 +6426,7 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     if (net->ns) memcpy(backup + net->nw, net->s, net->ns * sizeof(float));
     for (i = 0; i < net->n_params; i++) backup[net->nw + net->ns + (size_t)i] = (float)net->params[i].frozen;
     rc = dl__parse(data, len, net, NULL, NULL, err);
+    net->pgen++;
     if (rc) {
         if (net->nw) memcpy(net->w, backup, net->nw * sizeof(float));
         if (net->ns) memcpy(net->s, backup + net->nw, net->ns * sizeof(float));
@@ -7929,12 +8173,12 @@ static void dl__fz_scratch(const int32_t *r, const dl_layer *l, int n, size_t *s
     *shared = *thread = 0;
     if (r[DL__R_Q] >= 0) *shared = (dl__q8_scratch(l, n) + sizeof(float) - 1) / sizeof(float);
     else if (l->op == DL_OP_DENSE && n >= 4) {       /* below 4 samples: dot products, no scratch */
-        *shared = dl__fz_apack(l->a.units, l->in[0]->size);
+        *shared = dl__align(dl__fz_apack(l->a.units, l->in[0]->size)) + (size_t)l->a.units * n;   /* + y transposed */
         *thread = dl__fz_bpack(l->in[0]->size, n);
     } else if (l->op == DL_OP_CONV2D) {
         dl__conv g = dl_layer_conv_geom(l);
         *shared = dl__align(dl__fz_apack(g.Mg, g.K)) + 4 * (size_t)g.K;
-        *thread = dl__fz_bpack(g.K, (long long)n * g.P);
+        *thread = dl__conv_is_depthwise(&g) ? dl__depthwise_floats(&g) : dl__fz_bpack(g.K, (long long)n * g.P);
     } else if (l->op == DL_OP_MATMUL) {
         int batch, M, K, P;
         dl__matmul_dims(l, &batch, &M, &K, &P);
@@ -8196,7 +8440,7 @@ static int dl__fz_build_steps(dl__fz_build *b, const dl_layer *out, unsigned cha
         if (l->op == DL_OP_INPUT) b->val[i] = 0;
         else if (l->op == DL_OP_RESHAPE || l->op == DL_OP_DROPOUT) b->val[i] = b->val[l->in[0]->index];  /* eval: identity */
         else if ((rc = dl__fz_step(b, l, DL__HAS(l, DL__F_FUSE_HEAD)
-                                   ? dl__fuse_chain(net, needed, cons, l, out, fuse, &epi) : l, &epi)))
+                                   ? dl__fuse_chain(net, needed, cons, l, out, NULL, fuse, &epi) : l, &epi)))
             return rc;
     }
     return DL_OK;

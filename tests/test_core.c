@@ -587,6 +587,7 @@ static void test_threads_bit_identical(void) {
         dl_net_seed(net, 11);
         logits = pattern_cnn(net);
         opt = dl_adam(net, 1e-3f);
+        net->par_min_work = 0;          /* split every op, however small */
         if (k < 4) CHECK(dl_net_set_threads(net, counts[k]) == DL_OK && dl_net_threads(net) == counts[k], "set %d threads", counts[k]);
         else CHECK(dl_net_set_parallel(net, serial_for, &calls, 3) == DL_OK, "job system");
         train_some(net, opt, logits, x, y, 128, 6, 0);
@@ -632,6 +633,120 @@ static void test_inference_fusion(void) {
     CHECK(dl_layer_output(dl_net_layer(net, 2)) == NULL, "an absorbed layer's output must not be offered");
     free(a);
     dl_net_free(net);
+}
+
+/* dl_predict's weights are prepared once (packed, batchnorm folded) and again
+   after each change to the parameters: every kind of change, checked against
+   a fresh copy of the net (save, load) that prepares from scratch, and on 1
+   and 3 threads. */
+static int predicts_like_a_fresh_copy(dl_net *net, const float *x, int n) {
+    void *data = NULL;
+    size_t len = 0;
+    dl_net *copy;
+    const float *a, *b;
+    int same = 0, outs = n * dl_layer_size(dl_net_layer(net, -1));
+    float *keep = (float *)malloc((size_t)outs * sizeof(float));
+    if (dl_net_save_mem(net, NULL, &data, &len) != DL_OK || !(copy = dl_net_load_mem(data, len, NULL))) { free(keep); DL_FREE(data); return 0; }
+    a = dl_predict(net, dl_net_layer(net, -1), x, n);
+    if (a) memcpy(keep, a, (size_t)outs * sizeof(float));
+    b = dl_predict(copy, dl_net_layer(copy, -1), x, n);
+    same = a && b && !memcmp(keep, b, (size_t)outs * sizeof(float));
+    dl_net_free(copy);
+    DL_FREE(data);
+    free(keep);
+    return same;
+}
+static void test_prepared_inference(void) {
+    static float x[64 * 144];
+    static int y[64];
+    dl_net *net = dl_net_new();
+    dl_layer *h;
+    dl_optim *opt;
+    dl_param *w, *gamma;
+    float *flat;
+    int t;
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(dl_input(net, 1, 12, 12), 8, 3, 1, 1))), 2, 2);
+    h = dl_relu(dl_batchnorm(dl_dense(dl_flatten(h), 16)));
+    dl_dense(h, 4);
+    opt = dl_adam(net, 1e-2f);
+    make_patterns(x, y, 64);
+    net->par_min_work = 0;              /* 3 threads split every op */
+    for (t = 1; t <= 3; t += 2) {
+        int version;
+        CHECK(dl_net_set_threads(net, t) == DL_OK, "threads");
+        /* the plan, made for training at the largest batch first, stays: only the preparation can go stale */
+        CHECK(dl_forward(net, dl_net_layer(net, -1), x, 64, 1) != NULL, "%s", dl_net_error(net));
+        version = net->version;
+        train_some(net, opt, dl_net_layer(net, -1), x, y, 64, 2, 0);
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after training, %d threads", t);
+        CHECK(predicts_like_a_fresh_copy(net, x, 3), "batch 3 (dot products), %d threads", t);
+        CHECK(dl_forward(net, dl_net_layer(net, -1), x, 64, 1) != NULL, "%s", dl_net_error(net));   /* statistics move */
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after a training-mode forward, %d threads", t);
+        w = dl_net_find_param(net, "conv2d_1.weight");
+        gamma = dl_net_find_param(net, "batchnorm_2.weight");
+        CHECK(w && gamma, "parameters by name");
+        if (!w || !gamma) break;
+        w->data[0] += 0.5f;             /* through a pointer just handed out */
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing a weight, %d threads", t);
+        gamma->data[1] *= 2.0f;         /* through a kept pointer: announced */
+        dl_net_params_changed(net);
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing a batchnorm scale, %d threads", t);
+        flat = dl_net_params(net);
+        flat[net->nw - 1] += 1.0f;      /* the last dense layer's bias */
+        CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing the flat buffer, %d threads", t);
+        CHECK(net->version == version && net->ctx->train_plan, "the plan was remade: the test checks nothing");
+    }
+    dl_net_free(net);
+}
+
+/* Depthwise convolutions run as a direct kernel (not a GEMM per channel):
+   against a plain loop, with stride, padding and dilation, fused with a
+   batchnorm and relu in dl_predict, and bit-identical on 1 and 3 threads. */
+static void test_depthwise_direct(void) {
+    static const int cfg[4][4] = { { 3, 1, 1, 1 }, { 3, 2, 1, 1 }, { 5, 1, 4, 2 }, { 3, 2, 0, 1 } };   /* kernel, stride, pad, dilation */
+    int k;
+    for (k = 0; k < 4; k++) {
+        dl_net *net = dl_net_new();
+        dl_conv_desc d;
+        dl_layer *in = dl_input(net, 5, 9, 8), *cv, *out;
+        static float x[3 * 5 * 9 * 8], ref[3 * 5 * 9 * 8], one[3 * 5 * 9 * 8];
+        const float *y, *w, *b;
+        int i, n, c, oh, ow, kh, kw, OH, OW, size;
+        double worst = 0;
+        memset(&d, 0, sizeof d);
+        d.filters = 5; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 5;
+        cv = dl_conv2d_ex(in, &d);
+        out = dl_relu(dl_batchnorm(cv));
+        CHECK(cv && out, "%s", dl_net_error(net));
+        if (!cv || !out) { dl_net_free(net); continue; }
+        OH = cv->shape[1]; OW = cv->shape[2]; size = 5 * OH * OW;
+        for (i = 0; i < 3 * 5 * 72; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        w = dl_net_find_param(net, "conv2d_1.weight")->data;
+        b = dl_net_find_param(net, "conv2d_1.bias")->data;
+        dl_net_find_param(net, "conv2d_1.bias")->data[2] = 0.25f;
+        for (n = 0; n < 3; n++) for (c = 0; c < 5; c++) for (oh = 0; oh < OH; oh++) for (ow = 0; ow < OW; ow++) {
+            double sum = b[c];
+            for (kh = 0; kh < d.kernel; kh++) for (kw = 0; kw < d.kernel; kw++) {
+                int ih = oh * d.stride - d.pad + kh * d.dilation, iw = ow * d.stride - d.pad + kw * d.dilation;
+                if (ih >= 0 && ih < 9 && iw >= 0 && iw < 8) sum += (double)w[(c * d.kernel + kh) * d.kernel + kw] * x[((n * 5 + c) * 9 + ih) * 8 + iw];
+            }
+            ref[((n * 5 + c) * OH + oh) * OW + ow] = (float)sum;
+        }
+        y = dl_forward(net, cv, x, 3, 0);
+        for (i = 0; y && i < 3 * size; i++) if (fabs(y[i] - ref[i]) > worst) worst = fabs(y[i] - ref[i]);
+        CHECK(y && worst < 1e-5, "case %d: forward differs from the plain loop by %g", k, worst);
+        net->par_min_work = 0;
+        dl_net_set_threads(net, 1);
+        y = dl_predict(net, out, x, 3);
+        if (y) memcpy(one, y, (size_t)3 * size * sizeof(float));
+        for (i = 0, worst = 0; y && i < 3 * size; i++) if (fabs(y[i] - (ref[i] > 0 ? ref[i] : 0) / sqrt(1 + 1e-5)) > worst)
+            worst = fabs(y[i] - (ref[i] > 0 ? ref[i] : 0) / sqrt(1 + 1e-5));
+        CHECK(y && worst < 1e-5, "case %d: fused with batchnorm and relu: off by %g", k, worst);
+        dl_net_set_threads(net, 3);
+        y = dl_predict(net, out, x, 3);
+        CHECK(y && !memcmp(y, one, (size_t)3 * size * sizeof(float)), "case %d: 3 threads differ from 1", k);
+        dl_net_free(net);
+    }
 }
 
 /* The op table: row i is op i, every row has kernels and an attribute list,
@@ -930,6 +1045,8 @@ int main(void) {
     RUN(test_threads_share_one_net);
     RUN(test_threads_bit_identical);
     RUN(test_inference_fusion);
+    RUN(test_prepared_inference);
+    RUN(test_depthwise_direct);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
