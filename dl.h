@@ -9105,7 +9105,7 @@ static int dl__ox_aints(const dl__ox_node *n, const char *name, int64_t *out, in
 }
 
 /* ---- the value table: ONNX names to layers or constants ---- */
-static uint32_t dl__fnv(const char *p, size_t n) {
+static uint32_t dl__ox_fnv(const char *p, size_t n) {
     uint32_t h = 2166136261u;
     while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
     return h;
@@ -9113,7 +9113,7 @@ static uint32_t dl__fnv(const char *p, size_t n) {
 static dl__ox_val *dl__ox_find(dl__ox *ox, dl__str name) {
     uint32_t h;
     if (!ox->hcap || !name.n) return NULL;
-    for (h = dl__fnv(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {
+    for (h = dl__ox_fnv(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {
         dl__ox_val *v = &ox->v[ox->hash[h]];
         if (v->name.n == name.n && !memcmp(v->name.p, name.p, name.n)) return v;
     }
@@ -9139,7 +9139,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
         ox->hash = nt; ox->hcap = nh;
         for (k = 0; k < nh; k++) nt[k] = -1;
         for (k = 0; k < ox->nv; k++) {
-            for (h = dl__fnv(ox->v[k].name.p, ox->v[k].name.n) & (uint32_t)(nh - 1); nt[h] >= 0; h = (h + 1) & (uint32_t)(nh - 1)) {}
+            for (h = dl__ox_fnv(ox->v[k].name.p, ox->v[k].name.n) & (uint32_t)(nh - 1); nt[h] >= 0; h = (h + 1) & (uint32_t)(nh - 1)) {}
             nt[h] = k;
         }
     }
@@ -9147,7 +9147,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
     memset(v, 0, sizeof *v);
     v->name = name;
     if (name.n) {
-        for (h = dl__fnv(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {}
+        for (h = dl__ox_fnv(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {}
         ox->hash[h] = ox->nv;
     }
     ox->nv++;
@@ -9308,7 +9308,7 @@ static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
     return DL_OK;
 }
 
-/* Relu Sigmoid Tanh LeakyRelu Elu: one layer each */
+/* Relu Sigmoid Tanh LeakyRelu Elu HardSigmoid HardSwish Softplus Selu: one layer each */
 static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_layer *l;
@@ -9318,8 +9318,33 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     else if (dl__str_is(n->op, "Sigmoid")) l = dl_sigmoid(x->l);
     else if (dl__str_is(n->op, "Tanh")) l = dl_tanh(x->l);
     else if (dl__str_is(n->op, "LeakyRelu")) l = dl_leaky_relu(x->l, dl__ox_af(n, "alpha", 0.01f));
+    else if (dl__str_is(n->op, "HardSigmoid")) l = dl_hard_sigmoid(x->l, dl__ox_af(n, "alpha", 0.2f), dl__ox_af(n, "beta", 0.5f));
+    else if (dl__str_is(n->op, "HardSwish")) l = dl_hard_swish(x->l);
+    else if (dl__str_is(n->op, "Softplus")) l = dl_softplus(x->l);
+    else if (dl__str_is(n->op, "Selu"))      /* ONNX's alpha and gamma are the layer's alpha and beta */
+        l = dl__unary2(DL_OP_SELU, x->l, dl__ox_af(n, "alpha", 1.67326319217681884765625f), dl__ox_af(n, "gamma", 1.05070102214813232421875f), 0);
     else l = dl_elu(x->l, dl__ox_af(n, "alpha", 1.0f));
     return dl__ox_out_layer(ox, 0, l, x->rank);
+}
+
+/* Clip: min and max are attributes before opset 11, constant inputs from it
+   on; absent bounds are float's (as ONNX's defaults) */
+static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    float b[2];
+    int rc, k;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    b[0] = -FLT_MAX; b[1] = FLT_MAX;
+    for (k = 0; k < 2; k++) {
+        const dl__ox_t *t = dl__ox_cin(ox, k + 1);
+        if (ox->opset < 11) b[k] = dl__ox_af(n, k ? "max" : "min", b[k]);
+        else if (n->n_in > k + 1 && n->in[k + 1].n) {
+            if (!t || t->count != 1) return dl__ox_unsup(ox, "a %s that is not a constant scalar", k ? "max" : "min");
+            b[k] = (float)dl__ox_get(t, 0);
+        }
+    }
+    if (!(b[0] <= b[1])) return dl__ox_unsup(ox, "min %g over max %g (or NaN)", (double)b[0], (double)b[1]);
+    return dl__ox_out_layer(ox, 0, dl_clip(x->l, b[0], b[1]), x->rank);
 }
 
 /* Identity; Dropout becomes a dropout layer (the identity in inference), so
@@ -9542,7 +9567,7 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
     return rc;
 }
 
-/* Softmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
+/* Softmax, LogSoftmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
 static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     int64_t d[DL__OX_MAXR], v[4];
@@ -9563,7 +9588,7 @@ static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     l = x->l;
     v[0] = 1; v[1] = grp; v[2] = rest;
     if ((rc = dl__ox_view(ox, &l, rest > 1 ? 3 : 2, v))) return rc;
-    l = dl_softmax(l);
+    l = dl__str_is(n->op, "LogSoftmax") ? dl_log_softmax(l) : dl_softmax(l);
     if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_view(ox, &l, r, d))) return rc;
     return dl__ox_out_layer(ox, 0, l, r);
 }
@@ -10017,6 +10042,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "AveragePool", "auto_pad ceil_mode count_include_pad kernel_shape pads strides", dl__ox_pool },
     { "BatchNormalization", "epsilon is_test momentum training_mode spatial", dl__ox_batchnorm },
     { "Cast", "to saturate", dl__ox_cast },
+    { "Clip", "max min", dl__ox_clip },
     { "Concat", "axis", dl__ox_concat },
     { "Constant", "value value_float value_floats value_int value_ints", dl__ox_constant },
     { "ConstantOfShape", "value", dl__ox_constofshape },
@@ -10030,8 +10056,11 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Gemm", "alpha beta broadcast transA transB", dl__ox_gemm },
     { "GlobalAveragePool", "", dl__ox_global },
     { "GlobalMaxPool", "", dl__ox_global },
+    { "HardSigmoid", "alpha beta", dl__ox_unary },
+    { "HardSwish", "", dl__ox_unary },
     { "Identity", "", dl__ox_identity },
     { "LeakyRelu", "alpha", dl__ox_unary },
+    { "LogSoftmax", "axis", dl__ox_softmax },
     { "MatMul", "", dl__ox_gemm },
     { "MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides", dl__ox_pool },
     { "Mul", "", dl__ox_binary },
@@ -10039,9 +10068,11 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Pad", "mode pads value", dl__ox_pad },
     { "Relu", "", dl__ox_unary },
     { "Reshape", "allowzero", dl__ox_reshape },
+    { "Selu", "alpha gamma", dl__ox_unary },
     { "Shape", "end start", dl__ox_shape },
     { "Sigmoid", "", dl__ox_unary },
     { "Softmax", "axis", dl__ox_softmax },
+    { "Softplus", "", dl__ox_unary },
     { "Squeeze", "axes", dl__ox_squeeze },
     { "Sub", "", dl__ox_binary },
     { "Sum", "", dl__ox_sum },
@@ -10110,7 +10141,7 @@ static void dl__ox_layer_name(const char *p, size_t n, char out[32]) {
     for (k = 0; k < n && ok; k++) ok = p[k] != '.' && p[k] != 0;
     if (ok) { memcpy(out, p, n); out[n] = 0; return; }
     for (k = 0; k < n && k < 22; k++) out[k] = p[k] == '.' || p[k] == '~' || p[k] == 0 ? '_' : p[k];
-    snprintf(out + k, 32 - k, "~%08lx", (unsigned long)dl__fnv(p, n));
+    snprintf(out + k, 32 - k, "~%08lx", (unsigned long)dl__ox_fnv(p, n));
 }
 dl_layer *dl_onnx_output(const dl_net *net, const char *name) {
     char nm[32];
@@ -10606,10 +10637,38 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         in[1] = pn[0]; in[2] = NULL;
         dl__pw_node(&node, "PRelu", l->name, l->name, in);
         break;
-    case DL_OP_SOFTMAX:
-        dl__pw_node(&node, "Softmax", l->name, l->name, in);
+    case DL_OP_SOFTMAX: case DL_OP_LOG_SOFTMAX:
+        dl__pw_node(&node, l->op == DL_OP_SOFTMAX ? "Softmax" : "LogSoftmax", l->name, l->name, in);
         dl__pw_attr_int(&node, "axis", 1);
         break;
+    case DL_OP_CLIP: {                  /* opset 13: the bounds are inputs */
+        float b[2];
+        b[0] = l->a.alpha; b[1] = l->a.beta;
+        for (k = 0; k < 2; k++) {
+            snprintf(pn[k], 64, "%s.%s", l->name, k ? "max" : "min");
+            dl__pw_tensor(g, 5, pn[k], 0, d, &b[k], NULL);
+        }
+        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+        dl__pw_node(&node, "Clip", l->name, l->name, in);
+        break;
+    }
+    case DL_OP_HARD_SIGMOID: case DL_OP_HARD_SWISH:     /* HardSwish is opset 14: x HardSigmoid(x) */
+        if (l->op == DL_OP_HARD_SWISH) snprintf(tmp, sizeof tmp, "%s/hsig", l->name);
+        dl__pw_node(&node, "HardSigmoid", l->op == DL_OP_HARD_SWISH ? tmp : l->name, l->op == DL_OP_HARD_SWISH ? tmp : l->name, in);
+        dl__pw_attr_float(&node, "alpha", l->a.alpha);
+        dl__pw_attr_float(&node, "beta", l->a.beta);
+        if (l->op == DL_OP_HARD_SWISH) {
+            dl__pw_msg(g, 1, &node);
+            in[1] = tmp; in[2] = NULL;
+            dl__pw_node(&node, "Mul", l->name, l->name, in);
+        }
+        break;
+    case DL_OP_SELU:
+        dl__pw_node(&node, "Selu", l->name, l->name, in);
+        dl__pw_attr_float(&node, "alpha", l->a.alpha);
+        dl__pw_attr_float(&node, "gamma", l->a.beta);
+        break;
+    case DL_OP_SOFTPLUS: dl__pw_node(&node, "Softplus", l->name, l->name, in); break;
     case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: {
         const char *ins[DL__OX_MAXIO + 1];
         if (l->n_in > DL__OX_MAXIO) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
