@@ -9374,14 +9374,15 @@ static int dl__ox_as2d(dl__ox *ox, dl__ox_val *x, dl_layer **l) {
     d[0] = 1; d[1] = x->l->shape[0]; d[2] = 1; d[3] = x->l->shape[1];
     return dl__ox_view(ox, l, 4, d);
 }
-/* kernel, strides, pads, dilations, auto_pad of Conv and the pools: pads
-   symmetric (dl.h pads both sides alike); k/s/p/dl hold (h, w). */
+/* kernel, strides, pads, dilations, auto_pad of Conv and the pools; k/s/dil
+   hold (h, w), p dl.h's (top, left, bottom, right). SAME_* pads are resolved
+   here (ONNX's rule: the odd one at the end for UPPER, the start for LOWER). */
 static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
     int64_t v[8], in[2];
     int sd = rank - 2, c, j;
     dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
     in[0] = sd == 2 ? kin[0] : 1; in[1] = kin[sd - 1];
-    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = 0; dil[j] = 1; }
+    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = p[j + 2] = 0; dil[j] = 1; }
     if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j + 2 - sd] = (int)v[j]; }
     if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j + 2 - sd] = (int)v[j]; }
     for (j = 0; j < 2; j++)
@@ -9390,19 +9391,18 @@ static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64
         for (j = 0; j < 2; j++) {
             int64_t out = (in[j] + s[j] - 1) / s[j], tot = (out - 1) * s[j] + (int64_t)(k[j] - 1) * dil[j] + 1 - in[j];
             if (tot < 0) tot = 0;
-            if (tot % 2) return dl__ox_unsup(ox, "auto_pad %.*s with odd total padding %lld (asymmetric)", (int)ap.n, ap.p, (long long)tot);
-            p[j] = (int)(tot / 2);
+            if (tot > 65536) return dl__ox_unsup(ox, "auto_pad total padding %lld", (long long)tot);
+            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
+            p[j + 2] = (int)tot - p[j];
         }
         return DL_OK;
     }
     if (!dl__str_is(ap, "NOTSET") && !dl__str_is(ap, "VALID")) return dl__ox_unsup(ox, "auto_pad %.*s", (int)ap.n, ap.p);
     if (dl__str_is(ap, "NOTSET") && (c = dl__ox_aints(n, "pads", v, 8)) >= 0) {
         if (c != 2 * sd) return dl__ox_unsup(ox, "pads of length %d", c);
-        for (j = 0; j < sd; j++) {
-            if (v[j] != v[j + sd]) return dl__ox_unsup(ox, "asymmetric pads (begin %lld, end %lld)", (long long)v[j], (long long)v[j + sd]);
+        for (j = 0; j < 2 * sd; j++)
             if (v[j] < 0 || v[j] > 65536) return dl__ox_unsup(ox, "pads %lld", (long long)v[j]);
-            p[j + 2 - sd] = (int)v[j];
-        }
+        for (j = 0; j < sd; j++) { p[j + 2 - sd] = (int)v[j]; p[j + 4 - sd] = (int)v[j + sd]; }
     }
     return DL_OK;
 }
@@ -9423,7 +9423,7 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
     dl_conv_desc cd;
     dl_layer *l;
-    int k[2], s[2], p[2], dil[2], rc, sd;
+    int k[2], s[2], p[4], dil[2], rc, sd;
     int64_t ks[8], in[2];
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
     if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
@@ -9438,7 +9438,7 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     memset(&cd, 0, sizeof cd);
     cd.filters = (int)w->dims[0]; cd.groups = (int)dl__ox_ai(n, "group", 1);
     cd.kernel_h = k[0]; cd.kernel_w = k[1]; cd.stride_h = s[0]; cd.stride_w = s[1];
-    cd.pad_h = p[0]; cd.pad_w = p[1]; cd.dilation_h = dil[0]; cd.dilation_w = dil[1];
+    cd.pad_top = p[0]; cd.pad_left = p[1]; cd.pad_bottom = p[2]; cd.pad_right = p[3]; cd.dilation_h = dil[0]; cd.dilation_w = dil[1];
     cd.no_bias = !b;
     cd.init = DL_INIT_ZEROS;        /* the weights are set below */
     if (cd.groups < 1 || x->l->shape[0] % cd.groups || w->dims[1] * cd.groups != x->l->shape[0])
@@ -9451,31 +9451,37 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_nd(ox, l, x->rank);
 }
 
-/* MaxPool, AveragePool (2-d and 1-d) */
+/* MaxPool, AveragePool (2-d and 1-d). ceil_mode: ONNX's older rule keeps a
+   last window that starts in the end padding, PyTorch's (dl.h's) drops it;
+   where the two differ it is refused. */
 static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_pool_desc pd;
     dl_layer *l;
     int64_t ks[8], in[2];
-    int k[2], s[2], p[2], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool");
+    int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
     if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
+    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
     c = dl__ox_aints(n, "kernel_shape", ks, 8);
     if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
     k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
     in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
     if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
-    if (dil[0] != 1 || dil[1] != 1) return dl__ox_unsup(ox, "dilations (waiting for the layers issue)");
-    if (avg && (p[0] || p[1]) && !dl__ox_ai(n, "count_include_pad", 0))
-        return dl__ox_unsup(ox, "padding with count_include_pad 0 (dl.h counts padding)");
+    if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
     for (j = 0; j < 2; j++) {
-        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + 2 * p[j] - k[j];
+        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + p[j] + p[j + 2] - (int64_t)dil[j] * (k[j] - 1) - 1;
         if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
-        if (dl__ox_ai(n, "ceil_mode", 0) && span % s[j]) return dl__ox_unsup(ox, "ceil_mode where it adds a window");
-        if (2 * p[j] > k[j]) return dl__ox_unsup(ox, "pads over half the kernel");
+        if (ceil && span % s[j] && (span / s[j] + 1) * s[j] >= inj + p[j]) return dl__ox_unsup(ox, "ceil_mode with a last window in the end padding");
+        if (p[j] > dil[j] * (k[j] - 1) || p[j + 2] > dil[j] * (k[j] - 1)) return dl__ox_unsup(ox, "pads as large as the window");
     }
     memset(&pd, 0, sizeof pd);
-    pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1]; pd.pad_h = p[0]; pd.pad_w = p[1];
+    pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1];
+    pd.pad_top = p[0]; pd.pad_left = p[1]; pd.pad_bottom = p[2]; pd.pad_right = p[3];
+    pd.dilation_h = dil[0]; pd.dilation_w = dil[1];
+    pd.ceil_mode = ceil;
+    pd.exclude_pad = avg && !dl__ox_ai(n, "count_include_pad", 0);
+    if (avg && (dil[0] != 1 || dil[1] != 1)) return dl__ox_unsup(ox, "dilated average pooling");
     if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
     return dl__ox_out_nd(ox, avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd), x->rank);
 }
@@ -10039,7 +10045,7 @@ static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
    missing from the row (so refused). */
 static const dl__ox_op dl__ox_ops[] = {
     { "Add", "", dl__ox_binary },
-    { "AveragePool", "auto_pad ceil_mode count_include_pad kernel_shape pads strides", dl__ox_pool },
+    { "AveragePool", "auto_pad ceil_mode count_include_pad dilations kernel_shape pads strides", dl__ox_pool },
     { "BatchNormalization", "epsilon is_test momentum training_mode spatial", dl__ox_batchnorm },
     { "Cast", "to saturate", dl__ox_cast },
     { "Clip", "max min", dl__ox_clip },
