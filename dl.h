@@ -9648,20 +9648,45 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
 }
 
 /* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */
+/* A constant operand of a layer of ONNX rank r as a constant layer: its
+   dims aligned at the last, the batch's (if it has one) 1. */
+static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, int r, dl_layer **l) {
+    int shape[3], nd = 0, k, rc;
+    float *f;
+    size_t e;
+    if (t->ndim > r || r < 2) return dl__ox_unsup(ox, "a constant of rank %d against a layer of rank %d", t->ndim, r);
+    if (t->ndim == r && t->dims[0] != 1) return dl__ox_unsup(ox, "a constant that varies along the batch");
+    if (!t->count) return dl__ox_unsup(ox, "an empty constant");
+    for (k = t->ndim == r; k < t->ndim; k++) shape[nd++] = (int)t->dims[k];
+    if (!nd) shape[nd++] = 1;
+    if (!(f = (float *)dl__calloc(t->count, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    for (e = 0; e < t->count; e++) f[e] = (float)dl__ox_get(t, e);
+    *l = dl_constant(ox->net, nd, shape, f);
+    DL_FREE(f);
+    return (rc = dl__ox_take(ox, *l)) ? rc : DL_OK;
+}
+/* Add Sub Mul Div: constants fold; a constant operand becomes a constant
+   layer; two layers must have one rank (then dl.h's broadcasting, aligned at
+   the last dim, is ONNX's) */
 static int dl__ox_binary(dl__ox *ox, const dl__ox_node *n) {
     static const char *const ops[4] = { "Add", "Sub", "Mul", "Div" };
     dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1);
-    int op = 0, ra, rb;
+    dl_layer *la, *lb, *l;
+    int op = 0, ra, rb, rc;
     int64_t da[DL__OX_MAXR], db[DL__OX_MAXR];
     while (op < 3 && !dl__str_is(n->op, ops[op])) op++;
     if (!a || !b) return dl__ox_failf(ox, DL_ERR_FORMAT, "needs two inputs");
     if (a->kind == DL__OX_CONST && b->kind == DL__OX_CONST) return dl__ox_fold_binary(ox, &a->t, &b->t, op);
-    if (a->kind != DL__OX_LAYER || b->kind != DL__OX_LAYER)
-        return dl__ox_unsup(ox, "a constant operand (waiting for the layers issue's constants and broadcasting)");
+    if (a->kind != DL__OX_LAYER && b->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
     ra = dl__ox_dims(ox, a, da); rb = dl__ox_dims(ox, b, db);
-    if (op == 1 || op == 3) return dl__ox_unsup(ox, "%s of two layers (waiting for the layers issue)", ops[op]);
-    if (ra != rb || memcmp(da, db, (size_t)ra * sizeof *da)) return dl__ox_unsup(ox, "broadcasting between layers (waiting for the layers issue)");
-    return dl__ox_out_layer(ox, 0, op == 0 ? dl_add(a->l, b->l) : dl_mul(a->l, b->l), ra);
+    if (a->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &a->t, rb, &la))) return rc;
+    if (b->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &b->t, ra, &lb))) return rc;
+    if (a->kind == DL__OX_LAYER) la = a->l;
+    if (b->kind == DL__OX_LAYER) lb = b->l;
+    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && ra != rb) return dl__ox_unsup(ox, "layers of ranks %d and %d (the batch would align with another dim)", ra, rb);
+    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && da[0] != db[0]) return dl__ox_unsup(ox, "layers of different batch dims");
+    l = op == 0 ? dl_add(la, lb) : op == 1 ? dl_sub(la, lb) : op == 2 ? dl_mul(la, lb) : dl_div(la, lb);
+    return dl__ox_out_layer(ox, 0, l, a->kind == DL__OX_LAYER ? ra : rb);
 }
 
 /* Sum of layers of one shape */
@@ -10675,12 +10700,22 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_attr_float(&node, "gamma", l->a.beta);
         break;
     case DL_OP_SOFTPLUS: dl__pw_node(&node, "Softplus", l->name, l->name, in); break;
-    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: {
+    case DL_OP_CONSTANT:                /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
+        d[0] = 1;
+        for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
+        snprintf(pn[0], 64, "%s.value", l->name);
+        {
+            dl_param *p = dl_net_find_param(net, pn[0]);
+            if (!p) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
+            dl__pw_tensor(g, 5, l->name, l->ndim + 1, d, p->data, NULL);
+        }
+        return DL_OK;
+    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: case DL_OP_SUB: case DL_OP_DIV: {
         const char *ins[DL__OX_MAXIO + 1];
         if (l->n_in > DL__OX_MAXIO) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
         for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
         ins[l->n_in] = NULL;
-        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
+        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_SUB ? "Sub" : l->op == DL_OP_DIV ? "Div" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
                     l->n_in == 2 ? "Add" : "Sum", l->name, l->name, ins);
         if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
         break;
