@@ -9451,6 +9451,64 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_nd(ox, l, x->rank);
 }
 
+/* ConvTranspose (2-d and 1-d). output_shape and auto_pad SAME_* give the
+   total padding; it splits as the ONNX spec says (the odd one at the start
+   unless SAME_UPPER). An output larger than the padding-free one is refused. */
+static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
+    dl_conv_desc cd;
+    dl_layer *l;
+    int k[2], s[2], p[4], dil[2], op[2] = { 0, 0 }, rc, sd, j, c;
+    int64_t v[8], os[2], in[2];
+    dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
+    int same = dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER"), has_os;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
+    if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    sd = x->rank - 2;
+    if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
+    k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
+    if ((c = dl__ox_aints(n, "kernel_shape", v, 8)) >= 0 && (c != sd || v[0] != w->dims[2] || v[sd - 1] != w->dims[w->ndim - 1]))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel_shape does not match the weights");
+    in[0] = sd == 2 ? x->l->shape[1] : 1; in[1] = x->l->shape[x->l->ndim - 1];
+    if ((rc = dl__ox_window(ox, n, x->rank, sd == 2 ? in : in + 1, k, s, p, dil))) return rc;
+    if ((c = dl__ox_aints(n, "output_padding", v, 8)) >= 0) {
+        if (c != sd) return dl__ox_unsup(ox, "output_padding of length %d", c);
+        for (j = 0; j < c; j++) op[j + 2 - sd] = (int)v[j];
+    }
+    has_os = (c = dl__ox_aints(n, "output_shape", v, 8)) >= 0;
+    if (has_os && c != sd) return dl__ox_unsup(ox, "output_shape of length %d", c);
+    if (has_os || same) {
+        for (j = 0; j < 2; j++) {
+            int64_t full = (in[j] - 1) * s[j] + op[j] + (int64_t)(k[j] - 1) * dil[j] + 1, tot;
+            os[j] = has_os ? (sd == 2 ? v[j] : j ? v[0] : 1) : in[j] * s[j];
+            tot = full - os[j];
+            if (tot < 0 || tot > 65536) return dl__ox_unsup(ox, "an output_shape %lld that needs padding %lld", (long long)os[j], (long long)tot);
+            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
+            p[j + 2] = (int)tot - p[j];
+        }
+    }
+    memset(&cd, 0, sizeof cd);
+    cd.groups = (int)dl__ox_ai(n, "group", 1);
+    if (cd.groups < 1 || w->dims[0] != x->l->shape[0] || x->l->shape[0] % cd.groups)
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "group %d and weights of %lld for %d channels", cd.groups, (long long)w->dims[0], x->l->shape[0]);
+    cd.filters = (int)w->dims[1] * cd.groups;
+    cd.kernel_h = k[0]; cd.kernel_w = k[1]; cd.stride_h = s[0]; cd.stride_w = s[1];
+    cd.pad_top = p[0]; cd.pad_left = p[1]; cd.pad_bottom = p[2]; cd.pad_right = p[3];
+    cd.dilation_h = dil[0]; cd.dilation_w = dil[1]; cd.output_padding_h = op[0]; cd.output_padding_w = op[1];
+    cd.no_bias = !b;
+    cd.init = DL_INIT_ZEROS;
+    for (j = 0; j < 2; j++)
+        if (op[j] < 0 || (op[j] >= s[j] && op[j] >= dil[j])) return dl__ox_unsup(ox, "output_padding %d not under the stride or dilation", op[j]);
+    if (b && b->count != (size_t)cd.filters) return dl__ox_failf(ox, DL_ERR_FORMAT, "bias of %lu for %d filters", (unsigned long)b->count, cd.filters);
+    if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
+    l = dl_conv2d_transpose_ex(l, &cd);
+    if ((rc = dl__ox_take(ox, l))) return rc;
+    if ((rc = dl__ox_setp(ox, l, "weight", w->f, w->count)) || (b && (rc = dl__ox_setp(ox, l, "bias", b->f, b->count)))) return rc;
+    return dl__ox_out_nd(ox, l, x->rank);
+}
+
 /* MaxPool, AveragePool (2-d and 1-d). ceil_mode: ONNX's older rule keeps a
    last window that starts in the end padding, PyTorch's (dl.h's) drops it;
    where the two differ it is refused. */
@@ -10078,6 +10136,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Constant", "value value_float value_floats value_int value_ints", dl__ox_constant },
     { "ConstantOfShape", "value", dl__ox_constofshape },
     { "Conv", "auto_pad dilations group kernel_shape pads strides", dl__ox_conv },
+    { "ConvTranspose", "auto_pad dilations group kernel_shape output_padding output_shape pads strides", dl__ox_convt },
     { "Div", "", dl__ox_binary },
     { "Dropout", "is_test ratio seed", dl__ox_identity },
     { "Elu", "alpha", dl__ox_unary },
@@ -10606,6 +10665,20 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
         dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
         dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+        dl__pw_attr_int(&node, "group", l->a.groups);
+        break;
+    case DL_OP_CONV2D_TRANSPOSE:
+        d[0] = c; d[1] = l->a.units / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
+        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
+        d[0] = l->a.units;
+        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
+        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+        dl__pw_node(&node, "ConvTranspose", l->name, l->name, in);
+        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
+        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
+        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
+        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+        dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
         dl__pw_attr_int(&node, "group", l->a.groups);
         break;
     case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
