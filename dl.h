@@ -9509,6 +9509,51 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_nd(ox, l, x->rank);
 }
 
+/* Resize, Upsample by integer factors of H and W. dl.h's nearest is
+   floor(x / scale): ONNX's asymmetric or tf_half_pixel_for_nn with floor, or
+   half_pixel with rounding (the same at integer scales); its bilinear is
+   half_pixel (align_corners off) or align_corners. Upsample and Resize
+   before opset 11 are asymmetric with floor. */
+static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *sc, *sz;
+    dl_upsample_desc ud;
+    int64_t d[DL__OX_MAXR];
+    int rc, r, j, old = dl__str_is(n->op, "Upsample") || ox->opset < 11, f[2];
+    dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", old ? "asymmetric" : "half_pixel");
+    dl__str nm = dl__ox_as(n, "nearest_mode", old ? "floor" : "round_prefer_floor");
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    if (r != 4) return dl__ox_unsup(ox, "rank %d (2-d images only)", r);
+    sc = dl__ox_cin(ox, old ? 1 : 2); sz = old ? NULL : dl__ox_cin(ox, 3);
+    if (n->n_in > (old ? 1 : 2) && n->in[old ? 1 : 2].n && !sc) return dl__ox_unsup(ox, "scales that are not constant");
+    if (!old && n->n_in > 3 && n->in[3].n && !sz) return dl__ox_unsup(ox, "sizes that are not constant");
+    if (sc && sc->count == 0) sc = NULL;
+    if (!sc == !sz || (sz && !sz->isint)) return dl__ox_unsup(ox, "neither or both of scales and sizes");
+    if ((sc ? sc->count : sz->count) != 4) return dl__ox_unsup(ox, "scales or sizes of %lu (4 expected)", (unsigned long)(sc ? sc->count : sz->count));
+    for (j = 0; j < 4; j++) {
+        double v = sc ? dl__ox_get(sc, (size_t)j) : 0;
+        if (sz && j && sz->i[j] % d[j] == 0) v = (double)(sz->i[j] / d[j]);
+        else if (sz && !j) v = 1;
+        if (!(v >= 1 && v <= 4096 && v == floor(v)) || (j < 2 && v != 1)) return dl__ox_unsup(ox, "a scale along dim %d that is not an integer (or one along the batch or channels)", j);
+        if (j >= 2) f[j - 2] = (int)v;
+    }
+    memset(&ud, 0, sizeof ud);
+    ud.scale_h = f[0]; ud.scale_w = f[1];
+    if (dl__str_is(mode, "nearest")) {
+        int fl = dl__str_is(nm, "floor"), rd = dl__str_is(nm, "round_prefer_floor") || dl__str_is(nm, "round_prefer_ceil");
+        if (!((fl && (dl__str_is(ct, "asymmetric") || dl__str_is(ct, "tf_half_pixel_for_nn"))) ||
+              (rd && (dl__str_is(ct, "half_pixel") || dl__str_is(ct, "pytorch_half_pixel")))))
+            return dl__ox_unsup(ox, "nearest with %.*s and %.*s (not floor(x / scale))", (int)ct.n, ct.p, (int)nm.n, nm.p);
+    } else if (dl__str_is(mode, "linear") || dl__str_is(mode, "bilinear")) {
+        ud.bilinear = 1;
+        ud.align_corners = dl__str_is(ct, "align_corners");
+        if (!ud.align_corners && !dl__str_is(ct, "half_pixel") && !(dl__str_is(ct, "pytorch_half_pixel") && d[2] * f[0] > 1 && d[3] * f[1] > 1))
+            return dl__ox_unsup(ox, "linear with %.*s", (int)ct.n, ct.p);
+    } else return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+    return dl__ox_out_layer(ox, 0, dl_upsample_ex(x->l, &ud), r);
+}
+
 /* MaxPool, AveragePool (2-d and 1-d). ceil_mode: ONNX's older rule keeps a
    last window that starts in the end padding, PyTorch's (dl.h's) drops it;
    where the two differ it is refused. */
@@ -10158,6 +10203,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Pad", "mode pads value", dl__ox_pad },
     { "Relu", "", dl__ox_unary },
     { "Reshape", "allowzero", dl__ox_reshape },
+    { "Resize", "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value mode nearest_mode", dl__ox_resize },
     { "Selu", "alpha gamma", dl__ox_unary },
     { "Shape", "end start", dl__ox_shape },
     { "Sigmoid", "", dl__ox_unary },
@@ -10168,7 +10214,8 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Sum", "", dl__ox_sum },
     { "Tanh", "", dl__ox_unary },
     { "Transpose", "perm", dl__ox_transpose },
-    { "Unsqueeze", "axes", dl__ox_squeeze }
+    { "Unsqueeze", "axes", dl__ox_squeeze },
+    { "Upsample", "mode", dl__ox_resize }
 };
 
 static const dl__ox_op *dl__ox_lookup(dl__str op) {
@@ -10590,6 +10637,12 @@ static void dl__pw_attr_float(dl__wbuf *w, const char *name, float v) {
     dl__pw_str(&a, 1, name); dl__pw_float(&a, 2, v); dl__pw_int(&a, 20, 1);
     dl__pw_msg(w, 5, &a);
 }
+static void dl__pw_attr_str(dl__wbuf *w, const char *name, const char *v) {
+    dl__wbuf a;
+    memset(&a, 0, sizeof a);
+    dl__pw_str(&a, 1, name); dl__pw_str(&a, 4, v); dl__pw_int(&a, 20, 3);
+    dl__pw_msg(w, 5, &a);
+}
 static void dl__pw_attr_ints(dl__wbuf *w, const char *name, int n, int a0, int a1, int a2, int a3) {
     dl__wbuf a;
     int v[4], k;
@@ -10681,6 +10734,19 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
         dl__pw_attr_int(&node, "group", l->a.groups);
         break;
+    case DL_OP_UPSAMPLE: {              /* scales [1, 1, h, w]; dl.h's nearest is floor(x / scale) */
+        float sc[4];
+        int64_t four = 4;
+        sc[0] = sc[1] = 1; sc[2] = (float)l->a.scale[0]; sc[3] = (float)l->a.scale[1];
+        snprintf(pn[0], 64, "%s.scales", l->name);
+        dl__pw_tensor(g, 5, pn[0], 1, &four, sc, NULL);
+        in[1] = ""; in[2] = pn[0]; in[3] = NULL;
+        dl__pw_node(&node, "Resize", l->name, l->name, in);
+        dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
+        dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
+        if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
+        break;
+    }
     case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
         dl__pw_node(&node, l->op == DL_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", l->name, l->name, in);
         dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
