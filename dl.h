@@ -9952,13 +9952,18 @@ static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
         o[k] = d[perm[k]];
         if (o[k] != 1 || (x->kind == DL__OX_LAYER && perm[k] == 0)) {
             if (perm[k] < last) {
-                if (x->kind == DL__OX_LAYER) return dl__ox_unsup(ox, "a transpose that moves data (waiting for the layers issue)");
                 moves = 1;
             }
             last = (int)perm[k];
         }
     }
     if (x->kind == DL__OX_LAYER && perm[0] != 0) return dl__ox_unsup(ox, "a transpose that moves the batch dim");
+    if (x->kind == DL__OX_LAYER && moves) {     /* per sample: dim k is the input's perm[k + 1] - 1 */
+        int pp[3];
+        if (r < 2 || r > 4) return dl__ox_unsup(ox, "a transpose of rank %d", r);
+        for (k = 1; k < r; k++) pp[k - 1] = (int)perm[k] - 1;
+        return dl__ox_out_layer(ox, 0, dl_transpose(x->l, pp), r);
+    }
     if (x->kind == DL__OX_CONST && moves) {    /* folded: out[e] = in[e's index under perm] */
         dl__ox_t t;
         size_t e, st[DL__OX_MAXR];
@@ -10153,19 +10158,48 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
-/* Pad: only all-zero pads (the identity PyTorch emits before average pooling) */
+/* Pad: pads (attribute before opset 11, input from it on) along H and W of
+   an image; all-zero pads are the identity at any rank */
 static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
-    const dl__ox_t *p = dl__ox_cin(ox, 1);
-    int64_t v[2 * DL__OX_MAXR];
-    int c, k;
+    const dl__ox_t *p = dl__ox_cin(ox, 1), *cv = dl__ox_cin(ox, 2);
+    int64_t v[2 * DL__OX_MAXR], d[DL__OX_MAXR];
+    dl__str mode = dl__ox_as(n, "mode", "constant");
+    dl_pad_desc pd;
+    int c = 0, k, r, zero = 1;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
-    if (n->n_in > 1 && n->in[1].n) {
-        if (!p || !p->isint) return dl__ox_unsup(ox, "pads that are not constant");
-        for (k = 0; k < (int)p->count; k++) if (p->i[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
-    } else if ((c = dl__ox_aints(n, "pads", v, 2 * DL__OX_MAXR)) >= 0)
-        for (k = 0; k < c && k < 2 * DL__OX_MAXR; k++) if (v[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
-    return dl__ox_alias(ox, 0, x);
+    r = dl__ox_dims(ox, x, d);
+    memset(&pd, 0, sizeof pd);
+    if (ox->opset >= 11) {
+        if (n->n_in > 3 && n->in[3].n) return dl__ox_unsup(ox, "axes");
+        if (n->n_in > 1 && n->in[1].n) {
+            if (!p || !p->isint || p->count > 2 * DL__OX_MAXR) return dl__ox_unsup(ox, "pads that are not constant");
+            c = (int)p->count;
+            for (k = 0; k < c; k++) v[k] = p->i[k];
+        }
+        if (n->n_in > 2 && n->in[2].n) {
+            if (!cv || cv->count != 1) return dl__ox_unsup(ox, "a constant_value that is not a constant scalar");
+            pd.value = (float)dl__ox_get(cv, 0);
+        }
+    } else {
+        c = dl__ox_aints(n, "pads", v, 2 * DL__OX_MAXR);
+        pd.value = dl__ox_af(n, "value", 0);
+    }
+    if (c < 0) c = 0;
+    for (k = 0; k < c && k < 2 * DL__OX_MAXR; k++) zero &= v[k] == 0;
+    if (zero) return dl__ox_alias(ox, 0, x);
+    if (x->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "padding a constant");
+    if (c != 2 * r) return dl__ox_failf(ox, DL_ERR_FORMAT, "pads of %d for rank %d", c, r);
+    if (r != 4 || v[0] || v[1] || v[r] || v[r + 1]) return dl__ox_unsup(ox, "pads other than along H and W of an image");
+    for (k = 0; k < 2 * r; k++) if (v[k] < 0 || v[k] > (1 << 20)) return dl__ox_unsup(ox, "pads %lld (cropping)", (long long)v[k]);
+    pd.top = (int)v[2]; pd.left = (int)v[3]; pd.bottom = (int)v[6]; pd.right = (int)v[7];
+    if (dl__str_is(mode, "reflect")) pd.mode = DL_PAD_REFLECT;
+    else if (dl__str_is(mode, "edge")) pd.mode = DL_PAD_EDGE;
+    else if (!dl__str_is(mode, "constant")) return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+    if (pd.mode == DL_PAD_REFLECT && (pd.top >= d[2] || pd.bottom >= d[2] || pd.left >= d[3] || pd.right >= d[3]))
+        return dl__ox_unsup(ox, "reflecting pads not less than the size");
+    if (!(pd.value == pd.value) || isinf(pd.value)) return dl__ox_unsup(ox, "a value that is not finite");
+    return dl__ox_out_layer(ox, 0, dl_pad_ex(x->l, &pd), r);
 }
 
 /* One row per ONNX op; a new op is one row and one function. Where opsets
@@ -10745,6 +10779,27 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
         dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
         if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
+        break;
+    }
+    case DL_OP_PAD: {                   /* opset 13: pads and the value are inputs */
+        int64_t pads[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, eight = 8;
+        float val = l->a.value;
+        pads[2] = l->a.pad[0]; pads[3] = l->a.pad[1]; pads[6] = l->a.pad[2]; pads[7] = l->a.pad[3];
+        snprintf(pn[0], 64, "%s.pads", l->name);
+        dl__pw_tensor(g, 5, pn[0], 1, &eight, NULL, pads);
+        snprintf(pn[1], 64, "%s.value", l->name);
+        dl__pw_tensor(g, 5, pn[1], 0, d, &val, NULL);
+        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+        dl__pw_node(&node, "Pad", l->name, l->name, in);
+        dl__pw_attr_str(&node, "mode", l->a.mode == DL_PAD_REFLECT ? "reflect" : l->a.mode == DL_PAD_EDGE ? "edge" : "constant");
+        break;
+    }
+    case DL_OP_TRANSPOSE: {             /* the batch stays first */
+        int pp[4];
+        pp[0] = 0;
+        for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
+        dl__pw_node(&node, "Transpose", l->name, l->name, in);
+        dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
         break;
     }
     case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
