@@ -9751,10 +9751,13 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
 }
 
 /* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */
+static void dl__ox_layer_name(const char *p, size_t n, char out[32]);
 /* A constant operand of a layer of ONNX rank r as a constant layer: its
-   dims aligned at the last, the batch's (if it has one) 1. */
-static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, int r, dl_layer **l) {
+   dims aligned at the last, the batch's (if it has one) 1. It takes the
+   constant's name where that is free (so exported constants round-trip). */
+static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, dl__str name, int r, dl_layer **l) {
     int shape[3], nd = 0, k, rc;
+    char nm[32];
     float *f;
     size_t e;
     if (t->ndim > r || r < 2) return dl__ox_unsup(ox, "a constant of rank %d against a layer of rank %d", t->ndim, r);
@@ -9766,7 +9769,10 @@ static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, int r, dl_layer **l
     for (e = 0; e < t->count; e++) f[e] = (float)dl__ox_get(t, e);
     *l = dl_constant(ox->net, nd, shape, f);
     DL_FREE(f);
-    return (rc = dl__ox_take(ox, *l)) ? rc : DL_OK;
+    if ((rc = dl__ox_take(ox, *l))) return rc;
+    dl__ox_layer_name(name.p, name.n, nm);
+    if (!dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
+    return DL_OK;
 }
 /* Add Sub Mul Div: constants fold; a constant operand becomes a constant
    layer; two layers must have one rank (then dl.h's broadcasting, aligned at
@@ -9782,8 +9788,8 @@ static int dl__ox_binary(dl__ox *ox, const dl__ox_node *n) {
     if (a->kind == DL__OX_CONST && b->kind == DL__OX_CONST) return dl__ox_fold_binary(ox, &a->t, &b->t, op);
     if (a->kind != DL__OX_LAYER && b->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
     ra = dl__ox_dims(ox, a, da); rb = dl__ox_dims(ox, b, db);
-    if (a->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &a->t, rb, &la))) return rc;
-    if (b->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &b->t, ra, &lb))) return rc;
+    if (a->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &a->t, n->in[0], rb, &la))) return rc;
+    if (b->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &b->t, n->in[1], ra, &lb))) return rc;
     if (a->kind == DL__OX_LAYER) la = a->l;
     if (b->kind == DL__OX_LAYER) lb = b->l;
     if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && ra != rb) return dl__ox_unsup(ox, "layers of ranks %d and %d (the batch would align with another dim)", ra, rb);
@@ -10158,6 +10164,41 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
+/* Slice: of a layer along channels only (step 1); starts, ends, axes,
+   steps are attributes before opset 10, constant inputs from it on */
+static int dl__ox_slice(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    int64_t v[4][DL__OX_MAXR], d[DL__OX_MAXR], b, e;
+    int cnt[4] = { -1, -1, -1, -1 }, k, j = 0, r, rc, ch = -1;
+    static const char *const names[4] = { "starts", "ends", "axes", "steps" };
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    for (k = 0; k < 4; k++) {
+        if (ox->opset < 10) { if (k < 3) cnt[k] = dl__ox_aints(n, names[k], v[k], DL__OX_MAXR); continue; }
+        if (n->n_in > k + 1 && n->in[k + 1].n) {
+            const dl__ox_t *t = dl__ox_cin(ox, k + 1);
+            if (!t || !t->isint || t->count > DL__OX_MAXR) return dl__ox_unsup(ox, "%s that are not constant", names[k]);
+            cnt[k] = (int)t->count;
+            for (j = 0; j < cnt[k]; j++) v[k][j] = t->i[j];
+        }
+    }
+    if (cnt[0] < 0 || cnt[1] != cnt[0] || (cnt[2] >= 0 && cnt[2] != cnt[0]) || (cnt[3] >= 0 && cnt[3] != cnt[0]))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "starts, ends, axes and steps of different lengths");
+    for (k = 0; k < cnt[0]; k++) {
+        int64_t a = dl__ox_norm_axis(cnt[2] >= 0 ? v[2][k] : k, r), lim;
+        if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+        if (cnt[3] >= 0 && v[3][k] != 1) return dl__ox_unsup(ox, "step %lld", (long long)v[3][k]);
+        lim = a ? d[a] : 0;
+        b = v[0][k] < 0 ? v[0][k] + lim : v[0][k]; e = v[1][k] < 0 ? v[1][k] + lim : v[1][k];
+        b = b < 0 ? 0 : b > lim ? lim : b; e = e < 0 ? 0 : e > lim ? lim : e;
+        if (a == 1 && r >= 2) { ch = (int)b; j = (int)e; }
+        else if (!a || b != 0 || e != d[a]) return dl__ox_unsup(ox, "slicing along dim %lld (channels only)", (long long)a);
+    }
+    if (ch < 0) return dl__ox_alias(ox, 0, x);
+    if (j <= ch) return dl__ox_unsup(ox, "an empty slice");
+    return dl__ox_out_layer(ox, 0, dl_slice_channels(x->l, ch, j), r);
+}
+
 /* Pad: pads (attribute before opset 11, input from it on) along H and W of
    an image; all-zero pads are the identity at any rank */
 static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
@@ -10241,6 +10282,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Selu", "alpha gamma", dl__ox_unary },
     { "Shape", "end start", dl__ox_shape },
     { "Sigmoid", "", dl__ox_unary },
+    { "Slice", "axes ends starts", dl__ox_slice },
     { "Softmax", "axis", dl__ox_softmax },
     { "Softplus", "", dl__ox_unary },
     { "Squeeze", "axes", dl__ox_squeeze },
@@ -10800,6 +10842,19 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
         dl__pw_node(&node, "Transpose", l->name, l->name, in);
         dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
+        break;
+    }
+    case DL_OP_SLICE: {                 /* along axis 1 */
+        int64_t v[3], one = 1;
+        const char *nm[3] = { "starts", "ends", "axes" };
+        v[0] = l->a.range[0]; v[1] = l->a.range[1]; v[2] = 1;
+        for (k = 0; k < 3; k++) {
+            snprintf(pn[k], 64, "%s.%s", l->name, nm[k]);
+            dl__pw_tensor(g, 5, pn[k], 1, &one, NULL, &v[k]);
+            in[k + 1] = pn[k];
+        }
+        in[4] = NULL;
+        dl__pw_node(&node, "Slice", l->name, l->name, in);
         break;
     }
     case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
