@@ -9304,7 +9304,7 @@ typedef struct dl__ox_op {
 static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
     *v = dl__ox_in(ox, i);
     if (!*v) return dl__ox_unsup(ox, "input %d is missing", i);
-    if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (dl.h has no constant layer yet)", i);
+    if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (this op takes a layer there)", i);
     return DL_OK;
 }
 
@@ -9807,7 +9807,7 @@ static int dl__ox_sum(dl__ox *ox, const dl__ox_node *n) {
         dl__ox_val *x;
         if ((rc = dl__ox_layer_in(ox, k, &x))) return rc;
         if (!k) r0 = dl__ox_dims(ox, x, d0);
-        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting (waiting for the layers issue)");
+        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting in a Sum (not mapped yet)");
         xs[k] = x->l;
     }
     if (n->n_in == 1) return dl__ox_alias(ox, 0, dl__ox_in(ox, 0));
@@ -9828,7 +9828,7 @@ static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
     if (!n->n_in) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 4 ? 1 : 0), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (waiting for the layers issue's constants)");
+    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (not mapped yet)");
     if (nl) {
         if (a != 1) return dl__ox_unsup(ox, "axis %lld of layers (channels only)", (long long)a);
         return dl__ox_out_layer(ox, 0, dl_concat(xs, nl), r);
@@ -10152,7 +10152,7 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     r = dl__ox_dims(ox, x, d);
     if ((ro = dl__ox_bdims(d, r, s->i, (int)s->count, o)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
     if (x->kind == DL__OX_LAYER) {
-        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (waiting for the layers issue's broadcasting)");
+        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (not mapped yet)");
         return dl__ox_alias(ox, 0, x);
     }
     if ((rc = dl__ox_symcheck(ox, s))) return rc;
@@ -10192,7 +10192,8 @@ static int dl__ox_slice(dl__ox *ox, const dl__ox_node *n) {
         b = v[0][k] < 0 ? v[0][k] + lim : v[0][k]; e = v[1][k] < 0 ? v[1][k] + lim : v[1][k];
         b = b < 0 ? 0 : b > lim ? lim : b; e = e < 0 ? 0 : e > lim ? lim : e;
         if (a == 1 && r >= 2) { ch = (int)b; j = (int)e; }
-        else if (!a || b != 0 || e != d[a]) return dl__ox_unsup(ox, "slicing along dim %lld (channels only)", (long long)a);
+        else if (!a) return dl__ox_unsup(ox, "slicing along the batch dim");
+        else if (b != 0 || e != d[a]) return dl__ox_unsup(ox, "slicing along dim %lld (channels only)", (long long)a);
     }
     if (ch < 0) return dl__ox_alias(ox, 0, x);
     if (j <= ch) return dl__ox_unsup(ox, "an empty slice");
@@ -10596,7 +10597,7 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
         if (v->kind == DL__OX_CONST) {
             dl__str what = { "graph output", 12 };
-            dl__ox_note_as(ox, what, name, "a constant (dl.h has no constant layer yet)");
+            dl__ox_note_as(ox, what, name, "a constant (not mapped to a dl_constant layer yet)");
         }
     }
     return DL_OK;
