@@ -6849,7 +6849,7 @@ static void dl__io_rd(dl__wr *w, const unsigned char *src, void *v, size_t n) {
     memcpy(v, src + w->len, n);
     w->len += n;
 }
-static uint64_t dl__fnv(const unsigned char *p, size_t n) {
+static uint64_t dl__fnv64(const unsigned char *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
     while (n--) h = (h ^ *p++) * 0x100000001b3ull;
     return h;
@@ -6920,7 +6920,7 @@ static int dl__fit_save(dl_net *net, dl_optim *opt, dl_fit_history *h, const cha
     b64 = blen;
     dl__io(&w, &b64, 8);
     dl__io(&w, blob, blen);
-    sum = dl__fnv(w.p, w.len);
+    sum = dl__fnv64(w.p, w.len);
     dl__io(&w, &sum, 8);
     rc = w.bad ? DL_ERR_ARG : dl__fit_write_file(path, w.p, w.len);
     DL_FREE(w.p);
@@ -6958,7 +6958,7 @@ dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_stat
     }
     fclose(f);
     memcpy(&sum, data + size - 8, 8);
-    if (memcmp(data, dl__fit_magic, 8) || dl__fnv(data, (size_t)size - 8) != sum) {
+    if (memcmp(data, dl__fit_magic, 8) || dl__fnv64(data, (size_t)size - 8) != sum) {
         DL_FREE(data);
         return dl__fit_fail(st, DL_ERR_FORMAT, path, "not a dl_fit checkpoint, or corrupt");
     }
@@ -9105,7 +9105,7 @@ static int dl__ox_aints(const dl__ox_node *n, const char *name, int64_t *out, in
 }
 
 /* ---- the value table: ONNX names to layers or constants ---- */
-static uint32_t dl__ox_fnv(const char *p, size_t n) {
+static uint32_t dl__fnv32(const char *p, size_t n) {
     uint32_t h = 2166136261u;
     while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
     return h;
@@ -9113,7 +9113,7 @@ static uint32_t dl__ox_fnv(const char *p, size_t n) {
 static dl__ox_val *dl__ox_find(dl__ox *ox, dl__str name) {
     uint32_t h;
     if (!ox->hcap || !name.n) return NULL;
-    for (h = dl__ox_fnv(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {
+    for (h = dl__fnv32(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {
         dl__ox_val *v = &ox->v[ox->hash[h]];
         if (v->name.n == name.n && !memcmp(v->name.p, name.p, name.n)) return v;
     }
@@ -9139,7 +9139,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
         ox->hash = nt; ox->hcap = nh;
         for (k = 0; k < nh; k++) nt[k] = -1;
         for (k = 0; k < ox->nv; k++) {
-            for (h = dl__ox_fnv(ox->v[k].name.p, ox->v[k].name.n) & (uint32_t)(nh - 1); nt[h] >= 0; h = (h + 1) & (uint32_t)(nh - 1)) {}
+            for (h = dl__fnv32(ox->v[k].name.p, ox->v[k].name.n) & (uint32_t)(nh - 1); nt[h] >= 0; h = (h + 1) & (uint32_t)(nh - 1)) {}
             nt[h] = k;
         }
     }
@@ -9147,7 +9147,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
     memset(v, 0, sizeof *v);
     v->name = name;
     if (name.n) {
-        for (h = dl__ox_fnv(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {}
+        for (h = dl__fnv32(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {}
         ox->hash[h] = ox->nv;
     }
     ox->nv++;
@@ -10355,7 +10355,7 @@ static void dl__ox_layer_name(const char *p, size_t n, char out[32]) {
     for (k = 0; k < n && ok; k++) ok = p[k] != '.' && p[k] != 0;
     if (ok) { memcpy(out, p, n); out[n] = 0; return; }
     for (k = 0; k < n && k < 22; k++) out[k] = p[k] == '.' || p[k] == '~' || p[k] == 0 ? '_' : p[k];
-    snprintf(out + k, 32 - k, "~%08lx", (unsigned long)dl__ox_fnv(p, n));
+    snprintf(out + k, 32 - k, "~%08lx", (unsigned long)dl__fnv32(p, n));
 }
 dl_layer *dl_onnx_output(const dl_net *net, const char *name) {
     char nm[32];
