@@ -9548,11 +9548,11 @@ typedef struct dl__ox_op {
 static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
     *v = dl__ox_in(ox, i);
     if (!*v) return dl__ox_unsup(ox, "input %d is missing", i);
-    if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (dl.h has no constant layer yet)", i);
+    if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (this op takes a layer there)", i);
     return DL_OK;
 }
 
-/* Relu Sigmoid Tanh LeakyRelu Elu: one layer each */
+/* Relu Sigmoid Tanh LeakyRelu Elu HardSigmoid HardSwish Softplus Selu: one layer each */
 static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_layer *l;
@@ -9562,8 +9562,33 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     else if (dl__str_is(n->op, "Sigmoid")) l = dl_sigmoid(x->l);
     else if (dl__str_is(n->op, "Tanh")) l = dl_tanh(x->l);
     else if (dl__str_is(n->op, "LeakyRelu")) l = dl_leaky_relu(x->l, dl__ox_af(n, "alpha", 0.01f));
+    else if (dl__str_is(n->op, "HardSigmoid")) l = dl_hard_sigmoid(x->l, dl__ox_af(n, "alpha", 0.2f), dl__ox_af(n, "beta", 0.5f));
+    else if (dl__str_is(n->op, "HardSwish")) l = dl_hard_swish(x->l);
+    else if (dl__str_is(n->op, "Softplus")) l = dl_softplus(x->l);
+    else if (dl__str_is(n->op, "Selu"))      /* ONNX's alpha and gamma are the layer's alpha and beta */
+        l = dl__unary2(DL_OP_SELU, x->l, dl__ox_af(n, "alpha", 1.67326319217681884765625f), dl__ox_af(n, "gamma", 1.05070102214813232421875f), 0);
     else l = dl_elu(x->l, dl__ox_af(n, "alpha", 1.0f));
     return dl__ox_out_layer(ox, 0, l, x->rank);
+}
+
+/* Clip: min and max are attributes before opset 11, constant inputs from it
+   on; absent bounds are float's (as ONNX's defaults) */
+static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    float b[2];
+    int rc, k;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    b[0] = -FLT_MAX; b[1] = FLT_MAX;
+    for (k = 0; k < 2; k++) {
+        const dl__ox_t *t = dl__ox_cin(ox, k + 1);
+        if (ox->opset < 11) b[k] = dl__ox_af(n, k ? "max" : "min", b[k]);
+        else if (n->n_in > k + 1 && n->in[k + 1].n) {
+            if (!t || t->count != 1) return dl__ox_unsup(ox, "a %s that is not a constant scalar", k ? "max" : "min");
+            b[k] = (float)dl__ox_get(t, 0);
+        }
+    }
+    if (!(b[0] <= b[1])) return dl__ox_unsup(ox, "min %g over max %g (or NaN)", (double)b[0], (double)b[1]);
+    return dl__ox_out_layer(ox, 0, dl_clip(x->l, b[0], b[1]), x->rank);
 }
 
 /* Identity; Dropout becomes a dropout layer (the identity in inference), so
@@ -9593,14 +9618,15 @@ static int dl__ox_as2d(dl__ox *ox, dl__ox_val *x, dl_layer **l) {
     d[0] = 1; d[1] = x->l->shape[0]; d[2] = 1; d[3] = x->l->shape[1];
     return dl__ox_view(ox, l, 4, d);
 }
-/* kernel, strides, pads, dilations, auto_pad of Conv and the pools: pads
-   symmetric (dl.h pads both sides alike); k/s/p/dl hold (h, w). */
+/* kernel, strides, pads, dilations, auto_pad of Conv and the pools; k/s/dil
+   hold (h, w), p dl.h's (top, left, bottom, right). SAME_* pads are resolved
+   here (ONNX's rule: the odd one at the end for UPPER, the start for LOWER). */
 static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
     int64_t v[8], in[2];
     int sd = rank - 2, c, j;
     dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
     in[0] = sd == 2 ? kin[0] : 1; in[1] = kin[sd - 1];
-    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = 0; dil[j] = 1; }
+    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = p[j + 2] = 0; dil[j] = 1; }
     if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j + 2 - sd] = (int)v[j]; }
     if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j + 2 - sd] = (int)v[j]; }
     for (j = 0; j < 2; j++)
@@ -9609,19 +9635,18 @@ static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64
         for (j = 0; j < 2; j++) {
             int64_t out = (in[j] + s[j] - 1) / s[j], tot = (out - 1) * s[j] + (int64_t)(k[j] - 1) * dil[j] + 1 - in[j];
             if (tot < 0) tot = 0;
-            if (tot % 2) return dl__ox_unsup(ox, "auto_pad %.*s with odd total padding %lld (asymmetric)", (int)ap.n, ap.p, (long long)tot);
-            p[j] = (int)(tot / 2);
+            if (tot > 65536) return dl__ox_unsup(ox, "auto_pad total padding %lld", (long long)tot);
+            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
+            p[j + 2] = (int)tot - p[j];
         }
         return DL_OK;
     }
     if (!dl__str_is(ap, "NOTSET") && !dl__str_is(ap, "VALID")) return dl__ox_unsup(ox, "auto_pad %.*s", (int)ap.n, ap.p);
     if (dl__str_is(ap, "NOTSET") && (c = dl__ox_aints(n, "pads", v, 8)) >= 0) {
         if (c != 2 * sd) return dl__ox_unsup(ox, "pads of length %d", c);
-        for (j = 0; j < sd; j++) {
-            if (v[j] != v[j + sd]) return dl__ox_unsup(ox, "asymmetric pads (begin %lld, end %lld)", (long long)v[j], (long long)v[j + sd]);
+        for (j = 0; j < 2 * sd; j++)
             if (v[j] < 0 || v[j] > 65536) return dl__ox_unsup(ox, "pads %lld", (long long)v[j]);
-            p[j + 2 - sd] = (int)v[j];
-        }
+        for (j = 0; j < sd; j++) { p[j + 2 - sd] = (int)v[j]; p[j + 4 - sd] = (int)v[j + sd]; }
     }
     return DL_OK;
 }
@@ -9642,7 +9667,7 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
     dl_conv_desc cd;
     dl_layer *l;
-    int k[2], s[2], p[2], dil[2], rc, sd;
+    int k[2], s[2], p[4], dil[2], rc, sd;
     int64_t ks[8], in[2];
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
     if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
@@ -9657,7 +9682,7 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     memset(&cd, 0, sizeof cd);
     cd.filters = (int)w->dims[0]; cd.groups = (int)dl__ox_ai(n, "group", 1);
     cd.kernel_h = k[0]; cd.kernel_w = k[1]; cd.stride_h = s[0]; cd.stride_w = s[1];
-    cd.pad_h = p[0]; cd.pad_w = p[1]; cd.dilation_h = dil[0]; cd.dilation_w = dil[1];
+    cd.pad_top = p[0]; cd.pad_left = p[1]; cd.pad_bottom = p[2]; cd.pad_right = p[3]; cd.dilation_h = dil[0]; cd.dilation_w = dil[1];
     cd.no_bias = !b;
     cd.init = DL_INIT_ZEROS;        /* the weights are set below */
     if (cd.groups < 1 || x->l->shape[0] % cd.groups || w->dims[1] * cd.groups != x->l->shape[0])
@@ -9670,31 +9695,140 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_nd(ox, l, x->rank);
 }
 
-/* MaxPool, AveragePool (2-d and 1-d) */
+/* ConvTranspose (2-d and 1-d). output_shape and auto_pad SAME_* give the
+   total padding; it splits as the ONNX spec says (the odd one at the start
+   unless SAME_UPPER). An output larger than the padding-free one is refused. */
+static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
+    dl_conv_desc cd;
+    dl_layer *l;
+    int k[2], s[2], p[4], dil[2], op[2] = { 0, 0 }, rc, sd, j, c;
+    int64_t v[8], os[2], in[2];
+    dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
+    int same = dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER"), has_os;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
+    if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    sd = x->rank - 2;
+    if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
+    k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
+    if ((c = dl__ox_aints(n, "kernel_shape", v, 8)) >= 0 && (c != sd || v[0] != w->dims[2] || v[sd - 1] != w->dims[w->ndim - 1]))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel_shape does not match the weights");
+    in[0] = sd == 2 ? x->l->shape[1] : 1; in[1] = x->l->shape[x->l->ndim - 1];
+    if ((rc = dl__ox_window(ox, n, x->rank, sd == 2 ? in : in + 1, k, s, p, dil))) return rc;
+    if ((c = dl__ox_aints(n, "output_padding", v, 8)) >= 0) {
+        if (c != sd) return dl__ox_unsup(ox, "output_padding of length %d", c);
+        for (j = 0; j < c; j++) op[j + 2 - sd] = (int)v[j];
+    }
+    has_os = (c = dl__ox_aints(n, "output_shape", v, 8)) >= 0;
+    if (has_os && c != sd) return dl__ox_unsup(ox, "output_shape of length %d", c);
+    if (has_os || same) {
+        for (j = 0; j < 2; j++) {
+            int64_t full = (in[j] - 1) * s[j] + op[j] + (int64_t)(k[j] - 1) * dil[j] + 1, tot;
+            os[j] = has_os ? (sd == 2 ? v[j] : j ? v[0] : 1) : in[j] * s[j];
+            tot = full - os[j];
+            if (tot < 0 || tot > 65536) return dl__ox_unsup(ox, "an output_shape %lld that needs padding %lld", (long long)os[j], (long long)tot);
+            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
+            p[j + 2] = (int)tot - p[j];
+        }
+    }
+    memset(&cd, 0, sizeof cd);
+    cd.groups = (int)dl__ox_ai(n, "group", 1);
+    if (cd.groups < 1 || w->dims[0] != x->l->shape[0] || x->l->shape[0] % cd.groups)
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "group %d and weights of %lld for %d channels", cd.groups, (long long)w->dims[0], x->l->shape[0]);
+    cd.filters = (int)w->dims[1] * cd.groups;
+    cd.kernel_h = k[0]; cd.kernel_w = k[1]; cd.stride_h = s[0]; cd.stride_w = s[1];
+    cd.pad_top = p[0]; cd.pad_left = p[1]; cd.pad_bottom = p[2]; cd.pad_right = p[3];
+    cd.dilation_h = dil[0]; cd.dilation_w = dil[1]; cd.output_padding_h = op[0]; cd.output_padding_w = op[1];
+    cd.no_bias = !b;
+    cd.init = DL_INIT_ZEROS;
+    for (j = 0; j < 2; j++)
+        if (op[j] < 0 || (op[j] >= s[j] && op[j] >= dil[j])) return dl__ox_unsup(ox, "output_padding %d not under the stride or dilation", op[j]);
+    if (b && b->count != (size_t)cd.filters) return dl__ox_failf(ox, DL_ERR_FORMAT, "bias of %lu for %d filters", (unsigned long)b->count, cd.filters);
+    if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
+    l = dl_conv2d_transpose_ex(l, &cd);
+    if ((rc = dl__ox_take(ox, l))) return rc;
+    if ((rc = dl__ox_setp(ox, l, "weight", w->f, w->count)) || (b && (rc = dl__ox_setp(ox, l, "bias", b->f, b->count)))) return rc;
+    return dl__ox_out_nd(ox, l, x->rank);
+}
+
+/* Resize, Upsample by integer factors of H and W. dl.h's nearest is
+   floor(x / scale): ONNX's asymmetric or tf_half_pixel_for_nn with floor, or
+   half_pixel with rounding (the same at integer scales); its bilinear is
+   half_pixel (align_corners off) or align_corners. Upsample and Resize
+   before opset 11 are asymmetric with floor. */
+static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *sc, *sz;
+    dl_upsample_desc ud;
+    int64_t d[DL__OX_MAXR];
+    int rc, r, j, old = dl__str_is(n->op, "Upsample") || ox->opset < 11, f[2];
+    dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", old ? "asymmetric" : "half_pixel");
+    dl__str nm = dl__ox_as(n, "nearest_mode", old ? "floor" : "round_prefer_floor");
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    if (r != 4) return dl__ox_unsup(ox, "rank %d (2-d images only)", r);
+    sc = dl__ox_cin(ox, old ? 1 : 2); sz = old ? NULL : dl__ox_cin(ox, 3);
+    if (n->n_in > (old ? 1 : 2) && n->in[old ? 1 : 2].n && !sc) return dl__ox_unsup(ox, "scales that are not constant");
+    if (!old && n->n_in > 3 && n->in[3].n && !sz) return dl__ox_unsup(ox, "sizes that are not constant");
+    if (sc && sc->count == 0) sc = NULL;
+    if (!sc == !sz || (sz && !sz->isint)) return dl__ox_unsup(ox, "neither or both of scales and sizes");
+    if ((sc ? sc->count : sz->count) != 4) return dl__ox_unsup(ox, "scales or sizes of %lu (4 expected)", (unsigned long)(sc ? sc->count : sz->count));
+    for (j = 0; j < 4; j++) {
+        double v = sc ? dl__ox_get(sc, (size_t)j) : 0;
+        if (sz && j && sz->i[j] % d[j] == 0) v = (double)(sz->i[j] / d[j]);
+        else if (sz && !j) v = 1;
+        if (!(v >= 1 && v <= 4096 && v == floor(v)) || (j < 2 && v != 1)) return dl__ox_unsup(ox, "a scale along dim %d that is not an integer (or one along the batch or channels)", j);
+        if (j >= 2) f[j - 2] = (int)v;
+    }
+    memset(&ud, 0, sizeof ud);
+    ud.scale_h = f[0]; ud.scale_w = f[1];
+    if (dl__str_is(mode, "nearest")) {
+        int fl = dl__str_is(nm, "floor"), rd = dl__str_is(nm, "round_prefer_floor") || dl__str_is(nm, "round_prefer_ceil");
+        if (!((fl && (dl__str_is(ct, "asymmetric") || dl__str_is(ct, "tf_half_pixel_for_nn"))) ||
+              (rd && (dl__str_is(ct, "half_pixel") || dl__str_is(ct, "pytorch_half_pixel")))))
+            return dl__ox_unsup(ox, "nearest with %.*s and %.*s (not floor(x / scale))", (int)ct.n, ct.p, (int)nm.n, nm.p);
+    } else if (dl__str_is(mode, "linear") || dl__str_is(mode, "bilinear")) {
+        ud.bilinear = 1;
+        ud.align_corners = dl__str_is(ct, "align_corners");
+        if (!ud.align_corners && !dl__str_is(ct, "half_pixel") && !(dl__str_is(ct, "pytorch_half_pixel") && d[2] * f[0] > 1 && d[3] * f[1] > 1))
+            return dl__ox_unsup(ox, "linear with %.*s", (int)ct.n, ct.p);
+    } else return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+    return dl__ox_out_layer(ox, 0, dl_upsample_ex(x->l, &ud), r);
+}
+
+/* MaxPool, AveragePool (2-d and 1-d). ceil_mode: ONNX's older rule keeps a
+   last window that starts in the end padding, PyTorch's (dl.h's) drops it;
+   where the two differ it is refused. */
 static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_pool_desc pd;
     dl_layer *l;
     int64_t ks[8], in[2];
-    int k[2], s[2], p[2], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool");
+    int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
     if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
+    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
     c = dl__ox_aints(n, "kernel_shape", ks, 8);
     if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
     k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
     in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
     if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
-    if (dil[0] != 1 || dil[1] != 1) return dl__ox_unsup(ox, "dilations (waiting for the layers issue)");
-    if (avg && (p[0] || p[1]) && !dl__ox_ai(n, "count_include_pad", 0))
-        return dl__ox_unsup(ox, "padding with count_include_pad 0 (dl.h counts padding)");
+    if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
     for (j = 0; j < 2; j++) {
-        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + 2 * p[j] - k[j];
+        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + p[j] + p[j + 2] - (int64_t)dil[j] * (k[j] - 1) - 1;
         if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
-        if (dl__ox_ai(n, "ceil_mode", 0) && span % s[j]) return dl__ox_unsup(ox, "ceil_mode where it adds a window");
-        if (2 * p[j] > k[j]) return dl__ox_unsup(ox, "pads over half the kernel");
+        if (ceil && span % s[j] && (span / s[j] + 1) * s[j] >= inj + p[j]) return dl__ox_unsup(ox, "ceil_mode with a last window in the end padding");
+        if (p[j] > dil[j] * (k[j] - 1) || p[j + 2] > dil[j] * (k[j] - 1)) return dl__ox_unsup(ox, "pads as large as the window");
     }
     memset(&pd, 0, sizeof pd);
-    pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1]; pd.pad_h = p[0]; pd.pad_w = p[1];
+    pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1];
+    pd.pad_top = p[0]; pd.pad_left = p[1]; pd.pad_bottom = p[2]; pd.pad_right = p[3];
+    pd.dilation_h = dil[0]; pd.dilation_w = dil[1];
+    pd.ceil_mode = ceil;
+    pd.exclude_pad = avg && !dl__ox_ai(n, "count_include_pad", 0);
+    if (avg && (dil[0] != 1 || dil[1] != 1)) return dl__ox_unsup(ox, "dilated average pooling");
     if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
     return dl__ox_out_nd(ox, avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd), x->rank);
 }
@@ -9786,7 +9920,7 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
     return rc;
 }
 
-/* Softmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
+/* Softmax, LogSoftmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
 static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     int64_t d[DL__OX_MAXR], v[4];
@@ -9807,7 +9941,7 @@ static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     l = x->l;
     v[0] = 1; v[1] = grp; v[2] = rest;
     if ((rc = dl__ox_view(ox, &l, rest > 1 ? 3 : 2, v))) return rc;
-    l = dl_softmax(l);
+    l = dl__str_is(n->op, "LogSoftmax") ? dl_log_softmax(l) : dl_softmax(l);
     if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_view(ox, &l, r, d))) return rc;
     return dl__ox_out_layer(ox, 0, l, r);
 }
@@ -9861,20 +9995,51 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
 }
 
 /* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */
+static void dl__ox_layer_name(const char *p, size_t n, char out[32]);
+/* A constant operand of a layer of ONNX rank r as a constant layer: its
+   dims aligned at the last, the batch's (if it has one) 1. It takes the
+   constant's name where that is free (so exported constants round-trip). */
+static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, dl__str name, int r, dl_layer **l) {
+    int shape[3], nd = 0, k, rc;
+    char nm[32];
+    float *f;
+    size_t e;
+    if (t->ndim > r || r < 2) return dl__ox_unsup(ox, "a constant of rank %d against a layer of rank %d", t->ndim, r);
+    if (t->ndim == r && t->dims[0] != 1) return dl__ox_unsup(ox, "a constant that varies along the batch");
+    if (!t->count) return dl__ox_unsup(ox, "an empty constant");
+    for (k = t->ndim == r; k < t->ndim; k++) shape[nd++] = (int)t->dims[k];
+    if (!nd) shape[nd++] = 1;
+    if (!(f = (float *)dl__calloc(t->count, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    for (e = 0; e < t->count; e++) f[e] = (float)dl__ox_get(t, e);
+    *l = dl_constant(ox->net, nd, shape, f);
+    DL_FREE(f);
+    if ((rc = dl__ox_take(ox, *l))) return rc;
+    dl__ox_layer_name(name.p, name.n, nm);
+    if (!dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
+    return DL_OK;
+}
+/* Add Sub Mul Div: constants fold; a constant operand becomes a constant
+   layer; two layers must have one rank (then dl.h's broadcasting, aligned at
+   the last dim, is ONNX's) */
 static int dl__ox_binary(dl__ox *ox, const dl__ox_node *n) {
     static const char *const ops[4] = { "Add", "Sub", "Mul", "Div" };
     dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1);
-    int op = 0, ra, rb;
+    dl_layer *la, *lb, *l;
+    int op = 0, ra, rb, rc;
     int64_t da[DL__OX_MAXR], db[DL__OX_MAXR];
     while (op < 3 && !dl__str_is(n->op, ops[op])) op++;
     if (!a || !b) return dl__ox_failf(ox, DL_ERR_FORMAT, "needs two inputs");
     if (a->kind == DL__OX_CONST && b->kind == DL__OX_CONST) return dl__ox_fold_binary(ox, &a->t, &b->t, op);
-    if (a->kind != DL__OX_LAYER || b->kind != DL__OX_LAYER)
-        return dl__ox_unsup(ox, "a constant operand (waiting for the layers issue's constants and broadcasting)");
+    if (a->kind != DL__OX_LAYER && b->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
     ra = dl__ox_dims(ox, a, da); rb = dl__ox_dims(ox, b, db);
-    if (op == 1 || op == 3) return dl__ox_unsup(ox, "%s of two layers (waiting for the layers issue)", ops[op]);
-    if (ra != rb || memcmp(da, db, (size_t)ra * sizeof *da)) return dl__ox_unsup(ox, "broadcasting between layers (waiting for the layers issue)");
-    return dl__ox_out_layer(ox, 0, op == 0 ? dl_add(a->l, b->l) : dl_mul(a->l, b->l), ra);
+    if (a->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &a->t, n->in[0], rb, &la))) return rc;
+    if (b->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &b->t, n->in[1], ra, &lb))) return rc;
+    if (a->kind == DL__OX_LAYER) la = a->l;
+    if (b->kind == DL__OX_LAYER) lb = b->l;
+    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && ra != rb) return dl__ox_unsup(ox, "layers of ranks %d and %d (the batch would align with another dim)", ra, rb);
+    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && da[0] != db[0]) return dl__ox_unsup(ox, "layers of different batch dims");
+    l = op == 0 ? dl_add(la, lb) : op == 1 ? dl_sub(la, lb) : op == 2 ? dl_mul(la, lb) : dl_div(la, lb);
+    return dl__ox_out_layer(ox, 0, l, a->kind == DL__OX_LAYER ? ra : rb);
 }
 
 /* Sum of layers of one shape */
@@ -9886,7 +10051,7 @@ static int dl__ox_sum(dl__ox *ox, const dl__ox_node *n) {
         dl__ox_val *x;
         if ((rc = dl__ox_layer_in(ox, k, &x))) return rc;
         if (!k) r0 = dl__ox_dims(ox, x, d0);
-        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting (waiting for the layers issue)");
+        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting in a Sum (not mapped yet)");
         xs[k] = x->l;
     }
     if (n->n_in == 1) return dl__ox_alias(ox, 0, dl__ox_in(ox, 0));
@@ -9907,7 +10072,7 @@ static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
     if (!n->n_in) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 4 ? 1 : 0), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (waiting for the layers issue's constants)");
+    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (not mapped yet)");
     if (nl) {
         if (a != 1) return dl__ox_unsup(ox, "axis %lld of layers (channels only)", (long long)a);
         return dl__ox_out_layer(ox, 0, dl_concat(xs, nl), r);
@@ -10037,13 +10202,18 @@ static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
         o[k] = d[perm[k]];
         if (o[k] != 1 || (x->kind == DL__OX_LAYER && perm[k] == 0)) {
             if (perm[k] < last) {
-                if (x->kind == DL__OX_LAYER) return dl__ox_unsup(ox, "a transpose that moves data (waiting for the layers issue)");
                 moves = 1;
             }
             last = (int)perm[k];
         }
     }
     if (x->kind == DL__OX_LAYER && perm[0] != 0) return dl__ox_unsup(ox, "a transpose that moves the batch dim");
+    if (x->kind == DL__OX_LAYER && moves) {     /* per sample: dim k is the input's perm[k + 1] - 1 */
+        int pp[3];
+        if (r < 2 || r > 4) return dl__ox_unsup(ox, "a transpose of rank %d", r);
+        for (k = 1; k < r; k++) pp[k - 1] = (int)perm[k] - 1;
+        return dl__ox_out_layer(ox, 0, dl_transpose(x->l, pp), r);
+    }
     if (x->kind == DL__OX_CONST && moves) {    /* folded: out[e] = in[e's index under perm] */
         dl__ox_t t;
         size_t e, st[DL__OX_MAXR];
@@ -10226,7 +10396,7 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     r = dl__ox_dims(ox, x, d);
     if ((ro = dl__ox_bdims(d, r, s->i, (int)s->count, o)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
     if (x->kind == DL__OX_LAYER) {
-        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (waiting for the layers issue's broadcasting)");
+        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (not mapped yet)");
         return dl__ox_alias(ox, 0, x);
     }
     if ((rc = dl__ox_symcheck(ox, s))) return rc;
@@ -10238,19 +10408,84 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
-/* Pad: only all-zero pads (the identity PyTorch emits before average pooling) */
+/* Slice: of a layer along channels only (step 1); starts, ends, axes,
+   steps are attributes before opset 10, constant inputs from it on */
+static int dl__ox_slice(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    int64_t v[4][DL__OX_MAXR], d[DL__OX_MAXR], b, e;
+    int cnt[4] = { -1, -1, -1, -1 }, k, j = 0, r, rc, ch = -1;
+    static const char *const names[4] = { "starts", "ends", "axes", "steps" };
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    for (k = 0; k < 4; k++) {
+        if (ox->opset < 10) { if (k < 3) cnt[k] = dl__ox_aints(n, names[k], v[k], DL__OX_MAXR); continue; }
+        if (n->n_in > k + 1 && n->in[k + 1].n) {
+            const dl__ox_t *t = dl__ox_cin(ox, k + 1);
+            if (!t || !t->isint || t->count > DL__OX_MAXR) return dl__ox_unsup(ox, "%s that are not constant", names[k]);
+            cnt[k] = (int)t->count;
+            for (j = 0; j < cnt[k]; j++) v[k][j] = t->i[j];
+        }
+    }
+    if (cnt[0] < 0 || cnt[1] != cnt[0] || (cnt[2] >= 0 && cnt[2] != cnt[0]) || (cnt[3] >= 0 && cnt[3] != cnt[0]))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "starts, ends, axes and steps of different lengths");
+    for (k = 0; k < cnt[0]; k++) {
+        int64_t a = dl__ox_norm_axis(cnt[2] >= 0 ? v[2][k] : k, r), lim;
+        if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+        if (cnt[3] >= 0 && v[3][k] != 1) return dl__ox_unsup(ox, "step %lld", (long long)v[3][k]);
+        lim = a ? d[a] : 0;
+        b = v[0][k] < 0 ? v[0][k] + lim : v[0][k]; e = v[1][k] < 0 ? v[1][k] + lim : v[1][k];
+        b = b < 0 ? 0 : b > lim ? lim : b; e = e < 0 ? 0 : e > lim ? lim : e;
+        if (a == 1 && r >= 2) { ch = (int)b; j = (int)e; }
+        else if (!a) return dl__ox_unsup(ox, "slicing along the batch dim");
+        else if (b != 0 || e != d[a]) return dl__ox_unsup(ox, "slicing along dim %lld (channels only)", (long long)a);
+    }
+    if (ch < 0) return dl__ox_alias(ox, 0, x);
+    if (j <= ch) return dl__ox_unsup(ox, "an empty slice");
+    return dl__ox_out_layer(ox, 0, dl_slice_channels(x->l, ch, j), r);
+}
+
+/* Pad: pads (attribute before opset 11, input from it on) along H and W of
+   an image; all-zero pads are the identity at any rank */
 static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
-    const dl__ox_t *p = dl__ox_cin(ox, 1);
-    int64_t v[2 * DL__OX_MAXR];
-    int c, k;
+    const dl__ox_t *p = dl__ox_cin(ox, 1), *cv = dl__ox_cin(ox, 2);
+    int64_t v[2 * DL__OX_MAXR], d[DL__OX_MAXR];
+    dl__str mode = dl__ox_as(n, "mode", "constant");
+    dl_pad_desc pd;
+    int c = 0, k, r, zero = 1;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
-    if (n->n_in > 1 && n->in[1].n) {
-        if (!p || !p->isint) return dl__ox_unsup(ox, "pads that are not constant");
-        for (k = 0; k < (int)p->count; k++) if (p->i[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
-    } else if ((c = dl__ox_aints(n, "pads", v, 2 * DL__OX_MAXR)) >= 0)
-        for (k = 0; k < c && k < 2 * DL__OX_MAXR; k++) if (v[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
-    return dl__ox_alias(ox, 0, x);
+    r = dl__ox_dims(ox, x, d);
+    memset(&pd, 0, sizeof pd);
+    if (ox->opset >= 11) {
+        if (n->n_in > 3 && n->in[3].n) return dl__ox_unsup(ox, "axes");
+        if (n->n_in > 1 && n->in[1].n) {
+            if (!p || !p->isint || p->count > 2 * DL__OX_MAXR) return dl__ox_unsup(ox, "pads that are not constant");
+            c = (int)p->count;
+            for (k = 0; k < c; k++) v[k] = p->i[k];
+        }
+        if (n->n_in > 2 && n->in[2].n) {
+            if (!cv || cv->count != 1) return dl__ox_unsup(ox, "a constant_value that is not a constant scalar");
+            pd.value = (float)dl__ox_get(cv, 0);
+        }
+    } else {
+        c = dl__ox_aints(n, "pads", v, 2 * DL__OX_MAXR);
+        pd.value = dl__ox_af(n, "value", 0);
+    }
+    if (c < 0) c = 0;
+    for (k = 0; k < c && k < 2 * DL__OX_MAXR; k++) zero &= v[k] == 0;
+    if (zero) return dl__ox_alias(ox, 0, x);
+    if (x->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "padding a constant");
+    if (c != 2 * r) return dl__ox_failf(ox, DL_ERR_FORMAT, "pads of %d for rank %d", c, r);
+    if (r != 4 || v[0] || v[1] || v[r] || v[r + 1]) return dl__ox_unsup(ox, "pads other than along H and W of an image");
+    for (k = 0; k < 2 * r; k++) if (v[k] < 0 || v[k] > (1 << 20)) return dl__ox_unsup(ox, "pads %lld (cropping)", (long long)v[k]);
+    pd.top = (int)v[2]; pd.left = (int)v[3]; pd.bottom = (int)v[6]; pd.right = (int)v[7];
+    if (dl__str_is(mode, "reflect")) pd.mode = DL_PAD_REFLECT;
+    else if (dl__str_is(mode, "edge")) pd.mode = DL_PAD_EDGE;
+    else if (!dl__str_is(mode, "constant")) return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+    if (pd.mode == DL_PAD_REFLECT && (pd.top >= d[2] || pd.bottom >= d[2] || pd.left >= d[3] || pd.right >= d[3]))
+        return dl__ox_unsup(ox, "reflecting pads not less than the size");
+    if (!(pd.value == pd.value) || isinf(pd.value)) return dl__ox_unsup(ox, "a value that is not finite");
+    return dl__ox_out_layer(ox, 0, dl_pad_ex(x->l, &pd), r);
 }
 
 /* One row per ONNX op; a new op is one row and one function. Where opsets
@@ -10258,13 +10493,15 @@ static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
    missing from the row (so refused). */
 static const dl__ox_op dl__ox_ops[] = {
     { "Add", "", dl__ox_binary },
-    { "AveragePool", "auto_pad ceil_mode count_include_pad kernel_shape pads strides", dl__ox_pool },
+    { "AveragePool", "auto_pad ceil_mode count_include_pad dilations kernel_shape pads strides", dl__ox_pool },
     { "BatchNormalization", "epsilon is_test momentum training_mode spatial", dl__ox_batchnorm },
     { "Cast", "to saturate", dl__ox_cast },
+    { "Clip", "max min", dl__ox_clip },
     { "Concat", "axis", dl__ox_concat },
     { "Constant", "value value_float value_floats value_int value_ints", dl__ox_constant },
     { "ConstantOfShape", "value", dl__ox_constofshape },
     { "Conv", "auto_pad dilations group kernel_shape pads strides", dl__ox_conv },
+    { "ConvTranspose", "auto_pad dilations group kernel_shape output_padding output_shape pads strides", dl__ox_convt },
     { "Div", "", dl__ox_binary },
     { "Dropout", "is_test ratio seed", dl__ox_identity },
     { "Elu", "alpha", dl__ox_unary },
@@ -10274,8 +10511,11 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Gemm", "alpha beta broadcast transA transB", dl__ox_gemm },
     { "GlobalAveragePool", "", dl__ox_global },
     { "GlobalMaxPool", "", dl__ox_global },
+    { "HardSigmoid", "alpha beta", dl__ox_unary },
+    { "HardSwish", "", dl__ox_unary },
     { "Identity", "", dl__ox_identity },
     { "LeakyRelu", "alpha", dl__ox_unary },
+    { "LogSoftmax", "axis", dl__ox_softmax },
     { "MatMul", "", dl__ox_gemm },
     { "MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides", dl__ox_pool },
     { "Mul", "", dl__ox_binary },
@@ -10283,15 +10523,20 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Pad", "mode pads value", dl__ox_pad },
     { "Relu", "", dl__ox_unary },
     { "Reshape", "allowzero", dl__ox_reshape },
+    { "Resize", "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value mode nearest_mode", dl__ox_resize },
+    { "Selu", "alpha gamma", dl__ox_unary },
     { "Shape", "end start", dl__ox_shape },
     { "Sigmoid", "", dl__ox_unary },
+    { "Slice", "axes ends starts", dl__ox_slice },
     { "Softmax", "axis", dl__ox_softmax },
+    { "Softplus", "", dl__ox_unary },
     { "Squeeze", "axes", dl__ox_squeeze },
     { "Sub", "", dl__ox_binary },
     { "Sum", "", dl__ox_sum },
     { "Tanh", "", dl__ox_unary },
     { "Transpose", "perm", dl__ox_transpose },
-    { "Unsqueeze", "axes", dl__ox_squeeze }
+    { "Unsqueeze", "axes", dl__ox_squeeze },
+    { "Upsample", "mode", dl__ox_resize }
 };
 
 static const dl__ox_op *dl__ox_lookup(dl__str op) {
@@ -10596,7 +10841,7 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
         if (v->kind == DL__OX_CONST) {
             dl__str what = { "graph output", 12 };
-            dl__ox_note_as(ox, what, name, "a constant (dl.h has no constant layer yet)");
+            dl__ox_note_as(ox, what, name, "a constant (not mapped to a dl_constant layer yet)");
         }
     }
     return DL_OK;
@@ -10713,6 +10958,12 @@ static void dl__pw_attr_float(dl__wbuf *w, const char *name, float v) {
     dl__pw_str(&a, 1, name); dl__pw_float(&a, 2, v); dl__pw_int(&a, 20, 1);
     dl__pw_msg(w, 5, &a);
 }
+static void dl__pw_attr_str(dl__wbuf *w, const char *name, const char *v) {
+    dl__wbuf a;
+    memset(&a, 0, sizeof a);
+    dl__pw_str(&a, 1, name); dl__pw_str(&a, 4, v); dl__pw_int(&a, 20, 3);
+    dl__pw_msg(w, 5, &a);
+}
 static void dl__pw_attr_ints(dl__wbuf *w, const char *name, int n, int a0, int a1, int a2, int a3) {
     dl__wbuf a;
     int v[4], k;
@@ -10790,6 +11041,67 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
         dl__pw_attr_int(&node, "group", l->a.groups);
         break;
+    case DL_OP_CONV2D_TRANSPOSE:
+        d[0] = c; d[1] = l->a.units / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
+        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
+        d[0] = l->a.units;
+        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
+        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+        dl__pw_node(&node, "ConvTranspose", l->name, l->name, in);
+        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
+        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
+        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
+        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+        dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
+        dl__pw_attr_int(&node, "group", l->a.groups);
+        break;
+    case DL_OP_UPSAMPLE: {              /* scales [1, 1, h, w]; dl.h's nearest is floor(x / scale) */
+        float sc[4];
+        int64_t four = 4;
+        sc[0] = sc[1] = 1; sc[2] = (float)l->a.scale[0]; sc[3] = (float)l->a.scale[1];
+        snprintf(pn[0], 64, "%s.scales", l->name);
+        dl__pw_tensor(g, 5, pn[0], 1, &four, sc, NULL);
+        in[1] = ""; in[2] = pn[0]; in[3] = NULL;
+        dl__pw_node(&node, "Resize", l->name, l->name, in);
+        dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
+        dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
+        if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
+        break;
+    }
+    case DL_OP_PAD: {                   /* opset 13: pads and the value are inputs */
+        int64_t pads[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, eight = 8;
+        float val = l->a.value;
+        pads[2] = l->a.pad[0]; pads[3] = l->a.pad[1]; pads[6] = l->a.pad[2]; pads[7] = l->a.pad[3];
+        snprintf(pn[0], 64, "%s.pads", l->name);
+        dl__pw_tensor(g, 5, pn[0], 1, &eight, NULL, pads);
+        snprintf(pn[1], 64, "%s.value", l->name);
+        dl__pw_tensor(g, 5, pn[1], 0, d, &val, NULL);
+        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+        dl__pw_node(&node, "Pad", l->name, l->name, in);
+        dl__pw_attr_str(&node, "mode", l->a.mode == DL_PAD_REFLECT ? "reflect" : l->a.mode == DL_PAD_EDGE ? "edge" : "constant");
+        break;
+    }
+    case DL_OP_TRANSPOSE: {             /* the batch stays first */
+        int pp[4];
+        pp[0] = 0;
+        for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
+        dl__pw_node(&node, "Transpose", l->name, l->name, in);
+        dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
+        break;
+    }
+    case DL_OP_SLICE: {                 /* along axis 1 */
+        int64_t v[3], one = 1;
+        const char *nm[3] = { "starts", "ends", "axes" };
+        v[0] = l->a.range[0]; v[1] = l->a.range[1]; v[2] = 1;
+        for (k = 0; k < 3; k++) {
+            snprintf(pn[k], 64, "%s.%s", l->name, nm[k]);
+            dl__pw_tensor(g, 5, pn[k], 1, &one, NULL, &v[k]);
+            in[k + 1] = pn[k];
+        }
+        in[4] = NULL;
+        dl__pw_node(&node, "Slice", l->name, l->name, in);
+        break;
+    }
     case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
         dl__pw_node(&node, l->op == DL_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", l->name, l->name, in);
         dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
@@ -10850,16 +11162,54 @@ static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char
         in[1] = pn[0]; in[2] = NULL;
         dl__pw_node(&node, "PRelu", l->name, l->name, in);
         break;
-    case DL_OP_SOFTMAX:
-        dl__pw_node(&node, "Softmax", l->name, l->name, in);
+    case DL_OP_SOFTMAX: case DL_OP_LOG_SOFTMAX:
+        dl__pw_node(&node, l->op == DL_OP_SOFTMAX ? "Softmax" : "LogSoftmax", l->name, l->name, in);
         dl__pw_attr_int(&node, "axis", 1);
         break;
-    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: {
+    case DL_OP_CLIP: {                  /* opset 13: the bounds are inputs */
+        float b[2];
+        b[0] = l->a.alpha; b[1] = l->a.beta;
+        for (k = 0; k < 2; k++) {
+            snprintf(pn[k], 64, "%s.%s", l->name, k ? "max" : "min");
+            dl__pw_tensor(g, 5, pn[k], 0, d, &b[k], NULL);
+        }
+        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+        dl__pw_node(&node, "Clip", l->name, l->name, in);
+        break;
+    }
+    case DL_OP_HARD_SIGMOID: case DL_OP_HARD_SWISH:     /* HardSwish is opset 14: x HardSigmoid(x) */
+        if (l->op == DL_OP_HARD_SWISH) snprintf(tmp, sizeof tmp, "%s/hsig", l->name);
+        dl__pw_node(&node, "HardSigmoid", l->op == DL_OP_HARD_SWISH ? tmp : l->name, l->op == DL_OP_HARD_SWISH ? tmp : l->name, in);
+        dl__pw_attr_float(&node, "alpha", l->a.alpha);
+        dl__pw_attr_float(&node, "beta", l->a.beta);
+        if (l->op == DL_OP_HARD_SWISH) {
+            dl__pw_msg(g, 1, &node);
+            in[1] = tmp; in[2] = NULL;
+            dl__pw_node(&node, "Mul", l->name, l->name, in);
+        }
+        break;
+    case DL_OP_SELU:
+        dl__pw_node(&node, "Selu", l->name, l->name, in);
+        dl__pw_attr_float(&node, "alpha", l->a.alpha);
+        dl__pw_attr_float(&node, "gamma", l->a.beta);
+        break;
+    case DL_OP_SOFTPLUS: dl__pw_node(&node, "Softplus", l->name, l->name, in); break;
+    case DL_OP_CONSTANT:                /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
+        d[0] = 1;
+        for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
+        snprintf(pn[0], 64, "%s.value", l->name);
+        {
+            dl_param *p = dl_net_find_param(net, pn[0]);
+            if (!p) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
+            dl__pw_tensor(g, 5, l->name, l->ndim + 1, d, p->data, NULL);
+        }
+        return DL_OK;
+    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: case DL_OP_SUB: case DL_OP_DIV: {
         const char *ins[DL__OX_MAXIO + 1];
         if (l->n_in > DL__OX_MAXIO) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
         for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
         ins[l->n_in] = NULL;
-        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
+        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_SUB ? "Sub" : l->op == DL_OP_DIV ? "Div" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
                     l->n_in == 2 ? "Add" : "Sum", l->name, l->name, ins);
         if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
         break;
