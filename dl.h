@@ -669,6 +669,9 @@ struct dl_net {
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
+#ifdef DL__THREADS
+    pthread_mutex_t lock;   /* guards ctxs: threads make and free contexts while others predict */
+#endif
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -752,9 +755,43 @@ static const struct dl__simd *dl__simd_detect(void);
 static int dl__default_threads(void);
 static void dl__pool_free(struct dl__pool *p);
 
+/* The net's lock, held only while its list of user contexts changes: the one
+   thing dl_ctx_new and dl_ctx_free touch on a net that others use. Each
+   platform's threads get a branch here; without threads there is nothing to
+   guard against. */
+static int dl__lock_init(dl_net *net) {
+#ifdef DL__THREADS
+    return pthread_mutex_init(&net->lock, NULL) == 0;
+#else
+    (void)net; return 1;
+#endif
+}
+static void dl__lock_free(dl_net *net) {
+#ifdef DL__THREADS
+    pthread_mutex_destroy(&net->lock);
+#else
+    (void)net;
+#endif
+}
+static void dl__lock(dl_net *net) {
+#ifdef DL__THREADS
+    pthread_mutex_lock(&net->lock);
+#else
+    (void)net;
+#endif
+}
+static void dl__unlock(dl_net *net) {
+#ifdef DL__THREADS
+    pthread_mutex_unlock(&net->lock);
+#else
+    (void)net;
+#endif
+}
+
 dl_net *dl_net_new(void) {
     dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
     if (!net) return NULL;
+    if (!dl__lock_init(net)) { DL_FREE(net); return NULL; }
     dl__cpu_init(&net->cpu);
     net->b = &net->cpu;
     net->simd = dl__simd_detect();
@@ -794,12 +831,14 @@ void dl_net_free(dl_net *net) {
     while (net->optims) dl_optim_free(net->optims);
     if (net->ctx) { dl__ctx_release(net->ctx); DL_FREE(net->ctx); }
     dl__pool_free(net->pool);
+    dl__lock(net);                      /* every walk of ctxs holds the lock */
     while (net->ctxs) {                 /* the user frees them; they no longer work */
         dl_ctx *c = net->ctxs;
         dl__ctx_release(c);
         net->ctxs = c->next;
         c->net = NULL;
     }
+    dl__unlock(net);
     if (net->b != &net->cpu) {
         net->b->release(net->b, net->dw); net->b->release(net->b, net->dg); net->b->release(net->b, net->ds);
         if (net->b->destroy) net->b->destroy(net->b);
@@ -808,6 +847,7 @@ void dl_net_free(dl_net *net) {
     DL_FREE(net->layers);
     DL_FREE(net->params);
     DL_FREE(net->w); DL_FREE(net->g); DL_FREE(net->s);
+    dl__lock_free(net);
     DL_FREE(net);
 }
 
@@ -3580,18 +3620,25 @@ dl_ctx *dl_ctx_new(dl_net *net) {
     dl_ctx *c;
     if (!net) return NULL;
     c = (dl_ctx *)DL_MALLOC(sizeof(dl_ctx));
-    if (!c) { dl__fail(net->err, DL_ERR_NOMEM, "dl_ctx_new: out of memory"); return NULL; }
-    dl__ctx_init(c, net, NULL);
-    c->next = net->ctxs;
-    net->ctxs = c;
+    dl__lock(net);
+    if (!c) dl__fail(net->err, DL_ERR_NOMEM, "dl_ctx_new: out of memory");
+    else {
+        dl__ctx_init(c, net, NULL);
+        c->next = net->ctxs;
+        net->ctxs = c;
+    }
+    dl__unlock(net);
     return c;
 }
 void dl_ctx_free(dl_ctx *c) {
     dl_ctx **pp;
     if (!c) return;
-    if (c->net)
+    if (c->net) {
+        dl__lock(c->net);
         for (pp = &c->net->ctxs; *pp; pp = &(*pp)->next)
             if (*pp == c) { *pp = c->next; break; }
+        dl__unlock(c->net);
+    }
     dl__ctx_release(c);
     DL_FREE(c);
 }
@@ -3892,7 +3939,9 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     if (net->ctx) dl__ctx_release(net->ctx);
     {
         dl_ctx *c;
+        dl__lock(net);
         for (c = net->ctxs; c; c = c->next) dl__ctx_release(c);
+        dl__unlock(net);
     }
     for (o = net->optims, i = 0; o; o = o->next, i++)
         for (k = 0; k < 3; k++)
