@@ -10,7 +10,7 @@ B        = build
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-sanitize test-fastmath test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -80,6 +80,14 @@ test-sanitize:
 	@for t in $(notdir $(TESTS)); do \
 	  clang -std=c99 $(WARN) -O1 -g $(SAN) -I. tests/$$t.c -o $(B)/san/$$t $(LDLIBS) || exit 1; done
 	@DL_TEST_FULL_DATA=0 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
+
+# The suite built with -O3 -ffast-math: the library's finiteness checks read
+# bits, so they must hold where the compiler assumes NaN never happens.
+test-fastmath:
+	@mkdir -p $(B)/fast
+	@for t in $(notdir $(TESTS)); do \
+	  $(CC) -std=c99 $(WARN) -O3 -ffast-math -I. tests/$$t.c -o $(B)/fast/$$t $(LDLIBS) || exit 1; done
+	@DL_TEST_FULL_DATA=0 sh tests/run.sh $(addprefix $(B)/fast/,$(notdir $(TESTS)))
 
 valgrind: $(TESTS)
 	@for t in $(TESTS); do printf '#!/bin/sh\nexec valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect %s "$$@"\n' $$t > $$t.vg; chmod +x $$t.vg; done

@@ -703,6 +703,17 @@ static int dl__grow(void **p, size_t old_n, size_t new_n, size_t sz) {
     *p = q;
     return 1;
 }
+/* Finite, read from the bits: -ffast-math lets a compiler assume no NaN or
+   infinity and fold x != x, isfinite(x) or !(x <= FLT_MAX) to a constant.
+   Every decision about finiteness goes through these. */
+static int dl__finite(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7f800000u) != 0x7f800000u; }
+static int dl__finite_d(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL;
+}
+static int dl__nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) > 0x7f800000u; }
+static int dl__zero(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) == 0; }  /* fast-math: NaN == 0 */
 static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 static void dl__shape_str(char *buf, size_t len, int ndim, const int *shape) {
     int i, k = 0;
@@ -1048,11 +1059,11 @@ static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *nd
         *ndim = 1; shape[1] = shape[2] = 0;
         return DL_OK;
     case DL_OP_BATCHNORM:
-        if (!(a->eps > 0) || !(a->momentum >= 0 && a->momentum <= 1))
-            return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and momentum %g in [0,1]", a->eps, a->momentum);
+        if (!dl__finite(a->eps) || !(a->eps > 0) || !dl__finite(a->momentum) || !(a->momentum >= 0 && a->momentum <= 1))
+            return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and finite, momentum %g in [0,1]", a->eps, a->momentum);
         return DL_OK;
     case DL_OP_DROPOUT:
-        if (!(a->alpha >= 0 && a->alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", a->alpha);
+        if (!dl__finite(a->alpha) || !(a->alpha >= 0 && a->alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", a->alpha);
         return DL_OK;
     case DL_OP_RESHAPE: {
         int infer = -1;
@@ -1077,7 +1088,7 @@ static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *nd
         return DL_OK;
     }
     case DL_OP_LEAKY_RELU: case DL_OP_ELU:
-        if (!(a->alpha == a->alpha) || isinf(a->alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
+        if (!dl__finite(a->alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
         return DL_OK;
     case DL_OP_RELU: case DL_OP_PRELU: case DL_OP_SIGMOID: case DL_OP_TANH: case DL_OP_SOFTMAX:
         return DL_OK;
@@ -3113,7 +3124,7 @@ int dl_optim_step_cpu(const dl_optim_job *job) {
         const float *g = job->g + job->range_off[r];
         for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
     }
-    if (!(sq <= DBL_MAX)) return DL_ERR_NUMERIC;
+    if (!dl__finite_d(sq)) return DL_ERR_NUMERIC;
     if (d->clip_norm > 0 && sqrt(sq) > d->clip_norm) clip = (float)(d->clip_norm / (sqrt(sq) + 1e-6));
     for (r = 0; r < job->n_ranges; r++) {
         size_t off = job->range_off[r], len = job->range_len[r];
@@ -3459,7 +3470,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     if (train) {                        /* NaN would reach the batchnorm statistics; eval mode passes it on */
         size_t k, count = (size_t)n * input->size;
         for (k = 0; k < count; k++)
-            if (!(x[k] >= -FLT_MAX && x[k] <= FLT_MAX))
+            if (!dl__finite(x[k]))
                 return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input sample %lu holds %g at "
                                 "index %lu; nothing was changed", call, out->name, (unsigned long)(k / (size_t)input->size),
                                 (double)x[k], (unsigned long)(k % (size_t)input->size));
@@ -3711,7 +3722,7 @@ int dl_optim_step(dl_optim *opt) {
         size_t k;
         for (i = 0; i < net->n_params && net->b == &net->cpu && !where[0]; i++)
             for (k = 0; k < (size_t)net->params[i].size && net->params[i].trainable; k++)
-                if (!(net->g[net->params[i].offset + k] >= -FLT_MAX && net->g[net->params[i].offset + k] <= FLT_MAX)) {
+                if (!dl__finite(net->g[net->params[i].offset + k])) {
                     where = net->params[i].name;
                     break;
                 }
@@ -3745,7 +3756,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
         const float *t = (const float *)targets;
         size_t k, count = (size_t)n * out->size;
         for (k = 0; k < count; k++)
-            if (!(t[k] >= -FLT_MAX && t[k] <= FLT_MAX))
+            if (!dl__finite(t[k]))
                 return dl__fail(net->err, DL_ERR_NUMERIC, "%s: target %lu of sample %lu for '%s' is %g; nothing was changed", call,
                                 (unsigned long)(k % (size_t)out->size), (unsigned long)(k / (size_t)out->size), out->name, (double)t[k]);
     }
@@ -3776,7 +3787,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
         goto fail;
     }
     if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
-    if (!(loss == loss) || isinf(loss)) {
+    if (!dl__finite(loss)) {
         rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
                       "rate may help); no parameter was changed", call, out->name, loss);
         goto fail;
@@ -3799,31 +3810,42 @@ int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x,
 }
 
 /* ---- optimizer objects ---- */
-dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
+static int dl__in01(float x) { return dl__finite(x) && x >= 0 && x < 1; }      /* [0, 1) */
+/* The first rule d breaks, named with its value, as call's message in err;
+   DL_OK when it keeps them all. */
+static int dl__optim_rules(const dl_optim_desc *d, const char *call, char *err) {
+    if (!dl__finite(d->lr) || !(d->lr > 0)) return dl__fail(err, DL_ERR_ARG, "%s: learning rate %g must be positive and finite", call, d->lr);
+    if (!dl__in01(d->momentum)) return dl__fail(err, DL_ERR_ARG, "%s: momentum %g must be in [0, 1)", call, d->momentum);
+    if (d->nesterov && !(d->momentum > 0)) return dl__fail(err, DL_ERR_ARG, "%s: Nesterov needs a momentum above 0", call);
+    if (!dl__in01(d->beta1)) return dl__fail(err, DL_ERR_ARG, "%s: beta1 %g must be in [0, 1)", call, d->beta1);
+    if (!dl__in01(d->beta2)) return dl__fail(err, DL_ERR_ARG, "%s: beta2 %g must be in [0, 1)", call, d->beta2);
+    if (!dl__finite(d->eps) || !(d->eps > 0)) return dl__fail(err, DL_ERR_ARG, "%s: eps %g must be positive and finite", call, d->eps);
+    if (!dl__in01(d->alpha) || !(d->alpha > 0)) return dl__fail(err, DL_ERR_ARG, "%s: alpha %g must be in (0, 1)", call, d->alpha);
+    if (!dl__finite(d->weight_decay) || !(d->weight_decay >= 0))
+        return dl__fail(err, DL_ERR_ARG, "%s: weight decay %g must be finite and not negative", call, d->weight_decay);
+    if (dl__nan(d->clip_norm) || !(d->clip_norm >= 0)) return dl__fail(err, DL_ERR_ARG, "%s: clip norm %g must not be negative", call, d->clip_norm);
+    return DL_OK;
+}
+/* dl_optim_new as `call` (the function the user called); a zero lr means
+   the default only in a desc. */
+static dl_optim *dl__optim_new(dl_net *net, const dl_optim_desc *desc, const char *call, int lr_default) {
     dl_optim *opt;
     dl_optim_desc d;
     if (!net) return NULL;
     net->last_rc = DL_ERR_ARG;
-    if (!desc) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: desc is NULL"); return NULL; }
+    if (!desc) { dl__fail(net->err, DL_ERR_ARG, "%s: desc is NULL", call); return NULL; }
     d = *desc;
-    if (d.kind < DL_SGD || d.kind > DL_RMSPROP) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: unknown kind %d", d.kind); return NULL; }
-    if (d.lr == 0) d.lr = d.kind == DL_ADAM || d.kind == DL_ADAMW ? 1e-3f : 1e-2f;
-    if (d.beta1 == 0) d.beta1 = 0.9f;
-    if (d.beta2 == 0) d.beta2 = 0.999f;
-    if (d.eps == 0) d.eps = 1e-8f;
-    if (d.alpha == 0) d.alpha = 0.99f;
-    if (d.kind == DL_ADAMW && d.weight_decay == 0) d.weight_decay = 1e-2f;
-    if (!(d.lr > 0 && d.lr <= FLT_MAX) || !(d.momentum >= 0 && d.momentum < 1) || !(d.beta1 >= 0 && d.beta1 < 1) ||
-        !(d.beta2 >= 0 && d.beta2 < 1) || !(d.eps > 0 && d.eps <= FLT_MAX) || !(d.alpha > 0 && d.alpha < 1) ||
-        !(d.weight_decay >= 0 && d.weight_decay <= FLT_MAX) || !(d.clip_norm >= 0) || (d.nesterov && !(d.momentum > 0))) {
-        dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: lr %g must be positive; momentum %g, betas %g %g in [0,1); eps %g positive; "
-                 "alpha %g in (0,1); weight decay %g, clip %g not negative; all finite but clip; Nesterov needs momentum",
-                 d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay, d.clip_norm);
-        return NULL;
-    }
+    if (d.kind < DL_SGD || d.kind > DL_RMSPROP) { dl__fail(net->err, DL_ERR_ARG, "%s: unknown kind %d", call, d.kind); return NULL; }
+    if (dl__zero(d.lr) && lr_default) d.lr = d.kind == DL_ADAM || d.kind == DL_ADAMW ? 1e-3f : 1e-2f;
+    if (dl__zero(d.beta1)) d.beta1 = 0.9f;
+    if (dl__zero(d.beta2)) d.beta2 = 0.999f;
+    if (dl__zero(d.eps)) d.eps = 1e-8f;
+    if (dl__zero(d.alpha)) d.alpha = 0.99f;
+    if (d.kind == DL_ADAMW && dl__zero(d.weight_decay)) d.weight_decay = 1e-2f;
+    if (dl__optim_rules(&d, call, net->err)) return NULL;
     net->last_rc = DL_ERR_NOMEM;
     opt = (dl_optim *)dl__calloc(1, sizeof(dl_optim));
-    if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_new: out of memory"); return NULL; }
+    if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "%s: out of memory", call); return NULL; }
     opt->net = net;
     opt->d = d;
     if (dl__optim_fit(opt)) {       /* the buffers made before the one that failed */
@@ -3836,24 +3858,20 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
     net->optims = opt;
     return opt;
 }
-static dl_optim *dl__optim_short(dl_net *net, int kind, float lr, float momentum, float wd) {
+dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) { return dl__optim_new(net, desc, "dl_optim_new", 1); }
+static dl_optim *dl__optim_short(dl_net *net, int kind, float lr, float momentum, float wd, const char *call) {
     dl_optim_desc d;
     memset(&d, 0, sizeof d);
     d.kind = kind; d.lr = lr; d.momentum = momentum; d.weight_decay = wd;
-    if (net && !(lr > 0 && lr <= FLT_MAX)) {
-        dl__fail(net->err, DL_ERR_ARG, "%s: learning rate %g must be positive and finite",
-                 kind == DL_SGD ? "dl_sgd" : kind == DL_ADAM ? "dl_adam" : kind == DL_ADAMW ? "dl_adamw" : "dl_rmsprop", lr);
-        return NULL;
-    }
-    return dl_optim_new(net, &d);
+    return dl__optim_new(net, &d, call, 0);
 }
-dl_optim *dl_sgd(dl_net *net, float lr, float momentum) { return dl__optim_short(net, DL_SGD, lr, momentum, 0); }
-dl_optim *dl_adam(dl_net *net, float lr) { return dl__optim_short(net, DL_ADAM, lr, 0, 0); }
-dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay) { return dl__optim_short(net, DL_ADAMW, lr, 0, weight_decay); }
-dl_optim *dl_rmsprop(dl_net *net, float lr) { return dl__optim_short(net, DL_RMSPROP, lr, 0, 0); }
+dl_optim *dl_sgd(dl_net *net, float lr, float momentum) { return dl__optim_short(net, DL_SGD, lr, momentum, 0, "dl_sgd"); }
+dl_optim *dl_adam(dl_net *net, float lr) { return dl__optim_short(net, DL_ADAM, lr, 0, 0, "dl_adam"); }
+dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay) { return dl__optim_short(net, DL_ADAMW, lr, 0, weight_decay, "dl_adamw"); }
+dl_optim *dl_rmsprop(dl_net *net, float lr) { return dl__optim_short(net, DL_RMSPROP, lr, 0, 0, "dl_rmsprop"); }
 int dl_optim_set_lr(dl_optim *opt, float lr) {
     if (!opt) return DL_ERR_ARG;
-    if (!(lr > 0 && lr <= FLT_MAX)) return dl__fail(opt->net->err, DL_ERR_ARG, "dl_optim_set_lr: %g must be positive and finite; the rate stays %g", lr, opt->d.lr);
+    if (!dl__finite(lr) || !(lr > 0)) return dl__fail(opt->net->err, DL_ERR_ARG, "dl_optim_set_lr: %g must be positive and finite; the rate stays %g", lr, opt->d.lr);
     opt->d.lr = lr;
     return DL_OK;
 }
@@ -4028,7 +4046,7 @@ static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; fo
    only: a diverged net must not replace the last good file. */
 static size_t dl__nonfinite(const float *f, size_t n) {
     size_t i;
-    for (i = 0; i < n; i++) if (!(f[i] >= -FLT_MAX && f[i] <= FLT_MAX)) break;
+    for (i = 0; i < n; i++) if (!dl__finite(f[i])) break;
     return i;
 }
 
@@ -4191,7 +4209,7 @@ static int dl__attrs_sane(const dl_attrs *a) {
                         a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2] };
     int i;
     for (i = 0; i < 15; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
-    return a->alpha == a->alpha && a->eps == a->eps && a->momentum == a->momentum;
+    return dl__finite(a->alpha) && dl__finite(a->eps) && dl__finite(a->momentum);
 }
 
 /* Parses a file image. With into NULL it builds a new net through the same
