@@ -713,6 +713,12 @@ static int dl__finite_d(double x) {
     return (u & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL;
 }
 static int dl__nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) > 0x7f800000u; }
+/* Index of the first NaN or infinity in f, or n. */
+static size_t dl__nonfinite(const float *f, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) if (!dl__finite(f[i])) break;
+    return i;
+}
 static int dl__zero(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) == 0; }  /* fast-math: NaN == 0 */
 static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 static void dl__shape_str(char *buf, size_t len, int ndim, const int *shape) {
@@ -3108,68 +3114,95 @@ static int dl__optim_state_count(const dl_optim_desc *d) {
     }
 }
 
-int dl_optim_step_cpu(const dl_optim_job *job) {
-    const dl_optim_desc *d;
-    float lr, wd, clip = 1.0f;
-    double sq = 0;
-    int r, has_mom;
+/* One pass of the update over every range. With commit 0 it computes the
+   new parameters and state without storing them and returns whether all
+   are finite; with commit 1 it stores them and the clipped gradients. Both
+   passes run the same expressions, so a checked step commits the values
+   checked. */
+static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
+    const dl_optim_desc *d = job->d;
+    const float lr = job->lr, wd = d->weight_decay, mu = d->momentum;
+    const int has_mom = mu > 0;
+    float *mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1], *mean_g = job->s[has_mom ? 2 : 1];
+    int r, bad = 0;
     size_t i;
-    float *mom_buf, *mean_g;
-    if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
-    d = job->d; lr = job->lr; wd = d->weight_decay; has_mom = d->momentum > 0;
-    mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1];
-    mean_g = job->s[has_mom ? 2 : 1];
-    /* A non-finite gradient anywhere stops the step before anything changes. */
-    for (r = 0; r < job->n_ranges; r++) {
-        const float *g = job->g + job->range_off[r];
-        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
-    }
-    if (!dl__finite_d(sq)) return DL_ERR_NUMERIC;
-    if (d->clip_norm > 0 && sqrt(sq) > d->clip_norm) clip = (float)(d->clip_norm / (sqrt(sq) + 1e-6));
     for (r = 0; r < job->n_ranges; r++) {
         size_t off = job->range_off[r], len = job->range_len[r];
         float *w = job->w + off, *g = job->g + off;
-        if (clip != 1.0f) for (i = 0; i < len; i++) g[i] *= clip;
         switch (d->kind) {
         case DL_SGD: {      /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
             float *b = has_mom ? mom_buf + off : NULL;
             for (i = 0; i < len; i++) {
-                float gi = g[i] + wd * w[i];
-                if (b) { b[i] = d->momentum * b[i] + gi; gi = d->nesterov ? gi + d->momentum * b[i] : b[i]; }
-                w[i] -= lr * gi;
+                float gc = g[i] * clip, gi = gc + wd * w[i], bi = 0, wi;
+                if (b) { bi = mu * b[i] + gi; gi = d->nesterov ? gi + mu * bi : bi; }
+                wi = w[i] - lr * gi;
+                if (!commit) { bad |= !dl__finite(wi) | !dl__finite(bi); continue; }
+                if (clip != 1.0f) g[i] = gc;
+                if (b) b[i] = bi;
+                w[i] = wi;
             }
             break;
         }
         case DL_ADAM: case DL_ADAMW: { /* m, v moments; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
             float *m = job->s[0] + off, *v = job->s[1] + off;
-            float b1 = d->beta1, b2 = d->beta2;
-            float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
-            float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
+            const float b1 = d->beta1, b2 = d->beta2;
+            const float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
+            const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
             for (i = 0; i < len; i++) {
-                float gi = g[i];
-                if (d->kind == DL_ADAMW) w[i] *= 1.0f - lr * wd;
-                else gi += wd * w[i];
-                m[i] = b1 * m[i] + (1.0f - b1) * gi;
-                v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-                w[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + d->eps);
+                float gc = g[i] * clip, gi = gc, wi = w[i], mi, vi;
+                if (d->kind == DL_ADAMW) wi *= 1.0f - lr * wd;
+                else gi += wd * wi;
+                mi = b1 * m[i] + (1.0f - b1) * gi;
+                vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+                wi -= step_size * mi / (sqrtf(vi) / bc2_sqrt + d->eps);
+                if (!commit) { bad |= !dl__finite(wi) | !dl__finite(mi) | !dl__finite(vi); continue; }
+                if (clip != 1.0f) g[i] = gc;
+                m[i] = mi; v[i] = vi; w[i] = wi;
             }
             break;
         }
         default: {          /* RMSProp: v = a v + (1-a) g^2;  w -= lr g / (sqrt(v [- mean_g^2]) + eps) */
             float *v = job->s[0] + off, *b = has_mom ? mom_buf + off : NULL;
-            float *mg = d->centered ? mean_g + off : NULL, a = d->alpha;
+            float *mg = d->centered ? mean_g + off : NULL;
+            const float a = d->alpha;
             for (i = 0; i < len; i++) {
-                float gi = g[i] + wd * w[i], avg;
-                v[i] = a * v[i] + (1.0f - a) * gi * gi;
-                if (mg) { mg[i] = a * mg[i] + (1.0f - a) * gi; avg = sqrtf(v[i] - mg[i] * mg[i]) + d->eps; }
-                else avg = sqrtf(v[i]) + d->eps;
-                if (b) { b[i] = d->momentum * b[i] + gi / avg; w[i] -= lr * b[i]; }
-                else w[i] -= lr * gi / avg;
+                float gc = g[i] * clip, gi = gc + wd * w[i], vi, mgi = 0, bi = 0, avg, wi = w[i];
+                vi = a * v[i] + (1.0f - a) * gi * gi;
+                if (mg) { mgi = a * mg[i] + (1.0f - a) * gi; avg = sqrtf(vi - mgi * mgi) + d->eps; }
+                else avg = sqrtf(vi) + d->eps;
+                if (b) { bi = mu * b[i] + gi / avg; wi -= lr * bi; }
+                else wi -= lr * gi / avg;
+                if (!commit) { bad |= !dl__finite(wi) | !dl__finite(vi) | !dl__finite(mgi) | !dl__finite(bi); continue; }
+                if (clip != 1.0f) g[i] = gc;
+                v[i] = vi; w[i] = wi;
+                if (mg) mg[i] = mgi;
+                if (b) b[i] = bi;
             }
             break;
         }
         }
     }
+    return !bad;
+}
+
+/* A step changes nothing, and returns DL_ERR_NUMERIC, when a gradient is
+   not finite or when a parameter or state value would not be: the update
+   is computed twice, first only to check it (cheap next to a forward and
+   backward pass, and no copy of the state is needed to undo it). */
+int dl_optim_step_cpu(const dl_optim_job *job) {
+    float clip = 1.0f;
+    double sq = 0;
+    int r;
+    size_t i;
+    if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
+    for (r = 0; r < job->n_ranges; r++) {
+        const float *g = job->g + job->range_off[r];
+        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
+    }
+    if (!dl__finite_d(sq)) return DL_ERR_NUMERIC;
+    if (job->d->clip_norm > 0 && sqrt(sq) > job->d->clip_norm) clip = (float)(job->d->clip_norm / (sqrt(sq) + 1e-6));
+    if (!dl__optim_pass(job, clip, 0)) return DL_ERR_NUMERIC;
+    dl__optim_pass(job, clip, 1);
     return DL_OK;
 }
 
@@ -3564,16 +3597,21 @@ static dl_ctx *dl__own_ctx(dl_net *net) {
 }
 
 /* Brings the output of the last forward to the host. */
-static const float *dl__host_output(dl_ctx *c) {
-    dl_net *net = c->net;
-    size_t bytes = (size_t)c->n * c->last->size * sizeof(float);
-    if (c->b == &net->cpu) return c->out[c->last->index];
+/* GPU nets: host memory for what comes back from the device, kept and grown. */
+static float *dl__host_buf(dl_ctx *c, size_t bytes, const char *what) {
     if (c->host_out_cap < bytes) {
         DL_FREE(c->host_out);
         c->host_out = (float *)DL_MALLOC(bytes);
         c->host_out_cap = c->host_out ? bytes : 0;
-        if (!c->host_out) { dl__fail(c->err, DL_ERR_NOMEM, "out of memory for the output"); return NULL; }
+        if (!c->host_out) { dl__fail(c->err, DL_ERR_NOMEM, "out of memory for %s", what); return NULL; }
     }
+    return c->host_out;
+}
+static const float *dl__host_output(dl_ctx *c) {
+    dl_net *net = c->net;
+    size_t bytes = (size_t)c->n * c->last->size * sizeof(float);
+    if (c->b == &net->cpu) return c->out[c->last->index];
+    if (!dl__host_buf(c, bytes, "the output")) return NULL;
     if (c->b->copy(c->b, c->host_out, c->out[c->last->index], bytes, DL_TO_HOST)) {
         dl__fail(c->err, DL_ERR_BACKEND, "copying the output from %s failed: %s", c->b->name, c->b->error);
         return NULL;
@@ -3717,21 +3755,44 @@ int dl_optim_step(dl_optim *opt) {
     for (i = 0; i < 3; i++) job.s[i] = opt->s[i];
     job.n_floats = net->nw;
     rc = net->b->optim_step(net->b, &job);
-    if (rc == DL_ERR_NUMERIC) {
-        const char *where = "";         /* name it where the gradients are at hand */
+    if (rc == DL_ERR_NUMERIC && net->b != &net->cpu)
+        return dl__fail(net->err, rc, "optimizer step on %s: %s; nothing was changed", net->b->name, net->b->error);
+    if (rc == DL_ERR_NUMERIC) {         /* name the gradient: they are at hand */
         size_t k;
-        for (i = 0; i < net->n_params && net->b == &net->cpu && !where[0]; i++)
+        for (i = 0; i < net->n_params; i++)
             for (k = 0; k < (size_t)net->params[i].size && net->params[i].trainable; k++)
-                if (!dl__finite(net->g[net->params[i].offset + k])) {
-                    where = net->params[i].name;
-                    break;
-                }
-        return dl__fail(net->err, rc, "optimizer step: a gradient%s%s is not finite (or their norm overflows); "
-                        "no parameter was changed", where[0] ? " of " : "", where);
+                if (!dl__finite(net->g[net->params[i].offset + k]))
+                    return dl__fail(net->err, rc, "optimizer step: a gradient of %s is not finite; nothing was changed",
+                                    net->params[i].name);
+        return dl__fail(net->err, rc, "optimizer step: the update would make a parameter or the optimizer's state "
+                        "infinite or NaN (diverged? a smaller learning rate may help); nothing was changed");
     }
     if (rc) return dl__fail(net->err, rc, "optimizer step failed on %s: %s", net->b->name, net->b->error);
     opt->step++;
     return DL_OK;
+}
+
+/* Training-mode batchnorm has moved the running statistics: a step that
+   would leave one infinite or NaN fails like a diverged loss. */
+static int dl__check_stats(dl_ctx *c, const char *call) {
+    dl_net *net = c->net;
+    const float *s = net->ds;
+    int i;
+    if (!net->ns) return DL_OK;
+    if (net->b != &net->cpu) {          /* a few floats per channel */
+        if (!(s = dl__host_buf(c, net->ns * sizeof(float), "the statistics"))) return DL_ERR_NOMEM;
+        if (net->b->copy(net->b, c->host_out, net->ds, net->ns * sizeof(float), DL_TO_HOST))
+            return dl__fail(c->err, DL_ERR_BACKEND, "%s: reading the statistics from %s failed: %s", call, net->b->name, net->b->error);
+    }
+    if (dl__nonfinite(s, net->ns) == net->ns) return DL_OK;
+    for (i = 0; i < net->n_params; i++) {
+        const dl_param *p = &net->params[i];
+        size_t k = p->trainable ? (size_t)p->size : dl__nonfinite(s + p->offset, (size_t)p->size);
+        if (k < (size_t)p->size)
+            return dl__fail(c->err, DL_ERR_NUMERIC, "%s: %s would become %g (diverged? a smaller learning rate may help); "
+                            "nothing was changed", call, p->name, (double)s[p->offset + k]);
+    }
+    return dl__fail(c->err, DL_ERR_NUMERIC, "%s: a statistic would become infinite or NaN; nothing was changed", call);
 }
 
 static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const void *targets,
@@ -3792,6 +3853,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                       "rate may help); no parameter was changed", call, out->name, loss);
         goto fail;
     }
+    if ((rc = dl__check_stats(c, call))) goto fail;
     if (c->rg[out->index] && (rc = dl__backward(c))) goto fail;
     if ((rc = dl_optim_step(opt))) goto fail;
     if (loss_out) *loss_out = loss;
@@ -4042,13 +4104,7 @@ static void dl__put_u32(dl__wbuf *w, uint32_t v) {
 static void dl__put_u64(dl__wbuf *w, uint64_t v) { dl__put_u32(w, (uint32_t)v); dl__put_u32(w, (uint32_t)(v >> 32)); }
 static void dl__put_f32(dl__wbuf *w, float f) { uint32_t v; memcpy(&v, &f, 4); dl__put_u32(w, v); }
 static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; for (i = 0; i < n; i++) dl__put_f32(w, f[i]); }
-/* Index of the first NaN or infinity in f, or n. Files hold finite numbers
-   only: a diverged net must not replace the last good file. */
-static size_t dl__nonfinite(const float *f, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) if (!dl__finite(f[i])) break;
-    return i;
-}
+/* Files hold finite numbers only: a diverged net must not replace the last good file. */
 
 static void dl__put_attrs(dl__wbuf *w, const dl_attrs *a) {
     int32_t v[16];

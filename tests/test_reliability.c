@@ -675,6 +675,93 @@ static void test_nonfinite(void) {
    plane but kept scanning that row: it read beyond the plane and could save
    an argmax outside it, where backward then wrote. Run on buffers of exactly
    the plane's size, so that ASan and valgrind see any stray access. */
+/* A diverging step: at a learning rate of 1e30 the reference CNN's weights,
+   batchnorm statistics or optimizer state soon overflow. Every step that
+   returns DL_OK must leave all of them finite, and the step that would not
+   must return DL_ERR_NUMERIC with all of them unchanged, bit for bit (a
+   step used to return DL_OK leaving inf in a running variance). */
+static int all_finite(const float *f, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) { uint32_t u; memcpy(&u, &f[i], 4); if ((u & 0x7f800000u) == 0x7f800000u) return 0; }
+    return 1;
+}
+static size_t net_state(dl_net *net, dl_optim *opt, float *to) {   /* weights, statistics, optimizer state; to may be NULL */
+    size_t n = 0;
+    int k;
+    if (to) memcpy(to, net->w, net->nw * sizeof(float));
+    n += net->nw;
+    if (to) memcpy(to + n, net->s, net->ns * sizeof(float));
+    n += net->ns;
+    for (k = 0; k < 3; k++)
+        if (opt->s[k]) { if (to) memcpy(to + n, opt->s[k], opt->n * sizeof(float)); n += opt->n; }
+    return n;
+}
+static void diverge(int kind, float lr) {
+    enum { N = 16 };
+    static float x[N * 4 * 256];
+    int y[N * 4], i, rc = DL_OK, steps;
+    dl_net *net = dl_net_new();
+    dl_layer *h = dl_input(net, 1, 16, 16), *out;
+    dl_optim *opt;
+    float *before, *after;
+    const char *name = kind == DL_SGD ? "SGD" : "Adam";
+    size_t n;
+    long step0;
+    uint64_t rng0, r = 1;
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 8, 3, 1, 1))), 2, 2);
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 16, 3, 1, 1))), 2, 2);
+    out = dl_dense(dl_flatten(h), 10);
+    opt = kind == DL_SGD ? dl_sgd(net, lr, 0) : dl_adam(net, lr);
+    for (i = 0; i < N * 4 * 256; i++) { r = r * 6364136223846793005ULL + 1; x[i] = (float)(r >> 40) / 16777216.0f; }
+    for (i = 0; i < N * 4; i++) { r = r * 6364136223846793005ULL + 1; y[i] = (int)((r >> 40) % 10); }
+    n = net_state(net, opt, NULL);
+    before = (float *)malloc(n * sizeof(float));
+    after = (float *)malloc(n * sizeof(float));
+    for (steps = 0; steps < 12 && rc == DL_OK; steps++) {
+        net_state(net, opt, before);
+        step0 = opt->step; rng0 = net->rng;
+        rc = dl_train_step(net, opt, out, x + (size_t)(steps % 4) * N * 256, y + (steps % 4) * N, N, NULL);
+        net_state(net, opt, after);
+        if (rc == DL_OK) CHECK(all_finite(after, n), "%s lr %g: step %d returned DL_OK and left a value not finite", name, lr, steps + 1);
+    }
+    CHECK(rc == DL_ERR_NUMERIC, "%s lr %g: %d steps, last %d: %s", name, lr, steps, rc, dl_net_error(net));
+    CHECK(!memcmp(before, after, n * sizeof(float)) && opt->step == step0 && net->rng == rng0,
+          "%s lr %g: the refused step %d changed the net or the optimizer", name, lr, steps);
+    printf("     %s lr %g: step %d refused: %s\n", name, lr, steps, dl_net_error(net));
+    free(before); free(after);
+    dl_net_free(net);
+}
+static void test_diverging_step_changes_nothing(void) {
+    static const float lrs[3] = { 1e6f, 1e8f, 1e30f };
+    int i;
+    for (i = 0; i < 3; i++) { diverge(DL_SGD, lrs[i]); diverge(DL_ADAM, lrs[i]); }
+}
+
+/* The optimizer's own overflow, with finite gradients and loss: SGD at lr
+   3e38 would make a weight infinite; Adam's second moment would overflow on
+   gradients of 1e21. Both steps must fail and change nothing. */
+static void test_update_overflow_changes_nothing(void) {
+    int kind;
+    for (kind = 0; kind < 2; kind++) {
+        dl_net *net = dl_net_new();
+        dl_layer *out = dl_dense(dl_input(net, 4, 0, 0), 3);
+        dl_optim *opt = kind == 0 ? dl_sgd(net, 3e38f, 0) : dl_adam(net, 1e-3f);
+        float x[8] = { 1, 2, 3, 4, -1, -2, -3, -4 }, *before, *after;
+        int y[2] = { 0, 2 }, i, rc;
+        size_t n = net_state(net, opt, NULL);
+        if (kind == 1) for (i = 0; i < 8; i++) x[i] *= 1e21f;
+        before = (float *)malloc(n * sizeof(float));
+        after = (float *)malloc(n * sizeof(float));
+        net_state(net, opt, before);
+        rc = dl_train_step(net, opt, out, x, y, 2, NULL);
+        net_state(net, opt, after);
+        CHECK(rc == DL_ERR_NUMERIC && strstr(dl_net_error(net), "the update would make"), "%s: %d %s", kind ? "Adam" : "SGD", rc, dl_net_error(net));
+        CHECK(!memcmp(before, after, n * sizeof(float)) && opt->step == 0, "%s: the refused step changed something", kind ? "Adam" : "SGD");
+        free(before); free(after);
+        dl_net_free(net);
+    }
+}
+
 /* NaN and infinity made from their bits, so that a -ffast-math build of
    this test (make test-fastmath) still hands the library real ones: every
    hyperparameter check must refuse them there too. */
@@ -1177,6 +1264,8 @@ static void test_fuzz_corpora(void) {
 int main(void) {
     RUN(test_bad_inputs);
     RUN(test_nonfinite);
+    RUN(test_diverging_step_changes_nothing);
+    RUN(test_update_overflow_changes_nothing);
     RUN(test_nonfinite_hyperparameters_by_bits);
     RUN(test_optim_message_names_the_rule);
     RUN(test_maxpool_nan_stays_in_plane);
