@@ -502,7 +502,9 @@ typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1 } dl_loss_ki
 
 struct dl_backend {
     const char *name;
-    void *(*alloc)(dl_backend *b, size_t bytes);                   /* NULL on failure */
+    /* NULL on failure. A backend without alloc could not start: dl_net_to_backend
+       then fails with DL_ERR_BACKEND and error as the net's message. */
+    void *(*alloc)(dl_backend *b, size_t bytes);
     void  (*release)(dl_backend *b, void *p);
     int   (*copy)(dl_backend *b, void *dst, const void *src, size_t bytes, int dir);
     int   (*zero)(dl_backend *b, void *p, size_t bytes);
@@ -3980,6 +3982,12 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     if (b == net->b) return DL_OK;
     if (net->b != &net->cpu && b != &net->cpu)
         return dl__fail(net->err, DL_ERR_ARG, "dl_net_to_backend: move the net back to the CPU before moving it to %s", b->name);
+    if (!b->alloc) {        /* a backend that could not start: its message says why */
+        rc = dl__fail(net->err, DL_ERR_BACKEND, "%s; the net stays on %s", b->error[0] ? b->error : "dl_net_to_backend: the backend "
+                      "cannot start", net->b->name);
+        if (b->destroy) b->destroy(b);
+        return rc;
+    }
     to_host = b == &net->cpu;
     dev = to_host ? net->b : b;
     for (o = net->optims; o; o = o->next) n_opt++;
