@@ -221,7 +221,8 @@ DLDEF void        dl_net_seed(dl_net *net, uint64_t seed);/* the net's generator
 DLDEF const char *dl_net_error(const dl_net *net);        /* last error message, "" if none */
 DLDEF int         dl_net_layer_count(const dl_net *net);
 DLDEF dl_layer   *dl_net_layer(const dl_net *net, int i); /* creation order; -1 is the last */
-DLDEF dl_layer   *dl_net_find(const dl_net *net, const char *name);
+DLDEF dl_layer   *dl_net_find(dl_net *net, const char *name);   /* NULL and an error if no layer has it */
+DLDEF dl_layer   *dl_net_output(dl_net *net);              /* the last layer added: "the net's output" */
 DLDEF void        dl_net_set_input_grad(dl_net *net, int on); /* backward also computes d/d input */
 
 /* Threads. A net starts with as many threads as the machine has cores (or
@@ -388,7 +389,8 @@ DLDEF int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out,
                             const float *x, const float *targets, int n, float *loss);
 
 /* Returns n * dl_layer_size(out) floats owned by the net, valid until the
-   next call on the net; NULL on error. out NULL means the last layer added. */
+   next call on the net; NULL on error, a NULL out included (for the last
+   layer added, pass dl_net_output(net)). */
 DLDEF const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n);
 
 /* The pieces of a step, for custom losses and loops: forward (train 1 for
@@ -877,12 +879,19 @@ dl_layer *dl_net_layer(const dl_net *net, int i) {
     if (i < 0) i += net->n_layers;
     return i >= 0 && i < net->n_layers ? net->layers[i] : NULL;
 }
-dl_layer *dl_net_find(const dl_net *net, const char *name) {
+dl_layer *dl_net_find(dl_net *net, const char *name) {
     int i;
-    if (!net || !name) return NULL;
+    if (!net) return NULL;
+    if (!name) { dl__fail(net->err, DL_ERR_ARG, "dl_net_find: name is NULL"); return NULL; }
     for (i = 0; i < net->n_layers; i++)
         if (!strcmp(net->layers[i]->name, name)) return net->layers[i];
+    dl__fail(net->err, DL_ERR_ARG, "dl_net_find: no layer named '%.200s'", name);
     return NULL;
+}
+dl_layer *dl_net_output(dl_net *net) {
+    if (!net) return NULL;
+    if (!net->n_layers) { dl__fail(net->err, DL_ERR_ARG, "dl_net_output: the net has no layers"); return NULL; }
+    return net->layers[net->n_layers - 1];
 }
 void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
 
@@ -3425,7 +3434,8 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
     if (!l) {           /* err may be net->err: copy the earlier message first */
         char prev[200];
         snprintf(prev, sizeof prev, "%.199s", net->err);
-        return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did building it fail? %s)", call, prev);
+        return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did dl_net_find or building it fail?%s%s; "
+                        "dl_net_output(net) is the last layer)", call, prev[0] ? " last error: " : "", prev);
     }
     if (l->net != net) return dl__fail(err, DL_ERR_ARG, "%s: layer '%s' belongs to another net", call, l->name);
     return DL_OK;
@@ -3481,7 +3491,6 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc, fuse;
-    if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if (!x) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
     if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
@@ -3639,7 +3648,6 @@ int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
     int rc;
     if (!net) return DL_ERR_ARG;
     if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
-    if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, "dl_backward", net->err))) return rc;
     if (!c->last || c->last != out || !c->train_plan || c->version != net->version)
         return dl__fail(net->err, DL_ERR_ARG, "dl_backward: call dl_forward to '%s' first", out->name);
@@ -3809,8 +3817,10 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     rng0 = net->rng;
     b = net->b;
     if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
-    if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, net->err))) return rc;
+    if (kind == DL_LOSS_SOFTMAX_CE && out->op == DL_OP_SOFTMAX)     /* it would train on probabilities and learn nothing */
+        return dl__fail(net->err, DL_ERR_ARG, "%s: the loss expects logits; '%s' is a softmax: pass its input '%s'",
+                        call, out->name, out->in[0]->name);
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
     if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, kind == DL_LOSS_SOFTMAX_CE ? "labels are" : "targets are");
     if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);

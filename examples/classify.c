@@ -42,6 +42,7 @@ bad:
 int main(int argc, char **argv) {
     dl_status st;
     dl_net *net;
+    dl_layer *out;
     float x[28 * 28];
     int i, shape[3], rc = 0;
     if (argc < 3) {
@@ -53,8 +54,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* The model must read 1x28x28 and end in 10 class probabilities (a softmax). */
+    out = dl_net_output(net);
     if (dl_layer_shape(dl_net_layer(net, 0), shape) != 3 || shape[0] != 1 || shape[1] != 28 || shape[2] != 28 ||
-        dl_layer_op(dl_net_layer(net, -1)) != DL_OP_SOFTMAX || dl_layer_size(dl_net_layer(net, -1)) != 10) {
+        dl_layer_op(out) != DL_OP_SOFTMAX || dl_layer_size(out) != 10) {
         fprintf(stderr, "%s: not a Fashion-MNIST model (1x28x28 in, 10 probabilities out)\n", argv[1]);
         dl_net_free(net);
         return 1;
@@ -67,7 +69,7 @@ int main(int argc, char **argv) {
             rc = 1;
             continue;
         }
-        if (!(p = dl_predict(net, NULL, x, 1))) {   /* the last layer: 10 probabilities */
+        if (!(p = dl_predict(net, out, x, 1))) {    /* the last layer: 10 probabilities */
             fprintf(stderr, "%s: %s\n", argv[i], dl_net_error(net));
             rc = 1;
             break;

@@ -192,7 +192,7 @@ static void test_save_load_identical(void) {
     }
     CHECK(dl_net_save_mem(net, NULL, &buf, &len) == DL_OK, "save_mem");
     mem = dl_net_load_mem(buf, len, &st);
-    CHECK(mem && (p = dl_predict(mem, NULL, x, 64)) && !memcmp(p, ref, 64 * 4 * sizeof(float)), "from memory: %s", st.msg);
+    CHECK(mem && (p = dl_predict(mem, dl_net_output(mem), x, 64)) && !memcmp(p, ref, 64 * 4 * sizeof(float)), "from memory: %s", st.msg);
     DL_FREE(buf);
     dl_net_free(net); dl_net_free(back); dl_net_free(mem);
     free(ref);
@@ -274,7 +274,7 @@ static void test_corrupt_files(void) {
             q[i] = vals[v];
             fix_crc(q, len);
             bad = load_bytes(q, len, &st);   /* may load if harmless; must not crash */
-            if (bad) { CHECK(dl_predict(bad, NULL, (const float *)(const void *)q, 1) != NULL || dl_net_error(bad)[0], "no output and no error"); dl_net_free(bad); }
+            if (bad) { CHECK(dl_predict(bad, dl_net_output(bad), (const float *)(const void *)q, 1) != NULL || dl_net_error(bad)[0], "no output and no error"); dl_net_free(bad); }
         }
     }
     /* wrong magic, newer version, foreign, empty, missing */

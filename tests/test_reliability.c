@@ -762,6 +762,48 @@ static void test_update_overflow_changes_nothing(void) {
     }
 }
 
+/* Softmax cross-entropy on the output of dl_softmax trains on probabilities
+   and learns nothing; it used to run without a word. */
+static void test_softmax_output_refused_as_logits(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *logits = dl_dense(dl_input(net, 4, 0, 0), 3), *probs = dl_softmax(logits);
+    dl_optim *opt = dl_sgd(net, 0.1f, 0);
+    float x[8] = { 1, 2, 3, 4, -1, -2, -3, -4 }, w0 = dl_net_params(net)[0];
+    int y[2] = { 0, 2 };
+    CHECK(dl_train_step(net, opt, probs, x, y, 2, NULL) == DL_ERR_ARG, "a softmax as logits was accepted");
+    CHECK(!strcmp(dl_net_error(net), "dl_train_step: the loss expects logits; 'softmax_1' is a softmax: pass its input 'dense_1'"),
+          "message: %s", dl_net_error(net));
+    CHECK(dl_net_params(net)[0] == w0 && opt->step == 0, "the refused step changed the net");
+    CHECK(dl_train_step(net, opt, logits, x, y, 2, NULL) == DL_OK, "%s", dl_net_error(net));
+    CHECK(dl_train_step_mse(net, opt, probs, x, x, 2, NULL) == DL_OK, "MSE on probabilities is fine: %s", dl_net_error(net));
+    dl_net_free(net);
+}
+
+/* A misspelt dl_net_find name: the NULL it returns is an error everywhere,
+   never "the last layer" (dl_predict(net, NULL, ...) used to run that). */
+static void test_null_layer_is_an_error(void) {
+    dl_net *net = dl_net_new(), *empty = dl_net_new();
+    dl_layer *logits = dl_dense(dl_input(net, 4, 0, 0), 3), *probs = dl_softmax(logits), *nope;
+    dl_optim *opt = dl_sgd(net, 0.1f, 0);
+    dl_ctx *c = dl_ctx_new(net);
+    float x[8] = { 1, 2, 3, 4, -1, -2, -3, -4 };
+    int y[2] = { 0, 2 };
+    CHECK(dl_layer_set_name(probs, "probs") == DL_OK && dl_net_find(net, "probs") == probs, "find by name");
+    nope = dl_net_find(net, "prob");
+    CHECK(!nope && !strcmp(dl_net_error(net), "dl_net_find: no layer named 'prob'"), "dl_net_find says: %s", dl_net_error(net));
+    CHECK(!dl_predict(net, nope, x, 2) && strstr(dl_net_error(net), "dl_predict: layer is NULL (did dl_net_find") &&
+          strstr(dl_net_error(net), "no layer named 'prob'"), "dl_predict: %s", dl_net_error(net));
+    CHECK(!dl_forward(net, nope, x, 2, 0) && strstr(dl_net_error(net), "dl_forward: layer is NULL"), "dl_forward: %s", dl_net_error(net));
+    CHECK(dl_backward(net, nope, x) == DL_ERR_ARG && strstr(dl_net_error(net), "dl_backward: layer is NULL"), "dl_backward: %s", dl_net_error(net));
+    CHECK(dl_train_step(net, opt, nope, x, y, 2, NULL) == DL_ERR_ARG && strstr(dl_net_error(net), "layer is NULL"), "dl_train_step: %s", dl_net_error(net));
+    CHECK(c && !dl_ctx_predict(c, nope, x, 2) && strstr(dl_ctx_error(c), "dl_ctx_predict: layer is NULL"), "dl_ctx_predict: %s", c ? dl_ctx_error(c) : "");
+    CHECK(dl_net_output(net) == probs && dl_predict(net, dl_net_output(net), x, 2) != NULL, "dl_net_output: %s", dl_net_error(net));
+    CHECK(!dl_net_output(empty) && !strcmp(dl_net_error(empty), "dl_net_output: the net has no layers"), "empty: %s", dl_net_error(empty));
+    CHECK(!dl_net_output(NULL) && !dl_net_find(NULL, "x"), "NULL net");
+    dl_ctx_free(c);
+    dl_net_free(net); dl_net_free(empty);
+}
+
 /* NaN and infinity made from their bits, so that a -ffast-math build of
    this test (make test-fastmath) still hands the library real ones: every
    hyperparameter check must refuse them there too. */
@@ -1266,6 +1308,8 @@ int main(void) {
     RUN(test_nonfinite);
     RUN(test_diverging_step_changes_nothing);
     RUN(test_update_overflow_changes_nothing);
+    RUN(test_softmax_output_refused_as_logits);
+    RUN(test_null_layer_is_an_error);
     RUN(test_nonfinite_hyperparameters_by_bits);
     RUN(test_optim_message_names_the_rule);
     RUN(test_maxpool_nan_stays_in_plane);
