@@ -568,6 +568,7 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
+#include <errno.h>
 /* POSIX threads where they exist; DL_NO_THREADS builds without them. */
 #if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #define DL__THREADS 1
@@ -4220,23 +4221,23 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
 
 /* Writes a temporary file next to path, flushes it to disk, then renames
    it over path, so the old file survives any crash before the rename. */
-static int dl__write_atomic(char *err, const char *path, const void *data, size_t len);
+static int dl__write_atomic(char *err, const char *call, const char *path, const void *data, size_t len);
 
-static int dl__save(dl_net *net, dl_optim *opt, const char *path) {
+static int dl__save(dl_net *net, dl_optim *opt, const char *path, const char *call) {
     void *data;
     size_t len;
     int rc;
     if (!net) return DL_ERR_ARG;
-    if (!path) return dl__fail(net->err, DL_ERR_ARG, "save: path is NULL");
+    if (!path) return dl__fail(net->err, DL_ERR_ARG, "%s: path is NULL", call);
     if ((rc = dl_net_save_mem(net, opt, &data, &len))) return rc;
-    rc = dl__write_atomic(net->err, path, data, len);
+    rc = dl__write_atomic(net->err, call, path, data, len);
     DL_FREE(data);
     return rc;
 }
-int dl_net_save(dl_net *net, const char *path) { return dl__save(net, NULL, path); }
+int dl_net_save(dl_net *net, const char *path) { return dl__save(net, NULL, path, "dl_net_save"); }
 int dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path) {
     if (net && !opt) return dl__fail(net->err, DL_ERR_ARG, "dl_checkpoint_save: the optimizer is NULL");
-    return dl__save(net, opt, path);
+    return dl__save(net, opt, path, "dl_checkpoint_save");
 }
 
 /* ---- reading: every length checked against what is left ---- */
@@ -4613,24 +4614,33 @@ static unsigned long dl__pid(void) { return 0; }
 /* The temporary file is named after the process and the buffer being
    written, so concurrent saves to one path (threads or processes) never
    share it: each renames a complete file of its own over path. A process
-   killed mid-save may leave a "path.*.tmp" behind; path itself is intact. */
-static int dl__write_atomic(char *err, const char *path, const void *data, size_t len) {
+   killed mid-save may leave a "path.*.tmp" behind; path itself is intact.
+   Messages name the destination and the system's reason (errno), which
+   the temporary file shares with it. */
+static int dl__write_atomic(char *err, const char *call, const char *path, const void *data, size_t len) {
     char tmp[4096];
-    int attempt, exists = 1;
-    if (strlen(path) + 64 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "save: path too long");
+    int attempt, exists = 1, e;
+    if (strlen(path) + 64 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "%s: path too long (%lu bytes)", call, (unsigned long)strlen(path));
     for (attempt = 0; exists && attempt < 16; attempt++) {
         snprintf(tmp, sizeof tmp, "%s.%lu-%lx-%d.tmp", path, dl__pid(), (unsigned long)(uintptr_t)data, attempt);
+        errno = 0;
         if (dl__write_file(tmp, data, len, &exists)) break;
         if (!exists) {
+            e = errno;
             remove(tmp);
-            return dl__fail(err, DL_ERR_IO, "%s: cannot write (missing folder, no permission or disk full?)", tmp);
+            return dl__fail(err, DL_ERR_IO, "%s: cannot write %s: %s", call, path, e ? strerror(e) : "write error");
         }
     }
-    if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to it", path);
+    if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to %s", call, path);
 #ifdef _WIN32
     remove(path);               /* rename does not replace on Windows */
 #endif
-    if (rename(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
+    errno = 0;
+    if (rename(tmp, path)) {
+        e = errno;
+        remove(tmp);
+        return dl__fail(err, DL_ERR_IO, "%s: cannot replace %s: %s", call, path, e ? strerror(e) : "rename failed");
+    }
     dl__sync_dir(path);
     return DL_OK;
 }

@@ -55,6 +55,7 @@ static long ta_live_now(void) { return __atomic_load_n(&ta_live, __ATOMIC_RELAXE
 #include "test.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -487,9 +488,9 @@ static void bad_input_files(dl_net *net, dl_net *other) {
     longpath[sizeof longpath - 1] = 0;
     BAD_IS(dl_net_save(NULL, "build/r_bad.dl") == DL_ERR_ARG);
     BAD_RC(net, dl_net_save(net, NULL), DL_ERR_ARG, "save|path is NULL");
-    BAD_RC(net, dl_net_save(net, "build/no/such/dir/m.dl"), DL_ERR_IO, "build/no/such/dir/m.dl|cannot write");
+    BAD_RC(net, dl_net_save(net, "build/no/such/dir/m.dl"), DL_ERR_IO, "dl_net_save: cannot write build/no/such/dir/m.dl");
     BAD_RC(net, dl_net_save(net, longpath), DL_ERR_ARG, "save|path too long");
-    BAD_RC(net, dl_net_save(net, "build"), DL_ERR_IO, "build|cannot rename");
+    BAD_RC(net, dl_net_save(net, "build"), DL_ERR_IO, "dl_net_save: cannot replace build: ");
     BAD_RC(net, dl_net_save_mem(net, NULL, NULL, &len), DL_ERR_ARG, "save|data or len is NULL");
     BAD_RC(net, dl_net_save_mem(net, oopt, &buf, &len), DL_ERR_ARG, "save|optimizer belongs to another net");
     BAD_RC(net, dl_checkpoint_save(net, NULL, "build/r_bad.dl"), DL_ERR_ARG, "dl_checkpoint_save|optimizer is NULL");
@@ -802,6 +803,23 @@ static void test_null_layer_is_an_error(void) {
     CHECK(!dl_net_output(NULL) && !dl_net_find(NULL, "x"), "NULL net");
     dl_ctx_free(c);
     dl_net_free(net); dl_net_free(empty);
+}
+
+/* A failed save names the file the user asked for and the system's reason,
+   not the temporary file and a guess. */
+static void test_save_message_names_path_and_reason(void) {
+    dl_net *net = dl_net_new();
+    dl_optim *opt;
+    char want[512];
+    dl_dense(dl_input(net, 4, 0, 0), 3);
+    opt = dl_adam(net, 1e-3f);
+    CHECK(dl_net_save(net, "build/no/such/dir/m.dl") == DL_ERR_IO, "saving into a missing folder");
+    snprintf(want, sizeof want, "dl_net_save: cannot write build/no/such/dir/m.dl: %s", strerror(ENOENT));
+    CHECK(!strcmp(dl_net_error(net), want), "message: %s (want: %s)", dl_net_error(net), want);
+    CHECK(dl_checkpoint_save(net, opt, "build") == DL_ERR_IO, "saving over a folder");
+    snprintf(want, sizeof want, "dl_checkpoint_save: cannot replace build: %s", strerror(EISDIR));
+    CHECK(!strcmp(dl_net_error(net), want) && !strstr(dl_net_error(net), ".tmp"), "message: %s (want: %s)", dl_net_error(net), want);
+    dl_net_free(net);
 }
 
 /* NaN and infinity made from their bits, so that a -ffast-math build of
@@ -1310,6 +1328,7 @@ int main(void) {
     RUN(test_update_overflow_changes_nothing);
     RUN(test_softmax_output_refused_as_logits);
     RUN(test_null_layer_is_an_error);
+    RUN(test_save_message_names_path_and_reason);
     RUN(test_nonfinite_hyperparameters_by_bits);
     RUN(test_optim_message_names_the_rule);
     RUN(test_maxpool_nan_stays_in_plane);
