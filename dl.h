@@ -690,6 +690,10 @@ static int dl__fail(char *err, int code, const char *fmt, ...) {
     va_end(ap);
     return code;
 }
+/* dl_net_error's rule: a call that runs, trains, saves, loads, moves or
+   configures the net clears the message when it succeeds (see ERRORS). */
+static int dl__ok(dl_net *net) { net->err[0] = 0; return DL_OK; }
+static int dl__done(dl_net *net, int rc) { return rc || !net ? rc : dl__ok(net); }
 static void *dl__calloc(size_t n, size_t sz) {   /* zeroed, overflow-checked */
     void *p;
     size_t bytes;
@@ -835,7 +839,7 @@ int dl_net_set_threads(dl_net *net, int n) {
         net->threads = n;
         net->version++;             /* scratch is planned per thread */
     }
-    return DL_OK;
+    return dl__ok(net);
 }
 int dl_net_threads(const dl_net *net) { return net ? net->threads : 0; }
 int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int n_threads) {
@@ -880,14 +884,18 @@ dl_layer *dl_net_layer(const dl_net *net, int i) {
     if (i < 0) i += net->n_layers;
     return i >= 0 && i < net->n_layers ? net->layers[i] : NULL;
 }
-dl_layer *dl_net_find(dl_net *net, const char *name) {
+static dl_layer *dl__find(const dl_net *net, const char *name) {
     int i;
-    if (!net) return NULL;
-    if (!name) { dl__fail(net->err, DL_ERR_ARG, "dl_net_find: name is NULL"); return NULL; }
     for (i = 0; i < net->n_layers; i++)
         if (!strcmp(net->layers[i]->name, name)) return net->layers[i];
-    dl__fail(net->err, DL_ERR_ARG, "dl_net_find: no layer named '%.200s'", name);
     return NULL;
+}
+dl_layer *dl_net_find(dl_net *net, const char *name) {
+    dl_layer *l;
+    if (!net) return NULL;
+    if (!name) { dl__fail(net->err, DL_ERR_ARG, "dl_net_find: name is NULL"); return NULL; }
+    if (!(l = dl__find(net, name))) dl__fail(net->err, DL_ERR_ARG, "dl_net_find: no layer named '%.200s'", name);
+    return l;
 }
 dl_layer *dl_net_output(dl_net *net) {
     if (!net) return NULL;
@@ -981,7 +989,7 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
     for (i = 0; i < p->size; i++)
         p->data[i] = (float)(scale * (init == DL_INIT_HE_NORMAL || init == DL_INIT_GLOROT_NORMAL
                                       ? dl__normal(net) : 2.0f * dl__uniform(net) - 1.0f));
-    return DL_OK;
+    return dl__ok(net);
 }
 
 int dl_net_param_count(const dl_net *net) { return net ? net->n_params : 0; }
@@ -1256,7 +1264,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     for (i = 0; i < n_in; i++) l->in[i] = in[i];
     l->a = *attrs;
     if (custom) l->custom = *custom;
-    if (strlen(name) >= sizeof l->name || dl_net_find(net, name)) {
+    if (strlen(name) >= sizeof l->name || dl__find(net, name)) {
         dl__fail(net->err, DL_ERR_ARG, "%s: layer name '%s' is %s", dl_op_name(op), name,
                  strlen(name) >= sizeof l->name ? "longer than 31 characters" : "already taken");
         rc = DL_ERR_ARG;
@@ -1463,7 +1471,7 @@ int dl_layer_set_name(dl_layer *l, const char *name) {
     if (!l) return DL_ERR_ARG;
     if (!name || !*name || strlen(name) >= sizeof l->name || strchr(name, '.'))
         return dl__fail(l->net->err, DL_ERR_ARG, "dl_layer_set_name: '%s' must be 1 to 31 characters without '.'", name ? name : "(null)");
-    if (dl_net_find(l->net, name) && dl_net_find(l->net, name) != l)
+    if (dl__find(l->net, name) && dl__find(l->net, name) != l)
         return dl__fail(l->net->err, DL_ERR_ARG, "dl_layer_set_name: name '%s' is already taken", name);
     strcpy(l->name, name);
     for (i = 0; i < l->n_params; i++) {
@@ -3631,17 +3639,23 @@ static const float *dl__host_output(dl_ctx *c) {
     return c->host_out;
 }
 
+/* A successful forward's output; the call's message is cleared (ERRORS). */
+static const float *dl__result(dl_ctx *c) {
+    const float *p = dl__host_output(c);
+    if (p) c->err[0] = 0;
+    return p;
+}
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (dl__forward(c, out, x, n, train != 0, 1, "dl_forward")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (dl__forward(c, out, x, n, 0, 0, "dl_predict")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 
 int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
@@ -3654,10 +3668,10 @@ int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
         return dl__fail(net->err, DL_ERR_ARG, "dl_backward: call dl_forward to '%s' first", out->name);
     if (!dout) return dl__fail(net->err, DL_ERR_ARG, "dl_backward: dout is NULL");
     if ((rc = dl__backward_prepare(c))) return rc;
-    if (!c->rg[out->index]) return DL_OK;          /* nothing trainable behind out */
+    if (!c->rg[out->index]) return dl__ok(net);          /* nothing trainable behind out */
     if ((rc = net->b->copy(net->b, c->dout[out->index], dout, (size_t)c->n * out->size * sizeof(float), DL_TO_DEVICE)))
         return dl__fail(net->err, rc, "dl_backward: copy to %s failed: %s", net->b->name, net->b->error);
-    return dl__backward(c);
+    return dl__done(net, dl__backward(c));
 }
 
 void dl_zero_grad(dl_net *net) {
@@ -3706,7 +3720,7 @@ const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c) return NULL;
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
     if (dl__forward(c, out, x, n, 0, 0, "dl_ctx_predict")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
 
@@ -3780,7 +3794,7 @@ int dl_optim_step(dl_optim *opt) {
     }
     if (rc) return dl__fail(net->err, rc, "optimizer step failed on %s: %s", net->b->name, net->b->error);
     opt->step++;
-    return DL_OK;
+    return dl__ok(net);
 }
 
 /* Training-mode batchnorm has moved the running statistics: a step that
@@ -3878,10 +3892,10 @@ fail:
 }
 
 int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, const int *labels, int n, float *loss) {
-    return dl__train_step(net, opt, logits, x, labels, DL_LOSS_SOFTMAX_CE, n, loss);
+    return dl__done(net, dl__train_step(net, opt, logits, x, labels, DL_LOSS_SOFTMAX_CE, n, loss));
 }
 int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const float *targets, int n, float *loss) {
-    return dl__train_step(net, opt, out, x, targets, DL_LOSS_MSE, n, loss);
+    return dl__done(net, dl__train_step(net, opt, out, x, targets, DL_LOSS_MSE, n, loss));
 }
 
 /* ---- optimizer objects ---- */
@@ -3948,7 +3962,7 @@ int dl_optim_set_lr(dl_optim *opt, float lr) {
     if (!opt) return DL_ERR_ARG;
     if (!dl__finite(lr) || !(lr > 0)) return dl__fail(opt->net->err, DL_ERR_ARG, "dl_optim_set_lr: %g must be positive and finite; the rate stays %g", lr, opt->d.lr);
     opt->d.lr = lr;
-    return DL_OK;
+    return dl__ok(opt->net);
 }
 float dl_optim_lr(const dl_optim *opt) { return opt ? opt->d.lr : 0; }
 void dl_optim_free(dl_optim *opt) {
@@ -3990,7 +4004,7 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     int n_opt = 0, i, k, ok, to_host, nomem = 0, rc;
     if (!net) return DL_ERR_ARG;
     if (!b) b = &net->cpu;
-    if (b == net->b) return DL_OK;
+    if (b == net->b) return dl__ok(net);
     if (net->b != &net->cpu && b != &net->cpu)
         return dl__fail(net->err, DL_ERR_ARG, "dl_net_to_backend: move the net back to the CPU before moving it to %s", b->name);
     if (!b->alloc) {        /* a backend that could not start: its message says why */
@@ -4059,19 +4073,19 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
         net->b = b;
     }
     net->version++;
-    return DL_OK;
+    return dl__ok(net);
 }
 
 int dl_net_sync(dl_net *net) {
     dl_backend *b;
     if (!net) return DL_ERR_ARG;
     b = net->b;
-    if (b == &net->cpu) return DL_OK;
+    if (b == &net->cpu) return dl__ok(net);
     if ((net->nw && (b->copy(b, net->w, net->dw, net->nw * sizeof(float), DL_TO_HOST) ||
                      b->copy(b, net->g, net->dg, net->nw * sizeof(float), DL_TO_HOST))) ||
         (net->ns && b->copy(b, net->s, net->ds, net->ns * sizeof(float), DL_TO_HOST)))
         return dl__fail(net->err, DL_ERR_BACKEND, "dl_net_sync: %s", b->error);
-    return DL_OK;
+    return dl__ok(net);
 }
 
 /* ======================================================================== */
@@ -4216,7 +4230,7 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
     if (w.oom) { DL_FREE(w.p); return dl__fail(net->err, DL_ERR_NOMEM, "save: out of memory"); }
     *data = w.p;
     *len = w.len;
-    return DL_OK;
+    return dl__ok(net);
 }
 
 /* Writes a temporary file next to path, flushes it to disk, then renames
@@ -4232,7 +4246,7 @@ static int dl__save(dl_net *net, dl_optim *opt, const char *path, const char *ca
     if ((rc = dl_net_save_mem(net, opt, &data, &len))) return rc;
     rc = dl__write_atomic(net->err, call, path, data, len);
     DL_FREE(data);
-    return rc;
+    return dl__done(net, rc);
 }
 int dl_net_save(dl_net *net, const char *path) { return dl__save(net, NULL, path, "dl_net_save"); }
 int dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path) {
@@ -4505,7 +4519,7 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     }
     DL_FREE(backup);
     DL_FREE(data);
-    return rc;
+    return dl__done(net, rc);
 }
 
 /* ---- the platform's file calls ---- */

@@ -822,6 +822,56 @@ static void test_save_message_names_path_and_reason(void) {
     dl_net_free(net);
 }
 
+/* dl_net_error's rule (header, ERRORS): a call that runs, trains, saves,
+   loads, moves or configures the net clears the message when it succeeds;
+   building (constructors, dl_layer_set_name, dl_net_find, dl_net_output,
+   optimizers, contexts) only ever sets it. It used to keep an old message
+   after later calls succeeded. */
+static void test_net_error_rule(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *out = dl_dense(dl_input(net, 4, 0, 0), 3);
+    dl_optim *opt = dl_adam(net, 1e-3f);
+    dl_ctx *c = dl_ctx_new(net), *c2 = NULL;
+    float x[8] = { 1, 2, 3, 4, -1, -2, -3, -4 }, t[6] = { 0 }, dout[6] = { 1, 0, 0, 0, 1, 0 };
+    int y[2] = { 0, 2 };
+    void *mem = NULL;
+    size_t len = 0;
+#define CLEARS(ok) do { CHECK(dl_net_set_threads(net, -1) == DL_ERR_ARG && dl_net_error(net)[0], "no error to clear"); \
+        CHECK((ok) && !dl_net_error(net)[0], "%s left the message: %s", #ok, dl_net_error(net)); } while (0)
+#define KEEPS(ok) do { CHECK(dl_net_set_threads(net, -1) == DL_ERR_ARG && dl_net_error(net)[0], "no error to keep"); \
+        CHECK((ok) && strstr(dl_net_error(net), "dl_net_set_threads"), "%s cleared the message", #ok); } while (0)
+    CLEARS(dl_net_set_threads(net, 1) == DL_OK);
+    CLEARS(dl_net_set_parallel(net, NULL, NULL, 0) == DL_OK);
+    CLEARS(dl_param_init(net, dl_net_param(net, 0), 0) == DL_OK);
+    CLEARS(dl_optim_set_lr(opt, 1e-3f) == DL_OK);
+    CLEARS(dl_predict(net, out, x, 2) != NULL);
+    CLEARS(dl_forward(net, out, x, 2, 1) != NULL);
+    CLEARS(dl_backward(net, out, dout) == DL_OK);
+    CLEARS(dl_optim_step(opt) == DL_OK);
+    CLEARS(dl_train_step(net, opt, out, x, y, 2, NULL) == DL_OK);
+    CLEARS(dl_train_step_mse(net, opt, out, x, t, 2, NULL) == DL_OK);
+    CLEARS(dl_net_save(net, "build/r_rule.dl") == DL_OK);
+    CLEARS(dl_checkpoint_save(net, opt, "build/r_rule.dl") == DL_OK);
+    CLEARS(dl_net_save_mem(net, NULL, &mem, &len) == DL_OK);
+    CLEARS(dl_net_load_weights(net, "build/r_rule.dl") == DL_OK);
+    CLEARS(dl_net_to_backend(net, NULL) == DL_OK);
+    CLEARS(dl_net_sync(net) == DL_OK);
+    KEEPS(dl_relu(out) != NULL);
+    KEEPS(dl_layer_set_name(out, "head") == DL_OK);
+    KEEPS(dl_net_find(net, "head") == out && dl_net_output(net) != NULL);
+    KEEPS(dl_sgd(net, 0.1f, 0) != NULL);
+    KEEPS((c2 = dl_ctx_new(net)) != NULL);
+#undef CLEARS
+#undef KEEPS
+    CHECK(c && !dl_ctx_predict(c, out, x, 0) && dl_ctx_error(c)[0], "a failed dl_ctx_predict has no message");
+    CHECK(c && dl_ctx_predict(c, out, x, 2) && !dl_ctx_error(c)[0], "dl_ctx_predict left: %s", c ? dl_ctx_error(c) : "");
+    DL_FREE(mem);
+    remove("build/r_rule.dl");
+    dl_net_free(net);       /* frees the contexts' net state; the user frees the contexts */
+    dl_ctx_free(c);
+    dl_ctx_free(c2);
+}
+
 /* NaN and infinity made from their bits, so that a -ffast-math build of
    this test (make test-fastmath) still hands the library real ones: every
    hyperparameter check must refuse them there too. */
@@ -1329,6 +1379,7 @@ int main(void) {
     RUN(test_softmax_output_refused_as_logits);
     RUN(test_null_layer_is_an_error);
     RUN(test_save_message_names_path_and_reason);
+    RUN(test_net_error_rule);
     RUN(test_nonfinite_hyperparameters_by_bits);
     RUN(test_optim_message_names_the_rule);
     RUN(test_maxpool_nan_stays_in_plane);
