@@ -723,6 +723,7 @@ static int dl__finite_d(double x) {
 }
 static int dl__nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) > 0x7f800000u; }
 /* Index of the first NaN or infinity in f, or n. */
+static int dl__inf_nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7f800000u) == 0x7f800000u; }
 static size_t dl__nonfinite(const float *f, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) if (!dl__finite(f[i])) break;
@@ -3048,7 +3049,7 @@ static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shar
         *thread = DL__BPACK;
     } else if (l->op == DL_OP_CONV2D) {
         dl__conv g = dl_layer_conv_geom(l);
-        int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
+        int ch = dl__conv_chunk(&g, n), chunks = n / ch + (n % ch != 0);
         *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
                            dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
         *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
@@ -3156,7 +3157,7 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
                 float gc = g[i] * clip, gi = gc + wd * w[i], bi = 0, wi;
                 if (b) { bi = mu * b[i] + gi; gi = d->nesterov ? gi + mu * bi : bi; }
                 wi = w[i] - lr * gi;
-                if (!commit) { bad |= !dl__finite(wi) | !dl__finite(bi); continue; }
+                if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(bi); continue; }
                 if (clip != 1.0f) g[i] = gc;
                 if (b) b[i] = bi;
                 w[i] = wi;
@@ -3175,7 +3176,7 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
                 mi = b1 * m[i] + (1.0f - b1) * gi;
                 vi = b2 * v[i] + (1.0f - b2) * gi * gi;
                 wi -= step_size * mi / (sqrtf(vi) / bc2_sqrt + d->eps);
-                if (!commit) { bad |= !dl__finite(wi) | !dl__finite(mi) | !dl__finite(vi); continue; }
+                if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(mi) | dl__inf_nan(vi); continue; }
                 if (clip != 1.0f) g[i] = gc;
                 m[i] = mi; v[i] = vi; w[i] = wi;
             }
@@ -3192,7 +3193,7 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
                 else avg = sqrtf(vi) + d->eps;
                 if (b) { bi = mu * b[i] + gi / avg; wi -= lr * bi; }
                 else wi -= lr * gi / avg;
-                if (!commit) { bad |= !dl__finite(wi) | !dl__finite(vi) | !dl__finite(mgi) | !dl__finite(bi); continue; }
+                if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(vi) | dl__inf_nan(mgi) | dl__inf_nan(bi); continue; }
                 if (clip != 1.0f) g[i] = gc;
                 v[i] = vi; w[i] = wi;
                 if (mg) mg[i] = mgi;
@@ -3439,6 +3440,22 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
     b->e.cpu = c->b == &net->cpu ? &c->cpu : NULL;
 }
 
+/* A batch is refused before anything runs (or is read) when one layer's
+   activations would pass 2^30 floats (4 GiB): kernels count tasks, planes
+   and GEMM columns in int, and no batch of small CNNs comes close. */
+#define DL__MAX_BATCH_FLOATS ((size_t)1 << 30)
+static int dl__check_batch(const dl_net *net, const dl_layer *out, int n, const char *call, char *err) {
+    int i;
+    if (n <= 0) return dl__fail(err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        if ((size_t)n > DL__MAX_BATCH_FLOATS / (size_t)l->size)
+            return dl__fail(err, DL_ERR_ARG, "%s: batch %d is too large: layer '%s' would hold %.0f floats, more than 2^30",
+                            call, n, l->name, (double)n * l->size);
+    }
+    return DL_OK;
+}
+
 static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, char *err) {
     if (!l) {           /* err may be net->err: copy the earlier message first */
         char prev[200];
@@ -3502,7 +3519,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     int i, j, rc, fuse;
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if (!x) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
-    if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
+    if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
     if ((rc = dl__plan(c, n, train || grad))) return rc;
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
@@ -3838,7 +3855,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                         call, out->name, out->in[0]->name);
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
     if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, kind == DL_LOSS_SOFTMAX_CE ? "labels are" : "targets are");
-    if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
+    if ((rc = dl__check_batch(net, out, n, call, net->err))) return rc;
     if (!x) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
     if (kind == DL_LOSS_MSE) {
         const float *t = (const float *)targets;

@@ -55,6 +55,7 @@ static long ta_live_now(void) { return __atomic_load_n(&ta_live, __ATOMIC_RELAXE
 #include "test.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -691,7 +692,7 @@ static size_t net_state(dl_net *net, dl_optim *opt, float *to) {   /* weights, s
     int k;
     if (to) memcpy(to, net->w, net->nw * sizeof(float));
     n += net->nw;
-    if (to) memcpy(to + n, net->s, net->ns * sizeof(float));
+    if (to && net->ns) memcpy(to + n, net->s, net->ns * sizeof(float));
     n += net->ns;
     for (k = 0; k < 3; k++)
         if (opt->s[k]) { if (to) memcpy(to + n, opt->s[k], opt->n * sizeof(float)); n += opt->n; }
@@ -870,6 +871,39 @@ static void test_net_error_rule(void) {
     dl_net_free(net);       /* frees the contexts' net state; the user frees the contexts */
     dl_ctx_free(c);
     dl_ctx_free(c2);
+}
+
+/* A batch no machine can hold (dl_predict(net, conv, x, INT_MAX) used to
+   overflow int in the planning arithmetic: UBSan in make test-sanitize) is
+   refused with a message before anything runs or any input is read: x and
+   the labels here hold one sample. */
+static void test_huge_batch_refused(void) {
+    static const int ns[4] = { INT_MAX, INT_MAX / 2 + 1, (1 << 30) / 6272 + 1, 1 << 24 };
+    static float x[784], ref[10];
+    int y[1] = { 0 }, i;
+    dl_net *net = dl_net_new();
+    dl_layer *in = dl_input(net, 1, 28, 28), *conv = dl_conv2d(in, 8, 3, 1, 1);
+    dl_layer *out = dl_dense(dl_flatten(dl_maxpool2d(dl_relu(conv), 2, 2)), 10);
+    dl_optim *opt = dl_sgd(net, 0.1f, 0);
+    dl_ctx *c = dl_ctx_new(net);
+    const float *p = dl_predict(net, out, x, 1);
+    CHECK(p != NULL && c != NULL, "%s", dl_net_error(net));
+    if (p) memcpy(ref, p, sizeof ref);
+    for (i = 0; i < 4; i++) {
+        int n = ns[i];
+        CHECK(!dl_predict(net, conv, x, n) && strstr(dl_net_error(net), "dl_predict: batch") && strstr(dl_net_error(net), "too large"),
+              "dl_predict n %d: %s", n, dl_net_error(net));
+        CHECK(!dl_forward(net, out, x, n, 1) && strstr(dl_net_error(net), "dl_forward: batch"), "dl_forward n %d: %s", n, dl_net_error(net));
+        CHECK(dl_train_step(net, opt, out, x, y, n, NULL) == DL_ERR_ARG && strstr(dl_net_error(net), "too large"),
+              "dl_train_step n %d: %s", n, dl_net_error(net));
+        CHECK(dl_train_step_mse(net, opt, out, x, x, n, NULL) == DL_ERR_ARG, "dl_train_step_mse n %d: %s", n, dl_net_error(net));
+        CHECK(c && !dl_ctx_predict(c, conv, x, n) && strstr(dl_ctx_error(c), "too large"), "dl_ctx_predict n %d: %s", n, c ? dl_ctx_error(c) : "");
+    }
+    p = dl_predict(net, out, x, 1);
+    CHECK(p && !memcmp(p, ref, sizeof ref) && opt->step == 0, "the net after the refusals: %s", dl_net_error(net));
+    CHECK(dl_predict(net, conv, x, 1) != NULL, "a batch of one: %s", dl_net_error(net));
+    dl_ctx_free(c);
+    dl_net_free(net);
 }
 
 /* NaN and infinity made from their bits, so that a -ffast-math build of
@@ -1380,6 +1414,7 @@ int main(void) {
     RUN(test_null_layer_is_an_error);
     RUN(test_save_message_names_path_and_reason);
     RUN(test_net_error_rule);
+    RUN(test_huge_batch_refused);
     RUN(test_nonfinite_hyperparameters_by_bits);
     RUN(test_optim_message_names_the_rule);
     RUN(test_maxpool_nan_stays_in_plane);
