@@ -49,6 +49,17 @@
       whole graph can be built and checked once at the end. Calls that make a
       net from a file take an optional dl_status* for their message.
 
+      dl_net_error(net) holds the message of the last failed call. A call
+      that runs, trains, saves, loads, moves or configures the net
+      (dl_predict, dl_forward, dl_backward, dl_train_step(_mse),
+      dl_optim_step, dl_optim_set_lr, dl_net_save, dl_checkpoint_save,
+      dl_net_save_mem, dl_net_load_weights, dl_net_to_backend, dl_net_sync,
+      dl_net_set_threads, dl_net_set_parallel, dl_param_init) clears it
+      when it succeeds. Calls that build (layer constructors,
+      dl_layer_set_name, dl_net_find, dl_net_output, optimizers, dl_ctx_new)
+      only ever set it, so a whole graph can be built and checked once at
+      the end. dl_ctx_error(ctx) follows the same rule for dl_ctx_predict.
+
       A caller's mistake never aborts and never writes out of bounds. What
       can fail, and how:
       - dl_net_new, dl_ctx_new: NULL only when out of memory.
@@ -57,26 +68,37 @@
         parameter), shapes that do not fit, the wrong number of inputs,
         inputs from another net, a net already on a GPU. The net is as it
         was, generator included.
+      - dl_net_find: NULL, and "no layer named", for a name no layer has.
       - dl_optim_new and its short forms: NULL for an unknown kind, lr, eps
         or weight decay not finite and positive (weight decay: >= 0),
-        momentum or betas outside [0,1), alpha outside (0,1), clip < 0.
-      - dl_train_step, dl_train_step_mse: DL_ERR_ARG for NULLs, batch < 1,
-        a label outside [0, classes), an optimizer or layer of another net,
-        and a graph with no trainable, unfrozen parameter behind the output
-        (inference only: use dl_forward with train 1 to update batchnorm
-        statistics alone); DL_ERR_NUMERIC for a NaN or infinite input,
-        target, loss or gradient; DL_ERR_SHAPE for batchnorm training on one
+        momentum or betas outside [0,1), alpha outside (0,1), clip < 0 or
+        NaN. The message names the first rule broken, its value and the
+        function called (dl_sgd, dl_adam, ...).
+      - dl_train_step, dl_train_step_mse: DL_ERR_ARG for NULLs (a NULL layer
+        included), batch < 1 or too large (any layer over 2^30 floats for
+        the batch; refused before x or the labels are read), a label outside
+        [0, classes), an optimizer or layer of another net, a dl_softmax
+        layer given to dl_train_step (the loss expects logits: pass the
+        softmax's input), and a graph with no trainable, unfrozen parameter
+        behind the output (inference only: use dl_forward with train 1 to
+        update batchnorm statistics alone); DL_ERR_NUMERIC for a NaN or
+        infinite input, target, loss or gradient, and for a step that would
+        make a parameter, batchnorm statistic or optimizer state infinite
+        or NaN (diverging); DL_ERR_SHAPE for batchnorm training on one
         value per channel; DL_ERR_UNSUPPORTED for two input layers;
         DL_ERR_NOMEM. After any error no parameter, statistic, optimizer
         state or generator state has changed: the step can be retried.
-      - dl_predict, dl_forward, dl_ctx_predict: NULL, as above. Inference
+      - dl_predict, dl_forward, dl_ctx_predict: NULL, as above; a NULL layer
+        is an error, not "the last layer" (that is dl_net_output(net)). Inference
         passes NaN and infinity on (outputs that depend on them are NaN or
         infinite, though relu and max pooling can drop a NaN); training mode
         refuses them before anything runs. x must hold n samples: the one
         thing no call can check.
       - dl_backward: DL_ERR_ARG without a dl_forward to the same layer.
         dl_optim_step: DL_ERR_NUMERIC, and nothing changed, when a gradient
-        is not finite. dl_optim_set_lr: DL_ERR_ARG unless finite and > 0.
+        is not finite or the update would make a parameter or the
+        optimizer's state infinite or NaN. dl_optim_set_lr: DL_ERR_ARG
+        unless finite and > 0.
       - dl_softmax_cross_entropy, dl_mse: NaN, writing nothing, for NULLs,
         n or size < 1, or a label out of range.
       - dl_net_save, dl_checkpoint_save: DL_ERR_ARG, DL_ERR_IO, DL_ERR_NOMEM,
@@ -84,7 +106,8 @@
         (files hold finite numbers only, so a diverged net never replaces
         the last good file). path is replaced atomically: killed at any
         moment, it holds the old or the new file, whole. A killed save can
-        leave a "path.<pid>-<id>-<n>.tmp" file behind, safe to delete.
+        leave a "path.<pid>-<id>-<n>.tmp" file behind, safe to delete. A
+        failed save's message names path and the system's reason (errno).
       - dl_net_load(_mem), dl_checkpoint_load(_mem), dl_net_load_weights:
         DL_ERR_IO (missing, not a regular file), DL_ERR_FORMAT (truncated,
         corrupt: every length and offset is checked against the size and a
@@ -95,6 +118,10 @@
         was (values and frozen flags) when it fails.
       - dl_net_to_backend: DL_ERR_NOMEM or DL_ERR_BACKEND; the net stays where
         it was.
+      Every check for NaN and infinity reads the bits, so the checks hold
+      in builds with -ffast-math (make test-fastmath runs the suite so);
+      whether inference carries a NaN through relu or max pooling is then
+      the compiler's choice.
       Allocation failure is an error, never a crash: every allocation goes
       through DL_MALLOC and a failed one leaves the object usable. The one
       silent case: without memory for the thread pool, work runs on the
@@ -106,9 +133,11 @@
       may run at the same time, saves to the same path included (each
       writes its own temporary file; the file is always one of them, whole).
       On one net, dl_ctx_predict may run concurrently on distinct contexts,
-      as long as no thread changes the net meanwhile (training, adding
-      layers, loading weights, writing parameters, moving it to or from a
-      GPU). Every other call on a net needs exclusive access, and its
+      and dl_ctx_new and dl_ctx_free may run on any thread meanwhile (the
+      net's list of contexts has a lock), as long as no thread changes the
+      net (training, adding layers, loading weights, writing parameters,
+      moving it to or from a GPU). Every other call on a net needs
+      exclusive access, and its
       message (dl_net_error) belongs to the thread that made the call.
       dl_ctx objects are not thread-safe themselves: one per thread. fork()
       copies a net but not its pool's threads: a child may use (and free)
@@ -119,7 +148,8 @@
       DL_MALLOC(sz), DL_FREE(p)  allocator; define both or neither
       DL_ASSERT(x)               the library's own invariants (default assert)
       DL_STATIC                  make all functions static
-      DL_NO_THREADS              (reserved) build without POSIX threads
+      DL_NO_THREADS              build without threads: one thread, no pthreads
+      DL_NO_SIMD                 portable C kernels only (no vector extensions)
 
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
@@ -218,7 +248,7 @@ typedef struct dl_backend dl_backend;
 DLDEF dl_net     *dl_net_new(void);                       /* NULL only when out of memory */
 DLDEF void        dl_net_free(dl_net *net);               /* frees layers, optimizers, contexts' net state */
 DLDEF void        dl_net_seed(dl_net *net, uint64_t seed);/* the net's generator: init, dropout */
-DLDEF const char *dl_net_error(const dl_net *net);        /* last error message, "" if none */
+DLDEF const char *dl_net_error(const dl_net *net);        /* the last failed call's message (ERRORS says when it clears) */
 DLDEF int         dl_net_layer_count(const dl_net *net);
 DLDEF dl_layer   *dl_net_layer(const dl_net *net, int i); /* creation order; -1 is the last */
 DLDEF dl_layer   *dl_net_find(dl_net *net, const char *name);   /* NULL and an error if no layer has it */
@@ -415,7 +445,7 @@ DLDEF const float *dl_ctx_predict(dl_ctx *ctx, dl_layer *out, const float *x, in
 DLDEF const char  *dl_ctx_error(const dl_ctx *ctx);
 
 /* ---- files: little-endian, versioned, checksummed, written atomically ---- */
-DLDEF int     dl_net_save(dl_net *net, const char *path);
+DLDEF int     dl_net_save(dl_net *net, const char *path);   /* the message names path and errno's reason */
 DLDEF dl_net *dl_net_load(const char *path, dl_status *st);
 DLDEF dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st);
 DLDEF int     dl_net_load_weights(dl_net *net, const char *path); /* into an identical graph */
