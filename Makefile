@@ -5,12 +5,13 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -pedantic -Werror
 LDLIBS   = -lm -pthread
 B        = build
+comma    = ,
 
 # Every test is one C file that includes dl.h with its implementation
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-sanitize test-fastmath test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean
+.PHONY: all test test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -42,8 +43,66 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
+# The library, Python, browser and MPI tests are scripts that install, build
+# and serve what they test; each says "not run" when its tools are missing.
+SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(SCRIPTS)
+
+# The library: `make lib`, then `make install PREFIX=/usr/local` (DESTDIR too).
+# Named libdlh (dlh.pc), not libdl: -ldl is glibc's dynamic-loading library.
+# The file name carries the header's version; the soname, what breaks the ABI:
+# the major version, or major.minor before 1.0 (0.x minors may change structs).
+V_MAJOR := $(shell sed -n 's/^\#define DL_VERSION_MAJOR //p' dl.h)
+V_MINOR := $(shell sed -n 's/^\#define DL_VERSION_MINOR //p' dl.h)
+V_PATCH := $(shell sed -n 's/^\#define DL_VERSION_PATCH //p' dl.h)
+VERSION  = $(V_MAJOR).$(V_MINOR).$(V_PATCH)
+SOVER    = $(if $(filter 0,$(V_MAJOR)),0.$(V_MINOR),$(V_MAJOR))
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+LIBS     = $(B)/libdlh.so.$(VERSION) $(B)/libdlh.so.$(SOVER) $(B)/libdlh.so $(B)/libdlh.a
+lib: $(LIBS)
+$(B)/lib/dlh.o: lib/dlh.c dl.h
+	@mkdir -p $(B)/lib
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -I. -c $< -o $@
+$(B)/libdlh.so.$(VERSION): $(B)/lib/dlh.o
+	$(CC) -shared -Wl,-soname,libdlh.so.$(SOVER) $(LDFLAGS) $< -o $@ $(LDLIBS)
+$(B)/libdlh.so.$(SOVER) $(B)/libdlh.so: $(B)/libdlh.so.$(VERSION)
+	ln -sf libdlh.so.$(VERSION) $@
+$(B)/libdlh.a: $(B)/lib/dlh.o
+	rm -f $@ && $(AR) rcs $@ $<
+install: lib
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 dl.h $(DESTDIR)$(INCDIR)/dl.h
+	install -m 755 $(B)/libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdlh.so.$(SOVER)
+	ln -sf libdlh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdlh.so
+	install -m 644 $(B)/libdlh.a $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' \
+	  lib/dlh.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/dlh.pc
+
+# The classifier in a web page: dl.h as WebAssembly (Debian's emscripten; WASM
+# SIMD carries the row kernels' vector code and the auto-vectorized portable
+# GEMM), the page from examples/web, and a model trained quickly on the shipped
+# subset with one test image per class. Serve build/web with any static server.
+# NODE_PATH: emcc's JS optimizer needs Debian's acorn, also under another node.
+EMCC    ?= emcc
+WEB_FNS  = malloc free dl_net_load_mem dl_predict dl_net_output dl_net_error dl_net_layer dl_layer_size
+WEB      = $(B)/web/dlh.js $(B)/web/index.html $(B)/web/app.js $(B)/web/fashion.dl
+web: $(WEB)
+$(B)/web/dlh.js: lib/dlh.c dl.h
+	@mkdir -p $(B)/web
+	NODE_PATH=/usr/share/nodejs $(EMCC) -std=c99 $(WARN) -O3 -msimd128 -DDL_NO_THREADS -I. $< -o $@ \
+	  -sMODULARIZE=1 -sEXPORT_NAME=createDlh -sENVIRONMENT=web -sALLOW_MEMORY_GROWTH=1 -sFILESYSTEM=0 \
+	  -sEXPORTED_FUNCTIONS=$(subst $(eval) ,$(comma),$(WEB_FNS:%=_%)) -sEXPORTED_RUNTIME_METHODS=UTF8ToString
+$(B)/web/index.html $(B)/web/app.js: $(B)/web/%: examples/web/%
+	@mkdir -p $(B)/web
+	cp $< $@
+$(B)/web/fashion.dl: $(B)/fashion
+	@mkdir -p $(B)/web
+	$(B)/fashion --data examples/data/fashion-mnist-subset --epochs 3 --progress 0 --save $@ \
+	  --dump-samples $(B)/web/samples > $(B)/web/train.log
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
@@ -64,6 +123,24 @@ $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_em
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
 	$(CXX) $@.o $@.backend.o -o $@ $(LDLIBS)
+
+# Data-parallel training (docs/SCALING.md): the MPI adapter needs Open MPI
+# (Debian: openmpi-bin libopenmpi-dev); tests/test_mpi.sh (in make test) runs it.
+MPICC ?= mpicc
+dist-mpi: $(B)/dist_mpi
+$(B)/dist_mpi: examples/dist/mpi.c examples/fashion.c examples/idx.h dl.h
+	@mkdir -p $(B)
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+# The NCCL build: the same program with --gpu, gradients all-reduced on the
+# GPUs by examples/dist/nccl.cu (NCCL ships with the CUDA Toolkit here).
+CUDA_LIB = $(dir $(NVCC))../lib64
+dist-nccl: $(B)/dist_nccl
+$(B)/dist_nccl: examples/dist/mpi.c examples/dist/nccl.cu examples/dist/dist_nccl.h examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
+	$(NVCC) $(NVFLAGS) -I. -c examples/dist/nccl.cu -o $@.nccl.o
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -DDIST_NCCL -I. -c examples/dist/mpi.c -o $@.o
+	$(MPICC) $@.o $@.nccl.o $(B)/dl_cuda.o -o $@ -L$(CUDA_LIB) -lnccl -lcublas -lcudart -lstdc++ -lm -lpthread -Wl,-rpath=$(CUDA_LIB)
+test-dist:
+	@sh tests/test_mpi.sh
 
 # The NEON kernels, cross-compiled and run under qemu (Debian: gcc-aarch64-linux-gnu qemu-user).
 ARM_CC = aarch64-linux-gnu-gcc

@@ -54,7 +54,8 @@
       (dl_predict, dl_forward, dl_backward, dl_train_step(_mse),
       dl_optim_step, dl_optim_set_lr, dl_net_save, dl_checkpoint_save,
       dl_net_save_mem, dl_net_load_weights, dl_net_to_backend, dl_net_sync,
-      dl_net_set_threads, dl_net_set_parallel, dl_param_init) clears it
+      dl_net_set_threads, dl_net_set_parallel, dl_param_init,
+      dl_net_set_collective, dl_net_broadcast_params) clears it
       when it succeeds. Calls that build (layer constructors,
       dl_layer_set_name, dl_net_find, dl_net_output, optimizers, dl_ctx_new)
       only ever set it, so a whole graph can be built and checked once at
@@ -99,6 +100,9 @@
         is not finite or the update would make a parameter or the
         optimizer's state infinite or NaN. dl_optim_set_lr: DL_ERR_ARG
         unless finite and > 0.
+      - With a collective (dl_net_set_collective): DL_ERR_BACKEND, and
+        nothing changed, when it returns non-zero in dl_optim_step or
+        dl_train_step; dl_net_broadcast_params: DL_ERR_ARG without one.
       - dl_softmax_cross_entropy, dl_mse: NaN, writing nothing, for NULLs,
         n or size < 1, or a label out of range.
       - dl_net_save, dl_checkpoint_save: DL_ERR_ARG, DL_ERR_IO, DL_ERR_NOMEM,
@@ -160,6 +164,8 @@
                  centered); clipping by global norm; settable learning rate
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
+                 all-reduce (examples/dist, docs/SCALING.md)
 */
 #ifndef DL_H_INCLUDED
 #define DL_H_INCLUDED
@@ -406,6 +412,7 @@ DLDEF dl_optim *dl_rmsprop(dl_net *net, float lr);
 DLDEF int       dl_optim_set_lr(dl_optim *opt, float lr);   /* DL_ERR_ARG unless finite and > 0 */
 DLDEF float     dl_optim_lr(const dl_optim *opt);
 DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
+DLDEF long      dl_optim_steps(const dl_optim *opt); /* steps taken (a checkpoint keeps it) */
 DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
 
 /* ---- training and inference on the net's own context --------------------- */
@@ -437,6 +444,42 @@ DLDEF void         dl_zero_grad(dl_net *net);
    outside [0, classes). */
 DLDEF float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits);
 DLDEF float dl_mse(const float *out, const float *targets, int n, int size, float *dout);
+
+/* ---- data-parallel training: one process (or GPU) per rank --------------- */
+/* dl.h links no MPI or NCCL: the application hands it a collective, which
+   must run the same operation on the same count on every rank and leave the
+   same values on all of them (examples/dist/mpi.c and nccl.cu are adapters;
+   docs/SCALING.md has the scheme).
+     op DL_ALLREDUCE_MEAN: replace buf[0..count) by its element-wise mean
+       over the ranks (sum, then divide by the rank count).
+     op DL_BROADCAST: replace buf by rank 0's values.
+   on_device is 1 when buf is the backend's memory (a CUDA pointer for
+   dl_cuda), 0 for host memory. Return 0 on success; anything else fails the
+   call with DL_ERR_BACKEND (in dl_optim_step and dl_train_step, with no
+   parameter changed).
+   With a collective set, dl_optim_step first replaces the gradients by their
+   mean over the ranks (so dl_train_step(_mse) and loops that call
+   dl_backward themselves all exchange gradients exactly once per step),
+   then checks them and clips: every rank decides the same. dl_train_step
+   also averages the loss (count 1, host) before checking it, so a
+   non-finite loss on one rank fails the step on all. An argument error is
+   found before any collective, on that rank only: the adapter's timeout
+   must turn the others' wait into a failure. Each rank's gradient is the
+   mean over its local batch, so with equal local batches the result is the
+   global-batch mean, bit-identical on every rank; whether it is also
+   identical for every rank count depends on the collective's summation
+   order (MPI does not fix it; see docs/SCALING.md for an exact scheme).
+   Batchnorm uses each rank's local batch statistics (there is no
+   synchronised batchnorm); running statistics stay per rank until
+   dl_net_broadcast_params. Each dl_optim_step averages the whole gradient
+   buffer, so use one optimizer per net. fn NULL turns exchange off. */
+typedef enum dl_collective_op { DL_ALLREDUCE_MEAN = 0, DL_BROADCAST = 1 } dl_collective_op;
+typedef int (*dl_collective)(float *buf, size_t count, int op, int on_device, void *user);
+DLDEF int dl_net_set_collective(dl_net *net, dl_collective fn, void *user);
+/* Rank 0's parameters and statistics to every rank (DL_BROADCAST on each
+   flat buffer): call once after building, before training. stats_only 1:
+   the batchnorm running statistics alone, e.g. after each step. */
+DLDEF int dl_net_broadcast_params(dl_net *net, int stats_only);
 
 /* ---- execution contexts for concurrent inference ------------------------- */
 DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net_error) */
@@ -704,6 +747,8 @@ struct dl_net {
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
+    dl_collective coll;     /* data-parallel exchange, NULL when alone */
+    void *coll_user;
 #ifdef DL__THREADS
     pthread_mutex_t lock;   /* guards ctxs: threads make and free contexts while others predict */
 #endif
@@ -3774,6 +3819,37 @@ const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL
 /* ======================================================================== */
 /*  Training                                                                */
 /* ======================================================================== */
+/* ---- data-parallel exchange ---- */
+int dl_net_set_collective(dl_net *net, dl_collective fn, void *user) {
+    if (!net) return DL_ERR_ARG;
+    net->coll = fn;
+    net->coll_user = fn ? user : NULL;
+    return dl__ok(net);
+}
+/* Runs the application's collective on one of the net's buffers; on_device
+   follows from where the buffer lives. An empty buffer is skipped on every
+   rank alike, since all ranks hold the same graph. */
+static int dl__collective(dl_net *net, float *buf, size_t count, int op, int on_device, const char *what) {
+    int r;
+    if (!count) return DL_OK;
+    if ((r = net->coll(buf, count, op, on_device, net->coll_user)) != 0)
+        return dl__fail(net->err, DL_ERR_BACKEND, "%s of the %s (%lu floats): the collective returned %d",
+                        op == DL_BROADCAST ? "broadcast" : "all-reduce", what, (unsigned long)count, r);
+    return DL_OK;
+}
+int dl_net_broadcast_params(dl_net *net, int stats_only) {
+    int rc, dev;
+    if (!net) return DL_ERR_ARG;
+    if (!net->coll) return dl__fail(net->err, DL_ERR_ARG, "dl_net_broadcast_params: no collective (dl_net_set_collective)");
+    dev = net->b != &net->cpu;
+    if ((!stats_only && (rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters"))) ||
+        (rc = dl__collective(net, net->ds, net->ns, DL_BROADCAST, dev, "statistics")))
+        return rc;
+    return dl__ok(net);
+}
+
+long dl_optim_steps(const dl_optim *opt) { return opt ? opt->step : 0; }
+
 static int dl__optim_fit(dl_optim *opt) {   /* state covers every trainable float */
     dl_net *net = opt->net;
     dl_backend *b = net->b;
@@ -3826,6 +3902,10 @@ int dl_optim_step(dl_optim *opt) {
     job.g = net->dg;
     for (i = 0; i < 3; i++) job.s[i] = opt->s[i];
     job.n_floats = net->nw;
+    /* Last, after everything that can fail on one rank alone: every rank then
+       checks and clips the same mean gradient. */
+    if (net->coll && (rc = dl__collective(net, net->dg, net->nw, DL_ALLREDUCE_MEAN, net->b != &net->cpu, "gradients")))
+        return rc;
     rc = net->b->optim_step(net->b, &job);
     if (rc == DL_ERR_NUMERIC && net->b != &net->cpu)
         return dl__fail(net->err, rc, "optimizer step on %s: %s; nothing was changed", net->b->name, net->b->error);
@@ -3873,7 +3953,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
-    int rc, i, trainable = 0;
+    int rc, i, trainable = 0, stats_rc;
     uint64_t rng0;
     if (!net) return DL_ERR_ARG;
     rng0 = net->rng;
@@ -3922,12 +4002,19 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
         goto fail;
     }
     if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+    /* Statistics that diverged on this rank make its loss NaN before the
+       loss is shared, so that every rank fails the step alike. */
+    stats_rc = dl__check_stats(c, call);
+    if (stats_rc && stats_rc != DL_ERR_NUMERIC) { rc = stats_rc; goto fail; }
+    if (stats_rc) loss = NAN;
+    /* The mean over the ranks, so that a NaN on one fails the step on all. */
+    if (net->coll && (rc = dl__collective(net, &loss, 1, DL_ALLREDUCE_MEAN, 0, "loss"))) goto fail;
+    if (stats_rc) { rc = stats_rc; goto fail; }
     if (!dl__finite(loss)) {
         rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
                       "rate may help); no parameter was changed", call, out->name, loss);
         goto fail;
     }
-    if ((rc = dl__check_stats(c, call))) goto fail;
     if (c->rg[out->index] && (rc = dl__backward(c))) goto fail;
     if ((rc = dl_optim_step(opt))) goto fail;
     if (loss_out) *loss_out = loss;

@@ -6,12 +6,13 @@
 #   3. build/test_cuda --bench          reference CNN images/s, batch 64 and 256
 #   4. build/fashion_gpu --gpu --epochs 1 --data DIR       (the demo on the GPU)
 #   5. python3 bench/torch_fashion.py --device cuda         (skipped if absent)
+#   5c. examples/dist NCCL adapter: 1 GPU via ncclAllReduce = the plain GPU run
 #   6. compute-sanitizer memcheck, then racecheck, on build/test_cuda --quick
 #      (skipped if absent or out of time)
 # DIR is the first argument, default .gpu/fashion-mnist (the four .gz files).
-# Six files go to $OUT when it is set, else to build/gpu_check: summary.txt,
+# Seven files go to $OUT when it is set, else to build/gpu_check: summary.txt,
 # build.log, test_cuda.log (tests and bench), fashion.log, torch.log,
-# sanitizer.log. Exit status 0 when every step that ran passed.
+# sanitizer.log, nccl.log. Exit status 0 when every step that ran passed.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 LOG=${OUT:-build/gpu_check}
@@ -112,6 +113,26 @@ if [ -f bench/torch_ref.py ]; then
     for b in 64 256; do
         row "5b torch (random data) b$b" "-" "train $(grep "^cuda_train_ips_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1) img/s, inference $(grep "^cuda_infer_ips_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1) img/s"
     done
+fi
+
+step "5c. NCCL adapter: one GPU through ncclAllReduce = the plain GPU run"
+# build/dist_nccl: examples/dist/mpi.c + nccl.cu (docs/SCALING.md); needs mpirun (openmpi-bin)
+if ! command -v mpirun > /dev/null 2>&1 || ! make build/dist_nccl WARN='-Wall -Wextra -pedantic' > "$LOG/nccl.log" 2>&1; then
+    row "5c NCCL 1 GPU = plain" "SKIP" "no mpirun or build/dist_nccl not built (see nccl.log)"
+else
+    a="--data examples/data/fashion-mnist-subset --batch 64 --steps 100 --print-every 25 --timeout 60 --gpu"
+    for m in nccl solo; do
+        [ $m = solo ] && a="$a --solo"
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 90 mpirun -np 1 --allow-run-as-root \
+            build/dist_nccl $a > "$LOG/nccl_$m.out" 2>> "$LOG/nccl.log"
+        cat "$LOG/nccl_$m.out" >> "$LOG/nccl.log"
+    done
+    tail -3 "$LOG/nccl_nccl.out"
+    f=$(grep '^final' "$LOG/nccl_nccl.out")
+    if [ -n "$f" ] && [ "$(grep '^step\|^final' "$LOG/nccl_nccl.out")" = "$(grep '^step\|^final' "$LOG/nccl_solo.out")" ]; then
+        row "5c NCCL 1 GPU = plain" "PASS" "100 steps, equal hashes: $f"
+    else row "5c NCCL 1 GPU = plain" "FAIL" "nccl: ${f:-none}; plain: $(grep '^final' "$LOG/nccl_solo.out")"; status=1; fi
+    rm -f "$LOG/nccl_nccl.out" "$LOG/nccl_solo.out"
 fi
 
 # 6. memory and shared-memory race checks of every kernel (cuBLAS's too), as time allows

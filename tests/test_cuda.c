@@ -861,6 +861,51 @@ done:
     dl_net_free(b); dl_net_free(c); dl_net_free(f);
 }
 
+/* ---- data parallelism: the collective gets the device's buffers ---- */
+typedef struct { dl_net *net; int dev_calls, host_calls, bad; } coll_log;
+/* One rank: the mean is the buffer itself. Checks what dl.h hands over. */
+static int one_rank(float *buf, size_t count, int op, int on_device, void *user) {
+    coll_log *c = (coll_log *)user;
+    if (on_device) {
+        c->dev_calls++;
+        c->bad += buf == dl_net_grads(c->net) || buf == dl_net_params(c->net);   /* a host view, not the device's */
+        c->bad += op == DL_ALLREDUCE_MEAN && count != dl_net_param_floats(c->net);
+    } else {
+        c->host_calls++;
+        c->bad += count != 1 || !(buf[0] > 0);          /* the loss */
+    }
+    return 0;
+}
+static void test_collective_on_device(void) {
+    enum { N = 8 };
+    static float x[N * 144];
+    static int y[N];
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *la, *lb;
+    dl_optim *pa, *pb;
+    coll_log log;
+    int i;
+    make_batch(x, y, N);
+    dl_net_seed(a, 9); dl_net_seed(b, 9);
+    la = small_cnn(a); lb = small_cnn(b);
+    pa = dl_adam(a, 1e-3f); pb = dl_adam(b, 1e-3f);
+    memset(&log, 0, sizeof log);
+    log.net = b;
+    if (!la || !lb || !pa || !pb || dl_cuda_use(a, 0) || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    dl_net_set_collective(b, one_rank, &log);
+    CHECK(dl_net_broadcast_params(b, 0) == DL_OK, "broadcast: %s", dl_net_error(b));
+    CHECK(log.dev_calls == 2, "broadcast: %d device calls (parameters, statistics)", log.dev_calls);
+    for (i = 0; i < 3; i++) {
+        CHECK(dl_train_step(a, pa, la, x, y, N, NULL) == DL_OK, "plain: %s", dl_net_error(a));
+        CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "with the collective: %s", dl_net_error(b));
+    }
+    CHECK(log.dev_calls == 5 && log.host_calls == 3 && log.bad == 0, "%d device calls, %d host calls, %d bad", log.dev_calls, log.host_calls, log.bad);
+    CHECK(dl_net_sync(a) == DL_OK && dl_net_sync(b) == DL_OK, "sync");
+    CHECK(!memcmp(dl_net_params(a), dl_net_params(b), dl_net_param_floats(a) * sizeof(float)), "a one-rank collective changed the training");
+done:
+    dl_net_free(a); dl_net_free(b);
+}
+
 /* ---- no GPU: clean failures, and the net trains on the CPU ---- */
 static void test_no_gpu(void) {
     dl_status st;
@@ -1014,6 +1059,7 @@ int main(int argc, char **argv) {
     RUN(test_files_and_moving);
     RUN(test_contexts_and_threads);
     RUN(test_train_errors);
+    RUN(test_collective_on_device);
 #ifdef DLC_EMULATE
     RUN(test_emu_alloc_failures);
 #endif
