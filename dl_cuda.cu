@@ -1273,16 +1273,18 @@ static int dlc__start(dlc *c) {
 }
 
 /* dl_cuda_backend_new, its messages naming call. A machine without a GPU
-   (or without a driver for it) is told apart from one whose GPU fails. */
+   (no device, or no driver: the runtime then says "driver version is
+   insufficient") is told apart from one whose GPU fails. */
 static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     int count = 0, rc;
     cudaError_t e = cudaGetDeviceCount(&count);
     dlc *c;
     if (st) { st->code = DL_OK; st->msg[0] = 0; }
-    if (e == cudaErrorNoDevice || (e == cudaSuccess && count <= 0)) {
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || (e == cudaSuccess && count <= 0)) {
         cudaGetLastError();
-        dlc__status(st, DL_ERR_BACKEND, "%s: no CUDA device on this machine (%s)", call,
-                    e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+        dlc__status(st, DL_ERR_BACKEND, "%s: no CUDA device on this machine (%s%s%s)", call,
+                    e != cudaSuccess ? cudaGetErrorName(e) : "the driver reports none", e != cudaSuccess ? ": " : "",
+                    e != cudaSuccess ? cudaGetErrorString(e) : "");
         return NULL;
     }
     if (e != cudaSuccess) {

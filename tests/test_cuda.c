@@ -1020,6 +1020,8 @@ int main(int argc, char **argv) {
 #ifdef DLC_EMULATE
     setenv("DLC_EMU_NO_DEVICE", "1", 1);        /* first the emulated machine without a GPU */
     RUN(test_no_gpu);
+    setenv("DLC_EMU_NO_DEVICE", "driver", 1);   /* and without a driver */
+    RUN(test_no_gpu);
     unsetenv("DLC_EMU_NO_DEVICE");
 #endif
     probe = dl_cuda_backend_new(0, &st);
