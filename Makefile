@@ -11,7 +11,7 @@ comma    = ,
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
+.PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h
@@ -23,7 +23,7 @@ $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
 # The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
 EXAMPLES = $(B)/fashion $(B)/classify
 examples: $(EXAMPLES)
-$(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h
+$(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h examples/pgm.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
@@ -31,6 +31,7 @@ demo: $(EXAMPLES)
 	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
 
 $(B)/test_fashion: examples/fashion.c examples/idx.h
+$(B)/test_quant: examples/fashion.c examples/idx.h
 
 # The header must also compile as C++ (implementation included).
 $(B)/cxx_check: tests/test_core.c dl.h
@@ -46,8 +47,9 @@ PORTABLE = $(B)/portable_grad $(B)/portable_torch
 # The library, Python, browser and MPI tests are scripts that install, build
 # and serve what they test; each says "not run" when its tools are missing.
 SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
-test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE)
-	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(SCRIPTS)
+EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
+test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
+	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED) $(SCRIPTS)
 
 # The library: `make lib`, then `make install PREFIX=/usr/local` (DESTDIR too).
 # Named libdlh (dlh.pc), not libdl: -ldl is glibc's dynamic-loading library.
@@ -103,6 +105,47 @@ $(B)/web/fashion.dl: $(B)/fashion
 	@mkdir -p $(B)/web
 	$(B)/fashion --data examples/data/fashion-mnist-subset --epochs 3 --progress 0 --save $@ \
 	  --dump-samples $(B)/web/samples > $(B)/web/train.log
+
+# Embedding (dl.h's >>emit zone): `test_embed --emit` writes the reference CNN
+# as C into build/embed/; tests/embed_main.c runs it with an allocator that
+# aborts, built as C99 and with the generated file compiled as C++.
+# `make test-embed` also cross-compiles it for 32-bit ARM without threads and
+# runs it under qemu-arm (Debian: gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+# qemu-user), then prints the program's size.
+$(B)/embed/ref_cnn.c: $(B)/test_embed
+	@mkdir -p $(B)/embed
+	$(B)/test_embed --emit $(B)/embed
+$(B)/embed_c: tests/embed_main.c $(B)/embed/ref_cnn.c
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn.c -o $@ $(LDLIBS)
+$(B)/embed_q8: tests/embed_main.c $(B)/embed/ref_cnn.c
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -DEMBED_Q8 -I. -I$(B)/embed tests/embed_main.c $(B)/embed/ref_cnn_q8.c -o $@ $(LDLIBS)
+$(B)/embed_cxx: tests/embed_main.c $(B)/embed/ref_cnn.c
+	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -x c++ -I. -c $(B)/embed/ref_cnn.c -o $@.o
+	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -x c++ -I. -c $(B)/embed/ref_cnn_q8.c -o $@.q8.o
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DEMBED_EXACT -I. -I$(B)/embed -c tests/embed_main.c -o $@.main.o
+	$(CXX) $@.main.o $@.o $@.q8.o -o $@ $(LDLIBS)
+# The embedding example: train (one epoch on the shipped subset, or
+# ARGS="--model build/fashion.dl") -> freeze -> quantize -> emit C, then the
+# program that includes the generated file classifies the test images.
+$(B)/embed_model: examples/embed/embed_model.c examples/fashion.c examples/idx.h dl.h
+	@mkdir -p $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+embed-example: $(B)/embed_model
+	$(B)/embed_model --out $(B)/embed_example $(ARGS)
+	$(CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS -I. -I$(B)/embed_example/q8 examples/embed/classify_pgm.c \
+	  $(B)/embed_example/q8/fashion_net.c -o $(B)/classify_q8 -lm
+	$(CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS -I. -I$(B)/embed_example/f32 examples/embed/classify_pgm.c \
+	  $(B)/embed_example/f32/fashion_net.c -o $(B)/classify_f32 -lm
+	$(B)/classify_q8 $(B)/embed_example/*.pgm
+ARM32_CC = arm-linux-gnueabihf-gcc
+test-embed: $(EMBED)
+	@for v in float q8; do d=$$([ $$v = q8 ] && echo -DEMBED_Q8); f=$$([ $$v = q8 ] && echo ref_cnn_q8 || echo ref_cnn); \
+	  $(ARM32_CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS $$d -ffunction-sections -fdata-sections -Wl,--gc-sections -static \
+	    -I. -I$(B)/embed tests/embed_main.c $(B)/embed/$$f.c -o $(B)/embed_arm_$$v -lm || exit 1; \
+	  printf '#!/bin/sh\nexec qemu-arm -L /usr/arm-linux-gnueabihf %s "$$@"\n' $(B)/embed_arm_$$v > $(B)/embed_arm_$$v.run; \
+	  chmod +x $(B)/embed_arm_$$v.run; done
+	@sh tests/run.sh $(EMBED) $(B)/embed_arm_float.run $(B)/embed_arm_q8.run
+	@arm-linux-gnueabihf-size $(B)/embed_arm_float $(B)/embed_arm_q8
 
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.

@@ -154,6 +154,7 @@
       DL_STATIC                  make all functions static
       DL_NO_THREADS              build without threads: one thread, no pthreads
       DL_NO_SIMD                 portable C kernels only (no vector extensions)
+      DL_NO_EMIT                 leave out freezing and the C emitter (>>emit)
 
    LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
                  dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
@@ -497,6 +498,100 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF dl_net *dl_checkpoint_load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st);
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
+
+/* ---- embedding: frozen nets, exact memory, C source (zone >>emit) -------- */
+#ifndef DL_NO_EMIT
+/* A frozen net is an inference-only program: the steps (kernel calls) of
+   one forward pass to one output layer, over the weights they read. It is
+   a separate object, not a dl_net: a dl_net is a training graph (gradients,
+   optimizers, contexts), a frozen net is what remains for inference, and it
+   is exactly what dl_emit_c writes out as C.
+   dl_freeze makes the same fusion decisions as dl_predict (a conv or dense
+   layer absorbs a following batchnorm as a per-channel scale and shift,
+   and a following relu, leaky relu or prelu), drops dropout and views
+   (reshape, flatten), and plans one arena for the activations and the
+   kernels' scratch, reusing memory once a value is dead. Batchnorm is kept
+   as the conv's scale-and-shift epilogue rather than multiplied into the
+   weights: that keeps the result bit-identical to dl_predict (folding into
+   the weights changes the rounding). dl_frozen_run calls no allocator,
+   opens no file and starts no thread: it runs on the caller's memory. */
+typedef struct dl_frozen {
+    const int32_t *code; size_t code_len;   /* the steps (format: >>emit) */
+    const float *w; size_t w_len;           /* every float the steps read */
+    const int8_t *q; size_t q_len;          /* int8 weights (dl_quantize) */
+    void *owned;                            /* dl_freeze's allocation; NULL in emitted C */
+} dl_frozen;
+
+/* What a frozen net needs at batch n. work_bytes is exact: the arena that
+   dl_frozen_run lays out (and NAME_WORK_BYTES in emitted C for n = 1). */
+typedef struct dl_memory {
+    size_t weight_bytes;    /* const data: weights (floats and int8) */
+    size_t code_bytes;      /* const data: the step table */
+    size_t work_bytes;      /* read-write arena = act_bytes + scratch_bytes */
+    size_t act_bytes;       /* activations between steps (input and output are the caller's) */
+    size_t scratch_bytes;   /* the kernels' scratch (GEMM packing) */
+    int in_size, out_size;  /* floats per sample */
+    int steps;
+} dl_memory;
+
+/* NULL on failure, with the reason in st: DL_ERR_ARG (NULL net, a layer of
+   another net), DL_ERR_UNSUPPORTED (custom layers, two input layers, a net
+   on a GPU backend, more than 16 inputs to one layer), DL_ERR_NUMERIC (a
+   parameter not finite), DL_ERR_NOMEM; out NULL is an error (the last
+   layer is dl_net_output(net)), as in dl_predict. The net is
+   not changed; the result owns its memory (dl_frozen_free). */
+DLDEF dl_frozen *dl_freeze(const dl_net *net, dl_layer *out, dl_status *st);
+DLDEF void       dl_frozen_free(dl_frozen *f);
+DLDEF int        dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m);
+/* The same numbers for a net: freezes it (allocating) and measures. */
+DLDEF int        dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memory *m);
+/* y = the output for n samples x (n * in_size floats; y n * out_size, not
+   overlapping x). work: dl_frozen_memory(f, n).work_bytes, float-aligned.
+   Single-threaded; bit-identical to dl_predict on the net it came from.
+   DL_ERR_ARG for NULLs, n < 1 or unaligned work, DL_ERR_FORMAT for a step
+   table from another version of dl.h. */
+DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work);
+
+/* int8 post-training quantization of a frozen float net: each conv and
+   dense step gets int8 weights (batchnorm folded in; per output channel by
+   default) and a u8 input with one range per tensor, found by running the
+   n calibration samples x (a few hundred are plenty) through the net. The
+   other steps stay float (and conv or dense layers summing over more than
+   32768 inputs); int8 steps take and give floats. Integer sums are
+   exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
+   NULL on failure (st): DL_ERR_ARG (NULLs, n < 1, an already quantized
+   net, a keep_float index out of range), DL_ERR_NUMERIC (non-finite
+   calibration output), DL_ERR_NOMEM. Zero options mean default. */
+typedef enum dl_calib {
+    DL_CALIB_MINMAX = 0,        /* the range of the calibration values */
+    DL_CALIB_PERCENTILE = 1,    /* |x| clipped at a percentile */
+    DL_CALIB_ENTROPY = 2        /* |x| clipped where the KL divergence of the quantized histogram is least (TensorRT's method) */
+} dl_calib;
+typedef struct dl_quant_desc {
+    int calib;                  /* dl_calib */
+    float percentile;           /* DL_CALIB_PERCENTILE: share of |x| kept, in percent; default 99.99 */
+    int per_tensor_weights;     /* 1: one weight scale per layer instead of per output channel */
+    const int *keep_float;      /* conv and dense layers to leave in float, counted in net order */
+    int n_keep_float;           /* from 0 (the first); negative counts from the end (-1: the last) */
+} dl_quant_desc;
+DLDEF dl_frozen *dl_quantize(const dl_frozen *f, const float *x, int n, const dl_quant_desc *d, dl_status *st);
+
+/* Writes dir/name.h and dir/name.c (name a C identifier): the weights and
+   steps as const arrays, NAME_IN_SIZE, NAME_OUT_SIZE, NAME_WORK_BYTES (the
+   exact arena for one sample), NAME_WORK_BYTES_N(n) (enough for n; NAME is
+   name in capitals), and
+     void name_predict(const float *in, float *out, void *work);
+     int  name_predict_n(const float *in, float *out, int n, void *work);
+   which call dl_frozen_run (float or int8, as dl_quantize left it): link
+   dl.h's implementation (DL_IMPLEMENTATION
+   in one file of the program; -DDL_NO_THREADS needs no pthreads). The
+   files compile warning-free as C99 and C++. Zero options mean default. */
+typedef struct dl_emit_desc {
+    const char *include;    /* how NAME.c includes the header: default "dl.h" */
+    int implementation;     /* 1: NAME.c also defines DL_IMPLEMENTATION (one-file builds) */
+} dl_emit_desc;
+DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_emit_desc *d, dl_status *st);
+#endif /* DL_NO_EMIT */
 
 /* ---- CUDA: defined in dl_cuda.cu, so only when you link dl_cuda.o ---------- */
 /* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
@@ -3546,22 +3641,26 @@ static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, cha
    eval-mode forward (train 0). */
 /* The one needed layer that reads l, when l has exactly one reader, is not
    the requested output, and is that reader's only input; else NULL. */
-static dl_layer *dl__sole_reader(dl_ctx *c, const dl_layer *l, const dl_layer *out) {
+static dl_layer *dl__sole_reader(const dl_net *net, const unsigned char *needed, const int *cons, const dl_layer *l,
+                                 const dl_layer *out) {
     int i;
-    if (l == out || c->cons[l->index] != 1) return NULL;
+    if (l == out || cons[l->index] != 1) return NULL;
     for (i = l->index + 1; i <= out->index; i++) {
-        dl_layer *r = c->net->layers[i];
-        if (c->needed[i] && r->n_in == 1 && r->in[0] == l) return r;
+        dl_layer *r = net->layers[i];
+        if (needed[i] && r->n_in == 1 && r->in[0] == l) return r;
     }
     return NULL;
 }
 /* Inference fusion on the CPU: a conv or dense layer absorbs a following
-   batchnorm (eval: a per-channel scale and shift) and activation, which
-   then never touch memory. Returns the last layer of the chain, whose
-   buffer receives the result; the absorbed layers are marked 2. */
-static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl__epilogue *epi) {
-    dl_net *net = c->net;
-    dl_layer *last = l, *r = dl__sole_reader(c, l, out);
+   batchnorm (eval: a per-channel scale and shift, written to fuse[0..2C))
+   and activation, which then never touch memory. needed and cons describe
+   the pass (dl__forward); absorbed layers are marked 2 in needed. Returns
+   the last layer of the chain, whose buffer receives the result. dl_freeze
+   makes the same decisions through this function, so a frozen net computes
+   what dl_predict does, bit for bit. */
+static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const int *cons, dl_layer *l,
+                                const dl_layer *out, float *fuse, dl__epilogue *epi) {
+    dl_layer *last = l, *r = dl__sole_reader(net, needed, cons, l, out);
     int C = l->shape[0], k;
     memset(epi, 0, sizeof *epi);
     if (r && r->op == DL_OP_BATCHNORM) {
@@ -3569,20 +3668,20 @@ static dl_layer *dl__fuse_chain(dl_ctx *c, dl_layer *l, const dl_layer *out, dl_
         const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
         for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
             float inv = (float)(1.0 / sqrt((double)var[k] + r->a.eps)), sc = g[k] * inv;
-            c->fuse[k] = sc;
-            c->fuse[C + k] = b[k] - mean[k] * sc;
+            fuse[k] = sc;
+            fuse[C + k] = b[k] - mean[k] * sc;
         }
-        epi->scale = c->fuse;
-        epi->shift = c->fuse + C;
-        c->needed[r->index] = 2;
+        epi->scale = fuse;
+        epi->shift = fuse + C;
+        needed[r->index] = 2;
         last = r;
-        r = dl__sole_reader(c, r, out);
+        r = dl__sole_reader(net, needed, cons, r, out);
     }
     if (r && (r->op == DL_OP_RELU || r->op == DL_OP_LEAKY_RELU || r->op == DL_OP_PRELU)) {
         epi->act = r->op == DL_OP_RELU ? DL__ACT_RELU : r->op == DL_OP_LEAKY_RELU ? DL__ACT_LEAKY : DL__ACT_PRELU;
         epi->alpha = r->a.alpha;
         if (r->op == DL_OP_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
-        c->needed[r->index] = 2;
+        needed[r->index] = 2;
         last = r;
     }
     return last;
@@ -3639,7 +3738,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
         if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
         if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
-            b.e.out = c->out[dl__fuse_chain(c, l, out, &epi)->index];
+            b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, c->fuse, &epi)->index];
             c->cpu.epi = &epi;
         }
         rc = net->b->forward(net->b, l, &b.e);
@@ -4792,6 +4891,1014 @@ static int dl__write_atomic(char *err, const char *call, const char *path, const
     dl__sync_dir(path);
     return DL_OK;
 }
+
+/* ======================================================================== */
+/*  >>emit: frozen nets, exact memory, C source. Off with DL_NO_EMIT.       */
+/*  It reuses the executor's fusion decisions (dl__fuse_chain) and the CPU  */
+/*  kernels (dl__cpu_ops) on single-threaded, caller-owned memory.          */
+/* ======================================================================== */
+#ifndef DL_NO_EMIT
+/* The step table, int32 throughout (floats as their bits):
+     head: magic, version, steps, values, in_size, out_size, arena floats
+           per sample; then per value its offset in floats per sample
+           (DL__FZ_X: the caller's input, DL__FZ_Y: the caller's output)
+     step: the fields DL__R_*, then n_w weights as (offset into w, floats),
+           then per input its value and the shape it is read with (ndim, 3
+           dims). Q >= 0 makes a conv or dense step int8 (>>emit's int8 part). */
+#define DL__FZ_MAGIC 0x5A464C44
+#define DL__FZ_VERSION 1
+#define DL__FZ_MAX_IN 16
+enum { DL__FZ_X = -1, DL__FZ_Y = -2, DL__FZ_HEAD = 7 };
+enum { DL__R_LEN, DL__R_OP, DL__R_OUT, DL__R_NDIM, DL__R_SHAPE, DL__R_NIN = DL__R_SHAPE + 3,
+       DL__R_ATTR, DL__R_ACT = DL__R_ATTR + 13, DL__R_ALPHA, DL__R_SCALE, DL__R_SHIFT, DL__R_SLOPE, DL__R_Q, DL__R_NW, DL__R_W };
+typedef char dl__krow_fits_4_floats[sizeof(dl__krow) <= 4 * sizeof(float) ? 1 : -1];
+
+static int32_t dl__f2i(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
+static float dl__i2f(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+
+/* A step as the kernels see it: a layer whose inputs are shapes only. */
+typedef struct dl__fz_layer { dl_layer l, in[DL__FZ_MAX_IN]; dl_layer *inp[DL__FZ_MAX_IN]; } dl__fz_layer;
+static void dl__fz_shape(dl_layer *l, const int32_t *dims) {   /* ndim, 3 dims */
+    int i;
+    l->ndim = dims[0];
+    l->size = 1;
+    for (i = 0; i < 3; i++) { l->shape[i] = i < l->ndim ? dims[1 + i] : 0; if (i < l->ndim) l->size *= l->shape[i]; }
+}
+static const int32_t *dl__fz_inputs(const int32_t *r) { return r + DL__R_W + 2 * r[DL__R_NW]; }
+static void dl__fz_decode(const int32_t *r, dl__fz_layer *z) {
+    const int32_t *a = r + DL__R_ATTR, *in = dl__fz_inputs(r);
+    int i;
+    memset(&z->l, 0, sizeof z->l);
+    z->l.op = r[DL__R_OP];
+    dl__fz_shape(&z->l, r + DL__R_NDIM);
+    z->l.a.units = a[0];
+    z->l.a.kernel[0] = a[1]; z->l.a.kernel[1] = a[2]; z->l.a.stride[0] = a[3]; z->l.a.stride[1] = a[4];
+    z->l.a.pad[0] = a[5]; z->l.a.pad[1] = a[6]; z->l.a.dilation[0] = a[7]; z->l.a.dilation[1] = a[8];
+    z->l.a.groups = a[9]; z->l.a.bias = a[10]; z->l.a.alpha = dl__i2f(a[11]); z->l.a.eps = dl__i2f(a[12]);
+    z->l.n_in = r[DL__R_NIN];
+    z->l.in = z->inp;
+    for (i = 0; i < z->l.n_in; i++) {
+        memset(&z->in[i], 0, sizeof z->in[i]);
+        dl__fz_shape(&z->in[i], in + 5 * i + 1);
+        z->inp[i] = &z->in[i];
+    }
+}
+static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
+    a[0] = x->units; a[1] = x->kernel[0]; a[2] = x->kernel[1]; a[3] = x->stride[0]; a[4] = x->stride[1];
+    a[5] = x->pad[0]; a[6] = x->pad[1]; a[7] = x->dilation[0]; a[8] = x->dilation[1];
+    a[9] = x->groups; a[10] = x->bias; a[11] = dl__f2i(x->alpha); a[12] = dl__f2i(x->eps);
+}
+
+/* ---- int8 steps (made by dl_quantize) ----
+   The input is quantized per tensor to u8 with a zero point z,
+     u = clamp(floor(x / s + (z + 1/2)), 0, 255)   (x times the stored 1/s);
+   the weights, batchnorm folded in, per output channel to int8 in
+   [-127, 127], in rows of K4 = ceil(K/4) words (zeros past K); the sums are
+   exact in int32, acc[c] = sum_k q[c,k] u[k], so every kernel below and
+   any split of the work give the same bits; the output is float:
+     y = act((acc[c] - z wsum[c]) * scale[c] + bias[c]),  wsum[c] = sum_k q[c,k],
+   scale[c] = s s_w[c] (dl__q8_row_out).
+   Weights of the step: scale[M], bias[M], wsum[M], then (1/s, z).
+   Convolutions lower to GEMM per sample and group: B[k4][p][4] holds the
+   im2col matrix in groups of 4 k (padding reads as z, which is x = 0). */
+#define DL__Q8_NB 64            /* columns of one tile */
+typedef void (*dl__q8_tile_fn)(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c);
+/* c[i][j] = sum over k < 4 K4 of w[i][k] b[k/4][j][k%4], 4 rows, 64 columns */
+static void dl__q8_tile_c(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
+    int i, j, k, t;
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < DL__Q8_NB; j++) {
+            int32_t acc = 0;
+            for (k = 0; k < K4; k++)
+                for (t = 0; t < 4; t++) acc += (int32_t)w[i][4 * k + t] * (int32_t)b[(size_t)k * ldb + 4 * (size_t)j + t];
+            c[i * DL__Q8_NB + j] = acc;
+        }
+}
+#if defined(DL__X86)
+/* AVX-512 VNNI: vpdpbusd adds 4 u8 x s8 products into each int32 lane. */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void dl__q8_tile_vnni(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00,
+            c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00, b0, b1, b2, b3, a;
+    int k;
+    int32_t wv;
+#define DL__ROW(i) memcpy(&wv, w[i] + 4 * k, 4); a = _mm512_set1_epi32(wv); \
+    c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, a); c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, a); \
+    c##i##2 = _mm512_dpbusd_epi32(c##i##2, b2, a); c##i##3 = _mm512_dpbusd_epi32(c##i##3, b3, a);
+    for (k = 0; k < K4; k++, b += ldb) {
+        b0 = _mm512_loadu_si512((const void *)b); b1 = _mm512_loadu_si512((const void *)(b + 64));
+        b2 = _mm512_loadu_si512((const void *)(b + 128)); b3 = _mm512_loadu_si512((const void *)(b + 192));
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
+    }
+#undef DL__ROW
+#define DL__ROW(i) _mm512_storeu_si512((void *)(c + i * 64), c##i##0); _mm512_storeu_si512((void *)(c + i * 64 + 16), c##i##1); \
+    _mm512_storeu_si512((void *)(c + i * 64 + 32), c##i##2); _mm512_storeu_si512((void *)(c + i * 64 + 48), c##i##3);
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
+#undef DL__ROW
+}
+/* AVX2: u8 and s8 widened to int16, vpmaddwd pairs them into int32 (exact,
+   unlike vpmaddubsw, which saturates), vphaddd adds the pairs; the lanes
+   come out as columns 0 1 4 5 2 3 6 7 and are put back in order. */
+__attribute__((target("avx2")))
+static void dl__q8_tile_avx2(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    int i, j, k;
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < DL__Q8_NB; j += 8) {
+            __m256i acc = _mm256_setzero_si256();
+            for (k = 0; k < K4; k++) {
+                const int8_t *q = w[i] + 4 * k;
+                uint64_t pack = (uint64_t)(uint16_t)q[0] | (uint64_t)(uint16_t)q[1] << 16 | (uint64_t)(uint16_t)q[2] << 32 |
+                                (uint64_t)(uint16_t)q[3] << 48;
+                __m256i wv = _mm256_set1_epi64x((long long)pack);
+                __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(b + (size_t)k * ldb + 4 * (size_t)j));
+                __m256i m0 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)), wv);
+                __m256i m1 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(x, 1)), wv);
+                acc = _mm256_add_epi32(acc, _mm256_hadd_epi32(m0, m1));
+            }
+            _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j), _mm256_permutevar8x32_epi32(acc, order));
+        }
+}
+#endif
+/* The fastest int8 tile this CPU runs, and its name. */
+static dl__q8_tile_fn dl__q8_detect(const char **name) {
+#if defined(DL__X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) { if (name) *name = "avx512vnni"; return dl__q8_tile_vnni; }
+    if (__builtin_cpu_supports("avx2")) { if (name) *name = "avx2"; return dl__q8_tile_avx2; }
+#endif
+    if (name) *name = "c";
+    return dl__q8_tile_c;
+}
+
+/* u = clamp(floor(x / s + (z + 1/2)), 0, 255), x times the stored 1/s; NaN gives 0 */
+DL__CLONES static void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
+    size_t i = 0;
+#ifdef DL__VEC
+    dl__vf top = { 0 };
+    top += 255.0f;
+    for (; i + 16 <= count; i += 16) {     /* the same steps as below, 16 at a time */
+        dl__vf v;
+        dl__vi q;
+        int t;
+        memcpy(&v, x + i, 64);
+        v = v * inv;
+        v = v + (z + 0.5f);
+        v = (dl__vf)((dl__vi)v & (v >= 1.0f));                        /* below 1 and NaN: 0 */
+        v = (dl__vf)(((dl__vi)v & (v < 255.0f)) | ((dl__vi)top & ~(v < 255.0f)));
+        q = __builtin_convertvector(v, dl__vi);
+        for (t = 0; t < 16; t++) u[i + (size_t)t] = (uint8_t)q[t];
+    }
+#endif
+    for (; i < count; i++) {
+        float v = x[i] * inv;
+        v = v + (z + 0.5f);
+        u[i] = (uint8_t)(v >= 1.0f ? (v < 255.0f ? (int)v : 255) : 0);
+    }
+}
+/* y[j cs] = act((acc[j] - zw) sc + sh) for j < n: the int8 output row.
+   Two statements, not one expression: clang contracts a*b+c into an FMA
+   wherever the target has one (its default -ffp-contract=on, inside the
+   AVX2/AVX-512 clones), which would make results depend on the compiler. */
+DL__CLONES static void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
+                                      float slope) {
+    int j = 0;
+    if (act == DL__ACT_RELU) slope = 0.0f;
+#ifdef DL__VEC
+    if (cs == 1)
+        for (; j + 16 <= n; j += 16) {
+            dl__vi a;
+            dl__vf v, t;
+            memcpy(&a, acc + j, 64);
+            v = __builtin_convertvector(a - zw, dl__vf) * sc;
+            v = v + sh;
+            if (act != DL__ACT_NONE) { t = v * slope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
+            memcpy(y + j, &v, 64);
+        }
+#endif
+    for (; j < n; j++) {
+        float v = (float)(acc[j] - zw) * sc;
+        v = v + sh;
+        y[(size_t)j * cs] = act == DL__ACT_NONE || v > 0 ? v : slope * v;
+    }
+}
+/* out[i rs + j cs] = the output of row i (channel c0 + i), column j, for M
+   rows and N columns of A (M rows of K4 words) times B ([K4][ldb/4][4]). */
+typedef struct dl__q8_out { const float *scale, *bias, *wsum; float z; const dl__epilogue *epi; } dl__q8_out;
+static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, const uint8_t *B, size_t ldb, int N,
+                        const dl__q8_out *o, int c0, float *out, size_t rs, size_t cs) {
+    int32_t c[4 * DL__Q8_NB];
+    int i0, j0, i;
+    for (i0 = 0; i0 < M; i0 += 4)
+        for (j0 = 0; j0 < N; j0 += DL__Q8_NB) {
+            const int8_t *rows[4];
+            int m = M - i0 < 4 ? M - i0 : 4, n = N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB;
+            for (i = 0; i < 4; i++) rows[i] = A + (size_t)(i0 + (i < m ? i : 0)) * K4 * 4;   /* past M: row i0 again, unused */
+            tile(K4, rows, B + 4 * (size_t)j0, ldb, c);
+            for (i = 0; i < m; i++) {
+                int ch = c0 + i0 + i;
+                dl__q8_row_out(out + (size_t)(i0 + i) * rs + (size_t)j0 * cs, cs, c + i * DL__Q8_NB, n,
+                               (int32_t)o->z * (int32_t)o->wsum[ch], o->scale[ch], o->bias[ch], o->epi->act,
+                               o->epi->act == DL__ACT_PRELU ? o->epi->slope[ch] : o->epi->alpha);
+            }
+        }
+}
+/* Scratch bytes: the quantized input, then (64-byte aligned) B, then
+   (convolutions) four im2col rows. */
+static size_t dl__q8_scratch(const dl_layer *l, int n) {
+    size_t u, k4, cols;
+    if (l->op == DL_OP_DENSE) {         /* rows of 4 min(n, 64) bytes, and the slack the last row's tile reads */
+        cols = (size_t)(n < DL__Q8_NB ? n : DL__Q8_NB);
+        u = cols * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4;
+        return ((u + 63) & ~(size_t)63) + k4 * 4 * cols + 4 * DL__Q8_NB;
+    }
+    { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
+    return ((u + 63) & ~(size_t)63) + (k4 + (l->op == DL_OP_CONV2D)) * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
+}
+/* Row k of one group's im2col matrix, P bytes: padding reads as z. The
+   outputs whose x falls inside are found once per row: no test per byte. */
+static void dl__q8_im2col_row(const dl__conv *g, const uint8_t *u, int grp, int k, uint8_t *d, int z) {
+    int KK = g->KH * g->KW, oy, ox, c = grp * g->Cg + k / KK, dy = k % KK / g->KW * g->dh - g->ph, dx = k % g->KW * g->dw - g->pw;
+    int lo = dx >= 0 ? 0 : (-dx + g->sw - 1) / g->sw, hi = g->W - dx <= 0 ? 0 : (g->W - dx - 1) / g->sw + 1;
+    const uint8_t *plane = u + (size_t)c * g->H * g->W;
+    if (hi > g->OW) hi = g->OW;
+    if (lo > hi) lo = hi;
+    for (oy = 0; oy < g->OH; oy++, d += g->OW) {
+        int y = oy * g->sh + dy;
+        const uint8_t *row;
+        if ((unsigned)y >= (unsigned)g->H) { for (ox = 0; ox < g->OW; ox++) d[ox] = (uint8_t)z; continue; }
+        row = plane + (size_t)y * g->W;       /* formed only when y is inside; x = ox sw + dx, ox in [lo, hi) */
+        for (ox = 0; ox < lo; ox++) d[ox] = (uint8_t)z;
+        if (g->sw == 1) for (; ox < hi; ox++) d[ox] = row[ox + dx];
+        else for (; ox < hi; ox++) d[ox] = row[ox * g->sw + dx];
+        for (; ox < g->OW; ox++) d[ox] = (uint8_t)z;
+    }
+}
+/* im2col of one group of one quantized sample into B, k in groups of 4:
+   four rows at a time, then interleaved. Columns past P and rows past K
+   are zeros (their weights are zero). tmp: ldb bytes. */
+static void dl__q8_im2col(const dl__conv *g, const uint8_t *u, int grp, uint8_t *B, size_t ldb, int z, uint8_t *tmp) {
+    int K4 = (g->K + 3) / 4, k4, t, p, cols = (int)(ldb / 4);
+    for (k4 = 0; k4 < K4; k4++) {
+        uint8_t *d = B + (size_t)k4 * ldb;
+        for (t = 0; t < 4; t++) {
+            uint8_t *r = tmp + (size_t)t * cols;
+            if (4 * k4 + t < g->K) dl__q8_im2col_row(g, u, grp, 4 * k4 + t, r, z);
+            else memset(r, 0, (size_t)g->P);
+            memset(r + g->P, 0, (size_t)(cols - g->P));
+        }
+        for (p = 0; p < cols; p++) {
+            d[4 * p] = tmp[p]; d[4 * p + 1] = tmp[cols + p]; d[4 * p + 2] = tmp[2 * cols + p]; d[4 * p + 3] = tmp[3 * cols + p];
+        }
+    }
+}
+static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, const dl__epilogue *epi, void *scratch) {
+    dl__q8_out o;
+    dl__q8_tile_fn tile = dl__q8_detect(NULL);
+    uint8_t *u = (uint8_t *)scratch, *B;
+    float inv = e->w[3][0];
+    int i;
+    o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = e->w[3][1]; o.epi = epi;
+    if (l->op == DL_OP_DENSE) {         /* DL__Q8_NB samples at a time, so the scratch stays bounded */
+        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0, nb = e->n < DL__Q8_NB ? e->n : DL__Q8_NB;
+        /* B rows hold just the nb samples: a tile reads 64 columns, those
+           past nb from the next row (or the slack after the last), and
+           their sums are never stored; as dl__q8_scratch */
+        size_t ldb = 4 * (size_t)nb;
+        B = u + (((size_t)nb * K + 63) & ~(size_t)63);
+        memset(B + (size_t)K4 * ldb, 0, 4 * DL__Q8_NB);
+        for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
+            int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
+            dl__q8_quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, o.z);
+            for (k = 0; k < K4; k++) {          /* sample j's k..k+3 are column j of row k / 4; zeros past K and N */
+                uint8_t *d = B + (size_t)k * ldb;
+                memset(d, 0, ldb);
+                for (j = 0; j < N; j++) memcpy(d + 4 * (size_t)j, u + (size_t)j * K + 4 * k, 4 * k + 4 <= K ? 4 : (size_t)(K - 4 * k));
+            }
+            dl__q8_gemm(tile, q, M, K4, B, ldb, N, &o, 0, e->out + (size_t)j0 * M, 1, (size_t)M);
+        }
+        return DL_OK;
+    }
+    {
+        dl__conv g = dl_layer_conv_geom(l);
+        int K4 = (g.K + 3) / 4, grp;
+        size_t ldb = 4 * (size_t)((g.P + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB), plane = (size_t)g.C * g.H * g.W;
+        B = u + ((plane + 63) & ~(size_t)63);
+        for (i = 0; i < e->n; i++) {
+            float *y = e->out + (size_t)i * g.M * g.P;
+            dl__q8_quantize(u, e->in[0] + (size_t)i * plane, plane, inv, o.z);
+            for (grp = 0; grp < g.G; grp++) {
+                dl__q8_im2col(&g, u, grp, B, ldb, (int)o.z, B + (size_t)K4 * ldb);
+                dl__q8_gemm(tile, q + (size_t)grp * g.Mg * K4 * 4, g.Mg, K4, B, ldb, g.P, &o, grp * g.Mg,
+                            y + (size_t)grp * g.Mg * g.P, (size_t)g.P, 1);
+            }
+        }
+    }
+    return DL_OK;
+}
+
+/* ---- memory: one arena, activations then the scratch of the largest step ---- */
+/* The scratch bounds hold for every micro-kernel dl.h has (tiles 4, 6 or 8
+   rows by 8 to 32 columns), so one number fits the x86 and the ARM build;
+   a new micro-kernel must fit them too (dl__fz_run refuses one that does not). */
+static size_t dl__fz_apack(int M, int K) {
+    int r4 = dl__round_up(M, 4), r6 = dl__round_up(M, 6), r8 = dl__round_up(M, 8);
+    int r = r4 > r6 ? r4 : r6;
+    return (size_t)(r > r8 ? r : r8) * (size_t)K;
+}
+static size_t dl__fz_bpack(int K, long long N) {        /* one packed B panel (dl__gemm_block) */
+    long long nc = ((N + 7) / 8 + 31) / 32 * 32;
+    return (size_t)(K < DL__KC ? K : DL__KC) * (size_t)(nc < DL__NC ? nc : DL__NC);
+}
+/* A step's forward scratch at batch n: shared (packed A, convolution row
+   table) and the one thread's (packed B). Mirrors the kernels' use. */
+static void dl__fz_scratch(const int32_t *r, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    *shared = *thread = 0;
+    if (r[DL__R_Q] >= 0) *shared = (dl__q8_scratch(l, n) + sizeof(float) - 1) / sizeof(float);
+    else if (l->op == DL_OP_DENSE && n >= 4) {       /* below 4 samples: dot products, no scratch */
+        *shared = dl__fz_apack(l->a.units, l->in[0]->size);
+        *thread = dl__fz_bpack(l->in[0]->size, n);
+    } else if (l->op == DL_OP_CONV2D) {
+        dl__conv g = dl_layer_conv_geom(l);
+        *shared = dl__align(dl__fz_apack(g.Mg, g.K)) + 4 * (size_t)g.K;
+        *thread = dl__fz_bpack(g.K, (long long)n * g.P);
+    } else if (l->op == DL_OP_MATMUL) {
+        int batch, M, K, P;
+        dl__matmul_dims(l, &batch, &M, &K, &P);
+        *thread = DL__BPACK + dl__fz_apack(M, K);
+    }
+}
+
+/* An int8 step's weights are where and as large as its shape says. */
+static int dl__q8_step_ok(const dl_frozen *f, const int32_t *r) {
+    dl__fz_layer z;
+    size_t M, K, k;
+    if (r[DL__R_OP] != DL_OP_CONV2D && r[DL__R_OP] != DL_OP_DENSE) return 0;
+    if (r[DL__R_NW] != 4 || r[DL__R_SCALE] >= 0 || r[DL__R_SHIFT] >= 0 || r[DL__R_NIN] != 1) return 0;
+    dl__fz_decode(r, &z);
+    if (z.l.op == DL_OP_DENSE) { M = (size_t)z.l.a.units; K = (size_t)z.in[0].size; }
+    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; K = (size_t)g.K; if (g.G < 1) return 0; }
+    for (k = 0; k < 3; k++) if ((size_t)r[DL__R_W + 2 * k + 1] != M) return 0;
+    return r[DL__R_W + 7] == 2 && (size_t)r[DL__R_Q] + M * ((K + 3) / 4) * 4 <= f->q_len;
+}
+
+/* Checks the table's framing; *steps points at the first step. */
+static int dl__fz_check(const dl_frozen *f, const int32_t **steps) {
+    const int32_t *c = f->code, *r;
+    size_t at, len = f->code_len;
+    int i, k, vals;
+    if (len < DL__FZ_HEAD || c[0] != DL__FZ_MAGIC || c[1] != DL__FZ_VERSION) return DL_ERR_FORMAT;
+    vals = c[3];
+    if (vals < 1 || (size_t)vals > len - DL__FZ_HEAD || c[2] < 0) return DL_ERR_FORMAT;
+    *steps = c + DL__FZ_HEAD + vals;
+    for (i = 0, at = DL__FZ_HEAD + (size_t)vals; i < c[2]; i++) {
+        if (at + DL__R_W > len) return DL_ERR_FORMAT;
+        r = c + at;
+        if (r[DL__R_LEN] < DL__R_W || at + (size_t)r[DL__R_LEN] > len || r[DL__R_OP] <= 0 || r[DL__R_OP] >= DL_OP_COUNT ||
+            r[DL__R_NIN] < 1 || r[DL__R_NIN] > DL__FZ_MAX_IN || r[DL__R_NW] < 0 || r[DL__R_NW] > 8 ||
+            r[DL__R_LEN] != DL__R_W + 2 * r[DL__R_NW] + 5 * r[DL__R_NIN] || r[DL__R_OUT] < 0 || r[DL__R_OUT] >= vals ||
+            r[DL__R_OP] == DL_OP_CUSTOM || (r[DL__R_Q] >= 0 && !dl__q8_step_ok(f, r)))
+            return DL_ERR_FORMAT;
+        for (k = 0; k < r[DL__R_NW]; k++)
+            if (r[DL__R_W + 2 * k] < 0 || r[DL__R_W + 2 * k + 1] < 0 || (size_t)r[DL__R_W + 2 * k] + (size_t)r[DL__R_W + 2 * k + 1] > f->w_len)
+                return DL_ERR_FORMAT;
+        for (k = 0; k < r[DL__R_NIN]; k++) if (dl__fz_inputs(r)[5 * k] < 0 || dl__fz_inputs(r)[5 * k] >= vals) return DL_ERR_FORMAT;
+        at += (size_t)r[DL__R_LEN];
+    }
+    return at == len ? DL_OK : DL_ERR_FORMAT;
+}
+
+int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
+    const int32_t *r;
+    dl__fz_layer z;
+    size_t sh, th, scratch = 0;
+    int i, rc;
+    if (!f || !m || n < 1) return DL_ERR_ARG;
+    if ((rc = dl__fz_check(f, &r))) return rc;
+    memset(m, 0, sizeof *m);
+    for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) {
+        dl__fz_decode(r, &z);
+        dl__fz_scratch(r, &z.l, n, &sh, &th);
+        if (dl__align(sh) + th > scratch) scratch = dl__align(sh) + th;
+    }
+    m->steps = f->code[2];
+    m->in_size = f->code[4];
+    m->out_size = f->code[5];
+    m->act_bytes = (size_t)n * (size_t)f->code[6] * sizeof(float);
+    m->scratch_bytes = scratch * sizeof(float);
+    m->work_bytes = m->act_bytes + m->scratch_bytes;
+    m->weight_bytes = f->w_len * sizeof(float) + f->q_len;
+    m->code_bytes = f->code_len * sizeof(int32_t);
+    return DL_OK;
+}
+
+/* ---- the executor: the steps in order, each one kernel call ---- */
+/* hook (calibration) sees each step's first input before the step runs */
+typedef void (*dl__fz_hook)(void *user, int step, const float *in, size_t count);
+static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void *work, dl__fz_hook hook, void *user) {
+    const int32_t *r, *head;
+    float *arena = (float *)work, *scratch;
+    dl__cpu cpu;
+    dl_memory m;
+    int i, k, rc;
+    if (!f || !x || !y || n < 1 || (uintptr_t)work % sizeof(float)) return DL_ERR_ARG;
+    if ((rc = dl_frozen_memory(f, n, &m))) return rc;
+    if (!work && m.work_bytes) return DL_ERR_ARG;
+    dl__fz_check(f, &r);
+    head = f->code;
+    if (head[2] == 0) { memcpy(y, x, (size_t)n * (size_t)head[5] * sizeof(float)); return DL_OK; }
+    scratch = arena + (size_t)n * (size_t)head[6];
+    memset(&cpu, 0, sizeof cpu);
+    cpu.simd = dl__simd_detect();
+    cpu.threads = 1;                            /* dl__parallel then runs every task here */
+    if (cpu.simd->mr > 8 || 24 % cpu.simd->mr || cpu.simd->nr > 32) return DL_ERR_UNSUPPORTED;   /* beyond dl__fz_apack's bounds */
+    for (i = 0; i < head[2]; i++, r += r[DL__R_LEN]) {
+        dl__fz_layer z;
+        dl_exec e;
+        dl__epilogue epi;
+        const float *in[DL__FZ_MAX_IN];
+        float *w[8];
+        size_t sh, th;
+        int32_t v;
+        dl__fz_decode(r, &z);
+        for (k = 0; k < z.l.n_in; k++) {
+            v = head[DL__FZ_HEAD + dl__fz_inputs(r)[5 * k]];
+            in[k] = v == DL__FZ_X ? x : arena + (size_t)n * (size_t)v;
+        }
+        /* the kernels take w as writable (training updates batchnorm
+           statistics); in eval mode nothing writes through it */
+        for (k = 0; k < r[DL__R_NW]; k++) w[k] = (float *)(uintptr_t)(f->w + r[DL__R_W + 2 * k]);
+        v = head[DL__FZ_HEAD + r[DL__R_OUT]];
+        memset(&e, 0, sizeof e);
+        e.n = n;
+        e.in = in;
+        e.out = v == DL__FZ_Y ? y : arena + (size_t)n * (size_t)v;
+        e.w = w;
+        e.cpu = &cpu;
+        memset(&epi, 0, sizeof epi);
+        epi.act = r[DL__R_ACT];
+        epi.alpha = dl__i2f(r[DL__R_ALPHA]);
+        epi.scale = r[DL__R_SCALE] >= 0 ? f->w + r[DL__R_SCALE] : NULL;
+        epi.shift = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
+        epi.slope = r[DL__R_SLOPE] >= 0 ? f->w + r[DL__R_SLOPE] : NULL;
+        cpu.epi = epi.scale || epi.act ? &epi : NULL;
+        dl__fz_scratch(r, &z.l, n, &sh, &th);
+        cpu.shared = scratch;
+        cpu.thread_ws = scratch + dl__align(sh);
+        cpu.thread_floats = th;
+        if (hook) hook(user, i, in[0], (size_t)n * (size_t)z.in[0].size);
+        rc = r[DL__R_Q] >= 0 ? dl__q8_forward(&z.l, &e, f->q + r[DL__R_Q], &epi, scratch) : dl__cpu_ops[z.l.op].forward(&z.l, &e);
+        if (rc) return rc;
+    }
+    return DL_OK;
+}
+
+int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work) {
+    return dl__fz_run(f, x, y, n, work, NULL, NULL);
+}
+
+/* ---- freezing ---- */
+typedef struct dl__fz_build {
+    const dl_net *net;
+    dl__wbuf code, w;               /* the steps, the weights */
+    int *val, n_vals;               /* per layer: its value; values are step outputs (0: the input) */
+    int *vsize, *def, *last;        /* per value: floats per sample, defining and last reading step */
+    int steps;
+    char *err;
+} dl__fz_build;
+
+static int32_t dl__fz_put_floats(dl__fz_build *b, const float *p, int count, const char *what, int *bad) {
+    int32_t at = (int32_t)(b->w.len / sizeof(float));
+    int i;
+    for (i = 0; i < count; i++) if (!dl__finite(p[i])) *bad = 1;
+    if (*bad) dl__fail(b->err, DL_ERR_NUMERIC, "dl_freeze: %s holds a value that is not finite", what);
+    dl__put(&b->w, p, (size_t)count * sizeof(float));
+    return at;
+}
+static void dl__fz_put_i32(dl__wbuf *w, int32_t v) { dl__put(w, &v, sizeof v); }
+
+/* One step: layer l computes value `last`'s output (a fused chain when
+   l != last), with the epilogue's scale and shift in fuse. */
+static int dl__fz_step(dl__fz_build *b, const dl_layer *l, const dl_layer *last, const dl__epilogue *epi) {
+    int32_t rec[DL__R_W + 8];
+    int k, v = b->n_vals++, bad = 0, C = l->shape[0];
+    memset(rec, 0, sizeof rec);
+    if (l->n_in > DL__FZ_MAX_IN)
+        return dl__fail(b->err, DL_ERR_UNSUPPORTED, "dl_freeze: %s '%s' reads %d layers; at most %d can be frozen",
+                        dl_op_name(l->op), l->name, l->n_in, DL__FZ_MAX_IN);
+    rec[DL__R_OP] = l->op;
+    rec[DL__R_OUT] = v;
+    rec[DL__R_NDIM] = l->ndim;
+    for (k = 0; k < 3; k++) rec[DL__R_SHAPE + k] = l->shape[k];
+    rec[DL__R_NIN] = l->n_in;
+    dl__fz_encode_attrs(rec + DL__R_ATTR, &l->a);
+    rec[DL__R_ACT] = epi->act;
+    rec[DL__R_ALPHA] = dl__f2i(epi->alpha);
+    rec[DL__R_SCALE] = epi->scale ? dl__fz_put_floats(b, epi->scale, C, "a batchnorm's statistics", &bad) : -1;
+    rec[DL__R_SHIFT] = epi->shift ? dl__fz_put_floats(b, epi->shift, C, "a batchnorm's statistics", &bad) : -1;
+    rec[DL__R_SLOPE] = epi->slope ? dl__fz_put_floats(b, epi->slope, C, "a prelu's slope", &bad) : -1;
+    rec[DL__R_Q] = -1;
+    rec[DL__R_NW] = l->n_params;
+    for (k = 0; k < l->n_params; k++) {
+        const dl_param *p = &b->net->params[l->first_param + k];
+        rec[DL__R_W + 2 * k] = dl__fz_put_floats(b, p->data, p->size, p->name, &bad);
+        rec[DL__R_W + 2 * k + 1] = p->size;
+    }
+    rec[DL__R_LEN] = DL__R_W + 2 * l->n_params + 5 * l->n_in;
+    if (bad) return DL_ERR_NUMERIC;
+    dl__put(&b->code, rec, (size_t)(DL__R_W + 2 * l->n_params) * sizeof(int32_t));
+    for (k = 0; k < l->n_in; k++) {
+        const dl_layer *x = l->in[k];
+        int u = b->val[x->index], d;
+        dl__fz_put_i32(&b->code, u);
+        dl__fz_put_i32(&b->code, x->ndim);
+        for (d = 0; d < 3; d++) dl__fz_put_i32(&b->code, x->shape[d]);
+        b->last[u] = b->steps;
+    }
+    b->vsize[v] = last->size;
+    b->def[v] = b->last[v] = b->steps++;
+    b->val[last->index] = v;
+    return DL_OK;
+}
+
+/* First fit: each value at the lowest offset (floats per sample, 64-byte
+   aligned) that no value alive at the same time uses. Returns the arena. */
+static int32_t dl__fz_layout(const dl__fz_build *b, int32_t *off, int out_val) {
+    int32_t arena = 0;
+    int v, u, moved;
+    for (v = 1; v < b->n_vals; v++) {
+        int32_t at = 0, size = (int32_t)dl__align((size_t)b->vsize[v]);
+        if (v == out_val) { off[v] = DL__FZ_Y; continue; }
+        do {
+            moved = 0;
+            for (u = 1; u < v; u++)
+                if (u != out_val && b->def[u] <= b->last[v] && b->def[v] <= b->last[u] &&
+                    at < off[u] + (int32_t)dl__align((size_t)b->vsize[u]) && off[u] < at + size) {
+                    at = off[u] + (int32_t)dl__align((size_t)b->vsize[u]);
+                    moved = 1;
+                }
+        } while (moved);
+        off[v] = at;
+        if (at + size > arena) arena = at + size;
+    }
+    off[0] = DL__FZ_X;
+    return arena;
+}
+
+/* The layers the forward pass to out computes (dl__forward's rule), checked. */
+static int dl__fz_mark(const dl_net *net, const dl_layer *out, unsigned char *needed, int *cons, char *err) {
+    const dl_layer *input = NULL;
+    int i, j;
+    needed[out->index] = 1;
+    for (i = out->index; i >= 0; i--) {
+        const dl_layer *l = net->layers[i];
+        if (!needed[i]) continue;
+        for (j = 0; j < l->n_in; j++) { needed[l->in[j]->index] = 1; cons[l->in[j]->index]++; }
+        if (l->op == DL_OP_CUSTOM)
+            return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: custom layer '%s' cannot be frozen: its callbacks are "
+                            "code that dl.h cannot copy into a frozen net or C source", l->name);
+        if (l->op == DL_OP_INPUT) {
+            if (input) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: '%s' reads two inputs, '%s' and '%s'",
+                                       out->name, l->name, input->name);
+            input = l;
+        }
+    }
+    return DL_OK;
+}
+
+static int dl__fz_build_steps(dl__fz_build *b, const dl_layer *out, unsigned char *needed, int *cons, float *fuse) {
+    const dl_net *net = b->net;
+    int i, rc;
+    for (i = 0; i <= out->index; i++) {
+        dl_layer *l = net->layers[i];
+        dl__epilogue epi;
+        memset(&epi, 0, sizeof epi);
+        if (needed[i] != 1) continue;
+        if (l->op == DL_OP_INPUT) b->val[i] = 0;
+        else if (l->op == DL_OP_RESHAPE || l->op == DL_OP_DROPOUT) b->val[i] = b->val[l->in[0]->index];  /* eval: identity */
+        else if ((rc = dl__fz_step(b, l, l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE
+                                   ? dl__fuse_chain(net, needed, cons, l, out, fuse, &epi) : l, &epi)))
+            return rc;
+    }
+    return DL_OK;
+}
+
+dl_frozen *dl_freeze(const dl_net *net, dl_layer *out, dl_status *st) {
+    dl__fz_build b;
+    dl_status local;
+    dl_frozen *f = NULL;
+    unsigned char *needed = NULL;
+    int *cons = NULL, rc = DL_OK, i, L, C = 1;
+    float *fuse = NULL;
+    char *err = st ? st->msg : local.msg;
+    memset(&b, 0, sizeof b);
+    if (st) { st->code = DL_OK; st->msg[0] = 0; }
+    if (!net) { rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: net is NULL"); goto done; }
+    if (!out || out->net != net) {
+        rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: the output layer is %s", out ? "of another net" : "NULL (dl_net_output(net) is the last layer)");
+        goto done;
+    }
+    if (net->b != &net->cpu) {
+        rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: the net is on %s; move it to the CPU first (dl_net_to_backend(net, NULL))", net->b->name);
+        goto done;
+    }
+    L = net->n_layers;
+    for (i = 0; i < L; i++) if (net->layers[i]->shape[0] > C) C = net->layers[i]->shape[0];
+    needed = (unsigned char *)dl__calloc((size_t)L, 1);
+    cons = (int *)dl__calloc((size_t)L * 5 + 1, sizeof(int));       /* cons, val, vsize, def, last */
+    fuse = (float *)dl__calloc(2 * (size_t)C, sizeof(float));
+    if (!needed || !cons || !fuse) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_freeze: out of memory"); goto done; }
+    b.net = net; b.err = err;
+    b.val = cons + L; b.vsize = b.val + L; b.def = b.vsize + L; b.last = b.def + L;
+    b.n_vals = 1;
+    if ((rc = dl__fz_mark(net, out, needed, cons, err)) || (rc = dl__fz_build_steps(&b, out, needed, cons, fuse))) goto done;
+    {   /* head, value offsets, steps in one block with the weights and the dl_frozen */
+        int32_t head[DL__FZ_HEAD], *off;
+        size_t code_len, wbytes = b.w.len;
+        char *blk;
+        int out_val = b.val[out->index];
+        if (b.code.oom || b.w.oom) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_freeze: out of memory"); goto done; }
+        code_len = DL__FZ_HEAD + (size_t)b.n_vals + b.code.len / sizeof(int32_t);
+        blk = (char *)DL_MALLOC(sizeof(dl_frozen) + code_len * sizeof(int32_t) + wbytes + 1);
+        if (!blk) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_freeze: out of memory"); goto done; }
+        f = (dl_frozen *)(void *)blk;
+        memset(f, 0, sizeof *f);
+        off = (int32_t *)(void *)(blk + sizeof(dl_frozen));
+        head[0] = DL__FZ_MAGIC; head[1] = DL__FZ_VERSION; head[2] = b.steps; head[3] = b.n_vals;
+        head[4] = 0;
+        for (i = 0; i <= out->index; i++) if (needed[i] && net->layers[i]->op == DL_OP_INPUT) head[4] = net->layers[i]->size;
+        head[5] = out->size;
+        head[6] = dl__fz_layout(&b, off + DL__FZ_HEAD, out_val == 0 ? -1 : out_val);
+        memcpy(off, head, sizeof head);
+        if (b.code.len) memcpy(off + DL__FZ_HEAD + b.n_vals, b.code.p, b.code.len);
+        f->code = off; f->code_len = code_len;
+        f->w = (const float *)(void *)(off + code_len); f->w_len = wbytes / sizeof(float);
+        if (wbytes) memcpy((void *)(off + code_len), b.w.p, wbytes);
+        f->owned = blk;
+    }
+done:
+    DL_FREE(needed); DL_FREE(cons); DL_FREE(fuse); DL_FREE(b.code.p); DL_FREE(b.w.p);
+    if (st) st->code = rc;
+    return rc ? NULL : f;
+}
+void dl_frozen_free(dl_frozen *f) { if (f && f->owned) DL_FREE(f->owned); }
+
+int dl_net_memory(const dl_net *net, dl_layer *out, int n, dl_memory *m) {
+    dl_frozen *f;
+    dl_status st;
+    int rc;
+    if (!net || !m || n < 1) return DL_ERR_ARG;
+    if (!(f = dl_freeze(net, out, &st))) return st.code;
+    rc = dl_frozen_memory(f, n, m);
+    dl_frozen_free(f);
+    return rc;
+}
+
+/* ---- quantization: calibrate, fold, quantize ---- */
+#define DL__HIST 2048
+typedef struct dl__calib {
+    int *slot;                  /* per step: its index among the steps calibrated, or -1 */
+    double *lo, *hi;            /* per calibrated step: range of its input */
+    double *hist;               /* per calibrated step: DL__HIST bins of |x| over [0, max |x|], zeros left out */
+    int pass, bad;
+} dl__calib;
+static void dl__calib_hook(void *user, int step, const float *in, size_t count) {
+    dl__calib *c = (dl__calib *)user;
+    int s = c->slot[step];
+    size_t i;
+    if (s < 0) return;
+    for (i = 0; i < count; i++) {
+        double v = in[i];
+        if (!dl__finite(in[i])) { c->bad = 1; return; }
+        if (c->pass == 0) { if (v < c->lo[s]) c->lo[s] = v; if (v > c->hi[s]) c->hi[s] = v; }
+        else if (v != 0) {      /* exact zeros (relu, padding) quantize exactly whatever the range: left out */
+            double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s];
+            int bin = amax > 0 ? (int)(fabs(v) / amax * DL__HIST) : 0;
+            c->hist[(size_t)s * DL__HIST + (bin < DL__HIST ? bin : DL__HIST - 1)] += 1;
+        }
+    }
+}
+/* KL(p || q) of histogram h cut at i bins (the rest folded into the last)
+   against its quantization to `levels` levels. */
+static double dl__kl(const double *h, int i, int levels) {
+    double p[DL__HIST], total = 0, qtotal = 0, kl = 0;
+    int j, b;
+    for (j = 0; j < i; j++) { p[j] = h[j]; qtotal += h[j]; }
+    for (j = i; j < DL__HIST; j++) p[i - 1] += h[j];
+    for (j = 0; j < i; j++) total += p[j];
+    if (qtotal <= 0) return 0;
+    for (b = 0; b < levels; b++) {
+        int a = b * i / levels, e = (b + 1) * i / levels, nz = 0;
+        double sum = 0;
+        for (j = a; j < e; j++) { sum += h[j]; nz += h[j] > 0; }
+        for (j = a; j < e; j++)
+            if (p[j] > 0) {
+                double q = nz ? sum / nz : 0;
+                kl += p[j] / total * log((p[j] / total) / (q > 0 ? q / qtotal : 1e-12));
+            }
+    }
+    return kl;
+}
+/* The clipping threshold for |x| of one calibrated step. */
+static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) {
+    const double *h = c->hist + (size_t)s * DL__HIST;
+    double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = -1, bk = 0;
+    float pct = d->percentile > 0 ? d->percentile : 99.99f;
+    int j, levels = c->lo[s] < 0 ? 128 : 255;      /* u8 spends all its levels on [0, T] when nothing is negative */
+    if (d->calib == DL_CALIB_MINMAX || amax <= 0) return amax;
+    for (j = 0; j < DL__HIST; j++) total += h[j];
+    if (d->calib == DL_CALIB_PERCENTILE) {
+        for (j = 0; j < DL__HIST && run < total * pct / 100.0; j++) run += h[j];
+        return amax * j / DL__HIST;
+    }
+    for (j = levels; j <= DL__HIST; j++) {
+        double kl = dl__kl(h, j, levels);
+        if (best < 0 || kl < best) { best = kl; bk = j; }
+    }
+    return amax * (bk + 0.5) / DL__HIST;
+}
+/* Runs the calibration samples through f in batches of 32, twice: ranges, then histograms. */
+static int dl__calibrate(const dl_frozen *f, const float *x, int n, dl__calib *c, char *err) {
+    dl_memory m;
+    int b = n < 32 ? n : 32, i, rc = DL_OK;
+    float *work, *y;
+    dl_frozen_memory(f, b, &m);
+    work = (float *)DL_MALLOC(m.work_bytes + (size_t)b * m.out_size * sizeof(float) + sizeof(float));
+    if (!work) return dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory");
+    y = work + m.work_bytes / sizeof(float);
+    for (c->pass = 0; c->pass < 2 && !rc; c->pass++)
+        for (i = 0; i < n && !rc; i += b)
+            rc = dl__fz_run(f, x + (size_t)i * m.in_size, y, n - i < b ? n - i : b, work, dl__calib_hook, c);
+    DL_FREE(work);
+    if (!rc && c->bad) rc = dl__fail(err, DL_ERR_NUMERIC, "dl_quantize: a calibration sample gives a value that is not finite");
+    return rc;
+}
+
+typedef struct dl__qbuild { dl__wbuf code, w, q; } dl__qbuild;
+static int32_t dl__qput(dl__wbuf *w, const float *p, size_t count) {
+    int32_t at = (int32_t)(w->len / sizeof(float));
+    dl__put(w, p, count * sizeof(float));
+    return at;
+}
+/* A float step copied, its weights moved into the new table. */
+static void dl__q_copy_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r) {
+    int32_t rec[DL__R_W + 8];
+    int k, C = r[DL__R_SHAPE];
+    memcpy(rec, r, sizeof(int32_t) * (size_t)(DL__R_W + 2 * r[DL__R_NW]));
+    if (r[DL__R_SCALE] >= 0) rec[DL__R_SCALE] = dl__qput(&qb->w, f->w + r[DL__R_SCALE], (size_t)C);
+    if (r[DL__R_SHIFT] >= 0) rec[DL__R_SHIFT] = dl__qput(&qb->w, f->w + r[DL__R_SHIFT], (size_t)C);
+    if (r[DL__R_SLOPE] >= 0) rec[DL__R_SLOPE] = dl__qput(&qb->w, f->w + r[DL__R_SLOPE], (size_t)C);
+    for (k = 0; k < r[DL__R_NW]; k++) rec[DL__R_W + 2 * k] = dl__qput(&qb->w, f->w + r[DL__R_W + 2 * k], (size_t)r[DL__R_W + 2 * k + 1]);
+    dl__put(&qb->code, rec, sizeof(int32_t) * (size_t)(DL__R_W + 2 * r[DL__R_NW]));
+    dl__put(&qb->code, dl__fz_inputs(r), sizeof(int32_t) * 5 * (size_t)r[DL__R_NIN]);
+}
+/* A conv or dense step as int8: batchnorm folded into W and b, W quantized
+   per row (or per tensor), the input range [lo, hi] (0 inside) to u8. */
+static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r, double lo, double hi, int per_tensor) {
+    dl__fz_layer z;
+    int32_t rec[DL__R_W + 8];
+    size_t M, K, K4, m, k;
+    const float *W = f->w + r[DL__R_W], *bias = r[DL__R_NW] > 1 ? f->w + r[DL__R_W + 2] : NULL;
+    const float *sc = r[DL__R_SCALE] >= 0 ? f->w + r[DL__R_SCALE] : NULL, *sh = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
+    float *out, xq[2];
+    double s, all = 0;
+    int8_t *q;
+    dl__fz_decode(r, &z);
+    if (z.l.op == DL_OP_DENSE) { M = (size_t)z.l.a.units; K = (size_t)z.in[0].size; }
+    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; K = (size_t)g.K; }
+    K4 = (K + 3) / 4;
+    out = (float *)dl__calloc(3 * M + K, sizeof(float));      /* scale, bias, wsum, one folded row */
+    q = (int8_t *)dl__calloc(M * K4 * 4, 1);
+    if (!out || !q) { DL_FREE(out); DL_FREE(q); return DL_ERR_NOMEM; }
+    if (lo > 0) lo = 0;
+    if (hi < 0) hi = 0;
+    if (hi - lo <= 0) hi = 1;
+    s = (hi - lo) / 255.0;
+    xq[0] = (float)(1.0 / s);
+    xq[1] = (float)floor(-lo / s + 0.5);
+    for (m = 0; m < M && per_tensor; m++)
+        for (k = 0; k < K; k++) { double v = fabs((double)W[m * K + k] * (sc ? sc[m] : 1.0f)); if (v > all) all = v; }
+    for (m = 0; m < M; m++) {
+        float *row = out + 3 * M;
+        double amax = all, sw, sum = 0;
+        for (k = 0; k < K; k++) {
+            row[k] = (float)((double)W[m * K + k] * (sc ? sc[m] : 1.0f));
+            if (!per_tensor && fabs(row[k]) > amax) amax = fabs(row[k]);
+        }
+        sw = amax > 0 ? amax / 127.0 : 1.0;
+        for (k = 0; k < K; k++) {
+            double v = floor(row[k] / sw + 0.5);
+            q[m * K4 * 4 + k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            sum += q[m * K4 * 4 + k];
+        }
+        out[m] = (float)(s * sw);
+        out[M + m] = (float)((bias ? (double)bias[m] : 0.0) * (sc ? sc[m] : 1.0f) + (sh ? sh[m] : 0.0f));
+        out[2 * M + m] = (float)sum;
+    }
+    memcpy(rec, r, sizeof(int32_t) * DL__R_W);
+    rec[DL__R_SCALE] = rec[DL__R_SHIFT] = -1;
+    if (r[DL__R_SLOPE] >= 0) rec[DL__R_SLOPE] = dl__qput(&qb->w, f->w + r[DL__R_SLOPE], M);
+    rec[DL__R_Q] = (int32_t)qb->q.len;
+    rec[DL__R_NW] = 4;
+    for (k = 0; k < 3; k++) { rec[DL__R_W + 2 * k] = dl__qput(&qb->w, out + k * M, M); rec[DL__R_W + 2 * k + 1] = (int32_t)M; }
+    rec[DL__R_W + 6] = dl__qput(&qb->w, xq, 2); rec[DL__R_W + 7] = 2;
+    rec[DL__R_LEN] = DL__R_W + 8 + 5;
+    dl__put(&qb->q, q, M * K4 * 4);
+    dl__put(&qb->code, rec, sizeof(int32_t) * (DL__R_W + 8));
+    dl__put(&qb->code, dl__fz_inputs(r), sizeof(int32_t) * 5);
+    DL_FREE(out); DL_FREE(q);
+    return DL_OK;
+}
+/* int32 sums of 255 x 127 products stay exact up to 2^31: longer rows stay float. */
+static int dl__q_fits(const int32_t *r) {
+    dl__fz_layer z;
+    dl__fz_decode(r, &z);
+    return (r[DL__R_OP] == DL_OP_DENSE ? z.in[0].size : dl_layer_conv_geom(&z.l).K) <= 32768;
+}
+/* Which steps become int8: conv and dense ones, less keep_float and dl__q_fits. */
+static int dl__q_select(const dl_frozen *f, const dl_quant_desc *d, int *slot, char *err) {
+    const int32_t *r;
+    int i, k, count = 0, cand = 0;
+    dl__fz_check(f, &r);
+    for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) {
+        slot[i] = -1;
+        if (r[DL__R_Q] >= 0) return dl__fail(err, DL_ERR_ARG, "dl_quantize: the net is quantized already");
+        if (r[DL__R_OP] == DL_OP_CONV2D || r[DL__R_OP] == DL_OP_DENSE) slot[i] = cand++;
+    }
+    for (k = 0; k < d->n_keep_float; k++) {
+        int want = d->keep_float[k] < 0 ? cand + d->keep_float[k] : d->keep_float[k];
+        if (want < 0 || want >= cand)
+            return dl__fail(err, DL_ERR_ARG, "dl_quantize: keep_float[%d] = %d, but the net has %d conv and dense layers",
+                            k, d->keep_float[k], cand);
+        for (i = 0; i < f->code[2]; i++) if (slot[i] == want) slot[i] = -2;
+    }
+    dl__fz_check(f, &r);
+    for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) slot[i] = slot[i] >= 0 && dl__q_fits(r) ? count++ : -1;
+    return DL_OK;
+}
+dl_frozen *dl_quantize(const dl_frozen *f, const float *x, int n, const dl_quant_desc *d, dl_status *st) {
+    dl_quant_desc d0;
+    dl_status local;
+    dl__calib c;
+    dl__qbuild qb;
+    dl_frozen *out = NULL;
+    const int32_t *r;
+    char *err = st ? st->msg : local.msg;
+    int rc = DL_OK, i, steps, vals;
+    memset(&d0, 0, sizeof d0);
+    memset(&c, 0, sizeof c);
+    memset(&qb, 0, sizeof qb);
+    if (!d) d = &d0;
+    if (st) { st->code = DL_OK; st->msg[0] = 0; }
+    if (!f || !x || n < 1 || (d->n_keep_float > 0 && !d->keep_float)) { rc = dl__fail(err, DL_ERR_ARG, "dl_quantize: NULL or n < 1"); goto done; }
+    if (dl__fz_check(f, &r)) { rc = dl__fail(err, DL_ERR_FORMAT, "dl_quantize: not a frozen net of this dl.h version"); goto done; }
+    steps = f->code[2];
+    vals = f->code[3];
+    c.slot = (int *)dl__calloc((size_t)steps + 1, sizeof(int));
+    c.lo = (double *)dl__calloc(2 * (size_t)steps + 2, sizeof(double));
+    c.hist = (double *)dl__calloc((size_t)steps * DL__HIST + 1, sizeof(double));
+    if (!c.slot || !c.lo || !c.hist) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory"); goto done; }
+    c.hi = c.lo + steps + 1;
+    if ((rc = dl__q_select(f, d, c.slot, err)) || (rc = dl__calibrate(f, x, n, &c, err))) goto done;
+    dl__put(&qb.code, f->code, sizeof(int32_t) * (size_t)(DL__FZ_HEAD + vals));
+    for (i = 0; i < steps && !rc; i++, r += r[DL__R_LEN]) {
+        int s = c.slot[i];
+        double clip = s >= 0 ? dl__calib_clip(&c, s, d) : 0;
+        if (s < 0) dl__q_copy_step(&qb, f, r);
+        else rc = dl__q_int8_step(&qb, f, r, c.lo[s] > -clip ? c.lo[s] : -clip, c.hi[s] < clip ? c.hi[s] : clip, d->per_tensor_weights);
+    }
+    if (rc || qb.code.oom || qb.w.oom || qb.q.oom) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory"); goto done; }
+    {
+        size_t cb = qb.code.len, wb = qb.w.len, bytes = sizeof(dl_frozen) + cb + wb + qb.q.len;
+        char *blk = (char *)DL_MALLOC(bytes);
+        if (!blk) { rc = dl__fail(err, DL_ERR_NOMEM, "dl_quantize: out of memory"); goto done; }
+        out = (dl_frozen *)(void *)blk;
+        memset(out, 0, sizeof *out);
+        memcpy(blk + sizeof(dl_frozen), qb.code.p, cb);
+        if (wb) memcpy(blk + sizeof(dl_frozen) + cb, qb.w.p, wb);
+        if (qb.q.len) memcpy(blk + sizeof(dl_frozen) + cb + wb, qb.q.p, qb.q.len);
+        out->code = (const int32_t *)(void *)(blk + sizeof(dl_frozen)); out->code_len = cb / sizeof(int32_t);
+        out->w = (const float *)(void *)(blk + sizeof(dl_frozen) + cb); out->w_len = wb / sizeof(float);
+        out->q = (const int8_t *)(blk + sizeof(dl_frozen) + cb + wb); out->q_len = qb.q.len;
+        out->owned = blk;
+    }
+done:
+    DL_FREE(c.slot); DL_FREE(c.lo); DL_FREE(c.hist); DL_FREE(qb.code.p); DL_FREE(qb.w.p); DL_FREE(qb.q.p);
+    if (st) st->code = rc;
+    return rc ? NULL : out;
+}
+
+/* ---- C source ---- */
+static void dl__putf(dl__wbuf *w, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    int k;
+    va_start(ap, fmt);
+    k = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (k > 0) dl__put(w, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
+}
+static int dl__is_ident(const char *s) {
+    int i;
+    if (!s || !*s || strlen(s) > 64 || (*s >= '0' && *s <= '9')) return 0;
+    for (i = 0; s[i]; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) return 0;
+    return 1;
+}
+/* The scratch of a large batch, and the first batch that needs it: the
+   scratch grows with the batch until every packed panel is full. */
+static size_t dl__fz_scratch_max(const dl_frozen *f, int *n_full) {
+    dl_memory m, big;
+    int lo = 1, hi = 4096;
+    dl_frozen_memory(f, hi, &big);
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        dl_frozen_memory(f, mid, &m);
+        if (m.scratch_bytes >= big.scratch_bytes) hi = mid; else lo = mid + 1;
+    }
+    *n_full = lo;
+    return big.scratch_bytes;
+}
+static void dl__emit_header(dl__wbuf *w, const dl_frozen *f, const char *name) {
+    char up[72];
+    dl_memory m;
+    int n_full;
+    size_t smax = dl__fz_scratch_max(f, &n_full);
+    int i;
+    dl_frozen_memory(f, 1, &m);
+    for (i = 0; name[i]; i++) up[i] = name[i] >= 'a' && name[i] <= 'z' ? (char)(name[i] - 'a' + 'A') : name[i];
+    up[i] = 0;
+    dl__putf(w, "/* %s.h: a frozen dl.h net, written by dl_emit_c (dl.h %d.%d.%d). Do not edit.\n", name,
+             DL_VERSION_MAJOR, DL_VERSION_MINOR, DL_VERSION_PATCH);
+    dl__putf(w, "   %d steps; const data: %lu bytes of weights, %lu bytes of step table. */\n", m.steps,
+             (unsigned long)m.weight_bytes, (unsigned long)m.code_bytes);
+    dl__putf(w, "#ifndef %s_H\n#define %s_H\n#include <stddef.h>\n\n", up, up);
+    dl__putf(w, "#define %s_IN_SIZE %d     /* floats per sample */\n#define %s_OUT_SIZE %d\n", up, m.in_size, up, m.out_size);
+    dl__putf(w, "/* The work memory of %s_predict (float-aligned: declare it as a float array):\n"
+                "   exact for one sample (activations %lu + kernel scratch %lu bytes). */\n", name,
+             (unsigned long)m.act_bytes, (unsigned long)m.scratch_bytes);
+    dl__putf(w, "#define %s_WORK_BYTES ((size_t)%lu)\n", up, (unsigned long)m.work_bytes);
+    dl__putf(w, "/* Enough for n samples (%s_predict_n); exact from n = %d on, below that at most\n"
+                "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n. */\n", name, n_full,
+             (unsigned long)(smax - m.scratch_bytes));
+    dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
+    dl__putf(w, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
+    dl__putf(w, "/* out = the net's output for in; no allocation, no files, no threads. */\n");
+    dl__putf(w, "void %s_predict(const float *in, float *out, void *work);\n", name);
+    dl__putf(w, "/* n samples; returns 0, or a dl.h status (DL_ERR_ARG: NULL, n < 1, unaligned work). */\n");
+    dl__putf(w, "int %s_predict_n(const float *in, float *out, int n, void *work);\n", name);
+    dl__putf(w, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+}
+static void dl__emit_source(dl__wbuf *w, const dl_frozen *f, const char *name, const dl_emit_desc *d) {
+    size_t i;
+    dl__putf(w, "/* %s.c: a frozen dl.h net, written by dl_emit_c. Do not edit. */\n", name);
+    if (d->implementation) dl__putf(w, "#define DL_IMPLEMENTATION\n");
+    dl__putf(w, "#include \"%s\"\n#include \"%s.h\"\n\n", d->include ? d->include : "dl.h", name);
+    dl__putf(w, "static const int32_t %s_code[%lu] = {", name, (unsigned long)f->code_len);
+    for (i = 0; i < f->code_len; i++) dl__putf(w, "%s%ld", i % 12 ? ", " : i ? ",\n    " : "\n    ", (long)f->code[i]);
+    dl__putf(w, "\n};\nstatic const float %s_w[%lu] = {", name, (unsigned long)(f->w_len ? f->w_len : 1));
+    if (!f->w_len) dl__putf(w, " 0.0f");
+    for (i = 0; i < f->w_len; i++) dl__putf(w, "%s%.9ef", i % 6 ? ", " : i ? ",\n    " : "\n    ", (double)f->w[i]);
+    dl__putf(w, "\n};\n");
+    if (f->q_len) {
+        dl__putf(w, "static const int8_t %s_q[%lu] = {", name, (unsigned long)f->q_len);
+        for (i = 0; i < f->q_len; i++) dl__putf(w, "%s%d", i % 24 ? ", " : i ? ",\n    " : "\n    ", (int)f->q[i]);
+        dl__putf(w, "\n};\nstatic const dl_frozen %s_net = { %s_code, %lu, %s_w, %lu, %s_q, %lu, NULL };\n\n", name, name,
+                 (unsigned long)f->code_len, name, (unsigned long)f->w_len, name, (unsigned long)f->q_len);
+    } else
+        dl__putf(w, "static const dl_frozen %s_net = { %s_code, %lu, %s_w, %lu, NULL, 0, NULL };\n\n", name, name,
+                 (unsigned long)f->code_len, name, (unsigned long)f->w_len);
+    dl__putf(w, "void %s_predict(const float *in, float *out, void *work) {\n"
+                "    (void)dl_frozen_run(&%s_net, in, out, 1, work);\n}\n", name, name);
+    dl__putf(w, "int %s_predict_n(const float *in, float *out, int n, void *work) {\n"
+                "    return dl_frozen_run(&%s_net, in, out, n, work);\n}\n", name, name);
+}
+int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_emit_desc *d, dl_status *st) {
+    dl_emit_desc d0;
+    dl_status local;
+    dl__wbuf w;
+    char path[4096], *err = st ? st->msg : local.msg;
+    const int32_t *r;
+    int rc = DL_OK, k;
+    memset(&d0, 0, sizeof d0);
+    if (!d) d = &d0;
+    if (!dir) dir = ".";
+    if (st) { st->code = DL_OK; st->msg[0] = 0; }
+    if (!f) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the frozen net is NULL");
+    else if (!dl__is_ident(name)) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the name must be a C identifier of at most 64 characters");
+    else if (strlen(dir) + 80 > sizeof path) rc = dl__fail(err, DL_ERR_ARG, "dl_emit_c: the folder name is too long");
+    else if (dl__fz_check(f, &r)) rc = dl__fail(err, DL_ERR_FORMAT, "dl_emit_c: not a frozen net of this dl.h version");
+    for (k = 0; !rc && k < 2; k++) {
+        memset(&w, 0, sizeof w);
+        if (k == 0) dl__emit_header(&w, f, name); else dl__emit_source(&w, f, name, d);
+        snprintf(path, sizeof path, "%s/%s.%s", dir, name, k == 0 ? "h" : "c");
+        rc = w.oom ? dl__fail(err, DL_ERR_NOMEM, "dl_emit_c: out of memory") : dl__write_atomic(err, path, w.p, w.len);
+        DL_FREE(w.p);
+    }
+    if (st) st->code = rc;
+    return rc;
+}
+#endif /* DL_NO_EMIT */
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* make bench: dl.h's speed on this machine, next to the machine's measured
    peak and, in the same run, PyTorch (bench/torch_ref.py) and ONNX Runtime
    (bench/ort_ref.js) on the identical reference CNN. Prints numbers and
-   ratios, never pass/fail. Usage: build/bench [--quick]
+   ratios, never pass/fail. Usage: build/bench [--quick | --embed]
    (--train-rss is the child that measures the training process's peak RSS) */
 #define _POSIX_C_SOURCE 200809L
 #define DL_IMPLEMENTATION
@@ -165,6 +165,48 @@ static double infer_ips(int threads, int batch) {
     dl_net_free(net);
     return steps * batch / t;
 }
+/* Inference images/s on one thread at a batch size: 0 dl_predict, 1 the
+   frozen float net (dl_frozen_run), 2 the same net in int8 (dl_quantize,
+   min/max ranges from 256 of the images). */
+static double embed_ips(int mode, int batch) {
+    dl_net *net = dl_net_new();
+    dl_layer *logits = reference_cnn(net);
+    float *x = images(batch < 256 ? 256 : batch), *y = (float *)malloc(sizeof(float) * 10 * (size_t)batch);
+    dl_frozen *f = dl_freeze(net, logits, NULL), *q = mode == 2 ? dl_quantize(f, x, 256, NULL, NULL) : NULL;
+    const dl_frozen *run = mode == 2 ? q : f;
+    dl_memory m;
+    void *work;
+    int steps = 0;
+    double t0, t;
+    dl_net_set_threads(net, 1);
+    dl_frozen_memory(run, batch, &m);
+    work = malloc(m.work_bytes);
+    if (mode == 0) dl_predict(net, logits, x, batch); else dl_frozen_run(run, x, y, batch, work);
+    t0 = now();
+    do {
+        if (mode == 0) dl_predict(net, logits, x, batch); else dl_frozen_run(run, x, y, batch, work);
+        steps++;
+    } while ((t = now() - t0) < (quick ? 0.3 : 1.0));
+    free(x); free(y); free(work);
+    dl_frozen_free(q); dl_frozen_free(f);
+    dl_net_free(net);
+    return steps * batch / t;
+}
+/* The embedding table (also alone: build/bench --embed). */
+static void embed_table(void) {
+    static const int batches[3] = { 1, 64, 256 };
+    const char *q8;
+    int i;
+    dl__q8_detect(&q8);
+    printf("\nEmbedding: the reference CNN frozen (dl_frozen_run) and in int8 (dl_quantize; %s kernel), images/s on 1 thread\n\n", q8);
+    printf("| %-10s | %12s | %12s | %12s | %10s |\n", "batch", "dl_predict", "frozen float", "int8", "int8/float");
+    printf("|------------|--------------|--------------|--------------|------------|\n");
+    for (i = 0; i < 3; i++) {
+        double a = embed_ips(0, batches[i]), b = embed_ips(1, batches[i]), c = embed_ips(2, batches[i]);
+        printf("| %-10d | %12.0f | %12.0f | %12.0f | %9.2fx |\n", batches[i], a, b, c, c / a);
+        fflush(stdout);
+    }
+}
 static double latency_us(int threads) {
     dl_net *net = dl_net_new();
     dl_layer *logits = reference_cnn(net);
@@ -268,6 +310,7 @@ int main(int argc, char **argv) {
     int cores = dl__default_threads(), sizes[4] = { 256, 512, 1024, 2048 }, i;
     double peak1, peak2;
     quick = argc > 1 && !strcmp(argv[1], "--quick");
+    if (argc > 1 && !strcmp(argv[1], "--embed")) { embed_table(); return 0; }
     if (argc > 1 && !strcmp(argv[1], "--train-rss")) { dl_net_free(net); return train_rss_child(); }
     printf("dl.h %d.%d.%d benchmark: %s kernels, %d cores%s\n\n", DL_VERSION_MAJOR, DL_VERSION_MINOR, DL_VERSION_PATCH,
            simd, cores, quick ? " (quick)" : "");
@@ -328,6 +371,7 @@ int main(int argc, char **argv) {
         double a = conv_gflops(1), b = conv_gflops(2);
         printf("| %-44s | %6.0f (%5.1f%%) | %6.0f (%5.1f%%) |\n", "conv2 layer forward, batch 64 (with im2col)", a, 100 * a / peak1, b, 100 * b / peak2);
     }
+    embed_table();
     printf("\ncompile time of a program with the implementation, cc -O2: %.2f s\n", compile_seconds());
     dl_net_free(net);
     return 0;

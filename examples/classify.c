@@ -9,35 +9,10 @@
  */
 #define DL_IMPLEMENTATION
 #include "dl.h"
-#include <ctype.h>
-#include <stdio.h>
+#include "pgm.h"
 
 static const char *const names[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
-
-/* Reads a w x h binary PGM into x, scaled to [0,1]; -1 if it is anything else. */
-static int read_pgm(const char *path, float *x, int w, int h) {
-    FILE *f = fopen(path, "rb");
-    int v[3], k = 0, c, i;
-    if (!f) return -1;
-    if (fgetc(f) != 'P' || fgetc(f) != '5') goto bad;
-    while (k < 3) {                             /* width, height, maxval; # starts a comment */
-        c = fgetc(f);
-        if (c == '#') while (c != '\n' && c != EOF) c = fgetc(f);
-        else if (isdigit(c)) { ungetc(c, f); if (fscanf(f, "%d", &v[k++]) != 1) goto bad; }
-        else if (!isspace(c)) goto bad;
-    }
-    if (!isspace(fgetc(f)) || v[0] != w || v[1] != h || v[2] < 1 || v[2] > 255) goto bad;
-    for (i = 0; i < w * h; i++) {
-        if ((c = fgetc(f)) == EOF) goto bad;
-        x[i] = (float)c / (float)v[2];
-    }
-    fclose(f);
-    return 0;
-bad:
-    fclose(f);
-    return -1;
-}
 
 int main(int argc, char **argv) {
     dl_status st;

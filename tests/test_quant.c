@@ -1,0 +1,126 @@
+/* test_quant.c - int8 post-training quantization (dl_quantize) on real data:
+ * the reference CNN and a depthwise-separable CNN, each trained for one
+ * epoch on the shipped Fashion-MNIST subset (examples/data), frozen, then
+ * quantized with each calibration method on 500 training images, and
+ * measured on the 1000 test images against the float net: the reference
+ * CNN within the issue's 0.5 points, the depthwise one within 5 (see
+ * below). Prints the accuracy table. About 30 s. */
+#define FASHION_NO_MAIN
+#include "examples/fashion.c"
+#include "tests/test.h"
+
+#define SUBSET "examples/data/fashion-mnist-subset"
+#define N_CALIB 500
+
+/* conv 3x3 -> BN -> relu, then depthwise 3x3 + pointwise 1x1 blocks */
+static dl_layer *dw_block(dl_layer *x, int in, int out, int stride) {
+    dl_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.filters = in; d.kernel = 3; d.pad = 1; d.stride = stride; d.groups = in; d.no_bias = 1;
+    x = dl_relu(dl_batchnorm(dl_conv2d_ex(x, &d)));
+    return dl_relu(dl_batchnorm(dl_conv2d(x, out, 1, 1, 0)));
+}
+static dl_layer *depthwise_cnn(dl_net *net, dl_layer **probs) {
+    dl_layer *h = dl_input(net, 1, FASHION_SIDE, FASHION_SIDE);
+    h = dl_relu(dl_batchnorm(dl_conv2d(h, 16, 3, 1, 1)));
+    h = dw_block(h, 16, 32, 2);                 /* 14x14 */
+    h = dw_block(h, 32, 64, 2);                 /* 7x7 */
+    h = dl_dense(dl_global_avgpool(h), FASHION_CLASSES);
+    *probs = dl_softmax(h);
+    return h;
+}
+
+static void images(const idx_set *s, int first, int n, float *x) {
+    size_t i;
+    for (i = 0; i < (size_t)n * FASHION_PIXELS; i++) x[i] = s->pixels[(size_t)first * FASHION_PIXELS + i] * (1.0f / 255);
+}
+static double accuracy(const dl_frozen *f, const idx_set *test, const float *x, int *classes) {
+    dl_memory m;
+    float *y, *work;
+    int i, c, right = 0;
+    dl_frozen_memory(f, test->count, &m);
+    work = (float *)malloc(m.work_bytes);
+    y = (float *)malloc((size_t)test->count * FASHION_CLASSES * sizeof(float));
+    CHECK(dl_frozen_run(f, x, y, test->count, work) == DL_OK, "dl_frozen_run");
+    for (i = 0; i < test->count; i++) {
+        int best = 0;
+        for (c = 1; c < FASHION_CLASSES; c++) if (y[i * FASHION_CLASSES + c] > y[i * FASHION_CLASSES + best]) best = c;
+        classes[i] = best;
+        right += best == test->labels[i];
+    }
+    free(y); free(work);
+    return (double)right / test->count;
+}
+
+/* bar: the most accuracy (fraction) an int8 net may lose against float. */
+static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), float lr, double bar, const char *name,
+                                 const fashion_data *d) {
+    static const char *const methods[3] = { "min/max", "percentile 99.99", "entropy (KL)" };
+    fashion_opts o;
+    fashion_run run;
+    dl_net *net = dl_net_new();
+    dl_layer *logits, *probs;
+    dl_optim *opt;
+    dl_frozen *f, *q;
+    dl_status st;
+    dl_quant_desc qd;
+    dl_memory mf, mq;
+    float *x = (float *)malloc((size_t)d->test.count * FASHION_PIXELS * sizeof(float));
+    float *cal = (float *)malloc((size_t)N_CALIB * FASHION_PIXELS * sizeof(float));
+    int *cf = (int *)malloc((size_t)d->test.count * sizeof(int)), *cq = (int *)malloc((size_t)d->test.count * sizeof(int));
+    int k, i, same;
+    double af, aq;
+    fashion_default_opts(&o);
+    o.epochs = 1;
+    o.progress = o.augment = o.cosine = 0;
+    dl_net_seed(net, o.seed);
+    logits = build(net, &probs);
+    opt = dl_adam(net, lr);
+    CHECK(probs && opt && fashion_train(net, opt, logits, probs, d, &o, &run) == 0, "training: %s", dl_net_error(net));
+    f = dl_freeze(net, probs, &st);
+    CHECK(f != NULL, "dl_freeze: %s", st.msg);
+    images(&d->test, 0, d->test.count, x);
+    images(&d->train, 0, N_CALIB, cal);
+    af = f ? accuracy(f, &d->test, x, cf) : 0;
+    dl_frozen_memory(f, 1, &mf);
+    printf("    %s: float %.4f (weights %lu B, work %lu B)\n", name, af, (unsigned long)mf.weight_bytes, (unsigned long)mf.work_bytes);
+    for (k = 0; f && k < 3; k++) {
+        memset(&qd, 0, sizeof qd);
+        qd.calib = k;
+        q = dl_quantize(f, cal, N_CALIB, &qd, &st);
+        CHECK(q != NULL, "dl_quantize: %s", st.msg);
+        if (!q) continue;
+        aq = accuracy(q, &d->test, x, cq);
+        for (i = same = 0; i < d->test.count; i++) same += cf[i] == cq[i];
+        dl_frozen_memory(q, 1, &mq);
+        printf("    %s: int8 %-16s %.4f (%+.1f points%s), same class as float %d/%d, weights %lu B, work %lu B\n", name,
+               methods[k], aq, 100 * (aq - af), aq < af - 0.005 - 1e-9 ? ", BELOW the issue's 0.5-point bar" : "", same,
+               d->test.count, (unsigned long)mq.weight_bytes, (unsigned long)mq.work_bytes);
+        CHECK(aq >= af - bar - 1e-9, "%s, %s: int8 accuracy %.4f is more than %.1f points below float %.4f", name, methods[k],
+              aq, 100 * bar, af);
+        dl_frozen_free(q);
+    }
+    dl_frozen_free(f);
+    dl_net_free(net);
+    free(x); free(cal); free(cf); free(cq);
+}
+
+static fashion_data data;
+/* The bar, 0.5 points, holds for the reference CNN with every method. */
+static void test_int8_reference_cnn(void) { quantize_and_compare(fashion_reference, 1e-3f, 0.005, "reference CNN", &data); }
+/* Depthwise layers quantize worse (one activation range per tensor over
+   channels of very different scales): here min/max loses 0.6 points and KL
+   3.1, percentile 0.2. The test holds it to 5 points, which still catches a
+   broken range (a calibration bug once cost 8 points), and prints BELOW
+   where the issue's 0.5-point bar is missed. */
+static void test_int8_depthwise_cnn(void) { quantize_and_compare(depthwise_cnn, 1e-2f, 0.05, "depthwise CNN", &data); }
+
+int main(int argc, char **argv) {
+    char err[1200];
+    if (argc > 1) return fashion_main(argc, argv);      /* the demo, so it is used */
+    if (fashion_load(SUBSET, &data, err, sizeof err)) { printf("%s\n0 passed, 1 failed\n", err); return 1; }
+    RUN(test_int8_reference_cnn);
+    RUN(test_int8_depthwise_cnn);
+    fashion_free(&data);
+    return test_summary();
+}
