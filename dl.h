@@ -5892,7 +5892,7 @@ int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_em
         memset(&w, 0, sizeof w);
         if (k == 0) dl__emit_header(&w, f, name); else dl__emit_source(&w, f, name, d);
         snprintf(path, sizeof path, "%s/%s.%s", dir, name, k == 0 ? "h" : "c");
-        rc = w.oom ? dl__fail(err, DL_ERR_NOMEM, "dl_emit_c: out of memory") : dl__write_atomic(err, path, w.p, w.len);
+        rc = w.oom ? dl__fail(err, DL_ERR_NOMEM, "dl_emit_c: out of memory") : dl__write_atomic(err, "dl_emit_c", path, w.p, w.len);
         DL_FREE(w.p);
     }
     if (st) st->code = rc;
