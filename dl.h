@@ -5810,6 +5810,7 @@ static int dl__is_ident(const char *s) {
 static size_t dl__fz_scratch_max(const dl_frozen *f, int *n_full) {
     dl_memory m, big;
     int lo = 1, hi = 4096;
+    memset(&big, 0, sizeof big);      /* -O3 cannot see that dl_frozen_memory always fills it */
     dl_frozen_memory(f, hi, &big);
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
