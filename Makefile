@@ -11,10 +11,10 @@ comma    = ,
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
+.PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
 all: $(TESTS) examples
 
-$(B)/%: tests/%.c dl.h tests/test.h
+$(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
@@ -28,7 +28,7 @@ $(EXAMPLES): $(B)/%: examples/%.c dl.h examples/idx.h examples/pgm.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 demo: $(EXAMPLES)
-	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples $(ARGS)
+	$(B)/fashion --save $(B)/fashion.dl --dump-samples $(B)/samples --report $(B)/report.html $(ARGS)
 
 $(B)/test_fashion: examples/fashion.c examples/idx.h
 $(B)/test_quant: examples/fashion.c examples/idx.h
@@ -39,14 +39,15 @@ $(B)/cxx_check: tests/test_core.c dl.h
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -x c++ -I. $< -o $@ $(LDLIBS)
 
 # The portable build: scalar kernels, no threads (no pthreads needed at all).
-$(B)/portable_%: tests/test_%.c dl.h tests/test.h
+$(B)/portable_%: tests/test_%.c dl.h tests/test.h tests/ops.h
 	@mkdir -p $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-# The library, Python, browser and MPI tests are scripts that install, build
-# and serve what they test; each says "not run" when its tools are missing.
-SCRIPTS  = tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
+# The report, library, Python, browser and MPI tests are scripts that install,
+# build and serve what they test; each says "not run" when its tools are
+# missing. test_report.sh renders the report build/test_fit wrote.
+SCRIPTS  = tests/test_report.sh tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
 EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED) $(SCRIPTS)
@@ -155,13 +156,13 @@ cuda: $(B)/test_cuda $(B)/fashion_gpu
 $(B)/dl_cuda.o: dl_cuda.cu dl.h
 	@mkdir -p $(B)
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
-$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h
+$(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
 $(B)/fashion_gpu: examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -I. -c $< -o $@.o
 	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
-$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/cuda_emu.h
+$(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/ops.h tests/cuda_emu.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDLC_EMULATE -I. -c tests/test_cuda.c -o $@.o
@@ -185,13 +186,52 @@ $(B)/dist_nccl: examples/dist/mpi.c examples/dist/nccl.cu examples/dist/dist_ncc
 test-dist:
 	@sh tests/test_mpi.sh
 
-# The NEON kernels, cross-compiled and run under qemu (Debian: gcc-aarch64-linux-gnu qemu-user).
-ARM_CC = aarch64-linux-gnu-gcc
+# Other platforms: XTESTS cross-compiled with -std=c99 and run through an
+# emulator, each as a wrapper script for tests/run.sh.
+# $(call cross,DIR,CC,FLAGS,RUNNER,SUFFIX) builds build/DIR/test_* and runs them.
+XTESTS = portable threads grad torch core
+define cross
+	@mkdir -p $(B)/$(1)
+	@for t in $(XTESTS); do $(2) -std=c99 $(WARN) -O2 $(3) -I. tests/test_$$t.c -o $(B)/$(1)/test_$$t$(5) $(LDLIBS) || exit 1; \
+	  printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(4)' $(B)/$(1)/test_$$t$(5) > $(B)/$(1)/run_$$t; chmod +x $(B)/$(1)/run_$$t; done
+	@sh tests/run.sh $(addprefix $(B)/$(1)/run_,$(XTESTS))
+endef
+
+# The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user).
 test-arm:
-	@mkdir -p $(B)/arm
-	@for t in grad torch core; do $(ARM_CC) -std=c99 $(WARN) -O2 -I. tests/test_$$t.c -o $(B)/arm/test_$$t $(LDLIBS) || exit 1; \
-	  printf '#!/bin/sh\nexec qemu-aarch64 -L /usr/aarch64-linux-gnu %s "$$@"\n' $(B)/arm/test_$$t > $(B)/arm/run_$$t; chmod +x $(B)/arm/run_$$t; done
-	@sh tests/run.sh $(B)/arm/run_grad $(B)/arm/run_torch $(B)/arm/run_core
+	$(call cross,arm,aarch64-linux-gnu-gcc,,qemu-aarch64 -L /usr/aarch64-linux-gnu)
+
+# 32-bit x87 floats (statically linked: qemu-i386 7.2 hangs in a dynamically
+# linked pthread_create) and big-endian s390x, both with the portable kernels.
+# test_portable loads the model saved on x86-64 (tests/fixtures) there; the
+# s390x run also saves one that the x86-64 build then loads and checks.
+test-i686:
+	$(call cross,i686,i686-linux-gnu-gcc,-static,qemu-i386)
+test-s390x: $(B)/test_portable
+	$(call cross,s390x,s390x-linux-gnu-gcc,,qemu-s390x -L /usr/s390x-linux-gnu)
+	@$(B)/s390x/run_portable --save $(B)/s390x | tail -n 1
+	@echo "x86-64 loads the model saved on s390x:" && $(B)/test_portable --check $(B)/s390x | tail -n 1
+
+# Windows: mingw-w64 (Win32 threads and files), run under wine in a prefix of
+# our own; wineserver -k stops what wine started. The examples must build too.
+WINE = WINEPREFIX=$(abspath $(B))/wine WINEDEBUG=-all WINEDLLOVERRIDES=mscoree,mshtml=
+test-win:
+	@mkdir -p $(B)/win
+	@for e in fashion classify; do x86_64-w64-mingw32-gcc -std=c99 $(WARN) -O2 -I. examples/$$e.c -o $(B)/win/$$e.exe -lm || exit 1; done
+	@$(WINE) $(MAKE) -s --no-print-directory win-run; rc=$$?; $(WINE) wineserver -k 2>/dev/null; exit $$rc
+win-run:
+	$(call cross,win,x86_64-w64-mingw32-gcc,,sh tests/wine.sh,.exe)
+
+# tcc: no GNU C, so the portable kernels and POSIX threads with a lock for atomics.
+test-tcc:
+	$(call cross,tcc,tcc,,)
+
+# ThreadSanitizer (clang) on the tests that run threads, two in each pool.
+TSAN_TESTS = threads core portable
+test-tsan:
+	@mkdir -p $(B)/tsan
+	@for t in $(TSAN_TESTS); do clang -std=c99 $(WARN) -O1 -g -fsanitize=thread -I. tests/test_$$t.c -o $(B)/tsan/test_$$t $(LDLIBS) || exit 1; done
+	@DL_THREADS=2 TSAN_OPTIONS="halt_on_error=1" sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -1,4 +1,5 @@
 /* dl.h - v0.1.0 - small convolutional networks in one C header. Public domain or MIT, see end.
+   >>docs
 
    Define, train and run small CNNs in-process, on the CPU, with an optional
    CUDA backend (dl_cuda.cu). Dependencies: libc and libm.
@@ -6,6 +7,22 @@
    Do this:
       #define DL_IMPLEMENTATION
    before you include this file in *one* C or C++ file to create the implementation.
+
+   CONTENTS (search for ">>name")
+      >>docs     this block: quick start, concepts, errors, threads, configuration
+      >>api      status, ops, net, layers, params, optim, train, ctx, files, backend
+      >>impl     the implementation, in this order:
+      >>types    private types and helpers    >>net      nets and parameters
+      >>layers   shapes, infer/params hooks, constructors
+      >>compute  SIMD, threads, GEMM          >>ops      one page per op, in DL_OP order
+      >>optable  the op table dl__ops[] and attribute lists
+      >>losses   >>optim   >>cpu (the CPU backend)   >>exec (plan, forward, backward)
+      >>train    >>backend (moving a net)     >>files (format 2 reader and writer)
+      >>platform file calls
+      >>fit      optional: summary, schedules, datasets, dl_fit, report (DL_NO_FIT)
+      >>emit     optional: frozen nets, exact memory, C source (DL_NO_EMIT)
+   A new op is a DL_OP value, a row in dl__ops[] (and dlc__ops[] in dl_cuda.cu),
+   its hooks and kernels, a constructor, and a row in tests/ops.h.
 
    QUICK START (compiles as-is; see README.md and examples/ for more)
 
@@ -86,7 +103,8 @@
         infinite input, target, loss or gradient, and for a step that would
         make a parameter, batchnorm statistic or optimizer state infinite
         or NaN (diverging); DL_ERR_SHAPE for batchnorm training on one
-        value per channel; DL_ERR_UNSUPPORTED for two input layers;
+        value per channel; DL_ERR_UNSUPPORTED for two input layers
+        (use the _multi calls);
         DL_ERR_NOMEM. After any error no parameter, statistic, optimizer
         state or generator state has changed: the step can be retried.
       - dl_predict, dl_forward, dl_ctx_predict: NULL, as above; a NULL layer
@@ -152,19 +170,59 @@
       DL_MALLOC(sz), DL_FREE(p)  allocator; define both or neither
       DL_ASSERT(x)               the library's own invariants (default assert)
       DL_STATIC                  make all functions static
-      DL_NO_THREADS              build without threads: one thread, no pthreads
-      DL_NO_SIMD                 portable C kernels only (no vector extensions)
+      DL_NO_THREADS              build without threads (dl_net_threads is then 1)
+      DL_NO_SIMD                 the portable C kernels only
+      DL_NO_FIT                  leave out the fit zone (summary, schedules,
+                                 datasets, dl_fit, the HTML report)
       DL_NO_EMIT                 leave out freezing and the C emitter (>>emit)
 
-   LAYERS        input dense conv2d maxpool2d avgpool2d global_avgpool batchnorm
-                 dropout reshape flatten relu leaky_relu elu prelu sigmoid tanh
-                 softmax add concat mul matmul custom
-   LOSSES        softmax cross-entropy (integer labels), mean squared error;
+   PLATFORMS (what each compiler gets; tested in CI as noted)
+      SIMD kernels, chosen at run time: gcc and clang on x86-64 get AVX-512
+      and AVX2+FMA micro-kernels and vector row kernels (target attributes and
+      __builtin_cpu_supports; no ifuncs, so sanitizers and static linking
+      work), on aarch64 NEON. Everywhere else (i686, s390x, other CPUs, tcc,
+      MSVC, or DL_NO_SIMD): portable C, which compiles as plain C99 - every
+      GNU extension is behind a check for __GNUC__. Results agree across
+      kernels within float rounding; on one machine they are bit-identical
+      whatever the thread count.
+      Threads: Win32 (CreateThread, SRWLOCK, CONDITION_VARIABLE) on Windows,
+      POSIX (link with -pthread) on Unix, with any compiler: gcc, clang,
+      mingw-w64, tcc (atomics are GNU builtins or Interlocked calls, or a lock
+      where the compiler has neither); none with DL_NO_THREADS or on other
+      systems. dl_net_threads says how many the pool uses.
+      Files: POSIX open/fsync/rename, or on Windows CreateFile,
+      FlushFileBuffers and MoveFileEx (replace, write-through); stdio
+      elsewhere. The format is little-endian on every machine.
+      CI builds and runs the tests on x86-64 (gcc, clang, C++, tcc, ASan,
+      UBSan, TSan), aarch64, i686 and s390x (qemu) and Windows (mingw-w64 and
+      wine): make test, test-arm, test-i686, test-s390x, test-win, test-tcc,
+      test-tsan.
+
+   LAYERS        input constant dense conv2d (asymmetric or "same" pads)
+                 conv2d_transpose maxpool2d avgpool2d (asymmetric or "same" pads,
+                 ceil mode, padding counted or not, dilated max) global_avgpool
+                 global_maxpool batchnorm dropout reshape flatten transpose pad
+                 (constant, reflect, edge) upsample (nearest, bilinear) slice
+                 (channels) relu leaky_relu elu prelu sigmoid tanh clip (ReLU6)
+                 hard_sigmoid hard_swish selu gelu silu softplus softmax
+                 log_softmax add sub mul div (broadcasting) concat matmul
+                 reduce_sum reduce_mean custom; several input layers (_multi)
+   LOSSES        softmax cross-entropy (integer labels), negative log-likelihood
+                 of log-probabilities (integer labels), mean squared error, the
+                 mean of any scalar output (a loss built from layers);
                  L2 weight decay through the optimizer
-   OPTIMIZERS    SGD (momentum, Nesterov), Adam, AdamW, RMSProp (momentum,
-                 centered); clipping by global norm; settable learning rate
+   OPTIMIZERS    SGD (momentum, dampening, Nesterov), Adam, AdamW, RMSProp
+                 (momentum, centered); clipping by global norm; settable learning
+                 rate; state readable by parameter (dl_optim_state)
    FILES         dl_net_save / dl_net_load (model), dl_checkpoint_save /
                  dl_checkpoint_load (model + optimizer + generator state)
+   FIT           (search ">>fit") dl_net_summary; dl_schedule: step, multi-step,
+                 exponential, cosine with restarts, one-cycle, plateau, linear
+                 warm-up; dl_dataset views with augmentation (shift, flip,
+                 cutout, brightness, contrast); dl_fit: epochs, validation,
+                 top-k and confusion matrix, early stopping, checkpoints that
+                 resume bit for bit, callbacks, progress bar, an HTML report;
+                 dl_evaluate and dl_predict_dataset in bounded memory
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
                  all-reduce (examples/dist, docs/SCALING.md)
 */
@@ -190,6 +248,7 @@
 extern "C" {
 #endif
 
+/* ==== >>api: status, ops, net, layers, params, optim, train, ctx, files, backend ==== */
 /* ---- status ------------------------------------------------------------ */
 typedef enum dl_code {
     DL_OK = 0,
@@ -232,6 +291,24 @@ typedef enum dl_op {
     DL_OP_MUL = 18,
     DL_OP_MATMUL = 19,
     DL_OP_CUSTOM = 20,
+    DL_OP_GLOBAL_MAXPOOL = 21,
+    DL_OP_CLIP = 22,
+    DL_OP_HARD_SIGMOID = 23,
+    DL_OP_HARD_SWISH = 24,
+    DL_OP_SELU = 25,
+    DL_OP_GELU = 26,
+    DL_OP_SILU = 27,
+    DL_OP_SOFTPLUS = 28,
+    DL_OP_LOG_SOFTMAX = 29,
+    DL_OP_SUB = 30,
+    DL_OP_DIV = 31,
+    DL_OP_CONSTANT = 32,
+    DL_OP_CONV2D_TRANSPOSE = 33,
+    DL_OP_PAD = 34,
+    DL_OP_TRANSPOSE = 35,
+    DL_OP_UPSAMPLE = 36,
+    DL_OP_SLICE = 37,
+    DL_OP_REDUCE = 38,
     DL_OP_COUNT
 } dl_op;
 
@@ -280,7 +357,14 @@ DLDEF int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int 
 /* ---- layers: each returns NULL on error (see dl_net_error) --------------- */
 /* Options structs: zero means default. Each geometry field has a both-axes
    form (kernel, stride, pad, dilation) and per-axis forms (_h, _w) that
-   override it when non-zero, so any combination can be written. */
+   override it when non-zero, so any combination can be written. Padding
+   may also be given per side (pad_top .. pad_right: when any is non-zero,
+   all four are used as given), or computed from the input size by
+   auto_pad: DL_PAD_SAME_UPPER / SAME_LOWER (TensorFlow's "same", ONNX's
+   auto_pad) give an output of ceil(input / stride) with the odd extra
+   padding at the end / the start. */
+typedef enum dl_pad_mode { DL_PAD_EXPLICIT = 0, DL_PAD_SAME_UPPER = 1, DL_PAD_SAME_LOWER = 2 } dl_pad_mode;
+
 typedef struct dl_conv_desc {
     int filters;               /* output channels (required) */
     int kernel, stride, pad, dilation;          /* both axes; stride and dilation default to 1 */
@@ -288,11 +372,19 @@ typedef struct dl_conv_desc {
     int groups;                /* 0: 1; = in channels for depthwise */
     int no_bias;               /* 1: no bias */
     int init;                  /* dl_init for the weights; biases start at 0 */
+    int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric padding */
+    int auto_pad;              /* dl_pad_mode (conv2d only) */
+    int output_padding, output_padding_h, output_padding_w;   /* conv2d_transpose: added at the end, < stride or dilation */
 } dl_conv_desc;
 
 typedef struct dl_pool_desc {
-    int kernel, stride, pad;   /* both axes; stride defaults to the kernel. Max pooling pads with -inf, average with zeros (counted) */
+    int kernel, stride, pad;   /* both axes; stride defaults to the kernel. Max pooling pads with -inf, average with zeros */
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric padding; each side less than the kernel */
+    int auto_pad;              /* dl_pad_mode */
+    int ceil_mode;             /* 1: PyTorch's ceil_mode (a last, partial window that starts inside the input or left padding) */
+    int exclude_pad;           /* average: divide by the input cells only (ONNX's default; PyTorch's count_include_pad=False) */
+    int dilation, dilation_h, dilation_w;           /* max pooling only; default 1 */
 } dl_pool_desc;
 
 typedef struct dl_dense_desc { int units; int no_bias; int init; } dl_dense_desc;
@@ -302,11 +394,17 @@ DLDEF dl_layer *dl_dense(dl_layer *x, int units);             /* flattens x per 
 DLDEF dl_layer *dl_dense_ex(dl_layer *x, const dl_dense_desc *d);
 DLDEF dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad);
 DLDEF dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d);
+/* The adjoint of conv2d (PyTorch's ConvTranspose2d): weight (in, filters/groups,
+   kH, kW); output (H-1) stride - pad_top - pad_bottom + dilation (k-1) + 1 +
+   output_padding along H, the same along W. */
+DLDEF dl_layer *dl_conv2d_transpose(dl_layer *x, int filters, int kernel, int stride, int pad);
+DLDEF dl_layer *dl_conv2d_transpose_ex(dl_layer *x, const dl_conv_desc *d);
 DLDEF dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d);
 DLDEF dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d);
 DLDEF dl_layer *dl_global_avgpool(dl_layer *x);               /* (C,H,W) -> (C) */
+DLDEF dl_layer *dl_global_maxpool(dl_layer *x);               /* (C,H,W) -> (C) */
 DLDEF dl_layer *dl_batchnorm(dl_layer *x);                    /* per channel (dim 0); eps 1e-5, momentum 0.1 */
 DLDEF dl_layer *dl_batchnorm_ex(dl_layer *x, float eps, float momentum);
 DLDEF dl_layer *dl_dropout(dl_layer *x, float p);             /* inverted dropout, training only */
@@ -319,10 +417,46 @@ DLDEF dl_layer *dl_prelu(dl_layer *x);                        /* one slope per c
 DLDEF dl_layer *dl_sigmoid(dl_layer *x);
 DLDEF dl_layer *dl_tanh(dl_layer *x);
 DLDEF dl_layer *dl_softmax(dl_layer *x);                      /* over channels (dim 0) */
+DLDEF dl_layer *dl_log_softmax(dl_layer *x);                  /* log of softmax over channels, computed stably */
+DLDEF dl_layer *dl_clip(dl_layer *x, float lo, float hi);     /* min(max(x, lo), hi); ReLU6 is dl_clip(x, 0, 6) */
+DLDEF dl_layer *dl_hard_sigmoid(dl_layer *x, float alpha, float beta); /* clip(alpha x + beta, 0, 1): PyTorch 1/6, 1/2; ONNX 0.2, 0.5 */
+DLDEF dl_layer *dl_hard_swish(dl_layer *x);                   /* x hard_sigmoid(x) with 1/6, 1/2 */
+DLDEF dl_layer *dl_selu(dl_layer *x);                         /* 1.0507 (x > 0 ? x : 1.6733 (e^x - 1)) */
+DLDEF dl_layer *dl_gelu(dl_layer *x, int tanh_approx);        /* x Phi(x); 1: PyTorch's approximate='tanh' */
+DLDEF dl_layer *dl_silu(dl_layer *x);                         /* x sigmoid(x), also called swish */
+DLDEF dl_layer *dl_softplus(dl_layer *x);                     /* log(1 + e^x) (x past 20: x, as PyTorch) */
+/* Elementwise add, sub, mul, div broadcast their inputs along NumPy's rule
+   (shapes aligned at the last dim; a dim of 1 repeats): a per-channel
+   (C,1,1), a scalar (1) or a (1,H,W) operand against (C,H,W). Gradients sum
+   over the repeated positions. */
 DLDEF dl_layer *dl_add(dl_layer *a, dl_layer *b);
 DLDEF dl_layer *dl_add_n(dl_layer *const *xs, int n);
+DLDEF dl_layer *dl_sub(dl_layer *a, dl_layer *b);             /* a - b */
+DLDEF dl_layer *dl_mul(dl_layer *a, dl_layer *b);
+DLDEF dl_layer *dl_div(dl_layer *a, dl_layer *b);             /* a / b */
 DLDEF dl_layer *dl_concat(dl_layer *const *xs, int n);        /* along channels (dim 0) */
-DLDEF dl_layer *dl_mul(dl_layer *a, dl_layer *b);             /* elementwise */
+/* Shape ops on a per-sample (C,H,W). dl_pad pads H and W: with a constant,
+   by reflection (no edge repeated; each pad less than the size) or by
+   repeating the edge. dl_transpose permutes the per-sample axes: output
+   dim i is input dim perm[i] (perm has x's ndim entries). dl_upsample
+   scales H and W by integer factors, nearest or bilinear (align_corners as
+   PyTorch's). dl_slice_channels keeps channels start..end-1. */
+typedef enum dl_pad_kind { DL_PAD_CONSTANT = 0, DL_PAD_REFLECT = 1, DL_PAD_EDGE = 2 } dl_pad_kind;
+typedef struct dl_pad_desc { int top, bottom, left, right; int mode; float value; } dl_pad_desc;   /* mode: dl_pad_kind */
+typedef struct dl_upsample_desc { int scale_h, scale_w; int bilinear; int align_corners; } dl_upsample_desc;
+DLDEF dl_layer *dl_pad(dl_layer *x, int pad, int mode);      /* every side, value 0 */
+DLDEF dl_layer *dl_pad_ex(dl_layer *x, const dl_pad_desc *d);
+DLDEF dl_layer *dl_transpose(dl_layer *x, const int *perm);
+DLDEF dl_layer *dl_upsample(dl_layer *x, int scale, int bilinear);   /* align_corners off */
+DLDEF dl_layer *dl_upsample_ex(dl_layer *x, const dl_upsample_desc *d);
+DLDEF dl_layer *dl_slice_channels(dl_layer *x, int start, int end);
+/* Sum or mean over the per-sample axes listed (n_axes 0: all of them). keepdims
+   1 keeps them as 1s; else they go, and reducing every axis leaves (1). */
+DLDEF dl_layer *dl_reduce_sum(dl_layer *x, const int *axes, int n_axes, int keepdims);
+DLDEF dl_layer *dl_reduce_mean(dl_layer *x, const int *axes, int n_axes, int keepdims);
+/* A constant per-sample tensor (the same for every sample): a non-trainable
+   parameter "<name>.value" saved with the net. data: the product of shape floats. */
+DLDEF dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data);
 DLDEF dl_layer *dl_matmul(dl_layer *a, dl_layer *b);          /* per sample: (..,M,K) x (..,K,P) */
 
 /* A user-defined layer. Callbacks run on the CPU with the batch laid out as
@@ -403,6 +537,7 @@ typedef struct dl_optim_desc {  /* zero means default; semantics follow PyTorch 
     int centered;               /* RMSProp */
     float weight_decay;         /* L2 added to the gradient; AdamW: decoupled, default 0.01 */
     float clip_norm;            /* clip the global gradient norm to this; 0: off */
+    float dampening;            /* SGD momentum: b = mu b + (1 - dampening) g after the first step */
 } dl_optim_desc;
 
 DLDEF dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *d);  /* owned by the net */
@@ -415,6 +550,15 @@ DLDEF float     dl_optim_lr(const dl_optim *opt);
 DLDEF int       dl_optim_step(dl_optim *opt);       /* applies and keeps the gradients */
 DLDEF long      dl_optim_steps(const dl_optim *opt); /* steps taken (a checkpoint keeps it) */
 DLDEF void      dl_optim_free(dl_optim *opt);       /* optional: the net frees its optimizers */
+/* Reading an optimizer's state, for inspection or transfer. Slot k of
+   parameter p (p->size floats, in p's order): SGD 0 the momentum buffer;
+   Adam(W) 0 the first moment, 1 the second; RMSProp 0 the square average,
+   then the momentum buffer (with momentum), then the mean gradient
+   (centered). NULL for a slot the optimizer does not keep or a parameter
+   not trainable. The floats are host memory owned by the optimizer, valid
+   until its next step or call. */
+DLDEF int          dl_optim_state_slots(const dl_optim *opt);
+DLDEF const float *dl_optim_state(dl_optim *opt, const dl_param *p, int slot);
 
 /* ---- training and inference on the net's own context --------------------- */
 /* x: n samples of the (single) input layer's size. labels: n ints in
@@ -425,11 +569,32 @@ DLDEF int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits,
                         const float *x, const int *labels, int n, float *loss);
 DLDEF int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out,
                             const float *x, const float *targets, int n, float *loss);
+/* Negative log-likelihood of labels under log-probabilities (a dl_log_softmax
+   output): with log_softmax in front it is the cross-entropy of
+   dl_train_step, computed in two layers. */
+DLDEF int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp,
+                            const float *x, const int *labels, int n, float *loss);
+/* Minimises the batch mean of a scalar (size 1 per sample) output: a loss
+   written with layers (dl_reduce_mean of a layer-built error, a weighted sum
+   of two heads) is differentiated like any other layer. */
+DLDEF int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss);
 
 /* Returns n * dl_layer_size(out) floats owned by the net, valid until the
    next call on the net; NULL on error, a NULL out included (for the last
    layer added, pass dl_net_output(net)). */
 DLDEF const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n);
+
+/* Graphs with several input layers (two-stream and siamese nets, a target
+   fed as an input of a layer-built loss): input layers[k] reads xs[k]
+   (n samples of its size); every input the output depends on must be
+   given. loss_kind is a dl_loss_kind with its targets (labels for SOFTMAX_CE
+   and NLL, floats for MSE, NULL for MEAN, the scalar-output step). */
+DLDEF const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs,
+                                    const float *const *xs, int n);
+DLDEF const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs,
+                                    const float *const *xs, int n, int train);
+DLDEF int dl_train_step_multi(dl_net *net, dl_optim *opt, dl_layer *out, int n_inputs, dl_layer *const *inputs,
+                              const float *const *xs, int loss_kind, const void *targets, int n, float *loss);
 
 /* The pieces of a step, for custom losses and loops: forward (train 1 for
    training mode, 0 for eval mode), then backward from a gradient wrt out
@@ -445,6 +610,7 @@ DLDEF void         dl_zero_grad(dl_net *net);
    outside [0, classes). */
 DLDEF float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits);
 DLDEF float dl_mse(const float *out, const float *targets, int n, int size, float *dout);
+DLDEF float dl_nll(const float *logp, const int *labels, int n, int classes, float *dlogp);   /* -mean logp[label] */
 
 /* ---- data-parallel training: one process (or GPU) per rank --------------- */
 /* dl.h links no MPI or NCCL: the application hands it a collective, which
@@ -498,6 +664,216 @@ DLDEF dl_net *dl_checkpoint_load(const char *path, dl_optim **opt, dl_status *st
 DLDEF dl_net *dl_checkpoint_load_mem(const void *data, size_t len, dl_optim **opt, dl_status *st);
 DLDEF int     dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len); /* DL_FREE it */
 DLDEF const char *dl_op_name(int op);
+
+/* ---- fit: summary, schedules, datasets, the training loop (>>fit) ---------- */
+/* Everything here is built on the calls above; DL_NO_FIT leaves it out.
+
+   SUMMARY: dl_net_summary writes a table like Keras's model.summary(): per
+   layer its name, op, output shape, parameters (trainable, frozen), multiply-
+   adds per sample (dense, conv2d, matmul; batchnorm counts one per value,
+   other ops none) and output memory per sample (views cost nothing), then
+   totals. The _str form writes into buf (always terminated when cap > 0) and
+   returns the length the whole table needs, like snprintf; -1 for NULLs. */
+#ifndef DL_NO_FIT
+#include <stdio.h>
+DLDEF int dl_net_summary(dl_net *net, FILE *f);                    /* DL_OK, DL_ERR_ARG, DL_ERR_IO */
+DLDEF int dl_net_summary_str(dl_net *net, char *buf, size_t cap);
+
+/* SCHEDULES: a learning rate as data. dl_schedule_lr gives the rate for step
+   or epoch t (counted from 0: the rate used during t); the values follow
+   torch.optim.lr_scheduler (tests/fixtures/sched_*.txt compare them):
+     CONSTANT     lr
+     STEP         lr * gamma^(t / step_size)                         StepLR
+     MULTISTEP    lr * gamma^(milestones <= t)                       MultiStepLR
+     EXPONENTIAL  lr * gamma^t                                       ExponentialLR
+     COSINE       min_lr + (lr - min_lr)(1 + cos(pi t / period)) / 2 CosineAnnealingLR
+                  restart_mult >= 1: restarts (SGDR) after period,
+                  period * mult, ...                                 CosineAnnealingWarmRestarts
+     ONECYCLE     lr / div up to lr at pct_start, down to
+                  lr / div / final_div at total - 1 (cosine)         OneCycleLR
+     PLATEAU      lr, times gamma (not below min_lr) when the metric
+                  given to dl_schedule_observe has not improved by a
+                  relative threshold for more than patience calls    ReduceLROnPlateau
+   warmup > 0 puts a linear ramp in front of any of them: from
+   lr * warmup_start to lr over `warmup` steps, then the schedule starts at
+   its t = 0 (LinearLR then SequentialLR). Zero means default: gamma 0.1,
+   step_size 1, warmup_start 1/3, pct_start 0.3, div 25, final_div 1e4,
+   patience 10, threshold 1e-4. lr 0 gives multipliers (lr 1); dl_fit puts in
+   the optimizer's rate, and for period and total 0 the whole run. The
+   plateau fields at the end are state (zero to start); fit's checkpoint
+   keeps them. */
+typedef enum dl_schedule_kind {
+    DL_SCHED_CONSTANT = 0, DL_SCHED_STEP = 1, DL_SCHED_MULTISTEP = 2, DL_SCHED_EXPONENTIAL = 3,
+    DL_SCHED_COSINE = 4, DL_SCHED_ONECYCLE = 5, DL_SCHED_PLATEAU = 6
+} dl_schedule_kind;
+
+typedef struct dl_schedule {
+    int kind;                   /* dl_schedule_kind */
+    int per_epoch;              /* dl_fit: t counts epochs (1) or optimizer steps (0) */
+    float lr;                   /* base rate; the peak for one-cycle */
+    float gamma;                /* step, multistep, exponential, plateau factor */
+    int step_size;              /* step */
+    int milestones[8];          /* multistep: ascending, unused entries 0 */
+    int period;                 /* cosine: T_max, or T_0 with restarts */
+    int restart_mult;           /* cosine: 0 no restarts, else T_mult */
+    float min_lr;               /* cosine eta_min, plateau min_lr */
+    int total;                  /* one-cycle: total steps */
+    float pct_start, div, final_div;   /* one-cycle */
+    int patience, cooldown;     /* plateau */
+    float threshold;            /* plateau: relative */
+    int maximize;               /* plateau: 1 when a larger metric is better (accuracy) */
+    int warmup;                 /* linear warm-up steps (or epochs) before the schedule */
+    float warmup_start;         /* warm-up's first factor */
+    /* plateau state */
+    int seen, bad, cool_left, reductions;
+    double best, plateau_lr;    /* plateau_lr 0: not reduced yet */
+} dl_schedule;
+
+DLDEF float dl_schedule_lr(const dl_schedule *s, long t);          /* NaN for NULL or a bad field */
+DLDEF int   dl_schedule_observe(dl_schedule *s, double metric);   /* plateau: 1 when it lowered the rate */
+
+/* DATASETS: a view of samples in memory (nothing is copied): count samples of
+   c*h*w floats, NCHW, with integer labels (softmax cross-entropy) or
+   target_size floats each (MSE). c 0 takes the shape of the net's input
+   layer in dl_fit. Instead of x, fill(user, index, n, x, labels, targets)
+   may write the n samples index[0..n) itself (0 on success): for data that
+   does not fit in memory. Augmentation is done per batch while it is
+   filled, from a generator state (dl_rand): same state, same images.
+     shift       translate by up to shift pixels each way, zeros coming in
+                 (= a random crop of the image padded by shift)
+     flip        mirror left-right half of the time
+     contrast    scale around the sample's mean by U(1-c, 1+c)
+     brightness  add U(-b, b)
+     cutout      zero a cutout x cutout square centred anywhere (clipped)
+   in that order. One draw per sample does shift and flip (dy, dx from bits
+   0 and 16, flip bit 32), one more each for the jitter and for cutout, only
+   when they are on. */
+typedef struct dl_dataset {
+    const float *x;
+    const int *labels;          /* or NULL */
+    const float *targets;       /* or NULL */
+    int target_size;
+    int count;
+    int c, h, w;                /* per-sample shape */
+    int (*fill)(void *user, const int *index, int n, float *x, int *labels, float *targets);
+    void *user;
+} dl_dataset;
+
+typedef struct dl_augment {
+    int shift, flip, cutout;
+    float brightness, contrast;
+} dl_augment;
+
+DLDEF uint64_t dl_rand(uint64_t *state);                       /* splitmix64 */
+DLDEF void     dl_shuffle(int *order, int n, uint64_t *state); /* Fisher-Yates from the end */
+/* Samples index[0..n) into x (n*c*h*w floats) and labels or targets (either
+   may be NULL); aug NULL or all zero: plain copies. DL_ERR_ARG for a bad
+   index or dataset, or a fill callback that failed. */
+DLDEF int dl_dataset_batch(const dl_dataset *d, const int *index, int n, const dl_augment *aug, uint64_t *rng,
+                           float *x, int *labels, float *targets);
+
+/* EVALUATION over a whole dataset, batch samples at a time (0: 64), so the
+   memory needed is fixed. confusion (classes*classes ints, [true][predicted])
+   and class_acc (classes doubles) are the caller's, or NULL. */
+typedef struct dl_eval {
+    double loss;                /* mean: cross-entropy of the softmax of logits, or MSE */
+    double accuracy, topk;      /* NaN for MSE */
+    int k;                      /* top-k's k: 0 asks for 5 (at most classes) */
+    long count;
+    int *confusion;
+    double *class_acc;
+} dl_eval;
+DLDEF int dl_evaluate(dl_net *net, dl_layer *logits, const dl_dataset *d, int batch, dl_eval *ev);
+/* out's outputs for every sample into dst (count * dl_layer_size(out)). */
+DLDEF int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batch, float *dst);
+
+/* FIT: epochs of shuffled, augmented batches through dl_train_step (labels)
+   or dl_train_step_mse (targets) with any optimizer, the schedule applied
+   before each step (or epoch), evaluation after each epoch, a history, early
+   stopping, checkpoints, callbacks and progress. Nothing is allocated per
+   step. A last batch of a single sample is dropped (batchnorm needs two).
+   Data order and augmentation come from fit's own generator, seeded by
+   seed (state seed * 0x2545f4914f6cdd1d + 1) and saved in its checkpoints.
+
+   Checkpoints (every checkpoint_every steps and after each epoch, written
+   atomically) hold dl_net_save_mem's checkpoint plus fit's position: epoch,
+   step in it, running loss, generator, order, schedule state, history and
+   best weights. dl_fit_load gives the net, its optimizer and a history that
+   makes dl_fit continue exactly where the file was written: the same data
+   and options then give the same weights, bit for bit, as a run never
+   stopped. */
+typedef struct dl_fit_epoch {
+    int epoch;                  /* from 1 */
+    double train_loss;          /* mean over the epoch's samples */
+    double train_acc;           /* from the training batches' logits (NaN: MSE or a GPU net) */
+    double val_loss, val_acc, val_topk;   /* NaN without validation data */
+    float lr;                   /* the last step's */
+    long images;
+    double seconds;             /* training time (not reproducible) */
+} dl_fit_epoch;
+
+typedef struct dl_fit_history {
+    dl_fit_epoch *epochs;       /* n_epochs records */
+    int n_epochs, cap_epochs;
+    int best_epoch;             /* by the monitored metric; 0: none */
+    long step;                  /* optimizer steps so far */
+    int stopped_early;          /* 1 by patience, 2 by a callback */
+    int classes;
+    int *confusion;             /* the last validation's, classes*classes */
+    double *class_acc;
+    void *pos;                  /* fit's position: private, from dl_fit_load or a run */
+    char error[256];            /* why dl_fit failed ("" after success) */
+} dl_fit_history;
+
+enum { DL_FIT_TRAINING = 0, DL_FIT_EVALUATING = 1, DL_FIT_EPOCH_DONE = 2 };
+typedef struct dl_fit_progress {
+    int phase;                  /* DL_FIT_* */
+    int epoch, epochs;
+    long done, total;           /* samples this epoch */
+    double seconds, img_per_s, eta, loss;   /* loss: the epoch's running mean */
+    const dl_fit_epoch *last;   /* EPOCH_DONE: the record just added */
+} dl_fit_progress;
+
+typedef struct dl_fit_options {     /* zero means default */
+    int epochs;                 /* 10 */
+    int batch;                  /* 32 */
+    uint64_t seed;
+    dl_schedule schedule;       /* constant at the optimizer's rate */
+    dl_augment augment;
+    float val_split;            /* no val set: this fraction of train, from its end */
+    int topk;                   /* 5 */
+    int eval_batch;             /* batch */
+    int patience;               /* early stopping after this many epochs without a better
+                                   validation metric, restoring the best weights; 0 off */
+    int monitor_acc;            /* the metric: 0 validation loss, 1 validation accuracy */
+    const char *checkpoint;     /* path or NULL */
+    int checkpoint_every;       /* steps; 0: only at epoch ends */
+    const char *report;         /* HTML report path, rewritten after each epoch; NULL none */
+    const char *const *class_names;   /* for the report; NULL: numbers */
+    int quiet;                  /* 1: no progress at all */
+    void (*progress)(void *user, const dl_fit_progress *p);   /* NULL: dl_fit_print_progress */
+    int (*on_step)(void *user, const dl_fit_history *h, float loss);  /* non-zero stops */
+    int (*on_epoch)(void *user, const dl_fit_history *h);             /* non-zero stops */
+    void *user;
+} dl_fit_options;
+
+/* DL_OK; DL_ERR_ARG (NULLs, a dataset that does not fit the net, a history
+   from another run), a step's or a file's error, with the message in
+   h->error. The history is the caller's: zero it, or fill it with
+   dl_fit_load; dl_fit_history_free releases it. A history that went through
+   a run (or dl_fit_load) continues from where it stopped: more epochs train
+   on. Early stopping keeps the best weights on the host: on a net on
+   another backend (GPU) they are not restored. The checkpoint's own fields
+   are in the host's byte order and sizes: resume on the same kind of
+   machine. */
+DLDEF int  dl_fit(dl_net *net, dl_optim *opt, dl_layer *logits, const dl_dataset *train, const dl_dataset *val,
+                  const dl_fit_options *o, dl_fit_history *h);
+DLDEF void dl_fit_history_free(dl_fit_history *h);
+DLDEF dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_status *st);
+/* The default progress: the bar on stdout ("epoch 1/3 [====>   ] ... img/s
+   loss ETA"), then one line per epoch. */
+DLDEF void dl_fit_print_progress(void *user, const dl_fit_progress *p);
+#endif /* DL_NO_FIT */
 
 /* ---- embedding: frozen nets, exact memory, C source (zone >>emit) -------- */
 #ifndef DL_NO_EMIT
@@ -612,11 +988,26 @@ DLDEF int         dl_cuda_use(dl_net *net, int device);
 /* Layer hyperparameters; which fields an op uses is said at each op. */
 typedef struct dl_attrs {
     int units;              /* dense: outputs; conv2d: filters */
-    int kernel[2], stride[2], pad[2], dilation[2];
+    int kernel[2], stride[2], dilation[2];
+    int pad[4];             /* top, left, bottom, right (ONNX's order); resolved when auto_pad is set */
+    int auto_pad;           /* dl_pad_mode */
+    int ceil_mode;          /* pooling */
+    int count_include_pad;  /* average pooling */
+    int output_padding[2];  /* conv2d_transpose */
+    int mode;               /* pad: dl_pad_kind; upsample: 1 bilinear */
+    float value;            /* pad: the constant */
+    int perm[3];            /* transpose */
+    int scale[2];           /* upsample */
+    int align_corners;      /* upsample */
+    int range[2];           /* slice: start, end */
+    int axes[3];            /* reduce: 1 for each per-sample axis reduced */
+    int keepdims;           /* reduce */
     int groups;
     int bias;               /* dense, conv2d: 1 if a bias is added */
     int ndim, shape[3];     /* reshape, custom: the per-sample output shape */
-    float alpha;            /* leaky_relu slope, elu alpha, dropout p */
+    float alpha;            /* leaky_relu slope, elu alpha, dropout p, clip min, hard_sigmoid alpha, selu alpha */
+    float beta;             /* clip max, hard_sigmoid beta, selu gamma */
+    int approximate;        /* gelu: 1 for the tanh form */
     float eps, momentum;    /* batchnorm */
 } dl_attrs;
 
@@ -668,7 +1059,7 @@ typedef struct dl_optim_job {
 } dl_optim_job;
 
 typedef enum dl_copy_dir { DL_TO_DEVICE = 0, DL_TO_HOST = 1, DL_ON_DEVICE = 2 } dl_copy_dir;
-typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1 } dl_loss_kind;
+typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1, DL_LOSS_NLL = 2, DL_LOSS_MEAN = 3 } dl_loss_kind;   /* MEAN: no targets */
 
 struct dl_backend {
     const char *name;
@@ -704,11 +1095,14 @@ DLDEF int  dl_dropout_keep(uint64_t seed, uint64_t i, float p);   /* 1 if elemen
 DLDEF size_t dl_layer_saved_floats(const dl_layer *l, int n);
 DLDEF size_t dl_layer_ws_floats(const dl_layer *l, int n);
 DLDEF int  dl_layer_out_hw(const dl_layer *l, int *c, int *h, int *w); /* output as C,H,W */
-/* A convolution's geometry, as every backend lowers it to GEMM. */
+/* A convolution's geometry, as every backend lowers it to GEMM. For
+   conv2d_transpose it is the geometry of the convolution it is the adjoint
+   of: that convolution's input (C, H, W) is the layer's output and its
+   output (M, OH, OW) the layer's input. */
 typedef struct dl_conv_geom {
     int C, H, W;            /* input channels and size */
     int M, OH, OW;          /* filters and output size */
-    int KH, KW, sh, sw, ph, pw, dh, dw;   /* kernel, stride, padding, dilation */
+    int KH, KW, sh, sw, ph, pw, dh, dw;   /* kernel, stride, padding before (top, left), dilation */
     int G, Cg, Mg;          /* groups; input channels and filters per group */
     int K, P;               /* GEMM depth Cg*KH*KW; output pixels OH*OW */
 } dl_conv_geom;
@@ -723,7 +1117,7 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #endif /* DL_H_INCLUDED */
 
 /* ======================================================================== */
-/*                             IMPLEMENTATION                               */
+/*                   >>impl  IMPLEMENTATION                                 */
 /* ======================================================================== */
 #ifdef DL_IMPLEMENTATION
 #ifndef DL_IMPLEMENTATION_INCLUDED
@@ -737,14 +1131,26 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <float.h>
 #include <limits.h>
 #include <errno.h>
-/* POSIX threads where they exist; DL_NO_THREADS builds without them. */
-#if !defined(DL_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+/* Threads: Win32 on Windows, POSIX elsewhere where they exist, with any
+   compiler; DL_NO_THREADS builds without them. */
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#define DL__WIN32 1
+#endif
+#if !defined(DL_NO_THREADS) && (defined(DL__WIN32) || defined(__unix__) || defined(__APPLE__))
 #define DL__THREADS 1
+#ifndef DL__WIN32
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 #endif
-
+#endif
 #if defined(DL_MALLOC) != defined(DL_FREE)
 #error "dl.h: define both DL_MALLOC and DL_FREE, or neither"
 #endif
@@ -761,18 +1167,96 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 extern "C" {
 #endif
 
+/* The few thread calls the pool (and anything else) needs, on Win32 or POSIX. */
+#ifdef DL__THREADS
+#ifdef DL__WIN32
+typedef SRWLOCK dl__mutex;
+typedef CONDITION_VARIABLE dl__cond;
+typedef HANDLE dl__thread;
+static int dl__mutex_init(dl__mutex *m) { InitializeSRWLock(m); return 0; }
+static void dl__mutex_destroy(dl__mutex *m) { (void)m; }
+static void dl__mutex_lock(dl__mutex *m) { AcquireSRWLockExclusive(m); }
+static void dl__mutex_unlock(dl__mutex *m) { ReleaseSRWLockExclusive(m); }
+static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0; }
+static void dl__cond_destroy(dl__cond *c) { (void)c; }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
+static void dl__yield(void) { SwitchToThread(); }
+static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
+static void dl__pool_main(void *arg);
+static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
+static int dl__thread_start(dl__thread *t, void *arg) { return (*t = CreateThread(NULL, 0, dl__thread_main, arg, 0, NULL)) ? 0 : -1; }
+static void dl__thread_join(dl__thread t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
+#else
+typedef pthread_mutex_t dl__mutex;
+typedef pthread_cond_t dl__cond;
+typedef pthread_t dl__thread;
+static int dl__mutex_init(dl__mutex *m) { return pthread_mutex_init(m, NULL); }
+static void dl__mutex_destroy(dl__mutex *m) { pthread_mutex_destroy(m); }
+static void dl__mutex_lock(dl__mutex *m) { pthread_mutex_lock(m); }
+static void dl__mutex_unlock(dl__mutex *m) { pthread_mutex_unlock(m); }
+static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
+static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
+static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
+static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
+static void dl__yield(void) { sched_yield(); }
+static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
+static void dl__pool_main(void *arg);
+static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
+static int dl__thread_start(dl__thread *t, void *arg) { return pthread_create(t, NULL, dl__thread_main, arg); }
+static void dl__thread_join(dl__thread t) { pthread_join(t, NULL); }
+#endif
+#endif
+
+/* ==== >>types: private types and small helpers ============================ */
 /* ---- private types ------------------------------------------------------- */
 /* What CPU kernels get besides their buffers: the kernel table, how to run
    tasks in parallel, and scratch (shared, and one slice per thread). */
 /* Inference fusion: what a GEMM applies to each finished row i of its
    output, while the tile is in L1: y = act(y * scale[i] + shift[i]). */
-enum { DL__ACT_NONE, DL__ACT_RELU, DL__ACT_LEAKY, DL__ACT_PRELU };
+enum { DL__ACT_NONE, DL__ACT_RELU, DL__ACT_LEAKY, DL__ACT_PRELU, DL__ACT_CLIP, DL__ACT_HARD_SWISH };
 typedef struct dl__epilogue {
     const float *scale, *shift;     /* NULL: 1 and 0 */
     int act;
-    float alpha;                    /* leaky slope */
+    float alpha, beta;              /* leaky slope; clip min, max; hard swish alpha, beta */
     const float *slope;             /* prelu: per row */
 } dl__epilogue;
+
+/* The op table (>>ops): everything about an op except its kernels' insides. */
+typedef int (*dl__kernel)(const dl_layer *l, const dl_exec *e);
+enum { DL__A_INT = 1, DL__A_FLOAT = 2 };
+typedef struct dl__attr_spec {
+    const char *name;           /* ONNX's where the meaning is the same; NULL ends a list */
+    int type, count;            /* DL__A_*; values */
+    size_t offset;              /* into dl_attrs */
+    float def;                  /* the value when a file does not have it */
+} dl__attr_spec;
+enum {
+    DL__F_SOURCE = 1,           /* input: data comes from the caller */
+    DL__F_VIEW = 2,             /* reshape: shares its input's buffers */
+    DL__F_RNG = 4,              /* dropout: draws a seed per training forward */
+    DL__F_BATCH_STATS = 8,      /* batchnorm: batch statistics in training; folds into a GEMM in inference */
+    DL__F_FUSE_HEAD = 16,       /* conv, dense: a GEMM whose epilogue can absorb what follows */
+    DL__F_FUSE_ACT = 32,        /* an activation that epilogue can apply (act says which) */
+    DL__F_USER = 64             /* custom: callbacks, so not loadable from a file */
+};
+struct dl__simd;
+typedef struct dl__op_info {
+    int op;
+    const char *name;
+    int min_in, max_in;
+    unsigned flags;             /* DL__F_* */
+    int act;                    /* DL__F_FUSE_ACT: the DL__ACT_* it is */
+    int (*infer)(dl_layer *l, char *why);                /* check attributes, set the output shape */
+    int (*params)(dl_net *net, dl_layer *l, int init);   /* declare parameters; order = file order */
+    size_t (*saved)(const dl_layer *l, int n);           /* floats forward keeps for backward */
+    size_t (*ws)(const dl_layer *l, int n);              /* scratch for an im2col backend */
+    void (*cpu_ws)(const struct dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread);
+    const dl__attr_spec *attrs;
+    dl__kernel forward, backward;
+} dl__op_info;
+static const dl__op_info *dl__op(int op);   /* the table sits after the kernels */
+#define DL__HAS(l, f) ((dl__op((l)->op)->flags & (f)) != 0)
 
 typedef struct dl__cpu {
     const struct dl__simd *simd;
@@ -793,6 +1277,8 @@ struct dl_optim {
     size_t n;
     size_t *ranges;         /* host: offsets then lengths of the runs to update, kept between steps */
     int ranges_cap;         /* parameters the table was sized for */
+    float *host;            /* dl_optim_state on a GPU net: a host copy */
+    size_t host_cap;
 };
 
 struct dl_ctx {
@@ -845,7 +1331,7 @@ struct dl_net {
     dl_collective coll;     /* data-parallel exchange, NULL when alone */
     void *coll_user;
 #ifdef DL__THREADS
-    pthread_mutex_t lock;   /* guards ctxs: threads make and free contexts while others predict */
+    dl__mutex lock;         /* guards ctxs: threads make and free contexts while others predict */
 #endif
 };
 
@@ -892,6 +1378,7 @@ static int dl__finite_d(double x) {
     return (u & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL;
 }
 static int dl__nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) > 0x7f800000u; }
+static int dl__nan_d(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL; }
 /* Index of the first NaN or infinity in f, or n. */
 static int dl__inf_nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7f800000u) == 0x7f800000u; }
 static size_t dl__nonfinite(const float *f, size_t n) {
@@ -945,6 +1432,7 @@ int dl_dropout_keep(uint64_t seed, uint64_t i, float p) {
     return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
 }
 
+/* ==== >>net: nets, parameters ============================================= */
 /* ---- net ------------------------------------------------------------------- */
 static void dl__cpu_init(dl_backend *b);
 static void dl__ctx_release(dl_ctx *c);
@@ -953,33 +1441,32 @@ static int dl__default_threads(void);
 static void dl__pool_free(struct dl__pool *p);
 
 /* The net's lock, held only while its list of user contexts changes: the one
-   thing dl_ctx_new and dl_ctx_free touch on a net that others use. Each
-   platform's threads get a branch here; without threads there is nothing to
-   guard against. */
+   thing dl_ctx_new and dl_ctx_free touch on a net that others use. dl__mutex
+   is Win32's or POSIX's; without threads there is nothing to guard against. */
 static int dl__lock_init(dl_net *net) {
 #ifdef DL__THREADS
-    return pthread_mutex_init(&net->lock, NULL) == 0;
+    return dl__mutex_init(&net->lock) == 0;
 #else
     (void)net; return 1;
 #endif
 }
 static void dl__lock_free(dl_net *net) {
 #ifdef DL__THREADS
-    pthread_mutex_destroy(&net->lock);
+    dl__mutex_destroy(&net->lock);
 #else
     (void)net;
 #endif
 }
 static void dl__lock(dl_net *net) {
 #ifdef DL__THREADS
-    pthread_mutex_lock(&net->lock);
+    dl__mutex_lock(&net->lock);
 #else
     (void)net;
 #endif
 }
 static void dl__unlock(dl_net *net) {
 #ifdef DL__THREADS
-    pthread_mutex_unlock(&net->lock);
+    dl__mutex_unlock(&net->lock);
 #else
     (void)net;
 #endif
@@ -1075,13 +1562,6 @@ dl_layer *dl_net_output(dl_net *net) {
 }
 void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
 
-static const char *const dl__op_names[DL_OP_COUNT] = {
-    "input", "dense", "conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm",
-    "dropout", "reshape", "relu", "leaky_relu", "elu", "prelu", "sigmoid", "tanh",
-    "softmax", "add", "concat", "mul", "matmul", "custom"
-};
-const char *dl_op_name(int op) { return op >= 0 && op < DL_OP_COUNT ? dl__op_names[op] : "unknown"; }
-
 /* ---- parameters ------------------------------------------------------------ */
 static void dl__param_views(dl_net *net) {   /* after the flat buffers move */
     int i;
@@ -1175,6 +1655,7 @@ size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
 float *dl_net_params(dl_net *net) { return net ? net->w : NULL; }
 float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
 
+/* ==== >>layers: shapes, each op's infer and params hooks, constructors ===== */
 /* ---- shapes ---------------------------------------------------------------- */
 /* Spatial ops read a per-sample shape as (C, H, W), missing dims being 1. */
 static void dl__chw(int ndim, const int *shape, int *c, int *h, int *w) {
@@ -1194,195 +1675,389 @@ int dl_layer_in_hw(const dl_layer *l, int i, int *c, int *h, int *w) {
     dl__chw(x->ndim, x->shape, c, h, w);
     return x->ndim;
 }
+static void dl__in_str(const dl_layer *l, int i, char *buf) { dl__shape_str(buf, 48, l->in[i]->ndim, l->in[i]->shape); }
+static void dl__set_shape(dl_layer *l, int ndim, const int *shape) {
+    int i;
+    l->ndim = ndim;
+    for (i = 0; i < 3; i++) l->shape[i] = i < ndim ? shape[i] : 0;
+}
+
 /* Output size along one axis; 64-bit so absurd attributes cannot overflow.
-   0 when the window does not fit once: C division truncates toward zero,
-   which made a window up to a stride larger than the input give size 1. */
-static long long dl__conv_out(int in, int k, int s, int p, int d) {
-    long long last = (long long)in + 2LL * p - (long long)d * (k - 1) - 1;     /* last window start */
-    return last < 0 ? 0 : last / s + 1;
+   0 when the window does not fit once (C division truncates toward zero,
+   which made a window up to a stride larger than the input give size 1).
+   ceil: PyTorch's ceil_mode, whose last window must start inside the input
+   or the padding before it. */
+static long long dl__window_out(int in, int k, int s, int p0, int p1, int d, int ceil) {
+    long long span = (long long)in + p0 + p1 - (long long)d * (k - 1) - 1, out;   /* last window start */
+    if (span < 0) return 0;
+    out = (ceil ? (span + s - 1) / s : span / s) + 1;
+    if (ceil && (out - 1) * s >= (long long)in + p0) out--;
+    return out;
 }
-
-/* Computes the output shape of op on its inputs, or says why it cannot. */
-static int dl__infer(int op, dl_layer *const *in, int n_in, dl_attrs *a, int *ndim, int *shape, char *why) {
-    const dl_layer *x = in[0];
+/* SAME_UPPER / SAME_LOWER: the pads that give ceil(in / s) outputs. */
+static void dl__same_pads(int in, int k, int s, int d, int mode, int *p0, int *p1) {
+    long long out = ((long long)in + s - 1) / s, total = (out - 1) * s + (long long)d * (k - 1) + 1 - in;
+    if (total < 0) total = 0;
+    if (total > INT_MAX / 2) total = INT_MAX / 2;
+    *p0 = (int)(mode == DL_PAD_SAME_UPPER ? total / 2 : total - total / 2);
+    *p1 = (int)total - *p0;
+}
+/* Resolves auto_pad into the pads, then checks the spatial attributes shared
+   by convolution and pooling and computes the output size. */
+static int dl__window_infer(dl_layer *l, int ceil, char *why) {
+    dl_attrs *a = &l->a;
+    long long oh, ow;
     int c, h, w, i;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0)
+        return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d, dilation %dx%d must be positive", a->kernel[0], a->kernel[1],
+                        a->stride[0], a->stride[1], a->dilation[0], a->dilation[1]);
+    if (a->auto_pad < 0 || a->auto_pad > DL_PAD_SAME_LOWER) return dl__fail(why, DL_ERR_ARG, "auto_pad %d is not a dl_pad_mode", a->auto_pad);
+    if (a->auto_pad) {
+        dl__same_pads(h, a->kernel[0], a->stride[0], a->dilation[0], a->auto_pad, &a->pad[0], &a->pad[2]);
+        dl__same_pads(w, a->kernel[1], a->stride[1], a->dilation[1], a->auto_pad, &a->pad[1], &a->pad[3]);
+    }
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] < 0) return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative",
+                                           a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    oh = dl__window_out(h, a->kernel[0], a->stride[0], a->pad[0], a->pad[2], a->dilation[0], ceil);
+    ow = dl__window_out(w, a->kernel[1], a->stride[1], a->pad[1], a->pad[3], a->dilation[1], ceil);
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+        return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, pads (top %d, left %d, bottom %d, right %d)",
+                        s0, a->kernel[0], a->kernel[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    return DL_OK;
+}
+
+/* ---- per-op hooks: shape inference and parameters --------------------------
+   infer: l->in, l->n_in and l->a are set and l's shape starts as its first
+   input's; the hook checks the attributes, writes the output shape, or says
+   why it cannot (the caller adds the layer's name and input shape).
+   params: declares the parameters in order (the order is part of the file). */
+static int dl__input_infer(dl_layer *l, char *why) {
+    int i;
+    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "input with %d dims", l->a.ndim);
+    for (i = 0; i < l->a.ndim; i++)
+        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "input dim %d is %d", i, l->a.shape[i]);
+    dl__set_shape(l, l->a.ndim, l->a.shape);
+    return DL_OK;
+}
+
+static int dl__constant_params(dl_net *net, dl_layer *l, int init) {
+    (void)init;
+    return dl__add_param(net, l, "value", l->ndim, l->shape, 0);
+}
+
+static int dl__dense_infer(dl_layer *l, char *why) {
+    if (l->a.units <= 0) return dl__fail(why, DL_ERR_ARG, "units must be positive, got %d", l->a.units);
+    dl__set_shape(l, 1, &l->a.units);
+    return DL_OK;
+}
+static int dl__dense_params(dl_net *net, dl_layer *l, int init) {
+    int rc, shp[2];
+    shp[0] = l->a.units; shp[1] = l->in[0]->size;
+    if ((rc = dl__add_param(net, l, "weight", 2, shp, 1))) return rc;
+    if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+    return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
+}
+
+static int dl__conv2d_infer(dl_layer *l, char *why) {
+    const dl_attrs *a = &l->a;
+    int rc, c = l->in[0]->shape[0];
+    if ((rc = dl__window_infer(l, 0, why))) return rc;
+    if (a->units <= 0 || a->groups <= 0)
+        return dl__fail(why, DL_ERR_ARG, "filters %d and groups %d must be positive", a->units, a->groups);
+    if (c % a->groups || a->units % a->groups)
+        return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
+    l->shape[0] = a->units;
+    return DL_OK;
+}
+/* Output (H-1) s - pads + d (k-1) + 1 + output_padding per axis. */
+static int dl__conv2d_transpose_infer(dl_layer *l, char *why) {
+    dl_attrs *a = &l->a;
+    int c, h, w, i;
+    long long oh, ow;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->units <= 0 || a->groups <= 0 || a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 ||
+        a->dilation[0] <= 0 || a->dilation[1] <= 0)
+        return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, dilation %dx%d, groups %d must be positive",
+                        a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->groups);
+    if (a->auto_pad) return dl__fail(why, DL_ERR_UNSUPPORTED, "auto_pad %d: give the pads", a->auto_pad);
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] < 0) return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative",
+                                           a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    for (i = 0; i < 2; i++)
+        if (a->output_padding[i] < 0 || (a->output_padding[i] >= a->stride[i] && a->output_padding[i] >= a->dilation[i]))
+            return dl__fail(why, DL_ERR_ARG, "output_padding %dx%d must be less than the stride %dx%d or the dilation %dx%d",
+                            a->output_padding[0], a->output_padding[1], a->stride[0], a->stride[1], a->dilation[0], a->dilation[1]);
+    if (c % a->groups || a->units % a->groups)
+        return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
+    oh = (long long)(h - 1) * a->stride[0] - a->pad[0] - a->pad[2] + (long long)a->dilation[0] * (a->kernel[0] - 1) + 1 + a->output_padding[0];
+    ow = (long long)(w - 1) * a->stride[1] - a->pad[1] - a->pad[3] + (long long)a->dilation[1] * (a->kernel[1] - 1) + 1 + a->output_padding[1];
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX / 4 || ow > INT_MAX / 4)
+        return dl__fail(why, DL_ERR_SHAPE, "input %s with kernel %dx%d, stride %dx%d, pads (top %d, left %d, bottom %d, right %d) "
+                        "gives an output of %lldx%lld", s0, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1],
+                        a->pad[0], a->pad[1], a->pad[2], a->pad[3], oh, ow);
+    l->shape[0] = a->units; l->shape[1] = (int)oh; l->shape[2] = (int)ow;
+    return DL_OK;
+}
+static int dl__conv2d_transpose_params(dl_net *net, dl_layer *l, int init) {
+    int rc, shp[4];
+    shp[0] = l->in[0]->shape[0]; shp[1] = l->a.units / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
+    if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
+    if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+    shp[0] = l->a.units;
+    return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
+}
+static int dl__pad_infer(dl_layer *l, char *why) {
+    const dl_attrs *a = &l->a;
+    int c, h, w, i;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->mode < 0 || a->mode > DL_PAD_EDGE) return dl__fail(why, DL_ERR_ARG, "mode %d is not a dl_pad_kind", a->mode);
+    if (!dl__finite(a->value)) return dl__fail(why, DL_ERR_ARG, "value must be finite");
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] < 0 || a->pad[i] > (1 << 20) || (a->mode == DL_PAD_REFLECT && a->pad[i] >= (i & 1 ? w : h)))
+            return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative%s on %s",
+                            a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->mode == DL_PAD_REFLECT ? " and, to reflect, less than the size" : "", s0);
+    l->shape[1] = h + a->pad[0] + a->pad[2]; l->shape[2] = w + a->pad[1] + a->pad[3];
+    return DL_OK;
+}
+static int dl__transpose_infer(dl_layer *l, char *why) {
+    int i, seen = 0;
+    for (i = 0; i < l->in[0]->ndim; i++) {
+        int p = l->a.perm[i];
+        if (p < 0 || p >= l->in[0]->ndim || (seen & (1 << p)))
+            return dl__fail(why, DL_ERR_ARG, "perm (%d, %d, %d) is not a permutation of the input's %d dims",
+                            l->a.perm[0], l->a.perm[1], l->a.perm[2], l->in[0]->ndim);
+        seen |= 1 << p;
+        l->shape[i] = l->in[0]->shape[p];
+    }
+    for (; i < 3; i++) if (l->a.perm[i]) return dl__fail(why, DL_ERR_ARG, "perm entry %d is %d past the input's %d dims", i, l->a.perm[i], l->in[0]->ndim);
+    return DL_OK;
+}
+static int dl__upsample_infer(dl_layer *l, char *why) {
+    const dl_attrs *a = &l->a;
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
+    if (a->scale[0] <= 0 || a->scale[1] <= 0 || a->scale[0] > 4096 || a->scale[1] > 4096 || a->mode < 0 || a->mode > 1 ||
+        a->align_corners < 0 || a->align_corners > 1)
+        return dl__fail(why, DL_ERR_ARG, "scale %dx%d must be 1..4096, bilinear %d and align_corners %d 0 or 1",
+                        a->scale[0], a->scale[1], a->mode, a->align_corners);
+    if ((long long)l->in[0]->shape[1] * a->scale[0] > INT_MAX / 4 || (long long)l->in[0]->shape[2] * a->scale[1] > INT_MAX / 4)
+        return dl__fail(why, DL_ERR_SHAPE, "%s scaled %dx%d is too large", s0, a->scale[0], a->scale[1]);
+    l->shape[1] = l->in[0]->shape[1] * a->scale[0]; l->shape[2] = l->in[0]->shape[2] * a->scale[1];
+    return DL_OK;
+}
+static int dl__slice_infer(dl_layer *l, char *why) {
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    if (l->a.range[0] < 0 || l->a.range[1] <= l->a.range[0] || l->a.range[1] > l->in[0]->shape[0])
+        return dl__fail(why, DL_ERR_ARG, "channels %d..%d are not a range of the %d channels of %s",
+                        l->a.range[0], l->a.range[1], l->in[0]->shape[0], s0);
+    l->shape[0] = l->a.range[1] - l->a.range[0];
+    return DL_OK;
+}
+
+/* reduce: mode 0 sum, 1 mean over the axes flagged in axes[] */
+static int dl__reduce_infer(dl_layer *l, char *why) {
+    int i, nd = 0, shape[3];
+    if (l->a.mode < 0 || l->a.mode > 1 || l->a.keepdims < 0 || l->a.keepdims > 1)
+        return dl__fail(why, DL_ERR_ARG, "mode %d and keepdims %d must be 0 or 1", l->a.mode, l->a.keepdims);
+    for (i = 0; i < 3; i++) {
+        if (l->a.axes[i] != 0 && l->a.axes[i] != 1) return dl__fail(why, DL_ERR_ARG, "axes flags must be 0 or 1");
+        if (i >= l->in[0]->ndim) { if (l->a.axes[i]) return dl__fail(why, DL_ERR_ARG, "axis %d is past the input's %d dims", i, l->in[0]->ndim); continue; }
+        if (!l->a.axes[i]) shape[nd++] = l->in[0]->shape[i];
+        else if (l->a.keepdims) shape[nd++] = 1;
+    }
+    if (!nd) shape[nd++] = 1;
+    dl__set_shape(l, nd, shape);
+    return DL_OK;
+}
+
+static int dl__conv2d_params(dl_net *net, dl_layer *l, int init) {
+    int rc, shp[4];
+    shp[0] = l->a.units; shp[1] = l->in[0]->shape[0] / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
+    if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
+    if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
+    return l->a.bias ? dl__add_param(net, l, "bias", 1, shp, 1) : DL_OK;
+}
+
+/* Pooling: a window may hang over the padding but must touch the input, so
+   each pad is less than the (dilated) kernel; average pooling is not dilated. */
+static int dl__pool_infer(dl_layer *l, char *why) {      /* maxpool2d, avgpool2d */
+    const dl_attrs *a = &l->a;
+    int rc, i;
+    if ((rc = dl__window_infer(l, a->ceil_mode, why))) return rc;
+    if (a->ceil_mode < 0 || a->ceil_mode > 1 || a->count_include_pad < 0 || a->count_include_pad > 1)
+        return dl__fail(why, DL_ERR_ARG, "ceil_mode %d and count_include_pad %d must be 0 or 1", a->ceil_mode, a->count_include_pad);
+    if (l->op == DL_OP_AVGPOOL2D && (a->dilation[0] != 1 || a->dilation[1] != 1))
+        return dl__fail(why, DL_ERR_ARG, "dilation %dx%d: average pooling is not dilated", a->dilation[0], a->dilation[1]);
+    for (i = 0; i < 4; i++)
+        if (a->pad[i] > a->dilation[i & 1] * (a->kernel[i & 1] - 1))
+            return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must be less than the %dx%d window",
+                            a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->dilation[0] * (a->kernel[0] - 1) + 1,
+                            a->dilation[1] * (a->kernel[1] - 1) + 1);
+    return DL_OK;
+}
+
+static int dl__global_pool_infer(dl_layer *l, char *why) {   /* global avg and max pooling */
+    char s0[48];
+    dl__in_str(l, 0, s0);
+    if (l->in[0]->ndim < 2) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW or CxL input, got %s", s0);
+    dl__set_shape(l, 1, l->in[0]->shape);
+    return DL_OK;
+}
+
+static int dl__batchnorm_infer(dl_layer *l, char *why) {
+    if (!dl__finite(l->a.eps) || !(l->a.eps > 0) || !dl__finite(l->a.momentum) || !(l->a.momentum >= 0 && l->a.momentum <= 1))
+        return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and finite, momentum %g in [0,1]", l->a.eps, l->a.momentum);
+    return DL_OK;
+}
+static int dl__batchnorm_params(dl_net *net, dl_layer *l, int init) {
+    int rc, c = l->in[0]->shape[0], i;
+    (void)init;
+    if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
+    for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
+    if ((rc = dl__add_param(net, l, "bias", 1, &c, 1))) return rc;
+    if ((rc = dl__add_param(net, l, "running_mean", 1, &c, 0))) return rc;
+    if ((rc = dl__add_param(net, l, "running_var", 1, &c, 0))) return rc;
+    for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
+    return DL_OK;
+}
+
+static int dl__dropout_infer(dl_layer *l, char *why) {
+    if (!dl__finite(l->a.alpha) || !(l->a.alpha >= 0 && l->a.alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", l->a.alpha);
+    return DL_OK;
+}
+
+/* reshape: one dim may be -1, inferred from the size; it is stored resolved. */
+static int dl__reshape_infer(dl_layer *l, char *why) {
+    dl_attrs *a = &l->a;
+    int infer = -1, i;
+    long long prod = 1, size = l->in[0]->size;     /* dims <= INT_MAX, prod <= size: no overflow */
     char s0[48], s1[48];
-    dl__shape_str(s0, sizeof s0, x->ndim, x->shape);
-    *ndim = x->ndim;
-    memcpy(shape, x->shape, sizeof x->shape);
-    dl__chw(x->ndim, x->shape, &c, &h, &w);
-    switch (op) {
-    case DL_OP_DENSE:
-        if (a->units <= 0) return dl__fail(why, DL_ERR_ARG, "units must be positive, got %d", a->units);
-        *ndim = 1; shape[0] = a->units; shape[1] = shape[2] = 0;
-        return DL_OK;
-    case DL_OP_CONV2D: {
-        long long oh, ow;
-        int kh = a->kernel[0], kw = a->kernel[1];
-        if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
-        if (a->units <= 0 || kh <= 0 || kw <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 ||
-            a->pad[1] < 0 || a->dilation[0] <= 0 || a->dilation[1] <= 0 || a->groups <= 0)
-            return dl__fail(why, DL_ERR_ARG, "filters %d, kernel %dx%d, stride %dx%d, pad %dx%d, dilation %dx%d, groups %d: "
-                            "all must be positive (pad may be 0)", a->units, kh, kw, a->stride[0], a->stride[1],
-                            a->pad[0], a->pad[1], a->dilation[0], a->dilation[1], a->groups);
-        if (c % a->groups || a->units % a->groups)
-            return dl__fail(why, DL_ERR_SHAPE, "groups %d must divide input channels %d and filters %d", a->groups, c, a->units);
-        oh = dl__conv_out(h, kh, a->stride[0], a->pad[0], a->dilation[0]);
-        ow = dl__conv_out(w, kw, a->stride[1], a->pad[1], a->dilation[1]);
-        if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-            return dl__fail(why, DL_ERR_SHAPE, "input %s does not fit kernel %dx%d, dilation %dx%d, padding %dx%d",
-                            s0, kh, kw, a->dilation[0], a->dilation[1], a->pad[0], a->pad[1]);
-        shape[0] = a->units; shape[1] = (int)oh; shape[2] = (int)ow;
-        return DL_OK;
+    dl__in_str(l, 0, s0);
+    if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "ndim %d must be 1..3", a->ndim);
+    for (i = 0; i < a->ndim; i++) {
+        if (a->shape[i] == -1 && infer < 0) infer = i;
+        else if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "dim %d is %d; dims must be positive or one -1", i, a->shape[i]);
+        else if ((prod *= a->shape[i]) > size) break;
     }
-    case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D: {
-        long long oh, ow;
-        if (x->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
-        if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0 || a->pad[0] < 0 || a->pad[1] < 0)
-            return dl__fail(why, DL_ERR_ARG, "kernel %dx%d, stride %dx%d must be positive, pad %dx%d not negative",
-                            a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1]);
-        if (a->pad[0] > a->kernel[0] / 2 || a->pad[1] > a->kernel[1] / 2)
-            return dl__fail(why, DL_ERR_ARG, "pad %dx%d must be at most half the kernel %dx%d",
-                            a->pad[0], a->pad[1], a->kernel[0], a->kernel[1]);
-        oh = dl__conv_out(h, a->kernel[0], a->stride[0], a->pad[0], 1);
-        ow = dl__conv_out(w, a->kernel[1], a->stride[1], a->pad[1], 1);
-        if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-            return dl__fail(why, DL_ERR_SHAPE, "input %s is smaller than the %dx%d window", s0, a->kernel[0], a->kernel[1]);
-        shape[1] = (int)oh; shape[2] = (int)ow;
-        return DL_OK;
+    if (infer >= 0 && prod <= size) {
+        if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%lld floats) with -1 and the rest %lld", s0, size, prod);
+        a->shape[infer] = (int)(size / prod);
+        prod = size;
     }
-    case DL_OP_GLOBAL_AVGPOOL:
-        if (x->ndim < 2) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW or CxL input, got %s", s0);
-        *ndim = 1; shape[1] = shape[2] = 0;
-        return DL_OK;
-    case DL_OP_BATCHNORM:
-        if (!dl__finite(a->eps) || !(a->eps > 0) || !dl__finite(a->momentum) || !(a->momentum >= 0 && a->momentum <= 1))
-            return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and finite, momentum %g in [0,1]", a->eps, a->momentum);
-        return DL_OK;
-    case DL_OP_DROPOUT:
-        if (!dl__finite(a->alpha) || !(a->alpha >= 0 && a->alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", a->alpha);
-        return DL_OK;
-    case DL_OP_RESHAPE: {
-        int infer = -1;
-        long long prod = 1, size = x->size;     /* dims <= INT_MAX, prod <= size: no overflow */
-        if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "ndim %d must be 1..3", a->ndim);
-        for (i = 0; i < a->ndim; i++) {
-            if (a->shape[i] == -1 && infer < 0) infer = i;
-            else if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "dim %d is %d; dims must be positive or one -1", i, a->shape[i]);
-            else if ((prod *= a->shape[i]) > size) break;
-        }
-        if (infer >= 0 && prod <= size) {
-            if (size % prod) return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s (%lld floats) with -1 and the rest %lld", s0, size, prod);
-            a->shape[infer] = (int)(size / prod);
-            prod = size;
-        }
-        if (prod != size) {
-            dl__shape_str(s1, sizeof s1, a->ndim, a->shape);
-            return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s into %s", s0, s1);
-        }
-        *ndim = a->ndim;
-        for (i = 0; i < 3; i++) shape[i] = i < a->ndim ? a->shape[i] : 0;
-        return DL_OK;
+    if (prod != size) {
+        dl__shape_str(s1, sizeof s1, a->ndim, a->shape);
+        return dl__fail(why, DL_ERR_SHAPE, "cannot reshape %s into %s", s0, s1);
     }
-    case DL_OP_LEAKY_RELU: case DL_OP_ELU:
-        if (!dl__finite(a->alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
-        return DL_OK;
-    case DL_OP_RELU: case DL_OP_PRELU: case DL_OP_SIGMOID: case DL_OP_TANH: case DL_OP_SOFTMAX:
-        return DL_OK;
-    case DL_OP_ADD: case DL_OP_MUL:
-        for (i = 1; i < n_in; i++)
-            if (in[i]->ndim != x->ndim || memcmp(in[i]->shape, x->shape, sizeof x->shape)) {
-                dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
-                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match",
-                                x->name, s0, in[i]->name, s1);
-            }
-        return DL_OK;
-    case DL_OP_CONCAT:
-        for (i = 1; i < n_in; i++) {
-            if (shape[0] > INT_MAX - in[i]->shape[0]) return dl__fail(why, DL_ERR_SHAPE, "too many channels");
-            if (in[i]->ndim != x->ndim || memcmp(in[i]->shape + 1, x->shape + 1, 2 * sizeof(int))) {
-                dl__shape_str(s1, sizeof s1, in[i]->ndim, in[i]->shape);
-                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; all dims but the first must match",
-                                x->name, s0, in[i]->name, s1);
-            }
-            shape[0] += in[i]->shape[0];
-        }
-        return DL_OK;
-    case DL_OP_MATMUL: {
-        const dl_layer *y = in[1];
-        int r = x->ndim;
-        dl__shape_str(s1, sizeof s1, y->ndim, y->shape);
-        if (r < 2 || y->ndim != r || (r == 3 && x->shape[0] != y->shape[0]) || x->shape[r - 1] != y->shape[r - 2])
-            return dl__fail(why, DL_ERR_SHAPE, "cannot multiply %s by %s: need (..,M,K) x (..,K,P) with equal leading dims", s0, s1);
-        shape[r - 1] = y->shape[r - 1];
-        return DL_OK;
-    }
-    case DL_OP_CUSTOM:
-        if (a->ndim < 1 || a->ndim > 3) return dl__fail(why, DL_ERR_ARG, "output ndim %d must be 1..3", a->ndim);
-        for (i = 0; i < a->ndim; i++)
-            if (a->shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "output dim %d is %d", i, a->shape[i]);
-        *ndim = a->ndim;
-        for (i = 0; i < 3; i++) shape[i] = i < a->ndim ? a->shape[i] : 0;
-        return DL_OK;
-    default:
-        return dl__fail(why, DL_ERR_ARG, "unknown op %d", op);
-    }
+    dl__set_shape(l, a->ndim, a->shape);
+    return DL_OK;
 }
 
-/* Declares op's parameters in order (the order is part of the file format). */
-static int dl__declare_params(dl_net *net, dl_layer *l, int init) {
-    int c = l->n_in ? l->in[0]->shape[0] : 0, rc = DL_OK, shp[4], i;
-    switch (l->op) {
-    case DL_OP_DENSE:
-        shp[0] = l->a.units; shp[1] = l->in[0]->size;
-        if ((rc = dl__add_param(net, l, "weight", 2, shp, 1))) return rc;
-        if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
-        if (l->a.bias) rc = dl__add_param(net, l, "bias", 1, shp, 1);
-        return rc;
-    case DL_OP_CONV2D:
-        shp[0] = l->a.units; shp[1] = c / l->a.groups; shp[2] = l->a.kernel[0]; shp[3] = l->a.kernel[1];
-        if ((rc = dl__add_param(net, l, "weight", 4, shp, 1))) return rc;
-        if ((rc = dl_param_init(net, &net->params[net->n_params - 1], init))) return rc;
-        if (l->a.bias) rc = dl__add_param(net, l, "bias", 1, shp, 1);
-        return rc;
-    case DL_OP_BATCHNORM:
-        if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
-        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
-        if ((rc = dl__add_param(net, l, "bias", 1, &c, 1))) return rc;
-        if ((rc = dl__add_param(net, l, "running_mean", 1, &c, 0))) return rc;
-        if ((rc = dl__add_param(net, l, "running_var", 1, &c, 0))) return rc;
-        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 1.0f;
-        return DL_OK;
-    case DL_OP_PRELU:
-        if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
-        for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 0.25f;
-        return DL_OK;
-    case DL_OP_CUSTOM: {
-        int j;
-        for (j = 0; j < l->custom.n_params; j++) {
-            dl_param *p;
-            if ((rc = dl__add_param(net, l, l->custom.params[j].name ? l->custom.params[j].name : "param", 1,
-                                    &l->custom.params[j].size, 1))) return rc;
-            p = &net->params[net->n_params - 1];
-            for (i = 0; i < p->size; i++) p->data[i] = l->custom.params[j].init_value;
-        }
-        return DL_OK;
-    }
-    default:
-        return DL_OK;
-    }
+static int dl__alpha_infer(dl_layer *l, char *why) {    /* leaky_relu, elu */
+    if (!dl__finite(l->a.alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
+    return DL_OK;
 }
 
-/* How many inputs each op reads: the constructors pass the right count, a
-   file may not. */
-static int dl__arity_ok(int op, int n_in) {
-    switch (op) {
-    case DL_OP_INPUT: return n_in == 0;
-    case DL_OP_ADD: return n_in >= 2 && n_in <= 64;
-    case DL_OP_CONCAT: case DL_OP_CUSTOM: return n_in >= 1 && n_in <= 64;
-    case DL_OP_MUL: case DL_OP_MATMUL: return n_in == 2;
-    default: return op > DL_OP_INPUT && op < DL_OP_COUNT && n_in == 1;
+static int dl__alpha_beta_infer(dl_layer *l, char *why) {   /* clip, hard_sigmoid, hard_swish, selu */
+    if (!dl__finite(l->a.alpha) || !dl__finite(l->a.beta))
+        return dl__fail(why, DL_ERR_ARG, "alpha %g and beta %g must be finite", l->a.alpha, l->a.beta);
+    if (l->op == DL_OP_CLIP && !(l->a.alpha <= l->a.beta))
+        return dl__fail(why, DL_ERR_ARG, "min %g is above max %g", l->a.alpha, l->a.beta);
+    return DL_OK;
+}
+static int dl__gelu_infer(dl_layer *l, char *why) {
+    if (l->a.approximate != 0 && l->a.approximate != 1) return dl__fail(why, DL_ERR_ARG, "approximate %d must be 0 or 1", l->a.approximate);
+    return DL_OK;
+}
+
+static int dl__prelu_params(dl_net *net, dl_layer *l, int init) {
+    int rc, c = l->in[0]->shape[0], i;
+    (void)init;
+    if ((rc = dl__add_param(net, l, "weight", 1, &c, 1))) return rc;
+    for (i = 0; i < c; i++) net->params[net->n_params - 1].data[i] = 0.25f;
+    return DL_OK;
+}
+
+/* add, sub, mul, div: NumPy broadcasting, shapes aligned at their last dim. */
+static int dl__broadcast_infer(dl_layer *l, char *why) {
+    int i, d, nd = 0, shape[3] = { 1, 1, 1 };
+    char s0[48], s1[48];
+    for (i = 0; i < l->n_in; i++) if (l->in[i]->ndim > nd) nd = l->in[i]->ndim;
+    for (i = 0; i < l->n_in; i++)
+        for (d = 0; d < l->in[i]->ndim; d++) {
+            int at = nd - l->in[i]->ndim + d, v = l->in[i]->shape[d];
+            if (v != 1 && shape[at] != 1 && v != shape[at]) {
+                dl__in_str(l, 0, s0);
+                dl__in_str(l, i, s1);
+                return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; shapes must match or broadcast "
+                                "(a dim of 1 repeats)", l->in[0]->name, s0, l->in[i]->name, s1);
+            }
+            if (v != 1) shape[at] = v;
+        }
+    dl__set_shape(l, nd, shape);
+    return DL_OK;
+}
+
+static int dl__concat_infer(dl_layer *l, char *why) {
+    int i;
+    char s0[48], s1[48];
+    dl__in_str(l, 0, s0);
+    for (i = 1; i < l->n_in; i++) {
+        if (l->shape[0] > INT_MAX - l->in[i]->shape[0]) return dl__fail(why, DL_ERR_SHAPE, "too many channels");
+        if (l->in[i]->ndim != l->in[0]->ndim || memcmp(l->in[i]->shape + 1, l->in[0]->shape + 1, 2 * sizeof(int))) {
+            dl__in_str(l, i, s1);
+            return dl__fail(why, DL_ERR_SHAPE, "input '%s' is %s but input '%s' is %s; all dims but the first must match",
+                            l->in[0]->name, s0, l->in[i]->name, s1);
+        }
+        l->shape[0] += l->in[i]->shape[0];
     }
+    return DL_OK;
+}
+
+static int dl__matmul_infer(dl_layer *l, char *why) {
+    const dl_layer *x = l->in[0], *y = l->in[1];
+    int r = x->ndim;
+    char s0[48], s1[48];
+    dl__in_str(l, 0, s0);
+    dl__in_str(l, 1, s1);
+    if (r < 2 || y->ndim != r || (r == 3 && x->shape[0] != y->shape[0]) || x->shape[r - 1] != y->shape[r - 2])
+        return dl__fail(why, DL_ERR_SHAPE, "cannot multiply %s by %s: need (..,M,K) x (..,K,P) with equal leading dims", s0, s1);
+    l->shape[r - 1] = y->shape[r - 1];
+    return DL_OK;
+}
+
+static int dl__custom_infer(dl_layer *l, char *why) {
+    int i;
+    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "output ndim %d must be 1..3", l->a.ndim);
+    for (i = 0; i < l->a.ndim; i++)
+        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "output dim %d is %d", i, l->a.shape[i]);
+    dl__set_shape(l, l->a.ndim, l->a.shape);
+    return DL_OK;
+}
+static int dl__custom_params(dl_net *net, dl_layer *l, int init) {
+    int rc, i, j;
+    (void)init;
+    for (j = 0; j < l->custom.n_params; j++) {
+        dl_param *p;
+        if ((rc = dl__add_param(net, l, l->custom.params[j].name ? l->custom.params[j].name : "param", 1,
+                                &l->custom.params[j].size, 1))) return rc;
+        p = &net->params[net->n_params - 1];
+        for (i = 0; i < p->size; i++) p->data[i] = l->custom.params[j].init_value;
+    }
+    return DL_OK;
 }
 
 /* The one way a layer enters a net: checks, infers its shape, names it,
@@ -1397,7 +2072,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     uint64_t rng0;
     if (!net) return NULL;
     rng0 = net->rng;
-    if (!dl__arity_ok(op, n_in)) {
+    if (op < 0 || op >= DL_OP_COUNT || n_in < dl__op(op)->min_in || n_in > dl__op(op)->max_in) {
         net->last_rc = dl__fail(net->err, DL_ERR_ARG, "%s: %d inputs is not a valid count for this op", dl_op_name(op), n_in);
         return NULL;
     }
@@ -1442,13 +2117,12 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
         goto fail;
     }
     strcpy(l->name, name);
-    if (op == DL_OP_INPUT) {            /* no inputs: the attrs give the shape */
-        l->ndim = attrs->ndim;
-        memcpy(l->shape, attrs->shape, sizeof l->shape);
-    } else if ((rc = dl__infer(op, in, n_in, &l->a, &l->ndim, l->shape, why)) != DL_OK) {
+    if (n_in) { l->ndim = in[0]->ndim; memcpy(l->shape, in[0]->shape, sizeof l->shape); }
+    if (dl__op(op)->infer && (rc = dl__op(op)->infer(l, why)) != DL_OK) {
         char s0[48];
-        dl__shape_str(s0, sizeof s0, in[0]->ndim, in[0]->shape);   /* every op but input has inputs */
-        dl__fail(net->err, rc, "%s '%s' on '%s' (%s): %s", dl_op_name(op), l->name, in[0]->name, s0, why);
+        if (n_in) dl__shape_str(s0, sizeof s0, in[0]->ndim, in[0]->shape);
+        if (n_in) dl__fail(net->err, rc, "%s '%s' on '%s' (%s): %s", dl_op_name(op), l->name, in[0]->name, s0, why);
+        else dl__fail(net->err, rc, "%s '%s': %s", dl_op_name(op), l->name, why);
         goto fail;
     }
     {
@@ -1465,7 +2139,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     }
     np0 = net->n_params; nw0 = net->nw; ns0 = net->ns;
     l->first_param = net->n_params;
-    if ((rc = dl__declare_params(net, l, init)) != DL_OK) {
+    if (dl__op(op)->params && (rc = dl__op(op)->params(net, l, init)) != DL_OK) {
         net->n_params = np0; net->nw = nw0; net->ns = ns0;
         goto fail;
     }
@@ -1512,6 +2186,12 @@ dl_layer *dl_dense(dl_layer *x, int units) {
 
 /* One axis of a geometry field: its own value if set, else the both-axes one, else def. */
 static int dl__axis(int axis, int both, int def) { return axis ? axis : both ? both : def; }
+/* The four pads of an options struct: per side when any side is set, else per axis. */
+static void dl__pads(dl_attrs *a, int both, int ph, int pw, int top, int left, int bottom, int right, int mode) {
+    if (top || left || bottom || right) { a->pad[0] = top; a->pad[1] = left; a->pad[2] = bottom; a->pad[3] = right; }
+    else { a->pad[0] = a->pad[2] = dl__axis(ph, both, 0); a->pad[1] = a->pad[3] = dl__axis(pw, both, 0); }
+    a->auto_pad = mode;
+}
 
 dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     dl_attrs a = dl__attrs0();
@@ -1520,11 +2200,33 @@ dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
     a.units = d->filters;
     a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
     a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
-    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
+    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
     a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
     a.groups = d->groups ? d->groups : 1;
     a.bias = !d->no_bias;
     return dl__add(x->net, DL_OP_CONV2D, &x, 1, &a, d->init, NULL, NULL);
+}
+dl_layer *dl_conv2d_transpose_ex(dl_layer *x, const dl_conv_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d_transpose: desc is NULL"); return NULL; }
+    a.units = d->filters;
+    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
+    a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
+    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
+    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
+    a.output_padding[0] = dl__axis(d->output_padding_h, d->output_padding, 0);
+    a.output_padding[1] = dl__axis(d->output_padding_w, d->output_padding, 0);
+    a.groups = d->groups ? d->groups : 1;
+    a.bias = !d->no_bias;
+    return dl__add(x->net, DL_OP_CONV2D_TRANSPOSE, &x, 1, &a, d->init, NULL, NULL);
+}
+dl_layer *dl_conv2d_transpose(dl_layer *x, int filters, int kernel, int stride, int pad) {
+    dl_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.filters = filters; d.kernel = kernel; d.stride = stride; d.pad = pad;
+    if (x && stride <= 0) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d_transpose on '%s': stride %d must be positive", x->name, stride); return NULL; }
+    return dl_conv2d_transpose_ex(x, &d);
 }
 dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad) {
     dl_conv_desc d;
@@ -1540,7 +2242,10 @@ static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
     a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
     a.stride[0] = dl__axis(d->stride_h, d->stride, a.kernel[0]); a.stride[1] = dl__axis(d->stride_w, d->stride, a.kernel[1]);
-    a.pad[0] = dl__axis(d->pad_h, d->pad, 0); a.pad[1] = dl__axis(d->pad_w, d->pad, 0);
+    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
+    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
+    a.ceil_mode = d->ceil_mode;
+    a.count_include_pad = !d->exclude_pad;
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
 dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d); }
@@ -1565,6 +2270,7 @@ static dl_layer *dl__unary(int op, dl_layer *x, float alpha) {
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
 dl_layer *dl_global_avgpool(dl_layer *x) { return dl__unary(DL_OP_GLOBAL_AVGPOOL, x, 0); }
+dl_layer *dl_global_maxpool(dl_layer *x) { return dl__unary(DL_OP_GLOBAL_MAXPOOL, x, 0); }
 dl_layer *dl_batchnorm_ex(dl_layer *x, float eps, float momentum) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
@@ -1579,6 +2285,20 @@ dl_layer *dl_elu(dl_layer *x, float alpha) { return dl__unary(DL_OP_ELU, x, alph
 dl_layer *dl_prelu(dl_layer *x) { return dl__unary(DL_OP_PRELU, x, 0); }
 dl_layer *dl_sigmoid(dl_layer *x) { return dl__unary(DL_OP_SIGMOID, x, 0); }
 dl_layer *dl_tanh(dl_layer *x) { return dl__unary(DL_OP_TANH, x, 0); }
+static dl_layer *dl__unary2(int op, dl_layer *x, float alpha, float beta, int approximate) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    a.alpha = alpha; a.beta = beta; a.approximate = approximate;
+    return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_clip(dl_layer *x, float lo, float hi) { return dl__unary2(DL_OP_CLIP, x, lo, hi, 0); }
+dl_layer *dl_hard_sigmoid(dl_layer *x, float alpha, float beta) { return dl__unary2(DL_OP_HARD_SIGMOID, x, alpha, beta, 0); }
+dl_layer *dl_hard_swish(dl_layer *x) { return dl__unary2(DL_OP_HARD_SWISH, x, 1.0f / 6.0f, 0.5f, 0); }
+dl_layer *dl_selu(dl_layer *x) { return dl__unary2(DL_OP_SELU, x, 1.67326324235437728f, 1.05070098735548049f, 0); }
+dl_layer *dl_gelu(dl_layer *x, int tanh_approx) { return dl__unary2(DL_OP_GELU, x, 0, 0, tanh_approx); }
+dl_layer *dl_silu(dl_layer *x) { return dl__unary(DL_OP_SILU, x, 0); }
+dl_layer *dl_softplus(dl_layer *x) { return dl__unary(DL_OP_SOFTPLUS, x, 0); }
+dl_layer *dl_log_softmax(dl_layer *x) { return dl__unary(DL_OP_LOG_SOFTMAX, x, 0); }
 dl_layer *dl_softmax(dl_layer *x) { return dl__unary(DL_OP_SOFTMAX, x, 0); }
 
 dl_layer *dl_reshape(dl_layer *x, int ndim, const int *shape) {
@@ -1613,6 +2333,86 @@ dl_layer *dl_add_n(dl_layer *const *xs, int n) { return dl__nary(DL_OP_ADD, xs, 
 dl_layer *dl_concat(dl_layer *const *xs, int n) { return dl__nary(DL_OP_CONCAT, xs, n, 1, 64); }
 dl_layer *dl_add(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_ADD, xs, 2, 2, 2); }
 dl_layer *dl_mul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MUL, xs, 2, 2, 2); }
+dl_layer *dl_sub(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_SUB, xs, 2, 2, 2); }
+dl_layer *dl_div(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_DIV, xs, 2, 2, 2); }
+dl_layer *dl_pad_ex(dl_layer *x, const dl_pad_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "pad: desc is NULL"); return NULL; }
+    a.pad[0] = d->top; a.pad[1] = d->left; a.pad[2] = d->bottom; a.pad[3] = d->right;
+    a.mode = d->mode; a.value = d->value;
+    return dl__add(x->net, DL_OP_PAD, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_pad(dl_layer *x, int pad, int mode) {
+    dl_pad_desc d;
+    memset(&d, 0, sizeof d);
+    d.top = d.bottom = d.left = d.right = pad; d.mode = mode;
+    return dl_pad_ex(x, &d);
+}
+dl_layer *dl_transpose(dl_layer *x, const int *perm) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!x) return NULL;
+    if (!perm) { dl__fail(x->net->err, DL_ERR_ARG, "transpose on '%s': perm is NULL", x->name); return NULL; }
+    for (i = 0; i < x->ndim; i++) a.perm[i] = perm[i];
+    return dl__add(x->net, DL_OP_TRANSPOSE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_upsample_ex(dl_layer *x, const dl_upsample_desc *d) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "upsample: desc is NULL"); return NULL; }
+    a.scale[0] = d->scale_h; a.scale[1] = d->scale_w; a.mode = d->bilinear; a.align_corners = d->align_corners;
+    return dl__add(x->net, DL_OP_UPSAMPLE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_upsample(dl_layer *x, int scale, int bilinear) {
+    dl_upsample_desc d;
+    memset(&d, 0, sizeof d);
+    d.scale_h = d.scale_w = scale; d.bilinear = bilinear;
+    return dl_upsample_ex(x, &d);
+}
+dl_layer *dl_slice_channels(dl_layer *x, int start, int end) {
+    dl_attrs a = dl__attrs0();
+    if (!x) return NULL;
+    a.range[0] = start; a.range[1] = end;
+    return dl__add(x->net, DL_OP_SLICE, &x, 1, &a, 0, NULL, NULL);
+}
+static dl_layer *dl__reduce(dl_layer *x, const int *axes, int n_axes, int keepdims, int mean) {
+    dl_attrs a = dl__attrs0();
+    int i;
+    if (!x) return NULL;
+    if (n_axes < 0 || n_axes > 3 || (n_axes && !axes)) {
+        dl__fail(x->net->err, DL_ERR_ARG, "reduce on '%s': %d axes%s; give 0 to 3", x->name, n_axes, n_axes && !axes ? " but axes NULL" : "");
+        return NULL;
+    }
+    for (i = 0; i < 3; i++) a.axes[i] = n_axes == 0 && i < x->ndim;
+    for (i = 0; i < n_axes; i++) {
+        if (axes[i] < 0 || axes[i] >= x->ndim) {
+            dl__fail(x->net->err, DL_ERR_ARG, "reduce on '%s': axis %d is not one of its %d dims", x->name, axes[i], x->ndim);
+            return NULL;
+        }
+        a.axes[axes[i]] = 1;
+    }
+    a.keepdims = keepdims != 0; a.mode = mean;
+    return dl__add(x->net, DL_OP_REDUCE, &x, 1, &a, 0, NULL, NULL);
+}
+dl_layer *dl_reduce_sum(dl_layer *x, const int *axes, int n_axes, int keepdims) { return dl__reduce(x, axes, n_axes, keepdims, 0); }
+dl_layer *dl_reduce_mean(dl_layer *x, const int *axes, int n_axes, int keepdims) { return dl__reduce(x, axes, n_axes, keepdims, 1); }
+dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data) {
+    dl_attrs a = dl__attrs0();
+    dl_layer *l;
+    int i;
+    if (!net) return NULL;
+    if (!shape || !data || ndim < 1 || ndim > 3) {
+        dl__fail(net->err, DL_ERR_ARG, "constant: need 1 to 3 dims, a shape and data, got %d dims%s%s", ndim,
+                 shape ? "" : ", shape NULL", data ? "" : ", data NULL");
+        return NULL;
+    }
+    a.ndim = ndim;
+    for (i = 0; i < ndim; i++) a.shape[i] = shape[i];
+    if (!(l = dl__add(net, DL_OP_CONSTANT, NULL, 0, &a, 0, NULL, NULL))) return NULL;
+    memcpy(net->params[l->first_param].data, data, (size_t)l->size * sizeof(float));
+    return l;
+}
 dl_layer *dl_matmul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MATMUL, xs, 2, 2, 2); }
 
 dl_layer *dl_custom(dl_layer *const *inputs, int n_in, const dl_custom_desc *d) {
@@ -1664,11 +2464,252 @@ int dl_layer_shape(const dl_layer *l, int shape[3]) {
 int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
 
 /* ======================================================================== */
-/*  CPU compute: SIMD micro-kernels chosen at run time, a thread pool, and  */
+/*  >>compute  CPU compute: SIMD micro-kernels chosen at run time, a thread pool, and  */
 /*  a packed GEMM. Work is split into tasks fixed by the shapes and every   */
 /*  sum runs in an order fixed by the shapes, so results are bit-identical  */
 /*  whatever the number of threads.                                         */
 /* ======================================================================== */
+
+/* ---- what this compiler can build. GNU C (gcc, clang) gets vector
+   extensions and, on x86-64, AVX2 and AVX-512 code behind target
+   attributes, chosen at run time with __builtin_cpu_supports; aarch64 gets
+   NEON. Every other compiler (tcc, MSVC), and DL_NO_SIMD, gets portable C. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(DL_NO_SIMD)
+#define DL__VEC 1
+typedef float dl__vf __attribute__((vector_size(64)));
+typedef int32_t dl__vi __attribute__((vector_size(64)));
+/* A vector of 16 copies of x, as an initializer: mixing a scalar into vector
+   arithmetic fails where floats are evaluated wider (i686, s390x). */
+#define DL__SPLAT(x) { x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x }
+/* The row kernels are written once and inlined into one wrapper per ISA. */
+#define DL__INLINE static inline __attribute__((always_inline))
+#if defined(__x86_64__)
+#define DL__X86 1
+#include <immintrin.h>
+#endif
+#else
+#define DL__INLINE static
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
+#define DL__NEON 1
+#include <arm_neon.h>
+#endif
+
+/* Clip and hard swish, shared by their kernels and the GEMM epilogue so fused
+   inference computes the same thing. */
+static float dl__clip_value(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+static float dl__hard_swish_value(float x, float a, float b) {
+    float t = a * x + b;
+    return t <= 0.0f ? 0.0f : t >= 1.0f ? x : x * t;
+}
+
+/* ---- row kernels: the hot elementwise loops of batchnorm, activations and
+   GEMM epilogues. Compilers at -O2 leave such loops scalar, so they are
+   written with vector extensions (16 floats; each ISA splits them as it can)
+   and compiled once per ISA into a table, chosen with the micro-kernels.
+   Sums use 16 lanes added in a fixed order, so every path gives the same bits.
+   Where floats are evaluated wider (i686, s390x in ISO C mode) a scalar
+   x * sc + sh rounds once, a vector one twice; the cast rounds the product,
+   so a row gives the same bits however it splits into vectors and a tail
+   (a fused epilogue's rows are tile-wide, batchnorm's are planes). */
+/* y = x sc + sh */
+DL__INLINE void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh);
+    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * vsc + vsh; memcpy(y + s, &v, 64); }
+#endif
+    for (; s < S; s++) y[s] = (float)(x[s] * sc) + sh;
+}
+/* y += x */
+DL__INLINE void dl__row_add(float *y, const float *x, int S) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += v; memcpy(y + s, &u, 64); }
+#endif
+    for (; s < S; s++) y[s] += x[s];
+}
+/* y = x > 0 ? x : a x */
+DL__INLINE void dl__row_prelu(float *y, const float *x, int S, float a) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf va = DL__SPLAT(a);
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, r;
+        dl__vi m;
+        memcpy(&v, x + s, 64);
+        m = v > 0;
+        r = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * va) & ~m));
+        memcpy(y + s, &r, 64);
+    }
+#endif
+    for (; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
+}
+/* dx += x > 0 ? dy : a dy (dx may be NULL); returns sum over x <= 0 of dy x */
+DL__INLINE double dl__row_prelu_back(float *dx, const float *dy, const float *x, int S, float a) {
+    float lane[16] = { 0 };
+    double total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    const dl__vf va = DL__SPLAT(a);
+    dl__vf acc = { 0 };
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, g, d;
+        dl__vi m;
+        memcpy(&v, x + s, 64);
+        memcpy(&g, dy + s, 64);
+        m = v > 0;
+        acc += (dl__vf)((dl__vi)(g * v) & ~m);
+        if (dx) { memcpy(&d, dx + s, 64); d += (dl__vf)(((dl__vi)g & m) | ((dl__vi)(g * va) & ~m)); memcpy(dx + s, &d, 64); }
+    }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) {
+            lane[k] += x[s + k] > 0 ? 0.0f : dy[s + k] * x[s + k];
+            if (dx) dx[s + k] += x[s + k] > 0 ? dy[s + k] : a * dy[s + k];
+        }
+#endif
+    for (; s < S; s++) {
+        total += x[s] > 0 ? 0.0 : (double)(dy[s] * x[s]);
+        if (dx) dx[s] += x[s] > 0 ? dy[s] : a * dy[s];
+    }
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+/* sum of (x - m), or of (x - m)^2 */
+DL__INLINE double dl__row_sum(const float *x, int S, float m, int squares) {
+    float lane[16] = { 0 };
+    double total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    const dl__vf vm = DL__SPLAT(m);
+    dl__vf acc = { 0 };
+    for (; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= vm; acc += squares ? d * d : d; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
+#endif
+    for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+/* sums of dy and of dy (x - m) */
+DL__INLINE void dl__row_sums2(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) {
+    float l1[16] = { 0 }, l2[16] = { 0 };
+    int s = 0, k;
+#ifdef DL__VEC
+    const dl__vf vm = DL__SPLAT(m);
+    dl__vf a1 = { 0 }, a2 = { 0 };
+    for (; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - vm); }
+    memcpy(l1, &a1, 64);
+    memcpy(l2, &a2, 64);
+#else
+    for (; s + 16 <= S; s += 16)
+        for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
+#endif
+    for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
+    for (k = 0; k < 16; k++) { *sdy += l1[k]; *sdyx += l2[k]; }
+}
+/* dx += g (dy - k1 - (x - m) k2) */
+DL__INLINE void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) {
+    int s = 0;
+#ifdef DL__VEC
+    const dl__vf vg = DL__SPLAT(g), vk1 = DL__SPLAT(k1), vm = DL__SPLAT(m), vk2 = DL__SPLAT(k2);
+    for (; s + 16 <= S; s += 16) {
+        dl__vf d, gy, v;
+        memcpy(&d, dx + s, 64); memcpy(&gy, dy + s, 64); memcpy(&v, x + s, 64);
+        d += vg * (gy - vk1 - (v - vm) * vk2);
+        memcpy(dx + s, &d, 64);
+    }
+#endif
+    for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
+}
+
+/* sum w[i] x[i], in 16 lanes added in a fixed order */
+DL__INLINE float dl__row_dot(const float *w, const float *x, int n) {
+    float lane[16] = { 0 }, total = 0;
+    int s = 0, k;
+#ifdef DL__VEC
+    dl__vf acc = { 0 };
+    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
+    memcpy(lane, &acc, 64);
+#else
+    for (; s + 16 <= n; s += 16)
+        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
+#endif
+    for (; s < n; s++) total += w[s] * x[s];
+    for (k = 0; k < 16; k++) total += lane[k];
+    return total;
+}
+
+/* y = act(y sc + sh) over one row of a finished GEMM tile */
+DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope, float beta) {
+    int s = 0;
+    if (act == DL__ACT_CLIP || act == DL__ACT_HARD_SWISH) {     /* rare: plain C */
+        for (; s < n; s++) {
+            float v = y[s] * sc + sh;
+            y[s] = act == DL__ACT_CLIP ? dl__clip_value(v, slope, beta) : dl__hard_swish_value(v, slope, beta);
+        }
+        return;
+    }
+#ifdef DL__VEC
+    const float neg = act == DL__ACT_RELU ? 0.0f : slope;
+    const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh), vneg = DL__SPLAT(neg);
+    for (; s + 16 <= n; s += 16) {
+        dl__vf v;
+        dl__vi m;
+        memcpy(&v, y + s, 64);
+        v = v * vsc + vsh;
+        if (act != DL__ACT_NONE) {
+            m = v > 0;
+            v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * vneg) & ~m));
+        }
+        memcpy(y + s, &v, 64);
+    }
+#endif
+    for (; s < n; s++) {
+        float v = (float)(y[s] * sc) + sh;
+        y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
+    }
+}
+
+typedef struct dl__rowk {
+    void (*affine)(float *y, const float *x, int S, float sc, float sh);
+    void (*add)(float *y, const float *x, int S);
+    void (*prelu)(float *y, const float *x, int S, float a);
+    double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
+    double (*sum)(const float *x, int S, float m, int squares);
+    void (*sums2)(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx);
+    void (*bn_dx)(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2);
+    float (*dot)(const float *w, const float *x, int n);
+    void (*epilogue)(float *y, int n, float sc, float sh, int act, float slope, float beta);
+} dl__rowk;
+/* The table for one ISA: wrappers that inline the kernels above, compiled
+   with the given target attribute (empty: the compiler's baseline). */
+#define DL__ROWK(isa, target) \
+    target static void dl__row_affine_##isa(float *y, const float *x, int S, float sc, float sh) { dl__row_affine(y, x, S, sc, sh); } \
+    target static void dl__row_add_##isa(float *y, const float *x, int S) { dl__row_add(y, x, S); } \
+    target static void dl__row_prelu_##isa(float *y, const float *x, int S, float a) { dl__row_prelu(y, x, S, a); } \
+    target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
+        return dl__row_prelu_back(dx, dy, x, S, a); } \
+    target static double dl__row_sum_##isa(const float *x, int S, float m, int squares) { return dl__row_sum(x, S, m, squares); } \
+    target static void dl__row_sums2_##isa(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) { \
+        dl__row_sums2(dy, x, S, m, sdy, sdyx); } \
+    target static void dl__row_bn_dx_##isa(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) { \
+        dl__row_bn_dx(dx, dy, x, S, g, k1, m, k2); } \
+    target static float dl__row_dot_##isa(const float *w, const float *x, int n) { return dl__row_dot(w, x, n); } \
+    target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope, float beta) { \
+        dl__row_epilogue(y, n, sc, sh, act, slope, beta); } \
+    static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
+        dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__row_dot_##isa, \
+        dl__row_epilogue_##isa };
+DL__ROWK(base, )
+#ifdef DL__X86
+DL__ROWK(avx2, __attribute__((target("avx2"))))
+DL__ROWK(avx512, __attribute__((target("avx512f"))))
+#endif
 
 /* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
 typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias);
@@ -1679,6 +2720,7 @@ typedef struct dl__simd {
     void (*pairs_max)(float *m, int32_t *odd, const float *x, int k);   /* see dl__pairs_max_c */
     void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
+    const dl__rowk *row;
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -1696,11 +2738,9 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
     for (i = 0; i < 4; i++)
         for (j = 0; j < 8; j++) c[i * ldc + j] = (load ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
-static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c };
+static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DL_NO_SIMD)
-#define DL__X86 1
-#include <immintrin.h>
+#ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
    of vectors in memory. ROW(i) is one row of the tile. */
 /* AVX2 + FMA, 6 x 16: 12 accumulators, 2 loads of b and 6 broadcasts of a per k. */
@@ -1725,7 +2765,7 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
-static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c };
+static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -1752,12 +2792,11 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
-static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512 };
+static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
+                                         &dl__rowk_avx512 };
 #endif
 
-#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(DL_NO_SIMD)
-#define DL__NEON 1
-#include <arm_neon.h>
+#ifdef DL__NEON
 /* NEON, 8 x 8: 16 accumulators. */
 static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
     float32x4_t acc[8][2];
@@ -1777,7 +2816,7 @@ static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, s
         vst1q_f32(ci + 4, acc[i][1]);
     }
 }
-static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c };
+static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -1792,7 +2831,7 @@ static const dl__simd *dl__simd_detect(void) {
     return &dl__simd_scalar;
 }
 
-/* ---- threads ---- */
+/* ---- the thread pool ---- */
 
 typedef void (*dl__task_fn)(void *arg, int task, int thread);
 
@@ -1800,60 +2839,89 @@ typedef void (*dl__task_fn)(void *arg, int task, int thread);
 struct dl__worker { struct dl__pool *pool; int id; };
 struct dl__pool {
     int n;                          /* threads, the caller included */
-    pthread_t *tid;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    dl__thread *tid;
+    dl__mutex mu;
+    dl__cond cv;
     dl__task_fn fn;
     void *arg;
     int n_tasks;
-    int next;                       /* the next task to take (atomic) */
-    int gen;                        /* bumped per job; workers wait for a change */
-    int busy;                       /* workers not done with the current job */
-    int stop;
+    long next;                      /* the next task to take (atomic) */
+    long gen;                       /* bumped per job; workers wait for a change */
+    long busy;                      /* workers not done with the current job */
+    long stop;
     struct dl__worker *workers;
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    dl__mutex amu;                  /* stands in for atomic instructions */
+#endif
 };
+/* Atomic longs in the pool: GNU builtins (gcc, clang, mingw), Interlocked
+   calls on MSVC; any other compiler (tcc) takes a lock for each access. */
+#if defined(__GNUC__) || defined(__clang__)
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return __atomic_fetch_add(x, v, __ATOMIC_ACQ_REL); }
+static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return __atomic_load_n(x, __ATOMIC_ACQUIRE); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; __atomic_store_n(x, v, __ATOMIC_RELEASE); }
+#elif defined(_MSC_VER)
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) { (void)p; return InterlockedExchangeAdd(x, v); }
+static long dl__atomic_load(struct dl__pool *p, long *x) { (void)p; return InterlockedCompareExchange(x, 0, 0); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { (void)p; InterlockedExchange(x, v); }
+#else
+static long dl__atomic_add(struct dl__pool *p, long *x, long v) {
+    long old;
+    dl__mutex_lock(&p->amu);
+    old = *x;
+    *x += v;
+    dl__mutex_unlock(&p->amu);
+    return old;
+}
+static long dl__atomic_load(struct dl__pool *p, long *x) { return dl__atomic_add(p, x, 0); }
+static void dl__atomic_store(struct dl__pool *p, long *x, long v) { dl__mutex_lock(&p->amu); *x = v; dl__mutex_unlock(&p->amu); }
+#endif
 static void dl__pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     __builtin_ia32_pause();
 #endif
 }
 static void dl__pool_work(struct dl__pool *p, int id) {
-    int t;
-    while ((t = __atomic_fetch_add(&p->next, 1, __ATOMIC_ACQ_REL)) < p->n_tasks) p->fn(p->arg, t, id);
+    long t;
+    while ((t = dl__atomic_add(p, &p->next, 1)) < p->n_tasks) p->fn(p->arg, (int)t, id);
 }
 /* Workers spin briefly between jobs (a training step runs many short
    parallel regions back to back), then sleep on the condition variable. */
-static void *dl__pool_main(void *arg) {
+static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
-    int seen = 0;
+    long seen = 0;
     for (;;) {
-        int g, spins = 0;
-        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && spins++ < 20000)
+        long g;
+        int spins = 0;
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 20000)
             if (spins < 4000) dl__pause();
-            else sched_yield();
+            else dl__yield();
         if (g == seen) {
-            pthread_mutex_lock(&p->mu);
-            while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p->cv, &p->mu);
-            pthread_mutex_unlock(&p->mu);
+            dl__mutex_lock(&p->mu);
+            while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
+            dl__mutex_unlock(&p->mu);
         }
         seen = g;
-        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) return NULL;
+        if (dl__atomic_load(p, &p->stop)) return;
         dl__pool_work(p, w->id);
-        __atomic_fetch_sub(&p->busy, 1, __ATOMIC_ACQ_REL);
+        dl__atomic_add(p, &p->busy, -1);
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
     int i;
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
-    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (i = 1; i < p->n; i++) pthread_join(p->tid[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
+    dl__mutex_lock(&p->mu);
+    dl__atomic_store(p, &p->stop, 1);
+    dl__atomic_add(p, &p->gen, 1);
+    dl__cond_broadcast(&p->cv);
+    dl__mutex_unlock(&p->mu);
+    for (i = 1; i < p->n; i++) dl__thread_join(p->tid[i]);
+    dl__cond_destroy(&p->cv);
+    dl__mutex_destroy(&p->mu);
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    dl__mutex_destroy(&p->amu);
+#endif
     DL_FREE(p->tid);
     DL_FREE(p->workers);
     DL_FREE(p);
@@ -1862,15 +2930,21 @@ static struct dl__pool *dl__pool_new(int n) {
     struct dl__pool *p = (struct dl__pool *)dl__calloc(1, sizeof(struct dl__pool));
     int i;
     if (!p) return NULL;
-    p->tid = (pthread_t *)dl__calloc((size_t)n, sizeof(pthread_t));
+    p->tid = (dl__thread *)dl__calloc((size_t)n, sizeof(dl__thread));
     p->workers = (struct dl__worker *)dl__calloc((size_t)n, sizeof(struct dl__worker));
-    if (!p->tid || !p->workers || pthread_mutex_init(&p->mu, NULL)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
-    if (pthread_cond_init(&p->cv, NULL)) { pthread_mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (!p->tid || !p->workers || dl__mutex_init(&p->mu)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (dl__cond_init(&p->cv)) { dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+#if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
+    if (dl__mutex_init(&p->amu)) {
+        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        return NULL;
+    }
+#endif
     p->n = 1;
     for (i = 1; i < n; i++) {
         p->workers[i].pool = p;
         p->workers[i].id = i;
-        if (pthread_create(&p->tid[i], NULL, dl__pool_main, &p->workers[i])) break;
+        if (dl__thread_start(&p->tid[i], &p->workers[i])) break;
         p->n++;
     }
     if (p->n < n) { dl__pool_free(p); return NULL; }
@@ -1881,22 +2955,22 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    __atomic_store_n(&p->next, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->busy, p->n - 1, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&p->mu);
-    __atomic_fetch_add(&p->gen, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    dl__atomic_store(p, &p->next, 0);
+    dl__atomic_store(p, &p->busy, p->n - 1);
+    dl__mutex_lock(&p->mu);
+    dl__atomic_add(p, &p->gen, 1);
+    dl__cond_broadcast(&p->cv);
+    dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
     /* spin briefly, then yield: on a busy machine the worker may be waiting for this core */
-    for (spins = 0; __atomic_load_n(&p->busy, __ATOMIC_ACQUIRE) > 0; spins++) {
+    for (spins = 0; dl__atomic_load(p, &p->busy) > 0; spins++) {
         if (spins < 2000) dl__pause();
-        else sched_yield();
+        else dl__yield();
     }
 }
 static int dl__default_threads(void) {
     const char *s = getenv("DL_THREADS");
-    long n = s ? strtol(s, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = s ? strtol(s, NULL, 10) : dl__cpu_count();
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 #else
@@ -1908,132 +2982,7 @@ static int dl__default_threads(void) { return 1; }
 
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
 static float *dl__scratch(const dl__cpu *cpu, int thread) { return cpu->thread_ws + (size_t)thread * cpu->thread_floats; }
-
-/* ---- row kernels: the hot elementwise loops of batchnorm and activations.
-   Compilers at -O2 leave such loops scalar, so they are written with vector
-   extensions (16 floats; each ISA splits them as it can) and, where ifunc
-   exists, compiled for AVX-512, AVX2 and the baseline with dispatch at load.
-   Sums use 16 lanes added in a fixed order, so every path gives the same bits. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(DL_NO_SIMD)
-#define DL__VEC 1
-typedef float dl__vf __attribute__((vector_size(64)));
-typedef int32_t dl__vi __attribute__((vector_size(64)));
-#if defined(__x86_64__) && defined(__linux__)
-#define DL__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef DL__CLONES
-#define DL__CLONES
-#endif
-
-/* y = x sc + sh */
-DL__CLONES static void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * sc + sh; memcpy(y + s, &v, 64); }
-#endif
-    for (; s < S; s++) y[s] = x[s] * sc + sh;
-}
-/* y += x */
-DL__CLONES static void dl__row_add(float *y, const float *x, int S) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) { dl__vf u, v; memcpy(&u, y + s, 64); memcpy(&v, x + s, 64); u += v; memcpy(y + s, &u, 64); }
-#endif
-    for (; s < S; s++) y[s] += x[s];
-}
-/* y = x > 0 ? x : a x */
-DL__CLONES static void dl__row_prelu(float *y, const float *x, int S, float a) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) {
-        dl__vf v, r;
-        dl__vi m;
-        memcpy(&v, x + s, 64);
-        m = v > 0;
-        r = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * a) & ~m));
-        memcpy(y + s, &r, 64);
-    }
-#endif
-    for (; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
-}
-/* dx += x > 0 ? dy : a dy (dx may be NULL); returns sum over x <= 0 of dy x */
-DL__CLONES static double dl__row_prelu_back(float *dx, const float *dy, const float *x, int S, float a) {
-    float lane[16] = { 0 };
-    double total = 0;
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= S; s += 16) {
-        dl__vf v, g, d;
-        dl__vi m;
-        memcpy(&v, x + s, 64);
-        memcpy(&g, dy + s, 64);
-        m = v > 0;
-        acc += (dl__vf)((dl__vi)(g * v) & ~m);
-        if (dx) { memcpy(&d, dx + s, 64); d += (dl__vf)(((dl__vi)g & m) | ((dl__vi)(g * a) & ~m)); memcpy(dx + s, &d, 64); }
-    }
-    memcpy(lane, &acc, 64);
-#else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) {
-            lane[k] += x[s + k] > 0 ? 0.0f : dy[s + k] * x[s + k];
-            if (dx) dx[s + k] += x[s + k] > 0 ? dy[s + k] : a * dy[s + k];
-        }
-#endif
-    for (; s < S; s++) {
-        total += x[s] > 0 ? 0.0 : (double)(dy[s] * x[s]);
-        if (dx) dx[s] += x[s] > 0 ? dy[s] : a * dy[s];
-    }
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
-}
-/* sum of (x - m), or of (x - m)^2 */
-DL__CLONES static double dl__row_sum(const float *x, int S, float m, int squares) {
-    float lane[16] = { 0 };
-    double total = 0;
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= m; acc += squares ? d * d : d; }
-    memcpy(lane, &acc, 64);
-#else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
-#endif
-    for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
-}
-/* sums of dy and of dy (x - m) */
-DL__CLONES static void dl__row_sums2(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) {
-    float l1[16] = { 0 }, l2[16] = { 0 };
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf a1 = { 0 }, a2 = { 0 };
-    for (; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - m); }
-    memcpy(l1, &a1, 64);
-    memcpy(l2, &a2, 64);
-#else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
-#endif
-    for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
-    for (k = 0; k < 16; k++) { *sdy += l1[k]; *sdyx += l2[k]; }
-}
-/* dx += g (dy - k1 - (x - m) k2) */
-DL__CLONES static void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= S; s += 16) {
-        dl__vf d, gy, v;
-        memcpy(&d, dx + s, 64); memcpy(&gy, dy + s, 64); memcpy(&v, x + s, 64);
-        d += g * (gy - k1 - (v - m) * k2);
-        memcpy(dx + s, &d, 64);
-    }
-#endif
-    for (; s < S; s++) dx[s] += g * (dy[s] - k1 - (x[s] - m) * k2);
-}
+static const dl__rowk *dl__rows(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->simd->row; }
 
 /* Horizontal half of a 2x2 max pool over k pairs: m[i] = max(x[2i], x[2i+1]),
    odd[i] = 1 where the second won (only when strictly greater, or a NaN the
@@ -2115,49 +3064,11 @@ static void dl__plane_maxpool2(const dl__simd *s, float *y, int32_t *arg, const 
     }
 }
 
-/* sum w[i] x[i], in 16 lanes added in a fixed order */
-DL__CLONES static float dl__row_dot(const float *w, const float *x, int n) {
-    float lane[16] = { 0 }, total = 0;
-    int s = 0, k;
-#ifdef DL__VEC
-    dl__vf acc = { 0 };
-    for (; s + 16 <= n; s += 16) { dl__vf a, b; memcpy(&a, w + s, 64); memcpy(&b, x + s, 64); acc += a * b; }
-    memcpy(lane, &acc, 64);
-#else
-    for (; s + 16 <= n; s += 16)
-        for (k = 0; k < 16; k++) lane[k] += w[s + k] * x[s + k];
-#endif
-    for (; s < n; s++) total += w[s] * x[s];
-    for (k = 0; k < 16; k++) total += lane[k];
-    return total;
-}
-
-/* y = act(y sc + sh) over one row of a finished GEMM tile */
-DL__CLONES static void dl__row_epilogue(float *y, int n, float sc, float sh, int act, float slope) {
-    int s = 0;
-#ifdef DL__VEC
-    for (; s + 16 <= n; s += 16) {
-        dl__vf v;
-        dl__vi m;
-        memcpy(&v, y + s, 64);
-        v = v * sc + sh;
-        if (act != DL__ACT_NONE) {
-            m = v > 0;
-            v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * (act == DL__ACT_RELU ? 0.0f : slope)) & ~m));
-        }
-        memcpy(y + s, &v, 64);
-    }
-#endif
-    for (; s < n; s++) {
-        float v = y[s] * sc + sh;
-        y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
-    }
-}
-static void dl__epilogue_rows(const dl__epilogue *e, float *c, size_t ldc, int i0, int m, int n) {
+static void dl__epilogue_rows(const dl__simd *s, const dl__epilogue *e, float *c, size_t ldc, int i0, int m, int n) {
     int i;
     for (i = 0; i < m; i++)
-        dl__row_epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
-                         e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha);
+        s->row->epilogue(c + (size_t)i * ldc, n, e->scale ? e->scale[i0 + i] : 1.0f, e->shift ? e->shift[i0 + i] : 0.0f,
+                         e->act, e->act == DL__ACT_PRELU ? e->slope[i0 + i] : e->alpha, e->beta);
 }
 
 /* ---- GEMM ---- */
@@ -2427,7 +3338,7 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
     if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
         s->kernel(kc, a, b, c, C->rs, load, bp);
-        if (last && g->epi) dl__epilogue_rows(g->epi, c, C->rs, i0, m, n);
+        if (last && g->epi) dl__epilogue_rows(s, g->epi, c, C->rs, i0, m, n);
         return;
     }
     /* An edge tile, or one that straddles two samples of a batched C: through
@@ -2440,7 +3351,7 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
         if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
         if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = cp[ro[i] + co[j]];
         s->kernel(kc, a, b, t, (size_t)nr, load, bp);
-        if (last && g->epi) dl__epilogue_rows(g->epi, t, (size_t)nr, i0, m, n);
+        if (last && g->epi) dl__epilogue_rows(s, g->epi, t, (size_t)nr, i0, m, n);
         for (i = 0; i < m; i++) for (j = 0; j < n; j++) cp[ro[i] + co[j]] = t[i * nr + j];
     }
 }
@@ -2484,7 +3395,7 @@ static void dl__gemm_parallel(const dl__cpu *cpu, const dl__gemm *g, float *ap) 
 }
 
 /* ======================================================================== */
-/*  CPU kernels. Each layer: forward and backward side by side, formula and */
+/*  >>ops  CPU kernels. Each layer: forward and backward side by side, formula and */
 /*  shapes in a comment. Backward ADDS into din and dw.                     */
 /* ======================================================================== */
 
@@ -2496,9 +3407,10 @@ static void dl__dense_dot_task(void *arg, int t, int thread) {
     const dl__dense_job *j = (const dl__dense_job *)arg;
     int O = j->l->a.units, I = j->l->in[0]->size, n = t / O, o = t % O;
     float *y = j->e->out + (size_t)n * O + o;
+    const dl__simd *s = ((const dl__cpu *)j->e->cpu)->simd;
     (void)thread;
-    *y = dl__row_dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
-    if (j->epi) dl__epilogue_rows(j->epi, y, 1, o, 1, 1);
+    *y = s->row->dot(j->e->w[0] + (size_t)o * I, j->e->in[0] + (size_t)n * I, I) + (j->l->a.bias ? j->e->w[1][o] : 0.0f);
+    if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, 1, 1);
 }
 static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
@@ -2552,9 +3464,14 @@ static int dl__dense_backward(const dl_layer *l, const dl_exec *e) {
 dl_conv_geom dl_layer_conv_geom(const dl_layer *l) {
     dl_conv_geom g;
     memset(&g, 0, sizeof g);
-    if (!l || l->op != DL_OP_CONV2D) return g;      /* all zero: not a convolution */
-    dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
-    g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
+    if (!l || (l->op != DL_OP_CONV2D && l->op != DL_OP_CONV2D_TRANSPOSE)) return g;   /* all zero: not a convolution */
+    if (l->op == DL_OP_CONV2D) {
+        dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.C, &g.H, &g.W);
+        g.M = l->shape[0]; g.OH = l->shape[1]; g.OW = l->shape[2];
+    } else {                                        /* the adjoint: input and output swap */
+        dl__chw(l->in[0]->ndim, l->in[0]->shape, &g.M, &g.OH, &g.OW);
+        g.C = l->shape[0]; g.H = l->shape[1]; g.W = l->shape[2];
+    }
     g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
     g.sh = l->a.stride[0]; g.sw = l->a.stride[1];
     g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
@@ -2566,7 +3483,7 @@ dl_conv_geom dl_layer_conv_geom(const dl_layer *l) {
 }
 /* A 1x1, stride-1, unpadded convolution reads x as its own col matrix. */
 static int dl__conv_is_pointwise(const dl__conv *g) {
-    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->OH == g->H && g->OW == g->W;
 }
 /* Samples per chunk of the weight gradient: its partial sums are added in
    chunk order, and the chunk size depends on the shapes only. */
@@ -2581,7 +3498,10 @@ static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const fl
     return m;
 }
 
-static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
+static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumulate);
+static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) { return dl__conv_forward_run(l, e, 0); }
+/* accumulate: out += the convolution (no bias, no epilogue), for conv2d_transpose's backward */
+static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumulate) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv cg = dl_layer_conv_geom(l);
     dl__epilogue epi;
@@ -2594,8 +3514,9 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
         g.A = dl__plain(e->w[0] + (size_t)grp * cg.Mg * cg.K, (size_t)cg.K, 1);
         g.B = dl__conv_input(&cg, krows, e->in[0], grp);
         g.C = dl__batched(e->out + (size_t)grp * cg.Mg * cg.P, (size_t)cg.P, cg.P, (size_t)cg.M * cg.P);
-        g.bias = l->a.bias ? e->w[1] + grp * cg.Mg : NULL;
-        if (cpu->epi) {                 /* the group's rows of the epilogue */
+        g.bias = l->a.bias && !accumulate ? e->w[1] + grp * cg.Mg : NULL;
+        g.accumulate = accumulate;
+        if (cpu->epi && !accumulate) {  /* the group's rows of the epilogue */
             epi = *cpu->epi;
             if (epi.scale) epi.scale += grp * cg.Mg;
             if (epi.shift) epi.shift += grp * cg.Mg;
@@ -2608,7 +3529,7 @@ static int dl__conv2d_forward(const dl_layer *l, const dl_exec *e) {
 }
 
 /* The adjoint of im2col for one sample and group: x += col scattered back. */
-static void dl__col2im(const dl__conv *g, const float *col, float *x) {
+static void dl__col2im(const dl__rowk *rk, const dl__conv *g, const float *col, float *x) {
     int c, kh, kw, oh, ow;
     for (c = 0; c < g->Cg; c++)
         for (kh = 0; kh < g->KH; kh++)
@@ -2618,7 +3539,7 @@ static void dl__col2im(const dl__conv *g, const float *col, float *x) {
                 if (g->sh == 1 && g->sw == 1 && g->OW == g->W && dx == 0) {
                     /* the centre column of a same-width convolution: whole rows line up, one long add */
                     int dy = kh * g->dh - g->ph, o0 = dy < 0 ? -dy : 0, o1 = g->H - dy < g->OH ? g->H - dy : g->OH;
-                    if (o1 > o0) dl__row_add(x + ((size_t)c * g->H + o0 + dy) * g->W, row + (size_t)o0 * g->OW, (o1 - o0) * g->OW);
+                    if (o1 > o0) rk->add(x + ((size_t)c * g->H + o0 + dy) * g->W, row + (size_t)o0 * g->OW, (o1 - o0) * g->OW);
                     continue;
                 }
                 for (oh = 0; oh < g->OH; oh++) {
@@ -2657,7 +3578,7 @@ static void dl__conv2d_dx_task(void *arg, int n, int thread) {
         g.C = dl__plain(pointwise ? dx : dcol, (size_t)cg->P, 1);
         g.accumulate = pointwise;
         dl__gemm_serial(j->cpu->simd, &g, j->ap + (size_t)grp * dl__apack_floats(j->cpu->simd, cg->K, cg->Mg), scratch);
-        if (!pointwise) dl__col2im(cg, dcol, dx);
+        if (!pointwise) dl__col2im(j->cpu->simd->row, cg, dcol, dx);
     }
 }
 /* Partial dW and db of one chunk of samples, as dW_g^T (K x M/G) = im2col(x_g) dy_g^T:
@@ -2680,7 +3601,7 @@ static void dl__conv2d_dw_task(void *arg, int t, int thread) {
     }
     for (m = 0; m < cg->M; m++) {       /* db partial */
         double s = 0;
-        for (i = 0; i < nn; i++) s += dl__row_sum(j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P, cg->P, 0.0f, 0);
+        for (i = 0; i < nn; i++) s += j->cpu->simd->row->sum(j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P, cg->P, 0.0f, 0);
         part[(size_t)cg->M * cg->K + m] = (float)s;
     }
 }
@@ -2733,6 +3654,56 @@ static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- conv2d_transpose: the adjoint of conv2d on the geometry
+   dl_layer_conv_geom gives (that convolution's input is this layer's output):
+   forward = conv2d's input gradient of x, then the bias; backward: dx =
+   conv2d's forward of dy, dW = conv2d's weight gradient with x and dy in
+   each other's place, db = dy summed per output channel.
+   x (N,Cin,H,W), W (Cin,Cout/G,KH,KW), y (N,Cout,OH,OW).
+   CUDA: dlc__conv2d_transpose_* ---- */
+static void dl__zero_parallel(const dl__cpu *cpu, float *p, size_t n);
+static void dl__bias_planes(float *y, const float *b, int n, int C, size_t P) {
+    int i, c;
+    size_t p;
+    for (i = 0; i < n; i++)
+        for (c = 0; c < C; c++) for (p = 0; p < P; p++) y[((size_t)i * C + c) * P + p] += b[c];
+}
+static int dl__conv2d_transpose_forward(const dl_layer *l, const dl_exec *e) {
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
+    float *din[1], *dw[2] = { NULL, NULL };
+    dl_exec a = *e;
+    int C = l->shape[0];
+    size_t P = (size_t)l->shape[1] * l->shape[2];
+    din[0] = e->out;
+    a.dout = e->in[0]; a.din = din; a.dw = dw;
+    dl__zero_parallel(cpu, e->out, (size_t)e->n * l->size);
+    dl__conv2d_backward(l, &a);
+    if (l->a.bias) dl__bias_planes(e->out, e->w[1], e->n, C, P);
+    return DL_OK;
+}
+static int dl__conv2d_transpose_backward(const dl_layer *l, const dl_exec *e) {
+    const float *in[1];
+    float *din[1] = { NULL }, *dw[2];
+    dl_exec a = *e;
+    int C = l->shape[0], i, c;
+    size_t P = (size_t)l->shape[1] * l->shape[2];
+    in[0] = e->dout;
+    if (e->din[0]) { a.in = in; a.out = e->din[0]; dl__conv_forward_run(l, &a, 1); }
+    if (e->dw[0]) {
+        a = *e;
+        dw[0] = e->dw[0]; dw[1] = NULL;
+        a.in = in; a.dout = e->in[0]; a.din = din; a.dw = dw;
+        dl__conv2d_backward(l, &a);
+    }
+    if (l->a.bias && e->dw[1])
+        for (c = 0; c < C; c++) {
+            double s = 0;
+            for (i = 0; i < e->n; i++) s += dl__rows(e)->sum(e->dout + ((size_t)i * C + c) * P, (int)P, 0.0f, 0);
+            e->dw[1][c] += (float)s;
+        }
+    return DL_OK;
+}
+
 /* Per-plane ops run as tasks over blocks of (sample, channel) planes. */
 typedef struct { const dl_layer *l; const dl_exec *e; int planes_per_task; } dl__plane_job;
 static void dl__planes(const dl_layer *l, const dl_exec *e, int planes, dl__task_fn fn) {
@@ -2751,29 +3722,37 @@ static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
     const dl_exec *e = j->e;
     int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, jj, hi = (t + 1) * j->planes_per_task;
     int kh = l->a.kernel[0], kw = l->a.kernel[1], sh = l->a.stride[0], sw = l->a.stride[1];
+    int dh = l->a.dilation[0], dw = l->a.dilation[1], fast;
     int32_t *arg0 = (int32_t *)e->saved;
     (void)thread;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
     if (hi > e->n * C) hi = e->n * C;
+    fast = kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && !l->a.pad[0] && !l->a.pad[1] &&
+           2 * OH <= H && 2 * OW == W && W <= 2048;
     for (nc = t * j->planes_per_task; nc < hi; nc++) {
         const float *x = e->in[0] + (size_t)nc * H * W;
         float *y = e->out + (size_t)nc * OH * OW;
         int32_t *arg = arg0 ? arg0 + (size_t)nc * OH * OW : NULL;
-        if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && l->a.pad[0] == 0 && l->a.pad[1] == 0 && W % 2 == 0 && W <= 2048) {
+        if (fast) {
             dl__plane_maxpool2(((const dl__cpu *)e->cpu)->simd, y, arg, x, W, OH);    /* the common case, vectorized */
             continue;
         }
         for (oh = 0; oh < OH; oh++)
             for (ow = 0; ow < OW; ow++) {
-                int h0 = oh * sh - l->a.pad[0], w0 = ow * sw - l->a.pad[1], best = -1;
+                int h0 = oh * sh - l->a.pad[0], w0 = ow * sw - l->a.pad[1], best = -1, a, b;
                 float m = -INFINITY;
-                for (i = h0 < 0 ? 0 : h0; i < h0 + kh && i < H; i++)
-                    for (jj = w0 < 0 ? 0 : w0; jj < w0 + kw && jj < W; jj++)
-                        if (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj]) {
+                for (a = 0; a < kh && m == m; a++) {
+                    i = h0 + a * dh;
+                    if (i < 0 || i >= H) continue;
+                    for (b = 0; b < kw; b++) {
+                        jj = w0 + b * dw;
+                        if (jj >= 0 && jj < W && (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj])) {
                             m = x[i * W + jj];
                             best = i * W + jj;
-                            if (m != m) { i = H; break; }   /* NaN: stop (both loops: row H is not in the plane) */
+                            if (m != m) break;      /* NaN: stop (the outer loop tests m too) */
                         }
+                    }
+                }
                 y[oh * OW + ow] = m;
                 if (arg) arg[oh * OW + ow] = best;
             }
@@ -2803,17 +3782,18 @@ static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
-/* ---- avgpool2d: y = mean over the window, zero padding counted (PyTorch's
-   count_include_pad); windows are clipped to the padded input. ---- */
+/* ---- avgpool2d: y = mean over the window. Windows are clipped to the padded
+   input (a ceil_mode window can hang over it); the divisor counts the padding
+   inside (count_include_pad, PyTorch's default) or only the input cells. ---- */
 static int dl__avgpool_window(const dl_layer *l, int H, int W, int oh, int ow, int *h0, int *h1, int *w0, int *w1) {
     int hs = oh * l->a.stride[0] - l->a.pad[0], ws = ow * l->a.stride[1] - l->a.pad[1];
     int he = hs + l->a.kernel[0], we = ws + l->a.kernel[1], count;
-    if (he > H + l->a.pad[0]) he = H + l->a.pad[0];
-    if (we > W + l->a.pad[1]) we = W + l->a.pad[1];
+    if (he > H + l->a.pad[2]) he = H + l->a.pad[2];
+    if (we > W + l->a.pad[3]) we = W + l->a.pad[3];
     count = (he - hs) * (we - ws);
     *h0 = hs < 0 ? 0 : hs; *w0 = ws < 0 ? 0 : ws;
     *h1 = he > H ? H : he; *w1 = we > W ? W : we;
-    return count;
+    return l->a.count_include_pad ? count : (*h1 - *h0) * (*w1 - *w0);
 }
 static int dl__avgpool2d_forward(const dl_layer *l, const dl_exec *e) {
     int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, j, h0, h1, w0, w1;
@@ -2864,6 +3844,29 @@ static int dl__global_avgpool_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- global_maxpool: y[n,c] = max_s x[n,c,s]; saved: the index s of the
+   maximum (the first; NaN wins, as in maxpool2d). (N,C,S) -> (N,C) ---- */
+static int dl__global_maxpool_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C, nc, s;
+    int32_t *arg = (int32_t *)e->saved;
+    for (nc = 0; nc < e->n * C; nc++) {
+        const float *x = e->in[0] + (size_t)nc * S;
+        int best = 0;
+        for (s = 1; s < S && x[best] == x[best]; s++) if (x[s] > x[best] || x[s] != x[s]) best = s;
+        e->out[nc] = x[best];
+        if (arg) arg[nc] = best;
+    }
+    return DL_OK;
+}
+static int dl__global_maxpool_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C, nc;
+    const int32_t *arg = (const int32_t *)e->saved;
+    if (!e->din[0]) return DL_OK;
+    for (nc = 0; nc < e->n * C; nc++) e->din[0][(size_t)nc * S + arg[nc]] += e->dout[nc];
+    return DL_OK;
+}
+/* CUDA: dlc__global_maxpool_*, dlk__global_maxpool_* */
+
 /* Per-channel ops run as tasks over channels: a channel's sums stay in one task. */
 typedef struct { const dl_layer *l; const dl_exec *e; } dl__chan_job;
 static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
@@ -2881,15 +3884,16 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
     size_t M = (size_t)e->n * S;
     double mean, var, sum = 0, sq = 0;
     float inv, sc, sh;
     (void)thread;
     if (e->train) {
-        for (n = 0; n < e->n; n++) sum += dl__row_sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
+        for (n = 0; n < e->n; n++) sum += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
         mean = sum / (double)M;
-        for (n = 0; n < e->n; n++) sq += dl__row_sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
+        for (n = 0; n < e->n; n++) sq += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
         var = sq / (double)M;
         e->w[2][c] = (float)((1.0 - l->a.momentum) * e->w[2][c] + l->a.momentum * mean);
         e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * (double)M / (double)(M - 1));
@@ -2902,7 +3906,7 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     sc = e->w[0][c] * inv;
     sh = e->w[1][c] - (float)mean * sc;
     for (n = 0; n < e->n; n++)
-        dl__row_affine(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, sc, sh);
+        rk->affine(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, sc, sh);
 }
 static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
     dl__channels(l, e, dl__batchnorm_forward_task);
@@ -2914,13 +3918,14 @@ static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
     size_t M = (size_t)e->n * S;
     float mean = e->saved[c], inv = e->saved[C + c], k1, k2;
     double sdy = 0, sdyx = 0;
     (void)thread;
     for (n = 0; n < e->n; n++)
-        dl__row_sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, mean, &sdy, &sdyx);
+        rk->sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, mean, &sdy, &sdyx);
     sdyx *= inv;                        /* sum dy * xhat */
     if (e->dw[0]) e->dw[0][c] += (float)sdyx;
     if (e->dw[1]) e->dw[1][c] += (float)sdy;
@@ -2928,7 +3933,7 @@ static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
     k1 = e->train ? (float)(sdy / (double)M) : 0.0f;
     k2 = e->train ? (float)(sdyx / (double)M) * inv : 0.0f;
     for (n = 0; n < e->n; n++)
-        dl__row_bn_dx(e->din[0] + ((size_t)n * C + c) * S, e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S,
+        rk->bn_dx(e->din[0] + ((size_t)n * C + c) * S, e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S,
                       S, e->w[0][c] * inv, k1, mean, k2);
 }
 static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
@@ -2961,15 +3966,15 @@ static int dl__reshape_backward(const dl_layer *l, const dl_exec *e) { (void)l; 
 #define DL__ELEMENTWISE(name, fwd, bwd)                                               \
     static int dl__##name##_forward(const dl_layer *l, const dl_exec *e) {            \
         size_t i, total = (size_t)e->n * l->size;                                     \
-        float a = l->a.alpha;                                                         \
-        (void)a;                                                                      \
+        float a = l->a.alpha, b = l->a.beta;                                          \
+        (void)a; (void)b;                                                             \
         for (i = 0; i < total; i++) { float x = e->in[0][i]; e->out[i] = (fwd); }     \
         return DL_OK;                                                                 \
     }                                                                                 \
     static int dl__##name##_backward(const dl_layer *l, const dl_exec *e) {           \
         size_t i, total = (size_t)e->n * l->size;                                     \
-        float a = l->a.alpha;                                                         \
-        (void)a;                                                                      \
+        float a = l->a.alpha, b = l->a.beta;                                          \
+        (void)a; (void)b;                                                             \
         if (!e->din[0]) return DL_OK;                                                 \
         for (i = 0; i < total; i++) {                                                 \
             float x = e->in[0][i], y = e->out[i], dy = e->dout[i];                    \
@@ -2983,14 +3988,42 @@ DL__ELEMENTWISE(leaky_relu, x > 0 ? x : a * x, x > 0 ? dy : a * dy)           /*
 DL__ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /* x > 0 ? x : a (e^x - 1) */
 DL__ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */
 DL__ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /* tanh x */
+/* CUDA: dlk__<name>_forward / _backward from the same formulas (DLC_ELEMENTWISE). */
+
+/* ---- the activations of exported models (op 22 on): a = alpha, b = beta ---- */
+/* Constants of the smooth ones, as float so every backend rounds alike. */
+#define DL__SQRT1_2 0.70710678118654752f            /* 1 / sqrt(2) */
+#define DL__INV_SQRT_2PI 0.39894228040143268f       /* 1 / sqrt(2 pi) */
+#define DL__SQRT_2_PI 0.79788456080286536f          /* sqrt(2 / pi) */
+#define DL__GELU_C 0.044715f
+static float dl__gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * DL__SQRT1_2)); }
+static float dl__gelu_erf_grad(float x) { return 0.5f * (1.0f + erff(x * DL__SQRT1_2)) + x * DL__INV_SQRT_2PI * expf(-0.5f * x * x); }
+static float dl__gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(DL__SQRT_2_PI * (x + DL__GELU_C * x * x * x))); }
+static float dl__gelu_tanh_grad(float x) {
+    float t = tanhf(DL__SQRT_2_PI * (x + DL__GELU_C * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * DL__SQRT_2_PI * (1.0f + 3.0f * DL__GELU_C * x * x);
+}
+static float dl__sigmoid_value(float x) { return 1.0f / (1.0f + expf(-x)); }
+DL__ELEMENTWISE(clip, dl__clip_value(x, a, b), x > a && x < b ? dy : 0.0f)    /* min(max(x, a), b) */
+DL__ELEMENTWISE(hard_sigmoid, dl__clip_value(a * x + b, 0.0f, 1.0f),           /* clip(a x + b, 0, 1) */
+                a * x + b > 0.0f && a * x + b < 1.0f ? a * dy : 0.0f)
+DL__ELEMENTWISE(hard_swish, dl__hard_swish_value(x, a, b),                     /* x clip(a x + b, 0, 1) */
+                a * x + b <= 0.0f ? 0.0f : a * x + b >= 1.0f ? dy : dy * (2.0f * a * x + b))
+DL__ELEMENTWISE(selu, x > 0 ? b * x : b * a * expm1f(x), x > 0 ? b * dy : dy * (y + b * a))   /* b (x > 0 ? x : a (e^x - 1)) */
+DL__ELEMENTWISE(gelu, l->a.approximate ? dl__gelu_tanh(x) : dl__gelu_erf(x),   /* x Phi(x), or its tanh form */
+                dy * (l->a.approximate ? dl__gelu_tanh_grad(x) : dl__gelu_erf_grad(x)))
+DL__ELEMENTWISE(silu, x * dl__sigmoid_value(x),                                 /* x sigmoid(x) */
+                dy * dl__sigmoid_value(x) * (1.0f + x * (1.0f - dl__sigmoid_value(x))))
+DL__ELEMENTWISE(softplus, x > 20.0f ? x : log1pf(expf(x)), dy * dl__sigmoid_value(x))   /* log(1 + e^x) */
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
 static void dl__prelu_forward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = j->l->shape[0], S = j->l->size / C, n;
     (void)thread;
-    for (n = 0; n < e->n; n++) dl__row_prelu(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->w[0][c]);
+    for (n = 0; n < e->n; n++) rk->prelu(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->w[0][c]);
 }
 static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
     dl__channels(l, e, dl__prelu_forward_task);
@@ -2999,12 +4032,13 @@ static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
 static void dl__prelu_backward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_exec *e = j->e;
+    const dl__rowk *rk = dl__rows(e);
     int C = j->l->shape[0], S = j->l->size / C, n;
     double da = 0;
     (void)thread;
     for (n = 0; n < e->n; n++) {
         size_t o = ((size_t)n * C + c) * S;
-        da += dl__row_prelu_back(e->din[0] ? e->din[0] + o : NULL, e->dout + o, e->in[0] + o, S, e->w[0][c]);
+        da += rk->prelu_back(e->din[0] ? e->din[0] + o : NULL, e->dout + o, e->in[0] + o, S, e->w[0][c]);
     }
     if (e->dw[0]) e->dw[0][c] += (float)da;
 }
@@ -3040,10 +4074,43 @@ static int dl__softmax_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- log_softmax over channels: y_c = x_c - max - log sum_k e^(x_k - max) at
+   each position s of (N,C,S); dx_c = dy_c - e^(y_c) sum_k dy_k.
+   CUDA: dlc__log_softmax_*, dlk__log_softmax_* ---- */
+static int dl__log_softmax_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    for (n = 0; n < e->n; n++)
+        for (s = 0; s < S; s++) {
+            const float *x = e->in[0] + (size_t)n * l->size + s;
+            float *y = e->out + (size_t)n * l->size + s, m = x[0], sum = 0, lse;
+            for (c = 1; c < C; c++) if (x[(size_t)c * S] > m) m = x[(size_t)c * S];
+            for (c = 0; c < C; c++) sum += expf(x[(size_t)c * S] - m);
+            lse = m + logf(sum);
+            for (c = 0; c < C; c++) y[(size_t)c * S] = x[(size_t)c * S] - lse;
+        }
+    return DL_OK;
+}
+static int dl__log_softmax_backward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C, n, c, s;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++)
+        for (s = 0; s < S; s++) {
+            size_t o = (size_t)n * l->size + s;
+            float sum = 0;
+            for (c = 0; c < C; c++) sum += e->dout[o + (size_t)c * S];
+            for (c = 0; c < C; c++) e->din[0][o + (size_t)c * S] += e->dout[o + (size_t)c * S] - expf(e->out[o + (size_t)c * S]) * sum;
+        }
+    return DL_OK;
+}
+
 /* ---- add: y = sum_i x_i;  dx_i += dy ---- */
+static int dl__bcast_forward(const dl_layer *l, const dl_exec *e);
+static int dl__bcast_backward(const dl_layer *l, const dl_exec *e);
+static int dl__same_shapes(const dl_layer *l);
 static int dl__add_forward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
     int i;
+    if (!dl__same_shapes(l)) return dl__bcast_forward(l, e);
     for (j = 0; j < total; j++) e->out[j] = e->in[0][j] + e->in[1][j];
     for (i = 2; i < l->n_in; i++) for (j = 0; j < total; j++) e->out[j] += e->in[i][j];
     return DL_OK;
@@ -3051,6 +4118,7 @@ static int dl__add_forward(const dl_layer *l, const dl_exec *e) {
 static int dl__add_backward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
     int i;
+    if (!dl__same_shapes(l)) return dl__bcast_backward(l, e);
     for (i = 0; i < l->n_in; i++)
         if (e->din[i]) for (j = 0; j < total; j++) e->din[i][j] += e->dout[j];
     return DL_OK;
@@ -3059,15 +4127,272 @@ static int dl__add_backward(const dl_layer *l, const dl_exec *e) {
 /* ---- mul: y = a * b;  da += dy b, db += dy a ---- */
 static int dl__mul_forward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
+    if (!dl__same_shapes(l)) return dl__bcast_forward(l, e);
     for (j = 0; j < total; j++) e->out[j] = e->in[0][j] * e->in[1][j];
     return DL_OK;
 }
 static int dl__mul_backward(const dl_layer *l, const dl_exec *e) {
     size_t j, total = (size_t)e->n * l->size;
+    if (!dl__same_shapes(l)) return dl__bcast_backward(l, e);
     if (e->din[0]) for (j = 0; j < total; j++) e->din[0][j] += e->dout[j] * e->in[1][j];
     if (e->din[1]) for (j = 0; j < total; j++) e->din[1][j] += e->dout[j] * e->in[0][j];
     return DL_OK;
 }
+
+/* ---- broadcasting add, sub, mul, div: y = a op b with a and b read at the
+   output position, a broadcast (size-1) axis at index 0; backward adds each
+   output's gradient into the position it read (so repeated positions sum).
+   Inputs of the output's shape take the plain loops above.
+   CUDA: dlc__bcast_*, dlk__bcast_* ---- */
+/* Input i's (C,H,W) in the output's frame: its shape aligned at the last dim. */
+static void dl__bcast_dims(const dl_layer *l, int i, int d[3]) {
+    int full[3] = { 1, 1, 1 }, k, off = l->ndim - l->in[i]->ndim;
+    for (k = 0; k < l->in[i]->ndim; k++) full[off + k] = l->in[i]->shape[k];
+    dl__chw(l->ndim, full, &d[0], &d[1], &d[2]);
+}
+static size_t dl__bcast_at(const int d[3], int c, int h, int w) {
+    return ((size_t)(d[0] > 1 ? c : 0) * d[1] + (d[1] > 1 ? h : 0)) * d[2] + (d[2] > 1 ? w : 0);
+}
+static int dl__same_shapes(const dl_layer *l) {
+    int i;
+    for (i = 0; i < l->n_in; i++) if (l->in[i]->size != l->size) return 0;
+    return 1;
+}
+static float dl__binary(int op, float a, float b) {
+    return op == DL_OP_SUB ? a - b : op == DL_OP_MUL ? a * b : op == DL_OP_DIV ? a / b : a + b;
+}
+/* d(a op b)/da and /db times dy */
+static float dl__binary_grad(int op, int which, float a, float b, float dy) {
+    if (op == DL_OP_ADD) return dy;
+    if (op == DL_OP_SUB) return which ? -dy : dy;
+    if (op == DL_OP_MUL) return which ? dy * a : dy * b;
+    return which ? -dy * a / (b * b) : dy / b;
+}
+static int dl__bcast_forward(const dl_layer *l, const dl_exec *e) {
+    int d[64][3], C, H, W, n, c, h, w, i;
+    size_t o = 0;
+    dl__chw(l->ndim, l->shape, &C, &H, &W);
+    for (i = 0; i < l->n_in; i++) dl__bcast_dims(l, i, d[i]);
+    for (n = 0; n < e->n; n++)
+        for (c = 0; c < C; c++)
+            for (h = 0; h < H; h++)
+                for (w = 0; w < W; w++, o++) {
+                    float y = e->in[0][(size_t)n * l->in[0]->size + dl__bcast_at(d[0], c, h, w)];
+                    for (i = 1; i < l->n_in; i++)
+                        y = dl__binary(l->op, y, e->in[i][(size_t)n * l->in[i]->size + dl__bcast_at(d[i], c, h, w)]);
+                    e->out[o] = y;
+                }
+    return DL_OK;
+}
+static int dl__bcast_backward(const dl_layer *l, const dl_exec *e) {   /* add (any inputs) or a binary op */
+    int d[64][3], C, H, W, n, c, h, w, i;
+    size_t o = 0;
+    dl__chw(l->ndim, l->shape, &C, &H, &W);
+    for (i = 0; i < l->n_in; i++) dl__bcast_dims(l, i, d[i]);
+    for (n = 0; n < e->n; n++)
+        for (c = 0; c < C; c++)
+            for (h = 0; h < H; h++)
+                for (w = 0; w < W; w++, o++) {
+                    size_t ia = (size_t)n * l->in[0]->size + dl__bcast_at(d[0], c, h, w);
+                    size_t ib = l->n_in > 1 ? (size_t)n * l->in[1]->size + dl__bcast_at(d[1], c, h, w) : 0;
+                    float a = e->in[0][ia], b = l->n_in > 1 ? e->in[1][ib] : 0.0f;
+                    if (l->op == DL_OP_ADD) {
+                        for (i = 0; i < l->n_in; i++)
+                            if (e->din[i]) e->din[i][(size_t)n * l->in[i]->size + dl__bcast_at(d[i], c, h, w)] += e->dout[o];
+                        continue;
+                    }
+                    if (e->din[0]) e->din[0][ia] += dl__binary_grad(l->op, 0, a, b, e->dout[o]);
+                    if (e->din[1]) e->din[1][ib] += dl__binary_grad(l->op, 1, a, b, e->dout[o]);
+                }
+    return DL_OK;
+}
+static int dl__sub_forward(const dl_layer *l, const dl_exec *e) { return dl__bcast_forward(l, e); }
+static int dl__sub_backward(const dl_layer *l, const dl_exec *e) { return dl__bcast_backward(l, e); }
+static int dl__div_forward(const dl_layer *l, const dl_exec *e) { return dl__bcast_forward(l, e); }
+static int dl__div_backward(const dl_layer *l, const dl_exec *e) { return dl__bcast_backward(l, e); }
+
+/* ---- pad: y[c, oh, ow] = x[c, src(oh - top), src(ow - left)], src by the mode;
+   outside the input a constant pad reads value. Backward adds dy into the
+   position it read, outputs in order. CUDA: dlc__pad_*, one thread a plane. ---- */
+static int dl__pad_src(int i, int n, int mode) {      /* -1: the constant */
+    if (i >= 0 && i < n) return i;
+    if (mode == DL_PAD_CONSTANT) return -1;
+    if (mode == DL_PAD_EDGE) return i < 0 ? 0 : n - 1;
+    return i < 0 ? -i : 2 * (n - 1) - i;               /* reflect: pads < n */
+}
+static int dl__pad_forward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    for (nc = 0; nc < e->n * C; nc++) {
+        const float *x = e->in[0] + (size_t)nc * H * W;
+        float *y = e->out + (size_t)nc * OH * OW;
+        for (oh = 0; oh < OH; oh++) {
+            int ih = dl__pad_src(oh - l->a.pad[0], H, l->a.mode);
+            for (ow = 0; ow < OW; ow++) {
+                int iw = dl__pad_src(ow - l->a.pad[1], W, l->a.mode);
+                y[oh * OW + ow] = ih < 0 || iw < 0 ? l->a.value : x[ih * W + iw];
+            }
+        }
+    }
+    return DL_OK;
+}
+static int dl__pad_backward(const dl_layer *l, const dl_exec *e) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow;
+    if (!e->din[0]) return DL_OK;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    for (nc = 0; nc < e->n * C; nc++) {
+        float *dx = e->din[0] + (size_t)nc * H * W;
+        const float *dy = e->dout + (size_t)nc * OH * OW;
+        for (oh = 0; oh < OH; oh++) {
+            int ih = dl__pad_src(oh - l->a.pad[0], H, l->a.mode);
+            for (ow = 0; ow < OW; ow++) {
+                int iw = dl__pad_src(ow - l->a.pad[1], W, l->a.mode);
+                if (ih >= 0 && iw >= 0) dx[ih * W + iw] += dy[oh * OW + ow];
+            }
+        }
+    }
+    return DL_OK;
+}
+
+/* ---- transpose: y[i0, i1, i2] = x at the index whose dim perm[k] is i_k ---- */
+static size_t dl__transpose_src(const dl_layer *l, size_t o) {
+    int idx[3] = { 0, 0, 0 }, in_idx[3] = { 0, 0, 0 }, k, nd = l->ndim;
+    size_t s = 0;
+    for (k = nd - 1; k >= 0; k--) { idx[k] = (int)(o % (size_t)l->shape[k]); o /= (size_t)l->shape[k]; }
+    for (k = 0; k < nd; k++) in_idx[l->a.perm[k]] = idx[k];
+    for (k = 0; k < nd; k++) s = s * (size_t)l->in[0]->shape[k] + (size_t)in_idx[k];
+    return s;
+}
+static int dl__transpose_forward(const dl_layer *l, const dl_exec *e) {
+    size_t o, S = (size_t)l->size;
+    int n;
+    for (n = 0; n < e->n; n++)
+        for (o = 0; o < S; o++) e->out[n * S + o] = e->in[0][n * S + dl__transpose_src(l, o)];
+    return DL_OK;
+}
+static int dl__transpose_backward(const dl_layer *l, const dl_exec *e) {
+    size_t o, S = (size_t)l->size;
+    int n;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++)
+        for (o = 0; o < S; o++) e->din[0][n * S + dl__transpose_src(l, o)] += e->dout[n * S + o];
+    return DL_OK;
+}
+
+/* ---- upsample by integer factors: nearest reads x[oh / s]; bilinear
+   interpolates from src = (oh + 0.5) / s - 0.5 clamped at 0, or with
+   align_corners src = oh (H - 1) / (OH - 1): PyTorch's rules. Backward
+   adds each output's gradient into what it read, outputs in order. ---- */
+static void dl__lerp_src(int o, int in, int out, int s, const dl_attrs *a, int *i0, int *i1, float *t) {
+    float src;
+    if (!a->mode) { *i0 = *i1 = o / s; *t = 0; return; }
+    src = a->align_corners ? (out > 1 ? (float)o * (float)(in - 1) / (float)(out - 1) : 0.0f) : ((float)o + 0.5f) / (float)s - 0.5f;
+    if (src < 0) src = 0;
+    *i0 = (int)src;
+    if (*i0 > in - 1) *i0 = in - 1;
+    *i1 = *i0 + 1 < in ? *i0 + 1 : in - 1;
+    *t = src - (float)*i0;
+}
+static int dl__upsample_run(const dl_layer *l, const dl_exec *e, int backward) {
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, h0, h1, w0, w1;
+    float th, tw;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    if (backward && !e->din[0]) return DL_OK;
+    for (nc = 0; nc < e->n * C; nc++)
+        for (oh = 0; oh < OH; oh++) {
+            dl__lerp_src(oh, H, OH, l->a.scale[0], &l->a, &h0, &h1, &th);
+            for (ow = 0; ow < OW; ow++) {
+                size_t o = ((size_t)nc * OH + oh) * OW + ow, b = (size_t)nc * H * W;
+                dl__lerp_src(ow, W, OW, l->a.scale[1], &l->a, &w0, &w1, &tw);
+                if (!backward) {
+                    const float *x = e->in[0] + b;
+                    float top = x[h0 * W + w0] + tw * (x[h0 * W + w1] - x[h0 * W + w0]);
+                    float bot = x[h1 * W + w0] + tw * (x[h1 * W + w1] - x[h1 * W + w0]);
+                    e->out[o] = top + th * (bot - top);
+                } else {
+                    float *dx = e->din[0] + b, g = e->dout[o];
+                    dx[h0 * W + w0] += g * (1 - th) * (1 - tw);
+                    dx[h0 * W + w1] += g * (1 - th) * tw;
+                    dx[h1 * W + w0] += g * th * (1 - tw);
+                    dx[h1 * W + w1] += g * th * tw;
+                }
+            }
+        }
+    return DL_OK;
+}
+static int dl__upsample_forward(const dl_layer *l, const dl_exec *e) { return dl__upsample_run(l, e, 0); }
+static int dl__upsample_backward(const dl_layer *l, const dl_exec *e) { return dl__upsample_run(l, e, 1); }
+
+/* ---- slice along channels: y = x[start:end] per sample ---- */
+static int dl__slice_forward(const dl_layer *l, const dl_exec *e) {
+    size_t S = (size_t)(l->in[0]->size / l->in[0]->shape[0]);
+    int n;
+    for (n = 0; n < e->n; n++)
+        memcpy(e->out + (size_t)n * l->size, e->in[0] + (size_t)n * l->in[0]->size + l->a.range[0] * S, (size_t)l->size * sizeof(float));
+    return DL_OK;
+}
+static int dl__slice_backward(const dl_layer *l, const dl_exec *e) {
+    size_t S = (size_t)(l->in[0]->size / l->in[0]->shape[0]), j;
+    int n;
+    if (!e->din[0]) return DL_OK;
+    for (n = 0; n < e->n; n++) {
+        float *dx = e->din[0] + (size_t)n * l->in[0]->size + l->a.range[0] * S;
+        for (j = 0; j < (size_t)l->size; j++) dx[j] += e->dout[(size_t)n * l->size + j];
+    }
+    return DL_OK;
+}
+
+/* ---- reduce: y = sum (or mean) of x over the flagged axes; dx += dy (/count).
+   Each output sums its inputs in index order. CUDA: dlc__reduce_* ---- */
+static void dl__reduce_dims(const dl_layer *l, int d[3], int r[3], int *count) {   /* input dims, 1 if reduced */
+    int k;
+    *count = 1;
+    for (k = 0; k < 3; k++) {
+        d[k] = k < l->in[0]->ndim ? l->in[0]->shape[k] : 1;
+        r[k] = l->a.axes[k];
+        if (r[k]) *count *= d[k];
+    }
+}
+static int dl__reduce_forward(const dl_layer *l, const dl_exec *e) {
+    int d[3], r[3], count, n, i0, i1, i2;
+    dl__reduce_dims(l, d, r, &count);
+    memset(e->out, 0, (size_t)e->n * l->size * sizeof(float));
+    for (n = 0; n < e->n; n++) {
+        const float *x = e->in[0] + (size_t)n * l->in[0]->size;
+        float *y = e->out + (size_t)n * l->size;
+        for (i0 = 0; i0 < d[0]; i0++)
+            for (i1 = 0; i1 < d[1]; i1++)
+                for (i2 = 0; i2 < d[2]; i2++)
+                    y[((size_t)(r[0] ? 0 : i0) * (r[1] ? 1 : d[1]) + (r[1] ? 0 : i1)) * (r[2] ? 1 : d[2]) + (r[2] ? 0 : i2)] +=
+                        x[((size_t)i0 * d[1] + i1) * d[2] + i2];
+        if (l->a.mode) for (i0 = 0; i0 < l->size; i0++) y[i0] /= (float)count;
+    }
+    return DL_OK;
+}
+static int dl__reduce_backward(const dl_layer *l, const dl_exec *e) {
+    int d[3], r[3], count, n, i0, i1, i2;
+    if (!e->din[0]) return DL_OK;
+    dl__reduce_dims(l, d, r, &count);
+    for (n = 0; n < e->n; n++) {
+        float *dx = e->din[0] + (size_t)n * l->in[0]->size;
+        const float *dy = e->dout + (size_t)n * l->size;
+        for (i0 = 0; i0 < d[0]; i0++)
+            for (i1 = 0; i1 < d[1]; i1++)
+                for (i2 = 0; i2 < d[2]; i2++) {
+                    float g = dy[((size_t)(r[0] ? 0 : i0) * (r[1] ? 1 : d[1]) + (r[1] ? 0 : i1)) * (r[2] ? 1 : d[2]) + (r[2] ? 0 : i2)];
+                    dx[((size_t)i0 * d[1] + i1) * d[2] + i2] += l->a.mode ? g / (float)count : g;
+                }
+    }
+    return DL_OK;
+}
+
+/* ---- constant: every sample's output is the value parameter ---- */
+static int dl__constant_forward(const dl_layer *l, const dl_exec *e) {
+    int n;
+    for (n = 0; n < e->n; n++) memcpy(e->out + (size_t)n * l->size, e->w[0], (size_t)l->size * sizeof(float));
+    return DL_OK;
+}
+static int dl__constant_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 
 /* ---- concat along channels: per sample, the inputs' blocks one after another ---- */
 static int dl__concat_forward(const dl_layer *l, const dl_exec *e) {
@@ -3165,69 +4490,186 @@ static int dl__custom_backward(const dl_layer *l, const dl_exec *e) { return dl_
 static int dl__input_forward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 static int dl__input_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 
-typedef int (*dl__kernel)(const dl_layer *l, const dl_exec *e);
-static const struct { dl__kernel forward, backward; } dl__cpu_ops[DL_OP_COUNT] = {
-    { dl__input_forward, dl__input_backward },
-    { dl__dense_forward, dl__dense_backward },
-    { dl__conv2d_forward, dl__conv2d_backward },
-    { dl__maxpool2d_forward, dl__maxpool2d_backward },
-    { dl__avgpool2d_forward, dl__avgpool2d_backward },
-    { dl__global_avgpool_forward, dl__global_avgpool_backward },
-    { dl__batchnorm_forward, dl__batchnorm_backward },
-    { dl__dropout_forward, dl__dropout_backward },
-    { dl__reshape_forward, dl__reshape_backward },
-    { dl__relu_forward, dl__relu_backward },
-    { dl__leaky_relu_forward, dl__leaky_relu_backward },
-    { dl__elu_forward, dl__elu_backward },
-    { dl__prelu_forward, dl__prelu_backward },
-    { dl__sigmoid_forward, dl__sigmoid_backward },
-    { dl__tanh_forward, dl__tanh_backward },
-    { dl__softmax_forward, dl__softmax_backward },
-    { dl__add_forward, dl__add_backward },
-    { dl__concat_forward, dl__concat_backward },
-    { dl__mul_forward, dl__mul_backward },
-    { dl__matmul_forward, dl__matmul_backward },
-    { dl__custom_forward, dl__custom_backward },
-};
-
-/* What each op keeps from forward for backward, and its scratch space. */
-size_t dl_layer_saved_floats(const dl_layer *l, int n) {
-    if (!l || n < 0) return 0;
-    switch (l->op) {
-    case DL_OP_MAXPOOL2D: return (size_t)n * l->size;     /* argmax indices */
-    case DL_OP_BATCHNORM: return 2 * (size_t)l->shape[0]; /* mean, invstd */
-    default: return 0;
-    }
-}
+/* ---- what ops keep from forward for backward, and their scratch ---- */
+static size_t dl__maxpool2d_saved(const dl_layer *l, int n) { return (size_t)n * l->size; }   /* argmax indices */
+static size_t dl__global_maxpool_saved(const dl_layer *l, int n) { return (size_t)n * l->size; }   /* argmax */
+static size_t dl__batchnorm_saved(const dl_layer *l, int n) { (void)n; return 2 * (size_t)l->shape[0]; }  /* mean, invstd */
 /* Scratch for backends that lower convolution to an explicit im2col. */
-size_t dl_layer_ws_floats(const dl_layer *l, int n) {
+static size_t dl__conv2d_ws(const dl_layer *l, int n) {
+    dl__conv g = dl_layer_conv_geom(l);
     (void)n;
-    if (l && l->op == DL_OP_CONV2D) {
-        dl__conv g = dl_layer_conv_geom(l);
-        return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
-    }
-    return 0;
+    return dl__conv_is_pointwise(&g) ? 0 : 2 * (size_t)g.K * g.P;   /* col and dcol */
 }
-
 /* Scratch of the CPU kernels: shared by all threads, and per thread. */
 static size_t dl__max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+static void dl__dense_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    int O = l->a.units, I = l->in[0]->size;
+    *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
+    *thread = DL__BPACK;
+}
+static void dl__conv2d_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    dl__conv g = dl_layer_conv_geom(l);
+    int ch = dl__conv_chunk(&g, n), chunks = (n + ch - 1) / ch;
+    *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
+                       dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
+    *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
+}
+static void dl__matmul_cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    int batch, M, K, P;
+    (void)n;
+    dl__matmul_dims(l, &batch, &M, &K, &P);
+    *shared = 0;
+    *thread = DL__BPACK + dl__max3(dl__apack_floats(s, M, K), dl__apack_floats(s, M, P), dl__apack_floats(s, K, M));
+}
+
+/* ---- attributes: each op's list, by ONNX's name where the meaning is the
+   same. The file (format 2), its range check and the importers walk these. */
+#define DL__ATTR(name, type, count, field, def) { name, type, count, offsetof(dl_attrs, field), def }
+#define DL__ATTR_END { NULL, 0, 0, 0, 0 }
+static const dl__attr_spec dl__no_attrs[] = { DL__ATTR_END };
+static const dl__attr_spec dl__shape_attrs[] = {        /* input, reshape, custom */
+    DL__ATTR("ndim", DL__A_INT, 1, ndim, 0), DL__ATTR("shape", DL__A_INT, 3, shape, 0), DL__ATTR_END };
+static const dl__attr_spec dl__dense_attrs[] = {
+    DL__ATTR("units", DL__A_INT, 1, units, 0), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__conv2d_attrs[] = {
+    DL__ATTR("filters", DL__A_INT, 1, units, 0), DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0),
+    DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 4, pad, 0),
+    DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
+    DL__ATTR("group", DL__A_INT, 1, groups, 1), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__conv2d_transpose_attrs[] = {
+    DL__ATTR("filters", DL__A_INT, 1, units, 0), DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0),
+    DL__ATTR("strides", DL__A_INT, 2, stride, 1), DL__ATTR("pads", DL__A_INT, 4, pad, 0),
+    DL__ATTR("output_padding", DL__A_INT, 2, output_padding, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
+    DL__ATTR("group", DL__A_INT, 1, groups, 1), DL__ATTR("bias", DL__A_INT, 1, bias, 1), DL__ATTR_END };
+static const dl__attr_spec dl__pad_attrs[] = {
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("mode", DL__A_INT, 1, mode, 0), DL__ATTR("value", DL__A_FLOAT, 1, value, 0),
+    DL__ATTR_END };
+static const dl__attr_spec dl__transpose_attrs[] = { DL__ATTR("perm", DL__A_INT, 3, perm, 0), DL__ATTR_END };
+static const dl__attr_spec dl__upsample_attrs[] = {
+    DL__ATTR("scales", DL__A_INT, 2, scale, 1), DL__ATTR("mode", DL__A_INT, 1, mode, 0),
+    DL__ATTR("align_corners", DL__A_INT, 1, align_corners, 0), DL__ATTR_END };
+static const dl__attr_spec dl__slice_attrs[] = { DL__ATTR("range", DL__A_INT, 2, range, 0), DL__ATTR_END };
+static const dl__attr_spec dl__reduce_attrs[] = {
+    DL__ATTR("mode", DL__A_INT, 1, mode, 0), DL__ATTR("axes", DL__A_INT, 3, axes, 0),
+    DL__ATTR("keepdims", DL__A_INT, 1, keepdims, 0), DL__ATTR_END };
+static const dl__attr_spec dl__maxpool2d_attrs[] = {
+    DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
+    DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR_END };
+static const dl__attr_spec dl__avgpool2d_attrs[] = {
+    DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
+    DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("count_include_pad", DL__A_INT, 1, count_include_pad, 1),
+    DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR_END };
+static const dl__attr_spec dl__batchnorm_attrs[] = {
+    DL__ATTR("epsilon", DL__A_FLOAT, 1, eps, 1e-5f), DL__ATTR("momentum", DL__A_FLOAT, 1, momentum, 0.1f), DL__ATTR_END };
+static const dl__attr_spec dl__dropout_attrs[] = { DL__ATTR("ratio", DL__A_FLOAT, 1, alpha, 0.5f), DL__ATTR_END };
+static const dl__attr_spec dl__alpha_attrs[] = { DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 0), DL__ATTR_END };
+static const dl__attr_spec dl__clip_attrs[] = {
+    DL__ATTR("min", DL__A_FLOAT, 1, alpha, 0), DL__ATTR("max", DL__A_FLOAT, 1, beta, 6), DL__ATTR_END };
+static const dl__attr_spec dl__hard_sigmoid_attrs[] = {      /* hard_swish too */
+    DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 0.2f), DL__ATTR("beta", DL__A_FLOAT, 1, beta, 0.5f), DL__ATTR_END };
+static const dl__attr_spec dl__selu_attrs[] = {
+    DL__ATTR("alpha", DL__A_FLOAT, 1, alpha, 1.67326324f), DL__ATTR("gamma", DL__A_FLOAT, 1, beta, 1.05070098f), DL__ATTR_END };
+static const dl__attr_spec dl__gelu_attrs[] = { DL__ATTR("approximate", DL__A_INT, 1, approximate, 0), DL__ATTR_END };
+
+/* ==== >>optable =========================================================== */
+/* ---- the op table: one row per op, in DL_OP order --------------------------
+   Everything the core knows about an op but its kernels' insides: inputs,
+   flags for the planner and executor, hooks (NULL: nothing to do), the
+   attribute list, the CPU kernels. dl_cuda.cu's dlc__ops[] mirrors it. */
+static const dl__op_info dl__ops[] = {
+    { DL_OP_INPUT, "input", 0, 0, DL__F_SOURCE, 0, dl__input_infer, NULL, NULL, NULL, NULL,
+      dl__shape_attrs, dl__input_forward, dl__input_backward },
+    { DL_OP_DENSE, "dense", 1, 1, DL__F_FUSE_HEAD, 0, dl__dense_infer, dl__dense_params, NULL, NULL, dl__dense_cpu_ws,
+      dl__dense_attrs, dl__dense_forward, dl__dense_backward },
+    { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
+      dl__conv2d_cpu_ws, dl__conv2d_attrs, dl__conv2d_forward, dl__conv2d_backward },
+    { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
+      dl__maxpool2d_attrs, dl__maxpool2d_forward, dl__maxpool2d_backward },
+    { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
+      dl__avgpool2d_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
+    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
+    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS, 0, dl__batchnorm_infer, dl__batchnorm_params,
+      dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
+    { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
+      dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
+    { DL_OP_RESHAPE, "reshape", 1, 1, DL__F_VIEW, 0, dl__reshape_infer, NULL, NULL, NULL, NULL,
+      dl__shape_attrs, dl__reshape_forward, dl__reshape_backward },
+    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__relu_forward, dl__relu_backward },
+    { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
+      dl__alpha_attrs, dl__leaky_relu_forward, dl__leaky_relu_backward },
+    { DL_OP_ELU, "elu", 1, 1, 0, 0, dl__alpha_infer, NULL, NULL, NULL, NULL,
+      dl__alpha_attrs, dl__elu_forward, dl__elu_backward },
+    { DL_OP_PRELU, "prelu", 1, 1, DL__F_FUSE_ACT, DL__ACT_PRELU, NULL, dl__prelu_params, NULL, NULL, NULL,
+      dl__no_attrs, dl__prelu_forward, dl__prelu_backward },
+    { DL_OP_SIGMOID, "sigmoid", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__sigmoid_forward, dl__sigmoid_backward },
+    { DL_OP_TANH, "tanh", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__tanh_forward, dl__tanh_backward },
+    { DL_OP_SOFTMAX, "softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__softmax_forward, dl__softmax_backward },
+    { DL_OP_ADD, "add", 2, 64, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__add_forward, dl__add_backward },
+    { DL_OP_CONCAT, "concat", 1, 64, 0, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__concat_forward, dl__concat_backward },
+    { DL_OP_MUL, "mul", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__mul_forward, dl__mul_backward },
+    { DL_OP_MATMUL, "matmul", 2, 2, 0, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
+      dl__no_attrs, dl__matmul_forward, dl__matmul_backward },
+    { DL_OP_CUSTOM, "custom", 1, 64, DL__F_USER, 0, dl__custom_infer, dl__custom_params, NULL, NULL, NULL,
+      dl__shape_attrs, dl__custom_forward, dl__custom_backward },
+    { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
+      dl__no_attrs, dl__global_maxpool_forward, dl__global_maxpool_backward },
+    { DL_OP_CLIP, "clip", 1, 1, DL__F_FUSE_ACT, DL__ACT_CLIP, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__clip_attrs, dl__clip_forward, dl__clip_backward },
+    { DL_OP_HARD_SIGMOID, "hard_sigmoid", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__hard_sigmoid_attrs, dl__hard_sigmoid_forward, dl__hard_sigmoid_backward },
+    { DL_OP_HARD_SWISH, "hard_swish", 1, 1, DL__F_FUSE_ACT, DL__ACT_HARD_SWISH, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__hard_sigmoid_attrs, dl__hard_swish_forward, dl__hard_swish_backward },
+    { DL_OP_SELU, "selu", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+      dl__selu_attrs, dl__selu_forward, dl__selu_backward },
+    { DL_OP_GELU, "gelu", 1, 1, 0, 0, dl__gelu_infer, NULL, NULL, NULL, NULL,
+      dl__gelu_attrs, dl__gelu_forward, dl__gelu_backward },
+    { DL_OP_SILU, "silu", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__silu_forward, dl__silu_backward },
+    { DL_OP_SOFTPLUS, "softplus", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__softplus_forward, dl__softplus_backward },
+    { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__log_softmax_forward, dl__log_softmax_backward },
+    { DL_OP_SUB, "sub", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__sub_forward, dl__sub_backward },
+    { DL_OP_DIV, "div", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+      dl__no_attrs, dl__div_forward, dl__div_backward },
+    { DL_OP_CONSTANT, "constant", 0, 0, 0, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
+      dl__shape_attrs, dl__constant_forward, dl__constant_backward },
+    { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, 0, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
+      dl__conv2d_ws, dl__conv2d_cpu_ws, dl__conv2d_transpose_attrs, dl__conv2d_transpose_forward, dl__conv2d_transpose_backward },
+    { DL_OP_PAD, "pad", 1, 1, 0, 0, dl__pad_infer, NULL, NULL, NULL, NULL, dl__pad_attrs, dl__pad_forward, dl__pad_backward },
+    { DL_OP_TRANSPOSE, "transpose", 1, 1, 0, 0, dl__transpose_infer, NULL, NULL, NULL, NULL,
+      dl__transpose_attrs, dl__transpose_forward, dl__transpose_backward },
+    { DL_OP_UPSAMPLE, "upsample", 1, 1, 0, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
+      dl__upsample_attrs, dl__upsample_forward, dl__upsample_backward },
+    { DL_OP_SLICE, "slice", 1, 1, 0, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
+    { DL_OP_REDUCE, "reduce", 1, 1, 0, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
+};
+/* A forgotten row stops the build; test_core checks each row's op is its index. */
+typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
+
+static const dl__op_info *dl__op(int op) { return &dl__ops[op]; }   /* op checked by the caller */
+const char *dl_op_name(int op) { return op >= 0 && op < DL_OP_COUNT ? dl__ops[op].name : "unknown"; }
+
+size_t dl_layer_saved_floats(const dl_layer *l, int n) {
+    return l && n >= 0 && dl__op(l->op)->saved ? dl__op(l->op)->saved(l, n) : 0;
+}
+size_t dl_layer_ws_floats(const dl_layer *l, int n) {
+    return l && dl__op(l->op)->ws ? dl__op(l->op)->ws(l, n) : 0;
+}
 static void dl__cpu_ws(const dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
     *shared = *thread = 0;
-    if (l->op == DL_OP_DENSE) {
-        int O = l->a.units, I = l->in[0]->size;
-        *shared = dl__max3(dl__apack_floats(s, O, I), dl__apack_floats(s, n, O), dl__apack_floats(s, O, n));
-        *thread = DL__BPACK;
-    } else if (l->op == DL_OP_CONV2D) {
-        dl__conv g = dl_layer_conv_geom(l);
-        int ch = dl__conv_chunk(&g, n), chunks = n / ch + (n % ch != 0);
-        *shared = dl__max3(dl__align(dl__apack_floats(s, g.Mg, g.K)) + dl__krows_floats(&g), (size_t)g.G * dl__apack_floats(s, g.K, g.Mg),
-                           dl__align(dl__krows_floats(&g)) + (size_t)chunks * ((size_t)g.M * g.K + g.M));
-        *thread = DL__BPACK + dl__max3((size_t)g.K * g.P, dl__apack_floats(s, g.K, ch * g.P), 0);
-    } else if (l->op == DL_OP_MATMUL) {
-        int batch, M, K, P;
-        dl__matmul_dims(l, &batch, &M, &K, &P);
-        *thread = DL__BPACK + dl__max3(dl__apack_floats(s, M, K), dl__apack_floats(s, M, P), dl__apack_floats(s, K, M));
-    }
+    if (dl__op(l->op)->cpu_ws) dl__op(l->op)->cpu_ws(s, l, n, shared, thread);
 }
 
 /* Zeroes a buffer in 16K-float tasks. */
@@ -3260,7 +4702,7 @@ static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *
 }
 
 /* ======================================================================== */
-/*  Losses                                                                  */
+/*  >>losses                                                                */
 /* ======================================================================== */
 /* loss = mean_n -log softmax(logits_n)[label_n];  dlogits = (softmax - onehot) / n */
 float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, int classes, float *dlogits) {
@@ -3281,6 +4723,19 @@ float dl_softmax_cross_entropy(const float *logits, const int *labels, int n, in
     }
     return (float)(total / n);
 }
+/* loss = -mean_i logp[i, label_i];  dlogp[i, c] = -(c == label_i) / n */
+float dl_nll(const float *logp, const int *labels, int n, int classes, float *dlogp) {
+    double total = 0;
+    int i, c;
+    if (!logp || !labels || n <= 0 || classes <= 0) return NAN;
+    for (i = 0; i < n; i++) if (labels[i] < 0 || labels[i] >= classes) return NAN;    /* before writing anything */
+    for (i = 0; i < n; i++) {
+        total -= logp[(size_t)i * classes + labels[i]];
+        if (dlogp)
+            for (c = 0; c < classes; c++) dlogp[(size_t)i * classes + c] = c == labels[i] ? -1.0f / (float)n : 0.0f;
+    }
+    return (float)(total / n);
+}
 /* loss = mean over all elements of (out - target)^2;  dout = 2 (out - target) / (n * size) */
 float dl_mse(const float *out, const float *targets, int n, int size, float *dout) {
     double total = 0;
@@ -3295,7 +4750,7 @@ float dl_mse(const float *out, const float *targets, int n, int size, float *dou
 }
 
 /* ======================================================================== */
-/*  Optimizers (PyTorch's update rules)                                     */
+/*  >>optim  Optimizers (PyTorch's update rules)                            */
 /* ======================================================================== */
 static int dl__optim_state_count(const dl_optim_desc *d) {
     switch (d->kind) {
@@ -3321,11 +4776,11 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
         size_t off = job->range_off[r], len = job->range_len[r];
         float *w = job->w + off, *g = job->g + off;
         switch (d->kind) {
-        case DL_SGD: {      /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
-            float *b = has_mom ? mom_buf + off : NULL;
+        case DL_SGD: {      /* b = mu b + (1 - dampening) g (g at step 1);  w -= lr (nesterov ? g + mu b : b) */
+            float *b = has_mom ? mom_buf + off : NULL, keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
             for (i = 0; i < len; i++) {
                 float gc = g[i] * clip, gi = gc + wd * w[i], bi = 0, wi;
-                if (b) { bi = mu * b[i] + gi; gi = d->nesterov ? gi + mu * bi : bi; }
+                if (b) { bi = mu * b[i] + keep * gi; gi = d->nesterov ? gi + mu * bi : bi; }
                 wi = w[i] - lr * gi;
                 if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(bi); continue; }
                 if (clip != 1.0f) g[i] = gc;
@@ -3398,7 +4853,7 @@ int dl_optim_step_cpu(const dl_optim_job *job) {
 }
 
 /* ======================================================================== */
-/*  The CPU backend                                                         */
+/*  >>cpu  The CPU backend                                                  */
 /* ======================================================================== */
 static void *dl__cpu_alloc(dl_backend *b, size_t bytes) { (void)b; return DL_MALLOC(bytes ? bytes : 1); }
 static void dl__cpu_release(dl_backend *b, void *p) { (void)b; DL_FREE(p); }
@@ -3408,12 +4863,21 @@ static int dl__cpu_copy(dl_backend *b, void *dst, const void *src, size_t bytes,
     return DL_OK;
 }
 static int dl__cpu_zero(dl_backend *b, void *p, size_t bytes) { (void)b; if (bytes) memset(p, 0, bytes); return DL_OK; }
-static int dl__cpu_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].forward(l, e); }
-static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__cpu_ops[l->op].backward(l, e); }
+static int dl__cpu_forward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__op(l->op)->forward(l, e); }
+static int dl__cpu_backward(dl_backend *b, const dl_layer *l, const dl_exec *e) { (void)b; return dl__op(l->op)->backward(l, e); }
 static int dl__cpu_loss(dl_backend *b, int kind, const float *out, const void *targets, int n, int size, float *dout, float *loss) {
     (void)b;
+    if (kind == DL_LOSS_MEAN) {          /* the batch mean of a scalar output */
+        double s = 0;
+        int i;
+        for (i = 0; i < n; i++) { s += out[i]; dout[i] = 1.0f / (float)n; }
+        *loss = (float)(s / n);
+        (void)size;
+        return DL_OK;
+    }
     *loss = kind == DL_LOSS_SOFTMAX_CE ? dl_softmax_cross_entropy(out, (const int *)targets, n, size, dout)
-                                       : dl_mse(out, (const float *)targets, n, size, dout);
+          : kind == DL_LOSS_NLL ? dl_nll(out, (const int *)targets, n, size, dout)
+                                : dl_mse(out, (const float *)targets, n, size, dout);
     return DL_OK;
 }
 static int dl__cpu_optim_step(dl_backend *b, const dl_optim_job *job) { (void)b; return dl_optim_step_cpu(job); }
@@ -3432,7 +4896,7 @@ static void dl__cpu_init(dl_backend *b) {
 }
 
 /* ======================================================================== */
-/*  Execution contexts: buffers planned once, then forward and backward      */
+/*  >>exec  Execution contexts: buffers planned once, then forward, backward */
 /* ======================================================================== */
 
 /* Under AddressSanitizer every buffer of a plan is followed by a poisoned
@@ -3499,14 +4963,14 @@ static int dl__plan(dl_ctx *c, int n, int train) {
         size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
         need += (double)n * l->size * (train ? 3 : 1) + 64;
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
-        if (l->op == DL_OP_BATCHNORM && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
+        if (DL__HAS(l, DL__F_BATCH_STATS) && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
         if (net->b == &net->cpu) {
             size_t sh, th;
             dl__cpu_ws(net->simd, l, n, &sh, &th);
             if (sh > ws_shared) ws_shared = sh;
             if (th > ws_thread) ws_thread = th;
         } else if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
-        if (l->op == DL_OP_RESHAPE) {
+        if (DL__HAS(l, DL__F_VIEW)) {
             off[4 * i] = off[4 * l->in[0]->index];
             off[4 * i + 1] = off[4 * l->in[0]->index + 1];
             k = 0;
@@ -3663,7 +5127,7 @@ static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const 
     dl_layer *last = l, *r = dl__sole_reader(net, needed, cons, l, out);
     int C = l->shape[0], k;
     memset(epi, 0, sizeof *epi);
-    if (r && r->op == DL_OP_BATCHNORM) {
+    if (r && DL__HAS(r, DL__F_BATCH_STATS)) {
         const float *g = net->dw + net->params[r->first_param].offset, *b = net->dw + net->params[r->first_param + 1].offset;
         const float *mean = net->ds + net->params[r->first_param + 2].offset, *var = net->ds + net->params[r->first_param + 3].offset;
         for (k = 0; k < C; k++) {       /* the same arithmetic as dl__batchnorm_forward in eval */
@@ -3677,22 +5141,58 @@ static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const 
         last = r;
         r = dl__sole_reader(net, needed, cons, r, out);
     }
-    if (r && (r->op == DL_OP_RELU || r->op == DL_OP_LEAKY_RELU || r->op == DL_OP_PRELU)) {
-        epi->act = r->op == DL_OP_RELU ? DL__ACT_RELU : r->op == DL_OP_LEAKY_RELU ? DL__ACT_LEAKY : DL__ACT_PRELU;
+    if (r && DL__HAS(r, DL__F_FUSE_ACT)) {
+        epi->act = dl__op(r->op)->act;
         epi->alpha = r->a.alpha;
-        if (r->op == DL_OP_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
+        epi->beta = r->a.beta;
+        if (epi->act == DL__ACT_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
         needed[r->index] = 2;
         last = r;
     }
     return last;
 }
 
-static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int train, int grad, const char *call) {
+/* What a forward reads: n == 0 means the graph's one input layer reads
+   xs[0]; else input layers[k] reads xs[k]. */
+typedef struct dl__feed { int n; dl_layer *const *layers; const float *const *xs; } dl__feed;
+static const float *dl__feed_data(const dl__feed *f, const dl_layer *l) {
+    int k;
+    if (!f->n) return f->xs[0];
+    for (k = 0; k < f->n; k++) if (f->layers[k] == l) return f->xs[k];
+    return NULL;
+}
+/* Checks what the caller passed: layers of this net that are inputs, data not NULL. */
+static int dl__feed_check(dl_ctx *c, const dl__feed *f, const dl_layer *out, const char *call) {
+    int k;
+    if (f->n < 0 || (f->n && (!f->layers || !f->xs)) || !f->xs)
+        return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': %d inputs%s", call, out->name, f->n, f->xs ? ", layers NULL" : ", data NULL");
+    if (!f->n && !f->xs[0]) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
+    for (k = 0; k < f->n; k++) {
+        const dl_layer *l = f->layers[k];
+        if (!l || l->net != c->net || !DL__HAS(l, DL__F_SOURCE))
+            return dl__fail(c->err, DL_ERR_ARG, "%s: input %d %s%s%s", call, k, !l ? "is NULL" : l->net != c->net ? "belongs to another net: '" :
+                            "is not an input layer: '", l ? l->name : "", l ? "'" : "");
+        if (!f->xs[k]) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': data of input '%s' is NULL", call, out->name, l->name);
+    }
+    return DL_OK;
+}
+/* In training mode a NaN would reach the batchnorm statistics: refused before anything runs. */
+static int dl__feed_finite(dl_ctx *c, const dl_layer *in, const float *x, int n, const dl_layer *out, const char *call) {
+    size_t k, count = (size_t)n * in->size;
+    for (k = 0; k < count; k++)
+        if (!dl__finite(x[k]))
+            return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input '%s' sample %lu holds %g at "
+                            "index %lu; nothing was changed", call, out->name, in->name, (unsigned long)(k / (size_t)in->size),
+                            (double)x[k], (unsigned long)(k % (size_t)in->size));
+    return DL_OK;
+}
+
+static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int train, int grad, const char *call) {
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc, fuse;
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
-    if (!x) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': input data is NULL", call, out->name);
+    if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
     if ((rc = dl__plan(c, n, train || grad))) return rc;
     memset(c->needed, 0, (size_t)net->n_layers);
@@ -3701,24 +5201,19 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
         if (c->needed[i]) {
             dl_layer *l = net->layers[i];
             for (j = 0; j < l->n_in; j++) c->needed[l->in[j]->index] = 1;
-            if (l->op == DL_OP_INPUT) {
-                if (input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
-                                           "one input layer per graph is supported", call, out->name, l->name, input->name);
+            if (DL__HAS(l, DL__F_SOURCE)) {
+                if (!f->n && input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
+                                                    "give each its data with the _multi calls", call, out->name, l->name, input->name);
+                if (!dl__feed_data(f, l)) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s' reads input '%s', which was not given",
+                                                          call, out->name, l->name);
+                if (train && (rc = dl__feed_finite(c, l, dl__feed_data(f, l), n, out, call))) return rc;
                 input = l;
             }
-            if (l->op == DL_OP_BATCHNORM && train && (size_t)n * (l->size / l->shape[0]) < 2)   /* before anything runs */
+            if (DL__HAS(l, DL__F_BATCH_STATS) && train && (size_t)n * (l->size / l->shape[0]) < 2)   /* before anything runs */
                 return dl__fail(c->err, DL_ERR_SHAPE, "%s: batchnorm '%s': training needs more than one value per channel, "
                                 "got batch %d of %d values per sample", call, l->name, n, l->size / l->shape[0]);
         }
-    DL_ASSERT(input);                  /* every layer descends from an input */
-    if (train) {                        /* NaN would reach the batchnorm statistics; eval mode passes it on */
-        size_t k, count = (size_t)n * input->size;
-        for (k = 0; k < count; k++)
-            if (!dl__finite(x[k]))
-                return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input sample %lu holds %g at "
-                                "index %lu; nothing was changed", call, out->name, (unsigned long)(k / (size_t)input->size),
-                                (double)x[k], (unsigned long)(k % (size_t)input->size));
-    }
+    if (!input) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': it reads no input layer (only constants)", call, out->name);
     fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
     if (fuse) {
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
@@ -3728,16 +5223,20 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const float *x, int n, int trai
     c->n = n;
     c->train = train;
     c->last = NULL;
-    if ((rc = net->b->copy(net->b, c->out[input->index], x, (size_t)n * input->size * sizeof(float), DL_TO_DEVICE)))
-        return dl__fail(c->err, rc, "%s: copying the input to %s failed: %s", call, net->b->name, net->b->error);
+    for (i = 0; i <= out->index; i++) {
+        const dl_layer *l = net->layers[i];
+        if (c->needed[i] && DL__HAS(l, DL__F_SOURCE) &&
+            (rc = net->b->copy(net->b, c->out[i], dl__feed_data(f, l), (size_t)n * l->size * sizeof(float), DL_TO_DEVICE)))
+            return dl__fail(c->err, rc, "%s: copying input '%s' to %s failed: %s", call, l->name, net->b->name, net->b->error);
+    }
     for (i = 0; i <= out->index; i++) {
         dl_layer *l = net->layers[i];
         dl__bind b;
         dl__epilogue epi;
-        if (c->needed[i] != 1 || l->op == DL_OP_INPUT) continue;
-        if (l->op == DL_OP_DROPOUT && train) c->seed[i] = dl__rand64(net);
+        if (c->needed[i] != 1 || DL__HAS(l, DL__F_SOURCE)) continue;
+        if (DL__HAS(l, DL__F_RNG) && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
-        if (fuse && (l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE)) {
+        if (fuse && DL__HAS(l, DL__F_FUSE_HEAD)) {
             b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, c->fuse, &epi)->index];
             c->cpu.epi = &epi;
         }
@@ -3759,7 +5258,7 @@ static int dl__backward_prepare(dl_ctx *c) {
         dl_layer *l = net->layers[i];
         c->rg[i] = 0;
         if (!c->needed[i]) continue;
-        if (l->op == DL_OP_INPUT) c->rg[i] = (unsigned char)net->input_grad;
+        if (DL__HAS(l, DL__F_SOURCE)) c->rg[i] = (unsigned char)net->input_grad;
         for (j = 0; j < l->n_params; j++) {
             const dl_param *p = &net->params[l->first_param + j];
             if (p->trainable && !p->frozen) c->rg[i] = 1;
@@ -3768,7 +5267,7 @@ static int dl__backward_prepare(dl_ctx *c) {
     }
     for (i = 0; i <= c->last->index; i++) {
         size_t floats = (size_t)c->n * net->layers[i]->size;
-        if (!c->rg[i] || net->layers[i]->op == DL_OP_RESHAPE) continue;
+        if (!c->rg[i] || DL__HAS(net->layers[i], DL__F_VIEW)) continue;
         if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[i], floats);   /* tens of MB a step */
         else if ((rc = net->b->zero(net->b, c->dout[i], floats * sizeof(float))))
             return dl__fail(c->err, rc, "backward: %s", net->b->error);
@@ -3782,7 +5281,7 @@ static int dl__backward(dl_ctx *c) {
     for (i = c->last->index; i >= 0; i--) {
         dl_layer *l = net->layers[i];
         dl__bind b;
-        if (!c->needed[i] || !c->rg[i] || l->op == DL_OP_INPUT) continue;
+        if (!c->needed[i] || !c->rg[i] || DL__HAS(l, DL__F_SOURCE)) continue;
         dl__bind_layer(c, l, 1, &b);
         if ((rc = net->b->backward(net->b, l, &b.e)))
             return dl__fail(c->err, rc, "backward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
@@ -3836,16 +5335,40 @@ static const float *dl__result(dl_ctx *c) {
     if (p) c->err[0] = 0;
     return p;
 }
+static dl__feed dl__feed1(const float *const *x) { dl__feed f; f.n = 0; f.layers = NULL; f.xs = x; return f; }
+static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *const *xs) {
+    dl__feed f;
+    f.n = n_inputs; f.layers = inputs; f.xs = xs;
+    return f;
+}
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
+    dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, train != 0, 1, "dl_forward")) return NULL;
+    if (dl__forward(c, out, &f, n, train != 0, 1, "dl_forward")) return NULL;
     return dl__result(c);
 }
 const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
+    dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, x, n, 0, 0, "dl_predict")) return NULL;
+    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict")) return NULL;
+    return dl__result(c);
+}
+const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n, int train) {
+    dl__feed f = dl__feedn(n_inputs, inputs, xs);
+    dl_ctx *c;
+    if (!net || !(c = dl__own_ctx(net))) return NULL;
+    if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_forward_multi: %d inputs", n_inputs); return NULL; }
+    if (dl__forward(c, out, &f, n, train != 0, 1, "dl_forward_multi")) return NULL;
+    return dl__result(c);
+}
+const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n) {
+    dl__feed f = dl__feedn(n_inputs, inputs, xs);
+    dl_ctx *c;
+    if (!net || !(c = dl__own_ctx(net))) return NULL;
+    if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_predict_multi: %d inputs", n_inputs); return NULL; }
+    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict_multi")) return NULL;
     return dl__result(c);
 }
 
@@ -3910,13 +5433,16 @@ void dl_ctx_free(dl_ctx *c) {
 const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c) return NULL;
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
-    if (dl__forward(c, out, x, n, 0, 0, "dl_ctx_predict")) return NULL;
+    {
+        dl__feed f = dl__feed1(&x);
+        if (dl__forward(c, out, &f, n, 0, 0, "dl_ctx_predict")) return NULL;
+    }
     return dl__result(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
 
 /* ======================================================================== */
-/*  Training                                                                */
+/*  >>train  Training                                                       */
 /* ======================================================================== */
 /* ---- data-parallel exchange ---- */
 int dl_net_set_collective(dl_net *net, dl_collective fn, void *user) {
@@ -4046,9 +5572,11 @@ static int dl__check_stats(dl_ctx *c, const char *call) {
     return dl__fail(c->err, DL_ERR_NUMERIC, "%s: a statistic would become infinite or NaN; nothing was changed", call);
 }
 
-static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const void *targets,
+static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__feed *f, const void *targets,
                           int kind, int n, float *loss_out) {
-    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : "dl_train_step_mse";
+    const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : kind == DL_LOSS_NLL ? "dl_train_step_nll"
+                     : kind == DL_LOSS_MEAN ? "dl_train_step_scalar" : "dl_train_step_mse";
+    int labeled = kind == DL_LOSS_SOFTMAX_CE || kind == DL_LOSS_NLL;
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
@@ -4062,10 +5590,17 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (kind == DL_LOSS_SOFTMAX_CE && out->op == DL_OP_SOFTMAX)     /* it would train on probabilities and learn nothing */
         return dl__fail(net->err, DL_ERR_ARG, "%s: the loss expects logits; '%s' is a softmax: pass its input '%s'",
                         call, out->name, out->in[0]->name);
+    if (kind == DL_LOSS_NLL && out->op == DL_OP_SOFTMAX)            /* NLL wants log-probabilities */
+        return dl__fail(net->err, DL_ERR_ARG, "%s: the loss expects log-probabilities; '%s' is a softmax: use dl_log_softmax",
+                        call, out->name);
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
-    if (!targets) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, kind == DL_LOSS_SOFTMAX_CE ? "labels are" : "targets are");
+    if (!targets && kind != DL_LOSS_MEAN) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, labeled ? "labels are" : "targets are");
+    if (kind == DL_LOSS_MEAN && out->size != 1)
+        return dl__fail(net->err, DL_ERR_SHAPE, "%s: '%s' has %d values per sample; the loss must be one (dl_reduce_sum or _mean)",
+                        call, out->name, out->size);
     if ((rc = dl__check_batch(net, out, n, call, net->err))) return rc;
-    if (!x) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
+    if (!f->n && !f->xs[0]) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
+    if (kind < DL_LOSS_SOFTMAX_CE || kind > DL_LOSS_MEAN) return dl__fail(net->err, DL_ERR_ARG, "%s: loss kind %d is not a dl_loss_kind", call, kind);
     if (kind == DL_LOSS_MSE) {
         const float *t = (const float *)targets;
         size_t k, count = (size_t)n * out->size;
@@ -4074,7 +5609,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                 return dl__fail(net->err, DL_ERR_NUMERIC, "%s: target %lu of sample %lu for '%s' is %g; nothing was changed", call,
                                 (unsigned long)(k % (size_t)out->size), (unsigned long)(k / (size_t)out->size), out->name, (double)t[k]);
     }
-    if (kind == DL_LOSS_SOFTMAX_CE)
+    if (labeled)
         for (i = 0; i < n; i++)
             if (((const int *)targets)[i] < 0 || ((const int *)targets)[i] >= out->size)
                 return dl__fail(net->err, DL_ERR_ARG, "%s: label %d of sample %d is out of range for '%s' with %d classes",
@@ -4083,7 +5618,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
     if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
-    if ((rc = dl__forward(c, out, x, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
+    if ((rc = dl__forward(c, out, f, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
     for (i = 0; i <= out->index && !trainable; i++) {
         const dl_layer *l = net->layers[i];
         int j;
@@ -4095,7 +5630,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const float
                       "(dl_forward with train 1 updates batchnorm statistics alone)", call, out->name);
         goto fail;
     }
-    if ((rc = b->copy(b, c->targets, targets, (size_t)n * (kind == DL_LOSS_SOFTMAX_CE ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE)) ||
+    if ((targets && (rc = b->copy(b, c->targets, targets, (size_t)n * (labeled ? sizeof(int) : out->size * sizeof(float)), DL_TO_DEVICE))) ||
         (rc = b->loss(b, kind, c->out[out->index], c->targets, n, out->size, c->dout[out->index], &loss))) {
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
         goto fail;
@@ -4125,10 +5660,26 @@ fail:
 }
 
 int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, const int *labels, int n, float *loss) {
-    return dl__done(net, dl__train_step(net, opt, logits, x, labels, DL_LOSS_SOFTMAX_CE, n, loss));
+    dl__feed f = dl__feed1(&x);
+    return dl__done(net, dl__train_step(net, opt, logits, &f, labels, DL_LOSS_SOFTMAX_CE, n, loss));
 }
 int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const float *targets, int n, float *loss) {
-    return dl__done(net, dl__train_step(net, opt, out, x, targets, DL_LOSS_MSE, n, loss));
+    dl__feed f = dl__feed1(&x);
+    return dl__done(net, dl__train_step(net, opt, out, &f, targets, DL_LOSS_MSE, n, loss));
+}
+int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp, const float *x, const int *labels, int n, float *loss) {
+    dl__feed f = dl__feed1(&x);
+    return dl__done(net, dl__train_step(net, opt, logp, &f, labels, DL_LOSS_NLL, n, loss));
+}
+int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss) {
+    dl__feed f = dl__feed1(&x);
+    return dl__done(net, dl__train_step(net, opt, loss_layer, &f, NULL, DL_LOSS_MEAN, n, loss));
+}
+int dl_train_step_multi(dl_net *net, dl_optim *opt, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs,
+                        int loss_kind, const void *targets, int n, float *loss) {
+    dl__feed f = dl__feedn(n_inputs, inputs, xs);
+    if (net && n_inputs < 1) return dl__fail(net->err, DL_ERR_ARG, "dl_train_step_multi: %d inputs", n_inputs);
+    return dl__done(net, dl__train_step(net, opt, out, &f, targets, loss_kind, n, loss));
 }
 
 /* ---- optimizer objects ---- */
@@ -4146,6 +5697,9 @@ static int dl__optim_rules(const dl_optim_desc *d, const char *call, char *err) 
     if (!dl__finite(d->weight_decay) || !(d->weight_decay >= 0))
         return dl__fail(err, DL_ERR_ARG, "%s: weight decay %g must be finite and not negative", call, d->weight_decay);
     if (dl__nan(d->clip_norm) || !(d->clip_norm >= 0)) return dl__fail(err, DL_ERR_ARG, "%s: clip norm %g must not be negative", call, d->clip_norm);
+    if (!dl__finite(d->dampening) || !(d->dampening >= 0 && d->dampening <= 1))
+        return dl__fail(err, DL_ERR_ARG, "%s: dampening %g must be in [0, 1]", call, d->dampening);
+    if (d->nesterov && !dl__zero(d->dampening)) return dl__fail(err, DL_ERR_ARG, "%s: Nesterov needs no dampening", call);
     return DL_OK;
 }
 /* dl_optim_new as `call` (the function the user called); a zero lr means
@@ -4206,11 +5760,39 @@ void dl_optim_free(dl_optim *opt) {
         if (*pp == opt) { *pp = opt->next; break; }
     for (k = 0; k < 3; k++) if (opt->s[k]) opt->net->b->release(opt->net->b, opt->s[k]);
     DL_FREE(opt->ranges);
+    DL_FREE(opt->host);
     DL_FREE(opt);
 }
 
+int dl_optim_state_slots(const dl_optim *opt) { return opt ? dl__optim_state_count(&opt->d) : 0; }
+const float *dl_optim_state(dl_optim *opt, const dl_param *p, int slot) {
+    dl_net *net;
+    size_t bytes;
+    if (!opt || !p) return NULL;
+    net = opt->net;
+    if ((uintptr_t)p < (uintptr_t)net->params || (uintptr_t)p >= (uintptr_t)(net->params + net->n_params) || !p->trainable ||
+        slot < 0 || slot >= dl__optim_state_count(&opt->d)) {
+        dl__fail(net->err, DL_ERR_ARG, "dl_optim_state: %s slot %d: not a trainable parameter of this net or not one of the %d slots",
+                 p->name, slot, dl__optim_state_count(&opt->d));
+        return NULL;
+    }
+    if (dl__optim_fit(opt)) return NULL;
+    if (net->b == &net->cpu) return opt->s[slot] + p->offset;
+    bytes = (size_t)p->size * sizeof(float);
+    if (opt->host_cap < bytes) {
+        DL_FREE(opt->host);
+        opt->host_cap = (opt->host = (float *)DL_MALLOC(bytes)) ? bytes : 0;
+        if (!opt->host) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_state: out of memory"); return NULL; }
+    }
+    if (net->b->copy(net->b, opt->host, opt->s[slot] + p->offset, bytes, DL_TO_HOST) || (net->b->sync && net->b->sync(net->b))) {
+        dl__fail(net->err, DL_ERR_BACKEND, "dl_optim_state: %s", net->b->error);
+        return NULL;
+    }
+    return opt->host;
+}
+
 /* ======================================================================== */
-/*  Backends: moving a net                                                  */
+/*  >>backend  Backends: moving a net                                       */
 /* ======================================================================== */
 dl_backend *dl_net_backend(const dl_net *net) { return net ? net->b : NULL; }
 
@@ -4322,18 +5904,22 @@ int dl_net_sync(dl_net *net) {
 }
 
 /* ======================================================================== */
-/*  Files. Layout, all little-endian:                                       */
+/*  >>files  Files. Layout, all little-endian:                              */
 /*    magic 89 'D' 'L' 'H' 0d 0a 1a 0a | u32 format | u32 kind (0 model,     */
 /*    1 checkpoint) | u64 body bytes | body | u32 CRC-32 of all before it    */
 /*  body: u32 layers, each: u32 op, name[32], u32 n_in, u32 in[n_in],       */
-/*        16 x i32 attrs, 3 x f32 attrs;  u32 params, each: name[48],       */
+/*        u32 attrs, each: u32 length, name, u32 type (1 int, 2 float),     */
+/*        u32 count, count x (i32 or f32);  u32 params, each: name[48],     */
 /*        u32 ndim, u32 shape[4], u32 trainable, u32 frozen, f32 data[size] */
 /*  checkpoint adds: u64 generator, u32 has_optim, and if 1: the optimizer  */
 /*        desc (u32 kind, f32 lr momentum, u32 nesterov, f32 beta1 beta2 eps */
-/*        alpha, u32 centered, f32 weight_decay clip_norm), u64 step,       */
+/*        alpha, u32 centered, f32 weight_decay clip_norm dampening (not in */
+/*        format 1)), u64 step,                                             */
 /*        u64 floats, u32 buffers, f32 state[buffers][floats]               */
+/*  Format 1 stored 16 x i32 and 3 x f32 per layer in place of the named    */
+/*  attributes; it is still read (dl__get_attrs_v1).                        */
 /* ======================================================================== */
-#define DL__FORMAT 1
+#define DL__FORMAT 2
 static const unsigned char dl__magic[8] = { 0x89, 'D', 'L', 'H', 0x0d, 0x0a, 0x1a, 0x0a };
 
 static uint32_t dl__crc32(uint32_t crc, const unsigned char *p, size_t n) {   /* IEEE, 4 bits at a time */
@@ -4372,14 +5958,24 @@ static void dl__put_f32(dl__wbuf *w, float f) { uint32_t v; memcpy(&v, &f, 4); d
 static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; for (i = 0; i < n; i++) dl__put_f32(w, f[i]); }
 /* Files hold finite numbers only: a diverged net must not replace the last good file. */
 
-static void dl__put_attrs(dl__wbuf *w, const dl_attrs *a) {
-    int32_t v[16];
-    int i;
-    v[0] = a->units; v[1] = a->kernel[0]; v[2] = a->kernel[1]; v[3] = a->stride[0]; v[4] = a->stride[1];
-    v[5] = a->pad[0]; v[6] = a->pad[1]; v[7] = a->dilation[0]; v[8] = a->dilation[1]; v[9] = a->groups;
-    v[10] = a->bias; v[11] = a->ndim; v[12] = a->shape[0]; v[13] = a->shape[1]; v[14] = a->shape[2]; v[15] = 0;
-    for (i = 0; i < 16; i++) dl__put_u32(w, (uint32_t)v[i]);
-    dl__put_f32(w, a->alpha); dl__put_f32(w, a->eps); dl__put_f32(w, a->momentum);
+/* A layer's attributes by name, as its op's list declares them. */
+static void dl__put_attrs(dl__wbuf *w, int op, const dl_attrs *a) {
+    const dl__attr_spec *s;
+    uint32_t n = 0;
+    int k;
+    for (s = dl__op(op)->attrs; s->name; s++) n++;
+    dl__put_u32(w, n);
+    for (s = dl__op(op)->attrs; s->name; s++) {
+        const char *p = (const char *)a + s->offset;
+        dl__put_u32(w, (uint32_t)strlen(s->name));
+        dl__put(w, s->name, strlen(s->name));
+        dl__put_u32(w, (uint32_t)s->type);
+        dl__put_u32(w, (uint32_t)s->count);
+        for (k = 0; k < s->count; k++) {
+            if (s->type == DL__A_INT) { int v; memcpy(&v, p + k * sizeof(int), sizeof v); dl__put_u32(w, (uint32_t)v); }
+            else { float v; memcpy(&v, p + k * sizeof(float), sizeof v); dl__put_f32(w, v); }
+        }
+    }
 }
 
 int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
@@ -4402,12 +5998,7 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
         dl__put(&w, l->name, sizeof l->name);
         dl__put_u32(&w, (uint32_t)l->n_in);
         for (j = 0; j < l->n_in; j++) dl__put_u32(&w, (uint32_t)l->in[j]->index);
-        if (l->op == DL_OP_INPUT) {     /* its shape is its attribute */
-            dl_attrs a = l->a;
-            a.ndim = l->ndim;
-            memcpy(a.shape, l->shape, sizeof a.shape);
-            dl__put_attrs(&w, &a);
-        } else dl__put_attrs(&w, &l->a);
+        dl__put_attrs(&w, l->op, &l->a);
     }
     dl__put_u32(&w, (uint32_t)net->n_params);
     for (i = 0; i < net->n_params; i++) {
@@ -4435,6 +6026,7 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
         dl__put_u32(&w, (uint32_t)d->nesterov); dl__put_f32(&w, d->beta1); dl__put_f32(&w, d->beta2);
         dl__put_f32(&w, d->eps); dl__put_f32(&w, d->alpha); dl__put_u32(&w, (uint32_t)d->centered);
         dl__put_f32(&w, d->weight_decay); dl__put_f32(&w, d->clip_norm);
+        dl__put_f32(&w, d->dampening);      /* format 2 on */
         dl__put_u64(&w, (uint64_t)opt->step);
         dl__put_u64(&w, (uint64_t)opt->n);
         dl__put_u32(&w, (uint32_t)count);
@@ -4515,23 +6107,61 @@ static int dl__get_floats(dl__rbuf *r, float *f, size_t n) {
     for (i = 0; i < n; i++) dl__get_f32(r, &f[i]);
     return 1;
 }
-static int dl__get_attrs(dl__rbuf *r, dl_attrs *a) {
+/* Format 1's fixed record: symmetric pads, pooling undilated and counting
+   the padding, no later attribute. */
+static int dl__get_attrs_v1(dl__rbuf *r, int op, dl_attrs *a) {
     int v[16], i;
     for (i = 0; i < 16; i++) if (!dl__get_i32(r, &v[i])) return 0;
     memset(a, 0, sizeof *a);
     a->units = v[0]; a->kernel[0] = v[1]; a->kernel[1] = v[2]; a->stride[0] = v[3]; a->stride[1] = v[4];
-    a->pad[0] = v[5]; a->pad[1] = v[6]; a->dilation[0] = v[7]; a->dilation[1] = v[8]; a->groups = v[9];
+    a->pad[0] = a->pad[2] = v[5]; a->pad[1] = a->pad[3] = v[6]; a->dilation[0] = v[7]; a->dilation[1] = v[8]; a->groups = v[9];
+    if (op == DL_OP_MAXPOOL2D || op == DL_OP_AVGPOOL2D) { a->dilation[0] = a->dilation[1] = 1; a->count_include_pad = 1; }
     a->bias = v[10]; a->ndim = v[11]; a->shape[0] = v[12]; a->shape[1] = v[13]; a->shape[2] = v[14];
     return dl__get_f32(r, &a->alpha) && dl__get_f32(r, &a->eps) && dl__get_f32(r, &a->momentum);
 }
 
+/* Format 2: attributes by name. Those the file lacks keep their defaults; a
+   name the op does not declare, or another type or count, is an error. */
+static int dl__get_attrs(dl__rbuf *r, int op, dl_attrs *a, char *why) {
+    const dl__attr_spec *s;
+    uint32_t n, i, len, type, count, k;
+    memset(a, 0, sizeof *a);
+    for (s = dl__op(op)->attrs; s->name; s++)
+        for (k = 0; k < (uint32_t)s->count; k++) {
+            char *p = (char *)a + s->offset;
+            if (s->type == DL__A_INT) { int v = (int)s->def; memcpy(p + k * sizeof(int), &v, sizeof v); }
+            else memcpy(p + k * sizeof(float), &s->def, sizeof(float));
+        }
+    if (!dl__get_u32(r, &n) || n > 64) return dl__fail(why, DL_ERR_FORMAT, "truncated attributes");
+    for (i = 0; i < n; i++) {
+        char name[32];
+        if (!dl__get_u32(r, &len) || len == 0 || len > 31 || !dl__get(r, name, len)) return dl__fail(why, DL_ERR_FORMAT, "truncated attribute");
+        name[len] = 0;
+        for (s = dl__op(op)->attrs; s->name && strcmp(s->name, name); s++) {}
+        if (!s->name) return dl__fail(why, DL_ERR_FORMAT, "attribute '%s' is unknown to %s (a newer dl.h?)", name, dl_op_name(op));
+        if (!dl__get_u32(r, &type) || !dl__get_u32(r, &count)) return dl__fail(why, DL_ERR_FORMAT, "truncated attribute '%s'", name);
+        if (type != (uint32_t)s->type || count != (uint32_t)s->count)
+            return dl__fail(why, DL_ERR_FORMAT, "attribute '%s' has type %u and %u values, not %d and %d", name, type, count, s->type, s->count);
+        for (k = 0; k < count; k++) {
+            uint32_t v;
+            if (!dl__get_u32(r, &v)) return dl__fail(why, DL_ERR_FORMAT, "truncated attribute '%s'", name);
+            memcpy((char *)a + s->offset + k * 4, &v, 4);       /* int and float are both 4 bytes here */
+        }
+    }
+    return DL_OK;
+}
+
 /* No real layer has a dimension, kernel or stride beyond 2^24. */
 static int dl__attrs_sane(const dl_attrs *a) {
-    const int v[15] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
-                        a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2] };
+    const int v[35] = { a->units, a->kernel[0], a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1],
+                        a->dilation[0], a->dilation[1], a->groups, a->bias, a->ndim, a->shape[0], a->shape[1], a->shape[2],
+                        a->pad[2], a->pad[3], a->auto_pad, a->ceil_mode, a->count_include_pad, a->output_padding[0],
+                        a->output_padding[1], a->mode, a->perm[0], a->perm[1], a->perm[2], a->scale[0], a->scale[1],
+                        a->align_corners, a->range[0], a->range[1], a->axes[0], a->axes[1], a->axes[2], a->keepdims };
     int i;
-    for (i = 0; i < 15; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
-    return dl__finite(a->alpha) && dl__finite(a->eps) && dl__finite(a->momentum);
+    for (i = 0; i < 35; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
+    return dl__finite(a->alpha) && dl__finite(a->beta) && dl__finite(a->value) && dl__finite(a->eps) && dl__finite(a->momentum) &&
+           a->approximate >= 0 && a->approximate <= 1;
 }
 
 /* Parses a file image. With into NULL it builds a new net through the same
@@ -4571,20 +6201,21 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
     if (n_layers > len / 32) DL__BAD("implausible layer count %u", n_layers);
     for (i = 0; i < n_layers; i++) {
         uint32_t op, n_in, idx[64];
-        char name[33];
+        char name[33], why[256];
         dl_attrs a;
         dl_layer *ins[64], *l;
         name[32] = 0;
         if (!dl__get_u32(&r, &op) || !dl__get(&r, name, 32) || !dl__get_u32(&r, &n_in)) DL__BAD("layer %u: truncated", i);
         if (op >= DL_OP_COUNT) DL__BAD("layer %u: unknown op %u (a newer dl.h?)", i, op);
         if (!memchr(name, 0, 32) || !name[0]) DL__BAD("layer %u: bad name", i);
-        if (n_in > 64 || (op == DL_OP_INPUT) != (n_in == 0)) DL__BAD("layer %u '%s': %u inputs", i, name, n_in);
+        if (n_in < (uint32_t)dl__op((int)op)->min_in || n_in > (uint32_t)dl__op((int)op)->max_in) DL__BAD("layer %u '%s': %u inputs", i, name, n_in);
         for (j = 0; j < n_in; j++) {
             if (!dl__get_u32(&r, &idx[j])) DL__BAD("layer %u '%s': truncated", i, name);
             if (idx[j] >= i) DL__BAD("layer %u '%s': input %u is not an earlier layer", i, name, idx[j]);
             ins[j] = net->layers[idx[j]];
         }
-        if (!dl__get_attrs(&r, &a)) DL__BAD("layer %u '%s': truncated attributes", i, name);
+        if (format == 1 ? !dl__get_attrs_v1(&r, (int)op, &a) : dl__get_attrs(&r, (int)op, &a, why) != DL_OK)
+            DL__BAD("layer %u '%s': %s", i, name, format == 1 ? "truncated attributes" : why);
         if (!dl__attrs_sane(&a)) DL__BAD("layer %u '%s': attribute out of range", i, name);
         if (into) {
             l = into->layers[i];
@@ -4593,16 +6224,16 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             for (j = 0; j < n_in; j++) if ((uint32_t)l->in[j]->index != idx[j]) DL__BAD("layer %u '%s': inputs differ", i, name);
             continue;
         }
-        if (op == DL_OP_CUSTOM) {
+        if (dl__op((int)op)->flags & DL__F_USER) {
             rc = dl__fail(err, DL_ERR_UNSUPPORTED, "layer %u '%s' is a custom layer: build the net in code and use dl_net_load_weights", i, name);
             goto fail;
         }
-        if (op == DL_OP_INPUT) {
+        if (dl__op((int)op)->flags & DL__F_SOURCE) {
             if (a.ndim < 1 || a.ndim > 3) DL__BAD("layer %u '%s': input with %d dims", i, name, a.ndim);
             l = dl_input(net, a.shape[0], a.ndim > 1 ? a.shape[1] : 0, a.ndim > 2 ? a.shape[2] : 0);
             if (l && dl_layer_set_name(l, name)) l = NULL;
         } else {
-            if (op == DL_OP_RESHAPE && a.ndim >= 1 && a.ndim <= 3) for (j = 0; j < (uint32_t)a.ndim; j++) if (a.shape[j] == -1) a.shape[j] = 0;
+            if ((dl__op((int)op)->flags & DL__F_VIEW) && a.ndim >= 1 && a.ndim <= 3) for (j = 0; j < (uint32_t)a.ndim; j++) if (a.shape[j] == -1) a.shape[j] = 0;
             l = dl__add(net, (int)op, ins, (int)n_in, &a, DL_INIT_ZEROS, NULL, name);
         }
         if (!l) {           /* out of memory is not a corrupt file */
@@ -4641,7 +6272,8 @@ static int dl__parse(const unsigned char *data, size_t len, dl_net *into, dl_net
             if (!dl__get_f32(&r, &d.beta1) || !dl__get_f32(&r, &d.beta2) || !dl__get_f32(&r, &d.eps) ||
                 !dl__get_f32(&r, &d.alpha) || !dl__get_u32(&r, &u)) DL__BAD("optimizer: truncated");
             d.centered = (int)u;
-            if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) || !dl__get_u64(&r, &step) ||
+            if (!dl__get_f32(&r, &d.weight_decay) || !dl__get_f32(&r, &d.clip_norm) ||
+                (format >= 2 && !dl__get_f32(&r, &d.dampening)) || !dl__get_u64(&r, &step) ||
                 !dl__get_u64(&r, &n) || !dl__get_u32(&r, &count)) DL__BAD("optimizer: truncated");
             if (!(opt = dl_optim_new(net, &d))) {
                 rc = dl__fail(err, net->last_rc == DL_ERR_NOMEM ? DL_ERR_NOMEM : DL_ERR_FORMAT, "%s", net->err);
@@ -4755,7 +6387,7 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     return dl__done(net, rc);
 }
 
-/* ---- the platform's file calls ---- */
+/* ==== >>platform: the platform's file calls ================================ */
 #if defined(__unix__) || defined(__APPLE__)
 #include <errno.h>
 #include <fcntl.h>
@@ -4823,6 +6455,9 @@ static void dl__sync_dir(const char *path) {
     if ((fd = open(dir, O_RDONLY | DL__O_CLOEXEC)) >= 0) { fsync(fd); close(fd); }
 }
 static unsigned long dl__pid(void) { return (unsigned long)getpid(); }
+/* A save replaces a regular file only: renaming over a device, a FIFO or a
+   folder (say /dev/null, saved to as root) would put a file in its place. */
+static int dl__special(const char *path) { struct stat st; return stat(path, &st) == 0 && !S_ISREG(st.st_mode); }
 #else
 static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err) {
     FILE *f;
@@ -4846,6 +6481,34 @@ static int dl__read_file(const char *path, unsigned char **data, size_t *len, ch
     *len = (size_t)size;
     return DL_OK;
 }
+#ifdef DL__WIN32
+/* CREATE_NEW never opens an existing file; FlushFileBuffers puts the data
+   on the disk before the rename can make it the file. */
+static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
+    HANDLE h = CreateFileA(tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    const char *p = (const char *)data;
+    int ok = h != INVALID_HANDLE_VALUE;
+    *exists = !ok && GetLastError() == ERROR_FILE_EXISTS;
+    while (ok && len) {
+        DWORD done = 0;
+        if (!WriteFile(h, p, len > 0x40000000 ? 0x40000000 : (DWORD)len, &done, NULL) || !done) ok = 0;
+        else { p += done; len -= done; }
+    }
+    if (ok && !FlushFileBuffers(h)) ok = 0;
+    if (h != INVALID_HANDLE_VALUE && !CloseHandle(h)) ok = 0;
+    return ok;
+}
+/* rename does not replace a file on Windows; MoveFileEx does, in one step,
+   and with write-through returns only once the move is on the disk. */
+static int dl__replace(const char *tmp, const char *path) {
+    return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+}
+static unsigned long dl__pid(void) { return (unsigned long)GetCurrentProcessId(); }
+static int dl__special(const char *path) {     /* a folder or a device (NUL, CON): never replaced */
+    DWORD at = GetFileAttributesA(path);
+    return at != INVALID_FILE_ATTRIBUTES && (at & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE)) != 0;
+}
+#else
 static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
     FILE *f = fopen(tmp, "wb");
     int ok;
@@ -4855,8 +6518,13 @@ static int dl__write_file(const char *tmp, const void *data, size_t len, int *ex
     ok = fflush(f) == 0 && ok;
     return fclose(f) == 0 && ok;
 }
-static void dl__sync_dir(const char *path) { (void)path; }
 static unsigned long dl__pid(void) { return 0; }
+static int dl__special(const char *path) { (void)path; return 0; }   /* plain C cannot tell */
+#endif
+static void dl__sync_dir(const char *path) { (void)path; }
+#endif
+#ifndef DL__WIN32
+static int dl__replace(const char *tmp, const char *path) { return rename(tmp, path) == 0; }
 #endif
 /* The temporary file is named after the process and the buffer being
    written, so concurrent saves to one path (threads or processes) never
@@ -4868,6 +6536,7 @@ static int dl__write_atomic(char *err, const char *call, const char *path, const
     char tmp[4096];
     int attempt, exists = 1, e;
     if (strlen(path) + 64 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "%s: path too long (%lu bytes)", call, (unsigned long)strlen(path));
+    if (dl__special(path)) return dl__fail(err, DL_ERR_IO, "%s: %s exists and is not a regular file", call, path);
     for (attempt = 0; exists && attempt < 16; attempt++) {
         snprintf(tmp, sizeof tmp, "%s.%lu-%lx-%d.tmp", path, dl__pid(), (unsigned long)(uintptr_t)data, attempt);
         errno = 0;
@@ -4879,11 +6548,8 @@ static int dl__write_atomic(char *err, const char *call, const char *path, const
         }
     }
     if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to %s", call, path);
-#ifdef _WIN32
-    remove(path);               /* rename does not replace on Windows */
-#endif
     errno = 0;
-    if (rename(tmp, path)) {
+    if (!dl__replace(tmp, path)) {
         e = errno;
         remove(tmp);
         return dl__fail(err, DL_ERR_IO, "%s: cannot replace %s: %s", call, path, e ? strerror(e) : "rename failed");
@@ -4892,10 +6558,1243 @@ static int dl__write_atomic(char *err, const char *call, const char *path, const
     return DL_OK;
 }
 
+/* ==== >>fit: summary, schedules, datasets, fit, checkpoints, report ========= */
+/* Built only on the public API above, so the core can change underneath. */
+#ifndef DL_NO_FIT
+#include <float.h>
+#include <time.h>
+
+/* ---- output to a FILE or a caller's buffer (snprintf-like length) ---- */
+typedef struct dl__fout { FILE *f; char *buf; size_t cap, len; int err; } dl__fout;
+
+static void dl__fwrite(dl__fout *o, const char *s, size_t k) {
+    if (o->f) {
+        if (k && fwrite(s, 1, k, o->f) != k) o->err = 1;
+    } else if (o->buf && o->len + 1 < o->cap) {   /* the part that fits, always terminated */
+        size_t room = o->cap - 1 - o->len, m = k < room ? k : room;
+        memcpy(o->buf + o->len, s, m);
+        o->buf[o->len + m] = '\0';
+    }
+    o->len += k;
+}
+static void dl__fputs(dl__fout *o, const char *s) { dl__fwrite(o, s, strlen(s)); }
+static void dl__fprintf(dl__fout *o, const char *fmt, ...) {
+    char tmp[1024];
+    va_list ap;
+    int k;
+    va_start(ap, fmt);
+    k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0) { o->err = 1; return; }
+    dl__fwrite(o, tmp, (size_t)k < sizeof tmp ? (size_t)k : sizeof tmp - 1);
+}
+
+/* ---- summary ---- */
+/* 1234567 -> "1,234,567" */
+static const char *dl__commas(double v, char *out) {
+    char d[32];
+    int n, i, k = 0;
+    n = snprintf(d, sizeof d, "%.0f", v);
+    for (i = 0; i < n; i++) {
+        out[k++] = d[i];
+        if (d[i] != '-' && (n - 1 - i) % 3 == 0 && i < n - 1) out[k++] = ',';
+    }
+    out[k] = '\0';
+    return out;
+}
+static const char *dl__bytes(double b, char *out) {
+    if (b < 1024) snprintf(out, 24, "%.0f B", b);
+    else if (b < 1048576) snprintf(out, 24, "%.1f KB", b / 1024);
+    else snprintf(out, 24, "%.1f MB", b / 1048576);
+    return out;
+}
+
+/* multiply-adds per sample: the GEMM ops, and batchnorm's scale and shift */
+static double dl__layer_macs(const dl_layer *l) {
+    if (l->op == DL_OP_DENSE) return (double)l->in[0]->size * l->size;
+    if (l->op == DL_OP_CONV2D) {
+        dl_conv_geom g = dl_layer_conv_geom(l);
+        return (double)g.M * g.P * g.K;
+    }
+    if (l->op == DL_OP_MATMUL) return (double)l->size * l->in[0]->shape[l->in[0]->ndim - 1];
+    if (l->op == DL_OP_BATCHNORM) return l->size;
+    return 0;
+}
+
+static void dl__summary(dl_net *net, dl__fout *o) {
+    double tot_p = 0, tot_t = 0, tot_f = 0, tot_m = 0, tot_a = 0;
+    char a[32], b[32], c[32], d[32], e[32], shape[32];
+    int i, j, np = dl_net_param_count(net);
+    dl__fprintf(o, "%-26s %-14s %12s %12s %10s %14s %12s\n", "Layer (op)", "Output shape", "Params", "Trainable", "Frozen",
+                "MACs/sample", "Memory/sample");
+    for (i = 0; i < 104; i++) dl__fwrite(o, "=", 1);
+    dl__fwrite(o, "\n", 1);
+    for (i = 0; i < dl_net_layer_count(net); i++) {
+        dl_layer *l = dl_net_layer(net, i);
+        double p = 0, t = 0, f = 0, m = dl__layer_macs(l), mem = l->op == DL_OP_RESHAPE ? 0 : 4.0 * l->size;
+        int dims[3], nd = dl_layer_shape(l, dims), k = 0;
+        char name[64];
+        for (j = 0; j < np; j++) {
+            dl_param *q = dl_net_param(net, j);
+            if (q->layer != l) continue;
+            p += q->size;
+            if (q->trainable && !q->frozen) t += q->size;
+            if (q->trainable && q->frozen) f += q->size;
+        }
+        for (j = 0; j < nd; j++) k += snprintf(shape + k, sizeof shape - (size_t)k, j ? "x%d" : "%d", dims[j]);
+        snprintf(name, sizeof name, "%s (%s)", dl_layer_name(l), dl_op_name(l->op));
+        dl__fprintf(o, "%-26s %-14s %12s %12s %10s %14s %12s\n", name, shape, dl__commas(p, a), dl__commas(t, b),
+                    dl__commas(f, c), dl__commas(m, d), dl__bytes(mem, e));
+        tot_p += p, tot_t += t, tot_f += f, tot_m += m, tot_a += mem;
+    }
+    for (i = 0; i < 104; i++) dl__fwrite(o, "=", 1);
+    dl__fprintf(o, "\nTotal params: %s (%s)\n", dl__commas(tot_p, a), dl__bytes(4 * tot_p, b));
+    dl__fprintf(o, "Trainable params: %s\nFrozen params: %s\nNon-trainable params (statistics): %s\n",
+                dl__commas(tot_t, a), dl__commas(tot_f, b), dl__commas(tot_p - tot_t - tot_f, c));
+    dl__fprintf(o, "Multiply-adds per sample: %s\nActivation memory per sample: %s\n", dl__commas(tot_m, a),
+                dl__bytes(tot_a, b));
+}
+
+int dl_net_summary(dl_net *net, FILE *f) {
+    dl__fout o;
+    if (!net || !f) return DL_ERR_ARG;
+    memset(&o, 0, sizeof o);
+    o.f = f;
+    dl__summary(net, &o);
+    return o.err ? DL_ERR_IO : DL_OK;
+}
+int dl_net_summary_str(dl_net *net, char *buf, size_t cap) {
+    dl__fout o;
+    if (!net || (!buf && cap)) return -1;
+    memset(&o, 0, sizeof o);
+    o.buf = buf, o.cap = cap;
+    if (cap) buf[0] = '\0';
+    dl__summary(net, &o);
+    return (int)o.len;
+}
+
+/* ---- schedules ---- */
+#define DL__PI 3.14159265358979323846
+#define DL__NAN (0.0f / 0.0f)
+
+/* Computed in float, as (lr - min) times the factor, so that a cosine from
+   lr to 0 is lr * 0.5f * (1 + (float)cos(...)) exactly. */
+static float dl__sched_cosine(const dl_schedule *s, float base, long t) {
+    long T = s->period, tc = t;
+    float c;
+    if (T < 1) return DL__NAN;
+    if (s->restart_mult == 1) tc %= T;
+    else if (s->restart_mult > 1)
+        while (tc >= T) tc -= T, T *= s->restart_mult;
+    c = 0.5f * (1.0f + (float)cos(DL__PI * (double)tc / (double)T));
+    return s->min_lr + (base - s->min_lr) * c;
+}
+
+static float dl__sched_onecycle(const dl_schedule *s, double base, long t) {
+    double pct = s->pct_start > 0 ? s->pct_start : 0.3, div = s->div > 0 ? s->div : 25;
+    double fdiv = s->final_div > 0 ? s->final_div : 1e4, lo = base / div, end1, a, b, x;
+    if (s->total < 2) return DL__NAN;
+    end1 = pct * s->total - 1;
+    if (t > s->total - 1) t = s->total - 1;
+    if (t <= end1) a = lo, b = base, x = t / end1;
+    else a = base, b = lo / fdiv, x = (t - end1) / (s->total - 1 - end1);
+    return (float)(b + (a - b) / 2 * (cos(DL__PI * x) + 1));
+}
+
+/* Lengths and factors in range (also for a schedule read from a file). */
+static int dl__sched_ok(const dl_schedule *s) {
+    return s->kind >= DL_SCHED_CONSTANT && s->kind <= DL_SCHED_PLATEAU && s->step_size >= 0 && s->period >= 0 &&
+           s->restart_mult >= 0 && s->restart_mult <= 1000 && s->total >= 0 && s->warmup >= 0 && s->lr >= 0 &&
+           s->gamma >= 0 && s->min_lr >= 0 && s->pct_start >= 0 && s->pct_start < 1 && s->div >= 0 && s->final_div >= 0;
+}
+
+float dl_schedule_lr(const dl_schedule *s, long t) {
+    double g, base;
+    int k = 0;
+    if (!s || t < 0 || !dl__sched_ok(s)) return DL__NAN;
+    base = s->lr > 0 ? s->lr : 1;
+    g = s->gamma > 0 ? s->gamma : 0.1;
+    if (s->warmup > 0) {
+        double f0 = s->warmup_start > 0 ? s->warmup_start : 1.0 / 3;
+        if (t < s->warmup) return (float)(base * (f0 + (1 - f0) * (double)t / s->warmup));
+        t -= s->warmup;
+    }
+    switch (s->kind) {
+    case DL_SCHED_CONSTANT: return (float)base;
+    case DL_SCHED_STEP: return (float)(base * pow(g, (double)(t / (s->step_size > 0 ? s->step_size : 1))));
+    case DL_SCHED_MULTISTEP:
+        while (k < 8 && s->milestones[k] > 0 && s->milestones[k] <= t) k++;
+        return (float)(base * pow(g, k));
+    case DL_SCHED_EXPONENTIAL: return (float)(base * pow(g, (double)t));
+    case DL_SCHED_COSINE: return dl__sched_cosine(s, (float)base, t);
+    case DL_SCHED_ONECYCLE: return dl__sched_onecycle(s, base, t);
+    case DL_SCHED_PLATEAU: return (float)(s->plateau_lr > 0 ? s->plateau_lr : base);
+    default: return DL__NAN;
+    }
+}
+
+/* ReduceLROnPlateau.step(metric), relative threshold */
+int dl_schedule_observe(dl_schedule *s, double m) {
+    double thr, old, lo;
+    int better;
+    if (!s || s->kind != DL_SCHED_PLATEAU || dl__nan_d(m)) return 0;
+    thr = s->threshold > 0 ? s->threshold : 1e-4;
+    better = !s->seen || (s->maximize ? m > s->best * (1 + thr) : m < s->best * (1 - thr));
+    if (better) s->best = m, s->seen = 1, s->bad = 0;
+    else s->bad++;
+    if (s->cool_left > 0) s->cool_left--, s->bad = 0;
+    if (s->bad <= (s->patience > 0 ? s->patience : 10)) return 0;
+    old = s->plateau_lr > 0 ? s->plateau_lr : (s->lr > 0 ? s->lr : 1);
+    lo = old * (s->gamma > 0 ? s->gamma : 0.1);
+    if (lo < s->min_lr) lo = s->min_lr;
+    s->cool_left = s->cooldown;
+    s->bad = 0;
+    if (old - lo <= 1e-8) return 0;
+    s->plateau_lr = lo;
+    s->reductions++;
+    return 1;
+}
+
+/* ---- data ---- */
+uint64_t dl_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void dl_shuffle(int *order, int n, uint64_t *s) {
+    int i;
+    if (!order || !s) return;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)(dl_rand(s) % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static size_t dl__sample_floats(const dl_dataset *d) {
+    return (size_t)d->c * (size_t)(d->h > 0 ? d->h : 1) * (size_t)(d->w > 0 ? d->w : 1);
+}
+static float dl__unit(uint64_t u) { return (float)(u & 0xffffff) * (1.0f / 16777216.0f); }
+
+/* dst[r][c] = src[r - dy][c - dx], zeros coming in; in place, per plane */
+static void dl__shift_plane(float *p, int H, int W, int dy, int dx, int flip) {
+    int r, c;
+    if (dy > 0) memmove(p + (size_t)dy * W, p, sizeof(float) * (size_t)(H - dy) * W);
+    if (dy < 0) memmove(p, p + (size_t)(-dy) * W, sizeof(float) * (size_t)(H + dy) * W);
+    for (r = 0; r < (dy > 0 ? dy : -dy) && r < H; r++) memset(p + (size_t)(dy > 0 ? r : H - 1 - r) * W, 0, sizeof(float) * W);
+    for (r = 0; r < H; r++) {
+        float *row = p + (size_t)r * W;
+        int s = flip ? -dx : dx;   /* mirrored first: src[W-1-c-dx] is the mirror's [c+dx] */
+        for (c = 0; flip && c < W / 2; c++) { float t = row[c]; row[c] = row[W - 1 - c]; row[W - 1 - c] = t; }
+        if (s > 0) memmove(row + s, row, sizeof(float) * (size_t)(W - s > 0 ? W - s : 0));
+        if (s < 0) memmove(row, row - s, sizeof(float) * (size_t)(W + s > 0 ? W + s : 0));
+        for (c = 0; c < (s > 0 ? s : -s) && c < W; c++) row[s > 0 ? c : W - 1 - c] = 0;
+    }
+}
+
+static void dl__augment(float *x, int C, int H, int W, const dl_augment *a, uint64_t *rng) {
+    size_t plane = (size_t)H * W, n = plane * C, i;
+    int ch;
+    if (a->shift > 0 || a->flip) {
+        uint64_t u = dl_rand(rng);
+        int s = a->shift > 0 ? a->shift : 0, span = 2 * s + 1;
+        int dy = (int)(u % (unsigned)span) - s, dx = (int)((u >> 16) % (unsigned)span) - s;
+        int flip = a->flip ? (int)(u >> 32) & 1 : 0;
+        for (ch = 0; ch < C; ch++) dl__shift_plane(x + plane * ch, H, W, dy, dx, flip);
+    }
+    if (a->contrast > 0 || a->brightness != 0) {
+        uint64_t u = dl_rand(rng);
+        float cf = 1 + a->contrast * (2 * dl__unit(u >> 40) - 1), br = a->brightness * (2 * dl__unit(u >> 16) - 1);
+        double mean = 0;
+        for (i = 0; i < n; i++) mean += x[i];
+        mean /= (double)n;
+        for (i = 0; i < n; i++) x[i] = ((x[i] - (float)mean) * cf + (float)mean) + br;
+    }
+    if (a->cutout > 0) {
+        uint64_t u = dl_rand(rng);
+        int cy = (int)(u % (unsigned)H) - a->cutout / 2, cx = (int)((u >> 32) % (unsigned)W) - a->cutout / 2, r, c;
+        for (ch = 0; ch < C; ch++)
+            for (r = cy < 0 ? 0 : cy; r < cy + a->cutout && r < H; r++)
+                for (c = cx < 0 ? 0 : cx; c < cx + a->cutout && c < W; c++) x[plane * ch + (size_t)r * W + c] = 0;
+    }
+}
+
+int dl_dataset_batch(const dl_dataset *d, const int *index, int n, const dl_augment *aug, uint64_t *rng, float *x,
+                     int *labels, float *targets) {
+    size_t sz;
+    int i;
+    if (!d || !index || n < 0 || !x || d->c < 1 || d->count < 0 || (!d->x && !d->fill)) return DL_ERR_ARG;
+    sz = dl__sample_floats(d);
+    for (i = 0; i < n; i++)
+        if (index[i] < 0 || index[i] >= d->count) return DL_ERR_ARG;
+    if (d->fill) {
+        if (d->fill(d->user, index, n, x, labels, targets)) return DL_ERR_ARG;
+    } else {
+        for (i = 0; i < n; i++) {
+            memcpy(x + sz * i, d->x + sz * (size_t)index[i], sz * sizeof(float));
+            if (labels && d->labels) labels[i] = d->labels[index[i]];
+            if (targets && d->targets)
+                memcpy(targets + (size_t)d->target_size * i, d->targets + (size_t)d->target_size * index[i],
+                       sizeof(float) * (size_t)d->target_size);
+        }
+    }
+    if (aug && rng && (aug->shift > 0 || aug->flip || aug->cutout > 0 || aug->contrast > 0 || aug->brightness != 0))
+        for (i = 0; i < n; i++)
+            dl__augment(x + sz * i, d->c, d->h > 0 ? d->h : 1, d->w > 0 ? d->w : 1, aug, rng);
+    return DL_OK;
+}
+
+/* ---- evaluation ---- */
+/* Buffers sized once, for fit (no allocation per step) and dl_evaluate. */
+typedef struct dl__fit_bufs { float *x, *t; int *y, *idx; int cap; } dl__fit_bufs;
+
+static int dl__bufs_new(dl__fit_bufs *b, int cap, size_t sample, int tsize) {
+    b->cap = cap;
+    b->x = (float *)DL_MALLOC(sizeof(float) * sample * (size_t)cap + 1);
+    b->t = (float *)DL_MALLOC(sizeof(float) * (size_t)tsize * (size_t)cap + 1);
+    b->y = (int *)DL_MALLOC(sizeof(int) * (size_t)cap);
+    b->idx = (int *)DL_MALLOC(sizeof(int) * (size_t)cap);
+    return b->x && b->t && b->y && b->idx ? DL_OK : DL_ERR_NOMEM;
+}
+static void dl__bufs_free(dl__fit_bufs *b) {
+    DL_FREE(b->x); DL_FREE(b->t); DL_FREE(b->y); DL_FREE(b->idx);
+    memset(b, 0, sizeof *b);
+}
+
+/* The most confident mistakes, for the report */
+#define DL__MISTAKES 8
+typedef struct dl__mistake { int index, label, top[3]; float p[3]; } dl__mistake;
+
+static void dl__note_mistake(dl__mistake *m, const float *z, int classes, int index, int label) {
+    double mx = z[0], sum = 0;
+    int c, k, j, slot = -1;
+    dl__mistake cand;
+    for (c = 1; c < classes; c++) if (z[c] > mx) mx = z[c];
+    for (c = 0; c < classes; c++) sum += exp(z[c] - mx);
+    cand.index = index, cand.label = label;
+    for (k = 0; k < 3; k++) cand.top[k] = -1, cand.p[k] = -1;
+    for (c = 0; c < classes; c++) {
+        float p = (float)(exp(z[c] - mx) / sum);
+        for (k = 0; k < 3 && !(p > cand.p[k]); k++) {}
+        if (k == 3) continue;
+        for (j = 2; j > k; j--) cand.top[j] = cand.top[j - 1], cand.p[j] = cand.p[j - 1];
+        cand.top[k] = c, cand.p[k] = p;
+    }
+    for (k = 0; k < DL__MISTAKES; k++)
+        if (m[k].index < 0 || cand.p[0] > m[k].p[0]) { slot = k; break; }
+    if (slot < 0) return;
+    for (j = DL__MISTAKES - 1; j > slot; j--) m[j] = m[j - 1];
+    m[slot] = cand;
+}
+
+/* one batch of predictions into ev's sums */
+static void dl__eval_batch(const float *z, int n, int classes, const int *y, const float *t, dl_eval *ev,
+                           double *loss, long *top1, long *topk, int first, dl__mistake *mist) {
+    int i, c;
+    for (i = 0; i < n; i++, z += classes) {
+        if (t) {
+            for (c = 0; c < classes; c++) *loss += ((double)z[c] - t[(size_t)i * classes + c]) * ((double)z[c] - t[(size_t)i * classes + c]) / classes;
+        } else {
+            double mx = z[0], s = 0;
+            int best = 0, above = 0;
+            for (c = 1; c < classes; c++) if (z[c] > z[best]) best = c;
+            mx = z[best];
+            for (c = 0; c < classes; c++) {
+                s += exp((double)z[c] - mx);
+                above += z[c] > z[y[i]];
+            }
+            *loss += log(s) + mx - z[y[i]];
+            *top1 += best == y[i];
+            *topk += above < ev->k;
+            if (ev->confusion) ev->confusion[y[i] * classes + best]++;
+            if (mist && best != y[i]) dl__note_mistake(mist, z, classes, first + i, y[i]);
+        }
+    }
+}
+
+static int dl__eval(dl_net *net, dl_layer *logits, const dl_dataset *d, dl__fit_bufs *b, int batch, dl_eval *ev,
+                    dl__mistake *mist) {
+    int classes = dl_layer_size(logits), mse = d->target_size > 0, i, j, n, rc;
+    double loss = 0;
+    long top1 = 0, topk = 0;
+    if (!ev->k) ev->k = 5;
+    if (ev->k > classes) ev->k = classes;
+    if (ev->confusion) memset(ev->confusion, 0, sizeof(int) * (size_t)classes * classes);
+    if (mist) for (i = 0; i < DL__MISTAKES; i++) mist[i].index = -1;
+    for (i = 0; i < d->count; i += n) {
+        const float *z;
+        n = d->count - i < batch ? d->count - i : batch;
+        for (j = 0; j < n; j++) b->idx[j] = i + j;
+        if ((rc = dl_dataset_batch(d, b->idx, n, NULL, NULL, b->x, mse ? NULL : b->y, mse ? b->t : NULL)))
+            return rc;
+        if (!mse) for (j = 0; j < n; j++) if (b->y[j] < 0 || b->y[j] >= classes) return DL_ERR_ARG;
+        if (!(z = dl_predict(net, logits, b->x, n))) return DL_ERR_ARG;
+        dl__eval_batch(z, n, classes, b->y, mse ? b->t : NULL, ev, &loss, &top1, &topk, i, mist);
+    }
+    ev->count = d->count;
+    ev->loss = d->count ? loss / d->count : DL__NAN;
+    ev->accuracy = mse || !d->count ? DL__NAN : (double)top1 / d->count;
+    ev->topk = mse || !d->count ? DL__NAN : (double)topk / d->count;
+    if (ev->class_acc && ev->confusion)
+        for (i = 0; i < classes; i++) {
+            long row = 0;
+            for (j = 0; j < classes; j++) row += ev->confusion[i * classes + j];
+            ev->class_acc[i] = row ? (double)ev->confusion[i * classes + i] / row : DL__NAN;
+        }
+    return DL_OK;
+}
+
+static int dl__check_data(dl_net *net, dl_layer *out, const dl_dataset *d, int need_labels) {
+    int i;
+    dl_layer *in = NULL;
+    for (i = 0; i < dl_net_layer_count(net) && !in; i++)
+        if (dl_layer_op(dl_net_layer(net, i)) == DL_OP_INPUT) in = dl_net_layer(net, i);
+    if (!d || !in || !out || d->count < 0 || (!d->x && !d->fill) || (d->c && dl__sample_floats(d) != (size_t)dl_layer_size(in)))
+        return DL_ERR_ARG;
+    if (need_labels && !d->fill && (d->target_size > 0 ? !d->targets || d->target_size != dl_layer_size(out) : !d->labels))
+        return DL_ERR_ARG;
+    return DL_OK;
+}
+
+/* the dataset with c, h, w filled in from the input layer */
+static dl_dataset dl__shaped(dl_net *net, const dl_dataset *d) {
+    dl_dataset s = *d;
+    int i;
+    for (i = 0; i < dl_net_layer_count(net) && !s.c; i++)
+        if (dl_layer_op(dl_net_layer(net, i)) == DL_OP_INPUT) dl_layer_out_hw(dl_net_layer(net, i), &s.c, &s.h, &s.w);
+    return s;
+}
+
+int dl_evaluate(dl_net *net, dl_layer *logits, const dl_dataset *d, int batch, dl_eval *ev) {
+    dl__fit_bufs b;
+    dl_dataset s;
+    int rc;
+    if (!net || !ev || dl__check_data(net, logits, d, 1)) return DL_ERR_ARG;
+    s = dl__shaped(net, d);
+    if (batch < 1) batch = 64;
+    if (dl__bufs_new(&b, batch, dl__sample_floats(&s), s.target_size) == DL_OK) rc = dl__eval(net, logits, &s, &b, batch, ev, NULL);
+    else rc = DL_ERR_NOMEM;
+    dl__bufs_free(&b);
+    return rc;
+}
+
+int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batch, float *dst) {
+    dl__fit_bufs b;
+    dl_dataset s;
+    int rc = DL_OK, i, j, n, size;
+    if (!net || !dst || dl__check_data(net, out, d, 0)) return DL_ERR_ARG;
+    s = dl__shaped(net, d);
+    size = dl_layer_size(out);
+    if (batch < 1) batch = 64;
+    if (dl__bufs_new(&b, batch, dl__sample_floats(&s), 0)) rc = DL_ERR_NOMEM;
+    for (i = 0; !rc && i < s.count; i += n) {
+        const float *z;
+        n = s.count - i < batch ? s.count - i : batch;
+        for (j = 0; j < n; j++) b.idx[j] = i + j;
+        if ((rc = dl_dataset_batch(&s, b.idx, n, NULL, NULL, b.x, NULL, NULL))) break;
+        if (!(z = dl_predict(net, out, b.x, n))) rc = DL_ERR_ARG;
+        else memcpy(dst + (size_t)i * size, z, sizeof(float) * (size_t)n * size);
+    }
+    dl__bufs_free(&b);
+    return rc;
+}
+
+/* ---- fit's position: what a checkpoint adds to dl_net_save_mem's file ---- */
+typedef struct dl__fit_pos {
+    int count, epoch, done;     /* training samples; the epoch in progress (from 0); samples done in it */
+    double loss_sum, correct;   /* the epoch so far */
+    int acc_ok;                 /* 0 once a batch's logits could not be read */
+    uint64_t rng;
+    int *order;
+    dl_schedule sched;          /* lr and lengths filled in */
+    double best_metric;
+    int bad_epochs, has_best;
+    size_t best_n;
+    float *best;                /* every parameter, statistics included; NULL without early stopping */
+    dl__mistake mist[DL__MISTAKES];   /* the last validation's, for the report */
+} dl__fit_pos;
+
+static void dl__pos_free(dl__fit_pos *p) {
+    if (!p) return;
+    DL_FREE(p->order);
+    DL_FREE(p->best);
+    DL_FREE(p);
+}
+
+void dl_fit_history_free(dl_fit_history *h) {
+    if (!h) return;
+    DL_FREE(h->epochs);
+    DL_FREE(h->confusion);
+    DL_FREE(h->class_acc);
+    dl__pos_free((dl__fit_pos *)h->pos);
+    memset(h, 0, sizeof *h);
+}
+
+/* Every parameter's values (statistics included), to or from buf. */
+static size_t dl__params_copy(dl_net *net, float *buf, int restore) {
+    size_t k = 0;
+    int i;
+    for (i = 0; i < dl_net_param_count(net); i++) {
+        dl_param *p = dl_net_param(net, i);
+        if (buf && restore) memcpy(p->data, buf + k, sizeof(float) * (size_t)p->size);
+        else if (buf) memcpy(buf + k, p->data, sizeof(float) * (size_t)p->size);
+        k += (size_t)p->size;
+    }
+    return k;
+}
+
+/* ---- the checkpoint file: "DLFIT\r\n\x1a", u32 version, fields, the net's
+   checkpoint (length + bytes), then a 64-bit FNV-1a of all before it ---- */
+typedef struct dl__wr { unsigned char *p; size_t len, cap; int bad; } dl__wr;  /* p NULL: reading (cap = size) */
+
+static void dl__io(dl__wr *w, void *v, size_t n) {   /* little-endian hosts write their bytes as they are */
+    if (w->bad) return;
+    if (w->len + n > w->cap) { w->bad = 1; return; }
+    if (w->p) memcpy(w->p + w->len, v, n);
+    w->len += n;
+}
+static void dl__io_rd(dl__wr *w, const unsigned char *src, void *v, size_t n) {
+    if (w->bad || w->len + n > w->cap) { w->bad = 1; return; }
+    memcpy(v, src + w->len, n);
+    w->len += n;
+}
+static uint64_t dl__fnv(const unsigned char *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    while (n--) h = (h ^ *p++) * 0x100000001b3ull;
+    return h;
+}
+static const char dl__fit_magic[8] = { 'D', 'L', 'F', 'I', 'T', '\r', '\n', 0x1a };
+
+/* One list of fields for writing, sizing and reading: dir 0 writes into w
+   (or counts, p NULL), 1 reads from src. */
+static void dl__pos_fields(dl__wr *w, const unsigned char *src, int rd, dl__fit_pos *p, dl_fit_history *h) {
+#define DL__F(ptr, n) (rd ? dl__io_rd(w, src, (ptr), (n)) : dl__io(w, (ptr), (n)))
+    uint32_t version = 1;
+    int32_t ne = h->n_epochs;
+    uint64_t bn = p->best_n;
+    DL__F(&version, 4);
+    DL__F(&p->count, sizeof(int)); DL__F(&p->epoch, sizeof(int)); DL__F(&p->done, sizeof(int));
+    DL__F(&p->loss_sum, 8); DL__F(&p->correct, 8); DL__F(&p->acc_ok, sizeof(int));
+    DL__F(&p->rng, 8);
+    DL__F(&p->sched, sizeof p->sched);
+    DL__F(&p->best_metric, 8); DL__F(&p->bad_epochs, sizeof(int)); DL__F(&p->has_best, sizeof(int));
+    DL__F(&p->mist, sizeof p->mist);
+    DL__F(&h->best_epoch, sizeof(int)); DL__F(&h->step, sizeof(long)); DL__F(&h->classes, sizeof(int));
+    DL__F(&ne, 4);
+    DL__F(&bn, 8);
+    if (rd && !w->bad) {
+        if (version != 1 || ne < 0 || ne > 1 << 24 || p->count < 0 || bn > (w->cap - w->len) / 4 ||
+            (size_t)p->count > (w->cap - w->len) / sizeof(int) || h->classes < 0 || h->classes > 1 << 15) { w->bad = 1; return; }
+        p->best_n = (size_t)bn;
+        h->n_epochs = h->cap_epochs = ne;
+        h->epochs = (dl_fit_epoch *)DL_MALLOC(sizeof(dl_fit_epoch) * (size_t)ne + 1);
+        p->order = (int *)DL_MALLOC(sizeof(int) * (size_t)p->count + 1);
+        p->best = bn ? (float *)DL_MALLOC(sizeof(float) * (size_t)bn) : NULL;
+        if (!h->epochs || !p->order || (bn && !p->best)) { w->bad = 2; return; }
+    }
+    if (ne) DL__F(h->epochs, sizeof(dl_fit_epoch) * (size_t)ne);
+    if (p->count) DL__F(p->order, sizeof(int) * (size_t)p->count);
+    if (bn) DL__F(p->best, sizeof(float) * (size_t)bn);
+#undef DL__F
+}
+
+static int dl__fit_write_file(const char *path, const void *data, size_t len) {
+    char tmp[1100];
+    FILE *f;
+    int ok;
+    if (strlen(path) > 1000) return DL_ERR_ARG;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!(f = fopen(tmp, "wb"))) return DL_ERR_IO;
+    ok = fwrite(data, 1, len, f) == len;
+    if (fclose(f) || !ok || rename(tmp, path)) { remove(tmp); return DL_ERR_IO; }
+    return DL_OK;
+}
+
+static int dl__fit_save(dl_net *net, dl_optim *opt, dl_fit_history *h, const char *path) {
+    dl__fit_pos *p = (dl__fit_pos *)h->pos;
+    dl__wr w;
+    void *blob = NULL;
+    size_t blen = 0;
+    uint64_t b64, sum;
+    int rc = dl_net_save_mem(net, opt, &blob, &blen);
+    if (rc) return rc;
+    memset(&w, 0, sizeof w);
+    w.cap = (size_t)-1;
+    dl__pos_fields(&w, NULL, 0, p, h);
+    w.cap = 8 + w.len + 8 + blen + 8;
+    w.len = 0;
+    if (!(w.p = (unsigned char *)DL_MALLOC(w.cap))) { DL_FREE(blob); return DL_ERR_NOMEM; }
+    dl__io(&w, (void *)dl__fit_magic, 8);
+    dl__pos_fields(&w, NULL, 0, p, h);
+    b64 = blen;
+    dl__io(&w, &b64, 8);
+    dl__io(&w, blob, blen);
+    sum = dl__fnv(w.p, w.len);
+    dl__io(&w, &sum, 8);
+    rc = w.bad ? DL_ERR_ARG : dl__fit_write_file(path, w.p, w.len);
+    DL_FREE(w.p);
+    DL_FREE(blob);
+    return rc;
+}
+
+static dl_net *dl__fit_fail(dl_status *st, int code, const char *path, const char *why) {
+    if (st) {
+        st->code = code;
+        snprintf(st->msg, sizeof st->msg, "dl_fit_load: %.150s: %s", path ? path : "(null)", why);
+    }
+    return NULL;
+}
+
+dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_status *st) {
+    FILE *f;
+    unsigned char *data = NULL;
+    long size;
+    uint64_t blen = 0, sum;
+    dl__wr w;
+    dl__fit_pos *p;
+    dl_net *net = NULL;
+    if (!path || !opt || !h) return dl__fit_fail(st, DL_ERR_ARG, path, "a NULL argument");
+    dl_fit_history_free(h);
+    if (!(f = fopen(path, "rb"))) return dl__fit_fail(st, DL_ERR_IO, path, "cannot open for reading");
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 24 || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        return dl__fit_fail(st, DL_ERR_FORMAT, path, "too short for a dl_fit checkpoint");
+    }
+    if (!(data = (unsigned char *)DL_MALLOC((size_t)size)) || fread(data, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        DL_FREE(data);
+        return dl__fit_fail(st, data ? DL_ERR_IO : DL_ERR_NOMEM, path, data ? "read error" : "out of memory");
+    }
+    fclose(f);
+    memcpy(&sum, data + size - 8, 8);
+    if (memcmp(data, dl__fit_magic, 8) || dl__fnv(data, (size_t)size - 8) != sum) {
+        DL_FREE(data);
+        return dl__fit_fail(st, DL_ERR_FORMAT, path, "not a dl_fit checkpoint, or corrupt");
+    }
+    if (!(p = (dl__fit_pos *)DL_MALLOC(sizeof *p))) { DL_FREE(data); return dl__fit_fail(st, DL_ERR_NOMEM, path, "out of memory"); }
+    memset(p, 0, sizeof *p);
+    h->pos = p;
+    memset(&w, 0, sizeof w);
+    w.cap = (size_t)size - 8;
+    w.len = 8;
+    dl__pos_fields(&w, data, 1, p, h);
+    dl__io_rd(&w, data, &blen, 8);
+    if (!w.bad && blen == w.cap - w.len) net = dl_checkpoint_load_mem(data + w.len, (size_t)blen, opt, st);
+    else dl__fit_fail(st, w.bad == 2 ? DL_ERR_NOMEM : DL_ERR_FORMAT, path, w.bad == 2 ? "out of memory" : "a field out of range");
+    DL_FREE(data);
+    if (!net) dl_fit_history_free(h);
+    else if (st) st->code = DL_OK, st->msg[0] = '\0';
+    return net;
+}
+
+/* ---- progress ---- */
+static double dl__fit_now(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC;   /* without POSIX: processor time */
+#endif
+}
+
+void dl_fit_print_progress(void *user, const dl_fit_progress *p) {
+    (void)user;
+    if (p->phase == DL_FIT_TRAINING) {
+        char bar[21];
+        int k, fill = p->total ? (int)(20.0 * p->done / p->total) : 0;
+        for (k = 0; k < 20; k++) bar[k] = k < fill ? '=' : k == fill ? '>' : ' ';
+        bar[20] = '\0';
+        printf("\repoch %d/%d [%s] %ld/%ld  %.0f img/s  loss %.4f  ETA %d:%02d  ", p->epoch, p->epochs, bar, p->done,
+               p->total, p->img_per_s, p->loss, (int)p->eta / 60, (int)p->eta % 60);
+    } else if (p->phase == DL_FIT_EVALUATING) {
+        printf("\r%-79s", "validating...");
+    } else if (p->last) {
+        const dl_fit_epoch *e = p->last;
+        printf("\r%79s\r", "");
+        printf("epoch %d/%d: %ld images in %.1f s, %.0f img/s, train loss %.4f", e->epoch, p->epochs, e->images,
+               e->seconds, e->images / (e->seconds > 1e-9 ? e->seconds : 1e-9), e->train_loss);
+        if (!dl__nan_d(e->val_loss)) printf(", val accuracy %.4f, val loss %.4f", e->val_acc, e->val_loss);
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+/* ---- fit ---- */
+typedef struct dl__fit {
+    dl_net *net;
+    dl_optim *opt;
+    dl_layer *logits;
+    const dl_fit_options *o;
+    dl_fit_history *h;
+    dl__fit_pos *p;
+    dl_dataset train, val;      /* shaped; val.count 0: none */
+    dl__fit_bufs b;
+    int epochs, batch, eval_batch, classes, mse;
+    long steps_per_epoch;
+    double t0, last_draw;
+} dl__fit;
+
+static int dl__fit_err(dl_fit_history *h, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->error, sizeof h->error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
+    dl_fit_progress pr;
+    double now = dl__fit_now();
+    if (F->o->quiet) return;
+    memset(&pr, 0, sizeof pr);
+    pr.phase = phase;
+    pr.epoch = F->p->epoch + 1 - (phase == DL_FIT_EPOCH_DONE);
+    pr.epochs = F->epochs;
+    pr.done = F->p->done;
+    pr.total = F->train.count;
+    pr.seconds = now - F->t0;
+    pr.img_per_s = pr.done / (pr.seconds > 1e-9 ? pr.seconds : 1e-9);
+    pr.eta = (pr.total - pr.done) / (pr.img_per_s > 0 ? pr.img_per_s : 1);
+    pr.loss = F->p->done ? F->p->loss_sum / F->p->done : 0;
+    pr.last = last;
+    (F->o->progress ? F->o->progress : dl_fit_print_progress)(F->o->user, &pr);
+    F->last_draw = now;
+}
+
+/* The rate for the next step (or epoch), given to the optimizer. */
+static int dl__fit_set_lr(dl__fit *F, long t) {
+    float lr = dl_schedule_lr(&F->p->sched, t);
+    return dl_optim_set_lr(F->opt, lr == 0 ? FLT_MIN : lr);   /* a cosine's end is 0; optimizers want > 0 */
+}
+
+/* One optimizer step on the next batch of the epoch. */
+static int dl__fit_step(dl__fit *F, int n, float *loss) {
+    dl__fit_pos *p = F->p;
+    const float *z;
+    int rc, i, c;
+    if (!p->sched.per_epoch && (rc = dl__fit_set_lr(F, F->h->step))) return rc;
+    if ((rc = dl_dataset_batch(&F->train, p->order + p->done, n, &F->o->augment, &p->rng, F->b.x,
+                               F->mse ? NULL : F->b.y, F->mse ? F->b.t : NULL)))
+        return rc;
+    rc = F->mse ? dl_train_step_mse(F->net, F->opt, F->logits, F->b.x, F->b.t, n, loss)
+                : dl_train_step(F->net, F->opt, F->logits, F->b.x, F->b.y, n, loss);
+    if (rc) return rc;
+    p->loss_sum += (double)*loss * n;
+    if (!F->mse && (z = dl_layer_output(F->logits)) != NULL) {
+        for (i = 0; i < n; i++, z += F->classes) {
+            int best = 0;
+            for (c = 1; c < F->classes; c++) if (z[c] > z[best]) best = c;
+            p->correct += best == F->b.y[i];
+        }
+    } else p->acc_ok = 0;
+    p->done += n;
+    F->h->step++;
+    return DL_OK;
+}
+
+static int dl__fit_grow(dl_fit_history *h) {
+    if (h->n_epochs == h->cap_epochs) {
+        int cap = h->cap_epochs ? 2 * h->cap_epochs : 16;
+        dl_fit_epoch *e = (dl_fit_epoch *)DL_MALLOC(sizeof *e * (size_t)cap);
+        if (!e) return DL_ERR_NOMEM;
+        if (h->n_epochs) memcpy(e, h->epochs, sizeof *e * (size_t)h->n_epochs);
+        DL_FREE(h->epochs);
+        h->epochs = e, h->cap_epochs = cap;
+    }
+    return DL_OK;
+}
+
+static int dl__fit_report(dl__fit *F);
+
+/* After the last batch: the record, validation, schedule, early stopping,
+   checkpoint and report. Returns a status; *stop 1 to end training. */
+static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
+    dl__fit_pos *p = F->p;
+    dl_fit_history *h = F->h;
+    dl_fit_epoch *e;
+    dl_eval ev;
+    double metric;
+    int rc;
+    if ((rc = dl__fit_grow(h))) return rc;
+    e = &h->epochs[h->n_epochs];
+    memset(e, 0, sizeof *e);
+    e->epoch = p->epoch + 1;
+    e->images = p->done;
+    e->train_loss = p->done ? p->loss_sum / p->done : DL__NAN;
+    e->train_acc = p->acc_ok && p->done && !F->mse ? p->correct / p->done : DL__NAN;
+    e->lr = dl_optim_lr(F->opt);
+    e->seconds = secs;
+    e->val_loss = e->val_acc = e->val_topk = DL__NAN;
+    if (F->val.count) {
+        dl__fit_progress(F, DL_FIT_EVALUATING, NULL);
+        memset(&ev, 0, sizeof ev);
+        ev.k = F->o->topk;
+        ev.confusion = h->confusion, ev.class_acc = h->class_acc;
+        if ((rc = dl__eval(F->net, F->logits, &F->val, &F->b, F->eval_batch, &ev, p->mist)))
+            return dl__fit_err(h, rc, "dl_fit: validation after epoch %d: a label out of range, the fill callback or dl_predict failed (%s)",
+                               p->epoch + 1, dl_net_error(F->net));
+        e->val_loss = ev.loss, e->val_acc = ev.accuracy, e->val_topk = ev.topk;
+    }
+    h->n_epochs++;
+    metric = F->val.count ? (F->o->monitor_acc ? -e->val_acc : e->val_loss) : e->train_loss;
+    dl_schedule_observe(&p->sched, F->val.count ? (p->sched.maximize ? e->val_acc : e->val_loss) : e->train_loss);
+    if (!h->best_epoch || metric < p->best_metric) {
+        p->best_metric = metric, p->bad_epochs = 0, h->best_epoch = e->epoch;
+        if (p->best && !dl_net_sync(F->net)) dl__params_copy(F->net, p->best, 0), p->has_best = 1;
+    } else if (++p->bad_epochs >= F->o->patience && F->o->patience > 0) {
+        if (p->has_best) dl__params_copy(F->net, p->best, 1);
+        h->stopped_early = 1, *stop = 1;
+    }
+    p->epoch++;
+    p->done = 0;
+    if (p->sched.per_epoch && p->epoch < F->epochs && (rc = dl__fit_set_lr(F, p->epoch))) return rc;
+    if (F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, h, F->o->checkpoint)))
+        return dl__fit_err(h, rc, "dl_fit: cannot write the checkpoint %s", F->o->checkpoint);
+    if (F->o->report && (rc = dl__fit_report(F))) return dl__fit_err(h, rc, "dl_fit: cannot write the report %s", F->o->report);
+    dl__fit_progress(F, DL_FIT_EPOCH_DONE, e);
+    if (F->o->on_epoch && F->o->on_epoch(F->o->user, h)) h->stopped_early = 2, *stop = 1;
+    return DL_OK;
+}
+
+static int dl__fit_epoch(dl__fit *F, int *stop) {
+    dl__fit_pos *p = F->p;
+    double t0 = dl__fit_now();
+    int rc;
+    F->t0 = t0;   /* a resumed epoch's speed counts from here */
+    F->last_draw = 0;
+    if (p->done == 0) {
+        dl_shuffle(p->order, p->count, &p->rng);
+        p->loss_sum = p->correct = 0, p->acc_ok = 1;
+    }
+    while (p->done < p->count) {
+        int n = p->count - p->done < F->batch ? p->count - p->done : F->batch;
+        float loss;
+        if (n < 2 && F->batch > 1) break;   /* batchnorm needs two samples */
+        if ((rc = dl__fit_step(F, n, &loss)))
+            return dl__fit_err(F->h, rc, "dl_fit: epoch %d, step %ld: %s", p->epoch + 1, F->h->step + 1,
+                               *dl_net_error(F->net) ? dl_net_error(F->net) : "a label out of range, or the fill callback failed");
+        if (!F->o->quiet && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
+            dl__fit_progress(F, DL_FIT_TRAINING, NULL);
+        if (F->o->checkpoint_every > 0 && F->h->step % F->o->checkpoint_every == 0 && p->done < p->count &&
+            F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, F->h, F->o->checkpoint)))
+            return dl__fit_err(F->h, rc, "dl_fit: cannot write the checkpoint %s", F->o->checkpoint);
+        if (F->o->on_step && F->o->on_step(F->o->user, F->h, loss)) {
+            F->h->stopped_early = 2, *stop = 1;
+            return DL_OK;
+        }
+    }
+    return dl__fit_epoch_end(F, dl__fit_now() - t0, stop);
+}
+
+/* Resolves the options, allocates everything the run needs, and makes or
+   checks the position. */
+static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *val) {
+    const dl_fit_options *o = F->o;
+    dl_fit_history *h = F->h;
+    dl__fit_pos *p = (dl__fit_pos *)h->pos;
+    int nval = 0, i, cap;
+    F->train = dl__shaped(F->net, train);
+    if (val) F->val = dl__shaped(F->net, val);
+    else if (o->val_split > 0 && !(o->val_split < 1 && train->x))
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: val_split needs a fraction below 1 and samples in memory (x), not a fill callback");
+    else if (o->val_split > 0) {
+        size_t sz = dl__sample_floats(&F->train);
+        nval = (int)(train->count * (double)o->val_split);
+        F->train.count -= nval;
+        F->val = F->train;
+        F->val.count = nval;
+        F->val.x = train->x + sz * (size_t)F->train.count;
+        if (train->labels) F->val.labels = train->labels + F->train.count;
+        if (train->targets) F->val.targets = train->targets + (size_t)train->target_size * F->train.count;
+    }
+    F->epochs = o->epochs > 0 ? o->epochs : 10;
+    F->batch = o->batch > 0 ? o->batch : 32;
+    F->eval_batch = o->eval_batch > 0 ? o->eval_batch : F->batch;
+    F->classes = dl_layer_size(F->logits);
+    F->mse = train->target_size > 0;
+    F->steps_per_epoch = (F->train.count + F->batch - 1) / F->batch;
+    cap = F->batch > F->eval_batch ? F->batch : F->eval_batch;
+    if (dl__bufs_new(&F->b, cap, dl__sample_floats(&F->train), F->mse ? F->classes : 0)) return DL_ERR_NOMEM;
+    if (!h->confusion && !F->mse) {
+        h->classes = F->classes;
+        h->confusion = (int *)DL_MALLOC(sizeof(int) * (size_t)F->classes * F->classes);
+        h->class_acc = (double *)DL_MALLOC(sizeof(double) * (size_t)F->classes);
+        if (!h->confusion || !h->class_acc) return DL_ERR_NOMEM;
+        memset(h->confusion, 0, sizeof(int) * (size_t)F->classes * F->classes);
+        for (i = 0; i < F->classes; i++) h->class_acc[i] = DL__NAN;
+    }
+    if (p && (p->count != F->train.count || (p->best_n && p->best_n != dl__params_copy(F->net, NULL, 0))))
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: the history continues a run on %d training samples, not %d, or on another net",
+                           p->count, F->train.count);
+    if (p) return DL_OK;
+    if (!(p = (dl__fit_pos *)DL_MALLOC(sizeof *p))) return DL_ERR_NOMEM;
+    memset(p, 0, sizeof *p);
+    h->pos = p;
+    p->count = F->train.count;
+    p->rng = o->seed * 0x2545f4914f6cdd1dull + 1;
+    if (!(p->order = (int *)DL_MALLOC(sizeof(int) * (size_t)p->count + 1))) return DL_ERR_NOMEM;
+    for (i = 0; i < p->count; i++) p->order[i] = i;
+    if (o->patience > 0 && !strcmp(dl_net_backend(F->net)->name, "cpu")) {
+        p->best_n = dl__params_copy(F->net, NULL, 0);
+        if (!(p->best = (float *)DL_MALLOC(sizeof(float) * p->best_n + 1))) return DL_ERR_NOMEM;
+    }
+    for (i = 0; i < DL__MISTAKES; i++) p->mist[i].index = -1;
+    p->sched = o->schedule;
+    if (!dl__sched_ok(&p->sched)) return dl__fit_err(h, DL_ERR_ARG, "dl_fit: a schedule field is out of range");
+    if (!(p->sched.lr > 0)) p->sched.lr = dl_optim_lr(F->opt);
+    {   /* lengths 0: the whole run, after the warm-up */
+        long run = (p->sched.per_epoch ? F->epochs : (long)F->epochs * F->steps_per_epoch) - p->sched.warmup;
+        if (p->sched.period <= 0) p->sched.period = run > 0 ? (int)run : 1;
+        if (p->sched.total <= 0) p->sched.total = run > 1 ? (int)run : 2;
+    }
+    return DL_OK;
+}
+
+int dl_fit(dl_net *net, dl_optim *opt, dl_layer *logits, const dl_dataset *train, const dl_dataset *val,
+           const dl_fit_options *o, dl_fit_history *h) {
+    dl_fit_options defaults;
+    dl__fit F;
+    int rc, stop = 0;
+    if (!net || !opt || !logits || !h) return h ? dl__fit_err(h, DL_ERR_ARG, "dl_fit: NULL net, optimizer or logits") : DL_ERR_ARG;
+    memset(&defaults, 0, sizeof defaults);
+    if (!o) o = &defaults;
+    h->error[0] = '\0';
+    if (dl__check_data(net, logits, train, 1) || (val && dl__check_data(net, logits, val, 1)) ||
+        (val && (val->target_size > 0) != (train->target_size > 0)) || train->count < 1)
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: a dataset does not fit: it needs samples (x or fill) of the input "
+                                          "layer's size (c*h*w), and labels, or targets of the logits' size");
+    memset(&F, 0, sizeof F);
+    F.net = net, F.opt = opt, F.logits = logits, F.o = o, F.h = h;
+    if ((rc = dl__fit_setup(&F, train, val)) && !h->error[0]) dl__fit_err(h, rc, "dl_fit: out of memory");
+    F.p = (dl__fit_pos *)h->pos;
+    if (!rc && F.p->sched.per_epoch && (rc = dl__fit_set_lr(&F, F.p->epoch)))
+        dl__fit_err(h, rc, "dl_fit: the schedule gives %g for epoch %d", (double)dl_schedule_lr(&F.p->sched, F.p->epoch), F.p->epoch + 1);
+    h->stopped_early = 0;
+    while (!rc && !stop && F.p->epoch < F.epochs) rc = dl__fit_epoch(&F, &stop);
+    dl__bufs_free(&F.b);
+    return rc;
+}
+
+/* ---- the HTML report: one self-contained file (inline SVG and data: PNGs,
+   no script, and a policy that forbids any request) ---- */
+static uint32_t dl__png_crc(uint32_t c, const unsigned char *p, size_t n) {
+    int k;
+    c = ~c;
+    while (n--) for (c ^= *p++, k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    return ~c;
+}
+static void dl__be32(unsigned char *p, uint32_t v) { p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v; }
+
+static void dl__base64(dl__fout *o, const unsigned char *p, size_t n) {
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char q[4];
+    size_t i;
+    for (i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        q[0] = t[v >> 18], q[1] = t[(v >> 12) & 63];
+        q[2] = i + 1 < n ? t[(v >> 6) & 63] : '=', q[3] = i + 2 < n ? t[v & 63] : '=';
+        dl__fwrite(o, q, 4);
+    }
+}
+
+/* A grayscale <img> of w x h floats mapped from [lo, hi] to [0, 255], shown
+   `scale` times larger: a PNG whose zlib stream uses stored blocks. */
+static void dl__png_img(dl__fout *o, const float *v, int w, int h, float lo, float hi, int scale, const char *title) {
+    size_t raw = (size_t)h * (w + 1), blocks = raw / 65535 + 1, size = 8 + 25 + 12 + 2 + raw + 5 * blocks + 4 + 12, k = 0, i;
+    unsigned char *png = (unsigned char *)DL_MALLOC(size), *idat;
+    uint32_t a = 1, b = 0;
+    int r, c;
+    if (!png) { o->err = 1; return; }
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8), k = 8;
+    dl__be32(png + k, 13), memcpy(png + k + 4, "IHDR", 4);
+    dl__be32(png + k + 8, (uint32_t)w), dl__be32(png + k + 12, (uint32_t)h);
+    png[k + 16] = 8, png[k + 17] = 0, png[k + 18] = png[k + 19] = png[k + 20] = 0;
+    dl__be32(png + k + 21, dl__png_crc(0, png + k + 4, 17)), k += 25;
+    idat = png + k;
+    dl__be32(idat, (uint32_t)(2 + raw + 5 * blocks + 4)), memcpy(idat + 4, "IDAT", 4), k += 8;
+    png[k++] = 0x78, png[k++] = 0x01;
+    for (i = 0; i < raw; i++) {
+        if (i % 65535 == 0) {
+            size_t len = raw - i < 65535 ? raw - i : 65535;
+            png[k++] = (unsigned char)(raw - i <= 65535);
+            png[k++] = (unsigned char)len, png[k++] = (unsigned char)(len >> 8);
+            png[k++] = (unsigned char)~len, png[k++] = (unsigned char)(~len >> 8);
+        }
+        r = (int)(i / (size_t)(w + 1)), c = (int)(i % (size_t)(w + 1)) - 1;
+        if (c < 0) png[k] = 0;
+        else {
+            float t = hi > lo ? (v[(size_t)r * w + c] - lo) / (hi - lo) : 0.5f;
+            png[k] = (unsigned char)(dl__nan(t) || t < 0 ? 0 : t > 1 ? 255 : (int)(t * 255 + 0.5f));
+        }
+        a = (a + png[k]) % 65521, b = (b + a) % 65521, k++;
+    }
+    dl__be32(png + k, b << 16 | a), k += 4;
+    dl__be32(png + k, dl__png_crc(0, idat + 4, (size_t)(png + k - idat - 4))), k += 4;
+    dl__be32(png + k, 0), memcpy(png + k + 4, "IEND", 4), dl__be32(png + k + 8, dl__png_crc(0, png + k + 4, 4)), k += 12;
+    dl__fprintf(o, "<img width=%d height=%d title=\"%s\" src=\"data:image/png;base64,", w * scale, h * scale, title);
+    dl__base64(o, png, k);
+    dl__fputs(o, "\">");
+    DL_FREE(png);
+}
+
+/* images about 84 pixels wide */
+static int dl__scale(int w) { return w > 0 && w < 84 ? 84 / w : 1; }
+
+static void dl__minmax(const float *v, size_t n, float *lo, float *hi) {
+    size_t i;
+    *lo = *hi = n ? v[0] : 0;
+    for (i = 1; i < n; i++) { if (v[i] < *lo) *lo = v[i]; if (v[i] > *hi) *hi = v[i]; }
+}
+
+static void dl__html_text(dl__fout *o, const char *s) {
+    for (; s && *s; s++) {
+        if (*s == '<') dl__fputs(o, "&lt;");
+        else if (*s == '>') dl__fputs(o, "&gt;");
+        else if (*s == '&') dl__fputs(o, "&amp;");
+        else if (*s == '"') dl__fputs(o, "&quot;");
+        else dl__fwrite(o, s, 1);
+    }
+}
+static const char *dl__class_name(const dl_fit_options *o, int c, char *buf) {
+    if (o->class_names && o->class_names[c]) return o->class_names[c];
+    snprintf(buf, 16, "%d", c);
+    return buf;
+}
+
+static double dl__ep(const dl_fit_epoch *e, int which) {
+    switch (which) {
+    case 0: return e->train_loss;
+    case 1: return e->val_loss;
+    case 2: return e->train_acc;
+    case 3: return e->val_acc;
+    default: return e->lr;
+    }
+}
+
+/* A line chart of history fields a (and b, when >= 0) over the epochs. */
+static void dl__svg_chart(dl__fout *o, const dl_fit_history *h, const char *title, int a, int b) {
+    const int W = 540, H = 220, L = 60, R = 20, T = 30, B = 30;
+    const char *colors[2] = { "#1f77b4", "#d62728" }, *names[5] = { "train loss", "validation loss", "train accuracy", "validation accuracy", "learning rate" };
+    double lo = 1e300, hi = -1e300;
+    int s, i, n = h->n_epochs;
+    for (s = 0; s < 2; s++)
+        for (i = 0; i < n && (s ? b : a) >= 0; i++) {
+            double v = dl__ep(&h->epochs[i], s ? b : a);
+            if (!dl__nan_d(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+        }
+    if (lo > hi) lo = 0, hi = 1;
+    if (hi - lo < 1e-12) hi = lo + (lo ? fabs(lo) * 0.1 : 1);
+    dl__fprintf(o, "<svg class=chart width=%d height=%d viewBox=\"0 0 %d %d\"><text x=%d y=18 class=t>%s</text>", W, H, W, H, L, title);
+    dl__fprintf(o, "<rect x=%d y=%d width=%d height=%d fill=none stroke=#999 />", L, T, W - L - R, H - T - B);
+    dl__fprintf(o, "<text x=%d y=%d class=a text-anchor=end>%.4g</text><text x=%d y=%d class=a text-anchor=end>%.4g</text>",
+                L - 4, T + 10, hi, L - 4, H - B, lo);
+    dl__fprintf(o, "<text x=%d y=%d class=a>epoch 1</text><text x=%d y=%d class=a text-anchor=end>%d</text>", L, H - 10, W - R, H - 10, n);
+    for (s = 0; s < 2; s++) {
+        int which = s ? b : a;
+        if (which < 0) continue;
+        dl__fprintf(o, "<text x=%d y=18 fill=\"%s\" class=a>&#9632; %s</text>", L + 150 + 150 * s, colors[s], names[which]);
+        dl__fprintf(o, "<polyline fill=none stroke=\"%s\" stroke-width=2 points=\"", colors[s]);
+        for (i = 0; i < n; i++) {
+            double v = dl__ep(&h->epochs[i], which);
+            double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
+            if (!dl__nan_d(v)) dl__fprintf(o, "%.1f,%.1f ", x, y);
+        }
+        dl__fputs(o, "\"/>");
+        for (i = 0; i < n; i++) {
+            double v = dl__ep(&h->epochs[i], which);
+            double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
+            if (!dl__nan_d(v)) dl__fprintf(o, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>epoch %d: %.5g</title></circle>", x, y, colors[s], i + 1, v);
+        }
+    }
+    dl__fputs(o, "</svg>\n");
+}
+
+static void dl__svg_confusion(dl__fout *o, const dl__fit *F) {
+    const dl_fit_history *h = F->h;
+    int C = h->classes, t, p, cell = C <= 12 ? 36 : 420 / C, L = 110, T = 100;
+    char nb[16];
+    dl__fprintf(o, "<svg width=%d height=%d>", L + C * cell + 10, T + C * cell + 10);
+    for (p = 0; p < C; p++) {
+        dl__fprintf(o, "<text class=a transform=\"translate(%d,%d) rotate(-60)\">", L + p * cell + cell / 2, T - 4);
+        dl__html_text(o, dl__class_name(F->o, p, nb));
+        dl__fputs(o, "</text>");
+    }
+    for (t = 0; t < C; t++) {
+        long row = 0;
+        for (p = 0; p < C; p++) row += h->confusion[t * C + p];
+        dl__fprintf(o, "<text class=a x=%d y=%d text-anchor=end>", L - 4, T + t * cell + cell / 2 + 4);
+        dl__html_text(o, dl__class_name(F->o, t, nb));
+        dl__fputs(o, "</text>");
+        for (p = 0; p < C; p++) {
+            int n = h->confusion[t * C + p];
+            double f = row ? (double)n / row : 0;
+            int shade = (int)(255 - 200 * f);
+            dl__fprintf(o, "<rect x=%d y=%d width=%d height=%d fill=\"rgb(%d,%d,255)\" stroke=#fff><title>true %d, predicted %d: %d</title></rect>",
+                        L + p * cell, T + t * cell, cell, cell, shade, shade, t, p, n);
+            if (cell >= 24) dl__fprintf(o, "<text class=a x=%d y=%d text-anchor=middle fill=\"%s\">%d</text>", L + p * cell + cell / 2,
+                                        T + t * cell + cell / 2 + 4, f > 0.5 ? "#fff" : "#000", n);
+        }
+    }
+    dl__fputs(o, "</svg>\n");
+}
+
+static dl_layer *dl__first_conv(dl_net *net) {
+    int i;
+    for (i = 0; i < dl_net_layer_count(net); i++)
+        if (dl_layer_op(dl_net_layer(net, i)) == DL_OP_CONV2D) return dl_net_layer(net, i);
+    return NULL;
+}
+
+/* The first convolution's filters (first input channel), and its outputs for
+   the first validation samples. */
+static void dl__report_conv(dl__fout *o, dl__fit *F) {
+    dl_layer *conv = dl__first_conv(F->net);
+    dl_param *w = NULL;
+    int i, j, n, M, C, H, W;
+    float lo, hi;
+    const float *z;
+    if (!conv) return;
+    for (i = 0; i < dl_net_param_count(F->net) && !w; i++)
+        if (dl_net_param(F->net, i)->layer == conv && dl_net_param(F->net, i)->ndim == 4) w = dl_net_param(F->net, i);
+    if (w && !dl_net_sync(F->net)) {
+        size_t per = (size_t)w->shape[1] * w->shape[2] * w->shape[3];
+        dl__fprintf(o, "<h2>First layer's filters</h2><p>%s: %d filters, input channel 0; gray is 0</p><div class=grid>", dl_layer_name(conv), w->shape[0]);
+        for (i = 0; i < w->shape[0]; i++) {
+            dl__minmax(w->data + per * i, (size_t)w->shape[2] * w->shape[3], &lo, &hi);
+            hi = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
+            dl__png_img(o, w->data + per * i, w->shape[3], w->shape[2], -hi, hi, 48 / (w->shape[3] > 0 ? w->shape[3] : 1), "filter");
+        }
+        dl__fputs(o, "</div>\n");
+    }
+    n = F->val.count < 3 ? F->val.count : 3;
+    if (n > F->b.cap) n = F->b.cap;
+    for (i = 0; i < n; i++) F->b.idx[i] = i;
+    if (!n || dl_dataset_batch(&F->val, F->b.idx, n, NULL, NULL, F->b.x, NULL, NULL) ||
+        !(z = dl_predict(F->net, conv, F->b.x, n)) || !dl_layer_out_hw(conv, &C, &H, &W))
+        return;
+    M = C < 8 ? C : 8;
+    dl__fprintf(o, "<h2>Activation maps</h2><p>%s's first %d channels for the first %d validation samples</p>", dl_layer_name(conv), M, n);
+    for (i = 0; i < n; i++) {
+        const float *img = F->b.x + dl__sample_floats(&F->val) * i;
+        size_t in_plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
+        dl__fputs(o, "<div class=grid>");
+        dl__minmax(img, in_plane, &lo, &hi);
+        dl__png_img(o, img, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, dl__scale(F->val.w), "input");
+        for (j = 0; j < M; j++) {
+            const float *map = z + (size_t)C * H * W * i + (size_t)H * W * j;
+            dl__minmax(map, (size_t)H * W, &lo, &hi);
+            dl__png_img(o, map, W, H, lo, hi, dl__scale(W), "channel");
+        }
+        dl__fputs(o, "</div>\n");
+    }
+}
+
+static void dl__report_mistakes(dl__fout *o, dl__fit *F) {
+    int i, k, n = 0;
+    char nb[16];
+    size_t plane = (size_t)(F->val.h > 0 ? F->val.h : 1) * (F->val.w > 0 ? F->val.w : 1);
+    float lo, hi;
+    dl__fputs(o, "<h2>Most confident mistakes</h2><div class=grid>");
+    for (i = 0; i < DL__MISTAKES; i++) {
+        const dl__mistake *m = &F->p->mist[i];
+        if (m->index < 0 || dl_dataset_batch(&F->val, &m->index, 1, NULL, NULL, F->b.x, NULL, NULL)) continue;
+        dl__minmax(F->b.x, plane, &lo, &hi);
+        dl__fputs(o, "<figure>");
+        dl__png_img(o, F->b.x, F->val.w > 0 ? F->val.w : 1, F->val.h > 0 ? F->val.h : 1, lo, hi, dl__scale(F->val.w), "sample");
+        dl__fprintf(o, "<figcaption>#%d, true <b>", m->index);
+        dl__html_text(o, dl__class_name(F->o, m->label, nb));
+        dl__fputs(o, "</b>");
+        for (k = 0; k < 3 && m->top[k] >= 0; k++) {
+            dl__fputs(o, "<br>");
+            dl__html_text(o, dl__class_name(F->o, m->top[k], nb));
+            dl__fprintf(o, " %.3f", m->p[k]);
+        }
+        dl__fputs(o, "</figcaption></figure>");
+        n++;
+    }
+    dl__fprintf(o, "</div>%s\n", n ? "" : "<p>none</p>");
+}
+
+static void dl__report_settings(dl__fout *o, dl__fit *F) {
+    static const char *kinds[] = { "constant", "step", "multistep", "exponential", "cosine", "one-cycle", "plateau" };
+    const dl_fit_options *x = F->o;
+    const dl_schedule *s = &F->p->sched;
+    dl__fprintf(o, "<h2>Settings</h2><table><tr><td>epochs<td>%d<tr><td>batch<td>%d<tr><td>seed<td>%llu", F->epochs, F->batch,
+                (unsigned long long)x->seed);
+    dl__fprintf(o, "<tr><td>training samples<td>%d<tr><td>validation samples<td>%d<tr><td>loss<td>%s", F->train.count,
+                F->val.count, F->mse ? "mean squared error" : "softmax cross-entropy");
+    dl__fprintf(o, "<tr><td>schedule<td>%s from %g%s, per %s%s", s->kind >= 0 && s->kind <= 6 ? kinds[s->kind] : "?",
+                (double)s->lr, s->warmup ? " after a linear warm-up" : "", s->per_epoch ? "epoch" : "step",
+                s->restart_mult ? " (restarts)" : "");
+    dl__fprintf(o, "<tr><td>augmentation<td>shift %d, flip %d, cutout %d, brightness %g, contrast %g", x->augment.shift,
+                x->augment.flip, x->augment.cutout, (double)x->augment.brightness, (double)x->augment.contrast);
+    dl__fprintf(o, "<tr><td>early stopping<td>%s patience %d<tr><td>optimizer steps<td>%ld<tr><td>threads<td>%d</table>\n",
+                x->monitor_acc ? "validation accuracy," : "validation loss,", x->patience, F->h->step, dl_net_threads(F->net));
+}
+
+static void dl__report(dl__fout *o, dl__fit *F) {
+    const dl_fit_history *h = F->h;
+    const dl_fit_epoch *e = h->n_epochs ? &h->epochs[h->n_epochs - 1] : NULL;
+    int len = dl_net_summary_str(F->net, NULL, 0);
+    char *sum = len >= 0 ? (char *)DL_MALLOC((size_t)len + 1) : NULL;
+    dl__fputs(o, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
+                  "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\n"
+                  "<title>dl.h training report</title><style>body{font:14px sans-serif;margin:20px;max-width:1150px}"
+                  "img{image-rendering:pixelated;border:1px solid #ccc;margin:2px}.grid{display:flex;flex-wrap:wrap;align-items:flex-start}"
+                  "figure{margin:4px;font-size:12px}.t{font-size:14px;font-weight:bold}.a{font-size:11px}"
+                  "td{padding:2px 10px}pre{font-size:11px;background:#f6f6f6;padding:8px}</style></head><body>\n");
+    dl__fputs(o, "");
+    {
+        static const char head[] = "<!DOCTYPE html>\n";
+        (void)head;
+    }
+    dl__fprintf(o, "<h1>Training report</h1><p>epoch %d of %d, %ld steps", h->n_epochs, F->epochs, h->step);
+    if (e) dl__fprintf(o, "; last epoch: train loss %.4f, validation loss %.4f, accuracy %.4f, top-%d %.4f; best epoch %d%s",
+                       e->train_loss, e->val_loss, e->val_acc, F->o->topk > 0 ? F->o->topk : 5, e->val_topk, h->best_epoch,
+                       h->stopped_early == 1 ? " (stopped early, best weights restored)" : "");
+    dl__fputs(o, "</p>\n<div class=grid>");
+    dl__svg_chart(o, h, "Loss", 0, 1);
+    dl__svg_chart(o, h, "Accuracy", 2, 3);
+    dl__svg_chart(o, h, "Learning rate", 4, -1);
+    dl__fputs(o, "</div>\n");
+    if (h->confusion && F->val.count) {
+        dl__fputs(o, "<h2>Confusion matrix</h2><p>rows: true class, columns: predicted; shade: share of the row</p>");
+        dl__svg_confusion(o, F);
+    }
+    if (F->val.count) dl__report_conv(o, F);
+    if (F->val.count && !F->mse) dl__report_mistakes(o, F);
+    if (sum) {
+        dl_net_summary_str(F->net, sum, (size_t)len + 1);
+        dl__fputs(o, "<h2>Model</h2><pre>");
+        dl__html_text(o, sum);
+        dl__fputs(o, "</pre>\n");
+        DL_FREE(sum);
+    }
+    dl__report_settings(o, F);
+    dl__fputs(o, "</body></html>\n");
+}
+
+/* Written to path.tmp, then renamed over path: a reader sees a whole page. */
+static int dl__fit_report(dl__fit *F) {
+    char tmp[1100];
+    dl__fout o;
+    const char *path = F->o->report;
+    if (strlen(path) > 1000) return DL_ERR_ARG;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    memset(&o, 0, sizeof o);
+    if (!(o.f = fopen(tmp, "wb"))) return DL_ERR_IO;
+    dl__report(&o, F);
+    if (fclose(o.f) || o.err || rename(tmp, path)) { remove(tmp); return DL_ERR_IO; }
+    return DL_OK;
+}
+#endif /* DL_NO_FIT */
 /* ======================================================================== */
 /*  >>emit: frozen nets, exact memory, C source. Off with DL_NO_EMIT.       */
 /*  It reuses the executor's fusion decisions (dl__fuse_chain) and the CPU  */
-/*  kernels (dl__cpu_ops) on single-threaded, caller-owned memory.          */
+/*  kernels (dl__ops) on single-threaded, caller-owned memory.              */
 /* ======================================================================== */
 #ifndef DL_NO_EMIT
 /* The step table, int32 throughout (floats as their bits):
@@ -4906,11 +7805,12 @@ static int dl__write_atomic(char *err, const char *call, const char *path, const
            then per input its value and the shape it is read with (ndim, 3
            dims). Q >= 0 makes a conv or dense step int8 (>>emit's int8 part). */
 #define DL__FZ_MAGIC 0x5A464C44
-#define DL__FZ_VERSION 1
+#define DL__FZ_VERSION 2        /* 2: the whole dl_attrs per step, and the epilogue's beta */
+typedef char dl__attrs_are_words[sizeof(dl_attrs) % sizeof(int32_t) == 0 ? 1 : -1];   /* only ints and floats */
 #define DL__FZ_MAX_IN 16
 enum { DL__FZ_X = -1, DL__FZ_Y = -2, DL__FZ_HEAD = 7 };
 enum { DL__R_LEN, DL__R_OP, DL__R_OUT, DL__R_NDIM, DL__R_SHAPE, DL__R_NIN = DL__R_SHAPE + 3,
-       DL__R_ATTR, DL__R_ACT = DL__R_ATTR + 13, DL__R_ALPHA, DL__R_SCALE, DL__R_SHIFT, DL__R_SLOPE, DL__R_Q, DL__R_NW, DL__R_W };
+       DL__R_ATTR, DL__R_ACT = DL__R_ATTR + (int)(sizeof(dl_attrs) / sizeof(int32_t)), DL__R_ALPHA, DL__R_BETA, DL__R_SCALE, DL__R_SHIFT, DL__R_SLOPE, DL__R_Q, DL__R_NW, DL__R_W };
 typedef char dl__krow_fits_4_floats[sizeof(dl__krow) <= 4 * sizeof(float) ? 1 : -1];
 
 static int32_t dl__f2i(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
@@ -4931,10 +7831,7 @@ static void dl__fz_decode(const int32_t *r, dl__fz_layer *z) {
     memset(&z->l, 0, sizeof z->l);
     z->l.op = r[DL__R_OP];
     dl__fz_shape(&z->l, r + DL__R_NDIM);
-    z->l.a.units = a[0];
-    z->l.a.kernel[0] = a[1]; z->l.a.kernel[1] = a[2]; z->l.a.stride[0] = a[3]; z->l.a.stride[1] = a[4];
-    z->l.a.pad[0] = a[5]; z->l.a.pad[1] = a[6]; z->l.a.dilation[0] = a[7]; z->l.a.dilation[1] = a[8];
-    z->l.a.groups = a[9]; z->l.a.bias = a[10]; z->l.a.alpha = dl__i2f(a[11]); z->l.a.eps = dl__i2f(a[12]);
+    memcpy(&z->l.a, a, sizeof z->l.a);      /* every attribute, as the op table's kernels read them */
     z->l.n_in = r[DL__R_NIN];
     z->l.in = z->inp;
     for (i = 0; i < z->l.n_in; i++) {
@@ -4943,11 +7840,7 @@ static void dl__fz_decode(const int32_t *r, dl__fz_layer *z) {
         z->inp[i] = &z->in[i];
     }
 }
-static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) {
-    a[0] = x->units; a[1] = x->kernel[0]; a[2] = x->kernel[1]; a[3] = x->stride[0]; a[4] = x->stride[1];
-    a[5] = x->pad[0]; a[6] = x->pad[1]; a[7] = x->dilation[0]; a[8] = x->dilation[1];
-    a[9] = x->groups; a[10] = x->bias; a[11] = dl__f2i(x->alpha); a[12] = dl__f2i(x->eps);
-}
+static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) { memcpy(a, x, sizeof *x); }
 
 /* ---- int8 steps (made by dl_quantize) ----
    The input is quantized per tensor to u8 with a zero point z,
@@ -5032,27 +7925,27 @@ static dl__q8_tile_fn dl__q8_detect(const char **name) {
 }
 
 /* u = clamp(floor(x / s + (z + 1/2)), 0, 255), x times the stored 1/s; NaN gives 0 */
-DL__CLONES static void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
+DL__INLINE void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
     size_t i = 0;
+    const float half = z + 0.5f;            /* a float, as in the vectors, where floats are evaluated wider */
 #ifdef DL__VEC
-    dl__vf top = { 0 };
-    top += 255.0f;
+    const dl__vf top = DL__SPLAT(255.0f), one = DL__SPLAT(1.0f), vinv = DL__SPLAT(inv), vhalf = DL__SPLAT(half);
     for (; i + 16 <= count; i += 16) {     /* the same steps as below, 16 at a time */
         dl__vf v;
         dl__vi q;
         int t;
         memcpy(&v, x + i, 64);
-        v = v * inv;
-        v = v + (z + 0.5f);
-        v = (dl__vf)((dl__vi)v & (v >= 1.0f));                        /* below 1 and NaN: 0 */
-        v = (dl__vf)(((dl__vi)v & (v < 255.0f)) | ((dl__vi)top & ~(v < 255.0f)));
+        v = v * vinv;
+        v = v + vhalf;
+        v = (dl__vf)((dl__vi)v & (v >= one));                         /* below 1 and NaN: 0 */
+        v = (dl__vf)(((dl__vi)v & (v < top)) | ((dl__vi)top & ~(v < top)));
         q = __builtin_convertvector(v, dl__vi);
         for (t = 0; t < 16; t++) u[i + (size_t)t] = (uint8_t)q[t];
     }
 #endif
     for (; i < count; i++) {
         float v = x[i] * inv;
-        v = v + (z + 0.5f);
+        v = v + half;
         u[i] = (uint8_t)(v >= 1.0f ? (v < 255.0f ? (int)v : 255) : 0);
     }
 }
@@ -5060,21 +7953,23 @@ DL__CLONES static void dl__q8_quantize(uint8_t *u, const float *x, size_t count,
    Two statements, not one expression: clang contracts a*b+c into an FMA
    wherever the target has one (its default -ffp-contract=on, inside the
    AVX2/AVX-512 clones), which would make results depend on the compiler. */
-DL__CLONES static void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
-                                      float slope) {
+DL__INLINE void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
+                               float slope) {
     int j = 0;
     if (act == DL__ACT_RELU) slope = 0.0f;
 #ifdef DL__VEC
-    if (cs == 1)
+    if (cs == 1) {
+        const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh), vslope = DL__SPLAT(slope);
         for (; j + 16 <= n; j += 16) {
             dl__vi a;
             dl__vf v, t;
             memcpy(&a, acc + j, 64);
-            v = __builtin_convertvector(a - zw, dl__vf) * sc;
-            v = v + sh;
-            if (act != DL__ACT_NONE) { t = v * slope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
+            v = __builtin_convertvector(a - zw, dl__vf) * vsc;
+            v = v + vsh;
+            if (act != DL__ACT_NONE) { t = v * vslope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
             memcpy(y + j, &v, 64);
         }
+    }
 #endif
     for (; j < n; j++) {
         float v = (float)(acc[j] - zw) * sc;
@@ -5082,9 +7977,33 @@ DL__CLONES static void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, i
         y[(size_t)j * cs] = act == DL__ACT_NONE || v > 0 ? v : slope * v;
     }
 }
+/* The two, compiled per ISA like the row kernels (dl__rowk) and chosen the same way. */
+typedef struct dl__q8_rows {
+    void (*quantize)(uint8_t *u, const float *x, size_t count, float inv, float z);
+    void (*row_out)(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act, float slope);
+} dl__q8_rows;
+#define DL__Q8_ROWS(isa, target) \
+    target static void dl__q8_quantize_##isa(uint8_t *u, const float *x, size_t count, float inv, float z) { \
+        dl__q8_quantize(u, x, count, inv, z); } \
+    target static void dl__q8_row_out_##isa(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, \
+                                            int act, float slope) { dl__q8_row_out(y, cs, acc, n, zw, sc, sh, act, slope); } \
+    static const dl__q8_rows dl__q8_rows_##isa = { dl__q8_quantize_##isa, dl__q8_row_out_##isa };
+DL__Q8_ROWS(base, )
+#ifdef DL__X86
+DL__Q8_ROWS(avx2, __attribute__((target("avx2"))))
+DL__Q8_ROWS(avx512, __attribute__((target("avx512f"))))
+#endif
+static const dl__q8_rows *dl__q8_rows_detect(void) {
+#ifdef DL__X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return &dl__q8_rows_avx512;
+    if (__builtin_cpu_supports("avx2")) return &dl__q8_rows_avx2;
+#endif
+    return &dl__q8_rows_base;
+}
 /* out[i rs + j cs] = the output of row i (channel c0 + i), column j, for M
    rows and N columns of A (M rows of K4 words) times B ([K4][ldb/4][4]). */
-typedef struct dl__q8_out { const float *scale, *bias, *wsum; float z; const dl__epilogue *epi; } dl__q8_out;
+typedef struct dl__q8_out { const float *scale, *bias, *wsum; float z; const dl__epilogue *epi; const dl__q8_rows *rows; } dl__q8_out;
 static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, const uint8_t *B, size_t ldb, int N,
                         const dl__q8_out *o, int c0, float *out, size_t rs, size_t cs) {
     int32_t c[4 * DL__Q8_NB];
@@ -5097,7 +8016,7 @@ static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, con
             tile(K4, rows, B + 4 * (size_t)j0, ldb, c);
             for (i = 0; i < m; i++) {
                 int ch = c0 + i0 + i;
-                dl__q8_row_out(out + (size_t)(i0 + i) * rs + (size_t)j0 * cs, cs, c + i * DL__Q8_NB, n,
+                o->rows->row_out(out + (size_t)(i0 + i) * rs + (size_t)j0 * cs, cs, c + i * DL__Q8_NB, n,
                                (int32_t)o->z * (int32_t)o->wsum[ch], o->scale[ch], o->bias[ch], o->epi->act,
                                o->epi->act == DL__ACT_PRELU ? o->epi->slope[ch] : o->epi->alpha);
             }
@@ -5158,7 +8077,7 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
     uint8_t *u = (uint8_t *)scratch, *B;
     float inv = e->w[3][0];
     int i;
-    o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = e->w[3][1]; o.epi = epi;
+    o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = e->w[3][1]; o.epi = epi; o.rows = dl__q8_rows_detect();
     if (l->op == DL_OP_DENSE) {         /* DL__Q8_NB samples at a time, so the scratch stays bounded */
         int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0, nb = e->n < DL__Q8_NB ? e->n : DL__Q8_NB;
         /* B rows hold just the nb samples: a tile reads 64 columns, those
@@ -5169,7 +8088,7 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
         memset(B + (size_t)K4 * ldb, 0, 4 * DL__Q8_NB);
         for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
             int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
-            dl__q8_quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, o.z);
+            o.rows->quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, o.z);
             for (k = 0; k < K4; k++) {          /* sample j's k..k+3 are column j of row k / 4; zeros past K and N */
                 uint8_t *d = B + (size_t)k * ldb;
                 memset(d, 0, ldb);
@@ -5186,7 +8105,7 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
         B = u + ((plane + 63) & ~(size_t)63);
         for (i = 0; i < e->n; i++) {
             float *y = e->out + (size_t)i * g.M * g.P;
-            dl__q8_quantize(u, e->in[0] + (size_t)i * plane, plane, inv, o.z);
+            o.rows->quantize(u, e->in[0] + (size_t)i * plane, plane, inv, o.z);
             for (grp = 0; grp < g.G; grp++) {
                 dl__q8_im2col(&g, u, grp, B, ldb, (int)o.z, B + (size_t)K4 * ldb);
                 dl__q8_gemm(tile, q + (size_t)grp * g.Mg * K4 * 4, g.Mg, K4, B, ldb, g.P, &o, grp * g.Mg,
@@ -5226,6 +8145,10 @@ static void dl__fz_scratch(const int32_t *r, const dl_layer *l, int n, size_t *s
         int batch, M, K, P;
         dl__matmul_dims(l, &batch, &M, &K, &P);
         *thread = DL__BPACK + dl__fz_apack(M, K);
+    } else if (l->op == DL_OP_CONV2D_TRANSPOSE) {   /* conv2d's input gradient: W^T packed per group; B panel and dcol */
+        dl__conv g = dl_layer_conv_geom(l);
+        *shared = (size_t)g.G * dl__fz_apack(g.K, g.Mg);
+        *thread = DL__BPACK + (size_t)g.K * g.P;
     }
 }
 
@@ -5255,9 +8178,9 @@ static int dl__fz_check(const dl_frozen *f, const int32_t **steps) {
         if (at + DL__R_W > len) return DL_ERR_FORMAT;
         r = c + at;
         if (r[DL__R_LEN] < DL__R_W || at + (size_t)r[DL__R_LEN] > len || r[DL__R_OP] <= 0 || r[DL__R_OP] >= DL_OP_COUNT ||
-            r[DL__R_NIN] < 1 || r[DL__R_NIN] > DL__FZ_MAX_IN || r[DL__R_NW] < 0 || r[DL__R_NW] > 8 ||
+            r[DL__R_NIN] < dl__op(r[DL__R_OP])->min_in || r[DL__R_NIN] > DL__FZ_MAX_IN || (dl__op(r[DL__R_OP])->flags & DL__F_SOURCE) || r[DL__R_NW] < 0 || r[DL__R_NW] > 8 ||
             r[DL__R_LEN] != DL__R_W + 2 * r[DL__R_NW] + 5 * r[DL__R_NIN] || r[DL__R_OUT] < 0 || r[DL__R_OUT] >= vals ||
-            r[DL__R_OP] == DL_OP_CUSTOM || (r[DL__R_Q] >= 0 && !dl__q8_step_ok(f, r)))
+            (dl__op(r[DL__R_OP])->flags & DL__F_USER) || (r[DL__R_Q] >= 0 && !dl__q8_step_ok(f, r)))
             return DL_ERR_FORMAT;
         for (k = 0; k < r[DL__R_NW]; k++)
             if (r[DL__R_W + 2 * k] < 0 || r[DL__R_W + 2 * k + 1] < 0 || (size_t)r[DL__R_W + 2 * k] + (size_t)r[DL__R_W + 2 * k + 1] > f->w_len)
@@ -5338,6 +8261,7 @@ static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void 
         memset(&epi, 0, sizeof epi);
         epi.act = r[DL__R_ACT];
         epi.alpha = dl__i2f(r[DL__R_ALPHA]);
+        epi.beta = dl__i2f(r[DL__R_BETA]);
         epi.scale = r[DL__R_SCALE] >= 0 ? f->w + r[DL__R_SCALE] : NULL;
         epi.shift = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
         epi.slope = r[DL__R_SLOPE] >= 0 ? f->w + r[DL__R_SLOPE] : NULL;
@@ -5346,8 +8270,8 @@ static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void 
         cpu.shared = scratch;
         cpu.thread_ws = scratch + dl__align(sh);
         cpu.thread_floats = th;
-        if (hook) hook(user, i, in[0], (size_t)n * (size_t)z.in[0].size);
-        rc = r[DL__R_Q] >= 0 ? dl__q8_forward(&z.l, &e, f->q + r[DL__R_Q], &epi, scratch) : dl__cpu_ops[z.l.op].forward(&z.l, &e);
+        if (hook && z.l.n_in) hook(user, i, in[0], (size_t)n * (size_t)z.in[0].size);   /* a constant reads nothing */
+        rc = r[DL__R_Q] >= 0 ? dl__q8_forward(&z.l, &e, f->q + r[DL__R_Q], &epi, scratch) : dl__op(z.l.op)->forward(&z.l, &e);
         if (rc) return rc;
     }
     return DL_OK;
@@ -5394,6 +8318,7 @@ static int dl__fz_step(dl__fz_build *b, const dl_layer *l, const dl_layer *last,
     dl__fz_encode_attrs(rec + DL__R_ATTR, &l->a);
     rec[DL__R_ACT] = epi->act;
     rec[DL__R_ALPHA] = dl__f2i(epi->alpha);
+    rec[DL__R_BETA] = dl__f2i(epi->beta);
     rec[DL__R_SCALE] = epi->scale ? dl__fz_put_floats(b, epi->scale, C, "a batchnorm's statistics", &bad) : -1;
     rec[DL__R_SHIFT] = epi->shift ? dl__fz_put_floats(b, epi->shift, C, "a batchnorm's statistics", &bad) : -1;
     rec[DL__R_SLOPE] = epi->slope ? dl__fz_put_floats(b, epi->slope, C, "a prelu's slope", &bad) : -1;
@@ -5476,7 +8401,7 @@ static int dl__fz_build_steps(dl__fz_build *b, const dl_layer *out, unsigned cha
         if (needed[i] != 1) continue;
         if (l->op == DL_OP_INPUT) b->val[i] = 0;
         else if (l->op == DL_OP_RESHAPE || l->op == DL_OP_DROPOUT) b->val[i] = b->val[l->in[0]->index];  /* eval: identity */
-        else if ((rc = dl__fz_step(b, l, l->op == DL_OP_CONV2D || l->op == DL_OP_DENSE
+        else if ((rc = dl__fz_step(b, l, DL__HAS(l, DL__F_FUSE_HEAD)
                                    ? dl__fuse_chain(net, needed, cons, l, out, fuse, &epi) : l, &epi)))
             return rc;
     }

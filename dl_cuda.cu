@@ -300,11 +300,11 @@ static __global__ void dlk__conv2d_col2im(dlc_conv g, const float *col, int nb, 
     }
 }
 /* y[nl][m][p] = Yt[m][nl*P + p] + b[m]: back to NCHW with the bias fused in */
-static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, size_t total, float *y) {
+static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, int acc, size_t total, float *y) {
     DLC_FOR(i, total) {
         int p = (int)(i % P), m = (int)(i / P % M), nl = (int)(i / ((size_t)P * M));
         float v = yt[((size_t)m * nb + nl) * P + p];
-        y[i] = b ? v + b[m] : v;
+        y[i] = acc ? y[i] + v : b ? v + b[m] : v;
     }
 }
 /* dYt[m][nl*P + p] = dy[nl][m][p] */
@@ -333,7 +333,8 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     return dlc__reserve_big(c, (size_t)*nb * per);
 }
 
-static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+/* acc: out += the convolution, no bias (conv2d_transpose's backward) */
+static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
@@ -347,11 +348,12 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
         /* Yt_g (Mg x kP) = W_g (Mg x K) col_g (K x kP), every group in one call */
         DLC_TRY(dlc__sgemm(c, 0, 0, g.Mg, kP, g.K, 1.0f, e->w[0], g.K, (long long)g.Mg * g.K, col, kP, (long long)g.K * kP,
                            0.0f, yt, kP, (long long)g.Mg * kP, g.G));
-        DLC_EACH(dlk__conv2d_output, k * out_per, yt, l->a.bias ? e->w[1] : NULL, g.M, g.P, k, k * out_per,
+        DLC_EACH(dlk__conv2d_output, k * out_per, yt, l->a.bias && !acc ? e->w[1] : NULL, g.M, g.P, k, acc, k * out_per,
                  e->out + n0 * out_per);
     }
     return DL_OK;
 }
+static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__conv_forward_run(c, l, e, 0); }
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
@@ -379,8 +381,50 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- conv2d_transpose: the adjoint of conv2d on dl_layer_conv_geom's geometry
+   (dl.h's dl__conv2d_transpose_*): forward = conv2d's input gradient of x plus
+   the bias; dx = conv2d's forward of dy; dW = conv2d's weight gradient with x
+   and dy in each other's place; db = dy summed per output channel. ---- */
+static __global__ void dlk__bias_planes(const float *b, int C, size_t P, size_t total, float *y) {
+    DLC_FOR(i, total) y[i] += b[i / P % C];
+}
+/* db[c] += sum over samples and positions of dy[n][c][p]; one block per c */
+static __global__ void dlk__bias_planes_backward(const float *dy, int N, int C, size_t P, float *db) {
+    double s = 0;
+    for (size_t k = threadIdx.x; k < (size_t)N * P; k += blockDim.x) s += dy[(k / P * C + blockIdx.x) * P + k % P];
+    s = dlc__block_sum(s);
+    if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
+}
+static int dlc__conv2d_transpose_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    float *din[1], *dw[2] = { NULL, NULL };
+    dl_exec a = *e;
+    size_t P = (size_t)l->shape[1] * l->shape[2], total = (size_t)e->n * l->size;
+    din[0] = e->out;
+    a.dout = e->in[0]; a.din = din; a.dw = dw;
+    DLC_CHECK(cudaMemsetAsync(e->out, 0, total * sizeof(float), c->stream));
+    DLC_TRY(dlc__conv2d_backward(c, l, &a));
+    if (l->a.bias) DLC_EACH(dlk__bias_planes, total, e->w[1], l->shape[0], P, total, e->out);
+    return DL_OK;
+}
+static int dlc__conv2d_transpose_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    const float *in[1];
+    float *din[1] = { NULL }, *dw[2];
+    dl_exec a = *e;
+    in[0] = e->dout;
+    if (e->din[0]) { a.in = in; a.out = e->din[0]; DLC_TRY(dlc__conv_forward_run(c, l, &a, 1)); }
+    if (e->dw[0]) {
+        a = *e;
+        dw[0] = e->dw[0]; dw[1] = NULL;
+        a.in = in; a.dout = e->in[0]; a.din = din; a.dw = dw;
+        DLC_TRY(dlc__conv2d_backward(c, l, &a));
+    }
+    if (l->a.bias && e->dw[1])
+        DLC_LAUNCH(dlk__bias_planes_backward, (unsigned)l->shape[0], e->dout, e->n, l->shape[0], (size_t)l->shape[1] * l->shape[2], e->dw[1]);
+    return DL_OK;
+}
+
 /* ---- pooling geometry ---- */
-typedef struct dlc_pool { int H, W, OH, OW, KH, KW, sh, sw, ph, pw; } dlc_pool;
+typedef struct dlc_pool { int H, W, OH, OW, KH, KW, sh, sw, ph, pw, ph1, pw1, dh, dw, count_pad; } dlc_pool;
 static dlc_pool dlc__pool_geom(const dl_layer *l) {
     dlc_pool g;
     int C;
@@ -388,7 +432,9 @@ static dlc_pool dlc__pool_geom(const dl_layer *l) {
     g.OH = l->shape[1]; g.OW = l->shape[2];
     g.KH = l->a.kernel[0]; g.KW = l->a.kernel[1];
     g.sh = l->a.stride[0]; g.sw = l->a.stride[1];
-    g.ph = l->a.pad[0]; g.pw = l->a.pad[1];
+    g.ph = l->a.pad[0]; g.pw = l->a.pad[1]; g.ph1 = l->a.pad[2]; g.pw1 = l->a.pad[3];
+    g.dh = l->a.dilation[0]; g.dw = l->a.dilation[1];
+    g.count_pad = l->a.count_include_pad;
     return g;
 }
 /* The outputs whose (unclipped) window holds input row ih: oh*s - p <= ih < oh*s - p + k. */
@@ -399,19 +445,25 @@ static __device__ void dlc__pool_range(int ih, int k, int s, int p, int on, int 
     if (*hi > on - 1) *hi = on - 1;
 }
 
-/* ---- maxpool2d: y = max over the window (padding is -inf); saved: int32
-   index in the input plane of each output's maximum. (N,C,H,W) -> (N,C,OH,OW) ---- */
+/* ---- maxpool2d: y = max over the (dilated) window (padding is -inf); saved:
+   int32 index in the input plane of each output's maximum (the first in scan
+   order; NaN wins). (N,C,H,W) -> (N,C,OH,OW) ---- */
 static __global__ void dlk__maxpool2d_forward(dlc_pool g, const float *x, size_t total, float *y, int *arg) {
     DLC_FOR(o, total) {
-        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), i, j, best = -1;
+        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), i, j, a, b, best = -1;
         const float *xp = x + o / ((size_t)g.OW * g.OH) * g.H * g.W;
         int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
         float m = -INFINITY;
-        for (i = h0 < 0 ? 0 : h0; i < h0 + g.KH && i < g.H; i++)
-            for (j = w0 < 0 ? 0 : w0; j < w0 + g.KW && j < g.W; j++) {
-                float v = xp[i * g.W + j];
+        for (a = 0; a < g.KH && m == m; a++) {
+            if ((i = h0 + a * g.dh) < 0 || i >= g.H) continue;
+            for (b = 0; b < g.KW; b++) {
+                float v;
+                if ((j = w0 + b * g.dw) < 0 || j >= g.W) continue;
+                v = xp[i * g.W + j];
                 if (best < 0 || v > m || v != v) { m = v; best = i * g.W + j; }
+                if (m != m) break;
             }
+        }
         y[o] = m;
         if (arg) arg[o] = best;
     }
@@ -422,8 +474,8 @@ static __global__ void dlk__maxpool2d_backward(dlc_pool g, const float *dy, cons
         int iw = (int)(i % g.W), ih = (int)(i / g.W % g.H), self = ih * g.W + iw, oh0, oh1, ow0, ow1, oh, ow;
         size_t plane = i / ((size_t)g.W * g.H) * g.OH * g.OW;
         float acc = dx[i];
-        dlc__pool_range(ih, g.KH, g.sh, g.ph, g.OH, &oh0, &oh1);
-        dlc__pool_range(iw, g.KW, g.sw, g.pw, g.OW, &ow0, &ow1);
+        dlc__pool_range(ih, (g.KH - 1) * g.dh + 1, g.sh, g.ph, g.OH, &oh0, &oh1);   /* the dilated extent: a superset */
+        dlc__pool_range(iw, (g.KW - 1) * g.dw + 1, g.sw, g.pw, g.OW, &ow0, &ow1);
         for (oh = oh0; oh <= oh1; oh++)
             for (ow = ow0; ow <= ow1; ow++) {
                 size_t o = plane + (size_t)oh * g.OW + ow;
@@ -444,16 +496,16 @@ static int dlc__maxpool2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) 
     return DL_OK;
 }
 
-/* ---- avgpool2d: y = mean over the window, zero padding counted; windows are
-   clipped to the padded input (dl.h's dl__avgpool_window) ---- */
+/* ---- avgpool2d: y = mean over the window, clipped to the padded input; the
+   divisor counts the padding or not (dl.h's dl__avgpool_window) ---- */
 static __device__ int dlc__avgpool_window(const dlc_pool *g, int oh, int ow, int *h0, int *h1, int *w0, int *w1) {
     int hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
     int he = hs + g->KH, we = ws + g->KW;
-    if (he > g->H + g->ph) he = g->H + g->ph;
-    if (we > g->W + g->pw) we = g->W + g->pw;
+    if (he > g->H + g->ph1) he = g->H + g->ph1;
+    if (we > g->W + g->pw1) we = g->W + g->pw1;
     *h0 = hs < 0 ? 0 : hs; *w0 = ws < 0 ? 0 : ws;
     *h1 = he > g->H ? g->H : he; *w1 = we > g->W ? g->W : we;
-    return (he - hs) * (we - ws);
+    return g->count_pad ? (he - hs) * (we - ws) : (*h1 - *h0) * (*w1 - *w0);
 }
 static __global__ void dlk__avgpool2d_forward(dlc_pool g, const float *x, size_t total, float *y) {
     DLC_FOR(o, total) {
@@ -513,6 +565,34 @@ static int dlc__global_avgpool_backward(dlc *c, const dl_layer *l, const dl_exec
     size_t total = (size_t)e->n * l->in[0]->size;
     if (!e->din[0]) return DL_OK;
     DLC_EACH(dlk__global_avgpool_backward, total, e->dout, S, total, e->din[0]);
+    return DL_OK;
+}
+
+/* ---- global_maxpool: y[n,c] = max_s x[n,c,s]; saved: int32 index s of the
+   maximum (the first; NaN wins). One thread per (n,c). ---- */
+static __global__ void dlk__global_maxpool_forward(const float *x, int S, size_t total, float *y, int *arg) {
+    DLC_FOR(o, total) {
+        const float *r = x + o * S;
+        int best = 0, s;
+        for (s = 1; s < S && r[best] == r[best]; s++) if (r[s] > r[best] || r[s] != r[s]) best = s;
+        y[o] = r[best];
+        if (arg) arg[o] = best;
+    }
+}
+static __global__ void dlk__global_maxpool_backward(const float *dy, const int *arg, int S, size_t total, float *dx) {
+    DLC_FOR(o, total) dx[o * S + arg[o]] += dy[o];
+}
+static int dlc__global_maxpool_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C;
+    size_t total = (size_t)e->n * C;
+    DLC_EACH(dlk__global_maxpool_forward, total, e->in[0], S, total, e->out, (int *)e->saved);
+    return DL_OK;
+}
+static int dlc__global_maxpool_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->in[0]->size / C;
+    size_t total = (size_t)e->n * C;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__global_maxpool_backward, total, e->dout, (const int *)e->saved, S, total, e->din[0]);
     return DL_OK;
 }
 
@@ -645,16 +725,17 @@ static int dlc__dropout_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
 /* ---- reshape: a view; the executor aliases its buffers to its input's ---- */
 
 /* ---- elementwise activations: forward from x, backward from x or y ---- */
-static __device__ void dlc__unused(float, float, float) {}   /* each formula reads only some of a, x, y */
+static __device__ void dlc__unused(float, float, float, float, int) {}   /* each formula reads only some of a, b, m, x, y */
+/* a, b: the layer's alpha and beta; m: gelu's approximate */
 #define DLC_ELEMENTWISE(name, fwd, bwd)                                                               \
-    static __global__ void dlk__##name##_forward(const float *in, size_t total, float a, float *out) {  \
-        DLC_FOR(i, total) { float x = in[i]; dlc__unused(a, x, x); out[i] = (fwd); }                   \
+    static __global__ void dlk__##name##_forward(const float *in, size_t total, float a, float b, int m, float *out) { \
+        DLC_FOR(i, total) { float x = in[i]; dlc__unused(a, b, x, x, m); out[i] = (fwd); }             \
     }                                                                                                 \
     static __global__ void dlk__##name##_backward(const float *in, const float *out, const float *dout, \
-                                                  size_t total, float a, float *din) {                \
+                                                  size_t total, float a, float b, int m, float *din) { \
         DLC_FOR(i, total) {                                                                           \
             float x = in[i], y = out[i], dy = dout[i];                                                \
-            dlc__unused(a, x, y);                                                                     \
+            dlc__unused(a, b, x, y, m);                                                               \
             din[i] += (bwd);                                                                          \
         }                                                                                             \
     }
@@ -664,16 +745,42 @@ DLC_ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /*
 DLC_ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */
 DLC_ELEMENTWISE(tanh, tanhf(x), dy * (1.0f - y * y))                          /* tanh x */
 
+/* ---- the activations of exported models: dl.h's formulas and constants ---- */
+static __device__ float dlc__clip_value(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+static __device__ float dlc__hard_swish_value(float x, float a, float b) {
+    float t = a * x + b;
+    return t <= 0.0f ? 0.0f : t >= 1.0f ? x : x * t;
+}
+static __device__ float dlc__gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static __device__ float dlc__gelu_erf_grad(float x) {
+    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+static __device__ float dlc__gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x))); }
+static __device__ float dlc__gelu_tanh_grad(float x) {
+    float t = tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * 0.79788456080286536f * (1.0f + 3.0f * 0.044715f * x * x);
+}
+static __device__ float dlc__sigmoid_value(float x) { return 1.0f / (1.0f + expf(-x)); }
+DLC_ELEMENTWISE(clip, dlc__clip_value(x, a, b), x > a && x < b ? dy : 0.0f)
+DLC_ELEMENTWISE(hard_sigmoid, dlc__clip_value(a * x + b, 0.0f, 1.0f), a * x + b > 0.0f && a * x + b < 1.0f ? a * dy : 0.0f)
+DLC_ELEMENTWISE(hard_swish, dlc__hard_swish_value(x, a, b),
+                a * x + b <= 0.0f ? 0.0f : a * x + b >= 1.0f ? dy : dy * (2.0f * a * x + b))
+DLC_ELEMENTWISE(selu, x > 0 ? b * x : b * a * expm1f(x), x > 0 ? b * dy : dy * (y + b * a))
+DLC_ELEMENTWISE(gelu, m ? dlc__gelu_tanh(x) : dlc__gelu_erf(x), dy * (m ? dlc__gelu_tanh_grad(x) : dlc__gelu_erf_grad(x)))
+DLC_ELEMENTWISE(silu, x * dlc__sigmoid_value(x), dy * dlc__sigmoid_value(x) * (1.0f + x * (1.0f - dlc__sigmoid_value(x))))
+DLC_ELEMENTWISE(softplus, x > 20.0f ? x : log1pf(expf(x)), dy * dlc__sigmoid_value(x))
+
 #define DLC_ELEMENTWISE_HOST(name)                                                                    \
     static int dlc__##name##_forward(dlc *c, const dl_layer *l, const dl_exec *e) {                   \
         size_t total = (size_t)e->n * l->size;                                                        \
-        DLC_EACH(dlk__##name##_forward, total, e->in[0], total, l->a.alpha, e->out);                  \
+        DLC_EACH(dlk__##name##_forward, total, e->in[0], total, l->a.alpha, l->a.beta, l->a.approximate, e->out); \
         return DL_OK;                                                                                 \
     }                                                                                                 \
     static int dlc__##name##_backward(dlc *c, const dl_layer *l, const dl_exec *e) {                  \
         size_t total = (size_t)e->n * l->size;                                                        \
         if (!e->din[0]) return DL_OK;                                                                 \
-        DLC_EACH(dlk__##name##_backward, total, e->in[0], e->out, e->dout, total, l->a.alpha, e->din[0]); \
+        DLC_EACH(dlk__##name##_backward, total, e->in[0], e->out, e->dout, total, l->a.alpha, l->a.beta,  \
+                 l->a.approximate, e->din[0]);                                                        \
         return DL_OK;                                                                                 \
     }
 DLC_ELEMENTWISE_HOST(relu)
@@ -681,6 +788,13 @@ DLC_ELEMENTWISE_HOST(leaky_relu)
 DLC_ELEMENTWISE_HOST(elu)
 DLC_ELEMENTWISE_HOST(sigmoid)
 DLC_ELEMENTWISE_HOST(tanh)
+DLC_ELEMENTWISE_HOST(clip)
+DLC_ELEMENTWISE_HOST(hard_sigmoid)
+DLC_ELEMENTWISE_HOST(hard_swish)
+DLC_ELEMENTWISE_HOST(selu)
+DLC_ELEMENTWISE_HOST(gelu)
+DLC_ELEMENTWISE_HOST(silu)
+DLC_ELEMENTWISE_HOST(softplus)
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
 static __global__ void dlk__prelu_forward(const float *x, const float *a, int C, int S, size_t total, float *y) {
@@ -755,6 +869,43 @@ static int dlc__softmax_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
+/* ---- log_softmax over channels: y_c = x_c - max - log sum_k e^(x_k - max);
+   dx_c += dy_c - e^(y_c) sum_k dy_k ---- */
+static __global__ void dlk__log_softmax_forward(const float *x, int C, int S, size_t total, float *y) {
+    DLC_FOR(t, total) {
+        size_t o = t / S * (size_t)C * S + t % S;
+        const float *xi = x + o;
+        float *yi = y + o, m = xi[0], sum = 0, lse;
+        int c;
+        for (c = 1; c < C; c++) if (xi[(size_t)c * S] > m) m = xi[(size_t)c * S];
+        for (c = 0; c < C; c++) sum += expf(xi[(size_t)c * S] - m);
+        lse = m + logf(sum);
+        for (c = 0; c < C; c++) yi[(size_t)c * S] = xi[(size_t)c * S] - lse;
+    }
+}
+static __global__ void dlk__log_softmax_backward(const float *y, const float *dy, int C, int S, size_t total, float *dx) {
+    DLC_FOR(t, total) {
+        size_t o = t / S * (size_t)C * S + t % S;
+        float sum = 0;
+        int c;
+        for (c = 0; c < C; c++) sum += dy[o + (size_t)c * S];
+        for (c = 0; c < C; c++) dx[o + (size_t)c * S] += dy[o + (size_t)c * S] - expf(y[o + (size_t)c * S]) * sum;
+    }
+}
+static int dlc__log_softmax_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C;
+    size_t total = (size_t)e->n * S;
+    DLC_EACH(dlk__log_softmax_forward, total, e->in[0], C, S, total, e->out);
+    return DL_OK;
+}
+static int dlc__log_softmax_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], S = l->size / C;
+    size_t total = (size_t)e->n * S;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__log_softmax_backward, total, e->out, e->dout, C, S, total, e->din[0]);
+    return DL_OK;
+}
+
 /* ---- add: y = sum_i x_i (in input order);  dx_i += dy ---- */
 typedef struct dlc_inputs { const float *p[64]; } dlc_inputs;
 static __global__ void dlk__add_forward(dlc_inputs in, int n_in, size_t total, float *y) {
@@ -765,10 +916,14 @@ static __global__ void dlk__add_forward(dlc_inputs in, int n_in, size_t total, f
     }
 }
 static __global__ void dlk__accumulate(const float *dy, size_t total, float *dx) { DLC_FOR(j, total) dx[j] += dy[j]; }
+static int dlc__bcast_forward(dlc *c, const dl_layer *l, const dl_exec *e);
+static int dlc__bcast_backward(dlc *c, const dl_layer *l, const dl_exec *e);
+static int dlc__same_shapes(const dl_layer *l);
 static int dlc__add_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
     dlc_inputs in;
     int i;
+    if (!dlc__same_shapes(l)) return dlc__bcast_forward(c, l, e);
     if (l->n_in > 64) return dlc__fail(c, DL_ERR_UNSUPPORTED, "add: %d inputs; at most 64", l->n_in);
     for (i = 0; i < l->n_in; i++) in.p[i] = e->in[i];
     DLC_EACH(dlk__add_forward, total, in, l->n_in, total, e->out);
@@ -777,6 +932,7 @@ static int dlc__add_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
 static int dlc__add_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
     int i;
+    if (!dlc__same_shapes(l)) return dlc__bcast_backward(c, l, e);
     for (i = 0; i < l->n_in; i++)       /* one launch each: two inputs may share a gradient buffer */
         if (e->din[i]) DLC_EACH(dlk__accumulate, total, e->dout, total, e->din[i]);
     return DL_OK;
@@ -794,15 +950,305 @@ static __global__ void dlk__mul_backward(const float *a, const float *b, const f
 }
 static int dlc__mul_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
+    if (!dlc__same_shapes(l)) return dlc__bcast_forward(c, l, e);
     DLC_EACH(dlk__mul_forward, total, e->in[0], e->in[1], total, e->out);
     return DL_OK;
 }
 static int dlc__mul_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
+    if (!dlc__same_shapes(l)) return dlc__bcast_backward(c, l, e);
     if (!e->din[0] && !e->din[1]) return DL_OK;
     DLC_EACH(dlk__mul_backward, total, e->in[0], e->in[1], e->dout, total, e->din[0], e->din[1]);
     return DL_OK;
 }
+
+/* ---- broadcasting add, sub, mul, div (dl.h's dl__bcast_*): inputs read at
+   the output position, a size-1 axis at index 0. Backward gathers: one thread
+   per element of an input sums the gradient of every output that read it. ---- */
+typedef struct dlc_bcast { const float *p[64]; int d[64][3]; int size[64]; int C, H, W, size_out, n_in, op; } dlc_bcast;
+static dlc_bcast dlc__bcast_geom(const dl_layer *l, const dl_exec *e) {
+    dlc_bcast g;
+    int i, k;
+    memset(&g, 0, sizeof g);
+    dlc__chw(l, &g.C, &g.H, &g.W);
+    g.size_out = l->size; g.n_in = l->n_in; g.op = l->op;
+    for (i = 0; i < l->n_in; i++) {
+        int full[3] = { 1, 1, 1 }, off = l->ndim - l->in[i]->ndim;
+        for (k = 0; k < l->in[i]->ndim; k++) full[off + k] = l->in[i]->shape[k];
+        g.d[i][0] = full[0];
+        g.d[i][1] = l->ndim > 1 ? full[1] : 1;
+        g.d[i][2] = l->ndim > 2 ? full[2] : 1;
+        g.p[i] = e->in[i];
+        g.size[i] = l->in[i]->size;
+    }
+    return g;
+}
+static __device__ size_t dlc__bcast_at(const int *d, int c, int h, int w) {
+    return ((size_t)(d[0] > 1 ? c : 0) * d[1] + (d[1] > 1 ? h : 0)) * d[2] + (d[2] > 1 ? w : 0);
+}
+static __device__ float dlc__binary(int op, float a, float b) {
+    return op == DL_OP_SUB ? a - b : op == DL_OP_MUL ? a * b : op == DL_OP_DIV ? a / b : a + b;
+}
+static __device__ float dlc__binary_grad(int op, int which, float a, float b, float dy) {
+    if (op == DL_OP_ADD) return dy;
+    if (op == DL_OP_SUB) return which ? -dy : dy;
+    if (op == DL_OP_MUL) return which ? dy * a : dy * b;
+    return which ? -dy * a / (b * b) : dy / b;
+}
+static __global__ void dlk__bcast_forward(dlc_bcast g, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int w = (int)(o % g.W), h = (int)(o / g.W % g.H), c = (int)(o / ((size_t)g.W * g.H) % g.C);
+        size_t n = o / g.size_out;
+        float v = g.p[0][n * g.size[0] + dlc__bcast_at(g.d[0], c, h, w)];
+        for (int i = 1; i < g.n_in; i++) v = dlc__binary(g.op, v, g.p[i][n * g.size[i] + dlc__bcast_at(g.d[i], c, h, w)]);
+        y[o] = v;
+    }
+}
+/* din_i[j] += the gradient through every output position that read element j of input `which` */
+static __global__ void dlk__bcast_backward(dlc_bcast g, int which, const float *dy, size_t total, float *dx) {
+    DLC_FOR(j, total) {
+        const int *d = g.d[which];
+        int wi = (int)(j % d[2]), hi = (int)(j / d[2] % d[1]), ci = (int)(j / ((size_t)d[2] * d[1]) % d[0]);
+        size_t n = j / g.size[which];
+        float acc = dx[j];
+        for (int c = d[0] > 1 ? ci : 0; c < (d[0] > 1 ? ci + 1 : g.C); c++)
+            for (int h = d[1] > 1 ? hi : 0; h < (d[1] > 1 ? hi + 1 : g.H); h++)
+                for (int w = d[2] > 1 ? wi : 0; w < (d[2] > 1 ? wi + 1 : g.W); w++) {
+                    size_t o = n * g.size_out + ((size_t)c * g.H + h) * g.W + w;
+                    float a = g.p[0][n * g.size[0] + dlc__bcast_at(g.d[0], c, h, w)];
+                    float b = g.n_in > 1 ? g.p[1][n * g.size[1] + dlc__bcast_at(g.d[1], c, h, w)] : 0.0f;
+                    acc += dlc__binary_grad(g.op, which, a, b, dy[o]);
+                }
+        dx[j] = acc;
+    }
+}
+static int dlc__same_shapes(const dl_layer *l) {
+    for (int i = 0; i < l->n_in; i++) if (l->in[i]->size != l->size) return 0;
+    return 1;
+}
+static int dlc__bcast_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__bcast_forward, total, dlc__bcast_geom(l, e), total, e->out);
+    return DL_OK;
+}
+static int dlc__bcast_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    dlc_bcast g = dlc__bcast_geom(l, e);
+    for (int i = 0; i < l->n_in; i++) {     /* one launch each: two inputs may share a gradient buffer */
+        size_t total = (size_t)e->n * l->in[i]->size;
+        if (e->din[i]) DLC_EACH(dlk__bcast_backward, total, g, i, e->dout, total, e->din[i]);
+    }
+    return DL_OK;
+}
+static int dlc__sub_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_forward(c, l, e); }
+static int dlc__sub_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_backward(c, l, e); }
+static int dlc__div_forward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_forward(c, l, e); }
+static int dlc__div_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__bcast_backward(c, l, e); }
+
+/* ---- pad, transpose, upsample, slice (dl.h's formulas). Backward of pad and
+   upsample: one thread per plane adds each output's gradient into what it
+   read, outputs in order, as the CPU does. ---- */
+typedef struct dlc_shape_op { int C, H, W, OH, OW, mode, pad_top, pad_left, sh, sw, align, nd, perm[3], in_shape[3], out_shape[3]; float value; } dlc_shape_op;
+static dlc_shape_op dlc__shape_geom(const dl_layer *l) {
+    dlc_shape_op g;
+    int k;
+    memset(&g, 0, sizeof g);
+    dlc__chw(l->in[0], &g.C, &g.H, &g.W);
+    g.OH = l->ndim > 1 ? l->shape[1] : 1; g.OW = l->ndim > 2 ? l->shape[2] : 1;
+    g.mode = l->a.mode; g.value = l->a.value; g.pad_top = l->a.pad[0]; g.pad_left = l->a.pad[1];
+    g.sh = l->a.scale[0]; g.sw = l->a.scale[1]; g.align = l->a.align_corners; g.nd = l->ndim;
+    for (k = 0; k < 3; k++) { g.perm[k] = l->a.perm[k]; g.in_shape[k] = l->in[0]->shape[k]; g.out_shape[k] = l->shape[k]; }
+    return g;
+}
+static __device__ int dlc__pad_src(int i, int n, int mode) {
+    if (i >= 0 && i < n) return i;
+    if (mode == DL_PAD_CONSTANT) return -1;
+    if (mode == DL_PAD_EDGE) return i < 0 ? 0 : n - 1;
+    return i < 0 ? -i : 2 * (n - 1) - i;
+}
+static __global__ void dlk__pad_forward(dlc_shape_op g, const float *x, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH);
+        size_t plane = o / ((size_t)g.OW * g.OH);
+        int ih = dlc__pad_src(oh - g.pad_top, g.H, g.mode), iw = dlc__pad_src(ow - g.pad_left, g.W, g.mode);
+        y[o] = ih < 0 || iw < 0 ? g.value : x[(plane * g.H + ih) * g.W + iw];
+    }
+}
+static __global__ void dlk__pad_backward(dlc_shape_op g, const float *dy, size_t planes, float *dx) {
+    DLC_FOR(p, planes) {
+        for (int oh = 0; oh < g.OH; oh++) {
+            int ih = dlc__pad_src(oh - g.pad_top, g.H, g.mode);
+            for (int ow = 0; ow < g.OW; ow++) {
+                int iw = dlc__pad_src(ow - g.pad_left, g.W, g.mode);
+                if (ih >= 0 && iw >= 0) dx[(p * g.H + ih) * g.W + iw] += dy[(p * g.OH + oh) * g.OW + ow];
+            }
+        }
+    }
+}
+static int dlc__pad_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__pad_forward, total, dlc__shape_geom(l), e->in[0], total, e->out);
+    return DL_OK;
+}
+static int dlc__pad_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t planes = (size_t)e->n * l->shape[0];
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__pad_backward, planes, dlc__shape_geom(l), e->dout, planes, e->din[0]);
+    return DL_OK;
+}
+
+static __device__ size_t dlc__transpose_src(const dlc_shape_op *g, size_t o) {
+    int idx[3] = { 0, 0, 0 }, in_idx[3] = { 0, 0, 0 }, k;
+    size_t s = 0;
+    for (k = g->nd - 1; k >= 0; k--) { idx[k] = (int)(o % (size_t)g->out_shape[k]); o /= (size_t)g->out_shape[k]; }
+    for (k = 0; k < g->nd; k++) in_idx[g->perm[k]] = idx[k];
+    for (k = 0; k < g->nd; k++) s = s * (size_t)g->in_shape[k] + (size_t)in_idx[k];
+    return s;
+}
+static __global__ void dlk__transpose_run(dlc_shape_op g, const float *src, size_t S, size_t total, float *dst, int backward) {
+    DLC_FOR(o, total) {         /* a bijection: one thread per element either way */
+        size_t i = o / S * S + dlc__transpose_src(&g, o % S);
+        if (backward) dst[i] += src[o]; else dst[o] = src[i];
+    }
+}
+static int dlc__transpose_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__transpose_run, total, dlc__shape_geom(l), e->in[0], (size_t)l->size, total, e->out, 0);
+    return DL_OK;
+}
+static int dlc__transpose_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__transpose_run, total, dlc__shape_geom(l), e->dout, (size_t)l->size, total, e->din[0], 1);
+    return DL_OK;
+}
+
+static __device__ void dlc__lerp_src(int o, int in, int out, int s, int bilinear, int align, int *i0, int *i1, float *t) {
+    float src;
+    if (!bilinear) { *i0 = *i1 = o / s; *t = 0; return; }
+    src = align ? (out > 1 ? (float)o * (float)(in - 1) / (float)(out - 1) : 0.0f) : ((float)o + 0.5f) / (float)s - 0.5f;
+    if (src < 0) src = 0;
+    *i0 = (int)src;
+    if (*i0 > in - 1) *i0 = in - 1;
+    *i1 = *i0 + 1 < in ? *i0 + 1 : in - 1;
+    *t = src - (float)*i0;
+}
+static __global__ void dlk__upsample_forward(dlc_shape_op g, const float *x, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), h0, h1, w0, w1;
+        const float *xp = x + o / ((size_t)g.OW * g.OH) * g.H * g.W;
+        float th, tw, top, bot;
+        dlc__lerp_src(oh, g.H, g.OH, g.sh, g.mode, g.align, &h0, &h1, &th);
+        dlc__lerp_src(ow, g.W, g.OW, g.sw, g.mode, g.align, &w0, &w1, &tw);
+        top = xp[h0 * g.W + w0] + tw * (xp[h0 * g.W + w1] - xp[h0 * g.W + w0]);
+        bot = xp[h1 * g.W + w0] + tw * (xp[h1 * g.W + w1] - xp[h1 * g.W + w0]);
+        y[o] = top + th * (bot - top);
+    }
+}
+static __global__ void dlk__upsample_backward(dlc_shape_op g, const float *dy, size_t planes, float *dx) {
+    DLC_FOR(p, planes) {
+        float *d = dx + p * g.H * g.W;
+        for (int oh = 0; oh < g.OH; oh++) {
+            int h0, h1;
+            float th;
+            dlc__lerp_src(oh, g.H, g.OH, g.sh, g.mode, g.align, &h0, &h1, &th);
+            for (int ow = 0; ow < g.OW; ow++) {
+                int w0, w1;
+                float tw, v = dy[(p * g.OH + oh) * g.OW + ow];
+                dlc__lerp_src(ow, g.W, g.OW, g.sw, g.mode, g.align, &w0, &w1, &tw);
+                d[h0 * g.W + w0] += v * (1 - th) * (1 - tw);
+                d[h0 * g.W + w1] += v * (1 - th) * tw;
+                d[h1 * g.W + w0] += v * th * (1 - tw);
+                d[h1 * g.W + w1] += v * th * tw;
+            }
+        }
+    }
+}
+static int dlc__upsample_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__upsample_forward, total, dlc__shape_geom(l), e->in[0], total, e->out);
+    return DL_OK;
+}
+static int dlc__upsample_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t planes = (size_t)e->n * l->shape[0];
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__upsample_backward, planes, dlc__shape_geom(l), e->dout, planes, e->din[0]);
+    return DL_OK;
+}
+
+static __global__ void dlk__slice_run(const float *src, int size_in, int size_out, size_t off, size_t total, float *dst, int backward) {
+    DLC_FOR(o, total) {
+        size_t i = o / size_out * size_in + off + o % size_out;
+        if (backward) dst[i] += src[o]; else dst[o] = src[i];
+    }
+}
+static int dlc__slice_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size, off = (size_t)l->a.range[0] * (l->in[0]->size / l->in[0]->shape[0]);
+    DLC_EACH(dlk__slice_run, total, e->in[0], l->in[0]->size, l->size, off, total, e->out, 0);
+    return DL_OK;
+}
+static int dlc__slice_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size, off = (size_t)l->a.range[0] * (l->in[0]->size / l->in[0]->shape[0]);
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__slice_run, total, e->dout, l->in[0]->size, l->size, off, total, e->din[0], 1);
+    return DL_OK;
+}
+
+/* ---- reduce (dl.h's dl__reduce_*): one thread per output sums its inputs in
+   index order; backward gathers dy per input element. ---- */
+typedef struct dlc_reduce { int d[3], r[3], count, size_in, size_out, mean; } dlc_reduce;
+static dlc_reduce dlc__reduce_geom(const dl_layer *l) {
+    dlc_reduce g;
+    int k;
+    g.count = 1;
+    for (k = 0; k < 3; k++) {
+        g.d[k] = k < l->in[0]->ndim ? l->in[0]->shape[k] : 1;
+        g.r[k] = l->a.axes[k];
+        if (g.r[k]) g.count *= g.d[k];
+    }
+    g.size_in = l->in[0]->size; g.size_out = l->size; g.mean = l->a.mode;
+    return g;
+}
+static __global__ void dlk__reduce_forward(dlc_reduce g, const float *x, size_t total, float *y) {
+    DLC_FOR(o, total) {
+        int e0 = g.r[0] ? 1 : g.d[0], e1 = g.r[1] ? 1 : g.d[1], e2 = g.r[2] ? 1 : g.d[2], q = (int)(o % g.size_out);
+        int o2 = q % e2, o1 = q / e2 % e1, o0 = q / (e2 * e1) % e0;
+        const float *xp = x + o / g.size_out * g.size_in;
+        float s = 0;
+        (void)e0;
+        for (int i0 = g.r[0] ? 0 : o0; i0 < (g.r[0] ? g.d[0] : o0 + 1); i0++)
+            for (int i1 = g.r[1] ? 0 : o1; i1 < (g.r[1] ? g.d[1] : o1 + 1); i1++)
+                for (int i2 = g.r[2] ? 0 : o2; i2 < (g.r[2] ? g.d[2] : o2 + 1); i2++) s += xp[((size_t)i0 * g.d[1] + i1) * g.d[2] + i2];
+        y[o] = g.mean ? s / (float)g.count : s;
+    }
+}
+static __global__ void dlk__reduce_backward(dlc_reduce g, const float *dy, size_t total, float *dx) {
+    DLC_FOR(i, total) {
+        int q = (int)(i % g.size_in), i2 = q % g.d[2], i1 = q / g.d[2] % g.d[1], i0 = q / (g.d[2] * g.d[1]);
+        size_t o = ((size_t)(g.r[0] ? 0 : i0) * (g.r[1] ? 1 : g.d[1]) + (g.r[1] ? 0 : i1)) * (g.r[2] ? 1 : g.d[2]) + (g.r[2] ? 0 : i2);
+        float v = dy[i / g.size_in * g.size_out + o];
+        dx[i] += g.mean ? v / (float)g.count : v;
+    }
+}
+static int dlc__reduce_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__reduce_forward, total, dlc__reduce_geom(l), e->in[0], total, e->out);
+    return DL_OK;
+}
+static int dlc__reduce_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->in[0]->size;
+    if (!e->din[0]) return DL_OK;
+    DLC_EACH(dlk__reduce_backward, total, dlc__reduce_geom(l), e->dout, total, e->din[0]);
+    return DL_OK;
+}
+
+/* ---- constant: every sample's output is the value parameter ---- */
+static __global__ void dlk__constant_forward(const float *v, int size, size_t total, float *y) { DLC_FOR(o, total) y[o] = v[o % size]; }
+static int dlc__constant_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__constant_forward, total, e->w[0], l->size, total, e->out);
+    return DL_OK;
+}
+static int dlc__constant_backward(dlc *c, const dl_layer *l, const dl_exec *e) { (void)c; (void)l; (void)e; return DL_OK; }
 
 /* ---- concat along channels: per sample, the inputs' blocks one after another ---- */
 static __global__ void dlk__concat_backward(const float *dy, int size, int off, int k, size_t total, float *dx) {
@@ -939,29 +1385,50 @@ static int dlc__custom_forward(dlc *c, const dl_layer *l, const dl_exec *e) { re
 static int dlc__custom_backward(dlc *c, const dl_layer *l, const dl_exec *e) { return dlc__custom(c, l, e, 1); }
 
 typedef int (*dlc__kernel)(dlc *c, const dl_layer *l, const dl_exec *e);
-static const struct { dlc__kernel forward, backward; } dlc__ops[DL_OP_COUNT] = {   /* dl.h's dl__cpu_ops */
-    { dlc__input_forward, dlc__input_backward },
-    { dlc__dense_forward, dlc__dense_backward },
-    { dlc__conv2d_forward, dlc__conv2d_backward },
-    { dlc__maxpool2d_forward, dlc__maxpool2d_backward },
-    { dlc__avgpool2d_forward, dlc__avgpool2d_backward },
-    { dlc__global_avgpool_forward, dlc__global_avgpool_backward },
-    { dlc__batchnorm_forward, dlc__batchnorm_backward },
-    { dlc__dropout_forward, dlc__dropout_backward },
-    { dlc__reshape_forward, dlc__reshape_backward },
-    { dlc__relu_forward, dlc__relu_backward },
-    { dlc__leaky_relu_forward, dlc__leaky_relu_backward },
-    { dlc__elu_forward, dlc__elu_backward },
-    { dlc__prelu_forward, dlc__prelu_backward },
-    { dlc__sigmoid_forward, dlc__sigmoid_backward },
-    { dlc__tanh_forward, dlc__tanh_backward },
-    { dlc__softmax_forward, dlc__softmax_backward },
-    { dlc__add_forward, dlc__add_backward },
-    { dlc__concat_forward, dlc__concat_backward },
-    { dlc__mul_forward, dlc__mul_backward },
-    { dlc__matmul_forward, dlc__matmul_backward },
-    { dlc__custom_forward, dlc__custom_backward },
+/* dl.h's dl__ops[], row for row: a forgotten row stops the build, a misplaced
+   one stops dl_cuda_backend_new. */
+static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
+    { DL_OP_INPUT, dlc__input_forward, dlc__input_backward },
+    { DL_OP_DENSE, dlc__dense_forward, dlc__dense_backward },
+    { DL_OP_CONV2D, dlc__conv2d_forward, dlc__conv2d_backward },
+    { DL_OP_MAXPOOL2D, dlc__maxpool2d_forward, dlc__maxpool2d_backward },
+    { DL_OP_AVGPOOL2D, dlc__avgpool2d_forward, dlc__avgpool2d_backward },
+    { DL_OP_GLOBAL_AVGPOOL, dlc__global_avgpool_forward, dlc__global_avgpool_backward },
+    { DL_OP_BATCHNORM, dlc__batchnorm_forward, dlc__batchnorm_backward },
+    { DL_OP_DROPOUT, dlc__dropout_forward, dlc__dropout_backward },
+    { DL_OP_RESHAPE, dlc__reshape_forward, dlc__reshape_backward },
+    { DL_OP_RELU, dlc__relu_forward, dlc__relu_backward },
+    { DL_OP_LEAKY_RELU, dlc__leaky_relu_forward, dlc__leaky_relu_backward },
+    { DL_OP_ELU, dlc__elu_forward, dlc__elu_backward },
+    { DL_OP_PRELU, dlc__prelu_forward, dlc__prelu_backward },
+    { DL_OP_SIGMOID, dlc__sigmoid_forward, dlc__sigmoid_backward },
+    { DL_OP_TANH, dlc__tanh_forward, dlc__tanh_backward },
+    { DL_OP_SOFTMAX, dlc__softmax_forward, dlc__softmax_backward },
+    { DL_OP_ADD, dlc__add_forward, dlc__add_backward },
+    { DL_OP_CONCAT, dlc__concat_forward, dlc__concat_backward },
+    { DL_OP_MUL, dlc__mul_forward, dlc__mul_backward },
+    { DL_OP_MATMUL, dlc__matmul_forward, dlc__matmul_backward },
+    { DL_OP_CUSTOM, dlc__custom_forward, dlc__custom_backward },
+    { DL_OP_GLOBAL_MAXPOOL, dlc__global_maxpool_forward, dlc__global_maxpool_backward },
+    { DL_OP_CLIP, dlc__clip_forward, dlc__clip_backward },
+    { DL_OP_HARD_SIGMOID, dlc__hard_sigmoid_forward, dlc__hard_sigmoid_backward },
+    { DL_OP_HARD_SWISH, dlc__hard_swish_forward, dlc__hard_swish_backward },
+    { DL_OP_SELU, dlc__selu_forward, dlc__selu_backward },
+    { DL_OP_GELU, dlc__gelu_forward, dlc__gelu_backward },
+    { DL_OP_SILU, dlc__silu_forward, dlc__silu_backward },
+    { DL_OP_SOFTPLUS, dlc__softplus_forward, dlc__softplus_backward },
+    { DL_OP_LOG_SOFTMAX, dlc__log_softmax_forward, dlc__log_softmax_backward },
+    { DL_OP_SUB, dlc__sub_forward, dlc__sub_backward },
+    { DL_OP_DIV, dlc__div_forward, dlc__div_backward },
+    { DL_OP_CONSTANT, dlc__constant_forward, dlc__constant_backward },
+    { DL_OP_CONV2D_TRANSPOSE, dlc__conv2d_transpose_forward, dlc__conv2d_transpose_backward },
+    { DL_OP_PAD, dlc__pad_forward, dlc__pad_backward },
+    { DL_OP_TRANSPOSE, dlc__transpose_forward, dlc__transpose_backward },
+    { DL_OP_UPSAMPLE, dlc__upsample_forward, dlc__upsample_backward },
+    { DL_OP_SLICE, dlc__slice_forward, dlc__slice_backward },
+    { DL_OP_REDUCE, dlc__reduce_forward, dlc__reduce_backward },
 };
+typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 
 /* ======================================================================== */
 /*  Losses                                                                  */
@@ -981,6 +1448,24 @@ static __global__ void dlk__softmax_cross_entropy(const float *z, const int *lab
         if (dz)
             for (c = 0; c < classes; c++)
                 dz[(size_t)i * classes + c] = (float)((exp((double)r[c] - m) / sum - (c == labels[i])) / n);
+    }
+    total = dlc__block_sum(total);
+    if (threadIdx.x == 0) *loss = (float)(total / n);
+}
+/* loss = mean_i out[i] of a scalar output; dout = 1 / n */
+static __global__ void dlk__batch_mean(const float *out, int n, float *dout, float *loss) {
+    double total = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { total += out[i]; dout[i] = 1.0f / (float)n; }
+    total = dlc__block_sum(total);
+    if (threadIdx.x == 0) *loss = (float)(total / n);
+}
+/* loss = -mean_i logp[i, label_i];  dlogp[i, c] = -(c == label_i) / n (dl.h's dl_nll) */
+static __global__ void dlk__nll(const float *logp, const int *labels, int n, int classes, float *dz, float *loss) {
+    double total = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        total -= logp[(size_t)i * classes + labels[i]];
+        if (dz)
+            for (int c = 0; c < classes; c++) dz[(size_t)i * classes + c] = c == labels[i] ? -1.0f / (float)n : 0.0f;
     }
     total = dlc__block_sum(total);
     if (threadIdx.x == 0) *loss = (float)(total / n);
@@ -1008,7 +1493,7 @@ static __global__ void dlk__mse_total(const double *part, int parts, double coun
 /* ======================================================================== */
 typedef struct dlc_optim {
     int kind, nesterov, has_mom, centered;
-    float lr, wd, momentum, beta1, beta2, eps, alpha, step_size, bc2_sqrt;
+    float lr, wd, momentum, beta1, beta2, eps, alpha, step_size, bc2_sqrt, keep;   /* keep: 1 - dampening after step 1 */
 } dlc_optim;
 
 /* part[b] = sum of g^2 over block b's share of range b / X */
@@ -1039,9 +1524,9 @@ static __device__ __forceinline__ int dlc__optim_one(const dlc_optim &o, float c
                                                      float *s0, float *s1, float *s2) {
     float *mom_buf = o.kind == DL_SGD ? s0 : s1, *mean_g = o.has_mom ? s2 : s1;
     float gc = g[i] * clip, wi = w[i];
-    if (o.kind == DL_SGD) {             /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
+    if (o.kind == DL_SGD) {             /* b = mu b + keep g;  w -= lr (nesterov ? g + mu b : b) */
         float gi = gc + o.wd * wi, bi = 0;
-        if (o.has_mom) { bi = o.momentum * mom_buf[i] + gi; gi = o.nesterov ? gi + o.momentum * bi : bi; }
+        if (o.has_mom) { bi = o.momentum * mom_buf[i] + o.keep * gi; gi = o.nesterov ? gi + o.momentum * bi : bi; }
         wi -= o.lr * gi;
         if (!commit) return dlc__finite(wi) && dlc__finite(bi);
         if (o.has_mom) mom_buf[i] = bi;
@@ -1092,6 +1577,7 @@ static int dlc__optim_queue(dlc *c, const dl_optim_job *job, int X) {
     memset(&o, 0, sizeof o);
     o.kind = d->kind; o.nesterov = d->nesterov; o.has_mom = d->momentum > 0; o.centered = d->centered;
     o.lr = job->lr; o.wd = d->weight_decay; o.momentum = d->momentum;
+    o.keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
     o.beta1 = d->beta1; o.beta2 = d->beta2; o.eps = d->eps; o.alpha = d->alpha;
     o.step_size = (float)(job->lr / (1.0 - pow(d->beta1, (double)job->step)));
     o.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)job->step));
@@ -1173,6 +1659,10 @@ static int dlc__loss(dl_backend *b, int kind, const float *out, const void *targ
     DLC_ENTER(b);
     if (kind == DL_LOSS_SOFTMAX_CE) {
         DLC_LAUNCH(dlk__softmax_cross_entropy, 1, out, (const int *)targets, n, size, dout, &c->dev_v->loss);
+    } else if (kind == DL_LOSS_MEAN) {
+        DLC_LAUNCH(dlk__batch_mean, 1, out, n, dout, &c->dev_v->loss);
+    } else if (kind == DL_LOSS_NLL) {
+        DLC_LAUNCH(dlk__nll, 1, out, (const int *)targets, n, size, dout, &c->dev_v->loss);
     } else if (kind == DL_LOSS_MSE) {
         size_t count = (size_t)n * size;
         unsigned parts = dlc__grid(count) < 1024 ? dlc__grid(count) : 1024;
@@ -1296,6 +1786,11 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
         dlc__status(st, DL_ERR_ARG, "%s: there is no CUDA device %d (found %d)", call, device, count);
         return NULL;
     }
+    for (rc = 0; rc < DL_OP_COUNT; rc++)
+        if (dlc__ops[rc].op != rc) {
+            dlc__status(st, DL_ERR_BACKEND, "dl_cuda_backend_new: dlc__ops row %d holds op %d", rc, dlc__ops[rc].op);
+            return NULL;
+        }
     if (!(c = new (std::nothrow) dlc())) {
         dlc__status(st, DL_ERR_NOMEM, "%s: out of memory on the host", call);
         return NULL;

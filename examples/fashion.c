@@ -29,6 +29,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <direct.h>
+#include <windows.h>                             /* GetTickCount64: no clock_gettime there */
+#define fashion_mkdir(dir) _mkdir(dir)          /* one argument there */
+#else
+#define fashion_mkdir(dir) mkdir(dir, 0755)
+#endif
 
 #define DL_IMPLEMENTATION
 #include "dl.h"
@@ -82,46 +89,19 @@ static int fashion_load(const char *dir, fashion_data *d, char *err, size_t errl
     return 0;
 }
 
-/* The generator for shuffling and augmentation (splitmix64). */
-static uint64_t fashion_rand(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fashion_shuffle(int *order, int n, uint64_t *rng) {
-    int i;
-    for (i = n - 1; i > 0; i--) {
-        int j = (int)(fashion_rand(rng) % (uint64_t)(i + 1)), t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
-}
-
-/* Images idx[0..n) of s as floats in [0,1], and their labels. With rng, each
-   image is shifted by up to `shift` pixels each way (zeros come in) and
-   mirrored left-right half of the time. */
-static void fashion_batch(const idx_set *s, const int *idx, int n, float *x, int *y, uint64_t *rng, int shift) {
-    int i, r, c;
-    for (i = 0; i < n; i++) {
-        const unsigned char *src = s->pixels + (size_t)idx[i] * FASHION_PIXELS;
-        float *dst = x + (size_t)i * FASHION_PIXELS;
-        int dy = 0, dx = 0, flip = 0;
-        if (rng) {
-            uint64_t u = fashion_rand(rng);
-            dy = (int)(u % (unsigned)(2 * shift + 1)) - shift;
-            dx = (int)((u >> 16) % (unsigned)(2 * shift + 1)) - shift;
-            flip = (int)(u >> 32) & 1;
-        }
-        for (r = 0; r < FASHION_SIDE; r++)
-            for (c = 0; c < FASHION_SIDE; c++) {
-                int sr = r - dy, sc = (flip ? FASHION_SIDE - 1 - c : c) - dx;
-                int in = sr >= 0 && sr < FASHION_SIDE && sc >= 0 && sc < FASHION_SIDE;
-                dst[r * FASHION_SIDE + c] = in ? src[sr * FASHION_SIDE + sc] * (1.0f / 255) : 0.0f;
-            }
-        y[i] = s->labels[idx[i]];
-    }
+/* The first count images as floats in [0,1] and int labels, as dl_fit reads
+   them; *x and *y are the caller's to free. */
+static dl_dataset fashion_dataset(const idx_set *s, int count, float **x, int **y) {
+    dl_dataset d = {0};
+    size_t i, n = (size_t)count * FASHION_PIXELS;
+    *x = (float *)malloc(sizeof(float) * n + 1);
+    *y = (int *)malloc(sizeof(int) * (size_t)count + 1);
+    if (!*x || !*y) return d;
+    for (i = 0; i < n; i++) (*x)[i] = s->pixels[i] * (1.0f / 255);
+    for (i = 0; i < (size_t)count; i++) (*y)[i] = s->labels[i];
+    d.x = *x, d.labels = *y, d.count = count;
+    d.c = 1, d.h = d.w = FASHION_SIDE;
+    return d;
 }
 
 /* ---- models ---------------------------------------------------------------- */
@@ -176,6 +156,7 @@ typedef struct fashion_opts {
     const char *model;    /* ref, big */
     const char *save;
     const char *dump;     /* write test images as PGM here */
+    const char *report;   /* dl_fit's HTML report, rewritten after each epoch */
     int augment;          /* -1: the model's default */
     int cosine;           /* -1: the model's default */
     int limit;            /* train on the first N images only; 0: all */
@@ -210,6 +191,7 @@ static void fashion_usage(FILE *f) {
             "  --cosine 0|1      cosine learning-rate decay (default: on for big)\n"
             "  --limit N         train on the first N images only\n"
             "  --save FILE       where to save the model (fashion.dl)\n"
+            "  --report FILE     write an HTML training report there after each epoch\n"
             "  --dump-samples DIR  write one test image per class as PGM, for classify\n"
             "  --progress 0|1    progress bar (default: when stdout is a terminal)\n"
             "  --gpu             train on GPU 0 (when built with -DDL_CUDA)\n");
@@ -275,6 +257,7 @@ static int fashion_parse(int argc, char **argv, fashion_opts *o) {
             o->model = v;
         } else if (!strcmp(name, "data")) o->data = v;
         else if (!strcmp(name, "save")) o->save = v;
+        else if (!strcmp(name, "report")) o->report = v;
         else if (!strcmp(name, "dump-samples")) o->dump = v;
         else goto bad;
     }
@@ -285,54 +268,11 @@ bad:
     return 2;
 }
 
-/* ---- training and evaluation ------------------------------------------------ */
-static double fashion_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
+/* ---- training and evaluation: dl_fit ------------------------------------------ */
 typedef struct fashion_eval {
     double accuracy, loss;
     int confusion[FASHION_CLASSES][FASHION_CLASSES]; /* [true][predicted] */
 } fashion_eval;
-
-/* Runs the test set through probs in batches of `batch` (the net's context is
-   planned for the training batch, so this allocates nothing). */
-static int fashion_evaluate(dl_net *net, dl_layer *probs, const idx_set *s, int batch, float *x, int *y, int *idx,
-                            fashion_eval *ev) {
-    int i, j, n, correct = 0;
-    double loss = 0;
-    memset(ev, 0, sizeof *ev);
-    for (i = 0; i < s->count; i += n) {
-        const float *p;
-        n = s->count - i < batch ? s->count - i : batch;
-        for (j = 0; j < n; j++) idx[j] = i + j;
-        fashion_batch(s, idx, n, x, y, NULL, 0);
-        if (!(p = dl_predict(net, probs, x, n))) return -1;
-        for (j = 0; j < n; j++, p += FASHION_CLASSES) {
-            int c, best = 0;
-            for (c = 1; c < FASHION_CLASSES; c++) if (p[c] > p[best]) best = c;
-            correct += best == y[j];
-            ev->confusion[y[j]][best]++;
-            loss -= log(p[y[j]] > 1e-30f ? p[y[j]] : 1e-30f);
-        }
-    }
-    ev->accuracy = (double)correct / s->count;
-    ev->loss = loss / s->count;
-    return 0;
-}
-
-static void fashion_bar(int epoch, int epochs, int done, int total, double secs, double loss) {
-    char bar[21];
-    int k, fill = (int)(20.0 * done / total);
-    double rate = done / (secs > 1e-9 ? secs : 1e-9), eta = (total - done) / (rate > 0 ? rate : 1);
-    for (k = 0; k < 20; k++) bar[k] = k < fill ? '=' : k == fill ? '>' : ' ';
-    bar[20] = '\0';
-    printf("\repoch %d/%d [%s] %d/%d  %.0f img/s  loss %.4f  ETA %d:%02d  ", epoch, epochs, bar, done, total, rate,
-           loss, (int)eta / 60, (int)eta % 60);
-    fflush(stdout);
-}
 
 typedef struct fashion_run {
     fashion_eval last;
@@ -340,68 +280,49 @@ typedef struct fashion_run {
     double train_loss;     /* the last epoch's mean */
 } fashion_run;
 
-/* Trains net for o->epochs (already resolved) and evaluates after each epoch.
-   Prints to stdout; returns 0 or -1 with dl_net_error(net) saying why. */
+/* dl_fit's bar while training (on a terminal), then the demo's line per epoch. */
+static void fashion_progress(void *user, const dl_fit_progress *p) {
+    const dl_fit_epoch *e = p->last;
+    if (p->phase != DL_FIT_EPOCH_DONE) {
+        if (*(const int *)user) dl_fit_print_progress(NULL, p);
+        return;
+    }
+    if (*(const int *)user) printf("\r%79s\r", "");
+    printf("epoch %d/%d: %ld images in %.1f s, %.0f img/s, train loss %.4f, test accuracy %.4f, test loss %.4f\n",
+           e->epoch, p->epochs, e->images, e->seconds, e->images / e->seconds, e->train_loss, e->val_acc, e->val_loss);
+    fflush(stdout);
+}
+
+/* Trains net for o->epochs (already resolved), evaluating on the test set
+   after each epoch. Returns 0 or -1 with dl_net_error(net) saying why.
+   probs is not used (dl_fit evaluates from the logits); callers keep it. */
 static int fashion_train(dl_net *net, dl_optim *opt, dl_layer *logits, dl_layer *probs, const fashion_data *d,
                          const fashion_opts *o, fashion_run *run) {
-    int count = o->limit && o->limit < d->train.count ? o->limit : d->train.count;
-    int B = o->batch, epoch, i, rc = -1;
-    long step = 0, steps = (long)o->epochs * ((count + B - 1) / B);
-    int *order = (int *)malloc(sizeof(int) * (size_t)count), *y = (int *)malloc(sizeof(int) * (size_t)B);
-    int *idx = (int *)malloc(sizeof(int) * (size_t)B);
-    float *x = (float *)malloc(sizeof(float) * FASHION_PIXELS * (size_t)B);
-    float lr0 = dl_optim_lr(opt);
-    uint64_t rng = o->seed * 0x2545f4914f6cdd1dull + 1;
-    double train_secs = 0;
+    dl_fit_options fo = {0};
+    dl_fit_history h = {0};
+    float *tx, *vx;
+    int *ty, *vy, rc = -1, e;
+    dl_dataset train = fashion_dataset(&d->train, o->limit && o->limit < d->train.count ? o->limit : d->train.count, &tx, &ty);
+    dl_dataset test = fashion_dataset(&d->test, d->test.count, &vx, &vy);
+    (void)probs;
     memset(run, 0, sizeof *run);
-    if (!order || !y || !idx || !x) {
-        fprintf(stderr, "fashion: out of memory\n");
-        goto done;
-    }
-    for (i = 0; i < count; i++) order[i] = i;
-    for (epoch = 1; epoch <= o->epochs; epoch++) {
-        double t0 = fashion_now(), last_draw = 0, loss_sum = 0, secs;
-        int done = 0;
-        fashion_shuffle(order, count, &rng);
-        while (done < count) {
-            int n = count - done < B ? count - done : B;
-            float loss;
-            if (n < 2) break;   /* batchnorm needs two samples; drop a last single one */
-            if (o->cosine) dl_optim_set_lr(opt, lr0 * 0.5f * (1.0f + (float)cos(3.14159265358979 * step / steps)));
-            fashion_batch(&d->train, order + done, n, x, y, o->augment ? &rng : NULL, 2);
-            if (dl_train_step(net, opt, logits, x, y, n, &loss)) goto done;
-            loss_sum += (double)loss * n;
-            done += n;
-            step++;
-            if (o->progress) {
-                double t = fashion_now();
-                if (t - last_draw > 0.1 || done == count) {
-                    fashion_bar(epoch, o->epochs, done, count, t - t0, loss_sum / done);
-                    last_draw = t;
-                }
-            }
-        }
-        secs = fashion_now() - t0;
-        train_secs += secs;
-        run->train_loss = loss_sum / done;
-        run->images_per_s += done;
-        if (o->progress) {
-            printf("\r%-79s", "testing...");
-            fflush(stdout);
-        }
-        if (fashion_evaluate(net, probs, &d->test, B, x, y, idx, &run->last)) goto done;
-        if (o->progress) printf("\r%79s\r", "");
-        printf("epoch %d/%d: %d images in %.1f s, %.0f img/s, train loss %.4f, test accuracy %.4f, test loss %.4f\n",
-               epoch, o->epochs, done, secs, done / secs, run->train_loss, run->last.accuracy, run->last.loss);
-        fflush(stdout);
-    }
-    run->images_per_s /= train_secs > 0 ? train_secs : 1;
-    rc = 0;
-done:
-    free(order);
-    free(y);
-    free(idx);
-    free(x);
+    fo.epochs = o->epochs, fo.batch = o->batch, fo.seed = o->seed;
+    fo.augment.shift = o->augment ? 2 : 0, fo.augment.flip = o->augment;
+    fo.schedule.kind = o->cosine ? DL_SCHED_COSINE : DL_SCHED_CONSTANT;
+    fo.report = o->report, fo.class_names = fashion_names;
+    fo.progress = fashion_progress, fo.user = (void *)&o->progress;
+    if (train.x && test.x && dl_fit(net, opt, logits, &train, &test, &fo, &h) == DL_OK) {
+        const dl_fit_epoch *last = &h.epochs[h.n_epochs - 1];
+        double secs = 0;
+        for (e = 0; e < h.n_epochs; e++) run->images_per_s += h.epochs[e].images, secs += h.epochs[e].seconds;
+        run->images_per_s /= secs > 0 ? secs : 1;
+        run->train_loss = last->train_loss;
+        run->last.accuracy = last->val_acc, run->last.loss = last->val_loss;
+        memcpy(run->last.confusion, h.confusion, sizeof run->last.confusion);
+        rc = 0;
+    } else if (!train.x || !test.x) fprintf(stderr, "fashion: out of memory\n");
+    dl_fit_history_free(&h);
+    free(tx), free(ty), free(vx), free(vy);
     return rc;
 }
 
@@ -424,7 +345,7 @@ static void fashion_report(const fashion_eval *ev) {
 /* One test image per class, as binary PGM (0 = background, as in the data). */
 static int fashion_dump(const char *dir, const idx_set *s) {
     int c, i;
-    if (mkdir(dir, 0755) && errno != EEXIST) {
+    if (fashion_mkdir(dir) && errno != EEXIST) {
         fprintf(stderr, "fashion: %s: %s\n", dir, strerror(errno));
         return -1;
     }
@@ -515,6 +436,7 @@ static int fashion_main(int argc, char **argv) {
     printf("\ntraining speed: %.0f images/s\n", run.images_per_s);
     if (dl_net_save(net, o.save)) { fprintf(stderr, "fashion: %s\n", dl_net_error(net)); goto done; }
     printf("model saved to %s\n", o.save);
+    if (o.report) printf("training report written to %s (open it in a browser)\n", o.report);
     if (o.dump) {
         if (fashion_dump(o.dump, &d.test)) goto done;
         printf("test images written to %s/ (try: build/classify %s %s/*.pgm)\n", o.dump, o.save, o.dump);

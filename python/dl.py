@@ -62,18 +62,21 @@ class _Param(ctypes.Structure):
 
 class _OptimDesc(ctypes.Structure):
     _fields_ = [("kind", _I), ("lr", _F), ("momentum", _F), ("nesterov", _I), ("beta1", _F), ("beta2", _F),
-                ("eps", _F), ("alpha", _F), ("centered", _I), ("weight_decay", _F), ("clip_norm", _F)]
+                ("eps", _F), ("alpha", _F), ("centered", _I), ("weight_decay", _F), ("clip_norm", _F),
+                ("dampening", _F)]
 
 
 class _ConvDesc(ctypes.Structure):
     _fields_ = [(f, _I) for f in ("filters", "kernel", "stride", "pad", "dilation", "kernel_h", "kernel_w",
                                   "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w",
-                                  "groups", "no_bias", "init")]
+                                  "groups", "no_bias", "init", "pad_top", "pad_bottom", "pad_left", "pad_right",
+                                  "auto_pad")]
 
 
 class _PoolDesc(ctypes.Structure):
     _fields_ = [(f, _I) for f in ("kernel", "stride", "pad", "kernel_h", "kernel_w", "stride_h", "stride_w",
-                                  "pad_h", "pad_w")]
+                                  "pad_h", "pad_w", "pad_top", "pad_bottom", "pad_left", "pad_right", "auto_pad",
+                                  "ceil_mode", "exclude_pad", "dilation", "dilation_h", "dilation_w")]
 
 
 class _DenseDesc(ctypes.Structure):

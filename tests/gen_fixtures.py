@@ -199,6 +199,24 @@ def activation_cases():
         with torch.no_grad():
             act.weight.copy_(0.05 + 0.45 * torch.rand(shape[1]))
         layer_case(name, M(lambda s, x: s.act(x), act=act), 2 * torch.randn(*shape))
+    B = [                           # the activations of exported models (dl.h ops 22 on)
+        ("clip", lambda s, x: torch.clamp(x, f32(-0.5), f32(1.2))),
+        ("relu6", lambda s, x: F.relu6(x)),
+        ("hard_sigmoid", lambda s, x: F.hardsigmoid(x)),
+        ("hard_sigmoid_onnx", lambda s, x: torch.clamp(f32(0.2) * x + f32(0.5), 0, 1)),
+        ("hard_swish", lambda s, x: F.hardswish(x)),
+        ("selu", lambda s, x: F.selu(x)),
+        ("gelu", lambda s, x: F.gelu(x)),
+        ("gelu_tanh", lambda s, x: F.gelu(x, approximate="tanh")),
+        ("silu", lambda s, x: F.silu(x)),
+        ("softplus", lambda s, x: F.softplus(x)),
+        ("log_softmax_nchw", lambda s, x: F.log_softmax(x, 1)),
+    ]
+    for name, f in B:
+        seed(name)
+        layer_case(name, M(f), 3 * torch.randn(3, 3, 4, 5))
+    seed("log_softmax_1d")
+    layer_case("log_softmax_1d", M(lambda s, x: F.log_softmax(x, 1)), 3 * torch.randn(4, 9))
     seed("softmax_nchw")
     layer_case("softmax_nchw", M(lambda s, x: torch.softmax(x, 1)), 2 * torch.randn(3, 5, 3, 4))
     seed("softmax_1d")
@@ -234,6 +252,140 @@ def combine_cases():
     layer_case("flatten", M(lambda s, x: torch.softmax(x.flatten(1), 1)), torch.randn(3, 2, 3, 4))
 
 
+def same_pads(n, k, s, d, upper):
+    """TensorFlow's / ONNX's SAME_UPPER and SAME_LOWER: the (begin, end) pads for ceil(n / s) outputs."""
+    out = -(-n // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    begin = total // 2 if upper else total - total // 2
+    return begin, total - begin
+
+
+def padding_cases():
+    """Asymmetric and "same" padding, ceil_mode, count_include_pad off, dilated
+    max pooling, global max pooling. PyTorch pads one amount per axis, so
+    each asymmetric case is an explicit F.pad (-inf for max pooling) in front
+    of an unpadded layer: the SAME cases are checked against the explicit
+    pads TensorFlow and ONNX define. pads are (top, left, bottom, right)."""
+    def tblr(t, l, b, r):
+        return (l, r, t, b)             # F.pad's order
+    def maxpool_padded(name, chw, k, s, pads):
+        seed(name)
+        f = lambda s_, x: F.max_pool2d(F.pad(x, tblr(*pads), value=float("-inf")), k, s)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    def avgpool_padded_excl(name, chw, k, s, pads):
+        seed(name)
+        def f(s_, x):                   # the mean over the input cells of each window
+            ones = torch.ones_like(x[:1, :1])
+            return F.avg_pool2d(F.pad(x, tblr(*pads)), k, s) / F.avg_pool2d(F.pad(ones, tblr(*pads)), k, s)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    def conv_padded(name, chw, filters, k, s, pads):
+        seed(name)
+        model = M(lambda s_, x: s_.conv(F.pad(x, tblr(*pads))), conv=nn.Conv2d(chw[0], filters, k, s))
+        layer_case(name, model, torch.randn(3, *chw))
+    maxpool_padded("maxpool_pads_asym", (3, 7, 6), 2, 2, (0, 1, 1, 0))
+    th, bh = same_pads(7, 2, 2, 1, True); tw, bw = same_pads(5, 2, 2, 1, True)
+    maxpool_padded("maxpool_same_upper", (2, 7, 5), 2, 2, (th, tw, bh, bw))
+    th, bh = same_pads(8, 3, 2, 1, False); tw, bw = same_pads(6, 3, 2, 1, False)
+    maxpool_padded("maxpool_same_lower", (2, 8, 6), 3, 2, (th, tw, bh, bw))
+    seed("maxpool_ceil")
+    layer_case("maxpool_ceil", M(lambda s_, x: F.max_pool2d(x, 3, 2, ceil_mode=True)), torch.randn(3, 2, 8, 8))
+    seed("maxpool_dil2")
+    layer_case("maxpool_dil2", M(lambda s_, x: F.max_pool2d(x, 3, 2, 1, dilation=2)), torch.randn(3, 2, 9, 8))
+    seed("avgpool_ceil")
+    layer_case("avgpool_ceil", M(lambda s_, x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True)),
+               torch.randn(3, 2, 8, 8))
+    seed("avgpool_excl_pad")
+    layer_case("avgpool_excl_pad", M(lambda s_, x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)), torch.randn(3, 3, 9, 7))
+    seed("avgpool_ceil_excl")
+    layer_case("avgpool_ceil_excl", M(lambda s_, x: F.avg_pool2d(x, 2, 2, 1, ceil_mode=True, count_include_pad=False)),
+               torch.randn(3, 2, 7, 6))
+    th, bh = same_pads(7, 2, 2, 1, True); tw, bw = same_pads(5, 2, 2, 1, True)
+    avgpool_padded_excl("avgpool_same_upper", (2, 7, 5), 2, 2, (th, tw, bh, bw))
+    seed("global_maxpool")
+    layer_case("global_maxpool", M(lambda s_, x: x.amax((2, 3))), torch.randn(3, 5, 4, 6))
+    conv_padded("conv_pads_asym", (3, 7, 6), 4, 3, 1, (0, 2, 1, 1))
+    th, bh = same_pads(9, 4, 2, 1, True); tw, bw = same_pads(8, 4, 2, 1, True)
+    conv_padded("conv_same_upper_k4_s2", (3, 9, 8), 5, 4, 2, (th, tw, bh, bw))
+    th, bh = same_pads(6, 2, 1, 1, False); tw, bw = same_pads(5, 2, 1, 1, False)
+    conv_padded("conv_same_lower_k2", (2, 6, 5), 3, 2, 1, (th, tw, bh, bw))
+
+
+def const(t):
+    """A dl_constant as PyTorch sees it: a submodule whose buffer "value" is the tensor."""
+    m = nn.Module()
+    m.register_buffer("value", t)
+    return m
+
+
+def broadcast_cases():
+    """Broadcasting add, sub, mul, div and constants (dl_constant: "<name>.value")."""
+    seed("bcast_affine")            # x * scale (3,1,1) + shift (1,4,5), both constants
+    model = M(lambda s, x: x * s.scale.value + s.shift.value, scale=const(torch.randn(3, 1, 1)), shift=const(torch.randn(1, 4, 5)))
+    layer_case("bcast_affine", model, torch.randn(3, 3, 4, 5))
+    seed("bcast_div")               # x / (softplus(mean over H, W of x) + 1): per channel, the 1 a scalar constant
+    model = M(lambda s, x: x / (F.softplus(x.mean((2, 3)).view(-1, 3, 1, 1)) + s.one.value), one=const(torch.ones(1)))
+    layer_case("bcast_div", model, torch.randn(3, 3, 4, 5))
+    seed("bcast_sub")               # x - conv(x) with one filter: (3,4,5) - (1,4,5)
+    model = M(lambda s, x: x - s.conv(x), conv=nn.Conv2d(3, 1, 1))
+    layer_case("bcast_sub", model, torch.randn(3, 3, 4, 5))
+    seed("bcast_mul_scalar")        # x * fc(x): (3,4,5) times a per-sample scalar
+    model = M(lambda s, x: x * s.fc(x.flatten(1)).view(-1, 1, 1, 1), fc=nn.Linear(60, 1))
+    layer_case("bcast_mul_scalar", model, torch.randn(3, 3, 4, 5))
+
+
+# name, batch, (C, H, W), ConvTranspose2d kwargs. tests/ops.h repeats these shapes.
+CONVTS = [
+    ("convT_k3_s2_p1_op1", 3, (4, 5, 4), dict(out_channels=3, kernel_size=3, stride=2, padding=1, output_padding=1)),
+    ("convT_groups2_dil2", 2, (4, 6, 5), dict(out_channels=6, kernel_size=3, padding=2, dilation=2, groups=2)),
+    ("convT_k2_s2_nobias", 3, (3, 4, 3), dict(out_channels=5, kernel_size=2, stride=2, bias=False)),
+    ("convT_rect", 2, (2, 5, 6), dict(out_channels=4, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0))),
+]
+
+
+def conv_transpose_cases():
+    for name, n, (c, h, w), kw in CONVTS:
+        seed(name)
+        model = M(lambda s, x: s.conv(x), conv=nn.ConvTranspose2d(c, **kw))
+        layer_case(name, model, torch.randn(n, c, h, w))
+
+
+def shape_cases():
+    """pad (constant, reflect, edge), transpose, upsample (nearest, bilinear), channel slice."""
+    S = [
+        ("pad_constant", (3, 4, 5), lambda s, x: F.pad(x, (1, 2, 0, 1), value=f32(0.5))),
+        ("pad_reflect", (2, 5, 6), lambda s, x: F.pad(x, (2, 1, 1, 2), mode="reflect")),
+        ("pad_edge", (2, 4, 3), lambda s, x: F.pad(x, (1, 3, 2, 0), mode="replicate")),
+        ("transpose_hwc", (3, 4, 5), lambda s, x: x.permute(0, 2, 3, 1)),
+        ("upsample_nearest2", (2, 3, 4), lambda s, x: F.interpolate(x, scale_factor=2, mode="nearest")),
+        ("upsample_bilinear", (2, 3, 4), lambda s, x: F.interpolate(x, scale_factor=(2, 3), mode="bilinear", align_corners=False)),
+        ("upsample_bilinear_ac", (2, 4, 3), lambda s, x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)),
+        ("slice_channels", (5, 3, 4), lambda s, x: x[:, 1:4]),
+    ]
+    for name, chw, f in S:
+        seed(name)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    R = [
+        ("reduce_sum_hw_keep", (3, 4, 5), lambda s, x: x.sum((2, 3), keepdim=True)),
+        ("reduce_mean_all", (3, 4, 5), lambda s, x: x.mean((1, 2, 3)).view(-1, 1)),
+        ("reduce_sum_c", (4, 3, 5), lambda s, x: x.sum(1)),
+    ]
+    for name, chw, f in R:
+        seed(name)
+        layer_case(name, M(f), torch.randn(3, *chw))
+    seed("transpose_2d")
+    layer_case("transpose_2d", M(lambda s, x: x.transpose(1, 2)), torch.randn(3, 4, 6))
+
+
+def custom_cases():
+    """dl_custom with tests/ops.h's square layer, y = scale * x^2 + shift, then a dense "fc"."""
+    seed("custom_square")
+    sq = nn.Module()
+    sq.scale = nn.Parameter(torch.tensor([0.5]))
+    sq.shift = nn.Parameter(0.1 + 0.2 * torch.randn(5))
+    model = M(lambda s, x: s.fc(s.square.scale * x * x + s.square.shift), square=sq, fc=nn.Linear(5, 3))
+    layer_case("custom_square", model, torch.randn(3, 5))
+
+
 # ---- dropout: dl.h's documented mask hash, reproduced ---------------------------
 MASK64 = (1 << 64) - 1
 
@@ -267,6 +419,12 @@ def loss_cases():
     loss = F.cross_entropy(z, labels)
     loss.backward()
     write("loss_ce", [("logits", logits), ("labels", labels.float()), ("loss", loss), ("dlogits", z.grad)])
+    seed("loss_nll")                # "logp" (log_softmax of random logits), "labels", "loss", "dlogp"
+    logp, labels = F.log_softmax(2 * torch.randn(5, 7), 1), torch.randint(0, 7, (5,))
+    z = logp.double().requires_grad_(True)
+    loss = F.nll_loss(z, labels)
+    loss.backward()
+    write("loss_nll", [("logp", logp), ("labels", labels.float()), ("loss", loss), ("dlogp", z.grad)])
     seed("loss_mse")
     out, target = torch.randn(4, 6), torch.randn(4, 6)
     o = out.double().requires_grad_(True)
@@ -304,6 +462,7 @@ OPTIMS = [
     ("sgd_momentum_lr",  lambda p: torch.optim.SGD(p, lr=f32(0.1), momentum=f32(0.9)), 0, f32(0.03), f32(0.2), (1, 1, 1)),
     ("adam_lr",          lambda p: torch.optim.Adam(p, lr=f32(0.01)), 0, f32(0.003), f32(0.02), (1, 1, 1)),
     ("rmsprop_lr",       lambda p: torch.optim.RMSprop(p, lr=f32(0.01), momentum=f32(0.9)), 0, f32(0.05), None, (1, 1, 1)),
+    ("sgd_dampening",    lambda p: torch.optim.SGD(p, lr=f32(0.1), momentum=f32(0.9), dampening=f32(0.3)), 0, None, None, (1, 1, 1)),
 ]
 
 
@@ -376,6 +535,11 @@ def main():
     batchnorm_cases()
     activation_cases()
     combine_cases()
+    custom_cases()
+    shape_cases()
+    conv_transpose_cases()
+    broadcast_cases()
+    padding_cases()
     dropout_cases()
     loss_cases()
     optim_cases()

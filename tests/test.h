@@ -25,6 +25,29 @@ static inline int test_summary(void) {
     return test__failed ? 1 : 0;
 }
 
+/* Threads for tests that call dl.h from several threads at once: POSIX or
+ * Win32, like the library's own pool. */
+typedef void (*test_thread_fn)(void *arg);
+#ifdef _WIN32
+#include <windows.h>
+typedef struct test_thread { test_thread_fn fn; void *arg; HANDLE h; } test_thread;
+static DWORD WINAPI test__thread_main(LPVOID p) { ((test_thread *)p)->fn(((test_thread *)p)->arg); return 0; }
+static inline int test_thread_start(test_thread *t, test_thread_fn fn, void *arg) {
+    t->fn = fn; t->arg = arg;
+    return (t->h = CreateThread(NULL, 0, test__thread_main, t, 0, NULL)) != NULL;
+}
+static inline void test_thread_join(test_thread *t) { WaitForSingleObject(t->h, INFINITE); CloseHandle(t->h); }
+#else
+#include <pthread.h>
+typedef struct test_thread { test_thread_fn fn; void *arg; pthread_t t; } test_thread;
+static void *test__thread_main(void *p) { ((test_thread *)p)->fn(((test_thread *)p)->arg); return NULL; }
+static inline int test_thread_start(test_thread *t, test_thread_fn fn, void *arg) {
+    t->fn = fn; t->arg = arg;
+    return pthread_create(&t->t, NULL, test__thread_main, t) == 0;
+}
+static inline void test_thread_join(test_thread *t) { pthread_join(t->t, NULL); }
+#endif
+
 /* Closeness used by every numeric comparison: |a-b| <= atol + rtol*|b|. NaN never passes. */
 static inline int test_close(double a, double b, double atol, double rtol) {
     double d = fabs(a - b);

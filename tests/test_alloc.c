@@ -4,6 +4,7 @@
  * examples/classify.c does) must not call it. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static long allocs, frees;
 static void *count_malloc(size_t n) { allocs++; return malloc(n); }
@@ -109,9 +110,44 @@ static void test_ctx_predict_on_loaded_model(void) {
     dl_net_free(net);
 }
 
+/* dl_fit: after the first steps (plans, buffers), no step allocates or
+   frees, whatever the augmentation and schedule; only epoch ends may
+   (validation, checkpoints, the report). */
+static long step_allocs[64];
+static int on_step(void *user, const dl_fit_history *h, float loss) {
+    (void)user, (void)loss;
+    if (h->step < 64) step_allocs[h->step] = allocs + frees;
+    return 0;
+}
+static void test_fit_steps(void) {
+    dl_layer *logits, *probs;
+    dl_net *net = reference(&logits, &probs);
+    dl_optim *opt = dl_adam(net, 1e-3f);
+    dl_dataset d;
+    dl_fit_options o;
+    dl_fit_history h;
+    int i, during = 0;
+    fill();
+    memset(&d, 0, sizeof d), memset(&o, 0, sizeof o), memset(&h, 0, sizeof h);
+    d.x = x, d.labels = y, d.count = 64, d.c = 1, d.h = d.w = 28;
+    o.epochs = 3, o.batch = 8, o.quiet = 1, o.on_step = on_step;
+    o.augment.shift = 2, o.augment.flip = 1, o.augment.cutout = 4, o.augment.brightness = 0.1f, o.augment.contrast = 0.1f;
+    o.schedule.kind = DL_SCHED_ONECYCLE, o.schedule.warmup = 3;
+    CHECK(dl_fit(net, opt, logits, &d, &d, &o, &h) == DL_OK, "%s", dl_net_error(net));
+    CHECK(h.step == 24, "%ld steps", h.step);
+    for (i = 3; i < 24; i++)
+        if (i % 8 != 0) during += step_allocs[i + 1] != step_allocs[i];   /* step i+1 within an epoch */
+    printf("    dl_fit: %d of 18 steps inside epochs allocated\n", during);
+    CHECK(during == 0, "dl_fit allocates during steps");
+    dl_fit_history_free(&h);
+    dl_net_free(net);
+    CHECK(allocs == frees, "leak: %ld allocations, %ld frees", allocs, frees);
+}
+
 int main(void) {
     RUN(test_predict_fresh_net);
     RUN(test_predict_after_training);
     RUN(test_ctx_predict_on_loaded_model);
+    RUN(test_fit_steps);
     return test_summary();
 }

@@ -26,6 +26,7 @@
 #define DL_IMPLEMENTATION
 #include "../dl.h"
 #include "test.h"
+#include "ops.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -130,7 +131,7 @@ static void compare_saved(const char *label, dl_net *a, dl_net *b, int n) {
         if (!k || !a->ctx->needed[i] || !a->ctx->saved[i]) continue;
         h = fetch(b, b->ctx->saved[i], k);
         snprintf(what, sizeof what, "saved buffer of %s", l->name);
-        if (l->op == DL_OP_MAXPOOL2D) {
+        if (l->op == DL_OP_MAXPOOL2D || l->op == DL_OP_GLOBAL_MAXPOOL) {   /* int32 indices */
             const int32_t *ga = (const int32_t *)(void *)h, *ca = (const int32_t *)(void *)a->ctx->saved[i];
             for (j = 0; j < k; j++) bad += ga[j] != ca[j];
             CHECK(!bad, "%s: %s: %lu of %lu argmax indices differ", label, what, (unsigned long)bad, (unsigned long)k);
@@ -253,52 +254,8 @@ static dl_layer *build_conv(dl_net *net, const void *p) {
     d.stride_w = a->stride_w; d.pad_w = a->pad_w; d.dilation_w = a->dil_w;
     return dl_conv2d_ex(x, &d);
 }
-typedef struct pool_arg { int max, c, h, w, k, s, pad, kw, sw, pw; } pool_arg;
-static dl_layer *build_pool(dl_net *net, const void *p) {
-    const pool_arg *a = (const pool_arg *)p;
-    dl_layer *x = dl_input(net, a->c, a->h, a->w);
-    dl_pool_desc d;
-    memset(&d, 0, sizeof d);
-    d.kernel = a->k; d.stride = a->s; d.pad = a->pad;
-    d.kernel_w = a->kw; d.stride_w = a->sw; d.pad_w = a->pw;
-    return a->max ? dl_maxpool2d_ex(x, &d) : dl_avgpool2d_ex(x, &d);
-}
-
-/* Small nets named by an int, one per case of test_grad.c and more. */
-enum {
-    N_DENSE, N_DENSE_FLAT, N_DENSE_NOBIAS, N_GAP, N_BN_CHW, N_BN_DENSE, N_BN_1, N_RELU, N_LEAKY, N_ELU, N_PRELU,
-    N_SIGMOID, N_TANH, N_SOFTMAX_CH, N_DROPOUT, N_SOFTMAX_FEAT, N_PRELU_DENSE, N_ADD3, N_MUL, N_CONCAT, N_MATMUL,
-    N_MATMUL3, N_RESIDUAL, N_FLATTEN, N_SAME_INPUT, N_CUSTOM, N_REFERENCE, N_POOL_AFTER_CONV, N_BN_DROPOUT_EVAL
-};
-
-/* A user-defined layer: y = scale * x^2 + shift (test_grad.c's) */
-static int square_forward(const dl_custom_args *a) {
-    int i;
-    for (i = 0; i < a->n * a->out_size; i++) a->out[i] = a->params[0][0] * a->in[0][i] * a->in[0][i] + a->params[1][i % a->out_size];
-    return 0;
-}
-static int square_backward(const dl_custom_args *a) {
-    int i;
-    for (i = 0; i < a->n * a->out_size; i++) {
-        float x = a->in[0][i];
-        if (a->din[0]) a->din[0][i] += a->dout[i] * 2.0f * a->params[0][0] * x;
-        if (a->dparams[0]) a->dparams[0][0] += a->dout[i] * x * x;
-        if (a->dparams[1]) a->dparams[1][i % a->out_size] += a->dout[i];
-    }
-    return 0;
-}
-static int failing_forward(const dl_custom_args *a) { (void)a; return 3; }
-static dl_layer *square_layer(dl_layer *x, int fail) {
-    dl_custom_desc d;
-    memset(&d, 0, sizeof d);
-    d.name = "square";
-    d.ndim = 1; d.shape[0] = dl_layer_size(x);
-    d.forward = fail ? failing_forward : square_forward; d.backward = square_backward;
-    d.n_params = 2;
-    d.params[0].name = "scale"; d.params[0].size = 1; d.params[0].init_value = 0.5f;
-    d.params[1].name = "shift"; d.params[1].size = d.shape[0]; d.params[1].init_value = 0.1f;
-    return dl_custom(&x, 1, &d);
-}
+/* Nets for the loss checks, named by an int. */
+enum { N_DENSE, N_BN_DENSE, N_ADD3, N_MATMUL3, N_REFERENCE, N_LOG_SOFTMAX, N_SCALAR };
 
 /* conv 3x3 32 -> bn -> prelu -> maxpool -> conv 3x3 64 -> bn -> prelu -> maxpool -> dense 10 */
 static dl_layer *reference_cnn(dl_net *net) {
@@ -309,189 +266,82 @@ static dl_layer *reference_cnn(dl_net *net) {
 }
 
 static dl_layer *build_net(dl_net *net, const void *p) {
-    int kind = *(const int *)p;
-    dl_layer *x, *xs[3];
-    dl_dense_desc dd;
-    switch (kind) {
+    switch (*(const int *)p) {
     case N_DENSE: return dl_dense(dl_input(net, 7, 0, 0), 5);
-    case N_DENSE_FLAT: return dl_dense(dl_input(net, 3, 4, 5), 9);
-    case N_DENSE_NOBIAS:
-        memset(&dd, 0, sizeof dd);
-        dd.units = 3; dd.no_bias = 1;
-        return dl_dense_ex(dl_input(net, 6, 0, 0), &dd);
-    case N_GAP: return dl_global_avgpool(dl_input(net, 5, 3, 4));
-    case N_BN_CHW: return dl_batchnorm(dl_input(net, 3, 5, 4));
     case N_BN_DENSE: return dl_batchnorm(dl_dense(dl_input(net, 6, 0, 0), 5));
-    case N_BN_1: return dl_batchnorm(dl_input(net, 2, 3, 3));
-    case N_RELU: return dl_relu(dl_input(net, 3, 5, 3));
-    case N_LEAKY: return dl_leaky_relu(dl_input(net, 3, 5, 3), 0.1f);
-    case N_ELU: return dl_elu(dl_input(net, 3, 5, 3), 0.7f);
-    case N_PRELU: return dl_prelu(dl_input(net, 3, 5, 3));
-    case N_SIGMOID: return dl_sigmoid(dl_input(net, 3, 5, 3));
-    case N_TANH: return dl_tanh(dl_input(net, 3, 5, 3));
-    case N_SOFTMAX_CH: return dl_softmax(dl_input(net, 3, 5, 3));
-    case N_DROPOUT: return dl_dropout(dl_input(net, 3, 5, 3), 0.3f);
-    case N_SOFTMAX_FEAT: return dl_softmax(dl_input(net, 7, 0, 0));
-    case N_PRELU_DENSE: return dl_prelu(dl_dense(dl_input(net, 4, 0, 0), 5));
-    case N_ADD3:
-        x = dl_input(net, 6, 0, 0);
-        xs[0] = dl_dense(x, 4); xs[1] = dl_dense(x, 4); xs[2] = dl_tanh(dl_dense(x, 4));
-        return dl_add_n(xs, 3);
-    case N_MUL:
-        x = dl_input(net, 6, 0, 0);
-        return dl_mul(dl_dense(x, 5), dl_dense(x, 5));
-    case N_CONCAT:
-        x = dl_input(net, 2, 5, 3);
-        xs[0] = dl_conv2d(x, 3, 3, 1, 1); xs[1] = x; xs[2] = dl_conv2d(x, 1, 1, 1, 0);
-        return dl_concat(xs, 3);
-    case N_MATMUL: {
-        int sa[2] = { 3, 4 }, sb[2] = { 4, 2 };
-        x = dl_input(net, 12, 0, 0);
-        return dl_matmul(dl_reshape(x, 2, sa), dl_reshape(dl_dense(x, 8), 2, sb));
-    }
-    case N_MATMUL3: {
-        int sa[3] = { 2, 3, 4 }, sb[3] = { 2, 4, 5 };
-        x = dl_input(net, 24, 0, 0);
-        return dl_matmul(dl_reshape(x, 3, sa), dl_reshape(dl_dense(x, 40), 3, sb));
-    }
-    case N_RESIDUAL: {
-        dl_layer *h;
-        x = dl_input(net, 2, 3, 4);
-        h = dl_conv2d(dl_tanh(dl_batchnorm(dl_conv2d(x, 2, 3, 1, 1))), 2, 3, 1, 1);
-        return dl_add(x, h);
-    }
-    case N_FLATTEN:
-        x = dl_input(net, 2, 3, 4);
-        return dl_dense(dl_flatten(dl_elu(x, 1.0f)), 3);
-    case N_SAME_INPUT: {    /* one layer as several inputs of a layer: they share one gradient buffer */
-        dl_layer *h, *m, *parts[4];
-        int sq[2] = { 3, 3 };
-        x = dl_input(net, 9, 0, 0);
-        h = dl_tanh(dl_dense(x, 9));
-        m = dl_reshape(h, 2, sq);
-        xs[0] = h; xs[1] = h;
-        parts[0] = dl_add(h, h);
-        parts[1] = dl_mul(h, h);
-        parts[2] = dl_concat(xs, 2);
-        parts[3] = dl_flatten(dl_matmul(m, m));
-        return dl_dense(dl_concat(parts, 4), 4);
-    }
-    case N_CUSTOM: return dl_dense(square_layer(dl_input(net, 5, 0, 0), 0), 3);
+    case N_SCALAR: return dl_reduce_mean(dl_tanh(dl_dense(dl_input(net, 7, 0, 0), 5)), NULL, 0, 0);
+    case N_LOG_SOFTMAX: return dl_log_softmax(dl_dense(dl_input(net, 7, 0, 0), 5));
+    case N_ADD3: return mk_add3_dense(dl_input(net, 6, 0, 0), NULL);
+    case N_MATMUL3: return mk_matmul3(dl_input(net, 24, 0, 0), NULL);
     case N_REFERENCE: return reference_cnn(net);
-    case N_POOL_AFTER_CONV: {
-        dl_pool_desc pd;
-        memset(&pd, 0, sizeof pd);
-        pd.kernel = 3; pd.stride = 2; pd.pad = 1;
-        x = dl_input(net, 3, 11, 9);
-        return dl_global_avgpool(dl_avgpool2d_ex(dl_maxpool2d_ex(dl_relu(dl_conv2d(x, 5, 3, 1, 1)), &pd), &pd));
-    }
-    case N_BN_DROPOUT_EVAL: {   /* statistics carried from a training forward into eval */
-        x = dl_input(net, 4, 6, 5);
-        return dl_dropout(dl_prelu(dl_batchnorm(dl_conv2d(x, 6, 3, 2, 1))), 0.25f);
-    }
     }
     return NULL;
 }
 static void net_case(int kind, int n, const char *label) { parity(label, build_net, &kind, n); }
 
 /* ---- op tests ---- */
-static void test_dense(void) {
-    net_case(N_DENSE, 3, "dense 7->5 batch3");
-    net_case(N_DENSE, 1, "dense 7->5 batch1");
-    net_case(N_DENSE_FLAT, 1, "dense flattening 3x4x5->9 batch1");
-    net_case(N_DENSE_NOBIAS, 2, "dense no bias");
-}
-
-static void conv_case(int n, int c, int h, int w, int filters, int kh, int kw, int stride, int pad, int dil, int groups,
-                      int bias, const char *label) {
-    conv_arg a;
-    memset(&a, 0, sizeof a);
-    a.c = c; a.h = h; a.w = w; a.filters = filters; a.kh = kh; a.kw = kw; a.stride = stride; a.pad = pad;
-    a.dil = dil; a.groups = groups; a.bias = bias;
-    parity(label, build_conv, &a, n);
-}
-static void test_conv2d(void) {
-    conv_case(1, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1, "conv 3x3 pad1 batch1 7x5");
-    conv_case(3, 3, 7, 5, 6, 3, 3, 2, 0, 1, 1, 1, "conv 3x3 stride2 pad0 batch3");
-    conv_case(2, 5, 6, 7, 3, 3, 3, 1, 2, 1, 1, 1, "conv 3x3 pad2 5->3 channels");
-    conv_case(2, 3, 9, 8, 4, 3, 3, 1, 2, 2, 1, 1, "conv dilation2 pad2");
-    conv_case(3, 6, 5, 5, 4, 3, 3, 1, 1, 1, 2, 1, "conv groups2");
-    conv_case(2, 5, 6, 5, 5, 3, 3, 2, 1, 1, 5, 1, "conv depthwise stride2");
-    conv_case(3, 4, 7, 6, 8, 3, 3, 1, 1, 1, 4, 0, "conv depthwise x2 multiplier, no bias");
-    conv_case(3, 6, 4, 5, 7, 1, 1, 1, 0, 1, 1, 1, "conv 1x1 pointwise");
-    conv_case(1, 3, 7, 6, 4, 3, 2, 1, 1, 1, 1, 0, "conv 3x2 kernel no bias");
-    conv_case(2, 4, 5, 5, 6, 1, 1, 2, 0, 1, 2, 1, "conv 1x1 stride2 groups2");
-    conv_case(3, 16, 15, 13, 24, 3, 3, 1, 1, 1, 1, 1, "conv 16->24 on 15x13 batch3");
-    conv_case(2, 3, 12, 11, 5, 5, 5, 2, 2, 1, 1, 1, "conv 5x5 stride2 pad2");
-    {   /* every attribute different along h and w */
-        conv_arg a = { 4, 11, 13, 6, 3, 2, 2, 2, 2, 2, 1, 1, 1, 1 };
-        parity("conv 3x2, stride 2x1, pad 2x1, dilation 2x1, groups 2", build_conv, &a, 3);
+/* Every case of tests/ops.h, CPU against GPU; every op must have one. */
+static dl_layer *build_case(dl_net *net, const void *k) { return op_case_build(net, (const op_case *)k); }
+static void test_op_cases(void) {
+    int ran[DL_OP_COUNT] = { 0 }, i;
+    for (i = 0; i < OP_CASES; i++) {
+        parity(op_cases[i].label, build_case, &op_cases[i], op_cases[i].batch);
+        ran[op_cases[i].op]++;
     }
-    {   /* a scratch limit of a few samples: the batch runs in chunks, the last one short */
-        conv_arg a = { 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0 };
-        setenv("DL_CUDA_CONV_SCRATCH", "2700", 1);   /* 1344 floats a sample */
-        parity("conv in chunks of 2 samples, batch 5", build_conv, &a, 5);
-        unsetenv("DL_CUDA_CONV_SCRATCH");
+    op_cases_cover("test_cuda", ran, NULL);
+}
+
+/* conv, relu, maxpool, avgpool, global avgpool: argmax switches everywhere in
+   weight space, so no finite-difference case (tests/ops.h) but a parity one */
+static dl_layer *build_pool_chain(dl_net *net, const void *p) {
+    dl_pool_desc pd;
+    (void)p;
+    memset(&pd, 0, sizeof pd);
+    pd.kernel = 3; pd.stride = 2; pd.pad = 1;
+    return dl_global_avgpool(dl_avgpool2d_ex(dl_maxpool2d_ex(dl_relu(dl_conv2d(dl_input(net, 3, 11, 9), 5, 3, 1, 1)), &pd), &pd));
+}
+static void test_pool_chain(void) { parity("conv, relu, maxpool, avgpool, global avgpool", build_pool_chain, NULL, 2); }
+
+/* Two input layers on the GPU: dl_train_step_multi with a target fed as an
+   input of a layer-built loss, against the CPU. */
+static void test_multi_input(void) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_net *nets[2];
+    dl_optim *opt[2];
+    dl_layer *outs[2], *ins[2][3];
+    float *xa = random_floats(4 * 6), *xb = random_floats(4 * 5), *t = random_floats(4 * 3), loss[2] = { 0, 0 };
+    const float *xs[3];
+    int k, s;
+    nets[0] = a; nets[1] = b;
+    xs[0] = xa; xs[1] = xb; xs[2] = t;
+    for (k = 0; k < 2; k++) {
+        dl_layer *h[2], *d;
+        dl_net_seed(nets[k], 9);
+        ins[k][0] = dl_input(nets[k], 6, 0, 0); ins[k][1] = dl_input(nets[k], 5, 0, 0); ins[k][2] = dl_input(nets[k], 3, 0, 0);
+        h[0] = dl_tanh(dl_dense(ins[k][0], 4)); h[1] = dl_tanh(dl_dense(ins[k][1], 4));
+        d = dl_sub(dl_dense(dl_concat(h, 2), 3), ins[k][2]);
+        outs[k] = dl_reduce_mean(dl_mul(d, d), NULL, 0, 0);
+        opt[k] = dl_sgd(nets[k], 0.1f, 0.9f);
     }
-}
-
-static void pool_case(int max, int n, int c, int h, int w, int k, int s, int pad, const char *label) {
-    pool_arg a;
-    memset(&a, 0, sizeof a);
-    a.max = max; a.c = c; a.h = h; a.w = w; a.k = k; a.s = s; a.pad = pad;
-    parity(label, build_pool, &a, n);
-}
-static void test_pool(void) {
-    pool_case(1, 3, 3, 7, 5, 2, 2, 0, "maxpool 2x2 on 7x5 batch3");
-    pool_case(1, 1, 2, 7, 6, 3, 2, 1, "maxpool 3x3 stride2 pad1");
-    pool_case(1, 2, 3, 8, 9, 3, 1, 1, "maxpool 3x3 stride1 pad1 (overlapping)");
-    pool_case(0, 3, 3, 7, 5, 2, 2, 0, "avgpool 2x2 on 7x5");
-    pool_case(0, 2, 2, 6, 7, 3, 2, 1, "avgpool 3x3 stride2 pad1");
-    pool_case(0, 1, 2, 9, 8, 4, 3, 2, "avgpool 4x4 stride3 pad2 (clipped windows)");
-    {   /* kernel, stride and padding different along h and w */
-        pool_arg a = { 1, 2, 9, 10, 3, 2, 1, 4, 3, 2 };
-        parity("maxpool 3x4, stride 2x3, pad 1x2", build_pool, &a, 2);
-        a.max = 0;
-        parity("avgpool 3x4, stride 2x3, pad 1x2", build_pool, &a, 2);
+    if (!outs[0] || !outs[1] || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s %s", dl_net_error(a), dl_net_error(b)); goto done; }
+    opt[1] = dl_optim_new(b, &opt[0]->d);
+    for (s = 0; s < 2; s++) {
+        for (k = 0; k < 2; k++)
+            CHECK(dl_train_step_multi(nets[k], opt[k], outs[k], 3, ins[k], xs, DL_LOSS_MEAN, NULL, 4, &loss[k]) == DL_OK,
+                  "step %d on %s: %s", s, k ? "gpu" : "cpu", dl_net_error(nets[k]));
+        CHECK(test_close(loss[1], loss[0], 1e-6, 1e-5), "step %d: loss gpu %.9g cpu %.9g", s, loss[1], loss[0]);
     }
-    net_case(N_GAP, 3, "global avgpool 5x3x4");
-    net_case(N_POOL_AFTER_CONV, 2, "conv, relu, maxpool, avgpool, global avgpool");
+    compare_params("two inputs, layer-built loss", a, b, 1);
+done:
+    free(xa); free(xb); free(t);
+    dl_net_free(a); dl_net_free(b);
 }
 
-static void test_batchnorm(void) {
-    net_case(N_BN_CHW, 3, "batchnorm CxHxW");
-    net_case(N_BN_DENSE, 4, "batchnorm after dense");
-    net_case(N_BN_1, 1, "batchnorm batch1");
-    net_case(N_BN_DROPOUT_EVAL, 3, "conv, batchnorm, prelu, dropout");
-}
-
-static void test_activations(void) {
-    net_case(N_RELU, 3, "relu");
-    net_case(N_LEAKY, 3, "leaky relu");
-    net_case(N_ELU, 3, "elu");
-    net_case(N_PRELU, 3, "prelu");
-    net_case(N_SIGMOID, 3, "sigmoid");
-    net_case(N_TANH, 3, "tanh");
-    net_case(N_SOFTMAX_CH, 3, "softmax over channels");
-    net_case(N_DROPOUT, 3, "dropout");
-    net_case(N_DROPOUT, 1, "dropout batch1");
-    net_case(N_SOFTMAX_FEAT, 2, "softmax over features");
-    net_case(N_PRELU_DENSE, 3, "prelu after dense");
-}
-
-static void test_graph_ops(void) {
-    net_case(N_ADD3, 3, "add of 3 branches");
-    net_case(N_MUL, 2, "mul of 2 branches");
-    net_case(N_CONCAT, 3, "concat conv3x3, identity, conv1x1");
-    net_case(N_MATMUL, 3, "matmul 3x4 by 4x2");
-    net_case(N_MATMUL3, 2, "batched matmul 2x(3x4 by 4x5)");
-    net_case(N_RESIDUAL, 3, "residual block");
-    net_case(N_FLATTEN, 2, "flatten view between elu and dense");
-    net_case(N_SAME_INPUT, 3, "one layer as both inputs of add, mul, matmul, concat");
-}
-
-static void test_custom(void) {
-    net_case(N_CUSTOM, 3, "custom layer on host copies");
+static void test_conv_chunks(void) {   /* a scratch limit of a few samples: the batch runs in chunks, the last one short */
+    conv_arg a = { 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0 };
+    setenv("DL_CUDA_CONV_SCRATCH", "2700", 1);   /* 1344 floats a sample */
+    parity("conv in chunks of 2 samples, batch 5", build_conv, &a, 5);
+    unsetenv("DL_CUDA_CONV_SCRATCH");
 }
 
 static void test_reference_cnn(void) {
@@ -499,6 +349,7 @@ static void test_reference_cnn(void) {
 }
 
 /* ---- losses: whole training steps ---- */
+/* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood, 3 a scalar output's mean */
 static void loss_case(const char *label, int mse, int kind, int n) {
     dl_net *a = dl_net_new(), *b = dl_net_new();
     dl_layer *oa, *ob;
@@ -517,8 +368,10 @@ static void loss_case(const char *label, int mse, int kind, int n) {
     labels = (int *)malloc((size_t)n * sizeof(int));
     for (i = 0; i < n; i++) labels[i] = (int)((frand() + 1.0f) * 0.5f * classes) % classes;
     for (s = 0; s < 3; s++) {       /* the first step strictly; then differences compound */
-        int ra = mse ? dl_train_step_mse(a, pa, oa, x, t, n, &la) : dl_train_step(a, pa, oa, x, labels, n, &la);
-        int rb = mse ? dl_train_step_mse(b, pb, ob, x, t, n, &lb) : dl_train_step(b, pb, ob, x, labels, n, &lb);
+        int ra = mse == 1 ? dl_train_step_mse(a, pa, oa, x, t, n, &la) : mse == 2 ? dl_train_step_nll(a, pa, oa, x, labels, n, &la)
+               : mse == 3 ? dl_train_step_scalar(a, pa, oa, x, n, &la) : dl_train_step(a, pa, oa, x, labels, n, &la);
+        int rb = mse == 1 ? dl_train_step_mse(b, pb, ob, x, t, n, &lb) : mse == 2 ? dl_train_step_nll(b, pb, ob, x, labels, n, &lb)
+               : mse == 3 ? dl_train_step_scalar(b, pb, ob, x, n, &lb) : dl_train_step(b, pb, ob, x, labels, n, &lb);
         CHECK(ra == DL_OK && rb == DL_OK, "%s: step %d: %s / %s", label, s, dl_net_error(a), dl_net_error(b));
         CHECK(test_close(lb, la, 1e-6, s ? 1e-4 : 1e-5), "%s: step %d: loss gpu %.9g cpu %.9g", label, s, lb, la);
         if (s == 0) compare_params(label, a, b, 1);
@@ -532,6 +385,8 @@ done:
 }
 static void test_losses(void) {
     loss_case("cross-entropy, dense 7->5, batch 3", 0, N_DENSE, 3);
+    loss_case("nll of log_softmax, dense 7->5, batch 4", 2, N_LOG_SOFTMAX, 4);
+    loss_case("a scalar output's mean (dl_train_step_scalar), batch 5", 3, N_SCALAR, 5);
     loss_case("cross-entropy, batch 1", 0, N_DENSE, 1);
     loss_case("cross-entropy, batch 300 (more samples than threads)", 0, N_ADD3, 300);
     loss_case("cross-entropy through batchnorm, batch 6", 0, N_BN_DENSE, 6);
@@ -597,6 +452,7 @@ static void test_optimizers(void) {
     OPT("sgd", d.kind = DL_SGD; d.lr = 0.1f);
     OPT("sgd momentum, weight decay", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.weight_decay = 0.01f);
     OPT("sgd nesterov", d.kind = DL_SGD; d.lr = 0.05f; d.momentum = 0.8f; d.nesterov = 1);
+    OPT("sgd momentum, dampening 0.3", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.dampening = 0.3f);
     OPT("sgd clipped to norm 0.5", d.kind = DL_SGD; d.lr = 0.1f; d.momentum = 0.5f; d.clip_norm = 0.5f);
     OPT("sgd, clip norm not reached", d.kind = DL_SGD; d.lr = 0.1f; d.clip_norm = 1e6f);
     OPT("adam", d.kind = DL_ADAM);
@@ -1047,13 +903,10 @@ int main(int argc, char **argv) {
 #else
     printf("GPU tests: running on CUDA device 0\n");
 #endif
-    RUN(test_dense);
-    RUN(test_conv2d);
-    RUN(test_pool);
-    RUN(test_batchnorm);
-    RUN(test_activations);
-    RUN(test_graph_ops);
-    RUN(test_custom);
+    RUN(test_op_cases);
+    RUN(test_conv_chunks);
+    RUN(test_multi_input);
+    RUN(test_pool_chain);
     RUN(test_reference_cnn);
     RUN(test_losses);
     RUN(test_optimizers);

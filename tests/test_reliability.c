@@ -167,12 +167,12 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_conv2d(x, 0, 3, 1, 1), "conv2d|input_1|filters 0");
     BAD_NULL(net, dl_conv2d(x, 4, 3, 0, 1), "conv2d|input_1|stride 0");
     BAD_NULL(net, dl_conv2d(x, 4, 3, -1, 1), "conv2d|stride -1");
-    BAD_NULL(net, dl_conv2d(x, 4, 3, 1, -1), "conv2d|pad -1x-1");
+    BAD_NULL(net, dl_conv2d(x, 4, 3, 1, -1), "conv2d|pads (top -1, left -1, bottom -1, right -1)|not be negative");
     BAD_NULL(net, dl_conv2d(x, 4, 0, 1, 1), "conv2d|kernel 0x0");
     BAD_NULL(net, dl_conv2d(v, 4, 3, 1, 1), "conv2d|input_2|CxHxW");
     BAD_NULL(net, dl_conv2d(x, 4, INT_MAX, 1, 1), "conv2d|does not fit");
     BAD_NULL(net, dl_conv2d(x, 4, 9, 2, 0), "conv2d|input_1|does not fit kernel 9x9");      /* too big by less than a stride */
-    BAD_NULL(net, dl_maxpool2d(dl_input(net, 1, 1, 8), 2, 2), "maxpool2d|1x1x8|smaller than the 2x2 window");
+    BAD_NULL(net, dl_maxpool2d(dl_input(net, 1, 1, 8), 2, 2), "maxpool2d|1x1x8|does not fit kernel 2x2");
     BAD_NULL(net, dl_conv2d(x, 4, 3, 1, INT_MAX), "conv2d|does not fit");
     BAD_NULL(net, dl_conv2d(x, INT_MAX, 3, 1, 1), "conv2d|too large");
     BAD_NULL(net, dl_conv2d_ex(x, NULL), "conv2d|desc is NULL");
@@ -184,19 +184,50 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|groups -1");
     memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel_h = 3; cd.kernel_w = -3;
     BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|kernel 3x-3");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.pad_bottom = -2;
+    BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|input_1|pads (top 0, left 0, bottom -2, right 0)");
+    BAD_NULL(net, dl_conv2d_transpose(x, 4, 3, 0, 1), "conv2d_transpose|input_1|stride 0");
+    BAD_NULL(net, dl_conv2d_transpose(v, 4, 3, 1, 1), "conv2d_transpose|input_2|CxHxW");
+    BAD_NULL(net, dl_conv2d_transpose(x, 4, 3, 1, 9), "conv2d_transpose|3x8x8|gives an output of -8x-8");
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, NULL), "conv2d_transpose|desc is NULL");
+    BAD_IS(!dl_conv2d_transpose(NULL, 4, 3, 1, 1));
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.stride = 2; cd.output_padding = 2;
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, &cd), "conv2d_transpose|output_padding 2x2|stride 2x2");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.groups = 2;
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, &cd), "conv2d_transpose|groups 2|channels 3");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.auto_pad = DL_PAD_SAME_UPPER;
+    BAD_NULL(net, dl_conv2d_transpose_ex(x, &cd), "conv2d_transpose|auto_pad 1|give the pads");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 3; cd.auto_pad = -1;
+    BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|auto_pad -1");
+    memset(&cd, 0, sizeof cd); cd.filters = 4; cd.kernel = 9; cd.pad_top = 1;
+    BAD_NULL(net, dl_conv2d_ex(x, &cd), "conv2d|3x8x8|does not fit kernel 9x9|top 1, left 0, bottom 0");
 
     /* pooling */
     BAD_NULL(net, dl_maxpool2d(x, 0, 2), "maxpool2d|input_1|kernel 0");
     BAD_NULL(net, dl_maxpool2d(x, 2, 0), "maxpool2d|stride 0");
-    BAD_NULL(net, dl_maxpool2d(x, 9, 1), "maxpool2d|input_1|3x8x8|smaller than the 9x9 window");
+    BAD_NULL(net, dl_maxpool2d(x, 9, 1), "maxpool2d|input_1|3x8x8|does not fit kernel 9x9");
     BAD_NULL(net, dl_maxpool2d(v, 2, 2), "maxpool2d|input_2|CxHxW");
     BAD_NULL(net, dl_maxpool2d_ex(x, NULL), "maxpool2d|desc is NULL");
     memset(&pd, 0, sizeof pd); pd.kernel = 2; pd.pad = 2;
-    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|pad 2x2|at most half");
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|pads (top 2, left 2, bottom 2, right 2)|less than the 2x2 window");
     BAD_NULL(net, dl_avgpool2d(x, 0, 1), "avgpool2d|kernel 0");
     BAD_NULL(net, dl_avgpool2d(x, 2, -1), "avgpool2d|stride -1");
     memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.pad = -1;
-    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|pad -1x-1");
+    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|pads (top -1, left -1, bottom -1, right -1)");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.pad_top = 1; pd.pad_right = 3;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|input_1|pads (top 1, left 0, bottom 0, right 3)|less than the 3x3 window");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.auto_pad = 3;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|auto_pad 3");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.ceil_mode = 2;
+    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|ceil_mode 2");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.dilation = 2;
+    BAD_NULL(net, dl_avgpool2d_ex(x, &pd), "avgpool2d|dilation 2x2|not dilated");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.dilation_w = -1;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|dilation 1x-1");
+    memset(&pd, 0, sizeof pd); pd.kernel = 3; pd.dilation = 4;
+    BAD_NULL(net, dl_maxpool2d_ex(x, &pd), "maxpool2d|3x8x8|does not fit kernel 3x3, dilation 4x4");
+    BAD_NULL(net, dl_global_maxpool(v), "global_maxpool|input_2|CxHxW or CxL");
+    BAD_IS(!dl_global_maxpool(NULL));
     BAD_NULL(net, dl_avgpool2d(v, 2, 2), "avgpool2d|input_2|CxHxW");
     BAD_NULL(net, dl_global_avgpool(v), "global_avgpool|input_2|CxHxW or CxL");
     BAD_IS(!dl_global_avgpool(NULL));
@@ -216,6 +247,12 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_leaky_relu(x, INFINITY), "leaky_relu|finite");
     BAD_NULL(net, dl_elu(x, NAN), "elu|finite");
     BAD_NULL(net, dl_elu(x, -INFINITY), "elu|finite");
+    BAD_NULL(net, dl_clip(x, 1, -1), "clip|input_1|min 1 is above max -1");
+    BAD_NULL(net, dl_clip(x, NAN, 1), "clip|alpha nan");
+    BAD_NULL(net, dl_hard_sigmoid(x, 0.2f, INFINITY), "hard_sigmoid|input_1|beta inf");
+    BAD_NULL(net, dl_gelu(x, 2), "gelu|input_1|approximate 2");
+    BAD_IS(!dl_clip(NULL, 0, 6) && !dl_hard_sigmoid(NULL, 0.2f, 0.5f) && !dl_hard_swish(NULL) && !dl_selu(NULL));
+    BAD_IS(!dl_gelu(NULL, 0) && !dl_silu(NULL) && !dl_softplus(NULL) && !dl_log_softmax(NULL));
     BAD_IS(!dl_relu(NULL) && !dl_sigmoid(NULL) && !dl_tanh(NULL) && !dl_softmax(NULL) && !dl_prelu(NULL) && !dl_flatten(NULL));
 
     /* reshape */
@@ -237,6 +274,7 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_reshape(x, 2, shp), "reshape|dim 0 is -2");
 
     /* graph ops */
+    static const float xs_data[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
     BAD_NULL(net, dl_add(x, v), "add|input_1|3x8x8|input_2|5");
     BAD_NULL(net, dl_add(x, ox), "add|input_1|another net");
     BAD_IS(!dl_add(x, NULL) && !dl_add(NULL, x));
@@ -254,6 +292,44 @@ static void bad_input_build(dl_net *net, dl_net *other) {
     BAD_NULL(net, dl_mul(x, v), "mul|3x8x8|5|shapes must match");
     BAD_NULL(other, dl_mul(ox, x), "mul|input_1|another net");
     BAD_NULL(net, dl_matmul(v, v), "matmul|cannot multiply 5 by 5");
+    BAD_NULL(net, dl_pad(x, -1, DL_PAD_CONSTANT), "pad|input_1|pads (top -1, left -1, bottom -1, right -1)");
+    BAD_NULL(net, dl_pad(x, 8, DL_PAD_REFLECT), "pad|less than the size|3x8x8");
+    BAD_NULL(net, dl_pad(x, 1, 7), "pad|mode 7");
+    BAD_NULL(net, dl_pad(v, 1, 0), "pad|input_2|CxHxW");
+    BAD_NULL(net, dl_pad_ex(x, NULL), "pad|desc is NULL");
+    {
+        int bad_perm[3] = { 0, 0, 1 };
+        BAD_NULL(net, dl_transpose(x, bad_perm), "transpose|input_1|perm (0, 0, 1)");
+        BAD_NULL(net, dl_transpose(x, NULL), "transpose|perm is NULL");
+    }
+    BAD_NULL(net, dl_upsample(x, 0, 0), "upsample|input_1|scale 0x0");
+    BAD_NULL(net, dl_upsample(x, 2, 3), "upsample|bilinear 3");
+    BAD_NULL(net, dl_upsample(v, 2, 0), "upsample|input_2|CxHxW");
+    BAD_NULL(net, dl_upsample_ex(x, NULL), "upsample|desc is NULL");
+    BAD_NULL(net, dl_slice_channels(x, 2, 2), "slice|channels 2..2|3 channels of 3x8x8");
+    BAD_NULL(net, dl_slice_channels(x, -1, 2), "slice|channels -1..2");
+    BAD_NULL(net, dl_slice_channels(x, 0, 4), "slice|channels 0..4");
+    {
+        int ax[2] = { 0, 3 };
+        BAD_NULL(net, dl_reduce_sum(x, ax, 2, 0), "reduce|input_1|axis 3|3 dims");
+        BAD_NULL(net, dl_reduce_mean(x, NULL, 2, 0), "reduce|2 axes but axes NULL");
+        BAD_NULL(net, dl_reduce_mean(x, ax, 4, 0), "reduce|4 axes");
+        BAD_IS(!dl_reduce_sum(NULL, NULL, 0, 0) && !dl_reduce_mean(NULL, NULL, 0, 0));
+    }
+    BAD_IS(!dl_pad(NULL, 1, 0) && !dl_transpose(NULL, NULL) && !dl_upsample(NULL, 2, 0) && !dl_slice_channels(NULL, 0, 1));
+    BAD_NULL(net, dl_sub(x, v), "sub|input_1|3x8x8|input_2|5|broadcast");
+    BAD_NULL(net, dl_div(v, x), "div|input_2|5|input_1|3x8x8");
+    BAD_IS(!dl_sub(x, NULL) && !dl_div(NULL, x));
+    BAD_NULL(net, dl_constant(net, 0, shp, xs_data), "constant|0 dims");
+    BAD_NULL(net, dl_constant(net, 1, NULL, xs_data), "constant|shape NULL");
+    BAD_NULL(net, dl_constant(net, 1, shp, NULL), "constant|data NULL");
+    BAD_IS(!dl_constant(NULL, 1, shp, xs_data));
+    {
+        int neg[2] = { 2, -3 };
+        BAD_NULL(net, dl_constant(net, 2, neg, xs_data), "constant|dim 1 is -3");
+        neg[1] = 1;
+        BAD_NULL(net, dl_predict(net, dl_constant(net, 2, neg, xs_data), xs_data, 1), "dl_predict|reads no input layer");
+    }
     shp[0] = 24; shp[1] = 8;
     {
         dl_layer *a = dl_reshape(x, 2, shp);
@@ -382,6 +458,8 @@ static void bad_input_train(dl_net *net, dl_net *other) {
     BAD_RC(net, dl_train_step(net, opt, out, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step|label -1 of sample 1|dense_1|3 classes");
     y[1] = 3;
     BAD_RC(net, dl_train_step(net, opt, out, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step|label 3 of sample 1");
+    BAD_RC(net, dl_train_step_nll(net, opt, out, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step_nll|label 3 of sample 1|dense_1");
+    BAD_RC(net, dl_train_step_nll(net, opt, out, x, NULL, 4, NULL), DL_ERR_ARG, "dl_train_step_nll|labels are NULL");
     y[1] = 1;
     BAD_RC(empty, dl_train_step(empty, dl_adam(empty, 1e-3f), NULL, x, y, 4, NULL), DL_ERR_ARG, "dl_train_step|layer is NULL");
     x[6] = NAN;
@@ -450,6 +528,8 @@ static void bad_input_train(dl_net *net, dl_net *other) {
         BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 0, 3, NULL)));
         BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 4, 0, NULL)));
         BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);
+        BAD_IS(nan_bits(dl_nll(NULL, lab, 4, 3, NULL)) && nan_bits(dl_nll(logits, NULL, 4, 3, NULL)) && nan_bits(dl_nll(logits, lab, 0, 3, NULL)));
+        BAD_IS(nan_bits(dl_nll(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);      /* label 3 of 3 classes */
         lab[3] = -1;
         BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7);
         BAD_IS(nan_bits(dl_mse(NULL, logits, 4, 3, NULL)) && nan_bits(dl_mse(logits, NULL, 4, 3, NULL)));
@@ -491,7 +571,7 @@ static void bad_input_files(dl_net *net, dl_net *other) {
     BAD_RC(net, dl_net_save(net, NULL), DL_ERR_ARG, "save|path is NULL");
     BAD_RC(net, dl_net_save(net, "build/no/such/dir/m.dl"), DL_ERR_IO, "dl_net_save: cannot write build/no/such/dir/m.dl");
     BAD_RC(net, dl_net_save(net, longpath), DL_ERR_ARG, "save|path too long");
-    BAD_RC(net, dl_net_save(net, "build"), DL_ERR_IO, "dl_net_save: cannot replace build: ");
+    BAD_RC(net, dl_net_save(net, "build"), DL_ERR_IO, "dl_net_save: build exists and is not a regular file");
     BAD_RC(net, dl_net_save_mem(net, NULL, NULL, &len), DL_ERR_ARG, "save|data or len is NULL");
     BAD_RC(net, dl_net_save_mem(net, oopt, &buf, &len), DL_ERR_ARG, "save|optimizer belongs to another net");
     BAD_RC(net, dl_checkpoint_save(net, NULL, "build/r_bad.dl"), DL_ERR_ARG, "dl_checkpoint_save|optimizer is NULL");
@@ -620,7 +700,7 @@ static void test_nonfinite(void) {
     static float x[4 * 256];
     int g, i, k;
     /* dl_predict passes NaN and infinity on through every op, without crashing */
-    for (g = 0; g < 4; g++)
+    for (g = 0; g < 5; g++)
         for (k = 0; k < 3; k++) {
             dl_net *net = dl_net_new();
             dl_layer *out = fuzz_dl_graph(net, g);
@@ -818,8 +898,42 @@ static void test_save_message_names_path_and_reason(void) {
     snprintf(want, sizeof want, "dl_net_save: cannot write build/no/such/dir/m.dl: %s", strerror(ENOENT));
     CHECK(!strcmp(dl_net_error(net), want), "message: %s (want: %s)", dl_net_error(net), want);
     CHECK(dl_checkpoint_save(net, opt, "build") == DL_ERR_IO, "saving over a folder");
-    snprintf(want, sizeof want, "dl_checkpoint_save: cannot replace build: %s", strerror(EISDIR));
+    snprintf(want, sizeof want, "dl_checkpoint_save: build exists and is not a regular file");
     CHECK(!strcmp(dl_net_error(net), want) && !strstr(dl_net_error(net), ".tmp"), "message: %s (want: %s)", dl_net_error(net), want);
+    dl_net_free(net);
+}
+
+/* A save replaces regular files only. Saving as root to /dev/null used to
+   rename a file over it (the device was gone until reboot); a FIFO or a
+   folder in its place must be refused and left as it was. The test makes
+   its own FIFO and folder (never touching /dev/null). */
+static void test_save_refuses_special_files(void) {
+    const char *dir = "build/r_special", *fifo = "build/r_special/fifo", *sub = "build/r_special/dir";
+    const char *paths[2];
+    dl_net *net = dl_net_new();
+    struct stat st;
+    int i;
+    dl_dense(dl_input(net, 4, 0, 0), 3);
+    mkdir("build", 0755);
+    mkdir(dir, 0755);
+    remove(fifo); rmdir(sub);
+    CHECK(mkfifo(fifo, 0600) == 0 && mkdir(sub, 0755) == 0, "making a FIFO and a folder: %s", strerror(errno));
+    paths[0] = fifo; paths[1] = sub;
+    for (i = 0; i < 2; i++) {
+        char want[256];
+        snprintf(want, sizeof want, "dl_net_save: %s exists and is not a regular file", paths[i]);
+        CHECK(dl_net_save(net, paths[i]) == DL_ERR_IO && !strcmp(dl_net_error(net), want), "saving to %s: %s", paths[i], dl_net_error(net));
+        CHECK(stat(paths[i], &st) == 0 && (i ? S_ISDIR(st.st_mode) : S_ISFIFO(st.st_mode)), "%s was replaced", paths[i]);
+    }
+    {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int others = 0;
+        while (d && (e = readdir(d)) != NULL) others += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "fifo") && strcmp(e->d_name, "dir");
+        if (d) closedir(d);
+        CHECK(d && others == 0, "%d files (temporary?) left in %s", others, dir);
+    }
+    remove(fifo); rmdir(sub); rmdir(dir);
     dl_net_free(net);
 }
 
@@ -975,9 +1089,9 @@ static void test_maxpool_nan_stays_in_plane(void) {
         memset(&e, 0, sizeof e);
         in[0] = x; din[0] = dx;
         e.n = 1; e.train = 1; e.in = in; e.out = y; e.din = din; e.dout = dy; e.saved = (float *)(void *)arg; e.cpu = &cpu;
-        dl__cpu_ops[DL_OP_MAXPOOL2D].forward(l, &e);
+        dl__op(DL_OP_MAXPOOL2D)->forward(l, &e);
         for (i = 0; i < 4; i++) CHECK(arg[i] >= 0 && arg[i] < 9, "NaN at %d: window %d argmax %d is outside the plane", pos, i, arg[i]);
-        dl__cpu_ops[DL_OP_MAXPOOL2D].backward(l, &e);
+        dl__op(DL_OP_MAXPOOL2D)->backward(l, &e);
     }
     free(x); free(y); free(dx); free(arg);
     dl_net_free(net);
@@ -1009,7 +1123,7 @@ static int sd_run(dl_backend *b, const dl_layer *l, const dl_exec *e, int backwa
     cpu.simd = l->net->simd; cpu.net = l->net; cpu.threads = 1;
     cpu.shared = scratch; cpu.thread_ws = scratch + shared; cpu.thread_floats = per;
     e2.cpu = &cpu;
-    rc = backward ? dl__cpu_ops[l->op].backward(l, &e2) : dl__cpu_ops[l->op].forward(l, &e2);
+    rc = backward ? dl__op(l->op)->backward(l, &e2) : dl__op(l->op)->forward(l, &e2);
     ta_free(scratch);
     return rc;
 }
@@ -1413,6 +1527,7 @@ int main(void) {
     RUN(test_softmax_output_refused_as_logits);
     RUN(test_null_layer_is_an_error);
     RUN(test_save_message_names_path_and_reason);
+    RUN(test_save_refuses_special_files);
     RUN(test_net_error_rule);
     RUN(test_huge_batch_refused);
     RUN(test_nonfinite_hyperparameters_by_bits);

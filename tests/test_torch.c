@@ -12,6 +12,7 @@
 #define DL_IMPLEMENTATION
 #include "dl.h"
 #include "test.h"
+#include "ops.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,162 +222,30 @@ done:
     dl_net_free(net);
 }
 
-/* input -> one layer made by make() -> output; the layer is named `lname`. */
-static void unary_case(const char *name, int c, int h, int w, dl_layer *(*make)(dl_layer *, const void *),
-                       const void *arg, const char *lname, int train) {
-    dl_net *net = dl_net_new();
-    dl_layer *x = dl_input(net, c, h, w), *y = make(x, arg);
-    if (y && lname) dl_layer_set_name(y, lname);
-    layer_case(name, net, x, y, train);
-}
-
-/* ---- dense ------------------------------------------------------------------- */
-static dl_layer *mk_dense(dl_layer *x, const void *a) { return dl_dense_ex(x, (const dl_dense_desc *)a); }
-
-static void test_dense(void) {
-    dl_dense_desc d7 = { 7, 0, 0 }, d5 = { 5, 1, 0 }, d6 = { 6, 0, 0 };
-    unary_case("dense", 12, 0, 0, mk_dense, &d7, "fc", 1);
-    unary_case("dense_nobias", 12, 0, 0, mk_dense, &d5, "fc", 1);
-    unary_case("dense_flatten", 3, 5, 4, mk_dense, &d6, "fc", 1);   /* flattens (3,5,4) per sample */
-}
-
-/* ---- conv2d: the same table as CONVS in gen_fixtures.py --------------------- */
-typedef struct conv_case { const char *name; int c, h, w; dl_conv_desc d; } conv_case;
-static const conv_case convs[] = {
-    { "conv_k3_p1_b1",     3, 7, 9,    { .filters = 5, .kernel = 3, .pad = 1 } },
-    { "conv_k3_p0_b3",     5, 9, 7,    { .filters = 7, .kernel = 3 } },
-    { "conv_k5_s2_p2",     3, 11, 9,   { .filters = 6, .kernel = 5, .stride = 2, .pad = 2 } },
-    { "conv_dil2",         4, 9, 11,   { .filters = 5, .kernel = 3, .dilation = 2, .pad = 2 } },
-    { "conv_groups2",      6, 7, 5,    { .filters = 10, .kernel = 3, .pad = 1, .groups = 2 } },
-    { "conv_depthwise",    5, 8, 7,    { .filters = 5, .kernel = 3, .pad = 1, .groups = 5 } },
-    { "conv_depthwise_x2", 3, 7, 6,    { .filters = 6, .kernel = 3, .stride = 2, .pad = 1, .groups = 3 } },
-    { "conv_1x1",          9, 5, 7,    { .filters = 11, .kernel = 1 } },
-    { "conv_1x1_s2",       9, 5, 7,    { .filters = 4, .kernel = 1, .stride = 2 } },
-    { "conv_nobias",       3, 6, 5,    { .filters = 4, .kernel = 3, .pad = 1, .no_bias = 1 } },
-    { "conv_rect",         2, 9, 8,    { .filters = 3, .kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride = 1,
-                                         .pad_h = 2, .pad_w = 1 } },
-    { "conv_wide",         16, 12, 12, { .filters = 12, .kernel = 3, .pad = 1 } },
-};
-static dl_layer *mk_conv(dl_layer *x, const void *a) { return dl_conv2d_ex(x, (const dl_conv_desc *)a); }
-
-static void test_conv2d(void) {
-    size_t i;
-    for (i = 0; i < sizeof convs / sizeof convs[0]; i++)
-        unary_case(convs[i].name, convs[i].c, convs[i].h, convs[i].w, mk_conv, &convs[i].d, "conv", 1);
-}
-
-/* ---- pooling ---------------------------------------------------------------- */
-typedef struct pool_case { const char *name; int max, c, h, w; dl_pool_desc d; } pool_case;
-static const pool_case pools[] = {
-    { "maxpool_k2",       1, 3, 8, 6, { .kernel = 2, .stride = 2 } },
-    { "maxpool_k3_s2_p1", 1, 3, 9, 7, { .kernel = 3, .stride = 2, .pad = 1 } },
-    { "maxpool_rect",     1, 2, 7, 8, { .kernel_h = 3, .kernel_w = 2, .stride_h = 1, .stride_w = 2, .pad = 1 } },
-    { "avgpool_k2",       0, 3, 8, 6, { .kernel = 2, .stride = 2 } },
-    { "avgpool_k3_s2_p1", 0, 3, 9, 7, { .kernel = 3, .stride = 2, .pad = 1 } },
-    { "avgpool_k3_s1_p1", 0, 2, 5, 6, { .kernel = 3, .stride = 1, .pad = 1 } },
-};
-static dl_layer *mk_maxpool(dl_layer *x, const void *a) { return dl_maxpool2d_ex(x, (const dl_pool_desc *)a); }
-static dl_layer *mk_avgpool(dl_layer *x, const void *a) { return dl_avgpool2d_ex(x, (const dl_pool_desc *)a); }
-static dl_layer *mk_gap(dl_layer *x, const void *a) { (void)a; return dl_global_avgpool(x); }
-
-static void test_pool(void) {
-    size_t i;
-    for (i = 0; i < sizeof pools / sizeof pools[0]; i++)
-        unary_case(pools[i].name, pools[i].c, pools[i].h, pools[i].w, pools[i].max ? mk_maxpool : mk_avgpool,
-                   &pools[i].d, NULL, 1);
-    unary_case("global_avgpool", 5, 4, 6, mk_gap, NULL, NULL, 1);
-    unary_case("global_avgpool_cl", 5, 6, 0, mk_gap, NULL, NULL, 1);  /* (C, L) */
-}
-
-/* ---- batchnorm: outputs, gradients and the running statistics ---------------- */
-static dl_layer *mk_bn(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(x); }
-static dl_layer *mk_bn_ex(dl_layer *x, const void *a) { (void)a; return dl_batchnorm_ex(x, 1e-3f, 0.3f); }
-
-static void bn1d_case(const char *name, int train) {      /* input(7) -> dense(6) -> batchnorm */
-    dl_net *net = dl_net_new();
-    dl_layer *x = dl_input(net, 7, 0, 0), *fc = dl_dense(x, 6), *bn = dl_batchnorm(fc);
-    dl_layer_set_name(fc, "fc");
-    dl_layer_set_name(bn, "bn");
-    layer_case(name, net, x, bn, train);
-}
-
-static void test_batchnorm(void) {
-    unary_case("bn2d_train", 4, 5, 3, mk_bn, NULL, "bn", 1);
-    unary_case("bn2d_eval", 4, 5, 3, mk_bn, NULL, "bn", 0);
-    bn1d_case("bn1d_train", 1);
-    bn1d_case("bn1d_eval", 0);
-    unary_case("bn_cl_train", 4, 7, 0, mk_bn, NULL, "bn", 1);        /* (C, L) */
-    unary_case("bn2d_ex_train", 3, 4, 5, mk_bn_ex, NULL, "bn", 1);   /* eps 1e-3, momentum 0.3, batch 1 */
-}
-
-/* ---- activations ------------------------------------------------------------- */
-static dl_layer *mk_relu(dl_layer *x, const void *a) { (void)a; return dl_relu(x); }
-static dl_layer *mk_leaky(dl_layer *x, const void *a) { (void)a; return dl_leaky_relu(x, 0.1f); }
-static dl_layer *mk_elu(dl_layer *x, const void *a) { (void)a; return dl_elu(x, 0.7f); }
-static dl_layer *mk_prelu(dl_layer *x, const void *a) { (void)a; return dl_prelu(x); }
-static dl_layer *mk_sigmoid(dl_layer *x, const void *a) { (void)a; return dl_sigmoid(x); }
-static dl_layer *mk_tanh(dl_layer *x, const void *a) { (void)a; return dl_tanh(x); }
-static dl_layer *mk_softmax(dl_layer *x, const void *a) { (void)a; return dl_softmax(x); }
-
-static void test_activations(void) {
-    unary_case("relu", 3, 4, 5, mk_relu, NULL, NULL, 1);
-    unary_case("leaky_relu", 3, 4, 5, mk_leaky, NULL, NULL, 1);
-    unary_case("elu", 3, 4, 5, mk_elu, NULL, NULL, 1);
-    unary_case("sigmoid", 3, 4, 5, mk_sigmoid, NULL, NULL, 1);
-    unary_case("tanh", 3, 4, 5, mk_tanh, NULL, NULL, 1);
-    unary_case("prelu", 3, 4, 5, mk_prelu, NULL, "act", 1);
-    unary_case("prelu_1d", 6, 0, 0, mk_prelu, NULL, "act", 1);
-    unary_case("softmax_nchw", 5, 3, 4, mk_softmax, NULL, NULL, 1);   /* over dim 1 of NCHW */
-    unary_case("softmax_1d", 9, 0, 0, mk_softmax, NULL, NULL, 1);     /* over features */
-}
-
-/* ---- multi-input ops and views: one input feeding several branches ---------- */
+/* ---- every case of tests/ops.h with a fixture; every op must have one ---- */
 static dl_layer *named(dl_layer *l, const char *name) { if (l) dl_layer_set_name(l, name); return l; }
 
-static void test_combine(void) {
-    dl_net *net;
-    dl_layer *x, *xs[3];
-    int s65[2] = { 6, 5 }, s245[3] = { 2, 4, 5 }, s109[2] = { 10, 9 };
-
-    net = dl_net_new();                 /* conv1x1(x) + conv3x3(x) */
-    x = dl_input(net, 3, 5, 4);
-    xs[0] = named(dl_conv2d(x, 4, 1, 1, 0), "ca"); xs[1] = named(dl_conv2d(x, 4, 3, 1, 1), "cb");
-    layer_case("add2", net, x, dl_add(xs[0], xs[1]), 1);
-
-    net = dl_net_new();                 /* fa(x) + fb(x) + x */
-    x = dl_input(net, 6, 0, 0);
-    xs[0] = named(dl_dense(x, 6), "fa"); xs[1] = named(dl_dense(x, 6), "fb"); xs[2] = x;
-    layer_case("add3", net, x, dl_add_n(xs, 3), 1);
-
-    net = dl_net_new();                 /* cat(ca(x), x, cb(x)) along channels */
-    x = dl_input(net, 3, 5, 4);
-    xs[0] = named(dl_conv2d(x, 2, 1, 1, 0), "ca"); xs[1] = x; xs[2] = named(dl_conv2d(x, 4, 3, 1, 1), "cb");
-    layer_case("concat", net, x, dl_concat(xs, 3), 1);
-
-    net = dl_net_new();                 /* cat(fa(x), x) of features */
-    x = dl_input(net, 5, 0, 0);
-    xs[0] = named(dl_dense(x, 3), "fa"); xs[1] = x;
-    layer_case("concat_1d", net, x, dl_concat(xs, 2), 1);
-
-    net = dl_net_new();                 /* ca(x) * x */
-    x = dl_input(net, 3, 4, 5);
-    layer_case("mul", net, x, dl_mul(named(dl_conv2d(x, 3, 1, 1, 0), "ca"), x), 1);
-
-    net = dl_net_new();                 /* x (4,6) times fb(x) viewed as (6,5) */
-    x = dl_input(net, 4, 6, 0);
-    layer_case("matmul_2d", net, x, dl_matmul(x, dl_reshape(named(dl_dense(x, 30), "fb"), 2, s65)), 1);
-
-    net = dl_net_new();                 /* x (2,3,4) times fb(x) viewed as (2,4,5) */
-    x = dl_input(net, 2, 3, 4);
-    layer_case("matmul_3d", net, x, dl_matmul(x, dl_reshape(named(dl_dense(x, 40), "fb"), 3, s245)), 1);
-
-    net = dl_net_new();                 /* softmax over dim 0 of conv(x) (6,3,5) viewed as (10,9) */
-    x = dl_input(net, 4, 3, 5);
-    layer_case("reshape", net, x, dl_softmax(dl_reshape(named(dl_conv2d(x, 6, 1, 1, 0), "conv"), 2, s109)), 1);
-
-    net = dl_net_new();                 /* softmax over the flattened (2,3,4) */
-    x = dl_input(net, 2, 3, 4);
-    layer_case("flatten", net, x, dl_softmax(dl_flatten(x)), 1);
+static void test_op_cases(void) {
+    int ran[DL_OP_COUNT] = { 0 }, elsewhere[DL_OP_COUNT] = { 0 }, i;
+    double worst[DL_OP_COUNT] = { 0 };
+    for (i = 0; i < OP_CASES; i++) {
+        const op_case *k = &op_cases[i];
+        dl_net *net;
+        dl_layer *out;
+        if (!k->fixture) continue;
+        net = dl_net_new();
+        out = op_case_build(net, k);          /* before dl_net_layer(net, 0): it makes the input */
+        layer_case(k->fixture, net, dl_net_layer(net, 0), out, k->train);
+        ran[k->op]++;
+        if (err.fwd_frac > worst[k->op]) worst[k->op] = err.fwd_frac;
+        if (err.grad_frac > worst[k->op]) worst[k->op] = err.grad_frac;
+    }
+    elsewhere[DL_OP_INPUT] = 1;         /* every case reads one */
+    elsewhere[DL_OP_DROPOUT] = 1;       /* PyTorch takes no mask: test_dropout */
+    op_cases_cover("test_torch", ran, elsewhere);
+    printf("  worst error per op, as a fraction of the tolerance:\n");
+    for (i = 0; i < DL_OP_COUNT; i++)
+        if (ran[i]) printf("    %-16s %.3f (%d fixtures)\n", dl_op_name(i), worst[i], ran[i]);
 }
 
 /* ---- dropout ----------------------------------------------------------------- */
@@ -465,6 +334,21 @@ static void test_losses(void) {
         err_print("loss_ce");
     }
     err_reset();
+    if (fx_load(&f, "loss_nll")) {
+        if ((t = fx_get(&f, "logp")) && (lab = fx_get(&f, "labels")) && (loss = fx_get(&f, "loss")) && t->ndim == 2) {
+            int n = t->dims[0], classes = t->dims[1], i, *labels = (int *)malloc((size_t)n * sizeof(int));
+            float *d = (float *)malloc(t->size * sizeof(float)), l;
+            for (i = 0; i < n; i++) labels[i] = (int)lab->data[i];
+            l = dl_nll(t->data, labels, n, classes, d);
+            cmp("loss_nll", "loss", &l, loss->data, 1, 0);
+            cmp_fx(&f, "dlogp", "dlogp", d, t->size, 1);
+            free(labels);
+            free(d);
+        }
+        fx_free(&f);
+        err_print("loss_nll");
+    }
+    err_reset();
     if (fx_load(&f, "loss_mse")) {
         if ((t = fx_get(&f, "out")) && (tg = fx_get(&f, "target")) && (loss = fx_get(&f, "loss")) && t->ndim == 2) {
             float *d = (float *)malloc(t->size * sizeof(float)), l;
@@ -500,6 +384,7 @@ static const optim_case optims[] = {
     { "sgd_momentum_lr",  { .kind = DL_SGD, .lr = 0.1f, .momentum = 0.9f }, 0.03f, 0.2f },
     { "adam_lr",          { .kind = DL_ADAM, .lr = 0.01f }, 0.003f, 0.02f },
     { "rmsprop_lr",       { .kind = DL_RMSPROP, .lr = 0.01f, .momentum = 0.9f }, 0.05f, 0 },
+    { "sgd_dampening",    { .kind = DL_SGD, .lr = 0.1f, .momentum = 0.9f, .dampening = 0.3f }, 0, 0 },
 };
 
 static void optim_case_run(const optim_case *oc) {
@@ -542,7 +427,8 @@ static void test_optimizers(void) {
     for (i = 0; i < sizeof optims / sizeof optims[0]; i++) optim_case_run(&optims[i]);
 }
 
-/* ---- end to end: dl_train_step and dl_train_step_mse, 3 steps ---------------- */
+/* ---- end to end: dl_train_step, _nll and _mse, 3 steps ------------------------ */
+/* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood */
 static void train_case(const char *name, dl_net *net, dl_layer *out, dl_optim *opt, int mse) {
     fx f;
     const fx_tensor *x, *target;
@@ -552,15 +438,16 @@ static void train_case(const char *name, dl_net *net, dl_layer *out, dl_optim *o
     CHECK(out && opt, "%s: building failed: %s", name, dl_net_error(net));
     if (!out || !opt || !fx_load(&f, name)) { dl_net_free(net); return; }
     x = fx_get(&f, "x");
-    target = fx_get(&f, mse ? "target" : "labels");
+    target = fx_get(&f, mse == 1 ? "target" : "labels");
     if (x && target && load_params(net, &f)) {
         int n = x->dims[0];
         labels = (int *)calloc((size_t)n, sizeof(int));
-        for (i = 0; !mse && i < n; i++) labels[i] = (int)target->data[i];
+        for (i = 0; mse != 1 && i < n; i++) labels[i] = (int)target->data[i];
         for (step = 1; step <= 3; step++) {
             float loss = 0;
-            rc = mse ? dl_train_step_mse(net, opt, out, x->data, target->data, n, &loss)
-                     : dl_train_step(net, opt, out, x->data, labels, n, &loss);
+            rc = mse == 1 ? dl_train_step_mse(net, opt, out, x->data, target->data, n, &loss)
+               : mse == 2 ? dl_train_step_nll(net, opt, out, x->data, labels, n, &loss)
+                          : dl_train_step(net, opt, out, x->data, labels, n, &loss);
             CHECK(rc == DL_OK, "%s: step %d failed: %s", name, step, dl_net_error(net));
             snprintf(key, sizeof key, "loss%d", step);
             cmp_fx(&f, key, key, &loss, 1, 0);
@@ -587,6 +474,12 @@ static void test_train_step(void) {
     h = named(dl_dense(h, 4), "fc2");
     train_case("train_ce", net, h, dl_sgd(net, 0.1f, 0.9f), 0);
 
+    net = dl_net_new();                 /* the same, as log_softmax and NLL: the same steps as the fused CE */
+    x = dl_input(net, 8, 0, 0);
+    h = dl_relu(named(dl_batchnorm(named(dl_dense(x, 10), "fc1")), "bn"));
+    h = dl_log_softmax(named(dl_dense(h, 4), "fc2"));
+    train_case("train_ce", net, h, dl_sgd(net, 0.1f, 0.9f), 2);
+
     net = dl_net_new();                 /* conv -> relu -> flatten -> dense, MSE, Adam */
     x = dl_input(net, 2, 4, 5);
     h = dl_flatten(dl_relu(named(dl_conv2d(x, 3, 3, 1, 1), "conv")));
@@ -596,12 +489,7 @@ static void test_train_step(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1) fx_dir = argv[1];
-    RUN(test_dense);
-    RUN(test_conv2d);
-    RUN(test_pool);
-    RUN(test_batchnorm);
-    RUN(test_activations);
-    RUN(test_combine);
+    RUN(test_op_cases);
     RUN(test_dropout);
     RUN(test_losses);
     RUN(test_optimizers);

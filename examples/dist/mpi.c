@@ -218,10 +218,20 @@ static const int *dist_batch(batches *b, long step, int B) {
     if (epoch != b->epoch) {
         uint64_t rng = (b->seed + 1) * 0x2545f4914f6cdd1dull + (uint64_t)epoch;
         for (i = 0; i < b->count; i++) b->order[i] = i;
-        fashion_shuffle(b->order, b->count, &rng);
+        dl_shuffle(b->order, b->count, &rng);
         b->epoch = epoch;
     }
     return b->order + (step % per_epoch) * B;
+}
+
+/* Images idx[0..n) of s as floats in [0,1], and their labels. */
+static void dist_images(const idx_set *s, const int *idx, int n, float *x, int *y) {
+    int i, k;
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < FASHION_PIXELS; k++)
+            x[(size_t)i * FASHION_PIXELS + k] = s->pixels[(size_t)idx[i] * FASHION_PIXELS + k] * (1.0f / 255);
+        y[i] = s->labels[idx[i]];
+    }
 }
 
 /* One exact-mode step: this rank's microbatches, ordered reduction, update. */
@@ -233,7 +243,7 @@ static int exact_step(dist *d, exact *e, dl_net *net, dl_optim *opt, dl_layer *l
         int mb = d->rank * e->q + j;
         float *slot = e->slots + (size_t)j * e->L;
         const float *out;
-        fashion_batch(train, gbatch + (size_t)mb * m, m, x, y, NULL, 0);
+        dist_images(train, gbatch + (size_t)mb * m, m, x, y);
         /* dropout masks from (step, microbatch), not from how many forwards this rank ran */
         dl_net_seed(net, ((uint64_t)d->step << 20) ^ (uint64_t)mb);
         dl_zero_grad(net);
@@ -419,7 +429,7 @@ static int dist_run(dist *d, const dopts *o) {
                 goto done;
             }
         } else {
-            fashion_batch(&data.train, gb + (size_t)d->rank * local, local, x, y, NULL, 0);
+            dist_images(&data.train, gb + (size_t)d->rank * local, local, x, y);
             dl_net_seed(net, ((uint64_t)d->step << 20) ^ (uint64_t)d->rank);   /* each rank its own dropout masks */
             if (dl_train_step(net, opt, logits, x, y, local, &loss)) {
                 fprintf(stderr, "dist_mpi: rank %d: step %ld: %s\n", d->rank, step + 1, dl_net_error(net));

@@ -54,6 +54,22 @@ static dl_layer *fuzz_dl_graph(dl_net *net, int which) {
         s2[0] = 4; s2[1] = 8;
         h = dl_tanh(dl_matmul(h, dl_reshape(dl_mul(x, x), 2, s2)));
         return dl_softmax(dl_dense(dl_flatten(h), 2));
+    case 4: {       /* the layers of exported models: same pads, ceil mode, hard swish, conv transpose,
+                       broadcasting with a constant, pad, upsample, slice, reduce, log_softmax */
+        static const int s311[3] = { 4, 1, 1 };
+        static const float scale[4] = { 0.5f, 1.5f, -1.0f, 2.0f };
+        x = dl_input(net, 2, 6, 5);
+        c.filters = 4; c.kernel = 2; c.stride = 2; c.auto_pad = DL_PAD_SAME_UPPER;
+        h = dl_hard_swish(dl_conv2d_ex(x, &c));
+        h = dl_mul(h, dl_constant(net, 3, s311, scale));
+        pd.kernel = 2; pd.stride = 2; pd.ceil_mode = 1; pd.exclude_pad = 1;
+        h = dl_clip(dl_avgpool2d_ex(dl_pad(h, 1, DL_PAD_REFLECT), &pd), 0, 6);
+        memset(&c, 0, sizeof c);
+        c.filters = 3; c.kernel = 3; c.stride = 2; c.pad = 1; c.output_padding = 1;
+        h = dl_upsample(dl_slice_channels(dl_conv2d_transpose_ex(h, &c), 0, 2), 2, 1);
+        s2[0] = 1; s2[1] = 2;
+        return dl_log_softmax(dl_dense(dl_reduce_mean(h, s2, 2, 0), 3));
+    }
     default:        /* strided, padded and rectangular windows, dilation */
         x = dl_input(net, 3, 7, 9);
         pd.kernel_h = 3; pd.kernel_w = 2; pd.stride_h = 2; pd.stride_w = 1; pd.pad_h = 1;   /* pad_w 0 */

@@ -12,17 +12,17 @@
 #include <stdio.h>
 
 int main(void) {
-    static const char *const names[4] = { "mlp", "cnn", "graph", "windows" };
+    static const char *const names[5] = { "mlp", "cnn", "graph", "windows", "layers" };
     static float x[4 * 256], t[4 * 16];
     int g, i, failed = 0;
-    for (g = 0; g < 4; g++) {
+    for (g = 0; g < 5; g++) {
         dl_net *net = dl_net_new();
         dl_layer *out = fuzz_dl_graph(net, g);
         dl_optim_desc d;
         dl_optim *opt;
         char path[256];
         memset(&d, 0, sizeof d);
-        d.kind = g;                                 /* SGD, Adam, AdamW, RMSProp */
+        d.kind = g % 4;                             /* SGD, Adam, AdamW, RMSProp */
         d.lr = 0.01f; d.momentum = g == 0 || g == 3 ? 0.9f : 0; d.nesterov = g == 0;
         d.weight_decay = g == 0 ? 1e-4f : 0; d.clip_norm = g == 0 ? 1.0f : 0; d.centered = g == 3;
         opt = dl_optim_new(net, &d);
