@@ -90,14 +90,16 @@
       - dl_optim_new and its short forms: NULL for an unknown kind, lr, eps
         or weight decay not finite and positive (weight decay: >= 0),
         momentum or betas outside [0,1), alpha outside (0,1), clip < 0 or
-        NaN. The message names the first rule broken, its value and the
-        function called (dl_sgd, dl_adam, ...).
-      - dl_train_step, dl_train_step_mse: DL_ERR_ARG for NULLs (a NULL layer
+        NaN, dampening outside [0,1] or with Nesterov. The message names the
+        first rule broken, its value and the function called (dl_sgd,
+        dl_adam, ...).
+      - dl_train_step and its _mse, _nll, _scalar and _multi forms:
+        DL_ERR_ARG for NULLs (a NULL layer
         included), batch < 1 or too large (any layer over 2^30 floats for
         the batch; refused before x or the labels are read), a label outside
         [0, classes), an optimizer or layer of another net, a dl_softmax
         layer given to dl_train_step (the loss expects logits: pass the
-        softmax's input), and a graph with no trainable, unfrozen parameter
+        softmax's input; dl_train_step_nll wants dl_log_softmax), and a graph with no trainable, unfrozen parameter
         behind the output (inference only: use dl_forward with train 1 to
         update batchnorm statistics alone); DL_ERR_NUMERIC for a NaN or
         infinite input, target, loss or gradient, and for a step that would
@@ -107,7 +109,7 @@
         (use the _multi calls);
         DL_ERR_NOMEM. After any error no parameter, statistic, optimizer
         state or generator state has changed: the step can be retried.
-      - dl_predict, dl_forward, dl_ctx_predict: NULL, as above; a NULL layer
+      - dl_predict, dl_forward (and _multi), dl_ctx_predict: NULL, as above; a NULL layer
         is an error, not "the last layer" (that is dl_net_output(net)). Inference
         passes NaN and infinity on (outputs that depend on them are NaN or
         infinite, though relu and max pooling can drop a NaN); training mode
@@ -130,6 +132,8 @@
         moment, it holds the old or the new file, whole. A killed save can
         leave a "path.<pid>-<id>-<n>.tmp" file behind, safe to delete. A
         failed save's message names path and the system's reason (errno).
+        Only a regular file is replaced: DL_ERR_IO when path is a folder, a
+        device or a FIFO (saving to /dev/null does not replace it).
       - dl_net_load(_mem), dl_checkpoint_load(_mem), dl_net_load_weights:
         DL_ERR_IO (missing, not a regular file), DL_ERR_FORMAT (truncated,
         corrupt: every length and offset is checked against the size and a
