@@ -11,7 +11,7 @@ comma    = ,
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web
+.PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
@@ -19,6 +19,14 @@ $(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
+$(B)/test_onnx: tests/fuzz/fuzz_dl.h tests/fuzz/fuzz_onnx.h
+
+# ONNX: docs/ONNX_COVERAGE.md from libonnx-testdata's node tests; onnx-ort
+# is the ONNX Runtime and onnx.checker part of make test on its own.
+onnx-coverage: $(B)/test_onnx
+	DL_ONNX_COVERAGE=docs/ONNX_COVERAGE.md $(B)/test_onnx | tail -1
+onnx-ort:
+	@sh tests/test_onnx_ort.sh
 
 # The examples. `make demo ARGS="--epochs 5"` passes options; DATA=dir picks the data.
 EXAMPLES = $(B)/fashion $(B)/classify
@@ -44,10 +52,10 @@ $(B)/portable_%: tests/test_%.c dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_NO_SIMD -DDL_NO_THREADS -I. $< -o $@ -lm
 
 PORTABLE = $(B)/portable_grad $(B)/portable_torch
-# The report, library, Python, browser and MPI tests are scripts that install,
-# build and serve what they test; each says "not run" when its tools are
+# The report, library, Python, browser, MPI and ONNX Runtime tests are scripts that
+# install, build and serve what they test; each says "not run" when its tools are
 # missing. test_report.sh renders the report build/test_fit wrote.
-SCRIPTS  = tests/test_report.sh tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh
+SCRIPTS  = tests/test_report.sh tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh tests/test_onnx_ort.sh
 EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
 test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED) $(SCRIPTS)
@@ -257,9 +265,10 @@ valgrind: $(TESTS)
 # long and merges what grew into tests/fuzz/corpus_*; fuzz-smoke (CI) replays
 # every corpus file, then fuzzes each target for SMOKE_SECONDS. Crashes land
 # in build/ as crash-*: make each a regression file in the corpus.
-FUZZERS       = model checkpoint idx
+FUZZERS       = model checkpoint idx onnx
 FUZZ_SECONDS ?= 60
 SMOKE_SECONDS ?= 15
+$(B)/fuzz_onnx: tests/fuzz/fuzz_onnx.h
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_dl.h dl.h examples/idx.h
 	@mkdir -p $(B)
 	clang -std=c99 $(WARN) -g -O1 -fsanitize=fuzzer $(SAN) -I. $< -o $@ $(LDLIBS)

@@ -179,6 +179,7 @@
       DL_NO_FIT                  leave out the fit zone (summary, schedules,
                                  datasets, dl_fit, the HTML report)
       DL_NO_EMIT                 leave out freezing and the C emitter (>>emit)
+      DL_NO_ONNX                 leave out ONNX import and export (the >>onnx zone)
 
    PLATFORMS (what each compiler gets; tested in CI as noted)
       SIMD kernels, chosen at run time: gcc and clang on x86-64 get AVX-512
@@ -229,6 +230,9 @@
                  dl_evaluate and dl_predict_dataset in bounded memory
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
                  all-reduce (examples/dist, docs/SCALING.md)
+   ONNX          dl_onnx_load / dl_onnx_save: models from PyTorch, Keras, ... run
+                 here, nets trained here run anywhere (opset 13 out, 1-21 in;
+                 docs/ONNX_COVERAGE.md lists what imports)
 */
 #ifndef DL_H_INCLUDED
 #define DL_H_INCLUDED
@@ -972,6 +976,22 @@ typedef struct dl_emit_desc {
 } dl_emit_desc;
 DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_emit_desc *d, dl_status *st);
 #endif /* DL_NO_EMIT */
+
+/* ---- ONNX (the >>onnx zone; DL_NO_ONNX leaves it out) ---------------------- */
+/* Import: an ordinary net. Layers are named after the ONNX values they
+   compute (dl_onnx_output finds one by its ONNX name, graph outputs
+   included), parameters come from the initializers, the one graph input is
+   the input layer (batch dim symbolic or fixed). Opsets 1 to 21; local
+   functions are inlined. A model
+   with ops, attributes or cases dl.h cannot compute exactly fails with
+   DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
+   the file) only by dl_onnx_load. Export: opset 13, IR version 7, of the
+   ancestors of outputs; DL_ERR_UNSUPPORTED for custom layers. */
+DLDEF dl_net   *dl_onnx_load(const char *path, dl_status *st);
+DLDEF dl_net   *dl_onnx_load_mem(const void *data, size_t len, dl_status *st);
+DLDEF dl_layer *dl_onnx_output(const dl_net *net, const char *onnx_name);
+DLDEF int       dl_onnx_save(dl_net *net, dl_layer *const *outputs, int n_outputs, const char *path);
+DLDEF int       dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_outputs, void **data, size_t *len); /* DL_FREE it */
 
 /* ---- CUDA: defined in dl_cuda.cu, so only when you link dl_cuda.o ---------- */
 /* A backend on CUDA device `device`, for dl_net_to_backend; NULL when there
@@ -7064,7 +7084,7 @@ static void dl__io_rd(dl__wr *w, const unsigned char *src, void *v, size_t n) {
     memcpy(v, src + w->len, n);
     w->len += n;
 }
-static uint64_t dl__fnv(const unsigned char *p, size_t n) {
+static uint64_t dl__fnv64(const unsigned char *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
     while (n--) h = (h ^ *p++) * 0x100000001b3ull;
     return h;
@@ -7135,7 +7155,7 @@ static int dl__fit_save(dl_net *net, dl_optim *opt, dl_fit_history *h, const cha
     b64 = blen;
     dl__io(&w, &b64, 8);
     dl__io(&w, blob, blen);
-    sum = dl__fnv(w.p, w.len);
+    sum = dl__fnv64(w.p, w.len);
     dl__io(&w, &sum, 8);
     rc = w.bad ? DL_ERR_ARG : dl__fit_write_file(path, w.p, w.len);
     DL_FREE(w.p);
@@ -7173,7 +7193,7 @@ dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_stat
     }
     fclose(f);
     memcpy(&sum, data + size - 8, 8);
-    if (memcmp(data, dl__fit_magic, 8) || dl__fnv(data, (size_t)size - 8) != sum) {
+    if (memcmp(data, dl__fit_magic, 8) || dl__fnv64(data, (size_t)size - 8) != sum) {
         DL_FREE(data);
         return dl__fit_fail(st, DL_ERR_FORMAT, path, "not a dl_fit checkpoint, or corrupt");
     }
@@ -7195,7 +7215,12 @@ dl_net *dl_fit_load(const char *path, dl_optim **opt, dl_fit_history *h, dl_stat
 
 /* ---- progress ---- */
 static double dl__fit_now(void) {
-#if defined(CLOCK_MONOTONIC)
+#if defined(DL__WIN32)      /* mingw declares clock_gettime only with winpthreads */
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return (double)t.QuadPart / (double)f.QuadPart;
+#elif defined(CLOCK_MONOTONIC)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -8829,6 +8854,2073 @@ int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_em
     return rc;
 }
 #endif /* DL_NO_EMIT */
+
+/* ==== >>onnx: ONNX import and export (define DL_NO_ONNX to leave it out) ======== */
+#ifndef DL_NO_ONNX
+/* Built on the public API: the importer calls the layer constructors and
+   fills parameters through dl_net_find_param; the exporter reads dl_layer and
+   dl_param. Reused from >>files: dl__wbuf, dl__read_file, dl__write_atomic. */
+
+/* ---- protobuf wire format: every length is checked against what is left
+   of its parent, so a message can only be read inside its own bytes. ---- */
+typedef struct dl__pb { const unsigned char *p, *end; } dl__pb;
+typedef struct dl__pbf { uint32_t field; int wire; uint64_t v; const unsigned char *s; size_t n; } dl__pbf;
+typedef struct dl__str { const char *p; size_t n; } dl__str;
+
+static dl__pb dl__pb_of(const void *p, size_t n) {
+    dl__pb b;
+    b.p = (const unsigned char *)p; b.end = b.p + n;
+    return b;
+}
+static int dl__pb_varint(dl__pb *b, uint64_t *v) {
+    uint64_t r = 0;
+    int sh;
+    for (sh = 0; sh < 64 && b->p < b->end; sh += 7) {
+        unsigned c = *b->p++;
+        r |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) { *v = r; return 1; }
+    }
+    return 0;
+}
+static uint64_t dl__pb_le(const unsigned char *s, int n) {
+    uint64_t v = 0;
+    while (n--) v = (v << 8) | s[n];
+    return v;
+}
+/* The next field: 1, 0 at the end of the message, -1 when malformed. */
+static int dl__pb_next(dl__pb *b, dl__pbf *f) {
+    uint64_t key, len;
+    if (b->p >= b->end) return 0;
+    if (!dl__pb_varint(b, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff) return -1;
+    f->field = (uint32_t)(key >> 3); f->wire = (int)(key & 7); f->v = 0; f->s = b->p; f->n = 0;
+    switch (f->wire) {
+    case 0: return dl__pb_varint(b, &f->v) ? 1 : -1;
+    case 1: case 5:
+        f->n = f->wire == 1 ? 8 : 4;
+        if ((size_t)(b->end - b->p) < f->n) return -1;
+        f->v = dl__pb_le(b->p, (int)f->n);
+        b->p += f->n;
+        return 1;
+    case 2:
+        if (!dl__pb_varint(b, &len) || len > (uint64_t)(b->end - b->p)) return -1;
+        f->s = b->p; f->n = (size_t)len; b->p += len;
+        return 1;
+    default: return -1;         /* groups are not used by ONNX */
+    }
+}
+/* Reads repeated numeric field `field` of a message, packed or not: kind 0
+   varints (as int64), 4 fixed32 floats, 8 fixed64 doubles. out NULL only
+   counts. Returns the count, -1 when malformed or of the wrong wire type. */
+static long dl__pb_repeated(const unsigned char *m, size_t n, uint32_t field, int kind, void *out) {
+    dl__pb b = dl__pb_of(m, n), in;
+    dl__pbf f;
+    long cnt = 0;
+    int r;
+    while ((r = dl__pb_next(&b, &f)) > 0) {
+        if (f.field != field) continue;
+        if (f.wire == 2) in = dl__pb_of(f.s, f.n);
+        else if (f.wire == (kind == 0 ? 0 : kind == 4 ? 5 : 1)) { in.p = f.s; in.end = in.p; }
+        else return -1;
+        do {
+            uint64_t v = f.v;
+            if (f.wire == 2) {
+                if (in.p >= in.end) break;
+                if (kind == 0) { if (!dl__pb_varint(&in, &v)) return -1; }
+                else if ((size_t)(in.end - in.p) < (size_t)kind) return -1;
+                else { v = dl__pb_le(in.p, kind); in.p += kind; }
+            }
+            if (out) {
+                if (kind == 0) ((int64_t *)out)[cnt] = (int64_t)v;
+                else if (kind == 4) { uint32_t u = (uint32_t)v; memcpy((float *)out + cnt, &u, 4); }
+                else memcpy((double *)out + cnt, &v, 8);
+            }
+            if (++cnt > 0x7fffffffL) return -1;
+        } while (f.wire == 2);
+    }
+    return r < 0 ? -1 : cnt;
+}
+static int dl__str_is(dl__str s, const char *z) { return strlen(z) == s.n && !memcmp(s.p, z, s.n); }
+
+/* The writer: a nested message is built in its own buffer, then copied in
+   behind its length. */
+static void dl__pw_varint(dl__wbuf *w, uint64_t v) {
+    unsigned char b[10];
+    int n = 0;
+    do { b[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)); v >>= 7; } while (v);
+    dl__put(w, b, (size_t)n);
+}
+static void dl__pw_int(dl__wbuf *w, uint32_t field, int64_t v) { dl__pw_varint(w, (uint64_t)field << 3); dl__pw_varint(w, (uint64_t)v); }
+static void dl__pw_bytes(dl__wbuf *w, uint32_t field, const void *p, size_t n) {
+    dl__pw_varint(w, (uint64_t)field << 3 | 2);
+    dl__pw_varint(w, n);
+    dl__put(w, p, n);
+}
+static void dl__pw_str(dl__wbuf *w, uint32_t field, const char *s) { dl__pw_bytes(w, field, s, strlen(s)); }
+static void dl__pw_float(dl__wbuf *w, uint32_t field, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    dl__pw_varint(w, (uint64_t)field << 3 | 5);
+    dl__put_u32(w, u);
+}
+static void dl__pw_msg(dl__wbuf *w, uint32_t field, dl__wbuf *sub) {   /* frees sub */
+    if (sub->oom) w->oom = 1;
+    dl__pw_bytes(w, field, sub->p, sub->len);
+    DL_FREE(sub->p);
+    memset(sub, 0, sizeof *sub);
+}
+
+/* ---- ONNX messages (onnx.proto field numbers) ---- */
+enum { DL__OX_FLOAT = 1, DL__OX_UINT8 = 2, DL__OX_INT8 = 3, DL__OX_UINT16 = 4, DL__OX_INT16 = 5, DL__OX_INT32 = 6,
+       DL__OX_INT64 = 7, DL__OX_STRING = 8, DL__OX_BOOL = 9, DL__OX_FLOAT16 = 10, DL__OX_DOUBLE = 11,
+       DL__OX_UINT32 = 12, DL__OX_UINT64 = 13 };
+#define DL__OX_MAXR 8           /* tensor rank */
+#define DL__OX_MAXIO 64         /* inputs, outputs and attributes of one node */
+#define DL__OX_SYM (-0x7ffffffffffffff0LL)   /* the batch size in a folded shape: unknown at import */
+#define DL__OX_MAXCOUNT 0x7fffffffL          /* elements in one tensor */
+
+typedef struct dl__ox_t {       /* a constant, owned: float or int64 values */
+    int ndim, isint;
+    int64_t dims[DL__OX_MAXR];
+    size_t count;
+    float *f;
+    int64_t *i;
+} dl__ox_t;
+
+typedef struct dl__ox_node {
+    dl__str op, name, domain;
+    int n_in, n_out, n_attr;
+    dl__str in[DL__OX_MAXIO], out[DL__OX_MAXIO];
+    dl__str attr_name[DL__OX_MAXIO];
+    const unsigned char *attr[DL__OX_MAXIO];
+    size_t attr_len[DL__OX_MAXIO];
+} dl__ox_node;
+
+enum { DL__OX_NONE = 0, DL__OX_LAYER = 1, DL__OX_CONST = 2 };
+typedef struct dl__ox_val {
+    dl__str name;               /* into the model bytes */
+    int kind;                   /* NONE: made by an unsupported node */
+    dl_layer *l;                /* LAYER: ONNX dims are [batch, l->shape...] */
+    int rank;                   /* LAYER: ONNX rank (rank 1 is per-sample (1)) */
+    dl__ox_t t;                 /* CONST */
+} dl__ox_val;
+
+typedef struct dl__ox {
+    dl_net *net;
+    const char *dir;            /* the model's folder, for external data; NULL from memory */
+    int opset;
+    int64_t batch;              /* the input's first dim, or DL__OX_SYM */
+    dl__ox_val *v;
+    int nv, capv, *hash, hcap;
+    int helpers;                /* layers named "~k" until the end */
+    const dl__ox_node *node;    /* the node being imported */
+    char why[160];              /* why the node is unsupported */
+    struct { char op[24], first[24], why[96]; int count; } ug[16];   /* unsupported nodes, by op and reason */
+    int n_ug, n_unsup;
+    char err[256];
+    const unsigned char **fn;   /* local functions (FunctionProto), for inlining */
+    size_t *fn_len;
+    int n_fn;
+    void *arena;                /* names made while inlining, freed at the end */
+    unsigned calls;
+} dl__ox;
+
+/* A call of a local function being inlined: its formal inputs and outputs
+   are the caller's, its other values are renamed "~f<id>/name". */
+typedef struct dl__ox_call {
+    const dl__ox_node *caller;
+    const unsigned char *fn;
+    size_t fn_len;
+    dl__str in[DL__OX_MAXIO], out[DL__OX_MAXIO];
+    int n_in, n_out, depth;
+    unsigned id;
+} dl__ox_call;
+
+static int dl__ox_failf(dl__ox *ox, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ox->err, sizeof ox->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+static int dl__ox_unsup(dl__ox *ox, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ox->why, sizeof ox->why, fmt, ap);
+    va_end(ap);
+    return DL_ERR_UNSUPPORTED;
+}
+static void dl__ox_t_free(dl__ox_t *t) { DL_FREE(t->f); DL_FREE(t->i); memset(t, 0, sizeof *t); }
+static int dl__ox_t_alloc(dl__ox_t *t, int isint, int ndim, const int64_t *dims) {
+    size_t c = 1;
+    int k;
+    memset(t, 0, sizeof *t);
+    t->isint = isint; t->ndim = ndim;
+    for (k = 0; k < ndim; k++) {
+        if (dims[k] < 0 || (dims[k] && c > (size_t)DL__OX_MAXCOUNT / (size_t)dims[k])) return DL_ERR_FORMAT;
+        t->dims[k] = dims[k];
+        c *= (size_t)dims[k];
+    }
+    t->count = c;
+    if (isint) t->i = (int64_t *)DL_MALLOC((c ? c : 1) * sizeof(int64_t));   /* every element is written next */
+    else t->f = (float *)DL_MALLOC((c ? c : 1) * sizeof(float));
+    return (isint ? (void *)t->i : (void *)t->f) ? DL_OK : DL_ERR_NOMEM;
+}
+static double dl__ox_get(const dl__ox_t *t, size_t k) { return t->isint ? (double)t->i[k] : (double)t->f[k]; }
+
+/* IEEE half to float, subnormals, infinities and NaN included. */
+static float dl__half(unsigned h) {
+    unsigned e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), (int)e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+/* The payload of an external tensor: location relative to the model's
+   folder, never absolute and never through "..". */
+static int dl__ox_external(dl__ox *ox, const unsigned char *m, size_t n, size_t want, unsigned char **out) {
+    dl__pb b = dl__pb_of(m, n);
+    dl__pbf f;
+    char loc[512] = "", path[1200], key[16];
+    unsigned long long off = 0, len = (unsigned long long)want;
+    FILE *fp;
+    int r, ok;
+    if (!ox->dir) return dl__ox_unsup(ox, "external data needs dl_onnx_load(path), not the memory loader");
+    while ((r = dl__pb_next(&b, &f)) > 0) {
+        dl__pb e;
+        dl__pbf g;
+        dl__str k = { NULL, 0 }, v = { NULL, 0 };
+        char val[512];
+        if (f.field != 13 || f.wire != 2) continue;
+        e = dl__pb_of(f.s, f.n);
+        while ((r = dl__pb_next(&e, &g)) > 0)
+            if (g.wire == 2 && (g.field == 1 || g.field == 2)) {
+                dl__str *d = g.field == 1 ? &k : &v;
+                d->p = (const char *)g.s; d->n = g.n;
+            }
+        if (r < 0 || !k.p || !v.p || k.n >= sizeof key || v.n >= sizeof val) return dl__ox_failf(ox, DL_ERR_FORMAT, "bad external_data entry");
+        memcpy(key, k.p, k.n); key[k.n] = 0;
+        memcpy(val, v.p, v.n); val[v.n] = 0;
+        if (!strcmp(key, "location")) memcpy(loc, val, v.n + 1);
+        else if (!strcmp(key, "offset")) off = strtoull(val, NULL, 10);
+        else if (!strcmp(key, "length")) len = strtoull(val, NULL, 10);
+    }
+    if (r < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "malformed tensor");
+    if (!loc[0] || loc[0] == '/' || strchr(loc, '\\') || strchr(loc, ':') || !strcmp(loc, "..") || !strncmp(loc, "../", 3) ||
+        strstr(loc, "/../") || (strlen(loc) >= 3 && !strcmp(loc + strlen(loc) - 3, "/..")))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "external data location '%s' must be a relative path inside the model's folder", loc);
+    if (len != want) return dl__ox_failf(ox, DL_ERR_FORMAT, "external data of %llu bytes for a tensor of %lu", len, (unsigned long)want);
+    snprintf(path, sizeof path, "%s/%s", ox->dir, loc);
+    if (!(fp = fopen(path, "rb"))) return dl__ox_failf(ox, DL_ERR_IO, "cannot open external data %s", path);
+    if (fseek(fp, 0, SEEK_END) || ftell(fp) < 0 || off > (unsigned long long)ftell(fp) || len > (unsigned long long)ftell(fp) - off) {
+        fclose(fp);
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "external data %s is shorter than offset %llu + %llu", path, off, len);
+    }
+    if (!(*out = (unsigned char *)DL_MALLOC(want ? want : 1))) { fclose(fp); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
+    ok = off <= (unsigned long long)LONG_MAX && !fseek(fp, (long)off, SEEK_SET) && fread(*out, 1, want, fp) == want;
+    fclose(fp);
+    if (!ok) { DL_FREE(*out); *out = NULL; return dl__ox_failf(ox, DL_ERR_FORMAT, "external data %s is shorter than offset %llu + %llu", path, off, len); }
+    return DL_OK;
+}
+
+/* raw_data (little-endian, es bytes each) into t's floats or ints. */
+static void dl__ox_decode_raw(dl__ox_t *t, int dtype, const unsigned char *raw, int es) {
+    uint32_t one = 1;
+    size_t k;
+    if (dtype == DL__OX_FLOAT && *(const unsigned char *)&one) {
+        memcpy(t->f, raw, t->count * 4);   /* a little-endian host: the bytes are the floats */
+        return;
+    }
+    for (k = 0; k < t->count; k++) {
+        uint64_t u = dl__pb_le(raw + k * (size_t)es, es);
+        switch (dtype) {
+        case DL__OX_FLOAT: { uint32_t w = (uint32_t)u; memcpy(&t->f[k], &w, 4); break; }
+        case DL__OX_FLOAT16: t->f[k] = dl__half((unsigned)u); break;
+        case DL__OX_DOUBLE: { double d; memcpy(&d, &u, 8); t->f[k] = (float)d; break; }
+        case DL__OX_INT8: t->i[k] = (int8_t)u; break;
+        case DL__OX_INT16: t->i[k] = (int16_t)u; break;
+        case DL__OX_INT32: t->i[k] = (int32_t)u; break;
+        default: t->i[k] = (int64_t)u; break;
+        }
+    }
+}
+/* The typed field (already counted) into t; DL_ERR_NOMEM for the scratch copy. */
+static int dl__ox_decode_typed(dl__ox_t *t, int dtype, const unsigned char *m, size_t n, uint32_t field, int kind) {
+    void *tmp;
+    size_t k;
+    if (dtype == DL__OX_FLOAT) { dl__pb_repeated(m, n, field, kind, t->f); return DL_OK; }
+    if (t->isint && dtype != DL__OX_INT32 && dtype != DL__OX_INT16 && dtype != DL__OX_INT8) { dl__pb_repeated(m, n, field, kind, t->i); return DL_OK; }
+    if (!(tmp = dl__calloc(t->count ? t->count : 1, 8))) return DL_ERR_NOMEM;
+    dl__pb_repeated(m, n, field, kind, tmp);
+    for (k = 0; k < t->count; k++) {    /* narrower types travel as varints or doubles */
+        int64_t v = ((int64_t *)tmp)[k];
+        if (dtype == DL__OX_DOUBLE) t->f[k] = (float)((double *)tmp)[k];
+        else if (dtype == DL__OX_FLOAT16) t->f[k] = dl__half((unsigned)v & 0xffff);
+        else t->i[k] = dtype == DL__OX_INT32 ? (int32_t)v : dtype == DL__OX_INT16 ? (int16_t)v : (int8_t)v;
+    }
+    DL_FREE(tmp);
+    return DL_OK;
+}
+
+/* Decodes a TensorProto: sizes checked against dims and type; float16 and
+   double become float, every integer type int64. */
+static int dl__ox_tensor(dl__ox *ox, const unsigned char *m, size_t n, dl__ox_t *t, dl__str *name) {
+    static const signed char esize[14] = { 0, 4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8 };
+    dl__pb b = dl__pb_of(m, n);
+    dl__pbf f;
+    int64_t dims[DL__OX_MAXR];
+    const unsigned char *raw = NULL;
+    unsigned char *ext = NULL;
+    size_t rawn = 0, k, cnt;
+    long nd = dl__pb_repeated(m, n, 1, 0, NULL), nv = 0;
+    int dtype = 0, external = 0, r, rc, isint, es, kind;
+    uint32_t field;
+    memset(t, 0, sizeof *t);
+    if (name) { name->p = ""; name->n = 0; }
+    while ((r = dl__pb_next(&b, &f)) > 0) {
+        if (f.field == 2 && f.wire == 0) dtype = (int)f.v;
+        else if (f.field == 8 && f.wire == 2 && name) { name->p = (const char *)f.s; name->n = f.n; }
+        else if (f.field == 9 && f.wire == 2) { raw = f.s; rawn = f.n; }
+        else if (f.field == 14 && f.wire == 0) external = f.v == 1;
+        else if (f.field == 3) return dl__ox_unsup(ox, "segmented tensors");
+    }
+    if (r < 0 || nd < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "malformed tensor");
+    if (nd > DL__OX_MAXR) return dl__ox_unsup(ox, "a tensor of rank %ld", nd);
+    dl__pb_repeated(m, n, 1, 0, dims);
+    if (dtype < 1 || dtype > 13 || !esize[dtype]) return dl__ox_unsup(ox, "tensor data type %d", dtype);
+    isint = dtype != DL__OX_FLOAT && dtype != DL__OX_FLOAT16 && dtype != DL__OX_DOUBLE;
+    es = esize[dtype];
+    for (k = 0, cnt = 1; k < (size_t)nd; k++) {     /* sizes are checked before anything is allocated */
+        if (dims[k] < 0 || (dims[k] && cnt > (size_t)DL__OX_MAXCOUNT / (size_t)dims[k]))
+            return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor dims negative or over 2^31 elements");
+        cnt *= (size_t)dims[k];
+    }
+    if (external) {
+        if ((rc = dl__ox_external(ox, m, n, cnt * (size_t)es, &ext)) != DL_OK) return rc;
+        raw = ext; rawn = cnt * (size_t)es;
+    }
+    if (raw && rawn != cnt * (size_t)es)
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "raw_data holds %lu bytes for %lu elements of %d bytes",
+                            (unsigned long)rawn, (unsigned long)cnt, es);
+    field = dtype == DL__OX_FLOAT ? 4 : dtype == DL__OX_DOUBLE ? 10 : dtype == DL__OX_INT64 ? 7 :
+            dtype == DL__OX_UINT32 || dtype == DL__OX_UINT64 ? 11 : 5;
+    kind = dtype == DL__OX_FLOAT ? 4 : dtype == DL__OX_DOUBLE ? 8 : 0;
+    if (!raw && ((nv = dl__pb_repeated(m, n, field, kind, NULL)) < 0 || (size_t)nv != cnt))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "tensor holds %ld values for %lu elements", nv, (unsigned long)cnt);
+    if ((rc = dl__ox_t_alloc(t, isint, (int)nd, dims)) != DL_OK) { DL_FREE(ext); return dl__ox_failf(ox, rc, "out of memory"); }
+    if (raw) dl__ox_decode_raw(t, dtype, raw, es);
+    else if ((rc = dl__ox_decode_typed(t, dtype, m, n, field, kind)) != DL_OK) { dl__ox_t_free(t); return dl__ox_failf(ox, rc, "out of memory"); }
+    DL_FREE(ext);
+    return DL_OK;
+}
+
+static dl__str dl__ox_intern(dl__ox *ox, const char *a, unsigned id, dl__str s) {
+    dl__str r = { NULL, 0 };
+    size_t len = s.n + 24;
+    char *blk = (char *)DL_MALLOC(sizeof(void *) + len);
+    if (!blk) return r;
+    memcpy(blk, &ox->arena, sizeof(void *));
+    ox->arena = blk;
+    blk += sizeof(void *);
+    snprintf(blk, len, "%s%u/%.*s", a, id, (int)s.n, s.p);
+    r.p = blk; r.n = strlen(blk);
+    return r;
+}
+/* A name inside an inlined function, as the graph knows it. */
+static dl__str dl__ox_rename(dl__ox *ox, const dl__ox_call *c, dl__str s) {
+    dl__str none = { "", 0 };
+    int k;
+    if (!c || !s.n) return s;
+    for (k = 0; k < c->n_in; k++) if (c->in[k].n == s.n && !memcmp(c->in[k].p, s.p, s.n)) return k < c->caller->n_in ? c->caller->in[k] : none;
+    for (k = 0; k < c->n_out; k++) if (c->out[k].n == s.n && !memcmp(c->out[k].p, s.p, s.n)) return k < c->caller->n_out ? c->caller->out[k] : none;
+    return dl__ox_intern(ox, "~f", c->id, s);
+}
+/* An attribute that refers to the caller's (ref_attr_name): the caller's
+   attribute, else the function's default, else none (NULL). */
+static const unsigned char *dl__ox_ref_attr(const dl__ox_call *c, dl__str ref, size_t *len) {
+    dl__pb b;
+    dl__pbf f;
+    int k;
+    for (k = 0; k < c->caller->n_attr; k++)
+        if (c->caller->attr_name[k].n == ref.n && !memcmp(c->caller->attr_name[k].p, ref.p, ref.n)) { *len = c->caller->attr_len[k]; return c->caller->attr[k]; }
+    for (b = dl__pb_of(c->fn, c->fn_len); dl__pb_next(&b, &f) > 0;)
+        if (f.field == 11 && f.wire == 2) {
+            dl__pb a = dl__pb_of(f.s, f.n);
+            dl__pbf g;
+            while (dl__pb_next(&a, &g) > 0)
+                if (g.field == 1 && g.wire == 2 && g.n == ref.n && !memcmp(g.s, ref.p, ref.n)) { *len = f.n; return f.s; }
+        }
+    return NULL;
+}
+
+/* A NodeProto into n (strings point into the model bytes, or the arena when
+   inlined through call); every attribute message is checked here, so the
+   getters below can trust them. */
+static int dl__ox_node_parse(dl__ox *ox, const unsigned char *m, size_t len, dl__ox_node *n, const dl__ox_call *call) {
+    dl__pb b = dl__pb_of(m, len);
+    dl__pbf f;
+    int r;
+    memset(n, 0, sizeof *n);
+    n->domain.p = n->name.p = n->op.p = "";
+    while ((r = dl__pb_next(&b, &f)) > 0) {
+        dl__str s;
+        s.p = (const char *)f.s; s.n = f.n;
+        if (f.wire != 2) continue;
+        if (f.field == 1 || f.field == 2) {
+            int *cnt = f.field == 1 ? &n->n_in : &n->n_out;
+            if (*cnt == DL__OX_MAXIO) return dl__ox_unsup(ox, "more than %d inputs or outputs", DL__OX_MAXIO);
+            s = dl__ox_rename(ox, call, s);
+            if (!s.p) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+            (f.field == 1 ? n->in : n->out)[(*cnt)++] = s;
+        } else if (f.field == 3) n->name = s;
+        else if (f.field == 4) n->op = s;
+        else if (f.field == 7) n->domain = s;
+        else if (f.field == 5) {
+            dl__pb a = dl__pb_of(f.s, f.n);
+            dl__pbf g;
+            dl__str ref = { NULL, 0 };
+            const unsigned char *am = f.s;
+            size_t alen = f.n;
+            if (n->n_attr == DL__OX_MAXIO) return dl__ox_unsup(ox, "more than %d attributes", DL__OX_MAXIO);
+            n->attr_name[n->n_attr].p = "";
+            while ((r = dl__pb_next(&a, &g)) > 0) {
+                if (g.field == 1 && g.wire == 2) { n->attr_name[n->n_attr].p = (const char *)g.s; n->attr_name[n->n_attr].n = g.n; }
+                if (g.field == 21 && g.wire == 2) { ref.p = (const char *)g.s; ref.n = g.n; }
+            }
+            if (r < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "malformed attribute");
+            if (ref.p && !call) return dl__ox_failf(ox, DL_ERR_FORMAT, "an attribute reference (ref_attr_name) outside a function");
+            if (ref.p && !(am = dl__ox_ref_attr(call, ref, &alen))) continue;     /* not given, no default: absent */
+            if (dl__pb_repeated(am, alen, 8, 0, NULL) < 0 || dl__pb_repeated(am, alen, 7, 4, NULL) < 0)
+                return dl__ox_failf(ox, DL_ERR_FORMAT, "malformed attribute");
+            n->attr[n->n_attr] = am; n->attr_len[n->n_attr++] = alen;
+        }
+    }
+    return r < 0 ? dl__ox_failf(ox, DL_ERR_FORMAT, "malformed node") : DL_OK;
+}
+
+/* Attribute name's field `field` (wire 2 or scalar): 1 found, 0 absent. */
+static int dl__ox_attr(const dl__ox_node *n, const char *name, uint32_t field, dl__pbf *out, int *idx) {
+    int k;
+    for (k = 0; k < n->n_attr; k++)
+        if (dl__str_is(n->attr_name[k], name)) {
+            dl__pb a = dl__pb_of(n->attr[k], n->attr_len[k]);
+            dl__pbf g;
+            if (idx) *idx = k;
+            while (dl__pb_next(&a, &g) > 0)
+                if (g.field == field) { *out = g; return 1; }
+            if (!field) return 1;
+        }
+    return 0;
+}
+static int64_t dl__ox_ai(const dl__ox_node *n, const char *name, int64_t def) {
+    dl__pbf f;
+    return dl__ox_attr(n, name, 3, &f, NULL) && f.wire == 0 ? (int64_t)f.v : def;
+}
+static float dl__ox_af(const dl__ox_node *n, const char *name, float def) {
+    dl__pbf f;
+    float x;
+    uint32_t u;
+    if (!dl__ox_attr(n, name, 2, &f, NULL) || f.wire != 5) return def;
+    u = (uint32_t)f.v;
+    memcpy(&x, &u, 4);
+    return x;
+}
+static dl__str dl__ox_as(const dl__ox_node *n, const char *name, const char *def) {
+    dl__pbf f;
+    dl__str s;
+    if (dl__ox_attr(n, name, 4, &f, NULL) && f.wire == 2) { s.p = (const char *)f.s; s.n = f.n; }
+    else { s.p = def; s.n = strlen(def); }
+    return s;
+}
+/* ints attribute: the count (at most max are stored), -1 when absent. */
+static int dl__ox_aints(const dl__ox_node *n, const char *name, int64_t *out, int max) {
+    dl__pbf f;
+    int k;
+    long c;
+    if (!dl__ox_attr(n, name, 0, &f, &k)) return -1;
+    c = dl__pb_repeated(n->attr[k], n->attr_len[k], 8, 0, NULL);
+    if (c > max) return (int)(c > 1000 ? 1000 : c);
+    dl__pb_repeated(n->attr[k], n->attr_len[k], 8, 0, out);
+    return (int)c;
+}
+
+/* ---- the value table: ONNX names to layers or constants ---- */
+static uint32_t dl__fnv32(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
+    return h;
+}
+static dl__ox_val *dl__ox_find(dl__ox *ox, dl__str name) {
+    uint32_t h;
+    if (!ox->hcap || !name.n) return NULL;
+    for (h = dl__fnv32(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {
+        dl__ox_val *v = &ox->v[ox->hash[h]];
+        if (v->name.n == name.n && !memcmp(v->name.p, name.p, name.n)) return v;
+    }
+    return NULL;
+}
+/* A new value (or the existing one of that name, emptied: ONNX names are
+   assigned once, so that only happens in a broken model, caught later). */
+static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
+    dl__ox_val *v = dl__ox_find(ox, name);
+    int k;
+    uint32_t h;
+    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; return v; }
+    if (ox->nv == ox->capv) {
+        int nc = ox->capv ? 2 * ox->capv : 64;
+        if (!dl__grow((void **)&ox->v, (size_t)ox->capv, (size_t)nc, sizeof *ox->v)) return NULL;
+        ox->capv = nc;
+    }
+    if (2 * (ox->nv + 1) > ox->hcap) {      /* keep the table at most half full */
+        int nh = ox->hcap ? 2 * ox->hcap : 128;
+        int *nt = (int *)dl__calloc((size_t)nh, sizeof(int));
+        if (!nt) return NULL;
+        DL_FREE(ox->hash);
+        ox->hash = nt; ox->hcap = nh;
+        for (k = 0; k < nh; k++) nt[k] = -1;
+        for (k = 0; k < ox->nv; k++) {
+            for (h = dl__fnv32(ox->v[k].name.p, ox->v[k].name.n) & (uint32_t)(nh - 1); nt[h] >= 0; h = (h + 1) & (uint32_t)(nh - 1)) {}
+            nt[h] = k;
+        }
+    }
+    v = &ox->v[ox->nv];
+    memset(v, 0, sizeof *v);
+    v->name = name;
+    if (name.n) {
+        for (h = dl__fnv32(name.p, name.n) & (uint32_t)(ox->hcap - 1); ox->hash[h] >= 0; h = (h + 1) & (uint32_t)(ox->hcap - 1)) {}
+        ox->hash[h] = ox->nv;
+    }
+    ox->nv++;
+    return v;
+}
+
+/* The node's input i: NULL when absent (optional inputs are empty names). */
+static dl__ox_val *dl__ox_in(dl__ox *ox, int i) {
+    return i < ox->node->n_in && ox->node->in[i].n ? dl__ox_find(ox, ox->node->in[i]) : NULL;
+}
+static const dl__ox_t *dl__ox_cin(dl__ox *ox, int i) {
+    dl__ox_val *v = dl__ox_in(ox, i);
+    return v && v->kind == DL__OX_CONST ? &v->t : NULL;
+}
+/* ONNX dims of a value: a layer's first dim is the batch. */
+static int dl__ox_dims(const dl__ox *ox, const dl__ox_val *v, int64_t *d) {
+    int k;
+    if (v->kind == DL__OX_CONST) { memcpy(d, v->t.dims, sizeof v->t.dims); return v->t.ndim; }
+    d[0] = ox->batch;
+    for (k = 1; k < v->rank; k++) d[k] = v->l->shape[k - 1];
+    return v->rank;
+}
+/* Takes a new layer: named "~k" until the end, when layers get their ONNX names. */
+static int dl__ox_take(dl__ox *ox, dl_layer *l) {
+    char nm[16];
+    if (!l) return dl__ox_failf(ox, DL_ERR_SHAPE, "%s", dl_net_error(ox->net));
+    snprintf(nm, sizeof nm, "~%d", ++ox->helpers);
+    dl_layer_set_name(l, nm);
+    return DL_OK;
+}
+/* Binds output i of the node to a layer of ONNX rank `rank`. */
+static int dl__ox_out_layer(dl__ox *ox, int i, dl_layer *l, int rank) {
+    dl__ox_val *v;
+    int rc;
+    if ((rc = dl__ox_take(ox, l)) != DL_OK) return rc;
+    if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
+    return DL_OK;
+}
+static int dl__ox_out_const(dl__ox *ox, int i, dl__ox_t *t) {   /* takes t */
+    dl__ox_val *v = dl__ox_new(ox, ox->node->out[i]);
+    if (!v) { dl__ox_t_free(t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
+    v->kind = DL__OX_CONST; v->t = *t;
+    return DL_OK;
+}
+static int dl__ox_alias(dl__ox *ox, int i, const dl__ox_val *src) {
+    dl__ox_val s = *src, *v;
+    if (s.kind == DL__OX_CONST) {
+        dl__ox_t t;
+        int rc = dl__ox_t_alloc(&t, s.t.isint, s.t.ndim, s.t.dims);
+        if (rc) return dl__ox_failf(ox, rc, "out of memory");
+        if (t.isint) memcpy(t.i, s.t.i, t.count * sizeof *t.i);
+        else memcpy(t.f, s.t.f, t.count * sizeof *t.f);
+        return dl__ox_out_const(ox, i, &t);
+    }
+    if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    v->kind = s.kind; v->l = s.l; v->rank = s.rank;
+    return DL_OK;
+}
+/* Views layer l (per-sample size unchanged) with ONNX dims d of rank r. */
+static int dl__ox_view(dl__ox *ox, dl_layer **l, int r, const int64_t *d) {
+    int s[3], k, nd = r > 1 ? r - 1 : 1;
+    if (r - 1 > 3) return dl__ox_unsup(ox, "rank %d (dl.h has up to 3 dims per sample)", r);
+    for (k = 0; k < nd; k++) s[k] = r > 1 ? (int)d[k + 1] : 1;
+    if (nd == (*l)->ndim && !memcmp(s, (*l)->shape, (size_t)nd * sizeof(int))) return DL_OK;
+    *l = dl_reshape(*l, nd, s);
+    return dl__ox_take(ox, *l);
+}
+/* Layer l's parameter `what`, which must hold count floats; NULL (and ox->err) if not. */
+static float *dl__ox_param(dl__ox *ox, dl_layer *l, const char *what, size_t count) {
+    char nm[64];
+    dl_param *p;
+    snprintf(nm, sizeof nm, "%s.%s", dl_layer_name(l), what);
+    if (!(p = dl_net_find_param(ox->net, nm)) || (size_t)p->size != count) {
+        dl__ox_failf(ox, DL_ERR_SHAPE, "parameter %s: %d floats for %lu", nm, p ? p->size : 0, (unsigned long)count);
+        return NULL;
+    }
+    return p->data;
+}
+static int dl__ox_setp(dl__ox *ox, dl_layer *l, const char *what, const float *src, size_t count) {
+    float *p = dl__ox_param(ox, l, what, count);
+    if (!p) return DL_ERR_SHAPE;
+    memcpy(p, src, count * sizeof(float));
+    return DL_OK;
+}
+static int64_t dl__ox_norm_axis(int64_t a, int r) { return a < 0 ? a + r : a; }
+
+/* Flat index into t (dims right-aligned, broadcast) of element `flat` of a tensor with dims d, rank r. */
+static size_t dl__ox_bcast(const int64_t *d, int r, const dl__ox_t *t, size_t flat) {
+    size_t idx = 0, stride = 1;
+    int k;
+    for (k = r - 1; k >= 0; k--) {
+        size_t c = (size_t)(flat % (size_t)d[k]);
+        int tk = k - (r - t->ndim);
+        flat /= (size_t)d[k];
+        if (tk >= 0) {
+            if (t->dims[tk] != 1) idx += c * stride;
+            stride *= (size_t)t->dims[tk];
+        }
+    }
+    return idx;
+}
+/* The broadcast result of dims a and b: rank, or -1 when they do not broadcast. */
+static int dl__ox_bdims(const int64_t *a, int ra, const int64_t *b, int rb, int64_t *o) {
+    int r = ra > rb ? ra : rb, k;
+    for (k = 0; k < r; k++) {
+        int64_t x = k - (r - ra) >= 0 ? a[k - (r - ra)] : 1, y = k - (r - rb) >= 0 ? b[k - (r - rb)] : 1;
+        if (x != y && x != 1 && y != 1) return -1;
+        o[k] = x == 1 ? y : x;
+    }
+    return r;
+}
+
+/* ---- folding: shape arithmetic on constants ---- */
+static int dl__ox_symcheck(dl__ox *ox, const dl__ox_t *t) {
+    size_t k;
+    if (t->isint) for (k = 0; k < t->count; k++)
+        if (t->i[k] == DL__OX_SYM) return dl__ox_unsup(ox, "arithmetic on the batch size (known only at run time)");
+    return DL_OK;
+}
+/* Add Sub Mul Div on constants, with broadcasting */
+static int dl__ox_fold_binary(dl__ox *ox, const dl__ox_t *a, const dl__ox_t *b, int op) {
+    int64_t d[DL__OX_MAXR];
+    dl__ox_t t;
+    size_t k;
+    int r = dl__ox_bdims(a->dims, a->ndim, b->dims, b->ndim, d), rc;
+    if (r < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
+    if (a->isint != b->isint) return dl__ox_unsup(ox, "mixed integer and float operands");
+    if (dl__ox_symcheck(ox, a) || dl__ox_symcheck(ox, b)) return DL_ERR_UNSUPPORTED;
+    if ((rc = dl__ox_t_alloc(&t, a->isint, r, d))) return dl__ox_failf(ox, rc, "folding: too large");
+    for (k = 0; k < t.count; k++) {
+        size_t i = dl__ox_bcast(d, r, a, k), j = dl__ox_bcast(d, r, b, k);
+        if (t.isint) {
+            int64_t x = a->i[i], y = b->i[j];
+            if (op == 3 && (y == 0 || (x == INT64_MIN && y == -1))) { dl__ox_t_free(&t); return dl__ox_unsup(ox, "integer division by zero"); }
+            t.i[k] = op == 0 ? (int64_t)((uint64_t)x + (uint64_t)y) : op == 1 ? (int64_t)((uint64_t)x - (uint64_t)y) :
+                     op == 2 ? (int64_t)((uint64_t)x * (uint64_t)y) : x / y;
+        } else {
+            float x = a->f[i], y = b->f[j];
+            t.f[k] = op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : x / y;
+        }
+    }
+    return dl__ox_out_const(ox, 0, &t);
+}
+
+/* ---- the op table: one row per ONNX op ---- */
+typedef int (*dl__ox_fn)(dl__ox *ox, const dl__ox_node *n);
+typedef struct dl__ox_op {
+    const char *op;
+    const char *attrs;          /* the attributes it understands: any other is UNSUPPORTED */
+    dl__ox_fn fn;
+} dl__ox_op;
+
+static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
+    *v = dl__ox_in(ox, i);
+    if (!*v) return dl__ox_unsup(ox, "input %d is missing", i);
+    if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (dl.h has no constant layer yet)", i);
+    return DL_OK;
+}
+
+/* Relu Sigmoid Tanh LeakyRelu Elu: one layer each */
+static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    dl_layer *l;
+    int rc;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (dl__str_is(n->op, "Relu")) l = dl_relu(x->l);
+    else if (dl__str_is(n->op, "Sigmoid")) l = dl_sigmoid(x->l);
+    else if (dl__str_is(n->op, "Tanh")) l = dl_tanh(x->l);
+    else if (dl__str_is(n->op, "LeakyRelu")) l = dl_leaky_relu(x->l, dl__ox_af(n, "alpha", 0.01f));
+    else l = dl_elu(x->l, dl__ox_af(n, "alpha", 1.0f));
+    return dl__ox_out_layer(ox, 0, l, x->rank);
+}
+
+/* Identity; Dropout becomes a dropout layer (the identity in inference), so
+   fine-tuning here trains with it as the original did */
+static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    const dl__ox_t *ratio = dl__ox_cin(ox, 1), *train = dl__ox_cin(ox, 2);
+    float p;
+    if (!x) return dl__ox_unsup(ox, "no input");
+    if (!dl__str_is(n->op, "Dropout")) return dl__ox_alias(ox, 0, x);
+    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the dropout mask output");
+    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode)");
+    if (n->n_in > 2 && n->in[2].n && (!train || (train->count && dl__ox_get(train, 0) != 0)))
+        return dl__ox_unsup(ox, "training_mode not constant false");
+    if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
+    p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
+    if (x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
+    return dl__ox_out_layer(ox, 0, dl_dropout(x->l, p), x->rank);
+}
+
+/* (C,L) as (C,1,L), so 1-d convolution and pooling run as 2-d */
+static int dl__ox_as2d(dl__ox *ox, dl__ox_val *x, dl_layer **l) {
+    int64_t d[4];
+    *l = x->l;
+    if (x->rank == 4) return DL_OK;
+    if (x->rank != 3) return dl__ox_unsup(ox, "%d-d input (1-d and 2-d only)", x->rank - 2);
+    d[0] = 1; d[1] = x->l->shape[0]; d[2] = 1; d[3] = x->l->shape[1];
+    return dl__ox_view(ox, l, 4, d);
+}
+/* kernel, strides, pads, dilations, auto_pad of Conv and the pools: pads
+   symmetric (dl.h pads both sides alike); k/s/p/dl hold (h, w). */
+static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
+    int64_t v[8], in[2];
+    int sd = rank - 2, c, j;
+    dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
+    in[0] = sd == 2 ? kin[0] : 1; in[1] = kin[sd - 1];
+    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = 0; dil[j] = 1; }
+    if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j + 2 - sd] = (int)v[j]; }
+    if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j + 2 - sd] = (int)v[j]; }
+    for (j = 0; j < 2; j++)
+        if (s[j] < 1 || dil[j] < 1 || k[j] < 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel, strides and dilations must be positive");
+    if (dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER")) {
+        for (j = 0; j < 2; j++) {
+            int64_t out = (in[j] + s[j] - 1) / s[j], tot = (out - 1) * s[j] + (int64_t)(k[j] - 1) * dil[j] + 1 - in[j];
+            if (tot < 0) tot = 0;
+            if (tot % 2) return dl__ox_unsup(ox, "auto_pad %.*s with odd total padding %lld (asymmetric)", (int)ap.n, ap.p, (long long)tot);
+            p[j] = (int)(tot / 2);
+        }
+        return DL_OK;
+    }
+    if (!dl__str_is(ap, "NOTSET") && !dl__str_is(ap, "VALID")) return dl__ox_unsup(ox, "auto_pad %.*s", (int)ap.n, ap.p);
+    if (dl__str_is(ap, "NOTSET") && (c = dl__ox_aints(n, "pads", v, 8)) >= 0) {
+        if (c != 2 * sd) return dl__ox_unsup(ox, "pads of length %d", c);
+        for (j = 0; j < sd; j++) {
+            if (v[j] != v[j + sd]) return dl__ox_unsup(ox, "asymmetric pads (begin %lld, end %lld)", (long long)v[j], (long long)v[j + sd]);
+            if (v[j] < 0 || v[j] > 65536) return dl__ox_unsup(ox, "pads %lld", (long long)v[j]);
+            p[j + 2 - sd] = (int)v[j];
+        }
+    }
+    return DL_OK;
+}
+/* back from (C',1,L') to ONNX rank 3 after a 1-d op */
+static int dl__ox_out_nd(dl__ox *ox, dl_layer *l, int rank) {
+    int64_t d[4];
+    int rc;
+    if (!l) return dl__ox_take(ox, l);
+    if (rank == 3) {
+        d[0] = 1; d[1] = l->shape[0]; d[2] = l->shape[2];
+        if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_view(ox, &l, 3, d))) return rc;
+    }
+    return dl__ox_out_layer(ox, 0, l, rank);
+}
+
+static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
+    dl_conv_desc cd;
+    dl_layer *l;
+    int k[2], s[2], p[2], dil[2], rc, sd;
+    int64_t ks[8], in[2];
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
+    if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    sd = x->rank - 2;
+    if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
+    k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
+    if ((rc = dl__ox_aints(n, "kernel_shape", ks, 8)) >= 0 && (rc != sd || ks[0] != w->dims[2] || ks[sd - 1] != w->dims[w->ndim - 1]))
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel_shape does not match the weights");
+    in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
+    if ((rc = dl__ox_window(ox, n, x->rank, sd == 2 ? in : in + 1, k, s, p, dil))) return rc;
+    memset(&cd, 0, sizeof cd);
+    cd.filters = (int)w->dims[0]; cd.groups = (int)dl__ox_ai(n, "group", 1);
+    cd.kernel_h = k[0]; cd.kernel_w = k[1]; cd.stride_h = s[0]; cd.stride_w = s[1];
+    cd.pad_h = p[0]; cd.pad_w = p[1]; cd.dilation_h = dil[0]; cd.dilation_w = dil[1];
+    cd.no_bias = !b;
+    cd.init = DL_INIT_ZEROS;        /* the weights are set below */
+    if (cd.groups < 1 || x->l->shape[0] % cd.groups || w->dims[1] * cd.groups != x->l->shape[0])
+        return dl__ox_failf(ox, DL_ERR_FORMAT, "group %d does not fit %d channels and weights of %lld", cd.groups, x->l->shape[0], (long long)w->dims[1]);
+    if (b && (b->count != (size_t)cd.filters)) return dl__ox_failf(ox, DL_ERR_FORMAT, "bias of %lu for %d filters", (unsigned long)b->count, cd.filters);
+    if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
+    l = dl_conv2d_ex(l, &cd);
+    if ((rc = dl__ox_take(ox, l))) return rc;
+    if ((rc = dl__ox_setp(ox, l, "weight", w->f, w->count)) || (b && (rc = dl__ox_setp(ox, l, "bias", b->f, b->count)))) return rc;
+    return dl__ox_out_nd(ox, l, x->rank);
+}
+
+/* MaxPool, AveragePool (2-d and 1-d) */
+static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    dl_pool_desc pd;
+    dl_layer *l;
+    int64_t ks[8], in[2];
+    int k[2], s[2], p[2], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool");
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
+    c = dl__ox_aints(n, "kernel_shape", ks, 8);
+    if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
+    k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
+    in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
+    if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
+    if (dil[0] != 1 || dil[1] != 1) return dl__ox_unsup(ox, "dilations (waiting for the layers issue)");
+    if (avg && (p[0] || p[1]) && !dl__ox_ai(n, "count_include_pad", 0))
+        return dl__ox_unsup(ox, "padding with count_include_pad 0 (dl.h counts padding)");
+    for (j = 0; j < 2; j++) {
+        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + 2 * p[j] - k[j];
+        if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
+        if (dl__ox_ai(n, "ceil_mode", 0) && span % s[j]) return dl__ox_unsup(ox, "ceil_mode where it adds a window");
+        if (2 * p[j] > k[j]) return dl__ox_unsup(ox, "pads over half the kernel");
+    }
+    memset(&pd, 0, sizeof pd);
+    pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1]; pd.pad_h = p[0]; pd.pad_w = p[1];
+    if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
+    return dl__ox_out_nd(ox, avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd), x->rank);
+}
+
+/* GlobalAveragePool, GlobalMaxPool: (C,H,W) -> (C,1,1) */
+static int dl__ox_global(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    dl_layer *l;
+    int64_t d[4];
+    int rc;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (x->rank < 3 || x->rank > 4) return dl__ox_unsup(ox, "rank %d (1-d and 2-d only)", x->rank);
+    if (dl__str_is(n->op, "GlobalMaxPool")) {
+        dl_pool_desc pd;
+        memset(&pd, 0, sizeof pd);
+        if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
+        pd.kernel_h = pd.stride_h = l->shape[1]; pd.kernel_w = pd.stride_w = l->shape[2];
+        l = dl_maxpool2d_ex(l, &pd);
+    } else l = dl_global_avgpool(x->l);
+    if ((rc = dl__ox_take(ox, l))) return rc;
+    d[0] = 1; d[1] = l->shape[0]; d[2] = d[3] = 1;
+    if ((rc = dl__ox_view(ox, &l, x->rank, d))) return rc;
+    return dl__ox_out_layer(ox, 0, l, x->rank);
+}
+
+static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *t[4];
+    dl_layer *l;
+    static const char *const names[4] = { "weight", "bias", "running_mean", "running_var" };
+    int rc, k, c;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (x->rank < 2) return dl__ox_failf(ox, DL_ERR_FORMAT, "rank %d input", x->rank);
+    c = x->l->shape[0];
+    for (k = 1; k < n->n_out; k++) if (n->out[k].n) return dl__ox_unsup(ox, "training outputs (running statistics)");
+    if (dl__ox_ai(n, "training_mode", 0)) return dl__ox_unsup(ox, "training_mode 1");
+    if (!dl__ox_ai(n, "spatial", 1)) return dl__ox_unsup(ox, "spatial 0 (statistics per activation)");
+    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode)");
+    for (k = 0; k < 4; k++) {
+        t[k] = dl__ox_cin(ox, k + 1);
+        if (!t[k] || t[k]->isint) return dl__ox_unsup(ox, "%s that is not a float initializer", names[k]);
+        if (t[k]->count != (size_t)c) return dl__ox_failf(ox, DL_ERR_FORMAT, "%s of %lu for %d channels", names[k], (unsigned long)t[k]->count, c);
+    }
+    l = dl_batchnorm_ex(x->l, dl__ox_af(n, "epsilon", 1e-5f), 1.0f - dl__ox_af(n, "momentum", 0.9f));
+    if ((rc = dl__ox_take(ox, l))) return rc;
+    for (k = 0; k < 4; k++) if ((rc = dl__ox_setp(ox, l, names[k], t[k]->f, t[k]->count))) return rc;
+    return dl__ox_out_layer(ox, 0, l, x->rank);
+}
+
+/* PRelu: the slope, broadcast against x, must vary along channels only */
+static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    const dl__ox_t *sl = dl__ox_cin(ox, 1);
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR];
+    float *w;
+    unsigned char *seen;
+    dl_layer *l;
+    int r, rc, c;
+    size_t e, per;
+    (void)n;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if (!sl || sl->isint) return dl__ox_unsup(ox, "a slope that is not a float initializer");
+    r = dl__ox_dims(ox, x, d);
+    if (ox->opset < 7 && sl->ndim == 1 && r > 1 && sl->dims[0] == x->l->shape[0]) {   /* before opset 7: one slope per channel */
+        l = dl_prelu(x->l);
+        if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_setp(ox, l, "weight", sl->f, sl->count))) return rc;
+        return dl__ox_out_layer(ox, 0, l, x->rank);
+    }
+    d[0] = 1;                   /* the slope may not vary along the batch */
+    if (dl__ox_bdims(d, r, sl->dims, sl->ndim, o) != r || memcmp(d, o, (size_t)r * sizeof *d))
+        return dl__ox_unsup(ox, "a slope that does not broadcast to the input per sample");
+    c = x->l->shape[0];
+    per = (size_t)x->l->size / (size_t)c;
+    w = (float *)dl__calloc((size_t)c, sizeof(float));
+    seen = (unsigned char *)dl__calloc((size_t)c, 1);
+    if (!w || !seen) { DL_FREE(w); DL_FREE(seen); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
+    for (e = 0, rc = DL_OK; e < (size_t)x->l->size && !rc; e++) {
+        int ch = r > 1 ? (int)(e / per) : 0;
+        float v = sl->f[dl__ox_bcast(d, r, sl, e)];
+        if (!seen[ch]) { seen[ch] = 1; w[ch] = v; }
+        else if (w[ch] != v) rc = dl__ox_unsup(ox, "a slope that varies within a channel");
+    }
+    DL_FREE(seen);
+    if (!rc) {
+        l = dl_prelu(x->l);
+        if (!(rc = dl__ox_take(ox, l)) && !(rc = dl__ox_setp(ox, l, "weight", w, (size_t)c))) rc = dl__ox_out_layer(ox, 0, l, x->rank);
+    }
+    DL_FREE(w);
+    return rc;
+}
+
+/* Softmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
+static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    int64_t d[DL__OX_MAXR], v[4];
+    dl_layer *l;
+    int r, rc, k;
+    int64_t a, pre = 1, grp = 1, rest = 1;
+    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 13 ? 1 : -1), r);
+    if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+    if (a == 0) return dl__ox_unsup(ox, "softmax over the batch axis");
+    for (k = 1; k < r; k++) {
+        if (k < a) pre *= d[k];
+        else if (k == a || ox->opset < 13) grp *= d[k];
+        else rest *= d[k];
+    }
+    if (pre != 1) return dl__ox_unsup(ox, "axis %lld after dims larger than 1 (needs a transpose)", (long long)a);
+    l = x->l;
+    v[0] = 1; v[1] = grp; v[2] = rest;
+    if ((rc = dl__ox_view(ox, &l, rest > 1 ? 3 : 2, v))) return rc;
+    l = dl_softmax(l);
+    if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_view(ox, &l, r, d))) return rc;
+    return dl__ox_out_layer(ox, 0, l, r);
+}
+
+/* Gemm with a constant B: a dense layer with weight alpha*op(B)^T and bias beta*C */
+static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *a;
+    const dl__ox_t *b = dl__ox_cin(ox, 1), *c = dl__ox_cin(ox, 2);
+    int mm = dl__str_is(n->op, "MatMul"), tb = mm ? 0 : (int)dl__ox_ai(n, "transB", 0), rc;
+    float alpha = mm ? 1.0f : dl__ox_af(n, "alpha", 1.0f), beta = mm ? 1.0f : dl__ox_af(n, "beta", 1.0f);
+    dl_dense_desc dd;
+    dl_layer *l;
+    float *w;
+    int64_t K, N, i, j;
+    if ((rc = dl__ox_layer_in(ox, 0, &a))) return rc;
+    if (!mm && dl__ox_ai(n, "transA", 0)) return dl__ox_unsup(ox, "transA on a batch input");
+    if (!mm && n->n_in > 2 && n->in[2].n && !c) return dl__ox_unsup(ox, "C that is not an initializer");
+    if (!b || b->isint || b->ndim != 2) {
+        dl__ox_val *bv = dl__ox_in(ox, 1);
+        if (mm && bv && bv->kind == DL__OX_LAYER && a->rank >= 3 && bv->rank == a->rank) {
+            if (a->rank == 4 && a->l->shape[0] != bv->l->shape[0]) return dl__ox_unsup(ox, "broadcasting batch dims of a MatMul");
+            return dl__ox_out_layer(ox, 0, dl_matmul(a->l, bv->l), a->rank);
+        }
+        return dl__ox_unsup(ox, "B that is not a 2-d float initializer");
+    }
+    if (a->rank != 2) return dl__ox_unsup(ox, "a constant B with an input of rank %d (only [N,K])", a->rank);
+    K = tb ? b->dims[1] : b->dims[0]; N = tb ? b->dims[0] : b->dims[1];
+    if (K != a->l->size) return dl__ox_failf(ox, DL_ERR_FORMAT, "B is %lldx%lld for K=%d", (long long)b->dims[0], (long long)b->dims[1], a->l->size);
+    if (N < 1 || N > INT_MAX) return dl__ox_unsup(ox, "N %lld", (long long)N);
+    if (c) {
+        int64_t d2[2], o[2];
+        d2[0] = 1; d2[1] = N;
+        if (c->isint || dl__ox_bdims(d2, 2, c->dims, c->ndim, o) != 2 || o[0] != 1 || o[1] != N)
+            return dl__ox_unsup(ox, "C that is not a float [N] or [1,N] initializer");
+    }
+    memset(&dd, 0, sizeof dd);
+    dd.units = (int)N; dd.no_bias = !c; dd.init = DL_INIT_ZEROS;   /* every weight is set below */
+    l = dl_dense_ex(a->l, &dd);
+    if ((rc = dl__ox_take(ox, l))) return rc;
+    if (!(w = dl__ox_param(ox, l, "weight", (size_t)(N * K)))) return DL_ERR_SHAPE;
+    for (i = 0; i < N; i++)
+        if (tb && alpha == 1.0f) memcpy(w + i * K, b->f + i * K, (size_t)K * sizeof *w);
+        else for (j = 0; j < K; j++) w[i * K + j] = alpha * b->f[tb ? i * K + j : j * N + i];
+    if (c) {
+        int64_t d2[2];
+        d2[0] = 1; d2[1] = N;
+        if (!(w = dl__ox_param(ox, l, "bias", (size_t)N))) return DL_ERR_SHAPE;
+        for (i = 0; i < N; i++) w[i] = beta * c->f[dl__ox_bcast(d2, 2, c, (size_t)i)];
+    }
+    return dl__ox_out_layer(ox, 0, l, 2);
+}
+
+/* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */
+static int dl__ox_binary(dl__ox *ox, const dl__ox_node *n) {
+    static const char *const ops[4] = { "Add", "Sub", "Mul", "Div" };
+    dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1);
+    int op = 0, ra, rb;
+    int64_t da[DL__OX_MAXR], db[DL__OX_MAXR];
+    while (op < 3 && !dl__str_is(n->op, ops[op])) op++;
+    if (!a || !b) return dl__ox_failf(ox, DL_ERR_FORMAT, "needs two inputs");
+    if (a->kind == DL__OX_CONST && b->kind == DL__OX_CONST) return dl__ox_fold_binary(ox, &a->t, &b->t, op);
+    if (a->kind != DL__OX_LAYER || b->kind != DL__OX_LAYER)
+        return dl__ox_unsup(ox, "a constant operand (waiting for the layers issue's constants and broadcasting)");
+    ra = dl__ox_dims(ox, a, da); rb = dl__ox_dims(ox, b, db);
+    if (op == 1 || op == 3) return dl__ox_unsup(ox, "%s of two layers (waiting for the layers issue)", ops[op]);
+    if (ra != rb || memcmp(da, db, (size_t)ra * sizeof *da)) return dl__ox_unsup(ox, "broadcasting between layers (waiting for the layers issue)");
+    return dl__ox_out_layer(ox, 0, op == 0 ? dl_add(a->l, b->l) : dl_mul(a->l, b->l), ra);
+}
+
+/* Sum of layers of one shape */
+static int dl__ox_sum(dl__ox *ox, const dl__ox_node *n) {
+    dl_layer *xs[DL__OX_MAXIO];
+    int64_t d0[DL__OX_MAXR], d[DL__OX_MAXR];
+    int k, r0 = 0, rc;
+    for (k = 0; k < n->n_in; k++) {
+        dl__ox_val *x;
+        if ((rc = dl__ox_layer_in(ox, k, &x))) return rc;
+        if (!k) r0 = dl__ox_dims(ox, x, d0);
+        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting (waiting for the layers issue)");
+        xs[k] = x->l;
+    }
+    if (n->n_in == 1) return dl__ox_alias(ox, 0, dl__ox_in(ox, 0));
+    return dl__ox_out_layer(ox, 0, dl_add_n(xs, n->n_in), r0);
+}
+
+/* Concat: layers along channels, constants along any axis */
+static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
+    dl_layer *xs[DL__OX_MAXIO];
+    int k, nl = 0, nc = 0, r = 0, rc;
+    int64_t d[DL__OX_MAXR], a;
+    for (k = 0; k < n->n_in; k++) {
+        dl__ox_val *x = dl__ox_in(ox, k);
+        if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "missing input");
+        if (x->kind == DL__OX_LAYER) xs[nl++] = x->l; else nc++;
+        r = dl__ox_dims(ox, x, d);
+    }
+    if (!n->n_in) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
+    a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 4 ? 1 : 0), r);
+    if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (waiting for the layers issue's constants)");
+    if (nl) {
+        if (a != 1) return dl__ox_unsup(ox, "axis %lld of layers (channels only)", (long long)a);
+        return dl__ox_out_layer(ox, 0, dl_concat(xs, nl), r);
+    } else {
+        dl__ox_t t;
+        const dl__ox_t *c0 = &dl__ox_in(ox, 0)->t;
+        int64_t od[DL__OX_MAXR], outer = 1, pos = 0;
+        int isint = c0->isint;
+        memcpy(od, c0->dims, sizeof od);
+        od[a] = 0;
+        for (k = 0; k < n->n_in; k++) {
+            const dl__ox_t *c = &dl__ox_in(ox, k)->t;
+            int j;
+            if (c->ndim != r || c->isint != isint) return dl__ox_failf(ox, DL_ERR_FORMAT, "inputs of different rank or type");
+            for (j = 0; j < r; j++) if (j != a && c->dims[j] != c0->dims[j]) return dl__ox_failf(ox, DL_ERR_FORMAT, "dims differ");
+            od[a] += c->dims[a];
+        }
+        if ((rc = dl__ox_t_alloc(&t, isint, r, od))) return dl__ox_failf(ox, rc, "too large");
+        for (k = 0; k < a; k++) outer *= od[k];
+        for (k = 0; k < n->n_in; k++) {
+            const dl__ox_t *c = &dl__ox_in(ox, k)->t;
+            size_t inner = outer ? c->count / (size_t)outer : 0, oi = outer ? t.count / (size_t)outer : 0;
+            int64_t o;
+            for (o = 0; o < outer; o++) {
+                if (isint) memcpy(t.i + (size_t)o * oi + (size_t)pos, c->i + (size_t)o * inner, inner * sizeof *t.i);
+                else memcpy(t.f + (size_t)o * oi + (size_t)pos, c->f + (size_t)o * inner, inner * sizeof *t.f);
+            }
+            pos += (int64_t)inner;
+        }
+        return dl__ox_out_const(ox, 0, &t);
+    }
+}
+
+/* Reshape to dims d of rank r: a view of a layer (the first dim stays the
+   batch) or a copy of a constant */
+static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r) {
+    int rc;
+    dl_layer *l;
+    dl__ox_val *v;
+    if (x->kind == DL__OX_CONST) {
+        dl__ox_t t;
+        if ((rc = dl__ox_t_alloc(&t, x->t.isint, r, d))) return dl__ox_failf(ox, rc, "too large");
+        if (t.count != x->t.count) { dl__ox_t_free(&t); return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape changes the element count"); }
+        if (t.isint) memcpy(t.i, x->t.i, t.count * sizeof *t.i); else memcpy(t.f, x->t.f, t.count * sizeof *t.f);
+        return dl__ox_out_const(ox, 0, &t);
+    }
+    if (r < 1 || d[0] != ox->batch) return dl__ox_unsup(ox, "a reshape that moves the batch dim");
+    l = x->l;
+    if ((rc = dl__ox_view(ox, &l, r, d))) return rc;
+    if (l != x->l) return dl__ox_out_layer(ox, 0, l, r);
+    if (!(v = dl__ox_new(ox, ox->node->out[0]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    v->kind = DL__OX_LAYER; v->l = l; v->rank = r;     /* the same layer (as [N] and [N,1] are) at the new rank */
+    return DL_OK;
+}
+
+static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    int64_t d[DL__OX_MAXR], o[2], a;
+    int r, k;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    r = dl__ox_dims(ox, x, d);
+    a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 1), r);
+    if (a < 0 || a > r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+    if (x->kind == DL__OX_LAYER) {      /* [N, rest] when the dims before axis are 1 */
+        if (a == 0) return dl__ox_unsup(ox, "axis 0 (merges the batch)");
+        for (k = 1; k < a; k++) if (d[k] != 1) return dl__ox_unsup(ox, "axis %lld (merges dims into the batch)", (long long)a);
+        o[0] = ox->batch; o[1] = x->l->size;
+        return dl__ox_reshape_to(ox, x, o, 2);
+    }
+    o[0] = o[1] = 1;
+    for (k = 0; k < r; k++) o[k >= a] *= d[k];
+    return dl__ox_reshape_to(ox, x, o, 2);
+}
+
+/* Reshape: 0 copies a dim (unless allowzero), -1 is inferred. With a
+   symbolic batch the first dim must stay the batch: 0, the batch from a
+   folded Shape, or -1 with the other dims one sample's size. */
+static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    const dl__ox_t *s = dl__ox_cin(ox, 1);
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], prod = 1, total = 1;
+    int r, k, inf = -1, bpos = -1, sym;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    if (!s || !s->isint || s->ndim != 1) return dl__ox_unsup(ox, "a shape that is not a constant (or foldable) 1-d int tensor");
+    if (s->count < 1 || s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "rank %lu", (unsigned long)s->count);
+    r = dl__ox_dims(ox, x, d);
+    sym = x->kind == DL__OX_LAYER && ox->batch == DL__OX_SYM;
+    for (k = sym ? 1 : 0; k < r; k++) total *= d[k];
+    for (k = 0; k < (int)s->count; k++) {
+        int64_t v = s->i[k];
+        if (v == 0 && !dl__ox_ai(n, "allowzero", 0)) {
+            if (k >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "0 past the input's rank");
+            v = d[k];
+        }
+        o[k] = v;
+        if (v == DL__OX_SYM) {
+            if (k || !sym) return dl__ox_unsup(ox, "the batch size moved to dim %d", k);
+            bpos = k;
+        } else if (v == -1 && inf < 0) inf = k;
+        else if (v < 1) return dl__ox_unsup(ox, "dim %lld", (long long)v);
+        else if (v > total || (prod *= v) > total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape to more elements than the input");
+    }
+    if (sym && bpos < 0) {
+        if (inf != 0) return dl__ox_unsup(ox, "a reshape that does not keep the batch dim first");
+        o[0] = DL__OX_SYM;
+        inf = -1;
+    }
+    if (inf >= 0) {
+        if (total % prod) return dl__ox_failf(ox, DL_ERR_FORMAT, "cannot infer the -1 dim");
+        o[inf] = total / prod;
+    } else if (prod != total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape changes the element count");
+    return dl__ox_reshape_to(ox, x, o, (int)s->count);
+}
+
+/* Transpose: of a layer, only when it moves dims of size 1 (a reshape) */
+static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], perm[DL__OX_MAXR];
+    int r, k, c, last = -1, moves = 0;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    r = dl__ox_dims(ox, x, d);
+    c = dl__ox_aints(n, "perm", perm, DL__OX_MAXR);
+    if (c < 0) { c = r; for (k = 0; k < r; k++) perm[k] = r - 1 - k; }
+    if (c != r) return dl__ox_failf(ox, DL_ERR_FORMAT, "perm of length %d for rank %d", c, r);
+    for (k = 0; k < r; k++) {
+        if (perm[k] < 0 || perm[k] >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "perm out of range");
+        o[k] = d[perm[k]];
+        if (o[k] != 1 || (x->kind == DL__OX_LAYER && perm[k] == 0)) {
+            if (perm[k] < last) {
+                if (x->kind == DL__OX_LAYER) return dl__ox_unsup(ox, "a transpose that moves data (waiting for the layers issue)");
+                moves = 1;
+            }
+            last = (int)perm[k];
+        }
+    }
+    if (x->kind == DL__OX_LAYER && perm[0] != 0) return dl__ox_unsup(ox, "a transpose that moves the batch dim");
+    if (x->kind == DL__OX_CONST && moves) {    /* folded: out[e] = in[e's index under perm] */
+        dl__ox_t t;
+        size_t e, st[DL__OX_MAXR];
+        int rc;
+        if ((rc = dl__ox_t_alloc(&t, x->t.isint, r, o))) return dl__ox_failf(ox, rc, "too large");
+        for (k = r - 1, e = 1; k >= 0; k--) { st[k] = e; e *= (size_t)d[k]; }
+        for (e = 0; e < t.count; e++) {
+            size_t rem = e, src = 0;
+            for (k = r - 1; k >= 0; k--) { src += (rem % (size_t)o[k]) * st[perm[k]]; rem /= (size_t)o[k]; }
+            if (t.isint) t.i[e] = x->t.i[src]; else t.f[e] = x->t.f[src];
+        }
+        return dl__ox_out_const(ox, 0, &t);
+    }
+    return dl__ox_reshape_to(ox, x, o, r);
+}
+
+/* Unsqueeze and Squeeze: a reshape (axes from the attribute before opset 13, the input after) */
+static int dl__ox_squeeze(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    const dl__ox_t *ax = dl__ox_cin(ox, 1);
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], axes[DL__OX_MAXR];
+    int r, k, j, na, ro, un = dl__str_is(n->op, "Unsqueeze");
+    unsigned mark = 0;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    r = dl__ox_dims(ox, x, d);
+    if (n->n_in > 1 && n->in[1].n) {
+        if (!ax || !ax->isint || ax->count > DL__OX_MAXR) return dl__ox_unsup(ox, "axes that are not constant");
+        na = (int)ax->count;
+        for (k = 0; k < na; k++) axes[k] = ax->i[k];
+    } else if ((na = dl__ox_aints(n, "axes", axes, DL__OX_MAXR)) > DL__OX_MAXR) return dl__ox_unsup(ox, "too many axes");
+    ro = un ? r + na : r;
+    if (ro > DL__OX_MAXR) return dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR);
+    for (k = 0; k < na; k++) {
+        int64_t a = dl__ox_norm_axis(axes[k], ro);
+        if (a < 0 || a >= ro || (mark >> a & 1)) return dl__ox_failf(ox, DL_ERR_FORMAT, "bad axes");
+        if (!un && d[a] != 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "squeezing a dim that is not 1");
+        mark |= 1u << a;
+    }
+    if (!un && na < 0) for (k = 0; k < r; k++) if (d[k] == 1 && (k || x->kind == DL__OX_CONST)) mark |= 1u << k;
+    for (k = j = 0; k < ro; k++) {
+        if (un) o[k] = (mark >> k & 1) ? 1 : d[j++];
+        else if (!(mark >> k & 1)) o[j++] = d[k];
+    }
+    return dl__ox_reshape_to(ox, x, o, un ? ro : j);
+}
+
+/* Constant: value, value_float(s), value_int(s) */
+static int dl__ox_constant(dl__ox *ox, const dl__ox_node *n) {
+    dl__pbf f;
+    dl__ox_t t;
+    int64_t one = 1, iv[1];
+    int rc, k;
+    long c;
+    if (dl__ox_attr(n, "value", 5, &f, NULL)) {
+        if ((rc = dl__ox_tensor(ox, f.s, f.n, &t, NULL))) return rc;
+        return dl__ox_out_const(ox, 0, &t);
+    }
+    if (dl__ox_attr(n, "value_float", 2, &f, NULL) || dl__ox_attr(n, "value_int", 3, &f, NULL)) {
+        int isint = f.field == 3;
+        if ((rc = dl__ox_t_alloc(&t, isint, 0, &one))) return dl__ox_failf(ox, rc, "out of memory");
+        if (isint) t.i[0] = (int64_t)f.v; else t.f[0] = dl__ox_af(n, "value_float", 0);
+        return dl__ox_out_const(ox, 0, &t);
+    }
+    if (dl__ox_attr(n, "value_floats", 0, &f, &k) || dl__ox_attr(n, "value_ints", 0, &f, &k)) {
+        int isint = dl__str_is(n->attr_name[k], "value_ints");
+        c = dl__pb_repeated(n->attr[k], n->attr_len[k], isint ? 8 : 7, isint ? 0 : 4, NULL);
+        iv[0] = c;
+        if ((rc = dl__ox_t_alloc(&t, isint, 1, iv))) return dl__ox_failf(ox, rc, "out of memory");
+        dl__pb_repeated(n->attr[k], n->attr_len[k], isint ? 8 : 7, isint ? 0 : 4, isint ? (void *)t.i : (void *)t.f);
+        return dl__ox_out_const(ox, 0, &t);
+    }
+    return dl__ox_unsup(ox, "a sparse or string constant");
+}
+
+/* Shape: of a layer, the batch dim is DL__OX_SYM unless the input fixes it */
+static int dl__ox_shape(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    int64_t d[DL__OX_MAXR], c;
+    dl__ox_t t;
+    int r, rc;
+    int64_t s, e;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    r = dl__ox_dims(ox, x, d);
+    s = dl__ox_norm_axis(dl__ox_ai(n, "start", 0), r);
+    e = dl__ox_norm_axis(dl__ox_ai(n, "end", r), r);
+    s = s < 0 ? 0 : s > r ? r : s;
+    e = e < s ? s : e > r ? r : e;
+    c = e - s;
+    if ((rc = dl__ox_t_alloc(&t, 1, 1, &c))) return dl__ox_failf(ox, rc, "out of memory");
+    memcpy(t.i, d + s, (size_t)c * sizeof *t.i);
+    return dl__ox_out_const(ox, 0, &t);
+}
+
+/* Gather on constants (indices may be negative) */
+static int dl__ox_gather(dl__ox *ox, const dl__ox_node *n) {
+    const dl__ox_t *x = dl__ox_cin(ox, 0), *ix = dl__ox_cin(ox, 1);
+    int64_t d[DL__OX_MAXR], a, outer = 1, inner = 1, o, j;
+    dl__ox_t t;
+    int k, r, rc;
+    if (!x || !ix) return dl__ox_unsup(ox, "a layer input (only constants are gathered)");
+    if (!ix->isint) return dl__ox_failf(ox, DL_ERR_FORMAT, "float indices");
+    a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 0), x->ndim);
+    if (a < 0 || a >= x->ndim) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+    if ((r = x->ndim - 1 + ix->ndim) > DL__OX_MAXR) return dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR);
+    for (k = 0; k < a; k++) { d[k] = x->dims[k]; outer *= x->dims[k]; }
+    for (k = 0; k < ix->ndim; k++) d[a + k] = ix->dims[k];
+    for (k = (int)a + 1; k < x->ndim; k++) { d[k - 1 + ix->ndim] = x->dims[k]; inner *= x->dims[k]; }
+    if ((rc = dl__ox_t_alloc(&t, x->isint, r, d))) return dl__ox_failf(ox, rc, "too large");
+    for (o = 0; o < outer; o++)
+        for (j = 0; j < (int64_t)ix->count; j++) {
+            int64_t i = ix->i[j] < 0 ? ix->i[j] + x->dims[a] : ix->i[j];
+            size_t src = ((size_t)o * (size_t)x->dims[a] + (size_t)i) * (size_t)inner, dst = ((size_t)o * ix->count + (size_t)j) * (size_t)inner;
+            if (i < 0 || i >= x->dims[a]) { dl__ox_t_free(&t); return dl__ox_failf(ox, DL_ERR_FORMAT, "index %lld out of range", (long long)ix->i[j]); }
+            if (t.isint) memcpy(t.i + dst, x->i + src, (size_t)inner * sizeof *t.i);
+            else memcpy(t.f + dst, x->f + src, (size_t)inner * sizeof *t.f);
+        }
+    return dl__ox_out_const(ox, 0, &t);
+}
+
+/* Cast: of a constant to float or int; of a layer to float is the identity */
+static int dl__ox_cast(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    int64_t to = dl__ox_ai(n, "to", 0);
+    int toint = to != DL__OX_FLOAT && to != DL__OX_FLOAT16 && to != DL__OX_DOUBLE, rc;
+    dl__ox_t t;
+    size_t k;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    if (to < 1 || to > 13 || to == DL__OX_STRING) return dl__ox_unsup(ox, "cast to type %lld", (long long)to);
+    if (x->kind == DL__OX_LAYER) {
+        if (to != DL__OX_FLOAT) return dl__ox_unsup(ox, "a layer cast to type %lld", (long long)to);
+        return dl__ox_alias(ox, 0, x);
+    }
+    if (to != DL__OX_INT64 && to != DL__OX_INT32 && to != DL__OX_FLOAT) return dl__ox_unsup(ox, "folding a cast to type %lld", (long long)to);
+    if (!toint && (rc = dl__ox_symcheck(ox, &x->t))) return rc;
+    if ((rc = dl__ox_t_alloc(&t, toint, x->t.ndim, x->t.dims))) return dl__ox_failf(ox, rc, "too large");
+    for (k = 0; k < t.count; k++) {
+        if (!toint) t.f[k] = (float)dl__ox_get(&x->t, k);
+        else if (x->t.isint) t.i[k] = to == DL__OX_INT32 && x->t.i[k] != DL__OX_SYM ? (int32_t)x->t.i[k] : x->t.i[k];
+        else {
+            float v = x->t.f[k];
+            if (!(v > -9.2e18f && v < 9.2e18f)) { dl__ox_t_free(&t); return dl__ox_unsup(ox, "casting %g to an integer", (double)v); }
+            t.i[k] = to == DL__OX_INT32 ? (int32_t)v : (int64_t)v;
+        }
+    }
+    return dl__ox_out_const(ox, 0, &t);
+}
+
+/* ConstantOfShape: the value attribute (one element; default float 0) */
+static int dl__ox_constofshape(dl__ox *ox, const dl__ox_node *n) {
+    const dl__ox_t *s = dl__ox_cin(ox, 0);
+    dl__ox_t v, t;
+    dl__pbf f;
+    int rc;
+    size_t k;
+    memset(&v, 0, sizeof v);
+    if (!s || !s->isint || s->ndim != 1 || s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "a shape that is not a constant");
+    if ((rc = dl__ox_symcheck(ox, s))) return rc;
+    if (dl__ox_attr(n, "value", 5, &f, NULL) && (rc = dl__ox_tensor(ox, f.s, f.n, &v, NULL))) return rc;
+    if (v.count > 1 || (v.count == 0 && (v.f || v.i))) { dl__ox_t_free(&v); return dl__ox_failf(ox, DL_ERR_FORMAT, "value must have one element"); }
+    if ((rc = dl__ox_t_alloc(&t, v.isint, (int)s->count, s->i))) { dl__ox_t_free(&v); return dl__ox_failf(ox, rc, "too large"); }
+    for (k = 0; k < t.count; k++) {
+        if (t.isint) t.i[k] = v.i ? v.i[0] : 0;
+        else t.f[k] = v.f ? v.f[0] : 0.0f;
+    }
+    dl__ox_t_free(&v);
+    return dl__ox_out_const(ox, 0, &t);
+}
+
+/* Expand: constants broadcast; a layer only when nothing changes */
+static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    const dl__ox_t *s = dl__ox_cin(ox, 1);
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR];
+    dl__ox_t t;
+    int r, ro, rc;
+    size_t k;
+    (void)n;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    if (!s || !s->isint || s->ndim != 1 || s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "a shape that is not a constant");
+    r = dl__ox_dims(ox, x, d);
+    if ((ro = dl__ox_bdims(d, r, s->i, (int)s->count, o)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
+    if (x->kind == DL__OX_LAYER) {
+        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (waiting for the layers issue's broadcasting)");
+        return dl__ox_alias(ox, 0, x);
+    }
+    if ((rc = dl__ox_symcheck(ox, s))) return rc;
+    if ((rc = dl__ox_t_alloc(&t, x->t.isint, ro, o))) return dl__ox_failf(ox, rc, "too large");
+    for (k = 0; k < t.count; k++) {
+        size_t i = dl__ox_bcast(o, ro, &x->t, k);
+        if (t.isint) t.i[k] = x->t.i[i]; else t.f[k] = x->t.f[i];
+    }
+    return dl__ox_out_const(ox, 0, &t);
+}
+
+/* Pad: only all-zero pads (the identity PyTorch emits before average pooling) */
+static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x = dl__ox_in(ox, 0);
+    const dl__ox_t *p = dl__ox_cin(ox, 1);
+    int64_t v[2 * DL__OX_MAXR];
+    int c, k;
+    if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
+    if (n->n_in > 1 && n->in[1].n) {
+        if (!p || !p->isint) return dl__ox_unsup(ox, "pads that are not constant");
+        for (k = 0; k < (int)p->count; k++) if (p->i[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
+    } else if ((c = dl__ox_aints(n, "pads", v, 2 * DL__OX_MAXR)) >= 0)
+        for (k = 0; k < c && k < 2 * DL__OX_MAXR; k++) if (v[k]) return dl__ox_unsup(ox, "non-zero pads (waiting for the layers issue)");
+    return dl__ox_alias(ox, 0, x);
+}
+
+/* One row per ONNX op; a new op is one row and one function. Where opsets
+   differ the function asks ox->opset, or the older form's attributes are
+   missing from the row (so refused). */
+static const dl__ox_op dl__ox_ops[] = {
+    { "Add", "", dl__ox_binary },
+    { "AveragePool", "auto_pad ceil_mode count_include_pad kernel_shape pads strides", dl__ox_pool },
+    { "BatchNormalization", "epsilon is_test momentum training_mode spatial", dl__ox_batchnorm },
+    { "Cast", "to saturate", dl__ox_cast },
+    { "Concat", "axis", dl__ox_concat },
+    { "Constant", "value value_float value_floats value_int value_ints", dl__ox_constant },
+    { "ConstantOfShape", "value", dl__ox_constofshape },
+    { "Conv", "auto_pad dilations group kernel_shape pads strides", dl__ox_conv },
+    { "Div", "", dl__ox_binary },
+    { "Dropout", "is_test ratio seed", dl__ox_identity },
+    { "Elu", "alpha", dl__ox_unary },
+    { "Expand", "", dl__ox_expand },
+    { "Flatten", "axis", dl__ox_flatten },
+    { "Gather", "axis", dl__ox_gather },
+    { "Gemm", "alpha beta broadcast transA transB", dl__ox_gemm },
+    { "GlobalAveragePool", "", dl__ox_global },
+    { "GlobalMaxPool", "", dl__ox_global },
+    { "Identity", "", dl__ox_identity },
+    { "LeakyRelu", "alpha", dl__ox_unary },
+    { "MatMul", "", dl__ox_gemm },
+    { "MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides", dl__ox_pool },
+    { "Mul", "", dl__ox_binary },
+    { "PRelu", "", dl__ox_prelu },
+    { "Pad", "mode pads value", dl__ox_pad },
+    { "Relu", "", dl__ox_unary },
+    { "Reshape", "allowzero", dl__ox_reshape },
+    { "Shape", "end start", dl__ox_shape },
+    { "Sigmoid", "", dl__ox_unary },
+    { "Softmax", "axis", dl__ox_softmax },
+    { "Squeeze", "axes", dl__ox_squeeze },
+    { "Sub", "", dl__ox_binary },
+    { "Sum", "", dl__ox_sum },
+    { "Tanh", "", dl__ox_unary },
+    { "Transpose", "perm", dl__ox_transpose },
+    { "Unsqueeze", "axes", dl__ox_squeeze }
+};
+
+static const dl__ox_op *dl__ox_lookup(dl__str op) {
+    size_t k;
+    for (k = 0; k < sizeof dl__ox_ops / sizeof dl__ox_ops[0]; k++)
+        if (dl__str_is(op, dl__ox_ops[k].op)) return &dl__ox_ops[k];
+    return NULL;
+}
+/* Every attribute of the node must be one its row understands. */
+static int dl__ox_attrs_known(dl__ox *ox, const dl__ox_op *row, const dl__ox_node *n) {
+    int k;
+    for (k = 0; k < n->n_attr; k++) {
+        const char *p = row->attrs;
+        dl__str a = n->attr_name[k];
+        int ok = 0;
+        while (*p && !ok) {
+            size_t len = strcspn(p, " ");
+            ok = len == a.n && !memcmp(p, a.p, len);
+            p += len + (p[len] == ' ');
+        }
+        if (!ok) return dl__ox_unsup(ox, "attribute '%.*s'", (int)(a.n > 40 ? 40 : a.n), a.p);
+    }
+    return DL_OK;
+}
+/* Notes an unsupported node; nodes of one op refused for one reason share a line. */
+static void dl__ox_note_as(dl__ox *ox, dl__str op, dl__str name, const char *why) {
+    char o[24];
+    int k;
+    ox->n_unsup++;
+    snprintf(o, sizeof o, "%.*s", (int)(op.n > 23 ? 23 : op.n), op.p);
+    for (k = 0; k < ox->n_ug; k++)
+        if (!strcmp(ox->ug[k].op, o) && !strncmp(ox->ug[k].why, why, sizeof ox->ug[k].why - 1)) { ox->ug[k].count++; return; }
+    if (ox->n_ug == 16) return;     /* counted in the total */
+    memcpy(ox->ug[k].op, o, sizeof o);
+    snprintf(ox->ug[k].first, sizeof ox->ug[k].first, "%.*s", (int)(name.n > 23 ? 23 : name.n), name.p);
+    snprintf(ox->ug[k].why, sizeof ox->ug[k].why, "%s", why);
+    ox->ug[k].count = 1;
+    ox->n_ug++;
+}
+static void dl__ox_note(dl__ox *ox, const dl__ox_node *n) { dl__ox_note_as(ox, n->op, n->name, ox->why); }
+/* "N unsupported (opset K): Op 'first' (+2 more): why; ..." as far as it fits */
+static void dl__ox_unsup_msg(dl__ox *ox) {
+    int k;
+    size_t len;
+    snprintf(ox->err, sizeof ox->err, "%d unsupported (opset %d): ", ox->n_unsup, ox->opset);
+    for (k = 0; k < ox->n_ug && (len = strlen(ox->err)) < sizeof ox->err - 1; k++) {
+        char more[24] = "";
+        if (ox->ug[k].count > 1) snprintf(more, sizeof more, " (+%d more)", ox->ug[k].count - 1);
+        snprintf(ox->err + len, sizeof ox->err - len, "%s%s '%s'%s: %s", k ? "; " : "", ox->ug[k].op, ox->ug[k].first, more, ox->ug[k].why);
+    }
+}
+
+/* ---- names: an ONNX name that is not a valid layer name (over 31
+   characters or a '.') or starts with '~' (the importer's own helper
+   layers are "~1", "~2", ...) becomes its first 22 characters, '~' and a
+   hash. Such names export as they are, so they round-trip from then on. ---- */
+static void dl__ox_layer_name(const char *p, size_t n, char out[32]) {
+    size_t k;
+    int ok = n >= 1 && n <= 31 && p[0] != '~';
+    for (k = 0; k < n && ok; k++) ok = p[k] != '.' && p[k] != 0;
+    if (ok) { memcpy(out, p, n); out[n] = 0; return; }
+    for (k = 0; k < n && k < 22; k++) out[k] = p[k] == '.' || p[k] == '~' || p[k] == 0 ? '_' : p[k];
+    snprintf(out + k, 32 - k, "~%08lx", (unsigned long)dl__fnv32(p, n));
+}
+dl_layer *dl_onnx_output(const dl_net *net, const char *name) {
+    char nm[32];
+    if (!net || !name) return NULL;
+    dl__ox_layer_name(name, strlen(name), nm);
+    return dl__find(net, nm);          /* const net: no message recorded */
+}
+
+/* ---- the importer's phases ---- */
+typedef struct dl__ox_graph {
+    const unsigned char *m;     /* GraphProto */
+    size_t n;
+    long n_nodes, n_init, n_in, n_out;
+} dl__ox_graph;
+
+/* ModelProto: the default domain's opset and the graph. */
+static int dl__ox_model(dl__ox *ox, const unsigned char *data, size_t size, dl__ox_graph *g) {
+    dl__pb b = dl__pb_of(data, size);
+    dl__pbf f;
+    int r, ir = 0;
+    memset(g, 0, sizeof *g);
+    ox->opset = -1;
+    while ((r = dl__pb_next(&b, &f)) > 0) {
+        if (f.field == 1 && f.wire == 0) ir = (int)(f.v > 1000 ? 1000 : f.v);
+        else if (f.field == 7 && f.wire == 2) { g->m = f.s; g->n = f.n; }
+        else if (f.field == 8 && f.wire == 2) {
+            dl__pb o = dl__pb_of(f.s, f.n);
+            dl__pbf h;
+            dl__str dom = { "", 0 };
+            int64_t ver = 0;
+            while ((r = dl__pb_next(&o, &h)) > 0) {
+                if (h.field == 1 && h.wire == 2) { dom.p = (const char *)h.s; dom.n = h.n; }
+                if (h.field == 2 && h.wire == 0) ver = (int64_t)h.v;
+            }
+            if (r < 0) break;
+            if ((dom.n == 0 || dl__str_is(dom, "ai.onnx")) && ver > 0) ox->opset = (int)(ver > 1000 ? 1000 : ver);
+        } else if (f.field == 25 && f.wire == 2) {     /* a local function, inlined where it is called */
+            if (!dl__grow((void **)&ox->fn, (size_t)ox->n_fn, (size_t)ox->n_fn + 1, sizeof *ox->fn) ||
+                !dl__grow((void **)&ox->fn_len, (size_t)ox->n_fn, (size_t)ox->n_fn + 1, sizeof *ox->fn_len))
+                return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+            ox->fn[ox->n_fn] = f.s; ox->fn_len[ox->n_fn++] = f.n;
+        }
+    }
+    if (r < 0 || !g->m) return dl__ox_failf(ox, DL_ERR_FORMAT, "not an ONNX model (malformed protobuf or no graph)");
+    if (ir < 3) return dl__ox_failf(ox, DL_ERR_FORMAT, "IR version %d (3 or newer expected)", ir);
+    if (ox->opset < 0) ox->opset = 1;
+    if (ox->opset > 21)     /* older opsets' differences are attributes the rows refuse, or checked in the row */
+        return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "opset %d (this importer reads opsets 1 to 21)", ox->opset);
+    b = dl__pb_of(g->m, g->n);
+    while ((r = dl__pb_next(&b, &f)) > 0)
+        if (f.wire == 2) {
+            if (f.field == 1) g->n_nodes++;
+            else if (f.field == 5) g->n_init++;
+            else if (f.field == 11) g->n_in++;
+            else if (f.field == 12) g->n_out++;
+            else if (f.field == 15) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "sparse initializers");
+        }
+    return r < 0 ? dl__ox_failf(ox, DL_ERR_FORMAT, "malformed graph") : DL_OK;
+}
+
+/* ValueInfoProto: name, float element type, rank and dims (-1 symbolic). */
+static int dl__ox_valinfo(dl__ox *ox, const unsigned char *m, size_t n, dl__str *name, int *elem, int64_t *d, int *rank) {
+    dl__pb b = dl__pb_of(m, n), t, tt, sh, dim;
+    dl__pbf f, g, h, e, q;
+    int r;
+    name->p = ""; name->n = 0; *elem = 0; *rank = -1;
+    while ((r = dl__pb_next(&b, &f)) > 0) {
+        if (f.field == 1 && f.wire == 2) { name->p = (const char *)f.s; name->n = f.n; }
+        if (f.field != 2 || f.wire != 2) continue;
+        for (t = dl__pb_of(f.s, f.n); (r = dl__pb_next(&t, &g)) > 0;) {
+            if (g.field != 1 || g.wire != 2) continue;           /* tensor_type */
+            for (tt = dl__pb_of(g.s, g.n); (r = dl__pb_next(&tt, &h)) > 0;) {
+                if (h.field == 1 && h.wire == 0) *elem = (int)(h.v > 100 ? 100 : h.v);
+                if (h.field != 2 || h.wire != 2) continue;       /* shape */
+                *rank = 0;
+                for (sh = dl__pb_of(h.s, h.n); (r = dl__pb_next(&sh, &e)) > 0;) {
+                    if (e.field != 1 || e.wire != 2) continue;
+                    if (*rank == DL__OX_MAXR) return dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR);
+                    d[*rank] = -1;
+                    for (dim = dl__pb_of(e.s, e.n); (r = dl__pb_next(&dim, &q)) > 0;)
+                        if (q.field == 1 && q.wire == 0) d[*rank] = (int64_t)q.v;
+                    if (r < 0) break;
+                    (*rank)++;
+                }
+                if (r < 0) break;
+            }
+            if (r < 0) break;
+        }
+        if (r < 0) break;
+    }
+    return r < 0 ? dl__ox_failf(ox, DL_ERR_FORMAT, "malformed value info") : DL_OK;
+}
+
+/* Initializers become constants, the one other input an input layer. */
+static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
+    dl__pb b = dl__pb_of(g->m, g->n);
+    dl__pbf f;
+    int rc, n_rt = 0;
+    while (dl__pb_next(&b, &f) > 0) {
+        dl__ox_t t;
+        dl__str name;
+        dl__ox_val *v;
+        if (f.field != 5 || f.wire != 2) continue;
+        if ((rc = dl__ox_tensor(ox, f.s, f.n, &t, &name)))
+            return rc == DL_ERR_UNSUPPORTED ? dl__ox_failf(ox, rc, "initializer '%.*s': %s", (int)(name.n > 60 ? 60 : name.n), name.p, ox->why) : rc;
+        if (!(v = dl__ox_new(ox, name))) { dl__ox_t_free(&t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
+        v->kind = DL__OX_CONST; v->t = t;
+    }
+    b = dl__pb_of(g->m, g->n);
+    while (dl__pb_next(&b, &f) > 0) {
+        dl__str name;
+        int elem, rank, k;
+        int64_t d[DL__OX_MAXR];
+        dl_layer *l;
+        dl__ox_val *v;
+        if (f.field != 11 || f.wire != 2) continue;
+        if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank))) return rc == DL_ERR_UNSUPPORTED ? dl__ox_failf(ox, rc, "input: %s", ox->why) : rc;
+        if (dl__ox_find(ox, name)) continue;                    /* an initializer: a constant */
+        if (++n_rt > 1) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "more than one graph input (dl.h nets have one input)");
+        if (elem != DL__OX_FLOAT) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of element type %d (float only)", (int)(name.n > 60 ? 60 : name.n), name.p, elem);
+        if (rank < 1 || rank > 4) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of rank %d (1 to 4: batch and up to 3 dims)", (int)(name.n > 60 ? 60 : name.n), name.p, rank);
+        for (k = 1; k < rank; k++)
+            if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' dim %d is not a fixed size", (int)(name.n > 60 ? 60 : name.n), name.p, k);
+        ox->batch = d[0] > 0 ? d[0] : DL__OX_SYM;
+        l = dl_input(ox->net, rank > 1 ? (int)d[1] : 1, rank > 2 ? (int)d[2] : 0, rank > 3 ? (int)d[3] : 0);
+        if ((rc = dl__ox_take(ox, l))) return rc;
+        if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+        v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
+    }
+    return n_rt ? DL_OK : dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "no graph input besides initializers");
+}
+
+/* The local function a node calls, or NULL. */
+static int dl__ox_function(const dl__ox *ox, const dl__ox_node *n) {
+    int k;
+    for (k = 0; k < ox->n_fn; k++) {
+        dl__pb b = dl__pb_of(ox->fn[k], ox->fn_len[k]);
+        dl__pbf f;
+        dl__str name = { "", 0 }, dom = { "", 0 };
+        while (dl__pb_next(&b, &f) > 0) {
+            if (f.field == 1 && f.wire == 2) { name.p = (const char *)f.s; name.n = f.n; }
+            if (f.field == 10 && f.wire == 2) { dom.p = (const char *)f.s; dom.n = f.n; }
+        }
+        if (name.n == n->op.n && !memcmp(name.p, n->op.p, name.n) && dom.n == n->domain.n && !memcmp(dom.p, n->domain.p, dom.n)) return k;
+    }
+    return -1;
+}
+
+static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__ox_call *call);
+
+/* Inlines function k called by n: its nodes, renamed, in place of n. */
+static int dl__ox_inline(dl__ox *ox, const dl__ox_node *n, int k, const dl__ox_call *up) {
+    dl__ox_call *c = (dl__ox_call *)DL_MALLOC(sizeof(dl__ox_call));
+    dl__pb b;
+    dl__pbf f;
+    int rc = DL_OK;
+    if (!c) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    memset(c, 0, sizeof *c);
+    c->caller = n; c->fn = ox->fn[k]; c->fn_len = ox->fn_len[k];
+    c->depth = up ? up->depth + 1 : 1;
+    c->id = ++ox->calls;
+    if (c->depth > 16) { DL_FREE(c); return dl__ox_unsup(ox, "functions nested over 16 deep (recursive?)"); }
+    for (b = dl__pb_of(c->fn, c->fn_len); dl__pb_next(&b, &f) > 0;)
+        if ((f.field == 4 || f.field == 5) && f.wire == 2) {
+            int *cnt = f.field == 4 ? &c->n_in : &c->n_out;
+            if (*cnt == DL__OX_MAXIO) { DL_FREE(c); return dl__ox_unsup(ox, "a function with over %d inputs or outputs", DL__OX_MAXIO); }
+            (f.field == 4 ? c->in : c->out)[*cnt].p = (const char *)f.s;
+            (f.field == 4 ? c->in : c->out)[(*cnt)++].n = f.n;
+        }
+    for (b = dl__pb_of(c->fn, c->fn_len); dl__pb_next(&b, &f) > 0 && (!rc || rc == DL_ERR_UNSUPPORTED);)
+        if (f.field == 7 && f.wire == 2) rc = dl__ox_one(ox, f.s, f.n, c);
+    DL_FREE(c);
+    return rc && rc != DL_ERR_UNSUPPORTED ? rc : DL_OK;      /* unsupported nodes inside are noted already */
+}
+
+/* One node: its row (or a local function's nodes), or an UNSUPPORTED note;
+   values it cannot make are NONE. */
+static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__ox_call *call) {
+    dl__ox_node *n = (dl__ox_node *)DL_MALLOC(sizeof(dl__ox_node));
+    const dl__ox_op *row;
+    int rc, k, none = 0, fn = -1;
+    if (!n) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    ox->why[0] = 0;
+    rc = dl__ox_node_parse(ox, m, len, n, call);
+    for (k = 0; !rc && k < n->n_in; k++)
+        if (n->in[k].n) {
+            dl__ox_val *v = dl__ox_find(ox, n->in[k]);
+            if (!v) rc = dl__ox_failf(ox, DL_ERR_FORMAT, "node '%.*s' reads '%.*s' before anything makes it (unsorted or cyclic graph)",
+                                      (int)(n->name.n > 60 ? 60 : n->name.n), n->name.p, (int)(n->in[k].n > 60 ? 60 : n->in[k].n), n->in[k].p);
+            else if (v->kind == DL__OX_NONE) none = 1;
+        }
+    ox->node = n;
+    row = dl__ox_lookup(n->op);
+    if (!rc && (fn = dl__ox_function(ox, n)) >= 0) {
+        if (none) rc = DL_OK;
+        else if ((rc = dl__ox_inline(ox, n, fn, call)) != DL_ERR_UNSUPPORTED) {   /* its nodes made the outputs */
+            ox->node = NULL;
+            DL_FREE(n);
+            return rc;
+        }
+        ox->node = n;
+    } else if (!rc && (n->domain.n && !dl__str_is(n->domain, "ai.onnx"))) rc = dl__ox_unsup(ox, "domain '%.*s'", (int)(n->domain.n > 40 ? 40 : n->domain.n), n->domain.p);
+    else if (!rc && !row) rc = dl__ox_unsup(ox, "no mapping for this op");
+    else if (!rc && none) rc = DL_OK;           /* after an unsupported node: skipped */
+    else if (!rc && !(rc = dl__ox_attrs_known(ox, row, n))) {
+        if (n->n_out < 1) rc = dl__ox_failf(ox, DL_ERR_FORMAT, "a node without outputs");
+        else rc = row->fn(ox, n);
+    }
+    if (rc == DL_ERR_UNSUPPORTED) dl__ox_note(ox, n);
+    if (rc == DL_ERR_UNSUPPORTED || (!rc && none))
+        for (k = 0, rc = DL_OK; k < n->n_out && !rc; k++)
+            if (n->out[k].n && !dl__ox_new(ox, n->out[k])) rc = dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    if (rc && rc != DL_ERR_UNSUPPORTED && !strstr(ox->err, "node '")) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%.*s '%.*s': %.200s", (int)(n->op.n > 30 ? 30 : n->op.n), n->op.p,
+                 (int)(n->name.n > 40 ? 40 : n->name.n), n->name.p, ox->err);
+        memcpy(ox->err, msg, sizeof msg);
+    }
+    ox->node = NULL;
+    DL_FREE(n);
+    return rc;
+}
+
+/* The graph's nodes, in order; then every output must be a layer. */
+static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
+    dl__pb b = dl__pb_of(g->m, g->n);
+    dl__pbf f;
+    int rc;
+    while (dl__pb_next(&b, &f) > 0)
+        if (f.field == 1 && f.wire == 2 && (rc = dl__ox_one(ox, f.s, f.n, NULL)) && rc != DL_ERR_UNSUPPORTED) return rc;
+    b = dl__pb_of(g->m, g->n);
+    while (dl__pb_next(&b, &f) > 0) {
+        dl__str name;
+        int elem, rank;
+        int64_t d[DL__OX_MAXR];
+        dl__ox_val *v;
+        if (f.field != 12 || f.wire != 2) continue;
+        if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank)) && rc != DL_ERR_UNSUPPORTED) return rc;
+        if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
+        if (v->kind == DL__OX_CONST) {
+            dl__str what = { "graph output", 12 };
+            dl__ox_note_as(ox, what, name, "a constant (dl.h has no constant layer yet)");
+        }
+    }
+    return DL_OK;
+}
+
+/* Layers get their ONNX names; graph outputs win over the names of the values they alias. */
+static void dl__ox_names(dl__ox *ox, const dl__ox_graph *g) {
+    int k;
+    dl__pb b = dl__pb_of(g->m, g->n);
+    dl__pbf f;
+    char nm[32];
+    unsigned char *named = (unsigned char *)dl__calloc((size_t)dl_net_layer_count(ox->net) + 1, 1);
+    if (!named) return;                 /* the layers keep their "~k" names */
+    while (dl__pb_next(&b, &f) > 0) {
+        dl__str name;
+        int elem, rank;
+        int64_t d[DL__OX_MAXR];
+        dl__ox_val *v;
+        if (f.field != 12 || f.wire != 2 || dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank)) continue;
+        if ((v = dl__ox_find(ox, name)) && v->kind == DL__OX_LAYER && !named[v->l->index]) {
+            dl__ox_layer_name(name.p, name.n, nm);
+            if (!dl_layer_set_name(v->l, nm)) named[v->l->index] = 1;
+        }
+    }
+    for (k = 0; k < ox->nv; k++) {
+        dl__ox_val *v = &ox->v[k];
+        if (v->kind != DL__OX_LAYER || named[v->l->index]) continue;
+        dl__ox_layer_name(v->name.p, v->name.n, nm);
+        if (!dl_layer_set_name(v->l, nm)) named[v->l->index] = 1;
+    }
+    DL_FREE(named);
+}
+
+static dl_net *dl__ox_load(const void *data, size_t size, const char *dir, dl_status *st) {
+    dl__ox ox;
+    dl__ox_graph g;
+    int rc, k;
+    memset(&ox, 0, sizeof ox);
+    ox.dir = dir;
+    if (!data) rc = dl__ox_failf(&ox, DL_ERR_ARG, "data is NULL");
+    else if (!(ox.net = dl_net_new())) rc = dl__ox_failf(&ox, DL_ERR_NOMEM, "out of memory");
+    else if (!(rc = dl__ox_model(&ox, (const unsigned char *)data, size, &g)) && !(rc = dl__ox_inputs(&ox, &g)) &&
+             !(rc = dl__ox_nodes(&ox, &g)) && ox.n_unsup) {
+        dl__ox_unsup_msg(&ox);
+        rc = DL_ERR_UNSUPPORTED;
+    }
+    if (!rc) dl__ox_names(&ox, &g);
+    for (k = 0; k < ox.nv; k++) dl__ox_t_free(&ox.v[k].t);
+    DL_FREE(ox.v);
+    DL_FREE(ox.hash);
+    DL_FREE(ox.fn);
+    DL_FREE(ox.fn_len);
+    while (ox.arena) {
+        void *next;
+        memcpy(&next, ox.arena, sizeof next);
+        DL_FREE(ox.arena);
+        ox.arena = next;
+    }
+    if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", rc ? ox.err : ""); }
+    if (rc) { dl_net_free(ox.net); return NULL; }
+    return ox.net;
+}
+dl_net *dl_onnx_load_mem(const void *data, size_t size, dl_status *st) { return dl__ox_load(data, size, NULL, st); }
+dl_net *dl_onnx_load(const char *path, dl_status *st) {
+    unsigned char *data = NULL;
+    size_t len = 0;
+    char err[256], dir[1024];
+    const char *slash;
+    dl_net *net;
+    int rc = dl__read_file(path, &data, &len, err);
+    if (rc) {
+        if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", err); }
+        return NULL;
+    }
+    slash = strrchr(path, '/');
+    if (strrchr(path, '\\') > slash) slash = strrchr(path, '\\');     /* Windows paths */
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path > 1000 ? 1000 : slash - path), path);
+    net = dl__ox_load(data, len, dir, st);
+    DL_FREE(data);
+    return net;
+}
+
+/* ---- export: opset 13, IR version 7 ---- */
+#define DL__OX_EXPORT_OPSET 13
+/* A TensorProto of floats (f) or int64s (ints) into t, the payload as raw_data. */
+static void dl__pw_tensor_body(dl__wbuf *t, const char *name, int ndim, const int64_t *dims, const float *f, const int64_t *ints) {
+    int64_t count = 1, k;
+    for (k = 0; k < ndim; k++) { dl__pw_int(t, 1, dims[k]); count *= dims[k]; }
+    dl__pw_int(t, 2, f ? DL__OX_FLOAT : DL__OX_INT64);
+    dl__pw_str(t, 8, name);
+    dl__pw_varint(t, 9 << 3 | 2);
+    dl__pw_varint(t, (uint64_t)count * (f ? 4 : 8));
+    for (k = 0; k < count; k++) {
+        if (f) { uint32_t u; memcpy(&u, &f[k], 4); dl__put_u32(t, u); }
+        else dl__put_u64(t, (uint64_t)ints[k]);
+    }
+}
+static void dl__pw_tensor(dl__wbuf *w, uint32_t field, const char *name, int ndim, const int64_t *dims, const float *f, const int64_t *ints) {
+    dl__wbuf t;
+    memset(&t, 0, sizeof t);
+    dl__pw_tensor_body(&t, name, ndim, dims, f, ints);
+    dl__pw_msg(w, field, &t);
+}
+static void dl__pw_attr_int(dl__wbuf *w, const char *name, int64_t v) {
+    dl__wbuf a;
+    memset(&a, 0, sizeof a);
+    dl__pw_str(&a, 1, name); dl__pw_int(&a, 3, v); dl__pw_int(&a, 20, 2);
+    dl__pw_msg(w, 5, &a);
+}
+static void dl__pw_attr_float(dl__wbuf *w, const char *name, float v) {
+    dl__wbuf a;
+    memset(&a, 0, sizeof a);
+    dl__pw_str(&a, 1, name); dl__pw_float(&a, 2, v); dl__pw_int(&a, 20, 1);
+    dl__pw_msg(w, 5, &a);
+}
+static void dl__pw_attr_ints(dl__wbuf *w, const char *name, int n, int a0, int a1, int a2, int a3) {
+    dl__wbuf a;
+    int v[4], k;
+    v[0] = a0; v[1] = a1; v[2] = a2; v[3] = a3;
+    memset(&a, 0, sizeof a);
+    dl__pw_str(&a, 1, name);
+    for (k = 0; k < n; k++) dl__pw_int(&a, 8, v[k]);
+    dl__pw_int(&a, 20, 7);
+    dl__pw_msg(w, 5, &a);
+}
+/* A node with up to 5 inputs (NULL ends them); attributes are added to *node by the caller, then dl__pw_msg. */
+static void dl__pw_node(dl__wbuf *node, const char *op, const char *name, const char *out, const char *const *in) {
+    memset(node, 0, sizeof *node);
+    while (*in) dl__pw_str(node, 1, *in++);
+    dl__pw_str(node, 2, out);
+    dl__pw_str(node, 3, name);
+    dl__pw_str(node, 4, op);
+}
+static void dl__pw_valinfo(dl__wbuf *g, uint32_t field, const dl_layer *l) {
+    dl__wbuf vi, tp, tt, sh, dim;
+    int k;
+    memset(&vi, 0, sizeof vi); memset(&tp, 0, sizeof tp); memset(&tt, 0, sizeof tt); memset(&sh, 0, sizeof sh);
+    memset(&dim, 0, sizeof dim);
+    dl__pw_str(&dim, 2, "N");
+    dl__pw_msg(&sh, 1, &dim);
+    for (k = 0; k < l->ndim; k++) { memset(&dim, 0, sizeof dim); dl__pw_int(&dim, 1, l->shape[k]); dl__pw_msg(&sh, 1, &dim); }
+    dl__pw_int(&tt, 1, DL__OX_FLOAT);
+    dl__pw_msg(&tt, 2, &sh);
+    dl__pw_msg(&tp, 1, &tt);
+    dl__pw_str(&vi, 1, l->name);
+    dl__pw_msg(&vi, 2, &tp);
+    dl__pw_msg(g, field, &vi);
+}
+static void dl__pw_param(dl__wbuf *g, dl_net *net, const dl_layer *l, const char *what, const int64_t *dims, int ndim, char *name) {
+    dl_param *p;
+    snprintf(name, 64, "%s.%s", l->name, what);
+    p = dl_net_find_param(net, name);
+    if (p) dl__pw_tensor(g, 5, name, ndim, dims, p->data, NULL);
+}
+
+/* One layer as ONNX nodes (and initializers) in graph g. */
+static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char *err) {
+    char pn[5][64], tmp[48];
+    const char *in[6];
+    int64_t d[4] = { 1, 1, 1, 1 };
+    dl__wbuf node;
+    int c = l->n_in ? l->in[0]->shape[0] : 0, k;
+    const char *x = l->n_in ? l->in[0]->name : "";
+    in[0] = x; in[1] = NULL;
+    switch (l->op) {
+    case DL_OP_INPUT: return DL_OK;
+    case DL_OP_DENSE:
+        if (l->in[0]->ndim > 1) {       /* Gemm wants [N, K] */
+            snprintf(tmp, sizeof tmp, "%s/flatten", l->name);
+            dl__pw_node(&node, "Flatten", tmp, tmp, in);
+            dl__pw_msg(g, 1, &node);
+            in[0] = tmp;
+        }
+        d[0] = l->a.units; d[1] = l->in[0]->size;
+        dl__pw_param(g, net, l, "weight", d, 2, pn[0]);
+        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
+        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+        dl__pw_node(&node, "Gemm", l->name, l->name, in);
+        dl__pw_attr_int(&node, "transB", 1);
+        break;
+    case DL_OP_CONV2D:
+        d[0] = l->a.units; d[1] = c / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
+        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
+        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
+        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+        dl__pw_node(&node, "Conv", l->name, l->name, in);
+        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
+        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
+        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
+        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+        dl__pw_attr_int(&node, "group", l->a.groups);
+        break;
+    case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
+        dl__pw_node(&node, l->op == DL_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", l->name, l->name, in);
+        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
+        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
+        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
+        dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
+        if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
+            dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+        if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
+        break;
+    case DL_OP_GLOBAL_AVGPOOL:          /* [N,C,1,1], then [N,C] */
+        snprintf(tmp, sizeof tmp, "%s/pool", l->name);
+        dl__pw_node(&node, "GlobalAveragePool", tmp, tmp, in);
+        dl__pw_msg(g, 1, &node);
+        in[0] = tmp;
+        dl__pw_node(&node, "Flatten", l->name, l->name, in);
+        break;
+    case DL_OP_BATCHNORM:
+        d[0] = c;
+        dl__pw_param(g, net, l, "weight", d, 1, pn[0]);
+        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
+        dl__pw_param(g, net, l, "running_mean", d, 1, pn[2]);
+        dl__pw_param(g, net, l, "running_var", d, 1, pn[3]);
+        for (k = 0; k < 4; k++) in[k + 1] = pn[k];
+        in[5] = NULL;
+        dl__pw_node(&node, "BatchNormalization", l->name, l->name, in);
+        dl__pw_attr_float(&node, "epsilon", l->a.eps);
+        dl__pw_attr_float(&node, "momentum", 1.0f - l->a.momentum);
+        break;
+    case DL_OP_DROPOUT: {
+        float ratio = l->a.alpha;
+        snprintf(pn[0], 64, "%s.ratio", l->name);
+        dl__pw_tensor(g, 5, pn[0], 0, d, &ratio, NULL);
+        in[1] = pn[0]; in[2] = NULL;
+        dl__pw_node(&node, "Dropout", l->name, l->name, in);
+        break;
+    }
+    case DL_OP_RESHAPE: {
+        int64_t s[4], n = l->ndim + 1;
+        s[0] = 0;                       /* 0: the batch, copied */
+        for (k = 0; k < l->ndim; k++) s[k + 1] = l->shape[k];
+        snprintf(pn[0], 64, "%s.shape", l->name);
+        dl__pw_tensor(g, 5, pn[0], 1, &n, NULL, s);
+        in[1] = pn[0]; in[2] = NULL;
+        dl__pw_node(&node, "Reshape", l->name, l->name, in);
+        break;
+    }
+    case DL_OP_RELU: dl__pw_node(&node, "Relu", l->name, l->name, in); break;
+    case DL_OP_SIGMOID: dl__pw_node(&node, "Sigmoid", l->name, l->name, in); break;
+    case DL_OP_TANH: dl__pw_node(&node, "Tanh", l->name, l->name, in); break;
+    case DL_OP_LEAKY_RELU: case DL_OP_ELU:
+        dl__pw_node(&node, l->op == DL_OP_ELU ? "Elu" : "LeakyRelu", l->name, l->name, in);
+        dl__pw_attr_float(&node, "alpha", l->a.alpha);
+        break;
+    case DL_OP_PRELU:                   /* the slope as [C,1,..] to broadcast along channels */
+        d[0] = c; d[1] = d[2] = 1;
+        dl__pw_param(g, net, l, "weight", d, l->ndim, pn[0]);
+        in[1] = pn[0]; in[2] = NULL;
+        dl__pw_node(&node, "PRelu", l->name, l->name, in);
+        break;
+    case DL_OP_SOFTMAX:
+        dl__pw_node(&node, "Softmax", l->name, l->name, in);
+        dl__pw_attr_int(&node, "axis", 1);
+        break;
+    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: {
+        const char *ins[DL__OX_MAXIO + 1];
+        if (l->n_in > DL__OX_MAXIO) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
+        for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
+        ins[l->n_in] = NULL;
+        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
+                    l->n_in == 2 ? "Add" : "Sum", l->name, l->name, ins);
+        if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
+        break;
+    }
+    default:
+        return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
+    }
+    dl__pw_msg(g, 1, &node);
+    return DL_OK;
+}
+
+int dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_outputs, void **data, size_t *len) {
+    dl__wbuf m, g, op;
+    unsigned char *need;
+    int k, j, rc = DL_OK, n = dl_net_layer_count(net), n_inputs = 0;
+    char *err;
+    if (data) *data = NULL;
+    if (len) *len = 0;
+    if (!net) return DL_ERR_ARG;
+    err = net->err;
+    if (!data || !len || !outputs || n_outputs < 1) return dl__fail(err, DL_ERR_ARG, "dl_onnx_save: NULL argument or no outputs");
+    if ((rc = dl_net_sync(net))) return rc;
+    if (!(need = (unsigned char *)dl__calloc((size_t)n + 1, 1))) return dl__fail(err, DL_ERR_NOMEM, "dl_onnx_save: out of memory");
+    for (k = 0; k < n_outputs; k++) {
+        if (!outputs[k] || outputs[k]->net != net) { DL_FREE(need); return dl__fail(err, DL_ERR_ARG, "dl_onnx_save: output %d is NULL or of another net", k); }
+        need[outputs[k]->index] = 1;
+    }
+    for (k = n - 1; k >= 0; k--)        /* the ancestors of the outputs */
+        if (need[k]) {
+            dl_layer *l = dl_net_layer(net, k);
+            for (j = 0; j < l->n_in; j++) need[l->in[j]->index] = 1;
+        }
+    memset(&g, 0, sizeof g);
+    for (k = 0; k < n && !rc; k++) {
+        dl_layer *l = dl_net_layer(net, k);
+        if (!need[k]) continue;
+        if (l->op == DL_OP_INPUT) { dl__pw_valinfo(&g, 11, l); n_inputs++; }
+        else rc = dl__ox_export_layer(&g, net, l, err);
+    }
+    DL_FREE(need);
+    if (!rc && n_inputs != 1) rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: the outputs read %d input layers (one expected)", n_inputs);
+    if (rc) { DL_FREE(g.p); return rc; }
+    dl__pw_str(&g, 2, "dl.h");
+    for (k = 0; k < n_outputs; k++) dl__pw_valinfo(&g, 12, outputs[k]);
+    memset(&m, 0, sizeof m);
+    memset(&op, 0, sizeof op);
+    dl__pw_int(&m, 1, 7);               /* IR version 7: opset 13's */
+    dl__pw_str(&m, 2, "dl.h");
+    dl__pw_msg(&m, 7, &g);
+    dl__pw_str(&op, 1, "");
+    dl__pw_int(&op, 2, DL__OX_EXPORT_OPSET);
+    dl__pw_msg(&m, 8, &op);
+    if (m.oom) { DL_FREE(m.p); return dl__fail(err, DL_ERR_NOMEM, "dl_onnx_save: out of memory"); }
+    *data = m.p;
+    *len = m.len;
+    return DL_OK;
+}
+int dl_onnx_save(dl_net *net, dl_layer *const *outputs, int n_outputs, const char *path) {
+    void *data;
+    size_t len;
+    int rc = dl_onnx_save_mem(net, outputs, n_outputs, &data, &len);
+    if (rc) return rc;
+    rc = dl__write_atomic(net->err, "dl_onnx_save", path, data, len);
+    DL_FREE(data);
+    return dl__done(net, rc);
+}
+#endif /* DL_NO_ONNX */
 
 #ifdef __cplusplus
 }

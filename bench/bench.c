@@ -304,6 +304,35 @@ static void row(const char *what, double ours, const char *key_torch, const char
     else printf(" %10s | %6s |\n", "-", "");
 }
 
+/* ONNX import of a ~10 MB model: the reference CNN with an 800-unit dense
+   layer behind it (2.6M floats), exported by dl.h. Median of 5 loads, ms;
+   *mb gets the size. */
+static double onnx_import_ms(double *mb) {
+    dl_net *net = dl_net_new();
+    dl_layer *h = dl_input(net, 1, 28, 28);
+    void *data = NULL;
+    size_t len = 0;
+    double ts[5];
+    int i;
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 32, 3, 1, 1))), 2, 2);
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 64, 3, 1, 1))), 2, 2);
+    h = dl_dense(dl_relu(dl_dense(dl_flatten(h), 800)), 10);
+    if (!h || dl_onnx_save_mem(net, &h, 1, &data, &len)) { dl_net_free(net); return -1; }
+    *mb = (double)len / 1e6;
+    for (i = 0; i < 5; i++) {
+        dl_status st;
+        double t = now();
+        dl_net *m = dl_onnx_load_mem(data, len, &st);
+        ts[i] = (now() - t) * 1e3;
+        if (!m) { ts[i] = -1; break; }
+        dl_net_free(m);
+    }
+    qsort(ts, 5, sizeof ts[0], cmp_d);
+    DL_FREE(data);
+    dl_net_free(net);
+    return ts[2];
+}
+
 int main(int argc, char **argv) {
     dl_net *net = dl_net_new();
     const char *simd = net->simd->name;
@@ -312,6 +341,12 @@ int main(int argc, char **argv) {
     quick = argc > 1 && !strcmp(argv[1], "--quick");
     if (argc > 1 && !strcmp(argv[1], "--embed")) { embed_table(); return 0; }
     if (argc > 1 && !strcmp(argv[1], "--train-rss")) { dl_net_free(net); return train_rss_child(); }
+    if (argc > 1 && !strcmp(argv[1], "--onnx-import")) {     /* just this number */
+        double mb = 0, ms = onnx_import_ms(&mb);
+        printf("ONNX import (dl_onnx_load_mem) of a %.1f MB model: %.1f ms (median of 5)\n", mb, ms);
+        dl_net_free(net);
+        return 0;
+    }
     printf("dl.h %d.%d.%d benchmark: %s kernels, %d cores%s\n\n", DL_VERSION_MAJOR, DL_VERSION_MINOR, DL_VERSION_PATCH,
            simd, cores, quick ? " (quick)" : "");
     if (!system("command -v /usr/bin/python3 >/dev/null 2>&1 && /usr/bin/python3 -c 'import torch' 2>/dev/null")) {
@@ -370,6 +405,10 @@ int main(int argc, char **argv) {
     {
         double a = conv_gflops(1), b = conv_gflops(2);
         printf("| %-44s | %6.0f (%5.1f%%) | %6.0f (%5.1f%%) |\n", "conv2 layer forward, batch 64 (with im2col)", a, 100 * a / peak1, b, 100 * b / peak2);
+    }
+    {
+        double mb = 0, ms = onnx_import_ms(&mb);
+        printf("\nONNX import (dl_onnx_load_mem) of a %.1f MB model: %.1f ms (median of 5)\n", mb, ms);
     }
     embed_table();
     printf("\ncompile time of a program with the implementation, cc -O2: %.2f s\n", compile_seconds());

@@ -851,7 +851,8 @@ static void test_optim_state(void) {
     s = dl_optim_state(sgd, w, 0);
     CHECK(s && !memcmp(s, g, sizeof g), "SGD's first buffer is the gradient (no dampening at step 1)");
     s = dl_optim_state(adam, w, 0);
-    for (i = 0; s && i < 6; i++) CHECK(s[i] == (1.0f - 0.9f) * g[i], "adam m[%d] = %g", i, s[i]);
+    for (i = 0; s && i < 6; i++)     /* within rounding: s390x and x87 may round 1 - beta1 differently */
+        CHECK(fabsf(s[i] - (1.0f - 0.9f) * g[i]) <= 1e-6f * g[i], "adam m[%d] = %g", i, s[i]);
     CHECK(!dl_optim_state(adam, w, 2) && strstr(dl_net_error(net), "slot 2"), "%s", dl_net_error(net));
     CHECK(!dl_optim_state(sgd, NULL, 0) && dl_optim_steps(sgd) == 1, "steps");
     CHECK(dl_net_save_mem(net, sgd, &buf, &len) == DL_OK, "%s", dl_net_error(net));
