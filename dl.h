@@ -66,6 +66,18 @@
       whole graph can be built and checked once at the end. Calls that make a
       net from a file take an optional dl_status* for their message.
 
+      dl_net_error(net) holds the message of the last failed call. A call
+      that runs, trains, saves, loads, moves or configures the net
+      (dl_predict, dl_forward, dl_backward, dl_train_step(_mse),
+      dl_optim_step, dl_optim_set_lr, dl_net_save, dl_checkpoint_save,
+      dl_net_save_mem, dl_net_load_weights, dl_net_to_backend, dl_net_sync,
+      dl_net_set_threads, dl_net_set_parallel, dl_param_init,
+      dl_net_set_collective, dl_net_broadcast_params) clears it
+      when it succeeds. Calls that build (layer constructors,
+      dl_layer_set_name, dl_net_find, dl_net_output, optimizers, dl_ctx_new)
+      only ever set it, so a whole graph can be built and checked once at
+      the end. dl_ctx_error(ctx) follows the same rule for dl_ctx_predict.
+
       A caller's mistake never aborts and never writes out of bounds. What
       can fail, and how:
       - dl_net_new, dl_ctx_new: NULL only when out of memory.
@@ -74,27 +86,40 @@
         parameter), shapes that do not fit, the wrong number of inputs,
         inputs from another net, a net already on a GPU. The net is as it
         was, generator included.
+      - dl_net_find: NULL, and "no layer named", for a name no layer has.
       - dl_optim_new and its short forms: NULL for an unknown kind, lr, eps
         or weight decay not finite and positive (weight decay: >= 0),
-        momentum or betas outside [0,1), alpha outside (0,1), clip < 0.
-      - dl_train_step, dl_train_step_mse: DL_ERR_ARG for NULLs, batch < 1,
-        a label outside [0, classes), an optimizer or layer of another net,
-        and a graph with no trainable, unfrozen parameter behind the output
-        (inference only: use dl_forward with train 1 to update batchnorm
-        statistics alone); DL_ERR_NUMERIC for a NaN or infinite input,
-        target, loss or gradient; DL_ERR_SHAPE for batchnorm training on one
+        momentum or betas outside [0,1), alpha outside (0,1), clip < 0 or
+        NaN, dampening outside [0,1] or with Nesterov. The message names the
+        first rule broken, its value and the function called (dl_sgd,
+        dl_adam, ...).
+      - dl_train_step and its _mse, _nll, _scalar and _multi forms:
+        DL_ERR_ARG for NULLs (a NULL layer
+        included), batch < 1 or too large (any layer over 2^30 floats for
+        the batch; refused before x or the labels are read), a label outside
+        [0, classes), an optimizer or layer of another net, a dl_softmax
+        layer given to dl_train_step (the loss expects logits: pass the
+        softmax's input; dl_train_step_nll wants dl_log_softmax), and a graph with no trainable, unfrozen parameter
+        behind the output (inference only: use dl_forward with train 1 to
+        update batchnorm statistics alone); DL_ERR_NUMERIC for a NaN or
+        infinite input, target, loss or gradient, and for a step that would
+        make a parameter, batchnorm statistic or optimizer state infinite
+        or NaN (diverging); DL_ERR_SHAPE for batchnorm training on one
         value per channel; DL_ERR_UNSUPPORTED for two input layers
         (use the _multi calls);
         DL_ERR_NOMEM. After any error no parameter, statistic, optimizer
         state or generator state has changed: the step can be retried.
-      - dl_predict, dl_forward, dl_ctx_predict: NULL, as above. Inference
+      - dl_predict, dl_forward (and _multi), dl_ctx_predict: NULL, as above; a NULL layer
+        is an error, not "the last layer" (that is dl_net_output(net)). Inference
         passes NaN and infinity on (outputs that depend on them are NaN or
         infinite, though relu and max pooling can drop a NaN); training mode
         refuses them before anything runs. x must hold n samples: the one
         thing no call can check.
       - dl_backward: DL_ERR_ARG without a dl_forward to the same layer.
         dl_optim_step: DL_ERR_NUMERIC, and nothing changed, when a gradient
-        is not finite. dl_optim_set_lr: DL_ERR_ARG unless finite and > 0.
+        is not finite or the update would make a parameter or the
+        optimizer's state infinite or NaN. dl_optim_set_lr: DL_ERR_ARG
+        unless finite and > 0.
       - With a collective (dl_net_set_collective): DL_ERR_BACKEND, and
         nothing changed, when it returns non-zero in dl_optim_step or
         dl_train_step; dl_net_broadcast_params: DL_ERR_ARG without one.
@@ -105,7 +130,10 @@
         (files hold finite numbers only, so a diverged net never replaces
         the last good file). path is replaced atomically: killed at any
         moment, it holds the old or the new file, whole. A killed save can
-        leave a "path.<pid>-<id>-<n>.tmp" file behind, safe to delete.
+        leave a "path.<pid>-<id>-<n>.tmp" file behind, safe to delete. A
+        failed save's message names path and the system's reason (errno).
+        Only a regular file is replaced: DL_ERR_IO when path is a folder, a
+        device or a FIFO (saving to /dev/null does not replace it).
       - dl_net_load(_mem), dl_checkpoint_load(_mem), dl_net_load_weights:
         DL_ERR_IO (missing, not a regular file), DL_ERR_FORMAT (truncated,
         corrupt: every length and offset is checked against the size and a
@@ -116,6 +144,10 @@
         was (values and frozen flags) when it fails.
       - dl_net_to_backend: DL_ERR_NOMEM or DL_ERR_BACKEND; the net stays where
         it was.
+      Every check for NaN and infinity reads the bits, so the checks hold
+      in builds with -ffast-math (make test-fastmath runs the suite so);
+      whether inference carries a NaN through relu or max pooling is then
+      the compiler's choice.
       Allocation failure is an error, never a crash: every allocation goes
       through DL_MALLOC and a failed one leaves the object usable. The one
       silent case: without memory for the thread pool, work runs on the
@@ -127,10 +159,12 @@
       may run at the same time, saves to the same path included (each
       writes its own temporary file; the file is always one of them, whole).
       On one net, dl_ctx_predict may run concurrently on distinct contexts,
-      as long as no thread changes the net meanwhile (training, adding
-      layers, loading weights, writing parameters, moving it to or from a
-      GPU; dl_net_param, dl_net_find_param and dl_net_params count as
-      writing). Every other call on a net needs exclusive access, and its
+      and dl_ctx_new and dl_ctx_free may run on any thread meanwhile (the
+      net's list of contexts has a lock), as long as no thread changes the
+      net (training, adding layers, loading weights, writing parameters,
+      moving it to or from a GPU; dl_net_param, dl_net_find_param and
+      dl_net_params count as writing). Every other call on a net needs
+      exclusive access, and its
       message (dl_net_error) belongs to the thread that made the call.
       dl_ctx objects are not thread-safe themselves: one per thread. fork()
       copies a net but not its pool's threads: a child may use (and free)
@@ -307,10 +341,11 @@ typedef struct dl_backend dl_backend;
 DLDEF dl_net     *dl_net_new(void);                       /* NULL only when out of memory */
 DLDEF void        dl_net_free(dl_net *net);               /* frees layers, optimizers, contexts' net state */
 DLDEF void        dl_net_seed(dl_net *net, uint64_t seed);/* the net's generator: init, dropout */
-DLDEF const char *dl_net_error(const dl_net *net);        /* last error message, "" if none */
+DLDEF const char *dl_net_error(const dl_net *net);        /* the last failed call's message (ERRORS says when it clears) */
 DLDEF int         dl_net_layer_count(const dl_net *net);
 DLDEF dl_layer   *dl_net_layer(const dl_net *net, int i); /* creation order; -1 is the last */
-DLDEF dl_layer   *dl_net_find(const dl_net *net, const char *name);
+DLDEF dl_layer   *dl_net_find(dl_net *net, const char *name);   /* NULL and an error if no layer has it */
+DLDEF dl_layer   *dl_net_output(dl_net *net);              /* the last layer added: "the net's output" */
 DLDEF void        dl_net_set_input_grad(dl_net *net, int on); /* backward also computes d/d input */
 
 /* Threads. A net starts with as many threads as the machine has cores (or
@@ -563,7 +598,8 @@ DLDEF int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp,
 DLDEF int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss);
 
 /* Returns n * dl_layer_size(out) floats owned by the net, valid until the
-   next call on the net; NULL on error. out NULL means the last layer added. */
+   next call on the net; NULL on error, a NULL out included (for the last
+   layer added, pass dl_net_output(net)). */
 DLDEF const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n);
 
 /* Graphs with several input layers (two-stream and siamese nets, a target
@@ -637,7 +673,7 @@ DLDEF const float *dl_ctx_predict(dl_ctx *ctx, dl_layer *out, const float *x, in
 DLDEF const char  *dl_ctx_error(const dl_ctx *ctx);
 
 /* ---- files: little-endian, versioned, checksummed, written atomically ---- */
-DLDEF int     dl_net_save(dl_net *net, const char *path);
+DLDEF int     dl_net_save(dl_net *net, const char *path);   /* the message names path and errno's reason */
 DLDEF dl_net *dl_net_load(const char *path, dl_status *st);
 DLDEF dl_net *dl_net_load_mem(const void *data, size_t len, dl_status *st);
 DLDEF int     dl_net_load_weights(dl_net *net, const char *path); /* into an identical graph */
@@ -895,7 +931,8 @@ typedef struct dl_memory {
 /* NULL on failure, with the reason in st: DL_ERR_ARG (NULL net, a layer of
    another net), DL_ERR_UNSUPPORTED (custom layers, two input layers, a net
    on a GPU backend, more than 16 inputs to one layer), DL_ERR_NUMERIC (a
-   parameter not finite), DL_ERR_NOMEM. out NULL: the last layer. The net is
+   parameter not finite), DL_ERR_NOMEM; out NULL is an error (the last
+   layer is dl_net_output(net)), as in dl_predict. The net is
    not changed; the result owns its memory (dl_frozen_free). */
 DLDEF dl_frozen *dl_freeze(const dl_net *net, dl_layer *out, dl_status *st);
 DLDEF void       dl_frozen_free(dl_frozen *f);
@@ -1060,7 +1097,9 @@ typedef enum dl_loss_kind { DL_LOSS_SOFTMAX_CE = 0, DL_LOSS_MSE = 1, DL_LOSS_NLL
 
 struct dl_backend {
     const char *name;
-    void *(*alloc)(dl_backend *b, size_t bytes);                   /* NULL on failure */
+    /* NULL on failure. A backend without alloc could not start: dl_net_to_backend
+       then fails with DL_ERR_BACKEND and error as the net's message. */
+    void *(*alloc)(dl_backend *b, size_t bytes);
     void  (*release)(dl_backend *b, void *p);
     int   (*copy)(dl_backend *b, void *dst, const void *src, size_t bytes, int dir);
     int   (*zero)(dl_backend *b, void *p, size_t bytes);
@@ -1125,6 +1164,7 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <math.h>
 #include <float.h>
 #include <limits.h>
+#include <errno.h>
 /* Threads: Win32 on Windows, POSIX elsewhere where they exist, with any
    compiler; DL_NO_THREADS builds without them. */
 #ifdef _WIN32
@@ -1331,6 +1371,9 @@ struct dl_net {
     void *par_user;
     dl_collective coll;     /* data-parallel exchange, NULL when alone */
     void *coll_user;
+#ifdef DL__THREADS
+    dl__mutex lock;         /* guards ctxs: threads make and free contexts while others predict */
+#endif
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -1344,6 +1387,10 @@ static int dl__fail(char *err, int code, const char *fmt, ...) {
     va_end(ap);
     return code;
 }
+/* dl_net_error's rule: a call that runs, trains, saves, loads, moves or
+   configures the net clears the message when it succeeds (see ERRORS). */
+static int dl__ok(dl_net *net) { net->err[0] = 0; return DL_OK; }
+static int dl__done(dl_net *net, int rc) { return rc || !net ? rc : dl__ok(net); }
 static void *dl__calloc(size_t n, size_t sz) {   /* zeroed, overflow-checked */
     void *p;
     size_t bytes;
@@ -1362,6 +1409,25 @@ static int dl__grow(void **p, size_t old_n, size_t new_n, size_t sz) {
     *p = q;
     return 1;
 }
+/* Finite, read from the bits: -ffast-math lets a compiler assume no NaN or
+   infinity and fold x != x, isfinite(x) or !(x <= FLT_MAX) to a constant.
+   Every decision about finiteness goes through these. */
+static int dl__finite(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7f800000u) != 0x7f800000u; }
+static int dl__finite_d(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL;
+}
+static int dl__nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) > 0x7f800000u; }
+static int dl__nan_d(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL; }
+/* Index of the first NaN or infinity in f, or n. */
+static int dl__inf_nan(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7f800000u) == 0x7f800000u; }
+static size_t dl__nonfinite(const float *f, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) if (!dl__finite(f[i])) break;
+    return i;
+}
+static int dl__zero(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return (u & 0x7fffffffu) == 0; }  /* fast-math: NaN == 0 */
 static size_t dl__align(size_t floats) { return (floats + 15) & ~(size_t)15; }   /* 64 bytes */
 static void dl__shape_str(char *buf, size_t len, int ndim, const int *shape) {
     int i, k = 0;
@@ -1417,9 +1483,43 @@ static void dl__pool_free(struct dl__pool *p);
 
 #define DL__PAR_MIN_WORK 4e6           /* about 20 us on one core */
 #define DL__PER_FLOAT 16.0
+
+/* The net's lock, held only while its list of user contexts changes: the one
+   thing dl_ctx_new and dl_ctx_free touch on a net that others use. dl__mutex
+   is Win32's or POSIX's; without threads there is nothing to guard against. */
+static int dl__lock_init(dl_net *net) {
+#ifdef DL__THREADS
+    return dl__mutex_init(&net->lock) == 0;
+#else
+    (void)net; return 1;
+#endif
+}
+static void dl__lock_free(dl_net *net) {
+#ifdef DL__THREADS
+    dl__mutex_destroy(&net->lock);
+#else
+    (void)net;
+#endif
+}
+static void dl__lock(dl_net *net) {
+#ifdef DL__THREADS
+    dl__mutex_lock(&net->lock);
+#else
+    (void)net;
+#endif
+}
+static void dl__unlock(dl_net *net) {
+#ifdef DL__THREADS
+    dl__mutex_unlock(&net->lock);
+#else
+    (void)net;
+#endif
+}
+
 dl_net *dl_net_new(void) {
     dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
     if (!net) return NULL;
+    if (!dl__lock_init(net)) { DL_FREE(net); return NULL; }
     dl__cpu_init(&net->cpu);
     net->b = &net->cpu;
     net->simd = dl__simd_detect();
@@ -1442,7 +1542,7 @@ int dl_net_set_threads(dl_net *net, int n) {
         net->threads = n;
         net->version++;             /* scratch is planned per thread */
     }
-    return DL_OK;
+    return dl__ok(net);
 }
 int dl_net_threads(const dl_net *net) { return net ? net->threads : 0; }
 int dl_net_set_parallel(dl_net *net, dl_parallel_for run, void *user, int n_threads) {
@@ -1460,12 +1560,14 @@ void dl_net_free(dl_net *net) {
     while (net->optims) dl_optim_free(net->optims);
     if (net->ctx) { dl__ctx_release(net->ctx); DL_FREE(net->ctx); }
     dl__pool_free(net->pool);
+    dl__lock(net);                      /* every walk of ctxs holds the lock */
     while (net->ctxs) {                 /* the user frees them; they no longer work */
         dl_ctx *c = net->ctxs;
         dl__ctx_release(c);
         net->ctxs = c->next;
         c->net = NULL;
     }
+    dl__unlock(net);
     if (net->b != &net->cpu) {
         net->b->release(net->b, net->dw); net->b->release(net->b, net->dg); net->b->release(net->b, net->ds);
         if (net->b->destroy) net->b->destroy(net->b);
@@ -1474,6 +1576,7 @@ void dl_net_free(dl_net *net) {
     DL_FREE(net->layers);
     DL_FREE(net->params);
     DL_FREE(net->w); DL_FREE(net->g); DL_FREE(net->s);
+    dl__lock_free(net);
     DL_FREE(net);
 }
 
@@ -1484,12 +1587,23 @@ dl_layer *dl_net_layer(const dl_net *net, int i) {
     if (i < 0) i += net->n_layers;
     return i >= 0 && i < net->n_layers ? net->layers[i] : NULL;
 }
-dl_layer *dl_net_find(const dl_net *net, const char *name) {
+static dl_layer *dl__find(const dl_net *net, const char *name) {
     int i;
-    if (!net || !name) return NULL;
     for (i = 0; i < net->n_layers; i++)
         if (!strcmp(net->layers[i]->name, name)) return net->layers[i];
     return NULL;
+}
+dl_layer *dl_net_find(dl_net *net, const char *name) {
+    dl_layer *l;
+    if (!net) return NULL;
+    if (!name) { dl__fail(net->err, DL_ERR_ARG, "dl_net_find: name is NULL"); return NULL; }
+    if (!(l = dl__find(net, name))) dl__fail(net->err, DL_ERR_ARG, "dl_net_find: no layer named '%.200s'", name);
+    return l;
+}
+dl_layer *dl_net_output(dl_net *net) {
+    if (!net) return NULL;
+    if (!net->n_layers) { dl__fail(net->err, DL_ERR_ARG, "dl_net_output: the net has no layers"); return NULL; }
+    return net->layers[net->n_layers - 1];
 }
 void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
 
@@ -1572,7 +1686,7 @@ int dl_param_init(dl_net *net, dl_param *p, int init) {
     for (i = 0; i < p->size; i++)
         p->data[i] = (float)(scale * (init == DL_INIT_HE_NORMAL || init == DL_INIT_GLOROT_NORMAL
                                       ? dl__normal(net) : 2.0f * dl__uniform(net) - 1.0f));
-    return DL_OK;
+    return dl__ok(net);
 }
 
 int dl_net_param_count(const dl_net *net) { return net ? net->n_params : 0; }
@@ -1762,7 +1876,7 @@ static int dl__pad_infer(dl_layer *l, char *why) {
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &c, &h, &w);
     if (l->in[0]->ndim != 3) return dl__fail(why, DL_ERR_SHAPE, "needs a CxHxW input, got %s", s0);
     if (a->mode < 0 || a->mode > DL_PAD_EDGE) return dl__fail(why, DL_ERR_ARG, "mode %d is not a dl_pad_kind", a->mode);
-    if (!(a->value == a->value) || isinf(a->value)) return dl__fail(why, DL_ERR_ARG, "value must be finite");
+    if (!dl__finite(a->value)) return dl__fail(why, DL_ERR_ARG, "value must be finite");
     for (i = 0; i < 4; i++)
         if (a->pad[i] < 0 || a->pad[i] > (1 << 20) || (a->mode == DL_PAD_REFLECT && a->pad[i] >= (i & 1 ? w : h)))
             return dl__fail(why, DL_ERR_ARG, "pads (top %d, left %d, bottom %d, right %d) must not be negative%s on %s",
@@ -1858,8 +1972,8 @@ static int dl__global_pool_infer(dl_layer *l, char *why) {   /* global avg and m
 }
 
 static int dl__batchnorm_infer(dl_layer *l, char *why) {
-    if (!(l->a.eps > 0) || !(l->a.momentum >= 0 && l->a.momentum <= 1))
-        return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and momentum %g in [0,1]", l->a.eps, l->a.momentum);
+    if (!dl__finite(l->a.eps) || !(l->a.eps > 0) || !dl__finite(l->a.momentum) || !(l->a.momentum >= 0 && l->a.momentum <= 1))
+        return dl__fail(why, DL_ERR_ARG, "eps %g must be positive and finite, momentum %g in [0,1]", l->a.eps, l->a.momentum);
     return DL_OK;
 }
 static int dl__batchnorm_params(dl_net *net, dl_layer *l, int init) {
@@ -1875,7 +1989,7 @@ static int dl__batchnorm_params(dl_net *net, dl_layer *l, int init) {
 }
 
 static int dl__dropout_infer(dl_layer *l, char *why) {
-    if (!(l->a.alpha >= 0 && l->a.alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", l->a.alpha);
+    if (!dl__finite(l->a.alpha) || !(l->a.alpha >= 0 && l->a.alpha < 1)) return dl__fail(why, DL_ERR_ARG, "p %g must be in [0, 1)", l->a.alpha);
     return DL_OK;
 }
 
@@ -1906,12 +2020,12 @@ static int dl__reshape_infer(dl_layer *l, char *why) {
 }
 
 static int dl__alpha_infer(dl_layer *l, char *why) {    /* leaky_relu, elu */
-    if (!(l->a.alpha == l->a.alpha) || isinf(l->a.alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
+    if (!dl__finite(l->a.alpha)) return dl__fail(why, DL_ERR_ARG, "alpha must be finite");
     return DL_OK;
 }
 
 static int dl__alpha_beta_infer(dl_layer *l, char *why) {   /* clip, hard_sigmoid, hard_swish, selu */
-    if (!(l->a.alpha == l->a.alpha) || isinf(l->a.alpha) || !(l->a.beta == l->a.beta) || isinf(l->a.beta))
+    if (!dl__finite(l->a.alpha) || !dl__finite(l->a.beta))
         return dl__fail(why, DL_ERR_ARG, "alpha %g and beta %g must be finite", l->a.alpha, l->a.beta);
     if (l->op == DL_OP_CLIP && !(l->a.alpha <= l->a.beta))
         return dl__fail(why, DL_ERR_ARG, "min %g is above max %g", l->a.alpha, l->a.beta);
@@ -2049,7 +2163,7 @@ static dl_layer *dl__add(dl_net *net, int op, dl_layer *const *in, int n_in, con
     for (i = 0; i < n_in; i++) l->in[i] = in[i];
     l->a = *attrs;
     if (custom) l->custom = *custom;
-    if (strlen(name) >= sizeof l->name || dl_net_find(net, name)) {
+    if (strlen(name) >= sizeof l->name || dl__find(net, name)) {
         dl__fail(net->err, DL_ERR_ARG, "%s: layer name '%s' is %s", dl_op_name(op), name,
                  strlen(name) >= sizeof l->name ? "longer than 31 characters" : "already taken");
         rc = DL_ERR_ARG;
@@ -2381,7 +2495,7 @@ int dl_layer_set_name(dl_layer *l, const char *name) {
     if (!l) return DL_ERR_ARG;
     if (!name || !*name || strlen(name) >= sizeof l->name || strchr(name, '.'))
         return dl__fail(l->net->err, DL_ERR_ARG, "dl_layer_set_name: '%s' must be 1 to 31 characters without '.'", name ? name : "(null)");
-    if (dl_net_find(l->net, name) && dl_net_find(l->net, name) != l)
+    if (dl__find(l->net, name) && dl__find(l->net, name) != l)
         return dl__fail(l->net->err, DL_ERR_ARG, "dl_layer_set_name: name '%s' is already taken", name);
     strcpy(l->name, name);
     for (i = 0; i < l->n_params; i++) {
@@ -4847,68 +4961,95 @@ static int dl__optim_state_count(const dl_optim_desc *d) {
     }
 }
 
-int dl_optim_step_cpu(const dl_optim_job *job) {
-    const dl_optim_desc *d;
-    float lr, wd, clip = 1.0f;
-    double sq = 0;
-    int r, has_mom;
+/* One pass of the update over every range. With commit 0 it computes the
+   new parameters and state without storing them and returns whether all
+   are finite; with commit 1 it stores them and the clipped gradients. Both
+   passes run the same expressions, so a checked step commits the values
+   checked. */
+static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
+    const dl_optim_desc *d = job->d;
+    const float lr = job->lr, wd = d->weight_decay, mu = d->momentum;
+    const int has_mom = mu > 0;
+    float *mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1], *mean_g = job->s[has_mom ? 2 : 1];
+    int r, bad = 0;
     size_t i;
-    float *mom_buf, *mean_g;
-    if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
-    d = job->d; lr = job->lr; wd = d->weight_decay; has_mom = d->momentum > 0;
-    mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1];
-    mean_g = job->s[has_mom ? 2 : 1];
-    /* A non-finite gradient anywhere stops the step before anything changes. */
-    for (r = 0; r < job->n_ranges; r++) {
-        const float *g = job->g + job->range_off[r];
-        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
-    }
-    if (!(sq <= DBL_MAX)) return DL_ERR_NUMERIC;
-    if (d->clip_norm > 0 && sqrt(sq) > d->clip_norm) clip = (float)(d->clip_norm / (sqrt(sq) + 1e-6));
     for (r = 0; r < job->n_ranges; r++) {
         size_t off = job->range_off[r], len = job->range_len[r];
         float *w = job->w + off, *g = job->g + off;
-        if (clip != 1.0f) for (i = 0; i < len; i++) g[i] *= clip;
         switch (d->kind) {
         case DL_SGD: {      /* b = mu b + (1 - dampening) g (g at step 1);  w -= lr (nesterov ? g + mu b : b) */
             float *b = has_mom ? mom_buf + off : NULL, keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
             for (i = 0; i < len; i++) {
-                float gi = g[i] + wd * w[i];
-                if (b) { b[i] = d->momentum * b[i] + keep * gi; gi = d->nesterov ? gi + d->momentum * b[i] : b[i]; }
-                w[i] -= lr * gi;
+                float gc = g[i] * clip, gi = gc + wd * w[i], bi = 0, wi;
+                if (b) { bi = mu * b[i] + keep * gi; gi = d->nesterov ? gi + mu * bi : bi; }
+                wi = w[i] - lr * gi;
+                if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(bi); continue; }
+                if (clip != 1.0f) g[i] = gc;
+                if (b) b[i] = bi;
+                w[i] = wi;
             }
             break;
         }
         case DL_ADAM: case DL_ADAMW: { /* m, v moments; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
             float *m = job->s[0] + off, *v = job->s[1] + off;
-            float b1 = d->beta1, b2 = d->beta2;
-            float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
-            float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
+            const float b1 = d->beta1, b2 = d->beta2;
+            const float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
+            const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
             for (i = 0; i < len; i++) {
-                float gi = g[i];
-                if (d->kind == DL_ADAMW) w[i] *= 1.0f - lr * wd;
-                else gi += wd * w[i];
-                m[i] = b1 * m[i] + (1.0f - b1) * gi;
-                v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-                w[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + d->eps);
+                float gc = g[i] * clip, gi = gc, wi = w[i], mi, vi;
+                if (d->kind == DL_ADAMW) wi *= 1.0f - lr * wd;
+                else gi += wd * wi;
+                mi = b1 * m[i] + (1.0f - b1) * gi;
+                vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+                wi -= step_size * mi / (sqrtf(vi) / bc2_sqrt + d->eps);
+                if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(mi) | dl__inf_nan(vi); continue; }
+                if (clip != 1.0f) g[i] = gc;
+                m[i] = mi; v[i] = vi; w[i] = wi;
             }
             break;
         }
         default: {          /* RMSProp: v = a v + (1-a) g^2;  w -= lr g / (sqrt(v [- mean_g^2]) + eps) */
             float *v = job->s[0] + off, *b = has_mom ? mom_buf + off : NULL;
-            float *mg = d->centered ? mean_g + off : NULL, a = d->alpha;
+            float *mg = d->centered ? mean_g + off : NULL;
+            const float a = d->alpha;
             for (i = 0; i < len; i++) {
-                float gi = g[i] + wd * w[i], avg;
-                v[i] = a * v[i] + (1.0f - a) * gi * gi;
-                if (mg) { mg[i] = a * mg[i] + (1.0f - a) * gi; avg = sqrtf(v[i] - mg[i] * mg[i]) + d->eps; }
-                else avg = sqrtf(v[i]) + d->eps;
-                if (b) { b[i] = d->momentum * b[i] + gi / avg; w[i] -= lr * b[i]; }
-                else w[i] -= lr * gi / avg;
+                float gc = g[i] * clip, gi = gc + wd * w[i], vi, mgi = 0, bi = 0, avg, wi = w[i];
+                vi = a * v[i] + (1.0f - a) * gi * gi;
+                if (mg) { mgi = a * mg[i] + (1.0f - a) * gi; avg = sqrtf(vi - mgi * mgi) + d->eps; }
+                else avg = sqrtf(vi) + d->eps;
+                if (b) { bi = mu * b[i] + gi / avg; wi -= lr * bi; }
+                else wi -= lr * gi / avg;
+                if (!commit) { bad |= dl__inf_nan(wi) | dl__inf_nan(vi) | dl__inf_nan(mgi) | dl__inf_nan(bi); continue; }
+                if (clip != 1.0f) g[i] = gc;
+                v[i] = vi; w[i] = wi;
+                if (mg) mg[i] = mgi;
+                if (b) b[i] = bi;
             }
             break;
         }
         }
     }
+    return !bad;
+}
+
+/* A step changes nothing, and returns DL_ERR_NUMERIC, when a gradient is
+   not finite or when a parameter or state value would not be: the update
+   is computed twice, first only to check it (cheap next to a forward and
+   backward pass, and no copy of the state is needed to undo it). */
+int dl_optim_step_cpu(const dl_optim_job *job) {
+    float clip = 1.0f;
+    double sq = 0;
+    int r;
+    size_t i;
+    if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
+    for (r = 0; r < job->n_ranges; r++) {
+        const float *g = job->g + job->range_off[r];
+        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
+    }
+    if (!dl__finite_d(sq)) return DL_ERR_NUMERIC;
+    if (job->d->clip_norm > 0 && sqrt(sq) > job->d->clip_norm) clip = (float)(job->d->clip_norm / (sqrt(sq) + 1e-6));
+    if (!dl__optim_pass(job, clip, 0)) return DL_ERR_NUMERIC;
+    dl__optim_pass(job, clip, 1);
     return DL_OK;
 }
 
@@ -5136,11 +5277,28 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
     b->e.cpu = c->b == &net->cpu ? &c->cpu : NULL;
 }
 
+/* A batch is refused before anything runs (or is read) when one layer's
+   activations would pass 2^30 floats (4 GiB): kernels count tasks, planes
+   and GEMM columns in int, and no batch of small CNNs comes close. */
+#define DL__MAX_BATCH_FLOATS ((size_t)1 << 30)
+static int dl__check_batch(const dl_net *net, const dl_layer *out, int n, const char *call, char *err) {
+    int i;
+    if (n <= 0) return dl__fail(err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = net->layers[i];
+        if ((size_t)n > DL__MAX_BATCH_FLOATS / (size_t)l->size)
+            return dl__fail(err, DL_ERR_ARG, "%s: batch %d is too large: layer '%s' would hold %.0f floats, more than 2^30",
+                            call, n, l->name, (double)n * l->size);
+    }
+    return DL_OK;
+}
+
 static int dl__check_layer(dl_net *net, const dl_layer *l, const char *call, char *err) {
     if (!l) {           /* err may be net->err: copy the earlier message first */
         char prev[200];
         snprintf(prev, sizeof prev, "%.199s", net->err);
-        return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did building it fail? %s)", call, prev);
+        return dl__fail(err, DL_ERR_ARG, "%s: layer is NULL (did dl_net_find or building it fail?%s%s; "
+                        "dl_net_output(net) is the last layer)", call, prev[0] ? " last error: " : "", prev);
     }
     if (l->net != net) return dl__fail(err, DL_ERR_ARG, "%s: layer '%s' belongs to another net", call, l->name);
     return DL_OK;
@@ -5283,7 +5441,7 @@ static int dl__feed_check(dl_ctx *c, const dl__feed *f, const dl_layer *out, con
 static int dl__feed_finite(dl_ctx *c, const dl_layer *in, const float *x, int n, const dl_layer *out, const char *call) {
     size_t k, count = (size_t)n * in->size;
     for (k = 0; k < count; k++)
-        if (!(x[k] >= -FLT_MAX && x[k] <= FLT_MAX))
+        if (!dl__finite(x[k]))
             return dl__fail(c->err, DL_ERR_NUMERIC, "%s: forward to '%s' in training mode: input '%s' sample %lu holds %g at "
                             "index %lu; nothing was changed", call, out->name, in->name, (unsigned long)(k / (size_t)in->size),
                             (double)x[k], (unsigned long)(k % (size_t)in->size));
@@ -5294,10 +5452,9 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc, fuse;
-    if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
-    if (n <= 0) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': batch size %d must be positive", call, out->name, n);
+    if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
     if ((rc = dl__plan(c, n, train || grad))) return rc;
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
@@ -5416,16 +5573,21 @@ static dl_ctx *dl__own_ctx(dl_net *net) {
 }
 
 /* Brings the output of the last forward to the host. */
-static const float *dl__host_output(dl_ctx *c) {
-    dl_net *net = c->net;
-    size_t bytes = (size_t)c->n * c->last->size * sizeof(float);
-    if (c->b == &net->cpu) return c->out[c->last->index];
+/* GPU nets: host memory for what comes back from the device, kept and grown. */
+static float *dl__host_buf(dl_ctx *c, size_t bytes, const char *what) {
     if (c->host_out_cap < bytes) {
         DL_FREE(c->host_out);
         c->host_out = (float *)DL_MALLOC(bytes);
         c->host_out_cap = c->host_out ? bytes : 0;
-        if (!c->host_out) { dl__fail(c->err, DL_ERR_NOMEM, "out of memory for the output"); return NULL; }
+        if (!c->host_out) { dl__fail(c->err, DL_ERR_NOMEM, "out of memory for %s", what); return NULL; }
     }
+    return c->host_out;
+}
+static const float *dl__host_output(dl_ctx *c) {
+    dl_net *net = c->net;
+    size_t bytes = (size_t)c->n * c->last->size * sizeof(float);
+    if (c->b == &net->cpu) return c->out[c->last->index];
+    if (!dl__host_buf(c, bytes, "the output")) return NULL;
     if (c->b->copy(c->b, c->host_out, c->out[c->last->index], bytes, DL_TO_HOST)) {
         dl__fail(c->err, DL_ERR_BACKEND, "copying the output from %s failed: %s", c->b->name, c->b->error);
         return NULL;
@@ -5433,6 +5595,12 @@ static const float *dl__host_output(dl_ctx *c) {
     return c->host_out;
 }
 
+/* A successful forward's output; the call's message is cleared (ERRORS). */
+static const float *dl__result(dl_ctx *c) {
+    const float *p = dl__host_output(c);
+    if (p) c->err[0] = 0;
+    return p;
+}
 static dl__feed dl__feed1(const float *const *x) { dl__feed f; f.n = 0; f.layers = NULL; f.xs = x; return f; }
 static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *const *xs) {
     dl__feed f;
@@ -5444,14 +5612,14 @@ const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int t
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (dl__forward(c, out, &f, n, train != 0, 1, "dl_forward")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
     dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (dl__forward(c, out, &f, n, 0, 0, "dl_predict")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n, int train) {
     dl__feed f = dl__feedn(n_inputs, inputs, xs);
@@ -5459,7 +5627,7 @@ const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_forward_multi: %d inputs", n_inputs); return NULL; }
     if (dl__forward(c, out, &f, n, train != 0, 1, "dl_forward_multi")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n) {
     dl__feed f = dl__feedn(n_inputs, inputs, xs);
@@ -5467,7 +5635,7 @@ const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_predict_multi: %d inputs", n_inputs); return NULL; }
     if (dl__forward(c, out, &f, n, 0, 0, "dl_predict_multi")) return NULL;
-    return dl__host_output(c);
+    return dl__result(c);
 }
 
 int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
@@ -5475,16 +5643,15 @@ int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
     int rc;
     if (!net) return DL_ERR_ARG;
     if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
-    if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, "dl_backward", net->err))) return rc;
     if (!c->last || c->last != out || !c->train_plan || c->version != net->version)
         return dl__fail(net->err, DL_ERR_ARG, "dl_backward: call dl_forward to '%s' first", out->name);
     if (!dout) return dl__fail(net->err, DL_ERR_ARG, "dl_backward: dout is NULL");
     if ((rc = dl__backward_prepare(c))) return rc;
-    if (!c->rg[out->index]) return DL_OK;          /* nothing trainable behind out */
+    if (!c->rg[out->index]) return dl__ok(net);          /* nothing trainable behind out */
     if ((rc = net->b->copy(net->b, c->dout[out->index], dout, (size_t)c->n * out->size * sizeof(float), DL_TO_DEVICE)))
         return dl__fail(net->err, rc, "dl_backward: copy to %s failed: %s", net->b->name, net->b->error);
-    return dl__backward(c);
+    return dl__done(net, dl__backward(c));
 }
 
 void dl_zero_grad(dl_net *net) {
@@ -5507,18 +5674,25 @@ dl_ctx *dl_ctx_new(dl_net *net) {
     dl_ctx *c;
     if (!net) return NULL;
     c = (dl_ctx *)DL_MALLOC(sizeof(dl_ctx));
-    if (!c) { dl__fail(net->err, DL_ERR_NOMEM, "dl_ctx_new: out of memory"); return NULL; }
-    dl__ctx_init(c, net, NULL);
-    c->next = net->ctxs;
-    net->ctxs = c;
+    dl__lock(net);
+    if (!c) dl__fail(net->err, DL_ERR_NOMEM, "dl_ctx_new: out of memory");
+    else {
+        dl__ctx_init(c, net, NULL);
+        c->next = net->ctxs;
+        net->ctxs = c;
+    }
+    dl__unlock(net);
     return c;
 }
 void dl_ctx_free(dl_ctx *c) {
     dl_ctx **pp;
     if (!c) return;
-    if (c->net)
+    if (c->net) {
+        dl__lock(c->net);
         for (pp = &c->net->ctxs; *pp; pp = &(*pp)->next)
             if (*pp == c) { *pp = c->next; break; }
+        dl__unlock(c->net);
+    }
     dl__ctx_release(c);
     DL_FREE(c);
 }
@@ -5529,7 +5703,7 @@ const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
         dl__feed f = dl__feed1(&x);
         if (dl__forward(c, out, &f, n, 0, 0, "dl_ctx_predict")) return NULL;
     }
-    return dl__host_output(c);
+    return dl__result(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
 
@@ -5541,7 +5715,7 @@ int dl_net_set_collective(dl_net *net, dl_collective fn, void *user) {
     if (!net) return DL_ERR_ARG;
     net->coll = fn;
     net->coll_user = fn ? user : NULL;
-    return DL_OK;
+    return dl__ok(net);
 }
 /* Runs the application's collective on one of the net's buffers; on_device
    follows from where the buffer lives. An empty buffer is skipped on every
@@ -5563,7 +5737,7 @@ int dl_net_broadcast_params(dl_net *net, int stats_only) {
     if ((!stats_only && (rc = dl__collective(net, net->dw, net->nw, DL_BROADCAST, dev, "parameters"))) ||
         (rc = dl__collective(net, net->ds, net->ns, DL_BROADCAST, dev, "statistics")))
         return rc;
-    return DL_OK;
+    return dl__ok(net);
 }
 
 long dl_optim_steps(const dl_optim *opt) { return opt ? opt->step : 0; }
@@ -5626,21 +5800,44 @@ int dl_optim_step(dl_optim *opt) {
         return rc;
     rc = net->b->optim_step(net->b, &job);
     net->pgen++;
-    if (rc == DL_ERR_NUMERIC) {
-        const char *where = "";         /* name it where the gradients are at hand */
+    if (rc == DL_ERR_NUMERIC && net->b != &net->cpu)
+        return dl__fail(net->err, rc, "optimizer step on %s: %s; nothing was changed", net->b->name, net->b->error);
+    if (rc == DL_ERR_NUMERIC) {         /* name the gradient: they are at hand */
         size_t k;
-        for (i = 0; i < net->n_params && net->b == &net->cpu && !where[0]; i++)
+        for (i = 0; i < net->n_params; i++)
             for (k = 0; k < (size_t)net->params[i].size && net->params[i].trainable; k++)
-                if (!(net->g[net->params[i].offset + k] >= -FLT_MAX && net->g[net->params[i].offset + k] <= FLT_MAX)) {
-                    where = net->params[i].name;
-                    break;
-                }
-        return dl__fail(net->err, rc, "optimizer step: a gradient%s%s is not finite (or their norm overflows); "
-                        "no parameter was changed", where[0] ? " of " : "", where);
+                if (!dl__finite(net->g[net->params[i].offset + k]))
+                    return dl__fail(net->err, rc, "optimizer step: a gradient of %s is not finite; nothing was changed",
+                                    net->params[i].name);
+        return dl__fail(net->err, rc, "optimizer step: the update would make a parameter or the optimizer's state "
+                        "infinite or NaN (diverged? a smaller learning rate may help); nothing was changed");
     }
     if (rc) return dl__fail(net->err, rc, "optimizer step failed on %s: %s", net->b->name, net->b->error);
     opt->step++;
-    return DL_OK;
+    return dl__ok(net);
+}
+
+/* Training-mode batchnorm has moved the running statistics: a step that
+   would leave one infinite or NaN fails like a diverged loss. */
+static int dl__check_stats(dl_ctx *c, const char *call) {
+    dl_net *net = c->net;
+    const float *s = net->ds;
+    int i;
+    if (!net->ns) return DL_OK;
+    if (net->b != &net->cpu) {          /* a few floats per channel */
+        if (!(s = dl__host_buf(c, net->ns * sizeof(float), "the statistics"))) return DL_ERR_NOMEM;
+        if (net->b->copy(net->b, c->host_out, net->ds, net->ns * sizeof(float), DL_TO_HOST))
+            return dl__fail(c->err, DL_ERR_BACKEND, "%s: reading the statistics from %s failed: %s", call, net->b->name, net->b->error);
+    }
+    if (dl__nonfinite(s, net->ns) == net->ns) return DL_OK;
+    for (i = 0; i < net->n_params; i++) {
+        const dl_param *p = &net->params[i];
+        size_t k = p->trainable ? (size_t)p->size : dl__nonfinite(s + p->offset, (size_t)p->size);
+        if (k < (size_t)p->size)
+            return dl__fail(c->err, DL_ERR_NUMERIC, "%s: %s would become %g (diverged? a smaller learning rate may help); "
+                            "nothing was changed", call, p->name, (double)s[p->offset + k]);
+    }
+    return dl__fail(c->err, DL_ERR_NUMERIC, "%s: a statistic would become infinite or NaN; nothing was changed", call);
 }
 
 static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__feed *f, const void *targets,
@@ -5651,27 +5848,32 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
-    int rc, i, trainable = 0;
+    int rc, i, trainable = 0, stats_rc;
     uint64_t rng0;
     if (!net) return DL_ERR_ARG;
     rng0 = net->rng;
     b = net->b;
     if (!(c = dl__own_ctx(net))) return DL_ERR_NOMEM;
-    if (!out) out = dl_net_layer(net, -1);
     if ((rc = dl__check_layer(net, out, call, net->err))) return rc;
+    if (kind == DL_LOSS_SOFTMAX_CE && out->op == DL_OP_SOFTMAX)     /* it would train on probabilities and learn nothing */
+        return dl__fail(net->err, DL_ERR_ARG, "%s: the loss expects logits; '%s' is a softmax: pass its input '%s'",
+                        call, out->name, out->in[0]->name);
+    if (kind == DL_LOSS_NLL && out->op == DL_OP_SOFTMAX)            /* NLL wants log-probabilities */
+        return dl__fail(net->err, DL_ERR_ARG, "%s: the loss expects log-probabilities; '%s' is a softmax: use dl_log_softmax",
+                        call, out->name);
     if (!opt || opt->net != net) return dl__fail(net->err, DL_ERR_ARG, "%s: the optimizer is %s", call, opt ? "another net's" : "NULL");
     if (!targets && kind != DL_LOSS_MEAN) return dl__fail(net->err, DL_ERR_ARG, "%s: %s NULL", call, labeled ? "labels are" : "targets are");
     if (kind == DL_LOSS_MEAN && out->size != 1)
         return dl__fail(net->err, DL_ERR_SHAPE, "%s: '%s' has %d values per sample; the loss must be one (dl_reduce_sum or _mean)",
                         call, out->name, out->size);
-    if (n <= 0) return dl__fail(net->err, DL_ERR_ARG, "%s: batch size %d must be positive", call, n);
+    if ((rc = dl__check_batch(net, out, n, call, net->err))) return rc;
     if (!f->n && !f->xs[0]) return dl__fail(net->err, DL_ERR_ARG, "%s to '%s': input data is NULL", call, out->name);
     if (kind < DL_LOSS_SOFTMAX_CE || kind > DL_LOSS_MEAN) return dl__fail(net->err, DL_ERR_ARG, "%s: loss kind %d is not a dl_loss_kind", call, kind);
     if (kind == DL_LOSS_MSE) {
         const float *t = (const float *)targets;
         size_t k, count = (size_t)n * out->size;
         for (k = 0; k < count; k++)
-            if (!(t[k] >= -FLT_MAX && t[k] <= FLT_MAX))
+            if (!dl__finite(t[k]))
                 return dl__fail(net->err, DL_ERR_NUMERIC, "%s: target %lu of sample %lu for '%s' is %g; nothing was changed", call,
                                 (unsigned long)(k % (size_t)out->size), (unsigned long)(k / (size_t)out->size), out->name, (double)t[k]);
     }
@@ -5702,9 +5904,15 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
         goto fail;
     }
     if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+    /* Statistics that diverged on this rank make its loss NaN before the
+       loss is shared, so that every rank fails the step alike. */
+    stats_rc = dl__check_stats(c, call);
+    if (stats_rc && stats_rc != DL_ERR_NUMERIC) { rc = stats_rc; goto fail; }
+    if (stats_rc) loss = NAN;
     /* The mean over the ranks, so that a NaN on one fails the step on all. */
     if (net->coll && (rc = dl__collective(net, &loss, 1, DL_ALLREDUCE_MEAN, 0, "loss"))) goto fail;
-    if (!(loss == loss) || isinf(loss)) {
+    if (stats_rc) { rc = stats_rc; goto fail; }
+    if (!dl__finite(loss)) {
         rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
                       "rate may help); no parameter was changed", call, out->name, loss);
         goto fail;
@@ -5721,55 +5929,67 @@ fail:
 
 int dl_train_step(dl_net *net, dl_optim *opt, dl_layer *logits, const float *x, const int *labels, int n, float *loss) {
     dl__feed f = dl__feed1(&x);
-    return dl__train_step(net, opt, logits, &f, labels, DL_LOSS_SOFTMAX_CE, n, loss);
+    return dl__done(net, dl__train_step(net, opt, logits, &f, labels, DL_LOSS_SOFTMAX_CE, n, loss));
 }
 int dl_train_step_mse(dl_net *net, dl_optim *opt, dl_layer *out, const float *x, const float *targets, int n, float *loss) {
     dl__feed f = dl__feed1(&x);
-    return dl__train_step(net, opt, out, &f, targets, DL_LOSS_MSE, n, loss);
+    return dl__done(net, dl__train_step(net, opt, out, &f, targets, DL_LOSS_MSE, n, loss));
 }
 int dl_train_step_nll(dl_net *net, dl_optim *opt, dl_layer *logp, const float *x, const int *labels, int n, float *loss) {
     dl__feed f = dl__feed1(&x);
-    return dl__train_step(net, opt, logp, &f, labels, DL_LOSS_NLL, n, loss);
+    return dl__done(net, dl__train_step(net, opt, logp, &f, labels, DL_LOSS_NLL, n, loss));
 }
 int dl_train_step_scalar(dl_net *net, dl_optim *opt, dl_layer *loss_layer, const float *x, int n, float *loss) {
     dl__feed f = dl__feed1(&x);
-    return dl__train_step(net, opt, loss_layer, &f, NULL, DL_LOSS_MEAN, n, loss);
+    return dl__done(net, dl__train_step(net, opt, loss_layer, &f, NULL, DL_LOSS_MEAN, n, loss));
 }
 int dl_train_step_multi(dl_net *net, dl_optim *opt, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs,
                         int loss_kind, const void *targets, int n, float *loss) {
     dl__feed f = dl__feedn(n_inputs, inputs, xs);
     if (net && n_inputs < 1) return dl__fail(net->err, DL_ERR_ARG, "dl_train_step_multi: %d inputs", n_inputs);
-    return dl__train_step(net, opt, out, &f, targets, loss_kind, n, loss);
+    return dl__done(net, dl__train_step(net, opt, out, &f, targets, loss_kind, n, loss));
 }
 
 /* ---- optimizer objects ---- */
-dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
+static int dl__in01(float x) { return dl__finite(x) && x >= 0 && x < 1; }      /* [0, 1) */
+/* The first rule d breaks, named with its value, as call's message in err;
+   DL_OK when it keeps them all. */
+static int dl__optim_rules(const dl_optim_desc *d, const char *call, char *err) {
+    if (!dl__finite(d->lr) || !(d->lr > 0)) return dl__fail(err, DL_ERR_ARG, "%s: learning rate %g must be positive and finite", call, d->lr);
+    if (!dl__in01(d->momentum)) return dl__fail(err, DL_ERR_ARG, "%s: momentum %g must be in [0, 1)", call, d->momentum);
+    if (d->nesterov && !(d->momentum > 0)) return dl__fail(err, DL_ERR_ARG, "%s: Nesterov needs a momentum above 0", call);
+    if (!dl__in01(d->beta1)) return dl__fail(err, DL_ERR_ARG, "%s: beta1 %g must be in [0, 1)", call, d->beta1);
+    if (!dl__in01(d->beta2)) return dl__fail(err, DL_ERR_ARG, "%s: beta2 %g must be in [0, 1)", call, d->beta2);
+    if (!dl__finite(d->eps) || !(d->eps > 0)) return dl__fail(err, DL_ERR_ARG, "%s: eps %g must be positive and finite", call, d->eps);
+    if (!dl__in01(d->alpha) || !(d->alpha > 0)) return dl__fail(err, DL_ERR_ARG, "%s: alpha %g must be in (0, 1)", call, d->alpha);
+    if (!dl__finite(d->weight_decay) || !(d->weight_decay >= 0))
+        return dl__fail(err, DL_ERR_ARG, "%s: weight decay %g must be finite and not negative", call, d->weight_decay);
+    if (dl__nan(d->clip_norm) || !(d->clip_norm >= 0)) return dl__fail(err, DL_ERR_ARG, "%s: clip norm %g must not be negative", call, d->clip_norm);
+    if (!dl__finite(d->dampening) || !(d->dampening >= 0 && d->dampening <= 1))
+        return dl__fail(err, DL_ERR_ARG, "%s: dampening %g must be in [0, 1]", call, d->dampening);
+    if (d->nesterov && !dl__zero(d->dampening)) return dl__fail(err, DL_ERR_ARG, "%s: Nesterov needs no dampening", call);
+    return DL_OK;
+}
+/* dl_optim_new as `call` (the function the user called); a zero lr means
+   the default only in a desc. */
+static dl_optim *dl__optim_new(dl_net *net, const dl_optim_desc *desc, const char *call, int lr_default) {
     dl_optim *opt;
     dl_optim_desc d;
     if (!net) return NULL;
     net->last_rc = DL_ERR_ARG;
-    if (!desc) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: desc is NULL"); return NULL; }
+    if (!desc) { dl__fail(net->err, DL_ERR_ARG, "%s: desc is NULL", call); return NULL; }
     d = *desc;
-    if (d.kind < DL_SGD || d.kind > DL_RMSPROP) { dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: unknown kind %d", d.kind); return NULL; }
-    if (d.lr == 0) d.lr = d.kind == DL_ADAM || d.kind == DL_ADAMW ? 1e-3f : 1e-2f;
-    if (d.beta1 == 0) d.beta1 = 0.9f;
-    if (d.beta2 == 0) d.beta2 = 0.999f;
-    if (d.eps == 0) d.eps = 1e-8f;
-    if (d.alpha == 0) d.alpha = 0.99f;
-    if (d.kind == DL_ADAMW && d.weight_decay == 0) d.weight_decay = 1e-2f;
-    if (!(d.lr > 0 && d.lr <= FLT_MAX) || !(d.momentum >= 0 && d.momentum < 1) || !(d.beta1 >= 0 && d.beta1 < 1) ||
-        !(d.beta2 >= 0 && d.beta2 < 1) || !(d.eps > 0 && d.eps <= FLT_MAX) || !(d.alpha > 0 && d.alpha < 1) ||
-        !(d.weight_decay >= 0 && d.weight_decay <= FLT_MAX) || !(d.clip_norm >= 0) || (d.nesterov && !(d.momentum > 0)) ||
-        !(d.dampening >= 0 && d.dampening <= 1) || (d.nesterov && d.dampening != 0)) {
-        dl__fail(net->err, DL_ERR_ARG, "dl_optim_new: lr %g must be positive; momentum %g, betas %g %g in [0,1); eps %g positive; "
-                 "alpha %g in (0,1); weight decay %g, clip %g not negative; all finite but clip; dampening %g in [0,1]; "
-                 "Nesterov needs momentum and no dampening", d.lr, d.momentum, d.beta1, d.beta2, d.eps, d.alpha, d.weight_decay,
-                 d.clip_norm, d.dampening);
-        return NULL;
-    }
+    if (d.kind < DL_SGD || d.kind > DL_RMSPROP) { dl__fail(net->err, DL_ERR_ARG, "%s: unknown kind %d", call, d.kind); return NULL; }
+    if (dl__zero(d.lr) && lr_default) d.lr = d.kind == DL_ADAM || d.kind == DL_ADAMW ? 1e-3f : 1e-2f;
+    if (dl__zero(d.beta1)) d.beta1 = 0.9f;
+    if (dl__zero(d.beta2)) d.beta2 = 0.999f;
+    if (dl__zero(d.eps)) d.eps = 1e-8f;
+    if (dl__zero(d.alpha)) d.alpha = 0.99f;
+    if (d.kind == DL_ADAMW && dl__zero(d.weight_decay)) d.weight_decay = 1e-2f;
+    if (dl__optim_rules(&d, call, net->err)) return NULL;
     net->last_rc = DL_ERR_NOMEM;
     opt = (dl_optim *)dl__calloc(1, sizeof(dl_optim));
-    if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "dl_optim_new: out of memory"); return NULL; }
+    if (!opt) { dl__fail(net->err, DL_ERR_NOMEM, "%s: out of memory", call); return NULL; }
     opt->net = net;
     opt->d = d;
     if (dl__optim_fit(opt)) {       /* the buffers made before the one that failed */
@@ -5782,26 +6002,22 @@ dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) {
     net->optims = opt;
     return opt;
 }
-static dl_optim *dl__optim_short(dl_net *net, int kind, float lr, float momentum, float wd) {
+dl_optim *dl_optim_new(dl_net *net, const dl_optim_desc *desc) { return dl__optim_new(net, desc, "dl_optim_new", 1); }
+static dl_optim *dl__optim_short(dl_net *net, int kind, float lr, float momentum, float wd, const char *call) {
     dl_optim_desc d;
     memset(&d, 0, sizeof d);
     d.kind = kind; d.lr = lr; d.momentum = momentum; d.weight_decay = wd;
-    if (net && !(lr > 0 && lr <= FLT_MAX)) {
-        dl__fail(net->err, DL_ERR_ARG, "%s: learning rate %g must be positive and finite",
-                 kind == DL_SGD ? "dl_sgd" : kind == DL_ADAM ? "dl_adam" : kind == DL_ADAMW ? "dl_adamw" : "dl_rmsprop", lr);
-        return NULL;
-    }
-    return dl_optim_new(net, &d);
+    return dl__optim_new(net, &d, call, 0);
 }
-dl_optim *dl_sgd(dl_net *net, float lr, float momentum) { return dl__optim_short(net, DL_SGD, lr, momentum, 0); }
-dl_optim *dl_adam(dl_net *net, float lr) { return dl__optim_short(net, DL_ADAM, lr, 0, 0); }
-dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay) { return dl__optim_short(net, DL_ADAMW, lr, 0, weight_decay); }
-dl_optim *dl_rmsprop(dl_net *net, float lr) { return dl__optim_short(net, DL_RMSPROP, lr, 0, 0); }
+dl_optim *dl_sgd(dl_net *net, float lr, float momentum) { return dl__optim_short(net, DL_SGD, lr, momentum, 0, "dl_sgd"); }
+dl_optim *dl_adam(dl_net *net, float lr) { return dl__optim_short(net, DL_ADAM, lr, 0, 0, "dl_adam"); }
+dl_optim *dl_adamw(dl_net *net, float lr, float weight_decay) { return dl__optim_short(net, DL_ADAMW, lr, 0, weight_decay, "dl_adamw"); }
+dl_optim *dl_rmsprop(dl_net *net, float lr) { return dl__optim_short(net, DL_RMSPROP, lr, 0, 0, "dl_rmsprop"); }
 int dl_optim_set_lr(dl_optim *opt, float lr) {
     if (!opt) return DL_ERR_ARG;
-    if (!(lr > 0 && lr <= FLT_MAX)) return dl__fail(opt->net->err, DL_ERR_ARG, "dl_optim_set_lr: %g must be positive and finite; the rate stays %g", lr, opt->d.lr);
+    if (!dl__finite(lr) || !(lr > 0)) return dl__fail(opt->net->err, DL_ERR_ARG, "dl_optim_set_lr: %g must be positive and finite; the rate stays %g", lr, opt->d.lr);
     opt->d.lr = lr;
-    return DL_OK;
+    return dl__ok(opt->net);
 }
 float dl_optim_lr(const dl_optim *opt) { return opt ? opt->d.lr : 0; }
 void dl_optim_free(dl_optim *opt) {
@@ -5871,9 +6087,15 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     int n_opt = 0, i, k, ok, to_host, nomem = 0, rc;
     if (!net) return DL_ERR_ARG;
     if (!b) b = &net->cpu;
-    if (b == net->b) return DL_OK;
+    if (b == net->b) return dl__ok(net);
     if (net->b != &net->cpu && b != &net->cpu)
         return dl__fail(net->err, DL_ERR_ARG, "dl_net_to_backend: move the net back to the CPU before moving it to %s", b->name);
+    if (!b->alloc) {        /* a backend that could not start: its message says why */
+        rc = dl__fail(net->err, DL_ERR_BACKEND, "%s; the net stays on %s", b->error[0] ? b->error : "dl_net_to_backend: the backend "
+                      "cannot start", net->b->name);
+        if (b->destroy) b->destroy(b);
+        return rc;
+    }
     to_host = b == &net->cpu;
     dev = to_host ? net->b : b;
     for (o = net->optims; o; o = o->next) n_opt++;
@@ -5913,7 +6135,9 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
     if (net->ctx) dl__ctx_release(net->ctx);
     {
         dl_ctx *c;
+        dl__lock(net);
         for (c = net->ctxs; c; c = c->next) dl__ctx_release(c);
+        dl__unlock(net);
     }
     for (o = net->optims, i = 0; o; o = o->next, i++)
         for (k = 0; k < 3; k++)
@@ -5932,19 +6156,19 @@ int dl_net_to_backend(dl_net *net, dl_backend *b) {
         net->b = b;
     }
     net->version++;
-    return DL_OK;
+    return dl__ok(net);
 }
 
 int dl_net_sync(dl_net *net) {
     dl_backend *b;
     if (!net) return DL_ERR_ARG;
     b = net->b;
-    if (b == &net->cpu) return DL_OK;
+    if (b == &net->cpu) return dl__ok(net);
     if ((net->nw && (b->copy(b, net->w, net->dw, net->nw * sizeof(float), DL_TO_HOST) ||
                      b->copy(b, net->g, net->dg, net->nw * sizeof(float), DL_TO_HOST))) ||
         (net->ns && b->copy(b, net->s, net->ds, net->ns * sizeof(float), DL_TO_HOST)))
         return dl__fail(net->err, DL_ERR_BACKEND, "dl_net_sync: %s", b->error);
-    return DL_OK;
+    return dl__ok(net);
 }
 
 /* ======================================================================== */
@@ -6000,13 +6224,7 @@ static void dl__put_u32(dl__wbuf *w, uint32_t v) {
 static void dl__put_u64(dl__wbuf *w, uint64_t v) { dl__put_u32(w, (uint32_t)v); dl__put_u32(w, (uint32_t)(v >> 32)); }
 static void dl__put_f32(dl__wbuf *w, float f) { uint32_t v; memcpy(&v, &f, 4); dl__put_u32(w, v); }
 static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; for (i = 0; i < n; i++) dl__put_f32(w, f[i]); }
-/* Index of the first NaN or infinity in f, or n. Files hold finite numbers
-   only: a diverged net must not replace the last good file. */
-static size_t dl__nonfinite(const float *f, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) if (!(f[i] >= -FLT_MAX && f[i] <= FLT_MAX)) break;
-    return i;
-}
+/* Files hold finite numbers only: a diverged net must not replace the last good file. */
 
 /* A layer's attributes by name, as its op's list declares them. */
 static void dl__put_attrs(dl__wbuf *w, int op, const dl_attrs *a) {
@@ -6105,28 +6323,28 @@ int dl_net_save_mem(dl_net *net, dl_optim *opt, void **data, size_t *len) {
     if (w.oom) { DL_FREE(w.p); return dl__fail(net->err, DL_ERR_NOMEM, "save: out of memory"); }
     *data = w.p;
     *len = w.len;
-    return DL_OK;
+    return dl__ok(net);
 }
 
 /* Writes a temporary file next to path, flushes it to disk, then renames
    it over path, so the old file survives any crash before the rename. */
-static int dl__write_atomic(char *err, const char *path, const void *data, size_t len);
+static int dl__write_atomic(char *err, const char *call, const char *path, const void *data, size_t len);
 
-static int dl__save(dl_net *net, dl_optim *opt, const char *path) {
+static int dl__save(dl_net *net, dl_optim *opt, const char *path, const char *call) {
     void *data;
     size_t len;
     int rc;
     if (!net) return DL_ERR_ARG;
-    if (!path) return dl__fail(net->err, DL_ERR_ARG, "save: path is NULL");
+    if (!path) return dl__fail(net->err, DL_ERR_ARG, "%s: path is NULL", call);
     if ((rc = dl_net_save_mem(net, opt, &data, &len))) return rc;
-    rc = dl__write_atomic(net->err, path, data, len);
+    rc = dl__write_atomic(net->err, call, path, data, len);
     DL_FREE(data);
-    return rc;
+    return dl__done(net, rc);
 }
-int dl_net_save(dl_net *net, const char *path) { return dl__save(net, NULL, path); }
+int dl_net_save(dl_net *net, const char *path) { return dl__save(net, NULL, path, "dl_net_save"); }
 int dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path) {
     if (net && !opt) return dl__fail(net->err, DL_ERR_ARG, "dl_checkpoint_save: the optimizer is NULL");
-    return dl__save(net, opt, path);
+    return dl__save(net, opt, path, "dl_checkpoint_save");
 }
 
 /* ---- reading: every length checked against what is left ---- */
@@ -6210,7 +6428,7 @@ static int dl__attrs_sane(const dl_attrs *a) {
                         a->align_corners, a->range[0], a->range[1], a->axes[0], a->axes[1], a->axes[2], a->keepdims };
     int i;
     for (i = 0; i < 35; i++) if (v[i] < -1 || v[i] > (1 << 24)) return 0;
-    return a->alpha == a->alpha && a->beta == a->beta && a->value == a->value && a->eps == a->eps && a->momentum == a->momentum &&
+    return dl__finite(a->alpha) && dl__finite(a->beta) && dl__finite(a->value) && dl__finite(a->eps) && dl__finite(a->momentum) &&
            a->approximate >= 0 && a->approximate <= 1;
 }
 
@@ -6435,7 +6653,7 @@ int dl_net_load_weights(dl_net *net, const char *path) {
     }
     DL_FREE(backup);
     DL_FREE(data);
-    return rc;
+    return dl__done(net, rc);
 }
 
 /* ==== >>platform: the platform's file calls ================================ */
@@ -6506,6 +6724,9 @@ static void dl__sync_dir(const char *path) {
     if ((fd = open(dir, O_RDONLY | DL__O_CLOEXEC)) >= 0) { fsync(fd); close(fd); }
 }
 static unsigned long dl__pid(void) { return (unsigned long)getpid(); }
+/* A save replaces a regular file only: renaming over a device, a FIFO or a
+   folder (say /dev/null, saved to as root) would put a file in its place. */
+static int dl__special(const char *path) { struct stat st; return stat(path, &st) == 0 && !S_ISREG(st.st_mode); }
 #else
 static int dl__read_file(const char *path, unsigned char **data, size_t *len, char *err) {
     FILE *f;
@@ -6552,6 +6773,10 @@ static int dl__replace(const char *tmp, const char *path) {
     return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
 }
 static unsigned long dl__pid(void) { return (unsigned long)GetCurrentProcessId(); }
+static int dl__special(const char *path) {     /* a folder or a device (NUL, CON): never replaced */
+    DWORD at = GetFileAttributesA(path);
+    return at != INVALID_FILE_ATTRIBUTES && (at & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE)) != 0;
+}
 #else
 static int dl__write_file(const char *tmp, const void *data, size_t len, int *exists) {
     FILE *f = fopen(tmp, "wb");
@@ -6563,6 +6788,7 @@ static int dl__write_file(const char *tmp, const void *data, size_t len, int *ex
     return fclose(f) == 0 && ok;
 }
 static unsigned long dl__pid(void) { return 0; }
+static int dl__special(const char *path) { (void)path; return 0; }   /* plain C cannot tell */
 #endif
 static void dl__sync_dir(const char *path) { (void)path; }
 #endif
@@ -6572,21 +6798,31 @@ static int dl__replace(const char *tmp, const char *path) { return rename(tmp, p
 /* The temporary file is named after the process and the buffer being
    written, so concurrent saves to one path (threads or processes) never
    share it: each renames a complete file of its own over path. A process
-   killed mid-save may leave a "path.*.tmp" behind; path itself is intact. */
-static int dl__write_atomic(char *err, const char *path, const void *data, size_t len) {
+   killed mid-save may leave a "path.*.tmp" behind; path itself is intact.
+   Messages name the destination and the system's reason (errno), which
+   the temporary file shares with it. */
+static int dl__write_atomic(char *err, const char *call, const char *path, const void *data, size_t len) {
     char tmp[4096];
-    int attempt, exists = 1;
-    if (strlen(path) + 64 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "save: path too long");
+    int attempt, exists = 1, e;
+    if (strlen(path) + 64 > sizeof tmp) return dl__fail(err, DL_ERR_ARG, "%s: path too long (%lu bytes)", call, (unsigned long)strlen(path));
+    if (dl__special(path)) return dl__fail(err, DL_ERR_IO, "%s: %s exists and is not a regular file", call, path);
     for (attempt = 0; exists && attempt < 16; attempt++) {
         snprintf(tmp, sizeof tmp, "%s.%lu-%lx-%d.tmp", path, dl__pid(), (unsigned long)(uintptr_t)data, attempt);
+        errno = 0;
         if (dl__write_file(tmp, data, len, &exists)) break;
         if (!exists) {
+            e = errno;
             remove(tmp);
-            return dl__fail(err, DL_ERR_IO, "%s: cannot write (missing folder, no permission or disk full?)", tmp);
+            return dl__fail(err, DL_ERR_IO, "%s: cannot write %s: %s", call, path, e ? strerror(e) : "write error");
         }
     }
-    if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to it", path);
-    if (!dl__replace(tmp, path)) { remove(tmp); return dl__fail(err, DL_ERR_IO, "%s: cannot rename %s over it", path, tmp); }
+    if (exists) return dl__fail(err, DL_ERR_IO, "%s: cannot create a temporary file next to %s", call, path);
+    errno = 0;
+    if (!dl__replace(tmp, path)) {
+        e = errno;
+        remove(tmp);
+        return dl__fail(err, DL_ERR_IO, "%s: cannot replace %s: %s", call, path, e ? strerror(e) : "rename failed");
+    }
     dl__sync_dir(path);
     return DL_OK;
 }
@@ -6770,7 +7006,7 @@ float dl_schedule_lr(const dl_schedule *s, long t) {
 int dl_schedule_observe(dl_schedule *s, double m) {
     double thr, old, lo;
     int better;
-    if (!s || s->kind != DL_SCHED_PLATEAU || m != m) return 0;
+    if (!s || s->kind != DL_SCHED_PLATEAU || dl__nan_d(m)) return 0;
     thr = s->threshold > 0 ? s->threshold : 1e-4;
     better = !s->seen || (s->maximize ? m > s->best * (1 + thr) : m < s->best * (1 - thr));
     if (better) s->best = m, s->seen = 1, s->bad = 0;
@@ -7254,7 +7490,7 @@ void dl_fit_print_progress(void *user, const dl_fit_progress *p) {
         printf("\r%79s\r", "");
         printf("epoch %d/%d: %ld images in %.1f s, %.0f img/s, train loss %.4f", e->epoch, p->epochs, e->images,
                e->seconds, e->images / (e->seconds > 1e-9 ? e->seconds : 1e-9), e->train_loss);
-        if (e->val_loss == e->val_loss) printf(", val accuracy %.4f, val loss %.4f", e->val_acc, e->val_loss);
+        if (!dl__nan_d(e->val_loss)) printf(", val accuracy %.4f, val loss %.4f", e->val_acc, e->val_loss);
         printf("\n");
     }
     fflush(stdout);
@@ -7565,7 +7801,7 @@ static void dl__png_img(dl__fout *o, const float *v, int w, int h, float lo, flo
         if (c < 0) png[k] = 0;
         else {
             float t = hi > lo ? (v[(size_t)r * w + c] - lo) / (hi - lo) : 0.5f;
-            png[k] = (unsigned char)(t != t || t < 0 ? 0 : t > 1 ? 255 : (int)(t * 255 + 0.5f));
+            png[k] = (unsigned char)(dl__nan(t) || t < 0 ? 0 : t > 1 ? 255 : (int)(t * 255 + 0.5f));
         }
         a = (a + png[k]) % 65521, b = (b + a) % 65521, k++;
     }
@@ -7621,7 +7857,7 @@ static void dl__svg_chart(dl__fout *o, const dl_fit_history *h, const char *titl
     for (s = 0; s < 2; s++)
         for (i = 0; i < n && (s ? b : a) >= 0; i++) {
             double v = dl__ep(&h->epochs[i], s ? b : a);
-            if (v == v) { if (v < lo) lo = v; if (v > hi) hi = v; }
+            if (!dl__nan_d(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
         }
     if (lo > hi) lo = 0, hi = 1;
     if (hi - lo < 1e-12) hi = lo + (lo ? fabs(lo) * 0.1 : 1);
@@ -7638,13 +7874,13 @@ static void dl__svg_chart(dl__fout *o, const dl_fit_history *h, const char *titl
         for (i = 0; i < n; i++) {
             double v = dl__ep(&h->epochs[i], which);
             double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
-            if (v == v) dl__fprintf(o, "%.1f,%.1f ", x, y);
+            if (!dl__nan_d(v)) dl__fprintf(o, "%.1f,%.1f ", x, y);
         }
         dl__fputs(o, "\"/>");
         for (i = 0; i < n; i++) {
             double v = dl__ep(&h->epochs[i], which);
             double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
-            if (v == v) dl__fprintf(o, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>epoch %d: %.5g</title></circle>", x, y, colors[s], i + 1, v);
+            if (!dl__nan_d(v)) dl__fprintf(o, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>epoch %d: %.5g</title></circle>", x, y, colors[s], i + 1, v);
         }
     }
     dl__fputs(o, "</svg>\n");
@@ -8332,7 +8568,7 @@ typedef struct dl__fz_build {
 static int32_t dl__fz_put_floats(dl__fz_build *b, const float *p, int count, const char *what, int *bad) {
     int32_t at = (int32_t)(b->w.len / sizeof(float));
     int i;
-    for (i = 0; i < count; i++) if (!(p[i] >= -FLT_MAX && p[i] <= FLT_MAX)) *bad = 1;
+    for (i = 0; i < count; i++) if (!dl__finite(p[i])) *bad = 1;
     if (*bad) dl__fail(b->err, DL_ERR_NUMERIC, "dl_freeze: %s holds a value that is not finite", what);
     dl__put(&b->w, p, (size_t)count * sizeof(float));
     return at;
@@ -8457,8 +8693,10 @@ dl_frozen *dl_freeze(const dl_net *net, dl_layer *out, dl_status *st) {
     memset(&b, 0, sizeof b);
     if (st) { st->code = DL_OK; st->msg[0] = 0; }
     if (!net) { rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: net is NULL"); goto done; }
-    if (!out) out = dl_net_layer(net, -1);
-    if (!out || out->net != net) { rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: the output layer is %s", out ? "of another net" : "NULL"); goto done; }
+    if (!out || out->net != net) {
+        rc = dl__fail(err, DL_ERR_ARG, "dl_freeze: the output layer is %s", out ? "of another net" : "NULL (dl_net_output(net) is the last layer)");
+        goto done;
+    }
     if (net->b != &net->cpu) {
         rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_freeze: the net is on %s; move it to the CPU first (dl_net_to_backend(net, NULL))", net->b->name);
         goto done;
@@ -8530,7 +8768,7 @@ static void dl__calib_hook(void *user, int step, const float *in, size_t count) 
     if (s < 0) return;
     for (i = 0; i < count; i++) {
         double v = in[i];
-        if (!(v >= -FLT_MAX && v <= FLT_MAX)) { c->bad = 1; return; }
+        if (!dl__finite(in[i])) { c->bad = 1; return; }
         if (c->pass == 0) { if (v < c->lo[s]) c->lo[s] = v; if (v > c->hi[s]) c->hi[s] = v; }
         else if (v != 0) {      /* exact zeros (relu, padding) quantize exactly whatever the range: left out */
             double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s];
@@ -8771,6 +9009,7 @@ static int dl__is_ident(const char *s) {
 static size_t dl__fz_scratch_max(const dl_frozen *f, int *n_full) {
     dl_memory m, big;
     int lo = 1, hi = 4096;
+    memset(&big, 0, sizeof big);      /* -O3 cannot see that dl_frozen_memory always fills it */
     dl_frozen_memory(f, hi, &big);
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
@@ -8853,7 +9092,7 @@ int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_em
         memset(&w, 0, sizeof w);
         if (k == 0) dl__emit_header(&w, f, name); else dl__emit_source(&w, f, name, d);
         snprintf(path, sizeof path, "%s/%s.%s", dir, name, k == 0 ? "h" : "c");
-        rc = w.oom ? dl__fail(err, DL_ERR_NOMEM, "dl_emit_c: out of memory") : dl__write_atomic(err, path, w.p, w.len);
+        rc = w.oom ? dl__fail(err, DL_ERR_NOMEM, "dl_emit_c: out of memory") : dl__write_atomic(err, "dl_emit_c", path, w.p, w.len);
         DL_FREE(w.p);
     }
     if (st) st->code = rc;
@@ -10605,7 +10844,7 @@ dl_layer *dl_onnx_output(const dl_net *net, const char *name) {
     char nm[32];
     if (!net || !name) return NULL;
     dl__ox_layer_name(name, strlen(name), nm);
-    return dl_net_find(net, nm);
+    return dl__find(net, nm);          /* const net: no message recorded */
 }
 
 /* ---- the importer's phases ---- */
@@ -11272,9 +11511,9 @@ int dl_onnx_save(dl_net *net, dl_layer *const *outputs, int n_outputs, const cha
     size_t len;
     int rc = dl_onnx_save_mem(net, outputs, n_outputs, &data, &len);
     if (rc) return rc;
-    rc = dl__write_atomic(net->err, path, data, len);
+    rc = dl__write_atomic(net->err, "dl_onnx_save", path, data, len);
     DL_FREE(data);
-    return rc;
+    return dl__done(net, rc);
 }
 #endif /* DL_NO_ONNX */
 

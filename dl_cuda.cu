@@ -29,9 +29,11 @@
      one elementwise pass applies them (normalize and affine fused).
    - Softmax cross-entropy: one kernel computes the softmax, the loss and
      dlogits together. MSE: one pass computes dout and partial sums.
-   - The optimizer is three launches whatever the net: squared-norm partial
+   - The optimizer is four launches whatever the net: squared-norm partial
      sums, their total (which also decides clipping and finiteness on the
-     device), and one fused update over every range.
+     device), a pass that computes the update without storing it (any value
+     not finite vetoes the step, as in dl_optim_step_cpu), and one fused
+     update over every range.
    - Maxpool keeps dl.h's saved layout (int32 argmax in the plane, per
      output); its backward and avgpool's are gathers, deterministic like the
      CPU's (the same additions in the same order).
@@ -42,9 +44,9 @@
    Everything runs on one stream owned by the backend, so kernels never wait
    for the host. The host waits only where the interface needs an answer:
    copies to the host, sync (which also delivers the loss), and the end of
-   optim_step, which must say whether a gradient was not finite (the update
-   kernel itself checks the device-side verdict, so nothing changes when it is
-   not). A training step therefore waits twice: for the loss and for the
+   optim_step, which must say whether a gradient or the update was not finite
+   (the update kernel itself checks the device-side verdict, so nothing
+   changes when one is not). A training step therefore waits twice: for the loss and for the
    optimizer's verdict. Copies from pageable host memory are staged by CUDA
    before cudaMemcpyAsync returns; copies from pinned memory are waited for,
    since the caller may reuse its buffer at once.
@@ -100,7 +102,7 @@
 /*  The backend object and its error handling                               */
 /* ======================================================================== */
 typedef struct dlc_verdict {            /* device scalars the host reads back */
-    int ok;                             /* optimizer: every gradient finite */
+    int ok;                             /* optimizer: 1 go; 0 a gradient, -1 the update is not finite */
     float clip;                         /* optimizer: factor for the gradients */
     float loss;                         /* the last loss */
     int pad;
@@ -1515,39 +1517,53 @@ static __global__ void dlk__optim_norm(const double *part, int parts, float clip
         v->clip = clip;
     }
 }
-static __global__ void dlk__optim_update(dlc_optim o, float *w, float *g, float *s0, float *s1, float *s2,
-                                         const size_t *off, const size_t *len, int X, const dlc_verdict *v) {
-    int r = blockIdx.x / X, xb = blockIdx.x % X;
-    float clip = v->clip, *mom_buf = o.kind == DL_SGD ? s0 : s1, *mean_g = o.has_mom ? s2 : s1;
-    if (!v->ok) return;                 /* a non-finite gradient: change nothing */
-    for (size_t k = (size_t)xb * blockDim.x + threadIdx.x; k < len[r]; k += (size_t)X * blockDim.x) {
-        size_t i = off[r] + k;
-        if (clip != 1.0f) g[i] *= clip;
-        if (o.kind == DL_SGD) {         /* b = mu b + g;  w -= lr (nesterov ? g + mu b : b) */
-            float gi = g[i] + o.wd * w[i];
-            if (o.has_mom) {
-                mom_buf[i] = o.momentum * mom_buf[i] + o.keep * gi;
-                gi = o.nesterov ? gi + o.momentum * mom_buf[i] : mom_buf[i];
-            }
-            w[i] -= o.lr * gi;
-        } else if (o.kind == DL_ADAM || o.kind == DL_ADAMW) {   /* m, v; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
-            float gi = g[i];
-            if (o.kind == DL_ADAMW) w[i] *= 1.0f - o.lr * o.wd;
-            else gi += o.wd * w[i];
-            s0[i] = o.beta1 * s0[i] + (1.0f - o.beta1) * gi;
-            s1[i] = o.beta2 * s1[i] + (1.0f - o.beta2) * gi * gi;
-            w[i] -= o.step_size * s0[i] / (sqrtf(s1[i]) / o.bc2_sqrt + o.eps);
-        } else {                        /* RMSProp: v = a v + (1-a) g^2;  w -= lr g / (sqrt(v [- mean_g^2]) + eps) */
-            float gi = g[i] + o.wd * w[i], avg;
-            s0[i] = o.alpha * s0[i] + (1.0f - o.alpha) * gi * gi;
-            if (o.centered) {
-                mean_g[i] = o.alpha * mean_g[i] + (1.0f - o.alpha) * gi;
-                avg = sqrtf(s0[i] - mean_g[i] * mean_g[i]) + o.eps;
-            } else avg = sqrtf(s0[i]) + o.eps;
-            if (o.has_mom) { mom_buf[i] = o.momentum * mom_buf[i] + gi / avg; w[i] -= o.lr * mom_buf[i]; }
-            else w[i] -= o.lr * gi / avg;
-        }
+static __device__ __forceinline__ int dlc__finite(float x) { return fabsf(x) <= FLT_MAX; }
+/* One float's update, PyTorch's rules as in dl_optim_step_cpu: commit 0
+   computes it and says whether every new value is finite; commit 1 stores. */
+static __device__ __forceinline__ int dlc__optim_one(const dlc_optim &o, float clip, int commit, size_t i, float *w, float *g,
+                                                     float *s0, float *s1, float *s2) {
+    float *mom_buf = o.kind == DL_SGD ? s0 : s1, *mean_g = o.has_mom ? s2 : s1;
+    float gc = g[i] * clip, wi = w[i];
+    if (o.kind == DL_SGD) {             /* b = mu b + keep g;  w -= lr (nesterov ? g + mu b : b) */
+        float gi = gc + o.wd * wi, bi = 0;
+        if (o.has_mom) { bi = o.momentum * mom_buf[i] + o.keep * gi; gi = o.nesterov ? gi + o.momentum * bi : bi; }
+        wi -= o.lr * gi;
+        if (!commit) return dlc__finite(wi) && dlc__finite(bi);
+        if (o.has_mom) mom_buf[i] = bi;
+    } else if (o.kind == DL_ADAM || o.kind == DL_ADAMW) {   /* m, v; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
+        float gi = gc, mi, vi;
+        if (o.kind == DL_ADAMW) wi *= 1.0f - o.lr * o.wd;
+        else gi += o.wd * wi;
+        mi = o.beta1 * s0[i] + (1.0f - o.beta1) * gi;
+        vi = o.beta2 * s1[i] + (1.0f - o.beta2) * gi * gi;
+        wi -= o.step_size * mi / (sqrtf(vi) / o.bc2_sqrt + o.eps);
+        if (!commit) return dlc__finite(wi) && dlc__finite(mi) && dlc__finite(vi);
+        s0[i] = mi; s1[i] = vi;
+    } else {                            /* RMSProp: v = a v + (1-a) g^2;  w -= lr g / (sqrt(v [- mean_g^2]) + eps) */
+        float gi = gc + o.wd * wi, vi, mgi = 0, bi = 0, avg;
+        vi = o.alpha * s0[i] + (1.0f - o.alpha) * gi * gi;
+        if (o.centered) { mgi = o.alpha * mean_g[i] + (1.0f - o.alpha) * gi; avg = sqrtf(vi - mgi * mgi) + o.eps; }
+        else avg = sqrtf(vi) + o.eps;
+        if (o.has_mom) { bi = o.momentum * mom_buf[i] + gi / avg; wi -= o.lr * bi; }
+        else wi -= o.lr * gi / avg;
+        if (!commit) return dlc__finite(wi) && dlc__finite(vi) && dlc__finite(mgi) && dlc__finite(bi);
+        s0[i] = vi;
+        if (o.centered) mean_g[i] = mgi;
+        if (o.has_mom) mom_buf[i] = bi;
     }
+    if (clip != 1.0f) g[i] = gc;
+    w[i] = wi;
+    return 1;
+}
+/* commit 0: any value that would not be finite turns the verdict to -1;
+   commit 1: the update, when the verdict is still 1. */
+static __global__ void dlk__optim_update(dlc_optim o, float *w, float *g, float *s0, float *s1, float *s2,
+                                         const size_t *off, const size_t *len, int X, dlc_verdict *v, int commit) {
+    int r = blockIdx.x / X, xb = blockIdx.x % X;
+    float clip = v->clip;
+    if (v->ok != 1) return;             /* a non-finite gradient, or update: change nothing */
+    for (size_t k = (size_t)xb * blockDim.x + threadIdx.x; k < len[r]; k += (size_t)X * blockDim.x)
+        if (!dlc__optim_one(o, clip, commit, off[r] + k, w, g, s0, s1, s2)) v->ok = -1;   /* every writer writes -1 */
 }
 
 /* Queues the whole step; the caller waits for it. */
@@ -1568,7 +1584,8 @@ static int dlc__optim_queue(dlc *c, const dl_optim_job *job, int X) {
     DLC_CHECK(cudaMemcpyAsync(off, c->host_ranges, 2 * (size_t)R * sizeof(size_t), cudaMemcpyHostToDevice, c->stream));
     DLC_LAUNCH(dlk__optim_sumsq, (unsigned)(R * X), job->g, off, len, X, part);
     DLC_LAUNCH(dlk__optim_norm, 1, part, R * X, d->clip_norm, c->dev_v);
-    DLC_LAUNCH(dlk__optim_update, (unsigned)(R * X), o, job->w, job->g, job->s[0], job->s[1], job->s[2], off, len, X, c->dev_v);
+    DLC_LAUNCH(dlk__optim_update, (unsigned)(R * X), o, job->w, job->g, job->s[0], job->s[1], job->s[2], off, len, X, c->dev_v, 0);
+    DLC_LAUNCH(dlk__optim_update, (unsigned)(R * X), o, job->w, job->g, job->s[0], job->s[1], job->s[2], off, len, X, c->dev_v, 1);
     DLC_CHECK(cudaMemcpyAsync(&c->host_v->ok, &c->dev_v->ok, sizeof(int), cudaMemcpyDeviceToHost, c->stream));
     return DL_OK;
 }
@@ -1681,7 +1698,10 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     rc = dlc__optim_queue(c, job, X);
     wait = dlc__wait(c);                /* always, so the staging is free again */
     if (rc || (rc = wait)) return rc;
-    if (!c->host_v->ok) return dlc__fail(c, DL_ERR_NUMERIC, "a gradient is not finite; nothing was changed");
+    if (c->host_v->ok == 0) return dlc__fail(c, DL_ERR_NUMERIC, "a gradient is not finite");
+    if (c->host_v->ok != 1)
+        return dlc__fail(c, DL_ERR_NUMERIC, "the update would make a parameter or the optimizer's state infinite or NaN "
+                         "(diverged? a smaller learning rate may help)");
     return DL_OK;
 }
 static int dlc__sync(dl_backend *b) {
@@ -1742,19 +1762,28 @@ static int dlc__start(dlc *c) {
     return DL_OK;
 }
 
-extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) {
+/* dl_cuda_backend_new, its messages naming call. A machine without a GPU
+   (no device, or no driver: the runtime then says "driver version is
+   insufficient") is told apart from one whose GPU fails. */
+static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     int count = 0, rc;
     cudaError_t e = cudaGetDeviceCount(&count);
     dlc *c;
     if (st) { st->code = DL_OK; st->msg[0] = 0; }
-    if (e != cudaSuccess || count <= 0) {
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || (e == cudaSuccess && count <= 0)) {
         cudaGetLastError();
-        dlc__status(st, DL_ERR_BACKEND, "dl_cuda_backend_new: no usable CUDA device: %s",
-                    e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+        dlc__status(st, DL_ERR_BACKEND, "%s: no CUDA device on this machine (%s%s%s)", call,
+                    e != cudaSuccess ? cudaGetErrorName(e) : "the driver reports none", e != cudaSuccess ? ": " : "",
+                    e != cudaSuccess ? cudaGetErrorString(e) : "");
+        return NULL;
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        dlc__status(st, DL_ERR_BACKEND, "%s: no usable CUDA device: %s (%s)", call, cudaGetErrorString(e), cudaGetErrorName(e));
         return NULL;
     }
     if (device < 0 || device >= count) {
-        dlc__status(st, DL_ERR_ARG, "dl_cuda_backend_new: there is no CUDA device %d (found %d)", device, count);
+        dlc__status(st, DL_ERR_ARG, "%s: there is no CUDA device %d (found %d)", call, device, count);
         return NULL;
     }
     for (rc = 0; rc < DL_OP_COUNT; rc++)
@@ -1763,7 +1792,7 @@ extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) {
             return NULL;
         }
     if (!(c = new (std::nothrow) dlc())) {
-        dlc__status(st, DL_ERR_NOMEM, "dl_cuda_backend_new: out of memory");
+        dlc__status(st, DL_ERR_NOMEM, "%s: out of memory on the host", call);
         return NULL;
     }
     c->device = device;
@@ -1782,17 +1811,14 @@ extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) {
     c->b.destroy = dlc__destroy;
     c->b.user = c;
     if ((rc = dlc__start(c)) != DL_OK) {
-        dlc__status(st, rc, "dl_cuda_backend_new: device %d: %s", device, c->b.error);
+        dlc__status(st, rc, "%s: device %d: %s", call, device, c->b.error);
         dlc__destroy(&c->b);
         return NULL;
     }
     return &c->b;
 }
+extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) { return dlc__new(device, st, "dl_cuda_backend_new"); }
 
-/* A stand-in whose allocations fail with a message: dl_net_to_backend then
-   records that message in the net, which otherwise stays as it was. */
-static void *dlc__no_alloc(dl_backend *b, size_t bytes) { (void)b; (void)bytes; return NULL; }
-static void dlc__no_release(dl_backend *b, void *p) { (void)b; (void)p; }
 
 extern "C" int dl_cuda_use(dl_net *net, int device) {
     dl_backend *b = NULL, stub;
@@ -1802,13 +1828,13 @@ extern "C" int dl_cuda_use(dl_net *net, int device) {
     on_cpu = !strcmp(dl_net_backend(net)->name, "cpu");
     st.code = DL_OK;
     st.msg[0] = 0;
-    if (on_cpu && (b = dl_cuda_backend_new(device, &st)) != NULL)
+    if (on_cpu && (b = dlc__new(device, &st, "dl_cuda_use")) != NULL)
         return dl_net_to_backend(net, b);       /* on failure it destroys b; the net stays on the CPU */
+    /* a backend that could not start (no alloc): dl_net_to_backend records
+       its message in the net, which stays as it was */
     memset(&stub, 0, sizeof stub);
     stub.name = "cuda";
-    stub.alloc = dlc__no_alloc;
-    stub.release = dlc__no_release;
     snprintf(stub.error, sizeof stub.error, "%s", st.msg);
-    rc = dl_net_to_backend(net, &stub);         /* off the CPU already: refused before any allocation */
+    rc = dl_net_to_backend(net, &stub);         /* off the CPU already: refused first */
     return on_cpu ? st.code : rc;
 }

@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     }
     /* The model must read 1x28x28 and end in 10 class scores; logits (what
        PyTorch models usually end in) get a softmax added here. */
-    out = dl_net_layer(net, -1);
+    out = dl_net_output(net);
     if (out && dl_layer_op(out) != DL_OP_SOFTMAX && dl_layer_size(out) == 10) out = dl_softmax(out);
     if (dl_layer_shape(dl_net_layer(net, 0), shape) != 3 || shape[0] != 1 || shape[1] != 28 || shape[2] != 28 ||
         !out || dl_layer_size(out) != 10) {

@@ -36,7 +36,7 @@
 /* ---- errors ---- */
 typedef enum cudaError {
     cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
-    cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101
+    cudaErrorInvalidConfiguration = 9, cudaErrorInsufficientDriver = 35, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101
 } cudaError_t;
 static thread_local cudaError_t dlc_emu_last = cudaSuccess;
 static cudaError_t dlc_emu_err(cudaError_t e) { if (e != cudaSuccess) dlc_emu_last = e; return e; }
@@ -48,6 +48,7 @@ static inline const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     default: return "cudaErrorInvalidDevice";
     }
 }
@@ -58,6 +59,7 @@ static inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (emulated)";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version (emulated)";
     default: return "invalid device ordinal";
     }
 }
@@ -178,9 +180,9 @@ static inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned fl
 static inline cudaError_t cudaStreamDestroy(cudaStream_t s) { if (!s || s->magic != 0x5717ea) return dlc_emu_err(cudaErrorInvalidValue); s->magic = 0; delete s; return cudaSuccess; }
 static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) { return s && s->magic == 0x5717ea ? cudaSuccess : dlc_emu_err(cudaErrorInvalidValue); }
 static inline cudaError_t cudaGetDeviceCount(int *n) {
-    const char *none = getenv("DLC_EMU_NO_DEVICE");
+    const char *none = getenv("DLC_EMU_NO_DEVICE");     /* "driver": a machine without the driver */
     *n = none && *none && *none != '0' ? 0 : 1;
-    return *n ? cudaSuccess : dlc_emu_err(cudaErrorNoDevice);
+    return *n ? cudaSuccess : dlc_emu_err(strcmp(none, "driver") ? cudaErrorNoDevice : cudaErrorInsufficientDriver);
 }
 static inline cudaError_t cudaSetDevice(int d) { int n; return cudaGetDeviceCount(&n) == cudaSuccess && d >= 0 && d < n ? cudaSuccess : dlc_emu_err(cudaErrorInvalidDevice); }
 

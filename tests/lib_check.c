@@ -54,7 +54,7 @@ static void test_train_predict_save_load(void) {
     again = dl_net_load_mem(buf, len, &st);
     CHECK(again != NULL, "load_mem: %s", st.msg);
     if (again) {
-        p = dl_predict(again, NULL, x, 12);
+        p = dl_predict(again, dl_net_output(again), x, 12);
         CHECK(p && !memcmp(p, p1, sizeof p1), "the loaded copy predicts differently");
     }
     free(buf);     /* dl.h's default allocator is malloc, so the library's DL_FREE is free */

@@ -98,11 +98,11 @@ static void test_ctx_predict_on_loaded_model(void) {
     CHECK(loaded != NULL, "%s", st.msg);
     if (loaded) {
         /* classify.c: dl_predict on the last layer, one image at a time */
-        CHECK(count_after_first(loaded, NULL, NULL, 1, one, 1, 100) == 0, "dl_predict on a loaded model allocates");
+        CHECK(count_after_first(loaded, NULL, dl_net_output(loaded), 1, one, 1, 100) == 0, "dl_predict on a loaded model allocates");
         ctx = dl_ctx_new(loaded);
         CHECK(ctx != NULL, "%s", dl_net_error(loaded));
-        CHECK(count_after_first(loaded, ctx, NULL, 1, one, 1, 100) == 0, "dl_ctx_predict, batch 1, allocates");
-        CHECK(count_after_first(loaded, ctx, NULL, 64, mixed, 5, 100) == 0, "dl_ctx_predict, batches up to 64, allocates");
+        CHECK(count_after_first(loaded, ctx, dl_net_output(loaded), 1, one, 1, 100) == 0, "dl_ctx_predict, batch 1, allocates");
+        CHECK(count_after_first(loaded, ctx, dl_net_output(loaded), 64, mixed, 5, 100) == 0, "dl_ctx_predict, batches up to 64, allocates");
         dl_ctx_free(ctx);
         dl_net_free(loaded);
     }

@@ -191,7 +191,7 @@ static void test_save_load_identical(void) {
     }
     CHECK(dl_net_save_mem(net, NULL, &buf, &len) == DL_OK, "save_mem");
     mem = dl_net_load_mem(buf, len, &st);
-    CHECK(mem && (p = dl_predict(mem, NULL, x, 64)) && !memcmp(p, ref, 64 * 4 * sizeof(float)), "from memory: %s", st.msg);
+    CHECK(mem && (p = dl_predict(mem, dl_net_output(mem), x, 64)) && !memcmp(p, ref, 64 * 4 * sizeof(float)), "from memory: %s", st.msg);
     DL_FREE(buf);
     dl_net_free(net); dl_net_free(back); dl_net_free(mem);
     free(ref);
@@ -273,7 +273,7 @@ static void test_corrupt_files(void) {
             q[i] = vals[v];
             fix_crc(q, len);
             bad = load_bytes(q, len, &st);   /* may load if harmless; must not crash */
-            if (bad) { CHECK(dl_predict(bad, NULL, (const float *)(const void *)q, 1) != NULL || dl_net_error(bad)[0], "no output and no error"); dl_net_free(bad); }
+            if (bad) { CHECK(dl_predict(bad, dl_net_output(bad), (const float *)(const void *)q, 1) != NULL || dl_net_error(bad)[0], "no output and no error"); dl_net_free(bad); }
         }
     }
     /* wrong magic, newer version, foreign, empty, missing */
@@ -353,7 +353,7 @@ static void test_build_errors(void) {
         CHECK(dl_train_step(net, opt, y, NULL, labels, 2, &loss) == DL_ERR_ARG, "NULL data");
         CHECK(dl_train_step(net, opt, o, data, labels, 2, &loss) == DL_ERR_ARG, "layer of another net");
         CHECK(dl_train_step(net, opt, y, data, labels, 2, &loss) == DL_OK, "valid step: %s", dl_net_error(net));
-        CHECK(!dl_predict(net, NULL, NULL, 2), "predict NULL data");
+        CHECK(!dl_predict(net, y, NULL, 2) && strstr(dl_net_error(net), "input data is NULL"), "predict NULL data");
         CHECK(!dl_adam(net, -1.0f), "negative lr");
     }
     dl_net_free(net);
@@ -787,9 +787,9 @@ static void test_format1_still_loads(void) {
             const float *y;
             for (i = 0; i < 3 * size; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
             CHECK(dl_net_layer_count(a) == dl_net_layer_count(b) && dl_net_param_floats(a) == dl_net_param_floats(b), "%s: graphs differ", path);
-            y = dl_predict(a, NULL, x, 3);
+            y = dl_predict(a, dl_net_output(a), x, 3);
             if (y) memcpy(ya, y, sizeof(float) * 3 * nout);
-            y = y ? dl_predict(b, NULL, x, 3) : NULL;
+            y = y ? dl_predict(b, dl_net_output(b), x, 3) : NULL;
             CHECK(y && !memcmp(y, ya, sizeof(float) * 3 * nout), "%s: format 1 and format 2 predictions differ", path);
             free(x); free(ya);
         }
@@ -850,7 +850,7 @@ static void test_constants_saved(void) {
     CHECK(dl_net_save_mem(a, NULL, &buf, &len) == DL_OK, "%s", dl_net_error(a));
     b = buf ? dl_net_load_mem(buf, len, &st) : NULL;
     CHECK(b != NULL, "load: %s", b ? "" : st.msg);
-    y = b ? dl_predict(b, NULL, x, 2) : NULL;
+    y = b ? dl_predict(b, dl_net_output(b), x, 2) : NULL;
     CHECK(y && !memcmp(y, ya, sizeof ya), "the loaded net predicts other values");
     DL_FREE(buf);
     dl_net_free(a); dl_net_free(b);

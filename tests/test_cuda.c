@@ -467,11 +467,13 @@ static void test_optimizers(void) {
 #undef OPT
 }
 /* A NaN or inf gradient: DL_ERR_NUMERIC, and no parameter, gradient or state changes. */
+/* A NaN or infinite gradient, and (i 2) finite gradients whose update at lr
+   3e38 would make a weight infinite: the step fails and changes nothing. */
 static void test_optim_nonfinite(void) {
-    float bads[2];
+    float bads[3];
     int i, k;
-    bads[0] = NAN; bads[1] = INFINITY;
-    for (i = 0; i < 2; i++) {
+    bads[0] = NAN; bads[1] = INFINITY; bads[2] = 30.0f;
+    for (i = 0; i < 3; i++) {
         dl_net *b = dl_net_new();
         dl_optim_desc d;
         dl_optim *p;
@@ -483,11 +485,12 @@ static void test_optim_nonfinite(void) {
         w0 = copy_floats(dl_net_params(b), nw);
         g0 = copy_floats(dl_net_grads(b), nw);
         memset(&d, 0, sizeof d);
-        d.kind = i ? DL_RMSPROP : DL_ADAM; d.clip_norm = 0.5f; d.momentum = i ? 0.9f : 0;
+        d.kind = i == 2 ? DL_SGD : i ? DL_RMSPROP : DL_ADAM; d.clip_norm = i == 2 ? 0 : 0.5f; d.momentum = i ? 0.9f : 0;
+        if (i == 2) d.lr = 3e38f;
         p = dl_optim_new(b, &d);
         if (!p || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s", dl_net_error(b)); dl_net_free(b); free(w0); free(g0); continue; }
-        CHECK(dl_optim_step(p) == DL_ERR_NUMERIC, "%s gradient: step did not fail: %s", i ? "inf" : "NaN", dl_net_error(b));
-        CHECK(strstr(dl_net_error(b), "not finite") != NULL, "message: %s", dl_net_error(b));
+        CHECK(dl_optim_step(p) == DL_ERR_NUMERIC, "%s: step did not fail: %s", i == 2 ? "overflowing update" : i ? "inf gradient" : "NaN gradient", dl_net_error(b));
+        CHECK(strstr(dl_net_error(b), i == 2 ? "the update would make" : "not finite") != NULL, "message: %s", dl_net_error(b));
         CHECK(dl_net_sync(b) == DL_OK, "sync");
         CHECK(!memcmp(dl_net_params(b), w0, nw * sizeof(float)), "parameters changed");
         CHECK(!memcmp(dl_net_grads(b), g0, nw * sizeof(float)), "gradients changed (clipping ran?)");
@@ -770,14 +773,15 @@ static void test_no_gpu(void) {
     const float *p;
     st.code = 0; st.msg[0] = 0;
     CHECK(dl_cuda_backend_new(0, &st) == NULL, "a backend without a GPU");
-    CHECK(st.code == DL_ERR_BACKEND && strstr(st.msg, "CUDA"), "status %d: %s", st.code, st.msg);
+    CHECK(st.code == DL_ERR_BACKEND && strstr(st.msg, "dl_cuda_backend_new: no CUDA device"), "status %d: %s", st.code, st.msg);
     printf("     dl_cuda_backend_new says: %s\n", st.msg);
     CHECK(dl_cuda_backend_new(0, NULL) == NULL, "with a NULL status");
     CHECK(dl_cuda_use(NULL, 0) == DL_ERR_ARG, "a NULL net");
     CHECK(dl_train_step(net, opt, out, xs, ys, 4, &first) == DL_OK, "a CPU step before: %s", dl_net_error(net));
     rc = dl_cuda_use(net, 0);
     CHECK(rc == DL_ERR_BACKEND, "dl_cuda_use returned %d", rc);
-    CHECK(strstr(dl_net_error(net), "CUDA") && strstr(dl_net_error(net), "cpu"), "the net's message: %s", dl_net_error(net));
+    CHECK(strstr(dl_net_error(net), "dl_cuda_use: no CUDA device") && strstr(dl_net_error(net), "stays on cpu") &&
+          !strstr(dl_net_error(net), "out of memory"), "the net's message: %s", dl_net_error(net));
     printf("     dl_cuda_use says: %s\n", dl_net_error(net));
     CHECK(!strcmp(dl_net_backend(net)->name, "cpu"), "the net is on %s", dl_net_backend(net)->name);
     for (i = 0; i < 300; i++) CHECK(dl_train_step(net, opt, out, xs, ys, 4, &loss) == DL_OK, "%s", dl_net_error(net));
@@ -871,6 +875,8 @@ int main(int argc, char **argv) {
     }
 #ifdef DLC_EMULATE
     setenv("DLC_EMU_NO_DEVICE", "1", 1);        /* first the emulated machine without a GPU */
+    RUN(test_no_gpu);
+    setenv("DLC_EMU_NO_DEVICE", "driver", 1);   /* and without a driver */
     RUN(test_no_gpu);
     unsetenv("DLC_EMU_NO_DEVICE");
 #endif

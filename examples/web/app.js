@@ -29,7 +29,7 @@ async function loadModel(dlh, url) {
   return {
     predict(pixels) {
       dlh.HEAPF32.set(pixels, x >> 2);      /* HEAPF32 is looked up each time: memory may grow */
-      const p = dlh._dl_predict(net, 0, x, 1);
+      const p = dlh._dl_predict(net, dlh._dl_net_output(net), x, 1);
       if (!p) throw new Error(`dl_predict: ${dlh.UTF8ToString(dlh._dl_net_error(net))}`);
       return dlh.HEAPF32.slice(p >> 2, (p >> 2) + 10);
     },
