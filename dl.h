@@ -1487,34 +1487,17 @@ static void dl__pool_free(struct dl__pool *p);
 /* The net's lock, held only while its list of user contexts changes: the one
    thing dl_ctx_new and dl_ctx_free touch on a net that others use. dl__mutex
    is Win32's or POSIX's; without threads there is nothing to guard against. */
-static int dl__lock_init(dl_net *net) {
 #ifdef DL__THREADS
-    return dl__mutex_init(&net->lock) == 0;
+static int dl__lock_init(dl_net *net) { return dl__mutex_init(&net->lock) == 0; }
+static void dl__lock_free(dl_net *net) { dl__mutex_destroy(&net->lock); }
+static void dl__lock(dl_net *net) { dl__mutex_lock(&net->lock); }
+static void dl__unlock(dl_net *net) { dl__mutex_unlock(&net->lock); }
 #else
-    (void)net; return 1;
+static int dl__lock_init(dl_net *net) { (void)net; return 1; }
+static void dl__lock_free(dl_net *net) { (void)net; }
+static void dl__lock(dl_net *net) { (void)net; }
+static void dl__unlock(dl_net *net) { (void)net; }
 #endif
-}
-static void dl__lock_free(dl_net *net) {
-#ifdef DL__THREADS
-    dl__mutex_destroy(&net->lock);
-#else
-    (void)net;
-#endif
-}
-static void dl__lock(dl_net *net) {
-#ifdef DL__THREADS
-    dl__mutex_lock(&net->lock);
-#else
-    (void)net;
-#endif
-}
-static void dl__unlock(dl_net *net) {
-#ifdef DL__THREADS
-    dl__mutex_unlock(&net->lock);
-#else
-    (void)net;
-#endif
-}
 
 dl_net *dl_net_new(void) {
     dl_net *net = (dl_net *)dl__calloc(1, sizeof(dl_net));
