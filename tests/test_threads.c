@@ -5,6 +5,7 @@
 #define DL_IMPLEMENTATION
 #include "dl.h"
 #include "tests/test.h"
+#include "tests/ops.h"
 #include <string.h>
 #ifndef DL_NO_THREADS
 #include <pthread.h>
@@ -83,8 +84,64 @@ static void test_ctx_new_free_from_threads(void) {
 }
 #endif
 
+/* Every case of tests/ops.h, forward and backward, at 1 and 3 threads with
+   every op split however small its work: the same bits in the output, the
+   input gradient and every parameter gradient. */
+static int run_case(const op_case *k, int threads, int n, const float *x, const float *r, float *out, float *gx, float *gp, int *np) {
+    dl_net *net = dl_net_new();
+    dl_layer *y = op_case_build(net, k);
+    const float *o, *g;
+    int i, ok = 0, size_in;
+    if (!y) { CHECK(0, "%s: %s", k->label, dl_net_error(net)); dl_net_free(net); return 0; }
+    dl_net_seed(net, 5);
+    net->par_min_work = 0;
+    dl_net_set_threads(net, threads);
+    dl_net_set_input_grad(net, 1);
+    dl_zero_grad(net);
+    size_in = dl_layer_size(dl_net_layer(net, 0));
+    o = dl_forward(net, y, x, n, k->train);
+    if (o && dl_backward(net, y, r) == DL_OK && (g = dl_layer_grad(dl_net_layer(net, 0))) != NULL) {
+        memcpy(out, o, sizeof(float) * (size_t)n * (size_t)dl_layer_size(y));
+        memcpy(gx, g, sizeof(float) * (size_t)n * (size_t)size_in);
+        *np = 0;
+        for (i = 0; i < dl_net_param_count(net); i++) {
+            dl_param *p = dl_net_param(net, i);
+            if (!p->trainable) continue;
+            memcpy(gp + *np, p->grad, sizeof(float) * (size_t)p->size);
+            *np += p->size;
+        }
+        ok = 1;
+    }
+    CHECK(ok, "%s at %d threads: %s", k->label, threads, dl_net_error(net));
+    dl_net_free(net);
+    return ok;
+}
+static void test_op_cases_any_thread_count(void) {
+    enum { CAP = 1 << 16 };
+    static float x[CAP], r[CAP], o1[CAP], o3[CAP], gx1[CAP], gx3[CAP], gp1[CAP], gp3[CAP];
+    int i, j, n1 = 0, n3 = 0, ran[DL_OP_COUNT] = { 0 };
+    for (i = 0; i < OP_CASES; i++) {
+        const op_case *k = &op_cases[i];
+        int n = k->batch + 4, size_in = k->c * (k->h ? k->h : 1) * (k->w ? k->w : 1), size_out;
+        dl_net *probe = dl_net_new();
+        dl_layer *y = op_case_build(probe, k);
+        size_out = y ? dl_layer_size(y) : 0;
+        dl_net_free(probe);
+        if (!y || n * size_in > CAP || n * size_out > CAP) { CHECK(0, "%s: too big for the test", k->label); continue; }
+        for (j = 0; j < n * size_in; j++) x[j] = (float)((j * 37) % 23) / 11.0f - 1.0f + 0.013f;
+        for (j = 0; j < n * size_out; j++) r[j] = (float)((j * 13) % 17) / 8.0f - 1.0f;
+        if (!run_case(k, 1, n, x, r, o1, gx1, gp1, &n1) || !run_case(k, 3, n, x, r, o3, gx3, gp3, &n3)) continue;
+        CHECK(!memcmp(o1, o3, sizeof(float) * (size_t)n * (size_t)size_out), "%s: outputs differ at 3 threads", k->label);
+        CHECK(!memcmp(gx1, gx3, sizeof(float) * (size_t)n * (size_t)size_in), "%s: input gradients differ at 3 threads", k->label);
+        CHECK(n1 == n3 && !memcmp(gp1, gp3, sizeof(float) * (size_t)n1), "%s: parameter gradients differ at 3 threads", k->label);
+        ran[k->op]++;
+    }
+    op_cases_cover("test_threads", ran, NULL);
+}
+
 int main(void) {
     RUN(test_set_threads);
+    RUN(test_op_cases_any_thread_count);
 #ifndef DL_NO_THREADS
     RUN(test_ctx_new_free_from_threads);
 #endif
