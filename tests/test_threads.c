@@ -7,9 +7,6 @@
 #include "tests/test.h"
 #include "tests/ops.h"
 #include <string.h>
-#ifndef DL_NO_THREADS
-#include <pthread.h>
-#endif
 
 static void test_set_threads(void) {
     dl_net *net = dl_net_new();
@@ -42,7 +39,7 @@ static void test_set_threads(void) {
    threads predict: the net's list of contexts must come out whole (it used
    to be changed without a lock: lost links, freed contexts left in it). */
 typedef struct { dl_net *net; dl_layer *out; const float *x; const float *ref; int ok; } churn_job;
-static void *ctx_churn(void *arg) {
+static void ctx_churn(void *arg) {
     churn_job *j = (churn_job *)arg;
     int it, k;
     for (it = 0; it < 3000 && j->ok; it++) {
@@ -54,14 +51,13 @@ static void *ctx_churn(void *arg) {
         }
         for (k = 0; k < 4; k++) dl_ctx_free(c[(k + it) % 4]);
     }
-    return NULL;
 }
 static void test_ctx_new_free_from_threads(void) {
     dl_net *net = dl_net_new();
     dl_layer *x = dl_input(net, 1, 12, 12), *y = dl_dense(dl_flatten(dl_conv2d(x, 8, 3, 1, 1)), 4);
     static float in[2 * 144], ref[2 * 4];
     churn_job jobs[4];
-    pthread_t th[4];
+    test_thread th[4];
     dl_ctx *keep = dl_ctx_new(net);     /* made before, freed after: must stay listed */
     const float *p;
     int i, started = 0;
@@ -72,9 +68,9 @@ static void test_ctx_new_free_from_threads(void) {
     memcpy(ref, p, sizeof ref);
     for (i = 0; i < 4; i++) {
         jobs[i].net = net; jobs[i].out = y; jobs[i].x = in; jobs[i].ref = ref; jobs[i].ok = 1;
-        if (pthread_create(&th[i], NULL, ctx_churn, &jobs[i]) == 0) started++;
+        if (test_thread_start(&th[i], ctx_churn, &jobs[i])) started++;
     }
-    for (i = 0; i < started; i++) { pthread_join(th[i], NULL); CHECK(jobs[i].ok, "thread %d: a context failed or predicted wrong", i); }
+    for (i = 0; i < started; i++) { test_thread_join(&th[i]); CHECK(jobs[i].ok, "thread %d: a context failed or predicted wrong", i); }
     CHECK(started == 4, "%d threads started", started);
     CHECK(net->ctxs == keep && keep->next == NULL, "the net lists %p then %p, not just the one context left",
           (void *)net->ctxs, net->ctxs ? (void *)net->ctxs->next : NULL);
