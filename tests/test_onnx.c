@@ -147,7 +147,7 @@ static int compare_outputs(dl_net *net, const dl__ox_t *x, const dl__str *names,
             snprintf(why, whylen, "output '%s' has %d x %d values, expected %lu", nm, n, dl_layer_size(l), (unsigned long)want[k].count);
             return 1;
         }
-        if (!(y = dl_predict(net, l, x->f, n))) { snprintf(why, whylen, "predict: %s", dl_net_error(net)); return 1; }
+        if (!(y = dl_predict(net, l, x->f, n))) { snprintf(why, whylen, "predict: %.240s", dl_net_error(net)); return 1; }
         for (i = 0; i < want[k].count; i++) {
             double a = y[i], b = want[k].f[i], e = fabs(a - b);
             if (a != a && b != b) continue;
