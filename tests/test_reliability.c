@@ -1181,6 +1181,9 @@ static void sweep_scenario(sweep_out *o) {
     int y[4] = { 0, 1, 2, 1 }, i, rc;
     dl_net *net = NULL, *m = NULL, *c = NULL, *cm = NULL;
     dl_layer *in, *conv, *bn, *pr, *mp, *gconv, *cat, *dr, *fl, *d1, *th, *logits = NULL, *probs = NULL, *xs[2];
+    dl_layer *ct, *scale, *sc, *hs, *pd, *up, *mp2, *sl, *cat2;
+    static const int scale_shape[3] = { 4, 1, 1 };
+    static const float scale_data[4] = { 0.5f, -1.0f, 1.5f, 2.0f };
     dl_optim *opt = NULL, *oc = NULL, *ocm = NULL;
     dl_ctx *ctx = NULL;
     dl_status st;
@@ -1203,7 +1206,19 @@ static void sweep_scenario(sweep_out *o) {
     SWEEP_NET(net, gconv = dl_conv2d_ex(mp, &cd));
     xs[0] = mp; xs[1] = gconv;
     SWEEP_NET(net, cat = dl_concat(xs, 2));
-    SWEEP_NET(net, dr = dl_dropout(cat, 0.25f));
+    /* issue 11's layers: transposed convolution, a broadcast constant, hard
+       swish, reflect padding, bilinear upsampling, a channel slice */
+    SWEEP_NET(net, ct = dl_conv2d_transpose(cat, 4, 2, 2, 0));             /* (4,6,6) */
+    SWEEP_NET(net, scale = dl_constant(net, 3, scale_shape, scale_data));
+    SWEEP_NET(net, sc = dl_mul(ct, scale));
+    SWEEP_NET(net, hs = dl_hard_swish(sc));
+    SWEEP_NET(net, pd = dl_pad(hs, 1, DL_PAD_REFLECT));                    /* (4,8,8) */
+    SWEEP_NET(net, up = dl_upsample(pd, 2, 1));                            /* (4,16,16) */
+    SWEEP_NET(net, mp2 = dl_maxpool2d(up, 5, 5));                          /* (4,3,3) */
+    SWEEP_NET(net, sl = dl_slice_channels(mp2, 0, 2));
+    xs[0] = cat; xs[1] = sl;
+    SWEEP_NET(net, cat2 = dl_concat(xs, 2));
+    SWEEP_NET(net, dr = dl_dropout(cat2, 0.25f));
     SWEEP_NET(net, fl = dl_flatten(dr));
     SWEEP_NET(net, d1 = dl_dense(fl, 6));
     SWEEP_NET(net, th = dl_tanh(d1));
