@@ -35,7 +35,7 @@ static void images(const idx_set *s, int first, int n, float *x) {
     for (i = 0; i < (size_t)n * FASHION_PIXELS; i++) x[i] = s->pixels[(size_t)first * FASHION_PIXELS + i] * (1.0f / 255);
 }
 static double accuracy(const dl_frozen *f, const idx_set *test, const float *x, int *classes) {
-    dl_memory m;
+    dl_memory m = { 0 };         /* zeroed: the -O3 build (make test-fastmath) cannot see dl_net_memory fill it */
     float *y, *work;
     int i, c, right = 0;
     dl_frozen_memory(f, test->count, &m);
@@ -64,7 +64,7 @@ static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), floa
     dl_frozen *f, *q;
     dl_status st;
     dl_quant_desc qd;
-    dl_memory mf, mq;
+    dl_memory mf = { 0 }, mq = { 0 };
     float *x = (float *)malloc((size_t)d->test.count * FASHION_PIXELS * sizeof(float));
     float *cal = (float *)malloc((size_t)N_CALIB * FASHION_PIXELS * sizeof(float));
     int *cf = (int *)malloc((size_t)d->test.count * sizeof(int)), *cq = (int *)malloc((size_t)d->test.count * sizeof(int));
