@@ -1773,14 +1773,16 @@ static int dl__window_infer(dl_layer *l, int ceil, char *why) {
    input's; the hook checks the attributes, writes the output shape, or says
    why it cannot (the caller adds the layer's name and input shape).
    params: declares the parameters in order (the order is part of the file). */
-static int dl__input_infer(dl_layer *l, char *why) {
+/* The shape a layer declares itself (input, custom): 1 to 3 positive dims. */
+static int dl__declared_shape(dl_layer *l, char *why, const char *what) {
     int i;
-    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "input with %d dims", l->a.ndim);
+    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "%s ndim %d must be 1..3", what, l->a.ndim);
     for (i = 0; i < l->a.ndim; i++)
-        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "input dim %d is %d", i, l->a.shape[i]);
+        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "%s dim %d is %d", what, i, l->a.shape[i]);
     dl__set_shape(l, l->a.ndim, l->a.shape);
     return DL_OK;
 }
+static int dl__input_infer(dl_layer *l, char *why) { return dl__declared_shape(l, why, "input"); }
 
 static int dl__constant_params(dl_net *net, dl_layer *l, int init) {
     (void)init;
@@ -2075,14 +2077,7 @@ static int dl__matmul_infer(dl_layer *l, char *why) {
     return DL_OK;
 }
 
-static int dl__custom_infer(dl_layer *l, char *why) {
-    int i;
-    if (l->a.ndim < 1 || l->a.ndim > 3) return dl__fail(why, DL_ERR_ARG, "output ndim %d must be 1..3", l->a.ndim);
-    for (i = 0; i < l->a.ndim; i++)
-        if (l->a.shape[i] <= 0) return dl__fail(why, DL_ERR_ARG, "output dim %d is %d", i, l->a.shape[i]);
-    dl__set_shape(l, l->a.ndim, l->a.shape);
-    return DL_OK;
-}
+static int dl__custom_infer(dl_layer *l, char *why) { return dl__declared_shape(l, why, "output"); }
 static int dl__custom_params(dl_net *net, dl_layer *l, int init) {
     int rc, i, j;
     (void)init;
