@@ -2224,34 +2224,26 @@ static void dl__pads(dl_attrs *a, int both, int ph, int pw, int top, int left, i
     a->auto_pad = mode;
 }
 
-dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) {
+/* conv2d and conv2d_transpose read one desc: output_padding matters only to the second. */
+static dl_layer *dl__conv_ex(dl_layer *x, const dl_conv_desc *d, int op) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
-    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d: desc is NULL"); return NULL; }
+    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
     a.units = d->filters;
     a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
     a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
     dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
     a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
+    if (op == DL_OP_CONV2D_TRANSPOSE) {
+        a.output_padding[0] = dl__axis(d->output_padding_h, d->output_padding, 0);
+        a.output_padding[1] = dl__axis(d->output_padding_w, d->output_padding, 0);
+    }
     a.groups = d->groups ? d->groups : 1;
     a.bias = !d->no_bias;
-    return dl__add(x->net, DL_OP_CONV2D, &x, 1, &a, d->init, NULL, NULL);
+    return dl__add(x->net, op, &x, 1, &a, d->init, NULL, NULL);
 }
-dl_layer *dl_conv2d_transpose_ex(dl_layer *x, const dl_conv_desc *d) {
-    dl_attrs a = dl__attrs0();
-    if (!x) return NULL;
-    if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "conv2d_transpose: desc is NULL"); return NULL; }
-    a.units = d->filters;
-    a.kernel[0] = dl__axis(d->kernel_h, d->kernel, 0); a.kernel[1] = dl__axis(d->kernel_w, d->kernel, 0);
-    a.stride[0] = dl__axis(d->stride_h, d->stride, 1); a.stride[1] = dl__axis(d->stride_w, d->stride, 1);
-    dl__pads(&a, d->pad, d->pad_h, d->pad_w, d->pad_top, d->pad_left, d->pad_bottom, d->pad_right, d->auto_pad);
-    a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
-    a.output_padding[0] = dl__axis(d->output_padding_h, d->output_padding, 0);
-    a.output_padding[1] = dl__axis(d->output_padding_w, d->output_padding, 0);
-    a.groups = d->groups ? d->groups : 1;
-    a.bias = !d->no_bias;
-    return dl__add(x->net, DL_OP_CONV2D_TRANSPOSE, &x, 1, &a, d->init, NULL, NULL);
-}
+dl_layer *dl_conv2d_ex(dl_layer *x, const dl_conv_desc *d) { return dl__conv_ex(x, d, DL_OP_CONV2D); }
+dl_layer *dl_conv2d_transpose_ex(dl_layer *x, const dl_conv_desc *d) { return dl__conv_ex(x, d, DL_OP_CONV2D_TRANSPOSE); }
 dl_layer *dl_conv2d_transpose(dl_layer *x, int filters, int kernel, int stride, int pad) {
     dl_conv_desc d;
     memset(&d, 0, sizeof d);
