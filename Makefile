@@ -159,6 +159,9 @@ test-embed: $(EMBED)
 # The CUDA backend. `make cuda` needs nvcc (on a GPU machine: sh tests/gpu_check.sh);
 # test_cuda_emu runs the same dl_cuda.cu on the CPU against tests/cuda_emu.h.
 NVCC    ?= $(shell command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+# The toolkit's library folder, as nvcc itself reports it (nvcc may be a
+# wrapper script in another folder, so $(dir $(NVCC)) cannot be trusted).
+CUDA_LIB = $(shell $(NVCC) -dryrun -o x x.cu 2>&1 | sed -n 's/^\#\$$ LIBRARIES=.*"-L\([^"]*\)" *$$/\1/p')
 NVFLAGS ?= -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
 cuda: $(B)/test_cuda $(B)/fashion_gpu
 $(B)/dl_cuda.o: dl_cuda.cu dl.h
@@ -166,10 +169,10 @@ $(B)/dl_cuda.o: dl_cuda.cu dl.h
 	$(NVCC) $(NVFLAGS) -I. -c $< -o $@
 $(B)/test_cuda: tests/test_cuda.c $(B)/dl_cuda.o dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. -c $< -o $@.o
-	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
+	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(CUDA_LIB)
 $(B)/fashion_gpu: examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDL_CUDA -I. -c $< -o $@.o
-	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(dir $(NVCC))../lib64
+	$(NVCC) $@.o $(B)/dl_cuda.o -o $@ -lcublas -lm -lpthread -Xlinker -rpath=$(CUDA_LIB)
 $(B)/test_cuda_emu: tests/test_cuda.c dl_cuda.cu dl.h tests/test.h tests/ops.h tests/cuda_emu.h
 	@mkdir -p $(B)
 	$(CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) -DDLC_EMULATE -x c++ -I. -c dl_cuda.cu -o $@.backend.o
@@ -185,7 +188,6 @@ $(B)/dist_mpi: examples/dist/mpi.c examples/fashion.c examples/idx.h dl.h
 	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 # The NCCL build: the same program with --gpu, gradients all-reduced on the
 # GPUs by examples/dist/nccl.cu (NCCL ships with the CUDA Toolkit here).
-CUDA_LIB = $(dir $(NVCC))../lib64
 dist-nccl: $(B)/dist_nccl
 $(B)/dist_nccl: examples/dist/mpi.c examples/dist/nccl.cu examples/dist/dist_nccl.h examples/fashion.c examples/idx.h $(B)/dl_cuda.o dl.h
 	$(NVCC) $(NVFLAGS) -I. -c examples/dist/nccl.cu -o $@.nccl.o
