@@ -1403,6 +1403,7 @@ struct dl_net {
     dl_collective coll;     /* data-parallel exchange, NULL when alone */
     void *coll_user;
     int sync_bn;            /* dl_net_sync_batchnorm: batch statistics over all ranks */
+    unsigned sync_calls;    /* allreduce_sum calls, to catch a backend that makes none */
 #ifdef DL__THREADS
     dl__mutex lock;         /* guards ctxs: threads make and free contexts while others predict */
 #endif
@@ -5332,6 +5333,7 @@ static int dl__plan(dl_ctx *c, int n, int train) {
 static int dl__exec_allreduce_sum(const dl_exec *e, float *buf, size_t count) {
     dl_net *net = e->net;
     int r = net->coll(buf, count, DL_ALLREDUCE_SUM, net->b != &net->cpu, net->coll_user);
+    net->sync_calls++;
     if (!r) return DL_OK;
     snprintf(net->b->error, sizeof net->b->error, "all-reduce (sum) of the synchronised batchnorm sums (%lu floats): "
              "the collective returned %d", (unsigned long)count, r);
@@ -5551,6 +5553,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc, fuse;
+    unsigned sync_calls = 0;
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
@@ -5604,9 +5607,15 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
             c->cpu.epi = &epi;
             c->cpu.wpack = c->prep ? c->prep[i] : NULL;
         }
+        if (b.e.allreduce_sum) sync_calls = net->sync_calls;
         rc = net->b->forward(net->b, l, &b.e);
         c->cpu.epi = NULL;
         c->cpu.wpack = NULL;
+        if (!rc && b.e.allreduce_sum && net->sync_calls == sync_calls) {  /* else it would train on local statistics, silently */
+            snprintf(net->b->error, sizeof net->b->error, "the backend's batchnorm does not call dl_exec.allreduce_sum, "
+                     "so it cannot synchronise batchnorm (dl_net_sync_batchnorm)");
+            rc = DL_ERR_UNSUPPORTED;
+        }
         if (rc)
             return dl__fail(c->err, rc, "%s: forward: %s '%s' failed on %s%s%s", call, dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);

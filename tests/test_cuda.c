@@ -774,6 +774,13 @@ static int one_rank_sum(float *buf, size_t count, int op, int on_device, void *u
     s->bad += !on_device || (count != 9 && count != 8 && count != 17);     /* small_cnn's batchnorm: 8 channels */
     return 0;
 }
+/* A backend whose batchnorm ignores allreduce_sum (dl_cuda's, made to forget it). */
+static int (*cuda_forward)(dl_backend *b, const dl_layer *l, const dl_exec *e);
+static int forward_without_sync(dl_backend *b, const dl_layer *l, const dl_exec *e) {
+    dl_exec local = *e;
+    local.allreduce_sum = NULL;
+    return cuda_forward(b, l, &local);
+}
 static void test_sync_batchnorm_on_device(void) {
     enum { N = 8 };
     static float x[N * 144];
@@ -803,6 +810,33 @@ static void test_sync_batchnorm_on_device(void) {
     loose = 10;
     compare_params("3 steps with synchronised batchnorm", a, b, 0);
     loose = 1;
+    {   /* a backend that never calls allreduce_sum fails the step instead of training on local statistics */
+        dl_status st;
+        dl_backend *gpu = dl_cuda_backend_new(0, &st);
+        dl_net *c = dl_net_new();
+        dl_layer *lc = small_cnn(c);
+        dl_optim *pc = dl_sgd(c, 0.05f, 0.9f);
+        float before[2][4096];
+        int rc, n = 0, k;
+        if (gpu) { cuda_forward = gpu->forward; gpu->forward = forward_without_sync; }
+        if (!gpu || !lc || !pc || dl_net_to_backend(c, gpu)) { CHECK(0, "setup: %s %s", st.msg, dl_net_error(c)); dl_net_free(c); goto done; }
+        dl_net_set_collective(c, one_rank_sum, &lb_log);
+        dl_net_sync_batchnorm(c, 1);
+        dl_net_sync(c);
+        for (k = 0; k < dl_net_param_count(c) && n + dl_net_param(c, k)->size <= 4096; k++) {
+            memcpy(before[0] + n, dl_net_param(c, k)->data, (size_t)dl_net_param(c, k)->size * sizeof(float));
+            n += dl_net_param(c, k)->size;
+        }
+        rc = dl_train_step(c, pc, lc, x, y, N, NULL);
+        CHECK(rc == DL_ERR_UNSUPPORTED && strstr(dl_net_error(c), "cannot synchronise batchnorm"), "%d: %s", rc, dl_net_error(c));
+        dl_net_sync(c);
+        for (k = 0, n = 0; k < dl_net_param_count(c) && n + dl_net_param(c, k)->size <= 4096; k++) {
+            memcpy(before[1] + n, dl_net_param(c, k)->data, (size_t)dl_net_param(c, k)->size * sizeof(float));
+            n += dl_net_param(c, k)->size;
+        }
+        CHECK(n > 0 && !memcmp(before[0], before[1], (size_t)n * sizeof(float)), "the failed step changed the net (%d floats)", n);
+        dl_net_free(c);
+    }
 done:
     dl_net_free(a); dl_net_free(b);
 }
