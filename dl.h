@@ -5329,11 +5329,12 @@ static int dl__plan(dl_ctx *c, int n, int train) {
 
 /* Synchronised batchnorm's sums through the application's collective. The
    message goes to the backend's error, which the failing layer's message
-   quotes. */
+   quotes (cleared first, so it never outlives the next call). */
 static int dl__exec_allreduce_sum(const dl_exec *e, float *buf, size_t count) {
     dl_net *net = e->net;
     int r = net->coll(buf, count, DL_ALLREDUCE_SUM, net->b != &net->cpu, net->coll_user);
     net->sync_calls++;
+    net->b->error[0] = 0;
     if (!r) return DL_OK;
     snprintf(net->b->error, sizeof net->b->error, "all-reduce (sum) of the synchronised batchnorm sums (%lu floats): "
              "the collective returned %d", (unsigned long)count, r);
