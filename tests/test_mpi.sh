@@ -19,7 +19,9 @@
 #    makes the others time out with a clear message: both exit non-zero well
 #    before the outer timeout, never hang;
 #  - resuming from the killed job's last checkpoint (step 100) on 4 ranks, and
-#    on 1 rank, ends with the uninterrupted run's weights.
+#    on 1 rank, ends with the uninterrupted run's weights; on 8 ranks (a
+#    divisor of the batch, 32, but not of --micro 4: 8 microbatches of 4) it
+#    carries on from step 101 with the ranks identical.
 # Open MPI refuses to run as root unless told; CI runs as root.
 # Last line: "N passed, N failed".
 cd "$(dirname "$0")/.." || exit 1
@@ -122,6 +124,13 @@ for np in 4 1; do
        [ "$(final resume$np)" = "$(final exact1)" ]; then ok "resumed at step 101 on $np rank(s): the uninterrupted run's weights, $(final resume$np)"
     else bad "resume on $np rank(s): exit $(rc resume$np), $(head -1 "$T/resume$np.out"), $(final resume$np) vs $(final exact1)"; tail -5 "$T/resume$np.err"; fi
 done
+
+# 8 ranks divide the global batch but not the first run's 4 microbatches: the
+# job resumes with 8 microbatches (equal to float rounding, not bit for bit).
+run resume8 8 --model ref-nobn --steps 110 --micro 8 --resume "$T/ckpt.dl"
+if [ "$(rc resume8)" = 0 ] && grep -q 'resumed, steps 101\.\.110' "$T/resume8.out" && [ -n "$(final resume8)" ]; then
+    ok "resumed at step 101 on 8 ranks (dividing the batch, not --micro): 10 steps, ranks identical at every step"
+else bad "resume on 8 ranks: exit $(rc resume8), $(head -1 "$T/resume8.out")"; tail -5 "$T/resume8.err"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
