@@ -2,7 +2,7 @@
  *
  *   make dist-mpi         (mpicc -std=c99 -O2 -I. examples/dist/mpi.c -o build/dist_mpi -lm -pthread)
  *   mpirun -np 4 build/dist_mpi --batch 64 --steps 1000 --ckpt run.dl
- *   mpirun -np 2 build/dist_mpi --resume run.dl --steps 1000      (any rank count dividing --micro)
+ *   mpirun -np 2 build/dist_mpi --resume run.dl --steps 1000      (any rank count dividing --batch)
  *
  * One process per machine (or per socket: --threads sets dl.h's threads per
  * process). dl.h links no MPI: this file gives it a collective through
@@ -49,14 +49,18 @@
  * Checkpoints (dl_checkpoint_save: model, optimizer, generator) are written
  * by rank 0 only, atomically; the step count is the optimizer's, so
  * --resume PATH (a path every rank can read) restarts at the next global
- * batch, with any rank count that divides --micro.
+ * batch, with any rank count that divides --micro (bit for bit), or that
+ * divides --batch with --micro set to a multiple of it (to float rounding).
  *
  * GPUs (`make dist-nccl`: this file with -DDL_CUDA -DDIST_NCCL, linked with
  * nccl.cu and dl_cuda.o): --gpu trains each rank on GPU <rank on its
  * machine> and exchanges gradients with NCCL in GPU memory (--reduce fast
  * only); MPI still starts the ranks, hands out NCCL's id and checks hashes.
  * --solo (1 rank) trains with no collective at all: the plain run that the
- * others are compared with.
+ * others are compared with. --optim sgd trains with SGD (momentum 0.9)
+ * instead of Adam: Adam's first steps turn float-rounding differences in
+ * near-zero gradients (a conv bias before batchnorm has none) into whole
+ * learning-rate steps, which hides how close two runs are.
  *
  * Test hooks: --die-at N makes rank --fail-rank (default 1) kill itself with
  * SIGKILL at step N; --hang-at N makes it stop taking part (sleep) at step N;
