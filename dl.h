@@ -683,7 +683,10 @@ DLDEF int dl_net_set_collective(dl_net *net, dl_collective fn, void *user);
    (DL_ALLREDUCE_MEAN) weighs ranks equally, so keep them equal. Every
    rank must run the same forward and backward calls, since each one now
    calls the collective. Costs 3 collectives of about C floats per
-   batchnorm layer per step, latency-bound. */
+   batchnorm layer per step, latency-bound. The CPU and dl_cuda support
+   it; on a backend whose batchnorm never calls dl_exec.allreduce_sum the
+   step fails with DL_ERR_UNSUPPORTED, nothing changed, rather than
+   training on local statistics. */
 DLDEF int dl_net_sync_batchnorm(dl_net *net, int on);
 /* Rank 0's parameters and statistics to every rank (DL_BROADCAST on each
    flat buffer): call once after building, before training. stats_only 1:
@@ -4085,8 +4088,9 @@ static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
    running variance unbiased). Eval: the running statistics.
    w = gamma, beta, running_mean, running_var; saved = mean[C], invstd[C].
    Synchronised (e->allreduce_sum): the same formulas over every rank's
-   batch. The sums go through the collective between the passes, in ws:
-   st = sums[C], sample count, centred squares[C]. ---- */
+   batch. The sums go through the collective between the passes, in the
+   CPU scratch: st = sums[C], sample count, centred squares[C]. ---- */
+static float *dl__bn_st(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->shared; }
 static double dl__bn_sum(const dl_exec *e, int C, int S, int c, float centre, int squares) {
     const dl__rowk *rk = dl__rows(e);
     double s = 0;
@@ -4131,18 +4135,18 @@ static void dl__bn_sync_sums_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     int C = j->l->shape[0];
     (void)thread;
-    j->e->ws[c] = (float)dl__bn_sum(j->e, C, j->l->size / C, c, 0.0f, 0);
+    dl__bn_st(j->e)[c] = (float)dl__bn_sum(j->e, C, j->l->size / C, c, 0.0f, 0);
 }
 static void dl__bn_sync_squares_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
-    const float *st = j->e->ws;
+    const float *st = dl__bn_st(j->e);
     int C = j->l->shape[0], S = j->l->size / C;
     (void)thread;
-    j->e->ws[C + 1 + c] = (float)dl__bn_sum(j->e, C, S, c, (float)(st[c] / ((double)st[C] * S)), 1);
+    dl__bn_st(j->e)[C + 1 + c] = (float)dl__bn_sum(j->e, C, S, c, (float)(st[c] / ((double)st[C] * S)), 1);
 }
 static void dl__bn_sync_apply_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
-    const float *st = j->e->ws;
+    const float *st = dl__bn_st(j->e);
     int C = j->l->shape[0];
     double M = (double)st[C] * (j->l->size / C);
     (void)thread;
@@ -4150,22 +4154,24 @@ static void dl__bn_sync_apply_task(void *arg, int c, int thread) {
 }
 static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
     int C = l->shape[0], rc;
+    float *st;
     if (!e->train || !e->allreduce_sum) {
         dl__channels(l, e, dl__batchnorm_forward_task);
         return DL_OK;
     }
     dl__channels(l, e, dl__bn_sync_sums_task);
-    e->ws[C] = (float)e->n;
-    if ((rc = e->allreduce_sum(e, e->ws, (size_t)C + 1))) return rc;
+    st = dl__bn_st(e);
+    st[C] = (float)e->n;
+    if ((rc = e->allreduce_sum(e, st, (size_t)C + 1))) return rc;
     dl__channels(l, e, dl__bn_sync_squares_task);
-    if ((rc = e->allreduce_sum(e, e->ws + C + 1, (size_t)C))) return rc;
+    if ((rc = e->allreduce_sum(e, st + C + 1, (size_t)C))) return rc;
     dl__channels(l, e, dl__bn_sync_apply_task);
     return DL_OK;
 }
 /* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
    gamma*invstd*dy in eval; dgamma = sum dy*xhat, dbeta = sum dy (this rank's:
    the gradient all-reduce adds the ranks). Synchronised, the means are over
-   every rank's batch: st = ws = sum dy[C], sum dy*xhat[C], sample count. */
+   every rank's batch: st = sum dy[C], sum dy*xhat[C], sample count. */
 static void dl__bn_grad_sums(const dl_layer *l, const dl_exec *e, int c, double *sdy, double *sdyx) {
     const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
@@ -4197,25 +4203,27 @@ static void dl__bn_sync_grad_sums_task(void *arg, int c, int thread) {
     double sdy, sdyx;
     (void)thread;
     dl__bn_grad_sums(j->l, j->e, c, &sdy, &sdyx);
-    j->e->ws[c] = (float)sdy;
-    j->e->ws[j->l->shape[0] + c] = (float)sdyx;
+    dl__bn_st(j->e)[c] = (float)sdy;
+    dl__bn_st(j->e)[j->l->shape[0] + c] = (float)sdyx;
 }
 static void dl__bn_sync_dx_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
-    const float *st = j->e->ws;
+    const float *st = dl__bn_st(j->e);
     int C = j->l->shape[0];
     (void)thread;
     dl__bn_dx(j->l, j->e, c, st[c], st[C + c], (double)st[2 * C] * (j->l->size / C));
 }
 static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
     int C = l->shape[0], rc;
+    float *st;
     if (!e->train || !e->allreduce_sum || !e->din[0]) {     /* din is NULL on every rank alike: same graph */
         dl__channels(l, e, dl__batchnorm_backward_task);
         return DL_OK;
     }
     dl__channels(l, e, dl__bn_sync_grad_sums_task);
-    e->ws[2 * C] = (float)e->n;
-    if ((rc = e->allreduce_sum(e, e->ws, 2 * (size_t)C + 1))) return rc;
+    st = dl__bn_st(e);
+    st[2 * C] = (float)e->n;
+    if ((rc = e->allreduce_sum(e, st, 2 * (size_t)C + 1))) return rc;
     dl__channels(l, e, dl__bn_sync_dx_task);
     return DL_OK;
 }
