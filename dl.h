@@ -228,7 +228,8 @@
                  cutout, brightness, contrast); dl_fit: epochs, validation,
                  top-k and confusion matrix, early stopping, checkpoints that
                  resume bit for bit, callbacks, progress bar, an HTML report;
-                 dl_evaluate and dl_predict_dataset in bounded memory
+                 dl_evaluate and dl_predict_dataset in bounded memory,
+                 dl_print_confusion (per-class accuracy and the matrix)
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
                  all-reduce (examples/dist, docs/SCALING.md)
    ONNX          dl_onnx_load / dl_onnx_save: models from PyTorch, Keras, ... run
@@ -807,6 +808,11 @@ typedef struct dl_eval {
 DLDEF int dl_evaluate(dl_net *net, dl_layer *logits, const dl_dataset *d, int batch, dl_eval *ev);
 /* out's outputs for every sample into dst (count * dl_layer_size(out)). */
 DLDEF int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batch, float *dst);
+/* A confusion matrix ([true][predicted], from dl_eval or dl_fit_history) as
+   a table: a row per true class with its counts and accuracy; names NULL:
+   numbers, else column heads are their first 5 characters. DL_OK,
+   DL_ERR_ARG, DL_ERR_IO. */
+DLDEF int dl_print_confusion(FILE *f, const int *confusion, int classes, const char *const *names);
 
 /* FIT: epochs of shuffled, augmented batches through dl_train_step (labels)
    or dl_train_step_mse (targets) with any optimizer, the schedule applied
@@ -855,6 +861,7 @@ typedef struct dl_fit_progress {
     long done, total;           /* samples this epoch */
     double seconds, img_per_s, eta, loss;   /* loss: the epoch's running mean */
     const dl_fit_epoch *last;   /* EPOCH_DONE: the record just added */
+    int bar;                    /* 0: the options' quiet is 2, no bar was drawn to clear */
 } dl_fit_progress;
 
 typedef struct dl_fit_options {     /* zero means default */
@@ -874,7 +881,7 @@ typedef struct dl_fit_options {     /* zero means default */
     int checkpoint_every;       /* steps; 0: only at epoch ends */
     const char *report;         /* HTML report path, rewritten after each epoch; NULL none */
     const char *const *class_names;   /* for the report; NULL: numbers */
-    int quiet;                  /* 1: no progress at all */
+    int quiet;                  /* 1: no progress at all; 2: only each epoch's end (no bar) */
     void (*progress)(void *user, const dl_fit_progress *p);   /* NULL: dl_fit_print_progress */
     int (*on_step)(void *user, const dl_fit_history *h, float loss);  /* non-zero stops */
     int (*on_epoch)(void *user, const dl_fit_history *h);             /* non-zero stops */
@@ -7263,6 +7270,25 @@ int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batc
     return rc;
 }
 
+int dl_print_confusion(FILE *f, const int *confusion, int classes, const char *const *names) {
+    dl__fout o;
+    char nb[16];
+    int t, p;
+    if (!f || !confusion || classes < 1) return DL_ERR_ARG;
+    memset(&o, 0, sizeof o);
+    o.f = f;
+    dl__fprintf(&o, "per class (rows: true class, columns: predicted, then the row's accuracy)\n%-12s", "");
+    for (p = 0; p < classes; p++) dl__fprintf(&o, " %5.5s", names ? names[p] : (snprintf(nb, sizeof nb, "%d", p), nb));
+    dl__fputs(&o, "  accuracy\n");
+    for (t = 0; t < classes; t++) {
+        long total = 0;
+        dl__fprintf(&o, "%-12.12s", names ? names[t] : (snprintf(nb, sizeof nb, "%d", t), nb));
+        for (p = 0; p < classes; p++) dl__fprintf(&o, " %5d", confusion[t * classes + p]), total += confusion[t * classes + p];
+        dl__fprintf(&o, "  %.4f\n", total ? (double)confusion[t * classes + t] / total : 0.0);
+    }
+    return o.err ? DL_ERR_IO : DL_OK;
+}
+
 /* ---- fit's position: what a checkpoint adds to dl_net_save_mem's file ---- */
 typedef struct dl__fit_pos {
     int count, epoch, done;     /* training samples; the epoch in progress (from 0); samples done in it */
@@ -7480,7 +7506,7 @@ void dl_fit_print_progress(void *user, const dl_fit_progress *p) {
         printf("\r%-79s", "validating...");
     } else if (p->last) {
         const dl_fit_epoch *e = p->last;
-        printf("\r%79s\r", "");
+        if (p->bar) printf("\r%79s\r", "");
         printf("epoch %d/%d: %ld images in %.1f s, %.0f img/s, train loss %.4f", e->epoch, p->epochs, e->images,
                e->seconds, e->images / (e->seconds > 1e-9 ? e->seconds : 1e-9), e->train_loss);
         if (!dl__nan_d(e->val_loss)) printf(", val accuracy %.4f, val loss %.4f", e->val_acc, e->val_loss);
@@ -7515,7 +7541,7 @@ static int dl__fit_err(dl_fit_history *h, int rc, const char *fmt, ...) {
 static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
     dl_fit_progress pr;
     double now = dl__fit_now();
-    if (F->o->quiet) return;
+    if (F->o->quiet == 1 || (F->o->quiet && phase != DL_FIT_EPOCH_DONE)) return;
     memset(&pr, 0, sizeof pr);
     pr.phase = phase;
     pr.epoch = F->p->epoch + 1 - (phase == DL_FIT_EPOCH_DONE);
@@ -7527,6 +7553,7 @@ static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
     pr.eta = (pr.total - pr.done) / (pr.img_per_s > 0 ? pr.img_per_s : 1);
     pr.loss = F->p->done ? F->p->loss_sum / F->p->done : 0;
     pr.last = last;
+    pr.bar = !F->o->quiet;
     (F->o->progress ? F->o->progress : dl_fit_print_progress)(F->o->user, &pr);
     F->last_draw = now;
 }
@@ -7643,7 +7670,7 @@ static int dl__fit_epoch(dl__fit *F, int *stop) {
         if ((rc = dl__fit_step(F, n, &loss)))
             return dl__fit_err(F->h, rc, "dl_fit: epoch %d, step %ld: %s", p->epoch + 1, F->h->step + 1,
                                *dl_net_error(F->net) ? dl_net_error(F->net) : "a label out of range, or the fill callback failed");
-        if (!F->o->quiet && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
+        if (F->o->quiet != 1 && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
             dl__fit_progress(F, DL_FIT_TRAINING, NULL);
         if (F->o->checkpoint_every > 0 && F->h->step % F->o->checkpoint_every == 0 && p->done < p->count &&
             F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, F->h, F->o->checkpoint)))
@@ -8791,7 +8818,7 @@ static double dl__kl(const double *h, int i, int levels) {
 /* The clipping threshold for |x| of one calibrated step. */
 static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) {
     const double *h = c->hist + (size_t)s * DL__HIST;
-    double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = -1, bk = 0;
+    double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = 0, bk = 0;
     float pct = d->percentile > 0 ? d->percentile : 99.99f;
     int j, levels = c->lo[s] < 0 ? 128 : 255;      /* u8 spends all its levels on [0, T] when nothing is negative */
     if (d->calib == DL_CALIB_MINMAX || amax <= 0) return amax;
@@ -8802,7 +8829,7 @@ static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) 
     }
     for (j = levels; j <= DL__HIST; j++) {
         double kl = dl__kl(h, j, levels);
-        if (best < 0 || kl < best) { best = kl; bk = j; }
+        if (!bk || kl < best) { best = kl; bk = j; }   /* no sentinel: the tail folded in can make kl < 0 */
     }
     return amax * (bk + 0.5) / DL__HIST;
 }

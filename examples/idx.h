@@ -103,6 +103,15 @@ IDX_DEF void idx_free(idx_set *s);
  * ../examples/data/fashion-mnist-subset. */
 IDX_DEF int idx_find(const char *dir, idx_paths *p, char *err, size_t errlen);
 
+/* idx_find, then both pairs, which must hold rows x cols images (0: any
+ * size); p (or NULL) gets the paths. On failure both sets are empty. */
+IDX_DEF int idx_load_dir(const char *dir, int rows, int cols, idx_set *train, idx_set *test, idx_paths *p,
+                         char *err, size_t errlen);
+
+/* Images first..first+n-1 as floats in [0, 1] (pixel / 255) into x, and
+ * their labels into labels (or NULL). */
+IDX_DEF void idx_floats(const idx_set *s, int first, int n, float *x, int *labels);
+
 /* ------------------------------------------------------------------------- */
 /* Implementation                                                             */
 /* ------------------------------------------------------------------------- */
@@ -736,6 +745,38 @@ IDX_DEF int idx_find(const char *dir, idx_paths *p, char *err, size_t errlen) {
              "Fashion-MNIST not found in %s, %s or %s (run from the repository root, or set DATA=dir)", defaults[0],
              defaults[1], defaults[2]);
     return -1;
+}
+
+IDX_DEF int idx_load_dir(const char *dir, int rows, int cols, idx_set *train, idx_set *test, idx_paths *p,
+                         char *err, size_t errlen) {
+    idx_paths own;
+    idx_set *sets[2];
+    int i;
+    sets[0] = train, sets[1] = test;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!p) p = &own;
+    if (idx_find(dir, p, err, errlen)) return -1;
+    for (i = 0; i < 2; i++) {
+        const char *images = i ? p->test_images : p->train_images;
+        if (idx_load_pair(images, i ? p->test_labels : p->train_labels, sets[i], err, errlen)) break;
+        if ((rows && sets[i]->rows != rows) || (cols && sets[i]->cols != cols)) {
+            idx__msg(err, errlen, "%s: images are %dx%d, the model needs %dx%d", images, sets[i]->rows, sets[i]->cols,
+                     rows, cols);
+            break;
+        }
+    }
+    if (i == 2) return 0;
+    idx_free(train);
+    idx_free(test);
+    return -1;
+}
+
+IDX_DEF void idx_floats(const idx_set *s, int first, int n, float *x, int *labels) {
+    size_t size = (size_t)s->rows * s->cols, i;
+    const unsigned char *px = s->pixels + size * (size_t)first;
+    for (i = 0; i < size * (size_t)n; i++) x[i] = px[i] * (1.0f / 255);
+    for (i = 0; labels && i < (size_t)n; i++) labels[i] = s->labels[first + i];
 }
 
 #endif /* IDX_H */
