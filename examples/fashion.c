@@ -1,16 +1,12 @@
 /* fashion.c - train a CNN on Fashion-MNIST with dl.h; what `make demo` runs.
- *   cc -std=c99 -O2 -I. examples/fashion.c -o build/fashion -lm -pthread
- *   build/fashion [options]        (build/fashion --help lists them)
- * The data: --data DIR (or DATA=DIR), else Debian's dataset-fashion-mnist when
- * installed, else the 5000/1000-image subset in examples/data (idx.h reads it).
+ *   cc -std=c99 -O2 -I. examples/fashion.c -o build/fashion -lm -pthread && build/fashion --help
  * dl_fit trains the reference CNN or a bigger one (--model big: shifts, flips,
- * cosine decay), evaluates on the test set after each epoch and writes the
- * --report page; then the program prints per-class accuracy, saves the model
- * for examples/classify.c and ends with "test accuracy: 0.NNNN". Built with
- * -DDL_CUDA and linked with dl_cuda.o, --gpu trains on GPU 0.
+ * cosine decay) on --data DIR, $DATA, Debian's dataset-fashion-mnist or the
+ * subset in examples/data, evaluates on the test set after each epoch, writes
+ * the --report page; then per-class accuracy, the model for classify.c, and
+ * "test accuracy: 0.NNNN" last. With -DDL_CUDA and dl_cuda.o, --gpu uses GPU 0.
  * tests/test_fashion.c includes this file with FASHION_NO_MAIN defined. */
 #define _POSIX_C_SOURCE 200809L /* isatty, mkdir */
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +32,7 @@ static const char *const fashion_names[FASHION_CLASSES] = {
 
 typedef struct fashion_data {
     idx_set train, test;
-    char dir[1024];   /* where the files came from */
+    idx_paths files;
     int shipped;      /* 1: the subset in examples/data */
 } fashion_data;
 
@@ -44,19 +40,9 @@ static void fashion_free(fashion_data *d) { idx_free(&d->train), idx_free(&d->te
 
 /* dir NULL or "": the Debian package if installed, else the shipped subset. */
 static int fashion_load(const char *dir, fashion_data *d, char *err, size_t errlen) {
-    idx_paths p;
-    if ((!dir || !*dir) && idx_find(FASHION_FULL_DIR, &p, err, errlen) == 0) dir = FASHION_FULL_DIR;
-    if (idx_load_dir(dir, FASHION_SIDE, FASHION_SIDE, &d->train, &d->test, &p, err, errlen)) return -1;
-    snprintf(d->dir, sizeof d->dir, "%.*s", (int)(strrchr(p.train_images, '/') - p.train_images), p.train_images);
+    if ((!dir || !*dir) && idx_find(FASHION_FULL_DIR, &d->files, err, errlen) == 0) dir = FASHION_FULL_DIR;
+    if (idx_load_dir(dir, FASHION_SIDE, FASHION_SIDE, &d->train, &d->test, &d->files, err, errlen)) return -1;
     d->shipped = !dir || !*dir;
-    return 0;
-}
-
-/* dl_fit reads the images through this: bytes to floats in [0, 1] per batch. */
-static int fashion_fill(void *user, const int *index, int n, float *x, int *labels, float *targets) {
-    int i;
-    (void)targets;
-    for (i = 0; i < n; i++) idx_floats((const idx_set *)user, index[i], 1, x + i * FASHION_PIXELS, labels ? labels + i : NULL);
     return 0;
 }
 
@@ -78,8 +64,7 @@ static dl_layer *fashion_reference(dl_net *net, dl_layer **probs) {
 
 static dl_layer *fashion_cbp(dl_layer *x, int filters) { return dl_prelu(dl_batchnorm(dl_conv2d(x, filters, 3, 1, 1))); }
 
-/* --model big: conv 32 -> pool -> conv 64 -> conv 64 -> pool -> conv 128 ->
-   dense 10, about 3 times the reference's work per image. */
+/* --model big: conv 32, pool, conv 64, conv 64, pool, conv 128, dense 10 (3x the work) */
 static dl_layer *fashion_big(dl_net *net, dl_layer **probs) {
     dl_layer *h = dl_maxpool2d(fashion_cbp(dl_input(net, 1, FASHION_SIDE, FASHION_SIDE), 32), 2, 2);
     h = dl_maxpool2d(fashion_cbp(fashion_cbp(h, 64), 64), 2, 2);
@@ -110,8 +95,7 @@ static const fashion_opt fashion_table[] = {   /* kind: i int, f float, u seed, 
     {"optim", "NAME    adam, rmsprop or sgd (adam)", 's', FASHION_O(optim), 0, 0, "|adam|rmsprop|sgd|"},
     {"threads", "N     threads (default: all cores, or $DL_THREADS)", 'i', FASHION_O(threads), 1, 256, 0},
     {"seed", "N        weights, shuffling and augmentation (1)", 'u', FASHION_O(seed), 0, 0, 0},
-    {"data", "DIR      the four IDX files (default: $DATA, else " FASHION_FULL_DIR
-     "\n                    if installed, else the shipped subset)", 's', FASHION_O(data), 0, 0, 0},
+    {"data", "DIR      the four IDX files (default: $DATA, else " FASHION_FULL_DIR ", else the subset)", 's', FASHION_O(data), 0, 0, 0},
     {"model", "NAME    ref (the reference CNN) or big (better: 4 convolutions, augmented)", 's', FASHION_O(model), 0, 0, "|ref|big|"},
     {"augment", "0|1   random shifts and flips (default: on for big)", 'i', FASHION_O(augment), 0, 1, 0},
     {"cosine", "0|1    cosine learning-rate decay (default: on for big)", 'i', FASHION_O(cosine), 0, 1, 0},
@@ -121,8 +105,7 @@ static const fashion_opt fashion_table[] = {   /* kind: i int, f float, u seed, 
     {"dump-samples", "DIR  write one test image per class as PGM, for classify", 's', FASHION_O(dump), 0, 0, 0},
     {"progress", "0|1  progress bar (default: when stdout is a terminal)", 'i', FASHION_O(progress), 0, 1, 0},
     {"gpu", "          train on GPU 0 (when built with -DDL_CUDA)", 'b', FASHION_O(gpu), 0, 0, 0},
-};
-#define FASHION_NOPTS (int)(sizeof fashion_table / sizeof fashion_table[0])
+    {NULL, NULL, 0, 0, 0, 0, NULL}};
 
 /* v into t's field of o: 0, or -1 when it is not a value t takes. */
 static int fashion_set(fashion_opts *o, const fashion_opt *t, const char *v) {
@@ -151,13 +134,13 @@ static int fashion_parse(int argc, char **argv, fashion_opts *o) {
         const char *a = argv[i], *eq = strchr(a, '='), *v;
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
         if (!strcmp(a, "--help")) {
-            for (printf("usage: fashion [options]\n"), k = 0; k < FASHION_NOPTS; k++)
+            for (printf("usage: fashion [options]\n"), k = 0; fashion_table[k].name; k++)
                 printf("  --%s %s\n", fashion_table[k].name, fashion_table[k].help);
             exit(0);
         }
-        for (k = 0; k < FASHION_NOPTS; k++)
+        for (k = 0; fashion_table[k].name; k++)
             if (!strncmp(a, "--", 2) && strlen(fashion_table[k].name) == len - 2 && !strncmp(a + 2, fashion_table[k].name, len - 2)) break;
-        if (k == FASHION_NOPTS) return fprintf(stderr, "fashion: unknown option '%s' (--help lists them)\n", a), 2;
+        if (!fashion_table[k].name) return fprintf(stderr, "fashion: unknown option '%s' (--help lists them)\n", a), 2;
         if (fashion_table[k].kind == 'b') { *(int *)((char *)o + fashion_table[k].off) = 1; continue; }
         if (!(v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL)) return fprintf(stderr, "fashion: %s needs a value\n", a), 2;
         if (fashion_set(o, &fashion_table[k], v))
@@ -173,7 +156,7 @@ static int fashion_train(dl_net *net, dl_optim *opt, dl_layer *logits, fashion_d
                          dl_fit_history *h) {
     dl_dataset train = {0}, test;
     dl_fit_options fo = {0};
-    train.fill = fashion_fill, train.user = &d->train, train.c = 1, train.h = train.w = FASHION_SIDE;
+    train.fill = idx_fill, train.user = &d->train, train.c = 1, train.h = train.w = FASHION_SIDE;
     train.count = o->limit && o->limit < d->train.count ? o->limit : d->train.count;
     test = train, test.user = &d->test, test.count = d->test.count;
     fo.epochs = o->epochs, fo.batch = o->batch, fo.seed = o->seed, fo.quiet = o->progress ? 0 : 2;
@@ -186,13 +169,13 @@ static int fashion_train(dl_net *net, dl_optim *opt, dl_layer *logits, fashion_d
 
 /* One test image per class, as binary PGM, for examples/classify.c. */
 static int fashion_dump(const char *dir, const idx_set *s) {
-    char path[1200];
+    char path[1200], name[32];
     int c, i, k;
     fashion_mkdir(dir);   /* or it is there already; if neither, writing says so */
     for (c = 0; c < FASHION_CLASSES; c++) {
         for (i = 0; i < s->count && s->labels[i] != c; i++) {}
-        k = snprintf(path, sizeof path, "%s/%04d-%s.pgm", dir, i, fashion_names[c]);
-        while (k-- > (int)strlen(dir) + 6) if (path[k] == '/' || path[k] == ' ') path[k] = '-';   /* in the name */
+        for (k = 0; (name[k] = fashion_names[c][k]) != 0; k++) if (name[k] == '/' || name[k] == ' ') name[k] = '-';
+        snprintf(path, sizeof path, "%s/%04d-%s.pgm", dir, i, name);
         if (i < s->count && write_pgm(path, s->pixels + (size_t)i * FASHION_PIXELS, FASHION_SIDE, FASHION_SIDE))
             return fprintf(stderr, "fashion: %s: cannot write\n", path), -1;
     }
@@ -218,7 +201,7 @@ static int fashion_main(int argc, char **argv) {
     if (o.augment < 0) o.augment = big;
     if (o.cosine < 0) o.cosine = big;
     if (!o.epochs) o.epochs = big ? 25 : d.train.count >= 20000 ? 3 : 12;
-    printf("data: %s (%s): %d training, %d test images\n", d.dir,
+    printf("data: %s (%s): %d training, %d test images\n", d.files.dir,
            d.shipped ? "the subset shipped with dl.h; for all of it: apt-get install dataset-fashion-mnist, or --data DIR"
                      : d.train.count >= 60000 ? "the full Fashion-MNIST" : "Fashion-MNIST files",
            o.limit && o.limit < d.train.count ? o.limit : d.train.count, d.test.count);
@@ -237,9 +220,7 @@ static int fashion_main(int argc, char **argv) {
     printf("model: %s, %lu parameters; %s lr %g%s, batch %d, %d epochs, seed %lu%s\n", big ? "bigger CNN" : "reference CNN",
            (unsigned long)dl_net_param_floats(net), o.optim, (double)dl_optim_lr(opt), o.cosine ? " (cosine decay)" : "",
            o.batch, o.epochs, o.seed, o.augment ? ", random shifts and flips" : "");
-    if (o.gpu) printf("on GPU 0 (build/fashion --help lists the options)\n");
-    else printf("on %d CPU threads (build/fashion --help lists the options)\n", dl_net_threads(net));
-    fflush(stdout);
+    printf("on %s (build/fashion --help lists the options)\n", o.gpu ? "GPU 0" : (snprintf(err, sizeof err, "%d CPU threads", dl_net_threads(net)), err));
     if (fashion_train(net, opt, logits, &d, &o, &h)) { fprintf(stderr, "fashion: training failed: %s\n", h.error); goto done; }
     for (e = 0; e < h.n_epochs; e++) images += h.epochs[e].images, secs += h.epochs[e].seconds;
     printf("\n");
