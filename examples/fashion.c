@@ -30,11 +30,7 @@
 static const char *const fashion_names[FASHION_CLASSES] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
 
-typedef struct fashion_data {
-    idx_set train, test;
-    idx_paths files;
-    int shipped;      /* 1: the subset in examples/data */
-} fashion_data;
+typedef struct fashion_data { idx_set train, test; idx_paths files; int shipped; /* 1: examples/data's subset */ } fashion_data;
 
 static void fashion_free(fashion_data *d) { idx_free(&d->train), idx_free(&d->test); }
 
@@ -214,8 +210,8 @@ static int fashion_main(int argc, char **argv) {
 #else
     if (o.gpu) { fprintf(stderr, "fashion: --gpu: this build has no CUDA backend (-DDL_CUDA, dl_cuda.o)\n"); goto done; }
 #endif
-    if (!strcmp(o.optim, "sgd")) opt = dl_sgd(net, o.lr ? o.lr : 0.01f, 0.9f);
-    else opt = !strcmp(o.optim, "rmsprop") ? dl_rmsprop(net, o.lr ? o.lr : 1e-3f) : dl_adam(net, o.lr ? o.lr : 1e-3f);
+    if (!o.lr) o.lr = strcmp(o.optim, "sgd") ? 1e-3f : 0.01f;
+    opt = !strcmp(o.optim, "sgd") ? dl_sgd(net, o.lr, 0.9f) : !strcmp(o.optim, "rmsprop") ? dl_rmsprop(net, o.lr) : dl_adam(net, o.lr);
     if (!opt) goto fail;
     printf("model: %s, %lu parameters; %s lr %g%s, batch %d, %d epochs, seed %lu%s\n", big ? "bigger CNN" : "reference CNN",
            (unsigned long)dl_net_param_floats(net), o.optim, (double)dl_optim_lr(opt), o.cosine ? " (cosine decay)" : "",
