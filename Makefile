@@ -279,12 +279,13 @@ test-sanitize:
 	@DL_TEST_FULL_DATA=0 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
 
 # The suite built with -O3 -ffast-math: the library's finiteness checks read
-# bits, so they must hold where the compiler assumes NaN never happens.
-# Left out for now: test_fit and test_fashion compare dl_fit with a loop
-# compiled separately bit for bit (fast-math reassociates the two differently),
-# test_quant holds a trained net's accuracy; test_fit also found that the fit
-# zone still decides with NaN (schedule checks, MSE accuracy): open in issue 14.
-FAST_TESTS = $(filter-out test_fit test_fashion test_quant,$(notdir $(TESTS)))
+# bits, so they must hold where the compiler assumes NaN never happens. The
+# loops that test_fit and test_fashion hold dl_fit to bit for bit read their
+# settings through test_opaque, so fast-math cannot specialise them alone.
+# Left out: test_quant, whose bar is a trained net's int8 accuracy: entropy
+# calibration of its depthwise CNN keeps within 5 points for seed 1 only (the
+# strict build's seeds 2-4 lose 30, 15 and 22), and fast-math trains another net.
+FAST_TESTS = $(filter-out test_quant,$(notdir $(TESTS)))
 test-fastmath:
 	@$(SUBMAKE) $(addprefix $(B)/fast/,$(FAST_TESTS))
 	@DL_TEST_FULL_DATA=0 sh tests/run.sh $(addprefix $(B)/fast/,$(FAST_TESTS))
