@@ -694,7 +694,7 @@ static void test_prepared_inference(void) {
         flat = dl_net_params(net);
         flat[net->nw - 1] += 1.0f;      /* the last dense layer's bias */
         CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing the flat buffer, %d threads", t);
-        CHECK(net->version == version && net->ctx->train_plan, "the plan was remade: the test checks nothing");
+        CHECK(net->version == version, "the graph changed: the test checks nothing");
     }
     dl_net_free(net);
 }
