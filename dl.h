@@ -1286,7 +1286,8 @@ enum {
     DL__F_FUSE_ACT = 32,        /* an activation that epilogue can apply (act says which) */
     DL__F_USER = 64,            /* custom: callbacks, so not loadable from a file */
     DL__F_BWD_NO_IN = 128,      /* backward reads no input's values (on every backend): */
-    DL__F_BWD_NO_OUT = 256      /* nor its output, so the plan need not keep them (dl__liveness) */
+    DL__F_BWD_NO_OUT = 256,     /* nor its output, so the plan need not keep them (dl__liveness) */
+    DL__F_REPLAY = 512          /* forward with train 2 recomputes the output from the inputs and saved values alone */
 };
 struct dl__simd;
 typedef struct dl__op_info {
@@ -1333,6 +1334,7 @@ struct dl_optim {
 /* One buffer of a plan (dl__liveness): floats, where it starts in the
    arena, and the first and last step of the pass that use it. */
 typedef struct dl__val { size_t floats, off; int def, last; } dl__val;
+#define DL__VALS 4          /* per layer: output, its gradient, saved, the output recomputed for backward */
 
 struct dl_ctx {
     dl_net *net;
@@ -1342,13 +1344,14 @@ struct dl_ctx {
     float *arena;           /* one backend allocation holding every buffer */
     size_t arena_floats, plan_floats;   /* allocated; used by the current layout */
     size_t ws_off, t_off, b_off, ws_used[3];    /* scratch, targets, statistics backup; scratch floats used */
-    dl__val *vals;          /* per layer: output, its gradient, saved (host tables: one block) */
+    dl__val *vals;          /* DL__VALS per layer (host tables: one block) */
     int *order, layers;     /* placement order of the values; layers the tables were made for */
     float **out, **dout, **saved; /* per layer */
     float *ws, *targets, *stats_backup;
     uint64_t *seed;         /* per layer: dropout seed of the last forward */
     unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient (|2: zeroed) */
     unsigned char *mayg, *keep;   /* per layer: can get a gradient; valid after the pass (1 output, 2 gradient) */
+    unsigned char *replay;  /* per layer: its output is recomputed for backward (dl__liveness) */
     int *cons;              /* per layer: how many needed layers read it */
     float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
     float **prep;           /* per layer, prepared for inference once per parameter change: a conv or
@@ -4087,7 +4090,10 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     double mean, var, sum = 0, sq = 0;
     float inv, sc, sh;
     (void)thread;
-    if (e->train) {
+    if (e->train == 2) {            /* replay (dl__backward): the saved statistics, nothing moves */
+        mean = e->saved[c];
+        var = 0;
+    } else if (e->train) {
         for (n = 0; n < e->n; n++) sum += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
         mean = sum / (double)M;
         for (n = 0; n < e->n; n++) sq += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
@@ -4098,8 +4104,8 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
         mean = e->w[2][c];
         var = e->w[3][c];
     }
-    inv = (float)(1.0 / sqrt(var + l->a.eps));
-    if (e->saved) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
+    inv = e->train == 2 ? e->saved[C + c] : (float)(1.0 / sqrt(var + l->a.eps));
+    if (e->saved && e->train != 2) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
     sc = e->w[0][c] * inv;
     sh = e->w[1][c] - (float)mean * sc;
     for (n = 0; n < e->n; n++)
@@ -4788,7 +4794,7 @@ static const dl__op_info dl__ops[] = {
       dl__avgpool2d_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
     { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
-    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS | DL__F_BWD_NO_OUT, 0, dl__batchnorm_infer, dl__batchnorm_params,
+    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS | DL__F_BWD_NO_OUT | DL__F_REPLAY, 0, dl__batchnorm_infer, dl__batchnorm_params,
       dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
     { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG | DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
       dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
@@ -5130,25 +5136,26 @@ static void dl__ctx_release(dl_ctx *c) {
 
 /* The host tables, one block per graph, strictest alignment first: the
    values, seeds, 3 pointer tables, the placement order, consumer counts,
-   4 flag arrays. */
+   5 flag arrays. */
 static int dl__ctx_tables(dl_ctx *c) {
     int L = c->net->n_layers;
     char *host;
     if (c->vals && c->layers == L) return 1;
     DL_FREE(c->vals);
-    host = (char *)dl__calloc((size_t)L, 3 * sizeof(dl__val) + sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(int) + 4);
+    host = (char *)dl__calloc((size_t)L, DL__VALS * sizeof(dl__val) + sizeof(uint64_t) + 3 * sizeof(float *) + (DL__VALS + 1) * sizeof(int) + 5);
     c->vals = (dl__val *)(void *)host;
     if (!host) { c->out = NULL; c->layers = 0; return 0; }
-    c->seed = (uint64_t *)(void *)(c->vals + 3 * (size_t)L);
+    c->seed = (uint64_t *)(void *)(c->vals + DL__VALS * (size_t)L);
     c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
     c->order = (int *)(void *)(c->saved + L);
-    c->cons = c->order + 3 * (size_t)L;
+    c->cons = c->order + DL__VALS * (size_t)L;
     c->needed = (unsigned char *)(c->cons + L);
     c->rg = c->needed + L;
     c->mayg = c->rg + L;
     c->keep = c->mayg + L;
+    c->replay = c->keep + L;
     c->layers = L;
     return 1;
 }
@@ -5169,12 +5176,18 @@ static int dl__root(const dl_net *net, int i) {
    backward, so it may take memory an activation no longer needs. Backward
    reads a layer's inputs and output unless its op says otherwise
    (DL__F_BWD_NO_IN, _NO_OUT). mayg: the layers that can get a gradient
-   whatever is frozen later (freezing needs no new plan). */
-static void dl__liveness(dl_ctx *c, int n, int out) {
+   whatever is frozen later (freezing needs no new plan).
+   Replay (DL__F_REPLAY, CPU, shared plans): the output of a batchnorm that
+   later backward passes read (a prelu's, say) is not kept through the
+   middle of the pass but recomputed, bit for bit, from its input and saved
+   statistics into a second value just before the first of them runs
+   (dl__backward); its input stays anyway for its own backward. */
+static void dl__liveness(dl_ctx *c, int n, int out, int replay) {
     dl_net *net = c->net;
     dl__val *v = c->vals;
-    int i, k, T = 2 * out + 4;
+    int i, k, T = 2 * out + 4, ro = dl__root(net, out);
     memset(c->needed, 0, (size_t)net->n_layers);
+    memset(c->replay, 0, (size_t)net->n_layers);
     c->needed[out] = 1;
     for (i = out; i >= 0; i--)
         if (c->needed[i]) for (k = 0; k < net->layers[i]->n_in; k++) c->needed[net->layers[i]->in[k]->index] = 1;
@@ -5183,42 +5196,54 @@ static void dl__liveness(dl_ctx *c, int n, int out) {
         c->mayg[i] = DL__HAS(l, DL__F_SOURCE) && net->input_grad;
         for (k = 0; k < l->n_params; k++) c->mayg[i] |= net->params[l->first_param + k].trainable;
         for (k = 0; k < l->n_in; k++) c->mayg[i] |= c->mayg[l->in[k]->index];
+        /* what a replay reads must not be replayed itself */
+        c->replay[i] = (unsigned char)(replay && c->needed[i] && DL__HAS(l, DL__F_REPLAY) && c->mayg[i] && i != ro);
+        for (k = 0; k < l->n_in; k++) if (c->replay[dl__root(net, l->in[k]->index)]) c->replay[i] = 0;
     }
     for (i = 0; i <= out; i++) {
         const dl_layer *l = net->layers[i];
         int fwd = DL__HAS(l, DL__F_SOURCE) ? 0 : i + 1, bwd = 2 * out + 3 - i, src = DL__HAS(l, DL__F_SOURCE);
+        dl__val *y = v + DL__VALS * i;
         if (!c->needed[i] || DL__HAS(l, DL__F_VIEW)) continue;
-        v[3 * i].floats = (size_t)n * l->size;
-        v[3 * i].def = v[3 * i].last = fwd;
-        if (c->mayg[i] && !src && !DL__HAS(l, DL__F_BWD_NO_OUT)) v[3 * i].last = bwd;
+        y[0].floats = (size_t)n * l->size;
+        y[0].def = y[0].last = fwd;
+        if (c->mayg[i] && !src && !DL__HAS(l, DL__F_BWD_NO_OUT)) y[0].last = bwd;
         if (c->mayg[i]) {
-            v[3 * i + 1].floats = (size_t)n * l->size;
-            v[3 * i + 1].def = T;
-            v[3 * i + 1].last = src ? T : bwd;
+            y[1].floats = (size_t)n * l->size;
+            y[1].def = T;
+            y[1].last = src ? T : bwd;
         }
-        if ((v[3 * i + 2].floats = dl_layer_saved_floats(l, n)) != 0) {
-            v[3 * i + 2].def = fwd;
-            v[3 * i + 2].last = c->mayg[i] ? bwd : fwd;
+        if ((y[2].floats = dl_layer_saved_floats(l, n)) != 0) {
+            y[2].def = fwd;
+            y[2].last = c->mayg[i] ? bwd : fwd;
         }
         for (k = 0; k < l->n_in; k++) {
-            dl__val *x = v + 3 * dl__root(net, l->in[k]->index);
+            int r = dl__root(net, l->in[k]->index);
+            dl__val *x = v + DL__VALS * r;
             if (x->last < fwd) x->last = fwd;
-            if (c->mayg[i] && !DL__HAS(l, DL__F_BWD_NO_IN) && x->last < bwd) x->last = bwd;
+            if (c->mayg[i] && !DL__HAS(l, DL__F_BWD_NO_IN)) {
+                if (!c->replay[r]) { if (x->last < bwd) x->last = bwd; }
+                else if (!x[3].floats) { x[3].floats = x->floats; x[3].def = x[3].last = bwd; }
+                else { if (x[3].def > bwd) x[3].def = bwd; if (x[3].last < bwd) x[3].last = bwd; }
+            }
             if (x[1].floats && x[1].def > bwd) x[1].def = bwd;
         }
     }
-    i = dl__root(net, out);
-    v[3 * i].last = T;
-    if (v[3 * i + 1].floats) v[3 * i + 1].def = out + 2;
+    v[DL__VALS * ro].last = T;
+    if (v[DL__VALS * ro + 1].floats) v[DL__VALS * ro + 1].def = out + 2;
+    for (i = 0; i <= out; i++) c->replay[i] = v[DL__VALS * i + 3].floats != 0;
 }
 
-/* First fit, largest first: each value at the lowest offset that no value
-   placed before it and alive at the same time uses. Returns the floats. */
+/* First fit, largest area (floats x steps alive) first: each value at
+   the lowest offset that no value placed before it and alive at the same
+   time uses. On the bench nets this is within 0.1% of the largest sum of
+   values alive at one step (by size alone: up to 4% over). Returns the floats. */
+static double dl__area(const dl__val *v) { return (double)v->floats * ((double)v->last - v->def + 1); }
 static size_t dl__place(dl__val *v, int *order, int count) {
     size_t top = 0;
     int a, b, moved;
-    for (a = 1; a < count; a++)                     /* insertion sort: by size, then by index */
-        for (b = a; b > 0 && v[order[b]].floats > v[order[b - 1]].floats; b--) {
+    for (a = 1; a < count; a++)                     /* insertion sort: by area, then by index */
+        for (b = a; b > 0 && dl__area(&v[order[b]]) > dl__area(&v[order[b - 1]]); b--) {
             int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
         }
     for (a = 0; a < count; a++) {
@@ -5253,13 +5278,16 @@ static int dl__layout(dl_ctx *c, int n, int out, int train, int threads) {
     int i, count = 0, L = net->n_layers;
     size_t total, ws = 0, max_size = 1, ws_shared = 0, ws_thread = 0, fuse_floats = 0;
     double need = (double)net->ns;      /* the same sums in floating point: sizes that wrap size_t are refused */
-    memset(v, 0, 3 * (size_t)L * sizeof *v);
-    if (train) dl__liveness(c, n, out);
-    else for (i = 0; i < L; i++) if (!DL__HAS(net->layers[i], DL__F_VIEW)) v[3 * i].floats = (size_t)n * net->layers[i]->size;
-    for (i = 0; i < 3 * L; i++) {
+    memset(v, 0, DL__VALS * (size_t)L * sizeof *v);
+    if (train) dl__liveness(c, n, out, !net->plan_unshared && net->b == &net->cpu);
+    else for (i = 0; i < L; i++) {
+        c->replay[i] = 0;
+        if (!DL__HAS(net->layers[i], DL__F_VIEW)) v[DL__VALS * i].floats = (size_t)n * net->layers[i]->size;
+    }
+    for (i = 0; i < DL__VALS * L; i++) {
         need += (double)v[i].floats + 64;
         if (!v[i].floats) continue;
-        if (!train || net->plan_unshared) { v[i].def = 0; v[i].last = INT_MAX; }
+        if (!train || net->plan_unshared) { v[i].def = 0; v[i].last = INT_MAX / 2; }
         c->order[count++] = i;
     }
     for (i = 0; i < L; i++) {
@@ -5286,15 +5314,25 @@ static int dl__layout(dl_ctx *c, int n, int out, int train, int threads) {
     return DL_OK;
 }
 
+/* Points the outputs at their memory in forward (backward 0) or backward:
+   a replayed output has a second value for backward (dl__liveness). */
+static void dl__bind_outputs(dl_ctx *c, int backward) {
+    int i;
+    for (i = 0; i < c->net->n_layers; i++) {
+        const dl__val *v = c->vals + DL__VALS * dl__root(c->net, i);
+        c->out[i] = !v[0].floats ? NULL : c->arena + (backward && v[3].floats ? v[3].off : v[0].off);
+    }
+}
+
 /* Points the tables into the arena and opens, under AddressSanitizer, what the layout uses. */
 static void dl__layout_bind(dl_ctx *c, int n, int out, int train, int threads) {
     dl_net *net = c->net;
     int i, L = net->n_layers;
     size_t ws_shared = dl__align(c->ws_used[0]) + DL__RZ, ws_thread = dl__align(c->ws_used[1]) + DL__RZ;
+    dl__bind_outputs(c, 0);
     for (i = 0; i < L; i++) {
         int r = dl__root(net, i);
-        const dl__val *v = c->vals + 3 * r;
-        c->out[i] = v[0].floats ? c->arena + v[0].off : NULL;
+        const dl__val *v = c->vals + DL__VALS * r;
         c->dout[i] = v[1].floats ? c->arena + v[1].off : NULL;
         c->saved[i] = i == r && v[2].floats ? c->arena + v[2].off : NULL;
         /* what stays valid after the pass: 1 the output, 2 the gradient */
@@ -5305,7 +5343,7 @@ static void dl__layout_bind(dl_ctx *c, int n, int out, int train, int threads) {
     c->stats_backup = train ? c->arena + c->b_off : NULL;
     if (DL__RZ && net->b == &net->cpu) {       /* poison all, then open each buffer as planned */
         DL__POISON(c->arena, c->arena_floats, 1);
-        for (i = 0; i < 3 * L; i++) if (c->vals[i].floats) DL__POISON(c->arena + c->vals[i].off, c->vals[i].floats, 0);
+        for (i = 0; i < DL__VALS * L; i++) if (c->vals[i].floats) DL__POISON(c->arena + c->vals[i].off, c->vals[i].floats, 0);
         DL__POISON(c->ws, c->ws_used[0], 0);
         for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, c->ws_used[1], 0);
         DL__POISON(c->ws + ws_shared + (size_t)threads * ws_thread, c->ws_used[2], 0);
@@ -5569,6 +5607,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
     if ((rc = dl__plan(c, n, out, train || grad))) return rc;
+    dl__bind_outputs(c, 0);         /* a backward may have pointed replayed outputs elsewhere */
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
     for (i = out->index; i >= 0; i--)
@@ -5655,24 +5694,45 @@ static int dl__grad_ready(dl_ctx *c, int r) {
     dl_net *net = c->net;
     size_t floats = (size_t)c->n * net->layers[r]->size;
     int rc;
-    if (c->rg[r] != 1) return DL_OK;
-    c->rg[r] = 3;
+    if ((c->rg[r] & 3) != 1) return DL_OK;
+    c->rg[r] |= 2;
     if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[r], floats);
     else if ((rc = net->b->zero(net->b, c->dout[r], floats * sizeof(float))))
         return dl__fail(c->err, rc, "backward: %s", net->b->error);
     return DL_OK;
 }
 
+/* A replayed output (dl__liveness) recomputed into its backward memory
+   before the first backward that reads it; replay[i] |= 2 marks it done. */
+static int dl__replay(dl_ctx *c, int r) {
+    dl_net *net = c->net;
+    dl_layer *l = net->layers[r];
+    dl__bind b;
+    int rc;
+    if (c->replay[r] != 1) return DL_OK;
+    c->replay[r] |= 2;
+    dl__bind_layer(c, l, 0, &b);
+    b.e.train = 2;
+    if ((rc = net->b->forward(net->b, l, &b.e)))
+        return dl__fail(c->err, rc, "backward: recomputing %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
+                        net->b->error[0] ? ": " : "", net->b->error);
+    return DL_OK;
+}
+
 static int dl__backward(dl_ctx *c) {
     dl_net *net = c->net;
     int i, k, rc;
-    c->rg[dl__root(net, c->last->index)] = 3;
+    for (i = 0; i <= c->last->index; i++) c->replay[i] &= 1;
+    if (c->rg[dl__root(net, c->last->index)]) c->rg[dl__root(net, c->last->index)] |= 2;
+    dl__bind_outputs(c, 1);
     for (i = c->last->index; i >= 0; i--) {
         dl_layer *l = net->layers[i];
         dl__bind b;
         if (!c->needed[i] || !c->rg[i] || DL__HAS(l, DL__F_SOURCE)) continue;
-        for (k = 0; k < l->n_in && !DL__HAS(l, DL__F_VIEW); k++)
-            if ((rc = dl__grad_ready(c, dl__root(net, l->in[k]->index)))) return rc;
+        for (k = 0; k < l->n_in && !DL__HAS(l, DL__F_VIEW); k++) {
+            int r = dl__root(net, l->in[k]->index);
+            if ((rc = dl__grad_ready(c, r)) || (!DL__HAS(l, DL__F_BWD_NO_IN) && (rc = dl__replay(c, r)))) return rc;
+        }
         dl__bind_layer(c, l, 1, &b);
         if ((rc = net->b->backward(net->b, l, &b.e)))
             return dl__fail(c->err, rc, "backward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
