@@ -124,6 +124,7 @@ static dl_layer *mk_reduce_sum(dl_layer *x, const void *a) {  /* a: { keepdims, 
 static dl_layer *mk_reduce_mean(dl_layer *x, const void *a) { const int *v = (const int *)a; return dl_reduce_mean(x, v + 2, v[1], v[0]); }
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
+#ifdef OPS_NETS             /* whole nets, for the suites that train them */
 /* Fan-out everywhere: a residual add, a concat of three branches (one
    through dropout, one through a custom layer and a view), a flattened
    value two dense layers read, tanh (backward reads its output) and elu
@@ -142,6 +143,7 @@ static dl_layer *mk_res_concat(dl_layer *x, const void *a) {
     d[0] = dl_dense(f, 5); d[1] = dl_tanh(dl_dense(f, 5));
     return dl_add_n(d, 2);
 }
+#endif
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
     dl_layer *xs[3];
     (void)a;

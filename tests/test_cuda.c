@@ -26,6 +26,7 @@
 #define DL_IMPLEMENTATION
 #include "../dl.h"
 #include "test.h"
+#define OPS_NETS
 #include "ops.h"
 #include <stdlib.h>
 #include <string.h>
