@@ -5369,6 +5369,8 @@ static int dl__plan(dl_ctx *c, int n, const dl_layer *out, int train) {
     if (!same) dl__ctx_release(c);
     else if (n < c->cap_n) n = c->cap_n;
     if (!dl__ctx_tables(c)) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
+    c->cap_n = 0;           /* the tables no longer describe the arena: no plan is valid until this one is done */
+    c->last = NULL;
     if ((rc = dl__layout(c, n, out->index, train, threads))) return rc;
     if (c->arena && c->plan_floats > c->arena_floats) {
         if (c->b == &net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
@@ -5377,11 +5379,9 @@ static int dl__plan(dl_ctx *c, int n, const dl_layer *out, int train) {
     }
     if (!c->arena) {
         c->arena = (float *)net->b->alloc(net->b, c->plan_floats * sizeof(float));
-        if (!c->arena) {
-            c->cap_n = 0;
+        if (!c->arena)
             return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
                             (unsigned long)(c->plan_floats * sizeof(float) >> 20), n, net->b->name);
-        }
         c->arena_floats = c->plan_floats;
     }
     c->b = net->b;
@@ -5389,7 +5389,6 @@ static int dl__plan(dl_ctx *c, int n, const dl_layer *out, int train) {
     c->cap_n = n;
     c->train_plan = train;
     c->plan_out = key;
-    c->last = NULL;
     dl__layout_bind(c, n, out->index, train, threads);
     return DL_OK;
 }
