@@ -681,7 +681,8 @@ DLDEF const char  *dl_ctx_error(const dl_ctx *ctx);
    on the net's backend: activations, gradients and what backward needs,
    placed by liveness (a buffer is reused once its value is dead), and
    scratch. Parameters, their gradients and optimizer state are apart (nw
-   floats each). Allocates nothing; 0 with a message on bad arguments. */
+   floats each). Plans without allocating that buffer; 0 with a message on
+   bad arguments. */
 DLDEF size_t       dl_net_train_bytes(dl_net *net, dl_layer *out, int n);
 
 /* ---- files: little-endian, versioned, checksummed, written atomically ---- */
