@@ -19,6 +19,7 @@
 #include "tests/test.h"
 #include "tests/fuzz/fuzz_dl.h"
 #include "tests/fuzz/fuzz_onnx.h"
+#include "examples/idx.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,7 +467,8 @@ static void write_floats(const char *path, const float *f, size_t n) {
     fclose(fp);
 }
 
-static void export_one(const char *name, dl_net *net, dl_layer *out, int keep_params) {
+/* xin: 3 inputs, or NULL for a fixed pattern */
+static void export_one(const char *name, dl_net *net, dl_layer *out, int keep_params, const float *xin) {
     static float x[3 * 4096];
     float *y;
     void *data = NULL;
@@ -480,7 +482,7 @@ static void export_one(const char *name, dl_net *net, dl_layer *out, int keep_pa
     CHECK(out != NULL && dl_layer_size(in) <= 4096, "%s: built (%s)", name, dl_net_error(net));
     if (!out) return;
     if (!keep_params) scramble(net);
-    for (i = 0; i < (size_t)3 * dl_layer_size(in); i++) x[i] = (float)sin(0.37 * (double)i) * 1.5f;
+    for (i = 0; i < (size_t)3 * dl_layer_size(in); i++) x[i] = xin ? xin[i] : (float)sin(0.37 * (double)i) * 1.5f;
     ny = (size_t)3 * dl_layer_size(out);
     y = (float *)malloc(ny * sizeof(float));
     p = dl_predict(net, out, x, 3);
@@ -502,9 +504,17 @@ static void export_one(const char *name, dl_net *net, dl_layer *out, int keep_pa
             if (e > maxerr) maxerr = e;
             CHECK(test_close(p[i], y[i], 1e-6, 1e-5), "%s[%lu]: %g after the round trip, %g before", name, (unsigned long)i, p[i], y[i]);
         }
-        for (k = 0; k < dl_net_layer_count(net); k++) {     /* names round-trip, but an importer's helper "~k" gets a hash */
-            const char *nm = dl_layer_name(dl_net_layer(net, k));
-            if (nm[0] != '~' && !dl_net_find(back, nm)) n_missing++;
+        {   /* names of the exported layers (out's ancestors) round-trip, but an importer's helper "~k" gets a hash */
+            char *need = (char *)calloc((size_t)dl_net_layer_count(net), 1);
+            for (k = dl_net_layer_count(net) - 1; k >= 0 && need; k--) {
+                dl_layer *l = dl_net_layer(net, k);
+                const char *nm = dl_layer_name(l);
+                int j;
+                if (l != out && !need[k]) continue;
+                for (j = 0; j < l->n_in; j++) need[l->in[j]->index] = 1;
+                if (nm[0] != '~' && !dl_net_find(back, nm)) n_missing++;
+            }
+            free(need);
         }
         CHECK(n_missing == 0, "%s: %d layer names lost", name, n_missing);
         {   /* an imported net trains like any other */
@@ -580,35 +590,35 @@ static dl_layer *layers11(dl_net *net) {
 static void test_export(void) {
     int g;
     dl_net *net = dl_net_new();
-    export_one("ref_cnn", net, ref_cnn(net), 0);
+    export_one("ref_cnn", net, ref_cnn(net), 0, NULL);
     dl_net_free(net);
     net = dl_net_new();
-    export_one("layers11", net, layers11(net), 0);
+    export_one("layers11", net, layers11(net), 0, NULL);
     dl_net_free(net);
     for (g = 0; g < 4; g++) {       /* between them every op a net can hold (fuzz_dl.h) */
         char name[32];
         net = dl_net_new();
         snprintf(name, sizeof name, "graph%d", g);
-        export_one(name, net, fuzz_dl_graph(net, g), 0);
+        export_one(name, net, fuzz_dl_graph(net, g), 0, NULL);
         dl_net_free(net);
     }
     {   /* PyTorch's export, imported, exported again (ONNX Runtime checks it too) */
         dl_status st;
         net = dl_onnx_load("tests/fixtures/onnx/ref_cnn_op17.onnx", &st);
         CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_ref_cnn", net, dl_onnx_output(net, "y"), 1);
+        if (net) export_one("torch_ref_cnn", net, dl_onnx_output(net, "y"), 1, NULL);
         dl_net_free(net);
         net = dl_onnx_load("tests/fixtures/onnx/mixed_op13.onnx", &st);
         CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_mixed", net, dl_onnx_output(net, "y"), 1);
+        if (net) export_one("torch_mixed", net, dl_onnx_output(net, "y"), 1, NULL);
         dl_net_free(net);
         net = dl_onnx_load("tests/fixtures/onnx/mobile_op13.onnx", &st);
         CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_mobile", net, dl_onnx_output(net, "y"), 1);
+        if (net) export_one("torch_mobile", net, dl_onnx_output(net, "y"), 1, NULL);
         dl_net_free(net);
         net = dl_onnx_load("tests/fixtures/onnx/unet_op17.onnx", &st);
         CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_unet", net, dl_onnx_output(net, "y"), 1);
+        if (net) export_one("torch_unet", net, dl_onnx_output(net, "y"), 1, NULL);
         dl_net_free(net);
     }
     {   /* a custom layer has no ONNX form: a clear error */
@@ -626,6 +636,75 @@ static void test_export(void) {
         CHECK(dl_onnx_save_mem(net, NULL, 1, &data, &len) == DL_ERR_ARG, "NULL outputs");
         dl_net_free(net);
     }
+}
+
+/* PyTorch trained the reference CNN one epoch on the shipped Fashion-MNIST
+   subset (tests/gen_onnx.py --fashion). Imported, it must score PyTorch's
+   test accuracy; then its layers are frozen, a new classifier on its
+   features is trained one epoch here, and the net goes back out through
+   dl_onnx_save for ONNX Runtime (build/onnx_export/fashion_head, checked by
+   tests/onnx_ort.js: within 1e-5 relative of dl_predict). */
+static int accuracy_of(dl_net *net, dl_layer *out, const idx_set *s, float *x, double *acc) {
+    int i, k, j, right = 0;
+    for (i = 0; i < s->count; i += 100) {
+        int n = s->count - i < 100 ? s->count - i : 100;
+        const float *p;
+        for (k = 0; k < n * 784; k++) x[k] = s->pixels[(size_t)i * 784 + (size_t)k] / 255.0f;
+        if (!(p = dl_predict(net, out, x, n))) return -1;
+        for (k = 0; k < n; k++) {
+            int best = 0;
+            for (j = 1; j < 10; j++) if (p[k * 10 + j] > p[k * 10 + best]) best = j;
+            right += best == s->labels[i + k];
+        }
+    }
+    *acc = (double)right / s->count;
+    return 0;
+}
+static void test_fashion_fine_tune(void) {
+    static float x[100 * 784];
+    int labels[50], i, k, ok;
+    idx_paths ip;
+    idx_set train, test;
+    char err[512];
+    double torch_acc = -1, imported = -1, before = -1, after = -1;
+    float loss = 0;
+    dl_status st;
+    dl_net *net = dl_onnx_load("tests/fixtures/onnx/ref_cnn_fashion_op13.onnx", &st);
+    dl_layer *feat, *head;
+    dl_optim *opt;
+    FILE *f = fopen("tests/fixtures/onnx/ref_cnn_fashion.acc", "r");
+    CHECK(f && fscanf(f, "%lf", &torch_acc) == 1, "tests/fixtures/onnx/ref_cnn_fashion.acc unreadable");
+    if (f) fclose(f);
+    CHECK(net != NULL, "%s", st.msg);
+    memset(&train, 0, sizeof train); memset(&test, 0, sizeof test);
+    ok = idx_find("examples/data/fashion-mnist-subset", &ip, err, sizeof err) == 0 &&
+            idx_load_pair(ip.train_images, ip.train_labels, &train, err, sizeof err) == 0 &&
+            idx_load_pair(ip.test_images, ip.test_labels, &test, err, sizeof err) == 0;
+    CHECK(ok, "the Fashion-MNIST subset: %s", err);
+    if (!net || !ok) { dl_net_free(net); idx_free(&train); idx_free(&test); return; }
+    CHECK(accuracy_of(net, dl_onnx_output(net, "y"), &test, x, &imported) == 0, "%s", dl_net_error(net));
+    CHECK(fabs(imported - torch_acc) < 0.0025, "imported: test accuracy %.4f, PyTorch's %.4f", imported, torch_acc);
+    feat = dl_onnx_output(net, "/Flatten_output_0");
+    CHECK(feat != NULL, "the flattened features by their ONNX name");
+    for (i = 0; i < dl_net_param_count(net); i++) dl_net_param(net, i)->frozen = 1;
+    head = dl_dense(feat, 10);
+    dl_layer_set_name(head, "fashion_head");
+    opt = dl_adam(net, 1e-3f);
+    CHECK(head && opt && accuracy_of(net, head, &test, x, &before) == 0, "%s", dl_net_error(net));
+    for (i = 0; i + 50 <= train.count && head; i += 50) {     /* one epoch, in the files' order */
+        for (k = 0; k < 50 * 784; k++) x[k] = train.pixels[(size_t)i * 784 + (size_t)k] / 255.0f;
+        for (k = 0; k < 50; k++) labels[k] = train.labels[i + k];
+        if (dl_train_step(net, opt, head, x, labels, 50, &loss) != DL_OK) break;
+    }
+    CHECK(i == train.count, "training: %s", dl_net_error(net));
+    CHECK(head && accuracy_of(net, head, &test, x, &after) == 0, "%s", dl_net_error(net));
+    CHECK(after > before + 0.3 && after > 0.7, "new classifier: test accuracy %.4f -> %.4f after one epoch", before, after);
+    printf("    PyTorch %.4f, imported %.4f; frozen, new classifier %.4f -> %.4f after one epoch here\n",
+           torch_acc, imported, before, after);
+    for (k = 0; k < 3 * 784; k++) x[k] = test.pixels[k] / 255.0f;
+    if (head) export_one("fashion_head", net, head, 1, x);
+    dl_net_free(net);
+    idx_free(&train); idx_free(&test);
 }
 
 /* ---- 4. bad input ---- */
@@ -882,6 +961,7 @@ int main(void) {
     RUN(test_pytorch_fixtures);
     RUN(test_fine_tune);
     RUN(test_export);
+    RUN(test_fashion_fine_tune);
     RUN(test_bad_input);
     RUN(test_weights);
     RUN(test_functions);
