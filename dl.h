@@ -9214,8 +9214,10 @@ enum { DL__OX_NONE = 0, DL__OX_LAYER = 1, DL__OX_CONST = 2 };
 typedef struct dl__ox_val {
     dl__str name;               /* into the model bytes */
     int kind;                   /* NONE: made by an unsupported node */
-    dl_layer *l;                /* LAYER: ONNX dims are [batch, l->shape...] */
+    dl_layer *l;                /* LAYER: ONNX dims are [batch, l->shape...], */
     int rank;                   /* LAYER: ONNX rank (rank 1 is per-sample (1)) */
+    int whole;                  /* LAYER: ... or, when the batch is 1, wd: the sample is */
+    int64_t wd[DL__OX_MAXR];    /* the whole tensor, l of any shape of its size */
     dl__ox_t t;                 /* CONST */
 } dl__ox_val;
 
@@ -9223,7 +9225,9 @@ typedef struct dl__ox {
     dl_net *net;
     const char *dir;            /* the model's folder, for external data; NULL from memory */
     int opset;
-    int64_t batch;              /* the input's first dim, or DL__OX_SYM */
+    int64_t batch;              /* the input's first dim, or DL__OX_SYM; 1 when folded */
+    int fold;                   /* the input's fixed first dim is taken into the sample */
+    int can_fold;               /* a retry with fold set may map more */
     dl__ox_val *v;
     int nv, capv, *hash, hcap;
     int helpers;                /* layers named "~k" until the end */
@@ -9578,7 +9582,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
     dl__ox_val *v = dl__ox_find(ox, name);
     int k;
     uint32_t h;
-    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; return v; }
+    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; v->whole = 0; return v; }
     if (ox->nv == ox->capv) {
         int nc = ox->capv ? 2 * ox->capv : 64;
         if (!dl__grow((void **)&ox->v, (size_t)ox->capv, (size_t)nc, sizeof *ox->v)) return NULL;
@@ -9619,6 +9623,7 @@ static const dl__ox_t *dl__ox_cin(dl__ox *ox, int i) {
 static int dl__ox_dims(const dl__ox *ox, const dl__ox_val *v, int64_t *d) {
     int k;
     if (v->kind == DL__OX_CONST) { memcpy(d, v->t.dims, sizeof v->t.dims); return v->t.ndim; }
+    if (v->whole) { memcpy(d, v->wd, sizeof v->wd); return v->rank; }
     d[0] = ox->batch;
     for (k = 1; k < v->rank; k++) d[k] = v->l->shape[k - 1];
     return v->rank;
@@ -9631,14 +9636,23 @@ static int dl__ox_take(dl__ox *ox, dl_layer *l) {
     dl_layer_set_name(l, nm);
     return DL_OK;
 }
-/* Binds output i of the node to a layer of ONNX rank `rank`. */
-static int dl__ox_out_layer(dl__ox *ox, int i, dl_layer *l, int rank) {
-    dl__ox_val *v;
-    int rc;
-    if ((rc = dl__ox_take(ox, l)) != DL_OK) return rc;
-    if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
-    v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
+/* Binds output i of the node to layer l of ONNX rank r: [batch, l->shape]
+   (wd NULL) or the whole tensor wd. */
+static int dl__ox_bind(dl__ox *ox, int i, dl_layer *l, int r, const int64_t *wd) {
+    dl__ox_val *v = dl__ox_new(ox, ox->node->out[i]);
+    if (!v) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    v->kind = DL__OX_LAYER; v->l = l; v->rank = r; v->whole = wd != NULL;
+    if (wd) memcpy(v->wd, wd, (size_t)r * sizeof *wd);
     return DL_OK;
+}
+static int dl__ox_out_layer(dl__ox *ox, int i, dl_layer *l, int rank) {
+    int rc = dl__ox_take(ox, l);
+    return rc ? rc : dl__ox_bind(ox, i, l, rank, NULL);
+}
+/* A new layer of x's ONNX dims and form (elementwise ops). */
+static int dl__ox_out_like(dl__ox *ox, int i, dl_layer *l, const dl__ox_val *x) {
+    int rc = dl__ox_take(ox, l);
+    return rc ? rc : dl__ox_bind(ox, i, l, x->rank, x->whole ? x->wd : NULL);
 }
 static int dl__ox_out_const(dl__ox *ox, int i, dl__ox_t *t) {   /* takes t */
     dl__ox_val *v = dl__ox_new(ox, ox->node->out[i]);
@@ -9657,16 +9671,95 @@ static int dl__ox_alias(dl__ox *ox, int i, const dl__ox_val *src) {
         return dl__ox_out_const(ox, i, &t);
     }
     if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
-    v->kind = s.kind; v->l = s.l; v->rank = s.rank;
+    v->kind = s.kind; v->l = s.l; v->rank = s.rank; v->whole = s.whole;
+    memcpy(v->wd, s.wd, sizeof v->wd);
     return DL_OK;
+}
+/* Layer l as shape d[0..n-1] (1 to 3 dims of its size): a view unless it is already. */
+static int dl__ox_shape_as(dl__ox *ox, dl_layer **l, int n, const int64_t *d) {
+    int s[3], k;
+    for (k = 0; k < n; k++) {
+        if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_unsup(ox, "a dim of %lld", (long long)d[k]);
+        s[k] = (int)d[k];
+    }
+    if (n == (*l)->ndim && !memcmp(s, (*l)->shape, (size_t)n * sizeof(int))) return DL_OK;
+    *l = dl_reshape(*l, n, s);
+    return dl__ox_take(ox, *l);
 }
 /* Views layer l (per-sample size unchanged) with ONNX dims d of rank r. */
 static int dl__ox_view(dl__ox *ox, dl_layer **l, int r, const int64_t *d) {
-    int s[3], k, nd = r > 1 ? r - 1 : 1;
+    static const int64_t one = 1;
     if (r - 1 > 3) return dl__ox_unsup(ox, "rank %d (dl.h has up to 3 dims per sample)", r);
-    for (k = 0; k < nd; k++) s[k] = r > 1 ? (int)d[k + 1] : 1;
-    if (nd == (*l)->ndim && !memcmp(s, (*l)->shape, (size_t)nd * sizeof(int))) return DL_OK;
-    *l = dl_reshape(*l, nd, s);
+    return dl__ox_shape_as(ox, l, r > 1 ? r - 1 : 1, r > 1 ? d + 1 : &one);
+}
+/* The two forms of a layer value. With the batch first it runs for any
+   batch; whole (the batch is 1) it takes ops that mix across ONNX's first
+   dim: a constant that varies along it, a transpose or reshape that moves
+   it, softmax or concat along it. Either becomes the other by a view. */
+static int dl__ox_batched(dl__ox *ox, dl__ox_val *v) {
+    dl_layer *l = v->l;
+    int rc;
+    if (v->kind != DL__OX_LAYER || !v->whole) return DL_OK;
+    if (v->rank < 1 || v->wd[0] != 1)
+        return dl__ox_unsup(ox, "a first dim of %lld where this op wants the batch", v->rank ? (long long)v->wd[0] : 0LL);
+    if ((rc = dl__ox_view(ox, &l, v->rank, v->wd))) return rc;
+    v->l = l; v->whole = 0;
+    return DL_OK;
+}
+/* why: what needs the whole tensor, said when the batch is not 1 */
+static int dl__ox_whole(dl__ox *ox, dl__ox_val *v, const char *why) {
+    if (v->kind != DL__OX_LAYER || v->whole) return DL_OK;
+    if (ox->batch != 1) return dl__ox_unsup(ox, "%s", why);
+    dl__ox_dims(ox, v, v->wd);
+    v->whole = 1;
+    return DL_OK;
+}
+/* Binds output i, of ONNX dims d (rank r), to l: whole, or viewed with the batch first. */
+static int dl__ox_out_dims(dl__ox *ox, int i, dl_layer *l, int r, const int64_t *d, int whole) {
+    int rc;
+    if (!whole && (rc = dl__ox_view(ox, &l, r, d))) return rc;
+    return dl__ox_bind(ox, i, l, r, whole ? d : NULL);
+}
+/* The dims one sample of v holds (whole: all; else those after the batch)
+   and where ONNX axis a falls among them (-1: the batch). */
+static int dl__ox_sample(const dl__ox *ox, const dl__ox_val *v, int64_t a, int64_t *s, int *ax) {
+    int64_t d[DL__OX_MAXR];
+    int r = dl__ox_dims(ox, v, d), o = v->kind == DL__OX_LAYER && !v->whole, k;
+    for (k = o; k < r; k++) s[k - o] = d[k];
+    *ax = (int)a - o;
+    return r - o;
+}
+/* p: the products of s[0..n) before j0, from j0 to j1, and from j1 on */
+static void dl__ox_split(const int64_t *s, int n, int j0, int j1, int64_t *p) {
+    int k;
+    p[0] = p[1] = p[2] = 1;
+    for (k = 0; k < n; k++) p[k < j0 ? 0 : k < j1 ? 1 : 2] *= s[k];
+}
+/* l, a sample of (pre, mid, post) = p, as (mid, pre * post) (or as it is
+   when it already starts with mid): an op along dim 0 (softmax, concat,
+   slices) then acts along mid. */
+static int dl__ox_front(dl__ox *ox, dl_layer **l, const int64_t *p) {
+    static const int swap[3] = { 1, 0, 2 };
+    int64_t d[2];
+    int rc;
+    d[0] = p[1]; d[1] = p[0] * p[2];
+    if (p[0] == 1 && (*l)->shape[0] == p[1]) return DL_OK;
+    if (p[0] > 1) {
+        if ((rc = dl__ox_shape_as(ox, l, 3, p))) return rc;
+        *l = dl_transpose(*l, swap);
+        if ((rc = dl__ox_take(ox, *l))) return rc;
+    }
+    return dl__ox_shape_as(ox, l, 2, d);
+}
+/* back from (mid', pre * post) to (pre, mid', post), p = (pre, mid', post) */
+static int dl__ox_unfront(dl__ox *ox, dl_layer **l, const int64_t *p) {
+    static const int swap[3] = { 1, 0, 2 };
+    int64_t d[3];
+    int rc;
+    if (p[0] == 1) return DL_OK;
+    d[0] = p[1]; d[1] = p[0]; d[2] = p[2];
+    if ((rc = dl__ox_shape_as(ox, l, 3, d))) return rc;
+    *l = dl_transpose(*l, swap);
     return dl__ox_take(ox, *l);
 }
 /* Layer l's parameter `what`, which must hold count floats; NULL (and ox->err) if not. */
@@ -9754,11 +9847,18 @@ typedef struct dl__ox_op {
     dl__ox_fn fn;
 } dl__ox_op;
 
-static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
+/* Input i, a layer in either form (elementwise ops) */
+static int dl__ox_any_in(dl__ox *ox, int i, dl__ox_val **v) {
     *v = dl__ox_in(ox, i);
     if (!*v) return dl__ox_unsup(ox, "input %d is missing", i);
     if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (this op takes a layer there)", i);
     return DL_OK;
+}
+static int dl__ox_combine(dl__ox *ox, dl__ox_val *a, dl__str an, dl__ox_val *b, dl__str bn, int op, dl__ox_val *o);
+/* Input i, a layer with the batch first */
+static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
+    int rc = dl__ox_any_in(ox, i, v);
+    return rc ? rc : dl__ox_batched(ox, *v);
 }
 
 /* Relu Sigmoid Tanh LeakyRelu Elu HardSigmoid HardSwish Softplus Selu: one layer each */
@@ -9766,7 +9866,7 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_layer *l;
     int rc;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (dl__str_is(n->op, "Relu")) l = dl_relu(x->l);
     else if (dl__str_is(n->op, "Sigmoid")) l = dl_sigmoid(x->l);
     else if (dl__str_is(n->op, "Tanh")) l = dl_tanh(x->l);
@@ -9777,7 +9877,7 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     else if (dl__str_is(n->op, "Selu"))      /* ONNX's alpha and gamma are the layer's alpha and beta */
         l = dl__unary2(DL_OP_SELU, x->l, dl__ox_af(n, "alpha", 1.67326319217681884765625f), dl__ox_af(n, "gamma", 1.05070102214813232421875f), 0);
     else l = dl_elu(x->l, dl__ox_af(n, "alpha", 1.0f));
-    return dl__ox_out_layer(ox, 0, l, x->rank);
+    return dl__ox_out_like(ox, 0, l, x);
 }
 
 /* Clip: min and max are attributes before opset 11, constant inputs from it
@@ -9786,7 +9886,7 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     float b[2];
     int rc, k;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     b[0] = -FLT_MAX; b[1] = FLT_MAX;
     for (k = 0; k < 2; k++) {
         const dl__ox_t *t = dl__ox_cin(ox, k + 1);
@@ -9797,7 +9897,7 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
         }
     }
     if (!(b[0] <= b[1])) return dl__ox_unsup(ox, "min %g over max %g (or NaN)", (double)b[0], (double)b[1]);
-    return dl__ox_out_layer(ox, 0, dl_clip(x->l, b[0], b[1]), x->rank);
+    return dl__ox_out_like(ox, 0, dl_clip(x->l, b[0], b[1]), x);
 }
 
 /* Identity; Dropout becomes a dropout layer (the identity in inference), so
@@ -9815,7 +9915,7 @@ static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
     p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
     if (x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
-    return dl__ox_out_layer(ox, 0, dl_dropout(x->l, p), x->rank);
+    return dl__ox_out_like(ox, 0, dl_dropout(x->l, p), x);
 }
 
 /* (C,L) as (C,1,L), so 1-d convolution and pooling run as 2-d */
@@ -10087,19 +10187,35 @@ static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, l, x->rank);
 }
 
-/* PRelu: the slope, broadcast against x, must vary along channels only */
+/* PRelu: a slope per channel is a prelu layer (trainable); any other slope
+   that broadcasts to x is y = r + slope (x - r), r = relu(x), which is exact */
+static int dl__ox_prelu_any(dl__ox *ox, dl__ox_val *x, dl__ox_val *sl, dl__str sn) {
+    dl__ox_val r = *x, dv = *x, sd, y;
+    dl__str none = { "", 0 };
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR];
+    int rx = dl__ox_dims(ox, x, d), rc;
+    if (dl__ox_bdims(d, rx, sl->t.dims, sl->t.ndim, o) != rx || memcmp(d, o, (size_t)rx * sizeof *d))
+        return dl__ox_unsup(ox, "a slope that does not broadcast to the input");
+    r.l = dl_relu(x->l);
+    if ((rc = dl__ox_take(ox, r.l))) return rc;
+    dv.l = dl_sub(x->l, r.l);
+    if ((rc = dl__ox_take(ox, dv.l)) || (rc = dl__ox_combine(ox, &dv, none, sl, sn, 2, &sd)) ||
+        (rc = dl__ox_combine(ox, &r, none, &sd, none, 0, &y))) return rc;
+    return dl__ox_alias(ox, 0, &y);
+}
 static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
-    dl__ox_val *x;
+    dl__ox_val *x, *slv = dl__ox_in(ox, 1);
     const dl__ox_t *sl = dl__ox_cin(ox, 1);
     int64_t d[DL__OX_MAXR], o[DL__OX_MAXR];
     float *w;
     unsigned char *seen;
     dl_layer *l;
-    int r, rc, c;
+    int r, rc, c, per_channel = 1;
     size_t e, per;
-    (void)n;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (!sl || sl->isint) return dl__ox_unsup(ox, "a slope that is not a float initializer");
+    if (x->whole && (x->rank < 1 || x->wd[0] != 1)) return dl__ox_prelu_any(ox, x, slv, n->in[1]);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
     r = dl__ox_dims(ox, x, d);
     if (ox->opset < 7 && sl->ndim == 1 && r > 1 && sl->dims[0] == x->l->shape[0]) {   /* before opset 7: one slope per channel */
         l = dl_prelu(x->l);
@@ -10107,21 +10223,21 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
         return dl__ox_out_layer(ox, 0, l, x->rank);
     }
     d[0] = 1;                   /* the slope may not vary along the batch */
-    if (dl__ox_bdims(d, r, sl->dims, sl->ndim, o) != r || memcmp(d, o, (size_t)r * sizeof *d))
-        return dl__ox_unsup(ox, "a slope that does not broadcast to the input per sample");
+    if (dl__ox_bdims(d, r, sl->dims, sl->ndim, o) != r || memcmp(d, o, (size_t)r * sizeof *d)) return dl__ox_prelu_any(ox, x, slv, n->in[1]);
     c = x->l->shape[0];
     per = (size_t)x->l->size / (size_t)c;
     w = (float *)dl__calloc((size_t)c, sizeof(float));
     seen = (unsigned char *)dl__calloc((size_t)c, 1);
     if (!w || !seen) { DL_FREE(w); DL_FREE(seen); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
-    for (e = 0, rc = DL_OK; e < (size_t)x->l->size && !rc; e++) {
+    for (e = 0; e < (size_t)x->l->size && per_channel; e++) {
         int ch = r > 1 ? (int)(e / per) : 0;
         float v = sl->f[dl__ox_bcast(d, r, sl, e)];
         if (!seen[ch]) { seen[ch] = 1; w[ch] = v; }
-        else if (w[ch] != v) rc = dl__ox_unsup(ox, "a slope that varies within a channel");
+        else per_channel = w[ch] == v;
     }
     DL_FREE(seen);
-    if (!rc) {
+    if (!per_channel) rc = dl__ox_prelu_any(ox, x, slv, n->in[1]);
+    else {
         l = dl_prelu(x->l);
         if (!(rc = dl__ox_take(ox, l)) && !(rc = dl__ox_setp(ox, l, "weight", w, (size_t)c))) rc = dl__ox_out_layer(ox, 0, l, x->rank);
     }
@@ -10129,30 +10245,27 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
     return rc;
 }
 
-/* Softmax, LogSoftmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
+/* Softmax, LogSoftmax: opset < 13 over the dims from axis on (flattened),
+   >= 13 over axis alone. dl.h's softmax runs along dim 0, so the sample is
+   seen as (pre, group, rest) and the group brought first (dl__ox_front). */
 static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
-    int64_t d[DL__OX_MAXR], v[4];
+    int64_t d[DL__OX_MAXR], s[DL__OX_MAXR], p[3];
     dl_layer *l;
-    int r, rc, k;
-    int64_t a, pre = 1, grp = 1, rest = 1;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    int r, rc, ns, ax;
+    int64_t a;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     r = dl__ox_dims(ox, x, d);
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 13 ? 1 : -1), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (a == 0) return dl__ox_unsup(ox, "softmax over the batch axis");
-    for (k = 1; k < r; k++) {
-        if (k < a) pre *= d[k];
-        else if (k == a || ox->opset < 13) grp *= d[k];
-        else rest *= d[k];
-    }
-    if (pre != 1) return dl__ox_unsup(ox, "axis %lld after dims larger than 1 (needs a transpose)", (long long)a);
+    if (a == 0 && (rc = dl__ox_whole(ox, x, "softmax over the batch axis"))) return rc;
+    ns = dl__ox_sample(ox, x, a, s, &ax);
+    dl__ox_split(s, ns, ax, ox->opset < 13 ? ns : ax + 1, p);
     l = x->l;
-    v[0] = 1; v[1] = grp; v[2] = rest;
-    if ((rc = dl__ox_view(ox, &l, rest > 1 ? 3 : 2, v))) return rc;
+    if ((rc = dl__ox_front(ox, &l, p))) return rc;
     l = dl__str_is(n->op, "LogSoftmax") ? dl_log_softmax(l) : dl_softmax(l);
-    if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_view(ox, &l, r, d))) return rc;
-    return dl__ox_out_layer(ox, 0, l, r);
+    if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_unfront(ox, &l, p))) return rc;
+    return dl__ox_out_dims(ox, 0, l, r, d, x->whole);
 }
 
 /* Gemm with a constant B: a dense layer with weight alpha*op(B)^T and bias beta*C */
@@ -10203,89 +10316,203 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, l, 2);
 }
 
-/* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */
 static void dl__ox_layer_name(const char *p, size_t n, char out[32]);
-/* A constant operand of a layer of ONNX rank r as a constant layer: its
-   dims aligned at the last, the batch's (if it has one) 1. It takes the
+/* Constant t as a layer of shape d[0..n-1] (its size). It takes the
    constant's name where that is free (so exported constants round-trip). */
-static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, dl__str name, int r, dl_layer **l) {
-    int shape[3], nd = 0, k, rc;
+static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l) {
+    int shape[3], k, rc;
     char nm[32];
     float *f;
     size_t e;
-    if (t->ndim > r || r < 2) return dl__ox_unsup(ox, "a constant of rank %d against a layer of rank %d", t->ndim, r);
-    if (t->ndim == r && t->dims[0] != 1) return dl__ox_unsup(ox, "a constant that varies along the batch");
     if (!t->count) return dl__ox_unsup(ox, "an empty constant");
-    for (k = t->ndim == r; k < t->ndim; k++) shape[nd++] = (int)t->dims[k];
-    if (!nd) shape[nd++] = 1;
+    for (k = 0; k < n; k++) {
+        if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_unsup(ox, "a constant dim of %lld", (long long)d[k]);
+        shape[k] = (int)d[k];
+    }
     if (!(f = (float *)dl__calloc(t->count, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
     for (e = 0; e < t->count; e++) f[e] = (float)dl__ox_get(t, e);
-    *l = dl_constant(ox->net, nd, shape, f);
+    *l = dl_constant(ox->net, n, shape, f);
     DL_FREE(f);
     if ((rc = dl__ox_take(ox, *l))) return rc;
     dl__ox_layer_name(name.p, name.n, nm);
-    if (!dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
+    if (name.n && !dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
     return DL_OK;
 }
-/* Add Sub Mul Div: constants fold; a constant operand becomes a constant
-   layer; two layers must have one rank (then dl.h's broadcasting, aligned at
-   the last dim, is ONNX's) */
+static dl_layer *dl__ox_arith(int op, dl_layer *a, dl_layer *b) {
+    return op == 0 ? dl_add(a, b) : op == 1 ? dl_sub(a, b) : op == 2 ? dl_mul(a, b) : dl_div(a, b);
+}
+/* a op b (0 add, 1 sub, 2 mul, 3 div): a layer and a layer or a constant,
+   in either order; the result in *o, not bound. Layers with the batch first
+   and constants the same for every sample map as they are (dl.h's
+   broadcasting, aligned at the last dim, is ONNX's); anything else takes
+   whole tensors (a batch of 1), their dims merged into at most 3 runs that
+   broadcast alike. */
+static int dl__ox_combine(dl__ox *ox, dl__ox_val *a, dl__str an, dl__ox_val *b, dl__str bn, int op, dl__ox_val *o) {
+    dl__ox_val *v[2];
+    dl__str nm[2];
+    dl_layer *l[2];
+    int64_t d[2][DL__OX_MAXR], od[DL__OX_MAXR], g[3][3];
+    int r[2], ro, k, j, rc, ng = 0, last = -1, as_is = 1, varies = 0;
+    v[0] = a; v[1] = b; nm[0] = an; nm[1] = bn;
+    for (k = 0; k < 2; k++) r[k] = dl__ox_dims(ox, v[k], d[k]);
+    if ((ro = dl__ox_bdims(d[0], r[0], d[1], r[1], od)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
+    memset(o, 0, sizeof *o);
+    o->kind = DL__OX_LAYER; o->rank = ro;
+    for (k = 0; k < 2; k++) {
+        if (v[k]->kind == DL__OX_LAYER) as_is &= !v[k]->whole && r[k] == ro;
+        else {
+            varies |= r[k] == ro && d[k][0] != 1;
+            as_is &= (r[k] < ro || d[k][0] == 1) && (ro >= 2 || v[k]->t.count == 1);
+        }
+    }
+    if (as_is) {               /* per sample: the dims after the batch */
+        for (k = 0; k < 2; k++) {
+            int64_t one = 1;
+            int skip = r[k] == ro;
+            if (v[k]->kind == DL__OX_LAYER) l[k] = v[k]->l;
+            else if ((rc = dl__ox_const_as(ox, &v[k]->t, nm[k], r[k] > skip ? r[k] - skip : 1, r[k] > skip ? d[k] + skip : &one, &l[k]))) return rc;
+        }
+        o->l = dl__ox_arith(op, l[0], l[1]);
+        return dl__ox_take(ox, o->l);
+    }
+    for (k = 0; k < 2; k++)
+        if ((rc = dl__ox_whole(ox, v[k], varies ? "a constant that varies along the batch" : "operands of different ranks (the batch would align with another dim)")))
+            return rc;
+    for (j = 0; j < ro; j++) {      /* runs of dims where a, b broadcast alike */
+        int64_t x0 = j >= ro - r[0] ? d[0][j - (ro - r[0])] : 1, x1 = j >= ro - r[1] ? d[1][j - (ro - r[1])] : 1;
+        int pat = (x0 == 1) | (x1 == 1) << 1;
+        if (od[j] == 1) continue;
+        if (pat != last) {
+            if (ng == 3) return dl__ox_unsup(ox, "broadcasting along more than 3 runs of dims");
+            g[0][ng] = g[1][ng] = g[2][ng] = 1;
+            ng++;
+            last = pat;
+        }
+        g[0][ng - 1] *= x0; g[1][ng - 1] *= x1; g[2][ng - 1] *= od[j];
+    }
+    if (!ng) g[0][ng] = g[1][ng] = g[2][ng] = 1, ng = 1;
+    for (k = 0; k < 2; k++) {
+        if (v[k]->kind == DL__OX_CONST) rc = dl__ox_const_as(ox, &v[k]->t, nm[k], ng, g[k], &l[k]);
+        else l[k] = v[k]->l, rc = dl__ox_shape_as(ox, &l[k], ng, g[k]);
+        if (rc) return rc;
+    }
+    o->l = dl__ox_arith(op, l[0], l[1]);
+    o->whole = 1;
+    memcpy(o->wd, od, sizeof od);
+    return dl__ox_take(ox, o->l);
+}
+/* Add Sub Mul Div: constants fold; else dl__ox_combine */
 static int dl__ox_binary(dl__ox *ox, const dl__ox_node *n) {
     static const char *const ops[4] = { "Add", "Sub", "Mul", "Div" };
-    dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1);
-    dl_layer *la, *lb, *l;
-    int op = 0, ra, rb, rc;
-    int64_t da[DL__OX_MAXR], db[DL__OX_MAXR];
+    dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1), o;
+    int op = 0, rc;
     while (op < 3 && !dl__str_is(n->op, ops[op])) op++;
     if (!a || !b) return dl__ox_failf(ox, DL_ERR_FORMAT, "needs two inputs");
     if (a->kind == DL__OX_CONST && b->kind == DL__OX_CONST) return dl__ox_fold_binary(ox, &a->t, &b->t, op);
     if (a->kind != DL__OX_LAYER && b->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
-    ra = dl__ox_dims(ox, a, da); rb = dl__ox_dims(ox, b, db);
-    if (a->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &a->t, n->in[0], rb, &la))) return rc;
-    if (b->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &b->t, n->in[1], ra, &lb))) return rc;
-    if (a->kind == DL__OX_LAYER) la = a->l;
-    if (b->kind == DL__OX_LAYER) lb = b->l;
-    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && ra != rb) return dl__ox_unsup(ox, "layers of ranks %d and %d (the batch would align with another dim)", ra, rb);
-    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && da[0] != db[0]) return dl__ox_unsup(ox, "layers of different batch dims");
-    l = op == 0 ? dl_add(la, lb) : op == 1 ? dl_sub(la, lb) : op == 2 ? dl_mul(la, lb) : dl_div(la, lb);
-    return dl__ox_out_layer(ox, 0, l, a->kind == DL__OX_LAYER ? ra : rb);
+    if ((rc = dl__ox_combine(ox, a, n->in[0], b, n->in[1], op, &o))) return rc;
+    return dl__ox_alias(ox, 0, &o);
 }
 
-/* Sum of layers of one shape */
+/* Sum and Mean: layers of one shape add in one layer; anything else (constants, broadcasting) pairwise */
 static int dl__ox_sum(dl__ox *ox, const dl__ox_node *n) {
     dl_layer *xs[DL__OX_MAXIO];
     int64_t d0[DL__OX_MAXR], d[DL__OX_MAXR];
-    int k, r0 = 0, rc;
-    for (k = 0; k < n->n_in; k++) {
-        dl__ox_val *x;
-        if ((rc = dl__ox_layer_in(ox, k, &x))) return rc;
-        if (!k) r0 = dl__ox_dims(ox, x, d0);
-        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting in a Sum (not mapped yet)");
-        xs[k] = x->l;
-    }
+    dl__ox_val acc, next, cnt;
+    dl__str none = { "", 0 };
+    int k, r0 = 0, rc, same = 1, mean = dl__str_is(n->op, "Mean");
+    if (n->n_in < 1 || !dl__ox_in(ox, 0)) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
     if (n->n_in == 1) return dl__ox_alias(ox, 0, dl__ox_in(ox, 0));
-    return dl__ox_out_layer(ox, 0, dl_add_n(xs, n->n_in), r0);
+    for (k = 0; k < n->n_in; k++) {
+        dl__ox_val *x = dl__ox_in(ox, k);
+        if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "input %d is missing", k);
+        if (!k) r0 = dl__ox_dims(ox, x, d0);
+        same &= x->kind == DL__OX_LAYER && x->whole == dl__ox_in(ox, 0)->whole && dl__ox_dims(ox, x, d) == r0 && !memcmp(d, d0, (size_t)r0 * sizeof *d);
+        if (same) xs[k] = x->l;
+    }
+    if (same && n->n_in > 1) {
+        acc = *dl__ox_in(ox, 0);
+        acc.l = dl_add_n(xs, n->n_in);
+        if ((rc = dl__ox_take(ox, acc.l))) return rc;
+    } else {
+        acc = *dl__ox_in(ox, 0);
+        for (k = 1; k < n->n_in; k++) {
+            dl__ox_val *x = dl__ox_in(ox, k);
+            if (acc.kind != DL__OX_LAYER && x->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "constants before the first layer");
+            if ((rc = dl__ox_combine(ox, &acc, k == 1 ? n->in[0] : none, x, n->in[k], 0, &next))) return rc;
+            acc = next;
+        }
+    }
+    if (acc.kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
+    if (mean && n->n_in > 1) {
+        int64_t one = 1;
+        memset(&cnt, 0, sizeof cnt);
+        cnt.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&cnt.t, 0, 0, &one))) return dl__ox_failf(ox, rc, "out of memory");
+        cnt.t.f[0] = (float)n->n_in;
+        rc = dl__ox_combine(ox, &acc, none, &cnt, none, 3, &next);
+        dl__ox_t_free(&cnt.t);
+        if (rc) return rc;
+        acc = next;
+    }
+    return dl__ox_alias(ox, 0, &acc);
 }
 
-/* Concat: layers along channels, constants along any axis */
-static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
+/* Concat of layers (and constants: whole tensors then) along any axis, each
+   sample seen as (pre, axis, post) with the axis brought first */
+static int dl__ox_concat_layers(dl__ox *ox, const dl__ox_node *n, int r, int a) {
     dl_layer *xs[DL__OX_MAXIO];
+    int64_t d[DL__OX_MAXR], s[DL__OX_MAXR], p[3], sum = 0;
+    int k, rc, ns = 0, ax = 0, whole = !a, varies = 0;
+    for (k = 0; k < n->n_in; k++) {     /* constants [1, ...] are the same for every sample */
+        dl__ox_val *x = dl__ox_in(ox, k);
+        whole |= x->whole;
+        varies |= x->kind == DL__OX_CONST && (x->t.ndim != r || x->t.dims[0] != 1);
+    }
+    whole |= varies;
+    for (k = 0; k < n->n_in; k++) {
+        dl__ox_val *x = dl__ox_in(ox, k);
+        if (whole && (rc = dl__ox_whole(ox, x, varies ? "layers with constants that vary along the batch" : "concatenating along the batch"))) return rc;
+        if (x->kind == DL__OX_CONST) {
+            int64_t cnt = (int64_t)x->t.count;
+            if ((rc = dl__ox_const_as(ox, &x->t, n->in[k], 1, &cnt, &xs[k]))) return rc;
+        } else xs[k] = x->l;
+        if ((ns = dl__ox_sample(ox, x, a, s, &ax)) < 1 || ax < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "inputs of different rank");
+        dl__ox_split(s, ns, ax, ax + 1, p);
+        sum += p[1];
+        if ((rc = dl__ox_front(ox, &xs[k], p))) return rc;
+    }
+    for (k = 1; k < n->n_in; k++)       /* concat wants the dims after the first alike */
+        if (xs[k]->ndim != xs[0]->ndim || memcmp(xs[k]->shape + 1, xs[0]->shape + 1, (size_t)(xs[0]->ndim - 1) * sizeof(int))) break;
+    if (k < n->n_in)
+        for (k = 0; k < n->n_in; k++) {
+            int64_t two[2];
+            two[0] = xs[k]->shape[0]; two[1] = p[0] * p[2];
+            if ((rc = dl__ox_shape_as(ox, &xs[k], 2, two))) return rc;
+        }
+    xs[0] = dl_concat(xs, n->n_in);
+    if ((rc = dl__ox_take(ox, xs[0]))) return rc;
+    p[1] = sum;
+    if ((rc = dl__ox_unfront(ox, &xs[0], p))) return rc;
+    dl__ox_dims(ox, dl__ox_in(ox, 0), d);
+    d[a] = sum;
+    return dl__ox_out_dims(ox, 0, xs[0], r, d, whole);
+}
+/* Concat: layers (dl__ox_concat_layers), or constants folded */
+static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
     int k, nl = 0, nc = 0, r = 0, rc;
     int64_t d[DL__OX_MAXR], a;
     for (k = 0; k < n->n_in; k++) {
         dl__ox_val *x = dl__ox_in(ox, k);
         if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "missing input");
-        if (x->kind == DL__OX_LAYER) xs[nl++] = x->l; else nc++;
+        if (x->kind == DL__OX_LAYER) nl++; else nc++;
         r = dl__ox_dims(ox, x, d);
     }
     if (!n->n_in) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 4 ? 1 : 0), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (not mapped yet)");
-    if (nl) {
-        if (a != 1) return dl__ox_unsup(ox, "axis %lld of layers (channels only)", (long long)a);
-        return dl__ox_out_layer(ox, 0, dl_concat(xs, nl), r);
-    } else {
+    if (nl) return dl__ox_concat_layers(ox, n, r, (int)a);
+    else {
         dl__ox_t t;
         const dl__ox_t *c0 = &dl__ox_in(ox, 0)->t;
         int64_t od[DL__OX_MAXR], outer = 1, pos = 0;
@@ -10328,7 +10555,11 @@ static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r)
         if (t.isint) memcpy(t.i, x->t.i, t.count * sizeof *t.i); else memcpy(t.f, x->t.f, t.count * sizeof *t.f);
         return dl__ox_out_const(ox, 0, &t);
     }
-    if (r < 1 || d[0] != ox->batch) return dl__ox_unsup(ox, "a reshape that moves the batch dim");
+    if (x->whole && r >= 1 && r <= 4 && d[0] == 1) return dl__ox_out_dims(ox, 0, x->l, r, d, 0);
+    if (x->whole || r < 1 || d[0] != ox->batch) {     /* the same layer, whole */
+        if ((rc = dl__ox_whole(ox, x, "a reshape that moves the batch dim"))) return rc;
+        return dl__ox_bind(ox, 0, x->l, r, d);
+    }
     l = x->l;
     if ((rc = dl__ox_view(ox, &l, r, d))) return rc;
     if (l != x->l) return dl__ox_out_layer(ox, 0, l, r);
@@ -10345,11 +10576,10 @@ static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
     r = dl__ox_dims(ox, x, d);
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 1), r);
     if (a < 0 || a > r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (x->kind == DL__OX_LAYER) {      /* [N, rest] when the dims before axis are 1 */
-        if (a == 0) return dl__ox_unsup(ox, "axis 0 (merges the batch)");
-        for (k = 1; k < a; k++) if (d[k] != 1) return dl__ox_unsup(ox, "axis %lld (merges dims into the batch)", (long long)a);
+    if (x->kind == DL__OX_LAYER && !x->whole && a > 0) {      /* [N, rest] when the dims before axis are 1 */
+        for (k = 1; k < a && d[k] == 1; k++) {}
         o[0] = ox->batch; o[1] = x->l->size;
-        return dl__ox_reshape_to(ox, x, o, 2);
+        if (k == a) return dl__ox_reshape_to(ox, x, o, 2);
     }
     o[0] = o[1] = 1;
     for (k = 0; k < r; k++) o[k >= a] *= d[k];
@@ -10396,7 +10626,43 @@ static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_reshape_to(ox, x, o, (int)s->count);
 }
 
-/* Transpose: of a layer, only when it moves dims of size 1 (a reshape) */
+/* A transpose of a whole tensor: dims of 1 dropped, output dims that are
+   consecutive input dims form runs; up to 3 runs are a dl.h transpose. */
+static int dl__ox_transpose_whole(dl__ox *ox, dl__ox_val *x, const int64_t *perm, const int64_t *o) {
+    int64_t d[DL__OX_MAXR], gd[3];
+    int r, k, j, rc, ng = 0, start[3], order[3], tp[3] = { 0, 0, 0 }, prev = -2, moved = 0;
+    dl_layer *l;
+    if ((rc = dl__ox_whole(ox, x, "a transpose that moves the batch dim"))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    for (k = 0; k < r; k++) {
+        int p = (int)perm[k];
+        if (d[p] == 1) continue;
+        for (j = prev + 1; j < p && d[j] == 1; j++) {}
+        if (!ng || j != p) {
+            if (ng == 3) return dl__ox_unsup(ox, "a transpose of more than 3 runs of dims");
+            start[ng] = p; gd[ng++] = 1;
+        }
+        gd[ng - 1] *= d[p];
+        prev = p;
+    }
+    for (k = 0; k < ng; k++) {          /* order[k]: run k's place in the input */
+        order[k] = 0;
+        for (j = 0; j < ng; j++) order[k] += start[j] < start[k];
+        moved |= order[k] != k;
+    }
+    l = x->l;
+    if (moved) {
+        int64_t in[3];
+        for (k = 0; k < ng; k++) in[order[k]] = gd[k];
+        for (k = 0; k < ng; k++) tp[k] = order[k];
+        if ((rc = dl__ox_shape_as(ox, &l, ng, in))) return rc;
+        l = dl_transpose(l, tp);
+        if ((rc = dl__ox_take(ox, l))) return rc;
+    }
+    return dl__ox_bind(ox, 0, l, r, o);
+}
+
+/* Transpose: of a layer with the batch first, per sample; else whole */
 static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
     int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], perm[DL__OX_MAXR];
@@ -10416,7 +10682,7 @@ static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
             last = (int)perm[k];
         }
     }
-    if (x->kind == DL__OX_LAYER && perm[0] != 0) return dl__ox_unsup(ox, "a transpose that moves the batch dim");
+    if (x->kind == DL__OX_LAYER && (perm[0] != 0 || x->whole)) return dl__ox_transpose_whole(ox, x, perm, o);
     if (x->kind == DL__OX_LAYER && moves) {     /* per sample: dim k is the input's perm[k + 1] - 1 */
         int pp[3];
         if (r < 2 || r > 4) return dl__ox_unsup(ox, "a transpose of rank %d", r);
@@ -10461,7 +10727,7 @@ static int dl__ox_squeeze(dl__ox *ox, const dl__ox_node *n) {
         if (!un && d[a] != 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "squeezing a dim that is not 1");
         mark |= 1u << a;
     }
-    if (!un && na < 0) for (k = 0; k < r; k++) if (d[k] == 1 && (k || x->kind == DL__OX_CONST)) mark |= 1u << k;
+    if (!un && na < 0) for (k = 0; k < r; k++) if (d[k] == 1 && (k || x->kind == DL__OX_CONST || x->whole)) mark |= 1u << k;
     for (k = j = 0; k < ro; k++) {
         if (un) o[k] = (mark >> k & 1) ? 1 : d[j++];
         else if (!(mark >> k & 1)) o[j++] = d[k];
@@ -10516,13 +10782,54 @@ static int dl__ox_shape(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
-/* Gather on constants (indices may be negative) */
+/* Gather from a layer along axis a: runs of consecutive indices are channel
+   slices of the sample seen as (axis, pre * post), concatenated */
+static int dl__ox_gather_layer(dl__ox *ox, dl__ox_val *x, const dl__ox_t *ix, int64_t a) {
+    dl_layer *parts[DL__OX_MAXIO], *l;
+    int64_t d[DL__OX_MAXR], s[DL__OX_MAXR], od[DL__OX_MAXR], p[3];
+    int r, ro, ns, ax, k, rc, np = 0;
+    size_t j, j0;
+    if (!ix->count) return dl__ox_unsup(ox, "no indices");
+    if (a == 0 && (rc = dl__ox_whole(ox, x, "gathering along the batch"))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    if ((ro = r - 1 + ix->ndim) > DL__OX_MAXR) return dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR);
+    ns = dl__ox_sample(ox, x, a, s, &ax);
+    dl__ox_split(s, ns, ax, ax + 1, p);
+    l = x->l;
+    if ((rc = dl__ox_front(ox, &l, p))) return rc;
+    for (j0 = 0; j0 < ix->count; j0 = j) {
+        int64_t i0 = ix->i[j0] < 0 ? ix->i[j0] + d[a] : ix->i[j0];
+        for (j = j0 + 1; j < ix->count && (ix->i[j] < 0 ? ix->i[j] + d[a] : ix->i[j]) == i0 + (int64_t)(j - j0); j++) {}
+        if (i0 < 0 || i0 + (int64_t)(j - j0) > d[a]) return dl__ox_failf(ox, DL_ERR_FORMAT, "index %lld out of range", (long long)ix->i[j0]);
+        if (np == DL__OX_MAXIO) return dl__ox_unsup(ox, "indices in over %d runs", DL__OX_MAXIO);
+        parts[np] = i0 == 0 && (int64_t)(j - j0) == d[a] ? l : dl_slice_channels(l, (int)i0, (int)(i0 + (int64_t)(j - j0)));
+        if (parts[np] != l && (rc = dl__ox_take(ox, parts[np]))) return rc;
+        np++;
+    }
+    if (np > 1 && (rc = dl__ox_take(ox, parts[0] = dl_concat(parts, np)))) return rc;
+    p[1] = (int64_t)ix->count;
+    if ((rc = dl__ox_unfront(ox, &parts[0], p))) return rc;
+    for (k = 0; k < a; k++) od[k] = d[k];
+    for (k = 0; k < ix->ndim; k++) od[a + k] = ix->dims[k];
+    for (k = (int)a + 1; k < r; k++) od[k - 1 + ix->ndim] = d[k];
+    if (!x->whole && ro < 1) return dl__ox_unsup(ox, "a scalar out of a batch");
+    return dl__ox_out_dims(ox, 0, parts[0], ro, od, x->whole);
+}
+/* Gather: of a layer (dl__ox_gather_layer) or constants (indices may be negative) */
 static int dl__ox_gather(dl__ox *ox, const dl__ox_node *n) {
     const dl__ox_t *x = dl__ox_cin(ox, 0), *ix = dl__ox_cin(ox, 1);
     int64_t d[DL__OX_MAXR], a, outer = 1, inner = 1, o, j;
     dl__ox_t t;
     int k, r, rc;
-    if (!x || !ix) return dl__ox_unsup(ox, "a layer input (only constants are gathered)");
+    if (!ix || !ix->isint) return dl__ox_unsup(ox, "indices that are not a constant int tensor");
+    if (!x) {
+        dl__ox_val *xv = dl__ox_in(ox, 0);
+        int64_t dd[DL__OX_MAXR];
+        if (!xv || xv->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no input");
+        a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 0), dl__ox_dims(ox, xv, dd));
+        if (a < 0 || a >= dl__ox_dims(ox, xv, dd)) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+        return dl__ox_gather_layer(ox, xv, ix, a);
+    }
     if (!ix->isint) return dl__ox_failf(ox, DL_ERR_FORMAT, "float indices");
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 0), x->ndim);
     if (a < 0 || a >= x->ndim) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
@@ -10599,14 +10906,22 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_t t;
     int r, ro, rc;
     size_t k;
-    (void)n;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
     if (!s || !s->isint || s->ndim != 1 || s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "a shape that is not a constant");
     r = dl__ox_dims(ox, x, d);
     if ((ro = dl__ox_bdims(d, r, s->i, (int)s->count, o)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
-    if (x->kind == DL__OX_LAYER) {
-        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (not mapped yet)");
-        return dl__ox_alias(ox, 0, x);
+    if (x->kind == DL__OX_LAYER) {     /* x * ones(shape), exact */
+        dl__ox_val ones, y;
+        dl__str none = { "", 0 };
+        if (ro == r && !memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_alias(ox, 0, x);
+        for (k = 0; k < s->count; k++) if (s->i[k] < 1) return dl__ox_unsup(ox, "a shape that is not fixed");
+        memset(&ones, 0, sizeof ones);
+        ones.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&ones.t, 0, (int)s->count, s->i))) return dl__ox_failf(ox, rc, "too large");
+        for (k = 0; k < ones.t.count; k++) ones.t.f[k] = 1.0f;
+        rc = dl__ox_combine(ox, x, n->in[0], &ones, none, 2, &y);
+        dl__ox_t_free(&ones.t);
+        return rc ? rc : dl__ox_alias(ox, 0, &y);
     }
     if ((rc = dl__ox_symcheck(ox, s))) return rc;
     if ((rc = dl__ox_t_alloc(&t, x->t.isint, ro, o))) return dl__ox_failf(ox, rc, "too large");
@@ -10727,6 +11042,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "LogSoftmax", "axis", dl__ox_softmax },
     { "MatMul", "", dl__ox_gemm },
     { "MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides", dl__ox_pool },
+    { "Mean", "", dl__ox_sum },
     { "Mul", "", dl__ox_binary },
     { "PRelu", "", dl__ox_prelu },
     { "Pad", "mode pads value", dl__ox_pad },
@@ -10929,6 +11245,22 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         if (dl__ox_find(ox, name)) continue;                    /* an initializer: a constant */
         if (++n_rt > 1) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "more than one graph input (dl.h nets have one input)");
         if (elem != DL__OX_FLOAT) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of element type %d (float only)", (int)(name.n > 60 ? 60 : name.n), name.p, elem);
+        ox->can_fold = rank == 0 || (rank > 0 && d[0] > 0 && (d[0] > 1 || rank > 4));
+        if (ox->fold) {         /* the whole tensor as one sample: (.., h, w) merged into 3 dims */
+            int64_t m[3] = { 1, 1, 1 };
+            for (k = 0; k < rank; k++) {
+                if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' dim %d is not a fixed size", (int)(name.n > 60 ? 60 : name.n), name.p, k);
+                m[k + 3 - rank < 0 ? 0 : k + 3 - rank] *= d[k];
+            }
+            if (m[0] * m[1] * m[2] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' too large", (int)(name.n > 60 ? 60 : name.n), name.p);
+            ox->batch = 1;
+            l = dl_input(ox->net, (int)m[0], (int)m[1], (int)m[2]);
+            if ((rc = dl__ox_take(ox, l))) return rc;
+            if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+            v->kind = DL__OX_LAYER; v->l = l; v->rank = rank; v->whole = 1;
+            memcpy(v->wd, d, sizeof v->wd);
+            continue;
+        }
         if (rank < 1 || rank > 4) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of rank %d (1 to 4: batch and up to 3 dims)", (int)(name.n > 60 ? 60 : name.n), name.p, rank);
         for (k = 1; k < rank; k++)
             if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' dim %d is not a fixed size", (int)(name.n > 60 ? 60 : name.n), name.p, k);
@@ -11050,7 +11382,7 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
         if (v->kind == DL__OX_CONST) {
             dl__str what = { "graph output", 12 };
-            dl__ox_note_as(ox, what, name, "a constant (not mapped to a dl_constant layer yet)");
+            dl__ox_note_as(ox, what, name, "a constant (dl_predict runs layers that read the input)");
         }
     }
     return DL_OK;
@@ -11084,31 +11416,48 @@ static void dl__ox_names(dl__ox *ox, const dl__ox_graph *g) {
     DL_FREE(named);
 }
 
+static int dl__ox_attempt(dl__ox *ox, const void *data, size_t size) {
+    dl__ox_graph g;
+    int rc;
+    if (!(ox->net = dl_net_new())) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    if (!(rc = dl__ox_model(ox, (const unsigned char *)data, size, &g)) && !(rc = dl__ox_inputs(ox, &g)) &&
+        !(rc = dl__ox_nodes(ox, &g)) && ox->n_unsup) {
+        dl__ox_unsup_msg(ox);
+        rc = DL_ERR_UNSUPPORTED;
+    }
+    if (!rc) dl__ox_names(ox, &g);
+    return rc;
+}
+static void dl__ox_clear(dl__ox *ox) {
+    int k;
+    for (k = 0; k < ox->nv; k++) dl__ox_t_free(&ox->v[k].t);
+    DL_FREE(ox->v);
+    DL_FREE(ox->hash);
+    DL_FREE(ox->fn);
+    DL_FREE(ox->fn_len);
+    while (ox->arena) {
+        void *next;
+        memcpy(&next, ox->arena, sizeof next);
+        DL_FREE(ox->arena);
+        ox->arena = next;
+    }
+}
+/* A graph whose input has a fixed first dim and that mixes across it (a
+   node test's [3,4,5]) gets a second try with that tensor as one sample. */
 static dl_net *dl__ox_load(const void *data, size_t size, const char *dir, dl_status *st) {
     dl__ox ox;
-    dl__ox_graph g;
-    int rc, k;
+    int rc;
     memset(&ox, 0, sizeof ox);
     ox.dir = dir;
     if (!data) rc = dl__ox_failf(&ox, DL_ERR_ARG, "data is NULL");
-    else if (!(ox.net = dl_net_new())) rc = dl__ox_failf(&ox, DL_ERR_NOMEM, "out of memory");
-    else if (!(rc = dl__ox_model(&ox, (const unsigned char *)data, size, &g)) && !(rc = dl__ox_inputs(&ox, &g)) &&
-             !(rc = dl__ox_nodes(&ox, &g)) && ox.n_unsup) {
-        dl__ox_unsup_msg(&ox);
-        rc = DL_ERR_UNSUPPORTED;
+    else if ((rc = dl__ox_attempt(&ox, data, size)) == DL_ERR_UNSUPPORTED && ox.can_fold) {
+        dl_net_free(ox.net);
+        dl__ox_clear(&ox);
+        memset(&ox, 0, sizeof ox);
+        ox.dir = dir; ox.fold = 1;
+        rc = dl__ox_attempt(&ox, data, size);
     }
-    if (!rc) dl__ox_names(&ox, &g);
-    for (k = 0; k < ox.nv; k++) dl__ox_t_free(&ox.v[k].t);
-    DL_FREE(ox.v);
-    DL_FREE(ox.hash);
-    DL_FREE(ox.fn);
-    DL_FREE(ox.fn_len);
-    while (ox.arena) {
-        void *next;
-        memcpy(&next, ox.arena, sizeof next);
-        DL_FREE(ox.arena);
-        ox.arena = next;
-    }
+    dl__ox_clear(&ox);
     if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", rc ? ox.err : ""); }
     if (rc) { dl_net_free(ox.net); return NULL; }
     return ox.net;
