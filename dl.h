@@ -9855,6 +9855,7 @@ static int dl__ox_any_in(dl__ox *ox, int i, dl__ox_val **v) {
     return DL_OK;
 }
 static int dl__ox_combine(dl__ox *ox, dl__ox_val *a, dl__str an, dl__ox_val *b, dl__str bn, int op, dl__ox_val *o);
+static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l);
 /* Input i, a layer with the batch first */
 static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
     int rc = dl__ox_any_in(ox, i, v);
@@ -10268,6 +10269,116 @@ static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_dims(ox, 0, l, r, d, x->whole);
 }
 
+/* MatMul and Gemm beyond a dense layer: ONNX's matmul (rank-1 operands
+   promoted, leading dims broadcast) as dl_matmul over (G, M, K) x (G, K, N),
+   on whole tensors, or per sample for [batch, .., M, K] x a constant [K, N];
+   Gemm's transposes, alpha, beta and C on top. Constants are copied into
+   t[] (owned) as they are transposed and broadcast. */
+static int dl__ox_matmul_any(dl__ox *ox, const dl__ox_node *n) {
+    int mm = dl__str_is(n->op, "MatMul"), tr[2], k, j, rc = DL_OK, r[2], rl, ro = 0, keep, drop[2];
+    float alpha = mm ? 1.0f : dl__ox_af(n, "alpha", 1.0f), beta = mm ? 1.0f : dl__ox_af(n, "beta", 1.0f);
+    dl__ox_val *v[2], y, y2, cv;
+    dl__ox_t t[2], e;
+    dl__str none = { "", 0 };
+    int64_t d[2][DL__OX_MAXR], L[DL__OX_MAXR], od[DL__OX_MAXR + 1], G = 1, g3[2][3];
+    dl_layer *l[2];
+    memset(t, 0, sizeof t);
+    tr[0] = !mm && dl__ox_ai(n, "transA", 0); tr[1] = !mm && dl__ox_ai(n, "transB", 0);
+    for (k = 0; k < 2; k++) if (!(v[k] = dl__ox_in(ox, k))) return dl__ox_failf(ox, DL_ERR_FORMAT, "input %d is missing", k);
+    if (v[0]->kind != DL__OX_LAYER && v[1]->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
+    if (!mm && n->n_in > 2 && n->in[2].n && (!dl__ox_in(ox, 2) || dl__ox_in(ox, 2)->kind != DL__OX_CONST)) return dl__ox_unsup(ox, "C that is not a constant");
+    keep = mm && v[0]->kind == DL__OX_LAYER && !v[0]->whole && v[0]->rank >= 3 && v[1]->kind == DL__OX_CONST && v[1]->t.ndim >= 2 &&
+           (v[1]->t.ndim < v[0]->rank || v[1]->t.dims[0] == 1);        /* per sample: B is the same for every one */
+    for (k = 0; k < 2 && !rc; k++) {
+        if (v[k]->kind == DL__OX_LAYER && !keep) rc = dl__ox_whole(ox, v[k], "a MatMul or Gemm that is not [batch, K] x a constant [K, N]");
+        r[k] = dl__ox_dims(ox, v[k], d[k]);
+        if (keep && (!k || r[1] == v[0]->rank)) memmove(d[k], d[k] + 1, (size_t)--r[k] * sizeof *d[k]);     /* the batch stays outside */
+        if (!rc && ((!mm && r[k] != 2) || r[k] < 1)) rc = dl__ox_failf(ox, DL_ERR_FORMAT, "operand %d of rank %d", k, r[k]);
+        if (!rc && v[k]->kind == DL__OX_CONST) {
+            if ((rc = dl__ox_t_alloc(&t[k], 0, r[k], d[k]))) { rc = dl__ox_failf(ox, rc, "too large"); break; }      /* d[k] as kept */
+            for (j = 0; j < (int)t[k].count; j++) t[k].f[j] = (float)dl__ox_get(&v[k]->t, (size_t)j) * (k ? alpha : 1.0f);
+        }
+        l[k] = v[k]->l;
+        if (!rc && tr[k]) {         /* Gemm: rank 2 */
+            int64_t sw[2];
+            sw[0] = d[k][1]; sw[1] = d[k][0];
+            if (v[k]->kind == DL__OX_CONST) {
+                if ((rc = dl__ox_t_alloc(&e, 0, 2, sw))) { rc = dl__ox_failf(ox, rc, "too large"); break; }
+                for (j = 0; j < (int)e.count; j++) e.f[j] = t[k].f[(j % sw[1]) * sw[0] + j / sw[1]];
+                dl__ox_t_free(&t[k]);
+                t[k] = e;
+            } else {
+                static const int p10[3] = { 1, 0, 0 };
+                if (!(rc = dl__ox_shape_as(ox, &l[k], 2, d[k])) && !(rc = dl__ox_take(ox, l[k] = dl_transpose(l[k], p10)))) {}
+            }
+            d[k][0] = sw[0]; d[k][1] = sw[1];
+        }
+    }
+    if (rc) goto done;
+    drop[0] = r[0] == 1; drop[1] = r[1] == 1;
+    if (drop[0]) { d[0][1] = d[0][0]; d[0][0] = 1; r[0] = 2; }
+    if (drop[1]) { d[1][1] = 1; r[1] = 2; }
+    if (d[0][r[0] - 1] != d[1][r[1] - 2]) { rc = dl__ox_failf(ox, DL_ERR_FORMAT, "K of %lld and %lld", (long long)d[0][r[0] - 1], (long long)d[1][r[1] - 2]); goto done; }
+    if ((rl = dl__ox_bdims(d[0], r[0] - 2, d[1], r[1] - 2, L)) < 0) { rc = dl__ox_failf(ox, DL_ERR_FORMAT, "leading dims do not broadcast"); goto done; }
+    for (k = 0; k < rl; k++) G *= L[k];
+    for (k = 0; k < 2; k++) {
+        int64_t own = 1, full[DL__OX_MAXR];
+        for (j = 0; j < r[k] - 2; j++) own *= d[k][j];
+        g3[k][0] = G; g3[k][1] = d[k][r[k] - 2]; g3[k][2] = d[k][r[k] - 1];
+        if (v[k]->kind == DL__OX_LAYER) {
+            if (own != G) { rc = dl__ox_unsup(ox, "broadcasting a layer's leading dims in a MatMul"); goto done; }
+            if ((rc = dl__ox_shape_as(ox, &l[k], G > 1 ? 3 : 2, G > 1 ? g3[k] : g3[k] + 1))) goto done;
+            continue;
+        }
+        if (own != G) {             /* the constant repeated along the leading dims */
+            memcpy(full, L, (size_t)rl * sizeof *L);
+            full[rl] = g3[k][1]; full[rl + 1] = g3[k][2];
+            t[k].ndim = r[k];
+            memcpy(t[k].dims, d[k], (size_t)r[k] * sizeof *d[k]);
+            if ((rc = dl__ox_t_alloc(&e, 0, rl + 2, full))) { rc = dl__ox_failf(ox, rc, "too large"); goto done; }
+            for (j = 0; j < (int)e.count; j++) e.f[j] = t[k].f[dl__ox_bcast(full, rl + 2, &t[k], (size_t)j)];
+            dl__ox_t_free(&t[k]);
+            t[k] = e;
+        }
+        if ((rc = dl__ox_const_as(ox, &t[k], k ? n->in[1] : n->in[0], G > 1 ? 3 : 2, G > 1 ? g3[k] : g3[k] + 1, &l[k]))) goto done;
+    }
+    if ((rc = dl__ox_take(ox, l[0] = dl_matmul(l[0], l[1])))) goto done;
+    if (keep) od[ro++] = ox->batch;
+    for (k = 0; k < rl; k++) od[ro++] = L[k];
+    if (!drop[0]) od[ro++] = g3[0][1];
+    if (!drop[1]) od[ro++] = g3[1][2];
+    if (ro > DL__OX_MAXR) { rc = dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR); goto done; }
+    memset(&y, 0, sizeof y);
+    y.kind = DL__OX_LAYER; y.l = l[0]; y.rank = ro; y.whole = !keep;
+    memcpy(y.wd, od, (size_t)ro * sizeof *od);
+    if (keep && (rc = dl__ox_view(ox, &y.l, ro, od))) goto done;
+    if (alpha != 1.0f && v[1]->kind == DL__OX_LAYER) {
+        int64_t one = 1;
+        memset(&cv, 0, sizeof cv);
+        cv.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&cv.t, 0, 0, &one))) { rc = dl__ox_failf(ox, rc, "out of memory"); goto done; }
+        cv.t.f[0] = alpha;
+        rc = dl__ox_combine(ox, &y, none, &cv, none, 2, &y2);
+        y = y2;
+        dl__ox_t_free(&cv.t);
+        if (rc) goto done;
+    }
+    if (!mm && n->n_in > 2 && n->in[2].n) {     /* + beta C */
+        dl__ox_val *c = dl__ox_in(ox, 2);
+        cv = *c;
+        if ((rc = dl__ox_t_alloc(&cv.t, 0, c->t.ndim, c->t.dims))) { rc = dl__ox_failf(ox, rc, "too large"); goto done; }
+        for (j = 0; j < (int)cv.t.count; j++) cv.t.f[j] = beta * (float)dl__ox_get(&c->t, (size_t)j);
+        rc = dl__ox_combine(ox, &y, none, &cv, n->in[2], 0, &y2);
+        y = y2;
+        dl__ox_t_free(&cv.t);
+        if (rc) goto done;
+    }
+    rc = dl__ox_alias(ox, 0, &y);
+done:
+    dl__ox_t_free(&t[0]); dl__ox_t_free(&t[1]);
+    return rc;
+}
+
 /* Gemm with a constant B: a dense layer with weight alpha*op(B)^T and bias beta*C */
 static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *a;
@@ -10277,19 +10388,19 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     dl_dense_desc dd;
     dl_layer *l;
     float *w;
-    int64_t K, N, i, j;
-    if ((rc = dl__ox_layer_in(ox, 0, &a))) return rc;
-    if (!mm && dl__ox_ai(n, "transA", 0)) return dl__ox_unsup(ox, "transA on a batch input");
-    if (!mm && n->n_in > 2 && n->in[2].n && !c) return dl__ox_unsup(ox, "C that is not an initializer");
-    if (!b || b->isint || b->ndim != 2) {
-        dl__ox_val *bv = dl__ox_in(ox, 1);
-        if (mm && bv && bv->kind == DL__OX_LAYER && a->rank >= 3 && bv->rank == a->rank) {
-            if (a->rank == 4 && a->l->shape[0] != bv->l->shape[0]) return dl__ox_unsup(ox, "broadcasting batch dims of a MatMul");
+    int64_t K, N, i, j, d2[2], o[2];
+    dl__ox_val *bv = dl__ox_in(ox, 1);
+    a = dl__ox_in(ox, 0);
+    d2[0] = 1; d2[1] = b && b->ndim == 2 ? b->dims[tb ? 0 : 1] : 0;
+    if (!a || a->kind != DL__OX_LAYER || (a->whole && a->wd[0] != 1) || a->rank != 2 || !b || b->isint || b->ndim != 2 ||
+        (!mm && dl__ox_ai(n, "transA", 0)) || (!mm && n->n_in > 2 && n->in[2].n &&
+        (!c || c->isint || dl__ox_bdims(d2, 2, c->dims, c->ndim, o) != 2 || o[0] != 1 || o[1] != d2[1]))) {
+        if (mm && a && bv && a->kind == DL__OX_LAYER && bv->kind == DL__OX_LAYER && !a->whole && !bv->whole && a->rank >= 3 &&
+            bv->rank == a->rank && (a->rank == 3 || a->l->shape[0] == bv->l->shape[0]))     /* per sample */
             return dl__ox_out_layer(ox, 0, dl_matmul(a->l, bv->l), a->rank);
-        }
-        return dl__ox_unsup(ox, "B that is not a 2-d float initializer");
+        return dl__ox_matmul_any(ox, n);
     }
-    if (a->rank != 2) return dl__ox_unsup(ox, "a constant B with an input of rank %d (only [N,K])", a->rank);
+    if ((rc = dl__ox_layer_in(ox, 0, &a))) return rc;
     K = tb ? b->dims[1] : b->dims[0]; N = tb ? b->dims[0] : b->dims[1];
     if (K != a->l->size) return dl__ox_failf(ox, DL_ERR_FORMAT, "B is %lldx%lld for K=%d", (long long)b->dims[0], (long long)b->dims[1], a->l->size);
     if (N < 1 || N > INT_MAX) return dl__ox_unsup(ox, "N %lld", (long long)N);
@@ -11451,11 +11562,13 @@ static dl_net *dl__ox_load(const void *data, size_t size, const char *dir, dl_st
     ox.dir = dir;
     if (!data) rc = dl__ox_failf(&ox, DL_ERR_ARG, "data is NULL");
     else if ((rc = dl__ox_attempt(&ox, data, size)) == DL_ERR_UNSUPPORTED && ox.can_fold) {
+        char first[sizeof ox.err];
+        memcpy(first, ox.err, sizeof first);          /* said again if the second try fails too */
         dl_net_free(ox.net);
         dl__ox_clear(&ox);
         memset(&ox, 0, sizeof ox);
         ox.dir = dir; ox.fold = 1;
-        rc = dl__ox_attempt(&ox, data, size);
+        if ((rc = dl__ox_attempt(&ox, data, size))) memcpy(ox.err, first, sizeof first);
     }
     dl__ox_clear(&ox);
     if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", rc ? ox.err : ""); }
