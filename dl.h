@@ -10037,10 +10037,15 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
         for (j = 0; j < 2; j++) {
             int64_t full = (in[j] - 1) * s[j] + op[j] + (int64_t)(k[j] - 1) * dil[j] + 1, tot;
             os[j] = has_os ? (sd == 2 ? v[j] : j ? v[0] : 1) : in[j] * s[j];
+            int64_t half, start;
             tot = full - os[j];
-            if (tot < 0 || tot > 65536) return dl__ox_unsup(ox, "an output_shape %lld that needs padding %lld", (long long)os[j], (long long)tot);
-            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
-            p[j + 2] = (int)tot - p[j];
+            half = tot >= 0 ? tot / 2 : -((1 - tot) / 2);      /* Python's floor division, as the spec is written */
+            start = dl__str_is(ap, "SAME_UPPER") ? half : tot - half;
+            if (tot > 65536 || start < 0 || tot - start < -65536)
+                return dl__ox_unsup(ox, "an output_shape %lld that needs padding %lld at the start", (long long)os[j], (long long)start);
+            p[j] = (int)start;
+            p[j + 2] = (int)(tot - start > 0 ? tot - start : 0);
+            op[j] += (int)(tot - start < 0 ? start - tot : 0);      /* cells past the full output: output padding */
         }
     }
     memset(&cd, 0, sizeof cd);
