@@ -10068,17 +10068,108 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_nd(ox, l, x->rank);
 }
 
-/* Resize, Upsample by integer factors of H and W. dl.h's nearest is
-   floor(x / scale): ONNX's asymmetric or tf_half_pixel_for_nn with floor, or
-   half_pixel with rounding (the same at integer scales); its bilinear is
-   half_pixel (align_corners off) or align_corners. Upsample and Resize
-   before opset 11 are asymmetric with floor. */
+/* One axis of a Resize as a matrix m[O][I], as ONNX's reference computes
+   it: the coordinate transform, then the n nearest input cells (edge
+   values repeat past the ends), weighted by the mode's coefficients. */
+static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64_t O, double scale, float *m) {
+    dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", "half_pixel");
+    dl__str nm = dl__ox_as(n, "nearest_mode", "round_prefer_floor");
+    double A = dl__ox_af(n, "cubic_coeff_a", -0.75f), wout = scale * (double)I;
+    int cubic = dl__str_is(mode, "cubic"), np = cubic ? 4 : 2, pad = cubic ? 2 : 1, excl = (int)dl__ox_ai(n, "exclude_outside", 0), k;
+    int64_t x, j;
+    if (!cubic && !dl__str_is(mode, "nearest") && !dl__str_is(mode, "linear")) return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+    for (x = 0; x < O; x++) {
+        double xo, ratio, c[4], sum = 0;
+        int64_t idx[4], lo;
+        if (dl__str_is(ct, "half_pixel")) xo = ((double)x + 0.5) / scale - 0.5;
+        else if (dl__str_is(ct, "pytorch_half_pixel")) xo = wout == 1 ? -0.5 : ((double)x + 0.5) / scale - 0.5;
+        else if (dl__str_is(ct, "align_corners")) xo = wout == 1 ? 0 : (double)x * (double)(I - 1) / (wout - 1);
+        else if (dl__str_is(ct, "asymmetric")) xo = (double)x / scale;
+        else if (dl__str_is(ct, "tf_half_pixel_for_nn")) xo = ((double)x + 0.5) / scale;
+        else return dl__ox_unsup(ox, "coordinate_transformation_mode %.*s", (int)ct.n, ct.p);
+        ratio = xo == floor(xo) ? 1 : xo - floor(xo);
+        if (cubic) {
+            double t = ratio + 1, u = 1 - ratio, v = 2 - ratio;
+            c[0] = ((A * t - 5 * A) * t + 8 * A) * t - 4 * A;
+            c[1] = ((A + 2) * ratio - (A + 3)) * ratio * ratio + 1;
+            c[2] = ((A + 2) * u - (A + 3)) * u * u + 1;
+            c[3] = ((A * v - 5 * A) * v + 8 * A) * v - 4 * A;
+        } else if (dl__str_is(mode, "linear")) { c[0] = 1 - ratio; c[1] = ratio; }
+        else if (ratio == 1 || dl__str_is(nm, "ceil")) { c[0] = 0; c[1] = 1; }
+        else if (dl__str_is(nm, "floor")) { c[0] = 1; c[1] = 0; }
+        else if (dl__str_is(nm, "round_prefer_floor")) { c[0] = ratio <= 0.5; c[1] = ratio > 0.5; }
+        else if (dl__str_is(nm, "round_prefer_ceil")) { c[0] = ratio < 0.5; c[1] = ratio >= 0.5; }
+        else return dl__ox_unsup(ox, "nearest_mode %.*s", (int)nm.n, nm.p);
+        /* the np cells of the padded axis nearest xo + pad, ties to the lower; as cells of the axis */
+        lo = (int64_t)floor(xo + pad) - (ratio == 1 ? np / 2 : np / 2 - 1);
+        if (lo < 0) lo = 0;
+        if (lo > I + 2 * pad - np) lo = I + 2 * pad - np;
+        for (k = 0; k < np; k++) idx[k] = lo + k - pad;
+        if (excl) for (k = 0; k < np; k++) if (idx[k] < 0 || idx[k] >= I) c[k] = 0;
+        for (k = 0; k < np; k++) sum += c[k];
+        for (j = 0; j < I; j++) m[x * I + j] = 0;
+        for (k = 0; k < np; k++)
+            m[x * I + (idx[k] < 0 ? 0 : idx[k] >= I ? I - 1 : idx[k])] += (float)(excl && sum != 0 ? c[k] / sum : c[k]);
+    }
+    return DL_OK;
+}
+/* A Resize of H and W as matrices: (C*H, W) x Mw^T, then the same along H
+   with H brought last; dims that keep their size and cells are skipped. */
+static int dl__ox_resize_any(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, const int64_t *d, const int64_t *o, const double *s) {
+    static const int p021[3] = { 0, 2, 1 };
+    dl_layer *l = x->l, *c;
+    dl__str none = { "", 0 };
+    int64_t sh[3];
+    int ax, rc;
+    if (dl__str_is(dl__ox_as(n, "coordinate_transformation_mode", ""), "tf_crop_and_resize")) return dl__ox_unsup(ox, "tf_crop_and_resize");
+    if (dl__ox_ai(n, "antialias", 0) && (s[2] < 1 || s[3] < 1)) return dl__ox_unsup(ox, "antialias when downsampling");
+    for (ax = 3; ax >= 2; ax--) {       /* W, then H (brought last) */
+        int64_t I = d[ax], O = o[ax], other = ax == 3 ? d[1] * d[2] : d[1] * o[3];
+        dl__ox_t t;
+        int64_t td[2];
+        float *m;
+        int64_t i, j, ident = I == O;
+        td[0] = I; td[1] = O;
+        if ((rc = dl__ox_t_alloc(&t, 0, 2, td))) return dl__ox_failf(ox, rc, "too large");
+        if (!(m = (float *)dl__calloc((size_t)(I * O), sizeof(float)))) { dl__ox_t_free(&t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
+        if ((rc = dl__ox_resize_axis(ox, n, I, O, s[ax], m))) { DL_FREE(m); dl__ox_t_free(&t); return rc; }
+        for (i = 0; i < O; i++)
+            for (j = 0; j < I; j++) {
+                t.f[j * O + i] = m[i * I + j];      /* transposed: (I, O) */
+                ident &= m[i * I + j] == (i == j);
+            }
+        DL_FREE(m);
+        if (ax == 2) {                  /* (C, H, OW) -> (C, OW, H) */
+            sh[0] = d[1]; sh[1] = d[2]; sh[2] = o[3];
+            if (!ident && (!(rc = dl__ox_shape_as(ox, &l, 3, sh)))) rc = dl__ox_take(ox, l = dl_transpose(l, p021));
+        }
+        sh[0] = other; sh[1] = I;
+        if (!ident && !rc && !(rc = dl__ox_shape_as(ox, &l, 2, sh)) && !(rc = dl__ox_const_as(ox, &t, none, 2, td, &c)))
+            rc = dl__ox_take(ox, l = dl_matmul(l, c));
+        if (ax == 2 && !ident && !rc) {  /* back to (C, OH, OW) */
+            sh[0] = d[1]; sh[1] = o[3]; sh[2] = O;
+            if (!(rc = dl__ox_shape_as(ox, &l, 3, sh))) rc = dl__ox_take(ox, l = dl_transpose(l, p021));
+        }
+        dl__ox_t_free(&t);
+        if (rc) return rc;
+    }
+    return dl__ox_out_dims(ox, 0, l, 4, o, 0);
+}
+
+/* Resize, Upsample of H and W. dl.h's upsample layer takes integer factors:
+   its nearest is floor(x / scale) (ONNX's asymmetric or tf_half_pixel_for_nn
+   with floor, or half_pixel with rounding: the same at integer scales), its
+   bilinear half_pixel or align_corners. Anything else (other scales,
+   coordinate transforms, rounding, cubic) is two matrices
+   (dl__ox_resize_any). Upsample and Resize before opset 11 are asymmetric
+   with floor. */
 static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *sc, *sz;
     dl_upsample_desc ud;
-    int64_t d[DL__OX_MAXR];
-    int rc, r, j, old = dl__str_is(n->op, "Upsample") || ox->opset < 11, f[2];
+    int64_t d[DL__OX_MAXR], o[4];
+    double s[4];
+    int rc, r, j, old = dl__str_is(n->op, "Upsample") || ox->opset < 11, fast = 1;
     dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", old ? "asymmetric" : "half_pixel");
     dl__str nm = dl__ox_as(n, "nearest_mode", old ? "floor" : "round_prefer_floor");
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
@@ -10091,25 +10182,28 @@ static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
     if (!sc == !sz || (sz && !sz->isint)) return dl__ox_unsup(ox, "neither or both of scales and sizes");
     if ((sc ? sc->count : sz->count) != 4) return dl__ox_unsup(ox, "scales or sizes of %lu (4 expected)", (unsigned long)(sc ? sc->count : sz->count));
     for (j = 0; j < 4; j++) {
-        double v = sc ? dl__ox_get(sc, (size_t)j) : 0;
-        if (sz && j && sz->i[j] % d[j] == 0) v = (double)(sz->i[j] / d[j]);
-        else if (sz && !j) v = 1;
-        if (!(v >= 1 && v <= 4096 && v == floor(v)) || (j < 2 && v != 1)) return dl__ox_unsup(ox, "a scale along dim %d that is not an integer (or one along the batch or channels)", j);
-        if (j >= 2) f[j - 2] = (int)v;
+        if (j < 2) {                    /* the batch and channels keep their size */
+            if (sc ? dl__ox_get(sc, (size_t)j) != 1 : j && sz->i[j] != d[j]) return dl__ox_unsup(ox, "a resize along dim %d (H and W only)", j);
+            o[j] = d[j]; s[j] = 1;
+            continue;
+        }
+        s[j] = sc ? dl__ox_get(sc, (size_t)j) : (double)sz->i[j] / (double)d[j];
+        o[j] = sc ? (int64_t)floor((double)d[j] * s[j]) : sz->i[j];
+        if (!(s[j] > 0 && s[j] <= 4096) || o[j] < 1 || o[j] > INT_MAX / 4) return dl__ox_unsup(ox, "a scale of %g along dim %d (up to 4096)", s[j], j);
+        fast &= o[j] % d[j] == 0 && o[j] / d[j] == s[j];
     }
     memset(&ud, 0, sizeof ud);
-    ud.scale_h = f[0]; ud.scale_w = f[1];
+    if (fast) { ud.scale_h = (int)(o[2] / d[2]); ud.scale_w = (int)(o[3] / d[3]); }
     if (dl__str_is(mode, "nearest")) {
         int fl = dl__str_is(nm, "floor"), rd = dl__str_is(nm, "round_prefer_floor") || dl__str_is(nm, "round_prefer_ceil");
-        if (!((fl && (dl__str_is(ct, "asymmetric") || dl__str_is(ct, "tf_half_pixel_for_nn"))) ||
-              (rd && (dl__str_is(ct, "half_pixel") || dl__str_is(ct, "pytorch_half_pixel")))))
-            return dl__ox_unsup(ox, "nearest with %.*s and %.*s (not floor(x / scale))", (int)ct.n, ct.p, (int)nm.n, nm.p);
+        fast &= (fl && (dl__str_is(ct, "asymmetric") || dl__str_is(ct, "tf_half_pixel_for_nn"))) ||
+                (rd && (dl__str_is(ct, "half_pixel") || dl__str_is(ct, "pytorch_half_pixel")));
     } else if (dl__str_is(mode, "linear") || dl__str_is(mode, "bilinear")) {
         ud.bilinear = 1;
         ud.align_corners = dl__str_is(ct, "align_corners");
-        if (!ud.align_corners && !dl__str_is(ct, "half_pixel") && !(dl__str_is(ct, "pytorch_half_pixel") && d[2] * f[0] > 1 && d[3] * f[1] > 1))
-            return dl__ox_unsup(ox, "linear with %.*s", (int)ct.n, ct.p);
-    } else return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+        fast &= ud.align_corners || dl__str_is(ct, "half_pixel") || (dl__str_is(ct, "pytorch_half_pixel") && o[2] > 1 && o[3] > 1);
+    } else fast = 0;
+    if (!fast) return dl__ox_resize_any(ox, n, x, d, o, s);
     return dl__ox_out_layer(ox, 0, dl_upsample_ex(x->l, &ud), r);
 }
 
