@@ -10766,8 +10766,8 @@ static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r)
         return dl__ox_out_const(ox, 0, &t);
     }
     if (x->whole && r >= 1 && r <= 4 && d[0] == 1) return dl__ox_out_dims(ox, 0, x->l, r, d, 0);
-    if (x->whole || r < 1 || d[0] != ox->batch) {     /* the same layer, whole */
-        if ((rc = dl__ox_whole(ox, x, "a reshape that moves the batch dim"))) return rc;
+    if (x->whole || r < 1 || r > 4 || d[0] != ox->batch) {     /* the same layer, whole */
+        if ((rc = dl__ox_whole(ox, x, r > 4 ? "rank over 4 (dl.h has up to 3 dims per sample)" : "a reshape that moves the batch dim"))) return rc;
         return dl__ox_bind(ox, 0, x->l, r, d);
     }
     l = x->l;
