@@ -11774,221 +11774,374 @@ static void dl__pw_param(dl__wbuf *g, dl_net *net, const dl_layer *l, const char
     if (p) dl__pw_tensor(g, 5, name, ndim, dims, p->data, NULL);
 }
 
+/* ---- export: one hook per op (dl__ox_exports[], in DL_OP order, checked
+   against DL_OP_COUNT like dl__ops[]); a new op is one row and its hook ---- */
+typedef struct dl__ox_ex {
+    dl__wbuf *g;                /* the GraphProto being written */
+    dl_net *net;
+    char *err;
+    const char *op;             /* the row's ONNX op */
+} dl__ox_ex;
+typedef int (*dl__ox_export_fn)(dl__ox_ex *e, const dl_layer *l);
+
+/* Writes node (begun with dl__pw_node, attributes added) into the graph. */
+static int dl__ox_emit(dl__ox_ex *e, dl__wbuf *node) { dl__pw_msg(e->g, 1, node); return DL_OK; }
+/* A scalar initializer "<layer>.<what>" named into name[64]. */
+static void dl__ox_scalar(dl__ox_ex *e, const dl_layer *l, const char *what, float v, char *name) {
+    int64_t none = 0;
+    snprintf(name, 64, "%s.%s", l->name, what);
+    dl__pw_tensor(e->g, 5, name, 0, &none, &v, NULL);
+}
+/* The node "<layer>/<step>" (or the layer itself when step is NULL): op of in0 and in1 (NULL: one input). */
+static void dl__ox_step(dl__ox_ex *e, const dl_layer *l, const char *op, const char *step, const char *in0, const char *in1, char *out) {
+    dl__wbuf node;
+    const char *in[3];
+    in[0] = in0; in[1] = in1; in[2] = NULL;
+    if (step) snprintf(out, 64, "%s/%s", l->name, step); else snprintf(out, 64, "%s", l->name);
+    dl__pw_node(&node, op, out, out, in);
+    dl__ox_emit(e, &node);
+}
+static void dl__ox_window_attrs(dl__wbuf *node, const dl_layer *l) {
+    dl__pw_attr_ints(node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
+    dl__pw_attr_ints(node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
+    dl__pw_attr_ints(node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
+}
+
+static int dl__ox_ex_input(dl__ox_ex *e, const dl_layer *l) { (void)e; (void)l; return DL_OK; }   /* a graph input, written apart */
+static int dl__ox_ex_none(dl__ox_ex *e, const dl_layer *l) {
+    return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
+}
+/* the row's op over every input: Relu, Sigmoid, Tanh, Softplus, Mul, Sub, Div, MatMul; Add of 3 or more is Sum */
+static int dl__ox_ex_plain(dl__ox_ex *e, const dl_layer *l) {
+    const char *ins[DL__OX_MAXIO + 1];
+    dl__wbuf node;
+    int k;
+    if (l->n_in > DL__OX_MAXIO) return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
+    for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
+    ins[l->n_in] = NULL;
+    dl__pw_node(&node, l->op == DL_OP_ADD && l->n_in > 2 ? "Sum" : e->op, l->name, l->name, ins);
+    if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_dense(dl__ox_ex *e, const dl_layer *l) {
+    char pn[2][64], tmp[64];
+    const char *in[4];
+    int64_t d[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name;
+    if (l->in[0]->ndim > 1) {       /* Gemm wants [N, K] */
+        dl__ox_step(e, l, "Flatten", "flatten", in[0], NULL, tmp);
+        in[0] = tmp;
+    }
+    d[0] = l->a.units; d[1] = l->in[0]->size;
+    dl__pw_param(e->g, e->net, l, "weight", d, 2, pn[0]);
+    dl__pw_param(e->g, e->net, l, "bias", d, 1, pn[1]);
+    in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+    dl__pw_node(&node, "Gemm", l->name, l->name, in);
+    dl__pw_attr_int(&node, "transB", 1);
+    return dl__ox_emit(e, &node);
+}
+/* Conv: weight (F, C/g, kh, kw); ConvTranspose: (C, F/g, kh, kw) */
+static int dl__ox_ex_conv(dl__ox_ex *e, const dl_layer *l) {
+    char pn[2][64];
+    const char *in[4];
+    int64_t d[4];
+    int c = l->in[0]->shape[0], tr = l->op == DL_OP_CONV2D_TRANSPOSE;
+    dl__wbuf node;
+    d[0] = tr ? c : l->a.units; d[1] = tr ? l->a.units / l->a.groups : c / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
+    dl__pw_param(e->g, e->net, l, "weight", d, 4, pn[0]);
+    d[0] = l->a.units;
+    dl__pw_param(e->g, e->net, l, "bias", d, 1, pn[1]);
+    in[0] = l->in[0]->name; in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__ox_window_attrs(&node, l);
+    dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+    if (tr) dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
+    dl__pw_attr_int(&node, "group", l->a.groups);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_pool(dl__ox_ex *e, const dl_layer *l) {
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__ox_window_attrs(&node, l);
+    dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
+    if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
+        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+    if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_global(dl__ox_ex *e, const dl_layer *l) {     /* [N,C,1,1], then [N,C] */
+    char tmp[64], out[64];
+    dl__ox_step(e, l, e->op, "pool", l->in[0]->name, NULL, tmp);
+    dl__ox_step(e, l, "Flatten", NULL, tmp, NULL, out);
+    return DL_OK;
+}
+static int dl__ox_ex_batchnorm(dl__ox_ex *e, const dl_layer *l) {
+    static const char *const what[4] = { "weight", "bias", "running_mean", "running_var" };
+    char pn[4][64];
+    const char *in[6];
+    int64_t c = l->in[0]->shape[0];
+    int k;
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[5] = NULL;
+    for (k = 0; k < 4; k++) { dl__pw_param(e->g, e->net, l, what[k], &c, 1, pn[k]); in[k + 1] = pn[k]; }
+    dl__pw_node(&node, "BatchNormalization", l->name, l->name, in);
+    dl__pw_attr_float(&node, "epsilon", l->a.eps);
+    dl__pw_attr_float(&node, "momentum", 1.0f - l->a.momentum);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_dropout(dl__ox_ex *e, const dl_layer *l) {
+    char ratio[64], out[64];
+    dl__ox_scalar(e, l, "ratio", l->a.alpha, ratio);
+    dl__ox_step(e, l, "Dropout", NULL, l->in[0]->name, ratio, out);
+    return DL_OK;
+}
+/* Reshape to [0 (the batch, copied), shape...] */
+static void dl__ox_reshape_node(dl__ox_ex *e, const dl_layer *l, const char *in0, const char *out) {
+    int64_t s[4], n = l->ndim + 1;
+    char pn[64], o[64];
+    int k;
+    s[0] = 0;
+    for (k = 0; k < l->ndim; k++) s[k + 1] = l->shape[k];
+    snprintf(pn, sizeof pn, "%s.shape", l->name);
+    dl__pw_tensor(e->g, 5, pn, 1, &n, NULL, s);
+    dl__ox_step(e, l, "Reshape", out, in0, pn, o);
+}
+static int dl__ox_ex_reshape(dl__ox_ex *e, const dl_layer *l) { dl__ox_reshape_node(e, l, l->in[0]->name, NULL); return DL_OK; }
+static int dl__ox_ex_alpha(dl__ox_ex *e, const dl_layer *l) {      /* LeakyRelu, Elu */
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__pw_attr_float(&node, "alpha", l->a.alpha);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_prelu(dl__ox_ex *e, const dl_layer *l) {      /* the slope as [C,1,..] to broadcast along channels */
+    char pn[64], out[64];
+    int64_t d[3];
+    d[0] = l->in[0]->shape[0]; d[1] = d[2] = 1;
+    dl__pw_param(e->g, e->net, l, "weight", d, l->ndim, pn);
+    dl__ox_step(e, l, "PRelu", NULL, l->in[0]->name, pn, out);
+    return DL_OK;
+}
+static int dl__ox_ex_softmax(dl__ox_ex *e, const dl_layer *l) {    /* Softmax, LogSoftmax */
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__pw_attr_int(&node, "axis", 1);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_clip(dl__ox_ex *e, const dl_layer *l) {       /* opset 13: the bounds are inputs */
+    char pn[2][64];
+    const char *in[4];
+    dl__wbuf node;
+    dl__ox_scalar(e, l, "min", l->a.alpha, pn[0]);
+    dl__ox_scalar(e, l, "max", l->a.beta, pn[1]);
+    in[0] = l->in[0]->name; in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+    dl__pw_node(&node, "Clip", l->name, l->name, in);
+    return dl__ox_emit(e, &node);
+}
+/* HardSigmoid; HardSwish (opset 14) is x HardSigmoid(x) */
+static int dl__ox_ex_hard_sigmoid(dl__ox_ex *e, const dl_layer *l) {
+    char tmp[64], out[64];
+    const char *in[2];
+    int sw = l->op == DL_OP_HARD_SWISH;
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    if (sw) snprintf(tmp, sizeof tmp, "%s/hsig", l->name); else snprintf(tmp, sizeof tmp, "%s", l->name);
+    dl__pw_node(&node, "HardSigmoid", tmp, tmp, in);
+    dl__pw_attr_float(&node, "alpha", l->a.alpha);
+    dl__pw_attr_float(&node, "beta", l->a.beta);
+    dl__ox_emit(e, &node);
+    if (sw) dl__ox_step(e, l, "Mul", NULL, l->in[0]->name, tmp, out);
+    return DL_OK;
+}
+static int dl__ox_ex_selu(dl__ox_ex *e, const dl_layer *l) {
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, "Selu", l->name, l->name, in);
+    dl__pw_attr_float(&node, "alpha", l->a.alpha);
+    dl__pw_attr_float(&node, "gamma", l->a.beta);
+    return dl__ox_emit(e, &node);
+}
+/* Gelu is opset 20: 0.5 x (1 + erf(x / sqrt 2)), or the tanh form
+   0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as dl.h computes them */
+static int dl__ox_ex_gelu(dl__ox_ex *e, const dl_layer *l) {
+    char c[4][64], t[64], u[64], half[64], out[64];
+    const char *x = l->in[0]->name;
+    dl__ox_scalar(e, l, "half", 0.5f, c[0]);
+    dl__ox_scalar(e, l, "one", 1.0f, c[1]);
+    if (l->a.approximate) {
+        dl__ox_scalar(e, l, "c", (float)DL__GELU_C, c[2]);
+        dl__ox_scalar(e, l, "sqrt_2_pi", (float)DL__SQRT_2_PI, c[3]);
+        dl__ox_step(e, l, "Mul", "x2", x, x, t);
+        dl__ox_step(e, l, "Mul", "x3", t, x, u);
+        dl__ox_step(e, l, "Mul", "cx3", u, c[2], t);
+        dl__ox_step(e, l, "Add", "inner", x, t, u);
+        dl__ox_step(e, l, "Mul", "scaled", u, c[3], t);
+        dl__ox_step(e, l, "Tanh", "tanh", t, NULL, u);
+    } else {
+        dl__ox_scalar(e, l, "sqrt1_2", (float)DL__SQRT1_2, c[2]);
+        dl__ox_step(e, l, "Mul", "scaled", x, c[2], t);
+        dl__ox_step(e, l, "Erf", "erf", t, NULL, u);
+    }
+    dl__ox_step(e, l, "Add", "plus1", u, c[1], t);
+    dl__ox_step(e, l, "Mul", "halfx", x, c[0], half);
+    dl__ox_step(e, l, "Mul", NULL, half, t, out);
+    return DL_OK;
+}
+static int dl__ox_ex_silu(dl__ox_ex *e, const dl_layer *l) {       /* x sigmoid(x) */
+    char s[64], out[64];
+    dl__ox_step(e, l, "Sigmoid", "sigmoid", l->in[0]->name, NULL, s);
+    dl__ox_step(e, l, "Mul", NULL, l->in[0]->name, s, out);
+    return DL_OK;
+}
+static int dl__ox_ex_constant(dl__ox_ex *e, const dl_layer *l) {   /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
+    char pn[64];
+    int64_t d[4];
+    int k;
+    dl_param *p;
+    d[0] = 1;
+    for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
+    snprintf(pn, sizeof pn, "%s.value", l->name);
+    if (!(p = dl_net_find_param(e->net, pn))) return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
+    dl__pw_tensor(e->g, 5, l->name, l->ndim + 1, d, p->data, NULL);
+    return DL_OK;
+}
+static int dl__ox_ex_pad(dl__ox_ex *e, const dl_layer *l) {        /* opset 13: pads and the value are inputs */
+    int64_t pads[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, eight = 8;
+    char pn[2][64];
+    const char *in[4];
+    dl__wbuf node;
+    pads[2] = l->a.pad[0]; pads[3] = l->a.pad[1]; pads[6] = l->a.pad[2]; pads[7] = l->a.pad[3];
+    snprintf(pn[0], 64, "%s.pads", l->name);
+    dl__pw_tensor(e->g, 5, pn[0], 1, &eight, NULL, pads);
+    dl__ox_scalar(e, l, "value", l->a.value, pn[1]);
+    in[0] = l->in[0]->name; in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+    dl__pw_node(&node, "Pad", l->name, l->name, in);
+    dl__pw_attr_str(&node, "mode", l->a.mode == DL_PAD_REFLECT ? "reflect" : l->a.mode == DL_PAD_EDGE ? "edge" : "constant");
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_transpose(dl__ox_ex *e, const dl_layer *l) {  /* the batch stays first */
+    int pp[4] = { 0, 0, 0, 0 }, k;
+    const char *in[2];
+    dl__wbuf node;
+    for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, "Transpose", l->name, l->name, in);
+    dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_upsample(dl__ox_ex *e, const dl_layer *l) {   /* scales [1, 1, h, w]; dl.h's nearest is floor(x / scale) */
+    float sc[4];
+    int64_t four = 4;
+    char pn[64];
+    const char *in[4];
+    dl__wbuf node;
+    sc[0] = sc[1] = 1; sc[2] = (float)l->a.scale[0]; sc[3] = (float)l->a.scale[1];
+    snprintf(pn, sizeof pn, "%s.scales", l->name);
+    dl__pw_tensor(e->g, 5, pn, 1, &four, sc, NULL);
+    in[0] = l->in[0]->name; in[1] = ""; in[2] = pn; in[3] = NULL;
+    dl__pw_node(&node, "Resize", l->name, l->name, in);
+    dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
+    dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
+    if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_slice(dl__ox_ex *e, const dl_layer *l) {      /* along axis 1 */
+    static const char *const what[3] = { "starts", "ends", "axes" };
+    int64_t v[3], one = 1;
+    char pn[3][64];
+    const char *in[5];
+    int k;
+    dl__wbuf node;
+    v[0] = l->a.range[0]; v[1] = l->a.range[1]; v[2] = 1;
+    in[0] = l->in[0]->name; in[4] = NULL;
+    for (k = 0; k < 3; k++) {
+        snprintf(pn[k], 64, "%s.%s", l->name, what[k]);
+        dl__pw_tensor(e->g, 5, pn[k], 1, &one, NULL, &v[k]);
+        in[k + 1] = pn[k];
+    }
+    dl__pw_node(&node, "Slice", l->name, l->name, in);
+    return dl__ox_emit(e, &node);
+}
+/* ReduceSum (axes an input at opset 13) or ReduceMean (an attribute), dims
+   kept, then reshaped to the layer's shape */
+static int dl__ox_ex_reduce(dl__ox_ex *e, const dl_layer *l) {
+    int64_t ax[3], n = 0;
+    int k;
+    char pn[64], tmp[64];
+    const char *in[3];
+    dl__wbuf node;
+    for (k = 0; k < 3; k++) if (l->a.axes[k]) ax[n++] = k + 1;
+    snprintf(tmp, sizeof tmp, "%s/reduce", l->name);
+    in[0] = l->in[0]->name; in[1] = in[2] = NULL;
+    if (!l->a.mode) {
+        snprintf(pn, sizeof pn, "%s.axes", l->name);
+        dl__pw_tensor(e->g, 5, pn, 1, &n, NULL, ax);
+        in[1] = pn;
+    }
+    dl__pw_node(&node, l->a.mode ? "ReduceMean" : "ReduceSum", tmp, tmp, in);
+    if (l->a.mode) dl__pw_attr_ints(&node, "axes", (int)n, (int)(n > 0 ? ax[0] : 0), (int)(n > 1 ? ax[1] : 0), (int)(n > 2 ? ax[2] : 0), 0);
+    dl__pw_attr_int(&node, "keepdims", 1);
+    dl__ox_emit(e, &node);
+    dl__ox_reshape_node(e, l, tmp, NULL);
+    return DL_OK;
+}
+
+static const struct dl__ox_export { int op; const char *onnx; dl__ox_export_fn fn; } dl__ox_exports[] = {
+    { DL_OP_INPUT, "", dl__ox_ex_input },
+    { DL_OP_DENSE, "Gemm", dl__ox_ex_dense },
+    { DL_OP_CONV2D, "Conv", dl__ox_ex_conv },
+    { DL_OP_MAXPOOL2D, "MaxPool", dl__ox_ex_pool },
+    { DL_OP_AVGPOOL2D, "AveragePool", dl__ox_ex_pool },
+    { DL_OP_GLOBAL_AVGPOOL, "GlobalAveragePool", dl__ox_ex_global },
+    { DL_OP_BATCHNORM, "BatchNormalization", dl__ox_ex_batchnorm },
+    { DL_OP_DROPOUT, "Dropout", dl__ox_ex_dropout },
+    { DL_OP_RESHAPE, "Reshape", dl__ox_ex_reshape },
+    { DL_OP_RELU, "Relu", dl__ox_ex_plain },
+    { DL_OP_LEAKY_RELU, "LeakyRelu", dl__ox_ex_alpha },
+    { DL_OP_ELU, "Elu", dl__ox_ex_alpha },
+    { DL_OP_PRELU, "PRelu", dl__ox_ex_prelu },
+    { DL_OP_SIGMOID, "Sigmoid", dl__ox_ex_plain },
+    { DL_OP_TANH, "Tanh", dl__ox_ex_plain },
+    { DL_OP_SOFTMAX, "Softmax", dl__ox_ex_softmax },
+    { DL_OP_ADD, "Add", dl__ox_ex_plain },
+    { DL_OP_CONCAT, "Concat", dl__ox_ex_plain },
+    { DL_OP_MUL, "Mul", dl__ox_ex_plain },
+    { DL_OP_MATMUL, "MatMul", dl__ox_ex_plain },
+    { DL_OP_CUSTOM, "", dl__ox_ex_none },
+    { DL_OP_GLOBAL_MAXPOOL, "GlobalMaxPool", dl__ox_ex_global },
+    { DL_OP_CLIP, "Clip", dl__ox_ex_clip },
+    { DL_OP_HARD_SIGMOID, "HardSigmoid", dl__ox_ex_hard_sigmoid },
+    { DL_OP_HARD_SWISH, "HardSigmoid", dl__ox_ex_hard_sigmoid },
+    { DL_OP_SELU, "Selu", dl__ox_ex_selu },
+    { DL_OP_GELU, "Erf", dl__ox_ex_gelu },
+    { DL_OP_SILU, "Sigmoid", dl__ox_ex_silu },
+    { DL_OP_SOFTPLUS, "Softplus", dl__ox_ex_plain },
+    { DL_OP_LOG_SOFTMAX, "LogSoftmax", dl__ox_ex_softmax },
+    { DL_OP_SUB, "Sub", dl__ox_ex_plain },
+    { DL_OP_DIV, "Div", dl__ox_ex_plain },
+    { DL_OP_CONSTANT, "", dl__ox_ex_constant },
+    { DL_OP_CONV2D_TRANSPOSE, "ConvTranspose", dl__ox_ex_conv },
+    { DL_OP_PAD, "Pad", dl__ox_ex_pad },
+    { DL_OP_TRANSPOSE, "Transpose", dl__ox_ex_transpose },
+    { DL_OP_UPSAMPLE, "Resize", dl__ox_ex_upsample },
+    { DL_OP_SLICE, "Slice", dl__ox_ex_slice },
+    { DL_OP_REDUCE, "ReduceSum", dl__ox_ex_reduce }
+};
+/* A forgotten row stops the build; test_onnx checks each row's op is its index. */
+typedef char dl__ox_exports_has_every_op[sizeof dl__ox_exports / sizeof dl__ox_exports[0] == DL_OP_COUNT ? 1 : -1];
+
 /* One layer as ONNX nodes (and initializers) in graph g. */
 static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char *err) {
-    char pn[5][64], tmp[48];
-    const char *in[6];
-    int64_t d[4] = { 1, 1, 1, 1 };
-    dl__wbuf node;
-    int c = l->n_in ? l->in[0]->shape[0] : 0, k;
-    const char *x = l->n_in ? l->in[0]->name : "";
-    in[0] = x; in[1] = NULL;
-    switch (l->op) {
-    case DL_OP_INPUT: return DL_OK;
-    case DL_OP_DENSE:
-        if (l->in[0]->ndim > 1) {       /* Gemm wants [N, K] */
-            snprintf(tmp, sizeof tmp, "%s/flatten", l->name);
-            dl__pw_node(&node, "Flatten", tmp, tmp, in);
-            dl__pw_msg(g, 1, &node);
-            in[0] = tmp;
-        }
-        d[0] = l->a.units; d[1] = l->in[0]->size;
-        dl__pw_param(g, net, l, "weight", d, 2, pn[0]);
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
-        dl__pw_node(&node, "Gemm", l->name, l->name, in);
-        dl__pw_attr_int(&node, "transB", 1);
-        break;
-    case DL_OP_CONV2D:
-        d[0] = l->a.units; d[1] = c / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
-        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
-        dl__pw_node(&node, "Conv", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
-        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
-        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-        dl__pw_attr_int(&node, "group", l->a.groups);
-        break;
-    case DL_OP_CONV2D_TRANSPOSE:
-        d[0] = c; d[1] = l->a.units / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
-        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
-        d[0] = l->a.units;
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
-        dl__pw_node(&node, "ConvTranspose", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
-        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
-        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-        dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
-        dl__pw_attr_int(&node, "group", l->a.groups);
-        break;
-    case DL_OP_UPSAMPLE: {              /* scales [1, 1, h, w]; dl.h's nearest is floor(x / scale) */
-        float sc[4];
-        int64_t four = 4;
-        sc[0] = sc[1] = 1; sc[2] = (float)l->a.scale[0]; sc[3] = (float)l->a.scale[1];
-        snprintf(pn[0], 64, "%s.scales", l->name);
-        dl__pw_tensor(g, 5, pn[0], 1, &four, sc, NULL);
-        in[1] = ""; in[2] = pn[0]; in[3] = NULL;
-        dl__pw_node(&node, "Resize", l->name, l->name, in);
-        dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
-        dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
-        if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
-        break;
-    }
-    case DL_OP_PAD: {                   /* opset 13: pads and the value are inputs */
-        int64_t pads[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, eight = 8;
-        float val = l->a.value;
-        pads[2] = l->a.pad[0]; pads[3] = l->a.pad[1]; pads[6] = l->a.pad[2]; pads[7] = l->a.pad[3];
-        snprintf(pn[0], 64, "%s.pads", l->name);
-        dl__pw_tensor(g, 5, pn[0], 1, &eight, NULL, pads);
-        snprintf(pn[1], 64, "%s.value", l->name);
-        dl__pw_tensor(g, 5, pn[1], 0, d, &val, NULL);
-        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
-        dl__pw_node(&node, "Pad", l->name, l->name, in);
-        dl__pw_attr_str(&node, "mode", l->a.mode == DL_PAD_REFLECT ? "reflect" : l->a.mode == DL_PAD_EDGE ? "edge" : "constant");
-        break;
-    }
-    case DL_OP_TRANSPOSE: {             /* the batch stays first */
-        int pp[4];
-        pp[0] = 0;
-        for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
-        dl__pw_node(&node, "Transpose", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
-        break;
-    }
-    case DL_OP_SLICE: {                 /* along axis 1 */
-        int64_t v[3], one = 1;
-        const char *nm[3] = { "starts", "ends", "axes" };
-        v[0] = l->a.range[0]; v[1] = l->a.range[1]; v[2] = 1;
-        for (k = 0; k < 3; k++) {
-            snprintf(pn[k], 64, "%s.%s", l->name, nm[k]);
-            dl__pw_tensor(g, 5, pn[k], 1, &one, NULL, &v[k]);
-            in[k + 1] = pn[k];
-        }
-        in[4] = NULL;
-        dl__pw_node(&node, "Slice", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
-        dl__pw_node(&node, l->op == DL_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
-        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
-        dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
-        if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
-            dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-        if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
-        break;
-    case DL_OP_GLOBAL_AVGPOOL:          /* [N,C,1,1], then [N,C] */
-        snprintf(tmp, sizeof tmp, "%s/pool", l->name);
-        dl__pw_node(&node, "GlobalAveragePool", tmp, tmp, in);
-        dl__pw_msg(g, 1, &node);
-        in[0] = tmp;
-        dl__pw_node(&node, "Flatten", l->name, l->name, in);
-        break;
-    case DL_OP_BATCHNORM:
-        d[0] = c;
-        dl__pw_param(g, net, l, "weight", d, 1, pn[0]);
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        dl__pw_param(g, net, l, "running_mean", d, 1, pn[2]);
-        dl__pw_param(g, net, l, "running_var", d, 1, pn[3]);
-        for (k = 0; k < 4; k++) in[k + 1] = pn[k];
-        in[5] = NULL;
-        dl__pw_node(&node, "BatchNormalization", l->name, l->name, in);
-        dl__pw_attr_float(&node, "epsilon", l->a.eps);
-        dl__pw_attr_float(&node, "momentum", 1.0f - l->a.momentum);
-        break;
-    case DL_OP_DROPOUT: {
-        float ratio = l->a.alpha;
-        snprintf(pn[0], 64, "%s.ratio", l->name);
-        dl__pw_tensor(g, 5, pn[0], 0, d, &ratio, NULL);
-        in[1] = pn[0]; in[2] = NULL;
-        dl__pw_node(&node, "Dropout", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_RESHAPE: {
-        int64_t s[4], n = l->ndim + 1;
-        s[0] = 0;                       /* 0: the batch, copied */
-        for (k = 0; k < l->ndim; k++) s[k + 1] = l->shape[k];
-        snprintf(pn[0], 64, "%s.shape", l->name);
-        dl__pw_tensor(g, 5, pn[0], 1, &n, NULL, s);
-        in[1] = pn[0]; in[2] = NULL;
-        dl__pw_node(&node, "Reshape", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_RELU: dl__pw_node(&node, "Relu", l->name, l->name, in); break;
-    case DL_OP_SIGMOID: dl__pw_node(&node, "Sigmoid", l->name, l->name, in); break;
-    case DL_OP_TANH: dl__pw_node(&node, "Tanh", l->name, l->name, in); break;
-    case DL_OP_LEAKY_RELU: case DL_OP_ELU:
-        dl__pw_node(&node, l->op == DL_OP_ELU ? "Elu" : "LeakyRelu", l->name, l->name, in);
-        dl__pw_attr_float(&node, "alpha", l->a.alpha);
-        break;
-    case DL_OP_PRELU:                   /* the slope as [C,1,..] to broadcast along channels */
-        d[0] = c; d[1] = d[2] = 1;
-        dl__pw_param(g, net, l, "weight", d, l->ndim, pn[0]);
-        in[1] = pn[0]; in[2] = NULL;
-        dl__pw_node(&node, "PRelu", l->name, l->name, in);
-        break;
-    case DL_OP_SOFTMAX: case DL_OP_LOG_SOFTMAX:
-        dl__pw_node(&node, l->op == DL_OP_SOFTMAX ? "Softmax" : "LogSoftmax", l->name, l->name, in);
-        dl__pw_attr_int(&node, "axis", 1);
-        break;
-    case DL_OP_CLIP: {                  /* opset 13: the bounds are inputs */
-        float b[2];
-        b[0] = l->a.alpha; b[1] = l->a.beta;
-        for (k = 0; k < 2; k++) {
-            snprintf(pn[k], 64, "%s.%s", l->name, k ? "max" : "min");
-            dl__pw_tensor(g, 5, pn[k], 0, d, &b[k], NULL);
-        }
-        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
-        dl__pw_node(&node, "Clip", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_HARD_SIGMOID: case DL_OP_HARD_SWISH:     /* HardSwish is opset 14: x HardSigmoid(x) */
-        if (l->op == DL_OP_HARD_SWISH) snprintf(tmp, sizeof tmp, "%s/hsig", l->name);
-        dl__pw_node(&node, "HardSigmoid", l->op == DL_OP_HARD_SWISH ? tmp : l->name, l->op == DL_OP_HARD_SWISH ? tmp : l->name, in);
-        dl__pw_attr_float(&node, "alpha", l->a.alpha);
-        dl__pw_attr_float(&node, "beta", l->a.beta);
-        if (l->op == DL_OP_HARD_SWISH) {
-            dl__pw_msg(g, 1, &node);
-            in[1] = tmp; in[2] = NULL;
-            dl__pw_node(&node, "Mul", l->name, l->name, in);
-        }
-        break;
-    case DL_OP_SELU:
-        dl__pw_node(&node, "Selu", l->name, l->name, in);
-        dl__pw_attr_float(&node, "alpha", l->a.alpha);
-        dl__pw_attr_float(&node, "gamma", l->a.beta);
-        break;
-    case DL_OP_SOFTPLUS: dl__pw_node(&node, "Softplus", l->name, l->name, in); break;
-    case DL_OP_CONSTANT:                /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
-        d[0] = 1;
-        for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
-        snprintf(pn[0], 64, "%s.value", l->name);
-        {
-            dl_param *p = dl_net_find_param(net, pn[0]);
-            if (!p) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
-            dl__pw_tensor(g, 5, l->name, l->ndim + 1, d, p->data, NULL);
-        }
-        return DL_OK;
-    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: case DL_OP_SUB: case DL_OP_DIV: {
-        const char *ins[DL__OX_MAXIO + 1];
-        if (l->n_in > DL__OX_MAXIO) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
-        for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
-        ins[l->n_in] = NULL;
-        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_SUB ? "Sub" : l->op == DL_OP_DIV ? "Div" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
-                    l->n_in == 2 ? "Add" : "Sum", l->name, l->name, ins);
-        if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
-        break;
-    }
-    default:
-        return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
-    }
-    dl__pw_msg(g, 1, &node);
-    return DL_OK;
+    dl__ox_ex e;
+    e.g = g; e.net = net; e.err = err; e.op = dl__ox_exports[l->op].onnx;
+    return dl__ox_exports[l->op].fn(&e, l);
 }
 
 int dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_outputs, void **data, size_t *len) {
