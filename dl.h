@@ -991,7 +991,10 @@ DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const
 /* Import: an ordinary net. Layers are named after the ONNX values they
    compute (dl_onnx_output finds one by its ONNX name, graph outputs
    included), parameters come from the initializers, the one graph input is
-   the input layer (batch dim symbolic or fixed). Opsets 1 to 21; local
+   the input layer (batch dim symbolic or fixed). A graph whose input has a
+   fixed first dim and that mixes across it (transposes, reshapes, softmax or
+   constants along it: ONNX's node tests do) imports with that whole tensor
+   as one sample: predict it with a batch of 1. Opsets 1 to 21; local
    functions are inlined. A model
    with ops, attributes or cases dl.h cannot compute exactly fails with
    DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
