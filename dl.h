@@ -11225,6 +11225,61 @@ static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, dl_pad_ex(x->l, &pd), r);
 }
 
+/* ReduceSum, ReduceMean, ReduceSumSquare (x x first): axes an attribute
+   before opset 13 (ReduceSum) or 18 (the others), an input after; the
+   sample's dims merged into runs reduced or kept, at most 3, for dl.h's
+   reduce layer */
+static int dl__ox_reduce(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    int64_t d[DL__OX_MAXR], ax[DL__OX_MAXR], s[DL__OX_MAXR], g[3], od[DL__OX_MAXR];
+    int mean = dl__str_is(n->op, "ReduceMean"), sq = dl__str_is(n->op, "ReduceSumSquare"), keep = (int)dl__ox_ai(n, "keepdims", 1);
+    int r, na, k, rc, ns, off, ng = 0, ro = 0, last = -1;
+    int flags[3] = { 0, 0, 0 }, axes[3], nf = 0;
+    unsigned mark = 0;
+    dl_layer *l;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    if (ox->opset >= (mean || sq ? 18 : 13)) {
+        const dl__ox_t *t = dl__ox_cin(ox, 1);
+        na = 0;
+        if (n->n_in > 1 && n->in[1].n) {
+            if (!t || !t->isint || t->count > DL__OX_MAXR) return dl__ox_unsup(ox, "axes that are not constant");
+            for (na = 0; na < (int)t->count; na++) ax[na] = t->i[na];
+        }
+    } else if ((na = dl__ox_aints(n, "axes", ax, DL__OX_MAXR)) > DL__OX_MAXR) return dl__ox_unsup(ox, "too many axes");
+    if (na <= 0 && dl__ox_ai(n, "noop_with_empty_axes", 0)) return sq ? dl__ox_out_like(ox, 0, dl_mul(x->l, x->l), x) : dl__ox_alias(ox, 0, x);
+    if (na <= 0) for (na = 0; na < r; na++) ax[na] = na;
+    for (k = 0; k < na; k++) {
+        int64_t a = dl__ox_norm_axis(ax[k], r);
+        if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+        mark |= 1u << a;
+    }
+    if ((mark & 1) && (rc = dl__ox_whole(ox, x, "reducing along the batch"))) return rc;
+    off = !x->whole;
+    ns = dl__ox_sample(ox, x, 0, s, &k);
+    for (k = 0; k < ns; k++) {          /* runs of reduced or kept dims (dims of 1 join either) */
+        int red = (int)(mark >> (k + off) & 1);
+        if (s[k] == 1 && ng) { continue; }
+        if (red != last) {
+            if (ng == 3) return dl__ox_unsup(ox, "reducing more than 3 runs of dims");
+            g[ng] = 1; flags[ng++] = red; last = red;
+        }
+        g[ng - 1] *= s[k];
+    }
+    if (!ng) g[ng++] = 1;
+    for (k = 0; k < ng; k++) if (flags[k]) axes[nf++] = k;
+    for (k = 0; k < r; k++) if (!(mark >> k & 1)) od[ro++] = d[k]; else if (keep) od[ro++] = 1;
+    l = x->l;
+    if (sq && (rc = dl__ox_take(ox, l = dl_mul(l, l)))) return rc;
+    if ((rc = dl__ox_shape_as(ox, &l, ng, g))) return rc;
+    if (nf) {
+        l = mean ? dl_reduce_mean(l, axes, nf, 1) : dl_reduce_sum(l, axes, nf, 1);
+        if ((rc = dl__ox_take(ox, l))) return rc;
+    }
+    if (!x->whole && ro < 1) return dl__ox_unsup(ox, "a scalar out of a batch");
+    return dl__ox_out_dims(ox, 0, l, ro, od, x->whole);
+}
+
 /* One row per ONNX op; a new op is one row and one function. Where opsets
    differ the function asks ox->opset, or the older form's attributes are
    missing from the row (so refused). */
@@ -11259,6 +11314,9 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Mul", "", dl__ox_binary },
     { "PRelu", "", dl__ox_prelu },
     { "Pad", "mode pads value", dl__ox_pad },
+    { "ReduceMean", "axes keepdims", dl__ox_reduce },
+    { "ReduceSum", "axes keepdims noop_with_empty_axes", dl__ox_reduce },
+    { "ReduceSumSquare", "axes keepdims noop_with_empty_axes", dl__ox_reduce },
     { "Relu", "", dl__ox_unary },
     { "Reshape", "allowzero", dl__ox_reshape },
     { "Resize", "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value mode nearest_mode", dl__ox_resize },
