@@ -10388,7 +10388,7 @@ static int dl__ox_matmul_any(dl__ox *ox, const dl__ox_node *n) {
     tr[0] = !mm && dl__ox_ai(n, "transA", 0); tr[1] = !mm && dl__ox_ai(n, "transB", 0);
     for (k = 0; k < 2; k++) if (!(v[k] = dl__ox_in(ox, k))) return dl__ox_failf(ox, DL_ERR_FORMAT, "input %d is missing", k);
     if (v[0]->kind != DL__OX_LAYER && v[1]->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
-    if (!mm && n->n_in > 2 && n->in[2].n && (!dl__ox_in(ox, 2) || dl__ox_in(ox, 2)->kind != DL__OX_CONST)) return dl__ox_unsup(ox, "C that is not a constant");
+    if (!mm && n->n_in > 2 && n->in[2].n && !dl__ox_in(ox, 2)) return dl__ox_failf(ox, DL_ERR_FORMAT, "C is missing");
     keep = mm && v[0]->kind == DL__OX_LAYER && !v[0]->whole && v[0]->rank >= 3 && v[1]->kind == DL__OX_CONST && v[1]->t.ndim >= 2 &&
            (v[1]->t.ndim < v[0]->rank || v[1]->t.dims[0] == 1);        /* per sample: B is the same for every one */
     for (k = 0; k < 2 && !rc; k++) {
@@ -10466,14 +10466,20 @@ static int dl__ox_matmul_any(dl__ox *ox, const dl__ox_node *n) {
         if (rc) goto done;
     }
     if (!mm && n->n_in > 2 && n->in[2].n) {     /* + beta C */
-        dl__ox_val *c = dl__ox_in(ox, 2);
-        cv = *c;
-        if ((rc = dl__ox_t_alloc(&cv.t, 0, c->t.ndim, c->t.dims))) { rc = dl__ox_failf(ox, rc, "too large"); goto done; }
-        for (j = 0; j < (int)cv.t.count; j++) cv.t.f[j] = beta * (float)dl__ox_get(&c->t, (size_t)j);
-        rc = dl__ox_combine(ox, &y, none, &cv, n->in[2], 0, &y2);
-        y = y2;
+        dl__ox_val *c = dl__ox_in(ox, 2), bc;
+        int64_t one = 1;
+        memset(&cv, 0, sizeof cv);
+        cv.kind = DL__OX_CONST;       /* beta C, or beta alone for a layer C */
+        if (c->kind == DL__OX_CONST) rc = dl__ox_t_alloc(&cv.t, 0, c->t.ndim, c->t.dims);
+        else rc = dl__ox_t_alloc(&cv.t, 0, 0, &one);
+        if (rc) { rc = dl__ox_failf(ox, rc, "too large"); goto done; }
+        for (j = 0; j < (int)cv.t.count; j++) cv.t.f[j] = beta * (c->kind == DL__OX_CONST ? (float)dl__ox_get(&c->t, (size_t)j) : 1.0f);
+        if (c->kind == DL__OX_CONST) rc = dl__ox_combine(ox, &y, none, &cv, n->in[2], 0, &y2);
+        else if (beta == 1.0f || !(rc = dl__ox_combine(ox, c, n->in[2], &cv, none, 2, &bc)))
+            rc = dl__ox_combine(ox, &y, none, beta == 1.0f ? c : &bc, n->in[2], 0, &y2);
         dl__ox_t_free(&cv.t);
         if (rc) goto done;
+        y = y2;
     }
     rc = dl__ox_alias(ox, 0, &y);
 done:
@@ -10491,11 +10497,12 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     dl_layer *l;
     float *w;
     int64_t K, N, i, j, d2[2], o[2];
-    dl__ox_val *bv = dl__ox_in(ox, 1);
+    dl__ox_val *bv = dl__ox_in(ox, 1), *cl = !mm && n->n_in > 2 && n->in[2].n ? dl__ox_in(ox, 2) : NULL;
+    int c_layer = cl && cl->kind == DL__OX_LAYER;       /* added after the dense layer */
     a = dl__ox_in(ox, 0);
     d2[0] = 1; d2[1] = b && b->ndim == 2 ? b->dims[tb ? 0 : 1] : 0;
     if (!a || a->kind != DL__OX_LAYER || (a->whole && a->wd[0] != 1) || a->rank != 2 || !b || b->isint || b->ndim != 2 ||
-        (!mm && dl__ox_ai(n, "transA", 0)) || (!mm && n->n_in > 2 && n->in[2].n &&
+        (!mm && dl__ox_ai(n, "transA", 0)) || (cl && !c_layer &&
         (!c || c->isint || dl__ox_bdims(d2, 2, c->dims, c->ndim, o) != 2 || o[0] != 1 || o[1] != d2[1]))) {
         if (mm && a && bv && a->kind == DL__OX_LAYER && bv->kind == DL__OX_LAYER && !a->whole && !bv->whole && a->rank >= 3 &&
             bv->rank == a->rank && (a->rank == 3 || a->l->shape[0] == bv->l->shape[0]))     /* per sample */
@@ -10506,12 +10513,6 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     K = tb ? b->dims[1] : b->dims[0]; N = tb ? b->dims[0] : b->dims[1];
     if (K != a->l->size) return dl__ox_failf(ox, DL_ERR_FORMAT, "B is %lldx%lld for K=%d", (long long)b->dims[0], (long long)b->dims[1], a->l->size);
     if (N < 1 || N > INT_MAX) return dl__ox_unsup(ox, "N %lld", (long long)N);
-    if (c) {
-        int64_t d2[2], o[2];
-        d2[0] = 1; d2[1] = N;
-        if (c->isint || dl__ox_bdims(d2, 2, c->dims, c->ndim, o) != 2 || o[0] != 1 || o[1] != N)
-            return dl__ox_unsup(ox, "C that is not a float [N] or [1,N] initializer");
-    }
     memset(&dd, 0, sizeof dd);
     dd.units = (int)N; dd.no_bias = !c; dd.init = DL_INIT_ZEROS;   /* every weight is set below */
     l = dl_dense_ex(a->l, &dd);
@@ -10521,10 +10522,22 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
         if (tb && alpha == 1.0f) memcpy(w + i * K, b->f + i * K, (size_t)K * sizeof *w);
         else for (j = 0; j < K; j++) w[i * K + j] = alpha * b->f[tb ? i * K + j : j * N + i];
     if (c) {
-        int64_t d2[2];
-        d2[0] = 1; d2[1] = N;
         if (!(w = dl__ox_param(ox, l, "bias", (size_t)N))) return DL_ERR_SHAPE;
         for (i = 0; i < N; i++) w[i] = beta * c->f[dl__ox_bcast(d2, 2, c, (size_t)i)];
+    }
+    if (c_layer) {                      /* + beta C */
+        dl__ox_val y, bc, sum, sc;
+        dl__str none = { "", 0 };
+        int64_t one = 1;
+        memset(&y, 0, sizeof y);
+        y.kind = DL__OX_LAYER; y.l = l; y.rank = 2;
+        memset(&sc, 0, sizeof sc);
+        sc.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&sc.t, 0, 0, &one))) return dl__ox_failf(ox, rc, "out of memory");
+        sc.t.f[0] = beta;
+        if (beta == 1.0f || !(rc = dl__ox_combine(ox, cl, n->in[2], &sc, none, 2, &bc))) rc = dl__ox_combine(ox, &y, none, beta == 1.0f ? cl : &bc, n->in[2], 0, &sum);
+        dl__ox_t_free(&sc.t);
+        return rc ? rc : dl__ox_alias(ox, 0, &sum);
     }
     return dl__ox_out_layer(ox, 0, l, 2);
 }
