@@ -10852,8 +10852,27 @@ static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_reshape_to(ox, x, o, (int)s->count);
 }
 
+/* More runs: each output dim in turn moved behind the others, a transpose
+   of (before, dim, after) to (before, after, dim) */
+static int dl__ox_transpose_steps(dl__ox *ox, dl_layer **l, int r, const int64_t *d, const int64_t *perm) {
+    static const int p021[3] = { 0, 2, 1 };
+    int cur[DL__OX_MAXR], k, j, pos, rc;
+    for (k = 0; k < r; k++) cur[k] = k;
+    for (k = 0; k < r; k++) {
+        int64_t v[3] = { 1, 1, 1 };
+        if (d[perm[k]] == 1) continue;
+        for (pos = 0; cur[pos] != perm[k]; pos++) {}
+        for (j = 0; j < r; j++) v[j < pos ? 0 : j == pos ? 1 : 2] *= d[cur[j]];
+        if (v[2] == 1) continue;
+        if ((rc = dl__ox_shape_as(ox, l, 3, v))) return rc;
+        if ((rc = dl__ox_take(ox, *l = dl_transpose(*l, p021)))) return rc;
+        for (j = pos; j < r - 1; j++) cur[j] = cur[j + 1];
+        cur[r - 1] = (int)perm[k];
+    }
+    return DL_OK;
+}
 /* A transpose of a whole tensor: dims of 1 dropped, output dims that are
-   consecutive input dims form runs; up to 3 runs are a dl.h transpose. */
+   consecutive input dims form runs; up to 3 runs are one dl.h transpose. */
 static int dl__ox_transpose_whole(dl__ox *ox, dl__ox_val *x, const int64_t *perm, const int64_t *o) {
     int64_t d[DL__OX_MAXR], gd[3];
     int r, k, j, rc, ng = 0, start[3], order[3], tp[3] = { 0, 0, 0 }, prev = -2, moved = 0;
@@ -10865,7 +10884,10 @@ static int dl__ox_transpose_whole(dl__ox *ox, dl__ox_val *x, const int64_t *perm
         if (d[p] == 1) continue;
         for (j = prev + 1; j < p && d[j] == 1; j++) {}
         if (!ng || j != p) {
-            if (ng == 3) return dl__ox_unsup(ox, "a transpose of more than 3 runs of dims");
+            if (ng == 3) {
+                l = x->l;
+                return (rc = dl__ox_transpose_steps(ox, &l, r, d, perm)) ? rc : dl__ox_bind(ox, 0, l, r, o);
+            }
             start[ng] = p; gd[ng++] = 1;
         }
         gd[ng - 1] *= d[p];
