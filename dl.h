@@ -10875,7 +10875,7 @@ static int dl__ox_transpose_steps(dl__ox *ox, dl_layer **l, int r, const int64_t
    consecutive input dims form runs; up to 3 runs are one dl.h transpose. */
 static int dl__ox_transpose_whole(dl__ox *ox, dl__ox_val *x, const int64_t *perm, const int64_t *o) {
     int64_t d[DL__OX_MAXR], gd[3];
-    int r, k, j, rc, ng = 0, start[3], order[3], tp[3] = { 0, 0, 0 }, prev = -2, moved = 0;
+    int r, k, j, rc, ng = 0, start[3], order[3], tp[3] = { 0, 0, 0 }, prev = -1, moved = 0;
     dl_layer *l;
     if ((rc = dl__ox_whole(ox, x, "a transpose that moves the batch dim"))) return rc;
     r = dl__ox_dims(ox, x, d);
