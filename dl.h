@@ -10797,7 +10797,7 @@ static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r)
 static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
     int64_t d[DL__OX_MAXR], o[2], a;
-    int r, k;
+    int r, k, rc;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
     r = dl__ox_dims(ox, x, d);
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 1), r);
@@ -10807,6 +10807,7 @@ static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
         o[0] = ox->batch; o[1] = x->l->size;
         if (k == a) return dl__ox_reshape_to(ox, x, o, 2);
     }
+    if ((rc = dl__ox_whole(ox, x, a ? "merging dims into the batch" : "merging the batch"))) return rc;
     o[0] = o[1] = 1;
     for (k = 0; k < r; k++) o[k >= a] *= d[k];
     return dl__ox_reshape_to(ox, x, o, 2);
