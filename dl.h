@@ -508,8 +508,14 @@ DLDEF const char *dl_layer_name(const dl_layer *l);
 DLDEF int         dl_layer_op(const dl_layer *l);
 DLDEF int         dl_layer_shape(const dl_layer *l, int shape[3]); /* returns ndim */
 DLDEF int         dl_layer_size(const dl_layer *l);                /* floats per sample */
-DLDEF const float *dl_layer_output(const dl_layer *l);  /* last forward's output on the net's context */
-DLDEF const float *dl_layer_grad(const dl_layer *l);    /* last backward's gradient wrt its output */
+/* The last forward's output and the last backward's gradient wrt the output
+   of l, on the net's context. After dl_predict every computed layer's output
+   is there (NULL for one fused into another); a training pass (dl_forward,
+   dl_train_step) reuses memory once a value is dead, so then only the
+   output asked for is, and after backward the gradients of input layers
+   (dl_net_set_input_grad); NULL for the others. */
+DLDEF const float *dl_layer_output(const dl_layer *l);
+DLDEF const float *dl_layer_grad(const dl_layer *l);
 
 /* ---- parameters ----------------------------------------------------------- */
 /* A view of one parameter tensor. Trainable parameters live in one flat
@@ -673,6 +679,13 @@ DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net
 DLDEF void         dl_ctx_free(dl_ctx *ctx);
 DLDEF const float *dl_ctx_predict(dl_ctx *ctx, dl_layer *out, const float *x, int n); /* owned by ctx */
 DLDEF const char  *dl_ctx_error(const dl_ctx *ctx);
+/* Bytes of the one working buffer a training step to out at batch n uses
+   on the net's backend: activations, gradients and what backward needs,
+   placed by liveness (a buffer is reused once its value is dead), and
+   scratch. Parameters, their gradients and optimizer state are apart (nw
+   floats each). Plans without allocating that buffer; 0 with a message on
+   bad arguments. */
+DLDEF size_t       dl_net_train_bytes(dl_net *net, dl_layer *out, int n);
 
 /* ---- files: little-endian, versioned, checksummed, written atomically ---- */
 DLDEF int     dl_net_save(dl_net *net, const char *path);   /* the message names path and errno's reason */
@@ -1288,7 +1301,10 @@ enum {
     DL__F_BATCH_STATS = 8,      /* batchnorm: batch statistics in training; folds into a GEMM in inference */
     DL__F_FUSE_HEAD = 16,       /* conv, dense: a GEMM whose epilogue can absorb what follows */
     DL__F_FUSE_ACT = 32,        /* an activation that epilogue can apply (act says which) */
-    DL__F_USER = 64             /* custom: callbacks, so not loadable from a file */
+    DL__F_USER = 64,            /* custom: callbacks, so not loadable from a file */
+    DL__F_BWD_NO_IN = 128,      /* backward reads no input's values (on every backend): */
+    DL__F_BWD_NO_OUT = 256,     /* nor its output, so the plan need not keep them (dl__liveness) */
+    DL__F_REPLAY = 512          /* forward with train 2 recomputes the output from the inputs and saved values alone */
 };
 struct dl__simd;
 typedef struct dl__op_info {
@@ -1332,16 +1348,27 @@ struct dl_optim {
     size_t host_cap;
 };
 
+/* One buffer of a plan (dl__liveness): floats, where it starts in the
+   arena, and the first and last step of the pass that use it. */
+typedef struct dl__val { size_t floats, off; int def, last; } dl__val;
+#define DL__VALS 4          /* per layer: output, its gradient, saved, the output recomputed for backward */
+
 struct dl_ctx {
     dl_net *net;
     dl_backend *b;          /* backend the plan was made for */
     int version, cap_n, train_plan;
+    int plan_out;           /* training plans: the output the layout is for; -1 for inference */
     float *arena;           /* one backend allocation holding every buffer */
-    size_t arena_floats;
+    size_t arena_floats, plan_floats;   /* allocated; used by the current layout */
+    size_t ws_off, t_off, b_off, ws_used[3];    /* scratch, targets, statistics backup; scratch floats used */
+    dl__val *vals;          /* DL__VALS per layer (host tables: one block) */
+    int *order, layers;     /* placement order of the values; layers the tables were made for */
     float **out, **dout, **saved; /* per layer */
     float *ws, *targets, *stats_backup;
     uint64_t *seed;         /* per layer: dropout seed of the last forward */
-    unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient */
+    unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient (|2: zeroed) */
+    unsigned char *mayg, *keep;   /* per layer: can get a gradient; valid after the pass (1 output, 2 gradient) */
+    unsigned char *replay;  /* per layer: its output is recomputed for backward (dl__liveness) */
     int *cons;              /* per layer: how many needed layers read it */
     float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
     float **prep;           /* per layer, prepared for inference once per parameter change: a conv or
@@ -1382,6 +1409,7 @@ struct dl_net {
     const struct dl__simd *simd;   /* the CPU's micro-kernels, found at dl_net_new */
     int threads;
     double par_min_work;    /* ops with less work run on the calling thread (tests set 0 to split everything) */
+    int plan_unshared;      /* tests: every buffer of a training plan its own memory (dl__layout) */
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
@@ -1605,7 +1633,9 @@ dl_layer *dl_net_output(dl_net *net) {
     if (!net->n_layers) { dl__fail(net->err, DL_ERR_ARG, "dl_net_output: the net has no layers"); return NULL; }
     return net->layers[net->n_layers - 1];
 }
-void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
+void dl_net_set_input_grad(dl_net *net, int on) {
+    if (net && net->input_grad != (on != 0)) { net->input_grad = on != 0; net->version++; }   /* plans keep an input's gradient */
+}
 
 /* ---- parameters ------------------------------------------------------------ */
 static void dl__param_views(dl_net *net) {   /* after the flat buffers move */
@@ -4078,7 +4108,10 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     double mean, var, sum = 0, sq = 0;
     float inv, sc, sh;
     (void)thread;
-    if (e->train) {
+    if (e->train == 2) {            /* replay (dl__backward): the saved statistics, nothing moves */
+        mean = e->saved[c];
+        var = 0;
+    } else if (e->train) {
         for (n = 0; n < e->n; n++) sum += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
         mean = sum / (double)M;
         for (n = 0; n < e->n; n++) sq += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
@@ -4089,8 +4122,8 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
         mean = e->w[2][c];
         var = e->w[3][c];
     }
-    inv = (float)(1.0 / sqrt(var + l->a.eps));
-    if (e->saved) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
+    inv = e->train == 2 ? e->saved[C + c] : (float)(1.0 / sqrt(var + l->a.eps));
+    if (e->saved && e->train != 2) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
     sc = e->w[0][c] * inv;
     sh = e->w[1][c] - (float)mean * sc;
     for (n = 0; n < e->n; n++)
@@ -4769,79 +4802,79 @@ static const dl__attr_spec dl__gelu_attrs[] = { DL__ATTR("approximate", DL__A_IN
 static const dl__op_info dl__ops[] = {
     { DL_OP_INPUT, "input", 0, 0, DL__F_SOURCE, 0, dl__input_infer, NULL, NULL, NULL, NULL,
       dl__shape_attrs, dl__input_forward, dl__input_backward },
-    { DL_OP_DENSE, "dense", 1, 1, DL__F_FUSE_HEAD, 0, dl__dense_infer, dl__dense_params, NULL, NULL, dl__dense_cpu_ws,
+    { DL_OP_DENSE, "dense", 1, 1, DL__F_FUSE_HEAD | DL__F_BWD_NO_OUT, 0, dl__dense_infer, dl__dense_params, NULL, NULL, dl__dense_cpu_ws,
       dl__dense_attrs, dl__dense_forward, dl__dense_backward },
-    { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
+    { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD | DL__F_BWD_NO_OUT, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
       dl__conv2d_cpu_ws, dl__conv2d_attrs, dl__conv2d_forward, dl__conv2d_backward },
-    { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
+    { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
       dl__maxpool2d_attrs, dl__maxpool2d_forward, dl__maxpool2d_backward },
-    { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
       dl__avgpool2d_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
-    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
-    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS, 0, dl__batchnorm_infer, dl__batchnorm_params,
+    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS | DL__F_BWD_NO_OUT | DL__F_REPLAY, 0, dl__batchnorm_infer, dl__batchnorm_params,
       dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
-    { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG | DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
       dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
     { DL_OP_RESHAPE, "reshape", 1, 1, DL__F_VIEW, 0, dl__reshape_infer, NULL, NULL, NULL, NULL,
       dl__shape_attrs, dl__reshape_forward, dl__reshape_backward },
-    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__relu_forward, dl__relu_backward },
-    { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
       dl__alpha_attrs, dl__leaky_relu_forward, dl__leaky_relu_backward },
     { DL_OP_ELU, "elu", 1, 1, 0, 0, dl__alpha_infer, NULL, NULL, NULL, NULL,
       dl__alpha_attrs, dl__elu_forward, dl__elu_backward },
-    { DL_OP_PRELU, "prelu", 1, 1, DL__F_FUSE_ACT, DL__ACT_PRELU, NULL, dl__prelu_params, NULL, NULL, NULL,
+    { DL_OP_PRELU, "prelu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_PRELU, NULL, dl__prelu_params, NULL, NULL, NULL,
       dl__no_attrs, dl__prelu_forward, dl__prelu_backward },
-    { DL_OP_SIGMOID, "sigmoid", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SIGMOID, "sigmoid", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__sigmoid_forward, dl__sigmoid_backward },
-    { DL_OP_TANH, "tanh", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_TANH, "tanh", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__tanh_forward, dl__tanh_backward },
-    { DL_OP_SOFTMAX, "softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SOFTMAX, "softmax", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__softmax_forward, dl__softmax_backward },
-    { DL_OP_ADD, "add", 2, 64, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_ADD, "add", 2, 64, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__add_forward, dl__add_backward },
-    { DL_OP_CONCAT, "concat", 1, 64, 0, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_CONCAT, "concat", 1, 64, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__concat_forward, dl__concat_backward },
-    { DL_OP_MUL, "mul", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_MUL, "mul", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__mul_forward, dl__mul_backward },
-    { DL_OP_MATMUL, "matmul", 2, 2, 0, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
+    { DL_OP_MATMUL, "matmul", 2, 2, DL__F_BWD_NO_OUT, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
       dl__no_attrs, dl__matmul_forward, dl__matmul_backward },
     { DL_OP_CUSTOM, "custom", 1, 64, DL__F_USER, 0, dl__custom_infer, dl__custom_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__custom_forward, dl__custom_backward },
-    { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
+    { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
       dl__no_attrs, dl__global_maxpool_forward, dl__global_maxpool_backward },
-    { DL_OP_CLIP, "clip", 1, 1, DL__F_FUSE_ACT, DL__ACT_CLIP, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_CLIP, "clip", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_CLIP, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__clip_attrs, dl__clip_forward, dl__clip_backward },
-    { DL_OP_HARD_SIGMOID, "hard_sigmoid", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_HARD_SIGMOID, "hard_sigmoid", 1, 1, DL__F_BWD_NO_OUT, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__hard_sigmoid_attrs, dl__hard_sigmoid_forward, dl__hard_sigmoid_backward },
-    { DL_OP_HARD_SWISH, "hard_swish", 1, 1, DL__F_FUSE_ACT, DL__ACT_HARD_SWISH, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_HARD_SWISH, "hard_swish", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_HARD_SWISH, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__hard_sigmoid_attrs, dl__hard_swish_forward, dl__hard_swish_backward },
     { DL_OP_SELU, "selu", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__selu_attrs, dl__selu_forward, dl__selu_backward },
-    { DL_OP_GELU, "gelu", 1, 1, 0, 0, dl__gelu_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_GELU, "gelu", 1, 1, DL__F_BWD_NO_OUT, 0, dl__gelu_infer, NULL, NULL, NULL, NULL,
       dl__gelu_attrs, dl__gelu_forward, dl__gelu_backward },
-    { DL_OP_SILU, "silu", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SILU, "silu", 1, 1, DL__F_BWD_NO_OUT, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__silu_forward, dl__silu_backward },
-    { DL_OP_SOFTPLUS, "softplus", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SOFTPLUS, "softplus", 1, 1, DL__F_BWD_NO_OUT, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__softplus_forward, dl__softplus_backward },
-    { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__log_softmax_forward, dl__log_softmax_backward },
-    { DL_OP_SUB, "sub", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_SUB, "sub", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__sub_forward, dl__sub_backward },
-    { DL_OP_DIV, "div", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_DIV, "div", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__div_forward, dl__div_backward },
     { DL_OP_CONSTANT, "constant", 0, 0, 0, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__constant_forward, dl__constant_backward },
-    { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, 0, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
+    { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, DL__F_BWD_NO_OUT, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
       dl__conv2d_ws, dl__conv2d_cpu_ws, dl__conv2d_transpose_attrs, dl__conv2d_transpose_forward, dl__conv2d_transpose_backward },
-    { DL_OP_PAD, "pad", 1, 1, 0, 0, dl__pad_infer, NULL, NULL, NULL, NULL, dl__pad_attrs, dl__pad_forward, dl__pad_backward },
-    { DL_OP_TRANSPOSE, "transpose", 1, 1, 0, 0, dl__transpose_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_PAD, "pad", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__pad_infer, NULL, NULL, NULL, NULL, dl__pad_attrs, dl__pad_forward, dl__pad_backward },
+    { DL_OP_TRANSPOSE, "transpose", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__transpose_infer, NULL, NULL, NULL, NULL,
       dl__transpose_attrs, dl__transpose_forward, dl__transpose_backward },
-    { DL_OP_UPSAMPLE, "upsample", 1, 1, 0, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_UPSAMPLE, "upsample", 1, 1, DL__F_BWD_NO_OUT, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
       dl__upsample_attrs, dl__upsample_forward, dl__upsample_backward },
-    { DL_OP_SLICE, "slice", 1, 1, 0, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
-    { DL_OP_REDUCE, "reduce", 1, 1, 0, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
+    { DL_OP_SLICE, "slice", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
+    { DL_OP_REDUCE, "reduce", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -5111,47 +5144,172 @@ static void dl__cpu_init(dl_backend *b) {
 static void dl__ctx_release(dl_ctx *c) {
     if (c->arena && c->b == &c->net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
     if (c->arena) c->b->release(c->b, c->arena);
-    DL_FREE(c->seed);                   /* the host tables' one block */
+    DL_FREE(c->vals);                   /* the host tables' one block */
     DL_FREE(c->prep);                   /* the prepared weights' one block */
     c->prep = NULL;
     DL_FREE(c->host_out);
-    c->arena = NULL; c->seed = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
-    c->cap_n = 0; c->last = NULL;
+    c->arena = NULL; c->vals = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
+    c->arena_floats = 0; c->cap_n = 0; c->last = NULL; c->layers = 0;
 }
 
-/* Lays out every buffer for batches of up to n in one backend allocation.
-   Reshape layers share their input's buffers. Training plans also hold
-   gradients, what forward saves for backward, targets and a copy of the
-   statistics to restore after a failed step. */
-static int dl__plan(dl_ctx *c, int n, int train) {
-    dl_net *net = c->net;
-    int i, L = net->n_layers;
-    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0, fuse_floats = 0, sh_used = 0, th_used = 0;
-    double need = 0;        /* the same sum in floating point: sizes that wrap size_t are refused */
-    int threads;
+/* The host tables, one block per graph, strictest alignment first: the
+   values, seeds, 3 pointer tables, the placement order, consumer counts,
+   5 flag arrays. */
+static int dl__ctx_tables(dl_ctx *c) {
+    int L = c->net->n_layers;
     char *host;
-    if (c->arena && c->version == net->version && c->b == net->b && n <= c->cap_n && (!train || c->train_plan))
-        return DL_OK;
-    if (c->arena && c->version == net->version && c->b == net->b && n < c->cap_n) n = c->cap_n;
-    if (c->train_plan && c->version == net->version) train = 1;
-    dl__ctx_release(c);
-    /* host side, one block, strictest alignment first so every table is
-       aligned: seeds, 3 pointer tables, offsets, 2 flag arrays */
-    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + sizeof(int) + 2);
-    if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
-    c->seed = (uint64_t *)(void *)host;
+    if (c->vals && c->layers == L) return 1;
+    DL_FREE(c->vals);
+    host = (char *)dl__calloc((size_t)L, DL__VALS * sizeof(dl__val) + sizeof(uint64_t) + 3 * sizeof(float *) + (DL__VALS + 1) * sizeof(int) + 5);
+    c->vals = (dl__val *)(void *)host;
+    if (!host) { c->out = NULL; c->layers = 0; return 0; }
+    c->seed = (uint64_t *)(void *)(c->vals + DL__VALS * (size_t)L);
     c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
-    off = (size_t *)(void *)(c->saved + L);
-    c->cons = (int *)(void *)(off + 4 * (size_t)L);
+    c->order = (int *)(void *)(c->saved + L);
+    c->cons = c->order + DL__VALS * (size_t)L;
     c->needed = (unsigned char *)(c->cons + L);
     c->rg = c->needed + L;
-    threads = c == net->ctx ? net->threads : 1;
-    for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
+    c->mayg = c->rg + L;
+    c->keep = c->mayg + L;
+    c->replay = c->keep + L;
+    c->layers = L;
+    return 1;
+}
+
+/* Views (reshape, flatten) share their input's buffers: the layer that owns them. */
+static int dl__root(const dl_net *net, int i) {
+    while (DL__HAS(net->layers[i], DL__F_VIEW)) i = net->layers[i]->in[0]->index;
+    return i;
+}
+
+/* Liveness over one training pass to out, in steps: inputs are copied at
+   0, layer i runs forward at i + 1, the loss at out + 2, layer i's backward
+   at 2 out + 3 - i, and the caller reads the results at 2 out + 4. Each
+   value (a layer's output, the gradient of that output, what forward saves
+   for it) lives from the step that first writes it to the last that reads
+   it. A gradient is first written by the backward of its latest consumer
+   (zeroed just before, dl__backward) and last read by its own layer's
+   backward, so it may take memory an activation no longer needs. Backward
+   reads a layer's inputs and output unless its op says otherwise
+   (DL__F_BWD_NO_IN, _NO_OUT). mayg: the layers that can get a gradient
+   whatever is frozen later (freezing needs no new plan).
+   Replay (DL__F_REPLAY, CPU, shared plans): the output of a batchnorm that
+   later backward passes read (a prelu's, say) is not kept through the
+   middle of the pass but recomputed, bit for bit, from its input and saved
+   statistics into a second value just before the first of them runs
+   (dl__backward); its input stays anyway for its own backward. */
+static void dl__liveness(dl_ctx *c, int n, int out, int replay) {
+    dl_net *net = c->net;
+    dl__val *v = c->vals;
+    int i, k, T = 2 * out + 4, ro = dl__root(net, out);
+    memset(c->needed, 0, (size_t)net->n_layers);
+    memset(c->replay, 0, (size_t)net->n_layers);
+    c->needed[out] = 1;
+    for (i = out; i >= 0; i--)
+        if (c->needed[i]) for (k = 0; k < net->layers[i]->n_in; k++) c->needed[net->layers[i]->in[k]->index] = 1;
+    for (i = 0; i <= out; i++) {
         const dl_layer *l = net->layers[i];
-        size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
-        need += (double)n * l->size * (train ? 3 : 1) + 64;
+        c->mayg[i] = DL__HAS(l, DL__F_SOURCE) && net->input_grad;
+        for (k = 0; k < l->n_params; k++) c->mayg[i] |= net->params[l->first_param + k].trainable;
+        for (k = 0; k < l->n_in; k++) c->mayg[i] |= c->mayg[l->in[k]->index];
+        /* what a replay reads must not be replayed itself */
+        c->replay[i] = (unsigned char)(replay && c->needed[i] && DL__HAS(l, DL__F_REPLAY) && c->mayg[i] && i != ro);
+        for (k = 0; k < l->n_in; k++) if (c->replay[dl__root(net, l->in[k]->index)]) c->replay[i] = 0;
+    }
+    for (i = 0; i <= out; i++) {
+        const dl_layer *l = net->layers[i];
+        int fwd = DL__HAS(l, DL__F_SOURCE) ? 0 : i + 1, bwd = 2 * out + 3 - i, src = DL__HAS(l, DL__F_SOURCE);
+        dl__val *y = v + DL__VALS * i;
+        if (!c->needed[i] || DL__HAS(l, DL__F_VIEW)) continue;
+        y[0].floats = (size_t)n * l->size;
+        y[0].def = y[0].last = fwd;
+        if (c->mayg[i] && !src && !DL__HAS(l, DL__F_BWD_NO_OUT)) y[0].last = bwd;
+        if (c->mayg[i]) {
+            y[1].floats = (size_t)n * l->size;
+            y[1].def = T;
+            y[1].last = src ? T : bwd;
+        }
+        if ((y[2].floats = dl_layer_saved_floats(l, n)) != 0) {
+            y[2].def = fwd;
+            y[2].last = c->mayg[i] ? bwd : fwd;
+        }
+        for (k = 0; k < l->n_in; k++) {
+            int r = dl__root(net, l->in[k]->index);
+            dl__val *x = v + DL__VALS * r;
+            if (x->last < fwd) x->last = fwd;
+            if (c->mayg[i] && !DL__HAS(l, DL__F_BWD_NO_IN)) {
+                if (!c->replay[r]) { if (x->last < bwd) x->last = bwd; }
+                else if (!x[3].floats) { x[3].floats = x->floats; x[3].def = x[3].last = bwd; }
+                else { if (x[3].def > bwd) x[3].def = bwd; if (x[3].last < bwd) x[3].last = bwd; }
+            }
+            if (x[1].floats && x[1].def > bwd) x[1].def = bwd;
+        }
+    }
+    v[DL__VALS * ro].last = T;
+    if (v[DL__VALS * ro + 1].floats) v[DL__VALS * ro + 1].def = out + 2;
+    for (i = 0; i <= out; i++) c->replay[i] = v[DL__VALS * i + 3].floats != 0;
+}
+
+/* First fit, largest area (floats x steps alive) first: each value at
+   the lowest offset that no value placed before it and alive at the same
+   time uses. On the bench nets this is within 0.1% of the largest sum of
+   values alive at one step (by size alone: up to 4% over). Returns the floats. */
+static double dl__area(const dl__val *v) { return (double)v->floats * ((double)v->last - v->def + 1); }
+static size_t dl__place(dl__val *v, int *order, int count) {
+    size_t top = 0;
+    int a, b, moved;
+    for (a = 1; a < count; a++)                     /* insertion sort: by area, then by index */
+        for (b = a; b > 0 && dl__area(&v[order[b]]) > dl__area(&v[order[b - 1]]); b--) {
+            int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+        }
+    for (a = 0; a < count; a++) {
+        dl__val *x = v + order[a];
+        size_t size = dl__align(x->floats) + DL__RZ;
+        x->off = 0;
+        do {
+            moved = 0;
+            for (b = 0; b < a; b++) {
+                const dl__val *u = v + order[b];
+                size_t end = u->off + dl__align(u->floats) + DL__RZ;
+                if (u->def <= x->last && x->def <= u->last && x->off < end && u->off < x->off + size) { x->off = end; moved = 1; }
+            }
+        } while (moved);
+        if (x->off + size > top) top = x->off + size;
+    }
+    return top;
+}
+
+/* Lays out every buffer for batches of up to n in one backend allocation.
+   Inference plans give each layer its own output, so any layer's output
+   can be read after a forward to any other. Training plans are made for
+   one output: activations, gradients and what forward saves for backward
+   share memory wherever their lifetimes over that pass do not overlap
+   (dl__liveness), and the plan also holds targets and a copy of the
+   statistics to restore after a failed step. net->plan_unshared (tests)
+   gives every value its own memory. The layout is redone in the same
+   allocation when the output or mode changes and it fits. */
+static int dl__layout(dl_ctx *c, int n, int out, int train, int threads) {
+    dl_net *net = c->net;
+    dl__val *v = c->vals;
+    int i, count = 0, L = net->n_layers;
+    size_t total, ws = 0, max_size = 1, ws_shared = 0, ws_thread = 0, fuse_floats = 0;
+    double need = (double)net->ns;      /* the same sums in floating point: sizes that wrap size_t are refused */
+    memset(v, 0, DL__VALS * (size_t)L * sizeof *v);
+    if (train) dl__liveness(c, n, out, !net->plan_unshared && net->b == &net->cpu);
+    else for (i = 0; i < L; i++) {
+        c->replay[i] = 0;
+        if (!DL__HAS(net->layers[i], DL__F_VIEW)) v[DL__VALS * i].floats = (size_t)n * net->layers[i]->size;
+    }
+    for (i = 0; i < DL__VALS * L; i++) {
+        need += (double)v[i].floats + 64;
+        if (!v[i].floats) continue;
+        if (!train || net->plan_unshared) { v[i].def = 0; v[i].last = INT_MAX / 2; }
+        c->order[count++] = i;
+    }
+    for (i = 0; i < L; i++) {
+        const dl_layer *l = net->layers[i];
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
         if (DL__HAS(l, DL__F_BATCH_STATS) && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
         if (net->b == &net->cpu) {
@@ -5160,66 +5318,55 @@ static int dl__plan(dl_ctx *c, int n, int train) {
             if (sh > ws_shared) ws_shared = sh;
             if (th > ws_thread) ws_thread = th;
         } else if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
-        if (DL__HAS(l, DL__F_VIEW)) {
-            off[4 * i] = off[4 * l->in[0]->index];
-            off[4 * i + 1] = off[4 * l->in[0]->index + 1];
-            k = 0;
-        } else {
-            off[4 * i] = total; total += k + DL__RZ;
-            off[4 * i + 1] = total; total += train ? k + DL__RZ : 0;
-        }
-        off[4 * i + 2] = total; total += s ? s + DL__RZ : 0;
     }
-    if (net->b == &net->cpu) {
-        sh_used = ws_shared; th_used = ws_thread;
-        ws_shared = dl__align(ws_shared) + DL__RZ;
-        ws_thread = dl__align(ws_thread) + DL__RZ;
-        ws = ws_shared + (size_t)threads * ws_thread + dl__align(fuse_floats);
-    }
-    need += (double)ws + (double)n * max_size + (double)net->ns;
-    if (need > (double)((size_t)-1 / 8)) {
-        DL_FREE(c->seed);
-        c->seed = NULL; c->out = NULL;
+    c->ws_used[0] = ws_shared; c->ws_used[1] = ws_thread; c->ws_used[2] = fuse_floats;
+    if (net->b == &net->cpu) ws = dl__align(ws_shared) + DL__RZ + (size_t)threads * (dl__align(ws_thread) + DL__RZ) + dl__align(fuse_floats);
+    need += (double)ws + (double)n * max_size;
+    if (need > (double)((size_t)-1 / 8))
         return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: batch %d needs more buffer space than can be addressed", n);
+    total = dl__place(v, c->order, count);
+    c->ws_off = total; total += dl__align(ws) + DL__RZ;
+    c->t_off = total; total += train ? dl__align((size_t)n * net->layers[out]->size) + DL__RZ : 0;
+    c->b_off = total; total += train ? dl__align(net->ns) : 0;
+    c->plan_floats = total ? total : 1;
+    return DL_OK;
+}
+
+/* Points the outputs at their memory in forward (backward 0) or backward:
+   a replayed output has a second value for backward (dl__liveness). */
+static void dl__bind_outputs(dl_ctx *c, int backward) {
+    int i;
+    for (i = 0; i < c->net->n_layers; i++) {
+        const dl__val *v = c->vals + DL__VALS * dl__root(c->net, i);
+        c->out[i] = !v[0].floats ? NULL : c->arena + (backward && v[3].floats ? v[3].off : v[0].off);
     }
-    {
-        size_t ws_off = total, t_off = ws_off + dl__align(ws) + DL__RZ;
-        size_t b_off = t_off + (train ? dl__align((size_t)n * max_size) + DL__RZ : 0);
-        total = b_off + (train ? dl__align(net->ns) : 0);
-        c->arena = (float *)net->b->alloc(net->b, (total ? total : 1) * sizeof(float));
-        if (!c->arena) {
-            DL_FREE(c->seed);
-            c->seed = NULL; c->out = NULL;
-            return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
-                            (unsigned long)(total * sizeof(float) >> 20), n, net->b->name);
-        }
-        c->arena_floats = total ? total : 1;
-        c->ws = c->arena + ws_off;
-        c->targets = train ? c->arena + t_off : NULL;
-        c->stats_backup = train ? c->arena + b_off : NULL;
-    }
+}
+
+/* Points the tables into the arena and opens, under AddressSanitizer, what the layout uses. */
+static void dl__layout_bind(dl_ctx *c, int n, int out, int train, int threads) {
+    dl_net *net = c->net;
+    int i, L = net->n_layers;
+    size_t ws_shared = dl__align(c->ws_used[0]) + DL__RZ, ws_thread = dl__align(c->ws_used[1]) + DL__RZ;
+    dl__bind_outputs(c, 0);
     for (i = 0; i < L; i++) {
-        c->out[i] = c->arena + off[4 * i];
-        c->dout[i] = train ? c->arena + off[4 * i + 1] : NULL;
-        c->saved[i] = train && dl_layer_saved_floats(net->layers[i], n) ? c->arena + off[4 * i + 2] : NULL;
+        int r = dl__root(net, i);
+        const dl__val *v = c->vals + DL__VALS * r;
+        c->dout[i] = v[1].floats ? c->arena + v[1].off : NULL;
+        c->saved[i] = i == r && v[2].floats ? c->arena + v[2].off : NULL;
+        /* what stays valid after the pass: 1 the output, 2 the gradient */
+        c->keep[i] = (unsigned char)((v[0].floats && (!train || v[0].last >= 2 * out + 4)) | (v[1].floats && v[1].last >= 2 * out + 4 ? 2 : 0));
     }
+    c->ws = c->arena + c->ws_off;
+    c->targets = train ? c->arena + c->t_off : NULL;
+    c->stats_backup = train ? c->arena + c->b_off : NULL;
     if (DL__RZ && net->b == &net->cpu) {       /* poison all, then open each buffer as planned */
         DL__POISON(c->arena, c->arena_floats, 1);
-        for (i = 0; i < L; i++) {
-            const dl_layer *l = net->layers[i];
-            DL__POISON(c->out[i], (size_t)n * l->size, 0);
-            if (train) DL__POISON(c->dout[i], (size_t)n * l->size, 0);
-            if (c->saved[i]) DL__POISON(c->saved[i], dl_layer_saved_floats(l, n), 0);
-        }
-        DL__POISON(c->ws, sh_used, 0);
-        for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, th_used, 0);
-        DL__POISON(c->ws + ws_shared + (size_t)threads * ws_thread, fuse_floats, 0);
-        if (train) { DL__POISON(c->targets, (size_t)n * max_size, 0); DL__POISON(c->stats_backup, net->ns, 0); }
+        for (i = 0; i < DL__VALS * L; i++) if (c->vals[i].floats) DL__POISON(c->arena + c->vals[i].off, c->vals[i].floats, 0);
+        DL__POISON(c->ws, c->ws_used[0], 0);
+        for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, c->ws_used[1], 0);
+        DL__POISON(c->ws + ws_shared + (size_t)threads * ws_thread, c->ws_used[2], 0);
+        if (train) { DL__POISON(c->targets, (size_t)n * net->layers[out]->size, 0); DL__POISON(c->stats_backup, net->ns, 0); }
     }
-    c->b = net->b;
-    c->version = net->version;
-    c->cap_n = n;
-    c->train_plan = train;
     c->cpu.simd = net->simd;
     c->cpu.net = net;
     c->cpu.threads = threads;
@@ -5227,6 +5374,40 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     c->cpu.thread_ws = c->ws + ws_shared;
     c->cpu.thread_floats = ws_thread;
     c->fuse = net->b == &net->cpu ? c->ws + ws_shared + (size_t)threads * ws_thread : NULL;
+}
+
+/* Plans c for a pass to out at batch n (train: with gradients). The
+   allocation is kept while the graph and backend stay and it is large
+   enough: it only grows, so passes that alternate allocate nothing. */
+static int dl__plan(dl_ctx *c, int n, const dl_layer *out, int train) {
+    dl_net *net = c->net;
+    int rc, key = train ? out->index : -1, same = c->arena && c->version == net->version && c->b == net->b;
+    int threads = c == net->ctx ? net->threads : 1;
+    if (same && n <= c->cap_n && c->train_plan == train && c->plan_out == key) return DL_OK;
+    if (!same) dl__ctx_release(c);
+    else if (n < c->cap_n) n = c->cap_n;
+    if (!dl__ctx_tables(c)) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
+    c->cap_n = 0;           /* the tables no longer describe the arena: no plan is valid until this one is done */
+    c->last = NULL;
+    if ((rc = dl__layout(c, n, out->index, train, threads))) return rc;
+    if (c->arena && c->plan_floats > c->arena_floats) {
+        if (c->b == &net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
+        c->b->release(c->b, c->arena);
+        c->arena = NULL;
+    }
+    if (!c->arena) {
+        c->arena = (float *)net->b->alloc(net->b, c->plan_floats * sizeof(float));
+        if (!c->arena)
+            return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
+                            (unsigned long)(c->plan_floats * sizeof(float) >> 20), n, net->b->name);
+        c->arena_floats = c->plan_floats;
+    }
+    c->b = net->b;
+    c->version = net->version;
+    c->cap_n = n;
+    c->train_plan = train;
+    c->plan_out = key;
+    dl__layout_bind(c, n, out->index, train, threads);
     return DL_OK;
 }
 
@@ -5442,7 +5623,8 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
-    if ((rc = dl__plan(c, n, train || grad))) return rc;
+    if ((rc = dl__plan(c, n, out, train || grad))) return rc;
+    dl__bind_outputs(c, 0);         /* a backward may have pointed replayed outputs elsewhere */
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
     for (i = out->index; i >= 0; i--)
@@ -5503,10 +5685,10 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     return DL_OK;
 }
 
-/* Marks which layers get a gradient and zeroes those gradients. */
+/* Marks which layers get a gradient (dl__backward zeroes each when first written). */
 static int dl__backward_prepare(dl_ctx *c) {
     dl_net *net = c->net;
-    int i, j, rc;
+    int i, j;
     for (i = 0; i <= c->last->index; i++) {
         dl_layer *l = net->layers[i];
         c->rg[i] = 0;
@@ -5518,23 +5700,56 @@ static int dl__backward_prepare(dl_ctx *c) {
         }
         for (j = 0; j < l->n_in; j++) if (c->rg[l->in[j]->index]) c->rg[i] = 1;
     }
-    for (i = 0; i <= c->last->index; i++) {
-        size_t floats = (size_t)c->n * net->layers[i]->size;
-        if (!c->rg[i] || DL__HAS(net->layers[i], DL__F_VIEW)) continue;
-        if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[i], floats);   /* tens of MB a step */
-        else if ((rc = net->b->zero(net->b, c->dout[i], floats * sizeof(float))))
-            return dl__fail(c->err, rc, "backward: %s", net->b->error);
-    }
+    return DL_OK;
+}
+
+/* Backward adds into gradients, so each is zeroed just before the first
+   layer adds into it: its memory may have held other values until then
+   (dl__liveness). The output's gradient is written whole by the loss or
+   the caller. rg[i] |= 2 marks a zeroed one (on the layer that owns it). */
+static int dl__grad_ready(dl_ctx *c, int r) {
+    dl_net *net = c->net;
+    size_t floats = (size_t)c->n * net->layers[r]->size;
+    int rc;
+    if ((c->rg[r] & 3) != 1) return DL_OK;
+    c->rg[r] |= 2;
+    if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[r], floats);
+    else if ((rc = net->b->zero(net->b, c->dout[r], floats * sizeof(float))))
+        return dl__fail(c->err, rc, "backward: %s", net->b->error);
+    return DL_OK;
+}
+
+/* A replayed output (dl__liveness) recomputed into its backward memory
+   before the first backward that reads it; replay[i] |= 2 marks it done. */
+static int dl__replay(dl_ctx *c, int r) {
+    dl_net *net = c->net;
+    dl_layer *l = net->layers[r];
+    dl__bind b;
+    int rc;
+    if (c->replay[r] != 1) return DL_OK;
+    c->replay[r] |= 2;
+    dl__bind_layer(c, l, 0, &b);
+    b.e.train = 2;
+    if ((rc = net->b->forward(net->b, l, &b.e)))
+        return dl__fail(c->err, rc, "backward: recomputing %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
+                        net->b->error[0] ? ": " : "", net->b->error);
     return DL_OK;
 }
 
 static int dl__backward(dl_ctx *c) {
     dl_net *net = c->net;
-    int i, rc;
+    int i, k, rc;
+    for (i = 0; i <= c->last->index; i++) c->replay[i] &= 1;
+    if (c->rg[dl__root(net, c->last->index)]) c->rg[dl__root(net, c->last->index)] |= 2;
+    dl__bind_outputs(c, 1);
     for (i = c->last->index; i >= 0; i--) {
         dl_layer *l = net->layers[i];
         dl__bind b;
         if (!c->needed[i] || !c->rg[i] || DL__HAS(l, DL__F_SOURCE)) continue;
+        for (k = 0; k < l->n_in && !DL__HAS(l, DL__F_VIEW); k++) {
+            int r = dl__root(net, l->in[k]->index);
+            if ((rc = dl__grad_ready(c, r)) || (!DL__HAS(l, DL__F_BWD_NO_IN) && (rc = dl__replay(c, r)))) return rc;
+        }
         dl__bind_layer(c, l, 1, &b);
         if ((rc = net->b->backward(net->b, l, &b.e)))
             return dl__fail(c->err, rc, "backward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
@@ -5647,13 +5862,26 @@ void dl_zero_grad(dl_net *net) {
 
 const float *dl_layer_output(const dl_layer *l) {
     dl_ctx *c = l ? l->net->ctx : NULL;
-    if (!c || !c->last || c->version != l->net->version || c->needed[l->index] != 1 || c->b != &l->net->cpu) return NULL;
+    if (!c || !c->last || c->version != l->net->version || c->needed[l->index] != 1 || !(c->keep[l->index] & 1) ||
+        c->b != &l->net->cpu) return NULL;
     return c->out[l->index];
 }
 const float *dl_layer_grad(const dl_layer *l) {
     dl_ctx *c = l ? l->net->ctx : NULL;
-    if (!c || !c->last || !c->train_plan || c->version != l->net->version || !c->rg[l->index] || c->b != &l->net->cpu) return NULL;
+    if (!c || !c->last || !c->train_plan || c->version != l->net->version || !c->rg[l->index] || !(c->keep[l->index] & 2) ||
+        c->b != &l->net->cpu) return NULL;
     return c->dout[l->index];
+}
+
+size_t dl_net_train_bytes(dl_net *net, dl_layer *out, int n) {
+    dl_ctx c;
+    size_t bytes = 0;
+    if (!net || dl__check_layer(net, out, "dl_net_train_bytes", net->err) || dl__check_batch(net, out, n, "dl_net_train_bytes", net->err))
+        return 0;
+    dl__ctx_init(&c, net, net->err);
+    if (dl__ctx_tables(&c) && dl__layout(&c, n, out->index, 1, net->threads) == DL_OK) bytes = c.plan_floats * sizeof(float);
+    DL_FREE(c.vals);
+    return bytes;
 }
 
 /* ---- user contexts ---- */
@@ -5869,7 +6097,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
             if (((const int *)targets)[i] < 0 || ((const int *)targets)[i] >= out->size)
                 return dl__fail(net->err, DL_ERR_ARG, "%s: label %d of sample %d is out of range for '%s' with %d classes",
                                 call, ((const int *)targets)[i], i, out->name, out->size);
-    if ((rc = dl__plan(c, n, 1))) return rc;
+    if ((rc = dl__plan(c, n, out, 1))) return rc;
     if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
