@@ -4931,6 +4931,73 @@ static int dl__optim_state_count(const dl_optim_desc *d) {
     }
 }
 
+/* The update's formulas on 16 floats at a time, for a prefix of a range
+   (multiples of 16; the scalar loop below does the rest). Each operation is
+   one intrinsic, in the scalar loop's order, unfused, and sqrt and division
+   are exact in both: the same bits as the scalar loop. Adam(W) and SGD,
+   whose updates are most of a small net's training step. */
+typedef struct dl__optim_k {
+    float clip, lr, wd, mu, keep, b1, b2, c1, c2, step_size, bc2_sqrt, eps, decay;
+    int kind, nesterov, commit;
+} dl__optim_k;
+#ifdef DL__X86
+__attribute__((target("avx512f")))
+static size_t dl__optim_avx512(const dl__optim_k *o, size_t len, float *w, float *g, float *s0, float *s1, int *bad) {
+    const __m512 clip = _mm512_set1_ps(o->clip), wd = _mm512_set1_ps(o->wd), lr = _mm512_set1_ps(o->lr);
+    const __m512i expo = _mm512_set1_epi32(0x7f800000);
+    __mmask16 nonfinite = 0;
+    size_t i;
+#define DL__BAD(x) (nonfinite |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(x), expo), expo))
+    for (i = 0; i + 16 <= len; i += 16) {
+        __m512 gc = _mm512_mul_ps(_mm512_loadu_ps(g + i), clip), wi = _mm512_loadu_ps(w + i), gi = gc;
+        if (o->kind == DL_SGD) {
+            __m512 bi = _mm512_setzero_ps();
+            gi = _mm512_add_ps(gc, _mm512_mul_ps(wd, wi));
+            if (s0) {
+                bi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->mu), _mm512_loadu_ps(s0 + i)), _mm512_mul_ps(_mm512_set1_ps(o->keep), gi));
+                gi = o->nesterov ? _mm512_add_ps(gi, _mm512_mul_ps(_mm512_set1_ps(o->mu), bi)) : bi;
+            }
+            wi = _mm512_sub_ps(wi, _mm512_mul_ps(lr, gi));
+            if (!o->commit) { DL__BAD(wi); DL__BAD(bi); continue; }
+            if (s0) _mm512_storeu_ps(s0 + i, bi);
+        } else {
+            __m512 mi, vi, den;
+            if (o->kind == DL_ADAMW) wi = _mm512_mul_ps(wi, _mm512_set1_ps(o->decay));
+            else gi = _mm512_add_ps(gi, _mm512_mul_ps(wd, wi));
+            mi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->b1), _mm512_loadu_ps(s0 + i)), _mm512_mul_ps(_mm512_set1_ps(o->c1), gi));
+            vi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->b2), _mm512_loadu_ps(s1 + i)),
+                               _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(o->c2), gi), gi));
+            den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), _mm512_set1_ps(o->bc2_sqrt)), _mm512_set1_ps(o->eps));
+            wi = _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(o->step_size), mi), den));
+            if (!o->commit) { DL__BAD(wi); DL__BAD(mi); DL__BAD(vi); continue; }
+            _mm512_storeu_ps(s0 + i, mi);
+            _mm512_storeu_ps(s1 + i, vi);
+        }
+        if (o->clip != 1.0f) _mm512_storeu_ps(g + i, gc);
+        _mm512_storeu_ps(w + i, wi);
+    }
+#undef DL__BAD
+    *bad |= nonfinite != 0;
+    return i;
+}
+/* sum += the squares of x[0..n) in double, over a prefix of 16s; returns its length */
+__attribute__((target("avx512f")))
+static size_t dl__sumsq_avx512(const float *x, size_t n, double *sum) {
+    __m512d a = _mm512_setzero_pd(), b = a;
+    double lane[8];
+    size_t i;
+    int k;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512d u = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+        a = _mm512_add_pd(a, _mm512_mul_pd(u, u));
+        b = _mm512_add_pd(b, _mm512_mul_pd(v, v));
+    }
+    _mm512_storeu_pd(lane, _mm512_add_pd(a, b));
+    for (k = 0; k < 8; k++) *sum += lane[k];
+    return i;
+}
+#endif
+
 /* One pass of the update over every range. With commit 0 it computes the
    new parameters and state without storing them and returns whether all
    are finite; with commit 1 it stores them and the clipped gradients. Both
@@ -4943,13 +5010,30 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
     float *mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1], *mean_g = job->s[has_mom ? 2 : 1];
     int r, bad = 0;
     size_t i;
+    dl__optim_k o;
+#ifdef DL__X86
+    const int vec = dl__simd_detect() == &dl__simd_avx512 && d->kind != DL_RMSPROP;
+#endif
+    memset(&o, 0, sizeof o);
+    o.kind = d->kind; o.clip = clip; o.lr = lr; o.wd = wd; o.mu = mu; o.nesterov = d->nesterov; o.commit = commit;
+    o.keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
+    o.b1 = d->beta1; o.b2 = d->beta2; o.c1 = 1.0f - d->beta1; o.c2 = 1.0f - d->beta2; o.eps = d->eps;
+    o.decay = 1.0f - lr * wd;
+    if (d->kind == DL_ADAM || d->kind == DL_ADAMW) {
+        o.step_size = (float)(lr / (1.0 - pow(d->beta1, (double)job->step)));
+        o.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)job->step));
+    }
     for (r = 0; r < job->n_ranges; r++) {
-        size_t off = job->range_off[r], len = job->range_len[r];
+        size_t off = job->range_off[r], len = job->range_len[r], start = 0;
         float *w = job->w + off, *g = job->g + off;
+#ifdef DL__X86
+        if (vec) start = dl__optim_avx512(&o, len, w, g, d->kind == DL_SGD ? (has_mom ? mom_buf + off : NULL) : job->s[0] + off,
+                                          d->kind == DL_SGD ? NULL : job->s[1] + off, &bad);
+#endif
         switch (d->kind) {
         case DL_SGD: {      /* b = mu b + (1 - dampening) g (g at step 1);  w -= lr (nesterov ? g + mu b : b) */
-            float *b = has_mom ? mom_buf + off : NULL, keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
-            for (i = 0; i < len; i++) {
+            float *b = has_mom ? mom_buf + off : NULL, keep = o.keep;
+            for (i = start; i < len; i++) {
                 float gc = g[i] * clip, gi = gc + wd * w[i], bi = 0, wi;
                 if (b) { bi = mu * b[i] + keep * gi; gi = d->nesterov ? gi + mu * bi : bi; }
                 wi = w[i] - lr * gi;
@@ -4962,10 +5046,8 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
         }
         case DL_ADAM: case DL_ADAMW: { /* m, v moments; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
             float *m = job->s[0] + off, *v = job->s[1] + off;
-            const float b1 = d->beta1, b2 = d->beta2;
-            const float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
-            const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
-            for (i = 0; i < len; i++) {
+            const float b1 = d->beta1, b2 = d->beta2, step_size = o.step_size, bc2_sqrt = o.bc2_sqrt;
+            for (i = start; i < len; i++) {
                 float gc = g[i] * clip, gi = gc, wi = w[i], mi, vi;
                 if (d->kind == DL_ADAMW) wi *= 1.0f - lr * wd;
                 else gi += wd * wi;
@@ -5014,7 +5096,11 @@ int dl_optim_step_cpu(const dl_optim_job *job) {
     if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
     for (r = 0; r < job->n_ranges; r++) {
         const float *g = job->g + job->range_off[r];
-        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
+        i = 0;
+#ifdef DL__X86
+        if (dl__simd_detect() == &dl__simd_avx512) i = dl__sumsq_avx512(g, job->range_len[r], &sq);
+#endif
+        for (; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
     }
     if (!dl__finite_d(sq)) return DL_ERR_NUMERIC;
     if (job->d->clip_norm > 0 && sqrt(sq) > job->d->clip_norm) clip = (float)(job->d->clip_norm / (sqrt(sq) + 1e-6));
