@@ -2753,8 +2753,16 @@ DL__ROWK(avx2, __attribute__((target("avx2"))))
 DL__ROWK(avx512, __attribute__((target("avx512f"))))
 #endif
 
-/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
-typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias);
+/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR),
+   then, with epi, each row i: v = v scale[i] + shift[i]; v > 0 ? v : v neg (neg: slope[i], or neg when slope
+   is NULL), the arithmetic of dl__row_epilogue's vectors, applied in registers before the store ---- */
+typedef struct dl__kepi {
+    const float *scale, *shift, *slope;     /* the tile's first row; scale, shift NULL: 1 and 0 */
+    float neg;
+    int act;                                /* DL__ACT_NONE: no activation */
+} dl__kepi;
+typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                            const dl__kepi *epi);
 typedef struct dl__simd {
     const char *name;
     int mr, nr;
@@ -2763,6 +2771,7 @@ typedef struct dl__simd {
     void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
     const dl__rowk *row;
+    int kepi;                   /* the kernel applies epi; else the GEMM calls dl__epilogue_rows */
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
@@ -2773,9 +2782,11 @@ static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *
 #define DL__MAX_MR 16
 #define DL__MAX_NR 64
 
-static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                               const dl__kepi *epi) {
     float acc[4][8];
     int i, j, k;
+    (void)epi;
     for (i = 0; i < 4; i++) for (j = 0; j < 8; j++) acc[i][j] = bias ? bias[i] : 0.0f;
     for (k = 0; k < kc; k++, a += 4, b += 8)
         for (i = 0; i < 4; i++)
@@ -2785,14 +2796,15 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         dl__axpy_scalar };
+                                         0, dl__axpy_scalar };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
    of vectors in memory. ROW(i) is one row of the tile. */
 /* AVX2 + FMA, 6 x 16: 12 accumulators, 2 loads of b and 6 broadcasts of a per k. */
 __attribute__((target("avx2,fma")))
-static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                             const dl__kepi *epi) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, b0, b1, ai;
     int k;
@@ -2807,8 +2819,22 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     }
 #undef DL__ROW
 #define DL__ROW(i) if (load) { c##i##0 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc), c##i##0); \
-                              c##i##1 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc + 8), c##i##1); } \
-                   _mm256_storeu_ps(c + i * ldc, c##i##0); _mm256_storeu_ps(c + i * ldc + 8, c##i##1);
+                              c##i##1 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc + 8), c##i##1); }
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
+#undef DL__ROW
+    if (epi) {
+        const __m256 zero = _mm256_setzero_ps();
+        __m256 sc, sh, ng;
+#define DL__ROW(i) sc = _mm256_set1_ps(epi->scale ? epi->scale[i] : 1.0f); sh = _mm256_set1_ps(epi->shift ? epi->shift[i] : 0.0f); \
+                   c##i##0 = _mm256_add_ps(_mm256_mul_ps(c##i##0, sc), sh); c##i##1 = _mm256_add_ps(_mm256_mul_ps(c##i##1, sc), sh); \
+                   if (epi->act != DL__ACT_NONE) { \
+                       ng = _mm256_set1_ps(epi->slope ? epi->slope[i] : epi->neg); \
+                       c##i##0 = _mm256_blendv_ps(_mm256_mul_ps(c##i##0, ng), c##i##0, _mm256_cmp_ps(c##i##0, zero, _CMP_GT_OQ)); \
+                       c##i##1 = _mm256_blendv_ps(_mm256_mul_ps(c##i##1, ng), c##i##1, _mm256_cmp_ps(c##i##1, zero, _CMP_GT_OQ)); }
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
+#undef DL__ROW
+    }
+#define DL__ROW(i) _mm256_storeu_ps(c + i * ldc, c##i##0); _mm256_storeu_ps(c + i * ldc + 8, c##i##1);
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
@@ -2820,11 +2846,12 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       dl__axpy_avx2 };
+                                       1, dl__axpy_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
-static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                               const dl__kepi *epi) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00, b0, b1, ai;
     int k;
@@ -2839,8 +2866,22 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
     }
 #undef DL__ROW
 #define DL__ROW(i) if (load) { c##i##0 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc), c##i##0); \
-                              c##i##1 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16), c##i##1); } \
-                   _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
+                              c##i##1 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16), c##i##1); }
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
+#undef DL__ROW
+    if (epi) {
+        const __m512 zero = _mm512_setzero_ps();
+        __m512 sc, sh, ng;
+#define DL__ROW(i) sc = _mm512_set1_ps(epi->scale ? epi->scale[i] : 1.0f); sh = _mm512_set1_ps(epi->shift ? epi->shift[i] : 0.0f); \
+                   c##i##0 = _mm512_add_ps(_mm512_mul_ps(c##i##0, sc), sh); c##i##1 = _mm512_add_ps(_mm512_mul_ps(c##i##1, sc), sh); \
+                   if (epi->act != DL__ACT_NONE) { \
+                       ng = _mm512_set1_ps(epi->slope ? epi->slope[i] : epi->neg); \
+                       c##i##0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c##i##0, zero, _CMP_GT_OQ), _mm512_mul_ps(c##i##0, ng), c##i##0); \
+                       c##i##1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c##i##1, zero, _CMP_GT_OQ), _mm512_mul_ps(c##i##1, ng), c##i##1); }
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
+#undef DL__ROW
+    }
+#define DL__ROW(i) _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
 #undef DL__ROW
 }
@@ -2858,14 +2899,16 @@ static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512, dl__axpy_avx512 };
+                                         &dl__rowk_avx512, 1, dl__axpy_avx512 };
 #endif
 
 #ifdef DL__NEON
 /* NEON, 8 x 8: 16 accumulators. */
-static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                             const dl__kepi *epi) {
     float32x4_t acc[8][2];
     int i, k;
+    (void)epi;
     for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(bias ? bias[i] : 0.0f);
     for (k = 0; k < kc; k++, a += 8, b += 8) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
@@ -2893,7 +2936,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       dl__axpy_neon };
+                                       0, dl__axpy_neon };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -3449,11 +3492,30 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
                           int load, int first, int last) {
     const dl__mat *C = &g->C;
     int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
-    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR];
+    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR], pad[3][DL__MAX_MR];
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
+    const dl__epilogue *e = last ? g->epi : NULL;
+    dl__kepi ke, *kp = NULL;
+    if (e && s->kepi && e->act <= DL__ACT_PRELU) {      /* in the kernel: clip and hard swish are rare */
+        kp = &ke;
+        ke.scale = e->scale ? e->scale + i0 : NULL;
+        ke.shift = e->shift ? e->shift + i0 : NULL;
+        ke.slope = e->act == DL__ACT_PRELU ? e->slope + i0 : NULL;
+        ke.neg = e->act == DL__ACT_RELU ? 0.0f : e->alpha;
+        ke.act = e->act;
+        e = NULL;
+        if (m < mr) {                   /* the rows past M read padding */
+            for (i = 0; i < mr; i++) {
+                pad[0][i] = i < m && ke.scale ? ke.scale[i] : 1.0f;
+                pad[1][i] = i < m && ke.shift ? ke.shift[i] : 0.0f;
+                pad[2][i] = i < m && ke.slope ? ke.slope[i] : 0.0f;
+            }
+            ke.scale = pad[0]; ke.shift = pad[1]; ke.slope = ke.slope ? pad[2] : NULL;
+        }
+    }
     if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
-        s->kernel(kc, a, b, c, C->rs, load, bp);
-        if (last && g->epi) dl__epilogue_rows(s, g->epi, c, C->rs, i0, m, n);
+        s->kernel(kc, a, b, c, C->rs, load, bp, kp);
+        if (e) dl__epilogue_rows(s, e, c, C->rs, i0, m, n);
         return;
     }
     /* An edge tile, or one that straddles two samples of a batched C: through
@@ -3465,8 +3527,8 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
         for (j = 0; j < n; j++) co[j] = dl__col_at(C, j0 + j);
         if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
         if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = cp[ro[i] + co[j]];
-        s->kernel(kc, a, b, t, (size_t)nr, load, bp);
-        if (last && g->epi) dl__epilogue_rows(s, g->epi, t, (size_t)nr, i0, m, n);
+        s->kernel(kc, a, b, t, (size_t)nr, load, bp, kp);
+        if (e) dl__epilogue_rows(s, e, t, (size_t)nr, i0, m, n);
         for (i = 0; i < m; i++) for (j = 0; j < n; j++) cp[ro[i] + co[j]] = t[i * nr + j];
     }
 }
