@@ -2763,6 +2763,8 @@ typedef struct dl__kepi {
 } dl__kepi;
 typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
                             const dl__kepi *epi);
+struct dl__mat;
+struct dl__piece;
 typedef struct dl__simd {
     const char *name;
     int mr, nr;
@@ -2772,6 +2774,11 @@ typedef struct dl__simd {
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
     const dl__rowk *row;
     int kepi;                   /* the kernel applies epi; else the GEMM calls dl__epilogue_rows */
+    /* dl__pack_b_same's rows, vectorised (NULL: dl__im2col_same per piece) */
+    void (*pack_same)(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0, int kc,
+                      int nr, float *dst);
+    /* dl__depthwise_task's plane directly (NULL: im2col rows and axpy) */
+    void (*depthwise)(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g);
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
@@ -2796,7 +2803,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, dl__axpy_scalar };
+                                         0, NULL, NULL, dl__axpy_scalar };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -2846,7 +2853,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, dl__axpy_avx2 };
+                                       1, NULL, NULL, dl__axpy_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -2898,8 +2905,49 @@ static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
         _mm512_mask_storeu_ps(y + s, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + s), _mm512_maskz_loadu_ps(m, y + s)));
     }
 }
+static void dl__pack_same_avx512(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0,
+                                 int kc, int nr, float *dst);
+/* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
+   tap's view of x (H x W), 16 outputs of a row at a time: the values
+   dl__im2col_row gives (masked loads, or gathers for strides), zeros where
+   it gives zeros, and the same fused multiply-adds in the same tap order as
+   dl__axpy_avx512 over those rows: the same bits. */
+__attribute__((target("avx512f")))
+static void dl__depthwise_avx512(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i W = _mm512_set1_epi32(g->W), step = _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw));
+    const __m512i sixteen = _mm512_set1_epi32(16), even = _mm512_add_epi32(iota, iota);
+    int oh, ow0, kh, kw;
+    for (oh = 0; oh < g->OH; oh++)
+        for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
+            __mmask16 lanes = (__mmask16)(g->OW - ow0 >= 16 ? 0xffff : (1u << (g->OW - ow0)) - 1);
+            __m512 acc = _mm512_set1_ps(bias);
+            for (kh = 0; kh < g->KH; kh++) {
+                int ih = oh * g->sh - g->ph + kh * g->dh;
+                const float *row = x + (ptrdiff_t)ih * g->W;
+                for (kw = 0; kw < g->KW; kw++) {
+                    int c0 = ow0 * g->sw - g->pw + kw * g->dw;
+                    __m512i col = _mm512_add_epi32(_mm512_set1_epi32(c0), step);
+                    __mmask16 m = (unsigned)ih < (unsigned)g->H ? lanes & _mm512_cmplt_epu32_mask(col, W) : 0;
+                    __m512 v;
+                    if (g->sw == 1) v = _mm512_maskz_loadu_ps(m, row + c0);
+                    else if (g->sw == 2 && m) {     /* 32 columns in two loads, then the even ones */
+                        __m512i e = _mm512_add_epi32(_mm512_set1_epi32(c0), iota);
+                        __mmask16 ma = _mm512_cmplt_epu32_mask(e, W), mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(e, sixteen), W);
+                        int two_n = 2 * (g->OW - ow0 < 16 ? g->OW - ow0 : 16);
+                        ma &= (__mmask16)(two_n >= 16 ? 0xffff : (1u << two_n) - 1);
+                        mb &= (__mmask16)(two_n >= 32 ? 0xffff : two_n > 16 ? (1u << (two_n - 16)) - 1 : 0);
+                        v = _mm512_maskz_mov_ps(m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, row + c0), even,
+                                                                          _mm512_maskz_loadu_ps(mb, row + c0 + 16)));
+                    } else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, col, row, 4);
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]), v, acc);
+                }
+            }
+            _mm512_mask_storeu_ps(y + (size_t)oh * g->OW + ow0, lanes, acc);
+        }
+}
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512, 1, dl__axpy_avx512 };
+                                         &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -2936,7 +2984,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, dl__axpy_neon };
+                                       0, NULL, NULL, dl__axpy_neon };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -3406,20 +3454,24 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
 
 /* pack_b for an im2col B of a stride-1, same-width convolution: each sliver
    row is dl__im2col_same pieces, split at slivers and samples once per call. */
-static void dl__pack_b_same(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+typedef struct dl__piece { int p, col, len, jj; size_t x, d; } dl__piece;   /* within one sliver and one sample */
+static void dl__pack_b_same(const dl__simd *s, const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     const dl__conv *g = B->conv;
-    struct { int p, col, len; size_t x, d; } pc[DL__NC];   /* pieces: within one sliver and one sample */
+    dl__piece pc[DL__NC];
+    int32_t cols[DL__NC];
     int end = j0 + nc < N ? j0 + nc : N, n_pc = 0, i, kk, j;
     for (j = j0; j < end; n_pc++) {              /* the split is the same for every row: found once */
         int jj = j - j0, p = j % g->P, q = jj % nr, len = nr - q;
         if (len > end - j) len = end - j;
         if (len > g->P - p) len = g->P - p;
-        pc[n_pc].p = p; pc[n_pc].col = p % g->W; pc[n_pc].len = len;
+        pc[n_pc].p = p; pc[n_pc].col = p % g->W; pc[n_pc].len = len; pc[n_pc].jj = jj;
         pc[n_pc].x = (size_t)(j / g->P) * B->cbs;
         pc[n_pc].d = (size_t)(jj / nr) * nr * kc + (size_t)q;
+        for (i = 0, kk = pc[n_pc].col; i < len; i++, kk = kk + 1 < g->W ? kk + 1 : 0) cols[jj + i] = kk;
         j += len;
     }
-    for (kk = 0; kk < kc; kk++) {
+    if (s->pack_same) s->pack_same(B, pc, n_pc, cols, k0, kc, nr, dst);
+    else for (kk = 0; kk < kc; kk++) {
         dl__krow kr = B->krows[k0 + kk];
         const float *xk = B->p + kr.base;
         float *dk = dst + (size_t)kk * nr;
@@ -3431,13 +3483,47 @@ static void dl__pack_b_same(const dl__mat *B, int N, int k0, int kc, int j0, int
         for (kk = 0; kk < kc; kk++) dst[(size_t)(j / nr) * nr * kc + (size_t)kk * nr + j % nr] = 0.0f;
 }
 
+#ifdef DL__X86
+/* dl__im2col_same over all pieces and rows, 16 columns per masked load: a
+   column is read when its plane position p + shift is inside the plane and
+   its image column cols[j] + dx did not wrap; the other lanes are zeros.
+   Masked-off lanes are never read (the load's address may lie outside x). */
+__attribute__((target("avx512f")))
+static void dl__pack_same_avx512(const dl__mat *B, const dl__piece *pc, int n_pc, const int32_t *cols, int k0, int kc, int nr,
+                                 float *dst) {
+    const dl__conv *g = B->conv;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i W = _mm512_set1_epi32(g->W), HW = _mm512_set1_epi32(g->H * g->W);
+    int kk, i, h;
+    for (kk = 0; kk < kc; kk++) {
+        dl__krow kr = B->krows[k0 + kk];
+        const float *xk = B->p + kr.base;
+        float *dk = dst + (size_t)kk * nr;
+        int shift = kr.dy * g->W + kr.dx;
+        const __m512i dx = _mm512_set1_epi32(kr.dx);
+        for (i = 0; i < n_pc; i++) {
+            const dl__piece *u = &pc[i];
+            for (h = 0; h < u->len; h += 16) {
+                int n = u->len - h < 16 ? u->len - h : 16;
+                __mmask16 m = (__mmask16)((1u << n) - 1);
+                __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(u->p + h + shift), iota);
+                __m512i col = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, cols + u->jj + h), dx);
+                m &= _mm512_cmplt_epu32_mask(pos, HW) & _mm512_cmplt_epu32_mask(col, W);
+                _mm512_mask_storeu_ps(dk + u->d + h, (__mmask16)((1u << n) - 1),
+                                      _mm512_maskz_loadu_ps(m, xk + u->x + (ptrdiff_t)(u->p + h + shift)));
+            }
+        }
+    }
+}
+#endif
+
 /* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
    zeros past N. For im2col the row table and the runs are found once. */
-static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     int jj, kk, jr;
     size_t joff[DL__MAX_NR];
     if (B->conv && B->conv->sh == 1 && B->conv->sw == 1 && B->conv->OW == B->conv->W) {
-        dl__pack_b_same(B, N, k0, kc, j0, nc, nr, dst);
+        dl__pack_b_same(s, B, N, k0, kc, j0, nc, nr, dst);
         return;
     }
     if (B->conv) {
@@ -3487,12 +3573,15 @@ static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
 
 /* One MR x NR tile of C. Tiles that are partial or not contiguous in C go
    through a local copy, so every element sees the same arithmetic. The
-   bias starts the sum of the first k block. */
+   bias starts the sum of the first k block. coff is column j0's offset in C,
+   whole says whether the tile's columns are all there and contiguous in C
+   (found once per sliver: small-K tiles are short, divisions are not). */
 static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, const float *b, int kc, int i0, int j0,
-                          int load, int first, int last) {
+                          int load, int first, int last, size_t coff, int whole) {
     const dl__mat *C = &g->C;
     int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
-    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR], pad[3][DL__MAX_MR];
+    float *c = (float *)C->p + (C->Pr == INT_MAX ? (size_t)i0 * C->rs : dl__row_at(C, i0)) + coff;
+    float t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR], pad[3][DL__MAX_MR];
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
     const dl__epilogue *e = last ? g->epi : NULL;
     dl__kepi ke, *kp = NULL;
@@ -3513,7 +3602,7 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
             ke.scale = pad[0]; ke.shift = pad[1]; ke.slope = ke.slope ? pad[2] : NULL;
         }
     }
-    if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
+    if (m == mr && whole && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
         s->kernel(kc, a, b, c, C->rs, load, bp, kp);
         if (e) dl__epilogue_rows(s, e, c, C->rs, i0, m, n);
         return;
@@ -3538,13 +3627,16 @@ static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap
     int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr;
     for (pc = 0; pc < g->K; pc += DL__KC) {
         int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
-        dl__pack_b(&g->B, g->N, pc, kc, j0, nc, s->nr, bp);
+        dl__pack_b(s, &g->B, g->N, pc, kc, j0, nc, s->nr, bp);
         /* a B sliver stays in L1 while a block of A slivers streams from L2 */
         for (ic = 0; ic < g->M; ic += mc)
-            for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
+            for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr) {
+                int j = j0 + jr, whole = g->N - j >= s->nr && g->C.cs == 1 && j % g->C.Pc + s->nr <= g->C.Pc;
+                size_t coff = dl__col_at(&g->C, j);
                 for (ir = ic; ir < ic + mc && ir < g->M; ir += s->mr)
-                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j0 + jr,
-                                  pc > 0 || g->accumulate, pc == 0, last);
+                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j,
+                                  pc > 0 || g->accumulate, pc == 0, last, coff, whole);
+            }
     }
 }
 
@@ -3706,14 +3798,17 @@ static void dl__depthwise_task(void *arg, int t, int thread) {
     const dl__simd *s = j->cpu->simd;
     int n = t / cg->C, c = t % cg->C, k, n_runs;
     float *tmp = dl__scratch(j->cpu, thread), *y = j->e->out + ((size_t)n * cg->C + c) * cg->P;
-    dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));     /* dl__depthwise_floats in all */
-    const float *w = j->e->w[0] + (size_t)c * cg->K;
-    dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
-    n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
-    for (k = 0; k < cg->P; k++) y[k] = j->l->a.bias ? j->e->w[1][c] : 0.0f;
-    for (k = 0; k < cg->K; k++) {
-        dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
-        s->axpy(y, tmp, cg->P, w[k]);
+    const float *w = j->e->w[0] + (size_t)c * cg->K, bias = j->l->a.bias ? j->e->w[1][c] : 0.0f;
+    if (s->depthwise) s->depthwise(y, j->e->in[0] + ((size_t)n * cg->C + c) * cg->H * cg->W, w, bias, cg);
+    else {
+        dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));     /* dl__depthwise_floats in all */
+        dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
+        n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
+        for (k = 0; k < cg->P; k++) y[k] = bias;
+        for (k = 0; k < cg->K; k++) {
+            dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
+            s->axpy(y, tmp, cg->P, w[k]);
+        }
     }
     if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y, (size_t)cg->P, c, 1, cg->P);
 }
