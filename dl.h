@@ -3441,8 +3441,17 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
     if (A->conv) return;
+    if (A->rs == 1 && A->Pr == INT_MAX && i0 + mr <= M) {  /* columns contiguous in i (a transposed operand): mr floats per k */
+        for (kk = 0; kk < kc; kk++, dst += mr) memcpy(dst, row[0] + dl__col_at(A, k0 + kk), (size_t)mr * sizeof(float));
+        return;
+    }
     if (A->cs == 1 && k0 % A->Pc + kc <= A->Pc) {          /* rows contiguous in k */
         size_t off = dl__col_at(A, k0);
+        if (i0 + mr <= M) {                                 /* all rows there: no test per element */
+            for (kk = 0; kk < kc; kk++, dst += mr)
+                for (ii = 0; ii < mr; ii++) dst[ii] = row[ii][off + kk];
+            return;
+        }
         for (kk = 0; kk < kc; kk++, dst += mr)
             for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][off + kk];
         return;
