@@ -506,7 +506,8 @@ DLDEF const char *dl_layer_name(const dl_layer *l);
 DLDEF int         dl_layer_op(const dl_layer *l);
 DLDEF int         dl_layer_shape(const dl_layer *l, int shape[3]); /* returns ndim */
 DLDEF int         dl_layer_size(const dl_layer *l);                /* floats per sample */
-DLDEF const float *dl_layer_output(const dl_layer *l);  /* last forward's output on the net's context */
+DLDEF const float *dl_layer_output(const dl_layer *l);  /* last forward's output on the net's context
+                                                           (NULL after a dl_predict the CPU ran in chunks of samples) */
 DLDEF const float *dl_layer_grad(const dl_layer *l);    /* last backward's gradient wrt its output */
 
 /* ---- parameters ----------------------------------------------------------- */
@@ -5133,7 +5134,7 @@ static size_t dl__optim_avx512(const dl__optim_k *o, size_t len, float *w, float
             mi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->b1), _mm512_loadu_ps(s0 + i)), _mm512_mul_ps(_mm512_set1_ps(o->c1), gi));
             vi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->b2), _mm512_loadu_ps(s1 + i)),
                                _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(o->c2), gi), gi));
-            den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), _mm512_set1_ps(o->bc2_sqrt)), _mm512_set1_ps(o->eps));
+            den = _mm512_add_ps(_mm512_div_ps(_mm512_maskz_sqrt_ps((__mmask16)0xffff, vi), _mm512_set1_ps(o->bc2_sqrt)), _mm512_set1_ps(o->eps));
             wi = _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(o->step_size), mi), den));
             if (!o->commit) { DL__BAD(wi); DL__BAD(mi); DL__BAD(vi); continue; }
             _mm512_storeu_ps(s0 + i, mi);
@@ -5154,7 +5155,7 @@ static size_t dl__sumsq_avx512(const float *x, size_t n, double *sum) {
     size_t i;
     int k;
     for (i = 0; i + 16 <= n; i += 16) {
-        __m512d u = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+        __m512d u = _mm512_maskz_cvtps_pd((__mmask8)0xff, _mm256_loadu_ps(x + i)), v = _mm512_maskz_cvtps_pd((__mmask8)0xff, _mm256_loadu_ps(x + i + 8));
         a = _mm512_add_pd(a, _mm512_mul_pd(u, u));
         b = _mm512_add_pd(b, _mm512_mul_pd(v, v));
     }
@@ -5829,6 +5830,61 @@ static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *co
     f.n = n_inputs; f.layers = inputs; f.xs = xs;
     return f;
 }
+/* Inference on the CPU runs large batches in chunks of samples, each chunk
+   through the whole graph, so a layer's output is still in cache when the
+   next layer reads it. Every kernel computes a sample's outputs with the
+   same arithmetic whatever the batch (a GEMM's columns are samples), so the
+   results are those of one pass, bit for bit; no chunk is below 4 samples,
+   where dense layers switch to dot products. The chunk comes from the
+   shapes: about 64K floats of the largest activation, and 32 samples at
+   least when a dense layer's weights (1MB or more) would be read again per
+   chunk. Custom layers see the whole batch. 0: no chunks. */
+static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
+    int i, chunk, need = 4, most = 1;
+    if (net->b != &net->cpu) return 0;
+    for (i = 0; i <= out->index; i++) {
+        const dl_layer *l = net->layers[i];
+        if (DL__HAS(l, DL__F_USER)) return 0;
+        if (l->size > most) most = l->size;
+        if (l->op == DL_OP_DENSE && (size_t)l->a.units * l->in[0]->size >= ((size_t)1 << 18)) need = 32;
+    }
+    chunk = (1 << 16) / most;
+    return chunk < need ? need : chunk;
+}
+/* dl__forward over chunks of samples; the output gathered in host_out. The
+   layers' own outputs then hold only the last chunk: dl_layer_output offers
+   none of them (c->last NULL). */
+static const float *dl__predict(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, const char *call) {
+    dl_net *net = c->net;
+    int chunk, at, k, rc;
+    float *y;
+    if ((rc = dl__check_layer(net, out, call, c->err)) || (rc = dl__check_batch(net, out, n, call, c->err))) return NULL;
+    chunk = dl__predict_chunk(net, out);
+    if (!chunk || n < 2 * chunk) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
+    if ((rc = dl__plan(c, 2 * chunk - 1, 0))) return NULL;          /* every chunk fits: host_out stays */
+    if (!(y = dl__host_buf(c, (size_t)n * out->size * sizeof(float), "the output"))) return NULL;
+    for (at = 0; at < n; at += chunk) {
+        const float *xs[64];
+        dl_layer *in = NULL;
+        dl__feed g = *f;
+        int nn = n - at < 2 * chunk ? n - at : chunk;        /* the last chunk takes the rest */
+        if (!f->n) {                    /* the one input: found by the first chunk's pass */
+            for (k = 0; at && k <= out->index; k++)
+                if (c->needed[k] && DL__HAS(net->layers[k], DL__F_SOURCE)) in = net->layers[k];
+            xs[0] = f->xs[0] + (in ? (size_t)at * in->size : 0);
+        } else {
+            if (f->n > 64) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
+            for (k = 0; k < f->n; k++) xs[k] = f->xs[k] && f->layers[k] ? f->xs[k] + (size_t)at * f->layers[k]->size : f->xs[k];
+        }
+        g.xs = xs;
+        if (dl__forward(c, out, &g, nn, 0, 0, call)) return NULL;
+        memcpy(y + (size_t)at * out->size, c->out[out->index], (size_t)nn * out->size * sizeof(float));
+        at += nn - chunk;
+    }
+    c->last = NULL;
+    c->err[0] = 0;
+    return y;
+}
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
     dl__feed f = dl__feed1(&x);
     dl_ctx *c;
@@ -5840,8 +5896,7 @@ const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
     dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict")) return NULL;
-    return dl__result(c);
+    return dl__predict(c, out, &f, n, "dl_predict");
 }
 const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n, int train) {
     dl__feed f = dl__feedn(n_inputs, inputs, xs);
@@ -5856,8 +5911,7 @@ const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_predict_multi: %d inputs", n_inputs); return NULL; }
-    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict_multi")) return NULL;
-    return dl__result(c);
+    return dl__predict(c, out, &f, n, "dl_predict_multi");
 }
 
 int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
@@ -5923,9 +5977,8 @@ const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
     {
         dl__feed f = dl__feed1(&x);
-        if (dl__forward(c, out, &f, n, 0, 0, "dl_ctx_predict")) return NULL;
+        return dl__predict(c, out, &f, n, "dl_ctx_predict");
     }
-    return dl__result(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
 
