@@ -5850,9 +5850,10 @@ static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *co
    same arithmetic whatever the batch (a GEMM's columns are samples), so the
    results are those of one pass, bit for bit; no chunk is below 4 samples,
    where dense layers switch to dot products. The chunk comes from the
-   shapes: about 64K floats of the largest activation, and 32 samples at
+   shapes: about 64K floats of the largest activation, and 256 samples at
    least when a dense layer's weights (1MB or more) would be read again per
-   chunk. Custom layers see the whole batch. 0: no chunks. */
+   chunk (such a GEMM wants the whole batch as its columns). Custom layers
+   see the whole batch. 0: no chunks. */
 static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
     int i, chunk, need = 4, most = 1;
     if (net->b != &net->cpu) return 0;
@@ -5860,7 +5861,7 @@ static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
         const dl_layer *l = net->layers[i];
         if (DL__HAS(l, DL__F_USER)) return 0;
         if (l->size > most) most = l->size;
-        if (l->op == DL_OP_DENSE && (size_t)l->a.units * l->in[0]->size >= ((size_t)1 << 18)) need = 32;
+        if (l->op == DL_OP_DENSE && (size_t)l->a.units * l->in[0]->size >= ((size_t)1 << 18)) need = 256;
     }
     chunk = (1 << 16) / most;
     return chunk < need ? need : chunk;
