@@ -2618,15 +2618,18 @@ static float dl__hard_swish_value(float x, float a, float b) {
    Where floats are evaluated wider (i686, s390x in ISO C mode) a scalar
    x * sc + sh rounds once, a vector one twice; the cast rounds the product,
    so a row gives the same bits however it splits into vectors and a tail
-   (a fused epilogue's rows are tile-wide, batchnorm's are planes). */
+   (a fused epilogue's rows are tile-wide, batchnorm's are planes).
+   The product and the sum are separate statements: clang contracts a * b + c
+   within one expression into a fused multiply-add (-ffp-contract=on), which
+   would round differently from the micro-kernels' in-register epilogue. */
 /* y = x sc + sh */
 DL__INLINE void dl__row_affine(float *y, const float *x, int S, float sc, float sh) {
     int s = 0;
 #ifdef DL__VEC
     const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh);
-    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v = v * vsc + vsh; memcpy(y + s, &v, 64); }
+    for (; s + 16 <= S; s += 16) { dl__vf v; memcpy(&v, x + s, 64); v *= vsc; v += vsh; memcpy(y + s, &v, 64); }
 #endif
-    for (; s < S; s++) y[s] = (float)(x[s] * sc) + sh;
+    for (; s < S; s++) { float p = x[s] * sc; y[s] = p + sh; }
 }
 /* y += x */
 DL__INLINE void dl__row_add(float *y, const float *x, int S) {
@@ -2774,7 +2777,8 @@ DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, f
     int s = 0;
     if (act == DL__ACT_CLIP || act == DL__ACT_HARD_SWISH) {     /* rare: plain C */
         for (; s < n; s++) {
-            float v = y[s] * sc + sh;
+            float v = y[s] * sc;
+            v += sh;
             y[s] = act == DL__ACT_CLIP ? dl__clip_value(v, slope, beta) : dl__hard_swish_value(v, slope, beta);
         }
         return;
@@ -2786,7 +2790,8 @@ DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, f
         dl__vf v;
         dl__vi m;
         memcpy(&v, y + s, 64);
-        v = v * vsc + vsh;
+        v *= vsc;
+        v += vsh;
         if (act != DL__ACT_NONE) {
             m = v > 0;
             v = (dl__vf)(((dl__vi)v & m) | ((dl__vi)(v * vneg) & ~m));
@@ -2795,7 +2800,8 @@ DL__INLINE void dl__row_epilogue(float *y, int n, float sc, float sh, int act, f
     }
 #endif
     for (; s < n; s++) {
-        float v = (float)(y[s] * sc) + sh;
+        float v = y[s] * sc;
+        v += sh;
         y[s] = act == DL__ACT_NONE || v > 0 ? v : (act == DL__ACT_RELU ? 0.0f : slope * v);
     }
 }
