@@ -238,33 +238,42 @@ static void test_freeze_errors(void) {
 
 
 /* ---- int8 ---- */
-/* The int8 tiles agree on every path this CPU has, at the extremes too
-   (255 x -127 sums that a saturating vpmaddubsw would clip). */
+/* The int8 kernels agree with the plain C ones on every path this CPU
+   has, at the extremes too (255 x -127 sums that a saturating vpmaddubsw
+   would clip), with B's rows at scattered offsets (a convolution's taps)
+   and dot products whose length is no multiple of the vector. */
 static void test_int8_kernels_agree(void) {
-    enum { K4 = 37, LDB = 4 * 64 };
+    enum { K4 = 37, LDB = 4 * 64 + 12 };
     int8_t w[4][4 * K4];
     const int8_t *rows[4] = { w[0], w[1], w[2], w[3] };
-    uint8_t b[K4 * LDB];
-    int32_t ref[4 * 64], got[4 * 64];
-    int i, k, trial;
-    const char *name;
-    dl__q8_tile_fn fast = dl__q8_detect(&name);
+    uint8_t b[K4 * LDB + 64];
+    size_t koff[K4];
+    int32_t ref[4 * 64], got[4 * 64], dref[4], dgot[4];
+    int i, k, trial, len;
+    const dl__q8k *paths[3];
+    paths[0] = dl__q8k_detect(); paths[1] = paths[2] = NULL;
+#if defined(DL__X86)
+    paths[1] = __builtin_cpu_supports("avx2") ? &dl__q8k_avx2 : NULL;
+    paths[2] = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") ? &dl__q8k_vnni : NULL;
+#endif
     for (trial = 0; trial < 2; trial++) {
         for (i = 0; i < 4; i++) for (k = 0; k < 4 * K4; k++) w[i][k] = (int8_t)(trial ? (i % 2 ? -127 : 127) : (int)urand(-127.9f, 127.9f));
-        for (k = 0; k < K4 * LDB; k++) b[k] = (uint8_t)(trial ? 255 : (int)urand(0, 255.9f));
-        dl__q8_tile_c(K4, rows, b, LDB, ref);
+        for (k = 0; k < (int)sizeof b; k++) b[k] = (uint8_t)(trial ? 255 : (int)urand(0, 255.9f));
+        for (k = 0; k < K4; k++) koff[k] = (size_t)((k * 7) % K4) * LDB + (size_t)(k % 3);
+        dl__q8k_c.tile(K4, rows, b, koff, ref);
         CHECK(!trial || ref[0] == 127 * 255 * 4 * K4, "the C tile sums 255 x 127 exactly: %d", ref[0]);
-        dl__q8_tile_fn paths[2] = { fast, NULL };
-#if defined(DL__X86)
-        paths[1] = __builtin_cpu_supports("avx2") ? dl__q8_tile_avx2 : NULL;
-#endif
-        for (i = 0; i < 2; i++) {
+        for (i = 0; i < 3; i++) {
             if (!paths[i]) continue;
-            paths[i](K4, rows, b, LDB, got);
-            CHECK(!memcmp(ref, got, sizeof ref), "trial %d: the %s tile differs from the C one", trial, i ? "avx2" : name);
+            paths[i]->tile(K4, rows, b, koff, got);
+            CHECK(!memcmp(ref, got, sizeof ref), "trial %d: the %s tile differs from the C one", trial, paths[i]->name);
+            for (len = 1; len <= K4; len += 9) {
+                dl__q8k_c.dot(len, rows, b, dref);
+                paths[i]->dot(len, rows, b, dgot);
+                CHECK(!memcmp(dref, dgot, sizeof dref), "trial %d: the %s dot product of %d words differs", trial, paths[i]->name, len);
+            }
         }
     }
-    printf("    int8 kernel on this CPU: %s\n", name);
+    printf("    int8 kernels on this CPU: %s\n", paths[0]->name);
 }
 
 /* The int8 reference CNN against a plain implementation of the same
@@ -289,7 +298,7 @@ static const int32_t *step_at(const dl_frozen *f, int i) {
 }
 /* conv 3x3 pad 1 (C -> M, HxW) in int8, then prelu; out M x H x W */
 static void ref_conv(const dl_frozen *f, const int32_t *r, const float *x, int C, int H, int W, float *out) {
-    int M = r[DL__R_SHAPE], K = C * 9, K4 = (K + 3) / 4, m, y, xx, c, ky, kx;
+    int M = r[DL__R_SHAPE], C4 = (C + 3) / 4, m, y, xx, c, ky, kx;
     const float *scale = f->w + r[DL__R_W], *bias = f->w + r[DL__R_W + 2], *wsum = f->w + r[DL__R_W + 4];
     const float *xq = f->w + r[DL__R_W + 6], *slope = f->w + r[DL__R_SLOPE];
     const int8_t *q = f->q + r[DL__R_Q];
@@ -304,7 +313,7 @@ static void ref_conv(const dl_frozen *f, const int32_t *r, const float *x, int C
                         for (kx = 0; kx < 3; kx++) {
                             int iy = y + ky - 1, ix = xx + kx - 1;
                             int v = iy >= 0 && iy < H && ix >= 0 && ix < W ? u[(c * H + iy) * W + ix] : (int)xq[1];
-                            acc += q[m * K4 * 4 + c * 9 + ky * 3 + kx] * v;
+                            acc += q[m * 36 * C4 + 4 * ((ky * 3 + kx) * C4 + c / 4) + c % 4] * v;   /* tap-major, 4 channels a word */
                         }
                 out[(m * H + y) * W + xx] = ref_act((float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]), scale[m], bias[m], slope[m]);
             }
@@ -355,7 +364,7 @@ static void test_int8_matches_reference_arithmetic(void) {
         q = dl_quantize(f, cal, 100, &qd, &st);
         CHECK(q != NULL, "dl_quantize: %s", st.msg);
         if (!q) continue;
-        CHECK(q->q_len == 32 * 12 + 64 * 288 + 10 * 3136, "int8 weights: %lu bytes", (unsigned long)q->q_len);
+        CHECK(q->q_len == 32 * 36 + 64 * 288 + 10 * 3136, "int8 weights: %lu bytes", (unsigned long)q->q_len);
         for (i = 0; i < 5; i++) {
             ref_conv(q, step_at(q, 0), x + i * 784, 1, 28, 28, a);
             ref_pool(a, 32, 28, 28, b);
