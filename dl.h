@@ -3109,7 +3109,7 @@ DL__INLINE void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, i
             v = __builtin_convertvector(a - vzw, dl__vf) * vsc;
             v = v + vsh;
             if (act != DL__ACT_NONE) { t = v * vslope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
-            memcpy(y + j, &v, (size_t)(n - j) * 4);
+            for (; j < n; j++) y[j] = v[j % 16];       /* out of the one vector store: no call, no stall */
             return;
         }
     }
@@ -3135,8 +3135,25 @@ DL__Q8_ROWS(avx2, __attribute__((target("avx2"))))
 DL__Q8_ROWS(avx512, __attribute__((target("avx512f"))))
 static const dl__q8k dl__q8k_avx2 = { "avx2", dl__q8_tile_avx2, dl__q8_dot_avx2, dl__q8_quantize_avx2, dl__q8_words_avx2,
                                       dl__q8_row_out_avx2 };
+/* dl__q8_row_out's steps with masked loads and stores: a convolution's
+   rows are short (28, 14, 7 pixels), and a tail costs as much as a vector. */
+__attribute__((target("avx512f")))
+static void dl__q8_row_out_masked(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
+                                  float slope) {
+    const __m512 vsc = _mm512_set1_ps(sc), vsh = _mm512_set1_ps(sh), vslope = _mm512_set1_ps(act == DL__ACT_RELU ? 0.0f : slope);
+    const __m512i vzw = _mm512_set1_epi32(zw);
+    int j;
+    if (cs != 1) { dl__q8_row_out_avx512(y, cs, acc, n, zw, sc, sh, act, slope); return; }
+    for (j = 0; j < n; j += 16) {
+        __mmask16 m = (__mmask16)(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, acc + j), vzw)), vsc);
+        v = _mm512_add_ps(v, vsh);
+        if (act != DL__ACT_NONE) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(v, vslope), v);
+        _mm512_mask_storeu_ps(y + j, m, v);
+    }
+}
 static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot_vnni, dl__q8_quantize_avx512,
-                                      dl__q8_words_avx512, dl__q8_row_out_avx512 };
+                                      dl__q8_words_avx512, dl__q8_row_out_masked };
 #endif
 #undef DL__Q8_ROWS
 /* The fastest int8 kernels this CPU runs. */
@@ -8372,7 +8389,8 @@ static size_t dl__q8_row_bytes(const dl_layer *l) {
 static size_t dl__q8_al(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 /* Scratch bytes at batch n. Dense: the quantized rows of a block of up to
    64 samples, and (16 samples or more, else dot products) B and its
-   offsets. Convolution: one sample packed, B when gathered, the offsets. */
+   offsets. Convolution: one sample packed, B when gathered, the offsets,
+   one plane of words (dl__q8_pack). */
 static size_t dl__q8_scratch(const dl_layer *l, int n) {
     if (l->op == DL_OP_DENSE) {
         size_t cols = (size_t)(n < DL__Q8_NB ? n : DL__Q8_NB), k4 = dl__q8_row_bytes(l) / 4;
@@ -8381,27 +8399,30 @@ static size_t dl__q8_scratch(const dl_layer *l, int n) {
     {
         dl__conv g = dl_layer_conv_geom(l);
         dl__q8_geom q = dl__q8_conv_geom(&g);
-        return dl__q8_al(q.u_bytes) + dl__q8_al(q.b_bytes) + (size_t)q.K4 * sizeof(size_t);
+        return dl__q8_al(q.u_bytes) + dl__q8_al(q.b_bytes) + dl__q8_al((size_t)q.K4 * sizeof(size_t)) + 4 * (size_t)g.H * (size_t)g.W;
     }
 }
-/* One sample's input x (C x H x W floats) packed: U[G][C4][Hp][Wp] words. */
+/* One sample's input x (C x H x W floats) packed: U[G][C4][Hp][Wp] words.
+   Four channels' planes are quantized into words in one call (tmp, H W
+   words: long vectors, one tail), then copied row by row into place. */
 static void dl__q8_pack(const dl__q8k *k, const dl__conv *g, const dl__q8_geom *q, const float *x, uint8_t *U, float inv,
-                        float z) {
+                        float z, uint8_t *tmp) {
     int grp, c4, r, t, xn = g->W < q->Wp - g->pw ? g->W : q->Wp - g->pw;
-    size_t row = 4 * (size_t)q->Wp;
+    size_t row = 4 * (size_t)q->Wp, lpad = 4 * (size_t)g->pw, HW = (size_t)g->H * (size_t)g->W;
     for (grp = 0; grp < g->G; grp++)
-        for (c4 = 0; c4 < q->C4; c4++)
-            for (r = 0; r < q->Hp; r++) {
-                uint8_t *d = U + ((size_t)grp * q->C4 + (size_t)c4) * q->plane + (size_t)r * row;
-                const float *src[4];
+        for (c4 = 0; c4 < q->C4; c4++) {
+            uint8_t *d = U + ((size_t)grp * q->C4 + (size_t)c4) * q->plane;
+            const float *src[4];
+            for (t = 0; t < 4; t++) src[t] = 4 * c4 + t < g->Cg ? x + (size_t)(grp * g->Cg + 4 * c4 + t) * HW : NULL;
+            k->words(tmp, src, (int)HW, inv, z);
+            for (r = 0; r < q->Hp; r++, d += row) {
                 int y = r - g->ph;
                 if (y < 0 || y >= g->H || xn <= 0) { memset(d, (int)z, row); continue; }   /* z in all 4 bytes */
-                for (t = 0; t < 4; t++)
-                    src[t] = 4 * c4 + t < g->Cg ? x + ((size_t)(grp * g->Cg + 4 * c4 + t) * g->H + (size_t)y) * g->W : NULL;
-                memset(d, (int)z, 4 * (size_t)g->pw);
-                k->words(d + 4 * (size_t)g->pw, src, xn, inv, z);
-                memset(d + 4 * ((size_t)g->pw + (size_t)xn), (int)z, row - 4 * ((size_t)g->pw + (size_t)xn));
+                memset(d, (int)z, lpad);
+                memcpy(d + lpad, tmp + 4 * (size_t)y * (size_t)g->W, 4 * (size_t)xn);
+                memset(d + lpad + 4 * (size_t)xn, (int)z, row - lpad - 4 * (size_t)xn);
             }
+        }
 }
 /* B of a strided convolution from one group's packed input: row (tap, c4)
    holds the word each output pixel reads; columns past P are zeros. */
@@ -8512,7 +8533,8 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
                                                      : (size_t)(tap * qg.C4 + c4) * qg.ldb;
         o.rs = (size_t)g.P; o.cs = 1; o.wrow = qg.implicit ? qg.Wp : g.OW; o.ow = g.OW;
         for (i = 0; i < e->n; i++) {
-            dl__q8_pack(o.k, &g, &qg, e->in[0] + (size_t)i * g.C * g.H * g.W, u, inv, z);
+            dl__q8_pack(o.k, &g, &qg, e->in[0] + (size_t)i * g.C * g.H * g.W, u, inv, z,
+                        (uint8_t *)koff + dl__q8_al((size_t)qg.K4 * sizeof(size_t)));
             for (grp = 0; grp < g.G; grp++) {
                 const uint8_t *Ug = u + (size_t)grp * qg.C4 * qg.plane;
                 if (!qg.implicit) dl__q8_gather(&g, &qg, Ug, B);
