@@ -395,6 +395,82 @@ static void test_int8_matches_reference_arithmetic(void) {
     dl_net_free(net);
 }
 
+/* Every convolution shape through int8 against a plain implementation
+   read from the step table: channels no multiple of 4, strides (the
+   gathered path), groups, depthwise, dilation, asymmetric and "same"
+   padding, 1x1, and a group's filters no multiple of 4. */
+static void test_int8_conv_shapes(void) {
+    static const struct { int C, H, W, filters, kernel, stride, pad, dil, groups, top, bottom, left, right, same; } cs[] = {
+        { 6, 9, 7, 10, 3, 2, 1, 1, 1, 0, 0, 0, 0, 0 },  { 8, 8, 8, 6, 3, 1, 2, 2, 2, 0, 0, 0, 0, 0 },
+        { 5, 6, 6, 5, 3, 1, 1, 1, 5, 0, 0, 0, 0, 0 },   { 7, 5, 9, 9, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0 },
+        { 3, 8, 10, 4, 3, 2, 0, 1, 1, 0, 0, 0, 0, 1 },  { 4, 7, 6, 8, 3, 1, 0, 1, 1, 2, 0, 1, 2, 0 },
+        { 12, 5, 5, 12, 3, 3, 1, 1, 3, 0, 0, 0, 0, 0 },
+    };
+    int t;
+    for (t = 0; t < (int)(sizeof cs / sizeof cs[0]); t++) {
+        dl_net *net = dl_net_new();
+        dl_conv_desc d;
+        dl_layer *conv;
+        dl_frozen *f, *q;
+        dl_status st;
+        dl_memory m;
+        dl_conv_geom g;
+        float *cal, *x, *got, *work;
+        int i, mm, oy, ox, c, ky, kx, diff = 0, size;
+        memset(&d, 0, sizeof d);
+        d.filters = cs[t].filters; d.kernel = cs[t].kernel; d.stride = cs[t].stride; d.pad = cs[t].pad;
+        d.dilation = cs[t].dil; d.groups = cs[t].groups; d.auto_pad = cs[t].same ? DL_PAD_SAME_UPPER : 0;
+        d.pad_top = cs[t].top; d.pad_bottom = cs[t].bottom; d.pad_left = cs[t].left; d.pad_right = cs[t].right;
+        dl_net_seed(net, 11 + t);
+        conv = dl_conv2d_ex(dl_input(net, cs[t].C, cs[t].H, cs[t].W), &d);
+        CHECK(conv != NULL, "case %d: %s", t, dl_net_error(net));
+        if (!conv) { dl_net_free(net); continue; }
+        g = dl_layer_conv_geom(conv);
+        size = cs[t].C * cs[t].H * cs[t].W;
+        cal = random_floats((size_t)20 * size, -1.0f, 2.0f);
+        x = random_floats((size_t)3 * size, -1.0f, 2.0f);
+        got = (float *)malloc((size_t)3 * dl_layer_size(conv) * sizeof(float));
+        f = dl_freeze(net, conv, NULL);
+        q = f ? dl_quantize(f, cal, 20, NULL, &st) : NULL;
+        CHECK(q && step_at(q, 0)[DL__R_Q] >= 0, "case %d quantized", t);
+        if (q && dl_frozen_memory(q, 3, &m) == DL_OK) {
+            const int32_t *r = step_at(q, 0);
+            const float *scale = q->w + r[DL__R_W], *bias = q->w + r[DL__R_W + 2], *wsum = q->w + r[DL__R_W + 4], *xq = q->w + r[DL__R_W + 6];
+            const int8_t *w = q->q + r[DL__R_Q];
+            int C4 = (g.Cg + 3) / 4, rowb = 4 * g.KH * g.KW * C4;
+            unsigned char *u = (unsigned char *)malloc((size_t)size);
+            work = (float *)malloc(m.work_bytes);
+            CHECK(dl_frozen_run(q, x, got, 3, work) == DL_OK, "case %d: int8 run", t);
+            for (i = 0; i < 3; i++) {
+                ref_quantize(u, x + (size_t)i * size, size, xq[0], xq[1]);
+                for (mm = 0; mm < g.M; mm++)
+                    for (oy = 0; oy < g.OH; oy++)
+                        for (ox = 0; ox < g.OW; ox++) {
+                            int32_t acc = 0;
+                            float v;
+                            for (c = 0; c < g.Cg; c++)
+                                for (ky = 0; ky < g.KH; ky++)
+                                    for (kx = 0; kx < g.KW; kx++) {
+                                        int iy = oy * g.sh + ky * g.dh - g.ph, ix = ox * g.sw + kx * g.dw - g.pw;
+                                        int cin = mm / g.Mg * g.Cg + c;
+                                        int val = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? u[(cin * g.H + iy) * g.W + ix] : (int)xq[1];
+                                        acc += w[mm * rowb + 4 * ((ky * g.KW + kx) * C4 + c / 4) + c % 4] * val;
+                                    }
+                            v = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[mm]) * scale[mm];
+                            v = v + bias[mm];
+                            diff += memcmp(&v, &got[((size_t)i * g.M + mm) * g.P + (size_t)oy * g.OW + ox], sizeof v) != 0;
+                        }
+            }
+            CHECK(diff == 0, "case %d (%dx%dx%d, k%d s%d d%d g%d): %d outputs differ from the plain implementation", t,
+                  g.C, g.H, g.W, g.KH, g.sh, g.dh, g.G, diff);
+            free(u); free(work);
+        }
+        dl_frozen_free(q); dl_frozen_free(f);
+        free(cal); free(x); free(got);
+        dl_net_free(net);
+    }
+}
+
 /* keep_float leaves the chosen layers in float; the rest of the errors. */
 static void test_int8_options(void) {
     dl_layer *logits, *probs;
@@ -548,6 +624,7 @@ int main(int argc, char **argv) {
     RUN(test_emit_constants);
     RUN(test_int8_kernels_agree);
     RUN(test_int8_matches_reference_arithmetic);
+    RUN(test_int8_conv_shapes);
     RUN(test_int8_options);
     return test_summary();
 }
