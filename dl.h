@@ -9218,9 +9218,13 @@ static void dl__emit_header(dl__wbuf *w, const dl_frozen *f, const char *name) {
              (unsigned long)m.act_bytes, (unsigned long)m.scratch_bytes);
     dl__putf(w, "#define %s_WORK_BYTES ((size_t)%lu)\n", up, (unsigned long)m.work_bytes);
     dl__putf(w, "/* Enough for n samples (%s_predict_n); exact from n = %d on, below that at most\n"
-                "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n. */\n", name, n_full,
-             (unsigned long)(smax - m.scratch_bytes));
-    dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
+                "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n%s. */\n", name, n_full,
+             (unsigned long)(smax - m.scratch_bytes), f->q_len ? " (an int8 net runs 8 samples at a time)" : "");
+    if (f->q_len)
+        dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)((n) < %d ? (n) : %d) * %luu + %luu)\n\n", up, DL__FZ_CHUNK, DL__FZ_CHUNK,
+                 (unsigned long)(m.act_bytes), (unsigned long)smax);
+    else
+        dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
     dl__putf(w, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     dl__putf(w, "/* out = the net's output for in; no allocation, no files, no threads. */\n");
     dl__putf(w, "void %s_predict(const float *in, float *out, void *work);\n", name);

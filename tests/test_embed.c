@@ -561,6 +561,23 @@ static void test_emit_constants(void) {
         }
         CHECK(short_at == 0, "NAME_WORK_BYTES_N is wrong at n = %d", short_at);
     }
+    {   /* an int8 net runs 8 samples at a time: min(n, 8) * activations + the largest scratch */
+        float *cal = random_floats(20 * 784, 0.0f, 1.0f);
+        dl_frozen *q = dl_quantize(f, cal, 20, NULL, &st);
+        dl_memory m1, mn;
+        int n, n_full, short_at = 0;
+        size_t smax;
+        CHECK(q && dl_frozen_memory(q, 1, &m1) == DL_OK, "quantized: %s", st.msg);
+        smax = q ? dl__fz_scratch_max(q, &n_full) : 0;
+        for (n = 1; q && n <= 300; n += n < 20 ? 1 : 37) {
+            size_t macro = (size_t)(n < DL__FZ_CHUNK ? n : DL__FZ_CHUNK) * m1.act_bytes + smax;
+            dl_frozen_memory(q, n, &mn);
+            if (macro < mn.work_bytes || (n >= n_full && macro != mn.work_bytes)) short_at = n;
+        }
+        CHECK(short_at == 0, "int8: NAME_WORK_BYTES_N is wrong at n = %d", short_at);
+        dl_frozen_free(q);
+        free(cal);
+    }
     free(h); free(c);
     dl_frozen_free(f);
     dl_net_free(net);
