@@ -953,6 +953,16 @@ DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int
    other steps stay float (and conv or dense layers summing over more than
    32768 inputs); int8 steps take and give floats. Integer sums are
    exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
+   dl_frozen_run takes an int8 net through all its steps 8 samples at a
+   time (the activations stay in the cache), so its work memory stops
+   growing at n = 8, and a sample gives the same bits in any batch.
+   Choosing the method: DL_CALIB_ENTROPY (TensorRT's) clips a ReLU output
+   where the histogram of all its channels together says; on
+   depthwise-separable nets that is about a third of the range for the
+   inputs of the pointwise convolutions (channels of very different
+   scales share one range), which costs 3 to 12 accuracy points in
+   tests/test_quant.c where min/max and percentile cost under 0.6: use
+   those there. Keeping the depthwise layers in float does not help.
    NULL on failure (st): DL_ERR_ARG (NULLs, n < 1, an already quantized
    net, a keep_float index out of range), DL_ERR_NUMERIC (non-finite
    calibration output), DL_ERR_NOMEM. Zero options mean default. */

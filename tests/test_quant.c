@@ -108,11 +108,18 @@ static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), floa
 static fashion_data data;
 /* The bar, 0.5 points, holds for the reference CNN with every method. */
 static void test_int8_reference_cnn(void) { quantize_and_compare(fashion_reference, 1e-3f, 0.005, "reference CNN", &data); }
-/* Depthwise layers quantize worse (one activation range per tensor over
-   channels of very different scales): here min/max loses 0.6 points and KL
-   3.1, percentile 0.2. The test holds it to 5 points, which still catches a
-   broken range (a calibration bug once cost 8 points), and prints BELOW
-   where the issue's 0.5-point bar is missed. */
+/* The depthwise net quantizes worse with the entropy method: KL clips the
+   ReLU outputs that feed the pointwise convolutions at about a third of
+   their range (one range per tensor over channels of very different
+   scales). Measured on this net: min/max -0.6 points (6 of 1000 images,
+   on a net of 67% whose margins are thin), percentile -0.2, KL -3.1;
+   keeping the pointwise layers in float brings KL to -0.8, keeping the
+   depthwise ones changes nothing; trained for 2 epochs at 3e-3 instead,
+   min/max +0.0, percentile +0.2, KL -12.2. The header says to use
+   min/max (the default) or percentile on such nets. The test holds it to
+   5 points, which still catches a broken range (a calibration bug once
+   cost 8 points), and prints BELOW where the issue's 0.5-point bar is
+   missed. */
 static void test_int8_depthwise_cnn(void) { quantize_and_compare(depthwise_cnn, 1e-2f, 0.05, "depthwise CNN", &data); }
 
 int main(int argc, char **argv) {
