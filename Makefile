@@ -207,7 +207,9 @@ define cross
 	@sh tests/run.sh $(addprefix $(B)/$(1)/run_,$(XTESTS))
 endef
 
-# The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user).
+# The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user),
+# the int8 ones (test_embed) included.
+test-arm: XTESTS += embed
 test-arm:
 	$(call cross,arm,aarch64-linux-gnu-gcc,,qemu-aarch64 -L /usr/aarch64-linux-gnu)
 

@@ -3165,6 +3165,52 @@ static void dl__q8_row_out_masked(float *y, size_t cs, const int32_t *acc, int n
 static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot_vnni, dl__q8_quantize_avx512,
                                       dl__q8_words_avx512, dl__q8_row_out_masked };
 #endif
+#ifdef DL__NEON
+/* NEON (any aarch64): u8 and s8 widened to int16, whose products fit
+   (255 x 127 < 2^15); vpadal adds pairs into int32, vpadd the two pairs
+   of a column. Eight columns (two vectors of B) at a time. */
+static void dl__q8_tile_neon(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) {
+    int i, j, k, t;
+    for (j = 0; j < DL__Q8_NB; j += 8) {
+        int32x4_t acc[4][4];
+        for (i = 0; i < 4; i++) for (t = 0; t < 4; t++) acc[i][t] = vdupq_n_s32(0);
+        for (k = 0; k < K4; k++) {
+            const uint8_t *bk = b + koff[k] + 4 * (size_t)j;
+            uint8x16_t b0 = vld1q_u8(bk), b1 = vld1q_u8(bk + 16);
+            int16x8_t x[4];
+            x[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b0))); x[1] = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b0)));
+            x[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b1))); x[3] = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b1)));
+            for (i = 0; i < 4; i++) {
+                int32_t wv;
+                int16x8_t wp;
+                memcpy(&wv, w[i] + 4 * k, 4);
+                wp = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(wv)));       /* w0 w1 w2 w3 w0 w1 w2 w3 */
+                for (t = 0; t < 4; t++) acc[i][t] = vpadalq_s16(acc[i][t], vmulq_s16(x[t], wp));
+            }
+        }
+        for (i = 0; i < 4; i++) {
+            vst1q_s32(c + i * DL__Q8_NB + j, vpaddq_s32(acc[i][0], acc[i][1]));
+            vst1q_s32(c + i * DL__Q8_NB + j + 4, vpaddq_s32(acc[i][2], acc[i][3]));
+        }
+    }
+}
+static void dl__q8_dot_neon(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c) {
+    int32x4_t acc[4];
+    int i, k = 0;
+    for (i = 0; i < 4; i++) acc[i] = vdupq_n_s32(0);
+    for (; k + 2 <= K4; k += 2) {               /* two words, 8 bytes, at a time */
+        int16x8_t x = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(u + 4 * (size_t)k)));
+        for (i = 0; i < 4; i++) acc[i] = vpadalq_s16(acc[i], vmulq_s16(x, vmovl_s8(vld1_s8(w[i] + 4 * (size_t)k))));
+    }
+    for (i = 0; i < 4; i++) {
+        int t;
+        c[i] = vaddvq_s32(acc[i]);
+        for (t = 4 * k; t < 4 * K4; t++) c[i] += (int32_t)w[i][t] * (int32_t)u[t];
+    }
+}
+static const dl__q8k dl__q8k_neon = { "neon", dl__q8_tile_neon, dl__q8_dot_neon, dl__q8_quantize_base, dl__q8_words_base,
+                                      dl__q8_row_out_base };
+#endif
 #undef DL__Q8_ROWS
 /* The fastest int8 kernels this CPU runs. */
 static const dl__q8k *dl__q8k_detect(void) {
@@ -3172,6 +3218,8 @@ static const dl__q8k *dl__q8k_detect(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) return &dl__q8k_vnni;
     if (__builtin_cpu_supports("avx2")) return &dl__q8k_avx2;
+#elif defined(DL__NEON)
+    return &dl__q8k_neon;
 #endif
     return &dl__q8k_c;
 }
