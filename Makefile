@@ -6,12 +6,18 @@ WARN     = -Wall -Wextra -pedantic -Werror
 LDLIBS   = -lm -pthread
 B        = build
 comma    = ,
+# Builds run in parallel (each test compiles the whole implementation; the
+# sanitizer builds take about 20 s of CPU each); tests run one at a time.
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+SUBMAKE  = $(MAKE) --no-print-directory -j$(JOBS)
+# What a test's build depends on besides its own file.
+TEST_DEPS = dl.h $(wildcard tests/*.h tests/fuzz/*.h examples/*.h) examples/fashion.c
 
 # Every test is one C file that includes dl.h with its implementation
 # (test_cuda.c also needs the CUDA backend: see below).
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(filter-out tests/test_cuda.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all test test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
+.PHONY: all test test-build test-embed embed-example test-dist dist-mpi dist-nccl test-sanitize test-fastmath test-arm test-i686 test-s390x test-win win-run test-tcc test-tsan valgrind demo examples bench fuzz fuzz-smoke cuda clean lib install web onnx-coverage onnx-ort
 all: $(TESTS) examples
 
 $(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
@@ -57,8 +63,10 @@ PORTABLE = $(B)/portable_grad $(B)/portable_torch
 # missing. test_report.sh renders the report build/test_fit wrote.
 SCRIPTS  = tests/test_report.sh tests/test_lib.sh tests/test_python.sh tests/test_web.sh tests/test_mpi.sh tests/test_onnx_ort.sh
 EMBED    = $(B)/embed_c $(B)/embed_cxx $(B)/embed_q8
-test: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
+test:
+	@$(SUBMAKE) test-build
 	@sh tests/run.sh $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED) $(SCRIPTS)
+test-build: $(TESTS) $(B)/cxx_check $(B)/test_cuda_emu $(PORTABLE) $(EMBED)
 
 # The library: `make lib`, then `make install PREFIX=/usr/local` (DESTDIR too).
 # Named libdlh (dlh.pc), not libdl: -ldl is glibc's dynamic-loading library.
@@ -147,7 +155,8 @@ embed-example: $(B)/embed_model
 	  $(B)/embed_example/f32/fashion_net.c -o $(B)/classify_f32 -lm
 	$(B)/classify_q8 $(B)/embed_example/*.pgm
 ARM32_CC = arm-linux-gnueabihf-gcc
-test-embed: $(EMBED)
+test-embed:
+	@$(SUBMAKE) $(EMBED)
 	@for v in float q8; do d=$$([ $$v = q8 ] && echo -DEMBED_Q8); f=$$([ $$v = q8 ] && echo ref_cnn_q8 || echo ref_cnn); \
 	  $(ARM32_CC) -std=c99 $(WARN) -O2 -DDL_NO_THREADS $$d -ffunction-sections -fdata-sections -Wl,--gc-sections -static \
 	    -I. -I$(B)/embed tests/embed_main.c $(B)/embed/$$f.c -o $(B)/embed_arm_$$v -lm || exit 1; \
@@ -201,11 +210,20 @@ test-dist:
 # $(call cross,DIR,CC,FLAGS,RUNNER,SUFFIX) builds build/DIR/test_* and runs them.
 XTESTS = portable threads grad torch core
 define cross
-	@mkdir -p $(B)/$(1)
-	@for t in $(XTESTS); do $(2) -std=c99 $(WARN) -O2 $(3) -I. tests/test_$$t.c -o $(B)/$(1)/test_$$t$(5) $(LDLIBS) || exit 1; \
+	@$(SUBMAKE) $(XTESTS:%=$(B)/$(1)/test_%$(5)) XCC='$(2)' XFLAGS='$(3)'
+	@for t in $(XTESTS); do \
 	  printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(4)' $(B)/$(1)/test_$$t$(5) > $(B)/$(1)/run_$$t; chmod +x $(B)/$(1)/run_$$t; done
 	@sh tests/run.sh $(addprefix $(B)/$(1)/run_,$(XTESTS))
 endef
+# One rule for every cross build (build/DIR/test_NAME[.exe]); the cross
+# macro passes the compiler and flags.
+define cross_rule
+$(B)/$(1)/test_%$(2): tests/test_%.c $(TEST_DEPS)
+	@mkdir -p $$(@D)
+	$$(XCC) -std=c99 $$(WARN) -O2 $$(XFLAGS) -I. $$< -o $$@ $$(LDLIBS)
+endef
+$(foreach d,arm i686 s390x tcc,$(eval $(call cross_rule,$(d),)))
+$(eval $(call cross_rule,win,.exe))
 
 # The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user),
 # the int8 ones (test_embed) included.
@@ -241,16 +259,22 @@ test-tcc:
 # ThreadSanitizer (clang) on the tests that run threads, two in each pool.
 TSAN_TESTS = threads core portable
 test-tsan:
-	@mkdir -p $(B)/tsan
-	@for t in $(TSAN_TESTS); do clang -std=c99 $(WARN) -O1 -g -fsanitize=thread -I. tests/test_$$t.c -o $(B)/tsan/test_$$t $(LDLIBS) || exit 1; done
+	@$(SUBMAKE) $(TSAN_TESTS:%=$(B)/tsan/test_%)
 	@DL_THREADS=2 TSAN_OPTIONS="halt_on_error=1" sh tests/run.sh $(addprefix $(B)/tsan/test_,$(TSAN_TESTS))
 
 # ASan + UBSan with clang: any report fails the run.
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+$(B)/san/%: tests/%.c $(TEST_DEPS)
+	@mkdir -p $(@D)
+	clang -std=c99 $(WARN) -O1 -g $(SAN) -I. $< -o $@ $(LDLIBS)
+$(B)/tsan/%: tests/%.c $(TEST_DEPS)
+	@mkdir -p $(@D)
+	clang -std=c99 $(WARN) -O1 -g -fsanitize=thread -I. $< -o $@ $(LDLIBS)
+$(B)/fast/%: tests/%.c $(TEST_DEPS)
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -O3 -ffast-math -I. $< -o $@ $(LDLIBS)
 test-sanitize:
-	@mkdir -p $(B)/san
-	@for t in $(notdir $(TESTS)); do \
-	  clang -std=c99 $(WARN) -O1 -g $(SAN) -I. tests/$$t.c -o $(B)/san/$$t $(LDLIBS) || exit 1; done
+	@$(SUBMAKE) $(addprefix $(B)/san/,$(notdir $(TESTS)))
 	@DL_TEST_FULL_DATA=0 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
 
 # The suite built with -O3 -ffast-math: the library's finiteness checks read
@@ -261,9 +285,7 @@ test-sanitize:
 # zone still decides with NaN (schedule checks, MSE accuracy): open in issue 14.
 FAST_TESTS = $(filter-out test_fit test_fashion test_quant,$(notdir $(TESTS)))
 test-fastmath:
-	@mkdir -p $(B)/fast
-	@for t in $(FAST_TESTS); do \
-	  $(CC) -std=c99 $(WARN) -O3 -ffast-math -I. tests/$$t.c -o $(B)/fast/$$t $(LDLIBS) || exit 1; done
+	@$(SUBMAKE) $(addprefix $(B)/fast/,$(FAST_TESTS))
 	@DL_TEST_FULL_DATA=0 sh tests/run.sh $(addprefix $(B)/fast/,$(FAST_TESTS))
 
 valgrind: $(TESTS)
@@ -287,7 +309,8 @@ fuzz: $(FUZZERS:%=$(B)/fuzz_%)
 	    $(B)/corpus_$$f tests/fuzz/corpus_$$f 2>$(B)/fuzz_$$f.log || { tail -40 $(B)/fuzz_$$f.log; exit 1; }; \
 	  grep -h 'stat::number_of_executed_units\|stat::peak_rss_mb' $(B)/fuzz_$$f.log; \
 	  $(B)/fuzz_$$f -merge=1 tests/fuzz/corpus_$$f $(B)/corpus_$$f 2>>$(B)/fuzz_$$f.log || exit 1; done
-fuzz-smoke: $(FUZZERS:%=$(B)/fuzz_%)
+fuzz-smoke:
+	@$(SUBMAKE) $(FUZZERS:%=$(B)/fuzz_%)
 	@for f in $(FUZZERS); do rm -rf $(B)/smoke_$$f && mkdir -p $(B)/smoke_$$f && \
 	  $(B)/fuzz_$$f -runs=0 tests/fuzz/corpus_$$f 2>$(B)/smoke_$$f.log && \
 	  $(B)/fuzz_$$f -max_total_time=$(SMOKE_SECONDS) -artifact_prefix=$(B)/ $(B)/smoke_$$f tests/fuzz/corpus_$$f \
