@@ -2927,6 +2927,9 @@ static const dl__simd *dl__simd_detect(void) {
 #ifndef DL_NO_EMIT
 #define DL__Q8_NB 64            /* columns of one tile */
 #define DL__Q8_SLACK 16         /* int32 sums readable past the last (dl__q8_row_out) */
+/* The output stage's numbers, per channel c: y = act((acc - z wsum[c]) scale[c] + bias[c]),
+   act's slope slope[c] (prelu) or alpha (leaky relu). */
+typedef struct dl__q8_epi { const float *scale, *bias, *wsum, *slope; int32_t z; int act; float alpha; } dl__q8_epi;
 typedef struct dl__q8k {
     const char *name;
     /* c[i][j] = sum over k4 < K4, t < 4 of w[i][4 k4 + t] b[koff[k4] + 4 j + t]: 4 rows, 64 columns */
@@ -2935,7 +2938,8 @@ typedef struct dl__q8k {
     void (*dot)(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c);
     void (*quantize)(uint8_t *u, const float *x, size_t count, float inv, float z);     /* dl__q8_quantize */
     void (*words)(uint8_t *d, const float *const *x, int count, float inv, float z);    /* dl__q8_words */
-    void (*row_out)(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act, float slope);
+    /* rows i < m (channels ch + i): n sums at acc + i as to y + i rs, cs apart (dl__q8_row_out) */
+    void (*rows_out)(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n, const dl__q8_epi *e, int ch);
 } dl__q8k;
 
 static void dl__q8_tile_c(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) {
@@ -3130,40 +3134,51 @@ DL__INLINE void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, i
         y[(size_t)j * cs] = act == DL__ACT_NONE || v > 0 ? v : slope * v;
     }
 }
+DL__INLINE void dl__q8_rows_out(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n, const dl__q8_epi *e,
+                                int ch) {
+    int i;
+    for (i = 0; i < m; i++)
+        dl__q8_row_out(y + (size_t)i * rs, cs, acc + (size_t)i * as, n, e->z * (int32_t)e->wsum[ch + i], e->scale[ch + i],
+                       e->bias[ch + i], e->act, e->act == DL__ACT_PRELU ? e->slope[ch + i] : e->alpha);
+}
 /* The row functions, compiled per ISA like the float row kernels (dl__rowk). */
 #define DL__Q8_ROWS(isa, target) \
     target static void dl__q8_quantize_##isa(uint8_t *u, const float *x, size_t count, float inv, float z) { \
         dl__q8_quantize(u, x, count, inv, z); } \
     target static void dl__q8_words_##isa(uint8_t *d, const float *const *x, int count, float inv, float z) { \
         dl__q8_words(d, x, count, inv, z); } \
-    target static void dl__q8_row_out_##isa(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, \
-                                            int act, float slope) { dl__q8_row_out(y, cs, acc, n, zw, sc, sh, act, slope); }
+    target static void dl__q8_rows_out_##isa(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n, \
+                                             const dl__q8_epi *e, int ch) { dl__q8_rows_out(y, rs, cs, acc, as, m, n, e, ch); }
 DL__Q8_ROWS(base, )
-static const dl__q8k dl__q8k_c = { "c", dl__q8_tile_c, dl__q8_dot_c, dl__q8_quantize_base, dl__q8_words_base, dl__q8_row_out_base };
+static const dl__q8k dl__q8k_c = { "c", dl__q8_tile_c, dl__q8_dot_c, dl__q8_quantize_base, dl__q8_words_base, dl__q8_rows_out_base };
 #ifdef DL__X86
 DL__Q8_ROWS(avx2, __attribute__((target("avx2"))))
 DL__Q8_ROWS(avx512, __attribute__((target("avx512f"))))
 static const dl__q8k dl__q8k_avx2 = { "avx2", dl__q8_tile_avx2, dl__q8_dot_avx2, dl__q8_quantize_avx2, dl__q8_words_avx2,
-                                      dl__q8_row_out_avx2 };
+                                      dl__q8_rows_out_avx2 };
 /* dl__q8_row_out's steps with masked loads and stores: a convolution's
    rows are short (28, 14, 7 pixels), and a tail costs as much as a vector. */
 __attribute__((target("avx512f")))
-static void dl__q8_row_out_masked(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
-                                  float slope) {
-    const __m512 vsc = _mm512_set1_ps(sc), vsh = _mm512_set1_ps(sh), vslope = _mm512_set1_ps(act == DL__ACT_RELU ? 0.0f : slope);
-    const __m512i vzw = _mm512_set1_epi32(zw);
-    int j;
-    if (cs != 1) { dl__q8_row_out_avx512(y, cs, acc, n, zw, sc, sh, act, slope); return; }
-    for (j = 0; j < n; j += 16) {
-        __mmask16 m = (__mmask16)(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
-        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, acc + j), vzw)), vsc);
-        v = _mm512_add_ps(v, vsh);
-        if (act != DL__ACT_NONE) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(v, vslope), v);
-        _mm512_mask_storeu_ps(y + j, m, v);
+static void dl__q8_rows_out_masked(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n,
+                                   const dl__q8_epi *e, int ch) {
+    int i, j;
+    if (cs != 1) { dl__q8_rows_out_avx512(y, rs, cs, acc, as, m, n, e, ch); return; }
+    for (i = 0; i < m; i++, y += rs, acc += as) {
+        const __m512 vsc = _mm512_set1_ps(e->scale[ch + i]), vsh = _mm512_set1_ps(e->bias[ch + i]);
+        const __m512 vslope = _mm512_set1_ps(e->act == DL__ACT_RELU ? 0.0f : e->act == DL__ACT_PRELU ? e->slope[ch + i] : e->alpha);
+        const __m512i vzw = _mm512_set1_epi32(e->z * (int32_t)e->wsum[ch + i]);
+        for (j = 0; j < n; j += 16) {
+            __mmask16 k = (__mmask16)(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, acc + j), vzw)), vsc);
+            v = _mm512_add_ps(v, vsh);
+            if (e->act != DL__ACT_NONE)
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(v, vslope), v);
+            _mm512_mask_storeu_ps(y + j, k, v);
+        }
     }
 }
 static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot_vnni, dl__q8_quantize_avx512,
-                                      dl__q8_words_avx512, dl__q8_row_out_masked };
+                                      dl__q8_words_avx512, dl__q8_rows_out_masked };
 #endif
 #ifdef DL__NEON
 /* NEON (any aarch64): u8 and s8 widened to int16, whose products fit
@@ -3209,7 +3224,7 @@ static void dl__q8_dot_neon(int K4, const int8_t *const *w, const uint8_t *u, in
     }
 }
 static const dl__q8k dl__q8k_neon = { "neon", dl__q8_tile_neon, dl__q8_dot_neon, dl__q8_quantize_base, dl__q8_words_base,
-                                      dl__q8_row_out_base };
+                                      dl__q8_rows_out_base };
 #endif
 #undef DL__Q8_ROWS
 /* The fastest int8 kernels this CPU runs. */
@@ -8500,23 +8515,21 @@ static void dl__q8_gather(const dl__conv *g, const dl__q8_geom *q, const uint8_t
    output pixel (j / wrow) ow + j % wrow, at cs apart, and is dropped where
    j % wrow >= ow (the padded width of a stride-1 convolution). */
 typedef struct dl__q8_out {
-    const float *scale, *bias, *wsum;
-    int32_t z;
-    const dl__epilogue *epi;
+    dl__q8_epi e;
     const dl__q8k *k;
     float *y;
     size_t rs, cs;
     int wrow, ow;
 } dl__q8_out;
-static void dl__q8_put(const dl__q8_out *o, int ch, int i, const int32_t *acc, int j0, int n) {
+/* m rows (channels ch.., output rows i..) of sums for columns j0 .. j0 + n - 1, as apart */
+static void dl__q8_put(const dl__q8_out *o, int ch, int i, int m, const int32_t *acc, size_t as, int j0, int n) {
     int j = j0, end = j0 + n;
     while (j < end) {
         int oy = j / o->wrow, ox = j % o->wrow, len = o->ow - ox;
         if (len <= 0) { j = (oy + 1) * o->wrow; continue; }
         if (len > end - j) len = end - j;
-        o->k->row_out(o->y + (size_t)i * o->rs + ((size_t)oy * (size_t)o->ow + (size_t)ox) * o->cs, o->cs, acc + (j - j0), len,
-                      o->z * (int32_t)o->wsum[ch], o->scale[ch], o->bias[ch], o->epi->act,
-                      o->epi->act == DL__ACT_PRELU ? o->epi->slope[ch] : o->epi->alpha);
+        o->k->rows_out(o->y + (size_t)i * o->rs + ((size_t)oy * (size_t)o->ow + (size_t)ox) * o->cs, o->rs, o->cs, acc + (j - j0),
+                       as, m, len, &o->e, ch);
         j += len;
     }
 }
@@ -8531,7 +8544,7 @@ static void dl__q8_gemm(const dl__q8_out *o, const int8_t *A, size_t rowb, int M
         for (i = 0; i < 4; i++) rows[i] = A + (size_t)(i0 + (i < m ? i : 0)) * rowb;   /* past M: row i0 again, unused */
         for (j0 = 0; j0 < N; j0 += DL__Q8_NB) {
             o->k->tile(K4, rows, B + 4 * (size_t)j0, koff, c);
-            for (i = 0; i < m; i++) dl__q8_put(o, c0 + i0 + i, i0 + i, c + i * DL__Q8_NB, j0, N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB);
+            dl__q8_put(o, c0 + i0, i0, m, c, DL__Q8_NB, j0, N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB);
         }
     }
 }
@@ -8567,7 +8580,7 @@ static void dl__q8_dense(const dl_layer *l, const dl_exec *e, const int8_t *q, d
             for (i = 0; i < 4; i++) rows[i] = q + (size_t)(i0 + (i < m ? i : 0)) * rowb;
             for (j = 0; j < N; j++) {
                 o->k->dot((int)K4, rows, u + j * rowb, c);
-                for (i = 0; i < m; i++) dl__q8_put(o, i0 + i, i0 + i, c + i, j, 1);
+                dl__q8_put(o, i0, i0, m, c, 1, j, 1);
             }
         }
     }
@@ -8577,7 +8590,8 @@ static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, 
     uint8_t *u = (uint8_t *)scratch;
     float inv = e->w[3][0], z = e->w[3][1];
     o.k = dl__q8k_detect();
-    o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = (int32_t)z; o.epi = epi;
+    o.e.scale = e->w[0]; o.e.bias = e->w[1]; o.e.wsum = e->w[2]; o.e.slope = epi->slope; o.e.z = (int32_t)z;
+    o.e.act = epi->act; o.e.alpha = epi->alpha;
     if (l->op == DL_OP_DENSE) dl__q8_dense(l, e, q, &o, u, inv, z);
     else {
         dl__conv g = dl_layer_conv_geom(l);
