@@ -2923,7 +2923,9 @@ static const dl__simd *dl__simd_detect(void) {
    kernel here and any split of the work give the same bits. Both come in
    words of 4 bytes (4 consecutive k): a weight row is K4 words, and B holds
    for each k4 one word per column at b + koff[k4] + 4 j; the offsets let a
-   convolution read its padded input in place, one offset per tap. */
+   convolution read its padded input in place, one offset per tap. Only
+   the >>emit zone calls them, so DL_NO_EMIT leaves them out too (unused
+   static functions would warn). */
 #ifndef DL_NO_EMIT
 #define DL__Q8_NB 64            /* columns of one tile */
 #define DL__Q8_SLACK 16         /* int32 sums readable past the last (dl__q8_row_out) */
