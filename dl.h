@@ -953,9 +953,10 @@ DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int
    other steps stay float (and conv or dense layers summing over more than
    32768 inputs); int8 steps take and give floats. Integer sums are
    exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
-   dl_frozen_run takes an int8 net through all its steps 8 samples at a
-   time (the activations stay in the cache), so its work memory stops
-   growing at n = 8, and a sample gives the same bits in any batch.
+   dl_frozen_run takes an int8 net through all its steps a chunk of
+   samples at a time (as many as keep its activations within about 1 MB,
+   1 to 64; 8 for the reference CNN), so its work memory stops growing
+   there, and a sample gives the same bits in any batch.
    Choosing the method: DL_CALIB_ENTROPY (TensorRT's) clips a ReLU output
    where the histogram of all its channels together says; on
    depthwise-separable nets that is about a third of the range for the
@@ -8695,12 +8696,17 @@ static int dl__fz_check(const dl_frozen *f, const int32_t **steps) {
     return at == len ? DL_OK : DL_ERR_FORMAT;
 }
 
-/* An int8 net runs DL__FZ_CHUNK samples at a time through all its steps,
-   so that the activations between steps stay in the cache (its sums do
-   not depend on the batch); a float net runs the whole batch per step, as
-   dl_predict does, whose bits it must give. */
-#define DL__FZ_CHUNK 8
-static int dl__fz_chunk(const dl_frozen *f, int n) { return f->q_len && n > DL__FZ_CHUNK ? DL__FZ_CHUNK : n; }
+/* An int8 net runs a chunk of samples at a time through all its steps:
+   as many as keep the activations between steps within about 1 MB (the
+   cache), from 1 to 64 (a dense layer's tile is 64 samples wide); its
+   sums do not depend on the batch. A float net runs the whole batch per
+   step, as dl_predict does, whose bits it must give. */
+#define DL__FZ_CACHE ((size_t)1 << 20)
+static int dl__fz_chunk(const dl_frozen *f, int n) {
+    size_t per = (size_t)f->code[6] * sizeof(float), c = per ? DL__FZ_CACHE / per : DL__Q8_NB;
+    c = c < 1 ? 1 : c > DL__Q8_NB ? DL__Q8_NB : c;
+    return f->q_len && (size_t)n > c ? (int)c : n;
+}
 
 int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
     const int32_t *r;
@@ -9293,10 +9299,10 @@ static void dl__emit_header(dl__wbuf *w, const dl_frozen *f, const char *name) {
     dl__putf(w, "#define %s_WORK_BYTES ((size_t)%lu)\n", up, (unsigned long)m.work_bytes);
     dl__putf(w, "/* Enough for n samples (%s_predict_n); exact from n = %d on, below that at most\n"
                 "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n%s. */\n", name, n_full,
-             (unsigned long)(smax - m.scratch_bytes), f->q_len ? " (an int8 net runs 8 samples at a time)" : "");
+             (unsigned long)(smax - m.scratch_bytes), f->q_len ? " (this int8 net runs a chunk of samples at a time)" : "");
     if (f->q_len)
-        dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)((n) < %d ? (n) : %d) * %luu + %luu)\n\n", up, DL__FZ_CHUNK, DL__FZ_CHUNK,
-                 (unsigned long)(m.act_bytes), (unsigned long)smax);
+        dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)((n) < %d ? (n) : %d) * %luu + %luu)\n\n", up, dl__fz_chunk(f, INT_MAX),
+                 dl__fz_chunk(f, INT_MAX), (unsigned long)(m.act_bytes), (unsigned long)smax);
     else
         dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
     dl__putf(w, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");

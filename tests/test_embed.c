@@ -471,6 +471,40 @@ static void test_int8_conv_shapes(void) {
     }
 }
 
+/* Dense layers through int8 against the plain implementation: a small
+   net runs 64 samples at a time (one tile over B) and the 6 left over as
+   dot products; both give the plain sums' bits. */
+static void test_int8_dense_paths(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *out;
+    dl_frozen *f, *q;
+    dl_status st;
+    dl_memory m;
+    float *cal = random_floats(50 * 101, -1.0f, 1.0f), *x = random_floats(70 * 101, -1.0f, 1.0f), got[70 * 10], want[70 * 10], h[70];
+    float *work;
+    int i, diff = 0;
+    dl_net_seed(net, 5);
+    out = dl_dense(dl_dense(dl_input(net, 101, 0, 0), 70), 10);        /* 101: rows of 26 words, the last one partial */
+    f = dl_freeze(net, out, NULL);
+    q = f ? dl_quantize(f, cal, 50, NULL, &st) : NULL;
+    CHECK(q && dl_frozen_memory(q, 70, &m) == DL_OK, "quantized: %s", st.msg);
+    CHECK(q && dl__fz_chunk(q, 70) == 64, "a small net runs 64 samples at a time, not %d", q ? dl__fz_chunk(q, 70) : 0);
+    if (q) {
+        work = (float *)malloc(m.work_bytes);
+        CHECK(dl_frozen_run(q, x, got, 70, work) == DL_OK, "int8 run");
+        for (i = 0; i < 70; i++) {
+            ref_dense(q, step_at(q, 0), x + i * 101, 101, h);
+            ref_dense(q, step_at(q, 1), h, 70, want + i * 10);
+        }
+        for (i = 0; i < 700; i++) diff += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+        CHECK(diff == 0, "%d of 700 int8 outputs differ from the plain implementation", diff);
+        free(work);
+    }
+    dl_frozen_free(q); dl_frozen_free(f);
+    free(cal); free(x);
+    dl_net_free(net);
+}
+
 /* keep_float leaves the chosen layers in float; the rest of the errors. */
 static void test_int8_options(void) {
     dl_layer *logits, *probs;
@@ -561,7 +595,7 @@ static void test_emit_constants(void) {
         }
         CHECK(short_at == 0, "NAME_WORK_BYTES_N is wrong at n = %d", short_at);
     }
-    {   /* an int8 net runs 8 samples at a time: min(n, 8) * activations + the largest scratch */
+    {   /* an int8 net runs chunks of samples: min(n, chunk) * activations + the largest scratch */
         float *cal = random_floats(20 * 784, 0.0f, 1.0f);
         dl_frozen *q = dl_quantize(f, cal, 20, NULL, &st);
         dl_memory m1, mn;
@@ -570,7 +604,7 @@ static void test_emit_constants(void) {
         CHECK(q && dl_frozen_memory(q, 1, &m1) == DL_OK, "quantized: %s", st.msg);
         smax = q ? dl__fz_scratch_max(q, &n_full) : 0;
         for (n = 1; q && n <= 300; n += n < 20 ? 1 : 37) {
-            size_t macro = (size_t)(n < DL__FZ_CHUNK ? n : DL__FZ_CHUNK) * m1.act_bytes + smax;
+            size_t macro = (size_t)dl__fz_chunk(q, n) * m1.act_bytes + smax;
             dl_frozen_memory(q, n, &mn);
             if (macro < mn.work_bytes || (n >= n_full && macro != mn.work_bytes)) short_at = n;
         }
@@ -642,6 +676,7 @@ int main(int argc, char **argv) {
     RUN(test_int8_kernels_agree);
     RUN(test_int8_matches_reference_arithmetic);
     RUN(test_int8_conv_shapes);
+    RUN(test_int8_dense_paths);
     RUN(test_int8_options);
     return test_summary();
 }
