@@ -2996,8 +2996,13 @@ static void dl__q8_dot_vnni(int K4, const int8_t *const *w, const uint8_t *u, in
         a2 = _mm512_dpbusd_epi32(a2, x, _mm512_maskz_loadu_epi32(m, w[2] + 4 * (size_t)k));
         a3 = _mm512_dpbusd_epi32(a3, x, _mm512_maskz_loadu_epi32(m, w[3] + 4 * (size_t)k));
     }
-    c[0] = _mm512_reduce_add_epi32(a0); c[1] = _mm512_reduce_add_epi32(a1);
-    c[2] = _mm512_reduce_add_epi32(a2); c[3] = _mm512_reduce_add_epi32(a3);
+    {   /* the lanes added in C: g++ 12 warns inside _mm512_reduce_add_epi32 (its _mm256_undefined_si256) */
+        int32_t l[4][16];
+        int i, t;
+        _mm512_storeu_si512((void *)l[0], a0); _mm512_storeu_si512((void *)l[1], a1);
+        _mm512_storeu_si512((void *)l[2], a2); _mm512_storeu_si512((void *)l[3], a3);
+        for (i = 0; i < 4; i++) for (c[i] = 0, t = 0; t < 16; t++) c[i] += l[i][t];
+    }
 }
 /* AVX2: u8 and s8 widened to int16, vpmaddwd pairs them into int32 (exact,
    unlike vpmaddubsw, which saturates), vphaddd adds the pairs; the lanes
@@ -3172,7 +3177,8 @@ static void dl__q8_rows_out_masked(float *y, size_t rs, size_t cs, const int32_t
         const __m512i vzw = _mm512_set1_epi32(e->z * (int32_t)e->wsum[ch + i]);
         for (j = 0; j < n; j += 16) {
             __mmask16 k = (__mmask16)(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, acc + j), vzw)), vsc);
+            /* the maskz form: g++ 12 warns inside the plain one (its _mm512_undefined_ps) */
+            __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(k, _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, acc + j), vzw)), vsc);
             v = _mm512_add_ps(v, vsh);
             if (e->act != DL__ACT_NONE)
                 v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(v, vslope), v);
