@@ -207,13 +207,13 @@ test-dist:
 
 # Other platforms: XTESTS cross-compiled with -std=c99 and run through an
 # emulator, each as a wrapper script for tests/run.sh.
-# $(call cross,DIR,CC,FLAGS,RUNNER,SUFFIX) builds build/DIR/test_* and runs them.
+# $(call cross,DIR,CC,FLAGS,RUNNER,SUFFIX[,TESTS]) builds build/DIR/test_* and runs them.
 XTESTS = portable threads grad torch core
 define cross
-	@$(SUBMAKE) $(XTESTS:%=$(B)/$(1)/test_%$(5)) XCC='$(2)' XFLAGS='$(3)'
-	@for t in $(XTESTS); do \
+	@$(SUBMAKE) $(patsubst %,$(B)/$(1)/test_%$(5),$(or $(6),$(XTESTS))) XCC='$(2)' XFLAGS='$(3)'
+	@for t in $(or $(6),$(XTESTS)); do \
 	  printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(4)' $(B)/$(1)/test_$$t$(5) > $(B)/$(1)/run_$$t; chmod +x $(B)/$(1)/run_$$t; done
-	@sh tests/run.sh $(addprefix $(B)/$(1)/run_,$(XTESTS))
+	@sh tests/run.sh $(addprefix $(B)/$(1)/run_,$(or $(6),$(XTESTS)))
 endef
 # One rule for every cross build (build/DIR/test_NAME[.exe]); the cross
 # macro passes the compiler and flags.
@@ -235,8 +235,11 @@ test-arm:
 # linked pthread_create) and big-endian s390x, both with the portable kernels.
 # test_portable loads the model saved on x86-64 (tests/fixtures) there; the
 # s390x run also saves one that the x86-64 build then loads and checks.
+# test_grad is left out on i686: qemu emulates x87 arithmetic in software and its
+# finite differences (double precision throughout) took most of CI's time there;
+# test_torch checks every op's forward and backward on i686 all the same.
 test-i686:
-	$(call cross,i686,i686-linux-gnu-gcc,-static,qemu-i386)
+	$(call cross,i686,i686-linux-gnu-gcc,-static,qemu-i386,,portable threads torch core)
 test-s390x: $(B)/test_portable
 	$(call cross,s390x,s390x-linux-gnu-gcc,,qemu-s390x -L /usr/s390x-linux-gnu)
 	@$(B)/s390x/run_portable --save $(B)/s390x | tail -n 1
@@ -278,12 +281,13 @@ test-sanitize:
 	@DL_TEST_FULL_DATA=0 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(addprefix $(B)/san/,$(notdir $(TESTS)))
 
 # The suite built with -O3 -ffast-math: the library's finiteness checks read
-# bits, so they must hold where the compiler assumes NaN never happens.
-# Left out for now: test_fit and test_fashion compare dl_fit with a loop
-# compiled separately bit for bit (fast-math reassociates the two differently),
-# test_quant holds a trained net's accuracy; test_fit also found that the fit
-# zone still decides with NaN (schedule checks, MSE accuracy): open in issue 14.
-FAST_TESTS = $(filter-out test_fit test_fashion test_quant,$(notdir $(TESTS)))
+# bits, so they must hold where the compiler assumes NaN never happens. The
+# loops that test_fit and test_fashion hold dl_fit to bit for bit read their
+# settings through test_opaque, so fast-math cannot specialise them alone.
+# Left out: test_quant, whose bar is a trained net's int8 accuracy: entropy
+# calibration of its depthwise CNN keeps within 5 points for seed 1 only (the
+# strict build's seeds 2-4 lose 30, 15 and 22), and fast-math trains another net.
+FAST_TESTS = $(filter-out test_quant,$(notdir $(TESTS)))
 test-fastmath:
 	@$(SUBMAKE) $(addprefix $(B)/fast/,$(FAST_TESTS))
 	@DL_TEST_FULL_DATA=0 sh tests/run.sh $(addprefix $(B)/fast/,$(FAST_TESTS))

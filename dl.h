@@ -228,7 +228,8 @@
                  cutout, brightness, contrast); dl_fit: epochs, validation,
                  top-k and confusion matrix, early stopping, checkpoints that
                  resume bit for bit, callbacks, progress bar, an HTML report;
-                 dl_evaluate and dl_predict_dataset in bounded memory
+                 dl_evaluate and dl_predict_dataset in bounded memory,
+                 dl_print_confusion (per-class accuracy and the matrix)
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
                  all-reduce (examples/dist, docs/SCALING.md)
    ONNX          dl_onnx_load / dl_onnx_save: models from PyTorch, Keras, ... run
@@ -340,7 +341,8 @@ typedef struct dl_backend dl_backend;
 /* ---- net ---------------------------------------------------------------- */
 DLDEF dl_net     *dl_net_new(void);                       /* NULL only when out of memory */
 DLDEF void        dl_net_free(dl_net *net);               /* frees layers, optimizers, contexts' net state */
-DLDEF void        dl_net_seed(dl_net *net, uint64_t seed);/* the net's generator: init, dropout */
+DLDEF void        dl_net_seed(dl_net *net, uint64_t seed);/* the net's generator: init, dropout, dl_fit's data */
+DLDEF uint64_t    dl_net_rand(dl_net *net);               /* its next 64 bits (0 for NULL): draws of your own */
 DLDEF const char *dl_net_error(const dl_net *net);        /* the last failed call's message (ERRORS says when it clears) */
 DLDEF int         dl_net_layer_count(const dl_net *net);
 DLDEF dl_layer   *dl_net_layer(const dl_net *net, int i); /* creation order; -1 is the last */
@@ -699,7 +701,7 @@ DLDEF int dl_net_summary_str(dl_net *net, char *buf, size_t cap);
 
 /* SCHEDULES: a learning rate as data. dl_schedule_lr gives the rate for step
    or epoch t (counted from 0: the rate used during t); the values follow
-   torch.optim.lr_scheduler (tests/fixtures/sched_*.txt compare them):
+   torch.optim.lr_scheduler (tests/fixtures/schedules.txt compares them):
      CONSTANT     lr
      STEP         lr * gamma^(t / step_size)                         StepLR
      MULTISTEP    lr * gamma^(milestones <= t)                       MultiStepLR
@@ -716,7 +718,9 @@ DLDEF int dl_net_summary_str(dl_net *net, char *buf, size_t cap);
    lr * warmup_start to lr over `warmup` steps, then the schedule starts at
    its t = 0 (LinearLR then SequentialLR). Zero means default: gamma 0.1,
    step_size 1, warmup_start 1/3, pct_start 0.3, div 25, final_div 1e4,
-   patience 10, threshold 1e-4. lr 0 gives multipliers (lr 1); dl_fit puts in
+   threshold 1e-4; patience is a count, and 0 lowers the rate after every
+   call without improvement (PyTorch's default is 10: say so). A NaN or
+   infinite metric never improves. lr 0 gives multipliers (lr 1); dl_fit puts in
    the optimizer's rate, and for period and total 0 the whole run. The
    plateau fields at the end are state (zero to start); fit's checkpoint
    keeps them. */
@@ -737,7 +741,7 @@ typedef struct dl_schedule {
     float min_lr;               /* cosine eta_min, plateau min_lr */
     int total;                  /* one-cycle: total steps */
     float pct_start, div, final_div;   /* one-cycle */
-    int patience, cooldown;     /* plateau */
+    int patience, cooldown;     /* plateau: calls without improvement (0 is 0), then calls to wait */
     float threshold;            /* plateau: relative */
     int maximize;               /* plateau: 1 when a larger metric is better (accuracy) */
     int warmup;                 /* linear warm-up steps (or epochs) before the schedule */
@@ -804,14 +808,21 @@ typedef struct dl_eval {
 DLDEF int dl_evaluate(dl_net *net, dl_layer *logits, const dl_dataset *d, int batch, dl_eval *ev);
 /* out's outputs for every sample into dst (count * dl_layer_size(out)). */
 DLDEF int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batch, float *dst);
+/* A confusion matrix ([true][predicted], from dl_eval or dl_fit_history) as
+   a table: a row per true class with its counts and accuracy; names NULL:
+   numbers, else column heads are their first 5 characters. DL_OK,
+   DL_ERR_ARG, DL_ERR_IO. */
+DLDEF int dl_print_confusion(FILE *f, const int *confusion, int classes, const char *const *names);
 
 /* FIT: epochs of shuffled, augmented batches through dl_train_step (labels)
    or dl_train_step_mse (targets) with any optimizer, the schedule applied
    before each step (or epoch), evaluation after each epoch, a history, early
    stopping, checkpoints, callbacks and progress. Nothing is allocated per
    step. A last batch of a single sample is dropped (batchnorm needs two).
-   Data order and augmentation come from fit's own generator, seeded by
-   seed (state seed * 0x2545f4914f6cdd1d + 1) and saved in its checkpoints.
+   Data order (reshuffled each epoch) and augmentation come from a dl_rand
+   state that starts at seed * 0x2545f4914f6cdd1d + 1; seed 0 takes one
+   draw of the net's generator (dl_net_rand) instead, so dl_net_seed alone
+   fixes the whole run. Checkpoints keep both generators.
 
    Checkpoints (every checkpoint_every steps and after each epoch, written
    atomically) hold dl_net_save_mem's checkpoint plus fit's position: epoch,
@@ -850,12 +861,13 @@ typedef struct dl_fit_progress {
     long done, total;           /* samples this epoch */
     double seconds, img_per_s, eta, loss;   /* loss: the epoch's running mean */
     const dl_fit_epoch *last;   /* EPOCH_DONE: the record just added */
+    int bar;                    /* 0: the options' quiet is 2, no bar was drawn to clear */
 } dl_fit_progress;
 
 typedef struct dl_fit_options {     /* zero means default */
     int epochs;                 /* 10 */
     int batch;                  /* 32 */
-    uint64_t seed;
+    uint64_t seed;              /* the data's generator; 0: from the net's (dl_net_rand) */
     dl_schedule schedule;       /* constant at the optimizer's rate */
     dl_augment augment;
     float val_split;            /* no val set: this fraction of train, from its end */
@@ -863,12 +875,13 @@ typedef struct dl_fit_options {     /* zero means default */
     int eval_batch;             /* batch */
     int patience;               /* early stopping after this many epochs without a better
                                    validation metric, restoring the best weights; 0 off */
-    int monitor_acc;            /* the metric: 0 validation loss, 1 validation accuracy */
+    int monitor_acc;            /* the metric: 0 validation loss, 1 validation accuracy (not
+                                   for MSE); a NaN or infinite one never counts as better */
     const char *checkpoint;     /* path or NULL */
     int checkpoint_every;       /* steps; 0: only at epoch ends */
     const char *report;         /* HTML report path, rewritten after each epoch; NULL none */
     const char *const *class_names;   /* for the report; NULL: numbers */
-    int quiet;                  /* 1: no progress at all */
+    int quiet;                  /* 1: no progress at all; 2: only each epoch's end (no bar) */
     void (*progress)(void *user, const dl_fit_progress *p);   /* NULL: dl_fit_print_progress */
     int (*on_step)(void *user, const dl_fit_history *h, float loss);  /* non-zero stops */
     int (*on_epoch)(void *user, const dl_fit_history *h);             /* non-zero stops */
@@ -1466,6 +1479,7 @@ static float dl__normal(dl_net *net) {      /* Box-Muller */
     float u = dl__uniform(net), v = dl__uniform(net);
     return (float)(sqrt(-2.0 * log(1.0 - (double)u)) * cos(6.283185307179586 * (double)v));
 }
+uint64_t dl_net_rand(dl_net *net) { return net ? dl__rand64(net) : 0; }
 void dl_net_seed(dl_net *net, uint64_t seed) {
     if (!net) return;
     net->rng = 0;
@@ -7255,14 +7269,13 @@ int dl_net_summary_str(dl_net *net, char *buf, size_t cap) {
 
 /* ---- schedules ---- */
 #define DL__PI 3.14159265358979323846
-#define DL__NAN (0.0f / 0.0f)
 
 /* Computed in float, as (lr - min) times the factor, so that a cosine from
    lr to 0 is lr * 0.5f * (1 + (float)cos(...)) exactly. */
 static float dl__sched_cosine(const dl_schedule *s, float base, long t) {
     long T = s->period, tc = t;
     float c;
-    if (T < 1) return DL__NAN;
+    if (T < 1) return NAN;
     if (s->restart_mult == 1) tc %= T;
     else if (s->restart_mult > 1)
         while (tc >= T) tc -= T, T *= s->restart_mult;
@@ -7273,7 +7286,7 @@ static float dl__sched_cosine(const dl_schedule *s, float base, long t) {
 static float dl__sched_onecycle(const dl_schedule *s, double base, long t) {
     double pct = s->pct_start > 0 ? s->pct_start : 0.3, div = s->div > 0 ? s->div : 25;
     double fdiv = s->final_div > 0 ? s->final_div : 1e4, lo = base / div, end1, a, b, x;
-    if (s->total < 2) return DL__NAN;
+    if (s->total < 2) return NAN;
     end1 = pct * s->total - 1;
     if (t > s->total - 1) t = s->total - 1;
     if (t <= end1) a = lo, b = base, x = t / end1;
@@ -7281,17 +7294,23 @@ static float dl__sched_onecycle(const dl_schedule *s, double base, long t) {
     return (float)(b + (a - b) / 2 * (cos(DL__PI * x) + 1));
 }
 
-/* Lengths and factors in range (also for a schedule read from a file). */
+/* Lengths, factors and the plateau state in range (also for a schedule read
+   from a file). Finiteness by bits: under -ffast-math a NaN field would pass
+   the comparisons. */
 static int dl__sched_ok(const dl_schedule *s) {
+    const float f[8] = { s->lr, s->gamma, s->min_lr, s->pct_start, s->div, s->final_div, s->threshold, s->warmup_start };
+    int i;
+    for (i = 0; i < 8; i++) if (!dl__finite(f[i]) || f[i] < 0) return 0;
     return s->kind >= DL_SCHED_CONSTANT && s->kind <= DL_SCHED_PLATEAU && s->step_size >= 0 && s->period >= 0 &&
-           s->restart_mult >= 0 && s->restart_mult <= 1000 && s->total >= 0 && s->warmup >= 0 && s->lr >= 0 &&
-           s->gamma >= 0 && s->min_lr >= 0 && s->pct_start >= 0 && s->pct_start < 1 && s->div >= 0 && s->final_div >= 0;
+           s->restart_mult >= 0 && s->restart_mult <= 1000 && s->total >= 0 && s->warmup >= 0 && s->pct_start < 1 &&
+           s->patience >= 0 && s->cooldown >= 0 && s->bad >= 0 && s->cool_left >= 0 && dl__finite_d(s->best) &&
+           dl__finite_d(s->plateau_lr) && s->plateau_lr >= 0;
 }
 
 float dl_schedule_lr(const dl_schedule *s, long t) {
     double g, base;
     int k = 0;
-    if (!s || t < 0 || !dl__sched_ok(s)) return DL__NAN;
+    if (!s || t < 0 || !dl__sched_ok(s)) return NAN;
     base = s->lr > 0 ? s->lr : 1;
     g = s->gamma > 0 ? s->gamma : 0.1;
     if (s->warmup > 0) {
@@ -7309,7 +7328,7 @@ float dl_schedule_lr(const dl_schedule *s, long t) {
     case DL_SCHED_COSINE: return dl__sched_cosine(s, (float)base, t);
     case DL_SCHED_ONECYCLE: return dl__sched_onecycle(s, base, t);
     case DL_SCHED_PLATEAU: return (float)(s->plateau_lr > 0 ? s->plateau_lr : base);
-    default: return DL__NAN;
+    default: return NAN;
     }
 }
 
@@ -7317,13 +7336,15 @@ float dl_schedule_lr(const dl_schedule *s, long t) {
 int dl_schedule_observe(dl_schedule *s, double m) {
     double thr, old, lo;
     int better;
-    if (!s || s->kind != DL_SCHED_PLATEAU || dl__nan_d(m)) return 0;
+    if (!s || s->kind != DL_SCHED_PLATEAU || !dl__sched_ok(s)) return 0;
     thr = s->threshold > 0 ? s->threshold : 1e-4;
-    better = !s->seen || (s->maximize ? m > s->best * (1 + thr) : m < s->best * (1 - thr));
+    /* NaN or infinity never improves (as in PyTorch, where best starts at
+       inf); tested by bits, since -ffast-math folds comparisons with NaN */
+    better = dl__finite_d(m) && (!s->seen || (s->maximize ? m > s->best * (1 + thr) : m < s->best * (1 - thr)));
     if (better) s->best = m, s->seen = 1, s->bad = 0;
     else s->bad++;
     if (s->cool_left > 0) s->cool_left--, s->bad = 0;
-    if (s->bad <= (s->patience > 0 ? s->patience : 10)) return 0;
+    if (s->bad <= s->patience) return 0;
     old = s->plateau_lr > 0 ? s->plateau_lr : (s->lr > 0 ? s->lr : 1);
     lo = old * (s->gamma > 0 ? s->gamma : 0.1);
     if (lo < s->min_lr) lo = s->min_lr;
@@ -7401,11 +7422,19 @@ static void dl__augment(float *x, int C, int H, int W, const dl_augment *a, uint
     }
 }
 
+/* Sizes >= 0 and finite factors (by bits, so that -ffast-math cannot let a
+   NaN through); contrast at most 1 keeps the factor >= 0. */
+static int dl__augment_ok(const dl_augment *a) {
+    return !a || (a->shift >= 0 && a->cutout >= 0 && dl__finite(a->brightness) && dl__finite(a->contrast) &&
+                  a->contrast >= 0 && a->contrast <= 1);
+}
+
 int dl_dataset_batch(const dl_dataset *d, const int *index, int n, const dl_augment *aug, uint64_t *rng, float *x,
                      int *labels, float *targets) {
     size_t sz;
     int i;
-    if (!d || !index || n < 0 || !x || d->c < 1 || d->count < 0 || (!d->x && !d->fill)) return DL_ERR_ARG;
+    if (!d || !index || n < 0 || !x || d->c < 1 || d->count < 0 || (!d->x && !d->fill) || !dl__augment_ok(aug))
+        return DL_ERR_ARG;
     sz = dl__sample_floats(d);
     for (i = 0; i < n; i++)
         if (index[i] < 0 || index[i] >= d->count) return DL_ERR_ARG;
@@ -7453,6 +7482,7 @@ static void dl__note_mistake(dl__mistake *m, const float *z, int classes, int in
     dl__mistake cand;
     for (c = 1; c < classes; c++) if (z[c] > mx) mx = z[c];
     for (c = 0; c < classes; c++) sum += exp(z[c] - mx);
+    if (!dl__finite_d(sum)) return;   /* NaN logits rank nothing */
     cand.index = index, cand.label = label;
     for (k = 0; k < 3; k++) cand.top[k] = -1, cand.p[k] = -1;
     for (c = 0; c < classes; c++) {
@@ -7514,14 +7544,14 @@ static int dl__eval(dl_net *net, dl_layer *logits, const dl_dataset *d, dl__fit_
         dl__eval_batch(z, n, classes, b->y, mse ? b->t : NULL, ev, &loss, &top1, &topk, i, mist);
     }
     ev->count = d->count;
-    ev->loss = d->count ? loss / d->count : DL__NAN;
-    ev->accuracy = mse || !d->count ? DL__NAN : (double)top1 / d->count;
-    ev->topk = mse || !d->count ? DL__NAN : (double)topk / d->count;
+    ev->loss = d->count ? loss / d->count : NAN;
+    ev->accuracy = mse || !d->count ? NAN : (double)top1 / d->count;
+    ev->topk = mse || !d->count ? NAN : (double)topk / d->count;
     if (ev->class_acc && ev->confusion)
         for (i = 0; i < classes; i++) {
             long row = 0;
             for (j = 0; j < classes; j++) row += ev->confusion[i * classes + j];
-            ev->class_acc[i] = row ? (double)ev->confusion[i * classes + i] / row : DL__NAN;
+            ev->class_acc[i] = row ? (double)ev->confusion[i * classes + i] / row : NAN;
         }
     return DL_OK;
 }
@@ -7579,6 +7609,25 @@ int dl_predict_dataset(dl_net *net, dl_layer *out, const dl_dataset *d, int batc
     }
     dl__bufs_free(&b);
     return rc;
+}
+
+int dl_print_confusion(FILE *f, const int *confusion, int classes, const char *const *names) {
+    dl__fout o;
+    char nb[16];
+    int t, p;
+    if (!f || !confusion || classes < 1) return DL_ERR_ARG;
+    memset(&o, 0, sizeof o);
+    o.f = f;
+    dl__fprintf(&o, "per class (rows: true class, columns: predicted, then the row's accuracy)\n%-12s", "");
+    for (p = 0; p < classes; p++) dl__fprintf(&o, " %5.5s", names ? names[p] : (snprintf(nb, sizeof nb, "%d", p), nb));
+    dl__fputs(&o, "  accuracy\n");
+    for (t = 0; t < classes; t++) {
+        long total = 0;
+        dl__fprintf(&o, "%-12.12s", names ? names[t] : (snprintf(nb, sizeof nb, "%d", t), nb));
+        for (p = 0; p < classes; p++) dl__fprintf(&o, " %5d", confusion[t * classes + p]), total += confusion[t * classes + p];
+        dl__fprintf(&o, "  %.4f\n", total ? (double)confusion[t * classes + t] / total : 0.0);
+    }
+    return o.err ? DL_ERR_IO : DL_OK;
 }
 
 /* ---- fit's position: what a checkpoint adds to dl_net_save_mem's file ---- */
@@ -7798,7 +7847,7 @@ void dl_fit_print_progress(void *user, const dl_fit_progress *p) {
         printf("\r%-79s", "validating...");
     } else if (p->last) {
         const dl_fit_epoch *e = p->last;
-        printf("\r%79s\r", "");
+        if (p->bar) printf("\r%79s\r", "");
         printf("epoch %d/%d: %ld images in %.1f s, %.0f img/s, train loss %.4f", e->epoch, p->epochs, e->images,
                e->seconds, e->images / (e->seconds > 1e-9 ? e->seconds : 1e-9), e->train_loss);
         if (!dl__nan_d(e->val_loss)) printf(", val accuracy %.4f, val loss %.4f", e->val_acc, e->val_loss);
@@ -7833,7 +7882,7 @@ static int dl__fit_err(dl_fit_history *h, int rc, const char *fmt, ...) {
 static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
     dl_fit_progress pr;
     double now = dl__fit_now();
-    if (F->o->quiet) return;
+    if (F->o->quiet == 1 || (F->o->quiet && phase != DL_FIT_EPOCH_DONE)) return;
     memset(&pr, 0, sizeof pr);
     pr.phase = phase;
     pr.epoch = F->p->epoch + 1 - (phase == DL_FIT_EPOCH_DONE);
@@ -7845,6 +7894,7 @@ static void dl__fit_progress(dl__fit *F, int phase, const dl_fit_epoch *last) {
     pr.eta = (pr.total - pr.done) / (pr.img_per_s > 0 ? pr.img_per_s : 1);
     pr.loss = F->p->done ? F->p->loss_sum / F->p->done : 0;
     pr.last = last;
+    pr.bar = !F->o->quiet;
     (F->o->progress ? F->o->progress : dl_fit_print_progress)(F->o->user, &pr);
     F->last_draw = now;
 }
@@ -7908,11 +7958,11 @@ static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
     memset(e, 0, sizeof *e);
     e->epoch = p->epoch + 1;
     e->images = p->done;
-    e->train_loss = p->done ? p->loss_sum / p->done : DL__NAN;
-    e->train_acc = p->acc_ok && p->done && !F->mse ? p->correct / p->done : DL__NAN;
+    e->train_loss = p->done ? p->loss_sum / p->done : NAN;
+    e->train_acc = p->acc_ok && p->done && !F->mse ? p->correct / p->done : NAN;
     e->lr = dl_optim_lr(F->opt);
     e->seconds = secs;
-    e->val_loss = e->val_acc = e->val_topk = DL__NAN;
+    e->val_loss = e->val_acc = e->val_topk = NAN;
     if (F->val.count) {
         dl__fit_progress(F, DL_FIT_EVALUATING, NULL);
         memset(&ev, 0, sizeof ev);
@@ -7924,9 +7974,9 @@ static int dl__fit_epoch_end(dl__fit *F, double secs, int *stop) {
         e->val_loss = ev.loss, e->val_acc = ev.accuracy, e->val_topk = ev.topk;
     }
     h->n_epochs++;
-    metric = F->val.count ? (F->o->monitor_acc ? -e->val_acc : e->val_loss) : e->train_loss;
+    metric = F->val.count ? (F->o->monitor_acc && !F->mse ? -e->val_acc : e->val_loss) : e->train_loss;
     dl_schedule_observe(&p->sched, F->val.count ? (p->sched.maximize ? e->val_acc : e->val_loss) : e->train_loss);
-    if (!h->best_epoch || metric < p->best_metric) {
+    if (dl__finite_d(metric) && (!h->best_epoch || metric < p->best_metric)) {   /* NaN by bits: fast-math */
         p->best_metric = metric, p->bad_epochs = 0, h->best_epoch = e->epoch;
         if (p->best && !dl_net_sync(F->net)) dl__params_copy(F->net, p->best, 0), p->has_best = 1;
     } else if (++p->bad_epochs >= F->o->patience && F->o->patience > 0) {
@@ -7961,7 +8011,7 @@ static int dl__fit_epoch(dl__fit *F, int *stop) {
         if ((rc = dl__fit_step(F, n, &loss)))
             return dl__fit_err(F->h, rc, "dl_fit: epoch %d, step %ld: %s", p->epoch + 1, F->h->step + 1,
                                *dl_net_error(F->net) ? dl_net_error(F->net) : "a label out of range, or the fill callback failed");
-        if (!F->o->quiet && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
+        if (F->o->quiet != 1 && (dl__fit_now() - F->last_draw > 0.1 || p->done >= p->count - 1))
             dl__fit_progress(F, DL_FIT_TRAINING, NULL);
         if (F->o->checkpoint_every > 0 && F->h->step % F->o->checkpoint_every == 0 && p->done < p->count &&
             F->o->checkpoint && (rc = dl__fit_save(F->net, F->opt, F->h, F->o->checkpoint)))
@@ -7982,6 +8032,8 @@ static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *
     dl__fit_pos *p = (dl__fit_pos *)h->pos;
     int nval = 0, i, cap;
     F->train = dl__shaped(F->net, train);
+    if (!dl__finite(o->val_split) || o->val_split < 0 || !dl__augment_ok(&o->augment))   /* by bits: fast-math */
+        return dl__fit_err(h, DL_ERR_ARG, "dl_fit: val_split must be in [0, 1), augment's sizes >= 0 and its factors finite");
     if (val) F->val = dl__shaped(F->net, val);
     else if (o->val_split > 0 && !(o->val_split < 1 && train->x))
         return dl__fit_err(h, DL_ERR_ARG, "dl_fit: val_split needs a fraction below 1 and samples in memory (x), not a fill callback");
@@ -8009,17 +8061,17 @@ static int dl__fit_setup(dl__fit *F, const dl_dataset *train, const dl_dataset *
         h->class_acc = (double *)DL_MALLOC(sizeof(double) * (size_t)F->classes);
         if (!h->confusion || !h->class_acc) return DL_ERR_NOMEM;
         memset(h->confusion, 0, sizeof(int) * (size_t)F->classes * F->classes);
-        for (i = 0; i < F->classes; i++) h->class_acc[i] = DL__NAN;
+        for (i = 0; i < F->classes; i++) h->class_acc[i] = NAN;
     }
     if (p && (p->count != F->train.count || (p->best_n && p->best_n != dl__params_copy(F->net, NULL, 0))))
         return dl__fit_err(h, DL_ERR_ARG, "dl_fit: the history continues a run on %d training samples, not %d, or on another net",
                            p->count, F->train.count);
-    if (p) return DL_OK;
+    if (p) return dl__sched_ok(&p->sched) ? DL_OK : dl__fit_err(h, DL_ERR_ARG, "dl_fit: the history's schedule is out of range");
     if (!(p = (dl__fit_pos *)DL_MALLOC(sizeof *p))) return DL_ERR_NOMEM;
     memset(p, 0, sizeof *p);
     h->pos = p;
     p->count = F->train.count;
-    p->rng = o->seed * 0x2545f4914f6cdd1dull + 1;
+    p->rng = (o->seed ? o->seed : dl_net_rand(F->net)) * 0x2545f4914f6cdd1dull + 1;
     if (!(p->order = (int *)DL_MALLOC(sizeof(int) * (size_t)p->count + 1))) return DL_ERR_NOMEM;
     for (i = 0; i < p->count; i++) p->order[i] = i;
     if (o->patience > 0 && !strcmp(dl_net_backend(F->net)->name, "cpu")) {
@@ -8168,7 +8220,7 @@ static void dl__svg_chart(dl__fout *o, const dl_fit_history *h, const char *titl
     for (s = 0; s < 2; s++)
         for (i = 0; i < n && (s ? b : a) >= 0; i++) {
             double v = dl__ep(&h->epochs[i], s ? b : a);
-            if (!dl__nan_d(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+            if (dl__finite_d(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
         }
     if (lo > hi) lo = 0, hi = 1;
     if (hi - lo < 1e-12) hi = lo + (lo ? fabs(lo) * 0.1 : 1);
@@ -8185,13 +8237,13 @@ static void dl__svg_chart(dl__fout *o, const dl_fit_history *h, const char *titl
         for (i = 0; i < n; i++) {
             double v = dl__ep(&h->epochs[i], which);
             double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
-            if (!dl__nan_d(v)) dl__fprintf(o, "%.1f,%.1f ", x, y);
+            if (dl__finite_d(v)) dl__fprintf(o, "%.1f,%.1f ", x, y);
         }
         dl__fputs(o, "\"/>");
         for (i = 0; i < n; i++) {
             double v = dl__ep(&h->epochs[i], which);
             double x = L + (n > 1 ? (double)i / (n - 1) : 0.5) * (W - L - R), y = H - B - (v - lo) / (hi - lo) * (H - T - B);
-            if (!dl__nan_d(v)) dl__fprintf(o, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>epoch %d: %.5g</title></circle>", x, y, colors[s], i + 1, v);
+            if (dl__finite_d(v)) dl__fprintf(o, "<circle cx=%.1f cy=%.1f r=3 fill=\"%s\"><title>epoch %d: %.5g</title></circle>", x, y, colors[s], i + 1, v);
         }
     }
     dl__fputs(o, "</svg>\n");
@@ -8331,11 +8383,6 @@ static void dl__report(dl__fout *o, dl__fit *F) {
                   "img{image-rendering:pixelated;border:1px solid #ccc;margin:2px}.grid{display:flex;flex-wrap:wrap;align-items:flex-start}"
                   "figure{margin:4px;font-size:12px}.t{font-size:14px;font-weight:bold}.a{font-size:11px}"
                   "td{padding:2px 10px}pre{font-size:11px;background:#f6f6f6;padding:8px}</style></head><body>\n");
-    dl__fputs(o, "");
-    {
-        static const char head[] = "<!DOCTYPE html>\n";
-        (void)head;
-    }
     dl__fprintf(o, "<h1>Training report</h1><p>epoch %d of %d, %ld steps", h->n_epochs, F->epochs, h->step);
     if (e) dl__fprintf(o, "; last epoch: train loss %.4f, validation loss %.4f, accuracy %.4f, top-%d %.4f; best epoch %d%s",
                        e->train_loss, e->val_loss, e->val_acc, F->o->topk > 0 ? F->o->topk : 5, e->val_topk, h->best_epoch,
@@ -9062,7 +9109,7 @@ static double dl__kl(const double *h, int i, int levels) {
 /* The clipping threshold for |x| of one calibrated step. */
 static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) {
     const double *h = c->hist + (size_t)s * DL__HIST;
-    double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = -1, bk = 0;
+    double amax = c->hi[s] > -c->lo[s] ? c->hi[s] : -c->lo[s], total = 0, run = 0, best = 0, bk = 0;
     float pct = d->percentile > 0 ? d->percentile : 99.99f;
     int j, levels = c->lo[s] < 0 ? 128 : 255;      /* u8 spends all its levels on [0, T] when nothing is negative */
     if (d->calib == DL_CALIB_MINMAX || amax <= 0) return amax;
@@ -9073,7 +9120,7 @@ static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) 
     }
     for (j = levels; j <= DL__HIST; j++) {
         double kl = dl__kl(h, j, levels);
-        if (best < 0 || kl < best) { best = kl; bk = j; }
+        if (!bk || kl < best) { best = kl; bk = j; }   /* no sentinel: the tail folded in can make kl < 0 */
     }
     return amax * (bk + 0.5) / DL__HIST;
 }

@@ -73,6 +73,7 @@ typedef struct idx_set {
 /* Where idx_find found the four standard files. */
 typedef struct idx_paths {
     char train_images[1024], train_labels[1024], test_images[1024], test_labels[1024];
+    char dir[1024];         /* the folder they are in */
 } idx_paths;
 
 /* Decompresses a whole gzip file (all members, concatenated) into a new buffer
@@ -102,6 +103,20 @@ IDX_DEF void idx_free(idx_set *s);
  * directory: examples/data/fashion-mnist-subset, data/fashion-mnist-subset,
  * ../examples/data/fashion-mnist-subset. */
 IDX_DEF int idx_find(const char *dir, idx_paths *p, char *err, size_t errlen);
+
+/* idx_find, then both pairs, which must hold rows x cols images (0: any
+ * size); p (or NULL) gets the paths. On failure both sets are empty. */
+IDX_DEF int idx_load_dir(const char *dir, int rows, int cols, idx_set *train, idx_set *test, idx_paths *p,
+                         char *err, size_t errlen);
+
+/* Images first..first+n-1 as floats in [0, 1] (pixel / 255) into x, and
+ * their labels into labels (or NULL). */
+IDX_DEF void idx_floats(const idx_set *s, int first, int n, float *x, int *labels);
+
+/* The same for images index[0..n) of the idx_set *set, in the shape of
+ * dl.h's dl_dataset fill callback (targets unused): a set used this way is
+ * converted batch by batch, never copied whole. Returns 0. */
+IDX_DEF int idx_fill(void *set, const int *index, int n, float *x, int *labels, float *targets);
 
 /* ------------------------------------------------------------------------- */
 /* Implementation                                                             */
@@ -725,7 +740,10 @@ IDX_DEF int idx_find(const char *dir, idx_paths *p, char *err, size_t errlen) {
         dst[3] = p->test_labels;
         for (i = 0; i < 4; i++)
             if (idx__find_one(dirs[d], names[i], dst[i], sizeof p->train_images)) break;
-        if (i == 4) return 0;
+        if (i == 4) {
+            snprintf(p->dir, sizeof p->dir, "%s", dirs[d]);
+            return 0;
+        }
         if (ndirs == 1) {
             idx__msg(err, errlen, "%s: no %s or %s.gz there (set DATA=dir to the Fashion-MNIST files)", dirs[d],
                      names[i], names[i]);
@@ -736,6 +754,46 @@ IDX_DEF int idx_find(const char *dir, idx_paths *p, char *err, size_t errlen) {
              "Fashion-MNIST not found in %s, %s or %s (run from the repository root, or set DATA=dir)", defaults[0],
              defaults[1], defaults[2]);
     return -1;
+}
+
+IDX_DEF int idx_load_dir(const char *dir, int rows, int cols, idx_set *train, idx_set *test, idx_paths *p,
+                         char *err, size_t errlen) {
+    idx_paths own;
+    idx_set *sets[2];
+    int i;
+    sets[0] = train, sets[1] = test;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!p) p = &own;
+    if (idx_find(dir, p, err, errlen)) return -1;
+    for (i = 0; i < 2; i++) {
+        const char *images = i ? p->test_images : p->train_images;
+        if (idx_load_pair(images, i ? p->test_labels : p->train_labels, sets[i], err, errlen)) break;
+        if ((rows && sets[i]->rows != rows) || (cols && sets[i]->cols != cols)) {
+            idx__msg(err, errlen, "%s: images are %dx%d, the model needs %dx%d", images, sets[i]->rows, sets[i]->cols,
+                     rows, cols);
+            break;
+        }
+    }
+    if (i == 2) return 0;
+    idx_free(train);
+    idx_free(test);
+    return -1;
+}
+
+IDX_DEF void idx_floats(const idx_set *s, int first, int n, float *x, int *labels) {
+    size_t size = (size_t)s->rows * s->cols, i;
+    const unsigned char *px = s->pixels + size * (size_t)first;
+    for (i = 0; i < size * (size_t)n; i++) x[i] = px[i] * (1.0f / 255);
+    for (i = 0; labels && i < (size_t)n; i++) labels[i] = s->labels[first + i];
+}
+
+IDX_DEF int idx_fill(void *set, const int *index, int n, float *x, int *labels, float *targets) {
+    const idx_set *s = (const idx_set *)set;
+    int i;
+    (void)targets;
+    for (i = 0; i < n; i++) idx_floats(s, index[i], 1, x + (size_t)i * s->rows * s->cols, labels ? labels + i : NULL);
+    return 0;
 }
 
 #endif /* IDX_H */

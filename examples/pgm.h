@@ -1,12 +1,18 @@
-/* pgm.h - read a w x h binary PGM (P5, 8-bit) into floats in [0, 1]. Part of
- * the dl.h examples (classify.c, embed/classify_pgm.c); static, include it
- * where needed. Returns 0, or -1 when the file is missing or anything else. */
+/* pgm.h - read a w x h binary PGM (P5, 8-bit) into floats in [0, 1], or
+ * write one from bytes. Part of the dl.h examples (classify.c, fashion.c,
+ * embed/classify_pgm.c); static, include it where needed. Both return 0, or
+ * -1 when the file is missing, malformed or cannot be written. */
 #ifndef PGM_H
 #define PGM_H
 #include <ctype.h>
 #include <stdio.h>
+#if defined(__GNUC__) || defined(__clang__)
+#define PGM_DEF static __attribute__((unused))   /* a program takes what it needs */
+#else
+#define PGM_DEF static
+#endif
 
-static int read_pgm(const char *path, float *x, int w, int h) {
+PGM_DEF int read_pgm(const char *path, float *x, int w, int h) {
     FILE *f = fopen(path, "rb");
     int v[3], k = 0, c, i;
     if (!f) return -1;
@@ -27,5 +33,13 @@ static int read_pgm(const char *path, float *x, int w, int h) {
 bad:
     fclose(f);
     return -1;
+}
+
+PGM_DEF int write_pgm(const char *path, const unsigned char *pixels, int w, int h) {
+    FILE *f = fopen(path, "wb");
+    int ok;
+    if (!f) return -1;
+    ok = fprintf(f, "P5\n%d %d\n255\n", w, h) > 0 && fwrite(pixels, 1, (size_t)w * h, f) == (size_t)w * h;
+    return fclose(f) || !ok ? -1 : 0;
 }
 #endif

@@ -49,3 +49,6 @@ with open("tests/fixtures/schedules.txt", "w") as f:
     f.write("plateau_metric %d %s\n" % (N, " ".join("%.9g" % v for v in metrics)))
     plateau = run(lambda o: S.ReduceLROnPlateau(o, factor=0.5, patience=2, cooldown=1, min_lr=0.02), metrics)
     f.write("plateau %d %s\n" % (N, " ".join("%.9g" % v for v in plateau)))
+    # patience 0: every step(m) without improvement lowers the rate (dl_schedule's 0 is 0, not a default)
+    plateau_p0 = run(lambda o: S.ReduceLROnPlateau(o, factor=0.5, patience=0, min_lr=0.001), metrics)
+    f.write("plateau_p0 %d %s\n" % (N, " ".join("%.9g" % v for v in plateau_p0)))

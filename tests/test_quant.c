@@ -30,10 +30,6 @@ static dl_layer *depthwise_cnn(dl_net *net, dl_layer **probs) {
     return h;
 }
 
-static void images(const idx_set *s, int first, int n, float *x) {
-    size_t i;
-    for (i = 0; i < (size_t)n * FASHION_PIXELS; i++) x[i] = s->pixels[(size_t)first * FASHION_PIXELS + i] * (1.0f / 255);
-}
 static double accuracy(const dl_frozen *f, const idx_set *test, const float *x, int *classes) {
     dl_memory m = { 0 };         /* zeroed: the -O3 build (make test-fastmath) cannot see dl_net_memory fill it */
     float *y, *work;
@@ -54,10 +50,10 @@ static double accuracy(const dl_frozen *f, const idx_set *test, const float *x, 
 
 /* bar: the most accuracy (fraction) an int8 net may lose against float. */
 static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), float lr, double bar, const char *name,
-                                 const fashion_data *d) {
+                                 fashion_data *d) {
     static const char *const methods[3] = { "min/max", "percentile 99.99", "entropy (KL)" };
     fashion_opts o;
-    fashion_run run;
+    dl_fit_history h;
     dl_net *net = dl_net_new();
     dl_layer *logits, *probs;
     dl_optim *opt;
@@ -76,11 +72,12 @@ static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), floa
     dl_net_seed(net, o.seed);
     logits = build(net, &probs);
     opt = dl_adam(net, lr);
-    CHECK(probs && opt && fashion_train(net, opt, logits, probs, d, &o, &run) == 0, "training: %s", dl_net_error(net));
+    CHECK(probs && opt && fashion_train(net, opt, logits, d, &o, &h) == 0, "training: %s", h.error);
+    dl_fit_history_free(&h);
     f = dl_freeze(net, probs, &st);
     CHECK(f != NULL, "dl_freeze: %s", st.msg);
-    images(&d->test, 0, d->test.count, x);
-    images(&d->train, 0, N_CALIB, cal);
+    idx_floats(&d->test, 0, d->test.count, x, NULL);
+    idx_floats(&d->train, 0, N_CALIB, cal, NULL);
     af = f ? accuracy(f, &d->test, x, cf) : 0;
     dl_frozen_memory(f, 1, &mf);
     printf("    %s: float %.4f (weights %lu B, work %lu B)\n", name, af, (unsigned long)mf.weight_bytes, (unsigned long)mf.work_bytes);
