@@ -25,7 +25,7 @@ $(B)/%: tests/%.c dl.h tests/test.h tests/ops.h
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(B)/test_reliability: tests/fuzz/fuzz_dl.h examples/idx.h
-$(B)/test_onnx: tests/fuzz/fuzz_dl.h tests/fuzz/fuzz_onnx.h
+$(B)/test_onnx: tests/fuzz/fuzz_dl.h tests/fuzz/fuzz_onnx.h examples/idx.h
 
 # ONNX: docs/ONNX_COVERAGE.md from libonnx-testdata's node tests; onnx-ort
 # is the ONNX Runtime and onnx.checker part of make test on its own.

@@ -508,8 +508,14 @@ DLDEF const char *dl_layer_name(const dl_layer *l);
 DLDEF int         dl_layer_op(const dl_layer *l);
 DLDEF int         dl_layer_shape(const dl_layer *l, int shape[3]); /* returns ndim */
 DLDEF int         dl_layer_size(const dl_layer *l);                /* floats per sample */
-DLDEF const float *dl_layer_output(const dl_layer *l);  /* last forward's output on the net's context */
-DLDEF const float *dl_layer_grad(const dl_layer *l);    /* last backward's gradient wrt its output */
+/* The last forward's output and the last backward's gradient wrt the output
+   of l, on the net's context. After dl_predict every computed layer's output
+   is there (NULL for one fused into another); a training pass (dl_forward,
+   dl_train_step) reuses memory once a value is dead, so then only the
+   output asked for is, and after backward the gradients of input layers
+   (dl_net_set_input_grad); NULL for the others. */
+DLDEF const float *dl_layer_output(const dl_layer *l);
+DLDEF const float *dl_layer_grad(const dl_layer *l);
 
 /* ---- parameters ----------------------------------------------------------- */
 /* A view of one parameter tensor. Trainable parameters live in one flat
@@ -673,6 +679,13 @@ DLDEF dl_ctx      *dl_ctx_new(dl_net *net);       /* NULL on failure (see dl_net
 DLDEF void         dl_ctx_free(dl_ctx *ctx);
 DLDEF const float *dl_ctx_predict(dl_ctx *ctx, dl_layer *out, const float *x, int n); /* owned by ctx */
 DLDEF const char  *dl_ctx_error(const dl_ctx *ctx);
+/* Bytes of the one working buffer a training step to out at batch n uses
+   on the net's backend: activations, gradients and what backward needs,
+   placed by liveness (a buffer is reused once its value is dead), and
+   scratch. Parameters, their gradients and optimizer state are apart (nw
+   floats each). Plans without allocating that buffer; 0 with a message on
+   bad arguments. */
+DLDEF size_t       dl_net_train_bytes(dl_net *net, dl_layer *out, int n);
 
 /* ---- files: little-endian, versioned, checksummed, written atomically ---- */
 DLDEF int     dl_net_save(dl_net *net, const char *path);   /* the message names path and errno's reason */
@@ -1015,7 +1028,10 @@ DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const
 /* Import: an ordinary net. Layers are named after the ONNX values they
    compute (dl_onnx_output finds one by its ONNX name, graph outputs
    included), parameters come from the initializers, the one graph input is
-   the input layer (batch dim symbolic or fixed). Opsets 1 to 21; local
+   the input layer (batch dim symbolic or fixed). A graph whose input has a
+   fixed first dim and that mixes across it (transposes, reshapes, softmax or
+   constants along it: ONNX's node tests do) imports with that whole tensor
+   as one sample: predict it with a batch of 1. Opsets 1 to 21; local
    functions are inlined. A model
    with ops, attributes or cases dl.h cannot compute exactly fails with
    DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
@@ -1296,7 +1312,10 @@ enum {
     DL__F_BATCH_STATS = 8,      /* batchnorm: batch statistics in training; folds into a GEMM in inference */
     DL__F_FUSE_HEAD = 16,       /* conv, dense: a GEMM whose epilogue can absorb what follows */
     DL__F_FUSE_ACT = 32,        /* an activation that epilogue can apply (act says which) */
-    DL__F_USER = 64             /* custom: callbacks, so not loadable from a file */
+    DL__F_USER = 64,            /* custom: callbacks, so not loadable from a file */
+    DL__F_BWD_NO_IN = 128,      /* backward reads no input's values (on every backend): */
+    DL__F_BWD_NO_OUT = 256,     /* nor its output, so the plan need not keep them (dl__liveness) */
+    DL__F_REPLAY = 512          /* forward with train 2 recomputes the output from the inputs and saved values alone */
 };
 struct dl__simd;
 typedef struct dl__op_info {
@@ -1340,16 +1359,27 @@ struct dl_optim {
     size_t host_cap;
 };
 
+/* One buffer of a plan (dl__liveness): floats, where it starts in the
+   arena, and the first and last step of the pass that use it. */
+typedef struct dl__val { size_t floats, off; int def, last; } dl__val;
+#define DL__VALS 4          /* per layer: output, its gradient, saved, the output recomputed for backward */
+
 struct dl_ctx {
     dl_net *net;
     dl_backend *b;          /* backend the plan was made for */
     int version, cap_n, train_plan;
+    int plan_out;           /* training plans: the output the layout is for; -1 for inference */
     float *arena;           /* one backend allocation holding every buffer */
-    size_t arena_floats;
+    size_t arena_floats, plan_floats;   /* allocated; used by the current layout */
+    size_t ws_off, t_off, b_off, ws_used[3];    /* scratch, targets, statistics backup; scratch floats used */
+    dl__val *vals;          /* DL__VALS per layer (host tables: one block) */
+    int *order, layers;     /* placement order of the values; layers the tables were made for */
     float **out, **dout, **saved; /* per layer */
     float *ws, *targets, *stats_backup;
     uint64_t *seed;         /* per layer: dropout seed of the last forward */
-    unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient */
+    unsigned char *needed, *rg;   /* per layer: computed by the last forward (2: fused into another); gets a gradient (|2: zeroed) */
+    unsigned char *mayg, *keep;   /* per layer: can get a gradient; valid after the pass (1 output, 2 gradient) */
+    unsigned char *replay;  /* per layer: its output is recomputed for backward (dl__liveness) */
     int *cons;              /* per layer: how many needed layers read it */
     float *fuse;            /* inference fusion: a folded batchnorm's scale and shift */
     float **prep;           /* per layer, prepared for inference once per parameter change: a conv or
@@ -1390,6 +1420,7 @@ struct dl_net {
     const struct dl__simd *simd;   /* the CPU's micro-kernels, found at dl_net_new */
     int threads;
     double par_min_work;    /* ops with less work run on the calling thread (tests set 0 to split everything) */
+    int plan_unshared;      /* tests: every buffer of a training plan its own memory (dl__layout) */
     struct dl__pool *pool;  /* made at the first parallel region */
     dl_parallel_for par_fn; /* or the user's job system */
     void *par_user;
@@ -1613,7 +1644,9 @@ dl_layer *dl_net_output(dl_net *net) {
     if (!net->n_layers) { dl__fail(net->err, DL_ERR_ARG, "dl_net_output: the net has no layers"); return NULL; }
     return net->layers[net->n_layers - 1];
 }
-void dl_net_set_input_grad(dl_net *net, int on) { if (net) net->input_grad = on != 0; }
+void dl_net_set_input_grad(dl_net *net, int on) {
+    if (net && net->input_grad != (on != 0)) { net->input_grad = on != 0; net->version++; }   /* plans keep an input's gradient */
+}
 
 /* ---- parameters ------------------------------------------------------------ */
 static void dl__param_views(dl_net *net) {   /* after the flat buffers move */
@@ -4416,7 +4449,10 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     double mean, var, sum = 0, sq = 0;
     float inv, sc, sh;
     (void)thread;
-    if (e->train) {
+    if (e->train == 2) {            /* replay (dl__backward): the saved statistics, nothing moves */
+        mean = e->saved[c];
+        var = 0;
+    } else if (e->train) {
         for (n = 0; n < e->n; n++) sum += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
         mean = sum / (double)M;
         for (n = 0; n < e->n; n++) sq += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
@@ -4427,8 +4463,8 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
         mean = e->w[2][c];
         var = e->w[3][c];
     }
-    inv = (float)(1.0 / sqrt(var + l->a.eps));
-    if (e->saved) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
+    inv = e->train == 2 ? e->saved[C + c] : (float)(1.0 / sqrt(var + l->a.eps));
+    if (e->saved && e->train != 2) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
     sc = e->w[0][c] * inv;
     sh = e->w[1][c] - (float)mean * sc;
     for (n = 0; n < e->n; n++)
@@ -5107,79 +5143,79 @@ static const dl__attr_spec dl__gelu_attrs[] = { DL__ATTR("approximate", DL__A_IN
 static const dl__op_info dl__ops[] = {
     { DL_OP_INPUT, "input", 0, 0, DL__F_SOURCE, 0, dl__input_infer, NULL, NULL, NULL, NULL,
       dl__shape_attrs, dl__input_forward, dl__input_backward },
-    { DL_OP_DENSE, "dense", 1, 1, DL__F_FUSE_HEAD, 0, dl__dense_infer, dl__dense_params, NULL, NULL, dl__dense_cpu_ws,
+    { DL_OP_DENSE, "dense", 1, 1, DL__F_FUSE_HEAD | DL__F_BWD_NO_OUT, 0, dl__dense_infer, dl__dense_params, NULL, NULL, dl__dense_cpu_ws,
       dl__dense_attrs, dl__dense_forward, dl__dense_backward },
-    { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
+    { DL_OP_CONV2D, "conv2d", 1, 1, DL__F_FUSE_HEAD | DL__F_BWD_NO_OUT, 0, dl__conv2d_infer, dl__conv2d_params, NULL, dl__conv2d_ws,
       dl__conv2d_cpu_ws, dl__conv2d_attrs, dl__conv2d_forward, dl__conv2d_backward },
-    { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
+    { DL_OP_MAXPOOL2D, "maxpool2d", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__pool_infer, NULL, dl__maxpool2d_saved, NULL, NULL,
       dl__maxpool2d_attrs, dl__maxpool2d_forward, dl__maxpool2d_backward },
-    { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, 0, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_AVGPOOL2D, "avgpool2d", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__pool_infer, NULL, NULL, NULL, NULL,
       dl__avgpool2d_attrs, dl__avgpool2d_forward, dl__avgpool2d_backward },
-    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
-    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS, 0, dl__batchnorm_infer, dl__batchnorm_params,
+    { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS | DL__F_BWD_NO_OUT | DL__F_REPLAY, 0, dl__batchnorm_infer, dl__batchnorm_params,
       dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
-    { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG | DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
       dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
     { DL_OP_RESHAPE, "reshape", 1, 1, DL__F_VIEW, 0, dl__reshape_infer, NULL, NULL, NULL, NULL,
       dl__shape_attrs, dl__reshape_forward, dl__reshape_backward },
-    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__relu_forward, dl__relu_backward },
-    { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
       dl__alpha_attrs, dl__leaky_relu_forward, dl__leaky_relu_backward },
     { DL_OP_ELU, "elu", 1, 1, 0, 0, dl__alpha_infer, NULL, NULL, NULL, NULL,
       dl__alpha_attrs, dl__elu_forward, dl__elu_backward },
-    { DL_OP_PRELU, "prelu", 1, 1, DL__F_FUSE_ACT, DL__ACT_PRELU, NULL, dl__prelu_params, NULL, NULL, NULL,
+    { DL_OP_PRELU, "prelu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_PRELU, NULL, dl__prelu_params, NULL, NULL, NULL,
       dl__no_attrs, dl__prelu_forward, dl__prelu_backward },
-    { DL_OP_SIGMOID, "sigmoid", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SIGMOID, "sigmoid", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__sigmoid_forward, dl__sigmoid_backward },
-    { DL_OP_TANH, "tanh", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_TANH, "tanh", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__tanh_forward, dl__tanh_backward },
-    { DL_OP_SOFTMAX, "softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SOFTMAX, "softmax", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__softmax_forward, dl__softmax_backward },
-    { DL_OP_ADD, "add", 2, 64, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_ADD, "add", 2, 64, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__add_forward, dl__add_backward },
-    { DL_OP_CONCAT, "concat", 1, 64, 0, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_CONCAT, "concat", 1, 64, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__concat_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__concat_forward, dl__concat_backward },
-    { DL_OP_MUL, "mul", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_MUL, "mul", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__mul_forward, dl__mul_backward },
-    { DL_OP_MATMUL, "matmul", 2, 2, 0, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
+    { DL_OP_MATMUL, "matmul", 2, 2, DL__F_BWD_NO_OUT, 0, dl__matmul_infer, NULL, NULL, NULL, dl__matmul_cpu_ws,
       dl__no_attrs, dl__matmul_forward, dl__matmul_backward },
     { DL_OP_CUSTOM, "custom", 1, 64, DL__F_USER, 0, dl__custom_infer, dl__custom_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__custom_forward, dl__custom_backward },
-    { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, 0, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
+    { DL_OP_GLOBAL_MAXPOOL, "global_maxpool", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__global_pool_infer, NULL, dl__global_maxpool_saved, NULL, NULL,
       dl__no_attrs, dl__global_maxpool_forward, dl__global_maxpool_backward },
-    { DL_OP_CLIP, "clip", 1, 1, DL__F_FUSE_ACT, DL__ACT_CLIP, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_CLIP, "clip", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_CLIP, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__clip_attrs, dl__clip_forward, dl__clip_backward },
-    { DL_OP_HARD_SIGMOID, "hard_sigmoid", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_HARD_SIGMOID, "hard_sigmoid", 1, 1, DL__F_BWD_NO_OUT, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__hard_sigmoid_attrs, dl__hard_sigmoid_forward, dl__hard_sigmoid_backward },
-    { DL_OP_HARD_SWISH, "hard_swish", 1, 1, DL__F_FUSE_ACT, DL__ACT_HARD_SWISH, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_HARD_SWISH, "hard_swish", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_HARD_SWISH, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__hard_sigmoid_attrs, dl__hard_swish_forward, dl__hard_swish_backward },
     { DL_OP_SELU, "selu", 1, 1, 0, 0, dl__alpha_beta_infer, NULL, NULL, NULL, NULL,
       dl__selu_attrs, dl__selu_forward, dl__selu_backward },
-    { DL_OP_GELU, "gelu", 1, 1, 0, 0, dl__gelu_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_GELU, "gelu", 1, 1, DL__F_BWD_NO_OUT, 0, dl__gelu_infer, NULL, NULL, NULL, NULL,
       dl__gelu_attrs, dl__gelu_forward, dl__gelu_backward },
-    { DL_OP_SILU, "silu", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SILU, "silu", 1, 1, DL__F_BWD_NO_OUT, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__silu_forward, dl__silu_backward },
-    { DL_OP_SOFTPLUS, "softplus", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_SOFTPLUS, "softplus", 1, 1, DL__F_BWD_NO_OUT, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__softplus_forward, dl__softplus_backward },
-    { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, 0, 0, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_LOG_SOFTMAX, "log_softmax", 1, 1, DL__F_BWD_NO_IN, 0, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__log_softmax_forward, dl__log_softmax_backward },
-    { DL_OP_SUB, "sub", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_SUB, "sub", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__sub_forward, dl__sub_backward },
-    { DL_OP_DIV, "div", 2, 2, 0, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_DIV, "div", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__div_forward, dl__div_backward },
     { DL_OP_CONSTANT, "constant", 0, 0, 0, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__constant_forward, dl__constant_backward },
-    { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, 0, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
+    { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, DL__F_BWD_NO_OUT, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
       dl__conv2d_ws, dl__conv2d_cpu_ws, dl__conv2d_transpose_attrs, dl__conv2d_transpose_forward, dl__conv2d_transpose_backward },
-    { DL_OP_PAD, "pad", 1, 1, 0, 0, dl__pad_infer, NULL, NULL, NULL, NULL, dl__pad_attrs, dl__pad_forward, dl__pad_backward },
-    { DL_OP_TRANSPOSE, "transpose", 1, 1, 0, 0, dl__transpose_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_PAD, "pad", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__pad_infer, NULL, NULL, NULL, NULL, dl__pad_attrs, dl__pad_forward, dl__pad_backward },
+    { DL_OP_TRANSPOSE, "transpose", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__transpose_infer, NULL, NULL, NULL, NULL,
       dl__transpose_attrs, dl__transpose_forward, dl__transpose_backward },
-    { DL_OP_UPSAMPLE, "upsample", 1, 1, 0, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
+    { DL_OP_UPSAMPLE, "upsample", 1, 1, DL__F_BWD_NO_OUT, 0, dl__upsample_infer, NULL, NULL, NULL, NULL,
       dl__upsample_attrs, dl__upsample_forward, dl__upsample_backward },
-    { DL_OP_SLICE, "slice", 1, 1, 0, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
-    { DL_OP_REDUCE, "reduce", 1, 1, 0, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
+    { DL_OP_SLICE, "slice", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
+    { DL_OP_REDUCE, "reduce", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -5449,47 +5485,172 @@ static void dl__cpu_init(dl_backend *b) {
 static void dl__ctx_release(dl_ctx *c) {
     if (c->arena && c->b == &c->net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
     if (c->arena) c->b->release(c->b, c->arena);
-    DL_FREE(c->seed);                   /* the host tables' one block */
+    DL_FREE(c->vals);                   /* the host tables' one block */
     DL_FREE(c->prep);                   /* the prepared weights' one block */
     c->prep = NULL;
     DL_FREE(c->host_out);
-    c->arena = NULL; c->seed = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
-    c->cap_n = 0; c->last = NULL;
+    c->arena = NULL; c->vals = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
+    c->arena_floats = 0; c->cap_n = 0; c->last = NULL; c->layers = 0;
 }
 
-/* Lays out every buffer for batches of up to n in one backend allocation.
-   Reshape layers share their input's buffers. Training plans also hold
-   gradients, what forward saves for backward, targets and a copy of the
-   statistics to restore after a failed step. */
-static int dl__plan(dl_ctx *c, int n, int train) {
-    dl_net *net = c->net;
-    int i, L = net->n_layers;
-    size_t total = 0, ws = 0, max_size = 1, *off, ws_shared = 0, ws_thread = 0, fuse_floats = 0, sh_used = 0, th_used = 0;
-    double need = 0;        /* the same sum in floating point: sizes that wrap size_t are refused */
-    int threads;
+/* The host tables, one block per graph, strictest alignment first: the
+   values, seeds, 3 pointer tables, the placement order, consumer counts,
+   5 flag arrays. */
+static int dl__ctx_tables(dl_ctx *c) {
+    int L = c->net->n_layers;
     char *host;
-    if (c->arena && c->version == net->version && c->b == net->b && n <= c->cap_n && (!train || c->train_plan))
-        return DL_OK;
-    if (c->arena && c->version == net->version && c->b == net->b && n < c->cap_n) n = c->cap_n;
-    if (c->train_plan && c->version == net->version) train = 1;
-    dl__ctx_release(c);
-    /* host side, one block, strictest alignment first so every table is
-       aligned: seeds, 3 pointer tables, offsets, 2 flag arrays */
-    host = (char *)dl__calloc((size_t)L, sizeof(uint64_t) + 3 * sizeof(float *) + 4 * sizeof(size_t) + sizeof(int) + 2);
-    if (!host) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
-    c->seed = (uint64_t *)(void *)host;
+    if (c->vals && c->layers == L) return 1;
+    DL_FREE(c->vals);
+    host = (char *)dl__calloc((size_t)L, DL__VALS * sizeof(dl__val) + sizeof(uint64_t) + 3 * sizeof(float *) + (DL__VALS + 1) * sizeof(int) + 5);
+    c->vals = (dl__val *)(void *)host;
+    if (!host) { c->out = NULL; c->layers = 0; return 0; }
+    c->seed = (uint64_t *)(void *)(c->vals + DL__VALS * (size_t)L);
     c->out = (float **)(void *)(c->seed + L);
     c->dout = c->out + L;
     c->saved = c->dout + L;
-    off = (size_t *)(void *)(c->saved + L);
-    c->cons = (int *)(void *)(off + 4 * (size_t)L);
+    c->order = (int *)(void *)(c->saved + L);
+    c->cons = c->order + DL__VALS * (size_t)L;
     c->needed = (unsigned char *)(c->cons + L);
     c->rg = c->needed + L;
-    threads = c == net->ctx ? net->threads : 1;
-    for (i = 0; i < L; i++) {          /* off[4i..4i+2]: out, dout, saved */
+    c->mayg = c->rg + L;
+    c->keep = c->mayg + L;
+    c->replay = c->keep + L;
+    c->layers = L;
+    return 1;
+}
+
+/* Views (reshape, flatten) share their input's buffers: the layer that owns them. */
+static int dl__root(const dl_net *net, int i) {
+    while (DL__HAS(net->layers[i], DL__F_VIEW)) i = net->layers[i]->in[0]->index;
+    return i;
+}
+
+/* Liveness over one training pass to out, in steps: inputs are copied at
+   0, layer i runs forward at i + 1, the loss at out + 2, layer i's backward
+   at 2 out + 3 - i, and the caller reads the results at 2 out + 4. Each
+   value (a layer's output, the gradient of that output, what forward saves
+   for it) lives from the step that first writes it to the last that reads
+   it. A gradient is first written by the backward of its latest consumer
+   (zeroed just before, dl__backward) and last read by its own layer's
+   backward, so it may take memory an activation no longer needs. Backward
+   reads a layer's inputs and output unless its op says otherwise
+   (DL__F_BWD_NO_IN, _NO_OUT). mayg: the layers that can get a gradient
+   whatever is frozen later (freezing needs no new plan).
+   Replay (DL__F_REPLAY, CPU, shared plans): the output of a batchnorm that
+   later backward passes read (a prelu's, say) is not kept through the
+   middle of the pass but recomputed, bit for bit, from its input and saved
+   statistics into a second value just before the first of them runs
+   (dl__backward); its input stays anyway for its own backward. */
+static void dl__liveness(dl_ctx *c, int n, int out, int replay) {
+    dl_net *net = c->net;
+    dl__val *v = c->vals;
+    int i, k, T = 2 * out + 4, ro = dl__root(net, out);
+    memset(c->needed, 0, (size_t)net->n_layers);
+    memset(c->replay, 0, (size_t)net->n_layers);
+    c->needed[out] = 1;
+    for (i = out; i >= 0; i--)
+        if (c->needed[i]) for (k = 0; k < net->layers[i]->n_in; k++) c->needed[net->layers[i]->in[k]->index] = 1;
+    for (i = 0; i <= out; i++) {
         const dl_layer *l = net->layers[i];
-        size_t k = dl__align((size_t)n * l->size), s = train ? dl__align(dl_layer_saved_floats(l, n)) : 0;
-        need += (double)n * l->size * (train ? 3 : 1) + 64;
+        c->mayg[i] = DL__HAS(l, DL__F_SOURCE) && net->input_grad;
+        for (k = 0; k < l->n_params; k++) c->mayg[i] |= net->params[l->first_param + k].trainable;
+        for (k = 0; k < l->n_in; k++) c->mayg[i] |= c->mayg[l->in[k]->index];
+        /* what a replay reads must not be replayed itself */
+        c->replay[i] = (unsigned char)(replay && c->needed[i] && DL__HAS(l, DL__F_REPLAY) && c->mayg[i] && i != ro);
+        for (k = 0; k < l->n_in; k++) if (c->replay[dl__root(net, l->in[k]->index)]) c->replay[i] = 0;
+    }
+    for (i = 0; i <= out; i++) {
+        const dl_layer *l = net->layers[i];
+        int fwd = DL__HAS(l, DL__F_SOURCE) ? 0 : i + 1, bwd = 2 * out + 3 - i, src = DL__HAS(l, DL__F_SOURCE);
+        dl__val *y = v + DL__VALS * i;
+        if (!c->needed[i] || DL__HAS(l, DL__F_VIEW)) continue;
+        y[0].floats = (size_t)n * l->size;
+        y[0].def = y[0].last = fwd;
+        if (c->mayg[i] && !src && !DL__HAS(l, DL__F_BWD_NO_OUT)) y[0].last = bwd;
+        if (c->mayg[i]) {
+            y[1].floats = (size_t)n * l->size;
+            y[1].def = T;
+            y[1].last = src ? T : bwd;
+        }
+        if ((y[2].floats = dl_layer_saved_floats(l, n)) != 0) {
+            y[2].def = fwd;
+            y[2].last = c->mayg[i] ? bwd : fwd;
+        }
+        for (k = 0; k < l->n_in; k++) {
+            int r = dl__root(net, l->in[k]->index);
+            dl__val *x = v + DL__VALS * r;
+            if (x->last < fwd) x->last = fwd;
+            if (c->mayg[i] && !DL__HAS(l, DL__F_BWD_NO_IN)) {
+                if (!c->replay[r]) { if (x->last < bwd) x->last = bwd; }
+                else if (!x[3].floats) { x[3].floats = x->floats; x[3].def = x[3].last = bwd; }
+                else { if (x[3].def > bwd) x[3].def = bwd; if (x[3].last < bwd) x[3].last = bwd; }
+            }
+            if (x[1].floats && x[1].def > bwd) x[1].def = bwd;
+        }
+    }
+    v[DL__VALS * ro].last = T;
+    if (v[DL__VALS * ro + 1].floats) v[DL__VALS * ro + 1].def = out + 2;
+    for (i = 0; i <= out; i++) c->replay[i] = v[DL__VALS * i + 3].floats != 0;
+}
+
+/* First fit, largest area (floats x steps alive) first: each value at
+   the lowest offset that no value placed before it and alive at the same
+   time uses. On the bench nets this is within 0.1% of the largest sum of
+   values alive at one step (by size alone: up to 4% over). Returns the floats. */
+static double dl__area(const dl__val *v) { return (double)v->floats * ((double)v->last - v->def + 1); }
+static size_t dl__place(dl__val *v, int *order, int count) {
+    size_t top = 0;
+    int a, b, moved;
+    for (a = 1; a < count; a++)                     /* insertion sort: by area, then by index */
+        for (b = a; b > 0 && dl__area(&v[order[b]]) > dl__area(&v[order[b - 1]]); b--) {
+            int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+        }
+    for (a = 0; a < count; a++) {
+        dl__val *x = v + order[a];
+        size_t size = dl__align(x->floats) + DL__RZ;
+        x->off = 0;
+        do {
+            moved = 0;
+            for (b = 0; b < a; b++) {
+                const dl__val *u = v + order[b];
+                size_t end = u->off + dl__align(u->floats) + DL__RZ;
+                if (u->def <= x->last && x->def <= u->last && x->off < end && u->off < x->off + size) { x->off = end; moved = 1; }
+            }
+        } while (moved);
+        if (x->off + size > top) top = x->off + size;
+    }
+    return top;
+}
+
+/* Lays out every buffer for batches of up to n in one backend allocation.
+   Inference plans give each layer its own output, so any layer's output
+   can be read after a forward to any other. Training plans are made for
+   one output: activations, gradients and what forward saves for backward
+   share memory wherever their lifetimes over that pass do not overlap
+   (dl__liveness), and the plan also holds targets and a copy of the
+   statistics to restore after a failed step. net->plan_unshared (tests)
+   gives every value its own memory. The layout is redone in the same
+   allocation when the output or mode changes and it fits. */
+static int dl__layout(dl_ctx *c, int n, int out, int train, int threads) {
+    dl_net *net = c->net;
+    dl__val *v = c->vals;
+    int i, count = 0, L = net->n_layers;
+    size_t total, ws = 0, max_size = 1, ws_shared = 0, ws_thread = 0, fuse_floats = 0;
+    double need = (double)net->ns;      /* the same sums in floating point: sizes that wrap size_t are refused */
+    memset(v, 0, DL__VALS * (size_t)L * sizeof *v);
+    if (train) dl__liveness(c, n, out, !net->plan_unshared && net->b == &net->cpu);
+    else for (i = 0; i < L; i++) {
+        c->replay[i] = 0;
+        if (!DL__HAS(net->layers[i], DL__F_VIEW)) v[DL__VALS * i].floats = (size_t)n * net->layers[i]->size;
+    }
+    for (i = 0; i < DL__VALS * L; i++) {
+        need += (double)v[i].floats + 64;
+        if (!v[i].floats) continue;
+        if (!train || net->plan_unshared) { v[i].def = 0; v[i].last = INT_MAX / 2; }
+        c->order[count++] = i;
+    }
+    for (i = 0; i < L; i++) {
+        const dl_layer *l = net->layers[i];
         if ((size_t)l->size > max_size) max_size = (size_t)l->size;
         if (DL__HAS(l, DL__F_BATCH_STATS) && 2 * (size_t)l->shape[0] > fuse_floats) fuse_floats = 2 * (size_t)l->shape[0];
         if (net->b == &net->cpu) {
@@ -5498,66 +5659,55 @@ static int dl__plan(dl_ctx *c, int n, int train) {
             if (sh > ws_shared) ws_shared = sh;
             if (th > ws_thread) ws_thread = th;
         } else if (dl_layer_ws_floats(l, n) > ws) ws = dl_layer_ws_floats(l, n);
-        if (DL__HAS(l, DL__F_VIEW)) {
-            off[4 * i] = off[4 * l->in[0]->index];
-            off[4 * i + 1] = off[4 * l->in[0]->index + 1];
-            k = 0;
-        } else {
-            off[4 * i] = total; total += k + DL__RZ;
-            off[4 * i + 1] = total; total += train ? k + DL__RZ : 0;
-        }
-        off[4 * i + 2] = total; total += s ? s + DL__RZ : 0;
     }
-    if (net->b == &net->cpu) {
-        sh_used = ws_shared; th_used = ws_thread;
-        ws_shared = dl__align(ws_shared) + DL__RZ;
-        ws_thread = dl__align(ws_thread) + DL__RZ;
-        ws = ws_shared + (size_t)threads * ws_thread + dl__align(fuse_floats);
-    }
-    need += (double)ws + (double)n * max_size + (double)net->ns;
-    if (need > (double)((size_t)-1 / 8)) {
-        DL_FREE(c->seed);
-        c->seed = NULL; c->out = NULL;
+    c->ws_used[0] = ws_shared; c->ws_used[1] = ws_thread; c->ws_used[2] = fuse_floats;
+    if (net->b == &net->cpu) ws = dl__align(ws_shared) + DL__RZ + (size_t)threads * (dl__align(ws_thread) + DL__RZ) + dl__align(fuse_floats);
+    need += (double)ws + (double)n * max_size;
+    if (need > (double)((size_t)-1 / 8))
         return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: batch %d needs more buffer space than can be addressed", n);
+    total = dl__place(v, c->order, count);
+    c->ws_off = total; total += dl__align(ws) + DL__RZ;
+    c->t_off = total; total += train ? dl__align((size_t)n * net->layers[out]->size) + DL__RZ : 0;
+    c->b_off = total; total += train ? dl__align(net->ns) : 0;
+    c->plan_floats = total ? total : 1;
+    return DL_OK;
+}
+
+/* Points the outputs at their memory in forward (backward 0) or backward:
+   a replayed output has a second value for backward (dl__liveness). */
+static void dl__bind_outputs(dl_ctx *c, int backward) {
+    int i;
+    for (i = 0; i < c->net->n_layers; i++) {
+        const dl__val *v = c->vals + DL__VALS * dl__root(c->net, i);
+        c->out[i] = !v[0].floats ? NULL : c->arena + (backward && v[3].floats ? v[3].off : v[0].off);
     }
-    {
-        size_t ws_off = total, t_off = ws_off + dl__align(ws) + DL__RZ;
-        size_t b_off = t_off + (train ? dl__align((size_t)n * max_size) + DL__RZ : 0);
-        total = b_off + (train ? dl__align(net->ns) : 0);
-        c->arena = (float *)net->b->alloc(net->b, (total ? total : 1) * sizeof(float));
-        if (!c->arena) {
-            DL_FREE(c->seed);
-            c->seed = NULL; c->out = NULL;
-            return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
-                            (unsigned long)(total * sizeof(float) >> 20), n, net->b->name);
-        }
-        c->arena_floats = total ? total : 1;
-        c->ws = c->arena + ws_off;
-        c->targets = train ? c->arena + t_off : NULL;
-        c->stats_backup = train ? c->arena + b_off : NULL;
-    }
+}
+
+/* Points the tables into the arena and opens, under AddressSanitizer, what the layout uses. */
+static void dl__layout_bind(dl_ctx *c, int n, int out, int train, int threads) {
+    dl_net *net = c->net;
+    int i, L = net->n_layers;
+    size_t ws_shared = dl__align(c->ws_used[0]) + DL__RZ, ws_thread = dl__align(c->ws_used[1]) + DL__RZ;
+    dl__bind_outputs(c, 0);
     for (i = 0; i < L; i++) {
-        c->out[i] = c->arena + off[4 * i];
-        c->dout[i] = train ? c->arena + off[4 * i + 1] : NULL;
-        c->saved[i] = train && dl_layer_saved_floats(net->layers[i], n) ? c->arena + off[4 * i + 2] : NULL;
+        int r = dl__root(net, i);
+        const dl__val *v = c->vals + DL__VALS * r;
+        c->dout[i] = v[1].floats ? c->arena + v[1].off : NULL;
+        c->saved[i] = i == r && v[2].floats ? c->arena + v[2].off : NULL;
+        /* what stays valid after the pass: 1 the output, 2 the gradient */
+        c->keep[i] = (unsigned char)((v[0].floats && (!train || v[0].last >= 2 * out + 4)) | (v[1].floats && v[1].last >= 2 * out + 4 ? 2 : 0));
     }
+    c->ws = c->arena + c->ws_off;
+    c->targets = train ? c->arena + c->t_off : NULL;
+    c->stats_backup = train ? c->arena + c->b_off : NULL;
     if (DL__RZ && net->b == &net->cpu) {       /* poison all, then open each buffer as planned */
         DL__POISON(c->arena, c->arena_floats, 1);
-        for (i = 0; i < L; i++) {
-            const dl_layer *l = net->layers[i];
-            DL__POISON(c->out[i], (size_t)n * l->size, 0);
-            if (train) DL__POISON(c->dout[i], (size_t)n * l->size, 0);
-            if (c->saved[i]) DL__POISON(c->saved[i], dl_layer_saved_floats(l, n), 0);
-        }
-        DL__POISON(c->ws, sh_used, 0);
-        for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, th_used, 0);
-        DL__POISON(c->ws + ws_shared + (size_t)threads * ws_thread, fuse_floats, 0);
-        if (train) { DL__POISON(c->targets, (size_t)n * max_size, 0); DL__POISON(c->stats_backup, net->ns, 0); }
+        for (i = 0; i < DL__VALS * L; i++) if (c->vals[i].floats) DL__POISON(c->arena + c->vals[i].off, c->vals[i].floats, 0);
+        DL__POISON(c->ws, c->ws_used[0], 0);
+        for (i = 0; i < threads; i++) DL__POISON(c->ws + ws_shared + (size_t)i * ws_thread, c->ws_used[1], 0);
+        DL__POISON(c->ws + ws_shared + (size_t)threads * ws_thread, c->ws_used[2], 0);
+        if (train) { DL__POISON(c->targets, (size_t)n * net->layers[out]->size, 0); DL__POISON(c->stats_backup, net->ns, 0); }
     }
-    c->b = net->b;
-    c->version = net->version;
-    c->cap_n = n;
-    c->train_plan = train;
     c->cpu.simd = net->simd;
     c->cpu.net = net;
     c->cpu.threads = threads;
@@ -5565,6 +5715,40 @@ static int dl__plan(dl_ctx *c, int n, int train) {
     c->cpu.thread_ws = c->ws + ws_shared;
     c->cpu.thread_floats = ws_thread;
     c->fuse = net->b == &net->cpu ? c->ws + ws_shared + (size_t)threads * ws_thread : NULL;
+}
+
+/* Plans c for a pass to out at batch n (train: with gradients). The
+   allocation is kept while the graph and backend stay and it is large
+   enough: it only grows, so passes that alternate allocate nothing. */
+static int dl__plan(dl_ctx *c, int n, const dl_layer *out, int train) {
+    dl_net *net = c->net;
+    int rc, key = train ? out->index : -1, same = c->arena && c->version == net->version && c->b == net->b;
+    int threads = c == net->ctx ? net->threads : 1;
+    if (same && n <= c->cap_n && c->train_plan == train && c->plan_out == key) return DL_OK;
+    if (!same) dl__ctx_release(c);
+    else if (n < c->cap_n) n = c->cap_n;
+    if (!dl__ctx_tables(c)) return dl__fail(c->err, DL_ERR_NOMEM, "out of memory planning buffers for batch %d", n);
+    c->cap_n = 0;           /* the tables no longer describe the arena: no plan is valid until this one is done */
+    c->last = NULL;
+    if ((rc = dl__layout(c, n, out->index, train, threads))) return rc;
+    if (c->arena && c->plan_floats > c->arena_floats) {
+        if (c->b == &net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
+        c->b->release(c->b, c->arena);
+        c->arena = NULL;
+    }
+    if (!c->arena) {
+        c->arena = (float *)net->b->alloc(net->b, c->plan_floats * sizeof(float));
+        if (!c->arena)
+            return dl__fail(c->err, DL_ERR_NOMEM, "out of memory: %lu MB of buffers for batch %d on %s",
+                            (unsigned long)(c->plan_floats * sizeof(float) >> 20), n, net->b->name);
+        c->arena_floats = c->plan_floats;
+    }
+    c->b = net->b;
+    c->version = net->version;
+    c->cap_n = n;
+    c->train_plan = train;
+    c->plan_out = key;
+    dl__layout_bind(c, n, out->index, train, threads);
     return DL_OK;
 }
 
@@ -5780,7 +5964,8 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
-    if ((rc = dl__plan(c, n, train || grad))) return rc;
+    if ((rc = dl__plan(c, n, out, train || grad))) return rc;
+    dl__bind_outputs(c, 0);         /* a backward may have pointed replayed outputs elsewhere */
     memset(c->needed, 0, (size_t)net->n_layers);
     c->needed[out->index] = 1;
     for (i = out->index; i >= 0; i--)
@@ -5841,10 +6026,10 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     return DL_OK;
 }
 
-/* Marks which layers get a gradient and zeroes those gradients. */
+/* Marks which layers get a gradient (dl__backward zeroes each when first written). */
 static int dl__backward_prepare(dl_ctx *c) {
     dl_net *net = c->net;
-    int i, j, rc;
+    int i, j;
     for (i = 0; i <= c->last->index; i++) {
         dl_layer *l = net->layers[i];
         c->rg[i] = 0;
@@ -5856,23 +6041,56 @@ static int dl__backward_prepare(dl_ctx *c) {
         }
         for (j = 0; j < l->n_in; j++) if (c->rg[l->in[j]->index]) c->rg[i] = 1;
     }
-    for (i = 0; i <= c->last->index; i++) {
-        size_t floats = (size_t)c->n * net->layers[i]->size;
-        if (!c->rg[i] || DL__HAS(net->layers[i], DL__F_VIEW)) continue;
-        if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[i], floats);   /* tens of MB a step */
-        else if ((rc = net->b->zero(net->b, c->dout[i], floats * sizeof(float))))
-            return dl__fail(c->err, rc, "backward: %s", net->b->error);
-    }
+    return DL_OK;
+}
+
+/* Backward adds into gradients, so each is zeroed just before the first
+   layer adds into it: its memory may have held other values until then
+   (dl__liveness). The output's gradient is written whole by the loss or
+   the caller. rg[i] |= 2 marks a zeroed one (on the layer that owns it). */
+static int dl__grad_ready(dl_ctx *c, int r) {
+    dl_net *net = c->net;
+    size_t floats = (size_t)c->n * net->layers[r]->size;
+    int rc;
+    if ((c->rg[r] & 3) != 1) return DL_OK;
+    c->rg[r] |= 2;
+    if (c->b == &net->cpu) dl__zero_parallel(&c->cpu, c->dout[r], floats);
+    else if ((rc = net->b->zero(net->b, c->dout[r], floats * sizeof(float))))
+        return dl__fail(c->err, rc, "backward: %s", net->b->error);
+    return DL_OK;
+}
+
+/* A replayed output (dl__liveness) recomputed into its backward memory
+   before the first backward that reads it; replay[i] |= 2 marks it done. */
+static int dl__replay(dl_ctx *c, int r) {
+    dl_net *net = c->net;
+    dl_layer *l = net->layers[r];
+    dl__bind b;
+    int rc;
+    if (c->replay[r] != 1) return DL_OK;
+    c->replay[r] |= 2;
+    dl__bind_layer(c, l, 0, &b);
+    b.e.train = 2;
+    if ((rc = net->b->forward(net->b, l, &b.e)))
+        return dl__fail(c->err, rc, "backward: recomputing %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
+                        net->b->error[0] ? ": " : "", net->b->error);
     return DL_OK;
 }
 
 static int dl__backward(dl_ctx *c) {
     dl_net *net = c->net;
-    int i, rc;
+    int i, k, rc;
+    for (i = 0; i <= c->last->index; i++) c->replay[i] &= 1;
+    if (c->rg[dl__root(net, c->last->index)]) c->rg[dl__root(net, c->last->index)] |= 2;
+    dl__bind_outputs(c, 1);
     for (i = c->last->index; i >= 0; i--) {
         dl_layer *l = net->layers[i];
         dl__bind b;
         if (!c->needed[i] || !c->rg[i] || DL__HAS(l, DL__F_SOURCE)) continue;
+        for (k = 0; k < l->n_in && !DL__HAS(l, DL__F_VIEW); k++) {
+            int r = dl__root(net, l->in[k]->index);
+            if ((rc = dl__grad_ready(c, r)) || (!DL__HAS(l, DL__F_BWD_NO_IN) && (rc = dl__replay(c, r)))) return rc;
+        }
         dl__bind_layer(c, l, 1, &b);
         if ((rc = net->b->backward(net->b, l, &b.e)))
             return dl__fail(c->err, rc, "backward: %s '%s' failed on %s%s%s", dl_op_name(l->op), l->name, net->b->name,
@@ -5985,13 +6203,26 @@ void dl_zero_grad(dl_net *net) {
 
 const float *dl_layer_output(const dl_layer *l) {
     dl_ctx *c = l ? l->net->ctx : NULL;
-    if (!c || !c->last || c->version != l->net->version || c->needed[l->index] != 1 || c->b != &l->net->cpu) return NULL;
+    if (!c || !c->last || c->version != l->net->version || c->needed[l->index] != 1 || !(c->keep[l->index] & 1) ||
+        c->b != &l->net->cpu) return NULL;
     return c->out[l->index];
 }
 const float *dl_layer_grad(const dl_layer *l) {
     dl_ctx *c = l ? l->net->ctx : NULL;
-    if (!c || !c->last || !c->train_plan || c->version != l->net->version || !c->rg[l->index] || c->b != &l->net->cpu) return NULL;
+    if (!c || !c->last || !c->train_plan || c->version != l->net->version || !c->rg[l->index] || !(c->keep[l->index] & 2) ||
+        c->b != &l->net->cpu) return NULL;
     return c->dout[l->index];
+}
+
+size_t dl_net_train_bytes(dl_net *net, dl_layer *out, int n) {
+    dl_ctx c;
+    size_t bytes = 0;
+    if (!net || dl__check_layer(net, out, "dl_net_train_bytes", net->err) || dl__check_batch(net, out, n, "dl_net_train_bytes", net->err))
+        return 0;
+    dl__ctx_init(&c, net, net->err);
+    if (dl__ctx_tables(&c) && dl__layout(&c, n, out->index, 1, net->threads) == DL_OK) bytes = c.plan_floats * sizeof(float);
+    DL_FREE(c.vals);
+    return bytes;
 }
 
 /* ---- user contexts ---- */
@@ -6207,7 +6438,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
             if (((const int *)targets)[i] < 0 || ((const int *)targets)[i] >= out->size)
                 return dl__fail(net->err, DL_ERR_ARG, "%s: label %d of sample %d is out of range for '%s' with %d classes",
                                 call, ((const int *)targets)[i], i, out->name, out->size);
-    if ((rc = dl__plan(c, n, 1))) return rc;
+    if ((rc = dl__plan(c, n, out, 1))) return rc;
     if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
@@ -9560,8 +9791,10 @@ enum { DL__OX_NONE = 0, DL__OX_LAYER = 1, DL__OX_CONST = 2 };
 typedef struct dl__ox_val {
     dl__str name;               /* into the model bytes */
     int kind;                   /* NONE: made by an unsupported node */
-    dl_layer *l;                /* LAYER: ONNX dims are [batch, l->shape...] */
+    dl_layer *l;                /* LAYER: ONNX dims are [batch, l->shape...], */
     int rank;                   /* LAYER: ONNX rank (rank 1 is per-sample (1)) */
+    int whole;                  /* LAYER: ... or, when the batch is 1, wd: the sample is */
+    int64_t wd[DL__OX_MAXR];    /* the whole tensor, l of any shape of its size */
     dl__ox_t t;                 /* CONST */
 } dl__ox_val;
 
@@ -9569,7 +9802,9 @@ typedef struct dl__ox {
     dl_net *net;
     const char *dir;            /* the model's folder, for external data; NULL from memory */
     int opset;
-    int64_t batch;              /* the input's first dim, or DL__OX_SYM */
+    int64_t batch;              /* the input's first dim, or DL__OX_SYM; 1 when folded */
+    int fold;                   /* the input's fixed first dim is taken into the sample */
+    int can_fold;               /* a retry with fold set may map more */
     dl__ox_val *v;
     int nv, capv, *hash, hcap;
     int helpers;                /* layers named "~k" until the end */
@@ -9924,7 +10159,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
     dl__ox_val *v = dl__ox_find(ox, name);
     int k;
     uint32_t h;
-    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; return v; }
+    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; v->whole = 0; return v; }
     if (ox->nv == ox->capv) {
         int nc = ox->capv ? 2 * ox->capv : 64;
         if (!dl__grow((void **)&ox->v, (size_t)ox->capv, (size_t)nc, sizeof *ox->v)) return NULL;
@@ -9965,6 +10200,7 @@ static const dl__ox_t *dl__ox_cin(dl__ox *ox, int i) {
 static int dl__ox_dims(const dl__ox *ox, const dl__ox_val *v, int64_t *d) {
     int k;
     if (v->kind == DL__OX_CONST) { memcpy(d, v->t.dims, sizeof v->t.dims); return v->t.ndim; }
+    if (v->whole) { memcpy(d, v->wd, sizeof v->wd); return v->rank; }
     d[0] = ox->batch;
     for (k = 1; k < v->rank; k++) d[k] = v->l->shape[k - 1];
     return v->rank;
@@ -9977,14 +10213,23 @@ static int dl__ox_take(dl__ox *ox, dl_layer *l) {
     dl_layer_set_name(l, nm);
     return DL_OK;
 }
-/* Binds output i of the node to a layer of ONNX rank `rank`. */
-static int dl__ox_out_layer(dl__ox *ox, int i, dl_layer *l, int rank) {
-    dl__ox_val *v;
-    int rc;
-    if ((rc = dl__ox_take(ox, l)) != DL_OK) return rc;
-    if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
-    v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
+/* Binds output i of the node to layer l of ONNX rank r: [batch, l->shape]
+   (wd NULL) or the whole tensor wd. */
+static int dl__ox_bind(dl__ox *ox, int i, dl_layer *l, int r, const int64_t *wd) {
+    dl__ox_val *v = dl__ox_new(ox, ox->node->out[i]);
+    if (!v) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    v->kind = DL__OX_LAYER; v->l = l; v->rank = r; v->whole = wd != NULL;
+    if (wd) memcpy(v->wd, wd, (size_t)r * sizeof *wd);
     return DL_OK;
+}
+static int dl__ox_out_layer(dl__ox *ox, int i, dl_layer *l, int rank) {
+    int rc = dl__ox_take(ox, l);
+    return rc ? rc : dl__ox_bind(ox, i, l, rank, NULL);
+}
+/* A new layer of x's ONNX dims and form (elementwise ops). */
+static int dl__ox_out_like(dl__ox *ox, int i, dl_layer *l, const dl__ox_val *x) {
+    int rc = dl__ox_take(ox, l);
+    return rc ? rc : dl__ox_bind(ox, i, l, x->rank, x->whole ? x->wd : NULL);
 }
 static int dl__ox_out_const(dl__ox *ox, int i, dl__ox_t *t) {   /* takes t */
     dl__ox_val *v = dl__ox_new(ox, ox->node->out[i]);
@@ -10003,16 +10248,95 @@ static int dl__ox_alias(dl__ox *ox, int i, const dl__ox_val *src) {
         return dl__ox_out_const(ox, i, &t);
     }
     if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
-    v->kind = s.kind; v->l = s.l; v->rank = s.rank;
+    v->kind = s.kind; v->l = s.l; v->rank = s.rank; v->whole = s.whole;
+    memcpy(v->wd, s.wd, sizeof v->wd);
     return DL_OK;
+}
+/* Layer l as shape d[0..n-1] (1 to 3 dims of its size): a view unless it is already. */
+static int dl__ox_shape_as(dl__ox *ox, dl_layer **l, int n, const int64_t *d) {
+    int s[3], k;
+    for (k = 0; k < n; k++) {
+        if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_unsup(ox, "a dim of %lld", (long long)d[k]);
+        s[k] = (int)d[k];
+    }
+    if (n == (*l)->ndim && !memcmp(s, (*l)->shape, (size_t)n * sizeof(int))) return DL_OK;
+    *l = dl_reshape(*l, n, s);
+    return dl__ox_take(ox, *l);
 }
 /* Views layer l (per-sample size unchanged) with ONNX dims d of rank r. */
 static int dl__ox_view(dl__ox *ox, dl_layer **l, int r, const int64_t *d) {
-    int s[3], k, nd = r > 1 ? r - 1 : 1;
+    static const int64_t one = 1;
     if (r - 1 > 3) return dl__ox_unsup(ox, "rank %d (dl.h has up to 3 dims per sample)", r);
-    for (k = 0; k < nd; k++) s[k] = r > 1 ? (int)d[k + 1] : 1;
-    if (nd == (*l)->ndim && !memcmp(s, (*l)->shape, (size_t)nd * sizeof(int))) return DL_OK;
-    *l = dl_reshape(*l, nd, s);
+    return dl__ox_shape_as(ox, l, r > 1 ? r - 1 : 1, r > 1 ? d + 1 : &one);
+}
+/* The two forms of a layer value. With the batch first it runs for any
+   batch; whole (the batch is 1) it takes ops that mix across ONNX's first
+   dim: a constant that varies along it, a transpose or reshape that moves
+   it, softmax or concat along it. Either becomes the other by a view. */
+static int dl__ox_batched(dl__ox *ox, dl__ox_val *v) {
+    dl_layer *l = v->l;
+    int rc;
+    if (v->kind != DL__OX_LAYER || !v->whole) return DL_OK;
+    if (v->rank < 1 || v->wd[0] != 1)
+        return dl__ox_unsup(ox, "a first dim of %lld where this op wants the batch", v->rank ? (long long)v->wd[0] : 0LL);
+    if ((rc = dl__ox_view(ox, &l, v->rank, v->wd))) return rc;
+    v->l = l; v->whole = 0;
+    return DL_OK;
+}
+/* why: what needs the whole tensor, said when the batch is not 1 */
+static int dl__ox_whole(dl__ox *ox, dl__ox_val *v, const char *why) {
+    if (v->kind != DL__OX_LAYER || v->whole) return DL_OK;
+    if (ox->batch != 1) return dl__ox_unsup(ox, "%s", why);
+    dl__ox_dims(ox, v, v->wd);
+    v->whole = 1;
+    return DL_OK;
+}
+/* Binds output i, of ONNX dims d (rank r), to l: whole, or viewed with the batch first. */
+static int dl__ox_out_dims(dl__ox *ox, int i, dl_layer *l, int r, const int64_t *d, int whole) {
+    int rc;
+    if (!whole && (rc = dl__ox_view(ox, &l, r, d))) return rc;
+    return dl__ox_bind(ox, i, l, r, whole ? d : NULL);
+}
+/* The dims one sample of v holds (whole: all; else those after the batch)
+   and where ONNX axis a falls among them (-1: the batch). */
+static int dl__ox_sample(const dl__ox *ox, const dl__ox_val *v, int64_t a, int64_t *s, int *ax) {
+    int64_t d[DL__OX_MAXR];
+    int r = dl__ox_dims(ox, v, d), o = v->kind == DL__OX_LAYER && !v->whole, k;
+    for (k = o; k < r; k++) s[k - o] = d[k];
+    *ax = (int)a - o;
+    return r - o;
+}
+/* p: the products of s[0..n) before j0, from j0 to j1, and from j1 on */
+static void dl__ox_split(const int64_t *s, int n, int j0, int j1, int64_t *p) {
+    int k;
+    p[0] = p[1] = p[2] = 1;
+    for (k = 0; k < n; k++) p[k < j0 ? 0 : k < j1 ? 1 : 2] *= s[k];
+}
+/* l, a sample of (pre, mid, post) = p, as (mid, pre * post) (or as it is
+   when it already starts with mid): an op along dim 0 (softmax, concat,
+   slices) then acts along mid. */
+static int dl__ox_front(dl__ox *ox, dl_layer **l, const int64_t *p) {
+    static const int swap[3] = { 1, 0, 2 };
+    int64_t d[2];
+    int rc;
+    d[0] = p[1]; d[1] = p[0] * p[2];
+    if (p[0] == 1 && (*l)->shape[0] == p[1]) return DL_OK;
+    if (p[0] > 1) {
+        if ((rc = dl__ox_shape_as(ox, l, 3, p))) return rc;
+        *l = dl_transpose(*l, swap);
+        if ((rc = dl__ox_take(ox, *l))) return rc;
+    }
+    return dl__ox_shape_as(ox, l, 2, d);
+}
+/* back from (mid', pre * post) to (pre, mid', post), p = (pre, mid', post) */
+static int dl__ox_unfront(dl__ox *ox, dl_layer **l, const int64_t *p) {
+    static const int swap[3] = { 1, 0, 2 };
+    int64_t d[3];
+    int rc;
+    if (p[0] == 1) return DL_OK;
+    d[0] = p[1]; d[1] = p[0]; d[2] = p[2];
+    if ((rc = dl__ox_shape_as(ox, l, 3, d))) return rc;
+    *l = dl_transpose(*l, swap);
     return dl__ox_take(ox, *l);
 }
 /* Layer l's parameter `what`, which must hold count floats; NULL (and ox->err) if not. */
@@ -10100,11 +10424,19 @@ typedef struct dl__ox_op {
     dl__ox_fn fn;
 } dl__ox_op;
 
-static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
+/* Input i, a layer in either form (elementwise ops) */
+static int dl__ox_any_in(dl__ox *ox, int i, dl__ox_val **v) {
     *v = dl__ox_in(ox, i);
     if (!*v) return dl__ox_unsup(ox, "input %d is missing", i);
     if ((*v)->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "input %d is a constant (this op takes a layer there)", i);
     return DL_OK;
+}
+static int dl__ox_combine(dl__ox *ox, dl__ox_val *a, dl__str an, dl__ox_val *b, dl__str bn, int op, dl__ox_val *o);
+static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l);
+/* Input i, a layer with the batch first */
+static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
+    int rc = dl__ox_any_in(ox, i, v);
+    return rc ? rc : dl__ox_batched(ox, *v);
 }
 
 /* Relu Sigmoid Tanh LeakyRelu Elu HardSigmoid HardSwish Softplus Selu: one layer each */
@@ -10112,7 +10444,7 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_layer *l;
     int rc;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (dl__str_is(n->op, "Relu")) l = dl_relu(x->l);
     else if (dl__str_is(n->op, "Sigmoid")) l = dl_sigmoid(x->l);
     else if (dl__str_is(n->op, "Tanh")) l = dl_tanh(x->l);
@@ -10123,7 +10455,7 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     else if (dl__str_is(n->op, "Selu"))      /* ONNX's alpha and gamma are the layer's alpha and beta */
         l = dl__unary2(DL_OP_SELU, x->l, dl__ox_af(n, "alpha", 1.67326319217681884765625f), dl__ox_af(n, "gamma", 1.05070102214813232421875f), 0);
     else l = dl_elu(x->l, dl__ox_af(n, "alpha", 1.0f));
-    return dl__ox_out_layer(ox, 0, l, x->rank);
+    return dl__ox_out_like(ox, 0, l, x);
 }
 
 /* Clip: min and max are attributes before opset 11, constant inputs from it
@@ -10132,7 +10464,7 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     float b[2];
     int rc, k;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     b[0] = -FLT_MAX; b[1] = FLT_MAX;
     for (k = 0; k < 2; k++) {
         const dl__ox_t *t = dl__ox_cin(ox, k + 1);
@@ -10143,7 +10475,7 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
         }
     }
     if (!(b[0] <= b[1])) return dl__ox_unsup(ox, "min %g over max %g (or NaN)", (double)b[0], (double)b[1]);
-    return dl__ox_out_layer(ox, 0, dl_clip(x->l, b[0], b[1]), x->rank);
+    return dl__ox_out_like(ox, 0, dl_clip(x->l, b[0], b[1]), x);
 }
 
 /* Identity; Dropout becomes a dropout layer (the identity in inference), so
@@ -10161,7 +10493,7 @@ static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
     p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
     if (x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
-    return dl__ox_out_layer(ox, 0, dl_dropout(x->l, p), x->rank);
+    return dl__ox_out_like(ox, 0, dl_dropout(x->l, p), x);
 }
 
 /* (C,L) as (C,1,L), so 1-d convolution and pooling run as 2-d */
@@ -10282,10 +10614,15 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
         for (j = 0; j < 2; j++) {
             int64_t full = (in[j] - 1) * s[j] + op[j] + (int64_t)(k[j] - 1) * dil[j] + 1, tot;
             os[j] = has_os ? (sd == 2 ? v[j] : j ? v[0] : 1) : in[j] * s[j];
+            int64_t half, start;
             tot = full - os[j];
-            if (tot < 0 || tot > 65536) return dl__ox_unsup(ox, "an output_shape %lld that needs padding %lld", (long long)os[j], (long long)tot);
-            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
-            p[j + 2] = (int)tot - p[j];
+            half = tot >= 0 ? tot / 2 : -((1 - tot) / 2);      /* Python's floor division, as the spec is written */
+            start = dl__str_is(ap, "SAME_UPPER") ? half : tot - half;
+            if (tot > 65536 || start < 0 || tot - start < -65536)
+                return dl__ox_unsup(ox, "an output_shape %lld that needs padding %lld at the start", (long long)os[j], (long long)start);
+            p[j] = (int)start;
+            p[j + 2] = (int)(tot - start > 0 ? tot - start : 0);
+            op[j] += (int)(tot - start < 0 ? start - tot : 0);      /* cells past the full output: output padding */
         }
     }
     memset(&cd, 0, sizeof cd);
@@ -10308,17 +10645,108 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_nd(ox, l, x->rank);
 }
 
-/* Resize, Upsample by integer factors of H and W. dl.h's nearest is
-   floor(x / scale): ONNX's asymmetric or tf_half_pixel_for_nn with floor, or
-   half_pixel with rounding (the same at integer scales); its bilinear is
-   half_pixel (align_corners off) or align_corners. Upsample and Resize
-   before opset 11 are asymmetric with floor. */
+/* One axis of a Resize as a matrix m[O][I], as ONNX's reference computes
+   it: the coordinate transform, then the n nearest input cells (edge
+   values repeat past the ends), weighted by the mode's coefficients. */
+static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64_t O, double scale, float *m) {
+    dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", "half_pixel");
+    dl__str nm = dl__ox_as(n, "nearest_mode", "round_prefer_floor");
+    double A = dl__ox_af(n, "cubic_coeff_a", -0.75f), wout = scale * (double)I;
+    int cubic = dl__str_is(mode, "cubic"), np = cubic ? 4 : 2, pad = cubic ? 2 : 1, excl = (int)dl__ox_ai(n, "exclude_outside", 0), k;
+    int64_t x, j;
+    if (!cubic && !dl__str_is(mode, "nearest") && !dl__str_is(mode, "linear")) return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+    for (x = 0; x < O; x++) {
+        double xo, ratio, c[4], sum = 0;
+        int64_t idx[4], lo;
+        if (dl__str_is(ct, "half_pixel")) xo = ((double)x + 0.5) / scale - 0.5;
+        else if (dl__str_is(ct, "pytorch_half_pixel")) xo = wout == 1 ? -0.5 : ((double)x + 0.5) / scale - 0.5;
+        else if (dl__str_is(ct, "align_corners")) xo = wout == 1 ? 0 : (double)x * (double)(I - 1) / (wout - 1);
+        else if (dl__str_is(ct, "asymmetric")) xo = (double)x / scale;
+        else if (dl__str_is(ct, "tf_half_pixel_for_nn")) xo = ((double)x + 0.5) / scale;
+        else return dl__ox_unsup(ox, "coordinate_transformation_mode %.*s", (int)ct.n, ct.p);
+        ratio = xo == floor(xo) ? 1 : xo - floor(xo);
+        if (cubic) {
+            double t = ratio + 1, u = 1 - ratio, v = 2 - ratio;
+            c[0] = ((A * t - 5 * A) * t + 8 * A) * t - 4 * A;
+            c[1] = ((A + 2) * ratio - (A + 3)) * ratio * ratio + 1;
+            c[2] = ((A + 2) * u - (A + 3)) * u * u + 1;
+            c[3] = ((A * v - 5 * A) * v + 8 * A) * v - 4 * A;
+        } else if (dl__str_is(mode, "linear")) { c[0] = 1 - ratio; c[1] = ratio; }
+        else if (ratio == 1 || dl__str_is(nm, "ceil")) { c[0] = 0; c[1] = 1; }
+        else if (dl__str_is(nm, "floor")) { c[0] = 1; c[1] = 0; }
+        else if (dl__str_is(nm, "round_prefer_floor")) { c[0] = ratio <= 0.5; c[1] = ratio > 0.5; }
+        else if (dl__str_is(nm, "round_prefer_ceil")) { c[0] = ratio < 0.5; c[1] = ratio >= 0.5; }
+        else return dl__ox_unsup(ox, "nearest_mode %.*s", (int)nm.n, nm.p);
+        /* the np cells of the padded axis nearest xo + pad, ties to the lower; as cells of the axis */
+        lo = (int64_t)floor(xo + pad) - (ratio == 1 ? np / 2 : np / 2 - 1);
+        if (lo < 0) lo = 0;
+        if (lo > I + 2 * pad - np) lo = I + 2 * pad - np;
+        for (k = 0; k < np; k++) idx[k] = lo + k - pad;
+        if (excl) for (k = 0; k < np; k++) if (idx[k] < 0 || idx[k] >= I) c[k] = 0;
+        for (k = 0; k < np; k++) sum += c[k];
+        for (j = 0; j < I; j++) m[x * I + j] = 0;
+        for (k = 0; k < np; k++)
+            m[x * I + (idx[k] < 0 ? 0 : idx[k] >= I ? I - 1 : idx[k])] += (float)(excl && sum != 0 ? c[k] / sum : c[k]);
+    }
+    return DL_OK;
+}
+/* A Resize of H and W as matrices: (C*H, W) x Mw^T, then the same along H
+   with H brought last; dims that keep their size and cells are skipped. */
+static int dl__ox_resize_any(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, const int64_t *d, const int64_t *o, const double *s) {
+    static const int p021[3] = { 0, 2, 1 };
+    dl_layer *l = x->l, *c;
+    dl__str none = { "", 0 };
+    int64_t sh[3];
+    int ax, rc;
+    if (dl__str_is(dl__ox_as(n, "coordinate_transformation_mode", ""), "tf_crop_and_resize")) return dl__ox_unsup(ox, "tf_crop_and_resize");
+    if (dl__ox_ai(n, "antialias", 0) && (s[2] < 1 || s[3] < 1)) return dl__ox_unsup(ox, "antialias when downsampling");
+    for (ax = 3; ax >= 2; ax--) {       /* W, then H (brought last) */
+        int64_t I = d[ax], O = o[ax], other = ax == 3 ? d[1] * d[2] : d[1] * o[3];
+        dl__ox_t t;
+        int64_t td[2];
+        float *m;
+        int64_t i, j, ident = I == O;
+        td[0] = I; td[1] = O;
+        if ((rc = dl__ox_t_alloc(&t, 0, 2, td))) return dl__ox_failf(ox, rc, "too large");
+        if (!(m = (float *)dl__calloc((size_t)(I * O), sizeof(float)))) { dl__ox_t_free(&t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
+        if ((rc = dl__ox_resize_axis(ox, n, I, O, s[ax], m))) { DL_FREE(m); dl__ox_t_free(&t); return rc; }
+        for (i = 0; i < O; i++)
+            for (j = 0; j < I; j++) {
+                t.f[j * O + i] = m[i * I + j];      /* transposed: (I, O) */
+                ident &= m[i * I + j] == (i == j);
+            }
+        DL_FREE(m);
+        if (ax == 2) {                  /* (C, H, OW) -> (C, OW, H) */
+            sh[0] = d[1]; sh[1] = d[2]; sh[2] = o[3];
+            if (!ident && (!(rc = dl__ox_shape_as(ox, &l, 3, sh)))) rc = dl__ox_take(ox, l = dl_transpose(l, p021));
+        }
+        sh[0] = other; sh[1] = I;
+        if (!ident && !rc && !(rc = dl__ox_shape_as(ox, &l, 2, sh)) && !(rc = dl__ox_const_as(ox, &t, none, 2, td, &c)))
+            rc = dl__ox_take(ox, l = dl_matmul(l, c));
+        if (ax == 2 && !ident && !rc) {  /* back to (C, OH, OW) */
+            sh[0] = d[1]; sh[1] = o[3]; sh[2] = O;
+            if (!(rc = dl__ox_shape_as(ox, &l, 3, sh))) rc = dl__ox_take(ox, l = dl_transpose(l, p021));
+        }
+        dl__ox_t_free(&t);
+        if (rc) return rc;
+    }
+    return dl__ox_out_dims(ox, 0, l, 4, o, 0);
+}
+
+/* Resize, Upsample of H and W. dl.h's upsample layer takes integer factors:
+   its nearest is floor(x / scale) (ONNX's asymmetric or tf_half_pixel_for_nn
+   with floor, or half_pixel with rounding: the same at integer scales), its
+   bilinear half_pixel or align_corners. Anything else (other scales,
+   coordinate transforms, rounding, cubic) is two matrices
+   (dl__ox_resize_any). Upsample and Resize before opset 11 are asymmetric
+   with floor. */
 static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *sc, *sz;
     dl_upsample_desc ud;
-    int64_t d[DL__OX_MAXR];
-    int rc, r, j, old = dl__str_is(n->op, "Upsample") || ox->opset < 11, f[2];
+    int64_t d[DL__OX_MAXR], o[4];
+    double s[4];
+    int rc, r, j, old = dl__str_is(n->op, "Upsample") || ox->opset < 11, fast = 1;
     dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", old ? "asymmetric" : "half_pixel");
     dl__str nm = dl__ox_as(n, "nearest_mode", old ? "floor" : "round_prefer_floor");
     if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
@@ -10331,25 +10759,28 @@ static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
     if (!sc == !sz || (sz && !sz->isint)) return dl__ox_unsup(ox, "neither or both of scales and sizes");
     if ((sc ? sc->count : sz->count) != 4) return dl__ox_unsup(ox, "scales or sizes of %lu (4 expected)", (unsigned long)(sc ? sc->count : sz->count));
     for (j = 0; j < 4; j++) {
-        double v = sc ? dl__ox_get(sc, (size_t)j) : 0;
-        if (sz && j && sz->i[j] % d[j] == 0) v = (double)(sz->i[j] / d[j]);
-        else if (sz && !j) v = 1;
-        if (!(v >= 1 && v <= 4096 && v == floor(v)) || (j < 2 && v != 1)) return dl__ox_unsup(ox, "a scale along dim %d that is not an integer (or one along the batch or channels)", j);
-        if (j >= 2) f[j - 2] = (int)v;
+        if (j < 2) {                    /* the batch and channels keep their size */
+            if (sc ? dl__ox_get(sc, (size_t)j) != 1 : j && sz->i[j] != d[j]) return dl__ox_unsup(ox, "a resize along dim %d (H and W only)", j);
+            o[j] = d[j]; s[j] = 1;
+            continue;
+        }
+        s[j] = sc ? dl__ox_get(sc, (size_t)j) : (double)sz->i[j] / (double)d[j];
+        o[j] = sc ? (int64_t)floor((double)d[j] * s[j]) : sz->i[j];
+        if (!(s[j] > 0 && s[j] <= 4096) || o[j] < 1 || o[j] > INT_MAX / 4) return dl__ox_unsup(ox, "a scale of %g along dim %d (up to 4096)", s[j], j);
+        fast &= o[j] % d[j] == 0 && o[j] / d[j] == s[j];
     }
     memset(&ud, 0, sizeof ud);
-    ud.scale_h = f[0]; ud.scale_w = f[1];
+    if (fast) { ud.scale_h = (int)(o[2] / d[2]); ud.scale_w = (int)(o[3] / d[3]); }
     if (dl__str_is(mode, "nearest")) {
         int fl = dl__str_is(nm, "floor"), rd = dl__str_is(nm, "round_prefer_floor") || dl__str_is(nm, "round_prefer_ceil");
-        if (!((fl && (dl__str_is(ct, "asymmetric") || dl__str_is(ct, "tf_half_pixel_for_nn"))) ||
-              (rd && (dl__str_is(ct, "half_pixel") || dl__str_is(ct, "pytorch_half_pixel")))))
-            return dl__ox_unsup(ox, "nearest with %.*s and %.*s (not floor(x / scale))", (int)ct.n, ct.p, (int)nm.n, nm.p);
+        fast &= (fl && (dl__str_is(ct, "asymmetric") || dl__str_is(ct, "tf_half_pixel_for_nn"))) ||
+                (rd && (dl__str_is(ct, "half_pixel") || dl__str_is(ct, "pytorch_half_pixel")));
     } else if (dl__str_is(mode, "linear") || dl__str_is(mode, "bilinear")) {
         ud.bilinear = 1;
         ud.align_corners = dl__str_is(ct, "align_corners");
-        if (!ud.align_corners && !dl__str_is(ct, "half_pixel") && !(dl__str_is(ct, "pytorch_half_pixel") && d[2] * f[0] > 1 && d[3] * f[1] > 1))
-            return dl__ox_unsup(ox, "linear with %.*s", (int)ct.n, ct.p);
-    } else return dl__ox_unsup(ox, "mode %.*s", (int)mode.n, mode.p);
+        fast &= ud.align_corners || dl__str_is(ct, "half_pixel") || (dl__str_is(ct, "pytorch_half_pixel") && o[2] > 1 && o[3] > 1);
+    } else fast = 0;
+    if (!fast) return dl__ox_resize_any(ox, n, x, d, o, s);
     return dl__ox_out_layer(ox, 0, dl_upsample_ex(x->l, &ud), r);
 }
 
@@ -10433,19 +10864,35 @@ static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, l, x->rank);
 }
 
-/* PRelu: the slope, broadcast against x, must vary along channels only */
+/* PRelu: a slope per channel is a prelu layer (trainable); any other slope
+   that broadcasts to x is y = r + slope (x - r), r = relu(x), which is exact */
+static int dl__ox_prelu_any(dl__ox *ox, dl__ox_val *x, dl__ox_val *sl, dl__str sn) {
+    dl__ox_val r = *x, dv = *x, sd, y;
+    dl__str none = { "", 0 };
+    int64_t d[DL__OX_MAXR], o[DL__OX_MAXR];
+    int rx = dl__ox_dims(ox, x, d), rc;
+    if (dl__ox_bdims(d, rx, sl->t.dims, sl->t.ndim, o) != rx || memcmp(d, o, (size_t)rx * sizeof *d))
+        return dl__ox_unsup(ox, "a slope that does not broadcast to the input");
+    r.l = dl_relu(x->l);
+    if ((rc = dl__ox_take(ox, r.l))) return rc;
+    dv.l = dl_sub(x->l, r.l);
+    if ((rc = dl__ox_take(ox, dv.l)) || (rc = dl__ox_combine(ox, &dv, none, sl, sn, 2, &sd)) ||
+        (rc = dl__ox_combine(ox, &r, none, &sd, none, 0, &y))) return rc;
+    return dl__ox_alias(ox, 0, &y);
+}
 static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
-    dl__ox_val *x;
+    dl__ox_val *x, *slv = dl__ox_in(ox, 1);
     const dl__ox_t *sl = dl__ox_cin(ox, 1);
     int64_t d[DL__OX_MAXR], o[DL__OX_MAXR];
     float *w;
     unsigned char *seen;
     dl_layer *l;
-    int r, rc, c;
+    int r, rc, c, per_channel = 1;
     size_t e, per;
-    (void)n;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (!sl || sl->isint) return dl__ox_unsup(ox, "a slope that is not a float initializer");
+    if (x->whole && (x->rank < 1 || x->wd[0] != 1)) return dl__ox_prelu_any(ox, x, slv, n->in[1]);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
     r = dl__ox_dims(ox, x, d);
     if (ox->opset < 7 && sl->ndim == 1 && r > 1 && sl->dims[0] == x->l->shape[0]) {   /* before opset 7: one slope per channel */
         l = dl_prelu(x->l);
@@ -10453,21 +10900,21 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
         return dl__ox_out_layer(ox, 0, l, x->rank);
     }
     d[0] = 1;                   /* the slope may not vary along the batch */
-    if (dl__ox_bdims(d, r, sl->dims, sl->ndim, o) != r || memcmp(d, o, (size_t)r * sizeof *d))
-        return dl__ox_unsup(ox, "a slope that does not broadcast to the input per sample");
+    if (dl__ox_bdims(d, r, sl->dims, sl->ndim, o) != r || memcmp(d, o, (size_t)r * sizeof *d)) return dl__ox_prelu_any(ox, x, slv, n->in[1]);
     c = x->l->shape[0];
     per = (size_t)x->l->size / (size_t)c;
     w = (float *)dl__calloc((size_t)c, sizeof(float));
     seen = (unsigned char *)dl__calloc((size_t)c, 1);
     if (!w || !seen) { DL_FREE(w); DL_FREE(seen); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
-    for (e = 0, rc = DL_OK; e < (size_t)x->l->size && !rc; e++) {
+    for (e = 0; e < (size_t)x->l->size && per_channel; e++) {
         int ch = r > 1 ? (int)(e / per) : 0;
         float v = sl->f[dl__ox_bcast(d, r, sl, e)];
         if (!seen[ch]) { seen[ch] = 1; w[ch] = v; }
-        else if (w[ch] != v) rc = dl__ox_unsup(ox, "a slope that varies within a channel");
+        else per_channel = w[ch] == v;
     }
     DL_FREE(seen);
-    if (!rc) {
+    if (!per_channel) rc = dl__ox_prelu_any(ox, x, slv, n->in[1]);
+    else {
         l = dl_prelu(x->l);
         if (!(rc = dl__ox_take(ox, l)) && !(rc = dl__ox_setp(ox, l, "weight", w, (size_t)c))) rc = dl__ox_out_layer(ox, 0, l, x->rank);
     }
@@ -10475,30 +10922,143 @@ static int dl__ox_prelu(dl__ox *ox, const dl__ox_node *n) {
     return rc;
 }
 
-/* Softmax, LogSoftmax: opset < 13 over the dims from axis on (flattened), >= 13 over axis alone */
+/* Softmax, LogSoftmax: opset < 13 over the dims from axis on (flattened),
+   >= 13 over axis alone. dl.h's softmax runs along dim 0, so the sample is
+   seen as (pre, group, rest) and the group brought first (dl__ox_front). */
 static int dl__ox_softmax(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
-    int64_t d[DL__OX_MAXR], v[4];
+    int64_t d[DL__OX_MAXR], s[DL__OX_MAXR], p[3];
     dl_layer *l;
-    int r, rc, k;
-    int64_t a, pre = 1, grp = 1, rest = 1;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    int r, rc, ns, ax;
+    int64_t a;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     r = dl__ox_dims(ox, x, d);
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 13 ? 1 : -1), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (a == 0) return dl__ox_unsup(ox, "softmax over the batch axis");
-    for (k = 1; k < r; k++) {
-        if (k < a) pre *= d[k];
-        else if (k == a || ox->opset < 13) grp *= d[k];
-        else rest *= d[k];
-    }
-    if (pre != 1) return dl__ox_unsup(ox, "axis %lld after dims larger than 1 (needs a transpose)", (long long)a);
+    if (a == 0 && (rc = dl__ox_whole(ox, x, "softmax over the batch axis"))) return rc;
+    ns = dl__ox_sample(ox, x, a, s, &ax);
+    dl__ox_split(s, ns, ax, ox->opset < 13 ? ns : ax + 1, p);
     l = x->l;
-    v[0] = 1; v[1] = grp; v[2] = rest;
-    if ((rc = dl__ox_view(ox, &l, rest > 1 ? 3 : 2, v))) return rc;
+    if ((rc = dl__ox_front(ox, &l, p))) return rc;
     l = dl__str_is(n->op, "LogSoftmax") ? dl_log_softmax(l) : dl_softmax(l);
-    if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_view(ox, &l, r, d))) return rc;
-    return dl__ox_out_layer(ox, 0, l, r);
+    if ((rc = dl__ox_take(ox, l)) || (rc = dl__ox_unfront(ox, &l, p))) return rc;
+    return dl__ox_out_dims(ox, 0, l, r, d, x->whole);
+}
+
+/* MatMul and Gemm beyond a dense layer: ONNX's matmul (rank-1 operands
+   promoted, leading dims broadcast) as dl_matmul over (G, M, K) x (G, K, N),
+   on whole tensors, or per sample for [batch, .., M, K] x a constant [K, N];
+   Gemm's transposes, alpha, beta and C on top. Constants are copied into
+   t[] (owned) as they are transposed and broadcast. */
+static int dl__ox_matmul_any(dl__ox *ox, const dl__ox_node *n) {
+    int mm = dl__str_is(n->op, "MatMul"), tr[2], k, j, rc = DL_OK, r[2], rl, ro = 0, keep, drop[2];
+    float alpha = mm ? 1.0f : dl__ox_af(n, "alpha", 1.0f), beta = mm ? 1.0f : dl__ox_af(n, "beta", 1.0f);
+    dl__ox_val *v[2], y, y2, cv;
+    dl__ox_t t[2], e;
+    dl__str none = { "", 0 };
+    int64_t d[2][DL__OX_MAXR], L[DL__OX_MAXR], od[DL__OX_MAXR + 1], G = 1, g3[2][3];
+    dl_layer *l[2];
+    memset(t, 0, sizeof t);
+    tr[0] = !mm && dl__ox_ai(n, "transA", 0); tr[1] = !mm && dl__ox_ai(n, "transB", 0);
+    for (k = 0; k < 2; k++) if (!(v[k] = dl__ox_in(ox, k))) return dl__ox_failf(ox, DL_ERR_FORMAT, "input %d is missing", k);
+    if (v[0]->kind != DL__OX_LAYER && v[1]->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
+    if (!mm && n->n_in > 2 && n->in[2].n && !dl__ox_in(ox, 2)) return dl__ox_failf(ox, DL_ERR_FORMAT, "C is missing");
+    keep = mm && v[0]->kind == DL__OX_LAYER && !v[0]->whole && v[0]->rank >= 3 && v[1]->kind == DL__OX_CONST && v[1]->t.ndim >= 2 &&
+           (v[1]->t.ndim < v[0]->rank || v[1]->t.dims[0] == 1);        /* per sample: B is the same for every one */
+    for (k = 0; k < 2 && !rc; k++) {
+        if (v[k]->kind == DL__OX_LAYER && !keep) rc = dl__ox_whole(ox, v[k], "a MatMul or Gemm that is not [batch, K] x a constant [K, N]");
+        r[k] = dl__ox_dims(ox, v[k], d[k]);
+        if (keep && (!k || r[1] == v[0]->rank)) memmove(d[k], d[k] + 1, (size_t)--r[k] * sizeof *d[k]);     /* the batch stays outside */
+        if (!rc && ((!mm && r[k] != 2) || r[k] < 1)) rc = dl__ox_failf(ox, DL_ERR_FORMAT, "operand %d of rank %d", k, r[k]);
+        if (!rc && v[k]->kind == DL__OX_CONST) {
+            if ((rc = dl__ox_t_alloc(&t[k], 0, r[k], d[k]))) { rc = dl__ox_failf(ox, rc, "too large"); break; }      /* d[k] as kept */
+            for (j = 0; j < (int)t[k].count; j++) t[k].f[j] = (float)dl__ox_get(&v[k]->t, (size_t)j) * (k ? alpha : 1.0f);
+        }
+        l[k] = v[k]->l;
+        if (!rc && tr[k]) {         /* Gemm: rank 2 */
+            int64_t sw[2];
+            sw[0] = d[k][1]; sw[1] = d[k][0];
+            if (v[k]->kind == DL__OX_CONST) {
+                if ((rc = dl__ox_t_alloc(&e, 0, 2, sw))) { rc = dl__ox_failf(ox, rc, "too large"); break; }
+                for (j = 0; j < (int)e.count; j++) e.f[j] = t[k].f[(j % sw[1]) * sw[0] + j / sw[1]];
+                dl__ox_t_free(&t[k]);
+                t[k] = e;
+            } else {
+                static const int p10[3] = { 1, 0, 0 };
+                if (!(rc = dl__ox_shape_as(ox, &l[k], 2, d[k])) && !(rc = dl__ox_take(ox, l[k] = dl_transpose(l[k], p10)))) {}
+            }
+            d[k][0] = sw[0]; d[k][1] = sw[1];
+        }
+    }
+    if (rc) goto done;
+    drop[0] = r[0] == 1; drop[1] = r[1] == 1;
+    if (drop[0]) { d[0][1] = d[0][0]; d[0][0] = 1; r[0] = 2; }
+    if (drop[1]) { d[1][1] = 1; r[1] = 2; }
+    if (d[0][r[0] - 1] != d[1][r[1] - 2]) { rc = dl__ox_failf(ox, DL_ERR_FORMAT, "K of %lld and %lld", (long long)d[0][r[0] - 1], (long long)d[1][r[1] - 2]); goto done; }
+    if ((rl = dl__ox_bdims(d[0], r[0] - 2, d[1], r[1] - 2, L)) < 0) { rc = dl__ox_failf(ox, DL_ERR_FORMAT, "leading dims do not broadcast"); goto done; }
+    for (k = 0; k < rl; k++) G *= L[k];
+    for (k = 0; k < 2; k++) {
+        int64_t own = 1, full[DL__OX_MAXR];
+        for (j = 0; j < r[k] - 2; j++) own *= d[k][j];
+        g3[k][0] = G; g3[k][1] = d[k][r[k] - 2]; g3[k][2] = d[k][r[k] - 1];
+        if (v[k]->kind == DL__OX_LAYER) {
+            if (own != G) { rc = dl__ox_unsup(ox, "broadcasting a layer's leading dims in a MatMul"); goto done; }
+            if ((rc = dl__ox_shape_as(ox, &l[k], G > 1 ? 3 : 2, G > 1 ? g3[k] : g3[k] + 1))) goto done;
+            continue;
+        }
+        if (own != G) {             /* the constant repeated along the leading dims */
+            memcpy(full, L, (size_t)rl * sizeof *L);
+            full[rl] = g3[k][1]; full[rl + 1] = g3[k][2];
+            t[k].ndim = r[k];
+            memcpy(t[k].dims, d[k], (size_t)r[k] * sizeof *d[k]);
+            if ((rc = dl__ox_t_alloc(&e, 0, rl + 2, full))) { rc = dl__ox_failf(ox, rc, "too large"); goto done; }
+            for (j = 0; j < (int)e.count; j++) e.f[j] = t[k].f[dl__ox_bcast(full, rl + 2, &t[k], (size_t)j)];
+            dl__ox_t_free(&t[k]);
+            t[k] = e;
+        }
+        if ((rc = dl__ox_const_as(ox, &t[k], k ? n->in[1] : n->in[0], G > 1 ? 3 : 2, G > 1 ? g3[k] : g3[k] + 1, &l[k]))) goto done;
+    }
+    if ((rc = dl__ox_take(ox, l[0] = dl_matmul(l[0], l[1])))) goto done;
+    if (keep) od[ro++] = ox->batch;
+    for (k = 0; k < rl; k++) od[ro++] = L[k];
+    if (!drop[0]) od[ro++] = g3[0][1];
+    if (!drop[1]) od[ro++] = g3[1][2];
+    if (ro > DL__OX_MAXR) { rc = dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR); goto done; }
+    memset(&y, 0, sizeof y);
+    y.kind = DL__OX_LAYER; y.l = l[0]; y.rank = ro; y.whole = !keep;
+    memcpy(y.wd, od, (size_t)ro * sizeof *od);
+    if (keep && (rc = dl__ox_view(ox, &y.l, ro, od))) goto done;
+    if (alpha != 1.0f && v[1]->kind == DL__OX_LAYER) {
+        int64_t one = 1;
+        memset(&cv, 0, sizeof cv);
+        cv.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&cv.t, 0, 0, &one))) { rc = dl__ox_failf(ox, rc, "out of memory"); goto done; }
+        cv.t.f[0] = alpha;
+        rc = dl__ox_combine(ox, &y, none, &cv, none, 2, &y2);
+        y = y2;
+        dl__ox_t_free(&cv.t);
+        if (rc) goto done;
+    }
+    if (!mm && n->n_in > 2 && n->in[2].n) {     /* + beta C */
+        dl__ox_val *c = dl__ox_in(ox, 2), bc;
+        int64_t one = 1;
+        memset(&cv, 0, sizeof cv);
+        cv.kind = DL__OX_CONST;       /* beta C, or beta alone for a layer C */
+        if (c->kind == DL__OX_CONST) rc = dl__ox_t_alloc(&cv.t, 0, c->t.ndim, c->t.dims);
+        else rc = dl__ox_t_alloc(&cv.t, 0, 0, &one);
+        if (rc) { rc = dl__ox_failf(ox, rc, "too large"); goto done; }
+        for (j = 0; j < (int)cv.t.count; j++) cv.t.f[j] = beta * (c->kind == DL__OX_CONST ? (float)dl__ox_get(&c->t, (size_t)j) : 1.0f);
+        if (c->kind == DL__OX_CONST) rc = dl__ox_combine(ox, &y, none, &cv, n->in[2], 0, &y2);
+        else if (beta == 1.0f || !(rc = dl__ox_combine(ox, c, n->in[2], &cv, none, 2, &bc)))
+            rc = dl__ox_combine(ox, &y, none, beta == 1.0f ? c : &bc, n->in[2], 0, &y2);
+        dl__ox_t_free(&cv.t);
+        if (rc) goto done;
+        y = y2;
+    }
+    rc = dl__ox_alias(ox, 0, &y);
+done:
+    dl__ox_t_free(&t[0]); dl__ox_t_free(&t[1]);
+    return rc;
 }
 
 /* Gemm with a constant B: a dense layer with weight alpha*op(B)^T and bias beta*C */
@@ -10510,28 +11070,23 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
     dl_dense_desc dd;
     dl_layer *l;
     float *w;
-    int64_t K, N, i, j;
-    if ((rc = dl__ox_layer_in(ox, 0, &a))) return rc;
-    if (!mm && dl__ox_ai(n, "transA", 0)) return dl__ox_unsup(ox, "transA on a batch input");
-    if (!mm && n->n_in > 2 && n->in[2].n && !c) return dl__ox_unsup(ox, "C that is not an initializer");
-    if (!b || b->isint || b->ndim != 2) {
-        dl__ox_val *bv = dl__ox_in(ox, 1);
-        if (mm && bv && bv->kind == DL__OX_LAYER && a->rank >= 3 && bv->rank == a->rank) {
-            if (a->rank == 4 && a->l->shape[0] != bv->l->shape[0]) return dl__ox_unsup(ox, "broadcasting batch dims of a MatMul");
+    int64_t K, N, i, j, d2[2], o[2];
+    dl__ox_val *bv = dl__ox_in(ox, 1), *cl = !mm && n->n_in > 2 && n->in[2].n ? dl__ox_in(ox, 2) : NULL;
+    int c_layer = cl && cl->kind == DL__OX_LAYER;       /* added after the dense layer */
+    a = dl__ox_in(ox, 0);
+    d2[0] = 1; d2[1] = b && b->ndim == 2 ? b->dims[tb ? 0 : 1] : 0;
+    if (!a || a->kind != DL__OX_LAYER || (a->whole && a->wd[0] != 1) || a->rank != 2 || !b || b->isint || b->ndim != 2 ||
+        (!mm && dl__ox_ai(n, "transA", 0)) || (cl && !c_layer &&
+        (!c || c->isint || dl__ox_bdims(d2, 2, c->dims, c->ndim, o) != 2 || o[0] != 1 || o[1] != d2[1]))) {
+        if (mm && a && bv && a->kind == DL__OX_LAYER && bv->kind == DL__OX_LAYER && !a->whole && !bv->whole && a->rank >= 3 &&
+            bv->rank == a->rank && (a->rank == 3 || a->l->shape[0] == bv->l->shape[0]))     /* per sample */
             return dl__ox_out_layer(ox, 0, dl_matmul(a->l, bv->l), a->rank);
-        }
-        return dl__ox_unsup(ox, "B that is not a 2-d float initializer");
+        return dl__ox_matmul_any(ox, n);
     }
-    if (a->rank != 2) return dl__ox_unsup(ox, "a constant B with an input of rank %d (only [N,K])", a->rank);
+    if ((rc = dl__ox_layer_in(ox, 0, &a))) return rc;
     K = tb ? b->dims[1] : b->dims[0]; N = tb ? b->dims[0] : b->dims[1];
     if (K != a->l->size) return dl__ox_failf(ox, DL_ERR_FORMAT, "B is %lldx%lld for K=%d", (long long)b->dims[0], (long long)b->dims[1], a->l->size);
     if (N < 1 || N > INT_MAX) return dl__ox_unsup(ox, "N %lld", (long long)N);
-    if (c) {
-        int64_t d2[2], o[2];
-        d2[0] = 1; d2[1] = N;
-        if (c->isint || dl__ox_bdims(d2, 2, c->dims, c->ndim, o) != 2 || o[0] != 1 || o[1] != N)
-            return dl__ox_unsup(ox, "C that is not a float [N] or [1,N] initializer");
-    }
     memset(&dd, 0, sizeof dd);
     dd.units = (int)N; dd.no_bias = !c; dd.init = DL_INIT_ZEROS;   /* every weight is set below */
     l = dl_dense_ex(a->l, &dd);
@@ -10541,97 +11096,223 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
         if (tb && alpha == 1.0f) memcpy(w + i * K, b->f + i * K, (size_t)K * sizeof *w);
         else for (j = 0; j < K; j++) w[i * K + j] = alpha * b->f[tb ? i * K + j : j * N + i];
     if (c) {
-        int64_t d2[2];
-        d2[0] = 1; d2[1] = N;
         if (!(w = dl__ox_param(ox, l, "bias", (size_t)N))) return DL_ERR_SHAPE;
         for (i = 0; i < N; i++) w[i] = beta * c->f[dl__ox_bcast(d2, 2, c, (size_t)i)];
+    }
+    if (c_layer) {                      /* + beta C */
+        dl__ox_val y, bc, sum, sc;
+        dl__str none = { "", 0 };
+        int64_t one = 1;
+        memset(&y, 0, sizeof y);
+        y.kind = DL__OX_LAYER; y.l = l; y.rank = 2;
+        memset(&sc, 0, sizeof sc);
+        sc.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&sc.t, 0, 0, &one))) return dl__ox_failf(ox, rc, "out of memory");
+        sc.t.f[0] = beta;
+        if (beta == 1.0f || !(rc = dl__ox_combine(ox, cl, n->in[2], &sc, none, 2, &bc))) rc = dl__ox_combine(ox, &y, none, beta == 1.0f ? cl : &bc, n->in[2], 0, &sum);
+        dl__ox_t_free(&sc.t);
+        return rc ? rc : dl__ox_alias(ox, 0, &sum);
     }
     return dl__ox_out_layer(ox, 0, l, 2);
 }
 
-/* Add Sub Mul Div: layers of one shape (Add, Mul), or constants folded */
 static void dl__ox_layer_name(const char *p, size_t n, char out[32]);
-/* A constant operand of a layer of ONNX rank r as a constant layer: its
-   dims aligned at the last, the batch's (if it has one) 1. It takes the
+/* Constant t as a layer of shape d[0..n-1] (its size). It takes the
    constant's name where that is free (so exported constants round-trip). */
-static int dl__ox_const_layer(dl__ox *ox, const dl__ox_t *t, dl__str name, int r, dl_layer **l) {
-    int shape[3], nd = 0, k, rc;
+static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l) {
+    int shape[3], k, rc;
     char nm[32];
     float *f;
     size_t e;
-    if (t->ndim > r || r < 2) return dl__ox_unsup(ox, "a constant of rank %d against a layer of rank %d", t->ndim, r);
-    if (t->ndim == r && t->dims[0] != 1) return dl__ox_unsup(ox, "a constant that varies along the batch");
     if (!t->count) return dl__ox_unsup(ox, "an empty constant");
-    for (k = t->ndim == r; k < t->ndim; k++) shape[nd++] = (int)t->dims[k];
-    if (!nd) shape[nd++] = 1;
+    for (k = 0; k < n; k++) {
+        if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_unsup(ox, "a constant dim of %lld", (long long)d[k]);
+        shape[k] = (int)d[k];
+    }
     if (!(f = (float *)dl__calloc(t->count, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
     for (e = 0; e < t->count; e++) f[e] = (float)dl__ox_get(t, e);
-    *l = dl_constant(ox->net, nd, shape, f);
+    *l = dl_constant(ox->net, n, shape, f);
     DL_FREE(f);
     if ((rc = dl__ox_take(ox, *l))) return rc;
     dl__ox_layer_name(name.p, name.n, nm);
-    if (!dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
+    if (name.n && !dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
     return DL_OK;
 }
-/* Add Sub Mul Div: constants fold; a constant operand becomes a constant
-   layer; two layers must have one rank (then dl.h's broadcasting, aligned at
-   the last dim, is ONNX's) */
+static dl_layer *dl__ox_arith(int op, dl_layer *a, dl_layer *b) {
+    return op == 0 ? dl_add(a, b) : op == 1 ? dl_sub(a, b) : op == 2 ? dl_mul(a, b) : dl_div(a, b);
+}
+/* a op b (0 add, 1 sub, 2 mul, 3 div): a layer and a layer or a constant,
+   in either order; the result in *o, not bound. Layers with the batch first
+   and constants the same for every sample map as they are (dl.h's
+   broadcasting, aligned at the last dim, is ONNX's); anything else takes
+   whole tensors (a batch of 1), their dims merged into at most 3 runs that
+   broadcast alike. */
+static int dl__ox_combine(dl__ox *ox, dl__ox_val *a, dl__str an, dl__ox_val *b, dl__str bn, int op, dl__ox_val *o) {
+    dl__ox_val *v[2];
+    dl__str nm[2];
+    dl_layer *l[2];
+    int64_t d[2][DL__OX_MAXR], od[DL__OX_MAXR], g[3][3];
+    int r[2], ro, k, j, rc, ng = 0, last = -1, as_is = 1, varies = 0;
+    v[0] = a; v[1] = b; nm[0] = an; nm[1] = bn;
+    for (k = 0; k < 2; k++) r[k] = dl__ox_dims(ox, v[k], d[k]);
+    if ((ro = dl__ox_bdims(d[0], r[0], d[1], r[1], od)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
+    memset(o, 0, sizeof *o);
+    o->kind = DL__OX_LAYER; o->rank = ro;
+    for (k = 0; k < 2; k++) {
+        if (v[k]->kind == DL__OX_LAYER) as_is &= !v[k]->whole && r[k] == ro;
+        else {
+            varies |= r[k] == ro && d[k][0] != 1;
+            as_is &= (r[k] < ro || d[k][0] == 1) && (ro >= 2 || v[k]->t.count == 1);
+        }
+    }
+    if (as_is) {               /* per sample: the dims after the batch */
+        for (k = 0; k < 2; k++) {
+            int64_t one = 1;
+            int skip = r[k] == ro;
+            if (v[k]->kind == DL__OX_LAYER) l[k] = v[k]->l;
+            else if ((rc = dl__ox_const_as(ox, &v[k]->t, nm[k], r[k] > skip ? r[k] - skip : 1, r[k] > skip ? d[k] + skip : &one, &l[k]))) return rc;
+        }
+        o->l = dl__ox_arith(op, l[0], l[1]);
+        return dl__ox_take(ox, o->l);
+    }
+    for (k = 0; k < 2; k++)
+        if ((rc = dl__ox_whole(ox, v[k], varies ? "a constant that varies along the batch" : "operands of different ranks (the batch would align with another dim)")))
+            return rc;
+    for (j = 0; j < ro; j++) {      /* runs of dims where a, b broadcast alike */
+        int64_t x0 = j >= ro - r[0] ? d[0][j - (ro - r[0])] : 1, x1 = j >= ro - r[1] ? d[1][j - (ro - r[1])] : 1;
+        int pat = (x0 == 1) | (x1 == 1) << 1;
+        if (od[j] == 1) continue;
+        if (pat != last) {
+            if (ng == 3) return dl__ox_unsup(ox, "broadcasting along more than 3 runs of dims");
+            g[0][ng] = g[1][ng] = g[2][ng] = 1;
+            ng++;
+            last = pat;
+        }
+        g[0][ng - 1] *= x0; g[1][ng - 1] *= x1; g[2][ng - 1] *= od[j];
+    }
+    if (!ng) g[0][ng] = g[1][ng] = g[2][ng] = 1, ng = 1;
+    for (k = 0; k < 2; k++) {
+        if (v[k]->kind == DL__OX_CONST) rc = dl__ox_const_as(ox, &v[k]->t, nm[k], ng, g[k], &l[k]);
+        else l[k] = v[k]->l, rc = dl__ox_shape_as(ox, &l[k], ng, g[k]);
+        if (rc) return rc;
+    }
+    o->l = dl__ox_arith(op, l[0], l[1]);
+    o->whole = 1;
+    memcpy(o->wd, od, sizeof od);
+    return dl__ox_take(ox, o->l);
+}
+/* Add Sub Mul Div: constants fold; else dl__ox_combine */
 static int dl__ox_binary(dl__ox *ox, const dl__ox_node *n) {
     static const char *const ops[4] = { "Add", "Sub", "Mul", "Div" };
-    dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1);
-    dl_layer *la, *lb, *l;
-    int op = 0, ra, rb, rc;
-    int64_t da[DL__OX_MAXR], db[DL__OX_MAXR];
+    dl__ox_val *a = dl__ox_in(ox, 0), *b = dl__ox_in(ox, 1), o;
+    int op = 0, rc;
     while (op < 3 && !dl__str_is(n->op, ops[op])) op++;
     if (!a || !b) return dl__ox_failf(ox, DL_ERR_FORMAT, "needs two inputs");
     if (a->kind == DL__OX_CONST && b->kind == DL__OX_CONST) return dl__ox_fold_binary(ox, &a->t, &b->t, op);
     if (a->kind != DL__OX_LAYER && b->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
-    ra = dl__ox_dims(ox, a, da); rb = dl__ox_dims(ox, b, db);
-    if (a->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &a->t, n->in[0], rb, &la))) return rc;
-    if (b->kind == DL__OX_CONST && (rc = dl__ox_const_layer(ox, &b->t, n->in[1], ra, &lb))) return rc;
-    if (a->kind == DL__OX_LAYER) la = a->l;
-    if (b->kind == DL__OX_LAYER) lb = b->l;
-    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && ra != rb) return dl__ox_unsup(ox, "layers of ranks %d and %d (the batch would align with another dim)", ra, rb);
-    if (a->kind == DL__OX_LAYER && b->kind == DL__OX_LAYER && da[0] != db[0]) return dl__ox_unsup(ox, "layers of different batch dims");
-    l = op == 0 ? dl_add(la, lb) : op == 1 ? dl_sub(la, lb) : op == 2 ? dl_mul(la, lb) : dl_div(la, lb);
-    return dl__ox_out_layer(ox, 0, l, a->kind == DL__OX_LAYER ? ra : rb);
+    if ((rc = dl__ox_combine(ox, a, n->in[0], b, n->in[1], op, &o))) return rc;
+    return dl__ox_alias(ox, 0, &o);
 }
 
-/* Sum of layers of one shape */
+/* Sum and Mean: layers of one shape add in one layer; anything else (constants, broadcasting) pairwise */
 static int dl__ox_sum(dl__ox *ox, const dl__ox_node *n) {
     dl_layer *xs[DL__OX_MAXIO];
     int64_t d0[DL__OX_MAXR], d[DL__OX_MAXR];
-    int k, r0 = 0, rc;
-    for (k = 0; k < n->n_in; k++) {
-        dl__ox_val *x;
-        if ((rc = dl__ox_layer_in(ox, k, &x))) return rc;
-        if (!k) r0 = dl__ox_dims(ox, x, d0);
-        else if (dl__ox_dims(ox, x, d) != r0 || memcmp(d, d0, (size_t)r0 * sizeof *d)) return dl__ox_unsup(ox, "broadcasting in a Sum (not mapped yet)");
-        xs[k] = x->l;
-    }
+    dl__ox_val acc, next, cnt;
+    dl__str none = { "", 0 };
+    int k, r0 = 0, rc, same = 1, mean = dl__str_is(n->op, "Mean");
+    if (n->n_in < 1 || !dl__ox_in(ox, 0)) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
     if (n->n_in == 1) return dl__ox_alias(ox, 0, dl__ox_in(ox, 0));
-    return dl__ox_out_layer(ox, 0, dl_add_n(xs, n->n_in), r0);
+    for (k = 0; k < n->n_in; k++) {
+        dl__ox_val *x = dl__ox_in(ox, k);
+        if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "input %d is missing", k);
+        if (!k) r0 = dl__ox_dims(ox, x, d0);
+        same &= x->kind == DL__OX_LAYER && x->whole == dl__ox_in(ox, 0)->whole && dl__ox_dims(ox, x, d) == r0 && !memcmp(d, d0, (size_t)r0 * sizeof *d);
+        if (same) xs[k] = x->l;
+    }
+    if (same && n->n_in > 1) {
+        acc = *dl__ox_in(ox, 0);
+        acc.l = dl_add_n(xs, n->n_in);
+        if ((rc = dl__ox_take(ox, acc.l))) return rc;
+    } else {
+        acc = *dl__ox_in(ox, 0);
+        for (k = 1; k < n->n_in; k++) {
+            dl__ox_val *x = dl__ox_in(ox, k);
+            if (acc.kind != DL__OX_LAYER && x->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "constants before the first layer");
+            if ((rc = dl__ox_combine(ox, &acc, k == 1 ? n->in[0] : none, x, n->in[k], 0, &next))) return rc;
+            acc = next;
+        }
+    }
+    if (acc.kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no layer operand");
+    if (mean && n->n_in > 1) {
+        int64_t one = 1;
+        memset(&cnt, 0, sizeof cnt);
+        cnt.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&cnt.t, 0, 0, &one))) return dl__ox_failf(ox, rc, "out of memory");
+        cnt.t.f[0] = (float)n->n_in;
+        rc = dl__ox_combine(ox, &acc, none, &cnt, none, 3, &next);
+        dl__ox_t_free(&cnt.t);
+        if (rc) return rc;
+        acc = next;
+    }
+    return dl__ox_alias(ox, 0, &acc);
 }
 
-/* Concat: layers along channels, constants along any axis */
-static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
+/* Concat of layers (and constants: whole tensors then) along any axis, each
+   sample seen as (pre, axis, post) with the axis brought first */
+static int dl__ox_concat_layers(dl__ox *ox, const dl__ox_node *n, int r, int a) {
     dl_layer *xs[DL__OX_MAXIO];
+    int64_t d[DL__OX_MAXR], s[DL__OX_MAXR], p[3], sum = 0;
+    int k, rc, ns = 0, ax = 0, whole = !a, varies = 0;
+    for (k = 0; k < n->n_in; k++) {     /* constants [1, ...] are the same for every sample */
+        dl__ox_val *x = dl__ox_in(ox, k);
+        whole |= x->whole;
+        varies |= x->kind == DL__OX_CONST && (x->t.ndim != r || x->t.dims[0] != 1);
+    }
+    whole |= varies;
+    for (k = 0; k < n->n_in; k++) {
+        dl__ox_val *x = dl__ox_in(ox, k);
+        if (whole && (rc = dl__ox_whole(ox, x, varies ? "layers with constants that vary along the batch" : "concatenating along the batch"))) return rc;
+        if (x->kind == DL__OX_CONST) {
+            int64_t cnt = (int64_t)x->t.count;
+            if ((rc = dl__ox_const_as(ox, &x->t, n->in[k], 1, &cnt, &xs[k]))) return rc;
+        } else xs[k] = x->l;
+        if ((ns = dl__ox_sample(ox, x, a, s, &ax)) < 1 || ax < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "inputs of different rank");
+        dl__ox_split(s, ns, ax, ax + 1, p);
+        sum += p[1];
+        if ((rc = dl__ox_front(ox, &xs[k], p))) return rc;
+    }
+    for (k = 1; k < n->n_in; k++)       /* concat wants the dims after the first alike */
+        if (xs[k]->ndim != xs[0]->ndim || memcmp(xs[k]->shape + 1, xs[0]->shape + 1, (size_t)(xs[0]->ndim - 1) * sizeof(int))) break;
+    if (k < n->n_in)
+        for (k = 0; k < n->n_in; k++) {
+            int64_t two[2];
+            two[0] = xs[k]->shape[0]; two[1] = p[0] * p[2];
+            if ((rc = dl__ox_shape_as(ox, &xs[k], 2, two))) return rc;
+        }
+    xs[0] = dl_concat(xs, n->n_in);
+    if ((rc = dl__ox_take(ox, xs[0]))) return rc;
+    p[1] = sum;
+    if ((rc = dl__ox_unfront(ox, &xs[0], p))) return rc;
+    dl__ox_dims(ox, dl__ox_in(ox, 0), d);
+    d[a] = sum;
+    return dl__ox_out_dims(ox, 0, xs[0], r, d, whole);
+}
+/* Concat: layers (dl__ox_concat_layers), or constants folded */
+static int dl__ox_concat(dl__ox *ox, const dl__ox_node *n) {
     int k, nl = 0, nc = 0, r = 0, rc;
     int64_t d[DL__OX_MAXR], a;
     for (k = 0; k < n->n_in; k++) {
         dl__ox_val *x = dl__ox_in(ox, k);
         if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "missing input");
-        if (x->kind == DL__OX_LAYER) xs[nl++] = x->l; else nc++;
+        if (x->kind == DL__OX_LAYER) nl++; else nc++;
         r = dl__ox_dims(ox, x, d);
     }
     if (!n->n_in) return dl__ox_failf(ox, DL_ERR_FORMAT, "no inputs");
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", ox->opset < 4 ? 1 : 0), r);
     if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (nl && nc) return dl__ox_unsup(ox, "layers with constants (not mapped yet)");
-    if (nl) {
-        if (a != 1) return dl__ox_unsup(ox, "axis %lld of layers (channels only)", (long long)a);
-        return dl__ox_out_layer(ox, 0, dl_concat(xs, nl), r);
-    } else {
+    if (nl) return dl__ox_concat_layers(ox, n, r, (int)a);
+    else {
         dl__ox_t t;
         const dl__ox_t *c0 = &dl__ox_in(ox, 0)->t;
         int64_t od[DL__OX_MAXR], outer = 1, pos = 0;
@@ -10674,7 +11355,11 @@ static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r)
         if (t.isint) memcpy(t.i, x->t.i, t.count * sizeof *t.i); else memcpy(t.f, x->t.f, t.count * sizeof *t.f);
         return dl__ox_out_const(ox, 0, &t);
     }
-    if (r < 1 || d[0] != ox->batch) return dl__ox_unsup(ox, "a reshape that moves the batch dim");
+    if (x->whole && r >= 1 && r <= 4 && d[0] == 1) return dl__ox_out_dims(ox, 0, x->l, r, d, 0);
+    if (x->whole || r < 1 || r > 4 || d[0] != ox->batch) {     /* the same layer, whole */
+        if ((rc = dl__ox_whole(ox, x, r > 4 ? "rank over 4 (dl.h has up to 3 dims per sample)" : "a reshape that moves the batch dim"))) return rc;
+        return dl__ox_bind(ox, 0, x->l, r, d);
+    }
     l = x->l;
     if ((rc = dl__ox_view(ox, &l, r, d))) return rc;
     if (l != x->l) return dl__ox_out_layer(ox, 0, l, r);
@@ -10686,17 +11371,17 @@ static int dl__ox_reshape_to(dl__ox *ox, dl__ox_val *x, const int64_t *d, int r)
 static int dl__ox_flatten(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
     int64_t d[DL__OX_MAXR], o[2], a;
-    int r, k;
+    int r, k, rc;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
     r = dl__ox_dims(ox, x, d);
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 1), r);
     if (a < 0 || a > r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
-    if (x->kind == DL__OX_LAYER) {      /* [N, rest] when the dims before axis are 1 */
-        if (a == 0) return dl__ox_unsup(ox, "axis 0 (merges the batch)");
-        for (k = 1; k < a; k++) if (d[k] != 1) return dl__ox_unsup(ox, "axis %lld (merges dims into the batch)", (long long)a);
+    if (x->kind == DL__OX_LAYER && !x->whole && a > 0) {      /* [N, rest] when the dims before axis are 1 */
+        for (k = 1; k < a && d[k] == 1; k++) {}
         o[0] = ox->batch; o[1] = x->l->size;
-        return dl__ox_reshape_to(ox, x, o, 2);
+        if (k == a) return dl__ox_reshape_to(ox, x, o, 2);
     }
+    if ((rc = dl__ox_whole(ox, x, a ? "merging dims into the batch" : "merging the batch"))) return rc;
     o[0] = o[1] = 1;
     for (k = 0; k < r; k++) o[k >= a] *= d[k];
     return dl__ox_reshape_to(ox, x, o, 2);
@@ -10742,7 +11427,65 @@ static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_reshape_to(ox, x, o, (int)s->count);
 }
 
-/* Transpose: of a layer, only when it moves dims of size 1 (a reshape) */
+/* More runs: each output dim in turn moved behind the others, a transpose
+   of (before, dim, after) to (before, after, dim) */
+static int dl__ox_transpose_steps(dl__ox *ox, dl_layer **l, int r, const int64_t *d, const int64_t *perm) {
+    static const int p021[3] = { 0, 2, 1 };
+    int cur[DL__OX_MAXR], k, j, pos, rc;
+    for (k = 0; k < r; k++) cur[k] = k;
+    for (k = 0; k < r; k++) {
+        int64_t v[3] = { 1, 1, 1 };
+        if (d[perm[k]] == 1) continue;
+        for (pos = 0; cur[pos] != perm[k]; pos++) {}
+        for (j = 0; j < r; j++) v[j < pos ? 0 : j == pos ? 1 : 2] *= d[cur[j]];
+        if (v[2] == 1) continue;
+        if ((rc = dl__ox_shape_as(ox, l, 3, v))) return rc;
+        if ((rc = dl__ox_take(ox, *l = dl_transpose(*l, p021)))) return rc;
+        for (j = pos; j < r - 1; j++) cur[j] = cur[j + 1];
+        cur[r - 1] = (int)perm[k];
+    }
+    return DL_OK;
+}
+/* A transpose of a whole tensor: dims of 1 dropped, output dims that are
+   consecutive input dims form runs; up to 3 runs are one dl.h transpose. */
+static int dl__ox_transpose_whole(dl__ox *ox, dl__ox_val *x, const int64_t *perm, const int64_t *o) {
+    int64_t d[DL__OX_MAXR], gd[3];
+    int r, k, j, rc, ng = 0, start[3], order[3], tp[3] = { 0, 0, 0 }, prev = -1, moved = 0;
+    dl_layer *l;
+    if ((rc = dl__ox_whole(ox, x, "a transpose that moves the batch dim"))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    for (k = 0; k < r; k++) {
+        int p = (int)perm[k];
+        if (d[p] == 1) continue;
+        for (j = prev + 1; j < p && d[j] == 1; j++) {}
+        if (!ng || j != p) {
+            if (ng == 3) {
+                l = x->l;
+                return (rc = dl__ox_transpose_steps(ox, &l, r, d, perm)) ? rc : dl__ox_bind(ox, 0, l, r, o);
+            }
+            start[ng] = p; gd[ng++] = 1;
+        }
+        gd[ng - 1] *= d[p];
+        prev = p;
+    }
+    for (k = 0; k < ng; k++) {          /* order[k]: run k's place in the input */
+        order[k] = 0;
+        for (j = 0; j < ng; j++) order[k] += start[j] < start[k];
+        moved |= order[k] != k;
+    }
+    l = x->l;
+    if (moved) {
+        int64_t in[3];
+        for (k = 0; k < ng; k++) in[order[k]] = gd[k];
+        for (k = 0; k < ng; k++) tp[k] = order[k];
+        if ((rc = dl__ox_shape_as(ox, &l, ng, in))) return rc;
+        l = dl_transpose(l, tp);
+        if ((rc = dl__ox_take(ox, l))) return rc;
+    }
+    return dl__ox_bind(ox, 0, l, r, o);
+}
+
+/* Transpose: of a layer with the batch first, per sample; else whole */
 static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
     int64_t d[DL__OX_MAXR], o[DL__OX_MAXR], perm[DL__OX_MAXR];
@@ -10762,7 +11505,7 @@ static int dl__ox_transpose(dl__ox *ox, const dl__ox_node *n) {
             last = (int)perm[k];
         }
     }
-    if (x->kind == DL__OX_LAYER && perm[0] != 0) return dl__ox_unsup(ox, "a transpose that moves the batch dim");
+    if (x->kind == DL__OX_LAYER && (perm[0] != 0 || x->whole)) return dl__ox_transpose_whole(ox, x, perm, o);
     if (x->kind == DL__OX_LAYER && moves) {     /* per sample: dim k is the input's perm[k + 1] - 1 */
         int pp[3];
         if (r < 2 || r > 4) return dl__ox_unsup(ox, "a transpose of rank %d", r);
@@ -10807,7 +11550,7 @@ static int dl__ox_squeeze(dl__ox *ox, const dl__ox_node *n) {
         if (!un && d[a] != 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "squeezing a dim that is not 1");
         mark |= 1u << a;
     }
-    if (!un && na < 0) for (k = 0; k < r; k++) if (d[k] == 1 && (k || x->kind == DL__OX_CONST)) mark |= 1u << k;
+    if (!un && na < 0) for (k = 0; k < r; k++) if (d[k] == 1 && (k || x->kind == DL__OX_CONST || x->whole)) mark |= 1u << k;
     for (k = j = 0; k < ro; k++) {
         if (un) o[k] = (mark >> k & 1) ? 1 : d[j++];
         else if (!(mark >> k & 1)) o[j++] = d[k];
@@ -10862,13 +11605,54 @@ static int dl__ox_shape(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
-/* Gather on constants (indices may be negative) */
+/* Gather from a layer along axis a: runs of consecutive indices are channel
+   slices of the sample seen as (axis, pre * post), concatenated */
+static int dl__ox_gather_layer(dl__ox *ox, dl__ox_val *x, const dl__ox_t *ix, int64_t a) {
+    dl_layer *parts[DL__OX_MAXIO], *l;
+    int64_t d[DL__OX_MAXR], s[DL__OX_MAXR], od[DL__OX_MAXR], p[3];
+    int r, ro, ns, ax, k, rc, np = 0;
+    size_t j, j0;
+    if (!ix->count) return dl__ox_unsup(ox, "no indices");
+    if (a == 0 && (rc = dl__ox_whole(ox, x, "gathering along the batch"))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    if ((ro = r - 1 + ix->ndim) > DL__OX_MAXR) return dl__ox_unsup(ox, "rank over %d", DL__OX_MAXR);
+    ns = dl__ox_sample(ox, x, a, s, &ax);
+    dl__ox_split(s, ns, ax, ax + 1, p);
+    l = x->l;
+    if ((rc = dl__ox_front(ox, &l, p))) return rc;
+    for (j0 = 0; j0 < ix->count; j0 = j) {
+        int64_t i0 = ix->i[j0] < 0 ? ix->i[j0] + d[a] : ix->i[j0];
+        for (j = j0 + 1; j < ix->count && (ix->i[j] < 0 ? ix->i[j] + d[a] : ix->i[j]) == i0 + (int64_t)(j - j0); j++) {}
+        if (i0 < 0 || i0 + (int64_t)(j - j0) > d[a]) return dl__ox_failf(ox, DL_ERR_FORMAT, "index %lld out of range", (long long)ix->i[j0]);
+        if (np == DL__OX_MAXIO) return dl__ox_unsup(ox, "indices in over %d runs", DL__OX_MAXIO);
+        parts[np] = i0 == 0 && (int64_t)(j - j0) == d[a] ? l : dl_slice_channels(l, (int)i0, (int)(i0 + (int64_t)(j - j0)));
+        if (parts[np] != l && (rc = dl__ox_take(ox, parts[np]))) return rc;
+        np++;
+    }
+    if (np > 1 && (rc = dl__ox_take(ox, parts[0] = dl_concat(parts, np)))) return rc;
+    p[1] = (int64_t)ix->count;
+    if ((rc = dl__ox_unfront(ox, &parts[0], p))) return rc;
+    for (k = 0; k < a; k++) od[k] = d[k];
+    for (k = 0; k < ix->ndim; k++) od[a + k] = ix->dims[k];
+    for (k = (int)a + 1; k < r; k++) od[k - 1 + ix->ndim] = d[k];
+    if (!x->whole && ro < 1) return dl__ox_unsup(ox, "a scalar out of a batch");
+    return dl__ox_out_dims(ox, 0, parts[0], ro, od, x->whole);
+}
+/* Gather: of a layer (dl__ox_gather_layer) or constants (indices may be negative) */
 static int dl__ox_gather(dl__ox *ox, const dl__ox_node *n) {
     const dl__ox_t *x = dl__ox_cin(ox, 0), *ix = dl__ox_cin(ox, 1);
     int64_t d[DL__OX_MAXR], a, outer = 1, inner = 1, o, j;
     dl__ox_t t;
     int k, r, rc;
-    if (!x || !ix) return dl__ox_unsup(ox, "a layer input (only constants are gathered)");
+    if (!ix || !ix->isint) return dl__ox_unsup(ox, "indices that are not a constant int tensor");
+    if (!x) {
+        dl__ox_val *xv = dl__ox_in(ox, 0);
+        int64_t dd[DL__OX_MAXR];
+        if (!xv || xv->kind != DL__OX_LAYER) return dl__ox_unsup(ox, "no input");
+        a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 0), dl__ox_dims(ox, xv, dd));
+        if (a < 0 || a >= dl__ox_dims(ox, xv, dd)) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+        return dl__ox_gather_layer(ox, xv, ix, a);
+    }
     if (!ix->isint) return dl__ox_failf(ox, DL_ERR_FORMAT, "float indices");
     a = dl__ox_norm_axis(dl__ox_ai(n, "axis", 0), x->ndim);
     if (a < 0 || a >= x->ndim) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
@@ -10945,14 +11729,22 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_t t;
     int r, ro, rc;
     size_t k;
-    (void)n;
     if (!x) return dl__ox_failf(ox, DL_ERR_FORMAT, "no input");
     if (!s || !s->isint || s->ndim != 1 || s->count > DL__OX_MAXR) return dl__ox_unsup(ox, "a shape that is not a constant");
     r = dl__ox_dims(ox, x, d);
     if ((ro = dl__ox_bdims(d, r, s->i, (int)s->count, o)) < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "shapes do not broadcast");
-    if (x->kind == DL__OX_LAYER) {
-        if (ro != r || memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_unsup(ox, "expanding a layer (not mapped yet)");
-        return dl__ox_alias(ox, 0, x);
+    if (x->kind == DL__OX_LAYER) {     /* x * ones(shape), exact */
+        dl__ox_val ones, y;
+        dl__str none = { "", 0 };
+        if (ro == r && !memcmp(o, d, (size_t)r * sizeof *d)) return dl__ox_alias(ox, 0, x);
+        for (k = 0; k < s->count; k++) if (s->i[k] < 1) return dl__ox_unsup(ox, "a shape that is not fixed");
+        memset(&ones, 0, sizeof ones);
+        ones.kind = DL__OX_CONST;
+        if ((rc = dl__ox_t_alloc(&ones.t, 0, (int)s->count, s->i))) return dl__ox_failf(ox, rc, "too large");
+        for (k = 0; k < ones.t.count; k++) ones.t.f[k] = 1.0f;
+        rc = dl__ox_combine(ox, x, n->in[0], &ones, none, 2, &y);
+        dl__ox_t_free(&ones.t);
+        return rc ? rc : dl__ox_alias(ox, 0, &y);
     }
     if ((rc = dl__ox_symcheck(ox, s))) return rc;
     if ((rc = dl__ox_t_alloc(&t, x->t.isint, ro, o))) return dl__ox_failf(ox, rc, "too large");
@@ -11043,6 +11835,61 @@ static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, dl_pad_ex(x->l, &pd), r);
 }
 
+/* ReduceSum, ReduceMean, ReduceSumSquare (x x first): axes an attribute
+   before opset 13 (ReduceSum) or 18 (the others), an input after; the
+   sample's dims merged into runs reduced or kept, at most 3, for dl.h's
+   reduce layer */
+static int dl__ox_reduce(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    int64_t d[DL__OX_MAXR], ax[DL__OX_MAXR], s[DL__OX_MAXR], g[3], od[DL__OX_MAXR];
+    int mean = dl__str_is(n->op, "ReduceMean"), sq = dl__str_is(n->op, "ReduceSumSquare"), keep = (int)dl__ox_ai(n, "keepdims", 1);
+    int r, na, k, rc, ns, off, ng = 0, ro = 0, last = -1;
+    int flags[3] = { 0, 0, 0 }, axes[3], nf = 0;
+    unsigned mark = 0;
+    dl_layer *l;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
+    r = dl__ox_dims(ox, x, d);
+    if (ox->opset >= (mean || sq ? 18 : 13)) {
+        const dl__ox_t *t = dl__ox_cin(ox, 1);
+        na = 0;
+        if (n->n_in > 1 && n->in[1].n) {
+            if (!t || !t->isint || t->count > DL__OX_MAXR) return dl__ox_unsup(ox, "axes that are not constant");
+            for (na = 0; na < (int)t->count; na++) ax[na] = t->i[na];
+        }
+    } else if ((na = dl__ox_aints(n, "axes", ax, DL__OX_MAXR)) > DL__OX_MAXR) return dl__ox_unsup(ox, "too many axes");
+    if (na <= 0 && dl__ox_ai(n, "noop_with_empty_axes", 0)) return sq ? dl__ox_out_like(ox, 0, dl_mul(x->l, x->l), x) : dl__ox_alias(ox, 0, x);
+    if (na <= 0) for (na = 0; na < r; na++) ax[na] = na;
+    for (k = 0; k < na; k++) {
+        int64_t a = dl__ox_norm_axis(ax[k], r);
+        if (a < 0 || a >= r) return dl__ox_failf(ox, DL_ERR_FORMAT, "axis out of range");
+        mark |= 1u << a;
+    }
+    if ((mark & 1) && (rc = dl__ox_whole(ox, x, "reducing along the batch"))) return rc;
+    off = !x->whole;
+    ns = dl__ox_sample(ox, x, 0, s, &k);
+    for (k = 0; k < ns; k++) {          /* runs of reduced or kept dims (dims of 1 join either) */
+        int red = (int)(mark >> (k + off) & 1);
+        if (s[k] == 1 && ng) { continue; }
+        if (red != last) {
+            if (ng == 3) return dl__ox_unsup(ox, "reducing more than 3 runs of dims");
+            g[ng] = 1; flags[ng++] = red; last = red;
+        }
+        g[ng - 1] *= s[k];
+    }
+    if (!ng) g[ng++] = 1;
+    for (k = 0; k < ng; k++) if (flags[k]) axes[nf++] = k;
+    for (k = 0; k < r; k++) if (!(mark >> k & 1)) od[ro++] = d[k]; else if (keep) od[ro++] = 1;
+    l = x->l;
+    if (sq && (rc = dl__ox_take(ox, l = dl_mul(l, l)))) return rc;
+    if ((rc = dl__ox_shape_as(ox, &l, ng, g))) return rc;
+    if (nf) {
+        l = mean ? dl_reduce_mean(l, axes, nf, 1) : dl_reduce_sum(l, axes, nf, 1);
+        if ((rc = dl__ox_take(ox, l))) return rc;
+    }
+    if (!x->whole && ro < 1) return dl__ox_unsup(ox, "a scalar out of a batch");
+    return dl__ox_out_dims(ox, 0, l, ro, od, x->whole);
+}
+
 /* One row per ONNX op; a new op is one row and one function. Where opsets
    differ the function asks ox->opset, or the older form's attributes are
    missing from the row (so refused). */
@@ -11073,9 +11920,13 @@ static const dl__ox_op dl__ox_ops[] = {
     { "LogSoftmax", "axis", dl__ox_softmax },
     { "MatMul", "", dl__ox_gemm },
     { "MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides", dl__ox_pool },
+    { "Mean", "", dl__ox_sum },
     { "Mul", "", dl__ox_binary },
     { "PRelu", "", dl__ox_prelu },
     { "Pad", "mode pads value", dl__ox_pad },
+    { "ReduceMean", "axes keepdims", dl__ox_reduce },
+    { "ReduceSum", "axes keepdims noop_with_empty_axes", dl__ox_reduce },
+    { "ReduceSumSquare", "axes keepdims noop_with_empty_axes", dl__ox_reduce },
     { "Relu", "", dl__ox_unary },
     { "Reshape", "allowzero", dl__ox_reshape },
     { "Resize", "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value mode nearest_mode", dl__ox_resize },
@@ -11275,6 +12126,22 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         if (dl__ox_find(ox, name)) continue;                    /* an initializer: a constant */
         if (++n_rt > 1) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "more than one graph input (dl.h nets have one input)");
         if (elem != DL__OX_FLOAT) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of element type %d (float only)", (int)(name.n > 60 ? 60 : name.n), name.p, elem);
+        ox->can_fold = rank == 0 || (rank > 0 && d[0] > 0 && (d[0] > 1 || rank > 4));
+        if (ox->fold) {         /* the whole tensor as one sample: (.., h, w) merged into 3 dims */
+            int64_t m[3] = { 1, 1, 1 };
+            for (k = 0; k < rank; k++) {
+                if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' dim %d is not a fixed size", (int)(name.n > 60 ? 60 : name.n), name.p, k);
+                m[k + 3 - rank < 0 ? 0 : k + 3 - rank] *= d[k];
+            }
+            if (m[0] * m[1] * m[2] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' too large", (int)(name.n > 60 ? 60 : name.n), name.p);
+            ox->batch = 1;
+            l = dl_input(ox->net, (int)m[0], (int)m[1], (int)m[2]);
+            if ((rc = dl__ox_take(ox, l))) return rc;
+            if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+            v->kind = DL__OX_LAYER; v->l = l; v->rank = rank; v->whole = 1;
+            memcpy(v->wd, d, sizeof v->wd);
+            continue;
+        }
         if (rank < 1 || rank > 4) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of rank %d (1 to 4: batch and up to 3 dims)", (int)(name.n > 60 ? 60 : name.n), name.p, rank);
         for (k = 1; k < rank; k++)
             if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' dim %d is not a fixed size", (int)(name.n > 60 ? 60 : name.n), name.p, k);
@@ -11396,7 +12263,7 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
         if (v->kind == DL__OX_CONST) {
             dl__str what = { "graph output", 12 };
-            dl__ox_note_as(ox, what, name, "a constant (not mapped to a dl_constant layer yet)");
+            dl__ox_note_as(ox, what, name, "a constant (dl_predict runs layers that read the input)");
         }
     }
     return DL_OK;
@@ -11430,31 +12297,50 @@ static void dl__ox_names(dl__ox *ox, const dl__ox_graph *g) {
     DL_FREE(named);
 }
 
+static int dl__ox_attempt(dl__ox *ox, const void *data, size_t size) {
+    dl__ox_graph g;
+    int rc;
+    if (!(ox->net = dl_net_new())) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    if (!(rc = dl__ox_model(ox, (const unsigned char *)data, size, &g)) && !(rc = dl__ox_inputs(ox, &g)) &&
+        !(rc = dl__ox_nodes(ox, &g)) && ox->n_unsup) {
+        dl__ox_unsup_msg(ox);
+        rc = DL_ERR_UNSUPPORTED;
+    }
+    if (!rc) dl__ox_names(ox, &g);
+    return rc;
+}
+static void dl__ox_clear(dl__ox *ox) {
+    int k;
+    for (k = 0; k < ox->nv; k++) dl__ox_t_free(&ox->v[k].t);
+    DL_FREE(ox->v);
+    DL_FREE(ox->hash);
+    DL_FREE(ox->fn);
+    DL_FREE(ox->fn_len);
+    while (ox->arena) {
+        void *next;
+        memcpy(&next, ox->arena, sizeof next);
+        DL_FREE(ox->arena);
+        ox->arena = next;
+    }
+}
+/* A graph whose input has a fixed first dim and that mixes across it (a
+   node test's [3,4,5]) gets a second try with that tensor as one sample. */
 static dl_net *dl__ox_load(const void *data, size_t size, const char *dir, dl_status *st) {
     dl__ox ox;
-    dl__ox_graph g;
-    int rc, k;
+    int rc;
     memset(&ox, 0, sizeof ox);
     ox.dir = dir;
     if (!data) rc = dl__ox_failf(&ox, DL_ERR_ARG, "data is NULL");
-    else if (!(ox.net = dl_net_new())) rc = dl__ox_failf(&ox, DL_ERR_NOMEM, "out of memory");
-    else if (!(rc = dl__ox_model(&ox, (const unsigned char *)data, size, &g)) && !(rc = dl__ox_inputs(&ox, &g)) &&
-             !(rc = dl__ox_nodes(&ox, &g)) && ox.n_unsup) {
-        dl__ox_unsup_msg(&ox);
-        rc = DL_ERR_UNSUPPORTED;
+    else if ((rc = dl__ox_attempt(&ox, data, size)) == DL_ERR_UNSUPPORTED && ox.can_fold) {
+        char first[sizeof ox.err];
+        memcpy(first, ox.err, sizeof first);          /* said again if the second try fails too */
+        dl_net_free(ox.net);
+        dl__ox_clear(&ox);
+        memset(&ox, 0, sizeof ox);
+        ox.dir = dir; ox.fold = 1;
+        if ((rc = dl__ox_attempt(&ox, data, size))) memcpy(ox.err, first, sizeof first);
     }
-    if (!rc) dl__ox_names(&ox, &g);
-    for (k = 0; k < ox.nv; k++) dl__ox_t_free(&ox.v[k].t);
-    DL_FREE(ox.v);
-    DL_FREE(ox.hash);
-    DL_FREE(ox.fn);
-    DL_FREE(ox.fn_len);
-    while (ox.arena) {
-        void *next;
-        memcpy(&next, ox.arena, sizeof next);
-        DL_FREE(ox.arena);
-        ox.arena = next;
-    }
+    dl__ox_clear(&ox);
     if (st) { st->code = rc; snprintf(st->msg, sizeof st->msg, "%s", rc ? ox.err : ""); }
     if (rc) { dl_net_free(ox.net); return NULL; }
     return ox.net;
@@ -11559,221 +12445,374 @@ static void dl__pw_param(dl__wbuf *g, dl_net *net, const dl_layer *l, const char
     if (p) dl__pw_tensor(g, 5, name, ndim, dims, p->data, NULL);
 }
 
+/* ---- export: one hook per op (dl__ox_exports[], in DL_OP order, checked
+   against DL_OP_COUNT like dl__ops[]); a new op is one row and its hook ---- */
+typedef struct dl__ox_ex {
+    dl__wbuf *g;                /* the GraphProto being written */
+    dl_net *net;
+    char *err;
+    const char *op;             /* the row's ONNX op */
+} dl__ox_ex;
+typedef int (*dl__ox_export_fn)(dl__ox_ex *e, const dl_layer *l);
+
+/* Writes node (begun with dl__pw_node, attributes added) into the graph. */
+static int dl__ox_emit(dl__ox_ex *e, dl__wbuf *node) { dl__pw_msg(e->g, 1, node); return DL_OK; }
+/* A scalar initializer "<layer>.<what>" named into name[64]. */
+static void dl__ox_scalar(dl__ox_ex *e, const dl_layer *l, const char *what, float v, char *name) {
+    int64_t none = 0;
+    snprintf(name, 64, "%s.%s", l->name, what);
+    dl__pw_tensor(e->g, 5, name, 0, &none, &v, NULL);
+}
+/* The node "<layer>/<step>" (or the layer itself when step is NULL): op of in0 and in1 (NULL: one input). */
+static void dl__ox_step(dl__ox_ex *e, const dl_layer *l, const char *op, const char *step, const char *in0, const char *in1, char *out) {
+    dl__wbuf node;
+    const char *in[3];
+    in[0] = in0; in[1] = in1; in[2] = NULL;
+    if (step) snprintf(out, 64, "%s/%s", l->name, step); else snprintf(out, 64, "%s", l->name);
+    dl__pw_node(&node, op, out, out, in);
+    dl__ox_emit(e, &node);
+}
+static void dl__ox_window_attrs(dl__wbuf *node, const dl_layer *l) {
+    dl__pw_attr_ints(node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
+    dl__pw_attr_ints(node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
+    dl__pw_attr_ints(node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
+}
+
+static int dl__ox_ex_input(dl__ox_ex *e, const dl_layer *l) { (void)e; (void)l; return DL_OK; }   /* a graph input, written apart */
+static int dl__ox_ex_none(dl__ox_ex *e, const dl_layer *l) {
+    return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
+}
+/* the row's op over every input: Relu, Sigmoid, Tanh, Softplus, Mul, Sub, Div, MatMul; Add of 3 or more is Sum */
+static int dl__ox_ex_plain(dl__ox_ex *e, const dl_layer *l) {
+    const char *ins[DL__OX_MAXIO + 1];
+    dl__wbuf node;
+    int k;
+    if (l->n_in > DL__OX_MAXIO) return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
+    for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
+    ins[l->n_in] = NULL;
+    dl__pw_node(&node, l->op == DL_OP_ADD && l->n_in > 2 ? "Sum" : e->op, l->name, l->name, ins);
+    if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_dense(dl__ox_ex *e, const dl_layer *l) {
+    char pn[2][64], tmp[64];
+    const char *in[4];
+    int64_t d[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name;
+    if (l->in[0]->ndim > 1) {       /* Gemm wants [N, K] */
+        dl__ox_step(e, l, "Flatten", "flatten", in[0], NULL, tmp);
+        in[0] = tmp;
+    }
+    d[0] = l->a.units; d[1] = l->in[0]->size;
+    dl__pw_param(e->g, e->net, l, "weight", d, 2, pn[0]);
+    dl__pw_param(e->g, e->net, l, "bias", d, 1, pn[1]);
+    in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+    dl__pw_node(&node, "Gemm", l->name, l->name, in);
+    dl__pw_attr_int(&node, "transB", 1);
+    return dl__ox_emit(e, &node);
+}
+/* Conv: weight (F, C/g, kh, kw); ConvTranspose: (C, F/g, kh, kw) */
+static int dl__ox_ex_conv(dl__ox_ex *e, const dl_layer *l) {
+    char pn[2][64];
+    const char *in[4];
+    int64_t d[4];
+    int c = l->in[0]->shape[0], tr = l->op == DL_OP_CONV2D_TRANSPOSE;
+    dl__wbuf node;
+    d[0] = tr ? c : l->a.units; d[1] = tr ? l->a.units / l->a.groups : c / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
+    dl__pw_param(e->g, e->net, l, "weight", d, 4, pn[0]);
+    d[0] = l->a.units;
+    dl__pw_param(e->g, e->net, l, "bias", d, 1, pn[1]);
+    in[0] = l->in[0]->name; in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__ox_window_attrs(&node, l);
+    dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+    if (tr) dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
+    dl__pw_attr_int(&node, "group", l->a.groups);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_pool(dl__ox_ex *e, const dl_layer *l) {
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__ox_window_attrs(&node, l);
+    dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
+    if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
+        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+    if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_global(dl__ox_ex *e, const dl_layer *l) {     /* [N,C,1,1], then [N,C] */
+    char tmp[64], out[64];
+    dl__ox_step(e, l, e->op, "pool", l->in[0]->name, NULL, tmp);
+    dl__ox_step(e, l, "Flatten", NULL, tmp, NULL, out);
+    return DL_OK;
+}
+static int dl__ox_ex_batchnorm(dl__ox_ex *e, const dl_layer *l) {
+    static const char *const what[4] = { "weight", "bias", "running_mean", "running_var" };
+    char pn[4][64];
+    const char *in[6];
+    int64_t c = l->in[0]->shape[0];
+    int k;
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[5] = NULL;
+    for (k = 0; k < 4; k++) { dl__pw_param(e->g, e->net, l, what[k], &c, 1, pn[k]); in[k + 1] = pn[k]; }
+    dl__pw_node(&node, "BatchNormalization", l->name, l->name, in);
+    dl__pw_attr_float(&node, "epsilon", l->a.eps);
+    dl__pw_attr_float(&node, "momentum", 1.0f - l->a.momentum);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_dropout(dl__ox_ex *e, const dl_layer *l) {
+    char ratio[64], out[64];
+    dl__ox_scalar(e, l, "ratio", l->a.alpha, ratio);
+    dl__ox_step(e, l, "Dropout", NULL, l->in[0]->name, ratio, out);
+    return DL_OK;
+}
+/* Reshape to [0 (the batch, copied), shape...] */
+static void dl__ox_reshape_node(dl__ox_ex *e, const dl_layer *l, const char *in0, const char *out) {
+    int64_t s[4], n = l->ndim + 1;
+    char pn[64], o[64];
+    int k;
+    s[0] = 0;
+    for (k = 0; k < l->ndim; k++) s[k + 1] = l->shape[k];
+    snprintf(pn, sizeof pn, "%s.shape", l->name);
+    dl__pw_tensor(e->g, 5, pn, 1, &n, NULL, s);
+    dl__ox_step(e, l, "Reshape", out, in0, pn, o);
+}
+static int dl__ox_ex_reshape(dl__ox_ex *e, const dl_layer *l) { dl__ox_reshape_node(e, l, l->in[0]->name, NULL); return DL_OK; }
+static int dl__ox_ex_alpha(dl__ox_ex *e, const dl_layer *l) {      /* LeakyRelu, Elu */
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__pw_attr_float(&node, "alpha", l->a.alpha);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_prelu(dl__ox_ex *e, const dl_layer *l) {      /* the slope as [C,1,..] to broadcast along channels */
+    char pn[64], out[64];
+    int64_t d[3];
+    d[0] = l->in[0]->shape[0]; d[1] = d[2] = 1;
+    dl__pw_param(e->g, e->net, l, "weight", d, l->ndim, pn);
+    dl__ox_step(e, l, "PRelu", NULL, l->in[0]->name, pn, out);
+    return DL_OK;
+}
+static int dl__ox_ex_softmax(dl__ox_ex *e, const dl_layer *l) {    /* Softmax, LogSoftmax */
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, e->op, l->name, l->name, in);
+    dl__pw_attr_int(&node, "axis", 1);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_clip(dl__ox_ex *e, const dl_layer *l) {       /* opset 13: the bounds are inputs */
+    char pn[2][64];
+    const char *in[4];
+    dl__wbuf node;
+    dl__ox_scalar(e, l, "min", l->a.alpha, pn[0]);
+    dl__ox_scalar(e, l, "max", l->a.beta, pn[1]);
+    in[0] = l->in[0]->name; in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+    dl__pw_node(&node, "Clip", l->name, l->name, in);
+    return dl__ox_emit(e, &node);
+}
+/* HardSigmoid; HardSwish (opset 14) is x HardSigmoid(x) */
+static int dl__ox_ex_hard_sigmoid(dl__ox_ex *e, const dl_layer *l) {
+    char tmp[64], out[64];
+    const char *in[2];
+    int sw = l->op == DL_OP_HARD_SWISH;
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    if (sw) snprintf(tmp, sizeof tmp, "%s/hsig", l->name); else snprintf(tmp, sizeof tmp, "%s", l->name);
+    dl__pw_node(&node, "HardSigmoid", tmp, tmp, in);
+    dl__pw_attr_float(&node, "alpha", l->a.alpha);
+    dl__pw_attr_float(&node, "beta", l->a.beta);
+    dl__ox_emit(e, &node);
+    if (sw) dl__ox_step(e, l, "Mul", NULL, l->in[0]->name, tmp, out);
+    return DL_OK;
+}
+static int dl__ox_ex_selu(dl__ox_ex *e, const dl_layer *l) {
+    const char *in[2];
+    dl__wbuf node;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, "Selu", l->name, l->name, in);
+    dl__pw_attr_float(&node, "alpha", l->a.alpha);
+    dl__pw_attr_float(&node, "gamma", l->a.beta);
+    return dl__ox_emit(e, &node);
+}
+/* Gelu is opset 20: 0.5 x (1 + erf(x / sqrt 2)), or the tanh form
+   0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as dl.h computes them */
+static int dl__ox_ex_gelu(dl__ox_ex *e, const dl_layer *l) {
+    char c[4][64], t[64], u[64], half[64], out[64];
+    const char *x = l->in[0]->name;
+    dl__ox_scalar(e, l, "half", 0.5f, c[0]);
+    dl__ox_scalar(e, l, "one", 1.0f, c[1]);
+    if (l->a.approximate) {
+        dl__ox_scalar(e, l, "c", (float)DL__GELU_C, c[2]);
+        dl__ox_scalar(e, l, "sqrt_2_pi", (float)DL__SQRT_2_PI, c[3]);
+        dl__ox_step(e, l, "Mul", "x2", x, x, t);
+        dl__ox_step(e, l, "Mul", "x3", t, x, u);
+        dl__ox_step(e, l, "Mul", "cx3", u, c[2], t);
+        dl__ox_step(e, l, "Add", "inner", x, t, u);
+        dl__ox_step(e, l, "Mul", "scaled", u, c[3], t);
+        dl__ox_step(e, l, "Tanh", "tanh", t, NULL, u);
+    } else {
+        dl__ox_scalar(e, l, "sqrt1_2", (float)DL__SQRT1_2, c[2]);
+        dl__ox_step(e, l, "Mul", "scaled", x, c[2], t);
+        dl__ox_step(e, l, "Erf", "erf", t, NULL, u);
+    }
+    dl__ox_step(e, l, "Add", "plus1", u, c[1], t);
+    dl__ox_step(e, l, "Mul", "halfx", x, c[0], half);
+    dl__ox_step(e, l, "Mul", NULL, half, t, out);
+    return DL_OK;
+}
+static int dl__ox_ex_silu(dl__ox_ex *e, const dl_layer *l) {       /* x sigmoid(x) */
+    char s[64], out[64];
+    dl__ox_step(e, l, "Sigmoid", "sigmoid", l->in[0]->name, NULL, s);
+    dl__ox_step(e, l, "Mul", NULL, l->in[0]->name, s, out);
+    return DL_OK;
+}
+static int dl__ox_ex_constant(dl__ox_ex *e, const dl_layer *l) {   /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
+    char pn[64];
+    int64_t d[4];
+    int k;
+    dl_param *p;
+    d[0] = 1;
+    for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
+    snprintf(pn, sizeof pn, "%s.value", l->name);
+    if (!(p = dl_net_find_param(e->net, pn))) return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
+    dl__pw_tensor(e->g, 5, l->name, l->ndim + 1, d, p->data, NULL);
+    return DL_OK;
+}
+static int dl__ox_ex_pad(dl__ox_ex *e, const dl_layer *l) {        /* opset 13: pads and the value are inputs */
+    int64_t pads[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, eight = 8;
+    char pn[2][64];
+    const char *in[4];
+    dl__wbuf node;
+    pads[2] = l->a.pad[0]; pads[3] = l->a.pad[1]; pads[6] = l->a.pad[2]; pads[7] = l->a.pad[3];
+    snprintf(pn[0], 64, "%s.pads", l->name);
+    dl__pw_tensor(e->g, 5, pn[0], 1, &eight, NULL, pads);
+    dl__ox_scalar(e, l, "value", l->a.value, pn[1]);
+    in[0] = l->in[0]->name; in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
+    dl__pw_node(&node, "Pad", l->name, l->name, in);
+    dl__pw_attr_str(&node, "mode", l->a.mode == DL_PAD_REFLECT ? "reflect" : l->a.mode == DL_PAD_EDGE ? "edge" : "constant");
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_transpose(dl__ox_ex *e, const dl_layer *l) {  /* the batch stays first */
+    int pp[4] = { 0, 0, 0, 0 }, k;
+    const char *in[2];
+    dl__wbuf node;
+    for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, "Transpose", l->name, l->name, in);
+    dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_upsample(dl__ox_ex *e, const dl_layer *l) {   /* scales [1, 1, h, w]; dl.h's nearest is floor(x / scale) */
+    float sc[4];
+    int64_t four = 4;
+    char pn[64];
+    const char *in[4];
+    dl__wbuf node;
+    sc[0] = sc[1] = 1; sc[2] = (float)l->a.scale[0]; sc[3] = (float)l->a.scale[1];
+    snprintf(pn, sizeof pn, "%s.scales", l->name);
+    dl__pw_tensor(e->g, 5, pn, 1, &four, sc, NULL);
+    in[0] = l->in[0]->name; in[1] = ""; in[2] = pn; in[3] = NULL;
+    dl__pw_node(&node, "Resize", l->name, l->name, in);
+    dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
+    dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
+    if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
+    return dl__ox_emit(e, &node);
+}
+static int dl__ox_ex_slice(dl__ox_ex *e, const dl_layer *l) {      /* along axis 1 */
+    static const char *const what[3] = { "starts", "ends", "axes" };
+    int64_t v[3], one = 1;
+    char pn[3][64];
+    const char *in[5];
+    int k;
+    dl__wbuf node;
+    v[0] = l->a.range[0]; v[1] = l->a.range[1]; v[2] = 1;
+    in[0] = l->in[0]->name; in[4] = NULL;
+    for (k = 0; k < 3; k++) {
+        snprintf(pn[k], 64, "%s.%s", l->name, what[k]);
+        dl__pw_tensor(e->g, 5, pn[k], 1, &one, NULL, &v[k]);
+        in[k + 1] = pn[k];
+    }
+    dl__pw_node(&node, "Slice", l->name, l->name, in);
+    return dl__ox_emit(e, &node);
+}
+/* ReduceSum (axes an input at opset 13) or ReduceMean (an attribute), dims
+   kept, then reshaped to the layer's shape */
+static int dl__ox_ex_reduce(dl__ox_ex *e, const dl_layer *l) {
+    int64_t ax[3], n = 0;
+    int k;
+    char pn[64], tmp[64];
+    const char *in[3];
+    dl__wbuf node;
+    for (k = 0; k < 3; k++) if (l->a.axes[k]) ax[n++] = k + 1;
+    snprintf(tmp, sizeof tmp, "%s/reduce", l->name);
+    in[0] = l->in[0]->name; in[1] = in[2] = NULL;
+    if (!l->a.mode) {
+        snprintf(pn, sizeof pn, "%s.axes", l->name);
+        dl__pw_tensor(e->g, 5, pn, 1, &n, NULL, ax);
+        in[1] = pn;
+    }
+    dl__pw_node(&node, l->a.mode ? "ReduceMean" : "ReduceSum", tmp, tmp, in);
+    if (l->a.mode) dl__pw_attr_ints(&node, "axes", (int)n, (int)(n > 0 ? ax[0] : 0), (int)(n > 1 ? ax[1] : 0), (int)(n > 2 ? ax[2] : 0), 0);
+    dl__pw_attr_int(&node, "keepdims", 1);
+    dl__ox_emit(e, &node);
+    dl__ox_reshape_node(e, l, tmp, NULL);
+    return DL_OK;
+}
+
+static const struct dl__ox_export { int op; const char *onnx; dl__ox_export_fn fn; } dl__ox_exports[] = {
+    { DL_OP_INPUT, "", dl__ox_ex_input },
+    { DL_OP_DENSE, "Gemm", dl__ox_ex_dense },
+    { DL_OP_CONV2D, "Conv", dl__ox_ex_conv },
+    { DL_OP_MAXPOOL2D, "MaxPool", dl__ox_ex_pool },
+    { DL_OP_AVGPOOL2D, "AveragePool", dl__ox_ex_pool },
+    { DL_OP_GLOBAL_AVGPOOL, "GlobalAveragePool", dl__ox_ex_global },
+    { DL_OP_BATCHNORM, "BatchNormalization", dl__ox_ex_batchnorm },
+    { DL_OP_DROPOUT, "Dropout", dl__ox_ex_dropout },
+    { DL_OP_RESHAPE, "Reshape", dl__ox_ex_reshape },
+    { DL_OP_RELU, "Relu", dl__ox_ex_plain },
+    { DL_OP_LEAKY_RELU, "LeakyRelu", dl__ox_ex_alpha },
+    { DL_OP_ELU, "Elu", dl__ox_ex_alpha },
+    { DL_OP_PRELU, "PRelu", dl__ox_ex_prelu },
+    { DL_OP_SIGMOID, "Sigmoid", dl__ox_ex_plain },
+    { DL_OP_TANH, "Tanh", dl__ox_ex_plain },
+    { DL_OP_SOFTMAX, "Softmax", dl__ox_ex_softmax },
+    { DL_OP_ADD, "Add", dl__ox_ex_plain },
+    { DL_OP_CONCAT, "Concat", dl__ox_ex_plain },
+    { DL_OP_MUL, "Mul", dl__ox_ex_plain },
+    { DL_OP_MATMUL, "MatMul", dl__ox_ex_plain },
+    { DL_OP_CUSTOM, "", dl__ox_ex_none },
+    { DL_OP_GLOBAL_MAXPOOL, "GlobalMaxPool", dl__ox_ex_global },
+    { DL_OP_CLIP, "Clip", dl__ox_ex_clip },
+    { DL_OP_HARD_SIGMOID, "HardSigmoid", dl__ox_ex_hard_sigmoid },
+    { DL_OP_HARD_SWISH, "HardSigmoid", dl__ox_ex_hard_sigmoid },
+    { DL_OP_SELU, "Selu", dl__ox_ex_selu },
+    { DL_OP_GELU, "Erf", dl__ox_ex_gelu },
+    { DL_OP_SILU, "Sigmoid", dl__ox_ex_silu },
+    { DL_OP_SOFTPLUS, "Softplus", dl__ox_ex_plain },
+    { DL_OP_LOG_SOFTMAX, "LogSoftmax", dl__ox_ex_softmax },
+    { DL_OP_SUB, "Sub", dl__ox_ex_plain },
+    { DL_OP_DIV, "Div", dl__ox_ex_plain },
+    { DL_OP_CONSTANT, "", dl__ox_ex_constant },
+    { DL_OP_CONV2D_TRANSPOSE, "ConvTranspose", dl__ox_ex_conv },
+    { DL_OP_PAD, "Pad", dl__ox_ex_pad },
+    { DL_OP_TRANSPOSE, "Transpose", dl__ox_ex_transpose },
+    { DL_OP_UPSAMPLE, "Resize", dl__ox_ex_upsample },
+    { DL_OP_SLICE, "Slice", dl__ox_ex_slice },
+    { DL_OP_REDUCE, "ReduceSum", dl__ox_ex_reduce }
+};
+/* A forgotten row stops the build; test_onnx checks each row's op is its index. */
+typedef char dl__ox_exports_has_every_op[sizeof dl__ox_exports / sizeof dl__ox_exports[0] == DL_OP_COUNT ? 1 : -1];
+
 /* One layer as ONNX nodes (and initializers) in graph g. */
 static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char *err) {
-    char pn[5][64], tmp[48];
-    const char *in[6];
-    int64_t d[4] = { 1, 1, 1, 1 };
-    dl__wbuf node;
-    int c = l->n_in ? l->in[0]->shape[0] : 0, k;
-    const char *x = l->n_in ? l->in[0]->name : "";
-    in[0] = x; in[1] = NULL;
-    switch (l->op) {
-    case DL_OP_INPUT: return DL_OK;
-    case DL_OP_DENSE:
-        if (l->in[0]->ndim > 1) {       /* Gemm wants [N, K] */
-            snprintf(tmp, sizeof tmp, "%s/flatten", l->name);
-            dl__pw_node(&node, "Flatten", tmp, tmp, in);
-            dl__pw_msg(g, 1, &node);
-            in[0] = tmp;
-        }
-        d[0] = l->a.units; d[1] = l->in[0]->size;
-        dl__pw_param(g, net, l, "weight", d, 2, pn[0]);
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
-        dl__pw_node(&node, "Gemm", l->name, l->name, in);
-        dl__pw_attr_int(&node, "transB", 1);
-        break;
-    case DL_OP_CONV2D:
-        d[0] = l->a.units; d[1] = c / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
-        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
-        dl__pw_node(&node, "Conv", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
-        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);   /* ONNX's order too */
-        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-        dl__pw_attr_int(&node, "group", l->a.groups);
-        break;
-    case DL_OP_CONV2D_TRANSPOSE:
-        d[0] = c; d[1] = l->a.units / l->a.groups; d[2] = l->a.kernel[0]; d[3] = l->a.kernel[1];
-        dl__pw_param(g, net, l, "weight", d, 4, pn[0]);
-        d[0] = l->a.units;
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        in[1] = pn[0]; in[2] = l->a.bias ? pn[1] : NULL; in[3] = NULL;
-        dl__pw_node(&node, "ConvTranspose", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
-        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
-        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-        dl__pw_attr_ints(&node, "output_padding", 2, l->a.output_padding[0], l->a.output_padding[1], 0, 0);
-        dl__pw_attr_int(&node, "group", l->a.groups);
-        break;
-    case DL_OP_UPSAMPLE: {              /* scales [1, 1, h, w]; dl.h's nearest is floor(x / scale) */
-        float sc[4];
-        int64_t four = 4;
-        sc[0] = sc[1] = 1; sc[2] = (float)l->a.scale[0]; sc[3] = (float)l->a.scale[1];
-        snprintf(pn[0], 64, "%s.scales", l->name);
-        dl__pw_tensor(g, 5, pn[0], 1, &four, sc, NULL);
-        in[1] = ""; in[2] = pn[0]; in[3] = NULL;
-        dl__pw_node(&node, "Resize", l->name, l->name, in);
-        dl__pw_attr_str(&node, "mode", l->a.mode ? "linear" : "nearest");
-        dl__pw_attr_str(&node, "coordinate_transformation_mode", !l->a.mode ? "asymmetric" : l->a.align_corners ? "align_corners" : "half_pixel");
-        if (!l->a.mode) dl__pw_attr_str(&node, "nearest_mode", "floor");
-        break;
-    }
-    case DL_OP_PAD: {                   /* opset 13: pads and the value are inputs */
-        int64_t pads[8] = { 0, 0, 0, 0, 0, 0, 0, 0 }, eight = 8;
-        float val = l->a.value;
-        pads[2] = l->a.pad[0]; pads[3] = l->a.pad[1]; pads[6] = l->a.pad[2]; pads[7] = l->a.pad[3];
-        snprintf(pn[0], 64, "%s.pads", l->name);
-        dl__pw_tensor(g, 5, pn[0], 1, &eight, NULL, pads);
-        snprintf(pn[1], 64, "%s.value", l->name);
-        dl__pw_tensor(g, 5, pn[1], 0, d, &val, NULL);
-        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
-        dl__pw_node(&node, "Pad", l->name, l->name, in);
-        dl__pw_attr_str(&node, "mode", l->a.mode == DL_PAD_REFLECT ? "reflect" : l->a.mode == DL_PAD_EDGE ? "edge" : "constant");
-        break;
-    }
-    case DL_OP_TRANSPOSE: {             /* the batch stays first */
-        int pp[4];
-        pp[0] = 0;
-        for (k = 0; k < l->ndim; k++) pp[k + 1] = l->a.perm[k] + 1;
-        dl__pw_node(&node, "Transpose", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "perm", l->ndim + 1, pp[0], pp[1], pp[2], pp[3]);
-        break;
-    }
-    case DL_OP_SLICE: {                 /* along axis 1 */
-        int64_t v[3], one = 1;
-        const char *nm[3] = { "starts", "ends", "axes" };
-        v[0] = l->a.range[0]; v[1] = l->a.range[1]; v[2] = 1;
-        for (k = 0; k < 3; k++) {
-            snprintf(pn[k], 64, "%s.%s", l->name, nm[k]);
-            dl__pw_tensor(g, 5, pn[k], 1, &one, NULL, &v[k]);
-            in[k + 1] = pn[k];
-        }
-        in[4] = NULL;
-        dl__pw_node(&node, "Slice", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_MAXPOOL2D: case DL_OP_AVGPOOL2D:
-        dl__pw_node(&node, l->op == DL_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", l->name, l->name, in);
-        dl__pw_attr_ints(&node, "kernel_shape", 2, l->a.kernel[0], l->a.kernel[1], 0, 0);
-        dl__pw_attr_ints(&node, "strides", 2, l->a.stride[0], l->a.stride[1], 0, 0);
-        dl__pw_attr_ints(&node, "pads", 4, l->a.pad[0], l->a.pad[1], l->a.pad[2], l->a.pad[3]);
-        dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
-        if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
-            dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-        if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
-        break;
-    case DL_OP_GLOBAL_AVGPOOL:          /* [N,C,1,1], then [N,C] */
-        snprintf(tmp, sizeof tmp, "%s/pool", l->name);
-        dl__pw_node(&node, "GlobalAveragePool", tmp, tmp, in);
-        dl__pw_msg(g, 1, &node);
-        in[0] = tmp;
-        dl__pw_node(&node, "Flatten", l->name, l->name, in);
-        break;
-    case DL_OP_BATCHNORM:
-        d[0] = c;
-        dl__pw_param(g, net, l, "weight", d, 1, pn[0]);
-        dl__pw_param(g, net, l, "bias", d, 1, pn[1]);
-        dl__pw_param(g, net, l, "running_mean", d, 1, pn[2]);
-        dl__pw_param(g, net, l, "running_var", d, 1, pn[3]);
-        for (k = 0; k < 4; k++) in[k + 1] = pn[k];
-        in[5] = NULL;
-        dl__pw_node(&node, "BatchNormalization", l->name, l->name, in);
-        dl__pw_attr_float(&node, "epsilon", l->a.eps);
-        dl__pw_attr_float(&node, "momentum", 1.0f - l->a.momentum);
-        break;
-    case DL_OP_DROPOUT: {
-        float ratio = l->a.alpha;
-        snprintf(pn[0], 64, "%s.ratio", l->name);
-        dl__pw_tensor(g, 5, pn[0], 0, d, &ratio, NULL);
-        in[1] = pn[0]; in[2] = NULL;
-        dl__pw_node(&node, "Dropout", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_RESHAPE: {
-        int64_t s[4], n = l->ndim + 1;
-        s[0] = 0;                       /* 0: the batch, copied */
-        for (k = 0; k < l->ndim; k++) s[k + 1] = l->shape[k];
-        snprintf(pn[0], 64, "%s.shape", l->name);
-        dl__pw_tensor(g, 5, pn[0], 1, &n, NULL, s);
-        in[1] = pn[0]; in[2] = NULL;
-        dl__pw_node(&node, "Reshape", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_RELU: dl__pw_node(&node, "Relu", l->name, l->name, in); break;
-    case DL_OP_SIGMOID: dl__pw_node(&node, "Sigmoid", l->name, l->name, in); break;
-    case DL_OP_TANH: dl__pw_node(&node, "Tanh", l->name, l->name, in); break;
-    case DL_OP_LEAKY_RELU: case DL_OP_ELU:
-        dl__pw_node(&node, l->op == DL_OP_ELU ? "Elu" : "LeakyRelu", l->name, l->name, in);
-        dl__pw_attr_float(&node, "alpha", l->a.alpha);
-        break;
-    case DL_OP_PRELU:                   /* the slope as [C,1,..] to broadcast along channels */
-        d[0] = c; d[1] = d[2] = 1;
-        dl__pw_param(g, net, l, "weight", d, l->ndim, pn[0]);
-        in[1] = pn[0]; in[2] = NULL;
-        dl__pw_node(&node, "PRelu", l->name, l->name, in);
-        break;
-    case DL_OP_SOFTMAX: case DL_OP_LOG_SOFTMAX:
-        dl__pw_node(&node, l->op == DL_OP_SOFTMAX ? "Softmax" : "LogSoftmax", l->name, l->name, in);
-        dl__pw_attr_int(&node, "axis", 1);
-        break;
-    case DL_OP_CLIP: {                  /* opset 13: the bounds are inputs */
-        float b[2];
-        b[0] = l->a.alpha; b[1] = l->a.beta;
-        for (k = 0; k < 2; k++) {
-            snprintf(pn[k], 64, "%s.%s", l->name, k ? "max" : "min");
-            dl__pw_tensor(g, 5, pn[k], 0, d, &b[k], NULL);
-        }
-        in[1] = pn[0]; in[2] = pn[1]; in[3] = NULL;
-        dl__pw_node(&node, "Clip", l->name, l->name, in);
-        break;
-    }
-    case DL_OP_HARD_SIGMOID: case DL_OP_HARD_SWISH:     /* HardSwish is opset 14: x HardSigmoid(x) */
-        if (l->op == DL_OP_HARD_SWISH) snprintf(tmp, sizeof tmp, "%s/hsig", l->name);
-        dl__pw_node(&node, "HardSigmoid", l->op == DL_OP_HARD_SWISH ? tmp : l->name, l->op == DL_OP_HARD_SWISH ? tmp : l->name, in);
-        dl__pw_attr_float(&node, "alpha", l->a.alpha);
-        dl__pw_attr_float(&node, "beta", l->a.beta);
-        if (l->op == DL_OP_HARD_SWISH) {
-            dl__pw_msg(g, 1, &node);
-            in[1] = tmp; in[2] = NULL;
-            dl__pw_node(&node, "Mul", l->name, l->name, in);
-        }
-        break;
-    case DL_OP_SELU:
-        dl__pw_node(&node, "Selu", l->name, l->name, in);
-        dl__pw_attr_float(&node, "alpha", l->a.alpha);
-        dl__pw_attr_float(&node, "gamma", l->a.beta);
-        break;
-    case DL_OP_SOFTPLUS: dl__pw_node(&node, "Softplus", l->name, l->name, in); break;
-    case DL_OP_CONSTANT:                /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
-        d[0] = 1;
-        for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
-        snprintf(pn[0], 64, "%s.value", l->name);
-        {
-            dl_param *p = dl_net_find_param(net, pn[0]);
-            if (!p) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
-            dl__pw_tensor(g, 5, l->name, l->ndim + 1, d, p->data, NULL);
-        }
-        return DL_OK;
-    case DL_OP_ADD: case DL_OP_MUL: case DL_OP_CONCAT: case DL_OP_MATMUL: case DL_OP_SUB: case DL_OP_DIV: {
-        const char *ins[DL__OX_MAXIO + 1];
-        if (l->n_in > DL__OX_MAXIO) return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: '%s' has over %d inputs", l->name, DL__OX_MAXIO);
-        for (k = 0; k < l->n_in; k++) ins[k] = l->in[k]->name;
-        ins[l->n_in] = NULL;
-        dl__pw_node(&node, l->op == DL_OP_MUL ? "Mul" : l->op == DL_OP_SUB ? "Sub" : l->op == DL_OP_DIV ? "Div" : l->op == DL_OP_CONCAT ? "Concat" : l->op == DL_OP_MATMUL ? "MatMul" :
-                    l->n_in == 2 ? "Add" : "Sum", l->name, l->name, ins);
-        if (l->op == DL_OP_CONCAT) dl__pw_attr_int(&node, "axis", 1);
-        break;
-    }
-    default:
-        return dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
-    }
-    dl__pw_msg(g, 1, &node);
-    return DL_OK;
+    dl__ox_ex e;
+    e.g = g; e.net = net; e.err = err; e.op = dl__ox_exports[l->op].onnx;
+    return dl__ox_exports[l->op].fn(&e, l);
 }
 
 int dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_outputs, void **data, size_t *len) {

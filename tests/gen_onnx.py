@@ -3,6 +3,7 @@
 
 Run with Debian's python3-torch and python3-onnx:
     /usr/bin/python3 tests/gen_onnx.py              # writes tests/fixtures/onnx/
+    /usr/bin/python3 tests/gen_onnx.py --fashion    # only the Fashion-MNIST-trained CNN
     /usr/bin/python3 tests/gen_onnx.py --check DIR  # onnx.checker on every .onnx in DIR
                                                     # (dl.h's exports: build/onnx_export)
 Each model is exported with torch.onnx.export at opsets 13 and 17 (15 and
@@ -221,6 +222,48 @@ def generate():
                   sorted({n.op_type for n in onnx.load(path).graph.node})))
 
 
+def fashion_subset(part):
+    """examples/data/fashion-mnist-subset as (images [n,1,28,28] in [0,1], labels)."""
+    import gzip
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "data", "fashion-mnist-subset")
+    with gzip.open(os.path.join(d, "%s-images-idx3-ubyte.gz" % part)) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255
+    with gzip.open(os.path.join(d, "%s-labels-idx1-ubyte.gz" % part)) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    return torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+
+
+def fashion():
+    """The reference CNN trained one epoch on the shipped Fashion-MNIST subset
+    (5000 images), exported at opset 13: ref_cnn_fashion_op13.onnx, and its
+    test accuracy on the subset's 1000 test images in ref_cnn_fashion.acc.
+    test_onnx.c imports it, freezes it, trains a new classifier one epoch and
+    hands the re-export to ONNX Runtime."""
+    torch.manual_seed(7)
+    x, y = fashion_subset("train")
+    tx, ty = fashion_subset("t10k")
+    model = RefCNN()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+    perm = torch.randperm(len(x))
+    for k in range(0, len(x), 32):
+        i = perm[k:k + 32]
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x[i]), y[i]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(tx).argmax(1) == ty).float().mean().item()
+    path = os.path.join(OUT, "ref_cnn_fashion_op13.onnx")
+    torch.onnx.export(model, tx[:3], path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=False,
+                      training=torch.onnx.TrainingMode.PRESERVE)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    with open(os.path.join(OUT, "ref_cnn_fashion.acc"), "w") as f:
+        f.write("%.4f\n" % acc)
+    print("%-22s %7d bytes  test accuracy %.4f" % (os.path.basename(path), os.path.getsize(path), acc))
+
+
 def check(folder):
     bad = 0
     for f in sorted(os.listdir(folder)):
@@ -239,4 +282,8 @@ def check(folder):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         sys.exit(check(sys.argv[2]))
+    if len(sys.argv) == 2 and sys.argv[1] == "--fashion":     # that model alone
+        fashion()
+        sys.exit(0)
     generate()
+    fashion()

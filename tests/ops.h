@@ -124,6 +124,26 @@ static dl_layer *mk_reduce_sum(dl_layer *x, const void *a) {  /* a: { keepdims, 
 static dl_layer *mk_reduce_mean(dl_layer *x, const void *a) { const int *v = (const int *)a; return dl_reduce_mean(x, v + 2, v[1], v[0]); }
 static dl_layer *mk_custom(dl_layer *x, const void *a) { (void)a; return dl_dense(square_layer(x, 0), 3); }
 
+#ifdef OPS_NETS             /* whole nets, for the suites that train them */
+/* Fan-out everywhere: a residual add, a concat of three branches (one
+   through dropout, one through a custom layer and a view), a flattened
+   value two dense layers read, tanh (backward reads its output) and elu
+   (its input and output). A training plan that reuses memory must wait
+   for every reader of a value (test_core, test_cuda). x: (3,8,8). */
+static dl_layer *mk_res_concat(dl_layer *x, const void *a) {
+    static const int s[3] = { 6, 4, 4 };
+    dl_layer *h, *r, *b[3], *f, *d[2];
+    (void)a;
+    h = dl_relu(dl_batchnorm(dl_conv2d(x, 6, 3, 1, 1)));
+    r = dl_relu(dl_add(dl_batchnorm(dl_conv2d(dl_elu(dl_conv2d(h, 6, 3, 1, 1), 1.0f), 6, 3, 1, 1)), h));
+    b[0] = dl_maxpool2d(r, 2, 2);
+    b[1] = dl_dropout(dl_avgpool2d(dl_tanh(r), 2, 2), 0.25f);
+    b[2] = dl_reshape(square_layer(dl_maxpool2d(h, 2, 2), 0), 3, s);
+    f = dl_flatten(dl_concat(b, 3));
+    d[0] = dl_dense(f, 5); d[1] = dl_tanh(dl_dense(f, 5));
+    return dl_add_n(d, 2);
+}
+#endif
 static dl_layer *mk_add3_dense(dl_layer *x, const void *a) {          /* fa(x) + fb(x) + tanh(fc(x)) */
     dl_layer *xs[3];
     (void)a;

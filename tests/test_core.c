@@ -695,7 +695,7 @@ static void test_prepared_inference(void) {
         flat = dl_net_params(net);
         flat[net->nw - 1] += 1.0f;      /* the last dense layer's bias */
         CHECK(predicts_like_a_fresh_copy(net, x, 64), "after writing the flat buffer, %d threads", t);
-        CHECK(net->version == version && net->ctx->train_plan, "the plan was remade: the test checks nothing");
+        CHECK(net->version == version, "the graph changed: the test checks nothing");
     }
     dl_net_free(net);
 }
@@ -1030,6 +1030,49 @@ static void test_freeze_new_layers(void) {
     dl_net_free(net);
 }
 
+/* Training memory (dl_net_train_bytes) of the reference CNN at batch 64:
+   buffers placed by liveness, batchnorm outputs recomputed for backward.
+   One buffer per value (net->plan_unshared) held every activation and its
+   gradient, more than twice the activations; now all of it, scratch too,
+   fits in the activations plus one largest layer. One thread: one
+   thread's scratch. A training step uses exactly the plan reported. */
+static void test_training_memory(void) {
+    static float x[64 * 784];
+    int y[64], i;
+    dl_net *net = dl_net_new();
+    dl_layer *h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(dl_input(net, 1, 28, 28), 32, 3, 1, 1))), 2, 2), *out;
+    dl_optim *opt;
+    double acts = 0, largest = 0, shared, unshared;
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 64, 3, 1, 1))), 2, 2);
+    out = dl_dense(dl_flatten(h), 10);
+    opt = dl_sgd(net, 0.01f, 0.9f);
+    CHECK(out && opt, "build: %s", dl_net_error(net));
+    if (!out || !opt) return;
+    dl_net_set_threads(net, 1);
+    for (i = 0; i < net->n_layers; i++) {
+        const dl_layer *l = dl_net_layer(net, i);
+        if (dl_layer_op(l) == DL_OP_RESHAPE) continue;      /* a view */
+        acts += 4.0 * 64 * dl_layer_size(l);
+        if (4.0 * 64 * dl_layer_size(l) > largest) largest = 4.0 * 64 * dl_layer_size(l);
+    }
+    shared = (double)dl_net_train_bytes(net, out, 64);
+    net->plan_unshared = 1;
+    unshared = (double)dl_net_train_bytes(net, out, 64);
+    net->plan_unshared = 0;
+    CHECK(unshared > 2 * acts, "one buffer per value: %.1f MB, activations %.1f MB", unshared / 1e6, acts / 1e6);
+    CHECK(shared > 0 && shared <= acts + largest, "training plan %.1f MB: more than the activations (%.1f MB) and the largest layer (%.1f MB)",
+          shared / 1e6, acts / 1e6, largest / 1e6);
+    CHECK(shared < 0.5 * unshared, "training plan %.1f MB, one buffer per value %.1f MB", shared / 1e6, unshared / 1e6);
+    for (i = 0; i < 64 * 784; i++) x[i] = frand();
+    for (i = 0; i < 64; i++) y[i] = i % 10;
+    CHECK(dl_train_step(net, opt, out, x, y, 64, NULL) == DL_OK, "%s", dl_net_error(net));
+    CHECK(net->ctx && (double)net->ctx->plan_floats * sizeof(float) == shared && net->ctx->arena_floats == net->ctx->plan_floats,
+          "the step planned %.1f MB, dl_net_train_bytes said %.1f MB", net->ctx ? net->ctx->plan_floats * 4e-6 : 0.0, shared / 1e6);
+    CHECK(dl_net_train_bytes(net, NULL, 64) == 0 && dl_net_train_bytes(net, out, 0) == 0 && dl_net_train_bytes(NULL, out, 64) == 0,
+          "bad arguments give 0");
+    dl_net_free(net);
+}
+
 int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
@@ -1058,5 +1101,6 @@ int main(void) {
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
+    RUN(test_training_memory);
     return test_summary();
 }

@@ -26,6 +26,7 @@
 #define DL_IMPLEMENTATION
 #include "../dl.h"
 #include "test.h"
+#define OPS_NETS
 #include "ops.h"
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,9 @@ static double term_scale(dl_net *net, const dl_layer *l) {
     return s / l->shape[0];
 }
 /* Every computed layer's output (grads 0) or gradient (grads 1) of the last
-   forward or backward on the nets' own contexts. */
+   forward or backward on the nets' own contexts that the plan keeps (a
+   training plan reuses a buffer once its value is dead: the output asked
+   for and the input's gradient stay). */
 static void compare_layers(const char *label, dl_net *a, dl_net *b, int n, int grads) {
     dl_ctx *ca = a->ctx, *cb = b->ctx;
     int i;
@@ -112,7 +115,7 @@ static void compare_layers(const char *label, dl_net *a, dl_net *b, int n, int g
         const dl_layer *l = a->layers[i];
         size_t k = (size_t)n * l->size;
         float *h;
-        if (!ca->needed[i] || (grads && !ca->rg[i])) continue;
+        if (!ca->needed[i] || (grads && !ca->rg[i]) || !(ca->keep[i] & (grads ? 2 : 1))) continue;
         CHECK(cb->needed[i] && (!grads || cb->rg[i]), "%s: layer %s is not computed on the GPU", label, l->name);
         h = fetch(b, grads ? cb->dout[i] : cb->out[i], k);
         snprintf(what, sizeof what, "%s of %s", grads ? "gradient" : "output", l->name);
@@ -186,6 +189,7 @@ static void parity(const char *label, build_fn build, const void *arg, int n) {
     dl_optim *pa, *pb;
     size_t in_n, out_n;
     dl_net_seed(a, 5); dl_net_seed(b, 5);
+    a->plan_unshared = b->plan_unshared = 1;    /* every value stays to be compared */
     oa = build(a, arg); ob = build(b, arg);
     if (!oa || !ob) { CHECK(0, "%s: building failed: %s", label, dl_net_error(a)); goto done; }
     if (dl_cuda_use(b, 0) != DL_OK) { CHECK(0, "%s: dl_cuda_use: %s", label, dl_net_error(b)); goto done; }
@@ -255,7 +259,7 @@ static dl_layer *build_conv(dl_net *net, const void *p) {
     return dl_conv2d_ex(x, &d);
 }
 /* Nets for the loss checks, named by an int. */
-enum { N_DENSE, N_BN_DENSE, N_ADD3, N_MATMUL3, N_REFERENCE, N_LOG_SOFTMAX, N_SCALAR };
+enum { N_DENSE, N_BN_DENSE, N_ADD3, N_MATMUL3, N_REFERENCE, N_LOG_SOFTMAX, N_SCALAR, N_RES_CONCAT };
 
 /* conv 3x3 32 -> bn -> prelu -> maxpool -> conv 3x3 64 -> bn -> prelu -> maxpool -> dense 10 */
 static dl_layer *reference_cnn(dl_net *net) {
@@ -274,6 +278,7 @@ static dl_layer *build_net(dl_net *net, const void *p) {
     case N_ADD3: return mk_add3_dense(dl_input(net, 6, 0, 0), NULL);
     case N_MATMUL3: return mk_matmul3(dl_input(net, 24, 0, 0), NULL);
     case N_REFERENCE: return reference_cnn(net);
+    case N_RES_CONCAT: return mk_res_concat(dl_input(net, 3, 8, 8), NULL);
     }
     return NULL;
 }
@@ -393,6 +398,7 @@ static void test_losses(void) {
     loss_case("mse, dense, batch 3", 1, N_DENSE, 3);
     loss_case("mse over 1050 values (several blocks)", 1, N_MATMUL3, 35);
     loss_case("cross-entropy on the reference CNN, batch 8", 0, N_REFERENCE, quick ? 4 : 8);
+    loss_case("cross-entropy, residual add and concat (the training plan reuses memory), batch 5", 0, N_RES_CONCAT, 5);
 }
 
 /* ---- optimizers: the same gradients in, the same parameters and state out ---- */

@@ -10,6 +10,7 @@
 #define DL_IMPLEMENTATION
 #include "../dl.h"
 #include "test.h"
+#define OPS_NETS
 #include "ops.h"
 #include <stdlib.h>
 
@@ -108,7 +109,73 @@ static void test_op_cases(void) {
     op_cases_cover("test_grad", ran, NULL);
 }
 
+/* Training plans place buffers by liveness (a gradient takes memory an
+   activation no longer needs); with one buffer per value
+   (net->plan_unshared) the same steps must give the same bits: losses,
+   parameters, the input's gradient, a pass to an inner layer and
+   inference after it. On a net whose values have many readers (residual
+   add, concat, views, a custom layer), on 3 threads that split every op. */
+static dl_layer *mk_small_reference(dl_layer *x, const void *a) {     /* the reference CNN's layers on (3,8,8) */
+    dl_layer *h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(x, 6, 3, 1, 1))), 2, 2);
+    h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(h, 18, 3, 1, 1))), 1, 1);
+    (void)a;
+    return dl_dense(dl_flatten(h), 5);
+}
+static void shared_plan_case(dl_layer *(*build)(dl_layer *x, const void *a), int inner_op, const char *label) {
+    enum { N = 13 };
+    static float x[N * 3 * 8 * 8], dy[N * 18 * 4 * 4];
+    dl_net *net[2];
+    dl_layer *in[2], *out[2], *cat[2];
+    dl_optim *opt[2];
+    float loss[2];
+    const float *p[2];
+    int labels[N], i, k, s;
+    for (i = 0; i < N * 3 * 8 * 8; i++) x[i] = frand();
+    for (i = 0; i < N * 18 * 4 * 4; i++) dy[i] = frand();
+    for (i = 0; i < N; i++) labels[i] = i % 5;
+    for (k = 0; k < 2; k++) {
+        net[k] = dl_net_new();
+        dl_net_seed(net[k], 11);
+        in[k] = dl_input(net[k], 3, 8, 8);
+        out[k] = build(in[k], NULL);
+        opt[k] = dl_adam(net[k], 1e-2f);
+        CHECK(out[k] && opt[k], "%s: build: %s", label, dl_net_error(net[k]));
+        if (!out[k] || !opt[k]) return;
+        net[k]->plan_unshared = k;
+        net[k]->par_min_work = 0;
+        dl_net_set_threads(net[k], 3);
+        dl_net_set_input_grad(net[k], 1);
+        for (i = 0, cat[k] = NULL; i < net[k]->n_layers; i++) if (net[k]->layers[i]->op == inner_op) cat[k] = net[k]->layers[i];
+    }
+    for (s = 0; s < 4; s++) {
+        for (k = 0; k < 2; k++) CHECK(dl_train_step(net[k], opt[k], out[k], x, labels, N, &loss[k]) == DL_OK, "%s: %s", label, dl_net_error(net[k]));
+        CHECK(!memcmp(&loss[0], &loss[1], sizeof(float)), "%s: step %d: loss %.9g shared, %.9g unshared", label, s, loss[0], loss[1]);
+        p[0] = dl_layer_grad(in[0]); p[1] = dl_layer_grad(in[1]);
+        CHECK(p[0] && p[1] && !memcmp(p[0], p[1], sizeof(float) * N * 3 * 8 * 8), "%s: step %d: the input's gradient differs", label, s);
+    }
+    CHECK(!memcmp(net[0]->w, net[1]->w, net[0]->nw * sizeof(float)) && !memcmp(net[0]->s, net[1]->s, net[0]->ns * sizeof(float)),
+          "%s: parameters or statistics differ after training", label);
+    CHECK(net[0]->ctx->plan_floats < net[1]->ctx->plan_floats, "%s: the shared plan (%lu floats) is not smaller than one buffer per value (%lu)",
+          label, (unsigned long)net[0]->ctx->plan_floats, (unsigned long)net[1]->ctx->plan_floats);
+    for (k = 0; k < 2; k++) {       /* to an inner layer: a plan for another output */
+        dl_zero_grad(net[k]);
+        CHECK(cat[k] && dl_forward(net[k], cat[k], x, N, 1) && dl_backward(net[k], cat[k], dy) == DL_OK, "%s: %s", label, dl_net_error(net[k]));
+    }
+    CHECK(!memcmp(net[0]->g, net[1]->g, net[0]->nw * sizeof(float)), "%s: a pass to an inner layer: parameter gradients differ", label);
+    p[0] = dl_layer_grad(in[0]); p[1] = dl_layer_grad(in[1]);
+    CHECK(p[0] && p[1] && !memcmp(p[0], p[1], sizeof(float) * N * 3 * 8 * 8), "%s: a pass to an inner layer: the input's gradient differs", label);
+    CHECK(!dl_layer_output(out[0]) && dl_layer_output(cat[0]), "%s: after a pass to an inner layer only its output is offered", label);
+    p[0] = dl_predict(net[0], out[0], x, N); p[1] = dl_predict(net[1], out[1], x, N);
+    CHECK(p[0] && p[1] && !memcmp(p[0], p[1], sizeof(float) * N * 5), "%s: inference after training differs", label);
+    dl_net_free(net[0]); dl_net_free(net[1]);
+}
+static void test_shared_plan(void) {
+    shared_plan_case(mk_res_concat, DL_OP_CONCAT, "residual add and concat");
+    shared_plan_case(mk_small_reference, DL_OP_PRELU, "the reference CNN's layers");
+}
+
 int main(void) {
     RUN(test_op_cases);
+    RUN(test_shared_plan);
     return test_summary();
 }
