@@ -72,7 +72,8 @@
       dl_optim_step, dl_optim_set_lr, dl_net_save, dl_checkpoint_save,
       dl_net_save_mem, dl_net_load_weights, dl_net_to_backend, dl_net_sync,
       dl_net_set_threads, dl_net_set_parallel, dl_param_init,
-      dl_net_set_collective, dl_net_broadcast_params) clears it
+      dl_net_set_collective, dl_net_broadcast_params,
+      dl_net_sync_batchnorm) clears it
       when it succeeds. Calls that build (layer constructors,
       dl_layer_set_name, dl_net_find, dl_net_output, optimizers, dl_ctx_new)
       only ever set it, so a whole graph can be built and checked once at
@@ -122,7 +123,9 @@
         unless finite and > 0.
       - With a collective (dl_net_set_collective): DL_ERR_BACKEND, and
         nothing changed, when it returns non-zero in dl_optim_step or
-        dl_train_step; dl_net_broadcast_params: DL_ERR_ARG without one.
+        dl_train_step (with synchronised batchnorm also in dl_forward and
+        dl_backward in training mode); dl_net_broadcast_params: DL_ERR_ARG
+        without one.
       - dl_softmax_cross_entropy, dl_mse: NaN, writing nothing, for NULLs,
         n or size < 1, or a label out of range.
       - dl_net_save, dl_checkpoint_save: DL_ERR_ARG, DL_ERR_IO, DL_ERR_NOMEM,
@@ -231,7 +234,8 @@
                  dl_evaluate and dl_predict_dataset in bounded memory,
                  dl_print_confusion (per-class accuracy and the matrix)
    SCALE OUT     dl_net_set_collective: gradients averaged by your MPI or NCCL
-                 all-reduce (examples/dist, docs/SCALING.md)
+                 all-reduce; dl_net_sync_batchnorm: batch statistics over
+                 every rank (examples/dist, docs/SCALING.md)
    ONNX          dl_onnx_load / dl_onnx_save: models from PyTorch, Keras, ... run
                  here, nets trained here run anywhere (opset 13 out, 1-21 in;
                  docs/ONNX_COVERAGE.md lists what imports)
@@ -646,6 +650,8 @@ DLDEF float dl_nll(const float *logp, const int *labels, int n, int classes, flo
      op DL_ALLREDUCE_MEAN: replace buf[0..count) by its element-wise mean
        over the ranks (sum, then divide by the rank count).
      op DL_BROADCAST: replace buf by rank 0's values.
+     op DL_ALLREDUCE_SUM: replace buf by its element-wise sum over the
+       ranks (only with dl_net_sync_batchnorm on).
    on_device is 1 when buf is the backend's memory (a CUDA pointer for
    dl_cuda), 0 for host memory. Return 0 on success; anything else fails the
    call with DL_ERR_BACKEND (in dl_optim_step and dl_train_step, with no
@@ -662,13 +668,34 @@ DLDEF float dl_nll(const float *logp, const int *labels, int n, int classes, flo
    global-batch mean, bit-identical on every rank; whether it is also
    identical for every rank count depends on the collective's summation
    order (MPI does not fix it; see docs/SCALING.md for an exact scheme).
-   Batchnorm uses each rank's local batch statistics (there is no
-   synchronised batchnorm); running statistics stay per rank until
-   dl_net_broadcast_params. Each dl_optim_step averages the whole gradient
-   buffer, so use one optimizer per net. fn NULL turns exchange off. */
-typedef enum dl_collective_op { DL_ALLREDUCE_MEAN = 0, DL_BROADCAST = 1 } dl_collective_op;
+   Batchnorm by default uses each rank's local batch statistics, and the
+   running statistics stay per rank until dl_net_broadcast_params (see
+   dl_net_sync_batchnorm for the alternative). Each dl_optim_step averages
+   the whole gradient buffer, so use one optimizer per net. fn NULL turns
+   exchange off. */
+typedef enum dl_collective_op { DL_ALLREDUCE_MEAN = 0, DL_BROADCAST = 1, DL_ALLREDUCE_SUM = 2 } dl_collective_op;
 typedef int (*dl_collective)(float *buf, size_t count, int op, int on_device, void *user);
 DLDEF int dl_net_set_collective(dl_net *net, dl_collective fn, void *user);
+/* Synchronised batchnorm (on 1; 0, the default, turns it off): while a
+   collective is set, every batchnorm layer in training mode normalises
+   with the mean and variance of the global batch, the union of all ranks'
+   local batches, and its backward uses that batch's means of dy and
+   dy*xhat. Each layer adds up per-channel sums over the ranks
+   (DL_ALLREDUCE_SUM, in the backend's memory): in the forward its C sums
+   and the sample count, then its C centred sums of squares; in the
+   backward 2C gradient sums and the count. The running statistics then
+   move identically on every rank, and a run on P ranks of local batch b
+   matches a one-process run at batch P*b to float rounding (the sums
+   travel as floats, so not bit for bit; docs/SCALING.md has the measured
+   difference). Local batches may differ in size, but the gradient mean
+   (DL_ALLREDUCE_MEAN) weighs ranks equally, so keep them equal. Every
+   rank must run the same forward and backward calls, since each one now
+   calls the collective. Costs 3 collectives of about C floats per
+   batchnorm layer per step, latency-bound. The CPU and dl_cuda support
+   it; on a backend whose batchnorm never calls dl_exec.allreduce_sum the
+   step fails with DL_ERR_UNSUPPORTED, nothing changed, rather than
+   training on local statistics. */
+DLDEF int dl_net_sync_batchnorm(dl_net *net, int on);
 /* Rank 0's parameters and statistics to every rank (DL_BROADCAST on each
    flat buffer): call once after building, before training. stats_only 1:
    the batchnorm running statistics alone, e.g. after each step. */
@@ -1104,7 +1131,12 @@ struct dl_layer {           /* read-only outside dl.h */
    declaration order (forward in training mode updates batchnorm running
    statistics in place), dw their gradients (NULL when frozen or not
    trainable); both backward passes ADD into din and dw. saved carries what
-   forward leaves for backward; ws is scratch space. */
+   forward leaves for backward; ws is scratch space. allreduce_sum is set
+   for a batchnorm layer in training with dl_net_sync_batchnorm on: it
+   replaces buf[0..count), in this backend's memory, by its sum over the
+   ranks (after waiting for the backend's queued work, if the collective
+   needs that), and returns DL_OK or a status with the message in the
+   backend's error; NULL means each rank's own batch. */
 typedef struct dl_exec {
     int n, train;
     const float *const *in;
@@ -1117,6 +1149,8 @@ typedef struct dl_exec {
     float *ws;
     uint64_t seed;          /* dropout: mask bit i = dl_dropout_keep(seed, i, p) */
     const void *cpu;        /* the CPU backend's threads and scratch; NULL elsewhere */
+    int (*allreduce_sum)(const struct dl_exec *e, float *buf, size_t count);
+    dl_net *net;            /* whose collective allreduce_sum calls */
 } dl_exec;
 
 /* One optimizer step as a backend sees it: flat buffers in its memory and
@@ -1426,6 +1460,8 @@ struct dl_net {
     void *par_user;
     dl_collective coll;     /* data-parallel exchange, NULL when alone */
     void *coll_user;
+    int sync_bn;            /* dl_net_sync_batchnorm: batch statistics over all ranks */
+    unsigned sync_calls;    /* allreduce_sum calls, to catch a backend that makes none */
 #ifdef DL__THREADS
     dl__mutex lock;         /* guards ctxs: threads make and free contexts while others predict */
 #endif
@@ -4438,30 +4474,28 @@ static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
    training: y = gamma (x - mean_c) / sqrt(var_c + eps) + beta with the batch's
    biased variance; running = (1-momentum) running + momentum batch (the
    running variance unbiased). Eval: the running statistics.
-   w = gamma, beta, running_mean, running_var; saved = mean[C], invstd[C]. ---- */
-static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
-    const dl__chan_job *j = (const dl__chan_job *)arg;
-    const dl_layer *l = j->l;
-    const dl_exec *e = j->e;
+   w = gamma, beta, running_mean, running_var; saved = mean[C], invstd[C].
+   Synchronised (e->allreduce_sum): the same formulas over every rank's
+   batch. The sums go through the collective between the passes, in the
+   CPU scratch: st = sums[C], sample count, centred squares[C]. ---- */
+static float *dl__bn_st(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->shared; }
+static double dl__bn_sum(const dl_exec *e, int C, int S, int c, float centre, int squares) {
+    const dl__rowk *rk = dl__rows(e);
+    double s = 0;
+    int n;
+    for (n = 0; n < e->n; n++) s += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, centre, squares);
+    return s;
+}
+/* Channel c with its statistics: moves the running ones (training; M values
+   behind mean and var), keeps mean and invstd for backward, normalises. A
+   replay (train 2) takes invstd from saved and moves nothing. */
+static void dl__bn_apply(const dl_layer *l, const dl_exec *e, int c, double mean, double var, double M) {
     const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
-    size_t M = (size_t)e->n * S;
-    double mean, var, sum = 0, sq = 0;
     float inv, sc, sh;
-    (void)thread;
-    if (e->train == 2) {            /* replay (dl__backward): the saved statistics, nothing moves */
-        mean = e->saved[c];
-        var = 0;
-    } else if (e->train) {
-        for (n = 0; n < e->n; n++) sum += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, 0.0f, 0);
-        mean = sum / (double)M;
-        for (n = 0; n < e->n; n++) sq += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, (float)mean, 1);
-        var = sq / (double)M;
+    if (e->train == 1) {
         e->w[2][c] = (float)((1.0 - l->a.momentum) * e->w[2][c] + l->a.momentum * mean);
-        e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * (double)M / (double)(M - 1));
-    } else {
-        mean = e->w[2][c];
-        var = e->w[3][c];
+        e->w[3][c] = (float)((1.0 - l->a.momentum) * e->w[3][c] + l->a.momentum * var * M / (M - 1));
     }
     inv = e->train == 2 ? e->saved[C + c] : (float)(1.0 / sqrt(var + l->a.eps));
     if (e->saved && e->train != 2) { e->saved[c] = (float)mean; e->saved[C + c] = inv; }
@@ -4470,37 +4504,126 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     for (n = 0; n < e->n; n++)
         rk->affine(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, sc, sh);
 }
-static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
-    dl__channels(l, e, dl__batchnorm_forward_task);
-    return DL_OK;
-}
-/* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
-   gamma*invstd*dy in eval; dgamma = sum dy*xhat, dbeta = sum dy. */
-static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
+static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     const dl__chan_job *j = (const dl__chan_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
+    int C = l->shape[0], S = l->size / C;
+    double M = (double)e->n * S, mean, var;
+    (void)thread;
+    if (e->train == 2) {            /* replay (dl__backward): the saved statistics, nothing moves */
+        mean = e->saved[c];
+        var = 0;
+    } else if (e->train) {
+        mean = dl__bn_sum(e, C, S, c, 0.0f, 0) / M;
+        var = dl__bn_sum(e, C, S, c, (float)mean, 1) / M;
+    } else {
+        mean = e->w[2][c];
+        var = e->w[3][c];
+    }
+    dl__bn_apply(l, e, c, mean, var, M);
+}
+static void dl__bn_sync_sums_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    int C = j->l->shape[0];
+    (void)thread;
+    dl__bn_st(j->e)[c] = (float)dl__bn_sum(j->e, C, j->l->size / C, c, 0.0f, 0);
+}
+static void dl__bn_sync_squares_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const float *st = dl__bn_st(j->e);
+    int C = j->l->shape[0], S = j->l->size / C;
+    (void)thread;
+    dl__bn_st(j->e)[C + 1 + c] = (float)dl__bn_sum(j->e, C, S, c, (float)(st[c] / ((double)st[C] * S)), 1);
+}
+static void dl__bn_sync_apply_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const float *st = dl__bn_st(j->e);
+    int C = j->l->shape[0];
+    double M = (double)st[C] * (j->l->size / C);
+    (void)thread;
+    dl__bn_apply(j->l, j->e, c, st[c] / M, st[C + 1 + c] / M, M);
+}
+static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
+    int C = l->shape[0], rc;
+    float *st;
+    if (e->train != 1 || !e->allreduce_sum) {     /* a replay (train 2) uses the saved statistics: no collective */
+        dl__channels(l, e, dl__batchnorm_forward_task);
+        return DL_OK;
+    }
+    dl__channels(l, e, dl__bn_sync_sums_task);
+    st = dl__bn_st(e);
+    st[C] = (float)e->n;
+    if ((rc = e->allreduce_sum(e, st, (size_t)C + 1))) return rc;
+    dl__channels(l, e, dl__bn_sync_squares_task);
+    if ((rc = e->allreduce_sum(e, st + C + 1, (size_t)C))) return rc;
+    dl__channels(l, e, dl__bn_sync_apply_task);
+    return DL_OK;
+}
+/* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
+   gamma*invstd*dy in eval; dgamma = sum dy*xhat, dbeta = sum dy (this rank's:
+   the gradient all-reduce adds the ranks). Synchronised, the means are over
+   every rank's batch: st = sum dy[C], sum dy*xhat[C], sample count. */
+static void dl__bn_grad_sums(const dl_layer *l, const dl_exec *e, int c, double *sdy, double *sdyx) {
     const dl__rowk *rk = dl__rows(e);
     int C = l->shape[0], S = l->size / C, n;
-    size_t M = (size_t)e->n * S;
-    float mean = e->saved[c], inv = e->saved[C + c], k1, k2;
-    double sdy = 0, sdyx = 0;
-    (void)thread;
+    *sdy = *sdyx = 0;
     for (n = 0; n < e->n; n++)
-        rk->sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, mean, &sdy, &sdyx);
-    sdyx *= inv;                        /* sum dy * xhat */
-    if (e->dw[0]) e->dw[0][c] += (float)sdyx;
-    if (e->dw[1]) e->dw[1][c] += (float)sdy;
-    if (!e->din[0]) return;
-    k1 = e->train ? (float)(sdy / (double)M) : 0.0f;
-    k2 = e->train ? (float)(sdyx / (double)M) * inv : 0.0f;
+        rk->sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->saved[c], sdy, sdyx);
+    *sdyx *= e->saved[C + c];           /* sum dy * xhat */
+    if (e->dw[0]) e->dw[0][c] += (float)*sdyx;
+    if (e->dw[1]) e->dw[1][c] += (float)*sdy;
+}
+static void dl__bn_dx(const dl_layer *l, const dl_exec *e, int c, double sdy, double sdyx, double M) {
+    const dl__rowk *rk = dl__rows(e);
+    int C = l->shape[0], S = l->size / C, n;
+    float mean = e->saved[c], inv = e->saved[C + c];
+    float k1 = e->train ? (float)(sdy / M) : 0.0f, k2 = e->train ? (float)(sdyx / M) * inv : 0.0f;
     for (n = 0; n < e->n; n++)
         rk->bn_dx(e->din[0] + ((size_t)n * C + c) * S, e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S,
                       S, e->w[0][c] * inv, k1, mean, k2);
 }
+static void dl__batchnorm_backward_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    double sdy, sdyx;
+    (void)thread;
+    dl__bn_grad_sums(j->l, j->e, c, &sdy, &sdyx);
+    if (j->e->din[0]) dl__bn_dx(j->l, j->e, c, sdy, sdyx, (double)j->e->n * (j->l->size / j->l->shape[0]));
+}
+static void dl__bn_sync_grad_sums_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    double sdy, sdyx;
+    (void)thread;
+    dl__bn_grad_sums(j->l, j->e, c, &sdy, &sdyx);
+    dl__bn_st(j->e)[c] = (float)sdy;
+    dl__bn_st(j->e)[j->l->shape[0] + c] = (float)sdyx;
+}
+static void dl__bn_sync_dx_task(void *arg, int c, int thread) {
+    const dl__chan_job *j = (const dl__chan_job *)arg;
+    const float *st = dl__bn_st(j->e);
+    int C = j->l->shape[0];
+    (void)thread;
+    dl__bn_dx(j->l, j->e, c, st[c], st[C + c], (double)st[2 * C] * (j->l->size / C));
+}
 static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
-    dl__channels(l, e, dl__batchnorm_backward_task);
+    int C = l->shape[0], rc;
+    float *st;
+    if (!e->train || !e->allreduce_sum || !e->din[0]) {     /* din is NULL on every rank alike: same graph */
+        dl__channels(l, e, dl__batchnorm_backward_task);
+        return DL_OK;
+    }
+    dl__channels(l, e, dl__bn_sync_grad_sums_task);
+    st = dl__bn_st(e);
+    st[2 * C] = (float)e->n;
+    if ((rc = e->allreduce_sum(e, st, 2 * (size_t)C + 1))) return rc;
+    dl__channels(l, e, dl__bn_sync_dx_task);
     return DL_OK;
+}
+/* CPU scratch: the synchronised passes' sums (2C + 1 floats). */
+static void dl__batchnorm_cpu_ws(const struct dl__simd *s, const dl_layer *l, int n, size_t *shared, size_t *thread) {
+    (void)s; (void)n;
+    *shared = 2 * (size_t)l->shape[0] + 1;
+    *thread = 0;
 }
 
 /* ---- dropout: y = x * keep / (1 - p) in training, y = x in eval ---- */
@@ -5154,7 +5277,7 @@ static const dl__op_info dl__ops[] = {
     { DL_OP_GLOBAL_AVGPOOL, "global_avgpool", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__global_pool_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__global_avgpool_forward, dl__global_avgpool_backward },
     { DL_OP_BATCHNORM, "batchnorm", 1, 1, DL__F_BATCH_STATS | DL__F_BWD_NO_OUT | DL__F_REPLAY, 0, dl__batchnorm_infer, dl__batchnorm_params,
-      dl__batchnorm_saved, NULL, NULL, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
+      dl__batchnorm_saved, NULL, dl__batchnorm_cpu_ws, dl__batchnorm_attrs, dl__batchnorm_forward, dl__batchnorm_backward },
     { DL_OP_DROPOUT, "dropout", 1, 1, DL__F_RNG | DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__dropout_infer, NULL, NULL, NULL, NULL,
       dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
     { DL_OP_RESHAPE, "reshape", 1, 1, DL__F_VIEW, 0, dl__reshape_infer, NULL, NULL, NULL, NULL,
@@ -5752,6 +5875,20 @@ static int dl__plan(dl_ctx *c, int n, const dl_layer *out, int train) {
     return DL_OK;
 }
 
+/* Synchronised batchnorm's sums through the application's collective. The
+   message goes to the backend's error, which the failing layer's message
+   quotes (cleared first, so it never outlives the next call). */
+static int dl__exec_allreduce_sum(const dl_exec *e, float *buf, size_t count) {
+    dl_net *net = e->net;
+    int r = net->coll(buf, count, DL_ALLREDUCE_SUM, net->b != &net->cpu, net->coll_user);
+    net->sync_calls++;
+    net->b->error[0] = 0;
+    if (!r) return DL_OK;
+    snprintf(net->b->error, sizeof net->b->error, "all-reduce (sum) of the synchronised batchnorm sums (%lu floats): "
+             "the collective returned %d", (unsigned long)count, r);
+    return DL_ERR_BACKEND;
+}
+
 /* The buffers of layer l for one call, in the working memory. */
 typedef struct dl__bind {
     dl_exec e;
@@ -5784,6 +5921,10 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
     b->e.ws = c->ws;
     b->e.seed = c->seed[l->index];
     b->e.cpu = c->b == &net->cpu ? &c->cpu : NULL;
+    if (c->train && net->sync_bn && net->coll && DL__HAS(l, DL__F_BATCH_STATS)) {
+        b->e.allreduce_sum = dl__exec_allreduce_sum;
+        b->e.net = net;
+    }
 }
 
 /* A batch is refused before anything runs (or is read) when one layer's
@@ -5961,6 +6102,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     dl_net *net = c->net;
     dl_layer *input = NULL;
     int i, j, rc, fuse;
+    unsigned sync_calls = 0;
     if ((rc = dl__check_layer(net, out, call, c->err))) return rc;
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
@@ -6015,9 +6157,15 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
             c->cpu.epi = &epi;
             c->cpu.wpack = c->prep ? c->prep[i] : NULL;
         }
+        if (b.e.allreduce_sum) sync_calls = net->sync_calls;
         rc = net->b->forward(net->b, l, &b.e);
         c->cpu.epi = NULL;
         c->cpu.wpack = NULL;
+        if (!rc && b.e.allreduce_sum && net->sync_calls == sync_calls) {  /* else it would train on local statistics, silently */
+            snprintf(net->b->error, sizeof net->b->error, "the backend's batchnorm does not call dl_exec.allreduce_sum, "
+                     "so it cannot synchronise batchnorm (dl_net_sync_batchnorm)");
+            rc = DL_ERR_UNSUPPORTED;
+        }
         if (rc)
             return dl__fail(c->err, rc, "%s: forward: %s '%s' failed on %s%s%s", call, dl_op_name(l->op), l->name, net->b->name,
                             net->b->error[0] ? ": " : "", net->b->error);
@@ -6283,6 +6431,12 @@ static int dl__collective(dl_net *net, float *buf, size_t count, int op, int on_
         return dl__fail(net->err, DL_ERR_BACKEND, "%s of the %s (%lu floats): the collective returned %d",
                         op == DL_BROADCAST ? "broadcast" : "all-reduce", what, (unsigned long)count, r);
     return DL_OK;
+}
+int dl_net_sync_batchnorm(dl_net *net, int on) {
+    if (!net) return DL_ERR_ARG;
+    if (on != 0 && on != 1) return dl__fail(net->err, DL_ERR_ARG, "dl_net_sync_batchnorm: on is %d, not 0 or 1", on);
+    net->sync_bn = on;
+    return dl__ok(net);
 }
 int dl_net_broadcast_params(dl_net *net, int stats_only) {
     int rc, dev;

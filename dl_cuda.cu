@@ -599,14 +599,38 @@ static int dlc__global_maxpool_backward(dlc *c, const dl_layer *l, const dl_exec
 /* ---- batchnorm over channel c (dim 0) of (N,C,S); w = gamma, beta,
    running_mean, running_var; saved = mean[C], invstd[C]. One block per
    channel computes the statistics in double (the CPU's formulas), updates the
-   running ones (variance unbiased) and leaves scale and shift in ss[2C]. ---- */
+   running ones (variance unbiased) and leaves scale and shift in ss[2C].
+   Synchronised (e->allreduce_sum): the sums are added over the ranks
+   between the passes, in st = sums[C], sample count, centred squares[C]
+   (dl.h's layout), and the statistics come from there. ---- */
+/* out[c] = sum of x over channel c, out[C] = N; or, given st, the sum of
+   squares about st's mean */
+static __global__ void dlk__batchnorm_sums(const float *x, int N, int C, int S, const float *st, float *out) {
+    int c = blockIdx.x;
+    size_t M = (size_t)N * S, k;
+    double s = 0;
+    float mean = st ? (float)(st[c] / ((double)st[C] * S)) : 0.0f;
+    for (k = threadIdx.x; k < M; k += blockDim.x) {
+        float v = x[((k / S) * C + c) * S + k % S] - mean;
+        s += st ? (double)v * v : (double)v;
+    }
+    s = dlc__block_sum(s);
+    if (threadIdx.x == 0) {
+        out[c] = (float)s;
+        if (!st && c == 0) out[C] = (float)N;
+    }
+}
 static __global__ void dlk__batchnorm_stats(const float *x, int N, int C, int S, int train, float eps, float momentum,
                                             const float *gamma, const float *beta, float *rmean, float *rvar,
-                                            float *saved, float *ss) {
+                                            float *saved, const float *st, float *ss) {
     int c = blockIdx.x;
     size_t M = (size_t)N * S, k;
     double mean, var;
-    if (train) {
+    if (st) {
+        M = (size_t)st[C] * S;
+        mean = st[c] / (double)M;
+        var = st[C + 1 + c] / (double)M;
+    } else if (train) {
         double sum = 0, sq = 0;
         for (k = threadIdx.x; k < M; k += blockDim.x) sum += x[((k / S) * C + c) * S + k % S];
         mean = dlc__block_sum(sum) / (double)M;
@@ -638,9 +662,10 @@ static __global__ void dlk__batchnorm_apply(const float *x, int C, int S, size_t
         y[i] = x[i] * ss[c] + ss[C + c];
     }
 }
-/* dgamma += sum dy*xhat, dbeta += sum dy; k[2C] = the batch means of both (0 in eval) */
+/* dgamma += sum dy*xhat, dbeta += sum dy; k[2C] = the batch means of both (0
+   in eval); sums: k = the sums themselves and k[2C] = N, for the ranks to add */
 static __global__ void dlk__batchnorm_backward_stats(const float *x, const float *dy, int N, int C, int S, int train,
-                                                     const float *saved, float *dgamma, float *dbeta, float *k) {
+                                                     int sums, const float *saved, float *dgamma, float *dbeta, float *k) {
     int c = blockIdx.x;
     size_t M = (size_t)N * S, j;
     float mean = saved[c], inv = saved[C + c];
@@ -655,9 +680,19 @@ static __global__ void dlk__batchnorm_backward_stats(const float *x, const float
     if (threadIdx.x == 0) {
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
-        k[c] = train ? (float)(sdy / (double)M) : 0.0f;
-        k[C + c] = train ? (float)(sdyx / (double)M) : 0.0f;
+        if (sums) {
+            k[c] = (float)sdy;
+            k[C + c] = (float)sdyx;
+            if (c == 0) k[2 * C] = (float)N;
+        } else {
+            k[c] = train ? (float)(sdy / (double)M) : 0.0f;
+            k[C + c] = train ? (float)(sdyx / (double)M) : 0.0f;
+        }
     }
+}
+/* The ranks' added sums (k, with the count at k[2C]) -> their means */
+static __global__ void dlk__batchnorm_means(int C, int S, float *k) {
+    DLC_FOR(i, 2 * (size_t)C) k[i] = (float)(k[i] / ((double)k[2 * C] * S));
 }
 /* dx += gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) */
 static __global__ void dlk__batchnorm_backward_dx(const float *x, const float *dy, int C, int S, size_t total,
@@ -669,25 +704,36 @@ static __global__ void dlk__batchnorm_backward_dx(const float *x, const float *d
     }
 }
 static int dlc__batchnorm_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
-    int C = l->shape[0], S = l->size / C;
+    int C = l->shape[0], S = l->size / C, sync = e->train && e->allreduce_sum;
     size_t total = (size_t)e->n * l->size;
-    float *ss;
-    DLC_TRY(dlc__reserve_small(c, 2 * (size_t)C * sizeof(float)));
+    float *ss, *st = NULL;
+    DLC_TRY(dlc__reserve_small(c, (4 * (size_t)C + 1) * sizeof(float)));
     ss = (float *)c->small;
+    if (sync) {
+        st = ss + 2 * C;
+        DLC_LAUNCH(dlk__batchnorm_sums, (unsigned)C, e->in[0], e->n, C, S, (const float *)NULL, st);
+        DLC_TRY(e->allreduce_sum(e, st, (size_t)C + 1));
+        DLC_LAUNCH(dlk__batchnorm_sums, (unsigned)C, e->in[0], e->n, C, S, (const float *)st, st + C + 1);
+        DLC_TRY(e->allreduce_sum(e, st + C + 1, (size_t)C));
+    }
     DLC_LAUNCH(dlk__batchnorm_stats, (unsigned)C, e->in[0], e->n, C, S, e->train, l->a.eps, l->a.momentum,
-               e->w[0], e->w[1], e->w[2], e->w[3], e->saved, ss);
+               e->w[0], e->w[1], e->w[2], e->w[3], e->saved, (const float *)st, ss);
     DLC_EACH(dlk__batchnorm_apply, total, e->in[0], C, S, total, ss, e->out);
     return DL_OK;
 }
 static int dlc__batchnorm_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
-    int C = l->shape[0], S = l->size / C;
+    int C = l->shape[0], S = l->size / C, sync = e->train && e->allreduce_sum && e->din[0];   /* as dl.h's */
     size_t total = (size_t)e->n * l->size;
     float *k;
     if (!e->din[0] && !e->dw[0] && !e->dw[1]) return DL_OK;
-    DLC_TRY(dlc__reserve_small(c, 2 * (size_t)C * sizeof(float)));
+    DLC_TRY(dlc__reserve_small(c, (2 * (size_t)C + 1) * sizeof(float)));
     k = (float *)c->small;
-    DLC_LAUNCH(dlk__batchnorm_backward_stats, (unsigned)C, e->in[0], e->dout, e->n, C, S, e->train, e->saved,
+    DLC_LAUNCH(dlk__batchnorm_backward_stats, (unsigned)C, e->in[0], e->dout, e->n, C, S, e->train, sync, e->saved,
                e->dw[0], e->dw[1], k);
+    if (sync) {
+        DLC_TRY(e->allreduce_sum(e, k, 2 * (size_t)C + 1));
+        DLC_EACH(dlk__batchnorm_means, 2 * (size_t)C, C, S, k);
+    }
     if (e->din[0]) DLC_EACH(dlk__batchnorm_backward_dx, total, e->in[0], e->dout, C, S, total, e->saved, e->w[0], k, e->din[0]);
     return DL_OK;
 }

@@ -7,6 +7,7 @@
 #   4. build/fashion_gpu --gpu --epochs 1 --data DIR       (the demo on the GPU)
 #   5. python3 bench/torch_fashion.py --device cuda         (skipped if absent)
 #   5c. examples/dist NCCL adapter: 1 GPU via ncclAllReduce = the plain GPU run
+#   5d. synchronised batchnorm through ncclSum on 1 GPU: within 1e-4 of the plain GPU run
 #   6. compute-sanitizer memcheck, then racecheck, on build/test_cuda --quick
 #      (skipped if absent or out of time)
 # DIR is the first argument, default .gpu/fashion-mnist (the four .gz files).
@@ -133,6 +134,19 @@ else
         row "5c NCCL 1 GPU = plain" "PASS" "100 steps, equal hashes: $f"
     else row "5c NCCL 1 GPU = plain" "FAIL" "nccl: ${f:-none}; plain: $(grep '^final' "$LOG/nccl_solo.out")"; status=1; fi
     rm -f "$LOG/nccl_nccl.out" "$LOG/nccl_solo.out"
+
+    step "5d. synchronised batchnorm on the GPU: batchnorm sums through ncclSum, 1 GPU = the plain GPU run"
+    # The sums travel as floats: equal to float rounding, not bit for bit (docs/SCALING.md).
+    a="--data examples/data/fashion-mnist-subset --batch 32 --steps 1 --timeout 60 --gpu --model ref --optim sgd --lr 0.01"
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 90 mpirun -np 1 --allow-run-as-root \
+        build/dist_nccl $a --solo --ckpt build/nccl_plain.dl >> "$LOG/nccl.log" 2>&1
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 90 mpirun -np 1 --allow-run-as-root \
+        build/dist_nccl $a --sync-bn --against build/nccl_plain.dl > "$LOG/nccl_sync.out" 2>> "$LOG/nccl.log"
+    cat "$LOG/nccl_sync.out" >> "$LOG/nccl.log"
+    g=$(sed -n 's/^against .*largest difference \([^ ]*\) .*/\1/p' "$LOG/nccl_sync.out")
+    if [ -n "$g" ] && awk -v g="$g" 'BEGIN { exit !(g <= 1e-4) }'; then row "5d synced batchnorm, 1 GPU" "PASS" "largest difference $g after a step"
+    else row "5d synced batchnorm, 1 GPU" "FAIL" "largest difference ${g:-none} (see nccl.log)"; status=1; fi
+    rm -f "$LOG/nccl_sync.out" build/nccl_plain.dl
 fi
 
 # 6. memory and shared-memory race checks of every kernel (cuBLAS's too), as time allows

@@ -768,6 +768,85 @@ done:
     dl_net_free(a); dl_net_free(b);
 }
 
+/* Synchronised batchnorm on the device: the sums go to the collective as
+   device buffers (C + 1 and C floats in the forward, 2C + 1 in the
+   backward), and one rank trains as on the CPU with the same option. */
+typedef struct { int sums, bad; } sum_log;
+static int one_rank_sum(float *buf, size_t count, int op, int on_device, void *user) {
+    sum_log *s = (sum_log *)user;
+    (void)buf;
+    if (op != DL_ALLREDUCE_SUM) return 0;
+    s->sums++;
+    s->bad += !on_device || (count != 9 && count != 8 && count != 17);     /* small_cnn's batchnorm: 8 channels */
+    return 0;
+}
+/* A backend whose batchnorm ignores allreduce_sum (dl_cuda's, made to forget it). */
+static int (*cuda_forward)(dl_backend *b, const dl_layer *l, const dl_exec *e);
+static int forward_without_sync(dl_backend *b, const dl_layer *l, const dl_exec *e) {
+    dl_exec local = *e;
+    local.allreduce_sum = NULL;
+    return cuda_forward(b, l, &local);
+}
+static void test_sync_batchnorm_on_device(void) {
+    enum { N = 8 };
+    static float x[N * 144];
+    static int y[N];
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *la, *lb;
+    dl_optim *pa, *pb;
+    sum_log la_log, lb_log;
+    int i;
+    make_batch(x, y, N);
+    dl_net_seed(a, 13); dl_net_seed(b, 13);
+    la = small_cnn(a); lb = small_cnn(b);
+    pa = dl_sgd(a, 0.05f, 0.9f); pb = dl_sgd(b, 0.05f, 0.9f);
+    memset(&la_log, 0, sizeof la_log);
+    memset(&lb_log, 0, sizeof lb_log);
+    if (!la || !lb || !pa || !pb || dl_cuda_use(b, 0)) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    dl_net_set_collective(a, one_rank_sum, &la_log);
+    dl_net_set_collective(b, one_rank_sum, &lb_log);
+    dl_net_sync_batchnorm(a, 1);
+    dl_net_sync_batchnorm(b, 1);
+    for (i = 0; i < 3; i++) {
+        CHECK(dl_train_step(a, pa, la, x, y, N, NULL) == DL_OK, "cpu: %s", dl_net_error(a));
+        CHECK(dl_train_step(b, pb, lb, x, y, N, NULL) == DL_OK, "gpu: %s", dl_net_error(b));
+    }
+    CHECK(lb_log.sums == 9 && lb_log.bad == 0, "gpu: %d sums, %d bad", lb_log.sums, lb_log.bad);
+    CHECK(la_log.sums == 9, "cpu: %d sums", la_log.sums);
+    loose = 10;
+    compare_params("3 steps with synchronised batchnorm", a, b, 0);
+    loose = 1;
+    {   /* a backend that never calls allreduce_sum fails the step instead of training on local statistics */
+        dl_status st;
+        dl_backend *gpu = dl_cuda_backend_new(0, &st);
+        dl_net *c = dl_net_new();
+        dl_layer *lc = small_cnn(c);
+        dl_optim *pc = dl_sgd(c, 0.05f, 0.9f);
+        float before[2][4096];
+        int rc, n = 0, k;
+        if (gpu) { cuda_forward = gpu->forward; gpu->forward = forward_without_sync; }
+        if (!gpu || !lc || !pc || dl_net_to_backend(c, gpu)) { CHECK(0, "setup: %s %s", st.msg, dl_net_error(c)); dl_net_free(c); goto done; }
+        dl_net_set_collective(c, one_rank_sum, &lb_log);
+        dl_net_sync_batchnorm(c, 1);
+        dl_net_sync(c);
+        for (k = 0; k < dl_net_param_count(c) && n + dl_net_param(c, k)->size <= 4096; k++) {
+            memcpy(before[0] + n, dl_net_param(c, k)->data, (size_t)dl_net_param(c, k)->size * sizeof(float));
+            n += dl_net_param(c, k)->size;
+        }
+        rc = dl_train_step(c, pc, lc, x, y, N, NULL);
+        CHECK(rc == DL_ERR_UNSUPPORTED && strstr(dl_net_error(c), "cannot synchronise batchnorm"), "%d: %s", rc, dl_net_error(c));
+        dl_net_sync(c);
+        for (k = 0, n = 0; k < dl_net_param_count(c) && n + dl_net_param(c, k)->size <= 4096; k++) {
+            memcpy(before[1] + n, dl_net_param(c, k)->data, (size_t)dl_net_param(c, k)->size * sizeof(float));
+            n += dl_net_param(c, k)->size;
+        }
+        CHECK(n > 0 && !memcmp(before[0], before[1], (size_t)n * sizeof(float)), "the failed step changed the net (%d floats)", n);
+        dl_net_free(c);
+    }
+done:
+    dl_net_free(a); dl_net_free(b);
+}
+
 /* ---- no GPU: clean failures, and the net trains on the CPU ---- */
 static void test_no_gpu(void) {
     dl_status st;
@@ -921,6 +1000,7 @@ int main(int argc, char **argv) {
     RUN(test_contexts_and_threads);
     RUN(test_train_errors);
     RUN(test_collective_on_device);
+    RUN(test_sync_batchnorm_on_device);
 #ifdef DLC_EMULATE
     RUN(test_emu_alloc_failures);
 #endif

@@ -2,7 +2,7 @@
  *
  *   make dist-mpi         (mpicc -std=c99 -O2 -I. examples/dist/mpi.c -o build/dist_mpi -lm -pthread)
  *   mpirun -np 4 build/dist_mpi --batch 64 --steps 1000 --ckpt run.dl
- *   mpirun -np 2 build/dist_mpi --resume run.dl --steps 1000      (any rank count dividing --micro)
+ *   mpirun -np 2 build/dist_mpi --resume run.dl --steps 1000      (any rank count dividing --batch)
  *
  * One process per machine (or per socket: --threads sets dl.h's threads per
  * process). dl.h links no MPI: this file gives it a collective through
@@ -29,10 +29,17 @@
  *      each other, but MPI fixes no summation order, so results change with the
  *      rank count (not for 1 or 2 ranks: a sum of two floats is commutative).
  * With batchnorm (--model ref) each microbatch (exact) or rank (fast) uses its
- * own batch statistics; the running statistics (only they) are broadcast from rank 0
- * after every step so all ranks stay identical (they then depend on the rank
- * count; the weights in exact mode do not). There is no synchronised
- * batchnorm. --model ref-nobn drops the batchnorm layers.
+ * own batch statistics by default; the running statistics (only they) are
+ * broadcast from rank 0 after every step so all ranks stay identical (they
+ * then depend on the rank count; the weights in exact mode do not).
+ * --sync-bn (implies --reduce fast) turns on dl_net_sync_batchnorm: every
+ * batchnorm layer adds its per-channel sums over the ranks (MPI_SUM, or
+ * ncclSum on GPUs) and normalises with the global batch's statistics, so
+ * the run matches --solo at the same global batch to float rounding, and
+ * the running statistics agree without a broadcast. --model ref-nobn drops
+ * the batchnorm layers. --against PATH (rank 0, at the end) prints the
+ * largest difference between this run's parameters and statistics and
+ * those in the checkpoint PATH.
  *
  * Every step all ranks compare a hash of their parameters and statistics
  * (all-gather of a 64-bit FNV-1a), and stop with an error if any differs.
@@ -42,14 +49,18 @@
  * Checkpoints (dl_checkpoint_save: model, optimizer, generator) are written
  * by rank 0 only, atomically; the step count is the optimizer's, so
  * --resume PATH (a path every rank can read) restarts at the next global
- * batch, with any rank count that divides --micro.
+ * batch, with any rank count that divides --micro (bit for bit), or that
+ * divides --batch with --micro set to a multiple of it (to float rounding).
  *
  * GPUs (`make dist-nccl`: this file with -DDL_CUDA -DDIST_NCCL, linked with
  * nccl.cu and dl_cuda.o): --gpu trains each rank on GPU <rank on its
  * machine> and exchanges gradients with NCCL in GPU memory (--reduce fast
  * only); MPI still starts the ranks, hands out NCCL's id and checks hashes.
  * --solo (1 rank) trains with no collective at all: the plain run that the
- * others are compared with.
+ * others are compared with. --optim sgd trains with SGD (momentum 0.9)
+ * instead of Adam: Adam's first steps turn float-rounding differences in
+ * near-zero gradients (a conv bias before batchnorm has none) into whole
+ * learning-rate steps, which hides how close two runs are.
  *
  * Test hooks: --die-at N makes rank --fail-rank (default 1) kill itself with
  * SIGKILL at step N; --hang-at N makes it stop taking part (sleep) at step N;
@@ -108,8 +119,9 @@ static int dist_collective(float *buf, size_t count, int op, int on_device, void
         return 0;
     }
     if (MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, d->comm, &req) != MPI_SUCCESS) return 1;
-    dist_wait(d, &req, "all-reduce");
-    for (i = 0; i < count; i++) buf[i] /= (float)d->size;
+    dist_wait(d, &req, op == DL_ALLREDUCE_SUM ? "all-reduce of batchnorm sums" : "all-reduce");
+    if (op == DL_ALLREDUCE_MEAN)                /* DL_ALLREDUCE_SUM (synchronised batchnorm): the sum */
+        for (i = 0; i < count; i++) buf[i] /= (float)d->size;
     return 0;
 }
 
@@ -159,12 +171,12 @@ static void exact_reduce(exact *e, dist *d) {
 
 /* ---- the run ---------------------------------------------------------------- */
 typedef struct dopts {
-    int batch, micro, threads, print_every, ckpt_every, fail_rank, exact, nobn, gpu, solo;
+    int batch, micro, threads, print_every, ckpt_every, fail_rank, exact, nobn, gpu, solo, sync_bn, sgd;
     long steps, die_at, hang_at, corrupt_at;
     unsigned long seed;
     double timeout;
     float lr;
-    const char *data, *ckpt, *resume;
+    const char *data, *ckpt, *resume, *against;
 } dopts;
 
 static uint64_t dist_hash(dl_net *net) {        /* FNV-1a over every parameter and statistic */
@@ -193,6 +205,31 @@ static void dist_check_hash(dist *d, dl_net *net, uint64_t *all) {
                         d->step, r, (unsigned long long)all[r], (unsigned long long)all[0]);
             MPI_Abort(d->comm, 4);
         }
+}
+
+/* --against: the largest difference, parameters and statistics, to a
+   checkpoint of the same model (the net is synced: the hash check did it). */
+static int dist_against(dl_net *net, const char *path) {
+    dl_status st;
+    dl_net *ref = dl_net_load(path, &st);
+    double worst = 0, scale = 0;
+    const char *where = "";
+    int i, k, at = 0, n = 0, same = ref && dl_net_param_count(ref) == dl_net_param_count(net);
+    if (!ref) { fprintf(stderr, "dist_mpi: --against: %s\n", st.msg); return -1; }
+    for (i = 0; same && i < dl_net_param_count(net); i++) {
+        const dl_param *p = dl_net_param(net, i), *q = dl_net_param(ref, i);
+        if (!(same = p->size == q->size)) break;
+        for (k = 0; k < p->size; k++, n++) {
+            double d = fabs((double)p->data[k] - q->data[k]);
+            if (d > worst) { worst = d; scale = fabs(q->data[k]); where = p->name; at = k; }
+        }
+    }
+    if (same)
+        printf("against %s: largest difference %.3g (%s[%d], of magnitude %.3g) over %d parameters and statistics\n",
+               path, worst, where, at, scale, n);
+    else fprintf(stderr, "dist_mpi: --against %s: another model\n", path);
+    dl_net_free(ref);
+    return same ? 0 : -1;
 }
 
 /* The reference CNN of examples/fashion.c, optionally without batchnorm. */
@@ -304,7 +341,7 @@ static void dist_usage(void) {
     fprintf(stderr, "usage: dist_mpi [--batch B] [--micro K] [--steps N] [--reduce exact|fast] [--model ref|ref-nobn]\n"
                     "  [--lr LR] [--seed S] [--threads T] [--data DIR] [--ckpt PATH] [--ckpt-every N] [--resume PATH]\n"
                     "  [--timeout SECONDS] [--print-every N] [--die-at N] [--hang-at N] [--corrupt-at N] [--fail-rank R]\n"
-                    "  [--gpu] [--solo]\n");
+                    "  [--gpu] [--solo] [--sync-bn] [--against CHECKPOINT] [--optim adam|sgd]\n");
 }
 
 static int dist_parse(int argc, char **argv, dopts *o) {
@@ -317,6 +354,7 @@ static int dist_parse(int argc, char **argv, dopts *o) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--gpu")) { o->gpu = 1; continue; }
         if (!strcmp(a, "--solo")) { o->solo = 1; continue; }
+        if (!strcmp(a, "--sync-bn")) { o->sync_bn = 1; continue; }
         if (!v) { dist_usage(); return -1; }
         i++;
         if (!strcmp(a, "--batch")) o->batch = atoi(v);
@@ -331,6 +369,8 @@ static int dist_parse(int argc, char **argv, dopts *o) {
         else if (!strcmp(a, "--ckpt")) o->ckpt = v;
         else if (!strcmp(a, "--ckpt-every")) o->ckpt_every = atoi(v);
         else if (!strcmp(a, "--resume")) o->resume = v;
+        else if (!strcmp(a, "--against")) o->against = v;
+        else if (!strcmp(a, "--optim")) o->sgd = !strcmp(v, "sgd") ? 1 : !strcmp(v, "adam") ? 0 : -1;
         else if (!strcmp(a, "--timeout")) o->timeout = atof(v);
         else if (!strcmp(a, "--print-every")) o->print_every = atoi(v);
         else if (!strcmp(a, "--die-at")) o->die_at = atol(v);
@@ -339,8 +379,8 @@ static int dist_parse(int argc, char **argv, dopts *o) {
         else if (!strcmp(a, "--fail-rank")) o->fail_rank = atoi(v);
         else { dist_usage(); return -1; }
     }
-    if ((o->gpu || o->solo) && o->exact > 0) o->exact = 0;     /* both step with dl_train_step */
-    if (o->exact < 0 || o->nobn < 0 || o->batch < 1 || o->steps < 0 || o->timeout <= 0 || o->print_every < 1 ||
+    if ((o->gpu || o->solo || o->sync_bn) && o->exact > 0) o->exact = 0;     /* all step with dl_train_step */
+    if (o->exact < 0 || o->nobn < 0 || o->sgd < 0 || o->batch < 1 || o->steps < 0 || o->timeout <= 0 || o->print_every < 1 ||
         o->ckpt_every < 1) {
         dist_usage();
         return -1;
@@ -391,13 +431,14 @@ static int dist_run(dist *d, const dopts *o) {
         if (!(net = dl_net_new())) goto done;
         dl_net_seed(net, o->seed + (unsigned long)d->rank);  /* different on purpose: the broadcast makes them equal */
         logits = dist_model(net, o->nobn);
-        opt = dl_adam(net, o->lr);
+        opt = o->sgd ? dl_sgd(net, o->lr, 0.9f) : dl_adam(net, o->lr);
     }
     if (!logits || !opt) { fprintf(stderr, "dist_mpi: rank %d: %s\n", d->rank, dl_net_error(net)); goto done; }
     has_bn = dl_net_find(net, "batchnorm_1") != NULL;
     if (o->threads) dl_net_set_threads(net, o->threads);
     if (o->gpu && dist_gpu(d, net, o, &coll, &coll_user)) goto done;
     if (!o->solo) dl_net_set_collective(net, coll, coll_user);
+    if (o->sync_bn) dl_net_sync_batchnorm(net, 1);
     if (!o->resume && !o->solo && dl_net_broadcast_params(net, 0)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
     bs.count = data.train.count / o->batch * o->batch;
     bs.epoch = -1; bs.seed = o->seed;
@@ -416,7 +457,7 @@ static int dist_run(dist *d, const dopts *o) {
         printf("dist_mpi: %d ranks%s, global batch %d (%s), %s, %lu parameters, %s, steps %ld..%ld, hash 0x%016llx\n",
                d->size, o->gpu ? " on GPUs" : "", o->batch, o->exact ? "exact: microbatches in a fixed order"
                : o->solo ? "solo: no collective" : coll == dist_collective ? "fast: MPI_Allreduce" : "fast: ncclAllReduce",
-               has_bn ? "reference CNN" : "reference CNN without batchnorm", (unsigned long)dl_net_param_floats(net),
+               has_bn ? (o->sync_bn ? "reference CNN, synchronised batchnorm" : "reference CNN") : "reference CNN without batchnorm", (unsigned long)dl_net_param_floats(net),
                o->resume ? "resumed" : "new", step + 1, o->steps, (unsigned long long)hashes[0]);
     for (; step < o->steps; step++) {
         const int *gb = dist_batch(&bs, step, o->batch);
@@ -436,7 +477,7 @@ static int dist_run(dist *d, const dopts *o) {
                 goto done;
             }
         }
-        if (has_bn && !o->solo && dl_net_broadcast_params(net, 1)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
+        if (has_bn && !o->solo && !o->sync_bn && dl_net_broadcast_params(net, 1)) { fprintf(stderr, "dist_mpi: %s\n", dl_net_error(net)); goto done; }
         if (d->rank == o->fail_rank && step + 1 == o->corrupt_at) dl_net_params(net)[0] += 1e-3f;   /* CPU nets */
         dist_check_hash(d, net, hashes);
         if (d->rank == 0 && ((step + 1) % o->print_every == 0 || step + 1 == o->steps)) {
@@ -452,6 +493,7 @@ static int dist_run(dist *d, const dopts *o) {
         printf("time: %ld steps in %.2f s, %.1f ms per step, %.1f ms of it waiting in collectives (rank 0)\n",
                o->steps - first, secs, 1e3 * secs / n, 1e3 * d->wait_s / n);
         printf("final step %ld hash 0x%016llx\n", o->steps, (unsigned long long)hashes[0]);
+        if (o->against && dist_against(net, o->against)) goto done;
     }
     rc = 0;
 done:

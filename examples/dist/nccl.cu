@@ -117,7 +117,7 @@ int dist_nccl_collective(float *buf, size_t count, int op, int on_device, void *
     r = op == DL_BROADCAST ? ncclBroadcast(d, d, count, ncclFloat, 0, c->comm, c->stream)
                            : ncclAllReduce(d, d, count, ncclFloat, ncclSum, c->comm, c->stream);
     if (r != ncclSuccess) return dist_nccl_fail(c, 4, what, ncclGetErrorString(r));
-    if (op != DL_BROADCAST && c->size > 1)
+    if (op == DL_ALLREDUCE_MEAN && c->size > 1)        /* DL_ALLREDUCE_SUM (synchronised batchnorm): the sum */
         dist_nccl_divide<<<(unsigned)((count + 255) / 256), 256, 0, c->stream>>>(d, count, (float)c->size);
     if (dist_nccl_wait(c, what)) return dist_nccl_fail(c, 5, what, NULL);
     if (!on_device && (e = cudaMemcpy(buf, c->scratch, sizeof(float), cudaMemcpyDeviceToHost)) != cudaSuccess)
