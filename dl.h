@@ -514,10 +514,11 @@ DLDEF int         dl_layer_shape(const dl_layer *l, int shape[3]); /* returns nd
 DLDEF int         dl_layer_size(const dl_layer *l);                /* floats per sample */
 /* The last forward's output and the last backward's gradient wrt the output
    of l, on the net's context. After dl_predict every computed layer's output
-   is there (NULL for one fused into another); a training pass (dl_forward,
-   dl_train_step) reuses memory once a value is dead, so then only the
-   output asked for is, and after backward the gradients of input layers
-   (dl_net_set_input_grad); NULL for the others. */
+   is there (NULL for one fused into another, and for all of them after a
+   batch the CPU ran in chunks of samples: see dl__predict); a training pass
+   (dl_forward, dl_train_step) reuses memory once a value is dead, so then
+   only the output asked for is, and after backward the gradients of input
+   layers (dl_net_set_input_grad); NULL for the others. */
 DLDEF const float *dl_layer_output(const dl_layer *l);
 DLDEF const float *dl_layer_grad(const dl_layer *l);
 
@@ -2847,8 +2848,18 @@ DL__ROWK(avx2, __attribute__((target("avx2"))))
 DL__ROWK(avx512, __attribute__((target("avx512f"))))
 #endif
 
-/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR) ---- */
-typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias);
+/* ---- micro-kernels: c[MR x NR] = (load ? c : 0) + (bias ? bias[row] : 0) + sum_k a[k][0..MR) * b[k][0..NR),
+   then, with epi, each row i: v = v scale[i] + shift[i]; v > 0 ? v : v neg (neg: slope[i], or neg when slope
+   is NULL), the arithmetic of dl__row_epilogue's vectors, applied in registers before the store ---- */
+typedef struct dl__kepi {
+    const float *scale, *shift, *slope;     /* the tile's first row; scale, shift NULL: 1 and 0 */
+    float neg;
+    int act;                                /* DL__ACT_NONE: no activation */
+} dl__kepi;
+typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                            const dl__kepi *epi);
+struct dl__mat;
+struct dl__piece;
 typedef struct dl__simd {
     const char *name;
     int mr, nr;
@@ -2857,6 +2868,12 @@ typedef struct dl__simd {
     void (*rows_max)(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa, const int32_t *ob,
                      int n, int32_t at, int32_t W);                       /* see dl__rows_max_c */
     const dl__rowk *row;
+    int kepi;                   /* the kernel applies epi; else the GEMM calls dl__epilogue_rows */
+    /* dl__pack_b_same's rows, vectorised (NULL: dl__im2col_same per piece) */
+    void (*pack_same)(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0, int kc,
+                      int nr, float *dst);
+    /* dl__depthwise_task's plane directly (NULL: im2col rows and axpy) */
+    void (*depthwise)(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g);
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
@@ -2867,9 +2884,11 @@ static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *
 #define DL__MAX_MR 16
 #define DL__MAX_NR 64
 
-static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                               const dl__kepi *epi) {
     float acc[4][8];
     int i, j, k;
+    (void)epi;
     for (i = 0; i < 4; i++) for (j = 0; j < 8; j++) acc[i][j] = bias ? bias[i] : 0.0f;
     for (k = 0; k < kc; k++, a += 4, b += 8)
         for (i = 0; i < 4; i++)
@@ -2879,14 +2898,15 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         dl__axpy_scalar };
+                                         0, NULL, NULL, dl__axpy_scalar };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
    of vectors in memory. ROW(i) is one row of the tile. */
 /* AVX2 + FMA, 6 x 16: 12 accumulators, 2 loads of b and 6 broadcasts of a per k. */
 __attribute__((target("avx2,fma")))
-static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                             const dl__kepi *epi) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, b0, b1, ai;
     int k;
@@ -2901,8 +2921,22 @@ static void dl__ukernel_avx2(int kc, const float *a, const float *b, float *c, s
     }
 #undef DL__ROW
 #define DL__ROW(i) if (load) { c##i##0 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc), c##i##0); \
-                              c##i##1 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc + 8), c##i##1); } \
-                   _mm256_storeu_ps(c + i * ldc, c##i##0); _mm256_storeu_ps(c + i * ldc + 8, c##i##1);
+                              c##i##1 = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc + 8), c##i##1); }
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
+#undef DL__ROW
+    if (epi) {
+        const __m256 zero = _mm256_setzero_ps();
+        __m256 sc, sh, ng;
+#define DL__ROW(i) sc = _mm256_set1_ps(epi->scale ? epi->scale[i] : 1.0f); sh = _mm256_set1_ps(epi->shift ? epi->shift[i] : 0.0f); \
+                   c##i##0 = _mm256_add_ps(_mm256_mul_ps(c##i##0, sc), sh); c##i##1 = _mm256_add_ps(_mm256_mul_ps(c##i##1, sc), sh); \
+                   if (epi->act != DL__ACT_NONE) { \
+                       ng = _mm256_set1_ps(epi->slope ? epi->slope[i] : epi->neg); \
+                       c##i##0 = _mm256_blendv_ps(_mm256_mul_ps(c##i##0, ng), c##i##0, _mm256_cmp_ps(c##i##0, zero, _CMP_GT_OQ)); \
+                       c##i##1 = _mm256_blendv_ps(_mm256_mul_ps(c##i##1, ng), c##i##1, _mm256_cmp_ps(c##i##1, zero, _CMP_GT_OQ)); }
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
+#undef DL__ROW
+    }
+#define DL__ROW(i) _mm256_storeu_ps(c + i * ldc, c##i##0); _mm256_storeu_ps(c + i * ldc + 8, c##i##1);
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5)
 #undef DL__ROW
 }
@@ -2914,11 +2948,12 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       dl__axpy_avx2 };
+                                       1, NULL, NULL, dl__axpy_avx2 };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
-static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                               const dl__kepi *epi) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00, b0, b1, ai;
     int k;
@@ -2933,8 +2968,22 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
     }
 #undef DL__ROW
 #define DL__ROW(i) if (load) { c##i##0 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc), c##i##0); \
-                              c##i##1 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16), c##i##1); } \
-                   _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
+                              c##i##1 = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16), c##i##1); }
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
+#undef DL__ROW
+    if (epi) {
+        const __m512 zero = _mm512_setzero_ps();
+        __m512 sc, sh, ng;
+#define DL__ROW(i) sc = _mm512_set1_ps(epi->scale ? epi->scale[i] : 1.0f); sh = _mm512_set1_ps(epi->shift ? epi->shift[i] : 0.0f); \
+                   c##i##0 = _mm512_add_ps(_mm512_mul_ps(c##i##0, sc), sh); c##i##1 = _mm512_add_ps(_mm512_mul_ps(c##i##1, sc), sh); \
+                   if (epi->act != DL__ACT_NONE) { \
+                       ng = _mm512_set1_ps(epi->slope ? epi->slope[i] : epi->neg); \
+                       c##i##0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c##i##0, zero, _CMP_GT_OQ), _mm512_mul_ps(c##i##0, ng), c##i##0); \
+                       c##i##1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c##i##1, zero, _CMP_GT_OQ), _mm512_mul_ps(c##i##1, ng), c##i##1); }
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
+#undef DL__ROW
+    }
+#define DL__ROW(i) _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
     DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3) DL__ROW(4) DL__ROW(5) DL__ROW(6) DL__ROW(7)
 #undef DL__ROW
 }
@@ -2951,15 +3000,58 @@ static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
         _mm512_mask_storeu_ps(y + s, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + s), _mm512_maskz_loadu_ps(m, y + s)));
     }
 }
+static void dl__pack_same_avx512(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0,
+                                 int kc, int nr, float *dst);
+/* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
+   tap's view of x (H x W), 16 outputs of a row at a time: the values
+   dl__im2col_row gives (masked loads, or gathers for strides), zeros where
+   it gives zeros, and the same fused multiply-adds in the same tap order as
+   dl__axpy_avx512 over those rows: the same bits. */
+__attribute__((target("avx512f")))
+static void dl__depthwise_avx512(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i W = _mm512_set1_epi32(g->W), step = _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw));
+    const __m512i sixteen = _mm512_set1_epi32(16), even = _mm512_add_epi32(iota, iota);
+    int oh, ow0, kh, kw;
+    for (oh = 0; oh < g->OH; oh++)
+        for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
+            __mmask16 lanes = (__mmask16)(g->OW - ow0 >= 16 ? 0xffff : (1u << (g->OW - ow0)) - 1);
+            __m512 acc = _mm512_set1_ps(bias);
+            for (kh = 0; kh < g->KH; kh++) {
+                int ih = oh * g->sh - g->ph + kh * g->dh;
+                const float *row = x + (ptrdiff_t)ih * g->W;
+                for (kw = 0; kw < g->KW; kw++) {
+                    int c0 = ow0 * g->sw - g->pw + kw * g->dw;
+                    __m512i col = _mm512_add_epi32(_mm512_set1_epi32(c0), step);
+                    __mmask16 m = (unsigned)ih < (unsigned)g->H ? lanes & _mm512_cmplt_epu32_mask(col, W) : 0;
+                    __m512 v;
+                    if (g->sw == 1) v = _mm512_maskz_loadu_ps(m, row + c0);
+                    else if (g->sw == 2 && m) {     /* 32 columns in two loads, then the even ones */
+                        __m512i e = _mm512_add_epi32(_mm512_set1_epi32(c0), iota);
+                        __mmask16 ma = _mm512_cmplt_epu32_mask(e, W), mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(e, sixteen), W);
+                        int two_n = 2 * (g->OW - ow0 < 16 ? g->OW - ow0 : 16);
+                        ma &= (__mmask16)(two_n >= 16 ? 0xffff : (1u << two_n) - 1);
+                        mb &= (__mmask16)(two_n >= 32 ? 0xffff : two_n > 16 ? (1u << (two_n - 16)) - 1 : 0);
+                        v = _mm512_maskz_mov_ps(m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, row + c0), even,
+                                                                          _mm512_maskz_loadu_ps(mb, row + c0 + 16)));
+                    } else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, col, row, 4);
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]), v, acc);
+                }
+            }
+            _mm512_mask_storeu_ps(y + (size_t)oh * g->OW + ow0, lanes, acc);
+        }
+}
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512, dl__axpy_avx512 };
+                                         &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512 };
 #endif
 
 #ifdef DL__NEON
 /* NEON, 8 x 8: 16 accumulators. */
-static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias) {
+static void dl__ukernel_neon(int kc, const float *a, const float *b, float *c, size_t ldc, int load, const float *bias,
+                             const dl__kepi *epi) {
     float32x4_t acc[8][2];
     int i, k;
+    (void)epi;
     for (i = 0; i < 8; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(bias ? bias[i] : 0.0f);
     for (k = 0; k < kc; k++, a += 8, b += 8) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
@@ -2987,7 +3079,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       dl__axpy_neon };
+                                       0, NULL, NULL, dl__axpy_neon };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -3774,8 +3866,17 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
     if (A->conv) return;
+    if (A->rs == 1 && A->Pr == INT_MAX && i0 + mr <= M) {  /* columns contiguous in i (a transposed operand): mr floats per k */
+        for (kk = 0; kk < kc; kk++, dst += mr) memcpy(dst, row[0] + dl__col_at(A, k0 + kk), (size_t)mr * sizeof(float));
+        return;
+    }
     if (A->cs == 1 && k0 % A->Pc + kc <= A->Pc) {          /* rows contiguous in k */
         size_t off = dl__col_at(A, k0);
+        if (i0 + mr <= M) {                                 /* all rows there: no test per element */
+            for (kk = 0; kk < kc; kk++, dst += mr)
+                for (ii = 0; ii < mr; ii++) dst[ii] = row[ii][off + kk];
+            return;
+        }
         for (kk = 0; kk < kc; kk++, dst += mr)
             for (ii = 0; ii < mr; ii++) if (row[ii]) dst[ii] = row[ii][off + kk];
         return;
@@ -3787,20 +3888,24 @@ static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, 
 
 /* pack_b for an im2col B of a stride-1, same-width convolution: each sliver
    row is dl__im2col_same pieces, split at slivers and samples once per call. */
-static void dl__pack_b_same(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+typedef struct dl__piece { int p, col, len, jj; size_t x, d; } dl__piece;   /* within one sliver and one sample */
+static void dl__pack_b_same(const dl__simd *s, const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     const dl__conv *g = B->conv;
-    struct { int p, col, len; size_t x, d; } pc[DL__NC];   /* pieces: within one sliver and one sample */
+    dl__piece pc[DL__NC];
+    int32_t cols[DL__NC];
     int end = j0 + nc < N ? j0 + nc : N, n_pc = 0, i, kk, j;
     for (j = j0; j < end; n_pc++) {              /* the split is the same for every row: found once */
         int jj = j - j0, p = j % g->P, q = jj % nr, len = nr - q;
         if (len > end - j) len = end - j;
         if (len > g->P - p) len = g->P - p;
-        pc[n_pc].p = p; pc[n_pc].col = p % g->W; pc[n_pc].len = len;
+        pc[n_pc].p = p; pc[n_pc].col = p % g->W; pc[n_pc].len = len; pc[n_pc].jj = jj;
         pc[n_pc].x = (size_t)(j / g->P) * B->cbs;
         pc[n_pc].d = (size_t)(jj / nr) * nr * kc + (size_t)q;
+        for (i = 0, kk = pc[n_pc].col; i < len; i++, kk = kk + 1 < g->W ? kk + 1 : 0) cols[jj + i] = kk;
         j += len;
     }
-    for (kk = 0; kk < kc; kk++) {
+    if (s->pack_same) s->pack_same(B, pc, n_pc, cols, k0, kc, nr, dst);
+    else for (kk = 0; kk < kc; kk++) {
         dl__krow kr = B->krows[k0 + kk];
         const float *xk = B->p + kr.base;
         float *dk = dst + (size_t)kk * nr;
@@ -3812,13 +3917,47 @@ static void dl__pack_b_same(const dl__mat *B, int N, int k0, int kc, int j0, int
         for (kk = 0; kk < kc; kk++) dst[(size_t)(j / nr) * nr * kc + (size_t)kk * nr + j % nr] = 0.0f;
 }
 
+#ifdef DL__X86
+/* dl__im2col_same over all pieces and rows, 16 columns per masked load: a
+   column is read when its plane position p + shift is inside the plane and
+   its image column cols[j] + dx did not wrap; the other lanes are zeros.
+   Masked-off lanes are never read (the load's address may lie outside x). */
+__attribute__((target("avx512f")))
+static void dl__pack_same_avx512(const dl__mat *B, const dl__piece *pc, int n_pc, const int32_t *cols, int k0, int kc, int nr,
+                                 float *dst) {
+    const dl__conv *g = B->conv;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i W = _mm512_set1_epi32(g->W), HW = _mm512_set1_epi32(g->H * g->W);
+    int kk, i, h;
+    for (kk = 0; kk < kc; kk++) {
+        dl__krow kr = B->krows[k0 + kk];
+        const float *xk = B->p + kr.base;
+        float *dk = dst + (size_t)kk * nr;
+        int shift = kr.dy * g->W + kr.dx;
+        const __m512i dx = _mm512_set1_epi32(kr.dx);
+        for (i = 0; i < n_pc; i++) {
+            const dl__piece *u = &pc[i];
+            for (h = 0; h < u->len; h += 16) {
+                int n = u->len - h < 16 ? u->len - h : 16;
+                __mmask16 m = (__mmask16)((1u << n) - 1);
+                __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(u->p + h + shift), iota);
+                __m512i col = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, cols + u->jj + h), dx);
+                m &= _mm512_cmplt_epu32_mask(pos, HW) & _mm512_cmplt_epu32_mask(col, W);
+                _mm512_mask_storeu_ps(dk + u->d + h, (__mmask16)((1u << n) - 1),
+                                      _mm512_maskz_loadu_ps(m, xk + u->x + (ptrdiff_t)(u->p + h + shift)));
+            }
+        }
+    }
+}
+#endif
+
 /* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
    zeros past N. For im2col the row table and the runs are found once. */
-static void dl__pack_b(const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
+static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
     int jj, kk, jr;
     size_t joff[DL__MAX_NR];
     if (B->conv && B->conv->sh == 1 && B->conv->sw == 1 && B->conv->OW == B->conv->W) {
-        dl__pack_b_same(B, N, k0, kc, j0, nc, nr, dst);
+        dl__pack_b_same(s, B, N, k0, kc, j0, nc, nr, dst);
         return;
     }
     if (B->conv) {
@@ -3868,16 +4007,38 @@ static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
 
 /* One MR x NR tile of C. Tiles that are partial or not contiguous in C go
    through a local copy, so every element sees the same arithmetic. The
-   bias starts the sum of the first k block. */
+   bias starts the sum of the first k block. coff is column j0's offset in C,
+   whole says whether the tile's columns are all there and contiguous in C
+   (found once per sliver: small-K tiles are short, divisions are not). */
 static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, const float *b, int kc, int i0, int j0,
-                          int load, int first, int last) {
+                          int load, int first, int last, size_t coff, int whole) {
     const dl__mat *C = &g->C;
     int mr = s->mr, nr = s->nr, m = g->M - i0 < mr ? g->M - i0 : mr, n = g->N - j0 < nr ? g->N - j0 : nr, i, j;
-    float *c = (float *)C->p + dl__at(C, i0, j0), t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR];
+    float *c = (float *)C->p + (C->Pr == INT_MAX ? (size_t)i0 * C->rs : dl__row_at(C, i0)) + coff;
+    float t[DL__MAX_MR * DL__MAX_NR], bias[DL__MAX_MR], pad[3][DL__MAX_MR];
     const float *bp = first && g->bias ? g->bias + i0 : NULL;
-    if (m == mr && n == nr && C->cs == 1 && j0 % C->Pc + nr <= C->Pc && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
-        s->kernel(kc, a, b, c, C->rs, load, bp);
-        if (last && g->epi) dl__epilogue_rows(s, g->epi, c, C->rs, i0, m, n);
+    const dl__epilogue *e = last ? g->epi : NULL;
+    dl__kepi ke, *kp = NULL;
+    if (e && s->kepi && e->act <= DL__ACT_PRELU) {      /* in the kernel: clip and hard swish are rare */
+        kp = &ke;
+        ke.scale = e->scale ? e->scale + i0 : NULL;
+        ke.shift = e->shift ? e->shift + i0 : NULL;
+        ke.slope = e->act == DL__ACT_PRELU ? e->slope + i0 : NULL;
+        ke.neg = e->act == DL__ACT_RELU ? 0.0f : e->alpha;
+        ke.act = e->act;
+        e = NULL;
+        if (m < mr) {                   /* the rows past M read padding */
+            for (i = 0; i < mr; i++) {
+                pad[0][i] = i < m && ke.scale ? ke.scale[i] : 1.0f;
+                pad[1][i] = i < m && ke.shift ? ke.shift[i] : 0.0f;
+                pad[2][i] = i < m && ke.slope ? ke.slope[i] : 0.0f;
+            }
+            ke.scale = pad[0]; ke.shift = pad[1]; ke.slope = ke.slope ? pad[2] : NULL;
+        }
+    }
+    if (m == mr && whole && (C->Pr == INT_MAX || i0 % C->Pr + mr <= C->Pr)) {
+        s->kernel(kc, a, b, c, C->rs, load, bp, kp);
+        if (e) dl__epilogue_rows(s, e, c, C->rs, i0, m, n);
         return;
     }
     /* An edge tile, or one that straddles two samples of a batched C: through
@@ -3889,8 +4050,8 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
         for (j = 0; j < n; j++) co[j] = dl__col_at(C, j0 + j);
         if (bp) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
         if (load) for (i = 0; i < m; i++) for (j = 0; j < n; j++) t[i * nr + j] = cp[ro[i] + co[j]];
-        s->kernel(kc, a, b, t, (size_t)nr, load, bp);
-        if (last && g->epi) dl__epilogue_rows(s, g->epi, t, (size_t)nr, i0, m, n);
+        s->kernel(kc, a, b, t, (size_t)nr, load, bp, kp);
+        if (e) dl__epilogue_rows(s, e, t, (size_t)nr, i0, m, n);
         for (i = 0; i < m; i++) for (j = 0; j < n; j++) cp[ro[i] + co[j]] = t[i * nr + j];
     }
 }
@@ -3900,13 +4061,16 @@ static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap
     int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr;
     for (pc = 0; pc < g->K; pc += DL__KC) {
         int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
-        dl__pack_b(&g->B, g->N, pc, kc, j0, nc, s->nr, bp);
+        dl__pack_b(s, &g->B, g->N, pc, kc, j0, nc, s->nr, bp);
         /* a B sliver stays in L1 while a block of A slivers streams from L2 */
         for (ic = 0; ic < g->M; ic += mc)
-            for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr)
+            for (jr = 0; jr < nc && j0 + jr < g->N; jr += s->nr) {
+                int j = j0 + jr, whole = g->N - j >= s->nr && g->C.cs == 1 && j % g->C.Pc + s->nr <= g->C.Pc;
+                size_t coff = dl__col_at(&g->C, j);
                 for (ir = ic; ir < ic + mc && ir < g->M; ir += s->mr)
-                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j0 + jr,
-                                  pc > 0 || g->accumulate, pc == 0, last);
+                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + (size_t)jr * kc, kc, ir, j,
+                                  pc > 0 || g->accumulate, pc == 0, last, coff, whole);
+            }
     }
 }
 
@@ -4068,14 +4232,17 @@ static void dl__depthwise_task(void *arg, int t, int thread) {
     const dl__simd *s = j->cpu->simd;
     int n = t / cg->C, c = t % cg->C, k, n_runs;
     float *tmp = dl__scratch(j->cpu, thread), *y = j->e->out + ((size_t)n * cg->C + c) * cg->P;
-    dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));     /* dl__depthwise_floats in all */
-    const float *w = j->e->w[0] + (size_t)c * cg->K;
-    dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
-    n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
-    for (k = 0; k < cg->P; k++) y[k] = j->l->a.bias ? j->e->w[1][c] : 0.0f;
-    for (k = 0; k < cg->K; k++) {
-        dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
-        s->axpy(y, tmp, cg->P, w[k]);
+    const float *w = j->e->w[0] + (size_t)c * cg->K, bias = j->l->a.bias ? j->e->w[1][c] : 0.0f;
+    if (s->depthwise) s->depthwise(y, j->e->in[0] + ((size_t)n * cg->C + c) * cg->H * cg->W, w, bias, cg);
+    else {
+        dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));     /* dl__depthwise_floats in all */
+        dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
+        n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
+        for (k = 0; k < cg->P; k++) y[k] = bias;
+        for (k = 0; k < cg->K; k++) {
+            dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
+            s->axpy(y, tmp, cg->P, w[k]);
+        }
     }
     if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y, (size_t)cg->P, c, 1, cg->P);
 }
@@ -5445,6 +5612,73 @@ static int dl__optim_state_count(const dl_optim_desc *d) {
     }
 }
 
+/* The update's formulas on 16 floats at a time, for a prefix of a range
+   (multiples of 16; the scalar loop below does the rest). Each operation is
+   one intrinsic, in the scalar loop's order, unfused, and sqrt and division
+   are exact in both: the same bits as the scalar loop. Adam(W) and SGD,
+   whose updates are most of a small net's training step. */
+typedef struct dl__optim_k {
+    float clip, lr, wd, mu, keep, b1, b2, c1, c2, step_size, bc2_sqrt, eps, decay;
+    int kind, nesterov, commit;
+} dl__optim_k;
+#ifdef DL__X86
+__attribute__((target("avx512f")))
+static size_t dl__optim_avx512(const dl__optim_k *o, size_t len, float *w, float *g, float *s0, float *s1, int *bad) {
+    const __m512 clip = _mm512_set1_ps(o->clip), wd = _mm512_set1_ps(o->wd), lr = _mm512_set1_ps(o->lr);
+    const __m512i expo = _mm512_set1_epi32(0x7f800000);
+    __mmask16 nonfinite = 0;
+    size_t i;
+#define DL__BAD(x) (nonfinite |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(x), expo), expo))
+    for (i = 0; i + 16 <= len; i += 16) {
+        __m512 gc = _mm512_mul_ps(_mm512_loadu_ps(g + i), clip), wi = _mm512_loadu_ps(w + i), gi = gc;
+        if (o->kind == DL_SGD) {
+            __m512 bi = _mm512_setzero_ps();
+            gi = _mm512_add_ps(gc, _mm512_mul_ps(wd, wi));
+            if (s0) {
+                bi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->mu), _mm512_loadu_ps(s0 + i)), _mm512_mul_ps(_mm512_set1_ps(o->keep), gi));
+                gi = o->nesterov ? _mm512_add_ps(gi, _mm512_mul_ps(_mm512_set1_ps(o->mu), bi)) : bi;
+            }
+            wi = _mm512_sub_ps(wi, _mm512_mul_ps(lr, gi));
+            if (!o->commit) { DL__BAD(wi); DL__BAD(bi); continue; }
+            if (s0) _mm512_storeu_ps(s0 + i, bi);
+        } else {
+            __m512 mi, vi, den;
+            if (o->kind == DL_ADAMW) wi = _mm512_mul_ps(wi, _mm512_set1_ps(o->decay));
+            else gi = _mm512_add_ps(gi, _mm512_mul_ps(wd, wi));
+            mi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->b1), _mm512_loadu_ps(s0 + i)), _mm512_mul_ps(_mm512_set1_ps(o->c1), gi));
+            vi = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(o->b2), _mm512_loadu_ps(s1 + i)),
+                               _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(o->c2), gi), gi));
+            den = _mm512_add_ps(_mm512_div_ps(_mm512_maskz_sqrt_ps((__mmask16)0xffff, vi), _mm512_set1_ps(o->bc2_sqrt)), _mm512_set1_ps(o->eps));
+            wi = _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(o->step_size), mi), den));
+            if (!o->commit) { DL__BAD(wi); DL__BAD(mi); DL__BAD(vi); continue; }
+            _mm512_storeu_ps(s0 + i, mi);
+            _mm512_storeu_ps(s1 + i, vi);
+        }
+        if (o->clip != 1.0f) _mm512_storeu_ps(g + i, gc);
+        _mm512_storeu_ps(w + i, wi);
+    }
+#undef DL__BAD
+    *bad |= nonfinite != 0;
+    return i;
+}
+/* sum += the squares of x[0..n) in double, over a prefix of 16s; returns its length */
+__attribute__((target("avx512f")))
+static size_t dl__sumsq_avx512(const float *x, size_t n, double *sum) {
+    __m512d a = _mm512_setzero_pd(), b = a;
+    double lane[8];
+    size_t i;
+    int k;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512d u = _mm512_maskz_cvtps_pd((__mmask8)0xff, _mm256_loadu_ps(x + i)), v = _mm512_maskz_cvtps_pd((__mmask8)0xff, _mm256_loadu_ps(x + i + 8));
+        a = _mm512_add_pd(a, _mm512_mul_pd(u, u));
+        b = _mm512_add_pd(b, _mm512_mul_pd(v, v));
+    }
+    _mm512_storeu_pd(lane, _mm512_add_pd(a, b));
+    for (k = 0; k < 8; k++) *sum += lane[k];
+    return i;
+}
+#endif
+
 /* One pass of the update over every range. With commit 0 it computes the
    new parameters and state without storing them and returns whether all
    are finite; with commit 1 it stores them and the clipped gradients. Both
@@ -5457,13 +5691,30 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
     float *mom_buf = d->kind == DL_SGD ? job->s[0] : job->s[1], *mean_g = job->s[has_mom ? 2 : 1];
     int r, bad = 0;
     size_t i;
+    dl__optim_k o;
+#ifdef DL__X86
+    const int vec = dl__simd_detect() == &dl__simd_avx512 && d->kind != DL_RMSPROP;
+#endif
+    memset(&o, 0, sizeof o);
+    o.kind = d->kind; o.clip = clip; o.lr = lr; o.wd = wd; o.mu = mu; o.nesterov = d->nesterov; o.commit = commit;
+    o.keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
+    o.b1 = d->beta1; o.b2 = d->beta2; o.c1 = 1.0f - d->beta1; o.c2 = 1.0f - d->beta2; o.eps = d->eps;
+    o.decay = 1.0f - lr * wd;
+    if (d->kind == DL_ADAM || d->kind == DL_ADAMW) {
+        o.step_size = (float)(lr / (1.0 - pow(d->beta1, (double)job->step)));
+        o.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)job->step));
+    }
     for (r = 0; r < job->n_ranges; r++) {
-        size_t off = job->range_off[r], len = job->range_len[r];
+        size_t off = job->range_off[r], len = job->range_len[r], start = 0;
         float *w = job->w + off, *g = job->g + off;
+#ifdef DL__X86
+        if (vec) start = dl__optim_avx512(&o, len, w, g, d->kind == DL_SGD ? (has_mom ? mom_buf + off : NULL) : job->s[0] + off,
+                                          d->kind == DL_SGD ? NULL : job->s[1] + off, &bad);
+#endif
         switch (d->kind) {
         case DL_SGD: {      /* b = mu b + (1 - dampening) g (g at step 1);  w -= lr (nesterov ? g + mu b : b) */
-            float *b = has_mom ? mom_buf + off : NULL, keep = job->step > 1 ? 1.0f - d->dampening : 1.0f;
-            for (i = 0; i < len; i++) {
+            float *b = has_mom ? mom_buf + off : NULL, keep = o.keep;
+            for (i = start; i < len; i++) {
                 float gc = g[i] * clip, gi = gc + wd * w[i], bi = 0, wi;
                 if (b) { bi = mu * b[i] + keep * gi; gi = d->nesterov ? gi + mu * bi : bi; }
                 wi = w[i] - lr * gi;
@@ -5476,10 +5727,8 @@ static int dl__optim_pass(const dl_optim_job *job, float clip, int commit) {
         }
         case DL_ADAM: case DL_ADAMW: { /* m, v moments; w -= lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) */
             float *m = job->s[0] + off, *v = job->s[1] + off;
-            const float b1 = d->beta1, b2 = d->beta2;
-            const float step_size = (float)(lr / (1.0 - pow(b1, (double)job->step)));
-            const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)job->step));
-            for (i = 0; i < len; i++) {
+            const float b1 = d->beta1, b2 = d->beta2, step_size = o.step_size, bc2_sqrt = o.bc2_sqrt;
+            for (i = start; i < len; i++) {
                 float gc = g[i] * clip, gi = gc, wi = w[i], mi, vi;
                 if (d->kind == DL_ADAMW) wi *= 1.0f - lr * wd;
                 else gi += wd * wi;
@@ -5528,7 +5777,11 @@ int dl_optim_step_cpu(const dl_optim_job *job) {
     if (!job || !job->d || (job->n_ranges && (!job->range_off || !job->range_len || !job->w || !job->g))) return DL_ERR_ARG;
     for (r = 0; r < job->n_ranges; r++) {
         const float *g = job->g + job->range_off[r];
-        for (i = 0; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
+        i = 0;
+#ifdef DL__X86
+        if (dl__simd_detect() == &dl__simd_avx512) i = dl__sumsq_avx512(g, job->range_len[r], &sq);
+#endif
+        for (; i < job->range_len[r]; i++) sq += (double)g[i] * g[i];
     }
     if (!dl__finite_d(sq)) return DL_ERR_NUMERIC;
     if (job->d->clip_norm > 0 && sqrt(sq) > job->d->clip_norm) clip = (float)(job->d->clip_norm / (sqrt(sq) + 1e-6));
@@ -6298,6 +6551,62 @@ static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *co
     f.n = n_inputs; f.layers = inputs; f.xs = xs;
     return f;
 }
+/* Inference on the CPU runs large batches in chunks of samples, each chunk
+   through the whole graph, so a layer's output is still in cache when the
+   next layer reads it. Every kernel computes a sample's outputs with the
+   same arithmetic whatever the batch (a GEMM's columns are samples), so the
+   results are those of one pass, bit for bit; no chunk is below 4 samples,
+   where dense layers switch to dot products. The chunk comes from the
+   shapes: about 64K floats of the largest activation, and 256 samples at
+   least when a dense layer's weights (1MB or more) would be read again per
+   chunk (such a GEMM wants the whole batch as its columns). Custom layers
+   see the whole batch. 0: no chunks. */
+static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
+    int i, chunk, need = 4, most = 1;
+    if (net->b != &net->cpu) return 0;
+    for (i = 0; i <= out->index; i++) {
+        const dl_layer *l = net->layers[i];
+        if (DL__HAS(l, DL__F_USER)) return 0;
+        if (l->size > most) most = l->size;
+        if (l->op == DL_OP_DENSE && (size_t)l->a.units * l->in[0]->size >= ((size_t)1 << 18)) need = 256;
+    }
+    chunk = (1 << 16) / most;
+    return chunk < need ? need : chunk;
+}
+/* dl__forward over chunks of samples; the output gathered in host_out. The
+   layers' own outputs then hold only the last chunk: dl_layer_output offers
+   none of them (c->last NULL). */
+static const float *dl__predict(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, const char *call) {
+    dl_net *net = c->net;
+    int chunk, at, k, rc;
+    float *y;
+    if ((rc = dl__check_layer(net, out, call, c->err)) || (rc = dl__check_batch(net, out, n, call, c->err))) return NULL;
+    chunk = dl__predict_chunk(net, out);
+    if (!chunk || n < 2 * chunk) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
+    if ((rc = dl__plan(c, 2 * chunk - 1, out, 0))) return NULL;     /* every chunk fits: host_out stays */
+    if (!(y = dl__host_buf(c, (size_t)n * out->size * sizeof(float), "the output"))) return NULL;
+    for (at = 0; at < n; at += chunk) {
+        const float *xs[64];
+        dl_layer *in = NULL;
+        dl__feed g = *f;
+        int nn = n - at < 2 * chunk ? n - at : chunk;        /* the last chunk takes the rest */
+        if (!f->n) {                    /* the one input: found by the first chunk's pass */
+            for (k = 0; at && k <= out->index; k++)
+                if (c->needed[k] && DL__HAS(net->layers[k], DL__F_SOURCE)) in = net->layers[k];
+            xs[0] = f->xs[0] + (in ? (size_t)at * in->size : 0);
+        } else {
+            if (f->n > 64) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
+            for (k = 0; k < f->n; k++) xs[k] = f->xs[k] && f->layers[k] ? f->xs[k] + (size_t)at * f->layers[k]->size : f->xs[k];
+        }
+        g.xs = xs;
+        if (dl__forward(c, out, &g, nn, 0, 0, call)) return NULL;
+        memcpy(y + (size_t)at * out->size, c->out[out->index], (size_t)nn * out->size * sizeof(float));
+        at += nn - chunk;
+    }
+    c->last = NULL;
+    c->err[0] = 0;
+    return y;
+}
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
     dl__feed f = dl__feed1(&x);
     dl_ctx *c;
@@ -6309,8 +6618,7 @@ const float *dl_predict(dl_net *net, dl_layer *out, const float *x, int n) {
     dl__feed f = dl__feed1(&x);
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
-    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict")) return NULL;
-    return dl__result(c);
+    return dl__predict(c, out, &f, n, "dl_predict");
 }
 const float *dl_forward_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer *const *inputs, const float *const *xs, int n, int train) {
     dl__feed f = dl__feedn(n_inputs, inputs, xs);
@@ -6325,8 +6633,7 @@ const float *dl_predict_multi(dl_net *net, dl_layer *out, int n_inputs, dl_layer
     dl_ctx *c;
     if (!net || !(c = dl__own_ctx(net))) return NULL;
     if (n_inputs < 1) { dl__fail(net->err, DL_ERR_ARG, "dl_predict_multi: %d inputs", n_inputs); return NULL; }
-    if (dl__forward(c, out, &f, n, 0, 0, "dl_predict_multi")) return NULL;
-    return dl__result(c);
+    return dl__predict(c, out, &f, n, "dl_predict_multi");
 }
 
 int dl_backward(dl_net *net, dl_layer *out, const float *dout) {
@@ -6405,9 +6712,8 @@ const float *dl_ctx_predict(dl_ctx *c, dl_layer *out, const float *x, int n) {
     if (!c->net) { dl__fail(c->err, DL_ERR_ARG, "dl_ctx_predict: the net of this context was freed"); return NULL; }
     {
         dl__feed f = dl__feed1(&x);
-        if (dl__forward(c, out, &f, n, 0, 0, "dl_ctx_predict")) return NULL;
+        return dl__predict(c, out, &f, n, "dl_ctx_predict");
     }
-    return dl__result(c);
 }
 const char *dl_ctx_error(const dl_ctx *c) { return c ? c->err : "context is NULL"; }
 

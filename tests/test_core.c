@@ -1030,6 +1030,46 @@ static void test_freeze_new_layers(void) {
     dl_net_free(net);
 }
 
+/* Large batches run in chunks of samples (dl__predict): the same bits as the
+   frozen net, which runs the whole batch at once; dl_ctx_predict too; the
+   layers' outputs are then not offered; a batch under two chunks is one pass. */
+static void test_chunked_inference(void) {
+    enum { N = 37 };
+    dl_net *net = dl_net_new();
+    dl_layer *x = dl_input(net, 2, 20, 20), *h, *out;
+    dl_ctx *ctx;
+    dl_frozen *f;
+    dl_memory m;
+    dl_conv_desc dw;
+    float *in = (float *)malloc(N * 800 * sizeof(float)), *y = (float *)malloc(N * 5 * sizeof(float));
+    const float *p;
+    void *work;
+    int i;
+    h = dl_maxpool2d(dl_relu(dl_batchnorm(dl_conv2d(x, 12, 3, 1, 1))), 2, 2);       /* 4800 floats: chunks of 13 */
+    memset(&dw, 0, sizeof dw);
+    dw.filters = 12; dw.kernel = 3; dw.stride = 1; dw.pad = 1; dw.groups = 12;              /* depthwise */
+    h = dl_conv2d_ex(h, &dw);
+    out = dl_dense(dl_flatten(dl_relu(h)), 5);
+    for (i = 0; i < N * 800; i++) in[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
+    CHECK(dl__predict_chunk(net, out) == 13, "chunk %d, expected 13", dl__predict_chunk(net, out));
+    f = dl_freeze(net, out, NULL);
+    CHECK(f && dl_frozen_memory(f, N, &m) == DL_OK, "freeze");
+    work = malloc(m.work_bytes + 64);
+    p = dl_predict(net, out, in, N);
+    CHECK(p && f && dl_frozen_run(f, in, y, N, work) == DL_OK && !memcmp(y, p, N * 5 * sizeof(float)),
+          "chunked dl_predict differs from the frozen net's one pass");
+    CHECK(dl_layer_output(out) == NULL && dl_layer_output(h) == NULL, "outputs of a chunked pass must not be offered");
+    ctx = dl_ctx_new(net);
+    p = ctx ? dl_ctx_predict(ctx, out, in, N) : NULL;
+    CHECK(p && !memcmp(y, p, N * 5 * sizeof(float)), "chunked dl_ctx_predict differs");
+    p = dl_predict(net, out, in + 11 * 800, 25);                                    /* under two chunks: one pass */
+    CHECK(p && !memcmp(y + 11 * 5, p, 25 * 5 * sizeof(float)) && dl_layer_output(out) == p, "one pass of 25 differs");
+    dl_ctx_free(ctx);
+    free(work); free(in); free(y);
+    dl_frozen_free(f);
+    dl_net_free(net);
+}
+
 /* Training memory (dl_net_train_bytes) of the reference CNN at batch 64:
    buffers placed by liveness, batchnorm outputs recomputed for backward.
    One buffer per value (net->plan_unshared) held every activation and its
@@ -1101,6 +1141,7 @@ int main(void) {
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
+    RUN(test_chunked_inference);
     RUN(test_training_memory);
     return test_summary();
 }
