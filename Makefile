@@ -225,7 +225,9 @@ endef
 $(foreach d,arm i686 s390x tcc,$(eval $(call cross_rule,$(d),)))
 $(eval $(call cross_rule,win,.exe))
 
-# The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user).
+# The NEON kernels (Debian: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user),
+# the int8 ones (test_embed) included.
+test-arm: XTESTS += embed
 test-arm:
 	$(call cross,arm,aarch64-linux-gnu-gcc,,qemu-aarch64 -L /usr/aarch64-linux-gnu)
 

@@ -1007,6 +1007,17 @@ DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int
    other steps stay float (and conv or dense layers summing over more than
    32768 inputs); int8 steps take and give floats. Integer sums are
    exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
+   dl_frozen_run takes an int8 net through all its steps a chunk of
+   samples at a time (as many as keep its activations within about 1 MB,
+   1 to 64; 8 for the reference CNN), so its work memory stops growing
+   there, and a sample gives the same bits in any batch.
+   Choosing the method: DL_CALIB_ENTROPY (TensorRT's) clips a ReLU output
+   where the histogram of all its channels together says; on
+   depthwise-separable nets that is about a third of the range for the
+   inputs of the pointwise convolutions (channels of very different
+   scales share one range), which costs 3 to 12 accuracy points in
+   tests/test_quant.c where min/max and percentile cost under 0.6: use
+   those there. Keeping the depthwise layers in float does not help.
    NULL on failure (st): DL_ERR_ARG (NULLs, n < 1, an already quantized
    net, a keep_float index out of range), DL_ERR_NUMERIC (non-finite
    calibration output), DL_ERR_NOMEM. Zero options mean default. */
@@ -3088,6 +3099,336 @@ static const dl__simd *dl__simd_detect(void) {
 #endif
     return &dl__simd_scalar;
 }
+
+/* ---- int8 kernels: the steps dl_quantize makes (run by >>emit) ----
+   u8 activations times s8 weights, summed exactly in int32, so every
+   kernel here and any split of the work give the same bits. Both come in
+   words of 4 bytes (4 consecutive k): a weight row is K4 words, and B holds
+   for each k4 one word per column at b + koff[k4] + 4 j; the offsets let a
+   convolution read its padded input in place, one offset per tap. Only
+   the >>emit zone calls them, so DL_NO_EMIT leaves them out too (unused
+   static functions would warn). */
+#ifndef DL_NO_EMIT
+#define DL__Q8_NB 64            /* columns of one tile */
+#define DL__Q8_SLACK 16         /* int32 sums readable past the last (dl__q8_row_out) */
+/* The output stage's numbers, per channel c: y = act((acc - z wsum[c]) scale[c] + bias[c]),
+   act's slope slope[c] (prelu) or alpha (leaky relu). */
+typedef struct dl__q8_epi { const float *scale, *bias, *wsum, *slope; int32_t z; int act; float alpha; } dl__q8_epi;
+typedef struct dl__q8k {
+    const char *name;
+    /* c[i][j] = sum over k4 < K4, t < 4 of w[i][4 k4 + t] b[koff[k4] + 4 j + t]: 4 rows, 64 columns */
+    void (*tile)(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c);
+    /* c[i] = sum over k < 4 K4 of w[i][k] u[k]: 4 rows, one column (a few samples of a dense layer) */
+    void (*dot)(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c);
+    void (*quantize)(uint8_t *u, const float *x, size_t count, float inv, float z);     /* dl__q8_quantize */
+    void (*words)(uint8_t *d, const float *const *x, int count, float inv, float z);    /* dl__q8_words */
+    /* rows i < m (channels ch + i): n sums at acc + i as to y + i rs, cs apart (dl__q8_row_out) */
+    void (*rows_out)(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n, const dl__q8_epi *e, int ch);
+} dl__q8k;
+
+static void dl__q8_tile_c(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) {
+    int i, j, k, t;
+    for (i = 0; i < 4 * DL__Q8_NB; i++) c[i] = 0;
+    for (i = 0; i < 4; i++)
+        for (k = 0; k < K4; k++)
+            for (t = 0; t < 4; t++) {
+                const uint8_t *bk = b + koff[k] + t;
+                int32_t wv = w[i][4 * k + t], *ci = c + i * DL__Q8_NB;
+                for (j = 0; j < DL__Q8_NB; j++) ci[j] += wv * (int32_t)bk[4 * j];
+            }
+}
+static void dl__q8_dot_c(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c) {
+    int i, k;
+    for (i = 0; i < 4; i++)
+        for (c[i] = 0, k = 0; k < 4 * K4; k++) c[i] += (int32_t)w[i][k] * (int32_t)u[k];
+}
+#if defined(DL__X86)
+/* AVX-512 VNNI: vpdpbusd adds 4 u8 x s8 products into each int32 lane. */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void dl__q8_tile_vnni(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) {
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00,
+            c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00, b0, b1, b2, b3, a;
+    int k;
+    int32_t wv;
+#define DL__ROW(i) memcpy(&wv, w[i] + 4 * k, 4); a = _mm512_set1_epi32(wv); \
+    c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, a); c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, a); \
+    c##i##2 = _mm512_dpbusd_epi32(c##i##2, b2, a); c##i##3 = _mm512_dpbusd_epi32(c##i##3, b3, a);
+    for (k = 0; k < K4; k++) {
+        const uint8_t *bk = b + koff[k];
+        b0 = _mm512_loadu_si512((const void *)bk); b1 = _mm512_loadu_si512((const void *)(bk + 64));
+        b2 = _mm512_loadu_si512((const void *)(bk + 128)); b3 = _mm512_loadu_si512((const void *)(bk + 192));
+        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
+    }
+#undef DL__ROW
+#define DL__ROW(i) _mm512_storeu_si512((void *)(c + i * 64), c##i##0); _mm512_storeu_si512((void *)(c + i * 64 + 16), c##i##1); \
+    _mm512_storeu_si512((void *)(c + i * 64 + 32), c##i##2); _mm512_storeu_si512((void *)(c + i * 64 + 48), c##i##3);
+    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
+#undef DL__ROW
+}
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void dl__q8_dot_vnni(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, x;
+    int k;
+    for (k = 0; k < K4; k += 16) {          /* masked loads past K4: nothing read, zeros summed */
+        __mmask16 m = (__mmask16)(K4 - k >= 16 ? 0xFFFFu : (1u << (K4 - k)) - 1);
+        x = _mm512_maskz_loadu_epi32(m, u + 4 * (size_t)k);
+        a0 = _mm512_dpbusd_epi32(a0, x, _mm512_maskz_loadu_epi32(m, w[0] + 4 * (size_t)k));
+        a1 = _mm512_dpbusd_epi32(a1, x, _mm512_maskz_loadu_epi32(m, w[1] + 4 * (size_t)k));
+        a2 = _mm512_dpbusd_epi32(a2, x, _mm512_maskz_loadu_epi32(m, w[2] + 4 * (size_t)k));
+        a3 = _mm512_dpbusd_epi32(a3, x, _mm512_maskz_loadu_epi32(m, w[3] + 4 * (size_t)k));
+    }
+    {   /* the lanes added in C: g++ 12 warns inside _mm512_reduce_add_epi32 (its _mm256_undefined_si256) */
+        int32_t l[4][16];
+        int i, t;
+        _mm512_storeu_si512((void *)l[0], a0); _mm512_storeu_si512((void *)l[1], a1);
+        _mm512_storeu_si512((void *)l[2], a2); _mm512_storeu_si512((void *)l[3], a3);
+        for (i = 0; i < 4; i++) for (c[i] = 0, t = 0; t < 16; t++) c[i] += l[i][t];
+    }
+}
+/* AVX2: u8 and s8 widened to int16, vpmaddwd pairs them into int32 (exact,
+   unlike vpmaddubsw, which saturates), vphaddd adds the pairs; the lanes
+   come out as columns 0 1 4 5 2 3 6 7 and are put back in order. */
+__attribute__((target("avx2")))
+static void dl__q8_tile_avx2(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) {
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    int i, j, k;
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < DL__Q8_NB; j += 8) {
+            __m256i acc = _mm256_setzero_si256();
+            for (k = 0; k < K4; k++) {
+                const int8_t *q = w[i] + 4 * k;
+                uint64_t pack = (uint64_t)(uint16_t)q[0] | (uint64_t)(uint16_t)q[1] << 16 | (uint64_t)(uint16_t)q[2] << 32 |
+                                (uint64_t)(uint16_t)q[3] << 48;
+                __m256i wv = _mm256_set1_epi64x((long long)pack);
+                __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(b + koff[k] + 4 * (size_t)j));
+                __m256i m0 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)), wv);
+                __m256i m1 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(x, 1)), wv);
+                acc = _mm256_add_epi32(acc, _mm256_hadd_epi32(m0, m1));
+            }
+            _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j), _mm256_permutevar8x32_epi32(acc, order));
+        }
+}
+__attribute__((target("avx2")))
+static void dl__q8_dot_avx2(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c) {
+    __m256i acc[4];
+    int32_t s[8];
+    int i, k = 0, t;
+    for (i = 0; i < 4; i++) acc[i] = _mm256_setzero_si256();
+    for (; k + 4 <= K4; k += 4) {           /* 16 bytes at a time */
+        __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(u + 4 * (size_t)k)));
+        for (i = 0; i < 4; i++)
+            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(x, _mm256_cvtepi8_epi16(
+                                                  _mm_loadu_si128((const __m128i *)(const void *)(w[i] + 4 * (size_t)k)))));
+    }
+    for (i = 0; i < 4; i++) {
+        _mm256_storeu_si256((__m256i *)(void *)s, acc[i]);
+        for (c[i] = 0, t = 0; t < 8; t++) c[i] += s[t];
+        for (t = 4 * k; t < 4 * K4; t++) c[i] += (int32_t)w[i][t] * (int32_t)u[t];
+    }
+}
+#endif
+
+/* u = clamp(floor(x / s + (z + 1/2)), 0, 255), x times the stored 1/s; NaN
+   gives 0. half = z + 1/2 as a float, as in the vectors, where floats are
+   evaluated wider. */
+DL__INLINE int32_t dl__q8_one(float x, float inv, float half) {
+    float v = x * inv;
+    v = v + half;
+    return v >= 1.0f ? (v < 255.0f ? (int32_t)v : 255) : 0;
+}
+#ifdef DL__VEC
+typedef uint32_t dl__vu __attribute__((vector_size(64)));
+DL__INLINE void dl__q8_vec(dl__vi *q, const float *x, const float *inv, const float *half) {   /* the same steps, 16 at a time */
+    const dl__vf top = DL__SPLAT(255.0f), one = DL__SPLAT(1.0f), vinv = DL__SPLAT(*inv), vhalf = DL__SPLAT(*half);
+    dl__vf v;
+    memcpy(&v, x, 64);
+    v = v * vinv;
+    v = v + vhalf;
+    v = (dl__vf)((dl__vi)v & (v >= one));                         /* below 1 and NaN: 0 */
+    v = (dl__vf)(((dl__vi)v & (v < top)) | ((dl__vi)top & ~(v < top)));
+    *q = __builtin_convertvector(v, dl__vi);
+}
+#endif
+DL__INLINE void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
+    size_t i = 0;
+    const float half = z + 0.5f;
+#ifdef DL__VEC
+    for (; i + 16 <= count; i += 16) {
+        dl__vi q;
+        int t;
+        dl__q8_vec(&q, x + i, &inv, &half);
+        for (t = 0; t < 16; t++) u[i + (size_t)t] = (uint8_t)q[t];
+    }
+#endif
+    for (; i < count; i++) u[i] = (uint8_t)dl__q8_one(x[i], inv, half);
+}
+/* count words d[j] of 4 bytes, byte t the quantized x[t][j] (z where x[t]
+   is NULL): four channels of a row, interleaved. */
+DL__INLINE void dl__q8_words(uint8_t *d, const float *const *x, int count, float inv, float z) {
+    const float half = z + 0.5f;
+    int j = 0, t;
+#if defined(DL__VEC) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const dl__vi vz = DL__SPLAT((int32_t)z);
+    const dl__vu s8 = DL__SPLAT(8u);
+    for (; j + 16 <= count; j += 16) {
+        dl__vu w = DL__SPLAT(0u);
+        dl__vi q;
+        for (t = 3; t >= 0; t--) {
+            if (x[t]) dl__q8_vec(&q, x[t] + j, &inv, &half); else q = vz;
+            w = (w << s8) | (dl__vu)q;
+        }
+        memcpy(d + 4 * (size_t)j, &w, 64);
+    }
+#endif
+    for (; j < count; j++)
+        for (t = 0; t < 4; t++) d[4 * (size_t)j + (size_t)t] = (uint8_t)(x[t] ? dl__q8_one(x[t][j], inv, half) : (int32_t)z);
+}
+/* y[j cs] = act((acc[j] - zw) sc + sh) for j < n: the int8 output row.
+   acc is readable up to 16 past n (DL__Q8_SLACK), so a tail is one vector.
+   Two statements, not one expression: clang contracts a*b+c into an FMA
+   wherever the target has one (its default -ffp-contract=on, inside the
+   AVX2/AVX-512 clones), which would make results depend on the compiler. */
+DL__INLINE void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
+                               float slope) {
+    int j = 0;
+    if (act == DL__ACT_RELU) slope = 0.0f;
+#ifdef DL__VEC
+    if (cs == 1) {
+        const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh), vslope = DL__SPLAT(slope);
+        const dl__vi vzw = DL__SPLAT(zw);
+        for (; j + 16 <= n; j += 16) {
+            dl__vi a;
+            dl__vf v, t;
+            memcpy(&a, acc + j, 64);
+            v = __builtin_convertvector(a - vzw, dl__vf) * vsc;
+            v = v + vsh;
+            if (act != DL__ACT_NONE) { t = v * vslope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
+            memcpy(y + j, &v, 64);
+        }
+        if (j < n) {            /* the tail through a whole vector (acc has the room): the same steps */
+            dl__vi a;
+            dl__vf v, t;
+            memcpy(&a, acc + j, 64);
+            v = __builtin_convertvector(a - vzw, dl__vf) * vsc;
+            v = v + vsh;
+            if (act != DL__ACT_NONE) { t = v * vslope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
+            for (; j < n; j++) y[j] = v[j % 16];       /* out of the one vector store: no call, no stall */
+            return;
+        }
+    }
+#endif
+    for (; j < n; j++) {
+        float v = (float)(acc[j] - zw) * sc;
+        v = v + sh;
+        y[(size_t)j * cs] = act == DL__ACT_NONE || v > 0 ? v : slope * v;
+    }
+}
+DL__INLINE void dl__q8_rows_out(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n, const dl__q8_epi *e,
+                                int ch) {
+    int i;
+    for (i = 0; i < m; i++)
+        dl__q8_row_out(y + (size_t)i * rs, cs, acc + (size_t)i * as, n, e->z * (int32_t)e->wsum[ch + i], e->scale[ch + i],
+                       e->bias[ch + i], e->act, e->act == DL__ACT_PRELU ? e->slope[ch + i] : e->alpha);
+}
+/* The row functions, compiled per ISA like the float row kernels (dl__rowk). */
+#define DL__Q8_ROWS(isa, target) \
+    target static void dl__q8_quantize_##isa(uint8_t *u, const float *x, size_t count, float inv, float z) { \
+        dl__q8_quantize(u, x, count, inv, z); } \
+    target static void dl__q8_words_##isa(uint8_t *d, const float *const *x, int count, float inv, float z) { \
+        dl__q8_words(d, x, count, inv, z); } \
+    target static void dl__q8_rows_out_##isa(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n, \
+                                             const dl__q8_epi *e, int ch) { dl__q8_rows_out(y, rs, cs, acc, as, m, n, e, ch); }
+DL__Q8_ROWS(base, )
+static const dl__q8k dl__q8k_c = { "c", dl__q8_tile_c, dl__q8_dot_c, dl__q8_quantize_base, dl__q8_words_base, dl__q8_rows_out_base };
+#ifdef DL__X86
+DL__Q8_ROWS(avx2, __attribute__((target("avx2"))))
+DL__Q8_ROWS(avx512, __attribute__((target("avx512f"))))
+static const dl__q8k dl__q8k_avx2 = { "avx2", dl__q8_tile_avx2, dl__q8_dot_avx2, dl__q8_quantize_avx2, dl__q8_words_avx2,
+                                      dl__q8_rows_out_avx2 };
+/* dl__q8_row_out's steps with masked loads and stores: a convolution's
+   rows are short (28, 14, 7 pixels), and a tail costs as much as a vector. */
+__attribute__((target("avx512f")))
+static void dl__q8_rows_out_masked(float *y, size_t rs, size_t cs, const int32_t *acc, size_t as, int m, int n,
+                                   const dl__q8_epi *e, int ch) {
+    int i, j;
+    if (cs != 1) { dl__q8_rows_out_avx512(y, rs, cs, acc, as, m, n, e, ch); return; }
+    for (i = 0; i < m; i++, y += rs, acc += as) {
+        const __m512 vsc = _mm512_set1_ps(e->scale[ch + i]), vsh = _mm512_set1_ps(e->bias[ch + i]);
+        const __m512 vslope = _mm512_set1_ps(e->act == DL__ACT_RELU ? 0.0f : e->act == DL__ACT_PRELU ? e->slope[ch + i] : e->alpha);
+        const __m512i vzw = _mm512_set1_epi32(e->z * (int32_t)e->wsum[ch + i]);
+        for (j = 0; j < n; j += 16) {
+            __mmask16 k = (__mmask16)(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
+            /* the maskz form: g++ 12 warns inside the plain one (its _mm512_undefined_ps) */
+            __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(k, _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, acc + j), vzw)), vsc);
+            v = _mm512_add_ps(v, vsh);
+            if (e->act != DL__ACT_NONE)
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(v, vslope), v);
+            _mm512_mask_storeu_ps(y + j, k, v);
+        }
+    }
+}
+static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot_vnni, dl__q8_quantize_avx512,
+                                      dl__q8_words_avx512, dl__q8_rows_out_masked };
+#endif
+#ifdef DL__NEON
+/* NEON (any aarch64): u8 and s8 widened to int16, whose products fit
+   (255 x 127 < 2^15); vpadal adds pairs into int32, vpadd the two pairs
+   of a column. Eight columns (two vectors of B) at a time. */
+static void dl__q8_tile_neon(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) {
+    int i, j, k, t;
+    for (j = 0; j < DL__Q8_NB; j += 8) {
+        int32x4_t acc[4][4];
+        for (i = 0; i < 4; i++) for (t = 0; t < 4; t++) acc[i][t] = vdupq_n_s32(0);
+        for (k = 0; k < K4; k++) {
+            const uint8_t *bk = b + koff[k] + 4 * (size_t)j;
+            uint8x16_t b0 = vld1q_u8(bk), b1 = vld1q_u8(bk + 16);
+            int16x8_t x[4];
+            x[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b0))); x[1] = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b0)));
+            x[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b1))); x[3] = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b1)));
+            for (i = 0; i < 4; i++) {
+                int32_t wv;
+                int16x8_t wp;
+                memcpy(&wv, w[i] + 4 * k, 4);
+                wp = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(wv)));       /* w0 w1 w2 w3 w0 w1 w2 w3 */
+                for (t = 0; t < 4; t++) acc[i][t] = vpadalq_s16(acc[i][t], vmulq_s16(x[t], wp));
+            }
+        }
+        for (i = 0; i < 4; i++) {
+            vst1q_s32(c + i * DL__Q8_NB + j, vpaddq_s32(acc[i][0], acc[i][1]));
+            vst1q_s32(c + i * DL__Q8_NB + j + 4, vpaddq_s32(acc[i][2], acc[i][3]));
+        }
+    }
+}
+static void dl__q8_dot_neon(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c) {
+    int32x4_t acc[4];
+    int i, k = 0;
+    for (i = 0; i < 4; i++) acc[i] = vdupq_n_s32(0);
+    for (; k + 2 <= K4; k += 2) {               /* two words, 8 bytes, at a time */
+        int16x8_t x = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(u + 4 * (size_t)k)));
+        for (i = 0; i < 4; i++) acc[i] = vpadalq_s16(acc[i], vmulq_s16(x, vmovl_s8(vld1_s8(w[i] + 4 * (size_t)k))));
+    }
+    for (i = 0; i < 4; i++) {
+        int t;
+        c[i] = vaddvq_s32(acc[i]);
+        for (t = 4 * k; t < 4 * K4; t++) c[i] += (int32_t)w[i][t] * (int32_t)u[t];
+    }
+}
+static const dl__q8k dl__q8k_neon = { "neon", dl__q8_tile_neon, dl__q8_dot_neon, dl__q8_quantize_base, dl__q8_words_base,
+                                      dl__q8_rows_out_base };
+#endif
+#undef DL__Q8_ROWS
+/* The fastest int8 kernels this CPU runs. */
+static const dl__q8k *dl__q8k_detect(void) {
+#if defined(DL__X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) return &dl__q8k_vnni;
+    if (__builtin_cpu_supports("avx2")) return &dl__q8k_avx2;
+#elif defined(DL__NEON)
+    return &dl__q8k_neon;
+#endif
+    return &dl__q8k_c;
+}
+#endif /* DL_NO_EMIT */
 
 /* ---- the thread pool ---- */
 
@@ -8793,7 +9134,7 @@ static int dl__fit_report(dl__fit *F) {
            then per input its value and the shape it is read with (ndim, 3
            dims). Q >= 0 makes a conv or dense step int8 (>>emit's int8 part). */
 #define DL__FZ_MAGIC 0x5A464C44
-#define DL__FZ_VERSION 2        /* 2: the whole dl_attrs per step, and the epilogue's beta */
+#define DL__FZ_VERSION 3        /* 2: the whole dl_attrs per step, and the epilogue's beta; 3: int8 convolution weights tap-major */
 typedef char dl__attrs_are_words[sizeof(dl_attrs) % sizeof(int32_t) == 0 ? 1 : -1];   /* only ints and floats */
 #define DL__FZ_MAX_IN 16
 enum { DL__FZ_X = -1, DL__FZ_Y = -2, DL__FZ_HEAD = 7 };
@@ -8834,270 +9175,196 @@ static void dl__fz_encode_attrs(int32_t *a, const dl_attrs *x) { memcpy(a, x, si
    The input is quantized per tensor to u8 with a zero point z,
      u = clamp(floor(x / s + (z + 1/2)), 0, 255)   (x times the stored 1/s);
    the weights, batchnorm folded in, per output channel to int8 in
-   [-127, 127], in rows of K4 = ceil(K/4) words (zeros past K); the sums are
-   exact in int32, acc[c] = sum_k q[c,k] u[k], so every kernel below and
-   any split of the work give the same bits; the output is float:
+   [-127, 127]; the sums are exact in int32, acc[c] = sum_k q[c,k] u[k], so
+   every kernel (dl__q8k in >>compute) and any split of the work give the
+   same bits; the output is float:
      y = act((acc[c] - z wsum[c]) * scale[c] + bias[c]),  wsum[c] = sum_k q[c,k],
    scale[c] = s s_w[c] (dl__q8_row_out).
    Weights of the step: scale[M], bias[M], wsum[M], then (1/s, z).
-   Convolutions lower to GEMM per sample and group: B[k4][p][4] holds the
-   im2col matrix in groups of 4 k (padding reads as z, which is x = 0). */
-#define DL__Q8_NB 64            /* columns of one tile */
-typedef void (*dl__q8_tile_fn)(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c);
-/* c[i][j] = sum over k < 4 K4 of w[i][k] b[k/4][j][k%4], 4 rows, 64 columns */
-static void dl__q8_tile_c(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
-    int i, j, k, t;
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < DL__Q8_NB; j++) {
-            int32_t acc = 0;
-            for (k = 0; k < K4; k++)
-                for (t = 0; t < 4; t++) acc += (int32_t)w[i][4 * k + t] * (int32_t)b[(size_t)k * ldb + 4 * (size_t)j + t];
-            c[i * DL__Q8_NB + j] = acc;
-        }
+   A weight row is K4 words of 4 bytes (zeros fill the last): a dense
+   layer's in the input's order; a convolution's tap by tap (ky, kx), each
+   tap the group's channels in words of 4. The convolution's input is
+   packed the same way: per sample, words of 4 channels, with the padding
+   in place as z (which is x = 0). A stride-1 convolution then reads that
+   as its B matrix as it is, with one offset per (tap, channel word): B's
+   columns run over the padded width, and those past the output's width
+   are dropped. A strided one first gathers its words into B. */
+typedef struct dl__q8_geom {
+    int C4, Hp, Wp, K4, implicit;   /* channel words per group, padded size, words per weight row, read in place */
+    size_t plane, ldb;              /* bytes of one padded channel-word plane; of a gathered B row */
+    size_t u_bytes, b_bytes;        /* the packed input (with the slack the last tile reads), the gathered B */
+} dl__q8_geom;
+static dl__q8_geom dl__q8_conv_geom(const dl__conv *g) {
+    dl__q8_geom q;
+    q.C4 = (g->Cg + 3) / 4;
+    q.Hp = (g->OH - 1) * g->sh + g->dh * (g->KH - 1) + 1;
+    q.Wp = (g->OW - 1) * g->sw + g->dw * (g->KW - 1) + 1;
+    q.K4 = g->KH * g->KW * q.C4;
+    q.implicit = g->sh == 1 && g->sw == 1;
+    q.plane = 4 * (size_t)q.Hp * (size_t)q.Wp;
+    q.ldb = 4 * (size_t)dl__round_up(g->P, DL__Q8_NB);
+    q.u_bytes = (size_t)g->G * (size_t)q.C4 * q.plane + 4 * DL__Q8_NB;
+    q.b_bytes = q.implicit ? 0 : (size_t)q.K4 * q.ldb;
+    return q;
 }
-#if defined(DL__X86)
-/* AVX-512 VNNI: vpdpbusd adds 4 u8 x s8 products into each int32 lane. */
-__attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void dl__q8_tile_vnni(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00,
-            c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00, b0, b1, b2, b3, a;
-    int k;
-    int32_t wv;
-#define DL__ROW(i) memcpy(&wv, w[i] + 4 * k, 4); a = _mm512_set1_epi32(wv); \
-    c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, a); c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, a); \
-    c##i##2 = _mm512_dpbusd_epi32(c##i##2, b2, a); c##i##3 = _mm512_dpbusd_epi32(c##i##3, b3, a);
-    for (k = 0; k < K4; k++, b += ldb) {
-        b0 = _mm512_loadu_si512((const void *)b); b1 = _mm512_loadu_si512((const void *)(b + 64));
-        b2 = _mm512_loadu_si512((const void *)(b + 128)); b3 = _mm512_loadu_si512((const void *)(b + 192));
-        DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
-    }
-#undef DL__ROW
-#define DL__ROW(i) _mm512_storeu_si512((void *)(c + i * 64), c##i##0); _mm512_storeu_si512((void *)(c + i * 64 + 16), c##i##1); \
-    _mm512_storeu_si512((void *)(c + i * 64 + 32), c##i##2); _mm512_storeu_si512((void *)(c + i * 64 + 48), c##i##3);
-    DL__ROW(0) DL__ROW(1) DL__ROW(2) DL__ROW(3)
-#undef DL__ROW
+/* Bytes of one weight row. */
+static size_t dl__q8_row_bytes(const dl_layer *l) {
+    if (l->op == DL_OP_DENSE) return 4 * (((size_t)l->in[0]->size + 3) / 4);
+    { dl__conv g = dl_layer_conv_geom(l); return 4 * (size_t)dl__q8_conv_geom(&g).K4; }
 }
-/* AVX2: u8 and s8 widened to int16, vpmaddwd pairs them into int32 (exact,
-   unlike vpmaddubsw, which saturates), vphaddd adds the pairs; the lanes
-   come out as columns 0 1 4 5 2 3 6 7 and are put back in order. */
-__attribute__((target("avx2")))
-static void dl__q8_tile_avx2(int K4, const int8_t *const *w, const uint8_t *b, size_t ldb, int32_t *c) {
-    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-    int i, j, k;
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < DL__Q8_NB; j += 8) {
-            __m256i acc = _mm256_setzero_si256();
-            for (k = 0; k < K4; k++) {
-                const int8_t *q = w[i] + 4 * k;
-                uint64_t pack = (uint64_t)(uint16_t)q[0] | (uint64_t)(uint16_t)q[1] << 16 | (uint64_t)(uint16_t)q[2] << 32 |
-                                (uint64_t)(uint16_t)q[3] << 48;
-                __m256i wv = _mm256_set1_epi64x((long long)pack);
-                __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(b + (size_t)k * ldb + 4 * (size_t)j));
-                __m256i m0 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)), wv);
-                __m256i m1 = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(x, 1)), wv);
-                acc = _mm256_add_epi32(acc, _mm256_hadd_epi32(m0, m1));
-            }
-            _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j), _mm256_permutevar8x32_epi32(acc, order));
-        }
-}
-#endif
-/* The fastest int8 tile this CPU runs, and its name. */
-static dl__q8_tile_fn dl__q8_detect(const char **name) {
-#if defined(DL__X86)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) { if (name) *name = "avx512vnni"; return dl__q8_tile_vnni; }
-    if (__builtin_cpu_supports("avx2")) { if (name) *name = "avx2"; return dl__q8_tile_avx2; }
-#endif
-    if (name) *name = "c";
-    return dl__q8_tile_c;
-}
-
-/* u = clamp(floor(x / s + (z + 1/2)), 0, 255), x times the stored 1/s; NaN gives 0 */
-DL__INLINE void dl__q8_quantize(uint8_t *u, const float *x, size_t count, float inv, float z) {
-    size_t i = 0;
-    const float half = z + 0.5f;            /* a float, as in the vectors, where floats are evaluated wider */
-#ifdef DL__VEC
-    const dl__vf top = DL__SPLAT(255.0f), one = DL__SPLAT(1.0f), vinv = DL__SPLAT(inv), vhalf = DL__SPLAT(half);
-    for (; i + 16 <= count; i += 16) {     /* the same steps as below, 16 at a time */
-        dl__vf v;
-        dl__vi q;
-        int t;
-        memcpy(&v, x + i, 64);
-        v = v * vinv;
-        v = v + vhalf;
-        v = (dl__vf)((dl__vi)v & (v >= one));                         /* below 1 and NaN: 0 */
-        v = (dl__vf)(((dl__vi)v & (v < top)) | ((dl__vi)top & ~(v < top)));
-        q = __builtin_convertvector(v, dl__vi);
-        for (t = 0; t < 16; t++) u[i + (size_t)t] = (uint8_t)q[t];
-    }
-#endif
-    for (; i < count; i++) {
-        float v = x[i] * inv;
-        v = v + half;
-        u[i] = (uint8_t)(v >= 1.0f ? (v < 255.0f ? (int)v : 255) : 0);
-    }
-}
-/* y[j cs] = act((acc[j] - zw) sc + sh) for j < n: the int8 output row.
-   Two statements, not one expression: clang contracts a*b+c into an FMA
-   wherever the target has one (its default -ffp-contract=on, inside the
-   AVX2/AVX-512 clones), which would make results depend on the compiler. */
-DL__INLINE void dl__q8_row_out(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act,
-                               float slope) {
-    int j = 0;
-    if (act == DL__ACT_RELU) slope = 0.0f;
-#ifdef DL__VEC
-    if (cs == 1) {
-        const dl__vf vsc = DL__SPLAT(sc), vsh = DL__SPLAT(sh), vslope = DL__SPLAT(slope);
-        for (; j + 16 <= n; j += 16) {
-            dl__vi a;
-            dl__vf v, t;
-            memcpy(&a, acc + j, 64);
-            v = __builtin_convertvector(a - zw, dl__vf) * vsc;
-            v = v + vsh;
-            if (act != DL__ACT_NONE) { t = v * vslope; v = (dl__vf)(((dl__vi)v & (v > 0)) | ((dl__vi)t & ~(v > 0))); }
-            memcpy(y + j, &v, 64);
-        }
-    }
-#endif
-    for (; j < n; j++) {
-        float v = (float)(acc[j] - zw) * sc;
-        v = v + sh;
-        y[(size_t)j * cs] = act == DL__ACT_NONE || v > 0 ? v : slope * v;
-    }
-}
-/* The two, compiled per ISA like the row kernels (dl__rowk) and chosen the same way. */
-typedef struct dl__q8_rows {
-    void (*quantize)(uint8_t *u, const float *x, size_t count, float inv, float z);
-    void (*row_out)(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, int act, float slope);
-} dl__q8_rows;
-#define DL__Q8_ROWS(isa, target) \
-    target static void dl__q8_quantize_##isa(uint8_t *u, const float *x, size_t count, float inv, float z) { \
-        dl__q8_quantize(u, x, count, inv, z); } \
-    target static void dl__q8_row_out_##isa(float *y, size_t cs, const int32_t *acc, int n, int32_t zw, float sc, float sh, \
-                                            int act, float slope) { dl__q8_row_out(y, cs, acc, n, zw, sc, sh, act, slope); } \
-    static const dl__q8_rows dl__q8_rows_##isa = { dl__q8_quantize_##isa, dl__q8_row_out_##isa };
-DL__Q8_ROWS(base, )
-#ifdef DL__X86
-DL__Q8_ROWS(avx2, __attribute__((target("avx2"))))
-DL__Q8_ROWS(avx512, __attribute__((target("avx512f"))))
-#endif
-static const dl__q8_rows *dl__q8_rows_detect(void) {
-#ifdef DL__X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return &dl__q8_rows_avx512;
-    if (__builtin_cpu_supports("avx2")) return &dl__q8_rows_avx2;
-#endif
-    return &dl__q8_rows_base;
-}
-/* out[i rs + j cs] = the output of row i (channel c0 + i), column j, for M
-   rows and N columns of A (M rows of K4 words) times B ([K4][ldb/4][4]). */
-typedef struct dl__q8_out { const float *scale, *bias, *wsum; float z; const dl__epilogue *epi; const dl__q8_rows *rows; } dl__q8_out;
-static void dl__q8_gemm(dl__q8_tile_fn tile, const int8_t *A, int M, int K4, const uint8_t *B, size_t ldb, int N,
-                        const dl__q8_out *o, int c0, float *out, size_t rs, size_t cs) {
-    int32_t c[4 * DL__Q8_NB];
-    int i0, j0, i;
-    for (i0 = 0; i0 < M; i0 += 4)
-        for (j0 = 0; j0 < N; j0 += DL__Q8_NB) {
-            const int8_t *rows[4];
-            int m = M - i0 < 4 ? M - i0 : 4, n = N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB;
-            for (i = 0; i < 4; i++) rows[i] = A + (size_t)(i0 + (i < m ? i : 0)) * K4 * 4;   /* past M: row i0 again, unused */
-            tile(K4, rows, B + 4 * (size_t)j0, ldb, c);
-            for (i = 0; i < m; i++) {
-                int ch = c0 + i0 + i;
-                o->rows->row_out(out + (size_t)(i0 + i) * rs + (size_t)j0 * cs, cs, c + i * DL__Q8_NB, n,
-                               (int32_t)o->z * (int32_t)o->wsum[ch], o->scale[ch], o->bias[ch], o->epi->act,
-                               o->epi->act == DL__ACT_PRELU ? o->epi->slope[ch] : o->epi->alpha);
-            }
-        }
-}
-/* Scratch bytes: the quantized input, then (64-byte aligned) B, then
-   (convolutions) four im2col rows. */
+static size_t dl__q8_al(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+/* Scratch bytes at batch n. Dense: the quantized rows of a block of up to
+   64 samples, and (16 samples or more, else dot products) B and its
+   offsets. Convolution: one sample packed, B when gathered, the offsets,
+   one plane of words (dl__q8_pack). */
 static size_t dl__q8_scratch(const dl_layer *l, int n) {
-    size_t u, k4, cols;
-    if (l->op == DL_OP_DENSE) {         /* rows of 4 min(n, 64) bytes, and the slack the last row's tile reads */
-        cols = (size_t)(n < DL__Q8_NB ? n : DL__Q8_NB);
-        u = cols * l->in[0]->size; k4 = ((size_t)l->in[0]->size + 3) / 4;
-        return ((u + 63) & ~(size_t)63) + k4 * 4 * cols + 4 * DL__Q8_NB;
+    if (l->op == DL_OP_DENSE) {
+        size_t cols = (size_t)(n < DL__Q8_NB ? n : DL__Q8_NB), k4 = dl__q8_row_bytes(l) / 4;
+        return dl__q8_al(cols * 4 * k4) + (cols >= 16 ? k4 * 4 * DL__Q8_NB + k4 * sizeof(size_t) : 0);
     }
-    { dl__conv g = dl_layer_conv_geom(l); u = (size_t)g.C * g.H * g.W; k4 = ((size_t)g.K + 3) / 4; cols = (size_t)g.P; }
-    return ((u + 63) & ~(size_t)63) + (k4 + (l->op == DL_OP_CONV2D)) * 4 * ((cols + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB);
-}
-/* Row k of one group's im2col matrix, P bytes: padding reads as z. The
-   outputs whose x falls inside are found once per row: no test per byte. */
-static void dl__q8_im2col_row(const dl__conv *g, const uint8_t *u, int grp, int k, uint8_t *d, int z) {
-    int KK = g->KH * g->KW, oy, ox, c = grp * g->Cg + k / KK, dy = k % KK / g->KW * g->dh - g->ph, dx = k % g->KW * g->dw - g->pw;
-    int lo = dx >= 0 ? 0 : (-dx + g->sw - 1) / g->sw, hi = g->W - dx <= 0 ? 0 : (g->W - dx - 1) / g->sw + 1;
-    const uint8_t *plane = u + (size_t)c * g->H * g->W;
-    if (hi > g->OW) hi = g->OW;
-    if (lo > hi) lo = hi;
-    for (oy = 0; oy < g->OH; oy++, d += g->OW) {
-        int y = oy * g->sh + dy;
-        const uint8_t *row;
-        if ((unsigned)y >= (unsigned)g->H) { for (ox = 0; ox < g->OW; ox++) d[ox] = (uint8_t)z; continue; }
-        row = plane + (size_t)y * g->W;       /* formed only when y is inside; x = ox sw + dx, ox in [lo, hi) */
-        for (ox = 0; ox < lo; ox++) d[ox] = (uint8_t)z;
-        if (g->sw == 1) for (; ox < hi; ox++) d[ox] = row[ox + dx];
-        else for (; ox < hi; ox++) d[ox] = row[ox * g->sw + dx];
-        for (; ox < g->OW; ox++) d[ox] = (uint8_t)z;
+    {
+        dl__conv g = dl_layer_conv_geom(l);
+        dl__q8_geom q = dl__q8_conv_geom(&g);
+        return dl__q8_al(q.u_bytes) + dl__q8_al(q.b_bytes) + dl__q8_al((size_t)q.K4 * sizeof(size_t)) + 4 * (size_t)g.H * (size_t)g.W;
     }
 }
-/* im2col of one group of one quantized sample into B, k in groups of 4:
-   four rows at a time, then interleaved. Columns past P and rows past K
-   are zeros (their weights are zero). tmp: ldb bytes. */
-static void dl__q8_im2col(const dl__conv *g, const uint8_t *u, int grp, uint8_t *B, size_t ldb, int z, uint8_t *tmp) {
-    int K4 = (g->K + 3) / 4, k4, t, p, cols = (int)(ldb / 4);
-    for (k4 = 0; k4 < K4; k4++) {
-        uint8_t *d = B + (size_t)k4 * ldb;
-        for (t = 0; t < 4; t++) {
-            uint8_t *r = tmp + (size_t)t * cols;
-            if (4 * k4 + t < g->K) dl__q8_im2col_row(g, u, grp, 4 * k4 + t, r, z);
-            else memset(r, 0, (size_t)g->P);
-            memset(r + g->P, 0, (size_t)(cols - g->P));
+/* One sample's input x (C x H x W floats) packed: U[G][C4][Hp][Wp] words.
+   Four channels' planes are quantized into words in one call (tmp, H W
+   words: long vectors, one tail), then copied row by row into place. */
+static void dl__q8_pack(const dl__q8k *k, const dl__conv *g, const dl__q8_geom *q, const float *x, uint8_t *U, float inv,
+                        float z, uint8_t *tmp) {
+    int grp, c4, r, t, xn = g->W < q->Wp - g->pw ? g->W : q->Wp - g->pw;
+    size_t row = 4 * (size_t)q->Wp, lpad = 4 * (size_t)g->pw, HW = (size_t)g->H * (size_t)g->W;
+    for (grp = 0; grp < g->G; grp++)
+        for (c4 = 0; c4 < q->C4; c4++) {
+            uint8_t *d = U + ((size_t)grp * q->C4 + (size_t)c4) * q->plane;
+            const float *src[4];
+            for (t = 0; t < 4; t++) src[t] = 4 * c4 + t < g->Cg ? x + (size_t)(grp * g->Cg + 4 * c4 + t) * HW : NULL;
+            k->words(tmp, src, (int)HW, inv, z);
+            for (r = 0; r < q->Hp; r++, d += row) {
+                int y = r - g->ph;
+                if (y < 0 || y >= g->H || xn <= 0) { memset(d, (int)z, row); continue; }   /* z in all 4 bytes */
+                memset(d, (int)z, lpad);
+                memcpy(d + lpad, tmp + 4 * (size_t)y * (size_t)g->W, 4 * (size_t)xn);
+                memset(d + lpad + 4 * (size_t)xn, (int)z, row - lpad - 4 * (size_t)xn);
+            }
         }
-        for (p = 0; p < cols; p++) {
-            d[4 * p] = tmp[p]; d[4 * p + 1] = tmp[cols + p]; d[4 * p + 2] = tmp[2 * cols + p]; d[4 * p + 3] = tmp[3 * cols + p];
+}
+/* B of a strided convolution from one group's packed input: row (tap, c4)
+   holds the word each output pixel reads; columns past P are zeros. */
+static void dl__q8_gather(const dl__conv *g, const dl__q8_geom *q, const uint8_t *U, uint8_t *B) {
+    int tap, c4, oy, ox;
+    for (tap = 0; tap < g->KH * g->KW; tap++)
+        for (c4 = 0; c4 < q->C4; c4++) {
+            uint8_t *d = B + (size_t)(tap * q->C4 + c4) * q->ldb;
+            const uint8_t *s = U + (size_t)c4 * q->plane + 4 * ((size_t)(tap / g->KW * g->dh) * q->Wp + (size_t)(tap % g->KW * g->dw));
+            for (oy = 0; oy < g->OH; oy++)
+                for (ox = 0; ox < g->OW; ox++)
+                    memcpy(d + 4 * ((size_t)oy * g->OW + ox), s + 4 * ((size_t)oy * g->sh * q->Wp + (size_t)ox * g->sw), 4);
+            memset(d + 4 * (size_t)g->P, 0, q->ldb - 4 * (size_t)g->P);
+        }
+}
+/* Where the sums go: row i (channel c0 + i) at y + i rs; B's column j is
+   output pixel (j / wrow) ow + j % wrow, at cs apart, and is dropped where
+   j % wrow >= ow (the padded width of a stride-1 convolution). */
+typedef struct dl__q8_out {
+    dl__q8_epi e;
+    const dl__q8k *k;
+    float *y;
+    size_t rs, cs;
+    int wrow, ow;
+} dl__q8_out;
+/* m rows (channels ch.., output rows i..) of sums for columns j0 .. j0 + n - 1, as apart */
+static void dl__q8_put(const dl__q8_out *o, int ch, int i, int m, const int32_t *acc, size_t as, int j0, int n) {
+    int j = j0, end = j0 + n;
+    while (j < end) {
+        int oy = j / o->wrow, ox = j % o->wrow, len = o->ow - ox;
+        if (len <= 0) { j = (oy + 1) * o->wrow; continue; }
+        if (len > end - j) len = end - j;
+        o->k->rows_out(o->y + (size_t)i * o->rs + ((size_t)oy * (size_t)o->ow + (size_t)ox) * o->cs, o->rs, o->cs, acc + (j - j0),
+                       as, m, len, &o->e, ch);
+        j += len;
+    }
+}
+/* M rows of A (rowb bytes each; channels c0..) times B's N columns. */
+static void dl__q8_gemm(const dl__q8_out *o, const int8_t *A, size_t rowb, int M, const uint8_t *B, const size_t *koff, int N,
+                        int c0) {
+    int32_t c[4 * DL__Q8_NB + DL__Q8_SLACK];
+    int i0, j0, i, K4 = (int)(rowb / 4);
+    for (i0 = 0; i0 < M; i0 += 4) {
+        const int8_t *rows[4];
+        int m = M - i0 < 4 ? M - i0 : 4;
+        for (i = 0; i < 4; i++) rows[i] = A + (size_t)(i0 + (i < m ? i : 0)) * rowb;   /* past M: row i0 again, unused */
+        for (j0 = 0; j0 < N; j0 += DL__Q8_NB) {
+            o->k->tile(K4, rows, B + 4 * (size_t)j0, koff, c);
+            dl__q8_put(o, c0 + i0, i0, m, c, DL__Q8_NB, j0, N - j0 < DL__Q8_NB ? N - j0 : DL__Q8_NB);
+        }
+    }
+}
+/* Dense, blocks of up to 64 samples: a tile over B (sample j's word k4 in
+   column j of row k4), or, under 16 samples, dot products on the rows. */
+static void dl__q8_dense(const dl_layer *l, const dl_exec *e, const int8_t *q, dl__q8_out *o, uint8_t *u, float inv, float z) {
+    int M = l->a.units, K = l->in[0]->size, j0, j, i0, i, k4, nb = e->n < DL__Q8_NB ? e->n : DL__Q8_NB;
+    size_t rowb = dl__q8_row_bytes(l), K4 = rowb / 4, ldb = 4 * DL__Q8_NB;
+    uint8_t *B = u + dl__q8_al((size_t)nb * rowb);
+    size_t *koff = (size_t *)(void *)(B + K4 * ldb);
+    int32_t c[4 + DL__Q8_SLACK];
+    o->rs = 1; o->cs = (size_t)M; o->wrow = o->ow = INT_MAX;
+    if (nb >= 16) for (k4 = 0; k4 < (int)K4; k4++) koff[k4] = (size_t)k4 * ldb;
+    for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
+        int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
+        o->y = e->out + (size_t)j0 * M;
+        for (j = 0; j < N; j++) {
+            o->k->quantize(u + j * rowb, e->in[0] + (size_t)(j0 + j) * K, (size_t)K, inv, z);
+            memset(u + j * rowb + K, 0, rowb - (size_t)K);
+        }
+        if (N >= 16) {
+            for (k4 = 0; k4 < (int)K4; k4++) {
+                uint8_t *d = B + (size_t)k4 * ldb;
+                for (j = 0; j < N; j++) memcpy(d + 4 * (size_t)j, u + j * rowb + 4 * (size_t)k4, 4);
+                memset(d + 4 * (size_t)N, 0, ldb - 4 * (size_t)N);
+            }
+            dl__q8_gemm(o, q, rowb, M, B, koff, N, 0);
+            continue;
+        }
+        for (i0 = 0; i0 < M; i0 += 4) {
+            const int8_t *rows[4];
+            int m = M - i0 < 4 ? M - i0 : 4;
+            for (i = 0; i < 4; i++) rows[i] = q + (size_t)(i0 + (i < m ? i : 0)) * rowb;
+            for (j = 0; j < N; j++) {
+                o->k->dot((int)K4, rows, u + j * rowb, c);
+                dl__q8_put(o, i0, i0, m, c, 1, j, 1);
+            }
         }
     }
 }
 static int dl__q8_forward(const dl_layer *l, const dl_exec *e, const int8_t *q, const dl__epilogue *epi, void *scratch) {
     dl__q8_out o;
-    dl__q8_tile_fn tile = dl__q8_detect(NULL);
-    uint8_t *u = (uint8_t *)scratch, *B;
-    float inv = e->w[3][0];
-    int i;
-    o.scale = e->w[0]; o.bias = e->w[1]; o.wsum = e->w[2]; o.z = e->w[3][1]; o.epi = epi; o.rows = dl__q8_rows_detect();
-    if (l->op == DL_OP_DENSE) {         /* DL__Q8_NB samples at a time, so the scratch stays bounded */
-        int M = l->a.units, K = l->in[0]->size, K4 = (K + 3) / 4, k, j, j0, nb = e->n < DL__Q8_NB ? e->n : DL__Q8_NB;
-        /* B rows hold just the nb samples: a tile reads 64 columns, those
-           past nb from the next row (or the slack after the last), and
-           their sums are never stored; as dl__q8_scratch */
-        size_t ldb = 4 * (size_t)nb;
-        B = u + (((size_t)nb * K + 63) & ~(size_t)63);
-        memset(B + (size_t)K4 * ldb, 0, 4 * DL__Q8_NB);
-        for (j0 = 0; j0 < e->n; j0 += DL__Q8_NB) {
-            int N = e->n - j0 < DL__Q8_NB ? e->n - j0 : DL__Q8_NB;
-            o.rows->quantize(u, e->in[0] + (size_t)j0 * K, (size_t)N * K, inv, o.z);
-            for (k = 0; k < K4; k++) {          /* sample j's k..k+3 are column j of row k / 4; zeros past K and N */
-                uint8_t *d = B + (size_t)k * ldb;
-                memset(d, 0, ldb);
-                for (j = 0; j < N; j++) memcpy(d + 4 * (size_t)j, u + (size_t)j * K + 4 * k, 4 * k + 4 <= K ? 4 : (size_t)(K - 4 * k));
-            }
-            dl__q8_gemm(tile, q, M, K4, B, ldb, N, &o, 0, e->out + (size_t)j0 * M, 1, (size_t)M);
-        }
-        return DL_OK;
-    }
-    {
+    uint8_t *u = (uint8_t *)scratch;
+    float inv = e->w[3][0], z = e->w[3][1];
+    o.k = dl__q8k_detect();
+    o.e.scale = e->w[0]; o.e.bias = e->w[1]; o.e.wsum = e->w[2]; o.e.slope = epi->slope; o.e.z = (int32_t)z;
+    o.e.act = epi->act; o.e.alpha = epi->alpha;
+    if (l->op == DL_OP_DENSE) dl__q8_dense(l, e, q, &o, u, inv, z);
+    else {
         dl__conv g = dl_layer_conv_geom(l);
-        int K4 = (g.K + 3) / 4, grp;
-        size_t ldb = 4 * (size_t)((g.P + DL__Q8_NB - 1) / DL__Q8_NB * DL__Q8_NB), plane = (size_t)g.C * g.H * g.W;
-        B = u + ((plane + 63) & ~(size_t)63);
+        dl__q8_geom qg = dl__q8_conv_geom(&g);
+        uint8_t *B = u + dl__q8_al(qg.u_bytes);
+        size_t *koff = (size_t *)(void *)(B + dl__q8_al(qg.b_bytes)), rowb = 4 * (size_t)qg.K4;
+        int i, grp, tap, c4, N = qg.implicit ? (g.OH - 1) * qg.Wp + g.OW : g.P;
+        for (tap = 0; tap < g.KH * g.KW; tap++)
+            for (c4 = 0; c4 < qg.C4; c4++)
+                koff[tap * qg.C4 + c4] = qg.implicit ? (size_t)c4 * qg.plane + 4 * ((size_t)(tap / g.KW * g.dh) * qg.Wp + (size_t)(tap % g.KW * g.dw))
+                                                     : (size_t)(tap * qg.C4 + c4) * qg.ldb;
+        o.rs = (size_t)g.P; o.cs = 1; o.wrow = qg.implicit ? qg.Wp : g.OW; o.ow = g.OW;
         for (i = 0; i < e->n; i++) {
-            float *y = e->out + (size_t)i * g.M * g.P;
-            o.rows->quantize(u, e->in[0] + (size_t)i * plane, plane, inv, o.z);
+            dl__q8_pack(o.k, &g, &qg, e->in[0] + (size_t)i * g.C * g.H * g.W, u, inv, z,
+                        (uint8_t *)koff + dl__q8_al((size_t)qg.K4 * sizeof(size_t)));
             for (grp = 0; grp < g.G; grp++) {
-                dl__q8_im2col(&g, u, grp, B, ldb, (int)o.z, B + (size_t)K4 * ldb);
-                dl__q8_gemm(tile, q + (size_t)grp * g.Mg * K4 * 4, g.Mg, K4, B, ldb, g.P, &o, grp * g.Mg,
-                            y + (size_t)grp * g.Mg * g.P, (size_t)g.P, 1);
+                const uint8_t *Ug = u + (size_t)grp * qg.C4 * qg.plane;
+                if (!qg.implicit) dl__q8_gather(&g, &qg, Ug, B);
+                o.y = e->out + ((size_t)i * g.M + (size_t)grp * g.Mg) * g.P;
+                dl__q8_gemm(&o, q + (size_t)grp * g.Mg * rowb, rowb, g.Mg, qg.implicit ? Ug : B, koff, N, grp * g.Mg);
             }
         }
     }
@@ -9143,14 +9410,14 @@ static void dl__fz_scratch(const int32_t *r, const dl_layer *l, int n, size_t *s
 /* An int8 step's weights are where and as large as its shape says. */
 static int dl__q8_step_ok(const dl_frozen *f, const int32_t *r) {
     dl__fz_layer z;
-    size_t M, K, k;
+    size_t M, k;
     if (r[DL__R_OP] != DL_OP_CONV2D && r[DL__R_OP] != DL_OP_DENSE) return 0;
     if (r[DL__R_NW] != 4 || r[DL__R_SCALE] >= 0 || r[DL__R_SHIFT] >= 0 || r[DL__R_NIN] != 1) return 0;
     dl__fz_decode(r, &z);
-    if (z.l.op == DL_OP_DENSE) { M = (size_t)z.l.a.units; K = (size_t)z.in[0].size; }
-    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; K = (size_t)g.K; if (g.G < 1) return 0; }
+    if (z.l.op == DL_OP_DENSE) M = (size_t)z.l.a.units;
+    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; if (g.G < 1) return 0; }
     for (k = 0; k < 3; k++) if ((size_t)r[DL__R_W + 2 * k + 1] != M) return 0;
-    return r[DL__R_W + 7] == 2 && (size_t)r[DL__R_Q] + M * ((K + 3) / 4) * 4 <= f->q_len;
+    return r[DL__R_W + 7] == 2 && (size_t)r[DL__R_Q] + M * dl__q8_row_bytes(&z.l) <= f->q_len;
 }
 
 /* Checks the table's framing; *steps points at the first step. */
@@ -9179,6 +9446,18 @@ static int dl__fz_check(const dl_frozen *f, const int32_t **steps) {
     return at == len ? DL_OK : DL_ERR_FORMAT;
 }
 
+/* An int8 net runs a chunk of samples at a time through all its steps:
+   as many as keep the activations between steps within about 1 MB (the
+   cache), from 1 to 64 (a dense layer's tile is 64 samples wide); its
+   sums do not depend on the batch. A float net runs the whole batch per
+   step, as dl_predict does, whose bits it must give. */
+#define DL__FZ_CACHE ((size_t)1 << 20)
+static int dl__fz_chunk(const dl_frozen *f, int n) {
+    size_t per = (size_t)f->code[6] * sizeof(float), c = per ? DL__FZ_CACHE / per : DL__Q8_NB;
+    c = c < 1 ? 1 : c > DL__Q8_NB ? DL__Q8_NB : c;
+    return f->q_len && (size_t)n > c ? (int)c : n;
+}
+
 int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
     const int32_t *r;
     dl__fz_layer z;
@@ -9187,6 +9466,7 @@ int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
     if (!f || !m || n < 1) return DL_ERR_ARG;
     if ((rc = dl__fz_check(f, &r))) return rc;
     memset(m, 0, sizeof *m);
+    n = dl__fz_chunk(f, n);
     for (i = 0; i < f->code[2]; i++, r += r[DL__R_LEN]) {
         dl__fz_decode(r, &z);
         dl__fz_scratch(r, &z.l, n, &sh, &th);
@@ -9206,7 +9486,7 @@ int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
 /* ---- the executor: the steps in order, each one kernel call ---- */
 /* hook (calibration) sees each step's first input before the step runs */
 typedef void (*dl__fz_hook)(void *user, int step, const float *in, size_t count);
-static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void *work, dl__fz_hook hook, void *user) {
+static int dl__fz_steps(const dl_frozen *f, const float *x, float *y, int n, void *work, dl__fz_hook hook, void *user) {
     const int32_t *r, *head;
     float *arena = (float *)work, *scratch;
     dl__cpu cpu;
@@ -9263,6 +9543,17 @@ static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void 
         if (rc) return rc;
     }
     return DL_OK;
+}
+
+static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void *work, dl__fz_hook hook, void *user) {
+    const int32_t *r;
+    int i, nb, rc;
+    if (!f || !x || !y || n < 1) return DL_ERR_ARG;
+    if ((rc = dl__fz_check(f, &r))) return rc;
+    nb = dl__fz_chunk(f, n);
+    for (i = 0; i < n && !rc; i += nb)
+        rc = dl__fz_steps(f, x + (size_t)i * (size_t)f->code[4], y + (size_t)i * (size_t)f->code[5], n - i < nb ? n - i : nb, work, hook, user);
+    return rc;
 }
 
 int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *work) {
@@ -9570,7 +9861,7 @@ static void dl__q_copy_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r
 static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r, double lo, double hi, int per_tensor) {
     dl__fz_layer z;
     int32_t rec[DL__R_W + 8];
-    size_t M, K, K4, m, k;
+    size_t M, K, rowb, m, k, KK = 1, C4 = 0;
     const float *W = f->w + r[DL__R_W], *bias = r[DL__R_NW] > 1 ? f->w + r[DL__R_W + 2] : NULL;
     const float *sc = r[DL__R_SCALE] >= 0 ? f->w + r[DL__R_SCALE] : NULL, *sh = r[DL__R_SHIFT] >= 0 ? f->w + r[DL__R_SHIFT] : NULL;
     float *out, xq[2];
@@ -9578,10 +9869,13 @@ static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r,
     int8_t *q;
     dl__fz_decode(r, &z);
     if (z.l.op == DL_OP_DENSE) { M = (size_t)z.l.a.units; K = (size_t)z.in[0].size; }
-    else { dl__conv g = dl_layer_conv_geom(&z.l); M = (size_t)g.M; K = (size_t)g.K; }
-    K4 = (K + 3) / 4;
+    else {
+        dl__conv g = dl_layer_conv_geom(&z.l);
+        M = (size_t)g.M; K = (size_t)g.K; KK = (size_t)g.KH * (size_t)g.KW; C4 = (size_t)dl__q8_conv_geom(&g).C4;
+    }
+    rowb = dl__q8_row_bytes(&z.l);
     out = (float *)dl__calloc(3 * M + K, sizeof(float));      /* scale, bias, wsum, one folded row */
-    q = (int8_t *)dl__calloc(M * K4 * 4, 1);
+    q = (int8_t *)dl__calloc(M * rowb, 1);
     if (!out || !q) { DL_FREE(out); DL_FREE(q); return DL_ERR_NOMEM; }
     if (lo > 0) lo = 0;
     if (hi < 0) hi = 0;
@@ -9599,10 +9893,11 @@ static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r,
             if (!per_tensor && fabs(row[k]) > amax) amax = fabs(row[k]);
         }
         sw = amax > 0 ? amax / 127.0 : 1.0;
-        for (k = 0; k < K; k++) {
+        for (k = 0; k < K; k++) {       /* a convolution's k = c KK + tap goes to word (tap, c / 4), byte c % 4 */
             double v = floor(row[k] / sw + 0.5);
-            q[m * K4 * 4 + k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-            sum += q[m * K4 * 4 + k];
+            size_t at = m * rowb + (C4 ? 4 * (k % KK * C4 + k / KK / 4) + k / KK % 4 : k);
+            q[at] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            sum += q[at];
         }
         out[m] = (float)(s * sw);
         out[M + m] = (float)((bias ? (double)bias[m] : 0.0) * (sc ? sc[m] : 1.0f) + (sh ? sh[m] : 0.0f));
@@ -9616,7 +9911,7 @@ static int dl__q_int8_step(dl__qbuild *qb, const dl_frozen *f, const int32_t *r,
     for (k = 0; k < 3; k++) { rec[DL__R_W + 2 * k] = dl__qput(&qb->w, out + k * M, M); rec[DL__R_W + 2 * k + 1] = (int32_t)M; }
     rec[DL__R_W + 6] = dl__qput(&qb->w, xq, 2); rec[DL__R_W + 7] = 2;
     rec[DL__R_LEN] = DL__R_W + 8 + 5;
-    dl__put(&qb->q, q, M * K4 * 4);
+    dl__put(&qb->q, q, M * rowb);
     dl__put(&qb->code, rec, sizeof(int32_t) * (DL__R_W + 8));
     dl__put(&qb->code, dl__fz_inputs(r), sizeof(int32_t) * 5);
     DL_FREE(out); DL_FREE(q);
@@ -9753,9 +10048,13 @@ static void dl__emit_header(dl__wbuf *w, const dl_frozen *f, const char *name) {
              (unsigned long)m.act_bytes, (unsigned long)m.scratch_bytes);
     dl__putf(w, "#define %s_WORK_BYTES ((size_t)%lu)\n", up, (unsigned long)m.work_bytes);
     dl__putf(w, "/* Enough for n samples (%s_predict_n); exact from n = %d on, below that at most\n"
-                "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n. */\n", name, n_full,
-             (unsigned long)(smax - m.scratch_bytes));
-    dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
+                "   %lu bytes more than dl_frozen_memory says, since the scratch grows with n%s. */\n", name, n_full,
+             (unsigned long)(smax - m.scratch_bytes), f->q_len ? " (this int8 net runs a chunk of samples at a time)" : "");
+    if (f->q_len)
+        dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)((n) < %d ? (n) : %d) * %luu + %luu)\n\n", up, dl__fz_chunk(f, INT_MAX),
+                 dl__fz_chunk(f, INT_MAX), (unsigned long)(m.act_bytes), (unsigned long)smax);
+    else
+        dl__putf(w, "#define %s_WORK_BYTES_N(n) ((size_t)(n) * %luu + %luu)\n\n", up, (unsigned long)(m.act_bytes), (unsigned long)smax);
     dl__putf(w, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     dl__putf(w, "/* out = the net's output for in; no allocation, no files, no threads. */\n");
     dl__putf(w, "void %s_predict(const float *in, float *out, void *work);\n", name);

@@ -238,33 +238,42 @@ static void test_freeze_errors(void) {
 
 
 /* ---- int8 ---- */
-/* The int8 tiles agree on every path this CPU has, at the extremes too
-   (255 x -127 sums that a saturating vpmaddubsw would clip). */
+/* The int8 kernels agree with the plain C ones on every path this CPU
+   has, at the extremes too (255 x -127 sums that a saturating vpmaddubsw
+   would clip), with B's rows at scattered offsets (a convolution's taps)
+   and dot products whose length is no multiple of the vector. */
 static void test_int8_kernels_agree(void) {
-    enum { K4 = 37, LDB = 4 * 64 };
+    enum { K4 = 37, LDB = 4 * 64 + 12 };
     int8_t w[4][4 * K4];
     const int8_t *rows[4] = { w[0], w[1], w[2], w[3] };
-    uint8_t b[K4 * LDB];
-    int32_t ref[4 * 64], got[4 * 64];
-    int i, k, trial;
-    const char *name;
-    dl__q8_tile_fn fast = dl__q8_detect(&name);
+    uint8_t b[K4 * LDB + 64];
+    size_t koff[K4];
+    int32_t ref[4 * 64], got[4 * 64], dref[4], dgot[4];
+    int i, k, trial, len;
+    const dl__q8k *paths[3];
+    paths[0] = dl__q8k_detect(); paths[1] = paths[2] = NULL;
+#if defined(DL__X86)
+    paths[1] = __builtin_cpu_supports("avx2") ? &dl__q8k_avx2 : NULL;
+    paths[2] = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") ? &dl__q8k_vnni : NULL;
+#endif
     for (trial = 0; trial < 2; trial++) {
         for (i = 0; i < 4; i++) for (k = 0; k < 4 * K4; k++) w[i][k] = (int8_t)(trial ? (i % 2 ? -127 : 127) : (int)urand(-127.9f, 127.9f));
-        for (k = 0; k < K4 * LDB; k++) b[k] = (uint8_t)(trial ? 255 : (int)urand(0, 255.9f));
-        dl__q8_tile_c(K4, rows, b, LDB, ref);
+        for (k = 0; k < (int)sizeof b; k++) b[k] = (uint8_t)(trial ? 255 : (int)urand(0, 255.9f));
+        for (k = 0; k < K4; k++) koff[k] = (size_t)((k * 7) % K4) * LDB + (size_t)(k % 3);
+        dl__q8k_c.tile(K4, rows, b, koff, ref);
         CHECK(!trial || ref[0] == 127 * 255 * 4 * K4, "the C tile sums 255 x 127 exactly: %d", ref[0]);
-        dl__q8_tile_fn paths[2] = { fast, NULL };
-#if defined(DL__X86)
-        paths[1] = __builtin_cpu_supports("avx2") ? dl__q8_tile_avx2 : NULL;
-#endif
-        for (i = 0; i < 2; i++) {
+        for (i = 0; i < 3; i++) {
             if (!paths[i]) continue;
-            paths[i](K4, rows, b, LDB, got);
-            CHECK(!memcmp(ref, got, sizeof ref), "trial %d: the %s tile differs from the C one", trial, i ? "avx2" : name);
+            paths[i]->tile(K4, rows, b, koff, got);
+            CHECK(!memcmp(ref, got, sizeof ref), "trial %d: the %s tile differs from the C one", trial, paths[i]->name);
+            for (len = 1; len <= K4; len += 9) {
+                dl__q8k_c.dot(len, rows, b, dref);
+                paths[i]->dot(len, rows, b, dgot);
+                CHECK(!memcmp(dref, dgot, sizeof dref), "trial %d: the %s dot product of %d words differs", trial, paths[i]->name, len);
+            }
         }
     }
-    printf("    int8 kernel on this CPU: %s\n", name);
+    printf("    int8 kernels on this CPU: %s\n", paths[0]->name);
 }
 
 /* The int8 reference CNN against a plain implementation of the same
@@ -289,7 +298,7 @@ static const int32_t *step_at(const dl_frozen *f, int i) {
 }
 /* conv 3x3 pad 1 (C -> M, HxW) in int8, then prelu; out M x H x W */
 static void ref_conv(const dl_frozen *f, const int32_t *r, const float *x, int C, int H, int W, float *out) {
-    int M = r[DL__R_SHAPE], K = C * 9, K4 = (K + 3) / 4, m, y, xx, c, ky, kx;
+    int M = r[DL__R_SHAPE], C4 = (C + 3) / 4, m, y, xx, c, ky, kx;
     const float *scale = f->w + r[DL__R_W], *bias = f->w + r[DL__R_W + 2], *wsum = f->w + r[DL__R_W + 4];
     const float *xq = f->w + r[DL__R_W + 6], *slope = f->w + r[DL__R_SLOPE];
     const int8_t *q = f->q + r[DL__R_Q];
@@ -304,7 +313,7 @@ static void ref_conv(const dl_frozen *f, const int32_t *r, const float *x, int C
                         for (kx = 0; kx < 3; kx++) {
                             int iy = y + ky - 1, ix = xx + kx - 1;
                             int v = iy >= 0 && iy < H && ix >= 0 && ix < W ? u[(c * H + iy) * W + ix] : (int)xq[1];
-                            acc += q[m * K4 * 4 + c * 9 + ky * 3 + kx] * v;
+                            acc += q[m * 36 * C4 + 4 * ((ky * 3 + kx) * C4 + c / 4) + c % 4] * v;   /* tap-major, 4 channels a word */
                         }
                 out[(m * H + y) * W + xx] = ref_act((float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]), scale[m], bias[m], slope[m]);
             }
@@ -355,7 +364,7 @@ static void test_int8_matches_reference_arithmetic(void) {
         q = dl_quantize(f, cal, 100, &qd, &st);
         CHECK(q != NULL, "dl_quantize: %s", st.msg);
         if (!q) continue;
-        CHECK(q->q_len == 32 * 12 + 64 * 288 + 10 * 3136, "int8 weights: %lu bytes", (unsigned long)q->q_len);
+        CHECK(q->q_len == 32 * 36 + 64 * 288 + 10 * 3136, "int8 weights: %lu bytes", (unsigned long)q->q_len);
         for (i = 0; i < 5; i++) {
             ref_conv(q, step_at(q, 0), x + i * 784, 1, 28, 28, a);
             ref_pool(a, 32, 28, 28, b);
@@ -383,6 +392,124 @@ static void test_int8_matches_reference_arithmetic(void) {
     }
     free(cal); free(x);
     dl_frozen_free(f);
+    dl_net_free(net);
+}
+
+/* Every convolution shape through int8 against a plain implementation
+   read from the step table: channels no multiple of 4, strides (the
+   gathered path), groups, depthwise, dilation, asymmetric and "same"
+   padding, 1x1, and a group's filters no multiple of 4. */
+static void test_int8_conv_shapes(void) {
+    static const struct { int C, H, W, filters, kernel, stride, pad, dil, groups, top, bottom, left, right, same; } cs[] = {
+        { 6, 9, 7, 10, 3, 2, 1, 1, 1, 0, 0, 0, 0, 0 },  { 8, 8, 8, 6, 3, 1, 2, 2, 2, 0, 0, 0, 0, 0 },
+        { 5, 6, 6, 5, 3, 1, 1, 1, 5, 0, 0, 0, 0, 0 },   { 7, 5, 9, 9, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0 },
+        { 3, 8, 10, 4, 3, 2, 0, 1, 1, 0, 0, 0, 0, 1 },  { 4, 7, 6, 8, 3, 1, 0, 1, 1, 2, 0, 1, 2, 0 },
+        { 12, 5, 5, 12, 3, 3, 1, 1, 3, 0, 0, 0, 0, 0 },
+    };
+    int t;
+    for (t = 0; t < (int)(sizeof cs / sizeof cs[0]); t++) {
+        dl_net *net = dl_net_new();
+        dl_conv_desc d;
+        dl_layer *conv;
+        dl_frozen *f, *q;
+        dl_status st;
+        dl_memory m;
+        dl_conv_geom g;
+        float *cal, *x, *got, *work;
+        int i, mm, oy, ox, c, ky, kx, diff = 0, size;
+        memset(&d, 0, sizeof d);
+        d.filters = cs[t].filters; d.kernel = cs[t].kernel; d.stride = cs[t].stride; d.pad = cs[t].pad;
+        d.dilation = cs[t].dil; d.groups = cs[t].groups; d.auto_pad = cs[t].same ? DL_PAD_SAME_UPPER : 0;
+        d.pad_top = cs[t].top; d.pad_bottom = cs[t].bottom; d.pad_left = cs[t].left; d.pad_right = cs[t].right;
+        dl_net_seed(net, 11 + t);
+        conv = dl_conv2d_ex(dl_input(net, cs[t].C, cs[t].H, cs[t].W), &d);
+        CHECK(conv != NULL, "case %d: %s", t, dl_net_error(net));
+        if (!conv) { dl_net_free(net); continue; }
+        g = dl_layer_conv_geom(conv);
+        size = cs[t].C * cs[t].H * cs[t].W;
+        cal = random_floats((size_t)20 * size, -1.0f, 2.0f);
+        x = random_floats((size_t)3 * size, -1.0f, 2.0f);
+        got = (float *)malloc((size_t)3 * dl_layer_size(conv) * sizeof(float));
+        f = dl_freeze(net, conv, NULL);
+        q = f ? dl_quantize(f, cal, 20, NULL, &st) : NULL;
+        CHECK(q && step_at(q, 0)[DL__R_Q] >= 0, "case %d quantized", t);
+        if (q && dl_frozen_memory(q, 3, &m) == DL_OK) {
+            const int32_t *r = step_at(q, 0);
+            const float *scale = q->w + r[DL__R_W], *bias = q->w + r[DL__R_W + 2], *wsum = q->w + r[DL__R_W + 4], *xq = q->w + r[DL__R_W + 6];
+            const int8_t *w = q->q + r[DL__R_Q];
+            int C4 = (g.Cg + 3) / 4, rowb = 4 * g.KH * g.KW * C4;
+            unsigned char *u = (unsigned char *)malloc((size_t)size);
+            work = (float *)malloc(m.work_bytes);
+            CHECK(dl_frozen_run(q, x, got, 3, work) == DL_OK, "case %d: int8 run", t);
+            for (i = 0; i < 3; i++) {
+                ref_quantize(u, x + (size_t)i * size, size, xq[0], xq[1]);
+                for (mm = 0; mm < g.M; mm++)
+                    for (oy = 0; oy < g.OH; oy++)
+                        for (ox = 0; ox < g.OW; ox++) {
+                            int32_t acc = 0;
+                            float v;
+                            for (c = 0; c < g.Cg; c++)
+                                for (ky = 0; ky < g.KH; ky++)
+                                    for (kx = 0; kx < g.KW; kx++) {
+                                        int iy = oy * g.sh + ky * g.dh - g.ph, ix = ox * g.sw + kx * g.dw - g.pw;
+                                        int cin = mm / g.Mg * g.Cg + c;
+                                        int val = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? u[(cin * g.H + iy) * g.W + ix] : (int)xq[1];
+                                        acc += w[mm * rowb + 4 * ((ky * g.KW + kx) * C4 + c / 4) + c % 4] * val;
+                                    }
+                            v = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[mm]) * scale[mm];
+                            v = v + bias[mm];
+                            diff += memcmp(&v, &got[((size_t)i * g.M + mm) * g.P + (size_t)oy * g.OW + ox], sizeof v) != 0;
+                        }
+            }
+#ifndef __FAST_MATH__   /* as in test_int8_matches_reference_arithmetic */
+            CHECK(diff == 0, "case %d (%dx%dx%d, k%d s%d d%d g%d): %d outputs differ from the plain implementation", t,
+                  g.C, g.H, g.W, g.KH, g.sh, g.dh, g.G, diff);
+#else
+            (void)diff;
+#endif
+            free(u); free(work);
+        }
+        dl_frozen_free(q); dl_frozen_free(f);
+        free(cal); free(x); free(got);
+        dl_net_free(net);
+    }
+}
+
+/* Dense layers through int8 against the plain implementation: a small
+   net runs 64 samples at a time (one tile over B) and the 6 left over as
+   dot products; both give the plain sums' bits. */
+static void test_int8_dense_paths(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *out;
+    dl_frozen *f, *q;
+    dl_status st;
+    dl_memory m;
+    float *cal = random_floats(50 * 101, -1.0f, 1.0f), *x = random_floats(70 * 101, -1.0f, 1.0f), got[70 * 10], want[70 * 10], h[70];
+    float *work;
+    int i, diff = 0;
+    dl_net_seed(net, 5);
+    out = dl_dense(dl_dense(dl_input(net, 101, 0, 0), 70), 10);        /* 101: rows of 26 words, the last one partial */
+    f = dl_freeze(net, out, NULL);
+    q = f ? dl_quantize(f, cal, 50, NULL, &st) : NULL;
+    CHECK(q && dl_frozen_memory(q, 70, &m) == DL_OK, "quantized: %s", st.msg);
+    CHECK(q && dl__fz_chunk(q, 70) == 64, "a small net runs 64 samples at a time, not %d", q ? dl__fz_chunk(q, 70) : 0);
+    if (q) {
+        work = (float *)malloc(m.work_bytes);
+        CHECK(dl_frozen_run(q, x, got, 70, work) == DL_OK, "int8 run");
+        for (i = 0; i < 70; i++) {
+            ref_dense(q, step_at(q, 0), x + i * 101, 101, h);
+            ref_dense(q, step_at(q, 1), h, 70, want + i * 10);
+        }
+        for (i = 0; i < 700; i++) diff += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+#ifndef __FAST_MATH__
+        CHECK(diff == 0, "%d of 700 int8 outputs differ from the plain implementation", diff);
+#else
+        (void)diff;
+#endif
+        free(work);
+    }
+    dl_frozen_free(q); dl_frozen_free(f);
+    free(cal); free(x);
     dl_net_free(net);
 }
 
@@ -476,6 +603,23 @@ static void test_emit_constants(void) {
         }
         CHECK(short_at == 0, "NAME_WORK_BYTES_N is wrong at n = %d", short_at);
     }
+    {   /* an int8 net runs chunks of samples: min(n, chunk) * activations + the largest scratch */
+        float *cal = random_floats(20 * 784, 0.0f, 1.0f);
+        dl_frozen *q = dl_quantize(f, cal, 20, NULL, &st);
+        dl_memory m1, mn;
+        int n, n_full, short_at = 0;
+        size_t smax;
+        CHECK(q && dl_frozen_memory(q, 1, &m1) == DL_OK, "quantized: %s", st.msg);
+        smax = q ? dl__fz_scratch_max(q, &n_full) : 0;
+        for (n = 1; q && n <= 300; n += n < 20 ? 1 : 37) {
+            size_t macro = (size_t)dl__fz_chunk(q, n) * m1.act_bytes + smax;
+            dl_frozen_memory(q, n, &mn);
+            if (macro < mn.work_bytes || (n >= n_full && macro != mn.work_bytes)) short_at = n;
+        }
+        CHECK(short_at == 0, "int8: NAME_WORK_BYTES_N is wrong at n = %d", short_at);
+        dl_frozen_free(q);
+        free(cal);
+    }
     free(h); free(c);
     dl_frozen_free(f);
     dl_net_free(net);
@@ -539,6 +683,8 @@ int main(int argc, char **argv) {
     RUN(test_emit_constants);
     RUN(test_int8_kernels_agree);
     RUN(test_int8_matches_reference_arithmetic);
+    RUN(test_int8_conv_shapes);
+    RUN(test_int8_dense_paths);
     RUN(test_int8_options);
     return test_summary();
 }

@@ -1,10 +1,10 @@
 /* test_quant.c - int8 post-training quantization (dl_quantize) on real data:
- * the reference CNN and a depthwise-separable CNN, each trained for one
+ * the reference CNN, the big model and a depthwise-separable CNN, each trained for one
  * epoch on the shipped Fashion-MNIST subset (examples/data), frozen, then
  * quantized with each calibration method on 500 training images, and
  * measured on the 1000 test images against the float net: the reference
- * CNN within the issue's 0.5 points, the depthwise one within 5 (see
- * below). Prints the accuracy table. About 30 s. */
+ * CNN and the big model within the issue's 0.5 points, the depthwise one
+ * within 5 (see below). Prints the accuracy table. About a minute. */
 #define FASHION_NO_MAIN
 #include "examples/fashion.c"
 #include "tests/test.h"
@@ -105,11 +105,20 @@ static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), floa
 static fashion_data data;
 /* The bar, 0.5 points, holds for the reference CNN with every method. */
 static void test_int8_reference_cnn(void) { quantize_and_compare(fashion_reference, 1e-3f, 0.005, "reference CNN", &data); }
-/* Depthwise layers quantize worse (one activation range per tensor over
-   channels of very different scales): here min/max loses 0.6 points and KL
-   3.1, percentile 0.2. The test holds it to 5 points, which still catches a
-   broken range (a calibration bug once cost 8 points), and prints BELOW
-   where the issue's 0.5-point bar is missed. */
+/* The big model (examples/fashion.c --model big: four convolutions), one epoch, no augmentation. */
+static void test_int8_big_model(void) { quantize_and_compare(fashion_big, 1e-3f, 0.005, "big model", &data); }
+/* The depthwise net quantizes worse with the entropy method: KL clips the
+   ReLU outputs that feed the pointwise convolutions at about a third of
+   their range (one range per tensor over channels of very different
+   scales). Measured on this net: min/max -0.6 points (6 of 1000 images,
+   on a net of 67% whose margins are thin), percentile -0.2, KL -3.1;
+   keeping the pointwise layers in float brings KL to -0.8, keeping the
+   depthwise ones changes nothing; trained for 2 epochs at 3e-3 instead,
+   min/max +0.0, percentile +0.2, KL -12.2. The header says to use
+   min/max (the default) or percentile on such nets. The test holds it to
+   5 points, which still catches a broken range (a calibration bug once
+   cost 8 points), and prints BELOW where the issue's 0.5-point bar is
+   missed. */
 static void test_int8_depthwise_cnn(void) { quantize_and_compare(depthwise_cnn, 1e-2f, 0.05, "depthwise CNN", &data); }
 
 int main(int argc, char **argv) {
@@ -117,6 +126,7 @@ int main(int argc, char **argv) {
     if (argc > 1) return fashion_main(argc, argv);      /* the demo, so it is used */
     if (fashion_load(SUBSET, &data, err, sizeof err)) { printf("%s\n0 passed, 1 failed\n", err); return 1; }
     RUN(test_int8_reference_cnn);
+    RUN(test_int8_big_model);
     RUN(test_int8_depthwise_cnn);
     fashion_free(&data);
     return test_summary();
