@@ -11160,7 +11160,7 @@ static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64
    with H brought last; dims that keep their size and cells are skipped. */
 static int dl__ox_resize_any(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, const int64_t *d, const int64_t *o, const double *s) {
     static const int p021[3] = { 0, 2, 1 };
-    dl_layer *l = x->l, *c;
+    dl_layer *l = x->l, *c = NULL;
     dl__str none = { "", 0 };
     int64_t sh[3];
     int ax, rc;
