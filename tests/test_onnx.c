@@ -623,23 +623,17 @@ static void test_export(void) {
         dl_net_free(net);
     }
     {   /* PyTorch's export, imported, exported again (ONNX Runtime checks it too) */
+        static const char *const torch[4][2] = { { "torch_ref_cnn", "ref_cnn_op17" }, { "torch_mixed", "mixed_op13" },
+                                                  { "torch_mobile", "mobile_op13" }, { "torch_unet", "unet_op17" } };
         dl_status st;
-        net = dl_onnx_load("tests/fixtures/onnx/ref_cnn_op17.onnx", &st);
-        CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_ref_cnn", net, dl_onnx_output(net, "y"), EXPORT_KEEP, NULL);
-        dl_net_free(net);
-        net = dl_onnx_load("tests/fixtures/onnx/mixed_op13.onnx", &st);
-        CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_mixed", net, dl_onnx_output(net, "y"), EXPORT_KEEP, NULL);
-        dl_net_free(net);
-        net = dl_onnx_load("tests/fixtures/onnx/mobile_op13.onnx", &st);
-        CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_mobile", net, dl_onnx_output(net, "y"), EXPORT_KEEP, NULL);
-        dl_net_free(net);
-        net = dl_onnx_load("tests/fixtures/onnx/unet_op17.onnx", &st);
-        CHECK(net != NULL, "%s", st.msg);
-        if (net) export_one("torch_unet", net, dl_onnx_output(net, "y"), EXPORT_KEEP, NULL);
-        dl_net_free(net);
+        char path[128];
+        for (g = 0; g < 4; g++) {
+            snprintf(path, sizeof path, "tests/fixtures/onnx/%s.onnx", torch[g][1]);
+            net = dl_onnx_load(path, &st);
+            CHECK(net != NULL, "%s", st.msg);
+            if (net) export_one(torch[g][0], net, dl_onnx_output(net, "y"), EXPORT_KEEP, NULL);
+            dl_net_free(net);
+        }
     }
     {   /* a custom layer has no ONNX form: a clear error */
         dl_custom_desc cd;
@@ -680,14 +674,25 @@ static int accuracy_of(dl_net *net, dl_layer *out, const idx_set *s, float *x, d
     *acc = (double)right / s->count;
     return 0;
 }
+/* One epoch of batches of 50 in the files' order; 1 when every step succeeded. */
+static int train_epoch(dl_net *net, dl_optim *opt, dl_layer *out, const idx_set *s, float *x) {
+    int labels[50], i, k;
+    float loss;
+    for (i = 0; i + 50 <= s->count; i += 50) {
+        for (k = 0; k < 50 * 784; k++) x[k] = s->pixels[(size_t)i * 784 + (size_t)k] / 255.0f;
+        for (k = 0; k < 50; k++) labels[k] = s->labels[i + k];
+        if (dl_train_step(net, opt, out, x, labels, 50, &loss) != DL_OK) return 0;
+    }
+    return 1;
+}
+
 static void test_fashion_fine_tune(void) {
     static float x[100 * 784];
-    int labels[50], i, k, ok;
+    int i, k, ok;
     idx_paths ip;
     idx_set train, test;
     char err[512];
     double torch_acc = -1, imported = -1, before = -1, after = -1;
-    float loss = 0;
     dl_status st;
     dl_net *net = dl_onnx_load("tests/fixtures/onnx/ref_cnn_fashion_op13.onnx", &st);
     dl_layer *feat, *head;
@@ -711,12 +716,7 @@ static void test_fashion_fine_tune(void) {
     dl_layer_set_name(head, "fashion_head");
     opt = dl_adam(net, 1e-3f);
     CHECK(head && opt && accuracy_of(net, head, &test, x, &before) == 0, "%s", dl_net_error(net));
-    for (i = 0; i + 50 <= train.count && head; i += 50) {     /* one epoch, in the files' order */
-        for (k = 0; k < 50 * 784; k++) x[k] = train.pixels[(size_t)i * 784 + (size_t)k] / 255.0f;
-        for (k = 0; k < 50; k++) labels[k] = train.labels[i + k];
-        if (dl_train_step(net, opt, head, x, labels, 50, &loss) != DL_OK) break;
-    }
-    CHECK(i == train.count, "training: %s", dl_net_error(net));
+    CHECK(head && train_epoch(net, opt, head, &train, x), "training: %s", dl_net_error(net));
     CHECK(head && accuracy_of(net, head, &test, x, &after) == 0, "%s", dl_net_error(net));
     CHECK(after > before + 0.3 && after > 0.7, "new classifier: test accuracy %.4f -> %.4f after one epoch", before, after);
     printf("    PyTorch %.4f, imported %.4f; frozen, new classifier %.4f -> %.4f after one epoch here\n",
@@ -732,12 +732,7 @@ static void test_fashion_fine_tune(void) {
     head = net ? dl_onnx_output(net, "y") : NULL;
     opt = head ? dl_adam(net, 2e-4f) : NULL;
     CHECK(opt != NULL, "%s", net ? dl_net_error(net) : st.msg);
-    for (i = 0; i + 50 <= train.count && opt; i += 50) {
-        for (k = 0; k < 50 * 784; k++) x[k] = train.pixels[(size_t)i * 784 + (size_t)k] / 255.0f;
-        for (k = 0; k < 50; k++) labels[k] = train.labels[i + k];
-        if (dl_train_step(net, opt, head, x, labels, 50, &loss) != DL_OK) break;
-    }
-    CHECK(opt && i == train.count, "training: %s", net ? dl_net_error(net) : "");
+    CHECK(opt && train_epoch(net, opt, head, &train, x), "training: %s", net ? dl_net_error(net) : "");
     after = -1;
     CHECK(opt && accuracy_of(net, head, &test, x, &after) == 0 && after > imported,
           "whole net: test accuracy %.4f -> %.4f after one more epoch", imported, after);
