@@ -11005,26 +11005,26 @@ static int dl__ox_as2d(dl__ox *ox, dl__ox_val *x, dl_layer **l) {
     d[0] = 1; d[1] = x->l->shape[0]; d[2] = 1; d[3] = x->l->shape[1];
     return dl__ox_view(ox, l, 4, d);
 }
-/* kernel, strides, pads, dilations, auto_pad of Conv and the pools; k/s/dil
-   hold (h, w), p dl.h's (top, left, bottom, right). SAME_* pads are resolved
-   here (ONNX's rule: the odd one at the end for UPPER, the start for LOWER). */
-static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
-    int64_t v[8], in[2];
-    int sd = rank - 2, c, j;
+/* strides, dilations, pads and auto_pad of Conv, ConvTranspose and the
+   pools over sd spatial dims of sizes in[] (kernel k): pads as pb (the
+   start of each dim) and pe (the end). SAME_* pads are resolved here
+   (ONNX's rule: the odd one at the end for UPPER, the start for LOWER). */
+static int dl__ox_window_nd(dl__ox *ox, const dl__ox_node *n, int sd, const int64_t *in, const int *k, int *s, int *pb, int *pe, int *dil) {
+    int64_t v[8];
+    int c, j;
     dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
-    in[0] = sd == 2 ? kin[0] : 1; in[1] = kin[sd - 1];
-    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = p[j + 2] = 0; dil[j] = 1; }
-    if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j + 2 - sd] = (int)v[j]; }
-    if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j + 2 - sd] = (int)v[j]; }
-    for (j = 0; j < 2; j++)
+    for (j = 0; j < sd; j++) { s[j] = 1; pb[j] = pe[j] = 0; dil[j] = 1; }
+    if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j] = (int)v[j]; }
+    if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j] = (int)v[j]; }
+    for (j = 0; j < sd; j++)
         if (s[j] < 1 || dil[j] < 1 || k[j] < 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel, strides and dilations must be positive");
     if (dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER")) {
-        for (j = 0; j < 2; j++) {
+        for (j = 0; j < sd; j++) {
             int64_t out = (in[j] + s[j] - 1) / s[j], tot = (out - 1) * s[j] + (int64_t)(k[j] - 1) * dil[j] + 1 - in[j];
             if (tot < 0) tot = 0;
             if (tot > 65536) return dl__ox_unsup(ox, "auto_pad total padding %lld", (long long)tot);
-            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
-            p[j + 2] = (int)tot - p[j];
+            pb[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
+            pe[j] = (int)tot - pb[j];
         }
         return DL_OK;
     }
@@ -11033,8 +11033,19 @@ static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64
         if (c != 2 * sd) return dl__ox_unsup(ox, "pads of length %d", c);
         for (j = 0; j < 2 * sd; j++)
             if (v[j] < 0 || v[j] > 65536) return dl__ox_unsup(ox, "pads %lld", (long long)v[j]);
-        for (j = 0; j < sd; j++) { p[j + 2 - sd] = (int)v[j]; p[j + 4 - sd] = (int)v[j + sd]; }
+        for (j = 0; j < sd; j++) { pb[j] = (int)v[j]; pe[j] = (int)v[j + sd]; }
     }
+    return DL_OK;
+}
+/* The same for 1-d and 2-d: k/s/dil hold (h, w), p dl.h's (top, left,
+   bottom, right); kin the spatial sizes. */
+static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
+    int sd = rank - 2, o = 2 - sd, ks[2], ss[2], pb[2], pe[2], dd[2], j, rc;
+    for (j = 0; j < sd; j++) ks[j] = k[j + o];
+    if (o == 1 && k[0] < 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel, strides and dilations must be positive");
+    if ((rc = dl__ox_window_nd(ox, n, sd, kin, ks, ss, pb, pe, dd))) return rc;
+    for (j = 0; j < 2; j++) { s[j] = dil[j] = 1; p[j] = p[j + 2] = 0; }
+    for (j = 0; j < sd; j++) { s[j + o] = ss[j]; dil[j + o] = dd[j]; p[j + o] = pb[j]; p[j + o + 2] = pe[j]; }
     return DL_OK;
 }
 /* back from (C',1,L') to ONNX rank 3 after a 1-d op */
@@ -11328,39 +11339,76 @@ static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, dl_upsample_ex(x->l, &ud), r);
 }
 
-/* MaxPool, AveragePool (2-d and 1-d). ceil_mode: ONNX's older rule keeps a
-   last window that starts in the end padding, PyTorch's (dl.h's) drops it;
-   where the two differ it is refused. */
-static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
-    dl__ox_val *x;
+/* One axis of a pool: ceil_mode, ONNX's older rule keeps a last window
+   that starts in the end padding, PyTorch's (dl.h's) drops it; where the
+   two differ it is refused. */
+static int dl__ox_pool_axis(dl__ox *ox, int64_t in, int k, int s, int pb, int pe, int dil, int ceil) {
+    int64_t span = in + pb + pe - (int64_t)dil * (k - 1) - 1;
+    if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
+    if (ceil && span % s && (span / s + 1) * s >= in + pb) return dl__ox_unsup(ox, "ceil_mode with a last window in the end padding");
+    if (pb > dil * (k - 1) || pe > dil * (k - 1)) return dl__ox_unsup(ox, "pads as large as the window");
+    return DL_OK;
+}
+/* A 2-d pool layer: k, s, dil (h, w), p (top, left, bottom, right) */
+static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, const int *k, const int *s, const int *p, const int *dil) {
     dl_pool_desc pd;
-    dl_layer *l;
-    int64_t ks[8], in[2];
-    int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
-    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
-    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
-    c = dl__ox_aints(n, "kernel_shape", ks, 8);
-    if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
-    k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
-    in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
-    if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
-    if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
-    for (j = 0; j < 2; j++) {
-        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + p[j] + p[j + 2] - (int64_t)dil[j] * (k[j] - 1) - 1;
-        if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
-        if (ceil && span % s[j] && (span / s[j] + 1) * s[j] >= inj + p[j]) return dl__ox_unsup(ox, "ceil_mode with a last window in the end padding");
-        if (p[j] > dil[j] * (k[j] - 1) || p[j + 2] > dil[j] * (k[j] - 1)) return dl__ox_unsup(ox, "pads as large as the window");
-    }
+    int avg = dl__str_is(n->op, "AveragePool");
     memset(&pd, 0, sizeof pd);
     pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1];
     pd.pad_top = p[0]; pd.pad_left = p[1]; pd.pad_bottom = p[2]; pd.pad_right = p[3];
     pd.dilation_h = dil[0]; pd.dilation_w = dil[1];
     pd.ceil_mode = ceil;
     pd.exclude_pad = avg && !dl__ox_ai(n, "count_include_pad", 0);
-    if (avg && (dil[0] != 1 || dil[1] != 1)) return dl__ox_unsup(ox, "dilated average pooling");
+    return avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd);
+}
+/* A 3-d pool of a whole (N, C, D, H, W): over H and W of (N*C*D, H, W),
+   then over D of (N*C, D, H'*W') with a (kd, 1) window. Both max and
+   average separate so (an average's valid cells are a product of ranges). */
+static int dl__ox_pool3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ceil) {
+    int64_t d[5], ks[8], v[3], o[5];
+    int k[3], s[3], pb[3], pe[3], dil[3], k2[2], s2[2], p4[4], d2[2], j, rc;
+    dl_layer *l = x->l;
+    memcpy(d, x->wd, sizeof d);
+    if (dl__ox_aints(n, "kernel_shape", ks, 8) != 3) return dl__ox_unsup(ox, "a kernel_shape that is not 3-d on rank 5");
+    for (j = 0; j < 3; j++) k[j] = ks[j] < 1 || ks[j] > 65536 ? 0 : (int)ks[j];
+    if ((rc = dl__ox_window_nd(ox, n, 3, d + 2, k, s, pb, pe, dil))) return rc;
+    for (j = 0; j < 3; j++) if ((rc = dl__ox_pool_axis(ox, d[j + 2], k[j], s[j], pb[j], pe[j], dil[j], ceil))) return rc;
+    v[0] = d[0] * d[1] * d[2]; v[1] = d[3]; v[2] = d[4];
+    k2[0] = k[1]; k2[1] = k[2]; s2[0] = s[1]; s2[1] = s[2]; d2[0] = dil[1]; d2[1] = dil[2];
+    p4[0] = pb[1]; p4[1] = pb[2]; p4[2] = pe[1]; p4[3] = pe[2];
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2)))) return rc;
+    o[0] = d[0]; o[1] = d[1]; o[3] = l->shape[1]; o[4] = l->shape[2];
+    v[0] = d[0] * d[1]; v[1] = d[2]; v[2] = o[3] * o[4];
+    k2[0] = k[0]; k2[1] = 1; s2[0] = s[0]; s2[1] = 1; d2[0] = dil[0]; d2[1] = 1;
+    p4[0] = pb[0]; p4[1] = 0; p4[2] = pe[0]; p4[3] = 0;
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2)))) return rc;
+    o[2] = l->shape[1];
+    return dl__ox_bind(ox, 0, l, 5, o);
+}
+
+/* MaxPool, AveragePool: 1-d, 2-d, and 3-d of a whole tensor (dl__ox_pool3d) */
+static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    dl_layer *l;
+    int64_t ks[8], in[2];
+    int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
+    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
+    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
+    if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
+    for (j = 0, c = avg ? dl__ox_aints(n, "dilations", ks, 8) : 0; j < c && j < 8; j++)
+        if (ks[j] != 1) return dl__ox_unsup(ox, "dilated average pooling");
+    if (x->whole && x->rank == 5) return dl__ox_pool3d(ox, n, x, ceil);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
+    c = dl__ox_aints(n, "kernel_shape", ks, 8);
+    if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
+    k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
+    in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
+    if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
+    for (j = 0; j < 2; j++)
+        if ((rc = dl__ox_pool_axis(ox, j ? in[1] : (c == 2 ? in[0] : 1), k[j], s[j], p[j], p[j + 2], dil[j], ceil))) return rc;
     if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
-    return dl__ox_out_nd(ox, avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd), x->rank);
+    return dl__ox_out_nd(ox, dl__ox_pool2d(l, n, ceil, k, s, p, dil), x->rank);
 }
 
 /* GlobalAveragePool, GlobalMaxPool: (C,H,W) -> (C,1,1) */
