@@ -11060,6 +11060,95 @@ static int dl__ox_out_nd(dl__ox *ox, dl_layer *l, int rank) {
     return dl__ox_out_layer(ox, 0, l, rank);
 }
 
+/* A 3-d Conv or ConvTranspose of a whole (N, C, D, H, W): each output
+   depth is a 2-d one over the input depths its kernel reaches (the taps),
+   their slices stacked as channels, sample by sample and group by group
+   (B = N * groups blocks of (T, C/groups)), so one grouped 2-d layer with
+   the weights taken to match makes it; the outputs (N*F, H', W') are
+   stacked along D. The 2-d layers hold copies of the weights, so
+   fine-tuning unties them. */
+static int dl__ox_conv3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, const dl__ox_t *w, const dl__ox_t *b, int tr) {
+    static const int p102[3] = { 1, 0, 2 };
+    int64_t d[5], v[3], o[5], op[3] = { 0, 0, 0 }, Do, od, t, G = dl__ox_ai(n, "group", 1), N, C, F, Cg, Fg, B, kk;
+    int k[3], s[3], pb[3], pe[3], dil[3], j, rc, T, tap[64];
+    dl_layer *l = x->l, *outs[64], *h;
+    dl_conv_desc cd;
+    memcpy(d, x->wd, sizeof d);
+    N = d[0]; C = d[1];
+    if (G < 1 || C % G || w->dims[tr ? 0 : 1] != (tr ? C : C / G)) return dl__ox_failf(ox, DL_ERR_FORMAT, "group %lld and weights that do not fit %lld channels", (long long)G, (long long)C);
+    Cg = C / G; F = tr ? w->dims[1] * G : w->dims[0]; Fg = F / G; B = N * G;
+    if (F % G || B * F > INT_MAX / 64) return dl__ox_failf(ox, DL_ERR_FORMAT, "%lld filters for group %lld", (long long)F, (long long)G);
+    if (tr && (dl__ox_aints(n, "output_shape", v, 3) >= 0 || !dl__str_is(dl__ox_as(n, "auto_pad", "NOTSET"), "NOTSET")))
+        return dl__ox_unsup(ox, "output_shape or auto_pad on a 3-d ConvTranspose");
+    if (tr && (j = dl__ox_aints(n, "output_padding", op, 3)) >= 0 && j != 3) return dl__ox_unsup(ox, "output_padding of length %d", j);
+    if (b && b->count != (size_t)F) return dl__ox_failf(ox, DL_ERR_FORMAT, "bias of %lu for %lld filters", (unsigned long)b->count, (long long)F);
+    for (j = 0; j < 3; j++) k[j] = w->dims[j + 2] > 65536 ? 0 : (int)w->dims[j + 2];
+    if ((rc = dl__ox_window_nd(ox, n, 3, d + 2, k, s, pb, pe, dil))) return rc;
+    Do = tr ? (d[2] - 1) * s[0] + op[0] + (int64_t)dil[0] * (k[0] - 1) + 1 - pb[0] - pe[0]
+            : (d[2] + pb[0] + pe[0] - (int64_t)dil[0] * (k[0] - 1) - 1) / s[0] + 1;
+    if (Do < 1 || Do > 64 || k[0] > 64) return dl__ox_unsup(ox, "an output depth of %lld or a kernel depth over 64", (long long)Do);
+    kk = (int64_t)k[1] * k[2];
+    v[0] = N * C; v[1] = d[2]; v[2] = d[3] * d[4];      /* (N*C, D, HW) -> (D, N*C*HW): a depth is a row */
+    if (N * C > 1 && ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl_transpose(l, p102))))) return rc;
+    v[0] = d[2]; v[1] = N * C * d[3] * d[4];
+    if ((rc = dl__ox_shape_as(ox, &l, 2, v))) return rc;
+    for (od = 0; od < Do; od++) {
+        dl__ox_t wt, bt;
+        dl_layer *parts[64];
+        int np = 0, a;
+        int64_t wd[4], e, d0[64];
+        for (T = 0, a = 0; a < k[0]; a++) {         /* the taps, by input depth */
+            int64_t kd = tr ? k[0] - 1 - a : a, num = tr ? od + pb[0] - kd * dil[0] : od * s[0] - pb[0] + kd * dil[0];
+            t = tr ? (num % s[0] ? -1 : num / s[0]) : num;
+            if (num >= 0 && t >= 0 && t < d[2]) { d0[T] = t; tap[T++] = (int)kd; }
+        }
+        if (!T) return dl__ox_unsup(ox, "an output depth no input reaches");
+        for (a = 0; a < T; a = j) {                 /* runs of consecutive input depths, as one slice each */
+            for (j = a + 1; j < T && d0[j] == d0[a] + (j - a); j++) {}
+            parts[np] = d0[a] == 0 && j - a == d[2] ? l : dl_slice_channels(l, (int)d0[a], (int)d0[a] + (j - a));
+            if (parts[np] != l && (rc = dl__ox_take(ox, parts[np]))) return rc;
+            np++;
+        }
+        h = parts[0];
+        if (np > 1 && (rc = dl__ox_take(ox, h = dl_concat(parts, np)))) return rc;
+        v[0] = T; v[1] = B; v[2] = Cg * d[3] * d[4];       /* (T, B, Cg*HW) -> (B, T, Cg*HW) */
+        if (B > 1 && ((rc = dl__ox_shape_as(ox, &h, 3, v)) || (rc = dl__ox_take(ox, h = dl_transpose(h, p102))))) return rc;
+        v[0] = B * T * Cg; v[1] = d[3]; v[2] = d[4];
+        if ((rc = dl__ox_shape_as(ox, &h, 3, v))) return rc;
+        wd[0] = tr ? B * T * Cg : N * F; wd[1] = tr ? Fg : T * Cg; wd[2] = k[1]; wd[3] = k[2];
+        if ((rc = dl__ox_t_alloc(&wt, 0, 4, wd))) return dl__ox_failf(ox, rc, "too large");
+        for (e = 0; e < (int64_t)wt.count; e++) {  /* from (F, Cg, kd, ..) or (C, Fg, kd, ..) */
+            int64_t r = e / kk, tc = tr ? r / Fg % (T * Cg) : r % (T * Cg), c = tc % Cg, kd = tap[tc / Cg];
+            int64_t f = tr ? r % Fg : r / (T * Cg) % F, g = tr ? r / Fg / (T * Cg) % G : 0;
+            wt.f[e] = w->f[((tr ? (g * Cg + c) * Fg + f : f * Cg + c) * k[0] + kd) * kk + e % kk];
+        }
+        memset(&cd, 0, sizeof cd);
+        cd.filters = (int)(N * F); cd.groups = (int)B; cd.kernel_h = k[1]; cd.kernel_w = k[2]; cd.stride_h = s[1]; cd.stride_w = s[2];
+        cd.pad_top = pb[1]; cd.pad_left = pb[2]; cd.pad_bottom = pe[1]; cd.pad_right = pe[2];
+        cd.dilation_h = dil[1]; cd.dilation_w = dil[2]; cd.output_padding_h = (int)op[1]; cd.output_padding_w = (int)op[2];
+        cd.no_bias = !b; cd.init = DL_INIT_ZEROS;
+        h = tr ? dl_conv2d_transpose_ex(h, &cd) : dl_conv2d_ex(h, &cd);
+        wd[0] = N * F;
+        if (!(rc = dl__ox_take(ox, h)) && !(rc = dl__ox_setp(ox, h, "weight", wt.f, wt.count)) && b && !(rc = dl__ox_t_alloc(&bt, 0, 1, wd))) {
+            for (e = 0; e < N * F; e++) bt.f[e] = b->f[e % F];
+            rc = dl__ox_setp(ox, h, "bias", bt.f, bt.count);
+            dl__ox_t_free(&bt);
+        }
+        dl__ox_t_free(&wt);
+        if (rc) return rc;
+        o[3] = h->shape[1]; o[4] = h->shape[2];
+        v[0] = 1; v[1] = N * F * o[3] * o[4];
+        if ((rc = dl__ox_shape_as(ox, &h, 2, v))) return rc;
+        outs[od] = h;
+    }
+    h = outs[0];
+    if (Do > 1 && (rc = dl__ox_take(ox, h = dl_concat(outs, (int)Do)))) return rc;
+    v[0] = Do; v[1] = N * F; v[2] = o[3] * o[4];       /* (Do, N*F, H'W') -> (N*F, Do, H'W') */
+    if (N * F > 1 && ((rc = dl__ox_shape_as(ox, &h, 3, v)) || (rc = dl__ox_take(ox, h = dl_transpose(h, p102))))) return rc;
+    o[0] = N; o[1] = F; o[2] = Do;
+    return dl__ox_bind(ox, 0, h, 5, o);
+}
+
 static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
@@ -11067,9 +11156,11 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     dl_layer *l;
     int k[2], s[2], p[4], dil[2], rc, sd;
     int64_t ks[8], in[2];
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
     if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    if (x->whole && x->rank == 5 && w->ndim == 5) return dl__ox_conv3d(ox, n, x, w, b, 0);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
     sd = x->rank - 2;
     if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
     k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
@@ -11105,9 +11196,11 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
     int64_t v[8], os[2], in[2];
     dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
     int same = dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER"), has_os;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
     if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    if (x->whole && x->rank == 5 && w->ndim == 5) return dl__ox_conv3d(ox, n, x, w, b, 1);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
     sd = x->rank - 2;
     if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
     k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
