@@ -1063,12 +1063,17 @@ DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const
    the input layer (batch dim symbolic or fixed). A graph whose input has a
    fixed first dim and that mixes across it (transposes, reshapes, softmax or
    constants along it: ONNX's node tests do) imports with that whole tensor
-   as one sample: predict it with a batch of 1. Opsets 1 to 21; local
-   functions are inlined. A model
-   with ops, attributes or cases dl.h cannot compute exactly fails with
-   DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
-   the file) only by dl_onnx_load. Export: opset 13, IR version 7, of the
-   ancestors of outputs; DL_ERR_UNSUPPORTED for custom layers. */
+   as one sample: predict it with a batch of 1. Such a whole tensor may be
+   5-d: 3-d Conv, ConvTranspose and pools become 2-d layers (a convolution
+   one per output depth, each with its copy of the weights). A graph output
+   that folds to a constant (a Shape) is a dl_constant_for layer fed by the
+   input, as is a Dropout's mask. Opsets 1 to 21; local functions are
+   inlined. A model with ops, attributes or cases dl.h cannot compute
+   exactly fails with DL_ERR_UNSUPPORTED naming every such node; external
+   data is read (next to the file) only by dl_onnx_load. Export: opset 13,
+   IR version 7, of the ancestors of outputs; DL_ERR_UNSUPPORTED for custom
+   layers. A constant is an initializer [1, dims], or, when a Concat reads
+   it or it is a dl_constant_for, Expanded to the batch. */
 DLDEF dl_net   *dl_onnx_load(const char *path, dl_status *st);
 DLDEF dl_net   *dl_onnx_load_mem(const void *data, size_t len, dl_status *st);
 DLDEF dl_layer *dl_onnx_output(const dl_net *net, const char *onnx_name);
@@ -10988,7 +10993,7 @@ static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
     p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
     if (training && p != 0)             /* the spec leaves the generator to the runtime */
-        return dl__ox_unsup(ox, "training_mode true with ratio %g (a random mask; ONNX specifies no generator)", (double)p);
+        return dl__ox_unsup(ox, "training_mode true with ratio %g (a random mask, from a generator ONNX does not specify)", (double)p);
     xv = *x;
     x = &xv;
     if (n->n_out > 1 && n->out[1].n && (rc = dl__ox_dropout_mask(ox, x))) return rc;
