@@ -213,7 +213,7 @@
                  global_maxpool batchnorm dropout reshape flatten transpose pad
                  (constant, reflect, edge) upsample (nearest, bilinear) slice
                  (channels) relu leaky_relu elu prelu sigmoid tanh clip (ReLU6)
-                 hard_sigmoid hard_swish selu gelu silu softplus softmax
+                 hard_sigmoid hard_swish selu gelu silu softplus sqrt softmax
                  log_softmax add sub mul div (broadcasting) concat matmul
                  reduce_sum reduce_mean custom; several input layers (_multi)
    LOSSES        softmax cross-entropy (integer labels), negative log-likelihood
@@ -323,6 +323,7 @@ typedef enum dl_op {
     DL_OP_UPSAMPLE = 36,
     DL_OP_SLICE = 37,
     DL_OP_REDUCE = 38,
+    DL_OP_SQRT = 39,
     DL_OP_COUNT
 } dl_op;
 
@@ -443,6 +444,7 @@ DLDEF dl_layer *dl_selu(dl_layer *x);                         /* 1.0507 (x > 0 ?
 DLDEF dl_layer *dl_gelu(dl_layer *x, int tanh_approx);        /* x Phi(x); 1: PyTorch's approximate='tanh' */
 DLDEF dl_layer *dl_silu(dl_layer *x);                         /* x sigmoid(x), also called swish */
 DLDEF dl_layer *dl_softplus(dl_layer *x);                     /* log(1 + e^x) (x past 20: x, as PyTorch) */
+DLDEF dl_layer *dl_sqrt(dl_layer *x);                         /* sqrt x (NaN below 0, as sqrtf) */
 /* Elementwise add, sub, mul, div broadcast their inputs along NumPy's rule
    (shapes aligned at the last dim; a dim of 1 repeats): a per-channel
    (C,1,1), a scalar (1) or a (1,H,W) operand against (C,H,W). Gradients sum
@@ -2425,6 +2427,7 @@ dl_layer *dl_selu(dl_layer *x) { return dl__unary2(DL_OP_SELU, x, 1.673263242354
 dl_layer *dl_gelu(dl_layer *x, int tanh_approx) { return dl__unary2(DL_OP_GELU, x, 0, 0, tanh_approx); }
 dl_layer *dl_silu(dl_layer *x) { return dl__unary(DL_OP_SILU, x, 0); }
 dl_layer *dl_softplus(dl_layer *x) { return dl__unary(DL_OP_SOFTPLUS, x, 0); }
+dl_layer *dl_sqrt(dl_layer *x) { return dl__unary(DL_OP_SQRT, x, 0); }
 dl_layer *dl_log_softmax(dl_layer *x) { return dl__unary(DL_OP_LOG_SOFTMAX, x, 0); }
 dl_layer *dl_softmax(dl_layer *x) { return dl__unary(DL_OP_SOFTMAX, x, 0); }
 
@@ -4886,6 +4889,7 @@ DL__ELEMENTWISE(gelu, l->a.approximate ? dl__gelu_tanh(x) : dl__gelu_erf(x),   /
 DL__ELEMENTWISE(silu, x * dl__sigmoid_value(x),                                 /* x sigmoid(x) */
                 dy * dl__sigmoid_value(x) * (1.0f + x * (1.0f - dl__sigmoid_value(x))))
 DL__ELEMENTWISE(softplus, x > 20.0f ? x : log1pf(expf(x)), dy * dl__sigmoid_value(x))   /* log(1 + e^x) */
+DL__ELEMENTWISE(sqrt, sqrtf(x), dy * 0.5f / sqrtf(x))                          /* sqrt x */
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
 static void dl__prelu_forward_task(void *arg, int c, int thread) {
@@ -5526,6 +5530,7 @@ static const dl__op_info dl__ops[] = {
       dl__upsample_attrs, dl__upsample_forward, dl__upsample_backward },
     { DL_OP_SLICE, "slice", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
     { DL_OP_REDUCE, "reduce", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
+    { DL_OP_SQRT, "sqrt", 1, 1, DL__F_BWD_NO_OUT, 0, NULL, NULL, NULL, NULL, NULL, dl__no_attrs, dl__sqrt_forward, dl__sqrt_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -10923,7 +10928,7 @@ static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
     return rc ? rc : dl__ox_batched(ox, *v);
 }
 
-/* Relu Sigmoid Tanh LeakyRelu Elu HardSigmoid HardSwish Softplus Selu: one layer each */
+/* Relu Sigmoid Tanh LeakyRelu Elu HardSigmoid HardSwish Softplus Sqrt Selu: one layer each */
 static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     dl_layer *l;
@@ -10936,6 +10941,7 @@ static int dl__ox_unary(dl__ox *ox, const dl__ox_node *n) {
     else if (dl__str_is(n->op, "HardSigmoid")) l = dl_hard_sigmoid(x->l, dl__ox_af(n, "alpha", 0.2f), dl__ox_af(n, "beta", 0.5f));
     else if (dl__str_is(n->op, "HardSwish")) l = dl_hard_swish(x->l);
     else if (dl__str_is(n->op, "Softplus")) l = dl_softplus(x->l);
+    else if (dl__str_is(n->op, "Sqrt")) l = dl_sqrt(x->l);
     else if (dl__str_is(n->op, "Selu"))      /* ONNX's alpha and gamma are the layer's alpha and beta */
         l = dl__unary2(DL_OP_SELU, x->l, dl__ox_af(n, "alpha", 1.67326319217681884765625f), dl__ox_af(n, "gamma", 1.05070102214813232421875f), 0);
     else l = dl_elu(x->l, dl__ox_af(n, "alpha", 1.0f));
@@ -11530,24 +11536,75 @@ static int dl__ox_global(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, l, x->rank);
 }
 
+/* A (1, c, 1) constant: f[0..c) times mul, or mul alone where f is NULL. */
+static int dl__ox_chan_const(dl__ox *ox, const float *f, int c, float mul, dl_layer **l) {
+    int s[3], k;
+    float *v = (float *)dl__calloc((size_t)c, sizeof(float));
+    if (!v) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    for (k = 0; k < c; k++) v[k] = f ? f[k] * mul : mul;
+    s[0] = 1; s[1] = c; s[2] = 1;
+    *l = dl_constant(ox->net, 3, s, v);
+    DL_FREE(v);
+    return dl__ox_take(ox, *l);
+}
+/* training_mode 1: the statistics of this batch, so of a whole tensor, as
+   (N, C, S): Y = (x - mean) / sqrt(var + epsilon) scale + B, var the biased
+   variance, and the running statistics input * momentum + the batch's *
+   (1 - momentum). Reduce, sub, mul, sqrt, div and add layers; scale and B
+   stay constants (a dl.h batchnorm normalises by the running statistics in
+   inference). t: scale, B, input_mean, input_var, each of C floats. */
+static int dl__ox_batchnorm_train(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, const dl__ox_t *const *t) {
+    static const int axes[2] = { 0, 2 };
+    int64_t wd[DL__OX_MAXR], p[3], cd[1];
+    dl_layer *l = x->l, *c[6], *mean, *d, *var, *y;
+    float m = dl__ox_af(n, "momentum", 0.9f);
+    int rc, k, r;
+    if ((rc = dl__ox_whole(ox, x, "training_mode 1 (statistics over the batch)"))) return rc;
+    r = dl__ox_dims(ox, x, wd);
+    p[0] = wd[0]; p[1] = wd[1]; p[2] = 1;
+    for (k = 2; k < r; k++) p[2] *= wd[k];
+    for (k = 0; k < 4; k++)
+        if (t[k]->count != (size_t)p[1]) return dl__ox_failf(ox, DL_ERR_FORMAT, "%lu statistics for %lld channels", (unsigned long)t[k]->count, (long long)p[1]);
+    if ((rc = dl__ox_shape_as(ox, &l, 3, p))) return rc;
+    for (k = 0; k < 6 && !rc; k++)      /* scale, B, epsilon, momentum * the two inputs, 1 - momentum */
+        rc = dl__ox_chan_const(ox, k < 2 ? t[k]->f : k == 2 || k == 5 ? NULL : t[k - 1]->f, (int)p[1],
+                               k < 2 ? 1.0f : k == 2 ? dl__ox_af(n, "epsilon", 1e-5f) : k == 5 ? 1.0f - m : m, &c[k]);
+    if (rc || (rc = dl__ox_take(ox, mean = dl_reduce_mean(l, axes, 2, 1))) || (rc = dl__ox_take(ox, d = dl_sub(l, mean))) ||
+        (rc = dl__ox_take(ox, var = dl_mul(d, d))) || (rc = dl__ox_take(ox, var = dl_reduce_mean(var, axes, 2, 1))) ||
+        (rc = dl__ox_take(ox, y = dl_add(var, c[2]))) || (rc = dl__ox_take(ox, y = dl_sqrt(y))) ||
+        (rc = dl__ox_take(ox, y = dl_div(d, y))) || (rc = dl__ox_take(ox, y = dl_mul(y, c[0]))) ||
+        (rc = dl__ox_take(ox, y = dl_add(y, c[1]))) || (rc = dl__ox_bind(ox, 0, y, r, wd)))
+        return rc;
+    cd[0] = p[1];
+    for (k = 1; k < 3 && k < n->n_out; k++) {
+        if (!n->out[k].n) continue;
+        if ((rc = dl__ox_take(ox, y = dl_mul(k == 1 ? mean : var, c[5]))) || (rc = dl__ox_take(ox, y = dl_add(y, c[2 + k]))) ||
+            (rc = dl__ox_bind(ox, k, y, 1, cd)))
+            return rc;
+    }
+    return DL_OK;
+}
+
 static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *t[4];
     dl_layer *l;
     static const char *const names[4] = { "weight", "bias", "running_mean", "running_var" };
-    int rc, k, c;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
-    if (x->rank < 2) return dl__ox_failf(ox, DL_ERR_FORMAT, "rank %d input", x->rank);
-    c = x->l->shape[0];
-    for (k = 1; k < n->n_out; k++) if (n->out[k].n) return dl__ox_unsup(ox, "training outputs (running statistics)");
-    if (dl__ox_ai(n, "training_mode", 0)) return dl__ox_unsup(ox, "training_mode 1");
+    int rc, k, c, train = (int)dl__ox_ai(n, "training_mode", 0);
     if (!dl__ox_ai(n, "spatial", 1)) return dl__ox_unsup(ox, "spatial 0 (statistics per activation)");
-    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode)");
+    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode before opset 14)");
     for (k = 0; k < 4; k++) {
         t[k] = dl__ox_cin(ox, k + 1);
         if (!t[k] || t[k]->isint) return dl__ox_unsup(ox, "%s that is not a float initializer", names[k]);
-        if (t[k]->count != (size_t)c) return dl__ox_failf(ox, DL_ERR_FORMAT, "%s of %lu for %d channels", names[k], (unsigned long)t[k]->count, c);
     }
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
+    if (x->rank < 2) return dl__ox_failf(ox, DL_ERR_FORMAT, "rank %d input", x->rank);
+    if (train) return dl__ox_batchnorm_train(ox, n, x, t);
+    for (k = 1; k < n->n_out; k++) if (n->out[k].n) return dl__ox_unsup(ox, "training outputs (running statistics) with training_mode 0");
+    if ((rc = dl__ox_batched(ox, x))) return rc;
+    c = x->l->shape[0];
+    for (k = 0; k < 4; k++)
+        if (t[k]->count != (size_t)c) return dl__ox_failf(ox, DL_ERR_FORMAT, "%s of %lu for %d channels", names[k], (unsigned long)t[k]->count, c);
     l = dl_batchnorm_ex(x->l, dl__ox_af(n, "epsilon", 1e-5f), 1.0f - dl__ox_af(n, "momentum", 0.9f));
     if ((rc = dl__ox_take(ox, l))) return rc;
     for (k = 0; k < 4; k++) if ((rc = dl__ox_setp(ox, l, names[k], t[k]->f, t[k]->count))) return rc;
@@ -12649,6 +12706,7 @@ static const dl__ox_op dl__ox_ops[] = {
     { "Slice", "axes ends starts", dl__ox_slice },
     { "Softmax", "axis", dl__ox_softmax },
     { "Softplus", "", dl__ox_unary },
+    { "Sqrt", "", dl__ox_unary },
     { "Squeeze", "axes", dl__ox_squeeze },
     { "Sub", "", dl__ox_binary },
     { "Sum", "", dl__ox_sum },
@@ -13562,7 +13620,8 @@ static const struct dl__ox_export { int op; const char *onnx; dl__ox_export_fn f
     { DL_OP_TRANSPOSE, "Transpose", dl__ox_ex_transpose },
     { DL_OP_UPSAMPLE, "Resize", dl__ox_ex_upsample },
     { DL_OP_SLICE, "Slice", dl__ox_ex_slice },
-    { DL_OP_REDUCE, "ReduceSum", dl__ox_ex_reduce }
+    { DL_OP_REDUCE, "ReduceSum", dl__ox_ex_reduce },
+    { DL_OP_SQRT, "Sqrt", dl__ox_ex_plain }
 };
 /* A forgotten row stops the build; test_onnx checks each row's op is its index. */
 typedef char dl__ox_exports_has_every_op[sizeof dl__ox_exports / sizeof dl__ox_exports[0] == DL_OP_COUNT ? 1 : -1];

@@ -815,6 +815,7 @@ DLC_ELEMENTWISE(selu, x > 0 ? b * x : b * a * expm1f(x), x > 0 ? b * dy : dy * (
 DLC_ELEMENTWISE(gelu, m ? dlc__gelu_tanh(x) : dlc__gelu_erf(x), dy * (m ? dlc__gelu_tanh_grad(x) : dlc__gelu_erf_grad(x)))
 DLC_ELEMENTWISE(silu, x * dlc__sigmoid_value(x), dy * dlc__sigmoid_value(x) * (1.0f + x * (1.0f - dlc__sigmoid_value(x))))
 DLC_ELEMENTWISE(softplus, x > 20.0f ? x : log1pf(expf(x)), dy * dlc__sigmoid_value(x))
+DLC_ELEMENTWISE(sqrt, sqrtf(x), dy * 0.5f / sqrtf(x))
 
 #define DLC_ELEMENTWISE_HOST(name)                                                                    \
     static int dlc__##name##_forward(dlc *c, const dl_layer *l, const dl_exec *e) {                   \
@@ -841,6 +842,7 @@ DLC_ELEMENTWISE_HOST(selu)
 DLC_ELEMENTWISE_HOST(gelu)
 DLC_ELEMENTWISE_HOST(silu)
 DLC_ELEMENTWISE_HOST(softplus)
+DLC_ELEMENTWISE_HOST(sqrt)
 
 /* ---- prelu: y = x > 0 ? x : a[c] x, one slope per channel (dim 0) ---- */
 static __global__ void dlk__prelu_forward(const float *x, const float *a, int C, int S, size_t total, float *y) {
@@ -1473,6 +1475,7 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_UPSAMPLE, dlc__upsample_forward, dlc__upsample_backward },
     { DL_OP_SLICE, dlc__slice_forward, dlc__slice_backward },
     { DL_OP_REDUCE, dlc__reduce_forward, dlc__reduce_backward },
+    { DL_OP_SQRT, dlc__sqrt_forward, dlc__sqrt_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

@@ -215,6 +215,8 @@ def activation_cases():
     for name, f in B:
         seed(name)
         layer_case(name, M(f), 3 * torch.randn(3, 3, 4, 5))
+    seed("sqrt_softplus")            # softplus keeps sqrt's input positive for every suite's inputs
+    layer_case("sqrt_softplus", M(lambda s, x: torch.sqrt(F.softplus(x))), 3 * torch.randn(3, 3, 4, 5))
     seed("log_softmax_1d")
     layer_case("log_softmax_1d", M(lambda s, x: F.log_softmax(x, 1)), 3 * torch.randn(4, 9))
     seed("softmax_nchw")

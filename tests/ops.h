@@ -81,6 +81,7 @@ static dl_layer *mk_selu(dl_layer *x, const void *a) { (void)a; return dl_selu(x
 static dl_layer *mk_gelu(dl_layer *x, const void *a) { return dl_gelu(x, a != NULL); }
 static dl_layer *mk_silu(dl_layer *x, const void *a) { (void)a; return dl_silu(x); }
 static dl_layer *mk_softplus(dl_layer *x, const void *a) { (void)a; return dl_softplus(x); }
+static dl_layer *mk_sqrt_softplus(dl_layer *x, const void *a) { (void)a; return dl_sqrt(dl_softplus(x)); }
 static dl_layer *mk_log_softmax(dl_layer *x, const void *a) { (void)a; return dl_log_softmax(x); }
 static dl_layer *mk_conv_clip(dl_layer *x, const void *a) { (void)a; return dl_clip(dl_conv2d(x, 2, 1, 1, 0), 0, 6); }   /* few outputs: few kinks */
 static dl_layer *mk_dense_hard_swish(dl_layer *x, const void *a) { (void)a; return dl_hard_swish(dl_dense(x, 6)); }
@@ -413,6 +414,7 @@ static const op_case op_cases[] = {
     OPS_UNARY(DL_OP_GELU, "gelu_tanh", 3, 3, 4, 5, mk_gelu, &ops_p03, NULL, "gelu_tanh"),
     OPS_UNARY(DL_OP_SILU, "silu", 3, 3, 4, 5, mk_silu, NULL, NULL, "silu"),
     OPS_UNARY(DL_OP_SOFTPLUS, "softplus", 3, 3, 4, 5, mk_softplus, NULL, NULL, "softplus"),
+    OPS_UNARY(DL_OP_SQRT, "sqrt_softplus", 3, 3, 4, 5, mk_sqrt_softplus, NULL, NULL, "sqrt_softplus"),
     OPS_UNARY(DL_OP_LOG_SOFTMAX, "log_softmax_nchw", 3, 3, 4, 5, mk_log_softmax, NULL, NULL, "log_softmax_nchw"),
     OPS_UNARY(DL_OP_LOG_SOFTMAX, "log_softmax_1d", 2, 9, 0, 0, mk_log_softmax, NULL, NULL, "log_softmax_1d"),
 

@@ -589,7 +589,7 @@ static dl_layer *layers11(dl_net *net) {
     memset(&cd, 0, sizeof cd);
     cd.filters = 6; cd.kernel = 2; cd.pad_top = 1; cd.pad_right = 1;
     h = dl_conv2d_ex(x, &cd);
-    h = dl_softplus(dl_selu(dl_hard_swish(dl_clip(h, 0, 6))));
+    h = dl_sqrt(dl_softplus(dl_selu(dl_hard_swish(dl_clip(h, 0, 6)))));
     memset(&pd, 0, sizeof pd);
     pd.kernel = 2; pd.stride = 2; pd.pad_top = pd.pad_left = 1; pd.ceil_mode = 1;
     h = dl_maxpool2d_ex(h, &pd);
