@@ -209,8 +209,8 @@
 
    LAYERS        input constant dense conv2d (asymmetric or "same" pads)
                  conv2d_transpose maxpool2d avgpool2d (asymmetric or "same" pads,
-                 ceil mode, padding counted or not, dilated max) global_avgpool
-                 global_maxpool batchnorm dropout reshape flatten transpose pad
+                 ceil mode, padding counted or not, dilated max) maxpool2d_argmax
+                 global_avgpool global_maxpool batchnorm dropout reshape flatten transpose pad
                  (constant, reflect, edge) upsample (nearest, bilinear) slice
                  (channels) relu leaky_relu elu prelu sigmoid tanh clip (ReLU6)
                  hard_sigmoid hard_swish selu gelu silu softplus sqrt softmax
@@ -324,6 +324,7 @@ typedef enum dl_op {
     DL_OP_SLICE = 37,
     DL_OP_REDUCE = 38,
     DL_OP_SQRT = 39,
+    DL_OP_MAXPOOL2D_ARGMAX = 40,
     DL_OP_COUNT
 } dl_op;
 
@@ -422,6 +423,11 @@ DLDEF dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d);
 DLDEF dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d);
+/* Where each maximum of dl_maxpool2d_ex(x, d) is: its index in x's (H, W)
+   plane as a float (PyTorch's return_indices), h W + w, or w H + h when
+   column_major; the first in scan order on ties. Exact, so H W is at most
+   2^24. Not differentiable: backward adds nothing to x's gradient. */
+DLDEF dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int column_major);
 DLDEF dl_layer *dl_global_avgpool(dl_layer *x);               /* (C,H,W) -> (C) */
 DLDEF dl_layer *dl_global_maxpool(dl_layer *x);               /* (C,H,W) -> (C) */
 DLDEF dl_layer *dl_batchnorm(dl_layer *x);                    /* per channel (dim 0); eps 1e-5, momentum 0.1 */
@@ -2054,6 +2060,16 @@ static int dl__pool_infer(dl_layer *l, char *why) {      /* maxpool2d, avgpool2d
     return DL_OK;
 }
 
+/* maxpool2d_argmax: float indices are exact up to 2^24 */
+static int dl__argmax_infer(dl_layer *l, char *why) {
+    int rc = dl__pool_infer(l, why), C, H, W;
+    if (rc) return rc;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    if (l->a.mode < 0 || l->a.mode > 1) return dl__fail(why, DL_ERR_ARG, "column_major %d must be 0 or 1", l->a.mode);
+    if ((double)H * W > 16777216.0) return dl__fail(why, DL_ERR_ARG, "a %dx%d plane: float indices are exact up to 2^24 cells", H, W);
+    return DL_OK;
+}
+
 static int dl__global_pool_infer(dl_layer *l, char *why) {   /* global avg and max pooling */
     char s0[48];
     dl__in_str(l, 0, s0);
@@ -2365,7 +2381,7 @@ dl_layer *dl_conv2d(dl_layer *x, int filters, int kernel, int stride, int pad) {
     return dl_conv2d_ex(x, &d);
 }
 
-static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
+static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d, int mode) {
     dl_attrs a = dl__attrs0();
     if (!x) return NULL;
     if (!d) { dl__fail(x->net->err, DL_ERR_ARG, "%s: desc is NULL", dl_op_name(op)); return NULL; }
@@ -2375,10 +2391,14 @@ static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d) {
     a.dilation[0] = dl__axis(d->dilation_h, d->dilation, 1); a.dilation[1] = dl__axis(d->dilation_w, d->dilation, 1);
     a.ceil_mode = d->ceil_mode;
     a.count_include_pad = !d->exclude_pad;
+    a.mode = mode;
     return dl__add(x->net, op, &x, 1, &a, 0, NULL, NULL);
 }
-dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d); }
-dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_AVGPOOL2D, x, d); }
+dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d, 0); }
+dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_AVGPOOL2D, x, d, 0); }
+dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int column_major) {
+    return dl__pool(DL_OP_MAXPOOL2D_ARGMAX, x, d, column_major);
+}
 static dl_layer *dl__pool_short(int op, dl_layer *x, int kernel, int stride) {
     dl_pool_desc d;
     memset(&d, 0, sizeof d);
@@ -2387,7 +2407,7 @@ static dl_layer *dl__pool_short(int op, dl_layer *x, int kernel, int stride) {
         dl__fail(x->net->err, DL_ERR_ARG, "%s on '%s': kernel %d and stride %d must be positive", dl_op_name(op), x->name, kernel, stride);
         return NULL;
     }
-    return dl__pool(op, x, &d);
+    return dl__pool(op, x, &d, 0);
 }
 dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride) { return dl__pool_short(DL_OP_MAXPOOL2D, x, kernel, stride); }
 dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride) { return dl__pool_short(DL_OP_AVGPOOL2D, x, kernel, stride); }
@@ -4500,11 +4520,30 @@ static void dl__planes(const dl_layer *l, const dl_exec *e, int planes, dl__task
 /* ---- maxpool2d: y[n,c,oh,ow] = max over the window of x (padding is -inf);
    saved: the index in x's plane of each output's maximum (the first, in scan
    order; NaN wins). (N,C,H,W) -> (N,C,OH,OW) ---- */
+/* The first maximum of output (oh, ow)'s window in plane x (H x W): its
+   index in the plane, its value in *m (NaN wins). */
+static int dl__max_window(const dl_layer *l, const float *x, int H, int W, int oh, int ow, float *m) {
+    int h0 = oh * l->a.stride[0] - l->a.pad[0], w0 = ow * l->a.stride[1] - l->a.pad[1], best = -1, a, b, i, j;
+    *m = -INFINITY;
+    for (a = 0; a < l->a.kernel[0] && *m == *m; a++) {
+        i = h0 + a * l->a.dilation[0];
+        if (i < 0 || i >= H) continue;
+        for (b = 0; b < l->a.kernel[1]; b++) {
+            j = w0 + b * l->a.dilation[1];
+            if (j >= 0 && j < W && (best < 0 || x[i * W + j] > *m || x[i * W + j] != x[i * W + j])) {
+                *m = x[i * W + j];
+                best = i * W + j;
+                if (*m != *m) break;        /* NaN: stop (the outer loop tests m too) */
+            }
+        }
+    }
+    return best;
+}
 static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
     const dl__plane_job *j = (const dl__plane_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
-    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, i, jj, hi = (t + 1) * j->planes_per_task;
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, hi = (t + 1) * j->planes_per_task;
     int kh = l->a.kernel[0], kw = l->a.kernel[1], sh = l->a.stride[0], sw = l->a.stride[1];
     int dh = l->a.dilation[0], dw = l->a.dilation[1], fast;
     int32_t *arg0 = (int32_t *)e->saved;
@@ -4523,20 +4562,8 @@ static void dl__maxpool2d_forward_task(void *arg, int t, int thread) {
         }
         for (oh = 0; oh < OH; oh++)
             for (ow = 0; ow < OW; ow++) {
-                int h0 = oh * sh - l->a.pad[0], w0 = ow * sw - l->a.pad[1], best = -1, a, b;
-                float m = -INFINITY;
-                for (a = 0; a < kh && m == m; a++) {
-                    i = h0 + a * dh;
-                    if (i < 0 || i >= H) continue;
-                    for (b = 0; b < kw; b++) {
-                        jj = w0 + b * dw;
-                        if (jj >= 0 && jj < W && (best < 0 || x[i * W + jj] > m || x[i * W + jj] != x[i * W + jj])) {
-                            m = x[i * W + jj];
-                            best = i * W + jj;
-                            if (m != m) break;      /* NaN: stop (the outer loop tests m too) */
-                        }
-                    }
-                }
+                float m;
+                int best = dl__max_window(l, x, H, W, oh, ow, &m);
                 y[oh * OW + ow] = m;
                 if (arg) arg[oh * OW + ow] = best;
             }
@@ -4565,6 +4592,31 @@ static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
     if (e->din[0]) dl__planes(l, e, e->n * l->shape[0], dl__maxpool2d_backward_task);
     return DL_OK;
 }
+
+/* ---- maxpool2d_argmax: y = the index in x's plane of maxpool2d's maximum
+   (dl__max_window), h W + w, or w H + h (mode 1, column-major). Piecewise
+   constant: backward adds nothing. ---- */
+static void dl__maxpool2d_argmax_task(void *arg, int t, int thread) {
+    const dl__plane_job *j = (const dl__plane_job *)arg;
+    const dl_layer *l = j->l;
+    const dl_exec *e = j->e;
+    int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, best, hi = (t + 1) * j->planes_per_task;
+    float m;
+    (void)thread;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    if (hi > e->n * C) hi = e->n * C;
+    for (nc = t * j->planes_per_task; nc < hi; nc++)
+        for (oh = 0; oh < OH; oh++)
+            for (ow = 0; ow < OW; ow++) {
+                best = dl__max_window(l, e->in[0] + (size_t)nc * H * W, H, W, oh, ow, &m);
+                e->out[((size_t)nc * OH + oh) * OW + ow] = (float)(l->a.mode ? best % W * H + best / W : best);
+            }
+}
+static int dl__maxpool2d_argmax_forward(const dl_layer *l, const dl_exec *e) {
+    dl__planes(l, e, e->n * l->shape[0], dl__maxpool2d_argmax_task);
+    return DL_OK;
+}
+static int dl__maxpool2d_argmax_backward(const dl_layer *l, const dl_exec *e) { (void)l; (void)e; return DL_OK; }
 
 /* ---- avgpool2d: y = mean over the window. Windows are clipped to the padded
    input (a ceil_mode window can hang over it); the divisor counts the padding
@@ -5432,6 +5484,11 @@ static const dl__attr_spec dl__maxpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
     DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1), DL__ATTR_END };
+static const dl__attr_spec dl__maxpool2d_argmax_attrs[] = {
+    DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
+    DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
+    DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
+    DL__ATTR("storage_order", DL__A_INT, 1, mode, 0), DL__ATTR_END };
 static const dl__attr_spec dl__avgpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
@@ -5531,6 +5588,8 @@ static const dl__op_info dl__ops[] = {
     { DL_OP_SLICE, "slice", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__slice_infer, NULL, NULL, NULL, NULL, dl__slice_attrs, dl__slice_forward, dl__slice_backward },
     { DL_OP_REDUCE, "reduce", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__reduce_infer, NULL, NULL, NULL, NULL, dl__reduce_attrs, dl__reduce_forward, dl__reduce_backward },
     { DL_OP_SQRT, "sqrt", 1, 1, DL__F_BWD_NO_OUT, 0, NULL, NULL, NULL, NULL, NULL, dl__no_attrs, dl__sqrt_forward, dl__sqrt_backward },
+    { DL_OP_MAXPOOL2D_ARGMAX, "maxpool2d_argmax", 1, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__argmax_infer, NULL, NULL, NULL, NULL,
+      dl__maxpool2d_argmax_attrs, dl__maxpool2d_argmax_forward, dl__maxpool2d_argmax_backward },
 };
 /* A forgotten row stops the build; test_core checks each row's op is its index. */
 typedef char dl__ops_has_every_op[sizeof dl__ops / sizeof dl__ops[0] == DL_OP_COUNT ? 1 : -1];
@@ -11453,8 +11512,8 @@ static int dl__ox_pool_axis(dl__ox *ox, int64_t in, int k, int s, int pb, int pe
     if (pb > dil * (k - 1) || pe > dil * (k - 1)) return dl__ox_unsup(ox, "pads as large as the window");
     return DL_OK;
 }
-/* A 2-d pool layer: k, s, dil (h, w), p (top, left, bottom, right) */
-static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, const int *k, const int *s, const int *p, const int *dil) {
+/* A 2-d pool layer (argmax: MaxPool's indices in the plane): k, s, dil (h, w), p (top, left, bottom, right) */
+static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, const int *k, const int *s, const int *p, const int *dil, int argmax) {
     dl_pool_desc pd;
     int avg = dl__str_is(n->op, "AveragePool");
     memset(&pd, 0, sizeof pd);
@@ -11463,6 +11522,7 @@ static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, cons
     pd.dilation_h = dil[0]; pd.dilation_w = dil[1];
     pd.ceil_mode = ceil;
     pd.exclude_pad = avg && !dl__ox_ai(n, "count_include_pad", 0);
+    if (argmax) return dl_maxpool2d_argmax(l, &pd, (int)dl__ox_ai(n, "storage_order", 0));
     return avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd);
 }
 /* A 3-d pool of a whole (N, C, D, H, W): over H and W of (N*C*D, H, W),
@@ -11480,14 +11540,46 @@ static int dl__ox_pool3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ce
     v[0] = d[0] * d[1] * d[2]; v[1] = d[3]; v[2] = d[4];
     k2[0] = k[1]; k2[1] = k[2]; s2[0] = s[1]; s2[1] = s[2]; d2[0] = dil[1]; d2[1] = dil[2];
     p4[0] = pb[1]; p4[1] = pb[2]; p4[2] = pe[1]; p4[3] = pe[2];
-    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2)))) return rc;
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2, 0)))) return rc;
     o[0] = d[0]; o[1] = d[1]; o[3] = l->shape[1]; o[4] = l->shape[2];
     v[0] = d[0] * d[1]; v[1] = d[2]; v[2] = o[3] * o[4];
     k2[0] = k[0]; k2[1] = 1; s2[0] = s[0]; s2[1] = 1; d2[0] = dil[0]; d2[1] = 1;
     p4[0] = pb[0]; p4[1] = 0; p4[2] = pe[0]; p4[3] = 0;
-    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2)))) return rc;
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2, 0)))) return rc;
     o[2] = l->shape[1];
     return dl__ox_bind(ox, 0, l, 5, o);
+}
+
+/* MaxPool with its Indices, 2-d: ONNX's index counts the whole (N, C, H, W)
+   before the plane, so of a batch of 1: (N C, H, W) planes pooled, and
+   their maxpool2d_argmax plus (n C + c) H W. int64 in ONNX; floats here,
+   exact up to 2^24. */
+static int dl__ox_pool_argmax(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ceil) {
+    int64_t ks[8], d[4], o[4], v[3];
+    int k[2], s[2], p[4], dil[2], c, j, rc, shp[3];
+    dl_layer *l = x->l, *y, *ix, *off;
+    float *f;
+    if (x->rank != 4 || dl__ox_aints(n, "kernel_shape", ks, 8) != 2) return dl__ox_unsup(ox, "the indices of a pool that is not 2-d");
+    if ((rc = dl__ox_whole(ox, x, "the indices output of a batch (they count the samples before)"))) return rc;
+    memcpy(d, x->wd, sizeof d);
+    if ((double)d[0] * d[1] * d[2] * d[3] > 16777216.0) return dl__ox_unsup(ox, "indices past 2^24 (dl.h's are exact floats)");
+    k[0] = ks[0] < 1 || ks[0] > 65536 ? 0 : (int)ks[0]; k[1] = ks[1] < 1 || ks[1] > 65536 ? 0 : (int)ks[1];
+    if ((rc = dl__ox_window(ox, n, 4, d + 2, k, s, p, dil))) return rc;
+    for (j = 0; j < 2; j++) if ((rc = dl__ox_pool_axis(ox, d[j + 2], k[j], s[j], p[j], p[j + 2], dil[j], ceil))) return rc;
+    v[0] = d[0] * d[1]; v[1] = d[2]; v[2] = d[3];
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v))) return rc;
+    if ((rc = dl__ox_take(ox, y = dl__ox_pool2d(l, n, ceil, k, s, p, dil, 0))) ||
+        (rc = dl__ox_take(ox, ix = dl__ox_pool2d(l, n, ceil, k, s, p, dil, 1)))) return rc;
+    c = (int)(d[0] * d[1]);
+    if (!(f = (float *)dl__calloc((size_t)c, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    for (j = 0; j < c; j++) f[j] = (float)((int64_t)j * d[2] * d[3]);
+    shp[0] = c; shp[1] = shp[2] = 1;
+    off = dl_constant(ox->net, 3, shp, f);
+    DL_FREE(f);
+    if ((rc = dl__ox_take(ox, off)) || (rc = dl__ox_take(ox, ix = dl_add(ix, off)))) return rc;
+    o[0] = d[0]; o[1] = d[1]; o[2] = y->shape[1]; o[3] = y->shape[2];
+    if ((rc = dl__ox_bind(ox, 0, y, 4, o))) return rc;
+    return dl__ox_bind(ox, 1, ix, 4, o);
 }
 
 /* MaxPool, AveragePool: 1-d, 2-d, and 3-d of a whole tensor (dl__ox_pool3d) */
@@ -11497,9 +11589,9 @@ static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
     int64_t ks[8], in[2];
     int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
     if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
-    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
-    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
     if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
+    if (dl__ox_ai(n, "storage_order", 0) & ~(int64_t)1) return dl__ox_failf(ox, DL_ERR_FORMAT, "storage_order %d", (int)dl__ox_ai(n, "storage_order", 0));
+    if (!avg && n->n_out > 1 && n->out[1].n) return dl__ox_pool_argmax(ox, n, x, ceil);
     for (j = 0, c = avg ? dl__ox_aints(n, "dilations", ks, 8) : 0; j < c && j < 8; j++)
         if (ks[j] != 1) return dl__ox_unsup(ox, "dilated average pooling");
     if (x->whole && x->rank == 5) return dl__ox_pool3d(ox, n, x, ceil);
@@ -11512,7 +11604,7 @@ static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
     for (j = 0; j < 2; j++)
         if ((rc = dl__ox_pool_axis(ox, j ? in[1] : (c == 2 ? in[0] : 1), k[j], s[j], p[j], p[j + 2], dil[j], ceil))) return rc;
     if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
-    return dl__ox_out_nd(ox, dl__ox_pool2d(l, n, ceil, k, s, p, dil), x->rank);
+    return dl__ox_out_nd(ox, dl__ox_pool2d(l, n, ceil, k, s, p, dil, 0), x->rank);
 }
 
 /* GlobalAveragePool, GlobalMaxPool: (C,H,W) -> (C,1,1) */
@@ -13275,6 +13367,11 @@ static int dl__ox_ex_input(dl__ox_ex *e, const dl_layer *l) { (void)e; (void)l; 
 static int dl__ox_ex_none(dl__ox_ex *e, const dl_layer *l) {
     return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
 }
+/* ONNX's indices are int64 and count the samples and channels before the plane */
+static int dl__ox_ex_argmax(dl__ox_ex *e, const dl_layer *l) {
+    return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (maxpool2d_argmax): ONNX's MaxPool indices are int64 "
+                    "and count the samples and channels before (not exported)", l->name);
+}
 /* the row's op over every input: Relu, Sigmoid, Tanh, Softplus, Mul, Sub, Div, MatMul; Add of 3 or more is Sum */
 static int dl__ox_ex_plain(dl__ox_ex *e, const dl_layer *l) {
     const char *ins[DL__OX_MAXIO + 1];
@@ -13621,7 +13718,8 @@ static const struct dl__ox_export { int op; const char *onnx; dl__ox_export_fn f
     { DL_OP_UPSAMPLE, "Resize", dl__ox_ex_upsample },
     { DL_OP_SLICE, "Slice", dl__ox_ex_slice },
     { DL_OP_REDUCE, "ReduceSum", dl__ox_ex_reduce },
-    { DL_OP_SQRT, "Sqrt", dl__ox_ex_plain }
+    { DL_OP_SQRT, "Sqrt", dl__ox_ex_plain },
+    { DL_OP_MAXPOOL2D_ARGMAX, "MaxPool", dl__ox_ex_argmax }
 };
 /* A forgotten row stops the build; test_onnx checks each row's op is its index. */
 typedef char dl__ox_exports_has_every_op[sizeof dl__ox_exports / sizeof dl__ox_exports[0] == DL_OP_COUNT ? 1 : -1];

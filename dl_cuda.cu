@@ -448,24 +448,37 @@ static __device__ void dlc__pool_range(int ih, int k, int s, int p, int on, int 
 /* ---- maxpool2d: y = max over the (dilated) window (padding is -inf); saved:
    int32 index in the input plane of each output's maximum (the first in scan
    order; NaN wins). (N,C,H,W) -> (N,C,OH,OW) ---- */
+static __device__ int dlc__max_window(dlc_pool g, const float *x, size_t o, float *m) {
+    int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), i, j, a, b, best = -1;
+    const float *xp = x + o / ((size_t)g.OW * g.OH) * g.H * g.W;
+    int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+    *m = -INFINITY;
+    for (a = 0; a < g.KH && *m == *m; a++) {
+        if ((i = h0 + a * g.dh) < 0 || i >= g.H) continue;
+        for (b = 0; b < g.KW; b++) {
+            float v;
+            if ((j = w0 + b * g.dw) < 0 || j >= g.W) continue;
+            v = xp[i * g.W + j];
+            if (best < 0 || v > *m || v != v) { *m = v; best = i * g.W + j; }
+            if (*m != *m) break;
+        }
+    }
+    return best;
+}
 static __global__ void dlk__maxpool2d_forward(dlc_pool g, const float *x, size_t total, float *y, int *arg) {
     DLC_FOR(o, total) {
-        int ow = (int)(o % g.OW), oh = (int)(o / g.OW % g.OH), i, j, a, b, best = -1;
-        const float *xp = x + o / ((size_t)g.OW * g.OH) * g.H * g.W;
-        int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-        float m = -INFINITY;
-        for (a = 0; a < g.KH && m == m; a++) {
-            if ((i = h0 + a * g.dh) < 0 || i >= g.H) continue;
-            for (b = 0; b < g.KW; b++) {
-                float v;
-                if ((j = w0 + b * g.dw) < 0 || j >= g.W) continue;
-                v = xp[i * g.W + j];
-                if (best < 0 || v > m || v != v) { m = v; best = i * g.W + j; }
-                if (m != m) break;
-            }
-        }
+        float m;
+        int best = dlc__max_window(g, x, o, &m);
         y[o] = m;
         if (arg) arg[o] = best;
+    }
+}
+/* maxpool2d_argmax: the index of that maximum in the plane, as a float; column-major: w H + h */
+static __global__ void dlk__maxpool2d_argmax_forward(dlc_pool g, const float *x, size_t total, int column_major, float *y) {
+    DLC_FOR(o, total) {
+        float m;
+        int best = dlc__max_window(g, x, o, &m);
+        y[o] = (float)(column_major ? best % g.W * g.H + best / g.W : best);
     }
 }
 /* dx[i] += dy[o] for every output o whose maximum was i, in increasing o */
@@ -495,6 +508,12 @@ static int dlc__maxpool2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) 
     DLC_EACH(dlk__maxpool2d_backward, total, dlc__pool_geom(l), e->dout, (const int *)e->saved, total, e->din[0]);
     return DL_OK;
 }
+static int dlc__maxpool2d_argmax_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
+    size_t total = (size_t)e->n * l->size;
+    DLC_EACH(dlk__maxpool2d_argmax_forward, total, dlc__pool_geom(l), e->in[0], total, l->a.mode, e->out);
+    return DL_OK;
+}
+static int dlc__maxpool2d_argmax_backward(dlc *c, const dl_layer *l, const dl_exec *e) { (void)c; (void)l; (void)e; return DL_OK; }   /* piecewise constant */
 
 /* ---- avgpool2d: y = mean over the window, clipped to the padded input; the
    divisor counts the padding or not (dl.h's dl__avgpool_window) ---- */
@@ -1476,6 +1495,7 @@ static const struct { int op; dlc__kernel forward, backward; } dlc__ops[] = {
     { DL_OP_SLICE, dlc__slice_forward, dlc__slice_backward },
     { DL_OP_REDUCE, dlc__reduce_forward, dlc__reduce_backward },
     { DL_OP_SQRT, dlc__sqrt_forward, dlc__sqrt_backward },
+    { DL_OP_MAXPOOL2D_ARGMAX, dlc__maxpool2d_argmax_forward, dlc__maxpool2d_argmax_backward },
 };
 typedef char dlc__ops_has_every_op[sizeof dlc__ops / sizeof dlc__ops[0] == DL_OP_COUNT ? 1 : -1];
 

@@ -148,6 +148,10 @@ def conv_cases():
         layer_case(name, model, torch.randn(n, c, h, w))
 
 
+def sum_argmax(vi):
+    return vi[0] + vi[1].to(vi[0].dtype)
+
+
 def pool_cases():
     P = [
         ("maxpool_k2",      (3, 8, 6), lambda x: F.max_pool2d(x, 2, 2)),
@@ -161,6 +165,8 @@ def pool_cases():
     for name, (c, h, w), f in P:
         seed(name)
         layer_case(name, M(lambda s, x, f=f: f(x)), torch.randn(3, c, h, w))
+    seed("maxpool_argmax")          # the maxima plus their indices in the plane (dl_maxpool2d_argmax)
+    layer_case("maxpool_argmax", M(lambda s, x: sum_argmax(F.max_pool2d(x, 3, 2, 1, return_indices=True))), torch.randn(3, 3, 9, 7))
     seed("global_avgpool_cl")       # (C, L) per sample
     layer_case("global_avgpool_cl", M(lambda s, x: x.mean(2)), torch.randn(3, 5, 6))
 

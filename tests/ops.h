@@ -60,6 +60,11 @@ static dl_layer *mk_dense(dl_layer *x, const void *a) { return dl_dense_ex(x, (c
 static dl_layer *mk_conv(dl_layer *x, const void *a) { return dl_conv2d_ex(x, (const dl_conv_desc *)a); }
 static dl_layer *mk_maxpool(dl_layer *x, const void *a) { return dl_maxpool2d_ex(x, (const dl_pool_desc *)a); }
 static dl_layer *mk_avgpool(dl_layer *x, const void *a) { return dl_avgpool2d_ex(x, (const dl_pool_desc *)a); }
+/* the maxima plus their indices: dx is maxpool's alone (the indices add nothing) */
+static dl_layer *mk_maxpool_argmax(dl_layer *x, const void *a) {
+    return dl_add(dl_maxpool2d_ex(x, (const dl_pool_desc *)a), dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, 0));
+}
+static dl_layer *mk_maxpool_argmax_cm(dl_layer *x, const void *a) { return dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, 1); }
 static dl_layer *mk_gap(dl_layer *x, const void *a) { (void)a; return dl_global_avgpool(x); }
 static dl_layer *mk_gmp(dl_layer *x, const void *a) { (void)a; return dl_global_maxpool(x); }
 static dl_layer *mk_bn(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(x); }
@@ -367,6 +372,8 @@ static const op_case op_cases[] = {
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool_dil2", 2, 2, 9, 8, mk_maxpool, pl_dil2, "maxpool_dil2"),
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 2x2 ceil on 7x5 batch1", 1, 3, 7, 5, mk_maxpool, pl_ceil_k2, NULL),
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool dilation 3x2, pads top 2 right 1", 2, 2, 8, 7, mk_maxpool, pl_dil_rect, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool_argmax", 2, 3, 9, 7, mk_maxpool_argmax, pl_k3_s2_p1, "maxpool_argmax"),
+    OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool argmax column-major, dilation 3x2", 2, 2, 8, 7, mk_maxpool_argmax_cm, pl_dil_rect, NULL),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_ceil", 2, 2, 8, 8, mk_avgpool, pl_avg_ceil, "avgpool_ceil"),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_excl_pad", 2, 3, 9, 7, mk_avgpool, pl_avg_excl, "avgpool_excl_pad"),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_ceil_excl", 1, 2, 7, 6, mk_avgpool, pl_avg_ceil_excl, "avgpool_ceil_excl"),
