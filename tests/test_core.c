@@ -864,6 +864,43 @@ static void test_constants_saved(void) {
     dl_net_free(a); dl_net_free(b);
 }
 
+/* maxpool2d_argmax: the first maximum's index in the plane (ties and all),
+   column-major on request, per sample; it saves and loads with its order;
+   planes past 2^24 cells are refused (float indices would be inexact). */
+static void test_maxpool_argmax(void) {
+    static const float x[2 * 3 * 4] = { 1, 5, 5, 0,   2, 2, 3, 4,   0, 0, 4, 1,         /* sample 0: ties of 2s and 4s */
+                                        9, 8, 7, 6,   5, 4, 3, 2,   1, 0, 1, 9 };       /* sample 1 */
+    static const float rm[2 * 2 * 2] = { 1, 2, 4, 7,   0, 2, 4, 11 }, cm[2 * 2 * 2] = { 3, 6, 1, 10,   0, 6, 1, 11 };
+    dl_pool_desc d;
+    dl_net *a = dl_net_new(), *b;
+    dl_layer *in = dl_input(a, 1, 3, 4), *r, *c;
+    void *buf = NULL;
+    size_t len = 0;
+    dl_status st;
+    const float *y;
+    memset(&d, 0, sizeof d);
+    d.kernel = 2; d.stride = 2; d.pad_top = 1;
+    r = dl_maxpool2d_argmax(in, &d, 0);
+    c = dl_maxpool2d_argmax(in, &d, 1);
+    CHECK(r && c && r->shape[1] == 2 && r->shape[2] == 2, "%s", dl_net_error(a));
+    y = dl_predict(a, r, x, 2);
+    CHECK(y && !memcmp(y, rm, sizeof rm), "row-major indices %g %g %g %g", y ? y[0] : -1, y ? y[1] : -1, y ? y[2] : -1, y ? y[3] : -1);
+    y = dl_predict(a, c, x, 2);
+    CHECK(y && !memcmp(y, cm, sizeof cm), "column-major indices %g %g %g %g", y ? y[4] : -1, y ? y[5] : -1, y ? y[6] : -1, y ? y[7] : -1);
+    CHECK(dl_net_save_mem(a, NULL, &buf, &len) == DL_OK, "%s", dl_net_error(a));
+    b = buf ? dl_net_load_mem(buf, len, &st) : NULL;
+    CHECK(b != NULL, "load: %s", b ? "" : st.msg);
+    y = b ? dl_predict(b, dl_net_layer(b, 2), x, 2) : NULL;
+    CHECK(y && !memcmp(y, cm, sizeof cm), "the loaded net lost the column-major order");
+    DL_FREE(buf);
+    dl_net_free(a); dl_net_free(b);
+    a = dl_net_new();
+    d.pad_top = 0;
+    CHECK(!dl_maxpool2d_argmax(dl_input(a, 1, 4097, 4097), &d, 0) && strstr(dl_net_error(a), "2^24"), "a plane past 2^24: %s", dl_net_error(a));
+    CHECK(!dl_maxpool2d_argmax(dl_input(a, 1, 4, 4), &d, 2), "column_major 2 accepted");
+    dl_net_free(a);
+}
+
 /* A loss written with layers: mean((out - t)^2) with the target a constant,
    minimised by dl_train_step_scalar, takes the same steps as
    dl_train_step_mse with that target repeated. */
@@ -1117,6 +1154,7 @@ int main(void) {
     RUN(test_op_table);
     RUN(test_format1_still_loads);
     RUN(test_constants_saved);
+    RUN(test_maxpool_argmax);
     RUN(test_train_step_scalar);
     RUN(test_multi_input);
     RUN(test_optim_state);

@@ -688,6 +688,20 @@ static void test_export(void) {
         CHECK(dl_onnx_save_mem(net, NULL, 1, &data, &len) == DL_ERR_ARG, "NULL outputs");
         dl_net_free(net);
     }
+    {   /* nor has maxpool2d_argmax (ONNX's indices are int64 over the whole tensor) */
+        dl_pool_desc pd;
+        dl_layer *x, *c;
+        void *data = NULL;
+        size_t len = 0;
+        memset(&pd, 0, sizeof pd);
+        pd.kernel = 2;
+        net = dl_net_new();
+        x = dl_input(net, 2, 4, 4);
+        c = dl_maxpool2d_argmax(x, &pd, 0);
+        CHECK(dl_onnx_save_mem(net, &c, 1, &data, &len) == DL_ERR_UNSUPPORTED && !data && !len, "maxpool2d_argmax exported");
+        CHECK(strstr(dl_net_error(net), "maxpool2d_argmax") != NULL, "message: %s", dl_net_error(net));
+        dl_net_free(net);
+    }
 }
 
 /* PyTorch trained the reference CNN one epoch on the shipped Fashion-MNIST
