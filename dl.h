@@ -208,14 +208,15 @@
       test-tsan.
 
    LAYERS        input constant dense conv2d (asymmetric or "same" pads)
-                 conv2d_transpose maxpool2d avgpool2d (asymmetric or "same" pads,
-                 ceil mode, padding counted or not, dilated max) maxpool2d_argmax
-                 global_avgpool global_maxpool batchnorm dropout reshape flatten transpose pad
-                 (constant, reflect, edge) upsample (nearest, bilinear) slice
-                 (channels) relu leaky_relu elu prelu sigmoid tanh clip (ReLU6)
-                 hard_sigmoid hard_swish selu gelu silu softplus sqrt softmax
-                 log_softmax add sub mul div (broadcasting) concat matmul
-                 reduce_sum reduce_mean custom; several input layers (_multi)
+                 conv2d_transpose maxpool2d avgpool2d (asymmetric or "same"
+                 pads, ceil mode, padding counted or not, dilated max)
+                 maxpool2d_argmax global_avgpool global_maxpool batchnorm
+                 dropout reshape flatten transpose pad (constant, reflect, edge)
+                 upsample (nearest, bilinear) slice (channels) relu leaky_relu
+                 elu prelu sigmoid tanh clip (ReLU6) hard_sigmoid hard_swish
+                 selu gelu silu softplus sqrt softmax log_softmax add sub mul
+                 div (broadcasting) concat matmul reduce_sum reduce_mean custom;
+                 several input layers (_multi)
    LOSSES        softmax cross-entropy (integer labels), negative log-likelihood
                  of log-probabilities (integer labels), mean squared error, the
                  mean of any scalar output (a loss built from layers);
