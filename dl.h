@@ -4400,11 +4400,64 @@ static void dl__conv2d_reduce_task(void *arg, int t, int thread) {
         else if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][i - MK] += s;
     }
 }
+/* Depthwise backward directly, as the forward runs (a GEMM per channel
+   would pad its single row or column to a whole tile). dx of one (sample,
+   channel) plane per task: the plane's col rows w[k] dy, scattered back. */
+static void dl__depthwise_dx_task(void *arg, int t, int thread) {
+    const dl__conv_job *j = (const dl__conv_job *)arg;
+    const dl__conv *cg = &j->cg;
+    const dl__rowk *rk = j->cpu->simd->row;
+    float *dcol = dl__scratch(j->cpu, thread) + DL__BPACK;
+    const float *dy = j->e->dout + (size_t)t * cg->P, *w = j->e->w[0] + (size_t)(t % cg->C) * cg->K;
+    int k;
+    for (k = 0; k < cg->K; k++) rk->affine(dcol + (size_t)k * cg->P, dy, cg->P, w[k], 0.0f);
+    dl__col2im(rk, cg, dcol, j->e->din[0] + (size_t)t * cg->H * cg->W);
+}
+/* dW and db of one channel: per sample in order, the plane's im2col rows
+   dotted with dy, so the sums never depend on the threads. */
+static void dl__depthwise_dw_task(void *arg, int c, int thread) {
+    const dl__conv_job *j = (const dl__conv_job *)arg;
+    const dl__conv *cg = &j->cg;
+    const dl__rowk *rk = j->cpu->simd->row;
+    float *scratch = dl__scratch(j->cpu, thread), *col = scratch + DL__BPACK, acc[DL__KC], out[4];
+    dl__run *runs = (dl__run *)(void *)scratch;          /* OH runs: far below DL__BPACK floats */
+    dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
+    double db = 0;
+    int n, k, r;
+    for (k = 0; k < cg->K; k++) acc[k] = 0.0f;
+    for (n = 0; n < j->e->n; n++) {
+        const float *dy = j->e->dout + ((size_t)n * cg->C + c) * cg->P;
+        int n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
+        for (k = 0; k < cg->K; k++) dl__im2col_row(&B, j->krows[k], runs, n_runs, col + (size_t)k * cg->P, 1);
+        for (k = 0; k < cg->K; k += 4) {
+            rk->dot(col + (size_t)k * cg->P, (size_t)cg->P, cg->K - k < 4 ? cg->K - k : 4, dy, cg->P, out);
+            for (r = 0; r < 4 && k + r < cg->K; r++) acc[k + r] += out[r];
+        }
+        db += rk->sum(dy, cg->P, 0.0f, 0);
+    }
+    if (j->e->dw[0]) for (k = 0; k < cg->K; k++) j->e->dw[0][(size_t)c * cg->K + k] += acc[k];
+    if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][c] += (float)db;
+}
+static int dl__depthwise_backward(const dl_layer *l, const dl_exec *e) {
+    const dl__cpu *cpu = (const dl__cpu *)e->cpu;
+    dl__conv_job j;
+    double work;
+    memset(&j, 0, sizeof j);
+    j.cpu = cpu; j.l = l; j.e = e; j.cg = dl_layer_conv_geom(l);
+    work = 2.0 * e->n * j.cg.M * j.cg.K * j.cg.P;
+    if (e->din[0]) dl__parallel_if(cpu, work, e->n * j.cg.C, dl__depthwise_dx_task, &j);
+    if (e->dw[0] || (l->a.bias && e->dw[1])) {
+        j.krows = dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
+        dl__parallel_if(cpu, work, j.cg.C, dl__depthwise_dw_task, &j);
+    }
+    return DL_OK;
+}
 static int dl__conv2d_backward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;
     dl__conv_job j;
     memset(&j, 0, sizeof j);
     j.cpu = cpu; j.l = l; j.e = e; j.cg = dl_layer_conv_geom(l);
+    if (dl__conv_is_depthwise(&j.cg)) return dl__depthwise_backward(l, e);
     if (e->din[0]) {
         int grp;
         size_t per = dl__apack_floats(cpu->simd, j.cg.K, j.cg.Mg);

@@ -700,6 +700,47 @@ static void test_prepared_inference(void) {
     dl_net_free(net);
 }
 
+/* The depthwise backward (its own direct path): dx, dW and db against plain
+   loops, and the same bits on 1 and 3 threads. x is 3 samples of 5x9x8. */
+static void depthwise_backward_check(dl_net *net, dl_layer *in, dl_layer *cv, const float *x, dl_conv_desc d, int k) {
+    static float dy[3 * 5 * 9 * 8], g1[3 * 5 * 9 * 8 + 5 * 25 + 5];
+    double rdx[3 * 5 * 9 * 8], rdw[5 * 25], rdb[5], worst = 0;
+    const float *w = dl_net_find_param(net, "conv2d_1.weight")->data;
+    dl_param *pw = dl_net_find_param(net, "conv2d_1.weight"), *pb = dl_net_find_param(net, "conv2d_1.bias");
+    int OH = cv->shape[1], OW = cv->shape[2], KK = d.kernel * d.kernel, i, n, c, oh, ow, kh, kw, t;
+    for (i = 0; i < 3 * 5 * OH * OW; i++) dy[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+    memset(rdx, 0, sizeof rdx); memset(rdw, 0, sizeof rdw); memset(rdb, 0, sizeof rdb);
+    for (n = 0; n < 3; n++) for (c = 0; c < 5; c++) for (oh = 0; oh < OH; oh++) for (ow = 0; ow < OW; ow++) {
+        double g = dy[((n * 5 + c) * OH + oh) * OW + ow];
+        rdb[c] += g;
+        for (kh = 0; kh < d.kernel; kh++) for (kw = 0; kw < d.kernel; kw++) {
+            int ih = oh * d.stride - d.pad + kh * d.dilation, iw = ow * d.stride - d.pad + kw * d.dilation, xi = ((n * 5 + c) * 9 + ih) * 8 + iw;
+            if (ih < 0 || ih >= 9 || iw < 0 || iw >= 8) continue;
+            rdx[xi] += g * w[c * KK + kh * d.kernel + kw];
+            rdw[c * KK + kh * d.kernel + kw] += g * x[xi];
+        }
+    }
+    dl_net_set_input_grad(net, 1);
+    for (t = 1; t <= 3; t += 2) {
+        const float *gx;
+        int same = 1;
+        dl_net_set_threads(net, t);
+        dl_zero_grad(net);
+        gx = dl_forward(net, cv, x, 3, 1) && dl_backward(net, cv, dy) == DL_OK ? dl_layer_grad(in) : NULL;
+        CHECK(gx != NULL, "case %d: backward: %s", k, dl_net_error(net));
+        if (!gx) return;
+        for (i = 0, worst = 0; i < 3 * 5 * 72; i++) if (fabs(gx[i] - rdx[i]) > worst) worst = fabs(gx[i] - rdx[i]);
+        for (i = 0; i < 5 * KK; i++) if (fabs(pw->grad[i] - rdw[i]) > worst) worst = fabs(pw->grad[i] - rdw[i]);
+        for (i = 0; i < 5; i++) if (fabs(pb->grad[i] - rdb[i]) > worst) worst = fabs(pb->grad[i] - rdb[i]);
+        CHECK(worst < 1e-4, "case %d, %d threads: depthwise backward off the plain loops by %g", k, t, worst);
+        if (t == 1) { memcpy(g1, gx, sizeof(float) * 3 * 5 * 72); memcpy(g1 + 3 * 5 * 72, pw->grad, sizeof(float) * 5 * KK);
+                      memcpy(g1 + 3 * 5 * 72 + 5 * KK, pb->grad, sizeof(float) * 5); continue; }
+        same = !memcmp(g1, gx, sizeof(float) * 3 * 5 * 72) && !memcmp(g1 + 3 * 5 * 72, pw->grad, sizeof(float) * 5 * KK) &&
+               !memcmp(g1 + 3 * 5 * 72 + 5 * KK, pb->grad, sizeof(float) * 5);
+        CHECK(same, "case %d: depthwise gradients on 3 threads differ from 1", k);
+    }
+}
+
 /* Depthwise convolutions run as a direct kernel (not a GEMM per channel):
    against a plain loop, with stride, padding and dilation, fused with a
    batchnorm and relu in dl_predict, and bit-identical on 1 and 3 threads. */
@@ -746,6 +787,7 @@ static void test_depthwise_direct(void) {
         dl_net_set_threads(net, 3);
         y = dl_predict(net, out, x, 3);
         CHECK(y && !memcmp(y, one, (size_t)3 * size * sizeof(float)), "case %d: 3 threads differ from 1", k);
+        depthwise_backward_check(net, in, cv, x, d, k);
         dl_net_free(net);
     }
 }
