@@ -4303,18 +4303,30 @@ static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumul
     return DL_OK;
 }
 
-/* The adjoint of im2col for one sample and group: x += col scattered back. */
-static void dl__col2im(const dl__rowk *rk, const dl__conv *g, const float *col, float *x) {
+/* The adjoint of im2col for one sample and group: x += col scattered back.
+   col is scratch, and is clobbered. */
+static void dl__col2im(const dl__rowk *rk, const dl__conv *g, float *col, float *x) {
     int c, kh, kw, oh, ow;
     for (c = 0; c < g->Cg; c++)
         for (kh = 0; kh < g->KH; kh++)
             for (kw = 0; kw < g->KW; kw++) {
-                const float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * g->P;
+                float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * g->P;
                 int dx = kw * g->dw - g->pw, lo = dx < 0 ? -dx : 0, hi = g->W - dx < g->OW ? g->W - dx : g->OW;
-                if (g->sh == 1 && g->sw == 1 && g->OW == g->W && dx == 0) {
-                    /* the centre column of a same-width convolution: whole rows line up, one long add */
-                    int dy = kh * g->dh - g->ph, o0 = dy < 0 ? -dy : 0, o1 = g->H - dy < g->OH ? g->H - dy : g->OH;
-                    if (o1 > o0) rk->add(x + ((size_t)c * g->H + o0 + dy) * g->W, row + (size_t)o0 * g->OW, (o1 - o0) * g->OW);
+                if (g->sh == 1 && g->sw == 1 && g->OW == g->W) {
+                    /* same width: output p = oh*W + ow adds to x[p + dy*W + dx], so the valid rows are one
+                       long add from their first valid column to their last; the columns in between that
+                       wrapped around an edge are zeroed in col first and add nothing (short rows one by
+                       one ran scalar) */
+                    int dy = kh * g->dh - g->ph, o0 = dy < 0 ? -dy : 0, o1 = g->H - dy < g->OH ? g->H - dy : g->OH, t;
+                    size_t a, b;
+                    if (o1 <= o0 || hi <= lo) continue;
+                    if (dx)
+                        for (oh = o0; oh < o1; oh++) {
+                            for (t = 0; t < lo; t++) row[(size_t)oh * g->W + t] = 0.0f;
+                            for (t = hi; t < g->W; t++) row[(size_t)oh * g->W + t] = 0.0f;
+                        }
+                    a = (size_t)o0 * g->W + lo; b = (size_t)(o1 - 1) * g->W + hi;
+                    rk->add(x + (size_t)c * g->H * g->W + (ptrdiff_t)a + dy * g->W + dx, row + a, (int)(b - a));
                     continue;
                 }
                 for (oh = 0; oh < g->OH; oh++) {
