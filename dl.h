@@ -2892,6 +2892,9 @@ typedef struct dl__simd {
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
+    /* dst[k][8] = src[r][k], r < 8 rows lds apart, k < kc: dl__pack_a's
+       im2col rows, formed contiguous, into its layout when mr is 8 (NULL: plain C) */
+    void (*transpose8)(float *dst, const float *src, size_t lds, int kc);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -2913,7 +2916,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -2963,7 +2966,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2 };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3005,6 +3008,35 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
+/* 8 x 8 blocks in registers: pairs of rows interleaved, then quads, then halves. */
+__attribute__((target("avx")))
+static void dl__transpose8_avx(float *dst, const float *src, size_t lds, int kc) {
+    int k = 0, r;
+    for (; k + 8 <= kc; k += 8, dst += 64) {
+        const float *p = src + k;
+        __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
+        __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
+        __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 2 * lds), _mm256_loadu_ps(p + 3 * lds));
+        __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 2 * lds), _mm256_loadu_ps(p + 3 * lds));
+        __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 4 * lds), _mm256_loadu_ps(p + 5 * lds));
+        __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 4 * lds), _mm256_loadu_ps(p + 5 * lds));
+        __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 6 * lds), _mm256_loadu_ps(p + 7 * lds));
+        __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 6 * lds), _mm256_loadu_ps(p + 7 * lds));
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; k < kc; k++, dst += 8) for (r = 0; r < 8; r++) dst[r] = src[(size_t)r * lds + k];
+}
 __attribute__((target("avx512f")))
 static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
     __m512 va = _mm512_set1_ps(a);
@@ -3057,7 +3089,8 @@ static void dl__depthwise_avx512(float *y, const float *x, const float *w, float
         }
 }
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512 };
+                                         &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
+                                         dl__transpose8_avx };
 #endif
 
 #ifdef DL__NEON
@@ -3094,7 +3127,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon };
+                                       0, NULL, NULL, dl__axpy_neon, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -3868,19 +3901,29 @@ static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, i
     }
 }
 
-/* Packs rows i0..i0+mr, columns k0..k0+kc of A as dst[k][mr], zeros past M. */
-static void dl__pack_a(const dl__mat *A, int M, int i0, int k0, int kc, int mr, float *dst) {
-    size_t koff[DL__KC];
-    int ii, kk;
-    const float *row[DL__MAX_MR];
+/* An im2col A (the weight gradient's): its rows formed contiguous, where
+   they are vector moves, then transposed to dst[k][mr]; zeros past M. */
+static void dl__pack_a_im2col(const dl__simd *s, const dl__mat *A, int M, int i0, int k0, int kc, float *dst) {
+    float rows[DL__MAX_MR * DL__KC];
     dl__run runs[DL__KC];
-    int n_runs = A->conv ? dl__im2col_runs(A->conv, k0, kc, runs) : 0;
+    int n_runs = dl__im2col_runs(A->conv, k0, kc, runs), ii, kk, mr = s->mr;
+    for (ii = 0; ii < mr; ii++)
+        if (i0 + ii >= M) memset(rows + (size_t)ii * kc, 0, (size_t)kc * sizeof(float));
+        else dl__im2col_row(A, A->krows[i0 + ii], runs, n_runs, rows + (size_t)ii * kc, 1);
+    if (mr == 8 && s->transpose8) { s->transpose8(dst, rows, (size_t)kc, kc); return; }
+    for (kk = 0; kk < kc; kk++, dst += mr)
+        for (ii = 0; ii < mr; ii++) dst[ii] = rows[(size_t)ii * kc + kk];
+}
+/* Packs rows i0..i0+mr, columns k0..k0+kc of A as dst[k][mr], zeros past M. */
+static void dl__pack_a(const dl__simd *s, const dl__mat *A, int M, int i0, int k0, int kc, float *dst) {
+    size_t koff[DL__KC];
+    int ii, kk, mr = s->mr;
+    const float *row[DL__MAX_MR];
+    if (A->conv) { dl__pack_a_im2col(s, A, M, i0, k0, kc, dst); return; }
     for (ii = 0; ii < mr; ii++) {
         if (i0 + ii >= M) { for (kk = 0; kk < kc; kk++) dst[kk * mr + ii] = 0.0f; row[ii] = NULL; }
-        else if (A->conv) dl__im2col_row(A, A->krows[i0 + ii], runs, n_runs, dst + ii, mr);
         else row[ii] = A->p + dl__row_at(A, i0 + ii);
     }
-    if (A->conv) return;
     if (A->rs == 1 && A->Pr == INT_MAX && i0 + mr <= M) {  /* columns contiguous in i (a transposed operand): mr floats per k */
         for (kk = 0; kk < kc; kk++, dst += mr) memcpy(dst, row[0] + dl__col_at(A, k0 + kk), (size_t)mr * sizeof(float));
         return;
@@ -4016,7 +4059,7 @@ static void dl__pack_a_all(const dl__simd *s, const dl__gemm *g, float *ap) {
     int pc, ir;
     for (pc = 0; pc < g->K; pc += DL__KC) {
         int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC;
-        for (ir = 0; ir < g->M; ir += s->mr, ap += (size_t)kc * s->mr) dl__pack_a(&g->A, g->M, ir, pc, kc, s->mr, ap);
+        for (ir = 0; ir < g->M; ir += s->mr, ap += (size_t)kc * s->mr) dl__pack_a(s, &g->A, g->M, ir, pc, kc, ap);
     }
 }
 

@@ -792,6 +792,21 @@ static void test_depthwise_direct(void) {
     }
 }
 
+/* The weight gradient packs its im2col rows transposed (dl__pack_a_im2col):
+   this CPU's transpose8 against a plain loop, whole 8-column blocks and tails. */
+static void test_pack_transpose(void) {
+    const dl__simd *s = dl__simd_detect();
+    static float src[8 * 37], got[37 * 8];
+    int kc, r, k, bad = 0;
+    for (r = 0; r < 8 * 37; r++) src[r] = (float)r;
+    if (!s->transpose8) { printf("     (no transpose8 on %s: plain C)\n", s->name); return; }
+    for (kc = 1; kc <= 37; kc++) {
+        s->transpose8(got, src, 37, kc);
+        for (k = 0; k < kc; k++) for (r = 0; r < 8; r++) bad += got[k * 8 + r] != src[r * 37 + k];
+    }
+    CHECK(!bad, "%s transpose8: %d entries wrong", s->name, bad);
+}
+
 /* The op table: row i is op i, every row has kernels and an attribute list,
    names are unique. (Its row count is checked when dl.h compiles.) */
 static void test_op_table(void) {
@@ -1180,6 +1195,7 @@ int main(void) {
     RUN(test_inference_fusion);
     RUN(test_prepared_inference);
     RUN(test_depthwise_direct);
+    RUN(test_pack_transpose);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
