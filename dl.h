@@ -2892,9 +2892,9 @@ typedef struct dl__simd {
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
-    /* dst[k][8] = src[r][k], r < 8 rows lds apart, k < kc: dl__pack_a's
-       im2col rows, formed contiguous, into its layout when mr is 8 (NULL: plain C) */
-    void (*transpose8)(float *dst, const float *src, size_t lds, int kc);
+    /* dst[k ldd + r] = src[r lds + k], r < 8, k < kc: operands whose packed
+       dimension is strided, 8 rows at a time (NULL: plain C) */
+    void (*transpose8)(float *dst, size_t ldd, const float *src, size_t lds, int kc);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -3010,9 +3010,9 @@ static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const fl
                                 const int32_t *ob, int n, int32_t at, int32_t W);
 /* 8 x 8 blocks in registers: pairs of rows interleaved, then quads, then halves. */
 __attribute__((target("avx")))
-static void dl__transpose8_avx(float *dst, const float *src, size_t lds, int kc) {
+static void dl__transpose8_avx(float *dst, size_t ldd, const float *src, size_t lds, int kc) {
     int k = 0, r;
-    for (; k + 8 <= kc; k += 8, dst += 64) {
+    for (; k + 8 <= kc; k += 8, dst += 8 * ldd) {
         const float *p = src + k;
         __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
         __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
@@ -3027,15 +3027,15 @@ static void dl__transpose8_avx(float *dst, const float *src, size_t lds, int kc)
         __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
         __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
         _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+        _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
     }
-    for (; k < kc; k++, dst += 8) for (r = 0; r < 8; r++) dst[r] = src[(size_t)r * lds + k];
+    for (; k < kc; k++, dst += ldd) for (r = 0; r < 8; r++) dst[r] = src[(size_t)r * lds + k];
 }
 __attribute__((target("avx512f")))
 static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
@@ -3910,7 +3910,7 @@ static void dl__pack_a_im2col(const dl__simd *s, const dl__mat *A, int M, int i0
     for (ii = 0; ii < mr; ii++)
         if (i0 + ii >= M) memset(rows + (size_t)ii * kc, 0, (size_t)kc * sizeof(float));
         else dl__im2col_row(A, A->krows[i0 + ii], runs, n_runs, rows + (size_t)ii * kc, 1);
-    if (mr == 8 && s->transpose8) { s->transpose8(dst, rows, (size_t)kc, kc); return; }
+    if (mr == 8 && s->transpose8) { s->transpose8(dst, 8, rows, (size_t)kc, kc); return; }
     for (kk = 0; kk < kc; kk++, dst += mr)
         for (ii = 0; ii < mr; ii++) dst[ii] = rows[(size_t)ii * kc + kk];
 }
@@ -4038,10 +4038,25 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
         return;
     }
     for (jr = 0; jr < nc; jr += nr) {
-        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr;
+        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr, w8 = 0, seg;
         float *d = dst + (size_t)jr * kc;
         if (valid < 0) valid = 0;
-        for (kk = 0; kk < kc; kk++, d += nr) {
+        if (s->transpose8 && B->rs == 1 && B->cs != 1 && B->Pc == INT_MAX && nr % 8 == 0) {
+            /* rows contiguous (within blocks of Pr), columns strided (the weight gradient's dy^T):
+               8 columns at a time transposed; the rest below */
+            w8 = valid / 8 * 8;
+            for (kk = 0; w8 && kk < kc; kk += seg) {
+                seg = B->Pr - (k0 + kk) % B->Pr < kc - kk ? B->Pr - (k0 + kk) % B->Pr : kc - kk;
+                for (jj = 0; jj < w8; jj += 8)
+                    s->transpose8(d + (size_t)kk * nr + jj, (size_t)nr, B->p + dl__at(B, k0 + kk, j0 + jr + jj), B->cs, seg);
+            }
+        }
+        for (kk = 0; kk < kc && w8; kk++, d += nr) {
+            const float *row = B->p + dl__row_at(B, k0 + kk);
+            for (jj = w8; jj < valid; jj++) d[jj] = row[dl__col_at(B, j0 + jr + jj)];
+            for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
+        }
+        for (kk = 0; kk < kc && !w8; kk++, d += nr) {
             if (valid && B->cs == 1 && (j0 + jr) % B->Pc + valid <= B->Pc)        /* contiguous */
                 memcpy(d, B->p + dl__at(B, k0 + kk, j0 + jr), (size_t)valid * sizeof(float));
             else if (valid) {

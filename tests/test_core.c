@@ -792,19 +792,34 @@ static void test_depthwise_direct(void) {
     }
 }
 
-/* The weight gradient packs its im2col rows transposed (dl__pack_a_im2col):
-   this CPU's transpose8 against a plain loop, whole 8-column blocks and tails. */
+/* The weight gradient packs its im2col rows and dy^T transposed: this CPU's
+   transpose8 against a plain loop (whole 8-column blocks and tails), and
+   dl__pack_b of a strided operand against its definition. */
 static void test_pack_transpose(void) {
     const dl__simd *s = dl__simd_detect();
     static float src[8 * 37], got[37 * 8];
     int kc, r, k, bad = 0;
     for (r = 0; r < 8 * 37; r++) src[r] = (float)r;
-    if (!s->transpose8) { printf("     (no transpose8 on %s: plain C)\n", s->name); return; }
-    for (kc = 1; kc <= 37; kc++) {
-        s->transpose8(got, src, 37, kc);
+    for (kc = 1; kc <= 37 && s->transpose8; kc++) {
+        s->transpose8(got, 8, src, 37, kc);
         for (k = 0; k < kc; k++) for (r = 0; r < 8; r++) bad += got[k * 8 + r] != src[r * 37 + k];
     }
     CHECK(!bad, "%s transpose8: %d entries wrong", s->name, bad);
+    {   /* dl__pack_b of dy^T as the weight gradient has it: rows (n, p) in blocks of P = 7, columns m
+           strided by P; 13 columns, so 8 transposed and 5 left; 30 rows cross 4 blocks */
+        static float dy[5 * 13 * 7], packed[30 * 64];
+        dl__mat B = dl__plain(dy, 1, 7);
+        int nr = s->nr, j;
+        B.Pr = 7; B.rbs = 13 * 7;
+        for (r = 0; r < 5 * 13 * 7; r++) dy[r] = (float)r + 1;
+        dl__pack_b(s, &B, 13, 2, 30, 0, 13, nr, packed);
+        for (k = 0, bad = 0; k < 30; k++)
+            for (j = 0; j < (13 + nr - 1) / nr * nr; j++) {
+                float want = j < 13 ? dy[(k + 2) / 7 * 13 * 7 + (k + 2) % 7 + j * 7] : 0.0f;
+                bad += packed[(size_t)(j / nr) * nr * 30 + (size_t)k * nr + j % nr] != want;
+            }
+        CHECK(!bad, "%s pack_b of a transposed operand: %d entries wrong", s->name, bad);
+    }
 }
 
 /* The op table: row i is op i, every row has kernels and an attribute list,
