@@ -3930,6 +3930,10 @@ static void dl__pack_a(const dl__simd *s, const dl__mat *A, int M, int i0, int k
     }
     if (A->cs == 1 && k0 % A->Pc + kc <= A->Pc) {          /* rows contiguous in k */
         size_t off = dl__col_at(A, k0);
+        if (i0 + mr <= M && mr == 8 && s->transpose8 && A->Pr == INT_MAX) {   /* rows rs apart: in registers */
+            s->transpose8(dst, 8, row[0] + off, A->rs, kc);
+            return;
+        }
         if (i0 + mr <= M) {                                 /* all rows there: no test per element */
             for (kk = 0; kk < kc; kk++, dst += mr)
                 for (ii = 0; ii < mr; ii++) dst[ii] = row[ii][off + kk];
