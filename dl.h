@@ -2675,6 +2675,33 @@ DL__INLINE void dl__row_prelu(float *y, const float *x, int S, float a) {
 #endif
     for (; s < S; s++) y[s] = x[s] > 0 ? x[s] : a * x[s];
 }
+/* relu: y = x > 0 ? x : +0 (NaN gives 0); backward dx += x > 0 ? dy : +0 */
+DL__INLINE void dl__row_relu(float *y, const float *x, int S) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v;
+        memcpy(&v, x + s, 64);
+        v = (dl__vf)((dl__vi)v & (v > 0));
+        memcpy(y + s, &v, 64);
+    }
+#endif
+    for (; s < S; s++) y[s] = dl__keep(x[s], x[s] > 0);
+}
+DL__INLINE void dl__row_relu_back(float *dx, const float *dy, const float *x, int S) {
+    int s = 0;
+#ifdef DL__VEC
+    for (; s + 16 <= S; s += 16) {
+        dl__vf v, g, d;
+        memcpy(&v, x + s, 64);
+        memcpy(&g, dy + s, 64);
+        memcpy(&d, dx + s, 64);
+        d += (dl__vf)((dl__vi)g & (v > 0));
+        memcpy(dx + s, &d, 64);
+    }
+#endif
+    for (; s < S; s++) dx[s] += dl__keep(dy[s], x[s] > 0);
+}
 /* dx += x > 0 ? dy : a dy (dx may be NULL); returns sum over x <= 0 of dy x */
 DL__INLINE double dl__row_prelu_back(float *dx, const float *dy, const float *x, int S, float a) {
     float lane[16] = { 0 };
@@ -2830,6 +2857,8 @@ typedef struct dl__rowk {
     void (*affine)(float *y, const float *x, int S, float sc, float sh);
     void (*add)(float *y, const float *x, int S);
     void (*prelu)(float *y, const float *x, int S, float a);
+    void (*relu)(float *y, const float *x, int S);
+    void (*relu_back)(float *dx, const float *dy, const float *x, int S);
     double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
     double (*sum)(const float *x, int S, float m, int squares);
     void (*sums2)(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx);
@@ -2843,6 +2872,9 @@ typedef struct dl__rowk {
     target static void dl__row_affine_##isa(float *y, const float *x, int S, float sc, float sh) { dl__row_affine(y, x, S, sc, sh); } \
     target static void dl__row_add_##isa(float *y, const float *x, int S) { dl__row_add(y, x, S); } \
     target static void dl__row_prelu_##isa(float *y, const float *x, int S, float a) { dl__row_prelu(y, x, S, a); } \
+    target static void dl__row_relu_##isa(float *y, const float *x, int S) { dl__row_relu(y, x, S); } \
+    target static void dl__row_relu_back_##isa(float *dx, const float *dy, const float *x, int S) { \
+        dl__row_relu_back(dx, dy, x, S); } \
     target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
         return dl__row_prelu_back(dx, dy, x, S, a); } \
     target static double dl__row_sum_##isa(const float *x, int S, float m, int squares) { return dl__row_sum(x, S, m, squares); } \
@@ -2855,6 +2887,7 @@ typedef struct dl__rowk {
     target static void dl__row_epilogue_##isa(float *y, int n, float sc, float sh, int act, float slope, float beta) { \
         dl__row_epilogue(y, n, sc, sh, act, slope, beta); } \
     static const dl__rowk dl__rowk_##isa = { dl__row_affine_##isa, dl__row_add_##isa, dl__row_prelu_##isa, \
+        dl__row_relu_##isa, dl__row_relu_back_##isa, \
         dl__row_prelu_back_##isa, dl__row_sum_##isa, dl__row_sums2_##isa, dl__row_bn_dx_##isa, dl__rows_dot_##isa, \
         dl__row_epilogue_##isa };
 DL__ROWK(base, )
@@ -4977,7 +5010,24 @@ static int dl__reshape_backward(const dl_layer *l, const dl_exec *e) { (void)l; 
         }                                                                             \
         return DL_OK;                                                                 \
     }
-DL__ELEMENTWISE(relu, dl__keep(x, x > 0), dl__keep(dy, x > 0))               /* max(0, x): x > 0 ? x : 0 */
+/* relu, max(0, x) as x > 0 ? x : 0: vector row kernels, since it follows
+   most layers in training (the executor fuses it away in inference) */
+static int dl__relu_forward(const dl_layer *l, const dl_exec *e) {
+    size_t i, total = (size_t)e->n * l->size, len;
+    for (i = 0; i < total; i += len) {          /* in pieces an int counts */
+        len = total - i < (size_t)1 << 30 ? total - i : (size_t)1 << 30;
+        dl__rows(e)->relu(e->out + i, e->in[0] + i, (int)len);
+    }
+    return DL_OK;
+}
+static int dl__relu_backward(const dl_layer *l, const dl_exec *e) {
+    size_t i, total = (size_t)e->n * l->size, len;
+    for (i = 0; i < total && e->din[0]; i += len) {
+        len = total - i < (size_t)1 << 30 ? total - i : (size_t)1 << 30;
+        dl__rows(e)->relu_back(e->din[0] + i, e->dout + i, e->in[0] + i, (int)len);
+    }
+    return DL_OK;
+}
 DL__ELEMENTWISE(leaky_relu, x > 0 ? x : a * x, x > 0 ? dy : a * dy)           /* x > 0 ? x : a x */
 DL__ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /* x > 0 ? x : a (e^x - 1) */
 DL__ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */

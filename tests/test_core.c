@@ -822,6 +822,31 @@ static void test_pack_transpose(void) {
     }
 }
 
+/* relu's vector row kernels: x > 0 ? x : +0 bit for bit (NaN and -0 give
+   +0), and dx += the same mask of dy, over vector bodies and tails. */
+static void test_relu_rows(void) {
+    const dl__rowk *rk = dl__simd_detect()->row;
+    static float x[37], y[37], g[37], dx[37];
+    float want;
+    int i, bad = 0;
+    for (i = 0; i < 37; i++) {
+        x[i] = i % 5 == 0 ? -0.0f : i % 3 == 0 ? -(float)i : (float)i;
+#ifndef __FAST_MATH__                           /* NaN compares as the compiler likes there */
+        if (i % 7 == 0) x[i] = (float)NAN;
+#endif
+        g[i] = (float)i - 20.5f; dx[i] = 1.0f;
+    }
+    rk->relu(y, x, 37);
+    rk->relu_back(dx, g, x, 37);
+    for (i = 0; i < 37; i++) {
+        want = x[i] > 0 ? x[i] : 0.0f;
+        bad += memcmp(&y[i], &want, sizeof want) != 0;
+        want = 1.0f + (x[i] > 0 ? g[i] : 0.0f);
+        bad += memcmp(&dx[i], &want, sizeof want) != 0;
+    }
+    CHECK(!bad, "relu rows: %d entries differ from x > 0 ? x : 0", bad);
+}
+
 /* The op table: row i is op i, every row has kernels and an attribute list,
    names are unique. (Its row count is checked when dl.h compiles.) */
 static void test_op_table(void) {
@@ -1211,6 +1236,7 @@ int main(void) {
     RUN(test_prepared_inference);
     RUN(test_depthwise_direct);
     RUN(test_pack_transpose);
+    RUN(test_relu_rows);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
