@@ -11498,7 +11498,7 @@ static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64
 static int dl__ox_extrapolate(dl__ox *ox, const dl__ox_node *n, dl_layer **l, const int64_t *d, const int64_t *o, unsigned char *const *oob) {
     dl__ox_t t;
     dl__str none = { "", 0 };
-    dl_layer *c;
+    dl_layer *c = NULL;     /* set by dl__ox_const_as when rc is 0; gcc -O3 cannot see it */
     int64_t sh[3], h, w;
     int rc;
     float v = dl__ox_af(n, "extrapolation_value", 0);
@@ -12740,7 +12740,7 @@ static int dl__ox_pad(dl__ox *ox, const dl__ox_node *n) {
    reduce layer */
 static int dl__ox_reduce(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
-    int64_t d[DL__OX_MAXR], ax[DL__OX_MAXR], s[DL__OX_MAXR], g[3], od[DL__OX_MAXR];
+    int64_t d[DL__OX_MAXR], ax[DL__OX_MAXR], s[DL__OX_MAXR] = { 0 }, g[3], od[DL__OX_MAXR];
     int mean = dl__str_is(n->op, "ReduceMean"), sq = dl__str_is(n->op, "ReduceSumSquare"), keep = (int)dl__ox_ai(n, "keepdims", 1);
     int r, na, k, rc, ns, off, ng = 0, ro = 0, last = -1;
     int flags[3] = { 0, 0, 0 }, axes[3], nf = 0;

@@ -1147,6 +1147,7 @@ static void test_chunked_inference(void) {
     dw.filters = 12; dw.kernel = 3; dw.stride = 1; dw.pad = 1; dw.groups = 12;              /* depthwise */
     h = dl_conv2d_ex(h, &dw);
     out = dl_dense(dl_flatten(dl_relu(h)), 5);
+    memset(&m, 0, sizeof m);    /* gcc -O3 cannot see dl_frozen_memory set it */
     for (i = 0; i < N * 800; i++) in[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
     CHECK(dl__predict_chunk(net, out) == 13, "chunk %d, expected 13", dl__predict_chunk(net, out));
     f = dl_freeze(net, out, NULL);
