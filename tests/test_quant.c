@@ -84,7 +84,7 @@ static void quantize_and_compare(dl_layer *(*build)(dl_net *, dl_layer **), floa
     printf("    %s: float %.4f (weights %lu B, work %lu B)\n", name, af, (unsigned long)mf.weight_bytes, (unsigned long)mf.work_bytes);
     for (k = 0; f && k < 3; k++) {
         memset(&qd, 0, sizeof qd);
-        qd.calib = k;
+        qd.calib = k; qd.no_equalize = getenv("NOEQ") != NULL;
         q = dl_quantize(f, cal, N_CALIB, &qd, &st);
         CHECK(q != NULL, "dl_quantize: %s", st.msg);
         if (!q) continue;
