@@ -3113,6 +3113,15 @@ static const dl__simd *dl__simd_detect(void) {
    the >>emit zone calls them, so DL_NO_EMIT leaves them out too (unused
    static functions would warn). */
 #ifndef DL_NO_EMIT
+/* No product here may be fused with a sum into an FMA, or the kernels of
+   an ISA with FMA would round unlike the others: statements apart keep
+   clang (-ffp-contract=on) from fusing; gcc fuses across statements
+   wherever it may (-ffp-contract=fast: GNU C and C++ modes), so the
+   pragma turns that off for these functions. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 #define DL__Q8_NB 64            /* columns of one tile */
 #define DL__Q8_SLACK 16         /* int32 sums readable past the last (dl__q8_row_out) */
 /* The output stage's numbers, per channel c: y = act((acc - z wsum[c]) scale[c] + bias[c]),
@@ -3490,13 +3499,17 @@ static const dl__q8k dl__q8k_neon = { "neon", dl__q8_tile_neon, dl__q8_dot_neon,
    s8 x s8 products into each int32 lane. The u8 input is read as s8 by
    flipping its top bit, u - 128, and the sums put back exactly with
    128 times the row's weight sum. GCC's arm_neon.h offers vdotq_s32 to a
-   function compiled for dotprod; clang's (before 16) only to a build for
-   it (-march=armv8.2-a+dotprod). */
-#if defined(__linux__) && (defined(__ARM_FEATURE_DOTPROD) || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8) || \
-                           (defined(__clang__) && __clang_major__ >= 16))
+   function compiled for dotprod; clang's (14) only to a build for it
+   (-march=armv8.2-a+dotprod), and its target attribute does not take
+   the architecture: clang has this row in such builds only. */
+#if defined(__linux__) && (defined(__ARM_FEATURE_DOTPROD) || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8))
 #define DL__SDOT 1
 #include <sys/auxv.h>
+#ifdef __ARM_FEATURE_DOTPROD
+#define DL__SDOT_TARGET
+#else
 #define DL__SDOT_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 DL__SDOT_TARGET static int32_t dl__q8_wsum_sdot(const int8_t *w, int n) {    /* sum of n weights */
     int32x4_t acc = vdupq_n_s32(0);
     int k = 0;
@@ -3576,6 +3589,9 @@ static const dl__q8k *dl__q8k_detect(void) {
     dl__q8k_rows(k);
     return k[0];
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 #endif /* DL_NO_EMIT */
 
 /* ---- the thread pool ---- */

@@ -278,14 +278,21 @@ static void test_int8_kernels_agree(void) {
 static void ref_quantize(unsigned char *u, const float *x, int count, float inv, float z) {
     int i;
     for (i = 0; i < count; i++) {
-        float s = x[i] * inv;        /* two roundings, as the library: x / s, then + (z + 1/2) */
+        volatile float s = x[i] * inv;   /* two roundings, as the library: x / s, then + (z + 1/2); volatile: see ref_affine */
         double v = floor((double)(s + (z + 0.5f)));
         u[i] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
 }
+/* t scale + bias rounded twice, as the library does: the product stored
+   through a volatile, since gcc fuses a product and a sum into an FMA
+   across statements too (-ffp-contract=fast, its default in C++ and GNU C)
+   where the target has one (aarch64, x86 with -mfma). */
+static float ref_affine(float t, float scale, float bias) {
+    volatile float p = t * scale;
+    return p + bias;
+}
 static float ref_act(float t, float scale, float bias, float slope) {
-    float v = t * scale;        /* two statements: no FMA contraction (clang) */
-    v = v + bias;
+    float v = ref_affine(t, scale, bias);
     return v > 0 ? v : slope * v;
 }
 static const int32_t *step_at(const dl_frozen *f, int i) {
@@ -337,8 +344,7 @@ static void ref_dense(const dl_frozen *f, const int32_t *r, const float *x, int 
     for (m = 0; m < M; m++) {
         int32_t acc = 0;
         for (k = 0; k < K; k++) acc += f->q[r[DL__R_Q] + m * K4 * 4 + k] * u[k];
-        out[m] = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]) * scale[m];
-        out[m] = out[m] + bias[m];
+        out[m] = ref_affine((float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]), scale[m], bias[m]);
     }
     free(u);
 }
@@ -453,8 +459,7 @@ static void test_int8_conv_shapes(void) {
                                         int val = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? u[(cin * g.H + iy) * g.W + ix] : (int)xq[1];
                                         acc += w[mm * rowb + 4 * ((ky * g.KW + kx) * C4 + c / 4) + c % 4] * val;
                                     }
-                            v = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[mm]) * scale[mm];
-                            v = v + bias[mm];
+                            v = ref_affine((float)(acc - (int32_t)xq[1] * (int32_t)wsum[mm]), scale[mm], bias[mm]);
                             diff += memcmp(&v, &got[((size_t)i * g.M + mm) * g.P + (size_t)oy * g.OW + ox], sizeof v) != 0;
                         }
             }
