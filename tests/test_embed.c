@@ -516,6 +516,61 @@ static void test_int8_dense_paths(void) {
 }
 
 /* keep_float leaves the chosen layers in float; the rest of the errors. */
+/* A convolution whose output channels differ 100-fold in scale feeds a
+   1x1 one that weighs the small ones 100 times more: one input range per
+   tensor leaves the small channels about 3 levels, unless dl_quantize
+   equalizes the channels first (dl__equalize); the relative error of the
+   int8 output against float must fall well below what it is without. */
+static double int8_rel_error(const dl_frozen *f, const float *x, int n, int no_equalize) {
+    dl_quant_desc qd;
+    dl_frozen *q;
+    dl_memory m;
+    float want[20 * 4 * 36], got[20 * 4 * 36], *work;
+    double err = 0, top = 0;
+    int i;
+    memset(&qd, 0, sizeof qd);
+    qd.no_equalize = no_equalize;
+    q = dl_quantize(f, x, n, &qd, NULL);
+    dl_frozen_memory(f, n, &m);
+    work = (float *)malloc(m.work_bytes + 64 * 1024);
+    CHECK(q && work && dl_frozen_run(f, x, want, n, work) == DL_OK && dl_frozen_run(q, x, got, n, work) == DL_OK, "runs");
+    for (i = 0; i < n * 4 * 36; i++) {
+        if (fabs(want[i]) > top) top = fabs(want[i]);
+        if (fabs(want[i] - got[i]) > err) err = fabs(want[i] - got[i]);
+    }
+    free(work);
+    dl_frozen_free(q);
+    return err / top;
+}
+static void test_int8_equalization(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *h, *out;
+    dl_frozen *f;
+    float *x = random_floats(20 * 4 * 36, -1.0f, 1.0f);
+    double eq, plain;
+    int i, k, conv = 0;
+    dl_net_seed(net, 3);
+    h = dl_relu(dl_conv2d(dl_input(net, 4, 6, 6), 8, 3, 1, 1));
+    out = dl_conv2d(h, 4, 1, 1, 0);
+    for (i = 0; i < dl_net_param_count(net); i++) {
+        dl_param *p = dl_net_param(net, i);
+        if (!strstr(p->name, "weight")) continue;
+        for (k = 0; k < p->size; k++)       /* channel c < 4 is small: filter c of the first, column c of the second */
+            p->data[k] *= conv == 0 ? (k / 36 < 4 ? 0.01f : 1.0f) : (k % 8 < 4 ? 100.0f : 1.0f);
+        conv++;
+    }
+    f = dl_freeze(net, out, NULL);
+    CHECK(conv == 2 && f != NULL, "the net");
+    if (f) {
+        eq = int8_rel_error(f, x, 20, 0);
+        plain = int8_rel_error(f, x, 20, 1);
+        printf("    int8 error / max |float|: %.4f equalized, %.4f not\n", eq, plain);
+        CHECK(eq < 0.02 && eq < plain / 4, "equalized %g, not %g", eq, plain);
+    }
+    dl_frozen_free(f);
+    dl_net_free(net);
+    free(x);
+}
 static void test_int8_options(void) {
     dl_layer *logits, *probs;
     dl_net *net = make_net(reference_cnn, &logits, &probs);
@@ -687,6 +742,7 @@ int main(int argc, char **argv) {
     RUN(test_int8_matches_reference_arithmetic);
     RUN(test_int8_conv_shapes);
     RUN(test_int8_dense_paths);
+    RUN(test_int8_equalization);
     RUN(test_int8_options);
     return test_summary();
 }
