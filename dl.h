@@ -9994,10 +9994,10 @@ static double dl__calib_clip(const dl__calib *c, int s, const dl_quant_desc *d) 
         return amax * j / DL__HIST;
     }
     for (j = levels; j <= DL__HIST; j++) kl[j - levels] = dl__kl(h, j, levels);
-    for (j = levels; j <= DL__HIST; j++) {      /* the median of 9 neighbouring cuts (see above) */
+    for (j = levels; j <= DL__HIST; j++) {      /* the median of 2 DL__KL_MED + 1 neighbouring cuts */
         double win[2 * DL__KL_MED + 1];
         int a = j - DL__KL_MED < levels ? levels : j - DL__KL_MED, e = j + DL__KL_MED > DL__HIST ? DL__HIST : j + DL__KL_MED, k, t;
-        for (k = a; k <= e; k++) {              /* insertion sort: 9 values */
+        for (k = a; k <= e; k++) {              /* insertion sort: at most 33 values */
             double v = kl[k - levels];
             for (t = k - a; t > 0 && win[t - 1] > v; t--) win[t] = win[t - 1];
             win[t] = v;
