@@ -3391,27 +3391,22 @@ static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot
    computes the same: that instance is what tests/test_embed.c runs
    against the C kernels on a CPU without AVX-VNNI. 4 rows by 16 columns
    at a time: 8 accumulators, within AVX2's 16 registers. */
-#define DL__Q8_VNNI256(isa, target, dpbusd) \
+#define DL__Q8_V256(i) { int32_t wv; memcpy(&wv, w[i] + 4 * k, 4); a = _mm256_set1_epi32(wv); \
+    a##i##0 = DL__DPBUSD(a##i##0, b0, a); a##i##1 = DL__DPBUSD(a##i##1, b1, a); }
+#define DL__Q8_S256(i) _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j), a##i##0); \
+    _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j + 8), a##i##1);
+#define DL__Q8_VNNI256(isa, target) \
     target static void dl__q8_tile_##isa(int K4, const int8_t *const *w, const uint8_t *b, const size_t *koff, int32_t *c) { \
-        int i, j, k; \
-        for (j = 0; j < DL__Q8_NB; j += 16) { \
-            __m256i acc[4][2], b0, b1, a; \
-            for (i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256(); \
+        int j, k; \
+        for (j = 0; j < DL__Q8_NB; j += 16) {  /* the rows spelled out: gcc kept an array of them in memory */ \
+            __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00; \
             for (k = 0; k < K4; k++) { \
                 const uint8_t *bk = b + koff[k] + 4 * (size_t)j; \
-                b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk); \
-                b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 32)); \
-                for (i = 0; i < 4; i++) { \
-                    int32_t wv; \
-                    memcpy(&wv, w[i] + 4 * k, 4); \
-                    a = _mm256_set1_epi32(wv); \
-                    acc[i][0] = dpbusd(acc[i][0], b0, a); acc[i][1] = dpbusd(acc[i][1], b1, a); \
-                } \
+                __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk), \
+                        b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 32)), a; \
+                DL__Q8_V256(0) DL__Q8_V256(1) DL__Q8_V256(2) DL__Q8_V256(3) \
             } \
-            for (i = 0; i < 4; i++) { \
-                _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j), acc[i][0]); \
-                _mm256_storeu_si256((__m256i *)(void *)(c + i * DL__Q8_NB + j + 8), acc[i][1]); \
-            } \
+            DL__Q8_S256(0) DL__Q8_S256(1) DL__Q8_S256(2) DL__Q8_S256(3) \
         } \
     } \
     target static void dl__q8_dot_##isa(int K4, const int8_t *const *w, const uint8_t *u, int32_t *c) { \
@@ -3422,7 +3417,7 @@ static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot
         for (; k + 8 <= K4; k += 8) {           /* 8 words, 32 bytes, at a time */ \
             __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(u + 4 * (size_t)k)); \
             for (i = 0; i < 4; i++) \
-                acc[i] = dpbusd(acc[i], x, _mm256_loadu_si256((const __m256i *)(const void *)(w[i] + 4 * (size_t)k))); \
+                acc[i] = DL__DPBUSD(acc[i], x, _mm256_loadu_si256((const __m256i *)(const void *)(w[i] + 4 * (size_t)k))); \
         } \
         for (i = 0; i < 4; i++) { \
             _mm256_storeu_si256((__m256i *)(void *)l, acc[i]); \
@@ -3432,10 +3427,14 @@ static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot
     } \
     static const dl__q8k dl__q8k_##isa = { #isa, dl__q8_tile_##isa, dl__q8_dot_##isa, dl__q8_quantize_avx2, dl__q8_words_avx2, \
                                            dl__q8_rows_out_avx2 };
-DL__Q8_VNNI256(avx512vnni256, __attribute__((target("avx2,avx512vnni,avx512vl"))), _mm256_dpbusd_epi32)
+#define DL__DPBUSD _mm256_dpbusd_epi32
+DL__Q8_VNNI256(avx512vnni256, __attribute__((target("avx2,avx512vnni,avx512vl"))))
+#undef DL__DPBUSD
 #if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11)   /* that know avxvnni */
 #define DL__AVXVNNI 1
-DL__Q8_VNNI256(avxvnni, __attribute__((target("avx2,avxvnni"))), _mm256_dpbusd_avx_epi32)
+#define DL__DPBUSD _mm256_dpbusd_avx_epi32
+DL__Q8_VNNI256(avxvnni, __attribute__((target("avx2,avxvnni"))))
+#undef DL__DPBUSD
 /* gcc's __builtin_cpu_supports knows "avxvnni", clang's (14) does not:
    there, CPUID leaf 7, subleaf 1, EAX bit 4 (the AVX2 check before it
    also says the OS saves the ymm registers). */
@@ -3452,6 +3451,8 @@ static int dl__has_avxvnni(void) {
 }
 #endif
 #undef DL__Q8_VNNI256
+#undef DL__Q8_V256
+#undef DL__Q8_S256
 #endif
 #ifdef DL__NEON
 /* NEON (any aarch64): u8 and s8 widened to int16, whose products fit
