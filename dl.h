@@ -1006,7 +1006,8 @@ DLDEF int        dl_frozen_run(const dl_frozen *f, const float *x, float *y, int
    n calibration samples x (a few hundred are plenty) through the net. The
    other steps stay float (and conv or dense layers summing over more than
    32768 inputs); int8 steps take and give floats. Integer sums are
-   exact, so results are the same on every kernel (AVX-512 VNNI, AVX2, C).
+   exact, so results are the same on every kernel (AVX-512 VNNI,
+   AVX-VNNI, AVX2, NEON dot product, NEON, C).
    dl_frozen_run takes an int8 net through all its steps a chunk of
    samples at a time (as many as keep its activations within about 1 MB,
    1 to 64; 8 for the reference CNN), so its work memory stops growing
@@ -3385,7 +3386,7 @@ static void dl__q8_rows_out_masked(float *y, size_t rs, size_t cs, const int32_t
 }
 static const dl__q8k dl__q8k_vnni = { "avx512vnni", dl__q8_tile_vnni, dl__q8_dot_vnni, dl__q8_quantize_avx512,
                                       dl__q8_words_avx512, dl__q8_rows_out_masked };
-/* AVX-VNNI: vpdpbusd on 256 bits in its VEX form (Alder Lake, Zen 5, ...).
+/* AVX-VNNI: vpdpbusd on 256 bits in its VEX form (Intel since Alder Lake).
    The kernels are written once (DL__Q8_VNNI256) and also compiled for
    AVX-512 VNNI + VL, whose EVEX form of the same 256-bit instruction
    computes the same: that instance is what tests/test_embed.c runs
