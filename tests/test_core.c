@@ -750,6 +750,49 @@ static void test_depthwise_direct(void) {
     }
 }
 
+/* The direct depthwise kernel of this CPU (flattened planes, phase planes
+   for stride 2, or rows) against the portable path (im2col rows and the
+   kernel table's axpy): the same bits, on sizes odd and even, narrower and
+   wider than a vector, every stride, padding and dilation. */
+static void test_depthwise_kernel_bits(void) {
+    static const int cfg[][4] = { { 3, 1, 1, 1 }, { 3, 2, 1, 1 }, { 5, 1, 2, 1 }, { 5, 2, 2, 1 }, { 3, 1, 2, 2 }, { 3, 2, 0, 1 },
+                                  { 3, 3, 1, 1 }, { 1, 2, 0, 1 }, { 3, 2, 2, 2 }, { 3, 1, 0, 1 } };   /* kernel, stride, pad, dilation */
+    static const int hw[][2] = { { 16, 16 }, { 8, 8 }, { 4, 4 }, { 7, 9 }, { 9, 7 }, { 1, 5 }, { 33, 20 }, { 13, 31 } };
+    static float x[2 * 3 * 33 * 31];
+    dl__simd plain = *dl__simd_detect();
+    int k, s, i, cases = 0;
+    plain.depthwise = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+    for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++)
+        for (s = 0; s < (int)(sizeof hw / sizeof hw[0]); s++) {
+            dl_net *net[2];
+            const float *y[2];
+            dl_layer *cv[2], *out[2];
+            int v, size;
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = 3; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 3;
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 7);
+                cv[v] = dl_conv2d_ex(dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+                out[v] = cv[v] ? dl_relu(dl_batchnorm(cv[v])) : NULL;
+            }
+            if (!cv[0] || !cv[1] || !out[0] || !out[1]) { for (v = 0; v < 2; v++) dl_net_free(net[v]); continue; }  /* no output */
+            size = 2 * cv[0]->size;
+            for (v = 0; v < 2; v++) y[v] = dl_forward(net[v], cv[v], x, 2, 0);
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "k%d s%d p%d d%d %dx%d: forward bits differ",
+                  cfg[k][0], cfg[k][1], cfg[k][2], cfg[k][3], hw[s][0], hw[s][1]);
+            for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], out[v], x, 2);
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "k%d s%d p%d d%d %dx%d: fused bits differ",
+                  cfg[k][0], cfg[k][1], cfg[k][2], cfg[k][3], hw[s][0], hw[s][1]);
+            cases++;
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases >= 70, "only %d cases built", cases);
+}
+
 /* The op table: row i is op i, every row has kernels and an attribute list,
    names are unique. (Its row count is checked when dl.h compiles.) */
 static void test_op_table(void) {
@@ -1138,6 +1181,7 @@ int main(void) {
     RUN(test_inference_fusion);
     RUN(test_prepared_inference);
     RUN(test_depthwise_direct);
+    RUN(test_depthwise_kernel_bits);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
