@@ -2866,6 +2866,8 @@ typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, si
                             const dl__kepi *epi);
 struct dl__mat;
 struct dl__piece;
+struct dl__krow;
+struct dl__run;
 typedef struct dl__simd {
     const char *name;
     int mr, nr;
@@ -2884,6 +2886,8 @@ typedef struct dl__simd {
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
+    /* dl__im2col_row of a stride-2 convolution into a contiguous row (NULL: dl__im2col_row) */
+    void (*im2col_s2)(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs, float *dst);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -2905,7 +2909,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -2955,7 +2959,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2 };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3009,6 +3013,8 @@ static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
 }
 static void dl__pack_same_avx512(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0,
                                  int kc, int nr, float *dst);
+static void dl__im2col_s2_avx512(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs,
+                                 float *dst);
 /* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
    tap's view of x (H x W), 16 outputs of a row at a time: the values
    dl__im2col_row gives (masked loads, or gathers for strides), zeros where
@@ -3142,7 +3148,8 @@ static void dl__depthwise_avx512(float *y, const float *x, const float *w, const
     }
 }
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
-                                         &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512 };
+                                         &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
+                                         dl__im2col_s2_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -3179,7 +3186,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon };
+                                       0, NULL, NULL, dl__axpy_neon, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -4051,6 +4058,36 @@ static void dl__pack_same_avx512(const dl__mat *B, const dl__piece *pc, int n_pc
 }
 #endif
 
+#ifdef DL__X86
+/* dl__im2col_row of a stride-2 convolution into a contiguous row: per 16
+   outputs, their 32 input columns in two masked loads (lanes left of the
+   row, right of it or past the run are never read), the even ones kept.
+   The same values and zeros. */
+__attribute__((target("avx512f")))
+static void dl__im2col_s2_avx512(const dl__mat *B, const dl__krow *kr, const dl__run *runs, int n_runs, float *dst) {
+    const dl__conv *g = B->conv;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), W = _mm512_set1_epi32(g->W);
+    const __m512i even = _mm512_add_epi32(iota, iota), sixteen = _mm512_set1_epi32(16);
+    int k, t;
+    for (k = 0; k < n_runs; k++) {
+        const dl__run *u = &runs[k];
+        int y = u->oy + kr->dy, x0 = u->ox + kr->dx;
+        const float *row = B->p + kr->base + (size_t)u->n * B->cbs;
+        float *d = dst + u->at;
+        if ((unsigned)y >= (unsigned)g->H) { memset(d, 0, (size_t)u->len * sizeof(float)); continue; }
+        row += (size_t)y * g->W;            /* formed only when y is inside */
+        for (t = 0; t < u->len; t += 16) {
+            int n = u->len - t < 16 ? u->len - t : 16, c = x0 + 2 * t;
+            __m512i ca = _mm512_add_epi32(_mm512_set1_epi32(c), iota), end = _mm512_set1_epi32(c + 2 * n);
+            __mmask16 ma = _mm512_cmplt_epu32_mask(ca, W) & _mm512_cmplt_epi32_mask(ca, end);
+            __mmask16 mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(ca, sixteen), W) & _mm512_cmplt_epi32_mask(_mm512_add_epi32(ca, sixteen), end);
+            __m512 a = _mm512_maskz_loadu_ps(ma, row + c), b = _mm512_maskz_loadu_ps(mb, row + c + 16);
+            _mm512_mask_storeu_ps(d + t, (__mmask16)((1u << n) - 1), _mm512_permutex2var_ps(a, even, b));
+        }
+    }
+}
+#endif
+
 /* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
    zeros past N. For im2col the row table and the runs are found once. */
 static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
@@ -4073,7 +4110,8 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
                 int valid = N - (j0 + sv * nr) < nr ? N - (j0 + sv * nr) : nr;
                 float *d = dst + (size_t)sv * nr * kc + (size_t)kk * nr;
                 if (valid < 0) valid = 0;
-                dl__im2col_row(B, kr, runs[sv], n_runs[sv], d, 1);
+                if (s->im2col_s2 && B->conv->sw == 2) s->im2col_s2(B, &kr, runs[sv], n_runs[sv], d);
+                else dl__im2col_row(B, kr, runs[sv], n_runs[sv], d, 1);
                 for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
             }
         }

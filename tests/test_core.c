@@ -793,6 +793,44 @@ static void test_depthwise_kernel_bits(void) {
     CHECK(cases >= 70, "only %d cases built", cases);
 }
 
+/* Stride-2 convolutions pack their im2col rows with this CPU's kernel
+   (two loads and the even lanes per 16 outputs on AVX-512) or the portable
+   dl__im2col_row: the same bits, on widths around a vector, runs split
+   across rows and samples, padding and dilation. */
+static void test_strided_im2col_bits(void) {
+    static const int cfg[][3] = { { 3, 1, 1 }, { 1, 0, 1 }, { 5, 2, 1 }, { 3, 0, 1 }, { 3, 2, 2 }, { 4, 1, 1 } };   /* kernel, pad, dilation */
+    static const int hw[][2] = { { 32, 32 }, { 16, 16 }, { 7, 9 }, { 5, 40 }, { 33, 65 }, { 2, 3 } };
+    static float x[3 * 3 * 33 * 65];
+    dl__simd plain = *dl__simd_detect();
+    int k, s, i, cases = 0;
+    plain.im2col_s2 = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)((i * 29) % 89) / 44.0f - 1.0f;
+    for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++)
+        for (s = 0; s < (int)(sizeof hw / sizeof hw[0]); s++) {
+            dl_net *net[2];
+            const float *y[2];
+            dl_layer *cv[2];
+            int v;
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = 5; d.kernel = cfg[k][0]; d.stride = 2; d.pad = cfg[k][1]; d.dilation = cfg[k][2];
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 5);
+                cv[v] = dl_conv2d_ex(dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+            }
+            if (cv[0] && cv[1]) {
+                for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], cv[v], x, 3);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)3 * cv[0]->size * sizeof(float)), "k%d p%d d%d %dx%d: bits differ",
+                      cfg[k][0], cfg[k][1], cfg[k][2], hw[s][0], hw[s][1]);
+                cases++;
+            }
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases >= 30, "only %d cases built", cases);
+}
+
 /* The op table: row i is op i, every row has kernels and an attribute list,
    names are unique. (Its row count is checked when dl.h compiles.) */
 static void test_op_table(void) {
@@ -1182,6 +1220,7 @@ int main(void) {
     RUN(test_prepared_inference);
     RUN(test_depthwise_direct);
     RUN(test_depthwise_kernel_bits);
+    RUN(test_strided_im2col_bits);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
