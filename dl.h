@@ -2888,6 +2888,9 @@ typedef struct dl__simd {
     void (*axpy)(float *y, const float *x, int n, float a);
     /* dl__im2col_row of a stride-2 convolution into a contiguous row (NULL: dl__im2col_row) */
     void (*im2col_s2)(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs, float *dst);
+    /* dst[c ld + r] = src[r lds + c] for r < rows, c < cols (at most 16 each); lanes rows..lanes-1
+       of each dst row get zeros (NULL: loops) */
+    void (*transpose16)(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -2909,7 +2912,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar, NULL };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -2959,7 +2962,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2, NULL };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3147,9 +3150,31 @@ static void dl__depthwise_avx512(float *y, const float *x, const float *w, const
         }
     }
 }
+/* A 16 x 16 block transposed in registers: unpacks of floats, then of
+   pairs, then two rounds of 128-bit lane shuffles. A copy: the same bits. */
+__attribute__((target("avx512f")))
+static void dl__transpose16_avx512(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes) {
+    __m512 r[16], t[16];
+    __mmask16 mc = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1), ml = (__mmask16)(lanes >= 16 ? 0xffff : (1u << lanes) - 1);
+    int i, j;
+    for (i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(mc, src + (size_t)i * lds) : _mm512_setzero_ps();
+    for (i = 0; i < 16; i += 2) { t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); }
+    for (i = 0; i < 16; i += 4)         /* r[i + j], 128-bit lane L: column 4 L + j of rows i..i+3 */
+        for (j = 0; j < 2; j++) {
+            r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+        }
+    for (j = 0; j < 4; j++) {           /* column 4 L + j: lane L of r[j], r[4 + j], r[8 + j], r[12 + j] */
+        __m512 x0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), x1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        __m512 y0 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), y1 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_shuffle_f32x4(x0, y0, 0x88); t[8 + j] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+        t[4 + j] = _mm512_shuffle_f32x4(x1, y1, 0x88); t[12 + j] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+    }
+    for (i = 0; i < cols; i++) _mm512_mask_storeu_ps(dst + (size_t)i * ld, ml, t[i]);
+}
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
                                          &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
-                                         dl__im2col_s2_avx512 };
+                                         dl__im2col_s2_avx512, dl__transpose16_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -3186,7 +3211,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon, NULL };
+                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -4117,6 +4142,16 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
         }
         return;
     }
+    if (s->transpose16 && B->rs == 1 && B->Pr == INT_MAX && B->Pc == INT_MAX && nr % 16 == 0) {   /* a transposed operand */
+        for (jr = 0; jr < nc; jr += 16)         /* 16 columns (rows of the source) by 16 rows at a time */
+            for (kk = 0; kk < kc; kk += 16) {
+                int rows = N - (j0 + jr) < 16 ? N - (j0 + jr) : 16;
+                s->transpose16(dst + (size_t)(jr / nr * nr) * kc + (size_t)kk * nr + jr % nr, (size_t)nr,
+                               rows > 0 ? B->p + (size_t)(j0 + jr) * B->cs + (size_t)(k0 + kk) : B->p, B->cs, rows,
+                               kc - kk < 16 ? kc - kk : 16, 16);
+            }
+        return;
+    }
     for (jr = 0; jr < nc; jr += nr) {
         int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr;
         float *d = dst + (size_t)jr * kc;
@@ -4257,11 +4292,17 @@ static void dl__dense_dot_task(void *arg, int t, int thread) {            /* 4 o
     if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, rows, 1);
 }
 /* y (n x O) = the transpose of yt (O x n), in 16 x 16 blocks, a block row of y per task. */
-typedef struct { float *y; const float *yt; int n, O; } dl__transpose_job;
+typedef struct { const dl__simd *s; float *y; const float *yt; int n, O; } dl__transpose_job;
 static void dl__transpose_task(void *arg, int t, int thread) {
     const dl__transpose_job *j = (const dl__transpose_job *)arg;
     int i0 = t * 16, i1 = i0 + 16 < j->n ? i0 + 16 : j->n, o0, i, o;
     (void)thread;
+    if (j->s->transpose16) {
+        for (o0 = 0; o0 < j->O; o0 += 16)
+            j->s->transpose16(j->y + (size_t)i0 * j->O + o0, (size_t)j->O, j->yt + (size_t)o0 * j->n + i0, (size_t)j->n,
+                              j->O - o0 < 16 ? j->O - o0 : 16, i1 - i0, j->O - o0 < 16 ? j->O - o0 : 16);
+        return;
+    }
     for (o0 = 0; o0 < j->O; o0 += 16)
         for (i = i0; i < i1; i++)
             for (o = o0; o < o0 + 16 && o < j->O; o++) j->y[(size_t)i * j->O + o] = j->yt[(size_t)o * j->n + i];
@@ -4287,7 +4328,7 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     g.epi = cpu->epi;
     g.apacked = cpu->wpack;
     dl__gemm_parallel(cpu, &g, cpu->shared);
-    t.y = e->out; t.yt = yt; t.n = e->n; t.O = O;
+    t.s = cpu->simd; t.y = e->out; t.yt = yt; t.n = e->n; t.O = O;
     dl__parallel_if(cpu, 2 * DL__PER_FLOAT * e->n * O, (e->n + 15) / 16, dl__transpose_task, &t);
     return DL_OK;
 }

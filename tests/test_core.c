@@ -831,6 +831,38 @@ static void test_strided_im2col_bits(void) {
     CHECK(cases >= 30, "only %d cases built", cases);
 }
 
+/* Dense layers pack their input transposed and transpose their output
+   with this CPU's 16 x 16 block kernel (AVX-512) or plain loops: the same
+   bits on sizes around 16 and a vector tile (edge tiles, tails of k). */
+static void test_transpose_kernel_bits(void) {
+    static const int io[][2] = { { 1, 7 }, { 5, 16 }, { 16, 31 }, { 17, 40 }, { 33, 1 }, { 300, 33 } };
+    static const int batch[] = { 4, 5, 16, 17, 37, 64 };
+    static float x[64 * 300];
+    dl__simd plain = *dl__simd_detect();
+    int k, b, i, cases = 0;
+    plain.transpose16 = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)((i * 31) % 83) / 41.0f - 1.0f;
+    for (k = 0; k < (int)(sizeof io / sizeof io[0]); k++)
+        for (b = 0; b < (int)(sizeof batch / sizeof batch[0]); b++) {
+            dl_net *net[2];
+            const float *y[2];
+            dl_layer *out[2];
+            int v;
+            for (v = 0; v < 2; v++) {
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 3);
+                out[v] = dl_dense(dl_relu(dl_dense(dl_input(net[v], io[k][0], 0, 0), io[k][1])), 3);
+            }
+            for (v = 0; v < 2; v++) y[v] = out[v] ? dl_predict(net[v], out[v], x, batch[b]) : NULL;
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)batch[b] * 3 * sizeof(float)), "%d -> %d, batch %d: bits differ",
+                  io[k][0], io[k][1], batch[b]);
+            cases++;
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases == 36, "%d cases", cases);
+}
+
 /* The op table: row i is op i, every row has kernels and an attribute list,
    names are unique. (Its row count is checked when dl.h compiles.) */
 static void test_op_table(void) {
@@ -1221,6 +1253,7 @@ int main(void) {
     RUN(test_depthwise_direct);
     RUN(test_depthwise_kernel_bits);
     RUN(test_strided_im2col_bits);
+    RUN(test_transpose_kernel_bits);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);
