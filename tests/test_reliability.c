@@ -65,8 +65,6 @@ static long ta_live_now(void) { return __atomic_load_n(&ta_live, __ATOMIC_RELAXE
 #include <time.h>
 #include <unistd.h>
 
-/* NaN by its bits: under make test-fastmath, isnan() may be folded to 0. */
-static int nan_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return (u & 0x7fffffffu) > 0x7f800000u; }
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -523,17 +521,17 @@ static void bad_input_train(dl_net *net, dl_net *other) {
         float dl[12], logits[12] = { 0 };
         int lab[4] = { 0, 1, 2, 3 };
         for (i = 0; i < 12; i++) dl[i] = 7;
-        BAD_IS(nan_bits(dl_softmax_cross_entropy(NULL, lab, 4, 3, NULL)));
-        BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, NULL, 4, 3, NULL)));
-        BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 0, 3, NULL)));
-        BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 4, 0, NULL)));
-        BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);
-        BAD_IS(nan_bits(dl_nll(NULL, lab, 4, 3, NULL)) && nan_bits(dl_nll(logits, NULL, 4, 3, NULL)) && nan_bits(dl_nll(logits, lab, 0, 3, NULL)));
-        BAD_IS(nan_bits(dl_nll(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);      /* label 3 of 3 classes */
+        BAD_IS(test_nan(dl_softmax_cross_entropy(NULL, lab, 4, 3, NULL)));
+        BAD_IS(test_nan(dl_softmax_cross_entropy(logits, NULL, 4, 3, NULL)));
+        BAD_IS(test_nan(dl_softmax_cross_entropy(logits, lab, 0, 3, NULL)));
+        BAD_IS(test_nan(dl_softmax_cross_entropy(logits, lab, 4, 0, NULL)));
+        BAD_IS(test_nan(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);
+        BAD_IS(test_nan(dl_nll(NULL, lab, 4, 3, NULL)) && test_nan(dl_nll(logits, NULL, 4, 3, NULL)) && test_nan(dl_nll(logits, lab, 0, 3, NULL)));
+        BAD_IS(test_nan(dl_nll(logits, lab, 4, 3, dl)) && dl[0] == 7 && dl[11] == 7);      /* label 3 of 3 classes */
         lab[3] = -1;
-        BAD_IS(nan_bits(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7);
-        BAD_IS(nan_bits(dl_mse(NULL, logits, 4, 3, NULL)) && nan_bits(dl_mse(logits, NULL, 4, 3, NULL)));
-        BAD_IS(nan_bits(dl_mse(logits, logits, 0, 3, NULL)) && nan_bits(dl_mse(logits, logits, 4, -1, NULL)));
+        BAD_IS(test_nan(dl_softmax_cross_entropy(logits, lab, 4, 3, dl)) && dl[0] == 7);
+        BAD_IS(test_nan(dl_mse(NULL, logits, 4, 3, NULL)) && test_nan(dl_mse(logits, NULL, 4, 3, NULL)));
+        BAD_IS(test_nan(dl_mse(logits, logits, 0, 3, NULL)) && test_nan(dl_mse(logits, logits, 4, -1, NULL)));
     }
 
     /* contexts */
@@ -653,9 +651,9 @@ static void bad_input_files(dl_net *net, dl_net *other) {
     BAD_RC(net, dl_net_save(net, "build/r_good.dl"), DL_ERR_NUMERIC, "save|dense_1.weight|nan|index 1|nothing was written");
     BAD_RC(net, dl_net_save_mem(net, NULL, &buf, &len), DL_ERR_NUMERIC, "dense_1.weight");
     n2 = dl_net_load("build/r_good.dl", &st);
-    BAD_IS(n2 && !nan_bits(dl_net_param(n2, 0)->data[1]));      /* the old file */
+    BAD_IS(n2 && !test_nan(dl_net_param(n2, 0)->data[1]));      /* the old file */
     dl_net_free(n2);
-    BAD_IS(dl_net_load_weights(net, "build/r_good.dl") == DL_OK && !nan_bits(p->data[1]));
+    BAD_IS(dl_net_load_weights(net, "build/r_good.dl") == DL_OK && !test_nan(p->data[1]));
     opt->s[0][2] = INFINITY;
     BAD_RC(net, dl_checkpoint_save(net, opt, "build/r_good.dl"), DL_ERR_NUMERIC, "save|optimizer state 0|inf|index 2");
     opt->s[0][2] = 0;
