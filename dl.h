@@ -3156,19 +3156,24 @@ __attribute__((target("avx512f")))
 static void dl__transpose16_avx512(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes) {
     __m512 r[16], t[16];
     __mmask16 mc = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1), ml = (__mmask16)(lanes >= 16 ? 0xffff : (1u << lanes) - 1);
+    const __mmask16 all = 0xffff;       /* the zero-masking forms: g++ 12 warns on the plain ones' undefined source */
+    const __mmask8 all8 = 0xff;
     int i, j;
     for (i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(mc, src + (size_t)i * lds) : _mm512_setzero_ps();
-    for (i = 0; i < 16; i += 2) { t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]); }
+    for (i = 0; i < 16; i += 2) {
+        t[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
+        t[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
+    }
     for (i = 0; i < 16; i += 4)         /* r[i + j], 128-bit lane L: column 4 L + j of rows i..i+3 */
         for (j = 0; j < 2; j++) {
-            r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
-            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+            r[i + 2 * j] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, _mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, _mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
         }
     for (j = 0; j < 4; j++) {           /* column 4 L + j: lane L of r[j], r[4 + j], r[8 + j], r[12 + j] */
-        __m512 x0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), x1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-        __m512 y0 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), y1 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-        t[j] = _mm512_shuffle_f32x4(x0, y0, 0x88); t[8 + j] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
-        t[4 + j] = _mm512_shuffle_f32x4(x1, y1, 0x88); t[12 + j] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+        __m512 x0 = _mm512_maskz_shuffle_f32x4(all, r[j], r[4 + j], 0x88), x1 = _mm512_maskz_shuffle_f32x4(all, r[j], r[4 + j], 0xdd);
+        __m512 y0 = _mm512_maskz_shuffle_f32x4(all, r[8 + j], r[12 + j], 0x88), y1 = _mm512_maskz_shuffle_f32x4(all, r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_maskz_shuffle_f32x4(all, x0, y0, 0x88); t[8 + j] = _mm512_maskz_shuffle_f32x4(all, x0, y0, 0xdd);
+        t[4 + j] = _mm512_maskz_shuffle_f32x4(all, x1, y1, 0x88); t[12 + j] = _mm512_maskz_shuffle_f32x4(all, x1, y1, 0xdd);
     }
     for (i = 0; i < cols; i++) _mm512_mask_storeu_ps(dst + (size_t)i * ld, ml, t[i]);
 }
@@ -4143,7 +4148,7 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
         return;
     }
     if (s->transpose16 && B->rs == 1 && B->Pr == INT_MAX && B->Pc == INT_MAX && nr % 16 == 0) {   /* a transposed operand */
-        for (jr = 0; jr < nc; jr += 16)         /* 16 columns (rows of the source) by 16 rows at a time */
+        for (jr = 0; jr < (nc + nr - 1) / nr * nr; jr += 16)   /* 16 columns (rows of the source) by 16 rows at a time */
             for (kk = 0; kk < kc; kk += 16) {
                 int rows = N - (j0 + jr) < 16 ? N - (j0 + jr) : 16;
                 s->transpose16(dst + (size_t)(jr / nr * nr) * kc + (size_t)kk * nr + jr % nr, (size_t)nr,
