@@ -475,6 +475,10 @@ DLDEF dl_layer *dl_reduce_mean(dl_layer *x, const int *axes, int n_axes, int kee
 /* A constant per-sample tensor (the same for every sample): a non-trainable
    parameter "<name>.value" saved with the net. data: the product of shape floats. */
 DLDEF dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data);
+/* The same, fed by x, whose values it never reads: it takes x's batch, so a
+   net whose output is a constant (an imported ONNX Shape, a dropout mask)
+   still reads its input and runs under dl_predict. */
+DLDEF dl_layer *dl_constant_for(dl_layer *x, int ndim, const int *shape, const float *data);
 DLDEF dl_layer *dl_matmul(dl_layer *a, dl_layer *b);          /* per sample: (..,M,K) x (..,K,P) */
 
 /* A user-defined layer. Callbacks run on the CPU with the batch laid out as
@@ -1059,12 +1063,17 @@ DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const
    the input layer (batch dim symbolic or fixed). A graph whose input has a
    fixed first dim and that mixes across it (transposes, reshapes, softmax or
    constants along it: ONNX's node tests do) imports with that whole tensor
-   as one sample: predict it with a batch of 1. Opsets 1 to 21; local
-   functions are inlined. A model
-   with ops, attributes or cases dl.h cannot compute exactly fails with
-   DL_ERR_UNSUPPORTED naming every such node; external data is read (next to
-   the file) only by dl_onnx_load. Export: opset 13, IR version 7, of the
-   ancestors of outputs; DL_ERR_UNSUPPORTED for custom layers. */
+   as one sample: predict it with a batch of 1. Such a whole tensor may be
+   5-d: 3-d Conv, ConvTranspose and pools become 2-d layers (a convolution
+   one per output depth, each with its copy of the weights). A graph output
+   that folds to a constant (a Shape) is a dl_constant_for layer fed by the
+   input, as is a Dropout's mask. Opsets 1 to 21; local functions are
+   inlined. A model with ops, attributes or cases dl.h cannot compute
+   exactly fails with DL_ERR_UNSUPPORTED naming every such node; external
+   data is read (next to the file) only by dl_onnx_load. Export: opset 13,
+   IR version 7, of the ancestors of outputs; DL_ERR_UNSUPPORTED for custom
+   layers. A constant is an initializer [1, dims], or, when a Concat reads
+   it or it is a dl_constant_for, Expanded to the batch. */
 DLDEF dl_net   *dl_onnx_load(const char *path, dl_status *st);
 DLDEF dl_net   *dl_onnx_load_mem(const void *data, size_t len, dl_status *st);
 DLDEF dl_layer *dl_onnx_output(const dl_net *net, const char *onnx_name);
@@ -2515,7 +2524,7 @@ static dl_layer *dl__reduce(dl_layer *x, const int *axes, int n_axes, int keepdi
 }
 dl_layer *dl_reduce_sum(dl_layer *x, const int *axes, int n_axes, int keepdims) { return dl__reduce(x, axes, n_axes, keepdims, 0); }
 dl_layer *dl_reduce_mean(dl_layer *x, const int *axes, int n_axes, int keepdims) { return dl__reduce(x, axes, n_axes, keepdims, 1); }
-dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data) {
+static dl_layer *dl__constant(dl_net *net, dl_layer *x, int ndim, const int *shape, const float *data) {
     dl_attrs a = dl__attrs0();
     dl_layer *l;
     int i;
@@ -2527,9 +2536,13 @@ dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data
     }
     a.ndim = ndim;
     for (i = 0; i < ndim; i++) a.shape[i] = shape[i];
-    if (!(l = dl__add(net, DL_OP_CONSTANT, NULL, 0, &a, 0, NULL, NULL))) return NULL;
+    if (!(l = dl__add(net, DL_OP_CONSTANT, x ? &x : NULL, x != NULL, &a, 0, NULL, NULL))) return NULL;
     memcpy(net->params[l->first_param].data, data, (size_t)l->size * sizeof(float));
     return l;
+}
+dl_layer *dl_constant(dl_net *net, int ndim, const int *shape, const float *data) { return dl__constant(net, NULL, ndim, shape, data); }
+dl_layer *dl_constant_for(dl_layer *x, int ndim, const int *shape, const float *data) {
+    return x ? dl__constant(x->net, x, ndim, shape, data) : NULL;
 }
 dl_layer *dl_matmul(dl_layer *a, dl_layer *b) { dl_layer *xs[2]; xs[0] = a; xs[1] = b; return dl__nary(DL_OP_MATMUL, xs, 2, 2, 2); }
 
@@ -5435,7 +5448,8 @@ static int dl__reduce_backward(const dl_layer *l, const dl_exec *e) {
     return DL_OK;
 }
 
-/* ---- constant: every sample's output is the value parameter ---- */
+/* ---- constant: every sample's output is the value parameter (an input,
+   if any, gives only the batch: its gradient stays zero) ---- */
 static int dl__constant_forward(const dl_layer *l, const dl_exec *e) {
     int n;
     for (n = 0; n < e->n; n++) memcpy(e->out + (size_t)n * l->size, e->w[0], (size_t)l->size * sizeof(float));
@@ -5692,7 +5706,7 @@ static const dl__op_info dl__ops[] = {
       dl__no_attrs, dl__sub_forward, dl__sub_backward },
     { DL_OP_DIV, "div", 2, 2, DL__F_BWD_NO_OUT, 0, dl__broadcast_infer, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__div_forward, dl__div_backward },
-    { DL_OP_CONSTANT, "constant", 0, 0, 0, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
+    { DL_OP_CONSTANT, "constant", 0, 1, DL__F_BWD_NO_IN | DL__F_BWD_NO_OUT, 0, dl__input_infer, dl__constant_params, NULL, NULL, NULL,
       dl__shape_attrs, dl__constant_forward, dl__constant_backward },
     { DL_OP_CONV2D_TRANSPOSE, "conv2d_transpose", 1, 1, DL__F_BWD_NO_OUT, 0, dl__conv2d_transpose_infer, dl__conv2d_transpose_params, NULL,
       dl__conv2d_ws, dl__conv2d_cpu_ws, dl__conv2d_transpose_attrs, dl__conv2d_transpose_forward, dl__conv2d_transpose_backward },
@@ -10465,6 +10479,7 @@ typedef struct dl__ox {
     dl__ox_val *v;
     int nv, capv, *hash, hcap;
     int helpers;                /* layers named "~k" until the end */
+    dl_layer *input;            /* the graph input's layer: feeds constants that take the batch */
     const dl__ox_node *node;    /* the node being imported */
     char why[160];              /* why the node is unsupported */
     struct { char op[24], first[24], why[96]; int count; } ug[16];   /* unsupported nodes, by op and reason */
@@ -10873,10 +10888,12 @@ static int dl__ox_take(dl__ox *ox, dl_layer *l) {
 /* Binds output i of the node to layer l of ONNX rank r: [batch, l->shape]
    (wd NULL) or the whole tensor wd. */
 static int dl__ox_bind(dl__ox *ox, int i, dl_layer *l, int r, const int64_t *wd) {
-    dl__ox_val *v = dl__ox_new(ox, ox->node->out[i]);
-    if (!v) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+    int64_t w[DL__OX_MAXR];
+    dl__ox_val *v;
+    if (wd) memcpy(w, wd, (size_t)r * sizeof *wd);     /* wd may be in ox->v, which dl__ox_new may move */
+    if (!(v = dl__ox_new(ox, ox->node->out[i]))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
     v->kind = DL__OX_LAYER; v->l = l; v->rank = r; v->whole = wd != NULL;
-    if (wd) memcpy(v->wd, wd, (size_t)r * sizeof *wd);
+    if (wd) memcpy(v->wd, w, (size_t)r * sizeof *wd);
     return DL_OK;
 }
 static int dl__ox_out_layer(dl__ox *ox, int i, dl_layer *l, int rank) {
@@ -11090,6 +11107,7 @@ static int dl__ox_any_in(dl__ox *ox, int i, dl__ox_val **v) {
 }
 static int dl__ox_combine(dl__ox *ox, dl__ox_val *a, dl__str an, dl__ox_val *b, dl__str bn, int op, dl__ox_val *o);
 static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l);
+static int dl__ox_const_for(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer *feed, dl_layer **l);
 /* Input i, a layer with the batch first */
 static int dl__ox_layer_in(dl__ox *ox, int i, dl__ox_val **v) {
     int rc = dl__ox_any_in(ox, i, v);
@@ -11135,21 +11153,42 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_like(ox, 0, dl_clip(x->l, b[0], b[1]), x);
 }
 
+/* Dropout's mask when nothing is dropped: all true (1), a constant fed by x */
+static int dl__ox_dropout_mask(dl__ox *ox, const dl__ox_val *x) {
+    dl__ox_t t;
+    dl_layer *l = x->l;
+    dl__str none = { "", 0 };
+    int64_t sh[3];
+    size_t k;
+    int rc, isc = x->kind == DL__OX_CONST;
+    for (k = 0; !isc && k < (size_t)l->ndim; k++) sh[k] = l->shape[k];
+    if ((rc = dl__ox_t_alloc(&t, 0, isc ? x->t.ndim : l->ndim, isc ? x->t.dims : sh))) return dl__ox_failf(ox, rc, "too large");
+    for (k = 0; k < t.count; k++) t.f[k] = 1.0f;
+    if (isc) return dl__ox_out_const(ox, 1, &t);
+    rc = dl__ox_const_for(ox, &t, none, l->ndim, sh, x->l, &l);
+    dl__ox_t_free(&t);
+    return rc ? rc : dl__ox_bind(ox, 1, l, x->rank, x->whole ? x->wd : NULL);
+}
 /* Identity; Dropout becomes a dropout layer (the identity in inference), so
-   fine-tuning here trains with it as the original did */
+   fine-tuning here trains with it as the original did. Its mask output is
+   all true: outside training, or at ratio 0. */
 static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
-    dl__ox_val *x = dl__ox_in(ox, 0);
+    dl__ox_val *x = dl__ox_in(ox, 0), xv;        /* xv: a copy, as making the mask may move ox->v */
     const dl__ox_t *ratio = dl__ox_cin(ox, 1), *train = dl__ox_cin(ox, 2);
     float p;
+    int rc, training = n->n_in > 2 && n->in[2].n && (!train || (train->count && dl__ox_get(train, 0) != 0));
     if (!x) return dl__ox_unsup(ox, "no input");
     if (!dl__str_is(n->op, "Dropout")) return dl__ox_alias(ox, 0, x);
-    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the dropout mask output");
     if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode)");
-    if (n->n_in > 2 && n->in[2].n && (!train || (train->count && dl__ox_get(train, 0) != 0)))
-        return dl__ox_unsup(ox, "training_mode not constant false");
+    if (training && !train) return dl__ox_unsup(ox, "a training_mode that is not a constant");
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
     p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
-    if (x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
+    if (training && p != 0)             /* the spec leaves the generator to the runtime */
+        return dl__ox_unsup(ox, "training_mode true with ratio %g (a random mask, from a generator ONNX does not specify)", (double)p);
+    xv = *x;
+    x = &xv;
+    if (n->n_out > 1 && n->out[1].n && (rc = dl__ox_dropout_mask(ox, x))) return rc;
+    if (training || x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
     return dl__ox_out_like(ox, 0, dl_dropout(x->l, p), x);
 }
 
@@ -11162,26 +11201,26 @@ static int dl__ox_as2d(dl__ox *ox, dl__ox_val *x, dl_layer **l) {
     d[0] = 1; d[1] = x->l->shape[0]; d[2] = 1; d[3] = x->l->shape[1];
     return dl__ox_view(ox, l, 4, d);
 }
-/* kernel, strides, pads, dilations, auto_pad of Conv and the pools; k/s/dil
-   hold (h, w), p dl.h's (top, left, bottom, right). SAME_* pads are resolved
-   here (ONNX's rule: the odd one at the end for UPPER, the start for LOWER). */
-static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
-    int64_t v[8], in[2];
-    int sd = rank - 2, c, j;
+/* strides, dilations, pads and auto_pad of Conv, ConvTranspose and the
+   pools over sd spatial dims of sizes in[] (kernel k): pads as pb (the
+   start of each dim) and pe (the end). SAME_* pads are resolved here
+   (ONNX's rule: the odd one at the end for UPPER, the start for LOWER). */
+static int dl__ox_window_nd(dl__ox *ox, const dl__ox_node *n, int sd, const int64_t *in, const int *k, int *s, int *pb, int *pe, int *dil) {
+    int64_t v[8];
+    int c, j;
     dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
-    in[0] = sd == 2 ? kin[0] : 1; in[1] = kin[sd - 1];
-    for (j = 0; j < 2; j++) { s[j] = 1; p[j] = p[j + 2] = 0; dil[j] = 1; }
-    if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j + 2 - sd] = (int)v[j]; }
-    if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j + 2 - sd] = (int)v[j]; }
-    for (j = 0; j < 2; j++)
+    for (j = 0; j < sd; j++) { s[j] = 1; pb[j] = pe[j] = 0; dil[j] = 1; }
+    if ((c = dl__ox_aints(n, "strides", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "strides of length %d", c); for (j = 0; j < c; j++) s[j] = (int)v[j]; }
+    if ((c = dl__ox_aints(n, "dilations", v, 8)) >= 0) { if (c != sd) return dl__ox_unsup(ox, "dilations of length %d", c); for (j = 0; j < c; j++) dil[j] = (int)v[j]; }
+    for (j = 0; j < sd; j++)
         if (s[j] < 1 || dil[j] < 1 || k[j] < 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel, strides and dilations must be positive");
     if (dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER")) {
-        for (j = 0; j < 2; j++) {
+        for (j = 0; j < sd; j++) {
             int64_t out = (in[j] + s[j] - 1) / s[j], tot = (out - 1) * s[j] + (int64_t)(k[j] - 1) * dil[j] + 1 - in[j];
             if (tot < 0) tot = 0;
             if (tot > 65536) return dl__ox_unsup(ox, "auto_pad total padding %lld", (long long)tot);
-            p[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
-            p[j + 2] = (int)tot - p[j];
+            pb[j] = (int)(dl__str_is(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2);
+            pe[j] = (int)tot - pb[j];
         }
         return DL_OK;
     }
@@ -11190,8 +11229,19 @@ static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64
         if (c != 2 * sd) return dl__ox_unsup(ox, "pads of length %d", c);
         for (j = 0; j < 2 * sd; j++)
             if (v[j] < 0 || v[j] > 65536) return dl__ox_unsup(ox, "pads %lld", (long long)v[j]);
-        for (j = 0; j < sd; j++) { p[j + 2 - sd] = (int)v[j]; p[j + 4 - sd] = (int)v[j + sd]; }
+        for (j = 0; j < sd; j++) { pb[j] = (int)v[j]; pe[j] = (int)v[j + sd]; }
     }
+    return DL_OK;
+}
+/* The same for 1-d and 2-d: k/s/dil hold (h, w), p dl.h's (top, left,
+   bottom, right); kin the spatial sizes. */
+static int dl__ox_window(dl__ox *ox, const dl__ox_node *n, int rank, const int64_t *kin, int *k, int *s, int *p, int *dil) {
+    int sd = rank - 2, o = 2 - sd, ks[2], ss[2], pb[2], pe[2], dd[2], j, rc;
+    for (j = 0; j < sd; j++) ks[j] = k[j + o];
+    if (o == 1 && k[0] < 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "kernel, strides and dilations must be positive");
+    if ((rc = dl__ox_window_nd(ox, n, sd, kin, ks, ss, pb, pe, dd))) return rc;
+    for (j = 0; j < 2; j++) { s[j] = dil[j] = 1; p[j] = p[j + 2] = 0; }
+    for (j = 0; j < sd; j++) { s[j + o] = ss[j]; dil[j + o] = dd[j]; p[j + o] = pb[j]; p[j + o + 2] = pe[j]; }
     return DL_OK;
 }
 /* back from (C',1,L') to ONNX rank 3 after a 1-d op */
@@ -11206,6 +11256,95 @@ static int dl__ox_out_nd(dl__ox *ox, dl_layer *l, int rank) {
     return dl__ox_out_layer(ox, 0, l, rank);
 }
 
+/* A 3-d Conv or ConvTranspose of a whole (N, C, D, H, W): each output
+   depth is a 2-d one over the input depths its kernel reaches (the taps),
+   their slices stacked as channels, sample by sample and group by group
+   (B = N * groups blocks of (T, C/groups)), so one grouped 2-d layer with
+   the weights taken to match makes it; the outputs (N*F, H', W') are
+   stacked along D. The 2-d layers hold copies of the weights, so
+   fine-tuning unties them. */
+static int dl__ox_conv3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, const dl__ox_t *w, const dl__ox_t *b, int tr) {
+    static const int p102[3] = { 1, 0, 2 };
+    int64_t d[5], v[3], o[5], op[3] = { 0, 0, 0 }, Do, od, t, G = dl__ox_ai(n, "group", 1), N, C, F, Cg, Fg, B, kk;
+    int k[3], s[3], pb[3], pe[3], dil[3], j, rc, T, tap[64];
+    dl_layer *l = x->l, *outs[64], *h;
+    dl_conv_desc cd;
+    memcpy(d, x->wd, sizeof d);
+    N = d[0]; C = d[1];
+    if (G < 1 || C % G || w->dims[tr ? 0 : 1] != (tr ? C : C / G)) return dl__ox_failf(ox, DL_ERR_FORMAT, "group %lld and weights that do not fit %lld channels", (long long)G, (long long)C);
+    Cg = C / G; F = tr ? w->dims[1] * G : w->dims[0]; Fg = F / G; B = N * G;
+    if (F % G || B * F > INT_MAX / 64) return dl__ox_failf(ox, DL_ERR_FORMAT, "%lld filters for group %lld", (long long)F, (long long)G);
+    if (tr && (dl__ox_aints(n, "output_shape", v, 3) >= 0 || !dl__str_is(dl__ox_as(n, "auto_pad", "NOTSET"), "NOTSET")))
+        return dl__ox_unsup(ox, "output_shape or auto_pad on a 3-d ConvTranspose");
+    if (tr && (j = dl__ox_aints(n, "output_padding", op, 3)) >= 0 && j != 3) return dl__ox_unsup(ox, "output_padding of length %d", j);
+    if (b && b->count != (size_t)F) return dl__ox_failf(ox, DL_ERR_FORMAT, "bias of %lu for %lld filters", (unsigned long)b->count, (long long)F);
+    for (j = 0; j < 3; j++) k[j] = w->dims[j + 2] > 65536 ? 0 : (int)w->dims[j + 2];
+    if ((rc = dl__ox_window_nd(ox, n, 3, d + 2, k, s, pb, pe, dil))) return rc;
+    Do = tr ? (d[2] - 1) * s[0] + op[0] + (int64_t)dil[0] * (k[0] - 1) + 1 - pb[0] - pe[0]
+            : (d[2] + pb[0] + pe[0] - (int64_t)dil[0] * (k[0] - 1) - 1) / s[0] + 1;
+    if (Do < 1 || Do > 64 || k[0] > 64) return dl__ox_unsup(ox, "an output depth of %lld or a kernel depth over 64", (long long)Do);
+    kk = (int64_t)k[1] * k[2];
+    v[0] = N * C; v[1] = d[2]; v[2] = d[3] * d[4];      /* (N*C, D, HW) -> (D, N*C*HW): a depth is a row */
+    if (N * C > 1 && ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl_transpose(l, p102))))) return rc;
+    v[0] = d[2]; v[1] = N * C * d[3] * d[4];
+    if ((rc = dl__ox_shape_as(ox, &l, 2, v))) return rc;
+    for (od = 0; od < Do; od++) {
+        dl__ox_t wt, bt;
+        dl_layer *parts[64];
+        int np = 0, a;
+        int64_t wd[4], e, d0[64];
+        for (T = 0, a = 0; a < k[0]; a++) {         /* the taps, by input depth */
+            int64_t kd = tr ? k[0] - 1 - a : a, num = tr ? od + pb[0] - kd * dil[0] : od * s[0] - pb[0] + kd * dil[0];
+            t = tr ? (num % s[0] ? -1 : num / s[0]) : num;
+            if (num >= 0 && t >= 0 && t < d[2]) { d0[T] = t; tap[T++] = (int)kd; }
+        }
+        if (!T) return dl__ox_unsup(ox, "an output depth no input reaches");
+        for (a = 0; a < T; a = j) {                 /* runs of consecutive input depths, as one slice each */
+            for (j = a + 1; j < T && d0[j] == d0[a] + (j - a); j++) {}
+            parts[np] = d0[a] == 0 && j - a == d[2] ? l : dl_slice_channels(l, (int)d0[a], (int)d0[a] + (j - a));
+            if (parts[np] != l && (rc = dl__ox_take(ox, parts[np]))) return rc;
+            np++;
+        }
+        h = parts[0];
+        if (np > 1 && (rc = dl__ox_take(ox, h = dl_concat(parts, np)))) return rc;
+        v[0] = T; v[1] = B; v[2] = Cg * d[3] * d[4];       /* (T, B, Cg*HW) -> (B, T, Cg*HW) */
+        if (B > 1 && ((rc = dl__ox_shape_as(ox, &h, 3, v)) || (rc = dl__ox_take(ox, h = dl_transpose(h, p102))))) return rc;
+        v[0] = B * T * Cg; v[1] = d[3]; v[2] = d[4];
+        if ((rc = dl__ox_shape_as(ox, &h, 3, v))) return rc;
+        wd[0] = tr ? B * T * Cg : N * F; wd[1] = tr ? Fg : T * Cg; wd[2] = k[1]; wd[3] = k[2];
+        if ((rc = dl__ox_t_alloc(&wt, 0, 4, wd))) return dl__ox_failf(ox, rc, "too large");
+        for (e = 0; e < (int64_t)wt.count; e++) {  /* from (F, Cg, kd, ..) or (C, Fg, kd, ..) */
+            int64_t r = e / kk, tc = tr ? r / Fg % (T * Cg) : r % (T * Cg), c = tc % Cg, kd = tap[tc / Cg];
+            int64_t f = tr ? r % Fg : r / (T * Cg) % F, g = tr ? r / Fg / (T * Cg) % G : 0;
+            wt.f[e] = w->f[((tr ? (g * Cg + c) * Fg + f : f * Cg + c) * k[0] + kd) * kk + e % kk];
+        }
+        memset(&cd, 0, sizeof cd);
+        cd.filters = (int)(N * F); cd.groups = (int)B; cd.kernel_h = k[1]; cd.kernel_w = k[2]; cd.stride_h = s[1]; cd.stride_w = s[2];
+        cd.pad_top = pb[1]; cd.pad_left = pb[2]; cd.pad_bottom = pe[1]; cd.pad_right = pe[2];
+        cd.dilation_h = dil[1]; cd.dilation_w = dil[2]; cd.output_padding_h = (int)op[1]; cd.output_padding_w = (int)op[2];
+        cd.no_bias = !b; cd.init = DL_INIT_ZEROS;
+        h = tr ? dl_conv2d_transpose_ex(h, &cd) : dl_conv2d_ex(h, &cd);
+        wd[0] = N * F;
+        if (!(rc = dl__ox_take(ox, h)) && !(rc = dl__ox_setp(ox, h, "weight", wt.f, wt.count)) && b && !(rc = dl__ox_t_alloc(&bt, 0, 1, wd))) {
+            for (e = 0; e < N * F; e++) bt.f[e] = b->f[e % F];
+            rc = dl__ox_setp(ox, h, "bias", bt.f, bt.count);
+            dl__ox_t_free(&bt);
+        }
+        dl__ox_t_free(&wt);
+        if (rc) return rc;
+        o[3] = h->shape[1]; o[4] = h->shape[2];
+        v[0] = 1; v[1] = N * F * o[3] * o[4];
+        if ((rc = dl__ox_shape_as(ox, &h, 2, v))) return rc;
+        outs[od] = h;
+    }
+    h = outs[0];
+    if (Do > 1 && (rc = dl__ox_take(ox, h = dl_concat(outs, (int)Do)))) return rc;
+    v[0] = Do; v[1] = N * F; v[2] = o[3] * o[4];       /* (Do, N*F, H'W') -> (N*F, Do, H'W') */
+    if (N * F > 1 && ((rc = dl__ox_shape_as(ox, &h, 3, v)) || (rc = dl__ox_take(ox, h = dl_transpose(h, p102))))) return rc;
+    o[0] = N; o[1] = F; o[2] = Do;
+    return dl__ox_bind(ox, 0, h, 5, o);
+}
+
 static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *w = dl__ox_cin(ox, 1), *b = dl__ox_cin(ox, 2);
@@ -11213,9 +11352,11 @@ static int dl__ox_conv(dl__ox *ox, const dl__ox_node *n) {
     dl_layer *l;
     int k[2], s[2], p[4], dil[2], rc, sd;
     int64_t ks[8], in[2];
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
     if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    if (x->whole && x->rank == 5 && w->ndim == 5) return dl__ox_conv3d(ox, n, x, w, b, 0);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
     sd = x->rank - 2;
     if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
     k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
@@ -11251,9 +11392,11 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
     int64_t v[8], os[2], in[2];
     dl__str ap = dl__ox_as(n, "auto_pad", "NOTSET");
     int same = dl__str_is(ap, "SAME_UPPER") || dl__str_is(ap, "SAME_LOWER"), has_os;
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
     if (!w || w->isint) return dl__ox_unsup(ox, "weights that are not a float initializer");
     if (n->n_in > 2 && n->in[2].n && (!b || b->isint)) return dl__ox_unsup(ox, "a bias that is not a float initializer");
+    if (x->whole && x->rank == 5 && w->ndim == 5) return dl__ox_conv3d(ox, n, x, w, b, 1);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
     sd = x->rank - 2;
     if (sd < 1 || sd > 2 || w->ndim != x->rank) return dl__ox_unsup(ox, "input rank %d, weight rank %d (1-d and 2-d only)", x->rank, w->ndim);
     k[0] = sd == 2 ? (int)w->dims[2] : 1; k[1] = (int)w->dims[w->ndim - 1];
@@ -11304,8 +11447,12 @@ static int dl__ox_convt(dl__ox *ox, const dl__ox_node *n) {
 
 /* One axis of a Resize as a matrix m[O][I], as ONNX's reference computes
    it: the coordinate transform, then the n nearest input cells (edge
-   values repeat past the ends), weighted by the mode's coefficients. */
-static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64_t O, double scale, float *m) {
+   values repeat past the ends), weighted by the mode's coefficients.
+   tf_crop_and_resize maps onto roi[0..1] of the axis; outputs that fall
+   outside the input get a zero row and oob[x] = 1 (the extrapolation value
+   is added after). */
+static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64_t O, double scale, const double *roi,
+                              unsigned char *oob, float *m) {
     dl__str mode = dl__ox_as(n, "mode", "nearest"), ct = dl__ox_as(n, "coordinate_transformation_mode", "half_pixel");
     dl__str nm = dl__ox_as(n, "nearest_mode", "round_prefer_floor");
     double A = dl__ox_af(n, "cubic_coeff_a", -0.75f), wout = scale * (double)I;
@@ -11320,7 +11467,11 @@ static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64
         else if (dl__str_is(ct, "align_corners")) xo = wout == 1 ? 0 : (double)x * (double)(I - 1) / (wout - 1);
         else if (dl__str_is(ct, "asymmetric")) xo = (double)x / scale;
         else if (dl__str_is(ct, "tf_half_pixel_for_nn")) xo = ((double)x + 0.5) / scale;
+        else if (dl__str_is(ct, "tf_crop_and_resize"))
+            xo = O > 1 ? roi[0] * (double)(I - 1) + (double)x * (roi[1] - roi[0]) * (double)(I - 1) / (double)(O - 1)
+                       : 0.5 * (roi[0] + roi[1]) * (double)(I - 1);
         else return dl__ox_unsup(ox, "coordinate_transformation_mode %.*s", (int)ct.n, ct.p);
+        oob[x] = roi && (xo < 0 || xo > (double)(I - 1));
         ratio = xo == floor(xo) ? 1 : xo - floor(xo);
         if (cubic) {
             double t = ratio + 1, u = 1 - ratio, v = 2 - ratio;
@@ -11342,10 +11493,31 @@ static int dl__ox_resize_axis(dl__ox *ox, const dl__ox_node *n, int64_t I, int64
         if (excl) for (k = 0; k < np; k++) if (idx[k] < 0 || idx[k] >= I) c[k] = 0;
         for (k = 0; k < np; k++) sum += c[k];
         for (j = 0; j < I; j++) m[x * I + j] = 0;
-        for (k = 0; k < np; k++)
+        for (k = 0; k < np && !oob[x]; k++)
             m[x * I + (idx[k] < 0 ? 0 : idx[k] >= I ? I - 1 : idx[k])] += (float)(excl && sum != 0 ? c[k] / sum : c[k]);
     }
     return DL_OK;
+}
+/* tf_crop_and_resize: + the extrapolation value where H or W fell outside
+   the input (those cells are 0 so far), a (1, OH, OW) constant */
+static int dl__ox_extrapolate(dl__ox *ox, const dl__ox_node *n, dl_layer **l, const int64_t *d, const int64_t *o, unsigned char *const *oob) {
+    dl__ox_t t;
+    dl__str none = { "", 0 };
+    dl_layer *c;
+    int64_t sh[3], h, w;
+    int rc;
+    float v = dl__ox_af(n, "extrapolation_value", 0);
+    sh[0] = 1; sh[1] = o[2]; sh[2] = o[3];
+    if ((rc = dl__ox_t_alloc(&t, 0, 3, sh))) return dl__ox_failf(ox, rc, "too large");
+    for (h = 0; h < o[2]; h++)
+        for (w = 0; w < o[3]; w++) t.f[h * o[3] + w] = oob[0][h] || oob[1][w] ? v : 0.0f;
+    sh[0] = d[1];
+    if (!(rc = dl__ox_shape_as(ox, l, 3, sh))) {
+        sh[0] = 1;
+        if (!(rc = dl__ox_const_as(ox, &t, none, 3, sh, &c))) rc = dl__ox_take(ox, *l = dl_add(*l, c));
+    }
+    dl__ox_t_free(&t);
+    return rc;
 }
 /* A Resize of H and W as matrices: (C*H, W) x Mw^T, then the same along H
    with H brought last; dims that keep their size and cells are skipped. */
@@ -11354,25 +11526,38 @@ static int dl__ox_resize_any(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, co
     dl_layer *l = x->l, *c = NULL;
     dl__str none = { "", 0 };
     int64_t sh[3];
-    int ax, rc;
-    if (dl__str_is(dl__ox_as(n, "coordinate_transformation_mode", ""), "tf_crop_and_resize")) return dl__ox_unsup(ox, "tf_crop_and_resize");
+    int ax, rc, crop = dl__str_is(dl__ox_as(n, "coordinate_transformation_mode", ""), "tf_crop_and_resize"), any = 0;
+    const dl__ox_t *roi = dl__ox_cin(ox, 1);
+    double r[8] = { 0, 0, 0, 0, 1, 1, 1, 1 };
+    unsigned char *oob[2] = { NULL, NULL };
     if (dl__ox_ai(n, "antialias", 0) && (s[2] < 1 || s[3] < 1)) return dl__ox_unsup(ox, "antialias when downsampling");
+    if (crop) {
+        if (!roi || roi->count != 8) return dl__ox_unsup(ox, "tf_crop_and_resize without a constant roi of 8");
+        for (ax = 0; ax < 8; ax++) r[ax] = dl__ox_get(roi, (size_t)ax);
+        if (r[0] != 0 || r[1] != 0 || r[4] != 1 || r[5] != 1) return dl__ox_unsup(ox, "tf_crop_and_resize cropping the batch or channels");
+    }
     for (ax = 3; ax >= 2; ax--) {       /* W, then H (brought last) */
         int64_t I = d[ax], O = o[ax], other = ax == 3 ? d[1] * d[2] : d[1] * o[3];
         dl__ox_t t;
         int64_t td[2];
         float *m;
+        double rr[2];
         int64_t i, j, ident = I == O;
         td[0] = I; td[1] = O;
+        rr[0] = r[ax]; rr[1] = r[ax + 4];
         if ((rc = dl__ox_t_alloc(&t, 0, 2, td))) return dl__ox_failf(ox, rc, "too large");
-        if (!(m = (float *)dl__calloc((size_t)(I * O), sizeof(float)))) { dl__ox_t_free(&t); return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory"); }
-        if ((rc = dl__ox_resize_axis(ox, n, I, O, s[ax], m))) { DL_FREE(m); dl__ox_t_free(&t); return rc; }
+        m = (float *)dl__calloc((size_t)(I * O), sizeof(float));
+        oob[ax - 2] = (unsigned char *)dl__calloc((size_t)O, 1);
+        if (!m || !oob[ax - 2]) rc = dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+        else rc = dl__ox_resize_axis(ox, n, I, O, s[ax], crop ? rr : NULL, oob[ax - 2], m);
+        if (rc) { DL_FREE(m); dl__ox_t_free(&t); DL_FREE(oob[0]); DL_FREE(oob[1]); return rc; }
         for (i = 0; i < O; i++)
             for (j = 0; j < I; j++) {
                 t.f[j * O + i] = m[i * I + j];      /* transposed: (I, O) */
                 ident &= m[i * I + j] == (i == j);
             }
         DL_FREE(m);
+        for (i = 0; i < O; i++) any |= oob[ax - 2][i];
         if (ax == 2) {                  /* (C, H, OW) -> (C, OW, H) */
             sh[0] = d[1]; sh[1] = d[2]; sh[2] = o[3];
             if (!ident && (!(rc = dl__ox_shape_as(ox, &l, 3, sh)))) rc = dl__ox_take(ox, l = dl_transpose(l, p021));
@@ -11385,9 +11570,11 @@ static int dl__ox_resize_any(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, co
             if (!(rc = dl__ox_shape_as(ox, &l, 3, sh))) rc = dl__ox_take(ox, l = dl_transpose(l, p021));
         }
         dl__ox_t_free(&t);
-        if (rc) return rc;
+        if (rc) { DL_FREE(oob[0]); DL_FREE(oob[1]); return rc; }
     }
-    return dl__ox_out_dims(ox, 0, l, 4, o, 0);
+    if (any) rc = dl__ox_extrapolate(ox, n, &l, d, o, oob);
+    DL_FREE(oob[0]); DL_FREE(oob[1]);
+    return rc ? rc : dl__ox_out_dims(ox, 0, l, 4, o, 0);
 }
 
 /* Resize, Upsample of H and W. dl.h's upsample layer takes integer factors:
@@ -11441,39 +11628,76 @@ static int dl__ox_resize(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_layer(ox, 0, dl_upsample_ex(x->l, &ud), r);
 }
 
-/* MaxPool, AveragePool (2-d and 1-d). ceil_mode: ONNX's older rule keeps a
-   last window that starts in the end padding, PyTorch's (dl.h's) drops it;
-   where the two differ it is refused. */
-static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
-    dl__ox_val *x;
+/* One axis of a pool: ceil_mode, ONNX's older rule keeps a last window
+   that starts in the end padding, PyTorch's (dl.h's) drops it; where the
+   two differ it is refused. */
+static int dl__ox_pool_axis(dl__ox *ox, int64_t in, int k, int s, int pb, int pe, int dil, int ceil) {
+    int64_t span = in + pb + pe - (int64_t)dil * (k - 1) - 1;
+    if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
+    if (ceil && span % s && (span / s + 1) * s >= in + pb) return dl__ox_unsup(ox, "ceil_mode with a last window in the end padding");
+    if (pb > dil * (k - 1) || pe > dil * (k - 1)) return dl__ox_unsup(ox, "pads as large as the window");
+    return DL_OK;
+}
+/* A 2-d pool layer: k, s, dil (h, w), p (top, left, bottom, right) */
+static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, const int *k, const int *s, const int *p, const int *dil) {
     dl_pool_desc pd;
-    dl_layer *l;
-    int64_t ks[8], in[2];
-    int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
-    if ((rc = dl__ox_layer_in(ox, 0, &x))) return rc;
-    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
-    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
-    c = dl__ox_aints(n, "kernel_shape", ks, 8);
-    if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
-    k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
-    in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
-    if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
-    if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
-    for (j = 0; j < 2; j++) {
-        int64_t inj = j ? in[1] : (c == 2 ? in[0] : 1), span = inj + p[j] + p[j + 2] - (int64_t)dil[j] * (k[j] - 1) - 1;
-        if (span < 0) return dl__ox_failf(ox, DL_ERR_FORMAT, "window larger than the input");
-        if (ceil && span % s[j] && (span / s[j] + 1) * s[j] >= inj + p[j]) return dl__ox_unsup(ox, "ceil_mode with a last window in the end padding");
-        if (p[j] > dil[j] * (k[j] - 1) || p[j + 2] > dil[j] * (k[j] - 1)) return dl__ox_unsup(ox, "pads as large as the window");
-    }
+    int avg = dl__str_is(n->op, "AveragePool");
     memset(&pd, 0, sizeof pd);
     pd.kernel_h = k[0]; pd.kernel_w = k[1]; pd.stride_h = s[0]; pd.stride_w = s[1];
     pd.pad_top = p[0]; pd.pad_left = p[1]; pd.pad_bottom = p[2]; pd.pad_right = p[3];
     pd.dilation_h = dil[0]; pd.dilation_w = dil[1];
     pd.ceil_mode = ceil;
     pd.exclude_pad = avg && !dl__ox_ai(n, "count_include_pad", 0);
-    if (avg && (dil[0] != 1 || dil[1] != 1)) return dl__ox_unsup(ox, "dilated average pooling");
+    return avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd);
+}
+/* A 3-d pool of a whole (N, C, D, H, W): over H and W of (N*C*D, H, W),
+   then over D of (N*C, D, H'*W') with a (kd, 1) window. Both max and
+   average separate so (an average's valid cells are a product of ranges). */
+static int dl__ox_pool3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ceil) {
+    int64_t d[5], ks[8], v[3], o[5];
+    int k[3], s[3], pb[3], pe[3], dil[3], k2[2], s2[2], p4[4], d2[2], j, rc;
+    dl_layer *l = x->l;
+    memcpy(d, x->wd, sizeof d);
+    if (dl__ox_aints(n, "kernel_shape", ks, 8) != 3) return dl__ox_unsup(ox, "a kernel_shape that is not 3-d on rank 5");
+    for (j = 0; j < 3; j++) k[j] = ks[j] < 1 || ks[j] > 65536 ? 0 : (int)ks[j];
+    if ((rc = dl__ox_window_nd(ox, n, 3, d + 2, k, s, pb, pe, dil))) return rc;
+    for (j = 0; j < 3; j++) if ((rc = dl__ox_pool_axis(ox, d[j + 2], k[j], s[j], pb[j], pe[j], dil[j], ceil))) return rc;
+    v[0] = d[0] * d[1] * d[2]; v[1] = d[3]; v[2] = d[4];
+    k2[0] = k[1]; k2[1] = k[2]; s2[0] = s[1]; s2[1] = s[2]; d2[0] = dil[1]; d2[1] = dil[2];
+    p4[0] = pb[1]; p4[1] = pb[2]; p4[2] = pe[1]; p4[3] = pe[2];
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2)))) return rc;
+    o[0] = d[0]; o[1] = d[1]; o[3] = l->shape[1]; o[4] = l->shape[2];
+    v[0] = d[0] * d[1]; v[1] = d[2]; v[2] = o[3] * o[4];
+    k2[0] = k[0]; k2[1] = 1; s2[0] = s[0]; s2[1] = 1; d2[0] = dil[0]; d2[1] = 1;
+    p4[0] = pb[0]; p4[1] = 0; p4[2] = pe[0]; p4[3] = 0;
+    if ((rc = dl__ox_shape_as(ox, &l, 3, v)) || (rc = dl__ox_take(ox, l = dl__ox_pool2d(l, n, ceil, k2, s2, p4, d2)))) return rc;
+    o[2] = l->shape[1];
+    return dl__ox_bind(ox, 0, l, 5, o);
+}
+
+/* MaxPool, AveragePool: 1-d, 2-d, and 3-d of a whole tensor (dl__ox_pool3d) */
+static int dl__ox_pool(dl__ox *ox, const dl__ox_node *n) {
+    dl__ox_val *x;
+    dl_layer *l;
+    int64_t ks[8], in[2];
+    int k[2], s[2], p[4], dil[2], rc, c, j, avg = dl__str_is(n->op, "AveragePool"), ceil = (int)dl__ox_ai(n, "ceil_mode", 0);
+    if ((rc = dl__ox_any_in(ox, 0, &x))) return rc;
+    if (n->n_out > 1 && n->out[1].n) return dl__ox_unsup(ox, "the indices output");
+    if (dl__ox_ai(n, "storage_order", 0)) return dl__ox_unsup(ox, "storage_order 1 (only for the indices)");
+    if (ceil < 0 || ceil > 1) return dl__ox_failf(ox, DL_ERR_FORMAT, "ceil_mode %d", ceil);
+    for (j = 0, c = avg ? dl__ox_aints(n, "dilations", ks, 8) : 0; j < c && j < 8; j++)
+        if (ks[j] != 1) return dl__ox_unsup(ox, "dilated average pooling");
+    if (x->whole && x->rank == 5) return dl__ox_pool3d(ox, n, x, ceil);
+    if ((rc = dl__ox_batched(ox, x))) return rc;
+    c = dl__ox_aints(n, "kernel_shape", ks, 8);
+    if (c != x->rank - 2 || c < 1 || c > 2) return dl__ox_unsup(ox, "kernel_shape of length %d on rank %d (1-d and 2-d only)", c, x->rank);
+    k[0] = c == 2 ? (int)ks[0] : 1; k[1] = (int)ks[c - 1];
+    in[0] = x->l->shape[1]; in[1] = x->l->shape[x->l->ndim - 1];
+    if ((rc = dl__ox_window(ox, n, x->rank, c == 2 ? in : in + 1, k, s, p, dil))) return rc;
+    for (j = 0; j < 2; j++)
+        if ((rc = dl__ox_pool_axis(ox, j ? in[1] : (c == 2 ? in[0] : 1), k[j], s[j], p[j], p[j + 2], dil[j], ceil))) return rc;
     if ((rc = dl__ox_as2d(ox, x, &l))) return rc;
-    return dl__ox_out_nd(ox, avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd), x->rank);
+    return dl__ox_out_nd(ox, dl__ox_pool2d(l, n, ceil, k, s, p, dil), x->rank);
 }
 
 /* GlobalAveragePool, GlobalMaxPool: (C,H,W) -> (C,1,1) */
@@ -11774,9 +11998,10 @@ static int dl__ox_gemm(dl__ox *ox, const dl__ox_node *n) {
 }
 
 static void dl__ox_layer_name(const char *p, size_t n, char out[32]);
-/* Constant t as a layer of shape d[0..n-1] (its size). It takes the
-   constant's name where that is free (so exported constants round-trip). */
-static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l) {
+/* Constant t as a layer of shape d[0..n-1] (its size), fed by feed (NULL:
+   none; dl_constant_for). It takes the constant's name where that is free
+   (so exported constants round-trip). */
+static int dl__ox_const_for(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer *feed, dl_layer **l) {
     int shape[3], k, rc;
     char nm[32];
     float *f;
@@ -11788,12 +12013,15 @@ static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, c
     }
     if (!(f = (float *)dl__calloc(t->count, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
     for (e = 0; e < t->count; e++) f[e] = (float)dl__ox_get(t, e);
-    *l = dl_constant(ox->net, n, shape, f);
+    *l = feed ? dl_constant_for(feed, n, shape, f) : dl_constant(ox->net, n, shape, f);
     DL_FREE(f);
     if ((rc = dl__ox_take(ox, *l))) return rc;
     dl__ox_layer_name(name.p, name.n, nm);
     if (name.n && !dl_net_find(ox->net, nm)) dl_layer_set_name(*l, nm);
     return DL_OK;
+}
+static int dl__ox_const_as(dl__ox *ox, const dl__ox_t *t, dl__str name, int n, const int64_t *d, dl_layer **l) {
+    return dl__ox_const_for(ox, t, name, n, d, NULL, l);
 }
 static dl_layer *dl__ox_arith(int op, dl_layer *a, dl_layer *b) {
     return op == 0 ? dl_add(a, b) : op == 1 ? dl_sub(a, b) : op == 2 ? dl_mul(a, b) : dl_div(a, b);
@@ -12378,6 +12606,24 @@ static int dl__ox_constofshape(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_const(ox, 0, &t);
 }
 
+/* A float constant expanded to [batch, o...] (the batch from a folded Shape;
+   how dl.h exports constants a Concat reads): the same for every sample, a
+   constant layer fed by the input */
+static int dl__ox_expand_batch(dl__ox *ox, const dl__ox_node *n, const dl__ox_val *x, int ro, int64_t *o) {
+    dl__ox_t t;
+    dl_layer *l;
+    size_t k;
+    int rc, j;
+    if (ro > 4) return dl__ox_unsup(ox, "rank %d (dl.h has up to 3 dims per sample)", ro);
+    for (j = 1; j < ro; j++) if (o[j] < 1) return dl__ox_unsup(ox, "a shape that is not fixed after the batch");
+    o[0] = 1;
+    if ((rc = dl__ox_t_alloc(&t, 0, ro, o))) return dl__ox_failf(ox, rc, "too large");
+    for (k = 0; k < t.count; k++) t.f[k] = x->t.f[dl__ox_bcast(o, ro, &x->t, k)];
+    o[0] = DL__OX_SYM;
+    rc = dl__ox_const_for(ox, &t, n->in[0], ro - 1, o + 1, ox->input, &l);
+    dl__ox_t_free(&t);
+    return rc ? rc : dl__ox_out_dims(ox, 0, l, ro, o, 0);
+}
 /* Expand: constants broadcast; a layer only when nothing changes */
 static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0);
@@ -12403,6 +12649,7 @@ static int dl__ox_expand(dl__ox *ox, const dl__ox_node *n) {
         dl__ox_t_free(&ones.t);
         return rc ? rc : dl__ox_alias(ox, 0, &y);
     }
+    if (!x->t.isint && ro == (int)s->count && ro > 1 && o[0] == DL__OX_SYM) return dl__ox_expand_batch(ox, n, x, ro, o);
     if ((rc = dl__ox_symcheck(ox, s))) return rc;
     if ((rc = dl__ox_t_alloc(&t, x->t.isint, ro, o))) return dl__ox_failf(ox, rc, "too large");
     for (k = 0; k < t.count; k++) {
@@ -12792,7 +13039,7 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
             }
             if (m[0] * m[1] * m[2] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' too large", (int)(name.n > 60 ? 60 : name.n), name.p);
             ox->batch = 1;
-            l = dl_input(ox->net, (int)m[0], (int)m[1], (int)m[2]);
+            ox->input = l = dl_input(ox->net, (int)m[0], (int)m[1], (int)m[2]);
             if ((rc = dl__ox_take(ox, l))) return rc;
             if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
             v->kind = DL__OX_LAYER; v->l = l; v->rank = rank; v->whole = 1;
@@ -12803,7 +13050,7 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         for (k = 1; k < rank; k++)
             if (d[k] < 1 || d[k] > INT_MAX) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' dim %d is not a fixed size", (int)(name.n > 60 ? 60 : name.n), name.p, k);
         ox->batch = d[0] > 0 ? d[0] : DL__OX_SYM;
-        l = dl_input(ox->net, rank > 1 ? (int)d[1] : 1, rank > 2 ? (int)d[2] : 0, rank > 3 ? (int)d[3] : 0);
+        ox->input = l = dl_input(ox->net, rank > 1 ? (int)d[1] : 1, rank > 2 ? (int)d[2] : 0, rank > 3 ? (int)d[3] : 0);
         if ((rc = dl__ox_take(ox, l))) return rc;
         if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
         v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
@@ -12902,6 +13149,26 @@ static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__
     return rc;
 }
 
+/* A graph output that folded to a constant (a Shape's, say): a constant
+   layer fed by the input, so that dl_predict runs it. It is the whole
+   tensor, so the batch must be 1 (a fixed first dim gets the second try). */
+static int dl__ox_const_output(dl__ox *ox, dl__ox_val *v) {
+    dl__str none = { "", 0 };
+    int64_t cnt = (int64_t)v->t.count;
+    dl_layer *l;
+    size_t k;
+    int rc;
+    if (ox->batch != 1) return dl__ox_unsup(ox, "a constant (taken whole, so only at a batch of 1)");
+    if ((rc = dl__ox_symcheck(ox, &v->t))) return rc;
+    for (k = 0; v->t.isint && k < v->t.count; k++)
+        if (v->t.i[k] > (1 << 24) || v->t.i[k] < -(1 << 24)) return dl__ox_unsup(ox, "an integer over 2^24 (not exact as a float)");
+    if ((rc = dl__ox_const_for(ox, &v->t, none, 1, &cnt, ox->input, &l))) return rc;
+    v->kind = DL__OX_LAYER; v->l = l; v->rank = v->t.ndim; v->whole = 1;
+    memcpy(v->wd, v->t.dims, sizeof v->wd);
+    dl__ox_t_free(&v->t);
+    return DL_OK;
+}
+
 /* The graph's nodes, in order; then every output must be a layer. */
 static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
     dl__pb b = dl__pb_of(g->m, g->n);
@@ -12918,9 +13185,10 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (f.field != 12 || f.wire != 2) continue;
         if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank)) && rc != DL_ERR_UNSUPPORTED) return rc;
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
-        if (v->kind == DL__OX_CONST) {
+        if (v->kind == DL__OX_CONST && (rc = dl__ox_const_output(ox, v))) {
             dl__str what = { "graph output", 12 };
-            dl__ox_note_as(ox, what, name, "a constant (dl_predict runs layers that read the input)");
+            if (rc != DL_ERR_UNSUPPORTED) return rc;
+            dl__ox_note_as(ox, what, name, ox->why);
         }
     }
     return DL_OK;
@@ -13107,6 +13375,7 @@ static void dl__pw_param(dl__wbuf *g, dl_net *net, const dl_layer *l, const char
 typedef struct dl__ox_ex {
     dl__wbuf *g;                /* the GraphProto being written */
     dl_net *net;
+    const dl_layer *input;      /* the graph's input */
     char *err;
     const char *op;             /* the row's ONNX op */
 } dl__ox_ex;
@@ -13328,16 +13597,40 @@ static int dl__ox_ex_silu(dl__ox_ex *e, const dl_layer *l) {       /* x sigmoid(
     dl__ox_step(e, l, "Mul", NULL, l->in[0]->name, s, out);
     return DL_OK;
 }
-static int dl__ox_ex_constant(dl__ox_ex *e, const dl_layer *l) {   /* an initializer [1, dims..]: ONNX broadcasts it over the batch */
-    char pn[64];
-    int64_t d[4];
-    int k;
+/* A constant: an initializer [1, dims..], which ONNX broadcasts over the
+   batch; or, fed by a layer (dl_constant_for) or read by a Concat (which
+   does not broadcast), that value expanded to [N, dims..], N the batch of
+   its input or of the graph's: Shape, Gather [0], Concat with 1s, Expand. */
+static int dl__ox_ex_constant(dl__ox_ex *e, const dl_layer *l) {
+    char pn[64], nm[3][64], st[3][64];
+    const char *in[3];
+    int64_t d[4], zero = 0, one = 1, nd = l->ndim, ones[3] = { 1, 1, 1 };
+    int k, cat = 0;
     dl_param *p;
+    dl__wbuf node;
     d[0] = 1;
     for (k = 0; k < l->ndim; k++) d[k + 1] = l->shape[k];
+    for (k = l->index + 1; k < dl_net_layer_count(e->net) && !cat; k++) {
+        const dl_layer *r = dl_net_layer(e->net, k);
+        int j;
+        for (j = 0; j < r->n_in && r->op == DL_OP_CONCAT; j++) cat |= r->in[j] == l;
+    }
     snprintf(pn, sizeof pn, "%s.value", l->name);
     if (!(p = dl_net_find_param(e->net, pn))) return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: constant '%s' has no value", l->name);
-    dl__pw_tensor(e->g, 5, l->name, l->ndim + 1, d, p->data, NULL);
+    if (!l->n_in && !cat) { dl__pw_tensor(e->g, 5, l->name, l->ndim + 1, d, p->data, NULL); return DL_OK; }
+    dl__pw_tensor(e->g, 5, pn, l->ndim + 1, d, p->data, NULL);
+    snprintf(nm[0], sizeof nm[0], "%s.batch_index", l->name);
+    dl__pw_tensor(e->g, 5, nm[0], 1, &one, NULL, &zero);
+    snprintf(nm[1], sizeof nm[1], "%s.ones", l->name);
+    dl__pw_tensor(e->g, 5, nm[1], 1, &nd, NULL, ones);
+    dl__ox_step(e, l, "Shape", "shape", l->n_in ? l->in[0]->name : e->input->name, NULL, st[0]);
+    dl__ox_step(e, l, "Gather", "batch", st[0], nm[0], st[1]);
+    snprintf(st[2], sizeof st[2], "%s/dims", l->name);
+    in[0] = st[1]; in[1] = nm[1]; in[2] = NULL;
+    dl__pw_node(&node, "Concat", st[2], st[2], in);
+    dl__pw_attr_int(&node, "axis", 0);
+    dl__ox_emit(e, &node);
+    dl__ox_step(e, l, "Expand", NULL, pn, st[2], st[0]);
     return DL_OK;
 }
 static int dl__ox_ex_pad(dl__ox_ex *e, const dl_layer *l) {        /* opset 13: pads and the value are inputs */
@@ -13466,15 +13759,16 @@ static const struct dl__ox_export { int op; const char *onnx; dl__ox_export_fn f
 typedef char dl__ox_exports_has_every_op[sizeof dl__ox_exports / sizeof dl__ox_exports[0] == DL_OP_COUNT ? 1 : -1];
 
 /* One layer as ONNX nodes (and initializers) in graph g. */
-static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *l, char *err) {
+static int dl__ox_export_layer(dl__wbuf *g, dl_net *net, const dl_layer *input, const dl_layer *l, char *err) {
     dl__ox_ex e;
-    e.g = g; e.net = net; e.err = err; e.op = dl__ox_exports[l->op].onnx;
+    e.g = g; e.net = net; e.input = input; e.err = err; e.op = dl__ox_exports[l->op].onnx;
     return dl__ox_exports[l->op].fn(&e, l);
 }
 
 int dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_outputs, void **data, size_t *len) {
     dl__wbuf m, g, op;
     unsigned char *need;
+    const dl_layer *input = NULL;
     int k, j, rc = DL_OK, n = dl_net_layer_count(net), n_inputs = 0;
     char *err;
     if (data) *data = NULL;
@@ -13494,14 +13788,12 @@ int dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_outputs, void 
             for (j = 0; j < l->n_in; j++) need[l->in[j]->index] = 1;
         }
     memset(&g, 0, sizeof g);
-    for (k = 0; k < n && !rc; k++) {
-        dl_layer *l = dl_net_layer(net, k);
-        if (!need[k]) continue;
-        if (l->op == DL_OP_INPUT) { dl__pw_valinfo(&g, 11, l); n_inputs++; }
-        else rc = dl__ox_export_layer(&g, net, l, err);
-    }
+    for (k = 0; k < n; k++)
+        if (need[k] && dl_net_layer(net, k)->op == DL_OP_INPUT) { input = dl_net_layer(net, k); dl__pw_valinfo(&g, 11, input); n_inputs++; }
+    if (n_inputs != 1) rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: the outputs read %d input layers (one expected)", n_inputs);
+    for (k = 0; k < n && !rc; k++)
+        if (need[k] && dl_net_layer(net, k)->op != DL_OP_INPUT) rc = dl__ox_export_layer(&g, net, input, dl_net_layer(net, k), err);
     DL_FREE(need);
-    if (!rc && n_inputs != 1) rc = dl__fail(err, DL_ERR_UNSUPPORTED, "dl_onnx_save: the outputs read %d input layers (one expected)", n_inputs);
     if (rc) { DL_FREE(g.p); return rc; }
     dl__pw_str(&g, 2, "dl.h");
     for (k = 0; k < n_outputs; k++) dl__pw_valinfo(&g, 12, outputs[k]);

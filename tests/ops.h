@@ -93,6 +93,15 @@ static dl_layer *mk_bcast_affine(dl_layer *x, const void *a) {
     return dl_add(dl_mul(x, ops_named(dl_constant(x->net, 3, s311, scale), "scale")),
                   ops_named(dl_constant(x->net, 3, s145, zeros), "shift"));
 }
+/* x * a constant fed by x itself (dl_constant_for): x's only gradient is through the mul */
+static dl_layer *mk_const_for(dl_layer *x, const void *a) {
+    static const int s145[3] = { 1, 4, 5 };
+    float v[20];
+    int i;
+    (void)a;
+    for (i = 0; i < 20; i++) v[i] = 0.25f * (float)(i % 7) - 0.5f;
+    return dl_mul(x, ops_named(dl_constant_for(x, 3, s145, v), "cfor"));
+}
 static dl_layer *mk_bcast_div(dl_layer *x, const void *a) {    /* x / (softplus(mean_hw x) + 1) */
     static const int s311[3] = { 3, 1, 1 }, s1[1] = { 1 };
     static const float one[1] = { 1 };
@@ -413,6 +422,7 @@ static const op_case op_cases[] = {
     OPS_UNARY(DL_OP_ADD, "residual block", 3, 2, 3, 4, mk_residual, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_MUL, "bcast_affine", 3, 3, 4, 5, mk_bcast_affine, NULL, NULL, "bcast_affine"),
     OPS_UNARY(DL_OP_CONSTANT, "constants (3,1,1) and (1,4,5)", 2, 3, 4, 5, mk_bcast_affine, NULL, NULL, "bcast_affine"),
+    OPS_UNARY(DL_OP_CONSTANT, "constant fed by x (dl_constant_for)", 2, 3, 4, 5, mk_const_for, NULL, NULL, NULL),
     OPS_UNARY(DL_OP_DIV, "bcast_div", 3, 3, 4, 5, mk_bcast_div, NULL, NULL, "bcast_div"),
     OPS_UNARY(DL_OP_SUB, "bcast_sub", 3, 3, 4, 5, mk_bcast_sub, NULL, NULL, "bcast_sub"),
     OPS_UNARY(DL_OP_MUL, "bcast_mul_scalar", 3, 3, 4, 5, mk_bcast_mul_scalar, NULL, NULL, "bcast_mul_scalar"),

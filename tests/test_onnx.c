@@ -288,6 +288,7 @@ static void test_other_suites(void) {
         }
     }
     printf("    real exports: %d cases, %d passed, %d unsupported, %d failed\n", passed + unsup + failed, passed, unsup, failed);
+    CHECK(passed + unsup + failed == 0 || passed >= 93, "real exports: %d passed (93 with 3-d convolutions and pools)", passed);
 }
 
 static void write_coverage(const char *path, int total, int passed, int unsup) {
@@ -361,6 +362,25 @@ static void test_node_tests(void) {
             printf("    %-28s %5d %6d %5d %6d  %.90s\n", rows[k].op, rows[k].ran + rows[k].unsup + rows[k].failed,
                    rows[k].passed, rows[k].unsup, rows[k].failed, rows[k].reasons);
     cov_total = total; cov_passed = passed; cov_unsup = unsup;
+    {   /* the issue's ops: all their float32 cases pass but these, refused for the reasons
+           docs/ONNX_COVERAGE.md gives (an input that is not float32; BatchNormalization's
+           training outputs, MaxPool's indices; a random dropout mask; a 0-element tensor;
+           a graph with no input); a case that stops passing fails here */
+        static const struct { const char *op; int unsup; } pin[] = {
+            { "Conv", 0 }, { "ConvTranspose", 0 }, { "BatchNormalization", 2 }, { "Relu", 0 }, { "LeakyRelu", 0 },
+            { "PRelu", 0 }, { "Elu", 0 }, { "Selu", 0 }, { "Sigmoid", 0 }, { "Tanh", 0 }, { "HardSigmoid", 0 },
+            { "HardSwish", 0 }, { "Clip", 3 }, { "Softmax", 0 }, { "LogSoftmax", 0 }, { "MaxPool", 3 }, { "AveragePool", 0 },
+            { "GlobalAveragePool", 0 }, { "GlobalMaxPool", 0 }, { "Gemm", 0 }, { "MatMul", 0 }, { "Add", 1 }, { "Sub", 1 },
+            { "Mul", 1 }, { "Div", 1 }, { "Sum", 0 }, { "Mean", 0 }, { "Concat", 0 }, { "Flatten", 0 }, { "Reshape", 1 },
+            { "Transpose", 0 }, { "Pad", 2 }, { "Resize", 0 }, { "Upsample", 0 }, { "Dropout", 4 }, { "Identity", 2 },
+            { "Constant", 1 }, { "Shape", 0 }, { "Gather", 0 }, { "Unsqueeze", 0 }, { "Expand", 0 } };
+        size_t j;
+        for (j = 0; j < sizeof pin / sizeof pin[0]; j++) {
+            op_row *r = row_for(pin[j].op);
+            CHECK(r->unsup <= pin[j].unsup && r->passed + r->unsup > 0, "%s: %d passed, %d unsupported (at most %d expected)", pin[j].op, r->passed,
+                  r->unsup, pin[j].unsup);
+        }
+    }
     printf("    node tests: %d cases, %d passed, %d unsupported, %d failed (%d ops; rows with nothing run are in docs/ONNX_COVERAGE.md)\n",
            total, passed, unsup, failed, n_rows);
 }
@@ -602,6 +622,21 @@ static dl_layer *layers_export_only(dl_net *net) {
     return dl_reduce_sum(dl_add(r, g), &ax0, 1, 1);     /* (1, 6) */
 }
 
+/* A Concat of a layer with a constant (exported expanded to the batch:
+   ONNX Runtime's Concat does not broadcast a [1, ..] initializer), and a
+   constant fed by the input (dl_constant_for) added on */
+static dl_layer *concat_const(dl_net *net) {
+    static const float c3[3] = { 0.5f, -1.25f, 2 }, c9[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    int three = 3, nine = 9;
+    dl_layer *x = dl_input(net, 4, 0, 0), *c, *xs[2];
+    xs[0] = dl_dense(x, 6);
+    xs[1] = dl_constant(net, 1, &three, c3);
+    dl_layer_set_name(xs[1], "k");
+    c = dl_constant_for(x, 1, &nine, c9);
+    dl_layer_set_name(c, "kfor");
+    return dl_add(dl_concat(xs, 2), c);
+}
+
 static void test_export(void) {
     int g, k, rows_ok = 1;
     for (k = 0; k < DL_OP_COUNT; k++) rows_ok &= dl__ox_exports[k].op == k && dl__ox_exports[k].fn != NULL;
@@ -614,6 +649,9 @@ static void test_export(void) {
     dl_net_free(net);
     net = dl_net_new();
     export_one("layers_export_only", net, layers_export_only(net), EXPORT_ONLY, NULL);
+    dl_net_free(net);
+    net = dl_net_new();
+    export_one("concat_const", net, concat_const(net), 0, NULL);
     dl_net_free(net);
     for (g = 0; g < 4; g++) {       /* between them every op a net can hold (fuzz_dl.h) */
         char name[32];
@@ -876,6 +914,49 @@ static void test_bad_input(void) {
         }
         free(m.p);
     }
+    {   /* a Shape as the output with a symbolic batch: not a constant at import */
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4); mk_node(&g, "Shape", "x", NULL, "y"); mk_valinfo(&g, 12, "y", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_ERR_UNSUPPORTED && strstr(msg, "batch of 1"), "Shape of [N, 4]: %s", msg);
+        free(m.p);
+    }
+    {   /* Dropout: training at ratio 0.5 needs a generator ONNX does not specify; its mask
+           outside training is all true, for any batch (a constant fed by x) */
+        dl__wbuf node;
+        const char *in[4];
+        float half = 0.5f;
+        int64_t on = 1, none = 0;
+        memset(&g, 0, sizeof g);
+        dl__pw_tensor(&g, 5, "r", 0, &none, &half, NULL);
+        dl__pw_tensor(&g, 5, "t", 0, &none, NULL, &on);
+        mk_valinfo(&g, 11, "x", 4);
+        in[0] = "x"; in[1] = "r"; in[2] = "t"; in[3] = NULL;
+        dl__pw_node(&node, "Dropout", "y", "y", in);
+        dl__pw_msg(&g, 1, &node);
+        mk_valinfo(&g, 12, "y", 4);
+        mk_model(&m, &g);
+        CHECK(load_code(&m, msg) == DL_ERR_UNSUPPORTED && strstr(msg, "generator ONNX does not specify"), "training dropout: %s", msg);
+        free(m.p);
+        memset(&g, 0, sizeof g);
+        mk_valinfo(&g, 11, "x", 4);
+        in[1] = NULL;
+        dl__pw_node(&node, "Dropout", "y", "y", in);
+        dl__pw_str(&node, 2, "z");          /* the second output: the mask */
+        dl__pw_msg(&g, 1, &node);
+        mk_valinfo(&g, 12, "y", 4); mk_valinfo(&g, 12, "z", 4);
+        mk_model(&m, &g);
+        {
+            static const float x[8] = { 1, -2, 3, 0.5f, 4, 5, -6, 7 };
+            dl_net *net = dl_onnx_load_mem(m.p, m.len, &st);
+            const float *z = net ? dl_predict(net, dl_onnx_output(net, "z"), x, 2) : NULL;
+            int k, ones = z != NULL;
+            for (k = 0; z && k < 8; k++) ones &= z[k] == 1.0f;
+            CHECK(ones, "dropout mask at batch 2: %s", net ? dl_net_error(net) : st.msg);
+            dl_net_free(net);
+        }
+        free(m.p);
+    }
     {   /* two graph inputs */
         memset(&g, 0, sizeof g);
         mk_valinfo(&g, 11, "x", 4); mk_valinfo(&g, 11, "x2", 4); mk_node(&g, "Add", "x", "x2", "y"); mk_valinfo(&g, 12, "y", 4);
@@ -883,6 +964,40 @@ static void test_bad_input(void) {
         CHECK(load_code(&m, msg) == DL_ERR_UNSUPPORTED, "two inputs: %s", msg);
         free(m.p);
     }
+}
+
+/* dl_constant_for: a constant that reads its input for the batch alone (an
+   imported Shape output or dropout mask is one): it predicts, its input's
+   gradient is zero, and it saves and loads in dl.h's format */
+static void test_constant_for(void) {
+    static const float v[3] = { 3, 4, 5 }, x[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    int three = 3, four = 4, k, ok;
+    void *data = NULL;
+    size_t len = 0;
+    dl_status st;
+    dl_net *net = dl_net_new(), *back = NULL;
+    dl_layer *in = dl_input(net, 4, 0, 0), *c = dl_constant_for(in, 1, &three, v), *c2;
+    const float *y = dl_predict(net, c, x, 2);
+    CHECK(y && !memcmp(y, v, sizeof v) && !memcmp(y + 3, v, sizeof v), "predict: %s", dl_net_error(net));
+    CHECK(dl_constant_for(NULL, 1, &three, v) == NULL, "NULL input");
+    CHECK(dl_constant_for(in, 4, &three, v) == NULL && strstr(dl_net_error(net), "1 to 3 dims"), "4 dims: %s", dl_net_error(net));
+    c2 = dl_add(in, dl_constant_for(in, 1, &four, x));      /* d(in + c)/d(in) = 1: the constant adds nothing */
+    dl_net_set_input_grad(net, 1);
+    {
+        float dy[8];
+        const float *dx;
+        for (k = 0; k < 8; k++) dy[k] = (float)k - 3;
+        ok = dl_forward(net, c2, x, 2, 1) && dl_backward(net, c2, dy) == DL_OK && (dx = dl_layer_grad(in)) != NULL;
+        CHECK(ok && !memcmp(dx, dy, sizeof dy), "input gradient: %s", dl_net_error(net));
+    }
+    CHECK(dl_net_save_mem(net, NULL, &data, &len) == DL_OK, "save: %s", dl_net_error(net));
+    back = data ? dl_net_load_mem(data, len, &st) : NULL;
+    CHECK(back != NULL, "load: %s", st.msg);
+    y = back ? dl_predict(back, dl_net_find(back, dl_layer_name(c)), x, 2) : NULL;
+    CHECK(y && !memcmp(y + 3, v, sizeof v), "predict after load: %s", back ? dl_net_error(back) : "");
+    DL_FREE(data);
+    dl_net_free(back);
+    dl_net_free(net);
 }
 
 /* float16, double and external weights: a MatMul by a 4x2 matrix */
@@ -1006,6 +1121,7 @@ int main(void) {
     RUN(test_export);
     RUN(test_fashion_fine_tune);
     RUN(test_bad_input);
+    RUN(test_constant_for);
     RUN(test_weights);
     RUN(test_functions);
     RUN(test_fuzz_corpus);
