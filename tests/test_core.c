@@ -700,6 +700,47 @@ static void test_prepared_inference(void) {
     dl_net_free(net);
 }
 
+/* The depthwise backward (its own direct path): dx, dW and db against plain
+   loops, and the same bits on 1 and 3 threads. x is 3 samples of 5x9x8. */
+static void depthwise_backward_check(dl_net *net, dl_layer *in, dl_layer *cv, const float *x, dl_conv_desc d, int k) {
+    static float dy[3 * 5 * 9 * 8], g1[3 * 5 * 9 * 8 + 5 * 25 + 5];
+    double rdx[3 * 5 * 9 * 8], rdw[5 * 25], rdb[5], worst = 0;
+    const float *w = dl_net_find_param(net, "conv2d_1.weight")->data;
+    dl_param *pw = dl_net_find_param(net, "conv2d_1.weight"), *pb = dl_net_find_param(net, "conv2d_1.bias");
+    int OH = cv->shape[1], OW = cv->shape[2], KK = d.kernel * d.kernel, i, n, c, oh, ow, kh, kw, t;
+    for (i = 0; i < 3 * 5 * OH * OW; i++) dy[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+    memset(rdx, 0, sizeof rdx); memset(rdw, 0, sizeof rdw); memset(rdb, 0, sizeof rdb);
+    for (n = 0; n < 3; n++) for (c = 0; c < 5; c++) for (oh = 0; oh < OH; oh++) for (ow = 0; ow < OW; ow++) {
+        double g = dy[((n * 5 + c) * OH + oh) * OW + ow];
+        rdb[c] += g;
+        for (kh = 0; kh < d.kernel; kh++) for (kw = 0; kw < d.kernel; kw++) {
+            int ih = oh * d.stride - d.pad + kh * d.dilation, iw = ow * d.stride - d.pad + kw * d.dilation, xi = ((n * 5 + c) * 9 + ih) * 8 + iw;
+            if (ih < 0 || ih >= 9 || iw < 0 || iw >= 8) continue;
+            rdx[xi] += g * w[c * KK + kh * d.kernel + kw];
+            rdw[c * KK + kh * d.kernel + kw] += g * x[xi];
+        }
+    }
+    dl_net_set_input_grad(net, 1);
+    for (t = 1; t <= 3; t += 2) {
+        const float *gx;
+        int same = 1;
+        dl_net_set_threads(net, t);
+        dl_zero_grad(net);
+        gx = dl_forward(net, cv, x, 3, 1) && dl_backward(net, cv, dy) == DL_OK ? dl_layer_grad(in) : NULL;
+        CHECK(gx != NULL, "case %d: backward: %s", k, dl_net_error(net));
+        if (!gx) return;
+        for (i = 0, worst = 0; i < 3 * 5 * 72; i++) if (fabs(gx[i] - rdx[i]) > worst) worst = fabs(gx[i] - rdx[i]);
+        for (i = 0; i < 5 * KK; i++) if (fabs(pw->grad[i] - rdw[i]) > worst) worst = fabs(pw->grad[i] - rdw[i]);
+        for (i = 0; i < 5; i++) if (fabs(pb->grad[i] - rdb[i]) > worst) worst = fabs(pb->grad[i] - rdb[i]);
+        CHECK(worst < 1e-4, "case %d, %d threads: depthwise backward off the plain loops by %g", k, t, worst);
+        if (t == 1) { memcpy(g1, gx, sizeof(float) * 3 * 5 * 72); memcpy(g1 + 3 * 5 * 72, pw->grad, sizeof(float) * 5 * KK);
+                      memcpy(g1 + 3 * 5 * 72 + 5 * KK, pb->grad, sizeof(float) * 5); continue; }
+        same = !memcmp(g1, gx, sizeof(float) * 3 * 5 * 72) && !memcmp(g1 + 3 * 5 * 72, pw->grad, sizeof(float) * 5 * KK) &&
+               !memcmp(g1 + 3 * 5 * 72 + 5 * KK, pb->grad, sizeof(float) * 5);
+        CHECK(same, "case %d: depthwise gradients on 3 threads differ from 1", k);
+    }
+}
+
 /* Depthwise convolutions run as a direct kernel (not a GEMM per channel):
    against a plain loop, with stride, padding and dilation, fused with a
    batchnorm and relu in dl_predict, and bit-identical on 1 and 3 threads. */
@@ -746,6 +787,7 @@ static void test_depthwise_direct(void) {
         dl_net_set_threads(net, 3);
         y = dl_predict(net, out, x, 3);
         CHECK(y && !memcmp(y, one, (size_t)3 * size * sizeof(float)), "case %d: 3 threads differ from 1", k);
+        depthwise_backward_check(net, in, cv, x, d, k);
         dl_net_free(net);
     }
 }
@@ -861,6 +903,61 @@ static void test_transpose_kernel_bits(void) {
             for (v = 0; v < 2; v++) dl_net_free(net[v]);
         }
     CHECK(cases == 36, "%d cases", cases);
+}
+
+/* The weight gradient packs its im2col rows and dy^T transposed: this CPU's
+   transpose8 against a plain loop (whole 8-column blocks and tails), and
+   dl__pack_b of a strided operand against its definition. */
+static void test_pack_transpose(void) {
+    const dl__simd *s = dl__simd_detect();
+    static float src[8 * 37], got[37 * 8];
+    int kc, r, k, bad = 0;
+    for (r = 0; r < 8 * 37; r++) src[r] = (float)r;
+    for (kc = 1; kc <= 37 && s->transpose8; kc++) {
+        s->transpose8(got, 8, src, 37, kc);
+        for (k = 0; k < kc; k++) for (r = 0; r < 8; r++) bad += got[k * 8 + r] != src[r * 37 + k];
+    }
+    CHECK(!bad, "%s transpose8: %d entries wrong", s->name, bad);
+    {   /* dl__pack_b of dy^T as the weight gradient has it: rows (n, p) in blocks of P = 7, columns m
+           strided by P; 13 columns, so 8 transposed and 5 left; 30 rows cross 4 blocks */
+        static float dy[5 * 13 * 7], packed[30 * 64];
+        dl__mat B = dl__plain(dy, 1, 7);
+        int nr = s->nr, j;
+        B.Pr = 7; B.rbs = 13 * 7;
+        for (r = 0; r < 5 * 13 * 7; r++) dy[r] = (float)r + 1;
+        dl__pack_b(s, &B, 13, 2, 30, 0, 13, nr, packed);
+        for (k = 0, bad = 0; k < 30; k++)
+            for (j = 0; j < (13 + nr - 1) / nr * nr; j++) {
+                float want = j < 13 ? dy[(k + 2) / 7 * 13 * 7 + (k + 2) % 7 + j * 7] : 0.0f;
+                bad += packed[(size_t)(j / nr) * nr * 30 + (size_t)k * nr + j % nr] != want;
+            }
+        CHECK(!bad, "%s pack_b of a transposed operand: %d entries wrong", s->name, bad);
+    }
+}
+
+/* relu's vector row kernels: x > 0 ? x : +0 bit for bit (NaN and -0 give
+   +0), and dx += the same mask of dy, over vector bodies and tails. */
+static void test_relu_rows(void) {
+    const dl__rowk *rk = dl__simd_detect()->row;
+    static float x[37], y[37], g[37], dx[37];
+    float want;
+    int i, bad = 0;
+    for (i = 0; i < 37; i++) {
+        x[i] = i % 5 == 0 ? -0.0f : i % 3 == 0 ? -(float)i : (float)i;
+#ifndef __FAST_MATH__                           /* NaN compares as the compiler likes there */
+        if (i % 7 == 0) x[i] = (float)NAN;
+#endif
+        g[i] = (float)i - 20.5f; dx[i] = 1.0f;
+    }
+    rk->relu(y, x, 37);
+    rk->relu_back(dx, g, x, 37);
+    for (i = 0; i < 37; i++) {
+        want = x[i] > 0 ? x[i] : 0.0f;
+        bad += memcmp(&y[i], &want, sizeof want) != 0;
+        want = 1.0f + (x[i] > 0 ? g[i] : 0.0f);
+        bad += memcmp(&dx[i], &want, sizeof want) != 0;
+    }
+    CHECK(!bad, "relu rows: %d entries differ from x > 0 ? x : 0", bad);
 }
 
 /* The op table: row i is op i, every row has kernels and an attribute list,
@@ -1163,6 +1260,7 @@ static void test_chunked_inference(void) {
     dw.filters = 12; dw.kernel = 3; dw.stride = 1; dw.pad = 1; dw.groups = 12;              /* depthwise */
     h = dl_conv2d_ex(h, &dw);
     out = dl_dense(dl_flatten(dl_relu(h)), 5);
+    memset(&m, 0, sizeof m);    /* gcc -O3 cannot see dl_frozen_memory set it */
     for (i = 0; i < N * 800; i++) in[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
     CHECK(dl__predict_chunk(net, out) == 13, "chunk %d, expected 13", dl__predict_chunk(net, out));
     f = dl_freeze(net, out, NULL);
@@ -1254,6 +1352,8 @@ int main(void) {
     RUN(test_depthwise_kernel_bits);
     RUN(test_strided_im2col_bits);
     RUN(test_transpose_kernel_bits);
+    RUN(test_pack_transpose);
+    RUN(test_relu_rows);
     RUN(test_fusion_clip_hard_swish);
     RUN(test_fake_device_backend);
     RUN(test_load_weights_custom);

@@ -250,20 +250,15 @@ static void test_int8_kernels_agree(void) {
     size_t koff[K4];
     int32_t ref[4 * 64], got[4 * 64], dref[4], dgot[4];
     int i, k, trial, len;
-    const dl__q8k *paths[3];
-    paths[0] = dl__q8k_detect(); paths[1] = paths[2] = NULL;
-#if defined(DL__X86)
-    paths[1] = __builtin_cpu_supports("avx2") ? &dl__q8k_avx2 : NULL;
-    paths[2] = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") ? &dl__q8k_vnni : NULL;
-#endif
+    const dl__q8k *paths[DL__Q8K_ROWS];
+    int n_paths = dl__q8k_rows(paths);
     for (trial = 0; trial < 2; trial++) {
         for (i = 0; i < 4; i++) for (k = 0; k < 4 * K4; k++) w[i][k] = (int8_t)(trial ? (i % 2 ? -127 : 127) : (int)urand(-127.9f, 127.9f));
         for (k = 0; k < (int)sizeof b; k++) b[k] = (uint8_t)(trial ? 255 : (int)urand(0, 255.9f));
         for (k = 0; k < K4; k++) koff[k] = (size_t)((k * 7) % K4) * LDB + (size_t)(k % 3);
         dl__q8k_c.tile(K4, rows, b, koff, ref);
         CHECK(!trial || ref[0] == 127 * 255 * 4 * K4, "the C tile sums 255 x 127 exactly: %d", ref[0]);
-        for (i = 0; i < 3; i++) {
-            if (!paths[i]) continue;
+        for (i = 0; i < n_paths; i++) {
             paths[i]->tile(K4, rows, b, koff, got);
             CHECK(!memcmp(ref, got, sizeof ref), "trial %d: the %s tile differs from the C one", trial, paths[i]->name);
             for (len = 1; len <= K4; len += 9) {
@@ -273,7 +268,9 @@ static void test_int8_kernels_agree(void) {
             }
         }
     }
-    printf("    int8 kernels on this CPU: %s\n", paths[0]->name);
+    printf("    int8 kernels on this CPU: %s (used)", paths[0]->name);
+    for (i = 1; i < n_paths; i++) printf(", %s", paths[i]->name);
+    printf(", each checked against c\n");
 }
 
 /* The int8 reference CNN against a plain implementation of the same
@@ -281,14 +278,21 @@ static void test_int8_kernels_agree(void) {
 static void ref_quantize(unsigned char *u, const float *x, int count, float inv, float z) {
     int i;
     for (i = 0; i < count; i++) {
-        float s = x[i] * inv;        /* two roundings, as the library: x / s, then + (z + 1/2) */
+        volatile float s = x[i] * inv;   /* two roundings, as the library: x / s, then + (z + 1/2); volatile: see ref_affine */
         double v = floor((double)(s + (z + 0.5f)));
         u[i] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
 }
+/* t scale + bias rounded twice, as the library does: the product stored
+   through a volatile, since gcc fuses a product and a sum into an FMA
+   across statements too (-ffp-contract=fast, its default in C++ and GNU C)
+   where the target has one (aarch64, x86 with -mfma). */
+static float ref_affine(float t, float scale, float bias) {
+    volatile float p = t * scale;
+    return p + bias;
+}
 static float ref_act(float t, float scale, float bias, float slope) {
-    float v = t * scale;        /* two statements: no FMA contraction (clang) */
-    v = v + bias;
+    float v = ref_affine(t, scale, bias);
     return v > 0 ? v : slope * v;
 }
 static const int32_t *step_at(const dl_frozen *f, int i) {
@@ -340,8 +344,7 @@ static void ref_dense(const dl_frozen *f, const int32_t *r, const float *x, int 
     for (m = 0; m < M; m++) {
         int32_t acc = 0;
         for (k = 0; k < K; k++) acc += f->q[r[DL__R_Q] + m * K4 * 4 + k] * u[k];
-        out[m] = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]) * scale[m];
-        out[m] = out[m] + bias[m];
+        out[m] = ref_affine((float)(acc - (int32_t)xq[1] * (int32_t)wsum[m]), scale[m], bias[m]);
     }
     free(u);
 }
@@ -456,8 +459,7 @@ static void test_int8_conv_shapes(void) {
                                         int val = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? u[(cin * g.H + iy) * g.W + ix] : (int)xq[1];
                                         acc += w[mm * rowb + 4 * ((ky * g.KW + kx) * C4 + c / 4) + c % 4] * val;
                                     }
-                            v = (float)(acc - (int32_t)xq[1] * (int32_t)wsum[mm]) * scale[mm];
-                            v = v + bias[mm];
+                            v = ref_affine((float)(acc - (int32_t)xq[1] * (int32_t)wsum[mm]), scale[mm], bias[mm]);
                             diff += memcmp(&v, &got[((size_t)i * g.M + mm) * g.P + (size_t)oy * g.OW + ox], sizeof v) != 0;
                         }
             }
@@ -514,6 +516,61 @@ static void test_int8_dense_paths(void) {
 }
 
 /* keep_float leaves the chosen layers in float; the rest of the errors. */
+/* A convolution whose output channels differ 100-fold in scale feeds a
+   1x1 one that weighs the small ones 100 times more: one input range per
+   tensor leaves the small channels about 3 levels, unless dl_quantize
+   equalizes the channels first (dl__equalize); the relative error of the
+   int8 output against float must fall well below what it is without. */
+static double int8_rel_error(const dl_frozen *f, const float *x, int n, int no_equalize) {
+    dl_quant_desc qd;
+    dl_frozen *q;
+    dl_memory m;
+    float want[20 * 4 * 36], got[20 * 4 * 36], *work;
+    double err = 0, top = 0;
+    int i;
+    memset(&qd, 0, sizeof qd);
+    qd.no_equalize = no_equalize;
+    q = dl_quantize(f, x, n, &qd, NULL);
+    dl_frozen_memory(f, n, &m);
+    work = (float *)malloc(m.work_bytes + 64 * 1024);
+    CHECK(q && work && dl_frozen_run(f, x, want, n, work) == DL_OK && dl_frozen_run(q, x, got, n, work) == DL_OK, "runs");
+    for (i = 0; i < n * 4 * 36; i++) {
+        if (fabs(want[i]) > top) top = fabs(want[i]);
+        if (fabs(want[i] - got[i]) > err) err = fabs(want[i] - got[i]);
+    }
+    free(work);
+    dl_frozen_free(q);
+    return err / top;
+}
+static void test_int8_equalization(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *h, *out;
+    dl_frozen *f;
+    float *x = random_floats(20 * 4 * 36, -1.0f, 1.0f);
+    double eq, plain;
+    int i, k, conv = 0;
+    dl_net_seed(net, 3);
+    h = dl_relu(dl_conv2d(dl_input(net, 4, 6, 6), 8, 3, 1, 1));
+    out = dl_conv2d(h, 4, 1, 1, 0);
+    for (i = 0; i < dl_net_param_count(net); i++) {
+        dl_param *p = dl_net_param(net, i);
+        if (!strstr(p->name, "weight")) continue;
+        for (k = 0; k < p->size; k++)       /* channel c < 4 is small: filter c of the first, column c of the second */
+            p->data[k] *= conv == 0 ? (k / 36 < 4 ? 0.01f : 1.0f) : (k % 8 < 4 ? 100.0f : 1.0f);
+        conv++;
+    }
+    f = dl_freeze(net, out, NULL);
+    CHECK(conv == 2 && f != NULL, "the net");
+    if (f) {
+        eq = int8_rel_error(f, x, 20, 0);
+        plain = int8_rel_error(f, x, 20, 1);
+        printf("    int8 error / max |float|: %.4f equalized, %.4f not\n", eq, plain);
+        CHECK(eq < 0.02 && eq < plain / 4, "equalized %g, not %g", eq, plain);
+    }
+    dl_frozen_free(f);
+    dl_net_free(net);
+    free(x);
+}
 static void test_int8_options(void) {
     dl_layer *logits, *probs;
     dl_net *net = make_net(reference_cnn, &logits, &probs);
@@ -685,6 +742,7 @@ int main(int argc, char **argv) {
     RUN(test_int8_matches_reference_arithmetic);
     RUN(test_int8_conv_shapes);
     RUN(test_int8_dense_paths);
+    RUN(test_int8_equalization);
     RUN(test_int8_options);
     return test_summary();
 }
