@@ -2953,6 +2953,8 @@ typedef void (*dl__ukernel)(int kc, const float *a, const float *b, float *c, si
                             const dl__kepi *epi);
 struct dl__mat;
 struct dl__piece;
+struct dl__krow;
+struct dl__run;
 typedef struct dl__simd {
     const char *name;
     int mr, nr;
@@ -2965,11 +2967,17 @@ typedef struct dl__simd {
     /* dl__pack_b_same's rows, vectorised (NULL: dl__im2col_same per piece) */
     void (*pack_same)(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0, int kc,
                       int nr, float *dst);
-    /* dl__depthwise_task's plane directly (NULL: im2col rows and axpy) */
-    void (*depthwise)(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g);
+    /* dl__depthwise_task's planes directly (NULL: im2col rows and axpy): nch channels of one sample from
+       y, x, w, bias (NULL: none); tmp: dl__depthwise_floats */
+    void (*depthwise)(float *y, const float *x, const float *w, const float *bias, int nch, const dl_conv_geom *g, float *tmp);
     /* y += a x with the micro-kernel's arithmetic (fused where it fuses):
        a direct kernel built on it computes what the GEMM would */
     void (*axpy)(float *y, const float *x, int n, float a);
+    /* dl__im2col_row of a stride-2 convolution into a contiguous row (NULL: dl__im2col_row) */
+    void (*im2col_s2)(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs, float *dst);
+    /* dst[c ld + r] = src[r lds + c] for r < rows, c < cols (at most 16 each); lanes rows..lanes-1
+       of each dst row get zeros (NULL: loops) */
+    void (*transpose16)(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes);
     /* dst[k ldd + r] = src[r lds + k], r < 8, k < kc: operands whose packed
        dimension is strided, 8 rows at a time (NULL: plain C) */
     void (*transpose8)(float *dst, size_t ldd, const float *src, size_t lds, int kc);
@@ -2994,7 +3002,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar, NULL };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -3044,7 +3052,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2, NULL };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3127,13 +3135,15 @@ static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
 }
 static void dl__pack_same_avx512(const struct dl__mat *B, const struct dl__piece *pc, int n_pc, const int32_t *cols, int k0,
                                  int kc, int nr, float *dst);
+static void dl__im2col_s2_avx512(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs,
+                                 float *dst);
 /* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
    tap's view of x (H x W), 16 outputs of a row at a time: the values
    dl__im2col_row gives (masked loads, or gathers for strides), zeros where
    it gives zeros, and the same fused multiply-adds in the same tap order as
    dl__axpy_avx512 over those rows: the same bits. */
 __attribute__((target("avx512f")))
-static void dl__depthwise_avx512(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g) {
+static void dl__depthwise_rows_avx512(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i W = _mm512_set1_epi32(g->W), step = _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw));
     const __m512i sixteen = _mm512_set1_epi32(16), even = _mm512_add_epi32(iota, iota);
@@ -3166,9 +3176,129 @@ static void dl__depthwise_avx512(float *y, const float *x, const float *w, float
             _mm512_mask_storeu_ps(y + (size_t)oh * g->OW + ow0, lanes, acc);
         }
 }
+/* Stride 2: the four phase planes of x, plane (py, px) row i column j =
+   x[2i + py][2j + px], PH x PW each, zeros past x (odd H or W). */
+__attribute__((target("avx512f")))
+static void dl__dw_phases_avx512(float *ph, const float *x, int H, int W, int PH, int PW) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i even = _mm512_add_epi32(iota, iota), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    int r, j;
+    for (r = 0; r < 2 * PH; r++) {
+        float *d0 = ph + ((size_t)(r & 1) * 2 * PH + (size_t)(r >> 1)) * PW, *d1 = d0 + (size_t)PH * PW;
+        if (r >= H) { memset(d0, 0, (size_t)PW * sizeof(float)); memset(d1, 0, (size_t)PW * sizeof(float)); continue; }
+        for (j = 0; j < PW; j += 16) {
+            int left = W - 2 * j, n = PW - j < 16 ? PW - j : 16;
+            __mmask16 ma = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+            __mmask16 mb = (__mmask16)(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0), mo = (__mmask16)((1u << n) - 1);
+            __m512 a = _mm512_maskz_loadu_ps(ma, x + (size_t)r * W + 2 * j), b = _mm512_maskz_loadu_ps(mb, x + (size_t)r * W + 2 * j + 16);
+            _mm512_mask_storeu_ps(d0 + j, mo, _mm512_permutex2var_ps(a, even, b));
+            _mm512_mask_storeu_ps(d1 + j, mo, _mm512_permutex2var_ps(a, odd, b));
+        }
+    }
+}
+/* Depthwise planes with the outputs flattened: 16 consecutive outputs per
+   vector whatever OW, four vectors at a time (four chains of multiply-adds,
+   not one). Needs stride 1 or 2 both ways and OW equal to the width of the
+   plane the taps read (x for stride 1, a phase plane of it for stride 2),
+   so output row oh + 1 reads the next input row: a tap is then a masked
+   load at a fixed shift, the mask the im2col zeros. Every channel has the
+   same masks: found once per call (tmp, after the phase planes). The same
+   values, zeros and fused multiply-adds in the same tap order as
+   dl__depthwise_rows_avx512: the same bits. */
+__attribute__((target("avx512f")))
+static void dl__depthwise_avx512(float *y, const float *x, const float *w, const float *bias, int nch, const dl_conv_geom *g,
+                                 float *tmp) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int s = g->sh, PH = (g->H + s - 1) / s, PW = (g->W + s - 1) / s, P = g->OH * g->OW, HW = g->H * g->W;
+    int KK = g->KH * g->KW, nv = (P + 15) / 16, c, k, kh, kw, v, col;
+    int shift[256];                     /* taps: at most DL__KC (dl__conv_is_depthwise) */
+    size_t plane[256];
+    __mmask16 *mask = (__mmask16 *)(void *)(tmp + (s == 2 ? 4 * (size_t)PH * PW : 0));   /* [vector][tap] */
+    if (s != g->sw || s > 2 || PW != g->OW || KK > 256) {
+        for (c = 0; c < nch; c++)
+            dl__depthwise_rows_avx512(y + (size_t)c * P, x + (size_t)c * HW, w + (size_t)c * KK, bias ? bias[c] : 0.0f, g);
+        return;
+    }
+    for (kh = 0, k = 0; kh < g->KH; kh++)       /* tap k reads a plane at a fixed shift (no divisions: planes are small) */
+        for (kw = 0; kw < g->KW; kw++, k++) {
+            int oy = kh * g->dh - g->ph, ox = kw * g->dw - g->pw, py = s == 2 ? oy & 1 : 0, px = s == 2 ? ox & 1 : 0;
+            int qx = s == 2 ? (ox - px) / 2 : ox;
+            const __m512i vqx = _mm512_set1_epi32(qx), vpw = _mm512_set1_epi32(PW), vhw = _mm512_set1_epi32(PH * PW);
+            shift[k] = (s == 2 ? (oy - py) / 2 : oy) * PW + qx;
+            plane[k] = (size_t)(py * s + px) * PH * PW;
+            for (v = 0, col = 0; v < nv; v++) {     /* lane l: output 16 v + l, at column col + l of the plane */
+                __m512i cv = _mm512_add_epi32(_mm512_set1_epi32(col), iota), pv = _mm512_set1_epi32(16 * v + shift[k]);
+                int t, left = P - 16 * v;
+                for (t = col + 15; t >= PW; t -= PW) cv = _mm512_mask_sub_epi32(cv, _mm512_cmpge_epi32_mask(cv, vpw), cv, vpw);
+                mask[(size_t)v * KK + k] = (__mmask16)((left >= 16 ? 0xffff : (1u << left) - 1)
+                                                       & _mm512_cmplt_epu32_mask(_mm512_add_epi32(pv, iota), vhw)
+                                                       & _mm512_cmplt_epu32_mask(_mm512_add_epi32(cv, vqx), vpw));
+                for (col += 16; col >= PW; col -= PW) {}
+            }
+        }
+    for (c = 0; c < nch; c++, y += P, x += HW, w += KK) {
+        const float *base = x;
+        int q0;
+        if (s == 2) { dl__dw_phases_avx512(tmp, x, g->H, g->W, PH, PW); base = tmp; }
+        for (q0 = 0; q0 < P; q0 += 64) {
+            const __mmask16 *m = mask + (size_t)(q0 / 16) * KK;
+            int vs = nv - q0 / 16;
+            const size_t mv = (size_t)KK;
+            __m512 a0 = _mm512_set1_ps(bias ? bias[c] : 0.0f), a1 = a0, a2 = a0, a3 = a0;
+            if (vs >= 4)
+                for (k = 0; k < KK; k++) {
+                    const __m512 wk = _mm512_set1_ps(w[k]);
+                    const float *p = base + plane[k] + (ptrdiff_t)(q0 + shift[k]);
+                    a0 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[k], p), a0);
+                    a1 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[mv + k], p + 16), a1);
+                    a2 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[2 * mv + k], p + 32), a2);
+                    a3 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[3 * mv + k], p + 48), a3);
+                }
+            else                        /* the last 1 to 3 vectors */
+                for (k = 0; k < KK; k++) {
+                    const __m512 wk = _mm512_set1_ps(w[k]);
+                    const float *p = base + plane[k] + (ptrdiff_t)(q0 + shift[k]);
+                    a0 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[k], p), a0);
+                    if (vs > 1) a1 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[mv + k], p + 16), a1);
+                    if (vs > 2) a2 = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m[2 * mv + k], p + 32), a2);
+                }
+            _mm512_mask_storeu_ps(y + q0, (__mmask16)(P - q0 >= 16 ? 0xffff : (1u << (P - q0)) - 1), a0);
+            if (vs > 1) _mm512_mask_storeu_ps(y + q0 + 16, (__mmask16)(P - q0 >= 32 ? 0xffff : (1u << (P - q0 - 16)) - 1), a1);
+            if (vs > 2) _mm512_mask_storeu_ps(y + q0 + 32, (__mmask16)(P - q0 >= 48 ? 0xffff : (1u << (P - q0 - 32)) - 1), a2);
+            if (vs > 3) _mm512_mask_storeu_ps(y + q0 + 48, (__mmask16)(P - q0 >= 64 ? 0xffff : (1u << (P - q0 - 48)) - 1), a3);
+        }
+    }
+}
+/* A 16 x 16 block transposed in registers: unpacks of floats, then of
+   pairs, then two rounds of 128-bit lane shuffles. A copy: the same bits. */
+__attribute__((target("avx512f")))
+static void dl__transpose16_avx512(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes) {
+    __m512 r[16], t[16];
+    __mmask16 mc = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1), ml = (__mmask16)(lanes >= 16 ? 0xffff : (1u << lanes) - 1);
+    const __mmask16 all = 0xffff;       /* the zero-masking forms: g++ 12 warns on the plain ones' undefined source */
+    const __mmask8 all8 = 0xff;
+    int i, j;
+    for (i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(mc, src + (size_t)i * lds) : _mm512_setzero_ps();
+    for (i = 0; i < 16; i += 2) {
+        t[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
+        t[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
+    }
+    for (i = 0; i < 16; i += 4)         /* r[i + j], 128-bit lane L: column 4 L + j of rows i..i+3 */
+        for (j = 0; j < 2; j++) {
+            r[i + 2 * j] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, _mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, _mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+        }
+    for (j = 0; j < 4; j++) {           /* column 4 L + j: lane L of r[j], r[4 + j], r[8 + j], r[12 + j] */
+        __m512 x0 = _mm512_maskz_shuffle_f32x4(all, r[j], r[4 + j], 0x88), x1 = _mm512_maskz_shuffle_f32x4(all, r[j], r[4 + j], 0xdd);
+        __m512 y0 = _mm512_maskz_shuffle_f32x4(all, r[8 + j], r[12 + j], 0x88), y1 = _mm512_maskz_shuffle_f32x4(all, r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_maskz_shuffle_f32x4(all, x0, y0, 0x88); t[8 + j] = _mm512_maskz_shuffle_f32x4(all, x0, y0, 0xdd);
+        t[4 + j] = _mm512_maskz_shuffle_f32x4(all, x1, y1, 0x88); t[12 + j] = _mm512_maskz_shuffle_f32x4(all, x1, y1, 0xdd);
+    }
+    for (i = 0; i < cols; i++) _mm512_mask_storeu_ps(dst + (size_t)i * ld, ml, t[i]);
+}
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
                                          &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
-                                         dl__transpose8_avx };
+                                         dl__im2col_s2_avx512, dl__transpose16_avx512, dl__transpose8_avx };
 #endif
 
 #ifdef DL__NEON
@@ -3205,7 +3335,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon, NULL };
+                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -4252,6 +4382,36 @@ static void dl__pack_same_avx512(const dl__mat *B, const dl__piece *pc, int n_pc
 }
 #endif
 
+#ifdef DL__X86
+/* dl__im2col_row of a stride-2 convolution into a contiguous row: per 16
+   outputs, their 32 input columns in two masked loads (lanes left of the
+   row, right of it or past the run are never read), the even ones kept.
+   The same values and zeros. */
+__attribute__((target("avx512f")))
+static void dl__im2col_s2_avx512(const dl__mat *B, const dl__krow *kr, const dl__run *runs, int n_runs, float *dst) {
+    const dl__conv *g = B->conv;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), W = _mm512_set1_epi32(g->W);
+    const __m512i even = _mm512_add_epi32(iota, iota), sixteen = _mm512_set1_epi32(16);
+    int k, t;
+    for (k = 0; k < n_runs; k++) {
+        const dl__run *u = &runs[k];
+        int y = u->oy + kr->dy, x0 = u->ox + kr->dx;
+        const float *row = B->p + kr->base + (size_t)u->n * B->cbs;
+        float *d = dst + u->at;
+        if ((unsigned)y >= (unsigned)g->H) { memset(d, 0, (size_t)u->len * sizeof(float)); continue; }
+        row += (size_t)y * g->W;            /* formed only when y is inside */
+        for (t = 0; t < u->len; t += 16) {
+            int n = u->len - t < 16 ? u->len - t : 16, c = x0 + 2 * t;
+            __m512i ca = _mm512_add_epi32(_mm512_set1_epi32(c), iota), end = _mm512_set1_epi32(c + 2 * n);
+            __mmask16 ma = _mm512_cmplt_epu32_mask(ca, W) & _mm512_cmplt_epi32_mask(ca, end);
+            __mmask16 mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(ca, sixteen), W) & _mm512_cmplt_epi32_mask(_mm512_add_epi32(ca, sixteen), end);
+            __m512 a = _mm512_maskz_loadu_ps(ma, row + c), b = _mm512_maskz_loadu_ps(mb, row + c + 16);
+            _mm512_mask_storeu_ps(d + t, (__mmask16)((1u << n) - 1), _mm512_permutex2var_ps(a, even, b));
+        }
+    }
+}
+#endif
+
 /* Packs rows k0..k0+kc, columns j0..j0+nc of B as nc/nr slivers dst[k][nr],
    zeros past N. For im2col the row table and the runs are found once. */
 static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int kc, int j0, int nc, int nr, float *dst) {
@@ -4274,10 +4434,21 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
                 int valid = N - (j0 + sv * nr) < nr ? N - (j0 + sv * nr) : nr;
                 float *d = dst + (size_t)sv * nr * kc + (size_t)kk * nr;
                 if (valid < 0) valid = 0;
-                dl__im2col_row(B, kr, runs[sv], n_runs[sv], d, 1);
+                if (s->im2col_s2 && B->conv->sw == 2) s->im2col_s2(B, &kr, runs[sv], n_runs[sv], d);
+                else dl__im2col_row(B, kr, runs[sv], n_runs[sv], d, 1);
                 for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
             }
         }
+        return;
+    }
+    if (s->transpose16 && B->rs == 1 && B->Pr == INT_MAX && B->Pc == INT_MAX && nr % 16 == 0) {   /* a transposed operand */
+        for (jr = 0; jr < (nc + nr - 1) / nr * nr; jr += 16)   /* 16 columns (rows of the source) by 16 rows at a time */
+            for (kk = 0; kk < kc; kk += 16) {
+                int rows = N - (j0 + jr) < 16 ? N - (j0 + jr) : 16;
+                s->transpose16(dst + (size_t)(jr / nr * nr) * kc + (size_t)kk * nr + jr % nr, (size_t)nr,
+                               rows > 0 ? B->p + (size_t)(j0 + jr) * B->cs + (size_t)(k0 + kk) : B->p, B->cs, rows,
+                               kc - kk < 16 ? kc - kk : 16, 16);
+            }
         return;
     }
     for (jr = 0; jr < nc; jr += nr) {
@@ -4435,11 +4606,17 @@ static void dl__dense_dot_task(void *arg, int t, int thread) {            /* 4 o
     if (j->epi) dl__epilogue_rows(s, j->epi, y, 1, o, rows, 1);
 }
 /* y (n x O) = the transpose of yt (O x n), in 16 x 16 blocks, a block row of y per task. */
-typedef struct { float *y; const float *yt; int n, O; } dl__transpose_job;
+typedef struct { const dl__simd *s; float *y; const float *yt; int n, O; } dl__transpose_job;
 static void dl__transpose_task(void *arg, int t, int thread) {
     const dl__transpose_job *j = (const dl__transpose_job *)arg;
     int i0 = t * 16, i1 = i0 + 16 < j->n ? i0 + 16 : j->n, o0, i, o;
     (void)thread;
+    if (j->s->transpose16) {
+        for (o0 = 0; o0 < j->O; o0 += 16)
+            j->s->transpose16(j->y + (size_t)i0 * j->O + o0, (size_t)j->O, j->yt + (size_t)o0 * j->n + i0, (size_t)j->n,
+                              j->O - o0 < 16 ? j->O - o0 : 16, i1 - i0, j->O - o0 < 16 ? j->O - o0 : 16);
+        return;
+    }
     for (o0 = 0; o0 < j->O; o0 += 16)
         for (i = i0; i < i1; i++)
             for (o = o0; o < o0 + 16 && o < j->O; o++) j->y[(size_t)i * j->O + o] = j->yt[(size_t)o * j->n + i];
@@ -4465,7 +4642,7 @@ static int dl__dense_forward(const dl_layer *l, const dl_exec *e) {
     g.epi = cpu->epi;
     g.apacked = cpu->wpack;
     dl__gemm_parallel(cpu, &g, cpu->shared);
-    t.y = e->out; t.yt = yt; t.n = e->n; t.O = O;
+    t.s = cpu->simd; t.y = e->out; t.yt = yt; t.n = e->n; t.O = O;
     dl__parallel_if(cpu, 2 * DL__PER_FLOAT * e->n * O, (e->n + 15) / 16, dl__transpose_task, &t);
     return DL_OK;
 }
@@ -4535,36 +4712,49 @@ static dl__mat dl__conv_input(const dl__conv *g, const dl__krow *krows, const fl
     return m;
 }
 
-/* A depthwise convolution (one filter per channel) directly, one (sample,
-   channel) plane per task: the bias, then per tap its im2col row of the
-   plane (the values the GEMM would pack) and y += w t over the whole plane
-   with the micro-kernel's arithmetic, in the GEMM's order: the same bits
-   as a GEMM per channel, which would pad its single row to a whole tile.
-   (K <= DL__KC: one block, as the GEMM sums it.) */
-typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const dl__krow *krows; } dl__dw_job;
+/* A depthwise convolution (one filter per channel) directly, a block of
+   channels of one sample per task (sized by the shapes, so the split never
+   depends on threads): per plane the bias, then per tap its im2col row of
+   the plane (the values the GEMM would pack) and y += w t over the whole
+   plane with the micro-kernel's arithmetic, in the GEMM's order: the same
+   bits as a GEMM per channel, which would pad its single row to a whole
+   tile. (K <= DL__KC: one block, as the GEMM sums it.) */
+typedef struct { const dl__cpu *cpu; const dl_layer *l; const dl_exec *e; dl__conv cg; const dl__krow *krows; int cb; } dl__dw_job;
 static void dl__depthwise_task(void *arg, int t, int thread) {
     const dl__dw_job *j = (const dl__dw_job *)arg;
     const dl__conv *cg = &j->cg;
     const dl__simd *s = j->cpu->simd;
-    int n = t / cg->C, c = t % cg->C, k, n_runs;
-    float *tmp = dl__scratch(j->cpu, thread), *y = j->e->out + ((size_t)n * cg->C + c) * cg->P;
-    const float *w = j->e->w[0] + (size_t)c * cg->K, bias = j->l->a.bias ? j->e->w[1][c] : 0.0f;
-    if (s->depthwise) s->depthwise(y, j->e->in[0] + ((size_t)n * cg->C + c) * cg->H * cg->W, w, bias, cg);
-    else {
+    int blocks = (cg->C + j->cb - 1) / j->cb, n = t / blocks, c0 = t % blocks * j->cb, nch = cg->C - c0 < j->cb ? cg->C - c0 : j->cb;
+    int c, k, n_runs;
+    float *tmp = dl__scratch(j->cpu, thread), *y0 = j->e->out + ((size_t)n * cg->C + c0) * cg->P;
+    const float *bias = j->l->a.bias ? j->e->w[1] + c0 : NULL;
+    if (s->depthwise)
+        s->depthwise(y0, j->e->in[0] + ((size_t)n * cg->C + c0) * cg->H * cg->W, j->e->w[0] + (size_t)c0 * cg->K, bias, nch, cg, tmp);
+    else for (c = c0; c < c0 + nch; c++) {
         dl__run *runs = (dl__run *)(void *)(tmp + dl__align((size_t)cg->P));     /* dl__depthwise_floats in all */
         dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
+        float *y = y0 + (size_t)(c - c0) * cg->P;
+        const float *w = j->e->w[0] + (size_t)c * cg->K;
         n_runs = dl__im2col_runs(cg, n * cg->P, cg->P, runs);
-        for (k = 0; k < cg->P; k++) y[k] = bias;
+        for (k = 0; k < cg->P; k++) y[k] = bias ? bias[c - c0] : 0.0f;
         for (k = 0; k < cg->K; k++) {
             dl__im2col_row(&B, j->krows[k], runs, n_runs, tmp, 1);
             s->axpy(y, tmp, cg->P, w[k]);
         }
     }
-    if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y, (size_t)cg->P, c, 1, cg->P);
+    if (j->cpu->epi) dl__epilogue_rows(s, j->cpu->epi, y0, (size_t)cg->P, c0, nch, cg->P);
 }
 static int dl__conv_is_depthwise(const dl__conv *g) { return g->G == g->C && g->Mg == 1 && g->K <= DL__KC && !dl__conv_is_pointwise(g); }
-static size_t dl__depthwise_floats(const dl__conv *g) {        /* per thread: a plane and its runs */
-    return dl__align((size_t)g->P) + ((size_t)g->OH * sizeof(dl__run) + sizeof(float) - 1) / sizeof(float);
+/* Channels per task: about 16K multiply-adds each. */
+static int dl__depthwise_block(const dl__conv *g) {
+    int cb = 16384 / (g->K * g->P > 0 ? g->K * g->P : 1);
+    return cb < 1 ? 1 : cb > g->C ? g->C : cb;
+}
+/* per thread: a plane and its runs, or x's phase planes and the masks of one block of taps */
+static size_t dl__depthwise_floats(const dl__conv *g) {
+    size_t plane = dl__align((size_t)g->P) + ((size_t)g->OH * sizeof(dl__run) + sizeof(float) - 1) / sizeof(float);
+    size_t flat = (size_t)(g->H + 1) * (size_t)(g->W + 1) + ((size_t)(g->P + 15) / 16 * (size_t)g->K + 1) / 2;
+    return plane > flat ? plane : flat;
 }
 
 static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumulate);
@@ -4578,8 +4768,8 @@ static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumul
     const dl__krow *krows = dl__conv_krows(&cg, (dl__krow *)(void *)(cpu->shared + dl__align(dl__apack_floats(cpu->simd, cg.Mg, cg.K))));
     if (!accumulate && dl__conv_is_depthwise(&cg)) {
         dl__dw_job j;
-        j.cpu = cpu; j.l = l; j.e = e; j.cg = cg; j.krows = krows;
-        dl__parallel_if(cpu, 2.0 * e->n * cg.M * cg.K * cg.P, e->n * cg.C, dl__depthwise_task, &j);
+        j.cpu = cpu; j.l = l; j.e = e; j.cg = cg; j.krows = krows; j.cb = dl__depthwise_block(&cg);
+        dl__parallel_if(cpu, 2.0 * e->n * cg.M * cg.K * cg.P, e->n * ((cg.C + j.cb - 1) / j.cb), dl__depthwise_task, &j);
         return DL_OK;
     }
     for (grp = 0; grp < cg.G; grp++) {

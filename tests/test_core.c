@@ -792,6 +792,119 @@ static void test_depthwise_direct(void) {
     }
 }
 
+/* The direct depthwise kernel of this CPU (flattened planes, phase planes
+   for stride 2, or rows) against the portable path (im2col rows and the
+   kernel table's axpy): the same bits, on sizes odd and even, narrower and
+   wider than a vector, every stride, padding and dilation. */
+static void test_depthwise_kernel_bits(void) {
+    static const int cfg[][4] = { { 3, 1, 1, 1 }, { 3, 2, 1, 1 }, { 5, 1, 2, 1 }, { 5, 2, 2, 1 }, { 3, 1, 2, 2 }, { 3, 2, 0, 1 },
+                                  { 3, 3, 1, 1 }, { 1, 2, 0, 1 }, { 3, 2, 2, 2 }, { 3, 1, 0, 1 } };   /* kernel, stride, pad, dilation */
+    static const int hw[][2] = { { 16, 16 }, { 8, 8 }, { 4, 4 }, { 7, 9 }, { 9, 7 }, { 1, 5 }, { 33, 20 }, { 13, 31 } };
+    static float x[2 * 3 * 33 * 31];
+    dl__simd plain = *dl__simd_detect();
+    int k, s, i, cases = 0;
+    plain.depthwise = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+    for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++)
+        for (s = 0; s < (int)(sizeof hw / sizeof hw[0]); s++) {
+            dl_net *net[2];
+            const float *y[2];
+            dl_layer *cv[2], *out[2];
+            int v, size;
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = 3; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 3;
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 7);
+                cv[v] = dl_conv2d_ex(dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+                out[v] = cv[v] ? dl_relu(dl_batchnorm(cv[v])) : NULL;
+            }
+            if (!cv[0] || !cv[1] || !out[0] || !out[1]) { for (v = 0; v < 2; v++) dl_net_free(net[v]); continue; }  /* no output */
+            size = 2 * cv[0]->size;
+            for (v = 0; v < 2; v++) y[v] = dl_forward(net[v], cv[v], x, 2, 0);
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "k%d s%d p%d d%d %dx%d: forward bits differ",
+                  cfg[k][0], cfg[k][1], cfg[k][2], cfg[k][3], hw[s][0], hw[s][1]);
+            for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], out[v], x, 2);
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "k%d s%d p%d d%d %dx%d: fused bits differ",
+                  cfg[k][0], cfg[k][1], cfg[k][2], cfg[k][3], hw[s][0], hw[s][1]);
+            cases++;
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases >= 70, "only %d cases built", cases);
+}
+
+/* Stride-2 convolutions pack their im2col rows with this CPU's kernel
+   (two loads and the even lanes per 16 outputs on AVX-512) or the portable
+   dl__im2col_row: the same bits, on widths around a vector, runs split
+   across rows and samples, padding and dilation. */
+static void test_strided_im2col_bits(void) {
+    static const int cfg[][3] = { { 3, 1, 1 }, { 1, 0, 1 }, { 5, 2, 1 }, { 3, 0, 1 }, { 3, 2, 2 }, { 4, 1, 1 } };   /* kernel, pad, dilation */
+    static const int hw[][2] = { { 32, 32 }, { 16, 16 }, { 7, 9 }, { 5, 40 }, { 33, 65 }, { 2, 3 } };
+    static float x[3 * 3 * 33 * 65];
+    dl__simd plain = *dl__simd_detect();
+    int k, s, i, cases = 0;
+    plain.im2col_s2 = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)((i * 29) % 89) / 44.0f - 1.0f;
+    for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++)
+        for (s = 0; s < (int)(sizeof hw / sizeof hw[0]); s++) {
+            dl_net *net[2];
+            const float *y[2];
+            dl_layer *cv[2];
+            int v;
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = 5; d.kernel = cfg[k][0]; d.stride = 2; d.pad = cfg[k][1]; d.dilation = cfg[k][2];
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 5);
+                cv[v] = dl_conv2d_ex(dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+            }
+            if (cv[0] && cv[1]) {
+                for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], cv[v], x, 3);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)3 * cv[0]->size * sizeof(float)), "k%d p%d d%d %dx%d: bits differ",
+                      cfg[k][0], cfg[k][1], cfg[k][2], hw[s][0], hw[s][1]);
+                cases++;
+            }
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases >= 30, "only %d cases built", cases);
+}
+
+/* Dense layers pack their input transposed and transpose their output
+   with this CPU's 16 x 16 block kernel (AVX-512) or plain loops: the same
+   bits on sizes around 16 and a vector tile (edge tiles, tails of k). */
+static void test_transpose_kernel_bits(void) {
+    static const int io[][2] = { { 1, 7 }, { 5, 16 }, { 16, 31 }, { 17, 40 }, { 33, 1 }, { 300, 33 } };
+    static const int batch[] = { 4, 5, 16, 17, 37, 64 };
+    static float x[64 * 300];
+    dl__simd plain = *dl__simd_detect();
+    int k, b, i, cases = 0;
+    plain.transpose16 = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)((i * 31) % 83) / 41.0f - 1.0f;
+    for (k = 0; k < (int)(sizeof io / sizeof io[0]); k++)
+        for (b = 0; b < (int)(sizeof batch / sizeof batch[0]); b++) {
+            dl_net *net[2];
+            const float *y[2];
+            dl_layer *out[2];
+            int v;
+            for (v = 0; v < 2; v++) {
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 3);
+                out[v] = dl_dense(dl_relu(dl_dense(dl_input(net[v], io[k][0], 0, 0), io[k][1])), 3);
+            }
+            for (v = 0; v < 2; v++) y[v] = out[v] ? dl_predict(net[v], out[v], x, batch[b]) : NULL;
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)batch[b] * 3 * sizeof(float)), "%d -> %d, batch %d: bits differ",
+                  io[k][0], io[k][1], batch[b]);
+            cases++;
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases == 36, "%d cases", cases);
+}
+
 /* The weight gradient packs its im2col rows and dy^T transposed: this CPU's
    transpose8 against a plain loop (whole 8-column blocks and tails), and
    dl__pack_b of a strided operand against its definition. */
@@ -1274,6 +1387,9 @@ int main(void) {
     RUN(test_inference_fusion);
     RUN(test_prepared_inference);
     RUN(test_depthwise_direct);
+    RUN(test_depthwise_kernel_bits);
+    RUN(test_strided_im2col_bits);
+    RUN(test_transpose_kernel_bits);
     RUN(test_pack_transpose);
     RUN(test_relu_rows);
     RUN(test_fusion_clip_hard_swish);
