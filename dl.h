@@ -1294,6 +1294,21 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #include <assert.h>
 #define DL_ASSERT(x) assert(x)
 #endif
+/* Compile time: code that runs once per net, file or model (constructors,
+   files, fit, freezing, ONNX) is half of dl.h but runs outside the hot
+   loops, so it is built with little optimisation (gcc -Og, clang -O0): that
+   halves the time to compile the implementation. The kernels, the executor,
+   the optimizers and the frozen executor keep the command line's level. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(DL_OPTIMIZE_ALL) && !defined(__OPTIMIZE_SIZE__) && defined(__OPTIMIZE__)
+#define DL__COLD_BEGIN _Pragma("GCC push_options") _Pragma("GCC optimize(\"Og\")")
+#define DL__COLD_END _Pragma("GCC pop_options")
+#elif defined(__clang__) && !defined(DL_OPTIMIZE_ALL)
+#define DL__COLD_BEGIN _Pragma("clang optimize off")
+#define DL__COLD_END _Pragma("clang optimize on")
+#else
+#define DL__COLD_BEGIN
+#define DL__COLD_END
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -1599,6 +1614,7 @@ int dl_dropout_keep(uint64_t seed, uint64_t i, float p) {
 }
 
 /* ==== >>net: nets, parameters ============================================= */
+DL__COLD_BEGIN
 /* ---- net ------------------------------------------------------------------- */
 static void dl__cpu_init(dl_backend *b);
 static void dl__ctx_release(dl_ctx *c);
@@ -1817,6 +1833,7 @@ void dl_net_params_changed(dl_net *net) { if (net) net->pgen++; }
 size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
 float *dl_net_params(dl_net *net) { if (net) net->pgen++; return net ? net->w : NULL; }
 float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
+DL__COLD_END
 
 /* ==== >>layers: shapes, each op's infer and params hooks, constructors ===== */
 /* ---- shapes ---------------------------------------------------------------- */
@@ -1895,6 +1912,7 @@ static int dl__window_infer(dl_layer *l, int ceil, char *why) {
     return DL_OK;
 }
 
+DL__COLD_BEGIN
 /* ---- per-op hooks: shape inference and parameters --------------------------
    infer: l->in, l->n_in and l->a are set and l's shape starts as its first
    input's; the hook checks the attributes, writes the output shape, or says
@@ -2631,6 +2649,7 @@ int dl_layer_shape(const dl_layer *l, int shape[3]) {
     return l->ndim;
 }
 int dl_layer_size(const dl_layer *l) { return l ? l->size : 0; }
+DL__COLD_END
 
 /* ======================================================================== */
 /*  >>compute  CPU compute: SIMD micro-kernels chosen at run time, a thread pool, and  */
@@ -7705,6 +7724,7 @@ const float *dl_optim_state(dl_optim *opt, const dl_param *p, int slot) {
     return opt->host;
 }
 
+DL__COLD_BEGIN
 /* ======================================================================== */
 /*  >>backend  Backends: moving a net                                       */
 /* ======================================================================== */
@@ -9744,6 +9764,7 @@ static int dl__fit_report(dl__fit *F) {
     return DL_OK;
 }
 #endif /* DL_NO_FIT */
+DL__COLD_END
 /* ======================================================================== */
 /*  >>emit: frozen nets, exact memory, C source. Off with DL_NO_EMIT.       */
 /*  It reuses the executor's fusion decisions (dl__fuse_chain) and the CPU  */
@@ -10184,6 +10205,7 @@ int dl_frozen_run(const dl_frozen *f, const float *x, float *y, int n, void *wor
     return dl__fz_run(f, x, y, n, work, NULL, NULL);
 }
 
+DL__COLD_BEGIN
 /* ---- freezing ---- */
 typedef struct dl__fz_build {
     const dl_net *net;
@@ -10922,10 +10944,12 @@ int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const dl_em
     if (st) st->code = rc;
     return rc;
 }
+DL__COLD_END
 #endif /* DL_NO_EMIT */
 
 /* ==== >>onnx: ONNX import and export (define DL_NO_ONNX to leave it out) ======== */
 #ifndef DL_NO_ONNX
+DL__COLD_BEGIN
 /* Built on the public API: the importer calls the layer constructors and
    fills parameters through dl_net_find_param; the exporter reads dl_layer and
    dl_param. Reused from >>files: dl__wbuf, dl__read_file, dl__write_atomic. */
@@ -14518,6 +14542,7 @@ int dl_onnx_save(dl_net *net, dl_layer *const *outputs, int n_outputs, const cha
     DL_FREE(data);
     return dl__done(net, rc);
 }
+DL__COLD_END
 #endif /* DL_NO_ONNX */
 
 #ifdef __cplusplus
