@@ -1732,6 +1732,7 @@ dl_layer *dl_net_output(dl_net *net) {
 void dl_net_set_input_grad(dl_net *net, int on) {
     if (net && net->input_grad != (on != 0)) { net->input_grad = on != 0; net->version++; }   /* plans keep an input's gradient */
 }
+DL__COLD_END
 
 /* ---- parameters ------------------------------------------------------------ */
 static void dl__param_views(dl_net *net) {   /* after the flat buffers move */
@@ -1833,7 +1834,6 @@ void dl_net_params_changed(dl_net *net) { if (net) net->pgen++; }
 size_t dl_net_param_floats(const dl_net *net) { return net ? net->nw : 0; }
 float *dl_net_params(dl_net *net) { if (net) net->pgen++; return net ? net->w : NULL; }
 float *dl_net_grads(dl_net *net) { return net ? net->g : NULL; }
-DL__COLD_END
 
 /* ==== >>layers: shapes, each op's infer and params hooks, constructors ===== */
 /* ---- shapes ---------------------------------------------------------------- */
@@ -7856,6 +7856,7 @@ int dl_net_sync(dl_net *net) {
 #define DL__FORMAT 2
 static const unsigned char dl__magic[8] = { 0x89, 'D', 'L', 'H', 0x0d, 0x0a, 0x1a, 0x0a };
 
+DL__COLD_END    /* the loops over every byte and float of a file stay optimised */
 static uint32_t dl__crc32(uint32_t crc, const unsigned char *p, size_t n) {   /* IEEE, 4 bits at a time */
     static const uint32_t t[16] = {
         0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
@@ -7890,6 +7891,7 @@ static void dl__put_u32(dl__wbuf *w, uint32_t v) {
 static void dl__put_u64(dl__wbuf *w, uint64_t v) { dl__put_u32(w, (uint32_t)v); dl__put_u32(w, (uint32_t)(v >> 32)); }
 static void dl__put_f32(dl__wbuf *w, float f) { uint32_t v; memcpy(&v, &f, 4); dl__put_u32(w, v); }
 static void dl__put_floats(dl__wbuf *w, const float *f, size_t n) { size_t i; for (i = 0; i < n; i++) dl__put_f32(w, f[i]); }
+DL__COLD_BEGIN
 /* Files hold finite numbers only: a diverged net must not replace the last good file. */
 
 /* A layer's attributes by name, as its op's list declares them. */
@@ -8014,6 +8016,7 @@ int dl_checkpoint_save(dl_net *net, dl_optim *opt, const char *path) {
 }
 
 /* ---- reading: every length checked against what is left ---- */
+DL__COLD_END
 typedef struct dl__rbuf { const unsigned char *p, *end; } dl__rbuf;
 static int dl__get(dl__rbuf *r, void *dst, size_t n) {
     if ((size_t)(r->end - r->p) < n) return 0;
@@ -8041,6 +8044,7 @@ static int dl__get_floats(dl__rbuf *r, float *f, size_t n) {
     for (i = 0; i < n; i++) dl__get_f32(r, &f[i]);
     return 1;
 }
+DL__COLD_BEGIN
 /* Format 1's fixed record: symmetric pads, pooling undilated and counting
    the padding, no later attribute. */
 static int dl__get_attrs_v1(dl__rbuf *r, int op, dl_attrs *a) {
@@ -14017,10 +14021,8 @@ static void dl__pw_tensor_body(dl__wbuf *t, const char *name, int ndim, const in
     dl__pw_str(t, 8, name);
     dl__pw_varint(t, 9 << 3 | 2);
     dl__pw_varint(t, (uint64_t)count * (f ? 4 : 8));
-    for (k = 0; k < count; k++) {
-        if (f) { uint32_t u; memcpy(&u, &f[k], 4); dl__put_u32(t, u); }
-        else dl__put_u64(t, (uint64_t)ints[k]);
-    }
+    if (f) dl__put_floats(t, f, (size_t)count);
+    else for (k = 0; k < count; k++) dl__put_u64(t, (uint64_t)ints[k]);
 }
 static void dl__pw_tensor(dl__wbuf *w, uint32_t field, const char *name, int ndim, const int64_t *dims, const float *f, const int64_t *ints) {
     dl__wbuf t;
