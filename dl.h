@@ -184,6 +184,12 @@
                                  datasets, dl_fit, the HTML report)
       DL_NO_EMIT                 leave out freezing and the C emitter (>>emit)
       DL_NO_ONNX                 leave out ONNX import and export (the >>onnx zone)
+      DL_OPTIMIZE_ALL            build everything at the command line's level; by
+                                 default code run once per net, file or model
+                                 (constructors, files, fit, freezing, ONNX) gets
+                                 gcc -Og / clang -O0, which halves compile time
+      Compile time of the implementation, gcc 12 -O2, one core: 5 s; 4 s with
+      DL_NO_ONNX; 3.3 s with all three DL_NO_ (clang 14: 4.4, 3.7, 2.8 s).
 
    PLATFORMS (what each compiler gets; tested in CI as noted)
       SIMD kernels, chosen at run time: gcc and clang on x86-64 get AVX-512
