@@ -142,9 +142,9 @@ static int compare_outputs(dl_net *net, const dl__ox_t *x, const dl__str *names,
         const float *y;
         size_t i;
         snprintf(nm, sizeof nm, "%.*s", (int)names[k].n, names[k].p);
-        if (!(l = dl_onnx_output(net, nm))) { snprintf(why, whylen, "no layer for output '%s'", nm); return 1; }
+        if (!(l = dl_onnx_output(net, nm))) { snprintf(why, whylen, "no layer for output '%.160s'", nm); return 1; }
         if ((size_t)n * (size_t)dl_layer_size(l) != want[k].count) {
-            snprintf(why, whylen, "output '%s' has %d x %d values, expected %lu", nm, n, dl_layer_size(l), (unsigned long)want[k].count);
+            snprintf(why, whylen, "output '%.160s' has %d x %d values, expected %lu", nm, n, dl_layer_size(l), (unsigned long)want[k].count);
             return 1;
         }
         if (!(y = dl_predict(net, l, x->f, n))) { snprintf(why, whylen, "predict: %.240s", dl_net_error(net)); return 1; }
@@ -152,7 +152,7 @@ static int compare_outputs(dl_net *net, const dl__ox_t *x, const dl__str *names,
             double a = y[i], b = dl__ox_get(&want[k], i), e = fabs(a - b);
             if (test_nan(a) && test_nan(b)) continue;     /* NaN expected (sqrt of a negative): by bits, for -ffast-math */
             if (!test_close(a, b, atol, rtol)) {
-                snprintf(why, whylen, "output '%s'[%lu] = %g, expected %g", nm, (unsigned long)i, a, b);
+                snprintf(why, whylen, "output '%.160s'[%lu] = %g, expected %g", nm, (unsigned long)i, a, b);
                 *maxerr = test_nan(e) ? INFINITY : e;
                 return 1;
             }
