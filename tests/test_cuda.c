@@ -296,6 +296,121 @@ static void test_op_cases(void) {
     op_cases_cover("test_cuda", ran, NULL);
 }
 
+/* Options tests/ops.h's rows leave out, GPU against CPU only (no finite
+   differences or fixtures needed: the CPU kernels are checked there). */
+static dl_layer *gx_bcast_both(dl_layer *x, const void *a) {   /* (C,1,W) + (1,H,1): neither input has the output's shape */
+    static const int h[1] = { 1 }, cw[2] = { 0, 2 };
+    (void)a;
+    return dl_add(dl_reduce_mean(x, h, 1, 1), dl_reduce_sum(dl_tanh(x), cw, 2, 1));
+}
+static dl_layer *gx_bcast_add3(dl_layer *x, const void *a) {   /* x + (C,1,1) + (1): add_n broadcasting */
+    static const int hw[2] = { 1, 2 };
+    dl_layer *xs[3];
+    (void)a;
+    xs[0] = x; xs[1] = dl_reduce_mean(dl_sigmoid(x), hw, 2, 1); xs[2] = dl_reduce_sum(x, NULL, 0, 0);
+    return dl_add_n(xs, 3);
+}
+static dl_layer *gx_bcast_small_first(dl_layer *x, const void *a) {   /* (C,1,1) * x, then (1,H,W) / (sigmoid(x) + 1) */
+    static const int c[1] = { 0 }, hw[2] = { 1, 2 }, s1[1] = { 1 };
+    static const float one[1] = { 1 };
+    (void)a;
+    return dl_div(dl_reduce_mean(dl_mul(dl_reduce_mean(x, hw, 2, 1), x), c, 1, 1),
+                  dl_add(dl_sigmoid(x), dl_constant(x->net, 1, s1, one)));
+}
+static dl_layer *gx_sub_scalar_first(dl_layer *x, const void *a) { (void)a; return dl_sub(dl_reduce_sum(x, NULL, 0, 0), x); }
+static dl_layer *gx_softmax_cl(dl_layer *x, const void *a) { (void)a; return dl_softmax(x); }
+static dl_layer *gx_log_softmax_cl(dl_layer *x, const void *a) { (void)a; return dl_log_softmax(x); }
+static dl_layer *gx_bn_eval(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(x); }
+static dl_layer *gx_dropout_high(dl_layer *x, const void *a) { (void)a; return dl_dropout(dl_elu(x, 0.5f), 0.9f); }
+static dl_layer *gx_gap(dl_layer *x, const void *a) { (void)a; return dl_global_avgpool(x); }
+static dl_layer *gx_conv_big(dl_layer *x, const void *a) {      /* kernel wider than the padded input's interior */
+    dl_conv_desc d;
+    (void)a;
+    memset(&d, 0, sizeof d);
+    d.filters = 3; d.kernel = 5; d.pad = 3; d.stride = 2;
+    return dl_conv2d_ex(x, &d);
+}
+static const dl_conv_desc
+    gx_cv_5x5_dil_groups = { .filters = 6, .kernel = 5, .pad = 4, .dilation = 2, .groups = 3 },
+    gx_cv_32 = { .filters = 32, .kernel = 3, .pad = 1 },
+    gx_cv_dw_5x5 = { .filters = 8, .kernel = 5, .pad = 2, .groups = 8 },
+    gx_cv_same_lower_s2 = { .filters = 4, .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER, .groups = 2 },
+    gx_ct_s3_dil2 = { .filters = 4, .kernel = 3, .stride = 3, .dilation = 2, .pad = 1, .output_padding_w = 2 },
+    gx_ct_groups3_s2 = { .filters = 6, .kernel = 2, .stride = 2, .groups = 3, .no_bias = 1 };
+static const dl_pool_desc
+    gx_pl_ceil_dil = { .kernel = 2, .stride = 2, .dilation = 2, .ceil_mode = 1, .pad = 1 },
+    gx_pl_max_same_lower_rect = { .kernel_h = 3, .kernel_w = 2, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER },
+    gx_pl_avg_same_lower = { .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER },
+    gx_pl_avg_ceil_incl = { .kernel = 3, .stride = 2, .pad_top = 1, .pad_right = 2, .ceil_mode = 1 };
+static const int gx_perm_201[3] = { 2, 0, 1 }, gx_perm_021[3] = { 0, 2, 1 }, gx_perm_210[3] = { 2, 1, 0 },
+                 gx_perm_102[3] = { 1, 0, 2 }, gx_slice_last[2] = { 4, 5 };
+static const int gx_red_ch[4] = { 0, 2, 0, 1 }, gx_red_w_keep[3] = { 1, 1, 2 }, gx_red_all_keep[2] = { 1, 0 }, gx_red_c_2d[3] = { 1, 1, 0 };
+static const dl_upsample_desc gx_up_bil_ac_32 = { 3, 2, 1, 1 }, gx_up_near_21 = { 2, 1, 0, 0 }, gx_up_bil_13 = { 1, 3, 1, 0 };
+static const dl_pad_desc gx_pad_reflect_max = { 3, 3, 4, 4, DL_PAD_REFLECT, 0 }, gx_pad_edge_wide = { 5, 0, 0, 6, DL_PAD_EDGE, 0 },
+                         gx_pad_const_neg = { 1, 1, 0, 0, DL_PAD_CONSTANT, -2.5f };
+static const op_case gpu_cases[] = {
+    OPS_UNARY(DL_OP_ADD, "add (C,1,W) + (1,H,1)", 2, 3, 4, 5, gx_bcast_both, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_ADD, "add_n x + (C,1,1) + (1)", 3, 3, 4, 5, gx_bcast_add3, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_MUL, "(C,1,1) * x, (1,H,W) / (sigmoid x + 1)", 2, 3, 4, 5, gx_bcast_small_first, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_SUB, "scalar - x", 2, 3, 4, 5, gx_sub_scalar_first, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_SOFTMAX, "softmax over C of (C,L)", 3, 5, 6, 0, gx_softmax_cl, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_LOG_SOFTMAX, "log_softmax over C of (C,L)", 3, 5, 6, 0, gx_log_softmax_cl, NULL, NULL, NULL),
+    { DL_OP_BATCHNORM, "batchnorm eval (C,L)", 3, 4, 6, 0, gx_bn_eval, NULL, NULL, NULL, 0 },
+    OPS_UNARY(DL_OP_DROPOUT, "dropout p 0.9 after elu", 3, 4, 5, 6, gx_dropout_high, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_GLOBAL_AVGPOOL, "global avgpool batch1 1x1 plane", 1, 6, 1, 1, gx_gap, NULL, NULL, NULL),
+    OPS_CONV("conv 5x5 dilation2 groups3", 2, 6, 9, 10, gx_cv_5x5_dil_groups, NULL),
+    OPS_CONV("conv 3x3 16->32 on 9x9", 2, 16, 9, 9, gx_cv_32, NULL),
+    OPS_CONV("conv depthwise 5x5", 2, 8, 7, 6, gx_cv_dw_5x5, NULL),
+    OPS_CONV("conv same_lower stride2 groups2", 2, 4, 7, 8, gx_cv_same_lower_s2, NULL),
+    OPS_UNARY(DL_OP_CONV2D, "conv 5x5 stride2 pad3 on 3x2", 2, 2, 3, 2, gx_conv_big, NULL, NULL, NULL),
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose stride3 dilation2 output_padding_w2", 2, 3, 4, 3, mk_convT, &gx_ct_s3_dil2, NULL, NULL, 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose groups3 stride2", 2, 6, 3, 4, mk_convT, &gx_ct_groups3_s2, NULL, NULL, 1 },
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool ceil, dilation2, pad1", 2, 2, 9, 8, mk_maxpool, gx_pl_ceil_dil, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 3x2 same_lower", 2, 2, 7, 6, mk_maxpool, gx_pl_max_same_lower_rect, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool argmax ceil, dilation2", 2, 2, 9, 8, mk_maxpool_argmax, gx_pl_ceil_dil, NULL),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool same_lower (pads counted)", 2, 2, 8, 7, mk_avgpool, gx_pl_avg_same_lower, NULL),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool ceil, asymmetric pads counted", 2, 2, 8, 9, mk_avgpool, gx_pl_avg_ceil_incl, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (2,0,1)", 2, 3, 4, 5, mk_transpose, gx_perm_201, NULL, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (0,2,1)", 2, 3, 4, 5, mk_transpose, gx_perm_021, NULL, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (2,1,0)", 2, 3, 4, 5, mk_transpose, gx_perm_210, NULL, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (1,0,2)", 2, 3, 4, 5, mk_transpose, gx_perm_102, NULL, NULL),
+    OPS_UNARY(DL_OP_SLICE, "slice the last channel", 2, 5, 3, 2, mk_slice, gx_slice_last, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_sum over C, H", 2, 3, 4, 5, mk_reduce_sum, gx_red_ch, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_mean over W keepdims", 2, 3, 4, 5, mk_reduce_mean, gx_red_w_keep, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_sum over all keepdims", 2, 3, 4, 5, mk_reduce_sum, gx_red_all_keep, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_mean over C of (C,L) keepdims", 2, 4, 6, 0, mk_reduce_mean, gx_red_c_2d, NULL, NULL),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample bilinear 3x2 align_corners", 2, 2, 4, 3, mk_upsample, &gx_up_bil_ac_32, NULL, NULL),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample nearest 2x1", 2, 2, 3, 4, mk_upsample, &gx_up_near_21, NULL, NULL),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample bilinear 1x3", 1, 2, 3, 4, mk_upsample, &gx_up_bil_13, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad reflect, pads = size - 1", 2, 2, 4, 5, mk_pad, &gx_pad_reflect_max, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad edge wider than the plane", 2, 2, 3, 2, mk_pad, &gx_pad_edge_wide, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad constant -2.5 top and bottom", 2, 3, 2, 4, mk_pad, &gx_pad_const_neg, NULL, NULL),
+};
+static void test_option_cases(void) {
+    int i;
+    for (i = 0; i < (int)(sizeof gpu_cases / sizeof gpu_cases[0]); i++)
+        parity(gpu_cases[i].label, build_case, &gpu_cases[i], gpu_cases[i].batch);
+}
+
+/* What has no GPU path says so: dl_freeze and dl_quantize run on the CPU's
+   weights, so a net on the GPU is refused by name, never read as garbage. */
+static void test_cpu_only_refused(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *out = reference_cnn(net);
+    dl_status st;
+    dl_frozen *f;
+    if (!out || dl_cuda_use(net, 0) != DL_OK) { CHECK(0, "setup: %s", dl_net_error(net)); dl_net_free(net); return; }
+    f = dl_freeze(net, out, &st);
+    CHECK(!f && st.code == DL_ERR_UNSUPPORTED && strstr(st.msg, "cuda") && strstr(st.msg, "CPU"),
+          "dl_freeze of a net on the GPU: code %d, '%s'", st.code, st.msg);
+    dl_frozen_free(f);
+    CHECK(dl_net_to_backend(net, NULL) == DL_OK, "back to the CPU: %s", dl_net_error(net));
+    f = dl_freeze(net, out, &st);
+    CHECK(f != NULL, "dl_freeze once back on the CPU: %s", st.msg);
+    dl_frozen_free(f);
+    dl_net_free(net);
+}
+
 /* conv, relu, maxpool, avgpool, global avgpool: argmax switches everywhere in
    weight space, so no finite-difference case (tests/ops.h) but a parity one */
 static dl_layer *build_pool_chain(dl_net *net, const void *p) {
@@ -989,6 +1104,8 @@ int main(int argc, char **argv) {
     printf("GPU tests: running on CUDA device 0\n");
 #endif
     RUN(test_op_cases);
+    RUN(test_option_cases);
+    RUN(test_cpu_only_refused);
     RUN(test_conv_chunks);
     RUN(test_multi_input);
     RUN(test_pool_chain);
