@@ -1818,7 +1818,7 @@ static int dlc__start(dlc *c) {
     DLC_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     if ((s = cublasCreate(&c->blas)) != CUBLAS_STATUS_SUCCESS) { c->blas = NULL; return dlc__blas(c, s, "cublasCreate", __LINE__); }
     if ((s = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS) return dlc__blas(c, s, "cublasSetStream", __LINE__);
-    /* plain float32 GEMMs (no TF32), so results stay within float rounding of the CPU's */
+    /* plain float32 GEMMs (no TF32, until dl_cuda_set_tf32), so results stay within float rounding of the CPU's */
     if ((s = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) return dlc__blas(c, s, "cublasSetMathMode", __LINE__);
     DLC_CHECK(cudaMalloc(&p, sizeof(dlc_verdict)));
     c->dev_v = (dlc_verdict *)p;
@@ -1887,6 +1887,21 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     return &c->b;
 }
 extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) { return dlc__new(device, st, "dl_cuda_backend_new"); }
+
+/* The math mode is read when a GEMM is queued: GEMMs queued before keep theirs. */
+extern "C" int dl_cuda_set_tf32(dl_backend *b, int on) {
+    cublasStatus_t s;
+    if (!b) return DL_ERR_ARG;
+    if (b->destroy != dlc__destroy) {
+        snprintf(b->error, sizeof b->error, "dl_cuda_set_tf32: backend '%s' is not a CUDA backend", b->name ? b->name : "?");
+        return DL_ERR_ARG;
+    }
+    DLC_ENTER(b);
+    if (on != 0 && on != 1) return dlc__fail(c, DL_ERR_ARG, "dl_cuda_set_tf32: on is %d; 1 turns TF32 on, 0 off", on);
+    if ((s = cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
+        return dlc__blas(c, s, "cublasSetMathMode", __LINE__);
+    return DL_OK;
+}
 
 
 extern "C" int dl_cuda_use(dl_net *net, int device) {

@@ -18,7 +18,9 @@
 
    What it cannot check: multi-thread block sums and shuffles, shared memory,
    real asynchrony, the real cuBLAS (its GEMM only sums in another order than
-   dl.h's, as cuBLAS does). */
+   dl.h's, as cuBLAS does; in CUBLAS_TF32_TENSOR_OP_MATH it rounds both
+   operands to TF32 first, as tensor cores do, so dl_cuda_set_tf32's effect
+   on accuracy can be measured). */
 #ifndef DL_CUDA_EMU_H
 #define DL_CUDA_EMU_H
 #include <stdio.h>
@@ -225,12 +227,37 @@ static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStre
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_INITIALIZED = 1, CUBLAS_STATUS_ALLOC_FAILED = 3,
                CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
-typedef enum { CUBLAS_DEFAULT_MATH = 0 } cublasMath_t;
-typedef struct dlc_emu_blas { cudaStream_t s; } *cublasHandle_t;
-static inline cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new dlc_emu_blas; (*h)->s = NULL; return CUBLAS_STATUS_SUCCESS; }
+typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
+typedef struct dlc_emu_blas { cudaStream_t s; cublasMath_t math; } *cublasHandle_t;
+static inline cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    *h = new dlc_emu_blas;
+    (*h)->s = NULL;
+    (*h)->math = CUBLAS_DEFAULT_MATH;
+    return CUBLAS_STATUS_SUCCESS;
+}
 static inline cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
 static inline cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { h->s = s; return CUBLAS_STATUS_SUCCESS; }
-static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { (void)h; (void)m; return CUBLAS_STATUS_SUCCESS; }
+static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (m != CUBLAS_DEFAULT_MATH && m != CUBLAS_TF32_TENSOR_OP_MATH) return CUBLAS_STATUS_INVALID_VALUE;
+    h->math = m;
+    return CUBLAS_STATUS_SUCCESS;
+}
+static inline cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t *m) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    *m = h->math;
+    return CUBLAS_STATUS_SUCCESS;
+}
+/* TF32 tensor-core input: float's 8-bit exponent, 10 of its 23 mantissa bits,
+   rounded to nearest with ties away from zero (PTX's cvt.rna.tf32.f32).
+   Infinities and NaN pass as they are; products and sums stay float. */
+static inline float dlc_emu_tf32(float x) {
+    unsigned u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 static inline const char *cublasGetStatusString(cublasStatus_t s) {
     return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : s == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE"
          : s == CUBLAS_STATUS_ALLOC_FAILED ? "CUBLAS_STATUS_ALLOC_FAILED" : "CUBLAS_STATUS_NOT_INITIALIZED";
@@ -265,9 +292,12 @@ static inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasO
         for (j = 0; j < n; j++)
             for (i = 0; i < m; i++) {
                 float acc[4] = { 0, 0, 0, 0 };
-                for (l = 0; l < k; l++)
-                    acc[l & 3] = fmaf(ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda],
-                                      tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb], acc[l & 3]);
+                for (l = 0; l < k; l++) {
+                    float x = ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda];
+                    float y = tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb];
+                    if (h->math == CUBLAS_TF32_TENSOR_OP_MATH) { x = dlc_emu_tf32(x); y = dlc_emu_tf32(y); }
+                    acc[l & 3] = fmaf(x, y, acc[l & 3]);
+                }
                 c[i + (size_t)j * ldc] = *alpha * ((acc[0] + acc[2]) + (acc[1] + acc[3])) +
                                          (*beta == 0 ? 0.0f : *beta * c[i + (size_t)j * ldc]);
             }

@@ -392,6 +392,77 @@ static void test_option_cases(void) {
         parity(gpu_cases[i].label, build_case, &gpu_cases[i], gpu_cases[i].batch);
 }
 
+/* max |gpu - cpu| / max |cpu| */
+static double scaled_error(const float *gpu, const float *cpu, size_t n) {
+    double d = 0, m = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (fabs((double)gpu[i] - cpu[i]) > d) d = fabs((double)gpu[i] - cpu[i]);
+        if (fabs(cpu[i]) > m) m = fabs(cpu[i]);
+    }
+    return m > 0 ? d / m : d;
+}
+/* TF32 (dl_cuda_set_tf32): a CNN's output and gradients move away from the
+   CPU's by more than float rounding (the mode reaches the GEMMs: the
+   emulation rounds their operands to TF32) but by less than a few 1e-3 of
+   their scale; off again, float parity is back. Smooth activations and
+   average pooling: a maxpool or relu decision that TF32 flips moves a
+   gradient by a whole term, which says nothing about TF32's rounding. */
+#define TF32_MIN 1e-5
+#define TF32_MAX 5e-3
+static dl_layer *tf32_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 1, 28, 28);
+    dl_layer *h = dl_avgpool2d(dl_tanh(dl_batchnorm(dl_conv2d(x, 16, 3, 1, 1))), 2, 2);
+    h = dl_avgpool2d(dl_tanh(dl_batchnorm(dl_conv2d(h, 32, 5, 1, 2))), 2, 2);
+    return dl_dense(dl_flatten(h), 10);
+}
+static void test_tf32(void) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *oa, *ob;
+    const int n = 4;
+    float *x = random_floats((size_t)n * 784), *R = random_floats((size_t)n * 10), *ya = NULL, *y = NULL, *ga = NULL, *gb = NULL;
+    const float *p;
+    double e_out, e_din, e_dw;
+    dl_net_seed(a, 5); dl_net_seed(b, 5);
+    oa = tf32_cnn(a); ob = tf32_cnn(b);
+    if (!oa || !ob || dl_cuda_use(b, 0) != DL_OK) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    CHECK(dl_cuda_set_tf32(dl_net_backend(a), 1) == DL_ERR_ARG, "dl_cuda_set_tf32 accepted the CPU backend");
+    CHECK(dl_cuda_set_tf32(NULL, 1) == DL_ERR_ARG, "dl_cuda_set_tf32 accepted NULL");
+    CHECK(dl_cuda_set_tf32(dl_net_backend(b), 2) == DL_ERR_ARG && strstr(dl_net_backend(b)->error, "on is 2"),
+          "dl_cuda_set_tf32(b, 2): '%s'", dl_net_backend(b)->error);
+    dl_net_set_input_grad(a, 1); dl_net_set_input_grad(b, 1);
+    p = dl_forward(a, oa, x, n, 1);
+    ya = copy_floats(p, (size_t)n * 10);
+    dl_zero_grad(a);
+    CHECK(p && dl_backward(a, oa, R) == DL_OK, "cpu: %s", dl_net_error(a));
+    ga = copy_floats(dl_net_grads(a), dl_net_param_floats(a));
+
+    CHECK(dl_cuda_set_tf32(dl_net_backend(b), 1) == DL_OK, "tf32 on: %s", dl_net_backend(b)->error);
+    p = dl_forward(b, ob, x, n, 1);
+    CHECK(p != NULL, "gpu tf32 forward: %s", dl_net_error(b));
+    if (!p) goto done;
+    y = copy_floats(p, (size_t)n * 10);
+    dl_zero_grad(b);
+    CHECK(dl_backward(b, ob, R) == DL_OK, "gpu tf32 backward: %s", dl_net_error(b));
+    e_out = scaled_error(y, ya, (size_t)n * 10);
+    CHECK(dl_net_sync(b) == DL_OK, "sync: %s", dl_net_error(b));
+    e_dw = scaled_error(dl_net_grads(b), ga, dl_net_param_floats(a));   /* over all of them: a bias before batchnorm has ~0 */
+    gb = fetch(b, b->ctx->dout[0], (size_t)n * 784);
+    e_din = scaled_error(gb, a->ctx->dout[0], (size_t)n * 784);
+    printf("     TF32 against the CPU, max error / max value: output %.2g, input gradient %.2g, parameter gradients %.2g\n",
+           e_out, e_din, e_dw);
+    CHECK(e_out > TF32_MIN && e_out < TF32_MAX, "tf32 output error %.3g not in (%g, %g)", e_out, TF32_MIN, TF32_MAX);
+    CHECK(e_din > TF32_MIN && e_din < TF32_MAX, "tf32 input gradient error %.3g not in (%g, %g)", e_din, TF32_MIN, TF32_MAX);
+    CHECK(e_dw > TF32_MIN && e_dw < TF32_MAX, "tf32 parameter gradient error %.3g not in (%g, %g)", e_dw, TF32_MIN, TF32_MAX);
+
+    CHECK(dl_cuda_set_tf32(dl_net_backend(b), 0) == DL_OK, "tf32 off: %s", dl_net_backend(b)->error);
+    if ((p = dl_forward(b, ob, x, n, 1)) != NULL) compare("tf32 off again", "output", p, ya, (size_t)n * 10);
+    else CHECK(0, "gpu forward: %s", dl_net_error(b));
+done:
+    free(x); free(R); free(ya); free(y); free(ga); free(gb);
+    dl_net_free(a); dl_net_free(b);
+}
+
 /* What has no GPU path says so: dl_freeze and dl_quantize run on the CPU's
    weights, so a net on the GPU is refused by name, never read as garbage. */
 static void test_cpu_only_refused(void) {
@@ -1106,6 +1177,7 @@ int main(int argc, char **argv) {
     RUN(test_op_cases);
     RUN(test_option_cases);
     RUN(test_cpu_only_refused);
+    RUN(test_tf32);
     RUN(test_conv_chunks);
     RUN(test_multi_input);
     RUN(test_pool_chain);
