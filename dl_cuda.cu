@@ -123,7 +123,10 @@ typedef struct dlc {
     size_t host_ranges_cap;             /* size_t entries */
     float *pending_loss;                /* where the next sync writes the loss */
     size_t conv_scratch;                /* floats; see DLC_CONV_SCRATCH */
+    int conv_algo;                      /* DLC_CONV_*: DL_CUDA_CONV=im2col or implicit forces one */
+    int tf32;                           /* dl_cuda_set_tf32 */
 } dlc;
+enum { DLC_CONV_AUTO = 0, DLC_CONV_IM2COL = 1, DLC_CONV_IMPLICIT = 2 };
 
 static dlc *dlc__of(dl_backend *b) { return (dlc *)b->user; }
 
@@ -158,6 +161,18 @@ static int dlc__blas(dlc *c, cublasStatus_t s, const char *what, int line) {
 #endif
 #define DLC_LAUNCH(kernel, grid, ...) do {                                             \
         DLC_RUN(kernel, grid, __VA_ARGS__);                                            \
+        cudaError_t e_ = cudaGetLastError();                                           \
+        if (e_ != cudaSuccess) return dlc__cuda(c, e_, "launching " #kernel, __LINE__);\
+    } while (0)
+/* A kernel whose threads work together (shared memory, __syncthreads): a
+   gx x gy x gz grid of blocks of `threads`; the emulation runs every thread. */
+#ifdef DLC_EMULATE
+#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) dlc_emu_launch_blocks((gx), (gy), (gz), (threads), [&] { kernel(__VA_ARGS__); })
+#else
+#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) kernel<<<dim3((gx), (gy), (gz)), (threads), 0, c->stream>>>(__VA_ARGS__)
+#endif
+#define DLC_LAUNCH_BLOCKS(kernel, gx, gy, gz, threads, ...) do {                       \
+        DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, __VA_ARGS__);                      \
         cudaError_t e_ = cudaGetLastError();                                           \
         if (e_ != cudaSuccess) return dlc__cuda(c, e_, "launching " #kernel, __LINE__);\
     } while (0)
@@ -333,12 +348,90 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     return dlc__reserve_big(c, (size_t)*nb * per);
 }
 
+/* ---- conv2d forward as an implicit GEMM: per group, Y_g (Mg x n*P) = W_g
+   (Mg x K) col_g (K x n*P) in 64 x 64 tiles of 256 threads (4 x 4 outputs
+   each, strided by 16 so that shared-memory reads and global writes are
+   contiguous across a warp), 16 deep; each tile of col is gathered from x
+   into shared memory as it is needed, never stored in global memory (im2col
+   of conv2 of the reference CNN at batch 256 is 58 MB). The epilogue writes
+   NCHW with the bias, or adds into y (acc). Sums run in k order, one fused
+   multiply-add at a time: float rounding of the CPU's sum in another order. ---- */
+#define DLC_IG_BM 64
+#define DLC_IG_BN 64
+#define DLC_IG_BK 16
+#define DLC_IG_T 256
+static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *x, const float *w, const float *b, long long cols, int acc,
+                                            float *y) {
+    __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN];   /* +1: a column of A is stored without conflicts */
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, grp = blockIdx.z, KK = g.KH * g.KW;
+    const int m0 = blockIdx.y * DLC_IG_BM, lm = tid % DLC_IG_BM, lk = tid / DLC_IG_BM;   /* what this thread loads: */
+    const long long j0 = (long long)blockIdx.x * DLC_IG_BN, col = j0 + tid % DLC_IG_BN;  /* rows lk + 4i, column lm / col */
+    const float *wrow = w + ((size_t)grp * g.Mg + m0 + lm) * g.K, *xn = x;
+    int ih0 = 0, iw0 = 0, i, j, k0, k;
+    float accv[4][4];
+    if (col < cols) {                   /* the column's sample and window corner, once */
+        int p = (int)(col % g.P);
+        xn = x + ((size_t)(col / g.P) * g.C + (size_t)grp * g.Cg) * g.H * g.W;
+        ih0 = p / g.OW * g.sh - g.ph;
+        iw0 = p % g.OW * g.sw - g.pw;
+    }
+    for (i = 0; i < 4; i++) for (j = 0; j < 4; j++) accv[i][j] = 0.0f;
+    for (k0 = 0; k0 < g.K; k0 += DLC_IG_BK) {
+        for (i = 0; i < DLC_IG_BK * DLC_IG_BM / DLC_IG_T; i++) {
+            int kr = lk + i * (DLC_IG_T / DLC_IG_BM), r = k0 + kr;
+            float v = 0.0f;
+            As[kr][lm] = m0 + lm < g.Mg && r < g.K ? wrow[r] : 0.0f;
+            if (col < cols && r < g.K) {
+                int ch = r / KK, kh = r % KK / g.KW, kw = r % g.KW, ih = ih0 + kh * g.dh, iw = iw0 + kw * g.dw;
+                if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = xn[((size_t)ch * g.H + ih) * g.W + iw];
+            }
+            Bs[kr][tid % DLC_IG_BN] = v;
+        }
+        __syncthreads();
+        for (k = 0; k < DLC_IG_BK; k++) {
+            float a[4], bv[4];
+            for (i = 0; i < 4; i++) { a[i] = As[k][ty + 16 * i]; bv[i] = Bs[k][tx + 16 * i]; }
+            for (i = 0; i < 4; i++)
+                for (j = 0; j < 4; j++) accv[i][j] = fmaf(a[i], bv[j], accv[i][j]);
+        }
+        __syncthreads();                /* before the next tile overwrites As and Bs */
+    }
+    for (i = 0; i < 4; i++) {
+        int m = m0 + ty + 16 * i, gm = grp * g.Mg + m;
+        if (m >= g.Mg) continue;
+        for (j = 0; j < 4; j++) {
+            long long cj = j0 + tx + 16 * j;
+            size_t at;
+            if (cj >= cols) continue;
+            at = ((size_t)(cj / g.P) * g.M + gm) * g.P + (size_t)(cj % g.P);
+            y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gm] : accv[i][j];
+        }
+    }
+}
+/* The implicit GEMM for 3x3 and 5x5 kernels with 16 filters per group or more
+   (fewer waste most of a 64-row tile), unless TF32 asks for cuBLAS's tensor
+   cores; DL_CUDA_CONV=implicit or im2col forces a path (comparisons, tests). */
+static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int n) {
+    int k35 = (g->KH == 3 || g->KH == 5) && (g->KW == 3 || g->KW == 5);
+    if (c->conv_algo == DLC_CONV_IM2COL || g->G > 65535 || (g->Mg + DLC_IG_BM - 1) / DLC_IG_BM > 65535 ||
+        ((long long)n * g->P + DLC_IG_BN - 1) / DLC_IG_BN > 0x7fffffffLL)
+        return 0;
+    return c->conv_algo == DLC_CONV_IMPLICIT || (k35 && g->Mg >= 16 && !c->tf32);
+}
+
 /* acc: out += the convolution, no bias (conv2d_transpose's backward) */
 static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
     float *col, *yt;
+    if (dlc__conv_implicit(c, &g, e->n)) {
+        long long cols = (long long)e->n * g.P;
+        DLC_LAUNCH_BLOCKS(dlk__conv2d_implicit, (unsigned)((cols + DLC_IG_BN - 1) / DLC_IG_BN),
+                          (unsigned)((g.Mg + DLC_IG_BM - 1) / DLC_IG_BM), (unsigned)g.G, DLC_IG_T,
+                          g, e->in[0], e->w[0], l->a.bias && !acc ? e->w[1] : NULL, cols, acc, e->out);
+        return DL_OK;
+    }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
     col = (float *)c->big;
     yt = col + (size_t)nb * col_per;
@@ -1867,6 +1960,8 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->device = device;
     c->conv_scratch = getenv("DL_CUDA_CONV_SCRATCH") && atol(getenv("DL_CUDA_CONV_SCRATCH")) > 0
                       ? (size_t)atol(getenv("DL_CUDA_CONV_SCRATCH")) : DLC_CONV_SCRATCH;
+    c->conv_algo = !getenv("DL_CUDA_CONV") ? DLC_CONV_AUTO : !strcmp(getenv("DL_CUDA_CONV"), "im2col") ? DLC_CONV_IM2COL
+                 : !strcmp(getenv("DL_CUDA_CONV"), "implicit") ? DLC_CONV_IMPLICIT : DLC_CONV_AUTO;
     c->b.name = "cuda";
     c->b.alloc = dlc__alloc;
     c->b.release = dlc__release;
@@ -1900,6 +1995,7 @@ extern "C" int dl_cuda_set_tf32(dl_backend *b, int on) {
     if (on != 0 && on != 1) return dlc__fail(c, DL_ERR_ARG, "dl_cuda_set_tf32: on is %d; 1 turns TF32 on, 0 off", on);
     if ((s = cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
         return dlc__blas(c, s, "cublasSetMathMode", __LINE__);
+    c->tf32 = on;                       /* convolutions then go through cuBLAS too */
     return DL_OK;
 }
 

@@ -392,6 +392,43 @@ static void test_option_cases(void) {
         parity(gpu_cases[i].label, build_case, &gpu_cases[i], gpu_cases[i].batch);
 }
 
+/* The convolution paths (DL_CUDA_CONV, read when a backend starts): every
+   conv and conv transpose case through the implicit GEMM (any geometry,
+   not only the 3x3 and 5x5 it is chosen for), and through im2col + cuBLAS,
+   which the 3x3 cases no longer take by default. Under the emulation the
+   implicit kernel's blocks are counted: it must run in the first, never in
+   the second. */
+#ifdef DLC_EMULATE
+long dlc_emu_block_launches(void);
+#define BLOCK_LAUNCHES() dlc_emu_block_launches()
+#else
+#define BLOCK_LAUNCHES() 0L
+#endif
+static void conv_cases(const op_case *cases, int count) {
+    int i;
+    for (i = 0; i < count; i++)
+        if (cases[i].op == DL_OP_CONV2D || cases[i].op == DL_OP_CONV2D_TRANSPOSE)
+            parity(cases[i].label, build_case, &cases[i], cases[i].batch);
+}
+static void test_conv_paths(void) {
+    static const char *const path[2] = { "implicit", "im2col" };
+    int k;
+    for (k = 0; k < 2; k++) {
+        long before = BLOCK_LAUNCHES();
+        setenv("DL_CUDA_CONV", path[k], 1);
+        conv_cases(op_cases, OP_CASES);
+        conv_cases(gpu_cases, (int)(sizeof gpu_cases / sizeof gpu_cases[0]));
+        net_case(N_REFERENCE, 3, path[k]);
+        unsetenv("DL_CUDA_CONV");
+#ifdef DLC_EMULATE
+        if (k == 0) CHECK(BLOCK_LAUNCHES() > before, "DL_CUDA_CONV=implicit: the implicit GEMM never ran");
+        else CHECK(BLOCK_LAUNCHES() == before, "DL_CUDA_CONV=im2col: %ld implicit GEMM launches", BLOCK_LAUNCHES() - before);
+#else
+        (void)before;
+#endif
+    }
+}
+
 /* max |gpu - cpu| / max |cpu| */
 static double scaled_error(const float *gpu, const float *cpu, size_t n) {
     double d = 0, m = 0;
@@ -1178,6 +1215,7 @@ int main(int argc, char **argv) {
     RUN(test_option_cases);
     RUN(test_cpu_only_refused);
     RUN(test_tf32);
+    RUN(test_conv_paths);
     RUN(test_conv_chunks);
     RUN(test_multi_input);
     RUN(test_pool_chain);
