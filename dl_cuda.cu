@@ -23,7 +23,11 @@
      the same layout (one pass) and then needs one GEMM for dW, one for the
      column gradient, and a gather (col2im, no atomics) into dx; the bias
      gradient is a row sum of the transposed dY. Chunks keep the scratch under
-     DLC_CONV_SCRATCH floats.
+     DLC_CONV_SCRATCH floats. Forward of 3x3 and 5x5 kernels with 16 filters
+     per group or more is instead an implicit GEMM (dlk__conv2d_implicit):
+     column tiles are gathered into shared memory, never into global memory,
+     and the bias is added in its epilogue. DL_CUDA_CONV=im2col or implicit
+     (read when a backend starts) forces one path, for comparisons.
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
      one elementwise pass applies them (normalize and affine fused).

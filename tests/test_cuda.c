@@ -19,8 +19,9 @@
    differences compound from step to step; single steps get them as they are.
 
    Options: --require-gpu (no GPU is a failure), --bench (only measure the
-   reference CNN's throughput, GPU and CPU), --quick (smaller cases). Built with -DDLC_EMULATE
-   the GPU half runs on the CPU against tests/cuda_emu.h. The line starting
+   reference CNN's throughput, GPU and CPU), --bench-conv (only time the two
+   convolution paths, DL_CUDA_CONV=im2col and implicit), --quick (smaller
+   cases). Built with -DDLC_EMULATE the GPU half runs on the CPU against tests/cuda_emu.h. The line starting
    "GPU tests:" says whether the GPU half ran. */
 #define _POSIX_C_SOURCE 200809L
 #define DL_IMPLEMENTATION
@@ -1165,6 +1166,40 @@ done:
     free(x); free(y);
     dl_net_free(net);
 }
+/* The two convolution paths (DL_CUDA_CONV) on a chain of 8 convolutions
+   (the first C -> F, then F -> F, pad k/2), eval forward at batch 256:
+   input and output copies are in the time but the same for both. */
+static void bench_conv_one(const char *path, int C, int F, int H, int k) {
+    const int batch = 256, depth = 8;
+    dl_net *net = dl_net_new();
+    dl_layer *h = dl_input(net, C, H, H);
+    float *x = random_floats((size_t)batch * C * H * H);
+    double t0, ms;
+    int i, reps;
+    for (i = 0; i < depth; i++) h = dl_conv2d(h, F, k, 1, k / 2);
+    setenv("DL_CUDA_CONV", path, 1);
+    if (!h || dl_cuda_use(net, 0)) { printf("bench-conv: setup failed: %s\n", dl_net_error(net)); goto done; }
+    for (i = 0; i < 3; i++) dl_forward(net, h, x, batch, 0);
+    t0 = now();
+    for (reps = 0; reps < 5 || now() - t0 < 0.5; reps++)
+        if (!dl_forward(net, h, x, batch, 0)) { printf("bench-conv: %s\n", dl_net_error(net)); goto done; }
+    ms = 1e3 * (now() - t0) / reps;
+    printf("bench-conv: %dx%d %3d->%3d on %2dx%-2d batch %d, %d convs: %-8s %8.3f ms/forward, %7.0f GFLOP/s\n", k, k, C, F, H, H,
+           batch, depth, path, ms, 2.0 * batch * H * H * k * k * ((double)C * F + (depth - 1.0) * F * F) / (ms * 1e6));
+done:
+    unsetenv("DL_CUDA_CONV");
+    free(x);
+    dl_net_free(net);
+}
+static void bench_conv(void) {
+    static const int shapes[][4] = { { 32, 64, 14, 3 }, { 64, 128, 8, 3 }, { 16, 32, 32, 3 }, { 3, 32, 32, 5 }, { 16, 16, 64, 3 } };
+    int i;
+    for (i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++) {
+        bench_conv_one("im2col", shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+        bench_conv_one("implicit", shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+    }
+    fflush(stdout);
+}
 static void bench(int gpu) {
     if (gpu) { bench_one(1, 64, 1.0); bench_one(1, 256, 1.0); }
     bench_one(0, 64, 0.5);
@@ -1178,8 +1213,9 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--require-gpu")) require = 1;
         else if (!strcmp(argv[i], "--bench")) do_bench = 1;
+        else if (!strcmp(argv[i], "--bench-conv")) do_bench = 2;
         else if (!strcmp(argv[i], "--quick")) quick = 1;
-        else { fprintf(stderr, "usage: %s [--require-gpu] [--bench] [--quick]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--require-gpu] [--bench | --bench-conv] [--quick]\n", argv[0]); return 2; }
     }
 #ifdef DLC_EMULATE
     setenv("DLC_EMU_NO_DEVICE", "1", 1);        /* first the emulated machine without a GPU */
@@ -1196,7 +1232,8 @@ int main(int argc, char **argv) {
 #ifdef DLC_EMULATE
         have_gpu = 0;                           /* its timings would mean nothing */
 #endif
-        bench(have_gpu);
+        if (do_bench == 2 && have_gpu) bench_conv();
+        else if (do_bench == 1) bench(have_gpu);
         if (require && !have_gpu) test__failed++;
         return test_summary();
     }
