@@ -334,6 +334,8 @@ static dl_layer *gx_conv_big(dl_layer *x, const void *a) {      /* kernel wider 
 static const dl_conv_desc
     gx_cv_5x5_dil_groups = { .filters = 6, .kernel = 5, .pad = 4, .dilation = 2, .groups = 3 },
     gx_cv_32 = { .filters = 32, .kernel = 3, .pad = 1 },
+    gx_cv_80 = { .filters = 80, .kernel = 3, .stride = 2, .pad = 1 },
+    gx_cv_5x5_g2 = { .filters = 40, .kernel = 5, .pad = 2, .groups = 2 },
     gx_cv_dw_5x5 = { .filters = 8, .kernel = 5, .pad = 2, .groups = 8 },
     gx_cv_same_lower_s2 = { .filters = 4, .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER, .groups = 2 },
     gx_ct_s3_dil2 = { .filters = 4, .kernel = 3, .stride = 3, .dilation = 2, .pad = 1, .output_padding_w = 2 },
@@ -361,6 +363,8 @@ static const op_case gpu_cases[] = {
     OPS_UNARY(DL_OP_GLOBAL_AVGPOOL, "global avgpool batch1 1x1 plane", 1, 6, 1, 1, gx_gap, NULL, NULL, NULL),
     OPS_CONV("conv 5x5 dilation2 groups3", 2, 6, 9, 10, gx_cv_5x5_dil_groups, NULL),
     OPS_CONV("conv 3x3 16->32 on 9x9", 2, 16, 9, 9, gx_cv_32, NULL),
+    OPS_CONV("conv 3x3 8->80 stride2 (two 64-filter tiles)", 3, 8, 11, 9, gx_cv_80, NULL),
+    OPS_CONV("conv 5x5 6->40 groups2", 2, 6, 8, 7, gx_cv_5x5_g2, NULL),
     OPS_CONV("conv depthwise 5x5", 2, 8, 7, 6, gx_cv_dw_5x5, NULL),
     OPS_CONV("conv same_lower stride2 groups2", 2, 4, 7, 8, gx_cv_same_lower_s2, NULL),
     OPS_UNARY(DL_OP_CONV2D, "conv 5x5 stride2 pad3 on 3x2", 2, 2, 3, 2, gx_conv_big, NULL, NULL, NULL),
