@@ -23,11 +23,12 @@
      the same layout (one pass) and then needs one GEMM for dW, one for the
      column gradient, and a gather (col2im, no atomics) into dx; the bias
      gradient is a row sum of the transposed dY. Chunks keep the scratch under
-     DLC_CONV_SCRATCH floats. Forward of 3x3 and 5x5 kernels with 16 filters
-     per group or more is instead an implicit GEMM (dlk__conv2d_implicit):
-     column tiles are gathered into shared memory, never into global memory,
-     and the bias is added in its epilogue. DL_CUDA_CONV=im2col or implicit
-     (read when a backend starts) forces one path, for comparisons.
+     DLC_CONV_SCRATCH floats. Forward and input gradient of 3x3 and 5x5
+     kernels with 16 or more rows per group (filters, input channels) are
+     instead an implicit GEMM (dlk__conv2d_implicit): column tiles are
+     gathered into shared memory, never into global memory, and the bias or
+     the accumulation into dx is its epilogue. DL_CUDA_CONV=im2col or
+     implicit (read when a backend starts) forces one path, for comparisons.
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
      one elementwise pass applies them (normalize and affine fused).
@@ -352,42 +353,56 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     return dlc__reserve_big(c, (size_t)*nb * per);
 }
 
-/* ---- conv2d forward as an implicit GEMM: per group, Y_g (Mg x n*P) = W_g
-   (Mg x K) col_g (K x n*P) in 64 x 64 tiles of 256 threads (4 x 4 outputs
-   each, strided by 16 so that shared-memory reads and global writes are
-   contiguous across a warp), 16 deep; each tile of col is gathered from x
-   into shared memory as it is needed, never stored in global memory (im2col
-   of conv2 of the reference CNN at batch 256 is 58 MB). The epilogue writes
-   NCHW with the bias, or adds into y (acc). Sums run in k order, one fused
-   multiply-add at a time: float rounding of the CPU's sum in another order. ---- */
+/* ---- conv2d as an implicit GEMM, per group g, in 64 x 64 output tiles of
+   256 threads (4 x 4 outputs each, strided by 16 so that shared-memory reads
+   and global writes are contiguous across a warp), 16 deep; each tile of the
+   column matrix is gathered into shared memory as it is needed, never stored
+   in global memory (im2col of conv2 of the reference CNN at batch 256 is 58 MB).
+     forward (DX 0): Y_g (Mg x n*P) = W_g (Mg x K) col_g(x) (K x n*P); the
+       epilogue writes NCHW with the bias, or adds into y (acc);
+     input gradient (DX 1): dX_g (Cg x n*H*W) += W_g^T (Cg x Mg*KK) cols of dy
+       (Mg*KK x n*H*W): dy[m][oh][ow] where ih = oh*sh - ph + kh*dh (likewise
+       w), 0 where no output read that input; the epilogue adds into dx.
+   Sums run in depth order, one fused multiply-add at a time: float rounding
+   of the CPU's sum in another order. ---- */
 #define DLC_IG_BM 64
 #define DLC_IG_BN 64
 #define DLC_IG_BK 16
 #define DLC_IG_T 256
-static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *x, const float *w, const float *b, long long cols, int acc,
+template <int DX>
+static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const float *w, const float *b, long long cols, int acc,
                                             float *y) {
     __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN];   /* +1: a column of A is stored without conflicts */
-    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, grp = blockIdx.z, KK = g.KH * g.KW;
+    const int KK = g.KH * g.KW, R = DX ? g.Cg : g.Mg, D = DX ? g.Mg * KK : g.K, Q = DX ? g.H * g.W : g.P;
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, grp = blockIdx.z;
     const int m0 = blockIdx.y * DLC_IG_BM, lm = tid % DLC_IG_BM, lk = tid / DLC_IG_BM;   /* what this thread loads: */
     const long long j0 = (long long)blockIdx.x * DLC_IG_BN, col = j0 + tid % DLC_IG_BN;  /* rows lk + 4i, column lm / col */
-    const float *wrow = w + ((size_t)grp * g.Mg + m0 + lm) * g.K, *xn = x;
-    int ih0 = 0, iw0 = 0, i, j, k0, k;
+    const float *wg = w + (size_t)grp * g.Mg * g.K, *base = src;
+    int a0 = 0, b0 = 0, i, j, k0, k;
     float accv[4][4];
-    if (col < cols) {                   /* the column's sample and window corner, once */
-        int p = (int)(col % g.P);
-        xn = x + ((size_t)(col / g.P) * g.C + (size_t)grp * g.Cg) * g.H * g.W;
-        ih0 = p / g.OW * g.sh - g.ph;
-        iw0 = p % g.OW * g.sw - g.pw;
+    if (col < cols) {                   /* the column's sample and pixel, once */
+        int q = (int)(col % Q);
+        size_t nn = (size_t)(col / Q);
+        if (DX) { base = src + (nn * g.M + (size_t)grp * g.Mg) * g.OH * g.OW; a0 = q / g.W + g.ph; b0 = q % g.W + g.pw; }
+        else { base = src + (nn * g.C + (size_t)grp * g.Cg) * g.H * g.W; a0 = q / g.OW * g.sh - g.ph; b0 = q % g.OW * g.sw - g.pw; }
     }
     for (i = 0; i < 4; i++) for (j = 0; j < 4; j++) accv[i][j] = 0.0f;
-    for (k0 = 0; k0 < g.K; k0 += DLC_IG_BK) {
+    for (k0 = 0; k0 < D; k0 += DLC_IG_BK) {
         for (i = 0; i < DLC_IG_BK * DLC_IG_BM / DLC_IG_T; i++) {
-            int kr = lk + i * (DLC_IG_T / DLC_IG_BM), r = k0 + kr;
+            int kr = lk + i * (DLC_IG_T / DLC_IG_BM), d = k0 + kr, ch = d / KK, kh = d % KK / g.KW, kw = d % g.KW;
             float v = 0.0f;
-            As[kr][lm] = m0 + lm < g.Mg && r < g.K ? wrow[r] : 0.0f;
-            if (col < cols && r < g.K) {
-                int ch = r / KK, kh = r % KK / g.KW, kw = r % g.KW, ih = ih0 + kh * g.dh, iw = iw0 + kw * g.dw;
-                if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = xn[((size_t)ch * g.H + ih) * g.W + iw];
+            /* A: W_g[m][d] forward; W_g[ch][row][kh][kw] (that is, W^T) for the input gradient */
+            As[kr][lm] = m0 + lm >= R || d >= D ? 0.0f
+                       : DX ? wg[((size_t)ch * g.Cg + m0 + lm) * KK + d % KK] : wg[(size_t)(m0 + lm) * g.K + d];
+            if (col < cols && d < D) {
+                if (DX) {
+                    int th = a0 - kh * g.dh, tw = b0 - kw * g.dw, oh = th / g.sh, ow = tw / g.sw;
+                    if (th >= 0 && tw >= 0 && oh * g.sh == th && ow * g.sw == tw && oh < g.OH && ow < g.OW)
+                        v = base[((size_t)ch * g.OH + oh) * g.OW + ow];
+                } else {
+                    int ih = a0 + kh * g.dh, iw = b0 + kw * g.dw;
+                    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = base[((size_t)ch * g.H + ih) * g.W + iw];
+                }
             }
             Bs[kr][tid % DLC_IG_BN] = v;
         }
@@ -401,27 +416,32 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *x, const fl
         __syncthreads();                /* before the next tile overwrites As and Bs */
     }
     for (i = 0; i < 4; i++) {
-        int m = m0 + ty + 16 * i, gm = grp * g.Mg + m;
-        if (m >= g.Mg) continue;
+        int r = m0 + ty + 16 * i, gr = grp * R + r;
+        if (r >= R) continue;
         for (j = 0; j < 4; j++) {
             long long cj = j0 + tx + 16 * j;
             size_t at;
             if (cj >= cols) continue;
-            at = ((size_t)(cj / g.P) * g.M + gm) * g.P + (size_t)(cj % g.P);
-            y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gm] : accv[i][j];
+            at = ((size_t)(cj / Q) * (DX ? g.C : g.M) + gr) * Q + (size_t)(cj % Q);
+            y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gr] : accv[i][j];
         }
     }
 }
-/* The implicit GEMM for 3x3 and 5x5 kernels with 16 filters per group or more
-   (fewer waste most of a 64-row tile), unless TF32 asks for cuBLAS's tensor
-   cores; DL_CUDA_CONV=implicit or im2col forces a path (comparisons, tests). */
-static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int n) {
+/* The implicit GEMM for 3x3 and 5x5 kernels whose tile rows (rows: filters
+   per group forward, input channels per group for the input gradient) are 16
+   or more (fewer waste most of a 64-row tile), unless TF32 asks for cuBLAS's
+   tensor cores; DL_CUDA_CONV=implicit or im2col forces a path (comparisons,
+   tests). cols: the batch's output (forward) or input pixels. */
+static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int rows, long long cols) {
     int k35 = (g->KH == 3 || g->KH == 5) && (g->KW == 3 || g->KW == 5);
-    if (c->conv_algo == DLC_CONV_IM2COL || g->G > 65535 || (g->Mg + DLC_IG_BM - 1) / DLC_IG_BM > 65535 ||
-        ((long long)n * g->P + DLC_IG_BN - 1) / DLC_IG_BN > 0x7fffffffLL)
+    if (c->conv_algo == DLC_CONV_IM2COL || g->G > 65535 || (rows + DLC_IG_BM - 1) / DLC_IG_BM > 65535 ||
+        (cols + DLC_IG_BN - 1) / DLC_IG_BN > 0x7fffffffLL)
         return 0;
-    return c->conv_algo == DLC_CONV_IMPLICIT || (k35 && g->Mg >= 16 && !c->tf32);
+    return c->conv_algo == DLC_CONV_IMPLICIT || (k35 && rows >= 16 && !c->tf32);
 }
+#define DLC_IMPLICIT(DX, g, rows, cols, ...)                                                                     \
+    DLC_LAUNCH_BLOCKS(dlk__conv2d_implicit<DX>, (unsigned)(((cols) + DLC_IG_BN - 1) / DLC_IG_BN),               \
+                      (unsigned)(((rows) + DLC_IG_BM - 1) / DLC_IG_BM), (unsigned)(g).G, DLC_IG_T, g, __VA_ARGS__)
 
 /* acc: out += the convolution, no bias (conv2d_transpose's backward) */
 static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
@@ -429,11 +449,9 @@ static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, in
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
     float *col, *yt;
-    if (dlc__conv_implicit(c, &g, e->n)) {
-        long long cols = (long long)e->n * g.P;
-        DLC_LAUNCH_BLOCKS(dlk__conv2d_implicit, (unsigned)((cols + DLC_IG_BN - 1) / DLC_IG_BN),
-                          (unsigned)((g.Mg + DLC_IG_BM - 1) / DLC_IG_BM), (unsigned)g.G, DLC_IG_T,
-                          g, e->in[0], e->w[0], l->a.bias && !acc ? e->w[1] : NULL, cols, acc, e->out);
+    if (dlc__conv_implicit(c, &g, g.Mg, (long long)e->n * g.P)) {
+        DLC_IMPLICIT(0, g, g.Mg, (long long)e->n * g.P, e->in[0], e->w[0], l->a.bias && !acc ? e->w[1] : NULL,
+                     (long long)e->n * g.P, acc, e->out);
         return DL_OK;
     }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
@@ -454,9 +472,14 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) { re
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
-    int nb = 1, n0, dbias = l->a.bias && e->dw[1];
+    int nb = 1, n0, dbias = l->a.bias && e->dw[1], dx_col = e->din[0] != NULL;
+    long long in_cols = (long long)e->n * g.H * g.W;
     float *col, *dyt;
-    if (!e->din[0] && !e->dw[0] && !dbias) return DL_OK;
+    if (dx_col && dlc__conv_implicit(c, &g, g.Cg, in_cols)) {
+        DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0]);
+        dx_col = 0;
+    }
+    if (!dx_col && !e->dw[0] && !dbias) return DL_OK;
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
     col = (float *)c->big;
     dyt = col + (size_t)nb * col_per;
@@ -469,7 +492,7 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
             DLC_TRY(dlc__sgemm(c, 0, 1, g.Mg, g.K, kP, 1.0f, dyt, kP, (long long)g.Mg * kP, col, kP, (long long)g.K * kP,
                                1.0f, e->dw[0], g.K, (long long)g.Mg * g.K, g.G));
         }
-        if (e->din[0]) {    /* dcol_g (K x kP) = W_g^T dYt_g, gathered into dx */
+        if (dx_col) {       /* dcol_g (K x kP) = W_g^T dYt_g, gathered into dx */
             DLC_TRY(dlc__sgemm(c, 1, 0, g.K, kP, g.Mg, 1.0f, e->w[0], g.K, (long long)g.Mg * g.K, dyt, kP, (long long)g.Mg * kP,
                                0.0f, col, kP, (long long)g.K * kP, g.G));
             DLC_EACH(dlk__conv2d_col2im, k * in_per, g, col, k, k * in_per, e->din[0] + n0 * in_per);
