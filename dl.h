@@ -11092,6 +11092,7 @@ typedef struct dl__ox_val {
     int whole;                  /* LAYER: ... or, when the batch is 1, wd: the sample is */
     int64_t wd[DL__OX_MAXR];    /* the whole tensor, l of any shape of its size */
     dl__ox_t t;                 /* CONST */
+    const char *refused;        /* NONE: made by a supported node, but what reads it is refused, for this reason */
 } dl__ox_val;
 
 typedef struct dl__ox {
@@ -11456,7 +11457,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
     dl__ox_val *v = dl__ox_find(ox, name);
     int k;
     uint32_t h;
-    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; v->whole = 0; return v; }
+    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; v->whole = 0; v->refused = NULL; return v; }
     if (ox->nv == ox->capv) {
         int nc = ox->capv ? 2 * ox->capv : 64;
         if (!dl__grow((void **)&ox->v, (size_t)ox->capv, (size_t)nc, sizeof *ox->v)) return NULL;
@@ -12395,7 +12396,7 @@ static int dl__ox_batchnorm_train(dl__ox *ox, const dl__ox_node *n, dl__ox_val *
     dl_layer *l = x->l, *c[6], *mean, *d, *var, *y;
     float m = dl__ox_af(n, "momentum", 0.9f);
     int rc, k, r;
-    if ((rc = dl__ox_whole(ox, x, "training_mode 1 (statistics over the batch)"))) return rc;
+    if ((rc = dl__ox_whole(ox, x, "training mode (statistics over the batch)"))) return rc;
     r = dl__ox_dims(ox, x, wd);
     p[0] = wd[0]; p[1] = wd[1]; p[2] = 1;
     for (k = 2; k < r; k++) p[2] *= wd[k];
@@ -12418,9 +12419,18 @@ static int dl__ox_batchnorm_train(dl__ox *ox, const dl__ox_node *n, dl__ox_val *
             (rc = dl__ox_bind(ox, k, y, 1, cd)))
             return rc;
     }
+    if (n->n_out > 3 && n->out[3].n && (rc = dl__ox_bind(ox, 3, mean, 1, cd))) return rc;   /* saved_mean: the batch's */
+    if (n->n_out > 4 && n->out[4].n) {      /* PyTorch names it a dead output; a reader is refused */
+        dl__ox_val *v = dl__ox_new(ox, n->out[4]);
+        if (!v) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+        v->refused = "saved_var (the batch's variance, or its inverse square root as ONNX Runtime gives it: ONNX does not say)";
+    }
     return DL_OK;
 }
 
+/* Training mode: training_mode 1 from opset 14; before, is_test 0 (to
+   opset 6) or the training outputs asked for (mean, var, saved_mean,
+   saved_var: opsets 7 to 13, PyTorch's TrainingMode.TRAINING). */
 static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *t[4];
@@ -12428,7 +12438,8 @@ static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     static const char *const names[4] = { "weight", "bias", "running_mean", "running_var" };
     int rc, k, c, train = (int)dl__ox_ai(n, "training_mode", 0);
     if (!dl__ox_ai(n, "spatial", 1)) return dl__ox_unsup(ox, "spatial 0 (statistics per activation)");
-    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode before opset 14)");
+    if (ox->opset < 14) train = !dl__ox_ai(n, "is_test", 1);
+    for (k = 1; ox->opset >= 7 && ox->opset < 14 && k < n->n_out; k++) train |= n->out[k].n > 0;
     for (k = 0; k < 4; k++) {
         t[k] = dl__ox_cin(ox, k + 1);
         if (!t[k] || t[k]->isint) return dl__ox_unsup(ox, "%s that is not a float initializer", names[k]);
@@ -13818,6 +13829,7 @@ static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__
             dl__ox_val *v = dl__ox_find(ox, n->in[k]);
             if (!v) rc = dl__ox_failf(ox, DL_ERR_FORMAT, "node '%.*s' reads '%.*s' before anything makes it (unsorted or cyclic graph)",
                                       (int)(n->name.n > 60 ? 60 : n->name.n), n->name.p, (int)(n->in[k].n > 60 ? 60 : n->in[k].n), n->in[k].p);
+            else if (v->kind == DL__OX_NONE && v->refused) rc = dl__ox_unsup(ox, "reads %s", v->refused);
             else if (v->kind == DL__OX_NONE) none = 1;
         }
     ox->node = n;
@@ -13888,7 +13900,9 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (f.field != 12 || f.wire != 2) continue;
         if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank)) && rc != DL_ERR_UNSUPPORTED) return rc;
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
-        if (v->kind == DL__OX_CONST && (rc = dl__ox_const_output(ox, v))) {
+        if (v->kind == DL__OX_NONE && v->refused) rc = dl__ox_unsup(ox, "%s", v->refused);
+        else rc = v->kind == DL__OX_CONST ? dl__ox_const_output(ox, v) : DL_OK;
+        if (rc) {
             dl__str what = { "graph output", 12 };
             if (rc != DL_ERR_UNSUPPORTED) return rc;
             dl__ox_note_as(ox, what, name, ox->why);
