@@ -1086,7 +1086,9 @@ DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const
    5-d: 3-d Conv, ConvTranspose and pools become 2-d layers (a convolution
    one per output depth, each with its copy of the weights). A graph output
    that folds to a constant (a Shape) is a dl_constant_for layer fed by the
-   input, as is a Dropout's mask. Opsets 1 to 21; local functions are
+   input, as is a Dropout's mask; a graph with no input gets an input
+   layer of one float that nothing reads, so that they run (predict with a
+   batch of 1). Opsets 1 to 21; local functions are
    inlined. A model with ops, attributes or cases dl.h cannot compute
    exactly fails with DL_ERR_UNSUPPORTED naming every such node; external
    data is read (next to the file) only by dl_onnx_load. Export: opset 13,
@@ -13717,7 +13719,8 @@ static int dl__ox_valinfo(dl__ox *ox, const unsigned char *m, size_t n, dl__str 
     return r < 0 ? dl__ox_failf(ox, DL_ERR_FORMAT, "malformed value info") : DL_OK;
 }
 
-/* Initializers become constants, the one other input an input layer. */
+/* Initializers become constants, the one other input an input layer (with
+   none, a one-float input layer that feeds the constant outputs). */
 static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
     dl__pb b = dl__pb_of(g->m, g->n);
     dl__pbf f;
@@ -13769,7 +13772,10 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
         v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
     }
-    return n_rt ? DL_OK : dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "no graph input besides initializers");
+    if (n_rt) return DL_OK;
+    ox->batch = 1;          /* no input: graph outputs can only be constants, fed by one float nothing reads */
+    ox->input = dl_input(ox->net, 1, 0, 0);
+    return dl__ox_take(ox, ox->input);
 }
 
 /* The local function a node calls, or NULL. */
