@@ -13012,6 +13012,7 @@ static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
             if (k || !sym) return dl__ox_unsup(ox, "the batch size moved to dim %d", k);
             bpos = k;
         } else if (v == -1 && inf < 0) inf = k;
+        else if (v == 0) return dl__ox_unsup(ox, "a dim of 0 with allowzero (a tensor of no elements: dl.h's have one at least)");
         else if (v < 1) return dl__ox_unsup(ox, "dim %lld", (long long)v);
         else if (v > total || (prod *= v) > total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape to more elements than the input");
     }
@@ -13746,6 +13747,9 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank))) return rc == DL_ERR_UNSUPPORTED ? dl__ox_failf(ox, rc, "input: %s", ox->why) : rc;
         if (dl__ox_find(ox, name)) continue;                    /* an initializer: a constant */
         if (++n_rt > 1) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "more than one graph input (dl.h nets have one input)");
+        for (k = 0; k < rank; k++)      /* dim_value 0 is a size, not "unknown": a tensor of no elements */
+            if (!d[k]) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' has no elements (dim %d is 0, and a dl.h batch and sample "
+                                           "hold one at least)", (int)(name.n > 60 ? 60 : name.n), name.p, k);
         if (elem != DL__OX_FLOAT) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of element type %d (float only)", (int)(name.n > 60 ? 60 : name.n), name.p, elem);
         ox->can_fold = rank == 0 || (rank > 0 && d[0] > 0 && (d[0] > 1 || rank > 4));
         if (ox->fold) {         /* the whole tensor as one sample: (.., h, w) merged into 3 dims */
