@@ -11782,25 +11782,35 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_like(ox, 0, dl_clip(x->l, b[0], b[1]), x);
 }
 
-/* Dropout's mask when nothing is dropped: all true (1), a constant fed by x */
-static int dl__ox_dropout_mask(dl__ox *ox, const dl__ox_val *x) {
+/* Dropout's mask: all true (1), a constant fed by x, bound to output 1;
+   in training mode with a ratio p, m = dropout(that) (0 or 1 / (1 - p))
+   gives y = x m and the mask clip(m, 0, 1): one draw for both. */
+static int dl__ox_dropout_mask(dl__ox *ox, const dl__ox_val *x, float p, int train) {
     dl__ox_t t;
-    dl_layer *l = x->l;
+    dl_layer *l = x->l, *m;
     dl__str none = { "", 0 };
     int64_t sh[3];
     size_t k;
     int rc, isc = x->kind == DL__OX_CONST;
+    if (train && isc) return dl__ox_unsup(ox, "training mode on a constant");
     for (k = 0; !isc && k < (size_t)l->ndim; k++) sh[k] = l->shape[k];
     if ((rc = dl__ox_t_alloc(&t, 0, isc ? x->t.ndim : l->ndim, isc ? x->t.dims : sh))) return dl__ox_failf(ox, rc, "too large");
     for (k = 0; k < t.count; k++) t.f[k] = 1.0f;
     if (isc) return dl__ox_out_const(ox, 1, &t);
-    rc = dl__ox_const_for(ox, &t, none, l->ndim, sh, x->l, &l);
+    rc = dl__ox_const_for(ox, &t, none, l->ndim, sh, x->l, &m);
     dl__ox_t_free(&t);
-    return rc ? rc : dl__ox_bind(ox, 1, l, x->rank, x->whole ? x->wd : NULL);
+    if (!rc && train && !(rc = dl__ox_take(ox, m = dl_dropout(m, p))))
+        rc = dl__ox_out_like(ox, 0, dl_mul(x->l, m), x);
+    if (!rc && train && ox->node->n_out > 1 && ox->node->out[1].n) rc = dl__ox_take(ox, m = dl_clip(m, 0, 1));
+    if (rc || ox->node->n_out < 2 || !ox->node->out[1].n) return rc;
+    return dl__ox_bind(ox, 1, m, x->rank, x->whole ? x->wd : NULL);
 }
-/* Identity; Dropout becomes a dropout layer (the identity in inference), so
-   fine-tuning here trains with it as the original did. Its mask output is
-   all true: outside training, or at ratio 0. */
+/* Identity; Dropout becomes a dropout layer, so fine-tuning here trains
+   with it as the original did. ONNX's training_mode is dl.h's train
+   argument: a Dropout drops under dl_forward(.., 1) and training steps,
+   whatever its training_mode, and never under dl_predict. Its mask output
+   is all true outside training; with training_mode 1 and a ratio over 0 it
+   is the mask drawn for y (dl__ox_dropout_mask). */
 static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0), xv;        /* xv: a copy, as making the mask may move ox->v */
     const dl__ox_t *ratio = dl__ox_cin(ox, 1), *train = dl__ox_cin(ox, 2);
@@ -11812,11 +11822,10 @@ static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     if (training && !train) return dl__ox_unsup(ox, "a training_mode that is not a constant");
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
     p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
-    if (training && p != 0)             /* the spec leaves the generator to the runtime */
-        return dl__ox_unsup(ox, "training_mode true with ratio %g (a random mask, from a generator ONNX does not specify)", (double)p);
     xv = *x;
     x = &xv;
-    if (n->n_out > 1 && n->out[1].n && (rc = dl__ox_dropout_mask(ox, x))) return rc;
+    if (training && p > 0 && p < 1) return dl__ox_dropout_mask(ox, x, p, 1);
+    if (n->n_out > 1 && n->out[1].n && (rc = dl__ox_dropout_mask(ox, x, p, 0))) return rc;
     if (training || x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
     return dl__ox_out_like(ox, 0, dl_dropout(x->l, p), x);
 }
