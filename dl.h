@@ -430,8 +430,9 @@ DLDEF dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d);
    DL_ARGMAX_FLAT adds the planes before it in the whole batch, (n C + c) H W
    (ONNX MaxPool's Indices; sample n counts from the start of the batch given
    to dl_predict or dl_forward, however it is run). Exact, so H W (flat: the
-   batch's N C H W, checked per call) is at most 2^24. Not differentiable:
-   backward adds nothing to x's gradient. */
+   batch's N C H W, which dl_predict and dl_forward check; a frozen net's
+   caller must) is at most 2^24. Not differentiable: backward adds nothing
+   to x's gradient. */
 enum { DL_ARGMAX_COLUMN_MAJOR = 1, DL_ARGMAX_FLAT = 2 };
 DLDEF dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int flags);
 DLDEF dl_layer *dl_global_avgpool(dl_layer *x);               /* (C,H,W) -> (C) */
