@@ -23,12 +23,13 @@
      the same layout (one pass) and then needs one GEMM for dW, one for the
      column gradient, and a gather (col2im, no atomics) into dx; the bias
      gradient is a row sum of the transposed dY. Chunks keep the scratch under
-     DLC_CONV_SCRATCH floats. Forward and input gradient of 3x3 and 5x5
-     kernels with 16 or more rows per group (filters, input channels) are
-     instead an implicit GEMM (dlk__conv2d_implicit): column tiles are
-     gathered into shared memory, never into global memory, and the bias or
-     the accumulation into dx is its epilogue. DL_CUDA_CONV=im2col or
-     implicit (read when a backend starts) forces one path, for comparisons.
+     DLC_CONV_SCRATCH floats. With DL_CUDA_CONV=auto (read when a backend
+     starts), forward and input gradient of 3x3 and 5x5 kernels with 16 or
+     more rows per group (filters, input channels) are instead an implicit
+     GEMM (dlk__conv2d_implicit): column tiles are gathered into shared
+     memory, never into global memory, and the bias or the accumulation
+     into dx is its epilogue; =implicit takes it wherever it can run. Not
+     the default until timed on a GPU (tests/gpu_check.sh step 3b).
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
      one elementwise pass applies them (normalize and affine fused).
@@ -427,11 +428,14 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
         }
     }
 }
-/* The implicit GEMM for 3x3 and 5x5 kernels whose tile rows (rows: filters
-   per group forward, input channels per group for the input gradient) are 16
-   or more (fewer waste most of a 64-row tile), unless TF32 asks for cuBLAS's
-   tensor cores; DL_CUDA_CONV=implicit or im2col forces a path (comparisons,
-   tests). cols: the batch's output (forward) or input pixels. */
+/* DL_CUDA_CONV=auto takes the implicit GEMM for 3x3 and 5x5 kernels whose
+   tile rows (rows: filters per group forward, input channels per group for
+   the input gradient) are 16 or more (fewer waste most of a 64-row tile),
+   unless TF32 asks for cuBLAS's tensor cores; =implicit forces it, and the
+   default is im2col: the implicit kernel has been checked only in the
+   emulation, never timed on a GPU, and becomes the default once
+   tests/gpu_check.sh step 3b shows it winning. cols: the batch's output
+   (forward) or input pixels. */
 static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int rows, long long cols) {
     int k35 = (g->KH == 3 || g->KH == 5) && (g->KW == 3 || g->KW == 5);
     if (c->conv_algo == DLC_CONV_IM2COL || g->G > 65535 || (rows + DLC_IG_BM - 1) / DLC_IG_BM > 65535 ||
@@ -1989,8 +1993,8 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->device = device;
     c->conv_scratch = getenv("DL_CUDA_CONV_SCRATCH") && atol(getenv("DL_CUDA_CONV_SCRATCH")) > 0
                       ? (size_t)atol(getenv("DL_CUDA_CONV_SCRATCH")) : DLC_CONV_SCRATCH;
-    c->conv_algo = !getenv("DL_CUDA_CONV") ? DLC_CONV_AUTO : !strcmp(getenv("DL_CUDA_CONV"), "im2col") ? DLC_CONV_IM2COL
-                 : !strcmp(getenv("DL_CUDA_CONV"), "implicit") ? DLC_CONV_IMPLICIT : DLC_CONV_AUTO;
+    c->conv_algo = !getenv("DL_CUDA_CONV") ? DLC_CONV_IM2COL : !strcmp(getenv("DL_CUDA_CONV"), "auto") ? DLC_CONV_AUTO
+                 : !strcmp(getenv("DL_CUDA_CONV"), "implicit") ? DLC_CONV_IMPLICIT : DLC_CONV_IM2COL;
     c->b.name = "cuda";
     c->b.alloc = dlc__alloc;
     c->b.release = dlc__release;
