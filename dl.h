@@ -188,8 +188,8 @@
                                  default code run once per net, file or model
                                  (constructors, files, fit, freezing, ONNX) gets
                                  gcc -Og / clang -O0, which halves compile time
-      Compile time of the implementation, gcc 12 -O2, one core: 5 s; 4 s with
-      DL_NO_ONNX; 3.3 s with all three DL_NO_ (clang 14: 4.4, 3.7, 2.8 s).
+      Compile time of the implementation at -O2 on one core: gcc 12 about 5 s,
+      4.3 s with DL_NO_ONNX, 3.3 s with all three DL_NO_; clang 14 4.4, 4, 3 s.
 
    PLATFORMS (what each compiler gets; tested in CI as noted)
       SIMD kernels, chosen at run time: gcc and clang on x86-64 get AVX-512
