@@ -2976,11 +2976,8 @@ typedef struct dl__simd {
     /* dl__im2col_row of a stride-2 convolution into a contiguous row (NULL: dl__im2col_row) */
     void (*im2col_s2)(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs, float *dst);
     /* dst[c ld + r] = src[r lds + c] for r < rows, c < cols (at most 16 each); lanes rows..lanes-1
-       of each dst row get zeros (NULL: loops) */
+       of each dst row get zeros (NULL: loops). Every packing transpose goes through it (dl__transpose_k) */
     void (*transpose16)(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes);
-    /* dst[k ldd + r] = src[r lds + k], r < 8, k < kc: operands whose packed
-       dimension is strided, 8 rows at a time (NULL: plain C) */
-    void (*transpose8)(float *dst, size_t ldd, const float *src, size_t lds, int kc);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -3002,7 +2999,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL, NULL };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -3052,7 +3049,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL, NULL };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3094,35 +3091,6 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
-/* 8 x 8 blocks in registers: pairs of rows interleaved, then quads, then halves. */
-__attribute__((target("avx")))
-static void dl__transpose8_avx(float *dst, size_t ldd, const float *src, size_t lds, int kc) {
-    int k = 0, r;
-    for (; k + 8 <= kc; k += 8, dst += 8 * ldd) {
-        const float *p = src + k;
-        __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
-        __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
-        __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 2 * lds), _mm256_loadu_ps(p + 3 * lds));
-        __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 2 * lds), _mm256_loadu_ps(p + 3 * lds));
-        __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 4 * lds), _mm256_loadu_ps(p + 5 * lds));
-        __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 4 * lds), _mm256_loadu_ps(p + 5 * lds));
-        __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 6 * lds), _mm256_loadu_ps(p + 7 * lds));
-        __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 6 * lds), _mm256_loadu_ps(p + 7 * lds));
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-        _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-    }
-    for (; k < kc; k++, dst += ldd) for (r = 0; r < 8; r++) dst[r] = src[(size_t)r * lds + k];
-}
 __attribute__((target("avx512f")))
 static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
     __m512 va = _mm512_set1_ps(a);
@@ -3298,7 +3266,7 @@ static void dl__transpose16_avx512(float *dst, size_t ld, const float *src, size
 }
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
                                          &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
-                                         dl__im2col_s2_avx512, dl__transpose16_avx512, dl__transpose8_avx };
+                                         dl__im2col_s2_avx512, dl__transpose16_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -3335,7 +3303,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL, NULL };
+                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -4270,6 +4238,14 @@ static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, i
     }
 }
 
+/* dst[k ldd + r] = src[r lds + k] for r < rows (at most 16), k < kc, through the
+   16 x 16 block kernel; lanes rows..lanes-1 of each dst row get zeros. */
+static void dl__transpose_k(const dl__simd *s, float *dst, size_t ldd, const float *src, size_t lds, int rows, int kc,
+                            int lanes) {
+    int k;
+    for (k = 0; k < kc; k += 16)
+        s->transpose16(dst + (size_t)k * ldd, ldd, src + k, lds, rows, kc - k < 16 ? kc - k : 16, lanes);
+}
 /* An im2col A (the weight gradient's): its rows formed contiguous, where
    they are vector moves, then transposed to dst[k][mr]; zeros past M. */
 static void dl__pack_a_im2col(const dl__simd *s, const dl__mat *A, int M, int i0, int k0, int kc, float *dst) {
@@ -4279,7 +4255,7 @@ static void dl__pack_a_im2col(const dl__simd *s, const dl__mat *A, int M, int i0
     for (ii = 0; ii < mr; ii++)
         if (i0 + ii >= M) memset(rows + (size_t)ii * kc, 0, (size_t)kc * sizeof(float));
         else dl__im2col_row(A, A->krows[i0 + ii], runs, n_runs, rows + (size_t)ii * kc, 1);
-    if (mr == 8 && s->transpose8) { s->transpose8(dst, 8, rows, (size_t)kc, kc); return; }
+    if (s->transpose16) { dl__transpose_k(s, dst, (size_t)mr, rows, (size_t)kc, mr, kc, mr); return; }
     for (kk = 0; kk < kc; kk++, dst += mr)
         for (ii = 0; ii < mr; ii++) dst[ii] = rows[(size_t)ii * kc + kk];
 }
@@ -4299,8 +4275,8 @@ static void dl__pack_a(const dl__simd *s, const dl__mat *A, int M, int i0, int k
     }
     if (A->cs == 1 && k0 % A->Pc + kc <= A->Pc) {          /* rows contiguous in k */
         size_t off = dl__col_at(A, k0);
-        if (i0 + mr <= M && mr == 8 && s->transpose8 && A->Pr == INT_MAX) {   /* rows rs apart: in registers */
-            s->transpose8(dst, 8, row[0] + off, A->rs, kc);
+        if (i0 + mr <= M && s->transpose16 && A->Pr == INT_MAX) {   /* rows rs apart: in registers */
+            dl__transpose_k(s, dst, (size_t)mr, row[0] + off, A->rs, mr, kc, mr);
             return;
         }
         if (i0 + mr <= M) {                                 /* all rows there: no test per element */
@@ -4441,36 +4417,23 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
         }
         return;
     }
-    if (s->transpose16 && B->rs == 1 && B->Pr == INT_MAX && B->Pc == INT_MAX && nr % 16 == 0) {   /* a transposed operand */
-        for (jr = 0; jr < (nc + nr - 1) / nr * nr; jr += 16)   /* 16 columns (rows of the source) by 16 rows at a time */
-            for (kk = 0; kk < kc; kk += 16) {
-                int rows = N - (j0 + jr) < 16 ? N - (j0 + jr) : 16;
-                s->transpose16(dst + (size_t)(jr / nr * nr) * kc + (size_t)kk * nr + jr % nr, (size_t)nr,
-                               rows > 0 ? B->p + (size_t)(j0 + jr) * B->cs + (size_t)(k0 + kk) : B->p, B->cs, rows,
-                               kc - kk < 16 ? kc - kk : 16, 16);
-            }
-        return;
-    }
     for (jr = 0; jr < nc; jr += nr) {
-        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr, w8 = 0, seg;
+        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr, tr = 0, seg;
         float *d = dst + (size_t)jr * kc;
         if (valid < 0) valid = 0;
-        if (s->transpose8 && B->rs == 1 && B->cs != 1 && B->Pc == INT_MAX && nr % 8 == 0) {
-            /* rows contiguous (within blocks of Pr), columns strided (the weight gradient's dy^T):
-               8 columns at a time transposed; the rest below */
-            w8 = valid / 8 * 8;
-            for (kk = 0; w8 && kk < kc; kk += seg) {
+        if (valid && s->transpose16 && B->rs == 1 && B->cs != 1 && B->Pc == INT_MAX) {
+            /* rows contiguous (within blocks of Pr), columns strided: a transposed operand (a dense
+               layer's input, the weight gradient's dy^T), 16 columns at a time, zeros after valid */
+            for (kk = 0, tr = 1; kk < kc; kk += seg) {
                 seg = B->Pr - (k0 + kk) % B->Pr < kc - kk ? B->Pr - (k0 + kk) % B->Pr : kc - kk;
-                for (jj = 0; jj < w8; jj += 8)
-                    s->transpose8(d + (size_t)kk * nr + jj, (size_t)nr, B->p + dl__at(B, k0 + kk, j0 + jr + jj), B->cs, seg);
+                for (jj = 0; jj < valid; jj += 16)
+                    dl__transpose_k(s, d + (size_t)kk * nr + jj, (size_t)nr, B->p + dl__at(B, k0 + kk, j0 + jr + jj), B->cs,
+                                    valid - jj < 16 ? valid - jj : 16, seg, nr - jj < 16 ? nr - jj : 16);
             }
         }
-        for (kk = 0; kk < kc && w8; kk++, d += nr) {
-            const float *row = B->p + dl__row_at(B, k0 + kk);
-            for (jj = w8; jj < valid; jj++) d[jj] = row[dl__col_at(B, j0 + jr + jj)];
-            for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
-        }
-        for (kk = 0; kk < kc && !w8; kk++, d += nr) {
+        for (kk = 0; kk < kc && tr; kk++, d += nr)     /* past the last block's zeros */
+            for (jj = (valid + 15) / 16 * 16; jj < nr; jj++) d[jj] = 0.0f;
+        for (kk = 0; kk < kc && !tr; kk++, d += nr) {
             if (valid && B->cs == 1 && (j0 + jr) % B->Pc + valid <= B->Pc)        /* contiguous */
                 memcpy(d, B->p + dl__at(B, k0 + kk, j0 + jr), (size_t)valid * sizeof(float));
             else if (valid) {
