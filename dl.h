@@ -1279,7 +1279,6 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #define DL__THREADS 1
 #ifndef DL__WIN32
 #include <pthread.h>
-#include <sched.h>
 #include <unistd.h>
 #endif
 #endif
@@ -1313,7 +1312,6 @@ static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0
 static void dl__cond_destroy(dl__cond *c) { (void)c; }
 static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
 static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
-static void dl__yield(void) { SwitchToThread(); }
 static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
 static void dl__pool_main(void *arg);
 static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
@@ -1331,7 +1329,6 @@ static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
 static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
 static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
 static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
-static void dl__yield(void) { sched_yield(); }
 static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
 static void dl__pool_main(void *arg);
 static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
@@ -3819,7 +3816,8 @@ struct dl__pool {
     int n;                          /* threads, the caller included */
     dl__thread *tid;
     dl__mutex mu;
-    dl__cond cv;
+    dl__cond cv;                    /* a new job (gen) */
+    dl__cond done;                  /* the last worker left a closed job */
     dl__task_fn fn;
     void *arg;
     int n_tasks;
@@ -3888,9 +3886,18 @@ static int dl__pool_join(struct dl__pool *p) {
         if (dl__atomic_cas(p, &p->joined, j, j + 1)) return 1;
     return 0;
 }
-/* Workers spin briefly between jobs (a training step runs many short
-   parallel regions back to back), then sleep on the condition variable:
-   no yielding loop, which on an oversubscribed machine is spinning. */
+/* Waits spin only briefly, then sleep on a condition variable: a spinning
+   thread on a busy machine takes the core from the thread it waits for (or
+   from the caller, when the two share a core), and a yielding loop is
+   spinning too. A pause is 10-60 ns, so a spin is a few tens of us at
+   most: about the cost of waking a sleeping thread. Which thread runs a
+   task never changes its result, so none of this touches the bits. */
+#ifndef DL__WORKER_SPINS
+#define DL__WORKER_SPINS 600        /* a worker between jobs: a training step's regions come back to back */
+#endif
+#ifndef DL__CALLER_SPINS
+#define DL__CALLER_SPINS 300        /* the caller, for the joined to finish their last tasks */
+#endif
 static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
@@ -3898,7 +3905,7 @@ static void dl__pool_main(void *arg) {
     for (;;) {
         long g;
         int spins = 0;
-        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 4000) dl__pause();
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < DL__WORKER_SPINS) dl__pause();
         if (g == seen) {
             dl__mutex_lock(&p->mu);
             while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
@@ -3908,7 +3915,11 @@ static void dl__pool_main(void *arg) {
         if (dl__atomic_load(p, &p->stop)) return;
         if (!dl__pool_join(p)) continue;
         dl__pool_work(p, w->id);
-        dl__atomic_add(p, &p->joined, -1);
+        if (dl__atomic_add(p, &p->joined, -1) == DL__CLOSED + 1) {   /* the last out of a closed job */
+            dl__mutex_lock(&p->mu);
+            dl__cond_broadcast(&p->done);
+            dl__mutex_unlock(&p->mu);
+        }
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
@@ -3920,6 +3931,7 @@ static void dl__pool_free(struct dl__pool *p) {
     dl__cond_broadcast(&p->cv);
     dl__mutex_unlock(&p->mu);
     for (i = 1; i < p->n; i++) dl__thread_join(p->tid[i]);
+    dl__cond_destroy(&p->done);
     dl__cond_destroy(&p->cv);
     dl__mutex_destroy(&p->mu);
 #if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
@@ -3937,9 +3949,13 @@ static struct dl__pool *dl__pool_new(int n) {
     p->workers = (struct dl__worker *)dl__calloc((size_t)n, sizeof(struct dl__worker));
     if (!p->tid || !p->workers || dl__mutex_init(&p->mu)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
     if (dl__cond_init(&p->cv)) { dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (dl__cond_init(&p->done)) {
+        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        return NULL;
+    }
 #if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
     if (dl__mutex_init(&p->amu)) {
-        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        dl__cond_destroy(&p->done); dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
         return NULL;
     }
 #endif
@@ -3967,10 +3983,13 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
     dl__atomic_add(p, &p->joined, DL__CLOSED);     /* no task left: nobody joins any more */
-    /* the joined are running their last task: spin briefly, then yield (on a busy machine one may wait for this core) */
-    for (spins = 0; dl__atomic_load(p, &p->joined) != DL__CLOSED; spins++) {
-        if (spins < 2000) dl__pause();
-        else dl__yield();
+    /* the joined are running their last task: spin briefly, then sleep, so that on a busy
+       machine a worker descheduled mid-task can move to this core */
+    for (spins = 0; dl__atomic_load(p, &p->joined) != DL__CLOSED && spins < DL__CALLER_SPINS; spins++) dl__pause();
+    if (dl__atomic_load(p, &p->joined) != DL__CLOSED) {
+        dl__mutex_lock(&p->mu);
+        while (dl__atomic_load(p, &p->joined) != DL__CLOSED) dl__cond_wait(&p->done, &p->mu);
+        dl__mutex_unlock(&p->mu);
     }
 }
 static int dl__default_threads(void) {
