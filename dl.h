@@ -1603,7 +1603,7 @@ static const struct dl__simd *dl__simd_detect(void);
 static int dl__default_threads(void);
 static void dl__pool_free(struct dl__pool *p);
 
-#define DL__PAR_MIN_WORK 4e6           /* about 20 us on one core */
+#define DL__PAR_MIN_WORK 1.5e7         /* about 100 us on one core: see dl__parallel_if */
 #define DL__PER_FLOAT 16.0
 
 /* The net's lock, held only while its list of user contexts changes: the one
@@ -4006,10 +4006,14 @@ static int dl__default_threads(void) { return 1; }
 
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
 /* Splitting pays only when an op's work is well above the cost of waking
-   another thread: below net->par_min_work (DL__PAR_MIN_WORK FLOPs; a
-   memory-bound op counts DL__PER_FLOAT per float it touches) all tasks run
-   on the calling thread. The decision comes from the shapes and the tasks
-   are the same either way, so results do not depend on it. */
+   another thread and of moving the op's operands to its core: below
+   net->par_min_work (DL__PAR_MIN_WORK FLOPs; a memory-bound op counts
+   DL__PER_FLOAT per float it touches) all tasks run on the calling thread.
+   Measured on 2 cores: ops of 5-7 MFLOP (a batch-1 convolution of the
+   reference CNN or the residual net) gained nothing from a second thread on
+   an idle machine and lost 10-15% on a busy one; 26 MFLOP gained 1.2x. The
+   decision comes from the shapes and the tasks are the same either way, so
+   results do not depend on it. */
 static void dl__parallel_if(const dl__cpu *cpu, double work, int n_tasks, dl__task_fn fn, void *arg) {
     int t;
     if (cpu->threads > 1 && work >= cpu->net->par_min_work) { dl__parallel(cpu, n_tasks, fn, arg); return; }
@@ -7171,9 +7175,10 @@ static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *co
    where dense layers switch to dot products. The chunk comes from the
    shapes: about 64K floats of the largest activation, and 256 samples at
    least when a dense layer's weights (1MB or more) would be read again per
-   chunk (such a GEMM wants the whole batch as its columns). Custom layers
-   see the whole batch. 0: no chunks. */
-static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
+   chunk (such a GEMM wants the whole batch as its columns); per thread, as
+   each core's cache holds its share, and a chunk's ops must be large enough
+   to split (dl__parallel_if). Custom layers see the whole batch. 0: no chunks. */
+static int dl__predict_chunk(const dl_net *net, const dl_layer *out, int threads) {
     int i, chunk, need = 4, most = 1;
     if (net->b != &net->cpu) return 0;
     for (i = 0; i <= out->index; i++) {
@@ -7182,7 +7187,7 @@ static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
         if (l->size > most) most = l->size;
         if (l->op == DL_OP_DENSE && (size_t)l->a.units * l->in[0]->size >= ((size_t)1 << 18)) need = 256;
     }
-    chunk = (1 << 16) / most;
+    chunk = (int)(((size_t)1 << 16) * (size_t)threads / (size_t)most);
     return chunk < need ? need : chunk;
 }
 /* dl__forward over chunks of samples; the output gathered in host_out. The
@@ -7193,7 +7198,7 @@ static const float *dl__predict(dl_ctx *c, dl_layer *out, const dl__feed *f, int
     int chunk, at, k, rc;
     float *y;
     if ((rc = dl__check_layer(net, out, call, c->err)) || (rc = dl__check_batch(net, out, n, call, c->err))) return NULL;
-    chunk = dl__predict_chunk(net, out);
+    chunk = dl__predict_chunk(net, out, c == net->ctx ? net->threads : 1);
     if (!chunk || n < 2 * chunk) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
     if ((rc = dl__plan(c, 2 * chunk - 1, out, 0))) return NULL;     /* every chunk fits: host_out stays */
     if (!(y = dl__host_buf(c, (size_t)n * out->size * sizeof(float), "the output"))) return NULL;

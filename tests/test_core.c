@@ -1309,7 +1309,9 @@ static void test_chunked_inference(void) {
     out = dl_dense(dl_flatten(dl_relu(h)), 5);
     memset(&m, 0, sizeof m);    /* gcc -O3 cannot see dl_frozen_memory set it */
     for (i = 0; i < N * 800; i++) in[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
-    CHECK(dl__predict_chunk(net, out) == 13, "chunk %d, expected 13", dl__predict_chunk(net, out));
+    dl_net_set_threads(net, 1);     /* chunks are per thread: 13 samples on one */
+    CHECK(dl__predict_chunk(net, out, 1) == 13 && dl__predict_chunk(net, out, 2) == 27, "chunks %d, %d; expected 13, 27",
+          dl__predict_chunk(net, out, 1), dl__predict_chunk(net, out, 2));
     f = dl_freeze(net, out, NULL);
     CHECK(f && dl_frozen_memory(f, N, &m) == DL_OK, "freeze");
     work = malloc(m.work_bytes + 64);
