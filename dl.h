@@ -424,11 +424,17 @@ DLDEF dl_layer *dl_maxpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_avgpool2d(dl_layer *x, int kernel, int stride);
 DLDEF dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d);
 DLDEF dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d);
-/* Where each maximum of dl_maxpool2d_ex(x, d) is: its index in x's (H, W)
-   plane as a float (PyTorch's return_indices), h W + w, or w H + h when
-   column_major; the first in scan order on ties. Exact, so H W is at most
-   2^24. Not differentiable: backward adds nothing to x's gradient. */
-DLDEF dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int column_major);
+/* Where each maximum of dl_maxpool2d_ex(x, d) is, as a float: by default
+   its index in x's (H, W) plane (PyTorch's return_indices), h W + w; the
+   first in scan order on ties. flags: DL_ARGMAX_COLUMN_MAJOR counts w H + h;
+   DL_ARGMAX_FLAT adds the planes before it in the whole batch, (n C + c) H W
+   (ONNX MaxPool's Indices; sample n counts from the start of the batch given
+   to dl_predict or dl_forward, however it is run). Exact, so H W (flat: the
+   batch's N C H W, which dl_predict and dl_forward check; a frozen net's
+   caller must) is at most 2^24. Not differentiable: backward adds nothing
+   to x's gradient. */
+enum { DL_ARGMAX_COLUMN_MAJOR = 1, DL_ARGMAX_FLAT = 2 };
+DLDEF dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int flags);
 DLDEF dl_layer *dl_global_avgpool(dl_layer *x);               /* (C,H,W) -> (C) */
 DLDEF dl_layer *dl_global_maxpool(dl_layer *x);               /* (C,H,W) -> (C) */
 DLDEF dl_layer *dl_batchnorm(dl_layer *x);                    /* per channel (dim 0); eps 1e-5, momentum 0.1 */
@@ -1081,7 +1087,9 @@ DLDEF int dl_emit_c(const dl_frozen *f, const char *name, const char *dir, const
    5-d: 3-d Conv, ConvTranspose and pools become 2-d layers (a convolution
    one per output depth, each with its copy of the weights). A graph output
    that folds to a constant (a Shape) is a dl_constant_for layer fed by the
-   input, as is a Dropout's mask. Opsets 1 to 21; local functions are
+   input, as is a Dropout's mask; a graph with no input gets an input
+   layer of one float that nothing reads, so that they run (predict with a
+   batch of 1). Opsets 1 to 21; local functions are
    inlined. A model with ops, attributes or cases dl.h cannot compute
    exactly fails with DL_ERR_UNSUPPORTED naming every such node; external
    data is read (next to the file) only by dl_onnx_load. Export: opset 13,
@@ -1119,7 +1127,7 @@ typedef struct dl_attrs {
     int ceil_mode;          /* pooling */
     int count_include_pad;  /* average pooling */
     int output_padding[2];  /* conv2d_transpose */
-    int mode;               /* pad: dl_pad_kind; upsample: 1 bilinear */
+    int mode;               /* pad: dl_pad_kind; upsample: 1 bilinear; maxpool2d_argmax: DL_ARGMAX_* flags */
     float value;            /* pad: the constant */
     int perm[3];            /* transpose */
     int scale[2];           /* upsample */
@@ -1163,6 +1171,7 @@ struct dl_layer {           /* read-only outside dl.h */
    backend's error; NULL means each rank's own batch. */
 typedef struct dl_exec {
     int n, train;
+    int first;              /* the index of sample 0 in the caller's batch (dl_predict runs chunks of it) */
     const float *const *in;
     float *out;
     float *const *din;
@@ -1442,6 +1451,7 @@ struct dl_ctx {
     int prep_version;       /* the net's version and pgen prep was made for */
     unsigned prep_pgen;
     int n, train;           /* the last forward */
+    int first;              /* its first sample's index in the caller's batch (dl_exec's) */
     dl_layer *last;
     float *host_out;        /* GPU nets: the downloaded output */
     size_t host_out_cap;
@@ -2077,8 +2087,9 @@ static int dl__argmax_infer(dl_layer *l, char *why) {
     int rc = dl__pool_infer(l, why), C, H, W;
     if (rc) return rc;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
-    if (l->a.mode < 0 || l->a.mode > 1) return dl__fail(why, DL_ERR_ARG, "column_major %d must be 0 or 1", l->a.mode);
-    if ((double)H * W > 16777216.0) return dl__fail(why, DL_ERR_ARG, "a %dx%d plane: float indices are exact up to 2^24 cells", H, W);
+    if (l->a.mode & ~(DL_ARGMAX_COLUMN_MAJOR | DL_ARGMAX_FLAT)) return dl__fail(why, DL_ERR_ARG, "flags %d: only DL_ARGMAX_COLUMN_MAJOR and DL_ARGMAX_FLAT", l->a.mode);
+    if ((double)((l->a.mode & DL_ARGMAX_FLAT) ? C : 1) * H * W > 16777216.0)
+        return dl__fail(why, DL_ERR_ARG, "a %dx%d plane%s: float indices are exact up to 2^24 cells", H, W, (l->a.mode & DL_ARGMAX_FLAT) ? " times the channels" : "");
     return DL_OK;
 }
 
@@ -2408,8 +2419,8 @@ static dl_layer *dl__pool(int op, dl_layer *x, const dl_pool_desc *d, int mode) 
 }
 dl_layer *dl_maxpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_MAXPOOL2D, x, d, 0); }
 dl_layer *dl_avgpool2d_ex(dl_layer *x, const dl_pool_desc *d) { return dl__pool(DL_OP_AVGPOOL2D, x, d, 0); }
-dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int column_major) {
-    return dl__pool(DL_OP_MAXPOOL2D_ARGMAX, x, d, column_major);
+dl_layer *dl_maxpool2d_argmax(dl_layer *x, const dl_pool_desc *d, int flags) {
+    return dl__pool(DL_OP_MAXPOOL2D_ARGMAX, x, d, flags);
 }
 static dl_layer *dl__pool_short(int op, dl_layer *x, int kernel, int stride) {
     dl_pool_desc d;
@@ -5109,23 +5120,27 @@ static int dl__maxpool2d_backward(const dl_layer *l, const dl_exec *e) {
 }
 
 /* ---- maxpool2d_argmax: y = the index in x's plane of maxpool2d's maximum
-   (dl__max_window), h W + w, or w H + h (mode 1, column-major). Piecewise
-   constant: backward adds nothing. ---- */
+   (dl__max_window), h W + w, or w H + h (DL_ARGMAX_COLUMN_MAJOR); plus
+   (first + n) C H W + c H W with DL_ARGMAX_FLAT. Piecewise constant:
+   backward adds nothing. ---- */
 static void dl__maxpool2d_argmax_task(void *arg, int t, int thread) {
     const dl__plane_job *j = (const dl__plane_job *)arg;
     const dl_layer *l = j->l;
     const dl_exec *e = j->e;
     int C, H, W, OH = l->shape[1], OW = l->shape[2], nc, oh, ow, best, hi = (t + 1) * j->planes_per_task;
+    int64_t before;
     float m;
     (void)thread;
     dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
     if (hi > e->n * C) hi = e->n * C;
-    for (nc = t * j->planes_per_task; nc < hi; nc++)
+    for (nc = t * j->planes_per_task; nc < hi; nc++) {
+        before = (l->a.mode & DL_ARGMAX_FLAT) ? ((int64_t)e->first * C + nc) * H * W : 0;
         for (oh = 0; oh < OH; oh++)
             for (ow = 0; ow < OW; ow++) {
                 best = dl__max_window(l, e->in[0] + (size_t)nc * H * W, H, W, oh, ow, &m);
-                e->out[((size_t)nc * OH + oh) * OW + ow] = (float)(l->a.mode ? best % W * H + best / W : best);
+                e->out[((size_t)nc * OH + oh) * OW + ow] = (float)(before + ((l->a.mode & DL_ARGMAX_COLUMN_MAJOR) ? best % W * H + best / W : best));
             }
+    }
 }
 static int dl__maxpool2d_argmax_forward(const dl_layer *l, const dl_exec *e) {
     dl__planes(l, e, e->n * l->shape[0], dl__maxpool2d_argmax_task);
@@ -6020,7 +6035,7 @@ static const dl__attr_spec dl__maxpool2d_argmax_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
     DL__ATTR("ceil_mode", DL__A_INT, 1, ceil_mode, 0), DL__ATTR("dilations", DL__A_INT, 2, dilation, 1),
-    DL__ATTR("storage_order", DL__A_INT, 1, mode, 0), DL__ATTR_END };
+    DL__ATTR("flags", DL__A_INT, 1, mode, 0), DL__ATTR_END };    /* dl_maxpool2d_argmax's */
 static const dl__attr_spec dl__avgpool2d_attrs[] = {
     DL__ATTR("kernel_shape", DL__A_INT, 2, kernel, 0), DL__ATTR("strides", DL__A_INT, 2, stride, 1),
     DL__ATTR("pads", DL__A_INT, 4, pad, 0), DL__ATTR("auto_pad", DL__A_INT, 1, auto_pad, 0),
@@ -6779,6 +6794,7 @@ static void dl__bind_layer(dl_ctx *c, const dl_layer *l, int backward, dl__bind 
         b->dw[i] = backward && p->trainable && !p->frozen ? net->dg + p->offset : NULL;
     }
     b->e.n = c->n;
+    b->e.first = c->first;
     b->e.train = c->train;
     b->e.in = b->in;
     b->e.out = c->out[l->index];
@@ -6808,6 +6824,9 @@ static int dl__check_batch(const dl_net *net, const dl_layer *out, int n, const 
         if ((size_t)n > DL__MAX_BATCH_FLOATS / (size_t)l->size)
             return dl__fail(err, DL_ERR_ARG, "%s: batch %d is too large: layer '%s' would hold %.0f floats, more than 2^30",
                             call, n, l->name, (double)n * l->size);
+        if (l->op == DL_OP_MAXPOOL2D_ARGMAX && (l->a.mode & DL_ARGMAX_FLAT) && (double)n * l->in[0]->size > 16777216.0)
+            return dl__fail(err, DL_ERR_ARG, "%s: batch %d is too large for '%s': its flat indices pass 2^24, where floats stop being exact",
+                            call, n, l->name);
     }
     return DL_OK;
 }
@@ -6934,7 +6953,7 @@ static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const 
 
 /* What a forward reads: n == 0 means the graph's one input layer reads
    xs[0]; else input layers[k] reads xs[k]. */
-typedef struct dl__feed { int n; dl_layer *const *layers; const float *const *xs; } dl__feed;
+typedef struct dl__feed { int n; dl_layer *const *layers; const float *const *xs; int first; } dl__feed;   /* first: dl_exec's */
 static const float *dl__feed_data(const dl__feed *f, const dl_layer *l) {
     int k;
     if (!f->n) return f->xs[0];
@@ -7006,6 +7025,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
             if (c->needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) c->cons[net->layers[i]->in[j]->index]++;
     }
     c->n = n;
+    c->first = f->first;
     c->train = train;
     c->last = NULL;
     for (i = 0; i <= out->index; i++) {
@@ -7161,10 +7181,10 @@ static const float *dl__result(dl_ctx *c) {
     if (p) c->err[0] = 0;
     return p;
 }
-static dl__feed dl__feed1(const float *const *x) { dl__feed f; f.n = 0; f.layers = NULL; f.xs = x; return f; }
+static dl__feed dl__feed1(const float *const *x) { dl__feed f; f.n = 0; f.layers = NULL; f.xs = x; f.first = 0; return f; }
 static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *const *xs) {
     dl__feed f;
-    f.n = n_inputs; f.layers = inputs; f.xs = xs;
+    f.n = n_inputs; f.layers = inputs; f.xs = xs; f.first = 0;
     return f;
 }
 /* Inference on the CPU runs large batches in chunks of samples, each chunk
@@ -7216,6 +7236,7 @@ static const float *dl__predict(dl_ctx *c, dl_layer *out, const dl__feed *f, int
             for (k = 0; k < f->n; k++) xs[k] = f->xs[k] && f->layers[k] ? f->xs[k] + (size_t)at * f->layers[k]->size : f->xs[k];
         }
         g.xs = xs;
+        g.first = at;
         if (dl__forward(c, out, &g, nn, 0, 0, call)) return NULL;
         memcpy(y + (size_t)at * out->size, c->out[out->index], (size_t)nn * out->size * sizeof(float));
         at += nn - chunk;
@@ -10097,7 +10118,7 @@ int dl_frozen_memory(const dl_frozen *f, int n, dl_memory *m) {
 /* ---- the executor: the steps in order, each one kernel call ---- */
 /* hook (calibration) sees each step's first input before the step runs */
 typedef void (*dl__fz_hook)(void *user, int step, const float *in, size_t count);
-static int dl__fz_steps(const dl_frozen *f, const float *x, float *y, int n, void *work, dl__fz_hook hook, void *user) {
+static int dl__fz_steps(const dl_frozen *f, const float *x, float *y, int n, int first, void *work, dl__fz_hook hook, void *user) {
     const int32_t *r, *head;
     float *arena = (float *)work, *scratch;
     dl__cpu cpu;
@@ -10133,6 +10154,7 @@ static int dl__fz_steps(const dl_frozen *f, const float *x, float *y, int n, voi
         v = head[DL__FZ_HEAD + r[DL__R_OUT]];
         memset(&e, 0, sizeof e);
         e.n = n;
+        e.first = first;
         e.in = in;
         e.out = v == DL__FZ_Y ? y : arena + (size_t)n * (size_t)v;
         e.w = w;
@@ -10163,7 +10185,7 @@ static int dl__fz_run(const dl_frozen *f, const float *x, float *y, int n, void 
     if ((rc = dl__fz_check(f, &r))) return rc;
     nb = dl__fz_chunk(f, n);
     for (i = 0; i < n && !rc; i += nb)
-        rc = dl__fz_steps(f, x + (size_t)i * (size_t)f->code[4], y + (size_t)i * (size_t)f->code[5], n - i < nb ? n - i : nb, work, hook, user);
+        rc = dl__fz_steps(f, x + (size_t)i * (size_t)f->code[4], y + (size_t)i * (size_t)f->code[5], n - i < nb ? n - i : nb, i, work, hook, user);
     return rc;
 }
 
@@ -11060,6 +11082,7 @@ typedef struct dl__ox_val {
     int whole;                  /* LAYER: ... or, when the batch is 1, wd: the sample is */
     int64_t wd[DL__OX_MAXR];    /* the whole tensor, l of any shape of its size */
     dl__ox_t t;                 /* CONST */
+    const char *refused;        /* NONE: made by a supported node, but what reads it is refused, for this reason */
 } dl__ox_val;
 
 typedef struct dl__ox {
@@ -11424,7 +11447,7 @@ static dl__ox_val *dl__ox_new(dl__ox *ox, dl__str name) {
     dl__ox_val *v = dl__ox_find(ox, name);
     int k;
     uint32_t h;
-    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; v->whole = 0; return v; }
+    if (v) { dl__ox_t_free(&v->t); v->kind = DL__OX_NONE; v->l = NULL; v->whole = 0; v->refused = NULL; return v; }
     if (ox->nv == ox->capv) {
         int nc = ox->capv ? 2 * ox->capv : 64;
         if (!dl__grow((void **)&ox->v, (size_t)ox->capv, (size_t)nc, sizeof *ox->v)) return NULL;
@@ -11747,25 +11770,35 @@ static int dl__ox_clip(dl__ox *ox, const dl__ox_node *n) {
     return dl__ox_out_like(ox, 0, dl_clip(x->l, b[0], b[1]), x);
 }
 
-/* Dropout's mask when nothing is dropped: all true (1), a constant fed by x */
-static int dl__ox_dropout_mask(dl__ox *ox, const dl__ox_val *x) {
+/* Dropout's mask: all true (1), a constant fed by x, bound to output 1;
+   in training mode with a ratio p, m = dropout(that) (0 or 1 / (1 - p))
+   gives y = x m and the mask clip(m, 0, 1): one draw for both. */
+static int dl__ox_dropout_mask(dl__ox *ox, const dl__ox_val *x, float p, int train) {
     dl__ox_t t;
-    dl_layer *l = x->l;
+    dl_layer *l = x->l, *m;
     dl__str none = { "", 0 };
     int64_t sh[3];
     size_t k;
     int rc, isc = x->kind == DL__OX_CONST;
+    if (train && isc) return dl__ox_unsup(ox, "training mode on a constant");
     for (k = 0; !isc && k < (size_t)l->ndim; k++) sh[k] = l->shape[k];
     if ((rc = dl__ox_t_alloc(&t, 0, isc ? x->t.ndim : l->ndim, isc ? x->t.dims : sh))) return dl__ox_failf(ox, rc, "too large");
     for (k = 0; k < t.count; k++) t.f[k] = 1.0f;
     if (isc) return dl__ox_out_const(ox, 1, &t);
-    rc = dl__ox_const_for(ox, &t, none, l->ndim, sh, x->l, &l);
+    rc = dl__ox_const_for(ox, &t, none, l->ndim, sh, x->l, &m);
     dl__ox_t_free(&t);
-    return rc ? rc : dl__ox_bind(ox, 1, l, x->rank, x->whole ? x->wd : NULL);
+    if (!rc && train && !(rc = dl__ox_take(ox, m = dl_dropout(m, p))))
+        rc = dl__ox_out_like(ox, 0, dl_mul(x->l, m), x);
+    if (!rc && train && ox->node->n_out > 1 && ox->node->out[1].n) rc = dl__ox_take(ox, m = dl_clip(m, 0, 1));
+    if (rc || ox->node->n_out < 2 || !ox->node->out[1].n) return rc;
+    return dl__ox_bind(ox, 1, m, x->rank, x->whole ? x->wd : NULL);
 }
-/* Identity; Dropout becomes a dropout layer (the identity in inference), so
-   fine-tuning here trains with it as the original did. Its mask output is
-   all true: outside training, or at ratio 0. */
+/* Identity; Dropout becomes a dropout layer, so fine-tuning here trains
+   with it as the original did. ONNX's training_mode is dl.h's train
+   argument: a Dropout drops under dl_forward(.., 1) and training steps,
+   whatever its training_mode, and never under dl_predict. Its mask output
+   is all true outside training; with training_mode 1 and a ratio over 0 it
+   is the mask drawn for y (dl__ox_dropout_mask). */
 static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x = dl__ox_in(ox, 0), xv;        /* xv: a copy, as making the mask may move ox->v */
     const dl__ox_t *ratio = dl__ox_cin(ox, 1), *train = dl__ox_cin(ox, 2);
@@ -11777,11 +11810,10 @@ static int dl__ox_identity(dl__ox *ox, const dl__ox_node *n) {
     if (training && !train) return dl__ox_unsup(ox, "a training_mode that is not a constant");
     if (n->n_in > 1 && n->in[1].n && (!ratio || ratio->isint || ratio->count != 1)) return dl__ox_unsup(ox, "a ratio that is not a constant");
     p = ratio && n->n_in > 1 && n->in[1].n ? ratio->f[0] : dl__ox_af(n, "ratio", 0.5f);
-    if (training && p != 0)             /* the spec leaves the generator to the runtime */
-        return dl__ox_unsup(ox, "training_mode true with ratio %g (a random mask, from a generator ONNX does not specify)", (double)p);
     xv = *x;
     x = &xv;
-    if (n->n_out > 1 && n->out[1].n && (rc = dl__ox_dropout_mask(ox, x))) return rc;
+    if (training && p > 0 && p < 1) return dl__ox_dropout_mask(ox, x, p, 1);
+    if (n->n_out > 1 && n->out[1].n && (rc = dl__ox_dropout_mask(ox, x, p, 0))) return rc;
     if (training || x->kind != DL__OX_LAYER || !(p >= 0 && p < 1)) return dl__ox_alias(ox, 0, x);
     return dl__ox_out_like(ox, 0, dl_dropout(x->l, p), x);
 }
@@ -12232,7 +12264,7 @@ static int dl__ox_pool_axis(dl__ox *ox, int64_t in, int k, int s, int pb, int pe
     if (pb > dil * (k - 1) || pe > dil * (k - 1)) return dl__ox_unsup(ox, "pads as large as the window");
     return DL_OK;
 }
-/* A 2-d pool layer (argmax: MaxPool's indices in the plane): k, s, dil (h, w), p (top, left, bottom, right) */
+/* A 2-d pool layer (argmax: MaxPool's Indices, flat): k, s, dil (h, w), p (top, left, bottom, right) */
 static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, const int *k, const int *s, const int *p, const int *dil, int argmax) {
     dl_pool_desc pd;
     int avg = dl__str_is(n->op, "AveragePool");
@@ -12242,7 +12274,7 @@ static dl_layer *dl__ox_pool2d(dl_layer *l, const dl__ox_node *n, int ceil, cons
     pd.dilation_h = dil[0]; pd.dilation_w = dil[1];
     pd.ceil_mode = ceil;
     pd.exclude_pad = avg && !dl__ox_ai(n, "count_include_pad", 0);
-    if (argmax) return dl_maxpool2d_argmax(l, &pd, (int)dl__ox_ai(n, "storage_order", 0));
+    if (argmax) return dl_maxpool2d_argmax(l, &pd, (int)dl__ox_ai(n, "storage_order", 0) | DL_ARGMAX_FLAT);
     return avg ? dl_avgpool2d_ex(l, &pd) : dl_maxpool2d_ex(l, &pd);
 }
 /* A 3-d pool of a whole (N, C, D, H, W): over H and W of (N*C*D, H, W),
@@ -12270,36 +12302,28 @@ static int dl__ox_pool3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ce
     return dl__ox_bind(ox, 0, l, 5, o);
 }
 
-/* MaxPool with its Indices, 2-d: ONNX's index counts the whole (N, C, H, W)
-   before the plane, so of a batch of 1: (N C, H, W) planes pooled, and
-   their maxpool2d_argmax plus (n C + c) H W. int64 in ONNX; floats here,
-   exact up to 2^24. */
+/* MaxPool with its Indices, 2-d: ONNX's index counts the planes of the
+   whole (N, C, H, W) before its own, as maxpool2d_argmax does with
+   DL_ARGMAX_FLAT: of x with the batch first, or of the whole tensor as
+   (N C, H, W) planes (a batch of 1). int64 in ONNX; floats here, exact up
+   to 2^24 (dl_predict checks its batch). */
 static int dl__ox_pool_argmax(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ceil) {
     int64_t ks[8], d[4], o[4], v[3];
-    int k[2], s[2], p[4], dil[2], c, j, rc, shp[3];
-    dl_layer *l = x->l, *y, *ix, *off;
-    float *f;
+    int k[2], s[2], p[4], dil[2], j, rc, whole = x->whole;
+    dl_layer *l = x->l, *y, *ix;
     if (x->rank != 4 || dl__ox_aints(n, "kernel_shape", ks, 8) != 2) return dl__ox_unsup(ox, "the indices of a pool that is not 2-d");
-    if ((rc = dl__ox_whole(ox, x, "the indices output of a batch (they count the samples before)"))) return rc;
-    memcpy(d, x->wd, sizeof d);
-    if ((double)d[0] * d[1] * d[2] * d[3] > 16777216.0) return dl__ox_unsup(ox, "indices past 2^24 (dl.h's are exact floats)");
+    dl__ox_dims(ox, x, d);
+    if ((double)d[1] * d[2] * d[3] * (whole ? (double)d[0] : 1.0) > 16777216.0) return dl__ox_unsup(ox, "indices past 2^24 (dl.h's are exact floats)");
     k[0] = ks[0] < 1 || ks[0] > 65536 ? 0 : (int)ks[0]; k[1] = ks[1] < 1 || ks[1] > 65536 ? 0 : (int)ks[1];
     if ((rc = dl__ox_window(ox, n, 4, d + 2, k, s, p, dil))) return rc;
     for (j = 0; j < 2; j++) if ((rc = dl__ox_pool_axis(ox, d[j + 2], k[j], s[j], p[j], p[j + 2], dil[j], ceil))) return rc;
     v[0] = d[0] * d[1]; v[1] = d[2]; v[2] = d[3];
-    if ((rc = dl__ox_shape_as(ox, &l, 3, v))) return rc;
+    if (whole && (rc = dl__ox_shape_as(ox, &l, 3, v))) return rc;
     if ((rc = dl__ox_take(ox, y = dl__ox_pool2d(l, n, ceil, k, s, p, dil, 0))) ||
         (rc = dl__ox_take(ox, ix = dl__ox_pool2d(l, n, ceil, k, s, p, dil, 1)))) return rc;
-    c = (int)(d[0] * d[1]);
-    if (!(f = (float *)dl__calloc((size_t)c, sizeof(float)))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
-    for (j = 0; j < c; j++) f[j] = (float)((int64_t)j * d[2] * d[3]);
-    shp[0] = c; shp[1] = shp[2] = 1;
-    off = dl_constant(ox->net, 3, shp, f);
-    DL_FREE(f);
-    if ((rc = dl__ox_take(ox, off)) || (rc = dl__ox_take(ox, ix = dl_add(ix, off)))) return rc;
     o[0] = d[0]; o[1] = d[1]; o[2] = y->shape[1]; o[3] = y->shape[2];
-    if ((rc = dl__ox_bind(ox, 0, y, 4, o))) return rc;
-    return dl__ox_bind(ox, 1, ix, 4, o);
+    if ((rc = dl__ox_bind(ox, 0, y, 4, whole ? o : NULL))) return rc;
+    return dl__ox_bind(ox, 1, ix, 4, whole ? o : NULL);
 }
 
 /* MaxPool, AveragePool: 1-d, 2-d, and 3-d of a whole tensor (dl__ox_pool3d) */
@@ -12371,7 +12395,7 @@ static int dl__ox_batchnorm_train(dl__ox *ox, const dl__ox_node *n, dl__ox_val *
     dl_layer *l = x->l, *c[6], *mean, *d, *var, *y;
     float m = dl__ox_af(n, "momentum", 0.9f);
     int rc, k, r;
-    if ((rc = dl__ox_whole(ox, x, "training_mode 1 (statistics over the batch)"))) return rc;
+    if ((rc = dl__ox_whole(ox, x, "training mode (statistics over the batch)"))) return rc;
     r = dl__ox_dims(ox, x, wd);
     p[0] = wd[0]; p[1] = wd[1]; p[2] = 1;
     for (k = 2; k < r; k++) p[2] *= wd[k];
@@ -12394,9 +12418,18 @@ static int dl__ox_batchnorm_train(dl__ox *ox, const dl__ox_node *n, dl__ox_val *
             (rc = dl__ox_bind(ox, k, y, 1, cd)))
             return rc;
     }
+    if (n->n_out > 3 && n->out[3].n && (rc = dl__ox_bind(ox, 3, mean, 1, cd))) return rc;   /* saved_mean: the batch's */
+    if (n->n_out > 4 && n->out[4].n) {      /* PyTorch names it a dead output; a reader is refused */
+        dl__ox_val *v = dl__ox_new(ox, n->out[4]);
+        if (!v) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
+        v->refused = "saved_var (the batch's variance, or its inverse square root as ONNX Runtime gives it: ONNX does not say)";
+    }
     return DL_OK;
 }
 
+/* Training mode: training_mode 1 from opset 14; before, is_test 0 (to
+   opset 6) or the training outputs asked for (mean, var, saved_mean,
+   saved_var: opsets 7 to 13, PyTorch's TrainingMode.TRAINING). */
 static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     dl__ox_val *x;
     const dl__ox_t *t[4];
@@ -12404,7 +12437,8 @@ static int dl__ox_batchnorm(dl__ox *ox, const dl__ox_node *n) {
     static const char *const names[4] = { "weight", "bias", "running_mean", "running_var" };
     int rc, k, c, train = (int)dl__ox_ai(n, "training_mode", 0);
     if (!dl__ox_ai(n, "spatial", 1)) return dl__ox_unsup(ox, "spatial 0 (statistics per activation)");
-    if (!dl__ox_ai(n, "is_test", 1)) return dl__ox_unsup(ox, "is_test 0 (training mode before opset 14)");
+    if (ox->opset < 14) train = !dl__ox_ai(n, "is_test", 1);
+    for (k = 1; ox->opset >= 7 && ox->opset < 14 && k < n->n_out; k++) train |= n->out[k].n > 0;
     for (k = 0; k < 4; k++) {
         t[k] = dl__ox_cin(ox, k + 1);
         if (!t[k] || t[k]->isint) return dl__ox_unsup(ox, "%s that is not a float initializer", names[k]);
@@ -12975,6 +13009,7 @@ static int dl__ox_reshape(dl__ox *ox, const dl__ox_node *n) {
             if (k || !sym) return dl__ox_unsup(ox, "the batch size moved to dim %d", k);
             bpos = k;
         } else if (v == -1 && inf < 0) inf = k;
+        else if (v == 0) return dl__ox_unsup(ox, "a dim of 0 with allowzero (a tensor of no elements: dl.h's have one at least)");
         else if (v < 1) return dl__ox_unsup(ox, "dim %lld", (long long)v);
         else if (v > total || (prod *= v) > total) return dl__ox_failf(ox, DL_ERR_FORMAT, "reshape to more elements than the input");
     }
@@ -13682,7 +13717,8 @@ static int dl__ox_valinfo(dl__ox *ox, const unsigned char *m, size_t n, dl__str 
     return r < 0 ? dl__ox_failf(ox, DL_ERR_FORMAT, "malformed value info") : DL_OK;
 }
 
-/* Initializers become constants, the one other input an input layer. */
+/* Initializers become constants, the one other input an input layer (with
+   none, a one-float input layer that feeds the constant outputs). */
 static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
     dl__pb b = dl__pb_of(g->m, g->n);
     dl__pbf f;
@@ -13708,6 +13744,9 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank))) return rc == DL_ERR_UNSUPPORTED ? dl__ox_failf(ox, rc, "input: %s", ox->why) : rc;
         if (dl__ox_find(ox, name)) continue;                    /* an initializer: a constant */
         if (++n_rt > 1) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "more than one graph input (dl.h nets have one input)");
+        for (k = 0; k < rank; k++)      /* dim_value 0 is a size, not "unknown": a tensor of no elements */
+            if (!d[k]) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' has no elements (dim %d is 0, and a dl.h batch and sample "
+                                           "hold one at least)", (int)(name.n > 60 ? 60 : name.n), name.p, k);
         if (elem != DL__OX_FLOAT) return dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "input '%.*s' of element type %d (float only)", (int)(name.n > 60 ? 60 : name.n), name.p, elem);
         ox->can_fold = rank == 0 || (rank > 0 && d[0] > 0 && (d[0] > 1 || rank > 4));
         if (ox->fold) {         /* the whole tensor as one sample: (.., h, w) merged into 3 dims */
@@ -13734,7 +13773,10 @@ static int dl__ox_inputs(dl__ox *ox, const dl__ox_graph *g) {
         if (!(v = dl__ox_new(ox, name))) return dl__ox_failf(ox, DL_ERR_NOMEM, "out of memory");
         v->kind = DL__OX_LAYER; v->l = l; v->rank = rank;
     }
-    return n_rt ? DL_OK : dl__ox_failf(ox, DL_ERR_UNSUPPORTED, "no graph input besides initializers");
+    if (n_rt) return DL_OK;
+    ox->batch = 1;          /* no input: graph outputs can only be constants, fed by one float nothing reads */
+    ox->input = dl_input(ox->net, 1, 0, 0);
+    return dl__ox_take(ox, ox->input);
 }
 
 /* The local function a node calls, or NULL. */
@@ -13794,6 +13836,7 @@ static int dl__ox_one(dl__ox *ox, const unsigned char *m, size_t len, const dl__
             dl__ox_val *v = dl__ox_find(ox, n->in[k]);
             if (!v) rc = dl__ox_failf(ox, DL_ERR_FORMAT, "node '%.*s' reads '%.*s' before anything makes it (unsorted or cyclic graph)",
                                       (int)(n->name.n > 60 ? 60 : n->name.n), n->name.p, (int)(n->in[k].n > 60 ? 60 : n->in[k].n), n->in[k].p);
+            else if (v->kind == DL__OX_NONE && v->refused) rc = dl__ox_unsup(ox, "reads %s", v->refused);
             else if (v->kind == DL__OX_NONE) none = 1;
         }
     ox->node = n;
@@ -13864,7 +13907,9 @@ static int dl__ox_nodes(dl__ox *ox, const dl__ox_graph *g) {
         if (f.field != 12 || f.wire != 2) continue;
         if ((rc = dl__ox_valinfo(ox, f.s, f.n, &name, &elem, d, &rank)) && rc != DL_ERR_UNSUPPORTED) return rc;
         if (!(v = dl__ox_find(ox, name))) return dl__ox_failf(ox, DL_ERR_FORMAT, "graph output '%.*s' is never made", (int)(name.n > 60 ? 60 : name.n), name.p);
-        if (v->kind == DL__OX_CONST && (rc = dl__ox_const_output(ox, v))) {
+        if (v->kind == DL__OX_NONE && v->refused) rc = dl__ox_unsup(ox, "%s", v->refused);
+        else rc = v->kind == DL__OX_CONST ? dl__ox_const_output(ox, v) : DL_OK;
+        if (rc) {
             dl__str what = { "graph output", 12 };
             if (rc != DL_ERR_UNSUPPORTED) return rc;
             dl__ox_note_as(ox, what, name, ox->why);
@@ -14087,11 +14132,6 @@ static int dl__ox_ex_input(dl__ox_ex *e, const dl_layer *l) { (void)e; (void)l; 
 static int dl__ox_ex_none(dl__ox_ex *e, const dl_layer *l) {
     return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (%s) has no ONNX form", l->name, dl_op_name(l->op));
 }
-/* ONNX's indices are int64 and count the samples and channels before the plane */
-static int dl__ox_ex_argmax(dl__ox_ex *e, const dl_layer *l) {
-    return dl__fail(e->err, DL_ERR_UNSUPPORTED, "dl_onnx_save: layer '%s' (maxpool2d_argmax): ONNX's MaxPool indices are int64 "
-                    "and count the samples and channels before (not exported)", l->name);
-}
 /* the row's op over every input: Relu, Sigmoid, Tanh, Softplus, Mul, Sub, Div, MatMul; Add of 3 or more is Sum */
 static int dl__ox_ex_plain(dl__ox_ex *e, const dl_layer *l) {
     const char *ins[DL__OX_MAXIO + 1];
@@ -14141,16 +14181,48 @@ static int dl__ox_ex_conv(dl__ox_ex *e, const dl_layer *l) {
     dl__pw_attr_int(&node, "group", l->a.groups);
     return dl__ox_emit(e, &node);
 }
+static void dl__ox_pool_attrs(dl__wbuf *node, const dl_layer *l) {
+    dl__ox_window_attrs(node, l);
+    dl__pw_attr_int(node, "ceil_mode", l->a.ceil_mode != 0);
+    if (l->op != DL_OP_AVGPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
+        dl__pw_attr_ints(node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
+    if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(node, "count_include_pad", l->a.count_include_pad != 0);
+}
 static int dl__ox_ex_pool(dl__ox_ex *e, const dl_layer *l) {
     const char *in[2];
     dl__wbuf node;
     in[0] = l->in[0]->name; in[1] = NULL;
     dl__pw_node(&node, e->op, l->name, l->name, in);
-    dl__ox_window_attrs(&node, l);
-    dl__pw_attr_int(&node, "ceil_mode", l->a.ceil_mode != 0);
-    if (l->op == DL_OP_MAXPOOL2D && l->a.dilation[0] > 0 && l->a.dilation[1] > 0)
-        dl__pw_attr_ints(&node, "dilations", 2, l->a.dilation[0], l->a.dilation[1], 0, 0);
-    if (l->op == DL_OP_AVGPOOL2D) dl__pw_attr_int(&node, "count_include_pad", l->a.count_include_pad != 0);
+    dl__ox_pool_attrs(&node, l);
+    return dl__ox_emit(e, &node);
+}
+/* MaxPool's second output, Indices: int64 and flat over the batch, so Mod
+   H W for indices in the plane (not DL_ARGMAX_FLAT), then Cast to float.
+   Its first output, "<layer>/values", is left unread. */
+static int dl__ox_ex_argmax(dl__ox_ex *e, const dl_layer *l) {
+    const char *in[2];
+    char vals[64], idx[64], cells[64], plane[64];
+    int C, H, W;
+    int64_t hw, none = 0;
+    dl__wbuf node;
+    dl__chw(l->in[0]->ndim, l->in[0]->shape, &C, &H, &W);
+    snprintf(vals, sizeof vals, "%s/values", l->name);
+    snprintf(idx, sizeof idx, "%s/indices", l->name);
+    in[0] = l->in[0]->name; in[1] = NULL;
+    dl__pw_node(&node, "MaxPool", idx, vals, in);
+    dl__pw_str(&node, 2, idx);          /* the second output: repeated fields keep their order */
+    dl__ox_pool_attrs(&node, l);
+    dl__pw_attr_int(&node, "storage_order", (l->a.mode & DL_ARGMAX_COLUMN_MAJOR) != 0);
+    dl__ox_emit(e, &node);
+    if (!(l->a.mode & DL_ARGMAX_FLAT)) {
+        hw = (int64_t)H * W;
+        snprintf(cells, sizeof cells, "%s.cells", l->name);
+        dl__pw_tensor(e->g, 5, cells, 0, &none, NULL, &hw);
+        dl__ox_step(e, l, "Mod", "plane", idx, cells, plane);
+    }
+    in[0] = (l->a.mode & DL_ARGMAX_FLAT) ? idx : plane;
+    dl__pw_node(&node, "Cast", l->name, l->name, in);
+    dl__pw_attr_int(&node, "to", DL__OX_FLOAT);
     return dl__ox_emit(e, &node);
 }
 static int dl__ox_ex_global(dl__ox_ex *e, const dl_layer *l) {     /* [N,C,1,1], then [N,C] */

@@ -473,12 +473,14 @@ static __global__ void dlk__maxpool2d_forward(dlc_pool g, const float *x, size_t
         if (arg) arg[o] = best;
     }
 }
-/* maxpool2d_argmax: the index of that maximum in the plane, as a float; column-major: w H + h */
-static __global__ void dlk__maxpool2d_argmax_forward(dlc_pool g, const float *x, size_t total, int column_major, float *y) {
+/* maxpool2d_argmax: the index of that maximum in the plane, as a float; column-major: w H + h;
+   flat: plus the cells of the planes before, from plane0 (dl_exec.first C) on */
+static __global__ void dlk__maxpool2d_argmax_forward(dlc_pool g, const float *x, size_t total, int mode, long long plane0, float *y) {
     DLC_FOR(o, total) {
         float m;
         int best = dlc__max_window(g, x, o, &m);
-        y[o] = (float)(column_major ? best % g.W * g.H + best / g.W : best);
+        long long before = (mode & DL_ARGMAX_FLAT) ? (plane0 + (long long)(o / ((size_t)g.OH * g.OW))) * g.H * g.W : 0;
+        y[o] = (float)(before + ((mode & DL_ARGMAX_COLUMN_MAJOR) ? best % g.W * g.H + best / g.W : best));
     }
 }
 /* dx[i] += dy[o] for every output o whose maximum was i, in increasing o */
@@ -510,7 +512,7 @@ static int dlc__maxpool2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) 
 }
 static int dlc__maxpool2d_argmax_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     size_t total = (size_t)e->n * l->size;
-    DLC_EACH(dlk__maxpool2d_argmax_forward, total, dlc__pool_geom(l), e->in[0], total, l->a.mode, e->out);
+    DLC_EACH(dlk__maxpool2d_argmax_forward, total, dlc__pool_geom(l), e->in[0], total, l->a.mode, (long long)e->first * l->shape[0], e->out);
     return DL_OK;
 }
 static int dlc__maxpool2d_argmax_backward(dlc *c, const dl_layer *l, const dl_exec *e) { (void)c; (void)l; (void)e; return DL_OK; }   /* piecewise constant */

@@ -4,6 +4,7 @@
 Run with Debian's python3-torch and python3-onnx:
     /usr/bin/python3 tests/gen_onnx.py              # writes tests/fixtures/onnx/
     /usr/bin/python3 tests/gen_onnx.py --fashion    # only the Fashion-MNIST-trained CNN
+    /usr/bin/python3 tests/gen_onnx.py --bn-train   # only batchnorm in training mode
     /usr/bin/python3 tests/gen_onnx.py --check DIR  # onnx.checker on every .onnx in DIR
                                                     # (dl.h's exports: build/onnx_export)
 Each model is exported with torch.onnx.export at opsets 13 and 17 (15 and
@@ -264,6 +265,36 @@ def fashion():
     print("%-22s %7d bytes  test accuracy %.4f" % (os.path.basename(path), os.path.getsize(path), acc))
 
 
+def bn_train():
+    """Batchnorm exported in training mode (batch statistics) with a fixed
+    batch, at opset 12 (BatchNormalization with the outputs mean, var,
+    saved_mean and saved_var, which mean training before opset 14) and 15
+    (training_mode 1): bn_train_opK.onnx, bn_train.in.pb, bn_train.out.pb;
+    bn_train_saved_var_op12.onnx has saved_var as a graph output too."""
+    torch.manual_seed(5)
+    gen = torch.Generator().manual_seed(5)
+    model = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())     # on the input: a whole fixed-batch tensor
+    randomize_bn(model, gen)
+    model.train()
+    x = torch.randn((3, 4, 6, 5), generator=gen)
+    with torch.no_grad():
+        y = copy.deepcopy(model)(x)
+    save_tensor(x.numpy(), os.path.join(OUT, "bn_train.in.pb"), "x")
+    save_tensor(y.numpy(), os.path.join(OUT, "bn_train.out.pb"), "y")
+    for opset in (12, 15):
+        path = os.path.join(OUT, "bn_train_op%d.onnx" % opset)
+        torch.onnx.export(copy.deepcopy(model), x, path, opset_version=opset, input_names=["x"], output_names=["y"],
+                          do_constant_folding=False, training=torch.onnx.TrainingMode.TRAINING)
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        print("%-22s %7d bytes  %s" % (os.path.basename(path), os.path.getsize(path),
+              [(n.op_type, list(n.output)) for n in onnx.load(path).graph.node if n.op_type == "BatchNormalization"]))
+    m = onnx.load(os.path.join(OUT, "bn_train_op12.onnx"))     # saved_var read: ONNX leaves it undefined
+    bn = [n for n in m.graph.node if n.op_type == "BatchNormalization"][0]
+    m.graph.output.append(onnx.helper.make_tensor_value_info(bn.output[4], onnx.TensorProto.FLOAT, [4]))
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, os.path.join(OUT, "bn_train_saved_var_op12.onnx"))
+
+
 def check(folder):
     bad = 0
     for f in sorted(os.listdir(folder)):
@@ -285,5 +316,9 @@ if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "--fashion":     # that model alone
         fashion()
         sys.exit(0)
+    if len(sys.argv) == 2 and sys.argv[1] == "--bn-train":    # that model alone
+        bn_train()
+        sys.exit(0)
     generate()
     fashion()
+    bn_train()

@@ -64,7 +64,8 @@ static dl_layer *mk_avgpool(dl_layer *x, const void *a) { return dl_avgpool2d_ex
 static dl_layer *mk_maxpool_argmax(dl_layer *x, const void *a) {
     return dl_add(dl_maxpool2d_ex(x, (const dl_pool_desc *)a), dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, 0));
 }
-static dl_layer *mk_maxpool_argmax_cm(dl_layer *x, const void *a) { return dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, 1); }
+static dl_layer *mk_maxpool_argmax_cm(dl_layer *x, const void *a) { return dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, DL_ARGMAX_COLUMN_MAJOR); }
+static dl_layer *mk_maxpool_argmax_flat(dl_layer *x, const void *a) { return dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, DL_ARGMAX_FLAT); }
 static dl_layer *mk_gap(dl_layer *x, const void *a) { (void)a; return dl_global_avgpool(x); }
 static dl_layer *mk_gmp(dl_layer *x, const void *a) { (void)a; return dl_global_maxpool(x); }
 static dl_layer *mk_bn(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(x); }
@@ -374,6 +375,7 @@ static const op_case op_cases[] = {
     OPS_POOL(DL_OP_MAXPOOL2D, "maxpool dilation 3x2, pads top 2 right 1", 2, 2, 8, 7, mk_maxpool, pl_dil_rect, NULL),
     OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool_argmax", 2, 3, 9, 7, mk_maxpool_argmax, pl_k3_s2_p1, "maxpool_argmax"),
     OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool argmax column-major, dilation 3x2", 2, 2, 8, 7, mk_maxpool_argmax_cm, pl_dil_rect, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool argmax flat (ONNX's), batch 3", 3, 2, 9, 7, mk_maxpool_argmax_flat, pl_k3_s2_p1, NULL),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_ceil", 2, 2, 8, 8, mk_avgpool, pl_avg_ceil, "avgpool_ceil"),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_excl_pad", 2, 3, 9, 7, mk_avgpool, pl_avg_excl, "avgpool_excl_pad"),
     OPS_POOL(DL_OP_AVGPOOL2D, "avgpool_ceil_excl", 1, 2, 7, 6, mk_avgpool, pl_avg_ceil_excl, "avgpool_ceil_excl"),

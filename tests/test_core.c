@@ -1085,8 +1085,10 @@ static void test_constants_saved(void) {
 }
 
 /* maxpool2d_argmax: the first maximum's index in the plane (ties and all),
-   column-major on request, per sample; it saves and loads with its order;
-   planes past 2^24 cells are refused (float indices would be inexact). */
+   column-major on request, per sample, or flat over the batch (ONNX's),
+   also when dl_predict runs the batch in chunks; it saves and loads with
+   its order; planes (flat: batches) past 2^24 cells are refused (float
+   indices would be inexact). */
 static void test_maxpool_argmax(void) {
     static const float x[2 * 3 * 4] = { 1, 5, 5, 0,   2, 2, 3, 4,   0, 0, 4, 1,         /* sample 0: ties of 2s and 4s */
                                         9, 8, 7, 6,   5, 4, 3, 2,   1, 0, 1, 9 };       /* sample 1 */
@@ -1117,8 +1119,32 @@ static void test_maxpool_argmax(void) {
     a = dl_net_new();
     d.pad_top = 0;
     CHECK(!dl_maxpool2d_argmax(dl_input(a, 1, 4097, 4097), &d, 0) && strstr(dl_net_error(a), "2^24"), "a plane past 2^24: %s", dl_net_error(a));
-    CHECK(!dl_maxpool2d_argmax(dl_input(a, 1, 4, 4), &d, 2), "column_major 2 accepted");
+    CHECK(!dl_maxpool2d_argmax(dl_input(a, 1, 4, 4), &d, 4), "flags 4 accepted");
     dl_net_free(a);
+    {   /* flat: (n C + c) H W more than in the plane, for every sample of a batch dl_predict cuts in chunks */
+        enum { N = 600 };
+        static float xs[N * 4 * 8 * 8], plane[N * 4 * 4 * 4];
+        const float *f;
+        int i, bad = 0;
+        a = dl_net_new();
+        in = dl_input(a, 4, 8, 8);
+        d.kernel = 2; d.stride = 2;
+        r = dl_maxpool2d_argmax(in, &d, 0);
+        c = dl_maxpool2d_argmax(in, &d, DL_ARGMAX_FLAT);
+        for (i = 0; i < N * 4 * 8 * 8; i++) xs[i] = (float)((i * 7919) % 1013);
+        CHECK(dl__predict_chunk(a, c) > 0 && dl__predict_chunk(a, c) < N / 2, "a batch of %d is not cut in chunks", N);
+        y = dl_predict(a, r, xs, N);
+        if (y) memcpy(plane, y, sizeof plane);
+        f = y ? dl_predict(a, c, xs, N) : NULL;
+        CHECK(f != NULL, "%s", dl_net_error(a));
+        for (i = 0; f && i < N * 4 * 4 * 4; i++) bad += f[i] != plane[i] + (float)(i / 16 * 64);
+        CHECK(!bad, "%d flat indices are not the plane's plus (n C + c) H W", bad);
+        dl_net_free(a);
+        a = dl_net_new();
+        c = dl_maxpool2d_argmax(dl_input(a, 4, 64, 64), &d, DL_ARGMAX_FLAT);
+        CHECK(c && !dl_predict(a, c, xs, 1025) && strstr(dl_net_error(a), "2^24"), "flat indices past 2^24: %s", dl_net_error(a));
+        dl_net_free(a);
+    }
 }
 
 /* A loss written with layers: mean((out - t)^2) with the target a constant,
