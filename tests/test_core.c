@@ -1127,12 +1127,13 @@ static void test_maxpool_argmax(void) {
         const float *f;
         int i, bad = 0;
         a = dl_net_new();
+        dl_net_set_threads(a, 1);       /* chunks are per thread: 256 samples on one */
         in = dl_input(a, 4, 8, 8);
         d.kernel = 2; d.stride = 2;
         r = dl_maxpool2d_argmax(in, &d, 0);
         c = dl_maxpool2d_argmax(in, &d, DL_ARGMAX_FLAT);
         for (i = 0; i < N * 4 * 8 * 8; i++) xs[i] = (float)((i * 7919) % 1013);
-        CHECK(dl__predict_chunk(a, c) > 0 && dl__predict_chunk(a, c) < N / 2, "a batch of %d is not cut in chunks", N);
+        CHECK(dl__predict_chunk(a, c, 1) > 0 && dl__predict_chunk(a, c, 1) < N / 2, "a batch of %d is not cut in chunks", N);
         y = dl_predict(a, r, xs, N);
         if (y) memcpy(plane, y, sizeof plane);
         f = y ? dl_predict(a, c, xs, N) : NULL;
