@@ -1111,6 +1111,12 @@ DLDEF int       dl_onnx_save_mem(dl_net *net, dl_layer *const *outputs, int n_ou
 #ifndef DL_STATIC
 DLDEF dl_backend *dl_cuda_backend_new(int device, dl_status *st);
 DLDEF int         dl_cuda_use(dl_net *net, int device);
+/* Opt-in TF32 for the GEMMs of dense, conv2d, conv2d_transpose and matmul
+   (on 1, off 0; off by default): tensor cores read the operands with 10 of
+   float's 23 mantissa bits (relative error 2^-11 each) and sum in float, so
+   results move by about 1e-3 of their scale (docs/GPU.md). b: a CUDA
+   backend (dl_net_backend(net) after dl_cuda_use); DL_ERR_ARG otherwise. */
+DLDEF int         dl_cuda_set_tf32(dl_backend *b, int on);
 #endif
 
 /* ---- backends ------------------------------------------------------------- */

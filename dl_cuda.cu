@@ -23,7 +23,13 @@
      the same layout (one pass) and then needs one GEMM for dW, one for the
      column gradient, and a gather (col2im, no atomics) into dx; the bias
      gradient is a row sum of the transposed dY. Chunks keep the scratch under
-     DLC_CONV_SCRATCH floats.
+     DLC_CONV_SCRATCH floats. With DL_CUDA_CONV=auto (read when a backend
+     starts), forward and input gradient of 3x3 and 5x5 kernels with 16 or
+     more rows per group (filters, input channels) are instead an implicit
+     GEMM (dlk__conv2d_implicit): column tiles are gathered into shared
+     memory, never into global memory, and the bias or the accumulation
+     into dx is its epilogue; =implicit takes it wherever it can run. Not
+     the default until timed on a GPU (tests/gpu_check.sh step 3b).
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
      one elementwise pass applies them (normalize and affine fused).
@@ -123,7 +129,10 @@ typedef struct dlc {
     size_t host_ranges_cap;             /* size_t entries */
     float *pending_loss;                /* where the next sync writes the loss */
     size_t conv_scratch;                /* floats; see DLC_CONV_SCRATCH */
+    int conv_algo;                      /* DLC_CONV_*: DL_CUDA_CONV=im2col or implicit forces one */
+    int tf32;                           /* dl_cuda_set_tf32 */
 } dlc;
+enum { DLC_CONV_AUTO = 0, DLC_CONV_IM2COL = 1, DLC_CONV_IMPLICIT = 2 };
 
 static dlc *dlc__of(dl_backend *b) { return (dlc *)b->user; }
 
@@ -158,6 +167,18 @@ static int dlc__blas(dlc *c, cublasStatus_t s, const char *what, int line) {
 #endif
 #define DLC_LAUNCH(kernel, grid, ...) do {                                             \
         DLC_RUN(kernel, grid, __VA_ARGS__);                                            \
+        cudaError_t e_ = cudaGetLastError();                                           \
+        if (e_ != cudaSuccess) return dlc__cuda(c, e_, "launching " #kernel, __LINE__);\
+    } while (0)
+/* A kernel whose threads work together (shared memory, __syncthreads): a
+   gx x gy x gz grid of blocks of `threads`; the emulation runs every thread. */
+#ifdef DLC_EMULATE
+#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) dlc_emu_launch_blocks((gx), (gy), (gz), (threads), [&] { kernel(__VA_ARGS__); })
+#else
+#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) kernel<<<dim3((gx), (gy), (gz)), (threads), 0, c->stream>>>(__VA_ARGS__)
+#endif
+#define DLC_LAUNCH_BLOCKS(kernel, gx, gy, gz, threads, ...) do {                       \
+        DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, __VA_ARGS__);                      \
         cudaError_t e_ = cudaGetLastError();                                           \
         if (e_ != cudaSuccess) return dlc__cuda(c, e_, "launching " #kernel, __LINE__);\
     } while (0)
@@ -333,12 +354,110 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     return dlc__reserve_big(c, (size_t)*nb * per);
 }
 
+/* ---- conv2d as an implicit GEMM, per group g, in 64 x 64 output tiles of
+   256 threads (4 x 4 outputs each, strided by 16 so that shared-memory reads
+   and global writes are contiguous across a warp), 16 deep; each tile of the
+   column matrix is gathered into shared memory as it is needed, never stored
+   in global memory (im2col of conv2 of the reference CNN at batch 256 is 58 MB).
+     forward (DX 0): Y_g (Mg x n*P) = W_g (Mg x K) col_g(x) (K x n*P); the
+       epilogue writes NCHW with the bias, or adds into y (acc);
+     input gradient (DX 1): dX_g (Cg x n*H*W) += W_g^T (Cg x Mg*KK) cols of dy
+       (Mg*KK x n*H*W): dy[m][oh][ow] where ih = oh*sh - ph + kh*dh (likewise
+       w), 0 where no output read that input; the epilogue adds into dx.
+   Sums run in depth order, one fused multiply-add at a time: float rounding
+   of the CPU's sum in another order. ---- */
+#define DLC_IG_BM 64
+#define DLC_IG_BN 64
+#define DLC_IG_BK 16
+#define DLC_IG_T 256
+template <int DX>
+static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const float *w, const float *b, long long cols, int acc,
+                                            float *y) {
+    __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN];   /* +1: a column of A is stored without conflicts */
+    const int KK = g.KH * g.KW, R = DX ? g.Cg : g.Mg, D = DX ? g.Mg * KK : g.K, Q = DX ? g.H * g.W : g.P;
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, grp = blockIdx.z;
+    const int m0 = blockIdx.y * DLC_IG_BM, lm = tid % DLC_IG_BM, lk = tid / DLC_IG_BM;   /* what this thread loads: */
+    const long long j0 = (long long)blockIdx.x * DLC_IG_BN, col = j0 + tid % DLC_IG_BN;  /* rows lk + 4i, column lm / col */
+    const float *wg = w + (size_t)grp * g.Mg * g.K, *base = src;
+    int a0 = 0, b0 = 0, i, j, k0, k;
+    float accv[4][4];
+    if (col < cols) {                   /* the column's sample and pixel, once */
+        int q = (int)(col % Q);
+        size_t nn = (size_t)(col / Q);
+        if (DX) { base = src + (nn * g.M + (size_t)grp * g.Mg) * g.OH * g.OW; a0 = q / g.W + g.ph; b0 = q % g.W + g.pw; }
+        else { base = src + (nn * g.C + (size_t)grp * g.Cg) * g.H * g.W; a0 = q / g.OW * g.sh - g.ph; b0 = q % g.OW * g.sw - g.pw; }
+    }
+    for (i = 0; i < 4; i++) for (j = 0; j < 4; j++) accv[i][j] = 0.0f;
+    for (k0 = 0; k0 < D; k0 += DLC_IG_BK) {
+        for (i = 0; i < DLC_IG_BK * DLC_IG_BM / DLC_IG_T; i++) {
+            int kr = lk + i * (DLC_IG_T / DLC_IG_BM), d = k0 + kr, ch = d / KK, kh = d % KK / g.KW, kw = d % g.KW;
+            float v = 0.0f;
+            /* A: W_g[m][d] forward; W_g[ch][row][kh][kw] (that is, W^T) for the input gradient */
+            As[kr][lm] = m0 + lm >= R || d >= D ? 0.0f
+                       : DX ? wg[((size_t)ch * g.Cg + m0 + lm) * KK + d % KK] : wg[(size_t)(m0 + lm) * g.K + d];
+            if (col < cols && d < D) {
+                if (DX) {
+                    int th = a0 - kh * g.dh, tw = b0 - kw * g.dw, oh = th / g.sh, ow = tw / g.sw;
+                    if (th >= 0 && tw >= 0 && oh * g.sh == th && ow * g.sw == tw && oh < g.OH && ow < g.OW)
+                        v = base[((size_t)ch * g.OH + oh) * g.OW + ow];
+                } else {
+                    int ih = a0 + kh * g.dh, iw = b0 + kw * g.dw;
+                    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = base[((size_t)ch * g.H + ih) * g.W + iw];
+                }
+            }
+            Bs[kr][tid % DLC_IG_BN] = v;
+        }
+        __syncthreads();
+        for (k = 0; k < DLC_IG_BK; k++) {
+            float a[4], bv[4];
+            for (i = 0; i < 4; i++) { a[i] = As[k][ty + 16 * i]; bv[i] = Bs[k][tx + 16 * i]; }
+            for (i = 0; i < 4; i++)
+                for (j = 0; j < 4; j++) accv[i][j] = fmaf(a[i], bv[j], accv[i][j]);
+        }
+        __syncthreads();                /* before the next tile overwrites As and Bs */
+    }
+    for (i = 0; i < 4; i++) {
+        int r = m0 + ty + 16 * i, gr = grp * R + r;
+        if (r >= R) continue;
+        for (j = 0; j < 4; j++) {
+            long long cj = j0 + tx + 16 * j;
+            size_t at;
+            if (cj >= cols) continue;
+            at = ((size_t)(cj / Q) * (DX ? g.C : g.M) + gr) * Q + (size_t)(cj % Q);
+            y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gr] : accv[i][j];
+        }
+    }
+}
+/* DL_CUDA_CONV=auto takes the implicit GEMM for 3x3 and 5x5 kernels whose
+   tile rows (rows: filters per group forward, input channels per group for
+   the input gradient) are 16 or more (fewer waste most of a 64-row tile),
+   unless TF32 asks for cuBLAS's tensor cores; =implicit forces it, and the
+   default is im2col: the implicit kernel has been checked only in the
+   emulation, never timed on a GPU, and becomes the default once
+   tests/gpu_check.sh step 3b shows it winning. cols: the batch's output
+   (forward) or input pixels. */
+static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int rows, long long cols) {
+    int k35 = (g->KH == 3 || g->KH == 5) && (g->KW == 3 || g->KW == 5);
+    if (c->conv_algo == DLC_CONV_IM2COL || g->G > 65535 || (rows + DLC_IG_BM - 1) / DLC_IG_BM > 65535 ||
+        (cols + DLC_IG_BN - 1) / DLC_IG_BN > 0x7fffffffLL)
+        return 0;
+    return c->conv_algo == DLC_CONV_IMPLICIT || (k35 && rows >= 16 && !c->tf32);
+}
+#define DLC_IMPLICIT(DX, g, rows, cols, ...)                                                                     \
+    DLC_LAUNCH_BLOCKS(dlk__conv2d_implicit<DX>, (unsigned)(((cols) + DLC_IG_BN - 1) / DLC_IG_BN),               \
+                      (unsigned)(((rows) + DLC_IG_BM - 1) / DLC_IG_BM), (unsigned)(g).G, DLC_IG_T, g, __VA_ARGS__)
+
 /* acc: out += the convolution, no bias (conv2d_transpose's backward) */
 static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
     float *col, *yt;
+    if (dlc__conv_implicit(c, &g, g.Mg, (long long)e->n * g.P)) {
+        DLC_IMPLICIT(0, g, g.Mg, (long long)e->n * g.P, e->in[0], e->w[0], l->a.bias && !acc ? e->w[1] : NULL,
+                     (long long)e->n * g.P, acc, e->out);
+        return DL_OK;
+    }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
     col = (float *)c->big;
     yt = col + (size_t)nb * col_per;
@@ -357,9 +476,14 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) { re
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
-    int nb = 1, n0, dbias = l->a.bias && e->dw[1];
+    int nb = 1, n0, dbias = l->a.bias && e->dw[1], dx_col = e->din[0] != NULL;
+    long long in_cols = (long long)e->n * g.H * g.W;
     float *col, *dyt;
-    if (!e->din[0] && !e->dw[0] && !dbias) return DL_OK;
+    if (dx_col && dlc__conv_implicit(c, &g, g.Cg, in_cols)) {
+        DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0]);
+        dx_col = 0;
+    }
+    if (!dx_col && !e->dw[0] && !dbias) return DL_OK;
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
     col = (float *)c->big;
     dyt = col + (size_t)nb * col_per;
@@ -372,7 +496,7 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
             DLC_TRY(dlc__sgemm(c, 0, 1, g.Mg, g.K, kP, 1.0f, dyt, kP, (long long)g.Mg * kP, col, kP, (long long)g.K * kP,
                                1.0f, e->dw[0], g.K, (long long)g.Mg * g.K, g.G));
         }
-        if (e->din[0]) {    /* dcol_g (K x kP) = W_g^T dYt_g, gathered into dx */
+        if (dx_col) {       /* dcol_g (K x kP) = W_g^T dYt_g, gathered into dx */
             DLC_TRY(dlc__sgemm(c, 1, 0, g.K, kP, g.Mg, 1.0f, e->w[0], g.K, (long long)g.Mg * g.K, dyt, kP, (long long)g.Mg * kP,
                                0.0f, col, kP, (long long)g.K * kP, g.G));
             DLC_EACH(dlk__conv2d_col2im, k * in_per, g, col, k, k * in_per, e->din[0] + n0 * in_per);
@@ -1820,7 +1944,7 @@ static int dlc__start(dlc *c) {
     DLC_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     if ((s = cublasCreate(&c->blas)) != CUBLAS_STATUS_SUCCESS) { c->blas = NULL; return dlc__blas(c, s, "cublasCreate", __LINE__); }
     if ((s = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS) return dlc__blas(c, s, "cublasSetStream", __LINE__);
-    /* plain float32 GEMMs (no TF32), so results stay within float rounding of the CPU's */
+    /* plain float32 GEMMs (no TF32, until dl_cuda_set_tf32), so results stay within float rounding of the CPU's */
     if ((s = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) return dlc__blas(c, s, "cublasSetMathMode", __LINE__);
     DLC_CHECK(cudaMalloc(&p, sizeof(dlc_verdict)));
     c->dev_v = (dlc_verdict *)p;
@@ -1869,6 +1993,8 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->device = device;
     c->conv_scratch = getenv("DL_CUDA_CONV_SCRATCH") && atol(getenv("DL_CUDA_CONV_SCRATCH")) > 0
                       ? (size_t)atol(getenv("DL_CUDA_CONV_SCRATCH")) : DLC_CONV_SCRATCH;
+    c->conv_algo = !getenv("DL_CUDA_CONV") ? DLC_CONV_IM2COL : !strcmp(getenv("DL_CUDA_CONV"), "auto") ? DLC_CONV_AUTO
+                 : !strcmp(getenv("DL_CUDA_CONV"), "implicit") ? DLC_CONV_IMPLICIT : DLC_CONV_IM2COL;
     c->b.name = "cuda";
     c->b.alloc = dlc__alloc;
     c->b.release = dlc__release;
@@ -1889,6 +2015,22 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     return &c->b;
 }
 extern "C" dl_backend *dl_cuda_backend_new(int device, dl_status *st) { return dlc__new(device, st, "dl_cuda_backend_new"); }
+
+/* The math mode is read when a GEMM is queued: GEMMs queued before keep theirs. */
+extern "C" int dl_cuda_set_tf32(dl_backend *b, int on) {
+    cublasStatus_t s;
+    if (!b) return DL_ERR_ARG;
+    if (b->destroy != dlc__destroy) {
+        snprintf(b->error, sizeof b->error, "dl_cuda_set_tf32: backend '%s' is not a CUDA backend", b->name ? b->name : "?");
+        return DL_ERR_ARG;
+    }
+    DLC_ENTER(b);
+    if (on != 0 && on != 1) return dlc__fail(c, DL_ERR_ARG, "dl_cuda_set_tf32: on is %d; 1 turns TF32 on, 0 off", on);
+    if ((s = cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
+        return dlc__blas(c, s, "cublasSetMathMode", __LINE__);
+    c->tf32 = on;                       /* convolutions then go through cuBLAS too */
+    return DL_OK;
+}
 
 
 extern "C" int dl_cuda_use(dl_net *net, int device) {

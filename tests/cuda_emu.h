@@ -16,9 +16,14 @@
    DLC_EMU_NO_DEVICE=1 reports no device; DLC_EMU_FAIL_MALLOC=N fails the
    N-th device allocation after the variable was set to N (counting from 1).
 
-   What it cannot check: multi-thread block sums and shuffles, shared memory,
-   real asynchrony, the real cuBLAS (its GEMM only sums in another order than
-   dl.h's, as cuBLAS does). */
+   Kernels launched with DLC_LAUNCH_BLOCKS (shared memory, __syncthreads)
+   run every thread of a block instead, as fibers switched at each barrier.
+
+   What it cannot check: multi-thread block sums and shuffles, data races
+   between barriers (fibers run one after another), real asynchrony, the real cuBLAS (its GEMM only sums in another order than
+   dl.h's, as cuBLAS does; in CUBLAS_TF32_TENSOR_OP_MATH it rounds both
+   operands to TF32 first, as tensor cores do, so dl_cuda_set_tf32's effect
+   on accuracy can be measured). */
 #ifndef DL_CUDA_EMU_H
 #define DL_CUDA_EMU_H
 #include <stdio.h>
@@ -26,6 +31,8 @@
 #include <string.h>
 #include <math.h>
 #include <map>
+#include <ucontext.h>
+#include <atomic>
 #include <mutex>
 
 #define __global__
@@ -74,6 +81,86 @@ template <class F> static void dlc_emu_launch(unsigned grid, F f) {
     threadIdx.x = threadIdx.y = threadIdx.z = 0;
     blockIdx.y = blockIdx.z = 0;
     for (unsigned b = 0; b < grid; b++) { blockIdx.x = b; f(); }
+}
+
+/* ---- launches with real blocks: a 3-d grid of blocks of `threads`
+   threads, each thread a fiber (ucontext) on the calling thread, run in
+   turn from one __syncthreads to the next; __shared__ is one copy per OS
+   thread, which is one block at a time. A block whose threads do not all
+   reach the same barrier (a deadlock on a GPU) stops the program. ---- */
+#define __shared__ static thread_local
+#define DLC_EMU_STACK (64 * 1024)
+struct dlc_emu_block {
+    ucontext_t main;
+    ucontext_t *fib;
+    char *stacks;
+    unsigned char *done;
+    int n, cap;
+    void (*body)(void *);
+    void *arg;
+};
+static thread_local dlc_emu_block *dlc_emu_blk;
+/* Launches of multi-thread blocks so far (all threads): tests check a path was taken. */
+static std::atomic<long> dlc_emu_blocks_launched(0);
+extern "C" long dlc_emu_block_launches(void) { return dlc_emu_blocks_launched.load(); }
+static inline void __syncthreads(void) {
+    dlc_emu_block *k = dlc_emu_blk;
+    if (k) swapcontext(&k->fib[threadIdx.x], &k->main);
+}
+static void dlc_emu_fiber(void) {
+    dlc_emu_block *k = dlc_emu_blk;
+    k->body(k->arg);
+    k->done[threadIdx.x] = 1;           /* then back to main through uc_link */
+}
+template <class F> static void dlc_emu_call(void *f) { (*(F *)f)(); }
+template <class F> static void dlc_emu_launch_blocks(unsigned gx, unsigned gy, unsigned gz, int threads, F f) {
+    static thread_local dlc_emu_block k;
+    unsigned x, y, z;
+    int t, running;
+    if (!gx || !gy || !gz || threads < 1 || threads > 1024) { dlc_emu_err(cudaErrorInvalidConfiguration); return; }
+    if (k.cap < threads) {
+        free(k.fib); free(k.stacks); free(k.done);
+        k.fib = (ucontext_t *)calloc((size_t)threads, sizeof(ucontext_t));
+        k.stacks = (char *)malloc((size_t)threads * DLC_EMU_STACK);
+        k.done = (unsigned char *)calloc((size_t)threads, 1);
+        if (!k.fib || !k.stacks || !k.done) { fprintf(stderr, "cuda_emu: out of memory for %d fibers\n", threads); abort(); }
+        k.cap = threads;
+    }
+    dlc_emu_blocks_launched++;
+    k.n = threads; k.body = dlc_emu_call<F>; k.arg = &f;
+    gridDim.x = gx; gridDim.y = gy; gridDim.z = gz;
+    blockDim.x = (unsigned)threads; blockDim.y = blockDim.z = 1;
+    threadIdx.y = threadIdx.z = 0;
+    dlc_emu_blk = &k;
+    for (z = 0; z < gz; z++)
+        for (y = 0; y < gy; y++)
+            for (x = 0; x < gx; x++) {
+                blockIdx.x = x; blockIdx.y = y; blockIdx.z = z;
+                for (t = 0; t < threads; t++) {
+                    getcontext(&k.fib[t]);
+                    k.fib[t].uc_stack.ss_sp = k.stacks + (size_t)t * DLC_EMU_STACK;
+                    k.fib[t].uc_stack.ss_size = DLC_EMU_STACK;
+                    k.fib[t].uc_link = &k.main;
+                    makecontext(&k.fib[t], dlc_emu_fiber, 0);
+                    k.done[t] = 0;
+                }
+                do {                    /* one round: every thread to its next barrier, or to its end */
+                    running = 0;
+                    for (t = 0; t < threads; t++) {
+                        threadIdx.x = (unsigned)t;
+                        swapcontext(&k.main, &k.fib[t]);
+                        running += !k.done[t];
+                    }
+                    if (running && running != threads) {
+                        fprintf(stderr, "cuda_emu: block (%u,%u,%u): %d of %d threads wait at __syncthreads while the others "
+                                "have returned (a deadlock on a GPU)\n", x, y, z, running, threads);
+                        abort();
+                    }
+                } while (running);
+            }
+    dlc_emu_blk = NULL;
+    blockDim.x = 1;
+    gridDim.y = gridDim.z = 1;
 }
 
 /* ---- memory: a registry of device and pinned blocks ---- */
@@ -225,12 +312,37 @@ static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStre
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_INITIALIZED = 1, CUBLAS_STATUS_ALLOC_FAILED = 3,
                CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
-typedef enum { CUBLAS_DEFAULT_MATH = 0 } cublasMath_t;
-typedef struct dlc_emu_blas { cudaStream_t s; } *cublasHandle_t;
-static inline cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new dlc_emu_blas; (*h)->s = NULL; return CUBLAS_STATUS_SUCCESS; }
+typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
+typedef struct dlc_emu_blas { cudaStream_t s; cublasMath_t math; } *cublasHandle_t;
+static inline cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    *h = new dlc_emu_blas;
+    (*h)->s = NULL;
+    (*h)->math = CUBLAS_DEFAULT_MATH;
+    return CUBLAS_STATUS_SUCCESS;
+}
 static inline cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
 static inline cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { h->s = s; return CUBLAS_STATUS_SUCCESS; }
-static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { (void)h; (void)m; return CUBLAS_STATUS_SUCCESS; }
+static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (m != CUBLAS_DEFAULT_MATH && m != CUBLAS_TF32_TENSOR_OP_MATH) return CUBLAS_STATUS_INVALID_VALUE;
+    h->math = m;
+    return CUBLAS_STATUS_SUCCESS;
+}
+static inline cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t *m) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    *m = h->math;
+    return CUBLAS_STATUS_SUCCESS;
+}
+/* TF32 tensor-core input: float's 8-bit exponent, 10 of its 23 mantissa bits,
+   rounded to nearest with ties away from zero (PTX's cvt.rna.tf32.f32).
+   Infinities and NaN pass as they are; products and sums stay float. */
+static inline float dlc_emu_tf32(float x) {
+    unsigned u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 static inline const char *cublasGetStatusString(cublasStatus_t s) {
     return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : s == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE"
          : s == CUBLAS_STATUS_ALLOC_FAILED ? "CUBLAS_STATUS_ALLOC_FAILED" : "CUBLAS_STATUS_NOT_INITIALIZED";
@@ -265,9 +377,12 @@ static inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasO
         for (j = 0; j < n; j++)
             for (i = 0; i < m; i++) {
                 float acc[4] = { 0, 0, 0, 0 };
-                for (l = 0; l < k; l++)
-                    acc[l & 3] = fmaf(ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda],
-                                      tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb], acc[l & 3]);
+                for (l = 0; l < k; l++) {
+                    float x = ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda];
+                    float y = tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb];
+                    if (h->math == CUBLAS_TF32_TENSOR_OP_MATH) { x = dlc_emu_tf32(x); y = dlc_emu_tf32(y); }
+                    acc[l & 3] = fmaf(x, y, acc[l & 3]);
+                }
                 c[i + (size_t)j * ldc] = *alpha * ((acc[0] + acc[2]) + (acc[1] + acc[3])) +
                                          (*beta == 0 ? 0.0f : *beta * c[i + (size_t)j * ldc]);
             }

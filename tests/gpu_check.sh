@@ -4,6 +4,7 @@
 #   1. make cuda                        dl_cuda.cu (sm_90 + PTX) and build/test_cuda
 #   2. build/test_cuda --require-gpu    every op, loss and optimizer against the CPU
 #   3. build/test_cuda --bench          reference CNN images/s, batch 64 and 256
+#   3b. build/test_cuda --bench-conv    conv chains, DL_CUDA_CONV=im2col vs implicit; --bench per path
 #   4. build/fashion_gpu --gpu --epochs 1 --data DIR       (the demo on the GPU)
 #   5. python3 bench/torch_fashion.py --device cuda         (skipped if absent)
 #   5c. examples/dist NCCL adapter: 1 GPU via ncclAllReduce = the plain GPU run
@@ -64,6 +65,19 @@ if [ -x build/test_cuda ]; then
     grep '^bench' "$LOG/bench.tmp"
     grep '^bench: reference' "$LOG/bench.tmp" | while IFS= read -r l; do
         row "3 bench (random data)" "-" "$(echo "$l" | sed 's/^bench: reference CNN, //')"
+    done
+    rm -f "$LOG/bench.tmp"
+
+    step "3b. convolution paths: im2col + cuBLAS against the implicit GEMM (DL_CUDA_CONV)"
+    echo "== build/test_cuda --bench-conv, and --bench per path" >> "$LOG/test_cuda.log"
+    timeout 60 build/test_cuda --bench-conv > "$LOG/bench.tmp" 2>&1
+    for p in im2col implicit; do
+        DL_CUDA_CONV=$p timeout 60 build/test_cuda --bench 2>&1 | grep '^bench: reference CNN, GPU' | sed "s/^bench:/bench ($p):/" >> "$LOG/bench.tmp"
+    done
+    cat "$LOG/bench.tmp" >> "$LOG/test_cuda.log"
+    grep '^bench' "$LOG/bench.tmp"
+    grep '^bench-conv:\|^bench (' "$LOG/bench.tmp" | while IFS= read -r l; do
+        row "3b conv paths" "-" "$(echo "$l" | sed 's/^bench-conv: //; s/^bench //')"
     done
     rm -f "$LOG/bench.tmp"
 else

@@ -19,8 +19,9 @@
    differences compound from step to step; single steps get them as they are.
 
    Options: --require-gpu (no GPU is a failure), --bench (only measure the
-   reference CNN's throughput, GPU and CPU), --quick (smaller cases). Built with -DDLC_EMULATE
-   the GPU half runs on the CPU against tests/cuda_emu.h. The line starting
+   reference CNN's throughput, GPU and CPU), --bench-conv (only time the two
+   convolution paths, DL_CUDA_CONV=im2col and implicit), --quick (smaller
+   cases). Built with -DDLC_EMULATE the GPU half runs on the CPU against tests/cuda_emu.h. The line starting
    "GPU tests:" says whether the GPU half ran. */
 #define _POSIX_C_SOURCE 200809L
 #define DL_IMPLEMENTATION
@@ -294,6 +295,239 @@ static void test_op_cases(void) {
         ran[op_cases[i].op]++;
     }
     op_cases_cover("test_cuda", ran, NULL);
+}
+
+/* Options tests/ops.h's rows leave out, GPU against CPU only (no finite
+   differences or fixtures needed: the CPU kernels are checked there). */
+static dl_layer *gx_bcast_both(dl_layer *x, const void *a) {   /* (C,1,W) + (1,H,1): neither input has the output's shape */
+    static const int h[1] = { 1 }, cw[2] = { 0, 2 };
+    (void)a;
+    return dl_add(dl_reduce_mean(x, h, 1, 1), dl_reduce_sum(dl_tanh(x), cw, 2, 1));
+}
+static dl_layer *gx_bcast_add3(dl_layer *x, const void *a) {   /* x + (C,1,1) + (1): add_n broadcasting */
+    static const int hw[2] = { 1, 2 };
+    dl_layer *xs[3];
+    (void)a;
+    xs[0] = x; xs[1] = dl_reduce_mean(dl_sigmoid(x), hw, 2, 1); xs[2] = dl_reduce_sum(x, NULL, 0, 0);
+    return dl_add_n(xs, 3);
+}
+static dl_layer *gx_bcast_small_first(dl_layer *x, const void *a) {   /* (C,1,1) * x, then (1,H,W) / (sigmoid(x) + 1) */
+    static const int c[1] = { 0 }, hw[2] = { 1, 2 }, s1[1] = { 1 };
+    static const float one[1] = { 1 };
+    (void)a;
+    return dl_div(dl_reduce_mean(dl_mul(dl_reduce_mean(x, hw, 2, 1), x), c, 1, 1),
+                  dl_add(dl_sigmoid(x), dl_constant(x->net, 1, s1, one)));
+}
+static dl_layer *gx_sub_scalar_first(dl_layer *x, const void *a) { (void)a; return dl_sub(dl_reduce_sum(x, NULL, 0, 0), x); }
+static dl_layer *gx_softmax_cl(dl_layer *x, const void *a) { (void)a; return dl_softmax(x); }
+static dl_layer *gx_log_softmax_cl(dl_layer *x, const void *a) { (void)a; return dl_log_softmax(x); }
+static dl_layer *gx_bn_eval(dl_layer *x, const void *a) { (void)a; return dl_batchnorm(x); }
+static dl_layer *gx_dropout_high(dl_layer *x, const void *a) { (void)a; return dl_dropout(dl_elu(x, 0.5f), 0.9f); }
+static dl_layer *gx_gap(dl_layer *x, const void *a) { (void)a; return dl_global_avgpool(x); }
+static dl_layer *gx_argmax_flat_cm(dl_layer *x, const void *a) {
+    return dl_maxpool2d_argmax(x, (const dl_pool_desc *)a, DL_ARGMAX_FLAT | DL_ARGMAX_COLUMN_MAJOR);
+}
+static dl_layer *gx_conv_big(dl_layer *x, const void *a) {      /* kernel wider than the padded input's interior */
+    dl_conv_desc d;
+    (void)a;
+    memset(&d, 0, sizeof d);
+    d.filters = 3; d.kernel = 5; d.pad = 3; d.stride = 2;
+    return dl_conv2d_ex(x, &d);
+}
+static const dl_conv_desc
+    gx_cv_5x5_dil_groups = { .filters = 6, .kernel = 5, .pad = 4, .dilation = 2, .groups = 3 },
+    gx_cv_32 = { .filters = 32, .kernel = 3, .pad = 1 },
+    gx_cv_80 = { .filters = 80, .kernel = 3, .stride = 2, .pad = 1 },
+    gx_cv_5x5_g2 = { .filters = 40, .kernel = 5, .pad = 2, .groups = 2 },
+    gx_cv_dw_5x5 = { .filters = 8, .kernel = 5, .pad = 2, .groups = 8 },
+    gx_cv_same_lower_s2 = { .filters = 4, .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER, .groups = 2 },
+    gx_ct_s3_dil2 = { .filters = 4, .kernel = 3, .stride = 3, .dilation = 2, .pad = 1, .output_padding_w = 2 },
+    gx_ct_groups3_s2 = { .filters = 6, .kernel = 2, .stride = 2, .groups = 3, .no_bias = 1 };
+static const dl_pool_desc
+    gx_pl_ceil_dil = { .kernel = 2, .stride = 2, .dilation = 2, .ceil_mode = 1, .pad = 1 },
+    gx_pl_max_same_lower_rect = { .kernel_h = 3, .kernel_w = 2, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER },
+    gx_pl_avg_same_lower = { .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER },
+    gx_pl_avg_ceil_incl = { .kernel = 3, .stride = 2, .pad_top = 1, .pad_right = 2, .ceil_mode = 1 };
+static const int gx_perm_201[3] = { 2, 0, 1 }, gx_perm_021[3] = { 0, 2, 1 }, gx_perm_210[3] = { 2, 1, 0 },
+                 gx_perm_102[3] = { 1, 0, 2 }, gx_slice_last[2] = { 4, 5 };
+static const int gx_red_ch[4] = { 0, 2, 0, 1 }, gx_red_w_keep[3] = { 1, 1, 2 }, gx_red_all_keep[2] = { 1, 0 }, gx_red_c_2d[3] = { 1, 1, 0 };
+static const dl_upsample_desc gx_up_bil_ac_32 = { 3, 2, 1, 1 }, gx_up_near_21 = { 2, 1, 0, 0 }, gx_up_bil_13 = { 1, 3, 1, 0 };
+static const dl_pad_desc gx_pad_reflect_max = { 3, 3, 4, 4, DL_PAD_REFLECT, 0 }, gx_pad_edge_wide = { 5, 0, 0, 6, DL_PAD_EDGE, 0 },
+                         gx_pad_const_neg = { 1, 1, 0, 0, DL_PAD_CONSTANT, -2.5f };
+static const op_case gpu_cases[] = {
+    OPS_UNARY(DL_OP_ADD, "add (C,1,W) + (1,H,1)", 2, 3, 4, 5, gx_bcast_both, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_ADD, "add_n x + (C,1,1) + (1)", 3, 3, 4, 5, gx_bcast_add3, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_MUL, "(C,1,1) * x, (1,H,W) / (sigmoid x + 1)", 2, 3, 4, 5, gx_bcast_small_first, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_SUB, "scalar - x", 2, 3, 4, 5, gx_sub_scalar_first, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_SOFTMAX, "softmax over C of (C,L)", 3, 5, 6, 0, gx_softmax_cl, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_LOG_SOFTMAX, "log_softmax over C of (C,L)", 3, 5, 6, 0, gx_log_softmax_cl, NULL, NULL, NULL),
+    { DL_OP_BATCHNORM, "batchnorm eval (C,L)", 3, 4, 6, 0, gx_bn_eval, NULL, NULL, NULL, 0 },
+    OPS_UNARY(DL_OP_DROPOUT, "dropout p 0.9 after elu", 3, 4, 5, 6, gx_dropout_high, NULL, NULL, NULL),
+    OPS_UNARY(DL_OP_GLOBAL_AVGPOOL, "global avgpool batch1 1x1 plane", 1, 6, 1, 1, gx_gap, NULL, NULL, NULL),
+    OPS_CONV("conv 5x5 dilation2 groups3", 2, 6, 9, 10, gx_cv_5x5_dil_groups, NULL),
+    OPS_CONV("conv 3x3 16->32 on 9x9", 2, 16, 9, 9, gx_cv_32, NULL),
+    OPS_CONV("conv 3x3 8->80 stride2 (two 64-filter tiles)", 3, 8, 11, 9, gx_cv_80, NULL),
+    OPS_CONV("conv 5x5 6->40 groups2", 2, 6, 8, 7, gx_cv_5x5_g2, NULL),
+    OPS_CONV("conv depthwise 5x5", 2, 8, 7, 6, gx_cv_dw_5x5, NULL),
+    OPS_CONV("conv same_lower stride2 groups2", 2, 4, 7, 8, gx_cv_same_lower_s2, NULL),
+    OPS_UNARY(DL_OP_CONV2D, "conv 5x5 stride2 pad3 on 3x2", 2, 2, 3, 2, gx_conv_big, NULL, NULL, NULL),
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose stride3 dilation2 output_padding_w2", 2, 3, 4, 3, mk_convT, &gx_ct_s3_dil2, NULL, NULL, 1 },
+    { DL_OP_CONV2D_TRANSPOSE, "conv transpose groups3 stride2", 2, 6, 3, 4, mk_convT, &gx_ct_groups3_s2, NULL, NULL, 1 },
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool ceil, dilation2, pad1", 2, 2, 9, 8, mk_maxpool, gx_pl_ceil_dil, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D, "maxpool 3x2 same_lower", 2, 2, 7, 6, mk_maxpool, gx_pl_max_same_lower_rect, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool argmax ceil, dilation2", 2, 2, 9, 8, mk_maxpool_argmax, gx_pl_ceil_dil, NULL),
+    OPS_POOL(DL_OP_MAXPOOL2D_ARGMAX, "maxpool argmax flat and column-major, batch 3", 3, 3, 7, 8, gx_argmax_flat_cm, pl_k3_s2_p1, NULL),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool same_lower (pads counted)", 2, 2, 8, 7, mk_avgpool, gx_pl_avg_same_lower, NULL),
+    OPS_POOL(DL_OP_AVGPOOL2D, "avgpool ceil, asymmetric pads counted", 2, 2, 8, 9, mk_avgpool, gx_pl_avg_ceil_incl, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (2,0,1)", 2, 3, 4, 5, mk_transpose, gx_perm_201, NULL, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (0,2,1)", 2, 3, 4, 5, mk_transpose, gx_perm_021, NULL, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (2,1,0)", 2, 3, 4, 5, mk_transpose, gx_perm_210, NULL, NULL),
+    OPS_UNARY(DL_OP_TRANSPOSE, "transpose (1,0,2)", 2, 3, 4, 5, mk_transpose, gx_perm_102, NULL, NULL),
+    OPS_UNARY(DL_OP_SLICE, "slice the last channel", 2, 5, 3, 2, mk_slice, gx_slice_last, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_sum over C, H", 2, 3, 4, 5, mk_reduce_sum, gx_red_ch, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_mean over W keepdims", 2, 3, 4, 5, mk_reduce_mean, gx_red_w_keep, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_sum over all keepdims", 2, 3, 4, 5, mk_reduce_sum, gx_red_all_keep, NULL, NULL),
+    OPS_UNARY(DL_OP_REDUCE, "reduce_mean over C of (C,L) keepdims", 2, 4, 6, 0, mk_reduce_mean, gx_red_c_2d, NULL, NULL),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample bilinear 3x2 align_corners", 2, 2, 4, 3, mk_upsample, &gx_up_bil_ac_32, NULL, NULL),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample nearest 2x1", 2, 2, 3, 4, mk_upsample, &gx_up_near_21, NULL, NULL),
+    OPS_UNARY(DL_OP_UPSAMPLE, "upsample bilinear 1x3", 1, 2, 3, 4, mk_upsample, &gx_up_bil_13, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad reflect, pads = size - 1", 2, 2, 4, 5, mk_pad, &gx_pad_reflect_max, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad edge wider than the plane", 2, 2, 3, 2, mk_pad, &gx_pad_edge_wide, NULL, NULL),
+    OPS_UNARY(DL_OP_PAD, "pad constant -2.5 top and bottom", 2, 3, 2, 4, mk_pad, &gx_pad_const_neg, NULL, NULL),
+};
+static void test_option_cases(void) {
+    int i;
+    for (i = 0; i < (int)(sizeof gpu_cases / sizeof gpu_cases[0]); i++)
+        parity(gpu_cases[i].label, build_case, &gpu_cases[i], gpu_cases[i].batch);
+}
+
+/* The convolution paths (DL_CUDA_CONV, read when a backend starts): every
+   conv and conv transpose case through the implicit GEMM (any geometry,
+   not only the 3x3 and 5x5 it is chosen for), and through im2col + cuBLAS,
+   which the 3x3 cases no longer take by default. Under the emulation the
+   implicit kernel's blocks are counted: it must run in the first, never in
+   the second. */
+#ifdef DLC_EMULATE
+long dlc_emu_block_launches(void);
+#define BLOCK_LAUNCHES() dlc_emu_block_launches()
+#else
+#define BLOCK_LAUNCHES() 0L
+#endif
+static void conv_cases(const op_case *cases, int count) {
+    int i;
+    for (i = 0; i < count; i++)
+        if (cases[i].op == DL_OP_CONV2D || cases[i].op == DL_OP_CONV2D_TRANSPOSE)
+            parity(cases[i].label, build_case, &cases[i], cases[i].batch);
+}
+static void test_conv_paths(void) {
+    static const char *const path[2] = { "implicit", "im2col" };
+    int k;
+    for (k = 0; k < 2; k++) {
+        long before = BLOCK_LAUNCHES();
+        setenv("DL_CUDA_CONV", path[k], 1);
+        conv_cases(op_cases, OP_CASES);
+        conv_cases(gpu_cases, (int)(sizeof gpu_cases / sizeof gpu_cases[0]));
+        net_case(N_REFERENCE, 3, path[k]);
+        unsetenv("DL_CUDA_CONV");
+#ifdef DLC_EMULATE
+        if (k == 0) CHECK(BLOCK_LAUNCHES() > before, "DL_CUDA_CONV=implicit: the implicit GEMM never ran");
+        else CHECK(BLOCK_LAUNCHES() == before, "DL_CUDA_CONV=im2col: %ld implicit GEMM launches", BLOCK_LAUNCHES() - before);
+#else
+        (void)before;
+#endif
+    }
+}
+
+/* max |gpu - cpu| / max |cpu| */
+static double scaled_error(const float *gpu, const float *cpu, size_t n) {
+    double d = 0, m = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (fabs((double)gpu[i] - cpu[i]) > d) d = fabs((double)gpu[i] - cpu[i]);
+        if (fabs(cpu[i]) > m) m = fabs(cpu[i]);
+    }
+    return m > 0 ? d / m : d;
+}
+/* TF32 (dl_cuda_set_tf32): a CNN's output and gradients move away from the
+   CPU's by more than float rounding (the mode reaches the GEMMs: the
+   emulation rounds their operands to TF32) but by less than a few 1e-3 of
+   their scale; off again, float parity is back. Smooth activations and
+   average pooling: a maxpool or relu decision that TF32 flips moves a
+   gradient by a whole term, which says nothing about TF32's rounding. */
+#define TF32_MIN 1e-5
+#define TF32_MAX 5e-3
+static dl_layer *tf32_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 1, 28, 28);
+    dl_layer *h = dl_avgpool2d(dl_tanh(dl_batchnorm(dl_conv2d(x, 16, 3, 1, 1))), 2, 2);
+    h = dl_avgpool2d(dl_tanh(dl_batchnorm(dl_conv2d(h, 32, 5, 1, 2))), 2, 2);
+    return dl_dense(dl_flatten(h), 10);
+}
+static void test_tf32(void) {
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *oa, *ob;
+    const int n = 4;
+    uint64_t outer = rng_state;         /* inputs of their own, so the numbers printed do not depend on the tests before */
+    float *x = (rng_state = 16, random_floats((size_t)n * 784)), *R = random_floats((size_t)n * 10), *ya = NULL, *y = NULL, *ga = NULL, *gb = NULL;
+    const float *p;
+    double e_out, e_din, e_dw;
+    rng_state = outer;
+    dl_net_seed(a, 5); dl_net_seed(b, 5);
+    oa = tf32_cnn(a); ob = tf32_cnn(b);
+    if (!oa || !ob || dl_cuda_use(b, 0) != DL_OK) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    CHECK(dl_cuda_set_tf32(dl_net_backend(a), 1) == DL_ERR_ARG, "dl_cuda_set_tf32 accepted the CPU backend");
+    CHECK(dl_cuda_set_tf32(NULL, 1) == DL_ERR_ARG, "dl_cuda_set_tf32 accepted NULL");
+    CHECK(dl_cuda_set_tf32(dl_net_backend(b), 2) == DL_ERR_ARG && strstr(dl_net_backend(b)->error, "on is 2"),
+          "dl_cuda_set_tf32(b, 2): '%s'", dl_net_backend(b)->error);
+    dl_net_set_input_grad(a, 1); dl_net_set_input_grad(b, 1);
+    p = dl_forward(a, oa, x, n, 1);
+    ya = copy_floats(p, (size_t)n * 10);
+    dl_zero_grad(a);
+    CHECK(p && dl_backward(a, oa, R) == DL_OK, "cpu: %s", dl_net_error(a));
+    ga = copy_floats(dl_net_grads(a), dl_net_param_floats(a));
+
+    CHECK(dl_cuda_set_tf32(dl_net_backend(b), 1) == DL_OK, "tf32 on: %s", dl_net_backend(b)->error);
+    p = dl_forward(b, ob, x, n, 1);
+    CHECK(p != NULL, "gpu tf32 forward: %s", dl_net_error(b));
+    if (!p) goto done;
+    y = copy_floats(p, (size_t)n * 10);
+    dl_zero_grad(b);
+    CHECK(dl_backward(b, ob, R) == DL_OK, "gpu tf32 backward: %s", dl_net_error(b));
+    e_out = scaled_error(y, ya, (size_t)n * 10);
+    CHECK(dl_net_sync(b) == DL_OK, "sync: %s", dl_net_error(b));
+    e_dw = scaled_error(dl_net_grads(b), ga, dl_net_param_floats(a));   /* over all of them: a bias before batchnorm has ~0 */
+    gb = fetch(b, b->ctx->dout[0], (size_t)n * 784);
+    e_din = scaled_error(gb, a->ctx->dout[0], (size_t)n * 784);
+    printf("     TF32 against the CPU, max error / max value: output %.2g, input gradient %.2g, parameter gradients %.2g\n",
+           e_out, e_din, e_dw);
+    CHECK(e_out > TF32_MIN && e_out < TF32_MAX, "tf32 output error %.3g not in (%g, %g)", e_out, TF32_MIN, TF32_MAX);
+    CHECK(e_din > TF32_MIN && e_din < TF32_MAX, "tf32 input gradient error %.3g not in (%g, %g)", e_din, TF32_MIN, TF32_MAX);
+    CHECK(e_dw > TF32_MIN && e_dw < TF32_MAX, "tf32 parameter gradient error %.3g not in (%g, %g)", e_dw, TF32_MIN, TF32_MAX);
+
+    CHECK(dl_cuda_set_tf32(dl_net_backend(b), 0) == DL_OK, "tf32 off: %s", dl_net_backend(b)->error);
+    if ((p = dl_forward(b, ob, x, n, 1)) != NULL) compare("tf32 off again", "output", p, ya, (size_t)n * 10);
+    else CHECK(0, "gpu forward: %s", dl_net_error(b));
+done:
+    free(x); free(R); free(ya); free(y); free(ga); free(gb);
+    dl_net_free(a); dl_net_free(b);
+}
+
+/* What has no GPU path says so: dl_freeze and dl_quantize run on the CPU's
+   weights, so a net on the GPU is refused by name, never read as garbage. */
+static void test_cpu_only_refused(void) {
+    dl_net *net = dl_net_new();
+    dl_layer *out = reference_cnn(net);
+    dl_status st;
+    dl_frozen *f;
+    if (!out || dl_cuda_use(net, 0) != DL_OK) { CHECK(0, "setup: %s", dl_net_error(net)); dl_net_free(net); return; }
+    f = dl_freeze(net, out, &st);
+    CHECK(!f && st.code == DL_ERR_UNSUPPORTED && strstr(st.msg, "cuda") && strstr(st.msg, "CPU"),
+          "dl_freeze of a net on the GPU: code %d, '%s'", st.code, st.msg);
+    dl_frozen_free(f);
+    CHECK(dl_net_to_backend(net, NULL) == DL_OK, "back to the CPU: %s", dl_net_error(net));
+    f = dl_freeze(net, out, &st);
+    CHECK(f != NULL, "dl_freeze once back on the CPU: %s", st.msg);
+    dl_frozen_free(f);
+    dl_net_free(net);
 }
 
 /* conv, relu, maxpool, avgpool, global avgpool: argmax switches everywhere in
@@ -942,6 +1176,40 @@ done:
     free(x); free(y);
     dl_net_free(net);
 }
+/* The two convolution paths (DL_CUDA_CONV) on a chain of 8 convolutions
+   (the first C -> F, then F -> F, pad k/2), eval forward at batch 256:
+   input and output copies are in the time but the same for both. */
+static void bench_conv_one(const char *path, int C, int F, int H, int k) {
+    const int batch = 256, depth = 8;
+    dl_net *net = dl_net_new();
+    dl_layer *h = dl_input(net, C, H, H);
+    float *x = random_floats((size_t)batch * C * H * H);
+    double t0, ms;
+    int i, reps;
+    for (i = 0; i < depth; i++) h = dl_conv2d(h, F, k, 1, k / 2);
+    setenv("DL_CUDA_CONV", path, 1);
+    if (!h || dl_cuda_use(net, 0)) { printf("bench-conv: setup failed: %s\n", dl_net_error(net)); goto done; }
+    for (i = 0; i < 3; i++) dl_forward(net, h, x, batch, 0);
+    t0 = now();
+    for (reps = 0; reps < 5 || now() - t0 < 0.5; reps++)
+        if (!dl_forward(net, h, x, batch, 0)) { printf("bench-conv: %s\n", dl_net_error(net)); goto done; }
+    ms = 1e3 * (now() - t0) / reps;
+    printf("bench-conv: %dx%d %3d->%3d on %2dx%-2d batch %d, %d convs: %-8s %8.3f ms/forward, %7.0f GFLOP/s\n", k, k, C, F, H, H,
+           batch, depth, path, ms, 2.0 * batch * H * H * k * k * ((double)C * F + (depth - 1.0) * F * F) / (ms * 1e6));
+done:
+    unsetenv("DL_CUDA_CONV");
+    free(x);
+    dl_net_free(net);
+}
+static void bench_conv(void) {
+    static const int shapes[][4] = { { 32, 64, 14, 3 }, { 64, 128, 8, 3 }, { 16, 32, 32, 3 }, { 3, 32, 32, 5 }, { 16, 16, 64, 3 } };
+    int i;
+    for (i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++) {
+        bench_conv_one("im2col", shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+        bench_conv_one("implicit", shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+    }
+    fflush(stdout);
+}
 static void bench(int gpu) {
     if (gpu) { bench_one(1, 64, 1.0); bench_one(1, 256, 1.0); }
     bench_one(0, 64, 0.5);
@@ -955,8 +1223,9 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--require-gpu")) require = 1;
         else if (!strcmp(argv[i], "--bench")) do_bench = 1;
+        else if (!strcmp(argv[i], "--bench-conv")) do_bench = 2;
         else if (!strcmp(argv[i], "--quick")) quick = 1;
-        else { fprintf(stderr, "usage: %s [--require-gpu] [--bench] [--quick]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--require-gpu] [--bench | --bench-conv] [--quick]\n", argv[0]); return 2; }
     }
 #ifdef DLC_EMULATE
     setenv("DLC_EMU_NO_DEVICE", "1", 1);        /* first the emulated machine without a GPU */
@@ -973,7 +1242,8 @@ int main(int argc, char **argv) {
 #ifdef DLC_EMULATE
         have_gpu = 0;                           /* its timings would mean nothing */
 #endif
-        bench(have_gpu);
+        if (do_bench == 2 && have_gpu) bench_conv();
+        else if (do_bench == 1) bench(have_gpu);
         if (require && !have_gpu) test__failed++;
         return test_summary();
     }
@@ -989,6 +1259,10 @@ int main(int argc, char **argv) {
     printf("GPU tests: running on CUDA device 0\n");
 #endif
     RUN(test_op_cases);
+    RUN(test_option_cases);
+    RUN(test_cpu_only_refused);
+    RUN(test_tf32);
+    RUN(test_conv_paths);
     RUN(test_conv_chunks);
     RUN(test_multi_input);
     RUN(test_pool_chain);
