@@ -7548,7 +7548,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
-    int rc, i, trainable = 0, armed = 0;
+    int rc, i, trainable = 0, armed = 0, custom = 0;
     uint64_t rng0;
     if (!net) return DL_ERR_ARG;
     rng0 = net->rng;
@@ -7587,9 +7587,10 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
     if ((rc = dl__forward(c, out, f, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
-    for (i = 0; i <= out->index && !trainable; i++) {
+    for (i = 0; i <= out->index; i++) {
         const dl_layer *l = net->layers[i];
         int j;
+        custom |= l->op == DL_OP_CUSTOM && c->needed[i];
         for (j = 0; j < l->n_params && c->needed[i]; j++)
             if (net->params[l->first_param + j].trainable && !net->params[l->first_param + j].frozen) trainable = 1;
     }
@@ -7603,10 +7604,12 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
         goto fail;
     }
-    /* A device that checks the step itself (guard; not with a collective,
-       which needs the loss here) runs it to the end and is asked once: the
-       checks below then only find which one failed, for the message. */
-    armed = b->guard && b->sync && !net->coll;
+    /* A device that checks the step itself (guard) runs it to the end and
+       is asked once: the checks below then only find which one failed, for
+       the message. Not with a collective, which needs the loss here, nor
+       with custom layers, whose backward callbacks would see a NaN loss's
+       gradients. */
+    armed = b->guard && b->sync && !net->coll && !custom;
     if (armed && (rc = b->guard(b, net->ds, net->ns))) { armed = 0; dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
     if (!armed) {
         if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }

@@ -39,7 +39,9 @@
      sums, their total (which also decides clipping and finiteness on the
      device), a pass that computes the update without storing it (any value
      not finite vetoes the step, as in dl_optim_step_cpu), and one fused
-     update over every range.
+     update over every range. In a training step, the guard (one block)
+     checks the loss and every statistic before backward, and the total
+     keeps its verdict, so the update kernels change nothing after it.
    - Maxpool keeps dl.h's saved layout (int32 argmax in the plane, per
      output); its backward and avgpool's are gathers, deterministic like the
      CPU's (the same additions in the same order).
@@ -50,12 +52,17 @@
    Everything runs on one stream owned by the backend, so kernels never wait
    for the host. The host waits only where the interface needs an answer:
    copies to the host, sync (which also delivers the loss), and the end of
-   optim_step, which must say whether a gradient or the update was not finite
-   (the update kernel itself checks the device-side verdict, so nothing
-   changes when one is not). A training step therefore waits twice: for the loss and for the
-   optimizer's verdict. Copies from pageable host memory are staged by CUDA
-   before cudaMemcpyAsync returns; copies from pinned memory are waited for,
-   since the caller may reuse its buffer at once.
+   a plain optim_step (dl_optim_step), which must say whether a gradient or
+   the update was not finite (the update kernel itself checks the
+   device-side verdict, so nothing changes when one is not). A training
+   step waits once: dl_train_step queues the guard after the loss
+   (dlk__step_guard: loss and running statistics finite, else verdict 2),
+   backward and the optimizer (whose norm kernel keeps a verdict of 2), and
+   the sync that ends the step copies the verdict back with the loss; only
+   when it says stop does dl.h read the statistics to name what failed.
+   Copies from pageable host memory are staged by CUDA before
+   cudaMemcpyAsync returns; copies from pinned memory are waited for, since
+   the caller may reuse its buffer at once.
 
    LAUNCH OVERHEAD AND CUDA GRAPHS
    A training step of the reference CNN (conv 32, bn, prelu, maxpool,
@@ -66,9 +73,11 @@
    backup). At a few microseconds of host time each, small batches are
    bound by launches rather than by the GPU. A CUDA graph per (plan,
    batch size) could replay forward + loss + backward + optimizer in one
-   launch, but the interface forces two host waits inside a step (the loss
-   check in dl_train_step and the optimizer verdict), so capture would need
-   the executor to defer those checks to the next step. Not implemented.
+   launch; since the step no longer waits inside (the guard above), what
+   stands in the way is host work between the launches: input and target
+   copies from the caller's pageable memory, scratch growth
+   (dlc__reserve waits), custom layers' host callbacks, and the conv
+   chunk loop's sizes. Not implemented (docs/GPU.md says what it needs).
 
    THREADS
    One mutex per backend serialises calls, so dl_ctx_predict on distinct

@@ -990,6 +990,22 @@ static void guard_same(const char *label, dl_net *b, dl_optim *p, const guard_sn
     free(now.w); free(now.s);
     for (k = 0; k < 3; k++) free(now.st[k]);
 }
+static int counted_backwards;
+static int counted_backward(const dl_custom_args *a) { counted_backwards++; return square_backward(a); }
+/* A custom layer's backward must not see a diverged loss's gradients: such a step checks its loss on the host. */
+static void guard_custom(const float *x, const float *huge_t, int n, int in, int out) {
+    dl_net *f = dl_net_new();
+    dl_layer *sq = square_layer(dl_input(f, in, 0, 0), 0), *o;
+    dl_optim *p = NULL;
+    if (sq) sq->custom.backward = counted_backward;
+    o = dl_dense(sq, out);
+    if (!o || dl_cuda_use(f, 0) || !(p = dl_sgd(f, 0.1f, 0))) { CHECK(0, "setup: %s", dl_net_error(f)); dl_net_free(f); return; }
+    counted_backwards = 0;
+    CHECK(dl_train_step_mse(f, p, o, x, huge_t, n, NULL) == DL_ERR_NUMERIC && strstr(dl_net_error(f), "the loss of"),
+          "custom layer, a loss past FLT_MAX: %s", dl_net_error(f));
+    CHECK(counted_backwards == 0, "a custom layer's backward ran %d times in a failed step", counted_backwards);
+    dl_net_free(f);
+}
 static void test_step_guard(void) {
     enum { N = 5, IN = 4, OUT = 3 };
     dl_net *a = dl_net_new(), *b = dl_net_new();
@@ -1041,6 +1057,7 @@ static void test_step_guard(void) {
     loose = 10;
     compare_params("after the failed steps", a, b, 0);
     loose = 1;
+    guard_custom(x, huge_t, N, IN, OUT);
 done:
     dl_net_free(a); dl_net_free(b);
 }
