@@ -1301,7 +1301,6 @@ DLDEF int  dl_optim_step_cpu(const dl_optim_job *job);
 #define DL__THREADS 1
 #ifndef DL__WIN32
 #include <pthread.h>
-#include <sched.h>
 #include <unistd.h>
 #endif
 #endif
@@ -1335,7 +1334,6 @@ static int dl__cond_init(dl__cond *c) { InitializeConditionVariable(c); return 0
 static void dl__cond_destroy(dl__cond *c) { (void)c; }
 static void dl__cond_wait(dl__cond *c, dl__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
 static void dl__cond_broadcast(dl__cond *c) { WakeAllConditionVariable(c); }
-static void dl__yield(void) { SwitchToThread(); }
 static long dl__cpu_count(void) { SYSTEM_INFO si; GetSystemInfo(&si); return (long)si.dwNumberOfProcessors; }
 static void dl__pool_main(void *arg);
 static DWORD WINAPI dl__thread_main(LPVOID arg) { dl__pool_main(arg); return 0; }
@@ -1353,7 +1351,6 @@ static int dl__cond_init(dl__cond *c) { return pthread_cond_init(c, NULL); }
 static void dl__cond_destroy(dl__cond *c) { pthread_cond_destroy(c); }
 static void dl__cond_wait(dl__cond *c, dl__mutex *m) { pthread_cond_wait(c, m); }
 static void dl__cond_broadcast(dl__cond *c) { pthread_cond_broadcast(c); }
-static void dl__yield(void) { sched_yield(); }
 static long dl__cpu_count(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
 static void dl__pool_main(void *arg);
 static void *dl__thread_main(void *arg) { dl__pool_main(arg); return NULL; }
@@ -1629,7 +1626,7 @@ static const struct dl__simd *dl__simd_detect(void);
 static int dl__default_threads(void);
 static void dl__pool_free(struct dl__pool *p);
 
-#define DL__PAR_MIN_WORK 4e6           /* about 20 us on one core */
+#define DL__PAR_MIN_WORK 1.5e7         /* about 100 us on one core: see dl__parallel_if */
 #define DL__PER_FLOAT 16.0
 
 /* The net's lock, held only while its list of user contexts changes: the one
@@ -3000,11 +2997,8 @@ typedef struct dl__simd {
     /* dl__im2col_row of a stride-2 convolution into a contiguous row (NULL: dl__im2col_row) */
     void (*im2col_s2)(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs, float *dst);
     /* dst[c ld + r] = src[r lds + c] for r < rows, c < cols (at most 16 each); lanes rows..lanes-1
-       of each dst row get zeros (NULL: loops) */
+       of each dst row get zeros (NULL: loops). Every packing transpose goes through it (dl__transpose_k) */
     void (*transpose16)(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes);
-    /* dst[k ldd + r] = src[r lds + k], r < 8, k < kc: operands whose packed
-       dimension is strided, 8 rows at a time (NULL: plain C) */
-    void (*transpose8)(float *dst, size_t ldd, const float *src, size_t lds, int kc);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -3026,7 +3020,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL, NULL };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -3076,7 +3070,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL, NULL };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3118,35 +3112,6 @@ static void dl__ukernel_avx512(int kc, const float *a, const float *b, float *c,
 static void dl__pairs_max_avx512(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_avx512(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
                                 const int32_t *ob, int n, int32_t at, int32_t W);
-/* 8 x 8 blocks in registers: pairs of rows interleaved, then quads, then halves. */
-__attribute__((target("avx")))
-static void dl__transpose8_avx(float *dst, size_t ldd, const float *src, size_t lds, int kc) {
-    int k = 0, r;
-    for (; k + 8 <= kc; k += 8, dst += 8 * ldd) {
-        const float *p = src + k;
-        __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
-        __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + lds));
-        __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 2 * lds), _mm256_loadu_ps(p + 3 * lds));
-        __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 2 * lds), _mm256_loadu_ps(p + 3 * lds));
-        __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 4 * lds), _mm256_loadu_ps(p + 5 * lds));
-        __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 4 * lds), _mm256_loadu_ps(p + 5 * lds));
-        __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(p + 6 * lds), _mm256_loadu_ps(p + 7 * lds));
-        __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(p + 6 * lds), _mm256_loadu_ps(p + 7 * lds));
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-        _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-    }
-    for (; k < kc; k++, dst += ldd) for (r = 0; r < 8; r++) dst[r] = src[(size_t)r * lds + k];
-}
 __attribute__((target("avx512f")))
 static void dl__axpy_avx512(float *y, const float *x, int n, float a) {
     __m512 va = _mm512_set1_ps(a);
@@ -3322,7 +3287,7 @@ static void dl__transpose16_avx512(float *dst, size_t ld, const float *src, size
 }
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
                                          &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
-                                         dl__im2col_s2_avx512, dl__transpose16_avx512, dl__transpose8_avx };
+                                         dl__im2col_s2_avx512, dl__transpose16_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -3359,7 +3324,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL, NULL };
+                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -3875,7 +3840,8 @@ struct dl__pool {
     int n;                          /* threads, the caller included */
     dl__thread *tid;
     dl__mutex mu;
-    dl__cond cv;
+    dl__cond cv;                    /* a new job (gen) */
+    dl__cond done;                  /* the last worker left a closed job */
     dl__task_fn fn;
     void *arg;
     int n_tasks;
@@ -3944,9 +3910,18 @@ static int dl__pool_join(struct dl__pool *p) {
         if (dl__atomic_cas(p, &p->joined, j, j + 1)) return 1;
     return 0;
 }
-/* Workers spin briefly between jobs (a training step runs many short
-   parallel regions back to back), then sleep on the condition variable:
-   no yielding loop, which on an oversubscribed machine is spinning. */
+/* Waits spin only briefly, then sleep on a condition variable: a spinning
+   thread on a busy machine takes the core from the thread it waits for (or
+   from the caller, when the two share a core), and a yielding loop is
+   spinning too. A pause is 10-60 ns, so a spin is a few tens of us at
+   most: about the cost of waking a sleeping thread. Which thread runs a
+   task never changes its result, so none of this touches the bits. */
+#ifndef DL__WORKER_SPINS
+#define DL__WORKER_SPINS 600        /* a worker between jobs: a training step's regions come back to back */
+#endif
+#ifndef DL__CALLER_SPINS
+#define DL__CALLER_SPINS 300        /* the caller, for the joined to finish their last tasks */
+#endif
 static void dl__pool_main(void *arg) {
     struct dl__worker *w = (struct dl__worker *)arg;
     struct dl__pool *p = w->pool;
@@ -3954,7 +3929,7 @@ static void dl__pool_main(void *arg) {
     for (;;) {
         long g;
         int spins = 0;
-        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < 4000) dl__pause();
+        while ((g = dl__atomic_load(p, &p->gen)) == seen && spins++ < DL__WORKER_SPINS) dl__pause();
         if (g == seen) {
             dl__mutex_lock(&p->mu);
             while ((g = dl__atomic_load(p, &p->gen)) == seen) dl__cond_wait(&p->cv, &p->mu);
@@ -3964,7 +3939,11 @@ static void dl__pool_main(void *arg) {
         if (dl__atomic_load(p, &p->stop)) return;
         if (!dl__pool_join(p)) continue;
         dl__pool_work(p, w->id);
-        dl__atomic_add(p, &p->joined, -1);
+        if (dl__atomic_add(p, &p->joined, -1) == DL__CLOSED + 1) {   /* the last out of a closed job */
+            dl__mutex_lock(&p->mu);
+            dl__cond_broadcast(&p->done);
+            dl__mutex_unlock(&p->mu);
+        }
     }
 }
 static void dl__pool_free(struct dl__pool *p) {
@@ -3976,6 +3955,7 @@ static void dl__pool_free(struct dl__pool *p) {
     dl__cond_broadcast(&p->cv);
     dl__mutex_unlock(&p->mu);
     for (i = 1; i < p->n; i++) dl__thread_join(p->tid[i]);
+    dl__cond_destroy(&p->done);
     dl__cond_destroy(&p->cv);
     dl__mutex_destroy(&p->mu);
 #if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
@@ -3993,9 +3973,13 @@ static struct dl__pool *dl__pool_new(int n) {
     p->workers = (struct dl__worker *)dl__calloc((size_t)n, sizeof(struct dl__worker));
     if (!p->tid || !p->workers || dl__mutex_init(&p->mu)) { DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
     if (dl__cond_init(&p->cv)) { dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p); return NULL; }
+    if (dl__cond_init(&p->done)) {
+        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        return NULL;
+    }
 #if !defined(__GNUC__) && !defined(__clang__) && !defined(_MSC_VER)
     if (dl__mutex_init(&p->amu)) {
-        dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
+        dl__cond_destroy(&p->done); dl__cond_destroy(&p->cv); dl__mutex_destroy(&p->mu); DL_FREE(p->tid); DL_FREE(p->workers); DL_FREE(p);
         return NULL;
     }
 #endif
@@ -4023,10 +4007,13 @@ static void dl__pool_run(struct dl__pool *p, int n_tasks, dl__task_fn fn, void *
     dl__mutex_unlock(&p->mu);
     dl__pool_work(p, 0);
     dl__atomic_add(p, &p->joined, DL__CLOSED);     /* no task left: nobody joins any more */
-    /* the joined are running their last task: spin briefly, then yield (on a busy machine one may wait for this core) */
-    for (spins = 0; dl__atomic_load(p, &p->joined) != DL__CLOSED; spins++) {
-        if (spins < 2000) dl__pause();
-        else dl__yield();
+    /* the joined are running their last task: spin briefly, then sleep, so that on a busy
+       machine a worker descheduled mid-task can move to this core */
+    for (spins = 0; dl__atomic_load(p, &p->joined) != DL__CLOSED && spins < DL__CALLER_SPINS; spins++) dl__pause();
+    if (dl__atomic_load(p, &p->joined) != DL__CLOSED) {
+        dl__mutex_lock(&p->mu);
+        while (dl__atomic_load(p, &p->joined) != DL__CLOSED) dl__cond_wait(&p->done, &p->mu);
+        dl__mutex_unlock(&p->mu);
     }
 }
 static int dl__default_threads(void) {
@@ -4043,10 +4030,14 @@ static int dl__default_threads(void) { return 1; }
 
 static void dl__parallel(const dl__cpu *cpu, int n_tasks, dl__task_fn fn, void *arg);
 /* Splitting pays only when an op's work is well above the cost of waking
-   another thread: below net->par_min_work (DL__PAR_MIN_WORK FLOPs; a
-   memory-bound op counts DL__PER_FLOAT per float it touches) all tasks run
-   on the calling thread. The decision comes from the shapes and the tasks
-   are the same either way, so results do not depend on it. */
+   another thread and of moving the op's operands to its core: below
+   net->par_min_work (DL__PAR_MIN_WORK FLOPs; a memory-bound op counts
+   DL__PER_FLOAT per float it touches) all tasks run on the calling thread.
+   Measured on 2 cores: ops of 5-7 MFLOP (a batch-1 convolution of the
+   reference CNN or the residual net) gained nothing from a second thread on
+   an idle machine and lost 10-15% on a busy one; 26 MFLOP gained 1.2x. The
+   decision comes from the shapes and the tasks are the same either way, so
+   results do not depend on it. */
 static void dl__parallel_if(const dl__cpu *cpu, double work, int n_tasks, dl__task_fn fn, void *arg) {
     int t;
     if (cpu->threads > 1 && work >= cpu->net->par_min_work) { dl__parallel(cpu, n_tasks, fn, arg); return; }
@@ -4294,6 +4285,14 @@ static void dl__im2col_row(const dl__mat *B, dl__krow kr, const dl__run *runs, i
     }
 }
 
+/* dst[k ldd + r] = src[r lds + k] for r < rows (at most 16), k < kc, through the
+   16 x 16 block kernel; lanes rows..lanes-1 of each dst row get zeros. */
+static void dl__transpose_k(const dl__simd *s, float *dst, size_t ldd, const float *src, size_t lds, int rows, int kc,
+                            int lanes) {
+    int k;
+    for (k = 0; k < kc; k += 16)
+        s->transpose16(dst + (size_t)k * ldd, ldd, src + k, lds, rows, kc - k < 16 ? kc - k : 16, lanes);
+}
 /* An im2col A (the weight gradient's): its rows formed contiguous, where
    they are vector moves, then transposed to dst[k][mr]; zeros past M. */
 static void dl__pack_a_im2col(const dl__simd *s, const dl__mat *A, int M, int i0, int k0, int kc, float *dst) {
@@ -4303,7 +4302,7 @@ static void dl__pack_a_im2col(const dl__simd *s, const dl__mat *A, int M, int i0
     for (ii = 0; ii < mr; ii++)
         if (i0 + ii >= M) memset(rows + (size_t)ii * kc, 0, (size_t)kc * sizeof(float));
         else dl__im2col_row(A, A->krows[i0 + ii], runs, n_runs, rows + (size_t)ii * kc, 1);
-    if (mr == 8 && s->transpose8) { s->transpose8(dst, 8, rows, (size_t)kc, kc); return; }
+    if (s->transpose16) { dl__transpose_k(s, dst, (size_t)mr, rows, (size_t)kc, mr, kc, mr); return; }
     for (kk = 0; kk < kc; kk++, dst += mr)
         for (ii = 0; ii < mr; ii++) dst[ii] = rows[(size_t)ii * kc + kk];
 }
@@ -4323,8 +4322,8 @@ static void dl__pack_a(const dl__simd *s, const dl__mat *A, int M, int i0, int k
     }
     if (A->cs == 1 && k0 % A->Pc + kc <= A->Pc) {          /* rows contiguous in k */
         size_t off = dl__col_at(A, k0);
-        if (i0 + mr <= M && mr == 8 && s->transpose8 && A->Pr == INT_MAX) {   /* rows rs apart: in registers */
-            s->transpose8(dst, 8, row[0] + off, A->rs, kc);
+        if (i0 + mr <= M && s->transpose16 && A->Pr == INT_MAX) {   /* rows rs apart: in registers */
+            dl__transpose_k(s, dst, (size_t)mr, row[0] + off, A->rs, mr, kc, mr);
             return;
         }
         if (i0 + mr <= M) {                                 /* all rows there: no test per element */
@@ -4465,36 +4464,23 @@ static void dl__pack_b(const dl__simd *s, const dl__mat *B, int N, int k0, int k
         }
         return;
     }
-    if (s->transpose16 && B->rs == 1 && B->Pr == INT_MAX && B->Pc == INT_MAX && nr % 16 == 0) {   /* a transposed operand */
-        for (jr = 0; jr < (nc + nr - 1) / nr * nr; jr += 16)   /* 16 columns (rows of the source) by 16 rows at a time */
-            for (kk = 0; kk < kc; kk += 16) {
-                int rows = N - (j0 + jr) < 16 ? N - (j0 + jr) : 16;
-                s->transpose16(dst + (size_t)(jr / nr * nr) * kc + (size_t)kk * nr + jr % nr, (size_t)nr,
-                               rows > 0 ? B->p + (size_t)(j0 + jr) * B->cs + (size_t)(k0 + kk) : B->p, B->cs, rows,
-                               kc - kk < 16 ? kc - kk : 16, 16);
-            }
-        return;
-    }
     for (jr = 0; jr < nc; jr += nr) {
-        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr, w8 = 0, seg;
+        int valid = N - (j0 + jr) < nr ? N - (j0 + jr) : nr, tr = 0, seg;
         float *d = dst + (size_t)jr * kc;
         if (valid < 0) valid = 0;
-        if (s->transpose8 && B->rs == 1 && B->cs != 1 && B->Pc == INT_MAX && nr % 8 == 0) {
-            /* rows contiguous (within blocks of Pr), columns strided (the weight gradient's dy^T):
-               8 columns at a time transposed; the rest below */
-            w8 = valid / 8 * 8;
-            for (kk = 0; w8 && kk < kc; kk += seg) {
+        if (valid && s->transpose16 && B->rs == 1 && B->cs != 1 && B->Pc == INT_MAX) {
+            /* rows contiguous (within blocks of Pr), columns strided: a transposed operand (a dense
+               layer's input, the weight gradient's dy^T), 16 columns at a time, zeros after valid */
+            for (kk = 0, tr = 1; kk < kc; kk += seg) {
                 seg = B->Pr - (k0 + kk) % B->Pr < kc - kk ? B->Pr - (k0 + kk) % B->Pr : kc - kk;
-                for (jj = 0; jj < w8; jj += 8)
-                    s->transpose8(d + (size_t)kk * nr + jj, (size_t)nr, B->p + dl__at(B, k0 + kk, j0 + jr + jj), B->cs, seg);
+                for (jj = 0; jj < valid; jj += 16)
+                    dl__transpose_k(s, d + (size_t)kk * nr + jj, (size_t)nr, B->p + dl__at(B, k0 + kk, j0 + jr + jj), B->cs,
+                                    valid - jj < 16 ? valid - jj : 16, seg, nr - jj < 16 ? nr - jj : 16);
             }
         }
-        for (kk = 0; kk < kc && w8; kk++, d += nr) {
-            const float *row = B->p + dl__row_at(B, k0 + kk);
-            for (jj = w8; jj < valid; jj++) d[jj] = row[dl__col_at(B, j0 + jr + jj)];
-            for (jj = valid; jj < nr; jj++) d[jj] = 0.0f;
-        }
-        for (kk = 0; kk < kc && !w8; kk++, d += nr) {
+        for (kk = 0; kk < kc && tr; kk++, d += nr)     /* past the last block's zeros */
+            for (jj = (valid + 15) / 16 * 16; jj < nr; jj++) d[jj] = 0.0f;
+        for (kk = 0; kk < kc && !tr; kk++, d += nr) {
             if (valid && B->cs == 1 && (j0 + jr) % B->Pc + valid <= B->Pc)        /* contiguous */
                 memcpy(d, B->p + dl__at(B, k0 + kk, j0 + jr), (size_t)valid * sizeof(float));
             else if (valid) {
@@ -7222,9 +7208,10 @@ static dl__feed dl__feedn(int n_inputs, dl_layer *const *inputs, const float *co
    where dense layers switch to dot products. The chunk comes from the
    shapes: about 64K floats of the largest activation, and 256 samples at
    least when a dense layer's weights (1MB or more) would be read again per
-   chunk (such a GEMM wants the whole batch as its columns). Custom layers
-   see the whole batch. 0: no chunks. */
-static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
+   chunk (such a GEMM wants the whole batch as its columns); per thread, as
+   each core's cache holds its share, and a chunk's ops must be large enough
+   to split (dl__parallel_if). Custom layers see the whole batch. 0: no chunks. */
+static int dl__predict_chunk(const dl_net *net, const dl_layer *out, int threads) {
     int i, chunk, need = 4, most = 1;
     if (net->b != &net->cpu) return 0;
     for (i = 0; i <= out->index; i++) {
@@ -7233,7 +7220,7 @@ static int dl__predict_chunk(const dl_net *net, const dl_layer *out) {
         if (l->size > most) most = l->size;
         if (l->op == DL_OP_DENSE && (size_t)l->a.units * l->in[0]->size >= ((size_t)1 << 18)) need = 256;
     }
-    chunk = (1 << 16) / most;
+    chunk = (int)(((size_t)1 << 16) * (size_t)threads / (size_t)most);
     return chunk < need ? need : chunk;
 }
 /* dl__forward over chunks of samples; the output gathered in host_out. The
@@ -7244,7 +7231,7 @@ static const float *dl__predict(dl_ctx *c, dl_layer *out, const dl__feed *f, int
     int chunk, at, k, rc;
     float *y;
     if ((rc = dl__check_layer(net, out, call, c->err)) || (rc = dl__check_batch(net, out, n, call, c->err))) return NULL;
-    chunk = dl__predict_chunk(net, out);
+    chunk = dl__predict_chunk(net, out, c == net->ctx ? net->threads : 1);
     if (!chunk || n < 2 * chunk) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
     if ((rc = dl__plan(c, 2 * chunk - 1, out, 0))) return NULL;     /* every chunk fits: host_out stays */
     if (!(y = dl__host_buf(c, (size_t)n * out->size * sizeof(float), "the output"))) return NULL;

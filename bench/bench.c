@@ -4,8 +4,12 @@
    Prints numbers and ratios, never pass/fail.
 
    Usage: build/bench [--quick] [--reps N] [--secs S] [--net NAME] [--kernels] | --embed | --onnx-import
+          build/bench [--reps N] [--secs S] --threads NAME FIGURE
    (--quick: 0.25 s per figure instead of 1, about 5 minutes for all; --secs
-   sets it; --net runs one of reference, cifar, mlp, mobile, resnet)
+   sets it; --net runs one of reference, cifar, mlp, mobile, resnet;
+   --threads: dl.h alone, one figure (train, b1, b64 or b256) at 1 and 2
+   threads alternating in one process, the median of per-round ratios: what
+   a loaded machine's drift hits least)
    Internal: build/bench --train-rss NAME (the fresh process whose peak RSS
    is the training memory figure).
 
@@ -617,6 +621,42 @@ static void report_threads(const char *only) {
 
 static int wanted(const char *only, int i) { return !only || !strcmp(only, nets[i].name); }
 
+/* --threads NAME FIGURE: rounds of secs, 1 and 2 threads in turn (which goes first alternates). */
+static double pair_run(built *m, dl_optim *opt, const float *x, const int *y, int batch, double s) {
+    int steps = 0;
+    double t0 = now(), t;
+    do {
+        if (opt) dl_train_step(m->net, opt, m->out, x, y, batch, NULL);
+        else dl_predict(m->net, m->out, x, batch);
+        steps++;
+    } while ((t = now() - t0) < s);
+    return steps * (double)batch / t;
+}
+static int threads_pair(const char *name, const char *figure) {
+    const bench_net *b = NULL;
+    built m[2];
+    dl_optim *opt[2];
+    double v[2][MAX_REPS * 4], ratio[MAX_REPS * 4];
+    int train = !strcmp(figure, "train"), batch = train ? 64 : atoi(figure + 1), rounds = reps * 4, i, r, y[256];
+    float *x;
+    for (i = 0; i < N_NETS; i++) if (!strcmp(nets[i].name, name)) b = &nets[i];
+    if (!b || batch < 1 || batch > 256) { fprintf(stderr, "--threads NAME train|b1|b64|b256\n"); return 2; }
+    x = data(batch, dl_layer_size(dl_net_layer((m[0] = build(b, 1)).net, 0)));
+    m[1] = build(b, 2);
+    for (i = 0; i < batch; i++) y[i] = i % 10;
+    for (i = 0; i < 2; i++) { opt[i] = train ? dl_adam(m[i].net, 1e-3f) : NULL; pair_run(&m[i], opt[i], x, y, batch, 0.05); }
+    for (r = 0; r < rounds; r++) {
+        for (i = 0; i < 2; i++) v[(i + r) % 2][r] = pair_run(&m[(i + r) % 2], opt[(i + r) % 2], x, y, batch, secs);
+        ratio[r] = v[1][r] / v[0][r];
+    }
+    printf("%s %s: 1 thread %.0f/s, 2 threads %.0f/s (medians); 2/1 median %.2f", name, figure, median(v[0], rounds),
+           median(v[1], rounds), median(ratio, rounds));
+    printf(" [%.2f-%.2f] over %d rounds of %.2f s\n", ratio[0], ratio[rounds - 1], rounds, secs);
+    free(x);
+    for (i = 0; i < 2; i++) dl_net_free(m[i].net);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     dl_net *net = dl_net_new();
     const char *simd = net->simd->name, *only = NULL;
@@ -633,7 +673,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--train-rss") && a + 1 < argc) { dl_net_free(net); return train_rss_child(argv[a + 1]); }
         else if (!strcmp(argv[a], "--embed")) { secs = 1.0; embed_table(); dl_net_free(net); return 0; }
         else if (!strcmp(argv[a], "--onnx-import")) { onnx_import_line(); dl_net_free(net); return 0; }
-        else { fprintf(stderr, "usage: %s [--quick] [--reps N] [--secs S] [--net NAME] [--kernels] | --embed | --onnx-import\n", argv[0]); return 2; }
+        else if (!strcmp(argv[a], "--threads") && a + 2 < argc) {
+            dl_net_free(net);
+            if (reps > MAX_REPS) reps = MAX_REPS;
+            secs = secs_arg > 0 ? secs_arg : 0.1;
+            return threads_pair(argv[a + 1], argv[a + 2]);
+        }
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--reps N] [--secs S] [--net NAME] [--kernels] | --embed | --onnx-import\n"
+                    "       %s [--reps N] [--secs S] --threads NAME train|b1|b64|b256\n", argv[0], argv[0]);
+            return 2;
+        }
     }
     if (reps < 1) reps = 1;
     if (reps > MAX_REPS) reps = MAX_REPS;

@@ -906,31 +906,41 @@ static void test_transpose_kernel_bits(void) {
 }
 
 /* The weight gradient packs its im2col rows and dy^T transposed: this CPU's
-   transpose8 against a plain loop (whole 8-column blocks and tails), and
-   dl__pack_b of a strided operand against its definition. */
+   block transpose (dl__transpose_k) against a plain loop (whole 16-column
+   blocks and tails, fewer rows than lanes), and dl__pack_b of a strided
+   operand against its definition. */
 static void test_pack_transpose(void) {
     const dl__simd *s = dl__simd_detect();
-    static float src[8 * 37], got[37 * 8];
-    int kc, r, k, bad = 0;
-    for (r = 0; r < 8 * 37; r++) src[r] = (float)r;
-    for (kc = 1; kc <= 37 && s->transpose8; kc++) {
-        s->transpose8(got, 8, src, 37, kc);
-        for (k = 0; k < kc; k++) for (r = 0; r < 8; r++) bad += got[k * 8 + r] != src[r * 37 + k];
-    }
-    CHECK(!bad, "%s transpose8: %d entries wrong", s->name, bad);
+    static float src[16 * 37], got[37 * 16];
+    int kc, r, k, rows, bad = 0;
+    for (r = 0; r < 16 * 37; r++) src[r] = (float)r;
+    for (rows = 1; rows <= 16 && s->transpose16; rows += 7)
+        for (kc = 1; kc <= 37; kc++) {
+            for (r = 0; r < 37 * 16; r++) got[r] = -1.0f;
+            dl__transpose_k(s, got, 16, src, 37, rows, kc, 16);
+            for (k = 0; k < kc; k++)
+                for (r = 0; r < 16; r++) bad += got[k * 16 + r] != (r < rows ? src[r * 37 + k] : 0.0f);
+            if (kc < 37) bad += got[kc * 16] != -1.0f;        /* nothing written past kc */
+        }
+    CHECK(!bad, "%s transpose: %d entries wrong", s->name, bad);
     {   /* dl__pack_b of dy^T as the weight gradient has it: rows (n, p) in blocks of P = 7, columns m
-           strided by P; 13 columns, so 8 transposed and 5 left; 30 rows cross 4 blocks */
-        static float dy[5 * 13 * 7], packed[30 * 64];
-        dl__mat B = dl__plain(dy, 1, 7);
-        int nr = s->nr, j;
-        B.Pr = 7; B.rbs = 13 * 7;
-        for (r = 0; r < 5 * 13 * 7; r++) dy[r] = (float)r + 1;
-        dl__pack_b(s, &B, 13, 2, 30, 0, 13, nr, packed);
-        for (k = 0, bad = 0; k < 30; k++)
-            for (j = 0; j < (13 + nr - 1) / nr * nr; j++) {
-                float want = j < 13 ? dy[(k + 2) / 7 * 13 * 7 + (k + 2) % 7 + j * 7] : 0.0f;
-                bad += packed[(size_t)(j / nr) * nr * 30 + (size_t)k * nr + j % nr] != want;
-            }
+           strided by P; N columns: partial and whole blocks of 16, two slivers; 30 rows cross 4 blocks */
+        static const int ns[] = { 13, 16, 35 };
+        static float dy[5 * 35 * 7], packed[30 * 2 * 64];
+        int nr = s->nr, j, t, N;
+        for (t = 0, bad = 0; t < 3; t++) {
+            dl__mat B = dl__plain(dy, 1, 7);
+            N = ns[t];
+            B.Pr = 7; B.rbs = (size_t)N * 7;
+            for (r = 0; r < 5 * N * 7; r++) dy[r] = (float)r + 1;
+            for (r = 0; r < 30 * 2 * 64; r++) packed[r] = -1.0f;
+            dl__pack_b(s, &B, N, 2, 30, 0, N, nr, packed);
+            for (k = 0; k < 30; k++)
+                for (j = 0; j < (N + nr - 1) / nr * nr; j++) {
+                    float want = j < N ? dy[(k + 2) / 7 * N * 7 + (k + 2) % 7 + j * 7] : 0.0f;
+                    bad += packed[(size_t)(j / nr) * nr * 30 + (size_t)k * nr + j % nr] != want;
+                }
+        }
         CHECK(!bad, "%s pack_b of a transposed operand: %d entries wrong", s->name, bad);
     }
 }
@@ -1117,12 +1127,13 @@ static void test_maxpool_argmax(void) {
         const float *f;
         int i, bad = 0;
         a = dl_net_new();
+        dl_net_set_threads(a, 1);       /* chunks are per thread: 256 samples on one */
         in = dl_input(a, 4, 8, 8);
         d.kernel = 2; d.stride = 2;
         r = dl_maxpool2d_argmax(in, &d, 0);
         c = dl_maxpool2d_argmax(in, &d, DL_ARGMAX_FLAT);
         for (i = 0; i < N * 4 * 8 * 8; i++) xs[i] = (float)((i * 7919) % 1013);
-        CHECK(dl__predict_chunk(a, c) > 0 && dl__predict_chunk(a, c) < N / 2, "a batch of %d is not cut in chunks", N);
+        CHECK(dl__predict_chunk(a, c, 1) > 0 && dl__predict_chunk(a, c, 1) < N / 2, "a batch of %d is not cut in chunks", N);
         y = dl_predict(a, r, xs, N);
         if (y) memcpy(plane, y, sizeof plane);
         f = y ? dl_predict(a, c, xs, N) : NULL;
@@ -1325,7 +1336,9 @@ static void test_chunked_inference(void) {
     out = dl_dense(dl_flatten(dl_relu(h)), 5);
     memset(&m, 0, sizeof m);    /* gcc -O3 cannot see dl_frozen_memory set it */
     for (i = 0; i < N * 800; i++) in[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
-    CHECK(dl__predict_chunk(net, out) == 13, "chunk %d, expected 13", dl__predict_chunk(net, out));
+    dl_net_set_threads(net, 1);     /* chunks are per thread: 13 samples on one */
+    CHECK(dl__predict_chunk(net, out, 1) == 13 && dl__predict_chunk(net, out, 2) == 27, "chunks %d, %d; expected 13, 27",
+          dl__predict_chunk(net, out, 1), dl__predict_chunk(net, out, 2));
     f = dl_freeze(net, out, NULL);
     CHECK(f && dl_frozen_memory(f, N, &m) == DL_OK, "freeze");
     work = malloc(m.work_bytes + 64);
