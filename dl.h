@@ -1233,6 +1233,13 @@ struct dl_backend {
     int   (*optim_step)(dl_backend *b, const dl_optim_job *job);
     int   (*sync)(dl_backend *b);                                  /* may be NULL */
     void  (*destroy)(dl_backend *b);                               /* may be NULL */
+    /* May be NULL. Queues a check on the device that the loss just queued and
+       the n floats at stats are finite, and arms the training step: until the
+       next sync, optim_step neither waits nor reports, and changes nothing
+       when that check or its own verdict fails; the sync then returns
+       DL_ERR_NUMERIC, b->error empty for the check, the optimizer's reason
+       otherwise. dl_train_step then waits for the device once per step. */
+    int   (*guard)(dl_backend *b, const float *stats, size_t n);
     char  error[256];       /* the message behind the last failure */
     void *user;
 };
@@ -7446,6 +7453,10 @@ static int dl__optim_fit(dl_optim *opt) {   /* state covers every trainable floa
     return DL_OK;
 }
 
+static int dl__optim_refused(dl_net *net) {     /* a device optimizer's DL_ERR_NUMERIC */
+    return dl__fail(net->err, DL_ERR_NUMERIC, "optimizer step on %s: %s; nothing was changed", net->b->name, net->b->error);
+}
+
 int dl_optim_step(dl_optim *opt) {
     dl_net *net;
     dl_optim_job job;
@@ -7485,8 +7496,7 @@ int dl_optim_step(dl_optim *opt) {
         return rc;
     rc = net->b->optim_step(net->b, &job);
     net->pgen++;
-    if (rc == DL_ERR_NUMERIC && net->b != &net->cpu)
-        return dl__fail(net->err, rc, "optimizer step on %s: %s; nothing was changed", net->b->name, net->b->error);
+    if (rc == DL_ERR_NUMERIC && net->b != &net->cpu) return dl__optim_refused(net);
     if (rc == DL_ERR_NUMERIC) {         /* name the gradient: they are at hand */
         size_t k;
         for (i = 0; i < net->n_params; i++)
@@ -7525,6 +7535,23 @@ static int dl__check_stats(dl_ctx *c, const char *call) {
     return dl__fail(c->err, DL_ERR_NUMERIC, "%s: a statistic would become infinite or NaN; nothing was changed", call);
 }
 
+/* After the loss: statistics, then the loss itself, as every rank sees it. */
+static int dl__step_checks(dl_ctx *c, const dl_layer *out, float *loss, const char *call) {
+    dl_net *net = c->net;
+    int rc, stats_rc = dl__check_stats(c, call);
+    if (stats_rc && stats_rc != DL_ERR_NUMERIC) return stats_rc;
+    /* Statistics that diverged on this rank make its loss NaN before the
+       loss is shared, so that every rank fails the step alike. */
+    if (stats_rc) *loss = NAN;
+    /* The mean over the ranks, so that a NaN on one fails the step on all. */
+    if (net->coll && (rc = dl__collective(net, loss, 1, DL_ALLREDUCE_MEAN, 0, "loss"))) return rc;
+    if (stats_rc) return stats_rc;
+    if (!dl__finite(*loss))
+        return dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
+                        "rate may help); no parameter was changed", call, out->name, *loss);
+    return DL_OK;
+}
+
 static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__feed *f, const void *targets,
                           int kind, int n, float *loss_out) {
     const char *call = kind == DL_LOSS_SOFTMAX_CE ? "dl_train_step" : kind == DL_LOSS_NLL ? "dl_train_step_nll"
@@ -7533,7 +7560,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
     dl_backend *b;
     dl_ctx *c;
     float loss = 0;
-    int rc, i, trainable = 0, stats_rc;
+    int rc, i, trainable = 0, armed = 0, custom = 0;
     uint64_t rng0;
     if (!net) return DL_ERR_ARG;
     rng0 = net->rng;
@@ -7572,9 +7599,10 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
     dl_zero_grad(net);
     if ((rc = dl__forward(c, out, f, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
-    for (i = 0; i <= out->index && !trainable; i++) {
+    for (i = 0; i <= out->index; i++) {
         const dl_layer *l = net->layers[i];
         int j;
+        custom |= l->op == DL_OP_CUSTOM && c->needed[i];
         for (j = 0; j < l->n_params && c->needed[i]; j++)
             if (net->params[l->first_param + j].trainable && !net->params[l->first_param + j].frozen) trainable = 1;
     }
@@ -7588,25 +7616,32 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
         dl__fail(net->err, rc, "%s: loss on %s failed: %s", call, b->name, b->error);
         goto fail;
     }
-    if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
-    /* Statistics that diverged on this rank make its loss NaN before the
-       loss is shared, so that every rank fails the step alike. */
-    stats_rc = dl__check_stats(c, call);
-    if (stats_rc && stats_rc != DL_ERR_NUMERIC) { rc = stats_rc; goto fail; }
-    if (stats_rc) loss = NAN;
-    /* The mean over the ranks, so that a NaN on one fails the step on all. */
-    if (net->coll && (rc = dl__collective(net, &loss, 1, DL_ALLREDUCE_MEAN, 0, "loss"))) goto fail;
-    if (stats_rc) { rc = stats_rc; goto fail; }
-    if (!dl__finite(loss)) {
-        rc = dl__fail(net->err, DL_ERR_NUMERIC, "%s: the loss of '%s' is %g with finite inputs (diverged? a smaller learning "
-                      "rate may help); no parameter was changed", call, out->name, loss);
-        goto fail;
+    /* A device that checks the step itself (guard) runs it to the end and
+       is asked once: the checks below then only find which one failed, for
+       the message. Not with a collective, which needs the loss here, nor
+       with custom layers, whose backward callbacks would see a NaN loss's
+       gradients. */
+    armed = b->guard && b->sync && !net->coll && !custom;
+    if (armed && (rc = b->guard(b, net->ds, net->ns))) { armed = 0; dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+    if (!armed) {
+        if (b->sync && (rc = b->sync(b))) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+        if ((rc = dl__step_checks(c, out, &loss, call))) goto fail;
     }
     if (c->rg[out->index] && (rc = dl__backward(c))) goto fail;
     if ((rc = dl_optim_step(opt))) goto fail;
+    if (armed) {
+        armed = 0;
+        if ((rc = b->sync(b)) == DL_ERR_NUMERIC) {
+            opt->step--;                /* counted by dl_optim_step, which did not know */
+            if (!(rc = dl__step_checks(c, out, &loss, call))) rc = dl__optim_refused(net);
+            goto fail;
+        }
+        if (rc) { dl__fail(net->err, rc, "%s: %s", call, b->error); goto fail; }
+    }
     if (loss_out) *loss_out = loss;
     return DL_OK;
 fail:
+    if (armed) b->sync(b);              /* disarms; the step has failed already */
     if (net->ns) b->copy(b, net->ds, c->stats_backup, net->ns * sizeof(float), DL_ON_DEVICE);
     net->rng = rng0;        /* so a retried step draws the same dropout masks */
     return rc;

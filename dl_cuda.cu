@@ -39,7 +39,9 @@
      sums, their total (which also decides clipping and finiteness on the
      device), a pass that computes the update without storing it (any value
      not finite vetoes the step, as in dl_optim_step_cpu), and one fused
-     update over every range.
+     update over every range. In a training step, the guard (one block)
+     checks the loss and every statistic before backward, and the total
+     keeps its verdict, so the update kernels change nothing after it.
    - Maxpool keeps dl.h's saved layout (int32 argmax in the plane, per
      output); its backward and avgpool's are gathers, deterministic like the
      CPU's (the same additions in the same order).
@@ -50,12 +52,17 @@
    Everything runs on one stream owned by the backend, so kernels never wait
    for the host. The host waits only where the interface needs an answer:
    copies to the host, sync (which also delivers the loss), and the end of
-   optim_step, which must say whether a gradient or the update was not finite
-   (the update kernel itself checks the device-side verdict, so nothing
-   changes when one is not). A training step therefore waits twice: for the loss and for the
-   optimizer's verdict. Copies from pageable host memory are staged by CUDA
-   before cudaMemcpyAsync returns; copies from pinned memory are waited for,
-   since the caller may reuse its buffer at once.
+   a plain optim_step (dl_optim_step), which must say whether a gradient or
+   the update was not finite (the update kernel itself checks the
+   device-side verdict, so nothing changes when one is not). A training
+   step waits once: dl_train_step queues the guard after the loss
+   (dlk__step_guard: loss and running statistics finite, else verdict 2),
+   backward and the optimizer (whose norm kernel keeps a verdict of 2), and
+   the sync that ends the step copies the verdict back with the loss; only
+   when it says stop does dl.h read the statistics to name what failed.
+   Copies from pageable host memory are staged by CUDA before
+   cudaMemcpyAsync returns; copies from pinned memory are waited for, since
+   the caller may reuse its buffer at once.
 
    LAUNCH OVERHEAD AND CUDA GRAPHS
    A training step of the reference CNN (conv 32, bn, prelu, maxpool,
@@ -66,9 +73,11 @@
    backup). At a few microseconds of host time each, small batches are
    bound by launches rather than by the GPU. A CUDA graph per (plan,
    batch size) could replay forward + loss + backward + optimizer in one
-   launch, but the interface forces two host waits inside a step (the loss
-   check in dl_train_step and the optimizer verdict), so capture would need
-   the executor to defer those checks to the next step. Not implemented.
+   launch; since the step no longer waits inside (the guard above), what
+   stands in the way is host work between the launches: input and target
+   copies from the caller's pageable memory, scratch growth
+   (dlc__reserve waits), custom layers' host callbacks, and the conv
+   chunk loop's sizes. Not implemented (docs/GPU.md says what it needs).
 
    THREADS
    One mutex per backend serialises calls, so dl_ctx_predict on distinct
@@ -108,7 +117,7 @@
 /*  The backend object and its error handling                               */
 /* ======================================================================== */
 typedef struct dlc_verdict {            /* device scalars the host reads back */
-    int ok;                             /* optimizer: 1 go; 0 a gradient, -1 the update is not finite */
+    int ok;                             /* 1 go; 0 a gradient, -1 the update is not finite; 2 the step's guard failed */
     float clip;                         /* optimizer: factor for the gradients */
     float loss;                         /* the last loss */
     int pad;
@@ -128,6 +137,7 @@ typedef struct dlc {
     size_t *host_ranges;                /* pinned staging for the optimizer's ranges */
     size_t host_ranges_cap;             /* size_t entries */
     float *pending_loss;                /* where the next sync writes the loss */
+    int armed;                          /* guard queued: optim_step neither waits nor reports until the next sync */
     size_t conv_scratch;                /* floats; see DLC_CONV_SCRATCH */
     int conv_algo;                      /* DLC_CONV_*: DL_CUDA_CONV=im2col or implicit forces one */
     int tf32;                           /* dl_cuda_set_tf32 */
@@ -1683,6 +1693,16 @@ static __global__ void dlk__mse_total(const double *part, int parts, double coun
     if (threadIdx.x == 0) *loss = (float)(s / count);
 }
 
+/* The guard of a training step (dl_backend.guard): the loss and every
+   statistic finite, or the verdict says stop before the optimizer runs. */
+static __device__ __forceinline__ int dlc__finite(float x) { return fabsf(x) <= FLT_MAX; }
+static __global__ void dlk__step_guard(const float *stats, size_t n, dlc_verdict *v) {
+    double bad = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) bad += !dlc__finite(stats[i]);
+    bad = dlc__block_sum(bad);
+    if (threadIdx.x == 0) { v->ok = bad == 0 && dlc__finite(v->loss) ? 1 : 2; v->clip = 1.0f; }
+}
+
 /* ======================================================================== */
 /*  Optimizers: dl_optim_step_cpu, over ranges, X blocks per range           */
 /* ======================================================================== */
@@ -1700,19 +1720,20 @@ static __global__ void dlk__optim_sumsq(const float *g, const size_t *off, const
     s = dlc__block_sum(s);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
-/* The verdict the update and the host read: all finite? and the clipping factor */
-static __global__ void dlk__optim_norm(const double *part, int parts, float clip_norm, dlc_verdict *v) {
+/* The verdict the update and the host read: all finite? and the clipping
+   factor; guarded, a step whose guard failed keeps that verdict. */
+static __global__ void dlk__optim_norm(const double *part, int parts, float clip_norm, dlc_verdict *v, int guarded) {
     double sq = 0;
     for (int k = threadIdx.x; k < parts; k += blockDim.x) sq += part[k];
     sq = dlc__block_sum(sq);
     if (threadIdx.x == 0) {
         float clip = 1.0f;
+        if (guarded && v->ok != 1) return;
         if (clip_norm > 0 && sqrt(sq) > clip_norm) clip = (float)(clip_norm / (sqrt(sq) + 1e-6));
         v->ok = sq <= DBL_MAX;          /* false for inf and NaN */
         v->clip = clip;
     }
 }
-static __device__ __forceinline__ int dlc__finite(float x) { return fabsf(x) <= FLT_MAX; }
 /* One float's update, PyTorch's rules as in dl_optim_step_cpu: commit 0
    computes it and says whether every new value is finite; commit 1 stores. */
 static __device__ __forceinline__ int dlc__optim_one(const dlc_optim &o, float clip, int commit, size_t i, float *w, float *g,
@@ -1778,7 +1799,7 @@ static int dlc__optim_queue(dlc *c, const dl_optim_job *job, int X) {
     o.bc2_sqrt = (float)sqrt(1.0 - pow(d->beta2, (double)job->step));
     DLC_CHECK(cudaMemcpyAsync(off, c->host_ranges, 2 * (size_t)R * sizeof(size_t), cudaMemcpyHostToDevice, c->stream));
     DLC_LAUNCH(dlk__optim_sumsq, (unsigned)(R * X), job->g, off, len, X, part);
-    DLC_LAUNCH(dlk__optim_norm, 1, part, R * X, d->clip_norm, c->dev_v);
+    DLC_LAUNCH(dlk__optim_norm, 1, part, R * X, d->clip_norm, c->dev_v, c->armed);
     DLC_LAUNCH(dlk__optim_update, (unsigned)(R * X), o, job->w, job->g, job->s[0], job->s[1], job->s[2], off, len, X, c->dev_v, 0);
     DLC_LAUNCH(dlk__optim_update, (unsigned)(R * X), o, job->w, job->g, job->s[0], job->s[1], job->s[2], off, len, X, c->dev_v, 1);
     DLC_CHECK(cudaMemcpyAsync(&c->host_v->ok, &c->dev_v->ok, sizeof(int), cudaMemcpyDeviceToHost, c->stream));
@@ -1869,6 +1890,15 @@ static int dlc__loss(dl_backend *b, int kind, const float *out, const void *targ
     c->pending_loss = loss;
     return DL_OK;
 }
+/* The host's reading of the verdict; the guard's failure has no message (dl.h finds which check failed). */
+static int dlc__verdict(dlc *c) {
+    int ok = c->host_v->ok;
+    if (ok == 1) return DL_OK;
+    if (ok == 2) return dlc__fail(c, DL_ERR_NUMERIC, "%s", "");
+    if (ok == 0) return dlc__fail(c, DL_ERR_NUMERIC, "a gradient is not finite");
+    return dlc__fail(c, DL_ERR_NUMERIC, "the update would make a parameter or the optimizer's state infinite or NaN "
+                     "(diverged? a smaller learning rate may help)");
+}
 static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     DLC_ENTER(b);
     int R = job->n_ranges, X, r, rc, wait;
@@ -1891,21 +1921,28 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     memcpy(c->host_ranges, job->range_off, (size_t)R * sizeof(size_t));
     memcpy(c->host_ranges + R, job->range_len, (size_t)R * sizeof(size_t));
     rc = dlc__optim_queue(c, job, X);
+    if (c->armed && !rc) return DL_OK;  /* the sync that ends the step waits, and reports */
     wait = dlc__wait(c);                /* always, so the staging is free again */
     if (rc || (rc = wait)) return rc;
-    if (c->host_v->ok == 0) return dlc__fail(c, DL_ERR_NUMERIC, "a gradient is not finite");
-    if (c->host_v->ok != 1)
-        return dlc__fail(c, DL_ERR_NUMERIC, "the update would make a parameter or the optimizer's state infinite or NaN "
-                         "(diverged? a smaller learning rate may help)");
+    return dlc__verdict(c);
+}
+/* Queued after the loss, before backward: the step's one wait is then the sync that ends it. */
+static int dlc__guard(dl_backend *b, const float *stats, size_t n) {
+    DLC_ENTER(b);
+    DLC_LAUNCH(dlk__step_guard, 1, stats, n, c->dev_v);
+    c->armed = 1;
     return DL_OK;
 }
 static int dlc__sync(dl_backend *b) {
     DLC_ENTER(b);
     float *dst = c->pending_loss;
+    int armed = c->armed;
     c->pending_loss = NULL;
+    c->armed = 0;
+    if (armed) DLC_CHECK(cudaMemcpyAsync(&c->host_v->ok, &c->dev_v->ok, sizeof(int), cudaMemcpyDeviceToHost, c->stream));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
     if (dst) *dst = c->host_v->loss;
-    return DL_OK;
+    return armed ? dlc__verdict(c) : DL_OK;
 }
 static void dlc__destroy(dl_backend *b) {
     dlc *c = dlc__of(b);
@@ -2005,6 +2042,7 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->b.loss = dlc__loss;
     c->b.optim_step = dlc__optim_step;
     c->b.sync = dlc__sync;
+    c->b.guard = dlc__guard;
     c->b.destroy = dlc__destroy;
     c->b.user = c;
     if ((rc = dlc__start(c)) != DL_OK) {

@@ -265,7 +265,11 @@ static inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned fl
     return cudaSuccess;
 }
 static inline cudaError_t cudaStreamDestroy(cudaStream_t s) { if (!s || s->magic != 0x5717ea) return dlc_emu_err(cudaErrorInvalidValue); s->magic = 0; delete s; return cudaSuccess; }
-static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) { return s && s->magic == 0x5717ea ? cudaSuccess : dlc_emu_err(cudaErrorInvalidValue); }
+static inline cudaError_t dlc_emu_stream_ok(cudaStream_t s) { return s && s->magic == 0x5717ea ? cudaSuccess : dlc_emu_err(cudaErrorInvalidValue); }
+/* Host waits are counted, so that a test can tell how often a step waits for the device. */
+static std::atomic<long> dlc_emu_waits(0);
+extern "C" long dlc_emu_stream_waits(void) { return dlc_emu_waits.load(); }
+static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) { dlc_emu_waits++; return dlc_emu_stream_ok(s); }
 static inline cudaError_t cudaGetDeviceCount(int *n) {
     const char *none = getenv("DLC_EMU_NO_DEVICE");     /* "driver": a machine without the driver */
     *n = none && *none && *none != '0' ? 0 : 1;
@@ -279,7 +283,7 @@ static bool dlc_emu_side_ok(const void *p, size_t bytes, bool device) {
     return device ? dlc_emu_on_device(p, bytes) : !dlc_emu_on_device(p, 1);
 }
 static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
-    if (cudaStreamSynchronize(s) != cudaSuccess || kind == cudaMemcpyHostToHost ||
+    if (dlc_emu_stream_ok(s) != cudaSuccess || kind == cudaMemcpyHostToHost ||
         !dlc_emu_side_ok(dst, bytes, kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice) ||
         !dlc_emu_side_ok(src, bytes, kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice)) {
         fprintf(stderr, "cuda_emu: bad cudaMemcpyAsync of %lu bytes, kind %d\n", (unsigned long)bytes, (int)kind);
@@ -291,7 +295,7 @@ static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t byt
 static inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                                             size_t height, cudaMemcpyKind kind, cudaStream_t s) {
     size_t r;
-    if (kind != cudaMemcpyDeviceToDevice || width > dpitch || width > spitch || cudaStreamSynchronize(s) != cudaSuccess ||
+    if (kind != cudaMemcpyDeviceToDevice || width > dpitch || width > spitch || dlc_emu_stream_ok(s) != cudaSuccess ||
         (height && (!dlc_emu_on_device(dst, (height - 1) * dpitch + width) || !dlc_emu_on_device(src, (height - 1) * spitch + width)))) {
         fprintf(stderr, "cuda_emu: bad cudaMemcpy2DAsync %lu x %lu\n", (unsigned long)width, (unsigned long)height);
         return dlc_emu_err(cudaErrorInvalidValue);
@@ -300,7 +304,7 @@ static inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void
     return cudaSuccess;
 }
 static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
-    if (cudaStreamSynchronize(s) != cudaSuccess || !dlc_emu_on_device(p, bytes)) {
+    if (dlc_emu_stream_ok(s) != cudaSuccess || !dlc_emu_on_device(p, bytes)) {
         fprintf(stderr, "cuda_emu: bad cudaMemsetAsync of %lu bytes\n", (unsigned long)bytes);
         return dlc_emu_err(cudaErrorInvalidValue);
     }

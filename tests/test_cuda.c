@@ -957,6 +957,111 @@ done:
     dl_net_free(b); dl_net_free(c); dl_net_free(f);
 }
 
+/* ---- the step's checks on the device (dl_backend.guard) ----
+   The loss and the statistics are checked on the device and the optimizer
+   reads that verdict and its own, so a step waits for the device once, at
+   its end. A failure must still change nothing (parameters, statistics,
+   optimizer state, step count) and give the CPU's message; the next step
+   must train as the CPU's does. */
+#ifdef DLC_EMULATE
+long dlc_emu_stream_waits(void);
+#define STREAM_WAITS() dlc_emu_stream_waits()
+#else
+#define STREAM_WAITS() 0L
+#endif
+typedef struct guard_snap { float *w, *s, *st[3]; int step; } guard_snap;
+static void guard_take(dl_net *b, dl_optim *p, guard_snap *g) {
+    int k;
+    CHECK(dl_net_sync(b) == DL_OK, "sync: %s", dl_net_error(b));
+    g->w = copy_floats(dl_net_params(b), dl_net_param_floats(b));
+    g->s = copy_floats(b->s, b->ns);
+    for (k = 0; k < 3; k++) g->st[k] = p->s[k] ? fetch(b, p->s[k], p->n) : NULL;
+    g->step = p->step;
+}
+static void guard_same(const char *label, dl_net *b, dl_optim *p, const guard_snap *g) {
+    guard_snap now;
+    int k;
+    guard_take(b, p, &now);
+    CHECK(!memcmp(now.w, g->w, dl_net_param_floats(b) * sizeof(float)), "%s: parameters changed", label);
+    CHECK(!memcmp(now.s, g->s, b->ns * sizeof(float)), "%s: statistics changed", label);
+    for (k = 0; k < 3; k++)
+        if (g->st[k]) CHECK(!memcmp(now.st[k], g->st[k], p->n * sizeof(float)), "%s: optimizer state %d changed", label, k);
+    CHECK(now.step == g->step, "%s: the step count moved from %d to %d", label, g->step, now.step);
+    free(now.w); free(now.s);
+    for (k = 0; k < 3; k++) free(now.st[k]);
+}
+static int counted_backwards;
+static int counted_backward(const dl_custom_args *a) { counted_backwards++; return square_backward(a); }
+/* A custom layer's backward must not see a diverged loss's gradients: such a step checks its loss on the host. */
+static void guard_custom(const float *x, const float *huge_t, int n, int in, int out) {
+    dl_net *f = dl_net_new();
+    dl_layer *sq = square_layer(dl_input(f, in, 0, 0), 0), *o;
+    dl_optim *p = NULL;
+    if (sq) sq->custom.backward = counted_backward;
+    o = dl_dense(sq, out);
+    if (!o || dl_cuda_use(f, 0) || !(p = dl_sgd(f, 0.1f, 0))) { CHECK(0, "setup: %s", dl_net_error(f)); dl_net_free(f); return; }
+    counted_backwards = 0;
+    CHECK(dl_train_step_mse(f, p, o, x, huge_t, n, NULL) == DL_ERR_NUMERIC && strstr(dl_net_error(f), "the loss of"),
+          "custom layer, a loss past FLT_MAX: %s", dl_net_error(f));
+    CHECK(counted_backwards == 0, "a custom layer's backward ran %d times in a failed step", counted_backwards);
+    dl_net_free(f);
+}
+static void test_step_guard(void) {
+    enum { N = 5, IN = 4, OUT = 3 };
+    dl_net *a = dl_net_new(), *b = dl_net_new();
+    dl_layer *oa, *ob;
+    dl_optim *pa, *pb = NULL;
+    float x[N * IN], big[N * IN], t[N * OUT], huge_t[N * OUT], la = 0, lb = 0;
+    char msg[512];
+    int i, k, ra, rb;
+    long waits;
+    guard_snap g;
+    for (i = 0; i < N * IN; i++) { x[i] = frand(); big[i] = x[i] * 1e20f; }   /* big: a running variance past FLT_MAX */
+    for (i = 0; i < N * OUT; i++) huge_t[i] = t[i] = frand();
+    huge_t[4] = 1e20f;                          /* a finite gradient, but a squared error past FLT_MAX */
+    dl_net_seed(a, 11); dl_net_seed(b, 11);
+    oa = dl_dense(dl_tanh(dl_dense(dl_batchnorm(dl_input(a, IN, 0, 0)), 6)), OUT);   /* no bias before batchnorm to cancel */
+    ob = dl_dense(dl_tanh(dl_dense(dl_batchnorm(dl_input(b, IN, 0, 0)), 6)), OUT);
+    pa = dl_adam(a, 1e-2f);
+    if (!oa || !ob || !pa || dl_cuda_use(b, 0) || !(pb = dl_adam(b, 1e-2f))) { CHECK(0, "setup: %s", dl_net_error(b)); goto done; }
+    for (k = 0; k < 2; k++) {                   /* the second: every buffer in place, nothing allocated */
+        waits = STREAM_WAITS();
+        ra = dl_train_step_mse(a, pa, oa, x, t, N, &la);
+        rb = dl_train_step_mse(b, pb, ob, x, t, N, &lb);
+        waits = STREAM_WAITS() - waits;
+        CHECK(ra == DL_OK && rb == DL_OK && test_close(lb, la, 1e-6, 1e-5), "step %d: %s / %s, loss %g / %g", k, dl_net_error(a), dl_net_error(b), la, lb);
+    }
+#ifdef DLC_EMULATE
+    CHECK(waits == 1, "a training step waited for the device %ld times, not once", waits);
+#endif
+    for (k = 0; k < 3; k++) {
+        const char *label = k == 0 ? "a loss past FLT_MAX" : k == 1 ? "a running variance past FLT_MAX" : "an update past FLT_MAX";
+        guard_take(b, pb, &g);
+        if (k == 2) { dl_optim_set_lr(pa, 3e38f); dl_optim_set_lr(pb, 3e38f); }
+        ra = dl_train_step_mse(a, pa, oa, k == 1 ? big : x, k == 0 ? huge_t : t, N, NULL);
+        snprintf(msg, sizeof msg, "%s", dl_net_error(a));
+        rb = dl_train_step_mse(b, pb, ob, k == 1 ? big : x, k == 0 ? huge_t : t, N, NULL);
+        CHECK(ra == DL_ERR_NUMERIC && rb == DL_ERR_NUMERIC, "%s: rc cpu %d gpu %d: %s", label, ra, rb, dl_net_error(b));
+        if (k < 2) CHECK(!strcmp(dl_net_error(b), msg), "%s: gpu says '%s', cpu '%s'", label, dl_net_error(b), msg);
+        else CHECK(strstr(dl_net_error(b), "the update would make") && strstr(msg, "the update would make"), "%s: gpu says '%s', cpu '%s'",
+                   label, dl_net_error(b), msg);
+        guard_same(label, b, pb, &g);
+        if (k == 2) { dl_optim_set_lr(pa, 1e-2f); dl_optim_set_lr(pb, 1e-2f); }
+        free(g.w); free(g.s);
+        for (i = 0; i < 3; i++) free(g.st[i]);
+        ra = dl_train_step_mse(a, pa, oa, x, t, N, &la);    /* and then training goes on as on the CPU */
+        rb = dl_train_step_mse(b, pb, ob, x, t, N, &lb);
+        CHECK(ra == DL_OK && rb == DL_OK && test_close(lb, la, 1e-6, 1e-4), "%s: the next step: %s / %s, loss %g / %g", label,
+              dl_net_error(a), dl_net_error(b), la, lb);
+    }
+    loose = 10;
+    compare_params("after the failed steps", a, b, 0);
+    loose = 1;
+    guard_custom(x, huge_t, N, IN, OUT);
+done:
+    dl_net_free(a); dl_net_free(b);
+}
+
 /* ---- data parallelism: the collective gets the device's buffers ---- */
 typedef struct { dl_net *net; int dev_calls, host_calls, bad; } coll_log;
 /* One rank: the mean is the buffer itself. Checks what dl.h hands over. */
@@ -1273,6 +1378,7 @@ int main(int argc, char **argv) {
     RUN(test_files_and_moving);
     RUN(test_contexts_and_threads);
     RUN(test_train_errors);
+    RUN(test_step_guard);
     RUN(test_collective_on_device);
     RUN(test_sync_batchnorm_on_device);
 #ifdef DLC_EMULATE
