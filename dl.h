@@ -12383,7 +12383,7 @@ static int dl__ox_pool3d(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ce
    (N C, H, W) planes (a batch of 1). int64 in ONNX; floats here, exact up
    to 2^24 (dl_predict checks its batch). */
 static int dl__ox_pool_argmax(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, int ceil) {
-    int64_t ks[8], d[4], o[4], v[3];
+    int64_t ks[8], d[8], o[4], v[3];   /* d: dl__ox_dims writes all 8 */
     int k[2], s[2], p[4], dil[2], j, rc, whole = x->whole;
     dl_layer *l = x->l, *y, *ix;
     if (x->rank != 4 || dl__ox_aints(n, "kernel_shape", ks, 8) != 2) return dl__ox_unsup(ox, "the indices of a pool that is not 2-d");
