@@ -12392,7 +12392,7 @@ static int dl__ox_pool_argmax(dl__ox *ox, const dl__ox_node *n, dl__ox_val *x, i
     k[0] = ks[0] < 1 || ks[0] > 65536 ? 0 : (int)ks[0]; k[1] = ks[1] < 1 || ks[1] > 65536 ? 0 : (int)ks[1];
     if ((rc = dl__ox_window(ox, n, 4, d + 2, k, s, p, dil))) return rc;
     for (j = 0; j < 2; j++) if ((rc = dl__ox_pool_axis(ox, d[j + 2], k[j], s[j], p[j], p[j + 2], dil[j], ceil))) return rc;
-    v[0] = d[0] * d[1]; v[1] = d[2]; v[2] = d[3];
+    v[0] = whole ? d[0] * d[1] : 0; v[1] = d[2]; v[2] = d[3];   /* d[0]: a symbolic batch's marker unless whole */
     if (whole && (rc = dl__ox_shape_as(ox, &l, 3, v))) return rc;
     if ((rc = dl__ox_take(ox, y = dl__ox_pool2d(l, n, ceil, k, s, p, dil, 0))) ||
         (rc = dl__ox_take(ox, ix = dl__ox_pool2d(l, n, ceil, k, s, p, dil, 1)))) return rc;
