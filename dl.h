@@ -1484,6 +1484,9 @@ struct dl_ctx {
                                dense layer's packed weights, a batchnorm's folded scale and shift */
     int prep_version;       /* the net's version and pgen prep was made for */
     unsigned prep_pgen;
+    dl_ctx *workers;        /* dl__predict's contexts for threads 1.. (n_workers), planned single-threaded */
+    int n_workers;
+    dl_ctx *owner;          /* a worker's: the context whose prepared weights it reads (built before the region) */
     int n, train;           /* the last forward */
     int first;              /* its first sample's index in the caller's batch (dl_exec's) */
     dl_layer *last;
@@ -6528,11 +6531,15 @@ static void dl__cpu_init(dl_backend *b) {
 #endif
 
 static void dl__ctx_release(dl_ctx *c) {
+    int i;
     if (c->arena && c->b == &c->net->cpu) DL__POISON(c->arena, c->arena_floats, 0);
     if (c->arena) c->b->release(c->b, c->arena);
     DL_FREE(c->vals);                   /* the host tables' one block */
     DL_FREE(c->prep);                   /* the prepared weights' one block */
     c->prep = NULL;
+    for (i = 0; i < c->n_workers; i++) dl__ctx_release(&c->workers[i]);
+    DL_FREE(c->workers);
+    c->workers = NULL; c->n_workers = 0;
     DL_FREE(c->host_out);
     c->arena = NULL; c->vals = NULL; c->out = NULL; c->host_out = NULL; c->host_out_cap = 0;
     c->arena_floats = 0; c->cap_n = 0; c->last = NULL; c->layers = 0;
@@ -7024,8 +7031,17 @@ static int dl__feed_finite(dl_ctx *c, const dl_layer *in, const float *x, int n,
     return DL_OK;
 }
 
+/* needed[i] = 1 for the layers a pass to out runs, else 0. */
+static void dl__mark_needed(const dl_net *net, const dl_layer *out, unsigned char *needed) {
+    int i, j;
+    memset(needed, 0, (size_t)net->n_layers);
+    needed[out->index] = 1;
+    for (i = out->index; i >= 0; i--)
+        if (needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) needed[net->layers[i]->in[j]->index] = 1;
+}
 static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int train, int grad, const char *call) {
     dl_net *net = c->net;
+    dl_ctx *pc = c->owner ? c->owner : c;      /* whose prepared weights: a worker of dl__predict uses its owner's */
     dl_layer *input = NULL;
     int i, j, rc, fuse;
     unsigned sync_calls = 0;
@@ -7034,12 +7050,10 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
     if ((rc = dl__plan(c, n, out, train || grad))) return rc;
     dl__bind_outputs(c, 0);         /* a backward may have pointed replayed outputs elsewhere */
-    memset(c->needed, 0, (size_t)net->n_layers);
-    c->needed[out->index] = 1;
+    dl__mark_needed(net, out, c->needed);
     for (i = out->index; i >= 0; i--)
         if (c->needed[i]) {
             dl_layer *l = net->layers[i];
-            for (j = 0; j < l->n_in; j++) c->needed[l->in[j]->index] = 1;
             if (DL__HAS(l, DL__F_SOURCE)) {
                 if (!f->n && input) return dl__fail(c->err, DL_ERR_UNSUPPORTED, "%s: forward to '%s': it reads two inputs, '%s' and '%s'; "
                                                     "give each its data with the _multi calls", call, out->name, l->name, input->name);
@@ -7056,7 +7070,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
     if (train) net->pgen++;                             /* batchnorm statistics move */
     if (fuse) {
-        if (!dl__prepare(c))
+        if (!dl__prepare(pc))
             return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", call);
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
         for (i = 0; i <= out->index; i++)
@@ -7080,9 +7094,9 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
         if (DL__HAS(l, DL__F_RNG) && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
         if (fuse && DL__HAS(l, DL__F_FUSE_HEAD)) {
-            b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, c->prep, c->fuse, &epi)->index];
+            b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, pc->prep, c->fuse, &epi)->index];
             c->cpu.epi = &epi;
-            c->cpu.wpack = c->prep ? c->prep[i] : NULL;
+            c->cpu.wpack = pc->prep ? pc->prep[i] : NULL;
         }
         if (b.e.allreduce_sum) sync_calls = net->sync_calls;
         rc = net->b->forward(net->b, l, &b.e);
@@ -7248,40 +7262,104 @@ static int dl__predict_chunk(const dl_net *net, const dl_layer *out, int threads
     chunk = (int)(((size_t)1 << 16) * (size_t)threads / (size_t)most);
     return chunk < need ? need : chunk;
 }
+/* The inputs of samples at.. of feed f (in: the one input layer when f->n is 0). */
+static void dl__feed_at(const dl__feed *f, const dl_layer *in, int at, const float **xs) {
+    int k;
+    if (!f->n) xs[0] = f->xs[0] + (in ? (size_t)at * in->size : 0);
+    for (k = 0; k < f->n; k++) xs[k] = f->xs[k] && f->layers[k] ? f->xs[k] + (size_t)at * f->layers[k]->size : f->xs[k];
+}
+/* Chunk t of count over n samples into y, on thread's context: the owner's
+   for thread 0, else a worker's (dl__predict_parallel). */
+typedef struct dl__chunks {
+    dl_ctx *c;
+    dl_layer *out;
+    const dl__feed *f;
+    const dl_layer *in;
+    int n, count;
+    float *y;
+    const char *call;
+    int rc[256];                /* per thread (dl_net_set_threads: 256 at most) */
+} dl__chunks;
+static int dl__chunk_at(const dl__chunks *j, int t) { return (int)((long long)j->n * t / j->count); }
+static void dl__chunk_task(void *arg, int t, int thread) {
+    dl__chunks *j = (dl__chunks *)arg;
+    dl_ctx *w = thread ? &j->c->workers[thread - 1] : j->c;
+    const float *xs[64];
+    dl__feed g = *j->f;
+    int at = dl__chunk_at(j, t), nn = dl__chunk_at(j, t + 1) - at;
+    if (j->rc[thread]) return;
+    dl__feed_at(j->f, j->in, at, xs);
+    g.xs = xs;
+    g.first = at;
+    if (!(j->rc[thread] = dl__forward(w, j->out, &g, nn, 0, 0, j->call)))
+        memcpy(j->y + (size_t)at * j->out->size, w->out[j->out->index], (size_t)nn * j->out->size * sizeof(float));
+}
+/* A batch of at least 2 single-thread chunks per thread: each thread runs
+   whole chunks through the whole graph on its own context, one op after
+   another, instead of every op split over the threads (most of a small
+   net's ops are below net->par_min_work, so they would run on one thread).
+   Workers share the owner's prepared weights, built here before the
+   region, and their buffers are chunk-sized. The chunks are equal to a
+   sample and a multiple of the thread count, each of at least `one`
+   samples, so every sample's result is that of one pass (dl__predict_chunk). */
+static int dl__predict_parallel(dl__chunks *j, int one) {
+    dl_ctx *c = j->c;
+    dl_net *net = c->net;
+    dl__cpu pool = c->cpu;
+    int t, T = net->threads, big, rc = DL_OK;
+    j->count = j->n / (one * T) * T;
+    big = dl__chunk_at(j, 1) + (j->n % j->count != 0);
+    if (!dl__prepare(c)) return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", j->call);
+    if (c->n_workers != T - 1) {
+        if (!(c->workers = (dl_ctx *)dl__calloc((size_t)T - 1, sizeof(dl_ctx))))
+            return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory for %d thread contexts", j->call, T - 1);
+        for (t = 0; t < T - 1; t++) dl__ctx_init(&c->workers[t], net, NULL)->owner = c;
+        c->n_workers = T - 1;
+    }
+    for (t = 0; t < T - 1; t++)
+        if ((rc = dl__plan(&c->workers[t], big, j->out, 0))) return dl__fail(c->err, rc, "%s", c->workers[t].err);
+    memset(j->rc, 0, sizeof j->rc);
+    c->cpu.threads = 1;         /* each chunk on one thread: no region inside the region */
+    dl__parallel(&pool, j->count, dl__chunk_task, j);
+    c->cpu.threads = pool.threads;
+    for (t = 0; t < T; t++)
+        if (j->rc[t]) return t ? dl__fail(c->err, j->rc[t], "%s", c->workers[t - 1].err) : j->rc[t];
+    return DL_OK;
+}
 /* dl__forward over chunks of samples; the output gathered in host_out. The
    layers' own outputs then hold only the last chunk: dl_layer_output offers
    none of them (c->last NULL). */
 static const float *dl__predict(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, const char *call) {
     dl_net *net = c->net;
-    int chunk, at, k, rc;
-    float *y;
+    int chunk, one, par, at, k, rc, threads = c == net->ctx ? net->threads : 1;
+    const float *xs[64];
+    dl__chunks j;
     if ((rc = dl__check_layer(net, out, call, c->err)) || (rc = dl__check_batch(net, out, n, call, c->err))) return NULL;
-    chunk = dl__predict_chunk(net, out, c == net->ctx ? net->threads : 1);
-    if (!chunk || n < 2 * chunk) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
-    if ((rc = dl__plan(c, 2 * chunk - 1, out, 0))) return NULL;     /* every chunk fits: host_out stays */
-    if (!(y = dl__host_buf(c, (size_t)n * out->size * sizeof(float), "the output"))) return NULL;
-    for (at = 0; at < n; at += chunk) {
-        const float *xs[64];
-        dl_layer *in = NULL;
+    chunk = f->n > 64 ? 0 : dl__predict_chunk(net, out, threads);
+    one = threads > 1 && chunk ? dl__predict_chunk(net, out, 1) : chunk;
+    par = threads > 1 && chunk && n >= 2 * threads * one;
+    if (!par && (!chunk || n < 2 * chunk)) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
+    if ((rc = dl__plan(c, par ? 2 * one - 1 : 2 * chunk - 1, out, 0))) return NULL;     /* every chunk fits: host_out stays */
+    if (!(j.y = dl__host_buf(c, (size_t)n * out->size * sizeof(float), "the output"))) return NULL;
+    j.c = c; j.out = out; j.f = f; j.in = NULL; j.n = n; j.call = call;
+    dl__mark_needed(net, out, c->needed);
+    for (k = 0; k <= out->index; k++)
+        if (c->needed[k] && DL__HAS(net->layers[k], DL__F_SOURCE)) j.in = net->layers[k];
+    if (par) {
+        if (dl__predict_parallel(&j, one)) return NULL;
+    } else for (at = 0; at < n; at += chunk) {
         dl__feed g = *f;
         int nn = n - at < 2 * chunk ? n - at : chunk;        /* the last chunk takes the rest */
-        if (!f->n) {                    /* the one input: found by the first chunk's pass */
-            for (k = 0; at && k <= out->index; k++)
-                if (c->needed[k] && DL__HAS(net->layers[k], DL__F_SOURCE)) in = net->layers[k];
-            xs[0] = f->xs[0] + (in ? (size_t)at * in->size : 0);
-        } else {
-            if (f->n > 64) return dl__forward(c, out, f, n, 0, 0, call) ? NULL : dl__result(c);
-            for (k = 0; k < f->n; k++) xs[k] = f->xs[k] && f->layers[k] ? f->xs[k] + (size_t)at * f->layers[k]->size : f->xs[k];
-        }
+        dl__feed_at(f, j.in, at, xs);
         g.xs = xs;
         g.first = at;
         if (dl__forward(c, out, &g, nn, 0, 0, call)) return NULL;
-        memcpy(y + (size_t)at * out->size, c->out[out->index], (size_t)nn * out->size * sizeof(float));
+        memcpy(j.y + (size_t)at * out->size, c->out[out->index], (size_t)nn * out->size * sizeof(float));
         at += nn - chunk;
     }
     c->last = NULL;
     c->err[0] = 0;
-    return y;
+    return j.y;
 }
 const float *dl_forward(dl_net *net, dl_layer *out, const float *x, int n, int train) {
     dl__feed f = dl__feed1(&x);

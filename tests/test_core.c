@@ -1316,9 +1316,12 @@ static void test_freeze_new_layers(void) {
 
 /* Large batches run in chunks of samples (dl__predict): the same bits as the
    frozen net, which runs the whole batch at once; dl_ctx_predict too; the
-   layers' outputs are then not offered; a batch under two chunks is one pass. */
+   layers' outputs are then not offered; a batch under two chunks is one pass.
+   At 2-4 threads, 131 samples are 2 or more chunks per thread, each thread
+   running whole chunks on its own context (dl__predict_parallel): 8 or 9
+   chunks of 14-17 samples, and the same bits. */
 static void test_chunked_inference(void) {
-    enum { N = 37 };
+    enum { N = 131 };
     dl_net *net = dl_net_new();
     dl_layer *x = dl_input(net, 2, 20, 20), *h, *out;
     dl_ctx *ctx;
@@ -1351,6 +1354,17 @@ static void test_chunked_inference(void) {
     CHECK(p && !memcmp(y, p, N * 5 * sizeof(float)), "chunked dl_ctx_predict differs");
     p = dl_predict(net, out, in + 11 * 800, 25);                                    /* under two chunks: one pass */
     CHECK(p && !memcmp(y + 11 * 5, p, 25 * 5 * sizeof(float)) && dl_layer_output(out) == p, "one pass of 25 differs");
+#ifndef DL_NO_THREADS
+    for (i = 2; i <= 4; i++) {
+        dl_net_set_threads(net, i);
+        p = dl_predict(net, out, in, N);
+        CHECK(p && !memcmp(y, p, N * 5 * sizeof(float)), "%d threads, chunks in parallel: other results", i);
+        CHECK(net->ctx->n_workers == i - 1 && dl_layer_output(out) == NULL, "%d threads: %d worker contexts, outputs %s offered", i,
+              net->ctx->n_workers, dl_layer_output(out) ? "" : "not");
+        p = ctx ? dl_ctx_predict(ctx, out, in, N) : NULL;                           /* a user context stays on one thread */
+        CHECK(p && !memcmp(y, p, N * 5 * sizeof(float)) && ctx->n_workers == 0, "%d threads: dl_ctx_predict differs", i);
+    }
+#endif
     dl_ctx_free(ctx);
     free(work); free(in); free(y);
     dl_frozen_free(f);

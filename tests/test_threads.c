@@ -8,29 +8,35 @@
 #include "tests/ops.h"
 #include <string.h>
 
-/* Batch 300: dl_predict's chunks are per thread (56 samples on 1 thread,
-   113 on 2, one pass on 3 and 4), and must not change the bits either. */
+/* dl_predict's chunks are per thread (56 samples on 1 thread), and must not
+   change the bits either. Batch 300: chunks of 56 on 1 thread, 4 chunks of
+   75 run in parallel on 2 (2 or more single-thread chunks per thread), one
+   pass on 3 and 4; batch 1001: 17 chunks on 1 thread, 16, 15 and 16 chunks
+   run in parallel on 2, 3 and 4 threads. */
 static void test_set_threads(void) {
+    static const int batch[2] = { 300, 1001 };
     dl_net *net = dl_net_new();
     dl_layer *x = dl_input(net, 1, 12, 12), *y = dl_dense(dl_flatten(dl_conv2d(x, 8, 3, 1, 1)), 4);
-    static float in[300 * 144], out1[300 * 4];
+    static float in[1001 * 144], out1[1001 * 4];
     const float *p;
-    int n, i;
-    for (i = 0; i < 300 * 144; i++) in[i] = (float)((i * 37) % 101) / 101.0f;
+    int n, i, b;
+    for (i = 0; i < 1001 * 144; i++) in[i] = (float)((i * 37) % 101) / 101.0f;
     net->par_min_work = 0;              /* split every op, however small */
-    CHECK(dl_net_set_threads(net, 1) == DL_OK && dl_net_threads(net) == 1, "1 thread: %d", dl_net_threads(net));
-    p = dl_predict(net, y, in, 300);
-    CHECK(p != NULL, "%s", dl_net_error(net));
-    if (p) memcpy(out1, p, sizeof out1);
-    for (n = 2; n <= 4; n++) {
-        CHECK(dl_net_set_threads(net, n) == DL_OK, "%s", dl_net_error(net));
+    for (b = 0; b < 2; b++) {
+        CHECK(dl_net_set_threads(net, 1) == DL_OK && dl_net_threads(net) == 1, "1 thread: %d", dl_net_threads(net));
+        p = dl_predict(net, y, in, batch[b]);
+        CHECK(p != NULL, "%s", dl_net_error(net));
+        if (p) memcpy(out1, p, (size_t)batch[b] * 4 * sizeof(float));
+        for (n = 2; n <= 4; n++) {
+            CHECK(dl_net_set_threads(net, n) == DL_OK, "%s", dl_net_error(net));
 #ifndef DL_NO_THREADS
-        CHECK(dl_net_threads(net) == n, "asked for %d threads, got %d", n, dl_net_threads(net));
+            CHECK(dl_net_threads(net) == n, "asked for %d threads, got %d", n, dl_net_threads(net));
 #else
-        CHECK(dl_net_threads(net) == 1, "built without threads, yet it reports %d", dl_net_threads(net));
+            CHECK(dl_net_threads(net) == 1, "built without threads, yet it reports %d", dl_net_threads(net));
 #endif
-        p = dl_predict(net, y, in, 300);
-        CHECK(p && !memcmp(p, out1, sizeof out1), "%d threads give other results", n);
+            p = dl_predict(net, y, in, batch[b]);
+            CHECK(p && !memcmp(p, out1, (size_t)batch[b] * 4 * sizeof(float)), "batch %d: %d threads give other results", batch[b], n);
+        }
     }
     CHECK(dl_net_set_threads(net, -1) == DL_ERR_ARG, "-1 threads accepted");
     dl_net_free(net);
