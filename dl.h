@@ -367,7 +367,9 @@ DLDEF void        dl_net_set_input_grad(dl_net *net, int on); /* backward also c
    the environment variable DL_THREADS); they split the batch and the GEMMs
    of training and dl_predict, each op only when its work pays for another
    thread (small ops, and batch-1 inference of small nets, stay on the
-   calling thread), and never wait for a thread another process holds up.
+   calling thread); a large dl_predict batch runs chunks of samples on
+   each thread (chunk-sized buffers per thread, kept with the net's
+   context); they never wait for a thread another process holds up.
    Results are bit-identical for any count.
    Contexts from dl_ctx_new run single-threaded: parallelism comes from the
    threads that call them. With DL_NO_THREADS the library has no threads. */
