@@ -7303,14 +7303,15 @@ static void dl__chunk_task(void *arg, int t, int thread) {
    Workers share the owner's prepared weights, built here before the
    region, and their buffers are chunk-sized. The chunks are equal to a
    sample and a multiple of the thread count, each of at least `one`
-   samples, so every sample's result is that of one pass (dl__predict_chunk). */
+   samples, so every sample's result is that of one pass (dl__predict_chunk).
+   Every context is planned for 2 `one` - 1 samples whatever the batch, as
+   the serial path plans for its chunks: repeated calls allocate nothing. */
 static int dl__predict_parallel(dl__chunks *j, int one) {
     dl_ctx *c = j->c;
     dl_net *net = c->net;
     dl__cpu pool = c->cpu;
-    int t, T = net->threads, big, rc = DL_OK;
-    j->count = j->n / (one * T) * T;
-    big = dl__chunk_at(j, 1) + (j->n % j->count != 0);
+    int t, T = net->threads, rc = DL_OK;
+    j->count = j->n / (one * T) * T;        /* 2 or more per thread: chunks under 1.5 `one`, so the plans below always fit */
     if (!dl__prepare(c)) return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", j->call);
     if (c->n_workers != T - 1) {
         if (!(c->workers = (dl_ctx *)dl__calloc((size_t)T - 1, sizeof(dl_ctx))))
@@ -7319,7 +7320,7 @@ static int dl__predict_parallel(dl__chunks *j, int one) {
         c->n_workers = T - 1;
     }
     for (t = 0; t < T - 1; t++)
-        if ((rc = dl__plan(&c->workers[t], big, j->out, 0))) return dl__fail(c->err, rc, "%s", c->workers[t].err);
+        if ((rc = dl__plan(&c->workers[t], 2 * one - 1, j->out, 0))) return dl__fail(c->err, rc, "%s", c->workers[t].err);
     memset(j->rc, 0, sizeof j->rc);
     c->cpu.threads = 1;         /* each chunk on one thread: no region inside the region */
     dl__parallel(&pool, j->count, dl__chunk_task, j);

@@ -75,6 +75,7 @@ static void test_predict_after_training(void) {
     long a0, f0;
     int i;
     fill();
+    dl_net_set_threads(net, 2);     /* on any machine: batches 17-64 then run chunks on both threads (dl__predict_parallel) */
     for (i = 0; i < 3; i++) CHECK(dl_train_step(net, opt, logits, x, y, 64, NULL) == DL_OK, "%s", dl_net_error(net));
     a0 = allocs;
     f0 = frees;
