@@ -3029,6 +3029,9 @@ typedef struct dl__simd {
     /* dst[c ld + r] = src[r lds + c] for r < rows, c < cols (at most 16 each); lanes rows..lanes-1
        of each dst row get zeros (NULL: loops). Every packing transpose goes through it (dl__transpose_k) */
     void (*transpose16)(float *dst, size_t ld, const float *src, size_t lds, int rows, int cols, int lanes);
+    /* the depthwise backward directly (NULL: im2col rows, col2im): see dl__depthwise_dw_avx512, _dx_avx512 */
+    void (*depthwise_dw)(float *dw, const float *dy, size_t ldy, const float *x, size_t ldx, int n, const dl_conv_geom *g, float *acc);
+    void (*depthwise_dx)(float *dx, const float *dy, const float *w, int nch, const dl_conv_geom *g);
 } dl__simd;
 static void dl__pairs_max_c(float *m, int32_t *odd, const float *x, int k);
 static void dl__rows_max_c(float *y, int32_t *arg, const float *a, const float *b, const int32_t *oa,
@@ -3050,7 +3053,7 @@ static void dl__ukernel_scalar(int kc, const float *a, const float *b, float *c,
 }
 static void dl__axpy_scalar(float *y, const float *x, int n, float a) { int s; for (s = 0; s < n; s++) y[s] += a * x[s]; }
 static const dl__simd dl__simd_scalar = { "scalar", 4, 8, dl__ukernel_scalar, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL };
+                                         0, NULL, NULL, dl__axpy_scalar, NULL, NULL, NULL, NULL };
 
 #ifdef DL__X86
 /* The accumulators are named, not an array: compilers at -O2 keep an array
@@ -3100,7 +3103,7 @@ static void dl__axpy_avx2(float *y, const float *x, int n, float a) {
     for (; s < n; s++) _mm_store_ss(y + s, _mm_fmadd_ss(_mm256_castps256_ps128(va), _mm_load_ss(x + s), _mm_load_ss(y + s)));
 }
 static const dl__simd dl__simd_avx2 = { "avx2", 6, 16, dl__ukernel_avx2, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_avx2,
-                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL };
+                                       1, NULL, NULL, dl__axpy_avx2, NULL, NULL, NULL, NULL };
 
 /* AVX-512, 8 x 32: 16 accumulators, 2 loads of b and 8 broadcasts of a per k. */
 __attribute__((target("avx512f")))
@@ -3156,44 +3159,117 @@ static void dl__pack_same_avx512(const struct dl__mat *B, const struct dl__piece
                                  int kc, int nr, float *dst);
 static void dl__im2col_s2_avx512(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs,
                                  float *dst);
+/* The values dl__im2col_row gives for one tap and 16 outputs of a row
+   starting at ow0: x row ih (valid: 0 <= ih < H) from column c0 = ow0 sw -
+   pw + kw dw on, every sw-th column, zeros outside x and past lanes (masked
+   loads, two loads and a permute for stride 2, gathers otherwise). */
+__attribute__((target("avx512f")))
+static __m512 dl__dw_tap_avx512(const float *row, int valid, int c0, int ow0, __mmask16 lanes, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i W = _mm512_set1_epi32(g->W), col = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw)));
+    __mmask16 m = valid ? lanes & _mm512_cmplt_epu32_mask(col, W) : 0;
+    if (g->sw == 1) return _mm512_maskz_loadu_ps(m, row + c0);
+    if (g->sw == 2 && m) {              /* 32 columns in two loads, then the even ones */
+        __m512i e = _mm512_add_epi32(_mm512_set1_epi32(c0), iota);
+        __mmask16 ma = _mm512_cmplt_epu32_mask(e, W), mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(e, _mm512_set1_epi32(16)), W);
+        int two_n = 2 * (g->OW - ow0 < 16 ? g->OW - ow0 : 16);
+        ma &= (__mmask16)(two_n >= 16 ? 0xffff : (1u << two_n) - 1);
+        mb &= (__mmask16)(two_n >= 32 ? 0xffff : two_n > 16 ? (1u << (two_n - 16)) - 1 : 0);
+        return _mm512_maskz_mov_ps(m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, row + c0), _mm512_add_epi32(iota, iota),
+                                                             _mm512_maskz_loadu_ps(mb, row + c0 + 16)));
+    }
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, col, row, 4);
+}
+static __mmask16 dl__lanes16(int left) { return (__mmask16)(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1); }
 /* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
    tap's view of x (H x W), 16 outputs of a row at a time: the values
-   dl__im2col_row gives (masked loads, or gathers for strides), zeros where
-   it gives zeros, and the same fused multiply-adds in the same tap order as
-   dl__axpy_avx512 over those rows: the same bits. */
+   dl__im2col_row gives, zeros where it gives zeros, and the same fused
+   multiply-adds in the same tap order as dl__axpy_avx512 over those rows:
+   the same bits. */
 __attribute__((target("avx512f")))
 static void dl__depthwise_rows_avx512(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g) {
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i W = _mm512_set1_epi32(g->W), step = _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw));
-    const __m512i sixteen = _mm512_set1_epi32(16), even = _mm512_add_epi32(iota, iota);
     int oh, ow0, kh, kw;
     for (oh = 0; oh < g->OH; oh++)
         for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
-            __mmask16 lanes = (__mmask16)(g->OW - ow0 >= 16 ? 0xffff : (1u << (g->OW - ow0)) - 1);
+            __mmask16 lanes = dl__lanes16(g->OW - ow0);
             __m512 acc = _mm512_set1_ps(bias);
             for (kh = 0; kh < g->KH; kh++) {
                 int ih = oh * g->sh - g->ph + kh * g->dh;
-                const float *row = x + (ptrdiff_t)ih * g->W;
-                for (kw = 0; kw < g->KW; kw++) {
-                    int c0 = ow0 * g->sw - g->pw + kw * g->dw;
-                    __m512i col = _mm512_add_epi32(_mm512_set1_epi32(c0), step);
-                    __mmask16 m = (unsigned)ih < (unsigned)g->H ? lanes & _mm512_cmplt_epu32_mask(col, W) : 0;
-                    __m512 v;
-                    if (g->sw == 1) v = _mm512_maskz_loadu_ps(m, row + c0);
-                    else if (g->sw == 2 && m) {     /* 32 columns in two loads, then the even ones */
-                        __m512i e = _mm512_add_epi32(_mm512_set1_epi32(c0), iota);
-                        __mmask16 ma = _mm512_cmplt_epu32_mask(e, W), mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(e, sixteen), W);
-                        int two_n = 2 * (g->OW - ow0 < 16 ? g->OW - ow0 : 16);
-                        ma &= (__mmask16)(two_n >= 16 ? 0xffff : (1u << two_n) - 1);
-                        mb &= (__mmask16)(two_n >= 32 ? 0xffff : two_n > 16 ? (1u << (two_n - 16)) - 1 : 0);
-                        v = _mm512_maskz_mov_ps(m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, row + c0), even,
-                                                                          _mm512_maskz_loadu_ps(mb, row + c0 + 16)));
-                    } else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, col, row, 4);
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]), v, acc);
-                }
+                for (kw = 0; kw < g->KW; kw++)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]),
+                                          dl__dw_tap_avx512(x + (ptrdiff_t)ih * g->W, (unsigned)ih < (unsigned)g->H,
+                                                            ow0 * g->sw - g->pw + kw * g->dw, ow0, lanes, g), acc);
             }
             _mm512_mask_storeu_ps(y + (size_t)oh * g->OW + ow0, lanes, acc);
         }
+}
+/* Depthwise weight gradient of one channel over n samples (dy and x of
+   sample i at dy + i ldy, x + i ldx): dw[k] += sum of dy times the tap's
+   view of x. Per tap a vector of 16 partial sums runs over every sample and
+   row in order (acc: K x 16 floats), then is added up: the order depends on
+   the shapes only. No im2col rows are built. */
+__attribute__((target("avx512f")))
+static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, const float *x, size_t ldx, int n,
+                                    const dl_conv_geom *g, float *acc) {
+    int KK = g->KH * g->KW, i, k, oh, ow0;
+    for (k = 0; k < KK; k++) _mm512_storeu_ps(acc + 16 * k, _mm512_setzero_ps());
+    for (i = 0; i < n; i++, dy += ldy, x += ldx)
+        for (k = 0; k < KK; k++) {
+            int kh = k / g->KW, kw = k % g->KW;
+            __m512 a = _mm512_loadu_ps(acc + 16 * k);
+            for (oh = 0; oh < g->OH; oh++) {
+                int ih = oh * g->sh - g->ph + kh * g->dh;
+                if ((unsigned)ih >= (unsigned)g->H) continue;
+                for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
+                    __mmask16 lanes = dl__lanes16(g->OW - ow0);
+                    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, dy + (size_t)oh * g->OW + ow0),
+                                        dl__dw_tap_avx512(x + (ptrdiff_t)ih * g->W, 1, ow0 * g->sw - g->pw + kw * g->dw, ow0, lanes, g), a);
+                }
+            }
+            _mm512_storeu_ps(acc + 16 * k, a);
+        }
+    for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
+}
+/* Depthwise input gradient of nch planes (dx H x W, dy OH x OW, w K each):
+   dx[ih][iw] += sum over the taps that read it of w[k] dy[oh][ow], 16
+   columns of an input row at a time, read from dy (oh sh = ih + ph - kh dh,
+   likewise ow), so every dx value is written once and no col buffer is
+   scattered back. A stride other than 1 picks dy's columns by a permute
+   (OW <= 16) or a gather. */
+__attribute__((target("avx512f")))
+static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, int nch, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sw = _mm512_set1_epi32(g->sw), span = _mm512_set1_epi32(g->sw * g->OW);
+    int P = g->OH * g->OW, HW = g->H * g->W, KK = g->KH * g->KW, c, ih, iw0, kh, kw;
+    for (c = 0; c < nch; c++, dx += HW, dy += P, w += KK)
+        for (ih = 0; ih < g->H; ih++)
+            for (iw0 = 0; iw0 < g->W; iw0 += 16) {
+                __mmask16 lanes = dl__lanes16(g->W - iw0);
+                float *d = dx + (size_t)ih * g->W + iw0;
+                __m512 s = _mm512_setzero_ps();
+                for (kh = 0; kh < g->KH; kh++) {
+                    int t = ih + g->ph - kh * g->dh, oh = t / g->sh;
+                    const float *row;
+                    __m512 rowv;
+                    if (t < 0 || t % g->sh || oh >= g->OH) continue;
+                    row = dy + (size_t)oh * g->OW;
+                    rowv = g->OW <= 16 ? _mm512_maskz_loadu_ps(dl__lanes16(g->OW), row) : _mm512_setzero_ps();
+                    for (kw = 0; kw < g->KW; kw++) {
+                        int u0 = iw0 + g->pw - kw * g->dw;      /* sw ow of lane 0 */
+                        __m512i u = _mm512_add_epi32(_mm512_set1_epi32(u0), iota), q;
+                        __mmask16 m;
+                        __m512 v;
+                        if (g->sw == 1) v = _mm512_maskz_loadu_ps(lanes & _mm512_cmplt_epu32_mask(u, span), row + u0);
+                        else {
+                            q = g->sw == 2 ? _mm512_srai_epi32(u, 1) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(u), _mm512_cvtepi32_ps(sw)));
+                            m = lanes & _mm512_cmplt_epu32_mask(u, span) & _mm512_cmpeq_epi32_mask(_mm512_mullo_epi32(q, sw), u);
+                            v = g->OW <= 16 ? _mm512_maskz_permutexvar_ps(m, q, rowv) : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, row, 4);
+                        }
+                        s = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]), v, s);
+                    }
+                }
+                _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, d), s));
+            }
 }
 /* Stride 2: the four phase planes of x, plane (py, px) row i column j =
    x[2i + py][2j + px], PH x PW each, zeros past x (odd H or W). */
@@ -3317,7 +3393,8 @@ static void dl__transpose16_avx512(float *dst, size_t ld, const float *src, size
 }
 static const dl__simd dl__simd_avx512 = { "avx512", 8, 32, dl__ukernel_avx512, dl__pairs_max_avx512, dl__rows_max_avx512,
                                          &dl__rowk_avx512, 1, dl__pack_same_avx512, dl__depthwise_avx512, dl__axpy_avx512,
-                                         dl__im2col_s2_avx512, dl__transpose16_avx512 };
+                                         dl__im2col_s2_avx512, dl__transpose16_avx512, dl__depthwise_dw_avx512,
+                                         dl__depthwise_dx_avx512 };
 #endif
 
 #ifdef DL__NEON
@@ -3354,7 +3431,7 @@ static void dl__axpy_neon(float *y, const float *x, int n, float a) {
     }
 }
 static const dl__simd dl__simd_neon = { "neon", 8, 8, dl__ukernel_neon, dl__pairs_max_c, dl__rows_max_c, &dl__rowk_base,
-                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL };
+                                       0, NULL, NULL, dl__axpy_neon, NULL, NULL, NULL, NULL };
 #endif
 
 /* The fastest kernel this CPU runs (checked at run time, so one binary fits all). */
@@ -4953,6 +5030,7 @@ static void dl__depthwise_dx_task(void *arg, int t, int thread) {
     float *dcol = dl__scratch(j->cpu, thread) + DL__BPACK;
     const float *dy = j->e->dout + (size_t)t * cg->P, *w = j->e->w[0] + (size_t)(t % cg->C) * cg->K;
     int k;
+    if (j->cpu->simd->depthwise_dx) { j->cpu->simd->depthwise_dx(j->e->din[0] + (size_t)t * cg->H * cg->W, dy, w, 1, cg); return; }
     for (k = 0; k < cg->K; k++) rk->affine(dcol + (size_t)k * cg->P, dy, cg->P, w[k], 0.0f);
     dl__col2im(rk, cg, dcol, j->e->din[0] + (size_t)t * cg->H * cg->W);
 }
@@ -4967,6 +5045,14 @@ static void dl__depthwise_dw_task(void *arg, int c, int thread) {
     dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
     double db = 0;
     int n, k, r;
+    for (n = 0; n < j->e->n; n++) db += rk->sum(j->e->dout + ((size_t)n * cg->C + c) * cg->P, cg->P, 0.0f, 0);
+    if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][c] += (float)db;
+    if (!j->e->dw[0]) return;
+    if (j->cpu->simd->depthwise_dw) {
+        j->cpu->simd->depthwise_dw(j->e->dw[0] + (size_t)c * cg->K, j->e->dout + (size_t)c * cg->P, (size_t)cg->C * cg->P,
+                                   j->e->in[0] + (size_t)c * cg->H * cg->W, (size_t)cg->C * cg->H * cg->W, j->e->n, cg, scratch);     /* 16 K floats */
+        return;
+    }
     for (k = 0; k < cg->K; k++) acc[k] = 0.0f;
     for (n = 0; n < j->e->n; n++) {
         const float *dy = j->e->dout + ((size_t)n * cg->C + c) * cg->P;
@@ -4976,10 +5062,8 @@ static void dl__depthwise_dw_task(void *arg, int c, int thread) {
             rk->dot(col + (size_t)k * cg->P, (size_t)cg->P, cg->K - k < 4 ? cg->K - k : 4, dy, cg->P, out);
             for (r = 0; r < 4 && k + r < cg->K; r++) acc[k + r] += out[r];
         }
-        db += rk->sum(dy, cg->P, 0.0f, 0);
     }
-    if (j->e->dw[0]) for (k = 0; k < cg->K; k++) j->e->dw[0][(size_t)c * cg->K + k] += acc[k];
-    if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][c] += (float)db;
+    for (k = 0; k < cg->K; k++) j->e->dw[0][(size_t)c * cg->K + k] += acc[k];
 }
 static int dl__depthwise_backward(const dl_layer *l, const dl_exec *e) {
     const dl__cpu *cpu = (const dl__cpu *)e->cpu;

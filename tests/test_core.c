@@ -835,6 +835,62 @@ static void test_depthwise_kernel_bits(void) {
     CHECK(cases >= 70, "only %d cases built", cases);
 }
 
+/* The depthwise backward's direct kernels of this CPU (dW and dx without
+   im2col rows or col2im) against the portable path: the same gradients up
+   to rounding (the sums run in another order), on sizes narrower and wider
+   than a vector, every stride (3: dx's general division), padding and
+   dilation. */
+static void test_depthwise_backward_kernel(void) {
+    static const int cfg[][4] = { { 3, 1, 1, 1 }, { 3, 2, 1, 1 }, { 5, 1, 2, 1 }, { 5, 2, 2, 1 }, { 3, 1, 2, 2 }, { 3, 2, 0, 1 },
+                                  { 3, 3, 1, 1 }, { 1, 2, 0, 1 }, { 3, 2, 2, 2 } };   /* kernel, stride, pad, dilation */
+    static const int hw[][2] = { { 16, 16 }, { 8, 8 }, { 4, 4 }, { 7, 9 }, { 1, 5 }, { 33, 20 }, { 13, 40 } };
+    static float x[2 * 3 * 33 * 40], dy[2 * 3 * 33 * 40], g[2][2 * 3 * 33 * 40 + 3 * 25 + 3];
+    dl__simd plain = *dl__simd_detect();
+    int k, s, i, cases = 0;
+    plain.depthwise_dw = NULL; plain.depthwise_dx = NULL;
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) {
+        x[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+        dy[i] = (float)((i * 31) % 89) / 44.0f - 1.0f;
+    }
+    for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++)
+        for (s = 0; s < (int)(sizeof hw / sizeof hw[0]); s++) {
+            dl_net *net[2];
+            dl_layer *in[2], *cv[2];
+            double worst = 0, scale = 1;
+            int v, nx = 2 * 3 * hw[s][0] * hw[s][1], nw = 0;
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = 3; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 3;
+                net[v] = dl_net_new();
+                if (v) net[v]->simd = &plain;
+                dl_net_seed(net[v], 7);
+                dl_net_set_input_grad(net[v], 1);
+                cv[v] = dl_conv2d_ex(in[v] = dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+                if (!cv[v]) continue;
+                nw = dl_net_find_param(net[v], "conv2d_1.weight")->size + 3;
+                dl_zero_grad(net[v]);
+                if (!dl_forward(net[v], cv[v], x, 2, 1) || dl_backward(net[v], cv[v], dy) != DL_OK || !dl_layer_grad(in[v])) {
+                    CHECK(0, "k%d s%d %dx%d: backward: %s", cfg[k][0], cfg[k][1], hw[s][0], hw[s][1], dl_net_error(net[v]));
+                    cv[v] = NULL;
+                    continue;
+                }
+                memcpy(g[v], dl_layer_grad(in[v]), (size_t)nx * sizeof(float));
+                memcpy(g[v] + nx, dl_net_find_param(net[v], "conv2d_1.weight")->grad, (size_t)(nw - 3) * sizeof(float));
+                memcpy(g[v] + nx + nw - 3, dl_net_find_param(net[v], "conv2d_1.bias")->grad, 3 * sizeof(float));
+            }
+            if (cv[0] && cv[1]) {
+                for (i = 0; i < nx + nw; i++) if (fabs(g[1][i]) > scale) scale = fabs(g[1][i]);
+                for (i = 0; i < nx + nw; i++) if (fabs(g[0][i] - g[1][i]) > worst) worst = fabs(g[0][i] - g[1][i]);
+                CHECK(worst <= 1e-5 * scale, "k%d s%d p%d d%d %dx%d: gradients differ by %g (scale %g)", cfg[k][0], cfg[k][1],
+                      cfg[k][2], cfg[k][3], hw[s][0], hw[s][1], worst, scale);
+                cases++;
+            }
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(cases >= 50, "only %d cases built", cases);
+}
+
 /* Stride-2 convolutions pack their im2col rows with this CPU's kernel
    (two loads and the even lanes per 16 outputs on AVX-512) or the portable
    dl__im2col_row: the same bits, on widths around a vector, runs split
@@ -1441,6 +1497,7 @@ int main(void) {
     RUN(test_prepared_inference);
     RUN(test_depthwise_direct);
     RUN(test_depthwise_kernel_bits);
+    RUN(test_depthwise_backward_kernel);
     RUN(test_strided_im2col_bits);
     RUN(test_transpose_kernel_bits);
     RUN(test_pack_transpose);
