@@ -2831,39 +2831,50 @@ DL__INLINE double dl__row_prelu_back(float *dx, const float *dy, const float *x,
     return total;
 }
 /* sum of (x - m), or of (x - m)^2 */
-DL__INLINE double dl__row_sum(const float *x, int S, float m, int squares) {
-    float lane[16] = { 0 };
-    double total = 0;
-    int s = 0, k;
+/* Sums over n rows of S floats, ld apart (a channel's planes over a batch):
+   each row in 16 float lanes, the lanes added into 16 doubles per row (an
+   elementwise add that vectorises), the doubles added up once at the end,
+   so short rows (4x4 planes) do not pay 16 dependent double adds each. */
+DL__INLINE double dl__row_sum(const float *x, size_t ld, int n, int S, float m, int squares) {
+    double lanes[16] = { 0 }, total = 0;
+    int i, s, k;
+    for (i = 0; i < n; i++, x += ld) {
+        float lane[16] = { 0 };
 #ifdef DL__VEC
-    const dl__vf vm = DL__SPLAT(m);
-    dl__vf acc = { 0 };
-    for (; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= vm; acc += squares ? d * d : d; }
-    memcpy(lane, &acc, 64);
+        const dl__vf vm = DL__SPLAT(m);
+        dl__vf acc = { 0 };
+        for (s = 0; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= vm; acc += squares ? d * d : d; }
+        memcpy(lane, &acc, 64);
 #else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
+        for (s = 0; s + 16 <= S; s += 16)
+            for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
 #endif
-    for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
-    for (k = 0; k < 16; k++) total += lane[k];
+        for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
+        for (k = 0; k < 16; k++) lanes[k] += lane[k];
+    }
+    for (k = 0; k < 16; k++) total += lanes[k];
     return total;
 }
-/* sums of dy and of dy (x - m) */
-DL__INLINE void dl__row_sums2(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) {
-    float l1[16] = { 0 }, l2[16] = { 0 };
-    int s = 0, k;
+/* sums of dy and of dy (x - m) over n rows, as dl__row_sum */
+DL__INLINE void dl__row_sums2(const float *dy, const float *x, size_t ld, int n, int S, float m, double *sdy, double *sdyx) {
+    double d1[16] = { 0 }, d2[16] = { 0 };
+    int i, s, k;
+    for (i = 0; i < n; i++, dy += ld, x += ld) {
+        float l1[16] = { 0 }, l2[16] = { 0 };
 #ifdef DL__VEC
-    const dl__vf vm = DL__SPLAT(m);
-    dl__vf a1 = { 0 }, a2 = { 0 };
-    for (; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - vm); }
-    memcpy(l1, &a1, 64);
-    memcpy(l2, &a2, 64);
+        const dl__vf vm = DL__SPLAT(m);
+        dl__vf a1 = { 0 }, a2 = { 0 };
+        for (s = 0; s + 16 <= S; s += 16) { dl__vf g, v; memcpy(&g, dy + s, 64); memcpy(&v, x + s, 64); a1 += g; a2 += g * (v - vm); }
+        memcpy(l1, &a1, 64);
+        memcpy(l2, &a2, 64);
 #else
-    for (; s + 16 <= S; s += 16)
-        for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
+        for (s = 0; s + 16 <= S; s += 16)
+            for (k = 0; k < 16; k++) { l1[k] += dy[s + k]; l2[k] += dy[s + k] * (x[s + k] - m); }
 #endif
-    for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
-    for (k = 0; k < 16; k++) { *sdy += l1[k]; *sdyx += l2[k]; }
+        for (; s < S; s++) { *sdy += dy[s]; *sdyx += (double)(dy[s] * (x[s] - m)); }
+        for (k = 0; k < 16; k++) { d1[k] += l1[k]; d2[k] += l2[k]; }
+    }
+    for (k = 0; k < 16; k++) { *sdy += d1[k]; *sdyx += d2[k]; }
 }
 /* dx += g (dy - k1 - (x - m) k2) */
 DL__INLINE void dl__row_bn_dx(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) {
@@ -2956,8 +2967,8 @@ typedef struct dl__rowk {
     void (*relu)(float *y, const float *x, int S);
     void (*relu_back)(float *dx, const float *dy, const float *x, int S);
     double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
-    double (*sum)(const float *x, int S, float m, int squares);
-    void (*sums2)(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx);
+    double (*sum)(const float *x, size_t ld, int n, int S, float m, int squares);
+    void (*sums2)(const float *dy, const float *x, size_t ld, int n, int S, float m, double *sdy, double *sdyx);
     void (*bn_dx)(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2);
     void (*dot)(const float *w, size_t ldw, int rows, const float *x, int n, float *out);
     void (*epilogue)(float *y, int n, float sc, float sh, int act, float slope, float beta);
@@ -2973,9 +2984,10 @@ typedef struct dl__rowk {
         dl__row_relu_back(dx, dy, x, S); } \
     target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
         return dl__row_prelu_back(dx, dy, x, S, a); } \
-    target static double dl__row_sum_##isa(const float *x, int S, float m, int squares) { return dl__row_sum(x, S, m, squares); } \
-    target static void dl__row_sums2_##isa(const float *dy, const float *x, int S, float m, double *sdy, double *sdyx) { \
-        dl__row_sums2(dy, x, S, m, sdy, sdyx); } \
+    target static double dl__row_sum_##isa(const float *x, size_t ld, int n, int S, float m, int squares) { \
+        return dl__row_sum(x, ld, n, S, m, squares); } \
+    target static void dl__row_sums2_##isa(const float *dy, const float *x, size_t ld, int n, int S, float m, double *sdy, \
+                                           double *sdyx) { dl__row_sums2(dy, x, ld, n, S, m, sdy, sdyx); } \
     target static void dl__row_bn_dx_##isa(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2) { \
         dl__row_bn_dx(dx, dy, x, S, g, k1, m, k2); } \
     target static void dl__rows_dot_##isa(const float *w, size_t ldw, int rows, const float *x, int n, float *out) { \
@@ -4981,7 +4993,7 @@ static void dl__conv2d_dx_task(void *arg, int n, int thread) {
 static void dl__conv2d_dw_task(void *arg, int t, int thread) {
     const dl__conv_job *j = (const dl__conv_job *)arg;
     const dl__conv *cg = &j->cg;
-    int n0 = t * j->chunk, nn = j->e->n - n0 < j->chunk ? j->e->n - n0 : j->chunk, grp, m, i;
+    int n0 = t * j->chunk, nn = j->e->n - n0 < j->chunk ? j->e->n - n0 : j->chunk, grp, m;
     float *part = j->partial + (size_t)t * ((size_t)cg->M * cg->K + cg->M);
     for (grp = 0; grp < cg->G; grp++) {
         dl__gemm g;
@@ -4994,11 +5006,9 @@ static void dl__conv2d_dw_task(void *arg, int t, int thread) {
         g.C = dl__plain(part + (size_t)grp * cg->Mg * cg->K, (size_t)cg->Mg, 1);
         dl__gemm_serial(j->cpu->simd, &g, NULL, dl__scratch(j->cpu, thread));
     }
-    for (m = 0; m < cg->M; m++) {       /* db partial */
-        double s = 0;
-        for (i = 0; i < nn; i++) s += j->cpu->simd->row->sum(j->e->dout + ((size_t)(n0 + i) * cg->M + m) * cg->P, cg->P, 0.0f, 0);
-        part[(size_t)cg->M * cg->K + m] = (float)s;
-    }
+    for (m = 0; m < cg->M; m++)         /* db partial */
+        part[(size_t)cg->M * cg->K + m] =
+            (float)j->cpu->simd->row->sum(j->e->dout + ((size_t)n0 * cg->M + m) * cg->P, (size_t)cg->M * cg->P, nn, cg->P, 0.0f, 0);
 }
 /* Adds the chunks' partials in chunk order, one slice of dW per task;
    partials hold dW_g transposed. */
@@ -5045,7 +5055,7 @@ static void dl__depthwise_dw_task(void *arg, int c, int thread) {
     dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
     double db = 0;
     int n, k, r;
-    for (n = 0; n < j->e->n; n++) db += rk->sum(j->e->dout + ((size_t)n * cg->C + c) * cg->P, cg->P, 0.0f, 0);
+    db = rk->sum(j->e->dout + (size_t)c * cg->P, (size_t)cg->C * cg->P, j->e->n, cg->P, 0.0f, 0);
     if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][c] += (float)db;
     if (!j->e->dw[0]) return;
     if (j->cpu->simd->depthwise_dw) {
@@ -5141,7 +5151,7 @@ static int dl__conv2d_transpose_backward(const dl_layer *l, const dl_exec *e) {
     const float *in[1];
     float *din[1] = { NULL }, *dw[2];
     dl_exec a = *e;
-    int C = l->shape[0], i, c;
+    int C = l->shape[0], c;
     size_t P = (size_t)l->shape[1] * l->shape[2];
     in[0] = e->dout;
     if (e->din[0]) { a.in = in; a.out = e->din[0]; dl__conv_forward_run(l, &a, 1); }
@@ -5152,11 +5162,7 @@ static int dl__conv2d_transpose_backward(const dl_layer *l, const dl_exec *e) {
         dl__conv2d_backward(l, &a);
     }
     if (l->a.bias && e->dw[1])
-        for (c = 0; c < C; c++) {
-            double s = 0;
-            for (i = 0; i < e->n; i++) s += dl__rows(e)->sum(e->dout + ((size_t)i * C + c) * P, (int)P, 0.0f, 0);
-            e->dw[1][c] += (float)s;
-        }
+        for (c = 0; c < C; c++) e->dw[1][c] += (float)dl__rows(e)->sum(e->dout + (size_t)c * P, (size_t)C * P, e->n, (int)P, 0.0f, 0);
     return DL_OK;
 }
 
@@ -5378,11 +5384,7 @@ static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
    CPU scratch: st = sums[C], sample count, centred squares[C]. ---- */
 static float *dl__bn_st(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->shared; }
 static double dl__bn_sum(const dl_exec *e, int C, int S, int c, float centre, int squares) {
-    const dl__rowk *rk = dl__rows(e);
-    double s = 0;
-    int n;
-    for (n = 0; n < e->n; n++) s += rk->sum(e->in[0] + ((size_t)n * C + c) * S, S, centre, squares);
-    return s;
+    return dl__rows(e)->sum(e->in[0] + (size_t)c * S, (size_t)C * S, e->n, S, centre, squares);
 }
 /* Channel c with its statistics: moves the running ones (training; M values
    behind mean and var), keeps mean and invstd for backward, normalises. A
@@ -5464,10 +5466,9 @@ static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
    every rank's batch: st = sum dy[C], sum dy*xhat[C], sample count. */
 static void dl__bn_grad_sums(const dl_layer *l, const dl_exec *e, int c, double *sdy, double *sdyx) {
     const dl__rowk *rk = dl__rows(e);
-    int C = l->shape[0], S = l->size / C, n;
+    int C = l->shape[0], S = l->size / C;
     *sdy = *sdyx = 0;
-    for (n = 0; n < e->n; n++)
-        rk->sums2(e->dout + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->saved[c], sdy, sdyx);
+    rk->sums2(e->dout + (size_t)c * S, e->in[0] + (size_t)c * S, (size_t)C * S, e->n, S, e->saved[c], sdy, sdyx);
     *sdyx *= e->saved[C + c];           /* sum dy * xhat */
     if (e->dw[0]) e->dw[0][c] += (float)*sdyx;
     if (e->dw[1]) e->dw[1][c] += (float)*sdy;
@@ -5568,20 +5569,33 @@ static int dl__reshape_backward(const dl_layer *l, const dl_exec *e) { (void)l; 
     }
 /* relu, max(0, x) as x > 0 ? x : 0: vector row kernels, since it follows
    most layers in training (the executor fuses it away in inference) */
+/* relu in pieces of 16K floats, a piece per task (elementwise: any split
+   gives the same values). Backward reads y, not x (y > 0 exactly where
+   x > 0), so a batchnorm before it need not keep or replay its output. */
+typedef struct { const dl_exec *e; size_t total; } dl__relu_job;
+static void dl__relu_task(void *arg, int t, int thread) {
+    const dl__relu_job *j = (const dl__relu_job *)arg;
+    size_t i = (size_t)t << 14, len = j->total - i < 16384 ? j->total - i : 16384;
+    (void)thread;
+    dl__rows(j->e)->relu(j->e->out + i, j->e->in[0] + i, (int)len);
+}
+static void dl__relu_back_task(void *arg, int t, int thread) {
+    const dl__relu_job *j = (const dl__relu_job *)arg;
+    size_t i = (size_t)t << 14, len = j->total - i < 16384 ? j->total - i : 16384;
+    (void)thread;
+    dl__rows(j->e)->relu_back(j->e->din[0] + i, j->e->dout + i, j->e->out + i, (int)len);
+}
+static void dl__relu_run(const dl_exec *e, size_t total, int floats_per, dl__task_fn fn) {
+    dl__relu_job j;
+    j.e = e; j.total = total;
+    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * floats_per * (double)total, (int)((total + 16383) >> 14), fn, &j);
+}
 static int dl__relu_forward(const dl_layer *l, const dl_exec *e) {
-    size_t i, total = (size_t)e->n * l->size, len;
-    for (i = 0; i < total; i += len) {          /* in pieces an int counts */
-        len = total - i < (size_t)1 << 30 ? total - i : (size_t)1 << 30;
-        dl__rows(e)->relu(e->out + i, e->in[0] + i, (int)len);
-    }
+    dl__relu_run(e, (size_t)e->n * l->size, 2, dl__relu_task);
     return DL_OK;
 }
 static int dl__relu_backward(const dl_layer *l, const dl_exec *e) {
-    size_t i, total = (size_t)e->n * l->size, len;
-    for (i = 0; i < total && e->din[0]; i += len) {
-        len = total - i < (size_t)1 << 30 ? total - i : (size_t)1 << 30;
-        dl__rows(e)->relu_back(e->din[0] + i, e->dout + i, e->in[0] + i, (int)len);
-    }
+    if (e->din[0]) dl__relu_run(e, (size_t)e->n * l->size, 3, dl__relu_back_task);
     return DL_OK;
 }
 DL__ELEMENTWISE(leaky_relu, x > 0 ? x : a * x, x > 0 ? dy : a * dy)           /* x > 0 ? x : a x */
@@ -6204,7 +6218,7 @@ static const dl__op_info dl__ops[] = {
       dl__dropout_attrs, dl__dropout_forward, dl__dropout_backward },
     { DL_OP_RESHAPE, "reshape", 1, 1, DL__F_VIEW, 0, dl__reshape_infer, NULL, NULL, NULL, NULL,
       dl__shape_attrs, dl__reshape_forward, dl__reshape_backward },
-    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
+    { DL_OP_RELU, "relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_IN, DL__ACT_RELU, NULL, NULL, NULL, NULL, NULL,
       dl__no_attrs, dl__relu_forward, dl__relu_backward },
     { DL_OP_LEAKY_RELU, "leaky_relu", 1, 1, DL__F_FUSE_ACT | DL__F_BWD_NO_OUT, DL__ACT_LEAKY, dl__alpha_infer, NULL, NULL, NULL, NULL,
       dl__alpha_attrs, dl__leaky_relu_forward, dl__leaky_relu_backward },

@@ -940,7 +940,7 @@ static __device__ void dlc__unused(float, float, float, float, int) {}   /* each
             din[i] += (bwd);                                                                          \
         }                                                                                             \
     }
-DLC_ELEMENTWISE(relu, x > 0 ? x : 0.0f, x > 0 ? dy : 0.0f)                    /* max(0, x) */
+DLC_ELEMENTWISE(relu, x > 0 ? x : 0.0f, y > 0 ? dy : 0.0f)                    /* max(0, x); backward from y (DL__F_BWD_NO_IN) */
 DLC_ELEMENTWISE(leaky_relu, x > 0 ? x : a * x, x > 0 ? dy : a * dy)           /* x > 0 ? x : a x */
 DLC_ELEMENTWISE(elu, x > 0 ? x : a * expm1f(x), x > 0 ? dy : dy * (y + a))    /* x > 0 ? x : a (e^x - 1) */
 DLC_ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-x)), dy * y * (1.0f - y))       /* 1 / (1 + e^-x) */
