@@ -3172,32 +3172,39 @@ static void dl__pack_same_avx512(const struct dl__mat *B, const struct dl__piece
 static void dl__im2col_s2_avx512(const struct dl__mat *B, const struct dl__krow *kr, const struct dl__run *runs, int n_runs,
                                  float *dst);
 /* The values dl__im2col_row gives for one tap and 16 outputs of a row
-   starting at ow0: x row ih (valid: 0 <= ih < H) from column c0 = ow0 sw -
-   pw + kw dw on, every sw-th column, zeros outside x and past lanes (masked
-   loads, two loads and a permute for stride 2, gathers otherwise). */
-__attribute__((target("avx512f")))
-static __m512 dl__dw_tap_avx512(const float *row, int valid, int c0, int ow0, __mmask16 lanes, const dl_conv_geom *g) {
+   starting at ow0: from column c0 = ow0 sw - pw + kw dw of an x row on,
+   every sw-th column, zeros outside x and past lanes (masked loads, two
+   loads and a permute for stride 2, gathers otherwise). The masks depend on
+   the tap and ow0 only: set up once, then loaded from each row. */
+typedef struct { __m512i col; __mmask16 m, ma, mb; int c0; } dl__dw_tap;
+#define DL__AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+DL__AVX512_INLINE dl__dw_tap dl__dw_tap_setup(int c0, int ow0, __mmask16 lanes, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), W = _mm512_set1_epi32(g->W);
+    const __m512i e = _mm512_add_epi32(_mm512_set1_epi32(c0), iota);
+    int two_n = 2 * (g->OW - ow0 < 16 ? g->OW - ow0 : 16);
+    dl__dw_tap t;
+    t.c0 = c0;
+    t.col = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw)));
+    t.m = lanes & _mm512_cmplt_epu32_mask(t.col, W);
+    t.ma = _mm512_cmplt_epu32_mask(e, W) & (__mmask16)(two_n >= 16 ? 0xffff : (1u << two_n) - 1);
+    t.mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(e, _mm512_set1_epi32(16)), W)
+           & (__mmask16)(two_n >= 32 ? 0xffff : two_n > 16 ? (1u << (two_n - 16)) - 1 : 0);
+    return t;
+}
+DL__AVX512_INLINE __m512 dl__dw_tap_load(const float *row, const dl__dw_tap *t, int sw) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i W = _mm512_set1_epi32(g->W), col = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_mullo_epi32(iota, _mm512_set1_epi32(g->sw)));
-    __mmask16 m = valid ? lanes & _mm512_cmplt_epu32_mask(col, W) : 0;
-    if (g->sw == 1) return _mm512_maskz_loadu_ps(m, row + c0);
-    if (g->sw == 2 && m) {              /* 32 columns in two loads, then the even ones */
-        __m512i e = _mm512_add_epi32(_mm512_set1_epi32(c0), iota);
-        __mmask16 ma = _mm512_cmplt_epu32_mask(e, W), mb = _mm512_cmplt_epu32_mask(_mm512_add_epi32(e, _mm512_set1_epi32(16)), W);
-        int two_n = 2 * (g->OW - ow0 < 16 ? g->OW - ow0 : 16);
-        ma &= (__mmask16)(two_n >= 16 ? 0xffff : (1u << two_n) - 1);
-        mb &= (__mmask16)(two_n >= 32 ? 0xffff : two_n > 16 ? (1u << (two_n - 16)) - 1 : 0);
-        return _mm512_maskz_mov_ps(m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, row + c0), _mm512_add_epi32(iota, iota),
-                                                             _mm512_maskz_loadu_ps(mb, row + c0 + 16)));
-    }
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, col, row, 4);
+    if (sw == 1) return _mm512_maskz_loadu_ps(t->m, row + t->c0);
+    if (sw == 2 && t->m)                /* 32 columns in two loads, then the even ones */
+        return _mm512_maskz_mov_ps(t->m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(t->ma, row + t->c0), _mm512_add_epi32(iota, iota),
+                                                                _mm512_maskz_loadu_ps(t->mb, row + t->c0 + 16)));
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), t->m, t->col, row, 4);
 }
 static __mmask16 dl__lanes16(int left) { return (__mmask16)(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1); }
 /* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
    tap's view of x (H x W), 16 outputs of a row at a time: the values
-   dl__im2col_row gives, zeros where it gives zeros, and the same fused
-   multiply-adds in the same tap order as dl__axpy_avx512 over those rows:
-   the same bits. */
+   dl__im2col_row gives, zeros where it gives zeros (rows outside x too), and
+   the same fused multiply-adds in the same tap order as dl__axpy_avx512
+   over those rows: the same bits. */
 __attribute__((target("avx512f")))
 static void dl__depthwise_rows_avx512(float *y, const float *x, const float *w, float bias, const dl_conv_geom *g) {
     int oh, ow0, kh, kw;
@@ -3207,10 +3214,11 @@ static void dl__depthwise_rows_avx512(float *y, const float *x, const float *w, 
             __m512 acc = _mm512_set1_ps(bias);
             for (kh = 0; kh < g->KH; kh++) {
                 int ih = oh * g->sh - g->ph + kh * g->dh;
-                for (kw = 0; kw < g->KW; kw++)
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]),
-                                          dl__dw_tap_avx512(x + (ptrdiff_t)ih * g->W, (unsigned)ih < (unsigned)g->H,
-                                                            ow0 * g->sw - g->pw + kw * g->dw, ow0, lanes, g), acc);
+                for (kw = 0; kw < g->KW; kw++) {
+                    dl__dw_tap t = dl__dw_tap_setup(ow0 * g->sw - g->pw + kw * g->dw, ow0, lanes, g);
+                    __m512 v = (unsigned)ih < (unsigned)g->H ? dl__dw_tap_load(x + (ptrdiff_t)ih * g->W, &t, g->sw) : _mm512_setzero_ps();
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]), v, acc);
+                }
             }
             _mm512_mask_storeu_ps(y + (size_t)oh * g->OW + ow0, lanes, acc);
         }
@@ -3225,21 +3233,24 @@ static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, cons
                                     const dl_conv_geom *g, float *acc) {
     int KK = g->KH * g->KW, i, k, oh, ow0;
     for (k = 0; k < KK; k++) _mm512_storeu_ps(acc + 16 * k, _mm512_setzero_ps());
-    for (i = 0; i < n; i++, dy += ldy, x += ldx)
+    for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
+        __mmask16 lanes = dl__lanes16(g->OW - ow0);
         for (k = 0; k < KK; k++) {
-            int kh = k / g->KW, kw = k % g->KW;
+            int kh = k / g->KW, kw = k % g->KW, lo = 0, hi = g->OH;     /* rows oh in [lo, hi) read x */
+            dl__dw_tap t = dl__dw_tap_setup(ow0 * g->sw - g->pw + (k % g->KW) * g->dw, ow0, lanes, g);
             __m512 a = _mm512_loadu_ps(acc + 16 * k);
-            for (oh = 0; oh < g->OH; oh++) {
-                int ih = oh * g->sh - g->ph + kh * g->dh;
-                if ((unsigned)ih >= (unsigned)g->H) continue;
-                for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
-                    __mmask16 lanes = dl__lanes16(g->OW - ow0);
-                    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, dy + (size_t)oh * g->OW + ow0),
-                                        dl__dw_tap_avx512(x + (ptrdiff_t)ih * g->W, 1, ow0 * g->sw - g->pw + kw * g->dw, ow0, lanes, g), a);
-                }
+            (void)kw;
+            while (lo < hi && (unsigned)(lo * g->sh - g->ph + kh * g->dh) >= (unsigned)g->H) lo++;
+            while (hi > lo && (unsigned)((hi - 1) * g->sh - g->ph + kh * g->dh) >= (unsigned)g->H) hi--;
+            for (i = 0; i < n; i++) {
+                const float *xi = x + i * ldx + (ptrdiff_t)(kh * g->dh - g->ph) * g->W, *dyi = dy + i * ldy + ow0;
+                for (oh = lo; oh < hi; oh++)
+                    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, dyi + (size_t)oh * g->OW),
+                                        dl__dw_tap_load(xi + (ptrdiff_t)oh * g->sh * g->W, &t, g->sw), a);
             }
             _mm512_storeu_ps(acc + 16 * k, a);
         }
+    }
     for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
 }
 /* Depthwise input gradient of nch planes (dx H x W, dy OH x OW, w K each):
@@ -3260,10 +3271,12 @@ static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, 
                 float *d = dx + (size_t)ih * g->W + iw0;
                 __m512 s = _mm512_setzero_ps();
                 for (kh = 0; kh < g->KH; kh++) {
-                    int t = ih + g->ph - kh * g->dh, oh = t / g->sh;
+                    int t = ih + g->ph - kh * g->dh, oh;      /* oh sh = t: shifts for strides 1 and 2, not divisions */
                     const float *row;
                     __m512 rowv;
-                    if (t < 0 || t % g->sh || oh >= g->OH) continue;
+                    if (t < 0 || (g->sh == 2 ? t & 1 : g->sh > 2 && t % g->sh)) continue;
+                    oh = g->sh == 1 ? t : g->sh == 2 ? t >> 1 : t / g->sh;
+                    if (oh >= g->OH) continue;
                     row = dy + (size_t)oh * g->OW;
                     rowv = g->OW <= 16 ? _mm512_maskz_loadu_ps(dl__lanes16(g->OW), row) : _mm512_setzero_ps();
                     for (kw = 0; kw < g->KW; kw++) {
