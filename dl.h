@@ -3227,73 +3227,86 @@ static void dl__depthwise_rows_avx512(float *y, const float *x, const float *w, 
    sample i at dy + i ldy, x + i ldx): dw[k] += sum of dy times the tap's
    view of x. Per tap a vector of 16 partial sums runs over every sample and
    row in order (acc: K x 16 floats), then is added up: the order depends on
-   the shapes only. No im2col rows are built. */
+   the shapes only. No im2col rows are built; one sample's planes stay in
+   L1 while every tap reads them; the rows oh that read x are found once. */
 __attribute__((target("avx512f")))
 static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, const float *x, size_t ldx, int n,
                                     const dl_conv_geom *g, float *acc) {
-    int KK = g->KH * g->KW, i, k, oh, ow0;
-    for (k = 0; k < KK; k++) _mm512_storeu_ps(acc + 16 * k, _mm512_setzero_ps());
-    for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
-        __mmask16 lanes = dl__lanes16(g->OW - ow0);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), W = _mm512_set1_epi32(g->W);
+    int KK = g->KH * g->KW, i, k, oh, ow0, lo[256], hi[256];        /* taps: at most DL__KC (dl__conv_is_depthwise) */
+    size_t step = (size_t)g->sh * g->W;
+    for (k = 0; k < KK; k++) {
+        int kh = k / g->KW;
+        _mm512_storeu_ps(acc + 16 * k, _mm512_setzero_ps());
+        for (lo[k] = 0; lo[k] < g->OH && (unsigned)(lo[k] * g->sh - g->ph + kh * g->dh) >= (unsigned)g->H; lo[k]++) {}
+        for (hi[k] = g->OH; hi[k] > lo[k] && (unsigned)((hi[k] - 1) * g->sh - g->ph + kh * g->dh) >= (unsigned)g->H; hi[k]--) {}
+    }
+    for (i = 0; i < n; i++, dy += ldy, x += ldx)
         for (k = 0; k < KK; k++) {
-            int kh = k / g->KW, kw = k % g->KW, lo = 0, hi = g->OH;     /* rows oh in [lo, hi) read x */
-            dl__dw_tap t = dl__dw_tap_setup(ow0 * g->sw - g->pw + (k % g->KW) * g->dw, ow0, lanes, g);
+            int kh = k / g->KW, kw = k % g->KW;
             __m512 a = _mm512_loadu_ps(acc + 16 * k);
-            (void)kw;
-            while (lo < hi && (unsigned)(lo * g->sh - g->ph + kh * g->dh) >= (unsigned)g->H) lo++;
-            while (hi > lo && (unsigned)((hi - 1) * g->sh - g->ph + kh * g->dh) >= (unsigned)g->H) hi--;
-            for (i = 0; i < n; i++) {
-                const float *xi = x + i * ldx + (ptrdiff_t)(kh * g->dh - g->ph) * g->W, *dyi = dy + i * ldy + ow0;
-                for (oh = lo; oh < hi; oh++)
-                    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, dyi + (size_t)oh * g->OW),
-                                        dl__dw_tap_load(xi + (ptrdiff_t)oh * g->sh * g->W, &t, g->sw), a);
+            for (ow0 = 0; ow0 < g->OW; ow0 += 16) {
+                __mmask16 lanes = dl__lanes16(g->OW - ow0);
+                int c0 = ow0 * g->sw - g->pw + kw * g->dw;
+                const float *xr = x + (ptrdiff_t)(lo[k] * g->sh - g->ph + kh * g->dh) * g->W, *d = dy + (size_t)lo[k] * g->OW + ow0;
+                if (g->sw == 1) {               /* the common case: masked loads at a fixed shift */
+                    __mmask16 m = lanes & _mm512_cmplt_epu32_mask(_mm512_add_epi32(_mm512_set1_epi32(c0), iota), W);
+                    for (oh = lo[k]; oh < hi[k]; oh++, xr += step, d += g->OW)
+                        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, d), _mm512_maskz_loadu_ps(m, xr + c0), a);
+                } else {
+                    dl__dw_tap t = dl__dw_tap_setup(c0, ow0, lanes, g);
+                    for (oh = lo[k]; oh < hi[k]; oh++, xr += step, d += g->OW)
+                        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, d), dl__dw_tap_load(xr, &t, g->sw), a);
+                }
             }
             _mm512_storeu_ps(acc + 16 * k, a);
         }
-    }
     for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
+}
+/* Depthwise input gradient: the 16 values of dy that tap column kw sends
+   to input columns iw0.. of a row (dy row oh: row, and its first 16 as
+   rowv when OW <= 16): ow sw = iw + pw - kw dw, zeros where no ow is. */
+DL__AVX512_INLINE __m512 dl__dx_tap(const float *row, __m512 rowv, int iw0, int kw, __mmask16 lanes, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sw = _mm512_set1_epi32(g->sw), span = _mm512_set1_epi32(g->sw * g->OW);
+    int u0 = iw0 + g->pw - kw * g->dw;          /* sw ow of lane 0 */
+    __m512i u = _mm512_add_epi32(_mm512_set1_epi32(u0), iota), q;
+    __mmask16 m = lanes & _mm512_cmplt_epu32_mask(u, span);
+    if (g->sw == 1) return _mm512_maskz_loadu_ps(m, row + u0);
+    q = g->sw == 2 ? _mm512_srai_epi32(u, 1) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(u), _mm512_cvtepi32_ps(sw)));
+    m &= _mm512_cmpeq_epi32_mask(_mm512_mullo_epi32(q, sw), u);
+    return g->OW <= 16 ? _mm512_maskz_permutexvar_ps(m, q, rowv) : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, row, 4);
 }
 /* Depthwise input gradient of nch planes (dx H x W, dy OH x OW, w K each):
    dx[ih][iw] += sum over the taps that read it of w[k] dy[oh][ow], 16
    columns of an input row at a time, read from dy (oh sh = ih + ph - kh dh,
    likewise ow), so every dx value is written once and no col buffer is
-   scattered back. A stride other than 1 picks dy's columns by a permute
-   (OW <= 16) or a gather. */
+   scattered back. Even and odd tap columns in two chains of multiply-adds. */
 __attribute__((target("avx512f")))
 static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, int nch, const dl_conv_geom *g) {
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i sw = _mm512_set1_epi32(g->sw), span = _mm512_set1_epi32(g->sw * g->OW);
     int P = g->OH * g->OW, HW = g->H * g->W, KK = g->KH * g->KW, c, ih, iw0, kh, kw;
     for (c = 0; c < nch; c++, dx += HW, dy += P, w += KK)
         for (ih = 0; ih < g->H; ih++)
             for (iw0 = 0; iw0 < g->W; iw0 += 16) {
                 __mmask16 lanes = dl__lanes16(g->W - iw0);
                 float *d = dx + (size_t)ih * g->W + iw0;
-                __m512 s = _mm512_setzero_ps();
+                __m512 s0 = _mm512_setzero_ps(), s1 = s0;
                 for (kh = 0; kh < g->KH; kh++) {
                     int t = ih + g->ph - kh * g->dh, oh;      /* oh sh = t: shifts for strides 1 and 2, not divisions */
-                    const float *row;
+                    const float *row, *wk = w + kh * g->KW;
                     __m512 rowv;
                     if (t < 0 || (g->sh == 2 ? t & 1 : g->sh > 2 && t % g->sh)) continue;
                     oh = g->sh == 1 ? t : g->sh == 2 ? t >> 1 : t / g->sh;
                     if (oh >= g->OH) continue;
                     row = dy + (size_t)oh * g->OW;
                     rowv = g->OW <= 16 ? _mm512_maskz_loadu_ps(dl__lanes16(g->OW), row) : _mm512_setzero_ps();
-                    for (kw = 0; kw < g->KW; kw++) {
-                        int u0 = iw0 + g->pw - kw * g->dw;      /* sw ow of lane 0 */
-                        __m512i u = _mm512_add_epi32(_mm512_set1_epi32(u0), iota), q;
-                        __mmask16 m;
-                        __m512 v;
-                        if (g->sw == 1) v = _mm512_maskz_loadu_ps(lanes & _mm512_cmplt_epu32_mask(u, span), row + u0);
-                        else {
-                            q = g->sw == 2 ? _mm512_srai_epi32(u, 1) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(u), _mm512_cvtepi32_ps(sw)));
-                            m = lanes & _mm512_cmplt_epu32_mask(u, span) & _mm512_cmpeq_epi32_mask(_mm512_mullo_epi32(q, sw), u);
-                            v = g->OW <= 16 ? _mm512_maskz_permutexvar_ps(m, q, rowv) : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, row, 4);
-                        }
-                        s = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * g->KW + kw]), v, s);
+                    for (kw = 0; kw + 1 < g->KW; kw += 2) {
+                        s0 = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), dl__dx_tap(row, rowv, iw0, kw, lanes, g), s0);
+                        s1 = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw + 1]), dl__dx_tap(row, rowv, iw0, kw + 1, lanes, g), s1);
                     }
+                    if (kw < g->KW) s0 = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), dl__dx_tap(row, rowv, iw0, kw, lanes, g), s0);
                 }
-                _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, d), s));
+                _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, d), _mm512_add_ps(s0, s1)));
             }
 }
 /* Stride 2: the four phase planes of x, plane (py, px) row i column j =
