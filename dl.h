@@ -4905,6 +4905,13 @@ static int dl__depthwise_block(const dl__conv *g) {
     int cb = 16384 / (g->K * g->P > 0 ? g->K * g->P : 1);
     return cb < 1 ? 1 : cb > g->C ? g->C : cb;
 }
+/* Work for dl__parallel_if: a depthwise convolution does few multiply-adds
+   per float it moves (9 for 3x3), so it counts as memory-bound when that is
+   more: x and y once each. */
+static double dl__depthwise_work(const dl__conv *g, int n) {
+    double flops = 2.0 * n * g->M * g->K * g->P, moved = DL__PER_FLOAT * n * ((double)g->C * g->H * g->W + (double)g->M * g->P);
+    return flops > moved ? flops : moved;
+}
 /* per thread: a plane and its runs, or x's phase planes and the masks of one block of taps */
 static size_t dl__depthwise_floats(const dl__conv *g) {
     size_t plane = dl__align((size_t)g->P) + ((size_t)g->OH * sizeof(dl__run) + sizeof(float) - 1) / sizeof(float);
@@ -4924,7 +4931,7 @@ static int dl__conv_forward_run(const dl_layer *l, const dl_exec *e, int accumul
     if (!accumulate && dl__conv_is_depthwise(&cg)) {
         dl__dw_job j;
         j.cpu = cpu; j.l = l; j.e = e; j.cg = cg; j.krows = krows; j.cb = dl__depthwise_block(&cg);
-        dl__parallel_if(cpu, 2.0 * e->n * cg.M * cg.K * cg.P, e->n * ((cg.C + j.cb - 1) / j.cb), dl__depthwise_task, &j);
+        dl__parallel_if(cpu, dl__depthwise_work(&cg, e->n), e->n * ((cg.C + j.cb - 1) / j.cb), dl__depthwise_task, &j);
         return DL_OK;
     }
     for (grp = 0; grp < cg.G; grp++) {
@@ -5107,7 +5114,7 @@ static int dl__depthwise_backward(const dl_layer *l, const dl_exec *e) {
     double work;
     memset(&j, 0, sizeof j);
     j.cpu = cpu; j.l = l; j.e = e; j.cg = dl_layer_conv_geom(l);
-    work = 2.0 * e->n * j.cg.M * j.cg.K * j.cg.P;
+    work = dl__depthwise_work(&j.cg, e->n);
     if (e->din[0]) dl__parallel_if(cpu, work, e->n * j.cg.C, dl__depthwise_dx_task, &j);
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         j.krows = dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
@@ -5392,12 +5399,14 @@ static int dl__global_maxpool_backward(const dl_layer *l, const dl_exec *e) {
 }
 /* CUDA: dlc__global_maxpool_*, dlk__global_maxpool_* */
 
-/* Per-channel ops run as tasks over channels: a channel's sums stay in one task. */
+/* Per-channel ops run as tasks over channels: a channel's sums stay in one
+   task. passes: the floats an op reads and writes per element (batchnorm's
+   forward reads x three times and writes y: 4), its work for dl__parallel_if. */
 typedef struct { const dl_layer *l; const dl_exec *e; } dl__chan_job;
-static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn) {
+static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn, int passes) {
     dl__chan_job j;
     j.l = l; j.e = e;
-    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * e->n * l->size, l->shape[0], fn, &j);
+    dl__parallel_if((const dl__cpu *)e->cpu, DL__PER_FLOAT * passes * (double)e->n * l->size, l->shape[0], fn, &j);
 }
 
 /* ---- batchnorm over channel c (dim 0) of (N,C,S):
@@ -5474,16 +5483,16 @@ static int dl__batchnorm_forward(const dl_layer *l, const dl_exec *e) {
     int C = l->shape[0], rc;
     float *st;
     if (e->train != 1 || !e->allreduce_sum) {     /* a replay (train 2) uses the saved statistics: no collective */
-        dl__channels(l, e, dl__batchnorm_forward_task);
+        dl__channels(l, e, dl__batchnorm_forward_task, e->train == 1 ? 4 : 2);
         return DL_OK;
     }
-    dl__channels(l, e, dl__bn_sync_sums_task);
+    dl__channels(l, e, dl__bn_sync_sums_task, 1);
     st = dl__bn_st(e);
     st[C] = (float)e->n;
     if ((rc = e->allreduce_sum(e, st, (size_t)C + 1))) return rc;
-    dl__channels(l, e, dl__bn_sync_squares_task);
+    dl__channels(l, e, dl__bn_sync_squares_task, 1);
     if ((rc = e->allreduce_sum(e, st + C + 1, (size_t)C))) return rc;
-    dl__channels(l, e, dl__bn_sync_apply_task);
+    dl__channels(l, e, dl__bn_sync_apply_task, 2);
     return DL_OK;
 }
 /* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
@@ -5534,14 +5543,14 @@ static int dl__batchnorm_backward(const dl_layer *l, const dl_exec *e) {
     int C = l->shape[0], rc;
     float *st;
     if (!e->train || !e->allreduce_sum || !e->din[0]) {     /* din is NULL on every rank alike: same graph */
-        dl__channels(l, e, dl__batchnorm_backward_task);
+        dl__channels(l, e, dl__batchnorm_backward_task, e->din[0] ? 5 : 2);
         return DL_OK;
     }
-    dl__channels(l, e, dl__bn_sync_grad_sums_task);
+    dl__channels(l, e, dl__bn_sync_grad_sums_task, 2);
     st = dl__bn_st(e);
     st[2 * C] = (float)e->n;
     if ((rc = e->allreduce_sum(e, st, 2 * (size_t)C + 1))) return rc;
-    dl__channels(l, e, dl__bn_sync_dx_task);
+    dl__channels(l, e, dl__bn_sync_dx_task, 3);
     return DL_OK;
 }
 /* CPU scratch: the synchronised passes' sums (2C + 1 floats). */
@@ -5667,7 +5676,7 @@ static void dl__prelu_forward_task(void *arg, int c, int thread) {
     for (n = 0; n < e->n; n++) rk->prelu(e->out + ((size_t)n * C + c) * S, e->in[0] + ((size_t)n * C + c) * S, S, e->w[0][c]);
 }
 static int dl__prelu_forward(const dl_layer *l, const dl_exec *e) {
-    dl__channels(l, e, dl__prelu_forward_task);
+    dl__channels(l, e, dl__prelu_forward_task, 2);
     return DL_OK;
 }
 static void dl__prelu_backward_task(void *arg, int c, int thread) {
@@ -5684,7 +5693,7 @@ static void dl__prelu_backward_task(void *arg, int c, int thread) {
     if (e->dw[0]) e->dw[0][c] += (float)da;
 }
 static int dl__prelu_backward(const dl_layer *l, const dl_exec *e) {
-    dl__channels(l, e, dl__prelu_backward_task);
+    dl__channels(l, e, dl__prelu_backward_task, 3);
     return DL_OK;
 }
 
