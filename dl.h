@@ -3230,8 +3230,8 @@ static void dl__depthwise_rows_avx512(float *y, const float *x, const float *w, 
    the shapes only. No im2col rows are built; one sample's planes stay in
    L1 while every tap reads them; the rows oh that read x are found once. */
 __attribute__((target("avx512f")))
-static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, const float *x, size_t ldx, int n,
-                                    const dl_conv_geom *g, float *acc) {
+static void dl__depthwise_dw_rows_avx512(float *dw, const float *dy, size_t ldy, const float *x, size_t ldx, int n,
+                                         const dl_conv_geom *g, float *acc) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), W = _mm512_set1_epi32(g->W);
     int KK = g->KH * g->KW, i, k, oh, ow0, lo[256], hi[256];        /* taps: at most DL__KC (dl__conv_is_depthwise) */
     size_t step = (size_t)g->sh * g->W;
@@ -3261,6 +3261,42 @@ static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, cons
             }
             _mm512_storeu_ps(acc + 16 * k, a);
         }
+    for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
+}
+static __mmask16 *dl__dw_flat(const dl_conv_geom *g, float *tmp, int *shift, size_t *plane);
+static void dl__dw_phases_avx512(float *ph, const float *x, int H, int W, int PH, int PW);
+/* The same sums on flattened planes where the forward has them (16
+   consecutive outputs per vector whatever OW, the forward's masks; stride 2
+   on phase planes), else by rows. tmp: 16 K floats of sums, then
+   dl__depthwise_floats for the planes and masks. */
+__attribute__((target("avx512f")))
+static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, const float *x, size_t ldx, int n,
+                                    const dl_conv_geom *g, float *tmp) {
+    int s = g->sh, PH = (g->H + s - 1) / s, PW = (g->W + s - 1) / s, P = g->OH * g->OW;
+    int KK = g->KH * g->KW, nv = (P + 15) / 16, i, k, v, shift[256];
+    size_t plane[256];
+    float *acc = tmp, *ph = tmp + 16 * 256;            /* 16 sums for each of at most DL__KC taps */
+    const __mmask16 *mask = dl__dw_flat(g, ph, shift, plane);
+    if (!mask) { dl__depthwise_dw_rows_avx512(dw, dy, ldy, x, ldx, n, g, acc); return; }
+    for (k = 0; k < KK; k++) _mm512_storeu_ps(acc + 16 * k, _mm512_setzero_ps());
+    for (i = 0; i < n; i++, dy += ldy, x += ldx) {
+        const float *base = x;
+        if (s == 2) { dl__dw_phases_avx512(ph, x, g->H, g->W, PH, PW); base = ph; }
+        for (k = 0; k < KK; k++) {      /* two chains of multiply-adds: even and odd vectors */
+            const float *p = base + plane[k] + shift[k];
+            const __mmask16 *m = mask + k;
+            __m512 a = _mm512_loadu_ps(acc + 16 * k), b = _mm512_setzero_ps();
+            for (v = 0; v + 1 < nv; v += 2) {
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(dy + 16 * v), _mm512_maskz_loadu_ps(m[(size_t)v * KK], p + 16 * v), a);
+                b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(dl__lanes16(P - 16 * v - 16), dy + 16 * v + 16),
+                                    _mm512_maskz_loadu_ps(m[(size_t)(v + 1) * KK], p + 16 * v + 16), b);
+            }
+            if (v < nv)
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(dl__lanes16(P - 16 * v), dy + 16 * v),
+                                    _mm512_maskz_loadu_ps(m[(size_t)v * KK], p + 16 * v), a);
+            _mm512_storeu_ps(acc + 16 * k, _mm512_add_ps(a, b));
+        }
+    }
     for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
 }
 /* Depthwise input gradient: the 16 values of dy that tap column kw sends
@@ -3338,20 +3374,16 @@ static void dl__dw_phases_avx512(float *ph, const float *x, int H, int W, int PH
    same masks: found once per call (tmp, after the phase planes). The same
    values, zeros and fused multiply-adds in the same tap order as
    dl__depthwise_rows_avx512: the same bits. */
+/* The flattened planes' setup (dl__depthwise_avx512): per tap k its shift
+   and phase plane, per vector v of 16 outputs and tap the mask [v][k], in
+   tmp after the phase planes. NULL where the shapes do not allow it. */
 __attribute__((target("avx512f")))
-static void dl__depthwise_avx512(float *y, const float *x, const float *w, const float *bias, int nch, const dl_conv_geom *g,
-                                 float *tmp) {
+static __mmask16 *dl__dw_flat(const dl_conv_geom *g, float *tmp, int *shift, size_t *plane) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int s = g->sh, PH = (g->H + s - 1) / s, PW = (g->W + s - 1) / s, P = g->OH * g->OW, HW = g->H * g->W;
-    int KK = g->KH * g->KW, nv = (P + 15) / 16, c, k, kh, kw, v, col;
-    int shift[256];                     /* taps: at most DL__KC (dl__conv_is_depthwise) */
-    size_t plane[256];
+    int s = g->sh, PH = (g->H + s - 1) / s, PW = (g->W + s - 1) / s, P = g->OH * g->OW;
+    int KK = g->KH * g->KW, nv = (P + 15) / 16, k, kh, kw, v, col;
     __mmask16 *mask = (__mmask16 *)(void *)(tmp + (s == 2 ? 4 * (size_t)PH * PW : 0));   /* [vector][tap] */
-    if (s != g->sw || s > 2 || PW != g->OW || KK > 256) {
-        for (c = 0; c < nch; c++)
-            dl__depthwise_rows_avx512(y + (size_t)c * P, x + (size_t)c * HW, w + (size_t)c * KK, bias ? bias[c] : 0.0f, g);
-        return;
-    }
+    if (s != g->sw || s > 2 || PW != g->OW || KK > 256) return NULL;
     for (kh = 0, k = 0; kh < g->KH; kh++)       /* tap k reads a plane at a fixed shift (no divisions: planes are small) */
         for (kw = 0; kw < g->KW; kw++, k++) {
             int oy = kh * g->dh - g->ph, ox = kw * g->dw - g->pw, py = s == 2 ? oy & 1 : 0, px = s == 2 ? ox & 1 : 0;
@@ -3369,6 +3401,21 @@ static void dl__depthwise_avx512(float *y, const float *x, const float *w, const
                 for (col += 16; col >= PW; col -= PW) {}
             }
         }
+    return mask;
+}
+__attribute__((target("avx512f")))
+static void dl__depthwise_avx512(float *y, const float *x, const float *w, const float *bias, int nch, const dl_conv_geom *g,
+                                 float *tmp) {
+    int s = g->sh, PH = (g->H + s - 1) / s, PW = (g->W + s - 1) / s, P = g->OH * g->OW, HW = g->H * g->W;
+    int KK = g->KH * g->KW, nv = (P + 15) / 16, c, k;
+    int shift[256];                     /* taps: at most DL__KC (dl__conv_is_depthwise) */
+    size_t plane[256];
+    __mmask16 *mask = dl__dw_flat(g, tmp, shift, plane);
+    if (!mask) {
+        for (c = 0; c < nch; c++)
+            dl__depthwise_rows_avx512(y + (size_t)c * P, x + (size_t)c * HW, w + (size_t)c * KK, bias ? bias[c] : 0.0f, g);
+        return;
+    }
     for (c = 0; c < nch; c++, y += P, x += HW, w += KK) {
         const float *base = x;
         int q0;
@@ -5063,19 +5110,47 @@ static void dl__conv2d_reduce_task(void *arg, int t, int thread) {
         else if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][i - MK] += s;
     }
 }
+/* Stride 1: dx is the forward's depthwise convolution of dy with the filter
+   turned by 180 degrees, padded by (K - 1) d - p (the adjoint of reading x
+   at a shift is writing at the opposite one), so the forward's flattened
+   kernel computes nch planes into scratch (turned filters first), then they
+   are added. 0 (nothing done) where the shapes do not allow it. */
+static int dl__depthwise_dx_turned(const dl__conv_job *j, float *dx, const float *dy, const float *w, int nch, int thread) {
+    const dl__conv *cg = &j->cg;
+    dl__conv f = *cg;
+    float *wt = dl__scratch(j->cpu, thread), *y = wt + (size_t)nch * cg->K;
+    size_t room = (size_t)cg->K * cg->P > dl__depthwise_floats(cg) ? (size_t)cg->K * cg->P : dl__depthwise_floats(cg);
+    int c, k;
+    f.H = cg->OH; f.W = cg->OW; f.OH = cg->H; f.OW = cg->W; f.P = cg->H * cg->W;
+    f.ph = (cg->KH - 1) * cg->dh - cg->ph; f.pw = (cg->KW - 1) * cg->dw - cg->pw;
+    if (!j->cpu->simd->depthwise || cg->sh != 1 || cg->sw != 1 || f.ph < 0 || f.pw < 0 ||
+        (size_t)nch * (cg->K + f.P) > DL__BPACK || dl__depthwise_floats(&f) > room)
+        return 0;
+    for (c = 0; c < nch; c++) for (k = 0; k < cg->K; k++) wt[c * cg->K + k] = w[c * cg->K + cg->K - 1 - k];
+    j->cpu->simd->depthwise(y, dy, wt, NULL, nch, &f, wt + DL__BPACK);
+    j->cpu->simd->row->add(dx, y, nch * f.P);
+    return 1;
+}
 /* Depthwise backward directly, as the forward runs (a GEMM per channel
-   would pad its single row or column to a whole tile). dx of one (sample,
-   channel) plane per task: the plane's col rows w[k] dy, scattered back. */
+   would pad its single row or column to a whole tile). dx of a block of
+   channels of one sample per task (j->chunk channels, from the shapes): a
+   direct kernel, or per plane its col rows w[k] dy scattered back. */
 static void dl__depthwise_dx_task(void *arg, int t, int thread) {
     const dl__conv_job *j = (const dl__conv_job *)arg;
     const dl__conv *cg = &j->cg;
-    const dl__rowk *rk = j->cpu->simd->row;
+    const dl__simd *s = j->cpu->simd;
     float *dcol = dl__scratch(j->cpu, thread) + DL__BPACK;
-    const float *dy = j->e->dout + (size_t)t * cg->P, *w = j->e->w[0] + (size_t)(t % cg->C) * cg->K;
-    int k;
-    if (j->cpu->simd->depthwise_dx) { j->cpu->simd->depthwise_dx(j->e->din[0] + (size_t)t * cg->H * cg->W, dy, w, 1, cg); return; }
-    for (k = 0; k < cg->K; k++) rk->affine(dcol + (size_t)k * cg->P, dy, cg->P, w[k], 0.0f);
-    dl__col2im(rk, cg, dcol, j->e->din[0] + (size_t)t * cg->H * cg->W);
+    int blocks = (cg->C + j->chunk - 1) / j->chunk, n = t / blocks, c0 = t % blocks * j->chunk;
+    int nch = cg->C - c0 < j->chunk ? cg->C - c0 : j->chunk, c, k;
+    size_t plane = (size_t)n * cg->C + c0;
+    float *dx = j->e->din[0] + plane * cg->H * cg->W;
+    const float *dy = j->e->dout + plane * cg->P, *w = j->e->w[0] + (size_t)c0 * cg->K;
+    if (s->depthwise_dx && dl__depthwise_dx_turned(j, dx, dy, w, nch, thread)) return;
+    if (s->depthwise_dx) { s->depthwise_dx(dx, dy, w, nch, cg); return; }
+    for (c = 0; c < nch; c++, dx += cg->H * cg->W, dy += cg->P, w += cg->K) {
+        for (k = 0; k < cg->K; k++) s->row->affine(dcol + (size_t)k * cg->P, dy, cg->P, w[k], 0.0f);
+        dl__col2im(s->row, cg, dcol, dx);
+    }
 }
 /* dW and db of one channel: per sample in order, the plane's im2col rows
    dotted with dy, so the sums never depend on the threads. */
@@ -5115,7 +5190,8 @@ static int dl__depthwise_backward(const dl_layer *l, const dl_exec *e) {
     memset(&j, 0, sizeof j);
     j.cpu = cpu; j.l = l; j.e = e; j.cg = dl_layer_conv_geom(l);
     work = dl__depthwise_work(&j.cg, e->n);
-    if (e->din[0]) dl__parallel_if(cpu, work, e->n * j.cg.C, dl__depthwise_dx_task, &j);
+    j.chunk = dl__depthwise_block(&j.cg);
+    if (e->din[0]) dl__parallel_if(cpu, work, e->n * ((j.cg.C + j.chunk - 1) / j.chunk), dl__depthwise_dx_task, &j);
     if (e->dw[0] || (l->a.bias && e->dw[1])) {
         j.krows = dl__conv_krows(&j.cg, (dl__krow *)(void *)cpu->shared);
         dl__parallel_if(cpu, work, j.cg.C, dl__depthwise_dw_task, &j);
