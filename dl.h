@@ -3299,81 +3299,82 @@ static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, cons
     }
     for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
 }
-/* Depthwise input gradient: the 16 values of dy that tap column kw sends
-   to input columns iw0.. of a row (dy row oh: row, and its first 16 as
-   rowv when OW <= 16): ow sw = iw + pw - kw dw, zeros where no ow is. */
-DL__AVX512_INLINE __m512 dl__dx_tap(const float *row, __m512 rowv, int iw0, int kw, __mmask16 lanes, const dl_conv_geom *g) {
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i sw = _mm512_set1_epi32(g->sw), span = _mm512_set1_epi32(g->sw * g->OW);
-    int u0 = iw0 + g->pw - kw * g->dw;          /* sw ow of lane 0 */
-    __m512i u = _mm512_add_epi32(_mm512_set1_epi32(u0), iota), q;
-    __mmask16 m = lanes & _mm512_cmplt_epu32_mask(u, span);
-    if (g->sw == 1) return _mm512_maskz_loadu_ps(m, row + u0);
-    q = g->sw == 2 ? _mm512_srai_epi32(u, 1) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(u), _mm512_cvtepi32_ps(sw)));
-    m &= _mm512_cmpeq_epi32_mask(_mm512_mullo_epi32(q, sw), u);
-    return g->OW <= 16 ? _mm512_maskz_permutexvar_ps(m, q, rowv) : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, row, 4);
-}
 /* Depthwise input gradient of nch planes (dx H x W, dy OH x OW, w K each):
    dx[ih][iw] += sum over the taps that read it of w[k] dy[oh][ow], 16
    columns of an input row at a time, read from dy (oh sh = ih + ph - kh dh,
-   likewise ow), so every dx value is written once and no col buffer is
-   scattered back. Even and odd tap columns in two chains of multiply-adds. */
+   ow sw = iw + pw - kw dw), so no col buffer is scattered back and each dx
+   value is written once (a masked store read back soon after would stall).
+   Which dy column each lane takes for tap column kw is found once per 16
+   columns (a permute for OW <= 16, else a gather; a masked load at a shift
+   for stride 1). (Stride 1 goes through the forward's kernel where it can:
+   dl__depthwise_dx_turned.) */
 __attribute__((target("avx512f")))
 static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, int nch, const dl_conv_geom *g) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sw = _mm512_set1_epi32(g->sw), span = _mm512_set1_epi32(g->sw * g->OW);
+    const __mmask16 row_lanes = dl__lanes16(g->OW);
     int P = g->OH * g->OW, HW = g->H * g->W, KK = g->KH * g->KW, c, ih, iw0, kh, kw;
-    for (c = 0; c < nch; c++, dx += HW, dy += P, w += KK)
-        for (ih = 0; ih < g->H; ih++)
-            for (iw0 = 0; iw0 < g->W; iw0 += 16) {
-                __mmask16 lanes = dl__lanes16(g->W - iw0);
-                float *d = dx + (size_t)ih * g->W + iw0;
-                __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    __m512i q[256];                     /* per tap column (KW <= DL__KC): dy's column per lane, and which lanes take one */
+    __mmask16 m[256];
+    for (iw0 = 0; iw0 < g->W; iw0 += 16) {
+        __mmask16 lanes = dl__lanes16(g->W - iw0);
+        for (kw = 0; kw < g->KW; kw++) {
+            __m512i u = _mm512_add_epi32(_mm512_set1_epi32(iw0 + g->pw - kw * g->dw), iota);     /* sw ow per lane */
+            m[kw] = lanes & _mm512_cmplt_epu32_mask(u, span);
+            q[kw] = g->sw == 1 ? u : g->sw == 2 ? _mm512_srai_epi32(u, 1)
+                  : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(u), _mm512_cvtepi32_ps(sw)));
+            if (g->sw != 1) m[kw] &= _mm512_cmpeq_epi32_mask(_mm512_mullo_epi32(q[kw], sw), u);
+        }
+        for (c = 0; c < nch; c++)
+            for (ih = 0; ih < g->H; ih++) {
+                float *d = dx + (size_t)c * HW + (size_t)ih * g->W + iw0;
+                __m512 s = _mm512_setzero_ps();
                 for (kh = 0; kh < g->KH; kh++) {
                     int t = ih + g->ph - kh * g->dh, oh;      /* oh sh = t: shifts for strides 1 and 2, not divisions */
-                    const float *row, *wk = w + kh * g->KW;
+                    const float *row, *wk = w + (size_t)c * KK + kh * g->KW;
                     __m512 rowv;
                     if (t < 0 || (g->sh == 2 ? t & 1 : g->sh > 2 && t % g->sh)) continue;
                     oh = g->sh == 1 ? t : g->sh == 2 ? t >> 1 : t / g->sh;
                     if (oh >= g->OH) continue;
-                    row = dy + (size_t)oh * g->OW;
-                    rowv = g->OW <= 16 ? _mm512_maskz_loadu_ps(dl__lanes16(g->OW), row) : _mm512_setzero_ps();
-                    for (kw = 0; kw + 1 < g->KW; kw += 2) {
-                        s0 = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), dl__dx_tap(row, rowv, iw0, kw, lanes, g), s0);
-                        s1 = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw + 1]), dl__dx_tap(row, rowv, iw0, kw + 1, lanes, g), s1);
-                    }
-                    if (kw < g->KW) s0 = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), dl__dx_tap(row, rowv, iw0, kw, lanes, g), s0);
+                    row = dy + (size_t)c * P + (size_t)oh * g->OW;
+                    if (g->sw == 1)
+                        for (kw = 0; kw < g->KW; kw++)
+                            s = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), _mm512_maskz_loadu_ps(m[kw], row + iw0 + g->pw - kw * g->dw), s);
+                    else if (g->OW <= 16)
+                        for (kw = 0, rowv = _mm512_maskz_loadu_ps(row_lanes, row); kw < g->KW; kw++)
+                            s = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), _mm512_maskz_permutexvar_ps(m[kw], q[kw], rowv), s);
+                    else
+                        for (kw = 0; kw < g->KW; kw++)
+                            s = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw]), _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m[kw], q[kw], row, 4), s);
                 }
-                _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, d), _mm512_add_ps(s0, s1)));
+                _mm512_mask_storeu_ps(d, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, d), s));
             }
+    }
 }
 /* Stride 2: the four phase planes of x, plane (py, px) row i column j =
-   x[2i + py][2j + px], PH x PW each, zeros past x (odd H or W). */
+   x[2i + py][2j + px], PH x PW each, zeros past x (odd H or W). Written
+   plane after plane by whole-vector stores, each row's spill past PW
+   overwritten by the next row (the last plane's by at most 15 floats of
+   slack after the planes): the kernels read the planes right away, and a
+   masked store does not forward to the loads that follow it. */
 __attribute__((target("avx512f")))
 static void dl__dw_phases_avx512(float *ph, const float *x, int H, int W, int PH, int PW) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i even = _mm512_add_epi32(iota, iota), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    int r, j;
-    for (r = 0; r < 2 * PH; r++) {
-        float *d0 = ph + ((size_t)(r & 1) * 2 * PH + (size_t)(r >> 1)) * PW, *d1 = d0 + (size_t)PH * PW;
-        if (r >= H) { memset(d0, 0, (size_t)PW * sizeof(float)); memset(d1, 0, (size_t)PW * sizeof(float)); continue; }
-        for (j = 0; j < PW; j += 16) {
-            int left = W - 2 * j, n = PW - j < 16 ? PW - j : 16;
-            __mmask16 ma = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
-            __mmask16 mb = (__mmask16)(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0), mo = (__mmask16)((1u << n) - 1);
-            __m512 a = _mm512_maskz_loadu_ps(ma, x + (size_t)r * W + 2 * j), b = _mm512_maskz_loadu_ps(mb, x + (size_t)r * W + 2 * j + 16);
-            _mm512_mask_storeu_ps(d0 + j, mo, _mm512_permutex2var_ps(a, even, b));
-            _mm512_mask_storeu_ps(d1 + j, mo, _mm512_permutex2var_ps(a, odd, b));
+    int p, i, j;
+    for (p = 0; p < 4; p++) {
+        const __m512i pick = _mm512_add_epi32(_mm512_add_epi32(iota, iota), _mm512_set1_epi32(p & 1));
+        for (i = 0; i < PH; i++) {
+            int r = 2 * i + (p >> 1);
+            float *d = ph + ((size_t)p * PH + i) * PW;
+            for (j = 0; j < PW; j += 16) {
+                __mmask16 ma = dl__lanes16(W - 2 * j), mb = dl__lanes16(W - 2 * j - 16);
+                const float *xr = x + (size_t)r * W + 2 * j;
+                _mm512_storeu_ps(d + j, r >= H ? _mm512_setzero_ps()
+                                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, xr), pick, _mm512_maskz_loadu_ps(mb, xr + 16)));
+            }
         }
     }
 }
-/* Depthwise planes with the outputs flattened: 16 consecutive outputs per
-   vector whatever OW, four vectors at a time (four chains of multiply-adds,
-   not one). Needs stride 1 or 2 both ways and OW equal to the width of the
-   plane the taps read (x for stride 1, a phase plane of it for stride 2),
-   so output row oh + 1 reads the next input row: a tap is then a masked
-   load at a fixed shift, the mask the im2col zeros. Every channel has the
-   same masks: found once per call (tmp, after the phase planes). The same
-   values, zeros and fused multiply-adds in the same tap order as
-   dl__depthwise_rows_avx512: the same bits. */
 /* The flattened planes' setup (dl__depthwise_avx512): per tap k its shift
    and phase plane, per vector v of 16 outputs and tap the mask [v][k], in
    tmp after the phase planes. NULL where the shapes do not allow it. */
@@ -3382,7 +3383,7 @@ static __mmask16 *dl__dw_flat(const dl_conv_geom *g, float *tmp, int *shift, siz
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int s = g->sh, PH = (g->H + s - 1) / s, PW = (g->W + s - 1) / s, P = g->OH * g->OW;
     int KK = g->KH * g->KW, nv = (P + 15) / 16, k, kh, kw, v, col;
-    __mmask16 *mask = (__mmask16 *)(void *)(tmp + (s == 2 ? 4 * (size_t)PH * PW : 0));   /* [vector][tap] */
+    __mmask16 *mask = (__mmask16 *)(void *)(tmp + (s == 2 ? 4 * (size_t)PH * PW + 16 : 0));     /* [vector][tap] */
     if (s != g->sw || s > 2 || PW != g->OW || KK > 256) return NULL;
     for (kh = 0, k = 0; kh < g->KH; kh++)       /* tap k reads a plane at a fixed shift (no divisions: planes are small) */
         for (kw = 0; kw < g->KW; kw++, k++) {
@@ -4962,7 +4963,7 @@ static double dl__depthwise_work(const dl__conv *g, int n) {
 /* per thread: a plane and its runs, or x's phase planes and the masks of one block of taps */
 static size_t dl__depthwise_floats(const dl__conv *g) {
     size_t plane = dl__align((size_t)g->P) + ((size_t)g->OH * sizeof(dl__run) + sizeof(float) - 1) / sizeof(float);
-    size_t flat = (size_t)(g->H + 1) * (size_t)(g->W + 1) + ((size_t)(g->P + 15) / 16 * (size_t)g->K + 1) / 2;
+    size_t flat = (size_t)(g->H + 1) * (size_t)(g->W + 1) + 16 + ((size_t)(g->P + 15) / 16 * (size_t)g->K + 1) / 2;
     return plane > flat ? plane : flat;
 }
 
