@@ -2831,28 +2831,32 @@ DL__INLINE double dl__row_prelu_back(float *dx, const float *dy, const float *x,
     return total;
 }
 /* sum of (x - m), or of (x - m)^2 */
-/* Sums over n rows of S floats, ld apart (a channel's planes over a batch):
-   each row in 16 float lanes, the lanes added into 16 doubles per row (an
+/* Sums of x - m and, where squares is not NULL, of its squares (the one
+   pass costs what a pass for either does: it is memory-bound), over n rows
+   of S floats, ld apart (a channel's planes over a batch): each row in 16
+   float lanes, the lanes added into 16 doubles per row (an
    elementwise add that vectorises), the doubles added up once at the end,
    so short rows (4x4 planes) do not pay 16 dependent double adds each. */
-DL__INLINE double dl__row_sum(const float *x, size_t ld, int n, int S, float m, int squares) {
-    double lanes[16] = { 0 }, total = 0;
+DL__INLINE double dl__row_sum(const float *x, size_t ld, int n, int S, float m, double *squares) {
+    double lanes[16] = { 0 }, lanes2[16] = { 0 }, total = 0, total2 = 0;
     int i, s, k;
     for (i = 0; i < n; i++, x += ld) {
-        float lane[16] = { 0 };
+        float lane[16] = { 0 }, lane2[16] = { 0 };
 #ifdef DL__VEC
         const dl__vf vm = DL__SPLAT(m);
-        dl__vf acc = { 0 };
-        for (s = 0; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= vm; acc += squares ? d * d : d; }
+        dl__vf acc = { 0 }, acc2 = { 0 };
+        for (s = 0; s + 16 <= S; s += 16) { dl__vf d; memcpy(&d, x + s, 64); d -= vm; acc += d; acc2 += d * d; }
         memcpy(lane, &acc, 64);
+        memcpy(lane2, &acc2, 64);
 #else
         for (s = 0; s + 16 <= S; s += 16)
-            for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += squares ? d * d : d; }
+            for (k = 0; k < 16; k++) { float d = x[s + k] - m; lane[k] += d; lane2[k] += d * d; }
 #endif
-        for (; s < S; s++) { float d = x[s] - m; total += squares ? (double)(d * d) : d; }
-        for (k = 0; k < 16; k++) lanes[k] += lane[k];
+        for (; s < S; s++) { float d = x[s] - m; total += d; total2 += (double)(d * d); }
+        for (k = 0; k < 16; k++) { lanes[k] += lane[k]; lanes2[k] += lane2[k]; }
     }
-    for (k = 0; k < 16; k++) total += lanes[k];
+    for (k = 0; k < 16; k++) { total += lanes[k]; total2 += lanes2[k]; }
+    if (squares) *squares = total2;
     return total;
 }
 /* sums of dy and of dy (x - m) over n rows, as dl__row_sum */
@@ -2967,7 +2971,7 @@ typedef struct dl__rowk {
     void (*relu)(float *y, const float *x, int S);
     void (*relu_back)(float *dx, const float *dy, const float *x, int S);
     double (*prelu_back)(float *dx, const float *dy, const float *x, int S, float a);
-    double (*sum)(const float *x, size_t ld, int n, int S, float m, int squares);
+    double (*sum)(const float *x, size_t ld, int n, int S, float m, double *squares);
     void (*sums2)(const float *dy, const float *x, size_t ld, int n, int S, float m, double *sdy, double *sdyx);
     void (*bn_dx)(float *dx, const float *dy, const float *x, int S, float g, float k1, float m, float k2);
     void (*dot)(const float *w, size_t ldw, int rows, const float *x, int n, float *out);
@@ -2984,7 +2988,7 @@ typedef struct dl__rowk {
         dl__row_relu_back(dx, dy, x, S); } \
     target static double dl__row_prelu_back_##isa(float *dx, const float *dy, const float *x, int S, float a) { \
         return dl__row_prelu_back(dx, dy, x, S, a); } \
-    target static double dl__row_sum_##isa(const float *x, size_t ld, int n, int S, float m, int squares) { \
+    target static double dl__row_sum_##isa(const float *x, size_t ld, int n, int S, float m, double *squares) { \
         return dl__row_sum(x, ld, n, S, m, squares); } \
     target static void dl__row_sums2_##isa(const float *dy, const float *x, size_t ld, int n, int S, float m, double *sdy, \
                                            double *sdyx) { dl__row_sums2(dy, x, ld, n, S, m, sdy, sdyx); } \
@@ -5089,7 +5093,7 @@ static void dl__conv2d_dw_task(void *arg, int t, int thread) {
     }
     for (m = 0; m < cg->M; m++)         /* db partial */
         part[(size_t)cg->M * cg->K + m] =
-            (float)j->cpu->simd->row->sum(j->e->dout + ((size_t)n0 * cg->M + m) * cg->P, (size_t)cg->M * cg->P, nn, cg->P, 0.0f, 0);
+            (float)j->cpu->simd->row->sum(j->e->dout + ((size_t)n0 * cg->M + m) * cg->P, (size_t)cg->M * cg->P, nn, cg->P, 0.0f, NULL);
 }
 /* Adds the chunks' partials in chunk order, one slice of dW per task;
    partials hold dW_g transposed. */
@@ -5164,7 +5168,7 @@ static void dl__depthwise_dw_task(void *arg, int c, int thread) {
     dl__mat B = dl__conv_input(cg, j->krows, j->e->in[0], c);
     double db = 0;
     int n, k, r;
-    db = rk->sum(j->e->dout + (size_t)c * cg->P, (size_t)cg->C * cg->P, j->e->n, cg->P, 0.0f, 0);
+    db = rk->sum(j->e->dout + (size_t)c * cg->P, (size_t)cg->C * cg->P, j->e->n, cg->P, 0.0f, NULL);
     if (j->l->a.bias && j->e->dw[1]) j->e->dw[1][c] += (float)db;
     if (!j->e->dw[0]) return;
     if (j->cpu->simd->depthwise_dw) {
@@ -5272,7 +5276,7 @@ static int dl__conv2d_transpose_backward(const dl_layer *l, const dl_exec *e) {
         dl__conv2d_backward(l, &a);
     }
     if (l->a.bias && e->dw[1])
-        for (c = 0; c < C; c++) e->dw[1][c] += (float)dl__rows(e)->sum(e->dout + (size_t)c * P, (size_t)C * P, e->n, (int)P, 0.0f, 0);
+        for (c = 0; c < C; c++) e->dw[1][c] += (float)dl__rows(e)->sum(e->dout + (size_t)c * P, (size_t)C * P, e->n, (int)P, 0.0f, NULL);
     return DL_OK;
 }
 
@@ -5495,8 +5499,10 @@ static void dl__channels(const dl_layer *l, const dl_exec *e, dl__task_fn fn, in
    batch. The sums go through the collective between the passes, in the
    CPU scratch: st = sums[C], sample count, centred squares[C]. ---- */
 static float *dl__bn_st(const dl_exec *e) { return ((const dl__cpu *)e->cpu)->shared; }
+/* sum of x - centre over channel c, or of its squares */
 static double dl__bn_sum(const dl_exec *e, int C, int S, int c, float centre, int squares) {
-    return dl__rows(e)->sum(e->in[0] + (size_t)c * S, (size_t)C * S, e->n, S, centre, squares);
+    double sq, s = dl__rows(e)->sum(e->in[0] + (size_t)c * S, (size_t)C * S, e->n, S, centre, &sq);
+    return squares ? sq : s;
 }
 /* Channel c with its statistics: moves the running ones (training; M values
    behind mean and var), keeps mean and invstd for backward, normalises. A
@@ -5526,9 +5532,14 @@ static void dl__batchnorm_forward_task(void *arg, int c, int thread) {
     if (e->train == 2) {            /* replay (dl__backward): the saved statistics, nothing moves */
         mean = e->saved[c];
         var = 0;
-    } else if (e->train) {
-        mean = dl__bn_sum(e, C, S, c, 0.0f, 0) / M;
-        var = dl__bn_sum(e, C, S, c, (float)mean, 1) / M;
+    } else if (e->train) {          /* one pass: sums around the first sample's mean k, near the batch's, so
+                                       var = E(x - k)^2 - (E(x - k))^2 loses little to cancellation */
+        const float *x0 = e->in[0] + (size_t)c * S;
+        double k = dl__rows(e)->sum(x0, 0, 1, S, 0.0f, NULL) / S, sq, s1;
+        s1 = dl__rows(e)->sum(x0, (size_t)C * S, e->n, S, (float)k, &sq) / M;
+        mean = (float)k + s1;
+        var = sq / M - s1 * s1;
+        if (var < 0) var = 0;
     } else {
         mean = e->w[2][c];
         var = e->w[3][c];

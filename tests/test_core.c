@@ -835,6 +835,36 @@ static void test_depthwise_kernel_bits(void) {
     CHECK(cases >= 70, "only %d cases built", cases);
 }
 
+/* Batchnorm's training statistics come from one pass of sums around the
+   first sample's mean: on channels far from zero (a mean of 1000, spread 1)
+   whose first sample sits far out, the output still matches a two-pass
+   double-precision reference. */
+static void test_batchnorm_one_pass_stats(void) {
+    static float x[8 * 2 * 50];
+    double worst = 0;
+    dl_net *net = dl_net_new();
+    dl_layer *bn = dl_batchnorm(dl_input(net, 2, 5, 10));
+    const float *y;
+    int n, c, i;
+    for (n = 0; n < 8; n++) for (c = 0; c < 2; c++) for (i = 0; i < 50; i++)
+        x[(n * 2 + c) * 50 + i] = (c ? 1000.0f : -3.0f) + (float)((i * 37 + n * 11) % 23) / 11.0f - 1.0f + (n == 0 ? (c ? 6.0f : 40.0f) : 0.0f);
+    y = bn ? dl_forward(net, bn, x, 8, 1) : NULL;
+    CHECK(y != NULL, "forward: %s", dl_net_error(net));
+    for (c = 0; y && c < 2; c++) {
+        double mean = 0, var = 0;
+        for (n = 0; n < 8; n++) for (i = 0; i < 50; i++) mean += x[(n * 2 + c) * 50 + i];
+        mean /= 400;
+        for (n = 0; n < 8; n++) for (i = 0; i < 50; i++) var += (x[(n * 2 + c) * 50 + i] - mean) * (x[(n * 2 + c) * 50 + i] - mean);
+        var /= 400;
+        for (n = 0; n < 8; n++) for (i = 0; i < 50; i++) {
+            double r = (x[(n * 2 + c) * 50 + i] - mean) / sqrt(var + 1e-5), d = fabs(y[(n * 2 + c) * 50 + i] - r);
+            if (d > worst) worst = d;
+        }
+    }
+    CHECK(worst < 5e-4, "off a two-pass reference by %g", worst);
+    dl_net_free(net);
+}
+
 /* The depthwise backward's direct kernels of this CPU (dW and dx without
    im2col rows or col2im) against the portable path: the same gradients up
    to rounding (the sums run in another order), on sizes narrower and wider
@@ -1498,6 +1528,7 @@ int main(void) {
     RUN(test_depthwise_direct);
     RUN(test_depthwise_kernel_bits);
     RUN(test_depthwise_backward_kernel);
+    RUN(test_batchnorm_one_pass_stats);
     RUN(test_strided_im2col_bits);
     RUN(test_transpose_kernel_bits);
     RUN(test_pack_transpose);
