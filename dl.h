@@ -3203,6 +3203,13 @@ DL__AVX512_INLINE __m512 dl__dw_tap_load(const float *row, const dl__dw_tap *t, 
                                                                 _mm512_maskz_loadu_ps(t->mb, row + t->c0 + 16)));
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), t->m, t->col, row, 4);
 }
+/* 16 partial sums added in a fixed order (not _mm512_reduce_add_ps: g++ 12 warns inside it) */
+static float dl__sum16(const float *a) {
+    float s = 0;
+    int k;
+    for (k = 0; k < 16; k++) s += a[k];
+    return s;
+}
 static __mmask16 dl__lanes16(int left) { return (__mmask16)(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1); }
 /* One depthwise plane, y (OH x OW) = bias + sum over taps k of w[k] times the
    tap's view of x (H x W), 16 outputs of a row at a time: the values
@@ -3265,7 +3272,7 @@ static void dl__depthwise_dw_rows_avx512(float *dw, const float *dy, size_t ldy,
             }
             _mm512_storeu_ps(acc + 16 * k, a);
         }
-    for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
+    for (k = 0; k < KK; k++) dw[k] += dl__sum16(acc + 16 * k);
 }
 static __mmask16 *dl__dw_flat(const dl_conv_geom *g, float *tmp, int *shift, size_t *plane);
 static void dl__dw_phases_avx512(float *ph, const float *x, int H, int W, int PH, int PW);
@@ -3301,7 +3308,7 @@ static void dl__depthwise_dw_avx512(float *dw, const float *dy, size_t ldy, cons
             _mm512_storeu_ps(acc + 16 * k, _mm512_add_ps(a, b));
         }
     }
-    for (k = 0; k < KK; k++) dw[k] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc + 16 * k));
+    for (k = 0; k < KK; k++) dw[k] += dl__sum16(acc + 16 * k);
 }
 /* Depthwise input gradient of nch planes (dx H x W, dy OH x OW, w K each):
    dx[ih][iw] += sum over the taps that read it of w[k] dy[oh][ow], 16
@@ -3316,7 +3323,7 @@ __attribute__((target("avx512f")))
 static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, int nch, const dl_conv_geom *g) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i sw = _mm512_set1_epi32(g->sw), span = _mm512_set1_epi32(g->sw * g->OW);
-    const __mmask16 row_lanes = dl__lanes16(g->OW);
+    const __mmask16 row_lanes = dl__lanes16(g->OW), all = 0xffff;
     int P = g->OH * g->OW, HW = g->H * g->W, KK = g->KH * g->KW, c, ih, iw0, kh, kw;
     __m512i q[256];                     /* per tap column (KW <= DL__KC): dy's column per lane, and which lanes take one */
     __mmask16 m[256];
@@ -3325,9 +3332,9 @@ static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, 
         for (kw = 0; kw < g->KW; kw++) {
             __m512i u = _mm512_add_epi32(_mm512_set1_epi32(iw0 + g->pw - kw * g->dw), iota);     /* sw ow per lane */
             m[kw] = lanes & _mm512_cmplt_epu32_mask(u, span);
-            q[kw] = g->sw == 1 ? u : g->sw == 2 ? _mm512_srai_epi32(u, 1)
-                  : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(u), _mm512_cvtepi32_ps(sw)));
-            if (g->sw != 1) m[kw] &= _mm512_cmpeq_epi32_mask(_mm512_mullo_epi32(q[kw], sw), u);
+            q[kw] = g->sw == 1 ? u : g->sw == 2 ? _mm512_maskz_srai_epi32(all, u, 1)     /* zero-masking forms: see transpose16 */
+                  : _mm512_maskz_cvttps_epi32(all, _mm512_maskz_div_ps(all, _mm512_maskz_cvtepi32_ps(all, u), _mm512_maskz_cvtepi32_ps(all, sw)));
+            if (g->sw != 1) m[kw] &= _mm512_cmpeq_epi32_mask(_mm512_maskz_mullo_epi32(all, q[kw], sw), u);
         }
         for (c = 0; c < nch; c++)
             for (ih = 0; ih < g->H; ih++) {

@@ -3,7 +3,7 @@
  * epoch on the shipped Fashion-MNIST subset (examples/data), frozen, then
  * quantized with each calibration method on 500 training images, and
  * measured on the 1000 test images against the float net: within the
- * issue's 0.5 points, but for the depthwise net's KL (see below). Prints
+ * issue's 0.5 points, but for the depthwise net (see below). Prints
  * the accuracy table. About a minute. */
 #define FASHION_NO_MAIN
 #include "examples/fashion.c"
@@ -132,9 +132,15 @@ static void test_int8_big_model(void) { quantize_and_compare(fashion_big, 1e-3f,
    difference's standard error is then sqrt(25) / 1000 = 0.5 points, as
    large as the bar. So KL's loss may exceed 0.5 points by two standard
    errors (about 1 point more) before the test fails; a broken
-   calibration costs far more (once 8 points; a net at chance 57). */
+   calibration costs far more (once 8 points; a net at chance 57).
+   Min/max and percentile get the same allowance: their losses move as
+   much with the training's rounding (the direct depthwise backward
+   kernels changed it: min/max over seeds 1 to 4 lost 0.9, 0.3, 0.1 and
+   0.3 points where it had lost -0.4, 0.0, 0.3 and 0.0; before them,
+   seed 3 already lost 0.7 with percentile), with about 22 images in
+   disagreement, so 0.5 points flat fails good calibrations by chance. */
 static void test_int8_depthwise_cnn(void) {
-    static const double se[3] = { 0, 0, 2 };
+    static const double se[3] = { 2, 2, 2 };
     quantize_and_compare(depthwise_cnn, 1e-2f, se, 1, "depthwise CNN", &data);
 }
 
