@@ -28,7 +28,9 @@
      more rows per group (filters, input channels) are instead an implicit
      GEMM (dlk__conv2d_implicit): column tiles are gathered into shared
      memory, never into global memory, and the bias or the accumulation
-     into dx is its epilogue; =implicit takes it wherever it can run. Not
+     into dx is its epilogue; so is the weight gradient of 3x3 and 5x5
+     kernels with 16 or more filters per group (dlk__conv2d_dw_implicit, its
+     depth cut into slices summed in order); =implicit takes them wherever they can run. Not
      the default until timed on a GPU (tests/gpu_check.sh step 3b).
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
@@ -354,6 +356,13 @@ static __global__ void dlk__conv2d_bias_backward(const float *dyt, size_t row, f
     if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
 }
 
+/* db[c] += sum over samples and positions of dy[n][c][p]; one block per c */
+static __global__ void dlk__bias_planes_backward(const float *dy, int N, int C, size_t P, float *db) {
+    double s = 0;
+    for (size_t k = threadIdx.x; k < (size_t)N * P; k += blockDim.x) s += dy[(k / P * C + blockIdx.x) * P + k % P];
+    s = dlc__block_sum(s);
+    if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
+}
 /* Samples per chunk so that columns and the transposed output fit the scratch. */
 static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     size_t per = (size_t)g->C * g->KH * g->KW * g->P + (size_t)g->M * g->P, k = c->conv_scratch / per;
@@ -380,6 +389,18 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
 #define DLC_IG_BN 64
 #define DLC_IG_BK 16
 #define DLC_IG_T 256
+/* One 16-deep slice of a 64 x 64 tile's product: thread (tx, ty) owns rows
+   ty + 16i of As and columns tx + 16j of Bs (both stored depth-major). */
+template <int LA, int LB>
+static __device__ __forceinline__ void dlc__tile_fma(const float (*As)[LA], const float (*Bs)[LB], int tx, int ty, float accv[4][4]) {
+    int i, j, k;
+    for (k = 0; k < DLC_IG_BK; k++) {
+        float a[4], bv[4];
+        for (i = 0; i < 4; i++) { a[i] = As[k][ty + 16 * i]; bv[i] = Bs[k][tx + 16 * i]; }
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 4; j++) accv[i][j] = fmaf(a[i], bv[j], accv[i][j]);
+    }
+}
 template <int DX>
 static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const float *w, const float *b, long long cols, int acc,
                                             float *y) {
@@ -389,7 +410,7 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
     const int m0 = blockIdx.y * DLC_IG_BM, lm = tid % DLC_IG_BM, lk = tid / DLC_IG_BM;   /* what this thread loads: */
     const long long j0 = (long long)blockIdx.x * DLC_IG_BN, col = j0 + tid % DLC_IG_BN;  /* rows lk + 4i, column lm / col */
     const float *wg = w + (size_t)grp * g.Mg * g.K, *base = src;
-    int a0 = 0, b0 = 0, i, j, k0, k;
+    int a0 = 0, b0 = 0, i, j, k0;
     float accv[4][4];
     if (col < cols) {                   /* the column's sample and pixel, once */
         int q = (int)(col % Q);
@@ -418,12 +439,7 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
             Bs[kr][tid % DLC_IG_BN] = v;
         }
         __syncthreads();
-        for (k = 0; k < DLC_IG_BK; k++) {
-            float a[4], bv[4];
-            for (i = 0; i < 4; i++) { a[i] = As[k][ty + 16 * i]; bv[i] = Bs[k][tx + 16 * i]; }
-            for (i = 0; i < 4; i++)
-                for (j = 0; j < 4; j++) accv[i][j] = fmaf(a[i], bv[j], accv[i][j]);
-        }
+        dlc__tile_fma(As, Bs, tx, ty, accv);
         __syncthreads();                /* before the next tile overwrites As and Bs */
     }
     for (i = 0; i < 4; i++) {
@@ -436,6 +452,61 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
             at = ((size_t)(cj / Q) * (DX ? g.C : g.M) + gr) * Q + (size_t)(cj % Q);
             y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gr] : accv[i][j];
         }
+    }
+}
+/* The weight gradient: dW_g (Mg x K) += dy_g (Mg x n*P) col_g(x)^T, the
+   depth n*P cut into slices of `span` (a multiple of 16) so that a small dW
+   still fills the GPU: blockIdx.z is group + G * slice. With one slice the
+   epilogue adds into dW; with several, slice s stores its tile in
+   out + s*M*K and dlk__conv2d_dw_sum adds the slices in order (no atomics:
+   the result does not depend on timing). Loads: each thread reads depth
+   j = tid % 16 of the slice (consecutive pixels across a warp, so dy and x
+   are read contiguously) for rows and weight positions tid / 16 + 16i. */
+static __global__ void dlk__conv2d_dw_implicit(dlc_conv g, const float *x, const float *dy, long long depth, long long span,
+                                               int slices_out, float *out) {
+    __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN + 1];
+    const int KK = g.KH * g.KW, tid = threadIdx.x, tx = tid % 16, ty = tid / 16, kk = tid % DLC_IG_BK, grp = blockIdx.z % g.G;
+    const int m0 = blockIdx.y * DLC_IG_BM, d0 = blockIdx.x * DLC_IG_BN;
+    const long long s = blockIdx.z / g.G, lo = s * span, hi = lo + span < depth ? lo + span : depth;
+    const float *xg = x + (size_t)grp * g.Cg * g.H * g.W, *dyg = dy + (size_t)grp * g.Mg * g.P;
+    int dch[4], dkh[4], dkw[4], i, j;
+    float accv[4][4];
+    long long j0;
+    for (i = 0; i < 4; i++) {           /* this thread's weight positions, once */
+        int d = d0 + ty + 16 * i;
+        dch[i] = d < g.K ? d / KK : -1; dkh[i] = d % KK / g.KW * g.dh; dkw[i] = d % g.KW * g.dw;
+    }
+    for (i = 0; i < 4; i++) for (j = 0; j < 4; j++) accv[i][j] = 0.0f;
+    for (j0 = lo; j0 < hi; j0 += DLC_IG_BK) {
+        long long jj = j0 + kk;
+        int ok = jj < hi, p = ok ? (int)(jj % g.P) : 0, ih0 = p / g.OW * g.sh - g.ph, iw0 = p % g.OW * g.sw - g.pw;
+        size_t nn = ok ? (size_t)(jj / g.P) : 0;
+        for (i = 0; i < 4; i++) {
+            int r = ty + 16 * i, ih = ih0 + dkh[i], iw = iw0 + dkw[i];
+            As[kk][r] = ok && m0 + r < g.Mg ? dyg[(nn * g.M + m0 + r) * g.P + p] : 0.0f;
+            Bs[kk][r] = ok && dch[i] >= 0 && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W
+                      ? xg[((nn * g.C + dch[i]) * g.H + ih) * g.W + iw] : 0.0f;
+        }
+        __syncthreads();
+        dlc__tile_fma(As, Bs, tx, ty, accv);
+        __syncthreads();
+    }
+    out += slices_out ? (size_t)s * g.M * g.K : 0;
+    for (i = 0; i < 4; i++) {
+        int r = m0 + ty + 16 * i;
+        if (r >= g.Mg) continue;
+        for (j = 0; j < 4; j++) {
+            int d = d0 + tx + 16 * j;
+            size_t at = ((size_t)grp * g.Mg + r) * g.K + d;
+            if (d < g.K) out[at] = slices_out ? accv[i][j] : out[at] + accv[i][j];
+        }
+    }
+}
+static __global__ void dlk__conv2d_dw_sum(const float *part, int slices, size_t total, float *dw) {
+    DLC_FOR(i, total) {
+        float v = 0.0f;
+        for (int k = 0; k < slices; k++) v += part[(size_t)k * total + i];
+        dw[i] += v;
     }
 }
 /* DL_CUDA_CONV=auto takes the implicit GEMM for 3x3 and 5x5 kernels whose
@@ -456,6 +527,28 @@ static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int rows, long lo
 #define DLC_IMPLICIT(DX, g, rows, cols, ...)                                                                     \
     DLC_LAUNCH_BLOCKS(dlk__conv2d_implicit<DX>, (unsigned)(((cols) + DLC_IG_BN - 1) / DLC_IG_BN),               \
                       (unsigned)(((rows) + DLC_IG_BM - 1) / DLC_IG_BM), (unsigned)(g).G, DLC_IG_T, g, __VA_ARGS__)
+
+/* Slices of the weight gradient's depth: enough blocks to fill a GPU (about
+   512), each slice at least 512 deep (shallower ones cost more in partial
+   tiles than they gain), at most 64 slices. */
+static int dlc__conv_dw_run(dlc *c, const dlc_conv *g, const dl_exec *e) {
+    long long depth = (long long)e->n * g->P, span;
+    unsigned gx = (unsigned)((g->K + DLC_IG_BN - 1) / DLC_IG_BN), gy = (unsigned)((g->Mg + DLC_IG_BM - 1) / DLC_IG_BM);
+    long long blocks = (long long)gx * gy * g->G, slices = (512 + blocks - 1) / blocks, most = depth / 512;
+    size_t mk = (size_t)g->M * g->K;
+    if (slices > most) slices = most;
+    if (slices > 64) slices = 64;
+    if (slices * g->G > 65535) slices = 65535 / g->G;
+    if (slices < 1) slices = 1;
+    span = (depth + slices - 1) / slices;
+    span = (span + DLC_IG_BK - 1) / DLC_IG_BK * DLC_IG_BK;
+    slices = (depth + span - 1) / span;
+    if (slices > 1) DLC_TRY(dlc__reserve_big(c, (size_t)slices * mk));
+    DLC_LAUNCH_BLOCKS(dlk__conv2d_dw_implicit, gx, gy, (unsigned)(slices * g->G), DLC_IG_T, *g, e->in[0], e->dout, depth, span,
+                      slices > 1, slices > 1 ? (float *)c->big : e->dw[0]);
+    if (slices > 1) DLC_EACH(dlk__conv2d_dw_sum, mk, (const float *)c->big, (int)slices, mk, e->dw[0]);
+    return DL_OK;
+}
 
 /* acc: out += the convolution, no bias (conv2d_transpose's backward) */
 static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
@@ -486,14 +579,21 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) { re
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
-    int nb = 1, n0, dbias = l->a.bias && e->dw[1], dx_col = e->din[0] != NULL;
+    int nb = 1, n0, dbias = l->a.bias && e->dw[1], dx_col = e->din[0] != NULL, dw_col = e->dw[0] != NULL;
     long long in_cols = (long long)e->n * g.H * g.W;
     float *col, *dyt;
     if (dx_col && dlc__conv_implicit(c, &g, g.Cg, in_cols)) {
         DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0]);
         dx_col = 0;
     }
-    if (!dx_col && !e->dw[0] && !dbias) return DL_OK;
+    if (dw_col && dlc__conv_implicit(c, &g, g.Mg, g.K)) {
+        DLC_TRY(dlc__conv_dw_run(c, &g, e));
+        dw_col = 0;
+    }
+    if (!dx_col && !dw_col) {           /* nothing needs dy transposed: the bias sums it in place */
+        if (dbias) DLC_LAUNCH(dlk__bias_planes_backward, (unsigned)g.M, e->dout, e->n, g.M, (size_t)g.P, e->dw[1]);
+        return DL_OK;
+    }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
     col = (float *)c->big;
     dyt = col + (size_t)nb * col_per;
@@ -501,7 +601,7 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
         int k = e->n - n0 < nb ? e->n - n0 : nb, kP = k * g.P;
         DLC_EACH(dlk__conv2d_dout_t, k * out_per, e->dout + n0 * out_per, g.M, g.P, k, k * out_per, dyt);
         if (dbias) DLC_LAUNCH(dlk__conv2d_bias_backward, (unsigned)g.M, dyt, (size_t)kP, e->dw[1]);
-        if (e->dw[0]) {     /* dW_g (Mg x K) += dYt_g (Mg x kP) col_g^T */
+        if (dw_col) {       /* dW_g (Mg x K) += dYt_g (Mg x kP) col_g^T */
             DLC_EACH(dlk__conv2d_im2col, k * col_per, g, e->in[0] + n0 * in_per, k, k * col_per, col);
             DLC_TRY(dlc__sgemm(c, 0, 1, g.Mg, g.K, kP, 1.0f, dyt, kP, (long long)g.Mg * kP, col, kP, (long long)g.K * kP,
                                1.0f, e->dw[0], g.K, (long long)g.Mg * g.K, g.G));
@@ -521,13 +621,6 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
    and dy in each other's place; db = dy summed per output channel. ---- */
 static __global__ void dlk__bias_planes(const float *b, int C, size_t P, size_t total, float *y) {
     DLC_FOR(i, total) y[i] += b[i / P % C];
-}
-/* db[c] += sum over samples and positions of dy[n][c][p]; one block per c */
-static __global__ void dlk__bias_planes_backward(const float *dy, int N, int C, size_t P, float *db) {
-    double s = 0;
-    for (size_t k = threadIdx.x; k < (size_t)N * P; k += blockDim.x) s += dy[(k / P * C + blockIdx.x) * P + k % P];
-    s = dlc__block_sum(s);
-    if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
 }
 static int dlc__conv2d_transpose_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     float *din[1], *dw[2] = { NULL, NULL };

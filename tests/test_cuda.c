@@ -341,6 +341,9 @@ static const dl_conv_desc
     gx_cv_5x5_g2 = { .filters = 40, .kernel = 5, .pad = 2, .groups = 2 },
     gx_cv_dw_5x5 = { .filters = 8, .kernel = 5, .pad = 2, .groups = 8 },
     gx_cv_same_lower_s2 = { .filters = 4, .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER, .groups = 2 },
+    gx_cv_slices = { .filters = 20, .kernel = 3, .pad = 1 },
+    gx_cv_slices_5x5 = { .filters = 24, .kernel = 5, .stride = 2, .pad = 2, .groups = 2 },
+    gx_cv_slices_dw = { .filters = 8, .kernel = 3, .stride = 2, .pad_top = 1, .pad_left = 2, .groups = 8 },
     gx_ct_s3_dil2 = { .filters = 4, .kernel = 3, .stride = 3, .dilation = 2, .pad = 1, .output_padding_w = 2 },
     gx_ct_groups3_s2 = { .filters = 6, .kernel = 2, .stride = 2, .groups = 3, .no_bias = 1 };
 static const dl_pool_desc
@@ -370,6 +373,10 @@ static const op_case gpu_cases[] = {
     OPS_CONV("conv 5x5 6->40 groups2", 2, 6, 8, 7, gx_cv_5x5_g2, NULL),
     OPS_CONV("conv depthwise 5x5", 2, 8, 7, 6, gx_cv_dw_5x5, NULL),
     OPS_CONV("conv same_lower stride2 groups2", 2, 4, 7, 8, gx_cv_same_lower_s2, NULL),
+    /* the implicit weight gradient cuts a depth (batch x output pixels) over 1024 into slices */
+    OPS_CONV("conv 3x3 5->20 on 23x21 (weight gradient in 2 slices)", 3, 5, 23, 21, gx_cv_slices, NULL),
+    OPS_CONV("conv 5x5 stride2 groups2 6->24 on 40x37 (3 slices)", 5, 6, 40, 37, gx_cv_slices_5x5, NULL),
+    OPS_CONV("conv depthwise 3x3 stride2 asymmetric pad on 33x31 (2 slices)", 4, 8, 33, 31, gx_cv_slices_dw, NULL),
     OPS_UNARY(DL_OP_CONV2D, "conv 5x5 stride2 pad3 on 3x2", 2, 2, 3, 2, gx_conv_big, NULL, NULL, NULL),
     { DL_OP_CONV2D_TRANSPOSE, "conv transpose stride3 dilation2 output_padding_w2", 2, 3, 4, 3, mk_convT, &gx_ct_s3_dil2, NULL, NULL, 1 },
     { DL_OP_CONV2D_TRANSPOSE, "conv transpose groups3 stride2", 2, 6, 3, 4, mk_convT, &gx_ct_groups3_s2, NULL, NULL, 1 },
