@@ -1198,7 +1198,22 @@ typedef struct dl_exec {
     const void *cpu;        /* the CPU backend's threads and scratch; NULL elsewhere */
     int (*allreduce_sum)(const struct dl_exec *e, float *buf, size_t count);
     dl_net *net;            /* whose collective allreduce_sum calls */
+    const struct dl_fused *fused;   /* conv2d, dense: NULL, or what this forward also applies (dl_backend.fuse) */
 } dl_exec;
+
+/* Inference fusion, for a backend whose fuse is 1 (the CPU fuses in its own
+   way): in a forward no backward can follow (dl_predict), a conv2d or dense
+   layer absorbs the eval batchnorm and then the activation (relu,
+   leaky_relu, prelu, clip, hard_swish) that are the sole readers of its
+   output, as on the CPU. dl_exec.fused names them; the layer writes
+   act(batchnorm(its output)) to dl_exec.out, which is then the last absorbed
+   layer's buffer, and the absorbed layers do not run. */
+typedef struct dl_fused {
+    const dl_layer *bn;     /* NULL, or an eval batchnorm; bn_w: gamma, beta, running mean, running variance */
+    float *const *bn_w;
+    const dl_layer *act;    /* NULL, or the activation; act_w: prelu's slope */
+    float *const *act_w;
+} dl_fused;
 
 /* One optimizer step as a backend sees it: flat buffers in its memory and
    the ranges of floats to update (trainable, not frozen). */
@@ -1244,6 +1259,7 @@ struct dl_backend {
     int   (*guard)(dl_backend *b, const float *stats, size_t n);
     char  error[256];       /* the message behind the last failure */
     void *user;
+    int   fuse;             /* 1: conv2d and dense forwards apply dl_exec.fused (see dl_fused) */
 };
 
 /* Moves the net's parameters, gradients and optimizer state to a backend
@@ -1394,6 +1410,7 @@ typedef struct dl__epilogue {
     int act;
     float alpha, beta;              /* leaky slope; clip min, max; hard swish alpha, beta */
     const float *slope;             /* prelu: per row */
+    const dl_layer *bn, *act_layer; /* what was absorbed, for a backend's dl_fused */
 } dl__epilogue;
 
 /* The op table (>>ops): everything about an op except its kernels' insides. */
@@ -6980,9 +6997,10 @@ static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const 
     memset(epi, 0, sizeof *epi);
     if (r && DL__HAS(r, DL__F_BATCH_STATS)) {
         const float *f = prep ? prep[r->index] : fuse;
-        if (!prep) dl__bn_fold(net, r, fuse);
+        if (!prep && fuse) dl__bn_fold(net, r, fuse);   /* no fuse: another backend folds it (dl_fused) */
         epi->scale = f;
-        epi->shift = f + C;
+        epi->shift = f ? f + C : NULL;
+        epi->bn = r;
         needed[r->index] = 2;
         last = r;
         r = dl__sole_reader(net, needed, cons, r, out);
@@ -6992,6 +7010,7 @@ static dl_layer *dl__fuse_chain(const dl_net *net, unsigned char *needed, const 
         epi->alpha = r->a.alpha;
         epi->beta = r->a.beta;
         if (epi->act == DL__ACT_PRELU) epi->slope = net->dw + net->params[r->first_param].offset;
+        epi->act_layer = r;
         needed[r->index] = 2;
         last = r;
     }
@@ -7069,10 +7088,10 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
                                 "got batch %d of %d values per sample", call, l->name, n, l->size / l->shape[0]);
         }
     if (!input) return dl__fail(c->err, DL_ERR_ARG, "%s: forward to '%s': it reads no input layer (only constants)", call, out->name);
-    fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
+    fuse = !train && !grad && (net->b == &net->cpu || net->b->fuse);   /* nothing will go backward */
     if (train) net->pgen++;                             /* batchnorm statistics move */
     if (fuse) {
-        if (!dl__prepare(pc))
+        if (net->b == &net->cpu && !dl__prepare(pc))
             return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", call);
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
         for (i = 0; i <= out->index; i++)
@@ -7090,15 +7109,24 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     }
     for (i = 0; i <= out->index; i++) {
         dl_layer *l = net->layers[i];
-        dl__bind b;
+        dl__bind b, bb, ba;
         dl__epilogue epi;
+        dl_fused fz;
         if (c->needed[i] != 1 || DL__HAS(l, DL__F_SOURCE)) continue;
         if (DL__HAS(l, DL__F_RNG) && train) c->seed[i] = dl__rand64(net);
         dl__bind_layer(c, l, 0, &b);
         if (fuse && DL__HAS(l, DL__F_FUSE_HEAD)) {
             b.e.out = c->out[dl__fuse_chain(net, c->needed, c->cons, l, out, pc->prep, c->fuse, &epi)->index];
-            c->cpu.epi = &epi;
-            c->cpu.wpack = pc->prep ? pc->prep[i] : NULL;
+            if (net->b == &net->cpu) {
+                c->cpu.epi = &epi;
+                c->cpu.wpack = pc->prep ? pc->prep[i] : NULL;
+            } else if (epi.bn || epi.act_layer) {   /* the absorbed layers' parameters, in the backend's memory */
+                if (epi.bn) dl__bind_layer(c, epi.bn, 0, &bb);
+                if (epi.act_layer) dl__bind_layer(c, epi.act_layer, 0, &ba);
+                fz.bn = epi.bn; fz.bn_w = epi.bn ? bb.e.w : NULL;
+                fz.act = epi.act_layer; fz.act_w = epi.act_layer ? ba.e.w : NULL;
+                b.e.fused = &fz;
+            }
         }
         if (b.e.allreduce_sum) sync_calls = net->sync_calls;
         rc = net->b->forward(net->b, l, &b.e);

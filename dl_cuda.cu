@@ -32,6 +32,12 @@
      kernels with 16 or more filters per group (dlk__conv2d_dw_implicit, its
      depth cut into slices summed in order); =implicit takes them wherever they can run. Not
      the default until timed on a GPU (tests/gpu_check.sh step 3b).
+   - Inference (dl_predict; dl_backend.fuse, off with DL_CUDA_FUSE=0): a
+     conv2d or dense layer applies the eval batchnorm and the activation
+     that follow it (dl_fused, the CPU's choice of layers) in the pass that
+     writes its output (the NCHW write-back, the dense bias pass, or the
+     implicit GEMM's epilogue); the batchnorm's scale and shift come from
+     the batchnorm kernel's own eval arithmetic (dlk__batchnorm_stats).
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
      one elementwise pass applies them (normalize and affine fused).
@@ -270,9 +276,59 @@ static int dlc__sgemm(dlc *c, int ta, int tb, int M, int N, int K, float alpha, 
 /*  Kernels, layer by layer in dl.h's order. Backward ADDS into din and dw. */
 /* ======================================================================== */
 
+/* ---- inference fusion (dl_fused): conv2d and dense apply an eval
+   batchnorm's scale and shift (ss, C each, from dlk__batchnorm_stats: the
+   batchnorm kernel's own numbers) and then an activation to each output as
+   they write it, with the formulas of the kernels they replace. ---- */
+typedef struct dlc_epi {
+    const float *ss;            /* NULL: no batchnorm */
+    int C, act;                 /* act: the activation's DL_OP_*, or -1 */
+    float a, b;                 /* its alpha and beta */
+    const float *slope;         /* prelu */
+} dlc_epi;
+static __device__ float dlc__clip_value(float x, float lo, float hi);
+static __device__ float dlc__hard_swish_value(float x, float a, float b);
+static __device__ __forceinline__ float dlc__epi_apply(const dlc_epi &e, int ch, float v) {
+    if (e.ss) v = v * e.ss[ch] + e.ss[e.C + ch];
+    switch (e.act) {
+    case DL_OP_RELU: return v > 0 ? v : 0.0f;
+    case DL_OP_LEAKY_RELU: return v > 0 ? v : e.a * v;
+    case DL_OP_PRELU: return v > 0 ? v : e.slope[ch] * v;
+    case DL_OP_CLIP: return dlc__clip_value(v, e.a, e.b);
+    case DL_OP_HARD_SWISH: return dlc__hard_swish_value(v, e.a, e.b);
+    }
+    return v;
+}
+static __global__ void dlk__batchnorm_stats(const float *x, int N, int C, int S, int train, float eps, float momentum,
+                                            const float *gamma, const float *beta, float *rmean, float *rvar,
+                                            float *saved, const float *st, float *ss);
+/* The epilogue of e->fused (none: ss NULL, act -1); a batchnorm's scale and
+   shift go to the small scratch, which nothing else uses until the layer ends. */
+static int dlc__epi_of(dlc *c, const dl_exec *e, dlc_epi *ep) {
+    const dl_fused *f = e->fused;
+    memset(ep, 0, sizeof *ep);
+    ep->act = f && f->act ? f->act->op : -1;
+    if (!f) return DL_OK;
+    if (f->act) { ep->a = f->act->a.alpha; ep->b = f->act->a.beta; ep->slope = f->act->op == DL_OP_PRELU ? f->act_w[0] : NULL; }
+    if (f->bn) {
+        float *const *w = f->bn_w;
+        ep->C = f->bn->shape[0];
+        DLC_TRY(dlc__reserve_small(c, 2 * (size_t)ep->C * sizeof(float)));
+        DLC_LAUNCH(dlk__batchnorm_stats, (unsigned)ep->C, (const float *)NULL, 0, ep->C, 1, 0, f->bn->a.eps, 0.0f, w[0], w[1], w[2],
+                   w[3], (float *)NULL, (const float *)NULL, (float *)c->small);
+        ep->ss = (const float *)c->small;
+    }
+    return DL_OK;
+}
+static int dlc__epi_none(const dlc_epi *ep) { return !ep->ss && ep->act < 0; }
+static dlc_epi dlc__no_epi(void) { dlc_epi ep; memset(&ep, 0, sizeof ep); ep.act = -1; return ep; }
+
 /* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O) ---- */
-static __global__ void dlk__dense_bias_forward(float *y, const float *b, int O, size_t total) {
-    DLC_FOR(i, total) y[i] += b[i % O];
+static __global__ void dlk__dense_bias_forward(float *y, const float *b, int O, size_t total, dlc_epi ep) {
+    DLC_FOR(i, total) {
+        int o = (int)(i % O);
+        y[i] = dlc__epi_apply(ep, o, b ? y[i] + b[o] : y[i]);
+    }
 }
 /* db[o] += dy[0,o] + dy[1,o] + ... in the CPU's order */
 static __global__ void dlk__dense_bias_backward(float *db, const float *dy, int N, int O) {
@@ -286,8 +342,11 @@ static __global__ void dlk__dense_bias_backward(float *db, const float *dy, int 
 static int dlc__dense_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     int O = l->a.units, I = l->in[0]->size;
     size_t total = (size_t)e->n * O;
+    dlc_epi ep;
+    DLC_TRY(dlc__epi_of(c, e, &ep));
     DLC_TRY(dlc__sgemm(c, 0, 1, e->n, O, I, 1.0f, e->in[0], I, 0, e->w[0], I, 0, 0.0f, e->out, O, 0, 1));
-    if (l->a.bias) DLC_EACH(dlk__dense_bias_forward, total, e->out, e->w[1], O, total);
+    if (l->a.bias || !dlc__epi_none(&ep))
+        DLC_EACH(dlk__dense_bias_forward, total, e->out, l->a.bias ? e->w[1] : NULL, O, total, ep);
     return DL_OK;
 }
 static int dlc__dense_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
@@ -332,12 +391,13 @@ static __global__ void dlk__conv2d_col2im(dlc_conv g, const float *col, int nb, 
         dx[i] = acc;
     }
 }
-/* y[nl][m][p] = Yt[m][nl*P + p] + b[m]: back to NCHW with the bias fused in */
-static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, int acc, size_t total, float *y) {
+/* y[nl][m][p] = Yt[m][nl*P + p] + b[m]: back to NCHW with the bias and the epilogue fused in */
+static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, int acc, size_t total, float *y,
+                                          dlc_epi ep) {
     DLC_FOR(i, total) {
         int p = (int)(i % P), m = (int)(i / P % M), nl = (int)(i / ((size_t)P * M));
         float v = yt[((size_t)m * nb + nl) * P + p];
-        y[i] = acc ? y[i] + v : b ? v + b[m] : v;
+        y[i] = acc ? y[i] + v : dlc__epi_apply(ep, m, b ? v + b[m] : v);
     }
 }
 /* dYt[m][nl*P + p] = dy[nl][m][p] */
@@ -403,7 +463,7 @@ static __device__ __forceinline__ void dlc__tile_fma(const float (*As)[LA], cons
 }
 template <int DX>
 static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const float *w, const float *b, long long cols, int acc,
-                                            float *y) {
+                                            float *y, dlc_epi ep) {
     __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN];   /* +1: a column of A is stored without conflicts */
     const int KK = g.KH * g.KW, R = DX ? g.Cg : g.Mg, D = DX ? g.Mg * KK : g.K, Q = DX ? g.H * g.W : g.P;
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, grp = blockIdx.z;
@@ -450,7 +510,7 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
             size_t at;
             if (cj >= cols) continue;
             at = ((size_t)(cj / Q) * (DX ? g.C : g.M) + gr) * Q + (size_t)(cj % Q);
-            y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gr] : accv[i][j];
+            y[at] = acc ? y[at] + accv[i][j] : dlc__epi_apply(ep, gr, b ? accv[i][j] + b[gr] : accv[i][j]);
         }
     }
 }
@@ -556,9 +616,11 @@ static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, in
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
     float *col, *yt;
+    dlc_epi ep;
+    DLC_TRY(dlc__epi_of(c, e, &ep));    /* none when acc: conv2d_transpose's backward passes no dl_fused */
     if (dlc__conv_implicit(c, &g, g.Mg, (long long)e->n * g.P)) {
         DLC_IMPLICIT(0, g, g.Mg, (long long)e->n * g.P, e->in[0], e->w[0], l->a.bias && !acc ? e->w[1] : NULL,
-                     (long long)e->n * g.P, acc, e->out);
+                     (long long)e->n * g.P, acc, e->out, ep);
         return DL_OK;
     }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
@@ -571,7 +633,7 @@ static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, in
         DLC_TRY(dlc__sgemm(c, 0, 0, g.Mg, kP, g.K, 1.0f, e->w[0], g.K, (long long)g.Mg * g.K, col, kP, (long long)g.K * kP,
                            0.0f, yt, kP, (long long)g.Mg * kP, g.G));
         DLC_EACH(dlk__conv2d_output, k * out_per, yt, l->a.bias && !acc ? e->w[1] : NULL, g.M, g.P, k, acc, k * out_per,
-                 e->out + n0 * out_per);
+                 e->out + n0 * out_per, ep);
     }
     return DL_OK;
 }
@@ -583,7 +645,7 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     long long in_cols = (long long)e->n * g.H * g.W;
     float *col, *dyt;
     if (dx_col && dlc__conv_implicit(c, &g, g.Cg, in_cols)) {
-        DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0]);
+        DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0], dlc__no_epi());
         dx_col = 0;
     }
     if (dw_col && dlc__conv_implicit(c, &g, g.Mg, g.K)) {
@@ -2138,6 +2200,7 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->b.guard = dlc__guard;
     c->b.destroy = dlc__destroy;
     c->b.user = c;
+    c->b.fuse = !getenv("DL_CUDA_FUSE") || strcmp(getenv("DL_CUDA_FUSE"), "0");   /* =0: every layer its own pass (gpu_check compares) */
     if ((rc = dlc__start(c)) != DL_OK) {
         dlc__status(st, rc, "%s: device %d: %s", call, device, c->b.error);
         dlc__destroy(&c->b);

@@ -74,8 +74,12 @@ static inline const char *cudaGetErrorString(cudaError_t e) {
 /* ---- launches: one thread per block ---- */
 struct dlc_emu_dim3 { unsigned x, y, z; };
 static thread_local dlc_emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+/* Kernel launches so far (both kinds): tests check that fusion saves passes. */
+static std::atomic<long> dlc_emu_kernels(0);
+extern "C" long dlc_emu_kernel_launches(void) { return dlc_emu_kernels.load(); }
 template <class F> static void dlc_emu_launch(unsigned grid, F f) {
     if (grid == 0) { dlc_emu_err(cudaErrorInvalidConfiguration); return; }
+    dlc_emu_kernels++;
     gridDim.x = grid; gridDim.y = gridDim.z = 1;
     blockDim.x = blockDim.y = blockDim.z = 1;
     threadIdx.x = threadIdx.y = threadIdx.z = 0;
@@ -127,6 +131,7 @@ template <class F> static void dlc_emu_launch_blocks(unsigned gx, unsigned gy, u
         k.cap = threads;
     }
     dlc_emu_blocks_launched++;
+    dlc_emu_kernels++;
     k.n = threads; k.body = dlc_emu_call<F>; k.arg = &f;
     gridDim.x = gx; gridDim.y = gy; gridDim.z = gz;
     blockDim.x = (unsigned)threads; blockDim.y = blockDim.z = 1;

@@ -590,6 +590,87 @@ static void test_conv_chunks(void) {   /* a scratch limit of a few samples: the 
     unsetenv("DL_CUDA_CONV_SCRATCH");
 }
 
+/* Inference fusion (dl_fused): dl_predict on the GPU folds an eval
+   batchnorm and an activation into the conv or dense before them, as the CPU
+   does, in both convolution paths: conv + bn + relu; grouped, bias-free
+   conv + bn + prelu; a conv read twice (not fused) and conv + hard_swish
+   without batchnorm; depthwise conv + bn + clip; dense + bn + leaky_relu.
+   Running statistics are moved off 0 and 1 by training forwards first. The
+   same net with fusion off (dl_backend.fuse 0) agrees and, under the
+   emulation, launches more kernels. */
+#ifdef DLC_EMULATE
+long dlc_emu_kernel_launches(void);
+#define KERNEL_LAUNCHES() dlc_emu_kernel_launches()
+#else
+#define KERNEL_LAUNCHES() 0L
+#endif
+static dl_layer *fused_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 3, 11, 10), *h, *skip;
+    dl_conv_desc g = { .filters = 20, .kernel = 5, .stride = 2, .pad = 2, .groups = 4, .no_bias = 1 },
+                 dw = { .filters = 20, .kernel = 3, .pad = 1, .groups = 20 };
+    h = dl_relu(dl_batchnorm(dl_conv2d(x, 16, 3, 1, 1)));
+    h = dl_prelu(dl_batchnorm(dl_conv2d_ex(h, &g)));
+    skip = dl_conv2d(h, 20, 3, 1, 1);
+    h = dl_add(dl_hard_swish(dl_conv2d(skip, 20, 3, 1, 1)), skip);
+    h = dl_maxpool2d(dl_clip(dl_batchnorm(dl_conv2d_ex(h, &dw)), -0.5f, 0.5f), 2, 2);
+    h = dl_leaky_relu(dl_batchnorm(dl_dense(h, 12)), 0.1f);
+    return dl_dense(h, 5);
+}
+static void test_fused_predict(void) {
+    static const char *const path[2] = { "im2col", "implicit" };
+    const int n = 5;
+    int k, s;
+    for (k = 0; k < 2; k++) {
+        dl_net *a = dl_net_new(), *b = dl_net_new();
+        dl_layer *oa, *ob;
+        float *x, *ya = NULL, *yf = NULL;
+        const float *y;
+        long fused, plain;
+        setenv("DL_CUDA_CONV", path[k], 1);
+        dl_net_seed(a, 9); dl_net_seed(b, 9);
+        oa = fused_cnn(a); ob = fused_cnn(b);
+        if (!oa || !ob || dl_cuda_use(b, 0) != DL_OK) { CHECK(0, "%s: setup: %s", path[k], dl_net_error(b)); goto next; }
+        CHECK(dl_net_backend(b)->fuse == 1, "%s: the CUDA backend does not fuse by default", path[k]);
+        x = random_floats((size_t)n * dl_layer_size(dl_net_layer(a, 0)));
+        for (s = 0; s < 3; s++) {
+            dl_net_seed(a, 11 + s); dl_net_seed(b, 11 + s);
+            CHECK(dl_forward(a, oa, x, n, 1) && dl_forward(b, ob, x, n, 1), "%s: training forward: %s", path[k], dl_net_error(b));
+        }
+        y = dl_predict(a, oa, x, n);
+        CHECK(y != NULL, "%s: cpu predict: %s", path[k], dl_net_error(a));
+        ya = copy_floats(y, (size_t)n * 5);
+        fused = KERNEL_LAUNCHES();
+        y = dl_predict(b, ob, x, n);
+        fused = KERNEL_LAUNCHES() - fused;
+        CHECK(y != NULL, "%s: gpu predict: %s", path[k], dl_net_error(b));
+        if (y && ya) compare(path[k], "fused predict", y, ya, (size_t)n * 5);
+        yf = y ? copy_floats(y, (size_t)n * 5) : NULL;
+        dl_net_backend(b)->fuse = 0;
+        plain = KERNEL_LAUNCHES();
+        y = dl_predict(b, ob, x, n);
+        plain = KERNEL_LAUNCHES() - plain;
+        CHECK(y != NULL, "%s: gpu predict unfused: %s", path[k], dl_net_error(b));
+        if (y && ya) compare(path[k], "unfused predict", y, ya, (size_t)n * 5);
+        if (y && yf) compare(path[k], "fused against unfused", yf, y, (size_t)n * 5);
+#ifdef DLC_EMULATE      /* 4 batchnorms (statistics and apply) and 5 activations fewer, 4 folds more */
+        CHECK(plain - fused == 9, "%s: fused predict launched %ld kernels, unfused %ld", path[k], fused, plain);
+#endif
+        free(x);
+    next:
+        unsetenv("DL_CUDA_CONV");
+        free(ya); free(yf);
+        dl_net_free(a); dl_net_free(b);
+    }
+    setenv("DL_CUDA_FUSE", "0", 1);
+    {
+        dl_status st;
+        dl_backend *be = dl_cuda_backend_new(0, &st);
+        CHECK(be && be->fuse == 0, "DL_CUDA_FUSE=0: the backend still fuses");
+        if (be) be->destroy(be);
+    }
+    unsetenv("DL_CUDA_FUSE");
+}
+
 static void test_reference_cnn(void) {
     net_case(N_REFERENCE, quick ? 2 : 5, "reference CNN");
 }
@@ -1378,6 +1459,7 @@ int main(int argc, char **argv) {
     RUN(test_conv_chunks);
     RUN(test_multi_input);
     RUN(test_pool_chain);
+    RUN(test_fused_predict);
     RUN(test_reference_cnn);
     RUN(test_losses);
     RUN(test_optimizers);
