@@ -1260,6 +1260,11 @@ struct dl_backend {
     char  error[256];       /* the message behind the last failure */
     void *user;
     int   fuse;             /* 1: conv2d and dense forwards apply dl_exec.fused (see dl_fused) */
+    /* May be NULL. slot 0: a training step starts queuing (after its plan),
+       1: a prediction; the backend may hold the work back and launch it as
+       one graph when it next waits or copies to the host. -1: launch what
+       is held now (a failed step's cleanup). */
+    int   (*graph)(dl_backend *b, int slot);
 };
 
 /* Moves the net's parameters, gradients and optimizer state to a backend
@@ -7070,6 +7075,8 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     if ((rc = dl__feed_check(c, f, out, call))) return rc;
     if ((rc = dl__check_batch(net, out, n, call, c->err))) return rc;
     if ((rc = dl__plan(c, n, out, train || grad))) return rc;
+    if (!train && !grad && net->b->graph && (rc = net->b->graph(net->b, 1)))   /* dl_predict: ends at the copy of its result */
+        return dl__fail(c->err, rc, "%s: %s", call, net->b->error);
     dl__bind_outputs(c, 0);         /* a backward may have pointed replayed outputs elsewhere */
     dl__mark_needed(net, out, c->needed);
     for (i = out->index; i >= 0; i--)
@@ -7704,8 +7711,11 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
                 return dl__fail(net->err, DL_ERR_ARG, "%s: label %d of sample %d is out of range for '%s' with %d classes",
                                 call, ((const int *)targets)[i], i, out->name, out->size);
     if ((rc = dl__plan(c, n, out, 1))) return rc;
-    if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE)))
+    if (b->graph && (rc = b->graph(b, 0))) return dl__fail(net->err, rc, "%s: %s", call, b->error);
+    if (net->ns && (rc = b->copy(b, c->stats_backup, net->ds, net->ns * sizeof(float), DL_ON_DEVICE))) {
+        if (b->graph) b->graph(b, -1);
         return dl__fail(net->err, rc, "%s: %s", call, b->error);
+    }
     dl_zero_grad(net);
     if ((rc = dl__forward(c, out, f, n, 1, 1, call)) || (rc = dl__backward_prepare(c))) goto fail;
     for (i = 0; i <= out->index; i++) {
@@ -7750,6 +7760,7 @@ static int dl__train_step(dl_net *net, dl_optim *opt, dl_layer *out, const dl__f
     if (loss_out) *loss_out = loss;
     return DL_OK;
 fail:
+    if (b->graph) b->graph(b, -1);      /* runs what a capture holds, so the restore below follows it */
     if (armed) b->sync(b);              /* disarms; the step has failed already */
     if (net->ns) b->copy(b, net->ds, c->stats_backup, net->ns * sizeof(float), DL_ON_DEVICE);
     net->rng = rng0;        /* so a retried step draws the same dropout masks */

@@ -149,6 +149,13 @@ typedef struct dlc {
     size_t conv_scratch;                /* floats; see DLC_CONV_SCRATCH */
     int conv_algo;                      /* DLC_CONV_*: DL_CUDA_CONV=im2col or implicit forces one */
     int tf32;                           /* dl_cuda_set_tf32 */
+    int graphs;                         /* DL_CUDA_GRAPHS=1: dl_backend.graph captures steps and predictions */
+    int capturing;                      /* the stream is capturing for exec[slot] */
+    int slot;
+    cudaGraphExec_t exec[2];            /* a training step, a prediction: the last one captured, updated in place */
+    char *stage;                        /* pinned: the caller's inputs and targets, copied from here by the graph */
+    size_t stage_cap, stage_used;
+    void *blas_ws;                      /* cuBLAS's workspace, set so that its calls can be captured */
 } dlc;
 enum { DLC_CONV_AUTO = 0, DLC_CONV_IM2COL = 1, DLC_CONV_IMPLICIT = 2 };
 
@@ -179,7 +186,7 @@ static int dlc__blas(dlc *c, cublasStatus_t s, const char *what, int line) {
 
 /* Kernel launches: grid blocks of DLC_T threads on the backend's stream, checked. */
 #ifdef DLC_EMULATE
-#define DLC_RUN(kernel, grid, ...) dlc_emu_launch((grid), [&] { kernel(__VA_ARGS__); })
+#define DLC_RUN(kernel, grid, ...) dlc_emu_kernel(c->stream, (grid), kernel, __VA_ARGS__)
 #else
 #define DLC_RUN(kernel, grid, ...) kernel<<<(grid), DLC_T, 0, c->stream>>>(__VA_ARGS__)
 #endif
@@ -191,7 +198,7 @@ static int dlc__blas(dlc *c, cublasStatus_t s, const char *what, int line) {
 /* A kernel whose threads work together (shared memory, __syncthreads): a
    gx x gy x gz grid of blocks of `threads`; the emulation runs every thread. */
 #ifdef DLC_EMULATE
-#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) dlc_emu_launch_blocks((gx), (gy), (gz), (threads), [&] { kernel(__VA_ARGS__); })
+#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) dlc_emu_kernel_blocks(c->stream, (gx), (gy), (gz), (threads), kernel, __VA_ARGS__)
 #else
 #define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) kernel<<<dim3((gx), (gy), (gz)), (threads), 0, c->stream>>>(__VA_ARGS__)
 #endif
@@ -213,12 +220,55 @@ static unsigned dlc__grid(size_t total) {
     return (unsigned)(b < 1 ? 1 : b > (1u << 20) ? (1u << 20) : b);   /* loops stride over the rest */
 }
 
+/* ---- CUDA graphs (DL_CUDA_GRAPHS=1). dl.h calls graph(b, slot) where a
+   training step (slot 0) or a prediction (1) starts queuing; from there the
+   stream captures instead of running. The capture ends at the first thing
+   that must wait or allocate (the sync that ends a step, a copy to the
+   host, growing scratch, a custom layer, an optimizer step that is not
+   armed): dlc__flush instantiates what was captured, or updates the slot's
+   graph in place when only parameters changed (cudaGraphExecUpdate: a new
+   dropout seed, learning rate, Adam step, batch size with the same
+   launches, moved buffers), and launches it, so a step is one launch.
+   Everything is captured every time (host work about that of the launches
+   it replaces): what a kernel is given is never stale. The caller's inputs
+   and targets are copied to pinned staging first, since a capture cannot
+   read pageable memory; staging is reused only after the stream was waited
+   for (contexts on other threads may start captures in between). ---- */
+static int dlc__flush(dlc *c) {
+    cudaGraph_t g = NULL;
+    cudaGraphExecUpdateResultInfo info;
+    cudaError_t e;
+    int k = c->slot;
+    if (!c->capturing) return DL_OK;
+    c->capturing = 0;
+    DLC_CHECK(cudaStreamEndCapture(c->stream, &g));
+    if (c->exec[k] && cudaGraphExecUpdate(c->exec[k], g, &info) != cudaSuccess) {
+        cudaGetLastError();             /* other launches: instantiate anew */
+        cudaGraphExecDestroy(c->exec[k]);
+        c->exec[k] = NULL;
+    }
+    e = c->exec[k] ? cudaSuccess : cudaGraphInstantiate(&c->exec[k], g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) { c->exec[k] = NULL; return dlc__cuda(c, e, "cudaGraphInstantiate", __LINE__); }
+    DLC_CHECK(cudaGraphLaunch(c->exec[k], c->stream));
+    return DL_OK;
+}
+/* A pinned copy of a pageable host source for a capture; NULL when staging is full (the caller then flushes). */
+static const void *dlc__staged(dlc *c, const void *src, size_t bytes) {
+    size_t at = (c->stage_used + 255) & ~(size_t)255;
+    if (!c->capturing || at + bytes > c->stage_cap) return NULL;
+    memcpy(c->stage + at, src, bytes);
+    c->stage_used = at + bytes;
+    return c->stage + at;
+}
+
 /* Grows one of the scratch buffers to at least bytes. Growing waits for the
    stream first, so no queued kernel still reads the old buffer. */
 static int dlc__reserve(dlc *c, void **buf, size_t *cap, size_t bytes) {
     void *p = NULL;
     if (bytes <= *cap) return DL_OK;
     bytes += bytes / 2;
+    DLC_TRY(dlc__flush(c));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
     if (*buf) DLC_CHECK(cudaFree(*buf));
     *buf = NULL;
@@ -1661,7 +1711,9 @@ static int dlc__memcpy(dlc *c, void *dst, const void *src, size_t bytes, cudaMem
     return DL_OK;
 }
 static int dlc__wait(dlc *c) {
+    DLC_TRY(dlc__flush(c));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
+    c->stage_used = 0;                  /* no graph reads the staging any more */
     return DL_OK;
 }
 static int dlc__custom(dlc *c, const dl_layer *l, const dl_exec *e, int backward) {
@@ -1672,6 +1724,7 @@ static int dlc__custom(dlc *c, const dl_layer *l, const dl_exec *e, int backward
     size_t n = (size_t)e->n, total, F = sizeof(float);
     dl_custom_args a;
     if (backward && !l->custom.backward) return DL_OK;      /* nothing flows back through it */
+    DLC_TRY(dlc__flush(c));             /* host copies and callbacks: no capture goes past them */
     if (l->n_in > 64 || np > 4)
         return dlc__fail(c, DL_ERR_UNSUPPORTED, "custom '%s': %d inputs and %d parameters; at most 64 and 4", l->name, l->n_in, np);
     /* one host block: out, dout, inputs, input gradients, parameters, their gradients */
@@ -1975,6 +2028,7 @@ static void *dlc__alloc(dl_backend *b, size_t bytes) {
     std::lock_guard<std::mutex> hold(c->lock);
     void *p = NULL;
     cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess && dlc__flush(c)) return NULL;
     if (e == cudaSuccess) e = cudaMalloc(&p, bytes ? bytes : 16);
     if (e != cudaSuccess) {
         char what[64];
@@ -1989,6 +2043,7 @@ static void dlc__release(dl_backend *b, void *p) {
     std::lock_guard<std::mutex> hold(c->lock);
     if (!p) return;
     cudaSetDevice(c->device);
+    dlc__flush(c);
     cudaStreamSynchronize(c->stream);   /* queued kernels may still use p */
     cudaFree(p);
     cudaGetLastError();                 /* release cannot report; keep the error from the next call */
@@ -1998,13 +2053,34 @@ static int dlc__copy(dl_backend *b, void *dst, const void *src, size_t bytes, in
     if (!bytes) return DL_OK;
     if (dir == DL_TO_DEVICE) {
         cudaPointerAttributes at;
+        int pinned = 1;
+        if (cudaPointerGetAttributes(&at, src) != cudaSuccess) cudaGetLastError();
+        else pinned = at.type != cudaMemoryTypeUnregistered;
+        if (c->capturing) {             /* a capture reads pinned staging; the caller's own pinned memory is waited for */
+            const void *st = pinned ? NULL : dlc__staged(c, src, bytes);
+            if (st) { DLC_CHECK(cudaMemcpyAsync(dst, st, bytes, cudaMemcpyHostToDevice, c->stream)); return DL_OK; }
+            DLC_TRY(dlc__flush(c));
+            if (!pinned) {              /* staging was short: twice what this capture needed, for the next one */
+                size_t want = 2 * (c->stage_used + bytes + 256);
+                void *p = NULL;
+                DLC_CHECK(cudaStreamSynchronize(c->stream));
+                if (c->stage) DLC_CHECK(cudaFreeHost(c->stage));
+                c->stage = NULL;
+                c->stage_cap = 0;
+                DLC_CHECK(cudaMallocHost(&p, want));
+                c->stage = (char *)p;
+                c->stage_cap = want;
+                c->stage_used = 0;
+            }
+        }
         DLC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
         /* pageable memory is staged before the call returns; pinned memory is read later: wait for it */
-        if (cudaPointerGetAttributes(&at, src) != cudaSuccess) cudaGetLastError();
-        else if (at.type != cudaMemoryTypeUnregistered) DLC_CHECK(cudaStreamSynchronize(c->stream));
+        if (pinned) DLC_CHECK(cudaStreamSynchronize(c->stream));
     } else if (dir == DL_TO_HOST) {
+        DLC_TRY(dlc__flush(c));
         DLC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
         DLC_CHECK(cudaStreamSynchronize(c->stream));
+        c->stage_used = 0;
     } else if (dir == DL_ON_DEVICE) {
         DLC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     } else return dlc__fail(c, DL_ERR_ARG, "copy: unknown direction %d", dir);
@@ -2066,6 +2142,8 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     DLC_TRY(dlc__reserve_small(c, (((2 * (size_t)R * sizeof(size_t)) + 255) & ~(size_t)255) + (size_t)R * X * sizeof(double)));
     if (c->host_ranges_cap < 2 * (size_t)R) {       /* no copy reads it: every step ends waiting */
         void *p = NULL;
+        DLC_TRY(dlc__flush(c));
+        DLC_CHECK(cudaStreamSynchronize(c->stream));
         if (c->host_ranges) DLC_CHECK(cudaFreeHost(c->host_ranges));
         c->host_ranges = NULL;
         c->host_ranges_cap = 0;
@@ -2081,6 +2159,17 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     if (rc || (rc = wait)) return rc;
     return dlc__verdict(c);
 }
+/* dl_backend.graph: slot 0 a training step, 1 a prediction starts; -1 ends any capture (launching it). */
+static int dlc__graph(dl_backend *b, int slot) {
+    DLC_ENTER(b);
+    if (slot < 0 || !c->graphs) return dlc__flush(c);
+    if (slot > 1) return dlc__fail(c, DL_ERR_ARG, "graph: slot %d", slot);
+    DLC_TRY(dlc__flush(c));
+    c->slot = slot;
+    DLC_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    c->capturing = 1;
+    return DL_OK;
+}
 /* Queued after the loss, before backward: the step's one wait is then the sync that ends it. */
 static int dlc__guard(dl_backend *b, const float *stats, size_t n) {
     DLC_ENTER(b);
@@ -2094,8 +2183,10 @@ static int dlc__sync(dl_backend *b) {
     int armed = c->armed;
     c->pending_loss = NULL;
     c->armed = 0;
+    DLC_TRY(dlc__flush(c));
     if (armed) DLC_CHECK(cudaMemcpyAsync(&c->host_v->ok, &c->dev_v->ok, sizeof(int), cudaMemcpyDeviceToHost, c->stream));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
+    c->stage_used = 0;
     if (dst) *dst = c->host_v->loss;
     return armed ? dlc__verdict(c) : DL_OK;
 }
@@ -2103,7 +2194,11 @@ static void dlc__destroy(dl_backend *b) {
     dlc *c = dlc__of(b);
     if (!c) return;
     cudaSetDevice(c->device);
+    dlc__flush(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
+    for (int k = 0; k < 2; k++) if (c->exec[k]) cudaGraphExecDestroy(c->exec[k]);
+    if (c->stage) cudaFreeHost(c->stage);
+    if (c->blas_ws) cudaFree(c->blas_ws);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     if (c->big) cudaFree(c->big);
@@ -2146,6 +2241,11 @@ static int dlc__start(dlc *c) {
     /* a first kernel, so a device these kernels were not built for fails here, not mid-training */
     DLC_LAUNCH(dlk__probe, 1, c->dev_v);
     DLC_CHECK(cudaStreamSynchronize(c->stream));
+    if (c->graphs) {                    /* cuBLAS's calls are capturable with a workspace of its own (32 MB: Hopper's advice) */
+        DLC_CHECK(cudaMalloc(&c->blas_ws, (size_t)32 << 20));
+        if ((s = cublasSetWorkspace(c->blas, c->blas_ws, (size_t)32 << 20)) != CUBLAS_STATUS_SUCCESS)
+            return dlc__blas(c, s, "cublasSetWorkspace", __LINE__);
+    }
     return DL_OK;
 }
 
@@ -2187,6 +2287,7 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
                       ? (size_t)atol(getenv("DL_CUDA_CONV_SCRATCH")) : DLC_CONV_SCRATCH;
     c->conv_algo = !getenv("DL_CUDA_CONV") ? DLC_CONV_IM2COL : !strcmp(getenv("DL_CUDA_CONV"), "auto") ? DLC_CONV_AUTO
                  : !strcmp(getenv("DL_CUDA_CONV"), "implicit") ? DLC_CONV_IMPLICIT : DLC_CONV_IM2COL;
+    c->graphs = getenv("DL_CUDA_GRAPHS") && !strcmp(getenv("DL_CUDA_GRAPHS"), "1");
     c->b.name = "cuda";
     c->b.alloc = dlc__alloc;
     c->b.release = dlc__release;
@@ -2200,6 +2301,7 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->b.guard = dlc__guard;
     c->b.destroy = dlc__destroy;
     c->b.user = c;
+    c->b.graph = dlc__graph;
     c->b.fuse = !getenv("DL_CUDA_FUSE") || strcmp(getenv("DL_CUDA_FUSE"), "0");   /* =0: every layer its own pass (gpu_check compares) */
     if ((rc = dlc__start(c)) != DL_OK) {
         dlc__status(st, rc, "%s: device %d: %s", call, device, c->b.error);

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #define RTOL 1e-4
 #define ATOL_SCALE 1e-5
@@ -669,6 +670,113 @@ static void test_fused_predict(void) {
         if (be) be->destroy(be);
     }
     unsetenv("DL_CUDA_FUSE");
+}
+
+/* CUDA graphs (DL_CUDA_GRAPHS=1, read when a backend starts): two GPU nets
+   built alike, one capturing its training steps and predictions, must
+   agree bit for bit (under the emulation a replayed graph runs the very
+   launches it recorded), through Adam's changing step, dropout's new seed
+   each step, a batch-size change and a weight load; under the emulation,
+   each step and prediction is one graph launch, and the graph is updated in
+   place rather than rebuilt while the launches stay the same. */
+#ifdef DLC_EMULATE
+long dlc_emu_graph_launches(void);
+long dlc_emu_graph_instantiations(void);
+#define GRAPH_LAUNCHES() dlc_emu_graph_launches()
+#define GRAPH_BUILDS() dlc_emu_graph_instantiations()
+#else
+#define GRAPH_LAUNCHES() 0L
+#define GRAPH_BUILDS() 0L
+#endif
+static dl_layer *graph_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 1, 12, 12);
+    dl_layer *h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(x, 8, 3, 1, 1))), 2, 2);
+    h = dl_dropout(dl_relu(dl_batchnorm(dl_conv2d(h, 16, 3, 1, 1))), 0.25f);
+    return dl_dense(dl_flatten(h), 5);
+}
+static void same_bits(const char *what, dl_net *a, dl_net *b) {
+    float *wa = fetch(a, a->dw, a->nw), *wb = fetch(b, b->dw, b->nw), *sa = fetch(a, a->ds, a->ns), *sb = fetch(b, b->ds, b->ns);
+    CHECK(a->nw == b->nw && !memcmp(wa, wb, a->nw * sizeof(float)), "graphs: %s: parameters differ", what);
+    CHECK(a->ns == b->ns && !memcmp(sa, sb, a->ns * sizeof(float)), "graphs: %s: running statistics differ", what);
+    free(wa); free(wb); free(sa); free(sb);
+}
+static void graph_steps(const char *what, dl_net *net[2], dl_optim *opt[2], dl_layer *out[2], const float *x, const int *labels,
+                        int n, int steps) {
+    int s, k;
+    for (s = 0; s < steps; s++) {
+        float loss[2] = { -1, -2 };
+        long before = GRAPH_LAUNCHES();
+        for (k = 0; k < 2; k++)
+            CHECK(dl_train_step(net[k], opt[k], out[k], x, labels, n, &loss[k]) == DL_OK, "graphs: %s: step %d: %s", what, s,
+                  dl_net_error(net[k]));
+        CHECK(!memcmp(&loss[0], &loss[1], sizeof(float)), "graphs: %s: step %d: loss %.9g with graphs, %.9g without", what, s,
+              loss[0], loss[1]);
+#ifdef DLC_EMULATE
+        CHECK(s == 0 || GRAPH_LAUNCHES() - before == 1, "graphs: %s: step %d: %ld graph launches", what, s, GRAPH_LAUNCHES() - before);
+#else
+        (void)before;
+#endif
+    }
+    same_bits(what, net[0], net[1]);
+}
+static void graph_predict(const char *what, dl_net *net[2], dl_layer *out[2], const float *x, int n) {
+    const float *y;
+    float *y0;
+    long before = GRAPH_LAUNCHES();
+    y = dl_predict(net[0], out[0], x, n);
+    CHECK(y != NULL, "graphs: %s: predict: %s", what, dl_net_error(net[0]));
+    if (!y) return;
+#ifdef DLC_EMULATE
+    CHECK(GRAPH_LAUNCHES() - before == 1, "graphs: %s: predict: %ld graph launches", what, GRAPH_LAUNCHES() - before);
+#else
+    (void)before;
+#endif
+    y0 = copy_floats(y, (size_t)n * 5);
+    y = dl_predict(net[1], out[1], x, n);
+    CHECK(y && !memcmp(y, y0, (size_t)n * 5 * sizeof(float)), "graphs: %s: predictions differ", what);
+    free(y0);
+}
+static void test_graphs(void) {
+    dl_net *net[2] = { dl_net_new(), dl_net_new() };
+    dl_layer *out[2];
+    dl_optim *opt[2] = { NULL, NULL };
+    dl_optim_desc d;
+    float *x = random_floats(6 * 144);
+    int labels[6] = { 0, 3, 1, 4, 2, 3 }, k;
+    long builds;
+    char path[64];
+    memset(&d, 0, sizeof d);
+    d.kind = DL_ADAM; d.lr = 0.01f;
+    for (k = 0; k < 2; k++) {
+        dl_net_seed(net[k], 21);
+        out[k] = graph_cnn(net[k]);
+        if (!k) setenv("DL_CUDA_GRAPHS", "1", 1);
+        if (!out[k] || dl_cuda_use(net[k], 0) != DL_OK || !(opt[k] = dl_optim_new(net[k], &d))) {
+            CHECK(0, "graphs: setup: %s", dl_net_error(net[k]));
+            unsetenv("DL_CUDA_GRAPHS");
+            goto done;
+        }
+        unsetenv("DL_CUDA_GRAPHS");
+    }
+    graph_steps("batch 6", net, opt, out, x, labels, 6, 4);
+    builds = GRAPH_BUILDS();
+    graph_steps("batch 6 again", net, opt, out, x, labels, 6, 3);
+    CHECK(GRAPH_BUILDS() == builds, "graphs: the same step's graph was rebuilt %ld times, not updated", GRAPH_BUILDS() - builds);
+    graph_predict("predict batch 6", net, out, x, 6);
+    graph_predict("predict batch 6 again", net, out, x, 6);
+    graph_steps("batch 4", net, opt, out, x, labels, 4, 3);
+    graph_predict("predict batch 3", net, out, x, 3);
+    snprintf(path, sizeof path, "/tmp/dl_test_graphs_%ld.dl", (long)getpid());
+    CHECK(dl_net_save(net[1], path) == DL_OK, "graphs: save: %s", dl_net_error(net[1]));
+    graph_steps("batch 6 before the load", net, opt, out, x, labels, 6, 2);
+    for (k = 0; k < 2; k++) CHECK(dl_net_load_weights(net[k], path) == DL_OK, "graphs: load: %s", dl_net_error(net[k]));
+    remove(path);
+    same_bits("after the load", net[0], net[1]);
+    graph_steps("batch 6 after the load", net, opt, out, x, labels, 6, 2);
+    graph_predict("predict after the load", net, out, x, 6);
+done:
+    free(x);
+    dl_net_free(net[0]); dl_net_free(net[1]);
 }
 
 static void test_reference_cnn(void) {
@@ -1460,6 +1568,7 @@ int main(int argc, char **argv) {
     RUN(test_multi_input);
     RUN(test_pool_chain);
     RUN(test_fused_predict);
+    RUN(test_graphs);
     RUN(test_reference_cnn);
     RUN(test_losses);
     RUN(test_optimizers);
