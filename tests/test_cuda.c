@@ -786,12 +786,15 @@ static void test_reference_cnn(void) {
 /* ---- losses: whole training steps ---- */
 /* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood, 3 a scalar output's mean */
 static void loss_case(const char *label, int mse, int kind, int n) {
+    uint64_t outer = rng_state;         /* draws of its own: tests added before it cannot move its data (the reference
+                                           CNN's batch 8 lies near its tolerance for some draws: maxpool ties) */
     dl_net *a = dl_net_new(), *b = dl_net_new();
     dl_layer *oa, *ob;
     dl_optim_desc d = sgd_desc(0.1f, 0.9f, 0);
     dl_optim *pa, *pb;
     float *x, *t, la = -1, lb = -2;
     int *labels, i, s, classes;
+    rng_state = 1000 + 10 * (uint64_t)kind + (uint64_t)n;
     dl_net_seed(a, 3); dl_net_seed(b, 3);
     oa = build_net(a, &kind); ob = build_net(b, &kind);
     pa = dl_optim_new(a, &d);
@@ -816,6 +819,7 @@ static void loss_case(const char *label, int mse, int kind, int n) {
     loose = 1;
     free(x); free(t); free(labels);
 done:
+    rng_state = outer;
     dl_net_free(a); dl_net_free(b);
 }
 static void test_losses(void) {
