@@ -77,15 +77,16 @@
    conv 64, bn, prelu, maxpool, dense 10) is about 60 stream operations: 16
    kernels forward (2 of them GEMMs), 1 for the loss, 23 backward (5 GEMMs),
    3 for the optimizer, and about 16 memsets and copies that the executor
-   asks for (zeroing each layer's gradient, inputs, targets, the statistics
-   backup). At a few microseconds of host time each, small batches are
-   bound by launches rather than by the GPU. A CUDA graph per (plan,
-   batch size) could replay forward + loss + backward + optimizer in one
-   launch; since the step no longer waits inside (the guard above), what
-   stands in the way is host work between the launches: input and target
-   copies from the caller's pageable memory, scratch growth
-   (dlc__reserve waits), custom layers' host callbacks, and the conv
-   chunk loop's sizes. Not implemented (docs/GPU.md says what it needs).
+   asks for. At a few microseconds of host time each, small batches are
+   bound by launches rather than by the GPU. With DL_CUDA_GRAPHS=1 (read
+   when a backend starts; opt-in: never run on a GPU) dl.h marks where a
+   training step or a prediction starts (dl_backend.graph) and the stream
+   captures from there to the step's one wait, which launches the capture
+   as one graph (dlc__flush: the slot's graph updated in place, or built
+   anew when the launches differ). Host work that must happen inside a
+   step ends the capture early and the rest runs as before: scratch growth
+   (dlc__reserve waits), custom layers, a collective, an optimizer step
+   that is not armed.
 
    THREADS
    One mutex per backend serialises calls, so dl_ctx_predict on distinct

@@ -1451,17 +1451,40 @@ static void test_emu_alloc_failures(void) {
 }
 #endif
 
-/* ---- throughput of the reference CNN ---- */
+/* ---- throughput: the reference CNN and two of bench/bench.c's nets (the same layers) ---- */
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
-static void bench_one(int gpu, int batch, double seconds) {
+static dl_layer *bench_conv_layer(dl_layer *x, int filters, int k, int stride) { return dl_conv2d(x, filters, k, stride, k / 2); }
+static dl_layer *bench_cifar(dl_net *net) {     /* bench.c's net_cifar */
+    dl_layer *h = dl_maxpool2d(dl_relu(bench_conv_layer(dl_input(net, 3, 32, 32), 32, 5, 1)), 2, 2);
+    h = dl_maxpool2d(dl_relu(bench_conv_layer(h, 64, 5, 1)), 2, 2);
+    return dl_dense(dl_relu(dl_dense(dl_flatten(h), 256)), 10);
+}
+static dl_layer *bench_bn_relu(dl_layer *x) { return dl_relu(dl_batchnorm(x)); }
+static dl_layer *bench_res_block(dl_layer *x, int out, int stride) {   /* bench.c's res_block */
+    dl_layer *h = dl_batchnorm(bench_conv_layer(bench_bn_relu(bench_conv_layer(x, out, 3, stride)), out, 3, 1));
+    dl_layer *s = stride == 1 && x->shape[0] == out ? x : dl_batchnorm(bench_conv_layer(x, out, 1, stride));
+    return dl_relu(dl_add(h, s));
+}
+static dl_layer *bench_resnet(dl_net *net) {    /* bench.c's net_resnet */
+    dl_layer *h = bench_bn_relu(bench_conv_layer(dl_input(net, 3, 32, 32), 16, 3, 1));
+    h = bench_res_block(h, 16, 1);
+    h = bench_res_block(h, 32, 2);
+    h = bench_res_block(h, 64, 2);
+    return dl_dense(dl_global_avgpool(h), 10);
+}
+static const struct { const char *name; dl_layer *(*build)(dl_net *); } bench_nets[] = {
+    { "reference CNN", reference_cnn }, { "cifar net", bench_cifar }, { "residual net", bench_resnet },
+};
+static void bench_one(int which, int gpu, int batch, double seconds) {
     dl_net *net = dl_net_new();
-    dl_layer *out = reference_cnn(net);
+    dl_layer *out = bench_nets[which].build(net);
     dl_optim *opt = dl_adam(net, 1e-3f);
-    float *x = random_floats((size_t)batch * 784);
+    size_t in = out ? (size_t)dl_layer_size(dl_net_layer(net, 0)) : 1;
+    float *x = random_floats((size_t)batch * in);
     int *y = (int *)malloc((size_t)batch * sizeof(int)), i, steps;
     double t0, train, infer;
     for (i = 0; i < batch; i++) y[i] = i % 10;
@@ -1471,11 +1494,12 @@ static void bench_one(int gpu, int batch, double seconds) {
     for (steps = 0; steps < 5 || now() - t0 < seconds; steps++)
         if (dl_train_step(net, opt, out, x, y, batch, NULL)) { printf("bench: %s\n", dl_net_error(net)); goto done; }
     train = steps * (double)batch / (now() - t0);
+    for (i = 0; i < 2; i++) dl_predict(net, out, x, batch);
     t0 = now();
     for (steps = 0; steps < 5 || now() - t0 < seconds; steps++)
         if (!dl_predict(net, out, x, batch)) { printf("bench: %s\n", dl_net_error(net)); goto done; }
     infer = steps * (double)batch / (now() - t0);
-    printf("bench: reference CNN, %s, batch %3d: train %9.0f img/s (%7.3f ms/step), inference %9.0f img/s\n",
+    printf("bench: %s, %s, batch %4d: train %9.0f img/s (%7.3f ms/step), inference %9.0f img/s\n", bench_nets[which].name,
            gpu ? "GPU" : "CPU", batch, train, 1e3 * batch / train, infer);
 done:
     free(x); free(y);
@@ -1515,9 +1539,14 @@ static void bench_conv(void) {
     }
     fflush(stdout);
 }
+/* On a GPU: each net at batch 64, 256 and 1024 (DL_CUDA_CONV and DL_CUDA_GRAPHS choose the paths; gpu_check.sh
+   runs each); on the CPU the reference CNN at 64, for scale. */
 static void bench(int gpu) {
-    if (gpu) { bench_one(1, 64, 1.0); bench_one(1, 256, 1.0); }
-    bench_one(0, 64, 0.5);
+    static const int batches[3] = { 64, 256, 1024 };
+    int k, b;
+    for (k = 0; gpu && k < (int)(sizeof bench_nets / sizeof bench_nets[0]); k++)
+        for (b = 0; b < 3; b++) { bench_one(k, 1, batches[b], 0.4); fflush(stdout); }
+    if (!getenv("DL_BENCH_GPU_ONLY")) bench_one(0, 0, 64, 0.5);
     fflush(stdout);
 }
 
