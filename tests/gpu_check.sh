@@ -3,6 +3,7 @@
 # nvcc and PyTorch, offline, in about 6 minutes (each step has a timeout; the sanitizer gets what is left of 330 s):
 #   1. make cuda                        dl_cuda.cu (sm_90 + PTX) and build/test_cuda
 #   2. build/test_cuda --require-gpu    every op, loss and optimizer against the CPU
+#   2b. the same (--quick) with DL_CUDA_GRAPHS=1 DL_CUDA_CONV=auto: graphs and the implicit GEMMs
 #   3. build/test_cuda --bench          reference CNN, cifar and residual nets, images/s at batch
 #                                       64, 256, 1024; DL_CUDA_CONV=im2col/implicit x DL_CUDA_GRAPHS=0/1
 #   3b. build/test_cuda --bench-conv    conv chains, DL_CUDA_CONV=im2col vs implicit
@@ -59,6 +60,15 @@ if [ -x build/test_cuda ]; then
     ran=$(grep '^GPU tests:' "$LOG/test_cuda.log" | tail -1)
     if [ $rc -eq 0 ]; then row "2 GPU vs CPU parity" "PASS" "$last; $ran"
     else row "2 GPU vs CPU parity" "FAIL" "exit $rc: $last; $ran"; status=1; fi
+
+    step "2b. build/test_cuda --quick with DL_CUDA_GRAPHS=1 DL_CUDA_CONV=auto: every case through graphs"
+    DL_CUDA_GRAPHS=1 DL_CUDA_CONV=auto timeout 120 build/test_cuda --quick > "$LOG/test_graphs.log" 2>&1
+    rc=$?
+    grep -E '^(FAIL|    FAIL)' "$LOG/test_graphs.log" | head -20
+    cat "$LOG/test_graphs.log" >> "$LOG/test_cuda.log"
+    if [ $rc -eq 0 ]; then row "2b parity, graphs + auto conv" "PASS" "$(tail -1 "$LOG/test_graphs.log")"
+    else row "2b parity, graphs + auto conv" "FAIL" "exit $rc: $(tail -1 "$LOG/test_graphs.log")"; status=1; fi
+    rm -f "$LOG/test_graphs.log"
 
     step "3. build/test_cuda --bench: reference CNN, cifar and residual nets at batch 64, 256, 1024"
     # Each convolution path (DL_CUDA_CONV) with CUDA graphs off and on (DL_CUDA_GRAPHS): 4 runs of
