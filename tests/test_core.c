@@ -880,7 +880,9 @@ static void test_strided_im2col_bits(void) {
    64 channels (K past DL__KC), planes 1x1 to 33x17, batches 1 to 5, with and
    without bias; fused with batchnorm and prelu or relu in dl_predict, in a
    training forward, on 3 threads, frozen (the shapes' choice), and the input
-   gradient of a stride-1 transposed convolution (the GEMM accumulating). */
+   gradient of a stride-1 transposed convolution (the GEMM accumulating).
+   Then forward and fused again with every other kernel table this CPU runs
+   (the scalar one, AVX2, and this one's with the portable dl__cols). */
 static void test_conv_direct_bits(void) {
     static const int cfg[][10] = {      /* C, M, kernel, pad, dilation, H, W, groups, no bias, asymmetric pads */
         { 3, 16, 3, 1, 1, 32, 32, 1, 0, 0 }, { 16, 16, 3, 1, 1, 16, 16, 1, 0, 0 }, { 1, 32, 3, 1, 1, 28, 28, 1, 0, 0 },
@@ -892,7 +894,16 @@ static void test_conv_direct_bits(void) {
         { 40, 20, 3, 1, 1, 12, 31, 1, 0, 0 }, { 1, 1, 3, 1, 1, 17, 33, 1, 0, 0 }, { 64, 64, 3, 1, 1, 4, 4, 1, 0, 0 },
     };
     static float x[5 * 64 * 33 * 33], dy[5 * 64 * 33 * 33];
-    int k, i, cases = 0;
+    dl__simd plain = *dl__simd_detect();
+    const dl__simd *isa[4];
+    int k, i, cases = 0, t, n_isa = 0;
+    isa[n_isa++] = dl__simd_detect();
+    plain.cols = NULL;
+    if (isa[0]->cols) isa[n_isa++] = &plain;
+    if (isa[0] != &dl__simd_scalar) isa[n_isa++] = &dl__simd_scalar;
+#ifdef DL__X86
+    if (isa[0] == &dl__simd_avx512 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa[n_isa++] = &dl__simd_avx2;
+#endif
     for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) { x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f; dy[i] = (float)((i * 13) % 29) / 14.0f - 1.0f; }
     for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++) {
         const int *c = cfg[k];
@@ -950,6 +961,36 @@ static void test_conv_direct_bits(void) {
         for (v = 0; v < 2; v++) dl_net_free(net[v]);
     }
     CHECK(cases == (int)(sizeof cfg / sizeof cfg[0]), "only %d cases went direct", cases);
+    for (t = 1; t < n_isa; t++)
+        for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++) {
+            const int *c = cfg[k];
+            int n = 1 + k % 5, v;
+            dl_net *net[2];
+            dl_layer *cv[2], *out[2];
+            const float *y[2];
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = c[1]; d.kernel = c[2]; d.pad = c[3]; d.dilation = c[4]; d.groups = c[7]; d.no_bias = c[8];
+                if (c[9]) { d.pad = 0; d.pad_top = c[3]; d.pad_right = c[3]; }
+                net[v] = dl_net_new();
+                net[v]->simd = isa[t];
+                net[v]->conv_direct = v ? -1 : 1;
+                dl_net_seed(net[v], 11);
+                cv[v] = dl_conv2d_ex(dl_input(net[v], c[0], c[5], c[6]), &d);
+                out[v] = cv[v] ? (k % 2 ? dl_prelu(dl_batchnorm(cv[v])) : dl_relu(dl_batchnorm(cv[v]))) : NULL;
+            }
+            if (out[0] && out[1]) {
+                for (v = 0; v < 2; v++) y[v] = dl_forward(net[v], cv[v], x, n, 0);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)n * cv[0]->size * sizeof(float)), "%s%s, case %d: forward bits differ",
+                      isa[t]->name, isa[t]->cols ? "" : " (portable cols)", k);
+                for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], out[v], x, n);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)n * cv[0]->size * sizeof(float)), "%s%s, case %d: fused bits differ",
+                      isa[t]->name, isa[t]->cols ? "" : " (portable cols)", k);
+            }
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(n_isa >= 2, "only %d kernel tables", n_isa);
     for (k = 0; k < 6; k++) {           /* conv2d_transpose's dx: a stride-1 convolution accumulating into dx */
         const int *c = cfg[k * 3 + 1];
         int n = 1 + k % 5, v, size = 0;
