@@ -4244,13 +4244,17 @@ typedef dl_conv_geom dl__conv;
    Its output is computed on the padded width Wp = W + 2 pw: column q of a
    sample is (q / Wp, q % Wp), the columns ow >= OW are computed and dropped,
    and then im2col row k = (c, kh, kw) is the zero-padded input shifted by a
-   constant, B[k][q] = xp[c][q + kh dh Wp + kw dw]. The GEMM's columns are
-   tasks of nc (a multiple of every NR) per sample, tps per sample; a task
-   copies the padded input rows its columns read (Hs per channel, the slab)
-   into its scratch once, and the micro-kernel reads row k at koff[k]. The
-   sums are the packed path's, in the same order: the same bits. */
+   constant, B[k][q] = xp[c][q + kh dh Wp + kw dw]. Where OW is a multiple
+   of 32 (so of every NR) the columns are instead the outputs themselves
+   (Wc = OW, nothing dropped): no tile then crosses an output row, and a
+   tile's B is linear within it, which is all the kernel needs. The GEMM's
+   columns are tasks of nc (a multiple of 32) per sample, tps per sample; a
+   task copies the padded input rows its columns read (Hs per channel, the
+   slab) into its scratch once, and the micro-kernel reads row k of a tile
+   at koff[k] from the tile's first column. The sums are the packed path's,
+   in the same order: the same bits. */
 typedef struct dl__direct {
-    int Wp, Q, nc, tps, Hs;     /* Q = OH Wp columns per sample */
+    int Wp, Wc, Q, nc, tps, Hs; /* Q = OH Wc columns per sample, Wc = Wp or OW */
     const int32_t *koff;        /* K entries */
 } dl__direct;
 
@@ -4691,11 +4695,11 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
 
 /* A direct task's slab (dl__direct): Hs rows per channel of sample n's zero-padded
    input from padded row q0 / Wp on, then zeros for the dropped columns' reads past
-   the end. Returns where column q0 reads row k = 0. */
-static const float *dl__direct_slab(const dl__mat *B, int n, int q0, float *slab) {
+   the end. */
+static void dl__direct_slab(const dl__mat *B, int n, int q0, float *slab) {
     const dl__conv *g = B->conv;
     const dl__direct *d = B->direct;
-    int r0 = q0 / d->Wp, c, r, t, y, pw = g->pw, W = g->W < d->Wp - pw ? g->W : d->Wp - pw;   /* columns read */
+    int r0 = q0 / d->Wc, c, r, t, y, pw = g->pw, W = g->W < d->Wp - pw ? g->W : d->Wp - pw;   /* columns read */
     float *dst = slab;
     for (c = 0; c < g->Cg; c++)
         for (r = 0; r < d->Hs; r++, dst += d->Wp) {
@@ -4709,14 +4713,15 @@ static const float *dl__direct_slab(const dl__mat *B, int n, int q0, float *slab
             for (t = pw + W; t < d->Wp; t++) dst[t] = 0.0f;
         }
     memset(dst, 0, (size_t)(g->KW - 1) * g->dw * sizeof(float));
-    return slab + (q0 - r0 * d->Wp);
 }
-/* Which of the nr columns from q (q < Q) are outputs, and the first one's index in the output plane. */
-static uint32_t dl__direct_mask(const dl__conv *g, const dl__direct *d, int q, int nr, size_t *first) {
-    int ow = q % d->Wp, j;
+/* The tile at column q (q < Q) of a task from q0: which of its nr columns are outputs, the first
+   one's index in the output plane, and where the tile reads row k = 0 of the task's slab. */
+static uint32_t dl__direct_tile(const dl__conv *g, const dl__direct *d, int q0, int q, int nr, size_t *first, size_t *at) {
+    int ow = q % d->Wc, j;
     uint32_t m = 0;
-    *first = (size_t)(q / d->Wp) * g->OW + (size_t)(ow < g->OW ? ow : g->OW);
-    for (j = 0; j < nr && q + j < d->Q; j++, ow = ow + 1 < d->Wp ? ow + 1 : 0) if (ow < g->OW) m |= 1u << j;
+    *first = (size_t)(q / d->Wc) * g->OW + (size_t)(ow < g->OW ? ow : g->OW);
+    *at = (size_t)(q / d->Wc - q0 / d->Wc) * d->Wp + (size_t)ow;
+    for (j = 0; j < nr && q + j < d->Q; j++, ow = ow + 1 < d->Wc ? ow + 1 : 0) if (ow < g->OW) m |= 1u << j;
     return m;
 }
 
@@ -4724,11 +4729,10 @@ static uint32_t dl__direct_mask(const dl__conv *g, const dl__direct *d, int q, i
 static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap, int j0, int nc, float *bp) {
     const dl__direct *d = g->B.direct;
     int mp = dl__round_up(g->M, s->mr), mc = DL__MC / s->mr * s->mr, pc, ic, ir, jr, n = 0, q0 = 0, end = nc;
-    const float *slab = NULL;
     if (d) {            /* sample n's columns q0..q0+end: the slab once for all k blocks */
         n = j0 / nc / d->tps; q0 = j0 / nc % d->tps * nc;
         end = d->Q - q0 < nc ? d->Q - q0 : nc;
-        slab = dl__direct_slab(&g->B, n, q0, bp);
+        dl__direct_slab(&g->B, n, q0, bp);
     }
     for (pc = 0; pc < g->K; pc += DL__KC) {
         int kc = g->K - pc < DL__KC ? g->K - pc : DL__KC, last = pc + kc >= g->K;
@@ -4737,15 +4741,15 @@ static void dl__gemm_block(const dl__simd *s, const dl__gemm *g, const float *ap
         for (ic = 0; ic < g->M; ic += mc)
             for (jr = 0; jr < end && j0 + jr < g->N; jr += s->nr) {
                 int j = j0 + jr, whole = g->N - j >= s->nr && g->C.cs == 1 && j % g->C.Pc + s->nr <= g->C.Pc;
-                size_t coff;
+                size_t coff, at = (size_t)jr * kc;
                 uint32_t mask = 0;
                 if (d) {
-                    mask = dl__direct_mask(g->B.conv, d, q0 + jr, s->nr, &coff);
+                    mask = dl__direct_tile(g->B.conv, d, q0, q0 + jr, s->nr, &coff, &at);
                     coff += (size_t)n * g->C.cbs;
                     if (!mask) continue;
                 } else coff = dl__col_at(&g->C, j);
                 for (ir = ic; ir < ic + mc && ir < g->M; ir += s->mr)
-                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, d ? slab + jr : bp + (size_t)jr * kc,
+                    dl__gemm_tile(s, g, ap + (size_t)pc * mp + (size_t)ir * kc, bp + at,
                                   d ? d->koff + pc : NULL, kc, ir, j, pc > 0 || g->accumulate, pc == 0, last, coff, whole, mask);
             }
     }
@@ -4929,12 +4933,13 @@ static int dl__conv_direct(const dl__conv *g, int n, int force, dl__direct *d) {
     if (force < 0 || g->sh != 1 || g->sw != 1 || dl__conv_is_pointwise(g) || g->OH < 1 || g->OW < 1 || n < 1) return 0;
     d->Wp = g->OW + (g->KW - 1) * g->dw;        /* W + 2 pw, or with the right padding pad_right gives */
     if (d->Wp < g->pw) return 0;
-    d->Q = g->OH * d->Wp;
+    d->Wc = g->OW % 32 ? d->Wp : g->OW;
+    d->Q = g->OH * d->Wc;
     d->nc = dl__round_up(d->Q, 32);
     want = ((long long)n * d->Q + 7) / 8;
     if (want < d->nc) d->nc = dl__round_up((int)want, 32);
     for (;; d->nc -= 32) {
-        d->Hs = (d->nc + d->Wp - 2) / d->Wp + 1 + (g->KH - 1) * g->dh;
+        d->Hs = (d->nc + d->Wc - 2) / d->Wc + 1 + (g->KH - 1) * g->dh;
         if (dl__direct_floats(g, d) <= DL__DIRECT_SLAB || d->nc == 32) break;
     }
     d->tps = (d->Q + d->nc - 1) / d->nc;

@@ -877,7 +877,7 @@ static void test_strided_im2col_bits(void) {
    output on the padded width, B's rows at offsets into a zero-padded copy)
    or pack im2col panels: the same bits, each path forced (net->conv_direct),
    on kernels 1 to 5, pads 0 to 2 and asymmetric ones, dilation, groups, 1 to
-   64 channels (K past DL__KC), planes 1x1 to 33x17, batches 1 to 5, with and
+   64 channels (K past DL__KC), planes 1x1 to 5x64, batches 1 to 5, with and
    without bias; fused with batchnorm and prelu or relu in dl_predict, in a
    training forward, on 3 threads, frozen (the shapes' choice), and the input
    gradient of a stride-1 transposed convolution (the GEMM accumulating).
@@ -892,7 +892,9 @@ static void test_conv_direct_bits(void) {
         { 3, 4, 3, 2, 1, 1, 1, 1, 0, 0 }, { 7, 17, 3, 1, 1, 33, 17, 1, 0, 0 }, { 16, 24, 2, 1, 1, 7, 7, 1, 0, 0 },
         { 12, 12, 3, 1, 2, 10, 9, 3, 0, 0 }, { 5, 11, 3, 1, 1, 6, 7, 1, 0, 1 }, { 9, 13, 5, 2, 1, 9, 12, 1, 1, 1 },
         { 40, 20, 3, 1, 1, 12, 31, 1, 0, 0 }, { 1, 1, 3, 1, 1, 17, 33, 1, 0, 0 }, { 64, 64, 3, 1, 1, 4, 4, 1, 0, 0 },
-    };
+        { 2, 5, 3, 1, 1, 5, 64, 1, 0, 0 }, { 4, 8, 5, 2, 1, 3, 32, 1, 1, 0 }, { 3, 6, 3, 1, 1, 4, 33, 1, 0, 1 },
+        { 6, 10, 3, 1, 2, 9, 32, 2, 0, 0 },
+    };                                  /* the last four: rows of 32 or 64 outputs, no column dropped */
     static float x[5 * 64 * 33 * 33], dy[5 * 64 * 33 * 33];
     dl__simd plain = *dl__simd_detect();
     const dl__simd *isa[4];
