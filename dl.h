@@ -4663,6 +4663,11 @@ static void dl__gemm_tile(const dl__simd *s, const dl__gemm *g, const float *a, 
     }
     if (koff) {                         /* C is plain in rows here (a convolution's output) */
         c = (float *)C->p + (size_t)i0 * C->rs + coff;
+        if (m == mr && mask == (uint32_t)((2ull << (nr - 1)) - 1)) {   /* all nr columns: contiguous in C */
+            s->kernel_off(kc, a, b, koff, c, C->rs, load, bp, kp);
+            if (e) dl__epilogue_rows(s, e, c, C->rs, i0, m, nr);
+            return;
+        }
         if (bp && m < mr) { for (i = 0; i < mr; i++) bias[i] = i < m ? bp[i] : 0.0f; bp = bias; }
         if (load) {
             dl__cols(s, c, C->rs, t, nr, m, mask, 0);
