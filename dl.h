@@ -7130,12 +7130,12 @@ static void dl__bn_fold(const dl_net *net, const dl_layer *r, float *to) {
    graph (net->version), not per call: every conv and dense layer's weights
    packed as its forward GEMM's A (what dl__pack_a_all would write each
    call: the same floats, so the same results), every batchnorm folded. One
-   block; 0 when out of memory for it. */
-static int dl__prepare(dl_ctx *c) {
+   block; DL_ERR_NOMEM (the message in err, for call) when it cannot be had. */
+static int dl__prepare(dl_ctx *c, char *err, const char *call) {
     dl_net *net = c->net;
     size_t floats = 0, at;
     int i;
-    if (c->prep && c->prep_version == net->version && c->prep_pgen == net->pgen) return 1;
+    if (c->prep && c->prep_version == net->version && c->prep_pgen == net->pgen) return DL_OK;
     DL_FREE(c->prep);
     c->prep = NULL;
     for (i = 0; i < net->n_layers; i++) {
@@ -7146,7 +7146,8 @@ static int dl__prepare(dl_ctx *c) {
         else if (DL__HAS(l, DL__F_BATCH_STATS)) floats += dl__align(2 * (size_t)l->shape[0]);
     }
     at = dl__align((size_t)net->n_layers * sizeof(float *) / sizeof(float) + 1);
-    if (!(c->prep = (float **)dl__calloc(at + floats, sizeof(float)))) return 0;
+    if (!(c->prep = (float **)dl__calloc(at + floats, sizeof(float))))
+        return dl__fail(err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", call);
     for (i = 0; i < net->n_layers; i++) {
         const dl_layer *l = net->layers[i];
         float *p = (float *)(void *)c->prep + at;
@@ -7175,7 +7176,7 @@ static int dl__prepare(dl_ctx *c) {
     }
     c->prep_version = net->version;
     c->prep_pgen = net->pgen;
-    return 1;
+    return DL_OK;
 }
 
 /* Inference fusion on the CPU: a conv or dense layer absorbs a following
@@ -7284,8 +7285,7 @@ static int dl__forward(dl_ctx *c, dl_layer *out, const dl__feed *f, int n, int t
     fuse = !train && !grad && net->b == &net->cpu;      /* nothing will go backward */
     if (train) net->pgen++;                             /* batchnorm statistics move */
     if (fuse) {
-        if (!dl__prepare(pc))
-            return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", call);
+        if ((rc = dl__prepare(pc, c->err, call)) != DL_OK) return rc;
         memset(c->cons, 0, (size_t)net->n_layers * sizeof(int));
         for (i = 0; i <= out->index; i++)
             if (c->needed[i]) for (j = 0; j < net->layers[i]->n_in; j++) c->cons[net->layers[i]->in[j]->index]++;
@@ -7524,7 +7524,7 @@ static int dl__predict_parallel(dl__chunks *j, int one) {
     dl__cpu pool = c->cpu;
     int t, T = net->threads, rc = DL_OK;
     j->count = j->n / (one * T) * T;        /* 2 or more per thread: chunks under 1.5 `one`, so the plans below always fit */
-    if (!dl__prepare(c)) return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory preparing the weights for inference", j->call);
+    if ((rc = dl__prepare(c, c->err, j->call)) != DL_OK) return rc;
     if (c->n_workers != T - 1) {
         if (!(c->workers = (dl_ctx *)dl__calloc((size_t)T - 1, sizeof(dl_ctx))))
             return dl__fail(c->err, DL_ERR_NOMEM, "%s: out of memory for %d thread contexts", j->call, T - 1);
