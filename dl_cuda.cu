@@ -28,8 +28,16 @@
      more rows per group (filters, input channels) are instead an implicit
      GEMM (dlk__conv2d_implicit): column tiles are gathered into shared
      memory, never into global memory, and the bias or the accumulation
-     into dx is its epilogue; =implicit takes it wherever it can run. Not
+     into dx is its epilogue; so is the weight gradient of 3x3 and 5x5
+     kernels with 16 or more filters per group (dlk__conv2d_dw_implicit, its
+     depth cut into slices summed in order); =implicit takes them wherever they can run. Not
      the default until timed on a GPU (tests/gpu_check.sh step 3b).
+   - Inference (dl_predict; dl_backend.fuse, off with DL_CUDA_FUSE=0): a
+     conv2d or dense layer applies the eval batchnorm and the activation
+     that follow it (dl_fused, the CPU's choice of layers) in the pass that
+     writes its output (the NCHW write-back, the dense bias pass, or the
+     implicit GEMM's epilogue); the batchnorm's scale and shift come from
+     the batchnorm kernel's own eval arithmetic (dlk__batchnorm_stats).
    - Batchnorm: one kernel per layer computes the statistics (double sums),
      updates the running statistics and writes per-channel scale and shift;
      one elementwise pass applies them (normalize and affine fused).
@@ -69,15 +77,16 @@
    conv 64, bn, prelu, maxpool, dense 10) is about 60 stream operations: 16
    kernels forward (2 of them GEMMs), 1 for the loss, 23 backward (5 GEMMs),
    3 for the optimizer, and about 16 memsets and copies that the executor
-   asks for (zeroing each layer's gradient, inputs, targets, the statistics
-   backup). At a few microseconds of host time each, small batches are
-   bound by launches rather than by the GPU. A CUDA graph per (plan,
-   batch size) could replay forward + loss + backward + optimizer in one
-   launch; since the step no longer waits inside (the guard above), what
-   stands in the way is host work between the launches: input and target
-   copies from the caller's pageable memory, scratch growth
-   (dlc__reserve waits), custom layers' host callbacks, and the conv
-   chunk loop's sizes. Not implemented (docs/GPU.md says what it needs).
+   asks for. At a few microseconds of host time each, small batches are
+   bound by launches rather than by the GPU. With DL_CUDA_GRAPHS=1 (read
+   when a backend starts; opt-in: never run on a GPU) dl.h marks where a
+   training step or a prediction starts (dl_backend.graph) and the stream
+   captures from there to the step's one wait, which launches the capture
+   as one graph (dlc__flush: the slot's graph updated in place, or built
+   anew when the launches differ). Host work that must happen inside a
+   step ends the capture early and the rest runs as before: scratch growth
+   (dlc__reserve waits), custom layers, a collective, an optimizer step
+   that is not armed.
 
    THREADS
    One mutex per backend serialises calls, so dl_ctx_predict on distinct
@@ -141,6 +150,13 @@ typedef struct dlc {
     size_t conv_scratch;                /* floats; see DLC_CONV_SCRATCH */
     int conv_algo;                      /* DLC_CONV_*: DL_CUDA_CONV=im2col or implicit forces one */
     int tf32;                           /* dl_cuda_set_tf32 */
+    int graphs;                         /* DL_CUDA_GRAPHS=1: dl_backend.graph captures steps and predictions */
+    int capturing;                      /* the stream is capturing for exec[slot] */
+    int slot;
+    cudaGraphExec_t exec[2];            /* a training step, a prediction: the last one captured, updated in place */
+    char *stage;                        /* pinned: the caller's inputs and targets, copied from here by the graph */
+    size_t stage_cap, stage_used;
+    void *blas_ws;                      /* cuBLAS's workspace, set so that its calls can be captured */
 } dlc;
 enum { DLC_CONV_AUTO = 0, DLC_CONV_IM2COL = 1, DLC_CONV_IMPLICIT = 2 };
 
@@ -171,7 +187,7 @@ static int dlc__blas(dlc *c, cublasStatus_t s, const char *what, int line) {
 
 /* Kernel launches: grid blocks of DLC_T threads on the backend's stream, checked. */
 #ifdef DLC_EMULATE
-#define DLC_RUN(kernel, grid, ...) dlc_emu_launch((grid), [&] { kernel(__VA_ARGS__); })
+#define DLC_RUN(kernel, grid, ...) dlc_emu_kernel(c->stream, (grid), kernel, __VA_ARGS__)
 #else
 #define DLC_RUN(kernel, grid, ...) kernel<<<(grid), DLC_T, 0, c->stream>>>(__VA_ARGS__)
 #endif
@@ -183,7 +199,7 @@ static int dlc__blas(dlc *c, cublasStatus_t s, const char *what, int line) {
 /* A kernel whose threads work together (shared memory, __syncthreads): a
    gx x gy x gz grid of blocks of `threads`; the emulation runs every thread. */
 #ifdef DLC_EMULATE
-#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) dlc_emu_launch_blocks((gx), (gy), (gz), (threads), [&] { kernel(__VA_ARGS__); })
+#define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) dlc_emu_kernel_blocks(c->stream, (gx), (gy), (gz), (threads), kernel, __VA_ARGS__)
 #else
 #define DLC_RUN_BLOCKS(kernel, gx, gy, gz, threads, ...) kernel<<<dim3((gx), (gy), (gz)), (threads), 0, c->stream>>>(__VA_ARGS__)
 #endif
@@ -205,12 +221,55 @@ static unsigned dlc__grid(size_t total) {
     return (unsigned)(b < 1 ? 1 : b > (1u << 20) ? (1u << 20) : b);   /* loops stride over the rest */
 }
 
+/* ---- CUDA graphs (DL_CUDA_GRAPHS=1). dl.h calls graph(b, slot) where a
+   training step (slot 0) or a prediction (1) starts queuing; from there the
+   stream captures instead of running. The capture ends at the first thing
+   that must wait or allocate (the sync that ends a step, a copy to the
+   host, growing scratch, a custom layer, an optimizer step that is not
+   armed): dlc__flush instantiates what was captured, or updates the slot's
+   graph in place when only parameters changed (cudaGraphExecUpdate: a new
+   dropout seed, learning rate, Adam step, batch size with the same
+   launches, moved buffers), and launches it, so a step is one launch.
+   Everything is captured every time (host work about that of the launches
+   it replaces): what a kernel is given is never stale. The caller's inputs
+   and targets are copied to pinned staging first, since a capture cannot
+   read pageable memory; staging is reused only after the stream was waited
+   for (contexts on other threads may start captures in between). ---- */
+static int dlc__flush(dlc *c) {
+    cudaGraph_t g = NULL;
+    cudaGraphExecUpdateResultInfo info;
+    cudaError_t e;
+    int k = c->slot;
+    if (!c->capturing) return DL_OK;
+    c->capturing = 0;
+    DLC_CHECK(cudaStreamEndCapture(c->stream, &g));
+    if (c->exec[k] && cudaGraphExecUpdate(c->exec[k], g, &info) != cudaSuccess) {
+        cudaGetLastError();             /* other launches: instantiate anew */
+        cudaGraphExecDestroy(c->exec[k]);
+        c->exec[k] = NULL;
+    }
+    e = c->exec[k] ? cudaSuccess : cudaGraphInstantiate(&c->exec[k], g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) { c->exec[k] = NULL; return dlc__cuda(c, e, "cudaGraphInstantiate", __LINE__); }
+    DLC_CHECK(cudaGraphLaunch(c->exec[k], c->stream));
+    return DL_OK;
+}
+/* A pinned copy of a pageable host source for a capture; NULL when staging is full (the caller then flushes). */
+static const void *dlc__staged(dlc *c, const void *src, size_t bytes) {
+    size_t at = (c->stage_used + 255) & ~(size_t)255;
+    if (!c->capturing || at + bytes > c->stage_cap) return NULL;
+    memcpy(c->stage + at, src, bytes);
+    c->stage_used = at + bytes;
+    return c->stage + at;
+}
+
 /* Grows one of the scratch buffers to at least bytes. Growing waits for the
    stream first, so no queued kernel still reads the old buffer. */
 static int dlc__reserve(dlc *c, void **buf, size_t *cap, size_t bytes) {
     void *p = NULL;
     if (bytes <= *cap) return DL_OK;
     bytes += bytes / 2;
+    DLC_TRY(dlc__flush(c));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
     if (*buf) DLC_CHECK(cudaFree(*buf));
     *buf = NULL;
@@ -268,9 +327,59 @@ static int dlc__sgemm(dlc *c, int ta, int tb, int M, int N, int K, float alpha, 
 /*  Kernels, layer by layer in dl.h's order. Backward ADDS into din and dw. */
 /* ======================================================================== */
 
+/* ---- inference fusion (dl_fused): conv2d and dense apply an eval
+   batchnorm's scale and shift (ss, C each, from dlk__batchnorm_stats: the
+   batchnorm kernel's own numbers) and then an activation to each output as
+   they write it, with the formulas of the kernels they replace. ---- */
+typedef struct dlc_epi {
+    const float *ss;            /* NULL: no batchnorm */
+    int C, act;                 /* act: the activation's DL_OP_*, or -1 */
+    float a, b;                 /* its alpha and beta */
+    const float *slope;         /* prelu */
+} dlc_epi;
+static __device__ float dlc__clip_value(float x, float lo, float hi);
+static __device__ float dlc__hard_swish_value(float x, float a, float b);
+static __device__ __forceinline__ float dlc__epi_apply(const dlc_epi &e, int ch, float v) {
+    if (e.ss) v = v * e.ss[ch] + e.ss[e.C + ch];
+    switch (e.act) {
+    case DL_OP_RELU: return v > 0 ? v : 0.0f;
+    case DL_OP_LEAKY_RELU: return v > 0 ? v : e.a * v;
+    case DL_OP_PRELU: return v > 0 ? v : e.slope[ch] * v;
+    case DL_OP_CLIP: return dlc__clip_value(v, e.a, e.b);
+    case DL_OP_HARD_SWISH: return dlc__hard_swish_value(v, e.a, e.b);
+    }
+    return v;
+}
+static __global__ void dlk__batchnorm_stats(const float *x, int N, int C, int S, int train, float eps, float momentum,
+                                            const float *gamma, const float *beta, float *rmean, float *rvar,
+                                            float *saved, const float *st, float *ss);
+/* The epilogue of e->fused (none: ss NULL, act -1); a batchnorm's scale and
+   shift go to the small scratch, which nothing else uses until the layer ends. */
+static int dlc__epi_of(dlc *c, const dl_exec *e, dlc_epi *ep) {
+    const dl_fused *f = e->fused;
+    memset(ep, 0, sizeof *ep);
+    ep->act = f && f->act ? f->act->op : -1;
+    if (!f) return DL_OK;
+    if (f->act) { ep->a = f->act->a.alpha; ep->b = f->act->a.beta; ep->slope = f->act->op == DL_OP_PRELU ? f->act_w[0] : NULL; }
+    if (f->bn) {
+        float *const *w = f->bn_w;
+        ep->C = f->bn->shape[0];
+        DLC_TRY(dlc__reserve_small(c, 2 * (size_t)ep->C * sizeof(float)));
+        DLC_LAUNCH(dlk__batchnorm_stats, (unsigned)ep->C, (const float *)NULL, 0, ep->C, 1, 0, f->bn->a.eps, 0.0f, w[0], w[1], w[2],
+                   w[3], (float *)NULL, (const float *)NULL, (float *)c->small);
+        ep->ss = (const float *)c->small;
+    }
+    return DL_OK;
+}
+static int dlc__epi_none(const dlc_epi *ep) { return !ep->ss && ep->act < 0; }
+static dlc_epi dlc__no_epi(void) { dlc_epi ep; memset(&ep, 0, sizeof ep); ep.act = -1; return ep; }
+
 /* ---- dense: y[n,o] = sum_i W[o,i] x[n,i] + b[o];  x (N,I), W (O,I), b (O) ---- */
-static __global__ void dlk__dense_bias_forward(float *y, const float *b, int O, size_t total) {
-    DLC_FOR(i, total) y[i] += b[i % O];
+static __global__ void dlk__dense_bias_forward(float *y, const float *b, int O, size_t total, dlc_epi ep) {
+    DLC_FOR(i, total) {
+        int o = (int)(i % O);
+        y[i] = dlc__epi_apply(ep, o, b ? y[i] + b[o] : y[i]);
+    }
 }
 /* db[o] += dy[0,o] + dy[1,o] + ... in the CPU's order */
 static __global__ void dlk__dense_bias_backward(float *db, const float *dy, int N, int O) {
@@ -284,8 +393,11 @@ static __global__ void dlk__dense_bias_backward(float *db, const float *dy, int 
 static int dlc__dense_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     int O = l->a.units, I = l->in[0]->size;
     size_t total = (size_t)e->n * O;
+    dlc_epi ep;
+    DLC_TRY(dlc__epi_of(c, e, &ep));
     DLC_TRY(dlc__sgemm(c, 0, 1, e->n, O, I, 1.0f, e->in[0], I, 0, e->w[0], I, 0, 0.0f, e->out, O, 0, 1));
-    if (l->a.bias) DLC_EACH(dlk__dense_bias_forward, total, e->out, e->w[1], O, total);
+    if (l->a.bias || !dlc__epi_none(&ep))
+        DLC_EACH(dlk__dense_bias_forward, total, e->out, l->a.bias ? e->w[1] : NULL, O, total, ep);
     return DL_OK;
 }
 static int dlc__dense_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
@@ -330,12 +442,13 @@ static __global__ void dlk__conv2d_col2im(dlc_conv g, const float *col, int nb, 
         dx[i] = acc;
     }
 }
-/* y[nl][m][p] = Yt[m][nl*P + p] + b[m]: back to NCHW with the bias fused in */
-static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, int acc, size_t total, float *y) {
+/* y[nl][m][p] = Yt[m][nl*P + p] + b[m]: back to NCHW with the bias and the epilogue fused in */
+static __global__ void dlk__conv2d_output(const float *yt, const float *b, int M, int P, int nb, int acc, size_t total, float *y,
+                                          dlc_epi ep) {
     DLC_FOR(i, total) {
         int p = (int)(i % P), m = (int)(i / P % M), nl = (int)(i / ((size_t)P * M));
         float v = yt[((size_t)m * nb + nl) * P + p];
-        y[i] = acc ? y[i] + v : b ? v + b[m] : v;
+        y[i] = acc ? y[i] + v : dlc__epi_apply(ep, m, b ? v + b[m] : v);
     }
 }
 /* dYt[m][nl*P + p] = dy[nl][m][p] */
@@ -354,6 +467,13 @@ static __global__ void dlk__conv2d_bias_backward(const float *dyt, size_t row, f
     if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
 }
 
+/* db[c] += sum over samples and positions of dy[n][c][p]; one block per c */
+static __global__ void dlk__bias_planes_backward(const float *dy, int N, int C, size_t P, float *db) {
+    double s = 0;
+    for (size_t k = threadIdx.x; k < (size_t)N * P; k += blockDim.x) s += dy[(k / P * C + blockIdx.x) * P + k % P];
+    s = dlc__block_sum(s);
+    if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
+}
 /* Samples per chunk so that columns and the transposed output fit the scratch. */
 static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
     size_t per = (size_t)g->C * g->KH * g->KW * g->P + (size_t)g->M * g->P, k = c->conv_scratch / per;
@@ -380,16 +500,28 @@ static int dlc__conv_chunk(dlc *c, const dlc_conv *g, int n, int *nb) {
 #define DLC_IG_BN 64
 #define DLC_IG_BK 16
 #define DLC_IG_T 256
+/* One 16-deep slice of a 64 x 64 tile's product: thread (tx, ty) owns rows
+   ty + 16i of As and columns tx + 16j of Bs (both stored depth-major). */
+template <int LA, int LB>
+static __device__ __forceinline__ void dlc__tile_fma(const float (*As)[LA], const float (*Bs)[LB], int tx, int ty, float accv[4][4]) {
+    int i, j, k;
+    for (k = 0; k < DLC_IG_BK; k++) {
+        float a[4], bv[4];
+        for (i = 0; i < 4; i++) { a[i] = As[k][ty + 16 * i]; bv[i] = Bs[k][tx + 16 * i]; }
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 4; j++) accv[i][j] = fmaf(a[i], bv[j], accv[i][j]);
+    }
+}
 template <int DX>
 static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const float *w, const float *b, long long cols, int acc,
-                                            float *y) {
+                                            float *y, dlc_epi ep) {
     __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN];   /* +1: a column of A is stored without conflicts */
     const int KK = g.KH * g.KW, R = DX ? g.Cg : g.Mg, D = DX ? g.Mg * KK : g.K, Q = DX ? g.H * g.W : g.P;
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, grp = blockIdx.z;
     const int m0 = blockIdx.y * DLC_IG_BM, lm = tid % DLC_IG_BM, lk = tid / DLC_IG_BM;   /* what this thread loads: */
     const long long j0 = (long long)blockIdx.x * DLC_IG_BN, col = j0 + tid % DLC_IG_BN;  /* rows lk + 4i, column lm / col */
     const float *wg = w + (size_t)grp * g.Mg * g.K, *base = src;
-    int a0 = 0, b0 = 0, i, j, k0, k;
+    int a0 = 0, b0 = 0, i, j, k0;
     float accv[4][4];
     if (col < cols) {                   /* the column's sample and pixel, once */
         int q = (int)(col % Q);
@@ -418,12 +550,7 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
             Bs[kr][tid % DLC_IG_BN] = v;
         }
         __syncthreads();
-        for (k = 0; k < DLC_IG_BK; k++) {
-            float a[4], bv[4];
-            for (i = 0; i < 4; i++) { a[i] = As[k][ty + 16 * i]; bv[i] = Bs[k][tx + 16 * i]; }
-            for (i = 0; i < 4; i++)
-                for (j = 0; j < 4; j++) accv[i][j] = fmaf(a[i], bv[j], accv[i][j]);
-        }
+        dlc__tile_fma(As, Bs, tx, ty, accv);
         __syncthreads();                /* before the next tile overwrites As and Bs */
     }
     for (i = 0; i < 4; i++) {
@@ -434,8 +561,63 @@ static __global__ void dlk__conv2d_implicit(dlc_conv g, const float *src, const 
             size_t at;
             if (cj >= cols) continue;
             at = ((size_t)(cj / Q) * (DX ? g.C : g.M) + gr) * Q + (size_t)(cj % Q);
-            y[at] = acc ? y[at] + accv[i][j] : b ? accv[i][j] + b[gr] : accv[i][j];
+            y[at] = acc ? y[at] + accv[i][j] : dlc__epi_apply(ep, gr, b ? accv[i][j] + b[gr] : accv[i][j]);
         }
+    }
+}
+/* The weight gradient: dW_g (Mg x K) += dy_g (Mg x n*P) col_g(x)^T, the
+   depth n*P cut into slices of `span` (a multiple of 16) so that a small dW
+   still fills the GPU: blockIdx.z is group + G * slice. With one slice the
+   epilogue adds into dW; with several, slice s stores its tile in
+   out + s*M*K and dlk__conv2d_dw_sum adds the slices in order (no atomics:
+   the result does not depend on timing). Loads: each thread reads depth
+   j = tid % 16 of the slice (consecutive pixels across a warp, so dy and x
+   are read contiguously) for rows and weight positions tid / 16 + 16i. */
+static __global__ void dlk__conv2d_dw_implicit(dlc_conv g, const float *x, const float *dy, long long depth, long long span,
+                                               int slices_out, float *out) {
+    __shared__ float As[DLC_IG_BK][DLC_IG_BM + 1], Bs[DLC_IG_BK][DLC_IG_BN + 1];
+    const int KK = g.KH * g.KW, tid = threadIdx.x, tx = tid % 16, ty = tid / 16, kk = tid % DLC_IG_BK, grp = blockIdx.z % g.G;
+    const int m0 = blockIdx.y * DLC_IG_BM, d0 = blockIdx.x * DLC_IG_BN;
+    const long long s = blockIdx.z / g.G, lo = s * span, hi = lo + span < depth ? lo + span : depth;
+    const float *xg = x + (size_t)grp * g.Cg * g.H * g.W, *dyg = dy + (size_t)grp * g.Mg * g.P;
+    int dch[4], dkh[4], dkw[4], i, j;
+    float accv[4][4];
+    long long j0;
+    for (i = 0; i < 4; i++) {           /* this thread's weight positions, once */
+        int d = d0 + ty + 16 * i;
+        dch[i] = d < g.K ? d / KK : -1; dkh[i] = d % KK / g.KW * g.dh; dkw[i] = d % g.KW * g.dw;
+    }
+    for (i = 0; i < 4; i++) for (j = 0; j < 4; j++) accv[i][j] = 0.0f;
+    for (j0 = lo; j0 < hi; j0 += DLC_IG_BK) {
+        long long jj = j0 + kk;
+        int ok = jj < hi, p = ok ? (int)(jj % g.P) : 0, ih0 = p / g.OW * g.sh - g.ph, iw0 = p % g.OW * g.sw - g.pw;
+        size_t nn = ok ? (size_t)(jj / g.P) : 0;
+        for (i = 0; i < 4; i++) {
+            int r = ty + 16 * i, ih = ih0 + dkh[i], iw = iw0 + dkw[i];
+            As[kk][r] = ok && m0 + r < g.Mg ? dyg[(nn * g.M + m0 + r) * g.P + p] : 0.0f;
+            Bs[kk][r] = ok && dch[i] >= 0 && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W
+                      ? xg[((nn * g.C + dch[i]) * g.H + ih) * g.W + iw] : 0.0f;
+        }
+        __syncthreads();
+        dlc__tile_fma(As, Bs, tx, ty, accv);
+        __syncthreads();
+    }
+    out += slices_out ? (size_t)s * g.M * g.K : 0;
+    for (i = 0; i < 4; i++) {
+        int r = m0 + ty + 16 * i;
+        if (r >= g.Mg) continue;
+        for (j = 0; j < 4; j++) {
+            int d = d0 + tx + 16 * j;
+            size_t at = ((size_t)grp * g.Mg + r) * g.K + d;
+            if (d < g.K) out[at] = slices_out ? accv[i][j] : out[at] + accv[i][j];
+        }
+    }
+}
+static __global__ void dlk__conv2d_dw_sum(const float *part, int slices, size_t total, float *dw) {
+    DLC_FOR(i, total) {
+        float v = 0.0f;
+        for (int k = 0; k < slices; k++) v += part[(size_t)k * total + i];
+        dw[i] += v;
     }
 }
 /* DL_CUDA_CONV=auto takes the implicit GEMM for 3x3 and 5x5 kernels whose
@@ -457,15 +639,39 @@ static int dlc__conv_implicit(const dlc *c, const dlc_conv *g, int rows, long lo
     DLC_LAUNCH_BLOCKS(dlk__conv2d_implicit<DX>, (unsigned)(((cols) + DLC_IG_BN - 1) / DLC_IG_BN),               \
                       (unsigned)(((rows) + DLC_IG_BM - 1) / DLC_IG_BM), (unsigned)(g).G, DLC_IG_T, g, __VA_ARGS__)
 
+/* Slices of the weight gradient's depth: enough blocks to fill a GPU (about
+   512), each slice at least 512 deep (shallower ones cost more in partial
+   tiles than they gain), at most 64 slices. */
+static int dlc__conv_dw_run(dlc *c, const dlc_conv *g, const dl_exec *e) {
+    long long depth = (long long)e->n * g->P, span;
+    unsigned gx = (unsigned)((g->K + DLC_IG_BN - 1) / DLC_IG_BN), gy = (unsigned)((g->Mg + DLC_IG_BM - 1) / DLC_IG_BM);
+    long long blocks = (long long)gx * gy * g->G, slices = (512 + blocks - 1) / blocks, most = depth / 512;
+    size_t mk = (size_t)g->M * g->K;
+    if (slices > most) slices = most;
+    if (slices > 64) slices = 64;
+    if (slices * g->G > 65535) slices = 65535 / g->G;
+    if (slices < 1) slices = 1;
+    span = (depth + slices - 1) / slices;
+    span = (span + DLC_IG_BK - 1) / DLC_IG_BK * DLC_IG_BK;
+    slices = (depth + span - 1) / span;
+    if (slices > 1) DLC_TRY(dlc__reserve_big(c, (size_t)slices * mk));
+    DLC_LAUNCH_BLOCKS(dlk__conv2d_dw_implicit, gx, gy, (unsigned)(slices * g->G), DLC_IG_T, *g, e->in[0], e->dout, depth, span,
+                      slices > 1, slices > 1 ? (float *)c->big : e->dw[0]);
+    if (slices > 1) DLC_EACH(dlk__conv2d_dw_sum, mk, (const float *)c->big, (int)slices, mk, e->dw[0]);
+    return DL_OK;
+}
+
 /* acc: out += the convolution, no bias (conv2d_transpose's backward) */
 static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, int acc) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
     int nb = 1, n0;
     float *col, *yt;
+    dlc_epi ep;
+    DLC_TRY(dlc__epi_of(c, e, &ep));    /* none when acc: conv2d_transpose's backward passes no dl_fused */
     if (dlc__conv_implicit(c, &g, g.Mg, (long long)e->n * g.P)) {
         DLC_IMPLICIT(0, g, g.Mg, (long long)e->n * g.P, e->in[0], e->w[0], l->a.bias && !acc ? e->w[1] : NULL,
-                     (long long)e->n * g.P, acc, e->out);
+                     (long long)e->n * g.P, acc, e->out, ep);
         return DL_OK;
     }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
@@ -478,7 +684,7 @@ static int dlc__conv_forward_run(dlc *c, const dl_layer *l, const dl_exec *e, in
         DLC_TRY(dlc__sgemm(c, 0, 0, g.Mg, kP, g.K, 1.0f, e->w[0], g.K, (long long)g.Mg * g.K, col, kP, (long long)g.K * kP,
                            0.0f, yt, kP, (long long)g.Mg * kP, g.G));
         DLC_EACH(dlk__conv2d_output, k * out_per, yt, l->a.bias && !acc ? e->w[1] : NULL, g.M, g.P, k, acc, k * out_per,
-                 e->out + n0 * out_per);
+                 e->out + n0 * out_per, ep);
     }
     return DL_OK;
 }
@@ -486,14 +692,21 @@ static int dlc__conv2d_forward(dlc *c, const dl_layer *l, const dl_exec *e) { re
 static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
     dlc_conv g = dl_layer_conv_geom(l);
     size_t col_per = (size_t)g.C * g.KH * g.KW * g.P, out_per = (size_t)g.M * g.P, in_per = (size_t)g.C * g.H * g.W;
-    int nb = 1, n0, dbias = l->a.bias && e->dw[1], dx_col = e->din[0] != NULL;
+    int nb = 1, n0, dbias = l->a.bias && e->dw[1], dx_col = e->din[0] != NULL, dw_col = e->dw[0] != NULL;
     long long in_cols = (long long)e->n * g.H * g.W;
     float *col, *dyt;
     if (dx_col && dlc__conv_implicit(c, &g, g.Cg, in_cols)) {
-        DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0]);
+        DLC_IMPLICIT(1, g, g.Cg, in_cols, e->dout, e->w[0], NULL, in_cols, 1, e->din[0], dlc__no_epi());
         dx_col = 0;
     }
-    if (!dx_col && !e->dw[0] && !dbias) return DL_OK;
+    if (dw_col && dlc__conv_implicit(c, &g, g.Mg, g.K)) {
+        DLC_TRY(dlc__conv_dw_run(c, &g, e));
+        dw_col = 0;
+    }
+    if (!dx_col && !dw_col) {           /* nothing needs dy transposed: the bias sums it in place */
+        if (dbias) DLC_LAUNCH(dlk__bias_planes_backward, (unsigned)g.M, e->dout, e->n, g.M, (size_t)g.P, e->dw[1]);
+        return DL_OK;
+    }
     DLC_TRY(dlc__conv_chunk(c, &g, e->n, &nb));
     col = (float *)c->big;
     dyt = col + (size_t)nb * col_per;
@@ -501,7 +714,7 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
         int k = e->n - n0 < nb ? e->n - n0 : nb, kP = k * g.P;
         DLC_EACH(dlk__conv2d_dout_t, k * out_per, e->dout + n0 * out_per, g.M, g.P, k, k * out_per, dyt);
         if (dbias) DLC_LAUNCH(dlk__conv2d_bias_backward, (unsigned)g.M, dyt, (size_t)kP, e->dw[1]);
-        if (e->dw[0]) {     /* dW_g (Mg x K) += dYt_g (Mg x kP) col_g^T */
+        if (dw_col) {       /* dW_g (Mg x K) += dYt_g (Mg x kP) col_g^T */
             DLC_EACH(dlk__conv2d_im2col, k * col_per, g, e->in[0] + n0 * in_per, k, k * col_per, col);
             DLC_TRY(dlc__sgemm(c, 0, 1, g.Mg, g.K, kP, 1.0f, dyt, kP, (long long)g.Mg * kP, col, kP, (long long)g.K * kP,
                                1.0f, e->dw[0], g.K, (long long)g.Mg * g.K, g.G));
@@ -521,13 +734,6 @@ static int dlc__conv2d_backward(dlc *c, const dl_layer *l, const dl_exec *e) {
    and dy in each other's place; db = dy summed per output channel. ---- */
 static __global__ void dlk__bias_planes(const float *b, int C, size_t P, size_t total, float *y) {
     DLC_FOR(i, total) y[i] += b[i / P % C];
-}
-/* db[c] += sum over samples and positions of dy[n][c][p]; one block per c */
-static __global__ void dlk__bias_planes_backward(const float *dy, int N, int C, size_t P, float *db) {
-    double s = 0;
-    for (size_t k = threadIdx.x; k < (size_t)N * P; k += blockDim.x) s += dy[(k / P * C + blockIdx.x) * P + k % P];
-    s = dlc__block_sum(s);
-    if (threadIdx.x == 0) db[blockIdx.x] += (float)s;
 }
 static int dlc__conv2d_transpose_forward(dlc *c, const dl_layer *l, const dl_exec *e) {
     float *din[1], *dw[2] = { NULL, NULL };
@@ -1506,7 +1712,9 @@ static int dlc__memcpy(dlc *c, void *dst, const void *src, size_t bytes, cudaMem
     return DL_OK;
 }
 static int dlc__wait(dlc *c) {
+    DLC_TRY(dlc__flush(c));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
+    c->stage_used = 0;                  /* no graph reads the staging any more */
     return DL_OK;
 }
 static int dlc__custom(dlc *c, const dl_layer *l, const dl_exec *e, int backward) {
@@ -1517,6 +1725,7 @@ static int dlc__custom(dlc *c, const dl_layer *l, const dl_exec *e, int backward
     size_t n = (size_t)e->n, total, F = sizeof(float);
     dl_custom_args a;
     if (backward && !l->custom.backward) return DL_OK;      /* nothing flows back through it */
+    DLC_TRY(dlc__flush(c));             /* host copies and callbacks: no capture goes past them */
     if (l->n_in > 64 || np > 4)
         return dlc__fail(c, DL_ERR_UNSUPPORTED, "custom '%s': %d inputs and %d parameters; at most 64 and 4", l->name, l->n_in, np);
     /* one host block: out, dout, inputs, input gradients, parameters, their gradients */
@@ -1820,6 +2029,7 @@ static void *dlc__alloc(dl_backend *b, size_t bytes) {
     std::lock_guard<std::mutex> hold(c->lock);
     void *p = NULL;
     cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess && dlc__flush(c)) return NULL;
     if (e == cudaSuccess) e = cudaMalloc(&p, bytes ? bytes : 16);
     if (e != cudaSuccess) {
         char what[64];
@@ -1834,6 +2044,7 @@ static void dlc__release(dl_backend *b, void *p) {
     std::lock_guard<std::mutex> hold(c->lock);
     if (!p) return;
     cudaSetDevice(c->device);
+    dlc__flush(c);
     cudaStreamSynchronize(c->stream);   /* queued kernels may still use p */
     cudaFree(p);
     cudaGetLastError();                 /* release cannot report; keep the error from the next call */
@@ -1843,13 +2054,34 @@ static int dlc__copy(dl_backend *b, void *dst, const void *src, size_t bytes, in
     if (!bytes) return DL_OK;
     if (dir == DL_TO_DEVICE) {
         cudaPointerAttributes at;
+        int pinned = 1;
+        if (cudaPointerGetAttributes(&at, src) != cudaSuccess) cudaGetLastError();
+        else pinned = at.type != cudaMemoryTypeUnregistered;
+        if (c->capturing) {             /* a capture reads pinned staging; the caller's own pinned memory is waited for */
+            const void *st = pinned ? NULL : dlc__staged(c, src, bytes);
+            if (st) { DLC_CHECK(cudaMemcpyAsync(dst, st, bytes, cudaMemcpyHostToDevice, c->stream)); return DL_OK; }
+            DLC_TRY(dlc__flush(c));
+            if (!pinned) {              /* staging was short: twice what this capture needed, for the next one */
+                size_t want = 2 * (c->stage_used + bytes + 256);
+                void *p = NULL;
+                DLC_CHECK(cudaStreamSynchronize(c->stream));
+                if (c->stage) DLC_CHECK(cudaFreeHost(c->stage));
+                c->stage = NULL;
+                c->stage_cap = 0;
+                DLC_CHECK(cudaMallocHost(&p, want));
+                c->stage = (char *)p;
+                c->stage_cap = want;
+                c->stage_used = 0;
+            }
+        }
         DLC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
         /* pageable memory is staged before the call returns; pinned memory is read later: wait for it */
-        if (cudaPointerGetAttributes(&at, src) != cudaSuccess) cudaGetLastError();
-        else if (at.type != cudaMemoryTypeUnregistered) DLC_CHECK(cudaStreamSynchronize(c->stream));
+        if (pinned) DLC_CHECK(cudaStreamSynchronize(c->stream));
     } else if (dir == DL_TO_HOST) {
+        DLC_TRY(dlc__flush(c));
         DLC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
         DLC_CHECK(cudaStreamSynchronize(c->stream));
+        c->stage_used = 0;
     } else if (dir == DL_ON_DEVICE) {
         DLC_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     } else return dlc__fail(c, DL_ERR_ARG, "copy: unknown direction %d", dir);
@@ -1911,6 +2143,8 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     DLC_TRY(dlc__reserve_small(c, (((2 * (size_t)R * sizeof(size_t)) + 255) & ~(size_t)255) + (size_t)R * X * sizeof(double)));
     if (c->host_ranges_cap < 2 * (size_t)R) {       /* no copy reads it: every step ends waiting */
         void *p = NULL;
+        DLC_TRY(dlc__flush(c));
+        DLC_CHECK(cudaStreamSynchronize(c->stream));
         if (c->host_ranges) DLC_CHECK(cudaFreeHost(c->host_ranges));
         c->host_ranges = NULL;
         c->host_ranges_cap = 0;
@@ -1926,6 +2160,17 @@ static int dlc__optim_step(dl_backend *b, const dl_optim_job *job) {
     if (rc || (rc = wait)) return rc;
     return dlc__verdict(c);
 }
+/* dl_backend.graph: slot 0 a training step, 1 a prediction starts; -1 ends any capture (launching it). */
+static int dlc__graph(dl_backend *b, int slot) {
+    DLC_ENTER(b);
+    if (slot < 0 || !c->graphs) return dlc__flush(c);
+    if (slot > 1) return dlc__fail(c, DL_ERR_ARG, "graph: slot %d", slot);
+    DLC_TRY(dlc__flush(c));
+    c->slot = slot;
+    DLC_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    c->capturing = 1;
+    return DL_OK;
+}
 /* Queued after the loss, before backward: the step's one wait is then the sync that ends it. */
 static int dlc__guard(dl_backend *b, const float *stats, size_t n) {
     DLC_ENTER(b);
@@ -1939,8 +2184,10 @@ static int dlc__sync(dl_backend *b) {
     int armed = c->armed;
     c->pending_loss = NULL;
     c->armed = 0;
+    DLC_TRY(dlc__flush(c));
     if (armed) DLC_CHECK(cudaMemcpyAsync(&c->host_v->ok, &c->dev_v->ok, sizeof(int), cudaMemcpyDeviceToHost, c->stream));
     DLC_CHECK(cudaStreamSynchronize(c->stream));
+    c->stage_used = 0;
     if (dst) *dst = c->host_v->loss;
     return armed ? dlc__verdict(c) : DL_OK;
 }
@@ -1948,7 +2195,11 @@ static void dlc__destroy(dl_backend *b) {
     dlc *c = dlc__of(b);
     if (!c) return;
     cudaSetDevice(c->device);
+    dlc__flush(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
+    for (int k = 0; k < 2; k++) if (c->exec[k]) cudaGraphExecDestroy(c->exec[k]);
+    if (c->stage) cudaFreeHost(c->stage);
+    if (c->blas_ws) cudaFree(c->blas_ws);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     if (c->big) cudaFree(c->big);
@@ -1991,6 +2242,11 @@ static int dlc__start(dlc *c) {
     /* a first kernel, so a device these kernels were not built for fails here, not mid-training */
     DLC_LAUNCH(dlk__probe, 1, c->dev_v);
     DLC_CHECK(cudaStreamSynchronize(c->stream));
+    if (c->graphs) {                    /* cuBLAS's calls are capturable with a workspace of its own (32 MB: Hopper's advice) */
+        DLC_CHECK(cudaMalloc(&c->blas_ws, (size_t)32 << 20));
+        if ((s = cublasSetWorkspace(c->blas, c->blas_ws, (size_t)32 << 20)) != CUBLAS_STATUS_SUCCESS)
+            return dlc__blas(c, s, "cublasSetWorkspace", __LINE__);
+    }
     return DL_OK;
 }
 
@@ -2032,6 +2288,7 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
                       ? (size_t)atol(getenv("DL_CUDA_CONV_SCRATCH")) : DLC_CONV_SCRATCH;
     c->conv_algo = !getenv("DL_CUDA_CONV") ? DLC_CONV_IM2COL : !strcmp(getenv("DL_CUDA_CONV"), "auto") ? DLC_CONV_AUTO
                  : !strcmp(getenv("DL_CUDA_CONV"), "implicit") ? DLC_CONV_IMPLICIT : DLC_CONV_IM2COL;
+    c->graphs = getenv("DL_CUDA_GRAPHS") && !strcmp(getenv("DL_CUDA_GRAPHS"), "1");
     c->b.name = "cuda";
     c->b.alloc = dlc__alloc;
     c->b.release = dlc__release;
@@ -2045,6 +2302,8 @@ static dl_backend *dlc__new(int device, dl_status *st, const char *call) {
     c->b.guard = dlc__guard;
     c->b.destroy = dlc__destroy;
     c->b.user = c;
+    c->b.graph = dlc__graph;
+    c->b.fuse = !getenv("DL_CUDA_FUSE") || strcmp(getenv("DL_CUDA_FUSE"), "0");   /* =0: every layer its own pass (gpu_check compares) */
     if ((rc = dlc__start(c)) != DL_OK) {
         dlc__status(st, rc, "%s: device %d: %s", call, device, c->b.error);
         dlc__destroy(&c->b);

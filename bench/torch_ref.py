@@ -9,7 +9,7 @@ the BLAS the process loaded. Usage:
   torch_ref.py --net NAME [--secs S] [--busy] [--onnx PATH]   figures (--busy: training only)
   torch_ref.py --net NAME --train-rss     peak RSS of a process that only trains
   torch_ref.py --import-floor             peak RSS of `import torch` alone
-  torch_ref.py --device cuda              GPU throughput of the reference CNN (tests/gpu_check.sh)"""
+  torch_ref.py --device cuda [--secs S]   GPU throughput: reference, cifar, resnet at 64/256/1024 (tests/gpu_check.sh)"""
 import argparse, resource, time
 
 import torch
@@ -137,7 +137,7 @@ def main():
     ap.add_argument("--onnx", default="")
     ap.add_argument("--train-rss", action="store_true")
     ap.add_argument("--import-floor", action="store_true")
-    ap.add_argument("--device", default="cpu", help="cuda: GPU throughput at batch 64 and 256 (cuDNN autotuned)")
+    ap.add_argument("--device", default="cpu", help="cuda: GPU throughput at batch 64, 256 and 1024 (cuDNN autotuned)")
     a = ap.parse_args()
     if a.device != "cpu":
         return gpu(a)
@@ -161,39 +161,47 @@ def main():
 
 
 def gpu(a):
-    """Training and inference images/s on the GPU, random data, as build/test_cuda --bench measures dl.h."""
+    """Training and inference images/s on the GPU, random data, as build/test_cuda --bench measures dl.h:
+    the reference CNN, the cifar and resnet nets at batch 64, 256 and 1024. Keys: cuda_train_ips_NET_BATCH,
+    cuda_infer_ips_NET_BATCH (and, for the reference CNN, the older cuda_train_ips_BATCH)."""
     torch.backends.cudnn.benchmark = True
     dev = torch.device(a.device)
-    secs = 3.0
+    secs = a.secs
     if dev.type == "cuda":
         print("gpu", torch.cuda.get_device_name(dev).replace(" ", "_"))
-    for batch in (64, 256):
-        x = torch.rand(batch, 1, 28, 28, device=dev)
-        y = torch.randint(0, 10, (batch,), device=dev)
-        m = reference().to(dev)
-        opt = torch.optim.Adam(m.parameters(), 1e-3)
 
-        def step():
-            opt.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
+    def synced(fn):
+        def run():
+            fn()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+        return run
+    for name in ("reference", "cifar", "resnet"):
+        make, shape = NETS[name]
+        for batch in (64, 256, 1024):
+            x = torch.rand(batch, *shape, device=dev)
+            y = torch.randint(0, 10, (batch,), device=dev)
+            m = make().to(dev)
+            opt = torch.optim.Adam(m.parameters(), 1e-3)
 
-        def synced(fn):
-            def run():
-                fn()
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-            return run
-        for _ in range(20):
-            step()
-        n, t = timed(synced(step), secs)
-        print("cuda_train_ips_%d" % batch, n * batch / t)
-        m.eval()
-        with torch.no_grad():
-            for _ in range(20):
-                m(x)
-            n, t = timed(synced(lambda: m(x)), secs)
-            print("cuda_infer_ips_%d" % batch, n * batch / t)
+            def step():
+                opt.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(m(x), y).backward()
+                opt.step()
+            for _ in range(10):
+                step()
+            n, t = timed(synced(step), secs)
+            print("cuda_train_ips_%s_%d" % (name, batch), n * batch / t, flush=True)
+            if name == "reference":
+                print("cuda_train_ips_%d" % batch, n * batch / t)
+            m.eval()
+            with torch.no_grad():
+                for _ in range(10):
+                    m(x)
+                n, t = timed(synced(lambda: m(x)), secs)
+                print("cuda_infer_ips_%s_%d" % (name, batch), n * batch / t, flush=True)
+                if name == "reference":
+                    print("cuda_infer_ips_%d" % batch, n * batch / t)
 
 
 if __name__ == "__main__":

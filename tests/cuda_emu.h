@@ -5,7 +5,9 @@
    dl_cuda.cu includes this instead of the CUDA headers when built with
    -DDLC_EMULATE by a C++ compiler. Kernels become plain functions run once
    per block with ONE thread per block (grid-stride loops then cover every
-   index, and block sums are the identity); everything is synchronous.
+   index, and block sums are the identity); everything is synchronous, except
+   that a capturing stream (cudaStreamBeginCapture) records what it is given
+   and a graph launch runs the recording (see "graph capture" below).
 
    It is stricter than a real device where that finds bugs: "device" memory is
    registered, filled with NaN bytes when allocated and fenced by guard bytes
@@ -34,6 +36,8 @@
 #include <ucontext.h>
 #include <atomic>
 #include <mutex>
+#include <vector>
+#include <functional>
 
 #define __global__
 #define __device__
@@ -43,7 +47,8 @@
 /* ---- errors ---- */
 typedef enum cudaError {
     cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
-    cudaErrorInvalidConfiguration = 9, cudaErrorInsufficientDriver = 35, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101
+    cudaErrorInvalidConfiguration = 9, cudaErrorInsufficientDriver = 35, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101,
+    cudaErrorStreamCaptureUnsupported = 900, cudaErrorStreamCaptureInvalidated = 901, cudaErrorGraphExecUpdateFailure = 910
 } cudaError_t;
 static thread_local cudaError_t dlc_emu_last = cudaSuccess;
 static cudaError_t dlc_emu_err(cudaError_t e) { if (e != cudaSuccess) dlc_emu_last = e; return e; }
@@ -56,6 +61,9 @@ static inline const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorGraphExecUpdateFailure: return "cudaErrorGraphExecUpdateFailure";
     default: return "cudaErrorInvalidDevice";
     }
 }
@@ -67,13 +75,46 @@ static inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (emulated)";
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version (emulated)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorGraphExecUpdateFailure: return "the graph update was not performed because it included changes which violated constraints specific to instantiated graph update";
     default: return "invalid device ordinal";
     }
 }
 
+/* ---- streams and graph capture: a capturing stream records each
+   operation as a closure (its arguments evaluated when queued, as a real
+   launch's are) instead of running it; a graph is that list, and launching
+   it runs the list. What a real capture refuses is refused (and invalidates
+   the capture): waiting on the stream, copies from or to pageable host
+   memory, allocating or freeing while any stream captures. ---- */
+struct dlc_emu_op { const void *tag; std::function<void()> run; };   /* tag: the kernel, or what kind of copy */
+typedef struct dlc_emu_stream {
+    int magic;
+    std::vector<dlc_emu_op> *cap;       /* capturing: the operations so far */
+    bool invalid;                       /* a refused operation ended the capture's use */
+} *cudaStream_t;
+static std::atomic<int> dlc_emu_capturing(0);
+static std::atomic<long> dlc_emu_graph_runs(0), dlc_emu_graph_builds(0);
+extern "C" long dlc_emu_graph_launches(void) { return dlc_emu_graph_runs.load(); }
+extern "C" long dlc_emu_graph_instantiations(void) { return dlc_emu_graph_builds.load(); }
+static void dlc_emu_submit(cudaStream_t s, const void *tag, const std::function<void()> &f) {
+    if (s && s->cap) s->cap->push_back(dlc_emu_op{ tag, f });
+    else f();
+}
+static cudaError_t dlc_emu_refuse(cudaStream_t s) {     /* an operation a capture cannot hold */
+    if (s) s->invalid = true;
+    return cudaErrorStreamCaptureUnsupported;
+}
+static const char dlc_emu_tag_copy = 0, dlc_emu_tag_set = 0, dlc_emu_tag_gemm = 0;
+template <class T> struct dlc_emu_id { typedef T type; };
+
 /* ---- launches: one thread per block ---- */
 struct dlc_emu_dim3 { unsigned x, y, z; };
 static thread_local dlc_emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+/* Kernel launches so far (both kinds): tests check that fusion saves passes. */
+static std::atomic<long> dlc_emu_kernels(0);
+extern "C" long dlc_emu_kernel_launches(void) { return dlc_emu_kernels.load(); }
 template <class F> static void dlc_emu_launch(unsigned grid, F f) {
     if (grid == 0) { dlc_emu_err(cudaErrorInvalidConfiguration); return; }
     gridDim.x = grid; gridDim.y = gridDim.z = 1;
@@ -163,6 +204,22 @@ template <class F> static void dlc_emu_launch_blocks(unsigned gx, unsigned gy, u
     gridDim.y = gridDim.z = 1;
 }
 
+/* A kernel launch on stream s: the arguments converted to the kernel's
+   parameter types now, the kernel run now or, while s captures, recorded. */
+template <class... P>
+static void dlc_emu_kernel(cudaStream_t s, unsigned grid, void (*k)(P...), typename dlc_emu_id<P>::type... a) {
+    if (grid == 0) { dlc_emu_err(cudaErrorInvalidConfiguration); return; }
+    dlc_emu_kernels++;
+    dlc_emu_submit(s, (const void *)k, [=] { dlc_emu_launch(grid, [&] { k(a...); }); });
+}
+template <class... P>
+static void dlc_emu_kernel_blocks(cudaStream_t s, unsigned gx, unsigned gy, unsigned gz, int threads, void (*k)(P...),
+                                  typename dlc_emu_id<P>::type... a) {
+    if (!gx || !gy || !gz || threads < 1 || threads > 1024) { dlc_emu_err(cudaErrorInvalidConfiguration); return; }
+    dlc_emu_kernels++;
+    dlc_emu_submit(s, (const void *)k, [=] { dlc_emu_launch_blocks(gx, gy, gz, threads, [&] { k(a...); }); });
+}
+
 /* ---- memory: a registry of device and pinned blocks ---- */
 #if defined(__SANITIZE_ADDRESS__)
 #define DLC_EMU_GUARD 0
@@ -185,10 +242,14 @@ static bool dlc_emu_on_device(const void *p, size_t bytes) {
     --it;
     return q >= it->first && q + bytes <= it->first + it->second;
 }
-static bool dlc_emu_is_pinned(const void *p) {
+static bool dlc_emu_is_pinned(const void *p) {    /* inside a pinned block */
     dlc_emu_state &s = dlc_emu();
     std::lock_guard<std::mutex> hold(s.m);
-    return s.pinned.count((const char *)p) != 0;
+    const char *q = (const char *)p;
+    std::map<const char *, size_t>::iterator it = s.pinned.upper_bound(q);
+    if (it == s.pinned.begin()) return false;
+    --it;
+    return q >= it->first && q < it->first + (it->second ? it->second : 1);
 }
 static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     dlc_emu_state &s = dlc_emu();
@@ -197,6 +258,7 @@ static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     unsigned char *q;
     std::lock_guard<std::mutex> hold(s.m);
     *p = NULL;
+    if (dlc_emu_capturing.load()) return dlc_emu_err(cudaErrorStreamCaptureUnsupported);
     if (fail && strcmp(fail, counting)) { snprintf(counting, sizeof counting, "%s", fail); s.mallocs = 0; }
     if (++s.mallocs == (fail ? atol(fail) : -1) || !(q = (unsigned char *)malloc(bytes + 2 * DLC_EMU_GUARD + 1)))
         return dlc_emu_err(cudaErrorMemoryAllocation);
@@ -216,6 +278,7 @@ static inline cudaError_t cudaFree(void *p) {
     unsigned char *q = (unsigned char *)p;
     size_t bytes, i;
     if (!p) return cudaSuccess;
+    if (dlc_emu_capturing.load()) return dlc_emu_err(cudaErrorStreamCaptureUnsupported);
     if (!s.dev.count((const char *)p)) return dlc_emu_err(cudaErrorInvalidValue);
     bytes = s.dev[(const char *)p];
 #if DLC_EMU_GUARD
@@ -234,6 +297,7 @@ static inline cudaError_t cudaFree(void *p) {
 static inline cudaError_t cudaMallocHost(void **p, size_t bytes) {
     dlc_emu_state &s = dlc_emu();
     std::lock_guard<std::mutex> hold(s.m);
+    if (dlc_emu_capturing.load()) return dlc_emu_err(cudaErrorStreamCaptureUnsupported);
     if (!(*p = malloc(bytes ? bytes : 1))) return dlc_emu_err(cudaErrorMemoryAllocation);
     s.pinned[(const char *)*p] = bytes;
     return cudaSuccess;
@@ -241,6 +305,7 @@ static inline cudaError_t cudaMallocHost(void **p, size_t bytes) {
 static inline cudaError_t cudaFreeHost(void *p) {
     dlc_emu_state &s = dlc_emu();
     std::lock_guard<std::mutex> hold(s.m);
+    if (dlc_emu_capturing.load()) return dlc_emu_err(cudaErrorStreamCaptureUnsupported);
     if (!p || !s.pinned.count((const char *)p)) return dlc_emu_err(cudaErrorInvalidValue);   /* NULL too: not documented as allowed */
     s.pinned.erase((const char *)p);
     free(p);
@@ -256,20 +321,83 @@ static inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, con
 }
 
 /* ---- streams, devices ---- */
-typedef struct dlc_emu_stream { int magic; } *cudaStream_t;
 #define cudaStreamNonBlocking 0x01
 static inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     (void)flags;
     *s = new dlc_emu_stream;
     (*s)->magic = 0x5717ea;
+    (*s)->cap = NULL;
+    (*s)->invalid = false;
     return cudaSuccess;
 }
-static inline cudaError_t cudaStreamDestroy(cudaStream_t s) { if (!s || s->magic != 0x5717ea) return dlc_emu_err(cudaErrorInvalidValue); s->magic = 0; delete s; return cudaSuccess; }
+static inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (!s || s->magic != 0x5717ea || s->cap) return dlc_emu_err(cudaErrorInvalidValue);
+    s->magic = 0;
+    delete s;
+    return cudaSuccess;
+}
 static inline cudaError_t dlc_emu_stream_ok(cudaStream_t s) { return s && s->magic == 0x5717ea ? cudaSuccess : dlc_emu_err(cudaErrorInvalidValue); }
 /* Host waits are counted, so that a test can tell how often a step waits for the device. */
 static std::atomic<long> dlc_emu_waits(0);
 extern "C" long dlc_emu_stream_waits(void) { return dlc_emu_waits.load(); }
-static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) { dlc_emu_waits++; return dlc_emu_stream_ok(s); }
+static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (s && s->cap) return dlc_emu_err(dlc_emu_refuse(s));
+    dlc_emu_waits++;
+    return dlc_emu_stream_ok(s);
+}
+/* ---- graphs ---- */
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+struct dlc_emu_graph { std::vector<dlc_emu_op> ops; };
+typedef dlc_emu_graph *cudaGraph_t;
+typedef dlc_emu_graph *cudaGraphExec_t;
+typedef struct cudaGraphExecUpdateResultInfo { int result; void *errorNode, *errorFromNode; } cudaGraphExecUpdateResultInfo;
+static inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    (void)mode;
+    if (dlc_emu_stream_ok(s) != cudaSuccess || s->cap) return dlc_emu_err(cudaErrorInvalidValue);
+    s->cap = new std::vector<dlc_emu_op>;
+    s->invalid = false;
+    dlc_emu_capturing++;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    bool invalid;
+    *g = NULL;
+    if (dlc_emu_stream_ok(s) != cudaSuccess || !s->cap) return dlc_emu_err(cudaErrorInvalidValue);
+    invalid = s->invalid;
+    if (!invalid) { *g = new dlc_emu_graph; (*g)->ops.swap(*s->cap); }
+    delete s->cap;
+    s->cap = NULL;
+    s->invalid = false;
+    dlc_emu_capturing--;
+    return invalid ? dlc_emu_err(cudaErrorStreamCaptureInvalidated) : cudaSuccess;
+}
+static inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long flags) {
+    (void)flags;
+    if (!g) return dlc_emu_err(cudaErrorInvalidValue);
+    *e = new dlc_emu_graph(*g);
+    dlc_emu_graph_builds++;
+    return cudaSuccess;
+}
+/* Parameters may change, the operations may not: the same count, each the same kernel or kind of copy. */
+static inline cudaError_t cudaGraphExecUpdate(cudaGraphExec_t e, cudaGraph_t g, cudaGraphExecUpdateResultInfo *info) {
+    size_t i;
+    if (info) memset(info, 0, sizeof *info);
+    if (!e || !g) return dlc_emu_err(cudaErrorInvalidValue);
+    if (e->ops.size() != g->ops.size()) return dlc_emu_err(cudaErrorGraphExecUpdateFailure);
+    for (i = 0; i < g->ops.size(); i++)
+        if (e->ops[i].tag != g->ops[i].tag) return dlc_emu_err(cudaErrorGraphExecUpdateFailure);
+    e->ops = g->ops;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    size_t i;
+    if (!e || dlc_emu_stream_ok(s) != cudaSuccess || s->cap) return dlc_emu_err(cudaErrorInvalidValue);
+    dlc_emu_graph_runs++;
+    for (i = 0; i < e->ops.size(); i++) e->ops[i].run();
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+static inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
 static inline cudaError_t cudaGetDeviceCount(int *n) {
     const char *none = getenv("DLC_EMU_NO_DEVICE");     /* "driver": a machine without the driver */
     *n = none && *none && *none != '0' ? 0 : 1;
@@ -289,7 +417,9 @@ static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t byt
         fprintf(stderr, "cuda_emu: bad cudaMemcpyAsync of %lu bytes, kind %d\n", (unsigned long)bytes, (int)kind);
         return dlc_emu_err(cudaErrorInvalidValue);
     }
-    memmove(dst, src, bytes);
+    if (s->cap && ((kind == cudaMemcpyHostToDevice && !dlc_emu_is_pinned(src)) || (kind == cudaMemcpyDeviceToHost && !dlc_emu_is_pinned(dst))))
+        return dlc_emu_err(dlc_emu_refuse(s));      /* pageable host memory: a real capture refuses it too */
+    dlc_emu_submit(s, &dlc_emu_tag_copy, [=] { memmove(dst, src, bytes); });
     return cudaSuccess;
 }
 static inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
@@ -300,7 +430,10 @@ static inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void
         fprintf(stderr, "cuda_emu: bad cudaMemcpy2DAsync %lu x %lu\n", (unsigned long)width, (unsigned long)height);
         return dlc_emu_err(cudaErrorInvalidValue);
     }
-    for (r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    (void)r;
+    dlc_emu_submit(s, &dlc_emu_tag_copy, [=] {
+        for (size_t k = 0; k < height; k++) memmove((char *)dst + k * dpitch, (const char *)src + k * spitch, width);
+    });
     return cudaSuccess;
 }
 static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
@@ -308,7 +441,7 @@ static inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStre
         fprintf(stderr, "cuda_emu: bad cudaMemsetAsync of %lu bytes\n", (unsigned long)bytes);
         return dlc_emu_err(cudaErrorInvalidValue);
     }
-    memset(p, v, bytes);
+    dlc_emu_submit(s, &dlc_emu_tag_set, [=] { memset(p, v, bytes); });
     return cudaSuccess;
 }
 
@@ -359,7 +492,9 @@ static inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasO
                                                        int k, const float *alpha, const float *A, int lda, long long sA,
                                                        const float *B, int ldb, long long sB, const float *beta, float *C,
                                                        int ldc, long long sC, int batch) {
-    int b, i, j, l;
+    int b;
+    float al, be;
+    cublasMath_t math;
     if (!h || !h->s) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
         ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1)) {
@@ -376,21 +511,32 @@ static inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasO
             fprintf(stderr, "cuda_emu: cublasSgemmStridedBatched: batch %d reads or writes outside device memory\n", b);
             return CUBLAS_STATUS_INVALID_VALUE;
         }
-        /* summed like a tiled kernel, not like dl.h's loop: 4 interleaved fused
-           multiply-add accumulators, so the tests' tolerances meet reordering */
-        for (j = 0; j < n; j++)
-            for (i = 0; i < m; i++) {
-                float acc[4] = { 0, 0, 0, 0 };
-                for (l = 0; l < k; l++) {
-                    float x = ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda];
-                    float y = tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb];
-                    if (h->math == CUBLAS_TF32_TENSOR_OP_MATH) { x = dlc_emu_tf32(x); y = dlc_emu_tf32(y); }
-                    acc[l & 3] = fmaf(x, y, acc[l & 3]);
-                }
-                c[i + (size_t)j * ldc] = *alpha * ((acc[0] + acc[2]) + (acc[1] + acc[3])) +
-                                         (*beta == 0 ? 0.0f : *beta * c[i + (size_t)j * ldc]);
-            }
     }
+    al = *alpha; be = *beta; math = h->math;    /* host scalars are read when the call is made */
+    /* summed like a tiled kernel, not like dl.h's loop: 4 interleaved fused
+       multiply-add accumulators, so the tests' tolerances meet reordering */
+    dlc_emu_submit(h->s, &dlc_emu_tag_gemm, [=] {
+        for (int q = 0; q < batch; q++) {
+            const float *a = A + q * sA, *bb = B + q * sB;
+            float *c = C + q * sC;
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < m; i++) {
+                    float acc[4] = { 0, 0, 0, 0 };
+                    for (int l = 0; l < k; l++) {
+                        float x = ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda];
+                        float y = tb == CUBLAS_OP_N ? bb[l + (size_t)j * ldb] : bb[j + (size_t)l * ldb];
+                        if (math == CUBLAS_TF32_TENSOR_OP_MATH) { x = dlc_emu_tf32(x); y = dlc_emu_tf32(y); }
+                        acc[l & 3] = fmaf(x, y, acc[l & 3]);
+                    }
+                    c[i + (size_t)j * ldc] = al * ((acc[0] + acc[2]) + (acc[1] + acc[3])) + (be == 0 ? 0.0f : be * c[i + (size_t)j * ldc]);
+                }
+        }
+    });
     return CUBLAS_STATUS_SUCCESS;
+}
+/* Where cuBLAS works, so that its calls can be captured; the emulation needs none. */
+static inline cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *p, size_t bytes) {
+    (void)p; (void)bytes;
+    return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 #endif

@@ -1,12 +1,15 @@
 #!/bin/sh
 # gpu_check.sh - everything to run on a machine with an NVIDIA GPU (H100/H200),
-# nvcc and PyTorch, offline, in about 5 minutes:
+# nvcc and PyTorch, offline, in about 6 minutes (each step has a timeout; the sanitizer gets what is left of 330 s):
 #   1. make cuda                        dl_cuda.cu (sm_90 + PTX) and build/test_cuda
 #   2. build/test_cuda --require-gpu    every op, loss and optimizer against the CPU
-#   3. build/test_cuda --bench          reference CNN images/s, batch 64 and 256
-#   3b. build/test_cuda --bench-conv    conv chains, DL_CUDA_CONV=im2col vs implicit; --bench per path
+#   2b. the same (--quick) with DL_CUDA_GRAPHS=1 DL_CUDA_CONV=auto: graphs and the implicit GEMMs
+#   3. build/test_cuda --bench          reference CNN, cifar and residual nets, images/s at batch
+#                                       64, 256, 1024; DL_CUDA_CONV=im2col/implicit x DL_CUDA_GRAPHS=0/1
+#   3b. build/test_cuda --bench-conv    conv chains, DL_CUDA_CONV=im2col vs implicit
 #   4. build/fashion_gpu --gpu --epochs 1 --data DIR       (the demo on the GPU)
 #   5. python3 bench/torch_fashion.py --device cuda         (skipped if absent)
+#   5b. python3 bench/torch_ref.py --device cuda: PyTorch + cuDNN on step 3's nets and batches
 #   5c. examples/dist NCCL adapter: 1 GPU via ncclAllReduce = the plain GPU run
 #   5d. synchronised batchnorm through ncclSum on 1 GPU: within 1e-4 of the plain GPU run
 #   6. compute-sanitizer memcheck, then racecheck, on build/test_cuda --quick
@@ -58,26 +61,40 @@ if [ -x build/test_cuda ]; then
     if [ $rc -eq 0 ]; then row "2 GPU vs CPU parity" "PASS" "$last; $ran"
     else row "2 GPU vs CPU parity" "FAIL" "exit $rc: $last; $ran"; status=1; fi
 
-    step "3. build/test_cuda --bench"
-    echo "== build/test_cuda --bench" >> "$LOG/test_cuda.log"
-    timeout 60 build/test_cuda --bench > "$LOG/bench.tmp" 2>&1
+    step "2b. build/test_cuda --quick with DL_CUDA_GRAPHS=1 DL_CUDA_CONV=auto: every case through graphs"
+    DL_CUDA_GRAPHS=1 DL_CUDA_CONV=auto timeout 120 build/test_cuda --quick > "$LOG/test_graphs.log" 2>&1
+    rc=$?
+    grep -E '^(FAIL|    FAIL)' "$LOG/test_graphs.log" | head -20
+    cat "$LOG/test_graphs.log" >> "$LOG/test_cuda.log"
+    if [ $rc -eq 0 ]; then row "2b parity, graphs + auto conv" "PASS" "$(tail -1 "$LOG/test_graphs.log")"
+    else row "2b parity, graphs + auto conv" "FAIL" "exit $rc: $(tail -1 "$LOG/test_graphs.log")"; status=1; fi
+    rm -f "$LOG/test_graphs.log"
+
+    step "3. build/test_cuda --bench: reference CNN, cifar and residual nets at batch 64, 256, 1024"
+    # Each convolution path (DL_CUDA_CONV) with CUDA graphs off and on (DL_CUDA_GRAPHS): 4 runs of
+    # 9 net/batch pairs, about 1 s each (0.4 s of training, 0.4 s of inference, warm-up).
+    echo "== build/test_cuda --bench, per path" >> "$LOG/test_cuda.log"
+    : > "$LOG/bench.tmp"
+    for p in im2col implicit; do
+        for gr in 0 1; do
+            DL_CUDA_CONV=$p DL_CUDA_GRAPHS=$gr DL_BENCH_GPU_ONLY=1 timeout 50 build/test_cuda --bench 2>&1 |
+                grep '^bench' | sed "s/^bench: /bench ($p, graphs $gr): /" >> "$LOG/bench.tmp"
+        done
+    done
     cat "$LOG/bench.tmp" >> "$LOG/test_cuda.log"
-    grep '^bench' "$LOG/bench.tmp"
-    grep '^bench: reference' "$LOG/bench.tmp" | while IFS= read -r l; do
-        row "3 bench (random data)" "-" "$(echo "$l" | sed 's/^bench: reference CNN, //')"
+    cat "$LOG/bench.tmp"
+    grep '^bench (im2col, graphs 0): .*GPU' "$LOG/bench.tmp" | while IFS= read -r l; do
+        row "3 bench (random data)" "-" "$(echo "$l" | sed 's/^bench ([^)]*): //; s/ (\([^)]*\) ms\/step)//')"
     done
     rm -f "$LOG/bench.tmp"
 
-    step "3b. convolution paths: im2col + cuBLAS against the implicit GEMM (DL_CUDA_CONV)"
-    echo "== build/test_cuda --bench-conv, and --bench per path" >> "$LOG/test_cuda.log"
+    step "3b. convolution paths: conv chains, im2col + cuBLAS against the implicit GEMM (DL_CUDA_CONV)"
+    echo "== build/test_cuda --bench-conv" >> "$LOG/test_cuda.log"
     timeout 60 build/test_cuda --bench-conv > "$LOG/bench.tmp" 2>&1
-    for p in im2col implicit; do
-        DL_CUDA_CONV=$p timeout 60 build/test_cuda --bench 2>&1 | grep '^bench: reference CNN, GPU' | sed "s/^bench:/bench ($p):/" >> "$LOG/bench.tmp"
-    done
     cat "$LOG/bench.tmp" >> "$LOG/test_cuda.log"
     grep '^bench' "$LOG/bench.tmp"
-    grep '^bench-conv:\|^bench (' "$LOG/bench.tmp" | while IFS= read -r l; do
-        row "3b conv paths" "-" "$(echo "$l" | sed 's/^bench-conv: //; s/^bench //')"
+    grep '^bench-conv:' "$LOG/bench.tmp" | while IFS= read -r l; do
+        row "3b conv paths" "-" "$(echo "$l" | sed 's/^bench-conv: //')"
     done
     rm -f "$LOG/bench.tmp"
 else
@@ -121,13 +138,19 @@ else
     else row "5 torch baseline" "error" "exit $rc: $(tail -1 "$LOG/torch.log")"; fi
 fi
 
-step "5b. PyTorch throughput on this GPU (bench/torch_ref.py --device cuda)"
-if [ -f bench/torch_ref.py ]; then
-    timeout 120 python3 bench/torch_ref.py --device cuda > "$LOG/torch_ref.log" 2>&1
-    cat "$LOG/torch_ref.log" | tail -6
-    for b in 64 256; do
-        row "5b torch (random data) b$b" "-" "train $(grep "^cuda_train_ips_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1) img/s, inference $(grep "^cuda_infer_ips_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1) img/s"
+step "5b. PyTorch + cuDNN throughput on this GPU (bench/torch_ref.py --device cuda): the nets of step 3"
+if [ -f bench/torch_ref.py ] && python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2> /dev/null; then
+    timeout 150 python3 bench/torch_ref.py --device cuda --secs 0.5 > "$LOG/torch_ref.log" 2>&1
+    tail -4 "$LOG/torch_ref.log"
+    for n in reference cifar resnet; do
+        for b in 64 256 1024; do
+            t=$(grep "^cuda_train_ips_${n}_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1)
+            i=$(grep "^cuda_infer_ips_${n}_$b " "$LOG/torch_ref.log" | cut -d' ' -f2 | cut -d. -f1)
+            row "5b torch $n b$b" "-" "train ${t:-?} img/s, inference ${i:-?} img/s"
+        done
     done
+else
+    row "5b torch + cuDNN" "SKIP" "no bench/torch_ref.py or no PyTorch with CUDA"
 fi
 
 step "5c. NCCL adapter: one GPU through ncclAllReduce = the plain GPU run"

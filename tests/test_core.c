@@ -959,6 +959,156 @@ static void test_strided_im2col_bits(void) {
     CHECK(cases >= 30, "only %d cases built", cases);
 }
 
+/* Stride-1 convolutions read their input in place (dl__conv_direct: the
+   output on the padded width, B's rows at offsets into a zero-padded copy)
+   or pack im2col panels: the same bits, each path forced (net->conv_direct),
+   on kernels 1 to 5, pads 0 to 2 and asymmetric ones, dilation, groups, 1 to
+   64 channels (K past DL__KC), planes 1x1 to 5x64, batches 1 to 5, with and
+   without bias; fused with batchnorm and prelu or relu in dl_predict, in a
+   training forward, on 3 threads, frozen (the shapes' choice), and the input
+   gradient of a stride-1 transposed convolution (the GEMM accumulating).
+   Then forward and fused again with every other kernel table this CPU runs
+   (the scalar one, AVX2, and this one's with the portable dl__cols). */
+static void test_conv_direct_bits(void) {
+    static const int cfg[][10] = {      /* C, M, kernel, pad, dilation, H, W, groups, no bias, asymmetric pads */
+        { 3, 16, 3, 1, 1, 32, 32, 1, 0, 0 }, { 16, 16, 3, 1, 1, 16, 16, 1, 0, 0 }, { 1, 32, 3, 1, 1, 28, 28, 1, 0, 0 },
+        { 32, 64, 3, 1, 1, 8, 8, 1, 1, 0 }, { 3, 32, 5, 2, 1, 13, 11, 1, 0, 0 }, { 33, 5, 3, 1, 1, 9, 7, 1, 0, 0 },
+        { 64, 8, 5, 2, 1, 6, 5, 1, 1, 0 }, { 4, 6, 3, 0, 1, 7, 9, 2, 0, 0 }, { 5, 7, 3, 2, 2, 5, 6, 1, 0, 0 },
+        { 2, 3, 1, 1, 1, 4, 3, 1, 0, 0 }, { 8, 9, 5, 0, 1, 5, 5, 1, 0, 0 }, { 6, 10, 3, 1, 1, 1, 1, 1, 0, 0 },
+        { 3, 4, 3, 2, 1, 1, 1, 1, 0, 0 }, { 7, 17, 3, 1, 1, 33, 17, 1, 0, 0 }, { 16, 24, 2, 1, 1, 7, 7, 1, 0, 0 },
+        { 12, 12, 3, 1, 2, 10, 9, 3, 0, 0 }, { 5, 11, 3, 1, 1, 6, 7, 1, 0, 1 }, { 9, 13, 5, 2, 1, 9, 12, 1, 1, 1 },
+        { 40, 20, 3, 1, 1, 12, 31, 1, 0, 0 }, { 1, 1, 3, 1, 1, 17, 33, 1, 0, 0 }, { 64, 64, 3, 1, 1, 4, 4, 1, 0, 0 },
+        { 2, 5, 3, 1, 1, 5, 64, 1, 0, 0 }, { 4, 8, 5, 2, 1, 3, 32, 1, 1, 0 }, { 3, 6, 3, 1, 1, 4, 33, 1, 0, 1 },
+        { 6, 10, 3, 1, 2, 9, 32, 2, 0, 0 },
+    };                                  /* the last four: rows of 32 or 64 outputs, no column dropped */
+    static float x[5 * 64 * 33 * 33], dy[5 * 64 * 33 * 33];
+    dl__simd plain = *dl__simd_detect();
+    const dl__simd *isa[4];
+    int k, i, cases = 0, t, n_isa = 0;
+    isa[n_isa++] = dl__simd_detect();
+    plain.cols = NULL;
+    if (isa[0]->cols) isa[n_isa++] = &plain;
+    if (isa[0] != &dl__simd_scalar) isa[n_isa++] = &dl__simd_scalar;
+#ifdef DL__X86
+    if (isa[0] == &dl__simd_avx512 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa[n_isa++] = &dl__simd_avx2;
+#endif
+    for (i = 0; i < (int)(sizeof x / sizeof x[0]); i++) { x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f; dy[i] = (float)((i * 13) % 29) / 14.0f - 1.0f; }
+    for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++) {
+        const int *c = cfg[k];
+        int n = 1 + k % 5, v, size = 0, direct = 0;
+        dl_net *net[2];
+        dl_layer *in[2], *cv[2], *out[2];
+        const float *y[2];
+        float *keep = NULL;
+        for (v = 0; v < 2; v++) {
+            dl_conv_desc d;
+            memset(&d, 0, sizeof d);
+            d.filters = c[1]; d.kernel = c[2]; d.pad = c[3]; d.dilation = c[4]; d.groups = c[7]; d.no_bias = c[8];
+            if (c[9]) { d.pad = 0; d.pad_top = c[3]; d.pad_bottom = 0; d.pad_left = 0; d.pad_right = c[3]; }
+            net[v] = dl_net_new();
+            net[v]->conv_direct = v ? -1 : 1;
+            dl_net_seed(net[v], 11);
+            in[v] = dl_input(net[v], c[0], c[5], c[6]);
+            cv[v] = dl_conv2d_ex(in[v], &d);
+            out[v] = cv[v] ? (k % 2 ? dl_prelu(dl_batchnorm(cv[v])) : dl_relu(dl_batchnorm(cv[v]))) : NULL;
+        }
+        CHECK(out[0] && out[1], "case %d: %s", k, dl_net_error(net[0]));
+        if (out[0] && out[1]) {
+            dl_conv_geom g = dl_layer_conv_geom(cv[0]);
+            dl__direct dd;
+            direct = dl__conv_direct(&g, n, 1, &dd);
+            size = n * cv[0]->size;
+            for (v = 0; v < 2; v++) y[v] = dl_forward(net[v], cv[v], x, n, 0);
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "case %d: forward bits differ", k);
+            for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], out[v], x, n);
+            CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "case %d: fused bits differ", k);
+            keep = y[1] ? (float *)malloc((size_t)size * sizeof(float)) : NULL;
+            if (keep) memcpy(keep, y[1], (size_t)size * sizeof(float));
+            net[0]->par_min_work = 0;
+            dl_net_set_threads(net[0], 3);
+            y[0] = dl_predict(net[0], out[0], x, n);
+            CHECK(y[0] && keep && !memcmp(y[0], keep, (size_t)size * sizeof(float)), "case %d: 3 threads differ", k);
+            {
+                dl_status st;
+                dl_memory m;
+                dl_frozen *f = dl_freeze(net[1], out[1], &st);
+                float *fy = (float *)malloc((size_t)size * sizeof(float));
+                void *work = f && dl_frozen_memory(f, n, &m) == DL_OK ? malloc(m.work_bytes + 64) : NULL;
+                CHECK(work && fy && keep && dl_frozen_run(f, x, fy, n, work) == DL_OK && !memcmp(fy, keep, (size_t)size * sizeof(float)),
+                      "case %d: the frozen net differs", k);
+                free(work); free(fy);
+                dl_frozen_free(f);
+            }
+            if (size > cv[0]->shape[0]) {       /* batch statistics need two values: last, it moves them */
+                for (v = 0; v < 2; v++) y[v] = dl_forward(net[v], out[v], x, n, 1);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)size * sizeof(float)), "case %d: training forward bits differ", k);
+            }
+            cases += direct;
+        }
+        free(keep);
+        for (v = 0; v < 2; v++) dl_net_free(net[v]);
+    }
+    CHECK(cases == (int)(sizeof cfg / sizeof cfg[0]), "only %d cases went direct", cases);
+    for (t = 1; t < n_isa; t++)
+        for (k = 0; k < (int)(sizeof cfg / sizeof cfg[0]); k++) {
+            const int *c = cfg[k];
+            int n = 1 + k % 5, v;
+            dl_net *net[2];
+            dl_layer *cv[2], *out[2];
+            const float *y[2];
+            for (v = 0; v < 2; v++) {
+                dl_conv_desc d;
+                memset(&d, 0, sizeof d);
+                d.filters = c[1]; d.kernel = c[2]; d.pad = c[3]; d.dilation = c[4]; d.groups = c[7]; d.no_bias = c[8];
+                if (c[9]) { d.pad = 0; d.pad_top = c[3]; d.pad_right = c[3]; }
+                net[v] = dl_net_new();
+                net[v]->simd = isa[t];
+                net[v]->conv_direct = v ? -1 : 1;
+                dl_net_seed(net[v], 11);
+                cv[v] = dl_conv2d_ex(dl_input(net[v], c[0], c[5], c[6]), &d);
+                out[v] = cv[v] ? (k % 2 ? dl_prelu(dl_batchnorm(cv[v])) : dl_relu(dl_batchnorm(cv[v]))) : NULL;
+            }
+            if (out[0] && out[1]) {
+                for (v = 0; v < 2; v++) y[v] = dl_forward(net[v], cv[v], x, n, 0);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)n * cv[0]->size * sizeof(float)), "%s%s, case %d: forward bits differ",
+                      isa[t]->name, isa[t]->cols ? "" : " (portable cols)", k);
+                for (v = 0; v < 2; v++) y[v] = dl_predict(net[v], out[v], x, n);
+                CHECK(y[0] && y[1] && !memcmp(y[0], y[1], (size_t)n * cv[0]->size * sizeof(float)), "%s%s, case %d: fused bits differ",
+                      isa[t]->name, isa[t]->cols ? "" : " (portable cols)", k);
+            }
+            for (v = 0; v < 2; v++) dl_net_free(net[v]);
+        }
+    CHECK(n_isa >= 2, "only %d kernel tables", n_isa);
+    for (k = 0; k < 6; k++) {           /* conv2d_transpose's dx: a stride-1 convolution accumulating into dx */
+        const int *c = cfg[k * 3 + 1];
+        int n = 1 + k % 5, v, size = 0;
+        dl_net *net[2];
+        dl_layer *in[2], *tc[2];
+        const float *gx[2];
+        for (v = 0; v < 2; v++) {
+            dl_conv_desc d;
+            memset(&d, 0, sizeof d);
+            d.filters = c[1]; d.kernel = c[2]; d.pad = c[3] < c[2] ? c[3] : 0; d.dilation = c[4];
+            net[v] = dl_net_new();
+            net[v]->conv_direct = v ? -1 : 1;
+            dl_net_seed(net[v], 13);
+            in[v] = dl_input(net[v], c[0], c[5], c[6]);
+            tc[v] = dl_conv2d_transpose_ex(in[v], &d);
+            dl_net_set_input_grad(net[v], 1);
+        }
+        CHECK(tc[0] && tc[1], "transpose case %d: %s", k, dl_net_error(net[0]));
+        if (tc[0] && tc[1]) {
+            size = n * in[0]->size;
+            for (v = 0; v < 2; v++) {
+                dl_zero_grad(net[v]);
+                gx[v] = dl_forward(net[v], tc[v], x, n, 1) && dl_backward(net[v], tc[v], dy) == DL_OK ? dl_layer_grad(in[v]) : NULL;
+            }
+            CHECK(gx[0] && gx[1] && !memcmp(gx[0], gx[1], (size_t)size * sizeof(float)), "transpose case %d: dx bits differ", k);
+        }
+        for (v = 0; v < 2; v++) dl_net_free(net[v]);
+    }
+}
+
 /* Dense layers pack their input transposed and transpose their output
    with this CPU's 16 x 16 block kernel (AVX-512) or plain loops: the same
    bits on sizes around 16 and a vector tile (edge tiles, tails of k). */
@@ -1530,6 +1680,7 @@ int main(void) {
     RUN(test_depthwise_backward_kernel);
     RUN(test_batchnorm_one_pass_stats);
     RUN(test_strided_im2col_bits);
+    RUN(test_conv_direct_bits);
     RUN(test_transpose_kernel_bits);
     RUN(test_pack_transpose);
     RUN(test_relu_rows);

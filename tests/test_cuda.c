@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #define RTOL 1e-4
 #define ATOL_SCALE 1e-5
@@ -341,6 +342,9 @@ static const dl_conv_desc
     gx_cv_5x5_g2 = { .filters = 40, .kernel = 5, .pad = 2, .groups = 2 },
     gx_cv_dw_5x5 = { .filters = 8, .kernel = 5, .pad = 2, .groups = 8 },
     gx_cv_same_lower_s2 = { .filters = 4, .kernel = 3, .stride = 2, .auto_pad = DL_PAD_SAME_LOWER, .groups = 2 },
+    gx_cv_slices = { .filters = 20, .kernel = 3, .pad = 1 },
+    gx_cv_slices_5x5 = { .filters = 24, .kernel = 5, .stride = 2, .pad = 2, .groups = 2 },
+    gx_cv_slices_dw = { .filters = 8, .kernel = 3, .stride = 2, .pad_top = 1, .pad_left = 2, .groups = 8 },
     gx_ct_s3_dil2 = { .filters = 4, .kernel = 3, .stride = 3, .dilation = 2, .pad = 1, .output_padding_w = 2 },
     gx_ct_groups3_s2 = { .filters = 6, .kernel = 2, .stride = 2, .groups = 3, .no_bias = 1 };
 static const dl_pool_desc
@@ -370,6 +374,10 @@ static const op_case gpu_cases[] = {
     OPS_CONV("conv 5x5 6->40 groups2", 2, 6, 8, 7, gx_cv_5x5_g2, NULL),
     OPS_CONV("conv depthwise 5x5", 2, 8, 7, 6, gx_cv_dw_5x5, NULL),
     OPS_CONV("conv same_lower stride2 groups2", 2, 4, 7, 8, gx_cv_same_lower_s2, NULL),
+    /* the implicit weight gradient cuts a depth (batch x output pixels) over 1024 into slices */
+    OPS_CONV("conv 3x3 5->20 on 23x21 (weight gradient in 2 slices)", 3, 5, 23, 21, gx_cv_slices, NULL),
+    OPS_CONV("conv 5x5 stride2 groups2 6->24 on 40x37 (3 slices)", 5, 6, 40, 37, gx_cv_slices_5x5, NULL),
+    OPS_CONV("conv depthwise 3x3 stride2 asymmetric pad on 33x31 (2 slices)", 4, 8, 33, 31, gx_cv_slices_dw, NULL),
     OPS_UNARY(DL_OP_CONV2D, "conv 5x5 stride2 pad3 on 3x2", 2, 2, 3, 2, gx_conv_big, NULL, NULL, NULL),
     { DL_OP_CONV2D_TRANSPOSE, "conv transpose stride3 dilation2 output_padding_w2", 2, 3, 4, 3, mk_convT, &gx_ct_s3_dil2, NULL, NULL, 1 },
     { DL_OP_CONV2D_TRANSPOSE, "conv transpose groups3 stride2", 2, 6, 3, 4, mk_convT, &gx_ct_groups3_s2, NULL, NULL, 1 },
@@ -583,6 +591,205 @@ static void test_conv_chunks(void) {   /* a scratch limit of a few samples: the 
     unsetenv("DL_CUDA_CONV_SCRATCH");
 }
 
+/* Inference fusion (dl_fused): dl_predict on the GPU folds an eval
+   batchnorm and an activation into the conv or dense before them, as the CPU
+   does, in both convolution paths: conv + bn + relu; grouped, bias-free
+   conv + bn + prelu; a conv read twice (not fused) and conv + hard_swish
+   without batchnorm; depthwise conv + bn + clip; dense + bn + leaky_relu.
+   Running statistics are moved off 0 and 1 by training forwards first. The
+   same net with fusion off (dl_backend.fuse 0) agrees and, under the
+   emulation, launches more kernels. */
+#ifdef DLC_EMULATE
+long dlc_emu_kernel_launches(void);
+#define KERNEL_LAUNCHES() dlc_emu_kernel_launches()
+#else
+#define KERNEL_LAUNCHES() 0L
+#endif
+static dl_layer *fused_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 3, 11, 10), *h, *skip;
+    dl_conv_desc g = { .filters = 20, .kernel = 5, .stride = 2, .pad = 2, .groups = 4, .no_bias = 1 },
+                 dw = { .filters = 20, .kernel = 3, .pad = 1, .groups = 20 };
+    h = dl_relu(dl_batchnorm(dl_conv2d(x, 16, 3, 1, 1)));
+    h = dl_prelu(dl_batchnorm(dl_conv2d_ex(h, &g)));
+    skip = dl_conv2d(h, 20, 3, 1, 1);
+    h = dl_add(dl_hard_swish(dl_conv2d(skip, 20, 3, 1, 1)), skip);
+    h = dl_maxpool2d(dl_clip(dl_batchnorm(dl_conv2d_ex(h, &dw)), -0.5f, 0.5f), 2, 2);
+    h = dl_leaky_relu(dl_batchnorm(dl_dense(h, 12)), 0.1f);
+    return dl_dense(h, 5);
+}
+static void test_fused_predict(void) {
+    static const char *const path[2] = { "im2col", "implicit" };
+    const int n = 5;
+    int k, s;
+    for (k = 0; k < 2; k++) {
+        dl_net *a = dl_net_new(), *b = dl_net_new();
+        dl_layer *oa, *ob;
+        float *x, *ya = NULL, *yf = NULL;
+        const float *y;
+        long fused, plain;
+        setenv("DL_CUDA_CONV", path[k], 1);
+        dl_net_seed(a, 9); dl_net_seed(b, 9);
+        oa = fused_cnn(a); ob = fused_cnn(b);
+        if (!oa || !ob || dl_cuda_use(b, 0) != DL_OK) { CHECK(0, "%s: setup: %s", path[k], dl_net_error(b)); goto next; }
+        CHECK(dl_net_backend(b)->fuse == 1, "%s: the CUDA backend does not fuse by default", path[k]);
+        x = random_floats((size_t)n * dl_layer_size(dl_net_layer(a, 0)));
+        for (s = 0; s < 3; s++) {
+            dl_net_seed(a, 11 + s); dl_net_seed(b, 11 + s);
+            CHECK(dl_forward(a, oa, x, n, 1) && dl_forward(b, ob, x, n, 1), "%s: training forward: %s", path[k], dl_net_error(b));
+        }
+        y = dl_predict(a, oa, x, n);
+        CHECK(y != NULL, "%s: cpu predict: %s", path[k], dl_net_error(a));
+        ya = copy_floats(y, (size_t)n * 5);
+        fused = KERNEL_LAUNCHES();
+        y = dl_predict(b, ob, x, n);
+        fused = KERNEL_LAUNCHES() - fused;
+        CHECK(y != NULL, "%s: gpu predict: %s", path[k], dl_net_error(b));
+        if (y && ya) compare(path[k], "fused predict", y, ya, (size_t)n * 5);
+        yf = y ? copy_floats(y, (size_t)n * 5) : NULL;
+        dl_net_backend(b)->fuse = 0;
+        plain = KERNEL_LAUNCHES();
+        y = dl_predict(b, ob, x, n);
+        plain = KERNEL_LAUNCHES() - plain;
+        CHECK(y != NULL, "%s: gpu predict unfused: %s", path[k], dl_net_error(b));
+        if (y && ya) compare(path[k], "unfused predict", y, ya, (size_t)n * 5);
+        if (y && yf) compare(path[k], "fused against unfused", yf, y, (size_t)n * 5);
+#ifdef DLC_EMULATE      /* 4 batchnorms (statistics and apply) and 5 activations fewer, 4 folds more */
+        CHECK(plain - fused == 9, "%s: fused predict launched %ld kernels, unfused %ld", path[k], fused, plain);
+#endif
+        free(x);
+    next:
+        unsetenv("DL_CUDA_CONV");
+        free(ya); free(yf);
+        dl_net_free(a); dl_net_free(b);
+    }
+    setenv("DL_CUDA_FUSE", "0", 1);
+    {
+        dl_status st;
+        dl_backend *be = dl_cuda_backend_new(0, &st);
+        CHECK(be && be->fuse == 0, "DL_CUDA_FUSE=0: the backend still fuses");
+        if (be) be->destroy(be);
+    }
+    unsetenv("DL_CUDA_FUSE");
+}
+
+/* CUDA graphs (DL_CUDA_GRAPHS=1, read when a backend starts): two GPU nets
+   built alike, one capturing its training steps and predictions, must
+   agree bit for bit (under the emulation a replayed graph runs the very
+   launches it recorded), through Adam's changing step, dropout's new seed
+   each step, a batch-size change and a weight load; under the emulation,
+   each step and prediction is one graph launch, and the graph is updated in
+   place rather than rebuilt while the launches stay the same. */
+#ifdef DLC_EMULATE
+long dlc_emu_graph_launches(void);
+long dlc_emu_graph_instantiations(void);
+#define GRAPH_LAUNCHES() dlc_emu_graph_launches()
+#define GRAPH_BUILDS() dlc_emu_graph_instantiations()
+#else
+#define GRAPH_LAUNCHES() 0L
+#define GRAPH_BUILDS() 0L
+#endif
+static dl_layer *graph_cnn(dl_net *net) {
+    dl_layer *x = dl_input(net, 1, 12, 12);
+    dl_layer *h = dl_maxpool2d(dl_prelu(dl_batchnorm(dl_conv2d(x, 8, 3, 1, 1))), 2, 2);
+    h = dl_dropout(dl_relu(dl_batchnorm(dl_conv2d(h, 16, 3, 1, 1))), 0.25f);
+    return dl_dense(dl_flatten(h), 5);
+}
+/* Bit for bit under the emulation; on a GPU within the parity tolerance, since cuBLAS may pick
+   other algorithms with the workspace a capture needs. */
+#ifdef DLC_EMULATE
+#define GRAPH_SAME(what, x, y, n) CHECK(!memcmp(x, y, (n) * sizeof(float)), "graphs: %s differ", what)
+#else
+#define GRAPH_SAME(what, x, y, n) compare("graphs", what, x, y, n)
+#endif
+static void same_bits(const char *what, dl_net *a, dl_net *b) {
+    float *wa = fetch(a, a->dw, a->nw), *wb = fetch(b, b->dw, b->nw), *sa = fetch(a, a->ds, a->ns), *sb = fetch(b, b->ds, b->ns);
+    char label[128];
+    CHECK(a->nw == b->nw && a->ns == b->ns, "graphs: %s: nets differ", what);
+    snprintf(label, sizeof label, "%s: parameters", what);
+    GRAPH_SAME(label, wa, wb, a->nw);
+    snprintf(label, sizeof label, "%s: running statistics", what);
+    GRAPH_SAME(label, sa, sb, a->ns);
+    free(wa); free(wb); free(sa); free(sb);
+}
+static void graph_steps(const char *what, dl_net *net[2], dl_optim *opt[2], dl_layer *out[2], const float *x, const int *labels,
+                        int n, int steps) {
+    int s, k;
+    for (s = 0; s < steps; s++) {
+        float loss[2] = { -1, -2 };
+        long before = GRAPH_LAUNCHES();
+        for (k = 0; k < 2; k++)
+            CHECK(dl_train_step(net[k], opt[k], out[k], x, labels, n, &loss[k]) == DL_OK, "graphs: %s: step %d: %s", what, s,
+                  dl_net_error(net[k]));
+        GRAPH_SAME(what, &loss[0], &loss[1], 1);
+#ifdef DLC_EMULATE
+        CHECK(s == 0 || GRAPH_LAUNCHES() - before == 1, "graphs: %s: step %d: %ld graph launches", what, s, GRAPH_LAUNCHES() - before);
+#else
+        (void)before;
+#endif
+    }
+    same_bits(what, net[0], net[1]);
+}
+static void graph_predict(const char *what, dl_net *net[2], dl_layer *out[2], const float *x, int n) {
+    const float *y;
+    float *y0;
+    long before = GRAPH_LAUNCHES();
+    y = dl_predict(net[0], out[0], x, n);
+    CHECK(y != NULL, "graphs: %s: predict: %s", what, dl_net_error(net[0]));
+    if (!y) return;
+#ifdef DLC_EMULATE
+    CHECK(GRAPH_LAUNCHES() - before == 1, "graphs: %s: predict: %ld graph launches", what, GRAPH_LAUNCHES() - before);
+#else
+    (void)before;
+#endif
+    y0 = copy_floats(y, (size_t)n * 5);
+    y = dl_predict(net[1], out[1], x, n);
+    CHECK(y != NULL, "graphs: %s: predict: %s", what, dl_net_error(net[1]));
+    if (y) GRAPH_SAME(what, y0, y, (size_t)n * 5);
+    free(y0);
+}
+static void test_graphs(void) {
+    dl_net *net[2] = { dl_net_new(), dl_net_new() };
+    dl_layer *out[2];
+    dl_optim *opt[2] = { NULL, NULL };
+    dl_optim_desc d;
+    float *x = random_floats(6 * 144);
+    int labels[6] = { 0, 3, 1, 4, 2, 3 }, k;
+    long builds;
+    char path[64];
+    memset(&d, 0, sizeof d);
+    d.kind = DL_ADAM; d.lr = 0.01f;
+    for (k = 0; k < 2; k++) {
+        dl_net_seed(net[k], 21);
+        out[k] = graph_cnn(net[k]);
+        if (!k) setenv("DL_CUDA_GRAPHS", "1", 1);
+        if (!out[k] || dl_cuda_use(net[k], 0) != DL_OK || !(opt[k] = dl_optim_new(net[k], &d))) {
+            CHECK(0, "graphs: setup: %s", dl_net_error(net[k]));
+            unsetenv("DL_CUDA_GRAPHS");
+            goto done;
+        }
+        unsetenv("DL_CUDA_GRAPHS");
+    }
+    graph_steps("batch 6", net, opt, out, x, labels, 6, 4);
+    builds = GRAPH_BUILDS();
+    graph_steps("batch 6 again", net, opt, out, x, labels, 6, 3);
+    CHECK(GRAPH_BUILDS() == builds, "graphs: the same step's graph was rebuilt %ld times, not updated", GRAPH_BUILDS() - builds);
+    graph_predict("predict batch 6", net, out, x, 6);
+    graph_predict("predict batch 6 again", net, out, x, 6);
+    graph_steps("batch 4", net, opt, out, x, labels, 4, 3);
+    graph_predict("predict batch 3", net, out, x, 3);
+    snprintf(path, sizeof path, "/tmp/dl_test_graphs_%ld.dl", (long)getpid());
+    CHECK(dl_net_save(net[1], path) == DL_OK, "graphs: save: %s", dl_net_error(net[1]));
+    graph_steps("batch 6 before the load", net, opt, out, x, labels, 6, 2);
+    for (k = 0; k < 2; k++) CHECK(dl_net_load_weights(net[k], path) == DL_OK, "graphs: load: %s", dl_net_error(net[k]));
+    remove(path);
+    same_bits("after the load", net[0], net[1]);
+    graph_steps("batch 6 after the load", net, opt, out, x, labels, 6, 2);
+    graph_predict("predict after the load", net, out, x, 6);
+done:
+    free(x);
+    dl_net_free(net[0]); dl_net_free(net[1]);
+}
+
 static void test_reference_cnn(void) {
     net_case(N_REFERENCE, quick ? 2 : 5, "reference CNN");
 }
@@ -590,12 +797,15 @@ static void test_reference_cnn(void) {
 /* ---- losses: whole training steps ---- */
 /* mse: 0 cross-entropy, 1 mean squared error, 2 negative log-likelihood, 3 a scalar output's mean */
 static void loss_case(const char *label, int mse, int kind, int n) {
+    uint64_t outer = rng_state;         /* draws of its own: tests added before it cannot move its data (the reference
+                                           CNN's batch 8 lies near its tolerance for some draws: maxpool ties) */
     dl_net *a = dl_net_new(), *b = dl_net_new();
     dl_layer *oa, *ob;
     dl_optim_desc d = sgd_desc(0.1f, 0.9f, 0);
     dl_optim *pa, *pb;
     float *x, *t, la = -1, lb = -2;
     int *labels, i, s, classes;
+    rng_state = 1000 + 10 * (uint64_t)kind + (uint64_t)n;
     dl_net_seed(a, 3); dl_net_seed(b, 3);
     oa = build_net(a, &kind); ob = build_net(b, &kind);
     pa = dl_optim_new(a, &d);
@@ -620,6 +830,7 @@ static void loss_case(const char *label, int mse, int kind, int n) {
     loose = 1;
     free(x); free(t); free(labels);
 done:
+    rng_state = outer;
     dl_net_free(a); dl_net_free(b);
 }
 static void test_losses(void) {
@@ -1251,17 +1462,40 @@ static void test_emu_alloc_failures(void) {
 }
 #endif
 
-/* ---- throughput of the reference CNN ---- */
+/* ---- throughput: the reference CNN and two of bench/bench.c's nets (the same layers) ---- */
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
-static void bench_one(int gpu, int batch, double seconds) {
+static dl_layer *bench_conv_layer(dl_layer *x, int filters, int k, int stride) { return dl_conv2d(x, filters, k, stride, k / 2); }
+static dl_layer *bench_cifar(dl_net *net) {     /* bench.c's net_cifar */
+    dl_layer *h = dl_maxpool2d(dl_relu(bench_conv_layer(dl_input(net, 3, 32, 32), 32, 5, 1)), 2, 2);
+    h = dl_maxpool2d(dl_relu(bench_conv_layer(h, 64, 5, 1)), 2, 2);
+    return dl_dense(dl_relu(dl_dense(dl_flatten(h), 256)), 10);
+}
+static dl_layer *bench_bn_relu(dl_layer *x) { return dl_relu(dl_batchnorm(x)); }
+static dl_layer *bench_res_block(dl_layer *x, int out, int stride) {   /* bench.c's res_block */
+    dl_layer *h = dl_batchnorm(bench_conv_layer(bench_bn_relu(bench_conv_layer(x, out, 3, stride)), out, 3, 1));
+    dl_layer *s = stride == 1 && x->shape[0] == out ? x : dl_batchnorm(bench_conv_layer(x, out, 1, stride));
+    return dl_relu(dl_add(h, s));
+}
+static dl_layer *bench_resnet(dl_net *net) {    /* bench.c's net_resnet */
+    dl_layer *h = bench_bn_relu(bench_conv_layer(dl_input(net, 3, 32, 32), 16, 3, 1));
+    h = bench_res_block(h, 16, 1);
+    h = bench_res_block(h, 32, 2);
+    h = bench_res_block(h, 64, 2);
+    return dl_dense(dl_global_avgpool(h), 10);
+}
+static const struct { const char *name; dl_layer *(*build)(dl_net *); } bench_nets[] = {
+    { "reference CNN", reference_cnn }, { "cifar net", bench_cifar }, { "residual net", bench_resnet },
+};
+static void bench_one(int which, int gpu, int batch, double seconds) {
     dl_net *net = dl_net_new();
-    dl_layer *out = reference_cnn(net);
+    dl_layer *out = bench_nets[which].build(net);
     dl_optim *opt = dl_adam(net, 1e-3f);
-    float *x = random_floats((size_t)batch * 784);
+    size_t in = out ? (size_t)dl_layer_size(dl_net_layer(net, 0)) : 1;
+    float *x = random_floats((size_t)batch * in);
     int *y = (int *)malloc((size_t)batch * sizeof(int)), i, steps;
     double t0, train, infer;
     for (i = 0; i < batch; i++) y[i] = i % 10;
@@ -1271,11 +1505,12 @@ static void bench_one(int gpu, int batch, double seconds) {
     for (steps = 0; steps < 5 || now() - t0 < seconds; steps++)
         if (dl_train_step(net, opt, out, x, y, batch, NULL)) { printf("bench: %s\n", dl_net_error(net)); goto done; }
     train = steps * (double)batch / (now() - t0);
+    for (i = 0; i < 2; i++) dl_predict(net, out, x, batch);
     t0 = now();
     for (steps = 0; steps < 5 || now() - t0 < seconds; steps++)
         if (!dl_predict(net, out, x, batch)) { printf("bench: %s\n", dl_net_error(net)); goto done; }
     infer = steps * (double)batch / (now() - t0);
-    printf("bench: reference CNN, %s, batch %3d: train %9.0f img/s (%7.3f ms/step), inference %9.0f img/s\n",
+    printf("bench: %s, %s, batch %4d: train %9.0f img/s (%7.3f ms/step), inference %9.0f img/s\n", bench_nets[which].name,
            gpu ? "GPU" : "CPU", batch, train, 1e3 * batch / train, infer);
 done:
     free(x); free(y);
@@ -1315,9 +1550,14 @@ static void bench_conv(void) {
     }
     fflush(stdout);
 }
+/* On a GPU: each net at batch 64, 256 and 1024 (DL_CUDA_CONV and DL_CUDA_GRAPHS choose the paths; gpu_check.sh
+   runs each); on the CPU the reference CNN at 64, for scale. */
 static void bench(int gpu) {
-    if (gpu) { bench_one(1, 64, 1.0); bench_one(1, 256, 1.0); }
-    bench_one(0, 64, 0.5);
+    static const int batches[3] = { 64, 256, 1024 };
+    int k, b;
+    for (k = 0; gpu && k < (int)(sizeof bench_nets / sizeof bench_nets[0]); k++)
+        for (b = 0; b < 3; b++) { bench_one(k, 1, batches[b], 0.4); fflush(stdout); }
+    if (!getenv("DL_BENCH_GPU_ONLY")) bench_one(0, 0, 64, 0.5);
     fflush(stdout);
 }
 
@@ -1371,6 +1611,8 @@ int main(int argc, char **argv) {
     RUN(test_conv_chunks);
     RUN(test_multi_input);
     RUN(test_pool_chain);
+    RUN(test_fused_predict);
+    RUN(test_graphs);
     RUN(test_reference_cnn);
     RUN(test_losses);
     RUN(test_optimizers);
