@@ -3444,25 +3444,32 @@ static void dl__depthwise_dx_avx512(float *dx, const float *dy, const float *w, 
     }
 }
 /* Stride 2: the four phase planes of x, plane (py, px) row i column j =
-   x[2i + py][2j + px], PH x PW each, zeros past x (odd H or W). Written
-   plane after plane by whole-vector stores, each row's spill past PW
-   overwritten by the next row (the last plane's by at most 15 floats of
-   slack after the planes): the kernels read the planes right away, and a
-   masked store does not forward to the loads that follow it. */
+   x[2i + py][2j + px], PH x PW each, zeros past x (odd H or W). One pass
+   over x (row r gives row r/2 of two planes), by whole-vector stores
+   whose spill past PW lands on the plane's next rows, written later; only
+   a store that would cross into the next plane is masked. The kernels read
+   the planes right away, and a masked store does not forward to the loads
+   that follow it. */
 __attribute__((target("avx512f")))
 static void dl__dw_phases_avx512(float *ph, const float *x, int H, int W, int PH, int PW) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int p, i, j;
-    for (p = 0; p < 4; p++) {
-        const __m512i pick = _mm512_add_epi32(_mm512_add_epi32(iota, iota), _mm512_set1_epi32(p & 1));
-        for (i = 0; i < PH; i++) {
-            int r = 2 * i + (p >> 1);
-            float *d = ph + ((size_t)p * PH + i) * PW;
-            for (j = 0; j < PW; j += 16) {
-                __mmask16 ma = dl__lanes16(W - 2 * j), mb = dl__lanes16(W - 2 * j - 16);
-                const float *xr = x + (size_t)r * W + 2 * j;
-                _mm512_storeu_ps(d + j, r >= H ? _mm512_setzero_ps()
-                                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ma, xr), pick, _mm512_maskz_loadu_ps(mb, xr + 16)));
+    const __m512i even = _mm512_add_epi32(iota, iota), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    int r, j;
+    for (r = 0; r < 2 * PH; r++) {      /* row r of x: row r/2 of the even- and odd-column planes of its row parity */
+        float *d0 = ph + ((size_t)(r & 1) * 2 * PH + (size_t)(r >> 1)) * PW, *d1 = d0 + (size_t)PH * PW;
+        for (j = 0; j < PW; j += 16) {
+            int left = (PH - (r >> 1)) * PW - j;    /* floats to the plane's end: past it, the next plane is written already */
+            __mmask16 ma = dl__lanes16(W - 2 * j), mb = dl__lanes16(W - 2 * j - 16);
+            const float *xr = x + (size_t)r * W + 2 * j;
+            __m512 a = r < H ? _mm512_maskz_loadu_ps(ma, xr) : _mm512_setzero_ps();
+            __m512 b = r < H ? _mm512_maskz_loadu_ps(mb, xr + 16) : _mm512_setzero_ps();
+            if (left < 16) {
+                __mmask16 mo = dl__lanes16(left);
+                _mm512_mask_storeu_ps(d0 + j, mo, _mm512_permutex2var_ps(a, even, b));
+                _mm512_mask_storeu_ps(d1 + j, mo, _mm512_permutex2var_ps(a, odd, b));
+            } else {    /* whole vectors: past the row's end they reach the plane's next rows, written after this one */
+                _mm512_storeu_ps(d0 + j, _mm512_permutex2var_ps(a, even, b));
+                _mm512_storeu_ps(d1 + j, _mm512_permutex2var_ps(a, odd, b));
             }
         }
     }
