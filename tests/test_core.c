@@ -796,6 +796,21 @@ static void test_depthwise_direct(void) {
    for stride 2, or rows) against the portable path (im2col rows and the
    kernel table's axpy): the same bits, on sizes odd and even, narrower and
    wider than a vector, every stride, padding and dilation. */
+/* One depthwise case of the kernel tests: 3 channels, cfg = kernel, stride,
+   pad, dilation; simd NULL: the detected table. */
+static dl_layer *depthwise_case(dl_net **net, const int cfg[4], const int hw[2], const dl__simd *simd, int input_grad, dl_layer **in) {
+    dl_conv_desc d;
+    dl_layer *x;
+    memset(&d, 0, sizeof d);
+    d.filters = 3; d.kernel = cfg[0]; d.stride = cfg[1]; d.pad = cfg[2]; d.dilation = cfg[3]; d.groups = 3;
+    *net = dl_net_new();
+    if (simd) (*net)->simd = simd;
+    dl_net_seed(*net, 7);
+    if (input_grad) dl_net_set_input_grad(*net, 1);
+    x = dl_input(*net, 3, hw[0], hw[1]);
+    if (in) *in = x;
+    return dl_conv2d_ex(x, &d);
+}
 static void test_depthwise_kernel_bits(void) {
     static const int cfg[][4] = { { 3, 1, 1, 1 }, { 3, 2, 1, 1 }, { 5, 1, 2, 1 }, { 5, 2, 2, 1 }, { 3, 1, 2, 2 }, { 3, 2, 0, 1 },
                                   { 3, 3, 1, 1 }, { 1, 2, 0, 1 }, { 3, 2, 2, 2 }, { 3, 1, 0, 1 } };   /* kernel, stride, pad, dilation */
@@ -812,13 +827,7 @@ static void test_depthwise_kernel_bits(void) {
             dl_layer *cv[2], *out[2];
             int v, size;
             for (v = 0; v < 2; v++) {
-                dl_conv_desc d;
-                memset(&d, 0, sizeof d);
-                d.filters = 3; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 3;
-                net[v] = dl_net_new();
-                if (v) net[v]->simd = &plain;
-                dl_net_seed(net[v], 7);
-                cv[v] = dl_conv2d_ex(dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+                cv[v] = depthwise_case(&net[v], cfg[k], hw[s], v ? &plain : NULL, 0, NULL);
                 out[v] = cv[v] ? dl_relu(dl_batchnorm(cv[v])) : NULL;
             }
             if (!cv[0] || !cv[1] || !out[0] || !out[1]) { for (v = 0; v < 2; v++) dl_net_free(net[v]); continue; }  /* no output */
@@ -889,14 +898,7 @@ static void test_depthwise_backward_kernel(void) {
             double worst = 0, scale = 1;
             int v, nx = 2 * 3 * hw[s][0] * hw[s][1], nw = 0;
             for (v = 0; v < 2; v++) {
-                dl_conv_desc d;
-                memset(&d, 0, sizeof d);
-                d.filters = 3; d.kernel = cfg[k][0]; d.stride = cfg[k][1]; d.pad = cfg[k][2]; d.dilation = cfg[k][3]; d.groups = 3;
-                net[v] = dl_net_new();
-                if (v) net[v]->simd = &plain;
-                dl_net_seed(net[v], 7);
-                dl_net_set_input_grad(net[v], 1);
-                cv[v] = dl_conv2d_ex(in[v] = dl_input(net[v], 3, hw[s][0], hw[s][1]), &d);
+                cv[v] = depthwise_case(&net[v], cfg[k], hw[s], v ? &plain : NULL, 1, &in[v]);
                 if (!cv[v]) continue;
                 nw = dl_net_find_param(net[v], "conv2d_1.weight")->size + 3;
                 dl_zero_grad(net[v]);
